@@ -1,0 +1,17 @@
+# Every dependency comes from Debian's packages (scripts/install-deps.sh).
+# Nothing is downloaded at configure or build time.
+find_package(Boost 1.81.0 EXACT REQUIRED CONFIG COMPONENTS headers)
+find_package(OpenSSL 3 REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(fmt REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(TOMLPP REQUIRED IMPORTED_TARGET tomlplusplus)
+pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)
+pkg_check_modules(UNBOUND REQUIRED IMPORTED_TARGET libunbound)
+pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
+find_package(Threads REQUIRED)
+if(HIKYAKU_TESTS)
+  find_package(GTest REQUIRED)
+  include(GoogleTest)
+endif()

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install every build, test and benchmark dependency of hikyaku from Debian's
+# packages (bookworm). Idempotent; safe to run on a fresh machine as root.
+# Nothing is downloaded at build time: CMake finds only what this installs.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+export DEBIAN_FRONTEND=noninteractive
+# Postfix is a test peer and benchmark reference only: install it without
+# asking questions and without configuring a system instance.
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+  build-essential cmake ninja-build pkg-config git ca-certificates \
+  clang clang-tidy clang-format libclang-rt-14-dev \
+  libboost1.81-dev \
+  libssl-dev libunbound-dev libevent-dev libsodium-dev libsqlite3-dev sqlite3 \
+  libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev \
+  libgtest-dev libgmock-dev googletest \
+  openssl \
+  python3 python3-pytest python3-dkim python3-spf python3-aiosmtpd python3-dnspython \
+  swaks fetchmail mutt postfix dnsmasq-base bind9-dnsutils tmux procps psmisc \
+  publicsuffix >/dev/null

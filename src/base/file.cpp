@@ -1,0 +1,102 @@
+#include "base/file.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace hikyaku::base {
+namespace {
+
+Error errno_error(std::string_view what, const std::filesystem::path& path) {
+  return make_error(std::string(what) + " " + path.string() + ": " + std::strerror(errno));
+}
+
+}  // namespace
+
+Status fsync_directory(const std::filesystem::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno_error("open directory", dir);
+  int rc = ::fsync(fd);
+  int saved = errno;
+  ::close(fd);
+  if (rc != 0) {
+    errno = saved;
+    return errno_error("fsync directory", dir);
+  }
+  return {};
+}
+
+Status write_file_durable(const std::filesystem::path& tmp_path,
+                          const std::filesystem::path& final_path, std::string_view data,
+                          bool sync) {
+  int fd = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return errno_error("create", tmp_path);
+  const char* p = data.data();
+  size_t left = data.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      auto err = errno_error("write", tmp_path);
+      ::close(fd);
+      ::unlink(tmp_path.c_str());
+      return err;
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  if (sync && ::fdatasync(fd) != 0) {
+    auto err = errno_error("fsync", tmp_path);
+    ::close(fd);
+    ::unlink(tmp_path.c_str());
+    return err;
+  }
+  if (::close(fd) != 0) {
+    auto err = errno_error("close", tmp_path);
+    ::unlink(tmp_path.c_str());
+    return err;
+  }
+  if (::rename(tmp_path.c_str(), final_path.c_str()) != 0) {
+    auto err = errno_error("rename", tmp_path);
+    ::unlink(tmp_path.c_str());
+    return err;
+  }
+  if (sync) return fsync_directory(final_path.parent_path());
+  return {};
+}
+
+Result<std::string> read_file(const std::filesystem::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno_error("open", path);
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      auto err = errno_error("read", path);
+      ::close(fd);
+      return err;
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+Status ensure_directory(const std::filesystem::path& dir, unsigned mode) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(dir, ec)) return {};
+  std::filesystem::path partial;
+  for (const auto& part : dir) {
+    partial /= part;
+    if (partial.empty() || std::filesystem::is_directory(partial, ec)) continue;
+    if (::mkdir(partial.c_str(), mode) != 0 && errno != EEXIST) return errno_error("mkdir", partial);
+  }
+  return {};
+}
+
+}  // namespace hikyaku::base

@@ -1,0 +1,182 @@
+#include "base/strings.hpp"
+
+#include <array>
+#include <limits>
+
+namespace hikyaku::base {
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  return true;
+}
+
+bool istarts_with(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+std::string to_lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = ascii_lower(c);
+  return out;
+}
+
+std::string to_upper(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = ascii_upper(c);
+  return out;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  for (;;) {
+    size_t pos = s.find(sep, start);
+    if (pos == std::string_view::npos) {
+      out.push_back(s.substr(start));
+      return out;
+    }
+    out.push_back(s.substr(start, pos - start));
+    start = pos + 1;
+  }
+}
+
+std::vector<std::string_view> split_words(std::string_view s) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && s[i] == ' ') ++i;
+    size_t start = i;
+    while (i < s.size() && s[i] != ' ') ++i;
+    if (i > start) out.push_back(s.substr(start, i - start));
+  }
+  return out;
+}
+
+std::optional<uint64_t> parse_uint(std::string_view s) {
+  if (s.empty() || s.size() > 20) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (std::numeric_limits<uint64_t>::max() - d) / 10) return std::nullopt;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+namespace {
+
+std::optional<uint64_t> parse_with_suffix(std::string_view s,
+                                          uint64_t (*unit)(char)) {
+  if (s.empty()) return std::nullopt;
+  uint64_t mult = 1;
+  char last = s.back();
+  if (last < '0' || last > '9') {
+    mult = unit(last);
+    if (mult == 0) return std::nullopt;
+    s.remove_suffix(1);
+  }
+  auto n = parse_uint(s);
+  if (!n) return std::nullopt;
+  if (*n > std::numeric_limits<uint64_t>::max() / mult) return std::nullopt;
+  return *n * mult;
+}
+
+}  // namespace
+
+std::optional<uint64_t> parse_duration_seconds(std::string_view s) {
+  return parse_with_suffix(s, [](char c) -> uint64_t {
+    switch (c) {
+      case 's': return 1;
+      case 'm': return 60;
+      case 'h': return 3600;
+      case 'd': return 86400;
+      case 'w': return 7 * 86400;
+      default: return 0;
+    }
+  });
+}
+
+std::optional<uint64_t> parse_size_bytes(std::string_view s) {
+  return parse_with_suffix(s, [](char c) -> uint64_t {
+    switch (c) {
+      case 'K': case 'k': return 1024;
+      case 'M': case 'm': return 1024 * 1024;
+      case 'G': case 'g': return 1024ULL * 1024 * 1024;
+      default: return 0;
+    }
+  });
+}
+
+namespace {
+constexpr std::string_view kB64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+}
+
+std::string base64_encode(std::string_view data) {
+  std::string out;
+  out.reserve((data.size() + 2) / 3 * 4);
+  size_t i = 0;
+  while (i + 3 <= data.size()) {
+    uint32_t v = (uint32_t(uint8_t(data[i])) << 16) | (uint32_t(uint8_t(data[i + 1])) << 8) |
+                 uint32_t(uint8_t(data[i + 2]));
+    out += kB64[(v >> 18) & 63];
+    out += kB64[(v >> 12) & 63];
+    out += kB64[(v >> 6) & 63];
+    out += kB64[v & 63];
+    i += 3;
+  }
+  size_t rest = data.size() - i;
+  if (rest == 1) {
+    uint32_t v = uint32_t(uint8_t(data[i])) << 16;
+    out += kB64[(v >> 18) & 63];
+    out += kB64[(v >> 12) & 63];
+    out += "==";
+  } else if (rest == 2) {
+    uint32_t v = (uint32_t(uint8_t(data[i])) << 16) | (uint32_t(uint8_t(data[i + 1])) << 8);
+    out += kB64[(v >> 18) & 63];
+    out += kB64[(v >> 12) & 63];
+    out += kB64[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+std::optional<std::string> base64_decode(std::string_view text) {
+  std::array<int, 256> table{};
+  table.fill(-1);
+  for (size_t i = 0; i < kB64.size(); ++i) table[uint8_t(kB64[i])] = int(i);
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  size_t pad = 0;
+  size_t count = 0;
+  for (char c : text) {
+    if (c == '=') {
+      ++pad;
+      ++count;
+      continue;
+    }
+    if (pad > 0) return std::nullopt;  // data after padding
+    int v = table[uint8_t(c)];
+    if (v < 0) return std::nullopt;
+    ++count;
+    acc = (acc << 6) | uint32_t(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xff);
+    }
+  }
+  if (count % 4 != 0 || pad > 2) return std::nullopt;
+  return out;
+}
+
+}  // namespace hikyaku::base

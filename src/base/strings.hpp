@@ -1,0 +1,38 @@
+// Purpose:   Small ASCII string helpers shared by every protocol parser:
+//            case-insensitive compare, trimming, splitting. Locale-free on
+//            purpose: protocol keywords are ASCII (RFC 5321 §2.4).
+// Trust:     safe on arbitrary bytes.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hikyaku::base {
+
+constexpr char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+constexpr char ascii_upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c; }
+
+bool iequals(std::string_view a, std::string_view b);
+bool istarts_with(std::string_view s, std::string_view prefix);
+std::string to_lower(std::string_view s);
+std::string to_upper(std::string_view s);
+std::string_view trim(std::string_view s);  // spaces and tabs
+std::vector<std::string_view> split(std::string_view s, char sep);
+// Split on runs of spaces (protocol arguments).
+std::vector<std::string_view> split_words(std::string_view s);
+// A decimal number without sign; nullopt on anything else or overflow.
+std::optional<uint64_t> parse_uint(std::string_view s);
+
+// "90s", "15m", "2h", "5d" → seconds; nullopt if malformed.
+std::optional<uint64_t> parse_duration_seconds(std::string_view s);
+// "4096", "512K", "50M", "1G" → bytes; nullopt if malformed.
+std::optional<uint64_t> parse_size_bytes(std::string_view s);
+
+// Base64 (RFC 4648 §4) for SASL and TLS helpers; decode rejects bad input.
+std::string base64_encode(std::string_view data);
+std::optional<std::string> base64_decode(std::string_view text);
+
+}  // namespace hikyaku::base

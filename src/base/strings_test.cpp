@@ -1,0 +1,44 @@
+#include "base/strings.hpp"
+
+#include <gtest/gtest.h>
+
+namespace hikyaku::base {
+namespace {
+
+TEST(Strings, DurationsAndSizes) {
+  EXPECT_EQ(parse_duration_seconds("90s"), 90u);
+  EXPECT_EQ(parse_duration_seconds("15m"), 900u);
+  EXPECT_EQ(parse_duration_seconds("5d"), 5u * 86400);
+  EXPECT_EQ(parse_duration_seconds("12"), 12u);
+  EXPECT_FALSE(parse_duration_seconds("m"));
+  EXPECT_FALSE(parse_duration_seconds("1x"));
+  EXPECT_EQ(parse_size_bytes("50M"), 50u * 1024 * 1024);
+  EXPECT_EQ(parse_size_bytes("4096"), 4096u);
+  EXPECT_FALSE(parse_size_bytes("-1"));
+  EXPECT_FALSE(parse_size_bytes("99999999999999999999999"));
+}
+
+TEST(Strings, Base64RoundTrip) {
+  for (std::string s : {"", "a", "ab", "abc", "abcd", "\0user\0pass"}) {
+    auto d = base64_decode(base64_encode(s));
+    ASSERT_TRUE(d);
+    EXPECT_EQ(*d, s);
+  }
+  EXPECT_EQ(base64_encode(std::string("\0u\0p", 4)), "AHUAcA==");
+  EXPECT_FALSE(base64_decode("A"));
+  EXPECT_FALSE(base64_decode("AB=C"));
+  EXPECT_FALSE(base64_decode("!!!!"));
+}
+
+TEST(Strings, CaseAndSplit) {
+  EXPECT_TRUE(iequals("EHLO", "ehlo"));
+  EXPECT_FALSE(iequals("EHLO", "ehl"));
+  EXPECT_TRUE(istarts_with("MAIL FROM:<a>", "mail from:"));
+  auto w = split_words("  a  b c ");
+  ASSERT_EQ(w.size(), 3u);
+  EXPECT_EQ(w[2], "c");
+  EXPECT_EQ(trim(" \tx \t"), "x");
+}
+
+}  // namespace
+}  // namespace hikyaku::base

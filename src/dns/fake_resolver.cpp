@@ -1,0 +1,72 @@
+#include "dns/fake_resolver.hpp"
+
+#include "base/strings.hpp"
+
+namespace hikyaku::dns {
+namespace {
+
+std::string key(std::string_view name) {
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  return base::to_lower(name);
+}
+
+}  // namespace
+
+FakeResolver::Node* FakeResolver::find(std::string_view name) {
+  auto it = nodes_.find(key(name));
+  return it == nodes_.end() ? nullptr : &it->second;
+}
+
+FakeResolver::Node& FakeResolver::node(std::string_view name) { return nodes_[key(name)]; }
+
+void FakeResolver::add_txt(std::string_view name, std::string value) {
+  node(name).txt.push_back(std::move(value));
+}
+void FakeResolver::add_mx(std::string_view name, uint16_t pref, std::string exchange) {
+  node(name).mx.push_back({pref, std::move(exchange)});
+}
+void FakeResolver::add_a(std::string_view name, std::string_view ip) {
+  auto parsed = IpAddress::parse(ip);
+  if (!parsed) return;
+  (parsed->v6 ? node(name).aaaa : node(name).a).push_back(*parsed);
+}
+void FakeResolver::add_ptr(std::string_view ip, std::string name) {
+  auto parsed = IpAddress::parse(ip);
+  if (!parsed) return;
+  node(parsed->reverse_name()).ptr.push_back(std::move(name));
+}
+void FakeResolver::set_temp_error(std::string_view name) { node(name).temp_error = true; }
+void FakeResolver::add_empty(std::string_view name) { node(name); }
+
+template <class T>
+LookupResult<T> FakeResolver::answer(std::string_view name, std::vector<T> Node::*field) {
+  ++queries_;
+  LookupResult<T> r;
+  Node* n = find(name);
+  if (n == nullptr) {
+    // A name with records below it exists (empty non-terminal, RFC 8020).
+    std::string suffix = "." + key(name);
+    for (const auto& [k, v] : nodes_) {
+      if (k.size() > suffix.size() && k.compare(k.size() - suffix.size(), suffix.size(), suffix) == 0)
+        return r;
+    }
+    r.status = Status::nxdomain;
+    return r;
+  }
+  if (n->temp_error) {
+    r.status = Status::temp_error;
+    return r;
+  }
+  r.records = n->*field;
+  return r;
+}
+
+LookupResult<std::string> FakeResolver::txt(std::string_view name) { return answer(name, &Node::txt); }
+LookupResult<MxRecord> FakeResolver::mx(std::string_view name) { return answer(name, &Node::mx); }
+LookupResult<IpAddress> FakeResolver::a(std::string_view name) { return answer(name, &Node::a); }
+LookupResult<IpAddress> FakeResolver::aaaa(std::string_view name) { return answer(name, &Node::aaaa); }
+LookupResult<std::string> FakeResolver::ptr(const IpAddress& address) {
+  return answer(address.reverse_name(), &Node::ptr);
+}
+
+}  // namespace hikyaku::dns

@@ -1,0 +1,65 @@
+// Purpose:   The DNS interface every mail-authentication check and the SMTP
+//            client use (STYLE R10). Lookups are synchronous: callers that must
+//            not block an event loop run them on a worker thread (the auth
+//            checks and MX lookups are few per message). Implementations:
+//            UnboundResolver (libunbound, caching; `[dns] servers` forwards to
+//            a chosen server) and FakeResolver (in memory, for tests and the
+//            public test suites' zone data).
+// Standards: RFC 1035 (record types), RFC 2308 (NXDOMAIN vs NODATA), RFC 7208
+//            §2.6.7 and §4.4 (temporary vs permanent DNS errors for SPF).
+// Trust:     answers are untrusted network data; names are bounded by callers.
+// Errors:    a LookupResult carries the outcome as a value; never throws.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hikyaku::dns {
+
+// An IPv4 or IPv6 address in network byte order.
+struct IpAddress {
+  bool v6 = false;
+  std::array<uint8_t, 16> bytes{};  // v4 uses bytes[0..3]
+
+  static std::optional<IpAddress> parse(std::string_view text);
+  std::string to_string() const;
+  // The reverse-lookup name: "4.3.2.1.in-addr.arpa" / nibbles ".ip6.arpa".
+  std::string reverse_name() const;
+  bool operator==(const IpAddress&) const = default;
+};
+
+enum class Status {
+  ok,          // an answer; `records` may still be empty (NODATA)
+  nxdomain,    // the name does not exist
+  temp_error,  // SERVFAIL, timeout, network failure: try again later
+  perm_error,  // malformed answer or query (e.g. name too long)
+};
+
+template <class T>
+struct LookupResult {
+  Status status = Status::ok;
+  std::vector<T> records;
+  bool secure = false;  // DNSSEC-validated (for DANE later)
+};
+
+struct MxRecord {
+  uint16_t preference = 0;
+  std::string exchange;  // without trailing dot; "" means the null MX "."
+};
+
+class Resolver {
+ public:
+  virtual ~Resolver() = default;
+  // TXT: each record's character-strings concatenated (RFC 7208 §3.3).
+  virtual LookupResult<std::string> txt(std::string_view name) = 0;
+  virtual LookupResult<MxRecord> mx(std::string_view name) = 0;
+  virtual LookupResult<IpAddress> a(std::string_view name) = 0;
+  virtual LookupResult<IpAddress> aaaa(std::string_view name) = 0;
+  virtual LookupResult<std::string> ptr(const IpAddress& address) = 0;
+};
+
+}  // namespace hikyaku::dns
