@@ -15,12 +15,27 @@ function(hikyaku_apply_flags target)
   endif()
 endfunction()
 
-# hikyaku_add_component(NAME SOURCES ... [PUBLIC_DEPS ...] [PRIVATE_DEPS ...])
-# Builds hikyaku_<NAME> (alias hikyaku::<NAME>); headers are included as
-# "<component>/<file>.hpp" from src/.
+# hikyaku_add_component(NAME [PUBLIC_DEPS ...] [PRIVATE_DEPS ...] [TEST_DEPS ...])
+# Builds hikyaku_<NAME> (alias hikyaku::<NAME>) from every *.cpp under the
+# component's folder (subfolders included) except *_test.cpp, and one
+# GoogleTest executable <NAME>_test from the *_test.cpp files beside the code
+# (STYLE R13). Headers are included as "<component>/<file>.hpp" from src/.
 function(hikyaku_add_component name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;PUBLIC_DEPS;PRIVATE_DEPS" ${ARGN})
-  add_library(hikyaku_${name} STATIC ${ARG_SOURCES})
+  cmake_parse_arguments(ARG "" "" "PUBLIC_DEPS;PRIVATE_DEPS;TEST_DEPS" ${ARGN})
+  file(GLOB_RECURSE all_sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
+  set(sources "")
+  set(tests "")
+  foreach(f ${all_sources})
+    if(f MATCHES "_test\\.cpp$")
+      list(APPEND tests ${f})
+    else()
+      list(APPEND sources ${f})
+    endif()
+  endforeach()
+  if(NOT sources)
+    return()  # a component folder that has no code yet
+  endif()
+  add_library(hikyaku_${name} STATIC ${sources})
   add_library(hikyaku::${name} ALIAS hikyaku_${name})
   target_include_directories(hikyaku_${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
   target_link_libraries(hikyaku_${name} PUBLIC ${ARG_PUBLIC_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
@@ -28,14 +43,15 @@ function(hikyaku_add_component name)
   if(HIKYAKU_SANITIZE)
     target_link_options(hikyaku_${name} INTERFACE ${HIKYAKU_SANITIZER_FLAGS})
   endif()
+  if(tests AND HIKYAKU_TESTS)
+    hikyaku_add_test(${name} SOURCES ${tests} DEPS hikyaku::${name} ${ARG_TEST_DEPS})
+  endif()
 endfunction()
 
-# hikyaku_add_test(NAME SOURCES ... DEPS ...): one GoogleTest executable per
-# component, test names discovered by CTest.
+# hikyaku_add_test(NAME SOURCES ... DEPS ...): one GoogleTest executable, test
+# names discovered by CTest. Tests find the public suites through
+# HIKYAKU_TESTDATA_DIR (../shared/testdata beside the checkout).
 function(hikyaku_add_test name)
-  if(NOT HIKYAKU_TESTS)
-    return()
-  endif()
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
   add_executable(${name}_test ${ARG_SOURCES})
   target_link_libraries(${name}_test PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main GTest::gmock)
