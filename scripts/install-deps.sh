@@ -19,7 +19,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libboost1.81-dev \
   libssl-dev libunbound-dev libevent-dev libsodium-dev libsqlite3-dev sqlite3 \
   libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev \
-  libgtest-dev libgmock-dev googletest \
+  libgtest-dev libgmock-dev googletest libyaml-cpp-dev \
   openssl \
   python3 python3-pytest python3-dkim python3-spf python3-aiosmtpd python3-dnspython \
   swaks fetchmail mutt postfix dnsmasq-base bind9-dnsutils tmux procps psmisc \
