@@ -1,0 +1,177 @@
+// Purpose:   The typed configuration of hikyaku (DESIGN.md "user-facing
+//            interface"), read once from TOML by load_config() and validated
+//            as a whole. Each component receives only its own struct
+//            (STYLE R11); nothing here is global.
+// Trust:     the file is trusted (operator-written) but may be wrong: every
+//            mistake is reported as FILE:LINE:COL: message, all at once.
+// Errors:    load_config returns the list of errors; never throws.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hikyaku::config {
+
+using Seconds = std::chrono::seconds;
+
+// "ADDRESS:PORT" — IPv4 "127.0.0.1:25", IPv6 "[::1]:25".
+struct Endpoint {
+  std::string host;  // without brackets
+  uint16_t port = 0;
+  std::string str() const;
+};
+
+struct Listen {
+  std::vector<Endpoint> smtp;         // MX role, STARTTLS offered
+  std::vector<Endpoint> submission;   // 587: STARTTLS then AUTH
+  std::vector<Endpoint> submissions;  // 465: implicit TLS
+  std::vector<Endpoint> pop3;         // STLS offered
+  std::vector<Endpoint> pop3s;        // implicit TLS
+  std::vector<Endpoint> imap;
+  std::vector<Endpoint> imaps;
+  std::vector<Endpoint> http;         // status page and /metrics
+};
+
+struct Tls {
+  std::filesystem::path cert;  // PEM chain; empty = TLS unavailable
+  std::filesystem::path key;
+  // When both are empty and `self_signed` is true, a self-signed certificate
+  // for `hostname` is generated under data_dir/tls (the demo does this).
+  bool self_signed = false;
+  bool configured() const { return !cert.empty() && !key.empty(); }
+};
+
+struct Dns {
+  std::vector<Endpoint> servers;  // empty: the system's resolvers
+};
+
+struct Delivery {
+  uint16_t smtp_port = 25;
+  std::vector<Seconds> retry{Seconds(60), Seconds(300), Seconds(900), Seconds(3600)};
+  Seconds expire{5 * 86400};
+  unsigned concurrency_per_domain = 10;
+  Seconds connect_timeout{30};
+};
+
+struct Limits {
+  uint64_t message_size = 50ull * 1024 * 1024;
+  unsigned recipients = 100;
+  unsigned connections = 1000;
+  unsigned connections_per_ip = 20;
+  unsigned line_length = 4096;          // longer command lines: 500 5.5.6
+  Seconds command_timeout{300};         // RFC 5321 §4.5.3.2.7
+  unsigned errors = 10;                 // bad commands before 421
+  unsigned received_headers = 50;       // loop detection (RFC 5321 §6.3)
+};
+
+struct Auth {
+  // Allow USER/PASS, AUTH PLAIN/LOGIN without TLS (POP3, IMAP, submission).
+  // Off by default: passwords must not cross the network in clear text.
+  bool allow_plaintext = false;
+  Seconds failure_delay{2};  // slow down failed logins
+};
+
+struct Srs {
+  std::string domain;
+  std::filesystem::path secret_file;
+};
+
+struct Domain {
+  std::string name;  // lowercased
+  std::string dkim_selector;
+  std::filesystem::path dkim_key;
+  bool arc = true;   // seal forwarded mail (off per domain)
+};
+
+struct Mailbox {
+  std::string name;
+  std::vector<std::string> send_as;
+};
+
+// One target of a delivery plan: "mailbox:NAME" or "forward:ADDR".
+struct Target {
+  enum class Kind { mailbox, forward };
+  Kind kind = Kind::mailbox;
+  std::string value;  // mailbox name or forward address
+  std::string str() const;
+};
+
+struct AddressRule {
+  std::string address;  // "user@domain" lowercased
+  std::vector<Target> deliver;
+};
+
+struct Forward {
+  std::string to;
+  bool hidden = true;
+  std::vector<Target> fallback;
+  Seconds defer_limit{900};
+  bool notify = false;
+  std::string dmarc = "rewrite-from";  // "rewrite-from" | "divert" | "unchanged"
+};
+
+struct Route {
+  std::string match;  // "user@domain", "@domain" or "*"
+  std::string via;    // host[:port], [IP]:port, "mx" or "local"
+  std::string helo;
+  std::string auth_user;
+  std::filesystem::path auth_password_file;
+  std::vector<std::string> auth_mechanisms;
+};
+
+struct Config {
+  std::filesystem::path source;  // the file read, or "<embedded demo>"
+  std::string hostname = "localhost";
+  std::filesystem::path data_dir;  // absolute after loading
+  std::string log_level = "info";
+  Listen listen;
+  Tls tls;
+  Dns dns;
+  Delivery delivery;
+  Limits limits;
+  Auth auth;
+  Srs srs;
+  std::vector<Domain> domains;
+  std::vector<Mailbox> mailboxes;
+  std::vector<AddressRule> addresses;
+  std::vector<Forward> forwards;
+  std::vector<Route> routes;
+
+  // Lookups used by several components.
+  const Domain* find_domain(std::string_view name) const;      // case-insensitive
+  const Mailbox* find_mailbox(std::string_view name) const;
+  const AddressRule* find_address(std::string_view address) const;  // "local@domain", case-insensitive
+  const Forward* find_forward(std::string_view to) const;
+  bool is_local_domain(std::string_view domain) const;
+  std::filesystem::path spool_dir() const { return data_dir / "spool"; }
+  std::filesystem::path mailbox_dir(std::string_view name) const {
+    return data_dir / "mailboxes" / std::string(name);
+  }
+  std::filesystem::path users_file() const { return data_dir / "users"; }
+};
+
+struct ConfigError {
+  std::string where;    // "FILE:LINE:COL" (or "FILE" when no position applies)
+  std::string message;
+  std::string str() const { return where + ": " + message; }
+};
+
+struct LoadResult {
+  std::optional<Config> config;        // set when errors is empty
+  std::vector<ConfigError> errors;
+};
+
+// Parse and validate a TOML file. Relative paths are relative to the file.
+LoadResult load_config(const std::filesystem::path& file);
+// Parse TOML text; `name` is used in error positions; `base_dir` resolves
+// relative paths.
+LoadResult load_config_text(std::string_view text, const std::string& name,
+                            const std::filesystem::path& base_dir);
+// The embedded demo configuration (loopback only, high ports, ./var).
+std::string_view demo_config_text();
+
+}  // namespace hikyaku::config

@@ -1,0 +1,143 @@
+#include "net/stream.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
+namespace hikyaku::net {
+
+using namespace boost::asio::experimental::awaitable_operators;
+using asio::as_tuple;
+
+namespace {
+
+std::shared_ptr<ssl::context> placeholder_context() {
+  // ssl::stream needs a context even when TLS is never started.
+  return std::make_shared<ssl::context>(ssl::context::tls_server);
+}
+
+}  // namespace
+
+Stream::Stream(tcp::socket socket, std::shared_ptr<ssl::context> tls, size_t max_line)
+    : tls_ctx_(std::move(tls)), buffer_(max_line) {
+  error_code ec;
+  auto remote = socket.remote_endpoint(ec);
+  if (!ec) {
+    auto addr = remote.address();
+    if (addr.is_v6() && addr.to_v6().is_v4_mapped())
+      addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
+    remote_ip_ = addr.to_string();
+    remote_port_ = remote.port();
+  }
+  auto local = socket.local_endpoint(ec);
+  if (!ec) local_ip_ = local.address().to_string();
+  socket.set_option(tcp::no_delay(true), ec);
+  ctx_in_use_ = tls_ctx_ ? tls_ctx_ : placeholder_context();
+  ssl_ = std::make_unique<ssl::stream<tcp::socket>>(std::move(socket), *ctx_in_use_);
+}
+
+Stream::~Stream() = default;
+
+awaitable<std::size_t> Stream::read_raw(asio::mutable_buffer buf,
+                                        std::chrono::steady_clock::duration timeout,
+                                        error_code& ec) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  timer.expires_after(timeout);
+  std::variant<std::tuple<error_code, std::size_t>, std::tuple<error_code>> result;
+  if (tls_active_) {
+    result = co_await (ssl_->async_read_some(buf, as_tuple(use_awaitable)) ||
+                       timer.async_wait(as_tuple(use_awaitable)));
+  } else {
+    result = co_await (ssl_->next_layer().async_read_some(buf, as_tuple(use_awaitable)) ||
+                       timer.async_wait(as_tuple(use_awaitable)));
+  }
+  if (result.index() == 1) {
+    timed_out_ = true;
+    ec = asio::error::timed_out;
+    co_return 0;
+  }
+  auto [e, n] = std::get<0>(result);
+  ec = e;
+  co_return n;
+}
+
+awaitable<Stream::Line> Stream::read_line(std::chrono::steady_clock::duration timeout) {
+  Line line;
+  char buf[16384];
+  for (;;) {
+    auto st = buffer_.next(line.text, line.bare_lf);
+    if (st == LineBuffer::Status::line) {
+      line.status = ReadStatus::line;
+      co_return line;
+    }
+    if (st == LineBuffer::Status::too_long) {
+      line.status = ReadStatus::too_long;
+      co_return line;
+    }
+    error_code ec;
+    std::size_t n = co_await read_raw(asio::buffer(buf), timeout, ec);
+    if (ec) {
+      line.status = timed_out_ ? ReadStatus::timeout
+                   : (ec == asio::error::eof || ec == ssl::error::stream_truncated) ? ReadStatus::closed
+                                                                                    : ReadStatus::error;
+      co_return line;
+    }
+    buffer_.append(std::string_view(buf, n));
+  }
+}
+
+awaitable<bool> Stream::read_some(std::string& out, std::chrono::steady_clock::duration timeout) {
+  if (!buffer_.empty()) {
+    out += buffer_.take();
+    co_return true;
+  }
+  char buf[65536];
+  error_code ec;
+  std::size_t n = co_await read_raw(asio::buffer(buf), timeout, ec);
+  if (ec) co_return false;
+  out.append(buf, n);
+  co_return true;
+}
+
+awaitable<bool> Stream::write(std::string_view data) {
+  error_code ec;
+  if (tls_active_) {
+    std::tie(ec, std::ignore) =
+        co_await asio::async_write(*ssl_, asio::buffer(data), as_tuple(use_awaitable));
+  } else {
+    std::tie(ec, std::ignore) =
+        co_await asio::async_write(ssl_->next_layer(), asio::buffer(data), as_tuple(use_awaitable));
+  }
+  co_return !ec;
+}
+
+awaitable<bool> Stream::start_tls(std::chrono::steady_clock::duration timeout) {
+  if (!tls_available() || tls_active_) co_return false;
+  buffer_.clear();  // RFC 3207 §4.2 / RFC 2595 §4: discard pre-TLS pipelined input
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  timer.expires_after(timeout);
+  auto result = co_await (ssl_->async_handshake(ssl::stream_base::server, as_tuple(use_awaitable)) ||
+                          timer.async_wait(as_tuple(use_awaitable)));
+  if (result.index() == 1) {
+    timed_out_ = true;
+    co_return false;
+  }
+  auto [ec] = std::get<0>(result);
+  if (ec) co_return false;
+  tls_active_ = true;
+  co_return true;
+}
+
+std::string Stream::tls_description() const {
+  if (!tls_active_) return "";
+  auto* handle = const_cast<ssl::stream<tcp::socket>&>(*ssl_).native_handle();
+  std::string out = SSL_get_version(handle);
+  if (const char* cipher = SSL_get_cipher_name(handle)) out += std::string(" ") + cipher;
+  return out;
+}
+
+void Stream::close() {
+  error_code ec;
+  ssl_->next_layer().shutdown(tcp::socket::shutdown_both, ec);
+  ssl_->next_layer().close(ec);
+}
+
+}  // namespace hikyaku::net

@@ -1,0 +1,43 @@
+// Purpose:   The interface between the queue and the outside world (Postfix:
+//            the queue manager "does not talk to the outside world"): the
+//            scheduler hands one delivery (one recipient, one target) to an
+//            agent and gets a typed outcome back. Agents: Maildir (local),
+//            SMTP client (forwards/relays), notices. `app` wires them in.
+// Concurrency: deliver() may be called from any scheduler worker thread and
+//            may complete on any thread; `done` must be called exactly once.
+// Errors:    every failure is a DeliveryOutcome, never an exception.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include "config/config.hpp"
+#include "mail/envelope.hpp"
+
+namespace hikyaku::queue {
+
+struct DeliveryRequest {
+  std::string queue_id;
+  const mail::Envelope* envelope = nullptr;
+  std::filesystem::path message_path;  // the immutable spooled message
+  uint64_t message_offset = 0;         // where the message bytes start in that file
+  uint64_t message_size = 0;
+  std::string recipient;               // the original recipient address
+  config::Target target;               // mailbox:NAME / forward:ADDR
+};
+
+struct DeliveryOutcome {
+  enum class Kind { delivered, temporary, permanent };
+  Kind kind = Kind::temporary;
+  std::string status;  // enhanced status, e.g. "2.0.0", "4.4.1", "5.7.1"
+  std::string detail;  // the remote reply or local error, for logs and DSNs
+};
+
+class DeliveryAgent {
+ public:
+  virtual ~DeliveryAgent() = default;
+  virtual void deliver(const DeliveryRequest& request, std::function<void(DeliveryOutcome)> done) = 0;
+};
+
+}  // namespace hikyaku::queue
