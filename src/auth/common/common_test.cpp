@@ -1,0 +1,150 @@
+#include <gtest/gtest.h>
+
+#include "auth/common/authentication_results.hpp"
+#include "auth/common/canonicalization.hpp"
+#include "auth/common/message.hpp"
+#include "auth/common/tag_list.hpp"
+
+namespace hikyaku::auth::common {
+namespace {
+
+struct TagCase {
+  const char* name;
+  const char* input;
+  bool ok;
+  const char* tag;
+  const char* want;
+};
+
+TEST(TagList, Rfc6376Sec3_2Table) {
+  const TagCase cases[] = {
+      {"simple", "v=1; a=rsa-sha256", true, "a", "rsa-sha256"},
+      {"trailing_semicolon", "v=1; a=x;", true, "a", "x"},
+      {"fws_around_equals", "v = 1 ;\r\n\ta =\r\n x y ", true, "a", "x y"},
+      {"empty_value", "v=1; p=", true, "p", ""},
+      {"underscore_name", "v=1; x_y1=z", true, "x_y1", "z"},
+      {"duplicate", "v=1; v=2", false, "", ""},
+      {"no_equals", "v=1; a", false, "", ""},
+      {"digit_start", "1v=1", false, "", ""},
+      {"empty", "  ", false, "", ""},
+      {"control_char", "a=b\x01", false, "", ""},
+      {"eight_bit", "a=\xc3\xa9", false, "", ""},
+      {"bare_cr_not_fws", "a=b\rc", false, "", ""},
+      {"colon_in_value_is_valid_syntax", "v=DKIM1: g=*", true, "v", "DKIM1: g=*"},
+  };
+  for (const auto& c : cases) {
+    auto r = parse_tag_list(c.input);
+    EXPECT_EQ(r.ok(), c.ok) << c.name;
+    if (r.ok() && c.ok) {
+      auto v = r->find(c.tag);
+      ASSERT_TRUE(v.has_value()) << c.name;
+      EXPECT_EQ(*v, c.want) << c.name;
+    }
+  }
+}
+
+TEST(Message, Rfc5322Sec2_2SplitKeepsFolding) {
+  std::string m = to_crlf("A: 1\nB: two\n  lines\nC:3\n\nbody\n");
+  auto p = parse_message(m);
+  ASSERT_EQ(p.headers.size(), 3u);
+  EXPECT_EQ(p.headers[1].raw, "B: two\r\n  lines");
+  EXPECT_EQ(field_name(p.headers[1]), "B");
+  EXPECT_EQ(p.headers[2].value, "3");
+  EXPECT_EQ(p.body, "body\r\n");
+  EXPECT_EQ(p.all("b").size(), 1u);
+  auto nobody = parse_message("A: 1\r\n");
+  EXPECT_EQ(nobody.headers.size(), 1u);
+  EXPECT_FALSE(nobody.has_body_separator);
+}
+
+TEST(Canonicalization, Rfc6376Sec3_4_2RelaxedHeader) {
+  EXPECT_EQ(canonicalize_header(Canonicalization::relaxed, "SubJect \t:  Hi  \t there \r\n\t again  "),
+            "subject:Hi there again\r\n");
+  EXPECT_EQ(canonicalize_header(Canonicalization::simple, "SubJect : x "), "SubJect : x \r\n");
+}
+
+TEST(Canonicalization, Rfc6376Sec3_7RemoveB) {
+  EXPECT_EQ(remove_b_value("DKIM-Signature: v=1; bh=abc; b=xy\r\n z; d=a"), "DKIM-Signature: v=1; bh=abc; b=; d=a");
+  EXPECT_EQ(remove_b_value("X: b = abc"), "X: b =");
+}
+
+struct BodyCase {
+  const char* name;
+  const char* body;
+  const char* simple;
+  const char* relaxed;
+};
+
+TEST(Canonicalization, Rfc6376Sec3_4_3And3_4_4Body) {
+  const BodyCase cases[] = {
+      {"empty", "", "\r\n", ""},
+      {"only_crlf", "\r\n", "\r\n", ""},
+      {"trailing_empty_lines", "a\r\n\r\n\r\n", "a\r\n", "a\r\n"},
+      {"no_final_crlf", "a", "a\r\n", "a\r\n"},
+      {"wsp", " a \t b  \r\n", " a \t b  \r\n", " a b\r\n"},
+      {"inner_empty_lines", "a\r\n\r\nb\r\n", "a\r\n\r\nb\r\n", "a\r\n\r\nb\r\n"},
+      {"wsp_only_lines_at_end", "a\r\n  \r\n\t\r\n", "a\r\n  \r\n\t\r\n", "a\r\n"},
+      {"bare_cr", "a\rb\r\n", "a\rb\r\n", "a\rb\r\n"},
+      {"rfc6376_A", "Hi.\r\n\r\nWe lost the game. Are you hungry yet?\r\n\r\nJoe.\r\n\r\n",
+       "Hi.\r\n\r\nWe lost the game. Are you hungry yet?\r\n\r\nJoe.\r\n",
+       "Hi.\r\n\r\nWe lost the game. Are you hungry yet?\r\n\r\nJoe.\r\n"},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(canonicalize_body(Canonicalization::simple, c.body), c.simple) << c.name;
+    EXPECT_EQ(canonicalize_body(Canonicalization::relaxed, c.body), c.relaxed) << c.name;
+    // Byte-at-a-time feeding gives the same result (incremental hashing).
+    for (auto canon : {Canonicalization::simple, Canonicalization::relaxed}) {
+      BodyCanonicalizer bc(canon);
+      std::string out;
+      for (const char* p = c.body; *p; ++p) bc.update(std::string_view(p, 1), out);
+      bc.finish(out);
+      EXPECT_EQ(out, canonicalize_body(canon, c.body)) << c.name;
+    }
+  }
+}
+
+TEST(Canonicalization, Rfc6376Sec3_4_5BodyLength) {
+  BodyHasher h(Canonicalization::simple, crypto::HashAlgorithm::sha256, 3);
+  h.update("abc\r\nmore\r\n");
+  EXPECT_EQ(h.finish(), crypto::sha256("abc"));
+  EXPECT_EQ(h.canonical_length(), 11u);
+}
+
+TEST(AuthenticationResults, Rfc8601Sec2_2BuildAndParse) {
+  AuthenticationResults ar{"mx.example.com", {}};
+  ar.add("spf", "pass", {{"smtp.mailfrom", "a@example.org"}})
+      .add("dkim", "pass", {{"header.d", "example.org"}, {"header.s", "sel"}})
+      .add("dmarc", "pass", {{"header.from", "example.org"}})
+      .add("arc", "none");
+  std::string v = ar.value();
+  EXPECT_EQ(v,
+            "mx.example.com; spf=pass smtp.mailfrom=a@example.org;\r\n\tdkim=pass header.d=example.org "
+            "header.s=sel;\r\n\tdmarc=pass header.from=example.org;\r\n\tarc=none");
+  auto p = parse_authentication_results(v);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->authserv_id, "mx.example.com");
+  ASSERT_EQ(p->results.size(), 4u);
+  EXPECT_EQ(p->results[1].properties[1].second, "sel");
+  auto q = parse_authentication_results("  example.org 1 (comment; x); dkim=pass (good sig) header.i=@x reason=\"a b\"");
+  ASSERT_TRUE(q.has_value());
+  EXPECT_EQ(q->authserv_id, "example.org");
+  EXPECT_EQ(q->results[0].reason, "a b");
+  EXPECT_TRUE(is_own_authentication_results(" MX.example.com; none", "mx.example.com"));
+  EXPECT_FALSE(is_own_authentication_results("mx.example.com.evil; none", "mx.example.com"));
+  EXPECT_EQ((AuthenticationResults{"x", {}}.value()), "x; none");
+}
+
+TEST(AuthenticationResults, Rfc8617Sec4_1_1CollectForArc) {
+  std::string m = to_crlf(
+      "Authentication-Results: lists.example.org; arc=none\n"
+      "Authentication-Results: other.example; spf=fail\n"
+      "Authentication-Results: lists.example.org; spf=pass smtp.mfrom=a@b;\n  dmarc=pass\n\nbody\n");
+  auto p = parse_message(m);
+  auto r = collect_results_for(p, "lists.example.org");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(*r, "lists.example.org; arc=none;\r\n  spf=pass smtp.mfrom=a@b;\r\n  dmarc=pass");
+  EXPECT_FALSE(collect_results_for(p, "nobody").has_value());
+}
+
+}  // namespace
+}  // namespace hikyaku::auth::common
