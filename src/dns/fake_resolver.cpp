@@ -37,10 +37,17 @@ void FakeResolver::add_ptr(std::string_view ip, std::string name) {
 }
 void FakeResolver::set_temp_error(std::string_view name) { node(name).temp_error = true; }
 void FakeResolver::add_empty(std::string_view name) { node(name); }
+void FakeResolver::add_cname(std::string_view name, std::string target) { node(name).cname = key(target); }
+void FakeResolver::set_timeout_when_empty(std::string_view name) { node(name).timeout_when_empty = true; }
 
 template <class T>
 LookupResult<T> FakeResolver::answer(std::string_view name, std::vector<T> Node::*field) {
   ++queries_;
+  return answer_at(name, field, 0);
+}
+
+template <class T>
+LookupResult<T> FakeResolver::answer_at(std::string_view name, std::vector<T> Node::*field, int hops) {
   LookupResult<T> r;
   Node* n = find(name);
   if (n == nullptr) {
@@ -54,6 +61,17 @@ LookupResult<T> FakeResolver::answer(std::string_view name, std::vector<T> Node:
     return r;
   }
   if (n->temp_error) {
+    r.status = Status::temp_error;
+    return r;
+  }
+  if ((n->*field).empty() && !n->cname.empty()) {
+    if (hops >= 8) {
+      r.status = Status::temp_error;
+      return r;
+    }
+    return answer_at(std::string(n->cname), field, hops + 1);
+  }
+  if ((n->*field).empty() && n->timeout_when_empty) {
     r.status = Status::temp_error;
     return r;
   }

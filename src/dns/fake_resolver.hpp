@@ -21,6 +21,12 @@ class FakeResolver final : public Resolver {
   void set_temp_error(std::string_view name);
   // `name` exists (answers NODATA rather than NXDOMAIN) even without records.
   void add_empty(std::string_view name);
+  // `name` is an alias: queries for types it has no records of follow
+  // `target` (at most 8 hops; a loop answers temp_error, as SERVFAIL would).
+  void add_cname(std::string_view name, std::string target);
+  // Queries for `name` of a type it holds no records of time out (temp_error);
+  // types with records answer (the SPF suite's TIMEOUT zone entries).
+  void set_timeout_when_empty(std::string_view name);
 
   LookupResult<std::string> txt(std::string_view name) override;
   LookupResult<MxRecord> mx(std::string_view name) override;
@@ -38,11 +44,15 @@ class FakeResolver final : public Resolver {
     std::vector<IpAddress> aaaa;
     std::vector<std::string> ptr;
     bool temp_error = false;
+    std::string cname;
+    bool timeout_when_empty = false;
   };
   Node* find(std::string_view name);
   Node& node(std::string_view name);
   template <class T>
   LookupResult<T> answer(std::string_view name, std::vector<T> Node::*field);
+  template <class T>
+  LookupResult<T> answer_at(std::string_view name, std::vector<T> Node::*field, int hops);
 
   std::map<std::string, Node> nodes_;
   int queries_ = 0;

@@ -49,6 +49,13 @@ std::string url_escape(std::string_view s) {
   return out;
 }
 
+// Built with += to dodge GCC 12's -Wrestrict false positive on string + char.
+std::string letter_error(std::string_view what, char letter) {
+  std::string msg(what);
+  msg += letter;
+  return msg;
+}
+
 base::Result<std::string> macro_value(char letter, const MacroContext& ctx, bool explain) {
   switch (base::ascii_lower(letter)) {
     case 's': return ctx.sender;
@@ -56,20 +63,20 @@ base::Result<std::string> macro_value(char letter, const MacroContext& ctx, bool
     case 'o': return ctx.sender_domain;
     case 'd': return ctx.domain;
     case 'i': return ip_macro(ctx.ip);
-    case 'p': return ctx.validated_name ? ctx.validated_name() : std::string("unknown");
+    case 'p': return ctx.validated_name ? ctx.validated_name(ctx.domain) : std::string("unknown");
     case 'v': return std::string(ctx.ip.v6 ? "ip6" : "in-addr");
     case 'h': return ctx.helo;
     default: break;
   }
   // RFC 7208 §7.2: c, r and t are only allowed in "exp" text.
-  if (!explain) return make_error(std::string("macro %{") + letter + "} outside an explanation");
+  if (!explain) return make_error(letter_error("outside an explanation: ", letter));
   switch (base::ascii_lower(letter)) {
     case 'c': return ctx.ip.to_string();
     case 'r': return ctx.receiver;
     case 't': return std::to_string(ctx.now_unix);
     default: break;
   }
-  return make_error(std::string("unknown macro letter '") + letter + "'");
+  return make_error(letter_error("unknown macro letter: ", letter));
 }
 
 }  // namespace
@@ -115,7 +122,7 @@ base::Result<std::string> expand_macros(std::string_view text, const MacroContex
     std::string delimiters;
     while (i < text.size() && is_delimiter(text[i])) delimiters += text[i++];
     if (i >= text.size() || text[i] != '}') return make_error("malformed macro");
-    if (delimiters.empty()) delimiters = ".";
+    if (delimiters.empty()) delimiters.push_back('.');
 
     std::string expanded = std::move(value.value());
     if (have_digits || reverse || delimiters != ".") {

@@ -31,8 +31,9 @@ struct MacroContext {
   std::string receiver = "unknown";  // %{r}
   int64_t now_unix = 0;       // %{t}, injected by the caller
   // %{p}: the validated domain name of `ip` (RFC 7208 §5.5), computed only
-  // when a record uses it; "unknown" when unset or not validated.
-  std::function<std::string()> validated_name;
+  // when a record uses it, given the current domain; "unknown" when unset
+  // or not validated.
+  std::function<std::string(std::string_view domain)> validated_name;
 };
 
 // Expand a macro-string. `explain` selects explain-string rules (spaces and

@@ -1,0 +1,191 @@
+// The openspf.org RFC 7208 test suite (../shared/testdata/spf-rfc7208, see
+// its SOURCE.md): one GoogleTest case per suite test, named
+// <scenario>_<test id>, with the scenario's zone data in a FakeResolver.
+// Driver conventions (the suite's header and PEERS.md): `result` may be a
+// list of acceptable results; a name's SPF (type 99) records are copied to
+// TXT unless the name has TXT records or "TXT: NONE" (RFC 7208 dropped type
+// SPF, §3.1); "TIMEOUT" makes the name's empty types time out; explanation
+// "DEFAULT" means no exp= text.
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "auth/spf/check.hpp"
+#include "dns/fake_resolver.hpp"
+
+namespace hikyaku::auth::spf {
+namespace {
+
+struct SuiteCase {
+  std::string name;  // scenario_testid
+  std::string spec;  // RFC 7208 section as the suite gives it
+  std::string helo, host, mailfrom;
+  std::vector<std::string> results;
+  std::optional<std::string> explanation;
+  std::shared_ptr<YAML::Node> zone;
+};
+
+// Known deviations from the suite: test name → reason. Empty: all pass.
+const std::map<std::string, std::string> kDeviations = {};
+
+// Explanations compared case-insensitively, with the reason.
+const std::map<std::string, std::string> kExplanationCaseInsensitive = {
+    {"Macro_expansion_rules_v_macro_ip6",
+     "the suite expects the %{i} nibbles in the case the host was written in (E.B.A.B...); "
+     "we write lowercase nibbles as RFC 7208 §7.3's own example does (1.0.b.c...)"},
+};
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string sanitize(const std::string& s) {
+  std::string out;
+  for (char c : s) out += (std::isalnum(static_cast<unsigned char>(c)) != 0) ? c : '_';
+  return out;
+}
+
+std::string join_txt(const YAML::Node& v) {
+  if (v.IsSequence()) {
+    std::string out;
+    for (const auto& piece : v) out += piece.as<std::string>();
+    return out;
+  }
+  return v.as<std::string>();
+}
+
+// "4.3.2.1.in-addr.arpa" / nibble ".ip6.arpa" back to the address text.
+std::optional<std::string> reverse_to_ip(std::string name) {
+  for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::vector<std::string> labels;
+  size_t start = 0;
+  for (size_t i = 0; i <= name.size(); ++i) {
+    if (i == name.size() || name[i] == '.') {
+      labels.push_back(name.substr(start, i - start));
+      start = i + 1;
+    }
+  }
+  if (labels.size() == 6 && labels[4] == "in-addr")
+    return labels[3] + "." + labels[2] + "." + labels[1] + "." + labels[0];
+  if (labels.size() == 34 && labels[32] == "ip6") {
+    std::string out;
+    for (int i = 31; i >= 0; --i) {
+      out += labels[static_cast<size_t>(i)];
+      if (i % 4 == 0 && i != 0) out += ':';
+    }
+    return out;
+  }
+  return std::nullopt;
+}
+
+void load_zone(const YAML::Node& zone, dns::FakeResolver& r) {
+  if (!zone || !zone.IsMap()) return;
+  for (const auto& entry : zone) {
+    std::string name = entry.first.as<std::string>();
+    std::vector<std::string> txt, spf;
+    bool txt_none = false;
+    r.add_empty(name);
+    for (const auto& rec : entry.second) {
+      if (rec.IsScalar()) {
+        if (rec.as<std::string>() == "TIMEOUT") r.set_timeout_when_empty(name);
+        continue;
+      }
+      for (const auto& kv : rec) {
+        std::string type = kv.first.as<std::string>();
+        const YAML::Node& v = kv.second;
+        if (type == "TXT") {
+          if (v.IsScalar() && v.as<std::string>() == "NONE") txt_none = true;
+          else txt.push_back(join_txt(v));
+        } else if (type == "SPF") {
+          spf.push_back(join_txt(v));
+        } else if (type == "A" || type == "AAAA") {
+          r.add_a(name, v.as<std::string>());
+        } else if (type == "MX") {
+          r.add_mx(name, v[0].as<uint16_t>(), v[1].as<std::string>());
+        } else if (type == "PTR") {
+          if (auto ip = reverse_to_ip(name)) r.add_ptr(*ip, v.as<std::string>());
+        } else if (type == "CNAME") {
+          r.add_cname(name, v.as<std::string>());
+        }
+      }
+    }
+    if (txt.empty() && !txt_none) txt = spf;  // RFC 7208 §3.1: type SPF is gone
+    for (auto& t : txt) r.add_txt(name, t);
+  }
+}
+
+std::vector<SuiteCase> load_suite() {
+  std::vector<SuiteCase> out;
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAllFromFile(HIKYAKU_TESTDATA_DIR "/spf-rfc7208/rfc7208-tests.yml");
+  } catch (const std::exception& e) {
+    out.push_back({"suite_not_loadable", e.what(), {}, {}, {}, {}, {}, nullptr});
+    return out;
+  }
+  for (const auto& doc : docs) {
+    auto zone = std::make_shared<YAML::Node>(doc["zonedata"]);
+    std::string scenario = sanitize(doc["description"].as<std::string>());
+    for (const auto& t : doc["tests"]) {
+      SuiteCase c;
+      c.name = scenario + "_" + sanitize(t.first.as<std::string>());
+      const YAML::Node& v = t.second;
+      c.spec = v["spec"] ? v["spec"].as<std::string>() : "";
+      c.helo = v["helo"].as<std::string>();
+      c.host = v["host"].as<std::string>();
+      c.mailfrom = v["mailfrom"].as<std::string>();
+      if (v["result"].IsSequence())
+        for (const auto& r : v["result"]) c.results.push_back(r.as<std::string>());
+      else
+        c.results.push_back(v["result"].as<std::string>());
+      if (v["explanation"]) c.explanation = v["explanation"].as<std::string>();
+      c.zone = zone;
+      out.push_back(std::move(c));
+    }
+  }
+  return out;
+}
+
+// Keep GoogleTest from dumping the struct's bytes in failure messages.
+void PrintTo(const SuiteCase& c, std::ostream* os) { *os << c.name; }
+
+class Rfc7208Suite : public ::testing::TestWithParam<SuiteCase> {};
+
+TEST_P(Rfc7208Suite, CheckHost) {
+  const SuiteCase& c = GetParam();
+  ASSERT_TRUE(c.zone != nullptr) << "cannot load the suite: " << c.spec;
+  if (auto it = kDeviations.find(c.name); it != kDeviations.end()) GTEST_SKIP() << it->second;
+  dns::FakeResolver resolver;
+  load_zone(*c.zone, resolver);
+  auto ip = dns::IpAddress::parse(c.host);
+  ASSERT_TRUE(ip.has_value()) << c.host;
+  Options options;
+  options.now = std::chrono::system_clock::time_point(std::chrono::seconds(1700000000));
+  Outcome got = check_mail_from(resolver, *ip, c.mailfrom, c.helo, options);
+  std::string want;
+  bool ok = false;
+  for (const auto& r : c.results) {
+    want += (want.empty() ? "" : "|") + r;
+    if (r == to_string(got.result)) ok = true;
+  }
+  EXPECT_TRUE(ok) << "RFC 7208 §" << c.spec << ": got " << to_string(got.result) << ", want " << want
+                  << " (" << got.detail << ")";
+  if (ok && c.explanation && got.result == Result::fail) {
+    std::string want_exp = *c.explanation == "DEFAULT" ? "" : *c.explanation;
+    if (kExplanationCaseInsensitive.count(c.name) != 0)
+      EXPECT_EQ(lower(got.explanation), lower(want_exp)) << "RFC 7208 §6.2 explanation";
+    else
+      EXPECT_EQ(got.explanation, want_exp) << "RFC 7208 §6.2 explanation";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Spf, Rfc7208Suite, ::testing::ValuesIn(load_suite()),
+                         [](const ::testing::TestParamInfo<SuiteCase>& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace hikyaku::auth::spf
