@@ -1,0 +1,533 @@
+#include "config/config.hpp"
+
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+#include "base/file.hpp"
+#include "base/strings.hpp"
+#include "mail/address.hpp"
+
+namespace hikyaku::config {
+
+std::string Endpoint::str() const {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+std::string Target::str() const { return (kind == Kind::mailbox ? "mailbox:" : "forward:") + value; }
+
+const Domain* Config::find_domain(std::string_view name) const {
+  for (const auto& d : domains)
+    if (base::iequals(d.name, name)) return &d;
+  return nullptr;
+}
+const Mailbox* Config::find_mailbox(std::string_view name) const {
+  for (const auto& m : mailboxes)
+    if (m.name == name) return &m;
+  return nullptr;
+}
+const AddressRule* Config::find_address(std::string_view address) const {
+  for (const auto& a : addresses)
+    if (base::iequals(a.address, address)) return &a;
+  return nullptr;
+}
+const Forward* Config::find_forward(std::string_view to) const {
+  for (const auto& f : forwards)
+    if (base::iequals(f.to, to)) return &f;
+  return nullptr;
+}
+bool Config::is_local_domain(std::string_view domain) const { return find_domain(domain) != nullptr; }
+
+namespace {
+
+// Collects errors with positions; the loader keeps going after an error so
+// that the operator sees every mistake at once (STYLE R6, R11).
+class Reader {
+ public:
+  Reader(std::string name, std::filesystem::path base_dir) : name_(std::move(name)), base_dir_(std::move(base_dir)) {}
+
+  std::vector<ConfigError> errors;
+
+  std::string where(const toml::node& node) const {
+    const auto& src = node.source();
+    if (src.begin.line == 0) return name_;
+    return name_ + ":" + std::to_string(src.begin.line) + ":" + std::to_string(src.begin.column);
+  }
+  void error(const toml::node& node, std::string message) { errors.push_back({where(node), std::move(message)}); }
+  void error_at(std::string where, std::string message) { errors.push_back({std::move(where), std::move(message)}); }
+
+  // Unknown keys are mistakes (a misspelt option silently ignored is worse).
+  void check_keys(const toml::table& table, const std::string& path, std::initializer_list<std::string_view> allowed) {
+    for (const auto& [key, node] : table) {
+      bool ok = false;
+      for (auto a : allowed) ok = ok || key.str() == a;
+      if (!ok) {
+        // Point at the key itself, not its value.
+        const auto& src = key.source();
+        std::string at = src.begin.line == 0 ? where(node)
+                                             : name_ + ":" + std::to_string(src.begin.line) + ":" +
+                                                   std::to_string(src.begin.column);
+        error_at(at, "unknown key '" + (path.empty() ? "" : path + ".") + std::string(key.str()) + "'");
+      }
+    }
+  }
+
+  void string(const toml::table& t, std::string_view key, const std::string& path, std::string& out) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return;
+    if (auto v = n->value<std::string>(); v && n->is_string()) {
+      out = *v;
+    } else {
+      error(*n, path + "." + std::string(key) + ": expected a string");
+    }
+  }
+  void boolean(const toml::table& t, std::string_view key, const std::string& path, bool& out) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return;
+    if (n->is_boolean()) {
+      out = *n->value<bool>();
+    } else {
+      error(*n, path + "." + std::string(key) + ": expected true or false");
+    }
+  }
+  template <class U>
+  void unsigned_int(const toml::table& t, std::string_view key, const std::string& path, U& out, uint64_t max) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return;
+    if (n->is_integer()) {
+      int64_t v = *n->value<int64_t>();
+      if (v < 0 || static_cast<uint64_t>(v) > max) {
+        error(*n, path + "." + std::string(key) + ": out of range (0.." + std::to_string(max) + ")");
+      } else {
+        out = static_cast<U>(v);
+      }
+    } else {
+      error(*n, path + "." + std::string(key) + ": expected an integer");
+    }
+  }
+  void path_value(const toml::table& t, std::string_view key, const std::string& path, std::filesystem::path& out) {
+    std::string s;
+    string(t, key, path, s);
+    if (!s.empty()) out = resolve(s);
+  }
+  std::filesystem::path resolve(const std::string& s) const {
+    std::filesystem::path p(s);
+    return p.is_absolute() ? p : (base_dir_ / p).lexically_normal();
+  }
+  void duration(const toml::table& t, std::string_view key, const std::string& path, Seconds& out) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return;
+    if (auto parsed = duration_of(*n, path + "." + std::string(key))) out = *parsed;
+  }
+  std::optional<Seconds> duration_of(const toml::node& n, const std::string& path) {
+    if (n.is_string()) {
+      if (auto secs = base::parse_duration_seconds(*n.value<std::string>())) return Seconds(*secs);
+    }
+    error(n, path + ": expected a duration like \"90s\", \"15m\", \"2h\" or \"5d\"");
+    return std::nullopt;
+  }
+  void size(const toml::table& t, std::string_view key, const std::string& path, uint64_t& out) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return;
+    if (n->is_integer() && *n->value<int64_t>() >= 0) {
+      out = static_cast<uint64_t>(*n->value<int64_t>());
+      return;
+    }
+    if (n->is_string()) {
+      if (auto b = base::parse_size_bytes(*n->value<std::string>())) {
+        out = *b;
+        return;
+      }
+    }
+    error(*n, path + "." + std::string(key) + ": expected a size like \"50M\"");
+  }
+  // A list of strings; each element is reported by position.
+  std::vector<std::pair<std::string, const toml::node*>> strings(const toml::table& t, std::string_view key,
+                                                                 const std::string& path) {
+    std::vector<std::pair<std::string, const toml::node*>> out;
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return out;
+    const toml::array* arr = n->as_array();
+    if (arr == nullptr) {
+      error(*n, path + "." + std::string(key) + ": expected a list of strings");
+      return out;
+    }
+    for (const auto& el : *arr) {
+      if (!el.is_string()) {
+        error(el, path + "." + std::string(key) + ": expected a string");
+        continue;
+      }
+      out.emplace_back(*el.value<std::string>(), &el);
+    }
+    return out;
+  }
+  std::vector<Endpoint> endpoints(const toml::table& t, std::string_view key, const std::string& path) {
+    std::vector<Endpoint> out;
+    for (const auto& [s, node] : strings(t, key, path)) {
+      if (auto ep = parse_endpoint(s)) {
+        out.push_back(*ep);
+      } else {
+        error(*node, path + "." + std::string(key) + ": '" + s + "' is not ADDRESS:PORT (IPv6 as [::1]:PORT)");
+      }
+    }
+    return out;
+  }
+  static std::optional<Endpoint> parse_endpoint(const std::string& s) {
+    Endpoint ep;
+    std::string port;
+    if (!s.empty() && s.front() == '[') {
+      auto close = s.find(']');
+      if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':') return std::nullopt;
+      ep.host = s.substr(1, close - 1);
+      port = s.substr(close + 2);
+    } else {
+      auto colon = s.rfind(':');
+      if (colon == std::string::npos || s.find(':') != colon) return std::nullopt;
+      ep.host = s.substr(0, colon);
+      port = s.substr(colon + 1);
+    }
+    auto p = base::parse_uint(port);
+    if (ep.host.empty() || !p || *p == 0 || *p > 65535) return std::nullopt;
+    ep.port = static_cast<uint16_t>(*p);
+    return ep;
+  }
+  std::optional<Target> target(const std::string& s, const toml::node& node, const std::string& path) {
+    Target t;
+    if (base::istarts_with(s, "mailbox:")) {
+      t.kind = Target::Kind::mailbox;
+      t.value = s.substr(8);
+    } else if (base::istarts_with(s, "forward:")) {
+      t.kind = Target::Kind::forward;
+      t.value = base::to_lower(s.substr(8));
+      if (!mail::parse_mailbox(t.value, true)) {
+        error(node, path + ": '" + t.value + "' is not an email address");
+        return std::nullopt;
+      }
+    } else {
+      error(node, path + ": '" + s + "' must be \"mailbox:NAME\" or \"forward:ADDRESS\"");
+      return std::nullopt;
+    }
+    if (t.value.empty()) {
+      error(node, path + ": empty target");
+      return std::nullopt;
+    }
+    return t;
+  }
+
+  // Iterate an array of tables ([[mailbox]]); non-tables are errors.
+  template <class F>
+  void each_table(const toml::table& root, std::string_view key, F&& f) {
+    const toml::node* n = root.get(key);
+    if (n == nullptr) return;
+    const toml::array* arr = n->as_array();
+    if (arr == nullptr) {
+      error(*n, std::string(key) + ": expected [[" + std::string(key) + "]] tables");
+      return;
+    }
+    for (const auto& el : *arr) {
+      if (const toml::table* t = el.as_table()) {
+        f(*t);
+      } else {
+        error(el, std::string(key) + ": expected a table");
+      }
+    }
+  }
+  const toml::table* subtable(const toml::table& root, std::string_view key) {
+    const toml::node* n = root.get(key);
+    if (n == nullptr) return nullptr;
+    if (const toml::table* t = n->as_table()) return t;
+    error(*n, std::string(key) + ": expected a table [" + std::string(key) + "]");
+    return nullptr;
+  }
+
+ private:
+  std::string name_;
+  std::filesystem::path base_dir_;
+};
+
+bool valid_mailbox_name(const std::string& s) {
+  if (s.empty() || s.size() > 64 || s[0] == '.') return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+void read_document(Reader& r, const toml::table& root, Config& c) {
+  r.check_keys(root, "", {"hostname", "data_dir", "log_level", "listen", "tls", "dns", "delivery", "limits",
+                          "auth", "srs", "domain", "mailbox", "address", "forward", "route"});
+  r.string(root, "hostname", "hostname", c.hostname);
+  {
+    std::string dd;
+    r.string(root, "data_dir", "data_dir", dd);
+    c.data_dir = r.resolve(dd.empty() ? "var" : dd);
+  }
+  r.string(root, "log_level", "log_level", c.log_level);
+  if (const toml::node* n = root.get("log_level")) {
+    static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error"};
+    if (!levels.count(c.log_level)) r.error(*n, "log_level: one of trace, debug, info, warn, error");
+  }
+  if (const toml::node* n = root.get("hostname")) {
+    if (!mail::parse_mailbox("x@" + c.hostname, false)) r.error(*n, "hostname: '" + c.hostname + "' is not a domain name");
+  }
+
+  if (const auto* t = r.subtable(root, "listen")) {
+    r.check_keys(*t, "listen", {"smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps", "http"});
+    c.listen.smtp = r.endpoints(*t, "smtp", "listen");
+    c.listen.submission = r.endpoints(*t, "submission", "listen");
+    c.listen.submissions = r.endpoints(*t, "submissions", "listen");
+    c.listen.pop3 = r.endpoints(*t, "pop3", "listen");
+    c.listen.pop3s = r.endpoints(*t, "pop3s", "listen");
+    c.listen.imap = r.endpoints(*t, "imap", "listen");
+    c.listen.imaps = r.endpoints(*t, "imaps", "listen");
+    c.listen.http = r.endpoints(*t, "http", "listen");
+  }
+  if (const auto* t = r.subtable(root, "tls")) {
+    r.check_keys(*t, "tls", {"cert", "key", "self_signed"});
+    r.path_value(*t, "cert", "tls", c.tls.cert);
+    r.path_value(*t, "key", "tls", c.tls.key);
+    r.boolean(*t, "self_signed", "tls", c.tls.self_signed);
+    if (c.tls.cert.empty() != c.tls.key.empty()) r.error(*t, "tls: set both cert and key, or neither");
+  }
+  if (const auto* t = r.subtable(root, "dns")) {
+    r.check_keys(*t, "dns", {"servers"});
+    c.dns.servers = r.endpoints(*t, "servers", "dns");
+  }
+  if (const auto* t = r.subtable(root, "delivery")) {
+    r.check_keys(*t, "delivery", {"smtp_port", "retry", "expire", "concurrency_per_domain", "connect_timeout"});
+    r.unsigned_int(*t, "smtp_port", "delivery", c.delivery.smtp_port, 65535);
+    if (t->get("retry") != nullptr) {
+      std::vector<Seconds> retry;
+      for (const auto& [s, node] : r.strings(*t, "retry", "delivery"))
+        if (auto d = r.duration_of(*node, "delivery.retry")) retry.push_back(*d);
+      if (retry.empty()) {
+        r.error(*t->get("retry"), "delivery.retry: needs at least one interval");
+      } else {
+        c.delivery.retry = retry;
+      }
+    }
+    r.duration(*t, "expire", "delivery", c.delivery.expire);
+    r.unsigned_int(*t, "concurrency_per_domain", "delivery", c.delivery.concurrency_per_domain, 1000);
+    r.duration(*t, "connect_timeout", "delivery", c.delivery.connect_timeout);
+  }
+  if (const auto* t = r.subtable(root, "limits")) {
+    r.check_keys(*t, "limits", {"message_size", "recipients", "connections", "connections_per_ip", "line_length",
+                                "command_timeout", "errors", "received_headers"});
+    r.size(*t, "message_size", "limits", c.limits.message_size);
+    r.unsigned_int(*t, "recipients", "limits", c.limits.recipients, 100000);
+    r.unsigned_int(*t, "connections", "limits", c.limits.connections, 1000000);
+    r.unsigned_int(*t, "connections_per_ip", "limits", c.limits.connections_per_ip, 1000000);
+    r.unsigned_int(*t, "line_length", "limits", c.limits.line_length, 1000000);
+    r.duration(*t, "command_timeout", "limits", c.limits.command_timeout);
+    r.unsigned_int(*t, "errors", "limits", c.limits.errors, 1000);
+    r.unsigned_int(*t, "received_headers", "limits", c.limits.received_headers, 1000);
+    if (c.limits.line_length < 512) r.error(*t, "limits.line_length: at least 512 (RFC 5321 §4.5.3.1.4)");
+  }
+  if (const auto* t = r.subtable(root, "auth")) {
+    r.check_keys(*t, "auth", {"allow_plaintext", "failure_delay"});
+    r.boolean(*t, "allow_plaintext", "auth", c.auth.allow_plaintext);
+    r.duration(*t, "failure_delay", "auth", c.auth.failure_delay);
+  }
+  if (const auto* t = r.subtable(root, "srs")) {
+    r.check_keys(*t, "srs", {"domain", "secret_file"});
+    r.string(*t, "domain", "srs", c.srs.domain);
+    r.path_value(*t, "secret_file", "srs", c.srs.secret_file);
+  }
+
+  std::map<std::string, std::string> seen_domains, seen_mailboxes, seen_addresses, seen_forwards;
+  auto duplicate = [&](std::map<std::string, std::string>& seen, const std::string& key, const toml::node& node,
+                       const std::string& what) {
+    auto [it, inserted] = seen.emplace(key, r.where(node));
+    if (!inserted) r.error(node, "duplicate " + what + " '" + key + "' (first defined at " + it->second + ")");
+    return !inserted;
+  };
+
+  r.each_table(root, "domain", [&](const toml::table& t) {
+    r.check_keys(t, "domain", {"name", "dkim_selector", "dkim_key", "arc"});
+    Domain d;
+    r.string(t, "name", "domain", d.name);
+    d.name = base::to_lower(d.name);
+    r.string(t, "dkim_selector", "domain", d.dkim_selector);
+    r.path_value(t, "dkim_key", "domain", d.dkim_key);
+    r.boolean(t, "arc", "domain", d.arc);
+    if (d.name.empty() || !mail::parse_mailbox("x@" + d.name, false)) {
+      r.error(t, "domain.name: missing or not a domain name");
+      return;
+    }
+    if (duplicate(seen_domains, d.name, t, "domain")) return;
+    c.domains.push_back(std::move(d));
+  });
+  r.each_table(root, "mailbox", [&](const toml::table& t) {
+    r.check_keys(t, "mailbox", {"name", "send_as"});
+    Mailbox m;
+    r.string(t, "name", "mailbox", m.name);
+    if (!valid_mailbox_name(m.name)) {
+      r.error(t, "mailbox.name: missing or invalid '" + m.name + "' (letters, digits, '.', '_', '-')");
+      return;
+    }
+    for (const auto& [s, node] : r.strings(t, "send_as", "mailbox")) {
+      if (!mail::parse_mailbox(s, true)) r.error(*node, "mailbox.send_as: '" + s + "' is not an email address");
+      m.send_as.push_back(base::to_lower(s));
+    }
+    if (duplicate(seen_mailboxes, m.name, t, "mailbox")) return;
+    c.mailboxes.push_back(std::move(m));
+  });
+  // Targets are checked after all mailboxes are known.
+  std::vector<std::pair<const toml::node*, Target>> mailbox_refs;
+  auto read_targets = [&](const toml::table& t, std::string_view key, const std::string& path) {
+    std::vector<Target> out;
+    for (const auto& [s, node] : r.strings(t, key, path)) {
+      if (auto target = r.target(s, *node, path + "." + std::string(key))) {
+        if (target->kind == Target::Kind::mailbox) mailbox_refs.emplace_back(node, *target);
+        out.push_back(*target);
+      }
+    }
+    return out;
+  };
+  r.each_table(root, "address", [&](const toml::table& t) {
+    r.check_keys(t, "address", {"address", "deliver"});
+    AddressRule a;
+    r.string(t, "address", "address", a.address);
+    auto parsed = mail::parse_mailbox(a.address, true);
+    if (!parsed) {
+      r.error(t, "address.address: missing or not an email address '" + a.address + "'");
+      return;
+    }
+    a.address = parsed->key();
+    a.deliver = read_targets(t, "deliver", "address");
+    if (a.deliver.empty() && t.get("deliver") == nullptr) r.error(t, "address.deliver: missing (a list of targets)");
+    if (!c.find_domain(parsed->domain) && !c.domains.empty())
+      r.error(t, "address '" + a.address + "': domain " + parsed->domain + " is not a [[domain]]");
+    if (duplicate(seen_addresses, a.address, t, "address")) return;
+    c.addresses.push_back(std::move(a));
+  });
+  r.each_table(root, "forward", [&](const toml::table& t) {
+    r.check_keys(t, "forward", {"to", "hidden", "fallback", "defer_limit", "notify", "dmarc"});
+    Forward f;
+    r.string(t, "to", "forward", f.to);
+    f.to = base::to_lower(f.to);
+    if (!mail::parse_mailbox(f.to, true)) {
+      r.error(t, "forward.to: missing or not an email address");
+      return;
+    }
+    r.boolean(t, "hidden", "forward", f.hidden);
+    f.fallback = read_targets(t, "fallback", "forward");
+    r.duration(t, "defer_limit", "forward", f.defer_limit);
+    r.boolean(t, "notify", "forward", f.notify);
+    r.string(t, "dmarc", "forward", f.dmarc);
+    if (f.dmarc != "rewrite-from" && f.dmarc != "divert" && f.dmarc != "unchanged")
+      r.error(*t.get("dmarc"), "forward.dmarc: one of \"rewrite-from\", \"divert\", \"unchanged\"");
+    if (duplicate(seen_forwards, f.to, t, "forward")) return;
+    c.forwards.push_back(std::move(f));
+  });
+  r.each_table(root, "route", [&](const toml::table& t) {
+    r.check_keys(t, "route", {"match", "via", "helo", "auth"});
+    Route rt;
+    r.string(t, "match", "route", rt.match);
+    r.string(t, "via", "route", rt.via);
+    r.string(t, "helo", "route", rt.helo);
+    if (rt.match.empty() || rt.via.empty()) r.error(t, "route: needs match and via");
+    if (const auto* a = t.get("auth")) {
+      if (const auto* at = a->as_table()) {
+        r.check_keys(*at, "route.auth", {"user", "password_file", "mechanisms"});
+        r.string(*at, "user", "route.auth", rt.auth_user);
+        r.path_value(*at, "password_file", "route.auth", rt.auth_password_file);
+        for (const auto& [s, node] : r.strings(*at, "mechanisms", "route.auth")) rt.auth_mechanisms.push_back(s);
+      } else {
+        r.error(*a, "route.auth: expected an inline table");
+      }
+    }
+    c.routes.push_back(std::move(rt));
+  });
+
+  // Cross-references: every mailbox target names a [[mailbox]].
+  for (const auto& [node, target] : mailbox_refs)
+    if (!c.find_mailbox(target.value))
+      r.error(*node, "target '" + target.str() + "': no [[mailbox]] named '" + target.value + "'");
+  // DESIGN.md: the last link of a hidden forward's chain is a local mailbox.
+  for (const auto& f : c.forwards) {
+    if (f.hidden && (f.fallback.empty() || f.fallback.back().kind != Target::Kind::mailbox))
+      r.error_at(r.where(*root.get("forward")),
+                 "forward '" + f.to + "': hidden forwards need a fallback ending in a mailbox target");
+  }
+}
+
+}  // namespace
+
+LoadResult load_config_text(std::string_view text, const std::string& name, const std::filesystem::path& base_dir) {
+  LoadResult out;
+  Reader reader(name, base_dir);
+  toml::table root;
+  try {
+    // toml++ reports syntax errors by exception; this is the parser edge.
+    root = toml::parse(text, name);
+  } catch (const toml::parse_error& e) {
+    const auto& src = e.source();
+    out.errors.push_back({name + ":" + std::to_string(src.begin.line) + ":" + std::to_string(src.begin.column),
+                          std::string(e.description())});
+    return out;
+  }
+  Config c;
+  c.source = name;
+  read_document(reader, root, c);
+  if (!reader.errors.empty()) {
+    out.errors = std::move(reader.errors);
+    return out;
+  }
+  out.config = std::move(c);
+  return out;
+}
+
+LoadResult load_config(const std::filesystem::path& file) {
+  auto text = base::read_file(file);
+  if (!text.ok()) {
+    LoadResult out;
+    out.errors.push_back({file.string(), text.error().message});
+    return out;
+  }
+  auto abs = std::filesystem::absolute(file);
+  return load_config_text(*text, file.string(), abs.parent_path());
+}
+
+std::string_view demo_config_text() {
+  // The embedded demo (README's first command): loopback only, high ports,
+  // data in ./var, a self-signed certificate, one mailbox "demo" whose
+  // password `hikyaku serve` generates and prints at start.
+  return R"(# hikyaku embedded demo configuration
+hostname = "mx.example.test"
+data_dir = "var"
+
+[listen]
+smtp  = ["127.0.0.1:2525"]
+pop3  = ["127.0.0.1:1110"]
+pop3s = ["127.0.0.1:1995"]
+
+[tls]
+self_signed = true
+
+[auth]
+allow_plaintext = true   # loopback demo only
+
+[[domain]]
+name = "example.test"
+
+[[mailbox]]
+name = "demo"
+send_as = ["demo@example.test"]
+
+[[address]]
+address = "demo@example.test"
+deliver = ["mailbox:demo"]
+
+[[address]]
+address = "postmaster@example.test"
+deliver = ["mailbox:demo"]
+)";
+}
+
+}  // namespace hikyaku::config

@@ -1,0 +1,100 @@
+#include "config/config.hpp"
+
+#include <gtest/gtest.h>
+
+namespace hikyaku::config {
+namespace {
+
+LoadResult load(std::string_view text) { return load_config_text(text, "t.toml", "/etc/hk"); }
+
+std::string all_errors(const LoadResult& r) {
+  std::string out;
+  for (const auto& e : r.errors) out += e.str() + "\n";
+  return out;
+}
+
+TEST(Config, DemoConfigIsValid) {
+  auto r = load(demo_config_text());
+  ASSERT_TRUE(r.config) << all_errors(r);
+  EXPECT_EQ(r.config->listen.smtp.at(0).port, 2525);
+  EXPECT_EQ(r.config->listen.smtp.at(0).host, "127.0.0.1");
+  EXPECT_EQ(r.config->data_dir, "/etc/hk/var");
+  EXPECT_TRUE(r.config->is_local_domain("EXAMPLE.test"));
+  ASSERT_NE(r.config->find_address("Demo@example.test"), nullptr);
+}
+
+TEST(Config, FullSchema) {
+  auto r = load(R"(
+hostname = "mx.example.com"
+data_dir = "/var/lib/hikyaku"
+[listen]
+smtp = ["0.0.0.0:25", "[::1]:25"]
+[delivery]
+retry = ["1m", "5m"]
+expire = "5d"
+[limits]
+message_size = "50M"
+command_timeout = "5m"
+[[domain]]
+name = "Example.com"
+[[mailbox]]
+name = "ituki"
+[[mailbox]]
+name = "ituki-gm"
+[[address]]
+address = "ituki@example.com"
+deliver = ["mailbox:ituki", "forward:ituki-ex@gmail.com"]
+[[forward]]
+to = "ituki-ex@gmail.com"
+fallback = ["mailbox:ituki-gm"]
+defer_limit = "15m"
+notify = true
+)");
+  ASSERT_TRUE(r.config) << all_errors(r);
+  const auto& c = *r.config;
+  EXPECT_EQ(c.listen.smtp.at(1).host, "::1");
+  EXPECT_EQ(c.delivery.retry.size(), 2u);
+  EXPECT_EQ(c.delivery.expire, Seconds(5 * 86400));
+  EXPECT_EQ(c.limits.message_size, 50u * 1024 * 1024);
+  EXPECT_EQ(c.limits.command_timeout, Seconds(300));
+  EXPECT_EQ(c.domains.at(0).name, "example.com");
+  ASSERT_EQ(c.addresses.at(0).deliver.size(), 2u);
+  EXPECT_EQ(c.addresses.at(0).deliver[1].kind, Target::Kind::forward);
+  EXPECT_TRUE(c.forwards.at(0).hidden);
+  EXPECT_EQ(c.forwards.at(0).defer_limit, Seconds(900));
+}
+
+struct BadCase {
+  const char* name;
+  const char* toml;
+  const char* want;  // substring of the error, including the position
+};
+
+TEST(Config, ErrorsCarryFileLineColumn) {
+  const BadCase cases[] = {
+      {"syntax", "hostname = \n", "t.toml:1:"},
+      {"unknown key", "hostnme = \"x\"\n", "t.toml:1:1: unknown key 'hostnme'"},
+      {"wrong type", "[limits]\nrecipients = \"many\"\n", "t.toml:2:14: limits.recipients: expected an integer"},
+      {"bad endpoint", "[listen]\nsmtp = [\"localhost\"]\n", "t.toml:2:9: listen.smtp: 'localhost' is not ADDRESS:PORT"},
+      {"bad duration", "[limits]\ncommand_timeout = \"5 minutes\"\n", "t.toml:2:19: limits.command_timeout: expected a duration"},
+      {"duplicate mailbox", "[[mailbox]]\nname = \"a\"\n[[mailbox]]\nname = \"a\"\n", "duplicate mailbox 'a' (first defined at t.toml:1:1)"},
+      {"missing mailbox", "[[domain]]\nname=\"e.test\"\n[[address]]\naddress = \"x@e.test\"\ndeliver = [\"mailbox:nobody\"]\n",
+       "t.toml:5:12: target 'mailbox:nobody': no [[mailbox]] named 'nobody'"},
+      {"bad target", "[[address]]\naddress = \"x@e.test\"\ndeliver = [\"pipe:/bin/sh\"]\n", "must be \"mailbox:NAME\" or \"forward:ADDRESS\""},
+      {"hidden forward without mailbox", "[[forward]]\nto = \"a@gmail.test\"\n", "hidden forwards need a fallback ending in a mailbox"},
+      {"unknown nested key", "[listen]\nsmpt = [\"127.0.0.1:25\"]\n", "t.toml:2:1: unknown key 'listen.smpt'"},
+  };
+  for (const auto& c : cases) {
+    auto r = load(c.toml);
+    EXPECT_FALSE(r.config) << c.name;
+    EXPECT_NE(all_errors(r).find(c.want), std::string::npos) << c.name << ": got " << all_errors(r);
+  }
+}
+
+TEST(Config, ReportsEveryErrorAtOnce) {
+  auto r = load("hostnme = 1\n[limits]\nrecipients = -1\nerrors = \"x\"\n");
+  EXPECT_EQ(r.errors.size(), 3u) << all_errors(r);
+}
+
+}  // namespace
+}  // namespace hikyaku::config
