@@ -1,16 +1,34 @@
 // Purpose:   One Maildir (DATA_DIR/mailboxes/NAME/{tmp,new,cur}), shared by
 //            local delivery, POP3 and IMAP. Delivery writes tmp/ → fsync →
-//            rename into new/ (the Maildir convention, readable by mutt and
-//            Dovecot unchanged). Readers list new/ and cur/; a message's
-//            unique id is its file name up to ':' — stable across sessions
-//            and restarts, so it serves as the POP3 UIDL (RFC 1939 §7).
+//            link into new/ → unlink tmp → fsync new/ (the Maildir
+//            convention, readable by mutt and Dovecot unchanged). Readers list
+//            new/ and cur/; a message's unique id is its file name up to ':'
+//            — stable across sessions and restarts, so it serves as the POP3
+//            UIDL (RFC 1939 §7).
+// Line endings (decision): files on disk use LF line endings, as every
+//            Maildir reader (mutt, Dovecot, getmail) expects. deliver()
+//            converts CRLF → LF (a lone CR is kept). Readers that speak a
+//            network protocol (POP3, IMAP) convert LF → CRLF on output with
+//            to_network(); MessageInfo::size is the size in that CRLF form
+//            (what RFC 1939 LIST/STAT count), MessageInfo::disk_size the
+//            bytes on disk. Both sizes are also in the file name as Dovecot's
+//            ",S=<disk>,W=<crlf>" so list() needs no read.
+// Names:     <secs>.M<usecs>P<pid>Q<counter>.<host>,S=<n>,W=<n>[:2,FLAGS],
+//            host sanitised ('/' → \057, ':' → \072, as the convention says)
+//            and cut to 24 chars so a uid stays ≤ 70 chars (RFC 1939 §7).
 // Standards: Maildir (cr.yp.to/proto/maildir.html), RFC 1939 §7 (UIDL
-//            1–70 chars 0x21–0x7E).
-// Trust:     names are generated here; message bytes are untrusted.
-// Concurrency: deliver() is safe from several threads and processes.
-// Errors:    Result/Status with errno text.
+//            1–70 chars 0x21–0x7E), RFC 5322 §2.3 (CRLF in transport).
+// Trust:     names are generated here; message bytes are untrusted and stored
+//            as they are (only line endings change). Names of files dropped
+//            in by other programs are only parsed, never used as paths
+//            outside the Maildir.
+// Concurrency: every method is safe from several threads and processes: a
+//            message moved new/ → cur/ or removed by another reader is looked
+//            up again by uid (read) or treated as already gone (remove).
+// Errors:    Result/Status with errno text; nothing throws.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -23,9 +41,10 @@ namespace hikyaku::mailbox {
 struct MessageInfo {
   std::string uid;              // base file name before ":2,"
   std::filesystem::path path;   // current full path (new/ or cur/)
-  uint64_t size = 0;            // bytes on disk (CRLF line endings as delivered)
+  uint64_t size = 0;            // size with CRLF line endings (POP3/IMAP form, RFC 1939)
   bool in_new = false;
   std::string flags;            // Maildir info flags after ":2," ("S", "RS", ...)
+  uint64_t disk_size = 0;       // bytes on disk (LF line endings)
 };
 
 class Maildir {
@@ -35,12 +54,29 @@ class Maildir {
 
   // mkdir -p root/{tmp,new,cur}.
   base::Status create() const;
-  // Store a message durably in new/; returns its unique id.
+  // Store a message durably in new/; returns its unique id. `message` may
+  // use CRLF (as received by SMTP) or LF; it is stored with LF.
   base::Result<std::string> deliver(std::string_view message) const;
   // All messages in new/ and cur/, oldest first (by delivery time in name).
   base::Result<std::vector<MessageInfo>> list() const;
+  // The bytes on disk (LF line endings); see to_network() for POP3/IMAP.
   base::Result<std::string> read(const MessageInfo& message) const;
   base::Status remove(const MessageInfo& message) const;
+
+  // Additions beyond the first interface.
+  // Set the info flags (sorted, deduplicated ASCII letters, e.g. "S", "RS")
+  // and move the message to cur/ (the Maildir rule: a message seen by a
+  // reader leaves new/). Updates `message` in place.
+  base::Status set_flags(MessageInfo& message, std::string_view flags) const;
+  // Find a message by uid in new/ or cur/ (after another reader moved it).
+  base::Result<MessageInfo> find(std::string_view uid) const;
+
+  // LF → CRLF for network output (a CRLF already present is kept).
+  static std::string to_network(std::string_view stored);
+  // CRLF → LF for storage.
+  static std::string to_stored(std::string_view network);
+  // The size to_network() would produce, without building it.
+  static uint64_t network_size(std::string_view stored);
 
  private:
   std::filesystem::path root_;

@@ -1,0 +1,339 @@
+#include "mailbox/maildir.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "base/file.hpp"
+
+namespace hikyaku::mailbox {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr size_t kMaxHostLength = 24;  // keeps uids ≤ 70 chars (RFC 1939 §7)
+
+base::Error errno_error(std::string_view what, const fs::path& path, int err) {
+  return base::make_error(std::string(what) + " " + path.string() + ": " + std::strerror(err));
+}
+
+// Deliveries made by this process, the Maildir "Q" field. XXX(queue): the one
+// piece of process-wide mutable state in this component, on purpose: the
+// convention asks for a per-process counter, and Maildir objects are cheap
+// per-delivery values, so the counter cannot live in them.
+std::atomic<uint64_t>& delivery_counter() {
+  static std::atomic<uint64_t> counter{0};
+  return counter;
+}
+
+// The host name with '/' and ':' encoded as the Maildir convention asks, and
+// anything outside 0x21–0x7E dropped (the uid doubles as a POP3 UIDL).
+std::string sanitized_host() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') std::strcpy(buf, "localhost");
+  std::string out;
+  for (const char* p = buf; *p; ++p) {
+    unsigned char c = static_cast<unsigned char>(*p);
+    if (c == '/') out += "\\057";
+    else if (c == ':') out += "\\072";
+    else if (c == ',') out += "\\054";  // ',' starts Dovecot's S=/W= fields
+    else if (c > 0x20 && c < 0x7f) out += static_cast<char>(c);
+  }
+  if (out.size() > kMaxHostLength) out.resize(kMaxHostLength);
+  if (out.empty()) out = "localhost";
+  return out;
+}
+
+// Parse the leading "<secs>.M<usecs>" of a name for ordering; files from other
+// delivery agents may lack the M field (then 0) or be entirely different (then
+// the caller falls back to the mtime).
+bool parse_time(std::string_view name, uint64_t& secs, uint64_t& usecs) {
+  auto [p, ec] = std::from_chars(name.data(), name.data() + name.size(), secs);
+  if (ec != std::errc() || p == name.data()) return false;
+  usecs = 0;
+  std::string_view rest(p, static_cast<size_t>(name.data() + name.size() - p));
+  if (rest.size() > 2 && rest[0] == '.' && rest[1] == 'M') {
+    uint64_t u = 0;
+    auto [q, ec2] = std::from_chars(rest.data() + 2, rest.data() + rest.size(), u);
+    if (ec2 == std::errc() && q != rest.data() + 2) usecs = u;
+  }
+  return true;
+}
+
+// Find ",<key>=<digits>" in the uid part of a name (Dovecot's S= and W=).
+bool parse_size_field(std::string_view uid, char key, uint64_t& out) {
+  const char pattern[3] = {',', key, '='};
+  size_t pos = uid.find(std::string_view(pattern, 3));
+  if (pos == std::string_view::npos) return false;
+  const char* b = uid.data() + pos + 3;
+  auto [p, ec] = std::from_chars(b, uid.data() + uid.size(), out);
+  return ec == std::errc() && p != b;
+}
+
+// Split "uid:2,FLAGS" into uid and flags (an experimental ":1," info part
+// yields empty flags).
+void split_name(std::string_view name, std::string& uid, std::string& flags) {
+  size_t colon = name.find(':');
+  if (colon == std::string_view::npos) {
+    uid = std::string(name);
+    flags.clear();
+    return;
+  }
+  uid = std::string(name.substr(0, colon));
+  std::string_view info = name.substr(colon + 1);
+  flags = info.starts_with("2,") ? std::string(info.substr(2)) : std::string();
+}
+
+struct Entry {
+  MessageInfo info;
+  uint64_t secs = 0;
+  uint64_t usecs = 0;
+};
+
+// Fill sizes from the name, or (for files dropped in by other programs) by
+// reading the file once.
+base::Status fill_sizes(MessageInfo& info) {
+  uint64_t s = 0, w = 0;
+  if (parse_size_field(info.uid, 'S', s) && parse_size_field(info.uid, 'W', w)) {
+    info.disk_size = s;
+    info.size = w;
+    return {};
+  }
+  auto data = base::read_file(info.path);
+  if (!data) return data.error();
+  info.disk_size = data->size();
+  info.size = Maildir::network_size(*data);
+  return {};
+}
+
+base::Status write_all(int fd, std::string_view data, const fs::path& path) {
+  const char* p = data.data();
+  size_t left = data.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno_error("write", path, errno);
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  return {};
+}
+
+}  // namespace
+
+Maildir::Maildir(fs::path root, bool sync) : root_(std::move(root)), sync_(sync) {}
+
+base::Status Maildir::create() const {
+  for (const char* sub : {"tmp", "new", "cur"}) {
+    if (auto st = base::ensure_directory(root_ / sub, 0700); !st) return st;
+  }
+  return {};
+}
+
+std::string Maildir::to_stored(std::string_view network) {
+  std::string out;
+  out.reserve(network.size());
+  for (size_t i = 0; i < network.size(); ++i) {
+    if (network[i] == '\r' && i + 1 < network.size() && network[i + 1] == '\n') continue;
+    out += network[i];
+  }
+  return out;
+}
+
+std::string Maildir::to_network(std::string_view stored) {
+  std::string out;
+  out.reserve(stored.size() + stored.size() / 40 + 2);
+  for (size_t i = 0; i < stored.size(); ++i) {
+    if (stored[i] == '\n' && (i == 0 || stored[i - 1] != '\r')) out += '\r';
+    out += stored[i];
+  }
+  return out;
+}
+
+uint64_t Maildir::network_size(std::string_view stored) {
+  uint64_t n = stored.size();
+  for (size_t i = 0; i < stored.size(); ++i) {
+    if (stored[i] == '\n' && (i == 0 || stored[i - 1] != '\r')) ++n;
+  }
+  return n;
+}
+
+base::Result<std::string> Maildir::deliver(std::string_view message) const {
+  // Convert once; both sizes go into the name (Dovecot-compatible S= and W=).
+  const std::string stored = to_stored(message);
+  const uint64_t wire_size = network_size(stored);
+  static const std::string host = sanitized_host();  // constant after first use
+
+  // Create the tmp file under a fresh unique name; O_EXCL guards against a
+  // name clash with another process (the convention's "stat, then create").
+  std::string uid;
+  fs::path tmp_path;
+  int fd = -1;
+  for (int tries = 0; tries < 10 && fd < 0; ++tries) {
+    struct timeval tv {};
+    ::gettimeofday(&tv, nullptr);
+    uint64_t q = delivery_counter().fetch_add(1, std::memory_order_relaxed);
+    uid = std::to_string(tv.tv_sec) + ".M" + std::to_string(tv.tv_usec) + "P" +
+          std::to_string(::getpid()) + "Q" + std::to_string(q) + "." + host +
+          ",S=" + std::to_string(stored.size()) + ",W=" + std::to_string(wire_size);
+    tmp_path = root_ / "tmp" / uid;
+    fd = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST) return errno_error("create", tmp_path, errno);
+  }
+  if (fd < 0) return base::make_error("create " + tmp_path.string() + ": name clash");
+
+  // Write and fsync the data before it becomes visible in new/.
+  if (auto st = write_all(fd, stored, tmp_path); !st) {
+    ::close(fd);
+    ::unlink(tmp_path.c_str());
+    return st.error();
+  }
+  if (sync_ && ::fdatasync(fd) != 0) {
+    int err = errno;
+    ::close(fd);
+    ::unlink(tmp_path.c_str());
+    return errno_error("fsync", tmp_path, err);
+  }
+  if (::close(fd) != 0) {
+    int err = errno;
+    ::unlink(tmp_path.c_str());
+    return errno_error("close", tmp_path, err);
+  }
+
+  // link() rather than rename(): it fails instead of overwriting when the
+  // name exists in new/ (the convention's recommendation).
+  fs::path new_path = root_ / "new" / uid;
+  if (::link(tmp_path.c_str(), new_path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp_path.c_str());
+    return errno_error("link", new_path, err);
+  }
+  ::unlink(tmp_path.c_str());
+  if (sync_) {
+    if (auto st = base::fsync_directory(root_ / "new"); !st) return st.error();
+  }
+  return uid;
+}
+
+base::Result<std::vector<MessageInfo>> Maildir::list() const {
+  std::vector<Entry> entries;
+  for (const char* sub : {"new", "cur"}) {
+    std::error_code ec;
+    fs::directory_iterator it(root_ / sub, ec);
+    if (ec) return base::make_error("list " + (root_ / sub).string() + ": " + ec.message());
+    for (; it != fs::directory_iterator(); it.increment(ec)) {
+      if (ec) return base::make_error("list " + (root_ / sub).string() + ": " + ec.message());
+      std::string name = it->path().filename().string();
+      if (name.empty() || name[0] == '.') continue;
+      std::error_code tec;
+      if (!it->is_regular_file(tec)) continue;
+      Entry e;
+      e.info.path = it->path();
+      e.info.in_new = std::strcmp(sub, "new") == 0;
+      split_name(name, e.info.uid, e.info.flags);
+      if (!parse_time(name, e.secs, e.usecs)) {
+        struct stat st {};
+        if (::stat(e.info.path.c_str(), &st) == 0) e.secs = static_cast<uint64_t>(st.st_mtime);
+      }
+      if (auto st = fill_sizes(e.info); !st) {
+        std::error_code xec;
+        if (!fs::exists(e.info.path, xec)) continue;  // removed by another reader meanwhile
+        return st.error();
+      }
+      entries.push_back(std::move(e));
+    }
+  }
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    if (a.secs != b.secs) return a.secs < b.secs;
+    if (a.usecs != b.usecs) return a.usecs < b.usecs;
+    return a.info.uid < b.info.uid;
+  });
+  std::vector<MessageInfo> out;
+  out.reserve(entries.size());
+  for (auto& e : entries) out.push_back(std::move(e.info));
+  return out;
+}
+
+base::Result<MessageInfo> Maildir::find(std::string_view uid) const {
+  for (const char* sub : {"new", "cur"}) {
+    std::error_code ec;
+    fs::directory_iterator it(root_ / sub, ec);
+    if (ec) continue;
+    for (; it != fs::directory_iterator(); it.increment(ec)) {
+      if (ec) break;
+      std::string name = it->path().filename().string();
+      MessageInfo info;
+      split_name(name, info.uid, info.flags);
+      if (info.uid != uid) continue;
+      info.path = it->path();
+      info.in_new = std::strcmp(sub, "new") == 0;
+      if (auto st = fill_sizes(info); !st) return st.error();
+      return info;
+    }
+  }
+  return base::make_error("message " + std::string(uid) + " not found in " + root_.string());
+}
+
+base::Result<std::string> Maildir::read(const MessageInfo& message) const {
+  auto data = base::read_file(message.path);
+  std::error_code ec;
+  if (data || fs::exists(message.path, ec)) return data;
+  // Another reader moved it (new/ → cur/, or changed flags): look it up again.
+  auto found = find(message.uid);
+  if (!found) return found.error();
+  return base::read_file(found->path);
+}
+
+base::Status Maildir::remove(const MessageInfo& message) const {
+  fs::path path = message.path;
+  if (::unlink(path.c_str()) != 0) {
+    if (errno != ENOENT) return errno_error("unlink", path, errno);
+    auto found = find(message.uid);
+    if (!found) return {};  // already gone: removal is idempotent
+    path = found->path;
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return errno_error("unlink", path, errno);
+  }
+  if (sync_) return base::fsync_directory(path.parent_path());
+  return {};
+}
+
+base::Status Maildir::set_flags(MessageInfo& message, std::string_view flags) const {
+  std::string sorted;
+  for (char c : flags) {
+    if (c >= 0x21 && c <= 0x7e && c != '/' && sorted.find(c) == std::string::npos) sorted += c;
+  }
+  std::sort(sorted.begin(), sorted.end());
+  fs::path target = root_ / "cur" / (message.uid + ":2," + sorted);
+  fs::path from = message.path;
+  if (from == target) {
+    message.flags = sorted;
+    return {};
+  }
+  if (::rename(from.c_str(), target.c_str()) != 0) {
+    if (errno != ENOENT) return errno_error("rename", from, errno);
+    auto found = find(message.uid);
+    if (!found) return found.error();
+    from = found->path;
+    if (from != target && ::rename(from.c_str(), target.c_str()) != 0) {
+      return errno_error("rename", from, errno);
+    }
+  }
+  message.path = target;
+  message.in_new = false;
+  message.flags = sorted;
+  if (sync_) {
+    if (auto st = base::fsync_directory(root_ / "cur"); !st) return st;
+    if (from.parent_path() != target.parent_path()) return base::fsync_directory(from.parent_path());
+  }
+  return {};
+}
+
+}  // namespace hikyaku::mailbox

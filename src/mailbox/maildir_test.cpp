@@ -1,0 +1,181 @@
+#include "mailbox/maildir.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "base/file.hpp"
+
+namespace hikyaku::mailbox {
+namespace {
+namespace fs = std::filesystem;
+
+class MaildirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/maildir_test.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+TEST_F(MaildirTest, CreateMakesTmpNewCur) {
+  Maildir md(dir_ / "alice");
+  ASSERT_TRUE(md.create());
+  for (const char* sub : {"tmp", "new", "cur"}) EXPECT_TRUE(fs::is_directory(dir_ / "alice" / sub)) << sub;
+  ASSERT_TRUE(md.create());  // idempotent
+}
+
+TEST_F(MaildirTest, DeliverNamesFollowConvention) {
+  Maildir md(dir_);
+  ASSERT_TRUE(md.create());
+  auto uid = md.deliver("Subject: a\r\n\r\nbody\r\n");
+  ASSERT_TRUE(uid) << uid.error().message;
+  // <secs>.M<usecs>P<pid>Q<counter>.<host>,S=<disk>,W=<crlf>
+  std::regex re(R"(^\d+\.M\d+P\d+Q\d+\.[^/:,]+,S=17,W=20$)");
+  EXPECT_TRUE(std::regex_match(*uid, re)) << "got " << *uid;
+  EXPECT_LE(uid->size(), 70u) << "RFC 1939 §7 UIDL length";
+  for (char c : *uid) EXPECT_TRUE(c >= 0x21 && c <= 0x7e) << "RFC 1939 §7 UIDL charset";
+  EXPECT_TRUE(fs::exists(dir_ / "new" / *uid));
+  EXPECT_TRUE(fs::is_empty(dir_ / "tmp")) << "tmp/ must be empty after delivery";
+}
+
+TEST_F(MaildirTest, StoresLfAndReportsCrlfSize) {
+  Maildir md(dir_);
+  ASSERT_TRUE(md.create());
+  const std::string wire = "From: a@b\r\nSubject: x\r\n\r\nline1\r\nline2\r\n";
+  ASSERT_TRUE(md.deliver(wire));
+  auto list = md.list();
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->size(), 1u);
+  auto body = md.read((*list)[0]);
+  ASSERT_TRUE(body);
+  EXPECT_EQ(*body, "From: a@b\nSubject: x\n\nline1\nline2\n");
+  EXPECT_EQ((*list)[0].size, wire.size()) << "size is the CRLF (POP3) size";
+  EXPECT_EQ((*list)[0].disk_size, body->size());
+  EXPECT_EQ(Maildir::to_network(*body), wire);
+  EXPECT_TRUE((*list)[0].in_new);
+}
+
+TEST_F(MaildirTest, LineEndingConversions) {
+  struct Case {
+    const char* name;
+    std::string network;
+    std::string stored;
+  };
+  const Case cases[] = {
+      {"empty", "", ""},
+      {"crlf", "a\r\nb\r\n", "a\nb\n"},
+      {"lone cr kept", "a\rb\r\n", "a\rb\n"},
+      {"no final newline", "a\r\nb", "a\nb"},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(Maildir::to_stored(c.network), c.stored) << c.name;
+    EXPECT_EQ(Maildir::to_network(c.stored), c.network) << c.name;
+    EXPECT_EQ(Maildir::network_size(c.stored), c.network.size()) << c.name;
+  }
+  // A file with CRLF already (dropped in by another program) is not doubled.
+  EXPECT_EQ(Maildir::to_network("a\r\nb\n"), "a\r\nb\r\n");
+  EXPECT_EQ(Maildir::network_size("a\r\nb\n"), 6u);
+}
+
+TEST_F(MaildirTest, ListOldestFirstAcrossNewAndCur) {
+  Maildir md(dir_, /*sync=*/false);
+  ASSERT_TRUE(md.create());
+  // Foreign names (other MDAs) sort by their leading seconds.
+  std::ofstream(dir_ / "cur" / "1000.M5P1.host:2,S") << "old\n";
+  std::ofstream(dir_ / "new" / "1000.M7P1.host") << "older-second\n";
+  std::ofstream(dir_ / "new" / "999.P1.host") << "oldest\n";
+  std::ofstream(dir_ / "new" / ".hidden") << "ignored\n";
+  auto uid = md.deliver("newest\r\n");
+  ASSERT_TRUE(uid);
+  auto list = md.list();
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->size(), 4u);
+  EXPECT_EQ((*list)[0].uid, "999.P1.host");
+  EXPECT_EQ((*list)[1].uid, "1000.M5P1.host");
+  EXPECT_EQ((*list)[1].flags, "S");
+  EXPECT_FALSE((*list)[1].in_new);
+  EXPECT_EQ((*list)[2].uid, "1000.M7P1.host");
+  EXPECT_EQ((*list)[3].uid, *uid);
+  EXPECT_EQ((*list)[0].size, 8u) << "foreign file: size computed from content";
+}
+
+TEST_F(MaildirTest, RemoveIsIdempotentAndFollowsMoves) {
+  Maildir md(dir_);
+  ASSERT_TRUE(md.create());
+  ASSERT_TRUE(md.deliver("one\r\n"));
+  ASSERT_TRUE(md.deliver("two\r\n"));
+  auto list = md.list();
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->size(), 2u);
+  // Another reader moves message 0 to cur/ with flags; our stale info still works.
+  MessageInfo moved = (*list)[0];
+  ASSERT_TRUE(md.set_flags(moved, "SR"));
+  EXPECT_EQ(moved.flags, "RS");
+  EXPECT_FALSE(moved.in_new);
+  EXPECT_TRUE(fs::exists(dir_ / "cur" / (moved.uid + ":2,RS")));
+  auto body = md.read((*list)[0]);
+  ASSERT_TRUE(body) << body.error().message;
+  EXPECT_EQ(*body, "one\n");
+  ASSERT_TRUE(md.remove((*list)[0]));
+  ASSERT_TRUE(md.remove((*list)[0])) << "second remove is not an error";
+  auto after = md.list();
+  ASSERT_TRUE(after);
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ((*after)[0].uid, (*list)[1].uid);
+}
+
+TEST_F(MaildirTest, UidIsStableAcrossFlagChanges) {
+  Maildir md(dir_);
+  ASSERT_TRUE(md.create());
+  auto uid = md.deliver("x\r\n");
+  ASSERT_TRUE(uid);
+  auto found = md.find(*uid);
+  ASSERT_TRUE(found);
+  ASSERT_TRUE(md.set_flags(*found, "S"));
+  auto list = md.list();
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].uid, *uid) << "UIDL must not change (RFC 1939 §7)";
+  EXPECT_EQ((*list)[0].size, 3u);
+}
+
+TEST_F(MaildirTest, ConcurrentDeliveriesGetUniqueNames) {
+  Maildir md(dir_, /*sync=*/false);
+  ASSERT_TRUE(md.create());
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  std::set<std::string> uids;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        auto uid = md.deliver("m\r\n");
+        ASSERT_TRUE(uid);
+        std::lock_guard lock(mu);
+        uids.insert(*uid);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(uids.size(), 200u);
+  auto list = md.list();
+  ASSERT_TRUE(list);
+  EXPECT_EQ(list->size(), 200u);
+}
+
+TEST_F(MaildirTest, DeliverFailsWithoutDirectories) {
+  Maildir md(dir_ / "missing");
+  auto uid = md.deliver("x\r\n");
+  EXPECT_FALSE(uid);
+}
+
+}  // namespace
+}  // namespace hikyaku::mailbox
