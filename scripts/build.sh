@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Configure and build hikyaku. Usage: scripts/build.sh [BUILD_DIR] [cmake args...]
+# Default: build/ in RelWithDebInfo with g++ and -Werror.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=${1:-build}
+shift || true
+jobs=${HIKYAKU_JOBS:-$(nproc)}
+cmake -S . -B "$dir" -G Ninja "$@" >/dev/null
+cmake --build "$dir" -j "$jobs"
