@@ -1,0 +1,31 @@
+// Purpose:   HMAC-SHA1 and HMAC-SHA256 (keyed message authentication codes),
+//            for SRS address hashes and any other short keyed tag, plus a
+//            constant-time comparison for checking them.
+// Standards: RFC 2104 (HMAC), FIPS 180-4 (SHA-1, SHA-256); RFC 4231 test
+//            vectors in hmac_test.cpp.
+// Trust:     the key is a secret: it is never logged or copied beyond the
+//            OpenSSL call. Data may be untrusted bytes of any length.
+// Concurrency: stateless functions, safe from any thread.
+// Errors:    none: an OpenSSL HMAC failure is a broken invariant (abort).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "crypto/hash.hpp"
+
+namespace hikyaku::crypto {
+
+// The raw MAC (20 bytes for SHA-1, 32 for SHA-256).
+std::string hmac(HashAlgorithm algorithm, std::string_view key, std::string_view data);
+inline std::string hmac_sha1(std::string_view key, std::string_view data) {
+  return hmac(HashAlgorithm::sha1, key, data);
+}
+inline std::string hmac_sha256(std::string_view key, std::string_view data) {
+  return hmac(HashAlgorithm::sha256, key, data);
+}
+
+// Compare two MACs without an early exit that leaks the mismatch position.
+bool constant_time_equal(std::string_view a, std::string_view b);
+
+}  // namespace hikyaku::crypto
