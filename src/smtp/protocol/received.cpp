@@ -1,0 +1,64 @@
+#include "smtp/protocol/received.hpp"
+
+#include <cstdio>
+#include <ctime>
+
+namespace hikyaku::smtp::protocol {
+namespace {
+
+// Keep the peer's HELO inside a comment-free token: printable ASCII only,
+// without "()\\;" that would end or escape the clause (RFC 5322 §3.2.2).
+std::string sanitize(std::string_view s) {
+  std::string out;
+  for (char c : s.substr(0, 255)) {
+    auto u = static_cast<unsigned char>(c);
+    bool ok = u > 32 && u < 127 && c != '(' && c != ')' && c != '\\' && c != ';';
+    out += ok ? c : '?';
+  }
+  if (out.empty()) out = "unknown";
+  return out;
+}
+
+std::string ip_literal(std::string_view ip) {
+  // RFC 5321 §4.1.3: IPv6 address literals carry the "IPv6:" tag.
+  if (ip.find(':') != std::string_view::npos) return "[IPv6:" + std::string(ip) + "]";
+  return "[" + std::string(ip) + "]";
+}
+
+}  // namespace
+
+std::string with_protocol(const ReceivedInfo& info) {
+  if (!info.esmtp) return "SMTP";
+  std::string p = info.smtputf8 ? "UTF8SMTP" : "ESMTP";
+  if (info.tls) p += "S";
+  if (info.authenticated) p += "A";
+  return p;
+}
+
+std::string received_header(const ReceivedInfo& info) {
+  // RFC 5321 §4.4: From-domain By-domain Opt-info [CFWS] ";" date-time.
+  // We do not look up reverse DNS, so TCP-info is the bare address literal.
+  std::string h = "Received: from " + sanitize(info.helo) + " (" + ip_literal(info.client_ip) + ")\r\n";
+  h += "\tby " + info.hostname + " (hikyaku)";
+  if (info.tls && !info.tls_description.empty()) h += " (" + sanitize(info.tls_description) + ")";
+  h += " with " + with_protocol(info) + " id " + info.id + "\r\n";
+  if (!info.for_recipient.empty()) h += "\tfor <" + info.for_recipient + ">";
+  else h += "\t";
+  h += "; " + rfc5322_date(info.when) + "\r\n";
+  return h;
+}
+
+std::string rfc5322_date(std::chrono::system_clock::time_point t) {
+  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday], tm.tm_mday,
+                kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return buf;
+}
+
+}  // namespace hikyaku::smtp::protocol

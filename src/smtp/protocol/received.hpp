@@ -1,0 +1,41 @@
+// Purpose:   Build the Received: trace field the SMTP server prepends to each
+//            accepted message, and the RFC 5322 date it ends with.
+// Standards: RFC 5321 §4.4 (trace information: from/by/with/id/for),
+//            RFC 5322 §3.6.7 (trace fields), §3.3 (date-time),
+//            RFC 3848 (ESMTPS/ESMTPA/ESMTPSA), RFC 6531 §3.7.3 (UTF8SMTP*).
+// Trust:     the HELO name is peer-chosen: it is sanitised to printable ASCII
+//            without comment delimiters before it goes into the header.
+// Concurrency: pure functions.
+// Errors:    none.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+namespace hikyaku::smtp::protocol {
+
+struct ReceivedInfo {
+  std::string helo;          // what the client said
+  std::string client_ip;     // textual IP, "192.0.2.1" or "2001:db8::1"
+  std::string hostname;      // our name
+  bool esmtp = true;         // EHLO (else HELO: "SMTP")
+  bool tls = false;
+  bool authenticated = false;
+  bool smtputf8 = false;
+  std::string tls_description;  // "TLSv1.3 TLS_AES_256_GCM_SHA384", optional
+  std::string id;            // session-local transaction id
+  std::string for_recipient; // set only when there is exactly one recipient
+  std::chrono::system_clock::time_point when;
+};
+
+// RFC 3848 / RFC 6531 §3.7.3 "with" protocol name.
+std::string with_protocol(const ReceivedInfo& info);
+
+// "Received: from ... by ... with ... id ...\r\n\t...; date\r\n" (folded, CRLF).
+std::string received_header(const ReceivedInfo& info);
+
+// RFC 5322 §3.3 date-time in UTC: "Thu, 01 Jan 2026 00:00:00 +0000".
+std::string rfc5322_date(std::chrono::system_clock::time_point t);
+
+}  // namespace hikyaku::smtp::protocol
