@@ -1,0 +1,559 @@
+#include "queue/spool.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "base/file.hpp"
+
+namespace hikyaku::queue {
+namespace fs = std::filesystem;
+using std::chrono::duration_cast;
+using std::chrono::microseconds;
+
+namespace {
+
+constexpr std::string_view kMagic = "hikyaku-queue 1";
+constexpr size_t kIdLength = 13;           // 11 chars of µs since epoch + 2 of counter
+constexpr size_t kMaxHeader = 4u << 20;    // a header beyond this is corrupt
+constexpr std::string_view kIdAlphabet = "0123456789abcdefghijklmnopqrstuv";  // ASCII order = value order
+
+base::Error errno_error(std::string_view what, const fs::path& path, int err) {
+  return base::make_error(std::string(what) + " " + path.string() + ": " + std::strerror(err));
+}
+
+// Fixed-width base32 so that ids sort by arrival time.
+void append_base32(std::string& out, uint64_t value, size_t width) {
+  std::string digits(width, '0');
+  for (size_t i = width; i-- > 0;) {
+    digits[i] = kIdAlphabet[value & 31];
+    value >>= 5;
+  }
+  out += digits;
+}
+
+int64_t to_micros(base::Clock::time_point t) {
+  return duration_cast<microseconds>(t.time_since_epoch()).count();
+}
+
+base::Clock::time_point from_micros(int64_t us) {
+  return base::Clock::time_point(duration_cast<base::Clock::time_point::duration>(microseconds(us)));
+}
+
+// Field escaping for the header and records: one token per field, no spaces
+// or control bytes, reversible. Empty is "%-".
+std::string escape(std::string_view in) {
+  if (in.empty()) return "%-";
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(in.size());
+  for (unsigned char c : in) {
+    if (c <= 0x20 || c >= 0x7f || c == '%') {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+bool unescape(std::string_view in, std::string& out) {
+  out.clear();
+  if (in == "%-") return true;
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out += in[i];
+      continue;
+    }
+    if (i + 2 >= in.size()) return false;
+    unsigned v = 0;
+    auto [p, ec] = std::from_chars(in.data() + i + 1, in.data() + i + 3, v, 16);
+    if (ec != std::errc() || p != in.data() + i + 3) return false;
+    out += static_cast<char>(v);
+    i += 2;
+  }
+  return true;
+}
+
+std::vector<std::string_view> split_fields(std::string_view line) {
+  std::vector<std::string_view> out;
+  size_t pos = 0;
+  while (pos <= line.size()) {
+    size_t sp = line.find(' ', pos);
+    if (sp == std::string_view::npos) sp = line.size();
+    out.push_back(line.substr(pos, sp - pos));
+    pos = sp + 1;
+  }
+  return out;
+}
+
+template <class T>
+bool parse_number(std::string_view s, T& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size() && !s.empty();
+}
+
+uint32_t fnv1a(std::string_view s) {
+  uint32_t h = 2166136261u;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  return h;
+}
+
+std::string_view kind_name(config::Target::Kind kind) {
+  return kind == config::Target::Kind::mailbox ? "mailbox" : "forward";
+}
+
+bool parse_kind(std::string_view s, config::Target::Kind& kind) {
+  if (s == "mailbox") kind = config::Target::Kind::mailbox;
+  else if (s == "forward") kind = config::Target::Kind::forward;
+  else return false;
+  return true;
+}
+
+bool parse_status(std::string_view s, TargetStatus& status) {
+  if (s == "pending") status = TargetStatus::pending;
+  else if (s == "delivered") status = TargetStatus::delivered;
+  else if (s == "failed") status = TargetStatus::failed;
+  else return false;
+  return true;
+}
+
+std::string encode_address(const mail::Address& a) {
+  return escape(a.local) + " " + escape(a.domain);
+}
+
+bool decode_address(std::string_view local, std::string_view domain, mail::Address& a) {
+  return unescape(local, a.local) && unescape(domain, a.domain);
+}
+
+// The header written at enqueue. The id is the file name, not in the header,
+// so a colliding rename can pick a new id without rewriting the file.
+std::string encode_header(base::Clock::time_point arrival, const mail::Envelope& env,
+                          const Plan& plan, size_t message_size) {
+  std::string h;
+  h.reserve(256 + plan.size() * 64);
+  h += kMagic;
+  h += "\narrival " + std::to_string(to_micros(arrival)) + "\n";
+  if (env.sender) h += "sender " + encode_address(*env.sender) + "\n";
+  for (const auto& r : env.recipients) h += "rcpt " + encode_address(r) + "\n";
+  h += "helo " + escape(env.helo) + "\n";
+  h += "client " + escape(env.client_ip) + "\n";
+  h += "auth " + escape(env.auth_user) + "\n";
+  h += std::string("body8bit ") + (env.body_8bit ? "1" : "0") + "\n";
+  h += std::string("smtputf8 ") + (env.smtputf8 ? "1" : "0") + "\n";
+  for (const auto& rp : plan) {
+    for (const auto& t : rp.targets) {
+      h += "slot " + escape(rp.recipient) + " " + std::string(kind_name(t.kind)) + " " +
+           escape(t.value) + "\n";
+    }
+  }
+  h += "size " + std::to_string(message_size) + "\n\n";
+  return h;
+}
+
+// Parse the header text (without the final blank line).
+bool decode_header(std::string_view text, SpooledMessage& m) {
+  bool magic = false, have_size = false;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) nl = text.size();
+    std::string_view line = text.substr(pos, nl - pos);
+    pos = nl + 1;
+    if (!magic) {
+      if (line != kMagic) return false;
+      magic = true;
+      continue;
+    }
+    auto f = split_fields(line);
+    const std::string_view key = f[0];
+    int64_t n = 0;
+    if (key == "arrival" && f.size() == 2) {
+      if (!parse_number(f[1], n)) return false;
+      m.arrival = from_micros(n);
+    } else if (key == "sender" && f.size() == 3) {
+      mail::Address a;
+      if (!decode_address(f[1], f[2], a)) return false;
+      m.envelope.sender = a;
+    } else if (key == "rcpt" && f.size() == 3) {
+      mail::Address a;
+      if (!decode_address(f[1], f[2], a)) return false;
+      m.envelope.recipients.push_back(a);
+    } else if (key == "helo" && f.size() == 2) {
+      if (!unescape(f[1], m.envelope.helo)) return false;
+    } else if (key == "client" && f.size() == 2) {
+      if (!unescape(f[1], m.envelope.client_ip)) return false;
+    } else if (key == "auth" && f.size() == 2) {
+      if (!unescape(f[1], m.envelope.auth_user)) return false;
+    } else if (key == "body8bit" && f.size() == 2) {
+      m.envelope.body_8bit = f[1] == "1";
+    } else if (key == "smtputf8" && f.size() == 2) {
+      m.envelope.smtputf8 = f[1] == "1";
+    } else if (key == "slot" && f.size() == 4) {
+      TargetState s;
+      if (!unescape(f[1], s.recipient) || !parse_kind(f[2], s.target.kind) ||
+          !unescape(f[3], s.target.value)) {
+        return false;
+      }
+      m.targets.push_back(std::move(s));
+    } else if (key == "size" && f.size() == 2) {
+      if (!parse_number(f[1], m.message_size)) return false;
+      have_size = true;
+    }
+    // Unknown keys are ignored: a newer minor version may add facts.
+  }
+  return magic && have_size && !m.targets.empty();
+}
+
+// One record line (without the leading and trailing newline):
+// R <slot> <link> <status> <attempts> <first_us> <next_us> <kind> <value> <reply> <fnv32>
+std::string encode_record(size_t index, const TargetState& s) {
+  std::string line = "R " + std::to_string(index) + " " + std::to_string(s.link) + " " +
+                     std::string(to_string(s.status)) + " " + std::to_string(s.attempts) + " " +
+                     std::to_string(to_micros(s.first_attempt)) + " " +
+                     std::to_string(to_micros(s.next_attempt)) + " " +
+                     std::string(kind_name(s.target.kind)) + " " + escape(s.target.value) + " " +
+                     escape(s.last_reply);
+  char sum[16];
+  std::snprintf(sum, sizeof sum, " %08x", fnv1a(line));
+  return line + sum;
+}
+
+bool decode_record(std::string_view line, SpooledMessage& m) {
+  size_t sp = line.rfind(' ');
+  if (sp == std::string_view::npos || line.size() - sp != 9) return false;
+  uint32_t sum = 0;
+  auto [p, ec] = std::from_chars(line.data() + sp + 1, line.data() + line.size(), sum, 16);
+  if (ec != std::errc() || p != line.data() + line.size()) return false;
+  std::string_view body = line.substr(0, sp);
+  if (fnv1a(body) != sum) return false;
+  auto f = split_fields(body);
+  if (f.size() != 10 || f[0] != "R") return false;
+  size_t index = 0;
+  int64_t first = 0, next = 0;
+  TargetState s;
+  if (!parse_number(f[1], index) || index >= m.targets.size() || !parse_number(f[2], s.link) ||
+      !parse_status(f[3], s.status) || !parse_number(f[4], s.attempts) ||
+      !parse_number(f[5], first) || !parse_number(f[6], next) ||
+      !parse_kind(f[7], s.target.kind) || !unescape(f[8], s.target.value) ||
+      !unescape(f[9], s.last_reply)) {
+    return false;
+  }
+  s.recipient = m.targets[index].recipient;
+  s.first_attempt = from_micros(first);
+  s.next_attempt = from_micros(next);
+  m.targets[index] = std::move(s);
+  return true;
+}
+
+base::Status write_all(int fd, std::string_view data, const fs::path& path) {
+  const char* p = data.data();
+  size_t left = data.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno_error("write", path, errno);
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  return {};
+}
+
+// Read [offset, end of file) with pread.
+base::Status pread_all(int fd, uint64_t offset, uint64_t length, std::string& out,
+                       const fs::path& path) {
+  out.resize(length);
+  uint64_t done = 0;
+  while (done < length) {
+    ssize_t n = ::pread(fd, out.data() + done, length - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno_error("read", path, errno);
+    }
+    if (n == 0) break;
+    done += static_cast<uint64_t>(n);
+  }
+  out.resize(done);
+  return {};
+}
+
+}  // namespace
+
+std::string_view to_string(TargetStatus status) {
+  switch (status) {
+    case TargetStatus::pending: return "pending";
+    case TargetStatus::delivered: return "delivered";
+    case TargetStatus::failed: return "failed";
+  }
+  return "pending";
+}
+
+bool SpooledMessage::done() const {
+  return std::all_of(targets.begin(), targets.end(), [](const TargetState& t) { return t.final(); });
+}
+
+Spool::Spool(const config::Config& config, base::Clock& clock, bool sync)
+    : Spool(config.spool_dir(), clock, sync) {}
+
+Spool::Spool(fs::path dir, base::Clock& clock, bool sync)
+    : dir_(std::move(dir)), clock_(clock), sync_(sync) {}
+
+base::Status Spool::create() const {
+  for (const char* sub : {"tmp", "queue", "corrupt"}) {
+    if (auto st = base::ensure_directory(dir_ / sub, 0700); !st) return st;
+  }
+  return {};
+}
+
+bool Spool::valid_id(std::string_view id) {
+  return id.size() == kIdLength &&
+         std::all_of(id.begin(), id.end(), [](char c) { return kIdAlphabet.find(c) != std::string_view::npos; });
+}
+
+std::string Spool::next_id() {
+  std::string id;
+  id.reserve(kIdLength);
+  append_base32(id, static_cast<uint64_t>(to_micros(clock_.now())), 11);
+  append_base32(id, counter_.fetch_add(1, std::memory_order_relaxed) & 1023, 2);
+  return id;
+}
+
+// Group commit (rule 1): one directory fsync covers every rename that
+// completed before it started, so parallel enqueues share it.
+base::Status Spool::sync_queue_directory() {
+  const uint64_t mine = renames_.fetch_add(1, std::memory_order_acq_rel) + 1;
+  std::lock_guard lock(dir_sync_mu_);
+  if (synced_ >= mine) return {};
+  const uint64_t covered = renames_.load(std::memory_order_acquire);
+  if (auto st = base::fsync_directory(dir_ / "queue"); !st) return st;
+  synced_ = covered;
+  return {};
+}
+
+base::Result<std::string> Spool::enqueue(const mail::Envelope& envelope, const Plan& plan,
+                                         std::string_view message) {
+  // Sanity checks: a recipient without a target would be lost silently.
+  if (plan.empty()) return base::make_error("enqueue: empty delivery plan");
+  for (const auto& rp : plan) {
+    if (rp.targets.empty()) return base::make_error("enqueue: recipient " + rp.recipient + " has no target");
+  }
+  const std::string header = encode_header(clock_.now(), envelope, plan, message.size());
+
+  // Create spool/tmp/<id> exclusively.
+  std::string id;
+  fs::path tmp;
+  int fd = -1;
+  for (int tries = 0; tries < 16 && fd < 0; ++tries) {
+    id = next_id();
+    tmp = dir_ / "tmp" / id;
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST) return errno_error("create", tmp, errno);
+  }
+  if (fd < 0) return base::make_error("create " + tmp.string() + ": no free queue id");
+
+  // Header and message in one writev; then the data fsync.
+  auto fail = [&](base::Error e) -> base::Result<std::string> {
+    if (fd >= 0) ::close(fd);
+    ::unlink(tmp.c_str());
+    return e;
+  };
+  {
+    iovec iov[2] = {{const_cast<char*>(header.data()), header.size()},
+                    {const_cast<char*>(message.data()), message.size()}};
+    ssize_t n;
+    do {
+      n = ::writev(fd, iov, 2);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return fail(errno_error("write", tmp, errno));
+    size_t written = static_cast<size_t>(n);
+    if (written < header.size()) {
+      if (auto st = write_all(fd, std::string_view(header).substr(written), tmp); !st) return fail(st.error());
+      written = header.size();
+    }
+    size_t body_done = written - header.size();
+    if (body_done < message.size()) {
+      if (auto st = write_all(fd, message.substr(body_done), tmp); !st) return fail(st.error());
+    }
+  }
+  if (sync_ && ::fdatasync(fd) != 0) return fail(errno_error("fsync", tmp, errno));
+  if (::close(fd) != 0) {
+    fd = -1;
+    return fail(errno_error("close", tmp, errno));
+  }
+  fd = -1;
+
+  // Rename into the queue without ever replacing a queued message.
+  for (int tries = 0;; ++tries) {
+    fs::path final_path = dir_ / "queue" / id;
+    if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, final_path.c_str(), RENAME_NOREPLACE) == 0) break;
+    if (errno != EEXIST || tries >= 16) return fail(errno_error("rename", tmp, errno));
+    id = next_id();
+  }
+
+  // The directory fsync makes the rename durable; then the caller may say 250.
+  if (sync_) {
+    if (auto st = sync_queue_directory(); !st) {
+      // XXX(queue): the file is in queue/ but maybe not durable; we refuse the
+      // message (451) and leave the file: a later recovery delivers it, so the
+      // client's retry makes a duplicate, never a loss.
+      return st.error();
+    }
+  }
+  return id;
+}
+
+base::Result<std::vector<std::string>> Spool::recover() {
+  if (auto st = create(); !st) return st.error();
+
+  // Half-written files were never acknowledged: delete them.
+  std::error_code ec;
+  for (fs::directory_iterator it(dir_ / "tmp", ec), end; !ec && it != end; it.increment(ec)) {
+    ::unlink(it->path().c_str());
+  }
+  if (ec) return base::make_error("scan " + (dir_ / "tmp").string() + ": " + ec.message());
+
+  std::vector<std::string> ids;
+  for (fs::directory_iterator it(dir_ / "queue", ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (valid_id(name)) {
+      ids.push_back(std::move(name));
+    } else {
+      // Not ours: keep it for the operator, out of the way.
+      std::error_code rec;
+      fs::rename(it->path(), dir_ / "corrupt" / name, rec);
+    }
+  }
+  if (ec) return base::make_error("scan " + (dir_ / "queue").string() + ": " + ec.message());
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+base::Result<SpooledMessage> Spool::load(std::string_view id) const {
+  if (!valid_id(id)) return base::make_error("invalid queue id " + std::string(id));
+  SpooledMessage m;
+  m.id = std::string(id);
+  m.path = dir_ / "queue" / m.id;
+  int fd = ::open(m.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno_error("open", m.path, errno);
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+
+  // Read until the blank line that ends the header.
+  std::string head;
+  size_t header_end = std::string::npos;
+  for (uint64_t off = 0; header_end == std::string::npos;) {
+    std::string chunk;
+    if (auto st = pread_all(fd, off, 16384, chunk, m.path); !st) return st.error();
+    if (chunk.empty()) break;
+    off += chunk.size();
+    size_t from = head.size() >= 1 ? head.size() - 1 : 0;
+    head += chunk;
+    header_end = head.find("\n\n", from);
+    if (head.size() > kMaxHeader) break;
+  }
+  if (header_end == std::string::npos) return base::make_error("corrupt queue file " + m.path.string() + ": no header end");
+  if (!decode_header(std::string_view(head).substr(0, header_end), m)) {
+    return base::make_error("corrupt queue file " + m.path.string() + ": bad header");
+  }
+  m.message_offset = header_end + 2;
+
+  // Records follow the immutable message bytes.
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return errno_error("stat", m.path, errno);
+  const uint64_t end = static_cast<uint64_t>(st.st_size);
+  const uint64_t records_at = m.message_offset + m.message_size;
+  if (end < records_at) return base::make_error("corrupt queue file " + m.path.string() + ": truncated message");
+  std::string tail;
+  if (auto rs = pread_all(fd, records_at, end - records_at, tail, m.path); !rs) return rs.error();
+  size_t pos = 0;
+  while (pos < tail.size()) {
+    size_t nl = tail.find('\n', pos);
+    if (nl == std::string::npos) {
+      // Torn last record: its append was never acknowledged (rule 4).
+      ++m.torn_records;
+      break;
+    }
+    std::string_view line(tail.data() + pos, nl - pos);
+    pos = nl + 1;
+    if (line.empty()) continue;
+    if (!decode_record(line, m)) ++m.torn_records;
+  }
+  return m;
+}
+
+base::Result<std::string> Spool::read_message(const SpooledMessage& message) const {
+  int fd = ::open(message.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno_error("open", message.path, errno);
+  std::string out;
+  auto st = pread_all(fd, message.message_offset, message.message_size, out, message.path);
+  ::close(fd);
+  if (!st) return st.error();
+  if (out.size() != message.message_size) return base::make_error("short read " + message.path.string());
+  return out;
+}
+
+base::Status Spool::record(const SpooledMessage& message, size_t index, const TargetState& state) {
+  HIKYAKU_CHECK(index < message.targets.size());
+  // The leading newline terminates a torn record left by a crash, so this
+  // record always starts a line of its own.
+  const std::string line = "\n" + encode_record(index, state) + "\n";
+  int fd = ::open(message.path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) return errno_error("open", message.path, errno);
+  auto st = write_all(fd, line, message.path);
+  if (st && sync_ && ::fdatasync(fd) != 0) st = errno_error("fsync", message.path, errno);
+  ::close(fd);
+  return st;
+}
+
+base::Status Spool::remove(std::string_view id) {
+  if (!valid_id(id)) return base::make_error("invalid queue id " + std::string(id));
+  fs::path path = dir_ / "queue" / std::string(id);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return errno_error("unlink", path, errno);
+  return {};
+}
+
+base::Status Spool::quarantine(std::string_view id) {
+  if (!valid_id(id)) return base::make_error("invalid queue id " + std::string(id));
+  fs::path from = dir_ / "queue" / std::string(id);
+  if (::rename(from.c_str(), (dir_ / "corrupt" / std::string(id)).c_str()) != 0 && errno != ENOENT) {
+    return errno_error("rename", from, errno);
+  }
+  return {};
+}
+
+base::Result<std::vector<QueueEntry>> Spool::list() const {
+  std::vector<QueueEntry> out;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir_ / "queue", ec), end; !ec && it != end; it.increment(ec)) {
+    auto m = load(it->path().filename().string());
+    if (!m) continue;  // removed meanwhile, or corrupt (recover() deals with it)
+    QueueEntry e;
+    e.id = m->id;
+    e.arrival = m->arrival;
+    e.sender = m->envelope.sender_str();
+    e.size = m->message_size;
+    e.total = static_cast<unsigned>(m->targets.size());
+    for (const auto& t : m->targets) e.pending += t.final() ? 0 : 1;
+    out.push_back(std::move(e));
+  }
+  if (ec) return base::make_error("scan " + (dir_ / "queue").string() + ": " + ec.message());
+  std::sort(out.begin(), out.end(), [](const QueueEntry& a, const QueueEntry& b) { return a.id < b.id; });
+  return out;
+}
+
+}  // namespace hikyaku::queue

@@ -1,0 +1,159 @@
+// Purpose:   The durable mail queue: the single entry point for every message
+//            that hikyaku accepts (Postfix cleanup + mail_queue_enter), and
+//            the per-target delivery state that the scheduler records.
+// Durability rules (STYLE R12; docs/queue.md has the file format):
+//   1. enqueue() writes envelope + delivery plan + message into one file
+//      spool/tmp/<id>, fdatasync()s it, renames it (RENAME_NOREPLACE) to
+//      spool/queue/<id> and fsync()s spool/queue/. Only then does it return
+//      the id, and only then may the caller answer "250 2.0.0 Ok: queued as
+//      <id>". Concurrent enqueues share directory fsyncs (group commit): a
+//      directory fsync that starts after our rename covers us too.
+//   2. The message bytes are immutable once enqueued. State changes are
+//      appended after them as checksummed one-line records, each
+//      fdatasync()ed before record() returns (as Postfix marks recipients
+//      done inside its queue file). No record exists at enqueue: "every
+//      target pending, never attempted" is the state a record-less file
+//      means, so enqueue needs no journal fsync.
+//   3. A record holds the complete state of one target slot (target,
+//      status, attempts, first/next attempt, last reply, fallback link).
+//      The last valid record per slot wins, so replacing a target by its
+//      next fallback link is one durable append (issue 3).
+//   4. recover() deletes spool/tmp/* (never acknowledged: the client got no
+//      250), ignores a torn or corrupt last record (its change was never
+//      acknowledged either; the delivery is repeated: a duplicate, never a
+//      loss) and moves unparseable queue files to spool/corrupt/.
+//   5. A file is unlinked once every slot is final (delivered or failed).
+//      The unlink needs no fsync: if it is lost, recovery finds all slots
+//      final and unlinks again.
+// Standards: RFC 5321 §4.5.4.1 (retry, give up), §6.1 (responsibility once
+//            250 is sent), RFC 3463 (enhanced status in the last reply).
+// Trust:     envelope strings and message bytes come from the network; they
+//            are escaped in the header/records and stored verbatim in the
+//            body. Queue ids are generated here and safe as file names;
+//            ids given by operators are validated before touching files.
+// Concurrency: every method is thread-safe. enqueue() calls run in parallel
+//            (each has its own files); record() calls for one message must
+//            not race with each other (the scheduler serialises per message).
+// Errors:    Result/Status with errno text; nothing throws.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/clock.hpp"
+#include "base/result.hpp"
+#include "config/config.hpp"
+#include "mail/envelope.hpp"
+
+namespace hikyaku::queue {
+
+// The ordered targets of one recipient (what policy::Resolver::plan() gives).
+struct RecipientPlan {
+  std::string recipient;                // the address as in the envelope (Address::str())
+  std::vector<config::Target> targets;  // at least one
+};
+using Plan = std::vector<RecipientPlan>;
+
+enum class TargetStatus { pending, delivered, failed };
+std::string_view to_string(TargetStatus status);
+
+// The durable state of one delivery slot (one recipient × one plan target).
+struct TargetState {
+  std::string recipient;
+  config::Target target;        // current target; a fallback link replaces it
+  unsigned link = 0;            // 0 = planned target, n = n-th fallback link (issue 3)
+  TargetStatus status = TargetStatus::pending;
+  unsigned attempts = 0;
+  base::Clock::time_point first_attempt{};  // epoch = never attempted
+  base::Clock::time_point next_attempt{};   // epoch = as soon as possible
+  std::string last_reply;       // "4.2.2 mailbox full" (status + detail)
+
+  bool final() const { return status != TargetStatus::pending; }
+};
+
+// Everything the queue knows about one message.
+struct SpooledMessage {
+  std::string id;
+  base::Clock::time_point arrival{};
+  mail::Envelope envelope;
+  std::filesystem::path path;    // spool/queue/<id>
+  uint64_t message_offset = 0;   // message bytes are [offset, offset + size)
+  uint64_t message_size = 0;
+  std::vector<TargetState> targets;  // slot index = position
+  unsigned torn_records = 0;     // invalid records ignored while loading
+
+  bool done() const;
+};
+
+// A short summary for `hikyaku queue list`.
+struct QueueEntry {
+  std::string id;
+  base::Clock::time_point arrival{};
+  std::string sender;
+  uint64_t size = 0;
+  unsigned pending = 0;  // slots not yet final
+  unsigned total = 0;
+};
+
+class Spool {
+ public:
+  // `sync` false skips every fsync (tests and benchmarks of the rest only).
+  Spool(const config::Config& config, base::Clock& clock, bool sync = true);
+  Spool(std::filesystem::path dir, base::Clock& clock, bool sync = true);
+
+  // mkdir -p spool/{tmp,queue,corrupt}. Called by the constructor's users
+  // once at start (recover() calls it too).
+  base::Status create() const;
+
+  // Rule 1. `message` is the complete message as received (CRLF, dot
+  // unstuffed, including our Received header). Fails without side effects
+  // when a recipient has no target or the disk refuses.
+  base::Result<std::string> enqueue(const mail::Envelope& envelope, const Plan& plan,
+                                    std::string_view message);
+
+  // Rule 4: clean spool/tmp, quarantine corrupt files, return the ids of all
+  // queued messages, oldest first.
+  base::Result<std::vector<std::string>> recover();
+
+  // Read the header and all valid records of a queued message.
+  base::Result<SpooledMessage> load(std::string_view id) const;
+  // The message bytes (for agents that want them in memory, and `show`).
+  base::Result<std::string> read_message(const SpooledMessage& message) const;
+
+  // Rule 2/3: append the new state of slot `index`, fdatasync.
+  base::Status record(const SpooledMessage& message, size_t index, const TargetState& state);
+
+  // Rule 5 (also `hikyaku queue delete ID`): unlink the file.
+  base::Status remove(std::string_view id);
+
+  // Move an unreadable queue file to spool/corrupt/ for the operator.
+  base::Status quarantine(std::string_view id);
+
+  // `hikyaku queue list`: all queued messages, oldest first.
+  base::Result<std::vector<QueueEntry>> list() const;
+
+  const std::filesystem::path& dir() const { return dir_; }
+  // Ids are [0-9a-z] only, fixed width, sortable by arrival.
+  static bool valid_id(std::string_view id);
+
+ private:
+  std::string next_id();
+  base::Status sync_queue_directory();
+
+  std::filesystem::path dir_;
+  base::Clock& clock_;
+  bool sync_;
+  std::atomic<uint32_t> counter_{0};
+  // Group commit of the queue directory fsync (rule 1).
+  std::mutex dir_sync_mu_;
+  std::atomic<uint64_t> renames_{0};
+  uint64_t synced_ = 0;  // guarded by dir_sync_mu_
+};
+
+}  // namespace hikyaku::queue

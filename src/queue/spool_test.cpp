@@ -1,0 +1,279 @@
+#include "queue/spool.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "base/file.hpp"
+
+namespace hikyaku::queue {
+namespace {
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+config::Target mailbox(std::string name) { return config::Target{config::Target::Kind::mailbox, std::move(name)}; }
+config::Target forward(std::string addr) { return config::Target{config::Target::Kind::forward, std::move(addr)}; }
+
+mail::Envelope make_envelope() {
+  mail::Envelope env;
+  env.sender = mail::Address{"sender name", "example.org"};  // a space must survive escaping
+  env.recipients = {mail::Address{"alice", "example.test"}, mail::Address{"Bob", "example.test"}};
+  env.helo = "client.example.org";
+  env.client_ip = "192.0.2.1";
+  env.body_8bit = true;
+  return env;
+}
+
+Plan make_plan() {
+  return {{"alice@example.test", {mailbox("alice")}},
+          {"Bob@example.test", {mailbox("bob"), forward("bob%40x@gmail.example")}}};
+}
+
+class SpoolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/spool_test.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    spool_ = std::make_unique<Spool>(dir_, clock_);
+    ASSERT_TRUE(spool_->create());
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path dir_;
+  base::FakeClock clock_{base::Clock::time_point(std::chrono::seconds(1700000000))};
+  std::unique_ptr<Spool> spool_;
+};
+
+TEST_F(SpoolTest, EnqueueThenLoadRoundTrips) {
+  const std::string msg = "Subject: hi\r\n\r\nbody\r\n";
+  auto id = spool_->enqueue(make_envelope(), make_plan(), msg);
+  ASSERT_TRUE(id) << id.error().message;
+  EXPECT_TRUE(Spool::valid_id(*id)) << *id;
+  EXPECT_TRUE(fs::exists(dir_ / "queue" / *id));
+  EXPECT_TRUE(fs::is_empty(dir_ / "tmp"));
+
+  auto m = spool_->load(*id);
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_EQ(m->arrival, clock_.now());
+  ASSERT_TRUE(m->envelope.sender);
+  EXPECT_EQ(m->envelope.sender->local, "sender name");
+  EXPECT_EQ(m->envelope.sender->domain, "example.org");
+  ASSERT_EQ(m->envelope.recipients.size(), 2u);
+  EXPECT_EQ(m->envelope.recipients[1].local, "Bob");
+  EXPECT_EQ(m->envelope.helo, "client.example.org");
+  EXPECT_EQ(m->envelope.client_ip, "192.0.2.1");
+  EXPECT_EQ(m->envelope.auth_user, "");
+  EXPECT_TRUE(m->envelope.body_8bit);
+  EXPECT_FALSE(m->envelope.smtputf8);
+  ASSERT_EQ(m->targets.size(), 3u) << "one slot per recipient × target";
+  EXPECT_EQ(m->targets[0].recipient, "alice@example.test");
+  EXPECT_EQ(m->targets[0].target.str(), "mailbox:alice");
+  EXPECT_EQ(m->targets[2].recipient, "Bob@example.test");
+  EXPECT_EQ(m->targets[2].target.str(), "forward:bob%40x@gmail.example");
+  for (const auto& t : m->targets) {
+    EXPECT_EQ(t.status, TargetStatus::pending);
+    EXPECT_EQ(t.attempts, 0u);
+  }
+  EXPECT_FALSE(m->done());
+  auto body = spool_->read_message(*m);
+  ASSERT_TRUE(body);
+  EXPECT_EQ(*body, msg);
+  EXPECT_EQ(m->message_size, msg.size());
+}
+
+TEST_F(SpoolTest, NullSenderRoundTrips) {
+  mail::Envelope env = make_envelope();
+  env.sender.reset();  // RFC 5321 §4.5.5 null reverse-path
+  auto id = spool_->enqueue(env, make_plan(), "x\r\n");
+  ASSERT_TRUE(id);
+  auto m = spool_->load(*id);
+  ASSERT_TRUE(m);
+  EXPECT_FALSE(m->envelope.sender);
+}
+
+TEST_F(SpoolTest, RejectsRecipientWithoutTarget) {
+  Plan plan = {{"alice@example.test", {}}};
+  auto id = spool_->enqueue(make_envelope(), plan, "x\r\n");
+  EXPECT_FALSE(id);
+  EXPECT_TRUE(fs::is_empty(dir_ / "queue"));
+  EXPECT_FALSE(spool_->enqueue(make_envelope(), {}, "x\r\n"));
+}
+
+TEST_F(SpoolTest, IdsAreUniqueAndSortable) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 50; ++i) {
+    auto id = spool_->enqueue(make_envelope(), make_plan(), "x\r\n");
+    ASSERT_TRUE(id);
+    ids.push_back(*id);
+    if (i % 10 == 0) clock_.advance(1ms);
+  }
+  EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), ids.size());
+  for (size_t i = 1; i < ids.size(); ++i) EXPECT_LT(ids[i - 1], ids[i]) << "got " << ids[i - 1] << " then " << ids[i];
+  EXPECT_FALSE(Spool::valid_id("../etc/passwd"));
+  EXPECT_FALSE(Spool::valid_id(""));
+}
+
+TEST_F(SpoolTest, ConcurrentEnqueuesAllLand) {
+  base::SystemClock real;
+  Spool spool(dir_, real);
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  std::set<std::string> ids;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 25; ++i) {
+        auto id = spool.enqueue(make_envelope(), make_plan(), std::string(4096, 'a'));
+        ASSERT_TRUE(id) << id.error().message;
+        std::lock_guard lock(mu);
+        ids.insert(*id);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ids.size(), 100u);
+  auto list = spool.list();
+  ASSERT_TRUE(list);
+  EXPECT_EQ(list->size(), 100u);
+}
+
+TEST_F(SpoolTest, RecordsLastWinsAndSurviveReload) {
+  auto id = spool_->enqueue(make_envelope(), make_plan(), "x\r\n");
+  ASSERT_TRUE(id);
+  auto m = spool_->load(*id);
+  ASSERT_TRUE(m);
+  TargetState s = m->targets[1];
+  s.attempts = 1;
+  s.first_attempt = clock_.now();
+  s.next_attempt = clock_.now() + 60s;
+  s.last_reply = "4.2.2 mailbox full, try later";
+  ASSERT_TRUE(spool_->record(*m, 1, s));
+  s.attempts = 2;
+  s.status = TargetStatus::delivered;
+  s.last_reply = "2.0.0 ok";
+  ASSERT_TRUE(spool_->record(*m, 1, s));
+  // Replacing a target by its next fallback link is one record (issue 3).
+  TargetState f = m->targets[2];
+  f.target = mailbox("postmaster");
+  f.link = 1;
+  ASSERT_TRUE(spool_->record(*m, 2, f));
+
+  auto r = spool_->load(*id);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->torn_records, 0u);
+  EXPECT_EQ(r->targets[0].status, TargetStatus::pending);
+  EXPECT_EQ(r->targets[1].status, TargetStatus::delivered);
+  EXPECT_EQ(r->targets[1].attempts, 2u);
+  EXPECT_EQ(r->targets[1].first_attempt, clock_.now());
+  EXPECT_EQ(r->targets[1].next_attempt, clock_.now() + 60s);
+  EXPECT_EQ(r->targets[1].last_reply, "2.0.0 ok");
+  EXPECT_EQ(r->targets[1].recipient, "Bob@example.test");
+  EXPECT_EQ(r->targets[2].target.str(), "mailbox:postmaster");
+  EXPECT_EQ(r->targets[2].link, 1u);
+  auto body = spool_->read_message(*r);
+  ASSERT_TRUE(body);
+  EXPECT_EQ(*body, "x\r\n") << "message bytes are immutable";
+}
+
+// Simulated crash: a half-written tmp file, a torn last record, a garbage
+// record, and a file that is not ours.
+TEST_F(SpoolTest, RecoverCleansTmpAndIgnoresTornRecords) {
+  auto id = spool_->enqueue(make_envelope(), make_plan(), "x\r\n");
+  ASSERT_TRUE(id);
+  auto m = spool_->load(*id);
+  ASSERT_TRUE(m);
+  TargetState s = m->targets[0];
+  s.status = TargetStatus::delivered;
+  s.attempts = 1;
+  ASSERT_TRUE(spool_->record(*m, 0, s));
+  {
+    std::ofstream f(m->path, std::ios::app | std::ios::binary);
+    f << "\nR 1 0 delivered 1 0 0 mailbox bob %-";  // torn: no checksum, no newline
+  }
+  std::ofstream(dir_ / "tmp" / "0000000000000") << "half a message";
+  std::ofstream(dir_ / "queue" / "not-a-queue-id") << "junk";
+
+  auto ids = spool_->recover();
+  ASSERT_TRUE(ids) << ids.error().message;
+  ASSERT_EQ(ids->size(), 1u);
+  EXPECT_EQ((*ids)[0], *id);
+  EXPECT_TRUE(fs::is_empty(dir_ / "tmp"));
+  EXPECT_TRUE(fs::exists(dir_ / "corrupt" / "not-a-queue-id"));
+
+  auto r = spool_->load(*id);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->torn_records, 1u);
+  EXPECT_EQ(r->targets[0].status, TargetStatus::delivered);
+  EXPECT_EQ(r->targets[1].status, TargetStatus::pending) << "a torn record was never acknowledged";
+
+  // A record appended after the torn one is still read (it starts a new line).
+  TargetState b = r->targets[1];
+  b.status = TargetStatus::failed;
+  ASSERT_TRUE(spool_->record(*r, 1, b));
+  auto again = spool_->load(*id);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->targets[1].status, TargetStatus::failed);
+  EXPECT_EQ(again->torn_records, 1u);
+}
+
+TEST_F(SpoolTest, CorruptChecksumIsIgnored) {
+  auto id = spool_->enqueue(make_envelope(), make_plan(), "x\r\n");
+  ASSERT_TRUE(id);
+  auto m = spool_->load(*id);
+  ASSERT_TRUE(m);
+  TargetState s = m->targets[0];
+  s.status = TargetStatus::delivered;
+  ASSERT_TRUE(spool_->record(*m, 0, s));
+  // Flip one byte of the record ("delivered" → "delivereX").
+  auto data = base::read_file(m->path);
+  ASSERT_TRUE(data);
+  auto pos = data->rfind("delivered");
+  ASSERT_NE(pos, std::string::npos);
+  (*data)[pos + 8] = 'X';
+  fs::remove(m->path);
+  std::ofstream(m->path, std::ios::binary) << *data;
+  auto r = spool_->load(*id);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->torn_records, 1u);
+  EXPECT_EQ(r->targets[0].status, TargetStatus::pending);
+}
+
+TEST_F(SpoolTest, TruncatedMessageIsCorrupt) {
+  auto id = spool_->enqueue(make_envelope(), make_plan(), std::string(1000, 'z'));
+  ASSERT_TRUE(id);
+  fs::resize_file(dir_ / "queue" / *id, 200);
+  auto m = spool_->load(*id);
+  EXPECT_FALSE(m);
+  ASSERT_TRUE(spool_->quarantine(*id));
+  EXPECT_TRUE(fs::exists(dir_ / "corrupt" / *id));
+}
+
+TEST_F(SpoolTest, ListAndRemove) {
+  auto a = spool_->enqueue(make_envelope(), make_plan(), "x\r\n");
+  clock_.advance(1s);
+  auto b = spool_->enqueue(make_envelope(), make_plan(), "yy\r\n");
+  ASSERT_TRUE(a && b);
+  auto list = spool_->list();
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].id, *a);
+  EXPECT_EQ((*list)[0].sender, "sender name@example.org");
+  EXPECT_EQ((*list)[1].size, 4u);
+  EXPECT_EQ((*list)[1].pending, 3u);
+  EXPECT_EQ((*list)[1].total, 3u);
+  ASSERT_TRUE(spool_->remove(*a));
+  ASSERT_TRUE(spool_->remove(*a)) << "removing twice is fine";
+  EXPECT_FALSE(spool_->remove("../../x"));
+  list = spool_->list();
+  ASSERT_TRUE(list);
+  EXPECT_EQ(list->size(), 1u);
+}
+
+}  // namespace
+}  // namespace hikyaku::queue
