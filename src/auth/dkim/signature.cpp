@@ -1,5 +1,7 @@
 #include "auth/dkim/signature.hpp"
 
+#include <algorithm>
+
 #include "auth/common/tag_list.hpp"
 #include "base/strings.hpp"
 
@@ -72,15 +74,20 @@ base::Result<Signature> parse_signature(std::string_view value, SignatureKind ki
     auto pair = common::parse_canonicalization(*c);
     if (!pair) return base::make_error("invalid c=" + std::string(*c));
     sig.c = *pair;
+  } else if (kind == SignatureKind::arc_message) {
+    // RFC 8617 §4.1.2 builds on relaxed canonicalisation; an AMS without c=
+    // is read as relaxed/relaxed (dkimpy, ValiMail ams_fields_c_na).
+    sig.c = {common::Canonicalization::relaxed, common::Canonicalization::relaxed};
   }
   sig.d = base::to_lower(*t.find("d"));
   if (!is_valid_domain(sig.d)) return base::make_error("invalid d= domain");
   sig.s = std::string(*t.find("s"));
   if (!is_valid_domain(sig.s)) return base::make_error("invalid s= selector");
   for (auto name : base::split(*t.find("h"), ':')) {
+    // Empty names ("h=from::to", "h=") select nothing; dkimpy and the
+    // ValiMail suite accept them (for an AMS, "h=" signs only the AMS).
     std::string n = base::to_lower(common::strip_whitespace(name));
-    if (n.empty()) return base::make_error("empty name in h=");
-    sig.h.push_back(std::move(n));
+    if (!n.empty()) sig.h.push_back(std::move(n));
   }
   if (auto i = t.find("i")) sig.i = std::string(*i);
   if (auto l = t.find("l")) {
@@ -135,7 +142,8 @@ std::string hash_headers(const std::vector<const common::HeaderField*>& fields, 
   return h.finish();
 }
 
-std::string format_field(std::string_view name, const std::vector<std::pair<std::string, std::string>>& tags) {
+std::string format_field(std::string_view name, const std::vector<std::pair<std::string, std::string>>& tags,
+                         FoldB fold_b) {
   std::string out(name);
   out += ":";
   size_t col = out.size();
@@ -147,7 +155,7 @@ std::string format_field(std::string_view name, const std::vector<std::pair<std:
       out += k == 0 ? " " : "\r\n ";
       out += piece;
       // dkimpy folds b= in 72-column lines, "b=" included on the first.
-      size_t first = 70;
+      size_t first = fold_b == FoldB::yes ? 70 : value.size();
       size_t pos = 0;
       while (pos < value.size()) {
         size_t n = pos == 0 ? first : 72;
@@ -176,14 +184,17 @@ std::string format_field(std::string_view name, const std::vector<std::pair<std:
 
 base::Result<std::string> sign_field(std::string_view name, std::vector<std::pair<std::string, std::string>> tags,
                                      const std::vector<const common::HeaderField*>& fields,
-                                     common::Canonicalization c, const crypto::PrivateKey& key, Algorithm a) {
-  if (tags.empty() || tags.back().first != "b") return base::make_error("b= must be the last tag");
-  std::string unsigned_field = format_field(name, tags);
+                                     common::Canonicalization c, const crypto::PrivateKey& key, Algorithm a,
+                                     FoldB fold_b) {
+  auto b = std::find_if(tags.begin(), tags.end(), [](const auto& t) { return t.first == "b"; });
+  if (b == tags.end()) return base::make_error("no b= tag to fill");
+  b->second.clear();
+  std::string unsigned_field = format_field(name, tags, fold_b);
   std::string digest = hash_headers(fields, c, unsigned_field, hash_of(a));
   auto sig = crypto::sign_digest(key, hash_of(a), digest);
   if (!sig) return sig.error();
-  tags.back().second = base::base64_encode(*sig);
-  return format_field(name, tags) + "\r\n";
+  b->second = base::base64_encode(*sig);
+  return format_field(name, tags, fold_b) + "\r\n";
 }
 
 }  // namespace hikyaku::auth::dkim

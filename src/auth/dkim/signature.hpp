@@ -67,14 +67,21 @@ std::vector<const common::HeaderField*> select_headers(const common::ParsedMessa
 std::string hash_headers(const std::vector<const common::HeaderField*>& fields, common::Canonicalization c,
                          std::string_view signature_field_raw, crypto::HashAlgorithm hash);
 
-// "Name: t1=v1; t2=v2;\r\n\tt3=…" folded at tag boundaries near 78 columns.
-// `b` (if last) starts on its own line and its value is folded in 72-column
-// pieces, as dkimpy does, so ARC seals over our AMS are reproducible.
-std::string format_field(std::string_view name, const std::vector<std::pair<std::string, std::string>>& tags);
+// Whether the b= value is folded over several lines. ARC fields keep it on
+// one line: an ARC-Seal signs the AMS as written (relaxed canonicalisation
+// turns a fold into a space inside b=), and the ValiMail suite and dkimpy's
+// "standardize" form expect the unfolded value.
+enum class FoldB { yes, no };
 
-// Compute b= over the header hash and append it: `tags` must end with {"b", ""}.
+// "Name: t1=v1; t2=v2;\r\n t3=…" folded at tag boundaries near 78 columns;
+// b= starts on its own line, its value folded in 72-column pieces if asked.
+std::string format_field(std::string_view name, const std::vector<std::pair<std::string, std::string>>& tags,
+                         FoldB fold_b = FoldB::yes);
+
+// Compute b= over the header hash and fill it in: `tags` must contain {"b", …}.
 base::Result<std::string> sign_field(std::string_view name, std::vector<std::pair<std::string, std::string>> tags,
                                      const std::vector<const common::HeaderField*>& fields,
-                                     common::Canonicalization c, const crypto::PrivateKey& key, Algorithm a);
+                                     common::Canonicalization c, const crypto::PrivateKey& key, Algorithm a,
+                                     FoldB fold_b = FoldB::yes);
 
 }  // namespace hikyaku::auth::dkim
