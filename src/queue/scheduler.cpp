@@ -333,7 +333,6 @@ void Scheduler::on_outcome(const std::string& id, size_t slot, DeliveryOutcome o
   b.message.targets[slot] = next;
   b.in_flight[slot] = false;
   --b.in_flight_count;
-  --in_flight_;
   if (b.forgotten) {
     if (b.in_flight_count == 0) active_.erase(it);
   } else if (!next.final()) {
@@ -342,13 +341,17 @@ void Scheduler::on_outcome(const std::string& id, size_t slot, DeliveryOutcome o
     active_.erase(it);
     remove_file = true;
   }
-  cv_.notify_all();
-  idle_cv_.notify_all();
   lock.unlock();
   if (remove_file) {
     if (auto st = spool_.remove(id); !st) log->error("{}: cannot remove: {}", id, st.error().message);
     else log->info("{}: removed", id);
   }
+  // Counted in flight until the file is gone, so stop() and wait_idle() see
+  // a settled spool.
+  lock.lock();
+  --in_flight_;
+  cv_.notify_all();
+  idle_cv_.notify_all();
 }
 
 }  // namespace hikyaku::queue

@@ -1,0 +1,87 @@
+#include "delivery/maildir_agent.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "mailbox/maildir.hpp"
+
+namespace hikyaku::delivery {
+namespace {
+
+using Outcome = queue::DeliveryOutcome;
+
+Outcome temporary(const std::string& detail) {
+  // ENOSPC/EDQUOT: the operator frees space, the retry succeeds.
+  bool full = detail.find(std::strerror(ENOSPC)) != std::string::npos ||
+              detail.find(std::strerror(EDQUOT)) != std::string::npos;
+  return Outcome{Outcome::Kind::temporary, full ? "4.3.1" : "4.3.0", detail};
+}
+
+// pread [offset, offset + size) of the spool file.
+bool read_range(const std::filesystem::path& path, uint64_t offset, uint64_t size, std::string& out,
+                std::string& error) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    error = "open " + path.string() + ": " + std::strerror(errno);
+    return false;
+  }
+  out.resize(size);
+  uint64_t done = 0;
+  while (done < size) {
+    ssize_t n = ::pread(fd, out.data() + done, size - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      error = "read " + path.string() + ": " + (n < 0 ? std::strerror(errno) : "short file");
+      ::close(fd);
+      return false;
+    }
+    done += static_cast<uint64_t>(n);
+  }
+  ::close(fd);
+  return true;
+}
+
+}  // namespace
+
+MaildirAgent::MaildirAgent(const config::Config& config, bool sync) : config_(config), sync_(sync) {}
+
+void MaildirAgent::deliver(const queue::DeliveryRequest& request,
+                           std::function<void(queue::DeliveryOutcome)> done) {
+  // Sanity checks: the plan must name a configured mailbox.
+  if (request.target.kind != config::Target::Kind::mailbox ||
+      config_.find_mailbox(request.target.value) == nullptr) {
+    done(Outcome{Outcome::Kind::permanent, "5.1.1", "no such mailbox " + request.target.value});
+    return;
+  }
+
+  // RFC 5321 §4.4: Return-Path at final delivery; Delivered-To helps loop
+  // detection and readers (as Postfix local(8) and Dovecot LDA add it).
+  std::string message = "Return-Path: <" +
+                        (request.envelope ? request.envelope->sender_str() : std::string()) + ">\r\n";
+  if (!request.recipient.empty()) message += "Delivered-To: " + request.recipient + "\r\n";
+  const size_t prefix = message.size();
+  std::string body;
+  std::string error;
+  if (!read_range(request.message_path, request.message_offset, request.message_size, body, error)) {
+    done(temporary(error));
+    return;
+  }
+  message.reserve(prefix + body.size());
+  message += body;
+
+  mailbox::Maildir maildir(config_.mailbox_dir(request.target.value), sync_);
+  if (auto st = maildir.create(); !st) {
+    done(temporary(st.error().message));
+    return;
+  }
+  auto uid = maildir.deliver(message);
+  if (!uid) {
+    done(temporary(uid.error().message));
+    return;
+  }
+  done(Outcome{Outcome::Kind::delivered, "2.0.0", "delivered to maildir as " + *uid});
+}
+
+}  // namespace hikyaku::delivery

@@ -1,0 +1,36 @@
+// Purpose:   Local delivery (DeliveryAgent for config::Target::Kind::mailbox):
+//            read the spooled message, prefix Return-Path and Delivered-To,
+//            and store it with mailbox::Maildir::deliver() in
+//            config.mailbox_dir(NAME).
+// Standards: RFC 5321 §4.4 (the delivering server adds Return-Path with the
+//            MAIL FROM reverse-path), Maildir (via mailbox::Maildir).
+// Trust:     the mailbox name comes from the configuration (the plan), never
+//            from the network; it is checked against config.mailboxes so a
+//            stale plan cannot write outside DATA_DIR/mailboxes.
+// Concurrency: deliver() is synchronous and thread-safe; `done` is called
+//            before it returns, on the calling (scheduler worker) thread.
+// Errors:    outcomes, never exceptions: unknown mailbox → permanent 5.1.1;
+//            disk full/quota → temporary 4.3.1; other I/O → temporary 4.3.0.
+//            Idempotence: a crash after the Maildir link but before the
+//            queue records "delivered" delivers again after restart — a
+//            duplicate, never a loss (measured by tests/integration/test_crash.py).
+#pragma once
+
+#include "config/config.hpp"
+#include "queue/delivery_agent.hpp"
+
+namespace hikyaku::delivery {
+
+class MaildirAgent final : public queue::DeliveryAgent {
+ public:
+  // `sync` false skips fsyncs (tests only).
+  explicit MaildirAgent(const config::Config& config, bool sync = true);
+  void deliver(const queue::DeliveryRequest& request,
+               std::function<void(queue::DeliveryOutcome)> done) override;
+
+ private:
+  const config::Config& config_;
+  bool sync_;
+};
+
+}  // namespace hikyaku::delivery

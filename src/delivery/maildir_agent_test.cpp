@@ -1,0 +1,87 @@
+#include "delivery/maildir_agent.hpp"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "mailbox/maildir.hpp"
+#include "queue/spool.hpp"
+
+namespace hikyaku::delivery {
+namespace {
+namespace fs = std::filesystem;
+using queue::DeliveryOutcome;
+
+class MaildirAgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/maildir_agent_test.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    config_.data_dir = tmpl;
+    config_.mailboxes = {config::Mailbox{"alice", {}}};
+    spool_ = std::make_unique<queue::Spool>(config_, clock_, false);
+    ASSERT_TRUE(spool_->create());
+  }
+  void TearDown() override { fs::remove_all(config_.data_dir); }
+
+  DeliveryOutcome run(const std::string& mailbox_name, const std::string& message) {
+    mail::Envelope env;
+    env.sender = mail::Address{"s", "example.org"};
+    env.recipients = {mail::Address{"alice", "example.test"}};
+    config::Target target{config::Target::Kind::mailbox, mailbox_name};
+    auto id = spool_->enqueue(env, {{"alice@example.test", {target}}}, message);
+    EXPECT_TRUE(id);
+    auto m = spool_->load(*id);
+    EXPECT_TRUE(m);
+    queue::DeliveryRequest req{*id, &m->envelope, m->path, m->message_offset, m->message_size,
+                               "alice@example.test", target};
+    DeliveryOutcome got;
+    int calls = 0;
+    MaildirAgent agent(config_, false);
+    agent.deliver(req, [&](DeliveryOutcome o) {
+      got = o;
+      ++calls;
+    });
+    EXPECT_EQ(calls, 1) << "done must be called exactly once";
+    return got;
+  }
+
+  config::Config config_;
+  base::FakeClock clock_{base::Clock::time_point(std::chrono::seconds(1700000000))};
+  std::unique_ptr<queue::Spool> spool_;
+};
+
+TEST_F(MaildirAgentTest, DeliversWithReturnPathInLfForm) {
+  auto o = run("alice", "Subject: hi\r\n\r\nbody\r\n");
+  EXPECT_EQ(o.kind, DeliveryOutcome::Kind::delivered) << o.detail;
+  EXPECT_EQ(o.status, "2.0.0");
+  mailbox::Maildir md(config_.mailbox_dir("alice"));
+  auto list = md.list();
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->size(), 1u);
+  auto body = md.read((*list)[0]);
+  ASSERT_TRUE(body);
+  EXPECT_EQ(*body,
+            "Return-Path: <s@example.org>\nDelivered-To: alice@example.test\nSubject: hi\n\nbody\n");
+}
+
+TEST_F(MaildirAgentTest, UnknownMailboxIsPermanent) {
+  auto o = run("mallory", "x\r\n");
+  EXPECT_EQ(o.kind, DeliveryOutcome::Kind::permanent);
+  EXPECT_EQ(o.status, "5.1.1");
+  EXPECT_FALSE(fs::exists(config_.mailbox_dir("mallory")));
+}
+
+TEST_F(MaildirAgentTest, UnwritableMailboxIsTemporary) {
+  // DATA_DIR/mailboxes is a file: every mkdir fails (ENOTDIR), even as root.
+  std::ofstream(config_.data_dir / "mailboxes") << "in the way";
+  auto o = run("alice", "x\r\n");
+  EXPECT_EQ(o.kind, DeliveryOutcome::Kind::temporary) << o.detail;
+  EXPECT_EQ(o.status, "4.3.0");
+}
+
+}  // namespace
+}  // namespace hikyaku::delivery

@@ -1,0 +1,277 @@
+#include "queue/scheduler.hpp"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <mutex>
+
+#include <gtest/gtest.h>
+
+namespace hikyaku::queue {
+namespace {
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+// base::FakeClock is not thread-safe; the scheduler reads the clock from its
+// workers while the test moves it.
+class LockedFakeClock final : public base::Clock {
+ public:
+  explicit LockedFakeClock(time_point start) : now_(start) {}
+  time_point now() const override {
+    std::lock_guard lock(mu_);
+    return now_;
+  }
+  void advance(std::chrono::nanoseconds d) {
+    std::lock_guard lock(mu_);
+    now_ += std::chrono::duration_cast<time_point::duration>(d);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  time_point now_;
+};
+
+// Answers with a scripted outcome per target value (default: delivered), and
+// records every attempt.
+class FakeAgent final : public DeliveryAgent {
+ public:
+  void deliver(const DeliveryRequest& request, std::function<void(DeliveryOutcome)> done) override {
+    DeliveryOutcome outcome{DeliveryOutcome::Kind::delivered, "2.0.0", "ok"};
+    {
+      std::lock_guard lock(mu_);
+      attempts_.push_back(request.queue_id + " " + request.recipient + " " + request.target.str());
+      EXPECT_NE(request.envelope, nullptr);
+      EXPECT_GT(request.message_size, 0u);
+      auto it = script_.find(request.target.value);
+      if (it != script_.end()) outcome = it->second;
+    }
+    done(outcome);
+  }
+  void set(const std::string& target_value, DeliveryOutcome::Kind kind) {
+    std::lock_guard lock(mu_);
+    script_[target_value] =
+        DeliveryOutcome{kind, kind == DeliveryOutcome::Kind::temporary ? "4.2.2" : "5.1.1", "scripted"};
+  }
+  size_t count(const std::string& target_str) {
+    std::lock_guard lock(mu_);
+    size_t n = 0;
+    for (const auto& a : attempts_) n += a.ends_with(" " + target_str) ? 1 : 0;
+    return n;
+  }
+  size_t total() {
+    std::lock_guard lock(mu_);
+    return attempts_.size();
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, DeliveryOutcome> script_;
+  std::vector<std::string> attempts_;
+};
+
+config::Target mailbox(std::string name) { return config::Target{config::Target::Kind::mailbox, std::move(name)}; }
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/scheduler_test.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    config_.data_dir = tmpl;
+    config_.delivery.retry = {60s, 300s};
+    config_.delivery.expire = 3600s;
+    spool_ = std::make_unique<Spool>(config_, clock_, /*sync=*/false);
+    ASSERT_TRUE(spool_->create());
+  }
+  void TearDown() override { fs::remove_all(config_.data_dir); }
+
+  std::unique_ptr<Scheduler> make_scheduler() {
+    auto s = std::make_unique<Scheduler>(*spool_, config_, clock_, SchedulerOptions{.workers = 2});
+    s->register_agent(config::Target::Kind::mailbox, agent_);
+    return s;
+  }
+  std::string enqueue(const Plan& plan) {
+    mail::Envelope env;
+    env.sender = mail::Address{"s", "example.org"};
+    for (const auto& rp : plan) env.recipients.push_back(mail::Address{rp.recipient, "example.test"});
+    auto id = spool_->enqueue(env, plan, "Subject: t\r\n\r\nx\r\n");
+    EXPECT_TRUE(id);
+    return *id;
+  }
+  bool queued(const std::string& id) { return fs::exists(config_.spool_dir() / "queue" / id); }
+
+  config::Config config_;
+  LockedFakeClock clock_{base::Clock::time_point(std::chrono::seconds(1700000000))};
+  std::unique_ptr<Spool> spool_;
+  FakeAgent agent_;
+};
+
+TEST_F(SchedulerTest, SubmitAttemptsImmediatelyAndRemovesFile) {
+  auto s = make_scheduler();
+  ASSERT_TRUE(s->start());
+  auto id = enqueue({{"alice", {mailbox("alice")}}, {"bob", {mailbox("bob"), mailbox("archive")}}});
+  s->submit(id);
+  ASSERT_TRUE(s->wait_idle(5s));
+  EXPECT_EQ(agent_.count("mailbox:alice"), 1u);
+  EXPECT_EQ(agent_.count("mailbox:bob"), 1u);
+  EXPECT_EQ(agent_.count("mailbox:archive"), 1u);
+  EXPECT_EQ(s->active_messages(), 0u);
+  EXPECT_FALSE(queued(id)) << "every slot final: file removed";
+}
+
+TEST_F(SchedulerTest, RetryScheduleFollowsConfigThenLastInterval) {
+  agent_.set("alice", DeliveryOutcome::Kind::temporary);
+  auto s = make_scheduler();
+  ASSERT_TRUE(s->start());
+  auto id = enqueue({{"alice", {mailbox("alice")}}});
+  s->submit(id);
+  ASSERT_TRUE(s->wait_idle(5s));
+  EXPECT_EQ(agent_.count("mailbox:alice"), 1u);
+
+  // First retry after 60 s (+ up to 10% jitter): not at 59 s, surely by 67 s.
+  clock_.advance(59s);
+  ASSERT_TRUE(s->wait_idle(5s));
+  EXPECT_EQ(agent_.count("mailbox:alice"), 1u);
+  clock_.advance(8s);
+  ASSERT_TRUE(s->wait_idle(5s));
+  EXPECT_EQ(agent_.count("mailbox:alice"), 2u);
+
+  // Then 300 s, and 300 s again (the last interval repeats).
+  for (unsigned expected = 3; expected <= 4; ++expected) {
+    clock_.advance(299s);
+    ASSERT_TRUE(s->wait_idle(5s));
+    EXPECT_EQ(agent_.count("mailbox:alice"), expected - 1);
+    clock_.advance(31s);
+    ASSERT_TRUE(s->wait_idle(5s));
+    EXPECT_EQ(agent_.count("mailbox:alice"), expected);
+  }
+  auto m = spool_->load(id);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->targets[0].attempts, 4u) << "attempts recorded durably";
+  EXPECT_EQ(m->targets[0].last_reply, "4.2.2 scripted");
+  EXPECT_GT(m->targets[0].next_attempt, clock_.now());
+  s->stop();
+}
+
+TEST_F(SchedulerTest, PermanentFailureIsFinal) {
+  agent_.set("nobody", DeliveryOutcome::Kind::permanent);
+  auto s = make_scheduler();
+  ASSERT_TRUE(s->start());
+  auto id = enqueue({{"nobody", {mailbox("nobody")}}});
+  s->submit(id);
+  ASSERT_TRUE(s->wait_idle(5s));
+  EXPECT_EQ(agent_.total(), 1u);
+  EXPECT_FALSE(queued(id));
+}
+
+TEST_F(SchedulerTest, ExpiryFailsTemporaryTarget) {
+  agent_.set("alice", DeliveryOutcome::Kind::temporary);
+  auto s = make_scheduler();
+  ASSERT_TRUE(s->start());
+  auto id = enqueue({{"alice", {mailbox("alice")}}});
+  s->submit(id);
+  ASSERT_TRUE(s->wait_idle(5s));
+  for (int i = 0; i < 20 && queued(id); ++i) {
+    clock_.advance(400s);
+    ASSERT_TRUE(s->wait_idle(5s));
+  }
+  EXPECT_FALSE(queued(id)) << "RFC 5321 §4.5.4.1: give up after expire";
+  EXPECT_LE(agent_.total(), 12u);
+}
+
+TEST_F(SchedulerTest, RestartResumesWithoutRepeatingRecordedTargets) {
+  agent_.set("bob", DeliveryOutcome::Kind::temporary);
+  auto id = enqueue({{"alice", {mailbox("alice")}}, {"bob", {mailbox("bob")}}});
+  {
+    auto s = make_scheduler();
+    ASSERT_TRUE(s->start());
+    s->submit(id);
+    ASSERT_TRUE(s->wait_idle(5s));
+    s->stop();
+  }
+  EXPECT_EQ(agent_.count("mailbox:alice"), 1u);
+  EXPECT_EQ(agent_.count("mailbox:bob"), 1u);
+  ASSERT_TRUE(queued(id));
+
+  // Restart: alice is recorded delivered; bob waits for his retry time.
+  agent_.set("bob", DeliveryOutcome::Kind::delivered);
+  auto s = make_scheduler();
+  ASSERT_TRUE(s->start());
+  EXPECT_EQ(s->active_messages(), 1u);
+  ASSERT_TRUE(s->wait_idle(5s));
+  EXPECT_EQ(agent_.count("mailbox:bob"), 1u) << "recorded next-attempt time is kept";
+  clock_.advance(70s);
+  ASSERT_TRUE(s->wait_idle(5s));
+  EXPECT_EQ(agent_.count("mailbox:alice"), 1u) << "a recorded delivery is never repeated";
+  EXPECT_EQ(agent_.count("mailbox:bob"), 2u);
+  EXPECT_FALSE(queued(id));
+}
+
+TEST_F(SchedulerTest, RecoveryAttemptsUnsubmittedMessages) {
+  // Crash after enqueue, before submit: start() finds and delivers it.
+  auto id = enqueue({{"alice", {mailbox("alice")}}});
+  auto s = make_scheduler();
+  ASSERT_TRUE(s->start());
+  ASSERT_TRUE(s->wait_idle(5s));
+  EXPECT_EQ(agent_.count("mailbox:alice"), 1u);
+  EXPECT_FALSE(queued(id));
+}
+
+TEST_F(SchedulerTest, MissingAgentDefersNeverDrops) {
+  auto s = make_scheduler();
+  ASSERT_TRUE(s->start());
+  auto id = enqueue({{"carol", {config::Target{config::Target::Kind::forward, "carol@gmail.example"}}}});
+  s->submit(id);
+  ASSERT_TRUE(s->wait_idle(5s));
+  ASSERT_TRUE(queued(id));
+  auto m = spool_->load(id);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->targets[0].status, TargetStatus::pending);
+  EXPECT_EQ(m->targets[0].attempts, 1u);
+}
+
+TEST_F(SchedulerTest, FallbackPolicyReplacesTargetDurably) {
+  struct ToPostmaster final : FallbackPolicy {
+    std::optional<config::Target> next(const TargetState& slot, const DeliveryOutcome&) override {
+      if (slot.link == 0) return config::Target{config::Target::Kind::mailbox, "postmaster"};
+      return std::nullopt;
+    }
+  } policy;
+  agent_.set("gone", DeliveryOutcome::Kind::permanent);
+  auto s = make_scheduler();
+  s->set_fallback_policy(policy);
+  ASSERT_TRUE(s->start());
+  auto id = enqueue({{"x", {mailbox("gone")}}});
+  s->submit(id);
+  ASSERT_TRUE(s->wait_idle(5s));
+  EXPECT_EQ(agent_.count("mailbox:gone"), 1u);
+  EXPECT_EQ(agent_.count("mailbox:postmaster"), 1u);
+  EXPECT_FALSE(queued(id));
+}
+
+TEST_F(SchedulerTest, FlushMakesEverythingDue) {
+  agent_.set("alice", DeliveryOutcome::Kind::temporary);
+  auto s = make_scheduler();
+  ASSERT_TRUE(s->start());
+  auto id = enqueue({{"alice", {mailbox("alice")}}});
+  s->submit(id);
+  ASSERT_TRUE(s->wait_idle(5s));
+  s->flush();
+  ASSERT_TRUE(s->wait_idle(5s));
+  EXPECT_EQ(agent_.count("mailbox:alice"), 2u);
+}
+
+TEST_F(SchedulerTest, ManyMessagesAllDelivered) {
+  auto s = make_scheduler();
+  ASSERT_TRUE(s->start());
+  std::vector<std::string> ids;
+  for (int i = 0; i < 200; ++i) {
+    ids.push_back(enqueue({{"alice", {mailbox("alice")}}}));
+    s->submit(ids.back());
+  }
+  ASSERT_TRUE(s->wait_idle(10s));
+  EXPECT_EQ(agent_.total(), 200u);
+  for (const auto& id : ids) EXPECT_FALSE(queued(id));
+}
+
+}  // namespace
+}  // namespace hikyaku::queue
