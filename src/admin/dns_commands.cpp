@@ -1,0 +1,208 @@
+#include "admin/dns_commands.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ostream>
+
+#include "base/file.hpp"
+#include "base/strings.hpp"
+#include "crypto/key.hpp"
+
+namespace hikyaku::admin {
+namespace {
+
+// A host name as RFC 1035 §2.3.1 letters-digits-hyphen labels (underscores
+// allowed, as selectors and some real names use them). Anything else could
+// escape DATA_DIR/keys through the file name or break the zone syntax.
+bool valid_dns_name(std::string_view name) {
+  if (name.empty() || name.size() > 253) return false;
+  for (auto label : base::split(name, '.')) {
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+    for (char c : label) {
+      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+      if (!ok) return false;
+    }
+  }
+  return true;
+}
+
+// The TXT value of a DKIM key record (RFC 6376 §3.6.1; RFC 8463 §4 for k=).
+std::string dkim_record_value(const crypto::PublicKey& key) {
+  return "v=DKIM1; k=" + std::string(crypto::key_type_name(key.type())) + "; p=" + key.dkim_p();
+}
+
+std::string fqdn(std::string_view name) {
+  std::string out(name);
+  if (out.empty() || out.back() != '.') out += '.';
+  return out;
+}
+
+// Write `data` to a new file with mode 0600, failing if the file exists
+// (O_EXCL: no race with a second keygen), and fsync it. On failure nothing
+// is left behind except when the file already existed.
+base::Status write_new_secret_file(const std::filesystem::path& path, std::string_view data) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    int e = errno;
+    if (e == EEXIST) return base::make_error(path.string() + " already exists; choose another selector");
+    return base::make_error("open " + path.string() + ": " + std::strerror(e));
+  }
+  // The umask may only remove bits; set 0600 explicitly anyway.
+  bool ok = ::fchmod(fd, 0600) == 0;
+  size_t done = 0;
+  while (ok && done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) done += static_cast<size_t>(n);
+  }
+  ok = ok && ::fsync(fd) == 0;
+  int e = errno;
+  ok = (::close(fd) == 0) && ok;
+  if (!ok) {
+    ::unlink(path.c_str());
+    return base::make_error("write " + path.string() + ": " + std::strerror(e));
+  }
+  return base::fsync_directory(path.parent_path());
+}
+
+// The padding that lines record owners up in a column.
+void owner(std::ostream& out, const std::string& name) {
+  out << name;
+  for (size_t i = name.size(); i < 40; ++i) out << ' ';
+  out << ' ';
+}
+
+}  // namespace
+
+std::string zone_txt_strings(std::string_view value) {
+  // RFC 1035 §3.3.14: a character-string holds at most 255 octets; longer
+  // values (RSA 2048 DKIM keys) are several strings that readers concatenate
+  // (RFC 6376 §3.6.2.2, RFC 7208 §3.3).
+  std::string out;
+  do {
+    std::string_view chunk = value.substr(0, 255);
+    value.remove_prefix(chunk.size());
+    if (!out.empty()) out += ' ';
+    out += '"';
+    for (char c : chunk) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  } while (!value.empty());
+  return out;
+}
+
+int dkim_keygen(const config::Config& config, const std::string& domain_arg, const std::string& selector,
+                const std::string& algo, std::ostream& out, std::ostream& err) {
+  // Sanity checks.
+  std::string domain = base::to_lower(domain_arg);
+  if (!domain.empty() && domain.back() == '.') domain.pop_back();
+  if (!valid_dns_name(domain)) {
+    err << "invalid domain name '" << domain_arg << "'\n";
+    return 2;
+  }
+  if (!valid_dns_name(selector)) {
+    err << "invalid selector '" << selector << "' (letters, digits, '-', '_' and dots)\n";
+    return 2;
+  }
+  crypto::KeyType type;
+  if (algo == "rsa") {
+    type = crypto::KeyType::rsa;
+  } else if (algo == "ed25519") {
+    type = crypto::KeyType::ed25519;
+  } else {
+    err << "unknown algorithm '" << algo << "' (rsa or ed25519)\n";
+    return 2;
+  }
+
+  // Refuse before the (slow) RSA generation when the file is already there.
+  std::filesystem::path dir = config.data_dir / "keys";
+  std::filesystem::path file = dir / (domain + "." + selector + ".pem");
+  std::error_code ec;
+  if (std::filesystem::exists(file, ec)) {
+    err << file.string() << " already exists; choose another selector\n";
+    return 1;
+  }
+
+  // Generate: RSA 2048 (RFC 8301 §3.2) or Ed25519 (RFC 8463).
+  auto key = crypto::generate_key(type, 2048);
+  if (!key) {
+    err << "key generation failed: " << key.error().message << "\n";
+    return 1;
+  }
+  if (auto st = base::ensure_directory(dir, 0700); !st) {
+    err << st.error().message << "\n";
+    return 1;
+  }
+  if (auto st = write_new_secret_file(file, key->to_pem()); !st) {
+    err << st.error().message << "\n";
+    return 1;
+  }
+
+  // What the operator does next: publish, then configure.
+  std::string owner_name = selector + "._domainkey." + domain + ".";
+  out << "; private key written to " << file.string() << " (mode 0600)\n";
+  out << "; publish this DNS record:\n";
+  out << owner_name << " IN TXT " << zone_txt_strings(dkim_record_value(key->public_key())) << "\n";
+  out << "\n";
+  if (config.find_domain(domain) == nullptr)
+    out << "# " << domain << " is not a [[domain]] in " << config.source.string() << " yet; add:\n"
+        << "[[domain]]\nname = \"" << domain << "\"\n";
+  else
+    out << "# then set in the [[domain]] table of " << domain << " in " << config.source.string() << ":\n";
+  out << "dkim_selector = \"" << selector << "\"\n";
+  out << "dkim_key = \"" << file.string() << "\"\n";
+  return 0;
+}
+
+int dns_records(const config::Config& config, std::ostream& out, std::ostream& err) {
+  if (config.domains.empty()) {
+    err << "no [[domain]] in " << config.source.string() << "\n";
+    return 1;
+  }
+  int status = 0;
+  std::string mx_host = fqdn(base::to_lower(config.hostname));
+  out << "; DNS records to publish for hikyaku (zone-file syntax).\n";
+  out << "; " << mx_host << " must also have A/AAAA records for this server, and their PTR\n";
+  out << "; records must name " << mx_host << " (receivers check forward-confirmed reverse DNS).\n";
+  for (const auto& domain : config.domains) {
+    std::string apex = fqdn(domain.name);
+    out << "\n; " << domain.name << "\n";
+    // RFC 5321 §5.1: mail for the domain goes to this host.
+    owner(out, apex);
+    out << "IN MX 10 " << mx_host << "\n";
+    // RFC 7208 §3: only the domain's MX hosts send its mail.
+    owner(out, apex);
+    out << "IN TXT " << zone_txt_strings("v=spf1 mx -all") << "\n";
+    // RFC 6376 §3.6.2.1: the key record at selector._domainkey.
+    if (domain.dkim_selector.empty() || domain.dkim_key.empty()) {
+      out << "; no DKIM key configured: run `hikyaku dkim keygen " << domain.name << " --config "
+          << config.source.string() << "`\n";
+    } else {
+      auto text = base::read_file(domain.dkim_key);
+      auto key = text ? crypto::load_private_key(*text) : base::Result<crypto::PrivateKey>(text.error());
+      if (!key) {
+        err << domain.name << ": cannot read DKIM key " << domain.dkim_key.string() << ": " << key.error().message
+            << "\n";
+        out << "; DKIM key " << domain.dkim_key.string() << " unreadable (see the error above)\n";
+        status = 1;
+      } else {
+        owner(out, domain.dkim_selector + "._domainkey." + apex);
+        out << "IN TXT " << zone_txt_strings(dkim_record_value(key->public_key())) << "\n";
+      }
+    }
+    // RFC 7489 §6.1: the policy record at _dmarc; relaxed alignment (§3.1)
+    // keeps subdomain senders aligned.
+    owner(out, "_dmarc." + apex);
+    out << "IN TXT " << zone_txt_strings("v=DMARC1; p=quarantine; adkim=r; aspf=r") << "\n";
+  }
+  return status;
+}
+
+}  // namespace hikyaku::admin

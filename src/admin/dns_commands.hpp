@@ -1,0 +1,43 @@
+// Purpose:   The operator subcommands behind `hikyaku dkim keygen` and
+//            `hikyaku dns`: generate a DKIM signing key and print the DNS
+//            records a domain must publish (MX, SPF, DKIM, DMARC), in
+//            zone-file syntax, so they can be pasted into a zone or a DNS
+//            provider's form. Plain functions printing to the given streams.
+// Standards: RFC 6376 §3.6.1-3.6.2 (DKIM key record, selector._domainkey),
+//            RFC 8463 §4 (Ed25519 k=/p=), RFC 8301 §3.2 (RSA 2048), RFC 7208
+//            §3 (SPF record), RFC 7489 §6.1, §6.3 (DMARC record at _dmarc),
+//            RFC 1035 §3.3.14, §5.1 (TXT character-strings of ≤255 octets).
+// Trust:     run by the operator. Private keys are secrets: written once,
+//            mode 0600, never overwritten, never printed. Domain and selector
+//            become file names, so they are checked to be DNS labels first.
+// Concurrency: none; one call per process.
+// Errors:    messages on `err`; return 0 on success, 1 on failure, 2 on a
+//            usage error (bad algorithm, domain or selector).
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <string_view>
+
+#include "config/config.hpp"
+
+namespace hikyaku::admin {
+
+// The selector `hikyaku dkim keygen` uses when --selector is not given.
+inline constexpr std::string_view kDefaultDkimSelector = "hk1";
+
+// Generate a DKIM key ("rsa": RSA 2048, "ed25519") for `domain`, write it as
+// PEM (mode 0600) to DATA_DIR/keys/<domain>.<selector>.pem, refusing to
+// overwrite, and print the TXT record to publish and the dkim_selector /
+// dkim_key lines for the domain's [[domain]] table.
+int dkim_keygen(const config::Config& config, const std::string& domain, const std::string& selector,
+                const std::string& algo, std::ostream& out, std::ostream& err);
+
+// Print, for every [[domain]], the MX, SPF, DKIM and DMARC records to publish.
+int dns_records(const config::Config& config, std::ostream& out, std::ostream& err);
+
+// A TXT value as zone-file character-strings: quoted, each ≤255 octets,
+// separated by spaces (RFC 1035 §5.1). Exposed for tests.
+std::string zone_txt_strings(std::string_view value);
+
+}  // namespace hikyaku::admin
