@@ -44,6 +44,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/clock.hpp"
@@ -55,10 +56,17 @@ namespace hikyaku::queue {
 
 // The ordered targets of one recipient (what policy::Resolver::plan() gives).
 struct RecipientPlan {
+  RecipientPlan() = default;
+  RecipientPlan(std::string recipient_in, std::vector<config::Target> targets_in)
+      : recipient(std::move(recipient_in)), targets(std::move(targets_in)) {}
+  RecipientPlan(const mail::Address& address, std::vector<config::Target> targets_in)
+      : recipient(address.str()), targets(std::move(targets_in)) {}
+
   std::string recipient;                // the address as in the envelope (Address::str())
   std::vector<config::Target> targets;  // at least one
 };
 using Plan = std::vector<RecipientPlan>;
+using Plans = Plan;
 
 enum class TargetStatus { pending, delivered, failed };
 std::string_view to_string(TargetStatus status);
@@ -107,9 +115,10 @@ class Spool {
   Spool(const config::Config& config, base::Clock& clock, bool sync = true);
   Spool(std::filesystem::path dir, base::Clock& clock, bool sync = true);
 
-  // mkdir -p spool/{tmp,queue,corrupt}. Called by the constructor's users
-  // once at start (recover() calls it too).
+  // mkdir -p spool/{tmp,queue,corrupt}, once at start (open() is the same;
+  // Scheduler::start() → recover() calls it too).
   base::Status create() const;
+  base::Status open() const { return create(); }
 
   // Rule 1. `message` is the complete message as received (CRLF, dot
   // unstuffed, including our Received header). Fails without side effects
