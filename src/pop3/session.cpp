@@ -1,0 +1,317 @@
+// The only POP3 file that includes Asio (DESIGN.md: one Asio TU ≈ 30 s).
+#include "pop3/session.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/log.hpp"
+#include "mailbox/maildir.hpp"
+#include "net/stream.hpp"
+#include "pop3/protocol/state_machine.hpp"
+
+namespace hikyaku::pop3 {
+namespace {
+
+namespace asio = net::asio;
+using protocol::Action;
+using protocol::LoginOutcome;
+
+// Login names come from the network: keep log lines one line and short.
+std::string printable(std::string_view s) {
+  std::string out;
+  for (char c : s.substr(0, 64)) {
+    auto u = static_cast<unsigned char>(c);
+    out += (u < 0x20 || u >= 0x7f) ? '?' : c;
+  }
+  if (s.size() > 64) out += "...";
+  return out;
+}
+
+void wipe(std::string& secret) {
+  std::fill(secret.begin(), secret.end(), '\0');
+  secret.clear();
+}
+
+struct Login {
+  LoginOutcome outcome = LoginOutcome::unavailable;
+  std::unique_ptr<LockTable::Lock> lock;
+  std::vector<mailbox::MessageInfo> messages;
+  std::string detail;  // log reason, never sent to the client
+};
+
+class Session {
+ public:
+  Session(Pop3Context& ctx, net::Stream& stream)
+      : ctx_(ctx),
+        stream_(stream),
+        log_(base::logger("pop3d")),
+        id_(stream.remote_ip() + ":" + std::to_string(stream.remote_port())),
+        timeout_(ctx.config.limits.command_timeout) {}
+
+  net::awaitable<void> run(bool implicit_tls);
+
+ private:
+  net::awaitable<bool> flush();
+  net::awaitable<Action> authenticate(Action a);
+  net::awaitable<Action> retrieve(const Action& a);
+  net::awaitable<Action> update(const Action& a);
+
+  Pop3Context& ctx_;
+  net::Stream& stream_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::string id_;
+  std::chrono::seconds timeout_;
+  std::optional<protocol::StateMachine> machine_;
+  std::string out_;  // replies not yet written (RFC 2449 §6.6 PIPELINING)
+  std::optional<mailbox::Maildir> maildir_;
+  std::vector<mailbox::MessageInfo> messages_;
+  std::unique_ptr<LockTable::Lock> lock_;
+};
+
+net::awaitable<bool> Session::flush() {
+  if (out_.empty()) co_return true;
+  bool ok = co_await stream_.write(out_);
+  out_.clear();
+  co_return ok;
+}
+
+net::awaitable<void> Session::run(bool implicit_tls) {
+  // RFC 8314 §3.3: on 995 the TLS handshake comes before any POP3 byte.
+  if (implicit_tls) {
+    if (!co_await stream_.start_tls(timeout_)) {
+      log_->info("{} TLS handshake failed on pop3s", id_);
+      co_return;
+    }
+  }
+  protocol::Options options;
+  options.tls_available = ctx_.tls != nullptr;
+  options.tls_active = stream_.tls_active();
+  options.allow_plaintext = ctx_.config.auth.allow_plaintext;
+  options.max_errors = std::max(1u, ctx_.config.limits.errors);
+  machine_.emplace(options);
+  auto& sm = *machine_;
+  log_->debug("{} connected{}", id_, implicit_tls ? " (TLS)" : "");
+  out_ = sm.greeting();
+  if (!co_await flush()) co_return;
+
+  for (;;) {
+    // RFC 1939 §3: the autologout timer; on expiry the session ends without
+    // entering UPDATE, so nothing marked for deletion is removed.
+    auto line = co_await stream_.read_line(timeout_);
+    Action action;
+    switch (line.status) {
+      case net::Stream::ReadStatus::line:
+        action = sm.on_line(line.text);
+        break;
+      case net::Stream::ReadStatus::too_long:
+        action = sm.line_too_long();
+        break;
+      case net::Stream::ReadStatus::timeout:
+        out_ += "-ERR autologout: idle for too long\r\n";
+        co_await flush();
+        log_->info("{} idle timeout{}", id_, sm.user().empty() ? "" : " user=" + sm.user());
+        co_return;
+      case net::Stream::ReadStatus::closed:
+      case net::Stream::ReadStatus::error:
+        // Dropped without QUIT: no UPDATE state, deletions are forgotten.
+        log_->debug("{} connection closed by peer", id_);
+        co_return;
+    }
+
+    // Carry out the machine's requests until it only wants to talk.
+    for (;;) {
+      out_ += action.reply;
+      if (action.kind == Action::Kind::authenticate) {
+        action = co_await authenticate(std::move(action));
+        continue;
+      }
+      if (action.kind == Action::Kind::retrieve) {
+        action = co_await retrieve(action);
+        continue;
+      }
+      if (action.kind == Action::Kind::update) {
+        action = co_await update(action);
+        continue;
+      }
+      break;
+    }
+
+    if (action.kind == Action::Kind::close) {
+      co_await flush();
+      log_->debug("{} session ended", id_);
+      co_return;
+    }
+    if (action.kind == Action::Kind::start_tls) {
+      if (!co_await flush()) co_return;
+      if (!co_await stream_.start_tls(timeout_)) {
+        log_->info("{} STLS handshake failed", id_);
+        co_return;
+      }
+      sm.tls_started();
+      log_->debug("{} STLS: {}", id_, stream_.tls_description());
+      continue;
+    }
+    // RFC 2449 §6.6 PIPELINING: answer a batch of commands in one write.
+    if (!stream_.has_buffered_input() || out_.size() > 65536) {
+      if (!co_await flush()) co_return;
+    }
+  }
+}
+
+net::awaitable<Action> Session::authenticate(Action a) {
+  auto& sm = *machine_;
+  std::string user = std::move(a.user);
+  std::string password = std::move(a.password);
+  wipe(a.password);
+  const config::Mailbox* mailbox = ctx_.config.find_mailbox(user);
+
+  // argon2id is slow on purpose: never on the event loop.
+  bool verified = co_await asio::co_spawn(
+      ctx_.workers,
+      [&]() -> net::awaitable<bool> {
+        co_return mailbox != nullptr && ctx_.credentials.verify(mailbox->name, password);
+      },
+      net::use_awaitable);
+  wipe(password);
+
+  if (!verified) {
+    log_->warn("{} login failed: user={} mechanism={} tls={}", id_, printable(user), a.mechanism,
+               stream_.tls_active() ? "yes" : "no");
+    // Slow down password guessing (config.auth.failure_delay), without
+    // blocking anyone else.
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    timer.expires_after(ctx_.config.auth.failure_delay);
+    co_await timer.async_wait(asio::as_tuple(net::use_awaitable));
+    co_return sm.login_result(LoginOutcome::bad_credentials);
+  }
+
+  // RFC 1939 §8: lock the maildrop, then take the message list that stays
+  // fixed for the whole session. Filesystem work goes to the workers.
+  mailbox::Maildir maildir(ctx_.config.mailbox_dir(mailbox->name));
+  Login login = co_await asio::co_spawn(
+      ctx_.workers,
+      [&]() -> net::awaitable<Login> {
+        Login out;
+        if (auto st = maildir.create(); !st) {
+          out.detail = st.error().message;
+          co_return out;
+        }
+        auto lock = ctx_.locks->try_lock(mailbox->name, maildir.root() / "hikyaku-pop3.lock");
+        if (!lock) {
+          out.detail = lock.error().message;
+          co_return out;
+        }
+        if (!*lock) {
+          out.outcome = LoginOutcome::in_use;
+          co_return out;
+        }
+        auto list = maildir.list();
+        if (!list) {
+          out.detail = list.error().message;
+          co_return out;
+        }
+        out.outcome = LoginOutcome::ok;
+        out.lock = std::move(lock.value());
+        out.messages = std::move(list.value());
+        co_return out;
+      },
+      net::use_awaitable);
+
+  switch (login.outcome) {
+    case LoginOutcome::ok:
+      break;
+    case LoginOutcome::in_use:
+      log_->info("{} login refused: user={} maildrop in use", id_, mailbox->name);
+      co_return sm.login_result(LoginOutcome::in_use);
+    default:
+      log_->error("{} login: user={} maildrop unavailable: {}", id_, mailbox->name, login.detail);
+      co_return sm.login_result(LoginOutcome::unavailable);
+  }
+
+  std::vector<protocol::MessageEntry> entries;
+  entries.reserve(login.messages.size());
+  for (const auto& m : login.messages) entries.push_back({m.uid, m.size});
+  log_->info("{} login: user={} mechanism={} tls={} messages={}", id_, mailbox->name, a.mechanism,
+             stream_.tls_active() ? stream_.tls_description() : "no", entries.size());
+  lock_ = std::move(login.lock);
+  messages_ = std::move(login.messages);
+  maildir_.emplace(std::move(maildir));
+  co_return sm.login_result(LoginOutcome::ok, std::move(entries));
+}
+
+net::awaitable<Action> Session::retrieve(const Action& a) {
+  HIKYAKU_CHECK(maildir_ && a.message < messages_.size());
+  auto& info = messages_[a.message];
+  bool mark_seen = !a.top_lines.has_value();
+  std::optional<std::string> content = co_await asio::co_spawn(
+      ctx_.workers,
+      [&]() -> net::awaitable<std::optional<std::string>> {
+        auto data = maildir_->read(info);
+        if (!data) {
+          log_->error("{} user={} read {}: {}", id_, machine_->user(), info.uid, data.error().message);
+          co_return std::nullopt;
+        }
+        // Maildir convention: a message a reader has seen leaves new/, and
+        // RETR (not TOP, which fetchmail uses to peek) sets the S flag, as
+        // Dovecot's POP3 does, so IMAP clients show it as read.
+        if (mark_seen && info.flags.find('S') == std::string::npos) {
+          if (auto st = maildir_->set_flags(info, info.flags + "S"); !st) {
+            log_->warn("{} user={} flag {}: {}", id_, machine_->user(), info.uid, st.error().message);
+          }
+        }
+        co_return std::move(data.value());
+      },
+      net::use_awaitable);
+  co_return machine_->message_loaded(content);
+}
+
+net::awaitable<Action> Session::update(const Action& a) {
+  HIKYAKU_CHECK(maildir_);
+  // RFC 1939 §6: UPDATE removes the messages marked with DELE, now only.
+  size_t failed = co_await asio::co_spawn(
+      ctx_.workers,
+      [&]() -> net::awaitable<size_t> {
+        size_t failures = 0;
+        for (size_t index : a.deletions) {
+          if (index >= messages_.size()) continue;
+          if (auto st = maildir_->remove(messages_[index]); !st) {
+            ++failures;
+            log_->error("{} user={} remove {}: {}", id_, machine_->user(), messages_[index].uid,
+                        st.error().message);
+          }
+        }
+        co_return failures;
+      },
+      net::use_awaitable);
+  log_->info("{} user={} update: deleted={} failed={}", id_, machine_->user(),
+             a.deletions.size() - failed, failed);
+  co_return machine_->update_done(failed == 0);
+}
+
+}  // namespace
+
+net::awaitable<void> run_session(net::tcp::socket socket,
+                                 std::unique_ptr<net::ConnectionLimiter::Lease> lease,
+                                 Pop3Context& ctx, bool implicit_tls) {
+  net::Stream stream(std::move(socket), ctx.tls, ctx.config.limits.line_length);
+  if (!lease) {
+    // The listener's connection limits: tell the client and hang up (on 995
+    // after a short handshake, or the refusal could not be read).
+    bool can_write = !implicit_tls || co_await stream.start_tls(std::chrono::seconds(10));
+    if (can_write) co_await stream.write("-ERR [SYS/TEMP] too many connections\r\n");
+    base::logger("pop3d")->warn("{}:{} refused: too many connections", stream.remote_ip(),
+                                stream.remote_port());
+    stream.close();
+    co_return;
+  }
+  {
+    Session session(ctx, stream);
+    co_await session.run(implicit_tls);
+  }  // the maildrop lock is released here, before the socket closes
+  stream.close();
+}
+
+}  // namespace hikyaku::pop3

@@ -1,0 +1,48 @@
+// Purpose:   The POP3 server session over a net::Stream (110 with STLS, 995
+//            implicit TLS): reads command lines with the idle timeout, feeds
+//            the sans-I/O protocol::StateMachine and carries out its actions:
+//            TLS handshakes, argon2id login checks on the worker pool, the
+//            failed-login delay (a timer, the event loop stays free), the
+//            maildrop lock, and Maildir reads and removals (worker pool).
+//            Login mapping: the login name is a [[mailbox]] name
+//            (config.find_mailbox) whose password is in the CredentialStore.
+// Standards: RFC 1939 (§3 autologout timer, §8 lock), RFC 2449, RFC 2595,
+//            RFC 5034, RFC 8314 (implicit TLS on 995).
+// Trust:     the peer is untrusted; passwords are never logged; log lines
+//            carry ip:port, the login name (sanitised) and the outcome.
+// Concurrency: one coroutine per connection on the (single-threaded)
+//            io_context; blocking work is co_spawned on ctx.workers and the
+//            coroutine resumes on its own executor.
+// Errors:    run_session never throws on I/O errors (they end the session);
+//            anything thrown is a bug caught by net::start_accepting.
+#pragma once
+
+#include <memory>
+
+#include "config/config.hpp"
+#include "net/asio.hpp"
+#include "net/listener.hpp"
+#include "pop3/mailbox_lock.hpp"
+#include "sasl/credential_store.hpp"
+
+namespace hikyaku::pop3 {
+
+struct Pop3Context {
+  const config::Config& config;
+  sasl::CredentialStore& credentials;
+  std::shared_ptr<boost::asio::ssl::context> tls;  // may be null: no STLS, no 995
+  boost::asio::thread_pool& workers;
+  // One session per maildrop (RFC 1939 §8); shared by every POP3 listener
+  // built from this context. Default-initialised: `{config, credentials,
+  // tls, workers}` is enough.
+  std::shared_ptr<LockTable> locks = std::make_shared<LockTable>();
+};
+
+// Serve one POP3 connection. `lease` null: the connection limit was reached;
+// the client gets "-ERR [SYS/TEMP] too many connections". `implicit_tls`:
+// handshake before the greeting (995).
+net::awaitable<void> run_session(net::tcp::socket socket,
+                                 std::unique_ptr<net::ConnectionLimiter::Lease> lease,
+                                 Pop3Context& ctx, bool implicit_tls);
+
+}  // namespace hikyaku::pop3
