@@ -1,0 +1,29 @@
+// Purpose:   The operator subcommands behind `hikyaku user ...`,
+//            `hikyaku check-config` and `hikyaku queue ...`: plain functions
+//            that print to the given streams and return an exit status, so
+//            tests can call them without a process.
+// Trust:     run by the operator; passwords arrive on stdin, never argv, and
+//            are never echoed or logged.
+// Errors:    messages on `err`, non-zero return.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+
+#include "config/config.hpp"
+
+namespace hikyaku::admin {
+
+// Print every configuration error as FILE:LINE:COL: message; 0 when valid.
+int check_config(const config::LoadResult& loaded, std::ostream& out, std::ostream& err);
+
+// Set NAME's password from the first line of `in` (trailing CR/LF removed).
+int user_passwd(const config::Config& config, const std::string& name, std::istream& in, std::ostream& out,
+                std::ostream& err);
+int user_list(const config::Config& config, std::ostream& out, std::ostream& err);
+int user_del(const config::Config& config, const std::string& name, std::ostream& out, std::ostream& err);
+
+// Queue inspection: list, show ID, delete ID.
+int queue_list(const config::Config& config, std::ostream& out, std::ostream& err);
+
+}  // namespace hikyaku::admin

@@ -1,0 +1,81 @@
+// Purpose:   The `hikyaku` command line (DESIGN.md "user-facing interface"):
+//            serve, check-config, user, queue. Parses arguments, loads the
+//            configuration and hands over to app::serve or admin commands.
+// Errors:    configuration errors are printed as FILE:LINE:COL: message;
+//            exit status 0 ok, 1 error, 2 usage.
+#include <filesystem>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "admin/commands.hpp"
+#include "app/server.hpp"
+#include "config/config.hpp"
+
+namespace {
+
+using hikyaku::config::LoadResult;
+
+LoadResult load(const std::string& path) {
+  if (path.empty())
+    return hikyaku::config::load_config_text(hikyaku::config::demo_config_text(), "<embedded demo>",
+                                             std::filesystem::current_path());
+  return hikyaku::config::load_config(path);
+}
+
+// Load or print every error and return nullptr.
+std::optional<hikyaku::config::Config> load_or_report(const std::string& path) {
+  auto loaded = load(path);
+  if (!loaded.errors.empty()) {
+    for (const auto& e : loaded.errors) std::cerr << e.str() << "\n";
+    return std::nullopt;
+  }
+  return std::move(loaded.config);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"hikyaku: a mail server that forwards to Gmail and never bounces"};
+  app.require_subcommand(1);
+  std::string config_path;
+
+  auto* serve = app.add_subcommand("serve", "run the server (without --config: the embedded demo)");
+  serve->add_option("--config", config_path, "configuration file (TOML)");
+
+  auto* check = app.add_subcommand("check-config", "validate the configuration");
+  check->add_option("--config", config_path, "configuration file (TOML)")->required();
+
+  auto* user = app.add_subcommand("user", "manage mailbox logins");
+  user->require_subcommand(1);
+  std::string user_name;
+  auto* passwd = user->add_subcommand("passwd", "set a mailbox's password (read from stdin)");
+  passwd->add_option("name", user_name, "mailbox name")->required();
+  passwd->add_option("--config", config_path, "configuration file")->required();
+  auto* list = user->add_subcommand("list", "list mailboxes and whether they have a password");
+  list->add_option("--config", config_path, "configuration file")->required();
+  auto* del = user->add_subcommand("del", "remove a mailbox's password");
+  del->add_option("name", user_name, "mailbox name")->required();
+  del->add_option("--config", config_path, "configuration file")->required();
+
+  auto* queue = app.add_subcommand("queue", "inspect the queue");
+  queue->require_subcommand(1);
+  auto* qlist = queue->add_subcommand("list", "list queued messages");
+  qlist->add_option("--config", config_path, "configuration file")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+
+  if (*check) return hikyaku::admin::check_config(load(config_path), std::cout, std::cerr);
+  auto config = load_or_report(config_path);
+  if (!config) return 1;
+  if (*serve) return hikyaku::app::serve(std::move(*config), {.demo = config_path.empty()});
+  if (*passwd) return hikyaku::admin::user_passwd(*config, user_name, std::cin, std::cout, std::cerr);
+  if (*list) return hikyaku::admin::user_list(*config, std::cout, std::cerr);
+  if (*del) return hikyaku::admin::user_del(*config, user_name, std::cout, std::cerr);
+  if (*qlist) return hikyaku::admin::queue_list(*config, std::cout, std::cerr);
+  return 2;
+}

@@ -1,0 +1,199 @@
+#include "app/server.hpp"
+
+#include <sodium.h>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "base/clock.hpp"
+#include "base/file.hpp"
+#include "base/log.hpp"
+#include "delivery/maildir_agent.hpp"
+#include "mailbox/maildir.hpp"
+#include "net/listener.hpp"
+#include "policy/resolver.hpp"
+#include "pop3/session.hpp"
+#include "queue/scheduler.hpp"
+#include "queue/spool.hpp"
+#include "sasl/credential_store.hpp"
+#include "smtp/server/message_sink.hpp"
+#include "smtp/server/session.hpp"
+#include "tls/context.hpp"
+
+namespace hikyaku::app {
+namespace {
+
+namespace asio = boost::asio;
+
+// The queue's single entry point as the SMTP server sees it: resolve each
+// recipient's plan, store durably, and start delivery at once.
+class SpoolSink final : public smtp::server::MessageSink {
+ public:
+  SpoolSink(const policy::Resolver& policy, queue::Spool& spool, queue::Scheduler& scheduler)
+      : policy_(policy), spool_(spool), scheduler_(scheduler) {}
+
+  base::Result<std::string> store(const mail::Envelope& envelope, std::string message) override {
+    queue::Plans plans;
+    for (const auto& rcpt : envelope.recipients) plans.push_back({rcpt, policy_.plan(rcpt).targets});
+    auto id = spool_.enqueue(envelope, plans, std::move(message));
+    if (id.ok()) scheduler_.submit(*id);
+    return id;
+  }
+
+ private:
+  const policy::Resolver& policy_;
+  queue::Spool& spool_;
+  queue::Scheduler& scheduler_;
+};
+
+std::string random_password() {
+  static constexpr char kAlphabet[] = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+  std::string out;
+  for (int i = 0; i < 16; ++i) out += kAlphabet[randombytes_uniform(sizeof kAlphabet - 1)];
+  return out;
+}
+
+}  // namespace
+
+int serve(config::Config config, const ServeOptions& options) {
+  base::init_logging(config.log_level);
+  auto log = base::logger("hikyaku");
+  if (sodium_init() < 0) {
+    std::cerr << "hikyaku: libsodium failed to initialise\n";
+    return 1;
+  }
+
+  // Data directories: spool, mailboxes, TLS material.
+  for (const auto& dir : {config.data_dir, config.spool_dir(), config.data_dir / "mailboxes"}) {
+    if (auto st = base::ensure_directory(dir); !st) {
+      std::cerr << "hikyaku: " << st.error().message << "\n";
+      return 1;
+    }
+  }
+  for (const auto& m : config.mailboxes) {
+    if (auto st = mailbox::Maildir(config.mailbox_dir(m.name)).create(); !st) {
+      std::cerr << "hikyaku: " << st.error().message << "\n";
+      return 1;
+    }
+  }
+
+  // TLS: the configured certificate, or a self-signed one when asked.
+  if (!config.tls.configured() && config.tls.self_signed) {
+    config.tls.cert = config.data_dir / "tls" / "cert.pem";
+    config.tls.key = config.data_dir / "tls" / "key.pem";
+    if (auto st = tls::ensure_self_signed(config.tls.cert, config.tls.key, config.hostname); !st) {
+      std::cerr << "hikyaku: " << st.error().message << "\n";
+      return 1;
+    }
+  }
+  std::shared_ptr<asio::ssl::context> tls_context;
+  if (config.tls.configured()) {
+    auto ctx = tls::make_server_context(config.tls.cert, config.tls.key);
+    if (!ctx.ok()) {
+      std::cerr << "hikyaku: " << ctx.error().message << "\n";
+      return 1;
+    }
+    tls_context = *ctx;
+  }
+
+  sasl::CredentialStore credentials(config.users_file());
+  if (options.demo) {
+    // README's first command: a demo mailbox with a fresh password each start.
+    std::string password = random_password();
+    if (auto st = credentials.set_password("demo", password); !st) {
+      std::cerr << "hikyaku: " << st.error().message << "\n";
+      return 1;
+    }
+    std::cout << "demo mailbox: user \"demo\", password \"" << password << "\" (POP3 127.0.0.1:1110, "
+              << "POP3S 127.0.0.1:1995; mail to demo@example.test via SMTP 127.0.0.1:2525)" << std::endl;
+  }
+
+  // Queue and delivery.
+  base::SystemClock clock;
+  policy::Resolver policy(config);
+  queue::Spool spool(config, clock);
+  if (auto st = spool.open(); !st) {
+    std::cerr << "hikyaku: " << st.error().message << "\n";
+    return 1;
+  }
+  queue::Scheduler scheduler(spool, config, clock);
+  delivery::MaildirAgent maildir_agent(config);
+  scheduler.register_agent(config::Target::Kind::mailbox, maildir_agent);
+  SpoolSink sink(policy, spool, scheduler);
+
+  asio::io_context io(1);
+  asio::thread_pool workers(std::max(4u, std::thread::hardware_concurrency() * 2));
+  auto limiter = std::make_shared<net::ConnectionLimiter>(config.limits.connections, config.limits.connections_per_ip);
+
+  smtp::server::ServerContext smtp_ctx{config, policy, sink, tls_context, workers};
+  pop3::Pop3Context pop3_ctx{config, credentials, tls_context, workers};
+
+  // Bind everything before serving so a port conflict fails start-up loudly.
+  std::vector<std::shared_ptr<net::tcp::acceptor>> acceptors;
+  bool bind_failed = false;
+  auto listen = [&](const std::vector<config::Endpoint>& endpoints, const std::string& name,
+                    net::SessionHandler handler) {
+    for (const auto& ep : endpoints) {
+      auto acceptor = net::bind(io, ep.host, ep.port);
+      if (!acceptor.ok()) {
+        std::cerr << "hikyaku: " << acceptor.error().message << "\n";
+        bind_failed = true;
+        continue;
+      }
+      acceptors.push_back(*acceptor);
+      net::start_accepting(*acceptor, name, limiter, handler);
+      log->info("listening: {} on {}", name, ep.str());
+    }
+  };
+  using Lease = std::unique_ptr<net::ConnectionLimiter::Lease>;
+  listen(config.listen.smtp, "smtp", [&](net::tcp::socket s, Lease l) {
+    return smtp::server::run_session(std::move(s), std::move(l), smtp_ctx, smtp::server::Role::mx);
+  });
+  listen(config.listen.submission, "submission", [&](net::tcp::socket s, Lease l) {
+    return smtp::server::run_session(std::move(s), std::move(l), smtp_ctx, smtp::server::Role::submission);
+  });
+  listen(config.listen.pop3, "pop3", [&](net::tcp::socket s, Lease l) {
+    return pop3::run_session(std::move(s), std::move(l), pop3_ctx, false);
+  });
+  if (tls_context) {
+    listen(config.listen.submissions, "submissions", [&](net::tcp::socket s, Lease l) {
+      return smtp::server::run_session(std::move(s), std::move(l), smtp_ctx, smtp::server::Role::submissions);
+    });
+    listen(config.listen.pop3s, "pop3s", [&](net::tcp::socket s, Lease l) {
+      return pop3::run_session(std::move(s), std::move(l), pop3_ctx, true);
+    });
+  } else if (!config.listen.submissions.empty() || !config.listen.pop3s.empty()) {
+    std::cerr << "hikyaku: implicit-TLS listeners need [tls] cert and key\n";
+    bind_failed = true;
+  }
+  if (bind_failed) return 1;
+
+  // Resume every unfinished delivery, then start delivering.
+  if (auto st = scheduler.start(); !st) {
+    std::cerr << "hikyaku: " << st.error().message << "\n";
+    return 1;
+  }
+
+  // Two-stage shutdown (STYLE R9): stop accepting, then stop the loop.
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+    if (ec) return;
+    log->info("signal {}: shutting down", signo);
+    for (auto& a : acceptors) {
+      boost::system::error_code ignored;
+      a->close(ignored);
+    }
+    io.stop();
+  });
+  std::signal(SIGPIPE, SIG_IGN);
+  log->info("hikyaku ready ({} , data in {})", config.source.string(), config.data_dir.string());
+  io.run();
+  workers.join();
+  scheduler.stop();
+  log->info("stopped");
+  return 0;
+}
+
+}  // namespace hikyaku::app
