@@ -1,0 +1,597 @@
+#include "smtp/server/session.hpp"
+
+#include <array>
+#include <chrono>
+#include <random>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "base/log.hpp"
+#include "base/strings.hpp"
+#include "net/line_buffer.hpp"
+#include "net/stream.hpp"
+#include "smtp/protocol/command.hpp"
+#include "smtp/protocol/data_reader.hpp"
+#include "smtp/protocol/received.hpp"
+#include "smtp/protocol/replies.hpp"
+#include "smtp/server/transaction.hpp"
+
+namespace hikyaku::smtp::server {
+namespace {
+
+namespace asio = net::asio;
+using mail::Reply;
+using protocol::Command;
+using protocol::Verb;
+namespace reply = protocol::reply;
+
+// RFC 5321 §4.1.4 sequence, as states (OpenSMTPD/Postfix style, STYLE R8).
+enum class State : unsigned {
+  connected = 1u << 0,  // greeting sent; no EHLO/HELO yet (or reset by STARTTLS)
+  greeted = 1u << 1,    // after EHLO/HELO; no transaction
+  mail = 1u << 2,       // after MAIL FROM
+  rcpt = 1u << 3,       // at least one accepted RCPT TO
+  data = 1u << 4,       // reading the message
+  closing = 1u << 5,    // QUIT, timeout, error limit: nothing more is read
+};
+
+constexpr unsigned mask(State s) { return static_cast<unsigned>(s); }
+constexpr unsigned kAnyCommandState =
+    mask(State::connected) | mask(State::greeted) | mask(State::mail) | mask(State::rcpt);
+constexpr unsigned kAfterHelo = mask(State::greeted) | mask(State::mail) | mask(State::rcpt);
+
+std::string_view state_name(State s) {
+  switch (s) {
+    case State::connected: return "connected";
+    case State::greeted: return "greeted";
+    case State::mail: return "mail";
+    case State::rcpt: return "rcpt";
+    case State::data: return "data";
+    case State::closing: return "closing";
+  }
+  return "?";
+}
+
+std::string_view role_name(Role r) {
+  switch (r) {
+    case Role::mx: return "smtp";
+    case Role::submission: return "submission";
+    case Role::submissions: return "submissions";
+  }
+  return "?";
+}
+
+// What the I/O loop must do after a command's reply is queued.
+enum class Step { next, read_data, start_tls, quit };
+
+// Command flags (Postfix-style).
+constexpr unsigned kFlush = 1u << 0;  // flush replies before reading again (RFC 2920 §3.1 group end)
+
+class Session;
+
+struct CommandSpec {
+  Verb verb;
+  unsigned allowed_states;       // where the verb is valid
+  std::string_view out_of_order; // 503 5.5.1 text when it is not
+  unsigned flags;
+  // check writes the 4xx/5xx reply itself (returns it); proceed does the work.
+  std::optional<Reply> (Session::*check)(Command&);
+  Step (Session::*proceed)(Command&);
+};
+
+class Session {
+ public:
+  Session(net::tcp::socket socket, ServerContext& ctx, Role role)
+      : ctx_(ctx),
+        role_(role),
+        stream_(std::move(socket), ctx.tls, ctx.config.limits.line_length),
+        lines_(ctx.config.limits.line_length),
+        log_(base::logger("smtpd")) {
+    std::random_device rd;
+    id_ = fmt::format("{:08X}", (static_cast<uint64_t>(rd()) << 16) ^ rd());
+  }
+
+  net::awaitable<void> run(bool lease_ok);
+
+  // Checks and actions of the command table (public so the constexpr table
+  // can name them).
+  std::optional<Reply> check_ehlo(Command&);
+  Step do_ehlo(Command&);
+  Step do_helo(Command&);
+  std::optional<Reply> check_mail(Command&);
+  Step do_mail(Command&);
+  std::optional<Reply> check_rcpt(Command&);
+  Step do_rcpt(Command&);
+  std::optional<Reply> check_data(Command&);
+  Step do_data(Command&);
+  Step do_rset(Command&);
+  Step do_noop(Command&);
+  Step do_quit(Command&);
+  Step do_vrfy(Command&);
+  Step do_help(Command&);
+  Step do_not_implemented(Command&);
+  std::optional<Reply> check_starttls(Command&);
+  Step do_starttls(Command&);
+
+ private:
+  std::chrono::steady_clock::duration timeout() const { return ctx_.config.limits.command_timeout; }
+  void enter_state(State s);
+  void send(const Reply& r);
+  net::awaitable<bool> flush();
+  Step dispatch(std::string_view line);
+  net::awaitable<void> receive_data();
+  net::awaitable<bool> handshake_tls();
+  void count_error(const Reply& r);
+
+  ServerContext& ctx_;
+  Role role_;
+  net::Stream stream_;
+  net::LineBuffer lines_;  // our own buffer: DATA needs the bytes after the 354 raw
+  std::shared_ptr<spdlog::logger> log_;
+  std::string id_;
+  State state_ = State::connected;
+  Transaction tx_;
+  std::string helo_;
+  bool esmtp_ = false;
+  bool said_helo_ = false;  // HELO (not EHLO) was the last greeting
+  std::string out_;  // replies waiting to be written (pipelining, RFC 2920)
+  unsigned errors_ = 0;
+  unsigned commands_ = 0;
+  unsigned messages_ = 0;
+  unsigned tx_serial_ = 0;
+};
+
+// The command table (STYLE R8): verb, states, 503 text, flags, check, proceed.
+constexpr std::array<CommandSpec, 14> kCommands{{
+    {Verb::ehlo, kAnyCommandState, "", kFlush, &Session::check_ehlo, &Session::do_ehlo},
+    {Verb::helo, kAnyCommandState, "", 0, &Session::check_ehlo, &Session::do_helo},
+    {Verb::mail, mask(State::greeted), "", 0, &Session::check_mail, &Session::do_mail},
+    {Verb::rcpt, mask(State::mail) | mask(State::rcpt), "need MAIL command", 0, &Session::check_rcpt,
+     &Session::do_rcpt},
+    {Verb::data, mask(State::mail) | mask(State::rcpt), "need MAIL command", kFlush, &Session::check_data,
+     &Session::do_data},
+    {Verb::rset, kAnyCommandState, "", 0, nullptr, &Session::do_rset},
+    {Verb::noop, kAnyCommandState, "", 0, nullptr, &Session::do_noop},
+    {Verb::quit, kAnyCommandState, "", kFlush, nullptr, &Session::do_quit},
+    {Verb::vrfy, kAnyCommandState, "", 0, nullptr, &Session::do_vrfy},
+    {Verb::expn, kAnyCommandState, "", 0, nullptr, &Session::do_not_implemented},
+    {Verb::help, kAnyCommandState, "", 0, nullptr, &Session::do_help},
+    {Verb::starttls, mask(State::greeted), "send EHLO first", kFlush, &Session::check_starttls,
+     &Session::do_starttls},
+    // AUTH is a later issue; BDAT (RFC 3030) is not offered.
+    {Verb::auth, kAnyCommandState, "", 0, nullptr, &Session::do_not_implemented},
+    {Verb::bdat, kAnyCommandState, "", 0, nullptr, &Session::do_not_implemented},
+}};
+
+void Session::enter_state(State s) {
+  if (s == state_) return;
+  log_->trace("{} state {} -> {}", id_, state_name(state_), state_name(s));
+  state_ = s;
+}
+
+// Queue a reply. Enhanced codes go to everyone except a client that said
+// HELO (RFC 2034 §3: the extension is negotiated by EHLO; a HELO client has
+// declared it speaks plain RFC 821). Before any greeting we send them, as
+// Postfix does: RFC 3463 codes in the text are harmless to old clients.
+void Session::send(const Reply& r) { out_ += r.wire(!said_helo_); }
+
+net::awaitable<bool> Session::flush() {
+  if (out_.empty()) co_return true;
+  std::string data;
+  data.swap(out_);
+  co_return co_await stream_.write(data);
+}
+
+void Session::count_error(const Reply& r) {
+  // Postfix counts every rejected command towards smtpd_hard_error_limit;
+  // that also slows recipient guessing.
+  if (r.code >= 500) ++errors_;
+}
+
+// ---------------------------------------------------------------- commands
+
+std::optional<Reply> Session::check_ehlo(Command&) { return std::nullopt; }
+
+// RFC 5321 §4.1.4: EHLO anywhere resets the transaction as RSET does.
+Step Session::do_ehlo(Command& cmd) {
+  tx_.rollback();
+  helo_ = cmd.argument;
+  esmtp_ = true;
+  said_helo_ = false;
+  std::vector<std::string> ext = {
+      "PIPELINING",                                                // RFC 2920
+      "SIZE " + std::to_string(ctx_.config.limits.message_size),  // RFC 1870
+      "8BITMIME",                                                  // RFC 6152
+      "SMTPUTF8",                                                  // RFC 6531
+      "ENHANCEDSTATUSCODES",                                       // RFC 2034
+  };
+  // RFC 3207 §4.2: do not offer STARTTLS once TLS is active.
+  if (ctx_.tls && !stream_.tls_active()) ext.push_back("STARTTLS");
+  ext.push_back("HELP");
+  send(reply::ehlo(ctx_.config.hostname, ext));
+  enter_state(State::greeted);
+  return Step::next;
+}
+
+Step Session::do_helo(Command& cmd) {
+  tx_.rollback();
+  helo_ = cmd.argument;
+  esmtp_ = false;  // RFC 5321 §4.1.1.1: no service extensions after HELO
+  said_helo_ = true;
+  send(reply::helo(ctx_.config.hostname));
+  enter_state(State::greeted);
+  return Step::next;
+}
+
+std::optional<Reply> Session::check_mail(Command& cmd) {
+  // RFC 1869 §4.5 / RFC 5321 §4.1.1.11: ESMTP parameters need EHLO.
+  const auto& p = cmd.params;
+  if (!esmtp_ && (p.size || p.body != protocol::BodyType::unspecified || p.smtputf8))
+    return Reply(555, "5.5.4", "Unsupported parameter");
+  // RFC 1870 §6.2: a declared size above the limit is refused at MAIL.
+  if (p.size && *p.size > ctx_.config.limits.message_size) return reply::size_declared_too_big();
+  // RFC 6531 §3.4: a UTF-8 reverse-path needs the SMTPUTF8 parameter.
+  if (cmd.path && cmd.path->has_utf8() && !p.smtputf8) return reply::smtputf8_required();
+  return std::nullopt;
+}
+
+Step Session::do_mail(Command& cmd) {
+  tx_.begin(cmd.path, cmd.params);
+  ++tx_serial_;
+  send(reply::sender_ok());
+  enter_state(State::mail);
+  return Step::next;
+}
+
+std::optional<Reply> Session::check_rcpt(Command& cmd) {
+  auto& rcpt = *cmd.path;
+  // RFC 5321 §4.5.3.1.8: at least 100 recipients must be accepted; beyond
+  // our limit 452 tells the client to send the rest in another transaction.
+  if (tx_.recipient_count() >= ctx_.config.limits.recipients) return reply::too_many_recipients();
+  if (rcpt.has_utf8() && !tx_.envelope().smtputf8) return reply::smtputf8_required();
+  // RFC 5321 §4.5.1: "<Postmaster>" without a domain is ours.
+  if (rcpt.domain.empty()) {
+    rcpt.domain = ctx_.config.domains.empty() ? base::to_lower(ctx_.config.hostname)
+                                              : ctx_.config.domains.front().name;
+  }
+  // Every role refuses relaying until AUTH exists (RFC 5321 §7.1).
+  switch (ctx_.policy.check_recipient(rcpt, /*authenticated=*/false)) {
+    case policy::RcptVerdict::accept: return std::nullopt;
+    case policy::RcptVerdict::unknown_user:
+      log_->info("{} RCPT rejected: <{}>: unknown user", id_, rcpt.str());
+      return reply::unknown_user();
+    case policy::RcptVerdict::relay_denied:
+      log_->info("{} RCPT rejected: <{}>: relay denied", id_, rcpt.str());
+      return reply::relay_denied();
+  }
+  return reply::relay_denied();
+}
+
+Step Session::do_rcpt(Command& cmd) {
+  tx_.add_recipient(std::move(*cmd.path));
+  send(reply::recipient_ok());
+  enter_state(State::rcpt);
+  return Step::next;
+}
+
+std::optional<Reply> Session::check_data(Command&) {
+  // RFC 5321 §3.3: DATA with no accepted recipient gets 554 (or 503).
+  if (tx_.recipient_count() == 0) return reply::no_valid_recipients();
+  return std::nullopt;
+}
+
+Step Session::do_data(Command&) {
+  send(reply::start_data());
+  enter_state(State::data);
+  return Step::read_data;
+}
+
+// RFC 5321 §4.1.1.5: RSET aborts the transaction; the EHLO stays.
+Step Session::do_rset(Command&) {
+  tx_.rollback();
+  if (state_ == State::mail || state_ == State::rcpt) enter_state(State::greeted);
+  send(reply::reset_ok());
+  return Step::next;
+}
+
+Step Session::do_noop(Command&) {
+  send(reply::ok());
+  return Step::next;
+}
+
+Step Session::do_quit(Command&) {
+  send(reply::bye());
+  enter_state(State::closing);
+  return Step::quit;
+}
+
+// RFC 5321 §3.5.3: we do not disclose which users exist.
+Step Session::do_vrfy(Command&) {
+  send(reply::cannot_vrfy());
+  return Step::next;
+}
+
+Step Session::do_help(Command&) {
+  send(reply::help());
+  return Step::next;
+}
+
+Step Session::do_not_implemented(Command&) {
+  auto r = reply::not_implemented();
+  count_error(r);
+  send(r);
+  return Step::next;
+}
+
+std::optional<Reply> Session::check_starttls(Command&) {
+  if (stream_.tls_active()) return reply::tls_already_active();
+  if (!ctx_.tls) return reply::tls_unavailable();  // RFC 3207 §4: 454
+  return std::nullopt;
+}
+
+Step Session::do_starttls(Command&) {
+  send(reply::tls_ready());
+  return Step::start_tls;
+}
+
+// Parse one line, look the verb up in the table, run check then proceed.
+Step Session::dispatch(std::string_view line) {
+  ++commands_;
+  auto parsed = protocol::parse_command(line);
+  if (!parsed.ok()) {
+    log_->debug("{} {}: {}", id_, parsed.reason, parsed.error.summary());
+    count_error(parsed.error);
+    send(parsed.error);
+    return Step::next;
+  }
+  Command& cmd = *parsed.command;
+  for (const auto& spec : kCommands) {
+    if (spec.verb != cmd.verb) continue;
+    if (!(spec.allowed_states & mask(state_))) {
+      // RFC 5321 §4.3.2: out-of-sequence commands get 503.
+      std::string_view why = spec.out_of_order;
+      if (state_ == State::connected) why = "send HELO/EHLO first";
+      else if (cmd.verb == Verb::mail) why = "nested MAIL command";
+      else if (why.empty()) why = "bad sequence of commands";
+      auto r = reply::bad_sequence(why);
+      count_error(r);
+      send(r);
+      return Step::next;
+    }
+    if (spec.check) {
+      if (auto refused = (this->*spec.check)(cmd)) {
+        count_error(*refused);
+        send(*refused);
+        return Step::next;
+      }
+    }
+    return (this->*spec.proceed)(cmd);
+  }
+  auto r = Reply(500, "5.5.2", "Command not recognized");
+  count_error(r);
+  send(r);
+  return Step::next;
+}
+
+// ---------------------------------------------------------------- DATA
+
+net::awaitable<void> Session::receive_data() {
+  protocol::DataReader reader({.max_size = ctx_.config.limits.message_size,
+                               .max_received = ctx_.config.limits.received_headers});
+  // Bytes already read after the DATA line are the start of the message.
+  std::string pending = lines_.take();
+  for (;;) {
+    size_t used = reader.feed(pending);
+    if (reader.done()) {
+      // RFC 2920: whatever follows <CRLF>.<CRLF> is the next command group.
+      lines_.append(std::string_view(pending).substr(used));
+      break;
+    }
+    pending.clear();
+    const bool got = co_await stream_.read_some(pending, timeout());
+    if (!got) {
+      if (stream_.timed_out()) {
+        send(reply::timeout());
+        log_->info("{} timeout during DATA from [{}]", id_, stream_.remote_ip());
+      }
+      tx_.rollback();
+      enter_state(State::closing);
+      co_return;
+    }
+  }
+
+  const std::string txid = fmt::format("{}.{}", id_, tx_serial_);
+  if (reader.outcome() != protocol::DataReader::Outcome::ok) {
+    // The smuggling defence, size and loop limits: refuse the whole message,
+    // stay in sync (we are past the real end), and forget the transaction.
+    auto r = reader.reply();
+    log_->info("{} message {} rejected: {} ({}; from=<{}> size={})", id_, txid,
+               protocol::DataReader::outcome_name(reader.outcome()), r.summary(), tx_.envelope().sender_str(),
+               reader.size());
+    send(r);
+    tx_.rollback();
+    enter_state(State::greeted);
+    co_return;
+  }
+
+  // RFC 5321 §4.4: prepend our Received field. The queue id is known only
+  // after store(), so the `id` is the session-local transaction id and the
+  // log line ties both together.
+  mail::Envelope envelope = tx_.commit();
+  envelope.helo = helo_;
+  envelope.client_ip = stream_.remote_ip();
+  protocol::ReceivedInfo info;
+  info.helo = helo_;
+  info.client_ip = stream_.remote_ip();
+  info.hostname = ctx_.config.hostname;
+  info.esmtp = esmtp_;
+  info.tls = stream_.tls_active();
+  info.tls_description = stream_.tls_description();
+  info.smtputf8 = envelope.smtputf8;
+  info.id = txid;
+  if (envelope.recipients.size() == 1) info.for_recipient = envelope.recipients.front().str();
+  info.when = std::chrono::system_clock::now();
+  std::string message = protocol::received_header(info);
+  message += reader.take_message();
+  const size_t size = message.size();
+
+  // MessageSink::store blocks on fsync: run it on the worker pool and resume
+  // here afterwards (the co_spawn completion comes back on our executor).
+  struct Stored {
+    bool ok = false;
+    std::string text;  // queue id, or the error for the log
+  };
+  Stored stored = co_await asio::co_spawn(
+      ctx_.workers,
+      [&]() -> net::awaitable<Stored> {
+        auto result = ctx_.sink.store(envelope, std::move(message));
+        if (result) co_return Stored{true, std::move(result.value())};
+        co_return Stored{false, result.error().message};
+      },
+      net::use_awaitable);
+
+  if (!stored.ok) {
+    // DESIGN.md: 250 only when durable. The peer sees a generic 451.
+    log_->error("{} message {} not stored: {}", id_, txid, stored.text);
+    send(reply::not_stored());
+  } else {
+    ++messages_;
+    std::string rcpts;
+    for (const auto& r : envelope.recipients) rcpts += (rcpts.empty() ? "<" : ",<") + r.str() + ">";
+    log_->info("{} {}: queued from=<{}> size={} nrcpt={} to={} id={} proto={}", id_, stored.text,
+               envelope.sender_str(), size, envelope.recipients.size(), rcpts, txid, protocol::with_protocol(info));
+    send(reply::queued(stored.text));
+  }
+  enter_state(State::greeted);
+}
+
+// ---------------------------------------------------------------- TLS
+
+net::awaitable<bool> Session::handshake_tls() {
+  // GCC 12 miscompiles some co_await expressions inside conditions: await
+  // into a local first.
+  const bool ok = co_await stream_.start_tls(timeout());
+  if (!ok) {
+    log_->info("{} TLS handshake failed with [{}]", id_, stream_.remote_ip());
+    co_return false;
+  }
+  log_->debug("{} TLS established: {}", id_, stream_.tls_description());
+  co_return true;
+}
+
+// ---------------------------------------------------------------- loop
+
+net::awaitable<void> Session::run(bool lease_ok) {
+  log_->info("{} connect from [{}]:{} ({})", id_, stream_.remote_ip(), stream_.remote_port(), role_name(role_));
+  if (!lease_ok) {
+    // A limit of [limits] refused the slot: say so and hang up (RFC 5321 §3.8).
+    send(reply::too_many_connections());
+    co_await flush();
+    stream_.close();
+    log_->info("{} disconnect from [{}]: too many connections", id_, stream_.remote_ip());
+    co_return;
+  }
+  // RFC 8314 §3: port 465 starts with the TLS handshake, greeting inside TLS.
+  if (role_ == Role::submissions) {
+    bool tls_ok = false;
+    if (ctx_.tls) tls_ok = co_await handshake_tls();
+    if (!tls_ok) {
+      stream_.close();
+      log_->info("{} disconnect from [{}]: no TLS", id_, stream_.remote_ip());
+      co_return;
+    }
+  }
+  send(reply::greeting(ctx_.config.hostname));
+
+  while (state_ != State::closing) {
+    std::string line;
+    bool bare_lf = false;
+    auto status = lines_.next(line, bare_lf);
+    if (status == net::LineBuffer::Status::need_more) {
+      // RFC 2920 §3.1: answer the whole group before waiting for more.
+      const bool written = co_await flush();
+      if (!written) break;
+      std::string chunk;
+      const bool got = co_await stream_.read_some(chunk, timeout());
+      if (!got) {
+        if (stream_.timed_out()) {
+          // RFC 5321 §4.5.3.2.7: we waited long enough.
+          send(reply::timeout());
+          log_->info("{} timeout after {} from [{}]", id_, state_name(state_), stream_.remote_ip());
+        }
+        break;
+      }
+      lines_.append(chunk);
+      continue;
+    }
+    Step step = Step::next;
+    if (status == net::LineBuffer::Status::too_long) {
+      // RFC 5321 §4.5.3.1.4: command lines are at most 512 octets; we allow
+      // the configured line_length and refuse longer ones.
+      auto r = reply::line_too_long();
+      count_error(r);
+      send(r);
+    } else {
+      // A bare LF ending a command line is tolerated (the line is complete
+      // either way); inside DATA it is refused by the DataReader.
+      if (bare_lf) log_->debug("{} command line ended in bare LF", id_);
+      step = dispatch(line);
+    }
+    if (errors_ >= ctx_.config.limits.errors) {
+      send(reply::too_many_errors());
+      log_->info("{} too many errors ({}) from [{}]", id_, errors_, stream_.remote_ip());
+      break;
+    }
+    switch (step) {
+      case Step::next:
+        break;
+      case Step::read_data: {
+        const bool written = co_await flush();
+        if (!written) {
+          enter_state(State::closing);
+          break;
+        }
+        co_await receive_data();
+        break;
+      }
+      case Step::start_tls: {
+        const bool written = co_await flush();
+        if (!written) {
+          enter_state(State::closing);
+          break;
+        }
+        // RFC 3207 §4.2: discard pipelined plaintext and forget everything
+        // learnt before TLS; the client must EHLO again.
+        lines_.clear();
+        const bool tls_ok = co_await handshake_tls();
+        if (!tls_ok) {
+          enter_state(State::closing);
+          break;
+        }
+        tx_.rollback();
+        helo_.clear();
+        esmtp_ = false;
+        said_helo_ = false;
+        enter_state(State::connected);
+        break;
+      }
+      case Step::quit:
+        break;
+    }
+  }
+  co_await flush();
+  stream_.close();
+  log_->info("{} disconnect from [{}] commands={} errors={} messages={}", id_, stream_.remote_ip(), commands_,
+             errors_, messages_);
+}
+
+}  // namespace
+
+net::awaitable<void> run_session(net::tcp::socket socket, std::unique_ptr<net::ConnectionLimiter::Lease> lease,
+                                 ServerContext& ctx, Role role) {
+  Session session(std::move(socket), ctx, role);
+  co_await session.run(lease != nullptr);
+}
+
+}  // namespace hikyaku::smtp::server

@@ -1,0 +1,52 @@
+// Purpose:   The inbound SMTP server session (MX on 25; submission 587 and
+//            submissions 465 share the class and differ by Role): greeting,
+//            EHLO, MAIL/RCPT with the recipient policy, DATA through the
+//            sans-I/O DataReader, STARTTLS, limits, and the hand-off of each
+//            accepted message to the MessageSink on a worker thread.
+// Standards: RFC 5321 (SMTP), RFC 1869/5321 §4.1.1.1 (EHLO), RFC 2920
+//            (PIPELINING), RFC 1870 (SIZE), RFC 6152 (8BITMIME), RFC 6531
+//            (SMTPUTF8), RFC 2034/3463 (enhanced status codes), RFC 3207
+//            (STARTTLS), RFC 8314 (implicit TLS on 465), RFC 5321 §4.4
+//            (Received), §4.5.3.2.7 (server timeout).
+// Trust:     handles untrusted network input; the peer chooses every byte.
+//            No AUTH yet (a later issue): relaying is refused in every role.
+//            AUTH data must never be logged once it exists (STYLE R14).
+// Concurrency: run_session runs on the io_context's (single-threaded)
+//            executor; MessageSink::store runs on ctx.workers and the session
+//            resumes on its own executor afterwards.
+// Errors:    protocol outcomes are replies; I/O failures end the session
+//            quietly; an exception escaping is a bug for the listener's
+//            boundary (STYLE R7).
+#pragma once
+
+#include <memory>
+
+#include "config/config.hpp"
+#include "net/asio.hpp"
+#include "net/listener.hpp"
+#include "policy/resolver.hpp"
+#include "smtp/server/message_sink.hpp"
+
+namespace hikyaku::smtp::server {
+
+struct ServerContext {
+  const config::Config& config;
+  const policy::Resolver& policy;
+  MessageSink& sink;
+  std::shared_ptr<boost::asio::ssl::context> tls;  // null: no STARTTLS, no 465
+  boost::asio::thread_pool& workers;                // where sink.store() runs
+};
+
+enum class Role {
+  mx,          // port 25: inbound for local domains, STARTTLS offered
+  submission,  // port 587: STARTTLS, AUTH later; behaves as mx for now
+  submissions  // port 465: implicit TLS (RFC 8314), AUTH later
+};
+
+// One connection, from greeting to close. `lease` null means a connection
+// limit refused it: answer 421 4.7.0 and close.
+net::awaitable<void> run_session(net::tcp::socket socket,
+                                 std::unique_ptr<net::ConnectionLimiter::Lease> lease,
+                                 ServerContext& ctx, Role role);
+
+}  // namespace hikyaku::smtp::server

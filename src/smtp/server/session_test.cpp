@@ -1,0 +1,586 @@
+// Session tests over a real loopback socket: the server runs run_session on
+// an io_context thread; the test drives it with a blocking client through a
+// Transcript helper (send / expect "250 2.1.5 *"), OpenSMTPD smtpscript style
+// (STYLE R13). Case names carry the RFC section.
+#include "smtp/server/session.hpp"
+
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "tls/context.hpp"
+
+namespace hikyaku::smtp::server {
+namespace {
+
+namespace asio = net::asio;
+namespace ssl = net::ssl;
+using net::tcp;
+
+// A MessageSink that keeps messages in memory (or fails on demand).
+class FakeSink final : public MessageSink {
+ public:
+  base::Result<std::string> store(const mail::Envelope& envelope, std::string message) override {
+    std::lock_guard lock(mu_);
+    if (fail_) return base::make_error("disk full (test)");
+    envelopes_.push_back(envelope);
+    messages_.push_back(std::move(message));
+    return "Q" + std::to_string(messages_.size());
+  }
+  void set_fail(bool f) {
+    std::lock_guard lock(mu_);
+    fail_ = f;
+  }
+  size_t count() {
+    std::lock_guard lock(mu_);
+    return messages_.size();
+  }
+  std::string message(size_t i) {
+    std::lock_guard lock(mu_);
+    return messages_.at(i);
+  }
+  mail::Envelope envelope(size_t i) {
+    std::lock_guard lock(mu_);
+    return envelopes_.at(i);
+  }
+
+ private:
+  std::mutex mu_;
+  bool fail_ = false;
+  std::vector<mail::Envelope> envelopes_;
+  std::vector<std::string> messages_;
+};
+
+// '*' matches any run, '?' one character.
+bool glob(std::string_view pat, std::string_view s) {
+  if (pat.empty()) return s.empty();
+  if (pat[0] == '*') {
+    for (size_t i = 0; i <= s.size(); ++i)
+      if (glob(pat.substr(1), s.substr(i))) return true;
+    return false;
+  }
+  if (s.empty()) return false;
+  if (pat[0] != '?' && pat[0] != s[0]) return false;
+  return glob(pat.substr(1), s.substr(1));
+}
+
+// A blocking SMTP client for scripted conversations.
+class Transcript {
+ public:
+  explicit Transcript(uint16_t port) : socket_(io_) {
+    socket_.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    timeval tv{5, 0};  // no test may hang: a read gives up after 5 s
+    ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+
+  void send_raw(std::string_view bytes) {
+    if (tls_) asio::write(*tls_, asio::buffer(bytes));
+    else asio::write(socket_, asio::buffer(bytes));
+  }
+  void send(std::string_view line) { send_raw(std::string(line) + "\r\n"); }
+
+  // One complete reply; lines joined with '\n', without CRLF. "" on EOF.
+  std::string reply() {
+    std::string all;
+    for (;;) {
+      std::string line = read_line();
+      if (line.empty()) return all;
+      if (!all.empty()) all += '\n';
+      all += line;
+      if (line.size() < 4 || line[3] != '-') return all;
+    }
+  }
+  // Read one reply and match its last line against `pattern`.
+  void expect(std::string_view pattern, std::string_view note = "") {
+    std::string r = reply();
+    std::string last = r.substr(r.rfind('\n') == std::string::npos ? 0 : r.rfind('\n') + 1);
+    EXPECT_TRUE(glob(pattern, last)) << note << " got \"" << r << "\", want \"" << pattern << "\"";
+  }
+  bool closed() {
+    char c;
+    boost::system::error_code ec;
+    if (tls_) tls_->read_some(asio::buffer(&c, 1), ec);
+    else socket_.read_some(asio::buffer(&c, 1), ec);
+    return ec == asio::error::eof || ec == ssl::error::stream_truncated ||
+           ec == asio::error::connection_reset;
+  }
+  void handshake() {
+    tls_ctx_ = std::make_unique<ssl::context>(ssl::context::tls_client);
+    tls_ctx_->set_verify_mode(ssl::verify_none);
+    tls_ = std::make_unique<ssl::stream<tcp::socket&>>(socket_, *tls_ctx_);
+    tls_->handshake(ssl::stream_base::client);
+  }
+
+ private:
+  std::string read_line() {
+    for (;;) {
+      auto crlf = buf_.find("\r\n");
+      if (crlf != std::string::npos) {
+        std::string line = buf_.substr(0, crlf);
+        buf_.erase(0, crlf + 2);
+        return line;
+      }
+      char tmp[4096];
+      boost::system::error_code ec;
+      size_t n = tls_ ? tls_->read_some(asio::buffer(tmp), ec) : socket_.read_some(asio::buffer(tmp), ec);
+      if (ec) return "";
+      buf_.append(tmp, n);
+    }
+  }
+  asio::io_context io_;
+  tcp::socket socket_;
+  std::unique_ptr<ssl::context> tls_ctx_;
+  std::unique_ptr<ssl::stream<tcp::socket&>> tls_;
+  std::string buf_;
+};
+
+class SessionTest : public ::testing::Test {
+ protected:
+  SessionTest() {
+    config_.hostname = "mx.example.test";
+    config_.domains.push_back(config::Domain{"example.test", "", {}, true});
+    config_.addresses.push_back({"alice@example.test", {{config::Target::Kind::mailbox, "alice"}}});
+    config_.addresses.push_back({"bob@example.test", {{config::Target::Kind::mailbox, "bob"}}});
+    config_.limits.message_size = 1024 * 1024;
+  }
+  ~SessionTest() override {
+    work_.reset();
+    io_.stop();
+    if (thread_.joinable()) thread_.join();
+    workers_.join();
+  }
+
+  // Start accepting: every connection runs run_session with `role`.
+  void start(Role role = Role::mx, bool lease = true) {
+    ctx_ = std::make_unique<ServerContext>(ServerContext{config_, resolver_, sink_, tls_, workers_});
+    acceptor_ = std::make_unique<tcp::acceptor>(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    port_ = acceptor_->local_endpoint().port();
+    asio::co_spawn(io_, accept_loop(role, lease), asio::detached);
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  net::awaitable<void> accept_loop(Role role, bool lease) {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor_->async_accept(asio::as_tuple(net::use_awaitable));
+      if (ec) co_return;
+      std::unique_ptr<net::ConnectionLimiter::Lease> l;
+      if (lease) l = std::make_unique<net::ConnectionLimiter::Lease>(nullptr, "127.0.0.1");
+      asio::co_spawn(io_, run_session(std::move(socket), std::move(l), *ctx_, role), [](std::exception_ptr e) {
+        if (e) ADD_FAILURE() << "session threw";
+      });
+    }
+  }
+  void enable_tls() {
+    auto dir = std::filesystem::temp_directory_path() / ("hikyaku-smtp-test-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    ASSERT_TRUE(tls::ensure_self_signed(dir / "cert.pem", dir / "key.pem", "mx.example.test").ok());
+    auto ctx = tls::make_server_context(dir / "cert.pem", dir / "key.pem");
+    ASSERT_TRUE(ctx.ok());
+    tls_ = ctx.value();
+  }
+  // Connect, read the greeting, EHLO.
+  std::unique_ptr<Transcript> connect_ehlo() {
+    auto t = std::make_unique<Transcript>(port_);
+    t->expect("220 mx.example.test ESMTP hikyaku");
+    t->send("EHLO client.example");
+    t->expect("250 HELP");
+    return t;
+  }
+
+  config::Config config_;
+  policy::Resolver resolver_{config_};
+  FakeSink sink_;
+  std::shared_ptr<ssl::context> tls_;
+  asio::thread_pool workers_{1};
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
+  std::unique_ptr<ServerContext> ctx_;
+  std::unique_ptr<tcp::acceptor> acceptor_;
+  std::thread thread_;
+  uint16_t port_ = 0;
+};
+
+TEST_F(SessionTest, GreetingAndQuit_RFC5321_4_3_1) {
+  start();
+  Transcript t(port_);
+  t.expect("220 mx.example.test ESMTP hikyaku");
+  t.send("QUIT");
+  t.expect("221 2.0.0 *");
+  EXPECT_TRUE(t.closed());
+}
+
+TEST_F(SessionTest, RefusedLeaseGets421_RFC5321_3_8) {
+  start(Role::mx, /*lease=*/false);
+  Transcript t(port_);
+  t.expect("421 4.7.0 Too many connections*");
+  EXPECT_TRUE(t.closed());
+}
+
+TEST_F(SessionTest, EhloListsExtensions_RFC5321_4_1_1_1) {
+  enable_tls();
+  start();
+  Transcript t(port_);
+  t.expect("220 *");
+  t.send("EHLO client.example");
+  std::string r = t.reply();
+  for (const char* want : {"250-mx.example.test", "250-PIPELINING", "250-SIZE 1048576", "250-8BITMIME",
+                           "250-SMTPUTF8", "250-ENHANCEDSTATUSCODES", "250-STARTTLS", "250 HELP"})
+    EXPECT_NE(r.find(want), std::string::npos) << "missing " << want << " in " << r;
+}
+
+TEST_F(SessionTest, NoStartTlsWithoutContext_RFC3207_4) {
+  start();
+  Transcript t(port_);
+  t.expect("220 *");
+  t.send("EHLO client.example");
+  EXPECT_EQ(t.reply().find("STARTTLS"), std::string::npos);
+  t.send("STARTTLS");
+  t.expect("454 4.7.0 *");
+}
+
+TEST_F(SessionTest, AcceptsAndStoresMessage_RFC5321_3_3) {
+  start();
+  auto t = connect_ehlo();
+  t->send("MAIL FROM:<sender@remote.example> BODY=8BITMIME");
+  t->expect("250 2.1.0 *");
+  t->send("RCPT TO:<Alice@Example.Test>");
+  t->expect("250 2.1.5 *");
+  t->send("DATA");
+  t->expect("354 *");
+  t->send_raw("Subject: hi\r\n\r\n..leading dot\r\nh\xc3\xa9llo\r\n.\r\n");
+  t->expect("250 2.0.0 Ok: queued as Q1");
+  ASSERT_EQ(sink_.count(), 1u);
+  auto env = sink_.envelope(0);
+  EXPECT_EQ(env.sender_str(), "sender@remote.example");
+  ASSERT_EQ(env.recipients.size(), 1u);
+  EXPECT_EQ(env.recipients[0].str(), "Alice@example.test");
+  EXPECT_TRUE(env.body_8bit);
+  EXPECT_EQ(env.helo, "client.example");
+  EXPECT_EQ(env.client_ip, "127.0.0.1");
+  auto msg = sink_.message(0);
+  // RFC 5321 §4.4: our Received first, then the message, dot-unstuffed.
+  EXPECT_TRUE(msg.starts_with("Received: from client.example ([127.0.0.1])\r\n\tby mx.example.test (hikyaku) with ESMTP id "))
+      << msg;
+  EXPECT_NE(msg.find("\tfor <Alice@example.test>; "), std::string::npos) << msg;
+  EXPECT_TRUE(msg.ends_with("\r\nSubject: hi\r\n\r\n.leading dot\r\nh\xc3\xa9llo\r\n")) << msg;
+  t->send("QUIT");
+  t->expect("221 2.0.0 *");
+}
+
+TEST_F(SessionTest, HeloHasNoEnhancedCodes_RFC2034_3) {
+  start();
+  Transcript t(port_);
+  t.expect("220 *");
+  t.send("HELO client.example");
+  t.expect("250 mx.example.test");
+  t.send("MAIL FROM:<a@remote.example>");
+  t.expect("250 Sender ok");
+  t.send("RCPT TO:<nobody@example.test>");
+  t.expect("550 Recipient address rejected: User unknown");
+  t.send("MAIL FROM:<a@remote.example> SIZE=10");  // nested MAIL
+  t.expect("503 Error: *");
+}
+
+TEST_F(SessionTest, EsmtpParametersNeedEhlo_RFC1869_4_5) {
+  start();
+  Transcript t(port_);
+  t.expect("220 *");
+  t.send("HELO client.example");
+  t.expect("250 *");
+  t.send("MAIL FROM:<a@remote.example> BODY=8BITMIME");
+  t.expect("555 *");
+}
+
+TEST_F(SessionTest, CommandSequence_RFC5321_4_3_2) {
+  start();
+  Transcript t(port_);
+  t.expect("220 *");
+  t.send("MAIL FROM:<a@remote.example>");
+  t.expect("503 5.5.1 *");
+  t.send("EHLO client.example");
+  t.expect("250 HELP");
+  t.send("RCPT TO:<alice@example.test>");
+  t.expect("503 5.5.1 *");
+  t.send("DATA");
+  t.expect("503 5.5.1 *");
+  t.send("MAIL FROM:<a@remote.example>");
+  t.expect("250 2.1.0 *");
+  t.send("MAIL FROM:<a@remote.example>");
+  t.expect("503 5.5.1 *");
+  t.send("DATA");
+  t.expect("554 5.5.1 *");  // RFC 5321 §3.3: no valid recipients
+  t.send("RSET");
+  t.expect("250 2.0.0 *");
+  t.send("RCPT TO:<alice@example.test>");
+  t.expect("503 5.5.1 *");  // RSET ended the transaction
+}
+
+TEST_F(SessionTest, RecipientVerdicts_RFC5321_3_3_RFC5321_7_1) {
+  start();
+  auto t = connect_ehlo();
+  t->send("MAIL FROM:<>");
+  t->expect("250 2.1.0 *");
+  t->send("RCPT TO:<nobody@example.test>");
+  t->expect("550 5.1.1 *");
+  t->send("RCPT TO:<victim@elsewhere.example>");
+  t->expect("554 5.7.1 *");
+  t->send("RCPT TO:<bob@example.test>");
+  t->expect("250 2.1.5 *");
+}
+
+TEST_F(SessionTest, RecipientLimit_RFC5321_4_5_3_1_8) {
+  config_.limits.recipients = 1;
+  start();
+  auto t = connect_ehlo();
+  t->send("MAIL FROM:<a@remote.example>");
+  t->expect("250 *");
+  t->send("RCPT TO:<alice@example.test>");
+  t->expect("250 2.1.5 *");
+  t->send("RCPT TO:<bob@example.test>");
+  t->expect("452 4.5.3 *");
+}
+
+TEST_F(SessionTest, PipelinedGroupsAreAnswered_RFC2920_3_1) {
+  start();
+  auto t = connect_ehlo();
+  t->send_raw(
+      "MAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.test>\r\nRCPT TO:<nobody@example.test>\r\n"
+      "RCPT TO:<bob@example.test>\r\nDATA\r\n");
+  t->expect("250 2.1.0 *");
+  t->expect("250 2.1.5 *");
+  t->expect("550 5.1.1 *");
+  t->expect("250 2.1.5 *");
+  t->expect("354 *");
+  // The next transaction follows the end of data in the same packet.
+  t->send_raw("Subject: one\r\n\r\nx\r\n.\r\nMAIL FROM:<b@remote.example>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n");
+  t->expect("250 2.0.0 Ok: queued as Q1");
+  t->expect("250 2.1.0 *");
+  t->expect("250 2.1.5 *");
+  t->expect("354 *");
+  t->send_raw("Subject: two\r\n\r\ny\r\n.\r\nQUIT\r\n");
+  t->expect("250 2.0.0 Ok: queued as Q2");
+  t->expect("221 *");
+  ASSERT_EQ(sink_.count(), 2u);
+  EXPECT_EQ(sink_.envelope(0).recipients.size(), 2u);
+  EXPECT_EQ(sink_.message(0).find("\tfor <"), std::string::npos);  // several recipients: no "for"
+  EXPECT_EQ(sink_.envelope(1).sender_str(), "b@remote.example");
+}
+
+TEST_F(SessionTest, BareLfRefusedAndSessionStaysInSync_RFC5321_2_3_8) {
+  start();
+  auto t = connect_ehlo();
+  t->send_raw("MAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n");
+  t->expect("250 *");
+  t->expect("250 *");
+  t->expect("354 *");
+  t->send_raw("Subject: outer\r\n\r\nouter\n.\nMAIL FROM:<evil@remote.example>\r\nRCPT TO:<alice@example.test>\r\n"
+              "DATA\r\nSubject: SMUGGLED\r\n\r\nx\r\n.\r\n");
+  t->expect("550 5.5.2 Error: bare <LF> received");
+  t->send("NOOP");
+  t->expect("250 2.0.0 *");
+  EXPECT_EQ(sink_.count(), 0u);
+}
+
+// Every sequence of ../shared/testdata/smtp-smuggling: refused, or kept inside
+// the one message; never a second message.
+TEST_F(SessionTest, SmugglingSequences_RFC5321_4_1_1_4_SmtpSmuggling) {
+  start();
+  const std::vector<std::pair<std::string, std::string>> eods = {
+      {"lf-dot-lf", "\n.\n"},       {"lf-dot-cr", "\n.\r"},          {"cr-dot-lf", "\r.\n"},
+      {"cr-dot-cr", "\r.\r"},       {"lf-dot-crlf", "\n.\r\n"},      {"cr-dot-crlf", "\r.\r\n"},
+      {"crlf-dot-lf", "\r\n.\n"},   {"crlf-dot-cr", "\r\n.\r"},      {"crlf-dot-crcrlf", "\r\n.\r\r\n"},
+      {"crcrlf-dot-crcrlf", "\r\r\n.\r\r\n"}, {"crlf-nul-dot-crlf", std::string("\r\n\0.\r\n", 6)},
+  };
+  size_t accepted = 0;
+  for (const auto& [id, eod] : eods) {
+    auto t = connect_ehlo();
+    t->send_raw("MAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n");
+    t->expect("250 *", id);
+    t->expect("250 *", id);
+    t->expect("354 *", id);
+    t->send_raw("From: test@remote.example\r\nSubject: outer\r\n\r\nouter body" + eod +
+                "MAIL FROM:<smuggled@remote.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n"
+                "From: smuggled@remote.example\r\nSubject: SMUGGLED\r\n\r\nsmuggled body\r\n.\r\n");
+    std::string r = t->reply();
+    if (r.starts_with("250 2.0.0 Ok: queued")) {
+      ++accepted;
+      EXPECT_NE(sink_.message(sink_.count() - 1).find("Subject: SMUGGLED"), std::string::npos) << id;
+    } else {
+      EXPECT_TRUE(r.starts_with("550 5.5.2")) << id << ": " << r;
+    }
+    t->send("QUIT");
+    t->expect("221 *", id);  // not a 250/354 of a smuggled transaction
+  }
+  EXPECT_EQ(sink_.count(), accepted);
+  for (size_t i = 0; i < sink_.count(); ++i) EXPECT_EQ(sink_.envelope(i).sender_str(), "a@remote.example");
+}
+
+TEST_F(SessionTest, SizeLimits_RFC1870_6) {
+  config_.limits.message_size = 100;
+  start();
+  auto t = connect_ehlo();
+  t->send("MAIL FROM:<a@remote.example> SIZE=101");
+  t->expect("552 5.3.4 *");
+  t->send("MAIL FROM:<a@remote.example> SIZE=50");
+  t->expect("250 *");
+  t->send("RCPT TO:<alice@example.test>");
+  t->expect("250 *");
+  t->send("DATA");
+  t->expect("354 *");
+  t->send_raw(std::string(200, 'x') + "\r\n.\r\n");
+  t->expect("552 5.3.4 *");
+  t->send("NOOP");
+  t->expect("250 *");
+  EXPECT_EQ(sink_.count(), 0u);
+}
+
+TEST_F(SessionTest, ReceivedLoopLimit_RFC5321_6_3) {
+  config_.limits.received_headers = 3;
+  start();
+  auto t = connect_ehlo();
+  t->send_raw("MAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n");
+  t->expect("250 *");
+  t->expect("250 *");
+  t->expect("354 *");
+  std::string hdrs;
+  for (int i = 0; i < 4; ++i) hdrs += "Received: from x by y; Thu, 1 Jan 2026 00:00:00 +0000\r\n";
+  t->send_raw(hdrs + "Subject: loop\r\n\r\nbody\r\n.\r\n");
+  t->expect("554 5.4.6 *");
+  EXPECT_EQ(sink_.count(), 0u);
+}
+
+TEST_F(SessionTest, SinkFailureIs451_DESIGN_durability) {
+  sink_.set_fail(true);
+  start();
+  auto t = connect_ehlo();
+  t->send_raw("MAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n");
+  t->expect("250 *");
+  t->expect("250 *");
+  t->expect("354 *");
+  t->send_raw("Subject: x\r\n\r\nbody\r\n.\r\n");
+  t->expect("451 4.3.0 *");
+}
+
+TEST_F(SessionTest, Utf8AddressesNeedSmtputf8_RFC6531_3_4) {
+  config_.addresses.push_back({"δοκιμή@example.test", {{config::Target::Kind::mailbox, "alice"}}});
+  start();
+  auto t = connect_ehlo();
+  t->send("MAIL FROM:<δοκιμή@παράδειγμα.example>");
+  t->expect("553 5.6.7 *");
+  t->send("MAIL FROM:<a@remote.example>");
+  t->expect("250 *");
+  t->send("RCPT TO:<δοκιμή@example.test>");
+  t->expect("553 5.6.7 *");
+  t->send("RSET");
+  t->expect("250 *");
+  t->send("MAIL FROM:<δοκιμή@παράδειγμα.example> SMTPUTF8");
+  t->expect("250 2.1.0 *");
+  t->send("RCPT TO:<δοκιμή@example.test>");
+  t->expect("250 2.1.5 *");
+  t->send("DATA");
+  t->expect("354 *");
+  t->send_raw("Subject: ünïcödé\r\n\r\nbody\r\n.\r\n");
+  t->expect("250 2.0.0 *");
+  ASSERT_EQ(sink_.count(), 1u);
+  EXPECT_TRUE(sink_.envelope(0).smtputf8);
+  EXPECT_NE(sink_.message(0).find(" with UTF8SMTP id "), std::string::npos);
+}
+
+TEST_F(SessionTest, MiscCommands_RFC5321_4_1_1) {
+  start();
+  auto t = connect_ehlo();
+  t->send("VRFY alice");
+  t->expect("252 2.5.2 *");
+  t->send("EXPN staff");
+  t->expect("502 5.5.1 *");
+  t->send("HELP");
+  t->expect("214 2.0.0 *");
+  t->send("NOOP");
+  t->expect("250 2.0.0 *");
+  t->send("XYZZY");
+  t->expect("500 5.5.2 *");
+  t->send("AUTH PLAIN AGFsaWNlAHNlY3JldA==");
+  t->expect("502 5.5.1 *");
+  t->send("RCPT TO:<Postmaster>");
+  t->expect("503 5.5.1 *");
+}
+
+TEST_F(SessionTest, CommandTimeout_RFC5321_4_5_3_2_7) {
+  config_.limits.command_timeout = std::chrono::seconds(1);
+  start();
+  Transcript t(port_);
+  t.expect("220 *");
+  t.expect("421 4.4.2 *");
+  EXPECT_TRUE(t.closed());
+}
+
+TEST_F(SessionTest, TooManyErrors_RFC5321_4_3_2) {
+  config_.limits.errors = 3;
+  start();
+  Transcript t(port_);
+  t.expect("220 *");
+  t.send_raw("BAD1\r\nBAD2\r\nBAD3\r\nNOOP\r\n");
+  t.expect("500 5.5.2 *");
+  t.expect("500 5.5.2 *");
+  t.expect("500 5.5.2 *");
+  t.expect("421 4.7.0 *");
+  EXPECT_TRUE(t.closed());
+}
+
+TEST_F(SessionTest, LineTooLong_RFC5321_4_5_3_1_4) {
+  config_.limits.line_length = 100;
+  start();
+  Transcript t(port_);
+  t.expect("220 *");
+  t.send("NOOP " + std::string(300, 'x'));
+  t.expect("500 5.5.6 *");
+  t.send("NOOP");
+  t.expect("250 *");
+}
+
+TEST_F(SessionTest, StartTls_RFC3207_4_2) {
+  enable_tls();
+  start();
+  auto t = connect_ehlo();
+  // Plaintext pipelined after STARTTLS must be discarded, not answered in TLS.
+  t->send_raw("STARTTLS\r\nNOOP\r\n");
+  t->expect("220 2.0.0 *");
+  t->handshake();
+  t->send("MAIL FROM:<a@remote.example>");
+  t->expect("503 5.5.1 *");  // state reset to before EHLO
+  t->send("EHLO client.example");
+  std::string r = t->reply();
+  EXPECT_EQ(r.find("STARTTLS"), std::string::npos) << r;
+  EXPECT_TRUE(r.starts_with("250-mx.example.test")) << r;  // not the NOOP's reply
+  t->send_raw("MAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n");
+  t->expect("250 *");
+  t->expect("250 *");
+  t->expect("354 *");
+  t->send_raw("Subject: tls\r\n\r\nbody\r\n.\r\n");
+  t->expect("250 2.0.0 *");
+  ASSERT_EQ(sink_.count(), 1u);
+  EXPECT_NE(sink_.message(0).find(" with ESMTPS id "), std::string::npos) << sink_.message(0);
+  t->send("STARTTLS");
+  t->expect("503 5.5.1 *");
+}
+
+TEST_F(SessionTest, ImplicitTlsOnSubmissions_RFC8314_3) {
+  enable_tls();
+  start(Role::submissions);
+  Transcript t(port_);
+  t.handshake();
+  t.expect("220 mx.example.test ESMTP hikyaku");
+  t.send("EHLO client.example");
+  EXPECT_EQ(t.reply().find("STARTTLS"), std::string::npos);
+  t.send("MAIL FROM:<a@example.test>");
+  t.expect("250 *");
+  t.send("RCPT TO:<someone@elsewhere.example>");
+  t.expect("554 5.7.1 *");  // no AUTH yet: never a relay
+}
+
+}  // namespace
+}  // namespace hikyaku::smtp::server
