@@ -82,7 +82,7 @@ net::awaitable<void> Session::run(bool implicit_tls) {
   // RFC 8314 §3.3: on 995 the TLS handshake comes before any POP3 byte.
   if (implicit_tls) {
     if (!co_await stream_.start_tls(timeout_)) {
-      log_->info("{} TLS handshake failed on pop3s", id_);
+      log_->debug("{} TLS handshake failed on pop3s", id_);
       co_return;
     }
   }

@@ -67,7 +67,11 @@ Action StateMachine::line_too_long() {
 
 Action StateMachine::on_line(std::string_view line) {
   HIKYAKU_CHECK(pending_ == Pending::none);
-  if (state_ == State::closed || state_ == State::update) return Action{Action::Kind::close};
+  if (state_ == State::closed || state_ == State::update) {
+    Action closed;
+    closed.kind = Action::Kind::close;
+    return closed;
+  }
   if (sasl_ != SaslStep::none) return on_sasl_line(line);
   return dispatch(parse_command(line));
 }
@@ -199,7 +203,7 @@ Action StateMachine::login_step(const sasl::LoginExchange::Step& step) {
   switch (step.kind) {
     case Kind::challenge:
       sasl_ = SaslStep::login;
-      return Action{Action::Kind::none, "+ " + step.challenge + "\r\n"};
+      return reply("+ " + step.challenge);
     case Kind::done:
       return authenticate(login_exchange_.user(), login_exchange_.password(), "LOGIN");
     case Kind::cancelled:
