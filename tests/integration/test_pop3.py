@@ -349,3 +349,42 @@ def test_fetchmail_ssl_fetches_all_then_nothing(hikyaku, tmp_path):
     assert len(list(out.iterdir())) == 3
     # keep: nothing was deleted on the server.
     assert len(maildir_messages(hikyaku.maildir("alice"))) == 3
+
+
+def test_idle_timeout_logs_out_without_update(make_hikyaku):
+    server = make_hikyaku(limits_extra='command_timeout = "2s"')
+    server.set_password("alice", PASSWORD)
+    deliver(server, 1)
+    pop = login_ssl(server)
+    pop.dele(1)
+    start = time.monotonic()
+    # RFC 1939 §3: the autologout timer ends the session without UPDATE.
+    line = pop._getline()[0]
+    assert line.startswith(b"-ERR"), line
+    assert time.monotonic() - start < 10
+    pop.close()
+    pop = retry_login(login_ssl, server)
+    assert pop.stat()[0] == 1
+    pop.quit()
+
+
+def test_connection_limit_answers_sys_temp(make_hikyaku):
+    server = make_hikyaku(limits_extra="connections_per_ip = 2")
+    held = []
+    deadline = time.monotonic() + 10
+    try:
+        # The fixture's start-up probes hold slots until the server sees them
+        # close, so take the two slots as soon as they are free.
+        while len(held) < 2:
+            s = socket.create_connection(("127.0.0.1", server.pop3_port), timeout=30)
+            if s.makefile("rb").readline().startswith(b"+OK"):
+                held.append(s)
+            else:
+                s.close()
+                assert time.monotonic() < deadline, "connection slots never freed"
+                time.sleep(0.05)
+        with socket.create_connection(("127.0.0.1", server.pop3_port), timeout=30) as third:
+            assert third.makefile("rb").readline() == b"-ERR [SYS/TEMP] too many connections\r\n"
+    finally:
+        for s in held:
+            s.close()
