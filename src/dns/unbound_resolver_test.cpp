@@ -310,6 +310,12 @@ TEST(UnboundResolverCreate, BadServerAddressIsAnError) {
   EXPECT_NE(r.error().message.find("libunbound"), std::string::npos) << r.error().message;
 }
 
+TEST(UnboundResolverCreate, Ipv6ServerAccepted) {
+  // config::Endpoint holds "[::1]:53" without brackets; libunbound wants "::1@53".
+  auto r = UnboundResolver::create({config::Endpoint{"::1", 53}});
+  EXPECT_TRUE(r.ok()) << r.error().message;
+}
+
 TEST(UnboundResolverCreate, SystemResolversLoad) {
   // No query: the machine may be offline. Loading resolv.conf and hosts works.
   auto r = UnboundResolver::create({});
