@@ -303,12 +303,20 @@ void Scheduler::on_outcome(const std::string& id, size_t slot, DeliveryOutcome o
   // in_flight_count drops to 0); record() reads only its path and slot count.
   const SpooledMessage* message = &a.message;
   const bool forgotten = a.forgotten;
+  // The last slot turning final makes the message done: its unlink is the
+  // record (rule 5 in spool.hpp), so the append + fdatasync is skipped. A
+  // crash before the unlink repeats that delivery: a duplicate, the same
+  // trade-off as a crash between the agent's success and the record.
+  bool last_final = next.final() && a.in_flight_count == 1;
+  for (size_t i = 0; last_final && i < a.message.targets.size(); ++i) {
+    if (i != slot && !a.message.targets[i].final()) last_final = false;
+  }
   const std::string recipient = before.recipient;
   const auto arrival = a.message.arrival;
   lock.unlock();
 
   // 2. Durable before acted on.
-  if (!forgotten) {
+  if (!forgotten && !last_final) {
     if (auto st = spool_.record(*message, slot, next); !st) {
       // XXX(queue): acting anyway. A lost "delivered" record repeats the
       // delivery after a restart (duplicate); a lost deferral only changes

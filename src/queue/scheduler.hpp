@@ -18,7 +18,8 @@
 //              else pending with the next retry time.
 //            * A slot whose kind has no registered agent is deferred (4.3.0),
 //              never dropped.
-//            * The file is removed when every slot is final.
+//            * The file is removed when every slot is final; the last slot's
+//              final state is not appended (the unlink records it).
 // Standards: RFC 5321 §4.5.4.1 (retry strategy: at least 30 min between
 //            tries to one destination recommended, give up after 4–5 days).
 // Trust:     no network input; logs name recipients and targets — callers

@@ -24,7 +24,9 @@
 //      loss) and moves unparseable queue files to spool/corrupt/.
 //   5. A file is unlinked once every slot is final (delivered or failed).
 //      The unlink needs no fsync: if it is lost, recovery finds all slots
-//      final and unlinks again.
+//      final and unlinks again. The scheduler does not append the last
+//      slot's final state: the unlink records it (a lost unlink repeats that
+//      delivery: a duplicate, never a loss).
 // Standards: RFC 5321 §4.5.4.1 (retry, give up), §6.1 (responsibility once
 //            250 is sent), RFC 3463 (enhanced status in the last reply).
 // Trust:     envelope strings and message bytes come from the network; they
