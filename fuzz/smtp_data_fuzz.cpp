@@ -1,0 +1,52 @@
+// libFuzzer target: the DATA reader (RFC 5321 §4.1.1.4, §4.5.2; SMTP
+// smuggling). The first byte chooses a chunk size, so sequences are also split
+// across reads. Invariants: feeding in chunks gives the same result as one
+// buffer; an accepted message has only CRLF line endings and fits the limit;
+// the end is always a real <CRLF>.<CRLF>.
+#include <cstddef>
+#include <cstdint>
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "smtp/protocol/data_reader.hpp"
+
+using hikyaku::smtp::protocol::DataReader;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 1) return 0;
+  size_t chunk = 1 + data[0] % 17;
+  std::string_view input(reinterpret_cast<const char*>(data + 1), size - 1);
+  const DataReader::Limits limits{.max_size = 4096, .max_received = 3};
+
+  DataReader whole(limits);
+  size_t used_whole = whole.feed(input);
+
+  DataReader split(limits);
+  size_t used = 0;
+  while (!split.done() && used < input.size()) {
+    size_t n = std::min(chunk, input.size() - used);
+    size_t took = split.feed(input.substr(used, n));
+    if (took > n) std::abort();
+    used += took;
+  }
+  if (whole.done() != split.done()) std::abort();
+  if (!whole.done()) return 0;
+  if (used != used_whole) std::abort();
+  if (whole.outcome() != split.outcome()) std::abort();
+  // RFC 5321 §4.1.1.4: the data ended right after "\r\n.\r\n" (or ".\r\n" first).
+  std::string_view consumed = input.substr(0, used_whole);
+  if (!(consumed == ".\r\n" || (consumed.size() >= 5 && consumed.substr(consumed.size() - 5) == "\r\n.\r\n")))
+    std::abort();
+  std::string a = whole.take_message(), b = split.take_message();
+  if (a != b) std::abort();
+  if (whole.outcome() == DataReader::Outcome::ok) {
+    if (a.size() > limits.max_size) std::abort();
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (a[i] == '\r' && (i + 1 >= a.size() || a[i + 1] != '\n')) std::abort();
+      if (a[i] == '\n' && (i == 0 || a[i - 1] != '\r')) std::abort();
+    }
+  }
+  return 0;
+}
