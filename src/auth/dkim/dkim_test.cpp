@@ -260,9 +260,7 @@ TEST(DkimSign, Rfc6376Sec5RoundTripRsaAndEd25519) {
     EXPECT_NE(sig->find("t=1700000000"), std::string::npos);
     EXPECT_NE(sig->find("x=1700003600"), std::string::npos);
     dns::FakeResolver r;
-    r.add_txt("sel._domainkey.example.com",
-              std::string("v=DKIM1; k=") + std::string(crypto::key_type_name(type)) + "; p=" +
-                  key->public_key().dkim_p());
+    r.add_txt("sel._domainkey.example.com", format_key_record(key->public_key()));
     auto res = verify(*sig + msg, r, opts());
     EXPECT_EQ(res[0].status, Status::pass) << res[0].detail;
     // RFC 6376 §5.4.2 over-signing: an added From breaks the signature.

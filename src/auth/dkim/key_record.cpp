@@ -43,6 +43,10 @@ base::Result<KeyRecord> parse_key_record(std::string_view txt) {
   return r;
 }
 
+std::string format_key_record(const crypto::PublicKey& key) {
+  return "v=DKIM1; k=" + std::string(crypto::key_type_name(key.type())) + "; p=" + key.dkim_p();
+}
+
 KeyLookup fetch_key(dns::Resolver& resolver, std::string_view selector, std::string_view domain) {
   KeyLookup out;
   std::string name = std::string(selector) + "._domainkey." + std::string(domain);

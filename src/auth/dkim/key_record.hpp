@@ -36,6 +36,10 @@ struct KeyLookup {
   std::optional<crypto::PublicKey> key;
 };
 
+// The TXT record text to publish at selector._domainkey.domain:
+// "v=DKIM1; k=rsa; p=…" (RFC 6376 §3.6.1, RFC 8463 §4).
+std::string format_key_record(const crypto::PublicKey& key);
+
 // Query `selector._domainkey.domain` and parse the first usable record.
 KeyLookup fetch_key(dns::Resolver& resolver, std::string_view selector, std::string_view domain);
 
