@@ -3,7 +3,12 @@
 #include <istream>
 #include <ostream>
 
+#include "base/clock.hpp"
+#include "queue/spool.hpp"
 #include "sasl/credential_store.hpp"
+
+#include <chrono>
+#include <ctime>
 
 namespace hikyaku::admin {
 
@@ -64,9 +69,65 @@ int user_del(const config::Config& config, const std::string& name, std::ostream
   return 0;
 }
 
-int queue_list(const config::Config&, std::ostream&, std::ostream& err) {
-  err << "queue list: not available yet\n";
-  return 2;
+namespace {
+
+std::string format_time(base::Clock::time_point t) {
+  if (t.time_since_epoch().count() == 0) return "-";
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+int queue_list(const config::Config& config, std::ostream& out, std::ostream& err) {
+  base::SystemClock clock;
+  queue::Spool spool(config, clock);
+  auto entries = spool.list();
+  if (!entries.ok()) {
+    err << entries.error().message << "\n";
+    return 1;
+  }
+  for (const auto& e : *entries)
+    out << e.id << "  " << format_time(e.arrival) << "  " << e.size << " bytes  <" << e.sender << ">  "
+        << e.pending << "/" << e.total << " pending\n";
+  out << entries->size() << " message" << (entries->size() == 1 ? "" : "s") << " in the queue\n";
+  return 0;
+}
+
+int queue_show(const config::Config& config, const std::string& id, std::ostream& out, std::ostream& err) {
+  base::SystemClock clock;
+  queue::Spool spool(config, clock);
+  auto message = spool.load(id);
+  if (!message.ok()) {
+    err << message.error().message << "\n";
+    return 1;
+  }
+  out << "id: " << message->id << "\narrival: " << format_time(message->arrival) << "\nsender: <"
+      << message->envelope.sender_str() << ">\nsize: " << message->message_size << "\n";
+  for (const auto& t : message->targets)
+    out << "recipient " << t.recipient << " -> " << t.target.str() << ": " << queue::to_string(t.status)
+        << ", attempts " << t.attempts << ", next " << format_time(t.next_attempt)
+        << (t.last_reply.empty() ? "" : ", last reply: " + t.last_reply) << "\n";
+  return 0;
+}
+
+int queue_delete(const config::Config& config, const std::string& id, std::ostream& out, std::ostream& err) {
+  base::SystemClock clock;
+  queue::Spool spool(config, clock);
+  if (auto loaded = spool.load(id); !loaded.ok()) {
+    err << loaded.error().message << "\n";
+    return 1;
+  }
+  if (auto st = spool.remove(id); !st) {
+    err << st.error().message << "\n";
+    return 1;
+  }
+  out << "deleted " << id << " (a running server forgets it at its next attempt)\n";
+  return 0;
 }
 
 }  // namespace hikyaku::admin

@@ -25,5 +25,7 @@ int user_del(const config::Config& config, const std::string& name, std::ostream
 
 // Queue inspection: list, show ID, delete ID.
 int queue_list(const config::Config& config, std::ostream& out, std::ostream& err);
+int queue_show(const config::Config& config, const std::string& id, std::ostream& out, std::ostream& err);
+int queue_delete(const config::Config& config, const std::string& id, std::ostream& out, std::ostream& err);
 
 }  // namespace hikyaku::admin

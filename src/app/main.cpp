@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "admin/commands.hpp"
+#include "admin/dns_commands.hpp"
 #include "app/server.hpp"
 #include "config/config.hpp"
 
@@ -62,6 +63,28 @@ int main(int argc, char** argv) {
   queue->require_subcommand(1);
   auto* qlist = queue->add_subcommand("list", "list queued messages");
   qlist->add_option("--config", config_path, "configuration file")->required();
+  std::string queue_id;
+  auto* qshow = queue->add_subcommand("show", "show one message's delivery state");
+  qshow->add_option("id", queue_id, "queue id")->required();
+  qshow->add_option("--config", config_path, "configuration file")->required();
+  auto* qdel = queue->add_subcommand("delete", "delete a queued message");
+  qdel->add_option("id", queue_id, "queue id")->required();
+  qdel->add_option("--config", config_path, "configuration file")->required();
+
+  auto* dkim = app.add_subcommand("dkim", "DKIM keys");
+  dkim->require_subcommand(1);
+  std::string dkim_domain;
+  std::string dkim_selector(hikyaku::admin::kDefaultDkimSelector);
+  std::string dkim_algo = "rsa";
+  auto* keygen = dkim->add_subcommand("keygen", "generate a signing key and print its DNS record");
+  keygen->add_option("domain", dkim_domain, "the signing domain")->required();
+  keygen->add_option("--selector", dkim_selector, "DKIM selector")->capture_default_str();
+  keygen->add_option("--algo", dkim_algo, "rsa (2048 bits) or ed25519")
+      ->check(CLI::IsMember({"rsa", "ed25519"}))->capture_default_str();
+  keygen->add_option("--config", config_path, "configuration file")->required();
+
+  auto* dns = app.add_subcommand("dns", "print the DNS records to publish (MX, SPF, DKIM, DMARC)");
+  dns->add_option("--config", config_path, "configuration file")->required();
 
   try {
     app.parse(argc, argv);
@@ -76,6 +99,11 @@ int main(int argc, char** argv) {
   if (*passwd) return hikyaku::admin::user_passwd(*config, user_name, std::cin, std::cout, std::cerr);
   if (*list) return hikyaku::admin::user_list(*config, std::cout, std::cerr);
   if (*del) return hikyaku::admin::user_del(*config, user_name, std::cout, std::cerr);
+  if (*keygen)
+    return hikyaku::admin::dkim_keygen(*config, dkim_domain, dkim_selector, dkim_algo, std::cout, std::cerr);
+  if (*dns) return hikyaku::admin::dns_records(*config, std::cout, std::cerr);
   if (*qlist) return hikyaku::admin::queue_list(*config, std::cout, std::cerr);
+  if (*qshow) return hikyaku::admin::queue_show(*config, queue_id, std::cout, std::cerr);
+  if (*qdel) return hikyaku::admin::queue_delete(*config, queue_id, std::cout, std::cerr);
   return 2;
 }
