@@ -1,0 +1,145 @@
+"""A real DNS server on loopback for integration tests: dnsmasq (PEERS.md).
+
+The fixture `dns_server` starts dnsmasq on 127.0.0.1:<free port> answering
+for `*.test` only (`--local=/test/`: unknown names under test. are NXDOMAIN,
+everything else REFUSED). Default records:
+
+    gmail.test   MX 10 mx.gmail.test     mx.gmail.test   A 127.0.0.2
+    sender.test  MX 10 mx.sender.test    mx.sender.test  A 127.0.0.4
+
+(127.0.0.2 is the "gmail" stand-in, 127.0.0.4 the original sender's MX; see
+farside.py.) A test adds records with add_mx / add_host / add_txt /
+add_null_mx; when dnsmasq already runs it is restarted with the new records
+(dnsmasq has no dynamic updates), and the port stays the same.
+
+Use it from hikyaku's configuration with `dns_server.toml()` →
+`[dns]\nservers = ["127.0.0.1:PORT"]` (the [dns] table may appear only once).
+
+Import the fixture in a test module with
+    from dns_server import dns_server  # noqa: F401  (pytest fixture)
+"""
+import subprocess
+import time
+
+import dns.exception
+import dns.resolver
+import pytest
+
+from conftest import free_port, wait_for
+
+
+class DnsServer:
+    """dnsmasq with a record list that tests can extend."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.proc = None
+        self.records = []
+        self.add_mx("gmail.test", "mx.gmail.test", 10)
+        self.add_host("mx.gmail.test", "127.0.0.2")
+        self.add_mx("sender.test", "mx.sender.test", 10)
+        self.add_host("mx.sender.test", "127.0.0.4")
+
+    # Records. Each restarts a running server so the change is visible at once.
+    def add_mx(self, domain, exchange, preference=10):
+        """MX: `domain` → `exchange` with `preference`."""
+        self._add(f"--mx-host={domain},{exchange},{preference}")
+
+    def add_null_mx(self, domain):
+        """RFC 7505 null MX: a single MX 0 "." (the domain accepts no mail)."""
+        # dnsmasq writes the target name as given; "." is the root name.
+        self._add(f"--mx-host={domain},.,0")
+
+    def add_host(self, name, *addresses):
+        """A/AAAA records for `name` (IPv4 or IPv6 text)."""
+        self._add(f"--host-record={name}," + ",".join(addresses))
+
+    def add_txt(self, name, *strings):
+        """TXT record; strings longer than 255 octets are split for you."""
+        parts = []
+        for s in strings:
+            while len(s) > 255:
+                parts.append(s[:255])
+                s = s[255:]
+            parts.append(s)
+        # On the command line dnsmasq takes the strings as they are, separated
+        # by commas (quotes would be kept literally).
+        if any("," in p for p in parts):
+            raise ValueError("dnsmasq --txt-record strings cannot contain commas")
+        self._add(f"--txt-record={name}," + ",".join(parts))
+
+    def _add(self, arg):
+        self.records.append(arg)
+        if self.proc is not None:
+            self.restart()
+
+    # Process control.
+    def start(self):
+        assert self.proc is None
+        self.proc = subprocess.Popen(
+            ["dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", f"--port={self.port}",
+             "--listen-address=127.0.0.1", "--bind-interfaces", "--conf-file=/dev/null",
+             "--pid-file", "--local=/test/", *self.records],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for(self._answers, timeout=10, what=f"dnsmasq on 127.0.0.1:{self.port}")
+        return self
+
+    def stop(self):
+        if self.proc is None:
+            return
+        self.proc.terminate()  # the PID itself; it takes about a second
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stderr:
+            self.proc.stderr.close()
+        self.proc = None
+
+    def restart(self):
+        self.stop()
+        # The same port again: wait until the old socket is gone.
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                return self.start()
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                self.proc = None
+                time.sleep(0.1)
+
+    def _answers(self):
+        if self.proc.poll() is not None:
+            err = self.proc.stderr.read().decode(errors="replace")
+            raise AssertionError(f"dnsmasq exited: {err}")
+        try:
+            self.resolver().resolve("mx.gmail.test", "A")
+        except dns.exception.DNSException:
+            return False
+        return True
+
+    # Helpers for tests.
+    def resolver(self):
+        r = dns.resolver.Resolver(configure=False)
+        r.nameservers = ["127.0.0.1"]
+        r.port = self.port
+        r.lifetime = 2
+        return r
+
+    def endpoint(self):
+        return f"127.0.0.1:{self.port}"
+
+    def toml(self):
+        """The [dns] table for hikyaku's configuration."""
+        return f'\n[dns]\nservers = ["{self.endpoint()}"]\n'
+
+
+@pytest.fixture
+def dns_server():
+    """A started DnsServer (default records above); stopped at the end."""
+    server = DnsServer()
+    server.start()
+    yield server
+    server.stop()

@@ -1,0 +1,318 @@
+"""Far sides for hikyaku's outbound SMTP: a controllable "gmail" stand-in and
+a plain recording sink, both aiosmtpd servers on other loopback addresses.
+
+All far sides of one test listen on the SAME port (hikyaku has one
+`[delivery] smtp_port`), each on its own address:
+
+    127.0.0.2  "gmail" (mx.gmail.test in dns_server.py), controllable
+    127.0.0.3  a second MX or an implicit-MX host (free for tests)
+    127.0.0.4  the original sender's MX (mx.sender.test): a recording sink
+
+Fixture `farside` yields a FarSides object:
+
+    fs.port                      the shared port (use fs.toml() or
+                                 `[delivery] smtp_port = fs.port`)
+    fs.gmail                     FarSide at 127.0.0.2 (started)
+    fs.sender                    FarSide at 127.0.0.4 (started, mode accept)
+    fs.add("127.0.0.3")          another FarSide on the same port (started)
+
+FarSide.set_mode(mode, reply=None, times=None, stall=None):
+
+    "accept"          250 everywhere. The content check is always on: a body
+                      containing the EICAR test string gets
+                      "552 5.7.0 ..." at end of data (Gmail's virus reply).
+    "reject_rcpt"     RCPT gets `reply` (default 550 5.7.1 ...)
+    "reject_data"     end of data gets `reply` (default 550 5.7.26 ...)
+    "tempfail_mail"   MAIL gets `reply` (default 421 4.7.28 ... rate ...);
+                      a 421 closes the connection after the reply
+    "tempfail_rcpt"   RCPT gets `reply` (default 451 4.7.0 ...)
+    "tempfail_data"   end of data gets `reply` (default 451 4.7.0 ...)
+    "stall_mail" / "stall_rcpt" / "stall_data" ("stall" = "stall_data")
+                      wait `stall` seconds (default 30) before answering
+    "drop_mail" / "drop_rcpt" / "drop_data" ("drop" = "drop_data")
+                      close the connection instead of answering
+
+`times=N` applies the mode to the next N transactions only, then the far side
+accepts again (e.g. one 451, then success: the retry test).
+
+Every message that got 250 at end of data is recorded as a Received
+(mail_from, rcpt_tos, data: the bytes exactly as sent, dot-unstuffed, with
+CRLF; mail_options, e.g. ["SIZE=123", "BODY=8BITMIME"]; tls: STARTTLS was
+used). `attempts` records every transaction that reached end of data,
+accepted or not; `connections` counts TCP connections.
+
+Import the fixture in a test module with
+    from farside import farside  # noqa: F401  (pytest fixture)
+"""
+import asyncio
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+
+from conftest import wait_for
+
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+
+DEFAULT_REPLIES = {
+    "reject_rcpt": "550 5.7.1 The email account that you tried to reach is disabled. gsmtp",
+    "reject_data": "550 5.7.26 Unauthenticated email from example.test is not accepted due to "
+                   "domain's DMARC policy. gsmtp",
+    "tempfail_mail": "421 4.7.28 Our system has detected an unusual rate of unsolicited mail. gsmtp",
+    "tempfail_rcpt": "451 4.7.0 Temporary System Problem. Try again later. gsmtp",
+    "tempfail_data": "451 4.7.0 Temporary System Problem. Try again later. gsmtp",
+}
+VIRUS_REPLY = "552 5.7.0 This message was blocked because its content presents a potential security issue. gsmtp"
+MODES = {"accept", "reject_rcpt", "reject_data", "tempfail_mail", "tempfail_rcpt", "tempfail_data",
+         "stall_mail", "stall_rcpt", "stall_data", "drop_mail", "drop_rcpt", "drop_data"}
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list
+    data: bytes
+    mail_options: list = field(default_factory=list)
+    tls: bool = False
+    peer: tuple = ()
+    reply: str = "250 OK"
+
+
+def make_self_signed(directory, cn="mx.gmail.test"):
+    """A throwaway certificate for STARTTLS (the client must not verify it)."""
+    cert, key = Path(directory) / "cert.pem", Path(directory) / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", f"/CN={cn}", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(cert), str(key))
+    return ctx
+
+
+class _Handler:
+    def __init__(self, side):
+        self.side = side
+
+    async def _apply(self, stage, server, default_reply):
+        """The reply of the current mode at `stage`, or None to go on."""
+        side = self.side
+        action = side._action(stage)
+        if action is None:
+            return None
+        kind, reply = action
+        if kind == "stall":
+            await asyncio.sleep(side.stall)
+            return None
+        if kind == "drop":
+            server.transport.close()
+            return "DROP"
+        if reply.startswith("421"):
+            # RFC 5321 §3.8: 421 means the server closes the channel.
+            asyncio.get_running_loop().call_later(0.05, server.transport.close)
+        return reply
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        r = await self._apply("mail", server, None)
+        if r == "DROP":
+            return "421 4.4.2 dropping"  # never reaches the client
+        if r:
+            return r
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        r = await self._apply("rcpt", server, None)
+        if r == "DROP":
+            return "421 4.4.2 dropping"
+        if r:
+            return r
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        side = self.side
+        data = envelope.original_content or b""
+        r = await self._apply("data", server, None)
+        if r == "DROP":
+            side._record_attempt(envelope, data, "(dropped)", server)
+            return "421 4.4.2 dropping"
+        if r is None and EICAR in data:
+            r = VIRUS_REPLY
+        reply = r or "250 2.0.0 OK queued"
+        side._record_attempt(envelope, data, reply, server)
+        return reply
+
+
+class FarSide:
+    """One aiosmtpd server on HOST:PORT with a switchable failure mode."""
+
+    def __init__(self, host, port, name=None, tls_context=None):
+        self.host = host
+        self.port = port
+        self.name = name or host
+        self.tls_context = tls_context
+        self.lock = threading.Lock()
+        self.messages = []   # accepted (250 at end of data)
+        self.attempts = []   # every transaction that reached end of data
+        self.connections = 0
+        self.mode = "accept"
+        self.reply = None
+        self.times = None
+        self.stall = 30.0
+        self.controller = None
+
+    # Control.
+    def set_mode(self, mode, reply=None, times=None, stall=None):
+        mode = {"stall": "stall_data", "drop": "drop_data"}.get(mode, mode)
+        if mode not in MODES:
+            raise ValueError(f"unknown far-side mode {mode!r}")
+        with self.lock:
+            self.mode = mode
+            self.reply = reply or DEFAULT_REPLIES.get(mode)
+            self.times = times
+            if stall is not None:
+                self.stall = float(stall)
+
+    def _action(self, stage):
+        with self.lock:
+            if self.mode == "accept":
+                return None
+            kind, _, mode_stage = self.mode.partition("_")
+            if mode_stage != stage:
+                return None
+            if self.times is not None:
+                if self.times <= 0:
+                    return None
+                self.times -= 1
+            return kind, self.reply
+
+    def _record_attempt(self, envelope, data, reply, server):
+        item = Received(mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos), data=bytes(data),
+                        mail_options=list(envelope.mail_options),
+                        tls=getattr(server, "_tls_protocol", None) is not None,
+                        peer=tuple(server.session.peer or ()), reply=reply)
+        with self.lock:
+            self.attempts.append(item)
+            if reply.startswith("250"):
+                self.messages.append(item)
+
+    def _connected(self):
+        with self.lock:
+            self.connections += 1
+
+    # Queries.
+    def received(self):
+        with self.lock:
+            return list(self.messages)
+
+    def wait_messages(self, n, timeout=20.0):
+        """Wait until at least `n` messages were accepted; return them."""
+        wait_for(lambda: len(self.received()) >= n, timeout=timeout,
+                 what=f"{n} message(s) at far side {self.name}")
+        return self.received()
+
+    def wait_attempts(self, n, timeout=20.0):
+        def got():
+            with self.lock:
+                return len(self.attempts) >= n
+        wait_for(got, timeout=timeout, what=f"{n} attempt(s) at far side {self.name}")
+        with self.lock:
+            return list(self.attempts)
+
+    # Process control.
+    def start(self):
+        side = self
+
+        class CountingSMTP(SMTP):
+            def connection_made(self, transport):
+                if getattr(self, "_original_transport", None) is None:  # not the STARTTLS upgrade
+                    side._connected()
+                super().connection_made(transport)
+
+        class _Controller(Controller):
+            def factory(self):
+                return CountingSMTP(self.handler, **self.SMTP_kwargs)
+
+        kwargs = {"server_hostname": self.name, "data_size_limit": 64 * 1024 * 1024}
+        if self.tls_context is not None:
+            kwargs["tls_context"] = self.tls_context
+        self.controller = _Controller(_Handler(self), hostname=self.host, port=self.port, **kwargs)
+        self.controller.start()
+        with self.lock:
+            self.connections = 0  # the controller's own start-up probe
+        return self
+
+    def stop(self):
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
+def free_shared_port(hosts):
+    """A port that is free on every host address (loopback binds per address)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind((hosts[0], 0))
+            port = s.getsockname()[1]
+        ok = True
+        for h in hosts[1:]:
+            with socket.socket() as s:
+                try:
+                    s.bind((h, port))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return port
+    raise RuntimeError("no free shared port")
+
+
+class FarSides:
+    """The far sides of one test; all on one port."""
+
+    HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6"]
+
+    def __init__(self, gmail_tls=False):
+        self.port = free_shared_port(self.HOSTS)
+        self.tmp = tempfile.TemporaryDirectory()
+        self.sides = {}
+        tls = make_self_signed(self.tmp.name) if gmail_tls else None
+        self.gmail = self.add("127.0.0.2", name="mx.gmail.test", tls_context=tls)
+        self.sender = self.add("127.0.0.4", name="mx.sender.test")
+
+    def add(self, host, name=None, tls_context=None):
+        side = FarSide(host, self.port, name=name, tls_context=tls_context).start()
+        self.sides[host] = side
+        return side
+
+    def stop(self):
+        for side in self.sides.values():
+            side.stop()
+        self.tmp.cleanup()
+
+    def toml(self, extra=""):
+        """A [delivery] table naming the shared port (the table may appear once)."""
+        return f"\n[delivery]\nsmtp_port = {self.port}\n{extra}\n"
+
+
+@pytest.fixture
+def farside():
+    sides = FarSides()
+    yield sides
+    sides.stop()
+
+
+@pytest.fixture
+def farside_tls():
+    """Like `farside`, but the gmail stand-in offers STARTTLS (self-signed)."""
+    sides = FarSides(gmail_tls=True)
+    yield sides
+    sides.stop()
