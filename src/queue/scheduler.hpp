@@ -90,7 +90,7 @@ class Scheduler {
   void set_fallback_policy(FallbackPolicy& policy);
 
   // Recover the spool (Spool::recover), load every queued message, start the
-  // workers. Unfinished targets are attempted now, or at their recorded
+  // workers. Call it before accepting mail: recovery deletes spool/tmp/*. Unfinished targets are attempted now, or at their recorded
   // next-attempt time.
   base::Status start();
   // A message just enqueued: attempt it now.

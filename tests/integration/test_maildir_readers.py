@@ -15,7 +15,9 @@ import re
 import shutil
 import smtplib
 import subprocess
+import tempfile
 import uuid
+from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -32,7 +34,7 @@ def send(server, subject, body):
     msg["Message-ID"] = f"<{uuid.uuid4().hex}@example.org>"
     msg.set_content(body)
     with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=30) as s:
-        s.sendmail("sender@example.org", ["alice@example.test"], msg.as_bytes())
+        s.sendmail("sender@example.org", ["alice@example.test"], msg.as_bytes(policy=policy.SMTP))
     return msg["Message-ID"]
 
 
@@ -62,9 +64,11 @@ def test_files_follow_maildir_convention(hikyaku):
 def test_mutt_reads_maildir(hikyaku, tmp_path):
     maildir, subjects = deliver_three(hikyaku)
     session = f"hkmutt{os.getpid()}"
-    env = dict(os.environ, TERM="xterm", HOME=str(tmp_path))
+    home = tmp_path / "mutt-home"
+    (home / "Mail").mkdir(parents=True)  # else mutt asks whether to create ~/Mail
+    env = dict(os.environ, TERM="xterm", HOME=str(home))
     cmd = (f"mutt -n -F /dev/null -R -f {maildir} -e 'set mbox_type=Maildir' "
-           "-e 'set sort=date-sent' -e 'set mark_old=no'")
+           f"-e 'set folder={home / 'Mail'}' -e 'set sort=date-sent' -e 'set mark_old=no'")
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50", cmd],
                    check=True, env=env)
 
@@ -73,8 +77,11 @@ def test_mutt_reads_maildir(hikyaku, tmp_path):
                               capture_output=True, text=True).stdout
 
     try:
-        index = wait_for(lambda: (lambda s: s if all(x in s for x in subjects) else None)(screen()),
-                         what="mutt's index to list every subject")
+        try:
+            index = wait_for(lambda: (lambda s: s if all(x in s for x in subjects) else None)(screen()),
+                             what="mutt's index to list every subject")
+        except AssertionError:
+            raise AssertionError(f"mutt's screen:\n{screen()}")
         assert index.count(" N ") >= 3, f"messages in new/ show as New:\n{index}"
         subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)
         pager = wait_for(lambda: (lambda s: s if "body line 0" in s else None)(screen()),
@@ -132,12 +139,15 @@ service pop3-login {{
 
 @pytest.mark.skipif(not shutil.which("dovecot") or os.geteuid() != 0,
                     reason="needs dovecot (dovecot-imapd, dovecot-pop3d) and root to run it as nobody")
-def test_dovecot_reads_maildir(hikyaku, tmp_path):
+def test_dovecot_reads_maildir(hikyaku, request):
     maildir, subjects = deliver_three(hikyaku)
     ours = {p.name.split(":")[0]: p for p in maildir_messages(maildir)}
 
-    # A byte-for-byte copy, owned by the user Dovecot runs as.
-    t = tmp_path / "dovecot"
+    # A byte-for-byte copy, owned by the user Dovecot runs as, in a directory
+    # that user can traverse (pytest's tmp_path is 0700 root).
+    t = Path(tempfile.mkdtemp(prefix="hikyaku-dovecot-"))
+    t.chmod(0o755)
+    request.addfinalizer(lambda: shutil.rmtree(t, ignore_errors=True))
     home = t / "home" / "alice"
     home.mkdir(parents=True)
     shutil.copytree(maildir, home / "Maildir")
