@@ -11,6 +11,8 @@
 #include "base/file.hpp"
 #include "base/log.hpp"
 #include "delivery/maildir_agent.hpp"
+#include "delivery/smtp_agent.hpp"
+#include "dns/unbound_resolver.hpp"
 #include "mailbox/maildir.hpp"
 #include "net/listener.hpp"
 #include "policy/resolver.hpp"
@@ -125,6 +127,18 @@ int serve(config::Config config, const ServeOptions& options) {
 
   asio::io_context io(1);
   asio::thread_pool workers(std::max(4u, std::thread::hardware_concurrency() * 2));
+  // Forward targets: the SMTP client; MX lookups run on the workers.
+  auto resolver = dns::UnboundResolver::create(config.dns.servers);
+  if (!resolver.ok()) {
+    std::cerr << "hikyaku: " << resolver.error().message << "\n";
+    return 1;
+  }
+  auto smtp_agent = delivery::SmtpAgent::create(config, io, workers, **resolver);
+  if (!smtp_agent.ok()) {
+    std::cerr << "hikyaku: " << smtp_agent.error().message << "\n";
+    return 1;
+  }
+  scheduler.register_agent(config::Target::Kind::forward, **smtp_agent);
   auto limiter = std::make_shared<net::ConnectionLimiter>(config.limits.connections, config.limits.connections_per_ip);
 
   smtp::server::ServerContext smtp_ctx{config, policy, sink, tls_context, workers};
@@ -190,6 +204,7 @@ int serve(config::Config config, const ServeOptions& options) {
   std::signal(SIGPIPE, SIG_IGN);
   log->info("hikyaku ready ({} , data in {})", config.source.string(), config.data_dir.string());
   io.run();
+  (*smtp_agent)->stop();  // in-flight forwards will not resume: report them temporary
   workers.join();
   scheduler.stop();
   log->info("stopped");
