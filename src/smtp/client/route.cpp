@@ -1,0 +1,68 @@
+#include "smtp/client/route.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+namespace hikyaku::smtp::client {
+
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  while (!out.empty() && out.back() == '.') out.pop_back();
+  return out;
+}
+
+bool is_loopback(std::string_view ip) {
+  return ip.starts_with("127.") || ip == "::1" || ip.starts_with("::ffff:127.");
+}
+
+}  // namespace
+
+bool is_null_mx(const std::vector<MxHost>& mx) { return mx.size() == 1 && lower(mx[0].name).empty(); }
+
+std::vector<MxHost> order_mx(std::vector<MxHost> mx, std::string_view own_hostname, std::mt19937& rng,
+                             bool* found_self) {
+  if (found_self) *found_self = false;
+  std::erase_if(mx, [](const MxHost& h) { return lower(h.name).empty(); });
+  // Shuffle first, then a stable sort by preference: equal preferences end
+  // up in random order (RFC 5321 §5.1 "MUST be randomized").
+  std::shuffle(mx.begin(), mx.end(), rng);
+  std::stable_sort(mx.begin(), mx.end(),
+                   [](const MxHost& a, const MxHost& b) { return a.preference < b.preference; });
+  // RFC 5321 §5.1: our own name, and everything not better than it, goes.
+  std::string self = lower(own_hostname);
+  if (!self.empty()) {
+    for (size_t i = 0; i < mx.size(); ++i) {
+      if (lower(mx[i].name) == self) {
+        if (found_self) *found_self = true;
+        uint16_t cut = mx[i].preference;
+        std::erase_if(mx, [cut](const MxHost& h) { return h.preference >= cut; });
+        break;
+      }
+    }
+  }
+  return mx;
+}
+
+bool is_own_listener(std::string_view ip, uint16_t port, const config::Listen& listen) {
+  for (const auto* list : {&listen.smtp, &listen.submission, &listen.submissions, &listen.pop3, &listen.pop3s,
+                           &listen.imap, &listen.imaps, &listen.http}) {
+    for (const auto& ep : *list) {
+      if (ep.port != port) continue;
+      std::string host = lower(ep.host);
+      if (host == lower(ip)) return true;
+      if ((host == "0.0.0.0" || host == "::" || host.empty()) && is_loopback(ip)) return true;
+    }
+  }
+  return false;
+}
+
+std::string domain_of(std::string_view address) {
+  auto at = address.rfind('@');
+  if (at == std::string_view::npos) return "";
+  return lower(address.substr(at + 1));
+}
+
+}  // namespace hikyaku::smtp::client

@@ -1,0 +1,61 @@
+// Purpose:   The sans-I/O routing rules of the SMTP client: order the MX
+//            hosts of a domain, recognise a null MX, drop ourselves from the
+//            list, and refuse to connect to one of this server's own
+//            listeners (a forwarding loop). The DNS lookups themselves are
+//            done by the delivery agent on a worker thread.
+// Standards: RFC 5321 §5.1 (MX order, equal preferences randomised,
+//            implicit MX, "if it finds its own name ... discard it and any
+//            lower-preference records"), RFC 7505 (null MX).
+// Trust:     MX names come from DNS (untrusted); they are only compared.
+// Concurrency: pure functions; the caller owns the random generator.
+// Errors:    none (empty results mean "no route").
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.hpp"
+
+namespace hikyaku::smtp::client {
+
+struct MxHost {
+  uint16_t preference = 0;
+  std::string name;  // "" is the root "." (null MX)
+};
+
+// RFC 7505 §3: exactly one MX whose exchange is "." — the domain accepts no
+// mail.
+bool is_null_mx(const std::vector<MxHost>& mx);
+
+// RFC 5321 §5.1: lowest preference first, equal preferences shuffled;
+// "." entries (a null MX mixed with real ones) are dropped. If
+// `own_hostname` is among them, it and every host of equal or higher
+// preference value are dropped; `found_self` tells the caller (when nothing
+// remains it is a routing loop).
+std::vector<MxHost> order_mx(std::vector<MxHost> mx, std::string_view own_hostname, std::mt19937& rng,
+                             bool* found_self = nullptr);
+
+// Is ip:port one of this server's listeners? A wildcard listener
+// ("0.0.0.0", "::") matches every loopback address and `ip` equal to any
+// explicitly listed address. `ip` is textual ("127.0.0.2", "::1").
+bool is_own_listener(std::string_view ip, uint16_t port, const config::Listen& listen);
+
+// The domain part of an address ("alice@gmail.test" → "gmail.test"),
+// lowercased; "" when there is none.
+std::string domain_of(std::string_view address);
+
+}  // namespace hikyaku::smtp::client
+
+namespace hikyaku::smtp::client {
+
+// One host of a resolved route, with its addresses in the order to try.
+struct RouteHost {
+  std::string name;  // MX exchange or the domain itself (implicit MX)
+  uint16_t preference = 0;
+  std::vector<std::string> addresses;  // textual IPs
+};
+
+}  // namespace hikyaku::smtp::client

@@ -1,0 +1,570 @@
+#include "smtp/client/session.hpp"
+
+// XXX(smtp-client): GCC 12 at -O2 reports -Wmismatched-new-delete for Asio's
+// coroutine frame allocator (awaitable_frame_base::operator new/delete are a
+// matching pair; the warning is GCC bug 109224-like noise after inlining
+// aligned_new). Remove when the toolchain moves on.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
+#include <openssl/ssl.h>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
+#include "base/log.hpp"
+#include "net/line_buffer.hpp"
+
+namespace hikyaku::smtp::client {
+
+using namespace boost::asio::experimental::awaitable_operators;
+using net::asio::as_tuple;
+using net::error_code;
+using net::tcp;
+using net::use_awaitable;
+namespace asio = net::asio;
+namespace ssl = net::ssl;
+
+namespace {
+
+std::shared_ptr<spdlog::logger> log() { return base::logger("smtp-client"); }
+
+// RFC 7435 opportunistic TLS for MX delivery: encrypt when offered, accept
+// any certificate (no name or chain check — DANE/MTA-STS are later work),
+// but never below TLS 1.2 (RFC 8996).
+std::shared_ptr<ssl::context> client_context() {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                   ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  ctx->set_verify_mode(ssl::verify_none);
+  return ctx;
+}
+
+bool is_ip_literal(const std::string& name) {
+  error_code ec;
+  asio::ip::make_address(name, ec);
+  return !ec;
+}
+
+std::string endpoint_key(const std::string& ip, uint16_t port) {
+  return (ip.find(':') != std::string::npos ? "[" + ip + "]" : ip) + ":" + std::to_string(port);
+}
+
+}  // namespace
+
+Duration ClientOptions::timeout(Stage stage) const {
+  if (command_timeout) return *command_timeout;
+  switch (stage) {
+    case Stage::connect: return connect_timeout;
+    case Stage::greeting: return greeting_timeout;
+    case Stage::ehlo:
+    case Stage::helo:
+    case Stage::starttls:
+    case Stage::rset: return helo_timeout;
+    case Stage::mail: return mail_timeout;
+    case Stage::rcpt: return rcpt_timeout;
+    case Stage::data: return data_init_timeout;
+    case Stage::body: return data_end_timeout;
+    case Stage::quit: return quit_timeout;
+  }
+  return mail_timeout;
+}
+
+ClientOptions ClientOptions::from_config(const config::Config& config) {
+  ClientOptions o;
+  o.helo_name = config.hostname;
+  o.connect_timeout = config.delivery.connect_timeout;
+  return o;
+}
+
+// The transport: a TCP socket that can switch to TLS, and the line buffer.
+struct Connection::Impl {
+  Impl(asio::any_io_executor ex, size_t max_line)
+      : ctx(client_context()), stream(tcp::socket(ex), *ctx), buffer(max_line) {}
+  tcp::socket& socket() { return stream.next_layer(); }
+
+  std::shared_ptr<ssl::context> ctx;
+  ssl::stream<tcp::socket> stream;
+  net::LineBuffer buffer;
+  bool tls = false;
+};
+
+Connection::Connection(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Connection::~Connection() = default;
+
+bool Connection::reusable() const { return !broken_ && messages_ < options_.max_messages_per_connection; }
+
+void Connection::close() {
+  error_code ec;
+  impl_->socket().shutdown(tcp::socket::shutdown_both, ec);
+  impl_->socket().close(ec);
+  broken_ = true;
+}
+
+net::awaitable<bool> Connection::write(std::string_view data, Stage stage, std::optional<Outcome>& failure) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  timer.expires_after(stage == Stage::body ? (options_.command_timeout ? *options_.command_timeout
+                                                                       : options_.data_block_timeout)
+                                           : options_.timeout(stage));
+  std::variant<std::tuple<error_code, std::size_t>, std::tuple<error_code>> r;
+  if (impl_->tls) {
+    r = co_await (asio::async_write(impl_->stream, asio::buffer(data), as_tuple(use_awaitable)) ||
+                  timer.async_wait(as_tuple(use_awaitable)));
+  } else {
+    r = co_await (asio::async_write(impl_->socket(), asio::buffer(data), as_tuple(use_awaitable)) ||
+                  timer.async_wait(as_tuple(use_awaitable)));
+  }
+  if (r.index() == 1) {
+    broken_ = true;
+    failure = classify(Failure::timeout, peer_ + ": timeout sending " + std::string(to_string(stage)));
+    co_return false;
+  }
+  auto [ec, n] = std::get<0>(r);
+  if (ec) {
+    broken_ = true;
+    failure = classify(Failure::connection_lost,
+                       peer_ + ": lost connection sending " + std::string(to_string(stage)) + ": " + ec.message());
+    co_return false;
+  }
+  co_return true;
+}
+
+net::awaitable<ServerReply> Connection::read_reply(Stage stage, std::optional<Outcome>& failure) {
+  ReplyParser parser;
+  auto deadline = std::chrono::steady_clock::now() + options_.timeout(stage);
+  char buf[8192];
+  for (;;) {
+    std::string line;
+    bool bare_lf = false;
+    auto st = impl_->buffer.next(line, bare_lf);
+    if (st == net::LineBuffer::Status::line) {
+      auto ps = parser.feed(line);
+      if (ps == ReplyParser::Status::complete) co_return parser.take();
+      if (ps == ReplyParser::Status::error) {
+        broken_ = true;
+        failure = classify(Failure::protocol, peer_ + ": " + parser.error() + " after " +
+                                                  std::string(to_string(stage)));
+        co_return ServerReply{};
+      }
+      continue;
+    }
+    if (st == net::LineBuffer::Status::too_long) {
+      broken_ = true;
+      failure = classify(Failure::protocol, peer_ + ": reply line too long after " + std::string(to_string(stage)));
+      co_return ServerReply{};
+    }
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    timer.expires_at(deadline);
+    std::variant<std::tuple<error_code, std::size_t>, std::tuple<error_code>> r;
+    if (impl_->tls) {
+      r = co_await (impl_->stream.async_read_some(asio::buffer(buf), as_tuple(use_awaitable)) ||
+                    timer.async_wait(as_tuple(use_awaitable)));
+    } else {
+      r = co_await (impl_->socket().async_read_some(asio::buffer(buf), as_tuple(use_awaitable)) ||
+                    timer.async_wait(as_tuple(use_awaitable)));
+    }
+    if (r.index() == 1) {
+      // RFC 5321 §4.5.3.2: the stage's timeout passed without a reply.
+      broken_ = true;
+      failure = classify(Failure::timeout,
+                         peer_ + ": timeout waiting for the reply to " + std::string(to_string(stage)));
+      co_return ServerReply{};
+    }
+    auto [ec, n] = std::get<0>(r);
+    if (ec) {
+      broken_ = true;
+      failure = classify(Failure::connection_lost, peer_ + ": lost connection after " +
+                                                       std::string(to_string(stage)) + ": " + ec.message());
+      co_return ServerReply{};
+    }
+    impl_->buffer.append(std::string_view(buf, n));
+  }
+}
+
+net::awaitable<ServerReply> Connection::command(std::string line, Stage stage, std::optional<Outcome>& failure) {
+  line += "\r\n";
+  if (!co_await write(line, stage, failure)) co_return ServerReply{};
+  auto reply = co_await read_reply(stage, failure);
+  if (!failure && reply.code == 421) broken_ = true;  // RFC 5321 §3.8: the server closes
+  co_return reply;
+}
+
+// EHLO, or HELO when EHLO is refused with 5xx (RFC 5321 §4.1.4, §3.2).
+net::awaitable<std::optional<Outcome>> Connection::hello() {
+  std::optional<Outcome> failure;
+  auto ehlo = co_await command("EHLO " + options_.helo_name, Stage::ehlo, failure);
+  if (failure) co_return failure;
+  if (ehlo.positive()) {
+    caps_ = Capabilities::parse(ehlo);
+    co_return std::nullopt;
+  }
+  if (!ehlo.permanent()) co_return classify(ehlo, Stage::ehlo);
+  auto helo = co_await command("HELO " + options_.helo_name, Stage::helo, failure);
+  if (failure) co_return failure;
+  if (!helo.positive()) co_return classify(helo, Stage::helo);
+  caps_ = Capabilities{};
+  co_return std::nullopt;
+}
+
+net::awaitable<Connection::Opened> Connection::open(std::string host_name, std::string ip, uint16_t port,
+                                                    ClientOptions options, std::string log_id) {
+  auto ex = co_await asio::this_coro::executor;
+  Opened out;
+  std::string peer = host_name + "[" + ip + "]:" + std::to_string(port);
+  error_code ec;
+  auto address = asio::ip::make_address(ip, ec);
+  if (ec) {
+    out.failure = classify(Failure::connect_refused, peer + ": not an IP address");
+    co_return out;
+  }
+
+  // Connect, bounded by [delivery] connect_timeout.
+  auto impl = std::make_unique<Impl>(ex, options.max_line);
+  asio::steady_timer timer(ex);
+  timer.expires_after(options.connect_timeout);
+  auto r = co_await (impl->socket().async_connect(tcp::endpoint(address, port), as_tuple(use_awaitable)) ||
+                     timer.async_wait(as_tuple(use_awaitable)));
+  if (r.index() == 1) {
+    out.failure = classify(Failure::connect_timeout, "connect to " + peer + ": timed out");
+    co_return out;
+  }
+  if (auto [cec] = std::get<0>(r); cec) {
+    out.failure = classify(Failure::connect_refused, "connect to " + peer + ": " + cec.message());
+    co_return out;
+  }
+  impl->socket().set_option(tcp::no_delay(true), ec);
+
+  std::unique_ptr<Connection> conn(new Connection(std::move(impl)));
+  conn->peer_ = peer;
+  conn->options_ = std::move(options);
+  conn->log_id_ = std::move(log_id);
+  const auto& opts = conn->options_;
+
+  // RFC 5321 §3.1 / §4.5.3.2.1: wait for the 220 greeting.
+  std::optional<Outcome> failure;
+  auto greeting = co_await conn->read_reply(Stage::greeting, failure);
+  if (failure) {
+    out.failure = *failure;
+    co_return out;
+  }
+  if (greeting.code != 220) {
+    // RFC 5321 §3.1: after a 554 greeting the client should QUIT.
+    out.failure = classify(greeting, Stage::greeting);
+    if (greeting.code != 421) co_await conn->quit();
+    conn->close();
+    co_return out;
+  }
+
+  if (auto f = co_await conn->hello()) {
+    out.failure = *f;
+    if (!conn->broken_) co_await conn->quit();
+    conn->close();
+    co_return out;
+  }
+
+  // RFC 3207: opportunistic STARTTLS. A refusal keeps the session in
+  // plaintext; a failed handshake kills it (the caller retries in plaintext).
+  if (opts.starttls && conn->caps_.starttls) {
+    auto reply = co_await conn->command("STARTTLS", Stage::starttls, failure);
+    if (failure) {
+      out.failure = *failure;
+      co_return out;
+    }
+    if (reply.code == 220) {
+      if (!conn->impl_->buffer.empty()) {
+        // RFC 3207 §4.2 (and CVE-2011-0411 in reverse): bytes after the 220
+        // would be read as if they came over TLS.
+        out.failure = classify(Failure::protocol, peer + ": data after the STARTTLS 220 reply");
+        conn->close();
+        co_return out;
+      }
+      if (!is_ip_literal(host_name))
+        SSL_set_tlsext_host_name(conn->impl_->stream.native_handle(), host_name.c_str());  // SNI
+      asio::steady_timer tls_timer(ex);
+      tls_timer.expires_after(opts.tls_timeout);
+      auto hs = co_await (conn->impl_->stream.async_handshake(ssl::stream_base::client, as_tuple(use_awaitable)) ||
+                          tls_timer.async_wait(as_tuple(use_awaitable)));
+      std::string why;
+      if (hs.index() == 1) {
+        why = "timed out";
+      } else if (auto [hec] = std::get<0>(hs); hec) {
+        why = hec.message();
+      }
+      if (!why.empty()) {
+        out.failure = classify(Failure::tls, peer + ": TLS handshake failed: " + why);
+        out.tls_failed = true;
+        conn->close();
+        co_return out;
+      }
+      conn->impl_->tls = true;
+      conn->tls_active_ = true;
+      // RFC 3207 §4.2: forget everything learnt before TLS; EHLO again.
+      conn->caps_ = Capabilities{};
+      if (auto f = co_await conn->hello()) {
+        out.failure = *f;
+        conn->close();
+        co_return out;
+      }
+    } else if (reply.code == 421) {
+      out.failure = classify(reply, Stage::starttls);
+      conn->close();
+      co_return out;
+    }
+  }
+  log()->debug("{}: connected to {}{}", conn->log_id_, peer, conn->tls_active_ ? " (TLS)" : "");
+  out.connection = std::move(conn);
+  co_return out;
+}
+
+net::awaitable<Outcome> Connection::send(const Transaction& tx) {
+  if (broken_) co_return classify(Failure::connection_lost, peer_ + ": connection not usable");
+  const std::string& message = *tx.message;
+
+  // Checks that need no round trip.
+  // RFC 1870 §6.1: do not send a message larger than the announced limit.
+  if (caps_.size && caps_.size_limit > 0 && message.size() > caps_.size_limit) {
+    Outcome o;
+    o.kind = Outcome::Kind::permanent;
+    o.status = "5.3.4";
+    o.detail = peer_ + ": message size " + std::to_string(message.size()) + " exceeds the server's limit of " +
+               std::to_string(caps_.size_limit);
+    co_return o;
+  }
+  // RFC 6531 §3.2: an internationalised address needs SMTPUTF8.
+  bool utf8_addresses = has_8bit(tx.sender) || has_8bit(tx.recipient);
+  if (utf8_addresses && !caps_.smtputf8) {
+    Outcome o;
+    o.kind = Outcome::Kind::permanent;
+    o.status = "5.6.7";
+    o.detail = peer_ + ": the server does not support SMTPUTF8";
+    co_return o;
+  }
+
+  std::string mail = "MAIL FROM:<" + tx.sender + ">";
+  if (caps_.size) mail += " SIZE=" + std::to_string(message.size());  // RFC 1870 §6
+  if (caps_.eightbitmime && has_8bit(message)) mail += " BODY=8BITMIME";  // RFC 6152 §3
+  if (caps_.smtputf8 && (tx.smtputf8 || utf8_addresses)) mail += " SMTPUTF8";  // RFC 6531 §3.4
+  std::string rcpt = "RCPT TO:<" + tx.recipient + ">";
+
+  std::optional<Outcome> failure;
+  ServerReply mail_reply, rcpt_reply, data_reply;
+  if (caps_.pipelining && options_.pipelining) {
+    // RFC 2920 §3.1: MAIL, RCPT and DATA may go in one group; the replies
+    // come back in order.
+    if (!co_await write(mail + "\r\n" + rcpt + "\r\nDATA\r\n", Stage::mail, failure)) co_return *failure;
+    mail_reply = co_await read_reply(Stage::mail, failure);
+    if (failure) co_return *failure;
+    if (mail_reply.code == 421) {
+      broken_ = true;
+      co_return classify(mail_reply, Stage::mail);
+    }
+    rcpt_reply = co_await read_reply(Stage::rcpt, failure);
+    if (failure) co_return *failure;
+    data_reply = co_await read_reply(Stage::data, failure);
+    if (failure) co_return *failure;
+    if (!mail_reply.positive() || !rcpt_reply.positive()) {
+      if (data_reply.code == 354) {
+        // RFC 2920 §3.1: a server that accepted DATA without a valid
+        // recipient gets an empty message; its reply is ignored.
+        if (!co_await write(".\r\n", Stage::body, failure)) co_return *failure;
+        co_await read_reply(Stage::body, failure);
+      }
+      if (rcpt_reply.code == 421 || data_reply.code == 421) broken_ = true;
+      co_return !mail_reply.positive() ? classify(mail_reply, Stage::mail) : classify(rcpt_reply, Stage::rcpt);
+    }
+  } else {
+    mail_reply = co_await command(mail, Stage::mail, failure);
+    if (failure) co_return *failure;
+    if (!mail_reply.positive()) co_return classify(mail_reply, Stage::mail);
+    rcpt_reply = co_await command(rcpt, Stage::rcpt, failure);
+    if (failure) co_return *failure;
+    if (!rcpt_reply.positive()) co_return classify(rcpt_reply, Stage::rcpt);
+    data_reply = co_await command("DATA", Stage::data, failure);
+    if (failure) co_return *failure;
+  }
+  if (data_reply.code == 421) broken_ = true;
+  if (data_reply.code != 354) {
+    if (data_reply.positive()) {
+      broken_ = true;  // out of sync: a 2xx where 354 belongs
+      co_return classify(Failure::protocol, peer_ + ": unexpected reply to DATA: " + data_reply.text());
+    }
+    co_return classify(data_reply, Stage::data);
+  }
+
+  // RFC 5321 §4.5.2 / §4.5.3.2.5: the dot-stuffed message in blocks, each
+  // write bounded by the data block timeout; then §4.5.3.2.6 for the reply.
+  std::string payload = dot_stuff(message);
+  constexpr size_t kBlock = 64 * 1024;
+  for (size_t off = 0; off < payload.size(); off += kBlock) {
+    if (!co_await write(std::string_view(payload).substr(off, kBlock), Stage::body, failure)) co_return *failure;
+  }
+  auto final_reply = co_await read_reply(Stage::body, failure);
+  if (failure) co_return *failure;
+  ++messages_;
+  if (final_reply.code == 421) broken_ = true;
+  co_return classify(final_reply, Stage::body);
+}
+
+net::awaitable<bool> Connection::reset() {
+  if (broken_) co_return false;
+  std::optional<Outcome> failure;
+  auto reply = co_await command("RSET", Stage::rset, failure);
+  if (failure || !reply.positive()) {
+    broken_ = true;
+    co_return false;
+  }
+  co_return true;
+}
+
+net::awaitable<void> Connection::quit() {
+  if (!broken_) {
+    std::optional<Outcome> failure;
+    co_await command("QUIT", Stage::quit, failure);
+  }
+  close();
+}
+
+// ---------------------------------------------------------------------------
+// ConnectionPool
+
+ConnectionPool::~ConnectionPool() { close_all(); }
+
+std::unique_ptr<Connection> ConnectionPool::take(const std::string& key) {
+  auto it = idle_.find(key);
+  if (it == idle_.end() || it->second.empty()) return nullptr;
+  Entry e = std::move(it->second.back());
+  it->second.pop_back();
+  if (it->second.empty()) idle_.erase(it);
+  e.timer->cancel();
+  return std::move(e.connection);
+}
+
+void ConnectionPool::put(const std::string& key, std::unique_ptr<Connection> connection) {
+  if (!connection) return;
+  if (!connection->reusable()) {
+    quit_later(std::move(connection));
+    return;
+  }
+  auto timer = std::make_shared<asio::steady_timer>(executor_);
+  timer->expires_after(options_.idle_timeout);
+  idle_[key].push_back(Entry{std::move(connection), timer});
+  // The reaper: when the idle time passes untouched, QUIT and close. A
+  // cancelled timer means the connection was taken (or the pool is going).
+  std::weak_ptr<int> alive = alive_;
+  asio::co_spawn(
+      executor_,
+      [this, key, timer, alive]() -> net::awaitable<void> {
+        auto [ec] = co_await timer->async_wait(as_tuple(use_awaitable));
+        if (ec || alive.expired()) co_return;
+        auto it = idle_.find(key);
+        if (it == idle_.end()) co_return;
+        auto& list = it->second;
+        for (size_t i = 0; i < list.size(); ++i) {
+          if (list[i].timer != timer) continue;
+          std::unique_ptr<Connection> conn = std::move(list[i].connection);
+          list.erase(list.begin() + static_cast<std::ptrdiff_t>(i));
+          if (list.empty()) idle_.erase(it);
+          log()->debug("closing idle connection to {}", conn->peer());
+          co_await conn->quit();
+          co_return;
+        }
+      },
+      [](std::exception_ptr e) {
+        if (e) log()->error("bug: idle connection reaper threw");
+      });
+}
+
+void ConnectionPool::quit_later(std::unique_ptr<Connection> connection) {
+  std::shared_ptr<Connection> conn(std::move(connection));
+  asio::co_spawn(
+      executor_, [conn]() -> net::awaitable<void> { co_await conn->quit(); },
+      [](std::exception_ptr e) {
+        if (e) log()->error("bug: QUIT coroutine threw");
+      });
+}
+
+void ConnectionPool::close_all() {
+  for (auto& [key, list] : idle_)
+    for (auto& e : list) {
+      e.timer->cancel();
+      if (e.connection) e.connection->close();
+    }
+  idle_.clear();
+}
+
+size_t ConnectionPool::idle() const {
+  size_t n = 0;
+  for (const auto& [key, list] : idle_) n += list.size();
+  return n;
+}
+
+// ---------------------------------------------------------------------------
+// The route loop.
+
+net::awaitable<Outcome> deliver_via_route(ConnectionPool& pool, const std::vector<RouteHost>& route,
+                                          const RouteContext& context, const ClientOptions& options,
+                                          const Transaction& tx) {
+  // RFC 5321 §5.1 and the rules of this loop, in order:
+  //  * hosts in route order (MX preference, shuffled ties), each address of
+  //    a host in order, before giving up;
+  //  * an address that is one of our own listeners is never used (loop);
+  //  * an idle pooled connection to the address is reused after RSET; a
+  //    failed RSET just means "open a new one", not a host failure;
+  //  * 2xx → delivered; a 5xx for the transaction (MAIL, RCPT, DATA, end of
+  //    data) → permanent, no other host is asked;
+  //  * 4xx, a refused/timed-out/reset connection, a TLS or protocol failure
+  //    → the next address; a failed STARTTLS handshake is retried once in
+  //    plaintext on the same address (opportunistic TLS, RFC 7435 §3);
+  //  * every address failed → temporary, with the last failure's detail.
+  std::optional<Outcome> last;
+  bool loop = false;
+  for (const auto& host : route) {
+    for (const auto& ip : host.addresses) {
+      if (context.listen && is_own_listener(ip, context.port, *context.listen)) {
+        log()->warn("{}: {}[{}]:{} is one of our own listeners: not used (mail loop)", tx.log_id, host.name, ip,
+                    context.port);
+        loop = true;
+        continue;
+      }
+      std::string key = endpoint_key(ip, context.port);
+      std::unique_ptr<Connection> conn = pool.take(key);
+      if (conn && !co_await conn->reset()) {
+        conn->close();
+        conn.reset();
+      }
+      if (!conn) {
+        auto opened = co_await Connection::open(host.name, ip, context.port, options, tx.log_id);
+        if (!opened.connection && opened.tls_failed) {
+          log()->info("{}: {}; retrying without TLS", tx.log_id, opened.failure.detail);
+          ClientOptions plain = options;
+          plain.starttls = false;
+          opened = co_await Connection::open(host.name, ip, context.port, plain, tx.log_id);
+        }
+        if (!opened.connection) {
+          log()->info("{}: {} ({})", tx.log_id, opened.failure.detail, opened.failure.status);
+          if (!opened.failure.try_next_host) co_return opened.failure;
+          last = opened.failure;
+          continue;
+        }
+        conn = std::move(opened.connection);
+      } else {
+        log()->debug("{}: reusing connection to {}", tx.log_id, conn->peer());
+      }
+      std::string peer = conn->peer();
+      Outcome outcome = co_await conn->send(tx);
+      pool.put(key, std::move(conn));
+      log()->info("{}: to=<{}> relay={} status={} ({})", tx.log_id, tx.recipient, peer, outcome.status,
+                  outcome.detail);
+      if (outcome.delivered() || !outcome.try_next_host) co_return outcome;
+      last = outcome;
+    }
+  }
+  if (last) {
+    last->kind = Outcome::Kind::temporary;  // RFC 5321 §5.1: all hosts failed
+    co_return *last;
+  }
+  if (loop) co_return classify(Failure::loop, "mail for " + domain_of(tx.recipient) + " loops back to myself");
+  co_return classify(Failure::unroutable, "no address to deliver to for " + domain_of(tx.recipient));
+}
+
+}  // namespace hikyaku::smtp::client

@@ -1,0 +1,174 @@
+// Purpose:   The SMTP client's I/O: one outbound connection (connect,
+//            greeting, EHLO/HELO, opportunistic STARTTLS, MAIL/RCPT/DATA with
+//            PIPELINING when offered, RSET for reuse, QUIT), a pool of idle
+//            connections per destination address, and the RFC 5321 §5.1
+//            loop over the hosts and addresses of a resolved route.
+// Standards: RFC 5321 §3.1 (greeting), §4.1.1 (commands), §4.5.3.2 (client
+//            timeouts per stage), §5.1 (try each host and address in order),
+//            §4.1.4 (RSET before reusing a session), RFC 3207 (STARTTLS; we
+//            neither require nor verify the certificate for MX delivery —
+//            RFC 7672 DANE and RFC 8461 MTA-STS are later work), RFC 2920
+//            (PIPELINING), RFC 1870 (SIZE), RFC 6152 (8BITMIME), RFC 6531
+//            (SMTPUTF8).
+// Trust:     the peer is an untrusted host on the Internet: every reply goes
+//            through ReplyParser (bounded lines and line count); nothing it
+//            says is executed or echoed to third parties except as the
+//            classified `detail` text.
+// Concurrency: a Connection belongs to one coroutine at a time; the pool
+//            and every coroutine here must run on one single-threaded
+//            io_context (the app's) or one strand — nothing is locked.
+// Errors:    everything ends in an Outcome value (STYLE R7: as_tuple, no
+//            exceptions from I/O); a bug that throws is caught at the
+//            caller's co_spawn boundary.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "net/asio.hpp"
+#include "smtp/client/outcome.hpp"
+#include "smtp/client/reply.hpp"
+#include "smtp/client/route.hpp"
+
+namespace hikyaku::smtp::client {
+
+using Duration = std::chrono::steady_clock::duration;
+
+struct ClientOptions {
+  std::string helo_name = "localhost";  // config.hostname
+  Duration connect_timeout = std::chrono::seconds(30);  // config.delivery.connect_timeout
+  // When set, overrides every per-stage timeout below (tests use short ones).
+  std::optional<Duration> command_timeout;
+  // RFC 5321 §4.5.3.2 client minimums.
+  Duration greeting_timeout = std::chrono::minutes(5);    // §4.5.3.2.1 initial 220
+  Duration helo_timeout = std::chrono::minutes(5);        // EHLO/HELO/STARTTLS/RSET (as MAIL)
+  Duration mail_timeout = std::chrono::minutes(5);        // §4.5.3.2.2
+  Duration rcpt_timeout = std::chrono::minutes(5);        // §4.5.3.2.3
+  Duration data_init_timeout = std::chrono::minutes(2);   // §4.5.3.2.4
+  Duration data_block_timeout = std::chrono::minutes(3);  // §4.5.3.2.5 (each write)
+  Duration data_end_timeout = std::chrono::minutes(10);   // §4.5.3.2.6
+  Duration tls_timeout = std::chrono::minutes(2);         // handshake
+  Duration quit_timeout = std::chrono::seconds(10);       // we are leaving anyway
+  Duration idle_timeout = std::chrono::seconds(10);       // pooled idle connection lifetime
+  unsigned max_messages_per_connection = 100;
+  bool starttls = true;        // opportunistic STARTTLS when offered
+  bool pipelining = true;      // use PIPELINING when offered
+  size_t max_line = 8192;      // longest reply line accepted
+
+  Duration timeout(Stage stage) const;
+  static ClientOptions from_config(const config::Config& config);
+};
+
+// One message for one recipient.
+struct Transaction {
+  std::string sender;     // "" is the null reverse-path <>
+  std::string recipient;
+  std::shared_ptr<const std::string> message;  // CRLF lines, not dot-stuffed
+  bool smtputf8 = false;  // the original envelope used SMTPUTF8
+  std::string log_id;     // queue id, for log lines
+};
+
+class Connection {
+ public:
+  struct Opened;
+  // Connect to ip:port (`host_name` for SNI and logs), read the greeting,
+  // EHLO (HELO when EHLO gets a 5xx), STARTTLS when offered, EHLO again.
+  // On failure the Outcome says why and whether to try the next host.
+  static net::awaitable<Opened> open(std::string host_name, std::string ip, uint16_t port,
+                                     ClientOptions options, std::string log_id);
+  ~Connection();
+
+  // MAIL, RCPT, DATA, the message, ".". Returns the classified outcome of
+  // the first failing stage or of the final reply.
+  net::awaitable<Outcome> send(const Transaction& tx);
+  // RSET before reusing an idle connection (RFC 5321 §4.1.1.5); false when
+  // the connection is no longer usable.
+  net::awaitable<bool> reset();
+  // QUIT and close (RFC 5321 §4.1.1.10); errors are ignored.
+  net::awaitable<void> quit();
+  void close();
+
+  bool reusable() const;
+  bool tls_active() const { return tls_active_; }
+  const Capabilities& capabilities() const { return caps_; }
+  const std::string& peer() const { return peer_; }  // "host[ip]:port"
+  unsigned messages() const { return messages_; }
+
+  struct Impl;
+
+ private:
+  explicit Connection(std::unique_ptr<Impl> impl);
+  net::awaitable<ServerReply> command(std::string line, Stage stage, std::optional<Outcome>& failure);
+  net::awaitable<ServerReply> read_reply(Stage stage, std::optional<Outcome>& failure);
+  net::awaitable<bool> write(std::string_view data, Stage stage, std::optional<Outcome>& failure);
+  net::awaitable<std::optional<Outcome>> hello();
+
+  std::unique_ptr<Impl> impl_;
+  Capabilities caps_;
+  std::string peer_;
+  bool tls_active_ = false;
+  bool broken_ = false;
+  unsigned messages_ = 0;
+  ClientOptions options_;
+  std::string log_id_;
+};
+
+struct Connection::Opened {
+  std::unique_ptr<Connection> connection;  // null on failure
+  Outcome failure;
+  bool tls_failed = false;  // the STARTTLS handshake failed: retry in plaintext
+};
+
+// Idle connections per destination "ip:port", each closed with QUIT after
+// options.idle_timeout. Lives on the io_context's thread only.
+class ConnectionPool {
+ public:
+  ConnectionPool(net::asio::any_io_executor executor, const ClientOptions& options)
+      : executor_(std::move(executor)), options_(options) {}
+  ~ConnectionPool();
+  ConnectionPool(const ConnectionPool&) = delete;
+  ConnectionPool& operator=(const ConnectionPool&) = delete;
+
+  // An idle connection to `key`, or null.
+  std::unique_ptr<Connection> take(const std::string& key);
+  // Keep `connection` for reuse (if reusable), else QUIT it.
+  void put(const std::string& key, std::unique_ptr<Connection> connection);
+  // Drop every idle connection (shutdown).
+  void close_all();
+  size_t idle() const;
+
+ private:
+  struct Entry {
+    std::unique_ptr<Connection> connection;
+    std::shared_ptr<net::asio::steady_timer> timer;
+  };
+  void quit_later(std::unique_ptr<Connection> connection);
+
+  net::asio::any_io_executor executor_;
+  const ClientOptions& options_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // reapers hold a weak_ptr
+  std::map<std::string, std::vector<Entry>> idle_;
+};
+
+// What the route loop needs to know besides the route.
+struct RouteContext {
+  uint16_t port = 25;                       // config.delivery.smtp_port
+  const config::Listen* listen = nullptr;   // loop check (own listeners)
+};
+
+// RFC 5321 §5.1: try every host of `route` and each of its addresses in
+// order, reusing pooled connections, until one gives a final answer: 2xx
+// (delivered) or a 5xx for the transaction (permanent). 4xx and
+// connection failures move on; when every address failed the outcome is
+// temporary with the last failure's detail. An address that is one of our
+// own listeners is skipped; if nothing else remains: 5.4.6 routing loop.
+net::awaitable<Outcome> deliver_via_route(ConnectionPool& pool, const std::vector<RouteHost>& route,
+                                          const RouteContext& context, const ClientOptions& options,
+                                          const Transaction& tx);
+
+}  // namespace hikyaku::smtp::client
