@@ -17,6 +17,10 @@
 
 namespace hikyaku::queue {
 
+// Where a queued message came from (spool header fact "origin"). Generated
+// messages are never diverted and never bounced (issue 3: notices, DSNs).
+enum class Origin { received, notice, dsn };
+
 struct DeliveryRequest {
   std::string queue_id;
   const mail::Envelope* envelope = nullptr;
@@ -25,6 +29,10 @@ struct DeliveryRequest {
   uint64_t message_size = 0;
   std::string recipient;               // the original recipient address
   config::Target target;               // mailbox:NAME / forward:ADDR
+  // Set on a diverted copy (a fallback link): the value of the
+  // X-Hikyaku-Diverted header the agent puts first (DESIGN.md).
+  std::string diverted;
+  Origin origin = Origin::received;
 };
 
 struct DeliveryOutcome {

@@ -218,6 +218,8 @@ void Scheduler::attempt(const Task& task, std::unique_lock<std::mutex>& lock) {
   request.message_size = a.message.message_size;
   request.recipient = state.recipient;
   request.target = state.target;
+  request.diverted = state.diverted;
+  request.origin = a.message.origin;
   a.in_flight[task.slot] = true;
   ++a.in_flight_count;
   ++in_flight_;
@@ -228,7 +230,7 @@ void Scheduler::attempt(const Task& task, std::unique_lock<std::mutex>& lock) {
   if (agent == nullptr) {
     on_outcome(task.id, task.slot,
                DeliveryOutcome{DeliveryOutcome::Kind::temporary, "4.3.0",
-                               "no delivery agent for " + request.target.str()});
+                               "no delivery agent for " + describe(request.target)});
   } else {
     std::string id = task.id;
     size_t slot = task.slot;
@@ -247,6 +249,10 @@ base::Clock::time_point Scheduler::retry_time_locked(unsigned attempts, base::Cl
   std::uniform_real_distribution<double> dist(0.0, options_.jitter);
   auto extra = duration_cast<base::Clock::time_point::duration>(interval * dist(rng_));
   return now + interval + extra;
+}
+
+std::string Scheduler::describe(const config::Target& target) const {
+  return fallback_ != nullptr ? fallback_->describe(target) : target.str();
 }
 
 void Scheduler::on_outcome(const std::string& id, size_t slot, DeliveryOutcome outcome) {
@@ -273,20 +279,27 @@ void Scheduler::on_outcome(const std::string& id, size_t slot, DeliveryOutcome o
       const bool temporary = outcome.kind == DeliveryOutcome::Kind::temporary;
       const bool expired = now - a.message.arrival >= delivery_.expire;
       bool give_up = !temporary || expired ||
-                     (fallback_ != nullptr && fallback_->divert_on_temporary(next, now));
+                     (fallback_ != nullptr && fallback_->should_divert(a.message, next, now));
       if (!give_up) {
         next.status = TargetStatus::pending;
         next.next_attempt = retry_time_locked(next.attempts, now);
+        if (fallback_ != nullptr) {
+          // defer_limit: the last retry happens at the deadline, so the
+          // slot diverts then, not up to one retry interval later.
+          if (auto deadline = fallback_->deadline(a.message, next); deadline && *deadline < next.next_attempt)
+            next.next_attempt = std::max(*deadline, now);
+        }
         break;
       }
       // Fallback rule (issue 3): a slot that failed for good moves to the
       // next link of its chain, with a fresh attempt count, due now; with no
-      // further link it fails (the DSN is the notice agent's job).
-      std::optional<config::Target> link;
-      if (fallback_ != nullptr) link = fallback_->next(next, outcome);
+      // further link it fails (the policy's failed() hook sends the DSN).
+      std::optional<FallbackPolicy::Diversion> link;
+      if (fallback_ != nullptr) link = fallback_->divert(a.message, next, outcome, now);
       if (link) {
         diverted = true;
-        next.target = *link;
+        next.target = link->target;
+        next.diverted = link->note;
         ++next.link;
         next.status = TargetStatus::pending;
         next.attempts = 0;
@@ -321,16 +334,25 @@ void Scheduler::on_outcome(const std::string& id, size_t slot, DeliveryOutcome o
       // XXX(queue): acting anyway. A lost "delivered" record repeats the
       // delivery after a restart (duplicate); a lost deferral only changes
       // the retry time. Refusing to act would stall the queue on a full disk.
-      log->error("{}: cannot record state of {}: {}", id, before.target.str(), st.error().message);
+      log->error("{}: cannot record state of {}: {}", id, describe(before.target), st.error().message);
     }
   }
 
-  // 3. Log one line per attempt. TODO(queue): hidden forwards (issue 3) must
-  // log only the target kind where a sender can see it.
+  // 3. Log one line per attempt; hidden forwards are named only by kind
+  // (the policy's describe()): queue logs may end up on the status page.
   const double delay = std::chrono::duration<double>(now - arrival).count();
   log->info("{}: to=<{}>, target={}, status={} ({}), attempts={}, delay={:.2f}s", id, recipient,
-            before.target.str(), outcome_word(next, diverted), next.last_reply, before.attempts + 1,
+            describe(before.target), outcome_word(next, diverted),
+            fallback_ != nullptr ? fallback_->redact(next.last_reply) : next.last_reply, before.attempts + 1,
             delay);
+
+  // 3b. Issue 3 hooks (notice on diversion, DSN on final failure), after the
+  // state is durable and before the file can be removed. A crash between
+  // the record and the hook loses that notice/DSN, never the message.
+  if (fallback_ != nullptr && !forgotten) {
+    if (diverted) fallback_->diverted(*message, before, next, outcome);
+    else if (next.status == TargetStatus::failed) fallback_->failed(*message, next, outcome);
+  }
 
   // 4. Act: update memory, reschedule, or finish the message.
   bool remove_file = false;

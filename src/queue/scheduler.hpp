@@ -22,9 +22,9 @@
 //              final state is not appended (the unlink records it).
 // Standards: RFC 5321 §4.5.4.1 (retry strategy: at least 30 min between
 //            tries to one destination recommended, give up after 4–5 days).
-// Trust:     no network input; logs name recipients and targets — callers
-//            must not route these lines to places a sender can read
-//            (hidden forwards, issue 3).
+// Trust:     no network input; logs name recipients and targets as the
+//            FallbackPolicy describes them (hidden forwards: "forward:<hidden>",
+//            issue 3; queue logs may reach the status page).
 // Concurrency: own worker threads (std::thread + condition_variable); every
 //            public method is thread-safe. Agents may call `done` from any
 //            thread, synchronously or later. stop() waits for in-flight
@@ -59,9 +59,17 @@ namespace hikyaku::queue {
 // Issue 3 plugs forward fallback chains in here: given a slot whose current
 // target failed for good (5xx, or 4xx past its defer limit), return the next
 // link, or nullopt to fail the slot. The scheduler writes the replacement as
-// one durable record (link + 1, attempts 0) before attempting it.
+// one durable record (link + 1, attempts 0, the diversion note) before
+// attempting it. The message-aware hooks below default to the simple ones;
+// policy::ForwardFallback overrides them. Hooks run on scheduler threads
+// without the scheduler's lock; diverted()/failed() run after the new state
+// is durable and while the spool file still exists.
 class FallbackPolicy {
  public:
+  struct Diversion {
+    config::Target target;  // the next link
+    std::string note;       // X-Hikyaku-Diverted value for the diverted copy
+  };
   virtual ~FallbackPolicy() = default;
   virtual std::optional<config::Target> next(const TargetState& slot, const DeliveryOutcome& outcome) = 0;
   // Whether a temporary failure should already divert (defer_limit). Default:
@@ -69,6 +77,33 @@ class FallbackPolicy {
   virtual bool divert_on_temporary(const TargetState& /*slot*/, base::Clock::time_point /*now*/) {
     return false;
   }
+
+  virtual std::optional<Diversion> divert(const SpooledMessage& /*message*/, const TargetState& slot,
+                                          const DeliveryOutcome& outcome, base::Clock::time_point /*now*/) {
+    auto link = next(slot, outcome);
+    if (!link) return std::nullopt;
+    return Diversion{*link, {}};
+  }
+  virtual bool should_divert(const SpooledMessage& /*message*/, const TargetState& slot,
+                             base::Clock::time_point now) {
+    return divert_on_temporary(slot, now);
+  }
+  // A time the next retry must not pass (the defer_limit deadline), so the
+  // diversion happens at the deadline and not up to one retry interval later.
+  virtual std::optional<base::Clock::time_point> deadline(const SpooledMessage& /*message*/,
+                                                          const TargetState& /*slot*/) {
+    return std::nullopt;
+  }
+  // The slot moved from `from` to the link in `to` (notices).
+  virtual void diverted(const SpooledMessage& /*message*/, const TargetState& /*from*/,
+                        const TargetState& /*to*/, const DeliveryOutcome& /*outcome*/) {}
+  // The slot failed for good (DSNs).
+  virtual void failed(const SpooledMessage& /*message*/, const TargetState& /*slot*/,
+                      const DeliveryOutcome& /*outcome*/) {}
+  // How a target is named in queue logs: hidden forwards as "forward:<hidden>".
+  virtual std::string describe(const config::Target& target) { return target.str(); }
+  // Remote reply text as it may be logged (hidden addresses removed).
+  virtual std::string redact(std::string text) { return text; }
 };
 
 struct SchedulerOptions {
@@ -130,6 +165,7 @@ class Scheduler {
   void move_due_locked(base::Clock::time_point now);
   base::Clock::time_point retry_time_locked(unsigned attempts, base::Clock::time_point now);
   void add_message(SpooledMessage message);
+  std::string describe(const config::Target& target) const;
   bool idle_locked() const;
 
   Spool& spool_;

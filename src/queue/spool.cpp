@@ -140,7 +140,7 @@ bool decode_address(std::string_view local, std::string_view domain, mail::Addre
 // The header written at enqueue. The id is the file name, not in the header,
 // so a colliding rename can pick a new id without rewriting the file.
 std::string encode_header(base::Clock::time_point arrival, const mail::Envelope& env,
-                          const Plan& plan, size_t message_size) {
+                          const Plan& plan, size_t message_size, Origin origin) {
   std::string h;
   h.reserve(256 + plan.size() * 64);
   h += kMagic;
@@ -152,6 +152,9 @@ std::string encode_header(base::Clock::time_point arrival, const mail::Envelope&
   h += "auth " + escape(env.auth_user) + "\n";
   h += std::string("body8bit ") + (env.body_8bit ? "1" : "0") + "\n";
   h += std::string("smtputf8 ") + (env.smtputf8 ? "1" : "0") + "\n";
+  // Generated messages only (older readers ignore the unknown key).
+  if (origin == Origin::notice) h += "origin notice\n";
+  if (origin == Origin::dsn) h += "origin dsn\n";
   for (const auto& rp : plan) {
     for (const auto& t : rp.targets) {
       h += "slot " + escape(rp.recipient) + " " + std::string(kind_name(t.kind)) + " " +
@@ -206,7 +209,11 @@ bool decode_header(std::string_view text, SpooledMessage& m) {
           !unescape(f[3], s.target.value)) {
         return false;
       }
+      s.planned = s.target;
       m.targets.push_back(std::move(s));
+    } else if (key == "origin" && f.size() == 2) {
+      if (f[1] == "notice") m.origin = Origin::notice;
+      else if (f[1] == "dsn") m.origin = Origin::dsn;
     } else if (key == "size" && f.size() == 2) {
       if (!parse_number(f[1], m.message_size)) return false;
       have_size = true;
@@ -217,7 +224,8 @@ bool decode_header(std::string_view text, SpooledMessage& m) {
 }
 
 // One record line (without the leading and trailing newline):
-// R <slot> <link> <status> <attempts> <first_us> <next_us> <kind> <value> <reply> <fnv32>
+// R <slot> <link> <status> <attempts> <first_us> <next_us> <kind> <value> <reply> [<diverted>] <fnv32>
+// (the diverted field only when set, so undiverted records keep the first format)
 std::string encode_record(size_t index, const TargetState& s) {
   std::string line = "R " + std::to_string(index) + " " + std::to_string(s.link) + " " +
                      std::string(to_string(s.status)) + " " + std::to_string(s.attempts) + " " +
@@ -225,6 +233,7 @@ std::string encode_record(size_t index, const TargetState& s) {
                      std::to_string(to_micros(s.next_attempt)) + " " +
                      std::string(kind_name(s.target.kind)) + " " + escape(s.target.value) + " " +
                      escape(s.last_reply);
+  if (!s.diverted.empty()) line += " " + escape(s.diverted);
   char sum[16];
   std::snprintf(sum, sizeof sum, " %08x", fnv1a(line));
   return line + sum;
@@ -239,7 +248,7 @@ bool decode_record(std::string_view line, SpooledMessage& m) {
   std::string_view body = line.substr(0, sp);
   if (fnv1a(body) != sum) return false;
   auto f = split_fields(body);
-  if (f.size() != 10 || f[0] != "R") return false;
+  if ((f.size() != 10 && f.size() != 11) || f[0] != "R") return false;
   size_t index = 0;
   int64_t first = 0, next = 0;
   TargetState s;
@@ -247,10 +256,11 @@ bool decode_record(std::string_view line, SpooledMessage& m) {
       !parse_status(f[3], s.status) || !parse_number(f[4], s.attempts) ||
       !parse_number(f[5], first) || !parse_number(f[6], next) ||
       !parse_kind(f[7], s.target.kind) || !unescape(f[8], s.target.value) ||
-      !unescape(f[9], s.last_reply)) {
+      !unescape(f[9], s.last_reply) || (f.size() == 11 && !unescape(f[10], s.diverted))) {
     return false;
   }
   s.recipient = m.targets[index].recipient;
+  s.planned = m.targets[index].planned;
   s.first_attempt = from_micros(first);
   s.next_attempt = from_micros(next);
   m.targets[index] = std::move(s);
@@ -344,13 +354,13 @@ base::Status Spool::sync_queue_directory() {
 }
 
 base::Result<std::string> Spool::enqueue(const mail::Envelope& envelope, const Plan& plan,
-                                         std::string_view message) {
+                                         std::string_view message, Origin origin) {
   // Sanity checks: a recipient without a target would be lost silently.
   if (plan.empty()) return base::make_error("enqueue: empty delivery plan");
   for (const auto& rp : plan) {
     if (rp.targets.empty()) return base::make_error("enqueue: recipient " + rp.recipient + " has no target");
   }
-  const std::string header = encode_header(clock_.now(), envelope, plan, message.size());
+  const std::string header = encode_header(clock_.now(), envelope, plan, message.size(), origin);
 
   // Create spool/tmp/<id> exclusively.
   std::string id;

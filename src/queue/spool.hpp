@@ -53,6 +53,7 @@
 #include "base/result.hpp"
 #include "config/config.hpp"
 #include "mail/envelope.hpp"
+#include "queue/delivery_agent.hpp"
 
 namespace hikyaku::queue {
 
@@ -83,6 +84,12 @@ struct TargetState {
   base::Clock::time_point first_attempt{};  // epoch = never attempted
   base::Clock::time_point next_attempt{};   // epoch = as soon as possible
   std::string last_reply;       // "4.2.2 mailbox full" (status + detail)
+  // The slot's target in the delivery plan (the spool header's slot line;
+  // never replaced): the root of its fallback chain (issue 3).
+  config::Target planned;
+  // Set when the slot moved to a fallback link: the X-Hikyaku-Diverted
+  // header value ("<date>; reason=...") the diverted copy carries.
+  std::string diverted;
 
   bool final() const { return status != TargetStatus::pending; }
 };
@@ -96,6 +103,7 @@ struct SpooledMessage {
   uint64_t message_offset = 0;   // message bytes are [offset, offset + size)
   uint64_t message_size = 0;
   std::vector<TargetState> targets;  // slot index = position
+  Origin origin = Origin::received;  // header fact "origin" (absent: received)
   unsigned torn_records = 0;     // invalid records ignored while loading
 
   bool done() const;
@@ -126,7 +134,7 @@ class Spool {
   // unstuffed, including our Received header). Fails without side effects
   // when a recipient has no target or the disk refuses.
   base::Result<std::string> enqueue(const mail::Envelope& envelope, const Plan& plan,
-                                    std::string_view message);
+                                    std::string_view message, Origin origin = Origin::received);
 
   // Rule 4: clean spool/tmp, quarantine corrupt files, return the ids of all
   // queued messages, oldest first.
