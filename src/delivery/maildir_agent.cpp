@@ -61,6 +61,9 @@ void MaildirAgent::deliver(const queue::DeliveryRequest& request,
   std::string message = "Return-Path: <" +
                         (request.envelope ? request.envelope->sender_str() : std::string()) + ">\r\n";
   if (!request.recipient.empty()) message += "Delivered-To: " + request.recipient + "\r\n";
+  // Issue 3: a diverted copy states when and why, as the first header of
+  // the message proper (the policy formats it as one safe line).
+  if (!request.diverted.empty()) message += "X-Hikyaku-Diverted: " + request.diverted + "\r\n";
   const size_t prefix = message.size();
   std::string body;
   std::string error;

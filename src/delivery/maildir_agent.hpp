@@ -1,5 +1,6 @@
 // Purpose:   Local delivery (DeliveryAgent for config::Target::Kind::mailbox):
-//            read the spooled message, prefix Return-Path and Delivered-To,
+//            read the spooled message, prefix Return-Path and Delivered-To
+//            (and X-Hikyaku-Diverted on a diverted copy, issue 3),
 //            and store it with mailbox::Maildir::deliver() in
 //            config.mailbox_dir(NAME).
 // Standards: RFC 5321 §4.4 (the delivering server adds Return-Path with the
