@@ -1,5 +1,7 @@
 #include "config/config.hpp"
 
+#include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -406,6 +408,11 @@ void read_document(Reader& r, const toml::table& root, Config& c) {
     if (duplicate(seen_addresses, a.address, t, "address")) return;
     c.addresses.push_back(std::move(a));
   });
+  struct ForwardLink {
+    std::string from, to;
+    const toml::node* node;
+  };
+  std::vector<ForwardLink> forward_links;
   r.each_table(root, "forward", [&](const toml::table& t) {
     r.check_keys(t, "forward", {"to", "hidden", "fallback", "defer_limit", "notify", "dmarc"});
     Forward f;
@@ -423,6 +430,15 @@ void read_document(Reader& r, const toml::table& root, Config& c) {
     if (f.dmarc != "rewrite-from" && f.dmarc != "divert" && f.dmarc != "unchanged")
       r.error(*t.get("dmarc"), "forward.dmarc: one of \"rewrite-from\", \"divert\", \"unchanged\"");
     if (duplicate(seen_forwards, f.to, t, "forward")) return;
+    // Issue 3: remember where each forward:→forward: fallback link is
+    // written, for the cycle check below.
+    if (const toml::node* fb = t.get("fallback"); fb != nullptr && fb->as_array() != nullptr) {
+      for (const auto& el : *fb->as_array()) {
+        if (!el.is_string()) continue;
+        std::string v = *el.value<std::string>();
+        if (base::istarts_with(v, "forward:")) forward_links.push_back({f.to, base::to_lower(v.substr(8)), &el});
+      }
+    }
     c.forwards.push_back(std::move(f));
   });
   r.each_table(root, "route", [&](const toml::table& t) {
@@ -454,6 +470,43 @@ void read_document(Reader& r, const toml::table& root, Config& c) {
     if (f.hidden && (f.fallback.empty() || f.fallback.back().kind != Target::Kind::mailbox))
       r.error_at(r.where(*root.get("forward")),
                  "forward '" + f.to + "': hidden forwards need a fallback ending in a mailbox target");
+  }
+  // Issue 3: a fallback chain may not cycle (A falls back to B, B to A):
+  // depth-first search over forward→forward links; each link that closes a
+  // cycle is reported where it is written.
+  {
+    std::map<std::string, int> state;  // 0 new, 1 on the stack, 2 done
+    std::vector<std::string> path;
+    std::function<void(const std::string&)> visit = [&](const std::string& from) {
+      state[from] = 1;
+      path.push_back(from);
+      for (const auto& link : forward_links) {
+        if (link.from != from) continue;
+        int& st = state[link.to];
+        if (st == 1) {
+          std::string cycle;
+          auto it = std::find(path.begin(), path.end(), link.to);
+          for (; it != path.end(); ++it) cycle += *it + " -> ";
+          r.error(*link.node, "forward '" + link.from + "': fallback chain cycles (" + cycle + link.to + ")");
+        } else if (st == 0) {
+          visit(link.to);
+        }
+      }
+      path.pop_back();
+      state[from] = 2;
+    };
+    for (const auto& f : c.forwards)
+      if (state[f.to] == 0) visit(f.to);
+  }
+  // A fallback forward: link without a [[forward]] table of its own gets
+  // the defaults (hidden, 15m defer limit, no notice); its chain is empty,
+  // so the enclosing chain goes on after it.
+  for (const auto& link : forward_links) {
+    if (c.find_forward(link.to) == nullptr) {
+      Forward d;
+      d.to = link.to;
+      c.forwards.push_back(std::move(d));
+    }
   }
 }
 
