@@ -15,14 +15,20 @@ function(hikyaku_apply_flags target)
   endif()
 endfunction()
 
-# hikyaku_add_component(NAME [PUBLIC_DEPS ...] [PRIVATE_DEPS ...] [TEST_DEPS ...])
+# hikyaku_add_component(NAME [PUBLIC_DEPS ...] [PRIVATE_DEPS ...] [TEST_DEPS ...]
+#                       [EXCLUDE subfolder ...])
 # Builds hikyaku_<NAME> (alias hikyaku::<NAME>) from every *.cpp under the
 # component's folder (subfolders included) except *_test.cpp, and one
 # GoogleTest executable <NAME>_test from the *_test.cpp files beside the code
 # (STYLE R13). Headers are included as "<component>/<file>.hpp" from src/.
 function(hikyaku_add_component name)
-  cmake_parse_arguments(ARG "" "" "PUBLIC_DEPS;PRIVATE_DEPS;TEST_DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "" "" "PUBLIC_DEPS;PRIVATE_DEPS;TEST_DEPS;EXCLUDE" ${ARGN})
   file(GLOB_RECURSE all_sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
+  # A subfolder with its own library (e.g. the sans-I/O protocol/ of smtp
+  # and pop3, which fuzz targets link without Asio) is left out here.
+  foreach(sub ${ARG_EXCLUDE})
+    list(FILTER all_sources EXCLUDE REGEX "^${CMAKE_CURRENT_SOURCE_DIR}/${sub}/")
+  endforeach()
   set(sources "")
   set(tests "")
   foreach(f ${all_sources})
