@@ -44,21 +44,24 @@ queue::DeliveryOutcome to_queue(const Outcome& o) {
 
 // Run `f` on `pool` and resume the awaiting coroutine on its own executor
 // with the result: blocking work (files, DNS, signing) never runs on the
-// io_context thread.
+// io_context thread. The worker wakes the coroutine by cancelling a timer
+// through a post to the coroutine's (single-threaded) executor, so the
+// wake-up cannot overtake the wait.
 template <class F>
-auto on_pool(asio::thread_pool& pool, F f) -> awaitable<decltype(f())> {
-  using T = decltype(f());
-  return asio::async_initiate<decltype(use_awaitable), void(T)>(
-      [&pool](auto handler, F fn) {
-        asio::post(pool, [handler = std::move(handler), fn = std::move(fn)]() mutable {
-          T result = fn();
-          auto ex = asio::get_associated_executor(handler);
-          asio::post(ex, [handler = std::move(handler), result = std::move(result)]() mutable {
-            std::move(handler)(std::move(result));
-          });
-        });
-      },
-      use_awaitable, std::move(f));
+awaitable<std::invoke_result_t<F&>> on_pool(asio::thread_pool& pool, F f) {
+  using T = std::invoke_result_t<F&>;
+  struct State {
+    explicit State(asio::any_io_executor ex) : timer(ex, std::chrono::steady_clock::time_point::max()) {}
+    asio::steady_timer timer;
+    std::optional<T> result;
+  };
+  auto state = std::make_shared<State>(co_await asio::this_coro::executor);
+  asio::post(pool, [state, fn = std::move(f)]() mutable {
+    state->result.emplace(fn());
+    asio::post(state->timer.get_executor(), [state] { state->timer.cancel(); });
+  });
+  co_await state->timer.async_wait(asio::as_tuple(use_awaitable));
+  co_return std::move(*state->result);
 }
 
 base::Result<std::string> read_spooled(const queue::DeliveryRequest& request) {
@@ -248,11 +251,15 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
 
     // The message, transformed (ARC/DKIM later), read on the worker pool.
     auto transform = options.transform;
-    auto message = co_await on_pool(pool, [job, transform]() -> std::optional<base::Result<std::string>> {
+    // XXX(smtp-client): lambdas passed to coroutines are named locals, not
+    // temporaries: GCC 12 destroys a temporary in a co_await full-expression
+    // twice (GCC PR 99576-like), which corrupted the heap here.
+    auto prepare = [job, transform]() -> std::optional<base::Result<std::string>> {
       auto data = read_spooled(job->request);
       if (!data.ok() || !transform) return data;
       return transform(job->request, std::move(data).value());
-    });
+    };
+    auto message = co_await on_pool(pool, std::move(prepare));
     if (!message || !message->ok()) {
       std::string why = message ? message->error().message : "no message";
       log()->error("{}: cannot prepare the message for {}: {}", request.queue_id, target, why);
@@ -283,9 +290,8 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
 
     std::mt19937 rng(std::random_device{}());
     std::string hostname = config.hostname;
-    auto route = co_await on_pool(pool, [this, domain, hostname, rng]() mutable {
-      return resolve_route(resolver, domain, hostname, rng);
-    });
+    auto lookup = [this, domain, hostname, rng]() mutable { return resolve_route(resolver, domain, hostname, rng); };
+    auto route = co_await on_pool(pool, std::move(lookup));
     if (route.failure) {
       log()->info("{}: to=<{}> status={} ({})", request.queue_id, target, route.failure->status,
                   route.failure->detail);

@@ -181,9 +181,12 @@ net::awaitable<ServerReply> Connection::read_reply(Stage stage, std::optional<Ou
   }
 }
 
-net::awaitable<ServerReply> Connection::command(std::string line, Stage stage, std::optional<Outcome>& failure) {
-  line += "\r\n";
-  if (!co_await write(line, stage, failure)) co_return ServerReply{};
+// Callers pass string literals or named strings: GCC 12 mishandles class
+// temporaries in co_await argument lists (see delivery/smtp_agent.cpp).
+net::awaitable<ServerReply> Connection::command(std::string_view line, Stage stage, std::optional<Outcome>& failure) {
+  std::string wire(line);
+  wire += "\r\n";
+  if (!co_await write(wire, stage, failure)) co_return ServerReply{};
   auto reply = co_await read_reply(stage, failure);
   if (!failure && reply.code == 421) broken_ = true;  // RFC 5321 §3.8: the server closes
   co_return reply;
@@ -192,14 +195,16 @@ net::awaitable<ServerReply> Connection::command(std::string line, Stage stage, s
 // EHLO, or HELO when EHLO is refused with 5xx (RFC 5321 §4.1.4, §3.2).
 net::awaitable<std::optional<Outcome>> Connection::hello() {
   std::optional<Outcome> failure;
-  auto ehlo = co_await command("EHLO " + options_.helo_name, Stage::ehlo, failure);
+  const std::string ehlo_line = "EHLO " + options_.helo_name;
+  auto ehlo = co_await command(ehlo_line, Stage::ehlo, failure);
   if (failure) co_return failure;
   if (ehlo.positive()) {
     caps_ = Capabilities::parse(ehlo);
     co_return std::nullopt;
   }
   if (!ehlo.permanent()) co_return classify(ehlo, Stage::ehlo);
-  auto helo = co_await command("HELO " + options_.helo_name, Stage::helo, failure);
+  const std::string helo_line = "HELO " + options_.helo_name;
+  auto helo = co_await command(helo_line, Stage::helo, failure);
   if (failure) co_return failure;
   if (!helo.positive()) co_return classify(helo, Stage::helo);
   caps_ = Capabilities{};
@@ -351,7 +356,8 @@ net::awaitable<Outcome> Connection::send(const Transaction& tx) {
   if (caps_.pipelining && options_.pipelining) {
     // RFC 2920 §3.1: MAIL, RCPT and DATA may go in one group; the replies
     // come back in order.
-    if (!co_await write(mail + "\r\n" + rcpt + "\r\nDATA\r\n", Stage::mail, failure)) co_return *failure;
+    const std::string group = mail + "\r\n" + rcpt + "\r\nDATA\r\n";
+    if (!co_await write(group, Stage::mail, failure)) co_return *failure;
     mail_reply = co_await read_reply(Stage::mail, failure);
     if (failure) co_return *failure;
     if (mail_reply.code == 421) {
@@ -563,8 +569,10 @@ net::awaitable<Outcome> deliver_via_route(ConnectionPool& pool, const std::vecto
     last->kind = Outcome::Kind::temporary;  // RFC 5321 §5.1: all hosts failed
     co_return *last;
   }
-  if (loop) co_return classify(Failure::loop, "mail for " + domain_of(tx.recipient) + " loops back to myself");
-  co_return classify(Failure::unroutable, "no address to deliver to for " + domain_of(tx.recipient));
+  Outcome none = loop ? classify(Failure::loop, "mail for " + domain_of(tx.recipient) + " loops back to myself")
+                      : classify(Failure::unroutable, "no address to deliver to for " + domain_of(tx.recipient));
+  log()->info("{}: to=<{}> status={} ({})", tx.log_id, tx.recipient, none.status, none.detail);
+  co_return none;
 }
 
 }  // namespace hikyaku::smtp::client

@@ -103,7 +103,7 @@ class Connection {
 
  private:
   explicit Connection(std::unique_ptr<Impl> impl);
-  net::awaitable<ServerReply> command(std::string line, Stage stage, std::optional<Outcome>& failure);
+  net::awaitable<ServerReply> command(std::string_view line, Stage stage, std::optional<Outcome>& failure);
   net::awaitable<ServerReply> read_reply(Stage stage, std::optional<Outcome>& failure);
   net::awaitable<bool> write(std::string_view data, Stage stage, std::optional<Outcome>& failure);
   net::awaitable<std::optional<Outcome>> hello();

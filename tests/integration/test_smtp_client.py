@@ -1,0 +1,240 @@
+"""Forward delivery through hikyaku's SMTP client (issue 3, part 2).
+
+The real binary forwards to far sides on other loopback addresses (see
+farside.py), found through a real dnsmasq (dns_server.py):
+`ituki@example.test` → mailbox ituki + forward to `ituki-ex@gmail.test`
+(MX mx.gmail.test → 127.0.0.2). Fallback chains, diversion and DSNs belong
+to another part of the issue and are not tested here.
+"""
+import smtplib
+import time
+
+import pytest
+
+from conftest import wait_for
+from dns_server import dns_server  # noqa: F401  (pytest fixture)
+from farside import farside, farside_tls  # noqa: F401  (pytest fixtures)
+
+SENDER = "someone@sender.test"
+RCPT = "ituki@example.test"
+FORWARD = "ituki-ex@gmail.test"
+
+
+def forward_config(dns, fs, forward_to=FORWARD, srs_secret=None, delivery_extra=""):
+    srs = ""
+    if srs_secret is not None:
+        srs = f'\n[srs]\ndomain = "example.test"\nsecret_file = "{srs_secret}"\n'
+    return f"""
+[[mailbox]]
+name = "ituki"
+
+[[mailbox]]
+name = "ituki-gm"
+
+[[address]]
+address = "{RCPT}"
+deliver = ["mailbox:ituki", "forward:{forward_to}"]
+
+[[forward]]
+to = "{forward_to}"
+hidden = true
+fallback = ["mailbox:ituki-gm"]
+{dns.toml()}
+{fs.toml(delivery_extra)}
+{srs}
+"""
+
+
+def message(subject="forward test", body="Hello from the sender.\r\n"):
+    return (f"From: Someone <{SENDER}>\r\n"
+            f"To: Ituki <{RCPT}>\r\n"
+            f"Subject: {subject}\r\n"
+            f"Date: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+            f"Message-ID: <{subject.replace(' ', '-')}@sender.test>\r\n"
+            f"\r\n{body}").encode()
+
+
+def send(hk, msg, rcpt=RCPT, sender=SENDER):
+    with smtplib.SMTP("127.0.0.1", hk.smtp_port, timeout=10) as s:
+        s.sendmail(sender, [rcpt], msg)
+
+
+def test_forward_reaches_gmail_byte_exact(make_hikyaku, dns_server, farside):
+    hk = make_hikyaku(extra=forward_config(dns_server, farside))
+    # Dots at line starts (dot-stuffing), 8-bit bytes and a long line.
+    body = (b".leading dot\r\n..two dots\r\n.\r\nnot the end\r\n"
+            b"caf\xc3\xa9 8bit\r\n" + b"x" * 900 + b"\r\n")
+    original = message("byte exact", "") + body
+    send(hk, original)
+    got = farside.gmail.wait_messages(1)
+    assert len(got) == 1
+    m = got[0]
+    assert m.rcpt_tos == [FORWARD]
+    assert m.mail_from == SENDER  # no [srs]: the original sender
+    # hikyaku prepends its Received header; everything after it is unchanged.
+    assert m.data.endswith(original), m.data[-300:]
+    assert m.data.startswith(b"Received: ")
+    assert "BODY=8BITMIME" in m.mail_options
+    assert any(o.startswith("SIZE=") for o in m.mail_options)
+    # The PC mailbox copy arrived too, and the sender's MX got nothing.
+    wait_for(lambda: len(hk.messages("ituki")) == 1, what="ituki's mailbox copy")
+    assert farside.sender.received() == []
+
+
+def test_srs_envelope_sender(make_hikyaku, dns_server, farside, tmp_path):
+    secret = tmp_path / "srs.secret"
+    secret.write_text("a-test-secret-that-is-long-enough\n")
+    hk = make_hikyaku(extra=forward_config(dns_server, farside, srs_secret=secret))
+    send(hk, message("srs"))
+    m = farside.gmail.wait_messages(1)[0]
+    # SRS0=HHHH=TT=sender.test=someone@example.test
+    assert m.mail_from.startswith("SRS0=") and m.mail_from.endswith("@example.test"), m.mail_from
+    assert "=sender.test=someone@" in m.mail_from
+    assert "a-test-secret" not in hk.log_text()
+
+
+def test_null_sender_stays_null_with_srs(make_hikyaku, dns_server, farside, tmp_path):
+    secret = tmp_path / "srs.secret"
+    secret.write_text("another-secret\n")
+    hk = make_hikyaku(extra=forward_config(dns_server, farside, srs_secret=secret))
+    send(hk, message("bounce"), sender="")
+    m = farside.gmail.wait_messages(1)[0]
+    assert m.mail_from == "<>" or m.mail_from == ""
+
+
+def test_starttls_opportunistic(make_hikyaku, dns_server, farside_tls):
+    hk = make_hikyaku(extra=forward_config(dns_server, farside_tls))
+    send(hk, message("tls"))
+    m = farside_tls.gmail.wait_messages(1)[0]
+    assert m.tls, "the client should use STARTTLS when offered (certificate not verified)"
+
+
+def test_tempfail_is_retried(make_hikyaku, dns_server, farside):
+    farside.gmail.set_mode("tempfail_data", times=1)
+    hk = make_hikyaku(extra=forward_config(dns_server, farside, delivery_extra='retry = ["1s"]'))
+    send(hk, message("retry"))
+    attempts = farside.gmail.wait_attempts(2, timeout=30)
+    assert attempts[0].reply.startswith("451")
+    assert attempts[1].reply.startswith("250")
+    assert len(farside.gmail.received()) == 1
+
+
+def test_rate_limit_deferral_is_retried(make_hikyaku, dns_server, farside):
+    farside.gmail.set_mode("tempfail_mail", times=1)  # 421 4.7.28 ... and close
+    hk = make_hikyaku(extra=forward_config(dns_server, farside, delivery_extra='retry = ["1s"]'))
+    send(hk, message("rate"))
+    farside.gmail.wait_messages(1, timeout=30)
+    assert "rate-limiting" in hk.log_text()
+
+
+def test_permanent_reject_is_not_retried(make_hikyaku, dns_server, farside):
+    farside.gmail.set_mode("reject_data")
+    hk = make_hikyaku(extra=forward_config(dns_server, farside, delivery_extra='retry = ["1s"]'))
+    send(hk, message("rejected"))
+    farside.gmail.wait_attempts(1)
+    wait_for(lambda: "status=5.7.26" in hk.log_text(), what="the 5.7.26 outcome in the log")
+    time.sleep(2.5)  # longer than the retry interval: no second attempt
+    assert len(farside.gmail.attempts) == 1
+
+
+def test_eicar_gets_552(make_hikyaku, dns_server, farside):
+    from farside import EICAR
+    hk = make_hikyaku(extra=forward_config(dns_server, farside))
+    send(hk, message("virus", EICAR.decode() + "\r\n"))
+    attempts = farside.gmail.wait_attempts(1)
+    assert attempts[0].reply.startswith("552 5.7.0")
+    wait_for(lambda: "status=5.7.0" in hk.log_text(), what="the 5.7.0 outcome in the log")
+    assert farside.gmail.received() == []
+
+
+def test_connection_reuse(make_hikyaku, dns_server, farside):
+    hk = make_hikyaku(extra=forward_config(dns_server, farside))
+    for i in range(4):
+        send(hk, message(f"reuse {i}"))
+        farside.gmail.wait_messages(i + 1)
+    assert farside.gmail.connections == 1, "idle connection should be reused (RSET, not a new connect)"
+    assert "reusing connection" in hk.log_text()
+
+
+def test_mx_preference_order(make_hikyaku, dns_server, farside):
+    third = farside.add("127.0.0.3", name="mx1.pref.test")
+    fifth = farside.add("127.0.0.5", name="mx2.pref.test")
+    dns_server.add_mx("pref.test", "mx2.pref.test", 20)
+    dns_server.add_mx("pref.test", "mx1.pref.test", 10)
+    dns_server.add_host("mx1.pref.test", "127.0.0.3")
+    dns_server.add_host("mx2.pref.test", "127.0.0.5")
+    hk = make_hikyaku(extra=forward_config(dns_server, farside, forward_to="ituki@pref.test"))
+    send(hk, message("preference"))
+    third.wait_messages(1)
+    assert fifth.received() == []
+
+
+def test_second_mx_when_first_refuses(make_hikyaku, dns_server, farside):
+    # 127.0.0.6 has no listener on the port: connection refused (4.4.1).
+    second = farside.add("127.0.0.3", name="mx2.fb.test")
+    dns_server.add_mx("fb.test", "mx1.fb.test", 10)
+    dns_server.add_mx("fb.test", "mx2.fb.test", 20)
+    dns_server.add_host("mx1.fb.test", "127.0.0.6")
+    dns_server.add_host("mx2.fb.test", "127.0.0.3")
+    hk = make_hikyaku(extra=forward_config(dns_server, farside, forward_to="ituki@fb.test"))
+    send(hk, message("fallback mx"))
+    second.wait_messages(1)
+    assert "127.0.0.6" in hk.log_text()
+
+
+def test_second_mx_after_4xx(make_hikyaku, dns_server, farside):
+    farside.gmail.set_mode("tempfail_rcpt")
+    backup = farside.add("127.0.0.3", name="alt1.gmail.test")
+    dns_server.add_mx("gmail.test", "alt1.gmail.test", 20)
+    dns_server.add_host("alt1.gmail.test", "127.0.0.3")
+    hk = make_hikyaku(extra=forward_config(dns_server, farside))
+    send(hk, message("4xx then next mx"))
+    backup.wait_messages(1)
+    assert farside.gmail.received() == []
+
+
+def test_implicit_mx(make_hikyaku, dns_server, farside):
+    side = farside.add("127.0.0.3", name="implicit.test")
+    dns_server.add_host("implicit.test", "127.0.0.3")
+    hk = make_hikyaku(extra=forward_config(dns_server, farside, forward_to="ituki@implicit.test"))
+    send(hk, message("implicit mx"))
+    side.wait_messages(1)
+
+
+def test_null_mx(make_hikyaku, dns_server, farside):
+    dns_server.add_null_mx("nomail.test")
+    hk = make_hikyaku(extra=forward_config(dns_server, farside, forward_to="ituki@nomail.test"))
+    send(hk, message("null mx"))
+    wait_for(lambda: "status=5.1.10" in hk.log_text(), what="null MX outcome 5.1.10")
+    for side in farside.sides.values():
+        assert side.connections == 0
+
+
+def test_nxdomain(make_hikyaku, dns_server, farside):
+    hk = make_hikyaku(extra=forward_config(dns_server, farside, forward_to="ituki@nowhere.test"))
+    send(hk, message("nxdomain"))
+    wait_for(lambda: "status=5.1.2" in hk.log_text(), what="NXDOMAIN outcome 5.1.2")
+
+
+def test_route_to_own_listener_is_a_loop(make_hikyaku, dns_server, farside):
+    # The forward domain's MX is this hikyaku itself (127.0.0.1 on our own
+    # port): refused with 5.4.6 instead of sending the message to ourselves.
+    dns_server.add_mx("loop.test", "mx.loop.test", 10)
+    dns_server.add_host("mx.loop.test", "127.0.0.1")
+    from conftest import Hikyaku  # noqa: F401
+    hk = make_hikyaku(extra=forward_config(dns_server, farside, forward_to="ituki@loop.test"))
+    # Point smtp_port at our own listener by restarting with that port.
+    text = hk.config_path.read_text().replace(f"smtp_port = {farside.port}", f"smtp_port = {hk.smtp_port}")
+    hk.config_path.write_text(text)
+    hk.restart()
+    send(hk, message("loop"))
+    wait_for(lambda: "status=5.4.6" in hk.log_text(), what="routing loop 5.4.6")
+
+
+@pytest.mark.parametrize("mode", ["drop_data", "drop_mail"])
+def test_dropped_connection_is_temporary(make_hikyaku, dns_server, farside, mode):
+    farside.gmail.set_mode(mode, times=1)
+    hk = make_hikyaku(extra=forward_config(dns_server, farside, delivery_extra='retry = ["1s"]'))
+    send(hk, message(f"dropped {mode}"))
+    farside.gmail.wait_messages(1, timeout=30)
+    assert "status=4.4.2" in hk.log_text()
