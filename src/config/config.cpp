@@ -262,7 +262,7 @@ bool valid_mailbox_name(const std::string& s) {
 
 void read_document(Reader& r, const toml::table& root, Config& c) {
   r.check_keys(root, "", {"hostname", "data_dir", "log_level", "listen", "tls", "dns", "delivery", "limits",
-                          "auth", "srs", "domain", "mailbox", "address", "forward", "route"});
+                          "auth", "srs", "dmarc", "domain", "mailbox", "address", "forward", "route"});
   r.string(root, "hostname", "hostname", c.hostname);
   {
     std::string dd;
@@ -340,6 +340,13 @@ void read_document(Reader& r, const toml::table& root, Config& c) {
     r.string(*t, "domain", "srs", c.srs.domain);
     r.path_value(*t, "secret_file", "srs", c.srs.secret_file);
   }
+  if (const auto* t = r.subtable(root, "dmarc")) {
+    r.check_keys(*t, "dmarc", {"method", "public_suffix_list"});
+    r.string(*t, "method", "dmarc", c.dmarc.method);
+    r.path_value(*t, "public_suffix_list", "dmarc", c.dmarc.public_suffix_list);
+    if (c.dmarc.method != "tree-walk" && c.dmarc.method != "psl")
+      r.error(*t->get("method"), "dmarc.method: one of \"tree-walk\", \"psl\"");
+  }
 
   std::map<std::string, std::string> seen_domains, seen_mailboxes, seen_addresses, seen_forwards;
   auto duplicate = [&](std::map<std::string, std::string>& seen, const std::string& key, const toml::node& node,
@@ -350,13 +357,16 @@ void read_document(Reader& r, const toml::table& root, Config& c) {
   };
 
   r.each_table(root, "domain", [&](const toml::table& t) {
-    r.check_keys(t, "domain", {"name", "dkim_selector", "dkim_key", "arc"});
+    r.check_keys(t, "domain", {"name", "dkim_selector", "dkim_key", "arc", "dmarc_inbound"});
     Domain d;
     r.string(t, "name", "domain", d.name);
     d.name = base::to_lower(d.name);
     r.string(t, "dkim_selector", "domain", d.dkim_selector);
     r.path_value(t, "dkim_key", "domain", d.dkim_key);
     r.boolean(t, "arc", "domain", d.arc);
+    r.string(t, "dmarc_inbound", "domain", d.dmarc_inbound);
+    if (d.dmarc_inbound != "tag" && d.dmarc_inbound != "reject")
+      r.error(*t.get("dmarc_inbound"), "domain.dmarc_inbound: one of \"tag\", \"reject\"");
     if (d.name.empty() || !mail::parse_mailbox("x@" + d.name, false)) {
       r.error(t, "domain.name: missing or not a domain name");
       return;

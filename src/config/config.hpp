@@ -85,6 +85,18 @@ struct Domain {
   std::string dkim_selector;
   std::filesystem::path dkim_key;
   bool arc = true;   // seal forwarded mail (off per domain)
+  // Inbound DMARC (issue 4): "tag" records the result in
+  // Authentication-Results and delivers; "reject" answers 550 5.7.1 at DATA
+  // when the author domain's applied policy is p=reject and DMARC fails.
+  std::string dmarc_inbound = "tag";
+};
+
+// [dmarc]: how the policy record and organizational domain are found.
+struct Dmarc {
+  // "tree-walk" (DMARCbis §4.10, the default) or "psl" (RFC 7489 §3.2 with
+  // the Public Suffix List read from `public_suffix_list`).
+  std::string method = "tree-walk";
+  std::filesystem::path public_suffix_list = "/usr/share/publicsuffix/public_suffix_list.dat";
 };
 
 struct Mailbox {
@@ -135,6 +147,7 @@ struct Config {
   Limits limits;
   Auth auth;
   Srs srs;
+  Dmarc dmarc;
   std::vector<Domain> domains;
   std::vector<Mailbox> mailboxes;
   std::vector<AddressRule> addresses;

@@ -96,5 +96,27 @@ TEST(Config, ReportsEveryErrorAtOnce) {
   EXPECT_EQ(r.errors.size(), 3u) << all_errors(r);
 }
 
+// Issue 4: [dmarc] method and per-domain dmarc_inbound.
+TEST(Config, DmarcOptions) {
+  auto r = load(R"(
+[dmarc]
+method = "psl"
+public_suffix_list = "psl.dat"
+[[domain]]
+name = "a.test"
+dmarc_inbound = "reject"
+[[domain]]
+name = "b.test"
+)");
+  ASSERT_TRUE(r.config) << all_errors(r);
+  EXPECT_EQ(r.config->dmarc.method, "psl");
+  EXPECT_EQ(r.config->dmarc.public_suffix_list, "/etc/hk/psl.dat");
+  EXPECT_EQ(r.config->domains.at(0).dmarc_inbound, "reject");
+  EXPECT_EQ(r.config->domains.at(1).dmarc_inbound, "tag");
+  auto bad = load("[dmarc]\nmethod = \"x\"\n[[domain]]\nname = \"a.test\"\ndmarc_inbound = \"quarantine\"\n");
+  ASSERT_FALSE(bad.config);
+  EXPECT_EQ(bad.errors.size(), 2u) << all_errors(bad);
+}
+
 }  // namespace
 }  // namespace hikyaku::config
