@@ -14,7 +14,7 @@ echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-
 
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-  build-essential cmake ninja-build pkg-config git ca-certificates \
+  build-essential cmake ninja-build pkg-config git ca-certificates ccache \
   clang clang-tidy clang-format libclang-rt-14-dev \
   libboost1.81-dev \
   libssl-dev libunbound-dev libevent-dev libsodium-dev libsqlite3-dev sqlite3 \
