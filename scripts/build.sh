@@ -3,6 +3,7 @@
 # Default: build/ in RelWithDebInfo with g++ and -Werror.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export CCACHE_BASEDIR="$PWD"  # cache hits across checkouts (CI clones elsewhere)
 dir=${1:-build}
 shift || true
 jobs=${HIKYAKU_JOBS:-$(nproc)}

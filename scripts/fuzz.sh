@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-30}
+export CCACHE_BASEDIR="$PWD"
 CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DHIKYAKU_FUZZ=ON -DHIKYAKU_TESTS=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 targets=$(cmake --build build-fuzz --target help | sed -n 's/^\(fuzz_[a-z0-9_]*\):.*/\1/p' | sort -u)
