@@ -1,0 +1,152 @@
+#include "delivery/notice.hpp"
+
+#include <cctype>
+
+#include "base/log.hpp"
+#include "base/strings.hpp"
+#include "mail/dsn.hpp"
+
+namespace hikyaku::delivery {
+namespace {
+
+std::string domain_of(std::string_view address) {
+  auto at = address.rfind('@');
+  return at == std::string_view::npos ? std::string() : base::to_lower(address.substr(at + 1));
+}
+
+std::string field(std::string_view headers, std::string_view name) {
+  auto v = mail::header_value(headers, name);
+  return v ? mail::one_line(*v, 300) : std::string("(none)");
+}
+
+std::string id_part(std::string_view seed) {
+  std::string out;
+  for (char c : seed) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-') ? c : '.';
+  return out;
+}
+
+}  // namespace
+
+std::string build_notice(const NoticeInput& in) {
+  const auto& f = in.facts;
+  const std::string domain = mail::one_line(in.from_domain, 200);
+  const std::string recipient = mail::one_line(f.recipient, 300);
+  const std::string holder = mail::one_line(f.holder, 200);
+  std::string m;
+  m += "From: hikyaku <postmaster@" + domain + ">\r\n";
+  m += "To: <" + mail::one_line(f.forward_to, 300) + ">\r\n";
+  m += "Subject: Diverted: a message for " + recipient + " is in " + holder + "\r\n";
+  m += "Date: " + mail::rfc5322_date(f.when) + "\r\n";
+  m += "Message-ID: <" + id_part(in.id_seed) + ".notice@" + mail::one_line(in.hostname, 200) + ">\r\n";
+  m += "Auto-Submitted: auto-generated\r\n";  // RFC 3834 §5
+  m += "MIME-Version: 1.0\r\n";
+  m += "Content-Type: text/plain; charset=us-ascii\r\n";
+  m += "Content-Transfer-Encoding: 7bit\r\n";
+  m += "\r\n";
+  m += "A message for " + recipient + " was not accepted by the forward address\r\n";
+  m += "and was kept in " + holder + " instead.\r\n";
+  m += "Read it there (IMAP or POP3 account for that mailbox).\r\n";
+  m += "\r\n";
+  // Only these four fields of the original; none of its body or attachments.
+  m += "  From:       " + field(in.original_headers, "From") + "\r\n";
+  m += "  Subject:    " + field(in.original_headers, "Subject") + "\r\n";
+  m += "  Date:       " + field(in.original_headers, "Date") + "\r\n";
+  m += "  Message-ID: " + field(in.original_headers, "Message-ID") + "\r\n";
+  m += "  Reason:     " + mail::one_line(f.reply, 600) + "\r\n";
+  m += "  Diverted:   " + mail::rfc5322_date(f.when) + "\r\n";
+  m += "\r\n-- \r\nhikyaku, the mail server of " + domain + "\r\n";
+  return m;
+}
+
+Reporter::Reporter(const config::Config& config, queue::Spool& spool, std::function<void(const std::string&)> submit)
+    : config_(config), spool_(spool), submit_(std::move(submit)) {}
+
+std::string Reporter::original_headers(const queue::SpooledMessage& original) const {
+  auto bytes = spool_.read_message(original);
+  if (!bytes) return {};
+  return std::string(mail::header_section(*bytes));
+}
+
+void Reporter::notice(const queue::SpooledMessage& original, const policy::NoticeFacts& facts) {
+  auto log = base::logger("queue");
+  NoticeInput in;
+  in.hostname = config_.hostname;
+  in.from_domain = domain_of(facts.recipient);
+  if (in.from_domain.empty()) in.from_domain = config_.hostname;
+  in.facts = facts;
+  in.original_headers = original_headers(original);
+  in.id_seed = original.id + "." + std::to_string(facts.when.time_since_epoch().count());
+  const std::string text = build_notice(in);
+
+  mail::Envelope env;  // null reverse-path (RFC 5321 §4.5.5): nothing answers a notice
+  auto to = mail::parse_mailbox(facts.forward_to, true);
+  if (!to) {
+    log->error("{}: notice not sent: bad forward address", original.id);
+    return;
+  }
+  env.recipients.push_back(*to);
+  env.helo = config_.hostname;
+  // The slot's recipient is the original (local) recipient, so queue logs
+  // never name the owner's hidden address.
+  queue::Plan plan{queue::RecipientPlan(facts.recipient,
+                                        {config::Target{config::Target::Kind::forward, base::to_lower(facts.forward_to)}})};
+  auto id = spool_.enqueue(env, plan, text, queue::Origin::notice);
+  if (!id) {
+    log->error("{}: notice not queued: {}", original.id, id.error().message);
+    return;
+  }
+  log->info("{}: notice {} queued for the owner of <{}>", original.id, *id, facts.recipient);
+  submit_(*id);
+}
+
+std::vector<config::Target> Reporter::dsn_targets(const std::string& sender) const {
+  std::vector<config::Target> out;
+  auto parsed = mail::parse_mailbox(sender, true);
+  if (!parsed) return out;
+  if (const auto* rule = config_.find_address(parsed->key())) {
+    for (const auto& t : rule->deliver)
+      if (t.kind == config::Target::Kind::mailbox) out.push_back(t);
+    if (out.empty()) out = rule->deliver;
+    return out;
+  }
+  if (config_.is_local_domain(parsed->domain)) return out;
+  out.push_back(config::Target{config::Target::Kind::forward, sender});
+  return out;
+}
+
+void Reporter::dsn(const queue::SpooledMessage& original, const policy::DsnFacts& facts) {
+  auto log = base::logger("queue");
+  if (!original.envelope.sender) return;  // RFC 3461 §6.2 (the policy checks too)
+  const std::string sender = original.envelope.sender->str();
+  auto targets = dsn_targets(sender);
+  if (targets.empty()) {
+    log->warn("{}: DSN for <{}> dropped: sender <{}> is in a local domain but unknown", original.id,
+              facts.recipient, sender);
+    return;
+  }
+  mail::DsnInput in;
+  in.reporting_mta = config_.hostname;
+  in.to = sender;
+  in.queue_id = original.id;
+  in.arrival = original.arrival;
+  in.now = facts.when;
+  in.recipients.push_back(mail::DsnRecipient{facts.recipient, facts.status, facts.reply, facts.when, facts.expired});
+  in.original_headers = original_headers(original);
+  in.hidden = policy::hidden_addresses(config_);
+  in.boundary_seed = original.id + "." + std::to_string(facts.when.time_since_epoch().count());
+  const std::string text = mail::build_dsn(in);
+
+  mail::Envelope env;  // RFC 3464 §2 / RFC 5321 §4.5.5: DSNs use the null reverse-path
+  env.recipients.push_back(*original.envelope.sender);
+  env.helo = config_.hostname;
+  queue::Plan plan{queue::RecipientPlan(sender, targets)};
+  auto id = spool_.enqueue(env, plan, text, queue::Origin::dsn);
+  if (!id) {
+    log->error("{}: DSN not queued: {}", original.id, id.error().message);
+    return;
+  }
+  log->info("{}: DSN {} queued to <{}> about <{}>", original.id, *id, sender, facts.recipient);
+  submit_(*id);
+}
+
+}  // namespace hikyaku::delivery

@@ -1,0 +1,87 @@
+#include "policy/loop.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "base/strings.hpp"
+#include "mail/dsn.hpp"
+
+namespace hikyaku::policy {
+namespace {
+
+constexpr size_t kMaxHeaderRead = 256 * 1024;
+
+// "<a@b>" or "a@b" (with comments/white space around) → "a@b".
+std::string bare_address(std::string_view v) {
+  v = base::trim(v);
+  if (auto lt = v.find('<'); lt != std::string_view::npos) {
+    auto gt = v.find('>', lt);
+    v = v.substr(lt + 1, gt == std::string_view::npos ? std::string_view::npos : gt - lt - 1);
+  }
+  return std::string(base::trim(v));
+}
+
+std::string domain_of(std::string_view address) {
+  auto at = address.rfind('@');
+  return at == std::string_view::npos ? std::string() : base::to_lower(address.substr(at + 1));
+}
+
+}  // namespace
+
+std::optional<std::string> loop_reason(const config::Config& config, std::string_view headers,
+                                       const queue::DeliveryRequest& request) {
+  if (request.origin != queue::Origin::received) return std::nullopt;
+  if (request.target.kind != config::Target::Kind::forward) return std::nullopt;
+  // RFC 5321 §6.3: a route back to ourselves would loop.
+  if (config.is_local_domain(domain_of(request.target.value)))
+    return "forward target is in a local domain of this server (routing loop)";
+  if (request.recipient.empty()) return std::nullopt;
+  for (const char* field : {"X-Hikyaku-Forwarded-For", "Delivered-To"}) {
+    for (const auto& v : mail::header_values(headers, field)) {
+      if (base::iequals(bare_address(v), request.recipient))
+        return "message already passed through this server for <" + request.recipient + "> (" + field + ")";
+    }
+  }
+  return std::nullopt;
+}
+
+std::string forward_headers(const queue::DeliveryRequest& request) {
+  std::string h;
+  if (!request.diverted.empty()) h += "X-Hikyaku-Diverted: " + request.diverted + "\r\n";
+  if (request.origin == queue::Origin::received && !request.recipient.empty())
+    h += "X-Hikyaku-Forwarded-For: <" + mail::one_line(request.recipient, 300) + ">\r\n";
+  return h;
+}
+
+void LoopGuard::deliver(const queue::DeliveryRequest& request, std::function<void(queue::DeliveryOutcome)> done) {
+  if (request.origin != queue::Origin::received || request.target.kind != config::Target::Kind::forward) {
+    inner_.deliver(request, std::move(done));
+    return;
+  }
+  std::string head(std::min<uint64_t>(request.message_size, kMaxHeaderRead), '\0');
+  int fd = ::open(request.message_path.c_str(), O_RDONLY | O_CLOEXEC);
+  ssize_t n = -1;
+  if (fd >= 0) {
+    do {
+      n = ::pread(fd, head.data(), head.size(), static_cast<off_t>(request.message_offset));
+    } while (n < 0 && errno == EINTR);
+    ::close(fd);
+  }
+  if (n < 0) {
+    done(queue::DeliveryOutcome{queue::DeliveryOutcome::Kind::temporary, "4.3.0",
+                                std::string("cannot read spooled message: ") + std::strerror(errno)});
+    return;
+  }
+  head.resize(static_cast<size_t>(n));
+  if (auto why = loop_reason(config_, mail::header_section(head), request)) {
+    // RFC 3463: 5.4.6 routing loop detected — permanent, so the fallback
+    // policy diverts at once to the chain's mailbox.
+    done(queue::DeliveryOutcome{queue::DeliveryOutcome::Kind::permanent, "5.4.6", *why});
+    return;
+  }
+  inner_.deliver(request, std::move(done));
+}
+
+}  // namespace hikyaku::policy
