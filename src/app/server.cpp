@@ -11,10 +11,13 @@
 #include "base/file.hpp"
 #include "base/log.hpp"
 #include "delivery/maildir_agent.hpp"
+#include "delivery/notice.hpp"
 #include "delivery/smtp_agent.hpp"
 #include "dns/unbound_resolver.hpp"
 #include "mailbox/maildir.hpp"
 #include "net/listener.hpp"
+#include "policy/fallback.hpp"
+#include "policy/loop.hpp"
 #include "policy/resolver.hpp"
 #include "pop3/session.hpp"
 #include "queue/scheduler.hpp"
@@ -123,6 +126,10 @@ int serve(config::Config config, const ServeOptions& options) {
   queue::Scheduler scheduler(spool, config, clock);
   delivery::MaildirAgent maildir_agent(config);
   scheduler.register_agent(config::Target::Kind::mailbox, maildir_agent);
+  // Issue 3: fallback chains, notices and DSNs (queued as new messages).
+  delivery::Reporter reporter(config, spool, [&scheduler](const std::string& id) { scheduler.submit(id); });
+  policy::ForwardFallback fallback(config, &reporter);
+  scheduler.set_fallback_policy(fallback);
   SpoolSink sink(policy, spool, scheduler);
 
   asio::io_context io(1);
@@ -138,7 +145,15 @@ int serve(config::Config config, const ServeOptions& options) {
     std::cerr << "hikyaku: " << smtp_agent.error().message << "\n";
     return 1;
   }
-  scheduler.register_agent(config::Target::Kind::forward, **smtp_agent);
+  // Forwarded copies carry X-Hikyaku-Diverted (diverted slots) and
+  // X-Hikyaku-Forwarded-For (loop check); the loop guard refuses (5.4.6) a
+  // forward that would loop, so the fallback policy diverts it at once.
+  // The ARC/DKIM transform, when it lands, must run after these headers.
+  (*smtp_agent)->set_transform([](const queue::DeliveryRequest& request, std::string message) -> base::Result<std::string> {
+    return policy::forward_headers(request) + message;
+  });
+  policy::LoopGuard loop_guard(config, **smtp_agent);
+  scheduler.register_agent(config::Target::Kind::forward, loop_guard);
   auto limiter = std::make_shared<net::ConnectionLimiter>(config.limits.connections, config.limits.connections_per_ip);
 
   smtp::server::ServerContext smtp_ctx{config, policy, sink, tls_context, workers};
