@@ -1,0 +1,229 @@
+// Table-driven tests of the SMTP client's sans-I/O parts: reply parsing,
+// EHLO capabilities, dot-stuffing, outcome classification, MX ordering and
+// the loop check. RFC sections are named in the case names.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "smtp/client/outcome.hpp"
+#include "smtp/client/reply.hpp"
+#include "smtp/client/route.hpp"
+
+namespace hikyaku::smtp::client {
+namespace {
+
+ServerReply parse_all(const std::vector<std::string>& lines, ReplyParser::Status* last = nullptr) {
+  ReplyParser p;
+  ReplyParser::Status st = ReplyParser::Status::need_more;
+  for (const auto& l : lines) {
+    st = p.feed(l);
+    if (st != ReplyParser::Status::need_more) break;
+  }
+  if (last) *last = st;
+  return st == ReplyParser::Status::complete ? p.take() : ServerReply{};
+}
+
+TEST(ReplyParser, Table) {
+  struct Case {
+    std::string name;
+    std::vector<std::string> lines;
+    ReplyParser::Status want_status;
+    int want_code;
+    std::string want_enhanced;
+    std::string want_text;
+  };
+  using S = ReplyParser::Status;
+  const std::vector<Case> cases = {
+      {"rfc5321_4.2_single_line", {"250 OK"}, S::complete, 250, "", "250 OK"},
+      {"rfc2034_enhanced", {"550 5.7.1 Rejected"}, S::complete, 550, "5.7.1", "550 5.7.1 Rejected"},
+      {"rfc5321_4.2.1_multiline",
+       {"550-5.7.1 The user you are", "550-5.7.1 trying to reach", "550 5.7.1 is over quota"},
+       S::complete, 550, "5.7.1", "550-5.7.1 The user you are 550-5.7.1 trying to reach 550 5.7.1 is over quota"},
+      {"code_only", {"250"}, S::complete, 250, "", "250"},
+      {"rfc3463_class_mismatch_ignored", {"550 4.7.1 odd"}, S::complete, 550, "", "550 4.7.1 odd"},
+      {"rfc3463_three_digit_parts", {"421 4.7.28 rate"}, S::complete, 421, "4.7.28", "421 4.7.28 rate"},
+      {"not_enhanced_version_number", {"220 mx ESMTP 1.2.3x"}, S::complete, 220, "", "220 mx ESMTP 1.2.3x"},
+      {"malformed_letters", {"2x0 hi"}, S::error, 0, "", ""},
+      {"malformed_short", {"25"}, S::error, 0, "", ""},
+      {"malformed_separator", {"250_hi"}, S::error, 0, "", ""},
+      {"malformed_first_digit", {"650 hi"}, S::error, 0, "", ""},
+      {"code_changes_in_multiline", {"250-a", "251 b"}, S::error, 0, "", ""},
+      {"incomplete_multiline", {"250-a"}, S::need_more, 0, "", ""},
+  };
+  for (const auto& c : cases) {
+    ReplyParser::Status st;
+    auto r = parse_all(c.lines, &st);
+    EXPECT_EQ(st, c.want_status) << c.name;
+    if (st != S::complete) continue;
+    EXPECT_EQ(r.code, c.want_code) << c.name;
+    EXPECT_EQ(r.status, c.want_enhanced) << c.name << ": got " << r.status << ", want " << c.want_enhanced;
+    EXPECT_EQ(r.text(), c.want_text) << c.name;
+  }
+}
+
+TEST(ReplyParser, TooManyLines) {
+  ReplyParser p;
+  ReplyParser::Status st = ReplyParser::Status::need_more;
+  for (size_t i = 0; i <= ReplyParser::kMaxReplyLines && st == ReplyParser::Status::need_more; ++i)
+    st = p.feed("250-x");
+  EXPECT_EQ(st, ReplyParser::Status::error);
+}
+
+TEST(Capabilities, Rfc5321_4_1_1_1_Ehlo) {
+  auto r = parse_all({"250-mx.gmail.test at your service", "250-SIZE 35882577", "250-8BITMIME", "250-STARTTLS",
+                      "250-ENHANCEDSTATUSCODES", "250-pipelining", "250-AUTH LOGIN PLAIN", "250-CHUNKING",
+                      "250 SMTPUTF8"});
+  auto c = Capabilities::parse(r);
+  EXPECT_TRUE(c.size);
+  EXPECT_EQ(c.size_limit, 35882577u);
+  EXPECT_TRUE(c.eightbitmime);
+  EXPECT_TRUE(c.starttls);
+  EXPECT_TRUE(c.enhanced_status_codes);
+  EXPECT_TRUE(c.pipelining);  // keywords are case-insensitive
+  EXPECT_TRUE(c.chunking);
+  EXPECT_TRUE(c.smtputf8);
+  EXPECT_EQ(c.auth, (std::vector<std::string>{"LOGIN", "PLAIN"}));
+
+  auto bare = Capabilities::parse(parse_all({"250-x", "250 SIZE"}));
+  EXPECT_TRUE(bare.size);
+  EXPECT_EQ(bare.size_limit, 0u);  // RFC 1870: no announced limit
+  auto none = Capabilities::parse(parse_all({"250 x STARTTLS"}));  // the greeting line is not a keyword
+  EXPECT_FALSE(none.starttls);
+}
+
+TEST(DotStuff, Rfc5321_4_5_2) {
+  struct Case {
+    std::string name, in, want;
+  };
+  const std::vector<Case> cases = {
+      {"plain", "a\r\nb\r\n", "a\r\nb\r\n.\r\n"},
+      {"leading_dot", ".a\r\n", "..a\r\n.\r\n"},
+      {"lone_dot_line", "a\r\n.\r\nb\r\n", "a\r\n..\r\nb\r\n.\r\n"},
+      {"dot_not_at_start", "a.b\r\n", "a.b\r\n.\r\n"},
+      {"no_final_crlf", "a", "a\r\n.\r\n"},
+      {"bare_lf_made_crlf", "a\nb\n", "a\r\nb\r\n.\r\n"},
+      {"empty", "", ".\r\n"},
+      {"two_dots", "..x\r\n", "...x\r\n.\r\n"},
+  };
+  for (const auto& c : cases) EXPECT_EQ(dot_stuff(c.in), c.want) << c.name;
+  EXPECT_TRUE(has_8bit("caf\xc3\xa9"));
+  EXPECT_FALSE(has_8bit("plain ascii\r\n"));
+}
+
+TEST(Classify, Replies) {
+  struct Case {
+    std::string name;
+    std::vector<std::string> lines;
+    Stage stage;
+    Outcome::Kind kind;
+    std::string status;
+    bool next;
+    bool rate;
+  };
+  using K = Outcome::Kind;
+  const std::vector<Case> cases = {
+      {"2xx_delivered", {"250 2.0.0 OK"}, Stage::body, K::delivered, "2.0.0", false, false},
+      {"2xx_without_enhanced", {"250 OK"}, Stage::body, K::delivered, "2.0.0", false, false},
+      {"rfc5321_5.1_5xx_rcpt_final", {"550 5.7.1 disabled"}, Stage::rcpt, K::permanent, "5.7.1", false, false},
+      {"5xx_end_of_data_final", {"552 5.7.0 virus"}, Stage::body, K::permanent, "5.7.0", false, false},
+      {"5xx_mail_final", {"553 5.1.8 bad sender"}, Stage::mail, K::permanent, "5.1.8", false, false},
+      {"5xx_no_enhanced", {"554 no"}, Stage::data, K::permanent, "5.0.0", false, false},
+      {"4xx_next_host", {"451 4.7.0 Temporary System Problem"}, Stage::rcpt, K::temporary, "4.7.0", true, false},
+      {"rfc3463_mismatch", {"451 5.7.0 odd"}, Stage::rcpt, K::temporary, "4.0.0", true, false},
+      {"rfc3.1_554_greeting_next_host", {"554 5.3.2 no service"}, Stage::greeting, K::temporary, "4.3.2", true, false},
+      {"gmail_rate_4.7.28", {"421 4.7.28 unusual rate"}, Stage::mail, K::temporary, "4.7.28", true, true},
+      {"gmail_rate_4.7.0", {"421-4.7.0 Our system has detected an unusual rate", "421 4.7.0 of unsolicited mail"},
+       Stage::mail, K::temporary, "4.7.0", true, true},
+      {"451_4.7.0_no_rate_word", {"451 4.7.0 Try again later"}, Stage::body, K::temporary, "4.7.0", true, false},
+  };
+  for (const auto& c : cases) {
+    auto o = classify(parse_all(c.lines), c.stage);
+    EXPECT_EQ(o.kind, c.kind) << c.name;
+    EXPECT_EQ(o.status, c.status) << c.name << ": got " << o.status << ", want " << c.status;
+    EXPECT_EQ(o.try_next_host, c.next) << c.name;
+    EXPECT_EQ(o.rate_limited, c.rate) << c.name;
+  }
+  // The detail is the reply exactly as the server said it.
+  EXPECT_EQ(classify(parse_all({"550 5.7.1 The email account that you tried to reach is disabled."}), Stage::rcpt)
+                .detail,
+            "550 5.7.1 The email account that you tried to reach is disabled.");
+}
+
+TEST(Classify, Failures) {
+  struct Case {
+    Failure f;
+    Outcome::Kind kind;
+    std::string status;
+    bool next;
+  };
+  using K = Outcome::Kind;
+  const std::vector<Case> cases = {
+      {Failure::dns_temp, K::temporary, "4.4.3", false},      {Failure::dns_nxdomain, K::permanent, "5.1.2", false},
+      {Failure::null_mx, K::permanent, "5.1.10", false},      {Failure::unroutable, K::permanent, "5.4.4", false},
+      {Failure::loop, K::permanent, "5.4.6", false},          {Failure::connect_refused, K::temporary, "4.4.1", true},
+      {Failure::connect_timeout, K::temporary, "4.4.1", true}, {Failure::timeout, K::temporary, "4.4.2", true},
+      {Failure::connection_lost, K::temporary, "4.4.2", true}, {Failure::tls, K::temporary, "4.4.2", true},
+      {Failure::protocol, K::temporary, "4.5.0", true},        {Failure::local, K::temporary, "4.3.0", false},
+  };
+  for (const auto& c : cases) {
+    auto o = classify(c.f, "why");
+    EXPECT_EQ(o.kind, c.kind) << c.status;
+    EXPECT_EQ(o.status, c.status);
+    EXPECT_EQ(o.try_next_host, c.next) << c.status;
+    EXPECT_EQ(o.detail, "why");
+  }
+}
+
+TEST(Route, Rfc5321_5_1_OrderAndShuffle) {
+  std::mt19937 rng(42);
+  std::vector<MxHost> mx = {{20, "b"}, {10, "a1"}, {10, "a2"}, {30, "c"}};
+  bool saw_a1_first = false, saw_a2_first = false;
+  for (int i = 0; i < 50; ++i) {
+    auto o = order_mx(mx, "", rng);
+    ASSERT_EQ(o.size(), 4u);
+    EXPECT_EQ(o[0].preference, 10);
+    EXPECT_EQ(o[2].name, "b");
+    EXPECT_EQ(o[3].name, "c");
+    (o[0].name == "a1" ? saw_a1_first : saw_a2_first) = true;
+  }
+  EXPECT_TRUE(saw_a1_first && saw_a2_first) << "equal preferences must be randomised";
+}
+
+TEST(Route, Rfc5321_5_1_OwnNameDropsItAndWorse) {
+  std::mt19937 rng(1);
+  bool self = false;
+  auto o = order_mx({{10, "mx1.example.test"}, {20, "MX.Example.Test."}, {30, "backup"}}, "mx.example.test", rng,
+                    &self);
+  EXPECT_TRUE(self);
+  ASSERT_EQ(o.size(), 1u);
+  EXPECT_EQ(o[0].name, "mx1.example.test");
+  auto none = order_mx({{10, "mx.example.test"}}, "mx.example.test", rng, &self);
+  EXPECT_TRUE(none.empty());
+}
+
+TEST(Route, Rfc7505_NullMx) {
+  EXPECT_TRUE(is_null_mx({{0, ""}}));
+  EXPECT_TRUE(is_null_mx({{0, "."}}));
+  EXPECT_FALSE(is_null_mx({{0, ""}, {10, "mx"}}));
+  EXPECT_FALSE(is_null_mx({{10, "mx"}}));
+  std::mt19937 rng(1);
+  auto o = order_mx({{0, ""}, {10, "mx"}}, "", rng);  // "." among real hosts is dropped
+  ASSERT_EQ(o.size(), 1u);
+  EXPECT_EQ(o[0].name, "mx");
+}
+
+TEST(Route, OwnListenerLoop) {
+  config::Listen listen;
+  listen.smtp = {{"127.0.0.1", 2525}};
+  listen.submission = {{"0.0.0.0", 587}};
+  EXPECT_TRUE(is_own_listener("127.0.0.1", 2525, listen));
+  EXPECT_FALSE(is_own_listener("127.0.0.2", 2525, listen));
+  EXPECT_FALSE(is_own_listener("127.0.0.1", 25, listen));
+  EXPECT_TRUE(is_own_listener("127.0.0.9", 587, listen));  // wildcard covers loopback
+  EXPECT_FALSE(is_own_listener("192.0.2.1", 587, listen));
+  EXPECT_EQ(domain_of("Alice@Gmail.Test"), "gmail.test");
+  EXPECT_EQ(domain_of("nodomain"), "");
+}
+
+}  // namespace
+}  // namespace hikyaku::smtp::client
