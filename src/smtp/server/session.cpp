@@ -255,6 +255,13 @@ std::optional<Reply> Session::check_rcpt(Command& cmd) {
     rcpt.domain = ctx_.config.domains.empty() ? base::to_lower(ctx_.config.hostname)
                                               : ctx_.config.domains.front().name;
   }
+  // The sink may decide first (issue 4: SRS bounce addresses of our [srs]
+  // domain are valid or refused by their hash and age, not by the policy).
+  if (auto screened = ctx_.sink.screen_recipient(rcpt)) {
+    if (screened->positive()) return std::nullopt;
+    log_->info("{} RCPT rejected: <{}>: {}", id_, rcpt.str(), screened->summary());
+    return *screened;
+  }
   // Every role refuses relaying until AUTH exists (RFC 5321 §7.1).
   switch (ctx_.policy.check_recipient(rcpt, /*authenticated=*/false)) {
     case policy::RcptVerdict::accept: return std::nullopt;
@@ -438,20 +445,28 @@ net::awaitable<void> Session::receive_data() {
 
   // MessageSink::store blocks on fsync: run it on the worker pool and resume
   // here afterwards (the co_spawn completion comes back on our executor).
+  // accept() may also refuse the message (issue 4: DMARC p=reject).
   struct Stored {
     bool ok = false;
     std::string text;  // queue id, or the error for the log
+    std::optional<Reply> refusal;
   };
   Stored stored = co_await asio::co_spawn(
       ctx_.workers,
       [&]() -> net::awaitable<Stored> {
-        auto result = ctx_.sink.store(envelope, std::move(message));
-        if (result) co_return Stored{true, std::move(result.value())};
-        co_return Stored{false, result.error().message};
+        auto result = ctx_.sink.accept(envelope, std::move(message));
+        if (!result) co_return Stored{false, result.error().message, std::nullopt};
+        if (result->refusal) co_return Stored{false, {}, std::move(result->refusal)};
+        co_return Stored{true, std::move(result->queue_id), std::nullopt};
       },
       net::use_awaitable);
 
-  if (!stored.ok) {
+  if (stored.refusal) {
+    // RFC 5321 §4.2.5: a 5xx after the final dot: nothing was stored.
+    log_->info("{} message {} refused: {} (from=<{}> size={})", id_, txid, stored.refusal->summary(),
+               envelope.sender_str(), size);
+    send(*stored.refusal);
+  } else if (!stored.ok) {
     // DESIGN.md: 250 only when durable. The peer sees a generic 451.
     log_->error("{} message {} not stored: {}", id_, txid, stored.text);
     send(reply::not_stored());

@@ -32,6 +32,24 @@ class FakeSink final : public MessageSink {
     messages_.push_back(std::move(message));
     return "Q" + std::to_string(messages_.size());
   }
+  // Issue 4 hooks: refuse every message at end of DATA with `r`; decide
+  // recipients whose local part starts with "SRS0=" (valid iff it ends in "=ok").
+  base::Result<StoreResult> accept(const mail::Envelope& envelope, std::string message) override {
+    {
+      std::lock_guard lock(mu_);
+      if (refusal_) return StoreResult::refused(*refusal_);
+    }
+    return MessageSink::accept(envelope, std::move(message));
+  }
+  std::optional<mail::Reply> screen_recipient(const mail::Address& rcpt) const override {
+    if (!rcpt.local.starts_with("SRS0=")) return std::nullopt;
+    if (rcpt.local.ends_with("=ok")) return mail::Reply(250, "2.1.5", "Ok");
+    return mail::Reply(550, "5.1.1", "Invalid SRS address");
+  }
+  void set_refusal(std::optional<mail::Reply> r) {
+    std::lock_guard lock(mu_);
+    refusal_ = std::move(r);
+  }
   void set_fail(bool f) {
     std::lock_guard lock(mu_);
     fail_ = f;
@@ -52,6 +70,7 @@ class FakeSink final : public MessageSink {
  private:
   std::mutex mu_;
   bool fail_ = false;
+  std::optional<mail::Reply> refusal_;
   std::vector<mail::Envelope> envelopes_;
   std::vector<std::string> messages_;
 };
@@ -463,6 +482,41 @@ TEST_F(SessionTest, SinkFailureIs451_DESIGN_durability) {
   t->expect("354 *");
   t->send_raw("Subject: x\r\n\r\nbody\r\n.\r\n");
   t->expect("451 4.3.0 *");
+}
+
+// Issue 4: the sink refuses at end of DATA (DMARC p=reject) and the session
+// stays usable; nothing is stored.
+TEST_F(SessionTest, SinkRefusalAfterData_RFC5321_4_2_5) {
+  sink_.set_refusal(mail::Reply(550, "5.7.1", "Rejected by DMARC policy"));
+  start();
+  auto t = connect_ehlo();
+  t->send_raw("MAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n");
+  t->expect("250 *");
+  t->expect("250 *");
+  t->expect("354 *");
+  t->send_raw("Subject: x\r\n\r\nbody\r\n.\r\n");
+  t->expect("550 5.7.1 Rejected by DMARC policy");
+  EXPECT_EQ(sink_.count(), 0u);
+  sink_.set_refusal(std::nullopt);
+  t->send_raw("MAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n");
+  t->expect("250 *");
+  t->expect("250 *");
+  t->expect("354 *");
+  t->send_raw("Subject: x\r\n\r\nbody\r\n.\r\n");
+  t->expect("250 2.0.0 *");
+  EXPECT_EQ(sink_.count(), 1u);
+}
+
+// Issue 4: the sink screens recipients before the address policy (SRS).
+TEST_F(SessionTest, SinkScreensRecipients_RFC5321_3_3) {
+  start();
+  auto t = connect_ehlo();
+  t->send("MAIL FROM:<>");
+  t->expect("250 2.1.0 *");
+  t->send("RCPT TO:<SRS0=bad@elsewhere.example>");
+  t->expect("550 5.1.1 Invalid SRS address");
+  t->send("RCPT TO:<SRS0=x=ok@elsewhere.example>");
+  t->expect("250 2.1.5 *");
 }
 
 TEST_F(SessionTest, Utf8AddressesNeedSmtputf8_RFC6531_3_4) {
