@@ -21,6 +21,9 @@ count_ctest() {  # parse "X% tests passed, F tests failed out of T"
   passed=$((passed + total - fails)); failed=$((failed + fails))
 }
 
+echo "== layering: every #include names an allowed component"
+if /usr/bin/python3 scripts/check-includes.py; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+
 echo "== build (g++, -Werror)"
 bash scripts/build.sh build || { echo "0 passed, 1 failed"; exit 1; }
 
