@@ -75,7 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (int guard = 0; guard < 8; ++guard) {
       check(a.reply.empty() || a.reply.substr(a.reply.size() - 2) == "\r\n");
       if (a.kind == Action::Kind::authenticate) {
-        bool good = a.user == "alice" && a.password == "pw";
+        bool good = !a.refused && a.user == "alice" && a.password == "pw";
         if (!good) {
           a = sm.login_result(LoginOutcome::bad_credentials);
         } else {

@@ -169,12 +169,13 @@ net::awaitable<Action> Session::authenticate(Action a) {
   const config::Mailbox* mailbox = ctx_.config.find_mailbox(user);
 
   // argon2id is slow on purpose: never on the event loop.
-  bool verified = co_await asio::co_spawn(
-      ctx_.workers,
-      [&]() -> net::awaitable<bool> {
-        co_return mailbox != nullptr && ctx_.credentials.verify(mailbox->name, password);
-      },
-      net::use_awaitable);
+  bool verified = false;
+  if (!a.refused && mailbox != nullptr) {
+    verified = co_await asio::co_spawn(
+        ctx_.workers,
+        [&]() -> net::awaitable<bool> { co_return ctx_.credentials.verify(mailbox->name, password); },
+        net::use_awaitable);
+  }
   wipe(password);
 
   if (!verified) {

@@ -147,7 +147,7 @@ std::string send(StateMachine& sm, Fake& fake, std::string_view line) {
       case Action::Kind::authenticate: {
         fake.log.push_back("auth " + a.mechanism + " " + a.user);
         auto it = fake.passwords.find(a.user);
-        if (it == fake.passwords.end() || it->second != a.password) {
+        if (a.refused || it == fake.passwords.end() || it->second != a.password) {
           a = sm.login_result(LoginOutcome::bad_credentials);
         } else if (fake.locked.count(a.user)) {
           a = sm.login_result(LoginOutcome::in_use);

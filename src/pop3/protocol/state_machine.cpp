@@ -192,8 +192,12 @@ Action StateMachine::plain_response(std::string_view response) {
   auto creds = sasl::decode_plain(response);
   if (!creds) return error("-ERR [AUTH] malformed PLAIN response");
   // RFC 4616 §2: we do not support acting as someone else (proxy logins).
+  // The failure still goes through the session (refused = true) so that it
+  // gets the same failure delay as a wrong password.
   if (!creds->authzid.empty() && creds->authzid != creds->authcid) {
-    return login_result_failure_now();
+    auto a = authenticate(std::move(creds->authcid), {}, "PLAIN");
+    a.refused = true;
+    return a;
   }
   return authenticate(std::move(creds->authcid), std::move(creds->password), "PLAIN");
 }

@@ -70,6 +70,8 @@ struct Action {
   std::string user;                    // authenticate
   std::string password;                // authenticate: secret, never log
   std::string mechanism;               // authenticate: "USER", "PLAIN", "LOGIN"
+  bool refused = false;                // authenticate: already failed (foreign
+                                       // authzid): skip the check, still delay
   size_t message = 0;                  // retrieve
   std::optional<uint64_t> top_lines;   // retrieve: TOP (empty for RETR)
   std::vector<size_t> deletions;       // update: 0-based indexes
