@@ -71,9 +71,11 @@ def test_forward_reaches_gmail_byte_exact(make_hikyaku, dns_server, farside):
     m = got[0]
     assert m.rcpt_tos == [FORWARD]
     assert m.mail_from == SENDER  # no [srs]: the original sender
-    # hikyaku prepends its Received header; everything after it is unchanged.
+    # hikyaku prepends header fields (Received, loop-detection trace); the
+    # original message follows them unchanged.
     assert m.data.endswith(original), m.data[-300:]
-    assert m.data.startswith(b"Received: ")
+    prefix = m.data[:-len(original)]
+    assert b"Received: " in prefix and prefix.endswith(b"\r\n")
     assert "BODY=8BITMIME" in m.mail_options
     assert any(o.startswith("SIZE=") for o in m.mail_options)
     # The PC mailbox copy arrived too, and the sender's MX got nothing.
@@ -238,3 +240,21 @@ def test_dropped_connection_is_temporary(make_hikyaku, dns_server, farside, mode
     send(hk, message(f"dropped {mode}"))
     farside.gmail.wait_messages(1, timeout=30)
     assert "status=4.4.2" in hk.log_text()
+
+
+def test_shutdown_with_delivery_in_flight(make_hikyaku, dns_server, farside):
+    # The far side stalls at end of data; SIGTERM must not wait for the
+    # client's 10-minute timeout: the in-flight forward is reported
+    # temporary (4.3.2) and retried after the restart.
+    farside.gmail.set_mode("stall_data", stall=60)
+    hk = make_hikyaku(extra=forward_config(dns_server, farside, delivery_extra='retry = ["1s"]'))
+    send(hk, message("in flight"))
+    wait_for(lambda: "connected to mx.gmail.test" in hk.log_text(), what="the forward to start")
+    time.sleep(0.5)
+    started = time.monotonic()
+    hk.stop()
+    assert time.monotonic() - started < 10
+    farside.gmail.set_mode("accept")
+    hk.start()
+    farside.gmail.wait_messages(1, timeout=30)
+    assert "4.3.2 delivery interrupted by shutdown" in hk.log_text()
