@@ -48,6 +48,10 @@ std::string_view to_string(Errc e) {
   return "?";
 }
 
+std::string derive_identity_key(std::string_view secret, std::string_view identity) {
+  return crypto::hmac_sha256(secret, "hikyaku-srs-hidden:" + base::to_lower(identity));
+}
+
 bool is_srs(std::string_view local) { return has_tag(local, '0') || has_tag(local, '1'); }
 
 Rewriter::Rewriter(Config config, const base::Clock& clock) : config_(std::move(config)), clock_(clock) {
@@ -64,14 +68,26 @@ std::string Rewriter::hash(std::string_view secret, std::initializer_list<std::s
 }
 
 // Every secret verifies; the comparison ignores case (local parts may be
-// case-folded on the way back).
-bool Rewriter::hash_ok(std::string_view given, std::initializer_list<std::string_view> fields) const {
-  if (given.size() != config_.hash_length) return false;
+// case-folded on the way back). The identities' derived keys are tried
+// first: should a hash match both (a 2^-24 chance per address with 4
+// characters), the bounce goes to the owner's mailbox rather than to the
+// original sender, the fail-safe side for a hidden address.
+std::optional<std::string> Rewriter::hash_owner(std::string_view given,
+                                                std::initializer_list<std::string_view> fields) const {
+  if (given.size() != config_.hash_length) return std::nullopt;
   std::string want_lower = base::to_lower(given);
+  for (const auto& identity : config_.identities) {
+    bool ok = false;
+    for (const auto& secret : config_.secrets)
+      ok |= crypto::constant_time_equal(base::to_lower(hash(derive_identity_key(secret, identity), fields)),
+                                        want_lower);
+    if (ok) return base::to_lower(identity);
+  }
   bool ok = false;
   for (const auto& secret : config_.secrets)
     ok |= crypto::constant_time_equal(base::to_lower(hash(secret, fields)), want_lower);
-  return ok;
+  if (ok) return std::string();
+  return std::nullopt;
 }
 
 std::string Rewriter::timestamp() const {
@@ -96,9 +112,11 @@ bool Rewriter::timestamp_ok(std::string_view tt) const {
   return age <= config_.max_age_days;
 }
 
-mail::Address Rewriter::forward(const mail::Address& sender, std::string_view srs_domain) const {
+mail::Address Rewriter::forward(const mail::Address& sender, std::string_view srs_domain,
+                                std::string_view identity) const {
   if (sender.empty() || base::iequals(sender.domain, srs_domain)) return sender;
-  const std::string& secret = config_.secrets.front();
+  const std::string secret =
+      identity.empty() ? config_.secrets.front() : derive_identity_key(config_.secrets.front(), identity);
   mail::Address out;
   out.domain = base::to_lower(srs_domain);
   std::string_view local = sender.local;
@@ -136,9 +154,10 @@ Decoded Rewriter::decode(const mail::Address& address) const {
     if (!take_field(rest, h) || !take_field(rest, tt) || !take_field(rest, host) || host.empty() ||
         rest.empty() || tt.size() != 2)
       return {Errc::malformed, {}};
-    if (!hash_ok(h, {tt, host, rest})) return {Errc::bad_hash, {}};
+    auto owner = hash_owner(h, {tt, host, rest});
+    if (!owner) return {Errc::bad_hash, {}};
     if (!timestamp_ok(tt)) return {Errc::expired, {}};
-    return {Errc::ok, mail::Address{std::string(rest), base::to_lower(host)}};
+    return {Errc::ok, mail::Address{std::string(rest), base::to_lower(host)}, std::move(*owner)};
   }
   if (has_tag(local, '1')) {
     // SRS1 sep HHHH "=" orighost "=" <SRS0 part with its own separator>.
@@ -147,8 +166,9 @@ Decoded Rewriter::decode(const mail::Address& address) const {
     if (!take_field(rest, h) || !take_field(rest, host) || host.empty() || rest.size() < 2 ||
         !is_separator(rest.front()))
       return {Errc::malformed, {}};
-    if (!hash_ok(h, {host, rest})) return {Errc::bad_hash, {}};
-    return {Errc::ok, mail::Address{"SRS0" + std::string(rest), base::to_lower(host)}};
+    auto owner = hash_owner(h, {host, rest});
+    if (!owner) return {Errc::bad_hash, {}};
+    return {Errc::ok, mail::Address{"SRS0" + std::string(rest), base::to_lower(host)}, std::move(*owner)};
   }
   return {Errc::not_srs, {}};
 }

@@ -11,12 +11,17 @@
 //            Appendix D explain why forwarders rewrite.
 // Trust:     reverse() parses untrusted local parts from bounce recipients;
 //            the secrets never leave this object and are never logged.
+//            Hidden forwards (issue 4) sign with a key derived per forward:
+//            HMAC-SHA256(secret, "hikyaku-srs-hidden:" + lowercase(forward
+//            address)); the address keeps the standard SRS0/SRS1 format and
+//            decode() tells which forward's key matched, without state.
 // Concurrency: const methods; safe to share once built (the Clock must be).
 // Errors:    reverse() returns errors as values (malformed, bad hash,
 //            expired); forward() cannot fail. No secrets is a config bug.
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +39,10 @@ struct Config {
   int max_age_days = 21;
   // Hash characters kept (libsrs2 and postsrsd use 4).
   size_t hash_length = 4;
+  // Forward identities (the hidden forward addresses) that sign with their
+  // own derived key; decode() tries these before the plain secrets so that
+  // a bounce of a hidden forward is never taken for an ordinary one.
+  std::vector<std::string> identities;
 };
 
 enum class Errc { ok, not_srs, malformed, bad_hash, expired };
@@ -42,7 +51,11 @@ std::string_view to_string(Errc e);
 struct Decoded {
   Errc error = Errc::ok;
   mail::Address address;  // valid when error == Errc::ok
+  std::string identity;   // the Config::identities entry whose key matched; empty: the plain secret
 };
+
+// The per-identity signing key derived from `secret` (see Purpose).
+std::string derive_identity_key(std::string_view secret, std::string_view identity);
 
 // Does this local part start with "SRS0" or "SRS1" and a separator
 // (case-insensitively)?
@@ -56,7 +69,10 @@ class Rewriter {
   // Rewrite `sender` to an address at `srs_domain`: SRS0 for an ordinary
   // address, SRS1 for an SRS0/SRS1 address (re-forwarding). The null sender
   // and senders already at `srs_domain` are returned unchanged.
-  mail::Address forward(const mail::Address& sender, std::string_view srs_domain) const;
+  // `identity` non-empty signs with that forward's derived key (it need not
+  // be in Config::identities, but only listed ones are recognised back).
+  mail::Address forward(const mail::Address& sender, std::string_view srs_domain,
+                        std::string_view identity = {}) const;
 
   // Reverse one level: SRS0 → the original sender; SRS1 → the SRS0 address
   // at the first forwarder.
@@ -66,7 +82,8 @@ class Rewriter {
 
  private:
   std::string hash(std::string_view secret, std::initializer_list<std::string_view> fields) const;
-  bool hash_ok(std::string_view given, std::initializer_list<std::string_view> fields) const;
+  // Which key made `given`: nullopt none; "" a plain secret; else the identity.
+  std::optional<std::string> hash_owner(std::string_view given, std::initializer_list<std::string_view> fields) const;
   std::string timestamp() const;
   bool timestamp_ok(std::string_view tt) const;
 

@@ -156,5 +156,39 @@ TEST(Srs, IsSrs) {
   for (const auto& c : cases) EXPECT_EQ(is_srs(c.local), c.want) << c.local;
 }
 
+// Issue 4: a hidden forward signs with its derived key
+// (HMAC-SHA256(secret, "hikyaku-srs-hidden:" + address); vector from Python's
+// hmac module); decode() names the forward whose key matched, the plain
+// secret gives an empty identity, and an unknown identity does not verify.
+TEST(Srs, HiddenForwardKeyIsDistinguishable) {
+  base::FakeClock clock(kNow);
+  Config cfg{{"tops3cr3t"}};
+  cfg.identities = {"owner-ex@gmail.test", "other@gmail.test"};
+  Rewriter rw(cfg, clock);
+  auto hidden = rw.forward(addr("Alice", "example.com"), "fwd.example.org", "Owner-Ex@gmail.test");
+  EXPECT_EQ(hidden.str(), "SRS0=t0wO=G3=example.com=Alice@fwd.example.org");
+  auto d = rw.decode(hidden);
+  ASSERT_EQ(d.error, Errc::ok);
+  EXPECT_EQ(d.address.str(), "Alice@example.com");
+  EXPECT_EQ(d.identity, "owner-ex@gmail.test");
+
+  auto plain = rw.forward(addr("Alice", "example.com"), "fwd.example.org");
+  EXPECT_EQ(plain.str(), "SRS0=PGkz=G3=example.com=Alice@fwd.example.org");
+  auto p = rw.decode(plain);
+  ASSERT_EQ(p.error, Errc::ok);
+  EXPECT_EQ(p.identity, "");
+
+  // A rewriter that does not know the identity refuses the hidden address.
+  Rewriter bare({{"tops3cr3t"}}, clock);
+  EXPECT_EQ(bare.decode(hidden).error, Errc::bad_hash);
+
+  // Re-forwarding (SRS1) keeps the identity too.
+  auto srs1 = rw.forward(addr("SRS0=abcd=G3=example.com=Alice", "first.example"), "fwd.example.org",
+                         "other@gmail.test");
+  auto d1 = rw.decode(srs1);
+  ASSERT_EQ(d1.error, Errc::ok);
+  EXPECT_EQ(d1.identity, "other@gmail.test");
+}
+
 }  // namespace
 }  // namespace hikyaku::srs
