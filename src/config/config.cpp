@@ -301,7 +301,8 @@ void read_document(Reader& r, const toml::table& root, Config& c) {
     c.dns.servers = r.endpoints(*t, "servers", "dns");
   }
   if (const auto* t = r.subtable(root, "delivery")) {
-    r.check_keys(*t, "delivery", {"smtp_port", "retry", "expire", "concurrency_per_domain", "connect_timeout"});
+    r.check_keys(*t, "delivery", {"smtp_port", "retry", "expire", "concurrency_per_domain", "connect_timeout",
+                                  "command_timeout"});
     r.unsigned_int(*t, "smtp_port", "delivery", c.delivery.smtp_port, 65535);
     if (t->get("retry") != nullptr) {
       std::vector<Seconds> retry;
@@ -316,6 +317,7 @@ void read_document(Reader& r, const toml::table& root, Config& c) {
     r.duration(*t, "expire", "delivery", c.delivery.expire);
     r.unsigned_int(*t, "concurrency_per_domain", "delivery", c.delivery.concurrency_per_domain, 1000);
     r.duration(*t, "connect_timeout", "delivery", c.delivery.connect_timeout);
+    r.duration(*t, "command_timeout", "delivery", c.delivery.command_timeout);
   }
   if (const auto* t = r.subtable(root, "limits")) {
     r.check_keys(*t, "limits", {"message_size", "recipients", "connections", "connections_per_ip", "line_length",

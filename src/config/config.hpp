@@ -55,6 +55,9 @@ struct Delivery {
   Seconds expire{5 * 86400};
   unsigned concurrency_per_domain = 10;
   Seconds connect_timeout{30};
+  // 0: the RFC 5321 §4.5.3.2 per-stage client timeouts (5 min, 10 min for
+  // the final dot); otherwise one timeout for every reply.
+  Seconds command_timeout{0};
 };
 
 struct Limits {

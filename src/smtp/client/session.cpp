@@ -74,6 +74,9 @@ ClientOptions ClientOptions::from_config(const config::Config& config) {
   ClientOptions o;
   o.helo_name = config.hostname;
   o.connect_timeout = config.delivery.connect_timeout;
+  // [delivery] command_timeout overrides every per-stage RFC 5321 timeout
+  // (tests use a short one to observe stalls; 0 = the RFC values).
+  if (config.delivery.command_timeout.count() > 0) o.command_timeout = config.delivery.command_timeout;
   return o;
 }
 
