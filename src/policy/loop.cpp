@@ -47,12 +47,24 @@ std::optional<std::string> loop_reason(const config::Config& config, std::string
   return std::nullopt;
 }
 
-std::string forward_headers(const queue::DeliveryRequest& request) {
-  std::string h;
-  if (!request.diverted.empty()) h += "X-Hikyaku-Diverted: " + request.diverted + "\r\n";
-  if (request.origin == queue::Origin::received && !request.recipient.empty())
-    h += "X-Hikyaku-Forwarded-For: <" + mail::one_line(request.recipient, 300) + ">\r\n";
-  return h;
+std::string add_forward_headers(const queue::DeliveryRequest& request, std::string message) {
+  if (request.origin == queue::Origin::received && !request.recipient.empty()) {
+    // After the first field (our Received) and its continuation lines.
+    size_t at = 0;
+    if (base::istarts_with(message, "Received:")) {
+      size_t pos = 0;
+      while (true) {
+        size_t nl = message.find('\n', pos);
+        if (nl == std::string::npos) break;
+        pos = nl + 1;
+        if (pos >= message.size() || (message[pos] != ' ' && message[pos] != '\t')) break;
+      }
+      at = pos;
+    }
+    message.insert(at, "X-Hikyaku-Forwarded-For: <" + mail::one_line(request.recipient, 300) + ">\r\n");
+  }
+  if (!request.diverted.empty()) message.insert(0, "X-Hikyaku-Diverted: " + request.diverted + "\r\n");
+  return message;
 }
 
 void LoopGuard::deliver(const queue::DeliveryRequest& request, std::function<void(queue::DeliveryOutcome)> done) {

@@ -31,10 +31,11 @@ namespace hikyaku::policy {
 std::optional<std::string> loop_reason(const config::Config& config, std::string_view header_section,
                                        const queue::DeliveryRequest& request);
 
-// The header fields put in front of a forwarded copy: X-Hikyaku-Diverted
-// (when the slot was diverted) and X-Hikyaku-Forwarded-For: <original
-// recipient> (received mail only; notices and DSNs carry neither).
-std::string forward_headers(const queue::DeliveryRequest& request);
+// A forwarded copy as sent: X-Hikyaku-Diverted (when the slot was
+// diverted) becomes the first header; X-Hikyaku-Forwarded-For: <original
+// recipient> (received mail only; notices and DSNs carry neither) goes right
+// after our own Received field, which the SMTP server always puts first.
+std::string add_forward_headers(const queue::DeliveryRequest& request, std::string message);
 
 class LoopGuard final : public queue::DeliveryAgent {
  public:

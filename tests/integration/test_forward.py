@@ -1,0 +1,479 @@
+"""Forward at once, divert on refusal (issue 3: fallback, DSN, notice, no leak, loops).
+
+The real binary, a real dnsmasq (gmail.test MX → 127.0.0.2, sender.test MX →
+127.0.0.4) and aiosmtpd far sides (farside.py): `ituki@example.test` is
+delivered to mailbox `ituki` (the PC copy) and forwarded to
+`ituki-ex@gmail.test` with fallback mailbox `ituki-gm`. The original sender
+is `someone@sender.test`, whose MX is the recording sink at 127.0.0.4.
+
+For every scenario: where the message ended, that the PC copy arrived
+exactly once, that the sender's sink got nothing (hidden) or exactly one
+RFC 3464 DSN (non-hidden), and that the hidden address occurs in no byte
+that reached the sender side (SMTP replies and everything the sink got).
+Waits are on conditions (wait_for), never sleeps.
+"""
+import email
+import email.policy
+import smtplib
+import time
+
+import pytest
+
+from conftest import wait_for
+from dns_server import dns_server  # noqa: F401  (pytest fixture)
+from farside import EICAR, farside  # noqa: F401  (pytest fixture)
+
+SENDER = "someone@sender.test"
+RCPT = "ituki@example.test"
+FORWARD = "ituki-ex@gmail.test"
+
+
+def config(dns, fs, hidden=True, notify=False, defer_limit="15m", retry='["1s"]', expire="5d",
+           fallback='"mailbox:ituki-gm"', extra=""):
+    return f"""
+[[mailbox]]
+name = "ituki"
+
+[[mailbox]]
+name = "ituki-gm"
+
+[[address]]
+address = "{RCPT}"
+deliver = ["mailbox:ituki", "forward:{FORWARD}"]
+
+[[forward]]
+to = "{FORWARD}"
+hidden = {"true" if hidden else "false"}
+fallback = [{fallback}]
+defer_limit = "{defer_limit}"
+notify = {"true" if notify else "false"}
+{extra}
+{dns.toml()}
+{fs.toml(f"retry = {retry}{chr(10)}expire = {chr(34)}{expire}{chr(34)}")}
+"""
+
+
+def message(subject="forward test", body="Hello from the sender.\r\n"):
+    return (f"From: Someone <{SENDER}>\r\n"
+            f"To: Ituki <{RCPT}>\r\n"
+            f"Subject: {subject}\r\n"
+            f"Date: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+            f"Message-ID: <{subject.replace(' ', '-')}@sender.test>\r\n"
+            f"\r\n{body}").encode()
+
+
+class Client:
+    """Sends through hikyaku and keeps every reply byte the sender saw."""
+
+    def __init__(self, hk):
+        self.hk = hk
+        self.replies = []
+
+    def send(self, msg, rcpt=RCPT, sender=SENDER):
+        with smtplib.SMTP("127.0.0.1", self.hk.smtp_port, timeout=10) as s:
+            self.replies.append(repr(s.ehlo()))
+            self.replies.append(repr(s.mail(sender)))
+            self.replies.append(repr(s.rcpt(rcpt)))
+            code, text = s.data(msg)
+            self.replies.append(repr((code, text)))
+            assert code == 250, text
+
+
+def sender_side_bytes(fs, client):
+    data = b"".join(m.data for m in fs.sender.attempts)
+    data += " ".join(client.replies).encode()
+    data += " ".join(str(m.rcpt_tos) + str(m.mail_from) for m in fs.sender.attempts).encode()
+    return data
+
+
+def assert_no_leak(fs, client, hk=None):
+    blob = sender_side_bytes(fs, client).lower()
+    assert FORWARD.encode() not in blob
+    assert b"ituki-ex" not in blob
+
+
+def read(path):
+    return path.read_bytes()
+
+
+def wait_mailbox(hk, name, n, timeout=20):
+    return wait_for(lambda: len(hk.messages(name)) >= n and hk.messages(name), timeout=timeout,
+                    what=f"{n} message(s) in mailbox {name}")
+
+
+def wait_spool_empty(hk, timeout=20):
+    q = hk.data_dir / "spool" / "queue"
+    wait_for(lambda: q.is_dir() and not any(q.iterdir()), timeout=timeout, what="an empty queue")
+
+
+def diverted_header(raw):
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    return msg.get("X-Hikyaku-Diverted")
+
+
+def parse_dsn(raw):
+    """Parse with Python's email package; return (msg, per-recipient fields)."""
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    assert msg.get_content_type() == "multipart/report"
+    assert msg.get_param("report-type") == "delivery-status"
+    parts = msg.get_payload()
+    assert [p.get_content_type() for p in parts] == ["text/plain", "message/delivery-status",
+                                                     "text/rfc822-headers"]
+    # email parses message/delivery-status into a list of header blocks.
+    blocks = parts[1].get_payload()
+    per_message, per_recipient = blocks[0], blocks[1:]
+    assert per_message["Reporting-MTA"].startswith("dns;")
+    return msg, per_recipient
+
+
+# --- hidden forward ---------------------------------------------------------
+
+def test_accept_forwards_once_and_no_fallback(make_hikyaku, dns_server, farside):
+    hk = make_hikyaku(extra=config(dns_server, farside))
+    c = Client(hk)
+    c.send(message("accepted"))
+    got = farside.gmail.wait_messages(1)
+    assert got[0].rcpt_tos == [FORWARD]
+    # The forwarded copy names the original recipient for loop detection.
+    assert f"X-Hikyaku-Forwarded-For: <{RCPT}>".encode() in got[0].data
+    wait_mailbox(hk, "ituki", 1)
+    wait_spool_empty(hk)
+    assert len(hk.messages("ituki")) == 1
+    assert hk.messages("ituki-gm") == []
+    assert farside.sender.attempts == []
+    assert_no_leak(farside, c)
+
+
+@pytest.mark.parametrize("mode,reply_part", [
+    ("reject_rcpt", b"550 5.7.1"),
+    ("reject_data", b"550 5.7.26"),
+])
+def test_5xx_diverts_at_once_hidden(make_hikyaku, dns_server, farside, mode, reply_part):
+    farside.gmail.set_mode(mode)
+    hk = make_hikyaku(extra=config(dns_server, farside))
+    c = Client(hk)
+    t0 = time.monotonic()
+    c.send(message(f"refused {mode}"))
+    [copy] = wait_mailbox(hk, "ituki-gm", 1)
+    assert time.monotonic() - t0 < 5  # at once, not after a retry interval
+    raw = read(copy)
+    head = diverted_header(raw)
+    assert head is not None
+    assert reply_part.decode() in head
+    assert "\r" not in head and "\n" not in head
+    assert raw.count(b"X-Hikyaku-Diverted:") == 1
+    assert b"Hello from the sender." in raw  # the original message, unchanged body
+    wait_mailbox(hk, "ituki", 1)
+    wait_spool_empty(hk)
+    assert len(hk.messages("ituki")) == 1
+    assert len(hk.messages("ituki-gm")) == 1
+    assert farside.gmail.received() == []
+    assert farside.sender.attempts == []  # hidden: never a DSN
+    assert_no_leak(farside, c)
+
+
+def test_eicar_552_at_end_of_data_diverts(make_hikyaku, dns_server, farside):
+    hk = make_hikyaku(extra=config(dns_server, farside))
+    c = Client(hk)
+    c.send(message("virus", "see attachment\r\n" + EICAR.decode() + "\r\n"))
+    [copy] = wait_mailbox(hk, "ituki-gm", 1)
+    head = diverted_header(read(copy))
+    assert head.split(";")[0]  # an RFC 5322 date first
+    assert 'reason="552 5.7.0' in head
+    assert len(farside.gmail.attempts) == 1 and farside.gmail.received() == []
+    wait_spool_empty(hk)
+    assert len(hk.messages("ituki")) == 1
+    assert farside.sender.attempts == []
+    assert_no_leak(farside, c)
+
+
+def test_421_until_defer_limit_then_diverted(make_hikyaku, dns_server, farside):
+    farside.gmail.set_mode("tempfail_mail")  # 421 4.7.28 and close, every time
+    hk = make_hikyaku(extra=config(dns_server, farside, defer_limit="2s", retry='["1s"]'))
+    c = Client(hk)
+    t0 = time.monotonic()
+    c.send(message("deferred"))
+    [copy] = wait_mailbox(hk, "ituki-gm", 1, timeout=30)
+    elapsed = time.monotonic() - t0
+    assert elapsed >= 1.9, elapsed  # not before the defer limit
+    assert elapsed < 8, elapsed
+    head = diverted_header(read(copy))
+    assert "421 4.7.28" in head
+    wait_spool_empty(hk)
+    assert farside.gmail.received() == []
+    assert len(hk.messages("ituki")) == 1
+    assert len(hk.messages("ituki-gm")) == 1
+    assert farside.sender.attempts == []
+    assert_no_leak(farside, c)
+
+
+def test_one_451_then_success_is_not_diverted(make_hikyaku, dns_server, farside):
+    farside.gmail.set_mode("tempfail_rcpt", times=1)
+    hk = make_hikyaku(extra=config(dns_server, farside, defer_limit="30s", retry='["1s"]'))
+    c = Client(hk)
+    c.send(message("retried"))
+    farside.gmail.wait_messages(1, timeout=20)
+    wait_spool_empty(hk)
+    assert len(farside.gmail.received()) == 1
+    assert hk.messages("ituki-gm") == []
+    assert len(hk.messages("ituki")) == 1
+
+
+def test_drop_until_defer_limit_then_diverted(make_hikyaku, dns_server, farside):
+    farside.gmail.set_mode("drop")
+    hk = make_hikyaku(extra=config(dns_server, farside, defer_limit="2s", retry='["1s"]'))
+    c = Client(hk)
+    c.send(message("dropped"))
+    [copy] = wait_mailbox(hk, "ituki-gm", 1, timeout=30)
+    assert diverted_header(read(copy)) is not None
+    wait_spool_empty(hk)
+    assert farside.gmail.received() == []
+    assert len(hk.messages("ituki")) == 1
+    assert farside.sender.attempts == []
+    assert_no_leak(farside, c)
+
+
+def test_slow_accept_past_defer_limit_is_not_diverted(make_hikyaku, dns_server, farside):
+    # A stall shorter than the client's timeouts (which [delivery] cannot
+    # shorten): the attempt is in flight past the defer limit and succeeds;
+    # the defer limit only judges failures, so nothing is diverted.
+    farside.gmail.set_mode("stall", stall=3)
+    hk = make_hikyaku(extra=config(dns_server, farside, defer_limit="1s", retry='["1s"]'))
+    c = Client(hk)
+    c.send(message("slow"))
+    farside.gmail.wait_messages(1, timeout=30)
+    wait_spool_empty(hk, timeout=30)
+    assert len(farside.gmail.received()) == 1
+    assert hk.messages("ituki-gm") == []
+    assert farside.sender.attempts == []
+
+
+def test_unreachable_mx_until_defer_limit_then_diverted(make_hikyaku, dns_server, farside):
+    # gmail.test's MX host has an address where nothing listens: connection
+    # refused (4.4.1) on every attempt.
+    farside.gmail.stop()
+    hk = make_hikyaku(extra=config(dns_server, farside, defer_limit="2s", retry='["1s"]'))
+    c = Client(hk)
+    c.send(message("unreachable"))
+    [copy] = wait_mailbox(hk, "ituki-gm", 1, timeout=30)
+    assert diverted_header(read(copy)) is not None
+    wait_spool_empty(hk)
+    assert farside.sender.attempts == []
+    assert_no_leak(farside, c)
+
+
+def test_queue_log_hides_hidden_forward(make_hikyaku, dns_server, farside):
+    farside.gmail.set_mode("reject_rcpt", reply=f"550 5.1.1 <{FORWARD}>: Recipient address rejected")
+    hk = make_hikyaku(extra=config(dns_server, farside))
+    c = Client(hk)
+    c.send(message("log check"))
+    [copy] = wait_mailbox(hk, "ituki-gm", 1)
+    wait_spool_empty(hk)
+    queue_lines = [l for l in hk.log_text().splitlines() if "[queue]" in l or " queue" in l]
+    assert queue_lines
+    for line in queue_lines:
+        assert FORWARD not in line, line
+    assert any("forward:<hidden>" in l for l in queue_lines)
+    # The remote reply named the hidden address: the diverted header, which
+    # may travel on, carries it redacted.
+    head = diverted_header(read(copy))
+    assert FORWARD not in head and "<hidden>" in head
+    assert_no_leak(farside, c)
+
+
+def test_diverted_header_is_quoted_safely(make_hikyaku, dns_server, farside):
+    farside.gmail.set_mode("reject_rcpt", reply='550 5.7.1 bad "quoted" \\ text')
+    hk = make_hikyaku(extra=config(dns_server, farside))
+    Client(hk).send(message("quoting"))
+    [copy] = wait_mailbox(hk, "ituki-gm", 1)
+    head = diverted_header(read(copy))
+    assert head.endswith('reason="550 5.7.1 bad \\"quoted\\" \\\\ text"'), head
+
+
+# --- notice -----------------------------------------------------------------
+
+def test_notice_to_owner_on_diversion(make_hikyaku, dns_server, farside):
+    # The first transaction (the forwarded copy) is refused; the next one —
+    # the notice — is accepted.
+    farside.gmail.set_mode("reject_data", times=1)
+    hk = make_hikyaku(extra=config(dns_server, farside, notify=True))
+    c = Client(hk)
+    secret_body = "SECRET BODY LINE\r\n"
+    c.send(message("notice me", secret_body))
+    wait_mailbox(hk, "ituki-gm", 1)
+    notices = farside.gmail.wait_messages(1, timeout=20)
+    assert len(notices) == 1
+    n = notices[0]
+    assert n.mail_from in ("", "<>")  # null sender: nothing answers a notice
+    assert n.rcpt_tos == [FORWARD]
+    msg = email.message_from_bytes(n.data, policy=email.policy.compat32)
+    assert msg["From"].endswith("<postmaster@example.test>")
+    assert msg["To"] == f"<{FORWARD}>"
+    assert "Diverted" in msg["Subject"]
+    body = msg.get_payload()
+    assert "Someone <someone@sender.test>" in body
+    assert "notice me" in body
+    assert "<notice-me@sender.test>" in body
+    assert "Mon, 1 Jan 2024 00:00:00 +0000" in body
+    assert "550 5.7.26" in body
+    assert "ituki-gm" in body
+    assert "SECRET BODY LINE" not in n.data.decode()
+    assert farside.sender.attempts == []
+    assert_no_leak(farside, c)
+
+
+def test_refused_notice_is_dropped_not_bounced_or_diverted(make_hikyaku, dns_server, farside):
+    farside.gmail.set_mode("reject_rcpt")
+    hk = make_hikyaku(extra=config(dns_server, farside, notify=True))
+    c = Client(hk)
+    c.send(message("notice refused"))
+    wait_mailbox(hk, "ituki-gm", 1)
+    # The original's attempt, then the notice's: both refused at RCPT.
+    wait_for(lambda: "notice to forward:<hidden> not delivered, dropped" in hk.log_text(),
+             what="the dropped-notice log line")
+    wait_spool_empty(hk)
+    assert len(hk.messages("ituki-gm")) == 1  # the notice is never diverted
+    assert len(hk.messages("ituki")) == 1
+    assert farside.sender.attempts == []      # never bounced
+    assert_no_leak(farside, c)
+
+
+# --- non-hidden forward: DSN ------------------------------------------------
+
+def test_non_hidden_5xx_without_fallback_sends_one_dsn(make_hikyaku, dns_server, farside):
+    farside.gmail.set_mode("reject_rcpt")
+    hk = make_hikyaku(extra=config(dns_server, farside, hidden=False, fallback=""))
+    c = Client(hk)
+    c.send(message("bounce me"))
+    dsns = farside.sender.wait_messages(1, timeout=20)
+    wait_spool_empty(hk)
+    assert len(farside.sender.received()) == 1
+    d = dsns[0]
+    assert d.mail_from in ("", "<>")  # RFC 3464: null reverse-path
+    assert d.rcpt_tos == [SENDER]
+    msg, recipients = parse_dsn(d.data)
+    assert msg["From"] == f"Mail Delivery System <MAILER-DAEMON@{hk.hostname}>"
+    assert msg["To"] == f"<{SENDER}>"
+    assert len(recipients) == 1
+    r = recipients[0]
+    assert r["Final-Recipient"] == f"rfc822; {RCPT}"  # the original recipient
+    assert r["Action"] == "failed"
+    assert r["Status"] == "5.7.1"
+    assert r["Diagnostic-Code"].startswith("smtp; 550 5.7.1")
+    headers_part = msg.get_payload()[2].get_payload()
+    assert "Subject: bounce me" in str(headers_part)
+    assert len(hk.messages("ituki")) == 1
+    assert hk.messages("ituki-gm") == []
+
+
+def test_non_hidden_with_fallback_diverts_without_dsn(make_hikyaku, dns_server, farside):
+    farside.gmail.set_mode("reject_rcpt")
+    hk = make_hikyaku(extra=config(dns_server, farside, hidden=False))
+    c = Client(hk)
+    c.send(message("kept"))
+    wait_mailbox(hk, "ituki-gm", 1)
+    wait_spool_empty(hk)
+    assert farside.sender.attempts == []
+
+
+def test_non_hidden_tempfail_dsn_after_expire(make_hikyaku, dns_server, farside):
+    farside.gmail.set_mode("tempfail_rcpt")
+    hk = make_hikyaku(extra=config(dns_server, farside, hidden=False, fallback="", expire="3s",
+                                   retry='["1s"]'))
+    c = Client(hk)
+    c.send(message("expire me"))
+    dsns = farside.sender.wait_messages(1, timeout=30)
+    wait_spool_empty(hk)
+    assert len(farside.sender.received()) == 1
+    _, recipients = parse_dsn(dsns[0].data)
+    assert recipients[0]["Status"] == "5.7.0"  # 4.7.0 reported as failed
+    assert "451 4.7.0" in recipients[0]["Diagnostic-Code"]
+
+
+def test_no_dsn_to_null_sender(make_hikyaku, dns_server, farside):
+    farside.gmail.set_mode("reject_rcpt")
+    hk = make_hikyaku(extra=config(dns_server, farside, hidden=False, fallback=""))
+    c = Client(hk)
+    c.send(message("from null"), sender="")
+    wait_for(lambda: len(farside.gmail.attempts) >= 0 and "failed" in hk.log_text(), what="the failure")
+    wait_spool_empty(hk)
+    assert farside.sender.attempts == []
+
+
+def test_dsn_never_names_a_hidden_forward(make_hikyaku, dns_server, farside):
+    # A non-hidden forward whose chain goes through a hidden one: the hidden
+    # link makes the slot hidden, so no DSN at all — and the non-hidden
+    # forward's own DSN (another recipient) never names the hidden address.
+    farside.gmail.set_mode("reject_rcpt", reply=f"550 5.1.1 <{FORWARD}> and <other@gmail.test> unknown")
+    extra = f"""
+[[address]]
+address = "plain@example.test"
+deliver = ["forward:other@gmail.test"]
+
+[[forward]]
+to = "other@gmail.test"
+hidden = false
+"""
+    hk = make_hikyaku(extra=config(dns_server, farside, extra=extra))
+    c = Client(hk)
+    c.send(message("to plain"), rcpt="plain@example.test")
+    dsns = farside.sender.wait_messages(1, timeout=20)
+    wait_spool_empty(hk)
+    _, recipients = parse_dsn(dsns[0].data)
+    assert recipients[0]["Final-Recipient"] == "rfc822; plain@example.test"
+    assert FORWARD.encode() not in dsns[0].data
+    assert b"<hidden>" in dsns[0].data
+    assert_no_leak(farside, c)
+
+
+# --- loops ------------------------------------------------------------------
+
+def test_message_already_forwarded_for_recipient_is_not_reforwarded(make_hikyaku, dns_server, farside):
+    hk = make_hikyaku(extra=config(dns_server, farside))
+    c = Client(hk)
+    looped = (f"X-Hikyaku-Forwarded-For: <{RCPT}>\r\n").encode() + message("came back")
+    c.send(looped)
+    [copy] = wait_mailbox(hk, "ituki-gm", 1)
+    head = diverted_header(read(copy))
+    assert "5.4.6" in head and "already passed through" in head
+    wait_spool_empty(hk)
+    assert farside.gmail.attempts == []
+    assert len(hk.messages("ituki")) == 1
+    assert farside.sender.attempts == []
+
+
+def test_forward_to_local_domain_is_a_loop(make_hikyaku, dns_server, farside):
+    extra_cfg = config(dns_server, farside).replace(FORWARD, "bob@example.test")
+    hk = make_hikyaku(extra=extra_cfg)
+    c = Client(hk)
+    c.send(message("local loop"))
+    [copy] = wait_mailbox(hk, "ituki-gm", 1)
+    assert "5.4.6" in diverted_header(read(copy))
+    wait_spool_empty(hk)
+    assert hk.messages("bob") == []
+
+
+# --- restart during a defer period ------------------------------------------
+
+def test_defer_deadline_survives_restart(make_hikyaku, dns_server, farside):
+    farside.gmail.set_mode("tempfail_rcpt")
+    hk = make_hikyaku(extra=config(dns_server, farside, defer_limit="8s", retry='["1s"]'))
+    c = Client(hk)
+    t0 = time.monotonic()
+    c.send(message("restart"))
+    # Two deferrals recorded, then a crash (SIGKILL) in the defer period.
+    wait_for(lambda: hk.log_text().count("status=deferred") >= 2, timeout=20, what="two deferrals")
+    hk.kill()
+    assert hk.messages("ituki-gm") == []
+    killed_at = time.monotonic() - t0
+    assert killed_at < 7
+    hk.start()
+    [copy] = wait_mailbox(hk, "ituki-gm", 1, timeout=30)
+    elapsed = time.monotonic() - t0
+    # Diverted at the original deadline (8 s after the first attempt), not 8 s
+    # after the restart.
+    assert 7.5 <= elapsed < killed_at + 7.5, (elapsed, killed_at)
+    assert "451 4.7.0" in diverted_header(read(copy))
+    wait_spool_empty(hk)
+    assert len(hk.messages("ituki")) == 1
+    assert farside.sender.attempts == []
