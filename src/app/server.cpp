@@ -150,7 +150,7 @@ int serve(config::Config config, const ServeOptions& options) {
   // forward that would loop, so the fallback policy diverts it at once.
   // The ARC/DKIM transform, when it lands, must run after these headers.
   (*smtp_agent)->set_transform([](const queue::DeliveryRequest& request, std::string message) -> base::Result<std::string> {
-    return policy::forward_headers(request) + message;
+    return policy::add_forward_headers(request, std::move(message));
   });
   policy::LoopGuard loop_guard(config, **smtp_agent);
   scheduler.register_agent(config::Target::Kind::forward, loop_guard);
