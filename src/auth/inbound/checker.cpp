@@ -1,0 +1,156 @@
+#include "auth/inbound/checker.hpp"
+
+#include "base/strings.hpp"
+#include "mail/address.hpp"
+
+namespace hikyaku::auth::inbound {
+namespace {
+
+std::string domain_of(std::string_view address) {
+  auto at = address.rfind('@');
+  return at == std::string_view::npos ? std::string() : base::to_lower(address.substr(at + 1));
+}
+
+// RFC 8601 §2.2: a reason is free text; keep it short and on one line.
+std::string one_line(std::string_view s, size_t max = 120) {
+  std::string out;
+  for (char c : s) {
+    if (out.size() >= max) break;
+    out += (c == '\r' || c == '\n' || c == '\t' || static_cast<unsigned char>(c) < 0x20) ? ' ' : c;
+  }
+  return out;
+}
+
+}  // namespace
+
+Verdict check(dns::Resolver& resolver, const Input& input, const Options& options) {
+  Verdict v;
+  auto ip = dns::IpAddress::parse(input.client_ip);
+  spf::Options spf_options;
+  spf_options.receiver = options.authserv_id;
+  spf_options.now = options.now;
+
+  // SPF. RFC 7208 §2.4: MAIL FROM; a null reverse-path is checked as
+  // postmaster@<HELO> (§2.4), which is the HELO identity of §2.3.
+  if (!ip) {
+    v.spf = {spf::Result::none, {}, "client address unknown"};
+  } else if (input.mail_from) {
+    v.spf = spf::check_mail_from(resolver, *ip, *input.mail_from, input.helo, spf_options);
+  } else {
+    v.spf = spf::check_helo(resolver, *ip, input.helo, spf_options);
+  }
+  if (input.mail_from) {
+    v.spf_property = "smtp.mailfrom";
+    v.spf_identity = *input.mail_from;
+    v.spf_domain = domain_of(*input.mail_from);
+  } else {
+    v.spf_property = "smtp.helo";
+    v.spf_identity = input.helo;
+    v.spf_domain = base::to_lower(input.helo);
+  }
+
+  // DKIM (RFC 6376 §6: every signature) and ARC (RFC 8617 §5.2).
+  dkim::VerifyOptions verify_options;
+  verify_options.now = options.now;
+  auto parsed = common::parse_message(input.message);
+  v.dkim = dkim::verify(input.message, resolver, verify_options);
+  v.arc = arc::validate(parsed, resolver, verify_options);
+
+  // DMARC for the author domain. RFC 7489 §6.6.1: without exactly one
+  // author there is nothing to evaluate; we report permerror.
+  v.author = find_author(parsed);
+  if (v.author) {
+    dmarc::Input in;
+    in.from_domain = v.author->domain;
+    in.spf = v.spf.result;
+    in.spf_domain = v.spf_domain;
+    for (const auto& d : v.dkim)
+      if (d.status != dkim::Status::none) in.dkim.push_back({d.status == dkim::Status::pass, d.domain});
+    dmarc::Options dopt;
+    dopt.discovery = options.discovery;
+    dopt.psl = options.psl;
+    v.dmarc = dmarc::evaluate(resolver, in, dopt);
+  } else {
+    v.dmarc.result = dmarc::Result::permerror;
+    v.dmarc.detail = "not exactly one From mailbox";
+  }
+
+  // Authentication-Results (RFC 8601 §2.7).
+  v.results.authserv_id = options.authserv_id;
+  v.results.add("spf", std::string(spf::to_string(v.spf.result)), {{v.spf_property, v.spf_identity}});
+  for (const auto& d : v.dkim) {
+    if (d.status == dkim::Status::none) {
+      v.results.add("dkim", "none");
+      continue;
+    }
+    std::vector<std::pair<std::string, std::string>> props{{"header.d", d.domain}};
+    if (!d.selector.empty()) props.emplace_back("header.s", d.selector);
+    if (!d.b_prefix.empty()) props.emplace_back("header.b", d.b_prefix);  // RFC 6008
+    std::string reason = d.status == dkim::Status::pass ? std::string() : one_line(d.detail);
+    v.results.add("dkim", std::string(dkim::status_name(d.status)), std::move(props), std::move(reason));
+  }
+  {
+    std::vector<std::pair<std::string, std::string>> props;
+    if (v.author) props.emplace_back("header.from", v.author->domain);
+    // "policy.dmarc" records the author domain's requested policy, which
+    // the forwarder needs (DMARC-aware forwarding, issue 4 item 7).
+    if (v.dmarc.record) props.emplace_back("policy.dmarc", std::string(dmarc::to_string(v.dmarc.requested)));
+    std::string reason;
+    if (v.dmarc.result == dmarc::Result::permerror || v.dmarc.result == dmarc::Result::temperror)
+      reason = one_line(v.dmarc.detail);
+    v.results.add("dmarc", std::string(dmarc::to_string(v.dmarc.result)), std::move(props), std::move(reason));
+  }
+  {
+    std::vector<std::pair<std::string, std::string>> props;
+    if (v.arc.status == arc::ChainStatus::pass) {
+      props.emplace_back("header.oldest-pass", std::to_string(v.arc.oldest_pass));
+      if (!v.arc.domain.empty()) props.emplace_back("header.d", v.arc.domain);
+    }
+    std::string reason = v.arc.status == arc::ChainStatus::fail ? one_line(v.arc.reason) : std::string();
+    v.results.add("arc", std::string(arc::chain_status_name(v.arc.status)), std::move(props), std::move(reason));
+  }
+  return v;
+}
+
+std::string stamp(std::string_view message, const common::AuthenticationResults& results) {
+  auto parsed = common::parse_message(message);
+  std::string out;
+  out.reserve(message.size() + 512);
+  size_t pos = 0;  // bytes of `message` copied so far
+  bool inserted = false;
+  for (const auto& h : parsed.headers) {
+    const size_t start = static_cast<size_t>(h.raw.data() - message.data());
+    size_t end = start + h.raw.size();
+    if (message.substr(end, 2) == "\r\n") end += 2;
+    // RFC 8601 §5: fields claiming our authserv-id from outside are forged.
+    if (base::iequals(common::field_name(h), "Authentication-Results") &&
+        common::is_own_authentication_results(h.value, results.authserv_id)) {
+      out.append(message.substr(pos, start - pos));
+      pos = end;
+      continue;
+    }
+    if (!inserted) {
+      // After the first field: our Received (RFC 8601 §5 prepends the field
+      // "above" the fields of earlier hops; RFC 5321 §4.4 keeps Received first).
+      out.append(message.substr(pos, end - pos));
+      pos = end;
+      out += results.field();
+      inserted = true;
+    }
+  }
+  if (!inserted) out += results.field();
+  out.append(message.substr(pos));
+  return out;
+}
+
+std::optional<common::AuthenticationResults> own_results(const common::ParsedMessage& message,
+                                                         std::string_view authserv_id) {
+  for (const auto* h : message.all("Authentication-Results")) {
+    if (!common::is_own_authentication_results(h->value, authserv_id)) continue;
+    auto ar = common::parse_authentication_results(h->value);
+    if (ar) return ar;
+  }
+  return std::nullopt;
+}
+
+}  // namespace hikyaku::auth::inbound
