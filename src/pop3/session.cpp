@@ -49,7 +49,7 @@ class Session {
         stream_(stream),
         log_(base::logger("pop3d")),
         id_(stream.remote_ip() + ":" + std::to_string(stream.remote_port())),
-        timeout_(ctx.config.limits.command_timeout) {}
+        timeout_(ctx.config.limits.pop3_idle_timeout) {}
 
   net::awaitable<void> run(bool implicit_tls);
 

@@ -352,7 +352,7 @@ def test_fetchmail_ssl_fetches_all_then_nothing(hikyaku, tmp_path):
 
 
 def test_idle_timeout_logs_out_without_update(make_hikyaku):
-    server = make_hikyaku(limits_extra='command_timeout = "2s"')
+    server = make_hikyaku(limits_extra='pop3_idle_timeout = "2s"')
     server.set_password("alice", PASSWORD)
     deliver(server, 1)
     pop = login_ssl(server)
