@@ -1,0 +1,307 @@
+#include "delivery/forward_transform.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "auth/arc/sealer.hpp"
+#include "auth/common/message.hpp"
+#include "auth/dkim/signer.hpp"
+#include "auth/inbound/checker.hpp"
+#include "base/file.hpp"
+#include "base/log.hpp"
+#include "base/strings.hpp"
+#include "policy/fallback.hpp"
+
+namespace hikyaku::delivery {
+namespace {
+
+namespace common = auth::common;
+namespace dmarc = auth::dmarc;
+
+std::shared_ptr<spdlog::logger> log() { return base::logger("forward-auth"); }
+
+std::string domain_of(std::string_view address) {
+  auto at = address.rfind('@');
+  return at == std::string_view::npos ? std::string() : base::to_lower(address.substr(at + 1));
+}
+
+std::string prop(const common::AuthResult& r, std::string_view key) {
+  for (const auto& [k, v] : r.properties)
+    if (k == key) return v;
+  return {};
+}
+
+const common::AuthResult* first(const common::AuthenticationResults& ar, std::string_view method) {
+  for (const auto& r : ar.results)
+    if (r.method == method) return &r;
+  return nullptr;
+}
+
+auth::spf::Result spf_result(std::string_view s) {
+  using R = auth::spf::Result;
+  for (R r : {R::none, R::neutral, R::pass, R::fail, R::softfail, R::temperror, R::permerror})
+    if (auth::spf::to_string(r) == s) return r;
+  return R::none;
+}
+
+// Unfold and trim a header value for reuse in another field.
+std::string unfolded(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\r' || c == '\n') continue;
+    out += c;
+  }
+  return std::string(base::trim(out));
+}
+
+base::Result<std::string> read_spooled(const queue::DeliveryRequest& request) {
+  std::string data(request.message_size, '\0');
+  int fd = ::open(request.message_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return base::make_error("cannot open spooled message: " + std::string(std::strerror(errno)));
+  size_t got = 0;
+  while (got < data.size()) {
+    ssize_t n = ::pread(fd, data.data() + got, data.size() - got, static_cast<off_t>(request.message_offset + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  data.resize(got);
+  return data;
+}
+
+DmarcAction action_of(const config::Config& config, const config::Target& target) {
+  static const config::Forward kDefaults{};
+  const config::Forward* f = policy::forward_options(config, target);
+  const std::string& mode = f != nullptr ? f->dmarc : kDefaults.dmarc;
+  if (mode == "divert") return DmarcAction::divert;
+  if (mode == "unchanged") return DmarcAction::unchanged;
+  return DmarcAction::rewrite_from;
+}
+
+}  // namespace
+
+base::Result<std::shared_ptr<ForwardTransform>> ForwardTransform::create(const config::Config& config,
+                                                                         dns::Resolver& resolver,
+                                                                         const dmarc::PublicSuffixList* psl) {
+  auto t = std::make_shared<ForwardTransform>(config, resolver, psl);
+  for (const auto& d : config.domains) {
+    if (d.dkim_selector.empty() || d.dkim_key.empty()) continue;
+    if (!std::filesystem::exists(d.dkim_key)) {
+      log()->warn("domain {}: DKIM key {} missing: mail for it is forwarded without signature or ARC seal "
+                  "(hikyaku dkim keygen {})", d.name, d.dkim_key.string(), d.name);
+      continue;
+    }
+    auto text = base::read_file(d.dkim_key);
+    if (!text) return base::make_error("domain " + d.name + ": " + text.error().message);
+    auto key = crypto::load_private_key(*text);
+    if (!key) return base::make_error("domain " + d.name + ": DKIM key " + d.dkim_key.string() + ": " +
+                                      key.error().message);
+    t->keys_.emplace(d.name, SigningKey{d.name, d.dkim_selector, std::move(key).value()});
+  }
+  return t;
+}
+
+const SigningKey* ForwardTransform::key_for(std::string_view domain) const {
+  auto it = keys_.find(base::to_lower(domain));
+  return it == keys_.end() ? nullptr : &it->second;
+}
+
+std::chrono::system_clock::time_point ForwardTransform::now() const {
+  return fixed_now_ ? *fixed_now_ : std::chrono::system_clock::now();
+}
+
+Assessment ForwardTransform::assess(const queue::DeliveryRequest& request, std::string_view message) const {
+  Assessment a;
+  auto parsed = common::parse_message(message);
+  a.results = auth::inbound::own_results(parsed, config_.hostname);
+  a.author = auth::inbound::find_author(parsed);
+  a.action = action_of(config_, request.target);
+  if (!a.results || !a.author) return a;
+
+  // Re-evaluate DMARC from what we saw at receipt (SPF cannot be checked
+  // again: the client is gone; DKIM results are as recorded). Only a pass
+  // matters here: a message that failed DMARC here is forwarded as it is.
+  const auto* d = first(*a.results, "dmarc");
+  if (d == nullptr || d->result != "pass") return a;
+  dmarc::Input in;
+  in.from_domain = a.author->domain;
+  if (const auto* s = first(*a.results, "spf")) {
+    in.spf = spf_result(s->result);
+    std::string id = prop(*s, "smtp.mailfrom");
+    in.spf_domain = id.empty() ? base::to_lower(prop(*s, "smtp.helo")) : domain_of(id);
+  }
+  for (const auto& r : a.results->results)
+    if (r.method == "dkim" && r.result != "none") in.dkim.push_back({r.result == "pass", prop(r, "header.d")});
+  dmarc::Options options;
+  if (config_.dmarc.method == "psl" && psl_ != nullptr) {
+    options.discovery = dmarc::Discovery::public_suffix_list;
+    options.psl = psl_;
+  }
+  a.dmarc = dmarc::evaluate(resolver_, in, options);
+  // RFC 7489 §4.2 / §6.6: aligned SPF alone carried it, under an enforcing
+  // policy; a forward loses SPF, so the receiver will see DMARC fail.
+  a.only_spf_under_enforcement = dmarc::passed_only_via_spf_under_enforcement(*a.dmarc);
+  return a;
+}
+
+std::optional<queue::DeliveryOutcome> ForwardTransform::divert(const queue::DeliveryRequest& request,
+                                                               std::string_view message) const {
+  if (request.origin != queue::Origin::received || request.target.kind != config::Target::Kind::forward)
+    return std::nullopt;
+  if (action_of(config_, request.target) != DmarcAction::divert) return std::nullopt;
+  Assessment a = assess(request, message);
+  if (!a.only_spf_under_enforcement) return std::nullopt;
+  // RFC 7372 §3.2: 5.7.26 "multiple authentication checks failed" is what
+  // Gmail answers for DMARC; the fallback policy diverts on any 5xx.
+  return queue::DeliveryOutcome{queue::DeliveryOutcome::Kind::permanent, "5.7.26",
+                                "diverted: DMARC would fail after forwarding (author domain " + a.author->domain +
+                                    " policy " + std::string(dmarc::to_string(a.dmarc->requested)) +
+                                    ", no aligned DKIM signature)"};
+}
+
+base::Result<std::string> ForwardTransform::apply(const queue::DeliveryRequest& request, std::string message) const {
+  const auto when = now();
+  // Item 8: what we originate (notices, DSNs) is signed for its From domain.
+  if (request.origin != queue::Origin::received) {
+    auto parsed = common::parse_message(message);
+    auto author = auth::inbound::find_author(parsed);
+    if (!author) return message;
+    const SigningKey* k = key_for(author->domain);
+    if (k == nullptr) return message;
+    auth::dkim::SignOptions o;
+    o.domain = k->domain;
+    o.selector = k->selector;
+    auto sig = auth::dkim::sign(message, k->key, o, when);
+    if (!sig) {
+      log()->error("{}: cannot sign generated message for {}: {}", request.queue_id, k->domain, sig.error().message);
+      return message;
+    }
+    return *sig + message;
+  }
+
+  const std::string local_domain = domain_of(request.recipient);
+  const config::Domain* domain = config_.find_domain(local_domain);
+  const SigningKey* key = domain != nullptr ? key_for(domain->name) : nullptr;
+  Assessment a = assess(request, message);
+
+  // (a) DMARC-aware forwarding.
+  if (a.only_spf_under_enforcement && a.action == DmarcAction::rewrite_from) {
+    if (key == nullptr) {
+      log()->warn("{}: DMARC of {} rests on SPF alone but domain {} has no DKIM key: forwarded unchanged",
+                  request.queue_id, a.author->domain, local_domain);
+    } else {
+      message = rewrite_from(message, *a.author, key->domain);
+      auth::dkim::SignOptions o;
+      o.domain = key->domain;
+      o.selector = key->selector;
+      auto sig = auth::dkim::sign(message, key->key, o, when);
+      if (sig) {
+        message = *sig + message;
+        log()->info("{}: From rewritten to {} (author domain {} p={} passed DMARC only via SPF)", request.queue_id,
+                    key->domain, a.author->domain, dmarc::to_string(a.dmarc->requested));
+      } else {
+        log()->error("{}: DKIM signing failed for {}: {}", request.queue_id, key->domain, sig.error().message);
+      }
+    }
+  }
+
+  // (b) ARC (RFC 8617 §5.1): seal what we saw at receipt.
+  if (domain != nullptr && domain->arc && key != nullptr) {
+    std::string results_text =
+        a.results ? a.results->value() : common::AuthenticationResults{config_.hostname, {}}.value();
+    auto set = auth::arc::seal(message, results_text, key->domain, key->selector, key->key, when);
+    if (set) {
+      message = set->prefix() + message;
+    } else {
+      // An existing chain we cannot extend (RFC 8617 §5.1.1): send without.
+      log()->warn("{}: no ARC set added: {}", request.queue_id, set.error().message);
+    }
+  }
+  return message;
+}
+
+std::string rewrite_from(std::string_view message, const auth::inbound::Author& author, std::string_view domain) {
+  auto parsed = common::parse_message(message);
+  std::string original;
+  bool has_reply_to = !parsed.all("Reply-To").empty();
+  for (const auto* h : parsed.all("From")) original = unfolded(h->value);
+
+  // The display name: the author's name, or the author's address.
+  std::string name = author.display_name.empty() ? author.address : author.display_name;
+  std::string phrase;
+  bool encoded = name.find("=?") != std::string::npos;
+  bool ascii = true;
+  for (unsigned char c : name) ascii = ascii && c >= 0x20 && c < 0x7f;
+  if (encoded || !ascii) {
+    // RFC 2047 §5(3): encoded-words may not sit inside a quoted string.
+    phrase = name + " \"via " + std::string(domain) + "\"";
+  } else {
+    phrase = "\"";
+    for (char c : name + " via " + std::string(domain)) {
+      if (c == '"' || c == '\\') phrase += '\\';
+      phrase += c;
+    }
+    phrase += "\"";
+  }
+  std::string new_fields = "From: " + phrase + " <noreply@" + std::string(domain) + ">\r\n";
+  if (!has_reply_to) new_fields += "Reply-To: " + original + "\r\n";
+  new_fields += "X-Original-From: " + original + "\r\n";
+
+  std::string out;
+  out.reserve(message.size() + new_fields.size());
+  size_t pos = 0;
+  bool placed = false;
+  for (const auto& h : parsed.headers) {
+    if (!base::iequals(common::field_name(h), "From")) continue;
+    const size_t start = static_cast<size_t>(h.raw.data() - message.data());
+    size_t end = start + h.raw.size();
+    if (message.substr(end, 2) == "\r\n") end += 2;
+    out.append(message.substr(pos, start - pos));
+    if (!placed) out += new_fields;  // where the From was
+    placed = true;
+    pos = end;
+  }
+  out.append(message.substr(pos));
+  return out;
+}
+
+base::Result<std::string> dkim_sign_for_domain(const config::Config& config, std::string message,
+                                               std::chrono::system_clock::time_point now) {
+  auto parsed = common::parse_message(message);
+  auto author = auth::inbound::find_author(parsed);
+  if (!author) return message;
+  const config::Domain* d = config.find_domain(author->domain);
+  if (d == nullptr || d->dkim_selector.empty() || d->dkim_key.empty() || !std::filesystem::exists(d->dkim_key))
+    return message;
+  auto text = base::read_file(d->dkim_key);
+  if (!text) return text.error();
+  auto key = crypto::load_private_key(*text);
+  if (!key) return key.error();
+  auth::dkim::SignOptions o;
+  o.domain = d->name;
+  o.selector = d->dkim_selector;
+  auto sig = auth::dkim::sign(message, *key, o, now);
+  if (!sig) return sig.error();
+  return *sig + message;
+}
+
+void DmarcDivertGuard::deliver(const queue::DeliveryRequest& request, std::function<void(queue::DeliveryOutcome)> done) {
+  if (request.origin == queue::Origin::received && request.target.kind == config::Target::Kind::forward &&
+      action_of(transform_.config_ref(), request.target) == DmarcAction::divert) {
+    auto data = read_spooled(request);
+    if (data) {
+      if (auto outcome = transform_.divert(request, *data)) {
+        log()->info("{}: to=<forward> status={} ({})", request.queue_id, outcome->status, outcome->detail);
+        done(*outcome);
+        return;
+      }
+    }
+  }
+  inner_.deliver(request, std::move(done));
+}
+
+}  // namespace hikyaku::delivery

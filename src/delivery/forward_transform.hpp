@@ -1,0 +1,134 @@
+// Purpose:   What hikyaku adds to a message it forwards (issue 4), plugged
+//            into the SmtpAgent's MessageTransform hook, and the signature on
+//            what it originates:
+//            (a) DMARC-aware forwarding: mail whose author domain asks for
+//                quarantine/reject and that passed DMARC here only through
+//                SPF (no aligned DKIM signature) cannot pass after a forward.
+//                The forward's `dmarc` option decides: "rewrite-from" (From
+//                becomes "Name via <domain>" <noreply@<domain>>, the author
+//                goes to Reply-To — unless one exists — and X-Original-From,
+//                and we sign with <domain>'s key, aligned), "divert" (the
+//                DmarcDivertGuard answers 5.7.26 so the fallback policy
+//                diverts at once) or "unchanged". Mail with an aligned valid
+//                author signature is never rewritten; mail that failed DMARC
+//                here is never rewritten either (that would launder it).
+//            (b) ARC: a new ARC set (RFC 8617) with our receipt-time
+//                Authentication-Results as ARC-Authentication-Results and cv
+//                from our ARC validation, signed with the recipient domain's
+//                key, when that [[domain]] has arc = true and a key.
+//            (c) dkim_sign_for_domain(): notices and DSNs carry a DKIM
+//                signature aligned with their From domain.
+//            <domain> is the original recipient's [[domain]] (the domain that
+//            owns the forward).
+// Standards: RFC 7489 §3.1 / §6.6 (alignment, policy), RFC 6376 §5 (signing),
+//            RFC 8617 §5.1 (sealing), RFC 5322 §3.6.2-3.6.3 (From, Reply-To),
+//            RFC 8601 (our results, read back), RFC 3463 / RFC 7372 (5.7.26).
+// Trust:     the message and our Authentication-Results come from the spool
+//            (ours, forged copies removed at receipt); private keys are
+//            loaded once and stay inside crypto/. The hidden forward address
+//            is never written into the message.
+// Concurrency: immutable after create(); apply()/assess() are const and safe
+//            from any thread; they block on the resolver (DMARC discovery),
+//            so call them on a worker thread.
+// Errors:    apply() never fails a delivery for want of a signature: a key
+//            or seal problem is logged and the message goes as it would
+//            without that step. create() returns an error only for a key
+//            file that exists but does not load.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "auth/common/authentication_results.hpp"
+#include "auth/dmarc/evaluate.hpp"
+#include "auth/inbound/author.hpp"
+#include "base/result.hpp"
+#include "config/config.hpp"
+#include "crypto/key.hpp"
+#include "dns/resolver.hpp"
+#include "queue/delivery_agent.hpp"
+
+namespace hikyaku::delivery {
+
+enum class DmarcAction { unchanged, rewrite_from, divert };
+
+// What the forwarder knows about one message it is about to forward.
+struct Assessment {
+  std::optional<auth::common::AuthenticationResults> results;  // ours, from receipt
+  std::optional<auth::inbound::Author> author;
+  std::optional<auth::dmarc::Evaluation> dmarc;  // re-evaluated from our results
+  bool only_spf_under_enforcement = false;        // dmarc::passed_only_via_spf_under_enforcement
+  DmarcAction action = DmarcAction::unchanged;    // what this forward will do about it
+};
+
+struct SigningKey {
+  std::string domain;
+  std::string selector;
+  crypto::PrivateKey key;
+};
+
+class ForwardTransform {
+ public:
+  // Loads every [[domain]]'s DKIM key (a domain whose key file is missing
+  // is logged and does not sign). `psl` is used when [dmarc] method = "psl".
+  static base::Result<std::shared_ptr<ForwardTransform>> create(const config::Config& config, dns::Resolver& resolver,
+                                                                const auth::dmarc::PublicSuffixList* psl = nullptr);
+
+  Assessment assess(const queue::DeliveryRequest& request, std::string_view message) const;
+  // The MessageTransform: the message as it must leave.
+  base::Result<std::string> apply(const queue::DeliveryRequest& request, std::string message) const;
+  // A permanent 5.7.26 outcome when the forward says dmarc = "divert" and
+  // the message cannot pass DMARC after forwarding; nullopt: send it.
+  std::optional<queue::DeliveryOutcome> divert(const queue::DeliveryRequest& request, std::string_view message) const;
+
+  const SigningKey* key_for(std::string_view domain) const;
+  const config::Config& config_ref() const { return config_; }
+
+  ForwardTransform(const config::Config& config, dns::Resolver& resolver, const auth::dmarc::PublicSuffixList* psl)
+      : config_(config), resolver_(resolver), psl_(psl) {}
+
+  // Injected time (tests); default: the system clock.
+  void set_now_for_test(std::chrono::system_clock::time_point now) { fixed_now_ = now; }
+
+ private:
+  std::chrono::system_clock::time_point now() const;
+
+  const config::Config& config_;
+  dns::Resolver& resolver_;
+  const auth::dmarc::PublicSuffixList* psl_;
+  std::map<std::string, SigningKey> keys_;  // by lowercase domain
+  std::optional<std::chrono::system_clock::time_point> fixed_now_;
+};
+
+// The From rewrite of a DMARC-aware forward (RFC 5322 §3.6.2): From becomes
+// "<name> via <domain>" <noreply@<domain>>; the original From value goes to
+// X-Original-From and, when the message has no Reply-To, to Reply-To.
+std::string rewrite_from(std::string_view message, const auth::inbound::Author& author, std::string_view domain);
+
+// Item 8: sign a message we originate (notice, DSN) with the key of its
+// From domain when that is one of our [[domain]]s with a key; otherwise the
+// message is returned unchanged. Errors: the key cannot be read or used.
+base::Result<std::string> dkim_sign_for_domain(const config::Config& config, std::string message,
+                                               std::chrono::system_clock::time_point now =
+                                                   std::chrono::system_clock::now());
+
+// Wraps the forward agent: answers the DMARC "divert" decision (permanent
+// 5.7.26, so the fallback policy diverts at once) before anything is sent.
+class DmarcDivertGuard final : public queue::DeliveryAgent {
+ public:
+  DmarcDivertGuard(const ForwardTransform& transform, queue::DeliveryAgent& inner)
+      : transform_(transform), inner_(inner) {}
+  // XXX(auth): runs the DMARC discovery (a few cached TXT lookups) on the
+  // scheduler thread that calls deliver(), as LoopGuard reads the spool there.
+  void deliver(const queue::DeliveryRequest& request, std::function<void(queue::DeliveryOutcome)> done) override;
+
+ private:
+  const ForwardTransform& transform_;
+  queue::DeliveryAgent& inner_;
+};
+
+}  // namespace hikyaku::delivery

@@ -1,0 +1,194 @@
+// ForwardTransform tests (issue 4): DMARC-aware From rewriting (RFC 7489
+// §6.6, RFC 5322 §3.6.2), an aligned author signature left untouched, the
+// ARC set verified by our own validator (RFC 8617 §5.2), divert, and DKIM
+// on generated messages. Keys are Ed25519 for speed; zones in FakeResolver.
+#include "delivery/forward_transform.hpp"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "auth/arc/validator.hpp"
+#include "auth/dkim/key_record.hpp"
+#include "auth/dkim/signer.hpp"
+#include "auth/dkim/verifier.hpp"
+#include "auth/inbound/checker.hpp"
+#include "base/strings.hpp"
+#include "dns/fake_resolver.hpp"
+
+namespace hikyaku::delivery {
+namespace {
+
+namespace fs = std::filesystem;
+const auto kNow = std::chrono::system_clock::time_point(std::chrono::seconds(1700000000));
+const std::string kReceived = "Received: from c (c [192.0.2.1]) by mx.example.test; x\r\n";
+
+class ForwardTransformTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("hikyaku-ft-" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+    std::ofstream(dir_ / "example.pem") << our_key_.to_pem();
+    dns_.add_txt("author.test", "v=spf1 ip4:192.0.2.1 -all");
+    dns_.add_txt("_dmarc.author.test", "v=DMARC1; p=reject");
+    dns_.add_txt("sel._domainkey.author.test", auth::dkim::format_key_record(author_key_.public_key()));
+    dns_.add_txt("hk._domainkey.example.test", auth::dkim::format_key_record(our_key_.public_key()));
+    std::string toml = R"(
+hostname = "mx.example.test"
+[[domain]]
+name = "example.test"
+dkim_selector = "hk"
+dkim_key = ")" + (dir_ / "example.pem").string() + R"("
+[[mailbox]]
+name = "fb"
+[[address]]
+address = "bob@example.test"
+deliver = ["forward:bob@gmail.test", "forward:div@gmail.test", "forward:same@gmail.test"]
+[[forward]]
+to = "bob@gmail.test"
+fallback = ["mailbox:fb"]
+[[forward]]
+to = "div@gmail.test"
+fallback = ["mailbox:fb"]
+dmarc = "divert"
+[[forward]]
+to = "same@gmail.test"
+fallback = ["mailbox:fb"]
+dmarc = "unchanged"
+)";
+    auto r = config::load_config_text(toml, "t.toml", dir_);
+    ASSERT_TRUE(r.config) << (r.errors.empty() ? "" : r.errors[0].str());
+    config_ = *r.config;
+    auto t = ForwardTransform::create(config_, dns_);
+    ASSERT_TRUE(t.ok()) << t.error().message;
+    transform_ = *t;
+    transform_->set_now_for_test(kNow);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // A message as it sits in the spool: our Received and Authentication-Results.
+  std::string received(bool sign) {
+    std::string m = "From: Ann Author <ann@author.test>\r\nTo: bob@example.test\r\nSubject: hi\r\n"
+                    "Date: Tue, 14 Nov 2023 22:13:20 +0000\r\nMessage-ID: <1@author.test>\r\n\r\nHello.\r\n";
+    if (sign) {
+      auth::dkim::SignOptions o;
+      o.domain = "author.test";
+      o.selector = "sel";
+      m = auth::dkim::sign(m, author_key_, o, kNow).value() + m;
+    }
+    m = kReceived + m;
+    auth::inbound::Options opts;
+    opts.authserv_id = "mx.example.test";
+    opts.now = kNow;
+    auto v = auth::inbound::check(dns_, {m, std::string("ann@author.test"), "c", "192.0.2.1"}, opts);
+    return auth::inbound::stamp(m, v.results);
+  }
+  queue::DeliveryRequest request(std::string forward) {
+    queue::DeliveryRequest r;
+    r.queue_id = "Q1";
+    r.recipient = "bob@example.test";
+    r.target = {config::Target::Kind::forward, std::move(forward)};
+    return r;
+  }
+  static std::string header(std::string_view msg, std::string_view name) {
+    auto parsed = auth::common::parse_message(msg);
+    auto all = parsed.all(name);
+    if (all.empty()) return "<none>";
+    std::string v;
+    for (char c : all.front()->value)
+      if (c != '\r' && c != '\n') v += c;
+    return std::string(base::trim(v));
+  }
+
+  fs::path dir_;
+  dns::FakeResolver dns_;
+  crypto::PrivateKey author_key_ = crypto::generate_key(crypto::KeyType::ed25519).value();
+  crypto::PrivateKey our_key_ = crypto::generate_key(crypto::KeyType::ed25519).value();
+  config::Config config_;
+  std::shared_ptr<ForwardTransform> transform_;
+};
+
+TEST_F(ForwardTransformTest, SpfOnlyUnderRejectRewritesFromAndSigns_RFC7489_6_6) {
+  auto out = transform_->apply(request("bob@gmail.test"), received(false));
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  EXPECT_EQ(header(*out, "From"), "\"Ann Author via example.test\" <noreply@example.test>");
+  EXPECT_EQ(header(*out, "Reply-To"), "Ann Author <ann@author.test>");
+  EXPECT_EQ(header(*out, "X-Original-From"), "Ann Author <ann@author.test>");
+  EXPECT_EQ(auth::common::parse_message(*out).all("From").size(), 1u);
+  auth::dkim::VerifyOptions vo;
+  vo.now = kNow;
+  auto results = auth::dkim::verify(*out, dns_, vo);
+  bool ours = false;
+  for (const auto& r : results) ours |= r.domain == "example.test" && r.status == auth::dkim::Status::pass;
+  EXPECT_TRUE(ours) << "our aligned DKIM signature verifies";
+  auto arc = auth::arc::validate(*out, dns_, vo);
+  EXPECT_EQ(arc.status, auth::arc::ChainStatus::pass) << arc.reason;
+  EXPECT_EQ(arc.domain, "example.test");
+}
+
+TEST_F(ForwardTransformTest, AlignedAuthorSignatureIsNeverRewritten_RFC7489_3_1) {
+  std::string in = received(true);
+  auto out = transform_->apply(request("bob@gmail.test"), in);
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(header(*out, "From"), "Ann Author <ann@author.test>");
+  EXPECT_EQ(header(*out, "Reply-To"), "<none>");
+  // Only the ARC set was added in front; the body and author signature survive.
+  EXPECT_TRUE(out->ends_with(in));
+  EXPECT_TRUE(out->starts_with("ARC-Seal: "));
+  auth::dkim::VerifyOptions vo;
+  vo.now = kNow;
+  auto results = auth::dkim::verify(*out, dns_, vo);
+  ASSERT_FALSE(results.empty());
+  EXPECT_EQ(results[0].status, auth::dkim::Status::pass) << results[0].detail;
+  auto arc = auth::arc::validate(*out, dns_, vo);
+  EXPECT_EQ(arc.status, auth::arc::ChainStatus::pass) << arc.reason;
+  // The AAR carries what we saw at receipt.
+  EXPECT_NE(header(*out, "ARC-Authentication-Results").find("dkim=pass header.d=author.test"), std::string::npos);
+}
+
+TEST_F(ForwardTransformTest, DivertAndUnchangedOptions) {
+  std::string spf_only = received(false);
+  auto d = transform_->divert(request("div@gmail.test"), spf_only);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->kind, queue::DeliveryOutcome::Kind::permanent);
+  EXPECT_EQ(d->status, "5.7.26");
+  EXPECT_EQ(d->detail.find("gmail"), std::string::npos);
+  EXPECT_FALSE(transform_->divert(request("div@gmail.test"), received(true)));
+  EXPECT_FALSE(transform_->divert(request("bob@gmail.test"), spf_only));
+  auto same = transform_->apply(request("same@gmail.test"), spf_only);
+  ASSERT_TRUE(same.ok());
+  EXPECT_EQ(header(*same, "From"), "Ann Author <ann@author.test>");
+}
+
+TEST_F(ForwardTransformTest, GeneratedMessagesAreSignedForTheirFromDomain_RFC6376_5) {
+  std::string notice = "From: postmaster@example.test\r\nTo: bob@gmail.test\r\nSubject: n\r\n\r\nx\r\n";
+  auto req = request("bob@gmail.test");
+  req.origin = queue::Origin::notice;
+  auto out = transform_->apply(req, notice);
+  ASSERT_TRUE(out.ok());
+  ASSERT_TRUE(out->starts_with("DKIM-Signature: "));
+  auth::dkim::VerifyOptions vo;
+  vo.now = kNow;
+  EXPECT_EQ(auth::dkim::verify(*out, dns_, vo).at(0).status, auth::dkim::Status::pass);
+  auto helper = dkim_sign_for_domain(config_, notice, kNow);
+  ASSERT_TRUE(helper.ok());
+  EXPECT_EQ(auth::dkim::verify(*helper, dns_, vo).at(0).status, auth::dkim::Status::pass);
+  auto foreign = dkim_sign_for_domain(config_, "From: a@elsewhere.test\r\n\r\nx\r\n", kNow);
+  ASSERT_TRUE(foreign.ok());
+  EXPECT_FALSE(foreign->starts_with("DKIM-Signature"));
+}
+
+TEST(RewriteFrom, EncodedWordsStayOutsideQuotes_RFC2047_5) {
+  auth::inbound::Author a{"=?UTF-8?B?5bGx55Sw?=", "y@author.test", "author.test"};
+  std::string out = rewrite_from("From: =?UTF-8?B?5bGx55Sw?= <y@author.test>\r\nReply-To: r@x.test\r\n\r\nb\r\n", a,
+                                 "example.test");
+  EXPECT_EQ(out,
+            "From: =?UTF-8?B?5bGx55Sw?= \"via example.test\" <noreply@example.test>\r\n"
+            "X-Original-From: =?UTF-8?B?5bGx55Sw?= <y@author.test>\r\nReply-To: r@x.test\r\n\r\nb\r\n");
+}
+
+}  // namespace
+}  // namespace hikyaku::delivery
