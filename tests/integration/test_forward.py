@@ -29,7 +29,7 @@ FORWARD = "ituki-ex@gmail.test"
 
 
 def config(dns, fs, hidden=True, notify=False, defer_limit="15m", retry='["1s"]', expire="5d",
-           fallback='"mailbox:ituki-gm"', extra=""):
+           fallback='"mailbox:ituki-gm"', extra="", delivery_extra=""):
     return f"""
 [[mailbox]]
 name = "ituki"
@@ -49,7 +49,7 @@ defer_limit = "{defer_limit}"
 notify = {"true" if notify else "false"}
 {extra}
 {dns.toml()}
-{fs.toml(f"retry = {retry}{chr(10)}expire = {chr(34)}{expire}{chr(34)}")}
+{fs.toml(f"retry = {retry}{chr(10)}expire = {chr(34)}{expire}{chr(34)}{chr(10)}{delivery_extra}")}
 """
 
 
@@ -246,6 +246,20 @@ def test_slow_accept_past_defer_limit_is_not_diverted(make_hikyaku, dns_server, 
     assert len(farside.gmail.received()) == 1
     assert hk.messages("ituki-gm") == []
     assert farside.sender.attempts == []
+
+
+def test_stall_times_out_until_defer_limit_then_diverted(make_hikyaku, dns_server, farside):
+    farside.gmail.set_mode("stall", stall=5)
+    hk = make_hikyaku(extra=config(dns_server, farside, defer_limit="2s", retry='["1s"]',
+                                   delivery_extra='command_timeout = "1s"'))
+    c = Client(hk)
+    c.send(message("stalled"))
+    [copy] = wait_mailbox(hk, "ituki-gm", 1, timeout=30)
+    assert diverted_header(read(copy)) is not None
+    wait_spool_empty(hk)
+    assert len(hk.messages("ituki")) == 1
+    assert farside.sender.attempts == []
+    assert_no_leak(farside, c)
 
 
 def test_unreachable_mx_until_defer_limit_then_diverted(make_hikyaku, dns_server, farside):
