@@ -7,9 +7,13 @@
 #include <iostream>
 #include <thread>
 
+#include "auth/dmarc/public_suffix.hpp"
+#include "auth/inbound/inbound_sink.hpp"
+#include "auth/inbound/srs_bounces.hpp"
 #include "base/clock.hpp"
 #include "base/file.hpp"
 #include "base/log.hpp"
+#include "delivery/forward_transform.hpp"
 #include "delivery/maildir_agent.hpp"
 #include "delivery/notice.hpp"
 #include "delivery/smtp_agent.hpp"
@@ -33,15 +37,21 @@ namespace {
 namespace asio = boost::asio;
 
 // The queue's single entry point as the SMTP server sees it: resolve each
-// recipient's plan, store durably, and start delivery at once.
+// recipient's plan, store durably, and start delivery at once. SRS bounce
+// recipients (issue 4) are planned by `srs` (reversal or fallback mailbox).
 class SpoolSink final : public smtp::server::MessageSink {
  public:
-  SpoolSink(const policy::Resolver& policy, queue::Spool& spool, queue::Scheduler& scheduler)
-      : policy_(policy), spool_(spool), scheduler_(scheduler) {}
+  SpoolSink(const policy::Resolver& policy, queue::Spool& spool, queue::Scheduler& scheduler,
+            const auth::inbound::SrsBounces* srs)
+      : policy_(policy), spool_(spool), scheduler_(scheduler), srs_(srs) {}
 
   base::Result<std::string> store(const mail::Envelope& envelope, std::string message) override {
     queue::Plans plans;
-    for (const auto& rcpt : envelope.recipients) plans.push_back({rcpt, policy_.plan(rcpt).targets});
+    for (const auto& rcpt : envelope.recipients) {
+      std::optional<std::vector<config::Target>> srs_plan;
+      if (srs_ != nullptr) srs_plan = srs_->plan(rcpt);
+      plans.push_back({rcpt, srs_plan ? *srs_plan : policy_.plan(rcpt).targets});
+    }
     auto id = spool_.enqueue(envelope, plans, std::move(message));
     if (id.ok()) scheduler_.submit(*id);
     return id;
@@ -51,6 +61,7 @@ class SpoolSink final : public smtp::server::MessageSink {
   const policy::Resolver& policy_;
   queue::Spool& spool_;
   queue::Scheduler& scheduler_;
+  const auth::inbound::SrsBounces* srs_;
 };
 
 std::string random_password() {
@@ -130,7 +141,27 @@ int serve(config::Config config, const ServeOptions& options) {
   delivery::Reporter reporter(config, spool, [&scheduler](const std::string& id) { scheduler.submit(id); });
   policy::ForwardFallback fallback(config, &reporter);
   scheduler.set_fallback_policy(fallback);
-  SpoolSink sink(policy, spool, scheduler);
+  // Issue 4: SRS bounce addresses (hidden forwards' keys derived per forward)
+  // and the Public Suffix List when [dmarc] method = "psl".
+  std::unique_ptr<auth::inbound::SrsBounces> srs_bounces;
+  if (!config.srs.domain.empty()) {
+    auto secrets = delivery::read_srs_secrets(config.srs.secret_file);
+    if (!secrets.ok()) {
+      std::cerr << "hikyaku: " << secrets.error().message << "\n";
+      return 1;
+    }
+    srs_bounces = std::make_unique<auth::inbound::SrsBounces>(config, std::move(secrets).value(), clock);
+  }
+  std::optional<auth::dmarc::PublicSuffixList> psl;
+  if (config.dmarc.method == "psl") {
+    auto loaded = auth::dmarc::PublicSuffixList::load(config.dmarc.public_suffix_list.string());
+    if (!loaded.ok()) {
+      std::cerr << "hikyaku: [dmarc] public_suffix_list: " << loaded.error().message << "\n";
+      return 1;
+    }
+    psl.emplace(std::move(loaded).value());
+  }
+  SpoolSink spool_sink(policy, spool, scheduler, srs_bounces.get());
 
   asio::io_context io(1);
   asio::thread_pool workers(std::max(4u, std::thread::hardware_concurrency() * 2));
@@ -148,12 +179,24 @@ int serve(config::Config config, const ServeOptions& options) {
   // Forwarded copies carry X-Hikyaku-Diverted (diverted slots) and
   // X-Hikyaku-Forwarded-For (loop check); the loop guard refuses (5.4.6) a
   // forward that would loop, so the fallback policy diverts it at once.
-  // The ARC/DKIM transform, when it lands, must run after these headers.
-  (*smtp_agent)->set_transform([](const queue::DeliveryRequest& request, std::string message) -> base::Result<std::string> {
-    return policy::add_forward_headers(request, std::move(message));
+  // Issue 4: then the ARC set, DMARC-aware From rewriting and DKIM
+  // (delivery/forward_transform.hpp); the divert guard answers 5.7.26 for
+  // forwards with dmarc = "divert" before anything is sent.
+  auto forward_transform = delivery::ForwardTransform::create(config, **resolver, psl ? &*psl : nullptr);
+  if (!forward_transform.ok()) {
+    std::cerr << "hikyaku: " << forward_transform.error().message << "\n";
+    return 1;
+  }
+  (*smtp_agent)->set_transform([ft = *forward_transform](const queue::DeliveryRequest& request,
+                                                         std::string message) -> base::Result<std::string> {
+    return ft->apply(request, policy::add_forward_headers(request, std::move(message)));
   });
   policy::LoopGuard loop_guard(config, **smtp_agent);
-  scheduler.register_agent(config::Target::Kind::forward, loop_guard);
+  delivery::DmarcDivertGuard divert_guard(**forward_transform, loop_guard);
+  scheduler.register_agent(config::Target::Kind::forward, divert_guard);
+  // Issue 4: inbound SPF/DKIM/ARC/DMARC and Authentication-Results at the end
+  // of DATA (on the workers), DMARC reject per domain, SRS bounces at RCPT.
+  auth::inbound::InboundSink sink(config, **resolver, spool_sink, srs_bounces.get(), psl ? &*psl : nullptr);
   auto limiter = std::make_shared<net::ConnectionLimiter>(config.limits.connections, config.limits.connections_per_ip);
 
   smtp::server::ServerContext smtp_ctx{config, policy, sink, tls_context, workers};
