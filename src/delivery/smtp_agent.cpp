@@ -17,6 +17,7 @@
 #include "dns/resolver.hpp"
 #include "mail/address.hpp"
 #include "net/asio.hpp"
+#include "policy/fallback.hpp"
 #include "smtp/client/session.hpp"
 #include "srs/srs.hpp"
 
@@ -268,8 +269,12 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
 
     // SRS: the forwarded copy's envelope sender (the null sender stays <>).
     std::string sender = job->envelope.sender_str();
+    // A hidden forward signs with its own derived key (srs/srs.hpp), so a
+    // bounce to this address is recognised as one of a hidden forward and
+    // kept in the owner's fallback mailbox (issue 4, auth/inbound/srs_bounces).
     if (srs && job->envelope.sender) {
-      sender = srs->forward(*job->envelope.sender, config.srs.domain).str();
+      const std::string identity = policy::is_hidden(config, job->request.target) ? job->request.target.value : "";
+      sender = srs->forward(*job->envelope.sender, config.srs.domain, identity).str();
     }
 
     std::string domain = smtp::client::domain_of(target);
