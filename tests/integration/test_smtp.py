@@ -15,11 +15,12 @@ import pytest
 
 from conftest import wait_for
 
-TRACE_FIELDS = (b"received:", b"return-path:", b"delivered-to:", b"x-hikyaku-")
+TRACE_FIELDS = (b"received:", b"authentication-results:", b"return-path:", b"delivered-to:", b"x-hikyaku-")
 
 
 def strip_trace(data: bytes) -> bytes:
-    """Drop the trace/delivery fields a receiving MTA may prepend (and their
+    """Drop the trace/delivery fields a receiving MTA may prepend (Received,
+    our Authentication-Results since issue 4, …) (and their
     folded continuation lines) from the top of a stored message."""
     lines = data.split(b"\r\n") if b"\r\n" in data else data.split(b"\n")
     sep = b"\r\n" if b"\r\n" in data else b"\n"
