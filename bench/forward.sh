@@ -1,0 +1,374 @@
+#!/usr/bin/env bash
+# bench/forward.sh — hikyaku vs Postfix as a forwarder, side by side in one run, loopback only:
+#   1. relay throughput: smtp-source (20 sessions, 5,000 × 4 KiB) → first hop → smtp-sink
+#   2. forward latency at light load: first hop's 250 → far side sees the final "."
+#   3. diversion: far side refuses with 550 5.7.1 at RCPT → message in the fallback Maildir
+#      (hikyaku: [[forward]] fallback = ["mailbox:fb"]; Postfix: two MTAs, MTA1 with
+#      smtp_reply_filter 5xx→4xx + smtp_fallback_relay = MTA2 + soft_bounce, MTA2 → Maildir)
+#
+#   bash bench/forward.sh                    # RUNS=3
+#   RUNS=5 LAT_N=500 bash bench/forward.sh
+#
+# Environment:
+#   HIKYAKU_BIN  hikyaku binary (default: the newer of build/ and build-bench/ src/app/hikyaku;
+#                never built here — see bench/FORWARD.md)
+#   RUNS         relay rounds, order alternating (3)      MSGS      messages per relay run (5000)
+#   SESSIONS     smtp-source sessions (20)                SIZE      bytes per message (4096)
+#   WARMUP       unmeasured relay messages per server before the rounds (200)
+#   LAT_N        light-load latency samples per server (200)
+#   DIV_N        diversion samples per server (50)
+#   TIMEOUT      seconds one relay run may take (300)     MAX_TIME  whole script (1800)
+#   BENCH_TMPDIR parent of the temporary directory (/var/tmp); KEEP=1 keeps it
+#
+# Every process it starts (dnsmasq, smtp-sink, three Postfix instances, hikyaku, the Python
+# far sides) is stopped on exit. Results and method: bench/FORWARD.md.
+set -euo pipefail
+export LC_ALL=C
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RUNS=${RUNS:-3}
+MSGS=${MSGS:-5000}
+SESSIONS=${SESSIONS:-20}
+SIZE=${SIZE:-4096}
+WARMUP=${WARMUP:-200}
+LAT_N=${LAT_N:-200}
+DIV_N=${DIV_N:-50}
+TIMEOUT=${TIMEOUT:-300}
+MAX_TIME=${MAX_TIME:-1800}
+SMTP_SOURCE=${SMTP_SOURCE:-/usr/sbin/smtp-source}
+SMTP_SINK=${SMTP_SINK:-/usr/sbin/smtp-sink}
+PY=/usr/bin/python3
+TOOL=$ROOT/bench/forward_tool.py
+HZ=$(getconf CLK_TCK)
+SINK_IP=127.0.0.3    # sink.test   MX → smtp-sink (throughput)
+LAT_IP=127.0.0.5     # lat.test    MX → Python far side that timestamps the final "."
+REF_IP=127.0.0.6     # refuse.test MX → Python far side that answers RCPT with 550 5.7.1
+
+die() { echo "forward.sh: $*" >&2; exit 1; }
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+
+# ---------------------------------------------------------------- preconditions
+[[ $(id -u) == 0 ]] || die "run as root (Postfix's master and virtual(8) need it)"
+for b in "$SMTP_SOURCE" "$SMTP_SINK" /usr/sbin/postfix /usr/sbin/dnsmasq "$PY"; do
+  [[ -x $b ]] || die "$b missing (apt-get install postfix dnsmasq python3; see /work/shared/PEERS.md)"
+done
+id postfix >/dev/null 2>&1 || die "no postfix user (is the postfix package installed?)"
+if [[ -z ${HIKYAKU_BIN:-} ]]; then
+  for c in "$ROOT/build/src/app/hikyaku" "$ROOT/build-bench/src/app/hikyaku"; do
+    [[ -x $c ]] && { [[ -z ${HIKYAKU_BIN:-} || $c -nt $HIKYAKU_BIN ]] && HIKYAKU_BIN=$c; }
+  done
+fi
+[[ -x ${HIKYAKU_BIN:-} ]] || die "no hikyaku binary: build it (see bench/FORWARD.md) or set HIKYAKU_BIN"
+src_commit=$(git -C "$ROOT" log -1 --format=%ct -- src 2>/dev/null || echo 0)
+if (( $(stat -c %Y "$HIKYAKU_BIN") < src_commit )); then
+  log "WARNING: $HIKYAKU_BIN is older than the newest commit touching src/"
+fi
+
+T=$(mktemp -d "${BENCH_TMPDIR:-/var/tmp}/hikyaku-fwd.XXXXXX")
+chmod 755 "$T"   # Postfix's unprivileged daemons must traverse it
+RES=$T/results.jsonl
+: > "$RES"
+
+DNS_PID= SINK_PID= HK_PID= PY_PID= WATCHDOG= PF_DIRS=()
+stop_pid() {   # stop_pid PID [seconds]: TERM, wait, KILL
+  local p=$1 n=$(( ${2:-5} * 10 ))
+  [[ -n $p ]] && kill -0 "$p" 2>/dev/null || return 0
+  kill -TERM "$p" 2>/dev/null
+  for (( k = 0; k < n; k++ )); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
+  wait "$p" 2>/dev/null || true
+}
+cleanup() {
+  local rc=$?
+  set +e
+  trap - INT TERM
+  stop_pid "$PY_PID" 3
+  stop_pid "$HK_PID" 10
+  for d in "${PF_DIRS[@]}"; do
+    postfix -c "$d/conf" stop >/dev/null 2>&1
+    local m; m=$(tr -d ' \n' < "$d/queue/pid/master.pid" 2>/dev/null)
+    for _ in $(seq 100); do [[ -n $m ]] && kill -0 "$m" 2>/dev/null || break; sleep 0.1; done
+    [[ -n $m ]] && kill -0 "$m" 2>/dev/null && postfix -c "$d/conf" abort >/dev/null 2>&1
+  done
+  stop_pid "$SINK_PID" 3
+  stop_pid "$DNS_PID" 5
+  if [[ -n $WATCHDOG ]]; then pkill -P "$WATCHDOG" 2>/dev/null; kill "$WATCHDOG" 2>/dev/null; wait "$WATCHDOG" 2>/dev/null; fi
+  if [[ ${KEEP:-0} == 1 ]]; then echo "kept $T" >&2; else rm -rf "$T"; fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+sleep "$MAX_TIME" && { echo "forward.sh: MAX_TIME=${MAX_TIME}s reached" >&2; kill -TERM $$; } &
+WATCHDOG=$!
+
+free_port() {
+  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+wait_port() {   # wait_port IP PORT PID WHAT
+  for _ in $(seq 400); do
+    port_open "$1" "$2" && return 0
+    kill -0 "$3" 2>/dev/null || die "$4 exited at start"
+    sleep 0.05
+  done
+  die "$4 not listening on $1:$2"
+}
+# Python helper in the background so that a signal interrupts `wait` at once.
+py() { "$PY" "$TOOL" "$@" & PY_PID=$!; local rc=0; wait "$PY_PID" || rc=$?; PY_PID=; return $rc; }
+
+# CPU ticks of a process incl. reaped children; peak RSS / Pss of a process set.
+proc_ticks() {
+  local line rest a
+  read -r line < "/proc/$1/stat" 2>/dev/null || { echo 0; return; }
+  rest=${line##*) }; read -r -a a <<< "$rest"
+  echo $(( a[11] + a[12] + a[13] + a[14] ))
+}
+server_pids() {
+  case $1 in
+    hikyaku) echo "$HK_PID" ;;
+    postfix) local m; m=$(tr -d ' \n' < "$T/pf-relay/queue/pid/master.pid"); echo "$m"; pgrep -P "$m" || true ;;
+  esac
+}
+server_ticks() { local s=0 p; for p in $(server_pids "$1"); do s=$(( s + $(proc_ticks "$p") )); done; echo "$s"; }
+server_mem() {   # → JSON fields
+  local hwm=0 pss=0 n=0 p v
+  for p in $(server_pids "$1"); do
+    v=$(awk '/^VmHWM:/{print $2}' "/proc/$p/status" 2>/dev/null) || v=
+    [[ -n $v ]] && hwm=$(( hwm + v )) && n=$(( n + 1 ))
+    v=$(awk '/^Pss:/{print $2}' "/proc/$p/smaps_rollup" 2>/dev/null) || v=
+    [[ -n $v ]] && pss=$(( pss + v ))
+  done
+  echo "\"hwm_kb\": $hwm, \"pss_kb\": $pss, \"procs\": $n"
+}
+
+# ---------------------------------------------------------------- ports, DNS, far side
+FAR_PORT=$(free_port)   # the one "port 25" of every far side ([delivery] smtp_port)
+DNS_PORT=$(free_port); HK_PORT=$(free_port)
+PF_RELAY_PORT=$(free_port); PF1_PORT=$(free_port); PF2_PORT=$(free_port)
+log "tmp $T; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg); hikyaku $HIKYAKU_BIN"
+
+dnsmasq --no-daemon --no-resolv --no-hosts --port="$DNS_PORT" --listen-address=127.0.0.1 \
+  --bind-interfaces --conf-file=/dev/null --pid-file --local=/test/ \
+  --mx-host=sink.test,mx.sink.test,10 --host-record=mx.sink.test,$SINK_IP \
+  --mx-host=lat.test,mx.lat.test,10 --host-record=mx.lat.test,$LAT_IP \
+  --mx-host=refuse.test,mx.refuse.test,10 --host-record=mx.refuse.test,$REF_IP \
+  >"$T/dnsmasq.log" 2>&1 &
+DNS_PID=$!
+
+# smtp-sink: -c writes "sess=.. quit=.. mesg=N" to stdout after every message.
+"$SMTP_SINK" -u nobody -c "$SINK_IP:$FAR_PORT" 256 >"$T/sink.counter" 2>"$T/sink.err" &
+SINK_PID=$!
+wait_port "$SINK_IP" "$FAR_PORT" "$SINK_PID" smtp-sink
+
+# ---------------------------------------------------------------- Postfix instances
+# pf_instance NAME PORT MYHOSTNAME — main.cf extras on stdin
+pf_instance() {
+  local name=$1 port=$2 host=$3 d=$T/$1
+  mkdir -p "$d/conf" "$d/queue" "$d/data" "$d/mail"
+  chown postfix:postfix "$d/data"
+  chown nobody:nogroup "$d/mail"
+  { cat <<EOF
+compatibility_level = 3.6
+queue_directory = $d/queue
+data_directory = $d/data
+maillog_file = $d/postfix.log
+maillog_file_prefixes = $d
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = $host
+mydomain = bench.local
+mydestination =
+relay_domains =
+mynetworks = 127.0.0.0/8
+alias_maps =
+alias_database =
+biff = no
+smtpd_peername_lookup = no
+smtp_dns_support_level = disabled
+smtpd_banner = \$myhostname ESMTP
+EOF
+    cat; } > "$d/conf/main.cf"
+  cat > "$d/conf/master.cf" <<EOF
+127.0.0.1:$port inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+virtual   unix  -       n       n       -       -       virtual
+lmtp      unix  -       -       n       -       -       lmtp
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+EOF
+  PF_DIRS+=("$d")
+  postfix -c "$d/conf" check >"$d/check.out" 2>&1 || { cat "$d/check.out" >&2; die "$name: postfix check failed"; }
+  postfix -c "$d/conf" start >"$d/start.out" 2>&1 || { cat "$d/start.out" "$d/postfix.log" >&2 2>/dev/null; die "$name: postfix start failed"; }
+  for _ in $(seq 200); do [[ -s $d/queue/pid/master.pid ]] && port_open 127.0.0.1 "$port" && break; sleep 0.05; done
+  port_open 127.0.0.1 "$port" || die "$name: not listening on 127.0.0.1:$port"
+}
+
+# (a) the relay: example.test rewritten to the far-side domains, sent to [IP]:FAR_PORT.
+d=$T/pf-relay; mkdir -p "$d/conf"
+printf 'u@example.test u@sink.test\nl@example.test l@lat.test\n' > "$d/conf/valias"
+printf 'sink.test smtp:[%s]:%s\nlat.test smtp:[%s]:%s\n' $SINK_IP "$FAR_PORT" $LAT_IP "$FAR_PORT" > "$d/conf/transport"
+pf_instance pf-relay "$PF_RELAY_PORT" pf-relay.bench.local <<EOF
+virtual_alias_domains = example.test
+virtual_alias_maps = texthash:$d/conf/valias
+transport_maps = texthash:$d/conf/transport
+EOF
+
+# (b) two-MTA fallback. MTA2 = the fallback mailbox (virtual(8) → Maildir).
+d=$T/pf-mta2; mkdir -p "$d/conf" "$d/mail/fb/Maildir/"{tmp,new,cur}
+chown -R nobody:nogroup "$d/mail"
+printf 'r@refuse.test fb/Maildir/\n' > "$d/conf/vmailbox"
+pf_instance pf-mta2 "$PF2_PORT" pf-mta2.bench.local <<EOF
+virtual_mailbox_domains = refuse.test
+virtual_mailbox_base = $d/mail
+virtual_mailbox_maps = texthash:$d/conf/vmailbox
+virtual_uid_maps = static:65534
+virtual_gid_maps = static:65534
+EOF
+PF_FB_MAILDIR=$d/mail/fb/Maildir
+# MTA1 = the forwarder. Postfix never tries smtp_fallback_relay after a 5xx (smtp_rcpt_fail:
+# only soft errors from a non-final server are kept for the next server), so the reply
+# filter turns the far side's 5xx into 4xx; the 4xx from the (non-final) far side then sends
+# the recipient on to the fallback relay in the same delivery attempt. soft_bounce = yes:
+# should MTA2 refuse too, the message stays queued instead of bouncing.
+d=$T/pf-mta1; mkdir -p "$d/conf"
+printf 'r@example.test r@refuse.test\n' > "$d/conf/valias"
+printf 'refuse.test smtp:[%s]:%s\n' $REF_IP "$FAR_PORT" > "$d/conf/transport"
+printf '/^5([0-9][0-9])([ -])5\\.(.*)$/ 4${1}${2}4.${3}\n/^5([0-9][0-9])([ -])(.*)$/ 4${1}${2}${3}\n' > "$d/conf/reply_filter"
+pf_instance pf-mta1 "$PF1_PORT" pf-mta1.bench.local <<EOF
+virtual_alias_domains = example.test
+virtual_alias_maps = texthash:$d/conf/valias
+transport_maps = texthash:$d/conf/transport
+smtp_fallback_relay = [127.0.0.1]:$PF2_PORT
+smtp_reply_filter = regexp:$d/conf/reply_filter
+soft_bounce = yes
+EOF
+log "postfix $(postconf -d -h mail_version): relay :$PF_RELAY_PORT, MTA1 :$PF1_PORT → MTA2 :$PF2_PORT"
+
+# ---------------------------------------------------------------- hikyaku
+d=$T/hikyaku; mkdir -p "$d"
+cat > "$d/hikyaku.toml" <<EOF
+hostname = "hikyaku.bench.local"
+data_dir = "$d/data"
+log_level = "warn"
+
+[listen]
+smtp = ["127.0.0.1:$HK_PORT"]
+
+[limits]
+connections = 1000
+connections_per_ip = 1000
+
+[dns]
+servers = ["127.0.0.1:$DNS_PORT"]
+
+[delivery]
+smtp_port = $FAR_PORT
+
+[[domain]]
+name = "example.test"
+
+[[mailbox]]
+name = "fb"
+
+[[address]]
+address = "u@example.test"
+deliver = ["forward:u@sink.test"]
+
+[[address]]
+address = "l@example.test"
+deliver = ["forward:l@lat.test"]
+
+[[address]]
+address = "r@example.test"
+deliver = ["forward:r@refuse.test"]
+
+[[forward]]
+to = "u@sink.test"
+hidden = false
+
+[[forward]]
+to = "l@lat.test"
+hidden = false
+
+[[forward]]
+to = "r@refuse.test"
+hidden = true
+fallback = ["mailbox:fb"]
+EOF
+"$HIKYAKU_BIN" serve --config "$d/hikyaku.toml" >"$d/hikyaku.log" 2>&1 &
+HK_PID=$!
+wait_port 127.0.0.1 "$HK_PORT" "$HK_PID" hikyaku
+HK_FB_MAILDIR=$d/data/mailboxes/fb
+port_open 127.0.0.1 "$DNS_PORT" 2>/dev/null || true   # dnsmasq is UDP+TCP; started long ago
+kill -0 "$DNS_PID" 2>/dev/null || { cat "$T/dnsmasq.log" >&2; die "dnsmasq exited"; }
+
+server_port() { [[ $1 == postfix ]] && echo "$PF_RELAY_PORT" || echo "$HK_PORT"; }
+
+# ---------------------------------------------------------------- 1. relay throughput
+relay_run() {   # relay_run SERVER N [label]
+  local srv=$1 n=$2 t0 out
+  t0=$(server_ticks "$srv")
+  out=$(py relay --counter "$T/sink.counter" --n "$n" --timeout "$TIMEOUT" --source \
+      "$SMTP_SOURCE" -4 -s "$SESSIONS" -m "$n" -l "$SIZE" -M source.test \
+      -f sender@source.test -t u@example.test "127.0.0.1:$(server_port "$srv")") \
+    || die "$srv: relay run failed"
+  sleep 0.2
+  local cpu; cpu=$(awk -v a="$(server_ticks "$srv")" -v b="$t0" -v hz="$HZ" 'BEGIN{printf "%.2f", (a-b)/hz}')
+  echo "{\"kind\": \"${3:-relay}\", \"server\": \"$srv\", \"cpu_s\": $cpu, \"result\": $out}" >> "$RES"
+  echo "{\"kind\": \"mem\", \"server\": \"$srv\", $(server_mem "$srv")}" >> "$RES"
+  log "$srv ${3:-relay}: $out, server CPU ${cpu}s"
+}
+
+if (( WARMUP > 0 )); then
+  relay_run hikyaku "$WARMUP" warmup
+  relay_run postfix "$WARMUP" warmup
+fi
+for (( i = 1; i <= RUNS; i++ )); do
+  if (( i % 2 )); then order=(postfix hikyaku); else order=(hikyaku postfix); fi
+  for srv in "${order[@]}"; do relay_run "$srv" "$MSGS"; done
+done
+
+# ---------------------------------------------------------------- 2. forward latency
+log "latency: $LAT_N messages each, one at a time"
+out=$(py latency --listen "$LAT_IP:$FAR_PORT" --n "$LAT_N" --chunk 25 --raw \
+  --hop "hikyaku=127.0.0.1:$HK_PORT,l@example.test" \
+  --hop "postfix=127.0.0.1:$PF_RELAY_PORT,l@example.test") || die "latency run failed"
+echo "{\"kind\": \"latency\", \"result\": $out}" >> "$RES"
+echo "{\"kind\": \"mem\", \"server\": \"hikyaku\", $(server_mem hikyaku)}" >> "$RES"
+
+# ---------------------------------------------------------------- 3. diversion
+log "diversion: $DIV_N messages each, refused with 550 5.7.1 at RCPT"
+out=$(py divert --listen "$REF_IP:$FAR_PORT" --n "$DIV_N" --chunk 10 --warmup 3 --raw \
+  --hop "hikyaku=127.0.0.1:$HK_PORT,r@example.test,$HK_FB_MAILDIR" \
+  --hop "postfix=127.0.0.1:$PF1_PORT,r@example.test,$PF_FB_MAILDIR") || die "diversion run failed"
+echo "{\"kind\": \"divert\", \"result\": $out}" >> "$RES"
+echo "{\"kind\": \"mem\", \"server\": \"hikyaku\", $(server_mem hikyaku)}" >> "$RES"
+# what the two MTAs logged for the last diverted message (shows the path taken)
+grep -h 'r@refuse.test' "$T/pf-mta1/postfix.log" | tail -2 | sed 's/^/  pf-mta1: /' >&2 || true
+
+# ---------------------------------------------------------------- report
+echo
+echo "hikyaku vs Postfix $(postconf -d -h mail_version) as forwarders — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs," \
+     "load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "relay: $MSGS × $SIZE B, $SESSIONS smtp-source sessions, RUNS=$RUNS (alternating); latency: $LAT_N;" \
+     "diversion: $DIV_N; hikyaku: $HIKYAKU_BIN"
+"$PY" "$TOOL" report "$RES" "$MSGS"

@@ -1,0 +1,482 @@
+#!/usr/bin/python3
+"""Measuring helper for bench/forward.sh (run with Debian's /usr/bin/python3).
+
+Three subcommands, each prints one JSON object on stdout:
+
+  relay   --source CMD... --counter FILE --n N
+      Runs smtp-source (the command after --source, up to "--") and polls the
+      `mesg=K` counter that `smtp-sink -c` writes to FILE until the far side has seen N
+      more messages than at the start. Reports seconds until smtp-source exited
+      (accepted) and until the far side had all N (relayed).
+
+  latency --listen IP:PORT --hop NAME=IP:PORT[,RCPT] ... --n N
+      Starts a minimal SMTP far side on IP:PORT (accepts everything) and, one message
+      at a time, sends a 4 KiB message to each first hop (alternating in chunks).
+      Latency = far side sees the final "." (end of DATA) − client sees the first
+      hop's 250 after its own end of DATA. Same process, same monotonic clock.
+
+  divert  --listen IP:PORT --hop NAME=IP:PORT,RCPT,MAILDIR ... --n N
+      The far side answers RCPT with `550 5.7.1`. Diversion time = a file with this
+      message's sequence number appears in MAILDIR/new (inotify IN_CREATE|IN_MOVED_TO)
+      − client sees the first hop's 250.
+
+Loopback only: every address given must be in 127.0.0.0/8 (checked).
+"""
+import argparse
+import asyncio
+import ctypes
+import ipaddress
+import json
+import os
+import re
+import signal
+import statistics
+import struct
+import subprocess
+import sys
+import time
+
+now = time.monotonic
+
+
+def loopback(hostport):
+    host, _, port = hostport.rpartition(":")
+    if not ipaddress.ip_address(host) in ipaddress.ip_network("127.0.0.0/8"):
+        sys.exit(f"forward_tool: {hostport}: not a loopback address")
+    return host, int(port)
+
+
+def pct(values, p):
+    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, int(-(-p * len(s) // 100)) - 1))
+    return s[k]
+
+
+def summary(ms):
+    if not ms:
+        return {"n": 0}
+    return {"n": len(ms), "min": min(ms), "p50": statistics.median(ms), "p95": pct(ms, 95),
+            "p99": pct(ms, 99), "max": max(ms), "mean": statistics.fmean(ms)}
+
+
+# ---------------------------------------------------------------------- far side
+SEQ_RE = re.compile(rb"\r\nX-Bench-Seq: (\d+)\r\n")
+
+
+class FarSide(asyncio.Protocol):
+    """Just enough ESMTP for an MTA client: PIPELINING, 8BITMIME, SIZE; no TLS."""
+
+    def __init__(self, state, refuse):
+        self.state, self.refuse = state, refuse
+        self.buf = bytearray()
+        self.data = None      # bytearray while receiving DATA
+        self.scan = 0
+
+    def connection_made(self, transport):
+        self.t = transport
+        transport.write(b"220 farside.bench ESMTP\r\n")
+
+    def data_received(self, chunk):
+        if self.data is not None:
+            self.data += chunk
+            self._check_data()
+            return
+        self.buf += chunk
+        self._commands()
+
+    def _check_data(self):
+        i = self.data.find(b"\r\n.\r\n", max(0, self.scan - 4))
+        if i < 0:
+            self.scan = len(self.data)
+            return
+        t = now()
+        body, rest = self.data[:i + 2], self.data[i + 5:]
+        self.data, self.scan = None, 0
+        m = SEQ_RE.search(body)
+        if m:
+            self.state.arrived(int(m.group(1)), t)
+        self.t.write(b"250 2.0.0 Ok: received\r\n")
+        self.buf = bytearray(rest)
+        self._commands()
+
+    def _commands(self):
+        out = []
+        while self.data is None:
+            i = self.buf.find(b"\r\n")
+            if i < 0:
+                break
+            line = bytes(self.buf[:i])
+            del self.buf[:i + 2]
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                out.append(b"250-farside.bench\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
+                           b"250-SIZE 104857600\r\n250 ENHANCEDSTATUSCODES\r\n")
+            elif verb == b"HELO":
+                out.append(b"250 farside.bench\r\n")
+            elif verb == b"MAIL":
+                self.rcpts = 0
+                out.append(b"250 2.1.0 Ok\r\n")
+            elif verb == b"RCPT":
+                if self.refuse:
+                    self.state.refused += 1
+                    out.append(b"550 5.7.1 bench: recipient refused by policy\r\n")
+                else:
+                    self.rcpts += 1
+                    out.append(b"250 2.1.5 Ok\r\n")
+            elif verb == b"DATA":
+                if self.refuse or not getattr(self, "rcpts", 0):
+                    out.append(b"554 5.5.1 Error: no valid recipients\r\n")
+                else:
+                    out.append(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                    self.data = bytearray(b"\r\n")  # so a first "." line is found too
+                    self.data += self.buf
+                    self.buf = bytearray()
+                    if out:
+                        self.t.write(b"".join(out))
+                    self._check_data()
+                    return
+            elif verb in (b"RSET", b"NOOP"):
+                out.append(b"250 2.0.0 Ok\r\n")
+            elif verb == b"QUIT":
+                out.append(b"221 2.0.0 Bye\r\n")
+                self.t.write(b"".join(out))
+                self.t.close()
+                return
+            else:
+                out.append(b"502 5.5.2 Error: command not recognized\r\n")
+        if out:
+            self.t.write(b"".join(out))
+
+
+class State:
+    def __init__(self):
+        self.waiters = {}   # seq -> future
+        self.times = {}     # seq -> arrival time
+        self.refused = 0
+
+    def arrived(self, seq, t):
+        self.times.setdefault(seq, t)
+        f = self.waiters.get(seq)
+        if f and not f.done():
+            f.set_result(t)
+
+    async def wait(self, seq, timeout):
+        if seq in self.times:
+            return self.times[seq]
+        f = self.waiters[seq] = asyncio.get_running_loop().create_future()
+        try:
+            return await asyncio.wait_for(f, timeout)
+        finally:
+            self.waiters.pop(seq, None)
+
+
+# ---------------------------------------------------------------------- inotify
+IN_CREATE, IN_MOVED_TO = 0x100, 0x80
+
+
+class MaildirWatch:
+    """Timestamps files appearing in DIR/new; the file's X-Bench-Seq names the message."""
+
+    def __init__(self, maildir, state):
+        self.dir = os.path.join(maildir, "new")
+        self.state = state
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        self.fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1")
+        if libc.inotify_add_watch(self.fd, self.dir.encode(), IN_CREATE | IN_MOVED_TO) < 0:
+            raise OSError(ctypes.get_errno(), f"inotify_add_watch {self.dir}")
+        asyncio.get_running_loop().add_reader(self.fd, self._events)
+
+    def _events(self):
+        t = now()
+        try:
+            raw = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return
+        off = 0
+        while off + 16 <= len(raw):
+            _wd, _mask, _cookie, ln = struct.unpack_from("iIII", raw, off)
+            name = raw[off + 16:off + 16 + ln].rstrip(b"\0").decode()
+            off += 16 + ln
+            try:
+                with open(os.path.join(self.dir, name), "rb") as f:
+                    head = f.read(65536)
+            except OSError:
+                continue
+            m = re.search(rb"\nX-Bench-Seq: (\d+)\r?\n", head)
+            if m:
+                self.state.arrived(int(m.group(1)), t)
+
+    def close(self):
+        asyncio.get_running_loop().remove_reader(self.fd)
+        os.close(self.fd)
+
+
+# ---------------------------------------------------------------------- client
+BODY_LINE = b"x" * 76 + b"\r\n"
+
+
+def message(seq, rcpt, size=4096):
+    head = (f"From: <sender@source.test>\r\nTo: <{rcpt}>\r\nSubject: bench {seq}\r\n"
+            f"Message-ID: <bench.{seq}.{os.getpid()}@source.test>\r\n"
+            f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S +0000', time.gmtime())}\r\n"
+            f"X-Bench-Seq: {seq}\r\n\r\n").encode()
+    n = max(1, (size - len(head)) // len(BODY_LINE))
+    return head + BODY_LINE * n
+
+
+async def reply(reader):
+    lines = []
+    while True:
+        line = await reader.readline()
+        if not line:
+            raise ConnectionError("connection closed")
+        lines.append(line)
+        if line[3:4] != b"-":
+            return int(line[:3]), b"".join(lines)
+
+
+async def send_one(host, port, rcpt, seq):
+    """One SMTP session; returns the monotonic time the 250 after DATA was read."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        async def cmd(line, want):
+            if line is not None:
+                writer.write(line)
+            code, text = await reply(reader)
+            if code // 100 != want // 100:
+                raise RuntimeError(f"{line!r} -> {text!r}")
+        await cmd(None, 220)
+        await cmd(b"EHLO source.test\r\n", 250)
+        await cmd(b"MAIL FROM:<sender@source.test>\r\n", 250)
+        await cmd(f"RCPT TO:<{rcpt}>\r\n".encode(), 250)
+        await cmd(b"DATA\r\n", 354)
+        writer.write(message(seq, rcpt) + b".\r\n")
+        code, text = await reply(reader)
+        t = now()
+        if code != 250:
+            raise RuntimeError(f"end of data -> {text!r}")
+        writer.write(b"QUIT\r\n")
+        await writer.drain()
+        return t
+    finally:
+        writer.close()
+
+
+def parse_hops(specs):
+    hops = []
+    for spec in specs:
+        name, _, rest = spec.partition("=")
+        parts = rest.split(",")
+        host, port = loopback(parts[0])
+        hops.append({"name": name, "host": host, "port": port,
+                     "rcpt": parts[1] if len(parts) > 1 else None,
+                     "maildir": parts[2] if len(parts) > 2 else None})
+    return hops
+
+
+async def measure(args, refuse):
+    state = State()
+    lhost, lport = loopback(args.listen)
+    server = await asyncio.get_running_loop().create_server(
+        lambda: FarSide(state, refuse), lhost, lport, reuse_address=True, backlog=128)
+    hops = parse_hops(args.hop)
+    watches = [MaildirWatch(h["maildir"], state) for h in hops] if refuse else []
+    results = {h["name"]: [] for h in hops}
+    errors = {h["name"]: 0 for h in hops}
+    seq = 1_000_000 * (os.getpid() % 1000)
+    try:
+        # warm-up (not counted): connections, caches, page faults
+        for h in hops:
+            for _ in range(args.warmup):
+                seq += 1
+                await send_one(h["host"], h["port"], h["rcpt"], seq)
+                await state.wait(seq, args.timeout)
+        per = {h["name"]: 0 for h in hops}
+        order = list(hops)
+        while any(per[h["name"]] < args.n for h in hops):
+            for h in order:
+                for _ in range(min(args.chunk, args.n - per[h["name"]])):
+                    seq += 1
+                    await asyncio.sleep(args.gap)
+                    t0 = await send_one(h["host"], h["port"], h["rcpt"], seq)
+                    try:
+                        t1 = await state.wait(seq, args.timeout)
+                        results[h["name"]].append((t1 - t0) * 1000.0)
+                    except asyncio.TimeoutError:
+                        errors[h["name"]] += 1
+                        if errors[h["name"]] > 3:
+                            raise RuntimeError(f"{h['name']}: message {seq} did not arrive "
+                                               f"within {args.timeout}s (4 times)")
+                    per[h["name"]] += 1
+            order.reverse()
+    finally:
+        for w in watches:
+            w.close()
+        server.close()
+    out = {}
+    for h in hops:
+        s = summary(results[h["name"]])
+        s["lost"] = errors[h["name"]]
+        out[h["name"]] = s
+        if args.raw:
+            s["raw_ms"] = [round(x, 3) for x in results[h["name"]]]
+    if refuse:
+        out["refused_at_far_side"] = state.refused
+    return out
+
+
+# ---------------------------------------------------------------------- relay
+COUNTER_RE = re.compile(rb"mesg=(\d+)")
+
+
+def sink_count(path):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 128))
+            tail = f.read()
+    except FileNotFoundError:
+        return 0
+    m = COUNTER_RE.findall(tail)
+    return int(m[-1]) if m else 0
+
+
+def relay(args):
+    base = sink_count(args.counter)
+    target = base + args.n
+    t0 = now()
+    proc = subprocess.Popen(args.source, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    t_acc = t_rel = None
+    deadline = t0 + args.timeout
+    try:
+        while t_acc is None or t_rel is None:
+            if t_acc is None and proc.poll() is not None:
+                t_acc = now()
+                if proc.returncode != 0:
+                    sys.exit(f"forward_tool: smtp-source exited {proc.returncode}: "
+                             f"{proc.stdout.read().decode(errors='replace')}")
+            if t_rel is None and sink_count(args.counter) >= target:
+                t_rel = now()
+            if now() > deadline:
+                sys.exit(f"forward_tool: timeout after {args.timeout}s: far side has "
+                         f"{sink_count(args.counter) - base}/{args.n}, smtp-source "
+                         f"{'done' if t_acc else 'running'}")
+            time.sleep(0.005)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    got = sink_count(args.counter) - base
+    return {"n": args.n, "far_side_count": got, "accept_s": round(t_acc - t0, 3),
+            "relay_s": round(t_rel - t0, 3),
+            "relay_per_s": round(args.n / (t_rel - t0), 1),
+            "accept_per_s": round(args.n / (t_acc - t0), 1)}
+
+
+# ---------------------------------------------------------------------- report
+def report(path, msgs):
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+    relay = {"hikyaku": [], "postfix": []}
+    print("\nrelay runs (end to end = until smtp-sink has counted all messages):")
+    print(f"  {'server':8} {'accept_s':>9} {'relay_s':>8} {'relayed/s':>10} {'cpu_s':>7} {'cpu_ms/msg':>10}")
+    for r in rows:
+        if r["kind"] == "relay":
+            x = r["result"]
+            relay[r["server"]].append((x["relay_per_s"], x["accept_per_s"], r["cpu_s"]))
+            print(f"  {r['server']:8} {x['accept_s']:9.3f} {x['relay_s']:8.3f} {x['relay_per_s']:10.1f}"
+                  f" {r['cpu_s']:7.2f} {1000 * r['cpu_s'] / x['n']:10.2f}")
+    lat = next((r["result"] for r in rows if r["kind"] == "latency"), {})
+    div = next((r["result"] for r in rows if r["kind"] == "divert"), {})
+    mem = {}
+    for r in rows:
+        if r["kind"] == "mem":
+            m = mem.setdefault(r["server"], {"hwm_kb": 0, "pss_kb": 0, "procs": 0})
+            if r["hwm_kb"] > m["hwm_kb"]:
+                m.update(hwm_kb=r["hwm_kb"], procs=r["procs"])
+            m["pss_kb"] = max(m["pss_kb"], r["pss_kb"])
+
+    def med(srv, i):
+        v = [t[i] for t in relay[srv]]
+        return statistics.median(v) if v else float("nan")
+
+    def fmt(v, f="{:.1f}"):
+        return f.format(v) if isinstance(v, (int, float)) and v == v else "-"
+
+    table = []
+    h, p = med("hikyaku", 0), med("postfix", 0)
+    table.append(("relay throughput, msg/s (median)", h, p, h / p, "hikyaku/postfix", ">= 2"))
+    h, p = med("hikyaku", 1), med("postfix", 1)
+    table.append(("  accepted by first hop, msg/s", h, p, h / p, "hikyaku/postfix", ""))
+    h, p = 1000 * med("hikyaku", 2) / msgs, 1000 * med("postfix", 2) / msgs
+    table.append(("  server CPU, ms/msg", h, p, h / p if p else float("nan"), "hikyaku/postfix", ""))
+    for q in ("p50", "p95", "p99"):
+        h, p = lat.get("hikyaku", {}).get(q, float("nan")), lat.get("postfix", {}).get(q, float("nan"))
+        table.append((f"forward latency {q}, ms", h, p, h / p, "hikyaku/postfix",
+                      "<= 0.2" if q == "p99" else ""))
+    for q in ("p50", "p95"):
+        h, p = div.get("hikyaku", {}).get(q, float("nan")), div.get("postfix", {}).get(q, float("nan"))
+        table.append((f"diversion {q}, ms", h, p, p / h, "postfix/hikyaku",
+                      ">= 5" if q == "p50" else ""))
+    h, p = mem.get("hikyaku", {}).get("hwm_kb", 0) / 1024, mem.get("postfix", {}).get("hwm_kb", 0) / 1024
+    table.append(("peak RSS, MiB (VmHWM, summed)", h, p, h / p if p else float("nan"), "hikyaku/postfix", ""))
+    h, p = mem.get("hikyaku", {}).get("pss_kb", 0) / 1024, mem.get("postfix", {}).get("pss_kb", 0) / 1024
+    table.append(("Pss after a relay run, MiB", h, p, h / p if p else float("nan"), "hikyaku/postfix", ""))
+    print()
+    print(f"{'figure':34} {'hikyaku':>9} {'postfix':>9} {'ratio':>7}  {'':15} {'goal':>5}")
+    for name, h, p, r, how, goal in table:
+        ok = ""
+        if goal:
+            ok = "  met" if eval(f"{r} {goal}") else "  NOT met"
+        print(f"{name:34} {fmt(h, '{:.2f}' if h < 100 else '{:.0f}'):>9} "
+              f"{fmt(p, '{:.2f}' if p < 100 else '{:.0f}'):>9} {fmt(r, '{:.2f}'):>7}  {how:15} {goal:>5}{ok}")
+    print()
+    for name, d in (("latency", lat), ("diversion", div)):
+        for srv in ("hikyaku", "postfix"):
+            s = d.get(srv)
+            if s and s.get("n"):
+                print(f"{name} {srv}: n={s['n']} lost={s['lost']} min={s['min']:.2f} p50={s['p50']:.2f} "
+                      f"p95={s['p95']:.2f} p99={s['p99']:.2f} max={s['max']:.2f} mean={s['mean']:.2f} ms")
+    print(f"peak RSS: hikyaku = one process; postfix = relay instance, master + "
+          f"{max(0, mem.get('postfix', {}).get('procs', 1) - 1)} children alive at the end of a relay run")
+
+
+def main():
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("relay")
+    r.add_argument("--counter", required=True)
+    r.add_argument("--n", type=int, required=True)
+    r.add_argument("--timeout", type=float, default=300)
+    r.add_argument("--source", nargs=argparse.REMAINDER, required=True)
+    for name in ("latency", "divert"):
+        q = sub.add_parser(name)
+        q.add_argument("--listen", required=True)
+        q.add_argument("--hop", action="append", required=True)
+        q.add_argument("--n", type=int, default=200)
+        q.add_argument("--chunk", type=int, default=25)
+        q.add_argument("--warmup", type=int, default=5)
+        q.add_argument("--gap", type=float, default=0.02, help="idle seconds before each message")
+        q.add_argument("--timeout", type=float, default=15)
+        q.add_argument("--raw", action="store_true")
+    rp = sub.add_parser("report")
+    rp.add_argument("results")
+    rp.add_argument("msgs", type=int)
+    args = p.parse_args()
+    if args.cmd == "report":
+        report(args.results, args.msgs)
+        return
+    if args.cmd == "relay":
+        out = relay(args)
+    else:
+        out = asyncio.run(measure(args, refuse=(args.cmd == "divert")))
+    json.dump(out, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
