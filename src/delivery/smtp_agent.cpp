@@ -16,6 +16,7 @@
 #include "base/log.hpp"
 #include "dns/resolver.hpp"
 #include "mail/address.hpp"
+#include "mail/dsn.hpp"
 #include "net/asio.hpp"
 #include "policy/fallback.hpp"
 #include "smtp/client/session.hpp"
@@ -163,7 +164,8 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
         resolver(resolver_in),
         options(std::move(options_in)),
         client(std::move(client_in)),
-        connections(io_in.get_executor(), client) {}
+        connections(io_in.get_executor(), client),
+        hidden(policy::hidden_addresses(config_in)) {}
 
   // One delivery in flight.
   struct Job {
@@ -263,7 +265,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     auto message = co_await on_pool(pool, std::move(prepare));
     if (!message || !message->ok()) {
       std::string why = message ? message->error().message : "no message";
-      log()->error("{}: cannot prepare the message for {}: {}", request.queue_id, target, why);
+      log()->error("{}: cannot prepare the message for {}: {}", request.queue_id, mail::redact(target, hidden), why);
       co_return smtp::client::classify(Failure::local, "local error: cannot read or prepare the message");
     }
 
@@ -298,8 +300,8 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     auto lookup = [this, domain, hostname, rng]() mutable { return resolve_route(resolver, domain, hostname, rng); };
     auto route = co_await on_pool(pool, std::move(lookup));
     if (route.failure) {
-      log()->info("{}: to=<{}> status={} ({})", request.queue_id, target, route.failure->status,
-                  route.failure->detail);
+      log()->info("{}: to=<{}> status={} ({})", request.queue_id, mail::redact(target, hidden), route.failure->status,
+                  mail::redact(route.failure->detail, hidden));
       co_return *route.failure;
     }
 
@@ -309,6 +311,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     tx.message = std::make_shared<const std::string>(std::move(*message).value());
     tx.smtputf8 = job->envelope.smtputf8;
     tx.log_id = request.queue_id;
+    tx.hidden = hidden;
     smtp::client::RouteContext context{config.delivery.smtp_port, &config.listen};
     Outcome outcome = co_await smtp::client::deliver_via_route(connections, route.hosts, context, client, tx);
     learn(domain, outcome, request.queue_id);
@@ -333,6 +336,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
   std::unique_ptr<base::SystemClock> clock;
   std::unique_ptr<srs::Rewriter> srs;
   smtp::client::ConnectionPool connections;    // io thread only
+  const std::vector<std::string> hidden;        // hidden forward addresses: never logged
   std::map<std::string, Destination> destinations;  // io thread only
 
   std::mutex mu;  // guards in_flight and next_id

@@ -288,6 +288,10 @@ def test_queue_log_hides_hidden_forward(make_hikyaku, dns_server, farside):
     for line in queue_lines:
         assert FORWARD not in line, line
     assert any("forward:<hidden>" in l for l in queue_lines)
+    # Not in any log line at all: the SMTP client's lines (to=, remote reply)
+    # are redacted too — logs may reach a status page.
+    leaked = [l for l in hk.log_text().splitlines() if FORWARD in l.lower()]
+    assert leaked == []
     # The remote reply named the hidden address: the diverted header, which
     # may travel on, carries it redacted.
     head = diverted_header(read(copy))

@@ -1,5 +1,7 @@
 #include "smtp/client/session.hpp"
 
+#include "mail/dsn.hpp"
+
 // XXX(smtp-client): GCC 12 at -O2 reports -Wmismatched-new-delete for Asio's
 // coroutine frame allocator (awaitable_frame_base::operator new/delete are a
 // matching pair; the warning is GCC bug 109224-like noise after inlining
@@ -562,8 +564,8 @@ net::awaitable<Outcome> deliver_via_route(ConnectionPool& pool, const std::vecto
       std::string peer = conn->peer();
       Outcome outcome = co_await conn->send(tx);
       pool.put(key, std::move(conn));
-      log()->info("{}: to=<{}> relay={} status={} ({})", tx.log_id, tx.recipient, peer, outcome.status,
-                  outcome.detail);
+      log()->info("{}: to=<{}> relay={} status={} ({})", tx.log_id, mail::redact(tx.recipient, tx.hidden), peer,
+                  outcome.status, mail::redact(outcome.detail, tx.hidden));
       if (outcome.delivered() || !outcome.try_next_host) co_return outcome;
       last = outcome;
     }
@@ -574,7 +576,8 @@ net::awaitable<Outcome> deliver_via_route(ConnectionPool& pool, const std::vecto
   }
   Outcome none = loop ? classify(Failure::loop, "mail for " + domain_of(tx.recipient) + " loops back to myself")
                       : classify(Failure::unroutable, "no address to deliver to for " + domain_of(tx.recipient));
-  log()->info("{}: to=<{}> status={} ({})", tx.log_id, tx.recipient, none.status, none.detail);
+  log()->info("{}: to=<{}> status={} ({})", tx.log_id, mail::redact(tx.recipient, tx.hidden), none.status,
+              none.detail);
   co_return none;
 }
 

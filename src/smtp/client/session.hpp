@@ -71,6 +71,10 @@ struct Transaction {
   std::shared_ptr<const std::string> message;  // CRLF lines, not dot-stuffed
   bool smtputf8 = false;  // the original envelope used SMTPUTF8
   std::string log_id;     // queue id, for log lines
+  // Addresses never to be written to logs (hidden forwards, DESIGN.md "no
+  // leak"): log lines show "<hidden>" instead, in the recipient and in the
+  // remote reply text (servers often echo the recipient).
+  std::vector<std::string> hidden;
 };
 
 class Connection {
