@@ -99,7 +99,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-sleep "$MAX_TIME" && { echo "forward.sh: MAX_TIME=${MAX_TIME}s reached" >&2; kill -TERM $$; } &
+exec {ERR_FD}>&2
+{ sleep "$MAX_TIME" && { echo "forward.sh: MAX_TIME=${MAX_TIME}s reached" >&"$ERR_FD"; kill -TERM $$; }; } 2>/dev/null &
 WATCHDOG=$!
 
 free_port() {
@@ -130,6 +131,12 @@ server_pids() {
     postfix) local m; m=$(tr -d ' \n' < "$T/pf-relay/queue/pid/master.pid"); echo "$m"; pgrep -P "$m" || true ;;
   esac
 }
+# Busy jiffies of the whole machine (all CPUs): shows how much else was running.
+machine_busy() {
+  local cpu u n s idle iow irq sirq steal rest
+  read -r cpu u n s idle iow irq sirq steal rest < /proc/stat
+  echo $(( u + n + s + irq + sirq + steal ))
+}
 server_ticks() { local s=0 p; for p in $(server_pids "$1"); do s=$(( s + $(proc_ticks "$p") )); done; echo "$s"; }
 server_mem() {   # → JSON fields
   local hwm=0 pss=0 n=0 p v
@@ -146,10 +153,14 @@ server_mem() {   # → JSON fields
 FAR_PORT=$(free_port)   # the one "port 25" of every far side ([delivery] smtp_port)
 DNS_PORT=$(free_port); HK_PORT=$(free_port)
 PF_RELAY_PORT=$(free_port); PF1_PORT=$(free_port); PF2_PORT=$(free_port)
-log "tmp $T; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg); hikyaku $HIKYAKU_BIN"
+HEAD_DESC=$(git -C "$ROOT" log -1 --format=%h 2>/dev/null || echo '?')
+[[ -z $(git -C "$ROOT" status --porcelain -- src 2>/dev/null) ]] || HEAD_DESC+=" (src/ has uncommitted changes)"
+log "tmp $T; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg); hikyaku $HIKYAKU_BIN (tree at $HEAD_DESC)"
 
+# --local-ttl=300: dnsmasq gives its configured records TTL 0 by default, which would make
+# hikyaku ask for the MX and A records again for every message; real MX records are cached.
 dnsmasq --no-daemon --no-resolv --no-hosts --port="$DNS_PORT" --listen-address=127.0.0.1 \
-  --bind-interfaces --conf-file=/dev/null --pid-file --local=/test/ \
+  --bind-interfaces --conf-file=/dev/null --pid-file --local=/test/ --local-ttl=300 \
   --mx-host=sink.test,mx.sink.test,10 --host-record=mx.sink.test,$SINK_IP \
   --mx-host=lat.test,mx.lat.test,10 --host-record=mx.lat.test,$LAT_IP \
   --mx-host=refuse.test,mx.refuse.test,10 --host-record=mx.refuse.test,$REF_IP \
@@ -325,17 +336,19 @@ server_port() { [[ $1 == postfix ]] && echo "$PF_RELAY_PORT" || echo "$HK_PORT";
 
 # ---------------------------------------------------------------- 1. relay throughput
 relay_run() {   # relay_run SERVER N [label]
-  local srv=$1 n=$2 t0 out
-  t0=$(server_ticks "$srv")
+  local srv=$1 n=$2 t0 out b0
+  t0=$(server_ticks "$srv"); b0=$(machine_busy)
   out=$(py relay --counter "$T/sink.counter" --n "$n" --timeout "$TIMEOUT" --source \
       "$SMTP_SOURCE" -4 -s "$SESSIONS" -m "$n" -l "$SIZE" -M source.test \
       -f sender@source.test -t u@example.test "127.0.0.1:$(server_port "$srv")") \
     || die "$srv: relay run failed"
   sleep 0.2
-  local cpu; cpu=$(awk -v a="$(server_ticks "$srv")" -v b="$t0" -v hz="$HZ" 'BEGIN{printf "%.2f", (a-b)/hz}')
-  echo "{\"kind\": \"${3:-relay}\", \"server\": \"$srv\", \"cpu_s\": $cpu, \"result\": $out}" >> "$RES"
+  local cpu busy
+  cpu=$(awk -v a="$(server_ticks "$srv")" -v b="$t0" -v hz="$HZ" 'BEGIN{printf "%.2f", (a-b)/hz}')
+  busy=$(awk -v a="$(machine_busy)" -v b="$b0" -v hz="$HZ" 'BEGIN{printf "%.2f", (a-b)/hz}')
+  echo "{\"kind\": \"${3:-relay}\", \"server\": \"$srv\", \"cpu_s\": $cpu, \"busy_s\": $busy, \"result\": $out}" >> "$RES"
   echo "{\"kind\": \"mem\", \"server\": \"$srv\", $(server_mem "$srv")}" >> "$RES"
-  log "$srv ${3:-relay}: $out, server CPU ${cpu}s"
+  log "$srv ${3:-relay}: $out, server CPU ${cpu}s, machine busy ${busy}s"
 }
 
 if (( WARMUP > 0 )); then
@@ -370,5 +383,5 @@ echo
 echo "hikyaku vs Postfix $(postconf -d -h mail_version) as forwarders — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs," \
      "load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "relay: $MSGS × $SIZE B, $SESSIONS smtp-source sessions, RUNS=$RUNS (alternating); latency: $LAT_N;" \
-     "diversion: $DIV_N; hikyaku: $HIKYAKU_BIN"
+     "diversion: $DIV_N; hikyaku: $HIKYAKU_BIN, tree at $HEAD_DESC"
 "$PY" "$TOOL" report "$RES" "$MSGS"

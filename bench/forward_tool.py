@@ -378,17 +378,25 @@ def relay(args):
 
 
 # ---------------------------------------------------------------------- report
+NCPU = os.cpu_count() or 1
+
+
 def report(path, msgs):
     rows = [json.loads(line) for line in open(path) if line.strip()]
     relay = {"hikyaku": [], "postfix": []}
     print("\nrelay runs (end to end = until smtp-sink has counted all messages):")
-    print(f"  {'server':8} {'accept_s':>9} {'relay_s':>8} {'relayed/s':>10} {'cpu_s':>7} {'cpu_ms/msg':>10}")
+    print(f"  {'server':8} {'accept_s':>9} {'relay_s':>8} {'relayed/s':>10} {'cpu_s':>7} {'cpu_ms/msg':>10}"
+          f" {'busy_s':>7} {'idle_%':>6}")
     for r in rows:
         if r["kind"] == "relay":
             x = r["result"]
             relay[r["server"]].append((x["relay_per_s"], x["accept_per_s"], r["cpu_s"]))
             print(f"  {r['server']:8} {x['accept_s']:9.3f} {x['relay_s']:8.3f} {x['relay_per_s']:10.1f}"
-                  f" {r['cpu_s']:7.2f} {1000 * r['cpu_s'] / x['n']:10.2f}")
+                  f" {r['cpu_s']:7.2f} {1000 * r['cpu_s'] / x['n']:10.2f} {r.get('busy_s', 0):7.2f}"
+                  f" {100 * max(0.0, 1 - r.get('busy_s', 0) / (NCPU * x['relay_s'])):6.0f}")
+    print(f"  busy_s: CPU seconds the whole machine used during the run (server, smtp-source, "
+          f"smtp-sink and anything else);\n  idle_%: share of the {NCPU} CPUs left idle "
+          f"(near 0 = the machine was saturated; other work inflates the times)")
     lat = next((r["result"] for r in rows if r["kind"] == "latency"), {})
     div = next((r["result"] for r in rows if r["kind"] == "divert"), {})
     mem = {}
