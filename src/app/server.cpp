@@ -17,6 +17,7 @@
 #include "delivery/maildir_agent.hpp"
 #include "delivery/notice.hpp"
 #include "delivery/smtp_agent.hpp"
+#include "dns/caching_resolver.hpp"
 #include "dns/unbound_resolver.hpp"
 #include "mailbox/maildir.hpp"
 #include "net/listener.hpp"
@@ -171,7 +172,9 @@ int serve(config::Config config, const ServeOptions& options) {
     std::cerr << "hikyaku: " << resolver.error().message << "\n";
     return 1;
   }
-  auto smtp_agent = delivery::SmtpAgent::create(config, io, workers, **resolver);
+  // Every lookup goes through one answer cache (see caching_resolver.hpp).
+  dns::CachingResolver dns_cache(**resolver);
+  auto smtp_agent = delivery::SmtpAgent::create(config, io, workers, dns_cache);
   if (!smtp_agent.ok()) {
     std::cerr << "hikyaku: " << smtp_agent.error().message << "\n";
     return 1;
@@ -182,7 +185,7 @@ int serve(config::Config config, const ServeOptions& options) {
   // Issue 4: then the ARC set, DMARC-aware From rewriting and DKIM
   // (delivery/forward_transform.hpp); the divert guard answers 5.7.26 for
   // forwards with dmarc = "divert" before anything is sent.
-  auto forward_transform = delivery::ForwardTransform::create(config, **resolver, psl ? &*psl : nullptr);
+  auto forward_transform = delivery::ForwardTransform::create(config, dns_cache, psl ? &*psl : nullptr);
   if (!forward_transform.ok()) {
     std::cerr << "hikyaku: " << forward_transform.error().message << "\n";
     return 1;
@@ -196,7 +199,7 @@ int serve(config::Config config, const ServeOptions& options) {
   scheduler.register_agent(config::Target::Kind::forward, divert_guard);
   // Issue 4: inbound SPF/DKIM/ARC/DMARC and Authentication-Results at the end
   // of DATA (on the workers), DMARC reject per domain, SRS bounces at RCPT.
-  auth::inbound::InboundSink sink(config, **resolver, spool_sink, srs_bounces.get(), psl ? &*psl : nullptr);
+  auth::inbound::InboundSink sink(config, dns_cache, spool_sink, srs_bounces.get(), psl ? &*psl : nullptr);
   auto limiter = std::make_shared<net::ConnectionLimiter>(config.limits.connections, config.limits.connections_per_ip);
 
   smtp::server::ServerContext smtp_ctx{config, policy, sink, tls_context, workers};

@@ -44,6 +44,7 @@ struct LookupResult {
   Status status = Status::ok;
   std::vector<T> records;
   bool secure = false;  // DNSSEC-validated (for DANE later)
+  uint32_t ttl = 0;     // seconds the answer may be cached (0: do not cache)
 };
 
 struct MxRecord {

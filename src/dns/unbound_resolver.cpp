@@ -96,6 +96,7 @@ LookupResult<T> query(ub_ctx* ctx, std::string_view name, int type, Parse parse)
     return out;
   }
   out.secure = result->secure != 0;
+  out.ttl = result->ttl > 0 ? static_cast<uint32_t>(result->ttl) : 0;
   if (result->rcode == kRcodeNxDomain || result->nxdomain) {
     out.status = Status::nxdomain;
     return out;

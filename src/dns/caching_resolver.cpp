@@ -1,0 +1,64 @@
+#include "dns/caching_resolver.hpp"
+
+#include <algorithm>
+
+#include "base/strings.hpp"
+
+namespace hikyaku::dns {
+namespace {
+
+std::string key_of(std::string_view name) {
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  return base::to_lower(name);
+}
+
+}  // namespace
+
+template <class T, class Lookup>
+LookupResult<T> CachingResolver::cached(Table<T>& table, std::string key, Lookup lookup) {
+  auto now = Clock::now();
+  {
+    std::lock_guard lock(mu_);
+    auto it = table.find(key);
+    if (it != table.end()) {
+      if (it->second.expires > now) return it->second.answer;
+      table.erase(it);
+    }
+  }
+  LookupResult<T> answer = lookup();
+  // Only real answers are cached; a SERVFAIL or timeout must be asked again.
+  bool cacheable = (answer.status == Status::ok || answer.status == Status::nxdomain) && answer.ttl > 0;
+  if (!cacheable) return answer;
+  std::lock_guard lock(mu_);
+  if (table.size() >= max_entries_) {
+    // Crude but bounded: drop expired entries, then everything if still full.
+    std::erase_if(table, [&](const auto& kv) { return kv.second.expires <= now; });
+    if (table.size() >= max_entries_) table.clear();
+  }
+  auto ttl = std::chrono::seconds(std::min(answer.ttl, max_ttl_));
+  table[std::move(key)] = Entry<T>{answer, now + ttl};
+  return answer;
+}
+
+LookupResult<std::string> CachingResolver::txt(std::string_view name) {
+  return cached(txt_, key_of(name), [&] { return inner_.txt(name); });
+}
+LookupResult<MxRecord> CachingResolver::mx(std::string_view name) {
+  return cached(mx_, key_of(name), [&] { return inner_.mx(name); });
+}
+LookupResult<IpAddress> CachingResolver::a(std::string_view name) {
+  return cached(a_, key_of(name), [&] { return inner_.a(name); });
+}
+LookupResult<IpAddress> CachingResolver::aaaa(std::string_view name) {
+  return cached(aaaa_, key_of(name), [&] { return inner_.aaaa(name); });
+}
+LookupResult<std::string> CachingResolver::ptr(const IpAddress& address) {
+  return cached(ptr_, address.reverse_name(), [&] { return inner_.ptr(address); });
+}
+
+size_t CachingResolver::size() const {
+  std::lock_guard lock(mu_);
+  return txt_.size() + mx_.size() + a_.size() + aaaa_.size() + ptr_.size();
+}
+
+}  // namespace hikyaku::dns

@@ -1,0 +1,70 @@
+#include "dns/caching_resolver.hpp"
+
+#include <gtest/gtest.h>
+
+#include "dns/fake_resolver.hpp"
+
+namespace hikyaku::dns {
+namespace {
+
+// A resolver whose answers carry a TTL, counting the queries it gets.
+class TtlResolver final : public Resolver {
+ public:
+  uint32_t ttl = 300;
+  Status status = Status::ok;
+  int queries = 0;
+  LookupResult<std::string> txt(std::string_view) override { return make<std::string>("v=spf1 -all"); }
+  LookupResult<MxRecord> mx(std::string_view) override { return make<MxRecord>(MxRecord{10, "mx.example"}); }
+  LookupResult<IpAddress> a(std::string_view) override { return make<IpAddress>(*IpAddress::parse("192.0.2.1")); }
+  LookupResult<IpAddress> aaaa(std::string_view) override { return make<IpAddress>(*IpAddress::parse("::1")); }
+  LookupResult<std::string> ptr(const IpAddress&) override { return make<std::string>("host.example"); }
+
+ private:
+  template <class T>
+  LookupResult<T> make(T value) {
+    ++queries;
+    LookupResult<T> r;
+    r.status = status;
+    r.ttl = ttl;
+    if (status == Status::ok) r.records.push_back(std::move(value));
+    return r;
+  }
+};
+
+TEST(CachingResolver, AnswersWithinTtlComeFromTheCache_RFC1035_3_2_1) {
+  TtlResolver inner;
+  CachingResolver cache(inner);
+  EXPECT_EQ(cache.mx("Example.COM").records.at(0).exchange, "mx.example");
+  EXPECT_EQ(cache.mx("example.com.").records.at(0).exchange, "mx.example");
+  EXPECT_EQ(inner.queries, 1) << "same name, any case or trailing dot: one query";
+  cache.txt("example.com");
+  EXPECT_EQ(inner.queries, 2) << "another type is another entry";
+}
+
+TEST(CachingResolver, ZeroTtlAndErrorsAreNeverCached_RFC2308) {
+  TtlResolver inner;
+  CachingResolver cache(inner);
+  inner.ttl = 0;
+  cache.a("a.example");
+  cache.a("a.example");
+  EXPECT_EQ(inner.queries, 2);
+  inner.ttl = 300;
+  inner.status = Status::temp_error;
+  cache.a("b.example");
+  cache.a("b.example");
+  EXPECT_EQ(inner.queries, 4) << "a SERVFAIL/timeout must be asked again";
+  inner.status = Status::nxdomain;
+  EXPECT_EQ(cache.a("c.example").status, Status::nxdomain);
+  EXPECT_EQ(cache.a("c.example").status, Status::nxdomain);
+  EXPECT_EQ(inner.queries, 5) << "NXDOMAIN is cached for its TTL";
+}
+
+TEST(CachingResolver, BoundedSize) {
+  TtlResolver inner;
+  CachingResolver cache(inner, 3600, 4);
+  for (int i = 0; i < 10; ++i) cache.a("h" + std::to_string(i) + ".example");
+  EXPECT_LE(cache.size(), 4u);
+}
+
+}  // namespace
+}  // namespace hikyaku::dns
