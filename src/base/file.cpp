@@ -7,23 +7,34 @@
 #include <unistd.h>
 
 namespace hikyaku::base {
-namespace {
-
-Error errno_error(std::string_view what, const std::filesystem::path& path) {
-  return make_error(std::string(what) + " " + path.string() + ": " + std::strerror(errno));
+Error errno_error(std::string_view what, const std::filesystem::path& path, int err) {
+  return make_error(std::string(what) + " " + path.string() + ": " + std::strerror(err));
 }
 
-}  // namespace
+Status write_all(int fd, std::string_view data, const std::filesystem::path& path) {
+  const char* p = data.data();
+  size_t left = data.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno_error("write", path, errno);
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  return {};
+}
 
 Status fsync_directory(const std::filesystem::path& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return errno_error("open directory", dir);
+  if (fd < 0) return errno_error("open directory", dir, errno);
   int rc = ::fsync(fd);
   int saved = errno;
   ::close(fd);
   if (rc != 0) {
     errno = saved;
-    return errno_error("fsync directory", dir);
+    return errno_error("fsync directory", dir, errno);
   }
   return {};
 }
@@ -32,34 +43,25 @@ Status write_file_durable(const std::filesystem::path& tmp_path,
                           const std::filesystem::path& final_path, std::string_view data,
                           bool sync) {
   int fd = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return errno_error("create", tmp_path);
-  const char* p = data.data();
-  size_t left = data.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      auto err = errno_error("write", tmp_path);
-      ::close(fd);
-      ::unlink(tmp_path.c_str());
-      return err;
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
+  if (fd < 0) return errno_error("create", tmp_path, errno);
+  if (auto st = write_all(fd, data, tmp_path); !st) {
+    ::close(fd);
+    ::unlink(tmp_path.c_str());
+    return st;
   }
   if (sync && ::fdatasync(fd) != 0) {
-    auto err = errno_error("fsync", tmp_path);
+    auto err = errno_error("fsync", tmp_path, errno);
     ::close(fd);
     ::unlink(tmp_path.c_str());
     return err;
   }
   if (::close(fd) != 0) {
-    auto err = errno_error("close", tmp_path);
+    auto err = errno_error("close", tmp_path, errno);
     ::unlink(tmp_path.c_str());
     return err;
   }
   if (::rename(tmp_path.c_str(), final_path.c_str()) != 0) {
-    auto err = errno_error("rename", tmp_path);
+    auto err = errno_error("rename", tmp_path, errno);
     ::unlink(tmp_path.c_str());
     return err;
   }
@@ -69,14 +71,14 @@ Status write_file_durable(const std::filesystem::path& tmp_path,
 
 Result<std::string> read_file(const std::filesystem::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno_error("open", path);
+  if (fd < 0) return errno_error("open", path, errno);
   std::string out;
   char buf[65536];
   for (;;) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
-      auto err = errno_error("read", path);
+      auto err = errno_error("read", path, errno);
       ::close(fd);
       return err;
     }
@@ -94,7 +96,7 @@ Status ensure_directory(const std::filesystem::path& dir, unsigned mode) {
   for (const auto& part : dir) {
     partial /= part;
     if (partial.empty() || std::filesystem::is_directory(partial, ec)) continue;
-    if (::mkdir(partial.c_str(), mode) != 0 && errno != EEXIST) return errno_error("mkdir", partial);
+    if (::mkdir(partial.c_str(), mode) != 0 && errno != EEXIST) return errno_error("mkdir", partial, errno);
   }
   return {};
 }

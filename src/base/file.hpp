@@ -15,6 +15,12 @@
 
 namespace hikyaku::base {
 
+// "WHAT PATH: strerror(err)" — the one way errno failures become Errors.
+Error errno_error(std::string_view what, const std::filesystem::path& path, int err);
+
+// write(2) all of `data` to `fd`, retrying short writes and EINTR.
+Status write_all(int fd, std::string_view data, const std::filesystem::path& path);
+
 // fsync(2) a directory so a rename or create inside it is durable.
 Status fsync_directory(const std::filesystem::path& dir);
 

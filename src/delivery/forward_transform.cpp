@@ -57,22 +57,6 @@ std::string unfolded(std::string_view v) {
   return std::string(base::trim(out));
 }
 
-base::Result<std::string> read_spooled(const queue::DeliveryRequest& request) {
-  std::string data(request.message_size, '\0');
-  int fd = ::open(request.message_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return base::make_error("cannot open spooled message: " + std::string(std::strerror(errno)));
-  size_t got = 0;
-  while (got < data.size()) {
-    ssize_t n = ::pread(fd, data.data() + got, data.size() - got, static_cast<off_t>(request.message_offset + got));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  data.resize(got);
-  return data;
-}
-
 DmarcAction action_of(const config::Config& config, const config::Target& target) {
   static const config::Forward kDefaults{};
   const config::Forward* f = policy::forward_options(config, target);
@@ -292,7 +276,7 @@ base::Result<std::string> dkim_sign_for_domain(const config::Config& config, std
 void DmarcDivertGuard::deliver(const queue::DeliveryRequest& request, std::function<void(queue::DeliveryOutcome)> done) {
   if (request.origin == queue::Origin::received && request.target.kind == config::Target::Kind::forward &&
       action_of(transform_.config_ref(), request.target) == DmarcAction::divert) {
-    auto data = read_spooled(request);
+    auto data = queue::read_message(request);
     if (data) {
       if (auto outcome = transform_.divert(request, *data)) {
         log()->info("{}: to=<forward> status={} ({})", request.queue_id, outcome->status, outcome->detail);

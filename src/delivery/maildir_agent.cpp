@@ -19,30 +19,6 @@ Outcome temporary(const std::string& detail) {
   return Outcome{Outcome::Kind::temporary, full ? "4.3.1" : "4.3.0", detail};
 }
 
-// pread [offset, offset + size) of the spool file.
-bool read_range(const std::filesystem::path& path, uint64_t offset, uint64_t size, std::string& out,
-                std::string& error) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    error = "open " + path.string() + ": " + std::strerror(errno);
-    return false;
-  }
-  out.resize(size);
-  uint64_t done = 0;
-  while (done < size) {
-    ssize_t n = ::pread(fd, out.data() + done, size - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      error = "read " + path.string() + ": " + (n < 0 ? std::strerror(errno) : "short file");
-      ::close(fd);
-      return false;
-    }
-    done += static_cast<uint64_t>(n);
-  }
-  ::close(fd);
-  return true;
-}
-
 }  // namespace
 
 MaildirAgent::MaildirAgent(const config::Config& config, bool sync) : config_(config), sync_(sync) {}
@@ -65,14 +41,13 @@ void MaildirAgent::deliver(const queue::DeliveryRequest& request,
   // the message proper (the policy formats it as one safe line).
   if (!request.diverted.empty()) message += "X-Hikyaku-Diverted: " + request.diverted + "\r\n";
   const size_t prefix = message.size();
-  std::string body;
-  std::string error;
-  if (!read_range(request.message_path, request.message_offset, request.message_size, body, error)) {
-    done(temporary(error));
+  auto body = queue::read_message(request);
+  if (!body.ok()) {
+    done(temporary(body.error().message));
     return;
   }
-  message.reserve(prefix + body.size());
-  message += body;
+  message.reserve(prefix + body->size());
+  message += *body;
 
   mailbox::Maildir maildir(config_.mailbox_dir(request.target.value), sync_);
   if (auto st = maildir.create(); !st) {

@@ -66,17 +66,6 @@ awaitable<std::invoke_result_t<F&>> on_pool(asio::thread_pool& pool, F f) {
   co_return std::move(*state->result);
 }
 
-base::Result<std::string> read_spooled(const queue::DeliveryRequest& request) {
-  std::ifstream in(request.message_path, std::ios::binary);
-  if (!in) return base::make_error("cannot open " + request.message_path.string());
-  in.seekg(static_cast<std::streamoff>(request.message_offset));
-  std::string data(request.message_size, '\0');
-  in.read(data.data(), static_cast<std::streamsize>(data.size()));
-  if (static_cast<uint64_t>(in.gcount()) != request.message_size)
-    return base::make_error("short read from " + request.message_path.string());
-  return data;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -258,7 +247,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     // temporaries: GCC 12 destroys a temporary in a co_await full-expression
     // twice (GCC PR 99576-like), which corrupted the heap here.
     auto prepare = [job, transform]() -> std::optional<base::Result<std::string>> {
-      auto data = read_spooled(job->request);
+      auto data = queue::read_message(job->request);
       if (!data.ok() || !transform) return data;
       return transform(job->request, std::move(data).value());
     };

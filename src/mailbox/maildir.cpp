@@ -17,11 +17,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr size_t kMaxHostLength = 24;  // keeps uids ≤ 70 chars (RFC 1939 §7)
+using base::errno_error;
+using base::write_all;
 
-base::Error errno_error(std::string_view what, const fs::path& path, int err) {
-  return base::make_error(std::string(what) + " " + path.string() + ": " + std::strerror(err));
-}
+constexpr size_t kMaxHostLength = 24;  // keeps uids ≤ 70 chars (RFC 1939 §7)
 
 // Deliveries made by this process, the Maildir "Q" field. XXX(queue): the one
 // piece of process-wide mutable state in this component, on purpose: the
@@ -109,21 +108,6 @@ base::Status fill_sizes(MessageInfo& info) {
   if (!data) return data.error();
   info.disk_size = data->size();
   info.size = Maildir::network_size(*data);
-  return {};
-}
-
-base::Status write_all(int fd, std::string_view data, const fs::path& path) {
-  const char* p = data.data();
-  size_t left = data.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno_error("write", path, errno);
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
   return {};
 }
 

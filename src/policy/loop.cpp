@@ -72,22 +72,12 @@ void LoopGuard::deliver(const queue::DeliveryRequest& request, std::function<voi
     inner_.deliver(request, std::move(done));
     return;
   }
-  std::string head(std::min<uint64_t>(request.message_size, kMaxHeaderRead), '\0');
-  int fd = ::open(request.message_path.c_str(), O_RDONLY | O_CLOEXEC);
-  ssize_t n = -1;
-  if (fd >= 0) {
-    do {
-      n = ::pread(fd, head.data(), head.size(), static_cast<off_t>(request.message_offset));
-    } while (n < 0 && errno == EINTR);
-    ::close(fd);
-  }
-  if (n < 0) {
-    done(queue::DeliveryOutcome{queue::DeliveryOutcome::Kind::temporary, "4.3.0",
-                                std::string("cannot read spooled message: ") + std::strerror(errno)});
+  auto head = queue::read_message(request, kMaxHeaderRead);
+  if (!head.ok()) {
+    done(queue::DeliveryOutcome{queue::DeliveryOutcome::Kind::temporary, "4.3.0", head.error().message});
     return;
   }
-  head.resize(static_cast<size_t>(n));
-  if (auto why = loop_reason(config_, mail::header_section(head), request)) {
+  if (auto why = loop_reason(config_, mail::header_section(*head), request)) {
     // RFC 3463: 5.4.6 routing loop detected — permanent, so the fallback
     // policy diverts at once to the chain's mailbox.
     done(queue::DeliveryOutcome{queue::DeliveryOutcome::Kind::permanent, "5.4.6", *why});

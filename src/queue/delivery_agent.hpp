@@ -8,10 +8,12 @@
 // Errors:    every failure is a DeliveryOutcome, never an exception.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <string>
 
+#include "base/result.hpp"
 #include "config/config.hpp"
 #include "mail/envelope.hpp"
 
@@ -41,6 +43,11 @@ struct DeliveryOutcome {
   std::string status;  // enhanced status, e.g. "2.0.0", "4.4.1", "5.7.1"
   std::string detail;  // the remote reply or local error, for logs and DSNs
 };
+
+// The spooled message of a request, or its first `max` bytes (the loop
+// guard reads only the header): the one way agents and guards read it. A
+// short file is an error, never a silently truncated message.
+base::Result<std::string> read_message(const DeliveryRequest& request, uint64_t max = UINT64_MAX);
 
 class DeliveryAgent {
  public:

@@ -19,14 +19,13 @@ using std::chrono::microseconds;
 
 namespace {
 
+using base::errno_error;
+using base::write_all;
+
 constexpr std::string_view kMagic = "hikyaku-queue 1";
 constexpr size_t kIdLength = 13;           // 11 chars of µs since epoch + 2 of counter
 constexpr size_t kMaxHeader = 4u << 20;    // a header beyond this is corrupt
 constexpr std::string_view kIdAlphabet = "0123456789abcdefghijklmnopqrstuv";  // ASCII order = value order
-
-base::Error errno_error(std::string_view what, const fs::path& path, int err) {
-  return base::make_error(std::string(what) + " " + path.string() + ": " + std::strerror(err));
-}
 
 // Fixed-width base32 so that ids sort by arrival time.
 void append_base32(std::string& out, uint64_t value, size_t width) {
@@ -265,21 +264,6 @@ bool decode_record(std::string_view line, SpooledMessage& m) {
   s.next_attempt = from_micros(next);
   m.targets[index] = std::move(s);
   return true;
-}
-
-base::Status write_all(int fd, std::string_view data, const fs::path& path) {
-  const char* p = data.data();
-  size_t left = data.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno_error("write", path, errno);
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
-  return {};
 }
 
 // Read [offset, end of file) with pread.

@@ -1,0 +1,33 @@
+#include "queue/delivery_agent.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "base/file.hpp"
+
+namespace hikyaku::queue {
+
+base::Result<std::string> read_message(const DeliveryRequest& request, uint64_t max) {
+  int fd = ::open(request.message_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return base::errno_error("open", request.message_path, errno);
+  std::string out(std::min(request.message_size, max), '\0');
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n = ::pread(fd, out.data() + done, out.size() - done,
+                        static_cast<off_t>(request.message_offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = n < 0 ? errno : EIO;  // 0: the spool file is shorter than its header says
+      ::close(fd);
+      return base::errno_error("read", request.message_path, err);
+    }
+    done += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  return out;
+}
+
+}  // namespace hikyaku::queue
