@@ -59,11 +59,12 @@ T=$(mktemp -d "${BENCH_TMPDIR:-/var/tmp}/hikyaku-bench.XXXXXX")
 chmod 755 "$T"   # Postfix's unprivileged daemons must traverse it
 mkfifo "$T/nap.fifo"; exec {NAP_FD}<>"$T/nap.fifo"
 
-PF_MASTER= HK_PID= SRC_PID=
+PF_MASTER= HK_PID= SRC_PID= DNS_PID=
 cleanup() {
   local rc=$?
   set +e
   [[ -n $SRC_PID ]] && kill "$SRC_PID" 2>/dev/null && wait "$SRC_PID" 2>/dev/null
+  [[ -n $DNS_PID ]] && kill "$DNS_PID" 2>/dev/null && wait "$DNS_PID" 2>/dev/null
   if [[ -n $HK_PID ]] && kill -0 "$HK_PID" 2>/dev/null; then
     kill -TERM "$HK_PID"
     for _ in $(seq 100); do kill -0 "$HK_PID" 2>/dev/null || break; sleep 0.1; done
@@ -229,10 +230,22 @@ hikyaku_start() {
   local d=$T/hikyaku
   HK_PORT=$(free_port)
   mkdir -p "$d"
+  # Loopback only: hikyaku checks SPF/DMARC of the sender's domain, so it gets
+  # a DNS server on 127.0.0.1 (dnsmasq answering *.test) instead of the
+  # machine's resolvers.
+  if [[ -z $DNS_PID ]]; then
+    DNS_PORT=$(free_port)
+    dnsmasq --no-daemon --no-resolv --no-hosts --port="$DNS_PORT" --listen-address=127.0.0.1 \
+      --bind-interfaces --conf-file=/dev/null --pid-file --local=/test/ 2>"$T/dnsmasq.log" &
+    DNS_PID=$!
+  fi
   cat > "$d/hikyaku.toml" <<EOF
 hostname = "hikyaku.bench.local"
 data_dir = "$d/data"
 log_level = "warn"
+
+[dns]
+servers = ["127.0.0.1:$DNS_PORT"]
 
 [listen]
 smtp = ["127.0.0.1:$HK_PORT"]

@@ -177,12 +177,22 @@ deliver = ["mailbox:bob"]
 
 @pytest.fixture
 def make_hikyaku(tmp_path):
-    """Factory: make_hikyaku(extra=..., allow_plaintext=..., message_size=...)."""
+    """Factory: make_hikyaku(extra=..., allow_plaintext=..., message_size=...).
+
+    Loopback only: unless `extra` brings its own [dns] table, each server gets
+    a private dnsmasq on 127.0.0.1 (answering *.test) as its resolver, so the
+    SPF/DMARC checks of incoming mail never ask the machine's resolvers."""
     servers = []
+    resolvers = []
 
     def make(**kwargs):
         d = tmp_path / f"hk{len(servers)}"
         d.mkdir()
+        if "[dns]" not in kwargs.get("extra", ""):
+            from dns_server import DnsServer  # imports this module: import late
+            resolver = DnsServer().start()
+            resolvers.append(resolver)
+            kwargs["extra"] = kwargs.get("extra", "") + resolver.toml()
         server = Hikyaku(d, **kwargs)
         servers.append(server)
         return server.start()
@@ -190,6 +200,8 @@ def make_hikyaku(tmp_path):
     yield make
     for s in servers:
         s.stop()
+    for r in resolvers:
+        r.stop()
 
 
 @pytest.fixture
