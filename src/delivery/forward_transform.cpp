@@ -253,26 +253,6 @@ std::string rewrite_from(std::string_view message, const auth::inbound::Author& 
   return out;
 }
 
-base::Result<std::string> dkim_sign_for_domain(const config::Config& config, std::string message,
-                                               std::chrono::system_clock::time_point now) {
-  auto parsed = common::parse_message(message);
-  auto author = auth::inbound::find_author(parsed);
-  if (!author) return message;
-  const config::Domain* d = config.find_domain(author->domain);
-  if (d == nullptr || d->dkim_selector.empty() || d->dkim_key.empty() || !std::filesystem::exists(d->dkim_key))
-    return message;
-  auto text = base::read_file(d->dkim_key);
-  if (!text) return text.error();
-  auto key = crypto::load_private_key(*text);
-  if (!key) return key.error();
-  auth::dkim::SignOptions o;
-  o.domain = d->name;
-  o.selector = d->dkim_selector;
-  auto sig = auth::dkim::sign(message, *key, o, now);
-  if (!sig) return sig.error();
-  return *sig + message;
-}
-
 void DmarcDivertGuard::deliver(const queue::DeliveryRequest& request, std::function<void(queue::DeliveryOutcome)> done) {
   if (request.origin == queue::Origin::received && request.target.kind == config::Target::Kind::forward &&
       action_of(transform_.config_ref(), request.target) == DmarcAction::divert) {

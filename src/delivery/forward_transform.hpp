@@ -16,8 +16,9 @@
 //                Authentication-Results as ARC-Authentication-Results and cv
 //                from our ARC validation, signed with the recipient domain's
 //                key, when that [[domain]] has arc = true and a key.
-//            (c) dkim_sign_for_domain(): notices and DSNs carry a DKIM
-//                signature aligned with their From domain.
+//            (c) notices and DSNs we originate carry a DKIM signature
+//                aligned with their From domain (apply() signs them with
+//                the key loaded at start).
 //            <domain> is the original recipient's [[domain]] (the domain that
 //            owns the forward).
 // Standards: RFC 7489 §3.1 / §6.6 (alignment, policy), RFC 6376 §5 (signing),
@@ -108,13 +109,6 @@ class ForwardTransform {
 // "<name> via <domain>" <noreply@<domain>>; the original From value goes to
 // X-Original-From and, when the message has no Reply-To, to Reply-To.
 std::string rewrite_from(std::string_view message, const auth::inbound::Author& author, std::string_view domain);
-
-// Item 8: sign a message we originate (notice, DSN) with the key of its
-// From domain when that is one of our [[domain]]s with a key; otherwise the
-// message is returned unchanged. Errors: the key cannot be read or used.
-base::Result<std::string> dkim_sign_for_domain(const config::Config& config, std::string message,
-                                               std::chrono::system_clock::time_point now =
-                                                   std::chrono::system_clock::now());
 
 // Wraps the forward agent: answers the DMARC "divert" decision (permanent
 // 5.7.26, so the fallback policy diverts at once) before anything is sent.
