@@ -6,10 +6,10 @@
 # thread). Overhead = 1 - (messages/s × 3) / (OpenSSL signs/s): the share of
 # time spent on anything but the private-key operation (canonicalisation,
 # hashing, header assembly, key handling).
-# Usage: bench/sign.sh [BUILD_DIR]   (default build-authw; needs hikyaku_auth built)
+# Usage: bench/sign.sh [BUILD_DIR]   (default build; needs hikyaku_auth built)
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-B=${1:-$ROOT/build-authw}
+B=${1:-$ROOT/build}
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 g++ -std=c++20 -O2 -I"$ROOT/src" "$ROOT/bench/sign_bench.cpp" -o "$OUT/sign_bench" \
