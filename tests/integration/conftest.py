@@ -22,10 +22,20 @@ HIKYAKU_BIN = os.environ.get("HIKYAKU_BIN", str(ROOT / "build" / "src" / "app" /
 TESTDATA = Path(os.environ.get("HIKYAKU_TESTDATA", str(ROOT.parent / "shared" / "testdata")))
 
 
+_ports_handed_out = set()
+
+
 def free_port(host="127.0.0.1"):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A port nothing listens on now, never the same one twice in a test run:
+    the kernel may hand back a port it just gave us, and one configuration
+    needs several distinct ports (SMTP, POP3, POP3S, DNS, far sides)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _ports_handed_out:
+            _ports_handed_out.add(port)
+            return port
 
 
 def wait_for(predicate, timeout=20.0, interval=0.02, what="condition"):
