@@ -50,6 +50,7 @@ import ssl
 import subprocess
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,6 +84,7 @@ class Received:
     tls: bool = False
     peer: tuple = ()
     reply: str = "250 OK"
+    at: float = 0.0  # time.monotonic() at end of data
 
 
 def make_self_signed(directory, cn="mx.gmail.test"):
@@ -198,7 +200,7 @@ class FarSide:
         item = Received(mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos), data=bytes(data),
                         mail_options=list(envelope.mail_options),
                         tls=getattr(server, "_tls_protocol", None) is not None,
-                        peer=tuple(server.session.peer or ()), reply=reply)
+                        peer=tuple(server.session.peer or ()), reply=reply, at=time.monotonic())
         with self.lock:
             self.attempts.append(item)
             if reply.startswith("250"):

@@ -129,6 +129,24 @@ def test_rate_limit_deferral_is_retried(make_hikyaku, dns_server, farside):
     assert "rate-limiting" in hk.log_text()
 
 
+def test_rate_limited_destination_is_slowed_down(make_hikyaku, dns_server, farside):
+    """Issue 3: after 421 4.7.28 the whole destination slows down — one
+    connection at a time and at least the initial spacing (2 s) between
+    message starts while it stays limited — instead of every queued message
+    hammering it. Two messages, both deferred once with the rate-limit reply:
+    their accepted deliveries are spaced, not back to back."""
+    farside.gmail.set_mode("tempfail_mail", times=2)  # two 421 4.7.28, then accept
+    hk = make_hikyaku(extra=forward_config(dns_server, farside, delivery_extra='retry = ["1s"]'))
+    with smtplib.SMTP("127.0.0.1", hk.smtp_port, timeout=10) as s:
+        s.sendmail(SENDER, [RCPT], message("rate one"))
+        s.sendmail(SENDER, [RCPT], message("rate two"))
+    wait_for(lambda: len(farside.gmail.received()) >= 2, timeout=60, what="both messages delivered")
+    first, second = sorted(m.at for m in farside.gmail.received())
+    # A lower bound only: a slow machine makes the gap larger, never smaller.
+    assert second - first >= 1.9, f"deliveries {second - first:.3f}s apart"
+    assert hk.log_text().count("is rate-limiting us") >= 2
+
+
 def test_permanent_reject_is_not_retried(make_hikyaku, dns_server, farside):
     farside.gmail.set_mode("reject_data")
     hk = make_hikyaku(extra=forward_config(dns_server, farside, delivery_extra='retry = ["1s"]'))
