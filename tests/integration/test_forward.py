@@ -14,18 +14,15 @@ Waits are on conditions (wait_for), never sleeps.
 """
 import email
 import email.policy
-import smtplib
 import time
 
 import pytest
 
 from conftest import wait_for
+from forward_client import FORWARD, RCPT, SENDER, Client, message
 from dns_server import dns_server  # noqa: F401  (pytest fixture)
 from farside import EICAR, farside  # noqa: F401  (pytest fixture)
 
-SENDER = "someone@sender.test"
-RCPT = "ituki@example.test"
-FORWARD = "ituki-ex@gmail.test"
 
 
 def config(dns, fs, hidden=True, notify=False, defer_limit="15m", retry='["1s"]', expire="5d",
@@ -51,32 +48,6 @@ notify = {"true" if notify else "false"}
 {dns.toml()}
 {fs.toml(f"retry = {retry}{chr(10)}expire = {chr(34)}{expire}{chr(34)}{chr(10)}{delivery_extra}")}
 """
-
-
-def message(subject="forward test", body="Hello from the sender.\r\n"):
-    return (f"From: Someone <{SENDER}>\r\n"
-            f"To: Ituki <{RCPT}>\r\n"
-            f"Subject: {subject}\r\n"
-            f"Date: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
-            f"Message-ID: <{subject.replace(' ', '-')}@sender.test>\r\n"
-            f"\r\n{body}").encode()
-
-
-class Client:
-    """Sends through hikyaku and keeps every reply byte the sender saw."""
-
-    def __init__(self, hk):
-        self.hk = hk
-        self.replies = []
-
-    def send(self, msg, rcpt=RCPT, sender=SENDER):
-        with smtplib.SMTP("127.0.0.1", self.hk.smtp_port, timeout=10) as s:
-            self.replies.append(repr(s.ehlo()))
-            self.replies.append(repr(s.mail(sender)))
-            self.replies.append(repr(s.rcpt(rcpt)))
-            code, text = s.data(msg)
-            self.replies.append(repr((code, text)))
-            assert code == 250, text
 
 
 def sender_side_bytes(fs, client):

@@ -25,19 +25,18 @@ import email
 import email.policy
 import re
 import shutil
-import smtplib
 import time
 
 import pytest
 
 from conftest import wait_for
+from forward_client import RCPT, SENDER, Client
+from forward_client import message as forward_message
 from dns_server import DnsServer
 from farside import farside  # noqa: F401  (pytest fixture)
 from postfix_peer import ACCESS_TEXT, HEADER_TEXT, PostfixPeer
 
 PFX_HOST = "127.0.0.5"
-SENDER = "someone@sender.test"
-RCPT = "ituki@example.test"
 ACCEPTED = "ituki-ex@pfx.test"     # Postfix accepts it
 BLOCKED = "ituki-blocked@pfx.test"  # Postfix's access table refuses it
 MARKER = "PFX-REJECT-MARKER"        # Postfix's header_checks reject a Subject with it
@@ -106,29 +105,7 @@ BODY = ("Hello from the sender.\r\n"
 
 
 def message(subject, body=BODY):
-    return (f"From: Someone <{SENDER}>\r\n"
-            f"To: Ituki <{RCPT}>\r\n"
-            f"Subject: {subject}\r\n"
-            f"Date: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
-            f"Message-ID: <{subject.replace(' ', '-')}@sender.test>\r\n"
-            f"\r\n{body}").encode()
-
-
-class Client:
-    """Sends through hikyaku and keeps every reply the sender saw."""
-
-    def __init__(self, hk):
-        self.hk = hk
-        self.replies = []
-
-    def send(self, msg, rcpt=RCPT, sender=SENDER):
-        with smtplib.SMTP("127.0.0.1", self.hk.smtp_port, timeout=10) as s:
-            self.replies.append(repr(s.ehlo()))
-            self.replies.append(repr(s.mail(sender)))
-            self.replies.append(repr(s.rcpt(rcpt)))
-            code, text = s.data(msg)
-            self.replies.append(repr((code, text)))
-            assert code == 250, text
+    return forward_message(subject, body)
 
 
 def body_of(raw):

@@ -12,12 +12,10 @@ import time
 import pytest
 
 from conftest import wait_for
+from forward_client import FORWARD, RCPT, SENDER, message
 from dns_server import dns_server  # noqa: F401  (pytest fixture)
 from farside import farside, farside_tls  # noqa: F401  (pytest fixtures)
 
-SENDER = "someone@sender.test"
-RCPT = "ituki@example.test"
-FORWARD = "ituki-ex@gmail.test"
 
 
 def forward_config(dns, fs, forward_to=FORWARD, srs_secret=None, delivery_extra=""):
@@ -43,15 +41,6 @@ fallback = ["mailbox:ituki-gm"]
 {fs.toml(delivery_extra)}
 {srs}
 """
-
-
-def message(subject="forward test", body="Hello from the sender.\r\n"):
-    return (f"From: Someone <{SENDER}>\r\n"
-            f"To: Ituki <{RCPT}>\r\n"
-            f"Subject: {subject}\r\n"
-            f"Date: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
-            f"Message-ID: <{subject.replace(' ', '-')}@sender.test>\r\n"
-            f"\r\n{body}").encode()
 
 
 def send(hk, msg, rcpt=RCPT, sender=SENDER):
