@@ -53,8 +53,19 @@ class SpoolSink final : public smtp::server::MessageSink {
       if (srs_ != nullptr) srs_plan = srs_->plan(rcpt);
       plans.push_back({rcpt, srs_plan ? *srs_plan : policy_.plan(rcpt).targets});
     }
-    auto id = spool_.enqueue(envelope, plans, std::move(message));
-    if (id.ok()) scheduler_.submit(*id);
+    // Spool rule 1 in two steps with the forwards started in between: a
+    // forward reaches the far side while the disk syncs; the 250 still
+    // waits for the commit (spool.hpp, scheduler.hpp).
+    auto bytes = std::make_shared<const std::string>(std::move(message));
+    auto staged = spool_.stage(envelope, plans, *bytes);
+    if (!staged.ok()) return staged.error();
+    const std::string id = staged->message.id;
+    scheduler_.submit_staged(staged->message, std::move(bytes));
+    if (auto st = spool_.commit(*staged); !st) {
+      scheduler_.abandoned(id);
+      return st.error();
+    }
+    scheduler_.committed(id);
     return id;
   }
 
@@ -166,7 +177,8 @@ int serve(config::Config config, const ServeOptions& options) {
 
   asio::io_context io(1);
   asio::thread_pool workers(std::max(4u, std::thread::hardware_concurrency() * 2));
-  // Forward targets: the SMTP client; MX lookups run on the workers.
+  // Forward targets: the SMTP client; message preparation and MX lookups
+  // run on the scheduler's workers, the conversations on `io`.
   auto resolver = dns::UnboundResolver::create(config.dns.servers);
   if (!resolver.ok()) {
     std::cerr << "hikyaku: " << resolver.error().message << "\n";
@@ -174,7 +186,7 @@ int serve(config::Config config, const ServeOptions& options) {
   }
   // Every lookup goes through one answer cache (see caching_resolver.hpp).
   dns::CachingResolver dns_cache(**resolver);
-  auto smtp_agent = delivery::SmtpAgent::create(config, io, workers, dns_cache);
+  auto smtp_agent = delivery::SmtpAgent::create(config, io, dns_cache);
   if (!smtp_agent.ok()) {
     std::cerr << "hikyaku: " << smtp_agent.error().message << "\n";
     return 1;

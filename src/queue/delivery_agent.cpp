@@ -11,6 +11,7 @@
 namespace hikyaku::queue {
 
 base::Result<std::string> read_message(const DeliveryRequest& request, uint64_t max) {
+  if (request.message) return request.message->substr(0, std::min<uint64_t>(request.message->size(), max));
   int fd = ::open(request.message_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return base::errno_error("open", request.message_path, errno);
   std::string out(std::min(request.message_size, max), '\0');

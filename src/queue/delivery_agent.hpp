@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "base/result.hpp"
@@ -35,6 +36,10 @@ struct DeliveryRequest {
   // X-Hikyaku-Diverted header the agent puts first (DESIGN.md).
   std::string diverted;
   Origin origin = Origin::received;
+  // The same bytes in memory while the scheduler still holds them (a message
+  // just received, possibly not yet durable: Scheduler::submit_staged);
+  // read_message() then needs no file.
+  std::shared_ptr<const std::string> message;
 };
 
 struct DeliveryOutcome {

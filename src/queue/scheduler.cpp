@@ -86,17 +86,76 @@ void Scheduler::submit(const std::string& queue_id) {
   add_message(std::move(*m));
 }
 
-void Scheduler::add_message(SpooledMessage message) {
+void Scheduler::submit(SpooledMessage message, std::shared_ptr<const std::string> bytes) {
+  add_message(std::move(message), std::move(bytes), true);
+}
+
+void Scheduler::submit_staged(SpooledMessage message, std::shared_ptr<const std::string> bytes) {
+  add_message(std::move(message), std::move(bytes), false);
+}
+
+void Scheduler::add_message(SpooledMessage message, std::shared_ptr<const std::string> bytes, bool durable) {
   std::lock_guard lock(mu_);
   if (active_.count(message.id)) return;  // already held (recovery raced a submit)
   const std::string id = message.id;
   Active& a = active_[id];
   a.in_flight.assign(message.targets.size(), false);
+  a.held.resize(message.targets.size());
   a.message = std::move(message);
+  a.bytes = std::move(bytes);
+  a.durable = durable;
+  const size_t queued = ready_.size();
   for (size_t i = 0; i < a.message.targets.size(); ++i) {
+    // Before the commit only forwards start (they overlap the disk sync);
+    // local deliveries wait for committed().
+    if (!durable && a.message.targets[i].target.kind != config::Target::Kind::forward) continue;
     schedule_locked(id, i, a.message.targets[i]);
   }
-  cv_.notify_all();
+  wake_workers_locked(ready_.size() - queued);
+}
+
+// As many workers as there is new work (a timer change needs one), not all
+// of them: each wake-up of an idle worker costs a context switch and a turn
+// on the lock.
+void Scheduler::wake_workers_locked(size_t new_work) {
+  if (new_work > 1) cv_.notify_all();
+  else cv_.notify_one();
+}
+
+void Scheduler::committed(const std::string& queue_id) {
+  std::lock_guard lock(mu_);
+  auto it = active_.find(queue_id);
+  if (it == active_.end() || it->second.durable) return;
+  Active& a = it->second;
+  a.durable = true;
+  const size_t queued = ready_.size() + settle_.size();
+  for (size_t i = 0; i < a.message.targets.size(); ++i) {
+    if (a.held[i]) {
+      settle_.push_back(Settle{queue_id, i, std::move(*a.held[i])});
+      a.held[i].reset();
+    } else if (a.message.targets[i].target.kind != config::Target::Kind::forward) {
+      schedule_locked(queue_id, i, a.message.targets[i]);
+    }
+  }
+  wake_workers_locked(ready_.size() + settle_.size() - queued);
+  idle_cv_.notify_all();
+}
+
+void Scheduler::abandoned(const std::string& queue_id) {
+  std::vector<Settle> held;
+  {
+    std::lock_guard lock(mu_);
+    auto it = active_.find(queue_id);
+    if (it == active_.end() || it->second.durable) return;
+    Active& a = it->second;
+    a.forgotten = true;  // outcomes still in flight are discarded as they come
+    for (size_t i = 0; i < a.held.size(); ++i) {
+      if (a.held[i]) held.push_back(Settle{queue_id, i, std::move(*a.held[i])});
+      a.held[i].reset();
+    }
+    if (a.in_flight_count == 0) active_.erase(it);
+  }
+  for (auto& h : held) settle(h.id, h.slot, std::move(h.outcome));
 }
 
 // A pending slot goes to ready_ when due, else to timers_.
@@ -121,8 +180,19 @@ void Scheduler::stop() {
   if (!started_) return;
   stopping_ = true;
   cv_.notify_all();
-  // In-flight deliveries call back into us: wait for them before returning.
-  idle_cv_.wait(lock, [this] { return in_flight_ == 0; });
+  // In-flight deliveries call back into us: wait for them before returning
+  // (and settle held outcomes of messages committed meanwhile ourselves).
+  while (in_flight_ > 0) {
+    if (!settle_.empty()) {
+      Settle next = std::move(settle_.front());
+      settle_.pop_front();
+      lock.unlock();
+      settle(next.id, next.slot, std::move(next.outcome));
+      lock.lock();
+      continue;
+    }
+    idle_cv_.wait(lock);
+  }
   std::vector<std::thread> workers;
   workers.swap(workers_);
   started_ = false;
@@ -159,7 +229,7 @@ size_t Scheduler::active_messages() const {
 }
 
 bool Scheduler::idle_locked() const {
-  if (in_flight_ > 0 || !ready_.empty()) return false;
+  if (in_flight_ > 0 || !ready_.empty() || !settle_.empty()) return false;
   return timers_.empty() || std::get<0>(*timers_.begin()) > clock_.now();
 }
 
@@ -179,7 +249,16 @@ bool Scheduler::wait_idle(std::chrono::milliseconds timeout) {
 
 void Scheduler::worker() {
   std::unique_lock lock(mu_);
-  while (!stopping_) {
+  // Held outcomes are settled even while stopping: stop() waits for them.
+  while (!stopping_ || !settle_.empty()) {
+    if (!settle_.empty()) {
+      Settle next = std::move(settle_.front());
+      settle_.pop_front();
+      lock.unlock();
+      settle(next.id, next.slot, std::move(next.outcome));
+      lock.lock();
+      continue;
+    }
     const auto now = clock_.now();
     move_due_locked(now);
     if (!ready_.empty() && in_flight_ < options_.max_in_flight) {
@@ -206,7 +285,7 @@ void Scheduler::attempt(const Task& task, std::unique_lock<std::mutex>& lock) {
   auto it = active_.find(task.id);
   if (it == active_.end()) return;  // finished or forgotten
   Active& a = it->second;
-  if (task.slot >= a.message.targets.size() || a.in_flight[task.slot]) return;
+  if (a.forgotten || task.slot >= a.message.targets.size() || a.in_flight[task.slot]) return;
   const TargetState& state = a.message.targets[task.slot];
   if (state.final()) return;
 
@@ -216,6 +295,7 @@ void Scheduler::attempt(const Task& task, std::unique_lock<std::mutex>& lock) {
   request.message_path = a.message.path;
   request.message_offset = a.message.message_offset;
   request.message_size = a.message.message_size;
+  request.message = a.bytes;
   request.recipient = state.recipient;
   request.target = state.target;
   request.diverted = state.diverted;
@@ -255,7 +335,22 @@ std::string Scheduler::describe(const config::Target& target) const {
   return fallback_ != nullptr ? fallback_->describe(target) : target.str();
 }
 
+// An agent's outcome: acted on now, or held until the message is durable.
 void Scheduler::on_outcome(const std::string& id, size_t slot, DeliveryOutcome outcome) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = active_.find(id);
+    HIKYAKU_CHECK(it != active_.end());
+    Active& a = it->second;
+    if (!a.durable && !a.forgotten) {
+      a.held[slot] = std::move(outcome);  // still in flight for everyone else
+      return;
+    }
+  }
+  settle(id, slot, std::move(outcome));
+}
+
+void Scheduler::settle(const std::string& id, size_t slot, DeliveryOutcome outcome) {
   auto log = base::logger("queue");
   const auto now = clock_.now();
 
@@ -328,8 +423,11 @@ void Scheduler::on_outcome(const std::string& id, size_t slot, DeliveryOutcome o
   const auto arrival = a.message.arrival;
   lock.unlock();
 
-  // 2. Durable before acted on.
-  if (!forgotten && !last_final) {
+  // 2. Durable before acted on. Except a diversion to a local mailbox: that
+  // attempt follows at once and its outcome (record or unlink) carries the
+  // whole slot state; a crash in between repeats the refused attempt.
+  const bool lazy = diverted && next.target.kind == config::Target::Kind::mailbox;
+  if (!forgotten && !last_final && !lazy) {
     if (auto st = spool_.record(*message, slot, next); !st) {
       // XXX(queue): acting anyway. A lost "delivered" record repeats the
       // delivery after a restart (duplicate); a lost deferral only changes
@@ -363,6 +461,7 @@ void Scheduler::on_outcome(const std::string& id, size_t slot, DeliveryOutcome o
   b.message.targets[slot] = next;
   b.in_flight[slot] = false;
   --b.in_flight_count;
+  if (b.in_flight_count == 0 && (next.final() || next.next_attempt > now)) b.bytes.reset();
   if (b.forgotten) {
     if (b.in_flight_count == 0) active_.erase(it);
   } else if (!next.final()) {
@@ -380,7 +479,7 @@ void Scheduler::on_outcome(const std::string& id, size_t slot, DeliveryOutcome o
   // a settled spool.
   lock.lock();
   --in_flight_;
-  cv_.notify_all();
+  wake_workers_locked(1);  // a free in-flight place, maybe a rescheduled slot
   idle_cv_.notify_all();
 }
 

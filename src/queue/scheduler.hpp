@@ -6,7 +6,17 @@
 //            config.delivery.expire after arrival.
 // Rules:     * A new message is attempted the moment submit() is called (the
 //              caller calls it right after Spool::enqueue returned): no
-//              polling delay.
+//              polling delay. submit_staged() goes further ("forward at
+//              once"): its forward slots are attempted from memory while the
+//              spool file is still being synced (Spool::stage/commit); every
+//              outcome is held until committed() and only then recorded or
+//              acted on; abandoned() (the commit failed, the client gets 451
+//              and will retry) discards them: at worst a duplicate forward.
+//            * A diversion to a local mailbox link is not recorded before the
+//              mailbox attempt (one fsync less on the refusal path): the
+//              mailbox outcome's record, or the unlink, carries the whole
+//              slot state. A crash in between repeats the refused attempt
+//              and diverts again: a duplicate, never a loss.
 //            * Outcome handling, in this order: compute the new slot state;
 //              append it to the spool file (fdatasync); only then update
 //              memory, log, reschedule, or remove the file. A crash between
@@ -60,10 +70,12 @@ namespace hikyaku::queue {
 // target failed for good (5xx, or 4xx past its defer limit), return the next
 // link, or nullopt to fail the slot. The scheduler writes the replacement as
 // one durable record (link + 1, attempts 0, the diversion note) before
-// attempting it. The message-aware hooks below default to the simple ones;
-// policy::ForwardFallback overrides them. Hooks run on scheduler threads
-// without the scheduler's lock; diverted()/failed() run after the new state
-// is durable and while the spool file still exists.
+// attempting it — except a local mailbox link, whose attempt follows at once
+// and whose outcome is recorded instead (see Rules above). The message-aware
+// hooks below default to the simple ones; policy::ForwardFallback overrides
+// them. Hooks run on scheduler threads without the scheduler's lock;
+// diverted()/failed() run after the new state is recorded (or, for a
+// mailbox link, decided) and while the spool file still exists.
 class FallbackPolicy {
  public:
   struct Diversion {
@@ -128,8 +140,16 @@ class Scheduler {
   // workers. Call it before accepting mail: recovery deletes spool/tmp/*. Unfinished targets are attempted now, or at their recorded
   // next-attempt time.
   base::Status start();
-  // A message just enqueued: attempt it now.
+  // A message just enqueued: attempt it now (loads it from the spool).
   void submit(const std::string& queue_id);
+  // The same for a message the caller already holds (Spool::stage), with
+  // its bytes, so that agents need not read the file. submit() wants it
+  // committed; submit_staged() takes it before Spool::commit and must be
+  // followed by committed() or abandoned() for the same id.
+  void submit(SpooledMessage message, std::shared_ptr<const std::string> bytes);
+  void submit_staged(SpooledMessage message, std::shared_ptr<const std::string> bytes);
+  void committed(const std::string& queue_id);
+  void abandoned(const std::string& queue_id);
   // Stop taking new attempts, wait for in-flight ones, join the workers.
   void stop();
 
@@ -152,19 +172,30 @@ class Scheduler {
     std::vector<bool> in_flight;  // per slot
     unsigned in_flight_count = 0;
     bool forgotten = false;
+    bool durable = true;          // false between submit_staged and committed
+    std::shared_ptr<const std::string> bytes;  // dropped when nothing is in flight
+    std::vector<std::optional<DeliveryOutcome>> held;  // per slot, until durable
   };
   struct Task {
     std::string id;
     size_t slot;
   };
+  struct Settle {
+    std::string id;
+    size_t slot;
+    DeliveryOutcome outcome;
+  };
 
   void worker();
   void attempt(const Task& task, std::unique_lock<std::mutex>& lock);
   void on_outcome(const std::string& id, size_t slot, DeliveryOutcome outcome);
+  void settle(const std::string& id, size_t slot, DeliveryOutcome outcome);
   void schedule_locked(const std::string& id, size_t slot, const TargetState& state);
   void move_due_locked(base::Clock::time_point now);
+  void wake_workers_locked(size_t new_work);
   base::Clock::time_point retry_time_locked(unsigned attempts, base::Clock::time_point now);
-  void add_message(SpooledMessage message);
+  void add_message(SpooledMessage message, std::shared_ptr<const std::string> bytes = nullptr,
+                   bool durable = true);
   std::string describe(const config::Target& target) const;
   bool idle_locked() const;
 
@@ -180,6 +211,7 @@ class Scheduler {
   std::condition_variable idle_cv_;  // wait_idle(), stop()
   std::map<std::string, Active> active_;
   std::deque<Task> ready_;
+  std::deque<Settle> settle_;        // held outcomes of messages just committed
   std::set<std::tuple<base::Clock::time_point, std::string, size_t>> timers_;
   unsigned in_flight_ = 0;
   bool stopping_ = false;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <condition_variable>
 #include <mutex>
 
 #include <gtest/gtest.h>
@@ -70,6 +71,46 @@ class FakeAgent final : public DeliveryAgent {
 };
 
 config::Target mailbox(std::string name) { return config::Target{config::Target::Kind::mailbox, std::move(name)}; }
+
+config::Target forward(std::string addr) { return config::Target{config::Target::Kind::forward, std::move(addr)}; }
+
+// Holds every outcome until the test releases it (an agent whose answer is
+// still on the wire), and records whether the bytes came from memory.
+class GatedAgent final : public DeliveryAgent {
+ public:
+  void deliver(const DeliveryRequest& request, std::function<void(DeliveryOutcome)> done) override {
+    std::lock_guard lock(mu_);
+    from_memory_ = request.message != nullptr;
+    pending_.push_back(std::move(done));
+    cv_.notify_all();
+  }
+  bool wait_attempts(size_t n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, 5s, [&] { return pending_.size() + answered_ >= n; });
+  }
+  void answer(DeliveryOutcome outcome) {
+    std::function<void(DeliveryOutcome)> done;
+    {
+      std::lock_guard lock(mu_);
+      ASSERT_FALSE(pending_.empty());
+      done = std::move(pending_.front());
+      pending_.erase(pending_.begin());
+      ++answered_;
+    }
+    done(std::move(outcome));
+  }
+  bool from_memory() {
+    std::lock_guard lock(mu_);
+    return from_memory_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::function<void(DeliveryOutcome)>> pending_;
+  size_t answered_ = 0;
+  bool from_memory_ = false;
+};
 
 class SchedulerTest : public ::testing::Test {
  protected:
@@ -246,6 +287,88 @@ TEST_F(SchedulerTest, FallbackPolicyReplacesTargetDurably) {
   EXPECT_EQ(agent_.count("mailbox:gone"), 1u);
   EXPECT_EQ(agent_.count("mailbox:postmaster"), 1u);
   EXPECT_FALSE(queued(id));
+}
+
+// "Forward at once": a staged message's forward is attempted before the
+// commit, from memory; its outcome waits for committed(); the local
+// mailbox slot waits for the commit too.
+TEST_F(SchedulerTest, StagedForwardStartsBeforeCommitAndSettlesAfter) {
+  GatedAgent forwards;
+  auto s = make_scheduler();
+  s->register_agent(config::Target::Kind::forward, forwards);
+  ASSERT_TRUE(s->start());
+  mail::Envelope env;
+  env.sender = mail::Address{"s", "example.org"};
+  env.recipients.push_back(mail::Address{"me", "example.test"});
+  auto bytes = std::make_shared<const std::string>("Subject: t\r\n\r\nx\r\n");
+  auto staged = spool_->stage(env, {{"me@example.test", {forward("me@gmail.test"), mailbox("me")}}}, *bytes);
+  ASSERT_TRUE(staged);
+  const std::string id = staged->message.id;
+  s->submit_staged(staged->message, bytes);
+  ASSERT_TRUE(forwards.wait_attempts(1)) << "the forward starts before the commit";
+  EXPECT_TRUE(forwards.from_memory());
+  EXPECT_EQ(agent_.count("mailbox:me"), 0u) << "local delivery waits for the commit";
+  forwards.answer({DeliveryOutcome::Kind::delivered, "2.0.0", "ok"});
+  EXPECT_EQ(s->active_messages(), 1u) << "the outcome is held";
+  ASSERT_TRUE(spool_->commit(*staged));
+  s->committed(id);
+  ASSERT_TRUE(s->wait_idle(5s));
+  EXPECT_EQ(agent_.count("mailbox:me"), 1u);
+  EXPECT_EQ(s->active_messages(), 0u);
+  EXPECT_FALSE(queued(id)) << "both slots final: file removed";
+}
+
+// A failed commit (the client gets 451 and retries): the held outcome is
+// discarded, nothing else is attempted, nothing stays queued.
+TEST_F(SchedulerTest, AbandonedStageDiscardsOutcomes) {
+  GatedAgent forwards;
+  auto s = make_scheduler();
+  s->register_agent(config::Target::Kind::forward, forwards);
+  ASSERT_TRUE(s->start());
+  mail::Envelope env;
+  env.recipients.push_back(mail::Address{"me", "example.test"});
+  auto bytes = std::make_shared<const std::string>("Subject: t\r\n\r\nx\r\n");
+  std::string id;
+  {
+    auto staged = spool_->stage(env, {{"me@example.test", {forward("me@gmail.test"), mailbox("me")}}}, *bytes);
+    ASSERT_TRUE(staged);
+    id = staged->message.id;
+    s->submit_staged(staged->message, bytes);
+    ASSERT_TRUE(forwards.wait_attempts(1));
+  }  // never committed: the tmp file goes
+  s->abandoned(id);
+  forwards.answer({DeliveryOutcome::Kind::delivered, "2.0.0", "ok"});
+  ASSERT_TRUE(s->wait_idle(5s));
+  EXPECT_EQ(agent_.count("mailbox:me"), 0u);
+  EXPECT_EQ(s->active_messages(), 0u);
+  EXPECT_FALSE(queued(id));
+}
+
+// A diversion to a local mailbox is not recorded before the mailbox attempt:
+// the mailbox outcome's record carries the whole state (link, diverted note).
+TEST_F(SchedulerTest, DiversionToMailboxIsRecordedWithItsOutcome) {
+  struct ToFallback final : FallbackPolicy {
+    std::optional<config::Target> next(const TargetState& slot, const DeliveryOutcome&) override {
+      if (slot.link == 0) return config::Target{config::Target::Kind::mailbox, "fallback"};
+      return std::nullopt;
+    }
+  } policy;
+  agent_.set("refused", DeliveryOutcome::Kind::permanent);
+  agent_.set("fallback", DeliveryOutcome::Kind::temporary);  // the mailbox defers
+  auto s = make_scheduler();
+  s->set_fallback_policy(policy);
+  ASSERT_TRUE(s->start());
+  auto id = enqueue({{"x", {mailbox("refused")}}});
+  s->submit(id);
+  ASSERT_TRUE(s->wait_idle(5s));
+  EXPECT_EQ(agent_.count("mailbox:fallback"), 1u);
+  auto m = spool_->load(id);
+  ASSERT_TRUE(m);
+  ASSERT_EQ(m->targets.size(), 1u);
+  EXPECT_EQ(m->targets[0].link, 1u);
+  EXPECT_EQ(m->targets[0].target.str(), "mailbox:fallback");
+  EXPECT_EQ(m->targets[0].status, TargetStatus::pending);
+  EXPECT_EQ(m->targets[0].attempts, 1u);
 }
 
 TEST_F(SchedulerTest, FlushMakesEverythingDue) {

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -337,7 +338,38 @@ base::Status Spool::sync_queue_directory() {
   return {};
 }
 
+StagedMessage& StagedMessage::operator=(StagedMessage&& other) noexcept {
+  if (this != &other) {
+    discard();
+    message = std::move(other.message);
+    fd_ = std::exchange(other.fd_, -1);
+    tmp_ = std::move(other.tmp_);
+    committed_ = std::exchange(other.committed_, true);
+    other.tmp_.clear();
+  }
+  return *this;
+}
+
+StagedMessage::~StagedMessage() { discard(); }
+
+// Never committed: the client got no 250, the file must go (rule 4 would
+// delete it at the next start anyway).
+void StagedMessage::discard() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  if (!committed_ && !tmp_.empty()) ::unlink(tmp_.c_str());
+  tmp_.clear();
+}
+
 base::Result<std::string> Spool::enqueue(const mail::Envelope& envelope, const Plan& plan,
+                                         std::string_view message, Origin origin) {
+  auto staged = stage(envelope, plan, message, origin);
+  if (!staged) return staged.error();
+  if (auto st = commit(*staged); !st) return st.error();
+  return staged->message.id;
+}
+
+base::Result<StagedMessage> Spool::stage(const mail::Envelope& envelope, const Plan& plan,
                                          std::string_view message, Origin origin) {
   // Sanity checks: a recipient without a target would be lost silently.
   if (plan.empty()) return base::make_error("enqueue: empty delivery plan");
@@ -346,56 +378,68 @@ base::Result<std::string> Spool::enqueue(const mail::Envelope& envelope, const P
   }
   const std::string header = encode_header(clock_.now(), envelope, plan, message.size(), origin);
 
-  // Create spool/tmp/<id> exclusively.
+  // Create spool/tmp/<id> exclusively, with an id no queued message has
+  // (ids grow with the clock; a clock stepped back could repeat one).
+  StagedMessage staged;
   std::string id;
-  fs::path tmp;
-  int fd = -1;
-  for (int tries = 0; tries < 16 && fd < 0; ++tries) {
+  for (int tries = 0; tries < 16 && staged.fd_ < 0; ++tries) {
     id = next_id();
-    tmp = dir_ / "tmp" / id;
-    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 && errno != EEXIST) return errno_error("create", tmp, errno);
+    if (::access((dir_ / "queue" / id).c_str(), F_OK) == 0) continue;
+    staged.tmp_ = dir_ / "tmp" / id;
+    staged.fd_ = ::open(staged.tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (staged.fd_ < 0) {
+      const int err = errno;
+      staged.tmp_.clear();
+      if (err != EEXIST) return errno_error("create", dir_ / "tmp" / id, err);
+    }
   }
-  if (fd < 0) return base::make_error("create " + tmp.string() + ": no free queue id");
+  if (staged.fd_ < 0) return base::make_error("create " + (dir_ / "tmp").string() + ": no free queue id");
 
-  // Header and message in one writev; then the data fsync.
-  auto fail = [&](base::Error e) -> base::Result<std::string> {
-    if (fd >= 0) ::close(fd);
-    ::unlink(tmp.c_str());
-    return e;
-  };
+  // Header and message in one writev.
+  const fs::path& tmp = staged.tmp_;
   {
     iovec iov[2] = {{const_cast<char*>(header.data()), header.size()},
                     {const_cast<char*>(message.data()), message.size()}};
     ssize_t n;
     do {
-      n = ::writev(fd, iov, 2);
+      n = ::writev(staged.fd_, iov, 2);
     } while (n < 0 && errno == EINTR);
-    if (n < 0) return fail(errno_error("write", tmp, errno));
+    if (n < 0) return errno_error("write", tmp, errno);
     size_t written = static_cast<size_t>(n);
     if (written < header.size()) {
-      if (auto st = write_all(fd, std::string_view(header).substr(written), tmp); !st) return fail(st.error());
+      if (auto st = write_all(staged.fd_, std::string_view(header).substr(written), tmp); !st) return st.error();
       written = header.size();
     }
     size_t body_done = written - header.size();
     if (body_done < message.size()) {
-      if (auto st = write_all(fd, message.substr(body_done), tmp); !st) return fail(st.error());
+      if (auto st = write_all(staged.fd_, message.substr(body_done), tmp); !st) return st.error();
     }
   }
-  if (sync_ && ::fdatasync(fd) != 0) return fail(errno_error("fsync", tmp, errno));
-  if (::close(fd) != 0) {
-    fd = -1;
-    return fail(errno_error("close", tmp, errno));
+
+  // The state load() will find after the commit, from the same header.
+  SpooledMessage& m = staged.message;
+  m.id = id;
+  m.path = dir_ / "queue" / id;
+  if (!decode_header(std::string_view(header).substr(0, header.size() - 2), m)) {
+    return base::make_error("enqueue: cannot encode the queue file header");  // a bug in encode_header
   }
-  fd = -1;
+  m.message_offset = header.size();
+  return staged;
+}
+
+base::Status Spool::commit(StagedMessage& staged) {
+  HIKYAKU_CHECK(staged.fd_ >= 0 && !staged.committed_);
+  const fs::path tmp = staged.tmp_;
+  if (sync_ && ::fdatasync(staged.fd_) != 0) return errno_error("fsync", tmp, errno);
+  const int fd = std::exchange(staged.fd_, -1);
+  if (::close(fd) != 0) return errno_error("close", tmp, errno);
 
   // Rename into the queue without ever replacing a queued message.
-  for (int tries = 0;; ++tries) {
-    fs::path final_path = dir_ / "queue" / id;
-    if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, final_path.c_str(), RENAME_NOREPLACE) == 0) break;
-    if (errno != EEXIST || tries >= 16) return fail(errno_error("rename", tmp, errno));
-    id = next_id();
+  const fs::path& final_path = staged.message.path;
+  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, final_path.c_str(), RENAME_NOREPLACE) != 0) {
+    return errno_error("rename", tmp, errno);
   }
+  staged.committed_ = true;
 
   // The directory fsync makes the rename durable; then the caller may say 250.
   if (sync_) {
@@ -406,7 +450,7 @@ base::Result<std::string> Spool::enqueue(const mail::Envelope& envelope, const P
       return st.error();
     }
   }
-  return id;
+  return {};
 }
 
 base::Result<std::vector<std::string>> Spool::recover() {

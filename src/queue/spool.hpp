@@ -2,12 +2,17 @@
 //            that hikyaku accepts (Postfix cleanup + mail_queue_enter), and
 //            the per-target delivery state that the scheduler records.
 // Durability rules (STYLE R12; docs/queue.md has the file format):
-//   1. enqueue() writes envelope + delivery plan + message into one file
-//      spool/tmp/<id>, fdatasync()s it, renames it (RENAME_NOREPLACE) to
-//      spool/queue/<id> and fsync()s spool/queue/. Only then does it return
-//      the id, and only then may the caller answer "250 2.0.0 Ok: queued as
-//      <id>". Concurrent enqueues share directory fsyncs (group commit): a
-//      directory fsync that starts after our rename covers us too.
+//   1. enqueue() = stage() + commit(). stage() writes envelope + delivery
+//      plan + message into one file spool/tmp/<id> (no fsync yet); commit()
+//      fdatasync()s it, renames it (RENAME_NOREPLACE) to spool/queue/<id>
+//      and fsync()s spool/queue/. Only after commit() returned may the
+//      caller answer "250 2.0.0 Ok: queued as <id>". Concurrent commits
+//      share directory fsyncs (group commit): a directory fsync that starts
+//      after our rename covers us too. Between the two, the scheduler may
+//      already attempt the message from memory (Scheduler::submit_staged:
+//      "forward at once" overlaps the disk sync); its outcomes wait for the
+//      commit, and a failed commit (the client gets 451 and retries) can
+//      only make a duplicate, never a loss.
 //   2. The message bytes are immutable once enqueued. State changes are
 //      appended after them as checksummed one-line records, each
 //      fdatasync()ed before record() returns (as Postfix marks recipients
@@ -119,6 +124,29 @@ struct QueueEntry {
   unsigned total = 0;
 };
 
+// A message written to spool/tmp/<id> and not yet durable (rule 1).
+// Move-only; destroying it without commit() deletes the tmp file.
+class StagedMessage {
+ public:
+  StagedMessage() = default;
+  StagedMessage(StagedMessage&& other) noexcept { *this = std::move(other); }
+  StagedMessage& operator=(StagedMessage&& other) noexcept;
+  StagedMessage(const StagedMessage&) = delete;
+  StagedMessage& operator=(const StagedMessage&) = delete;
+  ~StagedMessage();
+
+  // What Spool::load() will read back after the commit: path is
+  // spool/queue/<id>, every slot pending, no records.
+  SpooledMessage message;
+
+ private:
+  friend class Spool;
+  void discard();
+  int fd_ = -1;
+  std::filesystem::path tmp_;
+  bool committed_ = false;
+};
+
 class Spool {
  public:
   // `sync` false skips every fsync (tests and benchmarks of the rest only).
@@ -135,6 +163,14 @@ class Spool {
   // when a recipient has no target or the disk refuses.
   base::Result<std::string> enqueue(const mail::Envelope& envelope, const Plan& plan,
                                     std::string_view message, Origin origin = Origin::received);
+  // Rule 1 in two steps. stage() has the same checks as enqueue() and
+  // writes spool/tmp/<id>; commit() makes it durable under spool/queue/<id>
+  // (the same id: a name already taken there fails the commit, the caller
+  // answers 451). A failed commit leaves nothing behind but, at worst, a
+  // queue file that recovery delivers (a duplicate of the client's retry).
+  base::Result<StagedMessage> stage(const mail::Envelope& envelope, const Plan& plan,
+                                    std::string_view message, Origin origin = Origin::received);
+  base::Status commit(StagedMessage& staged);
 
   // Rule 4: clean spool/tmp, quarantine corrupt files, return the ids of all
   // queued messages, oldest first.

@@ -88,6 +88,68 @@ TEST_F(SpoolTest, EnqueueThenLoadRoundTrips) {
   EXPECT_EQ(m->message_size, msg.size());
 }
 
+// Rule 1 in two steps: stage() leaves the file in tmp/ and describes exactly
+// what load() reads after commit().
+TEST_F(SpoolTest, StageThenCommitMatchesLoad) {
+  const std::string msg = "Subject: hi\r\n\r\nbody\r\n";
+  auto staged = spool_->stage(make_envelope(), make_plan(), msg);
+  ASSERT_TRUE(staged) << staged.error().message;
+  const std::string id = staged->message.id;
+  EXPECT_TRUE(fs::exists(dir_ / "tmp" / id));
+  EXPECT_FALSE(fs::exists(dir_ / "queue" / id)) << "not durable, not queued";
+  ASSERT_TRUE(spool_->commit(*staged));
+  EXPECT_TRUE(fs::is_empty(dir_ / "tmp"));
+  auto loaded = spool_->load(id);
+  ASSERT_TRUE(loaded) << loaded.error().message;
+  const SpooledMessage& s = staged->message;
+  EXPECT_EQ(s.path, loaded->path);
+  EXPECT_EQ(s.arrival, loaded->arrival);
+  EXPECT_EQ(s.message_offset, loaded->message_offset);
+  EXPECT_EQ(s.message_size, loaded->message_size);
+  EXPECT_EQ(s.envelope.sender_str(), loaded->envelope.sender_str());
+  EXPECT_EQ(s.envelope.recipients.size(), loaded->envelope.recipients.size());
+  ASSERT_EQ(s.targets.size(), loaded->targets.size());
+  for (size_t i = 0; i < s.targets.size(); ++i) {
+    EXPECT_EQ(s.targets[i].recipient, loaded->targets[i].recipient);
+    EXPECT_EQ(s.targets[i].target.str(), loaded->targets[i].target.str());
+    EXPECT_EQ(s.targets[i].planned.str(), loaded->targets[i].planned.str());
+    EXPECT_FALSE(s.targets[i].final());
+  }
+  auto bytes = spool_->read_message(s);
+  ASSERT_TRUE(bytes);
+  EXPECT_EQ(*bytes, msg);
+}
+
+// A staged message that is never committed leaves nothing behind (the client
+// got no 250).
+TEST_F(SpoolTest, UncommittedStageIsDiscarded) {
+  std::string id;
+  {
+    auto staged = spool_->stage(make_envelope(), make_plan(), "Subject: x\r\n\r\n");
+    ASSERT_TRUE(staged);
+    id = staged->message.id;
+    StagedMessage moved = std::move(*staged);  // ownership moves with it
+    EXPECT_TRUE(fs::exists(dir_ / "tmp" / id));
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "tmp" / id));
+  EXPECT_FALSE(fs::exists(dir_ / "queue" / id));
+}
+
+// A staged id never names a message already queued: the commit's
+// RENAME_NOREPLACE would fail.
+TEST_F(SpoolTest, CommitNeverReplacesAQueuedMessage) {
+  auto staged = spool_->stage(make_envelope(), make_plan(), "Subject: x\r\n\r\n");
+  ASSERT_TRUE(staged);
+  {
+    std::ofstream squatter(staged->message.path);
+    squatter << "not ours";
+  }
+  EXPECT_FALSE(spool_->commit(*staged));
+  std::ifstream in(staged->message.path);
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(content, "not ours");
+}
+
 TEST_F(SpoolTest, NullSenderRoundTrips) {
   mail::Envelope env = make_envelope();
   env.sender.reset();  // RFC 5321 §4.5.5 null reverse-path
