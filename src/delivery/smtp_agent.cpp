@@ -44,28 +44,6 @@ queue::DeliveryOutcome to_queue(const Outcome& o) {
   return out;
 }
 
-// Run `f` on `pool` and resume the awaiting coroutine on its own executor
-// with the result: blocking work (files, DNS, signing) never runs on the
-// io_context thread. The worker wakes the coroutine by cancelling a timer
-// through a post to the coroutine's (single-threaded) executor, so the
-// wake-up cannot overtake the wait.
-template <class F>
-awaitable<std::invoke_result_t<F&>> on_pool(asio::thread_pool& pool, F f) {
-  using T = std::invoke_result_t<F&>;
-  struct State {
-    explicit State(asio::any_io_executor ex) : timer(ex, std::chrono::steady_clock::time_point::max()) {}
-    asio::steady_timer timer;
-    std::optional<T> result;
-  };
-  auto state = std::make_shared<State>(co_await asio::this_coro::executor);
-  asio::post(pool, [state, fn = std::move(f)]() mutable {
-    state->result.emplace(fn());
-    asio::post(state->timer.get_executor(), [state] { state->timer.cancel(); });
-  });
-  co_await state->timer.async_wait(asio::as_tuple(use_awaitable));
-  co_return std::move(*state->result);
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -145,11 +123,9 @@ ResolvedRoute resolve_route(dns::Resolver& resolver, std::string_view domain, st
 // ---------------------------------------------------------------------------
 
 struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
-  Impl(const config::Config& config_in, asio::io_context& io_in, asio::thread_pool& pool_in,
-       dns::Resolver& resolver_in, SmtpAgentOptions options_in, smtp::client::ClientOptions client_in)
+  Impl(const config::Config& config_in, asio::io_context& io_in, dns::Resolver& resolver_in, SmtpAgentOptions options_in, smtp::client::ClientOptions client_in)
       : config(config_in),
         io(io_in),
-        pool(pool_in),
         resolver(resolver_in),
         options(std::move(options_in)),
         client(std::move(client_in)),
@@ -237,73 +213,84 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     }
   }
 
-  awaitable<Outcome> run(std::shared_ptr<Job> job) {
-    const auto& request = job->request;
+  // Everything before the SMTP conversation, on the caller's (scheduler
+  // worker) thread: the message read and transformed (ARC/DKIM), the SRS
+  // sender, the route (MX, A, AAAA; cached). No thread hop before the
+  // connection, so a fresh message reaches the far side while the first
+  // hop's spool is still syncing (Scheduler::submit_staged).
+  struct Prepared {
+    std::optional<Outcome> failure;  // set: done, nothing to send
+    smtp::client::Transaction tx;
+    std::string domain;
+    std::vector<smtp::client::RouteHost> hosts;
+  };
+
+  Prepared prepare(const Job& job) {
+    Prepared p;
+    const auto& request = job.request;
     const std::string& target = request.target.value;
 
-    // The message, transformed (ARC/DKIM later), read on the worker pool.
-    auto transform = options.transform;
-    // XXX(smtp-client): lambdas passed to coroutines are named locals, not
-    // temporaries: GCC 12 destroys a temporary in a co_await full-expression
-    // twice (GCC PR 99576-like), which corrupted the heap here.
-    auto prepare = [job, transform]() -> std::optional<base::Result<std::string>> {
-      auto data = queue::read_message(job->request);
-      if (!data.ok() || !transform) return data;
-      return transform(job->request, std::move(data).value());
-    };
-    auto message = co_await on_pool(pool, std::move(prepare));
-    if (!message || !message->ok()) {
-      std::string why = message ? message->error().message : "no message";
-      log()->error("{}: cannot prepare the message for {}: {}", request.queue_id, mail::redact(target, hidden), why);
-      co_return smtp::client::classify(Failure::local, "local error: cannot read or prepare the message");
+    auto data = queue::read_message(request);
+    if (data.ok() && options.transform) data = options.transform(request, std::move(data).value());
+    if (!data.ok()) {
+      log()->error("{}: cannot prepare the message for {}: {}", request.queue_id, mail::redact(target, hidden),
+                   data.error().message);
+      p.failure = smtp::client::classify(Failure::local, "local error: cannot read or prepare the message");
+      return p;
     }
 
     // SRS: the forwarded copy's envelope sender (the null sender stays <>).
-    std::string sender = job->envelope.sender_str();
+    std::string sender = job.envelope.sender_str();
     // A hidden forward signs with its own derived key (srs/srs.hpp), so a
     // bounce to this address is recognised as one of a hidden forward and
     // kept in the owner's fallback mailbox (issue 4, auth/inbound/srs_bounces).
-    if (srs && job->envelope.sender) {
-      const std::string identity = policy::is_hidden(config, job->request.target) ? job->request.target.value : "";
-      sender = srs->forward(*job->envelope.sender, config.srs.domain, identity).str();
+    if (srs && job.envelope.sender) {
+      const std::string identity = policy::is_hidden(config, request.target) ? request.target.value : "";
+      sender = srs->forward(*job.envelope.sender, config.srs.domain, identity).str();
     }
 
-    std::string domain = smtp::client::domain_of(target);
-    if (domain.empty()) {
+    p.domain = smtp::client::domain_of(target);
+    if (p.domain.empty()) {
       Outcome o;
       o.kind = Outcome::Kind::permanent;
       o.status = "5.1.3";
       o.detail = "bad forward address";
-      co_return o;
+      p.failure = o;
+      return p;
     }
 
-    co_await acquire(domain);
+    thread_local std::mt19937 rng(std::random_device{}());
+    auto route = resolve_route(resolver, p.domain, config.hostname, rng);
+    if (route.failure) {
+      log()->info("{}: to=<{}> status={} ({})", request.queue_id, mail::redact(target, hidden), route.failure->status,
+                  mail::redact(route.failure->detail, hidden));
+      p.failure = std::move(route.failure);
+      return p;
+    }
+    p.hosts = std::move(route.hosts);
+
+    p.tx.sender = std::move(sender);
+    p.tx.recipient = target;
+    p.tx.message = std::make_shared<const std::string>(std::move(data).value());
+    p.tx.smtputf8 = job.envelope.smtputf8;
+    p.tx.log_id = request.queue_id;
+    p.tx.hidden = hidden;
+    return p;
+  }
+
+  // The SMTP conversation, on the io_context: a concurrency slot for the
+  // destination, then the route's hosts in order.
+  awaitable<Outcome> send(std::shared_ptr<Job> job, std::shared_ptr<Prepared> p) {
+    co_await acquire(p->domain);
     struct Release {
       Impl* impl;
       std::string domain;
       ~Release() { impl->release(domain); }
-    } release_guard{this, domain};
+    } release_guard{this, p->domain};
 
-    std::mt19937 rng(std::random_device{}());
-    std::string hostname = config.hostname;
-    auto lookup = [this, domain, hostname, rng]() mutable { return resolve_route(resolver, domain, hostname, rng); };
-    auto route = co_await on_pool(pool, std::move(lookup));
-    if (route.failure) {
-      log()->info("{}: to=<{}> status={} ({})", request.queue_id, mail::redact(target, hidden), route.failure->status,
-                  mail::redact(route.failure->detail, hidden));
-      co_return *route.failure;
-    }
-
-    smtp::client::Transaction tx;
-    tx.sender = std::move(sender);
-    tx.recipient = target;
-    tx.message = std::make_shared<const std::string>(std::move(*message).value());
-    tx.smtputf8 = job->envelope.smtputf8;
-    tx.log_id = request.queue_id;
-    tx.hidden = hidden;
     smtp::client::RouteContext context{config.delivery.smtp_port, &config.listen};
-    Outcome outcome = co_await smtp::client::deliver_via_route(connections, route.hosts, context, client, tx);
-    learn(domain, outcome, request.queue_id);
+    Outcome outcome = co_await smtp::client::deliver_via_route(connections, p->hosts, context, client, p->tx);
+    learn(p->domain, outcome, job->request.queue_id);
     co_return outcome;
   }
 
@@ -318,7 +305,6 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
 
   const config::Config& config;
   asio::io_context& io;
-  asio::thread_pool& pool;
   dns::Resolver& resolver;
   SmtpAgentOptions options;
   smtp::client::ClientOptions client;
@@ -334,11 +320,11 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
 };
 
 base::Result<std::unique_ptr<SmtpAgent>> SmtpAgent::create(const config::Config& config, asio::io_context& io,
-                                                            asio::thread_pool& pool, dns::Resolver& resolver,
+                                                            dns::Resolver& resolver,
                                                             SmtpAgentOptions options) {
   smtp::client::ClientOptions client =
       options.client ? *options.client : smtp::client::ClientOptions::from_config(config);
-  auto impl = std::make_shared<Impl>(config, io, pool, resolver, std::move(options), std::move(client));
+  auto impl = std::make_shared<Impl>(config, io, resolver, std::move(options), std::move(client));
   if (!config.srs.domain.empty()) {
     auto secrets = read_srs_secrets(config.srs.secret_file);
     if (!secrets.ok()) return secrets.error();
@@ -366,10 +352,16 @@ void SmtpAgent::deliver(const queue::DeliveryRequest& request, std::function<voi
     job->id = ++impl_->next_id;
     impl_->in_flight.emplace(job->id, job);
   }
-  // The scheduler calls from its worker threads: the work moves onto the
-  // io_context; the completion handler is the one exception boundary.
+  // The scheduler calls from its worker threads: the preparation runs here,
+  // the conversation moves onto the io_context; the completion handler is
+  // the one exception boundary.
   auto impl = impl_;
-  asio::co_spawn(impl->io, impl->run(job), [impl, job](std::exception_ptr e, Outcome outcome) {
+  auto prepared = std::make_shared<Impl::Prepared>(impl->prepare(*job));
+  if (prepared->failure) {
+    impl->finish(job, *prepared->failure);
+    return;
+  }
+  asio::co_spawn(impl->io, impl->send(job, prepared), [impl, job](std::exception_ptr e, Outcome outcome) {
     if (e) {
       try {
         std::rethrow_exception(e);

@@ -13,11 +13,13 @@
 //            a hidden address: it is never put into anything sent to a third
 //            party. The SRS secret is read once and never logged. Replies and
 //            DNS answers are untrusted (see smtp/client).
-// Concurrency: deliver() may be called from any thread; it posts the work
-//            to the io_context given (single-threaded, the app's) and runs
-//            file reads, the transform and DNS lookups on the thread pool
-//            given, never on the io_context thread. `done` is called exactly
-//            once, on the io_context thread (or by stop()).
+// Concurrency: deliver() is called on a scheduler worker thread, which
+//            may block: it reads and transforms the message and resolves the
+//            route there (DNS through `resolver`, cached), then posts the SMTP
+//            conversation to the io_context given (single-threaded, the
+//            app's); nothing blocking runs on the io_context thread. `done`
+//            is called exactly once: on the io_context thread, or within
+//            deliver() when nothing was sent, or by stop().
 // Errors:    every failure is a DeliveryOutcome; a coroutine that throws
 //            (a bug) is logged and reported as temporary 4.3.0. create()
 //            returns a Result (an unreadable SRS secret fails start-up).
@@ -40,7 +42,6 @@
 
 namespace boost::asio {
 class io_context;
-class thread_pool;
 }  // namespace boost::asio
 
 namespace hikyaku::dns {
@@ -76,12 +77,11 @@ struct SmtpAgentOptions {
 
 class SmtpAgent final : public queue::DeliveryAgent {
  public:
-  // `io` runs the client coroutines (single-threaded); `pool` runs file
-  // reads, the transform and DNS lookups through `resolver`. All must
-  // outlive the agent. Fails when [srs] is set and its secret unreadable.
+  // `io` runs the client coroutines (single-threaded); `resolver` serves
+  // the route lookups. Both must outlive the agent. Fails when [srs] is set
+  // and its secret unreadable.
   static base::Result<std::unique_ptr<SmtpAgent>> create(const config::Config& config,
                                                           boost::asio::io_context& io,
-                                                          boost::asio::thread_pool& pool,
                                                           dns::Resolver& resolver,
                                                           SmtpAgentOptions options = {});
   ~SmtpAgent() override;

@@ -327,6 +327,19 @@ net::awaitable<Connection::Opened> Connection::open(std::string host_name, std::
 }
 
 net::awaitable<Outcome> Connection::send(const Transaction& tx) {
+  bool reset_failed = false;
+  Outcome out = co_await send(tx, false, reset_failed);
+  co_return out;
+}
+
+net::awaitable<std::optional<Outcome>> Connection::send_reused(const Transaction& tx) {
+  bool reset_failed = false;
+  Outcome out = co_await send(tx, true, reset_failed);
+  if (reset_failed) co_return std::nullopt;
+  co_return out;
+}
+
+net::awaitable<Outcome> Connection::send(const Transaction& tx, bool reset_first, bool& reset_failed) {
   if (broken_) co_return classify(Failure::connection_lost, peer_ + ": connection not usable");
   const std::string& message = *tx.message;
 
@@ -359,10 +372,26 @@ net::awaitable<Outcome> Connection::send(const Transaction& tx) {
   std::optional<Outcome> failure;
   ServerReply mail_reply, rcpt_reply, data_reply;
   if (caps_.pipelining && options_.pipelining) {
-    // RFC 2920 §3.1: MAIL, RCPT and DATA may go in one group; the replies
-    // come back in order.
-    const std::string group = mail + "\r\n" + rcpt + "\r\nDATA\r\n";
-    if (!co_await write(group, Stage::mail, failure)) co_return *failure;
+    // RFC 2920 §3.1: RSET (on a reused connection), MAIL, RCPT and DATA may
+    // go in one group; the replies come back in order. A failed RSET means
+    // the idle connection died: nothing after it took effect.
+    const std::string group = (reset_first ? "RSET\r\n" : "") + mail + "\r\n" + rcpt + "\r\nDATA\r\n";
+    const bool written = co_await write(group, Stage::mail, failure);
+    if (!written) {
+      if (reset_first) {
+        broken_ = true;
+        reset_failed = true;
+      }
+      co_return *failure;
+    }
+    if (reset_first) {
+      ServerReply rset_reply = co_await read_reply(Stage::rset, failure);
+      if (failure || !rset_reply.positive()) {
+        broken_ = true;
+        reset_failed = true;
+        co_return failure ? *failure : classify(rset_reply, Stage::rset);
+      }
+    }
     mail_reply = co_await read_reply(Stage::mail, failure);
     if (failure) co_return *failure;
     if (mail_reply.code == 421) {
@@ -384,6 +413,13 @@ net::awaitable<Outcome> Connection::send(const Transaction& tx) {
       co_return !mail_reply.positive() ? classify(mail_reply, Stage::mail) : classify(rcpt_reply, Stage::rcpt);
     }
   } else {
+    if (reset_first) {
+      const bool reset_ok = co_await reset();
+      if (!reset_ok) {
+        reset_failed = true;
+        co_return classify(Failure::connection_lost, peer_ + ": RSET failed");
+      }
+    }
     mail_reply = co_await command(mail, Stage::mail, failure);
     if (failure) co_return *failure;
     if (!mail_reply.positive()) co_return classify(mail_reply, Stage::mail);
@@ -519,8 +555,9 @@ net::awaitable<Outcome> deliver_via_route(ConnectionPool& pool, const std::vecto
   //  * hosts in route order (MX preference, shuffled ties), each address of
   //    a host in order, before giving up;
   //  * an address that is one of our own listeners is never used (loop);
-  //  * an idle pooled connection to the address is reused after RSET; a
-  //    failed RSET just means "open a new one", not a host failure;
+  //  * an idle pooled connection to the address is reused, RSET pipelined
+  //    ahead of the transaction; a failed RSET just means "open a new
+  //    one", not a host failure;
   //  * 2xx → delivered; a 5xx for the transaction (MAIL, RCPT, DATA, end of
   //    data) → permanent, no other host is asked;
   //  * 4xx, a refused/timed-out/reset connection, a TLS or protocol failure
@@ -538,12 +575,21 @@ net::awaitable<Outcome> deliver_via_route(ConnectionPool& pool, const std::vecto
         continue;
       }
       std::string key = endpoint_key(ip, context.port);
+      // A pooled connection first: its RSET rides in the same pipelined
+      // group as the transaction (no extra round trip).
       std::unique_ptr<Connection> conn = pool.take(key);
-      if (conn && !co_await conn->reset()) {
-        conn->close();
-        conn.reset();
+      std::optional<Outcome> outcome;
+      std::string peer;
+      if (conn) {
+        peer = conn->peer();
+        outcome = co_await conn->send_reused(tx);
+        if (!outcome) {
+          log()->debug("{}: idle connection to {} is gone; opening a new one", tx.log_id, peer);
+          conn->close();
+          conn.reset();
+        }
       }
-      if (!conn) {
+      if (!outcome) {
         auto opened = co_await Connection::open(host.name, ip, context.port, options, tx.log_id);
         if (!opened.connection && opened.tls_failed) {
           log()->info("{}: {}; retrying without TLS", tx.log_id, opened.failure.detail);
@@ -558,16 +604,14 @@ net::awaitable<Outcome> deliver_via_route(ConnectionPool& pool, const std::vecto
           continue;
         }
         conn = std::move(opened.connection);
-      } else {
-        log()->debug("{}: reusing connection to {}", tx.log_id, conn->peer());
+        peer = conn->peer();
+        outcome = co_await conn->send(tx);
       }
-      std::string peer = conn->peer();
-      Outcome outcome = co_await conn->send(tx);
       pool.put(key, std::move(conn));
       log()->info("{}: to=<{}> relay={} status={} ({})", tx.log_id, mail::redact(tx.recipient, tx.hidden), peer,
-                  outcome.status, mail::redact(outcome.detail, tx.hidden));
-      if (outcome.delivered() || !outcome.try_next_host) co_return outcome;
-      last = outcome;
+                  outcome->status, mail::redact(outcome->detail, tx.hidden));
+      if (outcome->delivered() || !outcome->try_next_host) co_return *outcome;
+      last = *outcome;
     }
   }
   if (last) {

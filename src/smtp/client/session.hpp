@@ -90,8 +90,12 @@ class Connection {
   // MAIL, RCPT, DATA, the message, ".". Returns the classified outcome of
   // the first failing stage or of the final reply.
   net::awaitable<Outcome> send(const Transaction& tx);
-  // RSET before reusing an idle connection (RFC 5321 §4.1.1.5); false when
-  // the connection is no longer usable.
+  // The same on an idle connection taken from the pool: RSET first (RFC
+  // 5321 §4.1.1.5), pipelined with MAIL/RCPT/DATA when PIPELINING is
+  // offered (RFC 2920 §3.1). nullopt: the RSET failed, the connection is
+  // unusable and nothing of the transaction took effect (open a new one).
+  net::awaitable<std::optional<Outcome>> send_reused(const Transaction& tx);
+  // RSET alone; false when the connection is no longer usable.
   net::awaitable<bool> reset();
   // QUIT and close (RFC 5321 §4.1.1.10); errors are ignored.
   net::awaitable<void> quit();
@@ -107,6 +111,7 @@ class Connection {
 
  private:
   explicit Connection(std::unique_ptr<Impl> impl);
+  net::awaitable<Outcome> send(const Transaction& tx, bool reset_first, bool& reset_failed);
   net::awaitable<ServerReply> command(std::string_view line, Stage stage, std::optional<Outcome>& failure);
   net::awaitable<ServerReply> read_reply(Stage stage, std::optional<Outcome>& failure);
   net::awaitable<bool> write(std::string_view data, Stage stage, std::optional<Outcome>& failure);
