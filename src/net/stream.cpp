@@ -7,15 +7,6 @@ namespace hikyaku::net {
 using namespace boost::asio::experimental::awaitable_operators;
 using asio::as_tuple;
 
-namespace {
-
-std::shared_ptr<ssl::context> placeholder_context() {
-  // ssl::stream needs a context even when TLS is never started.
-  return std::make_shared<ssl::context>(ssl::context::tls_server);
-}
-
-}  // namespace
-
 Stream::Stream(tcp::socket socket, std::shared_ptr<ssl::context> tls, size_t max_line)
     : tls_ctx_(std::move(tls)), buffer_(max_line) {
   error_code ec;
@@ -30,9 +21,12 @@ Stream::Stream(tcp::socket socket, std::shared_ptr<ssl::context> tls, size_t max
   auto local = socket.local_endpoint(ec);
   if (!ec) local_ip_ = local.address().to_string();
   socket.set_option(tcp::no_delay(true), ec);
-  ctx_in_use_ = tls_ctx_ ? tls_ctx_ : placeholder_context();
-  ssl_ = std::make_unique<ssl::stream<tcp::socket>>(std::move(socket), *ctx_in_use_);
+  // The TLS stream (an SSL object) is built only when TLS starts: most
+  // connections never use it, and its construction is not free.
+  socket_ = std::move(socket);
 }
+
+tcp::socket& Stream::socket() { return ssl_ ? ssl_->next_layer() : *socket_; }
 
 Stream::~Stream() = default;
 
@@ -46,7 +40,7 @@ awaitable<std::size_t> Stream::read_raw(asio::mutable_buffer buf,
     result = co_await (ssl_->async_read_some(buf, as_tuple(use_awaitable)) ||
                        timer.async_wait(as_tuple(use_awaitable)));
   } else {
-    result = co_await (ssl_->next_layer().async_read_some(buf, as_tuple(use_awaitable)) ||
+    result = co_await (socket().async_read_some(buf, as_tuple(use_awaitable)) ||
                        timer.async_wait(as_tuple(use_awaitable)));
   }
   if (result.index() == 1) {
@@ -104,7 +98,7 @@ awaitable<bool> Stream::write(std::string_view data) {
         co_await asio::async_write(*ssl_, asio::buffer(data), as_tuple(use_awaitable));
   } else {
     std::tie(ec, std::ignore) =
-        co_await asio::async_write(ssl_->next_layer(), asio::buffer(data), as_tuple(use_awaitable));
+        co_await asio::async_write(socket(), asio::buffer(data), as_tuple(use_awaitable));
   }
   co_return !ec;
 }
@@ -112,6 +106,8 @@ awaitable<bool> Stream::write(std::string_view data) {
 awaitable<bool> Stream::start_tls(std::chrono::steady_clock::duration timeout) {
   if (!tls_available() || tls_active_) co_return false;
   buffer_.clear();  // RFC 3207 §4.2 / RFC 2595 §4: discard pre-TLS pipelined input
+  ssl_ = std::make_unique<ssl::stream<tcp::socket>>(std::move(*socket_), *tls_ctx_);
+  socket_.reset();
   asio::steady_timer timer(co_await asio::this_coro::executor);
   timer.expires_after(timeout);
   auto result = co_await (ssl_->async_handshake(ssl::stream_base::server, as_tuple(use_awaitable)) ||
@@ -136,8 +132,8 @@ std::string Stream::tls_description() const {
 
 void Stream::close() {
   error_code ec;
-  ssl_->next_layer().shutdown(tcp::socket::shutdown_both, ec);
-  ssl_->next_layer().close(ec);
+  socket().shutdown(tcp::socket::shutdown_both, ec);
+  socket().close(ec);
 }
 
 }  // namespace hikyaku::net

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -53,15 +54,15 @@ class Stream {
   const std::string& remote_ip() const { return remote_ip_; }
   uint16_t remote_port() const { return remote_port_; }
   const std::string& local_ip() const { return local_ip_; }
-  tcp::socket& socket() { return ssl_->next_layer(); }
+  tcp::socket& socket();
   void close();
 
  private:
   awaitable<std::size_t> read_raw(asio::mutable_buffer buf, std::chrono::steady_clock::duration timeout,
                                   error_code& ec);
-  std::shared_ptr<ssl::context> tls_ctx_;      // null: no TLS offered
-  std::shared_ptr<ssl::context> ctx_in_use_;   // what ssl_ refers to
-  std::unique_ptr<ssl::stream<tcp::socket>> ssl_;
+  std::shared_ptr<ssl::context> tls_ctx_;            // null: no TLS offered
+  std::optional<tcp::socket> socket_;                // until TLS starts
+  std::unique_ptr<ssl::stream<tcp::socket>> ssl_;    // from start_tls() on: owns the socket
   LineBuffer buffer_;
   bool tls_active_ = false;
   bool timed_out_ = false;

@@ -88,8 +88,10 @@ class Session {
         stream_(std::move(socket), ctx.tls, ctx.config.limits.line_length),
         lines_(ctx.config.limits.line_length),
         log_(base::logger("smtpd")) {
-    std::random_device rd;
-    id_ = fmt::format("{:08X}", (static_cast<uint64_t>(rd()) << 16) ^ rd());
+    // A log correlation id, not a secret: one seeded generator per thread
+    // (std::random_device costs a system call or more per construction).
+    thread_local std::mt19937_64 ids{std::random_device{}()};
+    id_ = fmt::format("{:08X}", ids() & 0xFFFFFFFFFFFFull);
   }
 
   net::awaitable<void> run(bool lease_ok);
