@@ -223,6 +223,9 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
       auto max = std::chrono::duration_cast<std::chrono::steady_clock::duration>(options.spacing_max);
       d.spacing = d.limited ? std::min(d.spacing * 2, max) : initial;
       d.limited = true;
+      // The deferred attempt was a message start too: the next one waits
+      // the spacing (else the first retry follows the 421 at once).
+      d.next_start = std::max(d.next_start, std::chrono::steady_clock::now() + d.spacing);
       log()->warn("{}: {} is rate-limiting us ({}): at most {} connection(s), {} ms between messages", queue_id,
                   domain, outcome.detail, limit(d),
                   std::chrono::duration_cast<std::chrono::milliseconds>(d.spacing).count());

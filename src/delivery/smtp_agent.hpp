@@ -69,6 +69,7 @@ struct SmtpAgentOptions {
   // and `spacing_initial` between message starts, doubled on every further
   // deferral up to `spacing_max`, halved on each success until it falls
   // below `spacing_initial` (then the destination is back to normal).
+  // The first start after a deferral also waits `spacing`.
   unsigned limited_concurrency = 1;
   std::chrono::milliseconds spacing_initial{2000};
   std::chrono::milliseconds spacing_max{std::chrono::minutes(5)};
