@@ -14,6 +14,7 @@
 
 #include "base/clock.hpp"
 #include "base/log.hpp"
+#include "delivery/destination_store.hpp"
 #include "dns/resolver.hpp"
 #include "mail/address.hpp"
 #include "mail/dsn.hpp"
@@ -173,7 +174,30 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     bool limited = false;
     std::chrono::steady_clock::duration spacing{0};
     std::chrono::steady_clock::time_point next_start{};
+    // While limited: forgotten after this unless a deferral or a success
+    // refreshes it (wall clock: it is written to the state file).
+    std::chrono::system_clock::time_point until{};
   };
+
+  // The rate-limit state file (DATA_DIR/state/destinations); null when the
+  // configuration has no data_dir. Written after every change of a limited
+  // destination, read back by create().
+  std::unique_ptr<DestinationStore> store;
+
+  std::chrono::system_clock::duration state_lifetime() const {
+    return std::max<std::chrono::system_clock::duration>(options.state_lifetime, options.spacing_max);
+  }
+
+  // Save every limited destination (io thread; the write runs on the pool).
+  void persist() {
+    if (!store) return;
+    std::vector<state::DestinationState> entries;
+    for (const auto& [name, d] : destinations) {
+      if (!d.limited) continue;
+      entries.push_back({name, std::chrono::duration_cast<std::chrono::milliseconds>(d.spacing), d.until});
+    }
+    store->save(entries);
+  }
 
   unsigned limit(const Destination& d) const {
     unsigned normal = std::max(1u, config.delivery.concurrency_per_domain);
@@ -183,6 +207,16 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
   awaitable<void> acquire(const std::string& domain) {
     auto ex = co_await asio::this_coro::executor;
     Destination& d = destinations[domain];  // std::map: references stay valid
+    if (d.limited && std::chrono::system_clock::now() >= d.until) {
+      // Not refreshed for state_lifetime: whatever the far side objected to
+      // is long past (and a restart would have forgotten it too).
+      d.limited = false;
+      d.spacing = {};
+      log()->info("{}: rate limit forgotten (no news for {} s): back to the normal rate", domain,
+                  std::chrono::duration_cast<std::chrono::seconds>(state_lifetime()).count());
+      wake(d, d.waiters.size());
+      persist();
+    }
     while (d.active >= limit(d)) {
       auto timer = std::make_shared<asio::steady_timer>(ex, std::chrono::steady_clock::time_point::max());
       d.waiters.push_back(timer);
@@ -226,17 +260,21 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
       // The deferred attempt was a message start too: the next one waits
       // the spacing (else the first retry follows the 421 at once).
       d.next_start = std::max(d.next_start, std::chrono::steady_clock::now() + d.spacing);
+      d.until = std::chrono::system_clock::now() + state_lifetime();
       log()->warn("{}: {} is rate-limiting us ({}): at most {} connection(s), {} ms between messages", queue_id,
                   domain, outcome.detail, limit(d),
                   std::chrono::duration_cast<std::chrono::milliseconds>(d.spacing).count());
+      persist();
     } else if (outcome.delivered() && d.limited) {
       d.spacing /= 2;
+      d.until = std::chrono::system_clock::now() + state_lifetime();
       if (d.spacing < options.spacing_initial) {
         d.limited = false;
         d.spacing = {};
         log()->info("{}: {} accepts mail again at the normal rate", queue_id, domain);
         wake(d, d.waiters.size());
       }
+      persist();
     }
   }
 
@@ -349,6 +387,23 @@ base::Result<std::unique_ptr<SmtpAgent>> SmtpAgent::create(const config::Config&
     srs::Config sc;
     sc.secrets = std::move(secrets).value();
     impl->srs = std::make_unique<srs::Rewriter>(std::move(sc), *impl->clock);
+  }
+  // Rate-limit state from before a restart: those destinations start limited,
+  // and their first message waits one spacing (when the last one started is
+  // not recorded).
+  if (!config.data_dir.empty()) {
+    impl->store = std::make_unique<DestinationStore>(config.data_dir / "state" / "destinations", pool);
+    for (const auto& e : impl->store->load(std::chrono::system_clock::now())) {
+      auto& d = impl->destinations[e.domain];
+      auto spacing = std::clamp(e.spacing, impl->options.spacing_initial,
+                                std::max(impl->options.spacing_initial, impl->options.spacing_max));
+      d.limited = true;
+      d.spacing = std::chrono::duration_cast<std::chrono::steady_clock::duration>(spacing);
+      d.next_start = std::chrono::steady_clock::now() + d.spacing;
+      d.until = std::min(e.until, std::chrono::system_clock::now() + impl->state_lifetime());
+      log()->warn("{} is still rate-limiting us (state from {}): at most {} connection(s), {} ms between messages",
+                  e.domain, impl->store->file().string(), impl->limit(d), spacing.count());
+    }
   }
   return std::unique_ptr<SmtpAgent>(new SmtpAgent(std::move(impl)));
 }

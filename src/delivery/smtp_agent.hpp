@@ -5,7 +5,8 @@
 //            configured, find the recipient domain's MX hosts, and send the
 //            message with the smtp::client over a pooled connection. Per
 //            destination domain it bounds concurrency and slows down after a
-//            rate-limit deferral.
+//            rate-limit deferral; that state is kept in
+//            DATA_DIR/state/destinations across restarts (destination_store.hpp).
 // Standards: RFC 5321 §5.1 (MX routing, implicit MX), RFC 7505 (null MX),
 //            §4.5.4.1 (retries are the scheduler's), SRS (srs/srs.hpp),
 //            RFC 3463 (statuses in the outcome).
@@ -73,6 +74,10 @@ struct SmtpAgentOptions {
   unsigned limited_concurrency = 1;
   std::chrono::milliseconds spacing_initial{2000};
   std::chrono::milliseconds spacing_max{std::chrono::minutes(5)};
+  // A limited destination is forgotten (back to normal, in memory and in the
+  // state file) when no deferral or success has refreshed it for this long
+  // (at least spacing_max).
+  std::chrono::seconds state_lifetime{std::chrono::hours(1)};
 };
 
 class SmtpAgent final : public queue::DeliveryAgent {
