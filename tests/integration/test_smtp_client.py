@@ -136,6 +136,32 @@ def test_rate_limited_destination_is_slowed_down(make_hikyaku, dns_server, farsi
     assert hk.log_text().count("is rate-limiting us") >= 2
 
 
+def test_rate_limited_destination_gets_one_connection(make_hikyaku, dns_server, farside):
+    """Issue 3: while a destination is rate-limited, hikyaku has at most one
+    connection open to it (limited_concurrency = 1), however many messages
+    are queued for it; the first success ends the limit (2 s halves below the
+    initial spacing) and the normal concurrency comes back.
+
+    The far side takes 3 s to accept each message, longer than the 2 s
+    spacing: were the spacing the only brake, the second message would
+    connect while the first is still being accepted."""
+    farside.gmail.set_mode("tempfail_mail", times=1)  # one 421 4.7.28, then accept
+    farside.gmail.set_data_delay(3.0)
+    hk = make_hikyaku(extra=forward_config(dns_server, farside, delivery_extra='retry = ["1s"]'))
+    send(hk, message("limit first"))
+    wait_for(lambda: "is rate-limiting us" in hk.log_text(), what="the rate-limit deferral")
+    with smtplib.SMTP("127.0.0.1", hk.smtp_port, timeout=10) as s:
+        for i in range(4):
+            s.sendmail(SENDER, [RCPT], message(f"limit queued {i}"))
+    got = farside.gmail.wait_messages(5, timeout=60)
+    recovered = min(m.at for m in got)  # the 250 that ends the limit
+    sessions = farside.gmail.session_times()
+    assert farside.gmail.max_concurrent(opened_before=recovered) == 1, sessions
+    # Back to normal: the four messages that waited go in parallel.
+    assert farside.gmail.max_concurrent() >= 2, sessions
+    assert "accepts mail again at the normal rate" in hk.log_text()
+
+
 def test_permanent_reject_is_not_retried(make_hikyaku, dns_server, farside):
     farside.gmail.set_mode("reject_data")
     hk = make_hikyaku(extra=forward_config(dns_server, farside, delivery_extra='retry = ["1s"]'))
