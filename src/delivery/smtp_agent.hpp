@@ -18,10 +18,13 @@
 //            to the io_context given (single-threaded, the app's) and runs
 //            file reads, the transform and DNS lookups on the thread pool
 //            given, never on the io_context thread. `done` is called exactly
-//            once, on the io_context thread (or by stop()).
+//            once, on the io_context thread (or by stop()). create() reads
+//            the rate-limit state file (blocking, at start-up); its writes
+//            run on the pool.
 // Errors:    every failure is a DeliveryOutcome; a coroutine that throws
 //            (a bug) is logged and reported as temporary 4.3.0. create()
-//            returns a Result (an unreadable SRS secret fails start-up).
+//            returns a Result (an unreadable SRS secret fails start-up; a
+//            damaged rate-limit state file is logged and ignored).
 #pragma once
 
 #include <chrono>
