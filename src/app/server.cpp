@@ -186,7 +186,7 @@ int serve(config::Config config, const ServeOptions& options) {
   }
   // Every lookup goes through one answer cache (see caching_resolver.hpp).
   dns::CachingResolver dns_cache(**resolver);
-  auto smtp_agent = delivery::SmtpAgent::create(config, io, dns_cache);
+  auto smtp_agent = delivery::SmtpAgent::create(config, io, workers, dns_cache);
   if (!smtp_agent.ok()) {
     std::cerr << "hikyaku: " << smtp_agent.error().message << "\n";
     return 1;

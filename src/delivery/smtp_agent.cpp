@@ -6,6 +6,7 @@
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 #endif
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <fstream>
@@ -14,6 +15,7 @@
 
 #include "base/clock.hpp"
 #include "base/log.hpp"
+#include "delivery/destination_store.hpp"
 #include "dns/resolver.hpp"
 #include "mail/address.hpp"
 #include "mail/dsn.hpp"
@@ -149,32 +151,83 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     bool limited = false;
     std::chrono::steady_clock::duration spacing{0};
     std::chrono::steady_clock::time_point next_start{};
+    // While limited: forgotten after this unless a deferral or a success
+    // refreshes it (wall clock: it is written to the state file).
+    std::chrono::system_clock::time_point until{};
+    std::string reason;  // the last rate-limit reply (for messages that give up waiting)
   };
+
+  // The rate-limit state file (DATA_DIR/state/destinations); null when the
+  // configuration has no data_dir. Written after every change of a limited
+  // destination, read back by create().
+  std::unique_ptr<DestinationStore> store;
+
+  std::chrono::system_clock::duration state_lifetime() const {
+    return std::max<std::chrono::system_clock::duration>(options.state_lifetime, options.spacing_max);
+  }
+
+  // Save every limited destination (io thread; the write runs on the pool).
+  void persist() {
+    if (!store) return;
+    std::vector<state::DestinationState> entries;
+    for (const auto& [name, d] : destinations) {
+      if (!d.limited) continue;
+      entries.push_back({name, std::chrono::duration_cast<std::chrono::milliseconds>(d.spacing), d.until});
+    }
+    store->save(entries);
+  }
 
   unsigned limit(const Destination& d) const {
     unsigned normal = std::max(1u, config.delivery.concurrency_per_domain);
     return d.limited ? std::max(1u, std::min(options.limited_concurrency, normal)) : normal;
   }
 
-  awaitable<void> acquire(const std::string& domain) {
+  // A concurrency slot for `domain` (and, while it is rate-limited, the
+  // spacing after the previous start). false: none before `deadline` (the
+  // slot's defer_limit), so the scheduler can divert on time instead of the
+  // message waiting behind a slowed-down destination.
+  awaitable<bool> acquire(const std::string& domain, std::chrono::steady_clock::time_point deadline) {
     auto ex = co_await asio::this_coro::executor;
     Destination& d = destinations[domain];  // std::map: references stay valid
-    while (d.active >= limit(d)) {
-      auto timer = std::make_shared<asio::steady_timer>(ex, std::chrono::steady_clock::time_point::max());
-      d.waiters.push_back(timer);
-      co_await timer->async_wait(asio::as_tuple(use_awaitable));  // cancelled by release()
+    if (d.limited && std::chrono::system_clock::now() >= d.until) {
+      // Not refreshed for state_lifetime: whatever the far side objected to
+      // is long past (and a restart would have forgotten it too).
+      d.limited = false;
+      d.spacing = {};
+      log()->info("{}: rate limit forgotten (no news for {} s): back to the normal rate", domain,
+                  std::chrono::duration_cast<std::chrono::seconds>(state_lifetime()).count());
+      wake(d, d.waiters.size());
+      persist();
     }
-    ++d.active;
+    while (d.active >= limit(d)) {
+      auto timer = std::make_shared<asio::steady_timer>(ex, deadline);
+      d.waiters.push_back(timer);
+      auto [ec] = co_await timer->async_wait(asio::as_tuple(use_awaitable));  // cancelled by release()
+      if (!ec) {
+        // The deadline passed first: leave the queue (a later release()
+        // must wake someone who still waits).
+        d.waiters.erase(std::remove(d.waiters.begin(), d.waiters.end(), timer), d.waiters.end());
+        co_return false;
+      }
+    }
     if (d.limited) {
       // Spacing between message starts to a rate-limited destination.
       auto now = std::chrono::steady_clock::now();
       auto start = std::max(now, d.next_start);
+      if (start > deadline) {
+        wake(d, 1);  // the slot we did not take
+        co_return false;
+      }
+      ++d.active;
       d.next_start = start + d.spacing;
       if (start > now) {
         asio::steady_timer t(ex, start);
         co_await t.async_wait(asio::as_tuple(use_awaitable));
       }
+      co_return true;
     }
+    ++d.active;
+    co_return true;
   }
 
   void release(const std::string& domain) {
@@ -199,17 +252,25 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
       auto max = std::chrono::duration_cast<std::chrono::steady_clock::duration>(options.spacing_max);
       d.spacing = d.limited ? std::min(d.spacing * 2, max) : initial;
       d.limited = true;
+      d.reason = outcome.detail;
+      // The deferred attempt was a message start too: the next one waits
+      // the spacing (else the first retry follows the 421 at once).
+      d.next_start = std::max(d.next_start, std::chrono::steady_clock::now() + d.spacing);
+      d.until = std::chrono::system_clock::now() + state_lifetime();
       log()->warn("{}: {} is rate-limiting us ({}): at most {} connection(s), {} ms between messages", queue_id,
                   domain, outcome.detail, limit(d),
                   std::chrono::duration_cast<std::chrono::milliseconds>(d.spacing).count());
+      persist();
     } else if (outcome.delivered() && d.limited) {
       d.spacing /= 2;
+      d.until = std::chrono::system_clock::now() + state_lifetime();
       if (d.spacing < options.spacing_initial) {
         d.limited = false;
         d.spacing = {};
         log()->info("{}: {} accepts mail again at the normal rate", queue_id, domain);
         wake(d, d.waiters.size());
       }
+      persist();
     }
   }
 
@@ -281,7 +342,24 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
   // The SMTP conversation, on the io_context: a concurrency slot for the
   // destination, then the route's hosts in order.
   awaitable<Outcome> send(std::shared_ptr<Job> job, std::shared_ptr<Prepared> p) {
-    co_await acquire(p->domain);
+    auto deadline = std::chrono::steady_clock::time_point::max();
+    if (job->request.deadline != base::Clock::time_point{}) {
+      auto left = job->request.deadline - std::chrono::system_clock::now();
+      deadline = std::chrono::steady_clock::now() +
+                 std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::max(left, left.zero()));
+    }
+    const bool admitted = co_await acquire(p->domain, deadline);
+    if (!admitted) {
+      Outcome o;
+      o.kind = Outcome::Kind::temporary;
+      o.status = "4.4.5";  // RFC 3463: mail system congestion
+      const std::string& reason = destinations[p->domain].reason;
+      o.detail = p->domain + " is rate-limiting us" + (reason.empty() ? "" : " (" + reason + ")") +
+                 ": no connection before the defer limit";
+      log()->info("{}: to=<{}> status={} ({})", job->request.queue_id, mail::redact(p->tx.recipient, hidden),
+                  o.status, o.detail);
+      co_return o;
+    }
     struct Release {
       Impl* impl;
       std::string domain;
@@ -320,7 +398,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
 };
 
 base::Result<std::unique_ptr<SmtpAgent>> SmtpAgent::create(const config::Config& config, asio::io_context& io,
-                                                            dns::Resolver& resolver,
+                                                            asio::thread_pool& pool, dns::Resolver& resolver,
                                                             SmtpAgentOptions options) {
   smtp::client::ClientOptions client =
       options.client ? *options.client : smtp::client::ClientOptions::from_config(config);
@@ -332,6 +410,23 @@ base::Result<std::unique_ptr<SmtpAgent>> SmtpAgent::create(const config::Config&
     srs::Config sc;
     sc.secrets = std::move(secrets).value();
     impl->srs = std::make_unique<srs::Rewriter>(std::move(sc), *impl->clock);
+  }
+  // Rate-limit state from before a restart: those destinations start limited,
+  // and their first message waits one spacing (when the last one started is
+  // not recorded).
+  if (!config.data_dir.empty()) {
+    impl->store = std::make_unique<DestinationStore>(config.data_dir / "state" / "destinations", pool);
+    for (const auto& e : impl->store->load(std::chrono::system_clock::now())) {
+      auto& d = impl->destinations[e.domain];
+      auto spacing = std::clamp(e.spacing, impl->options.spacing_initial,
+                                std::max(impl->options.spacing_initial, impl->options.spacing_max));
+      d.limited = true;
+      d.spacing = std::chrono::duration_cast<std::chrono::steady_clock::duration>(spacing);
+      d.next_start = std::chrono::steady_clock::now() + d.spacing;
+      d.until = std::min(e.until, std::chrono::system_clock::now() + impl->state_lifetime());
+      log()->warn("{} is still rate-limiting us (state from {}): at most {} connection(s), {} ms between messages",
+                  e.domain, impl->store->file().string(), impl->limit(d), spacing.count());
+    }
   }
   return std::unique_ptr<SmtpAgent>(new SmtpAgent(std::move(impl)));
 }

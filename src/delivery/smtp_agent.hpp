@@ -5,7 +5,8 @@
 //            configured, find the recipient domain's MX hosts, and send the
 //            message with the smtp::client over a pooled connection. Per
 //            destination domain it bounds concurrency and slows down after a
-//            rate-limit deferral.
+//            rate-limit deferral; that state is kept in
+//            DATA_DIR/state/destinations across restarts (destination_store.hpp).
 // Standards: RFC 5321 §5.1 (MX routing, implicit MX), RFC 7505 (null MX),
 //            §4.5.4.1 (retries are the scheduler's), SRS (srs/srs.hpp),
 //            RFC 3463 (statuses in the outcome).
@@ -19,10 +20,13 @@
 //            conversation to the io_context given (single-threaded, the
 //            app's); nothing blocking runs on the io_context thread. `done`
 //            is called exactly once: on the io_context thread, or within
-//            deliver() when nothing was sent, or by stop().
+//            deliver() when nothing was sent, or by stop(). create() reads
+//            the rate-limit state file (blocking, at start-up); its writes
+//            run on the thread pool given.
 // Errors:    every failure is a DeliveryOutcome; a coroutine that throws
 //            (a bug) is logged and reported as temporary 4.3.0. create()
-//            returns a Result (an unreadable SRS secret fails start-up).
+//            returns a Result (an unreadable SRS secret fails start-up; a
+//            damaged rate-limit state file is logged and ignored).
 #pragma once
 
 #include <chrono>
@@ -42,6 +46,7 @@
 
 namespace boost::asio {
 class io_context;
+class thread_pool;
 }  // namespace boost::asio
 
 namespace hikyaku::dns {
@@ -70,18 +75,24 @@ struct SmtpAgentOptions {
   // and `spacing_initial` between message starts, doubled on every further
   // deferral up to `spacing_max`, halved on each success until it falls
   // below `spacing_initial` (then the destination is back to normal).
+  // The first start after a deferral also waits `spacing`.
   unsigned limited_concurrency = 1;
   std::chrono::milliseconds spacing_initial{2000};
   std::chrono::milliseconds spacing_max{std::chrono::minutes(5)};
+  // A limited destination is forgotten (back to normal, in memory and in the
+  // state file) when no deferral or success has refreshed it for this long
+  // (at least spacing_max).
+  std::chrono::seconds state_lifetime{std::chrono::hours(1)};
 };
 
 class SmtpAgent final : public queue::DeliveryAgent {
  public:
   // `io` runs the client coroutines (single-threaded); `resolver` serves
-  // the route lookups. Both must outlive the agent. Fails when [srs] is set
-  // and its secret unreadable.
+  // the route lookups; `pool` writes the rate-limit state file. All must
+  // outlive the agent. Fails when [srs] is set and its secret unreadable.
   static base::Result<std::unique_ptr<SmtpAgent>> create(const config::Config& config,
                                                           boost::asio::io_context& io,
+                                                          boost::asio::thread_pool& pool,
                                                           dns::Resolver& resolver,
                                                           SmtpAgentOptions options = {});
   ~SmtpAgent() override;

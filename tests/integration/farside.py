@@ -35,11 +35,17 @@ FarSide.set_mode(mode, reply=None, times=None, stall=None):
 `times=N` applies the mode to the next N transactions only, then the far side
 accepts again (e.g. one 451, then success: the retry test).
 
+FarSide.set_data_delay(seconds) makes every accepted message wait that long
+before its 250 at end of data (a slow far side: deliveries overlap in time
+when the client runs them in parallel).
+
 Every message that got 250 at end of data is recorded as a Received
 (mail_from, rcpt_tos, data: the bytes exactly as sent, dot-unstuffed, with
 CRLF; mail_options, e.g. ["SIZE=123", "BODY=8BITMIME"]; tls: STARTTLS was
 used). `attempts` records every transaction that reached end of data,
-accepted or not; `connections` counts TCP connections.
+accepted or not; `connections` counts TCP connections; `session_times()`
+gives (opened, closed) per connection (time.monotonic(), closed None while
+open) and `max_concurrent()` the most connections open at the same time.
 
 Import the fixture in a test module with
     from farside import farside  # noqa: F401  (pytest fixture)
@@ -148,6 +154,8 @@ class _Handler:
             return "421 4.4.2 dropping"
         if r is None and EICAR in data:
             r = VIRUS_REPLY
+        if r is None and side.data_delay > 0:
+            await asyncio.sleep(side.data_delay)
         reply = r or "250 2.0.0 OK queued"
         side._record_attempt(envelope, data, reply, server)
         return reply
@@ -165,6 +173,8 @@ class FarSide:
         self.messages = []   # accepted (250 at end of data)
         self.attempts = []   # every transaction that reached end of data
         self.connections = 0
+        self.sessions = []   # [opened, closed or None] per TCP connection
+        self.data_delay = 0.0
         self.mode = "accept"
         self.reply = None
         self.times = None
@@ -182,6 +192,10 @@ class FarSide:
             self.times = times
             if stall is not None:
                 self.stall = float(stall)
+
+    def set_data_delay(self, seconds):
+        with self.lock:
+            self.data_delay = float(seconds)
 
     def _action(self, stage):
         with self.lock:
@@ -209,11 +223,39 @@ class FarSide:
     def _connected(self):
         with self.lock:
             self.connections += 1
+            record = [time.monotonic(), None]
+            self.sessions.append(record)
+            return record
+
+    def _disconnected(self, record):
+        with self.lock:
+            record[1] = time.monotonic()
 
     # Queries.
     def received(self):
         with self.lock:
             return list(self.messages)
+
+    def session_times(self):
+        """(opened, closed) of every TCP connection, in connection order."""
+        with self.lock:
+            return [tuple(s) for s in self.sessions]
+
+    def max_concurrent(self, opened_before=None):
+        """The most TCP connections open at the same moment, counting only the
+        connections opened before `opened_before` (time.monotonic()) if given."""
+        events = []
+        for opened, closed in self.session_times():
+            if opened_before is not None and opened >= opened_before:
+                continue
+            events.append((opened, 1))
+            if closed is not None:
+                events.append((closed, -1))
+        best = current = 0
+        for _, step in sorted(events):  # at equal times a close (-1) sorts first
+            current += step
+            best = max(best, current)
+        return best
 
     def wait_messages(self, n, timeout=20.0):
         """Wait until at least `n` messages were accepted; return them."""
@@ -236,8 +278,15 @@ class FarSide:
         class CountingSMTP(SMTP):
             def connection_made(self, transport):
                 if getattr(self, "_original_transport", None) is None:  # not the STARTTLS upgrade
-                    side._connected()
+                    self._session_record = side._connected()
                 super().connection_made(transport)
+
+            def connection_lost(self, error):
+                record = getattr(self, "_session_record", None)
+                if record is not None:
+                    side._disconnected(record)
+                    self._session_record = None
+                super().connection_lost(error)
 
         class _Controller(Controller):
             def factory(self):
@@ -250,6 +299,7 @@ class FarSide:
         self.controller.start()
         with self.lock:
             self.connections = 0  # the controller's own start-up probe
+            self.sessions = []
         return self
 
     def stop(self):

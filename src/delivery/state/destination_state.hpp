@@ -1,0 +1,66 @@
+// Purpose:   The durable rate-limit state of the forward agent, as text: one
+//            line per rate-limited destination domain (its spacing between
+//            message starts and until when the state is kept), so a restart
+//            does not forget that a far side asked us to slow down. Parsing
+//            and formatting only; smtp_agent.cpp reads and writes the file
+//            (DATA_DIR/state/destinations, docs/smtp-client.md).
+// Standards: none (our format). Rate-limit deferrals: smtp/client/outcome.hpp.
+// Trust:     the file is ours, under data_dir, but may be damaged or edited
+//            by hand: every line is validated, a bad line is reported with
+//            its number and ignored, never trusted partially.
+// Concurrency: plain functions on values; thread-safe.
+// Errors:    parse() never fails as a whole: it returns the good entries and
+//            one Issue per bad line (a bad header: every line is ignored).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hikyaku::delivery::state {
+
+// The first line of the file; a later, incompatible format changes the number.
+inline constexpr std::string_view kHeader = "hikyaku-destinations 1";
+
+// One rate-limited destination.
+struct DestinationState {
+  std::string domain;                            // lowercase, as smtp::client::domain_of
+  std::chrono::milliseconds spacing{0};          // between message starts, > 0
+  std::chrono::system_clock::time_point until{};  // forgotten after this (whole seconds)
+
+  bool operator==(const DestinationState&) const = default;
+};
+
+// A line that was ignored: 1-based line number and what is wrong with it.
+struct Issue {
+  size_t line = 0;
+  std::string message;
+};
+
+struct ParsedStates {
+  std::vector<DestinationState> entries;  // in file order, domains unique
+  std::vector<Issue> issues;
+};
+
+// Limits of a valid line (larger values are damage, not configuration).
+inline constexpr std::chrono::milliseconds kMaxSpacing{std::chrono::hours(24)};
+inline constexpr size_t kMaxDomainLength = 255;  // RFC 1035 §2.3.4
+
+// Parse the file text:
+//   hikyaku-destinations 1
+//   # comment lines and blank lines are ignored
+//   <domain> <spacing-ms> <until-unix-seconds>
+// Expiry is the caller's decision (it has the clock).
+ParsedStates parse(std::string_view text);
+
+// The file text for `entries` (header, a comment naming the fields, one line
+// each). An entry parse() would refuse (a domain with a space, a spacing out
+// of range) is left out, so parse(format(x)) gives back x's valid entries.
+std::string format(const std::vector<DestinationState>& entries);
+
+// Whether parse() accepts `domain` as a domain token.
+bool valid_domain(std::string_view domain);
+
+}  // namespace hikyaku::delivery::state
