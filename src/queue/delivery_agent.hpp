@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 
+#include "base/clock.hpp"
 #include "base/result.hpp"
 #include "config/config.hpp"
 #include "mail/envelope.hpp"
@@ -36,6 +37,10 @@ struct DeliveryRequest {
   // X-Hikyaku-Diverted header the agent puts first (DESIGN.md).
   std::string diverted;
   Origin origin = Origin::received;
+  // When the slot must divert if still undelivered (its defer_limit; epoch:
+  // none). An agent that would only be waiting (a slowed-down destination)
+  // answers temporary by then, so the diversion happens on time.
+  base::Clock::time_point deadline{};
   // The same bytes in memory while the scheduler still holds them (a message
   // just received, possibly not yet durable: Scheduler::submit_staged);
   // read_message() then needs no file.

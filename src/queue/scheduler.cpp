@@ -300,6 +300,13 @@ void Scheduler::attempt(const Task& task, std::unique_lock<std::mutex>& lock) {
   request.target = state.target;
   request.diverted = state.diverted;
   request.origin = a.message.origin;
+  // The first attempt starts the defer_limit clock now, not when its
+  // outcome arrives (an attempt may wait long for a slowed-down far side).
+  TargetState& live = a.message.targets[task.slot];
+  if (live.first_attempt == base::Clock::time_point{}) live.first_attempt = clock_.now();
+  if (fallback_ != nullptr) {
+    if (auto deadline = fallback_->deadline(a.message, live)) request.deadline = *deadline;
+  }
   a.in_flight[task.slot] = true;
   ++a.in_flight_count;
   ++in_flight_;

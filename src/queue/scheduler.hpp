@@ -102,6 +102,8 @@ class FallbackPolicy {
   }
   // A time the next retry must not pass (the defer_limit deadline), so the
   // diversion happens at the deadline and not up to one retry interval later.
+  // Also handed to the agent (DeliveryRequest::deadline). Called with the
+  // scheduler's lock held: it must not call back into the scheduler.
   virtual std::optional<base::Clock::time_point> deadline(const SpooledMessage& /*message*/,
                                                           const TargetState& /*slot*/) {
     return std::nullopt;

@@ -178,6 +178,31 @@ def test_421_until_defer_limit_then_diverted(make_hikyaku, dns_server, farside):
     assert_no_leak(farside, c)
 
 
+def test_waiting_behind_a_rate_limited_destination_diverts_at_defer_limit(make_hikyaku, dns_server, farside):
+    """Issue 3: a rate-limited destination gets one connection at a time, but
+    each message still diverts when its own defer_limit ends — also one that
+    never got a connection because another message holds the only one."""
+    farside.gmail.set_mode("tempfail_mail", times=1)  # one 421 4.7.28: the destination is limited
+    farside.gmail.set_data_delay(8.0)  # the retry of message 1 then holds the one connection for 8 s
+    hk = make_hikyaku(extra=config(dns_server, farside, defer_limit="3s", retry='["1s"]'))
+    c = Client(hk)
+    c.send(message("holds the connection"))
+    wait_for(lambda: "is rate-limiting us" in hk.log_text(), what="the rate-limit deferral")
+    wait_for(lambda: farside.gmail.session_times() and len(farside.gmail.session_times()) >= 2,
+             what="message 1 retried on the one allowed connection")
+    t0 = time.monotonic()
+    c.send(message("waits behind it"))
+    [copy] = wait_mailbox(hk, "ituki-gm", 1, timeout=20)
+    elapsed = time.monotonic() - t0
+    assert elapsed >= 2.9, elapsed  # not before its defer limit
+    assert elapsed < 7.5, elapsed   # not after the connection it waited for was free
+    assert b"waits behind it" in read(copy)
+    assert "rate-limiting us" in diverted_header(read(copy))
+    assert farside.gmail.max_concurrent() == 1, farside.gmail.session_times()
+    assert farside.sender.attempts == []
+    assert_no_leak(farside, c)
+
+
 def test_one_451_then_success_is_not_diverted(make_hikyaku, dns_server, farside):
     farside.gmail.set_mode("tempfail_rcpt", times=1)
     hk = make_hikyaku(extra=config(dns_server, farside, defer_limit="30s", retry='["1s"]'))

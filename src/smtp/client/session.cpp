@@ -582,6 +582,7 @@ net::awaitable<Outcome> deliver_via_route(ConnectionPool& pool, const std::vecto
       std::string peer;
       if (conn) {
         peer = conn->peer();
+        log()->debug("{}: reusing connection to {}", tx.log_id, peer);
         outcome = co_await conn->send_reused(tx);
         if (!outcome) {
           log()->debug("{}: idle connection to {} is gone; opening a new one", tx.log_id, peer);
