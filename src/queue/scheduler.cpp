@@ -123,22 +123,41 @@ void Scheduler::wake_workers_locked(size_t new_work) {
 }
 
 void Scheduler::committed(const std::string& queue_id) {
-  std::lock_guard lock(mu_);
-  auto it = active_.find(queue_id);
-  if (it == active_.end() || it->second.durable) return;
-  Active& a = it->second;
-  a.durable = true;
-  const size_t queued = ready_.size() + settle_.size();
-  for (size_t i = 0; i < a.message.targets.size(); ++i) {
-    if (a.held[i]) {
-      settle_.push_back(Settle{queue_id, i, std::move(*a.held[i])});
-      a.held[i].reset();
-    } else if (a.message.targets[i].target.kind != config::Target::Kind::forward) {
-      schedule_locked(queue_id, i, a.message.targets[i]);
+  for (;;) {
+    // Notices of diversions decided before the commit go out first, now that
+    // the file is in queue/ and before a held outcome can finish the message.
+    std::vector<Active::Notice> notices;
+    const SpooledMessage* message = nullptr;
+    {
+      std::lock_guard lock(mu_);
+      auto it = active_.find(queue_id);
+      if (it == active_.end() || it->second.durable) return;
+      Active& a = it->second;
+      if (a.notices.empty()) {
+        a.durable = true;
+        const size_t queued = ready_.size() + settle_.size();
+        for (size_t i = 0; i < a.message.targets.size(); ++i) {
+          if (a.held[i]) {
+            settle_.push_back(Settle{queue_id, i, std::move(*a.held[i])});
+            a.held[i].reset();
+          } else if (a.message.targets[i].link == 0 &&
+                     a.message.targets[i].target.kind != config::Target::Kind::forward) {
+            // Local slots of the plan, held back until now (an early
+            // diversion's mailbox link is already scheduled).
+            schedule_locked(queue_id, i, a.message.targets[i]);
+          }
+        }
+        wake_workers_locked(ready_.size() + settle_.size() - queued);
+        idle_cv_.notify_all();
+        return;
+      }
+      notices.swap(a.notices);
+      message = &a.message;  // stable: a message not yet durable is never erased here
+    }
+    for (const auto& n : notices) {
+      if (fallback_ != nullptr) fallback_->diverted(*message, n.from, n.to, n.outcome);
     }
   }
-  wake_workers_locked(ready_.size() + settle_.size() - queued);
-  idle_cv_.notify_all();
 }
 
 void Scheduler::abandoned(const std::string& queue_id) {
@@ -149,6 +168,7 @@ void Scheduler::abandoned(const std::string& queue_id) {
     if (it == active_.end() || it->second.durable) return;
     Active& a = it->second;
     a.forgotten = true;  // outcomes still in flight are discarded as they come
+    a.notices.clear();   // the client retries: it will be diverted (and noticed) again
     for (size_t i = 0; i < a.held.size(); ++i) {
       if (a.held[i]) held.push_back(Settle{queue_id, i, std::move(*a.held[i])});
       a.held[i].reset();
@@ -349,12 +369,24 @@ void Scheduler::on_outcome(const std::string& id, size_t slot, DeliveryOutcome o
     auto it = active_.find(id);
     HIKYAKU_CHECK(it != active_.end());
     Active& a = it->second;
-    if (!a.durable && !a.forgotten) {
+    if (!a.durable && !a.forgotten && !diverts_to_mailbox_locked(a, slot, outcome)) {
       a.held[slot] = std::move(outcome);  // still in flight for everyone else
       return;
     }
   }
   settle(id, slot, std::move(outcome));
+}
+
+// A refusal whose next link is a local mailbox needs no spool record (the
+// lazy diversion rule), so it is acted on before the commit: the fallback
+// copy is written while the spool syncs. Its outcome is held as usual.
+bool Scheduler::diverts_to_mailbox_locked(const Active& a, size_t slot, const DeliveryOutcome& outcome) {
+  if (fallback_ == nullptr || outcome.kind != DeliveryOutcome::Kind::permanent) return false;
+  TargetState next = a.message.targets[slot];
+  ++next.attempts;
+  next.last_reply = outcome.status + " " + outcome.detail;
+  auto link = fallback_->divert(a.message, next, outcome, clock_.now());
+  return link && link->target.kind == config::Target::Kind::mailbox;
 }
 
 void Scheduler::settle(const std::string& id, size_t slot, DeliveryOutcome outcome) {
@@ -418,6 +450,7 @@ void Scheduler::settle(const std::string& id, size_t slot, DeliveryOutcome outco
   // in_flight_count drops to 0); record() reads only its path and slot count.
   const SpooledMessage* message = &a.message;
   const bool forgotten = a.forgotten;
+  const bool durable = a.durable;  // false: an early diversion (diverts_to_mailbox_locked)
   // The last slot turning final makes the message done: its unlink is the
   // record (rule 5 in spool.hpp), so the append + fdatasync is skipped. A
   // crash before the unlink repeats that delivery: a duplicate, the same
@@ -454,7 +487,9 @@ void Scheduler::settle(const std::string& id, size_t slot, DeliveryOutcome outco
   // 3b. Issue 3 hooks (notice on diversion, DSN on final failure), after the
   // state is durable and before the file can be removed. A crash between
   // the record and the hook loses that notice/DSN, never the message.
-  if (fallback_ != nullptr && !forgotten) {
+  // Before the commit the notice cannot read the file yet: committed()
+  // sends it (step 4 queues it).
+  if (fallback_ != nullptr && !forgotten && durable) {
     if (diverted) fallback_->diverted(*message, before, next, outcome);
     else if (next.status == TargetStatus::failed) fallback_->failed(*message, next, outcome);
   }
@@ -465,6 +500,11 @@ void Scheduler::settle(const std::string& id, size_t slot, DeliveryOutcome outco
   it = active_.find(id);
   HIKYAKU_CHECK(it != active_.end());
   Active& b = it->second;
+  std::optional<SpooledMessage> late_notice;  // a copy: b may be gone once unlocked
+  if (diverted && !durable && !b.forgotten && fallback_ != nullptr) {
+    if (b.durable) late_notice = b.message;  // committed() ran meanwhile: send it here
+    else b.notices.push_back(Active::Notice{before, next, outcome});
+  }
   b.message.targets[slot] = next;
   b.in_flight[slot] = false;
   --b.in_flight_count;
@@ -478,6 +518,7 @@ void Scheduler::settle(const std::string& id, size_t slot, DeliveryOutcome outco
     remove_file = true;
   }
   lock.unlock();
+  if (late_notice) fallback_->diverted(*late_notice, before, next, outcome);
   if (remove_file) {
     if (auto st = spool_.remove(id); !st) log->error("{}: cannot remove: {}", id, st.error().message);
     else log->info("{}: removed", id);

@@ -16,7 +16,10 @@
 //              mailbox attempt (one fsync less on the refusal path): the
 //              mailbox outcome's record, or the unlink, carries the whole
 //              slot state. A crash in between repeats the refused attempt
-//              and diverts again: a duplicate, never a loss.
+//              and diverts again: a duplicate, never a loss. Such a
+//              diversion is acted on even before the commit (the fallback
+//              copy is written while the spool syncs); its notice waits for
+//              the commit.
 //            * Outcome handling, in this order: compute the new slot state;
 //              append it to the spool file (fdatasync); only then update
 //              memory, log, reschedule, or remove the file. A crash between
@@ -177,6 +180,11 @@ class Scheduler {
     bool durable = true;          // false between submit_staged and committed
     std::shared_ptr<const std::string> bytes;  // dropped when nothing is in flight
     std::vector<std::optional<DeliveryOutcome>> held;  // per slot, until durable
+    struct Notice {
+      TargetState from, to;
+      DeliveryOutcome outcome;
+    };
+    std::vector<Notice> notices;  // diverted() hooks of diversions decided before durable
   };
   struct Task {
     std::string id;
@@ -192,6 +200,7 @@ class Scheduler {
   void attempt(const Task& task, std::unique_lock<std::mutex>& lock);
   void on_outcome(const std::string& id, size_t slot, DeliveryOutcome outcome);
   void settle(const std::string& id, size_t slot, DeliveryOutcome outcome);
+  bool diverts_to_mailbox_locked(const Active& a, size_t slot, const DeliveryOutcome& outcome);
   void schedule_locked(const std::string& id, size_t slot, const TargetState& state);
   void move_due_locked(base::Clock::time_point now);
   void wake_workers_locked(size_t new_work);

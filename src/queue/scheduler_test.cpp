@@ -3,8 +3,10 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -111,6 +113,16 @@ class GatedAgent final : public DeliveryAgent {
   size_t answered_ = 0;
   bool from_memory_ = false;
 };
+
+// Polls `done` (real time) for up to 5 s.
+template <class F>
+bool wait_for_test(F done) {
+  for (int i = 0; i < 500; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return done();
+}
 
 class SchedulerTest : public ::testing::Test {
  protected:
@@ -369,6 +381,50 @@ TEST_F(SchedulerTest, DiversionToMailboxIsRecordedWithItsOutcome) {
   EXPECT_EQ(m->targets[0].target.str(), "mailbox:fallback");
   EXPECT_EQ(m->targets[0].status, TargetStatus::pending);
   EXPECT_EQ(m->targets[0].attempts, 1u);
+}
+
+// A refusal before the commit whose next link is a local mailbox is acted on
+// at once: the fallback copy is written while the spool syncs; the
+// diverted() hook (the notice reads the spool file) waits for the commit.
+TEST_F(SchedulerTest, EarlyRefusalDivertsToMailboxBeforeCommit) {
+  struct ToFallback final : FallbackPolicy {
+    std::optional<config::Target> next(const TargetState& slot, const DeliveryOutcome&) override {
+      if (slot.link == 0) return config::Target{config::Target::Kind::mailbox, "fallback"};
+      return std::nullopt;
+    }
+    void diverted(const SpooledMessage& message, const TargetState&, const TargetState&,
+                  const DeliveryOutcome&) override {
+      file_existed = fs::exists(message.path);
+      ++calls;
+    }
+    std::atomic<int> calls{0};
+    std::atomic<bool> file_existed{false};
+  } policy;
+  GatedAgent forwards;
+  auto s = make_scheduler();
+  s->register_agent(config::Target::Kind::forward, forwards);
+  s->set_fallback_policy(policy);
+  ASSERT_TRUE(s->start());
+  mail::Envelope env;
+  env.recipients.push_back(mail::Address{"me", "example.test"});
+  auto bytes = std::make_shared<const std::string>("Subject: t\r\n\r\nx\r\n");
+  auto staged = spool_->stage(env, {{"me@example.test", {forward("me@gmail.test")}}}, *bytes);
+  ASSERT_TRUE(staged);
+  const std::string id = staged->message.id;
+  s->submit_staged(staged->message, bytes);
+  ASSERT_TRUE(forwards.wait_attempts(1));
+  forwards.answer({DeliveryOutcome::Kind::permanent, "5.7.1", "refused"});
+  ASSERT_TRUE(wait_for_test([&] { return agent_.count("mailbox:fallback") == 1; }))
+      << "the fallback copy is written before the commit";
+  EXPECT_EQ(policy.calls.load(), 0) << "the notice waits for the commit";
+  ASSERT_TRUE(spool_->commit(*staged));
+  s->committed(id);
+  ASSERT_TRUE(s->wait_idle(5s));
+  EXPECT_EQ(policy.calls.load(), 1);
+  EXPECT_TRUE(policy.file_existed.load()) << "the hook ran while the queue file existed";
+  EXPECT_EQ(agent_.count("mailbox:fallback"), 1u);
+  EXPECT_EQ(s->active_messages(), 0u);
+  EXPECT_FALSE(queued(id));
 }
 
 TEST_F(SchedulerTest, FlushMakesEverythingDue) {
