@@ -60,8 +60,8 @@ class SpoolSink final : public smtp::server::MessageSink {
     auto staged = spool_.stage(envelope, plans, *bytes);
     if (!staged.ok()) return staged.error();
     const std::string id = staged->message.id;
-    scheduler_.submit_staged(staged->message, std::move(bytes));
-    if (auto st = spool_.commit(*staged); !st) {
+    scheduler_.submit_staged(staged->message, bytes);
+    if (auto st = spool_.commit(*staged, *bytes); !st) {
       scheduler_.abandoned(id);
       return st.error();
     }

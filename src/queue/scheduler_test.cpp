@@ -322,7 +322,7 @@ TEST_F(SchedulerTest, StagedForwardStartsBeforeCommitAndSettlesAfter) {
   EXPECT_EQ(agent_.count("mailbox:me"), 0u) << "local delivery waits for the commit";
   forwards.answer({DeliveryOutcome::Kind::delivered, "2.0.0", "ok"});
   EXPECT_EQ(s->active_messages(), 1u) << "the outcome is held";
-  ASSERT_TRUE(spool_->commit(*staged));
+  ASSERT_TRUE(spool_->commit(*staged, *bytes));
   s->committed(id);
   ASSERT_TRUE(s->wait_idle(5s));
   EXPECT_EQ(agent_.count("mailbox:me"), 1u);
@@ -417,7 +417,7 @@ TEST_F(SchedulerTest, EarlyRefusalDivertsToMailboxBeforeCommit) {
   ASSERT_TRUE(wait_for_test([&] { return agent_.count("mailbox:fallback") == 1; }))
       << "the fallback copy is written before the commit";
   EXPECT_EQ(policy.calls.load(), 0) << "the notice waits for the commit";
-  ASSERT_TRUE(spool_->commit(*staged));
+  ASSERT_TRUE(spool_->commit(*staged, *bytes));
   s->committed(id);
   ASSERT_TRUE(s->wait_idle(5s));
   EXPECT_EQ(policy.calls.load(), 1);

@@ -344,6 +344,7 @@ StagedMessage& StagedMessage::operator=(StagedMessage&& other) noexcept {
     message = std::move(other.message);
     fd_ = std::exchange(other.fd_, -1);
     tmp_ = std::move(other.tmp_);
+    header_ = std::move(other.header_);
     committed_ = std::exchange(other.committed_, true);
     other.tmp_.clear();
   }
@@ -365,7 +366,7 @@ base::Result<std::string> Spool::enqueue(const mail::Envelope& envelope, const P
                                          std::string_view message, Origin origin) {
   auto staged = stage(envelope, plan, message, origin);
   if (!staged) return staged.error();
-  if (auto st = commit(*staged); !st) return st.error();
+  if (auto st = commit(*staged, message); !st) return st.error();
   return staged->message.id;
 }
 
@@ -376,27 +377,35 @@ base::Result<StagedMessage> Spool::stage(const mail::Envelope& envelope, const P
   for (const auto& rp : plan) {
     if (rp.targets.empty()) return base::make_error("enqueue: recipient " + rp.recipient + " has no target");
   }
-  const std::string header = encode_header(clock_.now(), envelope, plan, message.size(), origin);
-
-  // Create spool/tmp/<id> exclusively, with an id no queued message has
-  // (ids grow with the clock; a clock stepped back could repeat one).
   StagedMessage staged;
-  std::string id;
-  for (int tries = 0; tries < 16 && staged.fd_ < 0; ++tries) {
-    id = next_id();
-    if (::access((dir_ / "queue" / id).c_str(), F_OK) == 0) continue;
-    staged.tmp_ = dir_ / "tmp" / id;
-    staged.fd_ = ::open(staged.tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (staged.fd_ < 0) {
-      const int err = errno;
-      staged.tmp_.clear();
-      if (err != EEXIST) return errno_error("create", dir_ / "tmp" / id, err);
-    }
-  }
-  if (staged.fd_ < 0) return base::make_error("create " + (dir_ / "tmp").string() + ": no free queue id");
+  staged.header_ = encode_header(clock_.now(), envelope, plan, message.size(), origin);
 
-  // Header and message in one writev.
-  const fs::path& tmp = staged.tmp_;
+  // The state load() will find after the commit, from the same header.
+  SpooledMessage& m = staged.message;
+  m.id = next_id();
+  m.path = dir_ / "queue" / m.id;
+  if (!decode_header(std::string_view(staged.header_).substr(0, staged.header_.size() - 2), m)) {
+    return base::make_error("enqueue: cannot encode the queue file header");  // a bug in encode_header
+  }
+  m.message_offset = staged.header_.size();
+  return staged;
+}
+
+base::Status Spool::commit(StagedMessage& staged, std::string_view message) {
+  HIKYAKU_CHECK(staged.fd_ < 0 && staged.tmp_.empty() && !staged.committed_);
+  HIKYAKU_CHECK(message.size() == staged.message.message_size);
+  const std::string& header = staged.header_;
+  const fs::path tmp = dir_ / "tmp" / staged.message.id;
+  const fs::path& final_path = staged.message.path;
+
+  // Create spool/tmp/<id> exclusively; the id must be free in queue/ too
+  // (ids grow with the clock; a clock stepped back could repeat one).
+  if (::access(final_path.c_str(), F_OK) == 0) return base::make_error("create " + final_path.string() + ": queue id in use");
+  staged.fd_ = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (staged.fd_ < 0) return errno_error("create", tmp, errno);
+  staged.tmp_ = tmp;
+
+  // Header and message in one writev, then the data sync.
   {
     iovec iov[2] = {{const_cast<char*>(header.data()), header.size()},
                     {const_cast<char*>(message.data()), message.size()}};
@@ -415,27 +424,11 @@ base::Result<StagedMessage> Spool::stage(const mail::Envelope& envelope, const P
       if (auto st = write_all(staged.fd_, message.substr(body_done), tmp); !st) return st.error();
     }
   }
-
-  // The state load() will find after the commit, from the same header.
-  SpooledMessage& m = staged.message;
-  m.id = id;
-  m.path = dir_ / "queue" / id;
-  if (!decode_header(std::string_view(header).substr(0, header.size() - 2), m)) {
-    return base::make_error("enqueue: cannot encode the queue file header");  // a bug in encode_header
-  }
-  m.message_offset = header.size();
-  return staged;
-}
-
-base::Status Spool::commit(StagedMessage& staged) {
-  HIKYAKU_CHECK(staged.fd_ >= 0 && !staged.committed_);
-  const fs::path tmp = staged.tmp_;
   if (sync_ && ::fdatasync(staged.fd_) != 0) return errno_error("fsync", tmp, errno);
   const int fd = std::exchange(staged.fd_, -1);
   if (::close(fd) != 0) return errno_error("close", tmp, errno);
 
   // Rename into the queue without ever replacing a queued message.
-  const fs::path& final_path = staged.message.path;
   if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, final_path.c_str(), RENAME_NOREPLACE) != 0) {
     return errno_error("rename", tmp, errno);
   }

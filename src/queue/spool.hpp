@@ -2,10 +2,10 @@
 //            that hikyaku accepts (Postfix cleanup + mail_queue_enter), and
 //            the per-target delivery state that the scheduler records.
 // Durability rules (STYLE R12; docs/queue.md has the file format):
-//   1. enqueue() = stage() + commit(). stage() writes envelope + delivery
-//      plan + message into one file spool/tmp/<id> (no fsync yet); commit()
-//      fdatasync()s it, renames it (RENAME_NOREPLACE) to spool/queue/<id>
-//      and fsync()s spool/queue/. Only after commit() returned may the
+//   1. enqueue() = stage() + commit(). stage() does no I/O: it picks the
+//      id and describes the queue file; commit() writes envelope + delivery
+//      plan + message into one file spool/tmp/<id>, fdatasync()s it, renames
+//      it (RENAME_NOREPLACE) to spool/queue/<id> and fsync()s spool/queue/. Only after commit() returned may the
 //      caller answer "250 2.0.0 Ok: queued as <id>". Concurrent commits
 //      share directory fsyncs (group commit): a directory fsync that starts
 //      after our rename covers us too. Between the two, the scheduler may
@@ -124,8 +124,8 @@ struct QueueEntry {
   unsigned total = 0;
 };
 
-// A message written to spool/tmp/<id> and not yet durable (rule 1).
-// Move-only; destroying it without commit() deletes the tmp file.
+// A message accepted for the spool and not yet durable (rule 1). Move-only;
+// destroying it after a failed commit() deletes the tmp file.
 class StagedMessage {
  public:
   StagedMessage() = default;
@@ -143,7 +143,8 @@ class StagedMessage {
   friend class Spool;
   void discard();
   int fd_ = -1;
-  std::filesystem::path tmp_;
+  std::filesystem::path tmp_;  // set once commit() created it
+  std::string header_;
   bool committed_ = false;
 };
 
@@ -163,14 +164,15 @@ class Spool {
   // when a recipient has no target or the disk refuses.
   base::Result<std::string> enqueue(const mail::Envelope& envelope, const Plan& plan,
                                     std::string_view message, Origin origin = Origin::received);
-  // Rule 1 in two steps. stage() has the same checks as enqueue() and
-  // writes spool/tmp/<id>; commit() makes it durable under spool/queue/<id>
-  // (the same id: a name already taken there fails the commit, the caller
-  // answers 451). A failed commit leaves nothing behind but, at worst, a
-  // queue file that recovery delivers (a duplicate of the client's retry).
+  // Rule 1 in two steps. stage() has the same checks as enqueue() and no
+  // I/O; commit() writes the file and makes it durable under
+  // spool/queue/<id> (`message`: the same bytes given to stage(); an id
+  // already taken there fails the commit, the caller answers 451). A failed
+  // commit leaves nothing behind but, at worst, a queue file that recovery
+  // delivers (a duplicate of the client's retry).
   base::Result<StagedMessage> stage(const mail::Envelope& envelope, const Plan& plan,
                                     std::string_view message, Origin origin = Origin::received);
-  base::Status commit(StagedMessage& staged);
+  base::Status commit(StagedMessage& staged, std::string_view message);
 
   // Rule 4: clean spool/tmp, quarantine corrupt files, return the ids of all
   // queued messages, oldest first.

@@ -95,9 +95,9 @@ TEST_F(SpoolTest, StageThenCommitMatchesLoad) {
   auto staged = spool_->stage(make_envelope(), make_plan(), msg);
   ASSERT_TRUE(staged) << staged.error().message;
   const std::string id = staged->message.id;
-  EXPECT_TRUE(fs::exists(dir_ / "tmp" / id));
+  EXPECT_TRUE(fs::is_empty(dir_ / "tmp")) << "stage() does no I/O";
   EXPECT_FALSE(fs::exists(dir_ / "queue" / id)) << "not durable, not queued";
-  ASSERT_TRUE(spool_->commit(*staged));
+  ASSERT_TRUE(spool_->commit(*staged, msg));
   EXPECT_TRUE(fs::is_empty(dir_ / "tmp"));
   auto loaded = spool_->load(id);
   ASSERT_TRUE(loaded) << loaded.error().message;
@@ -120,31 +120,33 @@ TEST_F(SpoolTest, StageThenCommitMatchesLoad) {
   EXPECT_EQ(*bytes, msg);
 }
 
-// A staged message that is never committed leaves nothing behind (the client
-// got no 250).
-TEST_F(SpoolTest, UncommittedStageIsDiscarded) {
+// A commit that fails part-way leaves nothing behind (the client gets 451).
+TEST_F(SpoolTest, FailedCommitLeavesNothing) {
+  const std::string msg = "Subject: x\r\n\r\n";
   std::string id;
   {
-    auto staged = spool_->stage(make_envelope(), make_plan(), "Subject: x\r\n\r\n");
+    auto staged = spool_->stage(make_envelope(), make_plan(), msg);
     ASSERT_TRUE(staged);
     id = staged->message.id;
-    StagedMessage moved = std::move(*staged);  // ownership moves with it
-    EXPECT_TRUE(fs::exists(dir_ / "tmp" / id));
+    fs::remove_all(dir_ / "queue");  // the rename fails after the file was written
+    EXPECT_FALSE(spool_->commit(*staged, msg));
+    fs::create_directory(dir_ / "queue");
   }
-  EXPECT_FALSE(fs::exists(dir_ / "tmp" / id));
+  EXPECT_TRUE(fs::is_empty(dir_ / "tmp"));
   EXPECT_FALSE(fs::exists(dir_ / "queue" / id));
 }
 
 // A staged id never names a message already queued: the commit's
 // RENAME_NOREPLACE would fail.
 TEST_F(SpoolTest, CommitNeverReplacesAQueuedMessage) {
-  auto staged = spool_->stage(make_envelope(), make_plan(), "Subject: x\r\n\r\n");
+  const std::string msg = "Subject: x\r\n\r\n";
+  auto staged = spool_->stage(make_envelope(), make_plan(), msg);
   ASSERT_TRUE(staged);
   {
     std::ofstream squatter(staged->message.path);
     squatter << "not ours";
   }
-  EXPECT_FALSE(spool_->commit(*staged));
+  EXPECT_FALSE(spool_->commit(*staged, msg));
   std::ifstream in(staged->message.path);
   std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(content, "not ours");
