@@ -175,7 +175,7 @@ void Scheduler::abandoned(const std::string& queue_id) {
     }
     if (a.in_flight_count == 0) active_.erase(it);
   }
-  for (auto& h : held) settle(h.id, h.slot, std::move(h.outcome));
+  for (auto& h : held) settle(h.id, h.slot, h.outcome);
 }
 
 // A pending slot goes to ready_ when due, else to timers_.
@@ -207,7 +207,7 @@ void Scheduler::stop() {
       Settle next = std::move(settle_.front());
       settle_.pop_front();
       lock.unlock();
-      settle(next.id, next.slot, std::move(next.outcome));
+      settle(next.id, next.slot, next.outcome);
       lock.lock();
       continue;
     }
@@ -275,7 +275,7 @@ void Scheduler::worker() {
       Settle next = std::move(settle_.front());
       settle_.pop_front();
       lock.unlock();
-      settle(next.id, next.slot, std::move(next.outcome));
+      settle(next.id, next.slot, next.outcome);
       lock.lock();
       continue;
     }
@@ -374,7 +374,7 @@ void Scheduler::on_outcome(const std::string& id, size_t slot, DeliveryOutcome o
       return;
     }
   }
-  settle(id, slot, std::move(outcome));
+  settle(id, slot, outcome);
 }
 
 // A refusal whose next link is a local mailbox needs no spool record (the
@@ -389,7 +389,7 @@ bool Scheduler::diverts_to_mailbox_locked(const Active& a, size_t slot, const De
   return link && link->target.kind == config::Target::Kind::mailbox;
 }
 
-void Scheduler::settle(const std::string& id, size_t slot, DeliveryOutcome outcome) {
+void Scheduler::settle(const std::string& id, size_t slot, const DeliveryOutcome& outcome) {
   auto log = base::logger("queue");
   const auto now = clock_.now();
 
