@@ -1,0 +1,61 @@
+#include "imap/protocol/store.hpp"
+
+#include <algorithm>
+
+namespace hikyaku::imap::protocol {
+
+uint32_t MemoryStore::add(std::string content, uint8_t flags) {
+  Entry e;
+  e.meta.uid = uidnext++;
+  e.meta.key = "k" + std::to_string(e.meta.uid);
+  e.meta.flags = flags;
+  e.meta.size = content.size();
+  e.meta.internal_date = now;
+  e.content = std::move(content);
+  entries.push_back(std::move(e));
+  return entries.back().meta.uid;
+}
+
+base::Result<Snapshot> MemoryStore::scan(bool claim_recent) {
+  Snapshot s;
+  s.uidvalidity = uidvalidity;
+  s.uidnext = uidnext;
+  for (auto& e : entries) {
+    StoredMessage m = e.meta;
+    m.recent = !e.claimed;
+    if (claim_recent) e.claimed = true;
+    s.messages.push_back(m);
+  }
+  return s;
+}
+
+base::Result<std::string> MemoryStore::read(const StoredMessage& message) {
+  for (const auto& e : entries) {
+    if (e.meta.uid == message.uid) return e.content;
+  }
+  return base::make_error("no such message");
+}
+
+base::Status MemoryStore::set_flags(const StoredMessage& message, uint8_t flags) {
+  for (auto& e : entries) {
+    if (e.meta.uid == message.uid) {
+      e.meta.flags = flags;
+      return {};
+    }
+  }
+  return {};  // already expunged by another session: nothing to do
+}
+
+base::Status MemoryStore::expunge(const StoredMessage& message) {
+  std::erase_if(entries, [&](const Entry& e) { return e.meta.uid == message.uid; });
+  return {};
+}
+
+base::Result<uint32_t> MemoryStore::append(std::string_view message, uint8_t flags,
+                                           std::optional<int64_t> internal_date) {
+  uint32_t uid = add(std::string(message), flags);
+  if (internal_date) entries.back().meta.internal_date = *internal_date;
+  return uid;
+}
+
+}  // namespace hikyaku::imap::protocol
