@@ -24,6 +24,7 @@
 #include "policy/fallback.hpp"
 #include "policy/loop.hpp"
 #include "policy/resolver.hpp"
+#include "imap/session.hpp"
 #include "pop3/session.hpp"
 #include "queue/scheduler.hpp"
 #include "queue/spool.hpp"
@@ -204,6 +205,7 @@ int serve(config::Config config, const ServeOptions& options) {
 
   smtp::server::ServerContext smtp_ctx{config, policy, sink, tls_context, workers};
   pop3::Pop3Context pop3_ctx{config, credentials, tls_context, workers};
+  imap::ImapContext imap_ctx{config, credentials, tls_context, workers};
 
   // Bind everything before serving so a port conflict fails start-up loudly.
   std::vector<std::shared_ptr<net::tcp::acceptor>> acceptors;
@@ -232,6 +234,9 @@ int serve(config::Config config, const ServeOptions& options) {
   listen(config.listen.pop3, "pop3", [&](net::tcp::socket s, Lease l) {
     return pop3::run_session(std::move(s), std::move(l), pop3_ctx, false);
   });
+  listen(config.listen.imap, "imap", [&](net::tcp::socket s, Lease l) {
+    return imap::run_session(std::move(s), std::move(l), imap_ctx, false);
+  });
   if (tls_context) {
     listen(config.listen.submissions, "submissions", [&](net::tcp::socket s, Lease l) {
       return smtp::server::run_session(std::move(s), std::move(l), smtp_ctx, smtp::server::Role::submissions);
@@ -239,7 +244,10 @@ int serve(config::Config config, const ServeOptions& options) {
     listen(config.listen.pop3s, "pop3s", [&](net::tcp::socket s, Lease l) {
       return pop3::run_session(std::move(s), std::move(l), pop3_ctx, true);
     });
-  } else if (!config.listen.submissions.empty() || !config.listen.pop3s.empty()) {
+    listen(config.listen.imaps, "imaps", [&](net::tcp::socket s, Lease l) {
+      return imap::run_session(std::move(s), std::move(l), imap_ctx, true);
+    });
+  } else if (!config.listen.submissions.empty() || !config.listen.pop3s.empty() || !config.listen.imaps.empty()) {
     std::cerr << "hikyaku: implicit-TLS listeners need [tls] cert and key\n";
     bind_failed = true;
   }
