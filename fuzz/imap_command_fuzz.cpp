@@ -17,6 +17,7 @@
 #include "imap/protocol/engine.hpp"
 #include "imap/protocol/framer.hpp"
 #include "imap/protocol/message.hpp"
+#include "imap/protocol/response.hpp"
 
 using namespace hikyaku::imap::protocol;
 

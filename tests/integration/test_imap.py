@@ -11,6 +11,9 @@ unless allow_plaintext; bad commands get a tagged BAD.
 Run: /usr/bin/python3 -m pytest tests/integration/test_imap.py
 """
 import imaplib
+import os
+import shutil
+import subprocess
 import re
 import smtplib
 import socket
@@ -362,3 +365,47 @@ def test_bad_commands_get_tagged_bad(hikyaku):
     assert raw.line() == b"* BYE hikyaku logging out"
     assert raw.line() == b"x6 OK LOGOUT completed"
     raw.close()
+
+
+@pytest.mark.skipif(not shutil.which("mutt") or not shutil.which("tmux"), reason="needs mutt and tmux")
+def test_mutt_over_imaps(hikyaku, tmp_path):
+    """mutt lists, opens and marks read over IMAPS (header cache off)."""
+    hikyaku.set_password("alice", PASSWORD)
+    subjects = [f"mutt-imap-{i}-{uuid.uuid4().hex[:6]}" for i in range(3)]
+    deliver(hikyaku, 3, subjects=subjects)
+    session = f"hkmuttimap{os.getpid()}"
+    home = tmp_path / "mutt-home"
+    (home / "Mail").mkdir(parents=True)
+    env = dict(os.environ, TERM="xterm", HOME=str(home))
+    muttrc = home / "muttrc"
+    muttrc.write_text(
+        f'set imap_user="alice"\nset imap_pass="{PASSWORD}"\n'
+        f'set certificate_file="{hikyaku.cert_path}"\nset ssl_verify_host=no\n'
+        f'set folder="imaps://127.0.0.1:{hikyaku.imaps_port}/"\nset spoolfile="+INBOX"\n'
+        'set move=no\nset mark_old=no\nset sort=date-sent\nset imap_passive=no\n'
+        'unset imap_idle\nset timeout=1\nset mail_check=1\n')
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50",
+                    f"mutt -n -F {muttrc} -f imaps://127.0.0.1:{hikyaku.imaps_port}/INBOX"],
+                   check=True, env=env)
+
+    def screen():
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
+                              capture_output=True, text=True).stdout
+
+    try:
+        try:
+            wait_for(lambda: all(s in screen() for s in subjects), what="mutt's index over IMAP")
+        except AssertionError:
+            raise AssertionError(f"mutt's screen:\n{screen()}\nlog:\n{hikyaku.log_text()[-3000:]}")
+        subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)
+        try:
+            wait_for(lambda: "first line of mutt-imap" in screen(), what="mutt's pager over IMAP")
+        except AssertionError:
+            raise AssertionError(f"mutt's screen:\n{screen()}")
+        # Leave the pager and sync: mutt stores \Seen, which lands in the Maildir name.
+        subprocess.run(["tmux", "send-keys", "-t", session, "q", "$"], check=True)
+        wait_for(lambda: any(p.name.endswith(":2,S") for p in maildir_messages(hikyaku.maildir("alice"))),
+                 what="the Seen flag in the Maildir file name")
+    finally:
+        subprocess.run(["tmux", "send-keys", "-t", session, "q", "q"], check=False)
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False, capture_output=True)
