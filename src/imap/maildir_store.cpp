@@ -25,18 +25,26 @@ using protocol::StoredMessage;
 struct UidList {
   uint32_t validity = 0;
   uint32_t next = 1;
+  // Messages with uid >= first_recent have not been claimed by any session
+  // yet: they are \Recent (RFC 3501 §2.3.2) for the next session that
+  // selects the mailbox read-write (as Dovecot's uidlist keeps it).
+  uint32_t first_recent = 1;
   std::vector<std::pair<uint32_t, std::string>> entries;  // ascending uid
 };
 
 // Parse the uidlist; nullopt when it is missing or not ours/not valid.
 std::optional<UidList> parse_uidlist(const std::string& text) {
-  std::istringstream in(text);
+  size_t eol = text.find('\n');
+  if (eol == std::string::npos) return std::nullopt;
+  std::istringstream head(text.substr(0, eol));
+  std::istringstream in(text.substr(eol + 1));
   std::string magic;
   int version = 0;
   UidList out;
-  if (!(in >> magic >> version >> out.validity >> out.next) || magic != "hikyaku-uidlist" || version != 1 ||
+  if (!(head >> magic >> version >> out.validity >> out.next) || magic != "hikyaku-uidlist" || version != 1 ||
       out.validity == 0 || out.next == 0)
     return std::nullopt;
+  if (!(head >> out.first_recent) || out.first_recent > out.next) out.first_recent = out.next;
   uint32_t uid = 0;
   std::string name;
   uint32_t last = 0;
@@ -50,7 +58,8 @@ std::optional<UidList> parse_uidlist(const std::string& text) {
 }
 
 std::string format_uidlist(const UidList& list) {
-  std::string out = "hikyaku-uidlist 1 " + std::to_string(list.validity) + " " + std::to_string(list.next) + "\n";
+  std::string out = "hikyaku-uidlist 1 " + std::to_string(list.validity) + " " + std::to_string(list.next) + " " +
+                    std::to_string(list.first_recent) + "\n";
   for (const auto& [uid, name] : list.entries) out += std::to_string(uid) + " " + name + "\n";
   return out;
 }
@@ -145,7 +154,7 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
     m.key = info.uid;
     m.flags = protocol::from_maildir_letters(info.flags);
     m.size = info.size;
-    m.recent = info.in_new;
+    m.recent = uid >= uids.first_recent;
     struct stat st {};
     m.internal_date = ::stat(info.path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_mtime) : 0;
     if (claim_recent && info.in_new) {
@@ -157,6 +166,10 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
     }
     known_[info.uid] = info;
     snap.messages.push_back(std::move(m));
+  }
+  if (claim_recent && uids.first_recent != uids.next) {
+    uids.first_recent = uids.next;
+    dirty = true;
   }
   // Forget messages that have gone (expunged here, by POP3 or by mutt).
   size_t before = uids.entries.size();

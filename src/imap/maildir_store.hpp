@@ -1,12 +1,14 @@
 // Purpose:   The IMAP view of one Maildir (protocol::MailStore): persistent
 //            UIDs and UIDVALIDITY in MAILDIR/hikyaku-uidlist (in the spirit
-//            of Dovecot's dovecot-uidlist: "hikyaku-uidlist 1 VALIDITY NEXT"
-//            then one "UID UNIQUE-NAME" line per message), rewritten
+//            of Dovecot's dovecot-uidlist: "hikyaku-uidlist 1 VALIDITY NEXT
+//            FIRST-RECENT" then one "UID UNIQUE-NAME" line per message), rewritten
 //            atomically (base::write_file_durable) whenever UIDs are
 //            assigned or messages have gone. System flags live in the
 //            Maildir info suffix ":2,DFRST"; a session that selects the
-//            mailbox moves new/ → cur/ (the Maildir reader's rule), which is
-//            also what makes a message \Recent for exactly one session.
+//            mailbox read-write claims the messages numbered since the last
+//            claim (FIRST-RECENT): they are \Recent for that session only
+//            (appended and copied messages too), and it moves new/ → cur/
+//            (the Maildir reader's rule).
 //            Sizes are the CRLF sizes (W=); read() serves CRLF.
 // Standards: RFC 3501 §2.3.1.1 (UIDs strictly ascending, never reused
 //            under one UIDVALIDITY), §2.3.2 (flags, \Recent); Maildir

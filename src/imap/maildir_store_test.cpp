@@ -92,7 +92,7 @@ TEST_F(MaildirStoreTest, AppendAssignsTheNextUidAndKeepsTheDate) {
   ASSERT_EQ(snap->messages.size(), 1u);
   EXPECT_EQ(snap->messages[0].internal_date, 1700000000);
   EXPECT_EQ(snap->messages[0].flags, kSeen);
-  EXPECT_FALSE(snap->messages[0].recent);
+  EXPECT_TRUE(snap->messages[0].recent);  // RFC 3501 §6.3.11: \Recent is set on APPEND
 }
 
 TEST_F(MaildirStoreTest, CorruptUidListStartsANewValidity) {

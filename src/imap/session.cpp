@@ -28,6 +28,11 @@ using protocol::LoginOutcome;
 // only a safety net (e.g. a Maildir on NFS, where inotify sees nothing).
 constexpr std::chrono::seconds kIdlePollFallback{2};
 constexpr std::chrono::seconds kIdlePollSafety{30};
+// IMAP command lines carry long sequence sets and ID parameters (RFC 2971:
+// 30 pairs of up to 1024 octets); RFC 7162 §4 asks servers to accept at
+// least 8192 octets; Dovecot's default is 64 KiB. limits.line_length applies
+// when larger.
+constexpr size_t kMaxCommandLine = 65536;
 
 std::string printable(std::string_view s) {
   std::string out;
@@ -64,7 +69,7 @@ class Session {
         log_(base::logger("imapd")),
         id_(stream.remote_ip() + ":" + std::to_string(stream.remote_port())),
         timeout_(ctx.config.limits.imap_idle_timeout),
-        framer_(std::max<size_t>(ctx.config.limits.line_length, 1024), ctx.config.limits.message_size) {}
+        framer_(std::max<size_t>(ctx.config.limits.line_length, kMaxCommandLine), ctx.config.limits.message_size) {}
 
   net::awaitable<void> run(bool implicit_tls);
 

@@ -20,6 +20,7 @@ import socket
 import ssl
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -409,3 +410,54 @@ def test_mutt_over_imaps(hikyaku, tmp_path):
     finally:
         subprocess.run(["tmux", "send-keys", "-t", session, "q", "q"], check=False)
         subprocess.run(["tmux", "kill-session", "-t", session], check=False, capture_output=True)
+
+
+# ---------------------------------------------------------------- imaptest scripts
+
+IMAPTEST_DIR = Path(os.environ.get("HIKYAKU_TESTDATA", str(Path(__file__).resolve().parents[3] / "shared" / "testdata"))) \
+    / "imaptest-scripts"
+# Scripts this server is expected to pass (run with imaptest_runner.py).
+IMAPTEST_SUPPORTED = [
+    "append", "atoms", "close", "expunge", "expunge2", "fetch-body", "fetch-body-message-rfc822",
+    "fetch-body-message-rfc822-mime", "fetch-body-message-rfc822-x2", "fetch-body-mime",
+    "fetch-bodystructure", "fetch-envelope", "id", "logout", "search-addresses", "search-body",
+    "search-date", "search-header", "search-sets", "search-size", "select",
+]
+# Scripts that cannot pass here by design or for lack of a feature: reported
+# as not run (skipped), never as passed.
+IMAPTEST_NOT_SUPPORTED = {
+    "copy": "needs a second mailbox (only INBOX exists)",
+    "list": "needs CREATE of other mailboxes",
+    "mutf7": "needs CREATE of other mailboxes",
+    "pipeline": "needs CREATE of other mailboxes",
+    "pipeline-connections": "needs CREATE of other mailboxes",
+    "subscribe": "needs CREATE of other mailboxes",
+    "uidplus": "needs a second mailbox",
+    "uidvalidity": "needs DELETE/CREATE of the test mailbox",
+    "uidvalidity-rename": "needs RENAME",
+    "nil": "needs keywords (flags other than the system flags)",
+    "search-flags": "needs keywords",
+    "store": "needs keywords",
+}
+
+
+def imaptest_scripts():
+    if not IMAPTEST_DIR.is_dir():
+        return []
+    return sorted(p.name for p in IMAPTEST_DIR.iterdir()
+                  if p.is_file() and "." not in p.name and p.name not in ("AUTHORS", "COPYING"))
+
+
+@pytest.mark.parametrize("script", imaptest_scripts() or ["(imaptest-scripts missing)"])
+def test_imaptest_script(script, request):
+    """Dovecot imaptest scripts (../shared/testdata/imaptest-scripts, read in place)."""
+    import imaptest_runner
+    if script not in IMAPTEST_SUPPORTED:
+        pytest.skip(f"not run: {IMAPTEST_NOT_SUPPORTED.get(script, 'needs an extension hikyaku lacks')}")
+    server = request.getfixturevalue("make_hikyaku")(allow_plaintext=True)
+    server.set_password("alice", PASSWORD)
+    try:
+        count = imaptest_runner.run_script(IMAPTEST_DIR / script, server.imap_port, "alice", PASSWORD)
+    except imaptest_runner.NotRun as e:
+        pytest.skip(f"not run: {e}")
+    assert count > 0

@@ -254,7 +254,7 @@ class Parser {
         std::string f;
         if (!astring(f)) return false;
         if (out.fields.size() >= kMaxListItems) return fail("too many header fields");
-        out.fields.push_back(to_upper(f));
+        out.fields.push_back(f);  // as sent: echoed in the response label
       } while (sp());
       if (!accept(')')) return fail("unterminated header list");
     } else {

@@ -47,7 +47,7 @@ struct Section {
   enum class Text { none, header, header_fields, header_fields_not, text, mime };
   std::vector<uint32_t> part;        // "1.2" → {1, 2}; empty: the whole message
   Text text = Text::none;
-  std::vector<std::string> fields;   // HEADER.FIELDS (...), upper-cased
+  std::vector<std::string> fields;   // HEADER.FIELDS (...), as sent
 };
 
 struct FetchAtt {

@@ -53,7 +53,13 @@ std::string section_label(const Section& s) {
       out += " (";
       for (size_t i = 0; i < s.fields.size(); ++i) {
         if (i) out += ' ';
-        out += quote(s.fields[i]);
+        // As the client wrote it: an atom stays an atom (clients match the label).
+        bool atom = !s.fields[i].empty();
+        for (char ch : s.fields[i]) {
+          auto u = static_cast<unsigned char>(ch);
+          if (u <= 0x20 || u >= 0x7f || std::string_view("(){%*\"\\]").find(ch) != std::string_view::npos) atom = false;
+        }
+        out += atom ? s.fields[i] : quote(s.fields[i]);
       }
       out += ')';
       break;
@@ -646,9 +652,11 @@ bool Engine::matches(const SearchKey& k, size_t index, std::optional<std::string
   auto header = [&](std::string_view name) -> std::optional<std::string> {
     return header_values(split_message(text()).header, name);
   };
+  // RFC 3501 §6.4.4: the field contains the string; address fields are
+  // also matched in their canonical form.
   auto header_has = [&](std::string_view name, std::string_view needle) {
     auto v = header(name);
-    return v && icontains(*v, needle);
+    return v && (icontains(*v, needle) || icontains(address_search_text(*v), needle));
   };
   auto sent = [&]() -> std::optional<Days> {
     auto v = header("Date");

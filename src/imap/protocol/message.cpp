@@ -289,13 +289,19 @@ std::vector<Token> tokenize_addresses(std::string_view s) {
   return out;
 }
 
-std::string address(const std::optional<std::string>& name, const std::optional<std::string>& mailbox,
-                    const std::optional<std::string>& host) {
-  return "(" + nstring(name) + " NIL " + nstring(mailbox) + " " + nstring(host) + ")";
-}
+// One address of an address list; group syntax is marked by `group_start`
+// (mailbox = the group name) and `group_end` entries.
+struct Addr {
+  std::optional<std::string> name;
+  std::optional<std::string> adl;  // obsolete source route "@a,@b"
+  std::optional<std::string> mailbox;
+  std::optional<std::string> host;
+  bool group_start = false;
+  bool group_end = false;
+};
 
 // One mailbox from its tokens: [phrase] "<" addr-spec ">" or addr-spec [comment].
-std::string mailbox_address(const std::vector<Token>& toks) {
+Addr mailbox_address(const std::vector<Token>& toks) {
   std::string phrase, spec, comment;
   auto lt = std::find_if(toks.begin(), toks.end(),
                          [](const Token& t) { return t.kind == Token::Kind::special && t.text == "<"; });
@@ -317,28 +323,35 @@ std::string mailbox_address(const std::vector<Token>& toks) {
     }
     phrase = comment;
   }
-  // A source route "@a,@b:" before the addr-spec is dropped.
-  if (size_t colon = spec.rfind(':'); colon != std::string::npos) spec.erase(0, colon + 1);
-  std::optional<std::string> name;
-  if (!phrase.empty()) name = phrase;
+  // RFC 5322 §4.4 obs-route "@a,@b:" before the addr-spec: the ENVELOPE adl.
+  Addr a;
+  if (size_t colon = spec.rfind(':'); colon != std::string::npos) {
+    if (colon > 0) a.adl = spec.substr(0, colon);
+    spec.erase(0, colon + 1);
+  }
+  if (!phrase.empty()) a.name = phrase;
   size_t at = spec.rfind('@');
-  if (at == std::string::npos) return address(name, spec, std::string("MISSING_DOMAIN"));
-  return address(name, spec.substr(0, at), spec.substr(at + 1));
+  if (at == std::string::npos) {
+    a.mailbox = spec;
+    a.host = std::string("MISSING_DOMAIN");
+  } else {
+    a.mailbox = spec.substr(0, at);
+    a.host = spec.substr(at + 1);
+  }
+  return a;
 }
 
-// RFC 3501 §7.4.2: a parenthesised list of addresses, group syntax marked by
-// (NIL NIL "group" NIL) ... (NIL NIL NIL NIL); NIL for no address.
-std::string address_list(const std::optional<std::string>& value) {
-  if (!value) return "NIL";
-  auto toks = tokenize_addresses(*value);
-  std::string out;
+// RFC 5322 §3.4 address-list, tolerant of junk.
+std::vector<Addr> parse_addresses(std::string_view value) {
+  auto toks = tokenize_addresses(value);
+  std::vector<Addr> out;
   std::vector<Token> current;
   bool in_group = false;
   auto flush = [&] {
     bool any = std::any_of(current.begin(), current.end(), [](const Token& t) {
       return t.kind == Token::Kind::word || t.kind == Token::Kind::quoted || t.kind == Token::Kind::special;
     });
-    if (any) out += mailbox_address(current);
+    if (any && out.size() < 1000) out.push_back(mailbox_address(current));
     current.clear();
   };
   bool in_angle = false;
@@ -359,13 +372,18 @@ std::string address_list(const std::optional<std::string>& value) {
           }
         }
         current.clear();
-        out += address(std::nullopt, phrase, std::nullopt);
+        Addr g;
+        g.mailbox = phrase;
+        g.group_start = true;
+        out.push_back(g);
         in_group = true;
         continue;
       }
       if (!in_angle && t.text == ";" && in_group) {
         flush();
-        out += "(NIL NIL NIL NIL)";
+        Addr e;
+        e.group_end = true;
+        out.push_back(e);
         in_group = false;
         continue;
       }
@@ -373,16 +391,41 @@ std::string address_list(const std::optional<std::string>& value) {
     current.push_back(std::move(t));
   }
   flush();
-  if (in_group) out += "(NIL NIL NIL NIL)";
+  if (in_group) {
+    Addr e;
+    e.group_end = true;
+    out.push_back(e);
+  }
+  return out;
+}
+
+// RFC 3501 §7.4.2: a parenthesised list of addresses, group syntax marked by
+// (NIL NIL "group" NIL) ... (NIL NIL NIL NIL); NIL for no address.
+std::string address_list(const std::optional<std::string>& value) {
+  if (!value) return "NIL";
+  std::string out;
+  for (const auto& a : parse_addresses(*value)) {
+    if (a.group_end) {
+      out += "(NIL NIL NIL NIL)";
+    } else {
+      out += "(" + nstring(a.name) + " " + nstring(a.adl) + " " + nstring(a.mailbox) + " " + nstring(a.host) + ")";
+    }
+  }
   if (out.empty()) return "NIL";
   return "(" + out + ")";
 }
 
+// An empty field counts as absent (RFC 3501 §7.4.2 defaults).
+std::optional<std::string> non_empty(std::optional<std::string> v) {
+  if (v && trim_ws(*v).empty()) return std::nullopt;
+  return v;
+}
+
 std::string envelope_of(std::string_view header) {
   auto field = [&](const char* name) { return header_value(header, name); };
-  auto from = header_values(header, "From");
-  auto sender = header_values(header, "Sender");
-  auto reply_to = header_values(header, "Reply-To");
+  auto from = non_empty(header_values(header, "From"));
+  auto sender = non_empty(header_values(header, "Sender"));
+  auto reply_to = non_empty(header_values(header, "Reply-To"));
   std::string out = "(";
   out += nstring(field("Date")) + " ";
   out += nstring(field("Subject")) + " ";
@@ -574,6 +617,17 @@ std::optional<Days> parse_rfc5322_date(std::string_view value) {
            std::to_string(*y < 50 ? 2000 + *y : 1900 + *y);
   }
   return parse_date_text(text);
+}
+
+std::string address_search_text(std::string_view value) {
+  std::string out;
+  for (const auto& a : parse_addresses(value)) {
+    if (a.group_start || a.group_end) continue;
+    if (!out.empty()) out += ", ";
+    if (a.name) out += *a.name + " ";
+    out += "<" + a.mailbox.value_or("") + "@" + a.host.value_or("") + ">";
+  }
+  return out;
 }
 
 bool icontains(std::string_view haystack, std::string_view needle) {

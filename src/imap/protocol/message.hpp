@@ -48,6 +48,11 @@ std::string body_structure(std::string_view message, bool extended);
 // The date of an RFC 5322 Date: value as days since the epoch (SENTON...).
 std::optional<Days> parse_rfc5322_date(std::string_view value);
 
+// The addresses of an address header in a canonical form
+// ("Name <local@domain>, ..."), comments and folding removed, so that SEARCH
+// FROM user@domain finds "<user (c)@ (c) domain>" too.
+std::string address_search_text(std::string_view value);
+
 // ASCII case-insensitive substring search (SEARCH, RFC 3501 §6.4.4).
 bool icontains(std::string_view haystack, std::string_view needle);
 

@@ -119,7 +119,7 @@ TEST(Command, Rfc3501Section6_4_5FetchAttributes) {
   EXPECT_EQ(c.fetch[1].section.part, (std::vector<uint32_t>{1, 2}));
   EXPECT_EQ(c.fetch[1].section.text, Section::Text::mime);
   EXPECT_EQ(c.fetch[2].section.text, Section::Text::header_fields_not);
-  EXPECT_EQ(c.fetch[2].section.fields, std::vector<std::string>{"RECEIVED"});
+  EXPECT_EQ(c.fetch[2].section.fields, std::vector<std::string>{"Received"});
   EXPECT_EQ(*c.fetch[2].partial_offset, 5u);
   EXPECT_EQ(c.fetch[2].partial_count, 10u);
   EXPECT_TRUE(c.set.contains(7, 9));
