@@ -64,13 +64,26 @@ std::string format_uidlist(const UidList& list) {
   return out;
 }
 
-// Keep letters we do not manage (other readers' keywords), replace ours.
-std::string merge_letters(const std::string& current, uint8_t flags) {
-  std::string out;
-  for (char c : current) {
-    if (std::string_view("DFRST").find(c) == std::string_view::npos) out += c;
+constexpr const char* kKeywordsFile = "dovecot-keywords";
+constexpr size_t kMaxKeywords = 26;
+
+bool is_keyword_letter(char c) { return c >= 'a' && c <= 'z'; }
+
+// Parse dovecot-keywords: "INDEX NAME" per line.
+std::vector<std::string> parse_keywords(const std::string& text) {
+  std::vector<std::string> names;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    size_t sp = line.find(' ');
+    if (sp == std::string::npos) continue;
+    auto index = base::parse_uint(std::string_view(line).substr(0, sp));
+    std::string name = line.substr(sp + 1);
+    if (!index || *index >= kMaxKeywords || name.empty()) continue;
+    if (names.size() <= *index) names.resize(*index + 1);
+    names[*index] = name;
   }
-  return out + protocol::maildir_letters(flags);
+  return names;
 }
 
 }  // namespace
@@ -113,8 +126,62 @@ base::Result<Snapshot> MaildirStore::scan(bool claim_recent) {
   return scan_locked(claim_recent);
 }
 
+protocol::Keywords MaildirStore::keywords_of(const std::string& letters) const {
+  protocol::Keywords out;
+  for (char c : letters) {
+    size_t i = static_cast<size_t>(c - 'a');
+    if (is_keyword_letter(c) && i < keyword_names_.size() && !keyword_names_[i].empty())
+      protocol::add_keyword(out, keyword_names_[i]);
+  }
+  return out;
+}
+
+void MaildirStore::load_keywords() {
+  auto text = base::read_file(maildir_.root() / kKeywordsFile);
+  keyword_names_ = text ? parse_keywords(*text) : std::vector<std::string>();
+}
+
+base::Result<std::string> MaildirStore::letters_for(const std::string& current, uint8_t flags,
+                                                    const protocol::Keywords& keywords) {
+  // Keep letters we do not manage (e.g. another reader's), replace ours.
+  std::string out;
+  for (char c : current) {
+    if (std::string_view("DFRST").find(c) == std::string_view::npos && !is_keyword_letter(c)) out += c;
+  }
+  out += protocol::maildir_letters(flags);
+  for (const auto& k : keywords) {
+    size_t index = kMaxKeywords;
+    for (size_t i = 0; i < keyword_names_.size(); ++i) {
+      if (base::iequals(keyword_names_[i], k)) index = i;
+    }
+    if (index == kMaxKeywords) {
+      // A new keyword (the caller holds the lock and has just re-read the
+      // file): take the first free index.
+      {
+        for (size_t i = 0; i < kMaxKeywords && index == kMaxKeywords; ++i) {
+          if (i >= keyword_names_.size() || keyword_names_[i].empty()) index = i;
+        }
+        if (index == kMaxKeywords) return base::make_error("too many keywords (Maildir allows 26)");
+        if (keyword_names_.size() <= index) keyword_names_.resize(index + 1);
+        keyword_names_[index] = k;
+        std::string text;
+        for (size_t i = 0; i < keyword_names_.size(); ++i) {
+          if (!keyword_names_[i].empty()) text += std::to_string(i) + " " + keyword_names_[i] + "\n";
+        }
+        fs::path tmp = maildir_.root() / "dovecot-keywords.hikyaku.tmp";
+        ::unlink(tmp.c_str());
+        if (auto st = base::write_file_durable(tmp, maildir_.root() / kKeywordsFile, text, sync_); !st)
+          return st.error();
+      }
+    }
+    out += static_cast<char>('a' + index);
+  }
+  return out;
+}
+
 base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
   const fs::path list_path = maildir_.root() / kUidListName;
+  load_keywords();
   auto listed = maildir_.list();
   if (!listed) return listed.error();
 
@@ -153,6 +220,7 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
     m.uid = uid;
     m.key = info.uid;
     m.flags = protocol::from_maildir_letters(info.flags);
+    m.keywords = keywords_of(info.flags);
     m.size = info.size;
     m.recent = uid >= uids.first_recent;
     struct stat st {};
@@ -207,19 +275,25 @@ base::Result<std::string> MaildirStore::read(const StoredMessage& message) {
   return mailbox::Maildir::to_network(*data);
 }
 
-base::Status MaildirStore::set_flags(const StoredMessage& message, uint8_t flags) {
-  mailbox::MessageInfo* info = lookup(message.key);
-  if (!info) {
-    auto f = maildir_.find(message.key);
-    if (!f) return {};  // expunged by someone else: nothing to flag
-    info = &(known_[message.key] = std::move(*f));
+base::Result<std::optional<MaildirStore::FlagState>> MaildirStore::update_flags(const StoredMessage& message,
+                                                                               const FlagChange& change) {
+  // Read-modify-write under the lock, from the name on disk now.
+  auto held = lock();
+  if (!held) return held.error();
+  auto found = maildir_.find(message.key);
+  if (!found) return std::optional<FlagState>();  // expunged by someone else
+  load_keywords();
+  FlagState st{protocol::from_maildir_letters(found->flags), keywords_of(found->flags)};
+  change(st);
+  auto letters = letters_for(found->flags, st.flags, st.keywords);
+  if (!letters) return letters.error();
+  if (auto moved = maildir_.set_flags(*found, *letters); !moved) {
+    auto again = maildir_.find(message.key);
+    if (!again) return std::optional<FlagState>();  // gone meanwhile
+    return moved.error();
   }
-  if (auto st = maildir_.set_flags(*info, merge_letters(info->flags, flags)); !st) {
-    auto f = maildir_.find(message.key);
-    if (!f) return {};  // gone meanwhile
-    return st;
-  }
-  return {};
+  known_[message.key] = *found;
+  return std::optional<FlagState>(st);
 }
 
 base::Status MaildirStore::expunge(const StoredMessage& message) {
@@ -233,16 +307,20 @@ base::Status MaildirStore::expunge(const StoredMessage& message) {
 }
 
 base::Result<uint32_t> MaildirStore::append(std::string_view message, uint8_t flags,
+                                            const protocol::Keywords& keywords,
                                             std::optional<int64_t> internal_date) {
   // Under the lock, so no other session numbers the new file before us.
   auto held = lock();
   if (!held) return held.error();
+  load_keywords();
+  auto letters = letters_for("", flags, keywords);
+  if (!letters) return letters.error();
   auto name = maildir_.deliver(message);
   if (!name) return name.error();
   auto info = maildir_.find(*name);
   if (!info) return info.error();
   // An appended message is no longer new: straight to cur/ with its flags.
-  if (auto st = maildir_.set_flags(*info, protocol::maildir_letters(flags)); !st) return st.error();
+  if (auto st = maildir_.set_flags(*info, *letters); !st) return st.error();
   if (internal_date) {
     struct timespec times[2] = {{static_cast<time_t>(*internal_date), 0}, {static_cast<time_t>(*internal_date), 0}};
     ::utimensat(AT_FDCWD, info->path.c_str(), times, 0);

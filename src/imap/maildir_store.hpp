@@ -9,6 +9,9 @@
 //            claim (FIRST-RECENT): they are \Recent for that session only
 //            (appended and copied messages too), and it moves new/ → cur/
 //            (the Maildir reader's rule).
+//            Keywords are lower-case info letters a–z, named in
+//            MAILDIR/dovecot-keywords ("INDEX NAME" lines, the Dovecot
+//            convention, so Dovecot and hikyaku agree); at most 26.
 //            Sizes are the CRLF sizes (W=); read() serves CRLF.
 // Standards: RFC 3501 §2.3.1.1 (UIDs strictly ascending, never reused
 //            under one UIDVALIDITY), §2.3.2 (flags, \Recent); Maildir
@@ -28,6 +31,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "imap/protocol/store.hpp"
 #include "mailbox/maildir.hpp"
@@ -50,9 +54,10 @@ class MaildirStore final : public protocol::MailStore {
 
   base::Result<protocol::Snapshot> scan(bool claim_recent) override;
   base::Result<std::string> read(const protocol::StoredMessage& message) override;
-  base::Status set_flags(const protocol::StoredMessage& message, uint8_t flags) override;
+  base::Result<std::optional<FlagState>> update_flags(const protocol::StoredMessage& message,
+                                                      const FlagChange& change) override;
   base::Status expunge(const protocol::StoredMessage& message) override;
-  base::Result<uint32_t> append(std::string_view message, uint8_t flags,
+  base::Result<uint32_t> append(std::string_view message, uint8_t flags, const protocol::Keywords& keywords,
                                 std::optional<int64_t> internal_date) override;
 
   static constexpr const char* kUidListName = "hikyaku-uidlist";
@@ -62,11 +67,19 @@ class MaildirStore final : public protocol::MailStore {
   base::Result<std::unique_ptr<Held>> lock();
   base::Result<protocol::Snapshot> scan_locked(bool claim_recent);
   mailbox::MessageInfo* lookup(const std::string& key);
+  // The info letters for flags + keywords, allocating keyword letters (and
+  // rewriting dovecot-keywords) as needed; an error past 26 keywords.
+  // Call with the lock held.
+  base::Result<std::string> letters_for(const std::string& current, uint8_t flags,
+                                        const protocol::Keywords& keywords);
+  protocol::Keywords keywords_of(const std::string& letters) const;
+  void load_keywords();
 
   mailbox::Maildir maildir_;
   std::shared_ptr<std::mutex> mutex_;
   bool sync_;
   std::map<std::string, mailbox::MessageInfo> known_;  // unique name → last seen location
+  std::vector<std::string> keyword_names_;             // index (letter - 'a') → name
 };
 
 }  // namespace hikyaku::imap

@@ -75,7 +75,7 @@ TEST_F(MaildirStoreTest, FlagsLiveInTheInfoSuffixAndReadServesCrlf) {
   auto content = s.read(m);
   ASSERT_TRUE(content);
   EXPECT_EQ(*content, "Subject: one\r\n\r\nline\r\n");
-  ASSERT_TRUE(s.set_flags(m, kSeen | kDeleted));
+  ASSERT_TRUE(s.set_flags(m, kSeen | kDeleted, {}));
   auto listed = md.list();
   ASSERT_TRUE(listed);
   EXPECT_EQ((*listed)[0].flags, "ST");
@@ -83,9 +83,26 @@ TEST_F(MaildirStoreTest, FlagsLiveInTheInfoSuffixAndReadServesCrlf) {
   EXPECT_EQ(again->messages[0].flags, kSeen | kDeleted);
 }
 
+TEST_F(MaildirStoreTest, KeywordsAreLettersNamedInDovecotKeywords) {
+  mailbox::Maildir md(dir_, false);
+  ASSERT_TRUE(md.deliver("Subject: one\n\nline\n"));
+  auto s = store();
+  auto snap = s.scan(true);
+  ASSERT_TRUE(s.set_flags(snap->messages[0], kSeen, {"$Forwarded", "Junk"}));
+  auto text = base::read_file(dir_ / "dovecot-keywords");
+  ASSERT_TRUE(text);
+  EXPECT_EQ(*text, "0 $Forwarded\n1 Junk\n");
+  EXPECT_EQ((*md.list())[0].flags, "Sab");
+  auto again = store().scan(false);
+  EXPECT_EQ(again->messages[0].keywords, (protocol::Keywords{"$Forwarded", "Junk"}));
+  std::vector<std::string> many;
+  for (int i = 0; i < 27; ++i) many.push_back("k" + std::to_string(i));
+  EXPECT_FALSE(s.set_flags(again->messages[0], 0, many));  // 26 letters only
+}
+
 TEST_F(MaildirStoreTest, AppendAssignsTheNextUidAndKeepsTheDate) {
   auto s = store();
-  auto uid = s.append("Subject: a\r\n\r\nx\r\n", kSeen, 1700000000);
+  auto uid = s.append("Subject: a\r\n\r\nx\r\n", kSeen, {}, 1700000000);
   ASSERT_TRUE(uid) << uid.error().message;
   EXPECT_EQ(*uid, 1u);
   auto snap = s.scan(false);
@@ -112,7 +129,7 @@ TEST_F(MaildirStoreTest, ConcurrentAppendsNeverShareAUid) {
     threads.emplace_back([&, t] {
       auto s = store();
       for (int i = 0; i < 10; ++i) {
-        auto uid = s.append("Subject: c\r\n\r\nx\r\n", 0, std::nullopt);
+        auto uid = s.append("Subject: c\r\n\r\nx\r\n", 0, {}, std::nullopt);
         if (uid) uids[t].push_back(*uid);
         (void)s.scan(true);
       }

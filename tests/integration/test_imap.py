@@ -420,8 +420,8 @@ IMAPTEST_DIR = Path(os.environ.get("HIKYAKU_TESTDATA", str(Path(__file__).resolv
 IMAPTEST_SUPPORTED = [
     "append", "atoms", "close", "expunge", "expunge2", "fetch-body", "fetch-body-message-rfc822",
     "fetch-body-message-rfc822-mime", "fetch-body-message-rfc822-x2", "fetch-body-mime",
-    "fetch-bodystructure", "fetch-envelope", "id", "logout", "search-addresses", "search-body",
-    "search-date", "search-header", "search-sets", "search-size", "select",
+    "fetch-bodystructure", "fetch-envelope", "id", "logout", "nil", "search-addresses", "search-body",
+    "search-date", "search-flags", "search-header", "search-sets", "search-size", "select", "store",
 ]
 # Scripts that cannot pass here by design or for lack of a feature: reported
 # as not run (skipped), never as passed.
@@ -435,9 +435,6 @@ IMAPTEST_NOT_SUPPORTED = {
     "uidplus": "needs a second mailbox",
     "uidvalidity": "needs DELETE/CREATE of the test mailbox",
     "uidvalidity-rename": "needs RENAME",
-    "nil": "needs keywords (flags other than the system flags)",
-    "search-flags": "needs keywords",
-    "store": "needs keywords",
 }
 
 

@@ -14,7 +14,6 @@ namespace {
 using base::iequals;
 
 constexpr std::string_view kCrlf = "\r\n";
-constexpr const char* kFlags = "(\\Answered \\Flagged \\Deleted \\Seen \\Draft)";
 
 bool is_inbox(std::string_view name) { return iequals(name, "INBOX"); }
 
@@ -216,7 +215,20 @@ std::string Engine::idle_poll() {
   return out;
 }
 
+std::string Engine::flags_list() const {
+  std::string out = "(\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+  for (const auto& k : known_keywords_) out += " " + k;
+  return out + ")";
+}
+
+void Engine::learn(const Keywords& keywords, std::string& out) {
+  bool grew = false;
+  for (const auto& k : keywords) grew |= add_keyword(known_keywords_, k);
+  if (grew && state_ == State::selected) out += "* FLAGS " + flags_list() + "\r\n";
+}
+
 void Engine::leave_selected() {
+  known_keywords_.clear();
   view_.clear();
   read_only_ = false;
   reported_recent_ = 0;
@@ -332,7 +344,7 @@ Action Engine::dispatch(const Command& c) {
       // RFC 3501 §6.4.2: CLOSE expunges silently (not in a read-only mailbox).
       if (c.verb == Verb::close && !read_only_) {
         for (auto& e : view_) {
-          if ((e.msg.flags & kDeleted) && !e.gone) (void)store_->expunge(e.msg);
+          if ((e.msg.flags & kDeleted) && !e.gone) (void)store_->expunge(e.msg);  // best effort
         }
       }
       leave_selected();
@@ -371,9 +383,12 @@ bool Engine::sync(bool allow_expunge, std::string& out) {
     while (j < msgs.size() && msgs[j].uid < e.msg.uid) ++j;
     if (j < msgs.size() && msgs[j].uid == e.msg.uid) {
       const auto& m = msgs[j];
-      if (m.flags != e.msg.flags && !e.gone) {
+      if ((m.flags != e.msg.flags || m.keywords != e.msg.keywords) && !e.gone) {
         e.msg.flags = m.flags;
-        out += "* " + std::to_string(i + 1) + " FETCH (FLAGS " + flag_list(e.msg.flags, e.msg.recent) + ")\r\n";
+        e.msg.keywords = m.keywords;
+        learn(m.keywords, out);
+        out += "* " + std::to_string(i + 1) + " FETCH (FLAGS " +
+               flag_list(e.msg.flags, e.msg.recent, e.msg.keywords) + ")\r\n";
       }
       e.msg.key = m.key;
     } else {
@@ -383,6 +398,7 @@ bool Engine::sync(bool allow_expunge, std::string& out) {
   size_t added = 0;
   for (const auto& m : msgs) {
     if (m.uid > last_uid) {
+      learn(m.keywords, out);
       view_.push_back({m, false});
       ++added;
     }
@@ -445,6 +461,7 @@ Action Engine::cmd_select(const Command& c) {
   size_t recent = 0;
   std::optional<size_t> first_unseen;
   for (auto& m : snap->messages) {
+    for (const auto& k : m.keywords) add_keyword(known_keywords_, k);
     if (m.recent) ++recent;
     if (!first_unseen && !(m.flags & kSeen)) first_unseen = view_.size() + 1;
     view_.push_back({std::move(m), false});
@@ -452,9 +469,11 @@ Action Engine::cmd_select(const Command& c) {
   reported_recent_ = recent;
   state_ = State::selected;
   std::string out = prefix;
-  out += "* FLAGS " + std::string(kFlags) + "\r\n";
-  // Keywords are not stored (Maildir letters only): no "\*".
-  out += "* OK [PERMANENTFLAGS " + std::string(read_only_ ? "()" : kFlags) + "] flags permitted\r\n";
+  out += "* FLAGS " + flags_list() + "\r\n";
+  // "\*": new keywords can be created (up to the store's limit).
+  std::string permanent = flags_list();
+  permanent.insert(permanent.size() - 1, " \\*");
+  out += "* OK [PERMANENTFLAGS " + std::string(read_only_ ? "()" : permanent) + "] flags permitted\r\n";
   out += "* " + std::to_string(view_.size()) + " EXISTS\r\n";
   out += "* " + std::to_string(recent) + " RECENT\r\n";
   if (first_unseen) out += "* OK [UNSEEN " + std::to_string(*first_unseen) + "] first unseen\r\n";
@@ -507,8 +526,12 @@ Action Engine::cmd_status(const Command& c) {
 Action Engine::cmd_append(const Command& c) {
   if (!is_inbox(c.mailbox)) return tagged(c.tag, "NO", "[TRYCREATE] only INBOX exists");
   uint8_t flags = 0;
-  for (const auto& f : c.flags) flags |= flag_bit(f);
-  auto uid = store_->append(c.message, flags, c.date);
+  Keywords keywords;
+  for (const auto& f : c.flags) {
+    flags |= flag_bit(f);
+    add_keyword(keywords, f);
+  }
+  auto uid = store_->append(c.message, flags, keywords, c.date);
   if (!uid) return tagged(c.tag, "NO", "[SERVERBUG] could not store the message");
   std::string updates;
   if (state_ == State::selected) sync(true, updates);
@@ -551,9 +574,10 @@ Action Engine::cmd_fetch(const Command& c) {
     bool flags_changed = false;
     if (sets_seen && !(e.msg.flags & kSeen)) {
       // RFC 3501 §6.4.5: BODY[...] and RFC822(.TEXT) set \Seen.
-      uint8_t nf = e.msg.flags | kSeen;
-      if (store_->set_flags(e.msg, nf)) {
-        e.msg.flags = nf;
+      auto r = store_->update_flags(e.msg, [](MailStore::FlagState& s) { s.flags |= kSeen; });
+      if (r && *r) {
+        e.msg.flags = (*r)->flags;
+        e.msg.keywords = std::move((*r)->keywords);
         flags_changed = true;
       }
     }
@@ -566,7 +590,7 @@ Action Engine::cmd_fetch(const Command& c) {
     for (const auto& a : c.fetch) {
       switch (a.kind) {
         case K::uid: item("UID " + std::to_string(e.msg.uid)); break;
-        case K::flags: item("FLAGS " + flag_list(e.msg.flags, e.msg.recent)); break;
+        case K::flags: item("FLAGS " + flag_list(e.msg.flags, e.msg.recent, e.msg.keywords)); break;
         case K::internaldate: item("INTERNALDATE " + internal_date(e.msg.internal_date)); break;
         case K::rfc822_size: item("RFC822.SIZE " + std::to_string(e.msg.size)); break;
         case K::rfc822: item("RFC822 " + literal(content)); break;
@@ -594,7 +618,7 @@ Action Engine::cmd_fetch(const Command& c) {
         }
       }
     }
-    if (flags_changed && !has_flags) item("FLAGS " + flag_list(e.msg.flags, e.msg.recent));
+    if (flags_changed && !has_flags) item("FLAGS " + flag_list(e.msg.flags, e.msg.recent, e.msg.keywords));
     out += "* " + std::to_string(index + 1) + " FETCH (" + items + ")\r\n";
   }
   std::string updates;
@@ -608,34 +632,53 @@ Action Engine::cmd_store(const Command& c) {
   if (!resolve(c.set, c.uid, indexes)) return bad(c.tag, "invalid message sequence number");
   if (read_only_) return tagged(c.tag, "NO", "[READ-ONLY] mailbox is read-only");
   uint8_t bits = 0;
-  for (const auto& f : c.store.flags) bits |= flag_bit(f);
+  Keywords named;
+  for (const auto& f : c.store.flags) {
+    bits |= flag_bit(f);
+    add_keyword(named, f);  // "\Recent" and unknown "\X" are ignored
+  }
   std::string out;
   bool failed = false;
   for (size_t index : indexes) {
     auto& e = view_[index];
     if (e.gone) continue;
-    uint8_t nf = e.msg.flags;
-    switch (c.store.mode) {
-      case StoreOp::Mode::replace: nf = bits; break;
-      case StoreOp::Mode::add: nf |= bits; break;
-      case StoreOp::Mode::remove: nf &= static_cast<uint8_t>(~bits); break;
-    }
-    if (nf != e.msg.flags) {
-      if (!store_->set_flags(e.msg, nf)) {
-        failed = true;
-        continue;
+    // Applied to the flags as they are in the store now (another session
+    // may have changed them since this view saw them).
+    const auto mode = c.store.mode;
+    auto change = [&](MailStore::FlagState& st) {
+      switch (mode) {
+        case StoreOp::Mode::replace:
+          st.flags = bits;
+          st.keywords = named;
+          break;
+        case StoreOp::Mode::add:
+          st.flags |= bits;
+          for (const auto& k : named) add_keyword(st.keywords, k);
+          break;
+        case StoreOp::Mode::remove:
+          st.flags &= static_cast<uint8_t>(~bits);
+          for (const auto& k : named) remove_keyword(st.keywords, k);
+          break;
       }
-      e.msg.flags = nf;
+    };
+    auto r = store_->update_flags(e.msg, change);
+    if (!r) {
+      failed = true;
+      continue;
     }
+    if (!*r) continue;  // expunged by another session: reported later
+    e.msg.flags = (*r)->flags;
+    e.msg.keywords = std::move((*r)->keywords);
+    learn(e.msg.keywords, out);
     if (!c.store.silent) {
       out += "* " + std::to_string(index + 1) + " FETCH (";
       if (c.uid) out += "UID " + std::to_string(e.msg.uid) + " ";
-      out += "FLAGS " + flag_list(e.msg.flags, e.msg.recent) + ")\r\n";
+      out += "FLAGS " + flag_list(e.msg.flags, e.msg.recent, e.msg.keywords) + ")\r\n";
     }
   }
   std::string updates;
   sync(c.uid, updates);
-  if (failed) return tagged(c.tag, "NO", "[SERVERBUG] some flags could not be stored", out + updates);
+  if (failed) return tagged(c.tag, "NO", "[LIMIT] some flags could not be stored (too many keywords?)", out + updates);
   return tagged(c.tag, "OK", c.uid ? "UID STORE completed" : "STORE completed", out + updates);
 }
 
@@ -677,8 +720,8 @@ bool Engine::matches(const SearchKey& k, size_t index, std::optional<std::string
     case K::undraft: return !(m.flags & kDraft);
     case K::unflagged: return !(m.flags & kFlagged);
     case K::unseen: return !(m.flags & kSeen);
-    case K::keyword: return flag_bit(k.value) != 0 && (m.flags & flag_bit(k.value));
-    case K::unkeyword: return flag_bit(k.value) == 0 || !(m.flags & flag_bit(k.value));
+    case K::keyword: return (m.flags & flag_bit(k.value)) || has_keyword(m.keywords, k.value);
+    case K::unkeyword: return !(m.flags & flag_bit(k.value)) && !has_keyword(m.keywords, k.value);
     case K::bcc: return header_has("Bcc", k.value);
     case K::cc: return header_has("Cc", k.value);
     case K::from: return header_has("From", k.value);
@@ -741,7 +784,7 @@ Action Engine::cmd_copy(const Command& c) {
     if (e.gone) continue;
     auto content = store_->read(e.msg);
     if (!content) return tagged(c.tag, "NO", "[SERVERBUG] could not read a message");
-    auto uid = store_->append(*content, e.msg.flags, e.msg.internal_date);
+    auto uid = store_->append(*content, e.msg.flags, e.msg.keywords, e.msg.internal_date);
     if (!uid) return tagged(c.tag, "NO", "[SERVERBUG] could not store the copy");
     if (!from.empty()) from += ',', to += ',';
     from += std::to_string(e.msg.uid);

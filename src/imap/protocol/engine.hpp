@@ -123,6 +123,11 @@ class Engine {
   bool resolve(const SequenceSet& set, bool uid, std::vector<size_t>& out) const;
   bool matches(const SearchKey& key, size_t index, std::optional<std::string>& content);
   void leave_selected();
+  // "(\Answered ... kw1 kw2)": the system flags and the keywords in use.
+  std::string flags_list() const;
+  // Note keywords seen in the mailbox; "* FLAGS" when the list grew (RFC
+  // 3501 §7.2.6) while selected.
+  void learn(const Keywords& keywords, std::string& out);
 
   Options options_;
   State state_ = State::not_authenticated;
@@ -139,6 +144,7 @@ class Engine {
   uint32_t uidvalidity_ = 0;
   uint32_t uidnext_ = 1;
   size_t reported_recent_ = 0;
+  Keywords known_keywords_;
 };
 
 }  // namespace hikyaku::imap::protocol

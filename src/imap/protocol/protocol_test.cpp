@@ -416,6 +416,25 @@ TEST(Engine, AppendCopyListStatus) {
   EXPECT_EQ(c.send("b5 FETCH 1 FLAGS"), "b5 BAD FETCH not valid in this state\r\n");
 }
 
+TEST(Engine, Rfc3501Section2_3_2Keywords) {
+  Conversation c(plaintext());
+  c.store->add(kSimple);
+  c.store->add(kSimple);
+  c.send("a1 LOGIN alice pw");
+  EXPECT_NE(c.send("a2 SELECT INBOX").find("[PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)]"),
+            std::string::npos);
+  EXPECT_EQ(c.send("a3 STORE 1 +FLAGS ($Forwarded \\Seen)"),
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded)\r\n"
+            "* 1 FETCH (FLAGS (\\Seen $Forwarded \\Recent))\r\na3 OK STORE completed\r\n");
+  EXPECT_EQ(c.store->entries[0].meta.keywords, Keywords{"$Forwarded"});
+  EXPECT_EQ(c.send("a4 SEARCH KEYWORD $forwarded"), "* SEARCH 1\r\na4 OK SEARCH completed\r\n");
+  EXPECT_EQ(c.send("a5 SEARCH UNKEYWORD $Forwarded"), "* SEARCH 2\r\na5 OK SEARCH completed\r\n");
+  EXPECT_EQ(c.send("a6 STORE 1 -FLAGS.SILENT ($FORWARDED)"), "a6 OK STORE completed\r\n");
+  EXPECT_TRUE(c.store->entries[0].meta.keywords.empty());
+  c.store->max_keywords = 0;
+  EXPECT_TRUE(c.send("a7 STORE 2 +FLAGS (Junk)").starts_with("a7 NO [LIMIT]"));
+}
+
 TEST(Engine, BadCommandsAreTaggedAndLimited) {
   Options o = plaintext();
   o.max_errors = 3;

@@ -1,5 +1,6 @@
 #include "imap/protocol/response.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <ctime>
@@ -31,7 +32,7 @@ uint8_t flag_bit(std::string_view name) {
   return 0;
 }
 
-std::string flag_list(uint8_t flags, bool recent) {
+std::string flag_list(uint8_t flags, bool recent, const std::vector<std::string>& keywords) {
   std::string out = "(";
   for (const auto& f : kFlags) {
     if (flags & f.bit) {
@@ -39,11 +40,38 @@ std::string flag_list(uint8_t flags, bool recent) {
       out += f.name;
     }
   }
+  for (const auto& k : keywords) {
+    if (out.size() > 1) out += ' ';
+    out += k;
+  }
   if (recent) {
     if (out.size() > 1) out += ' ';
     out += "\\Recent";
   }
   return out + ")";
+}
+
+bool is_keyword(std::string_view flag) { return !flag.empty() && flag[0] != '\\'; }
+
+bool has_keyword(const std::vector<std::string>& keywords, std::string_view name) {
+  for (const auto& k : keywords) {
+    if (base::iequals(k, name)) return true;
+  }
+  return false;
+}
+
+bool add_keyword(std::vector<std::string>& keywords, std::string_view name) {
+  if (!is_keyword(name) || has_keyword(keywords, name)) return false;
+  keywords.emplace_back(name);
+  std::sort(keywords.begin(), keywords.end(),
+            [](const std::string& a, const std::string& b) { return base::to_lower(a) < base::to_lower(b); });
+  return true;
+}
+
+bool remove_keyword(std::vector<std::string>& keywords, std::string_view name) {
+  auto n = keywords.size();
+  std::erase_if(keywords, [&](const std::string& k) { return base::iequals(k, name); });
+  return keywords.size() != n;
 }
 
 std::string maildir_letters(uint8_t flags) {

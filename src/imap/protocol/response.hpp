@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace hikyaku::imap::protocol {
 
@@ -28,8 +29,14 @@ enum Flag : uint8_t {
 
 // "\Seen" → kSeen...; 0 for anything else (keywords are not kept).
 uint8_t flag_bit(std::string_view name);
-// "(\Seen \Answered)"; `recent` adds \Recent.
-std::string flag_list(uint8_t flags, bool recent = false);
+// "(\Seen \Answered kw)"; `recent` adds \Recent.
+std::string flag_list(uint8_t flags, bool recent = false, const std::vector<std::string>& keywords = {});
+// Keywords: flags that are not "\..." system flags; case-insensitive.
+bool is_keyword(std::string_view flag);
+bool has_keyword(const std::vector<std::string>& keywords, std::string_view name);
+// Add/remove keeping the list sorted case-insensitively; true when it changed.
+bool add_keyword(std::vector<std::string>& keywords, std::string_view name);
+bool remove_keyword(std::vector<std::string>& keywords, std::string_view name);
 // Maildir info letters ("FRS") ↔ bits.
 std::string maildir_letters(uint8_t flags);
 uint8_t from_maildir_letters(std::string_view letters);

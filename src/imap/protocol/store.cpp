@@ -36,14 +36,19 @@ base::Result<std::string> MemoryStore::read(const StoredMessage& message) {
   return base::make_error("no such message");
 }
 
-base::Status MemoryStore::set_flags(const StoredMessage& message, uint8_t flags) {
+base::Result<std::optional<MailStore::FlagState>> MemoryStore::update_flags(const StoredMessage& message,
+                                                                           const FlagChange& change) {
   for (auto& e : entries) {
     if (e.meta.uid == message.uid) {
-      e.meta.flags = flags;
-      return {};
+      FlagState st{e.meta.flags, e.meta.keywords};
+      change(st);
+      if (st.keywords.size() > max_keywords) return base::make_error("too many keywords");
+      e.meta.flags = st.flags;
+      e.meta.keywords = st.keywords;
+      return std::optional<FlagState>(st);
     }
   }
-  return {};  // already expunged by another session: nothing to do
+  return std::optional<FlagState>();  // expunged by another session
 }
 
 base::Status MemoryStore::expunge(const StoredMessage& message) {
@@ -51,9 +56,11 @@ base::Status MemoryStore::expunge(const StoredMessage& message) {
   return {};
 }
 
-base::Result<uint32_t> MemoryStore::append(std::string_view message, uint8_t flags,
+base::Result<uint32_t> MemoryStore::append(std::string_view message, uint8_t flags, const Keywords& keywords,
                                            std::optional<int64_t> internal_date) {
+  if (keywords.size() > max_keywords) return base::make_error("too many keywords");
   uint32_t uid = add(std::string(message), flags);
+  entries.back().meta.keywords = keywords;
   if (internal_date) entries.back().meta.internal_date = *internal_date;
   return uid;
 }
