@@ -320,6 +320,43 @@ def test_idle_sees_smtp_delivery(hikyaku):
     raw.close()
 
 
+def test_idle_sees_another_sessions_flags_and_expunge(hikyaku):
+    hikyaku.set_password("alice", PASSWORD)
+    deliver(hikyaku, 2)
+    raw = Raw(hikyaku)
+    raw.send(f'a1 LOGIN alice "{PASSWORD}"\r\n'.encode())
+    raw.until_tagged(b"a1")
+    raw.send(b"a2 SELECT INBOX\r\n")
+    raw.until_tagged(b"a2")
+    raw.send(b"a3 IDLE\r\n")
+    assert raw.line() == b"+ idling"
+    other = login_ssl(hikyaku)
+    other.select("INBOX")
+    other.store("1", "+FLAGS", "(\\Flagged)")
+    assert raw.line(timeout=20) == b"* 1 FETCH (FLAGS (\\Flagged \\Recent))"
+    other.store("2", "+FLAGS", "(\\Deleted)")
+    other.expunge()
+    lines = [raw.line(timeout=20)]
+    while lines[-1] != b"* 2 EXPUNGE":
+        lines.append(raw.line(timeout=20))  # the \Deleted flag change comes first
+    other.logout()
+    raw.send(b"DONE\r\n")
+    assert raw.until_tagged(b"a3")[-1] == b"a3 OK IDLE terminated"
+    raw.close()
+
+
+def test_autologout_timer(make_hikyaku):
+    # RFC 3501 §5.4: the autologout timer (limits.imap_idle_timeout; 1 s here).
+    server = make_hikyaku(limits_extra='imap_idle_timeout = "1s"')
+    raw = Raw(server)
+    started = time.monotonic()
+    assert raw.line(timeout=20).startswith(b"* BYE autologout")
+    assert time.monotonic() - started >= 0.9
+    with pytest.raises(EOFError):
+        raw.line(timeout=20)
+    raw.close()
+
+
 def test_concurrent_sessions_see_each_other(hikyaku):
     hikyaku.set_password("alice", PASSWORD)
     deliver(hikyaku, 2)
