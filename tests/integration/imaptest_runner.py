@@ -12,7 +12,8 @@ matching: FETCH items unordered with extras allowed; FLAGS unordered, \\Recent
 ignored; LIST flags and STATUS items unordered; everything else ordered.
 "$N" sequence variables (numbers of messages expunged by another session)
 match any number. Not supported, so such scripts are reported as NOT RUN:
-explicit "$!" directives, $modseq variables, capabilities the server lacks.
+$! directives other than $!unordered/$!ordered/$!noextra/$!extra, $modseq
+variables, capabilities the server lacks.
 
 Only INBOX exists on hikyaku: $mailbox is INBOX; the "auth" state empties it
 (STORE \\Deleted + EXPUNGE) instead of deleting test mailboxes.
@@ -129,6 +130,19 @@ class Matcher:
         return type(s)(out.replace("\0", "$")) if isinstance(s, Lit) else out.replace("\0", "$")
 
     def seq(self, exp, got, mode="ordered", parent=None):
+        # Explicit directives at the start of a list ($!unordered, $!ordered,
+        # $!noextra, $!extra) override the defaults.
+        directives = []
+        while exp and isinstance(exp[0], str) and not isinstance(exp[0], Lit) and exp[0].startswith("$!"):
+            directives.append(exp[0].lower())
+            exp = exp[1:]
+        if directives:
+            if "$!unordered" in directives:
+                mode = "unordered" if "$!noextra" not in directives else "unordered-noextra"
+            else:
+                mode = "ordered"
+        if mode == "unordered-noextra":
+            return len(exp) == len(got) and self.seq(exp, got, "unordered")
         if mode == "flags":
             want = [e for e in exp if not (isinstance(e, str) and e.lower() == "\\recent")]
             have = [g for g in got if not (isinstance(g, str) and g.lower() == "\\recent")]
@@ -275,8 +289,11 @@ def parse_script(text):
     step = None
     auto = 0
     for idx, line in enumerate(lines):
-        if "$!" in line or "$modseq" in line.lower():
-            raise NotRun("uses $! directives or $modseq")
+        if "$modseq" in line.lower():
+            raise NotRun("uses $modseq")
+        for d in re.findall(r"\$![^ )]*", line):
+            if d.lower() not in ("$!unordered", "$!ordered", "$!noextra", "$!extra"):
+                raise NotRun(f"uses the {d} directive")
         if line.startswith("* "):
             if step is None:
                 raise NotRun("untagged reply before any command")
