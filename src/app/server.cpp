@@ -125,7 +125,8 @@ int serve(config::Config config, const ServeOptions& options) {
       return 1;
     }
     std::cout << "demo mailbox: user \"demo\", password \"" << password << "\" (POP3 127.0.0.1:1110, "
-              << "POP3S 127.0.0.1:1995; mail to demo@example.test via SMTP 127.0.0.1:2525)" << std::endl;
+              << "POP3S 127.0.0.1:1995, IMAP 127.0.0.1:1143, IMAPS 127.0.0.1:1993; "
+              << "mail to demo@example.test via SMTP 127.0.0.1:2525)" << std::endl;
   }
 
   // Queue and delivery.
