@@ -123,7 +123,8 @@ net::awaitable<void> Session::run(bool implicit_tls) {
   auto& engine = *engine_;
   log_->debug("{} connected{}", id_, implicit_tls ? " (TLS)" : "");
   out_ = engine.greeting();
-  if (!co_await flush()) co_return;
+  bool flushed1 = co_await flush();  // not inside the condition (GCC 12, docs/STYLE.md)
+  if (!flushed1) co_return;
 
   std::optional<std::string> idle_line;
   for (;;) {
@@ -155,11 +156,13 @@ net::awaitable<void> Session::run(bool implicit_tls) {
         framer_.append(data);
         continue;
       }
-      case Framer::Status::continuation:
+      case Framer::Status::continuation: {
         // RFC 3501 §7.5: the client may send the literal now.
         out_ += protocol::Engine::continuation();
-        if (!co_await flush()) co_return;
+        bool flushed2 = co_await flush();  // not inside the condition (GCC 12, docs/STYLE.md)
+        if (!flushed2) co_return;
         continue;
+      }
       case Framer::Status::too_long:
       case Framer::Status::too_large:
         action = engine.on_framing_error(status, text);
@@ -182,7 +185,8 @@ net::awaitable<void> Session::run(bool implicit_tls) {
       co_return;
     }
     if (action.kind == Action::Kind::start_tls) {
-      if (!co_await flush()) co_return;
+      bool flushed3 = co_await flush();  // not inside the condition (GCC 12, docs/STYLE.md)
+      if (!flushed3) co_return;
       framer_.clear();  // RFC 3501 §6.2.1 / RFC 2595 §3.1: no plaintext injection
       bool ok = co_await stream_.start_tls(std::chrono::seconds(60));
       if (!ok) {
@@ -194,14 +198,16 @@ net::awaitable<void> Session::run(bool implicit_tls) {
       continue;
     }
     if (action.kind == Action::Kind::idle) {
-      if (!co_await flush()) co_return;
+      bool flushed4 = co_await flush();  // not inside the condition (GCC 12, docs/STYLE.md)
+      if (!flushed4) co_return;
       idle_line = co_await idle_until_input();
       if (!idle_line) co_return;
       continue;
     }
     // Pipelined commands are answered in one write.
     if (framer_.empty() || out_.size() > 65536) {
-      if (!co_await flush()) co_return;
+      bool flushed5 = co_await flush();  // not inside the condition (GCC 12, docs/STYLE.md)
+      if (!flushed5) co_return;
     }
   }
 }
