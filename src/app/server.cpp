@@ -166,6 +166,10 @@ int serve(config::Config config, const ServeOptions& options) {
   }
   SpoolSink spool_sink(policy, spool, scheduler, srs_bounces.get());
 
+  // Declared before the io_context so that it outlives it: sessions still
+  // open at shutdown (an IMAP client in IDLE) are destroyed with the
+  // io_context, and their Lease destructors update the limiter.
+  auto limiter = std::make_shared<net::ConnectionLimiter>(config.limits.connections, config.limits.connections_per_ip);
   asio::io_context io(1);
   asio::thread_pool workers(std::max(4u, std::thread::hardware_concurrency() * 2));
   // Forward targets: the SMTP client; MX lookups run on the workers.
@@ -202,7 +206,6 @@ int serve(config::Config config, const ServeOptions& options) {
   // Issue 4: inbound SPF/DKIM/ARC/DMARC and Authentication-Results at the end
   // of DATA (on the workers), DMARC reject per domain, SRS bounces at RCPT.
   auth::inbound::InboundSink sink(config, dns_cache, spool_sink, srs_bounces.get(), psl ? &*psl : nullptr);
-  auto limiter = std::make_shared<net::ConnectionLimiter>(config.limits.connections, config.limits.connections_per_ip);
 
   smtp::server::ServerContext smtp_ctx{config, policy, sink, tls_context, workers};
   pop3::Pop3Context pop3_ctx{config, credentials, tls_context, workers};
