@@ -378,6 +378,27 @@ def test_concurrent_sessions_see_each_other(hikyaku):
     two.logout()
 
 
+def test_append_literal_plus_and_toobig(hikyaku):
+    hikyaku.set_password("alice", PASSWORD)
+    raw = Raw(hikyaku)
+    raw.send(f'a1 LOGIN alice "{PASSWORD}"\r\n'.encode())
+    raw.until_tagged(b"a1")
+    msg = make_message("literal-plus")
+    # RFC 7888: no continuation for {n+}; the whole command goes at once.
+    raw.send(b"a2 APPEND INBOX (\\Flagged) {%d+}\r\n" % len(msg) + msg + b"\r\n")
+    assert raw.until_tagged(b"a2")[-1].startswith(b"a2 OK [APPENDUID ")
+    # A synchronising literal over [limits] message_size (1M here) is refused
+    # before the client sends it.
+    raw.send(b"a3 APPEND INBOX {2000000}\r\n")
+    assert raw.line() == b"a3 NO [TOOBIG] message too large"
+    raw.send(b"a4 SELECT INBOX\r\n")
+    assert b"* 1 EXISTS" in raw.until_tagged(b"a4")
+    raw.send(b"a5 FETCH 1 (FLAGS BODY.PEEK[])\r\n")
+    lines = raw.until_tagged(b"a5")
+    assert b"\\Flagged" in lines[0] and lines[-1] == b"a5 OK FETCH completed"
+    raw.close()
+
+
 def test_bad_commands_get_tagged_bad(hikyaku):
     raw = Raw(hikyaku, tls=False)
     assert raw.greeting.startswith(b"* OK [CAPABILITY IMAP4rev1")
