@@ -285,6 +285,13 @@ net::awaitable<std::optional<std::string>> Session::idle_until_input() {
   const auto poll = watching ? kIdlePollSafety : kIdlePollFallback;
 
   std::optional<std::string> line;
+  // "DONE" may already be buffered (pipelined right after IDLE).
+  {
+    std::string text;
+    auto st = framer_.next(text);
+    if (st == Framer::Status::command) line = std::move(text);
+    else if (st != Framer::Status::need_more) line = "";  // not DONE: the engine answers BAD
+  }
   while (!line) {
     // One read at a time; its completion wakes the loop.
     state->input_done = false;

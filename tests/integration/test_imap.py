@@ -313,6 +313,10 @@ def test_idle_sees_smtp_delivery(hikyaku):
     raw.send(b"DONE\r\n")
     lines = raw.until_tagged(b"a3")
     assert lines[-1] == b"a3 OK IDLE terminated", lines
+    # IDLE and DONE in one packet (the DONE is already buffered).
+    raw.send(b"b1 IDLE\r\nDONE\r\n")
+    assert raw.line() == b"+ idling"
+    assert raw.until_tagged(b"b1")[-1] == b"b1 OK IDLE terminated"
     raw.send(b"a4 FETCH 2 (BODY.PEEK[HEADER.FIELDS (Subject)])\r\n")
     assert any(b"while-idle" in l for l in raw.until_tagged(b"a4"))
     raw.send(b"a5 LOGOUT\r\n")
