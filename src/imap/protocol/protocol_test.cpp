@@ -51,6 +51,12 @@ TEST(Framer, TooLongLineAndTooLargeLiteral) {
 
 // ---------------------------------------------------------------- parsing
 
+Options plaintext_options_for_test() {
+  Options o;
+  o.allow_plaintext = true;
+  return o;
+}
+
 TEST(Command, Rfc3501Section9Basics) {
   struct Case {
     std::string text;
@@ -124,6 +130,35 @@ TEST(Command, Rfc3501Section6_4_5FetchAttributes) {
   EXPECT_EQ(c.fetch[2].partial_count, 10u);
   EXPECT_TRUE(c.set.contains(7, 9));
   EXPECT_FALSE(c.set.contains(3, 9));
+}
+
+TEST(Command, HostileInputIsRefusedNotCrashed) {
+  // Deep nesting is bounded.
+  std::string deep = "a SEARCH " + std::string(200, '(') + "ALL" + std::string(200, ')');
+  auto r = parse_command(deep);
+  EXPECT_FALSE(r.command);
+  EXPECT_EQ(r.tag, "a");
+  std::string nots = "a SEARCH";
+  for (int i = 0; i < 100; ++i) nots += " NOT";
+  EXPECT_FALSE(parse_command(nots + " ALL").command);
+  // Numbers beyond 32 bits, a literal longer than the data, an empty literal.
+  EXPECT_FALSE(parse_command("a FETCH 4294967296 FLAGS").command);
+  EXPECT_FALSE(parse_command("a LOGIN {10}\r\nabc def").command);
+  auto empty = parse_command("a LOGIN {0}\r\n {0}\r\n");
+  ASSERT_TRUE(empty.command) << empty.error;
+  EXPECT_EQ(empty.command->user, "");
+  // Partial with a zero count, a section on a non-section item.
+  EXPECT_FALSE(parse_command("a FETCH 1 BODY[]<0.0>").command);
+  EXPECT_FALSE(parse_command("a FETCH 1 RFC822[]").command);
+  EXPECT_FALSE(parse_command("a FETCH 1 BODY[MIME]").command);  // MIME needs a part number
+}
+
+TEST(Engine, FramingErrorsAnswerWithTheTag) {
+  Engine e(plaintext_options_for_test());
+  EXPECT_EQ(e.on_framing_error(Framer::Status::too_long, "t9 NOOP xxxx").reply, "t9 BAD command line too long\r\n");
+  EXPECT_EQ(e.on_framing_error(Framer::Status::too_large, "t8 APPEND INBOX {99999999}").reply,
+            "t8 NO [TOOBIG] message too large\r\n");
+  EXPECT_EQ(e.on_framing_error(Framer::Status::too_large, "t7 LOGIN {99999999}").reply, "t7 BAD literal too large\r\n");
 }
 
 TEST(Command, LiteralArgumentsAndQuoting) {
