@@ -104,7 +104,7 @@ struct MaildirStore::Held {
 };
 
 MaildirStore::MaildirStore(mailbox::Maildir maildir, std::shared_ptr<std::mutex> mutex, bool sync)
-    : maildir_(std::move(maildir)), mutex_(std::move(mutex)), sync_(sync) {}
+    : maildir_(std::move(maildir)), renames_(maildir_.root(), false), mutex_(std::move(mutex)), sync_(sync) {}
 
 base::Result<std::unique_ptr<MaildirStore::Held>> MaildirStore::lock() {
   auto held = std::make_unique<Held>();
@@ -227,7 +227,7 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
     m.internal_date = ::stat(info.path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_mtime) : 0;
     if (claim_recent && info.in_new) {
       // The Maildir rule: a message seen by a reader leaves new/.
-      if (auto moved = maildir_.set_flags(info, info.flags); !moved) {
+      if (auto moved = renames_.set_flags(info, info.flags); !moved) {
         std::error_code ec;
         if (!fs::exists(info.path, ec)) continue;  // removed meanwhile
       }
@@ -287,7 +287,7 @@ base::Result<std::optional<MaildirStore::FlagState>> MaildirStore::update_flags(
   change(st);
   auto letters = letters_for(found->flags, st.flags, st.keywords);
   if (!letters) return letters.error();
-  if (auto moved = maildir_.set_flags(*found, *letters); !moved) {
+  if (auto moved = renames_.set_flags(*found, *letters); !moved) {
     auto again = maildir_.find(message.key);
     if (!again) return std::optional<FlagState>();  // gone meanwhile
     return moved.error();

@@ -76,6 +76,10 @@ class MaildirStore final : public protocol::MailStore {
   void load_keywords();
 
   mailbox::Maildir maildir_;
+  // Flag changes and new/ → cur/ are renames without fsync (as Dovecot's
+  // default): a crash can only undo a flag change, never lose a message, and
+  // a phone selecting 100 new messages should not wait for 200 fsyncs.
+  mailbox::Maildir renames_;
   std::shared_ptr<std::mutex> mutex_;
   bool sync_;
   std::map<std::string, mailbox::MessageInfo> known_;  // unique name → last seen location
