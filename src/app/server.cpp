@@ -24,6 +24,7 @@
 #include "policy/fallback.hpp"
 #include "policy/loop.hpp"
 #include "policy/resolver.hpp"
+#include "imap/session.hpp"
 #include "pop3/session.hpp"
 #include "queue/scheduler.hpp"
 #include "queue/spool.hpp"
@@ -135,7 +136,8 @@ int serve(config::Config config, const ServeOptions& options) {
       return 1;
     }
     std::cout << "demo mailbox: user \"demo\", password \"" << password << "\" (POP3 127.0.0.1:1110, "
-              << "POP3S 127.0.0.1:1995; mail to demo@example.test via SMTP 127.0.0.1:2525)" << std::endl;
+              << "POP3S 127.0.0.1:1995, IMAP 127.0.0.1:1143, IMAPS 127.0.0.1:1993; "
+              << "mail to demo@example.test via SMTP 127.0.0.1:2525)" << std::endl;
   }
 
   // Queue and delivery.
@@ -175,6 +177,10 @@ int serve(config::Config config, const ServeOptions& options) {
   }
   SpoolSink spool_sink(policy, spool, scheduler, srs_bounces.get());
 
+  // Declared before the io_context so that it outlives it: sessions still
+  // open at shutdown (an IMAP client in IDLE) are destroyed with the
+  // io_context, and their Lease destructors update the limiter.
+  auto limiter = std::make_shared<net::ConnectionLimiter>(config.limits.connections, config.limits.connections_per_ip);
   asio::io_context io(1);
   asio::thread_pool workers(std::max(4u, std::thread::hardware_concurrency() * 2));
   // Forward targets: the SMTP client; message preparation and MX lookups
@@ -212,10 +218,10 @@ int serve(config::Config config, const ServeOptions& options) {
   // Issue 4: inbound SPF/DKIM/ARC/DMARC and Authentication-Results at the end
   // of DATA (on the workers), DMARC reject per domain, SRS bounces at RCPT.
   auth::inbound::InboundSink sink(config, dns_cache, spool_sink, srs_bounces.get(), psl ? &*psl : nullptr);
-  auto limiter = std::make_shared<net::ConnectionLimiter>(config.limits.connections, config.limits.connections_per_ip);
 
   smtp::server::ServerContext smtp_ctx{config, policy, sink, tls_context, workers};
   pop3::Pop3Context pop3_ctx{config, credentials, tls_context, workers};
+  imap::ImapContext imap_ctx{config, credentials, tls_context, workers};
 
   // Bind everything before serving so a port conflict fails start-up loudly.
   std::vector<std::shared_ptr<net::tcp::acceptor>> acceptors;
@@ -244,6 +250,9 @@ int serve(config::Config config, const ServeOptions& options) {
   listen(config.listen.pop3, "pop3", [&](net::tcp::socket s, Lease l) {
     return pop3::run_session(std::move(s), std::move(l), pop3_ctx, false);
   });
+  listen(config.listen.imap, "imap", [&](net::tcp::socket s, Lease l) {
+    return imap::run_session(std::move(s), std::move(l), imap_ctx, false);
+  });
   if (tls_context) {
     listen(config.listen.submissions, "submissions", [&](net::tcp::socket s, Lease l) {
       return smtp::server::run_session(std::move(s), std::move(l), smtp_ctx, smtp::server::Role::submissions);
@@ -251,7 +260,10 @@ int serve(config::Config config, const ServeOptions& options) {
     listen(config.listen.pop3s, "pop3s", [&](net::tcp::socket s, Lease l) {
       return pop3::run_session(std::move(s), std::move(l), pop3_ctx, true);
     });
-  } else if (!config.listen.submissions.empty() || !config.listen.pop3s.empty()) {
+    listen(config.listen.imaps, "imaps", [&](net::tcp::socket s, Lease l) {
+      return imap::run_session(std::move(s), std::move(l), imap_ctx, true);
+    });
+  } else if (!config.listen.submissions.empty() || !config.listen.pop3s.empty() || !config.listen.imaps.empty()) {
     std::cerr << "hikyaku: implicit-TLS listeners need [tls] cert and key\n";
     bind_failed = true;
   }

@@ -321,7 +321,8 @@ void read_document(Reader& r, const toml::table& root, Config& c) {
   }
   if (const auto* t = r.subtable(root, "limits")) {
     r.check_keys(*t, "limits", {"message_size", "recipients", "connections", "connections_per_ip", "line_length",
-                                "command_timeout", "pop3_idle_timeout", "errors", "received_headers"});
+                                "command_timeout", "pop3_idle_timeout", "imap_idle_timeout", "errors",
+                                "received_headers"});
     r.size(*t, "message_size", "limits", c.limits.message_size);
     r.unsigned_int(*t, "recipients", "limits", c.limits.recipients, 100000);
     r.unsigned_int(*t, "connections", "limits", c.limits.connections, 1000000);
@@ -329,6 +330,7 @@ void read_document(Reader& r, const toml::table& root, Config& c) {
     r.unsigned_int(*t, "line_length", "limits", c.limits.line_length, 1000000);
     r.duration(*t, "command_timeout", "limits", c.limits.command_timeout);
     r.duration(*t, "pop3_idle_timeout", "limits", c.limits.pop3_idle_timeout);
+    r.duration(*t, "imap_idle_timeout", "limits", c.limits.imap_idle_timeout);
     r.unsigned_int(*t, "errors", "limits", c.limits.errors, 1000);
     r.unsigned_int(*t, "received_headers", "limits", c.limits.received_headers, 1000);
     if (c.limits.line_length < 512) r.error(*t, "limits.line_length: at least 512 (RFC 5321 §4.5.3.1.4)");
@@ -572,6 +574,8 @@ data_dir = "var"
 smtp  = ["127.0.0.1:2525"]
 pop3  = ["127.0.0.1:1110"]
 pop3s = ["127.0.0.1:1995"]
+imap  = ["127.0.0.1:1143"]
+imaps = ["127.0.0.1:1993"]
 
 [tls]
 self_signed = true

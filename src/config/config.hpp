@@ -68,6 +68,7 @@ struct Limits {
   unsigned line_length = 4096;          // longer command lines: 500 5.5.6
   Seconds command_timeout{300};         // RFC 5321 §4.5.3.2.7
   Seconds pop3_idle_timeout{600};       // RFC 1939 §3: at least 10 minutes
+  Seconds imap_idle_timeout{1800};      // RFC 3501 §5.4: at least 30 minutes (also bounds IDLE)
   unsigned errors = 10;                 // bad commands before 421
   unsigned received_headers = 50;       // loop detection (RFC 5321 §6.3)
 };

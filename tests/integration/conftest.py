@@ -80,6 +80,8 @@ class Hikyaku:
         self.smtp_port = free_port()
         self.pop3_port = free_port()
         self.pop3s_port = free_port()
+        self.imap_port = free_port()
+        self.imaps_port = free_port()
         self.hostname = hostname
         self.proc = None
         self._log = None
@@ -92,6 +94,8 @@ log_level = "debug"
 smtp  = ["127.0.0.1:{self.smtp_port}"]
 pop3  = ["127.0.0.1:{self.pop3_port}"]
 pop3s = ["127.0.0.1:{self.pop3s_port}"]
+imap  = ["127.0.0.1:{self.imap_port}"]
+imaps = ["127.0.0.1:{self.imaps_port}"]
 
 [tls]
 self_signed = true
@@ -139,7 +143,7 @@ deliver = ["mailbox:bob"]
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([HIKYAKU_BIN, "serve", "--config", str(self.config_path)],
                                      stdout=self._log, stderr=subprocess.STDOUT)
-        for port in (self.smtp_port, self.pop3_port, self.pop3s_port):
+        for port in (self.smtp_port, self.pop3_port, self.pop3s_port, self.imap_port, self.imaps_port):
             wait_for(lambda: self.proc.poll() is not None or port_open(port),
                      what=f"hikyaku to listen on {port}")
             if self.proc.poll() is not None:

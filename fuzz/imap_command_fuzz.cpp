@@ -1,0 +1,87 @@
+// libFuzzer target: IMAP client input through the sans-I/O framer, parser
+// and engine (src/imap/protocol) over an in-memory mailbox. The first byte
+// picks the connection options; the rest is fed to the framer in two
+// chunks; every framed command goes to the engine and every action is
+// answered at once (login: alice/pw). The message bodies are cut from the
+// input too, so FETCH BODY[...]/BODYSTRUCTURE/ENVELOPE and SEARCH parse
+// hostile MIME. Invariants: every reply is empty or ends in CRLF, and the
+// message functions never read outside their input (ASan).
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "imap/protocol/command.hpp"
+#include "imap/protocol/engine.hpp"
+#include "imap/protocol/framer.hpp"
+#include "imap/protocol/message.hpp"
+#include "imap/protocol/response.hpp"
+
+using namespace hikyaku::imap::protocol;
+
+namespace {
+
+void check(bool ok) {
+  if (!ok) std::abort();
+}
+
+void check_reply(const std::string& r) { check(r.empty() || r.ends_with("\r\n")); }
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size == 0) return 0;
+  std::string_view input(reinterpret_cast<const char*>(data), size);
+  uint8_t flags = static_cast<uint8_t>(input[0]);
+  input.remove_prefix(1);
+
+  // The message functions directly, on the whole input.
+  (void)envelope(input);
+  (void)body_structure(input, true);
+  Section s;
+  s.part = {1, 2};
+  (void)section_text(input, s);
+  s.text = Section::Text::mime;
+  (void)section_text(input, s);
+
+  Options options;
+  options.tls_available = flags & 1;
+  options.tls_active = flags & 2;
+  options.allow_plaintext = flags & 4;
+  options.max_errors = 1 + (flags >> 4);
+  Engine engine(options);
+  auto store = std::make_unique<MemoryStore>();
+  store->add(std::string(input.substr(0, input.size() / 2)));
+  store->add(std::string(input.substr(input.size() / 2)), kSeen);
+  store->add("Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n");
+
+  Framer framer(512, 4096);
+  size_t half = input.size() / 2;
+  for (std::string_view chunk : {input.substr(0, half), input.substr(half)}) {
+    framer.append(chunk);
+    for (int guard = 0; guard < 10000 && engine.state() != State::logout; ++guard) {
+      std::string text;
+      auto st = framer.next(text);
+      if (st == Framer::Status::need_more) break;
+      if (st == Framer::Status::continuation) continue;
+      Action a = (st == Framer::Status::command) ? engine.on_input(text) : engine.on_framing_error(st, text);
+      check_reply(a.reply);
+      if (a.kind == Action::Kind::authenticate) {
+        bool good = !a.refused && a.user == "alice" && a.password == "pw";
+        if (good && store) {
+          a = engine.login_result((flags & 8) ? LoginOutcome::unavailable : LoginOutcome::ok,
+                                  (flags & 8) ? nullptr : std::move(store));
+        } else {
+          a = engine.login_result(LoginOutcome::bad_credentials);
+        }
+        check_reply(a.reply);
+      }
+      if (a.kind == Action::Kind::start_tls) engine.tls_started();
+      if (a.kind == Action::Kind::idle) check_reply(engine.idle_poll());
+      if (a.kind == Action::Kind::close) break;
+    }
+  }
+  return 0;
+}

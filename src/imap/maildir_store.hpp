@@ -1,0 +1,89 @@
+// Purpose:   The IMAP view of one Maildir (protocol::MailStore): persistent
+//            UIDs and UIDVALIDITY in MAILDIR/hikyaku-uidlist (in the spirit
+//            of Dovecot's dovecot-uidlist: "hikyaku-uidlist 1 VALIDITY NEXT
+//            FIRST-RECENT" then one "UID UNIQUE-NAME" line per message), rewritten
+//            atomically (base::write_file_durable) whenever UIDs are
+//            assigned or messages have gone. System flags live in the
+//            Maildir info suffix ":2,DFRST"; a session that selects the
+//            mailbox read-write claims the messages numbered since the last
+//            claim (FIRST-RECENT): they are \Recent for that session only
+//            (appended and copied messages too), and it moves new/ → cur/
+//            (the Maildir reader's rule).
+//            Keywords are lower-case info letters a–z, named in
+//            MAILDIR/dovecot-keywords ("INDEX NAME" lines, the Dovecot
+//            convention, so Dovecot and hikyaku agree); at most 26.
+//            Sizes are the CRLF sizes (W=); read() serves CRLF.
+// Standards: RFC 3501 §2.3.1.1 (UIDs strictly ascending, never reused
+//            under one UIDVALIDITY), §2.3.2 (flags, \Recent); Maildir
+//            (cr.yp.to/proto/maildir.html: info ":2,", new/ → cur/).
+// Trust:     file names in the Maildir may come from other programs: they
+//            are only parsed; the uidlist is ours and is re-created (with a
+//            new UIDVALIDITY) when it cannot be parsed.
+// Concurrency: every method may block (disk, flock): call it from the
+//            worker pool. Sessions of one process share a per-mailbox mutex
+//            (MailboxLocks); other processes are excluded by flock(2) on
+//            MAILDIR/hikyaku-uidlist.lock. Both are held only for the
+//            duration of one call.
+// Errors:    Result/Status with errno text; nothing throws.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "imap/protocol/store.hpp"
+#include "mailbox/maildir.hpp"
+
+namespace hikyaku::imap {
+
+// Per-mailbox mutexes shared by every IMAP session of this process.
+class MailboxLocks {
+ public:
+  std::shared_ptr<std::mutex> mutex_for(const std::string& mailbox);
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<std::mutex>> table_;
+};
+
+class MaildirStore final : public protocol::MailStore {
+ public:
+  MaildirStore(mailbox::Maildir maildir, std::shared_ptr<std::mutex> mutex, bool sync = true);
+
+  base::Result<protocol::Snapshot> scan(bool claim_recent) override;
+  base::Result<std::string> read(const protocol::StoredMessage& message) override;
+  base::Result<std::optional<FlagState>> update_flags(const protocol::StoredMessage& message,
+                                                      const FlagChange& change) override;
+  base::Status expunge(const protocol::StoredMessage& message) override;
+  base::Result<uint32_t> append(std::string_view message, uint8_t flags, const protocol::Keywords& keywords,
+                                std::optional<int64_t> internal_date) override;
+
+  static constexpr const char* kUidListName = "hikyaku-uidlist";
+
+ private:
+  struct Held;  // the mutex and the flock, released together
+  base::Result<std::unique_ptr<Held>> lock();
+  base::Result<protocol::Snapshot> scan_locked(bool claim_recent);
+  mailbox::MessageInfo* lookup(const std::string& key);
+  // The info letters for flags + keywords, allocating keyword letters (and
+  // rewriting dovecot-keywords) as needed; an error past 26 keywords.
+  // Call with the lock held.
+  base::Result<std::string> letters_for(const std::string& current, uint8_t flags,
+                                        const protocol::Keywords& keywords);
+  protocol::Keywords keywords_of(const std::string& letters) const;
+  void load_keywords();
+
+  mailbox::Maildir maildir_;
+  // Flag changes and new/ → cur/ are renames without fsync (as Dovecot's
+  // default): a crash can only undo a flag change, never lose a message, and
+  // a phone selecting 100 new messages should not wait for 200 fsyncs.
+  mailbox::Maildir renames_;
+  std::shared_ptr<std::mutex> mutex_;
+  bool sync_;
+  std::map<std::string, mailbox::MessageInfo> known_;  // unique name → last seen location
+  std::vector<std::string> keyword_names_;             // index (letter - 'a') → name
+};
+
+}  // namespace hikyaku::imap

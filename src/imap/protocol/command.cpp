@@ -1,0 +1,688 @@
+#include "imap/protocol/command.hpp"
+
+#include <array>
+#include <cctype>
+#include <utility>
+
+#include "base/strings.hpp"
+#include "imap/protocol/framer.hpp"
+
+namespace hikyaku::imap::protocol {
+namespace {
+
+using base::iequals;
+using base::to_upper;
+
+constexpr int kMaxSearchDepth = 32;
+constexpr size_t kMaxListItems = 1000;
+
+// RFC 3501 §9: atom-specials = "(" / ")" / "{" / SP / CTL / list-wildcards /
+// quoted-specials / resp-specials.
+bool is_atom_char(char c) {
+  auto u = static_cast<unsigned char>(c);
+  if (u <= 0x1f || u >= 0x7f) return false;
+  switch (c) {
+    case '(': case ')': case '{': case ' ': case '%': case '*': case '"': case '\\': case ']':
+      return false;
+    default:
+      return true;
+  }
+}
+bool is_astring_char(char c) { return is_atom_char(c) || c == ']'; }
+bool is_list_char(char c) { return is_atom_char(c) || c == '%' || c == '*' || c == ']'; }
+
+class Parser {
+ public:
+  explicit Parser(std::string_view s) : s_(s) {}
+
+  bool at_end() const { return pos_ >= s_.size(); }
+  char peek() const { return at_end() ? '\0' : s_[pos_]; }
+  bool accept(char c) {
+    if (peek() != c || at_end()) return false;
+    ++pos_;
+    return true;
+  }
+  bool sp() { return accept(' '); }
+  bool fail(std::string why) {
+    if (error_.empty()) error_ = std::move(why);
+    return false;
+  }
+  const std::string& error() const { return error_; }
+
+  // 1*ATOM-CHAR (or ASTRING-CHAR when `astring`).
+  bool atom(std::string& out, bool astring = false) {
+    size_t start = pos_;
+    while (!at_end() && (astring ? is_astring_char(s_[pos_]) : is_atom_char(s_[pos_]))) ++pos_;
+    if (pos_ == start) return fail("expected an atom");
+    out.assign(s_.substr(start, pos_ - start));
+    return true;
+  }
+
+  // quoted = DQUOTE *QUOTED-CHAR DQUOTE
+  bool quoted(std::string& out) {
+    if (!accept('"')) return fail("expected a quoted string");
+    out.clear();
+    while (!at_end()) {
+      char c = s_[pos_++];
+      if (c == '"') return true;
+      if (c == '\r' || c == '\n' || c == '\0') return fail("bad character in quoted string");
+      if (c == '\\') {
+        if (at_end() || (s_[pos_] != '"' && s_[pos_] != '\\')) return fail("bad escape in quoted string");
+        c = s_[pos_++];
+      }
+      out += c;
+    }
+    return fail("unterminated quoted string");
+  }
+
+  // literal = "{" number ["+"] "}" CRLF *CHAR8 (the framer put the octets inline)
+  bool literal(std::string& out) {
+    size_t close = s_.find('}', pos_);
+    if (peek() != '{' || close == std::string_view::npos) return fail("expected a literal");
+    uint64_t size = 0;
+    bool non_sync = false;
+    if (!literal_at_end(s_.substr(pos_, close + 1 - pos_), size, non_sync) ||
+        s_.substr(close + 1, 2) != "\r\n" || s_.size() - (close + 3) < size) {
+      return fail("malformed literal");
+    }
+    pos_ = close + 3;
+    out.assign(s_.substr(pos_, size));
+    pos_ += size;
+    return true;
+  }
+
+  bool string(std::string& out) {
+    if (peek() == '"') return quoted(out);
+    if (peek() == '{') return literal(out);
+    return fail("expected a string");
+  }
+  bool astring(std::string& out) {
+    if (peek() == '"' || peek() == '{') return string(out);
+    return atom(out, true);
+  }
+  bool nstring(std::optional<std::string>& out) {
+    if (peek() == 'N' || peek() == 'n') {
+      std::string a;
+      size_t save = pos_;
+      if (atom(a) && iequals(a, "NIL")) {
+        out.reset();
+        return true;
+      }
+      pos_ = save;
+    }
+    std::string v;
+    if (!string(v)) return false;
+    out = std::move(v);
+    return true;
+  }
+  // list-mailbox = 1*list-char / string
+  bool list_mailbox(std::string& out) {
+    if (peek() == '"' || peek() == '{') return string(out);
+    size_t start = pos_;
+    while (!at_end() && is_list_char(s_[pos_])) ++pos_;
+    if (pos_ == start) return fail("expected a mailbox pattern");
+    out.assign(s_.substr(start, pos_ - start));
+    return true;
+  }
+
+  bool number(uint64_t& out, uint64_t max = UINT32_MAX) {
+    size_t start = pos_;
+    uint64_t n = 0;
+    while (!at_end() && s_[pos_] >= '0' && s_[pos_] <= '9') {
+      n = n * 10 + static_cast<uint64_t>(s_[pos_] - '0');
+      if (n > max) return fail("number too large");
+      ++pos_;
+    }
+    if (pos_ == start) return fail("expected a number");
+    out = n;
+    return true;
+  }
+  bool nz_number(uint32_t& out) {
+    uint64_t n = 0;
+    if (!number(n)) return false;
+    if (n == 0) return fail("0 is not a valid message number");
+    out = static_cast<uint32_t>(n);
+    return true;
+  }
+  bool seq_number(uint32_t& out) {
+    if (accept('*')) {
+      out = 0;
+      return true;
+    }
+    return nz_number(out);
+  }
+  // sequence-set = (seq-number / seq-range) ["," sequence-set]
+  bool sequence_set(SequenceSet& out) {
+    do {
+      SequenceSet::Range r;
+      if (!seq_number(r.first)) return fail("bad sequence set");
+      r.last = r.first;
+      if (accept(':') && !seq_number(r.last)) return fail("bad sequence set");
+      if (out.ranges.size() >= 10000) return fail("sequence set too long");
+      out.ranges.push_back(r);
+    } while (accept(','));
+    return true;
+  }
+
+  // flag-list = "(" [flag *(SP flag)] ")"; flag = "\" atom / atom
+  bool flag(std::string& out) {
+    std::string a;
+    bool system = accept('\\');
+    if (!atom(a)) return fail("bad flag");
+    out = system ? "\\" + a : a;
+    return true;
+  }
+  bool flag_list(std::vector<std::string>& out) {
+    if (!accept('(')) return fail("expected a flag list");
+    if (accept(')')) return true;
+    do {
+      std::string f;
+      if (!flag(f)) return false;
+      if (out.size() >= kMaxListItems) return fail("too many flags");
+      out.push_back(std::move(f));
+    } while (sp());
+    if (!accept(')')) return fail("unterminated flag list");
+    return true;
+  }
+
+  // date-text = date-day "-" date-month "-" date-year (optionally quoted)
+  bool date(Days& out) {
+    std::string text;
+    if (peek() == '"') {
+      if (!quoted(text)) return false;
+    } else if (!atom(text)) {
+      return false;
+    }
+    auto d = parse_date_text(text);
+    if (!d) return fail("bad date");
+    out = *d;
+    return true;
+  }
+
+  // date-time = DQUOTE date-day-fixed "-" date-month "-" date-year SP time SP zone DQUOTE
+  bool date_time(int64_t& out) {
+    std::string text;
+    if (!quoted(text)) return fail("bad date-time");
+    if (!text.empty() && text[0] == ' ') text.erase(0, 1);
+    auto words = base::split_words(text);
+    if (words.size() != 3) return fail("bad date-time");
+    auto d = parse_date_text(words[0]);
+    std::string_view t = words[1], z = words[2];
+    if (!d || t.size() != 8 || t[2] != ':' || t[5] != ':' || z.size() != 5 || (z[0] != '+' && z[0] != '-'))
+      return fail("bad date-time");
+    auto two = [](std::string_view s, int& v) {
+      if (s.size() != 2 || s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9') return false;
+      v = (s[0] - '0') * 10 + (s[1] - '0');
+      return true;
+    };
+    int hh, mm, ss, zh, zm;
+    if (!two(t.substr(0, 2), hh) || !two(t.substr(3, 2), mm) || !two(t.substr(6, 2), ss) ||
+        !two(z.substr(1, 2), zh) || !two(z.substr(3, 2), zm) || hh > 23 || mm > 59 || ss > 60)
+      return fail("bad date-time");
+    int64_t offset = (zh * 60 + zm) * 60 * (z[0] == '-' ? -1 : 1);
+    out = *d * 86400 + hh * 3600 + mm * 60 + ss - offset;
+    return true;
+  }
+
+  // section = "[" [section-spec] "]"
+  bool section(Section& out) {
+    if (!accept('[')) return fail("expected a section");
+    // section-part = nz-number *("." nz-number)
+    while (peek() >= '1' && peek() <= '9') {
+      uint32_t n = 0;
+      if (!nz_number(n)) return false;
+      if (out.part.size() >= 64) return fail("section too deep");
+      out.part.push_back(n);
+      if (!accept('.')) break;
+      if (peek() >= '1' && peek() <= '9') continue;
+      break;
+    }
+    if (accept(']')) return true;
+    std::string word;
+    if (!atom(word)) return fail("bad section");
+    word = to_upper(word);
+    if (word == "HEADER") {
+      out.text = Section::Text::header;
+    } else if (word == "TEXT") {
+      out.text = Section::Text::text;
+    } else if (word == "MIME" && !out.part.empty()) {
+      out.text = Section::Text::mime;
+    } else if (word == "HEADER.FIELDS" || word == "HEADER.FIELDS.NOT") {
+      out.text = word == "HEADER.FIELDS" ? Section::Text::header_fields : Section::Text::header_fields_not;
+      if (!sp() || !accept('(')) return fail("expected a header list");
+      do {
+        std::string f;
+        if (!astring(f)) return false;
+        if (out.fields.size() >= kMaxListItems) return fail("too many header fields");
+        out.fields.push_back(f);  // as sent: echoed in the response label
+      } while (sp());
+      if (!accept(')')) return fail("unterminated header list");
+    } else {
+      return fail("bad section");
+    }
+    if (!accept(']')) return fail("unterminated section");
+    return true;
+  }
+
+  bool fetch_att(std::vector<FetchAtt>& out) {
+    std::string word;
+    size_t save = pos_;
+    // The atom stops at '[' only because '[' is an atom char: take letters,
+    // digits and dots by hand.
+    while (!at_end() && (std::isalnum(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '.')) ++pos_;
+    word = to_upper(s_.substr(save, pos_ - save));
+    if (word.empty()) return fail("expected a fetch attribute");
+    FetchAtt a;
+    using K = FetchAtt::Kind;
+    if (word == "ALL" || word == "FAST" || word == "FULL") return fail("macro inside a list");
+    if (word == "ENVELOPE") a.kind = K::envelope;
+    else if (word == "FLAGS") a.kind = K::flags;
+    else if (word == "INTERNALDATE") a.kind = K::internaldate;
+    else if (word == "RFC822") a.kind = K::rfc822;
+    else if (word == "RFC822.HEADER") a.kind = K::rfc822_header;
+    else if (word == "RFC822.SIZE") a.kind = K::rfc822_size;
+    else if (word == "RFC822.TEXT") a.kind = K::rfc822_text;
+    else if (word == "BODYSTRUCTURE") a.kind = K::bodystructure;
+    else if (word == "UID") a.kind = K::uid;
+    else if (word == "BODY" || word == "BODY.PEEK") {
+      if (peek() != '[') {
+        if (word == "BODY.PEEK") return fail("BODY.PEEK needs a section");
+        a.kind = K::body;
+      } else {
+        a.kind = K::body_section;
+        a.peek = word == "BODY.PEEK";
+        if (!section(a.section)) return false;
+        if (accept('<')) {
+          uint64_t offset = 0, count = 0;
+          if (!number(offset, UINT32_MAX) || !accept('.') || !number(count, UINT32_MAX) || count == 0 ||
+              !accept('>'))
+            return fail("bad partial");
+          a.partial_offset = offset;
+          a.partial_count = count;
+        }
+      }
+    } else {
+      return fail("unknown fetch attribute " + word.substr(0, 40));
+    }
+    out.push_back(std::move(a));
+    return true;
+  }
+
+  bool fetch_atts(std::vector<FetchAtt>& out) {
+    using K = FetchAtt::Kind;
+    size_t save = pos_;
+    std::string word;
+    if (peek() != '(' && atom(word)) {
+      word = to_upper(word);
+      // RFC 3501 §6.4.5 macros.
+      if (word == "ALL" || word == "FAST" || word == "FULL") {
+        out.push_back({K::flags});
+        out.push_back({K::internaldate});
+        out.push_back({K::rfc822_size});
+        if (word != "FAST") out.push_back({K::envelope});
+        if (word == "FULL") out.push_back({K::body});
+        return true;
+      }
+    }
+    pos_ = save;
+    error_.clear();
+    if (accept('(')) {
+      do {
+        if (out.size() >= 100) return fail("too many fetch attributes");
+        if (!fetch_att(out)) return false;
+      } while (sp());
+      if (!accept(')')) return fail("unterminated fetch attribute list");
+      return true;
+    }
+    return fetch_att(out);
+  }
+
+  // One search key (RFC 3501 §6.4.4).
+  bool search_key(SearchKey& out, int depth) {
+    using K = SearchKey::Kind;
+    if (depth > kMaxSearchDepth) return fail("search too deeply nested");
+    if (accept('(')) {
+      out.kind = K::and_;
+      do {
+        SearchKey k;
+        if (!search_key(k, depth + 1)) return false;
+        if (out.children.size() >= kMaxListItems) return fail("too many search keys");
+        out.children.push_back(std::move(k));
+      } while (sp());
+      if (!accept(')')) return fail("unterminated search list");
+      return true;
+    }
+    if ((peek() >= '0' && peek() <= '9') || peek() == '*') {
+      out.kind = K::sequence;
+      return sequence_set(out.set);
+    }
+    std::string word;
+    if (!atom(word)) return fail("expected a search key");
+    word = to_upper(word);
+    struct Simple {
+      const char* name;
+      K kind;
+    };
+    static constexpr std::array<Simple, 15> simple{{
+        {"ALL", K::all}, {"ANSWERED", K::answered}, {"DELETED", K::deleted}, {"DRAFT", K::draft},
+        {"FLAGGED", K::flagged}, {"SEEN", K::seen}, {"RECENT", K::recent}, {"NEW", K::new_},
+        {"OLD", K::old}, {"UNANSWERED", K::unanswered}, {"UNDELETED", K::undeleted},
+        {"UNDRAFT", K::undraft}, {"UNFLAGGED", K::unflagged}, {"UNSEEN", K::unseen}, {"ALL", K::all},
+    }};
+    for (const auto& s : simple) {
+      if (word == s.name) {
+        out.kind = s.kind;
+        return true;
+      }
+    }
+    struct WithString {
+      const char* name;
+      K kind;
+    };
+    static constexpr std::array<WithString, 8> strings{{
+        {"BCC", K::bcc}, {"CC", K::cc}, {"FROM", K::from}, {"TO", K::to},
+        {"SUBJECT", K::subject}, {"BODY", K::body}, {"TEXT", K::text}, {"KEYWORD", K::keyword},
+    }};
+    for (const auto& s : strings) {
+      if (word == s.name) {
+        out.kind = s.kind;
+        if (!sp()) return fail("missing argument");
+        if (s.kind == K::keyword) return flag(out.value);
+        return astring(out.value);
+      }
+    }
+    if (word == "UNKEYWORD") {
+      out.kind = K::unkeyword;
+      return sp() && flag(out.value);
+    }
+    if (word == "HEADER") {
+      out.kind = K::header;
+      return (sp() && astring(out.field) && sp() && astring(out.value)) || fail("bad HEADER key");
+    }
+    struct WithDate {
+      const char* name;
+      K kind;
+    };
+    static constexpr std::array<WithDate, 6> dates{{
+        {"BEFORE", K::before}, {"ON", K::on}, {"SINCE", K::since},
+        {"SENTBEFORE", K::sentbefore}, {"SENTON", K::senton}, {"SENTSINCE", K::sentsince},
+    }};
+    for (const auto& s : dates) {
+      if (word == s.name) {
+        out.kind = s.kind;
+        return (sp() && date(out.date)) || fail("bad date");
+      }
+    }
+    if (word == "LARGER" || word == "SMALLER") {
+      out.kind = word == "LARGER" ? K::larger : K::smaller;
+      return (sp() && number(out.number, UINT64_MAX / 10)) || fail("bad size");
+    }
+    if (word == "UID") {
+      out.kind = K::uid;
+      return (sp() && sequence_set(out.set)) || fail("bad UID set");
+    }
+    if (word == "NOT") {
+      out.kind = K::not_;
+      out.children.resize(1);
+      return sp() && search_key(out.children[0], depth + 1);
+    }
+    if (word == "OR") {
+      out.kind = K::or_;
+      out.children.resize(2);
+      return sp() && search_key(out.children[0], depth + 1) && sp() &&
+             search_key(out.children[1], depth + 1);
+    }
+    return fail("unknown search key " + word.substr(0, 40));
+  }
+
+ private:
+  std::string_view s_;
+  size_t pos_ = 0;
+  std::string error_;
+};
+
+struct VerbName {
+  const char* name;
+  Verb verb;
+};
+constexpr std::array<VerbName, 30> kVerbs{{
+    {"CAPABILITY", Verb::capability}, {"NOOP", Verb::noop}, {"LOGOUT", Verb::logout},
+    {"STARTTLS", Verb::starttls}, {"AUTHENTICATE", Verb::authenticate}, {"LOGIN", Verb::login},
+    {"SELECT", Verb::select}, {"EXAMINE", Verb::examine}, {"CREATE", Verb::create},
+    {"DELETE", Verb::delete_}, {"RENAME", Verb::rename}, {"SUBSCRIBE", Verb::subscribe},
+    {"UNSUBSCRIBE", Verb::unsubscribe}, {"LIST", Verb::list}, {"LSUB", Verb::lsub},
+    {"STATUS", Verb::status}, {"APPEND", Verb::append}, {"IDLE", Verb::idle}, {"ID", Verb::id},
+    {"ENABLE", Verb::enable}, {"NAMESPACE", Verb::namespace_}, {"CHECK", Verb::check},
+    {"CLOSE", Verb::close}, {"UNSELECT", Verb::unselect}, {"EXPUNGE", Verb::expunge},
+    {"SEARCH", Verb::search}, {"FETCH", Verb::fetch}, {"STORE", Verb::store}, {"COPY", Verb::copy},
+    {"NOOP", Verb::noop},
+}};
+
+bool parse_arguments(Parser& p, Command& c) {
+  auto need_sp = [&] { return p.sp() || p.fail("missing argument"); };
+  switch (c.verb) {
+    case Verb::capability: case Verb::noop: case Verb::logout: case Verb::starttls:
+    case Verb::idle: case Verb::namespace_: case Verb::check: case Verb::close:
+    case Verb::unselect:
+      return true;
+    case Verb::expunge:
+      if (c.uid) return need_sp() && p.sequence_set(c.set);  // RFC 4315 §2.1
+      return true;
+    case Verb::authenticate: {
+      if (!need_sp() || !p.atom(c.mechanism)) return false;
+      c.mechanism = to_upper(c.mechanism);
+      if (p.sp()) {  // RFC 4959 initial response: base64 or "="
+        std::string ir;
+        while (!p.at_end() && p.peek() != ' ') ir += p.peek(), p.accept(p.peek());
+        if (ir.empty()) return p.fail("empty initial response");
+        c.initial_response = std::move(ir);
+      }
+      return true;
+    }
+    case Verb::login:
+      return need_sp() && p.astring(c.user) && need_sp() && p.astring(c.password);
+    case Verb::select: case Verb::examine: case Verb::create: case Verb::delete_:
+    case Verb::subscribe: case Verb::unsubscribe:
+      return need_sp() && p.astring(c.mailbox);
+    case Verb::rename:
+      return need_sp() && p.astring(c.mailbox) && need_sp() && p.astring(c.mailbox2);
+    case Verb::list: case Verb::lsub:
+      return need_sp() && p.astring(c.mailbox) && need_sp() && p.list_mailbox(c.mailbox2);
+    case Verb::status: {
+      if (!need_sp() || !p.astring(c.mailbox) || !need_sp() || !p.accept('(')) return p.fail("bad STATUS");
+      do {
+        std::string item;
+        if (!p.atom(item)) return false;
+        if (c.items.size() >= 20) return p.fail("too many items");
+        c.items.push_back(to_upper(item));
+      } while (p.sp());
+      return p.accept(')') || p.fail("unterminated status list");
+    }
+    case Verb::append: {
+      if (!need_sp() || !p.astring(c.mailbox) || !need_sp()) return false;
+      if (p.peek() == '(') {
+        if (!p.flag_list(c.flags) || !need_sp()) return false;
+      }
+      if (p.peek() == '"') {
+        int64_t t = 0;
+        if (!p.date_time(t) || !need_sp()) return false;
+        c.date = t;
+      }
+      return p.literal(c.message);
+    }
+    case Verb::id: {
+      // RFC 2971: "ID" SP ( "(" string SP nstring *(SP string SP nstring) ")" / nil )
+      if (!need_sp()) return false;
+      if (p.accept('(')) {
+        do {
+          std::string key;
+          std::optional<std::string> value;
+          if (!p.string(key) || !need_sp() || !p.nstring(value)) return false;
+          if (c.items.size() >= 60) return p.fail("too many ID parameters");
+          c.items.push_back(std::move(key));
+          c.items.push_back(value.value_or("NIL"));
+        } while (p.sp());
+        return p.accept(')') || p.fail("unterminated ID list");
+      }
+      std::string nil;
+      return (p.atom(nil) && iequals(nil, "NIL")) || p.fail("bad ID argument");
+    }
+    case Verb::enable:
+      if (!need_sp()) return false;
+      do {
+        std::string cap;
+        if (!p.atom(cap)) return false;
+        if (c.items.size() >= 50) return p.fail("too many capabilities");
+        c.items.push_back(to_upper(cap));
+      } while (p.sp());
+      return true;
+    case Verb::search: {
+      c.search.kind = SearchKey::Kind::and_;
+      if (!need_sp()) return false;
+      // RFC 3501 §6.4.4: optional CHARSET; we search ASCII case-insensitively,
+      // which is right for US-ASCII and harmless for UTF-8.
+      {
+        Parser save = p;
+        std::string word;
+        if (p.atom(word) && iequals(word, "CHARSET")) {
+          std::string cs;
+          if (!need_sp() || !p.astring(cs) || !need_sp()) return false;
+          if (!iequals(cs, "US-ASCII") && !iequals(cs, "UTF-8")) {
+            c.items.push_back("BADCHARSET");
+          }
+        } else {
+          p = save;
+        }
+      }
+      do {
+        SearchKey k;
+        if (!p.search_key(k, 0)) return false;
+        if (c.search.children.size() >= kMaxListItems) return p.fail("too many search keys");
+        c.search.children.push_back(std::move(k));
+      } while (p.sp());
+      return true;
+    }
+    case Verb::fetch:
+      return need_sp() && p.sequence_set(c.set) && need_sp() && p.fetch_atts(c.fetch);
+    case Verb::copy:
+      return need_sp() && p.sequence_set(c.set) && need_sp() && p.astring(c.mailbox);
+    case Verb::store: {
+      if (!need_sp() || !p.sequence_set(c.set) || !need_sp()) return false;
+      std::string item;
+      if (p.accept('+')) c.store.mode = StoreOp::Mode::add;
+      else if (p.accept('-')) c.store.mode = StoreOp::Mode::remove;
+      if (!p.atom(item)) return false;
+      item = to_upper(item);
+      if (item == "FLAGS.SILENT") c.store.silent = true;
+      else if (item != "FLAGS") return p.fail("unknown STORE item");
+      if (!need_sp()) return false;
+      if (p.peek() == '(') return p.flag_list(c.store.flags);
+      do {
+        std::string f;
+        if (!p.flag(f)) return false;
+        if (c.store.flags.size() >= kMaxListItems) return p.fail("too many flags");
+        c.store.flags.push_back(std::move(f));
+      } while (p.sp());
+      return true;
+    }
+  }
+  return p.fail("unsupported command");
+}
+
+}  // namespace
+
+bool SequenceSet::contains(uint32_t n, uint32_t star) const {
+  for (const auto& r : ranges) {
+    uint32_t a = r.first == 0 ? star : r.first;
+    uint32_t b = r.last == 0 ? star : r.last;
+    if (a > b) std::swap(a, b);
+    if (n >= a && n <= b) return true;
+  }
+  return false;
+}
+
+Days days_from_civil(int64_t y, unsigned m, unsigned d) {
+  // Howard Hinnant's days_from_civil algorithm (public domain description).
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+std::optional<Days> parse_date_text(std::string_view text) {
+  static constexpr std::array<const char*, 12> months{"JAN", "FEB", "MAR", "APR", "MAY", "JUN",
+                                                      "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"};
+  auto parts = base::split(text, '-');
+  if (parts.size() != 3 || parts[0].empty() || parts[0].size() > 2 || parts[2].size() != 4) return std::nullopt;
+  auto day = base::parse_uint(parts[0]);
+  auto year = base::parse_uint(parts[2]);
+  if (!day || !year || *day < 1 || *day > 31 || *year < 1) return std::nullopt;
+  for (unsigned m = 0; m < 12; ++m) {
+    if (iequals(parts[1], months[m])) return days_from_civil(static_cast<int64_t>(*year), m + 1, static_cast<unsigned>(*day));
+  }
+  return std::nullopt;
+}
+
+std::string tag_of(std::string_view text) {
+  size_t n = 0;
+  while (n < text.size() && n < 64 && is_astring_char(text[n]) && text[n] != '+') ++n;
+  if (n == 0 || (n < text.size() && text[n] != ' ')) return "*";
+  return std::string(text.substr(0, n));
+}
+
+ParseResult parse_command(std::string_view text) {
+  ParseResult r;
+  r.tag = tag_of(text);
+  if (r.tag == "*") {
+    r.error = "invalid tag";
+    return r;
+  }
+  Parser p(text.substr(r.tag.size()));
+  std::string verb;
+  if (!p.sp() || !p.atom(verb)) {
+    r.error = "missing command";
+    return r;
+  }
+  Command c;
+  c.tag = r.tag;
+  c.name = to_upper(verb);
+  if (c.name == "UID") {
+    c.uid = true;
+    if (!p.sp() || !p.atom(verb)) {
+      r.error = "missing command after UID";
+      return r;
+    }
+    c.name = to_upper(verb);
+    if (c.name != "FETCH" && c.name != "SEARCH" && c.name != "STORE" && c.name != "COPY" && c.name != "EXPUNGE") {
+      r.error = "UID " + c.name.substr(0, 20) + " is not a UID command";
+      return r;
+    }
+  }
+  bool found = false;
+  for (const auto& v : kVerbs) {
+    if (c.name == v.name) {
+      c.verb = v.verb;
+      found = true;
+      break;
+    }
+  }
+  if (!found) {
+    r.error = "unknown command";
+    return r;
+  }
+  if (!parse_arguments(p, c)) {
+    r.error = p.error().empty() ? "syntax error" : p.error();
+    r.error = c.name + ": " + r.error;
+    return r;
+  }
+  if (!p.at_end()) {
+    r.error = c.name + ": unexpected characters after the arguments";
+    return r;
+  }
+  r.command = std::move(c);
+  return r;
+}
+
+}  // namespace hikyaku::imap::protocol

@@ -1,0 +1,134 @@
+// Purpose:   Parse one framed IMAP command (see framer.hpp: literals inline)
+//            into a typed Command: tag, verb, UID prefix and the arguments
+//            of that verb — astrings, quoted strings, literals, lists,
+//            sequence sets ("1:*", "2,4:6"), flag lists, fetch attributes
+//            (BODY[section]<partial>, BODY.PEEK, macros), search keys
+//            (NOT/OR/parenthesised), dates. Sans-I/O: no state, no Asio.
+// Standards: RFC 3501 §9 (formal syntax), §6 (commands); RFC 2177 (IDLE),
+//            RFC 2971 (ID), RFC 5161 (ENABLE), RFC 2342 (NAMESPACE),
+//            RFC 3691 (UNSELECT), RFC 4315 (UID EXPUNGE), RFC 4959
+//            (SASL-IR), RFC 7888 (LITERAL+).
+// Trust:     input is untrusted network data; every byte value is handled;
+//            nesting depth of search keys is bounded.
+// Concurrency: pure functions.
+// Errors:    a ParseResult with `error` set (and the tag when one could be
+//            read) for anything malformed; no exceptions.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hikyaku::imap::protocol {
+
+enum class Verb {
+  capability, noop, logout,                                    // any state
+  starttls, authenticate, login,                               // not authenticated
+  select, examine, create, delete_, rename, subscribe, unsubscribe,
+  list, lsub, status, append, idle, id, enable, namespace_,   // authenticated
+  check, close, unselect, expunge, search, fetch, store, copy, // selected
+};
+
+// RFC 3501 §9 sequence-set: ranges of numbers; 0 stands for "*".
+struct SequenceSet {
+  struct Range {
+    uint32_t first = 0;
+    uint32_t last = 0;
+  };
+  std::vector<Range> ranges;
+  // Does `n` fall in the set, with "*" meaning `star` (the largest number in use)?
+  bool contains(uint32_t n, uint32_t star) const;
+};
+
+// RFC 3501 §6.4.5 section-spec.
+struct Section {
+  enum class Text { none, header, header_fields, header_fields_not, text, mime };
+  std::vector<uint32_t> part;        // "1.2" → {1, 2}; empty: the whole message
+  Text text = Text::none;
+  std::vector<std::string> fields;   // HEADER.FIELDS (...), as sent
+};
+
+struct FetchAtt {
+  enum class Kind {
+    envelope, flags, internaldate, rfc822, rfc822_header, rfc822_size, rfc822_text,
+    body, bodystructure, uid, body_section,
+  };
+  Kind kind = Kind::flags;
+  bool peek = false;                 // BODY.PEEK[...]
+  Section section;
+  std::optional<uint64_t> partial_offset;  // <offset.count>
+  uint64_t partial_count = 0;
+};
+
+// A calendar date (RFC 3501 date-day "dd-Mon-yyyy"), as days since 1970-01-01.
+using Days = int64_t;
+
+struct SearchKey {
+  enum class Kind {
+    all, answered, deleted, draft, flagged, seen, recent, new_, old,
+    unanswered, undeleted, undraft, unflagged, unseen, keyword, unkeyword,
+    bcc, cc, from, to, subject, body, text, header,
+    before, on, since, sentbefore, senton, sentsince, larger, smaller,
+    uid, sequence, not_, or_, and_,
+  };
+  Kind kind = Kind::all;
+  std::string field;   // header: field name
+  std::string value;   // substring / keyword
+  uint64_t number = 0; // larger/smaller
+  Days date = 0;
+  SequenceSet set;
+  std::vector<SearchKey> children;  // not_: 1, or_: 2, and_: n
+};
+
+struct StoreOp {
+  enum class Mode { replace, add, remove };
+  Mode mode = Mode::replace;
+  bool silent = false;
+  std::vector<std::string> flags;
+};
+
+struct Command {
+  std::string tag;
+  Verb verb = Verb::noop;
+  std::string name;                  // the verb as sent, upper-cased (logs, replies)
+  bool uid = false;                  // UID FETCH/SEARCH/STORE/COPY/EXPUNGE
+
+  std::string mailbox;               // select/examine/create/delete/status/append/copy,
+                                     // rename (old), list/lsub (reference)
+  std::string mailbox2;              // rename (new), list/lsub (pattern)
+  std::vector<std::string> items;    // status items, enable capabilities, ID
+                                     // params (name, value, ...), upper-cased
+                                     // except ID values
+  std::string user;                  // login
+  std::string password;              // login: secret, never log
+  std::string mechanism;             // authenticate (upper-cased)
+  std::optional<std::string> initial_response;  // authenticate (RFC 4959)
+
+  SequenceSet set;                   // fetch/store/copy/search UID-set/uid expunge
+  std::vector<FetchAtt> fetch;
+  StoreOp store;
+  SearchKey search;                  // and_ of the top-level keys
+  std::vector<std::string> flags;    // append
+  std::optional<int64_t> date;       // append: date-time as Unix seconds
+  std::string message;               // append: the literal
+};
+
+struct ParseResult {
+  std::optional<Command> command;
+  std::string tag;    // "*" when no valid tag could be read
+  std::string error;  // for "tag BAD <error>"
+};
+
+ParseResult parse_command(std::string_view text);
+
+// The tag at the start of `text`, or "*" (for replies to unframeable input).
+std::string tag_of(std::string_view text);
+
+// Parse "dd-Mon-yyyy" (RFC 3501 date-text); nullopt if malformed.
+std::optional<Days> parse_date_text(std::string_view text);
+// Days since the epoch for a civil date (proleptic Gregorian).
+Days days_from_civil(int64_t y, unsigned m, unsigned d);
+
+}  // namespace hikyaku::imap::protocol

@@ -1,0 +1,818 @@
+#include "imap/protocol/engine.hpp"
+
+#include <algorithm>
+#include <utility>
+
+#include "base/strings.hpp"
+#include "imap/protocol/message.hpp"
+#include "imap/protocol/response.hpp"
+#include "sasl/plain.hpp"
+
+namespace hikyaku::imap::protocol {
+namespace {
+
+using base::iequals;
+
+constexpr std::string_view kCrlf = "\r\n";
+
+bool is_inbox(std::string_view name) { return iequals(name, "INBOX"); }
+
+// RFC 3501 §6.3.8: "*" matches anything, "%" anything but the delimiter.
+bool wildcard_match(std::string_view pattern, std::string_view name) {
+  if (pattern.empty()) return name.empty();
+  if (pattern[0] == '*' || pattern[0] == '%') {
+    for (size_t i = 0; i <= name.size(); ++i) {
+      if (pattern[0] == '%' && i > 0 && name[i - 1] == '/') break;
+      if (wildcard_match(pattern.substr(1), name.substr(i))) return true;
+    }
+    return false;
+  }
+  return !name.empty() && base::ascii_upper(pattern[0]) == base::ascii_upper(name[0]) &&
+         wildcard_match(pattern.substr(1), name.substr(1));
+}
+
+std::string section_label(const Section& s) {
+  std::string out;
+  for (size_t i = 0; i < s.part.size(); ++i) {
+    if (i) out += '.';
+    out += std::to_string(s.part[i]);
+  }
+  auto add = [&](const char* word) {
+    if (!out.empty()) out += '.';
+    out += word;
+  };
+  switch (s.text) {
+    case Section::Text::none: break;
+    case Section::Text::header: add("HEADER"); break;
+    case Section::Text::text: add("TEXT"); break;
+    case Section::Text::mime: add("MIME"); break;
+    case Section::Text::header_fields:
+    case Section::Text::header_fields_not: {
+      add(s.text == Section::Text::header_fields ? "HEADER.FIELDS" : "HEADER.FIELDS.NOT");
+      out += " (";
+      for (size_t i = 0; i < s.fields.size(); ++i) {
+        if (i) out += ' ';
+        // As the client wrote it: an atom stays an atom (clients match the label).
+        bool atom = !s.fields[i].empty();
+        for (char ch : s.fields[i]) {
+          auto u = static_cast<unsigned char>(ch);
+          if (u <= 0x20 || u >= 0x7f || std::string_view("(){%*\"\\]").find(ch) != std::string_view::npos) atom = false;
+        }
+        out += atom ? s.fields[i] : quote(s.fields[i]);
+      }
+      out += ')';
+      break;
+    }
+  }
+  return out;
+}
+
+Days day_of(int64_t unix_seconds) {
+  int64_t d = unix_seconds / 86400;
+  if (unix_seconds < 0 && unix_seconds % 86400 != 0) --d;
+  return d;
+}
+
+}  // namespace
+
+Engine::Engine(Options options) : options_(std::move(options)) {}
+
+std::string Engine::capabilities() const {
+  std::string caps = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS";
+  if (state_ == State::not_authenticated) {
+    // RFC 3501 §6.2.1: STARTTLS before login only; RFC 3501 §6.2.3 and
+    // RFC 2595 §3.1: LOGINDISABLED when LOGIN would be refused.
+    if (options_.tls_available && !options_.tls_active) caps += " STARTTLS";
+    if (plaintext_login_allowed()) {
+      caps += " AUTH=PLAIN";
+    } else {
+      caps += " LOGINDISABLED";
+    }
+  }
+  return caps;
+}
+
+std::string Engine::greeting() const {
+  // RFC 3501 §7.1.1: the greeting may carry the capabilities (saves a round trip).
+  return "* OK [CAPABILITY " + capabilities() + "] hikyaku IMAP4rev1 ready\r\n";
+}
+
+Action Engine::tagged(const std::string& tag, std::string_view status, std::string_view text, std::string untagged) {
+  Action a;
+  a.reply = std::move(untagged);
+  a.reply += tag;
+  a.reply += ' ';
+  a.reply += status;
+  a.reply += ' ';
+  a.reply += text;
+  a.reply += kCrlf;
+  return a;
+}
+
+Action Engine::bad(const std::string& tag, std::string text) {
+  ++errors_;
+  if (errors_ >= options_.max_errors) {
+    state_ = State::logout;
+    Action a = tagged(tag, "BAD", text);
+    a.reply = "* BYE too many errors, closing connection\r\n" + a.reply;
+    a.kind = Action::Kind::close;
+    return a;
+  }
+  return tagged(tag, "BAD", text);
+}
+
+Action Engine::on_framing_error(Framer::Status status, std::string_view partial) {
+  std::string tag = tag_of(partial);
+  if (status == Framer::Status::too_large) {
+    // RFC 7888 §4 / RFC 3501 §7.1.3: refuse a literal we will not take.
+    if (base::istarts_with(partial.substr(std::min(partial.size(), tag.size() + 1)), "APPEND")) {
+      return tagged(tag, "NO", "[TOOBIG] message too large");
+    }
+    return bad(tag, "literal too large");
+  }
+  return bad(tag, "command line too long");
+}
+
+Action Engine::on_input(std::string_view text) {
+  if (state_ == State::logout) {
+    Action a;
+    a.kind = Action::Kind::close;
+    return a;
+  }
+  if (idle_tag_) {
+    // RFC 2177 §3: the client ends IDLE with "DONE".
+    std::string tag = std::move(*idle_tag_);
+    idle_tag_.reset();
+    std::string updates;
+    if (state_ == State::selected) sync(true, updates);
+    if (!iequals(base::trim(text), "DONE")) {
+      Action a = bad(tag, "expected DONE");
+      a.reply = updates + a.reply;
+      return a;
+    }
+    return tagged(tag, "OK", "IDLE terminated", std::move(updates));
+  }
+  if (sasl_waiting_) return sasl_response(text);
+  ParseResult parsed = parse_command(text);
+  if (!parsed.command) return bad(parsed.tag, parsed.error);
+  return dispatch(*parsed.command);
+}
+
+Action Engine::authenticate(const std::string& tag, std::string user, std::string password,
+                            std::string mechanism, bool refused) {
+  Action a;
+  a.kind = Action::Kind::authenticate;
+  a.user = std::move(user);
+  a.password = std::move(password);
+  a.mechanism = std::move(mechanism);
+  a.refused = refused;
+  pending_tag_ = tag;
+  return a;
+}
+
+Action Engine::sasl_response(std::string_view line) {
+  sasl_waiting_ = false;
+  std::string tag = std::move(*pending_tag_);
+  pending_tag_.reset();
+  // RFC 3501 §6.2.2: "*" cancels the exchange with a tagged BAD.
+  if (sasl::is_cancel(line)) return tagged(tag, "BAD", "AUTHENTICATE cancelled");
+  auto creds = sasl::decode_plain(line);
+  if (!creds) return bad(tag, "invalid SASL PLAIN response");
+  bool refused = !creds->authzid.empty() && creds->authzid != creds->authcid;
+  return authenticate(tag, std::move(creds->authcid), std::move(creds->password), "PLAIN", refused);
+}
+
+void Engine::tls_started() { options_.tls_active = true; }
+
+Action Engine::login_result(LoginOutcome outcome, std::unique_ptr<MailStore> store) {
+  HIKYAKU_CHECK(pending_tag_.has_value());
+  std::string tag = std::move(*pending_tag_);
+  pending_tag_.reset();
+  switch (outcome) {
+    case LoginOutcome::ok:
+      HIKYAKU_CHECK(store != nullptr);
+      store_ = std::move(store);
+      state_ = State::authenticated;
+      return tagged(tag, "OK", "[CAPABILITY " + capabilities() + "] logged in");
+    case LoginOutcome::unavailable:
+      return tagged(tag, "NO", "[UNAVAILABLE] mailbox unavailable, try again later");
+    case LoginOutcome::bad_credentials:
+      break;
+  }
+  ++auth_failures_;
+  Action a = tagged(tag, "NO", "[AUTHENTICATIONFAILED] authentication failed");
+  if (auth_failures_ >= options_.max_auth_failures) {
+    state_ = State::logout;
+    a.reply += "* BYE too many authentication failures\r\n";
+    a.kind = Action::Kind::close;
+  }
+  return a;
+}
+
+std::string Engine::idle_poll() {
+  std::string out;
+  if (state_ == State::selected) sync(true, out);
+  return out;
+}
+
+std::string Engine::flags_list() const {
+  std::string out = "(\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+  for (const auto& k : known_keywords_) out += " " + k;
+  return out + ")";
+}
+
+void Engine::learn(const Keywords& keywords, std::string& out) {
+  bool grew = false;
+  for (const auto& k : keywords) grew |= add_keyword(known_keywords_, k);
+  if (grew && state_ == State::selected) out += "* FLAGS " + flags_list() + "\r\n";
+}
+
+void Engine::leave_selected() {
+  known_keywords_.clear();
+  view_.clear();
+  read_only_ = false;
+  reported_recent_ = 0;
+  state_ = State::authenticated;
+}
+
+Action Engine::dispatch(const Command& c) {
+  const std::string& tag = c.tag;
+  const bool authed = state_ == State::authenticated || state_ == State::selected;
+  const bool selected = state_ == State::selected;
+  auto wrong_state = [&] { return bad(tag, c.name + " not valid in this state"); };
+
+  switch (c.verb) {
+    // ---------------------------------------------------------------- any state
+    case Verb::capability:
+      return tagged(tag, "OK", "CAPABILITY completed", "* CAPABILITY " + capabilities() + "\r\n");
+    case Verb::noop:
+    case Verb::check: {
+      if (c.verb == Verb::check && !selected) return wrong_state();
+      std::string updates;
+      if (selected) sync(true, updates);
+      return tagged(tag, "OK", c.name + " completed", std::move(updates));
+    }
+    case Verb::logout: {
+      state_ = State::logout;
+      Action a = tagged(tag, "OK", "LOGOUT completed", "* BYE hikyaku logging out\r\n");
+      a.kind = Action::Kind::close;
+      return a;
+    }
+    case Verb::id:
+      // RFC 2971 §3.1: the server's own identification.
+      return tagged(tag, "OK", "ID completed", "* ID (\"name\" \"hikyaku\")\r\n");
+
+    // ---------------------------------------------------- not authenticated
+    case Verb::starttls: {
+      if (state_ != State::not_authenticated) return wrong_state();
+      if (!options_.tls_available || options_.tls_active) return bad(tag, "TLS not available");
+      Action a = tagged(tag, "OK", "Begin TLS negotiation now");
+      a.kind = Action::Kind::start_tls;
+      return a;
+    }
+    case Verb::login: {
+      if (state_ != State::not_authenticated) return wrong_state();
+      // RFC 3501 §6.2.3 / RFC 8314: no clear-text passwords unless allowed.
+      if (!plaintext_login_allowed()) return tagged(tag, "NO", "[PRIVACYREQUIRED] LOGIN needs TLS (STARTTLS)");
+      return authenticate(tag, c.user, c.password, "LOGIN", false);
+    }
+    case Verb::authenticate: {
+      if (state_ != State::not_authenticated) return wrong_state();
+      if (c.mechanism != "PLAIN") return tagged(tag, "NO", "[CANNOT] unsupported authentication mechanism");
+      if (!plaintext_login_allowed()) return tagged(tag, "NO", "[PRIVACYREQUIRED] AUTHENTICATE needs TLS (STARTTLS)");
+      if (!c.initial_response) {
+        // RFC 3501 §6.2.2: an empty challenge; the response comes on its own line.
+        pending_tag_ = tag;
+        sasl_waiting_ = true;
+        Action a;
+        a.reply = "+ \r\n";
+        return a;
+      }
+      pending_tag_ = tag;
+      sasl_waiting_ = true;
+      return sasl_response(*c.initial_response);  // RFC 4959: "=" is an empty response
+    }
+
+    // ----------------------------------------------------------- authenticated
+    case Verb::select:
+    case Verb::examine:
+      if (!authed) return wrong_state();
+      return cmd_select(c);
+    case Verb::create:
+    case Verb::delete_:
+    case Verb::rename:
+      if (!authed) return wrong_state();
+      // Only INBOX exists (DESIGN: one mailbox per login).
+      return tagged(tag, "NO", "[CANNOT] only INBOX is available on this server");
+    case Verb::subscribe:
+    case Verb::unsubscribe:
+      if (!authed) return wrong_state();
+      if (!is_inbox(c.mailbox)) return tagged(tag, "NO", "[NONEXISTENT] no such mailbox");
+      return tagged(tag, "OK", c.name + " completed");
+    case Verb::list:
+    case Verb::lsub:
+      if (!authed) return wrong_state();
+      return cmd_list(c);
+    case Verb::status:
+      if (!authed) return wrong_state();
+      return cmd_status(c);
+    case Verb::append:
+      if (!authed) return wrong_state();
+      return cmd_append(c);
+    case Verb::namespace_:
+      if (!authed) return wrong_state();
+      return tagged(tag, "OK", "NAMESPACE completed", "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+    case Verb::enable:
+      if (!authed) return wrong_state();
+      // RFC 5161 §3.1: nothing we know is enabled; the response is still sent.
+      return tagged(tag, "OK", "ENABLE completed", "* ENABLED\r\n");
+    case Verb::idle: {
+      if (!authed) return wrong_state();
+      std::string updates;
+      if (selected) sync(true, updates);
+      idle_tag_ = tag;
+      Action a;
+      a.kind = Action::Kind::idle;
+      a.reply = updates + "+ idling\r\n";
+      return a;
+    }
+
+    // ---------------------------------------------------------------- selected
+    case Verb::close:
+    case Verb::unselect: {
+      if (!selected) return wrong_state();
+      // RFC 3501 §6.4.2: CLOSE expunges silently (not in a read-only mailbox).
+      if (c.verb == Verb::close && !read_only_) {
+        for (auto& e : view_) {
+          if ((e.msg.flags & kDeleted) && !e.gone) (void)store_->expunge(e.msg);  // best effort
+        }
+      }
+      leave_selected();
+      return tagged(tag, "OK", c.name + " completed");
+    }
+    case Verb::expunge:
+      if (!selected) return wrong_state();
+      return cmd_expunge(c);
+    case Verb::search:
+      if (!selected) return wrong_state();
+      return cmd_search(c);
+    case Verb::fetch:
+      if (!selected) return wrong_state();
+      return cmd_fetch(c);
+    case Verb::store:
+      if (!selected) return wrong_state();
+      return cmd_store(c);
+    case Verb::copy:
+      if (!selected) return wrong_state();
+      return cmd_copy(c);
+  }
+  return bad(tag, "unknown command");
+}
+
+bool Engine::sync(bool allow_expunge, std::string& out) {
+  auto snap = store_->scan(!read_only_);
+  if (!snap) return false;
+  uidvalidity_ = snap->uidvalidity;
+  uidnext_ = snap->uidnext;
+  const auto& msgs = snap->messages;
+  size_t j = 0;
+  uint32_t last_uid = 0;
+  for (size_t i = 0; i < view_.size(); ++i) {
+    auto& e = view_[i];
+    last_uid = std::max(last_uid, e.msg.uid);
+    while (j < msgs.size() && msgs[j].uid < e.msg.uid) ++j;
+    if (j < msgs.size() && msgs[j].uid == e.msg.uid) {
+      const auto& m = msgs[j];
+      if ((m.flags != e.msg.flags || m.keywords != e.msg.keywords) && !e.gone) {
+        e.msg.flags = m.flags;
+        e.msg.keywords = m.keywords;
+        learn(m.keywords, out);
+        out += "* " + std::to_string(i + 1) + " FETCH (FLAGS " +
+               flag_list(e.msg.flags, e.msg.recent, e.msg.keywords) + ")\r\n";
+      }
+      e.msg.key = m.key;
+    } else {
+      e.gone = true;
+    }
+  }
+  size_t added = 0;
+  for (const auto& m : msgs) {
+    if (m.uid > last_uid) {
+      learn(m.keywords, out);
+      view_.push_back({m, false});
+      ++added;
+    }
+  }
+  if (allow_expunge) {
+    for (size_t i = view_.size(); i-- > 0;) {
+      if (view_[i].gone) {
+        out += "* " + std::to_string(i + 1) + " EXPUNGE\r\n";
+        view_.erase(view_.begin() + static_cast<std::ptrdiff_t>(i));
+      }
+    }
+  }
+  size_t recent = 0;
+  for (const auto& e : view_) recent += e.msg.recent ? 1 : 0;
+  // RFC 3501 §7.3.1: EXISTS when the size grew; §7.3.2: RECENT with it.
+  if (added > 0) out += "* " + std::to_string(view_.size()) + " EXISTS\r\n";
+  if (added > 0 || recent != reported_recent_) {
+    out += "* " + std::to_string(recent) + " RECENT\r\n";
+    reported_recent_ = recent;
+  }
+  return true;
+}
+
+bool Engine::resolve(const SequenceSet& set, bool uid, std::vector<size_t>& out) const {
+  out.clear();
+  if (uid) {
+    uint32_t star = view_.empty() ? 0 : view_.back().msg.uid;
+    if (view_.empty()) return true;
+    for (size_t i = 0; i < view_.size(); ++i) {
+      if (set.contains(view_[i].msg.uid, star)) out.push_back(i);
+    }
+    return true;
+  }
+  const uint32_t n = static_cast<uint32_t>(view_.size());
+  for (const auto& r : set.ranges) {
+    uint32_t a = r.first == 0 ? n : r.first;
+    uint32_t b = r.last == 0 ? n : r.last;
+    if (a == 0 || b == 0 || a > n || b > n) return false;  // RFC 3501 §9: no such message
+  }
+  for (uint32_t i = 1; i <= n; ++i) {
+    if (set.contains(i, n)) out.push_back(i - 1);
+  }
+  return true;
+}
+
+Action Engine::cmd_select(const Command& c) {
+  // RFC 3501 §6.3.1: a failed SELECT leaves no mailbox selected.
+  std::string prefix;
+  if (state_ == State::selected) {
+    leave_selected();
+    prefix = "* OK [CLOSED] previous mailbox closed\r\n";  // RFC 7162 §3.2.11
+  }
+  if (!is_inbox(c.mailbox)) return tagged(c.tag, "NO", "[NONEXISTENT] only INBOX exists", prefix);
+  read_only_ = c.verb == Verb::examine;
+  auto snap = store_->scan(!read_only_);
+  if (!snap) return tagged(c.tag, "NO", "[SERVERBUG] mailbox unavailable", prefix);
+  uidvalidity_ = snap->uidvalidity;
+  uidnext_ = snap->uidnext;
+  view_.clear();
+  size_t recent = 0;
+  std::optional<size_t> first_unseen;
+  for (auto& m : snap->messages) {
+    for (const auto& k : m.keywords) add_keyword(known_keywords_, k);
+    if (m.recent) ++recent;
+    if (!first_unseen && !(m.flags & kSeen)) first_unseen = view_.size() + 1;
+    view_.push_back({std::move(m), false});
+  }
+  reported_recent_ = recent;
+  state_ = State::selected;
+  std::string out = prefix;
+  out += "* FLAGS " + flags_list() + "\r\n";
+  // "\*": new keywords can be created (up to the store's limit).
+  std::string permanent = flags_list();
+  permanent.insert(permanent.size() - 1, " \\*");
+  out += "* OK [PERMANENTFLAGS " + std::string(read_only_ ? "()" : permanent) + "] flags permitted\r\n";
+  out += "* " + std::to_string(view_.size()) + " EXISTS\r\n";
+  out += "* " + std::to_string(recent) + " RECENT\r\n";
+  if (first_unseen) out += "* OK [UNSEEN " + std::to_string(*first_unseen) + "] first unseen\r\n";
+  out += "* OK [UIDVALIDITY " + std::to_string(uidvalidity_) + "] UIDs valid\r\n";
+  out += "* OK [UIDNEXT " + std::to_string(uidnext_) + "] predicted next UID\r\n";
+  return tagged(c.tag, "OK", std::string(read_only_ ? "[READ-ONLY] " : "[READ-WRITE] ") + c.name + " completed",
+                std::move(out));
+}
+
+Action Engine::cmd_list(const Command& c) {
+  std::string out;
+  const bool lsub = c.verb == Verb::lsub;
+  if (c.mailbox2.empty() && !lsub) {
+    // RFC 3501 §6.3.8: an empty pattern asks for the hierarchy delimiter.
+    out = "* LIST (\\Noselect) \"/\" \"\"\r\n";
+  } else if (wildcard_match(c.mailbox + c.mailbox2, "INBOX") || wildcard_match(c.mailbox2, "INBOX")) {
+    out = std::string("* ") + (lsub ? "LSUB" : "LIST") + " (\\HasNoChildren) \"/\" INBOX\r\n";
+  }
+  std::string updates;
+  if (state_ == State::selected) sync(true, updates);
+  return tagged(c.tag, "OK", c.name + " completed", out + updates);
+}
+
+Action Engine::cmd_status(const Command& c) {
+  if (!is_inbox(c.mailbox)) return tagged(c.tag, "NO", "[NONEXISTENT] only INBOX exists");
+  auto snap = store_->scan(false);
+  if (!snap) return tagged(c.tag, "NO", "[SERVERBUG] mailbox unavailable");
+  std::string items;
+  for (const auto& item : c.items) {
+    uint64_t value = 0;
+    if (item == "MESSAGES") {
+      value = snap->messages.size();
+    } else if (item == "RECENT") {
+      for (const auto& m : snap->messages) value += m.recent ? 1 : 0;
+    } else if (item == "UIDNEXT") {
+      value = snap->uidnext;
+    } else if (item == "UIDVALIDITY") {
+      value = snap->uidvalidity;
+    } else if (item == "UNSEEN") {
+      for (const auto& m : snap->messages) value += (m.flags & kSeen) ? 0 : 1;
+    } else {
+      return bad(c.tag, "unknown STATUS item " + item.substr(0, 40));
+    }
+    if (!items.empty()) items += ' ';
+    items += item + " " + std::to_string(value);
+  }
+  return tagged(c.tag, "OK", "STATUS completed", "* STATUS INBOX (" + items + ")\r\n");
+}
+
+Action Engine::cmd_append(const Command& c) {
+  if (!is_inbox(c.mailbox)) return tagged(c.tag, "NO", "[TRYCREATE] only INBOX exists");
+  uint8_t flags = 0;
+  Keywords keywords;
+  for (const auto& f : c.flags) {
+    flags |= flag_bit(f);
+    add_keyword(keywords, f);
+  }
+  auto uid = store_->append(c.message, flags, keywords, c.date);
+  if (!uid) return tagged(c.tag, "NO", "[SERVERBUG] could not store the message");
+  std::string updates;
+  if (state_ == State::selected) sync(true, updates);
+  return tagged(c.tag, "OK",
+                "[APPENDUID " + std::to_string(uidvalidity_ ? uidvalidity_ : 0) + " " + std::to_string(*uid) +
+                    "] APPEND completed",
+                std::move(updates));
+}
+
+Action Engine::cmd_fetch(const Command& c) {
+  std::vector<size_t> indexes;
+  if (!resolve(c.set, c.uid, indexes)) return bad(c.tag, "invalid message sequence number");
+  using K = FetchAtt::Kind;
+  bool want_content = false, sets_seen = false, has_uid = false, has_flags = false;
+  for (const auto& a : c.fetch) {
+    switch (a.kind) {
+      case K::flags: has_flags = true; break;
+      case K::uid: has_uid = true; break;
+      case K::internaldate: case K::rfc822_size: break;
+      case K::rfc822: case K::rfc822_text: sets_seen = true; want_content = true; break;
+      case K::body_section: sets_seen |= !a.peek; want_content = true; break;
+      default: want_content = true; break;
+    }
+  }
+  sets_seen = sets_seen && !read_only_;
+  std::string out;
+  bool failed = false;
+  for (size_t index : indexes) {
+    auto& e = view_[index];
+    if (e.gone) continue;  // expunged elsewhere; reported at the next chance (RFC 2180 §4.1)
+    std::string content;
+    if (want_content) {
+      auto r = store_->read(e.msg);
+      if (!r) {
+        failed = true;
+        continue;
+      }
+      content = std::move(r.value());
+    }
+    bool flags_changed = false;
+    if (sets_seen && !(e.msg.flags & kSeen)) {
+      // RFC 3501 §6.4.5: BODY[...] and RFC822(.TEXT) set \Seen.
+      auto r = store_->update_flags(e.msg, [](MailStore::FlagState& s) { s.flags |= kSeen; });
+      if (r && *r) {
+        e.msg.flags = (*r)->flags;
+        e.msg.keywords = std::move((*r)->keywords);
+        flags_changed = true;
+      }
+    }
+    std::string items;
+    auto item = [&](std::string s) {
+      if (!items.empty()) items += ' ';
+      items += s;
+    };
+    if (c.uid && !has_uid) item("UID " + std::to_string(e.msg.uid));
+    for (const auto& a : c.fetch) {
+      switch (a.kind) {
+        case K::uid: item("UID " + std::to_string(e.msg.uid)); break;
+        case K::flags: item("FLAGS " + flag_list(e.msg.flags, e.msg.recent, e.msg.keywords)); break;
+        case K::internaldate: item("INTERNALDATE " + internal_date(e.msg.internal_date)); break;
+        case K::rfc822_size: item("RFC822.SIZE " + std::to_string(e.msg.size)); break;
+        case K::rfc822: item("RFC822 " + literal(content)); break;
+        case K::rfc822_header: item("RFC822.HEADER " + literal(split_message(content).header)); break;
+        case K::rfc822_text: item("RFC822.TEXT " + literal(split_message(content).body)); break;
+        case K::envelope: item("ENVELOPE " + envelope(content)); break;
+        case K::body: item("BODY " + body_structure(content, false)); break;
+        case K::bodystructure: item("BODYSTRUCTURE " + body_structure(content, true)); break;
+        case K::body_section: {
+          std::string label = "BODY[" + section_label(a.section) + "]";
+          auto text = section_text(content, a.section);
+          if (a.partial_offset) label += "<" + std::to_string(*a.partial_offset) + ">";
+          if (!text) {
+            item(label + " NIL");
+            break;
+          }
+          std::string_view v = *text;
+          if (a.partial_offset) {
+            // RFC 3501 §6.4.5: a partial beyond the end is an empty string.
+            uint64_t off = std::min<uint64_t>(*a.partial_offset, v.size());
+            v = v.substr(off, a.partial_count);
+          }
+          item(label + " " + literal(v));
+          break;
+        }
+      }
+    }
+    if (flags_changed && !has_flags) item("FLAGS " + flag_list(e.msg.flags, e.msg.recent, e.msg.keywords));
+    out += "* " + std::to_string(index + 1) + " FETCH (" + items + ")\r\n";
+  }
+  std::string updates;
+  sync(c.uid, updates);
+  if (failed) return tagged(c.tag, "NO", "[SERVERBUG] some messages could not be read", out + updates);
+  return tagged(c.tag, "OK", c.uid ? "UID FETCH completed" : "FETCH completed", out + updates);
+}
+
+Action Engine::cmd_store(const Command& c) {
+  std::vector<size_t> indexes;
+  if (!resolve(c.set, c.uid, indexes)) return bad(c.tag, "invalid message sequence number");
+  if (read_only_) return tagged(c.tag, "NO", "[READ-ONLY] mailbox is read-only");
+  uint8_t bits = 0;
+  Keywords named;
+  for (const auto& f : c.store.flags) {
+    bits |= flag_bit(f);
+    add_keyword(named, f);  // "\Recent" and unknown "\X" are ignored
+  }
+  std::string out;
+  bool failed = false;
+  for (size_t index : indexes) {
+    auto& e = view_[index];
+    if (e.gone) continue;
+    // Applied to the flags as they are in the store now (another session
+    // may have changed them since this view saw them).
+    const auto mode = c.store.mode;
+    auto change = [&](MailStore::FlagState& st) {
+      switch (mode) {
+        case StoreOp::Mode::replace:
+          st.flags = bits;
+          st.keywords = named;
+          break;
+        case StoreOp::Mode::add:
+          st.flags |= bits;
+          for (const auto& k : named) add_keyword(st.keywords, k);
+          break;
+        case StoreOp::Mode::remove:
+          st.flags &= static_cast<uint8_t>(~bits);
+          for (const auto& k : named) remove_keyword(st.keywords, k);
+          break;
+      }
+    };
+    auto r = store_->update_flags(e.msg, change);
+    if (!r) {
+      failed = true;
+      continue;
+    }
+    if (!*r) continue;  // expunged by another session: reported later
+    e.msg.flags = (*r)->flags;
+    e.msg.keywords = std::move((*r)->keywords);
+    learn(e.msg.keywords, out);
+    if (!c.store.silent) {
+      out += "* " + std::to_string(index + 1) + " FETCH (";
+      if (c.uid) out += "UID " + std::to_string(e.msg.uid) + " ";
+      out += "FLAGS " + flag_list(e.msg.flags, e.msg.recent, e.msg.keywords) + ")\r\n";
+    }
+  }
+  std::string updates;
+  sync(c.uid, updates);
+  if (failed) return tagged(c.tag, "NO", "[LIMIT] some flags could not be stored (too many keywords?)", out + updates);
+  return tagged(c.tag, "OK", c.uid ? "UID STORE completed" : "STORE completed", out + updates);
+}
+
+bool Engine::matches(const SearchKey& k, size_t index, std::optional<std::string>& content) {
+  using K = SearchKey::Kind;
+  const auto& m = view_[index].msg;
+  auto text = [&]() -> const std::string& {
+    if (!content) {
+      auto r = store_->read(m);
+      content = r ? std::move(r.value()) : std::string();
+    }
+    return *content;
+  };
+  auto header = [&](std::string_view name) -> std::optional<std::string> {
+    return header_values(split_message(text()).header, name);
+  };
+  // RFC 3501 §6.4.4: the field contains the string; address fields are
+  // also matched in their canonical form.
+  auto header_has = [&](std::string_view name, std::string_view needle) {
+    auto v = header(name);
+    return v && (icontains(*v, needle) || icontains(address_search_text(*v), needle));
+  };
+  auto sent = [&]() -> std::optional<Days> {
+    auto v = header("Date");
+    return v ? parse_rfc5322_date(*v) : std::nullopt;
+  };
+  switch (k.kind) {
+    case K::all: return true;
+    case K::answered: return m.flags & kAnswered;
+    case K::deleted: return m.flags & kDeleted;
+    case K::draft: return m.flags & kDraft;
+    case K::flagged: return m.flags & kFlagged;
+    case K::seen: return m.flags & kSeen;
+    case K::recent: return m.recent;
+    case K::new_: return m.recent && !(m.flags & kSeen);
+    case K::old: return !m.recent;
+    case K::unanswered: return !(m.flags & kAnswered);
+    case K::undeleted: return !(m.flags & kDeleted);
+    case K::undraft: return !(m.flags & kDraft);
+    case K::unflagged: return !(m.flags & kFlagged);
+    case K::unseen: return !(m.flags & kSeen);
+    case K::keyword: return (m.flags & flag_bit(k.value)) || has_keyword(m.keywords, k.value);
+    case K::unkeyword: return !(m.flags & flag_bit(k.value)) && !has_keyword(m.keywords, k.value);
+    case K::bcc: return header_has("Bcc", k.value);
+    case K::cc: return header_has("Cc", k.value);
+    case K::from: return header_has("From", k.value);
+    case K::to: return header_has("To", k.value);
+    case K::subject: return header_has("Subject", k.value);
+    case K::header: {
+      auto v = header(k.field);
+      return v && icontains(*v, k.value);
+    }
+    case K::body: return icontains(split_message(text()).body, k.value);
+    case K::text: return icontains(text(), k.value);
+    case K::before: return day_of(m.internal_date) < k.date;
+    case K::on: return day_of(m.internal_date) == k.date;
+    case K::since: return day_of(m.internal_date) >= k.date;
+    case K::sentbefore: { auto d = sent(); return d && *d < k.date; }
+    case K::senton: { auto d = sent(); return d && *d == k.date; }
+    case K::sentsince: { auto d = sent(); return d && *d >= k.date; }
+    case K::larger: return m.size > k.number;
+    case K::smaller: return m.size < k.number;
+    case K::uid: return k.set.contains(m.uid, view_.empty() ? 0 : view_.back().msg.uid);
+    case K::sequence: {
+      auto n = static_cast<uint32_t>(view_.size());
+      return k.set.contains(static_cast<uint32_t>(index + 1), n);
+    }
+    case K::not_: return !matches(k.children[0], index, content);
+    case K::or_: return matches(k.children[0], index, content) || matches(k.children[1], index, content);
+    case K::and_:
+      for (const auto& child : k.children) {
+        if (!matches(child, index, content)) return false;
+      }
+      return true;
+  }
+  return false;
+}
+
+Action Engine::cmd_search(const Command& c) {
+  if (!c.items.empty()) return tagged(c.tag, "NO", "[BADCHARSET (US-ASCII UTF-8)] unsupported charset");
+  std::string hits;
+  for (size_t i = 0; i < view_.size(); ++i) {
+    if (view_[i].gone) continue;
+    std::optional<std::string> content;
+    if (matches(c.search, i, content)) {
+      hits += ' ';
+      hits += std::to_string(c.uid ? view_[i].msg.uid : i + 1);
+    }
+  }
+  std::string updates;
+  sync(c.uid, updates);
+  return tagged(c.tag, "OK", c.uid ? "UID SEARCH completed" : "SEARCH completed",
+                "* SEARCH" + hits + "\r\n" + updates);
+}
+
+Action Engine::cmd_copy(const Command& c) {
+  std::vector<size_t> indexes;
+  if (!resolve(c.set, c.uid, indexes)) return bad(c.tag, "invalid message sequence number");
+  if (!is_inbox(c.mailbox)) return tagged(c.tag, "NO", "[TRYCREATE] only INBOX exists");
+  std::string from, to;
+  for (size_t index : indexes) {
+    const auto& e = view_[index];
+    if (e.gone) continue;
+    auto content = store_->read(e.msg);
+    if (!content) return tagged(c.tag, "NO", "[SERVERBUG] could not read a message");
+    auto uid = store_->append(*content, e.msg.flags, e.msg.keywords, e.msg.internal_date);
+    if (!uid) return tagged(c.tag, "NO", "[SERVERBUG] could not store the copy");
+    if (!from.empty()) from += ',', to += ',';
+    from += std::to_string(e.msg.uid);
+    to += std::to_string(*uid);
+  }
+  std::string updates;
+  sync(true, updates);
+  std::string code = from.empty() ? "" : "[COPYUID " + std::to_string(uidvalidity_) + " " + from + " " + to + "] ";
+  return tagged(c.tag, "OK", code + (c.uid ? "UID COPY completed" : "COPY completed"), std::move(updates));
+}
+
+Action Engine::cmd_expunge(const Command& c) {
+  if (read_only_) return tagged(c.tag, "NO", "[READ-ONLY] mailbox is read-only");
+  bool failed = false;
+  const uint32_t star = view_.empty() ? 0 : view_.back().msg.uid;
+  for (auto& e : view_) {
+    if (e.gone || !(e.msg.flags & kDeleted)) continue;
+    if (c.uid && !c.set.contains(e.msg.uid, star)) continue;  // RFC 4315 §2.1
+    if (store_->expunge(e.msg)) {
+      e.gone = true;
+    } else {
+      failed = true;
+    }
+  }
+  std::string updates;
+  sync(true, updates);
+  if (failed) return tagged(c.tag, "NO", "[SERVERBUG] some messages could not be expunged", std::move(updates));
+  return tagged(c.tag, "OK", c.uid ? "UID EXPUNGE completed" : "EXPUNGE completed", std::move(updates));
+}
+
+}  // namespace hikyaku::imap::protocol

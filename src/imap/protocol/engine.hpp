@@ -1,0 +1,150 @@
+// Purpose:   The IMAP4rev1 server conversation as a sans-I/O engine: framed
+//            commands in, response bytes and "actions" out. The states of
+//            RFC 3501 §3 (not authenticated, authenticated, selected,
+//            logout), the command table with state checks, SASL PLAIN, the
+//            selected mailbox's view (sequence numbers ↔ UIDs, flags,
+//            pending EXPUNGE/EXISTS/FETCH updates) and every command's work
+//            over a MailStore. What needs I/O or time — TLS handshakes,
+//            password checks (argon2id), the failed-login delay, opening the
+//            mailbox, waiting in IDLE — is asked of the caller through an
+//            Action. Mailbox operations call the MailStore synchronously:
+//            the session runs the engine on its worker pool.
+// Standards: RFC 3501 (IMAP4rev1), RFC 2177 (IDLE), RFC 2971 (ID),
+//            RFC 5161 (ENABLE), RFC 2342 (NAMESPACE), RFC 3691 (UNSELECT),
+//            RFC 4315 (UIDPLUS), RFC 4959 (SASL-IR), RFC 7888 (LITERAL+),
+//            RFC 5530 (response codes), RFC 2595 §3.1/RFC 8314 (STARTTLS,
+//            LOGINDISABLED), RFC 4616 (PLAIN).
+// Trust:     every command is untrusted; passwords travel only inside an
+//            Action::authenticate and never appear in replies or logs made
+//            here. Only INBOX exists; other names get NO.
+// Concurrency: one Engine per connection, one thread at a time.
+// Errors:    protocol errors are tagged NO/BAD replies (values); storage
+//            failures become "NO [SERVERBUG]" and the session goes on; an
+//            answer to an action that was not asked for is a bug
+//            (HIKYAKU_CHECK).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "imap/protocol/command.hpp"
+#include "imap/protocol/framer.hpp"
+#include "imap/protocol/store.hpp"
+
+namespace hikyaku::imap::protocol {
+
+struct Options {
+  bool tls_available = false;    // STARTTLS can be offered
+  bool tls_active = false;       // implicit TLS (993) or after STARTTLS
+  bool allow_plaintext = false;  // config.auth.allow_plaintext (same rule as POP3)
+  unsigned max_errors = 10;      // BAD commands before the server hangs up
+  unsigned max_auth_failures = 3;
+};
+
+enum class State { not_authenticated, authenticated, selected, logout };
+
+enum class LoginOutcome { ok, bad_credentials, unavailable };
+
+struct Action {
+  enum class Kind {
+    none,          // write `reply`, read on
+    start_tls,     // write `reply`, handshake, then tls_started()
+    authenticate,  // verify user/password, open the mailbox, then login_result()
+    idle,          // write `reply` ("+ idling"); until input arrives, call
+                   // idle_poll() when the mailbox may have changed
+    close,         // write `reply`, close the connection
+  };
+  Kind kind = Kind::none;
+  std::string reply;
+  std::string user;       // authenticate
+  std::string password;   // authenticate: secret, never log
+  std::string mechanism;  // authenticate: "LOGIN" or "PLAIN"
+  bool refused = false;   // authenticate: already refused (foreign authzid): delay only
+};
+
+class Engine {
+ public:
+  explicit Engine(Options options);
+
+  std::string greeting() const;
+  // One framed command; during AUTHENTICATE, the client's response line;
+  // during IDLE, the line that should be "DONE".
+  Action on_input(std::string_view text);
+  // Framing trouble (Framer::Status too_long / too_large) with what was read.
+  Action on_framing_error(Framer::Status status, std::string_view partial);
+  // The "+" continuation request for a synchronising literal.
+  static std::string continuation() { return "+ Ready for literal data\r\n"; }
+
+  void tls_started();
+  // The answer to Action::authenticate; `store` is the user's INBOX when ok.
+  Action login_result(LoginOutcome outcome, std::unique_ptr<MailStore> store = nullptr);
+  // During IDLE: untagged updates since the last report (may be empty).
+  std::string idle_poll();
+
+  State state() const { return state_; }
+  bool idling() const { return idle_tag_.has_value(); }
+  const std::string& user() const { return user_; }
+  std::string capabilities() const;
+  bool plaintext_login_allowed() const { return options_.tls_active || options_.allow_plaintext; }
+
+ private:
+  struct ViewEntry {
+    StoredMessage msg;
+    bool gone = false;  // expunged elsewhere, EXPUNGE not yet reported
+  };
+
+  Action dispatch(const Command& c);
+  Action bad(const std::string& tag, std::string text);
+  Action tagged(const std::string& tag, std::string_view status, std::string_view text,
+                std::string untagged = {});
+  Action authenticate(const std::string& tag, std::string user, std::string password,
+                      std::string mechanism, bool refused);
+  Action sasl_response(std::string_view line);
+
+  Action cmd_select(const Command& c);
+  Action cmd_list(const Command& c);
+  Action cmd_status(const Command& c);
+  Action cmd_append(const Command& c);
+  Action cmd_fetch(const Command& c);
+  Action cmd_store(const Command& c);
+  Action cmd_search(const Command& c);
+  Action cmd_copy(const Command& c);
+  Action cmd_expunge(const Command& c);
+
+  // Reconcile the view with the store; untagged updates go to `out`.
+  // EXPUNGE responses only when `allow_expunge` (RFC 3501 §7.4.1: never
+  // during FETCH, STORE, SEARCH). False when the store failed.
+  bool sync(bool allow_expunge, std::string& out);
+  // Indexes into view_ named by a sequence set (seq numbers or UIDs);
+  // false when a sequence number does not exist.
+  bool resolve(const SequenceSet& set, bool uid, std::vector<size_t>& out) const;
+  bool matches(const SearchKey& key, size_t index, std::optional<std::string>& content);
+  void leave_selected();
+  // "(\Answered ... kw1 kw2)": the system flags and the keywords in use.
+  std::string flags_list() const;
+  // Note keywords seen in the mailbox; "* FLAGS" when the list grew (RFC
+  // 3501 §7.2.6) while selected.
+  void learn(const Keywords& keywords, std::string& out);
+
+  Options options_;
+  State state_ = State::not_authenticated;
+  std::string user_;
+  unsigned errors_ = 0;
+  unsigned auth_failures_ = 0;
+  std::optional<std::string> pending_tag_;  // AUTHENTICATE/LOGIN waiting for its answer
+  bool sasl_waiting_ = false;               // AUTHENTICATE PLAIN sent "+ ", wants a response
+  std::optional<std::string> idle_tag_;
+  std::unique_ptr<MailStore> store_;
+  // Selected state.
+  std::vector<ViewEntry> view_;
+  bool read_only_ = false;
+  uint32_t uidvalidity_ = 0;
+  uint32_t uidnext_ = 1;
+  size_t reported_recent_ = 0;
+  Keywords known_keywords_;
+};
+
+}  // namespace hikyaku::imap::protocol

@@ -1,0 +1,640 @@
+#include "imap/protocol/message.hpp"
+
+#include <algorithm>
+#include <array>
+#include <memory>
+
+#include "base/strings.hpp"
+#include "imap/protocol/response.hpp"
+
+namespace hikyaku::imap::protocol {
+namespace {
+
+using base::iequals;
+using base::to_upper;
+
+constexpr int kMaxDepth = 16;
+constexpr size_t kMaxParts = 500;
+
+struct Param {
+  std::string name;
+  std::string value;
+};
+
+struct ContentType {
+  std::string type = "TEXT";
+  std::string subtype = "PLAIN";
+  std::vector<Param> params;
+};
+
+// One MIME entity: a whole message (root or message/rfc822 content) or a
+// body part of a multipart.
+struct Part {
+  std::string_view header;  // MIME header of the part (for a message: its header)
+  std::string_view body;
+  ContentType type;
+  std::vector<Part> children;  // multipart: body parts; message/rfc822: {the message}
+  bool multipart() const { return type.type == "MULTIPART"; }
+  bool message() const { return type.type == "MESSAGE" && type.subtype == "RFC822"; }
+};
+
+std::string_view trim_ws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+    s.remove_suffix(1);
+  return s;
+}
+
+// Calls f(name, raw_field_including_crlf) for each header field.
+template <class F>
+void for_each_field(std::string_view header, F&& f) {
+  size_t pos = 0;
+  while (pos < header.size()) {
+    size_t start = pos;
+    // A field runs until a line that does not start with SP/HT.
+    size_t end = start;
+    for (;;) {
+      size_t lf = header.find('\n', end);
+      end = lf == std::string_view::npos ? header.size() : lf + 1;
+      if (end >= header.size() || (header[end] != ' ' && header[end] != '\t')) break;
+    }
+    std::string_view field = header.substr(start, end - start);
+    pos = end;
+    if (trim_ws(field).empty()) continue;  // the empty line
+    size_t colon = field.find(':');
+    std::string_view name = colon == std::string_view::npos ? std::string_view() : trim_ws(field.substr(0, colon));
+    f(name, field);
+  }
+}
+
+std::string unfold(std::string_view value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\r' || c == '\n') continue;
+    out += c;
+  }
+  return std::string(trim_ws(out));
+}
+
+// Skip a (possibly nested) comment starting at s[i] == '('.
+size_t skip_comment(std::string_view s, size_t i, std::string* text = nullptr) {
+  int depth = 0;
+  for (; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '\\' && i + 1 < s.size()) {
+      if (text) *text += s[i + 1];
+      ++i;
+      continue;
+    }
+    if (c == '(') {
+      if (depth++ > 0 && text) *text += c;
+      continue;
+    }
+    if (c == ')') {
+      if (--depth == 0) return i + 1;
+      if (text) *text += c;
+      continue;
+    }
+    if (text) *text += c;
+  }
+  return s.size();
+}
+
+// RFC 2045 §5.1: type "/" subtype *(";" parameter), tolerant of junk.
+ContentType parse_content_type(std::string_view value, const ContentType& fallback) {
+  ContentType ct;
+  std::string clean;
+  for (size_t i = 0; i < value.size();) {
+    if (value[i] == '(') {
+      i = skip_comment(value, i);
+      continue;
+    }
+    clean += value[i++];
+  }
+  std::string_view v = clean;
+  size_t semi = v.find(';');
+  std::string_view media = trim_ws(v.substr(0, semi));
+  size_t slash = media.find('/');
+  if (slash == std::string_view::npos || trim_ws(media.substr(0, slash)).empty() ||
+      trim_ws(media.substr(slash + 1)).empty()) {
+    ct = fallback;
+    ct.params.clear();
+  } else {
+    ct.type = to_upper(trim_ws(media.substr(0, slash)));
+    ct.subtype = to_upper(trim_ws(media.substr(slash + 1)));
+  }
+  while (semi != std::string_view::npos) {
+    v.remove_prefix(semi + 1);
+    // name = value | name = "quoted"
+    size_t eq = v.find('=');
+    if (eq == std::string_view::npos) break;
+    Param p;
+    p.name = to_upper(trim_ws(v.substr(0, eq)));
+    v.remove_prefix(eq + 1);
+    v = trim_ws(v);
+    if (!v.empty() && v[0] == '"') {
+      size_t i = 1;
+      for (; i < v.size() && v[i] != '"'; ++i) {
+        if (v[i] == '\\' && i + 1 < v.size()) ++i;
+        p.value += v[i];
+      }
+      v.remove_prefix(std::min(v.size(), i + 1));
+      semi = v.find(';');
+    } else {
+      semi = v.find(';');
+      p.value = std::string(trim_ws(v.substr(0, semi)));
+    }
+    if (!p.name.empty() && ct.params.size() < 64) ct.params.push_back(std::move(p));
+  }
+  return ct;
+}
+
+std::optional<std::string> param(const ContentType& ct, std::string_view name) {
+  for (const auto& p : ct.params) {
+    if (p.name == name) return p.value;
+  }
+  return std::nullopt;
+}
+
+Part parse_entity(std::string_view header, std::string_view body, const ContentType& fallback, int depth,
+                  size_t& budget);
+
+// Split a multipart body at its boundary (RFC 2046 §5.1.1). The CRLF before
+// a delimiter line belongs to the delimiter.
+void parse_multipart(Part& part, int depth, size_t& budget) {
+  auto boundary = param(part.type, "BOUNDARY");
+  if (!boundary || boundary->empty() || depth >= kMaxDepth) {
+    part.type = ContentType{};  // unusable: treat as text
+    return;
+  }
+  const std::string delimiter = "--" + *boundary;
+  ContentType child_default;
+  if (part.type.subtype == "DIGEST") {
+    child_default.type = "MESSAGE";
+    child_default.subtype = "RFC822";
+  }
+  std::string_view b = part.body;
+  // Find delimiter lines: at the start of the body or after a LF.
+  std::vector<std::pair<size_t, size_t>> marks;  // (start of CRLF before delimiter, end of delimiter line)
+  bool closed = false;
+  size_t pos = 0;
+  while (pos <= b.size() && !closed) {
+    size_t at = b.find(delimiter, pos);
+    if (at == std::string_view::npos) break;
+    if (at != 0 && b[at - 1] != '\n') {
+      pos = at + 1;
+      continue;
+    }
+    size_t after = at + delimiter.size();
+    bool close = b.substr(after, 2) == "--";
+    size_t rest = close ? after + 2 : after;
+    // Only transport padding may follow on the delimiter line.
+    size_t eol = b.find('\n', rest);
+    std::string_view tail = b.substr(rest, (eol == std::string_view::npos ? b.size() : eol) - rest);
+    if (!trim_ws(tail).empty()) {
+      pos = at + 1;
+      continue;
+    }
+    size_t start = at;
+    if (start > 0 && b[start - 1] == '\n') --start;
+    if (start > 0 && b[start - 1] == '\r') --start;
+    marks.emplace_back(start, eol == std::string_view::npos ? b.size() : eol + 1);
+    closed = close;
+    pos = eol == std::string_view::npos ? b.size() + 1 : eol + 1;
+  }
+  for (size_t i = 0; i + 1 <= marks.size(); ++i) {
+    if (i + 1 == marks.size() && closed) break;
+    size_t begin = marks[i].second;
+    size_t end = i + 1 < marks.size() ? marks[i + 1].first : b.size();
+    if (end < begin) end = begin;
+    if (budget == 0) break;
+    --budget;
+    std::string_view content = b.substr(begin, end - begin);
+    HeaderBody hb = split_message(content);
+    part.children.push_back(parse_entity(hb.header, hb.body, child_default, depth + 1, budget));
+  }
+  if (part.children.empty()) {
+    // RFC 3501 body-type-mpart needs at least one part: an empty text part.
+    part.children.push_back(parse_entity({}, {}, ContentType{}, depth + 1, budget));
+  }
+}
+
+Part parse_entity(std::string_view header, std::string_view body, const ContentType& fallback, int depth,
+                  size_t& budget) {
+  Part p;
+  p.header = header;
+  p.body = body;
+  auto ct = header_value(header, "Content-Type");
+  p.type = ct ? parse_content_type(*ct, fallback) : fallback;
+  if (p.multipart()) {
+    parse_multipart(p, depth, budget);
+  } else if (p.message() && depth < kMaxDepth && budget > 0) {
+    --budget;
+    HeaderBody hb = split_message(body);
+    p.children.push_back(parse_entity(hb.header, hb.body, ContentType{}, depth + 1, budget));
+  }
+  return p;
+}
+
+Part parse_message(std::string_view message) {
+  HeaderBody hb = split_message(message);
+  size_t budget = kMaxParts;
+  return parse_entity(hb.header, hb.body, ContentType{}, 0, budget);
+}
+
+uint64_t count_lines(std::string_view s) {
+  uint64_t n = static_cast<uint64_t>(std::count(s.begin(), s.end(), '\n'));
+  if (!s.empty() && s.back() != '\n') ++n;
+  return n;
+}
+
+// ---------------------------------------------------------------- addresses
+
+struct Token {
+  enum class Kind { word, quoted, special, comment };
+  Kind kind;
+  std::string text;
+};
+
+std::vector<Token> tokenize_addresses(std::string_view s) {
+  std::vector<Token> out;
+  for (size_t i = 0; i < s.size() && out.size() < 10000;) {
+    char c = s[i];
+    if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+      ++i;
+    } else if (c == '(') {
+      Token t{Token::Kind::comment, ""};
+      i = skip_comment(s, i, &t.text);
+      out.push_back(std::move(t));
+    } else if (c == '"') {
+      Token t{Token::Kind::quoted, ""};
+      ++i;
+      while (i < s.size() && s[i] != '"') {
+        if (s[i] == '\\' && i + 1 < s.size()) ++i;
+        if (s[i] != '\r' && s[i] != '\n') t.text += s[i];
+        ++i;
+      }
+      ++i;
+      out.push_back(std::move(t));
+    } else if (c == '<' || c == '>' || c == '@' || c == ':' || c == ';' || c == ',') {
+      out.push_back({Token::Kind::special, std::string(1, c)});
+      ++i;
+    } else {
+      Token t{Token::Kind::word, ""};
+      while (i < s.size() && std::string_view(" \t\r\n()\"<>@:;,").find(s[i]) == std::string_view::npos) t.text += s[i++];
+      out.push_back(std::move(t));
+    }
+  }
+  return out;
+}
+
+// One address of an address list; group syntax is marked by `group_start`
+// (mailbox = the group name) and `group_end` entries.
+struct Addr {
+  std::optional<std::string> name;
+  std::optional<std::string> adl;  // obsolete source route "@a,@b"
+  std::optional<std::string> mailbox;
+  std::optional<std::string> host;
+  bool group_start = false;
+  bool group_end = false;
+};
+
+// One mailbox from its tokens: [phrase] "<" addr-spec ">" or addr-spec [comment].
+Addr mailbox_address(const std::vector<Token>& toks) {
+  std::string phrase, spec, comment;
+  auto lt = std::find_if(toks.begin(), toks.end(),
+                         [](const Token& t) { return t.kind == Token::Kind::special && t.text == "<"; });
+  auto join = [](std::string& out, const Token& t, bool spaced) {
+    if (spaced && !out.empty()) out += ' ';
+    out += t.text;
+  };
+  if (lt != toks.end()) {
+    for (auto it = toks.begin(); it != lt; ++it) {
+      if (it->kind == Token::Kind::word || it->kind == Token::Kind::quoted) join(phrase, *it, true);
+    }
+    for (auto it = lt + 1; it != toks.end() && !(it->kind == Token::Kind::special && it->text == ">"); ++it) {
+      if (it->kind != Token::Kind::comment) join(spec, *it, false);
+    }
+  } else {
+    for (const auto& t : toks) {
+      if (t.kind == Token::Kind::comment) comment = t.text;
+      else join(spec, t, false);
+    }
+    phrase = comment;
+  }
+  // RFC 5322 §4.4 obs-route "@a,@b:" before the addr-spec: the ENVELOPE adl.
+  Addr a;
+  if (size_t colon = spec.rfind(':'); colon != std::string::npos) {
+    if (colon > 0) a.adl = spec.substr(0, colon);
+    spec.erase(0, colon + 1);
+  }
+  if (!phrase.empty()) a.name = phrase;
+  size_t at = spec.rfind('@');
+  if (at == std::string::npos) {
+    a.mailbox = spec;
+    a.host = std::string("MISSING_DOMAIN");
+  } else {
+    a.mailbox = spec.substr(0, at);
+    a.host = spec.substr(at + 1);
+  }
+  return a;
+}
+
+// RFC 5322 §3.4 address-list, tolerant of junk.
+std::vector<Addr> parse_addresses(std::string_view value) {
+  auto toks = tokenize_addresses(value);
+  std::vector<Addr> out;
+  std::vector<Token> current;
+  bool in_group = false;
+  auto flush = [&] {
+    bool any = std::any_of(current.begin(), current.end(), [](const Token& t) {
+      return t.kind == Token::Kind::word || t.kind == Token::Kind::quoted || t.kind == Token::Kind::special;
+    });
+    if (any && out.size() < 1000) out.push_back(mailbox_address(current));
+    current.clear();
+  };
+  bool in_angle = false;
+  for (auto& t : toks) {
+    if (t.kind == Token::Kind::special) {
+      if (t.text == "<") in_angle = true;
+      if (t.text == ">") in_angle = false;
+      if (!in_angle && t.text == ",") {
+        flush();
+        continue;
+      }
+      if (!in_angle && t.text == ":" && !in_group) {
+        std::string phrase;
+        for (const auto& p : current) {
+          if (p.kind == Token::Kind::word || p.kind == Token::Kind::quoted) {
+            if (!phrase.empty()) phrase += ' ';
+            phrase += p.text;
+          }
+        }
+        current.clear();
+        Addr g;
+        g.mailbox = phrase;
+        g.group_start = true;
+        out.push_back(g);
+        in_group = true;
+        continue;
+      }
+      if (!in_angle && t.text == ";" && in_group) {
+        flush();
+        Addr e;
+        e.group_end = true;
+        out.push_back(e);
+        in_group = false;
+        continue;
+      }
+    }
+    current.push_back(std::move(t));
+  }
+  flush();
+  if (in_group) {
+    Addr e;
+    e.group_end = true;
+    out.push_back(e);
+  }
+  return out;
+}
+
+// RFC 3501 §7.4.2: a parenthesised list of addresses, group syntax marked by
+// (NIL NIL "group" NIL) ... (NIL NIL NIL NIL); NIL for no address.
+std::string address_list(const std::optional<std::string>& value) {
+  if (!value) return "NIL";
+  std::string out;
+  for (const auto& a : parse_addresses(*value)) {
+    if (a.group_end) {
+      out += "(NIL NIL NIL NIL)";
+    } else {
+      out += "(" + nstring(a.name) + " " + nstring(a.adl) + " " + nstring(a.mailbox) + " " + nstring(a.host) + ")";
+    }
+  }
+  if (out.empty()) return "NIL";
+  return "(" + out + ")";
+}
+
+// An empty field counts as absent (RFC 3501 §7.4.2 defaults).
+std::optional<std::string> non_empty(std::optional<std::string> v) {
+  if (v && trim_ws(*v).empty()) return std::nullopt;
+  return v;
+}
+
+std::string envelope_of(std::string_view header) {
+  auto field = [&](const char* name) { return header_value(header, name); };
+  auto from = non_empty(header_values(header, "From"));
+  auto sender = non_empty(header_values(header, "Sender"));
+  auto reply_to = non_empty(header_values(header, "Reply-To"));
+  std::string out = "(";
+  out += nstring(field("Date")) + " ";
+  out += nstring(field("Subject")) + " ";
+  out += address_list(from) + " ";
+  // RFC 3501 §7.4.2: absent Sender/Reply-To default to From.
+  out += address_list(sender ? sender : from) + " ";
+  out += address_list(reply_to ? reply_to : from) + " ";
+  out += address_list(header_values(header, "To")) + " ";
+  out += address_list(header_values(header, "Cc")) + " ";
+  out += address_list(header_values(header, "Bcc")) + " ";
+  out += nstring(field("In-Reply-To")) + " ";
+  out += nstring(field("Message-ID"));
+  return out + ")";
+}
+
+std::string params_list(const ContentType& ct) {
+  if (ct.params.empty()) return "NIL";
+  std::string out = "(";
+  for (const auto& p : ct.params) {
+    if (out.size() > 1) out += ' ';
+    out += quote(p.name) + " " + quote(p.value);
+  }
+  return out + ")";
+}
+
+std::string disposition(std::string_view header) {
+  auto v = header_value(header, "Content-Disposition");
+  if (!v || trim_ws(*v).empty()) return "NIL";
+  // Reuse the Content-Type parser: "attachment; filename=x" has the same shape
+  // apart from the slash.
+  ContentType ct = parse_content_type("x/" + *v, ContentType{});
+  return "(" + quote(ct.subtype) + " " + params_list(ct) + ")";
+}
+
+std::string structure(const Part& p, bool extended) {
+  if (p.multipart()) {
+    std::string out = "(";
+    for (const auto& c : p.children) out += structure(c, extended);
+    out += " " + quote(p.type.subtype);
+    if (extended) {
+      out += " " + params_list(p.type) + " " + disposition(p.header) + " " +
+             nstring(header_value(p.header, "Content-Language")) + " " +
+             nstring(header_value(p.header, "Content-Location"));
+    }
+    return out + ")";
+  }
+  ContentType ct = p.type;
+  if (ct.type == "TEXT" && !param(ct, "CHARSET")) ct.params.insert(ct.params.begin(), {"CHARSET", "US-ASCII"});
+  std::string encoding = "7BIT";
+  if (auto e = header_value(p.header, "Content-Transfer-Encoding"); e && !trim_ws(*e).empty())
+    encoding = to_upper(trim_ws(*e));
+  std::string out = "(" + quote(ct.type) + " " + quote(ct.subtype) + " " + params_list(ct) + " " +
+                    nstring(header_value(p.header, "Content-ID")) + " " +
+                    nstring(header_value(p.header, "Content-Description")) + " " + quote(encoding) + " " +
+                    std::to_string(p.body.size());
+  if (p.message() && !p.children.empty()) {
+    const Part& m = p.children[0];
+    out += " " + envelope_of(m.header) + " " + structure(m, extended) + " " + std::to_string(count_lines(p.body));
+  } else if (ct.type == "TEXT") {
+    out += " " + std::to_string(count_lines(p.body));
+  }
+  if (extended) {
+    out += " " + nstring(header_value(p.header, "Content-MD5")) + " " + disposition(p.header) + " " +
+           nstring(header_value(p.header, "Content-Language")) + " " +
+           nstring(header_value(p.header, "Content-Location"));
+  }
+  return out + ")";
+}
+
+}  // namespace
+
+HeaderBody split_message(std::string_view message) {
+  // The header ends at the first empty line; a message without one is all header.
+  if (message.starts_with("\r\n")) return {message.substr(0, 2), message.substr(2)};
+  if (message.starts_with("\n")) return {message.substr(0, 1), message.substr(1)};
+  size_t pos = 0;
+  for (;;) {
+    size_t lf = message.find('\n', pos);
+    if (lf == std::string_view::npos) return {message, {}};
+    size_t next = lf + 1;
+    if (message.substr(next, 2) == "\r\n") return {message.substr(0, next + 2), message.substr(next + 2)};
+    if (message.substr(next, 1) == "\n") return {message.substr(0, next + 1), message.substr(next + 1)};
+    pos = next;
+  }
+}
+
+std::string header_fields(std::string_view header, const std::vector<std::string>& names, bool exclude) {
+  std::string out;
+  for_each_field(header, [&](std::string_view name, std::string_view field) {
+    bool listed = std::any_of(names.begin(), names.end(), [&](const std::string& n) { return iequals(n, name); });
+    if (listed != exclude && !name.empty()) {
+      out += field;
+      if (!field.ends_with("\n")) out += "\r\n";
+    }
+  });
+  return out + "\r\n";
+}
+
+std::optional<std::string> header_value(std::string_view header, std::string_view name) {
+  std::optional<std::string> out;
+  for_each_field(header, [&](std::string_view n, std::string_view field) {
+    if (!out && iequals(n, name)) out = unfold(field.substr(field.find(':') + 1));
+  });
+  return out;
+}
+
+std::optional<std::string> header_values(std::string_view header, std::string_view name) {
+  std::optional<std::string> out;
+  for_each_field(header, [&](std::string_view n, std::string_view field) {
+    if (!iequals(n, name)) return;
+    std::string v = unfold(field.substr(field.find(':') + 1));
+    out = out ? *out + ", " + v : v;
+  });
+  return out;
+}
+
+std::optional<std::string> section_text(std::string_view message, const Section& section) {
+  using T = Section::Text;
+  if (section.part.empty()) {
+    HeaderBody hb = split_message(message);
+    switch (section.text) {
+      case T::none: return std::string(message);
+      case T::header: return std::string(hb.header);
+      case T::text: return std::string(hb.body);
+      case T::header_fields: return header_fields(hb.header, section.fields, false);
+      case T::header_fields_not: return header_fields(hb.header, section.fields, true);
+      case T::mime: return std::nullopt;
+    }
+    return std::nullopt;
+  }
+  Part root = parse_message(message);
+  const Part* cur = &root;
+  bool is_root = true;
+  for (uint32_t n : section.part) {
+    if (cur->multipart()) {
+      if (n > cur->children.size()) return std::nullopt;
+      cur = &cur->children[n - 1];
+    } else if (is_root) {
+      if (n != 1) return std::nullopt;
+    } else if (cur->message() && !cur->children.empty()) {
+      const Part& m = cur->children[0];
+      if (m.multipart()) {
+        if (n > m.children.size()) return std::nullopt;
+        cur = &m.children[n - 1];
+      } else if (n == 1) {
+        cur = &m;
+      } else {
+        return std::nullopt;
+      }
+    } else {
+      return std::nullopt;
+    }
+    is_root = false;
+  }
+  switch (section.text) {
+    case T::none: return std::string(cur->body);
+    case T::mime: return std::string(cur->header);
+    default: break;
+  }
+  // HEADER/TEXT after a part number: only for a message/rfc822 part.
+  if (!cur->message() || cur->children.empty()) return std::nullopt;
+  const Part& m = cur->children[0];
+  switch (section.text) {
+    case T::header: return std::string(m.header);
+    case T::text: return std::string(m.body);
+    case T::header_fields: return header_fields(m.header, section.fields, false);
+    case T::header_fields_not: return header_fields(m.header, section.fields, true);
+    default: return std::nullopt;
+  }
+}
+
+std::string envelope(std::string_view message) { return envelope_of(split_message(message).header); }
+
+std::string body_structure(std::string_view message, bool extended) {
+  return structure(parse_message(message), extended);
+}
+
+std::optional<Days> parse_rfc5322_date(std::string_view value) {
+  // [day-of-week ","] day month year time zone: only the date matters here.
+  std::string v(value);
+  if (auto comma = v.find(','); comma != std::string::npos) v.erase(0, comma + 1);
+  auto words = base::split_words(v);
+  if (words.size() < 3) return std::nullopt;
+  std::string text = std::string(words[0]) + "-" + std::string(words[1].substr(0, 3)) + "-" + std::string(words[2]);
+  if (words[2].size() == 2) {  // obsolete two-digit year (RFC 5322 §4.3)
+    auto y = base::parse_uint(words[2]);
+    if (!y) return std::nullopt;
+    text = std::string(words[0]) + "-" + std::string(words[1].substr(0, 3)) + "-" +
+           std::to_string(*y < 50 ? 2000 + *y : 1900 + *y);
+  }
+  return parse_date_text(text);
+}
+
+std::string address_search_text(std::string_view value) {
+  std::string out;
+  for (const auto& a : parse_addresses(value)) {
+    if (a.group_start || a.group_end) continue;
+    if (!out.empty()) out += ", ";
+    if (a.name) out += *a.name + " ";
+    out += "<" + a.mailbox.value_or("") + "@" + a.host.value_or("") + ">";
+  }
+  return out;
+}
+
+bool icontains(std::string_view haystack, std::string_view needle) {
+  if (needle.empty()) return true;
+  auto it = std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(),
+                        [](char a, char b) { return base::ascii_lower(a) == base::ascii_lower(b); });
+  return it != haystack.end();
+}
+
+}  // namespace hikyaku::imap::protocol

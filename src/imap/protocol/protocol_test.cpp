@@ -1,0 +1,495 @@
+// Unit tests for the sans-I/O IMAP protocol: framing, the command parser,
+// response formatting, message structure and the engine driven through
+// scripted conversations over a MemoryStore.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/strings.hpp"
+#include "imap/protocol/command.hpp"
+#include "imap/protocol/engine.hpp"
+#include "imap/protocol/framer.hpp"
+#include "imap/protocol/message.hpp"
+#include "imap/protocol/response.hpp"
+
+namespace hikyaku::imap::protocol {
+namespace {
+
+using namespace std::string_literals;
+
+// ---------------------------------------------------------------- framing
+
+TEST(Framer, Rfc3501Section4_3LiteralsInline) {
+  Framer f(1000, 1000);
+  std::string out;
+  f.append("a1 LOGIN {5}\r\n");
+  EXPECT_EQ(f.next(out), Framer::Status::continuation);
+  EXPECT_EQ(f.next(out), Framer::Status::need_more);
+  f.append("alice {3+}\r\npw\n\r\n");
+  ASSERT_EQ(f.next(out), Framer::Status::command);
+  EXPECT_EQ(out, "a1 LOGIN {5}\r\nalice {3+}\r\npw\n");
+  EXPECT_TRUE(f.empty());
+}
+
+TEST(Framer, TooLongLineAndTooLargeLiteral) {
+  Framer f(30, 10);
+  std::string out;
+  f.append("a1 NOOP " + std::string(60, 'x'));
+  EXPECT_EQ(f.next(out), Framer::Status::too_long);
+  EXPECT_EQ(tag_of(out), "a1");
+  f.append("yyy\r\na2 NOOP\r\n");
+  ASSERT_EQ(f.next(out), Framer::Status::command);
+  EXPECT_EQ(out, "a2 NOOP");
+  // RFC 7888: a too-large LITERAL+ is skipped with the rest of its line.
+  f.append("a3 APPEND INBOX {11+}\r\n01234567890 more\r\na4 NOOP\r\n");
+  EXPECT_EQ(f.next(out), Framer::Status::too_large);
+  ASSERT_EQ(f.next(out), Framer::Status::command);
+  EXPECT_EQ(out, "a4 NOOP");
+}
+
+// ---------------------------------------------------------------- parsing
+
+Options plaintext_options_for_test() {
+  Options o;
+  o.allow_plaintext = true;
+  return o;
+}
+
+TEST(Command, Rfc3501Section9Basics) {
+  struct Case {
+    std::string text;
+    bool ok;
+    Verb verb;
+    std::string tag;
+  };
+  const Case cases[] = {
+      {"a1 CAPABILITY", true, Verb::capability, "a1"},
+      {"a1 capability", true, Verb::capability, "a1"},
+      {"A.2 noop", true, Verb::noop, "A.2"},
+      {"a1 LOGIN alice \"pass word\"", true, Verb::login, "a1"},
+      {"a1 LOGIN alice", false, Verb::noop, "a1"},
+      {"a1 SELECT INBOX", true, Verb::select, "a1"},
+      {"a1 SELECT", false, Verb::noop, "a1"},
+      {"a1 FETCH 1:* (FLAGS UID)", true, Verb::fetch, "a1"},
+      {"a1 FETCH 1:* FULL", true, Verb::fetch, "a1"},
+      {"a1 FETCH 0 FLAGS", false, Verb::noop, "a1"},
+      {"a1 FETCH 1 (FLAGS", false, Verb::noop, "a1"},
+      {"a1 FETCH 1 BODY[HEADER.FIELDS (FROM TO)]<0.100>", true, Verb::fetch, "a1"},
+      {"a1 UID FETCH 1:* BODY.PEEK[]", true, Verb::fetch, "a1"},
+      {"a1 UID NOOP", false, Verb::noop, "a1"},
+      {"a1 STORE 1 +FLAGS.SILENT (\\Seen)", true, Verb::store, "a1"},
+      {"a1 STORE 1 FLAGS \\Seen \\Deleted", true, Verb::store, "a1"},
+      {"a1 STORE 1 XFLAGS (\\Seen)", false, Verb::noop, "a1"},
+      {"a1 SEARCH OR FROM alice NOT SEEN", true, Verb::search, "a1"},
+      {"a1 SEARCH (SINCE 1-Feb-2024 BEFORE \"5-Mar-2024\") LARGER 10", true, Verb::search, "a1"},
+      {"a1 SEARCH SINCE 31-Foo-2024", false, Verb::noop, "a1"},
+      {"a1 SEARCH", false, Verb::noop, "a1"},
+      {"a1 APPEND INBOX (\\Seen) \"05-Mar-2024 10:00:00 +0100\" {3}\r\nabc", true, Verb::append, "a1"},
+      {"a1 APPEND INBOX {3}\r\nab", false, Verb::noop, "a1"},
+      {"a1 ID (\"name\" \"mutt\" \"version\" NIL)", true, Verb::id, "a1"},
+      {"a1 ID NIL", true, Verb::id, "a1"},
+      {"a1 AUTHENTICATE PLAIN AGFsaWNlAHB3", true, Verb::authenticate, "a1"},
+      {"a1 LIST \"\" *", true, Verb::list, "a1"},
+      {"a1 STATUS INBOX (MESSAGES UIDNEXT)", true, Verb::status, "a1"},
+      {"a1 UID EXPUNGE 1:3", true, Verb::expunge, "a1"},
+      {"a1 XYZZY", false, Verb::noop, "a1"},
+      {"+ NOOP", false, Verb::noop, "*"},
+      {"", false, Verb::noop, "*"},
+      {"a1", false, Verb::noop, "a1"},
+      {"a1  NOOP", false, Verb::noop, "a1"},
+      {"a1 NOOP extra", false, Verb::noop, "a1"},
+      {"a\0001 NOOP"s, false, Verb::noop, "*"},
+  };
+  for (const auto& c : cases) {
+    auto r = parse_command(c.text);
+    EXPECT_EQ(r.command.has_value(), c.ok) << c.text << " error: " << r.error;
+    EXPECT_EQ(r.tag, c.tag) << c.text;
+    if (c.ok && r.command) {
+      EXPECT_EQ(r.command->verb, c.verb) << c.text;
+    }
+  }
+}
+
+TEST(Command, Rfc3501Section6_4_5FetchAttributes) {
+  auto r = parse_command("t FETCH 2,4:* (UID BODY.PEEK[1.2.MIME] BODY[HEADER.FIELDS.NOT (Received)]<5.10> RFC822.SIZE)");
+  ASSERT_TRUE(r.command) << r.error;
+  const auto& c = *r.command;
+  ASSERT_EQ(c.set.ranges.size(), 2u);
+  EXPECT_EQ(c.set.ranges[1].first, 4u);
+  EXPECT_EQ(c.set.ranges[1].last, 0u);  // "*"
+  ASSERT_EQ(c.fetch.size(), 4u);
+  EXPECT_EQ(c.fetch[1].kind, FetchAtt::Kind::body_section);
+  EXPECT_TRUE(c.fetch[1].peek);
+  EXPECT_EQ(c.fetch[1].section.part, (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(c.fetch[1].section.text, Section::Text::mime);
+  EXPECT_EQ(c.fetch[2].section.text, Section::Text::header_fields_not);
+  EXPECT_EQ(c.fetch[2].section.fields, std::vector<std::string>{"Received"});
+  EXPECT_EQ(*c.fetch[2].partial_offset, 5u);
+  EXPECT_EQ(c.fetch[2].partial_count, 10u);
+  EXPECT_TRUE(c.set.contains(7, 9));
+  EXPECT_FALSE(c.set.contains(3, 9));
+}
+
+TEST(Command, HostileInputIsRefusedNotCrashed) {
+  // Deep nesting is bounded.
+  std::string deep = "a SEARCH " + std::string(200, '(') + "ALL" + std::string(200, ')');
+  auto r = parse_command(deep);
+  EXPECT_FALSE(r.command);
+  EXPECT_EQ(r.tag, "a");
+  std::string nots = "a SEARCH";
+  for (int i = 0; i < 100; ++i) nots += " NOT";
+  EXPECT_FALSE(parse_command(nots + " ALL").command);
+  // Numbers beyond 32 bits, a literal longer than the data, an empty literal.
+  EXPECT_FALSE(parse_command("a FETCH 4294967296 FLAGS").command);
+  EXPECT_FALSE(parse_command("a LOGIN {10}\r\nabc def").command);
+  auto empty = parse_command("a LOGIN {0}\r\n {0}\r\n");
+  ASSERT_TRUE(empty.command) << empty.error;
+  EXPECT_EQ(empty.command->user, "");
+  // Partial with a zero count, a section on a non-section item.
+  EXPECT_FALSE(parse_command("a FETCH 1 BODY[]<0.0>").command);
+  EXPECT_FALSE(parse_command("a FETCH 1 RFC822[]").command);
+  EXPECT_FALSE(parse_command("a FETCH 1 BODY[MIME]").command);  // MIME needs a part number
+}
+
+TEST(Engine, FramingErrorsAnswerWithTheTag) {
+  Engine e(plaintext_options_for_test());
+  EXPECT_EQ(e.on_framing_error(Framer::Status::too_long, "t9 NOOP xxxx").reply, "t9 BAD command line too long\r\n");
+  EXPECT_EQ(e.on_framing_error(Framer::Status::too_large, "t8 APPEND INBOX {99999999}").reply,
+            "t8 NO [TOOBIG] message too large\r\n");
+  EXPECT_EQ(e.on_framing_error(Framer::Status::too_large, "t7 LOGIN {99999999}").reply, "t7 BAD literal too large\r\n");
+}
+
+TEST(Command, LiteralArgumentsAndQuoting) {
+  auto r = parse_command("a LOGIN {5}\r\nalice \"p\\\"w\\\\\"");
+  ASSERT_TRUE(r.command) << r.error;
+  EXPECT_EQ(r.command->user, "alice");
+  EXPECT_EQ(r.command->password, "p\"w\\");
+}
+
+TEST(Response, QuotingAndLiterals) {
+  EXPECT_EQ(quote("abc"), "\"abc\"");
+  EXPECT_EQ(quote("a\"b\\"), "\"a\\\"b\\\\\"");
+  EXPECT_EQ(quote("a\r\nb"), "{4}\r\na\r\nb");
+  EXPECT_EQ(quote("caf\xc3\xa9"), "{5}\r\ncaf\xc3\xa9");
+  EXPECT_EQ(nstring(std::nullopt), "NIL");
+  EXPECT_EQ(flag_list(kSeen | kDeleted, true), "(\\Seen \\Deleted \\Recent)");
+  EXPECT_EQ(maildir_letters(kSeen | kAnswered | kFlagged | kDeleted | kDraft), "DFRST");
+  EXPECT_EQ(from_maildir_letters("ST"), kSeen | kDeleted);
+  EXPECT_EQ(internal_date(0), "\"01-Jan-1970 00:00:00 +0000\"");
+  EXPECT_EQ(parse_date_text("1-Feb-1970"), 31);
+}
+
+// ---------------------------------------------------------------- messages
+
+const std::string kSimple =
+    "From: \"Ann Example\" <ann@example.org>\r\n"
+    "To: bob@example.test, Carol <carol@example.test>\r\n"
+    "Subject: Hello\r\n"
+    "  world\r\n"
+    "Date: Tue, 5 Mar 2024 10:00:00 +0100\r\n"
+    "Message-ID: <m1@example.org>\r\n"
+    "\r\n"
+    "line one\r\n"
+    "line two\r\n";
+
+const std::string kMultipart =
+    "From: ann@example.org\r\n"
+    "Subject: parts\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: multipart/mixed; boundary=\"XX\"\r\n"
+    "\r\n"
+    "preamble\r\n"
+    "--XX\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "\r\n"
+    "hello\r\n"
+    "--XX\r\n"
+    "Content-Type: message/rfc822\r\n"
+    "\r\n"
+    "Subject: inner\r\n"
+    "\r\n"
+    "inner body\r\n"
+    "--XX--\r\n"
+    "epilogue\r\n";
+
+TEST(Message, Rfc3501Section6_4_5Sections) {
+  Section s;
+  s.text = Section::Text::header_fields;
+  s.fields = {"SUBJECT"};
+  EXPECT_EQ(*section_text(kSimple, s), "Subject: Hello\r\n  world\r\n\r\n");
+  s.text = Section::Text::text;
+  EXPECT_EQ(*section_text(kSimple, s), "line one\r\nline two\r\n");
+  s = Section{};
+  s.part = {1};
+  EXPECT_EQ(*section_text(kSimple, s), "line one\r\nline two\r\n");
+  s.part = {2};
+  EXPECT_FALSE(section_text(kSimple, s));
+
+  s = Section{};
+  s.part = {1};
+  EXPECT_EQ(*section_text(kMultipart, s), "hello");
+  s.text = Section::Text::mime;
+  EXPECT_EQ(*section_text(kMultipart, s), "Content-Type: text/plain; charset=utf-8\r\n\r\n");
+  s = Section{};
+  s.part = {2};
+  s.text = Section::Text::header;
+  EXPECT_EQ(*section_text(kMultipart, s), "Subject: inner\r\n\r\n");
+  s.part = {2, 1};
+  s.text = Section::Text::none;
+  EXPECT_EQ(*section_text(kMultipart, s), "inner body");  // the CRLF belongs to the delimiter
+  s.part = {3};
+  EXPECT_FALSE(section_text(kMultipart, s));
+}
+
+TEST(Message, Rfc3501Section7_4_2Envelope) {
+  EXPECT_EQ(envelope(kSimple),
+            "(\"Tue, 5 Mar 2024 10:00:00 +0100\" \"Hello  world\" "
+            "((\"Ann Example\" NIL \"ann\" \"example.org\")) "
+            "((\"Ann Example\" NIL \"ann\" \"example.org\")) "
+            "((\"Ann Example\" NIL \"ann\" \"example.org\")) "
+            "((NIL NIL \"bob\" \"example.test\")(\"Carol\" NIL \"carol\" \"example.test\")) "
+            "NIL NIL NIL \"<m1@example.org>\")");
+  EXPECT_NE(envelope("To: friends: a@b, c@d;\r\n\r\n").find(
+                "((NIL NIL \"friends\" NIL)(NIL NIL \"a\" \"b\")(NIL NIL \"c\" \"d\")(NIL NIL NIL NIL))"),
+            std::string::npos);
+}
+
+TEST(Message, Rfc3501Section7_4_2BodyStructure) {
+  EXPECT_EQ(body_structure(kSimple, false), "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 20 2)");
+  EXPECT_EQ(body_structure(kSimple, true),
+            "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 20 2 NIL NIL NIL NIL)");
+  std::string mp = body_structure(kMultipart, false);
+  EXPECT_TRUE(mp.starts_with("((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 5 1)(\"MESSAGE\" \"RFC822\""))
+      << mp;
+  EXPECT_TRUE(mp.ends_with(" \"MIXED\")")) << mp;
+  EXPECT_TRUE(body_structure(kMultipart, true).ends_with(" \"MIXED\" (\"BOUNDARY\" \"XX\") NIL NIL NIL)"));
+}
+
+// ---------------------------------------------------------------- engine
+
+class Conversation {
+ public:
+  explicit Conversation(Options o = {}) : engine(o) {
+    auto s = std::make_unique<MemoryStore>();
+    store = s.get();
+    pending_store = std::move(s);
+  }
+  // Send one command; answer authenticate actions with "alice"/"pw".
+  std::string send(std::string_view text) {
+    Action a = engine.on_input(text);
+    std::string out = a.reply;
+    last_kind = a.kind;
+    if (a.kind == Action::Kind::authenticate) {
+      bool ok = !a.refused && a.user == "alice" && a.password == "pw";
+      Action b = ok ? engine.login_result(LoginOutcome::ok, std::move(pending_store))
+                    : engine.login_result(LoginOutcome::bad_credentials);
+      out += b.reply;
+      last_kind = b.kind;
+    }
+    if (a.kind == Action::Kind::start_tls) engine.tls_started();
+    return out;
+  }
+  Engine engine;
+  MemoryStore* store;
+  std::unique_ptr<MemoryStore> pending_store;
+  Action::Kind last_kind = Action::Kind::none;
+};
+
+Options plaintext() {
+  Options o;
+  o.allow_plaintext = true;
+  return o;
+}
+
+TEST(Engine, Rfc3501Section6_2_3LoginDisabledWithoutTls) {
+  Options o;
+  o.tls_available = true;
+  Conversation c(o);
+  EXPECT_NE(c.engine.greeting().find("STARTTLS LOGINDISABLED"), std::string::npos);
+  EXPECT_EQ(c.send("a1 LOGIN alice pw"), "a1 NO [PRIVACYREQUIRED] LOGIN needs TLS (STARTTLS)\r\n");
+  EXPECT_EQ(c.send("a2 AUTHENTICATE PLAIN AGFsaWNlAHB3").substr(0, 6), "a2 NO ");
+  EXPECT_EQ(c.send("a3 STARTTLS"), "a3 OK Begin TLS negotiation now\r\n");
+  EXPECT_EQ(c.engine.capabilities().find("LOGINDISABLED"), std::string::npos);
+  EXPECT_NE(c.engine.capabilities().find("AUTH=PLAIN"), std::string::npos);
+  EXPECT_TRUE(c.send("a4 LOGIN alice pw").starts_with("a4 OK [CAPABILITY"));
+  EXPECT_EQ(c.engine.state(), State::authenticated);
+}
+
+TEST(Engine, Rfc4959SaslIrAndContinuation) {
+  Conversation c(plaintext());
+  // "\0alice\0wrong"
+  EXPECT_EQ(c.send("a1 AUTHENTICATE PLAIN AGFsaWNlAHdyb25n"), "a1 NO [AUTHENTICATIONFAILED] authentication failed\r\n");
+  EXPECT_EQ(c.send("a2 AUTHENTICATE PLAIN"), "+ \r\n");
+  EXPECT_EQ(c.send("*"), "a2 BAD AUTHENTICATE cancelled\r\n");
+  EXPECT_EQ(c.send("a3 AUTHENTICATE PLAIN"), "+ \r\n");
+  EXPECT_TRUE(c.send("AGFsaWNlAHB3").starts_with("a3 OK"));
+}
+
+TEST(Engine, Rfc3501SelectFetchStoreExpunge) {
+  Conversation c(plaintext());
+  c.store->add(kSimple);
+  c.store->add(kMultipart, kSeen);
+  c.send("a1 LOGIN alice pw");
+  std::string sel = c.send("a2 SELECT inbox");
+  EXPECT_NE(sel.find("* 2 EXISTS\r\n"), std::string::npos) << sel;
+  EXPECT_NE(sel.find("* 2 RECENT\r\n"), std::string::npos) << sel;
+  EXPECT_NE(sel.find("* OK [UNSEEN 1]"), std::string::npos) << sel;
+  EXPECT_NE(sel.find("* OK [UIDVALIDITY 1234]"), std::string::npos) << sel;
+  EXPECT_NE(sel.find("* OK [UIDNEXT 3]"), std::string::npos) << sel;
+  EXPECT_NE(sel.find("a2 OK [READ-WRITE]"), std::string::npos) << sel;
+
+  EXPECT_EQ(c.send("a3 FETCH 1 (UID RFC822.SIZE FLAGS)"),
+            "* 1 FETCH (UID 1 RFC822.SIZE " + std::to_string(kSimple.size()) +
+                " FLAGS (\\Recent))\r\na3 OK FETCH completed\r\n");
+  // BODY[] sets \Seen and reports the flags; BODY.PEEK does not.
+  EXPECT_EQ(c.send("a4 FETCH 1 BODY.PEEK[TEXT]<5.3>"), "* 1 FETCH (BODY[TEXT]<5> {3}\r\none)\r\na4 OK FETCH completed\r\n");
+  EXPECT_EQ(c.store->entries[0].meta.flags, 0);
+  EXPECT_EQ(c.send("a5 FETCH 1 BODY[TEXT]"),
+            "* 1 FETCH (BODY[TEXT] {20}\r\nline one\r\nline two\r\n FLAGS (\\Seen \\Recent))\r\na5 OK FETCH completed\r\n");
+  EXPECT_EQ(c.store->entries[0].meta.flags, kSeen);
+
+  EXPECT_EQ(c.send("a6 UID STORE 2 +FLAGS (\\Deleted)"),
+            "* 2 FETCH (UID 2 FLAGS (\\Seen \\Deleted \\Recent))\r\na6 OK UID STORE completed\r\n");
+  EXPECT_EQ(c.send("a7 SEARCH DELETED"), "* SEARCH 2\r\na7 OK SEARCH completed\r\n");
+  EXPECT_EQ(c.send("a8 EXPUNGE"), "* 2 EXPUNGE\r\n* 1 RECENT\r\na8 OK EXPUNGE completed\r\n");
+  EXPECT_EQ(c.store->entries.size(), 1u);
+  EXPECT_EQ(c.send("a9 FETCH 2 FLAGS"), "a9 BAD invalid message sequence number\r\n");
+}
+
+TEST(Engine, Rfc3501Section7_4_1ExpungeDeferredDuringFetch) {
+  Conversation c(plaintext());
+  c.store->add(kSimple);
+  c.store->add(kSimple);
+  c.send("a1 LOGIN alice pw");
+  c.send("a2 SELECT INBOX");
+  // Another session expunges message 1 and delivers a new one.
+  c.store->entries.erase(c.store->entries.begin());
+  c.store->add(kSimple);
+  EXPECT_EQ(c.send("a3 FETCH 2 UID"), "* 2 FETCH (UID 2)\r\n* 3 EXISTS\r\n* 3 RECENT\r\na3 OK FETCH completed\r\n");
+  EXPECT_EQ(c.send("a4 NOOP"), "* 1 EXPUNGE\r\n* 2 RECENT\r\na4 OK NOOP completed\r\n");
+  EXPECT_EQ(c.send("a5 UID SEARCH ALL"), "* SEARCH 2 3\r\na5 OK UID SEARCH completed\r\n");
+}
+
+TEST(Engine, Rfc2177Idle) {
+  Conversation c(plaintext());
+  c.send("a1 LOGIN alice pw");
+  c.send("a2 SELECT INBOX");
+  EXPECT_EQ(c.send("a3 IDLE"), "+ idling\r\n");
+  EXPECT_EQ(c.last_kind, Action::Kind::idle);
+  EXPECT_EQ(c.engine.idle_poll(), "");
+  c.store->add(kSimple);
+  EXPECT_EQ(c.engine.idle_poll(), "* 1 EXISTS\r\n* 1 RECENT\r\n");
+  EXPECT_EQ(c.send("DONE"), "a3 OK IDLE terminated\r\n");
+  EXPECT_EQ(c.send("a4 IDLE"), "+ idling\r\n");
+  EXPECT_EQ(c.send("nope"), "a4 BAD expected DONE\r\n");
+}
+
+TEST(Engine, SearchKeys) {
+  Conversation c(plaintext());
+  c.store->add(kSimple, kFlagged);
+  c.store->add(kMultipart, kSeen | kAnswered);
+  c.send("a1 LOGIN alice pw");
+  c.send("a2 SELECT INBOX");
+  struct Case {
+    std::string query;
+    std::string want;
+  };
+  const Case cases[] = {
+      {"ALL", " 1 2"},
+      {"SEEN", " 2"},
+      {"UNSEEN", " 1"},
+      {"FLAGGED", " 1"},
+      {"ANSWERED", " 2"},
+      {"NEW", " 1"},
+      {"FROM ANN@EXAMPLE", " 1 2"},
+      {"TO carol", " 1"},
+      {"SUBJECT \"hello  WORLD\"", " 1"},
+      {"BODY \"inner body\"", " 2"},
+      {"TEXT preamble", " 2"},
+      {"HEADER Message-ID m1@", " 1"},
+      {"NOT SEEN", " 1"},
+      {"OR SEEN FLAGGED", " 1 2"},
+      {"LARGER " + std::to_string(kSimple.size()), " 2"},
+      {"SMALLER " + std::to_string(kSimple.size() + 1), " 1"},
+      {"UID 2:*", " 2"},
+      {"2", " 2"},
+      {"SENTON 5-Mar-2024", " 1"},
+      {"SENTBEFORE 5-Mar-2024", ""},
+      {"ON 14-Nov-2023", " 1 2"},
+      {"SINCE 15-Nov-2023", ""},
+      {"BEFORE 15-Nov-2023", " 1 2"},
+      {"CHARSET UTF-8 ALL", " 1 2"},
+  };
+  for (const auto& k : cases) {
+    EXPECT_EQ(c.send("s SEARCH " + k.query), "* SEARCH" + k.want + "\r\ns OK SEARCH completed\r\n") << k.query;
+  }
+  EXPECT_TRUE(c.send("s SEARCH CHARSET KOI8-R ALL").starts_with("s NO [BADCHARSET"));
+}
+
+TEST(Engine, AppendCopyListStatus) {
+  Conversation c(plaintext());
+  c.send("a1 LOGIN alice pw");
+  EXPECT_EQ(c.send("a2 APPEND INBOX (\\Seen) {" + std::to_string(kSimple.size()) + "}\r\n" + kSimple),
+            "a2 OK [APPENDUID 0 1] APPEND completed\r\n");
+  EXPECT_EQ(c.send("a3 APPEND Other {1}\r\nx"), "a3 NO [TRYCREATE] only INBOX exists\r\n");
+  EXPECT_EQ(c.send("a4 LIST \"\" *"), "* LIST (\\HasNoChildren) \"/\" INBOX\r\na4 OK LIST completed\r\n");
+  EXPECT_EQ(c.send("a5 LIST \"\" \"\""), "* LIST (\\Noselect) \"/\" \"\"\r\na5 OK LIST completed\r\n");
+  EXPECT_EQ(c.send("a6 LSUB \"\" \"*\""), "* LSUB (\\HasNoChildren) \"/\" INBOX\r\na6 OK LSUB completed\r\n");
+  EXPECT_EQ(c.send("a7 STATUS INBOX (MESSAGES UNSEEN UIDNEXT UIDVALIDITY)"),
+            "* STATUS INBOX (MESSAGES 1 UNSEEN 0 UIDNEXT 2 UIDVALIDITY 1234)\r\na7 OK STATUS completed\r\n");
+  EXPECT_EQ(c.send("a8 CREATE foo"), "a8 NO [CANNOT] only INBOX is available on this server\r\n");
+  c.send("a9 SELECT INBOX");
+  std::string copy = c.send("b1 COPY 1 INBOX");
+  EXPECT_EQ(copy, "* 2 EXISTS\r\n* 2 RECENT\r\nb1 OK [COPYUID 1234 1 2] COPY completed\r\n");
+  EXPECT_EQ(c.store->entries[1].content, kSimple);
+  EXPECT_EQ(c.store->entries[1].meta.flags, kSeen);
+  EXPECT_EQ(c.send("b2 EXAMINE INBOX").find("[READ-ONLY]") != std::string::npos, true);
+  EXPECT_EQ(c.send("b3 STORE 1 +FLAGS (\\Deleted)"), "b3 NO [READ-ONLY] mailbox is read-only\r\n");
+  EXPECT_EQ(c.send("b4 CLOSE"), "b4 OK CLOSE completed\r\n");
+  EXPECT_EQ(c.send("b5 FETCH 1 FLAGS"), "b5 BAD FETCH not valid in this state\r\n");
+}
+
+TEST(Engine, Rfc3501Section2_3_2Keywords) {
+  Conversation c(plaintext());
+  c.store->add(kSimple);
+  c.store->add(kSimple);
+  c.send("a1 LOGIN alice pw");
+  EXPECT_NE(c.send("a2 SELECT INBOX").find("[PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)]"),
+            std::string::npos);
+  EXPECT_EQ(c.send("a3 STORE 1 +FLAGS ($Forwarded \\Seen)"),
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded)\r\n"
+            "* 1 FETCH (FLAGS (\\Seen $Forwarded \\Recent))\r\na3 OK STORE completed\r\n");
+  EXPECT_EQ(c.store->entries[0].meta.keywords, Keywords{"$Forwarded"});
+  EXPECT_EQ(c.send("a4 SEARCH KEYWORD $forwarded"), "* SEARCH 1\r\na4 OK SEARCH completed\r\n");
+  EXPECT_EQ(c.send("a5 SEARCH UNKEYWORD $Forwarded"), "* SEARCH 2\r\na5 OK SEARCH completed\r\n");
+  EXPECT_EQ(c.send("a6 STORE 1 -FLAGS.SILENT ($FORWARDED)"), "a6 OK STORE completed\r\n");
+  EXPECT_TRUE(c.store->entries[0].meta.keywords.empty());
+  c.store->max_keywords = 0;
+  EXPECT_TRUE(c.send("a7 STORE 2 +FLAGS (Junk)").starts_with("a7 NO [LIMIT]"));
+}
+
+TEST(Engine, BadCommandsAreTaggedAndLimited) {
+  Options o = plaintext();
+  o.max_errors = 3;
+  Conversation c(o);
+  EXPECT_EQ(c.send("x1 FROB"), "x1 BAD unknown command\r\n");
+  EXPECT_EQ(c.send("x2 SELECT INBOX"), "x2 BAD SELECT not valid in this state\r\n");
+  std::string last = c.send("x3 FETCH");
+  EXPECT_TRUE(last.starts_with("* BYE")) << last;
+  EXPECT_EQ(c.last_kind, Action::Kind::close);
+}
+
+TEST(Engine, LogoutAndMisc) {
+  Conversation c(plaintext());
+  EXPECT_EQ(c.send("a ID NIL"), "* ID (\"name\" \"hikyaku\")\r\na OK ID completed\r\n");
+  c.send("b LOGIN alice pw");
+  EXPECT_EQ(c.send("c NAMESPACE"), "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\nc OK NAMESPACE completed\r\n");
+  EXPECT_EQ(c.send("d ENABLE CONDSTORE"), "* ENABLED\r\nd OK ENABLE completed\r\n");
+  EXPECT_EQ(c.send("e LOGOUT"), "* BYE hikyaku logging out\r\ne OK LOGOUT completed\r\n");
+  EXPECT_EQ(c.last_kind, Action::Kind::close);
+}
+
+}  // namespace
+}  // namespace hikyaku::imap::protocol

@@ -1,0 +1,68 @@
+#include "imap/protocol/store.hpp"
+
+#include <algorithm>
+
+namespace hikyaku::imap::protocol {
+
+uint32_t MemoryStore::add(std::string content, uint8_t flags) {
+  Entry e;
+  e.meta.uid = uidnext++;
+  e.meta.key = "k" + std::to_string(e.meta.uid);
+  e.meta.flags = flags;
+  e.meta.size = content.size();
+  e.meta.internal_date = now;
+  e.content = std::move(content);
+  entries.push_back(std::move(e));
+  return entries.back().meta.uid;
+}
+
+base::Result<Snapshot> MemoryStore::scan(bool claim_recent) {
+  Snapshot s;
+  s.uidvalidity = uidvalidity;
+  s.uidnext = uidnext;
+  for (auto& e : entries) {
+    StoredMessage m = e.meta;
+    m.recent = !e.claimed;
+    if (claim_recent) e.claimed = true;
+    s.messages.push_back(m);
+  }
+  return s;
+}
+
+base::Result<std::string> MemoryStore::read(const StoredMessage& message) {
+  for (const auto& e : entries) {
+    if (e.meta.uid == message.uid) return e.content;
+  }
+  return base::make_error("no such message");
+}
+
+base::Result<std::optional<MailStore::FlagState>> MemoryStore::update_flags(const StoredMessage& message,
+                                                                           const FlagChange& change) {
+  for (auto& e : entries) {
+    if (e.meta.uid == message.uid) {
+      FlagState st{e.meta.flags, e.meta.keywords};
+      change(st);
+      if (st.keywords.size() > max_keywords) return base::make_error("too many keywords");
+      e.meta.flags = st.flags;
+      e.meta.keywords = st.keywords;
+      return std::optional<FlagState>(st);
+    }
+  }
+  return std::optional<FlagState>();  // expunged by another session
+}
+
+base::Status MemoryStore::expunge(const StoredMessage& message) {
+  std::erase_if(entries, [&](const Entry& e) { return e.meta.uid == message.uid; });
+  return {};
+}
+
+base::Result<uint32_t> MemoryStore::append(std::string_view message, uint8_t flags, const Keywords& keywords,
+                                           std::optional<int64_t> internal_date) {
+  if (keywords.size() > max_keywords) return base::make_error("too many keywords");
+  uint32_t uid = add(std::string(message), flags);
+  entries.back().meta.keywords = keywords;
+  if (internal_date) entries.back().meta.internal_date = *internal_date;
+  return uid;
+}
+
+}  // namespace hikyaku::imap::protocol

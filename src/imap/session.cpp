@@ -1,0 +1,371 @@
+// The only IMAP file that includes Asio (DESIGN.md: one Asio TU ≈ 30 s).
+#include "imap/session.hpp"
+
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "base/log.hpp"
+#include "imap/protocol/engine.hpp"
+#include "imap/protocol/framer.hpp"
+#include "mailbox/maildir.hpp"
+#include "net/stream.hpp"
+
+namespace hikyaku::imap {
+namespace {
+
+namespace asio = net::asio;
+using protocol::Action;
+using protocol::Framer;
+using protocol::LoginOutcome;
+
+// Without inotify, IDLE looks at the Maildir this often; with it, this is
+// only a safety net (e.g. a Maildir on NFS, where inotify sees nothing).
+constexpr std::chrono::seconds kIdlePollFallback{2};
+constexpr std::chrono::seconds kIdlePollSafety{30};
+// IMAP command lines carry long sequence sets and ID parameters (RFC 2971:
+// 30 pairs of up to 1024 octets); RFC 7162 §4 asks servers to accept at
+// least 8192 octets; Dovecot's default is 64 KiB. limits.line_length applies
+// when larger.
+constexpr size_t kMaxCommandLine = 65536;
+
+std::string printable(std::string_view s) {
+  std::string out;
+  for (char c : s.substr(0, 64)) {
+    auto u = static_cast<unsigned char>(c);
+    out += (u < 0x20 || u >= 0x7f) ? '?' : c;
+  }
+  if (s.size() > 64) out += "...";
+  return out;
+}
+
+void wipe(std::string& secret) {
+  std::fill(secret.begin(), secret.end(), '\0');
+  secret.clear();
+}
+
+// State shared between the IDLE loop and its helper coroutines (reader,
+// inotify watcher); all on the session's executor.
+struct IdleState {
+  explicit IdleState(asio::any_io_executor ex) : wake(ex), inotify(ex) {}
+  asio::steady_timer wake;
+  asio::posix::stream_descriptor inotify;
+  bool input_done = false;
+  bool input_ok = false;
+  bool changed = false;
+  std::string data;
+};
+
+class Session {
+ public:
+  Session(ImapContext& ctx, net::Stream& stream)
+      : ctx_(ctx),
+        stream_(stream),
+        log_(base::logger("imapd")),
+        id_(stream.remote_ip() + ":" + std::to_string(stream.remote_port())),
+        timeout_(ctx.config.limits.imap_idle_timeout),
+        framer_(std::max<size_t>(ctx.config.limits.line_length, kMaxCommandLine), ctx.config.limits.message_size) {}
+
+  net::awaitable<void> run(bool implicit_tls);
+
+ private:
+  net::awaitable<bool> flush();
+  net::awaitable<Action> authenticate(Action a);
+  net::awaitable<Action> on_workers(std::function<Action()> f);
+  // IDLE: report changes until a complete line is framed; nullopt when the
+  // connection ended or timed out.
+  net::awaitable<std::optional<std::string>> idle_until_input();
+
+  ImapContext& ctx_;
+  net::Stream& stream_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::string id_;
+  std::chrono::seconds timeout_;
+  Framer framer_;
+  std::optional<protocol::Engine> engine_;
+  std::string out_;
+  std::string mailbox_;  // the login's [[mailbox]] name once authenticated
+};
+
+net::awaitable<bool> Session::flush() {
+  if (out_.empty()) co_return true;
+  bool ok = co_await stream_.write(out_);
+  out_.clear();
+  co_return ok;
+}
+
+net::awaitable<Action> Session::on_workers(std::function<Action()> f) {
+  auto task = [&]() -> net::awaitable<Action> { co_return f(); };
+  Action a = co_await asio::co_spawn(ctx_.workers, task, net::use_awaitable);
+  co_return a;
+}
+
+net::awaitable<void> Session::run(bool implicit_tls) {
+  // RFC 8314 §3.3: on 993 the TLS handshake comes before any IMAP byte.
+  if (implicit_tls) {
+    bool ok = co_await stream_.start_tls(std::chrono::seconds(60));
+    if (!ok) {
+      log_->debug("{} TLS handshake failed on imaps", id_);
+      co_return;
+    }
+  }
+  protocol::Options options;
+  options.tls_available = ctx_.tls != nullptr;
+  options.tls_active = stream_.tls_active();
+  options.allow_plaintext = ctx_.config.auth.allow_plaintext;  // the POP3 rule
+  options.max_errors = std::max(1u, ctx_.config.limits.errors);
+  engine_.emplace(options);
+  auto& engine = *engine_;
+  log_->debug("{} connected{}", id_, implicit_tls ? " (TLS)" : "");
+  out_ = engine.greeting();
+  bool flushed1 = co_await flush();  // not inside the condition (GCC 12, docs/STYLE.md)
+  if (!flushed1) co_return;
+
+  std::optional<std::string> idle_line;
+  for (;;) {
+    std::string text;
+    Framer::Status status;
+    if (idle_line) {
+      text = std::move(*idle_line);
+      idle_line.reset();
+      status = Framer::Status::command;
+    } else {
+      status = framer_.next(text);
+    }
+    Action action;
+    switch (status) {
+      case Framer::Status::need_more: {
+        std::string data;
+        bool ok = co_await stream_.read_some(data, timeout_);
+        if (!ok) {
+          if (stream_.timed_out()) {
+            // RFC 3501 §5.4: the autologout timer.
+            out_ += "* BYE autologout; idle for too long\r\n";
+            co_await flush();
+            log_->info("{} idle timeout{}", id_, mailbox_.empty() ? "" : " user=" + mailbox_);
+          } else {
+            log_->debug("{} connection closed by peer", id_);
+          }
+          co_return;
+        }
+        framer_.append(data);
+        continue;
+      }
+      case Framer::Status::continuation: {
+        // RFC 3501 §7.5: the client may send the literal now.
+        out_ += protocol::Engine::continuation();
+        bool flushed2 = co_await flush();  // not inside the condition (GCC 12, docs/STYLE.md)
+        if (!flushed2) co_return;
+        continue;
+      }
+      case Framer::Status::too_long:
+      case Framer::Status::too_large:
+        action = engine.on_framing_error(status, text);
+        break;
+      case Framer::Status::command: {
+        std::function<Action()> step = [&] { return engine.on_input(text); };
+        action = co_await on_workers(step);
+        break;
+      }
+    }
+
+    // Carry out the engine's requests until it only wants to talk.
+    while (action.kind == Action::Kind::authenticate) {
+      action = co_await authenticate(std::move(action));
+    }
+    out_ += action.reply;
+    if (action.kind == Action::Kind::close) {
+      co_await flush();
+      log_->debug("{} session ended", id_);
+      co_return;
+    }
+    if (action.kind == Action::Kind::start_tls) {
+      bool flushed3 = co_await flush();  // not inside the condition (GCC 12, docs/STYLE.md)
+      if (!flushed3) co_return;
+      framer_.clear();  // RFC 3501 §6.2.1 / RFC 2595 §3.1: no plaintext injection
+      bool ok = co_await stream_.start_tls(std::chrono::seconds(60));
+      if (!ok) {
+        log_->info("{} STARTTLS handshake failed", id_);
+        co_return;
+      }
+      engine.tls_started();
+      log_->debug("{} STARTTLS: {}", id_, stream_.tls_description());
+      continue;
+    }
+    if (action.kind == Action::Kind::idle) {
+      bool flushed4 = co_await flush();  // not inside the condition (GCC 12, docs/STYLE.md)
+      if (!flushed4) co_return;
+      idle_line = co_await idle_until_input();
+      if (!idle_line) co_return;
+      continue;
+    }
+    // Pipelined commands are answered in one write.
+    if (framer_.empty() || out_.size() > 65536) {
+      bool flushed5 = co_await flush();  // not inside the condition (GCC 12, docs/STYLE.md)
+      if (!flushed5) co_return;
+    }
+  }
+}
+
+net::awaitable<Action> Session::authenticate(Action a) {
+  auto& engine = *engine_;
+  std::string user = std::move(a.user);
+  std::string password = std::move(a.password);
+  wipe(a.password);
+  const config::Mailbox* mailbox = ctx_.config.find_mailbox(user);
+
+  // argon2id is slow on purpose: never on the event loop.
+  bool verified = false;
+  if (!a.refused && mailbox != nullptr) {
+    auto check = [&]() -> net::awaitable<bool> { co_return ctx_.credentials.verify(mailbox->name, password); };
+    verified = co_await asio::co_spawn(ctx_.workers, check, net::use_awaitable);
+  }
+  wipe(password);
+
+  if (!verified) {
+    log_->warn("{} login failed: user={} mechanism={} tls={}", id_, printable(user), a.mechanism,
+               stream_.tls_active() ? "yes" : "no");
+    // Slow down password guessing without blocking anyone else.
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    timer.expires_after(ctx_.config.auth.failure_delay);
+    co_await timer.async_wait(asio::as_tuple(net::use_awaitable));
+    co_return engine.login_result(LoginOutcome::bad_credentials);
+  }
+
+  // Open the INBOX: the login's Maildir (created on first use).
+  mailbox::Maildir maildir(ctx_.config.mailbox_dir(mailbox->name));
+  auto open = [&]() -> net::awaitable<std::string> {
+    auto st = maildir.create();
+    co_return st ? std::string() : st.error().message;
+  };
+  std::string problem = co_await asio::co_spawn(ctx_.workers, open, net::use_awaitable);
+  if (!problem.empty()) {
+    log_->error("{} login: user={} mailbox unavailable: {}", id_, mailbox->name, problem);
+    co_return engine.login_result(LoginOutcome::unavailable);
+  }
+  log_->info("{} login: user={} mechanism={} tls={}", id_, mailbox->name, a.mechanism,
+             stream_.tls_active() ? stream_.tls_description() : "no");
+  mailbox_ = mailbox->name;
+  auto store = std::make_unique<MaildirStore>(std::move(maildir), ctx_.locks->mutex_for(mailbox->name));
+  co_return engine.login_result(LoginOutcome::ok, std::move(store));
+}
+
+net::awaitable<std::optional<std::string>> Session::idle_until_input() {
+  auto executor = co_await asio::this_coro::executor;
+  auto state = std::make_shared<IdleState>(executor);
+
+  // Watch new/ (deliveries) and cur/ (flag changes, expunges by others).
+  bool watching = false;
+  int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (fd >= 0) {
+    auto root = ctx_.config.mailbox_dir(mailbox_);
+    const uint32_t mask = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE;
+    bool a = ::inotify_add_watch(fd, (root / "new").c_str(), mask) >= 0;
+    bool b = ::inotify_add_watch(fd, (root / "cur").c_str(), mask) >= 0;
+    state->inotify.assign(fd);
+    watching = a && b;
+  }
+  if (watching) {
+    auto watcher = [state]() -> net::awaitable<void> {
+      char buf[4096];
+      for (;;) {
+        auto [ec, n] = co_await state->inotify.async_read_some(asio::buffer(buf), asio::as_tuple(net::use_awaitable));
+        if (ec) co_return;
+        state->changed = true;
+        state->wake.cancel();
+      }
+    };
+    asio::co_spawn(executor, watcher, asio::detached);
+  }
+  const auto poll = watching ? kIdlePollSafety : kIdlePollFallback;
+
+  std::optional<std::string> line;
+  // "DONE" may already be buffered (pipelined right after IDLE).
+  {
+    std::string text;
+    auto st = framer_.next(text);
+    if (st == Framer::Status::command) line = std::move(text);
+    else if (st != Framer::Status::need_more) line = "";  // not DONE: the engine answers BAD
+  }
+  while (!line) {
+    // One read at a time; its completion wakes the loop.
+    state->input_done = false;
+    auto reader = [this, state]() -> net::awaitable<void> {
+      std::string data;
+      bool ok = co_await stream_.read_some(data, timeout_);
+      state->input_ok = ok;
+      state->data = std::move(data);
+      state->input_done = true;
+      state->wake.cancel();
+    };
+    asio::co_spawn(executor, reader, asio::detached);
+    while (!state->input_done) {
+      if (!state->changed) {
+        state->wake.expires_after(poll);
+        co_await state->wake.async_wait(asio::as_tuple(net::use_awaitable));
+      }
+      if (state->input_done) break;
+      state->changed = false;
+      auto& engine = *engine_;
+      auto poll_task = [&]() -> net::awaitable<std::string> { co_return engine.idle_poll(); };
+      std::string updates = co_await asio::co_spawn(ctx_.workers, poll_task, net::use_awaitable);
+      if (!updates.empty()) {
+        // RFC 2177 §3: untagged EXISTS/EXPUNGE/FETCH while idling.
+        bool ok = co_await stream_.write(updates);
+        if (!ok) break;  // the reader will see the broken connection too
+      }
+    }
+    if (!state->input_done) {
+      // A failed write: wait for the reader to notice before leaving (it
+      // refers to this session).
+      while (!state->input_done) {
+        state->wake.expires_after(std::chrono::seconds(1));
+        co_await state->wake.async_wait(asio::as_tuple(net::use_awaitable));
+      }
+    }
+    if (!state->input_ok) {
+      if (stream_.timed_out()) {
+        out_ += "* BYE autologout; idle for too long\r\n";
+        co_await flush();
+        log_->info("{} idle timeout in IDLE user={}", id_, mailbox_);
+      }
+      break;
+    }
+    framer_.append(state->data);
+    std::string text;
+    auto st = framer_.next(text);
+    if (st == Framer::Status::command) line = std::move(text);
+    else if (st != Framer::Status::need_more) line = "";  // not DONE: the engine answers BAD
+  }
+  boost::system::error_code ignored;
+  state->inotify.close(ignored);  // ends the watcher
+  co_return line;
+}
+
+}  // namespace
+
+net::awaitable<void> run_session(net::tcp::socket socket,
+                                 std::unique_ptr<net::ConnectionLimiter::Lease> lease,
+                                 ImapContext& ctx, bool implicit_tls) {
+  net::Stream stream(std::move(socket), ctx.tls, ctx.config.limits.line_length);
+  if (!lease) {
+    bool can_write = !implicit_tls;
+    if (implicit_tls) can_write = co_await stream.start_tls(std::chrono::seconds(10));
+    if (can_write) co_await stream.write("* BYE [UNAVAILABLE] too many connections\r\n");
+    base::logger("imapd")->warn("{}:{} refused: too many connections", stream.remote_ip(), stream.remote_port());
+    stream.close();
+    co_return;
+  }
+  {
+    Session session(ctx, stream);
+    co_await session.run(implicit_tls);
+  }
+  stream.close();
+}
+
+}  // namespace hikyaku::imap

@@ -1,0 +1,524 @@
+"""IMAP4rev1 (RFC 3501, 2177 IDLE, 2595/8314 TLS, 4315 UIDPLUS) against
+Python's imaplib and raw sockets, over the real binary.
+
+Mail goes in through hikyaku's SMTP listener and comes out by IMAP; it must
+be byte-identical (CRLF) apart from the trace headers hikyaku prepends, and
+RFC822.SIZE must count CRLF octets. UIDs and UIDVALIDITY must survive
+sessions and a restart; flags live in the Maildir names (":2,S"); IDLE must
+report a message delivered over SMTP at once; clear-text logins need TLS
+unless allow_plaintext; bad commands get a tagged BAD.
+
+Run: /usr/bin/python3 -m pytest tests/integration/test_imap.py
+"""
+import imaplib
+import os
+import shutil
+import subprocess
+import re
+import smtplib
+import socket
+import ssl
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import maildir_messages, wait_for
+
+PASSWORD = "correct horse battery"
+
+
+def tls_context(server):
+    ctx = ssl.create_default_context(cafile=str(server.cert_path))
+    ctx.check_hostname = False  # we connect to 127.0.0.1; the chain is still verified
+    return ctx
+
+
+def make_message(tag, extra_body=b""):
+    return (
+        b"From: Sender <sender@example.org>\r\n"
+        b"To: alice@example.test\r\n"
+        b"Subject: imap test " + tag.encode() + b"\r\n"
+        b"Message-ID: <" + tag.encode() + b"@example.org>\r\n"
+        b"\r\n"
+        b"first line of " + tag.encode() + b"\r\n"
+        b".a line that starts with a dot\r\n"
+        b"\r\n"
+        b"after an empty line\r\n" + extra_body
+    )
+
+
+def send(server, message, rcpt="alice@example.test"):
+    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=30) as s:
+        s.sendmail("sender@example.org", [rcpt], message)
+
+
+def deliver(server, count, name="alice", subjects=None):
+    sent = []
+    before = len(maildir_messages(server.maildir(name)))
+    for i in range(count):
+        tag = subjects[i] if subjects else f"m{i}-{uuid.uuid4().hex[:8]}"
+        msg = make_message(tag, b"x" * (i * 1000) + b"\r\n" if i else b"")
+        send(server, msg, f"{name}@example.test")
+        sent.append(msg)
+    wait_for(lambda: len(maildir_messages(server.maildir(name))) >= before + count,
+             what=f"{count} messages in {name}'s Maildir")
+    return sent
+
+
+def login_starttls(server, user="alice", password=PASSWORD):
+    imap = imaplib.IMAP4("127.0.0.1", server.imap_port, timeout=30)
+    imap.starttls(ssl_context=tls_context(server))
+    imap.login(user, password)
+    return imap
+
+
+def login_ssl(server, user="alice", password=PASSWORD):
+    imap = imaplib.IMAP4_SSL("127.0.0.1", server.imaps_port, ssl_context=tls_context(server), timeout=30)
+    imap.login(user, password)
+    return imap
+
+
+def fetch_uids(imap):
+    typ, data = imap.fetch("1:*", "(UID FLAGS)")
+    assert typ == "OK", data
+    out = {}
+    for item in data:
+        m = re.match(rb"(\d+) \(UID (\d+) FLAGS \(([^)]*)\)\)", item)
+        assert m, item
+        out[int(m.group(1))] = (int(m.group(2)), m.group(3).decode())
+    return out
+
+
+class Raw:
+    """A line-oriented IMAP client on a raw socket (for IDLE and bad input)."""
+
+    def __init__(self, server, tls=True):
+        sock = socket.create_connection(("127.0.0.1", server.imaps_port if tls else server.imap_port), timeout=30)
+        self.sock = tls_context(server).wrap_socket(sock) if tls else sock
+        self.buf = b""
+        self.greeting = self.line()
+
+    def send(self, data: bytes):
+        self.sock.sendall(data)
+
+    def line(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while b"\r\n" not in self.buf:
+            self.sock.settimeout(max(0.05, deadline - time.monotonic()))
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError(self.buf)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def until_tagged(self, tag: bytes):
+        lines = []
+        while True:
+            line = self.line()
+            lines.append(line)
+            if line.startswith(tag + b" "):
+                return lines
+
+    def close(self):
+        self.sock.close()
+
+
+def test_capability_and_plaintext_refusal(hikyaku):
+    hikyaku.set_password("alice", PASSWORD)
+    imap = imaplib.IMAP4("127.0.0.1", hikyaku.imap_port, timeout=30)
+    caps = imap.capabilities
+    # RFC 3501 §6.2.3 / RFC 2595 §3.1: no clear-text login before TLS.
+    assert "IMAP4REV1" in caps and "STARTTLS" in caps and "LOGINDISABLED" in caps, caps
+    assert "AUTH=PLAIN" not in caps and "IDLE" in caps
+    with pytest.raises(imaplib.IMAP4.error, match="PRIVACYREQUIRED"):
+        imap.login("alice", PASSWORD)
+    imap.starttls(ssl_context=tls_context(hikyaku))
+    imap.capability()
+    typ, data = imap.capability()
+    assert b"LOGINDISABLED" not in data[0] and b"AUTH=PLAIN" in data[0] and b"STARTTLS" not in data[0]
+    with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+        imap.login("alice", "wrong password")
+    assert imap.login("alice", PASSWORD)[0] == "OK"
+    imap.logout()
+    assert "login failed: user=alice" in hikyaku.log_text()
+    assert PASSWORD not in hikyaku.log_text()
+
+
+def test_plaintext_allowed_by_config(make_hikyaku):
+    server = make_hikyaku(allow_plaintext=True)
+    server.set_password("alice", PASSWORD)
+    imap = imaplib.IMAP4("127.0.0.1", server.imap_port, timeout=30)
+    assert "AUTH=PLAIN" in imap.capabilities and "LOGINDISABLED" not in imap.capabilities
+    assert imap.login("alice", PASSWORD)[0] == "OK"
+    imap.logout()
+
+
+def test_authenticate_plain_with_sasl_ir(hikyaku):
+    hikyaku.set_password("alice", PASSWORD)
+    imap = imaplib.IMAP4_SSL("127.0.0.1", hikyaku.imaps_port, ssl_context=tls_context(hikyaku), timeout=30)
+    typ, _ = imap.authenticate("PLAIN", lambda _: b"\0alice\0" + PASSWORD.encode())
+    assert typ == "OK"
+    imap.logout()
+    # RFC 4959 initial response on the command line.
+    import base64
+    raw = Raw(hikyaku)
+    ir = base64.b64encode(b"\0alice\0" + PASSWORD.encode())
+    raw.send(b"a1 AUTHENTICATE PLAIN " + ir + b"\r\n")
+    assert raw.until_tagged(b"a1")[-1].startswith(b"a1 OK")
+    raw.close()
+
+
+def test_fetch_byte_identical_over_starttls_and_993(hikyaku):
+    hikyaku.set_password("alice", PASSWORD)
+    sent = deliver(hikyaku, 2)
+    for login in (login_starttls, login_ssl):
+        imap = login(hikyaku)
+        typ, data = imap.select("INBOX")
+        assert typ == "OK" and data == [b"2"]
+        for num, msg in ((1, sent[0]), (2, sent[1])):
+            typ, data = imap.fetch(str(num), "(RFC822.SIZE BODY.PEEK[])")
+            assert typ == "OK"
+            meta, body = data[0]
+            size = int(re.search(rb"RFC822.SIZE (\d+)", meta).group(1))
+            assert body.endswith(msg), "message changed in transit"
+            assert b"\r\n" in body and b"\n" not in body.replace(b"\r\n", b"")  # CRLF only
+            assert size == len(body)
+            # The trace headers hikyaku prepends are header lines only.
+            for line in body[: len(body) - len(msg)].split(b"\r\n")[:-1]:
+                assert re.match(rb"^([A-Za-z0-9-]+:|[ \t])", line), line
+            typ, data = imap.fetch(str(num), "(BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[TEXT] ENVELOPE BODYSTRUCTURE)")
+            assert typ == "OK"
+            flat = b"".join(x if isinstance(x, bytes) else x[0] + x[1] for x in data)
+            assert b"Subject: imap test" in flat
+            assert b"first line of" in flat
+            assert b'("Sender" NIL "sender" "example.org")' in flat
+            assert b'("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT"' in flat
+        # PEEK left the messages unseen.
+        assert all("\\Seen" not in f for _, f in fetch_uids(imap).values())
+        imap.logout()
+
+
+def test_store_expunge_and_uids_persist_across_restart(hikyaku):
+    hikyaku.set_password("alice", PASSWORD)
+    deliver(hikyaku, 3)
+    imap = login_ssl(hikyaku)
+    typ, _ = imap.select("INBOX")
+    validity = imap.untagged_responses.get("UIDVALIDITY", [None])[0] or imap.response("UIDVALIDITY")[1][0]
+    before = fetch_uids(imap)
+    assert [u for u, _ in before.values()] == [1, 2, 3]
+    # BODY[] (not PEEK) sets \Seen (RFC 3501 §6.4.5).
+    imap.fetch("1", "(BODY[])")
+    typ, data = imap.store("2", "+FLAGS", "(\\Deleted \\Flagged)")
+    assert typ == "OK" and b"\\Deleted" in data[0]
+    typ, data = imap.expunge()
+    assert typ == "OK" and data == [b"2"]
+    imap.logout()
+    names = sorted(p.name for p in maildir_messages(hikyaku.maildir("alice")))
+    assert len(names) == 2
+    assert any(n.endswith(":2,S") for n in names), names
+    assert all("/new/" not in str(p) for p in maildir_messages(hikyaku.maildir("alice")))
+
+    hikyaku.restart()
+    imap = login_starttls(hikyaku)
+    imap.select("INBOX")
+    validity2 = imap.response("UIDVALIDITY")[1][0]
+    assert validity2 == validity
+    after = fetch_uids(imap)
+    assert after == {1: (1, "\\Seen"), 2: (3, "")}
+    # UIDNEXT never goes back: a new message gets UID 4.
+    deliver(hikyaku, 1)
+    typ, _ = imap.noop()
+    typ, data = imap.uid("FETCH", "4", "(UID)")
+    assert typ == "OK" and data[0] is not None and b"UID 4" in data[0], data
+    imap.logout()
+
+
+def test_search(hikyaku):
+    hikyaku.set_password("alice", PASSWORD)
+    deliver(hikyaku, 3, subjects=["apple pie", "banana split", "cherry tart"])
+    imap = login_ssl(hikyaku)
+    imap.select("INBOX")
+    imap.store("2", "+FLAGS", "(\\Seen)")
+
+    def search(*keys, uid=False):
+        typ, data = imap.uid("SEARCH", *keys) if uid else imap.search(None, *keys)
+        assert typ == "OK", data
+        return data[0].split()
+
+    assert search("ALL") == [b"1", b"2", b"3"]
+    assert search("SUBJECT", "BANANA") == [b"2"]
+    assert search("SEEN") == [b"2"]
+    assert search("UNSEEN") == [b"1", b"3"]
+    assert search("FROM", "sender@example.org") == [b"1", b"2", b"3"]
+    assert search("BODY", '"first line of cherry"') == [b"3"]
+    assert search("NOT", "SEEN", "LARGER", "1000") == [b"3"]
+    assert search("OR", "SUBJECT", "apple", "SUBJECT", "cherry") == [b"1", b"3"]
+    assert search("SINCE", time.strftime("%d-%b-%Y", time.gmtime(time.time() - 86400))) == [b"1", b"2", b"3"]
+    assert search("UID", "2:*", uid=True) == [b"2", b"3"]
+    assert search("HEADER", "Message-ID", "example.org") == [b"1", b"2", b"3"]
+    imap.logout()
+
+
+def test_append_and_copy(hikyaku):
+    hikyaku.set_password("alice", PASSWORD)
+    imap = login_ssl(hikyaku)
+    msg = make_message("appended")
+    typ, data = imap.append("INBOX", "(\\Seen \\Draft)", imaplib.Time2Internaldate(1700000000), msg)
+    assert typ == "OK" and b"[APPENDUID " in data[0], data
+    typ, data = imap.append("Other", None, None, msg)
+    assert typ == "NO" and b"TRYCREATE" in data[0]
+    typ, data = imap.select("INBOX")
+    assert data == [b"1"]
+    typ, data = imap.fetch("1", "(FLAGS INTERNALDATE BODY.PEEK[])")
+    meta, body = data[0]
+    assert body == msg
+    assert b"\\Seen" in meta and b"\\Draft" in meta
+    assert b'INTERNALDATE "14-Nov-2023 22:13:20 +0000"' in meta
+    typ, data = imap.copy("1", "INBOX")
+    assert typ == "OK", data
+    typ, data = imap.fetch("2", "(BODY.PEEK[])")
+    assert data[0][1] == msg
+    typ, data = imap.copy("1", "Elsewhere")
+    assert typ == "NO"
+    # LIST/STATUS see only INBOX.
+    typ, data = imap.list()
+    assert data == [b'(\\HasNoChildren) "/" INBOX']
+    typ, data = imap.status("INBOX", "(MESSAGES UIDNEXT)")
+    assert data == [b"INBOX (MESSAGES 2 UIDNEXT 3)"]
+    typ, data = imap.create("Archive")
+    assert typ == "NO"
+    imap.logout()
+
+
+def test_idle_sees_smtp_delivery(hikyaku):
+    hikyaku.set_password("alice", PASSWORD)
+    deliver(hikyaku, 1)
+    raw = Raw(hikyaku)
+    raw.send(f'a1 LOGIN alice "{PASSWORD}"\r\n'.encode())
+    assert raw.until_tagged(b"a1")[-1].startswith(b"a1 OK")
+    raw.send(b"a2 SELECT INBOX\r\n")
+    assert b"* 1 EXISTS" in raw.until_tagged(b"a2")
+    raw.send(b"a3 IDLE\r\n")
+    assert raw.line() == b"+ idling"
+    started = time.monotonic()
+    send(hikyaku, make_message("while-idle"))
+    # RFC 2177: the server tells the idling client at once (inotify): well
+    # within the 30 s safety-net poll.
+    line = raw.line(timeout=20)
+    assert line == b"* 2 EXISTS", line
+    assert time.monotonic() - started < 20
+    raw.send(b"DONE\r\n")
+    lines = raw.until_tagged(b"a3")
+    assert lines[-1] == b"a3 OK IDLE terminated", lines
+    # IDLE and DONE in one packet (the DONE is already buffered).
+    raw.send(b"b1 IDLE\r\nDONE\r\n")
+    assert raw.line() == b"+ idling"
+    assert raw.until_tagged(b"b1")[-1] == b"b1 OK IDLE terminated"
+    raw.send(b"a4 FETCH 2 (BODY.PEEK[HEADER.FIELDS (Subject)])\r\n")
+    assert any(b"while-idle" in l for l in raw.until_tagged(b"a4"))
+    raw.send(b"a5 LOGOUT\r\n")
+    assert raw.until_tagged(b"a5")[-1].startswith(b"a5 OK")
+    raw.close()
+
+
+def test_idle_sees_another_sessions_flags_and_expunge(hikyaku):
+    hikyaku.set_password("alice", PASSWORD)
+    deliver(hikyaku, 2)
+    raw = Raw(hikyaku)
+    raw.send(f'a1 LOGIN alice "{PASSWORD}"\r\n'.encode())
+    raw.until_tagged(b"a1")
+    raw.send(b"a2 SELECT INBOX\r\n")
+    raw.until_tagged(b"a2")
+    raw.send(b"a3 IDLE\r\n")
+    assert raw.line() == b"+ idling"
+    other = login_ssl(hikyaku)
+    other.select("INBOX")
+    other.store("1", "+FLAGS", "(\\Flagged)")
+    assert raw.line(timeout=20) == b"* 1 FETCH (FLAGS (\\Flagged \\Recent))"
+    other.store("2", "+FLAGS", "(\\Deleted)")
+    other.expunge()
+    lines = [raw.line(timeout=20)]
+    while lines[-1] != b"* 2 EXPUNGE":
+        lines.append(raw.line(timeout=20))  # the \Deleted flag change comes first
+    other.logout()
+    raw.send(b"DONE\r\n")
+    assert raw.until_tagged(b"a3")[-1] == b"a3 OK IDLE terminated"
+    raw.close()
+
+
+def test_autologout_timer(make_hikyaku):
+    # RFC 3501 §5.4: the autologout timer (limits.imap_idle_timeout; 1 s here).
+    server = make_hikyaku(limits_extra='imap_idle_timeout = "1s"')
+    raw = Raw(server)
+    started = time.monotonic()
+    assert raw.line(timeout=20).startswith(b"* BYE autologout")
+    assert time.monotonic() - started >= 0.9
+    with pytest.raises(EOFError):
+        raw.line(timeout=20)
+    raw.close()
+
+
+def test_concurrent_sessions_see_each_other(hikyaku):
+    hikyaku.set_password("alice", PASSWORD)
+    deliver(hikyaku, 2)
+    one, two = login_ssl(hikyaku), login_starttls(hikyaku)
+    one.select("INBOX")
+    two.select("INBOX")
+    # Same UIDs; \Recent only for the session that saw the messages first.
+    assert [u for u, _ in fetch_uids(one).values()] == [u for u, _ in fetch_uids(two).values()] == [1, 2]
+    assert "\\Recent" in fetch_uids(one)[1][1] and "\\Recent" not in fetch_uids(two)[1][1]
+    one.store("1", "+FLAGS", "(\\Flagged)")
+    typ, _ = two.noop()
+    assert any(b"FLAGS (\\Flagged" in r for r in two.untagged_responses.pop("FETCH", [])), two.untagged_responses
+    one.store("2", "+FLAGS", "(\\Deleted)")
+    one.expunge()
+    two.noop()
+    assert two.untagged_responses.get("EXPUNGE") == [b"2"], two.untagged_responses
+    assert [u for u, _ in fetch_uids(two).values()] == [1]
+    one.logout()
+    two.logout()
+
+
+def test_append_literal_plus_and_toobig(hikyaku):
+    hikyaku.set_password("alice", PASSWORD)
+    raw = Raw(hikyaku)
+    raw.send(f'a1 LOGIN alice "{PASSWORD}"\r\n'.encode())
+    raw.until_tagged(b"a1")
+    msg = make_message("literal-plus")
+    # RFC 7888: no continuation for {n+}; the whole command goes at once.
+    raw.send(b"a2 APPEND INBOX (\\Flagged) {%d+}\r\n" % len(msg) + msg + b"\r\n")
+    assert raw.until_tagged(b"a2")[-1].startswith(b"a2 OK [APPENDUID ")
+    # A synchronising literal over [limits] message_size (1M here) is refused
+    # before the client sends it.
+    raw.send(b"a3 APPEND INBOX {2000000}\r\n")
+    assert raw.line() == b"a3 NO [TOOBIG] message too large"
+    raw.send(b"a4 SELECT INBOX\r\n")
+    assert b"* 1 EXISTS" in raw.until_tagged(b"a4")
+    raw.send(b"a5 FETCH 1 (FLAGS BODY.PEEK[])\r\n")
+    lines = raw.until_tagged(b"a5")
+    assert b"\\Flagged" in lines[0] and lines[-1] == b"a5 OK FETCH completed"
+    raw.close()
+
+
+def test_bad_commands_get_tagged_bad(hikyaku):
+    raw = Raw(hikyaku, tls=False)
+    assert raw.greeting.startswith(b"* OK [CAPABILITY IMAP4rev1")
+    raw.send(b"x1 FROB\r\n")
+    assert raw.line() == b"x1 BAD unknown command"
+    raw.send(b"x2 SELECT INBOX\r\n")
+    assert raw.line() == b"x2 BAD SELECT not valid in this state"
+    raw.send(b"x3 LOGIN\r\n")
+    assert raw.line().startswith(b"x3 BAD LOGIN: ")
+    raw.send(b"NOTAG\r\n")
+    assert raw.line().startswith(b"NOTAG BAD")
+    raw.send(b"\x00\xff\r\n")
+    assert raw.line().startswith(b"* BAD")
+    raw.send(b"x4 LOGIN {5}\r\n")
+    assert raw.line().startswith(b"+ ")
+    raw.send(b"alice {3}\r\n")
+    assert raw.line().startswith(b"+ ")
+    raw.send(b"abc\r\n")
+    assert raw.line().startswith(b"x4 NO [PRIVACYREQUIRED]")
+    raw.send(b"x5 NOOP " + b"a" * 10000 + b"\r\n")
+    assert raw.line().startswith(b"x5 BAD")
+    raw.send(b"x6 LOGOUT\r\n")
+    assert raw.line() == b"* BYE hikyaku logging out"
+    assert raw.line() == b"x6 OK LOGOUT completed"
+    raw.close()
+
+
+@pytest.mark.skipif(not shutil.which("mutt") or not shutil.which("tmux"), reason="needs mutt and tmux")
+def test_mutt_over_imaps(hikyaku, tmp_path):
+    """mutt lists, opens and marks read over IMAPS (header cache off)."""
+    hikyaku.set_password("alice", PASSWORD)
+    subjects = [f"mutt-imap-{i}-{uuid.uuid4().hex[:6]}" for i in range(3)]
+    deliver(hikyaku, 3, subjects=subjects)
+    session = f"hkmuttimap{os.getpid()}"
+    home = tmp_path / "mutt-home"
+    (home / "Mail").mkdir(parents=True)
+    env = dict(os.environ, TERM="xterm", HOME=str(home))
+    muttrc = home / "muttrc"
+    muttrc.write_text(
+        f'set imap_user="alice"\nset imap_pass="{PASSWORD}"\n'
+        f'set certificate_file="{hikyaku.cert_path}"\nset ssl_verify_host=no\n'
+        f'set folder="imaps://127.0.0.1:{hikyaku.imaps_port}/"\nset spoolfile="+INBOX"\n'
+        'set move=no\nset mark_old=no\nset sort=date-sent\nset imap_passive=no\n'
+        'unset imap_idle\nset timeout=1\nset mail_check=1\n')
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50",
+                    f"mutt -n -F {muttrc} -f imaps://127.0.0.1:{hikyaku.imaps_port}/INBOX"],
+                   check=True, env=env)
+
+    def screen():
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
+                              capture_output=True, text=True).stdout
+
+    try:
+        try:
+            wait_for(lambda: all(s in screen() for s in subjects), what="mutt's index over IMAP")
+        except AssertionError:
+            raise AssertionError(f"mutt's screen:\n{screen()}\nlog:\n{hikyaku.log_text()[-3000:]}")
+        subprocess.run(["tmux", "send-keys", "-t", session, "Enter"], check=True)
+        try:
+            wait_for(lambda: "first line of mutt-imap" in screen(), what="mutt's pager over IMAP")
+        except AssertionError:
+            raise AssertionError(f"mutt's screen:\n{screen()}")
+        # Leave the pager and sync: mutt stores \Seen, which lands in the Maildir name.
+        subprocess.run(["tmux", "send-keys", "-t", session, "q", "$"], check=True)
+        wait_for(lambda: any(p.name.endswith(":2,S") for p in maildir_messages(hikyaku.maildir("alice"))),
+                 what="the Seen flag in the Maildir file name")
+    finally:
+        subprocess.run(["tmux", "send-keys", "-t", session, "q", "q"], check=False)
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False, capture_output=True)
+
+
+# ---------------------------------------------------------------- imaptest scripts
+
+IMAPTEST_DIR = Path(os.environ.get("HIKYAKU_TESTDATA", str(Path(__file__).resolve().parents[3] / "shared" / "testdata"))) \
+    / "imaptest-scripts"
+# Scripts this server is expected to pass (run with imaptest_runner.py).
+IMAPTEST_SUPPORTED = [
+    "append", "atoms", "close", "expunge", "expunge2", "fetch", "fetch-body", "fetch-body-message-rfc822",
+    "fetch-body-message-rfc822-mime", "fetch-body-message-rfc822-x2", "fetch-body-mime",
+    "fetch-bodystructure", "fetch-envelope", "id", "logout", "nil", "search-addresses", "search-body",
+    "search-date", "search-flags", "search-header", "search-sets", "search-size", "select", "store",
+]
+# Scripts that cannot pass here by design or for lack of a feature: reported
+# as not run (skipped), never as passed.
+IMAPTEST_NOT_SUPPORTED = {
+    "copy": "needs a second mailbox (only INBOX exists)",
+    "list": "needs CREATE of other mailboxes",
+    "mutf7": "needs CREATE of other mailboxes",
+    "pipeline": "needs CREATE of other mailboxes",
+    "pipeline-connections": "needs CREATE of other mailboxes",
+    "subscribe": "needs CREATE of other mailboxes",
+    "uidplus": "needs a second mailbox",
+    "uidvalidity": "needs DELETE/CREATE of the test mailbox",
+    "uidvalidity-rename": "needs RENAME",
+}
+
+
+def imaptest_scripts():
+    if not IMAPTEST_DIR.is_dir():
+        return []
+    return sorted(p.name for p in IMAPTEST_DIR.iterdir()
+                  if p.is_file() and "." not in p.name and p.name not in ("AUTHORS", "COPYING"))
+
+
+@pytest.mark.parametrize("script", imaptest_scripts() or ["(imaptest-scripts missing)"])
+def test_imaptest_script(script, request):
+    """Dovecot imaptest scripts (../shared/testdata/imaptest-scripts, read in place)."""
+    import imaptest_runner
+    if not IMAPTEST_DIR.is_dir():
+        pytest.skip(f"not run: {IMAPTEST_DIR} not found")
+    if script not in IMAPTEST_SUPPORTED:
+        pytest.skip(f"not run: {IMAPTEST_NOT_SUPPORTED.get(script, 'needs an extension hikyaku lacks')}")
+    server = request.getfixturevalue("make_hikyaku")(allow_plaintext=True)
+    server.set_password("alice", PASSWORD)
+    try:
+        count = imaptest_runner.run_script(IMAPTEST_DIR / script, server.imap_port, "alice", PASSWORD)
+    except imaptest_runner.NotRun as e:
+        pytest.skip(f"not run: {e}")
+    assert count > 0
