@@ -86,10 +86,6 @@ void Scheduler::submit(const std::string& queue_id) {
   add_message(std::move(*m));
 }
 
-void Scheduler::submit(SpooledMessage message, std::shared_ptr<const std::string> bytes) {
-  add_message(std::move(message), std::move(bytes), true);
-}
-
 void Scheduler::submit_staged(SpooledMessage message, std::shared_ptr<const std::string> bytes) {
   add_message(std::move(message), std::move(bytes), false);
 }

@@ -147,11 +147,9 @@ class Scheduler {
   base::Status start();
   // A message just enqueued: attempt it now (loads it from the spool).
   void submit(const std::string& queue_id);
-  // The same for a message the caller already holds (Spool::stage), with
-  // its bytes, so that agents need not read the file. submit() wants it
-  // committed; submit_staged() takes it before Spool::commit and must be
-  // followed by committed() or abandoned() for the same id.
-  void submit(SpooledMessage message, std::shared_ptr<const std::string> bytes);
+  // A message the caller has staged (Spool::stage) and not yet committed,
+  // with its bytes, so that agents need not read the file. Must be followed
+  // by committed() or abandoned() for the same id.
   void submit_staged(SpooledMessage message, std::shared_ptr<const std::string> bytes);
   void committed(const std::string& queue_id);
   void abandoned(const std::string& queue_id);
