@@ -81,7 +81,8 @@ net::awaitable<bool> Session::flush() {
 net::awaitable<void> Session::run(bool implicit_tls) {
   // RFC 8314 §3.3: on 995 the TLS handshake comes before any POP3 byte.
   if (implicit_tls) {
-    if (!co_await stream_.start_tls(timeout_)) {
+    const bool tls_ok = co_await stream_.start_tls(timeout_);
+    if (!tls_ok) {
       log_->debug("{} TLS handshake failed on pop3s", id_);
       co_return;
     }
@@ -95,7 +96,8 @@ net::awaitable<void> Session::run(bool implicit_tls) {
   auto& sm = *machine_;
   log_->debug("{} connected{}", id_, implicit_tls ? " (TLS)" : "");
   out_ = sm.greeting();
-  if (!co_await flush()) co_return;
+  const bool greeted = co_await flush();
+  if (!greeted) co_return;
 
   for (;;) {
     // RFC 1939 §3: the autologout timer; on expiry the session ends without
@@ -145,8 +147,10 @@ net::awaitable<void> Session::run(bool implicit_tls) {
       co_return;
     }
     if (action.kind == Action::Kind::start_tls) {
-      if (!co_await flush()) co_return;
-      if (!co_await stream_.start_tls(timeout_)) {
+      const bool flushed = co_await flush();
+      if (!flushed) co_return;
+      const bool tls_ok = co_await stream_.start_tls(timeout_);
+      if (!tls_ok) {
         log_->info("{} STLS handshake failed", id_);
         co_return;
       }
@@ -156,7 +160,8 @@ net::awaitable<void> Session::run(bool implicit_tls) {
     }
     // RFC 2449 §6.6 PIPELINING: answer a batch of commands in one write.
     if (!stream_.has_buffered_input() || out_.size() > 65536) {
-      if (!co_await flush()) co_return;
+      const bool flushed = co_await flush();
+      if (!flushed) co_return;
     }
   }
 }

@@ -191,7 +191,8 @@ net::awaitable<ServerReply> Connection::read_reply(Stage stage, std::optional<Ou
 net::awaitable<ServerReply> Connection::command(std::string_view line, Stage stage, std::optional<Outcome>& failure) {
   std::string wire(line);
   wire += "\r\n";
-  if (!co_await write(wire, stage, failure)) co_return ServerReply{};
+  const bool written = co_await write(wire, stage, failure);
+  if (!written) co_return ServerReply{};
   auto reply = co_await read_reply(stage, failure);
   if (!failure && reply.code == 421) broken_ = true;  // RFC 5321 §3.8: the server closes
   co_return reply;
@@ -406,7 +407,8 @@ net::awaitable<Outcome> Connection::send(const Transaction& tx, bool reset_first
       if (data_reply.code == 354) {
         // RFC 2920 §3.1: a server that accepted DATA without a valid
         // recipient gets an empty message; its reply is ignored.
-        if (!co_await write(".\r\n", Stage::body, failure)) co_return *failure;
+        const bool ended = co_await write(".\r\n", Stage::body, failure);
+        if (!ended) co_return *failure;
         co_await read_reply(Stage::body, failure);
       }
       if (rcpt_reply.code == 421 || data_reply.code == 421) broken_ = true;
@@ -443,7 +445,8 @@ net::awaitable<Outcome> Connection::send(const Transaction& tx, bool reset_first
   std::string payload = dot_stuff(message);
   constexpr size_t kBlock = 64 * 1024;
   for (size_t off = 0; off < payload.size(); off += kBlock) {
-    if (!co_await write(std::string_view(payload).substr(off, kBlock), Stage::body, failure)) co_return *failure;
+    const bool block_written = co_await write(std::string_view(payload).substr(off, kBlock), Stage::body, failure);
+    if (!block_written) co_return *failure;
   }
   auto final_reply = co_await read_reply(Stage::body, failure);
   if (failure) co_return *failure;
