@@ -199,15 +199,7 @@ void Scheduler::stop() {
   // In-flight deliveries call back into us: wait for them before returning
   // (and settle held outcomes of messages committed meanwhile ourselves).
   while (in_flight_ > 0) {
-    if (!settle_.empty()) {
-      Settle next = std::move(settle_.front());
-      settle_.pop_front();
-      lock.unlock();
-      settle(next.id, next.slot, next.outcome);
-      lock.lock();
-      continue;
-    }
-    idle_cv_.wait(lock);
+    if (!settle_next(lock)) idle_cv_.wait(lock);
   }
   std::vector<std::thread> workers;
   workers.swap(workers_);
@@ -263,18 +255,23 @@ bool Scheduler::wait_idle(std::chrono::milliseconds timeout) {
   return true;
 }
 
+// Settle the oldest held outcome of a committed message, if any. Called with
+// `lock` held; releases it around the settling.
+bool Scheduler::settle_next(std::unique_lock<std::mutex>& lock) {
+  if (settle_.empty()) return false;
+  Settle next = std::move(settle_.front());
+  settle_.pop_front();
+  lock.unlock();
+  settle(next.id, next.slot, next.outcome);
+  lock.lock();
+  return true;
+}
+
 void Scheduler::worker() {
   std::unique_lock lock(mu_);
   // Held outcomes are settled even while stopping: stop() waits for them.
   while (!stopping_ || !settle_.empty()) {
-    if (!settle_.empty()) {
-      Settle next = std::move(settle_.front());
-      settle_.pop_front();
-      lock.unlock();
-      settle(next.id, next.slot, next.outcome);
-      lock.lock();
-      continue;
-    }
+    if (settle_next(lock)) continue;
     const auto now = clock_.now();
     move_due_locked(now);
     if (!ready_.empty() && in_flight_ < options_.max_in_flight) {

@@ -198,6 +198,7 @@ class Scheduler {
   void attempt(const Task& task, std::unique_lock<std::mutex>& lock);
   void on_outcome(const std::string& id, size_t slot, DeliveryOutcome outcome);
   void settle(const std::string& id, size_t slot, const DeliveryOutcome& outcome);
+  bool settle_next(std::unique_lock<std::mutex>& lock);
   bool diverts_to_mailbox_locked(const Active& a, size_t slot, const DeliveryOutcome& outcome);
   void schedule_locked(const std::string& id, size_t slot, const TargetState& state);
   void move_due_locked(base::Clock::time_point now);
