@@ -1,5 +1,6 @@
 #include "base/strings.hpp"
 
+#include <algorithm>
 #include <array>
 #include <limits>
 
@@ -177,6 +178,21 @@ std::optional<std::string> base64_decode(std::string_view text) {
   }
   if (count % 4 != 0 || pad > 2) return std::nullopt;
   return out;
+}
+
+std::string log_printable(std::string_view s) {
+  std::string out;
+  for (char c : s.substr(0, 64)) {
+    auto u = static_cast<unsigned char>(c);
+    out += (u < 0x20 || u >= 0x7f) ? '?' : c;
+  }
+  if (s.size() > 64) out += "...";
+  return out;
+}
+
+void wipe(std::string& secret) {
+  std::fill(secret.begin(), secret.end(), '\0');
+  secret.clear();
 }
 
 }  // namespace hikyaku::base

@@ -31,6 +31,13 @@ std::optional<uint64_t> parse_duration_seconds(std::string_view s);
 // "4096", "512K", "50M", "1G" → bytes; nullopt if malformed.
 std::optional<uint64_t> parse_size_bytes(std::string_view s);
 
+// For log lines: at most the first 64 bytes of a network string (a login
+// name), control and non-ASCII bytes as '?', "..." when cut, so the line
+// stays one short line.
+std::string log_printable(std::string_view s);
+// Overwrite a secret (a password) and empty it.
+void wipe(std::string& secret);
+
 // Base64 (RFC 4648 §4) for SASL and TLS helpers; decode rejects bad input.
 std::string base64_encode(std::string_view data);
 std::optional<std::string> base64_decode(std::string_view text);

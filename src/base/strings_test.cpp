@@ -40,5 +40,14 @@ TEST(Strings, CaseAndSplit) {
   EXPECT_EQ(trim(" \tx \t"), "x");
 }
 
+TEST(Strings, LogPrintableAndWipe) {
+  EXPECT_EQ(log_printable("alice"), "alice");
+  EXPECT_EQ(log_printable("a\r\nb\xff"), "a??b?");
+  EXPECT_EQ(log_printable(std::string(70, 'x')), std::string(64, 'x') + "...");
+  std::string secret = "hunter2";
+  wipe(secret);
+  EXPECT_TRUE(secret.empty());
+}
+
 }  // namespace
 }  // namespace hikyaku::base

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "base/log.hpp"
+#include "base/strings.hpp"
 #include "imap/protocol/engine.hpp"
 #include "imap/protocol/framer.hpp"
 #include "mailbox/maildir.hpp"
@@ -33,21 +34,6 @@ constexpr std::chrono::seconds kIdlePollSafety{30};
 // least 8192 octets; Dovecot's default is 64 KiB. limits.line_length applies
 // when larger.
 constexpr size_t kMaxCommandLine = 65536;
-
-std::string printable(std::string_view s) {
-  std::string out;
-  for (char c : s.substr(0, 64)) {
-    auto u = static_cast<unsigned char>(c);
-    out += (u < 0x20 || u >= 0x7f) ? '?' : c;
-  }
-  if (s.size() > 64) out += "...";
-  return out;
-}
-
-void wipe(std::string& secret) {
-  std::fill(secret.begin(), secret.end(), '\0');
-  secret.clear();
-}
 
 // State shared between the IDLE loop and its helper coroutines (reader,
 // inotify watcher); all on the session's executor.
@@ -216,7 +202,7 @@ net::awaitable<Action> Session::authenticate(Action a) {
   auto& engine = *engine_;
   std::string user = std::move(a.user);
   std::string password = std::move(a.password);
-  wipe(a.password);
+  base::wipe(a.password);
   const config::Mailbox* mailbox = ctx_.config.find_mailbox(user);
 
   // argon2id is slow on purpose: never on the event loop.
@@ -225,10 +211,10 @@ net::awaitable<Action> Session::authenticate(Action a) {
     auto check = [&]() -> net::awaitable<bool> { co_return ctx_.credentials.verify(mailbox->name, password); };
     verified = co_await asio::co_spawn(ctx_.workers, check, net::use_awaitable);
   }
-  wipe(password);
+  base::wipe(password);
 
   if (!verified) {
-    log_->warn("{} login failed: user={} mechanism={} tls={}", id_, printable(user), a.mechanism,
+    log_->warn("{} login failed: user={} mechanism={} tls={}", id_, base::log_printable(user), a.mechanism,
                stream_.tls_active() ? "yes" : "no");
     // Slow down password guessing without blocking anyone else.
     asio::steady_timer timer(co_await asio::this_coro::executor);

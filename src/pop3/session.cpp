@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/log.hpp"
+#include "base/strings.hpp"
 #include "mailbox/maildir.hpp"
 #include "net/stream.hpp"
 #include "pop3/protocol/state_machine.hpp"
@@ -18,22 +19,6 @@ namespace {
 namespace asio = net::asio;
 using protocol::Action;
 using protocol::LoginOutcome;
-
-// Login names come from the network: keep log lines one line and short.
-std::string printable(std::string_view s) {
-  std::string out;
-  for (char c : s.substr(0, 64)) {
-    auto u = static_cast<unsigned char>(c);
-    out += (u < 0x20 || u >= 0x7f) ? '?' : c;
-  }
-  if (s.size() > 64) out += "...";
-  return out;
-}
-
-void wipe(std::string& secret) {
-  std::fill(secret.begin(), secret.end(), '\0');
-  secret.clear();
-}
 
 struct Login {
   LoginOutcome outcome = LoginOutcome::unavailable;
@@ -170,7 +155,7 @@ net::awaitable<Action> Session::authenticate(Action a) {
   auto& sm = *machine_;
   std::string user = std::move(a.user);
   std::string password = std::move(a.password);
-  wipe(a.password);
+  base::wipe(a.password);
   const config::Mailbox* mailbox = ctx_.config.find_mailbox(user);
 
   // argon2id is slow on purpose: never on the event loop.
@@ -181,10 +166,10 @@ net::awaitable<Action> Session::authenticate(Action a) {
         [&]() -> net::awaitable<bool> { co_return ctx_.credentials.verify(mailbox->name, password); },
         net::use_awaitable);
   }
-  wipe(password);
+  base::wipe(password);
 
   if (!verified) {
-    log_->warn("{} login failed: user={} mechanism={} tls={}", id_, printable(user), a.mechanism,
+    log_->warn("{} login failed: user={} mechanism={} tls={}", id_, base::log_printable(user), a.mechanism,
                stream_.tls_active() ? "yes" : "no");
     // Slow down password guessing (config.auth.failure_delay), without
     // blocking anyone else.
