@@ -469,8 +469,12 @@ def report(path, msgs):
         ok = ""
         if goal and h < 0:
             ok = "  met (arrived before the 250)"
+        elif goal and r != r:
+            ok = "  (not measured)"
         elif goal:
-            ok = "  met" if eval(f"{r} {goal}") else "  NOT met"
+            op, bound = goal.split()
+            met = r >= float(bound) if op == ">=" else r <= float(bound)
+            ok = "  met" if met else "  NOT met"
         print(f"{name:38} {fmt(h, '{:.2f}' if h < 100 else '{:.0f}'):>9} "
               f"{fmt(p, '{:.2f}' if p < 100 else '{:.0f}'):>9} {fmt(r, '{:.2f}'):>7}  {how:15} {goal:>5}{ok}")
     print()

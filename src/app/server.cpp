@@ -41,36 +41,74 @@ namespace asio = boost::asio;
 // The queue's single entry point as the SMTP server sees it: resolve each
 // recipient's plan, store durably, and start delivery at once. SRS bounce
 // recipients (issue 4) are planned by `srs` (reversal or fallback mailbox).
+// Spool rule 1 in two steps with the forwards started in between (spool.hpp,
+// scheduler.hpp): admit() stages the message and starts its forwards, which
+// reach the far side while the commit syncs the disk; the 250 still waits
+// for the commit.
 class SpoolSink final : public smtp::server::MessageSink {
  public:
   SpoolSink(const policy::Resolver& policy, queue::Spool& spool, queue::Scheduler& scheduler,
             const auth::inbound::SrsBounces* srs)
       : policy_(policy), spool_(spool), scheduler_(scheduler), srs_(srs) {}
 
-  base::Result<std::string> store(const mail::Envelope& envelope, std::string message) override {
+  base::Result<smtp::server::Admission> admit(const mail::Envelope& envelope, std::string message) override {
     queue::Plans plans;
     for (const auto& rcpt : envelope.recipients) {
       std::optional<std::vector<config::Target>> srs_plan;
       if (srs_ != nullptr) srs_plan = srs_->plan(rcpt);
       plans.push_back({rcpt, srs_plan ? *srs_plan : policy_.plan(rcpt).targets});
     }
-    // Spool rule 1 in two steps with the forwards started in between: a
-    // forward reaches the far side while the disk syncs; the 250 still
-    // waits for the commit (spool.hpp, scheduler.hpp).
     auto bytes = std::make_shared<const std::string>(std::move(message));
     auto staged = spool_.stage(envelope, plans, *bytes);
     if (!staged.ok()) return staged.error();
-    const std::string id = staged->message.id;
     scheduler_.submit_staged(staged->message, bytes);
-    if (auto st = spool_.commit(*staged, *bytes); !st) {
-      scheduler_.abandoned(id);
-      return st.error();
-    }
-    scheduler_.committed(id);
-    return id;
+    return smtp::server::Admission{
+        std::nullopt, std::make_unique<Commit>(spool_, scheduler_, std::move(staged).value(), std::move(bytes))};
+  }
+
+  base::Result<std::string> store(const mail::Envelope& envelope, std::string message) override {
+    auto stored = accept(envelope, std::move(message));
+    if (!stored) return stored.error();
+    return std::move(stored->queue_id);
   }
 
  private:
+  // The second step: the spool file written and synced, then the scheduler
+  // may act on what the forwards reported. Dropped uncommitted (the session
+  // ended first), the message is abandoned: its forwards may have gone out,
+  // but the client never saw a 250 and will send it again.
+  class Commit final : public smtp::server::PendingMessage {
+   public:
+    Commit(queue::Spool& spool, queue::Scheduler& scheduler, queue::StagedMessage staged,
+           std::shared_ptr<const std::string> bytes)
+        : spool_(spool), scheduler_(scheduler), staged_(std::move(staged)), bytes_(std::move(bytes)),
+          id_(staged_.message.id) {}
+    Commit(const Commit&) = delete;
+    Commit& operator=(const Commit&) = delete;
+    ~Commit() override {
+      if (!settled_) scheduler_.abandoned(id_);
+    }
+
+    base::Result<std::string> commit() override {
+      HIKYAKU_CHECK(!settled_);
+      settled_ = true;
+      if (auto st = spool_.commit(staged_, *bytes_); !st) {
+        scheduler_.abandoned(id_);
+        return st.error();
+      }
+      scheduler_.committed(id_);
+      return id_;
+    }
+
+   private:
+    queue::Spool& spool_;
+    queue::Scheduler& scheduler_;
+    queue::StagedMessage staged_;
+    std::shared_ptr<const std::string> bytes_;
+    std::string id_;
+    bool settled_ = false;
+  };
+
   const policy::Resolver& policy_;
   queue::Spool& spool_;
   queue::Scheduler& scheduler_;

@@ -7,8 +7,10 @@
 // Rules:     * A new message is attempted the moment submit() is called (the
 //              caller calls it right after Spool::enqueue returned): no
 //              polling delay. submit_staged() goes further ("forward at
-//              once"): its forward slots are attempted from memory while the
-//              spool file is still being synced (Spool::stage/commit); every
+//              once"): its forward slots are attempted from memory, on the
+//              caller's thread (no worker wake-up on the way to the far
+//              side), before the spool file is written and synced
+//              (Spool::stage/commit); every
 //              outcome is held until committed() and only then recorded or
 //              acted on; abandoned() (the commit failed, the client gets 451
 //              and will retry) discards them: at worst a duplicate forward.
@@ -148,8 +150,11 @@ class Scheduler {
   // A message just enqueued: attempt it now (loads it from the spool).
   void submit(const std::string& queue_id);
   // A message the caller has staged (Spool::stage) and not yet committed,
-  // with its bytes, so that agents need not read the file. Must be followed
-  // by committed() or abandoned() for the same id.
+  // with its bytes, so that agents need not read the file. Its forward slots
+  // are handed to their agent before this returns, on the caller's thread
+  // (the agent's synchronous part runs here: SmtpAgent prepares the message
+  // and looks up the route). Must be followed by committed() or abandoned()
+  // for the same id.
   void submit_staged(SpooledMessage message, std::shared_ptr<const std::string> bytes);
   void committed(const std::string& queue_id);
   void abandoned(const std::string& queue_id);

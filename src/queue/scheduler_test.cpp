@@ -83,6 +83,7 @@ class GatedAgent final : public DeliveryAgent {
   void deliver(const DeliveryRequest& request, std::function<void(DeliveryOutcome)> done) override {
     std::lock_guard lock(mu_);
     from_memory_ = request.message != nullptr;
+    threads_.push_back(std::this_thread::get_id());
     pending_.push_back(std::move(done));
     cv_.notify_all();
   }
@@ -105,10 +106,16 @@ class GatedAgent final : public DeliveryAgent {
     std::lock_guard lock(mu_);
     return from_memory_;
   }
+  // The threads deliver() was called on, in order.
+  std::vector<std::thread::id> threads() {
+    std::lock_guard lock(mu_);
+    return threads_;
+  }
 
  private:
   std::mutex mu_;
   std::condition_variable cv_;
+  std::vector<std::thread::id> threads_;
   std::vector<std::function<void(DeliveryOutcome)>> pending_;
   size_t answered_ = 0;
   bool from_memory_ = false;
@@ -302,7 +309,8 @@ TEST_F(SchedulerTest, FallbackPolicyReplacesTargetDurably) {
 }
 
 // "Forward at once": a staged message's forward is attempted before the
-// commit, from memory; its outcome waits for committed(); the local
+// commit, from memory, on the submitting thread (no worker wake-up on the
+// way to the far side); its outcome waits for committed(); the local
 // mailbox slot waits for the commit too.
 TEST_F(SchedulerTest, StagedForwardStartsBeforeCommitAndSettlesAfter) {
   GatedAgent forwards;
@@ -317,7 +325,9 @@ TEST_F(SchedulerTest, StagedForwardStartsBeforeCommitAndSettlesAfter) {
   ASSERT_TRUE(staged);
   const std::string id = staged->message.id;
   s->submit_staged(staged->message, bytes);
-  ASSERT_TRUE(forwards.wait_attempts(1)) << "the forward starts before the commit";
+  EXPECT_EQ(forwards.threads().size(), 1u) << "the forward starts before submit_staged returns";
+  ASSERT_TRUE(forwards.wait_attempts(1));
+  EXPECT_EQ(forwards.threads()[0], std::this_thread::get_id()) << "on the caller's thread";
   EXPECT_TRUE(forwards.from_memory());
   EXPECT_EQ(agent_.count("mailbox:me"), 0u) << "local delivery waits for the commit";
   forwards.answer({DeliveryOutcome::Kind::delivered, "2.0.0", "ok"});

@@ -22,9 +22,9 @@ bool InboundSink::rejects_for(const mail::Envelope& envelope) const {
   return true;
 }
 
-base::Result<smtp::server::StoreResult> InboundSink::accept(const mail::Envelope& envelope, std::string message) {
+base::Result<smtp::server::Admission> InboundSink::admit(const mail::Envelope& envelope, std::string message) {
   // Authenticated submission (later) is our own users' mail: not checked here.
-  if (!envelope.auth_user.empty()) return inner_.accept(envelope, std::move(message));
+  if (!envelope.auth_user.empty()) return inner_.admit(envelope, std::move(message));
 
   Input in;
   in.message = message;
@@ -55,10 +55,10 @@ base::Result<smtp::server::StoreResult> InboundSink::accept(const mail::Envelope
   // chose it; the default records the result and delivers (DESIGN.md: the
   // owner decides, nothing is lost).
   if (v.dmarc_reject() && rejects_for(envelope)) {
-    return smtp::server::StoreResult::refused(
+    return smtp::server::Admission::refused(
         mail::Reply(550, "5.7.1", "Message rejected: DMARC policy of the author domain"));
   }
-  return inner_.accept(envelope, stamp(message, v.results));
+  return inner_.admit(envelope, stamp(message, v.results));
 }
 
 std::optional<mail::Reply> InboundSink::screen_recipient(const mail::Address& rcpt) const {

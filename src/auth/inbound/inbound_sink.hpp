@@ -10,7 +10,7 @@
 //            and §10.3 (rejecting at SMTP time: 550 5.7.1), RFC 5321 §4.2.5.
 // Trust:     untrusted message and envelope; the reply texts are fixed and
 //            never name a forward or a configuration detail.
-// Concurrency: accept()/store() run on the session's worker pool (they
+// Concurrency: admit()/store() run on the session's worker pool (they
 //            block on DNS and fsync); screen_recipient() on the session's
 //            executor (no I/O). The object is immutable after construction.
 // Errors:    the inner sink's errors pass through (451 4.3.0); checks never
@@ -37,7 +37,7 @@ class InboundSink final : public smtp::server::MessageSink {
               const SrsBounces* srs, const dmarc::PublicSuffixList* psl);
 
   base::Result<std::string> store(const mail::Envelope& envelope, std::string message) override;
-  base::Result<smtp::server::StoreResult> accept(const mail::Envelope& envelope, std::string message) override;
+  base::Result<smtp::server::Admission> admit(const mail::Envelope& envelope, std::string message) override;
   std::optional<mail::Reply> screen_recipient(const mail::Address& rcpt) const override;
 
   // DMARC inbound policy of a message's recipients: reject only when every

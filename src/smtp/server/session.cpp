@@ -445,23 +445,34 @@ net::awaitable<void> Session::receive_data() {
   message += reader.take_message();
   const size_t size = message.size();
 
-  // MessageSink::store blocks on fsync: run it on the worker pool and resume
-  // here afterwards (the co_spawn completion comes back on our executor).
-  // accept() may also refuse the message (issue 4: DMARC p=reject).
+  // The end of DATA in two steps on the worker pool (both may block: DNS,
+  // fsync), coming back here in between: admit() may refuse, or takes the
+  // message and may already have started forwards, which this executor
+  // then puts on the wire before the commit (message_sink.hpp); commit()
+  // makes it durable. GCC 12: no temporary lambda inside co_await (STYLE).
   struct Stored {
     bool ok = false;
     std::string text;  // queue id, or the error for the log
     std::optional<Reply> refusal;
   };
-  Stored stored = co_await asio::co_spawn(
-      ctx_.workers,
-      [&]() -> net::awaitable<Stored> {
-        auto result = ctx_.sink.accept(envelope, std::move(message));
-        if (!result) co_return Stored{false, result.error().message, std::nullopt};
-        if (result->refusal) co_return Stored{false, {}, std::move(result->refusal)};
-        co_return Stored{true, std::move(result->queue_id), std::nullopt};
-      },
-      net::use_awaitable);
+  std::unique_ptr<PendingMessage> taken;
+  auto admit = [&]() -> net::awaitable<Stored> {
+    auto result = ctx_.sink.admit(envelope, std::move(message));
+    if (!result) co_return Stored{false, result.error().message, std::nullopt};
+    if (result->refusal) co_return Stored{false, {}, std::move(result->refusal)};
+    taken = std::move(result->pending);
+    co_return Stored{true, {}, std::nullopt};
+  };
+  Stored stored = co_await asio::co_spawn(ctx_.workers, admit, net::use_awaitable);
+  if (taken) {
+    auto commit = [&]() -> net::awaitable<Stored> {
+      auto id = taken->commit();
+      taken.reset();  // on the worker: an abandoned message is settled there too
+      if (!id) co_return Stored{false, id.error().message, std::nullopt};
+      co_return Stored{true, std::move(id).value(), std::nullopt};
+    };
+    stored = co_await asio::co_spawn(ctx_.workers, commit, net::use_awaitable);
+  }
 
   if (stored.refusal) {
     // RFC 5321 §4.2.5: a 5xx after the final dot: nothing was stored.

@@ -34,12 +34,12 @@ class FakeSink final : public MessageSink {
   }
   // Issue 4 hooks: refuse every message at end of DATA with `r`; decide
   // recipients whose local part starts with "SRS0=" (valid iff it ends in "=ok").
-  base::Result<StoreResult> accept(const mail::Envelope& envelope, std::string message) override {
+  base::Result<Admission> admit(const mail::Envelope& envelope, std::string message) override {
     {
       std::lock_guard lock(mu_);
-      if (refusal_) return StoreResult::refused(*refusal_);
+      if (refusal_) return Admission::refused(*refusal_);
     }
-    return MessageSink::accept(envelope, std::move(message));
+    return MessageSink::admit(envelope, std::move(message));
   }
   std::optional<mail::Reply> screen_recipient(const mail::Address& rcpt) const override {
     if (!rcpt.local.starts_with("SRS0=")) return std::nullopt;
