@@ -205,11 +205,14 @@ net::awaitable<Action> Session::authenticate(Action a) {
   base::wipe(a.password);
   const config::Mailbox* mailbox = ctx_.config.find_mailbox(user);
 
-  // argon2id is slow on purpose: never on the event loop.
+  // argon2id is slow on purpose: never on the event loop. An unknown name
+  // costs the same verification (no timing difference between the two).
   bool verified = false;
-  if (!a.refused && mailbox != nullptr) {
-    auto check = [&]() -> net::awaitable<bool> { co_return ctx_.credentials.verify(mailbox->name, password); };
+  if (!a.refused) {
+    const std::string& name = mailbox != nullptr ? mailbox->name : user;
+    auto check = [&]() -> net::awaitable<bool> { co_return ctx_.credentials.verify(name, password); };
     verified = co_await asio::co_spawn(ctx_.workers, check, net::use_awaitable);
+    verified = verified && mailbox != nullptr;
   }
   base::wipe(password);
 

@@ -134,12 +134,23 @@ bool CredentialStore::verify(std::string_view user, std::string_view password) c
   for (const auto& e : *entries) {
     if (e.user == user) found = &e;
   }
-  if (found == nullptr) {
-    // XXX(pop3): an unknown user answers faster than a wrong password; the
-    // session's failure delay (config.auth.failure_delay) dominates anyway.
+  if (found == nullptr || found->hash.size() >= crypto_pwhash_STRBYTES) {
+    // The same argon2id work as for a known user, so the answer's timing
+    // does not tell which login names exist.
+    std::call_once(dummy_once_, [this] {
+      char hash[crypto_pwhash_STRBYTES];
+      static constexpr char kDummy[] = "hikyaku: no such user";
+      if (crypto_pwhash_str(hash, kDummy, sizeof kDummy - 1, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                            crypto_pwhash_MEMLIMIT_INTERACTIVE) == 0) {
+        dummy_hash_ = hash;
+      }
+    });
+    if (!dummy_hash_.empty()) {
+      const int wasted = crypto_pwhash_str_verify(dummy_hash_.c_str(), password.data(), password.size());
+      static_cast<void>(wasted);
+    }
     return false;
   }
-  if (found->hash.size() >= crypto_pwhash_STRBYTES) return false;
   return crypto_pwhash_str_verify(found->hash.c_str(), password.data(), password.size()) == 0;
 }
 

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <filesystem>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,11 +26,15 @@ class CredentialStore {
   base::Status set_password(std::string_view user, std::string_view password);
   base::Status remove(std::string_view user);
   base::Result<std::vector<std::string>> users() const;
-  // True only when the user exists and the password matches.
+  // True only when the user exists and the password matches. Always one
+  // argon2id verification, also for an unknown user (against a dummy hash
+  // made on first need), so timing does not reveal which users exist.
   bool verify(std::string_view user, std::string_view password) const;
 
  private:
   std::filesystem::path file_;
+  mutable std::once_flag dummy_once_;
+  mutable std::string dummy_hash_;  // written once, under dummy_once_
 };
 
 }  // namespace hikyaku::sasl
