@@ -335,7 +335,28 @@ for (( i = 1; i <= RUNS; i++ )); do
   for srv in "${order[@]}"; do relay_run "$srv" "$MSGS"; done
 done
 
+# "Light load" means nothing else going on: before parts 2 and 3, wait until both servers
+# have finished with the relay runs' messages (hikyaku still unlinks spool files after
+# smtp-sink has counted the last message; Postfix's qmgr likewise) and the page cache is
+# written back. Without this the first latency samples share the disk with thousands of
+# unlinks and writebacks (p95 up to 2 ms for either server).
+queued_files() {
+  local n=0 d
+  for d in "$T/hikyaku/data/spool/queue" "$T"/pf-*/queue/{incoming,active,deferred,maildrop}; do
+    [[ -d $d ]] && n=$(( n + $(find "$d" -type f | wc -l) ))
+  done
+  echo "$n"
+}
+wait_quiet() {
+  local t0=$SECONDS
+  for _ in $(seq 600); do (( $(queued_files) == 0 )) && break; sleep 0.1; done
+  (( $(queued_files) == 0 )) || log "WARNING: $(queued_files) queue file(s) still present after 60 s"
+  sync
+  log "queues empty and page cache written back after $(( SECONDS - t0 )) s"
+}
+
 # ---------------------------------------------------------------- 2. forward latency
+wait_quiet
 log "latency: $LAT_N messages each, one at a time"
 out=$(py latency --listen "$LAT_IP:$FAR_PORT" --n "$LAT_N" --chunk 25 --raw \
   --hop "hikyaku=127.0.0.1:$HK_PORT,l@example.test" \
@@ -344,6 +365,7 @@ echo "{\"kind\": \"latency\", \"result\": $out}" >> "$RES"
 echo "{\"kind\": \"mem\", \"server\": \"hikyaku\", $(server_mem hikyaku)}" >> "$RES"
 
 # ---------------------------------------------------------------- 3. diversion
+wait_quiet
 log "diversion: $DIV_N messages each, refused with 550 5.7.1 at RCPT"
 out=$(py divert --listen "$REF_IP:$FAR_PORT" --n "$DIV_N" --chunk 10 --warmup 3 --raw \
   --hop "hikyaku=127.0.0.1:$HK_PORT,r@example.test,$HK_FB_MAILDIR" \
