@@ -56,11 +56,11 @@ std::string safe_headers(std::string_view headers, const std::vector<std::string
     pos = nl + 1;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     std::string clean;
+    if (line.starts_with("--")) clean += ' ';  // never a boundary line
     for (unsigned char c : line) {
       if (c == '\t' || (c >= 0x20 && c < 0x7f)) clean += static_cast<char>(c);
       else clean += '?';
     }
-    if (clean.starts_with("--")) clean.insert(0, " ");  // never a boundary line
     if (clean.size() > 990) clean.resize(990);
     out += clean;
     out += "\r\n";
@@ -208,7 +208,11 @@ std::string build_dsn(const DsnInput& in) {
   m += "This is the mail system at host " + mta + ".\r\n\r\n";
   m += "Your message could not be delivered to one or more recipients.\r\n\r\n";
   for (const auto& r : in.recipients) {
-    m += fold("<" + clean(r.final_recipient, 300) + ">: " + clean(r.diagnostic, 700)) + "\r\n";
+    std::string line = "<";
+    line += clean(r.final_recipient, 300);
+    line += ">: ";
+    line += clean(r.diagnostic, 700);
+    m += fold(line) + "\r\n";
     if (r.expired) m += "  (gave up after retrying for the maximum time)\r\n";
   }
   m += "\r\n";
