@@ -204,6 +204,13 @@ def test_accepted_mail_arrives_in_postfix_maildir_intact(make_hikyaku, pfx_dns, 
     assert farside.sender.attempts == []
     assert farside.gmail.attempts == []
     assert_no_leak(farside, c, ACCEPTED)
+    # Postfix offers CHUNKING and PIPELINING: the message went as BDAT LAST
+    # (RFC 3030), no DATA. smtpd counts the session's commands in its
+    # disconnect line, written when hikyaku drops its pooled connection.
+    hk.stop()
+    line = wait_for(lambda: re.search(r"disconnect from .* mail=1 rcpt=1 bdat=1 .*", postfix.log_text()),
+                    what="Postfix's disconnect line").group(0)
+    assert "data=" not in line, line
 
 
 def test_access_refused_recipient_diverts_hidden(make_hikyaku, pfx_dns, farside, postfix):
@@ -227,6 +234,11 @@ def test_access_refused_recipient_diverts_hidden(make_hikyaku, pfx_dns, farside,
     assert postfix.messages() == []
     assert farside.sender.attempts == []       # hidden: never a DSN
     assert_no_leak(farside, c, BLOCKED)
+    # The chunk was pipelined behind the refused RCPT and refused in turn
+    # ("bdat=0/1"): Postfix read it and the connection stayed in step.
+    hk.stop()
+    wait_for(lambda: re.search(r"disconnect from .* mail=1 rcpt=0/1 bdat=0/1 ", postfix.log_text()),
+             what="Postfix's disconnect line")
 
 
 def test_header_checks_rejection_diverts_hidden(make_hikyaku, pfx_dns, farside, postfix):

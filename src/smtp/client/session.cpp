@@ -48,6 +48,28 @@ bool is_ip_literal(const std::string& name) {
   return !ec;
 }
 
+// RFC 3030 §2: a BDAT chunk is sent as is (no dot-stuffing); without
+// BINARYMIME the message must still be CRLF lines: a bare LF becomes CRLF and
+// an unterminated last line is ended (as dot_stuff() does for DATA).
+std::string crlf_lines(std::string_view message) {
+  std::string out;
+  out.reserve(message.size() + 2);
+  for (size_t i = 0; i < message.size(); ++i) {
+    if (message[i] == '\n' && (i == 0 || message[i - 1] != '\r')) out += '\r';
+    out += message[i];
+  }
+  if (!out.empty() && !out.ends_with("\r\n")) out += "\r\n";
+  return out;
+}
+
+// A chunk up to this size rides in the same pipelined group as MAIL and
+// RCPT; a larger one waits for their replies, so that a refused recipient
+// does not cost its upload.
+constexpr size_t kPipelinedChunk = 64 * 1024;
+// The largest write of message data (each write is bounded by the data
+// block timeout, RFC 5321 §4.5.3.2.5).
+constexpr size_t kBlock = 64 * 1024;
+
 std::string endpoint_key(const std::string& ip, uint16_t port) {
   return (ip.find(':') != std::string::npos ? "[" + ip + "]" : ip) + ":" + std::to_string(port);
 }
@@ -369,6 +391,10 @@ net::awaitable<Outcome> Connection::send(const Transaction& tx, bool reset_first
   if (caps_.eightbitmime && has_8bit(message)) mail += " BODY=8BITMIME";  // RFC 6152 §3
   if (caps_.smtputf8 && (tx.smtputf8 || utf8_addresses)) mail += " SMTPUTF8";  // RFC 6531 §3.4
   std::string rcpt = "RCPT TO:<" + tx.recipient + ">";
+  if (caps_.chunking && caps_.pipelining && options_.pipelining) {
+    Outcome chunked = co_await send_chunked(tx, mail, rcpt, reset_first, reset_failed);
+    co_return chunked;
+  }
 
   std::optional<Outcome> failure;
   ServerReply mail_reply, rcpt_reply, data_reply;
@@ -443,7 +469,6 @@ net::awaitable<Outcome> Connection::send(const Transaction& tx, bool reset_first
   // RFC 5321 §4.5.2 / §4.5.3.2.5: the dot-stuffed message in blocks, each
   // write bounded by the data block timeout; then §4.5.3.2.6 for the reply.
   std::string payload = dot_stuff(message);
-  constexpr size_t kBlock = 64 * 1024;
   for (size_t off = 0; off < payload.size(); off += kBlock) {
     const bool block_written = co_await write(std::string_view(payload).substr(off, kBlock), Stage::body, failure);
     if (!block_written) co_return *failure;
@@ -452,6 +477,69 @@ net::awaitable<Outcome> Connection::send(const Transaction& tx, bool reset_first
   if (failure) co_return *failure;
   ++messages_;
   if (final_reply.code == 421) broken_ = true;
+  co_return classify(final_reply, Stage::body);
+}
+
+// RFC 3030 with RFC 2920: [RSET,] MAIL, RCPT and "BDAT <n> LAST" + the
+// message in one group (a large message after the MAIL/RCPT replies); the
+// replies come back in order, the last one is the final answer for the
+// message. A server must read a chunk even when it refuses it (RFC 3030
+// §2), so a refused recipient leaves the connection in step.
+net::awaitable<Outcome> Connection::send_chunked(const Transaction& tx, const std::string& mail,
+                                                 const std::string& rcpt, bool reset_first, bool& reset_failed) {
+  const std::string payload = crlf_lines(*tx.message);
+  const std::string bdat = "BDAT " + std::to_string(payload.size()) + " LAST\r\n";
+  const bool with_group = payload.size() <= kPipelinedChunk;
+  std::string group = (reset_first ? "RSET\r\n" : "") + mail + "\r\n" + rcpt + "\r\n";
+  if (with_group) group += bdat + payload;
+
+  std::optional<Outcome> failure;
+  const bool written = co_await write(group, with_group ? Stage::body : Stage::mail, failure);
+  if (!written) {
+    if (reset_first) {
+      broken_ = true;
+      reset_failed = true;
+    }
+    co_return *failure;
+  }
+  if (reset_first) {
+    ServerReply rset_reply = co_await read_reply(Stage::rset, failure);
+    if (failure || !rset_reply.positive()) {
+      broken_ = true;
+      reset_failed = true;
+      co_return failure ? *failure : classify(rset_reply, Stage::rset);
+    }
+  }
+  ServerReply mail_reply = co_await read_reply(Stage::mail, failure);
+  if (failure) co_return *failure;
+  if (mail_reply.code == 421) {
+    broken_ = true;
+    co_return classify(mail_reply, Stage::mail);
+  }
+  ServerReply rcpt_reply = co_await read_reply(Stage::rcpt, failure);
+  if (failure) co_return *failure;
+  const bool accepted = mail_reply.positive() && rcpt_reply.positive();
+  if (!with_group) {
+    if (!accepted) {
+      if (rcpt_reply.code == 421) broken_ = true;
+      co_return !mail_reply.positive() ? classify(mail_reply, Stage::mail) : classify(rcpt_reply, Stage::rcpt);
+    }
+    const bool header_written = co_await write(bdat, Stage::body, failure);
+    if (!header_written) co_return *failure;
+    for (size_t off = 0; off < payload.size(); off += kBlock) {
+      const bool block_written =
+          co_await write(std::string_view(payload).substr(off, kBlock), Stage::body, failure);
+      if (!block_written) co_return *failure;
+    }
+  }
+  ServerReply final_reply = co_await read_reply(Stage::body, failure);
+  if (failure) co_return *failure;
+  if (rcpt_reply.code == 421 || final_reply.code == 421) broken_ = true;
+  if (!accepted) {
+    // The chunk's own refusal ("no valid recipients") says nothing new.
+    co_return !mail_reply.positive() ? classify(mail_reply, Stage::mail) : classify(rcpt_reply, Stage::rcpt);
+  }
+  ++messages_;
   co_return classify(final_reply, Stage::body);
 }
 

@@ -9,7 +9,9 @@
 //            neither require nor verify the certificate for MX delivery —
 //            RFC 7672 DANE and RFC 8461 MTA-STS are later work), RFC 2920
 //            (PIPELINING), RFC 1870 (SIZE), RFC 6152 (8BITMIME), RFC 6531
-//            (SMTPUTF8).
+//            (SMTPUTF8), RFC 3030 (CHUNKING: with PIPELINING too, the message
+//            goes as one "BDAT <size> LAST" instead of DATA — one round trip
+//            less, as Gmail offers both).
 // Trust:     the peer is an untrusted host on the Internet: every reply goes
 //            through ReplyParser (bounded lines and line count); nothing it
 //            says is executed or echoed to third parties except as the
@@ -87,8 +89,9 @@ class Connection {
                                      ClientOptions options, std::string log_id);
   ~Connection();
 
-  // MAIL, RCPT, DATA, the message, ".". Returns the classified outcome of
-  // the first failing stage or of the final reply.
+  // MAIL, RCPT, DATA, the message, "." (or MAIL, RCPT, BDAT LAST and the
+  // message, when CHUNKING and PIPELINING are offered). Returns the
+  // classified outcome of the first failing stage or of the final reply.
   net::awaitable<Outcome> send(const Transaction& tx);
   // The same on an idle connection taken from the pool: RSET first (RFC
   // 5321 §4.1.1.5), pipelined with MAIL/RCPT/DATA when PIPELINING is
@@ -112,6 +115,8 @@ class Connection {
  private:
   explicit Connection(std::unique_ptr<Impl> impl);
   net::awaitable<Outcome> send(const Transaction& tx, bool reset_first, bool& reset_failed);
+  net::awaitable<Outcome> send_chunked(const Transaction& tx, const std::string& mail, const std::string& rcpt,
+                                       bool reset_first, bool& reset_failed);
   net::awaitable<ServerReply> command(std::string_view line, Stage stage, std::optional<Outcome>& failure);
   net::awaitable<ServerReply> read_reply(Stage stage, std::optional<Outcome>& failure);
   net::awaitable<bool> write(std::string_view data, Stage stage, std::optional<Outcome>& failure);
