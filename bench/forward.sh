@@ -7,7 +7,7 @@
 #      smtp_reply_filter 5xx→4xx + smtp_fallback_relay = MTA2 + soft_bounce, MTA2 → Maildir)
 #
 #   bash bench/forward.sh                    # RUNS=3
-#   RUNS=5 LAT_N=500 bash bench/forward.sh
+#   RUNS=5 LAT_N=1000 bash bench/forward.sh
 #
 # Environment:
 #   HIKYAKU_BIN  hikyaku binary (default: the newer of build/ and build-bench/ src/app/hikyaku;
@@ -15,7 +15,7 @@
 #   RUNS         relay rounds, order alternating (3)      MSGS      messages per relay run (5000)
 #   SESSIONS     smtp-source sessions (20)                SIZE      bytes per message (4096)
 #   WARMUP       unmeasured relay messages per server before the rounds (200)
-#   LAT_N        light-load latency samples per server (200)
+#   LAT_N        light-load latency samples per server (500)
 #   DIV_N        diversion samples per server (50)
 #   TIMEOUT      seconds one relay run may take (300)     MAX_TIME  whole script (1800)
 #   BENCH_TMPDIR parent of the temporary directory (/var/tmp); KEEP=1 keeps it
@@ -31,7 +31,7 @@ MSGS=${MSGS:-5000}
 SESSIONS=${SESSIONS:-20}
 SIZE=${SIZE:-4096}
 WARMUP=${WARMUP:-200}
-LAT_N=${LAT_N:-200}
+LAT_N=${LAT_N:-500}
 DIV_N=${DIV_N:-50}
 TIMEOUT=${TIMEOUT:-300}
 MAX_TIME=${MAX_TIME:-1800}
