@@ -213,6 +213,24 @@ def test_accepted_mail_arrives_in_postfix_maildir_intact(make_hikyaku, pfx_dns, 
     assert "data=" not in line, line
 
 
+def test_large_message_is_chunked_after_the_recipient_is_accepted(make_hikyaku, pfx_dns, farside, postfix):
+    """Over 64 KiB the BDAT chunk waits for the MAIL/RCPT replies (a refused recipient
+    would not cost the upload); the message still arrives byte for byte."""
+    hk = make_hikyaku(extra=config(pfx_dns, farside, ACCEPTED))
+    c = Client(hk)
+    subject = "large message to postfix"
+    body = BODY + "".join(f"line {i:05d} " + "y" * 60 + "\r\n" for i in range(2000)) + ".\r\n"
+    c.send(message(subject, body))
+    [stored] = wait_for(lambda: postfix.messages(), what="the message in Postfix's Maildir")
+    raw = stored.read_bytes()
+    assert len(raw) > 128 * 1024
+    assert headers(raw)["Subject"] == subject
+    assert body_of(raw) == body_of(message(subject, body))
+    hk.stop()
+    wait_for(lambda: re.search(r"disconnect from .* mail=1 rcpt=1 bdat=1 ", postfix.log_text()),
+             what="Postfix's disconnect line")
+
+
 def test_access_refused_recipient_diverts_hidden(make_hikyaku, pfx_dns, farside, postfix):
     hk = make_hikyaku(extra=config(pfx_dns, farside, BLOCKED))
     c = Client(hk)
