@@ -400,25 +400,10 @@ net::awaitable<Outcome> Connection::send(const Transaction& tx, bool reset_first
   ServerReply mail_reply, rcpt_reply, data_reply;
   if (caps_.pipelining && options_.pipelining) {
     // RFC 2920 §3.1: RSET (on a reused connection), MAIL, RCPT and DATA may
-    // go in one group; the replies come back in order. A failed RSET means
-    // the idle connection died: nothing after it took effect.
+    // go in one group; the replies come back in order.
     const std::string group = (reset_first ? "RSET\r\n" : "") + mail + "\r\n" + rcpt + "\r\nDATA\r\n";
-    const bool written = co_await write(group, Stage::mail, failure);
-    if (!written) {
-      if (reset_first) {
-        broken_ = true;
-        reset_failed = true;
-      }
-      co_return *failure;
-    }
-    if (reset_first) {
-      ServerReply rset_reply = co_await read_reply(Stage::rset, failure);
-      if (failure || !rset_reply.positive()) {
-        broken_ = true;
-        reset_failed = true;
-        co_return failure ? *failure : classify(rset_reply, Stage::rset);
-      }
-    }
+    std::optional<Outcome> group_failure = co_await start_group(group, Stage::mail, reset_first, reset_failed);
+    if (group_failure) co_return *group_failure;
     mail_reply = co_await read_reply(Stage::mail, failure);
     if (failure) co_return *failure;
     if (mail_reply.code == 421) {
@@ -480,6 +465,32 @@ net::awaitable<Outcome> Connection::send(const Transaction& tx, bool reset_first
   co_return classify(final_reply, Stage::body);
 }
 
+// RFC 2920 §3.1: write a pipelined group and, on a reused connection, read
+// the reply to the RSET that leads it. A failed write or RSET means the idle
+// connection died: nothing after it took effect (reset_failed: open a new
+// one). nullopt: go on reading the group's other replies.
+net::awaitable<std::optional<Outcome>> Connection::start_group(const std::string& group, Stage stage,
+                                                               bool reset_first, bool& reset_failed) {
+  std::optional<Outcome> failure;
+  const bool written = co_await write(group, stage, failure);
+  if (!written) {
+    if (reset_first) {
+      broken_ = true;
+      reset_failed = true;
+    }
+    co_return failure;
+  }
+  if (reset_first) {
+    ServerReply rset_reply = co_await read_reply(Stage::rset, failure);
+    if (failure || !rset_reply.positive()) {
+      broken_ = true;
+      reset_failed = true;
+      co_return failure ? failure : classify(rset_reply, Stage::rset);
+    }
+  }
+  co_return std::nullopt;
+}
+
 // RFC 3030 with RFC 2920: [RSET,] MAIL, RCPT and "BDAT <n> LAST" + the
 // message in one group (a large message after the MAIL/RCPT replies); the
 // replies come back in order, the last one is the final answer for the
@@ -493,23 +504,10 @@ net::awaitable<Outcome> Connection::send_chunked(const Transaction& tx, const st
   std::string group = (reset_first ? "RSET\r\n" : "") + mail + "\r\n" + rcpt + "\r\n";
   if (with_group) group += bdat + payload;
 
+  const Stage group_stage = with_group ? Stage::body : Stage::mail;
+  std::optional<Outcome> group_failure = co_await start_group(group, group_stage, reset_first, reset_failed);
+  if (group_failure) co_return *group_failure;
   std::optional<Outcome> failure;
-  const bool written = co_await write(group, with_group ? Stage::body : Stage::mail, failure);
-  if (!written) {
-    if (reset_first) {
-      broken_ = true;
-      reset_failed = true;
-    }
-    co_return *failure;
-  }
-  if (reset_first) {
-    ServerReply rset_reply = co_await read_reply(Stage::rset, failure);
-    if (failure || !rset_reply.positive()) {
-      broken_ = true;
-      reset_failed = true;
-      co_return failure ? *failure : classify(rset_reply, Stage::rset);
-    }
-  }
   ServerReply mail_reply = co_await read_reply(Stage::mail, failure);
   if (failure) co_return *failure;
   if (mail_reply.code == 421) {

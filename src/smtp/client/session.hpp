@@ -115,6 +115,8 @@ class Connection {
  private:
   explicit Connection(std::unique_ptr<Impl> impl);
   net::awaitable<Outcome> send(const Transaction& tx, bool reset_first, bool& reset_failed);
+  net::awaitable<std::optional<Outcome>> start_group(const std::string& group, Stage stage, bool reset_first,
+                                                     bool& reset_failed);
   net::awaitable<Outcome> send_chunked(const Transaction& tx, const std::string& mail, const std::string& rcpt,
                                        bool reset_first, bool& reset_failed);
   net::awaitable<ServerReply> command(std::string_view line, Stage stage, std::optional<Outcome>& failure);
