@@ -9,6 +9,7 @@
 
 #include "base/log.hpp"
 #include "base/strings.hpp"
+#include "login/mailbox_login.hpp"
 #include "mailbox/maildir.hpp"
 #include "net/stream.hpp"
 #include "pop3/protocol/state_machine.hpp"
@@ -153,32 +154,11 @@ net::awaitable<void> Session::run(bool implicit_tls) {
 
 net::awaitable<Action> Session::authenticate(Action a) {
   auto& sm = *machine_;
-  std::string user = std::move(a.user);
-  std::string password = std::move(a.password);
+  const login::LoginContext context{ctx_.config, ctx_.credentials, ctx_.workers, *log_, id_, stream_.tls_active()};
+  login::LoginAttempt attempt{std::move(a.user), std::move(a.password), a.mechanism, a.refused};
   base::wipe(a.password);
-  const config::Mailbox* mailbox = ctx_.config.find_mailbox(user);
-
-  // argon2id is slow on purpose: never on the event loop. An unknown name
-  // costs the same verification (no timing difference between the two).
-  bool verified = false;
-  if (!a.refused) {
-    const std::string& name = mailbox != nullptr ? mailbox->name : user;
-    auto check = [&]() -> net::awaitable<bool> { co_return ctx_.credentials.verify(name, password); };
-    verified = co_await asio::co_spawn(ctx_.workers, check, net::use_awaitable);
-    verified = verified && mailbox != nullptr;
-  }
-  base::wipe(password);
-
-  if (!verified) {
-    log_->warn("{} login failed: user={} mechanism={} tls={}", id_, base::log_printable(user), a.mechanism,
-               stream_.tls_active() ? "yes" : "no");
-    // Slow down password guessing (config.auth.failure_delay), without
-    // blocking anyone else.
-    asio::steady_timer timer(co_await asio::this_coro::executor);
-    timer.expires_after(ctx_.config.auth.failure_delay);
-    co_await timer.async_wait(asio::as_tuple(net::use_awaitable));
-    co_return sm.login_result(LoginOutcome::bad_credentials);
-  }
+  const config::Mailbox* mailbox = co_await login::check_mailbox_login(context, std::move(attempt));
+  if (mailbox == nullptr) co_return sm.login_result(LoginOutcome::bad_credentials);
 
   // RFC 1939 §8: lock the maildrop, then take the message list that stays
   // fixed for the whole session. Filesystem work goes to the workers.
