@@ -102,7 +102,7 @@ Assessment ForwardTransform::assess(const queue::DeliveryRequest& request, std::
   Assessment a;
   auto parsed = common::parse_message(message);
   a.results = auth::inbound::own_results(parsed, config_.hostname);
-  a.author = auth::inbound::find_author(parsed);
+  a.author = auth::common::find_author(parsed);
   a.action = action_of(config_, request.target);
   if (!a.results || !a.author) return a;
 
@@ -152,7 +152,7 @@ base::Result<std::string> ForwardTransform::apply(const queue::DeliveryRequest& 
   // Item 8: what we originate (notices, DSNs) is signed for its From domain.
   if (request.origin != queue::Origin::received) {
     auto parsed = common::parse_message(message);
-    auto author = auth::inbound::find_author(parsed);
+    auto author = auth::common::find_author(parsed);
     if (!author) return message;
     const SigningKey* k = key_for(author->domain);
     if (k == nullptr) return message;
@@ -208,7 +208,7 @@ base::Result<std::string> ForwardTransform::apply(const queue::DeliveryRequest& 
   return message;
 }
 
-std::string rewrite_from(std::string_view message, const auth::inbound::Author& author, std::string_view domain) {
+std::string rewrite_from(std::string_view message, const auth::common::Author& author, std::string_view domain) {
   auto parsed = common::parse_message(message);
   std::string original;
   bool has_reply_to = !parsed.all("Reply-To").empty();

@@ -45,8 +45,8 @@
 #include <string_view>
 
 #include "auth/common/authentication_results.hpp"
+#include "auth/common/author.hpp"
 #include "auth/dmarc/evaluate.hpp"
-#include "auth/inbound/author.hpp"
 #include "base/result.hpp"
 #include "config/config.hpp"
 #include "crypto/key.hpp"
@@ -60,7 +60,7 @@ enum class DmarcAction { unchanged, rewrite_from, divert };
 // What the forwarder knows about one message it is about to forward.
 struct Assessment {
   std::optional<auth::common::AuthenticationResults> results;  // ours, from receipt
-  std::optional<auth::inbound::Author> author;
+  std::optional<auth::common::Author> author;
   std::optional<auth::dmarc::Evaluation> dmarc;  // re-evaluated from our results
   bool only_spf_under_enforcement = false;        // dmarc::passed_only_via_spf_under_enforcement
   DmarcAction action = DmarcAction::unchanged;    // what this forward will do about it
@@ -108,7 +108,7 @@ class ForwardTransform {
 // The From rewrite of a DMARC-aware forward (RFC 5322 §3.6.2): From becomes
 // "<name> via <domain>" <noreply@<domain>>; the original From value goes to
 // X-Original-From and, when the message has no Reply-To, to Reply-To.
-std::string rewrite_from(std::string_view message, const auth::inbound::Author& author, std::string_view domain);
+std::string rewrite_from(std::string_view message, const auth::common::Author& author, std::string_view domain);
 
 // Wraps the forward agent: answers the DMARC "divert" decision (permanent
 // 5.7.26, so the fallback policy diverts at once) before anything is sent.

@@ -180,7 +180,7 @@ TEST_F(ForwardTransformTest, GeneratedMessagesAreSignedForTheirFromDomain_RFC637
 }
 
 TEST(RewriteFrom, EncodedWordsStayOutsideQuotes_RFC2047_5) {
-  auth::inbound::Author a{"=?UTF-8?B?5bGx55Sw?=", "y@author.test", "author.test"};
+  auth::common::Author a{"=?UTF-8?B?5bGx55Sw?=", "y@author.test", "author.test"};
   std::string out = rewrite_from("From: =?UTF-8?B?5bGx55Sw?= <y@author.test>\r\nReply-To: r@x.test\r\n\r\nb\r\n", a,
                                  "example.test");
   EXPECT_EQ(out,

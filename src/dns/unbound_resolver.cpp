@@ -153,7 +153,9 @@ std::optional<std::string> read_name(std::string_view data, size_t& used) {
     }
     if (len > 63) return std::nullopt;  // compression pointer or reserved bits (RFC 1035 §4.1.4)
     wire_length += len + 1u;
-    if (wire_length > 255 || pos + 1 + len > data.size()) return std::nullopt;
+    // RFC 1035 §3.1: at most 255 octets of labels and length octets, the
+    // root's zero length octet that ends the name included.
+    if (wire_length + 1 > 255 || pos + 1 + len > data.size()) return std::nullopt;
     if (!out.empty()) out += '.';
     append_label(out, data.substr(pos + 1, len));
     pos += 1 + len;

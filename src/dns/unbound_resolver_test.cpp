@@ -69,6 +69,18 @@ TEST(UnboundWire, NameEscapesOddBytes_RFC1035_5_1) {
   EXPECT_FALSE(wire::parse_name(too_long)) << "more than 255 octets";
 }
 
+TEST(UnboundWire, NameAtMost255OctetsWithTheRootLabel_RFC1035_3_1) {
+  // "label octets and label length octets" — the root's zero length octet
+  // included: three 63-octet labels and one of 61 make 255 octets.
+  std::string three(3 * 64, 'a');
+  for (size_t i = 0; i < 3; ++i) three[i * 64] = '\x3f';
+  auto name = [&](size_t last) { return three + static_cast<char>(last) + std::string(last, 'b') + '\0'; };
+  ASSERT_EQ(name(61).size(), 255u);
+  EXPECT_TRUE(wire::parse_name(name(61)));
+  EXPECT_FALSE(wire::parse_name(name(62))) << "256 octets (found by fuzz/dns_rdata_fuzz.cpp's bound)";
+  EXPECT_FALSE(wire::parse_mx("\x00\x0a"s + name(62)));
+}
+
 TEST(UnboundWire, Addresses) {
   auto a = wire::parse_a("\x7f\x00\x00\x02"s);
   ASSERT_TRUE(a);

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "auth/common/authentication_results.hpp"
+#include "auth/common/author.hpp"
 #include "auth/common/canonicalization.hpp"
 #include "auth/common/message.hpp"
 #include "auth/common/tag_list.hpp"
@@ -144,6 +145,47 @@ TEST(AuthenticationResults, Rfc8617Sec4_1_1CollectForArc) {
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(*r, "lists.example.org; arc=none;\r\n  spf=pass smtp.mfrom=a@b;\r\n  dmarc=pass");
   EXPECT_FALSE(collect_results_for(p, "nobody").has_value());
+}
+
+TEST(Author, ParsesNameAddrAndRefusesGroupsAndLists_RFC5322_3_4) {
+  auto a = parse_author(" \"Ann, A.\" <ann@Author.Test>");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->display_name, "Ann, A.");
+  EXPECT_EQ(a->address, "ann@Author.Test");
+  EXPECT_EQ(a->domain, "author.test");
+  auto b = parse_author("ann@author.test (Ann)");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->domain, "author.test");
+  EXPECT_FALSE(parse_author("a@x.test, b@y.test"));
+  EXPECT_FALSE(parse_author("undisclosed:;"));
+  EXPECT_FALSE(parse_author(""));
+}
+
+TEST(Author, DomainWithoutTrailingDots_RFC5322_3_4_1) {
+  auto a = parse_author("x@Example.COM.");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->domain, "example.com");
+  // fuzz/author_fuzz.cpp's finding (first input): a domain of dots only is
+  // no author domain (it gave "."); every trailing dot goes, not just one.
+  EXPECT_FALSE(parse_author("\x8c\x8c\x8c~\n@\n.."));
+  EXPECT_FALSE(parse_author("x@.."));
+  auto b = parse_author("<x@Example.COM..>");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->domain, "example.com");
+  EXPECT_EQ(b->address, "x@Example.COM..");
+}
+
+TEST(Author, UnfoldsBeforeQuotedPairs_RFC5322_2_2_3) {
+  // fuzz/author_fuzz.cpp: a backslash before a fold's CRLF took the CR into
+  // the display name, and From rewriting copies that name into a new field.
+  std::string m = "From: \"Ann\\\r\n B\" <ann@author.test>\r\nTo: b@example.test\r\n\r\nbody\r\n";
+  auto a = find_author(parse_message(m));
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->display_name, "Ann B");
+  EXPECT_EQ(a->domain, "author.test");
+  auto c = parse_author("\"x\\\r\n\\\r\n\" <x@y.test>");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->display_name.find_first_of("\r\n"), std::string::npos);
 }
 
 }  // namespace

@@ -58,7 +58,7 @@ Verdict check(dns::Resolver& resolver, const Input& input, const Options& option
 
   // DMARC for the author domain. RFC 7489 §6.6.1: without exactly one
   // author there is nothing to evaluate; we report permerror.
-  v.author = find_author(parsed);
+  v.author = common::find_author(parsed);
   if (v.author) {
     dmarc::Input in;
     in.from_domain = v.author->domain;

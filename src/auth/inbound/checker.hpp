@@ -27,9 +27,9 @@
 
 #include "auth/arc/validator.hpp"
 #include "auth/common/authentication_results.hpp"
+#include "auth/common/author.hpp"
 #include "auth/dkim/verifier.hpp"
 #include "auth/dmarc/evaluate.hpp"
-#include "auth/inbound/author.hpp"
 #include "auth/spf/check.hpp"
 #include "dns/resolver.hpp"
 
@@ -56,7 +56,7 @@ struct Verdict {
   std::string spf_domain;    // its domain (DMARC's SPF identifier)
   std::vector<dkim::Result> dkim;
   arc::ValidationResult arc;
-  std::optional<Author> author;
+  std::optional<common::Author> author;
   dmarc::Evaluation dmarc;   // result permerror when there is no single author
   common::AuthenticationResults results;
 

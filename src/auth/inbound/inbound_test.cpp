@@ -6,7 +6,6 @@
 
 #include "auth/dkim/key_record.hpp"
 #include "auth/dkim/signer.hpp"
-#include "auth/inbound/author.hpp"
 #include "auth/inbound/checker.hpp"
 #include "auth/inbound/inbound_sink.hpp"
 #include "auth/inbound/srs_bounces.hpp"
@@ -56,20 +55,6 @@ std::string prop(const common::AuthResult& r, std::string_view key) {
   for (const auto& [k, v] : r.properties)
     if (k == key) return v;
   return "";
-}
-
-TEST(Author, ParsesNameAddrAndRefusesGroupsAndLists_RFC5322_3_4) {
-  auto a = parse_author(" \"Ann, A.\" <ann@Author.Test>");
-  ASSERT_TRUE(a);
-  EXPECT_EQ(a->display_name, "Ann, A.");
-  EXPECT_EQ(a->address, "ann@Author.Test");
-  EXPECT_EQ(a->domain, "author.test");
-  auto b = parse_author("ann@author.test (Ann)");
-  ASSERT_TRUE(b);
-  EXPECT_EQ(b->domain, "author.test");
-  EXPECT_FALSE(parse_author("a@x.test, b@y.test"));
-  EXPECT_FALSE(parse_author("undisclosed:;"));
-  EXPECT_FALSE(parse_author(""));
 }
 
 TEST(Checker, AllPass_RFC7208_RFC6376_RFC7489) {

@@ -19,9 +19,11 @@
 #include <string>
 #include <string_view>
 
-#include "smtp/client/reply.hpp"
+#include "smtp/protocol/server_reply.hpp"
 
 namespace hikyaku::smtp::client {
+
+using protocol::ServerReply;  // the reply parser is sans-I/O (smtp/protocol)
 
 // The stage of the conversation a reply or failure belongs to.
 enum class Stage { connect, greeting, ehlo, helo, starttls, mail, rcpt, data, body, rset, quit };

@@ -24,6 +24,9 @@ using net::asio::as_tuple;
 using net::error_code;
 using net::tcp;
 using net::use_awaitable;
+using protocol::dot_stuff;
+using protocol::has_8bit;
+using protocol::ReplyParser;
 namespace asio = net::asio;
 namespace ssl = net::ssl;
 

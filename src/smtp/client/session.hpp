@@ -34,10 +34,12 @@
 #include "config/config.hpp"
 #include "net/asio.hpp"
 #include "smtp/client/outcome.hpp"
-#include "smtp/client/reply.hpp"
 #include "smtp/client/route.hpp"
+#include "smtp/protocol/server_reply.hpp"
 
 namespace hikyaku::smtp::client {
+
+using protocol::Capabilities;
 
 using Duration = std::chrono::steady_clock::duration;
 

@@ -1,7 +1,8 @@
-// Purpose:   The sans-I/O half of the SMTP client's conversation: parsing
-//            the server's replies (single and multi-line, enhanced status),
-//            the EHLO capability list, and the DATA payload (dot-stuffing,
-//            8-bit detection). No Asio here: it builds and tests in seconds.
+// Purpose:   The sans-I/O half of the SMTP client's conversation (used by
+//            smtp/client): parsing the server's replies (single and
+//            multi-line, enhanced status), the EHLO capability list, and the
+//            DATA payload (dot-stuffing, 8-bit detection). No Asio here: it
+//            builds and tests in seconds and is fuzzed (fuzz/smtp_reply_fuzz).
 // Standards: RFC 5321 §4.2 (reply syntax, multi-line "250-"/"250 "),
 //            §4.5.2 (transparency: dot-stuffing), §4.1.1.4 (DATA end),
 //            RFC 3463 / RFC 2034 (enhanced status codes), RFC 1870 (SIZE),
@@ -20,7 +21,7 @@
 #include <string_view>
 #include <vector>
 
-namespace hikyaku::smtp::client {
+namespace hikyaku::smtp::protocol {
 
 // One complete server reply.
 struct ServerReply {
@@ -84,4 +85,4 @@ std::string dot_stuff(std::string_view message);
 // Does the message hold any octet above 127 (RFC 6152: BODY=8BITMIME)?
 bool has_8bit(std::string_view message);
 
-}  // namespace hikyaku::smtp::client
+}  // namespace hikyaku::smtp::protocol

@@ -1,8 +1,8 @@
-#include "smtp/client/reply.hpp"
+#include "smtp/protocol/server_reply.hpp"
 
 #include <cctype>
 
-namespace hikyaku::smtp::client {
+namespace hikyaku::smtp::protocol {
 
 namespace {
 
@@ -170,4 +170,4 @@ bool has_8bit(std::string_view message) {
   return false;
 }
 
-}  // namespace hikyaku::smtp::client
+}  // namespace hikyaku::smtp::protocol

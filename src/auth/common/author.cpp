@@ -1,21 +1,27 @@
-#include "auth/inbound/author.hpp"
+#include "auth/common/author.hpp"
 
 #include <vector>
 
 #include "base/strings.hpp"
 
-namespace hikyaku::auth::inbound {
+namespace hikyaku::auth::common {
 namespace {
 
 // Unfold (RFC 5322 §2.2.3) and drop comments outside quoted strings and
 // angle brackets' domain literals; quoted strings are kept with their quotes.
-std::string strip_comments(std::string_view v) {
+std::string strip_comments(std::string_view raw) {
+  // Unfolding comes before any lexing: a quoted-pair must not take the CR
+  // of a fold ("\<CRLF> ") and carry it into the display name, which From
+  // rewriting writes into a new field (found by fuzz/author_fuzz.cpp).
+  std::string v;
+  v.reserve(raw.size());
+  for (char c : raw)
+    if (c != '\r' && c != '\n') v += c;
   std::string out;
   int depth = 0;
   bool quoted = false;
   for (size_t i = 0; i < v.size(); ++i) {
     char c = v[i];
-    if (c == '\r' || c == '\n') continue;
     if (quoted) {
       out += c;
       if (c == '\\' && i + 1 < v.size()) out += v[++i];
@@ -107,16 +113,19 @@ std::optional<Author> parse_author(std::string_view from_value) {
     if (c == ' ' || c == '\t' || c == '<' || c == '>' || c == '"' || c == '[') return std::nullopt;
   a.address = std::string(addr);
   a.domain = base::to_lower(domain);
-  if (a.domain.back() == '.') a.domain.pop_back();
+  // The root's dot ("example.com.") is not part of the author domain, and
+  // neither is a second one: fuzz/author_fuzz.cpp found "x@.." giving the
+  // domain "." (and so "x@example.com.." gave "example.com.").
+  while (!a.domain.empty() && a.domain.back() == '.') a.domain.pop_back();
   if (a.domain.empty()) return std::nullopt;
   return a;
 }
 
-std::optional<Author> find_author(const common::ParsedMessage& message) {
+std::optional<Author> find_author(const ParsedMessage& message) {
   auto froms = message.all("From");
   // RFC 7489 §6.6.1: zero or several From fields cannot be evaluated.
   if (froms.size() != 1) return std::nullopt;
   return parse_author(froms.front()->value);
 }
 
-}  // namespace hikyaku::auth::inbound
+}  // namespace hikyaku::auth::common
