@@ -7,7 +7,8 @@
 // with, 1..kMaxReplyLines lines, "-" on all but the last, an enhanced status
 // of its own class or none; an error has a reason; AUTH mechanisms are
 // non-empty upper-case words; the DATA payload ends in the only CRLF.CRLF,
-// has no bare LF, and un-stuffs to the message.
+// has no bare LF, and un-stuffs to the message; crlf_lines() (the BDAT
+// chunk) is that message without the stuffing and the terminator.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -54,7 +55,7 @@ void check_dot_stuff(std::string_view message) {
   (void)has_8bit(message);
   // The terminator, and nothing before it that a server would take for one.
   if (message.empty()) {
-    if (out != ".\r\n") __builtin_trap();
+    if (out != ".\r\n" || !crlf_lines(message).empty()) __builtin_trap();
     return;
   }
   if (out.size() < 5 || out.compare(out.size() - 5, 5, "\r\n.\r\n") != 0) __builtin_trap();
@@ -68,6 +69,8 @@ void check_dot_stuff(std::string_view message) {
     want += message[i];
   }
   if (!want.ends_with('\n')) want += "\r\n";
+  // The BDAT chunk (RFC 3030) is exactly that: the message in CRLF lines.
+  if (crlf_lines(message) != want) __builtin_trap();
   std::string back;
   std::string_view body(out.data(), out.size() - 3);  // without ".\r\n"
   while (!body.empty()) {

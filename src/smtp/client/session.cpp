@@ -24,6 +24,7 @@ using net::asio::as_tuple;
 using net::error_code;
 using net::tcp;
 using net::use_awaitable;
+using protocol::crlf_lines;
 using protocol::dot_stuff;
 using protocol::has_8bit;
 using protocol::ReplyParser;
@@ -49,20 +50,6 @@ bool is_ip_literal(const std::string& name) {
   error_code ec;
   asio::ip::make_address(name, ec);
   return !ec;
-}
-
-// RFC 3030 §2: a BDAT chunk is sent as is (no dot-stuffing); without
-// BINARYMIME the message must still be CRLF lines: a bare LF becomes CRLF and
-// an unterminated last line is ended (as dot_stuff() does for DATA).
-std::string crlf_lines(std::string_view message) {
-  std::string out;
-  out.reserve(message.size() + 2);
-  for (size_t i = 0; i < message.size(); ++i) {
-    if (message[i] == '\n' && (i == 0 || message[i - 1] != '\r')) out += '\r';
-    out += message[i];
-  }
-  if (!out.empty() && !out.ends_with("\r\n")) out += "\r\n";
-  return out;
 }
 
 // A chunk up to this size rides in the same pipelined group as MAIL and

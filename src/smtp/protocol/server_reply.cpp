@@ -164,6 +164,17 @@ std::string dot_stuff(std::string_view message) {
   return out;
 }
 
+std::string crlf_lines(std::string_view message) {
+  std::string out;
+  out.reserve(message.size() + 2);
+  for (size_t i = 0; i < message.size(); ++i) {
+    if (message[i] == '\n' && (i == 0 || message[i - 1] != '\r')) out += '\r';
+    out += message[i];
+  }
+  if (!out.empty() && !out.ends_with("\r\n")) out += "\r\n";
+  return out;
+}
+
 bool has_8bit(std::string_view message) {
   for (char c : message)
     if (static_cast<unsigned char>(c) > 127) return true;

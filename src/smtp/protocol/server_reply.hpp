@@ -82,6 +82,11 @@ struct Capabilities {
 // message does not end in one, then ".\r\n".
 std::string dot_stuff(std::string_view message);
 
+// RFC 3030 §2: a BDAT chunk for `message`, sent as is (no dot-stuffing) but,
+// without BINARYMIME, still CRLF lines: bare LF turned into CRLF and a CRLF
+// added when the message does not end in one.
+std::string crlf_lines(std::string_view message);
+
 // Does the message hold any octet above 127 (RFC 6152: BODY=8BITMIME)?
 bool has_8bit(std::string_view message);
 

@@ -107,6 +107,14 @@ TEST(DotStuff, Rfc5321_4_5_2) {
   };
   for (const auto& c : cases) EXPECT_EQ(dot_stuff(c.in), c.want) << c.name;
   EXPECT_TRUE(has_8bit("caf\xc3\xa9"));
+}
+
+TEST(CrlfLines, BdatChunkIsTheMessageWithCrlfLines_RFC3030_2) {
+  EXPECT_EQ(crlf_lines(""), "");
+  EXPECT_EQ(crlf_lines("a\r\n.b\r\n"), "a\r\n.b\r\n");     // no dot-stuffing, no terminator
+  EXPECT_EQ(crlf_lines("a\nb\r\nc\n"), "a\r\nb\r\nc\r\n");  // bare LF → CRLF
+  EXPECT_EQ(crlf_lines("last line"), "last line\r\n");      // the last line is ended
+  EXPECT_EQ(crlf_lines("\n"), "\r\n");
   EXPECT_FALSE(has_8bit("plain ascii\r\n"));
 }
 
