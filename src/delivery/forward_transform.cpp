@@ -215,13 +215,21 @@ std::string rewrite_from(std::string_view message, const auth::common::Author& a
   for (const auto* h : parsed.all("From")) original = unfolded(h->value);
 
   // The display name: the author's name, or the author's address.
-  std::string name = author.display_name.empty() ? author.address : author.display_name;
+  // Control characters (a CR above all) never reach the new field.
+  std::string name;
+  for (unsigned char c : author.display_name.empty() ? author.address : author.display_name) {
+    name += (c < 0x20 || c == 0x7f) ? ' ' : static_cast<char>(c);
+  }
+  // RFC 2047 §5(3): encoded-words may not sit inside a quoted string, so a
+  // name made of encoded-words (and atoms) stays as it is; their characters
+  // are never RFC 5322 specials. Anything else is quoted, UTF-8 included
+  // (RFC 6532 §3.2): unquoted, a "," or "@" in a name would change the
+  // field's meaning (a second address).
+  static constexpr std::string_view kSpecials = "()<>[]:;@\\,.\"";
+  const bool encoded = name.find("=?") != std::string::npos;
+  const bool plain_words = name.find_first_of(kSpecials) == std::string::npos;
   std::string phrase;
-  bool encoded = name.find("=?") != std::string::npos;
-  bool ascii = true;
-  for (unsigned char c : name) ascii = ascii && c >= 0x20 && c < 0x7f;
-  if (encoded || !ascii) {
-    // RFC 2047 §5(3): encoded-words may not sit inside a quoted string.
+  if (encoded && plain_words) {
     phrase = name + " \"via " + std::string(domain) + "\"";
   } else {
     phrase = "\"";
