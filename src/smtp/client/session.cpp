@@ -60,6 +60,11 @@ constexpr size_t kPipelinedChunk = 64 * 1024;
 // block timeout, RFC 5321 §4.5.3.2.5).
 constexpr size_t kBlock = 64 * 1024;
 
+// A transaction refused at MAIL or RCPT: the first refusal is the outcome.
+Outcome refused_transaction(const ServerReply& mail_reply, const ServerReply& rcpt_reply) {
+  return !mail_reply.positive() ? classify(mail_reply, Stage::mail) : classify(rcpt_reply, Stage::rcpt);
+}
+
 std::string endpoint_key(const std::string& ip, uint16_t port) {
   return (ip.find(':') != std::string::npos ? "[" + ip + "]" : ip) + ":" + std::to_string(port);
 }
@@ -413,7 +418,7 @@ net::awaitable<Outcome> Connection::send(const Transaction& tx, bool reset_first
         co_await read_reply(Stage::body, failure);
       }
       if (rcpt_reply.code == 421 || data_reply.code == 421) broken_ = true;
-      co_return !mail_reply.positive() ? classify(mail_reply, Stage::mail) : classify(rcpt_reply, Stage::rcpt);
+      co_return refused_transaction(mail_reply, rcpt_reply);
     }
   } else {
     if (reset_first) {
@@ -443,16 +448,24 @@ net::awaitable<Outcome> Connection::send(const Transaction& tx, bool reset_first
 
   // RFC 5321 §4.5.2 / §4.5.3.2.5: the dot-stuffed message in blocks, each
   // write bounded by the data block timeout; then §4.5.3.2.6 for the reply.
-  std::string payload = dot_stuff(message);
-  for (size_t off = 0; off < payload.size(); off += kBlock) {
-    const bool block_written = co_await write(std::string_view(payload).substr(off, kBlock), Stage::body, failure);
-    if (!block_written) co_return *failure;
-  }
+  const std::string payload = dot_stuff(message);
+  const bool payload_written = co_await write_blocks(payload, failure);
+  if (!payload_written) co_return *failure;
   auto final_reply = co_await read_reply(Stage::body, failure);
   if (failure) co_return *failure;
   ++messages_;
   if (final_reply.code == 421) broken_ = true;
   co_return classify(final_reply, Stage::body);
+}
+
+// Message data (DATA's dot-stuffed payload or a BDAT chunk) in kBlock
+// writes, each bounded by the data block timeout (RFC 5321 §4.5.3.2.5).
+net::awaitable<bool> Connection::write_blocks(const std::string& payload, std::optional<Outcome>& failure) {
+  for (size_t off = 0; off < payload.size(); off += kBlock) {
+    const bool written = co_await write(std::string_view(payload).substr(off, kBlock), Stage::body, failure);
+    if (!written) co_return false;
+  }
+  co_return true;
 }
 
 // RFC 2920 §3.1: write a pipelined group and, on a reused connection, read
@@ -510,22 +523,19 @@ net::awaitable<Outcome> Connection::send_chunked(const Transaction& tx, const st
   if (!with_group) {
     if (!accepted) {
       if (rcpt_reply.code == 421) broken_ = true;
-      co_return !mail_reply.positive() ? classify(mail_reply, Stage::mail) : classify(rcpt_reply, Stage::rcpt);
+      co_return refused_transaction(mail_reply, rcpt_reply);
     }
     const bool header_written = co_await write(bdat, Stage::body, failure);
     if (!header_written) co_return *failure;
-    for (size_t off = 0; off < payload.size(); off += kBlock) {
-      const bool block_written =
-          co_await write(std::string_view(payload).substr(off, kBlock), Stage::body, failure);
-      if (!block_written) co_return *failure;
-    }
+    const bool payload_written = co_await write_blocks(payload, failure);
+    if (!payload_written) co_return *failure;
   }
   ServerReply final_reply = co_await read_reply(Stage::body, failure);
   if (failure) co_return *failure;
   if (rcpt_reply.code == 421 || final_reply.code == 421) broken_ = true;
   if (!accepted) {
     // The chunk's own refusal ("no valid recipients") says nothing new.
-    co_return !mail_reply.positive() ? classify(mail_reply, Stage::mail) : classify(rcpt_reply, Stage::rcpt);
+    co_return refused_transaction(mail_reply, rcpt_reply);
   }
   ++messages_;
   co_return classify(final_reply, Stage::body);
