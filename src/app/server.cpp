@@ -81,23 +81,23 @@ class SpoolSink final : public smtp::server::MessageSink {
    public:
     Commit(queue::Spool& spool, queue::Scheduler& scheduler, queue::StagedMessage staged,
            std::shared_ptr<const std::string> bytes)
-        : spool_(spool), scheduler_(scheduler), staged_(std::move(staged)), bytes_(std::move(bytes)),
-          id_(staged_.message.id) {}
+        : spool_(spool), scheduler_(scheduler), staged_(std::move(staged)), bytes_(std::move(bytes)) {}
     Commit(const Commit&) = delete;
     Commit& operator=(const Commit&) = delete;
     ~Commit() override {
-      if (!settled_) scheduler_.abandoned(id_);
+      if (!settled_) scheduler_.abandoned(staged_.message.id);
     }
 
     base::Result<std::string> commit() override {
       HIKYAKU_CHECK(!settled_);
       settled_ = true;
+      const std::string& id = staged_.message.id;
       if (auto st = spool_.commit(staged_, *bytes_); !st) {
-        scheduler_.abandoned(id_);
+        scheduler_.abandoned(id);
         return st.error();
       }
-      scheduler_.committed(id_);
-      return id_;
+      scheduler_.committed(id);
+      return id;
     }
 
    private:
@@ -105,7 +105,6 @@ class SpoolSink final : public smtp::server::MessageSink {
     queue::Scheduler& scheduler_;
     queue::StagedMessage staged_;
     std::shared_ptr<const std::string> bytes_;
-    std::string id_;
     bool settled_ = false;
   };
 
