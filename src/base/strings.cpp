@@ -191,6 +191,9 @@ std::string log_printable(std::string_view s) {
 }
 
 void wipe(std::string& secret) {
+  // Up to the capacity: a string whose contents were moved out (or that
+  // shrank) may still hold the secret's bytes in its buffer.
+  secret.resize(secret.capacity());
   std::fill(secret.begin(), secret.end(), '\0');
   secret.clear();
 }

@@ -35,7 +35,8 @@ std::optional<uint64_t> parse_size_bytes(std::string_view s);
 // name), control and non-ASCII bytes as '?', "..." when cut, so the line
 // stays one short line.
 std::string log_printable(std::string_view s);
-// Overwrite a secret (a password) and empty it.
+// Overwrite a secret (a password) in the whole buffer, also what a move
+// left behind, and empty it.
 void wipe(std::string& secret);
 
 // Base64 (RFC 4648 §4) for SASL and TLS helpers; decode rejects bad input.

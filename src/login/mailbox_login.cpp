@@ -9,19 +9,17 @@ namespace hikyaku::login {
 namespace asio = boost::asio;
 
 net::awaitable<const config::Mailbox*> check_mailbox_login(const LoginContext& context, LoginAttempt attempt) {
-  const std::string user = std::move(attempt.user);
-  std::string password = std::move(attempt.password);
-  base::wipe(attempt.password);
+  const std::string& user = attempt.user;
   const config::Mailbox* mailbox = context.config.find_mailbox(user);
 
   bool verified = false;
   if (!attempt.refused) {
     const std::string& name = mailbox != nullptr ? mailbox->name : user;
-    auto check = [&]() -> net::awaitable<bool> { co_return context.credentials.verify(name, password); };
+    auto check = [&]() -> net::awaitable<bool> { co_return context.credentials.verify(name, attempt.password); };
     verified = co_await asio::co_spawn(context.workers, check, net::use_awaitable);
     verified = verified && mailbox != nullptr;
   }
-  base::wipe(password);
+  base::wipe(attempt.password);
   if (verified) co_return mailbox;
 
   context.log.warn("{} login failed: user={} mechanism={} tls={}", context.session_id, base::log_printable(user),
