@@ -52,18 +52,14 @@ class SpoolSink final : public smtp::server::MessageSink {
       : policy_(policy), spool_(spool), scheduler_(scheduler), srs_(srs) {}
 
   base::Result<smtp::server::Admission> admit(const mail::Envelope& envelope, std::string message) override {
-    queue::Plans plans;
-    for (const auto& rcpt : envelope.recipients) {
-      std::optional<std::vector<config::Target>> srs_plan;
-      if (srs_ != nullptr) srs_plan = srs_->plan(rcpt);
-      plans.push_back({rcpt, srs_plan ? *srs_plan : policy_.plan(rcpt).targets});
-    }
-    auto bytes = std::make_shared<const std::string>(std::move(message));
-    auto staged = spool_.stage(envelope, plans, *bytes);
-    if (!staged.ok()) return staged.error();
-    scheduler_.submit_staged(staged->message, bytes);
-    return smtp::server::Admission{
-        std::nullopt, std::make_unique<Commit>(spool_, scheduler_, std::move(staged).value(), std::move(bytes))};
+    return stage_and_start(envelope, std::move(message), queue::Scheduler::Caller::worker);
+  }
+
+  // Planning and staging never block (the plan is configuration, the stage
+  // is memory): on the event loop the forwards start through deliver_now().
+  std::optional<base::Result<smtp::server::Admission>> admit_now(const mail::Envelope& envelope,
+                                                                 std::string& message) override {
+    return stage_and_start(envelope, std::move(message), queue::Scheduler::Caller::event_loop);
   }
 
   base::Result<std::string> store(const mail::Envelope& envelope, std::string message) override {
@@ -73,6 +69,22 @@ class SpoolSink final : public smtp::server::MessageSink {
   }
 
  private:
+  base::Result<smtp::server::Admission> stage_and_start(const mail::Envelope& envelope, std::string message,
+                                                        queue::Scheduler::Caller caller) {
+    queue::Plans plans;
+    for (const auto& rcpt : envelope.recipients) {
+      std::optional<std::vector<config::Target>> srs_plan;
+      if (srs_ != nullptr) srs_plan = srs_->plan(rcpt);
+      plans.push_back({rcpt, srs_plan ? *srs_plan : policy_.plan(rcpt).targets});
+    }
+    auto bytes = std::make_shared<const std::string>(std::move(message));
+    auto staged = spool_.stage(envelope, plans, *bytes);
+    if (!staged.ok()) return staged.error();
+    scheduler_.submit_staged(staged->message, bytes, caller);
+    return smtp::server::Admission{
+        std::nullopt, std::make_unique<Commit>(spool_, scheduler_, std::move(staged).value(), std::move(bytes))};
+  }
+
   // The second step: the spool file written and synced, then the scheduler
   // may act on what the forwards reported. Dropped uncommitted (the session
   // ended first), the message is abandoned: its forwards may have gone out,
@@ -245,15 +257,19 @@ int serve(config::Config config, const ServeOptions& options) {
     std::cerr << "hikyaku: " << forward_transform.error().message << "\n";
     return 1;
   }
-  (*smtp_agent)->set_transform([ft = *forward_transform](const queue::DeliveryRequest& request,
-                                                         std::string message) -> base::Result<std::string> {
-    return ft->apply(request, policy::add_forward_headers(request, std::move(message)));
-  });
+  delivery::MessageTransform transform;
+  transform.apply = [ft = *forward_transform](const queue::DeliveryRequest& request, std::string message,
+                                              dns::Resolver& dns) -> base::Result<std::string> {
+    return ft->apply(request, policy::add_forward_headers(request, std::move(message)), dns);
+  };
+  transform.cheap = [ft = *forward_transform](const queue::DeliveryRequest& request) { return !ft->may_sign(request); };
+  (*smtp_agent)->set_transform(std::move(transform));
   policy::LoopGuard loop_guard(config, **smtp_agent);
   delivery::DmarcDivertGuard divert_guard(**forward_transform, loop_guard);
   scheduler.register_agent(config::Target::Kind::forward, divert_guard);
   // Issue 4: inbound SPF/DKIM/ARC/DMARC and Authentication-Results at the end
-  // of DATA (on the workers), DMARC reject per domain, SRS bounces at RCPT.
+  // of DATA (on the event loop when every answer is cached, else on the
+  // workers), DMARC reject per domain, SRS bounces at RCPT.
   auth::inbound::InboundSink sink(config, dns_cache, spool_sink, srs_bounces.get(), psl ? &*psl : nullptr);
 
   smtp::server::ServerContext smtp_ctx{config, policy, sink, tls_context, workers};

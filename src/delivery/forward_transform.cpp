@@ -99,6 +99,11 @@ std::chrono::system_clock::time_point ForwardTransform::now() const {
 }
 
 Assessment ForwardTransform::assess(const queue::DeliveryRequest& request, std::string_view message) const {
+  return assess(request, message, resolver_);
+}
+
+Assessment ForwardTransform::assess(const queue::DeliveryRequest& request, std::string_view message,
+                                    dns::Resolver& dns) const {
   Assessment a;
   auto parsed = common::parse_message(message);
   a.results = auth::inbound::own_results(parsed, config_.hostname);
@@ -125,7 +130,7 @@ Assessment ForwardTransform::assess(const queue::DeliveryRequest& request, std::
     options.discovery = dmarc::Discovery::public_suffix_list;
     options.psl = psl_;
   }
-  a.dmarc = dmarc::evaluate(resolver_, in, options);
+  a.dmarc = dmarc::evaluate(dns, in, options);
   // RFC 7489 §4.2 / §6.6: aligned SPF alone carried it, under an enforcing
   // policy; a forward loses SPF, so the receiver will see DMARC fail.
   a.only_spf_under_enforcement = dmarc::passed_only_via_spf_under_enforcement(*a.dmarc);
@@ -148,6 +153,17 @@ std::optional<queue::DeliveryOutcome> ForwardTransform::divert(const queue::Deli
 }
 
 base::Result<std::string> ForwardTransform::apply(const queue::DeliveryRequest& request, std::string message) const {
+  return apply(request, std::move(message), resolver_);
+}
+
+bool ForwardTransform::may_sign(const queue::DeliveryRequest& request) const {
+  if (request.origin != queue::Origin::received) return !keys_.empty();  // signed for its From domain
+  const config::Domain* domain = config_.find_domain(domain_of(request.recipient));
+  return domain != nullptr && key_for(domain->name) != nullptr;  // ARC, or a From rewrite
+}
+
+base::Result<std::string> ForwardTransform::apply(const queue::DeliveryRequest& request, std::string message,
+                                                  dns::Resolver& dns) const {
   const auto when = now();
   // Item 8: what we originate (notices, DSNs) is signed for its From domain.
   if (request.origin != queue::Origin::received) {
@@ -170,7 +186,7 @@ base::Result<std::string> ForwardTransform::apply(const queue::DeliveryRequest& 
   const std::string local_domain = domain_of(request.recipient);
   const config::Domain* domain = config_.find_domain(local_domain);
   const SigningKey* key = domain != nullptr ? key_for(domain->name) : nullptr;
-  Assessment a = assess(request, message);
+  Assessment a = assess(request, message, dns);
 
   // (a) DMARC-aware forwarding.
   if (a.only_spf_under_enforcement && a.action == DmarcAction::rewrite_from) {
@@ -274,6 +290,15 @@ void DmarcDivertGuard::deliver(const queue::DeliveryRequest& request, std::funct
     }
   }
   inner_.deliver(request, std::move(done));
+}
+
+bool DmarcDivertGuard::deliver_now(const queue::DeliveryRequest& request,
+                                   std::function<void(queue::DeliveryOutcome)> done) {
+  if (request.origin == queue::Origin::received && request.target.kind == config::Target::Kind::forward &&
+      action_of(transform_.config_ref(), request.target) == DmarcAction::divert) {
+    return false;
+  }
+  return inner_.deliver_now(request, std::move(done));
 }
 
 }  // namespace hikyaku::delivery

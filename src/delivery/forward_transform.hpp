@@ -79,9 +79,17 @@ class ForwardTransform {
   static base::Result<std::shared_ptr<ForwardTransform>> create(const config::Config& config, dns::Resolver& resolver,
                                                                 const auth::dmarc::PublicSuffixList* psl = nullptr);
 
+  // Each with DNS through `dns` (the event loop passes a cache-only view)
+  // or, without it, through the resolver given to create().
   Assessment assess(const queue::DeliveryRequest& request, std::string_view message) const;
+  Assessment assess(const queue::DeliveryRequest& request, std::string_view message, dns::Resolver& dns) const;
   // The MessageTransform: the message as it must leave.
   base::Result<std::string> apply(const queue::DeliveryRequest& request, std::string message) const;
+  base::Result<std::string> apply(const queue::DeliveryRequest& request, std::string message,
+                                  dns::Resolver& dns) const;
+  // Whether apply() may make a signature for this request (an RSA signature
+  // is ≈0.3 ms of CPU: such a forward is prepared on a worker thread).
+  bool may_sign(const queue::DeliveryRequest& request) const;
   // A permanent 5.7.26 outcome when the forward says dmarc = "divert" and
   // the message cannot pass DMARC after forwarding; nullopt: send it.
   std::optional<queue::DeliveryOutcome> divert(const queue::DeliveryRequest& request, std::string_view message) const;
@@ -119,6 +127,8 @@ class DmarcDivertGuard final : public queue::DeliveryAgent {
   // XXX(auth): runs the DMARC discovery (a few cached TXT lookups) on the
   // scheduler thread that calls deliver(), as LoopGuard reads the spool there.
   void deliver(const queue::DeliveryRequest& request, std::function<void(queue::DeliveryOutcome)> done) override;
+  // A forward with dmarc = "divert" needs the DMARC discovery: left to deliver().
+  bool deliver_now(const queue::DeliveryRequest& request, std::function<void(queue::DeliveryOutcome)> done) override;
 
  private:
   const ForwardTransform& transform_;

@@ -286,15 +286,18 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     std::vector<smtp::client::RouteHost> hosts;
   };
 
-  Prepared prepare(const Job& job) {
+  // The message to send and its route, with DNS through `dns`. `quiet`:
+  // failures are not logged (deliver_now() declines them; deliver() redoes
+  // the work and logs).
+  Prepared prepare(const Job& job, dns::Resolver& dns, bool quiet = false) {
     Prepared p;
     const auto& request = job.request;
     const std::string& target = request.target.value;
 
     auto data = queue::read_message(request);
-    if (data.ok() && options.transform) data = options.transform(request, std::move(data).value());
+    if (data.ok() && options.transform.apply) data = options.transform.apply(request, std::move(data).value(), dns);
     if (!data.ok()) {
-      log()->error("{}: cannot prepare the message for {}: {}", request.queue_id, mail::redact(target, hidden),
+      if (!quiet) log()->error("{}: cannot prepare the message for {}: {}", request.queue_id, mail::redact(target, hidden),
                    data.error().message);
       p.failure = smtp::client::classify(Failure::local, "local error: cannot read or prepare the message");
       return p;
@@ -321,9 +324,9 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     }
 
     thread_local std::mt19937 rng(std::random_device{}());
-    auto route = resolve_route(resolver, p.domain, config.hostname, rng);
+    auto route = resolve_route(dns, p.domain, config.hostname, rng);
     if (route.failure) {
-      log()->info("{}: to=<{}> status={} ({})", request.queue_id, mail::redact(target, hidden), route.failure->status,
+      if (!quiet) log()->info("{}: to=<{}> status={} ({})", request.queue_id, mail::redact(target, hidden), route.failure->status,
                   mail::redact(route.failure->detail, hidden));
       p.failure = std::move(route.failure);
       return p;
@@ -370,6 +373,46 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     Outcome outcome = co_await smtp::client::deliver_via_route(connections, p->hosts, context, client, p->tx);
     learn(p->domain, outcome, job->request.queue_id);
     co_return outcome;
+  }
+
+  static std::shared_ptr<Job> make_job(const queue::DeliveryRequest& request,
+                                       std::function<void(queue::DeliveryOutcome)> done) {
+    auto job = std::make_shared<Job>();
+    job->request = request;
+    if (request.envelope) job->envelope = *request.envelope;
+    job->request.envelope = &job->envelope;
+    job->done = std::move(done);
+    return job;
+  }
+
+  // In flight from here on: stop() reports it if the io_context never runs it.
+  void track(const std::shared_ptr<Job>& job) {
+    std::lock_guard lock(mu);
+    job->id = ++next_id;
+    in_flight.emplace(job->id, job);
+  }
+
+  // A prepared job: its failure reported, or its conversation spawned on
+  // the io_context; the completion handler is the one exception boundary.
+  void start(const std::shared_ptr<Job>& job, std::shared_ptr<Prepared> prepared) {
+    if (prepared->failure) {
+      finish(job, *prepared->failure);
+      return;
+    }
+    auto self = shared_from_this();
+    asio::co_spawn(io, send(job, std::move(prepared)), [self, job](const std::exception_ptr& e, Outcome outcome) {
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          log()->error("{}: bug: forward delivery threw: {}", job->request.queue_id, ex.what());
+        } catch (...) {
+          log()->error("{}: bug: forward delivery threw", job->request.queue_id);
+        }
+        outcome = smtp::client::classify(Failure::local, "local error (internal)");
+      }
+      self->finish(job, outcome);
+    });
   }
 
   void finish(const std::shared_ptr<Job>& job, const Outcome& outcome) {
@@ -437,38 +480,27 @@ SmtpAgent::~SmtpAgent() { stop(); }
 void SmtpAgent::set_transform(MessageTransform transform) { impl_->options.transform = std::move(transform); }
 
 void SmtpAgent::deliver(const queue::DeliveryRequest& request, std::function<void(queue::DeliveryOutcome)> done) {
-  auto job = std::make_shared<Impl::Job>();
-  job->request = request;
-  if (request.envelope) job->envelope = *request.envelope;
-  job->request.envelope = &job->envelope;
-  job->done = std::move(done);
-  {
-    std::lock_guard lock(impl_->mu);
-    job->id = ++impl_->next_id;
-    impl_->in_flight.emplace(job->id, job);
-  }
+  auto job = Impl::make_job(request, std::move(done));
+  impl_->track(job);
   // The scheduler calls from its worker threads: the preparation runs here,
-  // the conversation moves onto the io_context; the completion handler is
-  // the one exception boundary.
-  auto impl = impl_;
-  auto prepared = std::make_shared<Impl::Prepared>(impl->prepare(*job));
-  if (prepared->failure) {
-    impl->finish(job, *prepared->failure);
-    return;
-  }
-  asio::co_spawn(impl->io, impl->send(job, prepared), [impl, job](std::exception_ptr e, Outcome outcome) {
-    if (e) {
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        log()->error("{}: bug: forward delivery threw: {}", job->request.queue_id, ex.what());
-      } catch (...) {
-        log()->error("{}: bug: forward delivery threw", job->request.queue_id);
-      }
-      outcome = smtp::client::classify(Failure::local, "local error (internal)");
-    }
-    impl->finish(job, outcome);
-  });
+  // the conversation moves onto the io_context.
+  auto prepared = std::make_shared<Impl::Prepared>(impl_->prepare(*job, impl_->resolver));
+  impl_->start(job, std::move(prepared));
+}
+
+bool SmtpAgent::deliver_now(const queue::DeliveryRequest& request, std::function<void(queue::DeliveryOutcome)> done) {
+  // On the io_context thread: only from memory, with a cheap transform and
+  // the route's answers cached; everything else is deliver()'s.
+  const auto& transform = impl_->options.transform;
+  if (!request.message) return false;
+  if (transform.apply && !(transform.cheap && transform.cheap(request))) return false;
+  auto job = Impl::make_job(request, std::move(done));
+  dns::CacheOnlyResolver cached(impl_->resolver);
+  auto prepared = std::make_shared<Impl::Prepared>(impl_->prepare(*job, cached, /*quiet=*/true));
+  if (cached.missed() || prepared->failure) return false;
+  impl_->track(job);
+  impl_->start(job, std::move(prepared));
+  return true;
 }
 
 void SmtpAgent::stop() {

@@ -18,7 +18,10 @@
 //            may block: it reads and transforms the message and resolves the
 //            route there (DNS through `resolver`, cached), then posts the SMTP
 //            conversation to the io_context given (single-threaded, the
-//            app's); nothing blocking runs on the io_context thread. `done`
+//            app's); nothing blocking runs on the io_context thread.
+//            deliver_now() is the same on the io_context thread itself, for
+//            a message in memory whose transform is cheap and whose route is
+//            cached (a dns::CacheOnlyResolver); it declines anything else. `done`
 //            is called exactly once: on the io_context thread, or within
 //            deliver() when nothing was sent, or by stop(). create() reads
 //            the rate-limit state file (blocking, at start-up); its writes
@@ -59,12 +62,20 @@ struct ClientOptions;
 
 namespace hikyaku::delivery {
 
-// Called on a worker thread with the request and the spooled message bytes
-// (CRLF, not dot-stuffed) before sending; returns the message to send, or an
-// error (the delivery is then temporary 4.3.0). The authentication engineer
-// plugs ARC sealing + DKIM signing in here. Default: identity.
-using MessageTransform =
-    std::function<base::Result<std::string>(const queue::DeliveryRequest& request, std::string message)>;
+// What happens to a message before it is sent (the app plugs in the loop
+// headers, ARC sealing and DKIM signing: ForwardTransform). Default: identity.
+struct MessageTransform {
+  // Called with the request and the spooled message bytes (CRLF, not
+  // dot-stuffed); returns the message to send, or an error (the delivery is
+  // then temporary 4.3.0). DNS through `dns`: the agent's resolver on a
+  // worker, a cache-only view on the event loop.
+  std::function<base::Result<std::string>(const queue::DeliveryRequest& request, std::string message,
+                                          dns::Resolver& dns)>
+      apply;
+  // Whether apply() is cheap for this request (no signature to make), so
+  // that deliver_now() may run it on the event loop. Unset: never.
+  std::function<bool(const queue::DeliveryRequest& request)> cheap;
+};
 
 struct SmtpAgentOptions {
   // Client timeouts etc.; unset: smtp::client::ClientOptions::from_config.
@@ -100,6 +111,7 @@ class SmtpAgent final : public queue::DeliveryAgent {
   SmtpAgent& operator=(const SmtpAgent&) = delete;
 
   void deliver(const queue::DeliveryRequest& request, std::function<void(queue::DeliveryOutcome)> done) override;
+  bool deliver_now(const queue::DeliveryRequest& request, std::function<void(queue::DeliveryOutcome)> done) override;
 
   // Replace the transform hook (before the first delivery).
   void set_transform(MessageTransform transform);

@@ -1,6 +1,7 @@
 // SmtpAgent's routing (RFC 5321 §5.1, RFC 7505) against dns::FakeResolver,
-// and the SRS secret file. The Asio conversation itself is covered by
-// tests/integration/test_smtp_client.py against aiosmtpd far sides.
+// what deliver_now() takes on the event loop, and the SRS secret file. The
+// Asio conversation itself is covered by tests/integration/test_smtp_client.py
+// against aiosmtpd far sides.
 #include "delivery/smtp_agent.hpp"
 
 #include <unistd.h>
@@ -10,7 +11,9 @@
 
 #include <gtest/gtest.h>
 
+#include "dns/caching_resolver.hpp"
 #include "dns/fake_resolver.hpp"
+#include "net/asio.hpp"
 
 namespace hikyaku::delivery {
 namespace {
@@ -70,6 +73,72 @@ TEST(ResolveRoute, Failures) {
     EXPECT_EQ(route.failure->kind, c.kind) << c.name;
     EXPECT_EQ(route.failure->status, c.status) << c.name << ": got " << route.failure->status;
   }
+}
+
+// deliver_now() runs on the event loop: it takes a forward only from memory,
+// with a cheap transform and a cached route, never asking DNS itself; the
+// conversation then reports later, never within the call.
+TEST(SmtpAgentNow, TakesOnlyACachedRouteAMessageInMemoryAndACheapTransform) {
+  const auto dir = std::filesystem::temp_directory_path() / ("hk-agent-now-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  config::Config config;
+  config.hostname = "mx.example.test";
+  config.data_dir = dir;
+  dns::FakeResolver zone;
+  zone.add_mx("gmail.test", 10, "mx.gmail.test");
+  zone.add_a("mx.gmail.test", "127.0.0.2");
+  zone.set_ttl(300);
+  dns::CachingResolver cache(zone);
+  boost::asio::io_context io;
+  boost::asio::thread_pool pool(1);
+  auto agent = SmtpAgent::create(config, io, pool, cache);
+  ASSERT_TRUE(agent.ok());
+
+  mail::Envelope envelope;
+  envelope.sender = mail::Address{"s", "example.org"};
+  queue::DeliveryRequest request;
+  request.queue_id = "Q1";
+  request.envelope = &envelope;
+  request.recipient = "me@example.test";
+  request.target = config::Target{config::Target::Kind::forward, "me@gmail.test"};
+  request.message = std::make_shared<const std::string>("Subject: t\r\n\r\nx\r\n");
+  request.message_size = request.message->size();
+  int calls = 0;
+  queue::DeliveryOutcome got;
+  auto done = [&](queue::DeliveryOutcome o) {
+    got = std::move(o);
+    ++calls;
+  };
+
+  queue::DeliveryRequest on_disk = request;
+  on_disk.message = nullptr;
+  EXPECT_FALSE((*agent)->deliver_now(on_disk, done)) << "a file to read";
+  EXPECT_FALSE((*agent)->deliver_now(request, done)) << "route not cached";
+  EXPECT_EQ(zone.queries(), 0) << "a miss never asks DNS on the event loop";
+
+  cache.mx("gmail.test");
+  cache.a("mx.gmail.test");
+  cache.aaaa("mx.gmail.test");
+  const int warmed = zone.queries();
+  MessageTransform signing;
+  signing.apply = [](const queue::DeliveryRequest&, std::string m, dns::Resolver&) -> base::Result<std::string> {
+    return m;
+  };
+  (*agent)->set_transform(signing);  // no `cheap`: treated as costly
+  EXPECT_FALSE((*agent)->deliver_now(request, done)) << "a transform that may sign";
+
+  MessageTransform cheap = signing;
+  cheap.cheap = [](const queue::DeliveryRequest&) { return true; };
+  (*agent)->set_transform(cheap);
+  EXPECT_TRUE((*agent)->deliver_now(request, done));
+  EXPECT_EQ(zone.queries(), warmed);
+  EXPECT_EQ(calls, 0) << "done is called later, never within deliver_now()";
+  (*agent)->stop();  // the io_context never ran: reported as interrupted
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(got.kind, queue::DeliveryOutcome::Kind::temporary);
+  EXPECT_EQ(got.status, "4.3.2");
+  pool.join();
+  std::filesystem::remove_all(dir);
 }
 
 TEST(SrsSecrets, OnePerLine) {

@@ -40,6 +40,14 @@ LookupResult<T> CachingResolver::cached(Table<T>& table, std::string key, Lookup
   return answer;
 }
 
+template <class T>
+std::optional<LookupResult<T>> CachingResolver::at_hand(const Table<T>& table, const std::string& key) const {
+  std::lock_guard lock(mu_);
+  auto it = table.find(key);
+  if (it == table.end() || it->second.expires <= Clock::now()) return std::nullopt;
+  return it->second.answer;
+}
+
 LookupResult<std::string> CachingResolver::txt(std::string_view name) {
   return cached(txt_, key_of(name), [&] { return inner_.txt(name); });
 }
@@ -54,6 +62,22 @@ LookupResult<IpAddress> CachingResolver::aaaa(std::string_view name) {
 }
 LookupResult<std::string> CachingResolver::ptr(const IpAddress& address) {
   return cached(ptr_, address.reverse_name(), [&] { return inner_.ptr(address); });
+}
+
+std::optional<LookupResult<std::string>> CachingResolver::txt_at_hand(std::string_view name) {
+  return at_hand(txt_, key_of(name));
+}
+std::optional<LookupResult<MxRecord>> CachingResolver::mx_at_hand(std::string_view name) {
+  return at_hand(mx_, key_of(name));
+}
+std::optional<LookupResult<IpAddress>> CachingResolver::a_at_hand(std::string_view name) {
+  return at_hand(a_, key_of(name));
+}
+std::optional<LookupResult<IpAddress>> CachingResolver::aaaa_at_hand(std::string_view name) {
+  return at_hand(aaaa_, key_of(name));
+}
+std::optional<LookupResult<std::string>> CachingResolver::ptr_at_hand(const IpAddress& address) {
+  return at_hand(ptr_, address.reverse_name());
 }
 
 size_t CachingResolver::size() const {

@@ -7,13 +7,16 @@
 // Standards: RFC 1035 §3.2.1 (TTL), RFC 2308 (negative caching).
 // Trust:     caches untrusted answers only as long as their TTL allows.
 // Concurrency: thread-safe (one mutex; lookups of a missing entry run
-//            outside it, so two threads may both ask — harmless).
+//            outside it, so two threads may both ask — harmless). The
+//            *_at_hand() lookups only take the mutex: the event loop may
+//            call them (through a CacheOnlyResolver).
 // Errors:    whatever the inner resolver returns.
 #pragma once
 
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <tuple>
 
@@ -33,6 +36,13 @@ class CachingResolver final : public Resolver {
   LookupResult<IpAddress> aaaa(std::string_view name) override;
   LookupResult<std::string> ptr(const IpAddress& address) override;
 
+  // What the cache holds and has not expired (never blocks).
+  std::optional<LookupResult<std::string>> txt_at_hand(std::string_view name) override;
+  std::optional<LookupResult<MxRecord>> mx_at_hand(std::string_view name) override;
+  std::optional<LookupResult<IpAddress>> a_at_hand(std::string_view name) override;
+  std::optional<LookupResult<IpAddress>> aaaa_at_hand(std::string_view name) override;
+  std::optional<LookupResult<std::string>> ptr_at_hand(const IpAddress& address) override;
+
   size_t size() const;
 
  private:
@@ -46,6 +56,8 @@ class CachingResolver final : public Resolver {
 
   template <class T, class Lookup>
   LookupResult<T> cached(Table<T>& table, std::string key, Lookup lookup);
+  template <class T>
+  std::optional<LookupResult<T>> at_hand(const Table<T>& table, const std::string& key) const;
 
   Resolver& inner_;
   uint32_t max_ttl_;

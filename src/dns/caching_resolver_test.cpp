@@ -66,5 +66,47 @@ TEST(CachingResolver, BoundedSize) {
   EXPECT_LE(cache.size(), 4u);
 }
 
+TEST(CacheOnlyResolver, AnswersOnlyWhatTheCacheHoldsAndRecordsTheMiss) {
+  TtlResolver inner;
+  CachingResolver cache(inner);
+  CacheOnlyResolver cold(cache);
+  EXPECT_EQ(cold.mx("example.com").status, Status::temp_error);
+  EXPECT_TRUE(cold.missed());
+  EXPECT_EQ(inner.queries, 0) << "a miss never reaches the blocking resolver";
+
+  cache.mx("example.com");
+  cache.a("mx.example");
+  CacheOnlyResolver warm(cache);
+  EXPECT_EQ(warm.mx("EXAMPLE.com.").records.at(0).exchange, "mx.example");
+  EXPECT_EQ(warm.a("mx.example").records.size(), 1u);
+  EXPECT_FALSE(warm.missed());
+  EXPECT_EQ(warm.aaaa("mx.example").status, Status::temp_error);
+  EXPECT_TRUE(warm.missed()) << "one miss voids the whole decision";
+  EXPECT_EQ(inner.queries, 2);
+}
+
+TEST(CacheOnlyResolver, ExpiredAndUncacheableAnswersAreNotAtHand_RFC2308_5) {
+  TtlResolver inner;
+  CachingResolver cache(inner);
+  inner.status = Status::temp_error;  // SERVFAIL: never cached
+  cache.txt("example.com");
+  inner.status = Status::ok;
+  inner.ttl = 0;  // "do not cache"
+  cache.a("example.com");
+  CacheOnlyResolver view(cache);
+  view.txt("example.com");
+  EXPECT_TRUE(view.missed());
+  CacheOnlyResolver view2(cache);
+  view2.a("example.com");
+  EXPECT_TRUE(view2.missed());
+
+  // A resolver without a cache has nothing at hand.
+  FakeResolver fake;
+  fake.add_a("example.com", "192.0.2.1");
+  CacheOnlyResolver direct(fake);
+  EXPECT_EQ(direct.a("example.com").status, Status::temp_error);
+  EXPECT_TRUE(direct.missed());
+}
+
 }  // namespace
 }  // namespace hikyaku::dns

@@ -43,7 +43,9 @@ void FakeResolver::set_timeout_when_empty(std::string_view name) { node(name).ti
 template <class T>
 LookupResult<T> FakeResolver::answer(std::string_view name, std::vector<T> Node::*field) {
   ++queries_;
-  return answer_at(name, field, 0);
+  auto r = answer_at(name, field, 0);
+  if (r.status != Status::temp_error) r.ttl = ttl_;
+  return r;
 }
 
 template <class T>

@@ -34,6 +34,9 @@ class FakeResolver final : public Resolver {
   LookupResult<IpAddress> aaaa(std::string_view name) override;
   LookupResult<std::string> ptr(const IpAddress& address) override;
 
+  // Answers (not errors) carry this TTL; default 0: "do not cache".
+  void set_ttl(uint32_t seconds) { ttl_ = seconds; }
+
   int queries() const { return queries_; }
 
  private:
@@ -56,6 +59,7 @@ class FakeResolver final : public Resolver {
 
   std::map<std::string, Node> nodes_;
   int queries_ = 0;
+  uint32_t ttl_ = 0;
 };
 
 }  // namespace hikyaku::dns

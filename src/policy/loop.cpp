@@ -86,4 +86,14 @@ void LoopGuard::deliver(const queue::DeliveryRequest& request, std::function<voi
   inner_.deliver(request, std::move(done));
 }
 
+bool LoopGuard::deliver_now(const queue::DeliveryRequest& request, std::function<void(queue::DeliveryOutcome)> done) {
+  if (request.origin != queue::Origin::received || request.target.kind != config::Target::Kind::forward) {
+    return inner_.deliver_now(request, std::move(done));
+  }
+  if (!request.message) return false;  // the header would be read from the spool file
+  auto head = queue::read_message(request, kMaxHeaderRead);
+  if (!head.ok() || loop_reason(config_, mail::header_section(*head), request)) return false;
+  return inner_.deliver_now(request, std::move(done));
+}
+
 }  // namespace hikyaku::policy

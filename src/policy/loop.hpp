@@ -42,6 +42,8 @@ class LoopGuard final : public queue::DeliveryAgent {
   // `inner` (the SMTP agent) must outlive the guard.
   LoopGuard(const config::Config& config, queue::DeliveryAgent& inner) : config_(config), inner_(inner) {}
   void deliver(const queue::DeliveryRequest& request, std::function<void(queue::DeliveryOutcome)> done) override;
+  // The check from the bytes in memory; a loop (rare) is left to deliver().
+  bool deliver_now(const queue::DeliveryRequest& request, std::function<void(queue::DeliveryOutcome)> done) override;
 
  private:
   const config::Config& config_;

@@ -5,6 +5,7 @@
 //            SMTP client (forwards/relays), notices. `app` wires them in.
 // Concurrency: deliver() may be called from any scheduler worker thread and
 //            may complete on any thread; `done` must be called exactly once.
+//            deliver_now() is called on the event loop and must not block.
 // Errors:    every failure is a DeliveryOutcome, never an exception.
 #pragma once
 
@@ -63,6 +64,16 @@ class DeliveryAgent {
  public:
   virtual ~DeliveryAgent() = default;
   virtual void deliver(const DeliveryRequest& request, std::function<void(DeliveryOutcome)> done) = 0;
+
+  // deliver() for a caller that must not block (the event loop, with a
+  // message just received), on the plain path only: true when it went
+  // ahead as deliver() would (`done` is called later, never within this
+  // call); false when going ahead would block or cost much CPU (a file to
+  // read, a DNS answer not cached, a signature to make) or when the
+  // delivery would end at once (a loop, a DMARC diversion): then nothing
+  // was done, `done` is dropped uncalled, and the caller hands the request
+  // to deliver() on a worker thread. Default: false.
+  virtual bool deliver_now(const DeliveryRequest& request, std::function<void(DeliveryOutcome)> done);
 };
 
 }  // namespace hikyaku::queue

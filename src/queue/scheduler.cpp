@@ -86,11 +86,12 @@ void Scheduler::submit(const std::string& queue_id) {
   add_message(std::move(*m));
 }
 
-void Scheduler::submit_staged(SpooledMessage message, std::shared_ptr<const std::string> bytes) {
-  add_message(std::move(message), std::move(bytes), false);
+void Scheduler::submit_staged(SpooledMessage message, std::shared_ptr<const std::string> bytes, Caller caller) {
+  add_message(std::move(message), std::move(bytes), false, caller);
 }
 
-void Scheduler::add_message(SpooledMessage message, std::shared_ptr<const std::string> bytes, bool durable) {
+void Scheduler::add_message(SpooledMessage message, std::shared_ptr<const std::string> bytes, bool durable,
+                            Caller caller) {
   std::unique_lock lock(mu_);
   if (active_.count(message.id)) return;  // already held (recovery raced a submit)
   const std::string id = message.id;
@@ -109,14 +110,17 @@ void Scheduler::add_message(SpooledMessage message, std::shared_ptr<const std::s
   // Not yet durable: only the forwards start (they overlap the disk sync;
   // local deliveries wait for committed()), and on the caller's thread:
   // handing them to a worker would put a thread wake-up (0.1-0.2 ms on a
-  // VM) on the way to the far side.
+  // VM) on the way to the far side. The event loop may only use the agent's
+  // deliver_now(); what it declines goes to a worker after all.
   std::vector<size_t> forwards;
   for (size_t i = 0; i < a.message.targets.size(); ++i) {
     if (a.message.targets[i].target.kind == config::Target::Kind::forward) forwards.push_back(i);
   }
   for (size_t i : forwards) {
     if (started_ && !stopping_ && in_flight_ < options_.max_in_flight) {
-      attempt(Task{id, i}, lock);  // releases the lock around the agent call
+      // Both release the lock around the agent call.
+      if (caller == Caller::worker) attempt(Task{id, i}, lock);
+      else if (!attempt_now(Task{id, i}, lock)) ready_.push_back(Task{id, i});
     } else {
       ready_.push_back(Task{id, i});
     }
@@ -306,15 +310,15 @@ void Scheduler::worker() {
   }
 }
 
-// Hand one slot to its agent. Called with `lock` held; releases it around
-// the agent call.
-void Scheduler::attempt(const Task& task, std::unique_lock<std::mutex>& lock) {
+// Marks the slot in flight and builds its request; nullopt when there is
+// nothing to attempt (finished, forgotten, final or already in flight).
+std::optional<DeliveryRequest> Scheduler::begin_attempt_locked(const Task& task) {
   auto it = active_.find(task.id);
-  if (it == active_.end()) return;  // finished or forgotten
+  if (it == active_.end()) return std::nullopt;  // finished or forgotten
   Active& a = it->second;
-  if (a.forgotten || task.slot >= a.message.targets.size() || a.in_flight[task.slot]) return;
+  if (a.forgotten || task.slot >= a.message.targets.size() || a.in_flight[task.slot]) return std::nullopt;
   const TargetState& state = a.message.targets[task.slot];
-  if (state.final()) return;
+  if (state.final()) return std::nullopt;
 
   DeliveryRequest request;
   request.queue_id = task.id;
@@ -337,22 +341,57 @@ void Scheduler::attempt(const Task& task, std::unique_lock<std::mutex>& lock) {
   a.in_flight[task.slot] = true;
   ++a.in_flight_count;
   ++in_flight_;
+  return request;
+}
 
-  auto agent_it = agents_.find(state.target.kind);
-  DeliveryAgent* agent = agent_it == agents_.end() ? nullptr : agent_it->second;
+DeliveryAgent* Scheduler::agent_for(config::Target::Kind kind) const {
+  auto it = agents_.find(kind);
+  return it == agents_.end() ? nullptr : it->second;
+}
+
+// Hand one slot to its agent. Called with `lock` held; releases it around
+// the agent call.
+void Scheduler::attempt(const Task& task, std::unique_lock<std::mutex>& lock) {
+  auto request = begin_attempt_locked(task);
+  if (!request) return;
+  DeliveryAgent* agent = agent_for(request->target.kind);
   lock.unlock();
   if (agent == nullptr) {
     on_outcome(task.id, task.slot,
                DeliveryOutcome{DeliveryOutcome::Kind::temporary, "4.3.0",
-                               "no delivery agent for " + describe(request.target)});
+                               "no delivery agent for " + describe(request->target)});
   } else {
     std::string id = task.id;
     size_t slot = task.slot;
-    agent->deliver(request, [this, id, slot](DeliveryOutcome outcome) {
-      on_outcome(id, slot, std::move(outcome));
-    });
+    agent->deliver(*request, [this, id, slot](DeliveryOutcome outcome) { on_outcome(id, slot, std::move(outcome)); });
   }
   lock.lock();
+}
+
+// attempt() through deliver_now(): false when the agent declined (the slot
+// is as before, for a worker to attempt) or there was nothing to attempt.
+bool Scheduler::attempt_now(const Task& task, std::unique_lock<std::mutex>& lock) {
+  auto request = begin_attempt_locked(task);
+  if (!request) return true;  // nothing to do: not the caller's to queue either
+  DeliveryAgent* agent = agent_for(request->target.kind);
+  bool went = false;
+  if (agent != nullptr) {
+    lock.unlock();
+    std::string id = task.id;
+    size_t slot = task.slot;
+    went = agent->deliver_now(*request,
+                              [this, id, slot](DeliveryOutcome outcome) { on_outcome(id, slot, std::move(outcome)); });
+    lock.lock();
+  }
+  if (went) return true;
+  // Declined: undo begin_attempt_locked() (first_attempt may stay: the
+  // worker's attempt follows at once). The message cannot have finished
+  // meanwhile: this slot counted in flight.
+  Active& a = active_.at(task.id);
+  a.in_flight[task.slot] = false;
+  --a.in_flight_count;
+  --in_flight_;
+  return false;
 }
 
 base::Clock::time_point Scheduler::retry_time_locked(unsigned attempts, base::Clock::time_point now) {
@@ -380,8 +419,20 @@ void Scheduler::on_outcome(const std::string& id, size_t slot, DeliveryOutcome o
       a.held[slot] = std::move(outcome);  // still in flight for everyone else
       return;
     }
+    // Settling writes the spool (fdatasync) and may queue a notice: not on
+    // an agent's thread (the SMTP client completes on the event loop).
+    if (!on_worker_locked()) {
+      settle_.push_back(Settle{id, slot, std::move(outcome)});
+      wake_workers_locked(1);
+      return;
+    }
   }
   settle(id, slot, outcome);
+}
+
+bool Scheduler::on_worker_locked() const {
+  const auto self = std::this_thread::get_id();
+  return std::any_of(workers_.begin(), workers_.end(), [&](const std::thread& t) { return t.get_id() == self; });
 }
 
 // A refusal whose next link is a local mailbox needs no spool record (the

@@ -42,8 +42,10 @@
 //            issue 3; queue logs may reach the status page).
 // Concurrency: own worker threads (std::thread + condition_variable); every
 //            public method is thread-safe. Agents may call `done` from any
-//            thread, synchronously or later. stop() waits for in-flight
-//            deliveries to call `done`.
+//            thread, synchronously or later; an outcome reported on a thread
+//            that is not one of the workers (the event loop) is settled by a
+//            worker, so no spool write blocks the agent's thread. stop()
+//            waits for in-flight deliveries to call `done`.
 // Errors:    spool I/O errors are logged (queue logger) and retried; nothing
 //            throws.
 #pragma once
@@ -149,13 +151,17 @@ class Scheduler {
   base::Status start();
   // A message just enqueued: attempt it now (loads it from the spool).
   void submit(const std::string& queue_id);
+  // Who calls submit_staged(): a thread that may block, or the event loop.
+  enum class Caller { worker, event_loop };
   // A message the caller has staged (Spool::stage) and not yet committed,
   // with its bytes, so that agents need not read the file. Its forward slots
   // are handed to their agent before this returns, on the caller's thread
   // (the agent's synchronous part runs here: SmtpAgent prepares the message
-  // and looks up the route). Must be followed by committed() or abandoned()
-  // for the same id.
-  void submit_staged(SpooledMessage message, std::shared_ptr<const std::string> bytes);
+  // and looks up the route): through deliver() on a worker, through
+  // deliver_now() on the event loop, where what the agent declines goes to
+  // a worker. Must be followed by committed() or abandoned() for the same id.
+  void submit_staged(SpooledMessage message, std::shared_ptr<const std::string> bytes,
+                     Caller caller = Caller::worker);
   void committed(const std::string& queue_id);
   void abandoned(const std::string& queue_id);
   // Stop taking new attempts, wait for in-flight ones, join the workers.
@@ -200,8 +206,12 @@ class Scheduler {
   };
 
   void worker();
+  std::optional<DeliveryRequest> begin_attempt_locked(const Task& task);
+  DeliveryAgent* agent_for(config::Target::Kind kind) const;
   void attempt(const Task& task, std::unique_lock<std::mutex>& lock);
+  bool attempt_now(const Task& task, std::unique_lock<std::mutex>& lock);
   void on_outcome(const std::string& id, size_t slot, DeliveryOutcome outcome);
+  bool on_worker_locked() const;
   void settle(const std::string& id, size_t slot, const DeliveryOutcome& outcome);
   bool settle_next(std::unique_lock<std::mutex>& lock);
   bool diverts_to_mailbox_locked(const Active& a, size_t slot, const DeliveryOutcome& outcome);
@@ -210,7 +220,7 @@ class Scheduler {
   void wake_workers_locked(size_t new_work);
   base::Clock::time_point retry_time_locked(unsigned attempts, base::Clock::time_point now);
   void add_message(SpooledMessage message, std::shared_ptr<const std::string> bytes = nullptr,
-                   bool durable = true);
+                   bool durable = true, Caller caller = Caller::worker);
   std::string describe(const config::Target& target) const;
   bool idle_locked() const;
 

@@ -87,6 +87,24 @@ class GatedAgent final : public DeliveryAgent {
     pending_.push_back(std::move(done));
     cv_.notify_all();
   }
+  // The event loop's entry: declines unless take_now(true); counted.
+  bool deliver_now(const DeliveryRequest& request, std::function<void(DeliveryOutcome)> done) override {
+    std::lock_guard lock(mu_);
+    ++now_calls_;
+    if (!take_now_) return false;
+    from_memory_ = request.message != nullptr;
+    pending_.push_back(std::move(done));
+    cv_.notify_all();
+    return true;
+  }
+  void take_now(bool take) {
+    std::lock_guard lock(mu_);
+    take_now_ = take;
+  }
+  size_t now_calls() {
+    std::lock_guard lock(mu_);
+    return now_calls_;
+  }
   bool wait_attempts(size_t n) {
     std::unique_lock lock(mu_);
     return cv_.wait_for(lock, 5s, [&] { return pending_.size() + answered_ >= n; });
@@ -119,6 +137,8 @@ class GatedAgent final : public DeliveryAgent {
   std::vector<std::function<void(DeliveryOutcome)>> pending_;
   size_t answered_ = 0;
   bool from_memory_ = false;
+  bool take_now_ = false;
+  size_t now_calls_ = 0;
 };
 
 // Polls `done` (real time) for up to 5 s.
@@ -338,6 +358,90 @@ TEST_F(SchedulerTest, StagedForwardStartsBeforeCommitAndSettlesAfter) {
   EXPECT_EQ(agent_.count("mailbox:me"), 1u);
   EXPECT_EQ(s->active_messages(), 0u);
   EXPECT_FALSE(queued(id)) << "both slots final: file removed";
+}
+
+// The event loop submits through deliver_now() only; what the agent
+// declines (it would block) goes to deliver() on a worker thread.
+TEST_F(SchedulerTest, EventLoopCallerUsesDeliverNowAndAWorkerForWhatItDeclines) {
+  GatedAgent forwards;
+  auto s = make_scheduler();
+  s->register_agent(config::Target::Kind::forward, forwards);
+  ASSERT_TRUE(s->start());
+  mail::Envelope env;
+  env.recipients.push_back(mail::Address{"me", "example.test"});
+  auto bytes = std::make_shared<const std::string>("Subject: t\r\n\r\nx\r\n");
+  auto staged = spool_->stage(env, {{"me@example.test", {forward("me@gmail.test")}}}, *bytes);
+  ASSERT_TRUE(staged);
+  s->submit_staged(staged->message, bytes, Scheduler::Caller::event_loop);
+  EXPECT_EQ(forwards.now_calls(), 1u);
+  ASSERT_TRUE(forwards.wait_attempts(1));
+  ASSERT_EQ(forwards.threads().size(), 1u);
+  EXPECT_NE(forwards.threads()[0], std::this_thread::get_id()) << "declined: deliver() on a worker";
+  ASSERT_TRUE(spool_->commit(*staged, *bytes));
+  s->committed(staged->message.id);
+  forwards.answer({DeliveryOutcome::Kind::delivered, "2.0.0", "ok"});
+  ASSERT_TRUE(s->wait_idle(5s));
+  EXPECT_FALSE(queued(staged->message.id));
+}
+
+// Taken by deliver_now(): deliver() is never called; the outcome, reported
+// on a thread that is not a worker (as the event loop would), is settled by
+// a worker: the message completes and its file goes.
+TEST_F(SchedulerTest, EventLoopCallerTakenByDeliverNowSettlesOnAWorker) {
+  GatedAgent forwards;
+  forwards.take_now(true);
+  auto s = make_scheduler();
+  s->register_agent(config::Target::Kind::forward, forwards);
+  ASSERT_TRUE(s->start());
+  mail::Envelope env;
+  env.recipients.push_back(mail::Address{"me", "example.test"});
+  auto bytes = std::make_shared<const std::string>("Subject: t\r\n\r\nx\r\n");
+  auto staged = spool_->stage(env, {{"me@example.test", {forward("me@gmail.test"), mailbox("me")}}}, *bytes);
+  ASSERT_TRUE(staged);
+  const std::string id = staged->message.id;
+  s->submit_staged(staged->message, bytes, Scheduler::Caller::event_loop);
+  EXPECT_EQ(forwards.now_calls(), 1u);
+  ASSERT_TRUE(forwards.wait_attempts(1));
+  EXPECT_TRUE(forwards.threads().empty()) << "taken: no deliver() call";
+  EXPECT_TRUE(forwards.from_memory());
+  ASSERT_TRUE(spool_->commit(*staged, *bytes));
+  s->committed(id);
+  ASSERT_TRUE(wait_for_test([&] { return agent_.count("mailbox:me") == 1; }));
+  forwards.answer({DeliveryOutcome::Kind::delivered, "2.0.0", "ok"});  // durable now: queued for a worker
+  ASSERT_TRUE(s->wait_idle(5s));
+  EXPECT_EQ(s->active_messages(), 0u);
+  EXPECT_FALSE(queued(id));
+}
+
+// An outcome reported on a thread that is not a worker (the SMTP client's
+// event loop) is settled on a worker: the spool record's fdatasync and the
+// fallback hooks never block the agent's thread.
+TEST_F(SchedulerTest, OutcomeFromAnotherThreadIsSettledOnAWorker) {
+  struct Recorder final : FallbackPolicy {
+    std::optional<config::Target> next(const TargetState&, const DeliveryOutcome&) override { return std::nullopt; }
+    void failed(const SpooledMessage&, const TargetState&, const DeliveryOutcome&) override {
+      std::lock_guard lock(mu);
+      thread = std::this_thread::get_id();
+    }
+    std::optional<std::thread::id> seen() {
+      std::lock_guard lock(mu);
+      return thread;
+    }
+    std::mutex mu;
+    std::optional<std::thread::id> thread;
+  } policy;
+  GatedAgent forwards;
+  auto s = make_scheduler();
+  s->register_agent(config::Target::Kind::forward, forwards);
+  s->set_fallback_policy(policy);
+  ASSERT_TRUE(s->start());
+  auto id = enqueue({{"x", {forward("me@gmail.test")}}});
+  s->submit(id);
+  ASSERT_TRUE(forwards.wait_attempts(1));
+  forwards.answer({DeliveryOutcome::Kind::permanent, "5.7.1", "refused"});
+  ASSERT_TRUE(s->wait_idle(5s));
+  ASSERT_TRUE(policy.seen().has_value());
+  EXPECT_NE(*policy.seen(), std::this_thread::get_id());
 }
 
 // A failed commit (the client gets 451 and retries): the held outcome is

@@ -22,10 +22,8 @@ bool InboundSink::rejects_for(const mail::Envelope& envelope) const {
   return true;
 }
 
-base::Result<smtp::server::Admission> InboundSink::admit(const mail::Envelope& envelope, std::string message) {
-  // Authenticated submission (later) is our own users' mail: not checked here.
-  if (!envelope.auth_user.empty()) return inner_.admit(envelope, std::move(message));
-
+InboundSink::Decision InboundSink::decide(const mail::Envelope& envelope, std::string_view message,
+                                          dns::Resolver& dns) const {
   Input in;
   in.message = message;
   if (envelope.sender) in.mail_from = envelope.sender->str();
@@ -37,28 +35,56 @@ base::Result<smtp::server::Admission> InboundSink::admit(const mail::Envelope& e
     options.discovery = dmarc::Discovery::public_suffix_list;
     options.psl = psl_;
   }
-  Verdict v = check(resolver_, in, options);
+  Verdict v = check(dns, in, options);
 
-  auto log = base::logger("inbound-auth");
+  Decision d;
   std::string dkim_summary;
-  for (const auto& d : v.dkim) {
+  for (const auto& r : v.dkim) {
     if (!dkim_summary.empty()) dkim_summary += ",";
-    dkim_summary += std::string(dkim::status_name(d.status));
-    if (!d.domain.empty()) dkim_summary += "(" + d.domain + ")";
+    dkim_summary += std::string(dkim::status_name(r.status));
+    if (!r.domain.empty()) dkim_summary += "(" + r.domain + ")";
   }
-  log->info("from=<{}> client=[{}] spf={} dkim={} dmarc={} (policy={} from={}) arc={}", envelope.sender_str(),
-            envelope.client_ip, spf::to_string(v.spf.result), dkim_summary, dmarc::to_string(v.dmarc.result),
-            dmarc::to_string(v.dmarc.applied), v.author ? v.author->domain : std::string("?"),
-            arc::chain_status_name(v.arc.status));
+  d.summary = fmt::format("from=<{}> client=[{}] spf={} dkim={} dmarc={} (policy={} from={}) arc={}",
+                          envelope.sender_str(), envelope.client_ip, spf::to_string(v.spf.result), dkim_summary,
+                          dmarc::to_string(v.dmarc.result), dmarc::to_string(v.dmarc.applied),
+                          v.author ? v.author->domain : std::string("?"), arc::chain_status_name(v.arc.status));
 
   // RFC 7489 §6.6.4 / §10.3: reject at SMTP time, only when the domain
   // chose it; the default records the result and delivers (DESIGN.md: the
   // owner decides, nothing is lost).
   if (v.dmarc_reject() && rejects_for(envelope)) {
-    return smtp::server::Admission::refused(
-        mail::Reply(550, "5.7.1", "Message rejected: DMARC policy of the author domain"));
+    d.refusal = mail::Reply(550, "5.7.1", "Message rejected: DMARC policy of the author domain");
+  } else {
+    d.stamped = stamp(message, v.results);
   }
-  return inner_.admit(envelope, stamp(message, v.results));
+  return d;
+}
+
+base::Result<smtp::server::Admission> InboundSink::admit(const mail::Envelope& envelope, std::string message) {
+  // Authenticated submission (later) is our own users' mail: not checked here.
+  if (!envelope.auth_user.empty()) return inner_.admit(envelope, std::move(message));
+  Decision d = decide(envelope, message, resolver_);
+  base::logger("inbound-auth")->info("{}", d.summary);
+  if (d.refusal) return smtp::server::Admission::refused(std::move(*d.refusal));
+  return inner_.admit(envelope, std::move(d.stamped));
+}
+
+std::optional<base::Result<smtp::server::Admission>> InboundSink::admit_now(const mail::Envelope& envelope,
+                                                                            std::string& message) {
+  if (!envelope.auth_user.empty()) return inner_.admit_now(envelope, message);
+  dns::CacheOnlyResolver cached(resolver_);
+  Decision d = decide(envelope, message, cached);
+  if (cached.missed()) return std::nullopt;  // decided on a worker, with the lookups it needs
+  if (!d.refusal) {
+    auto admitted = inner_.admit_now(envelope, d.stamped);
+    if (!admitted) return std::nullopt;
+    base::logger("inbound-auth")->info("{}", d.summary);
+    message.clear();  // taken, as admit() would have
+    return admitted;
+  }
+  base::logger("inbound-auth")->info("{}", d.summary);
+  message.clear();
+  return base::Result<smtp::server::Admission>(smtp::server::Admission::refused(std::move(*d.refusal)));
 }
 
 std::optional<mail::Reply> InboundSink::screen_recipient(const mail::Address& rcpt) const {

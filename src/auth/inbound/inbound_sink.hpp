@@ -11,8 +11,10 @@
 // Trust:     untrusted message and envelope; the reply texts are fixed and
 //            never name a forward or a configuration detail.
 // Concurrency: admit()/store() run on the session's worker pool (they
-//            block on DNS and fsync); screen_recipient() on the session's
-//            executor (no I/O). The object is immutable after construction.
+//            block on DNS and fsync); admit_now() and screen_recipient() on
+//            the session's executor (no I/O: admit_now() runs the checks
+//            against a dns::CacheOnlyResolver and declines on a miss; their
+//            CPU is bounded by the verifiers' limits, checker.hpp). The object is immutable after construction.
 // Errors:    the inner sink's errors pass through (451 4.3.0); checks never
 //            fail (DNS trouble is a temperror result, the mail is accepted).
 #pragma once
@@ -38,6 +40,8 @@ class InboundSink final : public smtp::server::MessageSink {
 
   base::Result<std::string> store(const mail::Envelope& envelope, std::string message) override;
   base::Result<smtp::server::Admission> admit(const mail::Envelope& envelope, std::string message) override;
+  std::optional<base::Result<smtp::server::Admission>> admit_now(const mail::Envelope& envelope,
+                                                                 std::string& message) override;
   std::optional<mail::Reply> screen_recipient(const mail::Address& rcpt) const override;
 
   // DMARC inbound policy of a message's recipients: reject only when every
@@ -46,6 +50,15 @@ class InboundSink final : public smtp::server::MessageSink {
   bool rejects_for(const mail::Envelope& envelope) const;
 
  private:
+  // The checks against `dns` and what they decide: refused, or the message
+  // stamped with our Authentication-Results; `summary` is the log line.
+  struct Decision {
+    std::optional<mail::Reply> refusal;
+    std::string stamped;
+    std::string summary;
+  };
+  Decision decide(const mail::Envelope& envelope, std::string_view message, dns::Resolver& dns) const;
+
   const config::Config& config_;
   dns::Resolver& resolver_;
   smtp::server::MessageSink& inner_;

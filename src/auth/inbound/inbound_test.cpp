@@ -10,6 +10,7 @@
 #include "auth/inbound/inbound_sink.hpp"
 #include "auth/inbound/srs_bounces.hpp"
 #include "crypto/key.hpp"
+#include "dns/caching_resolver.hpp"
 #include "dns/fake_resolver.hpp"
 
 namespace hikyaku::auth::inbound {
@@ -226,6 +227,70 @@ TEST(InboundSink, RejectsDmarcFailureOnlyWhereAsked_RFC7489_10_3) {
   EXPECT_EQ(stored.find(kReceived), 0u);
   EXPECT_EQ(stored.find("Authentication-Results: mx.example.test; spf=fail"), kReceived.size()) << stored;
   EXPECT_NE(stored.find("dmarc=fail header.from=author.test"), std::string::npos);
+}
+
+// A spool that also admits on the event loop.
+class NowRecorder final : public smtp::server::MessageSink {
+ public:
+  base::Result<std::string> store(const mail::Envelope&, std::string message) override {
+    messages.push_back(std::move(message));
+    return std::string("Q1");
+  }
+  std::optional<base::Result<smtp::server::Admission>> admit_now(const mail::Envelope& envelope,
+                                                                 std::string& message) override {
+    return admit(envelope, std::move(message));
+  }
+  std::vector<std::string> messages;
+};
+
+// admit_now() decides on the event loop only from cached answers: the first
+// message from a domain is declined untouched (no lookup made), the same
+// checks then run on a worker (admit()), and the next message from that
+// domain is decided on the loop, with the same verdict.
+TEST(InboundSink, AdmitNowDecidesFromCachedAnswersOnly) {
+  Fixture f;
+  f.dns.set_ttl(300);
+  dns::CachingResolver cache(f.dns);
+  auto config = load(kConfig);
+  NowRecorder spool;
+  InboundSink sink(config, cache, spool, nullptr, nullptr);
+  const std::string msg = kReceived + f.signed_message();
+  auto env = envelope("carol", "tagged.test");
+  env.client_ip = "192.0.2.1";
+
+  std::string first = msg;
+  EXPECT_FALSE(sink.admit_now(env, first).has_value());
+  EXPECT_EQ(first, msg) << "declined: the message is untouched";
+  EXPECT_EQ(f.dns.queries(), 0) << "no lookup on the event loop";
+  EXPECT_TRUE(spool.messages.empty());
+
+  ASSERT_TRUE(sink.admit(env, msg));  // on a worker: the lookups fill the cache
+  const int asked = f.dns.queries();
+  EXPECT_GT(asked, 0);
+
+  std::string second = msg;
+  auto now = sink.admit_now(env, second);
+  ASSERT_TRUE(now.has_value());
+  ASSERT_TRUE(now->ok());
+  EXPECT_FALSE((*now)->refusal);
+  EXPECT_EQ(f.dns.queries(), asked) << "all from the cache";
+  ASSERT_EQ(spool.messages.size(), 2u);
+  EXPECT_EQ(spool.messages[1], spool.messages[0]) << "the same stamp as the worker's";
+  EXPECT_NE(spool.messages[1].find("spf=pass"), std::string::npos) << spool.messages[1];
+  EXPECT_NE(spool.messages[1].find("dkim=pass"), std::string::npos);
+
+  // A refusal is decided on the loop too (DMARC p=reject where asked).
+  std::string bad = msg;
+  bad.replace(bad.find("Hello."), 6, "Hallo.");
+  auto bob = envelope("bob", "example.test");
+  bob.client_ip = "192.0.2.99";  // SPF fail as well
+  std::string probe = bad;
+  (void)sink.admit(bob, probe);  // warm what this client's checks need
+  auto refused = sink.admit_now(bob, bad);
+  ASSERT_TRUE(refused.has_value());
+  ASSERT_TRUE(refused->ok());
+  ASSERT_TRUE((*refused)->refusal);
+  EXPECT_EQ((*refused)->refusal->status, "5.7.1");
 }
 
 TEST(SrsBounces, HiddenToFallbackPlainToSenderBadRefused) {

@@ -445,25 +445,33 @@ net::awaitable<void> Session::receive_data() {
   message += reader.take_message();
   const size_t size = message.size();
 
-  // The end of DATA in two steps on the worker pool (both may block: DNS,
-  // fsync), coming back here in between: admit() may refuse, or takes the
-  // message and may already have started forwards, which this executor
-  // then puts on the wire before the commit (message_sink.hpp); commit()
-  // makes it durable. GCC 12: no temporary lambda inside co_await (STYLE).
+  // The end of DATA in two steps, coming back here in between: admit() may
+  // refuse, or takes the message and may already have started forwards,
+  // which this executor then puts on the wire before the commit
+  // (message_sink.hpp); commit() makes it durable on the worker pool
+  // (fsync). admit_now() decides here when everything it needs is at hand
+  // (cached DNS): no hand-off to a worker and back before the forward
+  // leaves; otherwise admit() runs on the worker pool (it may block on DNS).
+  // GCC 12: no temporary lambda inside co_await (STYLE).
   struct Stored {
     bool ok = false;
     std::string text;  // queue id, or the error for the log
     std::optional<Reply> refusal;
   };
   std::unique_ptr<PendingMessage> taken;
-  auto admit = [&]() -> net::awaitable<Stored> {
-    auto result = ctx_.sink.admit(envelope, std::move(message));
-    if (!result) co_return Stored{false, result.error().message, std::nullopt};
-    if (result->refusal) co_return Stored{false, {}, std::move(result->refusal)};
+  auto take = [&](base::Result<Admission> result) -> Stored {
+    if (!result) return Stored{false, result.error().message, std::nullopt};
+    if (result->refusal) return Stored{false, {}, std::move(result->refusal)};
     taken = std::move(result->pending);
-    co_return Stored{true, {}, std::nullopt};
+    return Stored{true, {}, std::nullopt};
   };
-  Stored stored = co_await asio::co_spawn(ctx_.workers, admit, net::use_awaitable);
+  auto admit = [&]() -> net::awaitable<Stored> { co_return take(ctx_.sink.admit(envelope, std::move(message))); };
+  Stored stored;
+  if (auto now = ctx_.sink.admit_now(envelope, message)) {
+    stored = take(std::move(*now));
+  } else {
+    stored = co_await asio::co_spawn(ctx_.workers, admit, net::use_awaitable);
+  }
   if (taken) {
     auto commit = [&]() -> net::awaitable<Stored> {
       auto id = taken->commit();
