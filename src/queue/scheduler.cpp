@@ -410,6 +410,7 @@ std::string Scheduler::describe(const config::Target& target) const {
 
 // An agent's outcome: acted on now, or held until the message is durable.
 void Scheduler::on_outcome(const std::string& id, size_t slot, DeliveryOutcome outcome) {
+  bool queued = true;
   {
     std::lock_guard lock(mu_);
     auto it = active_.find(id);
@@ -421,11 +422,12 @@ void Scheduler::on_outcome(const std::string& id, size_t slot, DeliveryOutcome o
     }
     // Settling writes the spool (fdatasync) and may queue a notice: not on
     // an agent's thread (the SMTP client completes on the event loop).
-    if (!on_worker_locked()) {
-      settle_.push_back(Settle{id, slot, std::move(outcome)});
-      wake_workers_locked(1);
-      return;
-    }
+    if (!on_worker_locked()) settle_.push_back(Settle{id, slot, std::move(outcome)});
+    else queued = false;
+  }
+  if (queued) {
+    cv_.notify_one();  // after unlocking: the woken worker does not wait for our lock
+    return;
   }
   settle(id, slot, outcome);
 }
@@ -585,7 +587,11 @@ void Scheduler::settle(const std::string& id, size_t slot, const DeliveryOutcome
   // a settled spool.
   lock.lock();
   --in_flight_;
-  wake_workers_locked(1);  // a free in-flight place, maybe a rescheduled slot
+  // A free in-flight place, maybe a rescheduled slot (a diversion's mailbox
+  // attempt): a worker settling here takes the next task itself when it is
+  // back in its loop, so another is woken only for more work than that (a
+  // wake-up in series would delay the fallback copy by 0.1-0.2 ms).
+  if (!on_worker_locked() || ready_.size() + settle_.size() > 1) wake_workers_locked(1);
   idle_cv_.notify_all();
 }
 
