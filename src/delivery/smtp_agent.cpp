@@ -498,6 +498,7 @@ bool SmtpAgent::deliver_now(const queue::DeliveryRequest& request, std::function
   dns::CacheOnlyResolver cached(impl_->resolver);
   auto prepared = std::make_shared<Impl::Prepared>(impl_->prepare(*job, cached, /*quiet=*/true));
   if (cached.missed() || prepared->failure) return false;
+  log()->debug("{}: forward started from the event loop", request.queue_id);
   impl_->track(job);
   impl_->start(job, std::move(prepared));
   return true;

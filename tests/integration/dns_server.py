@@ -35,6 +35,7 @@ class DnsServer:
         self.port = free_port()
         self.proc = None
         self.records = []
+        self.local_ttl = 0  # dnsmasq's default: answers are not to be cached
         self.add_mx("gmail.test", "mx.gmail.test", 10)
         self.add_host("mx.gmail.test", "127.0.0.2")
         self.add_mx("sender.test", "mx.sender.test", 10)
@@ -68,6 +69,13 @@ class DnsServer:
             raise ValueError("dnsmasq --txt-record strings cannot contain commas")
         self._add(f"--txt-record={name}," + ",".join(parts))
 
+    def set_local_ttl(self, seconds):
+        """The TTL of every answer (dnsmasq --local-ttl). The default 0 makes
+        hikyaku's answer cache keep nothing, so every message asks again."""
+        self.local_ttl = seconds
+        if self.proc is not None:
+            self.restart()
+
     def _add(self, arg):
         self.records.append(arg)
         if self.proc is not None:
@@ -79,7 +87,7 @@ class DnsServer:
         self.proc = subprocess.Popen(
             ["dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", f"--port={self.port}",
              "--listen-address=127.0.0.1", "--bind-interfaces", "--conf-file=/dev/null",
-             "--pid-file", "--local=/test/", *self.records],
+             "--pid-file", "--local=/test/", f"--local-ttl={self.local_ttl}", *self.records],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_for(self._answers, timeout=10, what=f"dnsmasq on 127.0.0.1:{self.port}")
         return self

@@ -115,6 +115,47 @@ def test_accept_forwards_once_and_no_fallback(make_hikyaku, dns_server, farside)
     assert_no_leak(farside, c)
 
 
+def test_cached_dns_lets_the_event_loop_decide_and_forward(make_hikyaku, dns_server, farside):
+    """With cacheable DNS answers (dnsmasq --local-ttl) the first message is
+    decided on a worker (the cache is cold), the next ones on the event loop,
+    forward included, with the same results: one copy at the far side each,
+    and a refusal still diverts at once, hidden."""
+    dns_server.set_local_ttl(300)
+    hk = make_hikyaku(extra=config(dns_server, farside))
+    c = Client(hk)
+    c.send(message("cold cache"))
+    farside.gmail.wait_messages(1)
+    log = hk.log_text()
+    assert log.count("admitted on a worker") == 1
+    assert "admitted on the event loop" not in log
+
+    c.send(message("warm cache"))
+    got = farside.gmail.wait_messages(2)
+    log = hk.log_text()
+    assert log.count("admitted on a worker") == 1
+    assert log.count("admitted on the event loop") == 1
+    assert log.count("forward started from the event loop") == 1
+    assert [m.rcpt_tos for m in got] == [[FORWARD], [FORWARD]]
+    assert b"warm cache" in got[1].data
+    # The same stamp as on a worker: our Authentication-Results, our loop header.
+    for m in got:
+        assert b"Authentication-Results: " in m.data
+        assert f"X-Hikyaku-Forwarded-For: <{RCPT}>".encode() in m.data
+
+    farside.gmail.set_mode("reject_rcpt")
+    c.send(message("refused on the fast path"))
+    [copy] = wait_mailbox(hk, "ituki-gm", 1)
+    assert b"refused on the fast path" in read(copy)
+    assert "550 5.7.1" in diverted_header(read(copy))
+    assert hk.log_text().count("admitted on the event loop") == 2
+    wait_mailbox(hk, "ituki", 3)
+    wait_spool_empty(hk)
+    assert len(hk.messages("ituki")) == 3
+    assert len(farside.gmail.received()) == 2
+    assert farside.sender.attempts == []
+    assert_no_leak(farside, c)
+
+
 @pytest.mark.parametrize("mode,reply_part", [
     ("reject_rcpt", b"550 5.7.1"),
     ("reject_data", b"550 5.7.26"),

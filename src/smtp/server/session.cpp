@@ -468,8 +468,10 @@ net::awaitable<void> Session::receive_data() {
   auto admit = [&]() -> net::awaitable<Stored> { co_return take(ctx_.sink.admit(envelope, std::move(message))); };
   Stored stored;
   if (auto now = ctx_.sink.admit_now(envelope, message)) {
+    log_->debug("{} message {} admitted on the event loop", id_, txid);
     stored = take(std::move(*now));
   } else {
+    log_->debug("{} message {} admitted on a worker", id_, txid);
     stored = co_await asio::co_spawn(ctx_.workers, admit, net::use_awaitable);
   }
   if (taken) {
