@@ -452,7 +452,9 @@ net::awaitable<void> Session::receive_data() {
   // (fsync). admit_now() decides here when everything it needs is at hand
   // (cached DNS): no hand-off to a worker and back before the forward
   // leaves; otherwise admit() runs on the worker pool (it may block on DNS).
-  // GCC 12: no temporary lambda inside co_await (STYLE).
+  // Only a message alone at its end of DATA is decided here: with others
+  // in progress the loop has their I/O to do, and the workers use the other
+  // cores. GCC 12: no temporary lambda inside co_await (STYLE).
   struct Stored {
     bool ok = false;
     std::string text;  // queue id, or the error for the log
@@ -466,8 +468,19 @@ net::awaitable<void> Session::receive_data() {
     return Stored{true, {}, std::nullopt};
   };
   auto admit = [&]() -> net::awaitable<Stored> { co_return take(ctx_.sink.admit(envelope, std::move(message))); };
+  struct InProgress {
+    std::shared_ptr<unsigned> count;
+    explicit InProgress(std::shared_ptr<unsigned> c) : count(std::move(c)) { ++*count; }
+    ~InProgress() { --*count; }
+    InProgress(const InProgress&) = delete;
+    InProgress& operator=(const InProgress&) = delete;
+  };
+  const bool alone = *ctx_.messages_at_end_of_data == 0;
+  const InProgress in_progress(ctx_.messages_at_end_of_data);
+  std::optional<base::Result<Admission>> now;
+  if (alone) now = ctx_.sink.admit_now(envelope, message);
   Stored stored;
-  if (auto now = ctx_.sink.admit_now(envelope, message)) {
+  if (now) {
     log_->debug("{} message {} admitted on the event loop", id_, txid);
     stored = take(std::move(*now));
   } else {

@@ -35,6 +35,12 @@ struct ServerContext {
   MessageSink& sink;
   std::shared_ptr<boost::asio::ssl::context> tls;  // null: no STARTTLS, no 465
   boost::asio::thread_pool& workers;                // where sink.store() runs
+  // Messages between their final dot and the reply, across all sessions;
+  // touched only on the event loop (single-threaded). At zero a new message
+  // may be decided on the loop (MessageSink::admit_now); under load the
+  // workers decide, beside the loop on the other cores. Shared: a session
+  // destroyed with the io_context at shutdown may outlive this context.
+  std::shared_ptr<unsigned> messages_at_end_of_data = std::make_shared<unsigned>(0);
 };
 
 enum class Role {
