@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -37,15 +38,66 @@ class FakeSink final : public MessageSink {
   base::Result<Admission> admit(const mail::Envelope& envelope, std::string message) override {
     {
       std::lock_guard lock(mu_);
+      ++admit_calls_;
+      cv_.notify_all();
       if (refusal_) return Admission::refused(*refusal_);
     }
     return MessageSink::admit(envelope, std::move(message));
+  }
+  // The event loop's entry: declines unless take_now(true); a message taken
+  // here is committed through a gate (gate_commits) so a test can hold it
+  // between its final dot and its 250.
+  std::optional<base::Result<Admission>> admit_now(const mail::Envelope& envelope, std::string& message) override {
+    {
+      std::lock_guard lock(mu_);
+      ++now_calls_;
+      cv_.notify_all();
+      if (!take_now_) return std::nullopt;
+    }
+    auto id = store(envelope, std::move(message));
+    if (!id) return base::Result<Admission>(id.error());
+    return base::Result<Admission>(Admission{std::nullopt, std::make_unique<GatedCommit>(*this, *id)});
+  }
+  void take_now(bool take) {
+    std::lock_guard lock(mu_);
+    take_now_ = take;
+  }
+  void gate_commits(bool closed) {
+    std::lock_guard lock(mu_);
+    gate_closed_ = closed;
+    cv_.notify_all();
+  }
+  // Wait (at most 5 s) until admit_now() and admit() were called that often.
+  bool wait_calls(size_t now, size_t admit) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(5), [&] { return now_calls_ >= now && admit_calls_ >= admit; });
+  }
+  size_t now_calls() {
+    std::lock_guard lock(mu_);
+    return now_calls_;
+  }
+  size_t admit_calls() {
+    std::lock_guard lock(mu_);
+    return admit_calls_;
   }
   std::optional<mail::Reply> screen_recipient(const mail::Address& rcpt) const override {
     if (!rcpt.local.starts_with("SRS0=")) return std::nullopt;
     if (rcpt.local.ends_with("=ok")) return mail::Reply(250, "2.1.5", "Ok");
     return mail::Reply(550, "5.1.1", "Invalid SRS address");
   }
+  class GatedCommit final : public PendingMessage {
+   public:
+    GatedCommit(FakeSink& sink, std::string id) : sink_(sink), id_(std::move(id)) {}
+    base::Result<std::string> commit() override {
+      std::unique_lock lock(sink_.mu_);
+      sink_.cv_.wait_for(lock, std::chrono::seconds(5), [&] { return !sink_.gate_closed_; });
+      return id_;
+    }
+
+   private:
+    FakeSink& sink_;
+    std::string id_;
+  };
   void set_refusal(std::optional<mail::Reply> r) {
     std::lock_guard lock(mu_);
     refusal_ = std::move(r);
@@ -69,6 +121,11 @@ class FakeSink final : public MessageSink {
 
  private:
   std::mutex mu_;
+  std::condition_variable cv_;
+  size_t now_calls_ = 0;
+  size_t admit_calls_ = 0;
+  bool take_now_ = false;
+  bool gate_closed_ = false;
   bool fail_ = false;
   std::optional<mail::Reply> refusal_;
   std::vector<mail::Envelope> envelopes_;
@@ -214,7 +271,7 @@ class SessionTest : public ::testing::Test {
   policy::Resolver resolver_{config_};
   FakeSink sink_;
   std::shared_ptr<ssl::context> tls_;
-  asio::thread_pool workers_{1};
+  asio::thread_pool workers_{2};  // two: a held commit must not stall another admission
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
   std::unique_ptr<ServerContext> ctx_;
@@ -288,6 +345,39 @@ TEST_F(SessionTest, AcceptsAndStoresMessage_RFC5321_3_3) {
   EXPECT_TRUE(msg.ends_with("\r\nSubject: hi\r\n\r\n.leading dot\r\nh\xc3\xa9llo\r\n")) << msg;
   t->send("QUIT");
   t->expect("221 2.0.0 *");
+}
+
+// The event loop decides a message only when it is alone between its final
+// dot and its reply; while another one is there (held at its commit), the
+// next is admitted on a worker. Alone again, the loop decides again.
+TEST_F(SessionTest, OnlyAMessageAloneAtItsEndOfDataIsDecidedOnTheLoop) {
+  sink_.take_now(true);
+  sink_.gate_commits(true);
+  start();
+  auto send_message = [](Transcript& t, std::string_view subject) {
+    t.send("MAIL FROM:<sender@remote.example>");
+    t.expect("250 2.1.0 *");
+    t.send("RCPT TO:<alice@example.test>");
+    t.expect("250 2.1.5 *");
+    t.send("DATA");
+    t.expect("354 *");
+    t.send_raw("Subject: " + std::string(subject) + "\r\n\r\nx\r\n.\r\n");
+  };
+  auto a = connect_ehlo();
+  send_message(*a, "first");
+  ASSERT_TRUE(sink_.wait_calls(1, 0)) << "alone: decided on the loop, held at its commit";
+  auto b = connect_ehlo();
+  send_message(*b, "second");
+  ASSERT_TRUE(sink_.wait_calls(1, 1)) << "the first still in progress: admit() on a worker";
+  EXPECT_EQ(sink_.now_calls(), 1u);
+  b->expect("250 2.0.0 Ok: queued as *");
+  sink_.gate_commits(false);
+  a->expect("250 2.0.0 Ok: queued as *");
+  send_message(*a, "third");
+  a->expect("250 2.0.0 Ok: queued as *");
+  EXPECT_EQ(sink_.now_calls(), 2u) << "alone again";
+  EXPECT_EQ(sink_.admit_calls(), 1u);
+  EXPECT_EQ(sink_.count(), 3u);
 }
 
 TEST_F(SessionTest, HeloHasNoEnhancedCodes_RFC2034_3) {
