@@ -66,6 +66,12 @@ DmarcAction action_of(const config::Config& config, const config::Target& target
   return DmarcAction::rewrite_from;
 }
 
+// A received message to a forward with dmarc = "divert": the guard's case.
+bool asks_dmarc_divert(const config::Config& config, const queue::DeliveryRequest& request) {
+  return request.origin == queue::Origin::received && request.target.kind == config::Target::Kind::forward &&
+         action_of(config, request.target) == DmarcAction::divert;
+}
+
 }  // namespace
 
 base::Result<std::shared_ptr<ForwardTransform>> ForwardTransform::create(const config::Config& config,
@@ -278,8 +284,7 @@ std::string rewrite_from(std::string_view message, const auth::common::Author& a
 }
 
 void DmarcDivertGuard::deliver(const queue::DeliveryRequest& request, std::function<void(queue::DeliveryOutcome)> done) {
-  if (request.origin == queue::Origin::received && request.target.kind == config::Target::Kind::forward &&
-      action_of(transform_.config_ref(), request.target) == DmarcAction::divert) {
+  if (asks_dmarc_divert(transform_.config_ref(), request)) {
     auto data = queue::read_message(request);
     if (data) {
       if (auto outcome = transform_.divert(request, *data)) {
@@ -294,10 +299,7 @@ void DmarcDivertGuard::deliver(const queue::DeliveryRequest& request, std::funct
 
 bool DmarcDivertGuard::deliver_now(const queue::DeliveryRequest& request,
                                    std::function<void(queue::DeliveryOutcome)> done) {
-  if (request.origin == queue::Origin::received && request.target.kind == config::Target::Kind::forward &&
-      action_of(transform_.config_ref(), request.target) == DmarcAction::divert) {
-    return false;
-  }
+  if (asks_dmarc_divert(transform_.config_ref(), request)) return false;  // needs the DMARC discovery
   return inner_.deliver_now(request, std::move(done));
 }
 

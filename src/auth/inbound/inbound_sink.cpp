@@ -75,16 +75,16 @@ std::optional<base::Result<smtp::server::Admission>> InboundSink::admit_now(cons
   dns::CacheOnlyResolver cached(resolver_);
   Decision d = decide(envelope, message, cached);
   if (cached.missed()) return std::nullopt;  // decided on a worker, with the lookups it needs
-  if (!d.refusal) {
-    auto admitted = inner_.admit_now(envelope, d.stamped);
+  std::optional<base::Result<smtp::server::Admission>> admitted;
+  if (d.refusal) {
+    admitted = smtp::server::Admission::refused(std::move(*d.refusal));
+  } else {
+    admitted = inner_.admit_now(envelope, d.stamped);
     if (!admitted) return std::nullopt;
-    base::logger("inbound-auth")->info("{}", d.summary);
-    message.clear();  // taken, as admit() would have
-    return admitted;
   }
   base::logger("inbound-auth")->info("{}", d.summary);
-  message.clear();
-  return base::Result<smtp::server::Admission>(smtp::server::Admission::refused(std::move(*d.refusal)));
+  message.clear();  // taken, as admit() would have
+  return admitted;
 }
 
 std::optional<mail::Reply> InboundSink::screen_recipient(const mail::Address& rcpt) const {
