@@ -1,7 +1,8 @@
 // Purpose:   One Maildir (DATA_DIR/mailboxes/NAME/{tmp,new,cur}), shared by
-//            local delivery, POP3 and IMAP. Delivery writes tmp/ → fsync →
-//            link into new/ → unlink tmp → fsync new/ (the Maildir
-//            convention, readable by mutt and Dovecot unchanged). Readers list
+//            local delivery, POP3 and IMAP. Delivery writes tmp/ → links
+//            into new/ → unlinks tmp → fdatasync → fsync new/ (the Maildir
+//            layout, readable by mutt and Dovecot unchanged; the flush comes
+//            after the link, see deliver() in maildir.cpp). Readers list
 //            new/ and cur/; a message's unique id is its file name up to ':'
 //            — stable across sessions and restarts, so it serves as the POP3
 //            UIDL (RFC 1939 §7).
@@ -54,8 +55,9 @@ class Maildir {
 
   // mkdir -p root/{tmp,new,cur}.
   base::Status create() const;
-  // Store a message durably in new/; returns its unique id. `message` may
-  // use CRLF (as received by SMTP) or LF; it is stored with LF.
+  // Store a message in new/, durably by the time it returns; returns its
+  // unique id. Readers may see it (complete) a device flush earlier.
+  // `message` may use CRLF (as received by SMTP) or LF; it is stored with LF.
   base::Result<std::string> deliver(std::string_view message) const;
   // All messages in new/ and cur/, oldest first (by delivery time in name).
   base::Result<std::vector<MessageInfo>> list() const;
