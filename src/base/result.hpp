@@ -17,8 +17,8 @@
 #define HIKYAKU_CHECK(cond)                                                          \
   do {                                                                               \
     if (!(cond)) {                                                                   \
-      std::fprintf(stderr, "hikyaku: invariant failed: %s at %s:%d\n", #cond, __FILE__, \
-                   __LINE__);                                                        \
+      (void)std::fprintf(stderr, "hikyaku: invariant failed: %s at %s:%d\n", #cond,   \
+                         __FILE__, __LINE__); /* aborting: nothing to do if it fails */ \
       std::abort();                                                                  \
     }                                                                                \
   } while (0)

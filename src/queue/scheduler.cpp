@@ -410,26 +410,24 @@ std::string Scheduler::describe(const config::Target& target) const {
 
 // An agent's outcome: acted on now, or held until the message is durable.
 void Scheduler::on_outcome(const std::string& id, size_t slot, DeliveryOutcome outcome) {
-  bool queued = true;
-  {
-    std::lock_guard lock(mu_);
-    auto it = active_.find(id);
-    HIKYAKU_CHECK(it != active_.end());
-    Active& a = it->second;
-    if (!a.durable && !a.forgotten && !diverts_to_mailbox_locked(a, slot, outcome)) {
-      a.held[slot] = std::move(outcome);  // still in flight for everyone else
-      return;
-    }
-    // Settling writes the spool (fdatasync) and may queue a notice: not on
-    // an agent's thread (the SMTP client completes on the event loop).
-    if (!on_worker_locked()) settle_.push_back(Settle{id, slot, std::move(outcome)});
-    else queued = false;
-  }
-  if (queued) {
-    cv_.notify_one();  // after unlocking: the woken worker does not wait for our lock
+  std::unique_lock lock(mu_);
+  auto it = active_.find(id);
+  HIKYAKU_CHECK(it != active_.end());
+  Active& a = it->second;
+  if (!a.durable && !a.forgotten && !diverts_to_mailbox_locked(a, slot, outcome)) {
+    a.held[slot] = std::move(outcome);  // still in flight for everyone else
     return;
   }
-  settle(id, slot, outcome);
+  if (on_worker_locked()) {
+    lock.unlock();
+    settle(id, slot, outcome);
+    return;
+  }
+  // Settling writes the spool (fdatasync) and may queue a notice: not on
+  // an agent's thread (the SMTP client completes on the event loop).
+  settle_.push_back(Settle{id, slot, std::move(outcome)});
+  lock.unlock();
+  cv_.notify_one();  // after unlocking: the woken worker does not wait for our lock
 }
 
 bool Scheduler::on_worker_locked() const {
