@@ -280,7 +280,7 @@ int serve(config::Config config, const ServeOptions& options) {
   std::vector<std::shared_ptr<net::tcp::acceptor>> acceptors;
   bool bind_failed = false;
   auto listen = [&](const std::vector<config::Endpoint>& endpoints, const std::string& name,
-                    net::SessionHandler handler) {
+                    const net::SessionHandler& handler) {
     for (const auto& ep : endpoints) {
       auto acceptor = net::bind(io, ep.host, ep.port);
       if (!acceptor.ok()) {
@@ -339,7 +339,7 @@ int serve(config::Config config, const ServeOptions& options) {
     }
     io.stop();
   });
-  std::signal(SIGPIPE, SIG_IGN);
+  (void)std::signal(SIGPIPE, SIG_IGN);  // SIG_ERR only for an invalid signal number
   log->info("hikyaku ready ({} , data in {})", config.source.string(), config.data_dir.string());
   io.run();
   (*smtp_agent)->stop();  // in-flight forwards will not resume: report them temporary

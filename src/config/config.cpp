@@ -172,7 +172,9 @@ class Reader {
       if (auto ep = parse_endpoint(s)) {
         out.push_back(*ep);
       } else {
-        error(*node, path + "." + std::string(key) + ": '" + s + "' is not ADDRESS:PORT (IPv6 as [::1]:PORT)");
+        std::string what = path;
+        what.append(".").append(key).append(": '").append(s).append("' is not ADDRESS:PORT (IPv6 as [::1]:PORT)");
+        error(*node, what);
       }
     }
     return out;

@@ -14,7 +14,7 @@ std::string hmac(HashAlgorithm algorithm, std::string_view key, std::string_view
   unsigned int len = 0;
   // HMAC() (one-shot) is not deprecated in OpenSSL 3; an empty key is legal
   // in RFC 2104 but OpenSSL wants a non-null pointer.
-  static const unsigned char kEmpty = 0;
+  static constexpr unsigned char kEmpty = 0;
   const void* k = key.empty() ? static_cast<const void*>(&kEmpty) : static_cast<const void*>(key.data());
   const unsigned char* d =
       data.empty() ? &kEmpty : reinterpret_cast<const unsigned char*>(data.data());

@@ -96,9 +96,10 @@ base::Result<PrivateKey> load_private_key_pem(std::string_view pem) {
 base::Result<PrivateKey> load_ed25519_seed(std::string_view base64_seed) {
   auto seed = base::base64_decode(strip_space(base64_seed));
   if (!seed) return base::make_error("Ed25519 seed is not valid base64");
-  if (seed->size() != 32) return base::make_error("Ed25519 seed must be 32 bytes");
+  const std::string& raw = *seed;
+  if (raw.size() != 32) return base::make_error("Ed25519 seed must be 32 bytes");
   EVP_PKEY* pkey = EVP_PKEY_new_raw_private_key(
-      EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(seed->data()), seed->size());
+      EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(raw.data()), raw.size());
   if (pkey == nullptr) return base::make_error(openssl_error("cannot load Ed25519 seed"));
   return wrap<PrivateKey>(pkey);
 }
@@ -111,21 +112,22 @@ base::Result<PrivateKey> load_private_key(std::string_view text) {
 base::Result<PublicKey> parse_dkim_public_key(KeyType type, std::string_view p_base64) {
   auto der = base::base64_decode(strip_space(p_base64));
   if (!der) return base::make_error("p= is not valid base64");
-  if (der->empty()) return base::make_error("p= is empty (key revoked)");
-  const auto* bytes = reinterpret_cast<const unsigned char*>(der->data());
+  const std::string& raw = *der;
+  if (raw.empty()) return base::make_error("p= is empty (key revoked)");
+  const auto* bytes = reinterpret_cast<const unsigned char*>(raw.data());
   EVP_PKEY* pkey = nullptr;
-  if (type == KeyType::ed25519 && der->size() == 32) {
+  if (type == KeyType::ed25519 && raw.size() == 32) {
     // RFC 8463 §4: the bare 32-byte public key.
-    pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, bytes, der->size());
+    pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, bytes, raw.size());
   } else {
     // RFC 6376 §3.6.1: SubjectPublicKeyInfo; many publishers use the bare
     // PKCS#1 RSAPublicKey instead, which verifiers accept.
     const unsigned char* p = bytes;
-    pkey = d2i_PUBKEY(nullptr, &p, long(der->size()));
+    pkey = d2i_PUBKEY(nullptr, &p, long(raw.size()));
     if (pkey == nullptr && type == KeyType::rsa) {
       ERR_clear_error();
       p = bytes;
-      pkey = d2i_PublicKey(EVP_PKEY_RSA, nullptr, &p, long(der->size()));
+      pkey = d2i_PublicKey(EVP_PKEY_RSA, nullptr, &p, long(raw.size()));
     }
   }
   if (pkey == nullptr) return base::make_error(openssl_error("cannot parse public key"));

@@ -58,9 +58,9 @@ std::string unfolded(std::string_view v) {
 }
 
 DmarcAction action_of(const config::Config& config, const config::Target& target) {
-  static const config::Forward kDefaults{};
+  static const config::Forward defaults{};
   const config::Forward* f = policy::forward_options(config, target);
-  const std::string& mode = f != nullptr ? f->dmarc : kDefaults.dmarc;
+  const std::string& mode = f != nullptr ? f->dmarc : defaults.dmarc;
   if (mode == "divert") return DmarcAction::divert;
   if (mode == "unchanged") return DmarcAction::unchanged;
   return DmarcAction::rewrite_from;

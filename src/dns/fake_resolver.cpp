@@ -37,7 +37,7 @@ void FakeResolver::add_ptr(std::string_view ip, std::string name) {
 }
 void FakeResolver::set_temp_error(std::string_view name) { node(name).temp_error = true; }
 void FakeResolver::add_empty(std::string_view name) { node(name); }
-void FakeResolver::add_cname(std::string_view name, std::string target) { node(name).cname = key(target); }
+void FakeResolver::add_cname(std::string_view name, std::string_view target) { node(name).cname = key(target); }
 void FakeResolver::set_timeout_when_empty(std::string_view name) { node(name).timeout_when_empty = true; }
 
 template <class T>

@@ -23,7 +23,7 @@ class FakeResolver final : public Resolver {
   void add_empty(std::string_view name);
   // `name` is an alias: queries for types it has no records of follow
   // `target` (at most 8 hops; a loop answers temp_error, as SERVFAIL would).
-  void add_cname(std::string_view name, std::string target);
+  void add_cname(std::string_view name, std::string_view target);
   // Queries for `name` of a type it holds no records of time out (temp_error);
   // types with records answer (the SPF suite's TIMEOUT zone entries).
   void set_timeout_when_empty(std::string_view name);

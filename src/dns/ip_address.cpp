@@ -30,7 +30,7 @@ std::string IpAddress::reverse_name() const {
   char buf[8];
   if (!v6) {
     for (int i = 3; i >= 0; --i) {
-      std::snprintf(buf, sizeof buf, "%u.", bytes[static_cast<size_t>(i)]);
+      (void)std::snprintf(buf, sizeof buf, "%u.", bytes[static_cast<size_t>(i)]);
       out += buf;
     }
     return out + "in-addr.arpa";

@@ -39,7 +39,7 @@ constexpr size_t kMaxCommandLine = 65536;
 // State shared between the IDLE loop and its helper coroutines (reader,
 // inotify watcher); all on the session's executor.
 struct IdleState {
-  explicit IdleState(asio::any_io_executor ex) : wake(ex), inotify(ex) {}
+  explicit IdleState(const asio::any_io_executor& ex) : wake(ex), inotify(ex) {}
   asio::steady_timer wake;
   asio::posix::stream_descriptor inotify;
   bool input_done = false;

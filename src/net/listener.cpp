@@ -58,7 +58,7 @@ awaitable<void> accept_loop(std::shared_ptr<tcp::acceptor> acceptor, std::string
     std::string ip = peer_ec ? std::string("?") : peer.address().to_string();
     auto lease = limiter->try_acquire(ip);
     asio::co_spawn(acceptor->get_executor(), handler(std::move(socket), std::move(lease)),
-                   [log, name, ip](std::exception_ptr e) {
+                   [log, name, ip](const std::exception_ptr& e) {
                      if (!e) return;
                      // STYLE R7: the single exception boundary of a session.
                      try {

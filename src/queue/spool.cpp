@@ -235,7 +235,7 @@ std::string encode_record(size_t index, const TargetState& s) {
                      escape(s.last_reply);
   if (!s.diverted.empty()) line += " " + escape(s.diverted);
   char sum[16];
-  std::snprintf(sum, sizeof sum, " %08x", fnv1a(line));
+  (void)std::snprintf(sum, sizeof sum, " %08x", fnv1a(line));
   return line + sum;
 }
 
