@@ -202,21 +202,13 @@ base::Result<std::string> Maildir::deliver(std::string_view message) const {
   ::unlink(tmp_path.c_str());
   // A flush that fails takes the message back out of new/: the caller
   // retries, and a reader that already fetched it may see it twice.
-  const auto withdraw = [&](const char* what, const fs::path& path, int err) {
+  base::Status flushed;
+  if (sync_ && ::fdatasync(fd) != 0) flushed = errno_error("fsync", new_path, errno);
+  if (::close(fd) != 0 && flushed) flushed = errno_error("close", new_path, errno);
+  if (flushed && sync_) flushed = base::fsync_directory(root_ / "new");
+  if (!flushed) {
     ::unlink(new_path.c_str());
-    return errno_error(what, path, err);
-  };
-  if (sync_ && ::fdatasync(fd) != 0) {
-    int err = errno;
-    ::close(fd);
-    return withdraw("fsync", new_path, err);
-  }
-  if (::close(fd) != 0) return withdraw("close", new_path, errno);
-  if (sync_) {
-    if (auto st = base::fsync_directory(root_ / "new"); !st) {
-      ::unlink(new_path.c_str());
-      return st.error();
-    }
+    return flushed.error();
   }
   return uid;
 }
