@@ -73,7 +73,7 @@ class SpoolSink final : public smtp::server::MessageSink {
                                                         queue::Scheduler::Caller caller) {
     queue::Plans plans;
     for (const auto& rcpt : envelope.recipients) {
-      std::optional<std::vector<config::Target>> srs_plan;
+      std::optional<std::vector<mail::Target>> srs_plan;
       if (srs_ != nullptr) srs_plan = srs_->plan(rcpt);
       plans.push_back({rcpt, srs_plan ? *srs_plan : policy_.plan(rcpt).targets});
     }
@@ -199,7 +199,7 @@ int serve(config::Config config, const ServeOptions& options) {
   }
   queue::Scheduler scheduler(spool, config, clock);
   delivery::MaildirAgent maildir_agent(config);
-  scheduler.register_agent(config::Target::Kind::mailbox, maildir_agent);
+  scheduler.register_agent(mail::Target::Kind::mailbox, maildir_agent);
   // Issue 3: fallback chains, notices and DSNs (queued as new messages).
   delivery::Reporter reporter(config, spool, [&scheduler](const std::string& id) { scheduler.submit(id); });
   policy::ForwardFallback fallback(config, &reporter);
@@ -266,7 +266,7 @@ int serve(config::Config config, const ServeOptions& options) {
   (*smtp_agent)->set_transform(std::move(transform));
   policy::LoopGuard loop_guard(config, **smtp_agent);
   delivery::DmarcDivertGuard divert_guard(**forward_transform, loop_guard);
-  scheduler.register_agent(config::Target::Kind::forward, divert_guard);
+  scheduler.register_agent(mail::Target::Kind::forward, divert_guard);
   // Issue 4: inbound SPF/DKIM/ARC/DMARC and Authentication-Results at the end
   // of DATA (on the event loop when every answer is cached, else on the
   // workers), DMARC reject per domain, SRS bounces at RCPT.

@@ -19,7 +19,6 @@ std::string Endpoint::str() const {
   return host + ":" + std::to_string(port);
 }
 
-std::string Target::str() const { return (kind == Kind::mailbox ? "mailbox:" : "forward:") + value; }
 
 const Domain* Config::find_domain(std::string_view name) const {
   for (const auto& d : domains)
@@ -198,13 +197,13 @@ class Reader {
     ep.port = static_cast<uint16_t>(*p);
     return ep;
   }
-  std::optional<Target> target(const std::string& s, const toml::node& node, const std::string& path) {
-    Target t;
+  std::optional<mail::Target> target(const std::string& s, const toml::node& node, const std::string& path) {
+    mail::Target t;
     if (base::istarts_with(s, "mailbox:")) {
-      t.kind = Target::Kind::mailbox;
+      t.kind = mail::Target::Kind::mailbox;
       t.value = s.substr(8);
     } else if (base::istarts_with(s, "forward:")) {
-      t.kind = Target::Kind::forward;
+      t.kind = mail::Target::Kind::forward;
       t.value = base::to_lower(s.substr(8));
       if (!mail::parse_mailbox(t.value, true)) {
         error(node, path + ": '" + t.value + "' is not an email address");
@@ -397,12 +396,12 @@ void read_document(Reader& r, const toml::table& root, Config& c) {
     c.mailboxes.push_back(std::move(m));
   });
   // Targets are checked after all mailboxes are known.
-  std::vector<std::pair<const toml::node*, Target>> mailbox_refs;
+  std::vector<std::pair<const toml::node*, mail::Target>> mailbox_refs;
   auto read_targets = [&](const toml::table& t, std::string_view key, const std::string& path) {
-    std::vector<Target> out;
+    std::vector<mail::Target> out;
     for (const auto& [s, node] : r.strings(t, key, path)) {
       if (auto target = r.target(s, *node, path + "." + std::string(key))) {
-        if (target->kind == Target::Kind::mailbox) mailbox_refs.emplace_back(node, *target);
+        if (target->kind == mail::Target::Kind::mailbox) mailbox_refs.emplace_back(node, *target);
         out.push_back(*target);
       }
     }
@@ -484,7 +483,7 @@ void read_document(Reader& r, const toml::table& root, Config& c) {
       r.error(*node, "target '" + target.str() + "': no [[mailbox]] named '" + target.value + "'");
   // DESIGN.md: the last link of a hidden forward's chain is a local mailbox.
   for (const auto& f : c.forwards) {
-    if (f.hidden && (f.fallback.empty() || f.fallback.back().kind != Target::Kind::mailbox))
+    if (f.hidden && (f.fallback.empty() || f.fallback.back().kind != mail::Target::Kind::mailbox))
       r.error_at(r.where(*root.get("forward")),
                  "forward '" + f.to + "': hidden forwards need a fallback ending in a mailbox target");
   }

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "mail/target.hpp"
+
 namespace hikyaku::config {
 
 using Seconds = std::chrono::seconds;
@@ -109,23 +111,15 @@ struct Mailbox {
   std::vector<std::string> send_as;
 };
 
-// One target of a delivery plan: "mailbox:NAME" or "forward:ADDR".
-struct Target {
-  enum class Kind { mailbox, forward };
-  Kind kind = Kind::mailbox;
-  std::string value;  // mailbox name or forward address
-  std::string str() const;
-};
-
 struct AddressRule {
   std::string address;  // "user@domain" lowercased
-  std::vector<Target> deliver;
+  std::vector<mail::Target> deliver;
 };
 
 struct Forward {
   std::string to;
   bool hidden = true;
-  std::vector<Target> fallback;
+  std::vector<mail::Target> fallback;
   Seconds defer_limit{900};
   bool notify = false;
   std::string dmarc = "rewrite-from";  // "rewrite-from" | "divert" | "unchanged"

@@ -59,7 +59,7 @@ notify = true
   EXPECT_EQ(c.limits.command_timeout, Seconds(300));
   EXPECT_EQ(c.domains.at(0).name, "example.com");
   ASSERT_EQ(c.addresses.at(0).deliver.size(), 2u);
-  EXPECT_EQ(c.addresses.at(0).deliver[1].kind, Target::Kind::forward);
+  EXPECT_EQ(c.addresses.at(0).deliver[1].kind, mail::Target::Kind::forward);
   EXPECT_TRUE(c.forwards.at(0).hidden);
   EXPECT_EQ(c.forwards.at(0).defer_limit, Seconds(900));
 }

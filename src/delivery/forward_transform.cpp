@@ -10,6 +10,7 @@
 #include "auth/common/message.hpp"
 #include "auth/dkim/signer.hpp"
 #include "auth/inbound/checker.hpp"
+#include "mail/address.hpp"
 #include "base/file.hpp"
 #include "base/log.hpp"
 #include "base/strings.hpp"
@@ -22,11 +23,6 @@ namespace common = auth::common;
 namespace dmarc = auth::dmarc;
 
 std::shared_ptr<spdlog::logger> log() { return base::logger("forward-auth"); }
-
-std::string domain_of(std::string_view address) {
-  auto at = address.rfind('@');
-  return at == std::string_view::npos ? std::string() : base::to_lower(address.substr(at + 1));
-}
 
 std::string prop(const common::AuthResult& r, std::string_view key) {
   for (const auto& [k, v] : r.properties)
@@ -57,7 +53,7 @@ std::string unfolded(std::string_view v) {
   return std::string(base::trim(out));
 }
 
-DmarcAction action_of(const config::Config& config, const config::Target& target) {
+DmarcAction action_of(const config::Config& config, const mail::Target& target) {
   static const config::Forward defaults{};
   const config::Forward* f = policy::forward_options(config, target);
   const std::string& mode = f != nullptr ? f->dmarc : defaults.dmarc;
@@ -68,7 +64,7 @@ DmarcAction action_of(const config::Config& config, const config::Target& target
 
 // A received message to a forward with dmarc = "divert": the guard's case.
 bool asks_dmarc_divert(const config::Config& config, const queue::DeliveryRequest& request) {
-  return request.origin == queue::Origin::received && request.target.kind == config::Target::Kind::forward &&
+  return request.origin == queue::Origin::received && request.target.kind == mail::Target::Kind::forward &&
          action_of(config, request.target) == DmarcAction::divert;
 }
 
@@ -127,7 +123,7 @@ Assessment ForwardTransform::assess(const queue::DeliveryRequest& request, std::
   if (const auto* s = first(*a.results, "spf")) {
     in.spf = spf_result(s->result);
     std::string id = prop(*s, "smtp.mailfrom");
-    in.spf_domain = id.empty() ? base::to_lower(prop(*s, "smtp.helo")) : domain_of(id);
+    in.spf_domain = id.empty() ? base::to_lower(prop(*s, "smtp.helo")) : mail::domain_of(id);
   }
   for (const auto& r : a.results->results)
     if (r.method == "dkim" && r.result != "none") in.dkim.push_back({r.result == "pass", prop(r, "header.d")});
@@ -145,7 +141,7 @@ Assessment ForwardTransform::assess(const queue::DeliveryRequest& request, std::
 
 std::optional<queue::DeliveryOutcome> ForwardTransform::divert(const queue::DeliveryRequest& request,
                                                                std::string_view message) const {
-  if (request.origin != queue::Origin::received || request.target.kind != config::Target::Kind::forward)
+  if (request.origin != queue::Origin::received || request.target.kind != mail::Target::Kind::forward)
     return std::nullopt;
   if (action_of(config_, request.target) != DmarcAction::divert) return std::nullopt;
   Assessment a = assess(request, message);
@@ -164,7 +160,7 @@ base::Result<std::string> ForwardTransform::apply(const queue::DeliveryRequest& 
 
 bool ForwardTransform::may_sign(const queue::DeliveryRequest& request) const {
   if (request.origin != queue::Origin::received) return !keys_.empty();  // signed for its From domain
-  const config::Domain* domain = config_.find_domain(domain_of(request.recipient));
+  const config::Domain* domain = config_.find_domain(mail::domain_of(request.recipient));
   return domain != nullptr && key_for(domain->name) != nullptr;  // ARC, or a From rewrite
 }
 
@@ -189,7 +185,7 @@ base::Result<std::string> ForwardTransform::apply(const queue::DeliveryRequest& 
     return *sig + message;
   }
 
-  const std::string local_domain = domain_of(request.recipient);
+  const std::string local_domain = mail::domain_of(request.recipient);
   const config::Domain* domain = config_.find_domain(local_domain);
   const SigningKey* key = domain != nullptr ? key_for(domain->name) : nullptr;
   Assessment a = assess(request, message, dns);

@@ -90,7 +90,7 @@ dmarc = "unchanged"
     queue::DeliveryRequest r;
     r.queue_id = "Q1";
     r.recipient = "bob@example.test";
-    r.target = {config::Target::Kind::forward, std::move(forward)};
+    r.target = {mail::Target::Kind::forward, std::move(forward)};
     return r;
   }
   static std::string header(std::string_view msg, std::string_view name) {

@@ -26,7 +26,7 @@ MaildirAgent::MaildirAgent(const config::Config& config, bool sync) : config_(co
 void MaildirAgent::deliver(const queue::DeliveryRequest& request,
                            std::function<void(queue::DeliveryOutcome)> done) {
   // Sanity checks: the plan must name a configured mailbox.
-  if (request.target.kind != config::Target::Kind::mailbox ||
+  if (request.target.kind != mail::Target::Kind::mailbox ||
       config_.find_mailbox(request.target.value) == nullptr) {
     done(Outcome{Outcome::Kind::permanent, "5.1.1", "no such mailbox " + request.target.value});
     return;

@@ -1,4 +1,4 @@
-// Purpose:   Local delivery (DeliveryAgent for config::Target::Kind::mailbox):
+// Purpose:   Local delivery (DeliveryAgent for mail::Target::Kind::mailbox):
 //            read the spooled message, prefix Return-Path and Delivered-To
 //            (and X-Hikyaku-Diverted on a diverted copy, issue 3),
 //            and store it with mailbox::Maildir::deliver() in

@@ -31,7 +31,7 @@ class MaildirAgentTest : public ::testing::Test {
     mail::Envelope env;
     env.sender = mail::Address{"s", "example.org"};
     env.recipients = {mail::Address{"alice", "example.test"}};
-    config::Target target{config::Target::Kind::mailbox, mailbox_name};
+    mail::Target target{mail::Target::Kind::mailbox, mailbox_name};
     auto id = spool_->enqueue(env, {{"alice@example.test", {target}}}, message);
     EXPECT_TRUE(id);
     auto m = spool_->load(*id);

@@ -2,17 +2,13 @@
 
 #include <cctype>
 
+#include "mail/address.hpp"
 #include "base/log.hpp"
 #include "base/strings.hpp"
 #include "mail/dsn.hpp"
 
 namespace hikyaku::delivery {
 namespace {
-
-std::string domain_of(std::string_view address) {
-  auto at = address.rfind('@');
-  return at == std::string_view::npos ? std::string() : base::to_lower(address.substr(at + 1));
-}
 
 std::string field(std::string_view headers, std::string_view name) {
   auto v = mail::header_value(headers, name);
@@ -71,7 +67,7 @@ void Reporter::notice(const queue::SpooledMessage& original, const policy::Notic
   auto log = base::logger("queue");
   NoticeInput in;
   in.hostname = config_.hostname;
-  in.from_domain = domain_of(facts.recipient);
+  in.from_domain = mail::domain_of(facts.recipient);
   if (in.from_domain.empty()) in.from_domain = config_.hostname;
   in.facts = facts;
   in.original_headers = original_headers(original);
@@ -89,7 +85,7 @@ void Reporter::notice(const queue::SpooledMessage& original, const policy::Notic
   // The slot's recipient is the original (local) recipient, so queue logs
   // never name the owner's hidden address.
   queue::Plan plan{queue::RecipientPlan(facts.recipient,
-                                        {config::Target{config::Target::Kind::forward, base::to_lower(facts.forward_to)}})};
+                                        {mail::Target{mail::Target::Kind::forward, base::to_lower(facts.forward_to)}})};
   auto id = spool_.enqueue(env, plan, text, queue::Origin::notice);
   if (!id) {
     log->error("{}: notice not queued: {}", original.id, id.error().message);
@@ -99,18 +95,18 @@ void Reporter::notice(const queue::SpooledMessage& original, const policy::Notic
   submit_(*id);
 }
 
-std::vector<config::Target> Reporter::dsn_targets(const std::string& sender) const {
-  std::vector<config::Target> out;
+std::vector<mail::Target> Reporter::dsn_targets(const std::string& sender) const {
+  std::vector<mail::Target> out;
   auto parsed = mail::parse_mailbox(sender, true);
   if (!parsed) return out;
   if (const auto* rule = config_.find_address(parsed->key())) {
     for (const auto& t : rule->deliver)
-      if (t.kind == config::Target::Kind::mailbox) out.push_back(t);
+      if (t.kind == mail::Target::Kind::mailbox) out.push_back(t);
     if (out.empty()) out = rule->deliver;
     return out;
   }
   if (config_.is_local_domain(parsed->domain)) return out;
-  out.push_back(config::Target{config::Target::Kind::forward, sender});
+  out.push_back(mail::Target{mail::Target::Kind::forward, sender});
   return out;
 }
 

@@ -58,7 +58,7 @@ class Reporter final : public policy::Reports {
   // (all its targets when it has none), else forward:<sender> through the
   // SMTP agent; empty when the sender claims a local domain we have no
   // address for (nobody to tell: dropped and logged).
-  std::vector<config::Target> dsn_targets(const std::string& sender) const;
+  std::vector<mail::Target> dsn_targets(const std::string& sender) const;
 
  private:
   std::string original_headers(const queue::SpooledMessage& original) const;

@@ -73,7 +73,7 @@ fallback = ["mailbox:ituki-gm"]
   env.sender = mail::Address{"someone", "sender.test"};
   env.recipients.push_back(mail::Address{"ituki", "example.test"});
   queue::Plan plan{queue::RecipientPlan("ituki@example.test",
-                                        {config::Target{config::Target::Kind::forward, "ituki-ex@gmail.test"}})};
+                                        {mail::Target{mail::Target::Kind::forward, "ituki-ex@gmail.test"}})};
   auto id = spool.enqueue(env, plan, "Subject: s\r\nMessage-ID: <x@y>\r\n\r\nSECRET BODY\r\n");
   ASSERT_TRUE(id);
   auto original = spool.load(*id);

@@ -313,7 +313,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
       sender = srs->forward(*job.envelope.sender, config.srs.domain, identity).str();
     }
 
-    p.domain = smtp::client::domain_of(target);
+    p.domain = mail::domain_of(target);
     if (p.domain.empty()) {
       Outcome o;
       o.kind = Outcome::Kind::permanent;

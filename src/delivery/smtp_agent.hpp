@@ -1,5 +1,5 @@
 // Purpose:   Remote delivery of forward targets (queue::DeliveryAgent for
-//            config::Target::Kind::forward): read the spooled message, let
+//            mail::Target::Kind::forward): read the spooled message, let
 //            the MessageTransform hook change it (ARC seal + DKIM signature,
 //            later), rewrite the envelope sender with SRS when [srs] is
 //            configured, find the recipient domain's MX hosts, and send the

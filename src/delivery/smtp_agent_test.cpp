@@ -100,7 +100,7 @@ TEST(SmtpAgentNow, TakesOnlyACachedRouteAMessageInMemoryAndACheapTransform) {
   request.queue_id = "Q1";
   request.envelope = &envelope;
   request.recipient = "me@example.test";
-  request.target = config::Target{config::Target::Kind::forward, "me@gmail.test"};
+  request.target = mail::Target{mail::Target::Kind::forward, "me@gmail.test"};
   request.message = std::make_shared<const std::string>("Subject: t\r\n\r\nx\r\n");
   request.message_size = request.message->size();
   int calls = 0;

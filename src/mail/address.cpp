@@ -57,6 +57,11 @@ bool valid_domain(std::string_view d, bool utf8) {
 
 }  // namespace
 
+std::string domain_of(std::string_view address) {
+  auto at = address.rfind('@');
+  return at == std::string_view::npos ? std::string() : base::to_lower(address.substr(at + 1));
+}
+
 std::string Address::key() const { return base::to_lower(local) + "@" + domain; }
 
 bool Address::has_utf8() const {

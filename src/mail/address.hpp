@@ -26,6 +26,10 @@ struct Address {
   bool has_utf8() const;
 };
 
+// The lowercased domain of "local@domain" (after the last '@'); "" when
+// there is none. The one way every component takes an address's domain.
+std::string domain_of(std::string_view address);
+
 // Parse "local@domain" (no angle brackets). `utf8` allows non-ASCII.
 std::optional<Address> parse_mailbox(std::string_view text, bool utf8);
 

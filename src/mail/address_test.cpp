@@ -43,6 +43,12 @@ TEST(Address, ParsePath_RFC5321_4_1_2) {
   }
 }
 
+TEST(Address, DomainOfIsLowercaseAfterTheLastAt) {
+  EXPECT_EQ(domain_of("Alice@Gmail.Test"), "gmail.test");
+  EXPECT_EQ(domain_of("\"a@b\"@Example.Test"), "example.test");
+  EXPECT_EQ(domain_of("nodomain"), "");
+}
+
 TEST(Address, ParsePathKeepsParameters) {
   auto r = parse_path("<a@b.example> SIZE=100 BODY=8BITMIME", false, false);
   ASSERT_TRUE(r.ok);

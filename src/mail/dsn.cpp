@@ -4,17 +4,10 @@
 #include <cstdio>
 #include <ctime>
 
+#include "mail/header.hpp"
+
 namespace hikyaku::mail {
 namespace {
-
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
 
 // A reply text that starts with a 3-digit code came from an SMTP server.
 bool is_smtp_reply(std::string_view text) {
@@ -50,11 +43,7 @@ std::string safe_headers(std::string_view headers, const std::vector<std::string
   out.reserve(headers.size() + 16);
   size_t pos = 0;
   while (pos < headers.size()) {
-    size_t nl = headers.find('\n', pos);
-    if (nl == std::string_view::npos) nl = headers.size();
-    std::string_view line = headers.substr(pos, nl - pos);
-    pos = nl + 1;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    std::string_view line = next_line(headers, pos);
     std::string clean;
     if (line.starts_with("--")) clean += ' ';  // never a boundary line
     for (unsigned char c : line) {
@@ -69,112 +58,6 @@ std::string safe_headers(std::string_view headers, const std::vector<std::string
 }
 
 }  // namespace
-
-std::string rfc5322_date(std::chrono::system_clock::time_point t) {
-  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  ::gmtime_r(&tt, &tm);
-  char buf[64];
-  (void)std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday % 7],
-                      tm.tm_mday, kMonths[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  return buf;
-}
-
-std::string one_line(std::string_view text, size_t max) {
-  std::string out;
-  out.reserve(std::min(text.size(), max + 3));
-  bool space = false;
-  for (unsigned char c : text) {
-    if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
-      space = !out.empty();
-      continue;
-    }
-    if (space) {
-      out += ' ';
-      space = false;
-    }
-    out += (c >= 0x21 && c < 0x7f) ? static_cast<char>(c) : '?';
-  }
-  if (out.size() > max) {
-    out.resize(max);
-    out += "...";
-  }
-  return out;
-}
-
-std::string quoted_string(std::string_view text, size_t max) {
-  std::string line = one_line(text, max);
-  std::string out = "\"";
-  for (char c : line) {
-    if (c == '\\' || c == '"') out += '\\';
-    out += c;
-  }
-  out += '"';
-  return out;
-}
-
-std::string redact(std::string text, const std::vector<std::string>& hidden) {
-  for (const auto& h : hidden) {
-    if (h.empty()) continue;
-    for (size_t pos = 0; pos + h.size() <= text.size();) {
-      if (iequal(std::string_view(text).substr(pos, h.size()), h)) {
-        text.replace(pos, h.size(), "<hidden>");
-        pos += 8;
-      } else {
-        ++pos;
-      }
-    }
-  }
-  return text;
-}
-
-std::string_view header_section(std::string_view message) {
-  if (message.starts_with("\r\n")) return {};
-  if (message.starts_with("\n")) return {};
-  size_t crlf = message.find("\r\n\r\n");
-  size_t lf = message.find("\n\n");
-  size_t end = std::min(crlf == std::string_view::npos ? message.size() : crlf + 2,
-                        lf == std::string_view::npos ? message.size() : lf + 1);
-  return message.substr(0, end);
-}
-
-std::vector<std::string> header_values(std::string_view headers, std::string_view name) {
-  std::vector<std::string> out;
-  std::string* current = nullptr;
-  size_t pos = 0;
-  while (pos < headers.size()) {
-    size_t nl = headers.find('\n', pos);
-    if (nl == std::string_view::npos) nl = headers.size();
-    std::string_view line = headers.substr(pos, nl - pos);
-    pos = nl + 1;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (!line.empty() && (line.front() == ' ' || line.front() == '\t')) {
-      // RFC 5322 §2.2.3: a continuation line belongs to the field above.
-      if (current) current->append(line);
-      continue;
-    }
-    current = nullptr;
-    size_t colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    std::string_view field = line.substr(0, colon);
-    while (!field.empty() && (field.back() == ' ' || field.back() == '\t')) field.remove_suffix(1);
-    if (!iequal(field, name)) continue;
-    std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-    out.emplace_back(value);
-    current = &out.back();
-  }
-  return out;
-}
-
-std::optional<std::string> header_value(std::string_view headers, std::string_view name) {
-  auto all = header_values(headers, name);
-  if (all.empty()) return std::nullopt;
-  return all.front();
-}
 
 std::string build_dsn(const DsnInput& in) {
   const auto& hidden = in.hidden;

@@ -1,9 +1,7 @@
 // Purpose:   Messages hikyaku generates about other messages: the RFC 3464
 //            delivery status notification (multipart/report) sent to the
-//            envelope sender when a non-hidden forward finally fails, and
-//            the small RFC 5322 tools that it, the owner's notice and the
-//            X-Hikyaku-Diverted header need (date, one safe header line,
-//            reading fields of the original header section).
+//            envelope sender when a non-hidden forward finally fails
+//            (the RFC 5322 tools it uses are in header.hpp).
 // Standards: RFC 3464 (DSN format), RFC 3462/6522 (multipart/report),
 //            RFC 5322 §3.3 (date-time), §3.2.4 (quoted-string), §2.2.3
 //            (unfolding), §2.1.1 (line length), RFC 3834 §5
@@ -25,32 +23,9 @@
 #include <string_view>
 #include <vector>
 
+#include "mail/header.hpp"
+
 namespace hikyaku::mail {
-
-// RFC 5322 §3.3 date-time in UTC: "Tue, 03 Mar 2026 10:11:12 +0000".
-std::string rfc5322_date(std::chrono::system_clock::time_point t);
-
-// One line of printable US-ASCII: CR/LF/TAB and runs of white space become
-// one space, other control bytes and non-ASCII bytes become '?', the result
-// is trimmed and cut to `max` bytes (with "...").
-std::string one_line(std::string_view text, size_t max = 400);
-
-// RFC 5322 §3.2.4 quoted-string content: one_line(), then '\' and '"'
-// escaped with a backslash. Returns the text with the surrounding quotes.
-std::string quoted_string(std::string_view text, size_t max = 400);
-
-// Every occurrence (ASCII case-insensitive) of each address in `hidden` is
-// replaced by "<hidden>".
-std::string redact(std::string text, const std::vector<std::string>& hidden);
-
-// The header section of a message (up to, not including, the first empty
-// line; the whole text when there is none).
-std::string_view header_section(std::string_view message);
-// The unfolded value of the first field named `name` (case-insensitive),
-// leading white space removed; nullopt when absent.
-std::optional<std::string> header_value(std::string_view headers, std::string_view name);
-// Every unfolded value of fields named `name`.
-std::vector<std::string> header_values(std::string_view headers, std::string_view name);
 
 // What a DSN reports about one failed recipient (RFC 3464 §2.3).
 struct DsnRecipient {

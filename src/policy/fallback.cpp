@@ -9,11 +9,11 @@
 namespace hikyaku::policy {
 namespace {
 
-void expand(const config::Config& config, const std::vector<config::Target>& links,
-            std::vector<config::Target>& out, std::vector<std::string>& stack) {
+void expand(const config::Config& config, const std::vector<mail::Target>& links,
+            std::vector<mail::Target>& out, std::vector<std::string>& stack) {
   for (const auto& link : links) {
     out.push_back(link);
-    if (link.kind != config::Target::Kind::forward) continue;
+    if (link.kind != mail::Target::Kind::forward) continue;
     const config::Forward* f = config.find_forward(link.value);
     if (f == nullptr || f->fallback.empty()) continue;
     // config rejects cycles; this guard only keeps a bad in-memory config
@@ -32,18 +32,18 @@ bool starts_with_code(std::string_view s) {
 
 }  // namespace
 
-const config::Forward* forward_options(const config::Config& config, const config::Target& target) {
-  if (target.kind != config::Target::Kind::forward) return nullptr;
+const config::Forward* forward_options(const config::Config& config, const mail::Target& target) {
+  if (target.kind != mail::Target::Kind::forward) return nullptr;
   return config.find_forward(target.value);
 }
 
-bool is_hidden(const config::Config& config, const config::Target& target) {
+bool is_hidden(const config::Config& config, const mail::Target& target) {
   const config::Forward* f = forward_options(config, target);
   return f != nullptr && f->hidden;
 }
 
-std::vector<config::Target> fallback_chain(const config::Config& config, const config::Target& planned) {
-  std::vector<config::Target> out;
+std::vector<mail::Target> fallback_chain(const config::Config& config, const mail::Target& planned) {
+  std::vector<mail::Target> out;
   const config::Forward* f = forward_options(config, planned);
   if (f == nullptr) return out;
   std::vector<std::string> stack{base::to_lower(planned.value)};
@@ -75,7 +75,7 @@ bool ForwardFallback::has_next(const queue::TargetState& slot) const {
   return slot.link < fallback_chain(config_, slot.planned).size();
 }
 
-std::optional<config::Target> ForwardFallback::next(const queue::TargetState& slot, const queue::DeliveryOutcome&) {
+std::optional<mail::Target> ForwardFallback::next(const queue::TargetState& slot, const queue::DeliveryOutcome&) {
   auto chain = fallback_chain(config_, slot.planned);
   if (slot.link >= chain.size()) return std::nullopt;
   return chain[slot.link];
@@ -95,7 +95,7 @@ std::optional<queue::FallbackPolicy::Diversion> ForwardFallback::divert(const qu
 
 std::optional<config::Seconds> ForwardFallback::defer_limit(const queue::SpooledMessage& message,
                                                             const queue::TargetState& slot) const {
-  if (slot.target.kind != config::Target::Kind::forward) return std::nullopt;
+  if (slot.target.kind != mail::Target::Kind::forward) return std::nullopt;
   if (message.origin == queue::Origin::dsn) return std::nullopt;  // DSNs: [delivery] expire
   const config::Forward* f = forward_options(config_, slot.target);
   if (message.origin == queue::Origin::notice) {
@@ -140,7 +140,7 @@ void ForwardFallback::diverted(const queue::SpooledMessage& message, const queue
   auto chain = fallback_chain(config_, from.planned);
   std::string holder = "the next fallback target";
   for (size_t i = to.link == 0 ? 0 : to.link - 1; i < chain.size(); ++i) {
-    if (chain[i].kind == config::Target::Kind::mailbox) {
+    if (chain[i].kind == mail::Target::Kind::mailbox) {
       holder = (i + 1 == to.link ? "mailbox " : "mailbox (if the next forward refuses it too) ") + chain[i].value;
       break;
     }
@@ -178,7 +178,7 @@ void ForwardFallback::failed(const queue::SpooledMessage& message, const queue::
     case queue::Origin::received:
       break;
   }
-  if (slot.planned.kind != config::Target::Kind::forward) return;  // local mailboxes: operator's log
+  if (slot.planned.kind != mail::Target::Kind::forward) return;  // local mailboxes: operator's log
   if (path_hidden(slot)) {
     // DESIGN.md: a hidden target never produces a DSN.
     log->warn("{}: hidden forward for <{}> failed for good; no DSN", message.id, slot.recipient);
@@ -195,7 +195,7 @@ void ForwardFallback::failed(const queue::SpooledMessage& message, const queue::
   reports_->dsn(message, facts);
 }
 
-std::string ForwardFallback::describe(const config::Target& target) {
+std::string ForwardFallback::describe(const mail::Target& target) {
   if (is_hidden(config_, target)) return "forward:<hidden>";
   return target.str();
 }

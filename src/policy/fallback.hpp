@@ -40,11 +40,11 @@ namespace hikyaku::policy {
 
 // The [[forward]] options that govern a forward target (nullptr: a plain
 // forward without a table — not hidden, no fallback).
-const config::Forward* forward_options(const config::Config& config, const config::Target& target);
-bool is_hidden(const config::Config& config, const config::Target& target);
+const config::Forward* forward_options(const config::Config& config, const mail::Target& target);
+bool is_hidden(const config::Config& config, const mail::Target& target);
 
 // The expanded chain of `planned` (empty for mailboxes and plain forwards).
-std::vector<config::Target> fallback_chain(const config::Config& config, const config::Target& planned);
+std::vector<mail::Target> fallback_chain(const config::Config& config, const mail::Target& planned);
 
 // Every hidden forward address of the configuration (lowercase).
 std::vector<std::string> hidden_addresses(const config::Config& config);
@@ -90,7 +90,7 @@ class ForwardFallback final : public queue::FallbackPolicy {
   // outlive this object.
   ForwardFallback(const config::Config& config, Reports* reports);
 
-  std::optional<config::Target> next(const queue::TargetState& slot, const queue::DeliveryOutcome& outcome) override;
+  std::optional<mail::Target> next(const queue::TargetState& slot, const queue::DeliveryOutcome& outcome) override;
   std::optional<Diversion> divert(const queue::SpooledMessage& message, const queue::TargetState& slot,
                                   const queue::DeliveryOutcome& outcome, base::Clock::time_point now) override;
   bool should_divert(const queue::SpooledMessage& message, const queue::TargetState& slot,
@@ -101,7 +101,7 @@ class ForwardFallback final : public queue::FallbackPolicy {
                 const queue::DeliveryOutcome& outcome) override;
   void failed(const queue::SpooledMessage& message, const queue::TargetState& slot,
               const queue::DeliveryOutcome& outcome) override;
-  std::string describe(const config::Target& target) override;
+  std::string describe(const mail::Target& target) override;
   std::string redact(std::string text) override;
 
   // Was any forward on the slot's path so far (planned target and links

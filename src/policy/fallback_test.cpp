@@ -8,7 +8,7 @@
 namespace hikyaku::policy {
 namespace {
 using namespace std::chrono_literals;
-using config::Target;
+using mail::Target;
 using queue::DeliveryOutcome;
 
 config::LoadResult load(const std::string& body) {

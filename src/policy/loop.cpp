@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "mail/address.hpp"
 #include "base/strings.hpp"
 #include "mail/dsn.hpp"
 
@@ -23,19 +24,14 @@ std::string bare_address(std::string_view v) {
   return std::string(base::trim(v));
 }
 
-std::string domain_of(std::string_view address) {
-  auto at = address.rfind('@');
-  return at == std::string_view::npos ? std::string() : base::to_lower(address.substr(at + 1));
-}
-
 }  // namespace
 
 std::optional<std::string> loop_reason(const config::Config& config, std::string_view headers,
                                        const queue::DeliveryRequest& request) {
   if (request.origin != queue::Origin::received) return std::nullopt;
-  if (request.target.kind != config::Target::Kind::forward) return std::nullopt;
+  if (request.target.kind != mail::Target::Kind::forward) return std::nullopt;
   // RFC 5321 §6.3: a route back to ourselves would loop.
-  if (config.is_local_domain(domain_of(request.target.value)))
+  if (config.is_local_domain(mail::domain_of(request.target.value)))
     return "forward target is in a local domain of this server (routing loop)";
   if (request.recipient.empty()) return std::nullopt;
   for (const char* field : {"X-Hikyaku-Forwarded-For", "Delivered-To"}) {
@@ -68,7 +64,7 @@ std::string add_forward_headers(const queue::DeliveryRequest& request, std::stri
 }
 
 void LoopGuard::deliver(const queue::DeliveryRequest& request, std::function<void(queue::DeliveryOutcome)> done) {
-  if (request.origin != queue::Origin::received || request.target.kind != config::Target::Kind::forward) {
+  if (request.origin != queue::Origin::received || request.target.kind != mail::Target::Kind::forward) {
     inner_.deliver(request, std::move(done));
     return;
   }
@@ -87,7 +83,7 @@ void LoopGuard::deliver(const queue::DeliveryRequest& request, std::function<voi
 }
 
 bool LoopGuard::deliver_now(const queue::DeliveryRequest& request, std::function<void(queue::DeliveryOutcome)> done) {
-  if (request.origin != queue::Origin::received || request.target.kind != config::Target::Kind::forward) {
+  if (request.origin != queue::Origin::received || request.target.kind != mail::Target::Kind::forward) {
     return inner_.deliver_now(request, std::move(done));
   }
   if (!request.message) return false;  // the header would be read from the spool file

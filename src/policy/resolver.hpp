@@ -23,7 +23,7 @@ enum class RcptVerdict {
 
 // The ordered targets for one recipient (DESIGN.md "delivery plan").
 struct DeliveryPlan {
-  std::vector<config::Target> targets;
+  std::vector<mail::Target> targets;
 };
 
 class Resolver {

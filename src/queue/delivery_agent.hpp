@@ -33,7 +33,7 @@ struct DeliveryRequest {
   uint64_t message_offset = 0;         // where the message bytes start in that file
   uint64_t message_size = 0;
   std::string recipient;               // the original recipient address
-  config::Target target;               // mailbox:NAME / forward:ADDR
+  mail::Target target;               // mailbox:NAME / forward:ADDR
   // Set on a diverted copy (a fallback link): the value of the
   // X-Hikyaku-Diverted header the agent puts first (DESIGN.md).
   std::string diverted;

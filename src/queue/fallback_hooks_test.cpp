@@ -14,7 +14,7 @@ namespace hikyaku::queue {
 namespace {
 using namespace std::chrono_literals;
 
-config::Target mailbox(std::string n) { return config::Target{config::Target::Kind::mailbox, std::move(n)}; }
+mail::Target mailbox(std::string n) { return mail::Target{mail::Target::Kind::mailbox, std::move(n)}; }
 
 struct Recorder final : DeliveryAgent {
   std::mutex mu;
@@ -33,7 +33,7 @@ struct Recorder final : DeliveryAgent {
 struct Policy final : FallbackPolicy {
   std::mutex mu;
   int diverted_calls = 0, failed_calls = 0;
-  std::optional<config::Target> next(const TargetState& s, const DeliveryOutcome&) override {
+  std::optional<mail::Target> next(const TargetState& s, const DeliveryOutcome&) override {
     if (s.link == 0) return mailbox("spare");
     return std::nullopt;
   }
@@ -106,7 +106,7 @@ TEST_F(FallbackHooks, SchedulerDivertsWithNoteAndCallsHooks) {
   Recorder agent;
   Policy policy;
   Scheduler s(*spool_, config_, clock_);
-  s.register_agent(config::Target::Kind::mailbox, agent);
+  s.register_agent(mail::Target::Kind::mailbox, agent);
   s.set_fallback_policy(policy);
   ASSERT_TRUE(s.start());
   s.submit(enqueue("gone"));

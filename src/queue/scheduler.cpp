@@ -37,7 +37,7 @@ Scheduler::Scheduler(Spool& spool, const config::Config& config, base::Clock& cl
 
 Scheduler::~Scheduler() { stop(); }
 
-void Scheduler::register_agent(config::Target::Kind kind, DeliveryAgent& agent) {
+void Scheduler::register_agent(mail::Target::Kind kind, DeliveryAgent& agent) {
   std::lock_guard lock(mu_);
   agents_[kind] = &agent;
 }
@@ -114,7 +114,7 @@ void Scheduler::add_message(SpooledMessage message, std::shared_ptr<const std::s
   // deliver_now(); what it declines goes to a worker after all.
   std::vector<size_t> forwards;
   for (size_t i = 0; i < a.message.targets.size(); ++i) {
-    if (a.message.targets[i].target.kind == config::Target::Kind::forward) forwards.push_back(i);
+    if (a.message.targets[i].target.kind == mail::Target::Kind::forward) forwards.push_back(i);
   }
   for (size_t i : forwards) {
     if (started_ && !stopping_ && in_flight_ < options_.max_in_flight) {
@@ -155,7 +155,7 @@ void Scheduler::committed(const std::string& queue_id) {
             settle_.push_back(Settle{queue_id, i, std::move(*a.held[i])});
             a.held[i].reset();
           } else if (a.message.targets[i].link == 0 &&
-                     a.message.targets[i].target.kind != config::Target::Kind::forward) {
+                     a.message.targets[i].target.kind != mail::Target::Kind::forward) {
             // Local slots of the plan, held back until now (an early
             // diversion's mailbox link is already scheduled).
             schedule_locked(queue_id, i, a.message.targets[i]);
@@ -344,7 +344,7 @@ std::optional<DeliveryRequest> Scheduler::begin_attempt_locked(const Task& task)
   return request;
 }
 
-DeliveryAgent* Scheduler::agent_for(config::Target::Kind kind) const {
+DeliveryAgent* Scheduler::agent_for(mail::Target::Kind kind) const {
   auto it = agents_.find(kind);
   return it == agents_.end() ? nullptr : it->second;
 }
@@ -404,7 +404,7 @@ base::Clock::time_point Scheduler::retry_time_locked(unsigned attempts, base::Cl
   return now + interval + extra;
 }
 
-std::string Scheduler::describe(const config::Target& target) const {
+std::string Scheduler::describe(const mail::Target& target) const {
   return fallback_ != nullptr ? fallback_->describe(target) : target.str();
 }
 
@@ -444,7 +444,7 @@ bool Scheduler::diverts_to_mailbox_locked(const Active& a, size_t slot, const De
   ++next.attempts;
   next.last_reply = outcome.status + " " + outcome.detail;
   auto link = fallback_->divert(a.message, next, outcome, clock_.now());
-  return link && link->target.kind == config::Target::Kind::mailbox;
+  return link && link->target.kind == mail::Target::Kind::mailbox;
 }
 
 void Scheduler::settle(const std::string& id, size_t slot, const DeliveryOutcome& outcome) {
@@ -524,7 +524,7 @@ void Scheduler::settle(const std::string& id, size_t slot, const DeliveryOutcome
   // 2. Durable before acted on. Except a diversion to a local mailbox: that
   // attempt follows at once and its outcome (record or unlink) carries the
   // whole slot state; a crash in between repeats the refused attempt.
-  const bool lazy = diverted && next.target.kind == config::Target::Kind::mailbox;
+  const bool lazy = diverted && next.target.kind == mail::Target::Kind::mailbox;
   if (!forgotten && !last_final && !lazy) {
     if (auto st = spool_.record(*message, slot, next); !st) {
       // XXX(queue): acting anyway. A lost "delivered" record repeats the

@@ -86,11 +86,11 @@ namespace hikyaku::queue {
 class FallbackPolicy {
  public:
   struct Diversion {
-    config::Target target;  // the next link
+    mail::Target target;  // the next link
     std::string note;       // X-Hikyaku-Diverted value for the diverted copy
   };
   virtual ~FallbackPolicy() = default;
-  virtual std::optional<config::Target> next(const TargetState& slot, const DeliveryOutcome& outcome) = 0;
+  virtual std::optional<mail::Target> next(const TargetState& slot, const DeliveryOutcome& outcome) = 0;
   // Whether a temporary failure should already divert (defer_limit). Default:
   // only after config.delivery.expire.
   virtual bool divert_on_temporary(const TargetState& /*slot*/, base::Clock::time_point /*now*/) {
@@ -122,7 +122,7 @@ class FallbackPolicy {
   virtual void failed(const SpooledMessage& /*message*/, const TargetState& /*slot*/,
                       const DeliveryOutcome& /*outcome*/) {}
   // How a target is named in queue logs: hidden forwards as "forward:<hidden>".
-  virtual std::string describe(const config::Target& target) { return target.str(); }
+  virtual std::string describe(const mail::Target& target) { return target.str(); }
   // Remote reply text as it may be logged (hidden addresses removed).
   virtual std::string redact(std::string text) { return text; }
 };
@@ -142,7 +142,7 @@ class Scheduler {
   Scheduler& operator=(const Scheduler&) = delete;
 
   // Before start(). The agent must outlive the scheduler.
-  void register_agent(config::Target::Kind kind, DeliveryAgent& agent);
+  void register_agent(mail::Target::Kind kind, DeliveryAgent& agent);
   void set_fallback_policy(FallbackPolicy& policy);
 
   // Recover the spool (Spool::recover), load every queued message, start the
@@ -207,7 +207,7 @@ class Scheduler {
 
   void worker();
   std::optional<DeliveryRequest> begin_attempt_locked(const Task& task);
-  DeliveryAgent* agent_for(config::Target::Kind kind) const;
+  DeliveryAgent* agent_for(mail::Target::Kind kind) const;
   void attempt(const Task& task, std::unique_lock<std::mutex>& lock);
   bool attempt_now(const Task& task, std::unique_lock<std::mutex>& lock);
   void on_outcome(const std::string& id, size_t slot, DeliveryOutcome outcome);
@@ -221,14 +221,14 @@ class Scheduler {
   base::Clock::time_point retry_time_locked(unsigned attempts, base::Clock::time_point now);
   void add_message(SpooledMessage message, std::shared_ptr<const std::string> bytes = nullptr,
                    bool durable = true, Caller caller = Caller::worker);
-  std::string describe(const config::Target& target) const;
+  std::string describe(const mail::Target& target) const;
   bool idle_locked() const;
 
   Spool& spool_;
   config::Delivery delivery_;
   base::Clock& clock_;
   SchedulerOptions options_;
-  std::map<config::Target::Kind, DeliveryAgent*> agents_;
+  std::map<mail::Target::Kind, DeliveryAgent*> agents_;
   FallbackPolicy* fallback_ = nullptr;
 
   mutable std::mutex mu_;

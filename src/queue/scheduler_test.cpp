@@ -72,9 +72,9 @@ class FakeAgent final : public DeliveryAgent {
   std::vector<std::string> attempts_;
 };
 
-config::Target mailbox(std::string name) { return config::Target{config::Target::Kind::mailbox, std::move(name)}; }
+mail::Target mailbox(std::string name) { return mail::Target{mail::Target::Kind::mailbox, std::move(name)}; }
 
-config::Target forward(std::string addr) { return config::Target{config::Target::Kind::forward, std::move(addr)}; }
+mail::Target forward(std::string addr) { return mail::Target{mail::Target::Kind::forward, std::move(addr)}; }
 
 // Holds every outcome until the test releases it (an agent whose answer is
 // still on the wire), and records whether the bytes came from memory.
@@ -166,7 +166,7 @@ class SchedulerTest : public ::testing::Test {
 
   std::unique_ptr<Scheduler> make_scheduler() {
     auto s = std::make_unique<Scheduler>(*spool_, config_, clock_, SchedulerOptions{.workers = 2});
-    s->register_agent(config::Target::Kind::mailbox, agent_);
+    s->register_agent(mail::Target::Kind::mailbox, agent_);
     return s;
   }
   std::string enqueue(const Plan& plan) {
@@ -299,7 +299,7 @@ TEST_F(SchedulerTest, RecoveryAttemptsUnsubmittedMessages) {
 TEST_F(SchedulerTest, MissingAgentDefersNeverDrops) {
   auto s = make_scheduler();
   ASSERT_TRUE(s->start());
-  auto id = enqueue({{"carol", {config::Target{config::Target::Kind::forward, "carol@gmail.example"}}}});
+  auto id = enqueue({{"carol", {mail::Target{mail::Target::Kind::forward, "carol@gmail.example"}}}});
   s->submit(id);
   ASSERT_TRUE(s->wait_idle(5s));
   ASSERT_TRUE(queued(id));
@@ -311,8 +311,8 @@ TEST_F(SchedulerTest, MissingAgentDefersNeverDrops) {
 
 TEST_F(SchedulerTest, FallbackPolicyReplacesTargetDurably) {
   struct ToPostmaster final : FallbackPolicy {
-    std::optional<config::Target> next(const TargetState& slot, const DeliveryOutcome&) override {
-      if (slot.link == 0) return config::Target{config::Target::Kind::mailbox, "postmaster"};
+    std::optional<mail::Target> next(const TargetState& slot, const DeliveryOutcome&) override {
+      if (slot.link == 0) return mail::Target{mail::Target::Kind::mailbox, "postmaster"};
       return std::nullopt;
     }
   } policy;
@@ -335,7 +335,7 @@ TEST_F(SchedulerTest, FallbackPolicyReplacesTargetDurably) {
 TEST_F(SchedulerTest, StagedForwardStartsBeforeCommitAndSettlesAfter) {
   GatedAgent forwards;
   auto s = make_scheduler();
-  s->register_agent(config::Target::Kind::forward, forwards);
+  s->register_agent(mail::Target::Kind::forward, forwards);
   ASSERT_TRUE(s->start());
   mail::Envelope env;
   env.sender = mail::Address{"s", "example.org"};
@@ -365,7 +365,7 @@ TEST_F(SchedulerTest, StagedForwardStartsBeforeCommitAndSettlesAfter) {
 TEST_F(SchedulerTest, EventLoopCallerUsesDeliverNowAndAWorkerForWhatItDeclines) {
   GatedAgent forwards;
   auto s = make_scheduler();
-  s->register_agent(config::Target::Kind::forward, forwards);
+  s->register_agent(mail::Target::Kind::forward, forwards);
   ASSERT_TRUE(s->start());
   mail::Envelope env;
   env.recipients.push_back(mail::Address{"me", "example.test"});
@@ -391,7 +391,7 @@ TEST_F(SchedulerTest, EventLoopCallerTakenByDeliverNowSettlesOnAWorker) {
   GatedAgent forwards;
   forwards.take_now(true);
   auto s = make_scheduler();
-  s->register_agent(config::Target::Kind::forward, forwards);
+  s->register_agent(mail::Target::Kind::forward, forwards);
   ASSERT_TRUE(s->start());
   mail::Envelope env;
   env.recipients.push_back(mail::Address{"me", "example.test"});
@@ -418,7 +418,7 @@ TEST_F(SchedulerTest, EventLoopCallerTakenByDeliverNowSettlesOnAWorker) {
 // fallback hooks never block the agent's thread.
 TEST_F(SchedulerTest, OutcomeFromAnotherThreadIsSettledOnAWorker) {
   struct Recorder final : FallbackPolicy {
-    std::optional<config::Target> next(const TargetState&, const DeliveryOutcome&) override { return std::nullopt; }
+    std::optional<mail::Target> next(const TargetState&, const DeliveryOutcome&) override { return std::nullopt; }
     void failed(const SpooledMessage&, const TargetState&, const DeliveryOutcome&) override {
       std::lock_guard lock(mu);
       thread = std::this_thread::get_id();
@@ -432,7 +432,7 @@ TEST_F(SchedulerTest, OutcomeFromAnotherThreadIsSettledOnAWorker) {
   } policy;
   GatedAgent forwards;
   auto s = make_scheduler();
-  s->register_agent(config::Target::Kind::forward, forwards);
+  s->register_agent(mail::Target::Kind::forward, forwards);
   s->set_fallback_policy(policy);
   ASSERT_TRUE(s->start());
   auto id = enqueue({{"x", {forward("me@gmail.test")}}});
@@ -449,7 +449,7 @@ TEST_F(SchedulerTest, OutcomeFromAnotherThreadIsSettledOnAWorker) {
 TEST_F(SchedulerTest, AbandonedStageDiscardsOutcomes) {
   GatedAgent forwards;
   auto s = make_scheduler();
-  s->register_agent(config::Target::Kind::forward, forwards);
+  s->register_agent(mail::Target::Kind::forward, forwards);
   ASSERT_TRUE(s->start());
   mail::Envelope env;
   env.recipients.push_back(mail::Address{"me", "example.test"});
@@ -474,8 +474,8 @@ TEST_F(SchedulerTest, AbandonedStageDiscardsOutcomes) {
 // the mailbox outcome's record carries the whole state (link, diverted note).
 TEST_F(SchedulerTest, DiversionToMailboxIsRecordedWithItsOutcome) {
   struct ToFallback final : FallbackPolicy {
-    std::optional<config::Target> next(const TargetState& slot, const DeliveryOutcome&) override {
-      if (slot.link == 0) return config::Target{config::Target::Kind::mailbox, "fallback"};
+    std::optional<mail::Target> next(const TargetState& slot, const DeliveryOutcome&) override {
+      if (slot.link == 0) return mail::Target{mail::Target::Kind::mailbox, "fallback"};
       return std::nullopt;
     }
   } policy;
@@ -502,8 +502,8 @@ TEST_F(SchedulerTest, DiversionToMailboxIsRecordedWithItsOutcome) {
 // diverted() hook (the notice reads the spool file) waits for the commit.
 TEST_F(SchedulerTest, EarlyRefusalDivertsToMailboxBeforeCommit) {
   struct ToFallback final : FallbackPolicy {
-    std::optional<config::Target> next(const TargetState& slot, const DeliveryOutcome&) override {
-      if (slot.link == 0) return config::Target{config::Target::Kind::mailbox, "fallback"};
+    std::optional<mail::Target> next(const TargetState& slot, const DeliveryOutcome&) override {
+      if (slot.link == 0) return mail::Target{mail::Target::Kind::mailbox, "fallback"};
       return std::nullopt;
     }
     void diverted(const SpooledMessage& message, const TargetState&, const TargetState&,
@@ -516,7 +516,7 @@ TEST_F(SchedulerTest, EarlyRefusalDivertsToMailboxBeforeCommit) {
   } policy;
   GatedAgent forwards;
   auto s = make_scheduler();
-  s->register_agent(config::Target::Kind::forward, forwards);
+  s->register_agent(mail::Target::Kind::forward, forwards);
   s->set_fallback_policy(policy);
   ASSERT_TRUE(s->start());
   mail::Envelope env;

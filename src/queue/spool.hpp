@@ -65,13 +65,13 @@ namespace hikyaku::queue {
 // The ordered targets of one recipient (what policy::Resolver::plan() gives).
 struct RecipientPlan {
   RecipientPlan() = default;
-  RecipientPlan(std::string recipient_in, std::vector<config::Target> targets_in)
+  RecipientPlan(std::string recipient_in, std::vector<mail::Target> targets_in)
       : recipient(std::move(recipient_in)), targets(std::move(targets_in)) {}
-  RecipientPlan(const mail::Address& address, std::vector<config::Target> targets_in)
+  RecipientPlan(const mail::Address& address, std::vector<mail::Target> targets_in)
       : recipient(address.str()), targets(std::move(targets_in)) {}
 
   std::string recipient;                // the address as in the envelope (Address::str())
-  std::vector<config::Target> targets;  // at least one
+  std::vector<mail::Target> targets;  // at least one
 };
 using Plan = std::vector<RecipientPlan>;
 using Plans = Plan;
@@ -82,7 +82,7 @@ std::string_view to_string(TargetStatus status);
 // The durable state of one delivery slot (one recipient × one plan target).
 struct TargetState {
   std::string recipient;
-  config::Target target;        // current target; a fallback link replaces it
+  mail::Target target;        // current target; a fallback link replaces it
   unsigned link = 0;            // 0 = planned target, n = n-th fallback link (issue 3)
   TargetStatus status = TargetStatus::pending;
   unsigned attempts = 0;
@@ -91,7 +91,7 @@ struct TargetState {
   std::string last_reply;       // "4.2.2 mailbox full" (status + detail)
   // The slot's target in the delivery plan (the spool header's slot line;
   // never replaced): the root of its fallback chain (issue 3).
-  config::Target planned;
+  mail::Target planned;
   // Set when the slot moved to a fallback link: the X-Hikyaku-Diverted
   // header value ("<date>; reason=...") the diverted copy carries.
   std::string diverted;

@@ -17,8 +17,8 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-config::Target mailbox(std::string name) { return config::Target{config::Target::Kind::mailbox, std::move(name)}; }
-config::Target forward(std::string addr) { return config::Target{config::Target::Kind::forward, std::move(addr)}; }
+mail::Target mailbox(std::string name) { return mail::Target{mail::Target::Kind::mailbox, std::move(name)}; }
+mail::Target forward(std::string addr) { return mail::Target{mail::Target::Kind::forward, std::move(addr)}; }
 
 mail::Envelope make_envelope() {
   mail::Envelope env;

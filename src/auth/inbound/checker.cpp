@@ -6,11 +6,6 @@
 namespace hikyaku::auth::inbound {
 namespace {
 
-std::string domain_of(std::string_view address) {
-  auto at = address.rfind('@');
-  return at == std::string_view::npos ? std::string() : base::to_lower(address.substr(at + 1));
-}
-
 // RFC 8601 §2.2: a reason is free text; keep it short and on one line.
 std::string one_line(std::string_view s, size_t max = 120) {
   std::string out;
@@ -42,7 +37,7 @@ Verdict check(dns::Resolver& resolver, const Input& input, const Options& option
   if (input.mail_from) {
     v.spf_property = "smtp.mailfrom";
     v.spf_identity = *input.mail_from;
-    v.spf_domain = domain_of(*input.mail_from);
+    v.spf_domain = mail::domain_of(*input.mail_from);
   } else {
     v.spf_property = "smtp.helo";
     v.spf_identity = input.helo;

@@ -32,20 +32,20 @@ std::optional<mail::Reply> SrsBounces::screen(const mail::Address& rcpt) const {
   return mail::Reply(550, "5.1.1", "No such user here (invalid or expired SRS address)");
 }
 
-std::optional<std::vector<config::Target>> SrsBounces::plan(const mail::Address& rcpt) const {
+std::optional<std::vector<mail::Target>> SrsBounces::plan(const mail::Address& rcpt) const {
   if (!applies(rcpt)) return std::nullopt;
   auto decoded = rewriter_.decode(rcpt);
   if (decoded.error != srs::Errc::ok) return std::nullopt;
   if (decoded.identity.empty()) {
     // An ordinary forward: reverse the bounce to the original sender
     // (an SRS1 address reverses to the first forwarder's SRS0 address).
-    return std::vector<config::Target>{{config::Target::Kind::forward, decoded.address.str()}};
+    return std::vector<mail::Target>{{mail::Target::Kind::forward, decoded.address.str()}};
   }
   // A hidden forward: its fallback mailbox (the first mailbox link of its
   // chain; config guarantees a hidden chain ends in one), never the sender.
-  config::Target forward{config::Target::Kind::forward, decoded.identity};
+  mail::Target forward{mail::Target::Kind::forward, decoded.identity};
   for (const auto& link : policy::fallback_chain(config_, forward))
-    if (link.kind == config::Target::Kind::mailbox) return std::vector<config::Target>{link};
+    if (link.kind == mail::Target::Kind::mailbox) return std::vector<mail::Target>{link};
   return std::nullopt;
 }
 

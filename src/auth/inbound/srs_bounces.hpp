@@ -38,7 +38,7 @@ class SrsBounces {
   // RCPT: nullopt when not ours; 250 for a valid address; 550 5.1.1 else.
   std::optional<mail::Reply> screen(const mail::Address& rcpt) const;
   // The delivery plan of a valid SRS recipient; nullopt when not one.
-  std::optional<std::vector<config::Target>> plan(const mail::Address& rcpt) const;
+  std::optional<std::vector<mail::Target>> plan(const mail::Address& rcpt) const;
 
  private:
   const config::Config& config_;

@@ -26,7 +26,7 @@ inline constexpr std::string_view kHeader = "hikyaku-destinations 1";
 
 // One rate-limited destination.
 struct DestinationState {
-  std::string domain;                            // lowercase, as smtp::client::domain_of
+  std::string domain;                            // lowercase, as mail::domain_of
   std::chrono::milliseconds spacing{0};          // between message starts, > 0
   std::chrono::system_clock::time_point until{};  // forgotten after this (whole seconds)
 

@@ -59,10 +59,5 @@ bool is_own_listener(std::string_view ip, uint16_t port, const config::Listen& l
   return false;
 }
 
-std::string domain_of(std::string_view address) {
-  auto at = address.rfind('@');
-  if (at == std::string_view::npos) return "";
-  return lower(address.substr(at + 1));
-}
 
 }  // namespace hikyaku::smtp::client

@@ -43,10 +43,6 @@ std::vector<MxHost> order_mx(std::vector<MxHost> mx, std::string_view own_hostna
 // explicitly listed address. `ip` is textual ("127.0.0.2", "::1").
 bool is_own_listener(std::string_view ip, uint16_t port, const config::Listen& listen);
 
-// The domain part of an address ("alice@gmail.test" → "gmail.test"),
-// lowercased; "" when there is none.
-std::string domain_of(std::string_view address);
-
 }  // namespace hikyaku::smtp::client
 
 namespace hikyaku::smtp::client {

@@ -1,5 +1,6 @@
 #include "smtp/client/session.hpp"
 
+#include "mail/address.hpp"
 #include "mail/dsn.hpp"
 
 // XXX(smtp-client): GCC 12 at -O2 reports -Wmismatched-new-delete for Asio's
@@ -708,8 +709,8 @@ net::awaitable<Outcome> deliver_via_route(ConnectionPool& pool, const std::vecto
     last->kind = Outcome::Kind::temporary;  // RFC 5321 §5.1: all hosts failed
     co_return *last;
   }
-  Outcome none = loop ? classify(Failure::loop, "mail for " + domain_of(tx.recipient) + " loops back to myself")
-                      : classify(Failure::unroutable, "no address to deliver to for " + domain_of(tx.recipient));
+  Outcome none = loop ? classify(Failure::loop, "mail for " + mail::domain_of(tx.recipient) + " loops back to myself")
+                      : classify(Failure::unroutable, "no address to deliver to for " + mail::domain_of(tx.recipient));
   log()->info("{}: to=<{}> status={} ({})", tx.log_id, mail::redact(tx.recipient, tx.hidden), none.status,
               none.detail);
   co_return none;

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "mail/header.hpp"
+
 namespace hikyaku::smtp::protocol {
 namespace {
 
@@ -44,21 +46,9 @@ std::string received_header(const ReceivedInfo& info) {
   h += " with " + with_protocol(info) + " id " + info.id + "\r\n";
   if (!info.for_recipient.empty()) h += "\tfor <" + info.for_recipient + ">";
   else h += "\t";
-  h += "; " + rfc5322_date(info.when) + "\r\n";
+  h += "; " + mail::rfc5322_date(info.when) + "\r\n";
   return h;
 }
 
-std::string rfc5322_date(std::chrono::system_clock::time_point t) {
-  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday], tm.tm_mday,
-                kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  return buf;
-}
 
 }  // namespace hikyaku::smtp::protocol

@@ -35,7 +35,4 @@ std::string with_protocol(const ReceivedInfo& info);
 // "Received: from ... by ... with ... id ...\r\n\t...; date\r\n" (folded, CRLF).
 std::string received_header(const ReceivedInfo& info);
 
-// RFC 5322 §3.3 date-time in UTC: "Thu, 01 Jan 2026 00:00:00 +0000".
-std::string rfc5322_date(std::chrono::system_clock::time_point t);
-
 }  // namespace hikyaku::smtp::protocol

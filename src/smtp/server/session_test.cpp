@@ -220,8 +220,8 @@ class SessionTest : public ::testing::Test {
   SessionTest() {
     config_.hostname = "mx.example.test";
     config_.domains.push_back(config::Domain{"example.test", "", {}, true});
-    config_.addresses.push_back({"alice@example.test", {{config::Target::Kind::mailbox, "alice"}}});
-    config_.addresses.push_back({"bob@example.test", {{config::Target::Kind::mailbox, "bob"}}});
+    config_.addresses.push_back({"alice@example.test", {{mail::Target::Kind::mailbox, "alice"}}});
+    config_.addresses.push_back({"bob@example.test", {{mail::Target::Kind::mailbox, "bob"}}});
     config_.limits.message_size = 1024 * 1024;
   }
   ~SessionTest() override {
@@ -610,7 +610,7 @@ TEST_F(SessionTest, SinkScreensRecipients_RFC5321_3_3) {
 }
 
 TEST_F(SessionTest, Utf8AddressesNeedSmtputf8_RFC6531_3_4) {
-  config_.addresses.push_back({"δοκιμή@example.test", {{config::Target::Kind::mailbox, "alice"}}});
+  config_.addresses.push_back({"δοκιμή@example.test", {{mail::Target::Kind::mailbox, "alice"}}});
   start();
   auto t = connect_ehlo();
   t->send("MAIL FROM:<δοκιμή@παράδειγμα.example>");
