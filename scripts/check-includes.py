@@ -3,12 +3,33 @@
 itself or one it depends on (transitively) in its CMakeLists.txt — the layering
 rule of DESIGN.md ("dependencies pointing downward only"), checked like Envoy's
 BUILD deps. Test files (*_test.cpp) may also use their TEST_DEPS.
+On top of that, the edges the "one path" design forbids are refused even if
+someone adds them to a CMakeLists.txt (FORBIDDEN: nothing calls back up a
+layer), and a few headers are reserved to the components that own the work
+(RESERVED: only intake stages messages; only app wires the scheduler).
 Exit status 1 and one line per violation when the rule is broken."""
 import re
 import sys
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+
+# Component A may never include component B's headers nor list B among its
+# own dependencies (docs/ARCHITECTURE.md): the message path only goes down.
+# (queue reaches config's types only through policy's part of it.)
+FORBIDDEN = [
+    ("auth", "smtp"), ("auth", "policy"), ("auth", "intake"),  # verifiers stay free of the mail flow
+    ("policy", "queue"), ("policy", "delivery"), ("policy", "smtp"),  # the contract is pure
+    ("queue", "config"), ("queue", "delivery"), ("queue", "intake"),  # the queue never talks to the world
+    ("smtp", "policy"), ("smtp", "intake"), ("smtp", "queue"),  # the session hands over through MessageSink
+    ("delivery", "intake"),
+]
+
+# Headers only the named components (and their tests, and app) may include.
+RESERVED = {
+    "queue/spool.hpp": {"queue", "intake", "admin"},      # delivery never writes the spool
+    "queue/scheduler.hpp": {"queue", "intake"},           # nobody calls the scheduler back
+}
 
 
 def component_dirs():
@@ -52,6 +73,11 @@ def main():
         return None
 
     bad = 0
+    forbidden = set(FORBIDDEN)
+    for a, b in FORBIDDEN:
+        if a in comps and b in comps[a][1]:
+            print(f"component {a} lists {b} as a dependency: forbidden (the message path only goes down)")
+            bad += 1
     for f in sorted(SRC.rglob("*.[ch]pp")):
         rel = f.relative_to(SRC).as_posix()
         me = owner(rel)
@@ -65,7 +91,14 @@ def main():
             if not m:
                 continue
             target = owner(m.group(1))
-            if target is not None and target not in allowed:
+            reserved = RESERVED.get(m.group(1))
+            if reserved is not None and me not in reserved and not f.name.endswith("_test.cpp"):
+                print(f"src/{rel}:{i}: includes {m.group(1)}, reserved to {', '.join(sorted(reserved))}")
+                bad += 1
+            if (me, target) in forbidden and not f.name.endswith("_test.cpp"):
+                print(f"src/{rel}:{i}: includes {m.group(1)}: {me} must not use {target}")
+                bad += 1
+            elif target is not None and target not in allowed:
                 print(f"src/{rel}:{i}: includes {m.group(1)} but {me} does not depend on {target}")
                 bad += 1
     print(f"include check: {bad} violation(s)")

@@ -85,7 +85,7 @@ std::string format_time(base::Clock::time_point t) {
 
 int queue_list(const config::Config& config, std::ostream& out, std::ostream& err) {
   base::SystemClock clock;
-  queue::Spool spool(config, clock);
+  queue::Spool spool(config.spool_dir(), clock);
   auto entries = spool.list();
   if (!entries.ok()) {
     err << entries.error().message << "\n";
@@ -100,7 +100,7 @@ int queue_list(const config::Config& config, std::ostream& out, std::ostream& er
 
 int queue_show(const config::Config& config, const std::string& id, std::ostream& out, std::ostream& err) {
   base::SystemClock clock;
-  queue::Spool spool(config, clock);
+  queue::Spool spool(config.spool_dir(), clock);
   auto message = spool.load(id);
   if (!message.ok()) {
     err << message.error().message << "\n";
@@ -108,8 +108,8 @@ int queue_show(const config::Config& config, const std::string& id, std::ostream
   }
   out << "id: " << message->id << "\narrival: " << format_time(message->arrival) << "\nsender: <"
       << message->envelope.sender_str() << ">\nsize: " << message->message_size << "\n";
-  for (const auto& t : message->targets)
-    out << "recipient " << t.recipient << " -> " << t.target.str() << ": " << queue::to_string(t.status)
+  for (const auto& t : message->slots)
+    out << "recipient " << t.recipient << " -> " << t.target.str() << ": " << policy::to_string(t.status)
         << ", attempts " << t.attempts << ", next " << format_time(t.next_attempt)
         << (t.last_reply.empty() ? "" : ", last reply: " + t.last_reply) << "\n";
   return 0;
@@ -117,7 +117,7 @@ int queue_show(const config::Config& config, const std::string& id, std::ostream
 
 int queue_delete(const config::Config& config, const std::string& id, std::ostream& out, std::ostream& err) {
   base::SystemClock clock;
-  queue::Spool spool(config, clock);
+  queue::Spool spool(config.spool_dir(), clock);
   if (auto loaded = spool.load(id); !loaded.ok()) {
     err << loaded.error().message << "\n";
     return 1;

@@ -14,7 +14,7 @@
 #include "base/file.hpp"
 #include "base/log.hpp"
 #include "base/strings.hpp"
-#include "policy/fallback.hpp"
+#include "policy/forwards.hpp"
 
 namespace hikyaku::delivery {
 namespace {
@@ -62,18 +62,11 @@ DmarcAction action_of(const config::Config& config, const mail::Target& target) 
   return DmarcAction::rewrite_from;
 }
 
-// A received message to a forward with dmarc = "divert": the guard's case.
-bool asks_dmarc_divert(const config::Config& config, const queue::DeliveryRequest& request) {
-  return request.origin == queue::Origin::received && request.target.kind == mail::Target::Kind::forward &&
-         action_of(config, request.target) == DmarcAction::divert;
-}
-
 }  // namespace
 
 base::Result<std::shared_ptr<ForwardTransform>> ForwardTransform::create(const config::Config& config,
-                                                                         dns::Resolver& resolver,
                                                                          const dmarc::PublicSuffixList* psl) {
-  auto t = std::make_shared<ForwardTransform>(config, resolver, psl);
+  auto t = std::make_shared<ForwardTransform>(config, psl);
   for (const auto& d : config.domains) {
     if (d.dkim_selector.empty() || d.dkim_key.empty()) continue;
     if (!std::filesystem::exists(d.dkim_key)) {
@@ -98,10 +91,6 @@ const SigningKey* ForwardTransform::key_for(std::string_view domain) const {
 
 std::chrono::system_clock::time_point ForwardTransform::now() const {
   return fixed_now_ ? *fixed_now_ : std::chrono::system_clock::now();
-}
-
-Assessment ForwardTransform::assess(const queue::DeliveryRequest& request, std::string_view message) const {
-  return assess(request, message, resolver_);
 }
 
 Assessment ForwardTransform::assess(const queue::DeliveryRequest& request, std::string_view message,
@@ -139,27 +128,24 @@ Assessment ForwardTransform::assess(const queue::DeliveryRequest& request, std::
   return a;
 }
 
-std::optional<queue::DeliveryOutcome> ForwardTransform::divert(const queue::DeliveryRequest& request,
-                                                               std::string_view message) const {
-  if (request.origin != queue::Origin::received || request.target.kind != mail::Target::Kind::forward)
+std::optional<policy::AttemptResult> ForwardTransform::divert(const queue::DeliveryRequest& request,
+                                                             std::string_view message, dns::Resolver& dns) const {
+  if (request.origin != policy::Origin::received || request.target.kind != mail::Target::Kind::forward)
     return std::nullopt;
   if (action_of(config_, request.target) != DmarcAction::divert) return std::nullopt;
-  Assessment a = assess(request, message);
+  Assessment a = assess(request, message, dns);
   if (!a.only_spf_under_enforcement) return std::nullopt;
   // RFC 7372 §3.2: 5.7.26 "multiple authentication checks failed" is what
   // Gmail answers for DMARC; the fallback policy diverts on any 5xx.
-  return queue::DeliveryOutcome{queue::DeliveryOutcome::Kind::permanent, "5.7.26",
-                                "diverted: DMARC would fail after forwarding (author domain " + a.author->domain +
-                                    " policy " + std::string(dmarc::to_string(a.dmarc->requested)) +
-                                    ", no aligned DKIM signature)"};
-}
-
-base::Result<std::string> ForwardTransform::apply(const queue::DeliveryRequest& request, std::string message) const {
-  return apply(request, std::move(message), resolver_);
+  return policy::AttemptResult{policy::AttemptResult::Kind::permanent, "5.7.26",
+                               "diverted: DMARC would fail after forwarding (author domain " + a.author->domain +
+                                   " policy " + std::string(dmarc::to_string(a.dmarc->requested)) +
+                                   ", no aligned DKIM signature)",
+                               policy::AttemptResult::Cause::dmarc_divert};
 }
 
 bool ForwardTransform::may_sign(const queue::DeliveryRequest& request) const {
-  if (request.origin != queue::Origin::received) return !keys_.empty();  // signed for its From domain
+  if (request.origin != policy::Origin::received) return !keys_.empty();  // signed for its From domain
   const config::Domain* domain = config_.find_domain(mail::domain_of(request.recipient));
   return domain != nullptr && key_for(domain->name) != nullptr;  // ARC, or a From rewrite
 }
@@ -168,7 +154,7 @@ base::Result<std::string> ForwardTransform::apply(const queue::DeliveryRequest& 
                                                   dns::Resolver& dns) const {
   const auto when = now();
   // Item 8: what we originate (notices, DSNs) is signed for its From domain.
-  if (request.origin != queue::Origin::received) {
+  if (request.origin != policy::Origin::received) {
     auto parsed = common::parse_message(message);
     auto author = auth::common::find_author(parsed);
     if (!author) return message;
@@ -277,26 +263,6 @@ std::string rewrite_from(std::string_view message, const auth::common::Author& a
   }
   out.append(message.substr(pos));
   return out;
-}
-
-void DmarcDivertGuard::deliver(const queue::DeliveryRequest& request, std::function<void(queue::DeliveryOutcome)> done) {
-  if (asks_dmarc_divert(transform_.config_ref(), request)) {
-    auto data = queue::read_message(request);
-    if (data) {
-      if (auto outcome = transform_.divert(request, *data)) {
-        log()->info("{}: to=<forward> status={} ({})", request.queue_id, outcome->status, outcome->detail);
-        done(*outcome);
-        return;
-      }
-    }
-  }
-  inner_.deliver(request, std::move(done));
-}
-
-bool DmarcDivertGuard::deliver_now(const queue::DeliveryRequest& request,
-                                   std::function<void(queue::DeliveryOutcome)> done) {
-  if (asks_dmarc_divert(transform_.config_ref(), request)) return false;  // needs the DMARC discovery
-  return inner_.deliver_now(request, std::move(done));
 }
 
 }  // namespace hikyaku::delivery

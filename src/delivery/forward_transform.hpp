@@ -1,5 +1,5 @@
 // Purpose:   What hikyaku adds to a message it forwards (issue 4), plugged
-//            into the SmtpAgent's MessageTransform hook, and the signature on
+//            applied by the SmtpAgent before it sends, and the signature on
 //            what it originates:
 //            (a) DMARC-aware forwarding: mail whose author domain asks for
 //                quarantine/reject and that passed DMARC here only through
@@ -8,8 +8,8 @@
 //                becomes "Name via <domain>" <noreply@<domain>>, the author
 //                goes to Reply-To — unless one exists — and X-Original-From,
 //                and we sign with <domain>'s key, aligned), "divert" (the
-//                DmarcDivertGuard answers 5.7.26 so the fallback policy
-//                diverts at once) or "unchanged". Mail with an aligned valid
+//                SmtpAgent reports 5.7.26 before sending, cause
+//                dmarc_divert, and the delivery policy diverts at once) or "unchanged". Mail with an aligned valid
 //                author signature is never rewritten; mail that failed DMARC
 //                here is never rewritten either (that would launder it).
 //            (b) ARC: a new ARC set (RFC 8617) with our receipt-time
@@ -76,29 +76,29 @@ class ForwardTransform {
  public:
   // Loads every [[domain]]'s DKIM key (a domain whose key file is missing
   // is logged and does not sign). `psl` is used when [dmarc] method = "psl".
-  static base::Result<std::shared_ptr<ForwardTransform>> create(const config::Config& config, dns::Resolver& resolver,
+  static base::Result<std::shared_ptr<ForwardTransform>> create(const config::Config& config,
                                                                 const auth::dmarc::PublicSuffixList* psl = nullptr);
 
-  // Each with DNS through `dns` (the event loop passes a cache-only view)
-  // or, without it, through the resolver given to create().
-  Assessment assess(const queue::DeliveryRequest& request, std::string_view message) const;
+  // Each with DNS through `dns` (the DMARC policy discovery of the author
+  // domain): a sans-I/O view, so the caller decides how lookups are made.
   Assessment assess(const queue::DeliveryRequest& request, std::string_view message, dns::Resolver& dns) const;
-  // The MessageTransform: the message as it must leave.
-  base::Result<std::string> apply(const queue::DeliveryRequest& request, std::string message) const;
+  // The message as it must leave.
   base::Result<std::string> apply(const queue::DeliveryRequest& request, std::string message,
                                   dns::Resolver& dns) const;
   // Whether apply() may make a signature for this request (an RSA signature
-  // is ≈0.3 ms of CPU: such a forward is prepared on a worker thread).
+  // is ≈0.3 ms of CPU: such a forward is prepared on the blocking pool).
   bool may_sign(const queue::DeliveryRequest& request) const;
-  // A permanent 5.7.26 outcome when the forward says dmarc = "divert" and
-  // the message cannot pass DMARC after forwarding; nullopt: send it.
-  std::optional<queue::DeliveryOutcome> divert(const queue::DeliveryRequest& request, std::string_view message) const;
+  // A permanent 5.7.26 result (cause dmarc_divert) when the forward says
+  // dmarc = "divert" and the message cannot pass DMARC after forwarding;
+  // nullopt: send it.
+  std::optional<policy::AttemptResult> divert(const queue::DeliveryRequest& request, std::string_view message,
+                                              dns::Resolver& dns) const;
 
   const SigningKey* key_for(std::string_view domain) const;
   const config::Config& config_ref() const { return config_; }
 
-  ForwardTransform(const config::Config& config, dns::Resolver& resolver, const auth::dmarc::PublicSuffixList* psl)
-      : config_(config), resolver_(resolver), psl_(psl) {}
+  ForwardTransform(const config::Config& config, const auth::dmarc::PublicSuffixList* psl)
+      : config_(config), psl_(psl) {}
 
   // Injected time (tests); default: the system clock.
   void set_now_for_test(std::chrono::system_clock::time_point now) { fixed_now_ = now; }
@@ -107,7 +107,6 @@ class ForwardTransform {
   std::chrono::system_clock::time_point now() const;
 
   const config::Config& config_;
-  dns::Resolver& resolver_;
   const auth::dmarc::PublicSuffixList* psl_;
   std::map<std::string, SigningKey> keys_;  // by lowercase domain
   std::optional<std::chrono::system_clock::time_point> fixed_now_;
@@ -117,22 +116,5 @@ class ForwardTransform {
 // "<name> via <domain>" <noreply@<domain>>; the original From value goes to
 // X-Original-From and, when the message has no Reply-To, to Reply-To.
 std::string rewrite_from(std::string_view message, const auth::common::Author& author, std::string_view domain);
-
-// Wraps the forward agent: answers the DMARC "divert" decision (permanent
-// 5.7.26, so the fallback policy diverts at once) before anything is sent.
-class DmarcDivertGuard final : public queue::DeliveryAgent {
- public:
-  DmarcDivertGuard(const ForwardTransform& transform, queue::DeliveryAgent& inner)
-      : transform_(transform), inner_(inner) {}
-  // XXX(auth): runs the DMARC discovery (a few cached TXT lookups) on the
-  // scheduler thread that calls deliver(), as LoopGuard reads the spool there.
-  void deliver(const queue::DeliveryRequest& request, std::function<void(queue::DeliveryOutcome)> done) override;
-  // A forward with dmarc = "divert" needs the DMARC discovery: left to deliver().
-  bool deliver_now(const queue::DeliveryRequest& request, std::function<void(queue::DeliveryOutcome)> done) override;
-
- private:
-  const ForwardTransform& transform_;
-  queue::DeliveryAgent& inner_;
-};
 
 }  // namespace hikyaku::delivery

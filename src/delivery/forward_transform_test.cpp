@@ -62,7 +62,7 @@ dmarc = "unchanged"
     auto r = config::load_config_text(toml, "t.toml", dir_);
     ASSERT_TRUE(r.config) << (r.errors.empty() ? "" : r.errors[0].str());
     config_ = *r.config;
-    auto t = ForwardTransform::create(config_, dns_);
+    auto t = ForwardTransform::create(config_);
     ASSERT_TRUE(t.ok()) << t.error().message;
     transform_ = *t;
     transform_->set_now_for_test(kNow);
@@ -112,7 +112,7 @@ dmarc = "unchanged"
 };
 
 TEST_F(ForwardTransformTest, SpfOnlyUnderRejectRewritesFromAndSigns_RFC7489_6_6) {
-  auto out = transform_->apply(request("bob@gmail.test"), received(false));
+  auto out = transform_->apply(request("bob@gmail.test"), received(false), dns_);
   ASSERT_TRUE(out.ok()) << out.error().message;
   EXPECT_EQ(header(*out, "From"), "\"Ann Author via example.test\" <noreply@example.test>");
   EXPECT_EQ(header(*out, "Reply-To"), "Ann Author <ann@author.test>");
@@ -131,7 +131,7 @@ TEST_F(ForwardTransformTest, SpfOnlyUnderRejectRewritesFromAndSigns_RFC7489_6_6)
 
 TEST_F(ForwardTransformTest, AlignedAuthorSignatureIsNeverRewritten_RFC7489_3_1) {
   std::string in = received(true);
-  auto out = transform_->apply(request("bob@gmail.test"), in);
+  auto out = transform_->apply(request("bob@gmail.test"), in, dns_);
   ASSERT_TRUE(out.ok());
   EXPECT_EQ(header(*out, "From"), "Ann Author <ann@author.test>");
   EXPECT_EQ(header(*out, "Reply-To"), "<none>");
@@ -151,14 +151,14 @@ TEST_F(ForwardTransformTest, AlignedAuthorSignatureIsNeverRewritten_RFC7489_3_1)
 
 TEST_F(ForwardTransformTest, DivertAndUnchangedOptions) {
   std::string spf_only = received(false);
-  auto d = transform_->divert(request("div@gmail.test"), spf_only);
+  auto d = transform_->divert(request("div@gmail.test"), spf_only, dns_);
   ASSERT_TRUE(d);
-  EXPECT_EQ(d->kind, queue::DeliveryOutcome::Kind::permanent);
+  EXPECT_EQ(d->kind, policy::AttemptResult::Kind::permanent);
   EXPECT_EQ(d->status, "5.7.26");
   EXPECT_EQ(d->detail.find("gmail"), std::string::npos);
-  EXPECT_FALSE(transform_->divert(request("div@gmail.test"), received(true)));
-  EXPECT_FALSE(transform_->divert(request("bob@gmail.test"), spf_only));
-  auto same = transform_->apply(request("same@gmail.test"), spf_only);
+  EXPECT_FALSE(transform_->divert(request("div@gmail.test"), received(true), dns_));
+  EXPECT_FALSE(transform_->divert(request("bob@gmail.test"), spf_only, dns_));
+  auto same = transform_->apply(request("same@gmail.test"), spf_only, dns_);
   ASSERT_TRUE(same.ok());
   EXPECT_EQ(header(*same, "From"), "Ann Author <ann@author.test>");
 }
@@ -166,15 +166,15 @@ TEST_F(ForwardTransformTest, DivertAndUnchangedOptions) {
 TEST_F(ForwardTransformTest, GeneratedMessagesAreSignedForTheirFromDomain_RFC6376_5) {
   std::string notice = "From: postmaster@example.test\r\nTo: bob@gmail.test\r\nSubject: n\r\n\r\nx\r\n";
   auto req = request("bob@gmail.test");
-  req.origin = queue::Origin::notice;
-  auto out = transform_->apply(req, notice);
+  req.origin = policy::Origin::notice;
+  auto out = transform_->apply(req, notice, dns_);
   ASSERT_TRUE(out.ok());
   ASSERT_TRUE(out->starts_with("DKIM-Signature: "));
   auth::dkim::VerifyOptions vo;
   vo.now = kNow;
   EXPECT_EQ(auth::dkim::verify(*out, dns_, vo).at(0).status, auth::dkim::Status::pass);
   // A generated message whose From is not one of our domains stays unsigned.
-  auto foreign = transform_->apply(req, "From: a@elsewhere.test\r\n\r\nx\r\n");
+  auto foreign = transform_->apply(req, "From: a@elsewhere.test\r\n\r\nx\r\n", dns_);
   ASSERT_TRUE(foreign.ok());
   EXPECT_FALSE(foreign->starts_with("DKIM-Signature"));
 }

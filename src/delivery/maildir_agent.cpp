@@ -10,13 +10,13 @@
 namespace hikyaku::delivery {
 namespace {
 
-using Outcome = queue::DeliveryOutcome;
+using Outcome = policy::AttemptResult;
 
 Outcome temporary(const std::string& detail) {
   // ENOSPC/EDQUOT: the operator frees space, the retry succeeds.
   bool full = detail.find(std::strerror(ENOSPC)) != std::string::npos ||
               detail.find(std::strerror(EDQUOT)) != std::string::npos;
-  return Outcome{Outcome::Kind::temporary, full ? "4.3.1" : "4.3.0", detail};
+  return Outcome{Outcome::Kind::temporary, full ? "4.3.1" : "4.3.0", detail, Outcome::Cause::local};
 }
 
 }  // namespace
@@ -24,7 +24,7 @@ Outcome temporary(const std::string& detail) {
 MaildirAgent::MaildirAgent(const config::Config& config, bool sync) : config_(config), sync_(sync) {}
 
 void MaildirAgent::deliver(const queue::DeliveryRequest& request,
-                           std::function<void(queue::DeliveryOutcome)> done) {
+                           std::function<void(policy::AttemptResult)> done) {
   // Sanity checks: the plan must name a configured mailbox.
   if (request.target.kind != mail::Target::Kind::mailbox ||
       config_.find_mailbox(request.target.value) == nullptr) {

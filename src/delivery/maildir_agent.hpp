@@ -1,6 +1,6 @@
 // Purpose:   Local delivery (DeliveryAgent for mail::Target::Kind::mailbox):
 //            read the spooled message, prefix Return-Path and Delivered-To
-//            (and X-Hikyaku-Diverted on a diverted copy, issue 3),
+//            (and X-Hikyaku-Diverted on a diverted copy),
 //            and store it with mailbox::Maildir::deliver() in
 //            config.mailbox_dir(NAME).
 // Standards: RFC 5321 §4.4 (the delivering server adds Return-Path with the
@@ -8,8 +8,9 @@
 // Trust:     the mailbox name comes from the configuration (the plan), never
 //            from the network; it is checked against config.mailboxes so a
 //            stale plan cannot write outside DATA_DIR/mailboxes.
-// Concurrency: deliver() is synchronous and thread-safe; `done` is called
-//            before it returns, on the calling (scheduler worker) thread.
+// Concurrency: deliver() is synchronous, blocking (write + fdatasync) and
+//            thread-safe; `done` is called before it returns, on the calling
+//            queue thread.
 // Errors:    outcomes, never exceptions: unknown mailbox → permanent 5.1.1;
 //            disk full/quota → temporary 4.3.1; other I/O → temporary 4.3.0.
 //            Idempotence: a crash after the Maildir link but before the
@@ -27,7 +28,7 @@ class MaildirAgent final : public queue::DeliveryAgent {
   // `sync` false skips fsyncs (tests only).
   explicit MaildirAgent(const config::Config& config, bool sync = true);
   void deliver(const queue::DeliveryRequest& request,
-               std::function<void(queue::DeliveryOutcome)> done) override;
+               std::function<void(policy::AttemptResult)> done) override;
 
  private:
   const config::Config& config_;

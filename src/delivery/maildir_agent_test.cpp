@@ -13,7 +13,7 @@
 namespace hikyaku::delivery {
 namespace {
 namespace fs = std::filesystem;
-using queue::DeliveryOutcome;
+using DeliveryOutcome = policy::AttemptResult;
 
 class MaildirAgentTest : public ::testing::Test {
  protected:
@@ -22,7 +22,7 @@ class MaildirAgentTest : public ::testing::Test {
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     config_.data_dir = tmpl;
     config_.mailboxes = {config::Mailbox{"alice", {}}};
-    spool_ = std::make_unique<queue::Spool>(config_, clock_, false);
+    spool_ = std::make_unique<queue::Spool>(config_.spool_dir(), clock_, false);
     ASSERT_TRUE(spool_->create());
   }
   void TearDown() override { fs::remove_all(config_.data_dir); }

@@ -20,7 +20,9 @@
 #include "mail/address.hpp"
 #include "mail/dsn.hpp"
 #include "net/asio.hpp"
-#include "policy/fallback.hpp"
+#include "mail/header.hpp"
+#include "policy/forwards.hpp"
+#include "policy/loop.hpp"
 #include "smtp/client/session.hpp"
 #include "srs/srs.hpp"
 
@@ -36,99 +38,38 @@ namespace {
 
 std::shared_ptr<spdlog::logger> log() { return base::logger("smtp-client"); }
 
-queue::DeliveryOutcome to_queue(const Outcome& o) {
-  queue::DeliveryOutcome out;
-  out.kind = o.kind == Outcome::Kind::delivered   ? queue::DeliveryOutcome::Kind::delivered
-             : o.kind == Outcome::Kind::permanent ? queue::DeliveryOutcome::Kind::permanent
-                                                  : queue::DeliveryOutcome::Kind::temporary;
+using policy::AttemptResult;
+
+// The client's outcome as the delivery policy reads it. `cause` names the
+// rows that are not a plain reply (policy/slot.hpp).
+AttemptResult to_result(const Outcome& o, AttemptResult::Cause cause = AttemptResult::Cause::reply) {
+  AttemptResult out;
+  out.kind = o.kind == Outcome::Kind::delivered   ? AttemptResult::Kind::delivered
+             : o.kind == Outcome::Kind::permanent ? AttemptResult::Kind::permanent
+                                                  : AttemptResult::Kind::temporary;
   out.status = o.status;
   out.detail = o.detail;
+  out.cause = cause;
+  if (cause == AttemptResult::Cause::reply && o.status == "5.4.6") out.cause = AttemptResult::Cause::loop;
   return out;
 }
+
+constexpr size_t kMaxHeaderRead = 256 * 1024;
 
 }  // namespace
 
 // ---------------------------------------------------------------------------
 
-base::Result<std::vector<std::string>> read_srs_secrets(const std::filesystem::path& file) {
-  std::ifstream in(file);
-  if (!in) return base::make_error("cannot read the SRS secret file " + file.string());
-  std::vector<std::string> secrets;
-  std::string line;
-  while (std::getline(in, line)) {
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
-    size_t start = line.find_first_not_of(" \t");
-    if (start == std::string::npos) continue;
-    secrets.push_back(line.substr(start));
-  }
-  if (secrets.empty()) return base::make_error("the SRS secret file " + file.string() + " holds no secret");
-  return secrets;
-}
-
-ResolvedRoute resolve_route(dns::Resolver& resolver, std::string_view domain, std::string_view own_hostname,
-                            std::mt19937& rng) {
-  using smtp::client::classify;
-  ResolvedRoute out;
-  std::string d(domain);
-
-  // RFC 5321 §5.1: "the SMTP client first looks up MX records"; NXDOMAIN
-  // is final, a temporary error is retried later.
-  auto mx = resolver.mx(d);
-  if (mx.status == dns::Status::nxdomain) {
-    out.failure = classify(Failure::dns_nxdomain, "domain " + d + " does not exist (NXDOMAIN)");
-    return out;
-  }
-  if (mx.status != dns::Status::ok) {
-    out.failure = classify(Failure::dns_temp, "MX lookup for " + d + " failed temporarily");
-    return out;
-  }
-  std::vector<smtp::client::MxHost> hosts;
-  for (const auto& r : mx.records) hosts.push_back({r.preference, r.exchange});
-  if (!hosts.empty()) {
-    // RFC 7505 §3: a lone "." MX: this domain accepts no mail.
-    if (smtp::client::is_null_mx(hosts)) {
-      out.failure = classify(Failure::null_mx, "domain " + d + " accepts no mail (null MX)");
-      return out;
-    }
-    bool found_self = false;
-    hosts = smtp::client::order_mx(std::move(hosts), own_hostname, rng, &found_self);
-    if (hosts.empty()) {
-      out.failure = found_self ? classify(Failure::loop, "mail for " + d + " loops back to myself (MX)")
-                               : classify(Failure::unroutable, "no usable MX host for " + d);
-      return out;
-    }
-  } else {
-    // RFC 5321 §5.1: no MX records: the domain itself is the implicit MX.
-    hosts.push_back({0, d});
-  }
-
-  // The addresses of each host, A before AAAA.
-  bool temp = false;
-  for (const auto& h : hosts) {
-    smtp::client::RouteHost rh;
-    rh.name = h.name;
-    rh.preference = h.preference;
-    auto a = resolver.a(h.name);
-    auto aaaa = resolver.aaaa(h.name);
-    if (a.status == dns::Status::temp_error || aaaa.status == dns::Status::temp_error) temp = true;
-    for (const auto& ip : a.records) rh.addresses.push_back(ip.to_string());
-    for (const auto& ip : aaaa.records) rh.addresses.push_back(ip.to_string());
-    if (!rh.addresses.empty()) out.hosts.push_back(std::move(rh));
-  }
-  if (out.hosts.empty()) {
-    out.failure = temp ? classify(Failure::dns_temp, "address lookup for the MX hosts of " + d + " failed temporarily")
-                       : classify(Failure::unroutable, "no MX host of " + d + " has an address");
-  }
-  return out;
-}
-
 // ---------------------------------------------------------------------------
 
 struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
-  Impl(const config::Config& config_in, asio::io_context& io_in, dns::Resolver& resolver_in, SmtpAgentOptions options_in, smtp::client::ClientOptions client_in)
+  Impl(const config::Config& config_in, asio::io_context& io_in, dns::Resolver& resolver_in,
+       std::shared_ptr<const ForwardTransform> transform_in, SmtpAgentOptions options_in,
+       smtp::client::ClientOptions client_in)
       : config(config_in),
         io(io_in),
         resolver(resolver_in),
+        transform(std::move(transform_in)),
         options(std::move(options_in)),
         client(std::move(client_in)),
         connections(io_in.get_executor(), client),
@@ -139,7 +80,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     uint64_t id = 0;
     queue::DeliveryRequest request;  // request.envelope points at `envelope`
     mail::Envelope envelope;
-    std::function<void(queue::DeliveryOutcome)> done;
+    std::function<void(AttemptResult)> done;
     std::atomic<bool> finished{false};
   };
 
@@ -274,40 +215,63 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     }
   }
 
-  // Everything before the SMTP conversation, on the caller's (scheduler
-  // worker) thread: the message read and transformed (ARC/DKIM), the SRS
-  // sender, the route (MX, A, AAAA; cached). No thread hop before the
+  // Everything before the SMTP conversation, on the caller's thread: the
+  // message read, checked (loop, DMARC divert), transformed (ARC/DKIM), the
+  // SRS sender, the route (MX, A, AAAA). No thread hop before the
   // connection, so a fresh message reaches the far side while the first
   // hop's spool is still syncing (Scheduler::submit_staged).
   struct Prepared {
-    std::optional<Outcome> failure;  // set: done, nothing to send
+    std::optional<AttemptResult> failure;  // set: done, nothing to send
     smtp::client::Transaction tx;
     std::string domain;
     std::vector<smtp::client::RouteHost> hosts;
   };
 
-  // The message to send and its route, with DNS through `dns`. `quiet`:
-  // failures are not logged (deliver_now() declines them; deliver() redoes
-  // the work and logs).
-  Prepared prepare(const Job& job, dns::Resolver& dns, bool quiet = false) {
+  Prepared prepare(const Job& job, dns::Resolver& dns) {
     Prepared p;
     const auto& request = job.request;
     const std::string& target = request.target.value;
 
     auto data = queue::read_message(request);
-    if (data.ok() && options.transform.apply) data = options.transform.apply(request, std::move(data).value(), dns);
     if (!data.ok()) {
-      if (!quiet) log()->error("{}: cannot prepare the message for {}: {}", request.queue_id, mail::redact(target, hidden),
+      log()->error("{}: cannot read the message for {}: {}", request.queue_id, mail::redact(target, hidden),
                    data.error().message);
-      p.failure = smtp::client::classify(Failure::local, "local error: cannot read or prepare the message");
+      p.failure = to_result(smtp::client::classify(Failure::local, "local error: cannot read the message"),
+                            AttemptResult::Cause::local);
       return p;
+    }
+
+    // RFC 5321 §6.3: a forward that would loop is not sent (5.4.6).
+    const std::string_view head = mail::header_section(std::string_view(*data).substr(0, kMaxHeaderRead));
+    if (auto why = policy::loop_reason(config, head, request.origin, request.recipient, request.target)) {
+      p.failure = AttemptResult{AttemptResult::Kind::permanent, "5.4.6", *why, AttemptResult::Cause::loop};
+      return p;
+    }
+    if (transform) {
+      if (auto diverted = transform->divert(request, *data, dns)) {
+        p.failure = std::move(*diverted);
+        return p;
+      }
+    }
+    std::string message =
+        policy::add_forward_headers(std::move(data).value(), request.origin, request.recipient, request.diverted);
+    if (transform) {
+      auto transformed = transform->apply(request, std::move(message), dns);
+      if (!transformed.ok()) {
+        log()->error("{}: cannot prepare the message for {}: {}", request.queue_id, mail::redact(target, hidden),
+                     transformed.error().message);
+        p.failure = to_result(smtp::client::classify(Failure::local, "local error: cannot prepare the message"),
+                              AttemptResult::Cause::local);
+        return p;
+      }
+      message = std::move(transformed).value();
     }
 
     // SRS: the forwarded copy's envelope sender (the null sender stays <>).
     std::string sender = job.envelope.sender_str();
     // A hidden forward signs with its own derived key (srs/srs.hpp), so a
     // bounce to this address is recognised as one of a hidden forward and
-    // kept in the owner's fallback mailbox (issue 4, auth/inbound/srs_bounces).
+    // kept in the owner's fallback mailbox (policy/address_book.hpp).
     if (srs && job.envelope.sender) {
       const std::string identity = policy::is_hidden(config, request.target) ? request.target.value : "";
       sender = srs->forward(*job.envelope.sender, config.srs.domain, identity).str();
@@ -315,27 +279,23 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
 
     p.domain = mail::domain_of(target);
     if (p.domain.empty()) {
-      Outcome o;
-      o.kind = Outcome::Kind::permanent;
-      o.status = "5.1.3";
-      o.detail = "bad forward address";
-      p.failure = o;
+      p.failure = AttemptResult{AttemptResult::Kind::permanent, "5.1.3", "bad forward address"};
       return p;
     }
 
     thread_local std::mt19937 rng(std::random_device{}());
-    auto route = resolve_route(dns, p.domain, config.hostname, rng);
+    auto route = smtp::client::resolve_route(dns, p.domain, config.hostname, rng);
     if (route.failure) {
-      if (!quiet) log()->info("{}: to=<{}> status={} ({})", request.queue_id, mail::redact(target, hidden), route.failure->status,
-                  mail::redact(route.failure->detail, hidden));
-      p.failure = std::move(route.failure);
+      log()->info("{}: to=<{}> status={} ({})", request.queue_id, mail::redact(target, hidden),
+                  route.failure->status, mail::redact(route.failure->detail, hidden));
+      p.failure = to_result(*route.failure);
       return p;
     }
     p.hosts = std::move(route.hosts);
 
     p.tx.sender = std::move(sender);
     p.tx.recipient = target;
-    p.tx.message = std::make_shared<const std::string>(std::move(data).value());
+    p.tx.message = std::make_shared<const std::string>(std::move(message));
     p.tx.smtputf8 = job.envelope.smtputf8;
     p.tx.log_id = request.queue_id;
     p.tx.hidden = hidden;
@@ -344,7 +304,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
 
   // The SMTP conversation, on the io_context: a concurrency slot for the
   // destination, then the route's hosts in order.
-  awaitable<Outcome> send(std::shared_ptr<Job> job, std::shared_ptr<Prepared> p) {
+  awaitable<AttemptResult> send(std::shared_ptr<Job> job, std::shared_ptr<Prepared> p) {
     auto deadline = std::chrono::steady_clock::time_point::max();
     if (job->request.deadline != base::Clock::time_point{}) {
       auto left = job->request.deadline - std::chrono::system_clock::now();
@@ -361,7 +321,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
                  ": no connection before the defer limit";
       log()->info("{}: to=<{}> status={} ({})", job->request.queue_id, mail::redact(p->tx.recipient, hidden),
                   o.status, o.detail);
-      co_return o;
+      co_return to_result(o, AttemptResult::Cause::rate_limited);
     }
     struct Release {
       Impl* impl;
@@ -372,11 +332,11 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     smtp::client::RouteContext context{config.delivery.smtp_port, &config.listen};
     Outcome outcome = co_await smtp::client::deliver_via_route(connections, p->hosts, context, client, p->tx);
     learn(p->domain, outcome, job->request.queue_id);
-    co_return outcome;
+    co_return to_result(outcome);
   }
 
   static std::shared_ptr<Job> make_job(const queue::DeliveryRequest& request,
-                                       std::function<void(queue::DeliveryOutcome)> done) {
+                                       std::function<void(AttemptResult)> done) {
     auto job = std::make_shared<Job>();
     job->request = request;
     if (request.envelope) job->envelope = *request.envelope;
@@ -400,7 +360,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
       return;
     }
     auto self = shared_from_this();
-    asio::co_spawn(io, send(job, std::move(prepared)), [self, job](const std::exception_ptr& e, Outcome outcome) {
+    asio::co_spawn(io, send(job, std::move(prepared)), [self, job](const std::exception_ptr& e, AttemptResult outcome) {
       if (e) {
         try {
           std::rethrow_exception(e);
@@ -409,24 +369,26 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
         } catch (...) {
           log()->error("{}: bug: forward delivery threw", job->request.queue_id);
         }
-        outcome = smtp::client::classify(Failure::local, "local error (internal)");
+        outcome = to_result(smtp::client::classify(Failure::local, "local error (internal)"),
+                            AttemptResult::Cause::local);
       }
       self->finish(job, outcome);
     });
   }
 
-  void finish(const std::shared_ptr<Job>& job, const Outcome& outcome) {
+  void finish(const std::shared_ptr<Job>& job, const AttemptResult& outcome) {
     if (job->finished.exchange(true)) return;  // exactly once
     {
       std::lock_guard lock(mu);
       in_flight.erase(job->id);
     }
-    job->done(to_queue(outcome));
+    job->done(outcome);
   }
 
   const config::Config& config;
   asio::io_context& io;
   dns::Resolver& resolver;
+  std::shared_ptr<const ForwardTransform> transform;  // null: forwarded unchanged
   SmtpAgentOptions options;
   smtp::client::ClientOptions client;
   std::unique_ptr<base::SystemClock> clock;
@@ -442,12 +404,14 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
 
 base::Result<std::unique_ptr<SmtpAgent>> SmtpAgent::create(const config::Config& config, asio::io_context& io,
                                                             asio::thread_pool& pool, dns::Resolver& resolver,
+                                                            std::shared_ptr<const ForwardTransform> transform,
                                                             SmtpAgentOptions options) {
   smtp::client::ClientOptions client =
       options.client ? *options.client : smtp::client::ClientOptions::from_config(config);
-  auto impl = std::make_shared<Impl>(config, io, resolver, std::move(options), std::move(client));
+  auto impl = std::make_shared<Impl>(config, io, resolver, std::move(transform), std::move(options),
+                                     std::move(client));
   if (!config.srs.domain.empty()) {
-    auto secrets = read_srs_secrets(config.srs.secret_file);
+    auto secrets = srs::read_secrets(config.srs.secret_file);
     if (!secrets.ok()) return secrets.error();
     impl->clock = std::make_unique<base::SystemClock>();
     srs::Config sc;
@@ -477,31 +441,14 @@ base::Result<std::unique_ptr<SmtpAgent>> SmtpAgent::create(const config::Config&
 SmtpAgent::SmtpAgent(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 SmtpAgent::~SmtpAgent() { stop(); }
 
-void SmtpAgent::set_transform(MessageTransform transform) { impl_->options.transform = std::move(transform); }
 
-void SmtpAgent::deliver(const queue::DeliveryRequest& request, std::function<void(queue::DeliveryOutcome)> done) {
+void SmtpAgent::deliver(const queue::DeliveryRequest& request, std::function<void(AttemptResult)> done) {
   auto job = Impl::make_job(request, std::move(done));
   impl_->track(job);
-  // The scheduler calls from its worker threads: the preparation runs here,
-  // the conversation moves onto the io_context.
+  // The preparation runs on the caller's thread, the conversation moves
+  // onto the io_context.
   auto prepared = std::make_shared<Impl::Prepared>(impl_->prepare(*job, impl_->resolver));
   impl_->start(job, std::move(prepared));
-}
-
-bool SmtpAgent::deliver_now(const queue::DeliveryRequest& request, std::function<void(queue::DeliveryOutcome)> done) {
-  // On the io_context thread: only from memory, with a cheap transform and
-  // the route's answers cached; everything else is deliver()'s.
-  const auto& transform = impl_->options.transform;
-  if (!request.message) return false;
-  if (transform.apply && !(transform.cheap && transform.cheap(request))) return false;
-  auto job = Impl::make_job(request, std::move(done));
-  dns::CacheOnlyResolver cached(impl_->resolver);
-  auto prepared = std::make_shared<Impl::Prepared>(impl_->prepare(*job, cached, /*quiet=*/true));
-  if (cached.missed() || prepared->failure) return false;
-  log()->debug("{}: forward started from the event loop", request.queue_id);
-  impl_->track(job);
-  impl_->start(job, std::move(prepared));
-  return true;
 }
 
 void SmtpAgent::stop() {
@@ -514,7 +461,7 @@ void SmtpAgent::stop() {
   o.kind = Outcome::Kind::temporary;
   o.status = "4.3.2";
   o.detail = "delivery interrupted by shutdown";
-  for (auto& job : jobs) impl_->finish(job, o);
+  for (auto& job : jobs) impl_->finish(job, to_result(o, AttemptResult::Cause::local));
 }
 
 }  // namespace hikyaku::delivery

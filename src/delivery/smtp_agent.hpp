@@ -1,35 +1,38 @@
 // Purpose:   Remote delivery of forward targets (queue::DeliveryAgent for
-//            mail::Target::Kind::forward): read the spooled message, let
-//            the MessageTransform hook change it (ARC seal + DKIM signature,
-//            later), rewrite the envelope sender with SRS when [srs] is
-//            configured, find the recipient domain's MX hosts, and send the
-//            message with the smtp::client over a pooled connection. Per
-//            destination domain it bounds concurrency and slows down after a
-//            rate-limit deferral; that state is kept in
-//            DATA_DIR/state/destinations across restarts (destination_store.hpp).
+//            mail::Target::Kind::forward), the way one forward leaves:
+//            1. the message from memory or the spool file;
+//            2. the loop check (policy/loop.hpp: 5.4.6, cause loop) and the
+//               DMARC "divert" decision (ForwardTransform: 5.7.26, cause
+//               dmarc_divert), reported before anything is sent;
+//            3. X-Hikyaku-Forwarded-For / X-Hikyaku-Diverted, then the
+//               ForwardTransform (ARC set, DMARC-aware From rewrite, DKIM);
+//            4. the envelope sender rewritten with SRS when [srs] is set
+//               (hidden forwards with their own derived key);
+//            5. the recipient domain's route (MX, A, AAAA; RFC 5321 §5.1);
+//            6. the SMTP conversation over a pooled connection, at most
+//               concurrency_per_domain at a time per destination, slowing
+//               down a destination after a rate-limit deferral (state kept
+//               in DATA_DIR/state/destinations across restarts).
+//            What the result means (retry, divert, DSN) is decided by
+//            policy::DeliveryPolicy, not here.
 // Standards: RFC 5321 §5.1 (MX routing, implicit MX), RFC 7505 (null MX),
-//            §4.5.4.1 (retries are the scheduler's), SRS (srs/srs.hpp),
-//            RFC 3463 (statuses in the outcome).
+//            SRS (srs/srs.hpp), RFC 3463 (statuses in the result).
 // Trust:     sends to the forward address only (target.value), which may be
 //            a hidden address: it is never put into anything sent to a third
-//            party. The SRS secret is read once and never logged. Replies and
-//            DNS answers are untrusted (see smtp/client).
-// Concurrency: deliver() is called on a scheduler worker thread, which
-//            may block: it reads and transforms the message and resolves the
-//            route there (DNS through `resolver`, cached), then posts the SMTP
-//            conversation to the io_context given (single-threaded, the
-//            app's); nothing blocking runs on the io_context thread.
-//            deliver_now() is the same on the io_context thread itself, for
-//            a message in memory whose transform is cheap and whose route is
-//            cached (a dns::CacheOnlyResolver); it declines anything else. `done`
-//            is called exactly once: on the io_context thread, or within
-//            deliver() when nothing was sent, or by stop(). create() reads
-//            the rate-limit state file (blocking, at start-up); its writes
-//            run on the thread pool given.
-// Errors:    every failure is a DeliveryOutcome; a coroutine that throws
-//            (a bug) is logged and reported as temporary 4.3.0. create()
-//            returns a Result (an unreadable SRS secret fails start-up; a
-//            damaged rate-limit state file is logged and ignored).
+//            party, and logs name it redacted. The SRS secret is read once
+//            and never logged. Replies and DNS answers are untrusted (see
+//            smtp/client).
+// Concurrency: deliver() may be called on any thread. Steps 1-5 run on the
+//            calling thread with DNS through `resolver`; the conversation
+//            runs on the io_context given (single-threaded, the app's).
+//            `done` is called exactly once: on the io_context thread, or
+//            within deliver() when nothing was sent, or by stop(). create()
+//            reads the rate-limit state file (blocking, at start-up); its
+//            writes run on the thread pool given.
+// Errors:    every failure is a policy::AttemptResult; a coroutine that
+//            throws (a bug) is logged and reported as temporary 4.3.0.
+//            create() returns a Result (an unreadable SRS secret fails
+//            start-up; a damaged rate-limit state file is logged and ignored).
 #pragma once
 
 #include <chrono>
@@ -42,6 +45,7 @@
 #include <vector>
 
 #include "base/result.hpp"
+#include "delivery/forward_transform.hpp"
 #include "config/config.hpp"
 #include "queue/delivery_agent.hpp"
 #include "smtp/client/outcome.hpp"
@@ -62,25 +66,9 @@ struct ClientOptions;
 
 namespace hikyaku::delivery {
 
-// What happens to a message before it is sent (the app plugs in the loop
-// headers, ARC sealing and DKIM signing: ForwardTransform). Default: identity.
-struct MessageTransform {
-  // Called with the request and the spooled message bytes (CRLF, not
-  // dot-stuffed); returns the message to send, or an error (the delivery is
-  // then temporary 4.3.0). DNS through `dns`: the agent's resolver on a
-  // worker, a cache-only view on the event loop.
-  std::function<base::Result<std::string>(const queue::DeliveryRequest& request, std::string message,
-                                          dns::Resolver& dns)>
-      apply;
-  // Whether apply() is cheap for this request (no signature to make), so
-  // that deliver_now() may run it on the event loop. Unset: never.
-  std::function<bool(const queue::DeliveryRequest& request)> cheap;
-};
-
 struct SmtpAgentOptions {
   // Client timeouts etc.; unset: smtp::client::ClientOptions::from_config.
   std::shared_ptr<const smtp::client::ClientOptions> client;
-  MessageTransform transform;  // empty: identity
   // Rate-limit back-off per destination domain: after a deferral
   // (smtp::client::is_rate_limit) at most `limited_concurrency` connections
   // and `spacing_initial` between message starts, doubled on every further
@@ -101,20 +89,18 @@ class SmtpAgent final : public queue::DeliveryAgent {
   // `io` runs the client coroutines (single-threaded); `resolver` serves
   // the route lookups; `pool` writes the rate-limit state file. All must
   // outlive the agent. Fails when [srs] is set and its secret unreadable.
+  // `transform` may be null (forwarded unchanged: tests).
   static base::Result<std::unique_ptr<SmtpAgent>> create(const config::Config& config,
                                                           boost::asio::io_context& io,
                                                           boost::asio::thread_pool& pool,
                                                           dns::Resolver& resolver,
+                                                          std::shared_ptr<const ForwardTransform> transform,
                                                           SmtpAgentOptions options = {});
   ~SmtpAgent() override;
   SmtpAgent(const SmtpAgent&) = delete;
   SmtpAgent& operator=(const SmtpAgent&) = delete;
 
-  void deliver(const queue::DeliveryRequest& request, std::function<void(queue::DeliveryOutcome)> done) override;
-  bool deliver_now(const queue::DeliveryRequest& request, std::function<void(queue::DeliveryOutcome)> done) override;
-
-  // Replace the transform hook (before the first delivery).
-  void set_transform(MessageTransform transform);
+  void deliver(const queue::DeliveryRequest& request, std::function<void(policy::AttemptResult)> done) override;
 
   // Shutdown, after the io_context has stopped and before Scheduler::stop():
   // every delivery still in flight is reported as temporary 4.3.2, so the
@@ -127,21 +113,5 @@ class SmtpAgent final : public queue::DeliveryAgent {
   explicit SmtpAgent(std::shared_ptr<Impl> impl);
   std::shared_ptr<Impl> impl_;
 };
-
-// RFC 5321 §5.1 routing with an injected resolver (blocking; call it on a
-// worker thread): MX hosts in order with their A then AAAA addresses, or
-// the domain itself as implicit MX when it has no MX records. `failure` is
-// set instead when the domain does not exist (5.1.2), has a null MX
-// (5.1.10), routes only to ourselves (5.4.6), has no usable address (5.4.4)
-// or DNS failed temporarily (4.4.3).
-struct ResolvedRoute {
-  std::vector<smtp::client::RouteHost> hosts;
-  std::optional<smtp::client::Outcome> failure;
-};
-ResolvedRoute resolve_route(dns::Resolver& resolver, std::string_view domain, std::string_view own_hostname,
-                            std::mt19937& rng);
-
-// The SRS secrets file: one secret per non-empty line, the first signs.
-base::Result<std::vector<std::string>> read_srs_secrets(const std::filesystem::path& file);
 
 }  // namespace hikyaku::delivery

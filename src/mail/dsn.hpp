@@ -6,7 +6,7 @@
 //            RFC 5322 §3.3 (date-time), §3.2.4 (quoted-string), §2.2.3
 //            (unfolding), §2.1.1 (line length), RFC 3834 §5
 //            (Auto-Submitted), RFC 3461 §6.2 (no DSN to the null sender —
-//            decided by the caller, policy::ForwardFallback).
+//            decided by the caller, policy::DeliveryPolicy).
 // Trust:     the original header section and remote reply texts are
 //            untrusted: every value copied from them is reduced to one line
 //            of printable US-ASCII (CR, LF, NUL and other controls can never

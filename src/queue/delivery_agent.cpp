@@ -31,9 +31,5 @@ base::Result<std::string> read_message(const DeliveryRequest& request, uint64_t 
   return out;
 }
 
-bool DeliveryAgent::deliver_now(const DeliveryRequest& /*request*/,
-                                std::function<void(DeliveryOutcome)> /*done*/) {  // NOLINT(performance-unnecessary-value-param): overrides take it
-  return false;
-}
 
 }  // namespace hikyaku::queue

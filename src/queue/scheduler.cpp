@@ -3,10 +3,13 @@
 #include <algorithm>
 
 #include "base/log.hpp"
+#include "mail/header.hpp"
 
 namespace hikyaku::queue {
 using namespace std::chrono_literals;
 using std::chrono::duration_cast;
+using policy::AttemptResult;
+using policy::Disposition;
 
 namespace {
 
@@ -14,24 +17,13 @@ namespace {
 // jump (tests, suspend/resume), so never trust one long wait.
 constexpr auto kMaxSleep = 1s;
 
-std::string_view outcome_word(const TargetState& s, bool diverted) {
-  if (diverted) return "diverted";
-  switch (s.status) {
-    case TargetStatus::delivered: return "delivered";
-    case TargetStatus::failed: return "failed";
-    case TargetStatus::pending: return "deferred";
-  }
-  return "deferred";
-}
-
 }  // namespace
 
-Scheduler::Scheduler(Spool& spool, const config::Config& config, base::Clock& clock,
-                     SchedulerOptions options)
-    : spool_(spool), delivery_(config.delivery), clock_(clock), options_(options),
+Scheduler::Scheduler(Spool& spool, const policy::DeliveryPolicy& policy, const policy::ReportWriter& reports,
+                     base::Clock& clock, SchedulerOptions options)
+    : spool_(spool), policy_(policy), reports_(reports), clock_(clock), options_(options),
       rng_(std::random_device{}()) {
-  if (delivery_.retry.empty()) delivery_.retry.push_back(config::Seconds(300));
-  if (options_.workers == 0) options_.workers = 1;
+  if (options_.threads == 0) options_.threads = 1;
   if (options_.max_in_flight == 0) options_.max_in_flight = 1;
 }
 
@@ -40,11 +32,6 @@ Scheduler::~Scheduler() { stop(); }
 void Scheduler::register_agent(mail::Target::Kind kind, DeliveryAgent& agent) {
   std::lock_guard lock(mu_);
   agents_[kind] = &agent;
-}
-
-void Scheduler::set_fallback_policy(FallbackPolicy& policy) {
-  std::lock_guard lock(mu_);
-  fallback_ = &policy;
 }
 
 base::Status Scheduler::start() {
@@ -72,7 +59,7 @@ base::Status Scheduler::start() {
   std::lock_guard lock(mu_);
   stopping_ = false;
   started_ = true;
-  for (unsigned i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { worker(); });
+  for (unsigned i = 0; i < options_.threads; ++i) threads_.emplace_back([this] { run(); });
   return {};
 }
 
@@ -86,92 +73,84 @@ void Scheduler::submit(const std::string& queue_id) {
   add_message(std::move(*m));
 }
 
-void Scheduler::submit_staged(SpooledMessage message, std::shared_ptr<const std::string> bytes, Caller caller) {
-  add_message(std::move(message), std::move(bytes), false, caller);
+void Scheduler::submit_staged(SpooledMessage message, std::shared_ptr<const std::string> bytes) {
+  add_message(std::move(message), std::move(bytes), false);
 }
 
-void Scheduler::add_message(SpooledMessage message, std::shared_ptr<const std::string> bytes, bool durable,
-                            Caller caller) {
+void Scheduler::add_message(SpooledMessage message, std::shared_ptr<const std::string> bytes, bool durable) {
   std::unique_lock lock(mu_);
   if (active_.count(message.id)) return;  // already held (recovery raced a submit)
   const std::string id = message.id;
   Active& a = active_[id];
-  a.in_flight.assign(message.targets.size(), false);
-  a.held.resize(message.targets.size());
+  a.in_flight.assign(message.slots.size(), false);
+  a.held.resize(message.slots.size());
   a.message = std::move(message);
   a.bytes = std::move(bytes);
   a.durable = durable;
   const size_t queued = ready_.size();
   if (durable) {
-    for (size_t i = 0; i < a.message.targets.size(); ++i) schedule_locked(id, i, a.message.targets[i]);
-    wake_workers_locked(ready_.size() - queued);
+    for (size_t i = 0; i < a.message.slots.size(); ++i) schedule_locked(id, i, a.message.slots[i]);
+    wake_threads_locked(ready_.size() - queued);
     return;
   }
   // Not yet durable: only the forwards start (they overlap the disk sync;
-  // local deliveries wait for committed()), and on the caller's thread:
-  // handing them to a worker would put a thread wake-up (0.1-0.2 ms on a
-  // VM) on the way to the far side. The event loop may only use the agent's
-  // deliver_now(); what it declines goes to a worker after all.
+  // local deliveries wait for committed()), on the caller's thread: handing
+  // them to a queue thread would put a thread wake-up (0.1-0.2 ms on a VM)
+  // on the way to the far side. Forward agents never block (delivery_agent.hpp).
+  // While commits fail, nothing starts before the commit (Rules).
+  if (spool_.commits_failing()) return;
   std::vector<size_t> forwards;
-  for (size_t i = 0; i < a.message.targets.size(); ++i) {
-    if (a.message.targets[i].target.kind == mail::Target::Kind::forward) forwards.push_back(i);
+  for (size_t i = 0; i < a.message.slots.size(); ++i) {
+    if (a.message.slots[i].target.kind == mail::Target::Kind::forward) forwards.push_back(i);
   }
   for (size_t i : forwards) {
     if (started_ && !stopping_ && in_flight_ < options_.max_in_flight) {
-      // Both release the lock around the agent call.
-      if (caller == Caller::worker) attempt(Task{id, i}, lock);
-      else if (!attempt_now(Task{id, i}, lock)) ready_.push_back(Task{id, i});
+      attempt(Task{id, i}, lock);  // releases the lock around the agent call
     } else {
       ready_.push_back(Task{id, i});
     }
   }
-  if (ready_.size() > queued) wake_workers_locked(ready_.size() - queued);
+  if (ready_.size() > queued) wake_threads_locked(ready_.size() - queued);
 }
 
-// As many workers as there is new work (a timer change needs one), not all
-// of them: each wake-up of an idle worker costs a context switch and a turn
+// As many threads as there is new work (a timer change needs one), not all
+// of them: each wake-up of an idle thread costs a context switch and a turn
 // on the lock.
-void Scheduler::wake_workers_locked(size_t new_work) {
+void Scheduler::wake_threads_locked(size_t new_work) {
   if (new_work > 1) cv_.notify_all();
   else cv_.notify_one();
 }
 
 void Scheduler::committed(const std::string& queue_id) {
-  for (;;) {
-    // Notices of diversions decided before the commit go out first, now that
-    // the file is in queue/ and before a held outcome can finish the message.
-    std::vector<Active::Notice> notices;
-    const SpooledMessage* message = nullptr;
-    {
-      std::lock_guard lock(mu_);
-      auto it = active_.find(queue_id);
-      if (it == active_.end() || it->second.durable) return;
-      Active& a = it->second;
-      if (a.notices.empty()) {
-        a.durable = true;
-        const size_t queued = ready_.size() + settle_.size();
-        for (size_t i = 0; i < a.message.targets.size(); ++i) {
-          if (a.held[i]) {
-            settle_.push_back(Settle{queue_id, i, std::move(*a.held[i])});
-            a.held[i].reset();
-          } else if (a.message.targets[i].link == 0 &&
-                     a.message.targets[i].target.kind != mail::Target::Kind::forward) {
-            // Local slots of the plan, held back until now (an early
-            // diversion's mailbox link is already scheduled).
-            schedule_locked(queue_id, i, a.message.targets[i]);
-          }
-        }
-        wake_workers_locked(ready_.size() + settle_.size() - queued);
-        idle_cv_.notify_all();
-        return;
+  std::vector<policy::NoticeFacts> notices;
+  policy::OriginalMessage about;
+  {
+    std::lock_guard lock(mu_);
+    auto it = active_.find(queue_id);
+    if (it == active_.end() || it->second.durable) return;
+    Active& a = it->second;
+    a.durable = true;
+    notices.swap(a.notices);
+    if (!notices.empty()) about = original(a.message, a.bytes);
+    const size_t queued = ready_.size() + settle_.size();
+    for (size_t i = 0; i < a.message.slots.size(); ++i) {
+      if (a.held[i]) {
+        settle_.push_back(Settle{queue_id, i, std::move(*a.held[i])});
+        a.held[i].reset();
+      } else if (!a.in_flight[i] && a.message.slots[i].link == 0 && !a.message.slots[i].final() &&
+                 a.message.slots[i].attempts == 0 && a.message.slots[i].first_attempt == base::Clock::time_point{}) {
+        // Slots held back until now: the local ones, and forwards that did
+        // not start (commits were failing). An early diversion's mailbox
+        // link is already scheduled (its link is not 0).
+        schedule_locked(queue_id, i, a.message.slots[i]);
       }
-      notices.swap(a.notices);
-      message = &a.message;  // stable: a message not yet durable is never erased here
     }
-    for (const auto& n : notices) {
-      if (fallback_ != nullptr) fallback_->diverted(*message, n.from, n.to, n.outcome);
-    }
+    wake_threads_locked(ready_.size() + settle_.size() - queued);
+    idle_cv_.notify_all();
   }
+  // Notices of diversions decided before the commit go out now that the
+  // message is durable (a failed commit would have repeated them).
+  for (const auto& n : notices) enqueue_report(queue_id, reports_.notice(about, n));
 }
 
 void Scheduler::abandoned(const std::string& queue_id) {
@@ -189,11 +168,11 @@ void Scheduler::abandoned(const std::string& queue_id) {
     }
     if (a.in_flight_count == 0) active_.erase(it);
   }
-  for (auto& h : held) settle(h.id, h.slot, h.outcome);
+  for (auto& h : held) settle(h.id, h.slot, h.result);
 }
 
 // A pending slot goes to ready_ when due, else to timers_.
-void Scheduler::schedule_locked(const std::string& id, size_t slot, const TargetState& state) {
+void Scheduler::schedule_locked(const std::string& id, size_t slot, const SlotState& state) {
   if (state.final()) return;
   if (state.next_attempt <= clock_.now()) {
     ready_.push_back(Task{id, slot});
@@ -215,15 +194,15 @@ void Scheduler::stop() {
   stopping_ = true;
   cv_.notify_all();
   // In-flight deliveries call back into us: wait for them before returning
-  // (and settle held outcomes of messages committed meanwhile ourselves).
+  // (and settle queued outcomes ourselves meanwhile).
   while (in_flight_ > 0) {
     if (!settle_next(lock)) idle_cv_.wait(lock);
   }
-  std::vector<std::thread> workers;
-  workers.swap(workers_);
+  std::vector<std::thread> threads;
+  threads.swap(threads_);
   started_ = false;
   lock.unlock();
-  for (auto& t : workers) t.join();
+  for (auto& t : threads) t.join();
 }
 
 void Scheduler::flush() {
@@ -261,7 +240,7 @@ bool Scheduler::idle_locked() const {
 
 bool Scheduler::wait_idle(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
-  cv_.notify_all();  // make workers look at the clock first
+  cv_.notify_all();  // make the threads look at the clock first
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!idle_locked()) {
     if (idle_cv_.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() + 10ms)) ==
@@ -273,21 +252,21 @@ bool Scheduler::wait_idle(std::chrono::milliseconds timeout) {
   return true;
 }
 
-// Settle the oldest held outcome of a committed message, if any. Called with
-// `lock` held; releases it around the settling.
+// Settle the oldest queued outcome, if any. Called with `lock` held;
+// releases it around the settling.
 bool Scheduler::settle_next(std::unique_lock<std::mutex>& lock) {
   if (settle_.empty()) return false;
   Settle next = std::move(settle_.front());
   settle_.pop_front();
   lock.unlock();
-  settle(next.id, next.slot, next.outcome);
+  settle(next.id, next.slot, next.result);
   lock.lock();
   return true;
 }
 
-void Scheduler::worker() {
+void Scheduler::run() {
   std::unique_lock lock(mu_);
-  // Held outcomes are settled even while stopping: stop() waits for them.
+  // Queued outcomes are settled even while stopping: stop() waits for them.
   while (!stopping_ || !settle_.empty()) {
     if (settle_next(lock)) continue;
     const auto now = clock_.now();
@@ -310,15 +289,19 @@ void Scheduler::worker() {
   }
 }
 
+policy::MessageFacts Scheduler::facts(const SpooledMessage& message) const {
+  return policy::MessageFacts{message.origin, !message.envelope.sender.has_value(), message.arrival};
+}
+
 // Marks the slot in flight and builds its request; nullopt when there is
 // nothing to attempt (finished, forgotten, final or already in flight).
 std::optional<DeliveryRequest> Scheduler::begin_attempt_locked(const Task& task) {
   auto it = active_.find(task.id);
   if (it == active_.end()) return std::nullopt;  // finished or forgotten
   Active& a = it->second;
-  if (a.forgotten || task.slot >= a.message.targets.size() || a.in_flight[task.slot]) return std::nullopt;
-  const TargetState& state = a.message.targets[task.slot];
-  if (state.final()) return std::nullopt;
+  if (a.forgotten || task.slot >= a.message.slots.size() || a.in_flight[task.slot]) return std::nullopt;
+  SlotState& live = a.message.slots[task.slot];
+  if (live.final()) return std::nullopt;
 
   DeliveryRequest request;
   request.queue_id = task.id;
@@ -327,17 +310,14 @@ std::optional<DeliveryRequest> Scheduler::begin_attempt_locked(const Task& task)
   request.message_offset = a.message.message_offset;
   request.message_size = a.message.message_size;
   request.message = a.bytes;
-  request.recipient = state.recipient;
-  request.target = state.target;
-  request.diverted = state.diverted;
+  request.recipient = live.recipient;
+  request.target = live.target;
+  request.diverted = live.diverted;
   request.origin = a.message.origin;
   // The first attempt starts the defer_limit clock now, not when its
   // outcome arrives (an attempt may wait long for a slowed-down far side).
-  TargetState& live = a.message.targets[task.slot];
   if (live.first_attempt == base::Clock::time_point{}) live.first_attempt = clock_.now();
-  if (fallback_ != nullptr) {
-    if (auto deadline = fallback_->deadline(a.message, live)) request.deadline = *deadline;
-  }
+  if (auto deadline = policy_.deadline(facts(a.message), live)) request.deadline = *deadline;
   a.in_flight[task.slot] = true;
   ++a.in_flight_count;
   ++in_flight_;
@@ -356,169 +336,117 @@ void Scheduler::attempt(const Task& task, std::unique_lock<std::mutex>& lock) {
   if (!request) return;
   DeliveryAgent* agent = agent_for(request->target.kind);
   lock.unlock();
+  std::string id = task.id;
+  size_t slot = task.slot;
   if (agent == nullptr) {
-    on_outcome(task.id, task.slot,
-               DeliveryOutcome{DeliveryOutcome::Kind::temporary, "4.3.0",
-                               "no delivery agent for " + describe(request->target)});
+    on_result(id, slot,
+              AttemptResult{AttemptResult::Kind::temporary, "4.3.0",
+                            "no delivery agent for " + policy_.describe(request->target), AttemptResult::Cause::local});
   } else {
-    std::string id = task.id;
-    size_t slot = task.slot;
-    agent->deliver(*request, [this, id, slot](DeliveryOutcome outcome) { on_outcome(id, slot, std::move(outcome)); });
+    agent->deliver(*request, [this, id, slot](AttemptResult result) { on_result(id, slot, std::move(result)); });
   }
   lock.lock();
 }
 
-// attempt() through deliver_now(): false when the agent declined (the slot
-// is as before, for a worker to attempt) or there was nothing to attempt.
-bool Scheduler::attempt_now(const Task& task, std::unique_lock<std::mutex>& lock) {
-  auto request = begin_attempt_locked(task);
-  if (!request) return true;  // nothing to do: not the caller's to queue either
-  DeliveryAgent* agent = agent_for(request->target.kind);
-  bool went = false;
-  if (agent != nullptr) {
-    lock.unlock();
-    std::string id = task.id;
-    size_t slot = task.slot;
-    went = agent->deliver_now(*request,
-                              [this, id, slot](DeliveryOutcome outcome) { on_outcome(id, slot, std::move(outcome)); });
-    lock.lock();
-  }
-  if (went) return true;
-  // Declined: undo begin_attempt_locked() (first_attempt may stay: the
-  // worker's attempt follows at once). The message cannot have finished
-  // meanwhile: this slot counted in flight.
-  Active& a = active_.at(task.id);
-  a.in_flight[task.slot] = false;
-  --a.in_flight_count;
-  --in_flight_;
-  return false;
-}
-
-base::Clock::time_point Scheduler::retry_time_locked(unsigned attempts, base::Clock::time_point now) {
-  // config.delivery.retry[k-1] after the k-th failed attempt, then the last
-  // interval forever; jitter spreads a burst of deferrals (RFC 5321 §4.5.4.1).
-  size_t k = std::min<size_t>(attempts == 0 ? 0 : attempts - 1, delivery_.retry.size() - 1);
-  auto interval = duration_cast<base::Clock::time_point::duration>(delivery_.retry[k]);
-  std::uniform_real_distribution<double> dist(0.0, options_.jitter);
-  auto extra = duration_cast<base::Clock::time_point::duration>(interval * dist(rng_));
-  return now + interval + extra;
-}
-
-std::string Scheduler::describe(const mail::Target& target) const {
-  return fallback_ != nullptr ? fallback_->describe(target) : target.str();
-}
-
-// An agent's outcome: acted on now, or held until the message is durable.
-void Scheduler::on_outcome(const std::string& id, size_t slot, DeliveryOutcome outcome) {
+// An agent's result: acted on now, or held until the message is durable.
+void Scheduler::on_result(const std::string& id, size_t slot, AttemptResult result) {
   std::unique_lock lock(mu_);
   auto it = active_.find(id);
   HIKYAKU_CHECK(it != active_.end());
   Active& a = it->second;
-  if (!a.durable && !a.forgotten && !diverts_to_mailbox_locked(a, slot, outcome)) {
-    a.held[slot] = std::move(outcome);  // still in flight for everyone else
+  if (!a.durable && !a.forgotten && !diverts_to_mailbox_locked(a, slot, result)) {
+    a.held[slot] = std::move(result);  // still in flight for everyone else
     return;
   }
-  if (on_worker_locked()) {
+  if (on_queue_thread_locked()) {
     lock.unlock();
-    settle(id, slot, outcome);
+    settle(id, slot, result);
     return;
   }
-  // Settling writes the spool (fdatasync) and may queue a notice: not on
+  // Settling writes the spool (fdatasync) and may enqueue a report: not on
   // an agent's thread (the SMTP client completes on the event loop).
-  settle_.push_back(Settle{id, slot, std::move(outcome)});
+  settle_.push_back(Settle{id, slot, std::move(result)});
   lock.unlock();
-  cv_.notify_one();  // after unlocking: the woken worker does not wait for our lock
+  cv_.notify_one();  // after unlocking: the woken thread does not wait for our lock
 }
 
-bool Scheduler::on_worker_locked() const {
+bool Scheduler::on_queue_thread_locked() const {
   const auto self = std::this_thread::get_id();
-  return std::any_of(workers_.begin(), workers_.end(), [&](const std::thread& t) { return t.get_id() == self; });
+  return std::any_of(threads_.begin(), threads_.end(), [&](const std::thread& t) { return t.get_id() == self; });
 }
 
 // A refusal whose next link is a local mailbox needs no spool record (the
 // lazy diversion rule), so it is acted on before the commit: the fallback
-// copy is written while the spool syncs. Its outcome is held as usual.
-bool Scheduler::diverts_to_mailbox_locked(const Active& a, size_t slot, const DeliveryOutcome& outcome) {
-  if (fallback_ == nullptr || outcome.kind != DeliveryOutcome::Kind::permanent) return false;
-  TargetState next = a.message.targets[slot];
-  ++next.attempts;
-  next.last_reply = outcome.status + " " + outcome.detail;
-  auto link = fallback_->divert(a.message, next, outcome, clock_.now());
-  return link && link->target.kind == mail::Target::Kind::mailbox;
+// copy is written while the spool syncs. decide() is pure: calling it here,
+// under the lock, runs no hook.
+bool Scheduler::diverts_to_mailbox_locked(const Active& a, size_t slot, const AttemptResult& result) {
+  if (result.kind != AttemptResult::Kind::permanent) return false;
+  auto d = policy_.decide(facts(a.message), a.message.slots[slot], result, clock_.now());
+  return d.action == Disposition::Action::divert && d.next.target.kind == mail::Target::Kind::mailbox;
 }
 
-void Scheduler::settle(const std::string& id, size_t slot, const DeliveryOutcome& outcome) {
+policy::OriginalMessage Scheduler::original(const SpooledMessage& message,
+                                            const std::shared_ptr<const std::string>& bytes) const {
+  policy::OriginalMessage o;
+  o.queue_id = message.id;
+  o.arrival = message.arrival;
+  o.sender = message.envelope.sender;
+  if (bytes) {
+    o.headers = std::string(mail::header_section(*bytes));
+  } else if (auto text = spool_.read_message(message)) {
+    o.headers = std::string(mail::header_section(*text));
+  }
+  return o;
+}
+
+// A notice or DSN, queued as a new message. A report that cannot be built or
+// stored is logged and dropped: the original message is never affected.
+void Scheduler::enqueue_report(const std::string& about, base::Result<policy::GeneratedMessage> report) {
+  auto log = base::logger("queue");
+  if (!report) {
+    log->warn("{}: report not sent: {}", about, report.error().message);
+    return;
+  }
+  const char* kind = report->origin == policy::Origin::dsn ? "DSN" : "notice";
+  auto id = spool_.enqueue(report->envelope, report->plan, report->message, report->origin);
+  if (!id) {
+    log->error("{}: {} not queued: {}", about, kind, id.error().message);
+    return;
+  }
+  log->info("{}: {} {} queued about <{}>", about, kind, *id, report->plan.front().recipient);
+  submit(*id);
+}
+
+void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& result) {
   auto log = base::logger("queue");
   const auto now = clock_.now();
 
-  // 1. The new state, computed from the current one.
+  // 1. The disposition, from the current state (the policy's decision).
   std::unique_lock lock(mu_);
   auto it = active_.find(id);
   HIKYAKU_CHECK(it != active_.end());
   Active& a = it->second;
-  TargetState next = a.message.targets[slot];
-  const TargetState before = next;
-  ++next.attempts;
-  if (next.first_attempt == base::Clock::time_point{}) next.first_attempt = now;
-  next.last_reply = outcome.status + " " + outcome.detail;
-  bool diverted = false;
-  switch (outcome.kind) {
-    case DeliveryOutcome::Kind::delivered:
-      next.status = TargetStatus::delivered;
-      break;
-    case DeliveryOutcome::Kind::permanent:
-    case DeliveryOutcome::Kind::temporary: {
-      const bool temporary = outcome.kind == DeliveryOutcome::Kind::temporary;
-      const bool expired = now - a.message.arrival >= delivery_.expire;
-      bool give_up = !temporary || expired ||
-                     (fallback_ != nullptr && fallback_->should_divert(a.message, next, now));
-      if (!give_up) {
-        next.status = TargetStatus::pending;
-        next.next_attempt = retry_time_locked(next.attempts, now);
-        if (fallback_ != nullptr) {
-          // defer_limit: the last retry happens at the deadline, so the
-          // slot diverts then, not up to one retry interval later.
-          if (auto deadline = fallback_->deadline(a.message, next); deadline && *deadline < next.next_attempt)
-            next.next_attempt = std::max(*deadline, now);
-        }
-        break;
-      }
-      // Fallback rule (issue 3): a slot that failed for good moves to the
-      // next link of its chain, with a fresh attempt count, due now; with no
-      // further link it fails (the policy's failed() hook sends the DSN).
-      std::optional<FallbackPolicy::Diversion> link;
-      if (fallback_ != nullptr) link = fallback_->divert(a.message, next, outcome, now);
-      if (link) {
-        diverted = true;
-        next.target = link->target;
-        next.diverted = link->note;
-        ++next.link;
-        next.status = TargetStatus::pending;
-        next.attempts = 0;
-        next.first_attempt = {};
-        next.next_attempt = {};
-      } else {
-        next.status = TargetStatus::failed;
-        if (temporary && expired) next.last_reply += " (expired)";
-      }
-      break;
-    }
-  }
+  const SlotState before = a.message.slots[slot];
+  const double jitter_sample = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+  const Disposition d = policy_.decide(facts(a.message), before, result, now, jitter_sample);
+  const SlotState& next = d.next;
   // Stable while this attempt is in flight (Active is erased only when
   // in_flight_count drops to 0); record() reads only its path and slot count.
   const SpooledMessage* message = &a.message;
   const bool forgotten = a.forgotten;
   const bool durable = a.durable;  // false: an early diversion (diverts_to_mailbox_locked)
+  const bool diverted = d.action == Disposition::Action::divert;
   // The last slot turning final makes the message done: its unlink is the
-  // record (rule 5 in spool.hpp), so the append + fdatasync is skipped. A
+  // record (spool.hpp rule 5), so the append + fdatasync is skipped. A
   // crash before the unlink repeats that delivery: a duplicate, the same
   // trade-off as a crash between the agent's success and the record.
   bool last_final = next.final() && a.in_flight_count == 1;
-  for (size_t i = 0; last_final && i < a.message.targets.size(); ++i) {
-    if (i != slot && !a.message.targets[i].final()) last_final = false;
+  for (size_t i = 0; last_final && i < a.message.slots.size(); ++i) {
+    if (i != slot && !a.message.slots[i].final()) last_final = false;
   }
-  const std::string recipient = before.recipient;
   const auto arrival = a.message.arrival;
+  std::optional<policy::OriginalMessage> about;
+  if (!forgotten && durable && (d.notice || d.dsn)) about = original(a.message, a.bytes);
   lock.unlock();
 
   // 2. Durable before acted on. Except a diversion to a local mailbox: that
@@ -530,26 +458,23 @@ void Scheduler::settle(const std::string& id, size_t slot, const DeliveryOutcome
       // XXX(queue): acting anyway. A lost "delivered" record repeats the
       // delivery after a restart (duplicate); a lost deferral only changes
       // the retry time. Refusing to act would stall the queue on a full disk.
-      log->error("{}: cannot record state of {}: {}", id, describe(before.target), st.error().message);
+      log->error("{}: cannot record state of {}: {}", id, policy_.describe(before.target), st.error().message);
     }
   }
 
-  // 3. Log one line per attempt; hidden forwards are named only by kind
-  // (the policy's describe()): queue logs may end up on the status page.
+  // 3. One line per attempt; hidden forwards are named only by kind and
+  // replies are redacted: queue logs may reach the status page.
   const double delay = std::chrono::duration<double>(now - arrival).count();
-  log->info("{}: to=<{}>, target={}, status={} ({}), attempts={}, delay={:.2f}s", id, recipient,
-            describe(before.target), outcome_word(next, diverted),
-            fallback_ != nullptr ? fallback_->redact(next.last_reply) : next.last_reply, before.attempts + 1,
-            delay);
+  log->info("{}: to=<{}>, target={}, status={} ({}), attempts={}, delay={:.2f}s", id, before.recipient,
+            policy_.describe(before.target), d.word(), policy_.redact(next.last_reply), before.attempts + 1, delay);
+  if (!d.remark.empty()) log->warn("{}: {}", id, d.remark);
 
-  // 3b. Issue 3 hooks (notice on diversion, DSN on final failure), after the
-  // state is durable and before the file can be removed. A crash between
-  // the record and the hook loses that notice/DSN, never the message.
-  // Before the commit the notice cannot read the file yet: committed()
-  // sends it (step 4 queues it).
-  if (fallback_ != nullptr && !forgotten && durable) {
-    if (diverted) fallback_->diverted(*message, before, next, outcome);
-    else if (next.status == TargetStatus::failed) fallback_->failed(*message, next, outcome);
+  // 3b. Reports, after the state is durable and before the file can be
+  // removed. A crash between the record and the report loses that notice or
+  // DSN, never the message. Before the commit a notice waits (step 4).
+  if (about) {
+    if (d.notice) enqueue_report(id, reports_.notice(*about, *d.notice));
+    if (d.dsn) enqueue_report(id, reports_.dsn(*about, *d.dsn));
   }
 
   // 4. Act: update memory, reschedule, or finish the message.
@@ -558,12 +483,12 @@ void Scheduler::settle(const std::string& id, size_t slot, const DeliveryOutcome
   it = active_.find(id);
   HIKYAKU_CHECK(it != active_.end());
   Active& b = it->second;
-  std::optional<SpooledMessage> late_notice;  // a copy: b may be gone once unlocked
-  if (diverted && !durable && !b.forgotten && fallback_ != nullptr) {
-    if (b.durable) late_notice = b.message;  // committed() ran meanwhile: send it here
-    else b.notices.push_back(Active::Notice{before, next, outcome});
+  std::optional<policy::OriginalMessage> late;  // committed() ran meanwhile: send the notice here
+  if (d.notice && !durable && !b.forgotten) {
+    if (b.durable) late = original(b.message, b.bytes);
+    else b.notices.push_back(*d.notice);
   }
-  b.message.targets[slot] = next;
+  b.message.slots[slot] = next;
   b.in_flight[slot] = false;
   --b.in_flight_count;
   if (b.in_flight_count == 0 && (next.final() || next.next_attempt > now)) b.bytes.reset();
@@ -576,7 +501,7 @@ void Scheduler::settle(const std::string& id, size_t slot, const DeliveryOutcome
     remove_file = true;
   }
   lock.unlock();
-  if (late_notice) fallback_->diverted(*late_notice, before, next, outcome);
+  if (late) enqueue_report(id, reports_.notice(*late, *d.notice));
   if (remove_file) {
     if (auto st = spool_.remove(id); !st) log->error("{}: cannot remove: {}", id, st.error().message);
     else log->info("{}: removed", id);
@@ -586,10 +511,10 @@ void Scheduler::settle(const std::string& id, size_t slot, const DeliveryOutcome
   lock.lock();
   --in_flight_;
   // A free in-flight place, maybe a rescheduled slot (a diversion's mailbox
-  // attempt): a worker settling here takes the next task itself when it is
-  // back in its loop, so another is woken only for more work than that (a
-  // wake-up in series would delay the fallback copy by 0.1-0.2 ms).
-  if (!on_worker_locked() || ready_.size() + settle_.size() > 1) wake_workers_locked(1);
+  // attempt): a queue thread settling here takes the next task itself when
+  // it is back in its loop, so another is woken only for more work than
+  // that (a wake-up in series would delay the fallback copy by 0.1-0.2 ms).
+  if (!on_queue_thread_locked() || ready_.size() + settle_.size() > 1) wake_threads_locked(1);
   idle_cv_.notify_all();
 }
 

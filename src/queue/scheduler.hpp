@@ -1,19 +1,24 @@
-// Purpose:   The queue manager (Postfix qmgr): takes every pending target of
+// Purpose:   The queue manager (Postfix qmgr): takes every pending slot of
 //            every queued message to the DeliveryAgent registered for its
-//            kind, records each outcome in the Spool before acting on it, and
-//            retries temporary failures on config.delivery.retry (then every
-//            last interval, each with up to 10% jitter) until
-//            config.delivery.expire after arrival.
-// Rules:     * A new message is attempted the moment submit() is called (the
-//              caller calls it right after Spool::enqueue returned): no
-//              polling delay. submit_staged() goes further ("forward at
-//              once"): its forward slots are attempted from memory, on the
-//              caller's thread (no worker wake-up on the way to the far
-//              side), before the spool file is written and synced
-//              (Spool::stage/commit); every
-//              outcome is held until committed() and only then recorded or
-//              acted on; abandoned() (the commit failed, the client gets 451
-//              and will retry) discards them: at worst a duplicate forward.
+//            target kind, asks policy::DeliveryPolicy what each attempt's
+//            result means (decide(): delivered, retry at T, divert to the
+//            next link, fail — the delivery contract, one pure function),
+//            records the new slot state in the Spool before acting on it,
+//            and enqueues the notices and DSNs a disposition carries as new
+//            messages (policy::ReportWriter builds them). It interprets no
+//            outcome itself.
+// Rules:     * A message is attempted the moment it is submitted: no polling.
+//            * submit_staged() ("forward at once"): a message staged and not
+//              yet committed (Spool::stage) has its forward slots handed to
+//              their agent at once, on the caller's thread, while the spool
+//              file is written and synced; local slots wait for committed().
+//              Every outcome is held until committed() and only then
+//              recorded and acted on; abandoned() (the commit failed, the
+//              client gets 451 and retries) discards them: at worst a
+//              duplicate forward. While the spool reports failing commits
+//              (Spool::commits_failing(): a full or broken disk), nothing
+//              starts before committed(): every retry of a 451'd message
+//              would otherwise reach the far side again.
 //            * A diversion to a local mailbox link is not recorded before the
 //              mailbox attempt (one fsync less on the refusal path): the
 //              mailbox outcome's record, or the unlink, carries the whole
@@ -22,30 +27,26 @@
 //              diversion is acted on even before the commit (the fallback
 //              copy is written while the spool syncs); its notice waits for
 //              the commit.
-//            * Outcome handling, in this order: compute the new slot state;
-//              append it to the spool file (fdatasync); only then update
-//              memory, log, reschedule, or remove the file. A crash between
-//              the agent's success and the record repeats the delivery after
-//              restart (a duplicate, never a loss).
-//            * delivered → final. permanent → ask the FallbackPolicy (issue 3)
-//              for the next link; none → failed. temporary → if the message
-//              is older than expire → ask the FallbackPolicy, none → failed;
-//              else pending with the next retry time.
+//            * Settling an outcome, in this order: decide; append the new
+//              state to the spool file (fdatasync); only then update memory,
+//              log, enqueue reports, reschedule, or remove the file. A crash
+//              between the agent's success and the record repeats the
+//              delivery after restart (a duplicate, never a loss).
 //            * A slot whose kind has no registered agent is deferred (4.3.0),
 //              never dropped.
 //            * The file is removed when every slot is final; the last slot's
 //              final state is not appended (the unlink records it).
-// Standards: RFC 5321 §4.5.4.1 (retry strategy: at least 30 min between
-//            tries to one destination recommended, give up after 4–5 days).
-// Trust:     no network input; logs name recipients and targets as the
-//            FallbackPolicy describes them (hidden forwards: "forward:<hidden>",
-//            issue 3; queue logs may reach the status page).
-// Concurrency: own worker threads (std::thread + condition_variable); every
-//            public method is thread-safe. Agents may call `done` from any
-//            thread, synchronously or later; an outcome reported on a thread
-//            that is not one of the workers (the event loop) is settled by a
-//            worker, so no spool write blocks the agent's thread. stop()
-//            waits for in-flight deliveries to call `done`.
+// Standards: RFC 5321 §4.5.4.1 (retry strategy; the intervals are the
+//            policy's), §6.1 (responsibility once 250 is sent).
+// Trust:     no network input; logs name targets as the policy describes
+//            them (hidden forwards: "forward:<hidden>") and redact replies.
+// Concurrency: every public method is thread-safe. The scheduler's own
+//            queue threads (std::thread, SchedulerOptions::threads) run due
+//            attempts and settle outcomes; they may block (spool records,
+//            Maildir writes). Agents may call `done` from any thread; an
+//            outcome reported on another thread (the event loop) is queued
+//            for a queue thread. Nothing runs under the scheduler's lock but
+//            the pure policy calls. stop() waits for in-flight deliveries.
 // Errors:    spool I/O errors are logged (queue logger) and retried; nothing
 //            throws.
 #pragma once
@@ -67,107 +68,47 @@
 
 #include "base/clock.hpp"
 #include "base/result.hpp"
-#include "config/config.hpp"
+#include "policy/delivery_policy.hpp"
+#include "policy/reports.hpp"
 #include "queue/delivery_agent.hpp"
 #include "queue/spool.hpp"
 
 namespace hikyaku::queue {
 
-// Issue 3 plugs forward fallback chains in here: given a slot whose current
-// target failed for good (5xx, or 4xx past its defer limit), return the next
-// link, or nullopt to fail the slot. The scheduler writes the replacement as
-// one durable record (link + 1, attempts 0, the diversion note) before
-// attempting it — except a local mailbox link, whose attempt follows at once
-// and whose outcome is recorded instead (see Rules above). The message-aware
-// hooks below default to the simple ones; policy::ForwardFallback overrides
-// them. Hooks run on scheduler threads without the scheduler's lock;
-// diverted()/failed() run after the new state is recorded (or, for a
-// mailbox link, decided) and while the spool file still exists.
-class FallbackPolicy {
- public:
-  struct Diversion {
-    mail::Target target;  // the next link
-    std::string note;       // X-Hikyaku-Diverted value for the diverted copy
-  };
-  virtual ~FallbackPolicy() = default;
-  virtual std::optional<mail::Target> next(const TargetState& slot, const DeliveryOutcome& outcome) = 0;
-  // Whether a temporary failure should already divert (defer_limit). Default:
-  // only after config.delivery.expire.
-  virtual bool divert_on_temporary(const TargetState& /*slot*/, base::Clock::time_point /*now*/) {
-    return false;
-  }
-
-  virtual std::optional<Diversion> divert(const SpooledMessage& /*message*/, const TargetState& slot,
-                                          const DeliveryOutcome& outcome, base::Clock::time_point /*now*/) {
-    auto link = next(slot, outcome);
-    if (!link) return std::nullopt;
-    return Diversion{*link, {}};
-  }
-  virtual bool should_divert(const SpooledMessage& /*message*/, const TargetState& slot,
-                             base::Clock::time_point now) {
-    return divert_on_temporary(slot, now);
-  }
-  // A time the next retry must not pass (the defer_limit deadline), so the
-  // diversion happens at the deadline and not up to one retry interval later.
-  // Also handed to the agent (DeliveryRequest::deadline). Called with the
-  // scheduler's lock held: it must not call back into the scheduler.
-  virtual std::optional<base::Clock::time_point> deadline(const SpooledMessage& /*message*/,
-                                                          const TargetState& /*slot*/) {
-    return std::nullopt;
-  }
-  // The slot moved from `from` to the link in `to` (notices).
-  virtual void diverted(const SpooledMessage& /*message*/, const TargetState& /*from*/,
-                        const TargetState& /*to*/, const DeliveryOutcome& /*outcome*/) {}
-  // The slot failed for good (DSNs).
-  virtual void failed(const SpooledMessage& /*message*/, const TargetState& /*slot*/,
-                      const DeliveryOutcome& /*outcome*/) {}
-  // How a target is named in queue logs: hidden forwards as "forward:<hidden>".
-  virtual std::string describe(const mail::Target& target) { return target.str(); }
-  // Remote reply text as it may be logged (hidden addresses removed).
-  virtual std::string redact(std::string text) { return text; }
-};
-
 struct SchedulerOptions {
-  unsigned workers = 4;          // threads calling agents
+  unsigned threads = 4;          // queue threads (attempts, settling)
   unsigned max_in_flight = 256;  // deliveries handed to agents and not yet done
-  double jitter = 0.10;          // retry intervals are stretched by [0, jitter)
 };
 
 class Scheduler {
  public:
-  Scheduler(Spool& spool, const config::Config& config, base::Clock& clock,
-            SchedulerOptions options = {});
+  // All references must outlive the scheduler.
+  Scheduler(Spool& spool, const policy::DeliveryPolicy& policy, const policy::ReportWriter& reports,
+            base::Clock& clock, SchedulerOptions options = {});
   ~Scheduler();  // stop()
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
   // Before start(). The agent must outlive the scheduler.
   void register_agent(mail::Target::Kind kind, DeliveryAgent& agent);
-  void set_fallback_policy(FallbackPolicy& policy);
 
   // Recover the spool (Spool::recover), load every queued message, start the
-  // workers. Call it before accepting mail: recovery deletes spool/tmp/*. Unfinished targets are attempted now, or at their recorded
+  // queue threads. Call it before accepting mail: recovery deletes
+  // spool/tmp/*. Unfinished slots are attempted now, or at their recorded
   // next-attempt time.
   base::Status start();
-  // A message just enqueued: attempt it now (loads it from the spool).
+  // A message just enqueued (durable): attempt it now (loads it).
   void submit(const std::string& queue_id);
-  // Who calls submit_staged(): a thread that may block, or the event loop.
-  enum class Caller { worker, event_loop };
-  // A message the caller has staged (Spool::stage) and not yet committed,
-  // with its bytes, so that agents need not read the file. Its forward slots
-  // are handed to their agent before this returns, on the caller's thread
-  // (the agent's synchronous part runs here: SmtpAgent prepares the message
-  // and looks up the route): through deliver() on a worker, through
-  // deliver_now() on the event loop, where what the agent declines goes to
-  // a worker. Must be followed by committed() or abandoned() for the same id.
-  void submit_staged(SpooledMessage message, std::shared_ptr<const std::string> bytes,
-                     Caller caller = Caller::worker);
+  // A message staged (Spool::stage) and not yet committed, with its bytes so
+  // that agents need not read the file (see Rules). Must be followed by
+  // committed() or abandoned() for the same id.
+  void submit_staged(SpooledMessage message, std::shared_ptr<const std::string> bytes);
   void committed(const std::string& queue_id);
   void abandoned(const std::string& queue_id);
-  // Stop taking new attempts, wait for in-flight ones, join the workers.
+  // Stop taking new attempts, wait for in-flight ones, join the threads.
   void stop();
 
-  // Every pending target is due now (`hikyaku queue flush`).
+  // Every pending slot is due now (`hikyaku queue flush`).
   void flush();
   // Re-read the clock (a test moved its fake clock).
   void wake();
@@ -188,12 +129,8 @@ class Scheduler {
     bool forgotten = false;
     bool durable = true;          // false between submit_staged and committed
     std::shared_ptr<const std::string> bytes;  // dropped when nothing is in flight
-    std::vector<std::optional<DeliveryOutcome>> held;  // per slot, until durable
-    struct Notice {
-      TargetState from, to;
-      DeliveryOutcome outcome;
-    };
-    std::vector<Notice> notices;  // diverted() hooks of diversions decided before durable
+    std::vector<std::optional<policy::AttemptResult>> held;  // per slot, until durable
+    std::vector<policy::NoticeFacts> notices;  // of diversions decided before durable
   };
   struct Task {
     std::string id;
@@ -202,47 +139,48 @@ class Scheduler {
   struct Settle {
     std::string id;
     size_t slot;
-    DeliveryOutcome outcome;
+    policy::AttemptResult result;
   };
 
-  void worker();
+  void run();
   std::optional<DeliveryRequest> begin_attempt_locked(const Task& task);
   DeliveryAgent* agent_for(mail::Target::Kind kind) const;
   void attempt(const Task& task, std::unique_lock<std::mutex>& lock);
-  bool attempt_now(const Task& task, std::unique_lock<std::mutex>& lock);
-  void on_outcome(const std::string& id, size_t slot, DeliveryOutcome outcome);
-  bool on_worker_locked() const;
-  void settle(const std::string& id, size_t slot, const DeliveryOutcome& outcome);
+  void on_result(const std::string& id, size_t slot, policy::AttemptResult result);
+  bool on_queue_thread_locked() const;
+  void settle(const std::string& id, size_t slot, const policy::AttemptResult& result);
   bool settle_next(std::unique_lock<std::mutex>& lock);
-  bool diverts_to_mailbox_locked(const Active& a, size_t slot, const DeliveryOutcome& outcome);
-  void schedule_locked(const std::string& id, size_t slot, const TargetState& state);
+  bool diverts_to_mailbox_locked(const Active& a, size_t slot, const policy::AttemptResult& result);
+  void schedule_locked(const std::string& id, size_t slot, const SlotState& state);
   void move_due_locked(base::Clock::time_point now);
-  void wake_workers_locked(size_t new_work);
-  base::Clock::time_point retry_time_locked(unsigned attempts, base::Clock::time_point now);
+  void wake_threads_locked(size_t new_work);
   void add_message(SpooledMessage message, std::shared_ptr<const std::string> bytes = nullptr,
-                   bool durable = true, Caller caller = Caller::worker);
-  std::string describe(const mail::Target& target) const;
+                   bool durable = true);
+  policy::MessageFacts facts(const SpooledMessage& message) const;
+  policy::OriginalMessage original(const SpooledMessage& message,
+                                   const std::shared_ptr<const std::string>& bytes) const;
+  void enqueue_report(const std::string& about, base::Result<policy::GeneratedMessage> report);
   bool idle_locked() const;
 
   Spool& spool_;
-  config::Delivery delivery_;
+  const policy::DeliveryPolicy& policy_;
+  const policy::ReportWriter& reports_;
   base::Clock& clock_;
   SchedulerOptions options_;
   std::map<mail::Target::Kind, DeliveryAgent*> agents_;
-  FallbackPolicy* fallback_ = nullptr;
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;       // workers: work or stop
+  std::condition_variable cv_;       // queue threads: work or stop
   std::condition_variable idle_cv_;  // wait_idle(), stop()
   std::map<std::string, Active> active_;
   std::deque<Task> ready_;
-  std::deque<Settle> settle_;        // held outcomes of messages just committed
+  std::deque<Settle> settle_;        // outcomes to settle on a queue thread
   std::set<std::tuple<base::Clock::time_point, std::string, size_t>> timers_;
   unsigned in_flight_ = 0;
   bool stopping_ = false;
   bool started_ = false;
   std::mt19937_64 rng_;
-  std::vector<std::thread> workers_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace hikyaku::queue

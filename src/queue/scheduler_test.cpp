@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -10,10 +11,13 @@
 
 #include <gtest/gtest.h>
 
+#include "config/config.hpp"
+
 namespace hikyaku::queue {
 namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using policy::AttemptResult;
 
 // base::FakeClock is not thread-safe; the scheduler reads the clock from its
 // workers while the test moves it.
@@ -38,11 +42,12 @@ class LockedFakeClock final : public base::Clock {
 // records every attempt.
 class FakeAgent final : public DeliveryAgent {
  public:
-  void deliver(const DeliveryRequest& request, std::function<void(DeliveryOutcome)> done) override {
-    DeliveryOutcome outcome{DeliveryOutcome::Kind::delivered, "2.0.0", "ok"};
+  void deliver(const DeliveryRequest& request, std::function<void(AttemptResult)> done) override {
+    AttemptResult outcome{AttemptResult::Kind::delivered, "2.0.0", "ok"};
     {
       std::lock_guard lock(mu_);
       attempts_.push_back(request.queue_id + " " + request.recipient + " " + request.target.str());
+      threads_.push_back(std::this_thread::get_id());
       EXPECT_NE(request.envelope, nullptr);
       EXPECT_GT(request.message_size, 0u);
       auto it = script_.find(request.target.value);
@@ -50,10 +55,10 @@ class FakeAgent final : public DeliveryAgent {
     }
     done(outcome);
   }
-  void set(const std::string& target_value, DeliveryOutcome::Kind kind) {
+  void set(const std::string& target_value, AttemptResult::Kind kind) {
     std::lock_guard lock(mu_);
     script_[target_value] =
-        DeliveryOutcome{kind, kind == DeliveryOutcome::Kind::temporary ? "4.2.2" : "5.1.1", "scripted"};
+        AttemptResult{kind, kind == AttemptResult::Kind::temporary ? "4.2.2" : "5.1.1", "scripted"};
   }
   size_t count(const std::string& target_str) {
     std::lock_guard lock(mu_);
@@ -65,11 +70,16 @@ class FakeAgent final : public DeliveryAgent {
     std::lock_guard lock(mu_);
     return attempts_.size();
   }
+  std::vector<std::thread::id> threads() {
+    std::lock_guard lock(mu_);
+    return threads_;
+  }
 
  private:
   std::mutex mu_;
-  std::map<std::string, DeliveryOutcome> script_;
+  std::map<std::string, AttemptResult> script_;
   std::vector<std::string> attempts_;
+  std::vector<std::thread::id> threads_;
 };
 
 mail::Target mailbox(std::string name) { return mail::Target{mail::Target::Kind::mailbox, std::move(name)}; }
@@ -80,37 +90,19 @@ mail::Target forward(std::string addr) { return mail::Target{mail::Target::Kind:
 // still on the wire), and records whether the bytes came from memory.
 class GatedAgent final : public DeliveryAgent {
  public:
-  void deliver(const DeliveryRequest& request, std::function<void(DeliveryOutcome)> done) override {
+  void deliver(const DeliveryRequest& request, std::function<void(AttemptResult)> done) override {
     std::lock_guard lock(mu_);
     from_memory_ = request.message != nullptr;
     threads_.push_back(std::this_thread::get_id());
     pending_.push_back(std::move(done));
     cv_.notify_all();
   }
-  // The event loop's entry: declines unless take_now(true); counted.
-  bool deliver_now(const DeliveryRequest& request, std::function<void(DeliveryOutcome)> done) override {
-    std::lock_guard lock(mu_);
-    ++now_calls_;
-    if (!take_now_) return false;
-    from_memory_ = request.message != nullptr;
-    pending_.push_back(std::move(done));
-    cv_.notify_all();
-    return true;
-  }
-  void take_now(bool take) {
-    std::lock_guard lock(mu_);
-    take_now_ = take;
-  }
-  size_t now_calls() {
-    std::lock_guard lock(mu_);
-    return now_calls_;
-  }
   bool wait_attempts(size_t n) {
     std::unique_lock lock(mu_);
     return cv_.wait_for(lock, 5s, [&] { return pending_.size() + answered_ >= n; });
   }
-  void answer(DeliveryOutcome outcome) {
-    std::function<void(DeliveryOutcome)> done;
+  void answer(AttemptResult outcome) {
+    std::function<void(AttemptResult)> done;
     {
       std::lock_guard lock(mu_);
       ASSERT_FALSE(pending_.empty());
@@ -134,11 +126,9 @@ class GatedAgent final : public DeliveryAgent {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::thread::id> threads_;
-  std::vector<std::function<void(DeliveryOutcome)>> pending_;
+  std::vector<std::function<void(AttemptResult)>> pending_;
   size_t answered_ = 0;
   bool from_memory_ = false;
-  bool take_now_ = false;
-  size_t now_calls_ = 0;
 };
 
 // Polls `done` (real time) for up to 5 s.
@@ -156,20 +146,43 @@ class SchedulerTest : public ::testing::Test {
   void SetUp() override {
     char tmpl[] = "/tmp/scheduler_test.XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    auto loaded = config::load_config_text(R"(
+hostname = "mx.example.test"
+[delivery]
+retry = ["60s", "300s"]
+expire = "1h"
+[[domain]]
+name = "example.test"
+[[mailbox]]
+name = "fallback"
+[[mailbox]]
+name = "postmaster"
+[[forward]]
+to = "gone@gmail.test"
+hidden = false
+fallback = ["mailbox:postmaster"]
+[[forward]]
+to = "me@gmail.test"
+fallback = ["mailbox:fallback"]
+notify = true
+)",
+                                           "t.toml", tmpl);
+    ASSERT_TRUE(loaded.config) << loaded.errors.at(0).str();
+    config_ = std::move(*loaded.config);
     config_.data_dir = tmpl;
-    config_.delivery.retry = {60s, 300s};
-    config_.delivery.expire = 3600s;
-    spool_ = std::make_unique<Spool>(config_, clock_, /*sync=*/false);
+    policy_ = std::make_unique<policy::DeliveryPolicy>(config_);
+    reports_ = std::make_unique<policy::ReportWriter>(config_);
+    spool_ = std::make_unique<Spool>(config_.spool_dir(), clock_, /*sync=*/false);
     ASSERT_TRUE(spool_->create());
   }
   void TearDown() override { fs::remove_all(config_.data_dir); }
 
   std::unique_ptr<Scheduler> make_scheduler() {
-    auto s = std::make_unique<Scheduler>(*spool_, config_, clock_, SchedulerOptions{.workers = 2});
+    auto s = std::make_unique<Scheduler>(*spool_, *policy_, *reports_, clock_, SchedulerOptions{.threads = 2});
     s->register_agent(mail::Target::Kind::mailbox, agent_);
     return s;
   }
-  std::string enqueue(const Plan& plan) {
+  std::string enqueue(const std::vector<RecipientPlan>& plan) {
     mail::Envelope env;
     env.sender = mail::Address{"s", "example.org"};
     for (const auto& rp : plan) env.recipients.push_back(mail::Address{rp.recipient, "example.test"});
@@ -178,8 +191,20 @@ class SchedulerTest : public ::testing::Test {
     return *id;
   }
   bool queued(const std::string& id) { return fs::exists(config_.spool_dir() / "queue" / id); }
+  // Queued messages that are notices.
+  size_t notices() {
+    size_t n = 0;
+    auto entries = spool_->list();
+    for (const auto& e : *entries) {
+      auto m = spool_->load(e.id);
+      if (m && m->origin == Origin::notice) ++n;
+    }
+    return n;
+  }
 
   config::Config config_;
+  std::unique_ptr<policy::DeliveryPolicy> policy_;
+  std::unique_ptr<policy::ReportWriter> reports_;
   LockedFakeClock clock_{base::Clock::time_point(std::chrono::seconds(1700000000))};
   std::unique_ptr<Spool> spool_;
   FakeAgent agent_;
@@ -199,7 +224,7 @@ TEST_F(SchedulerTest, SubmitAttemptsImmediatelyAndRemovesFile) {
 }
 
 TEST_F(SchedulerTest, RetryScheduleFollowsConfigThenLastInterval) {
-  agent_.set("alice", DeliveryOutcome::Kind::temporary);
+  agent_.set("alice", AttemptResult::Kind::temporary);
   auto s = make_scheduler();
   ASSERT_TRUE(s->start());
   auto id = enqueue({{"alice", {mailbox("alice")}}});
@@ -226,14 +251,14 @@ TEST_F(SchedulerTest, RetryScheduleFollowsConfigThenLastInterval) {
   }
   auto m = spool_->load(id);
   ASSERT_TRUE(m);
-  EXPECT_EQ(m->targets[0].attempts, 4u) << "attempts recorded durably";
-  EXPECT_EQ(m->targets[0].last_reply, "4.2.2 scripted");
-  EXPECT_GT(m->targets[0].next_attempt, clock_.now());
+  EXPECT_EQ(m->slots[0].attempts, 4u) << "attempts recorded durably";
+  EXPECT_EQ(m->slots[0].last_reply, "4.2.2 scripted");
+  EXPECT_GT(m->slots[0].next_attempt, clock_.now());
   s->stop();
 }
 
 TEST_F(SchedulerTest, PermanentFailureIsFinal) {
-  agent_.set("nobody", DeliveryOutcome::Kind::permanent);
+  agent_.set("nobody", AttemptResult::Kind::permanent);
   auto s = make_scheduler();
   ASSERT_TRUE(s->start());
   auto id = enqueue({{"nobody", {mailbox("nobody")}}});
@@ -244,7 +269,7 @@ TEST_F(SchedulerTest, PermanentFailureIsFinal) {
 }
 
 TEST_F(SchedulerTest, ExpiryFailsTemporaryTarget) {
-  agent_.set("alice", DeliveryOutcome::Kind::temporary);
+  agent_.set("alice", AttemptResult::Kind::temporary);
   auto s = make_scheduler();
   ASSERT_TRUE(s->start());
   auto id = enqueue({{"alice", {mailbox("alice")}}});
@@ -259,7 +284,7 @@ TEST_F(SchedulerTest, ExpiryFailsTemporaryTarget) {
 }
 
 TEST_F(SchedulerTest, RestartResumesWithoutRepeatingRecordedTargets) {
-  agent_.set("bob", DeliveryOutcome::Kind::temporary);
+  agent_.set("bob", AttemptResult::Kind::temporary);
   auto id = enqueue({{"alice", {mailbox("alice")}}, {"bob", {mailbox("bob")}}});
   {
     auto s = make_scheduler();
@@ -273,7 +298,7 @@ TEST_F(SchedulerTest, RestartResumesWithoutRepeatingRecordedTargets) {
   ASSERT_TRUE(queued(id));
 
   // Restart: alice is recorded delivered; bob waits for his retry time.
-  agent_.set("bob", DeliveryOutcome::Kind::delivered);
+  agent_.set("bob", AttemptResult::Kind::delivered);
   auto s = make_scheduler();
   ASSERT_TRUE(s->start());
   EXPECT_EQ(s->active_messages(), 1u);
@@ -305,25 +330,20 @@ TEST_F(SchedulerTest, MissingAgentDefersNeverDrops) {
   ASSERT_TRUE(queued(id));
   auto m = spool_->load(id);
   ASSERT_TRUE(m);
-  EXPECT_EQ(m->targets[0].status, TargetStatus::pending);
-  EXPECT_EQ(m->targets[0].attempts, 1u);
+  EXPECT_EQ(m->slots[0].status, SlotStatus::pending);
+  EXPECT_EQ(m->slots[0].attempts, 1u);
 }
 
-TEST_F(SchedulerTest, FallbackPolicyReplacesTargetDurably) {
-  struct ToPostmaster final : FallbackPolicy {
-    std::optional<mail::Target> next(const TargetState& slot, const DeliveryOutcome&) override {
-      if (slot.link == 0) return mail::Target{mail::Target::Kind::mailbox, "postmaster"};
-      return std::nullopt;
-    }
-  } policy;
-  agent_.set("gone", DeliveryOutcome::Kind::permanent);
+// The delivery policy's divert: the next link of the configured chain.
+TEST_F(SchedulerTest, RefusedForwardMovesToItsFallbackLink) {
+  agent_.set("gone@gmail.test", AttemptResult::Kind::permanent);
   auto s = make_scheduler();
-  s->set_fallback_policy(policy);
+  s->register_agent(mail::Target::Kind::forward, agent_);
   ASSERT_TRUE(s->start());
-  auto id = enqueue({{"x", {mailbox("gone")}}});
+  auto id = enqueue({{"x", {forward("gone@gmail.test")}}});
   s->submit(id);
   ASSERT_TRUE(s->wait_idle(5s));
-  EXPECT_EQ(agent_.count("mailbox:gone"), 1u);
+  EXPECT_EQ(agent_.count("forward:gone@gmail.test"), 1u);
   EXPECT_EQ(agent_.count("mailbox:postmaster"), 1u);
   EXPECT_FALSE(queued(id));
 }
@@ -350,8 +370,8 @@ TEST_F(SchedulerTest, StagedForwardStartsBeforeCommitAndSettlesAfter) {
   EXPECT_EQ(forwards.threads()[0], std::this_thread::get_id()) << "on the caller's thread";
   EXPECT_TRUE(forwards.from_memory());
   EXPECT_EQ(agent_.count("mailbox:me"), 0u) << "local delivery waits for the commit";
-  forwards.answer({DeliveryOutcome::Kind::delivered, "2.0.0", "ok"});
-  EXPECT_EQ(s->active_messages(), 1u) << "the outcome is held";
+  forwards.answer({AttemptResult::Kind::delivered, "2.0.0", "ok"});
+  EXPECT_EQ(s->active_messages(), 1u) << "the result is held";
   ASSERT_TRUE(spool_->commit(*staged, *bytes));
   s->committed(id);
   ASSERT_TRUE(s->wait_idle(5s));
@@ -360,9 +380,10 @@ TEST_F(SchedulerTest, StagedForwardStartsBeforeCommitAndSettlesAfter) {
   EXPECT_FALSE(queued(id)) << "both slots final: file removed";
 }
 
-// The event loop submits through deliver_now() only; what the agent
-// declines (it would block) goes to deliver() on a worker thread.
-TEST_F(SchedulerTest, EventLoopCallerUsesDeliverNowAndAWorkerForWhatItDeclines) {
+// While commits fail (a full disk), nothing of a staged message starts
+// before its commit: a client retrying a 451'd message must not reach the
+// far side once per retry. After a successful commit the fast start resumes.
+TEST_F(SchedulerTest, NothingStartsBeforeTheCommitWhileCommitsFail) {
   GatedAgent forwards;
   auto s = make_scheduler();
   s->register_agent(mail::Target::Kind::forward, forwards);
@@ -370,78 +391,57 @@ TEST_F(SchedulerTest, EventLoopCallerUsesDeliverNowAndAWorkerForWhatItDeclines) 
   mail::Envelope env;
   env.recipients.push_back(mail::Address{"me", "example.test"});
   auto bytes = std::make_shared<const std::string>("Subject: t\r\n\r\nx\r\n");
+
+  // A commit fails: its queue id is taken in queue/ already.
+  auto clash = spool_->stage(env, {{"me@example.test", {forward("me@gmail.test")}}}, *bytes);
+  ASSERT_TRUE(clash);
+  {
+    std::ofstream(clash->message.path) << "occupied";
+  }
+  EXPECT_FALSE(spool_->commit(*clash, *bytes));
+  EXPECT_TRUE(spool_->commits_failing());
+  fs::remove(clash->message.path);
+
   auto staged = spool_->stage(env, {{"me@example.test", {forward("me@gmail.test")}}}, *bytes);
   ASSERT_TRUE(staged);
-  s->submit_staged(staged->message, bytes, Scheduler::Caller::event_loop);
-  EXPECT_EQ(forwards.now_calls(), 1u);
-  ASSERT_TRUE(forwards.wait_attempts(1));
-  ASSERT_EQ(forwards.threads().size(), 1u);
-  EXPECT_NE(forwards.threads()[0], std::this_thread::get_id()) << "declined: deliver() on a worker";
+  s->submit_staged(staged->message, bytes);
+  EXPECT_TRUE(forwards.threads().empty()) << "no forward before the commit while commits fail";
   ASSERT_TRUE(spool_->commit(*staged, *bytes));
+  EXPECT_FALSE(spool_->commits_failing());
   s->committed(staged->message.id);
-  forwards.answer({DeliveryOutcome::Kind::delivered, "2.0.0", "ok"});
+  ASSERT_TRUE(forwards.wait_attempts(1)) << "attempted once durable";
+  forwards.answer({AttemptResult::Kind::delivered, "2.0.0", "ok"});
   ASSERT_TRUE(s->wait_idle(5s));
   EXPECT_FALSE(queued(staged->message.id));
-}
 
-// Taken by deliver_now(): deliver() is never called; the outcome, reported
-// on a thread that is not a worker (as the event loop would), is settled by
-// a worker: the message completes and its file goes.
-TEST_F(SchedulerTest, EventLoopCallerTakenByDeliverNowSettlesOnAWorker) {
-  GatedAgent forwards;
-  forwards.take_now(true);
-  auto s = make_scheduler();
-  s->register_agent(mail::Target::Kind::forward, forwards);
-  ASSERT_TRUE(s->start());
-  mail::Envelope env;
-  env.recipients.push_back(mail::Address{"me", "example.test"});
-  auto bytes = std::make_shared<const std::string>("Subject: t\r\n\r\nx\r\n");
-  auto staged = spool_->stage(env, {{"me@example.test", {forward("me@gmail.test"), mailbox("me")}}}, *bytes);
-  ASSERT_TRUE(staged);
-  const std::string id = staged->message.id;
-  s->submit_staged(staged->message, bytes, Scheduler::Caller::event_loop);
-  EXPECT_EQ(forwards.now_calls(), 1u);
-  ASSERT_TRUE(forwards.wait_attempts(1));
-  EXPECT_TRUE(forwards.threads().empty()) << "taken: no deliver() call";
-  EXPECT_TRUE(forwards.from_memory());
-  ASSERT_TRUE(spool_->commit(*staged, *bytes));
-  s->committed(id);
-  ASSERT_TRUE(wait_for_test([&] { return agent_.count("mailbox:me") == 1; }));
-  forwards.answer({DeliveryOutcome::Kind::delivered, "2.0.0", "ok"});  // durable now: queued for a worker
+  // Healthy again: the next message's forward starts before its commit.
+  auto next = spool_->stage(env, {{"me@example.test", {forward("me@gmail.test")}}}, *bytes);
+  ASSERT_TRUE(next);
+  s->submit_staged(next->message, bytes);
+  EXPECT_EQ(forwards.threads().size(), 2u);
+  ASSERT_TRUE(spool_->commit(*next, *bytes));
+  s->committed(next->message.id);
+  forwards.answer({AttemptResult::Kind::delivered, "2.0.0", "ok"});
   ASSERT_TRUE(s->wait_idle(5s));
-  EXPECT_EQ(s->active_messages(), 0u);
-  EXPECT_FALSE(queued(id));
 }
 
-// An outcome reported on a thread that is not a worker (the SMTP client's
-// event loop) is settled on a worker: the spool record's fdatasync and the
-// fallback hooks never block the agent's thread.
-TEST_F(SchedulerTest, OutcomeFromAnotherThreadIsSettledOnAWorker) {
-  struct Recorder final : FallbackPolicy {
-    std::optional<mail::Target> next(const TargetState&, const DeliveryOutcome&) override { return std::nullopt; }
-    void failed(const SpooledMessage&, const TargetState&, const DeliveryOutcome&) override {
-      std::lock_guard lock(mu);
-      thread = std::this_thread::get_id();
-    }
-    std::optional<std::thread::id> seen() {
-      std::lock_guard lock(mu);
-      return thread;
-    }
-    std::mutex mu;
-    std::optional<std::thread::id> thread;
-  } policy;
+// A result reported on a thread that is not a queue thread (the SMTP
+// client's event loop) is settled on a queue thread: the spool record's
+// fdatasync and the diversion's mailbox write never block the agent's
+// thread.
+TEST_F(SchedulerTest, ResultFromAnotherThreadIsSettledOnAQueueThread) {
   GatedAgent forwards;
   auto s = make_scheduler();
   s->register_agent(mail::Target::Kind::forward, forwards);
-  s->set_fallback_policy(policy);
   ASSERT_TRUE(s->start());
-  auto id = enqueue({{"x", {forward("me@gmail.test")}}});
+  auto id = enqueue({{"x", {forward("gone@gmail.test")}}});
   s->submit(id);
   ASSERT_TRUE(forwards.wait_attempts(1));
-  forwards.answer({DeliveryOutcome::Kind::permanent, "5.7.1", "refused"});
+  forwards.answer({AttemptResult::Kind::permanent, "5.7.1", "refused"});
   ASSERT_TRUE(s->wait_idle(5s));
-  ASSERT_TRUE(policy.seen().has_value());
-  EXPECT_NE(*policy.seen(), std::this_thread::get_id());
+  ASSERT_EQ(agent_.count("mailbox:postmaster"), 1u);
+  ASSERT_EQ(agent_.threads().size(), 1u);
+  EXPECT_NE(agent_.threads()[0], std::this_thread::get_id());
 }
 
 // A failed commit (the client gets 451 and retries): the held outcome is
@@ -463,7 +463,7 @@ TEST_F(SchedulerTest, AbandonedStageDiscardsOutcomes) {
     ASSERT_TRUE(forwards.wait_attempts(1));
   }  // never committed: the tmp file goes
   s->abandoned(id);
-  forwards.answer({DeliveryOutcome::Kind::delivered, "2.0.0", "ok"});
+  forwards.answer({AttemptResult::Kind::delivered, "2.0.0", "ok"});
   ASSERT_TRUE(s->wait_idle(5s));
   EXPECT_EQ(agent_.count("mailbox:me"), 0u);
   EXPECT_EQ(s->active_messages(), 0u);
@@ -473,53 +473,35 @@ TEST_F(SchedulerTest, AbandonedStageDiscardsOutcomes) {
 // A diversion to a local mailbox is not recorded before the mailbox attempt:
 // the mailbox outcome's record carries the whole state (link, diverted note).
 TEST_F(SchedulerTest, DiversionToMailboxIsRecordedWithItsOutcome) {
-  struct ToFallback final : FallbackPolicy {
-    std::optional<mail::Target> next(const TargetState& slot, const DeliveryOutcome&) override {
-      if (slot.link == 0) return mail::Target{mail::Target::Kind::mailbox, "fallback"};
-      return std::nullopt;
-    }
-  } policy;
-  agent_.set("refused", DeliveryOutcome::Kind::permanent);
-  agent_.set("fallback", DeliveryOutcome::Kind::temporary);  // the mailbox defers
+  agent_.set("me@gmail.test", AttemptResult::Kind::permanent);
+  agent_.set("fallback", AttemptResult::Kind::temporary);  // the mailbox defers
   auto s = make_scheduler();
-  s->set_fallback_policy(policy);
+  s->register_agent(mail::Target::Kind::forward, agent_);
   ASSERT_TRUE(s->start());
-  auto id = enqueue({{"x", {mailbox("refused")}}});
+  auto id = enqueue({{"x", {forward("me@gmail.test")}}});
   s->submit(id);
   ASSERT_TRUE(s->wait_idle(5s));
   EXPECT_EQ(agent_.count("mailbox:fallback"), 1u);
   auto m = spool_->load(id);
   ASSERT_TRUE(m);
-  ASSERT_EQ(m->targets.size(), 1u);
-  EXPECT_EQ(m->targets[0].link, 1u);
-  EXPECT_EQ(m->targets[0].target.str(), "mailbox:fallback");
-  EXPECT_EQ(m->targets[0].status, TargetStatus::pending);
-  EXPECT_EQ(m->targets[0].attempts, 1u);
+  ASSERT_EQ(m->slots.size(), 1u);
+  EXPECT_EQ(m->slots[0].link, 1u);
+  EXPECT_EQ(m->slots[0].target.str(), "mailbox:fallback");
+  EXPECT_EQ(m->slots[0].status, SlotStatus::pending);
+  EXPECT_EQ(m->slots[0].attempts, 1u);
+  EXPECT_TRUE(m->slots[0].diverted.find("reason=") != std::string::npos) << m->slots[0].diverted;
 }
 
 // A refusal before the commit whose next link is a local mailbox is acted on
-// at once: the fallback copy is written while the spool syncs; the
-// diverted() hook (the notice reads the spool file) waits for the commit.
-TEST_F(SchedulerTest, EarlyRefusalDivertsToMailboxBeforeCommit) {
-  struct ToFallback final : FallbackPolicy {
-    std::optional<mail::Target> next(const TargetState& slot, const DeliveryOutcome&) override {
-      if (slot.link == 0) return mail::Target{mail::Target::Kind::mailbox, "fallback"};
-      return std::nullopt;
-    }
-    void diverted(const SpooledMessage& message, const TargetState&, const TargetState&,
-                  const DeliveryOutcome&) override {
-      file_existed = fs::exists(message.path);
-      ++calls;
-    }
-    std::atomic<int> calls{0};
-    std::atomic<bool> file_existed{false};
-  } policy;
+// at once: the fallback copy is written while the spool syncs; the owner's
+// notice (notify = true) is queued only once the message is durable.
+TEST_F(SchedulerTest, EarlyRefusalDivertsToMailboxBeforeCommitAndNoticesAfter) {
   GatedAgent forwards;
   auto s = make_scheduler();
   s->register_agent(mail::Target::Kind::forward, forwards);
-  s->set_fallback_policy(policy);
   ASSERT_TRUE(s->start());
   mail::Envelope env;
+  env.sender = mail::Address{"s", "example.org"};
   env.recipients.push_back(mail::Address{"me", "example.test"});
   auto bytes = std::make_shared<const std::string>("Subject: t\r\n\r\nx\r\n");
   auto staged = spool_->stage(env, {{"me@example.test", {forward("me@gmail.test")}}}, *bytes);
@@ -527,22 +509,23 @@ TEST_F(SchedulerTest, EarlyRefusalDivertsToMailboxBeforeCommit) {
   const std::string id = staged->message.id;
   s->submit_staged(staged->message, bytes);
   ASSERT_TRUE(forwards.wait_attempts(1));
-  forwards.answer({DeliveryOutcome::Kind::permanent, "5.7.1", "refused"});
+  forwards.answer({AttemptResult::Kind::permanent, "5.7.1", "refused"});
   ASSERT_TRUE(wait_for_test([&] { return agent_.count("mailbox:fallback") == 1; }))
       << "the fallback copy is written before the commit";
-  EXPECT_EQ(policy.calls.load(), 0) << "the notice waits for the commit";
+  EXPECT_EQ(notices(), 0u) << "the notice waits for the commit";
   ASSERT_TRUE(spool_->commit(*staged, *bytes));
   s->committed(id);
+  ASSERT_TRUE(forwards.wait_attempts(2)) << "the notice goes to the forward address";
+  EXPECT_EQ(notices(), 1u);
+  forwards.answer({AttemptResult::Kind::delivered, "2.0.0", "ok"});
   ASSERT_TRUE(s->wait_idle(5s));
-  EXPECT_EQ(policy.calls.load(), 1);
-  EXPECT_TRUE(policy.file_existed.load()) << "the hook ran while the queue file existed";
   EXPECT_EQ(agent_.count("mailbox:fallback"), 1u);
   EXPECT_EQ(s->active_messages(), 0u);
   EXPECT_FALSE(queued(id));
 }
 
 TEST_F(SchedulerTest, FlushMakesEverythingDue) {
-  agent_.set("alice", DeliveryOutcome::Kind::temporary);
+  agent_.set("alice", AttemptResult::Kind::temporary);
   auto s = make_scheduler();
   ASSERT_TRUE(s->start());
   auto id = enqueue({{"alice", {mailbox("alice")}}});

@@ -121,10 +121,10 @@ bool parse_kind(std::string_view s, mail::Target::Kind& kind) {
   return true;
 }
 
-bool parse_status(std::string_view s, TargetStatus& status) {
-  if (s == "pending") status = TargetStatus::pending;
-  else if (s == "delivered") status = TargetStatus::delivered;
-  else if (s == "failed") status = TargetStatus::failed;
+bool parse_status(std::string_view s, SlotStatus& status) {
+  if (s == "pending") status = SlotStatus::pending;
+  else if (s == "delivered") status = SlotStatus::delivered;
+  else if (s == "failed") status = SlotStatus::failed;
   else return false;
   return true;
 }
@@ -140,7 +140,7 @@ bool decode_address(std::string_view local, std::string_view domain, mail::Addre
 // The header written at enqueue. The id is the file name, not in the header,
 // so a colliding rename can pick a new id without rewriting the file.
 std::string encode_header(base::Clock::time_point arrival, const mail::Envelope& env,
-                          const Plan& plan, size_t message_size, Origin origin) {
+                          const std::vector<RecipientPlan>& plan, size_t message_size, Origin origin) {
   std::string h;
   h.reserve(256 + plan.size() * 64);
   h += kMagic;
@@ -204,13 +204,13 @@ bool decode_header(std::string_view text, SpooledMessage& m) {
     } else if (key == "smtputf8" && f.size() == 2) {
       m.envelope.smtputf8 = f[1] == "1";
     } else if (key == "slot" && f.size() == 4) {
-      TargetState s;
+      SlotState s;
       if (!unescape(f[1], s.recipient) || !parse_kind(f[2], s.target.kind) ||
           !unescape(f[3], s.target.value)) {
         return false;
       }
       s.planned = s.target;
-      m.targets.push_back(std::move(s));
+      m.slots.push_back(std::move(s));
     } else if (key == "origin" && f.size() == 2) {
       if (f[1] == "notice") m.origin = Origin::notice;
       else if (f[1] == "dsn") m.origin = Origin::dsn;
@@ -220,13 +220,13 @@ bool decode_header(std::string_view text, SpooledMessage& m) {
     }
     // Unknown keys are ignored: a newer minor version may add facts.
   }
-  return magic && have_size && !m.targets.empty();
+  return magic && have_size && !m.slots.empty();
 }
 
 // One record line (without the leading and trailing newline):
 // R <slot> <link> <status> <attempts> <first_us> <next_us> <kind> <value> <reply> [<diverted>] <fnv32>
 // (the diverted field only when set, so undiverted records keep the first format)
-std::string encode_record(size_t index, const TargetState& s) {
+std::string encode_record(size_t index, const SlotState& s) {
   std::string line = "R " + std::to_string(index) + " " + std::to_string(s.link) + " " +
                      std::string(to_string(s.status)) + " " + std::to_string(s.attempts) + " " +
                      std::to_string(to_micros(s.first_attempt)) + " " +
@@ -251,19 +251,19 @@ bool decode_record(std::string_view line, SpooledMessage& m) {
   if ((f.size() != 10 && f.size() != 11) || f[0] != "R") return false;
   size_t index = 0;
   int64_t first = 0, next = 0;
-  TargetState s;
-  if (!parse_number(f[1], index) || index >= m.targets.size() || !parse_number(f[2], s.link) ||
+  SlotState s;
+  if (!parse_number(f[1], index) || index >= m.slots.size() || !parse_number(f[2], s.link) ||
       !parse_status(f[3], s.status) || !parse_number(f[4], s.attempts) ||
       !parse_number(f[5], first) || !parse_number(f[6], next) ||
       !parse_kind(f[7], s.target.kind) || !unescape(f[8], s.target.value) ||
       !unescape(f[9], s.last_reply) || (f.size() == 11 && !unescape(f[10], s.diverted))) {
     return false;
   }
-  s.recipient = m.targets[index].recipient;
-  s.planned = m.targets[index].planned;
+  s.recipient = m.slots[index].recipient;
+  s.planned = m.slots[index].planned;
   s.first_attempt = from_micros(first);
   s.next_attempt = from_micros(next);
-  m.targets[index] = std::move(s);
+  m.slots[index] = std::move(s);
   return true;
 }
 
@@ -287,21 +287,10 @@ base::Status pread_all(int fd, uint64_t offset, uint64_t length, std::string& ou
 
 }  // namespace
 
-std::string_view to_string(TargetStatus status) {
-  switch (status) {
-    case TargetStatus::pending: return "pending";
-    case TargetStatus::delivered: return "delivered";
-    case TargetStatus::failed: return "failed";
-  }
-  return "pending";
-}
-
 bool SpooledMessage::done() const {
-  return std::all_of(targets.begin(), targets.end(), [](const TargetState& t) { return t.final(); });
+  return std::all_of(slots.begin(), slots.end(), [](const SlotState& t) { return t.final(); });
 }
 
-Spool::Spool(const config::Config& config, base::Clock& clock, bool sync)
-    : Spool(config.spool_dir(), clock, sync) {}
 
 Spool::Spool(fs::path dir, base::Clock& clock, bool sync)
     : dir_(std::move(dir)), clock_(clock), sync_(sync) {}
@@ -362,7 +351,7 @@ void StagedMessage::discard() {
   tmp_.clear();
 }
 
-base::Result<std::string> Spool::enqueue(const mail::Envelope& envelope, const Plan& plan,
+base::Result<std::string> Spool::enqueue(const mail::Envelope& envelope, const std::vector<RecipientPlan>& plan,
                                          std::string_view message, Origin origin) {
   auto staged = stage(envelope, plan, message, origin);
   if (!staged) return staged.error();
@@ -370,7 +359,7 @@ base::Result<std::string> Spool::enqueue(const mail::Envelope& envelope, const P
   return staged->message.id;
 }
 
-base::Result<StagedMessage> Spool::stage(const mail::Envelope& envelope, const Plan& plan,
+base::Result<StagedMessage> Spool::stage(const mail::Envelope& envelope, const std::vector<RecipientPlan>& plan,
                                          std::string_view message, Origin origin) {
   // Sanity checks: a recipient without a target would be lost silently.
   if (plan.empty()) return base::make_error("enqueue: empty delivery plan");
@@ -392,6 +381,12 @@ base::Result<StagedMessage> Spool::stage(const mail::Envelope& envelope, const P
 }
 
 base::Status Spool::commit(StagedMessage& staged, std::string_view message) {
+  auto st = write_and_sync(staged, message);
+  commits_failing_.store(!st.ok(), std::memory_order_relaxed);
+  return st;
+}
+
+base::Status Spool::write_and_sync(StagedMessage& staged, std::string_view message) {
   HIKYAKU_CHECK(staged.fd_ < 0 && staged.tmp_.empty() && !staged.committed_);
   HIKYAKU_CHECK(message.size() == staged.message.message_size);
   const std::string& header = staged.header_;
@@ -538,8 +533,8 @@ base::Result<std::string> Spool::read_message(const SpooledMessage& message) con
   return out;
 }
 
-base::Status Spool::record(const SpooledMessage& message, size_t index, const TargetState& state) {
-  HIKYAKU_CHECK(index < message.targets.size());
+base::Status Spool::record(const SpooledMessage& message, size_t index, const SlotState& state) {
+  HIKYAKU_CHECK(index < message.slots.size());
   // The leading newline terminates a torn record left by a crash, so this
   // record always starts a line of its own.
   const std::string line = "\n" + encode_record(index, state) + "\n";
@@ -578,8 +573,8 @@ base::Result<std::vector<QueueEntry>> Spool::list() const {
     e.arrival = m->arrival;
     e.sender = m->envelope.sender_str();
     e.size = m->message_size;
-    e.total = static_cast<unsigned>(m->targets.size());
-    for (const auto& t : m->targets) e.pending += t.final() ? 0 : 1;
+    e.total = static_cast<unsigned>(m->slots.size());
+    for (const auto& t : m->slots) e.pending += t.final() ? 0 : 1;
     out.push_back(std::move(e));
   }
   if (ec) return base::make_error("scan " + (dir_ / "queue").string() + ": " + ec.message());

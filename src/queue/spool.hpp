@@ -13,6 +13,10 @@
 //      "forward at once" overlaps the disk sync); its outcomes wait for the
 //      commit, and a failed commit (the client gets 451 and retries) can
 //      only make a duplicate, never a loss.
+//   1b. A failed commit marks the spool as failing until a commit succeeds
+//      (commits_failing()); meanwhile the scheduler starts nothing before
+//      the commit, so a client retrying a 451'd message never reaches the
+//      far side more than once (the disk full case).
 //   2. The message bytes are immutable once enqueued. State changes are
 //      appended after them as checksummed one-line records, each
 //      fdatasync()ed before record() returns (as Postfix marks recipients
@@ -56,48 +60,16 @@
 
 #include "base/clock.hpp"
 #include "base/result.hpp"
-#include "config/config.hpp"
 #include "mail/envelope.hpp"
+#include "policy/slot.hpp"
 #include "queue/delivery_agent.hpp"
 
 namespace hikyaku::queue {
 
-// The ordered targets of one recipient (what policy::Resolver::plan() gives).
-struct RecipientPlan {
-  RecipientPlan() = default;
-  RecipientPlan(std::string recipient_in, std::vector<mail::Target> targets_in)
-      : recipient(std::move(recipient_in)), targets(std::move(targets_in)) {}
-  RecipientPlan(const mail::Address& address, std::vector<mail::Target> targets_in)
-      : recipient(address.str()), targets(std::move(targets_in)) {}
-
-  std::string recipient;                // the address as in the envelope (Address::str())
-  std::vector<mail::Target> targets;  // at least one
-};
-using Plan = std::vector<RecipientPlan>;
-using Plans = Plan;
-
-enum class TargetStatus { pending, delivered, failed };
-std::string_view to_string(TargetStatus status);
-
-// The durable state of one delivery slot (one recipient × one plan target).
-struct TargetState {
-  std::string recipient;
-  mail::Target target;        // current target; a fallback link replaces it
-  unsigned link = 0;            // 0 = planned target, n = n-th fallback link (issue 3)
-  TargetStatus status = TargetStatus::pending;
-  unsigned attempts = 0;
-  base::Clock::time_point first_attempt{};  // epoch = never attempted
-  base::Clock::time_point next_attempt{};   // epoch = as soon as possible
-  std::string last_reply;       // "4.2.2 mailbox full" (status + detail)
-  // The slot's target in the delivery plan (the spool header's slot line;
-  // never replaced): the root of its fallback chain (issue 3).
-  mail::Target planned;
-  // Set when the slot moved to a fallback link: the X-Hikyaku-Diverted
-  // header value ("<date>; reason=...") the diverted copy carries.
-  std::string diverted;
-
-  bool final() const { return status != TargetStatus::pending; }
-};
+using policy::Origin;
+using policy::RecipientPlan;
+using policy::SlotState;
+using policy::SlotStatus;
 
 // Everything the queue knows about one message.
 struct SpooledMessage {
@@ -107,7 +79,7 @@ struct SpooledMessage {
   std::filesystem::path path;    // spool/queue/<id>
   uint64_t message_offset = 0;   // message bytes are [offset, offset + size)
   uint64_t message_size = 0;
-  std::vector<TargetState> targets;  // slot index = position
+  std::vector<SlotState> slots;  // slot index = position
   Origin origin = Origin::received;  // header fact "origin" (absent: received)
   unsigned torn_records = 0;     // invalid records ignored while loading
 
@@ -150,8 +122,8 @@ class StagedMessage {
 
 class Spool {
  public:
-  // `sync` false skips every fsync (tests and benchmarks of the rest only).
-  Spool(const config::Config& config, base::Clock& clock, bool sync = true);
+  // `dir` is DATA_DIR/spool. `sync` false skips every fsync (tests and
+  // benchmarks of the rest only).
   Spool(std::filesystem::path dir, base::Clock& clock, bool sync = true);
 
   // mkdir -p spool/{tmp,queue,corrupt}, once at start (open() is the same;
@@ -162,7 +134,7 @@ class Spool {
   // Rule 1. `message` is the complete message as received (CRLF, dot
   // unstuffed, including our Received header). Fails without side effects
   // when a recipient has no target or the disk refuses.
-  base::Result<std::string> enqueue(const mail::Envelope& envelope, const Plan& plan,
+  base::Result<std::string> enqueue(const mail::Envelope& envelope, const std::vector<RecipientPlan>& plan,
                                     std::string_view message, Origin origin = Origin::received);
   // Rule 1 in two steps. stage() has the same checks as enqueue() and no
   // I/O; commit() writes the file and makes it durable under
@@ -170,9 +142,13 @@ class Spool {
   // already taken there fails the commit, the caller answers 451). A failed
   // commit leaves nothing behind but, at worst, a queue file that recovery
   // delivers (a duplicate of the client's retry).
-  base::Result<StagedMessage> stage(const mail::Envelope& envelope, const Plan& plan,
+  base::Result<StagedMessage> stage(const mail::Envelope& envelope, const std::vector<RecipientPlan>& plan,
                                     std::string_view message, Origin origin = Origin::received);
   base::Status commit(StagedMessage& staged, std::string_view message);
+  // Rule 1b: whether the last commit failed (a full or failing disk) and no
+  // commit has succeeded since. While it is so, nothing of a staged message
+  // starts before its commit (Scheduler::submit_staged).
+  bool commits_failing() const { return commits_failing_.load(std::memory_order_relaxed); }
 
   // Rule 4: clean spool/tmp, quarantine corrupt files, return the ids of all
   // queued messages, oldest first.
@@ -184,7 +160,7 @@ class Spool {
   base::Result<std::string> read_message(const SpooledMessage& message) const;
 
   // Rule 2/3: append the new state of slot `index`, fdatasync.
-  base::Status record(const SpooledMessage& message, size_t index, const TargetState& state);
+  base::Status record(const SpooledMessage& message, size_t index, const SlotState& state);
 
   // Rule 5 (also `hikyaku queue delete ID`): unlink the file.
   base::Status remove(std::string_view id);
@@ -201,12 +177,14 @@ class Spool {
 
  private:
   std::string next_id();
+  base::Status write_and_sync(StagedMessage& staged, std::string_view message);
   base::Status sync_queue_directory();
 
   std::filesystem::path dir_;
   base::Clock& clock_;
   bool sync_;
   std::atomic<uint32_t> counter_{0};
+  std::atomic<bool> commits_failing_{false};
   // Group commit of the queue directory fsync (rule 1).
   std::mutex dir_sync_mu_;
   std::atomic<uint64_t> renames_{0};

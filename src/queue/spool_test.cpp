@@ -30,7 +30,7 @@ mail::Envelope make_envelope() {
   return env;
 }
 
-Plan make_plan() {
+std::vector<RecipientPlan> make_plan() {
   return {{"alice@example.test", {mailbox("alice")}},
           {"Bob@example.test", {mailbox("bob"), forward("bob%40x@gmail.example")}}};
 }
@@ -72,13 +72,13 @@ TEST_F(SpoolTest, EnqueueThenLoadRoundTrips) {
   EXPECT_EQ(m->envelope.auth_user, "");
   EXPECT_TRUE(m->envelope.body_8bit);
   EXPECT_FALSE(m->envelope.smtputf8);
-  ASSERT_EQ(m->targets.size(), 3u) << "one slot per recipient × target";
-  EXPECT_EQ(m->targets[0].recipient, "alice@example.test");
-  EXPECT_EQ(m->targets[0].target.str(), "mailbox:alice");
-  EXPECT_EQ(m->targets[2].recipient, "Bob@example.test");
-  EXPECT_EQ(m->targets[2].target.str(), "forward:bob%40x@gmail.example");
-  for (const auto& t : m->targets) {
-    EXPECT_EQ(t.status, TargetStatus::pending);
+  ASSERT_EQ(m->slots.size(), 3u) << "one slot per recipient × target";
+  EXPECT_EQ(m->slots[0].recipient, "alice@example.test");
+  EXPECT_EQ(m->slots[0].target.str(), "mailbox:alice");
+  EXPECT_EQ(m->slots[2].recipient, "Bob@example.test");
+  EXPECT_EQ(m->slots[2].target.str(), "forward:bob%40x@gmail.example");
+  for (const auto& t : m->slots) {
+    EXPECT_EQ(t.status, SlotStatus::pending);
     EXPECT_EQ(t.attempts, 0u);
   }
   EXPECT_FALSE(m->done());
@@ -108,12 +108,12 @@ TEST_F(SpoolTest, StageThenCommitMatchesLoad) {
   EXPECT_EQ(s.message_size, loaded->message_size);
   EXPECT_EQ(s.envelope.sender_str(), loaded->envelope.sender_str());
   EXPECT_EQ(s.envelope.recipients.size(), loaded->envelope.recipients.size());
-  ASSERT_EQ(s.targets.size(), loaded->targets.size());
-  for (size_t i = 0; i < s.targets.size(); ++i) {
-    EXPECT_EQ(s.targets[i].recipient, loaded->targets[i].recipient);
-    EXPECT_EQ(s.targets[i].target.str(), loaded->targets[i].target.str());
-    EXPECT_EQ(s.targets[i].planned.str(), loaded->targets[i].planned.str());
-    EXPECT_FALSE(s.targets[i].final());
+  ASSERT_EQ(s.slots.size(), loaded->slots.size());
+  for (size_t i = 0; i < s.slots.size(); ++i) {
+    EXPECT_EQ(s.slots[i].recipient, loaded->slots[i].recipient);
+    EXPECT_EQ(s.slots[i].target.str(), loaded->slots[i].target.str());
+    EXPECT_EQ(s.slots[i].planned.str(), loaded->slots[i].planned.str());
+    EXPECT_FALSE(s.slots[i].final());
   }
   auto bytes = spool_->read_message(s);
   ASSERT_TRUE(bytes);
@@ -163,7 +163,7 @@ TEST_F(SpoolTest, NullSenderRoundTrips) {
 }
 
 TEST_F(SpoolTest, RejectsRecipientWithoutTarget) {
-  Plan plan = {{"alice@example.test", {}}};
+  std::vector<RecipientPlan> plan = {{"alice@example.test", {}}};
   auto id = spool_->enqueue(make_envelope(), plan, "x\r\n");
   EXPECT_FALSE(id);
   EXPECT_TRUE(fs::is_empty(dir_ / "queue"));
@@ -212,18 +212,18 @@ TEST_F(SpoolTest, RecordsLastWinsAndSurviveReload) {
   ASSERT_TRUE(id);
   auto m = spool_->load(*id);
   ASSERT_TRUE(m);
-  TargetState s = m->targets[1];
+  SlotState s = m->slots[1];
   s.attempts = 1;
   s.first_attempt = clock_.now();
   s.next_attempt = clock_.now() + 60s;
   s.last_reply = "4.2.2 mailbox full, try later";
   ASSERT_TRUE(spool_->record(*m, 1, s));
   s.attempts = 2;
-  s.status = TargetStatus::delivered;
+  s.status = SlotStatus::delivered;
   s.last_reply = "2.0.0 ok";
   ASSERT_TRUE(spool_->record(*m, 1, s));
   // Replacing a target by its next fallback link is one record (issue 3).
-  TargetState f = m->targets[2];
+  SlotState f = m->slots[2];
   f.target = mailbox("postmaster");
   f.link = 1;
   ASSERT_TRUE(spool_->record(*m, 2, f));
@@ -231,15 +231,15 @@ TEST_F(SpoolTest, RecordsLastWinsAndSurviveReload) {
   auto r = spool_->load(*id);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->torn_records, 0u);
-  EXPECT_EQ(r->targets[0].status, TargetStatus::pending);
-  EXPECT_EQ(r->targets[1].status, TargetStatus::delivered);
-  EXPECT_EQ(r->targets[1].attempts, 2u);
-  EXPECT_EQ(r->targets[1].first_attempt, clock_.now());
-  EXPECT_EQ(r->targets[1].next_attempt, clock_.now() + 60s);
-  EXPECT_EQ(r->targets[1].last_reply, "2.0.0 ok");
-  EXPECT_EQ(r->targets[1].recipient, "Bob@example.test");
-  EXPECT_EQ(r->targets[2].target.str(), "mailbox:postmaster");
-  EXPECT_EQ(r->targets[2].link, 1u);
+  EXPECT_EQ(r->slots[0].status, SlotStatus::pending);
+  EXPECT_EQ(r->slots[1].status, SlotStatus::delivered);
+  EXPECT_EQ(r->slots[1].attempts, 2u);
+  EXPECT_EQ(r->slots[1].first_attempt, clock_.now());
+  EXPECT_EQ(r->slots[1].next_attempt, clock_.now() + 60s);
+  EXPECT_EQ(r->slots[1].last_reply, "2.0.0 ok");
+  EXPECT_EQ(r->slots[1].recipient, "Bob@example.test");
+  EXPECT_EQ(r->slots[2].target.str(), "mailbox:postmaster");
+  EXPECT_EQ(r->slots[2].link, 1u);
   auto body = spool_->read_message(*r);
   ASSERT_TRUE(body);
   EXPECT_EQ(*body, "x\r\n") << "message bytes are immutable";
@@ -252,8 +252,8 @@ TEST_F(SpoolTest, RecoverCleansTmpAndIgnoresTornRecords) {
   ASSERT_TRUE(id);
   auto m = spool_->load(*id);
   ASSERT_TRUE(m);
-  TargetState s = m->targets[0];
-  s.status = TargetStatus::delivered;
+  SlotState s = m->slots[0];
+  s.status = SlotStatus::delivered;
   s.attempts = 1;
   ASSERT_TRUE(spool_->record(*m, 0, s));
   {
@@ -273,16 +273,16 @@ TEST_F(SpoolTest, RecoverCleansTmpAndIgnoresTornRecords) {
   auto r = spool_->load(*id);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->torn_records, 1u);
-  EXPECT_EQ(r->targets[0].status, TargetStatus::delivered);
-  EXPECT_EQ(r->targets[1].status, TargetStatus::pending) << "a torn record was never acknowledged";
+  EXPECT_EQ(r->slots[0].status, SlotStatus::delivered);
+  EXPECT_EQ(r->slots[1].status, SlotStatus::pending) << "a torn record was never acknowledged";
 
   // A record appended after the torn one is still read (it starts a new line).
-  TargetState b = r->targets[1];
-  b.status = TargetStatus::failed;
+  SlotState b = r->slots[1];
+  b.status = SlotStatus::failed;
   ASSERT_TRUE(spool_->record(*r, 1, b));
   auto again = spool_->load(*id);
   ASSERT_TRUE(again);
-  EXPECT_EQ(again->targets[1].status, TargetStatus::failed);
+  EXPECT_EQ(again->slots[1].status, SlotStatus::failed);
   EXPECT_EQ(again->torn_records, 1u);
 }
 
@@ -291,8 +291,8 @@ TEST_F(SpoolTest, CorruptChecksumIsIgnored) {
   ASSERT_TRUE(id);
   auto m = spool_->load(*id);
   ASSERT_TRUE(m);
-  TargetState s = m->targets[0];
-  s.status = TargetStatus::delivered;
+  SlotState s = m->slots[0];
+  s.status = SlotStatus::delivered;
   ASSERT_TRUE(spool_->record(*m, 0, s));
   // Flip one byte of the record ("delivered" → "delivereX").
   auto data = base::read_file(m->path);
@@ -305,7 +305,7 @@ TEST_F(SpoolTest, CorruptChecksumIsIgnored) {
   auto r = spool_->load(*id);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->torn_records, 1u);
-  EXPECT_EQ(r->targets[0].status, TargetStatus::pending);
+  EXPECT_EQ(r->slots[0].status, SlotStatus::pending);
 }
 
 TEST_F(SpoolTest, TruncatedMessageIsCorrupt) {
@@ -337,6 +337,34 @@ TEST_F(SpoolTest, ListAndRemove) {
   list = spool_->list();
   ASSERT_TRUE(list);
   EXPECT_EQ(list->size(), 1u);
+}
+
+// The planned target, the diversion note and the message origin survive a
+// reload.
+TEST_F(SpoolTest, RecordKeepsPlannedTargetNoteAndOrigin) {
+  mail::Envelope env;
+  env.sender = mail::Address{"s", "x.test"};
+  env.recipients.push_back(mail::Address{"r", "example.test"});
+  auto id = spool_->enqueue(env, {RecipientPlan("r@example.test", {mailbox("gone")})}, "Subject: x\r\n\r\nb\r\n",
+                            Origin::notice);
+  ASSERT_TRUE(id);
+  auto m = spool_->load(*id);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->origin, Origin::notice);
+  ASSERT_EQ(m->slots.size(), 1u);
+  SlotState s = m->slots[0];
+  EXPECT_EQ(s.planned.value, "gone");
+  s.target = mailbox("spare");
+  s.link = 1;
+  s.diverted = "Thu, 01 Jan 1970 00:00:00 +0000; reason=\"550 x y\"";
+  ASSERT_TRUE(spool_->record(*m, 0, s));
+  auto again = spool_->load(*id);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->torn_records, 0u);
+  EXPECT_EQ(again->slots[0].target.value, "spare");
+  EXPECT_EQ(again->slots[0].planned.value, "gone");
+  EXPECT_EQ(again->slots[0].diverted, s.diverted);
+  EXPECT_EQ(again->origin, Origin::notice);
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "srs/srs.hpp"
 
+#include <fstream>
+
 #include "base/strings.hpp"
 #include "crypto/hmac.hpp"
 
@@ -177,6 +179,20 @@ base::Result<mail::Address> Rewriter::reverse(const mail::Address& address) cons
   Decoded d = decode(address);
   if (d.error != Errc::ok) return base::make_error(std::string(to_string(d.error)));
   return std::move(d.address);
+}
+
+base::Result<std::vector<std::string>> read_secrets(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) return base::make_error("cannot read the SRS secret file " + file.string());
+  std::vector<std::string> secrets;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    auto secret = base::trim(line);
+    if (!secret.empty()) secrets.emplace_back(secret);
+  }
+  if (secrets.empty()) return base::make_error("the SRS secret file " + file.string() + " holds no secret");
+  return secrets;
 }
 
 }  // namespace hikyaku::srs

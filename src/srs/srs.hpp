@@ -21,6 +21,7 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -90,5 +91,9 @@ class Rewriter {
   Config config_;
   const base::Clock& clock_;
 };
+
+// The [srs] secret file: one secret per non-empty line (surrounding white
+// space ignored), the first signs. An unreadable or empty file is an error.
+base::Result<std::vector<std::string>> read_secrets(const std::filesystem::path& file);
 
 }  // namespace hikyaku::srs

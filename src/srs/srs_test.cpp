@@ -1,6 +1,10 @@
 // SRS tests: libsrs2/postsrsd address format (SRS0/SRS1), rotation,
 // expiry, tampering and case-insensitivity. The fixed vectors were computed
 // independently with Python's hmac/base64 modules.
+#include <fstream>
+#include <filesystem>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include "srs/srs.hpp"
@@ -188,6 +192,23 @@ TEST(Srs, HiddenForwardKeyIsDistinguishable) {
   auto d1 = rw.decode(srs1);
   ASSERT_EQ(d1.error, Errc::ok);
   EXPECT_EQ(d1.identity, "other@gmail.test");
+}
+
+TEST(SrsSecrets, OnePerLine) {
+  auto dir = std::filesystem::temp_directory_path() / ("srs-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream(dir / "s") << "  first-secret \r\n\nsecond\n";
+  }
+  auto s = read_secrets(dir / "s");
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(*s, (std::vector<std::string>{"first-secret", "second"}));
+  {
+    std::ofstream(dir / "empty") << "\n\n";
+  }
+  EXPECT_FALSE(read_secrets(dir / "empty").ok());
+  EXPECT_FALSE(read_secrets(dir / "missing").ok());
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

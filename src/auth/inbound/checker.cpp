@@ -1,5 +1,7 @@
 #include "auth/inbound/checker.hpp"
 
+#include <fmt/format.h>
+
 #include "base/strings.hpp"
 #include "mail/address.hpp"
 
@@ -146,6 +148,19 @@ std::optional<common::AuthenticationResults> own_results(const common::ParsedMes
     if (ar) return ar;
   }
   return std::nullopt;
+}
+
+std::string summary(const Verdict& v, std::string_view mail_from, std::string_view client_ip) {
+  std::string dkim_summary;
+  for (const auto& r : v.dkim) {
+    if (!dkim_summary.empty()) dkim_summary += ",";
+    dkim_summary += std::string(dkim::status_name(r.status));
+    if (!r.domain.empty()) dkim_summary += "(" + r.domain + ")";
+  }
+  return fmt::format("from=<{}> client=[{}] spf={} dkim={} dmarc={} (policy={} from={}) arc={}", mail_from,
+                     client_ip, spf::to_string(v.spf.result), dkim_summary, dmarc::to_string(v.dmarc.result),
+                     dmarc::to_string(v.dmarc.applied), v.author ? v.author->domain : std::string("?"),
+                     arc::chain_status_name(v.arc.status));
 }
 
 }  // namespace hikyaku::auth::inbound

@@ -68,6 +68,10 @@ struct Verdict {
 
 Verdict check(dns::Resolver& resolver, const Input& input, const Options& options);
 
+// One log line of the verdict: "from=<s> client=[ip] spf=pass dkim=pass(d)
+// dmarc=pass (policy=none from=d) arc=none".
+std::string summary(const Verdict& verdict, std::string_view mail_from, std::string_view client_ip);
+
 // The message with every Authentication-Results field naming `results`'
 // authserv-id removed (RFC 8601 §5) and `results.field()` inserted after the
 // first header field (our Received, RFC 8601 §5: "prepend").

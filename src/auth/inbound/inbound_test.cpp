@@ -1,16 +1,14 @@
 // Inbound authentication tests (issue 4) with an in-memory resolver:
 // checker pass/fail/none cases (RFC 7208, RFC 6376, RFC 7489, RFC 8617),
 // Authentication-Results stamping and removal of forged fields with our
-// authserv-id (RFC 8601 §5), the DMARC reject decision, SRS bounces.
+// authserv-id (RFC 8601 §5). The DMARC reject decision is intake's
+// (src/intake/intake_test.cpp).
 #include <gtest/gtest.h>
 
 #include "auth/dkim/key_record.hpp"
 #include "auth/dkim/signer.hpp"
 #include "auth/inbound/checker.hpp"
-#include "auth/inbound/inbound_sink.hpp"
-#include "auth/inbound/srs_bounces.hpp"
 #include "crypto/key.hpp"
-#include "dns/caching_resolver.hpp"
 #include "dns/fake_resolver.hpp"
 
 namespace hikyaku::auth::inbound {
@@ -147,184 +145,6 @@ TEST(Stamp, RemovesForgedOwnResultsAndInsertsAfterReceived_RFC8601_5) {
   auto own = own_results(common::parse_message(out), "mx.example.test");
   ASSERT_TRUE(own);
   EXPECT_EQ(own->results.at(0).result, "pass");
-}
-
-// A sink that records what reached the spool.
-class Recorder final : public smtp::server::MessageSink {
- public:
-  base::Result<std::string> store(const mail::Envelope&, std::string message) override {
-    messages.push_back(std::move(message));
-    return std::string("Q1");
-  }
-  std::vector<std::string> messages;
-};
-
-config::Config load(std::string_view text) {
-  auto r = config::load_config_text(text, "t.toml", "/tmp");
-  std::string errors;
-  for (const auto& e : r.errors) errors += e.str() + "\n";
-  EXPECT_TRUE(r.config) << errors;
-  return r.config ? *r.config : config::Config{};
-}
-
-const char* kConfig = R"(
-hostname = "mx.example.test"
-[srs]
-domain = "example.test"
-[[domain]]
-name = "example.test"
-dmarc_inbound = "reject"
-[[domain]]
-name = "tagged.test"
-[[mailbox]]
-name = "bob"
-[[mailbox]]
-name = "bob-fallback"
-[[address]]
-address = "bob@example.test"
-deliver = ["mailbox:bob", "forward:bob-private@gmail.test"]
-[[address]]
-address = "carol@tagged.test"
-deliver = ["mailbox:bob"]
-[[forward]]
-to = "bob-private@gmail.test"
-hidden = true
-fallback = ["mailbox:bob-fallback"]
-)";
-
-mail::Envelope envelope(std::string rcpt_local, std::string rcpt_domain) {
-  mail::Envelope e;
-  e.sender = mail::Address{"ann", "author.test"};
-  e.recipients.push_back({std::move(rcpt_local), std::move(rcpt_domain)});
-  e.helo = "elsewhere";
-  e.client_ip = "198.51.100.7";
-  return e;
-}
-
-TEST(InboundSink, RejectsDmarcFailureOnlyWhereAsked_RFC7489_10_3) {
-  Fixture f;
-  auto config = load(kConfig);
-  Recorder spool;
-  InboundSink sink(config, f.dns, spool, nullptr, nullptr);
-  std::string msg = f.signed_message();
-  msg.replace(msg.find("Hello."), 6, "Hallo.");
-  msg = kReceived + msg;
-
-  auto refused = sink.accept(envelope("bob", "example.test"), msg);
-  ASSERT_TRUE(refused.ok());
-  ASSERT_TRUE(refused->refusal);
-  EXPECT_EQ(refused->refusal->code, 550);
-  EXPECT_EQ(refused->refusal->status, "5.7.1");
-  EXPECT_TRUE(spool.messages.empty());
-
-  // "tag" (the default): recorded and delivered.
-  auto tagged = sink.accept(envelope("carol", "tagged.test"), msg);
-  ASSERT_TRUE(tagged.ok());
-  EXPECT_FALSE(tagged->refusal);
-  EXPECT_EQ(tagged->queue_id, "Q1");
-  ASSERT_EQ(spool.messages.size(), 1u);
-  const std::string& stored = spool.messages[0];
-  EXPECT_EQ(stored.find(kReceived), 0u);
-  EXPECT_EQ(stored.find("Authentication-Results: mx.example.test; spf=fail"), kReceived.size()) << stored;
-  EXPECT_NE(stored.find("dmarc=fail header.from=author.test"), std::string::npos);
-}
-
-// A spool that also admits on the event loop.
-class NowRecorder final : public smtp::server::MessageSink {
- public:
-  base::Result<std::string> store(const mail::Envelope&, std::string message) override {
-    messages.push_back(std::move(message));
-    return std::string("Q1");
-  }
-  std::optional<base::Result<smtp::server::Admission>> admit_now(const mail::Envelope& envelope,
-                                                                 std::string& message) override {
-    return admit(envelope, std::move(message));
-  }
-  std::vector<std::string> messages;
-};
-
-// admit_now() decides on the event loop only from cached answers: the first
-// message from a domain is declined untouched (no lookup made), the same
-// checks then run on a worker (admit()), and the next message from that
-// domain is decided on the loop, with the same verdict.
-TEST(InboundSink, AdmitNowDecidesFromCachedAnswersOnly) {
-  Fixture f;
-  f.dns.set_ttl(300);
-  dns::CachingResolver cache(f.dns);
-  auto config = load(kConfig);
-  NowRecorder spool;
-  InboundSink sink(config, cache, spool, nullptr, nullptr);
-  const std::string msg = kReceived + f.signed_message();
-  auto env = envelope("carol", "tagged.test");
-  env.client_ip = "192.0.2.1";
-
-  std::string first = msg;
-  EXPECT_FALSE(sink.admit_now(env, first).has_value());
-  EXPECT_EQ(first, msg) << "declined: the message is untouched";
-  EXPECT_EQ(f.dns.queries(), 0) << "no lookup on the event loop";
-  EXPECT_TRUE(spool.messages.empty());
-
-  ASSERT_TRUE(sink.admit(env, msg));  // on a worker: the lookups fill the cache
-  const int asked = f.dns.queries();
-  EXPECT_GT(asked, 0);
-
-  std::string second = msg;
-  auto now = sink.admit_now(env, second);
-  ASSERT_TRUE(now.has_value());
-  ASSERT_TRUE(now->ok());
-  EXPECT_FALSE((*now)->refusal);
-  EXPECT_EQ(f.dns.queries(), asked) << "all from the cache";
-  ASSERT_EQ(spool.messages.size(), 2u);
-  EXPECT_EQ(spool.messages[1], spool.messages[0]) << "the same stamp as the worker's";
-  EXPECT_NE(spool.messages[1].find("spf=pass"), std::string::npos) << spool.messages[1];
-  EXPECT_NE(spool.messages[1].find("dkim=pass"), std::string::npos);
-
-  // A refusal is decided on the loop too (DMARC p=reject where asked).
-  std::string bad = msg;
-  bad.replace(bad.find("Hello."), 6, "Hallo.");
-  auto bob = envelope("bob", "example.test");
-  bob.client_ip = "192.0.2.99";  // SPF fail as well
-  std::string probe = bad;
-  (void)sink.admit(bob, probe);  // warm what this client's checks need
-  auto refused = sink.admit_now(bob, bad);
-  ASSERT_TRUE(refused.has_value());
-  ASSERT_TRUE(refused->ok());
-  ASSERT_TRUE((*refused)->refusal);
-  EXPECT_EQ((*refused)->refusal->status, "5.7.1");
-}
-
-TEST(SrsBounces, HiddenToFallbackPlainToSenderBadRefused) {
-  auto config = load(kConfig);
-  base::FakeClock clock(kNow);
-  SrsBounces bounces(config, {"s3cret"}, clock);
-  srs::Rewriter signer({{"s3cret"}}, clock);
-
-  // A forward of the hidden target: its bounce goes to the fallback mailbox.
-  auto hidden = signer.forward({"ann", "author.test"}, "example.test", "bob-private@gmail.test");
-  EXPECT_EQ(bounces.screen(hidden)->code, 250);
-  auto plan = bounces.plan(hidden);
-  ASSERT_TRUE(plan);
-  ASSERT_EQ(plan->size(), 1u);
-  EXPECT_EQ((*plan)[0].str(), "mailbox:bob-fallback");
-
-  // An ordinary forward: reversed to the original sender.
-  auto plain = signer.forward({"ann", "author.test"}, "example.test");
-  auto plan2 = bounces.plan(plain);
-  ASSERT_TRUE(plan2);
-  EXPECT_EQ((*plan2)[0].str(), "forward:ann@author.test");
-
-  // Tampered, expired, or not ours.
-  mail::Address bad = plain;
-  bad.local[5] = bad.local[5] == 'A' ? 'B' : 'A';
-  EXPECT_EQ(bounces.screen(bad)->code, 550);
-  EXPECT_EQ(bounces.screen(bad)->status, "5.1.1");
-  EXPECT_FALSE(bounces.plan(bad));
-  clock.advance(std::chrono::hours(24 * 30));
-  EXPECT_EQ(bounces.screen(plain)->code, 550);
-  EXPECT_FALSE(bounces.screen({"bob", "example.test"}));
-  EXPECT_FALSE(bounces.screen({"SRS0=x=y=z=w", "elsewhere.test"}));
-  // The refusal never names the forward.
-  EXPECT_EQ(bounces.screen(bad)->summary().find("gmail"), std::string::npos);
 }
 
 }  // namespace

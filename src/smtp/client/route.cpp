@@ -60,4 +60,60 @@ bool is_own_listener(std::string_view ip, uint16_t port, const config::Listen& l
 }
 
 
+ResolvedRoute resolve_route(dns::Resolver& resolver, std::string_view domain, std::string_view own_hostname,
+                            std::mt19937& rng) {
+  ResolvedRoute out;
+  std::string d(domain);
+
+  // RFC 5321 §5.1: "the SMTP client first looks up MX records"; NXDOMAIN
+  // is final, a temporary error is retried later.
+  auto mx = resolver.mx(d);
+  if (mx.status == dns::Status::nxdomain) {
+    out.failure = classify(Failure::dns_nxdomain, "domain " + d + " does not exist (NXDOMAIN)");
+    return out;
+  }
+  if (mx.status != dns::Status::ok) {
+    out.failure = classify(Failure::dns_temp, "MX lookup for " + d + " failed temporarily");
+    return out;
+  }
+  std::vector<MxHost> hosts;
+  for (const auto& r : mx.records) hosts.push_back({r.preference, r.exchange});
+  if (!hosts.empty()) {
+    // RFC 7505 §3: a lone "." MX: this domain accepts no mail.
+    if (is_null_mx(hosts)) {
+      out.failure = classify(Failure::null_mx, "domain " + d + " accepts no mail (null MX)");
+      return out;
+    }
+    bool found_self = false;
+    hosts = order_mx(std::move(hosts), own_hostname, rng, &found_self);
+    if (hosts.empty()) {
+      out.failure = found_self ? classify(Failure::loop, "mail for " + d + " loops back to myself (MX)")
+                               : classify(Failure::unroutable, "no usable MX host for " + d);
+      return out;
+    }
+  } else {
+    // RFC 5321 §5.1: no MX records: the domain itself is the implicit MX.
+    hosts.push_back({0, d});
+  }
+
+  // The addresses of each host, A before AAAA.
+  bool temp = false;
+  for (const auto& h : hosts) {
+    RouteHost rh;
+    rh.name = h.name;
+    rh.preference = h.preference;
+    auto a = resolver.a(h.name);
+    auto aaaa = resolver.aaaa(h.name);
+    if (a.status == dns::Status::temp_error || aaaa.status == dns::Status::temp_error) temp = true;
+    for (const auto& ip : a.records) rh.addresses.push_back(ip.to_string());
+    for (const auto& ip : aaaa.records) rh.addresses.push_back(ip.to_string());
+    if (!rh.addresses.empty()) out.hosts.push_back(std::move(rh));
+  }
+  if (out.hosts.empty()) {
+    out.failure = temp ? classify(Failure::dns_temp, "address lookup for the MX hosts of " + d + " failed temporarily")
+                       : classify(Failure::unroutable, "no MX host of " + d + " has an address");
+  }
+  return out;
+}
+
 }  // namespace hikyaku::smtp::client

@@ -1,8 +1,9 @@
 // Purpose:   The sans-I/O routing rules of the SMTP client: order the MX
 //            hosts of a domain, recognise a null MX, drop ourselves from the
 //            list, and refuse to connect to one of this server's own
-//            listeners (a forwarding loop). The DNS lookups themselves are
-//            done by the delivery agent on a worker thread.
+//            listeners (a forwarding loop); resolve_route() asks a
+//            dns::Resolver view for the MX, A and AAAA records (sans-I/O:
+//            the caller decides how the lookups are made).
 // Standards: RFC 5321 §5.1 (MX order, equal preferences randomised,
 //            implicit MX, "if it finds its own name ... discard it and any
 //            lower-preference records"), RFC 7505 (null MX).
@@ -12,12 +13,15 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "config/config.hpp"
+#include "dns/resolver.hpp"
+#include "smtp/client/outcome.hpp"
 
 namespace hikyaku::smtp::client {
 
@@ -53,5 +57,21 @@ struct RouteHost {
   uint16_t preference = 0;
   std::vector<std::string> addresses;  // textual IPs
 };
+
+}  // namespace hikyaku::smtp::client
+
+namespace hikyaku::smtp::client {
+
+// RFC 5321 §5.1 routing: MX hosts in order with their A then AAAA
+// addresses, or the domain itself as implicit MX when it has no MX records.
+// `failure` is set instead when the domain does not exist (5.1.2), has a
+// null MX (5.1.10), routes only to ourselves (5.4.6), has no usable address
+// (5.4.4) or DNS failed temporarily (4.4.3).
+struct ResolvedRoute {
+  std::vector<RouteHost> hosts;
+  std::optional<Outcome> failure;
+};
+ResolvedRoute resolve_route(dns::Resolver& resolver, std::string_view domain, std::string_view own_hostname,
+                            std::mt19937& rng);
 
 }  // namespace hikyaku::smtp::client

@@ -1,31 +1,25 @@
-// Purpose:   Where the SMTP server hands an accepted message: the queue's
-//            single entry point (Postfix's cleanup). The end of DATA is two
-//            steps: admit() decides and takes the message without making it
-//            durable (checks, plan, and a forward may already start:
-//            "forward at once"); the PendingMessage's commit() makes it
-//            durable and only then may the session answer 250 (DESIGN.md:
-//            250 after DATA only when written, fsynced and renamed). Between
-//            the two the session's executor runs once, so a forward started
-//            by admit() is on the wire before the commit's disk work
-//            competes with it for the CPU. admit_now() is admit() for the
-//            event loop itself: it decides only from what is at hand (cached
-//            DNS answers) and declines otherwise, so that a message whose
-//            checks need nothing new skips the hand-off to a worker thread
-//            and back (two thread wake-ups, 0.1-0.2 ms each on a VM, on the
-//            way to the far side). Two optional policy hooks sit in front of
-//            the store (issue 4): admit() may refuse a message at end of
-//            DATA (DMARC p=reject) and screen_recipient() may decide a
-//            recipient before the address policy (SRS bounce addresses).
+// Purpose:   What the SMTP server hands a message to: the interface the
+//            session sees of intake (src/intake, Postfix's cleanup), so that
+//            smtp never depends on what lies above it. At RCPT the sink says
+//            whether a recipient is accepted; at the end of DATA admit()
+//            decides (checks, plans) and takes the message without making it
+//            durable — its forwards may already start ("forward at once") —
+//            and the PendingMessage's commit() makes it durable; only then
+//            may the session answer 250 (DESIGN.md: 250 after DATA only when
+//            written, fsynced and renamed).
 // Standards: RFC 5321 §3.3 (RCPT and end-of-DATA replies), §4.2.5 (a
 //            refusal after the final dot means nothing was stored).
-// Trust:     the hooks see untrusted envelope and message bytes.
-// Concurrency: store(), admit() and commit() run on a worker thread (they
-//            may block on DNS and fsync); admit_now() and screen_recipient()
-//            run on the session's executor and must not block.
-// Errors:    an Error means "not stored": the session answers 451 4.3.0. A
-//            refusal is a value (Admission::refusal) sent as is.
+// Trust:     the sink sees untrusted envelope and message bytes.
+// Concurrency: check_recipient() and admit() are called on the event loop
+//            and never block; admit()'s `done` may be called on any thread
+//            (the session resumes on its own executor). commit() blocks
+//            (fsync): the session runs it on the blocking pool.
+// Errors:    an Error means "not stored": the session answers 451 4.3.0
+//            (452 4.3.1 when the disk is full). A refusal is a value
+//            (Admission::refusal) sent as is.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -59,37 +53,15 @@ struct Admission {
 class MessageSink {
  public:
   virtual ~MessageSink() = default;
-  // `message` is the full message as it will be delivered (our Received
-  // header first, CRLF line endings, dot-unstuffed). Stores it durably in
-  // one step and returns the queue id.
-  virtual base::Result<std::string> store(const mail::Envelope& envelope, std::string message) = 0;
 
-  // What the session calls at the end of DATA. A sink that checks messages
-  // (authentication, issue 4) overrides it and may refuse; a sink that can
-  // start work before the message is durable (the spool) overrides it to
-  // return a message still to be committed. By default every message is
-  // stored here, and commit() only reports the id.
-  virtual base::Result<Admission> admit(const mail::Envelope& envelope, std::string message);
+  // RCPT: nullopt accepts the recipient (250 2.1.5); a reply refuses it.
+  virtual std::optional<mail::Reply> check_recipient(const mail::Address& rcpt, bool authenticated) = 0;
 
-  // admit() on the event loop, from what is at hand: nullopt when deciding
-  // would block (a DNS answer not cached): nothing was done, `message` is
-  // untouched, and the session calls admit() on a worker instead. With a
-  // value, `message` was taken (moved from). Default: always declines.
-  virtual std::optional<base::Result<Admission>> admit_now(const mail::Envelope& /*envelope*/,
-                                                           std::string& /*message*/) {
-    return std::nullopt;
-  }
-
-  // admit() and commit() in one call: the queue id, or the refusal.
-  struct Stored {
-    std::string queue_id;
-    std::optional<mail::Reply> refusal;
-  };
-  base::Result<Stored> accept(const mail::Envelope& envelope, std::string message);
-
-  // RCPT: nullopt lets the address policy decide; a reply decides instead
-  // (2xx accepts the recipient, anything else refuses it with that reply).
-  virtual std::optional<mail::Reply> screen_recipient(const mail::Address& /*rcpt*/) const { return std::nullopt; }
+  // The end of DATA. `message` is the full message as it will be delivered
+  // (our Received header first, CRLF line endings, dot-unstuffed). `done`
+  // is called exactly once, with the admission or an error.
+  using Admitted = std::function<void(base::Result<Admission>)>;
+  virtual void admit(mail::Envelope envelope, std::string message, Admitted done) = 0;
 };
 
 }  // namespace hikyaku::smtp::server

@@ -70,6 +70,18 @@ constexpr unsigned kFlush = 1u << 0;  // flush replies before reading again (RFC
 
 class Session;
 
+}  // namespace
+
+Settings Settings::from(const config::Config& config) {
+  Settings s;
+  s.hostname = config.hostname;
+  s.postmaster_domain = config.domains.empty() ? base::to_lower(config.hostname) : config.domains.front().name;
+  s.limits = config.limits;
+  return s;
+}
+
+namespace {
+
 struct CommandSpec {
   Verb verb;
   unsigned allowed_states;       // where the verb is valid
@@ -85,8 +97,8 @@ class Session {
   Session(net::tcp::socket socket, ServerContext& ctx, Role role)
       : ctx_(ctx),
         role_(role),
-        stream_(std::move(socket), ctx.tls, ctx.config.limits.line_length),
-        lines_(ctx.config.limits.line_length),
+        stream_(std::move(socket), ctx.tls, ctx.settings.limits.line_length),
+        lines_(ctx.settings.limits.line_length),
         log_(base::logger("smtpd")) {
     // A log correlation id, not a secret: one seeded generator per thread
     // (std::random_device costs a system call or more per construction).
@@ -117,12 +129,13 @@ class Session {
   Step do_starttls(Command&);
 
  private:
-  std::chrono::steady_clock::duration timeout() const { return ctx_.config.limits.command_timeout; }
+  std::chrono::steady_clock::duration timeout() const { return ctx_.settings.limits.command_timeout; }
   void enter_state(State s);
   void send(const Reply& r);
   net::awaitable<bool> flush();
   Step dispatch(std::string_view line);
   net::awaitable<void> receive_data();
+  net::awaitable<base::Result<Admission>> admit(mail::Envelope envelope, std::string message);
   net::awaitable<bool> handshake_tls();
   void count_error(const Reply& r);
 
@@ -203,7 +216,7 @@ Step Session::do_ehlo(Command& cmd) {
   said_helo_ = false;
   std::vector<std::string> ext = {
       "PIPELINING",                                                // RFC 2920
-      "SIZE " + std::to_string(ctx_.config.limits.message_size),  // RFC 1870
+      "SIZE " + std::to_string(ctx_.settings.limits.message_size),  // RFC 1870
       "8BITMIME",                                                  // RFC 6152
       "SMTPUTF8",                                                  // RFC 6531
       "ENHANCEDSTATUSCODES",                                       // RFC 2034
@@ -211,7 +224,7 @@ Step Session::do_ehlo(Command& cmd) {
   // RFC 3207 §4.2: do not offer STARTTLS once TLS is active.
   if (ctx_.tls && !stream_.tls_active()) ext.push_back("STARTTLS");
   ext.push_back("HELP");
-  send(reply::ehlo(ctx_.config.hostname, ext));
+  send(reply::ehlo(ctx_.settings.hostname, ext));
   enter_state(State::greeted);
   return Step::next;
 }
@@ -221,7 +234,7 @@ Step Session::do_helo(Command& cmd) {
   helo_ = cmd.argument;
   esmtp_ = false;  // RFC 5321 §4.1.1.1: no service extensions after HELO
   said_helo_ = true;
-  send(reply::helo(ctx_.config.hostname));
+  send(reply::helo(ctx_.settings.hostname));
   enter_state(State::greeted);
   return Step::next;
 }
@@ -232,7 +245,7 @@ std::optional<Reply> Session::check_mail(Command& cmd) {
   if (!esmtp_ && (p.size || p.body != protocol::BodyType::unspecified || p.smtputf8))
     return Reply(555, "5.5.4", "Unsupported parameter");
   // RFC 1870 §6.2: a declared size above the limit is refused at MAIL.
-  if (p.size && *p.size > ctx_.config.limits.message_size) return reply::size_declared_too_big();
+  if (p.size && *p.size > ctx_.settings.limits.message_size) return reply::size_declared_too_big();
   // RFC 6531 §3.4: a UTF-8 reverse-path needs the SMTPUTF8 parameter.
   if (cmd.path && cmd.path->has_utf8() && !p.smtputf8) return reply::smtputf8_required();
   return std::nullopt;
@@ -250,31 +263,18 @@ std::optional<Reply> Session::check_rcpt(Command& cmd) {
   auto& rcpt = *cmd.path;
   // RFC 5321 §4.5.3.1.8: at least 100 recipients must be accepted; beyond
   // our limit 452 tells the client to send the rest in another transaction.
-  if (tx_.recipient_count() >= ctx_.config.limits.recipients) return reply::too_many_recipients();
+  if (tx_.recipient_count() >= ctx_.settings.limits.recipients) return reply::too_many_recipients();
   if (rcpt.has_utf8() && !tx_.envelope().smtputf8) return reply::smtputf8_required();
   // RFC 5321 §4.5.1: "<Postmaster>" without a domain is ours.
   if (rcpt.domain.empty()) {
-    rcpt.domain = ctx_.config.domains.empty() ? base::to_lower(ctx_.config.hostname)
-                                              : ctx_.config.domains.front().name;
-  }
-  // The sink may decide first (issue 4: SRS bounce addresses of our [srs]
-  // domain are valid or refused by their hash and age, not by the policy).
-  if (auto screened = ctx_.sink.screen_recipient(rcpt)) {
-    if (screened->positive()) return std::nullopt;
-    log_->info("{} RCPT rejected: <{}>: {}", id_, rcpt.str(), screened->summary());
-    return *screened;
+    rcpt.domain = ctx_.settings.postmaster_domain;
   }
   // Every role refuses relaying until AUTH exists (RFC 5321 §7.1).
-  switch (ctx_.policy.check_recipient(rcpt, /*authenticated=*/false)) {
-    case policy::RcptVerdict::accept: return std::nullopt;
-    case policy::RcptVerdict::unknown_user:
-      log_->info("{} RCPT rejected: <{}>: unknown user", id_, rcpt.str());
-      return reply::unknown_user();
-    case policy::RcptVerdict::relay_denied:
-      log_->info("{} RCPT rejected: <{}>: relay denied", id_, rcpt.str());
-      return reply::relay_denied();
+  if (auto refused = ctx_.sink.check_recipient(rcpt, /*authenticated=*/false)) {
+    log_->info("{} RCPT rejected: <{}>: {}", id_, rcpt.str(), refused->summary());
+    return *refused;
   }
-  return reply::relay_denied();
+  return std::nullopt;
 }
 
 Step Session::do_rcpt(Command& cmd) {
@@ -386,8 +386,8 @@ Step Session::dispatch(std::string_view line) {
 // ---------------------------------------------------------------- DATA
 
 net::awaitable<void> Session::receive_data() {
-  protocol::DataReader reader({.max_size = ctx_.config.limits.message_size,
-                               .max_received = ctx_.config.limits.received_headers});
+  protocol::DataReader reader({.max_size = ctx_.settings.limits.message_size,
+                               .max_received = ctx_.settings.limits.received_headers});
   // Bytes already read after the DATA line are the start of the message.
   std::string pending = lines_.take();
   for (;;) {
@@ -433,7 +433,7 @@ net::awaitable<void> Session::receive_data() {
   protocol::ReceivedInfo info;
   info.helo = helo_;
   info.client_ip = stream_.remote_ip();
-  info.hostname = ctx_.config.hostname;
+  info.hostname = ctx_.settings.hostname;
   info.esmtp = esmtp_;
   info.tls = stream_.tls_active();
   info.tls_description = stream_.tls_description();
@@ -444,57 +444,32 @@ net::awaitable<void> Session::receive_data() {
   std::string message = protocol::received_header(info);
   message += reader.take_message();
   const size_t size = message.size();
+  mail::Envelope envelope_copy = envelope;  // admit() takes one; the log lines read the other
 
-  // The end of DATA in two steps, coming back here in between: admit() may
-  // refuse, or takes the message and may already have started forwards,
-  // which this executor then puts on the wire before the commit
-  // (message_sink.hpp); commit() makes it durable on the worker pool
-  // (fsync). admit_now() decides here when everything it needs is at hand
-  // (cached DNS): no hand-off to a worker and back before the forward
-  // leaves; otherwise admit() runs on the worker pool (it may block on DNS).
-  // Only a message alone at its end of DATA is decided here: with others
-  // in progress the loop has their I/O to do, and the workers use the other
-  // cores. GCC 12: no temporary lambda inside co_await (STYLE).
+  // The end of DATA in two steps: admit() decides (checks, plans) and may
+  // refuse, or takes the message and may already have started its
+  // forwards; commit() makes it durable on the blocking pool (fsync).
   struct Stored {
     bool ok = false;
     std::string text;  // queue id, or the error for the log
     std::optional<Reply> refusal;
+    bool disk_full = false;
   };
-  std::unique_ptr<PendingMessage> taken;
-  auto take = [&](base::Result<Admission> result) -> Stored {
-    if (!result) return Stored{false, result.error().message, std::nullopt};
-    if (result->refusal) return Stored{false, {}, std::move(result->refusal)};
-    taken = std::move(result->pending);
-    return Stored{true, {}, std::nullopt};
-  };
-  auto admit = [&]() -> net::awaitable<Stored> { co_return take(ctx_.sink.admit(envelope, std::move(message))); };
-  struct InProgress {
-    std::shared_ptr<unsigned> count;
-    explicit InProgress(std::shared_ptr<unsigned> c) : count(std::move(c)) { ++*count; }
-    ~InProgress() { --*count; }
-    InProgress(const InProgress&) = delete;
-    InProgress& operator=(const InProgress&) = delete;
-  };
-  const bool alone = *ctx_.messages_at_end_of_data == 0;
-  const InProgress in_progress(ctx_.messages_at_end_of_data);
-  std::optional<base::Result<Admission>> now;
-  if (alone) now = ctx_.sink.admit_now(envelope, message);
   Stored stored;
-  if (now) {
-    log_->debug("{} message {} admitted on the event loop", id_, txid);
-    stored = take(std::move(*now));
+  auto admitted = co_await admit(std::move(envelope_copy), std::move(message));
+  if (!admitted) {
+    stored = Stored{false, admitted.error().message, std::nullopt};
+  } else if (admitted->refusal) {
+    stored = Stored{false, {}, std::move(admitted->refusal)};
   } else {
-    log_->debug("{} message {} admitted on a worker", id_, txid);
-    stored = co_await asio::co_spawn(ctx_.workers, admit, net::use_awaitable);
-  }
-  if (taken) {
+    std::unique_ptr<PendingMessage> taken = std::move(admitted->pending);
     auto commit = [&]() -> net::awaitable<Stored> {
       auto id = taken->commit();
-      taken.reset();  // on the worker: an abandoned message is settled there too
+      taken.reset();  // on the pool: an abandoned message is settled there too
       if (!id) co_return Stored{false, id.error().message, std::nullopt};
       co_return Stored{true, std::move(id).value(), std::nullopt};
     };
-    stored = co_await asio::co_spawn(ctx_.workers, commit, net::use_awaitable);
+    stored = co_await asio::co_spawn(ctx_.blocking, commit, net::use_awaitable);
   }
 
   if (stored.refusal) {
@@ -515,6 +490,20 @@ net::awaitable<void> Session::receive_data() {
     send(reply::queued(stored.text));
   }
   enter_state(State::greeted);
+}
+
+// The sink's admit(), awaited: its callback may run on any thread, so the
+// result is posted back to this session's executor.
+net::awaitable<base::Result<Admission>> Session::admit(mail::Envelope envelope, std::string message) {
+  auto ex = co_await asio::this_coro::executor;
+  auto initiate = [&](auto handler) {
+    auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+    ctx_.sink.admit(std::move(envelope), std::move(message), [shared, ex](base::Result<Admission> result) {
+      asio::post(ex, [shared, result = std::move(result)]() mutable { (*shared)(std::move(result)); });
+    });
+  };
+  co_return co_await asio::async_initiate<decltype(net::use_awaitable), void(base::Result<Admission>)>(
+      initiate, net::use_awaitable);
 }
 
 // ---------------------------------------------------------------- TLS
@@ -553,7 +542,7 @@ net::awaitable<void> Session::run(bool lease_ok) {
       co_return;
     }
   }
-  send(reply::greeting(ctx_.config.hostname));
+  send(reply::greeting(ctx_.settings.hostname));
 
   while (state_ != State::closing) {
     std::string line;
@@ -589,7 +578,7 @@ net::awaitable<void> Session::run(bool lease_ok) {
       if (bare_lf) log_->debug("{} command line ended in bare LF", id_);
       step = dispatch(line);
     }
-    if (errors_ >= ctx_.config.limits.errors) {
+    if (errors_ >= ctx_.settings.limits.errors) {
       send(reply::too_many_errors());
       log_->info("{} too many errors ({}) from [{}]", id_, errors_, stream_.remote_ip());
       break;

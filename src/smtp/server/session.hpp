@@ -2,7 +2,7 @@
 //            submissions 465 share the class and differ by Role): greeting,
 //            EHLO, MAIL/RCPT with the recipient policy, DATA through the
 //            sans-I/O DataReader, STARTTLS, limits, and the hand-off of each
-//            accepted message to the MessageSink on a worker thread.
+//            accepted message to the MessageSink (intake).
 // Standards: RFC 5321 (SMTP), RFC 1869/5321 §4.1.1.1 (EHLO), RFC 2920
 //            (PIPELINING), RFC 1870 (SIZE), RFC 6152 (8BITMIME), RFC 6531
 //            (SMTPUTF8), RFC 2034/3463 (enhanced status codes), RFC 3207
@@ -12,7 +12,8 @@
 //            No AUTH yet (a later issue): relaying is refused in every role.
 //            AUTH data must never be logged once it exists (STYLE R14).
 // Concurrency: run_session runs on the io_context's (single-threaded)
-//            executor; MessageSink::store runs on ctx.workers and the session
+//            executor; MessageSink::admit() is called there, and the
+//            PendingMessage's commit() (fsync) on ctx.blocking; the session
 //            resumes on its own executor afterwards.
 // Errors:    protocol outcomes are replies; I/O failures end the session
 //            quietly; an exception escaping is a bug for the listener's
@@ -24,23 +25,24 @@
 #include "config/config.hpp"
 #include "net/asio.hpp"
 #include "net/listener.hpp"
-#include "policy/resolver.hpp"
 #include "smtp/server/message_sink.hpp"
 
 namespace hikyaku::smtp::server {
 
+// The server's part of the configuration.
+struct Settings {
+  std::string hostname;           // greeting, EHLO, Received
+  std::string postmaster_domain;  // RFC 5321 §4.5.1: the domain of a bare "<Postmaster>"
+  config::Limits limits;
+
+  static Settings from(const config::Config& config);
+};
+
 struct ServerContext {
-  const config::Config& config;
-  const policy::Resolver& policy;
+  Settings settings;
   MessageSink& sink;
   std::shared_ptr<boost::asio::ssl::context> tls;  // null: no STARTTLS, no 465
-  boost::asio::thread_pool& workers;                // where sink.store() runs
-  // Messages between their final dot and the reply, across all sessions;
-  // touched only on the event loop (single-threaded). At zero a new message
-  // may be decided on the loop (MessageSink::admit_now); under load the
-  // workers decide, beside the loop on the other cores. Shared: a session
-  // destroyed with the io_context at shutdown may outlive this context.
-  std::shared_ptr<unsigned> messages_at_end_of_data = std::make_shared<unsigned>(0);
+  boost::asio::thread_pool& blocking;               // where commit() runs (fsync)
 };
 
 enum class Role {

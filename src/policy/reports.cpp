@@ -1,13 +1,14 @@
-#include "delivery/notice.hpp"
+#include "policy/reports.hpp"
 
 #include <cctype>
 
-#include "mail/address.hpp"
-#include "base/log.hpp"
 #include "base/strings.hpp"
+#include "mail/address.hpp"
 #include "mail/dsn.hpp"
+#include "mail/header.hpp"
+#include "policy/forwards.hpp"
 
-namespace hikyaku::delivery {
+namespace hikyaku::policy {
 namespace {
 
 std::string field(std::string_view headers, std::string_view name) {
@@ -54,48 +55,33 @@ std::string build_notice(const NoticeInput& in) {
   return m;
 }
 
-Reporter::Reporter(const config::Config& config, queue::Spool& spool, std::function<void(const std::string&)> submit)
-    : config_(config), spool_(spool), submit_(std::move(submit)) {}
+ReportWriter::ReportWriter(const config::Config& config) : config_(config), hidden_(hidden_addresses(config)) {}
 
-std::string Reporter::original_headers(const queue::SpooledMessage& original) const {
-  auto bytes = spool_.read_message(original);
-  if (!bytes) return {};
-  return std::string(mail::header_section(*bytes));
-}
-
-void Reporter::notice(const queue::SpooledMessage& original, const policy::NoticeFacts& facts) {
-  auto log = base::logger("queue");
+base::Result<GeneratedMessage> ReportWriter::notice(const OriginalMessage& original, const NoticeFacts& facts) const {
   NoticeInput in;
   in.hostname = config_.hostname;
   in.from_domain = mail::domain_of(facts.recipient);
   if (in.from_domain.empty()) in.from_domain = config_.hostname;
   in.facts = facts;
-  in.original_headers = original_headers(original);
-  in.id_seed = original.id + "." + std::to_string(facts.when.time_since_epoch().count());
-  const std::string text = build_notice(in);
+  in.original_headers = original.headers;
+  in.id_seed = original.queue_id + "." + std::to_string(facts.when.time_since_epoch().count());
 
-  mail::Envelope env;  // null reverse-path (RFC 5321 §4.5.5): nothing answers a notice
   auto to = mail::parse_mailbox(facts.forward_to, true);
-  if (!to) {
-    log->error("{}: notice not sent: bad forward address", original.id);
-    return;
-  }
-  env.recipients.push_back(*to);
-  env.helo = config_.hostname;
+  if (!to) return base::make_error("bad forward address");
+  GeneratedMessage out;
+  out.origin = Origin::notice;
+  out.message = build_notice(in);
+  // Null reverse-path (RFC 5321 §4.5.5): nothing answers a notice.
+  out.envelope.recipients.push_back(*to);
+  out.envelope.helo = config_.hostname;
   // The slot's recipient is the original (local) recipient, so queue logs
   // never name the owner's hidden address.
-  queue::Plan plan{queue::RecipientPlan(facts.recipient,
-                                        {mail::Target{mail::Target::Kind::forward, base::to_lower(facts.forward_to)}})};
-  auto id = spool_.enqueue(env, plan, text, queue::Origin::notice);
-  if (!id) {
-    log->error("{}: notice not queued: {}", original.id, id.error().message);
-    return;
-  }
-  log->info("{}: notice {} queued for the owner of <{}>", original.id, *id, facts.recipient);
-  submit_(*id);
+  out.plan.emplace_back(facts.recipient,
+                        std::vector<mail::Target>{{mail::Target::Kind::forward, base::to_lower(facts.forward_to)}});
+  return out;
 }
 
-std::vector<mail::Target> Reporter::dsn_targets(const std::string& sender) const {
+std::vector<mail::Target> ReportWriter::dsn_targets(const std::string& sender) const {
   std::vector<mail::Target> out;
   auto parsed = mail::parse_mailbox(sender, true);
   if (!parsed) return out;
@@ -110,39 +96,31 @@ std::vector<mail::Target> Reporter::dsn_targets(const std::string& sender) const
   return out;
 }
 
-void Reporter::dsn(const queue::SpooledMessage& original, const policy::DsnFacts& facts) {
-  auto log = base::logger("queue");
-  if (!original.envelope.sender) return;  // RFC 3461 §6.2 (the policy checks too)
-  const std::string sender = original.envelope.sender->str();
+base::Result<GeneratedMessage> ReportWriter::dsn(const OriginalMessage& original, const DsnFacts& facts) const {
+  // RFC 3461 §6.2 (decide() checks this too).
+  if (!original.sender) return base::make_error("no DSN to the null sender");
+  const std::string sender = original.sender->str();
   auto targets = dsn_targets(sender);
-  if (targets.empty()) {
-    log->warn("{}: DSN for <{}> dropped: sender <{}> is in a local domain but unknown", original.id,
-              facts.recipient, sender);
-    return;
-  }
+  if (targets.empty()) return base::make_error("sender <" + sender + "> is in a local domain but unknown");
   mail::DsnInput in;
   in.reporting_mta = config_.hostname;
   in.to = sender;
-  in.queue_id = original.id;
+  in.queue_id = original.queue_id;
   in.arrival = original.arrival;
   in.now = facts.when;
   in.recipients.push_back(mail::DsnRecipient{facts.recipient, facts.status, facts.reply, facts.when, facts.expired});
-  in.original_headers = original_headers(original);
-  in.hidden = policy::hidden_addresses(config_);
-  in.boundary_seed = original.id + "." + std::to_string(facts.when.time_since_epoch().count());
-  const std::string text = mail::build_dsn(in);
+  in.original_headers = original.headers;
+  in.hidden = hidden_;
+  in.boundary_seed = original.queue_id + "." + std::to_string(facts.when.time_since_epoch().count());
 
-  mail::Envelope env;  // RFC 3464 §2 / RFC 5321 §4.5.5: DSNs use the null reverse-path
-  env.recipients.push_back(*original.envelope.sender);
-  env.helo = config_.hostname;
-  queue::Plan plan{queue::RecipientPlan(sender, targets)};
-  auto id = spool_.enqueue(env, plan, text, queue::Origin::dsn);
-  if (!id) {
-    log->error("{}: DSN not queued: {}", original.id, id.error().message);
-    return;
-  }
-  log->info("{}: DSN {} queued to <{}> about <{}>", original.id, *id, sender, facts.recipient);
-  submit_(*id);
+  GeneratedMessage out;
+  out.origin = Origin::dsn;
+  out.message = mail::build_dsn(in);
+  // RFC 3464 §2 / RFC 5321 §4.5.5: DSNs use the null reverse-path.
+  out.envelope.recipients.push_back(*original.sender);
+  out.envelope.helo = config_.hostname;
+  out.plan.emplace_back(sender, std::move(targets));
+  return out;
 }
 
-}  // namespace hikyaku::delivery
+}  // namespace hikyaku::policy

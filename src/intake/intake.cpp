@@ -1,0 +1,141 @@
+#include "intake/intake.hpp"
+
+#include <set>
+
+#include "auth/inbound/checker.hpp"
+#include "base/log.hpp"
+#include "base/strings.hpp"
+#include "smtp/protocol/replies.hpp"
+
+namespace hikyaku::intake {
+namespace {
+
+std::shared_ptr<spdlog::logger> log() { return base::logger("intake"); }
+
+// The second step of the end of DATA: the spool file written and synced,
+// then the scheduler may act on what the forwards reported. Dropped
+// uncommitted (the session ended first), the message is abandoned: its
+// forwards may have gone out, but the client never saw a 250 and will send
+// it again.
+class Commit final : public smtp::server::PendingMessage {
+ public:
+  Commit(queue::Spool& spool, queue::Scheduler& scheduler, queue::StagedMessage staged,
+         std::shared_ptr<const std::string> bytes)
+      : spool_(spool), scheduler_(scheduler), staged_(std::move(staged)), bytes_(std::move(bytes)) {}
+  Commit(const Commit&) = delete;
+  Commit& operator=(const Commit&) = delete;
+  ~Commit() override {
+    if (!settled_) scheduler_.abandoned(staged_.message.id);
+  }
+
+  base::Result<std::string> commit() override {
+    HIKYAKU_CHECK(!settled_);
+    settled_ = true;
+    const std::string& id = staged_.message.id;
+    if (auto st = spool_.commit(staged_, *bytes_); !st) {
+      scheduler_.abandoned(id);
+      return st.error();
+    }
+    scheduler_.committed(id);
+    return id;
+  }
+
+ private:
+  queue::Spool& spool_;
+  queue::Scheduler& scheduler_;
+  queue::StagedMessage staged_;
+  std::shared_ptr<const std::string> bytes_;
+  bool settled_ = false;
+};
+
+std::string target_key(const mail::Target& t) {
+  return std::string(t.kind == mail::Target::Kind::mailbox ? "m:" : "f:") + base::to_lower(t.value);
+}
+
+}  // namespace
+
+Intake::Intake(const config::Config& config, const policy::AddressBook& addresses, dns::Resolver& resolver,
+               const auth::dmarc::PublicSuffixList* psl, queue::Spool& spool, queue::Scheduler& scheduler,
+               base::Executor& checks)
+    : config_(config), addresses_(addresses), resolver_(resolver), psl_(psl), spool_(spool),
+      scheduler_(scheduler), checks_(checks) {}
+
+std::optional<mail::Reply> Intake::check_recipient(const mail::Address& rcpt, bool authenticated) {
+  switch (addresses_.check_recipient(rcpt, authenticated)) {
+    case policy::RcptVerdict::accept: return std::nullopt;
+    case policy::RcptVerdict::unknown_user: return smtp::protocol::reply::unknown_user();
+    case policy::RcptVerdict::bad_srs:
+      // The reply says nothing about which check failed (hash or age): it
+      // is the same to a prober either way.
+      return mail::Reply(550, "5.1.1", "No such user here (invalid or expired SRS address)");
+    case policy::RcptVerdict::relay_denied: return smtp::protocol::reply::relay_denied();
+  }
+  return smtp::protocol::reply::relay_denied();
+}
+
+bool Intake::rejects_dmarc_failures_for(const mail::Envelope& envelope) const {
+  if (envelope.recipients.empty()) return false;
+  for (const auto& r : envelope.recipients) {
+    const config::Domain* d = config_.find_domain(r.domain);
+    if (d == nullptr || d->dmarc_inbound != "reject") return false;
+  }
+  return true;
+}
+
+std::vector<policy::RecipientPlan> Intake::plans(const mail::Envelope& envelope) const {
+  std::vector<policy::RecipientPlan> out;
+  std::set<std::string> planned;
+  for (const auto& rcpt : envelope.recipients) {
+    policy::RecipientPlan plan;
+    plan.recipient = rcpt.str();
+    for (auto& target : addresses_.plan(rcpt)) {
+      if (planned.insert(target_key(target)).second) plan.targets.push_back(std::move(target));
+    }
+    if (!plan.targets.empty()) out.push_back(std::move(plan));
+  }
+  return out;
+}
+
+void Intake::admit(mail::Envelope envelope, std::string message, Admitted done) {
+  checks_.post([this, envelope = std::move(envelope), message = std::move(message), done = std::move(done)]() mutable {
+    done(decide_and_stage(envelope, std::move(message)));
+  });
+}
+
+base::Result<smtp::server::Admission> Intake::decide_and_stage(const mail::Envelope& envelope, std::string message) {
+  // 1. The inbound checks. Authenticated submission is our own users' mail:
+  // not checked here.
+  if (envelope.auth_user.empty()) {
+    auth::inbound::Input in;
+    in.message = message;
+    if (envelope.sender) in.mail_from = envelope.sender->str();
+    in.helo = envelope.helo;
+    in.client_ip = envelope.client_ip;
+    auth::inbound::Options options;
+    options.authserv_id = config_.hostname;
+    if (config_.dmarc.method == "psl" && psl_ != nullptr) {
+      options.discovery = auth::dmarc::Discovery::public_suffix_list;
+      options.psl = psl_;
+    }
+    auto v = auth::inbound::check(resolver_, in, options);
+    log()->info("{}", auth::inbound::summary(v, envelope.sender_str(), envelope.client_ip));
+    // RFC 7489 §6.6.4 / §10.3: reject at SMTP time, only when the domain
+    // chose it; the default records the result and delivers (the owner
+    // decides, nothing is lost).
+    if (v.dmarc_reject() && rejects_dmarc_failures_for(envelope))
+      return smtp::server::Admission::refused(
+          mail::Reply(550, "5.7.1", "Message rejected: DMARC policy of the author domain"));
+    message = auth::inbound::stamp(message, v.results);
+  }
+
+  // 2-3. Plans, stage, and the forwards started.
+  auto plans = this->plans(envelope);
+  auto bytes = std::make_shared<const std::string>(std::move(message));
+  auto staged = spool_.stage(envelope, plans, *bytes);
+  if (!staged.ok()) return staged.error();
+  scheduler_.submit_staged(staged->message, bytes);
+  return smtp::server::Admission{
+      std::nullopt, std::make_unique<Commit>(spool_, scheduler_, std::move(staged).value(), std::move(bytes))};
+}
+
+}  // namespace hikyaku::intake

@@ -1,0 +1,79 @@
+// Purpose:   Intake, Postfix's cleanup: the only consumer of a finished
+//            SMTP message (smtp::server::MessageSink). At RCPT it answers
+//            from the address book (local users, SRS bounce addresses, no
+//            relay). At the end of DATA, in this order:
+//            1. the inbound checks (SPF, DKIM, ARC, DMARC: auth/inbound) on
+//               received mail; our Authentication-Results replaces any
+//               forged one, after our Received field; a DMARC p=reject
+//               failure is refused (550 5.7.1) when every recipient's
+//               domain asks for it (dmarc_inbound = "reject");
+//            2. each recipient's plan, with one delivery per target per
+//               message however the recipient was spelled (case, source
+//               route, a second alias of the same mailbox): a target
+//               planned for an earlier recipient is not planned again;
+//            3. the stage (Spool::stage: memory only) and the hand-off to
+//               the scheduler (Scheduler::submit_staged: forwards start now,
+//               from memory, while the commit syncs);
+//            4. commit() (Spool::commit: written, fsynced, renamed) — the
+//               session's 250 waits for it.
+// Standards: RFC 5321 §3.3 (RCPT), §4.2.5, RFC 8601 §5, RFC 7489 §6.6.4 and
+//            §10.3 (rejecting at SMTP time: 550 5.7.1).
+// Trust:     untrusted envelope and message; reply texts are fixed and never
+//            name a forward or a configuration detail.
+// Concurrency: check_recipient() and admit() are called on the event loop.
+//            The checks need DNS: they run on `checks` (the blocking pool
+//            today; see docs/ARCHITECTURE.md), then plan, stage and submit
+//            on that same thread; `done` is called there. commit() blocks.
+// Errors:    a failed stage or commit is an Error (the session answers
+//            451/452); the checks never fail (DNS trouble is temperror).
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "auth/dmarc/public_suffix.hpp"
+#include "base/executor.hpp"
+#include "config/config.hpp"
+#include "dns/resolver.hpp"
+#include "policy/address_book.hpp"
+#include "policy/slot.hpp"
+#include "queue/scheduler.hpp"
+#include "queue/spool.hpp"
+#include "smtp/server/message_sink.hpp"
+
+namespace hikyaku::intake {
+
+class Intake final : public smtp::server::MessageSink {
+ public:
+  // All references must outlive the intake; `psl` may be null (tree-walk
+  // DMARC discovery).
+  Intake(const config::Config& config, const policy::AddressBook& addresses, dns::Resolver& resolver,
+         const auth::dmarc::PublicSuffixList* psl, queue::Spool& spool, queue::Scheduler& scheduler,
+         base::Executor& checks);
+
+  std::optional<mail::Reply> check_recipient(const mail::Address& rcpt, bool authenticated) override;
+  void admit(mail::Envelope envelope, std::string message, Admitted done) override;
+
+  // The delivery plans of an envelope: one per recipient, no target twice
+  // in the message (item 2 above); a recipient whose every target is
+  // already planned has no plan of its own.
+  std::vector<policy::RecipientPlan> plans(const mail::Envelope& envelope) const;
+
+  // DMARC inbound policy of a message's recipients: reject only when every
+  // recipient's [[domain]] says dmarc_inbound = "reject" (one reply covers
+  // the whole transaction, so a "tag" recipient keeps its mail).
+  bool rejects_dmarc_failures_for(const mail::Envelope& envelope) const;
+
+ private:
+  base::Result<smtp::server::Admission> decide_and_stage(const mail::Envelope& envelope, std::string message);
+
+  const config::Config& config_;
+  const policy::AddressBook& addresses_;
+  dns::Resolver& resolver_;
+  const auth::dmarc::PublicSuffixList* psl_;
+  queue::Spool& spool_;
+  queue::Scheduler& scheduler_;
+  base::Executor& checks_;
+};
+
+}  // namespace hikyaku::intake

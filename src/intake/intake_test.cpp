@@ -1,0 +1,198 @@
+// Intake with an in-memory resolver and a real spool: the DMARC reject
+// decision (RFC 7489 §10.3), our Authentication-Results in the stored
+// message (RFC 8601 §5), one delivery per target per message, and the RCPT
+// answers.
+#include "intake/intake.hpp"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "auth/dkim/key_record.hpp"
+#include "auth/dkim/signer.hpp"
+#include "crypto/key.hpp"
+#include "dns/fake_resolver.hpp"
+
+namespace hikyaku::intake {
+namespace {
+namespace fs = std::filesystem;
+
+const auto kNow = std::chrono::system_clock::time_point(std::chrono::seconds(1700000000));
+const std::string kReceived = "Received: from client (client [192.0.2.1]) by mx.example.test; x\r\n";
+
+const char* kConfig = R"(
+hostname = "mx.example.test"
+[[domain]]
+name = "example.test"
+dmarc_inbound = "reject"
+[[domain]]
+name = "tagged.test"
+[[mailbox]]
+name = "bob"
+[[mailbox]]
+name = "bob-fallback"
+[[address]]
+address = "bob@example.test"
+deliver = ["mailbox:bob", "forward:bob-private@gmail.test"]
+[[address]]
+address = "robert@example.test"
+deliver = ["mailbox:bob"]
+[[address]]
+address = "carol@tagged.test"
+deliver = ["mailbox:bob"]
+[[forward]]
+to = "bob-private@gmail.test"
+hidden = true
+fallback = ["mailbox:bob-fallback"]
+)";
+
+class IntakeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/intake_test.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    auto r = config::load_config_text(kConfig, "t.toml", dir_);
+    ASSERT_TRUE(r.config) << r.errors.at(0).str();
+    config_ = *r.config;
+    dns_.add_txt("author.test", "v=spf1 ip4:192.0.2.1 -all");
+    dns_.add_txt("_dmarc.author.test", "v=DMARC1; p=reject");
+    dns_.add_txt("sel._domainkey.author.test", auth::dkim::format_key_record(key_.public_key()));
+    addresses_ = std::make_unique<policy::AddressBook>(config_);
+    policy_ = std::make_unique<policy::DeliveryPolicy>(config_);
+    reports_ = std::make_unique<policy::ReportWriter>(config_);
+    spool_ = std::make_unique<queue::Spool>(config_.spool_dir(), clock_, /*sync=*/false);
+    ASSERT_TRUE(spool_->create());
+    scheduler_ = std::make_unique<queue::Scheduler>(*spool_, *policy_, *reports_, clock_);  // never started
+    intake_ = std::make_unique<Intake>(config_, *addresses_, dns_, nullptr, *spool_, *scheduler_, inline_);
+  }
+  void TearDown() override {
+    intake_.reset();
+    scheduler_.reset();
+    fs::remove_all(dir_);
+  }
+
+  std::string signed_message(std::string body = "Hello.\r\n") {
+    std::string m = "From: Ann Author <ann@author.test>\r\nTo: bob@example.test\r\nSubject: hi\r\n"
+                    "Date: Tue, 14 Nov 2023 22:13:20 +0000\r\nMessage-ID: <1@author.test>\r\n\r\n" + body;
+    auth::dkim::SignOptions o;
+    o.domain = "author.test";
+    o.selector = "sel";
+    return auth::dkim::sign(m, key_, o, kNow).value() + m;
+  }
+  static mail::Envelope envelope(std::vector<mail::Address> rcpts) {
+    mail::Envelope e;
+    e.sender = mail::Address{"ann", "author.test"};
+    e.recipients = std::move(rcpts);
+    e.helo = "elsewhere";
+    e.client_ip = "198.51.100.7";
+    return e;
+  }
+  // admit() then commit(): the queue id, or the refusal.
+  struct Outcome {
+    std::optional<mail::Reply> refusal;
+    std::string id;
+  };
+  Outcome accept(const mail::Envelope& env, std::string message) {
+    std::optional<base::Result<smtp::server::Admission>> got;
+    intake_->admit(env, std::move(message), [&](base::Result<smtp::server::Admission> a) { got = std::move(a); });
+    EXPECT_TRUE(got.has_value()) << "the inline executor decides at once";
+    if (!got || !got->ok()) return {};
+    if ((*got)->refusal) return {(*got)->refusal, {}};
+    auto id = (*got)->pending->commit();
+    EXPECT_TRUE(id.ok());
+    return {std::nullopt, id.ok() ? *id : std::string()};
+  }
+  std::string stored(const std::string& id) {
+    auto m = spool_->load(id);
+    EXPECT_TRUE(m.ok());
+    auto text = spool_->read_message(*m);
+    return text.ok() ? *text : std::string();
+  }
+
+  fs::path dir_;
+  config::Config config_;
+  dns::FakeResolver dns_;
+  crypto::PrivateKey key_ = crypto::generate_key(crypto::KeyType::ed25519).value();
+  base::FakeClock clock_{kNow};
+  base::InlineExecutor inline_;
+  std::unique_ptr<policy::AddressBook> addresses_;
+  std::unique_ptr<policy::DeliveryPolicy> policy_;
+  std::unique_ptr<policy::ReportWriter> reports_;
+  std::unique_ptr<queue::Spool> spool_;
+  std::unique_ptr<queue::Scheduler> scheduler_;
+  std::unique_ptr<Intake> intake_;
+};
+
+TEST_F(IntakeTest, RejectsDmarcFailureOnlyWhereAsked_RFC7489_10_3) {
+  std::string msg = signed_message();
+  msg.replace(msg.find("Hello."), 6, "Hallo.");  // the signature breaks; SPF fails too
+  msg = kReceived + msg;
+
+  auto refused = accept(envelope({{"bob", "example.test"}}), msg);
+  ASSERT_TRUE(refused.refusal);
+  EXPECT_EQ(refused.refusal->code, 550);
+  EXPECT_EQ(refused.refusal->status, "5.7.1");
+  auto listed = spool_->list();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_TRUE(listed->empty()) << "nothing stored";
+
+  // "tag" (the default): recorded and delivered.
+  auto tagged = accept(envelope({{"carol", "tagged.test"}}), msg);
+  ASSERT_FALSE(tagged.refusal);
+  const std::string text = stored(tagged.id);
+  EXPECT_EQ(text.find(kReceived), 0u);
+  EXPECT_EQ(text.find("Authentication-Results: mx.example.test; spf=fail"), kReceived.size()) << text;
+  EXPECT_NE(text.find("dmarc=fail header.from=author.test"), std::string::npos);
+}
+
+TEST_F(IntakeTest, ForgedResultsWithOurIdAreReplaced_RFC8601_5) {
+  std::string msg = kReceived + "Authentication-Results: mx.example.test; dkim=pass header.d=bank.test\r\n" +
+                    signed_message();
+  auto env = envelope({{"carol", "tagged.test"}});
+  env.client_ip = "192.0.2.1";
+  auto r = accept(env, msg);
+  ASSERT_FALSE(r.refusal);
+  const std::string text = stored(r.id);
+  EXPECT_EQ(text.find("bank.test"), std::string::npos) << text;
+  EXPECT_NE(text.find("dkim=pass header.d=author.test"), std::string::npos) << text;
+}
+
+// 100 RCPTs of one address, case variants, a source route, or a second
+// alias of the same mailbox: one delivery per target.
+TEST_F(IntakeTest, OneDeliveryPerTargetHoweverTheRecipientIsSpelled) {
+  std::vector<mail::Address> rcpts;
+  for (int i = 0; i < 100; ++i) rcpts.push_back({"bob", "example.test"});
+  rcpts.push_back({"BOB", "Example.Test"});
+  rcpts.push_back({"robert", "example.test"});  // mailbox:bob again
+  auto plans = intake_->plans(envelope(rcpts));
+  ASSERT_EQ(plans.size(), 1u);
+  ASSERT_EQ(plans[0].targets.size(), 2u);
+  EXPECT_EQ(plans[0].targets[0].str(), "mailbox:bob");
+  EXPECT_EQ(plans[0].targets[1].str(), "forward:bob-private@gmail.test");
+
+  auto env = envelope(rcpts);
+  env.client_ip = "192.0.2.1";
+  auto r = accept(env, kReceived + signed_message());
+  ASSERT_FALSE(r.refusal);
+  auto m = spool_->load(r.id);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->slots.size(), 2u) << "two slots, not 204";
+}
+
+TEST_F(IntakeTest, RecipientAnswers_RFC5321_3_3_and_7_1) {
+  EXPECT_FALSE(intake_->check_recipient({"bob", "example.test"}, false));
+  auto unknown = intake_->check_recipient({"nobody", "example.test"}, false);
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->code, 550);
+  EXPECT_EQ(unknown->status, "5.1.1");
+  auto relay = intake_->check_recipient({"x", "elsewhere.test"}, false);
+  ASSERT_TRUE(relay);
+  EXPECT_EQ(relay->code, 554);
+  EXPECT_EQ(relay->status, "5.7.1");
+}
+
+}  // namespace
+}  // namespace hikyaku::intake

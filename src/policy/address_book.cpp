@@ -1,0 +1,62 @@
+#include "policy/address_book.hpp"
+
+#include "base/strings.hpp"
+#include "policy/forwards.hpp"
+#include "srs/srs.hpp"
+
+namespace hikyaku::policy {
+
+AddressBook::AddressBook(const config::Config& config) : config_(config) {}
+
+AddressBook::AddressBook(const config::Config& config, std::vector<std::string> srs_secrets,
+                         const base::Clock& clock)
+    : config_(config) {
+  if (config.srs.domain.empty() || srs_secrets.empty()) return;
+  srs::Config c;
+  c.secrets = std::move(srs_secrets);
+  // Every hidden forward signs with its own derived key (srs.hpp), so a
+  // bounce tells us, without state, that it belongs to a hidden forward.
+  c.identities = hidden_addresses(config);
+  srs_ = std::make_unique<srs::Rewriter>(std::move(c), clock);
+}
+
+AddressBook::~AddressBook() = default;
+
+bool AddressBook::is_srs(const mail::Address& rcpt) const {
+  return srs_ && base::iequals(rcpt.domain, config_.srs.domain) && srs::is_srs(rcpt.local);
+}
+
+RcptVerdict AddressBook::check_recipient(const mail::Address& rcpt, bool authenticated) const {
+  // SRS bounce addresses are valid or not by their hash and age.
+  if (is_srs(rcpt)) return srs_plan(rcpt).empty() ? RcptVerdict::bad_srs : RcptVerdict::accept;
+  if (config_.is_local_domain(rcpt.domain)) {
+    // RFC 5321 §3.3: refuse unknown users at RCPT, never bounce later.
+    return config_.find_address(rcpt.key()) != nullptr ? RcptVerdict::accept : RcptVerdict::unknown_user;
+  }
+  // RFC 5321 §7.1: relaying only for authenticated users.
+  return authenticated ? RcptVerdict::accept : RcptVerdict::relay_denied;
+}
+
+std::vector<mail::Target> AddressBook::plan(const mail::Address& rcpt) const {
+  if (is_srs(rcpt)) return srs_plan(rcpt);
+  if (const auto* rule = config_.find_address(rcpt.key())) return rule->deliver;
+  return {};
+}
+
+std::vector<mail::Target> AddressBook::srs_plan(const mail::Address& rcpt) const {
+  auto decoded = srs_->decode(rcpt);
+  if (decoded.error != srs::Errc::ok) return {};
+  if (decoded.identity.empty()) {
+    // An ordinary forward: reverse the bounce to the original sender (an
+    // SRS1 address reverses to the first forwarder's SRS0 address).
+    return {{mail::Target::Kind::forward, decoded.address.str()}};
+  }
+  // A hidden forward: its fallback mailbox (the first mailbox link of its
+  // chain; config guarantees a hidden chain ends in one), never the sender.
+  mail::Target forward{mail::Target::Kind::forward, decoded.identity};
+  for (const auto& link : fallback_chain(config_, forward))
+    if (link.kind == mail::Target::Kind::mailbox) return {link};
+  return {};
+}
+
+}  // namespace hikyaku::policy

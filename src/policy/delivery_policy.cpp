@@ -1,0 +1,189 @@
+#include "policy/delivery_policy.hpp"
+
+#include <algorithm>
+
+#include "base/strings.hpp"
+#include "mail/header.hpp"
+#include "policy/forwards.hpp"
+
+namespace hikyaku::policy {
+
+using std::chrono::duration_cast;
+
+std::string_view Disposition::word() const {
+  switch (action) {
+    case Action::delivered: return "delivered";
+    case Action::retry: return "deferred";
+    case Action::divert: return "diverted";
+    case Action::fail: return "failed";
+  }
+  return "deferred";
+}
+
+DeliveryPolicy::DeliveryPolicy(const config::Config& config, double jitter)
+    : config_(config), jitter_(jitter), hidden_(hidden_addresses(config)) {}
+
+std::optional<mail::Target> DeliveryPolicy::next_link(const SlotState& slot) const {
+  auto chain = fallback_chain(config_, slot.planned);
+  if (slot.link >= chain.size()) return std::nullopt;
+  return chain[slot.link];
+}
+
+std::optional<config::Seconds> DeliveryPolicy::defer_limit(const MessageFacts& message, const SlotState& slot) const {
+  if (slot.target.kind != mail::Target::Kind::forward) return std::nullopt;
+  if (message.origin == Origin::dsn) return std::nullopt;  // DSNs: [delivery] expire
+  const config::Forward* f = forward_options(config_, slot.target);
+  if (message.origin == Origin::notice) {
+    // A notice that keeps deferring is dropped at the forward's defer limit:
+    // it is only useful while it is news.
+    return f ? f->defer_limit : config::Forward{}.defer_limit;
+  }
+  // A forward with nowhere to divert retries until [delivery] expire, then
+  // fails (with a DSN when not hidden).
+  if (f == nullptr || !next_link(slot)) return std::nullopt;
+  return f->defer_limit;
+}
+
+std::optional<TimePoint> DeliveryPolicy::deadline(const MessageFacts& message, const SlotState& slot) const {
+  auto limit = defer_limit(message, slot);
+  if (!limit || slot.first_attempt == TimePoint{}) return std::nullopt;
+  return slot.first_attempt + *limit;
+}
+
+TimePoint DeliveryPolicy::retry_time(unsigned attempts, TimePoint now, double jitter_sample) const {
+  // [delivery] retry[k-1] after the k-th failed attempt, then the last
+  // interval forever; jitter spreads a burst of deferrals (RFC 5321 §4.5.4.1).
+  const auto& retry = config_.delivery.retry;
+  const config::Seconds fallback_interval(300);
+  const size_t k = retry.empty() ? 0 : std::min<size_t>(attempts == 0 ? 0 : attempts - 1, retry.size() - 1);
+  auto interval = duration_cast<TimePoint::duration>(retry.empty() ? fallback_interval : retry[k]);
+  auto extra = duration_cast<TimePoint::duration>(interval * (std::clamp(jitter_sample, 0.0, 1.0) * jitter_));
+  return now + interval + extra;
+}
+
+bool DeliveryPolicy::path_hidden(const SlotState& slot) const {
+  if (is_hidden(config_, slot.planned)) return true;
+  auto chain = fallback_chain(config_, slot.planned);
+  for (size_t i = 0; i < slot.link && i < chain.size(); ++i)
+    if (is_hidden(config_, chain[i])) return true;
+  return false;
+}
+
+NoticeFacts DeliveryPolicy::notice_facts(const SlotState& from, const SlotState& to, const AttemptResult& result,
+                                         TimePoint now) const {
+  const config::Forward* f = forward_options(config_, from.target);
+  // Where the message is now: the first mailbox from the new link on.
+  auto chain = fallback_chain(config_, from.planned);
+  std::string holder = "the next fallback target";
+  for (size_t i = to.link == 0 ? 0 : to.link - 1; i < chain.size(); ++i) {
+    if (chain[i].kind == mail::Target::Kind::mailbox) {
+      holder = (i + 1 == to.link ? "mailbox " : "mailbox (if the next forward refuses it too) ") + chain[i].value;
+      break;
+    }
+  }
+  NoticeFacts facts;
+  facts.forward_to = f->to;
+  facts.recipient = from.recipient;
+  // The owner may see their own address; other hidden ones are removed.
+  std::vector<std::string> others;
+  for (const auto& h : hidden_)
+    if (!base::iequals(h, f->to)) others.push_back(h);
+  facts.reply = mail::redact(reply_text(result), others);
+  facts.holder = holder;
+  facts.when = now;
+  return facts;
+}
+
+Disposition DeliveryPolicy::decide(const MessageFacts& message, const SlotState& slot, const AttemptResult& result,
+                                   TimePoint now, double jitter_sample) const {
+  Disposition d;
+  SlotState& next = d.next;
+  next = slot;
+  ++next.attempts;
+  if (next.first_attempt == TimePoint{}) next.first_attempt = now;
+  next.last_reply = result.status + " " + result.detail;
+
+  // 2xx: done.
+  if (result.kind == AttemptResult::Kind::delivered) {
+    next.status = SlotStatus::delivered;
+    d.action = Disposition::Action::delivered;
+    return d;
+  }
+
+  // 4xx before its limits: retry, never later than the defer deadline.
+  const bool temporary = result.kind == AttemptResult::Kind::temporary;
+  const bool expired = now - message.arrival >= config_.delivery.expire;
+  const auto deadline_at = deadline(message, next);
+  const bool past_deadline = deadline_at && now >= *deadline_at;
+  if (temporary && !expired && !past_deadline) {
+    next.status = SlotStatus::pending;
+    next.next_attempt = retry_time(next.attempts, now, jitter_sample);
+    if (deadline_at && *deadline_at < next.next_attempt) next.next_attempt = std::max(*deadline_at, now);
+    d.action = Disposition::Action::retry;
+    return d;
+  }
+
+  // Failed for good on this link: the next link of the chain at once, with
+  // a fresh attempt count. Generated messages never move on.
+  std::optional<mail::Target> link;
+  if (message.origin == Origin::received) link = next_link(next);
+  if (link) {
+    const SlotState from = slot;
+    next.target = *link;
+    next.diverted = diverted_note(now, redact(reply_text(result)));
+    ++next.link;
+    next.status = SlotStatus::pending;
+    next.attempts = 0;
+    next.first_attempt = {};
+    next.next_attempt = {};
+    d.action = Disposition::Action::divert;
+    const config::Forward* f = forward_options(config_, from.target);
+    if (f != nullptr && f->notify) d.notice = notice_facts(from, next, result, now);
+    return d;
+  }
+
+  // No next link: failed, and who is told.
+  next.status = SlotStatus::failed;
+  if (temporary && expired) next.last_reply += " (expired)";
+  d.action = Disposition::Action::fail;
+  switch (message.origin) {
+    case Origin::notice:
+      // A refused notice is logged and dropped: never retried into a loop,
+      // never bounced, never diverted.
+      d.remark = "notice to " + describe(slot.target) + " not delivered, dropped";
+      return d;
+    case Origin::dsn:
+      // RFC 3464 / RFC 5321 §6.1: no DSN about a DSN.
+      d.remark = "DSN to <" + slot.recipient + "> not delivered, dropped";
+      return d;
+    case Origin::received:
+      break;
+  }
+  if (slot.planned.kind != mail::Target::Kind::forward) return d;  // local mailboxes: the operator's log
+  if (path_hidden(next)) {
+    // DESIGN.md: a hidden target never produces a DSN.
+    d.remark = "hidden forward for <" + slot.recipient + "> failed for good; no DSN";
+    return d;
+  }
+  if (message.null_sender) {
+    d.remark = "no DSN to the null sender about <" + slot.recipient + ">";  // RFC 3461 §6.2
+    return d;
+  }
+  DsnFacts facts;
+  facts.recipient = next.recipient;
+  facts.status = result.status;
+  facts.reply = redact(reply_text(result));
+  facts.expired = temporary;
+  facts.when = now;
+  d.dsn = std::move(facts);
+  return d;
+}
+
+std::string DeliveryPolicy::describe(const mail::Target& target) const {
+  if (is_hidden(config_, target)) return "forward:<hidden>";
+  return target.str();
+}
+
+std::string DeliveryPolicy::redact(std::string text) const { return mail::redact(std::move(text), hidden_); }
+
+}  // namespace hikyaku::policy
