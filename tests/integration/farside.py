@@ -35,6 +35,9 @@ FarSide.set_mode(mode, reply=None, times=None, stall=None):
 `times=N` applies the mode to the next N transactions only, then the far side
 accepts again (e.g. one 451, then success: the retry test).
 
+FarSide.stalls counts the stalls begun (a test waits on it, not on the clock,
+to know the far side is holding the client).
+
 FarSide.set_data_delay(seconds) makes every accepted message wait that long
 before its 250 at end of data (a slow far side: deliveries overlap in time
 when the client runs them in parallel).
@@ -116,6 +119,8 @@ class _Handler:
             return None
         kind, reply = action
         if kind == "stall":
+            with side.lock:
+                side.stalls += 1
             await asyncio.sleep(side.stall)
             return None
         if kind == "drop":
@@ -179,6 +184,7 @@ class FarSide:
         self.reply = None
         self.times = None
         self.stall = 30.0
+        self.stalls = 0      # stalls begun (wait on this, not on the clock)
         self.controller = None
 
     # Control.

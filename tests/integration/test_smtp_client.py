@@ -221,7 +221,11 @@ def test_permanent_reject_is_not_retried(make_hikyaku, dns_server, farside):
     send(hk, message("rejected"))
     farside.gmail.wait_attempts(1)
     wait_for(lambda: "status=5.7.26" in hk.log_text(), what="the 5.7.26 outcome in the log")
-    time.sleep(2.5)  # longer than the retry interval: no second attempt
+    # A permanent refusal diverts the copy at once and the message leaves the
+    # queue: nothing is left that could be retried (a retry would instead
+    # keep it queued and reach the far side again).
+    wait_for(lambda: len(hk.messages("ituki-gm")) == 1, what="the diverted copy")
+    wait_for(lambda: "0 messages in the queue" in hk.run_cli("queue", "list").stdout, what="an empty queue")
     assert len(farside.gmail.attempts) == 1
 
 
@@ -335,8 +339,8 @@ def test_shutdown_with_delivery_in_flight(make_hikyaku, dns_server, farside):
     farside.gmail.set_mode("stall_data", stall=60)
     hk = make_hikyaku(extra=forward_config(dns_server, farside, delivery_extra='retry = ["1s"]'))
     send(hk, message("in flight"))
-    wait_for(lambda: "connected to mx.gmail.test" in hk.log_text(), what="the forward to start")
-    time.sleep(0.5)
+    # The far side holds the message at end of data: the forward is in flight.
+    wait_for(lambda: farside.gmail.stalls >= 1, what="the far side to stall at end of data")
     started = time.monotonic()
     hk.stop()
     assert time.monotonic() - started < 10
