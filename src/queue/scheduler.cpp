@@ -331,6 +331,7 @@ std::optional<DeliveryRequest> Scheduler::begin_attempt_locked(const Task& task)
   request.target = state.target;
   request.diverted = state.diverted;
   request.origin = a.message.origin;
+  request.attempts = state.attempts;
   // The first attempt starts the defer_limit clock now, not when its
   // outcome arrives (an attempt may wait long for a slowed-down far side).
   TargetState& live = a.message.targets[task.slot];
