@@ -403,10 +403,12 @@ class BrokenTlsFarSide:
         self.server = None
         self.thread = None
 
+    class _Server(socketserver.ThreadingTCPServer):
+        allow_reuse_address = True
+        daemon_threads = True
+
     def start(self):
-        socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self.server = socketserver.ThreadingTCPServer((self.host, self.port), _BrokenTlsHandler)
-        self.server.daemon_threads = True
+        self.server = self._Server((self.host, self.port), _BrokenTlsHandler)
         self.server.side = self
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
