@@ -3,12 +3,15 @@
 #include <istream>
 #include <ostream>
 
-#include "base/clock.hpp"
-#include "queue/spool.hpp"
-#include "sasl/credential_store.hpp"
-
 #include <chrono>
 #include <ctime>
+#include <sstream>
+
+#include "base/clock.hpp"
+#include "mail/dsn.hpp"
+#include "policy/forwards.hpp"
+#include "queue/spool.hpp"
+#include "sasl/credential_store.hpp"
 
 namespace hikyaku::admin {
 
@@ -91,14 +94,16 @@ int queue_list(const config::Config& config, std::ostream& out, std::ostream& er
     err << entries.error().message << "\n";
     return 1;
   }
+  const auto hidden = policy::hidden_addresses(config);
   for (const auto& e : *entries)
-    out << e.id << "  " << format_time(e.arrival) << "  " << e.size << " bytes  <" << e.sender << ">  "
-        << e.pending << "/" << e.total << " pending\n";
+    out << e.id << "  " << format_time(e.arrival) << "  " << e.size << " bytes  <" << mail::redact(e.sender, hidden)
+        << ">  " << e.pending << "/" << e.total << " pending\n";
   out << entries->size() << " message" << (entries->size() == 1 ? "" : "s") << " in the queue\n";
   return 0;
 }
 
-int queue_show(const config::Config& config, const std::string& id, std::ostream& out, std::ostream& err) {
+int queue_show(const config::Config& config, const std::string& id, bool reveal, std::ostream& out,
+               std::ostream& err) {
   base::SystemClock clock;
   queue::Spool spool(config.spool_dir(), clock);
   auto message = spool.load(id);
@@ -106,12 +111,15 @@ int queue_show(const config::Config& config, const std::string& id, std::ostream
     err << message.error().message << "\n";
     return 1;
   }
-  out << "id: " << message->id << "\narrival: " << format_time(message->arrival) << "\nsender: <"
-      << message->envelope.sender_str() << ">\nsize: " << message->message_size << "\n";
+  std::ostringstream text;
+  text << "id: " << message->id << "\narrival: " << format_time(message->arrival) << "\nsender: <"
+       << message->envelope.sender_str() << ">\nsize: " << message->message_size << "\n";
   for (const auto& t : message->slots)
-    out << "recipient " << t.recipient << " -> " << t.target.str() << ": " << policy::to_string(t.status)
-        << ", attempts " << t.attempts << ", next " << format_time(t.next_attempt)
-        << (t.last_reply.empty() ? "" : ", last reply: " + t.last_reply) << "\n";
+    text << "recipient " << t.recipient << " -> " << t.target.str() << ": " << policy::to_string(t.status)
+         << ", attempts " << t.attempts << ", next " << format_time(t.next_attempt)
+         << (t.last_reply.empty() ? "" : ", last reply: " + t.last_reply) << "\n";
+  // The whole text: the far side's reply often echoes the recipient.
+  out << (reveal ? text.str() : mail::redact(text.str(), policy::hidden_addresses(config)));
   return 0;
 }
 

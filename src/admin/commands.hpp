@@ -23,9 +23,13 @@ int user_passwd(const config::Config& config, const std::string& name, std::istr
 int user_list(const config::Config& config, std::ostream& out, std::ostream& err);
 int user_del(const config::Config& config, const std::string& name, std::ostream& out, std::ostream& err);
 
-// Queue inspection: list, show ID, delete ID.
+// Queue inspection: list, show ID, delete ID. Hidden forward addresses
+// (DESIGN.md "never revealed") are printed as "<hidden>" — in targets,
+// recipients (a notice goes to the hidden address) and remote replies —
+// unless `reveal` (`queue show --reveal`) is given.
 int queue_list(const config::Config& config, std::ostream& out, std::ostream& err);
-int queue_show(const config::Config& config, const std::string& id, std::ostream& out, std::ostream& err);
+int queue_show(const config::Config& config, const std::string& id, bool reveal, std::ostream& out,
+               std::ostream& err);
 int queue_delete(const config::Config& config, const std::string& id, std::ostream& out, std::ostream& err);
 
 }  // namespace hikyaku::admin

@@ -66,8 +66,10 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   auto* qlist = queue->add_subcommand("list", "list queued messages");
   qlist->add_option("--config", config_path, "configuration file")->required();
   std::string queue_id;
+  bool reveal = false;
   auto* qshow = queue->add_subcommand("show", "show one message's delivery state");
   qshow->add_option("id", queue_id, "queue id")->required();
+  qshow->add_flag("--reveal", reveal, "print hidden forward addresses instead of <hidden>");
   qshow->add_option("--config", config_path, "configuration file")->required();
   auto* qdel = queue->add_subcommand("delete", "delete a queued message");
   qdel->add_option("id", queue_id, "queue id")->required();
@@ -105,7 +107,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
     return hikyaku::admin::dkim_keygen(*config, dkim_domain, dkim_selector, dkim_algo, std::cout, std::cerr);
   if (*dns) return hikyaku::admin::dns_records(*config, std::cout, std::cerr);
   if (*qlist) return hikyaku::admin::queue_list(*config, std::cout, std::cerr);
-  if (*qshow) return hikyaku::admin::queue_show(*config, queue_id, std::cout, std::cerr);
+  if (*qshow) return hikyaku::admin::queue_show(*config, queue_id, reveal, std::cout, std::cerr);
   if (*qdel) return hikyaku::admin::queue_delete(*config, queue_id, std::cout, std::cerr);
   return 2;
 }

@@ -4,6 +4,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <thread>
 
@@ -244,6 +245,17 @@ int serve(config::Config config, const ServeOptions& options) {
     }
     io.stop();
   });
+  // SIGHUP (systemd's reload, logrotate) would end the process by default.
+  // Until configuration reload exists it is logged and ignored: the server
+  // keeps serving. Re-armed after each signal.
+  asio::signal_set hangups(io, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_hangup = [&](const boost::system::error_code& ec,
+                                                                             int /*signo*/) {
+    if (ec) return;
+    log->warn("SIGHUP: reload is not implemented yet; ignored (restart to apply a new configuration)");
+    hangups.async_wait(on_hangup);
+  };
+  hangups.async_wait(on_hangup);
   (void)std::signal(SIGPIPE, SIG_IGN);  // SIG_ERR only for an invalid signal number
   log->info("hikyaku ready ({} , data in {})", config.source.string(), config.data_dir.string());
   io.run();

@@ -17,10 +17,15 @@ TEST(File, WriteDurableIsAtomic) {
   auto content = read_file(dir / "a" / "b" / "f");
   ASSERT_TRUE(content.ok());
   EXPECT_EQ(*content, "hello");
-  // O_EXCL: an existing temporary name is an error, never an overwrite.
-  ASSERT_TRUE(write_file_durable(dir / "x", dir / "y", "1").ok());
-  ASSERT_TRUE(write_file_durable(dir / "z", dir / "x", "0").ok());
-  ASSERT_TRUE(write_file_durable(dir / "w", dir / "w2", "2").ok());
+  // O_EXCL: an existing temporary name is an error, never an overwrite —
+  // the file under that name keeps its bytes and nothing is renamed.
+  ASSERT_TRUE(write_file_durable(dir / "x", dir / "busy", "kept").ok());  // "busy" now exists
+  auto reused = write_file_durable(dir / "busy", dir / "y", "new");
+  EXPECT_FALSE(reused.ok()) << "an existing temporary name was reused";
+  auto kept = read_file(dir / "busy");
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(*kept, "kept");
+  EXPECT_FALSE(std::filesystem::exists(dir / "y"));
   auto missing = read_file(dir / "nope");
   EXPECT_FALSE(missing.ok());
   std::filesystem::remove_all(dir);

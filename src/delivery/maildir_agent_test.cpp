@@ -13,7 +13,7 @@
 namespace hikyaku::delivery {
 namespace {
 namespace fs = std::filesystem;
-using DeliveryOutcome = policy::AttemptResult;
+using policy::AttemptResult;
 
 class MaildirAgentTest : public ::testing::Test {
  protected:
@@ -27,7 +27,7 @@ class MaildirAgentTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(config_.data_dir); }
 
-  DeliveryOutcome run(const std::string& mailbox_name, const std::string& message) {
+  AttemptResult run(const std::string& mailbox_name, const std::string& message) {
     mail::Envelope env;
     env.sender = mail::Address{"s", "example.org"};
     env.recipients = {mail::Address{"alice", "example.test"}};
@@ -38,10 +38,10 @@ class MaildirAgentTest : public ::testing::Test {
     EXPECT_TRUE(m);
     queue::DeliveryRequest req{*id, &m->envelope, m->path, m->message_offset, m->message_size,
                                "alice@example.test", target};
-    DeliveryOutcome got;
+    AttemptResult got;
     int calls = 0;
     MaildirAgent agent(config_, false);
-    agent.deliver(req, [&](DeliveryOutcome o) {
+    agent.deliver(req, [&](AttemptResult o) {
       got = o;
       ++calls;
     });
@@ -56,7 +56,7 @@ class MaildirAgentTest : public ::testing::Test {
 
 TEST_F(MaildirAgentTest, DeliversWithReturnPathInLfForm) {
   auto o = run("alice", "Subject: hi\r\n\r\nbody\r\n");
-  EXPECT_EQ(o.kind, DeliveryOutcome::Kind::delivered) << o.detail;
+  EXPECT_EQ(o.kind, AttemptResult::Kind::delivered) << o.detail;
   EXPECT_EQ(o.status, "2.0.0");
   mailbox::Maildir md(config_.mailbox_dir("alice"));
   auto list = md.list();
@@ -70,7 +70,7 @@ TEST_F(MaildirAgentTest, DeliversWithReturnPathInLfForm) {
 
 TEST_F(MaildirAgentTest, UnknownMailboxIsPermanent) {
   auto o = run("mallory", "x\r\n");
-  EXPECT_EQ(o.kind, DeliveryOutcome::Kind::permanent);
+  EXPECT_EQ(o.kind, AttemptResult::Kind::permanent);
   EXPECT_EQ(o.status, "5.1.1");
   EXPECT_FALSE(fs::exists(config_.mailbox_dir("mallory")));
 }
@@ -79,7 +79,7 @@ TEST_F(MaildirAgentTest, UnwritableMailboxIsTemporary) {
   // DATA_DIR/mailboxes is a file: every mkdir fails (ENOTDIR), even as root.
   std::ofstream(config_.data_dir / "mailboxes") << "in the way";
   auto o = run("alice", "x\r\n");
-  EXPECT_EQ(o.kind, DeliveryOutcome::Kind::temporary) << o.detail;
+  EXPECT_EQ(o.kind, AttemptResult::Kind::temporary) << o.detail;
   EXPECT_EQ(o.status, "4.3.0");
 }
 

@@ -37,6 +37,9 @@ struct DeliveryRequest {
   // X-Hikyaku-Diverted header the agent puts first (DESIGN.md).
   std::string diverted;
   policy::Origin origin = policy::Origin::received;
+  // Earlier attempts of this target (0: the first). The SMTP client's TLS
+  // policy falls back to plaintext after a failed handshake only on a retry.
+  unsigned attempts = 0;
   // When the slot must divert if still undelivered (its defer_limit; epoch:
   // none). An agent that would only be waiting (a slowed-down destination)
   // answers temporary by then, so the diversion happens on time.

@@ -314,6 +314,7 @@ std::optional<DeliveryRequest> Scheduler::begin_attempt_locked(const Task& task)
   request.target = live.target;
   request.diverted = live.diverted;
   request.origin = a.message.origin;
+  request.attempts = live.attempts;
   // The first attempt starts the defer_limit clock now, not when its
   // outcome arrives (an attempt may wait long for a slowed-down far side).
   if (live.first_attempt == base::Clock::time_point{}) live.first_attempt = clock_.now();

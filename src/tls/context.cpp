@@ -1,5 +1,7 @@
 #include "tls/context.hpp"
 
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <memory>
 
@@ -10,6 +12,7 @@
 #include <openssl/x509v3.h>
 
 #include "base/file.hpp"
+#include "base/log.hpp"
 
 namespace hikyaku::tls {
 namespace ssl = boost::asio::ssl;
@@ -25,7 +28,37 @@ std::string openssl_error() {
   return buf;
 }
 
+// Did the last OpenSSL failure say the key is not the certificate's?
+// (SSL_CTX_use_PrivateKey_file checks the pair itself: X509_check_private_key.)
+bool key_values_mismatch() {
+  const unsigned long e = ERR_peek_last_error();
+  return ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH;
+}
+
+std::string octal_mode(mode_t mode) {
+  char buf[8];
+  (void)std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
+  return buf;
+}
+
 }  // namespace
+
+base::Result<KeyFileCheck> check_key_file_mode(const std::filesystem::path& key) {
+  // Postfix's documentation asks for a key readable by root only but does
+  // not check; OpenSMTPD refuses any group or other bit. We refuse "other"
+  // (a key every local user can read is disclosed) and only warn about
+  // "group", which Debian's ssl-cert group (0640 root:ssl-cert) relies on.
+  struct stat st {};
+  if (::stat(key.c_str(), &st) != 0) return base::make_error("TLS key " + key.string() + ": cannot stat the file");
+  KeyFileCheck out;
+  if ((st.st_mode & S_IRWXO) != 0)
+    return base::make_error("TLS key " + key.string() + " has mode " + octal_mode(st.st_mode) +
+                            ": other users may access it; refusing to use it (chmod 600 or 640)");
+  if ((st.st_mode & S_IRWXG) != 0)
+    out.warning = "TLS key " + key.string() + " has mode " + octal_mode(st.st_mode) +
+                  ": its group may read it (fine for a group such as ssl-cert that is meant to; else chmod 600)";
+  return out;
+}
 
 base::Result<std::shared_ptr<ssl::context>> make_server_context(const std::filesystem::path& cert,
                                                                 const std::filesystem::path& key) {
@@ -38,12 +71,23 @@ base::Result<std::shared_ptr<ssl::context>> make_server_context(const std::files
                           "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
                           "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
                           "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
+  auto mode = check_key_file_mode(key);
+  if (!mode.ok()) return mode.error();
+  if (!mode->warning.empty()) base::logger("tls")->warn("{}", mode->warning);
   if (SSL_CTX_use_certificate_chain_file(native, cert.c_str()) != 1)
     return base::make_error("TLS certificate " + cert.string() + ": " + openssl_error());
-  if (SSL_CTX_use_PrivateKey_file(native, key.c_str(), SSL_FILETYPE_PEM) != 1)
+  const std::string mismatch = "TLS key " + key.string() + " does not match the certificate " + cert.string();
+  if (SSL_CTX_use_PrivateKey_file(native, key.c_str(), SSL_FILETYPE_PEM) != 1) {
+    if (key_values_mismatch()) {
+      ERR_clear_error();
+      return base::make_error(mismatch);
+    }
     return base::make_error("TLS key " + key.string() + ": " + openssl_error());
-  if (SSL_CTX_check_private_key(native) != 1)
-    return base::make_error("TLS key " + key.string() + " does not match " + cert.string());
+  }
+  if (SSL_CTX_check_private_key(native) != 1) {
+    ERR_clear_error();
+    return base::make_error(mismatch);
+  }
   return ctx;
 }
 

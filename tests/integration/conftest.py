@@ -72,7 +72,7 @@ class Hikyaku:
     """One hikyaku server process with its own configuration and data."""
 
     def __init__(self, tmp: Path, extra="", allow_plaintext=False, message_size="1M",
-                 hostname="mx.example.test", limits_extra=""):
+                 hostname="mx.example.test", limits_extra="", tls="self_signed = true"):
         self.tmp = tmp
         self.data_dir = tmp / "data"
         self.config_path = tmp / "hikyaku.toml"
@@ -98,7 +98,7 @@ imap  = ["127.0.0.1:{self.imap_port}"]
 imaps = ["127.0.0.1:{self.imaps_port}"]
 
 [tls]
-self_signed = true
+{tls}
 
 [auth]
 allow_plaintext = {"true" if allow_plaintext else "false"}

@@ -35,6 +35,9 @@ FarSide.set_mode(mode, reply=None, times=None, stall=None):
 `times=N` applies the mode to the next N transactions only, then the far side
 accepts again (e.g. one 451, then success: the retry test).
 
+FarSide.stalls counts the stalls begun (a test waits on it, not on the clock,
+to know the far side is holding the client).
+
 FarSide.set_data_delay(seconds) makes every accepted message wait that long
 before its 250 at end of data (a slow far side: deliveries overlap in time
 when the client runs them in parallel).
@@ -47,11 +50,22 @@ accepted or not; `connections` counts TCP connections; `session_times()`
 gives (opened, closed) per connection (time.monotonic(), closed None while
 open) and `max_concurrent()` the most connections open at the same time.
 
+The `farside_tls` fixture's gmail stand-in offers STARTTLS with a
+certificate that cannot verify: self-signed, and for another name than
+mx.gmail.test (opportunistic TLS must use it anyway).
+
+BrokenTlsFarSide(host, port, name) is a small plain-socket SMTP server whose
+STARTTLS handshake always fails: it answers "220 Ready to start TLS", reads
+the client's ClientHello and answers with bytes that are not TLS, then closes.
+Without STARTTLS it accepts a whole transaction. It records `starttls` (how
+many handshakes it broke), `connections` and `messages` (Received, tls False).
+
 Import the fixture in a test module with
     from farside import farside  # noqa: F401  (pytest fixture)
 """
 import asyncio
 import socket
+import socketserver
 import ssl
 import subprocess
 import tempfile
@@ -116,6 +130,8 @@ class _Handler:
             return None
         kind, reply = action
         if kind == "stall":
+            with side.lock:
+                side.stalls += 1
             await asyncio.sleep(side.stall)
             return None
         if kind == "drop":
@@ -179,6 +195,7 @@ class FarSide:
         self.reply = None
         self.times = None
         self.stall = 30.0
+        self.stalls = 0      # stalls begun (wait on this, not on the clock)
         self.controller = None
 
     # Control.
@@ -308,6 +325,112 @@ class FarSide:
             self.controller = None
 
 
+class _BrokenTlsHandler(socketserver.StreamRequestHandler):
+    """One SMTP session of a BrokenTlsFarSide."""
+
+    def reply(self, text):
+        self.wfile.write(text.encode() + b"\r\n")
+        self.wfile.flush()
+
+    def handle(self):
+        side = self.server.side
+        with side.lock:
+            side.connections += 1
+        self.reply(f"220 {side.name} ESMTP broken TLS")
+        mail_from, rcpts = None, []
+        while True:
+            line = self.rfile.readline(4096)
+            if not line:
+                return
+            command = line.decode("latin-1").rstrip("\r\n")
+            verb = command.split(" ", 1)[0].upper()
+            if verb == "EHLO":
+                self.reply(f"250-{side.name}")
+                self.reply("250-8BITMIME")
+                self.reply("250 STARTTLS")
+            elif verb == "HELO":
+                self.reply(f"250 {side.name}")
+            elif verb == "STARTTLS":
+                self.reply("220 2.0.0 Ready to start TLS")
+                # Wait for the ClientHello, so that the client is inside its
+                # handshake (bytes right behind the 220 would be refused as
+                # pipelined data instead), then answer with what is not TLS.
+                self.request.settimeout(10)
+                try:
+                    self.request.recv(4096)
+                    self.request.sendall(b"this is not a TLS ServerHello\r\n")
+                except OSError:
+                    pass
+                with side.lock:
+                    side.starttls += 1
+                return
+            elif verb == "MAIL":
+                mail_from, rcpts = command[10:].strip("<>"), []
+                self.reply("250 2.1.0 OK")
+            elif verb == "RCPT":
+                rcpts.append(command[8:].strip("<>"))
+                self.reply("250 2.1.5 OK")
+            elif verb == "DATA":
+                self.reply("354 go ahead")
+                data = b""
+                while True:
+                    chunk = self.rfile.readline(1 << 20)
+                    if not chunk or chunk == b".\r\n":
+                        break
+                    data += chunk[1:] if chunk.startswith(b".") else chunk
+                with side.lock:
+                    side.messages.append(Received(mail_from=mail_from, rcpt_tos=list(rcpts), data=data,
+                                                  tls=False, at=time.monotonic()))
+                self.reply("250 2.0.0 OK queued")
+            elif verb in ("RSET", "NOOP"):
+                self.reply("250 2.0.0 OK")
+            elif verb == "QUIT":
+                self.reply("221 2.0.0 bye")
+                return
+            else:
+                self.reply("502 5.5.2 not implemented")
+
+
+class BrokenTlsFarSide:
+    """An SMTP far side on HOST:PORT whose STARTTLS handshake always fails."""
+
+    def __init__(self, host, port, name=None):
+        self.host, self.port, self.name = host, port, name or host
+        self.lock = threading.Lock()
+        self.connections = 0
+        self.starttls = 0
+        self.messages = []
+        self.server = None
+        self.thread = None
+
+    class _Server(socketserver.ThreadingTCPServer):
+        allow_reuse_address = True
+        daemon_threads = True
+
+    def start(self):
+        self.server = self._Server((self.host, self.port), _BrokenTlsHandler)
+        self.server.side = self
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def received(self):
+        with self.lock:
+            return list(self.messages)
+
+    def wait_messages(self, n, timeout=20.0):
+        wait_for(lambda: len(self.received()) >= n, timeout=timeout,
+                 what=f"{n} message(s) at far side {self.name}")
+        return self.received()
+
+    def stop(self):
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.thread.join()
+            self.server = None
+
+
 def free_shared_port(hosts):
     """A port that is free on every host address (loopback binds per address)."""
     for _ in range(50):
@@ -336,12 +459,20 @@ class FarSides:
         self.port = free_shared_port(self.HOSTS)
         self.tmp = tempfile.TemporaryDirectory()
         self.sides = {}
-        tls = make_self_signed(self.tmp.name) if gmail_tls else None
+        # Self-signed and for another name: a certificate that verifies
+        # neither by chain nor by name (opportunistic TLS uses it anyway).
+        tls = make_self_signed(self.tmp.name, cn="another-name.invalid") if gmail_tls else None
         self.gmail = self.add("127.0.0.2", name="mx.gmail.test", tls_context=tls)
         self.sender = self.add("127.0.0.4", name="mx.sender.test")
 
     def add(self, host, name=None, tls_context=None):
         side = FarSide(host, self.port, name=name, tls_context=tls_context).start()
+        self.sides[host] = side
+        return side
+
+    def add_broken_tls(self, host, name=None):
+        """A BrokenTlsFarSide on `host` and the shared port (started)."""
+        side = BrokenTlsFarSide(host, self.port, name=name).start()
         self.sides[host] = side
         return side
 
@@ -364,7 +495,8 @@ def farside():
 
 @pytest.fixture
 def farside_tls():
-    """Like `farside`, but the gmail stand-in offers STARTTLS (self-signed)."""
+    """Like `farside`, but the gmail stand-in offers STARTTLS with a
+    certificate that does not verify (self-signed, for another name)."""
     sides = FarSides(gmail_tls=True)
     yield sides
     sides.stop()

@@ -147,6 +147,31 @@ def test_capability_and_plaintext_refusal(hikyaku):
     assert PASSWORD not in hikyaku.log_text()
 
 
+def test_starttls_discards_pipelined_plaintext(hikyaku):
+    """RFC 3501 §6.2.1 / RFC 2595 §3.1 / CVE-2011-0411: a command pipelined in
+    plaintext after STARTTLS must be discarded, never executed as if it came
+    over TLS. The injected LOGIN is neither answered nor executed: inside TLS
+    the first tagged reply is our own, and SELECT is still refused (not
+    authenticated) until we log in ourselves."""
+    hikyaku.set_password("alice", PASSWORD)
+    raw = Raw(hikyaku, tls=False)
+    try:
+        raw.send(f'a STARTTLS\r\nb LOGIN alice "{PASSWORD}"\r\n'.encode())  # b is the injection
+        assert raw.line() == b"a OK Begin TLS negotiation now"
+        assert raw.buf == b"", raw.buf  # nothing else came in plaintext
+        raw.sock = tls_context(hikyaku).wrap_socket(raw.sock)
+        raw.send(b"c SELECT INBOX\r\n")
+        lines = raw.until_tagged(b"c")
+        assert not any(line.startswith(b"b ") for line in lines), lines
+        assert lines[-1].startswith(b"c BAD"), lines  # not authenticated: LOGIN never ran
+        raw.send(f'd LOGIN alice "{PASSWORD}"\r\n'.encode())
+        assert raw.until_tagged(b"d")[-1].startswith(b"d OK")
+        raw.send(b"e SELECT INBOX\r\n")
+        assert raw.until_tagged(b"e")[-1].startswith(b"e OK")
+    finally:
+        raw.close()
+
+
 def test_plaintext_allowed_by_config(make_hikyaku):
     server = make_hikyaku(allow_plaintext=True)
     server.set_password("alice", PASSWORD)

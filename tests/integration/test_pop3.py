@@ -144,6 +144,43 @@ def test_plaintext_login_refused_without_tls(hikyaku):
     pop.quit()
 
 
+def read_line_unbuffered(sock):
+    """One CRLF line, read byte by byte: nothing after it leaves the socket
+    (the bytes that follow belong to the TLS handshake)."""
+    line = b""
+    while not line.endswith(b"\r\n"):
+        byte = sock.recv(1)
+        if not byte:
+            raise EOFError(line)
+        line += byte
+    return line
+
+
+def test_stls_discards_pipelined_plaintext(hikyaku):
+    """RFC 2595 §3.1 / CVE-2011-0411: a command pipelined in plaintext after
+    STLS must be discarded, never executed as if it came over TLS. The
+    injected USER would make the PASS sent inside TLS log in; discarded, that
+    PASS gets "send USER first" and the first reply inside TLS is PASS's own."""
+    hikyaku.set_password("alice", PASSWORD)
+    sock = socket.create_connection(("127.0.0.1", hikyaku.pop3_port), timeout=30)
+    try:
+        assert read_line_unbuffered(sock).startswith(b"+OK")
+        sock.sendall(b"STLS\r\nUSER alice\r\n")  # the second line is the injection
+        assert read_line_unbuffered(sock).startswith(b"+OK")
+        tls = tls_context(hikyaku).wrap_socket(sock)
+        f = tls.makefile("rb")
+        tls.sendall(f"PASS {PASSWORD}\r\n".encode())
+        assert f.readline() == b"-ERR send USER first\r\n"
+        # The session itself works inside TLS.
+        tls.sendall(f"USER alice\r\nPASS {PASSWORD}\r\n".encode())
+        assert f.readline().startswith(b"+OK")
+        assert f.readline().startswith(b"+OK maildrop has")
+        tls.sendall(b"QUIT\r\n")
+        assert f.readline().startswith(b"+OK")
+    finally:
+        sock.close()
+
+
 def test_plaintext_allowed_by_config(make_hikyaku):
     server = make_hikyaku(allow_plaintext=True)
     server.set_password("alice", PASSWORD)

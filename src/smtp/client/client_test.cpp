@@ -76,7 +76,7 @@ TEST(Classify, Failures) {
       {Failure::null_mx, K::permanent, "5.1.10", false},      {Failure::unroutable, K::permanent, "5.4.4", false},
       {Failure::loop, K::permanent, "5.4.6", false},          {Failure::connect_refused, K::temporary, "4.4.1", true},
       {Failure::connect_timeout, K::temporary, "4.4.1", true}, {Failure::timeout, K::temporary, "4.4.2", true},
-      {Failure::connection_lost, K::temporary, "4.4.2", true}, {Failure::tls, K::temporary, "4.4.2", true},
+      {Failure::connection_lost, K::temporary, "4.4.2", true}, {Failure::tls, K::temporary, "4.7.5", true},
       {Failure::protocol, K::temporary, "4.5.0", true},        {Failure::local, K::temporary, "4.3.0", false},
   };
   for (const auto& c : cases) {

@@ -88,8 +88,10 @@ Outcome classify(Failure failure, std::string detail) {
     case Failure::connect_refused:
     case Failure::connect_timeout: set(K::temporary, "4.4.1", true); break;
     case Failure::timeout:
-    case Failure::connection_lost:
-    case Failure::tls: set(K::temporary, "4.4.2", true); break;
+    case Failure::connection_lost: set(K::temporary, "4.4.2", true); break;
+    // RFC 3463 X.7.5 "cryptographic failure", as Postfix reports "Cannot
+    // start TLS: handshake failure".
+    case Failure::tls: set(K::temporary, "4.7.5", true); break;
     case Failure::protocol: set(K::temporary, "4.5.0", true); break;
     case Failure::local: set(K::temporary, "4.3.0", false); break;
   }

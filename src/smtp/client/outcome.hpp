@@ -40,7 +40,7 @@ enum class Failure {
   connect_timeout,  // 4.4.1
   timeout,          // 4.4.2 no reply within the stage's timeout
   connection_lost,  // 4.4.2 reset or closed by the peer
-  tls,              // 4.4.2 TLS handshake failed
+  tls,              // 4.7.5 TLS handshake failed (RFC 3463 X.7.5)
   protocol,         // 4.5.0 malformed reply / protocol violation
   local,            // 4.3.0 local problem (spool read, transform)
 };

@@ -38,7 +38,7 @@ std::shared_ptr<spdlog::logger> log() { return base::logger("smtp-client"); }
 
 // RFC 7435 opportunistic TLS for MX delivery: encrypt when offered, accept
 // any certificate (no name or chain check — DANE/MTA-STS are later work),
-// but never below TLS 1.2 (RFC 8996).
+// but never below TLS 1.2 (RFC 8996). The policy is in session.hpp.
 std::shared_ptr<ssl::context> client_context() {
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
@@ -115,7 +115,24 @@ struct Connection::Impl {
 Connection::Connection(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Connection::~Connection() = default;
 
-bool Connection::reusable() const { return !broken_ && messages_ < options_.max_messages_per_connection; }
+bool Connection::reusable() const {
+  return !broken_ && !plaintext_retry_ && messages_ < options_.max_messages_per_connection;
+}
+
+std::string Connection::tls_summary() const {
+  if (!tls_active_) return "none (" + plaintext_reason_ + ")";
+  SSL* handle = impl_->stream.native_handle();
+  std::string out = SSL_get_version(handle);
+  if (const char* cipher = SSL_get_cipher_name(handle)) out += std::string(" ") + cipher;
+  // verify_none: OpenSSL checked nothing we rely on (no trust anchors are
+  // loaded), so nothing more than "encrypted" may be claimed.
+  return out + ", certificate not verified";
+}
+
+void Connection::mark_plaintext_retry() {
+  plaintext_retry_ = true;
+  plaintext_reason_ = "plaintext retry after a failed STARTTLS handshake";
+}
 
 void Connection::close() {
   error_code ec;
@@ -292,7 +309,9 @@ net::awaitable<Connection::Opened> Connection::open(std::string host_name, std::
   }
 
   // RFC 3207: opportunistic STARTTLS. A refusal keeps the session in
-  // plaintext; a failed handshake kills it (the caller retries in plaintext).
+  // plaintext; a failed handshake kills it (the caller decides whether the
+  // address is tried again in plaintext: the TLS policy in session.hpp).
+  if (!opts.starttls && conn->caps_.starttls) conn->plaintext_reason_ = "STARTTLS not used";
   if (opts.starttls && conn->caps_.starttls) {
     auto reply = co_await conn->command("STARTTLS", Stage::starttls, failure);
     if (failure) {
@@ -338,9 +357,11 @@ net::awaitable<Connection::Opened> Connection::open(std::string host_name, std::
       out.failure = classify(reply, Stage::starttls);
       conn->close();
       co_return out;
+    } else {
+      conn->plaintext_reason_ = "STARTTLS refused: " + std::to_string(reply.code);
     }
   }
-  log()->debug("{}: connected to {}{}", conn->log_id_, peer, conn->tls_active_ ? " (TLS)" : "");
+  log()->debug("{}: connected to {} tls={}", conn->log_id_, peer, conn->tls_summary());
   out.connection = std::move(conn);
   co_return out;
 }
@@ -652,7 +673,8 @@ net::awaitable<Outcome> deliver_via_route(ConnectionPool& pool, const std::vecto
   //    data) → permanent, no other host is asked;
   //  * 4xx, a refused/timed-out/reset connection, a TLS or protocol failure
   //    → the next address; a failed STARTTLS handshake is retried once in
-  //    plaintext on the same address (opportunistic TLS, RFC 7435 §3);
+  //    plaintext on the same address only when the message was attempted
+  //    before (opportunistic TLS as Postfix's "may" level: session.hpp);
   //  * every address failed → temporary, with the last failure's detail.
   std::optional<Outcome> last;
   bool loop = false;
@@ -682,11 +704,20 @@ net::awaitable<Outcome> deliver_via_route(ConnectionPool& pool, const std::vecto
       }
       if (!outcome) {
         auto opened = co_await Connection::open(host.name, ip, context.port, options, tx.log_id);
+        bool plaintext_retry = false;
         if (!opened.connection && opened.tls_failed) {
-          log()->info("{}: {}; retrying without TLS", tx.log_id, opened.failure.detail);
+          if (!tx.plaintext_after_tls_failure) {
+            log()->info("{}: {} ({}); no plaintext retry on a message's first attempt", tx.log_id,
+                        opened.failure.detail, opened.failure.status);
+            last = opened.failure;
+            continue;
+          }
+          log()->info("{}: {}; retrying without TLS (an earlier attempt of this message failed)", tx.log_id,
+                      opened.failure.detail);
           ClientOptions plain = options;
           plain.starttls = false;
           opened = co_await Connection::open(host.name, ip, context.port, plain, tx.log_id);
+          plaintext_retry = true;
         }
         if (!opened.connection) {
           log()->info("{}: {} ({})", tx.log_id, opened.failure.detail, opened.failure.status);
@@ -695,12 +726,14 @@ net::awaitable<Outcome> deliver_via_route(ConnectionPool& pool, const std::vecto
           continue;
         }
         conn = std::move(opened.connection);
+        if (plaintext_retry) conn->mark_plaintext_retry();
         peer = conn->peer();
         outcome = co_await conn->send(tx);
       }
+      const std::string tls = conn->tls_summary();
       pool.put(key, std::move(conn));
-      log()->info("{}: to=<{}> relay={} status={} ({})", tx.log_id, mail::redact(tx.recipient, tx.hidden), peer,
-                  outcome->status, mail::redact(outcome->detail, tx.hidden));
+      log()->info("{}: to=<{}> relay={} tls={} status={} ({})", tx.log_id, mail::redact(tx.recipient, tx.hidden),
+                  peer, tls, outcome->status, mail::redact(outcome->detail, tx.hidden));
       if (outcome->delivered() || !outcome->try_next_host) co_return *outcome;
       last = *outcome;
     }

@@ -5,13 +5,30 @@
 //            loop over the hosts and addresses of a resolved route.
 // Standards: RFC 5321 §3.1 (greeting), §4.1.1 (commands), §4.5.3.2 (client
 //            timeouts per stage), §5.1 (try each host and address in order),
-//            §4.1.4 (RSET before reusing a session), RFC 3207 (STARTTLS; we
-//            neither require nor verify the certificate for MX delivery —
-//            RFC 7672 DANE and RFC 8461 MTA-STS are later work), RFC 2920
+//            §4.1.4 (RSET before reusing a session), RFC 3207 (STARTTLS),
+//            RFC 7435 (opportunistic TLS: the policy below), RFC 2920
 //            (PIPELINING), RFC 1870 (SIZE), RFC 6152 (8BITMIME), RFC 6531
 //            (SMTPUTF8), RFC 3030 (CHUNKING: with PIPELINING too, the message
 //            goes as one "BDAT <size> LAST" instead of DATA — one round trip
 //            less, as Gmail offers both).
+// TLS policy (RFC 7435 opportunistic TLS; docs/smtp-client.md):
+//            * STARTTLS whenever the server offers it, TLS 1.2 or newer;
+//            * the certificate is not authenticated (an MX certificate cannot
+//              be without DANE, RFC 7672, or MTA-STS, RFC 8461 — later
+//              work): a self-signed or misnamed one is used as it is, and
+//              every delivery line says so ("certificate not verified",
+//              RFC 7435 §3 "no misrepresentation of security");
+//            * not offered or refused (454): plaintext, logged as tls=none;
+//            * a failed handshake closes that connection (the peer is in an
+//              unknown state) and counts as a 4.7.5 failure of the address.
+//              The same address is tried again in plaintext only when the
+//              message was attempted before (Transaction::
+//              plaintext_after_tls_failure) — Postfix's "may" level falls
+//              back to plaintext only once a message has spent
+//              minimal_backoff_time in the queue — so a first attempt goes on
+//              to the next MX with TLS or is deferred, and its retry gets
+//              through to a server whose TLS is broken. Such a plaintext
+//              connection is logged and never pooled.
 // Trust:     the peer is an untrusted host on the Internet: every reply goes
 //            through ReplyParser (bounded lines and line count); nothing it
 //            says is executed or echoed to third parties except as the
@@ -79,6 +96,10 @@ struct Transaction {
   // leak"): log lines show "<hidden>" instead, in the recipient and in the
   // remote reply text (servers often echo the recipient).
   std::vector<std::string> hidden;
+  // After a failed STARTTLS handshake, may the same address be tried again
+  // in plaintext? Set on a retry, never on a message's first attempt (the
+  // TLS policy above).
+  bool plaintext_after_tls_failure = false;
 };
 
 class Connection {
@@ -108,6 +129,13 @@ class Connection {
 
   bool reusable() const;
   bool tls_active() const { return tls_active_; }
+  // What protects this connection, for log lines: "TLSv1.3 <cipher>,
+  // certificate not verified" or "none (<why>)" (RFC 7435 §3: never shown
+  // as more than it is).
+  std::string tls_summary() const;
+  // This connection is the plaintext retry after a failed STARTTLS
+  // handshake: said in tls_summary() and never reused for another message.
+  void mark_plaintext_retry();
   const Capabilities& capabilities() const { return caps_; }
   const std::string& peer() const { return peer_; }  // "host[ip]:port"
   unsigned messages() const { return messages_; }
@@ -131,6 +159,8 @@ class Connection {
   Capabilities caps_;
   std::string peer_;
   bool tls_active_ = false;
+  std::string plaintext_reason_ = "STARTTLS not offered";  // when !tls_active_
+  bool plaintext_retry_ = false;
   bool broken_ = false;
   unsigned messages_ = 0;
   ClientOptions options_;
@@ -140,7 +170,7 @@ class Connection {
 struct Connection::Opened {
   std::unique_ptr<Connection> connection;  // null on failure
   Outcome failure;
-  bool tls_failed = false;  // the STARTTLS handshake failed: retry in plaintext
+  bool tls_failed = false;  // the STARTTLS handshake failed (see the TLS policy)
 };
 
 // Idle connections per destination "ip:port", each closed with QUIT after
