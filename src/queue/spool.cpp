@@ -437,9 +437,12 @@ base::Status Spool::commit(StagedMessage& staged, std::string_view message) {
   // The directory fsync makes the rename durable; then the caller may say 250.
   if (sync_) {
     if (auto st = sync_queue_directory(); !st) {
-      // XXX(queue): the file is in queue/ but maybe not durable; we refuse the
-      // message (451) and leave the file: a later recovery delivers it, so the
-      // client's retry makes a duplicate, never a loss.
+      // The file is in queue/ but maybe not durable: we refuse the message
+      // (451/452) and take the file back out, so that nothing the client
+      // was refused stays queued (it retries, and the retry is the copy
+      // that counts). The unlink needs no fsync: if a crash loses it,
+      // recovery delivers this file as well, a duplicate, never a loss.
+      ::unlink(final_path.c_str());
       return st.error();
     }
   }

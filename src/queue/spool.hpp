@@ -11,8 +11,10 @@
 //      after our rename covers us too. Between the two, the scheduler may
 //      already attempt the message from memory (Scheduler::submit_staged:
 //      "forward at once" overlaps the disk sync); its outcomes wait for the
-//      commit, and a failed commit (the client gets 451 and retries) can
-//      only make a duplicate, never a loss.
+//      commit, and a failed commit (the client gets 451 or 452 and retries) can
+//      only make a duplicate, never a loss. A failed commit leaves nothing
+//      in tmp/ or queue/ (a renamed file whose directory fsync failed is
+//      unlinked again).
 //   2. The message bytes are immutable once enqueued. State changes are
 //      appended after them as checksummed one-line records, each
 //      fdatasync()ed before record() returns (as Postfix marks recipients
@@ -41,7 +43,8 @@
 // Concurrency: every method is thread-safe. enqueue() calls run in parallel
 //            (each has its own files); record() calls for one message must
 //            not race with each other (the scheduler serialises per message).
-// Errors:    Result/Status with errno text; nothing throws.
+// Errors:    Result/Status with errno text and the errno itself
+//            (Error::error_number); nothing throws.
 #pragma once
 
 #include <atomic>
@@ -168,8 +171,9 @@ class Spool {
   // I/O; commit() writes the file and makes it durable under
   // spool/queue/<id> (`message`: the same bytes given to stage(); an id
   // already taken there fails the commit, the caller answers 451). A failed
-  // commit leaves nothing behind but, at worst, a queue file that recovery
-  // delivers (a duplicate of the client's retry).
+  // commit leaves nothing behind (a crash inside it may leave a queue file
+  // that recovery delivers: a duplicate of the client's retry). Its Error
+  // carries the errno (Error::out_of_space(): the caller answers 452).
   base::Result<StagedMessage> stage(const mail::Envelope& envelope, const Plan& plan,
                                     std::string_view message, Origin origin = Origin::received);
   base::Status commit(StagedMessage& staged, std::string_view message);

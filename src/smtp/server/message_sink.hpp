@@ -22,8 +22,10 @@
 // Concurrency: store(), admit() and commit() run on a worker thread (they
 //            may block on DNS and fsync); admit_now() and screen_recipient()
 //            run on the session's executor and must not block.
-// Errors:    an Error means "not stored": the session answers 451 4.3.0. A
-//            refusal is a value (Admission::refusal) sent as is.
+// Errors:    an Error means "not stored": the session answers 452 4.3.1
+//            when Error::out_of_space() (ENOSPC, EDQUOT: the errno travels
+//            in the Error), else 451 4.3.0. A refusal is a value
+//            (Admission::refusal) sent as is.
 #pragma once
 
 #include <memory>

@@ -459,10 +459,11 @@ net::awaitable<void> Session::receive_data() {
     bool ok = false;
     std::string text;  // queue id, or the error for the log
     std::optional<Reply> refusal;
+    bool out_of_space = false;  // not stored: the disk is full (452, not 451)
   };
   std::unique_ptr<PendingMessage> taken;
   auto take = [&](base::Result<Admission> result) -> Stored {
-    if (!result) return Stored{false, result.error().message, std::nullopt};
+    if (!result) return Stored{false, result.error().message, std::nullopt, result.error().out_of_space()};
     if (result->refusal) return Stored{false, {}, std::move(result->refusal)};
     taken = std::move(result->pending);
     return Stored{true, {}, std::nullopt};
@@ -491,7 +492,7 @@ net::awaitable<void> Session::receive_data() {
     auto commit = [&]() -> net::awaitable<Stored> {
       auto id = taken->commit();
       taken.reset();  // on the worker: an abandoned message is settled there too
-      if (!id) co_return Stored{false, id.error().message, std::nullopt};
+      if (!id) co_return Stored{false, id.error().message, std::nullopt, id.error().out_of_space()};
       co_return Stored{true, std::move(id).value(), std::nullopt};
     };
     stored = co_await asio::co_spawn(ctx_.workers, commit, net::use_awaitable);
@@ -503,9 +504,11 @@ net::awaitable<void> Session::receive_data() {
                envelope.sender_str(), size);
     send(*stored.refusal);
   } else if (!stored.ok) {
-    // DESIGN.md: 250 only when durable. The peer sees a generic 451.
+    // DESIGN.md: 250 only when durable. The peer sees 452 4.3.1 when the
+    // disk is full (RFC 3463 X.3.1, RFC 5321 §4.3.2), else a generic 451;
+    // the path and errno text stay in the log (STYLE R6).
     log_->error("{} message {} not stored: {}", id_, txid, stored.text);
-    send(reply::not_stored());
+    send(stored.out_of_space ? reply::no_storage() : reply::not_stored());
   } else {
     ++messages_;
     std::string rcpts;

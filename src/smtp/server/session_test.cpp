@@ -7,7 +7,9 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -28,7 +30,7 @@ class FakeSink final : public MessageSink {
  public:
   base::Result<std::string> store(const mail::Envelope& envelope, std::string message) override {
     std::lock_guard lock(mu_);
-    if (fail_) return base::make_error("disk full (test)");
+    if (fail_) return base::Error{"write spool/tmp/x (test): " + std::string(std::strerror(fail_errno_)), fail_errno_};
     envelopes_.push_back(envelope);
     messages_.push_back(std::move(message));
     return "Q" + std::to_string(messages_.size());
@@ -102,9 +104,11 @@ class FakeSink final : public MessageSink {
     std::lock_guard lock(mu_);
     refusal_ = std::move(r);
   }
-  void set_fail(bool f) {
+  // Fail every store with `error_number` as the failed call's errno.
+  void set_fail(bool f, int error_number = EIO) {
     std::lock_guard lock(mu_);
     fail_ = f;
+    fail_errno_ = error_number;
   }
   size_t count() {
     std::lock_guard lock(mu_);
@@ -127,6 +131,7 @@ class FakeSink final : public MessageSink {
   bool take_now_ = false;
   bool gate_closed_ = false;
   bool fail_ = false;
+  int fail_errno_ = EIO;
   std::optional<mail::Reply> refusal_;
   std::vector<mail::Envelope> envelopes_;
   std::vector<std::string> messages_;
@@ -572,6 +577,32 @@ TEST_F(SessionTest, SinkFailureIs451_DESIGN_durability) {
   t->expect("354 *");
   t->send_raw("Subject: x\r\n\r\nbody\r\n.\r\n");
   t->expect("451 4.3.0 *");
+}
+
+// A full disk (ENOSPC, EDQUOT) is "insufficient system storage": RFC 3463
+// X.3.1, and RFC 5321 §4.3.2 lists 452 among the replies after DATA. The
+// session stays usable, and the path in the log never reaches the peer.
+TEST_F(SessionTest, SinkOutOfSpaceIs452_RFC3463_3_1) {
+  sink_.set_fail(true, ENOSPC);
+  start();
+  auto t = connect_ehlo();
+  for (int error_number : {ENOSPC, EDQUOT}) {
+    sink_.set_fail(true, error_number);
+    t->send_raw("MAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n");
+    t->expect("250 *");
+    t->expect("250 *");
+    t->expect("354 *");
+    t->send_raw("Subject: x\r\n\r\nbody\r\n.\r\n");
+    t->expect("452 4.3.1 Error: insufficient system storage, try again later");
+  }
+  sink_.set_fail(false);
+  t->send_raw("MAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n");
+  t->expect("250 *");
+  t->expect("250 *");
+  t->expect("354 *");
+  t->send_raw("Subject: x\r\n\r\nbody\r\n.\r\n");
+  t->expect("250 2.0.0 *");
+  EXPECT_EQ(sink_.count(), 1u);
 }
 
 // Issue 4: the sink refuses at end of DATA (DMARC p=reject) and the session
