@@ -92,6 +92,14 @@ void Scheduler::submit_staged(SpooledMessage message, std::shared_ptr<const std:
 
 void Scheduler::add_message(SpooledMessage message, std::shared_ptr<const std::string> bytes, bool durable,
                             Caller caller) {
+  // Spool rule 6 (a statvfs: asked before taking the lock): while commits
+  // fail, the forwards of a staged message wait for committed() as well.
+  const bool wait_for_commit =
+      !durable && spool_.commit_in_doubt(message.message_offset + message.message_size);
+  if (wait_for_commit) {
+    base::logger("queue")->debug("{}: forwards wait for the commit (the last one failed, or the disk is full)",
+                                 message.id);
+  }
   std::unique_lock lock(mu_);
   if (active_.count(message.id)) return;  // already held (recovery raced a submit)
   const std::string id = message.id;
@@ -101,12 +109,14 @@ void Scheduler::add_message(SpooledMessage message, std::shared_ptr<const std::s
   a.message = std::move(message);
   a.bytes = std::move(bytes);
   a.durable = durable;
+  a.forwards_wait = wait_for_commit;
   const size_t queued = ready_.size();
   if (durable) {
     for (size_t i = 0; i < a.message.targets.size(); ++i) schedule_locked(id, i, a.message.targets[i]);
     wake_workers_locked(ready_.size() - queued);
     return;
   }
+  if (a.forwards_wait) return;  // committed() schedules every slot
   // Not yet durable: only the forwards start (they overlap the disk sync;
   // local deliveries wait for committed()), and on the caller's thread:
   // handing them to a worker would put a thread wake-up (0.1-0.2 ms on a
@@ -155,9 +165,10 @@ void Scheduler::committed(const std::string& queue_id) {
             settle_.push_back(Settle{queue_id, i, std::move(*a.held[i])});
             a.held[i].reset();
           } else if (a.message.targets[i].link == 0 &&
-                     a.message.targets[i].target.kind != config::Target::Kind::forward) {
+                     (a.forwards_wait || a.message.targets[i].target.kind != config::Target::Kind::forward)) {
             // Local slots of the plan, held back until now (an early
-            // diversion's mailbox link is already scheduled).
+            // diversion's mailbox link is already scheduled), and the
+            // forwards too while commits were failing (spool rule 6).
             schedule_locked(queue_id, i, a.message.targets[i]);
           }
         }

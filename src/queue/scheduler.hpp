@@ -14,6 +14,14 @@
 //              outcome is held until committed() and only then recorded or
 //              acted on; abandoned() (the commit failed, the client gets 451
 //              and will retry) discards them: at worst a duplicate forward.
+//            * While commits fail, no forward starts before its commit
+//              (spool rule 6): when Spool::commit_in_doubt() (the last
+//              commit failed, or the disk has no room for the message),
+//              submit_staged() starts nothing and committed() schedules the
+//              forwards with the local slots. A client retrying a 451/452'd
+//              message then reaches the far side once, with the retry that
+//              was committed. The first successful commit resumes the fast
+//              start.
 //            * A diversion to a local mailbox link is not recorded before the
 //              mailbox attempt (one fsync less on the refusal path): the
 //              mailbox outcome's record, or the unlink, carries the whole
@@ -187,6 +195,7 @@ class Scheduler {
     unsigned in_flight_count = 0;
     bool forgotten = false;
     bool durable = true;          // false between submit_staged and committed
+    bool forwards_wait = false;   // spool rule 6: no forward started before committed()
     std::shared_ptr<const std::string> bytes;  // dropped when nothing is in flight
     std::vector<std::optional<DeliveryOutcome>> held;  // per slot, until durable
     struct Notice {

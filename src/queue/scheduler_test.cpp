@@ -360,6 +360,55 @@ TEST_F(SchedulerTest, StagedForwardStartsBeforeCommitAndSettlesAfter) {
   EXPECT_FALSE(queued(id)) << "both slots final: file removed";
 }
 
+// Spool rule 6: after a failed commit (the disk is full, the client got 452
+// and retries), a staged message's forward waits for committed(); the first
+// commit that succeeds brings the fast start back.
+TEST_F(SchedulerTest, AfterAFailedCommitForwardsWaitForTheCommit) {
+  GatedAgent forwards;
+  auto s = make_scheduler();
+  s->register_agent(config::Target::Kind::forward, forwards);
+  ASSERT_TRUE(s->start());
+  mail::Envelope env;
+  env.recipients.push_back(mail::Address{"me", "example.test"});
+  auto bytes = std::make_shared<const std::string>("Subject: t\r\n\r\nx\r\n");
+  const Plan plan = {{"me@example.test", {forward("me@gmail.test"), mailbox("me")}}};
+  {
+    // A failed commit: abandoned, as SpoolSink does.
+    auto staged = spool_->stage(env, plan, *bytes);
+    ASSERT_TRUE(staged);
+    s->submit_staged(staged->message, bytes);
+    ASSERT_TRUE(forwards.wait_attempts(1)) << "no failure yet: the forward starts at once";
+    fs::remove_all(config_.spool_dir() / "queue");
+    ASSERT_FALSE(spool_->commit(*staged, *bytes));
+    fs::create_directory(config_.spool_dir() / "queue");
+    s->abandoned(staged->message.id);
+    forwards.answer({DeliveryOutcome::Kind::delivered, "2.0.0", "ok"});
+  }
+  // The client's retry: nothing starts before its commit...
+  auto retry = spool_->stage(env, plan, *bytes);
+  ASSERT_TRUE(retry);
+  s->submit_staged(retry->message, bytes);
+  EXPECT_EQ(forwards.threads().size(), 1u) << "the retry's forward waits for the commit";
+  // ...and both slots are attempted after it.
+  ASSERT_TRUE(spool_->commit(*retry, *bytes));
+  s->committed(retry->message.id);
+  ASSERT_TRUE(forwards.wait_attempts(2));
+  ASSERT_TRUE(wait_for_test([&] { return agent_.count("mailbox:me") == 1; }));
+  forwards.answer({DeliveryOutcome::Kind::delivered, "2.0.0", "ok"});
+  ASSERT_TRUE(s->wait_idle(5s));
+  EXPECT_FALSE(queued(retry->message.id));
+  // The commit succeeded: the next message's forward starts at once again.
+  auto next = spool_->stage(env, plan, *bytes);
+  ASSERT_TRUE(next);
+  s->submit_staged(next->message, bytes);
+  EXPECT_EQ(forwards.threads().size(), 3u) << "fast start resumed";
+  ASSERT_TRUE(spool_->commit(*next, *bytes));
+  s->committed(next->message.id);
+  forwards.answer({DeliveryOutcome::Kind::delivered, "2.0.0", "ok"});
+  ASSERT_TRUE(s->wait_idle(5s));
+  EXPECT_FALSE(queued(next->message.id));
+}
+
 // The event loop submits through deliver_now() only; what the agent
 // declines (it would block) goes to deliver() on a worker thread.
 TEST_F(SchedulerTest, EventLoopCallerUsesDeliverNowAndAWorkerForWhatItDeclines) {

@@ -8,6 +8,7 @@
 #include <utility>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -391,7 +392,21 @@ base::Result<StagedMessage> Spool::stage(const mail::Envelope& envelope, const P
   return staged;
 }
 
+// Rule 6: every commit says whether it failed, for commit_in_doubt().
 base::Status Spool::commit(StagedMessage& staged, std::string_view message) {
+  auto st = write_and_rename(staged, message);
+  last_commit_failed_.store(!st.ok(), std::memory_order_relaxed);
+  return st;
+}
+
+bool Spool::commit_in_doubt(uint64_t bytes) const {
+  if (last_commit_failed_.load(std::memory_order_relaxed)) return true;
+  struct statvfs room {};
+  if (::statvfs((dir_ / "tmp").c_str(), &room) != 0) return true;
+  return static_cast<uint64_t>(room.f_bavail) * room.f_frsize < bytes;
+}
+
+base::Status Spool::write_and_rename(StagedMessage& staged, std::string_view message) {
   HIKYAKU_CHECK(staged.fd_ < 0 && staged.tmp_.empty() && !staged.committed_);
   HIKYAKU_CHECK(message.size() == staged.message.message_size);
   const std::string& header = staged.header_;

@@ -34,6 +34,14 @@
 //      final and unlinks again. The scheduler does not append the last
 //      slot's final state: the unlink records it (a lost unlink repeats that
 //      delivery: a duplicate, never a loss).
+//   6. While commits fail, nothing starts before its commit. The spool
+//      remembers whether its last commit failed; commit_in_doubt() says so,
+//      and also when the file system has less room than the message needs
+//      (statvfs, so that the first message on a full disk is caught before
+//      its commit fails). While it is so, the scheduler starts no forward
+//      of a new message before committed(): otherwise every retry of a
+//      451/452'd message would reach the far side again. The first commit
+//      that succeeds ends it, and forwards start at once again.
 // Standards: RFC 5321 §4.5.4.1 (retry, give up), §6.1 (responsibility once
 //            250 is sent), RFC 3463 (enhanced status in the last reply).
 // Trust:     envelope strings and message bytes come from the network; they
@@ -177,6 +185,10 @@ class Spool {
   base::Result<StagedMessage> stage(const mail::Envelope& envelope, const Plan& plan,
                                     std::string_view message, Origin origin = Origin::received);
   base::Status commit(StagedMessage& staged, std::string_view message);
+  // Rule 6: true while the last commit failed, or when the spool's file
+  // system has fewer than `bytes` free (a full disk seen before a commit
+  // fails on it). One statvfs; its own failure counts as doubt.
+  bool commit_in_doubt(uint64_t bytes) const;
 
   // Rule 4: clean spool/tmp, quarantine corrupt files, return the ids of all
   // queued messages, oldest first.
@@ -205,12 +217,14 @@ class Spool {
 
  private:
   std::string next_id();
+  base::Status write_and_rename(StagedMessage& staged, std::string_view message);  // commit() itself
   base::Status sync_queue_directory();
 
   std::filesystem::path dir_;
   base::Clock& clock_;
   bool sync_;
   std::atomic<uint32_t> counter_{0};
+  std::atomic<bool> last_commit_failed_{false};  // rule 6
   // Group commit of the queue directory fsync (rule 1).
   std::mutex dir_sync_mu_;
   std::atomic<uint64_t> renames_{0};
