@@ -8,7 +8,7 @@
 
 namespace hikyaku::base {
 Error errno_error(std::string_view what, const std::filesystem::path& path, int err) {
-  return make_error(std::string(what) + " " + path.string() + ": " + std::strerror(err));
+  return Error{std::string(what) + " " + path.string() + ": " + std::strerror(err), err};
 }
 
 Status write_all(int fd, std::string_view data, const std::filesystem::path& path) {

@@ -15,7 +15,8 @@
 
 namespace hikyaku::base {
 
-// "WHAT PATH: strerror(err)" — the one way errno failures become Errors.
+// "WHAT PATH: strerror(err)" — the one way errno failures become Errors
+// (Error::error_number keeps `err`).
 Error errno_error(std::string_view what, const std::filesystem::path& path, int err);
 
 // write(2) all of `data` to `fd`, retrying short writes and EINTR.

@@ -6,6 +6,7 @@
 // Errors:    value() on an error and error() on a value are bugs: they abort.
 #pragma once
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -25,9 +26,15 @@
 
 namespace hikyaku::base {
 
-// An expected failure: what went wrong, in words fit for a log line.
+// An expected failure: what went wrong, in words fit for a log line, and
+// the errno of the system call that failed (0 when none did), so that a
+// caller can tell a full disk (ENOSPC, EDQUOT) from other failures without
+// reading the words (the SMTP session answers 452 4.3.1 for it).
 struct Error {
   std::string message;
+  int error_number = 0;
+
+  bool out_of_space() const { return error_number == ENOSPC || error_number == EDQUOT; }
 };
 
 inline Error make_error(std::string message) { return Error{std::move(message)}; }

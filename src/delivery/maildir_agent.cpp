@@ -1,10 +1,5 @@
 #include "delivery/maildir_agent.hpp"
 
-#include <cerrno>
-#include <cstring>
-#include <fcntl.h>
-#include <unistd.h>
-
 #include "mailbox/maildir.hpp"
 
 namespace hikyaku::delivery {
@@ -12,11 +7,9 @@ namespace {
 
 using Outcome = policy::AttemptResult;
 
-Outcome temporary(const std::string& detail) {
+Outcome temporary(const base::Error& error) {
   // ENOSPC/EDQUOT: the operator frees space, the retry succeeds.
-  bool full = detail.find(std::strerror(ENOSPC)) != std::string::npos ||
-              detail.find(std::strerror(EDQUOT)) != std::string::npos;
-  return Outcome{Outcome::Kind::temporary, full ? "4.3.1" : "4.3.0", detail, Outcome::Cause::local};
+  return Outcome{Outcome::Kind::temporary, error.out_of_space() ? "4.3.1" : "4.3.0", error.message, Outcome::Cause::local};
 }
 
 }  // namespace
@@ -43,7 +36,7 @@ void MaildirAgent::deliver(const queue::DeliveryRequest& request,
   const size_t prefix = message.size();
   auto body = queue::read_message(request);
   if (!body.ok()) {
-    done(temporary(body.error().message));
+    done(temporary(body.error()));
     return;
   }
   message.reserve(prefix + body->size());
@@ -51,12 +44,12 @@ void MaildirAgent::deliver(const queue::DeliveryRequest& request,
 
   mailbox::Maildir maildir(config_.mailbox_dir(request.target.value), sync_);
   if (auto st = maildir.create(); !st) {
-    done(temporary(st.error().message));
+    done(temporary(st.error()));
     return;
   }
   auto uid = maildir.deliver(message);
   if (!uid) {
-    done(temporary(uid.error().message));
+    done(temporary(uid.error()));
     return;
   }
   done(Outcome{Outcome::Kind::delivered, "2.0.0", "delivered to maildir as " + *uid});

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <utility>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -174,41 +175,39 @@ base::Result<std::string> Maildir::deliver(std::string_view message) const {
   }
   if (fd < 0) return base::make_error("create " + tmp_path.string() + ": name clash");
 
-  // Written in full before it becomes visible in new/, so a reader never
-  // sees a partial file; durable (file data, then the new/ entry) before
-  // deliver() returns, so the caller's record (the queue's "delivered")
-  // never precedes the disk. Decision: the fdatasync follows the link
-  // instead of preceding it (the convention's order), which shows the
-  // message one device flush sooner — the diverted copy's latency is
-  // mostly that flush. Nothing is lost: the queue keeps the message until
-  // deliver() returns, so a crash in between delivers it again (a
-  // duplicate, as a crash between return and the queue's record always
-  // did). A power loss inside that window may also leave the first copy
-  // empty on disk; readers see page-cache bytes, complete, until then.
+  // The Maildir convention's order: write the file in tmp/, flush it
+  // (fdatasync), and only then link it into new/ and fsync new/. A message
+  // is visible to readers only once its bytes are on the disk, so no crash
+  // or power loss can show a reader an empty or partial file; deliver()
+  // returns only when the new/ entry is durable too, so the caller's record
+  // (the queue's "delivered") never precedes the disk. Any failure takes
+  // the message back out (tmp/ and new/): nothing half-done stays visible,
+  // and the caller retries the delivery.
+  const auto give_up = [&](const char* what, const fs::path& path, int err) {
+    if (fd >= 0) ::close(fd);
+    ::unlink(tmp_path.c_str());
+    return errno_error(what, path, err);
+  };
   if (auto st = write_all(fd, stored, tmp_path); !st) {
     ::close(fd);
     ::unlink(tmp_path.c_str());
     return st.error();
   }
+  if (sync_ && ::fdatasync(fd) != 0) return give_up("fsync", tmp_path, errno);
+  if (::close(std::exchange(fd, -1)) != 0) return give_up("close", tmp_path, errno);
   // link() rather than rename(): it fails instead of overwriting when the
   // name exists in new/ (the convention's recommendation).
   fs::path new_path = root_ / "new" / uid;
-  if (::link(tmp_path.c_str(), new_path.c_str()) != 0) {
-    int err = errno;
-    ::close(fd);
-    ::unlink(tmp_path.c_str());
-    return errno_error("link", new_path, err);
-  }
+  if (::link(tmp_path.c_str(), new_path.c_str()) != 0) return give_up("link", new_path, errno);
   ::unlink(tmp_path.c_str());
-  // A flush that fails takes the message back out of new/: the caller
-  // retries, and a reader that already fetched it may see it twice.
-  base::Status flushed;
-  if (sync_ && ::fdatasync(fd) != 0) flushed = errno_error("fsync", new_path, errno);
-  if (::close(fd) != 0 && flushed) flushed = errno_error("close", new_path, errno);
-  if (flushed && sync_) flushed = base::fsync_directory(root_ / "new");
-  if (!flushed) {
-    ::unlink(new_path.c_str());
-    return flushed.error();
+  // A new/ entry that may not survive a crash is withdrawn (the caller
+  // retries); a reader that fetched it meanwhile may see the retry as a
+  // second copy, never a partial one.
+  if (sync_) {
+    if (auto st = base::fsync_directory(root_ / "new"); !st) {
+      ::unlink(new_path.c_str());
+      return st.error();
+    }
   }
   return uid;
 }

@@ -1,8 +1,8 @@
 // Purpose:   One Maildir (DATA_DIR/mailboxes/NAME/{tmp,new,cur}), shared by
-//            local delivery, POP3 and IMAP. Delivery writes tmp/ → links
-//            into new/ → unlinks tmp → fdatasync → fsync new/ (the Maildir
-//            layout, readable by mutt and Dovecot unchanged; the flush comes
-//            after the link, see deliver() in maildir.cpp). Readers list
+//            local delivery, POP3 and IMAP. Delivery writes tmp/ →
+//            fdatasync → links into new/ → unlinks tmp → fsync new/ (the
+//            Maildir convention: a message is visible only once it is
+//            durable; readable by mutt and Dovecot unchanged). Readers list
 //            new/ and cur/; a message's unique id is its file name up to ':'
 //            — stable across sessions and restarts, so it serves as the POP3
 //            UIDL (RFC 1939 §7).
@@ -56,7 +56,8 @@ class Maildir {
   // mkdir -p root/{tmp,new,cur}.
   base::Status create() const;
   // Store a message in new/, durably by the time it returns; returns its
-  // unique id. Readers may see it (complete) a device flush earlier.
+  // unique id. Readers see it only once its bytes are flushed; on any
+  // failure nothing of it is left in tmp/ or new/.
   // `message` may use CRLF (as received by SMTP) or LF; it is stored with LF.
   base::Result<std::string> deliver(std::string_view message) const;
   // All messages in new/ and cur/, oldest first (by delivery time in name).

@@ -1,5 +1,6 @@
 #include "mailbox/maildir.hpp"
 
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -197,6 +198,44 @@ TEST_F(MaildirTest, DeliverFailsWithoutDirectories) {
   Maildir md(dir_ / "missing");
   auto uid = md.deliver("x\r\n");
   EXPECT_FALSE(uid);
+}
+
+size_t entries(const fs::path& dir) {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir)) ++n;
+  return n;
+}
+
+// The convention's order (write, fdatasync, link into new/, fsync new/):
+// what deliver() leaves is one complete file in new/ and nothing in tmp/.
+// (The order of the calls themselves is asserted by
+// tests/integration/test_durability_order.py under strace.)
+TEST_F(MaildirTest, DeliverLeavesOneCompleteFileInNewAndNothingInTmp) {
+  Maildir md(dir_);
+  ASSERT_TRUE(md.create());
+  auto uid = md.deliver("Subject: a\r\n\r\nbody\r\n");
+  ASSERT_TRUE(uid);
+  EXPECT_EQ(entries(dir_ / "tmp"), 0u);
+  EXPECT_EQ(entries(dir_ / "cur"), 0u);
+  ASSERT_EQ(entries(dir_ / "new"), 1u);
+  auto data = base::read_file(dir_ / "new" / *uid);
+  ASSERT_TRUE(data);
+  EXPECT_EQ(*data, "Subject: a\n\nbody\n");
+}
+
+// A delivery that fails after the file was written (here the link: new/ is
+// gone) leaves nothing behind in tmp/ either, and the Error carries the
+// failed call's errno for the caller (4.3.1 for a full disk).
+TEST_F(MaildirTest, FailedLinkLeavesNothingBehind) {
+  Maildir md(dir_);
+  ASSERT_TRUE(md.create());
+  fs::remove(dir_ / "new");
+  auto uid = md.deliver("Subject: a\r\n\r\nbody\r\n");
+  ASSERT_FALSE(uid);
+  EXPECT_EQ(uid.error().error_number, ENOENT) << uid.error().message;
+  EXPECT_NE(uid.error().message.find("link"), std::string::npos) << uid.error().message;
+  EXPECT_EQ(entries(dir_ / "tmp"), 0u);
+  EXPECT_FALSE(uid.error().out_of_space());
 }
 
 }  // namespace

@@ -98,7 +98,7 @@ void Scheduler::add_message(SpooledMessage message, std::shared_ptr<const std::s
   // them to a queue thread would put a thread wake-up (0.1-0.2 ms on a VM)
   // on the way to the far side. Forward agents never block (delivery_agent.hpp).
   // While commits fail, nothing starts before the commit (Rules).
-  if (spool_.commits_failing()) return;
+  if (spool_.commit_in_doubt(a.message.message_size)) return;
   std::vector<size_t> forwards;
   for (size_t i = 0; i < a.message.slots.size(); ++i) {
     if (a.message.slots[i].target.kind == mail::Target::Kind::forward) forwards.push_back(i);

@@ -15,10 +15,11 @@
 //              Every outcome is held until committed() and only then
 //              recorded and acted on; abandoned() (the commit failed, the
 //              client gets 451 and retries) discards them: at worst a
-//              duplicate forward. While the spool reports failing commits
-//              (Spool::commits_failing(): a full or broken disk), nothing
-//              starts before committed(): every retry of a 451'd message
-//              would otherwise reach the far side again.
+//              duplicate forward. While the spool's commits are in doubt
+//              (Spool::commit_in_doubt(): the last one failed, or the disk
+//              has no room for this message), nothing starts before
+//              committed(): every retry of a 452'd message would otherwise
+//              reach the far side again (spool.hpp rule 6).
 //            * A diversion to a local mailbox link is not recorded before the
 //              mailbox attempt (one fsync less on the refusal path): the
 //              mailbox outcome's record, or the unlink, carries the whole

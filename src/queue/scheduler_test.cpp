@@ -399,7 +399,7 @@ TEST_F(SchedulerTest, NothingStartsBeforeTheCommitWhileCommitsFail) {
     std::ofstream(clash->message.path) << "occupied";
   }
   EXPECT_FALSE(spool_->commit(*clash, *bytes));
-  EXPECT_TRUE(spool_->commits_failing());
+  EXPECT_TRUE(spool_->commit_in_doubt(1));
   fs::remove(clash->message.path);
 
   auto staged = spool_->stage(env, {{"me@example.test", {forward("me@gmail.test")}}}, *bytes);
@@ -407,7 +407,7 @@ TEST_F(SchedulerTest, NothingStartsBeforeTheCommitWhileCommitsFail) {
   s->submit_staged(staged->message, bytes);
   EXPECT_TRUE(forwards.threads().empty()) << "no forward before the commit while commits fail";
   ASSERT_TRUE(spool_->commit(*staged, *bytes));
-  EXPECT_FALSE(spool_->commits_failing());
+  EXPECT_FALSE(spool_->commit_in_doubt(1));
   s->committed(staged->message.id);
   ASSERT_TRUE(forwards.wait_attempts(1)) << "attempted once durable";
   forwards.answer({AttemptResult::Kind::delivered, "2.0.0", "ok"});

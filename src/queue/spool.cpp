@@ -8,6 +8,7 @@
 #include <utility>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -110,13 +111,13 @@ uint32_t fnv1a(std::string_view s) {
   return h;
 }
 
-std::string_view kind_name(mail::Target::Kind kind) {
-  return kind == mail::Target::Kind::mailbox ? "mailbox" : "forward";
+std::string_view kind_name(config::Target::Kind kind) {
+  return kind == config::Target::Kind::mailbox ? "mailbox" : "forward";
 }
 
-bool parse_kind(std::string_view s, mail::Target::Kind& kind) {
-  if (s == "mailbox") kind = mail::Target::Kind::mailbox;
-  else if (s == "forward") kind = mail::Target::Kind::forward;
+bool parse_kind(std::string_view s, config::Target::Kind& kind) {
+  if (s == "mailbox") kind = config::Target::Kind::mailbox;
+  else if (s == "forward") kind = config::Target::Kind::forward;
   else return false;
   return true;
 }
@@ -380,13 +381,21 @@ base::Result<StagedMessage> Spool::stage(const mail::Envelope& envelope, const s
   return staged;
 }
 
+// Rule 6: every commit says whether it failed, for commit_in_doubt().
 base::Status Spool::commit(StagedMessage& staged, std::string_view message) {
-  auto st = write_and_sync(staged, message);
-  commits_failing_.store(!st.ok(), std::memory_order_relaxed);
+  auto st = write_and_rename(staged, message);
+  last_commit_failed_.store(!st.ok(), std::memory_order_relaxed);
   return st;
 }
 
-base::Status Spool::write_and_sync(StagedMessage& staged, std::string_view message) {
+bool Spool::commit_in_doubt(uint64_t bytes) const {
+  if (last_commit_failed_.load(std::memory_order_relaxed)) return true;
+  struct statvfs room {};
+  if (::statvfs((dir_ / "tmp").c_str(), &room) != 0) return true;
+  return static_cast<uint64_t>(room.f_bavail) * room.f_frsize < bytes;
+}
+
+base::Status Spool::write_and_rename(StagedMessage& staged, std::string_view message) {
   HIKYAKU_CHECK(staged.fd_ < 0 && staged.tmp_.empty() && !staged.committed_);
   HIKYAKU_CHECK(message.size() == staged.message.message_size);
   const std::string& header = staged.header_;
@@ -432,9 +441,12 @@ base::Status Spool::write_and_sync(StagedMessage& staged, std::string_view messa
   // The directory fsync makes the rename durable; then the caller may say 250.
   if (sync_) {
     if (auto st = sync_queue_directory(); !st) {
-      // XXX(queue): the file is in queue/ but maybe not durable; we refuse the
-      // message (451) and leave the file: a later recovery delivers it, so the
-      // client's retry makes a duplicate, never a loss.
+      // The file is in queue/ but maybe not durable: we refuse the message
+      // (451/452) and take the file back out, so that nothing the client
+      // was refused stays queued (it retries, and the retry is the copy
+      // that counts). The unlink needs no fsync: if a crash loses it,
+      // recovery delivers this file as well, a duplicate, never a loss.
+      ::unlink(final_path.c_str());
       return st.error();
     }
   }

@@ -11,12 +11,10 @@
 //      after our rename covers us too. Between the two, the scheduler may
 //      already attempt the message from memory (Scheduler::submit_staged:
 //      "forward at once" overlaps the disk sync); its outcomes wait for the
-//      commit, and a failed commit (the client gets 451 and retries) can
-//      only make a duplicate, never a loss.
-//   1b. A failed commit marks the spool as failing until a commit succeeds
-//      (commits_failing()); meanwhile the scheduler starts nothing before
-//      the commit, so a client retrying a 451'd message never reaches the
-//      far side more than once (the disk full case).
+//      commit, and a failed commit (the client gets 451 or 452 and retries) can
+//      only make a duplicate, never a loss. A failed commit leaves nothing
+//      in tmp/ or queue/ (a renamed file whose directory fsync failed is
+//      unlinked again).
 //   2. The message bytes are immutable once enqueued. State changes are
 //      appended after them as checksummed one-line records, each
 //      fdatasync()ed before record() returns (as Postfix marks recipients
@@ -36,6 +34,14 @@
 //      final and unlinks again. The scheduler does not append the last
 //      slot's final state: the unlink records it (a lost unlink repeats that
 //      delivery: a duplicate, never a loss).
+//   6. While commits fail, nothing starts before its commit. The spool
+//      remembers whether its last commit failed; commit_in_doubt() says so,
+//      and also when the file system has less room than the message needs
+//      (statvfs, so that the first message on a full disk is caught before
+//      its commit fails). While it is so, the scheduler starts no forward
+//      of a new message before committed(): otherwise every retry of a
+//      451/452'd message would reach the far side again. The first commit
+//      that succeeds ends it, and forwards start at once again.
 // Standards: RFC 5321 §4.5.4.1 (retry, give up), §6.1 (responsibility once
 //            250 is sent), RFC 3463 (enhanced status in the last reply).
 // Trust:     envelope strings and message bytes come from the network; they
@@ -45,7 +51,8 @@
 // Concurrency: every method is thread-safe. enqueue() calls run in parallel
 //            (each has its own files); record() calls for one message must
 //            not race with each other (the scheduler serialises per message).
-// Errors:    Result/Status with errno text; nothing throws.
+// Errors:    Result/Status with errno text and the errno itself
+//            (Error::error_number); nothing throws.
 #pragma once
 
 #include <atomic>
@@ -140,15 +147,16 @@ class Spool {
   // I/O; commit() writes the file and makes it durable under
   // spool/queue/<id> (`message`: the same bytes given to stage(); an id
   // already taken there fails the commit, the caller answers 451). A failed
-  // commit leaves nothing behind but, at worst, a queue file that recovery
-  // delivers (a duplicate of the client's retry).
+  // commit leaves nothing behind (a crash inside it may leave a queue file
+  // that recovery delivers: a duplicate of the client's retry). Its Error
+  // carries the errno (Error::out_of_space(): the caller answers 452).
   base::Result<StagedMessage> stage(const mail::Envelope& envelope, const std::vector<RecipientPlan>& plan,
                                     std::string_view message, Origin origin = Origin::received);
   base::Status commit(StagedMessage& staged, std::string_view message);
-  // Rule 1b: whether the last commit failed (a full or failing disk) and no
-  // commit has succeeded since. While it is so, nothing of a staged message
-  // starts before its commit (Scheduler::submit_staged).
-  bool commits_failing() const { return commits_failing_.load(std::memory_order_relaxed); }
+  // Rule 6: true while the last commit failed, or when the spool's file
+  // system has fewer than `bytes` free (a full disk seen before a commit
+  // fails on it). One statvfs; its own failure counts as doubt.
+  bool commit_in_doubt(uint64_t bytes) const;
 
   // Rule 4: clean spool/tmp, quarantine corrupt files, return the ids of all
   // queued messages, oldest first.
@@ -177,14 +185,14 @@ class Spool {
 
  private:
   std::string next_id();
-  base::Status write_and_sync(StagedMessage& staged, std::string_view message);
+  base::Status write_and_rename(StagedMessage& staged, std::string_view message);  // commit() itself
   base::Status sync_queue_directory();
 
   std::filesystem::path dir_;
   base::Clock& clock_;
   bool sync_;
   std::atomic<uint32_t> counter_{0};
-  std::atomic<bool> commits_failing_{false};
+  std::atomic<bool> last_commit_failed_{false};  // rule 6
   // Group commit of the queue directory fsync (rule 1).
   std::mutex dir_sync_mu_;
   std::atomic<uint64_t> renames_{0};

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -134,6 +136,28 @@ TEST_F(SpoolTest, FailedCommitLeavesNothing) {
   }
   EXPECT_TRUE(fs::is_empty(dir_ / "tmp"));
   EXPECT_FALSE(fs::exists(dir_ / "queue" / id));
+}
+
+// Rule 6: a failed commit puts the spool in doubt until a commit succeeds;
+// a disk with less room than the message is in doubt from the start. The
+// Error of the failed commit carries its errno.
+TEST_F(SpoolTest, CommitInDoubtAfterAFailedCommitUntilOneSucceeds) {
+  const std::string msg = "Subject: x\r\n\r\n";
+  EXPECT_FALSE(spool_->commit_in_doubt(1000));
+  EXPECT_TRUE(spool_->commit_in_doubt(UINT64_MAX)) << "no file system has that much room";
+  {
+    auto staged = spool_->stage(make_envelope(), make_plan(), msg);
+    ASSERT_TRUE(staged);
+    fs::remove_all(dir_ / "queue");
+    auto st = spool_->commit(*staged, msg);
+    ASSERT_FALSE(st);
+    EXPECT_EQ(st.error().error_number, ENOENT) << st.error().message;
+    fs::create_directory(dir_ / "queue");
+  }
+  EXPECT_TRUE(spool_->commit_in_doubt(1000));
+  auto id = spool_->enqueue(make_envelope(), make_plan(), msg);
+  ASSERT_TRUE(id) << id.error().message;
+  EXPECT_FALSE(spool_->commit_in_doubt(1000));
 }
 
 // A staged id never names a message already queued: the commit's

@@ -72,9 +72,16 @@ class Hikyaku:
     """One hikyaku server process with its own configuration and data."""
 
     def __init__(self, tmp: Path, extra="", allow_plaintext=False, message_size="1M",
-                 hostname="mx.example.test", limits_extra="", tls="self_signed = true"):
+                 hostname="mx.example.test", limits_extra="", tls="self_signed = true", env=None, wrapper=None,
+                 data_dir=None):
+        """`env`: variables added to the server's environment (LD_PRELOAD of
+        tests/faultinject); `wrapper`: a command the server runs under (strace
+        ...), which must exec the server as its only child; `data_dir`: another
+        data directory (a small tmpfs)."""
         self.tmp = tmp
-        self.data_dir = tmp / "data"
+        self.data_dir = Path(data_dir) if data_dir is not None else tmp / "data"
+        self.env = env
+        self.wrapper = list(wrapper or [])
         self.config_path = tmp / "hikyaku.toml"
         self.log_path = tmp / "hikyaku.log"
         self.smtp_port = free_port()
@@ -141,8 +148,9 @@ deliver = ["mailbox:bob"]
     def start(self):
         assert self.proc is None
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([HIKYAKU_BIN, "serve", "--config", str(self.config_path)],
-                                     stdout=self._log, stderr=subprocess.STDOUT)
+        env = dict(os.environ, **self.env) if self.env else None
+        self.proc = subprocess.Popen([*self.wrapper, HIKYAKU_BIN, "serve", "--config", str(self.config_path)],
+                                     stdout=self._log, stderr=subprocess.STDOUT, env=env)
         for port in (self.smtp_port, self.pop3_port, self.pop3s_port, self.imap_port, self.imaps_port):
             wait_for(lambda: self.proc.poll() is not None or port_open(port),
                      what=f"hikyaku to listen on {port}")
@@ -150,11 +158,23 @@ deliver = ["mailbox:bob"]
                 raise AssertionError(f"hikyaku exited with {self.proc.returncode}:\n{self.log_text()}")
         return self
 
+    def server_pid(self):
+        """The hikyaku process itself (under a wrapper: the wrapper's child)."""
+        if not self.wrapper:
+            return self.proc.pid
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        pids = children.read_text().split() if children.exists() else []
+        return int(pids[0]) if pids else None
+
     def stop(self):
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            pid = self.server_pid() if self.wrapper else None
+            if pid is not None:
+                os.kill(pid, signal.SIGTERM)  # the wrapper exits with it
+            else:
+                self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -167,6 +187,9 @@ deliver = ["mailbox:bob"]
         """SIGKILL: the crash the durability contract is about."""
         if self.proc is None:
             return
+        pid = self.server_pid() if self.wrapper else None
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
         self.proc.kill()
         self.proc.wait()
         self.proc = None

@@ -44,6 +44,9 @@ Reply too_many_hops() { return Reply(554, "5.4.6", "Error: too many hops (mail l
 Reply bare_lf() { return Reply(550, "5.5.2", "Error: bare <LF> received"); }
 Reply bare_cr() { return Reply(550, "5.5.2", "Error: bare <CR> received"); }
 Reply not_stored() { return Reply(451, "4.3.0", "Error: queue file write error, try again later"); }
+// RFC 3463 X.3.1 "mail system full"; RFC 5321 §4.3.2 lists 452 among the
+// replies to the end of DATA (Postfix: "452 4.3.1 Insufficient system storage").
+Reply no_storage() { return Reply(452, "4.3.1", "Error: insufficient system storage, try again later"); }
 Reply tls_ready() { return Reply(220, "2.0.0", "Ready to start TLS"); }
 Reply tls_unavailable() { return Reply(454, "4.7.0", "TLS not available"); }
 Reply tls_already_active() { return Reply(503, "5.5.1", "Error: TLS already active"); }

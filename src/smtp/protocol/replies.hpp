@@ -50,6 +50,7 @@ Reply too_many_hops();                                      // 554 5.4.6
 Reply bare_lf();                                            // 550 5.5.2
 Reply bare_cr();                                            // 550 5.5.2
 Reply not_stored();                                         // 451 4.3.0
+Reply no_storage();                                         // 452 4.3.1 after DATA
 Reply tls_ready();                                          // 220 2.0.0
 Reply tls_unavailable();                                    // 454 4.7.0
 Reply tls_already_active();                                 // 503 5.5.1

@@ -14,8 +14,9 @@
 //            and never block; admit()'s `done` may be called on any thread
 //            (the session resumes on its own executor). commit() blocks
 //            (fsync): the session runs it on the blocking pool.
-// Errors:    an Error means "not stored": the session answers 451 4.3.0
-//            (452 4.3.1 when the disk is full). A refusal is a value
+// Errors:    an Error means "not stored": the session answers 452 4.3.1
+//            when Error::out_of_space() (ENOSPC, EDQUOT: the errno travels
+//            in the Error), else 451 4.3.0. A refusal is a value
 //            (Admission::refusal) sent as is.
 #pragma once
 

@@ -453,12 +453,12 @@ net::awaitable<void> Session::receive_data() {
     bool ok = false;
     std::string text;  // queue id, or the error for the log
     std::optional<Reply> refusal;
-    bool disk_full = false;
+    bool out_of_space = false;  // not stored: the disk is full (452, not 451)
   };
   Stored stored;
   auto admitted = co_await admit(std::move(envelope_copy), std::move(message));
   if (!admitted) {
-    stored = Stored{false, admitted.error().message, std::nullopt};
+    stored = Stored{false, admitted.error().message, std::nullopt, admitted.error().out_of_space()};
   } else if (admitted->refusal) {
     stored = Stored{false, {}, std::move(admitted->refusal)};
   } else {
@@ -466,7 +466,7 @@ net::awaitable<void> Session::receive_data() {
     auto commit = [&]() -> net::awaitable<Stored> {
       auto id = taken->commit();
       taken.reset();  // on the pool: an abandoned message is settled there too
-      if (!id) co_return Stored{false, id.error().message, std::nullopt};
+      if (!id) co_return Stored{false, id.error().message, std::nullopt, id.error().out_of_space()};
       co_return Stored{true, std::move(id).value(), std::nullopt};
     };
     stored = co_await asio::co_spawn(ctx_.blocking, commit, net::use_awaitable);
@@ -478,9 +478,11 @@ net::awaitable<void> Session::receive_data() {
                envelope.sender_str(), size);
     send(*stored.refusal);
   } else if (!stored.ok) {
-    // DESIGN.md: 250 only when durable. The peer sees a generic 451.
+    // DESIGN.md: 250 only when durable. The peer sees 452 4.3.1 when the
+    // disk is full (RFC 3463 X.3.1, RFC 5321 §4.3.2), else a generic 451;
+    // the path and errno text stay in the log (STYLE R6).
     log_->error("{} message {} not stored: {}", id_, txid, stored.text);
-    send(reply::not_stored());
+    send(stored.out_of_space ? reply::no_storage() : reply::not_stored());
   } else {
     ++messages_;
     std::string rcpts;

@@ -7,7 +7,9 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -74,7 +76,9 @@ class FakeSink final : public MessageSink {
     base::Result<std::string> commit() override {
       std::unique_lock lock(sink_.mu_);
       sink_.cv_.wait_for(lock, std::chrono::seconds(5), [&] { return !sink_.gate_closed_; });
-      if (sink_.fail_) return base::make_error("disk full (test)");
+      if (sink_.fail_)
+        return base::Error{"write spool/tmp/x (test): " + std::string(std::strerror(sink_.fail_errno_)),
+                           sink_.fail_errno_};
       sink_.envelopes_.push_back(std::move(envelope_));
       sink_.messages_.push_back(std::move(message_));
       return "Q" + std::to_string(sink_.messages_.size());
@@ -89,9 +93,11 @@ class FakeSink final : public MessageSink {
     std::lock_guard lock(mu_);
     refusal_ = std::move(r);
   }
-  void set_fail(bool f) {
+  // Fail every store with `error_number` as the failed call's errno.
+  void set_fail(bool f, int error_number = EIO) {
     std::lock_guard lock(mu_);
     fail_ = f;
+    fail_errno_ = error_number;
   }
   size_t count() {
     std::lock_guard lock(mu_);
@@ -112,6 +118,7 @@ class FakeSink final : public MessageSink {
   size_t admit_calls_ = 0;
   bool gate_closed_ = false;
   bool fail_ = false;
+  int fail_errno_ = EIO;
   std::optional<mail::Reply> refusal_;
   std::vector<mail::Envelope> envelopes_;
   std::vector<std::string> messages_;
@@ -551,6 +558,32 @@ TEST_F(SessionTest, SinkFailureIs451_DESIGN_durability) {
   t->expect("354 *");
   t->send_raw("Subject: x\r\n\r\nbody\r\n.\r\n");
   t->expect("451 4.3.0 *");
+}
+
+// A full disk (ENOSPC, EDQUOT) is "insufficient system storage": RFC 3463
+// X.3.1, and RFC 5321 §4.3.2 lists 452 among the replies after DATA. The
+// session stays usable, and the path in the log never reaches the peer.
+TEST_F(SessionTest, SinkOutOfSpaceIs452_RFC3463_3_1) {
+  sink_.set_fail(true, ENOSPC);
+  start();
+  auto t = connect_ehlo();
+  for (int error_number : {ENOSPC, EDQUOT}) {
+    sink_.set_fail(true, error_number);
+    t->send_raw("MAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n");
+    t->expect("250 *");
+    t->expect("250 *");
+    t->expect("354 *");
+    t->send_raw("Subject: x\r\n\r\nbody\r\n.\r\n");
+    t->expect("452 4.3.1 Error: insufficient system storage, try again later");
+  }
+  sink_.set_fail(false);
+  t->send_raw("MAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n");
+  t->expect("250 *");
+  t->expect("250 *");
+  t->expect("354 *");
+  t->send_raw("Subject: x\r\n\r\nbody\r\n.\r\n");
+  t->expect("250 2.0.0 *");
+  EXPECT_EQ(sink_.count(), 1u);
 }
 
 // Issue 4: the sink refuses at end of DATA (DMARC p=reject) and the session
