@@ -74,10 +74,18 @@ void Scheduler::submit(const std::string& queue_id) {
 }
 
 void Scheduler::submit_staged(SpooledMessage message, std::shared_ptr<const std::string> bytes) {
-  add_message(std::move(message), std::move(bytes), false);
+  // Rule: while commits are in doubt nothing starts before the commit (one
+  // statvfs, outside the lock).
+  const bool wait = spool_.commit_in_doubt(message.message_offset + message.message_size);
+  if (wait) {
+    base::logger("queue")->debug("{}: forwards wait for the commit (the last one failed, or the disk is full)",
+                                 message.id);
+  }
+  add_message(std::move(message), std::move(bytes), false, wait);
 }
 
-void Scheduler::add_message(SpooledMessage message, std::shared_ptr<const std::string> bytes, bool durable) {
+void Scheduler::add_message(SpooledMessage message, std::shared_ptr<const std::string> bytes, bool durable,
+                            bool wait_for_commit) {
   std::unique_lock lock(mu_);
   if (active_.count(message.id)) return;  // already held (recovery raced a submit)
   const std::string id = message.id;
@@ -98,7 +106,7 @@ void Scheduler::add_message(SpooledMessage message, std::shared_ptr<const std::s
   // them to a queue thread would put a thread wake-up (0.1-0.2 ms on a VM)
   // on the way to the far side. Forward agents never block (delivery_agent.hpp).
   // While commits fail, nothing starts before the commit (Rules).
-  if (spool_.commit_in_doubt(a.message.message_size)) return;
+  if (wait_for_commit) return;
   std::vector<size_t> forwards;
   for (size_t i = 0; i < a.message.slots.size(); ++i) {
     if (a.message.slots[i].target.kind == mail::Target::Kind::forward) forwards.push_back(i);

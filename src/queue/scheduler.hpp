@@ -156,7 +156,7 @@ class Scheduler {
   void move_due_locked(base::Clock::time_point now);
   void wake_threads_locked(size_t new_work);
   void add_message(SpooledMessage message, std::shared_ptr<const std::string> bytes = nullptr,
-                   bool durable = true);
+                   bool durable = true, bool wait_for_commit = false);
   policy::MessageFacts facts(const SpooledMessage& message) const;
   policy::OriginalMessage original(const SpooledMessage& message,
                                    const std::shared_ptr<const std::string>& bytes) const;

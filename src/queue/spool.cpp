@@ -111,13 +111,13 @@ uint32_t fnv1a(std::string_view s) {
   return h;
 }
 
-std::string_view kind_name(config::Target::Kind kind) {
-  return kind == config::Target::Kind::mailbox ? "mailbox" : "forward";
+std::string_view kind_name(mail::Target::Kind kind) {
+  return kind == mail::Target::Kind::mailbox ? "mailbox" : "forward";
 }
 
-bool parse_kind(std::string_view s, config::Target::Kind& kind) {
-  if (s == "mailbox") kind = config::Target::Kind::mailbox;
-  else if (s == "forward") kind = config::Target::Kind::forward;
+bool parse_kind(std::string_view s, mail::Target::Kind& kind) {
+  if (s == "mailbox") kind = mail::Target::Kind::mailbox;
+  else if (s == "forward") kind = mail::Target::Kind::forward;
   else return false;
   return true;
 }
