@@ -7,7 +7,8 @@
 //                The forward's `dmarc` option decides: "rewrite-from" (From
 //                becomes "Name via <domain>" <noreply@<domain>>, the author
 //                goes to Reply-To — unless one exists — and X-Original-From,
-//                and we sign with <domain>'s key, aligned), "divert" (the
+//                and we sign with <domain>'s key, aligned; the rewrite
+//                itself is auth/dmarc/from_rewrite.hpp), "divert" (the
 //                DmarcDivertGuard answers 5.7.26 so the fallback policy
 //                diverts at once) or "unchanged". Mail with an aligned valid
 //                author signature is never rewritten; mail that failed DMARC
@@ -112,11 +113,6 @@ class ForwardTransform {
   std::map<std::string, SigningKey> keys_;  // by lowercase domain
   std::optional<std::chrono::system_clock::time_point> fixed_now_;
 };
-
-// The From rewrite of a DMARC-aware forward (RFC 5322 §3.6.2): From becomes
-// "<name> via <domain>" <noreply@<domain>>; the original From value goes to
-// X-Original-From and, when the message has no Reply-To, to Reply-To.
-std::string rewrite_from(std::string_view message, const auth::common::Author& author, std::string_view domain);
 
 // Wraps the forward agent: answers the DMARC "divert" decision (permanent
 // 5.7.26, so the fallback policy diverts at once) before anything is sent.
