@@ -1,11 +1,16 @@
 // libFuzzer target: IMAP client input through the sans-I/O framer, parser
 // and engine (src/imap/protocol) over an in-memory mailbox. The first byte
-// picks the connection options; the rest is fed to the framer in two
-// chunks; every framed command goes to the engine and every action is
-// answered at once (login: alice/pw). The message bodies are cut from the
-// input too, so FETCH BODY[...]/BODYSTRUCTURE/ENVELOPE and SEARCH parse
-// hostile MIME. Invariants: every reply is empty or ends in CRLF, and the
-// message functions never read outside their input (ASan).
+// picks the connection options (bits 0-2: TLS offered, TLS active,
+// plaintext allowed; bit 3: the mailbox is unavailable at login; bits 4-6:
+// the error limit; bit 7: start in the selected state — "a LOGIN alice pw"
+// and "b SELECT INBOX" run first, so the input goes to the commands of the
+// authenticated and selected states instead of LOGIN's arguments). The rest
+// is fed to the framer in two chunks; every framed command goes to the
+// engine and every action is answered at once (login: alice/pw). The
+// message bodies are cut from the input too, so FETCH
+// BODY[...]/BODYSTRUCTURE/ENVELOPE and SEARCH parse hostile MIME.
+// Invariants: every reply is empty or ends in CRLF, and the message
+// functions never read outside their input (ASan).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -50,12 +55,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.tls_available = flags & 1;
   options.tls_active = flags & 2;
   options.allow_plaintext = flags & 4;
-  options.max_errors = 1 + (flags >> 4);
+  options.max_errors = 1 + ((flags >> 4) & 7);
+  const bool start_selected = flags & 0x80;
+  if (start_selected) options.allow_plaintext = true;
   Engine engine(options);
   auto store = std::make_unique<MemoryStore>();
   store->add(std::string(input.substr(0, input.size() / 2)));
   store->add(std::string(input.substr(input.size() / 2)), kSeen);
   store->add("Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n");
+  if (start_selected) {
+    Action a = engine.on_input("a LOGIN alice pw");
+    check(a.kind == Action::Kind::authenticate);
+    check_reply(engine.login_result(LoginOutcome::ok, std::move(store)).reply);
+    check(engine.state() == State::authenticated);
+    check_reply(engine.on_input("b SELECT INBOX").reply);
+    check(engine.state() == State::selected);
+  }
 
   Framer framer(512, 4096);
   size_t half = input.size() / 2;

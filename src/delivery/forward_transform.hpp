@@ -7,9 +7,11 @@
 //                The forward's `dmarc` option decides: "rewrite-from" (From
 //                becomes "Name via <domain>" <noreply@<domain>>, the author
 //                goes to Reply-To — unless one exists — and X-Original-From,
-//                and we sign with <domain>'s key, aligned), "divert" (the
+//                and we sign with <domain>'s key, aligned; the rewrite
+//                itself is auth/dmarc/from_rewrite.hpp), "divert" (the
 //                SmtpAgent reports 5.7.26 before sending, cause
-//                dmarc_divert, and the delivery policy diverts at once) or "unchanged". Mail with an aligned valid
+//                dmarc_divert, and the delivery policy diverts at once) or
+//                "unchanged". Mail with an aligned valid
 //                author signature is never rewritten; mail that failed DMARC
 //                here is never rewritten either (that would launder it).
 //            (b) ARC: a new ARC set (RFC 8617) with our receipt-time
@@ -112,9 +114,5 @@ class ForwardTransform {
   std::optional<std::chrono::system_clock::time_point> fixed_now_;
 };
 
-// The From rewrite of a DMARC-aware forward (RFC 5322 §3.6.2): From becomes
-// "<name> via <domain>" <noreply@<domain>>; the original From value goes to
-// X-Original-From and, when the message has no Reply-To, to Reply-To.
-std::string rewrite_from(std::string_view message, const auth::common::Author& author, std::string_view domain);
 
 }  // namespace hikyaku::delivery

@@ -179,27 +179,5 @@ TEST_F(ForwardTransformTest, GeneratedMessagesAreSignedForTheirFromDomain_RFC637
   EXPECT_FALSE(foreign->starts_with("DKIM-Signature"));
 }
 
-TEST(RewriteFrom, EncodedWordsStayOutsideQuotes_RFC2047_5) {
-  auth::common::Author a{"=?UTF-8?B?5bGx55Sw?=", "y@author.test", "author.test"};
-  std::string out = rewrite_from("From: =?UTF-8?B?5bGx55Sw?= <y@author.test>\r\nReply-To: r@x.test\r\n\r\nb\r\n", a,
-                                 "example.test");
-  EXPECT_EQ(out,
-            "From: =?UTF-8?B?5bGx55Sw?= \"via example.test\" <noreply@example.test>\r\n"
-            "X-Original-From: =?UTF-8?B?5bGx55Sw?= <y@author.test>\r\nReply-To: r@x.test\r\n\r\nb\r\n");
-}
-
-// A UTF-8 name with a comma, unquoted, would be two addresses; a CR would
-// break the field (RFC 5322 §3.2.4, RFC 6532 §3.2). An "encoded-word" with
-// specials around it is not one (RFC 2047 §5(3)): quoted too.
-TEST(RewriteFrom, OtherNamesAreQuotedWithoutControls_RFC5322_3_2_4) {
-  auth::common::Author utf8{"M\xc3\xbcller, Hans", "h@author.test", "author.test"};
-  std::string out = rewrite_from("From: h@author.test\r\n\r\nb\r\n", utf8, "example.test");
-  EXPECT_EQ(out.substr(0, out.find("\r\n")),
-            "From: \"M\xc3\xbcller, Hans via example.test\" <noreply@example.test>");
-  auth::common::Author fake{"=?x?q?a?=, b\r", "a@author.test", "author.test"};
-  out = rewrite_from("From: a@author.test\r\n\r\nb\r\n", fake, "example.test");
-  EXPECT_EQ(out.substr(0, out.find("\r\n")), "From: \"=?x?q?a?=, b  via example.test\" <noreply@example.test>");
-}
-
 }  // namespace
 }  // namespace hikyaku::delivery

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <set>
+#include <string_view>
 
 #include "auth/arc/sealer.hpp"
 #include "auth/arc/validator.hpp"
@@ -115,6 +116,41 @@ std::string field_value(const std::string& field) {
   return v;
 }
 
+// unused_tests.yml (the authors' left-out signing tests): tags not
+// compared, with the reason. Their b= values are not reproducible: dkimpy
+// 1.1.4, which reproduces all 17 normative signing tests (SOURCE.md), gives
+// the same AMS b= as we do for the four header tests and differs from the
+// file; the two dup tests also list "to" twice in sig-headers, which our
+// sealer signs once (it never over-signs on a caller's say-so; RFC 6376
+// §5.4.2 leaves that to the signer). Every other tag, the AAR, and our own
+// validation of the result are still checked.
+struct NotCompared {
+  std::string_view id;
+  std::string_view tags;  // tag names, space-separated
+  std::string_view reason;
+};
+constexpr NotCompared kUnusedNotReproducible[] = {
+    {"header_order", "b", "b= differs from the file for dkimpy too"},
+    {"header_dup_ord1", "b", "b= differs from the file for dkimpy too"},
+    {"header_dup_ord2", "b", "b= differs from the file for dkimpy too"},
+    {"header_non", "b h", "sig-headers names \"&&&\" (not a field name, absent): we list only fields present"},
+    {"sig_header_dup_once", "b h", "sig-headers lists to twice; we sign it once"},
+    {"sig_header_dup_twice", "b h", "sig-headers lists to three times; we sign it once"},
+};
+
+std::set<std::string> without(std::set<std::string> tags, const std::string& id) {
+  for (const auto& nc : kUnusedNotReproducible) {
+    if (nc.id != id) continue;
+    for (auto t = tags.begin(); t != tags.end();) {
+      std::string name = t->substr(0, t->find('='));
+      bool dropped = false;
+      for (auto n : base::split(nc.tags, ' ')) dropped = dropped || n == name;
+      t = dropped ? tags.erase(t) : std::next(t);
+    }
+  }
+  return tags;
+}
+
 class ArcSignSuite : public testing::TestWithParam<SuiteCase> {};
 
 // RFC 8617 §5.1 sealing against the ValiMail expectations (deterministic RSA).
@@ -141,8 +177,9 @@ TEST_P(ArcSignSuite, Rfc8617Sec5_1) {
   }
   ASSERT_TRUE(sealed.ok()) << sealed.error().message;
   EXPECT_EQ(no_ws(field_value(sealed->results)), no_ws(c.test["AAR"].as<std::string>()));
-  EXPECT_EQ(tag_set(field_value(sealed->message_signature)), tag_set(c.test["AMS"].as<std::string>()));
-  EXPECT_EQ(tag_set(field_value(sealed->seal)), tag_set(c.test["AS"].as<std::string>()));
+  EXPECT_EQ(without(tag_set(field_value(sealed->message_signature)), c.id),
+            without(tag_set(c.test["AMS"].as<std::string>()), c.id));
+  EXPECT_EQ(without(tag_set(field_value(sealed->seal)), c.id), without(tag_set(c.test["AS"].as<std::string>()), c.id));
   // Our own validator accepts what we sealed unless the chain was failing.
   dns::FakeResolver r;
   serve_records(c.scenario, r);
@@ -153,6 +190,9 @@ TEST_P(ArcSignSuite, Rfc8617Sec5_1) {
 }
 
 INSTANTIATE_TEST_SUITE_P(ValiMail, ArcSignSuite, testing::ValuesIn(load("arc-draft-sign-tests.yml")), case_name);
+// The 7 signing tests the suite's authors left out (unused_tests.yml, not
+// normative: header order, duplicated headers, merged AR): same driver.
+INSTANTIATE_TEST_SUITE_P(ValiMailUnused, ArcSignSuite, testing::ValuesIn(load("unused_tests.yml")), case_name);
 
 }  // namespace
 }  // namespace hikyaku::auth::arc

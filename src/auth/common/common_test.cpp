@@ -161,6 +161,20 @@ TEST(Author, ParsesNameAddrAndRefusesGroupsAndLists_RFC5322_3_4) {
   EXPECT_FALSE(parse_author(""));
 }
 
+// fuzz/forward_transform_fuzz.cpp: an escaped quote inside a quoted
+// display name ended the quoted string for the group check, so a ":" after
+// it made the From a "group" and the message had no author for DMARC.
+TEST(Author, QuotedPairDoesNotEndQuotedString_RFC5322_3_2_4) {
+  auto a = parse_author(" \"Smith \\\"Bob\\\": Sales; EU\" <bob@Author.Test>");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->domain, "author.test");
+  EXPECT_EQ(a->display_name, "Smith \"Bob\": Sales; EU");
+  auto m = find_author(parse_message("From: \"\\\"x\\\": y\" <ceo@bank.test>\r\n\r\nb\r\n"));
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->domain, "bank.test");
+  EXPECT_FALSE(parse_author("\"a\\\"\": b@x.test;"));  // a real group after the quoted name
+}
+
 TEST(Author, DomainWithoutTrailingDots_RFC5322_3_4_1) {
   auto a = parse_author("x@Example.COM.");
   ASSERT_TRUE(a);
