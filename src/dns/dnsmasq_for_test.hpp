@@ -87,6 +87,7 @@ class Dnsmasq {
                                      "--local=/test/"};
     args.insert(args.end(), records.begin(), records.end());
     std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     pid_ = fork();

@@ -46,7 +46,7 @@ namespace hikyaku::dns {
 // A Resolver over a fixed set of answers (a view for one decision).
 class AnswerSet final : public Resolver {
  public:
-  void add(const Question& q, Answer answer) { answers_[q] = std::move(answer); }
+  void add(const Question& q, const Answer& answer) { answers_[q] = answer; }
   // The answer held for `q`, or nullptr.
   const Answer* find(const Question& q) const;
   size_t size() const { return answers_.size(); }

@@ -21,7 +21,7 @@ namespace {
 class UnboundWatchTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dnsmasq_ = new test_support::Dnsmasq({
+    server = new test_support::Dnsmasq({
         "--mx-host=example.test,mx.example.test,10",
         "--host-record=mx.example.test,127.0.0.2,::2",
         "--txt-record=example.test,v=spf1 mx -all",
@@ -29,12 +29,12 @@ class UnboundWatchTest : public ::testing::Test {
     });
   }
   static void TearDownTestSuite() {
-    delete dnsmasq_;
-    dnsmasq_ = nullptr;
+    delete server;
+    server = nullptr;
   }
   void SetUp() override {
-    if (!dnsmasq_->ready()) GTEST_FAIL() << "dnsmasq did not start on port " << dnsmasq_->port();
-    auto created = UnboundResolver::create({config::Endpoint{"127.0.0.1", dnsmasq_->port()}});
+    if (!server->ready()) GTEST_FAIL() << "dnsmasq did not start on port " << server->port();
+    auto created = UnboundResolver::create({config::Endpoint{"127.0.0.1", server->port()}});
     ASSERT_TRUE(created.ok()) << created.error().message;
     resolver_ = std::move(created).value();
   }
@@ -48,17 +48,17 @@ class UnboundWatchTest : public ::testing::Test {
     return finished();
   }
 
-  static test_support::Dnsmasq* dnsmasq_;
+  static test_support::Dnsmasq* server;
   boost::asio::io_context io_;
   std::unique_ptr<UnboundResolver> resolver_;
 };
 
-test_support::Dnsmasq* UnboundWatchTest::dnsmasq_ = nullptr;
+test_support::Dnsmasq* UnboundWatchTest::server = nullptr;
 
 TEST_F(UnboundWatchTest, ResolvesEveryTypeOnTheLoop_RFC1035_RFC2308) {
   UnboundWatch watch(io_, *resolver_);
   std::map<std::string, Answer> got;
-  auto keep = [&](std::string name) { return [&got, name](const Answer& a) { got[name] = a; }; };
+  auto keep = [&](const std::string& name) { return [&got, name](const Answer& a) { got[name] = a; }; };
   resolver_->resolve(Question::of(Type::txt, "example.test"), keep("txt"));
   resolver_->resolve(Question::of(Type::mx, "example.test"), keep("mx"));
   resolver_->resolve(Question::of(Type::a, "mx.example.test"), keep("a"));
