@@ -5,19 +5,22 @@
 //            upstream query (coalescing). Bounded in size.
 // Standards: RFC 1035 §3.2.1 (TTL); RFC 2308 §5 (NXDOMAIN cached per
 //            <name, class>, NODATA per <name, type, class>, for the TTL the
-//            negative answer carries: libunbound derives it from the SOA in
-//            the authority section), §7.1 (a server failure MAY be cached,
+//            negative answer carries: UnboundResolver reads min(SOA TTL, SOA
+//            MINIMUM) from the authority section), §7.1 (a server failure MAY be cached,
 //            never more than five minutes; the tuple includes the server,
 //            and ours are always the same configured servers).
 // Rules:     ok with records: min(TTL, max_ttl); a TTL of 0 is not kept.
 //            NXDOMAIN and NODATA (ok, no records): min(TTL, max_ttl); with
-//            TTL 0, which libunbound reports when the answer had no SOA (a
-//            dnsmasq --local zone does that), negative_ttl_without_soa
-//            (default 5 s). RFC 2308 §5 says such answers SHOULD NOT be
+//            TTL 0, which UnboundResolver reports when the answer had no SOA
+//            (a dnsmasq --local zone does that), negative_ttl_without_soa
+//            (default 30 s). RFC 2308 §5 says such answers SHOULD NOT be
 //            cached because they could loop between servers that forward to
 //            each other; this cache answers only this process, so no loop
-//            can pass through it, and 5 s bounds how stale it can be. Set
-//            it to 0 to follow §5 to the letter.
+//            can pass through it. 30 s bounds how stale it can be (a zone's
+//            own SOA-derived negative TTLs are typically 300-3600 s) while
+//            the burst of questions one sender domain brings (DMARC, DKIM
+//            and SPF names that do not exist) is asked once. Set it to 0 to
+//            follow §5 to the letter.
 //            temp_error (SERVFAIL, timeout, REFUSED): temp_error_ttl, default
 //            5 s, at most 300 s (§7.1). 5 s because a failure is often one
 //            lost packet or a restarting server: a message arriving seconds
@@ -51,7 +54,7 @@ namespace hikyaku::dns {
 
 struct AnswerCacheLimits {
   uint32_t max_ttl = 3600;                // seconds; no answer is kept longer
-  uint32_t negative_ttl_without_soa = 5;  // seconds; NXDOMAIN/NODATA with TTL 0
+  uint32_t negative_ttl_without_soa = 30;  // seconds; NXDOMAIN/NODATA with TTL 0 (no SOA)
   uint32_t temp_error_ttl = 5;            // seconds; capped at 300 (RFC 2308 §7.1)
   size_t max_entries = 20000;
 };
