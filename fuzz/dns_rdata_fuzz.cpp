@@ -1,11 +1,13 @@
 // libFuzzer target: the wire-format rdata parsers of dns/unbound_resolver.hpp
-// (RFC 1035 §3.3: TXT, MX, PTR names, A; RFC 3596 §2.2: AAAA). The first
-// input byte picks the parser, the rest is the rdata.
+// (RFC 1035 §3.3: TXT, MX, PTR names, A; RFC 3596 §2.2: AAAA) and the
+// negative-TTL reader of whole messages (RFC 2308 §5). The first input byte
+// picks the parser, the rest is the rdata (or message).
 // Invariants: TXT is the character-strings' bytes, one length octet each
 // fewer; a name accepted is at most 255 octets on the wire (RFC 1035 §3.1),
 // its presentation form is printable ASCII without spaces and turns back
 // into exactly the input; MX keeps its preference; A/AAAA accept exactly
-// 4/16 octets and their text form parses back to the same address.
+// 4/16 octets and their text form parses back to the same address; a
+// negative TTL is at most 2^31 - 1 (RFC 2181 §8) and needs a whole header.
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -66,7 +68,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0 || size > 4096) return 0;
   const uint8_t which = data[0];
   std::string_view rdata(reinterpret_cast<const char*>(data + 1), size - 1);
-  switch (which % 5) {
+  switch (which % 6) {
     case 0: {
       auto txt = wire::parse_txt(rdata);
       if (!txt) break;
@@ -91,7 +93,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     case 3:
     case 4: {
-      const bool v6 = which % 5 == 4;
+      const bool v6 = which % 6 == 4;
       auto ip = v6 ? wire::parse_aaaa(rdata) : wire::parse_a(rdata);
       if (ip.has_value() != (rdata.size() == (v6 ? 16u : 4u))) __builtin_trap();
       if (!ip) break;
@@ -99,6 +101,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       auto back = IpAddress::parse(ip->to_string());
       if (!back || !(*back == *ip)) __builtin_trap();
       (void)ip->reverse_name();
+      break;
+    }
+    case 5: {
+      auto ttl = wire::negative_ttl(rdata);
+      if (ttl && (*ttl > 0x7fffffffu || rdata.size() < 12)) __builtin_trap();
       break;
     }
   }

@@ -7,6 +7,9 @@
 namespace hikyaku::dns {
 namespace {
 
+// Seconds a negative answer without an SOA is kept (AnswerCache's default).
+constexpr uint32_t kNegativeTtlWithoutSoa = 30;
+
 std::string key_of(std::string_view name) {
   if (!name.empty() && name.back() == '.') name.remove_suffix(1);
   return base::to_lower(name);
@@ -27,7 +30,11 @@ LookupResult<T> CachingResolver::cached(Table<T>& table, std::string key, Lookup
   }
   LookupResult<T> answer = lookup();
   // Only real answers are cached; a SERVFAIL or timeout must be asked again.
-  bool cacheable = (answer.status == Status::ok || answer.status == Status::nxdomain) && answer.ttl > 0;
+  // A negative answer without an SOA (TTL 0) is kept briefly, as AnswerCache
+  // does (answer_cache.hpp explains why RFC 2308 §5 allows it here).
+  bool negative = answer.status == Status::nxdomain || (answer.status == Status::ok && answer.records.empty());
+  uint32_t ttl = answer.ttl == 0 && negative ? kNegativeTtlWithoutSoa : answer.ttl;
+  bool cacheable = (answer.status == Status::ok || answer.status == Status::nxdomain) && ttl > 0;
   if (!cacheable) return answer;
   std::lock_guard lock(mu_);
   if (table.size() >= max_entries_) {
@@ -35,8 +42,7 @@ LookupResult<T> CachingResolver::cached(Table<T>& table, std::string key, Lookup
     std::erase_if(table, [&](const auto& kv) { return kv.second.expires <= now; });
     if (table.size() >= max_entries_) table.clear();
   }
-  auto ttl = std::chrono::seconds(std::min(answer.ttl, max_ttl_));
-  table[std::move(key)] = Entry<T>{answer, now + ttl};
+  table[std::move(key)] = Entry<T>{answer, now + std::chrono::seconds(std::min(ttl, max_ttl_))};
   return answer;
 }
 

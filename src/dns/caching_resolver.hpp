@@ -3,7 +3,9 @@
 //            worker (≈0.6 ms of CPU here, measured by bench/forward.sh), and a
 //            forwarded message needs six lookups (SPF, DMARC, MX, A, AAAA).
 //            Answers are kept for their TTL (capped), NXDOMAIN/NODATA too
-//            (RFC 2308); temporary and permanent errors are never cached.
+//            (RFC 2308), for 30 s when they came without an SOA (TTL 0: see
+//            answer_cache.hpp); temporary and permanent errors are never
+//            cached. Being replaced by AnswerCache (docs/dns.md).
 // Standards: RFC 1035 §3.2.1 (TTL), RFC 2308 (negative caching).
 // Trust:     caches untrusted answers only as long as their TTL allows.
 // Concurrency: thread-safe (one mutex; lookups of a missing entry run

@@ -59,6 +59,21 @@ TEST(CachingResolver, ZeroTtlAndErrorsAreNeverCached_RFC2308) {
   EXPECT_EQ(inner.queries, 5) << "NXDOMAIN is cached for its TTL";
 }
 
+TEST(CachingResolver, NegativeAnswerWithoutSoaKeptBriefly_RFC2308_5) {
+  // TTL 0 on NXDOMAIN/NODATA: the server sent no SOA (dnsmasq). Kept 30 s
+  // like AnswerCache; a positive answer with TTL 0 still is not.
+  TtlResolver inner;
+  CachingResolver cache(inner);
+  inner.ttl = 0;
+  inner.status = Status::nxdomain;
+  cache.txt("_dmarc.example");
+  EXPECT_EQ(cache.txt("_dmarc.example").status, Status::nxdomain);
+  EXPECT_EQ(inner.queries, 1);
+  CacheOnlyResolver view(cache);
+  EXPECT_EQ(view.txt("_dmarc.example").status, Status::nxdomain);
+  EXPECT_FALSE(view.missed()) << "the event loop sees it too";
+}
+
 TEST(CachingResolver, BoundedSize) {
   TtlResolver inner;
   CachingResolver cache(inner, 3600, 4);

@@ -1,5 +1,7 @@
 #include "dns/fake_resolver.hpp"
 
+#include <algorithm>
+
 #include "base/strings.hpp"
 
 namespace hikyaku::dns {
@@ -87,6 +89,32 @@ LookupResult<IpAddress> FakeResolver::a(std::string_view name) { return answer(n
 LookupResult<IpAddress> FakeResolver::aaaa(std::string_view name) { return answer(name, &Node::aaaa); }
 LookupResult<std::string> FakeResolver::ptr(const IpAddress& address) {
   return answer(address.reverse_name(), &Node::ptr);
+}
+
+void FakeResolver::resolve(const Question& q, Callback done) {
+  asked_.push_back(q);
+  Answer a;
+  switch (q.type) {
+    case Type::a: a = to_answer(answer(q.name, &Node::a)); break;
+    case Type::aaaa: a = to_answer(answer(q.name, &Node::aaaa)); break;
+    case Type::mx: a = to_answer(answer(q.name, &Node::mx)); break;
+    case Type::txt: a = to_answer(answer(q.name, &Node::txt)); break;
+    case Type::ptr: a = to_answer(answer(q.name, &Node::ptr)); break;  // q.name is the reverse name
+  }
+  if (!deferred_) {
+    done(a);
+    return;
+  }
+  pending_.emplace_back(std::move(done), std::move(a));
+}
+
+size_t FakeResolver::deliver_pending(bool newest_first) {
+  // Take the batch first: callbacks may ask again, and those answers wait.
+  std::deque<std::pair<Callback, Answer>> batch;
+  batch.swap(pending_);
+  if (newest_first) std::reverse(batch.begin(), batch.end());
+  for (auto& [done, a] : batch) done(a);
+  return batch.size();
 }
 
 }  // namespace hikyaku::dns

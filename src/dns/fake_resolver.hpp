@@ -1,17 +1,21 @@
-// Purpose:   An in-memory Resolver for unit tests and the public test suites'
-//            zone data (SPF RFC 7208 suite, ARC suites). Names are matched
-//            case-insensitively without a trailing dot.
+// Purpose:   An in-memory Resolver and AsyncResolver for unit tests and the
+//            public test suites' zone data (SPF RFC 7208 suite, ARC suites).
+//            Names are matched case-insensitively without a trailing dot. As
+//            an AsyncResolver it answers at once, or, deferred, keeps each
+//            answer until deliver_pending() (out-of-order and late delivery).
 // Concurrency: not thread-safe; fill it, then query it.
 #pragma once
 
+#include <deque>
 #include <map>
 #include <string>
 
+#include "dns/async_resolver.hpp"
 #include "dns/resolver.hpp"
 
 namespace hikyaku::dns {
 
-class FakeResolver final : public Resolver {
+class FakeResolver final : public Resolver, public AsyncResolver {
  public:
   void add_txt(std::string_view name, std::string value);
   void add_mx(std::string_view name, uint16_t pref, std::string exchange);
@@ -34,10 +38,23 @@ class FakeResolver final : public Resolver {
   LookupResult<IpAddress> aaaa(std::string_view name) override;
   LookupResult<std::string> ptr(const IpAddress& address) override;
 
+  // AsyncResolver: the same answer as the lookup above, computed now and
+  // given to `done` at once, or kept until deliver_pending() if deferred.
+  void resolve(const Question& q, Callback done) override;
+  void set_deferred(bool deferred) { deferred_ = deferred; }
+  // Deliver the answers kept so far, oldest first (newest first if
+  // `newest_first`); answers asked for by those callbacks stay kept.
+  // Returns how many were delivered.
+  size_t deliver_pending(bool newest_first = false);
+  size_t pending() const { return pending_.size(); }
+
   // Answers (not errors) carry this TTL; default 0: "do not cache".
   void set_ttl(uint32_t seconds) { ttl_ = seconds; }
 
+  // Lookups answered, synchronous and asynchronous.
   int queries() const { return queries_; }
+  // The questions resolve() was asked, in order.
+  const std::vector<Question>& asked() const { return asked_; }
 
  private:
   struct Node {
@@ -60,6 +77,9 @@ class FakeResolver final : public Resolver {
   std::map<std::string, Node> nodes_;
   int queries_ = 0;
   uint32_t ttl_ = 0;
+  bool deferred_ = false;
+  std::deque<std::pair<Callback, Answer>> pending_;
+  std::vector<Question> asked_;
 };
 
 }  // namespace hikyaku::dns

@@ -1,7 +1,10 @@
 // Purpose:   The DNS interface every mail-authentication check and the SMTP
-//            client use (STYLE R10). Lookups are synchronous: callers that must
-//            not block an event loop run them on a worker thread (the auth
-//            checks and MX lookups are few per message). Implementations:
+//            client use (STYLE R10). Lookups are synchronous: the sans-I/O
+//            verifiers are written against it. On the event loop they run
+//            through resolve_then() (dns/resolution.hpp) against an AnswerSet
+//            filled by an AsyncResolver; the blocking implementations below
+//            (worker threads, CachingResolver, CacheOnlyResolver) are being
+//            replaced by that path (docs/dns.md). Implementations:
 //            UnboundResolver (libunbound, caching; `[dns] servers` forwards to
 //            a chosen server), CachingResolver (the answer cache in front of
 //            it), FakeResolver (in memory, for tests and the public test
@@ -53,6 +56,7 @@ struct LookupResult {
 struct MxRecord {
   uint16_t preference = 0;
   std::string exchange;  // without trailing dot; "" means the null MX "."
+  bool operator==(const MxRecord&) const = default;
 };
 
 class Resolver {

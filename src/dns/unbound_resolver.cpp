@@ -2,8 +2,12 @@
 
 #include <unbound.h>
 
+#include <algorithm>
 #include <array>
 #include <string>
+#include <utility>
+
+#include "base/log.hpp"
 
 namespace hikyaku::dns {
 namespace {
@@ -69,24 +73,22 @@ struct ResultDeleter {
 };
 using ResultPtr = std::unique_ptr<ub_result, ResultDeleter>;
 
-// Run one blocking query and turn each rdata into a T with `parse`. The
-// status follows RFC 2308 (NXDOMAIN vs NODATA) and RFC 7208 §2.6.7: any
-// rcode other than NOERROR and NXDOMAIN, a DNSSEC-bogus answer and a local
-// failure (including timeouts, which libunbound reports as SERVFAIL) are
-// temporary; a name libunbound refuses as syntax is permanent.
+// Sanity checks before a name goes to libunbound: a C string of at most
+// 253 octets of text (RFC 1035 §2.3.4: 255 on the wire) with no NUL.
+bool askable(std::string_view name) {
+  return !name.empty() && name.size() <= 254 && name.find('\0') == std::string_view::npos;
+}
+
+// Turn libunbound's outcome (the return code of ub_resolve or the `err` of
+// an async callback, and the result, not owned) into a LookupResult, each
+// rdata parsed into a T with `parse`. The status follows RFC 2308 (NXDOMAIN
+// vs NODATA) and RFC 7208 §2.6.7: any rcode other than NOERROR and
+// NXDOMAIN, a DNSSEC-bogus answer and a local failure (including timeouts,
+// which libunbound reports as SERVFAIL) are temporary; a name libunbound
+// refuses as syntax is permanent.
 template <class T, class Parse>
-LookupResult<T> query(ub_ctx* ctx, std::string_view name, int type, Parse parse) {
+LookupResult<T> read_result(int rc, const ub_result* result, Parse parse) {
   LookupResult<T> out;
-  // Sanity checks: the name must be a C string of at most 253 octets of text
-  // (RFC 1035 §2.3.4: 255 on the wire) and contain no NUL.
-  if (name.empty() || name.size() > 254 || name.find('\0') != std::string_view::npos) {
-    out.status = Status::perm_error;
-    return out;
-  }
-  std::string qname(name);
-  ub_result* raw = nullptr;
-  int rc = ub_resolve(ctx, qname.c_str(), type, kClassIn, &raw);
-  ResultPtr result(raw);
   if (rc != 0 || result == nullptr) {
     out.status = rc == UB_SYNTAX ? Status::perm_error : Status::temp_error;
     return out;
@@ -97,15 +99,28 @@ LookupResult<T> query(ub_ctx* ctx, std::string_view name, int type, Parse parse)
   }
   out.secure = result->secure != 0;
   out.ttl = result->ttl > 0 ? static_cast<uint32_t>(result->ttl) : 0;
+  // A negative answer's TTL comes from its SOA (RFC 2308 §5), read from the
+  // message itself (see wire::negative_ttl); none: 0, "do not cache".
+  auto negative = [&] {
+    std::string_view message;
+    if (result->answer_packet != nullptr && result->answer_len > 0)
+      message = {static_cast<const char*>(result->answer_packet), static_cast<size_t>(result->answer_len)};
+    out.ttl = wire::negative_ttl(message).value_or(0);
+  };
   if (result->rcode == kRcodeNxDomain || result->nxdomain) {
     out.status = Status::nxdomain;
+    negative();
     return out;
   }
   if (result->rcode != kRcodeNoError) {
     out.status = Status::temp_error;
+    out.ttl = 0;
     return out;
   }
-  if (!result->havedata) return out;  // NODATA: the name exists
+  if (!result->havedata) {  // NODATA: the name exists
+    negative();
+    return out;
+  }
   for (int i = 0; result->data[i] != nullptr; ++i) {
     std::string_view rdata(result->data[i], static_cast<size_t>(result->len[i]));
     auto parsed = parse(rdata);
@@ -118,6 +133,44 @@ LookupResult<T> query(ub_ctx* ctx, std::string_view name, int type, Parse parse)
     out.records.push_back(std::move(*parsed));
   }
   return out;
+}
+
+// Run one blocking query (ub_resolve: a worker built for this call).
+template <class T, class Parse>
+LookupResult<T> query(ub_ctx* ctx, std::string_view name, int type, Parse parse) {
+  if (!askable(name)) {
+    LookupResult<T> out;
+    out.status = Status::perm_error;
+    return out;
+  }
+  std::string qname(name);
+  ub_result* raw = nullptr;
+  int rc = ub_resolve(ctx, qname.c_str(), type, kClassIn, &raw);
+  ResultPtr result(raw);
+  return read_result<T>(rc, result.get(), parse);
+}
+
+int rr_type(Type type) {
+  switch (type) {
+    case Type::a: return kTypeA;
+    case Type::aaaa: return kTypeAaaa;
+    case Type::mx: return kTypeMx;
+    case Type::txt: return kTypeTxt;
+    case Type::ptr: return kTypePtr;
+  }
+  return kTypeA;
+}
+
+// The Answer for an async callback's outcome, with the rules of query().
+Answer answer_from(Type type, int err, const ub_result* result) {
+  switch (type) {
+    case Type::a: return to_answer(read_result<IpAddress>(err, result, wire::parse_a));
+    case Type::aaaa: return to_answer(read_result<IpAddress>(err, result, wire::parse_aaaa));
+    case Type::mx: return to_answer(read_result<MxRecord>(err, result, wire::parse_mx));
+    case Type::txt: return to_answer(read_result<std::string>(err, result, wire::parse_txt));
+    case Type::ptr: return to_answer(read_result<std::string>(err, result, wire::parse_name));
+  }
+  return Answer{};
 }
 
 // Append one label in presentation form (RFC 1035 §5.1 escapes), so a label
@@ -216,6 +269,74 @@ std::optional<IpAddress> parse_aaaa(std::string_view rdata) {
   return ip;
 }
 
+namespace {
+
+// Skip a possibly compressed name at `pos` (RFC 1035 §4.1.4).
+bool skip_name(std::string_view m, size_t& pos) {
+  for (int labels = 0; labels < 128; ++labels) {
+    if (pos >= m.size()) return false;
+    auto len = static_cast<unsigned char>(m[pos]);
+    if ((len & 0xc0) == 0xc0) {  // a pointer ends the name
+      if (pos + 2 > m.size()) return false;
+      pos += 2;
+      return true;
+    }
+    if (len > 63) return false;
+    pos += 1 + len;
+    if (len == 0) return true;
+  }
+  return false;
+}
+
+uint32_t read_u32(std::string_view m, size_t pos) {
+  return (static_cast<uint32_t>(static_cast<unsigned char>(m[pos])) << 24) |
+         (static_cast<uint32_t>(static_cast<unsigned char>(m[pos + 1])) << 16) |
+         (static_cast<uint32_t>(static_cast<unsigned char>(m[pos + 2])) << 8) |
+         static_cast<uint32_t>(static_cast<unsigned char>(m[pos + 3]));
+}
+
+uint16_t read_u16(std::string_view m, size_t pos) {
+  return static_cast<uint16_t>((static_cast<unsigned char>(m[pos]) << 8) | static_cast<unsigned char>(m[pos + 1]));
+}
+
+}  // namespace
+
+// RFC 1035 §4.1: header, then QDCOUNT questions, ANCOUNT answers, NSCOUNT
+// authority records; RFC 1035 §3.3.13: SOA rdata ends with five 32-bit
+// fields, MINIMUM last.
+std::optional<uint32_t> negative_ttl(std::string_view m) {
+  constexpr int kTypeSoa = 6;
+  if (m.size() < 12) return std::nullopt;
+  size_t pos = 12;
+  unsigned questions = read_u16(m, 4);
+  unsigned answers = read_u16(m, 6);
+  unsigned authority = read_u16(m, 8);
+  for (unsigned i = 0; i < questions; ++i) {
+    if (!skip_name(m, pos) || pos + 4 > m.size()) return std::nullopt;
+    pos += 4;  // QTYPE, QCLASS
+  }
+  for (unsigned i = 0; i < answers + authority; ++i) {
+    if (!skip_name(m, pos) || pos + 10 > m.size()) return std::nullopt;
+    uint16_t type = read_u16(m, pos);
+    uint32_t ttl = read_u32(m, pos + 4);
+    size_t rdlength = read_u16(m, pos + 8);
+    pos += 10;
+    if (pos + rdlength > m.size()) return std::nullopt;
+    if (i >= answers && type == kTypeSoa) {
+      std::string_view rdata = m.substr(0, pos + rdlength);  // names may point back
+      size_t at = pos;
+      if (!skip_name(rdata, at) || !skip_name(rdata, at) || at + 20 != rdata.size()) return std::nullopt;
+      // RFC 1035 §3.2.1: a TTL is an unsigned 32-bit value with the top
+      // bit clear (RFC 2181 §8); treat a larger one as 0.
+      uint32_t minimum = read_u32(rdata, at + 16);
+      uint32_t out = std::min(ttl, minimum);
+      return out > 0x7fffffffu ? 0 : out;
+    }
+    pos += rdlength;
+  }
+  return std::nullopt;
+}
+
 }  // namespace wire
 
 base::Result<std::unique_ptr<UnboundResolver>> UnboundResolver::create(
@@ -224,6 +345,9 @@ base::Result<std::unique_ptr<UnboundResolver>> UnboundResolver::create(
   if (ctx == nullptr) return base::make_error("libunbound: ub_ctx_create failed");
   // From here the resolver owns ctx, so every early return deletes it.
   std::unique_ptr<UnboundResolver> resolver(new UnboundResolver(ctx));
+  // resolve(): a background thread, not a forked process, does the async
+  // work; it must be set before the context is finalised by a first query.
+  if (int rc = ub_ctx_async(ctx, 1); rc != 0) return unbound_error("async with a thread", rc);
 
   if (servers.empty()) {
     // The system's resolvers, as every other program on the host sees them.
@@ -251,8 +375,70 @@ base::Result<std::unique_ptr<UnboundResolver>> UnboundResolver::create(
   return resolver;
 }
 
+// One outstanding resolve(): the callback's `mydata`.
+struct UnboundResolver::Pending {
+  UnboundResolver* owner = nullptr;
+  int id = 0;  // libunbound's async_id
+  Type type = Type::a;
+  Callback done;
+};
+
+UnboundResolver::UnboundResolver(ub_ctx* ctx) : ctx_(ctx) {}
+
 UnboundResolver::~UnboundResolver() {
+  // A cancelled query's callback is never called (with a thread, libunbound
+  // marks it and drops its answer); ub_ctx_delete then stops the background
+  // thread and frees what is left. The Pendings go with pending_.
+  for (const auto& [id, pending] : pending_) (void)ub_cancel(ctx_, id);
   if (ctx_ != nullptr) ub_ctx_delete(ctx_);
+}
+
+void UnboundResolver::resolve(const Question& q, Callback done) {
+  if (!askable(q.name)) {
+    Answer answer;
+    answer.status = Status::perm_error;
+    done(answer);
+    return;
+  }
+  auto pending = std::make_unique<Pending>();
+  pending->owner = this;
+  pending->type = q.type;
+  pending->done = std::move(done);
+  int id = 0;
+  // The callback can only run inside process() on this thread, so the
+  // Pending is in pending_ before it can be looked for.
+  int rc = ub_resolve_async(ctx_, q.name.c_str(), rr_type(q.type), kClassIn, pending.get(),
+                            &UnboundResolver::on_async_result, &id);
+  if (rc != 0) {
+    Answer answer;
+    answer.status = rc == UB_SYNTAX ? Status::perm_error : Status::temp_error;
+    base::logger("dns")->warn("ub_resolve_async {} {}: {}", to_string(q.type), q.name, ub_strerror(rc));
+    pending->done(answer);
+    return;
+  }
+  pending->id = id;
+  pending_.emplace(id, std::move(pending));
+}
+
+void UnboundResolver::on_async_result(void* data, int err, ub_result* raw) {
+  ResultPtr result(raw);  // the callback owns the result (unbound.h)
+  auto* pending = static_cast<Pending*>(data);
+  UnboundResolver& self = *pending->owner;
+  auto it = self.pending_.find(pending->id);
+  HIKYAKU_CHECK(it != self.pending_.end());
+  std::unique_ptr<Pending> owned = std::move(it->second);
+  self.pending_.erase(it);
+  Answer answer = answer_from(owned->type, err, result.get());
+  result.reset();
+  owned->done(answer);
+}
+
+int UnboundResolver::fd() const { return ub_fd(ctx_); }
+
+void UnboundResolver::process() {
+  // UB_PIPE means the background thread is gone: nothing outstanding will
+  // be answered. It does not happen short of a crash in libunbound.
+  if (int rc = ub_process(ctx_); rc != 0) base::logger("dns")->error("ub_process: {}", ub_strerror(rc));
 }
 
 LookupResult<std::string> UnboundResolver::txt(std::string_view name) {

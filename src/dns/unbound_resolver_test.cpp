@@ -2,21 +2,18 @@
 // plus table tests of the wire-format rdata parsers (RFC 1035 §3.3).
 #include "dns/unbound_resolver.hpp"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "dns/dnsmasq_for_test.hpp"
 
 namespace hikyaku::dns {
 namespace {
@@ -81,6 +78,47 @@ TEST(UnboundWire, NameAtMost255OctetsWithTheRootLabel_RFC1035_3_1) {
   EXPECT_FALSE(wire::parse_mx("\x00\x0a"s + name(62)));
 }
 
+// A DNS message: header with the counts, then the sections' bytes.
+std::string message(uint16_t qd, uint16_t an, uint16_t ns, const std::string& body) {
+  std::string m = "\x12\x34\x81\x83"s;  // ID, QR RD RA, NXDOMAIN
+  for (uint16_t n : {qd, an, ns, uint16_t{0}}) {
+    m += static_cast<char>(n >> 8);
+    m += static_cast<char>(n & 0xff);
+  }
+  return m + body;
+}
+
+TEST(UnboundWire, NegativeTtlIsTheSoaMinimum_RFC2308_5) {
+  const std::string question = "\x04nope\x07" "example\x04test\x00\x00\x10\x00\x01"s;  // at offset 12
+  // SOA for example.test (a pointer to offset 17), TTL 3600, MINIMUM 300.
+  auto soa = [](uint32_t ttl, uint32_t minimum) {
+    std::string rdata = "\x02ns\xc0\x11\x0ahostmaster\xc0\x11"s;
+    for (uint32_t v : {1u, 7200u, 900u, 1209600u, minimum})
+      for (int shift = 24; shift >= 0; shift -= 8) rdata += static_cast<char>((v >> shift) & 0xff);
+    std::string rr = "\xc0\x11\x00\x06\x00\x01"s;
+    for (int shift = 24; shift >= 0; shift -= 8) rr += static_cast<char>((ttl >> shift) & 0xff);
+    rr += static_cast<char>(rdata.size() >> 8);
+    rr += static_cast<char>(rdata.size() & 0xff);
+    return rr + rdata;
+  };
+  // The EDNS OPT record whose "TTL" is the DO flag (what fooled ub_result.ttl).
+  const std::string opt = "\x00\x00\x29\x04\xd0\x00\x00\x80\x00\x00\x00"s;
+  struct Case {
+    const char* name;
+    std::string m;
+    std::optional<uint32_t> want;
+  };
+  const Case cases[] = {
+      {"SOA MINIMUM below its TTL", message(1, 0, 1, question + soa(3600, 300)), 300u},
+      {"SOA TTL below MINIMUM", message(1, 0, 1, question + soa(60, 300)), 60u},
+      {"no SOA (dnsmasq), OPT not counted", message(1, 0, 0, question + opt), std::nullopt},
+      {"truncated SOA", message(1, 0, 1, (question + soa(60, 300)).substr(0, question.size() + 20)), std::nullopt},
+      {"short header", "\x12\x34"s, std::nullopt},
+      {"TTL with the top bit set is 0 (RFC 2181 §8)", message(1, 0, 1, question + soa(0x80000000u, 0x80000001u)), 0u},
+  };
+  for (const auto& c : cases) EXPECT_EQ(wire::negative_ttl(c.m), c.want) << c.name;
+}
+
 TEST(UnboundWire, Addresses) {
   auto a = wire::parse_a("\x7f\x00\x00\x02"s);
   ASSERT_TRUE(a);
@@ -96,112 +134,7 @@ TEST(UnboundWire, Addresses) {
 // ---------------------------------------------------------------------------
 // A real dnsmasq on loopback.
 
-// A port that was free a moment ago (UDP and TCP both unbound when checked).
-uint16_t free_port() {
-  for (int attempt = 0; attempt < 20; ++attempt) {
-    int udp = socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (bind(udp, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        getsockname(udp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      close(udp);
-      continue;
-    }
-    int tcp = socket(AF_INET, SOCK_STREAM, 0);
-    bool tcp_free = bind(tcp, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    close(tcp);
-    close(udp);
-    if (tcp_free) return ntohs(addr.sin_port);
-  }
-  return 0;
-}
-
-// True once a server on `port` answers a DNS query (any rcode).
-bool answers(uint16_t port) {
-  // Header: ID 0x4242, RD, one question "ready.test. IN A".
-  std::string q = "\x42\x42\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"s;
-  q += "\x05ready\x04test\x00"s;
-  q += "\x00\x01\x00\x01"s;
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  bool ok = false;
-  if (sendto(fd, q.data(), q.size(), 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr) ==
-      static_cast<ssize_t>(q.size())) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 100) == 1) {
-      char buf[512];
-      ssize_t n = recv(fd, buf, sizeof buf, 0);
-      ok = n >= 12 && buf[0] == 0x42 && buf[1] == 0x42;
-    }
-  }
-  close(fd);
-  return ok;
-}
-
-class Dnsmasq {
- public:
-  explicit Dnsmasq(const std::vector<std::string>& records) {
-    port_ = free_port();
-    if (port_ == 0) return;
-    std::vector<std::string> args = {"dnsmasq",
-                                     "--no-daemon",
-                                     "--no-resolv",
-                                     "--no-hosts",
-                                     "--port=" + std::to_string(port_),
-                                     "--listen-address=127.0.0.1",
-                                     "--bind-interfaces",
-                                     "--conf-file=/dev/null",
-                                     "--local=/test/"};
-    args.insert(args.end(), records.begin(), records.end());
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_ = fork();
-    if (pid_ == 0) {
-      // Child: quiet dnsmasq's log on stderr.
-      int devnull = open("/dev/null", O_WRONLY);
-      if (devnull >= 0) dup2(devnull, STDERR_FILENO);
-      execvp("dnsmasq", argv.data());
-      execv("/usr/sbin/dnsmasq", argv.data());
-      _exit(127);
-    }
-    // Wait on a condition (STYLE R13): the first answer, for up to 10 s.
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (answers(port_)) {
-        ready_ = true;
-        return;
-      }
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;  // it exited (port taken, bad option)
-        return;
-      }
-    }
-  }
-  ~Dnsmasq() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      int status = 0;
-      waitpid(pid_, &status, 0);
-    }
-  }
-  Dnsmasq(const Dnsmasq&) = delete;
-  Dnsmasq& operator=(const Dnsmasq&) = delete;
-
-  bool ready() const { return ready_; }
-  uint16_t port() const { return port_; }
-
- private:
-  pid_t pid_ = -1;
-  uint16_t port_ = 0;
-  bool ready_ = false;
-};
+using test_support::Dnsmasq;
 
 class UnboundResolverTest : public ::testing::Test {
  protected:
@@ -314,6 +247,118 @@ TEST_F(UnboundResolverTest, RefusedIsTempError_RFC7208_2_6_7) {
   // but NOERROR/NXDOMAIN is temporary. (A silent server also gives
   // temp_error, after libunbound's retries: about 17 s, too slow to test here.)
   EXPECT_EQ(resolver_->txt("example.com").status, Status::temp_error);
+}
+
+// ---------------------------------------------------------------------------
+// The asynchronous role, driven by poll() on fd() (dns/asio/ does the same
+// with Asio).
+
+// Wait for fd() and process() until `finished` or 10 s; false on timeout.
+bool drive(UnboundResolver& r, const std::function<bool()>& finished) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!finished()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    pollfd p{r.fd(), POLLIN, 0};
+    (void)poll(&p, 1, 100);
+    r.process();
+  }
+  return true;
+}
+
+TEST_F(UnboundResolverTest, AsyncAnswersFollowTheSynchronousRules_RFC2308_RFC7208_2_6_7) {
+  struct Case {
+    const char* name;
+    Question q;
+  };
+  const Case cases[] = {
+      {"txt", Question::of(Type::txt, "example.test")},
+      {"split txt (RFC 6376 §3.6.2.2)", Question::of(Type::txt, "sel._domainkey.example.test")},
+      {"mx", Question::of(Type::mx, "example.test")},
+      {"a", Question::of(Type::a, "mx.example.test")},
+      {"aaaa", Question::of(Type::aaaa, "mx.example.test")},
+      {"ptr (RFC 6761 §6.3)", Question::reverse(*IpAddress::parse("127.0.0.3"))},
+      {"nxdomain", Question::of(Type::txt, "nope.example.test")},
+      {"nodata", Question::of(Type::txt, "mx.example.test")},
+      {"refused: temp_error", Question::of(Type::txt, "example.com")},
+      {"bad name: perm_error", Question{Type::txt, std::string(300, 'a')}},
+  };
+  std::vector<std::optional<Answer>> got(std::size(cases));
+  for (size_t i = 0; i < std::size(cases); ++i)
+    resolver_->resolve(cases[i].q, [&got, i](const Answer& a) { got[i] = a; });
+  EXPECT_TRUE(got.back()) << "a name that cannot be asked is answered at once";
+  ASSERT_TRUE(drive(*resolver_, [&] { return resolver_->outstanding() == 0; }));
+  for (size_t i = 0; i < std::size(cases); ++i) {
+    ASSERT_TRUE(got[i]) << cases[i].name;
+    const Question& q = cases[i].q;
+    Answer want;
+    switch (q.type) {
+      case Type::txt: want = to_answer(resolver_->txt(q.name)); break;
+      case Type::mx: want = to_answer(resolver_->mx(q.name)); break;
+      case Type::a: want = to_answer(resolver_->a(q.name)); break;
+      case Type::aaaa: want = to_answer(resolver_->aaaa(q.name)); break;
+      case Type::ptr: want = to_answer(resolver_->ptr(*IpAddress::parse("127.0.0.3"))); break;
+    }
+    std::sort(got[i]->mx.begin(), got[i]->mx.end(),
+              [](const MxRecord& x, const MxRecord& y) { return x.preference < y.preference; });
+    std::sort(want.mx.begin(), want.mx.end(),
+              [](const MxRecord& x, const MxRecord& y) { return x.preference < y.preference; });
+    EXPECT_EQ(got[i]->status, want.status) << cases[i].name;
+    EXPECT_EQ(got[i]->texts, want.texts) << cases[i].name;
+    EXPECT_EQ(got[i]->mx, want.mx) << cases[i].name;
+    EXPECT_EQ(got[i]->addresses, want.addresses) << cases[i].name;
+  }
+  EXPECT_EQ(got[0]->texts, std::vector<std::string>{"v=spf1 mx -all"});
+  EXPECT_EQ(got[1]->texts, std::vector<std::string>{std::string(200, 'a') + std::string(100, 'b')});
+  EXPECT_EQ(got[2]->mx.size(), 2u);
+  EXPECT_EQ(got[5]->texts, std::vector<std::string>{"host.example.test"});
+  EXPECT_EQ(got[6]->status, Status::nxdomain);
+  EXPECT_EQ(got[7]->status, Status::ok);
+  EXPECT_TRUE(got[7]->texts.empty());
+  EXPECT_EQ(got[8]->status, Status::temp_error);
+  EXPECT_EQ(got[9]->status, Status::perm_error);
+}
+
+TEST_F(UnboundResolverTest, NegativeAnswerTtlWithoutSoaIsZero_RFC2308_5) {
+  // dnsmasq answers NXDOMAIN/NODATA for its --local zone without an SOA:
+  // there is no negative TTL (ub_result.ttl says 32768, the DO flag of the
+  // OPT record), so the answer carries 0 and AnswerCache applies its
+  // negative_ttl_without_soa.
+  EXPECT_EQ(resolver_->txt("nope.example.test").ttl, 0u);
+  EXPECT_EQ(resolver_->txt("mx.example.test").ttl, 0u);
+  std::vector<Answer> got;
+  resolver_->resolve(Question::of(Type::txt, "nope.example.test"), [&](const Answer& a) { got.push_back(a); });
+  resolver_->resolve(Question::of(Type::mx, "mx.example.test"), [&](const Answer& a) { got.push_back(a); });
+  ASSERT_TRUE(drive(*resolver_, [&] { return got.size() == 2; }));
+  for (const auto& a : got) {
+    EXPECT_NE(a.status, Status::temp_error);
+    EXPECT_EQ(a.ttl, 0u);
+  }
+}
+
+TEST_F(UnboundResolverTest, CallbackMayAskAgain) {
+  std::optional<Answer> address;
+  resolver_->resolve(Question::of(Type::mx, "example.test"), [&](const Answer& mx) {
+    // The preference-10 host (the server may list the two MX in any order).
+    auto best = std::min_element(mx.mx.begin(), mx.mx.end(),
+                                 [](const MxRecord& x, const MxRecord& y) { return x.preference < y.preference; });
+    ASSERT_NE(best, mx.mx.end());
+    resolver_->resolve(Question::of(Type::a, best->exchange), [&](const Answer& a) { address = a; });
+  });
+  ASSERT_TRUE(drive(*resolver_, [&] { return address.has_value(); }));
+  ASSERT_EQ(address->addresses.size(), 1u);
+  EXPECT_EQ(address->addresses[0].to_string(), "127.0.0.2");
+}
+
+TEST_F(UnboundResolverTest, DestructorCancelsOutstandingQuestions) {
+  int fd = resolver_->fd();
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(resolver_->fd(), fd) << "constant for the resolver's life";
+  int called = 0;
+  for (int i = 0; i < 20; ++i)
+    resolver_->resolve(Question::of(Type::a, "h" + std::to_string(i) + ".example.test"), [&](const Answer&) { ++called; });
+  EXPECT_EQ(resolver_->outstanding(), 20u);
+  resolver_.reset();  // LeakSanitizer checks that the Pendings are freed
+  EXPECT_EQ(called, 0) << "callbacks of cancelled questions are never called";
 }
 
 TEST(UnboundResolverCreate, BadServerAddressIsAnError) {

@@ -17,12 +17,14 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "auth/spf/check.hpp"
 #include "dns/fake_resolver.hpp"
+#include "dns/resolution.hpp"
 
 namespace hikyaku::auth::spf {
 namespace {
@@ -219,6 +221,41 @@ TEST_P(Rfc7208Suite, CheckHost) {
     else
       EXPECT_EQ(got.explanation, want_exp) << "RFC 7208 §6.2 explanation";
   }
+}
+
+// The same case decided on the event-loop path: dns::resolve_then() with
+// the zone's answers delivered later, newest first. It must agree with the
+// synchronous check (result and explanation), since check_host() is a
+// deterministic decision over the answers it is given.
+TEST_P(Rfc7208Suite, CheckHostThroughResolveThen) {
+  const SuiteCase& c = GetParam();
+  ASSERT_TRUE(c.zone != nullptr) << "cannot load the suite: " << c.spec;
+  auto ip = dns::IpAddress::parse(c.host);
+  ASSERT_TRUE(ip.has_value()) << c.host;
+  Options options;
+  options.now = std::chrono::system_clock::time_point(std::chrono::seconds(1700000000));
+  dns::FakeResolver sync;
+  load_zone(*c.zone, sync);
+  Outcome want = check_mail_from(sync, *ip, c.mailfrom, c.helo, options);
+
+  dns::FakeResolver async;
+  load_zone(*c.zone, async);
+  async.set_deferred(true);
+  std::optional<Outcome> got;
+  int decisions = 0;
+  dns::resolve_then<Outcome>(
+      async,
+      [&](dns::Resolver& r) {
+        ++decisions;
+        return check_mail_from(r, *ip, c.mailfrom, c.helo, options);
+      },
+      [&](Outcome o) { got = std::move(o); });
+  while (!got && async.deliver_pending(/*newest_first=*/true) > 0) {
+  }
+  ASSERT_TRUE(got) << "resolve_then never finished";
+  EXPECT_EQ(to_string(got->result), to_string(want.result))
+      << "RFC 7208 §" << c.spec << " after " << decisions << " runs: " << got->detail;
+  EXPECT_EQ(got->explanation, want.explanation);
 }
 
 std::string case_name(const ::testing::TestParamInfo<SuiteCase>& info) { return info.param.name; }
