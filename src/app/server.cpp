@@ -10,13 +10,13 @@
 
 #include "auth/dmarc/public_suffix.hpp"
 #include "base/clock.hpp"
-#include "base/executor.hpp"
 #include "base/file.hpp"
 #include "base/log.hpp"
 #include "delivery/forward_transform.hpp"
 #include "delivery/maildir_agent.hpp"
 #include "delivery/smtp_agent.hpp"
-#include "dns/caching_resolver.hpp"
+#include "dns/answer_cache.hpp"
+#include "dns/asio/unbound_watch.hpp"
 #include "dns/unbound_resolver.hpp"
 #include "imap/session.hpp"
 #include "intake/intake.hpp"
@@ -37,17 +37,6 @@ namespace hikyaku::app {
 namespace {
 
 namespace asio = boost::asio;
-
-// The blocking pool as a base::Executor (intake's checks until DNS is
-// asynchronous; see docs/ARCHITECTURE.md "Threads").
-class PoolExecutor final : public base::Executor {
- public:
-  explicit PoolExecutor(asio::thread_pool& pool) : pool_(pool) {}
-  void post(std::function<void()> work) override { asio::post(pool_, std::move(work)); }
-
- private:
-  asio::thread_pool& pool_;
-};
 
 std::string random_password() {
   static constexpr char kAlphabet[] = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -151,16 +140,18 @@ int serve(config::Config config, const ServeOptions& options) {
   // io_context, and their Lease destructors update the limiter.
   auto limiter = std::make_shared<net::ConnectionLimiter>(config.limits.connections, config.limits.connections_per_ip);
   asio::io_context io(1);
-  // The blocking pool: fsync, argon2id, and the checks while DNS blocks.
+  // The blocking pool: fsync (spool commits), argon2id, DKIM/ARC signatures.
   asio::thread_pool blocking(std::max(4u, std::thread::hardware_concurrency() * 2));
-  PoolExecutor blocking_executor(blocking);
+  // DNS never blocks: libunbound's asynchronous interface, its result fd
+  // watched by the event loop, one answer cache in front (RFC 2308), and the
+  // verifiers decide as the answers arrive (dns/resolution.hpp).
   auto resolver = dns::UnboundResolver::create(config.dns.servers);
   if (!resolver.ok()) {
     std::cerr << "hikyaku: " << resolver.error().message << "\n";
     return 1;
   }
-  // Every lookup goes through one answer cache (see caching_resolver.hpp).
-  dns::CachingResolver dns_cache(**resolver);
+  dns::AnswerCache dns_cache(**resolver);
+  dns::asio::UnboundWatch dns_watch(io, **resolver);
   // Forward targets: loop check, DMARC divert, ARC/DMARC/DKIM transform,
   // SRS, route, then the SMTP conversation on `io`.
   auto forward_transform = delivery::ForwardTransform::create(config, psl ? &*psl : nullptr);
@@ -176,7 +167,7 @@ int serve(config::Config config, const ServeOptions& options) {
   scheduler.register_agent(mail::Target::Kind::forward, **smtp_agent);
   // Intake: inbound SPF/DKIM/ARC/DMARC and Authentication-Results, DMARC
   // reject per domain, plans, stage and commit.
-  intake::Intake intake(config, addresses, dns_cache, psl ? &*psl : nullptr, spool, scheduler, blocking_executor);
+  intake::Intake intake(config, addresses, dns_cache, psl ? &*psl : nullptr, spool, scheduler);
 
   smtp::server::ServerContext smtp_ctx{smtp::server::Settings::from(config), intake, tls_context, blocking};
   pop3::Pop3Context pop3_ctx{config, credentials, tls_context, blocking};
@@ -259,6 +250,7 @@ int serve(config::Config config, const ServeOptions& options) {
   (void)std::signal(SIGPIPE, SIG_IGN);  // SIG_ERR only for an invalid signal number
   log->info("hikyaku ready ({} , data in {})", config.source.string(), config.data_dir.string());
   io.run();
+  dns_watch.stop();
   (*smtp_agent)->stop();  // in-flight forwards will not resume: report them temporary
   blocking.join();
   scheduler.stop();

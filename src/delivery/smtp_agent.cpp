@@ -16,7 +16,8 @@
 #include "base/clock.hpp"
 #include "base/log.hpp"
 #include "delivery/destination_store.hpp"
-#include "dns/resolver.hpp"
+#include "dns/async_resolver.hpp"
+#include "dns/resolution.hpp"
 #include "mail/address.hpp"
 #include "mail/dsn.hpp"
 #include "net/asio.hpp"
@@ -63,11 +64,12 @@ constexpr size_t kMaxHeaderRead = 256 * 1024;
 // ---------------------------------------------------------------------------
 
 struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
-  Impl(const config::Config& config_in, asio::io_context& io_in, dns::Resolver& resolver_in,
-       std::shared_ptr<const ForwardTransform> transform_in, SmtpAgentOptions options_in,
-       smtp::client::ClientOptions client_in)
+  Impl(const config::Config& config_in, asio::io_context& io_in, asio::thread_pool& pool_in,
+       dns::AsyncResolver& resolver_in, std::shared_ptr<const ForwardTransform> transform_in,
+       SmtpAgentOptions options_in, smtp::client::ClientOptions client_in)
       : config(config_in),
         io(io_in),
+        pool(pool_in),
         resolver(resolver_in),
         transform(std::move(transform_in)),
         options(std::move(options_in)),
@@ -80,6 +82,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     uint64_t id = 0;
     queue::DeliveryRequest request;  // request.envelope points at `envelope`
     mail::Envelope envelope;
+    std::string message;             // as spooled (read once, by begin())
     std::function<void(AttemptResult)> done;
     std::atomic<bool> finished{false};
   };
@@ -215,94 +218,137 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     }
   }
 
-  // Everything before the SMTP conversation, on the caller's thread: the
-  // message read, checked (loop, DMARC divert), transformed (ARC/DKIM), the
-  // SRS sender, the route (MX, A, AAAA). No thread hop before the
-  // connection, so a fresh message reaches the far side while the first
-  // hop's spool is still syncing (Scheduler::submit_staged).
+  // Everything before the SMTP conversation, in three steps, so that no
+  // step waits and nothing costly runs on the event loop:
+  // 1. begin(), on the caller's thread (a queue thread may block; on the
+  //    event loop the message is in memory): the message read and the loop
+  //    check (RFC 5321 §6.3: 5.4.6 before anything else).
+  // 2. resolve(), on the event loop: one sans-I/O decision over DNS
+  //    (dns::resolve_then): the DMARC "divert" verdict and the assessment
+  //    the transform needs (the author domain's DMARC record), and the route
+  //    (MX, A, AAAA). It is re-run as answers arrive; it never waits.
+  // 3. prepared(): the forward headers, the SRS sender and the transform
+  //    (ARC set, From rewrite, DKIM) over the decision's own answers — on
+  //    the blocking pool when it signs (an RSA signature is ≈0.3 ms), else
+  //    on the loop — then the conversation.
   struct Prepared {
-    std::optional<AttemptResult> failure;  // set: done, nothing to send
     smtp::client::Transaction tx;
     std::string domain;
     std::vector<smtp::client::RouteHost> hosts;
   };
+  struct Decision {
+    std::optional<AttemptResult> divert;  // dmarc = "divert" and DMARC would fail
+    smtp::client::ResolvedRoute route;
+  };
 
-  Prepared prepare(const Job& job, dns::Resolver& dns) {
-    Prepared p;
-    const auto& request = job.request;
-    const std::string& target = request.target.value;
-
+  void begin(const std::shared_ptr<Job>& job) {
+    const auto& request = job->request;
     auto data = queue::read_message(request);
     if (!data.ok()) {
-      log()->error("{}: cannot read the message for {}: {}", request.queue_id, mail::redact(target, hidden),
-                   data.error().message);
-      p.failure = to_result(smtp::client::classify(Failure::local, "local error: cannot read the message"),
-                            AttemptResult::Cause::local);
-      return p;
+      log()->error("{}: cannot read the message for {}: {}", request.queue_id,
+                   mail::redact(request.target.value, hidden), data.error().message);
+      finish(job, to_result(smtp::client::classify(Failure::local, "local error: cannot read the message"),
+                            AttemptResult::Cause::local));
+      return;
     }
-
     // RFC 5321 §6.3: a forward that would loop is not sent (5.4.6).
     const std::string_view head = mail::header_section(std::string_view(*data).substr(0, kMaxHeaderRead));
     if (auto why = policy::loop_reason(config, head, request.origin, request.recipient, request.target)) {
-      p.failure = AttemptResult{AttemptResult::Kind::permanent, "5.4.6", *why, AttemptResult::Cause::loop};
-      return p;
+      finish(job, AttemptResult{AttemptResult::Kind::permanent, "5.4.6", *why, AttemptResult::Cause::loop});
+      return;
     }
-    if (transform) {
-      if (auto diverted = transform->divert(request, *data, dns)) {
-        p.failure = std::move(*diverted);
-        return p;
-      }
+    if (mail::domain_of(request.target.value).empty()) {
+      finish(job, AttemptResult{AttemptResult::Kind::permanent, "5.1.3", "bad forward address"});
+      return;
     }
-    std::string message =
-        policy::add_forward_headers(std::move(data).value(), request.origin, request.recipient, request.diverted);
-    if (transform) {
-      auto transformed = transform->apply(request, std::move(message), dns);
-      if (!transformed.ok()) {
-        log()->error("{}: cannot prepare the message for {}: {}", request.queue_id, mail::redact(target, hidden),
-                     transformed.error().message);
-        p.failure = to_result(smtp::client::classify(Failure::local, "local error: cannot prepare the message"),
-                              AttemptResult::Cause::local);
-        return p;
-      }
-      message = std::move(transformed).value();
-    }
+    job->message = std::move(data).value();
+    asio::dispatch(io, [self = shared_from_this(), job] { self->resolve(job); });
+  }
 
+  void resolve(const std::shared_ptr<Job>& job) {
+    if (job->finished) return;  // stop() reported it
+    thread_local std::mt19937 seeds(std::random_device{}());
+    const auto seed = seeds();  // one shuffle of equal MX preferences per decision (determinism)
+    auto self = shared_from_this();
+    auto decide = [self, job, seed](dns::Resolver& view) {
+      Decision d;
+      if (self->transform && job->request.origin == policy::Origin::received) {
+        d.divert = self->transform->divert(job->request, job->message, view);
+        if (d.divert) return d;
+        (void)self->transform->assess(job->request, job->message, view);  // what apply() will read
+      }
+      std::mt19937 rng(seed);
+      d.route = smtp::client::resolve_route(view, mail::domain_of(job->request.target.value), self->config.hostname,
+                                            rng);
+      return d;
+    };
+    auto decided = [self, job](Decision d, dns::AnswerSet answers) {
+      self->prepared(job, std::move(d), std::make_shared<dns::AnswerSet>(std::move(answers)));
+    };
+    dns::resolve_then_with_answers<Decision>(resolver, std::move(decide), std::move(decided));
+  }
+
+  void prepared(const std::shared_ptr<Job>& job, Decision d, std::shared_ptr<dns::AnswerSet> answers) {
+    if (job->finished) return;
+    const auto& request = job->request;
+    const std::string& target = request.target.value;
+    if (d.divert) {
+      log()->info("{}: to=<forward> status={} ({})", request.queue_id, d.divert->status, d.divert->detail);
+      finish(job, *d.divert);
+      return;
+    }
+    if (d.route.failure) {
+      log()->info("{}: to=<{}> status={} ({})", request.queue_id, mail::redact(target, hidden),
+                  d.route.failure->status, mail::redact(d.route.failure->detail, hidden));
+      finish(job, to_result(*d.route.failure));
+      return;
+    }
+    auto p = std::make_shared<Prepared>();
+    p->domain = mail::domain_of(target);
+    p->hosts = std::move(d.route.hosts);
     // SRS: the forwarded copy's envelope sender (the null sender stays <>).
-    std::string sender = job.envelope.sender_str();
     // A hidden forward signs with its own derived key (srs/srs.hpp), so a
     // bounce to this address is recognised as one of a hidden forward and
     // kept in the owner's fallback mailbox (policy/address_book.hpp).
-    if (srs && job.envelope.sender) {
+    p->tx.sender = job->envelope.sender_str();
+    if (srs && job->envelope.sender) {
       const std::string identity = policy::is_hidden(config, request.target) ? request.target.value : "";
-      sender = srs->forward(*job.envelope.sender, config.srs.domain, identity).str();
+      p->tx.sender = srs->forward(*job->envelope.sender, config.srs.domain, identity).str();
     }
+    p->tx.recipient = target;
+    p->tx.smtputf8 = job->envelope.smtputf8;
+    p->tx.log_id = request.queue_id;
+    p->tx.hidden = hidden;
 
-    p.domain = mail::domain_of(target);
-    if (p.domain.empty()) {
-      p.failure = AttemptResult{AttemptResult::Kind::permanent, "5.1.3", "bad forward address"};
-      return p;
+    std::string message = policy::add_forward_headers(std::move(job->message), request.origin, request.recipient,
+                                                      request.diverted);
+    job->message.clear();
+    if (!transform) {
+      p->tx.message = std::make_shared<const std::string>(std::move(message));
+      start(job, std::move(p));
+      return;
     }
-
-    thread_local std::mt19937 rng(std::random_device{}());
-    auto route = smtp::client::resolve_route(dns, p.domain, config.hostname, rng);
-    if (route.failure) {
-      log()->info("{}: to=<{}> status={} ({})", request.queue_id, mail::redact(target, hidden),
-                  route.failure->status, mail::redact(route.failure->detail, hidden));
-      p.failure = to_result(*route.failure);
-      return p;
+    auto self = shared_from_this();
+    auto apply = [self, job, p, answers, message = std::move(message)]() mutable {
+      auto transformed = self->transform->apply(job->request, std::move(message), *answers);
+      if (!transformed.ok()) {
+        log()->error("{}: cannot prepare the message for {}: {}", job->request.queue_id,
+                     mail::redact(job->request.target.value, self->hidden), transformed.error().message);
+        self->finish(job, to_result(smtp::client::classify(Failure::local, "local error: cannot prepare the message"),
+                                    AttemptResult::Cause::local));
+        return false;
+      }
+      p->tx.message = std::make_shared<const std::string>(std::move(transformed).value());
+      return true;
+    };
+    if (!transform->may_sign(request)) {
+      if (apply()) start(job, std::move(p));
+      return;
     }
-    p.hosts = std::move(route.hosts);
-
-    p.tx.sender = std::move(sender);
-    p.tx.recipient = target;
-    p.tx.message = std::make_shared<const std::string>(std::move(message));
-    p.tx.smtputf8 = job.envelope.smtputf8;
-    p.tx.log_id = request.queue_id;
-    p.tx.hidden = hidden;
-    // Opportunistic TLS (smtp/client/session.hpp): plaintext after a failed
-    // handshake only when this target was attempted before.
-    p.tx.plaintext_after_tls_failure = request.attempts > 0;
-    return p;
+    asio::post(pool, [self, job, p, apply = std::move(apply)]() mutable {
+      if (!apply()) return;
+      asio::post(self->io, [self, job, p] { self->start(job, p); });
+    });
   }
 
   // The SMTP conversation, on the io_context: a concurrency slot for the
@@ -355,13 +401,10 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     in_flight.emplace(job->id, job);
   }
 
-  // A prepared job: its failure reported, or its conversation spawned on
-  // the io_context; the completion handler is the one exception boundary.
+  // A prepared job's conversation, spawned on the io_context; the
+  // completion handler is the one exception boundary.
   void start(const std::shared_ptr<Job>& job, std::shared_ptr<Prepared> prepared) {
-    if (prepared->failure) {
-      finish(job, *prepared->failure);
-      return;
-    }
+    if (job->finished) return;
     auto self = shared_from_this();
     asio::co_spawn(io, send(job, std::move(prepared)), [self, job](const std::exception_ptr& e, AttemptResult outcome) {
       if (e) {
@@ -390,7 +433,8 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
 
   const config::Config& config;
   asio::io_context& io;
-  dns::Resolver& resolver;
+  asio::thread_pool& pool;          // signatures
+  dns::AsyncResolver& resolver;     // io thread only
   std::shared_ptr<const ForwardTransform> transform;  // null: forwarded unchanged
   SmtpAgentOptions options;
   smtp::client::ClientOptions client;
@@ -406,12 +450,12 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
 };
 
 base::Result<std::unique_ptr<SmtpAgent>> SmtpAgent::create(const config::Config& config, asio::io_context& io,
-                                                            asio::thread_pool& pool, dns::Resolver& resolver,
+                                                            asio::thread_pool& pool, dns::AsyncResolver& resolver,
                                                             std::shared_ptr<const ForwardTransform> transform,
                                                             SmtpAgentOptions options) {
   smtp::client::ClientOptions client =
       options.client ? *options.client : smtp::client::ClientOptions::from_config(config);
-  auto impl = std::make_shared<Impl>(config, io, resolver, std::move(transform), std::move(options),
+  auto impl = std::make_shared<Impl>(config, io, pool, resolver, std::move(transform), std::move(options),
                                      std::move(client));
   if (!config.srs.domain.empty()) {
     auto secrets = srs::read_secrets(config.srs.secret_file);
@@ -448,10 +492,7 @@ SmtpAgent::~SmtpAgent() { stop(); }
 void SmtpAgent::deliver(const queue::DeliveryRequest& request, std::function<void(AttemptResult)> done) {
   auto job = Impl::make_job(request, std::move(done));
   impl_->track(job);
-  // The preparation runs on the caller's thread, the conversation moves
-  // onto the io_context.
-  auto prepared = std::make_shared<Impl::Prepared>(impl_->prepare(*job, impl_->resolver));
-  impl_->start(job, std::move(prepared));
+  impl_->begin(job);
 }
 
 void SmtpAgent::stop() {

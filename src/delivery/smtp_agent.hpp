@@ -22,13 +22,15 @@
 //            party, and logs name it redacted. The SRS secret is read once
 //            and never logged. Replies and DNS answers are untrusted (see
 //            smtp/client).
-// Concurrency: deliver() may be called on any thread. Steps 1-5 run on the
-//            calling thread with DNS through `resolver`; the conversation
-//            runs on the io_context given (single-threaded, the app's).
-//            `done` is called exactly once: on the io_context thread, or
-//            within deliver() when nothing was sent, or by stop(). create()
-//            reads the rate-limit state file (blocking, at start-up); its
-//            writes run on the thread pool given.
+// Concurrency: deliver() may be called on any thread and never waits: it
+//            reads the message (from memory on the event loop; a queue
+//            thread may read the file), then steps 2-6 run on the io_context
+//            given (single-threaded, the app's, which drives `resolver`),
+//            except the transform when it signs: that runs on `pool`. `done`
+//            is called exactly once: on the io_context thread, on `pool`
+//            for a transform that failed, within deliver() when the loop
+//            check stops it, or by stop(). create() reads the rate-limit
+//            state file (blocking, at start-up); its writes run on `pool`.
 // Errors:    every failure is a policy::AttemptResult; a coroutine that
 //            throws (a bug) is logged and reported as temporary 4.3.0.
 //            create() returns a Result (an unreadable SRS secret fails
@@ -57,7 +59,7 @@ class thread_pool;
 }  // namespace boost::asio
 
 namespace hikyaku::dns {
-class Resolver;
+class AsyncResolver;
 }
 
 namespace hikyaku::smtp::client {
@@ -86,14 +88,14 @@ struct SmtpAgentOptions {
 
 class SmtpAgent final : public queue::DeliveryAgent {
  public:
-  // `io` runs the client coroutines (single-threaded); `resolver` serves
-  // the route lookups; `pool` writes the rate-limit state file. All must
-  // outlive the agent. Fails when [srs] is set and its secret unreadable.
+  // `io` runs the client coroutines and drives `resolver` (single-
+  // threaded); `pool` makes signatures and writes the rate-limit state
+  // file. All must outlive the agent. Fails when [srs] is set and its secret unreadable.
   // `transform` may be null (forwarded unchanged: tests).
   static base::Result<std::unique_ptr<SmtpAgent>> create(const config::Config& config,
                                                           boost::asio::io_context& io,
                                                           boost::asio::thread_pool& pool,
-                                                          dns::Resolver& resolver,
+                                                          dns::AsyncResolver& resolver,
                                                           std::shared_ptr<const ForwardTransform> transform,
                                                           SmtpAgentOptions options = {});
   ~SmtpAgent() override;

@@ -79,7 +79,7 @@ void log_round_limit(unsigned rounds, const std::set<Question>& missing);
 template <class T>
 class Resolution final : public std::enable_shared_from_this<Resolution<T>> {
  public:
-  Resolution(AsyncResolver& resolver, std::function<T(Resolver&)> decide, std::function<void(T)> done,
+  Resolution(AsyncResolver& resolver, std::function<T(Resolver&)> decide, std::function<void(T, AnswerSet)> done,
              unsigned max_rounds)
       : resolver_(resolver), decide_(std::move(decide)), done_(std::move(done)), max_rounds_(std::max(1u, max_rounds)) {}
 
@@ -92,12 +92,12 @@ class Resolution final : public std::enable_shared_from_this<Resolution<T>> {
       T result = decide_(answers_);
       std::set<Question> missing = answers_.take_missing();
       if (missing.empty()) {
-        done_(std::move(result));
+        done_(std::move(result), std::move(answers_));
         return;
       }
       if (rounds_ >= max_rounds_) {
         log_round_limit(rounds_, missing);
-        done_(std::move(result));
+        done_(std::move(result), std::move(answers_));
         return;
       }
       waiting_ = missing.size() + 1;  // +1: held until every question is asked
@@ -114,7 +114,7 @@ class Resolution final : public std::enable_shared_from_this<Resolution<T>> {
  private:
   AsyncResolver& resolver_;
   std::function<T(Resolver&)> decide_;
-  std::function<void(T)> done_;
+  std::function<void(T, AnswerSet)> done_;
   unsigned max_rounds_;
   AnswerSet answers_;
   unsigned rounds_ = 0;
@@ -128,6 +128,16 @@ class Resolution final : public std::enable_shared_from_this<Resolution<T>> {
 template <class T>
 void resolve_then(AsyncResolver& resolver, std::function<T(Resolver&)> decide, std::function<void(T)> done,
                   unsigned max_rounds = 32) {
+  auto finish = [done = std::move(done)](T result, AnswerSet) { done(std::move(result)); };
+  std::make_shared<detail::Resolution<T>>(resolver, std::move(decide), std::move(finish), max_rounds)->run();
+}
+
+// resolve_then(), and `done` also receives the decision's answers: a later
+// step (a signature made on another thread, say) can re-read exactly what
+// the decision saw, without asking again.
+template <class T>
+void resolve_then_with_answers(AsyncResolver& resolver, std::function<T(Resolver&)> decide,
+                               std::function<void(T, AnswerSet)> done, unsigned max_rounds = 32) {
   std::make_shared<detail::Resolution<T>>(resolver, std::move(decide), std::move(done), max_rounds)->run();
 }
 

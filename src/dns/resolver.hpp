@@ -1,16 +1,12 @@
-// Purpose:   The DNS interface every mail-authentication check and the SMTP
-//            client use (STYLE R10). Lookups are synchronous: the sans-I/O
-//            verifiers are written against it. On the event loop they run
-//            through resolve_then() (dns/resolution.hpp) against an AnswerSet
-//            filled by an AsyncResolver; the blocking implementations below
-//            (worker threads, CachingResolver, CacheOnlyResolver) are being
-//            replaced by that path (docs/dns.md). Implementations:
-//            UnboundResolver (libunbound, caching; `[dns] servers` forwards to
-//            a chosen server), CachingResolver (the answer cache in front of
-//            it), FakeResolver (in memory, for tests and the public test
-//            suites' zone data) and CacheOnlyResolver: a view for a caller
-//            that must not block (the event loop), answering only what its
-//            source has at hand (*_at_hand()).
+// Purpose:   The DNS view every sans-I/O decision is written against
+//            (STYLE R10): SPF, DKIM, DMARC, ARC and MX route selection ask
+//            it and get an answer at once. In the server they run through
+//            resolve_then() (dns/resolution.hpp) against an AnswerSet filled
+//            by an AsyncResolver on the event loop: nothing ever waits for
+//            DNS there (docs/dns.md). Other implementations: FakeResolver (in
+//            memory, for tests and the public suites' zone data) and
+//            UnboundResolver's blocking role (command-line tools and the
+//            benchmark's comparison only).
 // Standards: RFC 1035 (record types), RFC 2308 (NXDOMAIN vs NODATA), RFC 7208
 //            §2.6.7 and §4.4 (temporary vs permanent DNS errors for SPF).
 // Trust:     answers are untrusted network data; names are bounded by callers.
@@ -69,45 +65,6 @@ class Resolver {
   virtual LookupResult<IpAddress> aaaa(std::string_view name) = 0;
   virtual LookupResult<std::string> ptr(const IpAddress& address) = 0;
 
-  // The answer when it is at hand without blocking (in memory), else
-  // nullopt: only the lookup above can tell. Default: never at hand.
-  virtual std::optional<LookupResult<std::string>> txt_at_hand(std::string_view) { return std::nullopt; }
-  virtual std::optional<LookupResult<MxRecord>> mx_at_hand(std::string_view) { return std::nullopt; }
-  virtual std::optional<LookupResult<IpAddress>> a_at_hand(std::string_view) { return std::nullopt; }
-  virtual std::optional<LookupResult<IpAddress>> aaaa_at_hand(std::string_view) { return std::nullopt; }
-  virtual std::optional<LookupResult<std::string>> ptr_at_hand(const IpAddress&) { return std::nullopt; }
-};
-
-// A view of `source` that never blocks: each lookup answers what the source
-// has at hand; anything else is answered temp_error and marks the view
-// missed(). A caller runs its whole decision against the view and keeps the
-// result only when nothing was missed; otherwise it asks again, with the
-// blocking resolver, on a worker thread. One view per decision, one thread.
-class CacheOnlyResolver final : public Resolver {
- public:
-  explicit CacheOnlyResolver(Resolver& source) : source_(source) {}
-
-  LookupResult<std::string> txt(std::string_view name) override { return take(source_.txt_at_hand(name)); }
-  LookupResult<MxRecord> mx(std::string_view name) override { return take(source_.mx_at_hand(name)); }
-  LookupResult<IpAddress> a(std::string_view name) override { return take(source_.a_at_hand(name)); }
-  LookupResult<IpAddress> aaaa(std::string_view name) override { return take(source_.aaaa_at_hand(name)); }
-  LookupResult<std::string> ptr(const IpAddress& address) override { return take(source_.ptr_at_hand(address)); }
-
-  // Some answer was not at hand: whatever was decided with this view is void.
-  bool missed() const { return missed_; }
-
- private:
-  template <class T>
-  LookupResult<T> take(std::optional<LookupResult<T>> answer) {
-    if (answer) return std::move(*answer);
-    missed_ = true;
-    LookupResult<T> none;
-    none.status = Status::temp_error;
-    return none;
-  }
-
-  Resolver& source_;
-  bool missed_ = false;
 };
 
 }  // namespace hikyaku::dns

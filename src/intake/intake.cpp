@@ -5,6 +5,7 @@
 #include "auth/inbound/checker.hpp"
 #include "base/log.hpp"
 #include "base/strings.hpp"
+#include "dns/resolution.hpp"
 #include "smtp/protocol/replies.hpp"
 
 namespace hikyaku::intake {
@@ -54,11 +55,10 @@ std::string target_key(const mail::Target& t) {
 
 }  // namespace
 
-Intake::Intake(const config::Config& config, const policy::AddressBook& addresses, dns::Resolver& resolver,
-               const auth::dmarc::PublicSuffixList* psl, queue::Spool& spool, queue::Scheduler& scheduler,
-               base::Executor& checks)
+Intake::Intake(const config::Config& config, const policy::AddressBook& addresses, dns::AsyncResolver& resolver,
+               const auth::dmarc::PublicSuffixList* psl, queue::Spool& spool, queue::Scheduler& scheduler)
     : config_(config), addresses_(addresses), resolver_(resolver), psl_(psl), spool_(spool),
-      scheduler_(scheduler), checks_(checks) {}
+      scheduler_(scheduler) {}
 
 std::optional<mail::Reply> Intake::check_recipient(const mail::Address& rcpt, bool authenticated) {
   switch (addresses_.check_recipient(rcpt, authenticated)) {
@@ -97,38 +97,52 @@ std::vector<policy::RecipientPlan> Intake::plans(const mail::Envelope& envelope)
 }
 
 void Intake::admit(mail::Envelope envelope, std::string message, Admitted done) {
-  checks_.post([this, envelope = std::move(envelope), message = std::move(message), done = std::move(done)]() mutable {
-    done(decide_and_stage(envelope, std::move(message)));
-  });
-}
+  // Authenticated submission is our own users' mail: not checked here.
+  if (!envelope.auth_user.empty()) {
+    done(stage(envelope, std::move(message)));
+    return;
+  }
 
-base::Result<smtp::server::Admission> Intake::decide_and_stage(const mail::Envelope& envelope, std::string message) {
-  // 1. The inbound checks. Authenticated submission is our own users' mail:
-  // not checked here.
-  if (envelope.auth_user.empty()) {
+  // 1. The inbound checks, decided on the loop as the answers arrive. The
+  // decision must be deterministic (resolution.hpp): its time is fixed here.
+  struct Received {
+    mail::Envelope envelope;
+    std::string message;
+  };
+  auto received = std::make_shared<Received>(Received{std::move(envelope), std::move(message)});
+  auth::inbound::Options options;
+  options.authserv_id = config_.hostname;
+  options.now = std::chrono::system_clock::now();
+  if (config_.dmarc.method == "psl" && psl_ != nullptr) {
+    options.discovery = auth::dmarc::Discovery::public_suffix_list;
+    options.psl = psl_;
+  }
+  auto decide = [received, options](dns::Resolver& view) {
     auth::inbound::Input in;
-    in.message = message;
-    if (envelope.sender) in.mail_from = envelope.sender->str();
-    in.helo = envelope.helo;
-    in.client_ip = envelope.client_ip;
-    auth::inbound::Options options;
-    options.authserv_id = config_.hostname;
-    if (config_.dmarc.method == "psl" && psl_ != nullptr) {
-      options.discovery = auth::dmarc::Discovery::public_suffix_list;
-      options.psl = psl_;
-    }
-    auto v = auth::inbound::check(resolver_, in, options);
-    log()->info("{}", auth::inbound::summary(v, envelope.sender_str(), envelope.client_ip));
+    in.message = received->message;
+    if (received->envelope.sender) in.mail_from = received->envelope.sender->str();
+    in.helo = received->envelope.helo;
+    in.client_ip = received->envelope.client_ip;
+    return auth::inbound::check(view, in, options);
+  };
+  auto checked = [this, received, done = std::move(done)](auth::inbound::Verdict v) {
+    const mail::Envelope& env = received->envelope;
+    log()->info("{}", auth::inbound::summary(v, env.sender_str(), env.client_ip));
     // RFC 7489 §6.6.4 / §10.3: reject at SMTP time, only when the domain
     // chose it; the default records the result and delivers (the owner
     // decides, nothing is lost).
-    if (v.dmarc_reject() && rejects_dmarc_failures_for(envelope))
-      return smtp::server::Admission::refused(
-          mail::Reply(550, "5.7.1", "Message rejected: DMARC policy of the author domain"));
-    message = auth::inbound::stamp(message, v.results);
-  }
+    if (v.dmarc_reject() && rejects_dmarc_failures_for(env)) {
+      done(smtp::server::Admission::refused(
+          mail::Reply(550, "5.7.1", "Message rejected: DMARC policy of the author domain")));
+      return;
+    }
+    done(stage(env, auth::inbound::stamp(received->message, v.results)));
+  };
+  dns::resolve_then<auth::inbound::Verdict>(resolver_, std::move(decide), std::move(checked));
+}
 
-  // 2-3. Plans, stage, and the forwards started.
+// 2-3. Plans, stage, and the forwards started.
+base::Result<smtp::server::Admission> Intake::stage(const mail::Envelope& envelope, std::string message) {
   auto plans = this->plans(envelope);
   auto bytes = std::make_shared<const std::string>(std::move(message));
   auto staged = spool_.stage(envelope, plans, *bytes);

@@ -20,10 +20,15 @@
 //            §10.3 (rejecting at SMTP time: 550 5.7.1).
 // Trust:     untrusted envelope and message; reply texts are fixed and never
 //            name a forward or a configuration detail.
-// Concurrency: check_recipient() and admit() are called on the event loop.
-//            The checks need DNS: they run on `checks` (the blocking pool
-//            today; see docs/ARCHITECTURE.md), then plan, stage and submit
-//            on that same thread; `done` is called there. commit() blocks.
+// Concurrency: check_recipient() and admit() are called on the event loop,
+//            the thread that drives `resolver`: the checks run there, as a
+//            sans-I/O decision re-run with more answers until it has all it
+//            asked for (dns::resolve_then); they never wait on DNS. Their CPU
+//            is bounded by the verifiers' limits (10 DKIM signatures, 50 ARC
+//            sets, SPF's 10 lookups). Plan, stage and submit follow on the
+//            loop; `done` is called there, possibly before admit() returns.
+//            commit() blocks (fsync): the session runs it on the blocking
+//            pool.
 // Errors:    a failed stage or commit is an Error (the session answers
 //            451/452); the checks never fail (DNS trouble is temperror).
 #pragma once
@@ -32,9 +37,8 @@
 #include <string>
 
 #include "auth/dmarc/public_suffix.hpp"
-#include "base/executor.hpp"
 #include "config/config.hpp"
-#include "dns/resolver.hpp"
+#include "dns/async_resolver.hpp"
 #include "policy/address_book.hpp"
 #include "policy/slot.hpp"
 #include "queue/scheduler.hpp"
@@ -47,9 +51,8 @@ class Intake final : public smtp::server::MessageSink {
  public:
   // All references must outlive the intake; `psl` may be null (tree-walk
   // DMARC discovery).
-  Intake(const config::Config& config, const policy::AddressBook& addresses, dns::Resolver& resolver,
-         const auth::dmarc::PublicSuffixList* psl, queue::Spool& spool, queue::Scheduler& scheduler,
-         base::Executor& checks);
+  Intake(const config::Config& config, const policy::AddressBook& addresses, dns::AsyncResolver& resolver,
+         const auth::dmarc::PublicSuffixList* psl, queue::Spool& spool, queue::Scheduler& scheduler);
 
   std::optional<mail::Reply> check_recipient(const mail::Address& rcpt, bool authenticated) override;
   void admit(mail::Envelope envelope, std::string message, Admitted done) override;
@@ -65,15 +68,15 @@ class Intake final : public smtp::server::MessageSink {
   bool rejects_dmarc_failures_for(const mail::Envelope& envelope) const;
 
  private:
-  base::Result<smtp::server::Admission> decide_and_stage(const mail::Envelope& envelope, std::string message);
+  // After the checks: plans, stage, submit.
+  base::Result<smtp::server::Admission> stage(const mail::Envelope& envelope, std::string message);
 
   const config::Config& config_;
   const policy::AddressBook& addresses_;
-  dns::Resolver& resolver_;
+  dns::AsyncResolver& resolver_;
   const auth::dmarc::PublicSuffixList* psl_;
   queue::Spool& spool_;
   queue::Scheduler& scheduler_;
-  base::Executor& checks_;
 };
 
 }  // namespace hikyaku::intake

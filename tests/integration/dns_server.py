@@ -18,8 +18,10 @@ Use it from hikyaku's configuration with `dns_server.toml()` →
 Import the fixture in a test module with
     from dns_server import dns_server  # noqa: F401  (pytest fixture)
 """
+import re
 import subprocess
 import time
+from pathlib import Path
 
 import dns.exception
 import dns.resolver
@@ -36,6 +38,7 @@ class DnsServer:
         self.proc = None
         self.records = []
         self.local_ttl = 0  # dnsmasq's default: answers are not to be cached
+        self.query_log = None  # log_queries(): dnsmasq's own log of every query
         self.add_mx("gmail.test", "mx.gmail.test", 10)
         self.add_host("mx.gmail.test", "127.0.0.2")
         self.add_mx("sender.test", "mx.sender.test", 10)
@@ -76,6 +79,31 @@ class DnsServer:
         if self.proc is not None:
             self.restart()
 
+    def log_queries(self, path):
+        """Log every query dnsmasq receives to `path` (queries(), mark())."""
+        self.query_log = Path(path)
+        if self.proc is not None:
+            self.restart()
+
+    def queries(self):
+        """The names asked so far, as "TYPE name" in arrival order."""
+        if self.query_log is None or not self.query_log.exists():
+            return []
+        out = []
+        for line in self.query_log.read_text(errors="replace").splitlines():
+            m = re.search(r"query\[(\w+)\] (\S+) from", line)
+            if m:
+                out.append(f"{m.group(1)} {m.group(2)}")
+        return out
+
+    def mark(self, name):
+        """Ask dnsmasq for `name` ourselves and wait until its log shows it:
+        every query that arrived before is in the log too (one log, in
+        order), so a test can count queries without sleeping."""
+        subprocess.run(["dig", "+short", "+tries=1", "+time=2", "-p", str(self.port), "@127.0.0.1", name, "TXT"],
+                       capture_output=True, timeout=10)
+        wait_for(lambda: f"TXT {name}" in self.queries(), what=f"dnsmasq to log {name}")
+
     def _add(self, arg):
         self.records.append(arg)
         if self.proc is not None:
@@ -87,7 +115,8 @@ class DnsServer:
         self.proc = subprocess.Popen(
             ["dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", f"--port={self.port}",
              "--listen-address=127.0.0.1", "--bind-interfaces", "--conf-file=/dev/null",
-             "--pid-file", "--local=/test/", f"--local-ttl={self.local_ttl}", *self.records],
+             "--pid-file", "--local=/test/", f"--local-ttl={self.local_ttl}",
+             *([f"--log-queries", f"--log-facility={self.query_log}"] if self.query_log else []), *self.records],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_for(self._answers, timeout=10, what=f"dnsmasq on 127.0.0.1:{self.port}")
         return self
