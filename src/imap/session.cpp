@@ -63,7 +63,7 @@ class Session {
  private:
   net::awaitable<bool> flush();
   net::awaitable<Action> authenticate(Action a);
-  net::awaitable<Action> on_workers(std::function<Action()> f);
+  net::awaitable<Action> on_blocking_pool(std::function<Action()> f);
   // IDLE: report changes until a complete line is framed; nullopt when the
   // connection ended or timed out.
   net::awaitable<std::optional<std::string>> idle_until_input();
@@ -86,9 +86,9 @@ net::awaitable<bool> Session::flush() {
   co_return ok;
 }
 
-net::awaitable<Action> Session::on_workers(std::function<Action()> f) {
+net::awaitable<Action> Session::on_blocking_pool(std::function<Action()> f) {
   auto task = [&]() -> net::awaitable<Action> { co_return f(); };
-  Action a = co_await asio::co_spawn(ctx_.workers, task, net::use_awaitable);
+  Action a = co_await asio::co_spawn(ctx_.blocking, task, net::use_awaitable);
   co_return a;
 }
 
@@ -156,7 +156,7 @@ net::awaitable<void> Session::run(bool implicit_tls) {
         break;
       case Framer::Status::command: {
         std::function<Action()> step = [&] { return engine.on_input(text); };
-        action = co_await on_workers(step);
+        action = co_await on_blocking_pool(step);
         break;
       }
     }
@@ -201,7 +201,7 @@ net::awaitable<void> Session::run(bool implicit_tls) {
 
 net::awaitable<Action> Session::authenticate(Action a) {
   auto& engine = *engine_;
-  const login::LoginContext context{ctx_.config, ctx_.credentials, ctx_.workers, *log_, id_, stream_.tls_active()};
+  const login::LoginContext context{ctx_.config, ctx_.credentials, ctx_.blocking, *log_, id_, stream_.tls_active()};
   login::LoginAttempt attempt{std::move(a.user), std::move(a.password), a.mechanism, a.refused};
   base::wipe(a.password);
   const config::Mailbox* mailbox = co_await login::check_mailbox_login(context, std::move(attempt));
@@ -213,7 +213,7 @@ net::awaitable<Action> Session::authenticate(Action a) {
     auto st = maildir.create();
     co_return st ? std::string() : st.error().message;
   };
-  std::string problem = co_await asio::co_spawn(ctx_.workers, open, net::use_awaitable);
+  std::string problem = co_await asio::co_spawn(ctx_.blocking, open, net::use_awaitable);
   if (!problem.empty()) {
     log_->error("{} login: user={} mailbox unavailable: {}", id_, mailbox->name, problem);
     co_return engine.login_result(LoginOutcome::unavailable);
@@ -283,7 +283,7 @@ net::awaitable<std::optional<std::string>> Session::idle_until_input() {
       state->changed = false;
       auto& engine = *engine_;
       auto poll_task = [&]() -> net::awaitable<std::string> { co_return engine.idle_poll(); };
-      std::string updates = co_await asio::co_spawn(ctx_.workers, poll_task, net::use_awaitable);
+      std::string updates = co_await asio::co_spawn(ctx_.blocking, poll_task, net::use_awaitable);
       if (!updates.empty()) {
         // RFC 2177 §3: untagged EXISTS/EXPUNGE/FETCH while idling.
         bool ok = co_await stream_.write(updates);

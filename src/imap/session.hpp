@@ -16,7 +16,7 @@
 // Trust:     the peer is untrusted; passwords are never logged; log lines
 //            carry ip:port, the login name (sanitised) and the outcome.
 // Concurrency: one coroutine per connection on the (single-threaded)
-//            io_context; the engine and the Maildir run on ctx.workers, one
+//            io_context; the engine and the Maildir run on ctx.blocking, one
 //            call at a time per session; the coroutine resumes on its own
 //            executor.
 // Errors:    run_session never throws on I/O errors (they end the session);
@@ -37,7 +37,7 @@ struct ImapContext {
   const config::Config& config;
   sasl::CredentialStore& credentials;
   std::shared_ptr<boost::asio::ssl::context> tls;  // may be null: no STARTTLS, no 993
-  boost::asio::thread_pool& workers;
+  boost::asio::thread_pool& blocking;  // the blocking pool (filesystem, argon2id)
   // Per-mailbox uidlist mutexes, shared by every IMAP listener of this context.
   std::shared_ptr<MailboxLocks> locks = std::make_shared<MailboxLocks>();
 };

@@ -16,7 +16,7 @@ net::awaitable<const config::Mailbox*> check_mailbox_login(const LoginContext& c
   if (!attempt.refused) {
     const std::string& name = mailbox != nullptr ? mailbox->name : user;
     auto check = [&]() -> net::awaitable<bool> { co_return context.credentials.verify(name, attempt.password); };
-    verified = co_await asio::co_spawn(context.workers, check, net::use_awaitable);
+    verified = co_await asio::co_spawn(context.blocking, check, net::use_awaitable);
     verified = verified && mailbox != nullptr;
   }
   base::wipe(attempt.password);

@@ -38,7 +38,7 @@ struct LoginAttempt {
 struct LoginContext {
   const config::Config& config;
   const sasl::CredentialStore& credentials;
-  boost::asio::thread_pool& workers;
+  boost::asio::thread_pool& blocking;  // the blocking pool (filesystem, argon2id)
   spdlog::logger& log;
   std::string_view session_id;  // log prefix
   bool tls = false;             // for the log

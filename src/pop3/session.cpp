@@ -154,17 +154,17 @@ net::awaitable<void> Session::run(bool implicit_tls) {
 
 net::awaitable<Action> Session::authenticate(Action a) {
   auto& sm = *machine_;
-  const login::LoginContext context{ctx_.config, ctx_.credentials, ctx_.workers, *log_, id_, stream_.tls_active()};
+  const login::LoginContext context{ctx_.config, ctx_.credentials, ctx_.blocking, *log_, id_, stream_.tls_active()};
   login::LoginAttempt attempt{std::move(a.user), std::move(a.password), a.mechanism, a.refused};
   base::wipe(a.password);
   const config::Mailbox* mailbox = co_await login::check_mailbox_login(context, std::move(attempt));
   if (mailbox == nullptr) co_return sm.login_result(LoginOutcome::bad_credentials);
 
   // RFC 1939 §8: lock the maildrop, then take the message list that stays
-  // fixed for the whole session. Filesystem work goes to the workers.
+  // fixed for the whole session. Filesystem work goes to the blocking pool.
   mailbox::Maildir maildir(ctx_.config.mailbox_dir(mailbox->name));
   Login login = co_await asio::co_spawn(
-      ctx_.workers,
+      ctx_.blocking,
       [&]() -> net::awaitable<Login> {
         Login out;
         if (auto st = maildir.create(); !st) {
@@ -219,7 +219,7 @@ net::awaitable<Action> Session::retrieve(const Action& a) {
   auto& info = messages_[a.message];
   bool mark_seen = !a.top_lines.has_value();
   std::optional<std::string> content = co_await asio::co_spawn(
-      ctx_.workers,
+      ctx_.blocking,
       [&]() -> net::awaitable<std::optional<std::string>> {
         auto data = maildir_->read(info);
         if (!data) {
@@ -244,7 +244,7 @@ net::awaitable<Action> Session::update(const Action& a) {
   HIKYAKU_CHECK(maildir_);
   // RFC 1939 §6: UPDATE removes the messages marked with DELE, now only.
   size_t failed = co_await asio::co_spawn(
-      ctx_.workers,
+      ctx_.blocking,
       [&]() -> net::awaitable<size_t> {
         size_t failures = 0;
         for (size_t index : a.deletions) {

@@ -11,7 +11,7 @@
 // Trust:     the peer is untrusted; passwords are never logged; log lines
 //            carry ip:port, the login name (sanitised) and the outcome.
 // Concurrency: one coroutine per connection on the (single-threaded)
-//            io_context; blocking work is co_spawned on ctx.workers and the
+//            io_context; blocking work is co_spawned on ctx.blocking and the
 //            coroutine resumes on its own executor.
 // Errors:    run_session never throws on I/O errors (they end the session);
 //            anything thrown is a bug caught by net::start_accepting.
@@ -31,10 +31,10 @@ struct Pop3Context {
   const config::Config& config;
   sasl::CredentialStore& credentials;
   std::shared_ptr<boost::asio::ssl::context> tls;  // may be null: no STLS, no 995
-  boost::asio::thread_pool& workers;
+  boost::asio::thread_pool& blocking;  // the blocking pool (filesystem, argon2id)
   // One session per maildrop (RFC 1939 §8); shared by every POP3 listener
   // built from this context. Default-initialised: `{config, credentials,
-  // tls, workers}` is enough.
+  // tls, blocking}` is enough.
   std::shared_ptr<LockTable> locks = std::make_shared<LockTable>();
 };
 
