@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # bench/forward.sh — hikyaku vs Postfix as a forwarder, side by side in one run, loopback only:
-#   1. relay throughput: smtp-source (20 sessions, 5,000 × 4 KiB) → first hop → smtp-sink
+#   1. relay throughput: smtp-source (20 sessions, 5,000 × 4 KiB) → first hop → smtp-sink,
+#      in two DNS conditions: "cold" (every answer TTL 0: the sender domain's SPF and DMARC
+#      records and the far side's MX are asked for every message, what the first message of
+#      every new sender domain costs) and "warm" (TTL 300: everything cached)
 #   2. forward latency at light load: first hop's 250 → far side sees the final "."
 #   3. diversion: far side refuses with 550 5.7.1 at RCPT → message in the fallback Maildir
 #      (hikyaku: [[forward]] fallback = ["mailbox:fb"]; Postfix: two MTAs, MTA1 with
@@ -157,15 +160,23 @@ HEAD_DESC=$(git -C "$ROOT" log -1 --format=%h 2>/dev/null || echo '?')
 [[ -z $(git -C "$ROOT" status --porcelain -- src 2>/dev/null) ]] || HEAD_DESC+=" (src/ has uncommitted changes)"
 log "tmp $T; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg); hikyaku $HIKYAKU_BIN (tree at $HEAD_DESC)"
 
-# --local-ttl=300: dnsmasq gives its configured records TTL 0 by default, which would make
-# hikyaku ask for the MX and A records again for every message; real MX records are cached.
-dnsmasq --no-daemon --no-resolv --no-hosts --port="$DNS_PORT" --listen-address=127.0.0.1 \
-  --bind-interfaces --conf-file=/dev/null --pid-file --local=/test/ --local-ttl=300 \
-  --mx-host=sink.test,mx.sink.test,10 --host-record=mx.sink.test,$SINK_IP \
-  --mx-host=lat.test,mx.lat.test,10 --host-record=mx.lat.test,$LAT_IP \
-  --mx-host=refuse.test,mx.refuse.test,10 --host-record=mx.refuse.test,$REF_IP \
-  >"$T/dnsmasq.log" 2>&1 &
-DNS_PID=$!
+# start_dns TTL: dnsmasq answering every record with TTL (--local-ttl). The sender domain
+# (source.test) publishes SPF and DMARC, so hikyaku's inbound checks ask real questions.
+# TTL 0 ("cold"): nothing may be cached, every message asks again; TTL 300 ("warm").
+start_dns() {
+  [[ -n ${DNS_PID:-} ]] && { kill "$DNS_PID" 2>/dev/null; wait "$DNS_PID" 2>/dev/null || true; }
+  dnsmasq --keep-in-foreground --no-resolv --no-hosts --port="$DNS_PORT" --listen-address=127.0.0.1 \
+    --bind-interfaces --conf-file=/dev/null --pid-file --local=/test/ --local-ttl="$1" \
+    --mx-host=sink.test,mx.sink.test,10 --host-record=mx.sink.test,$SINK_IP \
+    --mx-host=lat.test,mx.lat.test,10 --host-record=mx.lat.test,$LAT_IP \
+    --mx-host=refuse.test,mx.refuse.test,10 --host-record=mx.refuse.test,$REF_IP \
+    --txt-record=source.test,"v=spf1 ip4:127.0.0.0/8 -all" \
+    --txt-record=_dmarc.source.test,"v=DMARC1; p=none" \
+    >>"$T/dnsmasq.log" 2>&1 &
+  DNS_PID=$!
+  for _ in $(seq 100); do dig +short +tries=1 +time=1 -p "$DNS_PORT" @127.0.0.1 source.test TXT >/dev/null 2>&1 && break; sleep 0.05; done
+}
+start_dns 0
 
 # smtp-sink: -c writes "sess=.. quit=.. mesg=N" to stdout after every message.
 "$SMTP_SINK" -u nobody -c "$SINK_IP:$FAR_PORT" 256 >"$T/sink.counter" 2>"$T/sink.err" &
@@ -330,9 +341,13 @@ if (( WARMUP > 0 )); then
   relay_run hikyaku "$WARMUP" warmup
   relay_run postfix "$WARMUP" warmup
 fi
-for (( i = 1; i <= RUNS; i++ )); do
-  if (( i % 2 )); then order=(postfix hikyaku); else order=(hikyaku postfix); fi
-  for srv in "${order[@]}"; do relay_run "$srv" "$MSGS"; done
+# Cold first: hikyaku's answer cache then holds nothing a warm phase left behind.
+for cond in cold warm; do
+  if [[ $cond == warm ]]; then start_dns 300; fi
+  for (( i = 1; i <= RUNS; i++ )); do
+    if (( i % 2 )); then order=(postfix hikyaku); else order=(hikyaku postfix); fi
+    for srv in "${order[@]}"; do relay_run "$srv" "$MSGS" "relay-$cond"; done
+  done
 done
 
 # "Light load" means nothing else going on: before parts 2 and 3, wait until both servers
