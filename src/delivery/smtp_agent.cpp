@@ -288,7 +288,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     dns::resolve_then_with_answers<Decision>(resolver, std::move(decide), std::move(decided));
   }
 
-  void prepared(const std::shared_ptr<Job>& job, Decision d, std::shared_ptr<dns::AnswerSet> answers) {
+  void prepared(const std::shared_ptr<Job>& job, Decision d, const std::shared_ptr<dns::AnswerSet>& answers) {
     if (job->finished) return;
     const auto& request = job->request;
     const std::string& target = request.target.value;

@@ -128,7 +128,7 @@ class Resolution final : public std::enable_shared_from_this<Resolution<T>> {
 template <class T>
 void resolve_then(AsyncResolver& resolver, std::function<T(Resolver&)> decide, std::function<void(T)> done,
                   unsigned max_rounds = 32) {
-  auto finish = [done = std::move(done)](T result, AnswerSet) { done(std::move(result)); };
+  auto finish = [done = std::move(done)](T result, const AnswerSet& /*answers*/) { done(std::move(result)); };
   std::make_shared<detail::Resolution<T>>(resolver, std::move(decide), std::move(finish), max_rounds)->run();
 }
 

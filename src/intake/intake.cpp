@@ -125,7 +125,7 @@ void Intake::admit(mail::Envelope envelope, std::string message, Admitted done) 
     in.client_ip = received->envelope.client_ip;
     return auth::inbound::check(view, in, options);
   };
-  auto checked = [this, received, done = std::move(done)](auth::inbound::Verdict v) {
+  auto checked = [this, received, done = std::move(done)](const auth::inbound::Verdict& v) {
     const mail::Envelope& env = received->envelope;
     log()->info("{}", auth::inbound::summary(v, env.sender_str(), env.client_ip));
     // RFC 7489 §6.6.4 / §10.3: reject at SMTP time, only when the domain

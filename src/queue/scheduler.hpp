@@ -86,7 +86,7 @@ class Scheduler {
   // All references must outlive the scheduler.
   Scheduler(Spool& spool, const policy::DeliveryPolicy& policy, const policy::ReportWriter& reports,
             base::Clock& clock, SchedulerOptions options = {});
-  ~Scheduler();  // stop()
+  ~Scheduler();  // stop()  NOLINT(bugprone-exception-escape): see scheduler.cpp
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
