@@ -319,6 +319,9 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     p->tx.smtputf8 = job->envelope.smtputf8;
     p->tx.log_id = request.queue_id;
     p->tx.hidden = hidden;
+    // Opportunistic TLS (smtp/client/session.hpp): plaintext after a failed
+    // handshake only when this target was attempted before.
+    p->tx.plaintext_after_tls_failure = request.attempts > 0;
 
     std::string message = policy::add_forward_headers(std::move(job->message), request.origin, request.recipient,
                                                       request.diverted);
