@@ -34,7 +34,7 @@ tsan_tests=(tests/integration/test_forward.py tests/integration/test_smtp_client
 # Sanitizer runtimes: every finding fails the process that has it. ASan and
 # LSan exit non-zero, UBSan aborts (-fno-sanitize-recover), TSan exits 66
 # after reporting; the integration fixture also scans the server log.
-asan_env=(ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=0
+asan_env=(ASAN_OPTIONS=detect_leaks=1:halt_on_error=1
           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
 tsan_env=(TSAN_OPTIONS="halt_on_error=0:exitcode=66:second_deadlock_stack=1:suppressions=$root/tests/tsan-suppressions.txt")
 
@@ -99,18 +99,16 @@ if stage build-asan "build ASan+UBSan" build - \
     run_ctest build-asan "$results/unit-asan.xml" "${asan_env[@]}"
   stage integration-asan "integration ASan+UBSan" pytest "$results/integration-asan.xml" \
     run_pytest "$root/build-asan/src/app/hikyaku" "$results/integration-asan.xml" \
-    "${asan_env[@]}" HIKYAKU_TIMEOUT_SCALE=3 -- tests/integration
+    "${asan_env[@]}" -- tests/integration
 fi
 
 if stage build-tsan "build TSan" build - \
      bash scripts/build.sh build-tsan -DHIKYAKU_TSAN=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo; then
-  # setarch -R: no address-space randomisation, which TSan's fixed shadow
-  # layout cannot always live with on newer kernels.
   stage unit-tsan "unit TSan" ctest "$results/unit-tsan.xml" \
     run_ctest build-tsan "$results/unit-tsan.xml" "${tsan_env[@]}"
   stage integration-tsan "integration TSan" pytest "$results/integration-tsan.xml" \
     run_pytest "$root/build-tsan/src/app/hikyaku" "$results/integration-tsan.xml" \
-    "${tsan_env[@]}" HIKYAKU_TIMEOUT_SCALE=3 -- "${tsan_tests[@]}"
+    "${tsan_env[@]}" -- "${tsan_tests[@]}"
 fi
 
 if [ "${HIKYAKU_SKIP_FUZZ:-0}" != 1 ]; then

@@ -35,9 +35,6 @@ TESTDATA = Path(os.environ.get("HIKYAKU_TESTDATA", str(ROOT.parent / "shared" / 
 
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-# Sanitizer builds (scripts/test.sh) are slower: a timeout that only the
-# sanitizer's slowdown can exceed is multiplied by this (HIKYAKU_TIMEOUT_SCALE).
-TIMEOUT_SCALE = float(os.environ.get("HIKYAKU_TIMEOUT_SCALE", "1"))
 
 
 def not_available(reason):
@@ -224,7 +221,7 @@ deliver = ["mailbox:bob"]
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=20 * TIMEOUT_SCALE)
+                self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -276,7 +273,7 @@ deliver = ["mailbox:bob"]
 
     def run_cli(self, *args, input=None):
         r = subprocess.run([HIKYAKU_BIN, *args, "--config", str(self.config_path)], input=input,
-                           capture_output=True, text=True, timeout=60 * TIMEOUT_SCALE)
+                           capture_output=True, text=True, timeout=60)
         reports = [line for line in r.stderr.splitlines() if SANITIZER_REPORT.search(line)]
         assert not reports, f"hikyaku {' '.join(args)}: sanitizer report:\n{r.stderr}"
         return r
