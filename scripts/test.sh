@@ -74,8 +74,9 @@ run_pytest() {  # BINARY JUNIT [ENV...] -- [PYTEST ARGS...]
   local envs=()
   while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
   shift
-  env HIKYAKU_BIN="$bin" "${envs[@]}" $py -m pytest "${pytest_args[@]}" --junitxml="$junit" "$@" \
-    >"$junit.log" 2>&1
+  # Each stage's server logs stay in its own temporary tree for inspection.
+  env HIKYAKU_BIN="$bin" "${envs[@]}" $py -m pytest "${pytest_args[@]}" --junitxml="$junit" \
+    --basetemp="${junit%.xml}.tmp" "$@" >"$junit.log" 2>&1
   local rc=$?
   tail -15 "$junit.log"
   return $rc
