@@ -74,9 +74,13 @@ run_pytest() {  # BINARY JUNIT [ENV...] -- [PYTEST ARGS...]
   local envs=()
   while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
   shift
-  # Each stage's server logs stay in its own temporary tree for inspection.
+  # Each stage keeps its server logs in a temporary tree of its own, with a
+  # short path: the private Postfix's UNIX sockets live under it (108 bytes).
+  local tmp
+  tmp=$(mktemp -d /tmp/hikyaku-it.XXXXXX)
+  echo "pytest temporary files (server logs): $tmp" >"$junit.log"
   env HIKYAKU_BIN="$bin" "${envs[@]}" $py -m pytest "${pytest_args[@]}" --junitxml="$junit" \
-    --basetemp="${junit%.xml}.tmp" "$@" >"$junit.log" 2>&1
+    --basetemp="$tmp" "$@" >>"$junit.log" 2>&1
   local rc=$?
   tail -15 "$junit.log"
   return $rc
