@@ -12,6 +12,9 @@
 #
 # Usage: scripts/fuzz.sh [SECONDS]   fuzz every target (HIKYAKU_FUZZ_TARGETS="a b"
 #                                    limits the run to targets a and b)
+#        With HIKYAKU_FUZZ_RESULTS=FILE, one line per target is written there
+#        ("fuzz:TARGET<TAB>passed|failed<TAB>message", read by
+#        scripts/suite_report.py).
 #        scripts/fuzz.sh --update-corpus SECONDS
 #                                    fuzz each target from the committed corpus
 #                                    alone (no test-data seeds, so what is
@@ -42,6 +45,8 @@ fi
 field() { sed -n "s/.* $1: *\([0-9]*\).*/\1/p" | tail -1; }
 
 status=0
+results=${HIKYAKU_FUZZ_RESULTS:-/dev/null}
+: >"$results"
 for t in $targets; do
   bin=build-fuzz/fuzz/fuzz_$t
   out=build-fuzz/fuzz-out/$t
@@ -60,6 +65,7 @@ for t in $targets; do
     echo "fuzz: $t: ${seconds}s, ${runs:-?} runs, cov $(echo "$inited" | field cov) -> $(echo "$done_line" | field cov)," \
       "ft $(echo "$done_line" | field ft), corpus $(echo "$done_line" | field corp) inputs" \
       "($(find "${seeds[@]}" -type f | wc -l) seeds), no findings"
+    printf 'fuzz:fuzz_%s\tpassed\t\n' "$t" >>"$results"
   else
     status=1
     echo "fuzz: $t FOUND A PROBLEM:"
@@ -68,6 +74,7 @@ for t in $targets; do
     for f in "$out"/crash-* "$out"/leak-* "$out"/timeout-* "$out"/oom-* "$out"/slow-unit-*; do
       if [ -e "$f" ]; then echo "fuzz: $t: reproducer: $f (replay: $bin $f)"; fi
     done
+    printf 'fuzz:fuzz_%s\tfailed\tfinding, see %s\n' "$t" "$log" >>"$results"
     continue
   fi
   if [ "$mode" = update ]; then

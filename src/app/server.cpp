@@ -173,8 +173,34 @@ int serve(config::Config config, const ServeOptions& options) {
   pop3::Pop3Context pop3_ctx{config, credentials, tls_context, blocking};
   imap::ImapContext imap_ctx{config, credentials, tls_context, blocking};
 
-  // Bind everything before serving so a port conflict fails start-up loudly.
+  // Two-stage shutdown (STYLE R9): stop accepting, then stop the loop. The
+  // handler is installed before the first listener binds: a SIGTERM sent as
+  // soon as a port accepts (a supervisor, the tests) waits in the signal set
+  // until io.run() instead of killing the process with the default action.
   std::vector<std::shared_ptr<net::tcp::acceptor>> acceptors;
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+    if (ec) return;
+    log->info("signal {}: shutting down", signo);
+    for (auto& a : acceptors) {
+      boost::system::error_code ignored;
+      a->close(ignored);
+    }
+    io.stop();
+  });
+  // SIGHUP (systemd's reload, logrotate) would end the process by default.
+  // Until configuration reload exists it is logged and ignored: the server
+  // keeps serving. Re-armed after each signal.
+  asio::signal_set hangups(io, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_hangup = [&](const boost::system::error_code& ec,
+                                                                             int /*signo*/) {
+    if (ec) return;
+    log->warn("SIGHUP: reload is not implemented yet; ignored (restart to apply a new configuration)");
+    hangups.async_wait(on_hangup);
+  };
+  hangups.async_wait(on_hangup);
+
+  // Bind everything before serving so a port conflict fails start-up loudly.
   bool bind_failed = false;
   auto listen = [&](const std::vector<config::Endpoint>& endpoints, const std::string& name,
                     const net::SessionHandler& handler) {
@@ -225,28 +251,6 @@ int serve(config::Config config, const ServeOptions& options) {
     return 1;
   }
 
-  // Two-stage shutdown (STYLE R9): stop accepting, then stop the loop.
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
-    if (ec) return;
-    log->info("signal {}: shutting down", signo);
-    for (auto& a : acceptors) {
-      boost::system::error_code ignored;
-      a->close(ignored);
-    }
-    io.stop();
-  });
-  // SIGHUP (systemd's reload, logrotate) would end the process by default.
-  // Until configuration reload exists it is logged and ignored: the server
-  // keeps serving. Re-armed after each signal.
-  asio::signal_set hangups(io, SIGHUP);
-  std::function<void(const boost::system::error_code&, int)> on_hangup = [&](const boost::system::error_code& ec,
-                                                                             int /*signo*/) {
-    if (ec) return;
-    log->warn("SIGHUP: reload is not implemented yet; ignored (restart to apply a new configuration)");
-    hangups.async_wait(on_hangup);
-  };
-  hangups.async_wait(on_hangup);
   (void)std::signal(SIGPIPE, SIG_IGN);  // SIG_ERR only for an invalid signal number
   log->info("hikyaku ready ({} , data in {})", config.source.string(), config.data_dir.string());
   io.run();

@@ -5,10 +5,22 @@ configuration with free ports on 127.0.0.1, and a server process that is
 stopped when the test ends. Tests wait on conditions (ports, files), never on
 fixed sleeps.
 
+Every server a test starts must also end cleanly (checked when the test
+ends, see Hikyaku.end_problems): exit status 0 after SIGTERM, the "stopped"
+line logged, no "BUG:" line (the session exception boundary), no sanitizer
+report and no error-level log line unless the test declared it with
+`server.expect_log(r"regex")`. A run ended on purpose with kill() (SIGKILL)
+is exempt from the exit status and "stopped" checks only.
+
+A peer program that is missing skips a test on a developer's machine but fails
+it in CI (CI=true): use require_programs("swaks") inside the test.
+
 Run with Debian's Python: /usr/bin/python3 -m pytest tests/integration
 (the python3 first on PATH lacks dkim, spf, aiosmtpd, dnspython).
 """
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,6 +32,47 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 HIKYAKU_BIN = os.environ.get("HIKYAKU_BIN", str(ROOT / "build" / "src" / "app" / "hikyaku"))
 TESTDATA = Path(os.environ.get("HIKYAKU_TESTDATA", str(ROOT.parent / "shared" / "testdata")))
+
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def not_available(reason):
+    """A test cannot run here: a skip on a developer's machine, a failure in
+    CI, where scripts/install-deps.sh must have installed everything."""
+    if IN_CI:
+        pytest.fail(f"not available in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_programs(*names):
+    """Fail (CI) or skip (elsewhere) unless every program is on PATH."""
+    missing = [n for n in names if shutil.which(n) is None]
+    if missing:
+        not_available(f"needs {', '.join(missing)} (installed by scripts/install-deps.sh)")
+
+
+# What a server's log must not contain. Sanitizer runtimes write their
+# reports to the server's stderr, which is the log file.
+SANITIZER_REPORT = re.compile(
+    r"(ERROR|WARNING): (Address|Leak|Thread|Memory|UndefinedBehavior)Sanitizer|"
+    r"runtime error: |SUMMARY: \w+Sanitizer")
+BUG_LINE = re.compile(r"\bBUG: ")
+# spdlog lines are "2026-12-03T06:19:51.123 LEVEL logger: text".
+ERROR_LINE = re.compile(r"^\S+ (error|critical) ")
+
+
+def log_problems(text, expected=()):
+    """Lines of a server log that make its run unclean."""
+    problems = []
+    for line in text.splitlines():
+        if SANITIZER_REPORT.search(line):
+            problems.append(f"sanitizer report: {line}")
+        elif BUG_LINE.search(line):
+            problems.append(f"bug: {line}")
+        elif ERROR_LINE.match(line) and not any(re.search(p, line) for p in expected):
+            problems.append(f"unexpected error line: {line}")
+    return problems
 
 
 _ports_handed_out = set()
@@ -92,6 +145,9 @@ class Hikyaku:
         self.hostname = hostname
         self.proc = None
         self._log = None
+        self._run_offset = 0          # where the current run's log starts
+        self._expected_errors = []    # regexes of error lines a test expects
+        self.problems = []            # unclean ends, checked when the test ends
         self.config_path.write_text(f"""
 hostname = "{hostname}"
 data_dir = "{self.data_dir}"
@@ -145,9 +201,16 @@ deliver = ["mailbox:bob"]
     def messages(self, name):
         return maildir_messages(self.maildir(name))
 
+    def expect_log(self, pattern):
+        """Declare an error-level log line this test provokes on purpose
+        (a regex searched in the line); every other error line fails the test."""
+        self._expected_errors.append(pattern)
+        return self
+
     def start(self):
         assert self.proc is None
         self._log = open(self.log_path, "ab")
+        self._run_offset = self._log.tell()
         env = dict(os.environ, **self.env) if self.env else None
         self.proc = subprocess.Popen([*self.wrapper, HIKYAKU_BIN, "serve", "--config", str(self.config_path)],
                                      stdout=self._log, stderr=subprocess.STDOUT, env=env)
@@ -167,8 +230,10 @@ deliver = ["mailbox:bob"]
         return int(pids[0]) if pids else None
 
     def stop(self):
+        """SIGTERM, wait, and record whether the run ended cleanly."""
         if self.proc is None:
             return
+        problems = []
         if self.proc.poll() is None:
             pid = self.server_pid() if self.wrapper else None
             if pid is not None:
@@ -180,11 +245,22 @@ deliver = ["mailbox:bob"]
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+                problems.append("did not exit within 20 s of SIGTERM (killed)")
+        else:
+            problems.append(f"exited by itself before SIGTERM (status {self.proc.returncode})")
+        status = self.proc.returncode
         self.proc = None
         self._log.close()
+        run_log = self._run_log()
+        if status != 0 and not problems:
+            problems.append(f"exit status {status} after SIGTERM")
+        if not re.search(r"^\S+ info \S+: stopped$", run_log, re.M):
+            problems.append('no "stopped" line logged')
+        self._record(problems + log_problems(run_log, self._expected_errors))
 
     def kill(self):
-        """SIGKILL: the crash the durability contract is about."""
+        """SIGKILL: the crash the durability contract is about. The run is
+        exempt from the clean-end checks except its log's content."""
         if self.proc is None:
             return
         pid = self.server_pid() if self.wrapper else None
@@ -194,6 +270,22 @@ deliver = ["mailbox:bob"]
         self.proc.wait()
         self.proc = None
         self._log.close()
+        self._record(log_problems(self._run_log(), self._expected_errors))
+
+    def _run_log(self):
+        with open(self.log_path, "rb") as f:
+            f.seek(self._run_offset)
+            return f.read().decode(errors="replace")
+
+    def _record(self, problems):
+        if problems:
+            self.problems.append(f"run of {self.tmp.name} (log from byte {self._run_offset}):\n  "
+                                 + "\n  ".join(problems))
+
+    def end_problems(self):
+        """Stop the server if it runs; every unclean end of every run."""
+        self.stop()
+        return self.problems
 
     def restart(self):
         self.stop()
@@ -203,8 +295,11 @@ deliver = ["mailbox:bob"]
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def run_cli(self, *args, input=None):
-        return subprocess.run([HIKYAKU_BIN, *args, "--config", str(self.config_path)], input=input,
-                              capture_output=True, text=True, timeout=60)
+        r = subprocess.run([HIKYAKU_BIN, *args, "--config", str(self.config_path)], input=input,
+                           capture_output=True, text=True, timeout=60)
+        reports = [line for line in r.stderr.splitlines() if SANITIZER_REPORT.search(line)]
+        assert not reports, f"hikyaku {' '.join(args)}: sanitizer report:\n{r.stderr}"
+        return r
 
     def set_password(self, name, password):
         r = self.run_cli("user", "passwd", name, input=password + "\n")
@@ -235,10 +330,12 @@ def make_hikyaku(tmp_path):
         return server.start()
 
     yield make
+    problems = []
     for s in servers:
-        s.stop()
+        problems += s.end_problems()
     for r in resolvers:
         r.stop()
+    assert not problems, "hikyaku did not end cleanly:\n" + "\n".join(problems)
 
 
 @pytest.fixture

@@ -17,23 +17,8 @@ import dns.exception
 import dns.resolver
 import pytest
 
-from conftest import HIKYAKU_BIN, Hikyaku, free_port, wait_for
+from conftest import Hikyaku, free_port, wait_for
 
-
-def _cli_missing_reason():
-    """Why the dkim/dns subcommands cannot be run, or None when they can."""
-    try:
-        r = subprocess.run([HIKYAKU_BIN, "dkim", "keygen", "--help"], capture_output=True, text=True,
-                           timeout=30)
-    except OSError as e:
-        return f"hikyaku binary not available ({HIKYAKU_BIN}: {e.strerror})"
-    if r.returncode != 0 or "keygen" not in (r.stdout + r.stderr):
-        return "`hikyaku dkim keygen` is not wired into the CLI yet (src/app/main.cpp)"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_cli_missing_reason() is not None,
-                                reason=_cli_missing_reason() or "")
 
 MESSAGE = (b"From: Alice <alice@example.test>\r\n"
            b"To: Bob <bob@example.test>\r\n"

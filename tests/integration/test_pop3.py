@@ -12,7 +12,6 @@ Run: /usr/bin/python3 -m pytest tests/integration/test_pop3.py
 import os
 import poplib
 import re
-import shutil
 import smtplib
 import socket
 import ssl
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import maildir_messages, wait_for
+from conftest import maildir_messages, require_programs, wait_for
 
 PASSWORD = "correct horse battery"
 
@@ -344,8 +343,8 @@ def test_pipelined_commands(hikyaku):
             assert replies[2].startswith(b"+OK 2 ")
 
 
-@pytest.mark.skipif(shutil.which("fetchmail") is None, reason="fetchmail not installed")
 def test_fetchmail_ssl_fetches_all_then_nothing(hikyaku, tmp_path):
+    require_programs("fetchmail")
     hikyaku.set_password("alice", PASSWORD)
     sent = deliver(hikyaku, 3)
     home = tmp_path / "fmhome"

@@ -24,12 +24,11 @@ conditions (wait_for), never sleeps.
 import email
 import email.policy
 import re
-import shutil
 import time
 
 import pytest
 
-from conftest import wait_for
+from conftest import require_programs, wait_for
 from forward_client import RCPT, SENDER, Client
 from forward_client import message as forward_message
 from dns_server import DnsServer
@@ -41,7 +40,9 @@ ACCEPTED = "ituki-ex@pfx.test"     # Postfix accepts it
 BLOCKED = "ituki-blocked@pfx.test"  # Postfix's access table refuses it
 MARKER = "PFX-REJECT-MARKER"        # Postfix's header_checks reject a Subject with it
 
-pytestmark = pytest.mark.skipif(shutil.which("postfix") is None, reason="Postfix is not installed")
+@pytest.fixture(autouse=True)
+def _needs_postfix():
+    require_programs("postfix")
 
 
 # --- fixtures ----------------------------------------------------------------

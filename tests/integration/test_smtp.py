@@ -5,15 +5,12 @@ fields we add.
 
 Run: HIKYAKU_BIN=build/src/app/hikyaku /usr/bin/python3 -m pytest tests/integration/test_smtp.py
 """
-import shutil
 import smtplib
 import socket
 import ssl
 import subprocess
 
-import pytest
-
-from conftest import wait_for
+from conftest import require_programs, wait_for
 
 TRACE_FIELDS = (b"received:", b"authentication-results:", b"return-path:", b"delivered-to:", b"x-hikyaku-")
 
@@ -47,8 +44,7 @@ def wait_messages(server, mailbox, n, timeout=20):
 
 
 def swaks(server, *args, timeout=60):
-    if shutil.which("swaks") is None:
-        pytest.skip("swaks not installed")
+    require_programs("swaks")
     cmd = ["swaks", "--server", "127.0.0.1", "--port", str(server.smtp_port),
            "--helo", "client.example", "--from", "sender@remote.example", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
