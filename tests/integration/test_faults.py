@@ -92,6 +92,7 @@ def wait_delivered_once(hk, message):
 def test_spool_failure_refuses_then_retry_is_delivered_once(make_hikyaku, faults, tmp_path, call, errno, reply):
     data = tmp_path / "data"
     hk = make_hikyaku(env=faults.env(), data_dir=data, extra=RETRY)
+    hk.expect_log(r"smtpd: .* not stored: ")  # the injected fault, refused with 451/452
     message = make_message(f"spool-{call}-{errno}")
     faults.on(call, errno, prefix=data / "spool")
     with smtplib.SMTP("127.0.0.1", hk.smtp_port, timeout=30) as conn:

@@ -117,6 +117,7 @@ def copies(messages):
 
 def test_full_disk_refuses_with_452_and_forwards_each_message_once(small_tmpfs, make_hikyaku, dns_server, farside):
     hk = make_hikyaku(data_dir=small_tmpfs, extra=config(dns_server, farside))
+    hk.expect_log(r"smtpd: .* not stored: .*No space left on device")  # the full disk, refused with 452
     messages = {f"<full{i}@sender.test>": make_message(f"full{i}") for i in range(MESSAGES)}
     filler = fill(small_tmpfs)
 
