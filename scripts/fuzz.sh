@@ -12,6 +12,7 @@
 #
 # Usage: scripts/fuzz.sh [SECONDS]   fuzz every target (HIKYAKU_FUZZ_TARGETS="a b"
 #                                    limits the run to targets a and b)
+#        scripts/fuzz.sh --build-only    build the targets and the seeds, run nothing
 #        With HIKYAKU_FUZZ_RESULTS=FILE, one line per target is written there
 #        ("fuzz:TARGET<TAB>passed|failed<TAB>message", read by
 #        scripts/suite_report.py).
@@ -26,6 +27,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=fuzz
 if [ "${1:-}" = "--update-corpus" ]; then mode=update; shift; fi
+if [ "${1:-}" = "--build-only" ]; then mode=build; shift; fi
 seconds=${1:-30}
 export CCACHE_BASEDIR="$PWD"
 CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DHIKYAKU_FUZZ=ON -DHIKYAKU_TESTS=OFF \
@@ -37,9 +39,10 @@ if [ -z "$targets" ]; then echo "fuzz: no targets"; exit 1; fi
 cmake --build build-fuzz -j "${HIKYAKU_JOBS:-$(nproc)}" --target $(printf 'fuzz_%s ' $targets)
 
 rm -rf build-fuzz/seeds
-if [ "$mode" = fuzz ]; then
+if [ "$mode" != update ]; then
   /usr/bin/python3 scripts/fuzz-seeds.py build-fuzz/seeds "${HIKYAKU_TESTDATA:-../shared/testdata}"
 fi
+if [ "$mode" = build ]; then exit 0; fi
 
 # "#123 DONE cov: 45 ft: 67 corp: 8/9Kb ..." → "key value" of the line's field.
 field() { sed -n "s/.* $1: *\([0-9]*\).*/\1/p" | tail -1; }
