@@ -30,11 +30,10 @@ tcp::socket& Stream::socket() { return ssl_ ? ssl_->next_layer() : *socket_; }
 
 Stream::~Stream() = default;
 
-awaitable<std::size_t> Stream::read_raw(asio::mutable_buffer buf,
-                                        std::chrono::steady_clock::duration timeout,
+awaitable<std::size_t> Stream::read_raw(asio::mutable_buffer buf, std::chrono::steady_clock::time_point deadline,
                                         error_code& ec) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
-  timer.expires_after(timeout);
+  timer.expires_at(deadline);
   std::variant<std::tuple<error_code, std::size_t>, std::tuple<error_code>> result;
   if (tls_active_) {
     result = co_await (ssl_->async_read_some(buf, as_tuple(use_awaitable)) ||
@@ -46,14 +45,26 @@ awaitable<std::size_t> Stream::read_raw(asio::mutable_buffer buf,
   if (result.index() == 1) {
     timed_out_ = true;
     ec = asio::error::timed_out;
+    last_error_ = ec;
     co_return 0;
   }
   auto [e, n] = std::get<0>(result);
   ec = e;
+  if (ec) last_error_ = ec;
   co_return n;
 }
 
 awaitable<Stream::Line> Stream::read_line(std::chrono::steady_clock::duration timeout) {
+  return read_line_until(std::nullopt, timeout);
+}
+
+awaitable<Stream::Line> Stream::read_line_until(std::chrono::steady_clock::time_point deadline) {
+  return read_line_until(deadline, {});
+}
+
+// One loop for both: a fixed deadline, or a fresh one for each read.
+awaitable<Stream::Line> Stream::read_line_until(std::optional<std::chrono::steady_clock::time_point> deadline,
+                                                std::chrono::steady_clock::duration per_read) {
   Line line;
   char buf[16384];
   for (;;) {
@@ -67,7 +78,7 @@ awaitable<Stream::Line> Stream::read_line(std::chrono::steady_clock::duration ti
       co_return line;
     }
     error_code ec;
-    std::size_t n = co_await read_raw(asio::buffer(buf), timeout, ec);
+    std::size_t n = co_await read_raw(asio::buffer(buf), deadline ? *deadline : std::chrono::steady_clock::now() + per_read, ec);
     if (ec) {
       line.status = timed_out_ ? ReadStatus::timeout
                    : (ec == asio::error::eof || ec == ssl::error::stream_truncated) ? ReadStatus::closed
@@ -85,7 +96,7 @@ awaitable<bool> Stream::read_some(std::string& out, std::chrono::steady_clock::d
   }
   char buf[65536];
   error_code ec;
-  std::size_t n = co_await read_raw(asio::buffer(buf), timeout, ec);
+  std::size_t n = co_await read_raw(asio::buffer(buf), std::chrono::steady_clock::now() + timeout, ec);
   if (ec) co_return false;
   out.append(buf, n);
   co_return true;
@@ -100,24 +111,68 @@ awaitable<bool> Stream::write(std::string_view data) {
     std::tie(ec, std::ignore) =
         co_await asio::async_write(socket(), asio::buffer(data), as_tuple(use_awaitable));
   }
+  if (ec) last_error_ = ec;
+  co_return !ec;
+}
+
+awaitable<bool> Stream::write(std::string_view data, std::chrono::steady_clock::duration timeout) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  timer.expires_after(timeout);
+  std::variant<std::tuple<error_code, std::size_t>, std::tuple<error_code>> result;
+  if (tls_active_) {
+    result = co_await (asio::async_write(*ssl_, asio::buffer(data), as_tuple(use_awaitable)) ||
+                       timer.async_wait(as_tuple(use_awaitable)));
+  } else {
+    result = co_await (asio::async_write(socket(), asio::buffer(data), as_tuple(use_awaitable)) ||
+                       timer.async_wait(as_tuple(use_awaitable)));
+  }
+  if (result.index() == 1) {
+    timed_out_ = true;
+    last_error_ = asio::error::timed_out;
+    co_return false;
+  }
+  auto [ec, n] = std::get<0>(result);
+  if (ec) last_error_ = ec;
   co_return !ec;
 }
 
 awaitable<bool> Stream::start_tls(std::chrono::steady_clock::duration timeout) {
   if (!tls_available() || tls_active_) co_return false;
   buffer_.clear();  // RFC 3207 §4.2 / RFC 2595 §4: discard pre-TLS pipelined input
+  co_return co_await handshake(ssl::stream_base::server, timeout);
+}
+
+awaitable<bool> Stream::start_tls_client(const std::string& server_name,
+                                         std::chrono::steady_clock::duration timeout) {
+  if (!tls_available() || tls_active_) co_return false;
+  error_code not_ip;
+  (void)asio::ip::make_address(server_name, not_ip);
+  const bool named = !server_name.empty() && not_ip;
   ssl_ = std::make_unique<ssl::stream<tcp::socket>>(std::move(*socket_), *tls_ctx_);
   socket_.reset();
+  if (named) SSL_set_tlsext_host_name(ssl_->native_handle(), server_name.c_str());  // SNI
+  co_return co_await handshake(ssl::stream_base::client, timeout);
+}
+
+awaitable<bool> Stream::handshake(ssl::stream_base::handshake_type role, std::chrono::steady_clock::duration timeout) {
+  if (!ssl_) {
+    ssl_ = std::make_unique<ssl::stream<tcp::socket>>(std::move(*socket_), *tls_ctx_);
+    socket_.reset();
+  }
   asio::steady_timer timer(co_await asio::this_coro::executor);
   timer.expires_after(timeout);
-  auto result = co_await (ssl_->async_handshake(ssl::stream_base::server, as_tuple(use_awaitable)) ||
+  auto result = co_await (ssl_->async_handshake(role, as_tuple(use_awaitable)) ||
                           timer.async_wait(as_tuple(use_awaitable)));
   if (result.index() == 1) {
     timed_out_ = true;
+    last_error_ = asio::error::timed_out;
     co_return false;
   }
   auto [ec] = std::get<0>(result);
-  if (ec) co_return false;
+  if (ec) {
+    last_error_ = ec;
+    co_return false;
+  }
   tls_active_ = true;
   co_return true;
 }

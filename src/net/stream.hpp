@@ -1,8 +1,9 @@
-// Purpose:   One client connection: a TCP socket that can switch to TLS
-//            (STARTTLS/STLS, RFC 3207 / RFC 2595) or start in TLS (465, 995,
-//            993), with line reading, a per-read deadline and writes. Errors
-//            are values (STYLE R7): EOF, reset and timeouts come back as
-//            error codes, never exceptions.
+// Purpose:   One connection, either side: a TCP socket that can switch to
+//            TLS (STARTTLS/STLS, RFC 3207 / RFC 2595; server or client
+//            handshake) or start in TLS (465, 995, 993), with line reading,
+//            deadlines and writes. The servers' sessions and the SMTP
+//            client share it. Errors are values (STYLE R7): EOF, reset and
+//            timeouts come back as statuses, never exceptions.
 // Trust:     carries untrusted bytes; lines are bounded by `max_line`.
 // Concurrency: one Stream belongs to one session coroutine on one executor.
 // Errors:    read_line returns a status; `timed_out()` tells a deadline hit
@@ -35,21 +36,34 @@ class Stream {
     bool bare_lf = false;  // the line ended in LF without CR
   };
 
-  // Read one line, waiting at most `timeout`.
+  // Read one line, waiting at most `timeout` for each read.
   awaitable<Line> read_line(std::chrono::steady_clock::duration timeout);
+  // Read one line, all of it by `deadline` (a client waiting for a
+  // multi-line reply: RFC 5321 §4.5.3.2 bounds the whole reply).
+  awaitable<Line> read_line_until(std::chrono::steady_clock::time_point deadline);
   // Read whatever is available (at least one byte), appending to `out`;
   // returns false on EOF, error or timeout. Buffered bytes come first.
   awaitable<bool> read_some(std::string& out, std::chrono::steady_clock::duration timeout);
   // Write everything; false on error.
   awaitable<bool> write(std::string_view data);
+  // Write everything within `timeout`; false on error or timeout
+  // (timed_out() tells which).
+  awaitable<bool> write(std::string_view data, std::chrono::steady_clock::duration timeout);
   // Server-side TLS handshake. Buffered plaintext is discarded first
   // (RFC 3207 §4.2: no command injection across STARTTLS).
   awaitable<bool> start_tls(std::chrono::steady_clock::duration timeout);
+  // Client-side TLS handshake (the SMTP client's STARTTLS). `server_name`
+  // goes out as SNI unless it is empty or an IP literal (RFC 6066 §3). The
+  // caller checks has_buffered_input() first: bytes that arrived before the
+  // handshake must not be read as if they came over TLS.
+  awaitable<bool> start_tls_client(const std::string& server_name, std::chrono::steady_clock::duration timeout);
 
   bool tls_available() const { return tls_ctx_ != nullptr; }
   bool tls_active() const { return tls_active_; }
   std::string tls_description() const;  // "TLSv1.3 TLS_AES_256_GCM_SHA384"
   bool timed_out() const { return timed_out_; }
+  // The last transport error (connect, read, write, handshake), for logs.
+  const error_code& last_error() const { return last_error_; }
   bool has_buffered_input() const { return !buffer_.empty(); }
   const std::string& remote_ip() const { return remote_ip_; }
   uint16_t remote_port() const { return remote_port_; }
@@ -58,14 +72,18 @@ class Stream {
   void close();
 
  private:
-  awaitable<std::size_t> read_raw(asio::mutable_buffer buf, std::chrono::steady_clock::duration timeout,
+  awaitable<std::size_t> read_raw(asio::mutable_buffer buf, std::chrono::steady_clock::time_point deadline,
                                   error_code& ec);
+  awaitable<bool> handshake(ssl::stream_base::handshake_type role, std::chrono::steady_clock::duration timeout);
+  awaitable<Line> read_line_until(std::optional<std::chrono::steady_clock::time_point> deadline,
+                                  std::chrono::steady_clock::duration per_read);
   std::shared_ptr<ssl::context> tls_ctx_;            // null: no TLS offered
   std::optional<tcp::socket> socket_;                // until TLS starts
   std::unique_ptr<ssl::stream<tcp::socket>> ssl_;    // from start_tls() on: owns the socket
   LineBuffer buffer_;
   bool tls_active_ = false;
   bool timed_out_ = false;
+  error_code last_error_;
   std::string remote_ip_;
   uint16_t remote_port_ = 0;
   std::string local_ip_;

@@ -11,12 +11,10 @@
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 #endif
 
-#include <openssl/ssl.h>
-
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "base/log.hpp"
-#include "net/line_buffer.hpp"
+#include "net/stream.hpp"
 
 namespace hikyaku::smtp::client {
 
@@ -38,19 +36,18 @@ std::shared_ptr<spdlog::logger> log() { return base::logger("smtp-client"); }
 
 // RFC 7435 opportunistic TLS for MX delivery: encrypt when offered, accept
 // any certificate (no name or chain check — DANE/MTA-STS are later work),
-// but never below TLS 1.2 (RFC 8996). The policy is in session.hpp.
-std::shared_ptr<ssl::context> client_context() {
-  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
-  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                   ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
-  ctx->set_verify_mode(ssl::verify_none);
-  return ctx;
-}
-
-bool is_ip_literal(const std::string& name) {
-  error_code ec;
-  asio::ip::make_address(name, ec);
-  return !ec;
+// but never below TLS 1.2 (RFC 8996). The policy is in session.hpp. One
+// context for every connection: it is never changed after it is built, and
+// OpenSSL allows one SSL_CTX to serve connections on many threads.
+const std::shared_ptr<ssl::context>& client_context() {
+  static const std::shared_ptr<ssl::context> context = [] {
+    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+    ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                     ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    ctx->set_verify_mode(ssl::verify_none);
+    return ctx;
+  }();
+  return context;
 }
 
 // A chunk up to this size rides in the same pipelined group as MAIL and
@@ -100,16 +97,11 @@ ClientOptions ClientOptions::from_config(const config::Config& config) {
   return o;
 }
 
-// The transport: a TCP socket that can switch to TLS, and the line buffer.
+// The transport: the connected socket as a net::Stream (the same one the
+// servers' sessions use), able to switch to TLS.
 struct Connection::Impl {
-  Impl(asio::any_io_executor ex, size_t max_line)
-      : ctx(client_context()), stream(tcp::socket(ex), *ctx), buffer(max_line) {}
-  tcp::socket& socket() { return stream.next_layer(); }
-
-  std::shared_ptr<ssl::context> ctx;
-  ssl::stream<tcp::socket> stream;
-  net::LineBuffer buffer;
-  bool tls = false;
+  Impl(tcp::socket socket, size_t max_line) : stream(std::move(socket), client_context(), max_line) {}
+  net::Stream stream;
 };
 
 Connection::Connection(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -121,9 +113,7 @@ bool Connection::reusable() const {
 
 std::string Connection::tls_summary() const {
   if (!tls_active_) return "none (" + plaintext_reason_ + ")";
-  SSL* handle = impl_->stream.native_handle();
-  std::string out = SSL_get_version(handle);
-  if (const char* cipher = SSL_get_cipher_name(handle)) out += std::string(" ") + cipher;
+  std::string out = impl_->stream.tls_description();
   // verify_none: OpenSSL checked nothing we rely on (no trust anchors are
   // loaded), so nothing more than "encrypted" may be claimed.
   return out + ", certificate not verified";
@@ -135,89 +125,58 @@ void Connection::mark_plaintext_retry() {
 }
 
 void Connection::close() {
-  error_code ec;
-  impl_->socket().shutdown(tcp::socket::shutdown_both, ec);
-  impl_->socket().close(ec);
+  impl_->stream.close();
   broken_ = true;
 }
 
 net::awaitable<bool> Connection::write(std::string_view data, Stage stage, std::optional<Outcome>& failure) {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  timer.expires_after(stage == Stage::body ? (options_.command_timeout ? *options_.command_timeout
-                                                                       : options_.data_block_timeout)
-                                           : options_.timeout(stage));
-  std::variant<std::tuple<error_code, std::size_t>, std::tuple<error_code>> r;
-  if (impl_->tls) {
-    r = co_await (asio::async_write(impl_->stream, asio::buffer(data), as_tuple(use_awaitable)) ||
-                  timer.async_wait(as_tuple(use_awaitable)));
-  } else {
-    r = co_await (asio::async_write(impl_->socket(), asio::buffer(data), as_tuple(use_awaitable)) ||
-                  timer.async_wait(as_tuple(use_awaitable)));
-  }
-  if (r.index() == 1) {
-    broken_ = true;
+  const Duration timeout = stage == Stage::body ? (options_.command_timeout ? *options_.command_timeout
+                                                                            : options_.data_block_timeout)
+                                                : options_.timeout(stage);
+  if (co_await impl_->stream.write(data, timeout)) co_return true;
+  broken_ = true;
+  if (impl_->stream.timed_out())
     failure = classify(Failure::timeout, peer_ + ": timeout sending " + std::string(to_string(stage)));
-    co_return false;
-  }
-  auto [ec, n] = std::get<0>(r);
-  if (ec) {
-    broken_ = true;
-    failure = classify(Failure::connection_lost,
-                       peer_ + ": lost connection sending " + std::string(to_string(stage)) + ": " + ec.message());
-    co_return false;
-  }
-  co_return true;
+  else
+    failure = classify(Failure::connection_lost, peer_ + ": lost connection sending " +
+                                                     std::string(to_string(stage)) + ": " +
+                                                     impl_->stream.last_error().message());
+  co_return false;
 }
 
 net::awaitable<ServerReply> Connection::read_reply(Stage stage, std::optional<Outcome>& failure) {
   ReplyParser parser;
-  auto deadline = std::chrono::steady_clock::now() + options_.timeout(stage);
-  char buf[8192];
+  // RFC 5321 §4.5.3.2: the stage's timeout bounds the whole reply.
+  const auto deadline = std::chrono::steady_clock::now() + options_.timeout(stage);
   for (;;) {
-    std::string line;
-    bool bare_lf = false;
-    auto st = impl_->buffer.next(line, bare_lf);
-    if (st == net::LineBuffer::Status::line) {
-      auto ps = parser.feed(line);
-      if (ps == ReplyParser::Status::complete) co_return parser.take();
-      if (ps == ReplyParser::Status::error) {
+    net::Stream::Line line = co_await impl_->stream.read_line_until(deadline);
+    switch (line.status) {
+      case net::Stream::ReadStatus::line: break;
+      case net::Stream::ReadStatus::too_long:
         broken_ = true;
-        failure = classify(Failure::protocol, peer_ + ": " + parser.error() + " after " +
-                                                  std::string(to_string(stage)));
+        failure = classify(Failure::protocol, peer_ + ": reply line too long after " + std::string(to_string(stage)));
         co_return ServerReply{};
-      }
-      continue;
+      case net::Stream::ReadStatus::timeout:
+        broken_ = true;
+        failure = classify(Failure::timeout,
+                           peer_ + ": timeout waiting for the reply to " + std::string(to_string(stage)));
+        co_return ServerReply{};
+      case net::Stream::ReadStatus::closed:
+      case net::Stream::ReadStatus::error:
+        broken_ = true;
+        failure = classify(Failure::connection_lost, peer_ + ": lost connection after " +
+                                                         std::string(to_string(stage)) + ": " +
+                                                         impl_->stream.last_error().message());
+        co_return ServerReply{};
     }
-    if (st == net::LineBuffer::Status::too_long) {
+    auto ps = parser.feed(line.text);
+    if (ps == ReplyParser::Status::complete) co_return parser.take();
+    if (ps == ReplyParser::Status::error) {
       broken_ = true;
-      failure = classify(Failure::protocol, peer_ + ": reply line too long after " + std::string(to_string(stage)));
+      failure = classify(Failure::protocol, peer_ + ": " + parser.error() + " after " +
+                                                std::string(to_string(stage)));
       co_return ServerReply{};
     }
-    asio::steady_timer timer(co_await asio::this_coro::executor);
-    timer.expires_at(deadline);
-    std::variant<std::tuple<error_code, std::size_t>, std::tuple<error_code>> r;
-    if (impl_->tls) {
-      r = co_await (impl_->stream.async_read_some(asio::buffer(buf), as_tuple(use_awaitable)) ||
-                    timer.async_wait(as_tuple(use_awaitable)));
-    } else {
-      r = co_await (impl_->socket().async_read_some(asio::buffer(buf), as_tuple(use_awaitable)) ||
-                    timer.async_wait(as_tuple(use_awaitable)));
-    }
-    if (r.index() == 1) {
-      // RFC 5321 §4.5.3.2: the stage's timeout passed without a reply.
-      broken_ = true;
-      failure = classify(Failure::timeout,
-                         peer_ + ": timeout waiting for the reply to " + std::string(to_string(stage)));
-      co_return ServerReply{};
-    }
-    auto [ec, n] = std::get<0>(r);
-    if (ec) {
-      broken_ = true;
-      failure = classify(Failure::connection_lost, peer_ + ": lost connection after " +
-                                                       std::string(to_string(stage)) + ": " + ec.message());
-      co_return ServerReply{};
-    }
-    impl_->buffer.append(std::string_view(buf, n));
   }
 }
 
@@ -265,10 +224,10 @@ net::awaitable<Connection::Opened> Connection::open(std::string host_name, std::
   }
 
   // Connect, bounded by [delivery] connect_timeout.
-  auto impl = std::make_unique<Impl>(ex, options.max_line);
+  tcp::socket socket(ex);
   asio::steady_timer timer(ex);
   timer.expires_after(options.connect_timeout);
-  auto r = co_await (impl->socket().async_connect(tcp::endpoint(address, port), as_tuple(use_awaitable)) ||
+  auto r = co_await (socket.async_connect(tcp::endpoint(address, port), as_tuple(use_awaitable)) ||
                      timer.async_wait(as_tuple(use_awaitable)));
   if (r.index() == 1) {
     out.failure = classify(Failure::connect_timeout, "connect to " + peer + ": timed out");
@@ -278,9 +237,8 @@ net::awaitable<Connection::Opened> Connection::open(std::string host_name, std::
     out.failure = classify(Failure::connect_refused, "connect to " + peer + ": " + cec.message());
     co_return out;
   }
-  impl->socket().set_option(tcp::no_delay(true), ec);
 
-  std::unique_ptr<Connection> conn(new Connection(std::move(impl)));
+  std::unique_ptr<Connection> conn(new Connection(std::make_unique<Impl>(std::move(socket), options.max_line)));
   conn->peer_ = peer;
   conn->options_ = std::move(options);
   conn->log_id_ = std::move(log_id);
@@ -319,32 +277,23 @@ net::awaitable<Connection::Opened> Connection::open(std::string host_name, std::
       co_return out;
     }
     if (reply.code == 220) {
-      if (!conn->impl_->buffer.empty()) {
+      if (conn->impl_->stream.has_buffered_input()) {
         // RFC 3207 §4.2 (and CVE-2011-0411 in reverse): bytes after the 220
         // would be read as if they came over TLS.
         out.failure = classify(Failure::protocol, peer + ": data after the STARTTLS 220 reply");
         conn->close();
         co_return out;
       }
-      if (!is_ip_literal(host_name))
-        SSL_set_tlsext_host_name(conn->impl_->stream.native_handle(), host_name.c_str());  // SNI
-      asio::steady_timer tls_timer(ex);
-      tls_timer.expires_after(opts.tls_timeout);
-      auto hs = co_await (conn->impl_->stream.async_handshake(ssl::stream_base::client, as_tuple(use_awaitable)) ||
-                          tls_timer.async_wait(as_tuple(use_awaitable)));
-      std::string why;
-      if (hs.index() == 1) {
-        why = "timed out";
-      } else if (auto [hec] = std::get<0>(hs); hec) {
-        why = hec.message();
-      }
-      if (!why.empty()) {
+      // SNI carries host_name unless it is an IP literal.
+      const bool secured = co_await conn->impl_->stream.start_tls_client(host_name, opts.tls_timeout);
+      if (!secured) {
+        const std::string why =
+            conn->impl_->stream.timed_out() ? "timed out" : conn->impl_->stream.last_error().message();
         out.failure = classify(Failure::tls, peer + ": TLS handshake failed: " + why);
         out.tls_failed = true;
         conn->close();
         co_return out;
       }
-      conn->impl_->tls = true;
       conn->tls_active_ = true;
       // RFC 3207 §4.2: forget everything learnt before TLS; EHLO again.
       conn->caps_ = Capabilities{};
