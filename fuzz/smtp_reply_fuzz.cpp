@@ -8,7 +8,8 @@
 // of its own class or none; an error has a reason; AUTH mechanisms are
 // non-empty upper-case words; the DATA payload ends in the only CRLF.CRLF,
 // has no bare LF, and un-stuffs to the message; crlf_lines() (the BDAT
-// chunk) is that message without the stuffing and the terminator.
+// chunk) is that message without the stuffing and the terminator; the
+// WireEncoder's pieces join into the same bytes and size() predicts them.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -82,6 +83,19 @@ void check_dot_stuff(std::string_view message) {
     back += line;
   }
   if (back != want) __builtin_trap();
+  // In pieces (how the client sends a large message), the same bytes.
+  for (auto mode : {WireEncoder::Mode::dot_stuffed, WireEncoder::Mode::crlf_lines}) {
+    const std::string whole = mode == WireEncoder::Mode::dot_stuffed ? out : crlf_lines(message);
+    if (WireEncoder::size(message, mode) != whole.size()) __builtin_trap();
+    WireEncoder encoder(message, mode);
+    std::string joined, piece;
+    const size_t max = 1 + message.size() % 13;
+    while (encoder.next(piece, max)) {
+      if (piece.size() > max + 6) __builtin_trap();
+      joined += piece;
+    }
+    if (joined != whole) __builtin_trap();
+  }
 }
 
 }  // namespace

@@ -159,7 +159,8 @@ base::Result<std::string> ForwardTransform::apply(const queue::DeliveryRequest& 
       log()->error("{}: cannot sign generated message for {}: {}", request.queue_id, k->domain, sig.error().message);
       return message;
     }
-    return *sig + message;
+    message.insert(0, *sig);  // in place: the caller left room (smtp_agent.cpp)
+    return message;
   }
 
   const std::string local_domain = mail::domain_of(request.recipient);
@@ -179,7 +180,7 @@ base::Result<std::string> ForwardTransform::apply(const queue::DeliveryRequest& 
       o.selector = key->selector;
       auto sig = auth::dkim::sign(message, key->key, o, when);
       if (sig) {
-        message = *sig + message;
+        message.insert(0, *sig);
         log()->info("{}: From rewritten to {} (author domain {} p={} passed DMARC only via SPF)", request.queue_id,
                     key->domain, a.author->domain, dmarc::to_string(a.dmarc->requested));
       } else {
@@ -194,7 +195,7 @@ base::Result<std::string> ForwardTransform::apply(const queue::DeliveryRequest& 
         a.results ? a.results->value() : common::AuthenticationResults{config_.hostname, {}}.value();
     auto set = auth::arc::seal(message, results_text, key->domain, key->selector, key->key, when);
     if (set) {
-      message = set->prefix() + message;
+      message.insert(0, set->prefix());
     } else {
       // An existing chain we cannot extend (RFC 8617 §5.1.1): send without.
       log()->warn("{}: no ARC set added: {}", request.queue_id, set.error().message);

@@ -27,27 +27,27 @@ void MaildirAgent::deliver(const queue::DeliveryRequest& request,
 
   // RFC 5321 §4.4: Return-Path at final delivery; Delivered-To helps loop
   // detection and readers (as Postfix local(8) and Dovecot LDA add it).
-  std::string message = "Return-Path: <" +
-                        (request.envelope ? request.envelope->sender_str() : std::string()) + ">\r\n";
-  if (!request.recipient.empty()) message += "Delivered-To: " + request.recipient + "\r\n";
+  std::string added = "Return-Path: <" +
+                      (request.envelope ? request.envelope->sender_str() : std::string()) + ">\r\n";
+  if (!request.recipient.empty()) added += "Delivered-To: " + request.recipient + "\r\n";
   // Issue 3: a diverted copy states when and why, as the first header of
   // the message proper (the policy formats it as one safe line).
-  if (!request.diverted.empty()) message += "X-Hikyaku-Diverted: " + request.diverted + "\r\n";
-  const size_t prefix = message.size();
+  if (!request.diverted.empty()) added += "X-Hikyaku-Diverted: " + request.diverted + "\r\n";
   auto body = queue::read_message(request);
   if (!body.ok()) {
     done(temporary(body.error()));
     return;
   }
-  message.reserve(prefix + body->size());
-  message += *body;
+  // The added fields, then the spooled bytes: written as two parts, never
+  // joined into a copy of the message.
+  const std::string_view parts[] = {added, **body};
 
   mailbox::Maildir maildir(config_.mailbox_dir(request.target.value), sync_);
   if (auto st = maildir.create(); !st) {
     done(temporary(st.error()));
     return;
   }
-  auto uid = maildir.deliver(message);
+  auto uid = maildir.deliver(parts);
   if (!uid) {
     done(temporary(uid.error()));
     return;

@@ -56,6 +56,9 @@ AttemptResult to_result(const Outcome& o, AttemptResult::Cause cause = AttemptRe
 }
 
 constexpr size_t kMaxHeaderRead = 256 * 1024;
+// Room reserved in a forward's copy for the fields added in place
+// (X-Hikyaku-Forwarded-For, X-Hikyaku-Diverted, the ARC set, DKIM-Signature).
+constexpr size_t kAddedRoom = 16 * 1024;
 
 }  // namespace
 
@@ -82,7 +85,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     uint64_t id = 0;
     queue::DeliveryRequest request;  // request.envelope points at `envelope`
     mail::Envelope envelope;
-    std::string message;             // as spooled (read once, by begin())
+    std::shared_ptr<const std::string> message;  // as spooled (read once, by begin(); shared, not copied)
     std::function<void(AttemptResult)> done;
     std::atomic<bool> finished{false};
   };
@@ -252,7 +255,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
       return;
     }
     // RFC 5321 §6.3: a forward that would loop is not sent (5.4.6).
-    const std::string_view head = mail::header_section(std::string_view(*data).substr(0, kMaxHeaderRead));
+    const std::string_view head = mail::header_section(std::string_view(**data).substr(0, kMaxHeaderRead));
     if (auto why = policy::loop_reason(config, head, request.origin, request.recipient, request.target)) {
       finish(job, AttemptResult{AttemptResult::Kind::permanent, "5.4.6", *why, AttemptResult::Cause::loop});
       return;
@@ -273,9 +276,9 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     auto decide = [self, job, seed](dns::Resolver& view) {
       Decision d;
       if (self->transform && job->request.origin == policy::Origin::received) {
-        d.divert = self->transform->divert(job->request, job->message, view);
+        d.divert = self->transform->divert(job->request, *job->message, view);
         if (d.divert) return d;
-        (void)self->transform->assess(job->request, job->message, view);  // what apply() will read
+        (void)self->transform->assess(job->request, *job->message, view);  // what apply() will read
       }
       std::mt19937 rng(seed);
       d.route = smtp::client::resolve_route(view, mail::domain_of(job->request.target.value), self->config.hostname,
@@ -323,9 +326,14 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     // handshake only when this target was attempted before.
     p->tx.plaintext_after_tls_failure = request.attempts > 0;
 
-    std::string message = policy::add_forward_headers(std::move(job->message), request.origin, request.recipient,
-                                                      request.diverted);
-    job->message.clear();
+    // The one copy a forward makes: the added fields are inserted in place,
+    // in room reserved for them.
+    std::string copy;
+    copy.reserve(job->message->size() + kAddedRoom);
+    copy = *job->message;
+    job->message.reset();
+    std::string message =
+        policy::add_forward_headers(std::move(copy), request.origin, request.recipient, request.diverted);
     if (!transform) {
       p->tx.message = std::make_shared<const std::string>(std::move(message));
       start(job, std::move(p));

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <span>
 #include <utility>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -112,6 +113,62 @@ base::Status fill_sizes(MessageInfo& info) {
   return {};
 }
 
+// Walks `parts` as one text and hands `emit` its stored form (CRLF → LF, a
+// lone CR kept) in runs of bytes, without building it: a large message is
+// converted as it is written, in bounded memory.
+template <class Emit>
+void for_each_stored_run(std::span<const std::string_view> parts, Emit&& emit) {
+  bool pending_cr = false;  // a part ended in CR: is the next byte LF?
+  for (std::string_view p : parts) {
+    if (p.empty()) continue;
+    if (pending_cr) {
+      pending_cr = false;
+      if (p.front() != '\n') emit(std::string_view("\r"));
+    }
+    size_t run = 0, from = 0;
+    for (;;) {
+      const size_t cr = p.find('\r', from);
+      if (cr == std::string_view::npos) {
+        emit(p.substr(run));
+        break;
+      }
+      if (cr + 1 == p.size()) {
+        emit(p.substr(run, cr - run));
+        pending_cr = true;
+        break;
+      }
+      if (p[cr + 1] == '\n') {
+        emit(p.substr(run, cr - run));
+        run = cr + 1;
+      }
+      from = cr + 1;
+    }
+  }
+  if (pending_cr) emit(std::string_view("\r"));
+}
+
+// The two sizes in a Maildir name: the stored bytes (S=) and their CRLF form
+// (W=: each LF not after a CR gains one byte; network_size()).
+struct StoredSizes {
+  uint64_t stored = 0;
+  uint64_t wire = 0;
+};
+
+StoredSizes stored_sizes(std::span<const std::string_view> parts) {
+  StoredSizes n;
+  char last = '\0';
+  for_each_stored_run(parts, [&](std::string_view run) {
+    if (run.empty()) return;
+    n.stored += run.size();
+    n.wire += run.size();
+    for (size_t lf = run.find('\n'); lf != std::string_view::npos; lf = run.find('\n', lf + 1)) {
+      if ((lf == 0 ? last : run[lf - 1]) != '\r') ++n.wire;
+    }
+    last = run.back();
+  });
+  return n;
+}
+
 }  // namespace
 
 Maildir::Maildir(fs::path root, bool sync) : root_(std::move(root)), sync_(sync) {}
@@ -126,10 +183,7 @@ base::Status Maildir::create() const {
 std::string Maildir::to_stored(std::string_view network) {
   std::string out;
   out.reserve(network.size());
-  for (size_t i = 0; i < network.size(); ++i) {
-    if (network[i] == '\r' && i + 1 < network.size() && network[i + 1] == '\n') continue;
-    out += network[i];
-  }
+  for_each_stored_run(std::span(&network, 1), [&](std::string_view run) { out += run; });
   return out;
 }
 
@@ -152,9 +206,14 @@ uint64_t Maildir::network_size(std::string_view stored) {
 }
 
 base::Result<std::string> Maildir::deliver(std::string_view message) const {
-  // Convert once; both sizes go into the name (Dovecot-compatible S= and W=).
-  const std::string stored = to_stored(message);
-  const uint64_t wire_size = network_size(stored);
+  return deliver(std::span(&message, 1));
+}
+
+base::Result<std::string> Maildir::deliver(std::span<const std::string_view> parts) const {
+  // Both sizes go into the name (Dovecot-compatible S= and W=), which is
+  // chosen before the file is written: one pass counts, the write converts
+  // again — never a converted copy of the whole message in memory.
+  const StoredSizes sizes = stored_sizes(parts);
   static const std::string host = sanitized_host();  // constant after first use
 
   // Create the tmp file under a fresh unique name; O_EXCL guards against a
@@ -168,7 +227,7 @@ base::Result<std::string> Maildir::deliver(std::string_view message) const {
     uint64_t q = delivery_counter().fetch_add(1, std::memory_order_relaxed);
     uid = std::to_string(tv.tv_sec) + ".M" + std::to_string(tv.tv_usec) + "P" +
           std::to_string(::getpid()) + "Q" + std::to_string(q) + "." + host +
-          ",S=" + std::to_string(stored.size()) + ",W=" + std::to_string(wire_size);
+          ",S=" + std::to_string(sizes.stored) + ",W=" + std::to_string(sizes.wire);
     tmp_path = root_ / "tmp" / uid;
     fd = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0 && errno != EEXIST) return errno_error("create", tmp_path, errno);
@@ -188,10 +247,25 @@ base::Result<std::string> Maildir::deliver(std::string_view message) const {
     ::unlink(tmp_path.c_str());
     return errno_error(what, path, err);
   };
-  if (auto st = write_all(fd, stored, tmp_path); !st) {
+  base::Status written;
+  {
+    constexpr size_t kChunk = 256 * 1024;
+    std::string chunk;
+    chunk.reserve(kChunk);
+    for_each_stored_run(parts, [&](std::string_view run) {
+      if (!written) return;
+      chunk += run;
+      if (chunk.size() >= kChunk) {
+        written = write_all(fd, chunk, tmp_path);
+        chunk.clear();
+      }
+    });
+    if (written && !chunk.empty()) written = write_all(fd, chunk, tmp_path);
+  }
+  if (!written) {
     ::close(fd);
     ::unlink(tmp_path.c_str());
-    return st.error();
+    return written.error();
   }
   if (sync_ && ::fdatasync(fd) != 0) return give_up("fsync", tmp_path, errno);
   if (::close(std::exchange(fd, -1)) != 0) return give_up("close", tmp_path, errno);

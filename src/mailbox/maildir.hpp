@@ -30,6 +30,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -60,6 +61,10 @@ class Maildir {
   // failure nothing of it is left in tmp/ or new/.
   // `message` may use CRLF (as received by SMTP) or LF; it is stored with LF.
   base::Result<std::string> deliver(std::string_view message) const;
+  // The same for a message in parts (headers added at delivery, then the
+  // spooled bytes), converted and written in bounded chunks: no copy of
+  // the whole message is made.
+  base::Result<std::string> deliver(std::span<const std::string_view> parts) const;
   // All messages in new/ and cur/, oldest first (by delivery time in name).
   base::Result<std::vector<MessageInfo>> list() const;
   // The bytes on disk (LF line endings); see to_network() for POP3/IMAP.

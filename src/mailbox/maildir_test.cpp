@@ -4,7 +4,9 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <span>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -107,6 +109,39 @@ TEST_F(MaildirTest, LineEndingConversions) {
   // A file with CRLF already (dropped in by another program) is not doubled.
   EXPECT_EQ(Maildir::to_network("a\r\nb\n"), "a\r\nb\r\n");
   EXPECT_EQ(Maildir::network_size("a\r\nb\n"), 6u);
+}
+
+TEST_F(MaildirTest, DeliveredInPartsIsStoredAsTheWholeWouldBe) {
+  // The agent hands the added fields and the spooled bytes as two parts; a
+  // CRLF split between parts, a lone CR at a part's end and a chunk
+  // boundary (256 KiB) inside a line must not change what is stored.
+  Maildir md(dir_);
+  ASSERT_TRUE(md.create());
+  const std::string big = std::string(300 * 1024, 'y') + "\r\n";
+  const std::vector<std::vector<std::string>> cases = {
+      {"Return-Path: <a@b>\r\n", "From: a@b\r\n\r\nbody\r\n"},
+      {"X: 1\r", "\nY: 2\r\n\r\nz\r\n"},
+      {"X: 1\r", "Y: 2\r\n\r\nz\r"},
+      {"", "a\r\n", "", "b\rc\r\n"},
+      {"H: v\r\n\r\n", big, big},
+  };
+  for (const auto& parts : cases) {
+    std::string whole;
+    std::vector<std::string_view> views;
+    for (const auto& p : parts) {
+      whole += p;
+      views.emplace_back(p);
+    }
+    auto uid = md.deliver(std::span<const std::string_view>(views));
+    ASSERT_TRUE(uid);
+    auto info = md.find(*uid);
+    ASSERT_TRUE(info);
+    auto stored = md.read(*info);
+    ASSERT_TRUE(stored);
+    EXPECT_EQ(*stored, Maildir::to_stored(whole));
+    EXPECT_EQ(info->disk_size, stored->size());
+    EXPECT_EQ(info->size, Maildir::network_size(*stored));
+  }
 }
 
 TEST_F(MaildirTest, ListOldestFirstAcrossNewAndCur) {

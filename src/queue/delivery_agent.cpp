@@ -10,11 +10,11 @@
 
 namespace hikyaku::queue {
 
-base::Result<std::string> read_message(const DeliveryRequest& request, uint64_t max) {
-  if (request.message) return request.message->substr(0, std::min<uint64_t>(request.message->size(), max));
+base::Result<std::shared_ptr<const std::string>> read_message(const DeliveryRequest& request) {
+  if (request.message) return request.message;
   int fd = ::open(request.message_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return base::errno_error("open", request.message_path, errno);
-  std::string out(std::min(request.message_size, max), '\0');
+  std::string out(request.message_size, '\0');
   size_t done = 0;
   while (done < out.size()) {
     ssize_t n = ::pread(fd, out.data() + done, out.size() - done,
@@ -28,7 +28,7 @@ base::Result<std::string> read_message(const DeliveryRequest& request, uint64_t 
     done += static_cast<size_t>(n);
   }
   ::close(fd);
-  return out;
+  return std::make_shared<const std::string>(std::move(out));
 }
 
 

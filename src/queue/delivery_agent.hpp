@@ -50,10 +50,11 @@ struct DeliveryRequest {
   std::shared_ptr<const std::string> message;
 };
 
-// The spooled message of a request, or its first `max` bytes (the loop
-// guard reads only the header): the one way agents and guards read it. A
-// short file is an error, never a silently truncated message.
-base::Result<std::string> read_message(const DeliveryRequest& request, uint64_t max = UINT64_MAX);
+// The spooled message of a request: the one way agents read it. The bytes
+// in memory are shared, not copied (request.message); otherwise the spool
+// file is read. A short file is an error, never a silently truncated
+// message.
+base::Result<std::shared_ptr<const std::string>> read_message(const DeliveryRequest& request);
 
 class DeliveryAgent {
  public:

@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <optional>
+#include <utility>
+#include <vector>
+
 #include "base/strings.hpp"
 #include "mail/address.hpp"
 
@@ -109,35 +113,44 @@ Verdict check(dns::Resolver& resolver, const Input& input, const Options& option
   return v;
 }
 
-std::string stamp(std::string_view message, const common::AuthenticationResults& results) {
-  auto parsed = common::parse_message(message);
-  std::string out;
-  out.reserve(message.size() + 512);
-  size_t pos = 0;  // bytes of `message` copied so far
-  bool inserted = false;
-  for (const auto& h : parsed.headers) {
-    const size_t start = static_cast<size_t>(h.raw.data() - message.data());
-    size_t end = start + h.raw.size();
-    if (message.substr(end, 2) == "\r\n") end += 2;
-    // RFC 8601 §5: fields claiming our authserv-id from outside are forged.
-    if (base::iequals(common::field_name(h), "Authentication-Results") &&
-        common::is_own_authentication_results(h.value, results.authserv_id)) {
-      out.append(message.substr(pos, start - pos));
-      pos = end;
-      continue;
-    }
-    if (!inserted) {
+std::string stamp(std::string message, const common::AuthenticationResults& results) {
+  // The edits are found on the original, then made in place from the end
+  // backwards, so that offsets not yet used stay valid and the message is
+  // never copied (only moved within its own buffer, which has room for
+  // the field when it came from the SMTP session: DataReader::kHeadroom).
+  std::vector<std::pair<size_t, size_t>> removals;  // [start, end) of forged fields
+  std::optional<size_t> insert_at;
+  {
+    const std::string_view view(message);
+    auto parsed = common::parse_message(view);
+    for (const auto& h : parsed.headers) {
+      const size_t start = static_cast<size_t>(h.raw.data() - view.data());
+      size_t end = start + h.raw.size();
+      if (view.substr(end, 2) == "\r\n") end += 2;
+      // RFC 8601 §5: fields claiming our authserv-id from outside are forged.
+      if (base::iequals(common::field_name(h), "Authentication-Results") &&
+          common::is_own_authentication_results(h.value, results.authserv_id)) {
+        removals.emplace_back(start, end);
+        continue;
+      }
       // After the first field: our Received (RFC 8601 §5 prepends the field
       // "above" the fields of earlier hops; RFC 5321 §4.4 keeps Received first).
-      out.append(message.substr(pos, end - pos));
-      pos = end;
-      out += results.field();
-      inserted = true;
+      if (!insert_at) insert_at = end;
     }
   }
-  if (!inserted) out += results.field();
-  out.append(message.substr(pos));
-  return out;
+  const size_t at = insert_at.value_or(0);
+  bool inserted = false;
+  for (auto it = removals.rbegin(); it != removals.rend(); ++it) {
+    // A removal at or after the insertion point goes first: the field is
+    // inserted before whatever follows it.
+    if (!inserted && it->first < at) {
+      message.insert(at, results.field());
+      inserted = true;
+    }
+    message.erase(it->first, it->second - it->first);
+  }
+  if (!inserted) message.insert(at, results.field());  // no removal lay before it
+  return message;
 }
 
 std::optional<common::AuthenticationResults> own_results(const common::ParsedMessage& message,

@@ -74,8 +74,9 @@ std::string summary(const Verdict& verdict, std::string_view mail_from, std::str
 
 // The message with every Authentication-Results field naming `results`'
 // authserv-id removed (RFC 8601 §5) and `results.field()` inserted after the
-// first header field (our Received, RFC 8601 §5: "prepend").
-std::string stamp(std::string_view message, const common::AuthenticationResults& results);
+// first header field (our Received, RFC 8601 §5: "prepend"). Done in place:
+// the message is moved in and out, never copied.
+std::string stamp(std::string message, const common::AuthenticationResults& results);
 
 // Our own Authentication-Results of a stored message, as stamped at receipt
 // (the topmost field naming `authserv_id`); nullopt when there is none.

@@ -147,5 +147,29 @@ TEST(Stamp, RemovesForgedOwnResultsAndInsertsAfterReceived_RFC8601_5) {
   EXPECT_EQ(own->results.at(0).result, "pass");
 }
 
+TEST(Stamp, ForgedFieldsFirstAndLastAreRemovedAroundTheInsertion_RFC8601_5) {
+  common::AuthenticationResults ar{"mx.example.test", {}};
+  ar.add("spf", "pass", {{"smtp.mailfrom", "a@b.test"}});
+  const std::string forged = "Authentication-Results: mx.example.test; dmarc=pass\r\n";
+  std::string out = stamp(forged + kReceived + forged + "From: a@b.test\r\n" + forged + "\r\nbody\r\n", ar);
+  EXPECT_EQ(out, kReceived + ar.field() + "From: a@b.test\r\n\r\nbody\r\n");
+  // Only forged fields: ours alone is left, then the body.
+  EXPECT_EQ(stamp(forged + forged + "\r\nbody\r\n", ar), ar.field() + "\r\nbody\r\n");
+  EXPECT_EQ(stamp("", ar), ar.field());
+}
+
+TEST(Stamp, InsertsInPlaceWhenTheBufferHasRoom) {
+  // The SMTP session reserves room for the field (DataReader::kHeadroom):
+  // a large message is then never copied to stamp it.
+  common::AuthenticationResults ar{"mx.example.test", {}};
+  ar.add("spf", "pass", {{"smtp.mailfrom", "a@b.test"}});
+  std::string msg = kReceived + "From: a@b.test\r\n\r\n" + std::string(1 << 20, 'x');
+  msg.reserve(msg.size() + 4096);
+  const char* buffer = msg.data();
+  std::string out = stamp(std::move(msg), ar);
+  EXPECT_EQ(out.data(), buffer);
+  EXPECT_TRUE(out.starts_with(kReceived + ar.field() + "From: a@b.test\r\n"));
+}
+
 }  // namespace
 }  // namespace hikyaku::auth::inbound

@@ -24,7 +24,7 @@ using net::error_code;
 using net::tcp;
 using net::use_awaitable;
 using protocol::crlf_lines;
-using protocol::dot_stuff;
+using protocol::WireEncoder;
 using protocol::has_8bit;
 using protocol::ReplyParser;
 namespace asio = net::asio;
@@ -419,8 +419,7 @@ net::awaitable<Outcome> Connection::send(const Transaction& tx, bool reset_first
 
   // RFC 5321 §4.5.2 / §4.5.3.2.5: the dot-stuffed message in blocks, each
   // write bounded by the data block timeout; then §4.5.3.2.6 for the reply.
-  const std::string payload = dot_stuff(message);
-  const bool payload_written = co_await write_blocks(payload, failure);
+  const bool payload_written = co_await write_blocks(message, WireEncoder::Mode::dot_stuffed, failure);
   if (!payload_written) co_return *failure;
   auto final_reply = co_await read_reply(Stage::body, failure);
   if (failure) co_return *failure;
@@ -430,10 +429,16 @@ net::awaitable<Outcome> Connection::send(const Transaction& tx, bool reset_first
 }
 
 // Message data (DATA's dot-stuffed payload or a BDAT chunk) in kBlock
-// writes, each bounded by the data block timeout (RFC 5321 §4.5.3.2.5).
-net::awaitable<bool> Connection::write_blocks(const std::string& payload, std::optional<Outcome>& failure) {
-  for (size_t off = 0; off < payload.size(); off += kBlock) {
-    const bool written = co_await write(std::string_view(payload).substr(off, kBlock), Stage::body, failure);
+// writes, each bounded by the data block timeout (RFC 5321 §4.5.3.2.5),
+// encoded block by block: the message is never copied whole.
+net::awaitable<bool> Connection::write_blocks(std::string_view message, WireEncoder::Mode mode,
+                                              std::optional<Outcome>& failure) {
+  WireEncoder encoder(message, mode);
+  std::string block;
+  block.reserve(kBlock + 8);
+  while (encoder.next(block, kBlock)) {
+    if (block.empty()) continue;
+    const bool written = co_await write(block, Stage::body, failure);
     if (!written) co_return false;
   }
   co_return true;
@@ -472,11 +477,11 @@ net::awaitable<std::optional<Outcome>> Connection::start_group(const std::string
 // §2), so a refused recipient leaves the connection in step.
 net::awaitable<Outcome> Connection::send_chunked(const Transaction& tx, const std::string& mail,
                                                  const std::string& rcpt, bool reset_first, bool& reset_failed) {
-  const std::string payload = crlf_lines(*tx.message);
-  const std::string bdat = "BDAT " + std::to_string(payload.size()) + " LAST\r\n";
-  const bool with_group = payload.size() <= kPipelinedChunk;
+  const uint64_t chunk_size = WireEncoder::size(*tx.message, WireEncoder::Mode::crlf_lines);
+  const std::string bdat = "BDAT " + std::to_string(chunk_size) + " LAST\r\n";
+  const bool with_group = chunk_size <= kPipelinedChunk;
   std::string group = (reset_first ? "RSET\r\n" : "") + mail + "\r\n" + rcpt + "\r\n";
-  if (with_group) group += bdat + payload;
+  if (with_group) group += bdat + crlf_lines(*tx.message);
 
   const Stage group_stage = with_group ? Stage::body : Stage::mail;
   std::optional<Outcome> group_failure = co_await start_group(group, group_stage, reset_first, reset_failed);
@@ -498,7 +503,7 @@ net::awaitable<Outcome> Connection::send_chunked(const Transaction& tx, const st
     }
     const bool header_written = co_await write(bdat, Stage::body, failure);
     if (!header_written) co_return *failure;
-    const bool payload_written = co_await write_blocks(payload, failure);
+    const bool payload_written = co_await write_blocks(*tx.message, WireEncoder::Mode::crlf_lines, failure);
     if (!payload_written) co_return *failure;
   }
   ServerReply final_reply = co_await read_reply(Stage::body, failure);

@@ -152,7 +152,8 @@ class Connection {
   net::awaitable<ServerReply> command(std::string_view line, Stage stage, std::optional<Outcome>& failure);
   net::awaitable<ServerReply> read_reply(Stage stage, std::optional<Outcome>& failure);
   net::awaitable<bool> write(std::string_view data, Stage stage, std::optional<Outcome>& failure);
-  net::awaitable<bool> write_blocks(const std::string& payload, std::optional<Outcome>& failure);
+  net::awaitable<bool> write_blocks(std::string_view message, protocol::WireEncoder::Mode mode,
+                                    std::optional<Outcome>& failure);
   net::awaitable<std::optional<Outcome>> hello();
 
   std::unique_ptr<Impl> impl_;

@@ -1,5 +1,7 @@
 #include "smtp/protocol/data_reader.hpp"
 
+#include <algorithm>
+
 #include "base/strings.hpp"
 #include "smtp/protocol/replies.hpp"
 
@@ -30,6 +32,12 @@ bool looks_like_header(std::string_view line) {
 }
 
 }  // namespace
+
+DataReader::DataReader(Limits limits, std::string prefix) : limits_(limits), message_(std::move(prefix)) {
+  line_start_ = message_.size();
+  if (limits_.size_hint > 0)
+    message_.reserve(message_.size() + std::min(limits_.size_hint, limits_.max_size) + kHeadroom);
+}
 
 // Append one content byte of the current line.
 void DataReader::put(char c) {

@@ -30,7 +30,15 @@ class DataReader {
   struct Limits {
     uint64_t max_size = 50ull * 1024 * 1024;  // octets after unstuffing, CRLFs counted
     unsigned max_received = 50;               // Received: fields allowed in the header
+    // The client's declared SIZE (RFC 1870), 0 if none: storage for that
+    // much (never more than max_size) is reserved up front, so a large
+    // message is not copied as its buffer grows. Reserved pages cost no
+    // memory until written, so a false declaration costs nothing.
+    uint64_t size_hint = 0;
   };
+  // Room reserved beyond the message for fields prepended later in place
+  // (Authentication-Results: auth/inbound's stamp()).
+  static constexpr size_t kHeadroom = 4096;
   enum class Outcome {
     ok,
     bare_lf,      // 550 5.5.2
@@ -39,7 +47,9 @@ class DataReader {
     too_many_hops // 554 5.4.6
   };
 
-  explicit DataReader(Limits limits) : limits_(limits) {}
+  // `prefix` starts the message (the server's own Received field, RFC 5321
+  // §4.4): it is not the client's, so no limit or check applies to it.
+  explicit DataReader(Limits limits, std::string prefix = {});
 
   // Consume bytes; returns how many were used. Fewer than data.size() means
   // the end of data was reached and the rest belongs to the next commands.
@@ -51,9 +61,10 @@ class DataReader {
   mail::Reply reply() const;
   static std::string_view outcome_name(Outcome o);
 
-  // The unstuffed message with CRLF line endings (empty unless outcome ok).
+  // The prefix and the unstuffed message, CRLF line endings (meaningful
+  // only when the outcome is ok).
   std::string take_message() { return std::move(message_); }
-  uint64_t size() const { return size_; }           // octets seen after unstuffing
+  uint64_t size() const { return size_; }           // the client's octets seen after unstuffing
   unsigned received_count() const { return received_; }
 
  private:

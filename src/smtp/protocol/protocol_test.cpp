@@ -169,6 +169,30 @@ TEST(DataReader, Table) {
   }
 }
 
+TEST(DataReader, OurReceivedPrefixIsNotTheClients_RFC5321_4_4) {
+  // The session's own Received field starts the buffer: it counts toward
+  // neither the size limit nor the hop count, and the client's header
+  // is still checked as if it came first.
+  const std::string ours = "Received: from c by mx; Thu, 1 Jan 2026 00:00:00 +0000\r\n";
+  const std::string theirs = "Received: from a by b\r\nReceived: from d by e\r\n\r\nbody\r\n";
+  DataReader r({.max_size = theirs.size(), .max_received = 2, .size_hint = theirs.size()}, ours);
+  r.feed(theirs + ".\r\n");
+  ASSERT_TRUE(r.done());
+  EXPECT_EQ(r.outcome(), DataReader::Outcome::ok) << DataReader::outcome_name(r.outcome());
+  EXPECT_EQ(r.size(), theirs.size());
+  std::string message = r.take_message();
+  EXPECT_EQ(message, ours + theirs);
+  // The declared size was reserved, with room for fields inserted later.
+  EXPECT_GE(message.capacity(), ours.size() + theirs.size() + DataReader::kHeadroom);
+}
+
+TEST(DataReader, DeclaredSizeIsReservedOnlyUpToTheLimit_RFC1870) {
+  DataReader r({.max_size = 1000, .max_received = 2, .size_hint = uint64_t{1} << 40});
+  r.feed("a: b\r\n\r\n.\r\n");
+  ASSERT_TRUE(r.done());
+  EXPECT_LT(r.take_message().capacity(), 1000u + DataReader::kHeadroom + 64);
+}
+
 TEST(DataReader, ByteAtATimeGivesSameResult_RFC5321_4_1_1_4) {
   std::string input = "A: b\r\n\r\n..x\r\nline\r\n.\r\nQUIT\r\n";
   DataReader whole({.max_size = 1000, .max_received = 5});

@@ -1,5 +1,7 @@
 #include "smtp/protocol/server_reply.hpp"
 
+#include <algorithm>
+
 #include <cctype>
 
 namespace hikyaku::smtp::protocol {
@@ -143,37 +145,66 @@ Capabilities Capabilities::parse(const ServerReply& ehlo) {
   return caps;
 }
 
-std::string dot_stuff(std::string_view message) {
-  std::string out;
-  out.reserve(message.size() + message.size() / 64 + 8);
-  bool line_start = true;
-  for (size_t i = 0; i < message.size(); ++i) {
-    char c = message[i];
+bool WireEncoder::next(std::string& out, size_t max) {
+  if (finished_) return false;
+  out.clear();
+  const size_t n = message_.size();
+  while (pos_ < n && out.size() < max) {
+    const char c = message_[pos_];
+    if (c == '\n') {
+      if (pos_ == 0 || message_[pos_ - 1] != '\r') out += '\r';  // bare LF → CRLF
+      out += '\n';
+      ++pos_;
+      line_start_ = true;
+      continue;
+    }
     // RFC 5321 §4.5.2: "Before sending a line of mail text, the SMTP client
     // checks the first character of the line. If it is a period, one
     // additional period is inserted at the beginning of the line."
-    if (line_start && c == '.') out += '.';
-    if (c == '\n' && (i == 0 || message[i - 1] != '\r')) out += '\r';  // bare LF → CRLF
-    out += c;
-    line_start = (c == '\n');
+    if (line_start_ && mode_ == Mode::dot_stuffed && c == '.') out += '.';
+    line_start_ = false;
+    // The rest of the line (or of this piece) in one append.
+    const size_t lf = message_.find('\n', pos_);
+    const size_t end = std::min(lf == std::string_view::npos ? n : lf, pos_ + std::max<size_t>(1, max - out.size()));
+    out.append(message_.substr(pos_, end - pos_));
+    pos_ = end;
   }
-  // RFC 5321 §4.1.1.4: the terminator is CRLF.CRLF; the message's last line
-  // must be ended before it.
-  if (!message.empty() && !line_start) out += "\r\n";
-  out += ".\r\n";
-  return out;
+  if (pos_ == n) {
+    // RFC 5321 §4.1.1.4: the terminator is CRLF.CRLF; the message's last
+    // line must be ended before it (and before the end of a BDAT chunk).
+    if (n > 0 && message_.back() != '\n') out += "\r\n";
+    if (mode_ == Mode::dot_stuffed) out += ".\r\n";
+    finished_ = true;
+  }
+  return true;
 }
 
-std::string crlf_lines(std::string_view message) {
-  std::string out;
-  out.reserve(message.size() + 2);
-  for (size_t i = 0; i < message.size(); ++i) {
-    if (message[i] == '\n' && (i == 0 || message[i - 1] != '\r')) out += '\r';
-    out += message[i];
+uint64_t WireEncoder::size(std::string_view message, Mode mode) {
+  const bool dots = mode == Mode::dot_stuffed;
+  uint64_t total = message.size();
+  if (dots && message.starts_with('.')) ++total;
+  for (size_t lf = message.find('\n'); lf != std::string_view::npos; lf = message.find('\n', lf + 1)) {
+    if (lf == 0 || message[lf - 1] != '\r') ++total;
+    if (dots && lf + 1 < message.size() && message[lf + 1] == '.') ++total;
   }
-  if (!out.empty() && !out.ends_with("\r\n")) out += "\r\n";
+  if (!message.empty() && message.back() != '\n') total += 2;
+  if (dots) total += 3;
+  return total;
+}
+
+namespace {
+std::string encode_whole(std::string_view message, WireEncoder::Mode mode) {
+  WireEncoder encoder(message, mode);
+  std::string out;
+  out.reserve(WireEncoder::size(message, mode));
+  encoder.next(out, std::string::npos);
   return out;
 }
+}  // namespace
+
+std::string dot_stuff(std::string_view message) { return encode_whole(message, WireEncoder::Mode::dot_stuffed); }
+
+std::string crlf_lines(std::string_view message) { return encode_whole(message, WireEncoder::Mode::crlf_lines); }
 
 bool has_8bit(std::string_view message) {
   for (char c : message)

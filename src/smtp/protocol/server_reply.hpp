@@ -77,14 +77,36 @@ struct Capabilities {
   static Capabilities parse(const ServerReply& ehlo);
 };
 
-// RFC 5321 §4.5.2: the DATA payload for `message` (CRLF lines): a leading
-// "." on any line doubled, bare LF turned into CRLF, a CRLF added when the
-// message does not end in one, then ".\r\n".
-std::string dot_stuff(std::string_view message);
+// A message as it goes on the wire, produced in pieces of bounded size so
+// that a large message is never copied whole:
+// - dot_stuffed, RFC 5321 §4.5.2 (the DATA payload): a leading "." on any
+//   line doubled, bare LF turned into CRLF, a CRLF added when the message
+//   does not end in one, then ".\r\n";
+// - crlf_lines, RFC 3030 §2 (a BDAT chunk): sent as is (no dot-stuffing)
+//   but, without BINARYMIME, still CRLF lines: bare LF turned into CRLF and
+//   a CRLF added when the message does not end in one.
+class WireEncoder {
+ public:
+  enum class Mode { dot_stuffed, crlf_lines };
+  WireEncoder(std::string_view message, Mode mode) : message_(message), mode_(mode) {}
 
-// RFC 3030 §2: a BDAT chunk for `message`, sent as is (no dot-stuffing) but,
-// without BINARYMIME, still CRLF lines: bare LF turned into CRLF and a CRLF
-// added when the message does not end in one.
+  // Replaces `out` with the next piece: about `max` bytes of the
+  // message's encoding (at most max + 1), plus the ending on the last. False once
+  // everything was given (the last piece may be empty).
+  bool next(std::string& out, size_t max);
+  // The size of the whole encoding, without producing it (BDAT's size).
+  static uint64_t size(std::string_view message, Mode mode);
+
+ private:
+  std::string_view message_;
+  Mode mode_;
+  size_t pos_ = 0;
+  bool line_start_ = true;
+  bool finished_ = false;
+};
+
+// The whole encodings at once (small messages, tests).
+std::string dot_stuff(std::string_view message);
 std::string crlf_lines(std::string_view message);
 
 // Does the message hold any octet above 127 (RFC 6152: BODY=8BITMIME)?

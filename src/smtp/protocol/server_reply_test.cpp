@@ -109,6 +109,33 @@ TEST(DotStuff, Rfc5321_4_5_2) {
   EXPECT_TRUE(has_8bit("caf\xc3\xa9"));
 }
 
+TEST(WireEncoder, PiecesOfAnySizeMakeTheWholeEncoding_RFC5321_4_5_2) {
+  // Split points fall between CR and LF, before a leading dot, and inside
+  // long lines: the pieces must still join into dot_stuff()/crlf_lines().
+  const std::vector<std::string> messages = {
+      "", "a", ".", "\n", "\r", ".a\r\n.\r\nb\nc\r", "x\r\n..y\n.z",
+      std::string(200, 'q') + "\r\n." + std::string(70, 'w') + "\n",
+  };
+  using M = WireEncoder::Mode;
+  for (const auto& m : messages) {
+    for (M mode : {M::dot_stuffed, M::crlf_lines}) {
+      const std::string whole = mode == M::dot_stuffed ? dot_stuff(m) : crlf_lines(m);
+      EXPECT_EQ(WireEncoder::size(m, mode), whole.size()) << m;
+      for (size_t max : {size_t{1}, size_t{2}, size_t{3}, size_t{7}, size_t{64}}) {
+        WireEncoder encoder(m, mode);
+        std::string joined, piece;
+        size_t pieces = 0;
+        while (encoder.next(piece, max)) {
+          EXPECT_LE(piece.size(), max + 6) << "a piece is at most max, plus the ending";
+          joined += piece;
+          ASSERT_LT(++pieces, 1000u);
+        }
+        EXPECT_EQ(joined, whole) << "max=" << max << " message=" << m;
+      }
+    }
+  }
+}
+
 TEST(CrlfLines, BdatChunkIsTheMessageWithCrlfLines_RFC3030_2) {
   EXPECT_EQ(crlf_lines(""), "");
   EXPECT_EQ(crlf_lines("a\r\n.b\r\n"), "a\r\n.b\r\n");     // no dot-stuffing, no terminator

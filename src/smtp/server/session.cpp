@@ -386,8 +386,26 @@ Step Session::dispatch(std::string_view line) {
 // ---------------------------------------------------------------- DATA
 
 net::awaitable<void> Session::receive_data() {
+  // RFC 5321 §4.4: our Received field starts the message; it is written
+  // into the reader's buffer first, so the message is never copied to
+  // prepend it. The queue id is known only after store(), so its `id` is
+  // the session-local transaction id and the log line ties both together.
+  const std::string txid = fmt::format("{}.{}", id_, tx_serial_);
+  protocol::ReceivedInfo info;
+  info.helo = helo_;
+  info.client_ip = stream_.remote_ip();
+  info.hostname = ctx_.settings.hostname;
+  info.esmtp = esmtp_;
+  info.tls = stream_.tls_active();
+  info.tls_description = stream_.tls_description();
+  info.smtputf8 = tx_.envelope().smtputf8;
+  info.id = txid;
+  if (tx_.envelope().recipients.size() == 1) info.for_recipient = tx_.envelope().recipients.front().str();
+  info.when = std::chrono::system_clock::now();
   protocol::DataReader reader({.max_size = ctx_.settings.limits.message_size,
-                               .max_received = ctx_.settings.limits.received_headers});
+                               .max_received = ctx_.settings.limits.received_headers,
+                               .size_hint = tx_.declared_size().value_or(0)},
+                              protocol::received_header(info));
   // Bytes already read after the DATA line are the start of the message.
   std::string pending = lines_.take();
   for (;;) {
@@ -410,7 +428,6 @@ net::awaitable<void> Session::receive_data() {
     }
   }
 
-  const std::string txid = fmt::format("{}.{}", id_, tx_serial_);
   if (reader.outcome() != protocol::DataReader::Outcome::ok) {
     // The smuggling defence, size and loop limits: refuse the whole message,
     // stay in sync (we are past the real end), and forget the transaction.
@@ -424,25 +441,10 @@ net::awaitable<void> Session::receive_data() {
     co_return;
   }
 
-  // RFC 5321 §4.4: prepend our Received field. The queue id is known only
-  // after store(), so the `id` is the session-local transaction id and the
-  // log line ties both together.
   mail::Envelope envelope = tx_.commit();
   envelope.helo = helo_;
   envelope.client_ip = stream_.remote_ip();
-  protocol::ReceivedInfo info;
-  info.helo = helo_;
-  info.client_ip = stream_.remote_ip();
-  info.hostname = ctx_.settings.hostname;
-  info.esmtp = esmtp_;
-  info.tls = stream_.tls_active();
-  info.tls_description = stream_.tls_description();
-  info.smtputf8 = envelope.smtputf8;
-  info.id = txid;
-  if (envelope.recipients.size() == 1) info.for_recipient = envelope.recipients.front().str();
-  info.when = std::chrono::system_clock::now();
-  std::string message = protocol::received_header(info);
-  message += reader.take_message();
+  std::string message = reader.take_message();
   const size_t size = message.size();
   mail::Envelope envelope_copy = envelope;  // admit() takes one; the log lines read the other
 
