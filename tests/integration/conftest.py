@@ -91,6 +91,13 @@ def free_port(host="127.0.0.1"):
             return port
 
 
+def asan_options(*extra):
+    """ASAN_OPTIONS as the stage set them, plus `extra` ("name=value"): for a
+    server started in a way the sanitizer runtime needs told about (under
+    ptrace, after an LD_PRELOAD shim). A plain build ignores the variable."""
+    return ":".join(o for o in (os.environ.get("ASAN_OPTIONS", ""), *extra) if o)
+
+
 def wait_for(predicate, timeout=20.0, interval=0.02, what="condition"):
     """Poll `predicate` until it returns a truthy value or the deadline passes."""
     deadline = time.monotonic() + timeout

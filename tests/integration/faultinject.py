@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, asan_options
 
 SOURCE = ROOT / "tests" / "faultinject" / "faultinject.c"
 
@@ -42,7 +42,11 @@ class Faults:
         self.control = Path(directory) / "faults.on"
 
     def env(self):
-        return {"LD_PRELOAD": str(self.lib), "FAULTINJECT_CONTROL": str(self.control)}
+        # Under the ASan stage the shim comes before the sanitizer's runtime
+        # in the library list; ASan refuses to start then unless told that
+        # this is meant (the shim only wraps I/O calls, never malloc).
+        return {"LD_PRELOAD": str(self.lib), "FAULTINJECT_CONTROL": str(self.control),
+                "ASAN_OPTIONS": asan_options("verify_asan_link_order=0")}
 
     def on(self, calls, errno="EIO", prefix=None, after=0, times=0):
         """Fail `calls` (a name or a list: write, pwrite, fdatasync, fsync,
