@@ -581,7 +581,7 @@ void ConnectionPool::put(const std::string& key, std::unique_ptr<Connection> con
           co_return;
         }
       },
-      [](std::exception_ptr e) {
+      [](const std::exception_ptr& e) {
         if (e) log()->error("bug: idle connection reaper threw");
       });
 }
@@ -590,7 +590,7 @@ void ConnectionPool::quit_later(std::unique_ptr<Connection> connection) {
   std::shared_ptr<Connection> conn(std::move(connection));
   asio::co_spawn(
       executor_, [conn]() -> net::awaitable<void> { co_await conn->quit(); },
-      [](std::exception_ptr e) {
+      [](const std::exception_ptr& e) {
         if (e) log()->error("bug: QUIT coroutine threw");
       });
 }
