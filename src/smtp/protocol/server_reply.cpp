@@ -165,7 +165,8 @@ bool WireEncoder::next(std::string& out, size_t max) {
     line_start_ = false;
     // The rest of the line (or of this piece) in one append.
     const size_t lf = message_.find('\n', pos_);
-    const size_t end = std::min(lf == std::string_view::npos ? n : lf, pos_ + std::max<size_t>(1, max - out.size()));
+    const size_t room = max - out.size();  // > 0 inside the loop
+    const size_t end = std::min(lf == std::string_view::npos ? n : lf, room >= n - pos_ ? n : pos_ + room);
     out.append(message_.substr(pos_, end - pos_));
     pos_ = end;
   }
