@@ -122,7 +122,7 @@ int serve(config::Config config, const ServeOptions& options) {
     return 1;
   }
   queue::Scheduler scheduler(spool, delivery_policy, reports, clock);
-  delivery::MaildirAgent maildir_agent(config);
+  delivery::MaildirAgent maildir_agent(delivery::MaildirAgent::Settings::from(config));
   scheduler.register_agent(mail::Target::Kind::mailbox, maildir_agent);
   // The Public Suffix List when [dmarc] method = "psl".
   std::optional<auth::dmarc::PublicSuffixList> psl;
@@ -167,7 +167,7 @@ int serve(config::Config config, const ServeOptions& options) {
   scheduler.register_agent(mail::Target::Kind::forward, **smtp_agent);
   // Intake: inbound SPF/DKIM/ARC/DMARC and Authentication-Results, DMARC
   // reject per domain, plans, stage and commit.
-  intake::Intake intake(config, addresses, dns_cache, psl ? &*psl : nullptr, spool, scheduler);
+  intake::Intake intake(intake::Settings::from(config), addresses, dns_cache, psl ? &*psl : nullptr, spool, scheduler);
 
   smtp::server::ServerContext smtp_ctx{smtp::server::Settings::from(config), intake, tls_context, blocking};
   pop3::Pop3Context pop3_ctx{config, credentials, tls_context, blocking};

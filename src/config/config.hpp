@@ -160,9 +160,8 @@ struct Config {
   const Forward* find_forward(std::string_view to) const;
   bool is_local_domain(std::string_view domain) const;
   std::filesystem::path spool_dir() const { return data_dir / "spool"; }
-  std::filesystem::path mailbox_dir(std::string_view name) const {
-    return data_dir / "mailboxes" / std::string(name);
-  }
+  std::filesystem::path mailboxes_dir() const { return data_dir / "mailboxes"; }
+  std::filesystem::path mailbox_dir(std::string_view name) const { return mailboxes_dir() / std::string(name); }
   std::filesystem::path users_file() const { return data_dir / "users"; }
 };
 

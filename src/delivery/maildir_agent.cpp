@@ -14,13 +14,19 @@ Outcome temporary(const base::Error& error) {
 
 }  // namespace
 
-MaildirAgent::MaildirAgent(const config::Config& config, bool sync) : config_(config), sync_(sync) {}
+MaildirAgent::Settings MaildirAgent::Settings::from(const config::Config& config) {
+  Settings s;
+  s.mailboxes_dir = config.mailboxes_dir();
+  for (const auto& m : config.mailboxes) s.mailboxes.insert(m.name);
+  return s;
+}
+
+MaildirAgent::MaildirAgent(Settings settings) : settings_(std::move(settings)) {}
 
 void MaildirAgent::deliver(const queue::DeliveryRequest& request,
                            std::function<void(policy::AttemptResult)> done) {
   // Sanity checks: the plan must name a configured mailbox.
-  if (request.target.kind != mail::Target::Kind::mailbox ||
-      config_.find_mailbox(request.target.value) == nullptr) {
+  if (request.target.kind != mail::Target::Kind::mailbox || !settings_.mailboxes.contains(request.target.value)) {
     done(Outcome{Outcome::Kind::permanent, "5.1.1", "no such mailbox " + request.target.value});
     return;
   }
@@ -42,7 +48,7 @@ void MaildirAgent::deliver(const queue::DeliveryRequest& request,
   // joined into a copy of the message.
   const std::string_view parts[] = {added, **body};
 
-  mailbox::Maildir maildir(config_.mailbox_dir(request.target.value), sync_);
+  mailbox::Maildir maildir(settings_.mailboxes_dir / request.target.value, settings_.sync);
   if (auto st = maildir.create(); !st) {
     done(temporary(st.error()));
     return;

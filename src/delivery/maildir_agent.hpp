@@ -1,13 +1,13 @@
 // Purpose:   Local delivery (DeliveryAgent for mail::Target::Kind::mailbox):
 //            read the spooled message, prefix Return-Path and Delivered-To
 //            (and X-Hikyaku-Diverted on a diverted copy),
-//            and store it with mailbox::Maildir::deliver() in
-//            config.mailbox_dir(NAME).
+//            and store it with mailbox::Maildir::deliver() in the
+//            mailbox's directory (its part of the configuration: Settings).
 // Standards: RFC 5321 §4.4 (the delivering server adds Return-Path with the
 //            MAIL FROM reverse-path), Maildir (via mailbox::Maildir).
 // Trust:     the mailbox name comes from the configuration (the plan), never
-//            from the network; it is checked against config.mailboxes so a
-//            stale plan cannot write outside DATA_DIR/mailboxes.
+//            from the network; it is checked against the configured
+//            mailboxes so a stale plan cannot write outside DATA_DIR/mailboxes.
 // Concurrency: deliver() is synchronous, blocking (write + fdatasync) and
 //            thread-safe; `done` is called before it returns, on the calling
 //            queue thread.
@@ -18,6 +18,10 @@
 //            duplicate, never a loss (measured by tests/integration/test_crash.py).
 #pragma once
 
+#include <filesystem>
+#include <set>
+#include <string>
+
 #include "config/config.hpp"
 #include "queue/delivery_agent.hpp"
 
@@ -25,14 +29,21 @@ namespace hikyaku::delivery {
 
 class MaildirAgent final : public queue::DeliveryAgent {
  public:
-  // `sync` false skips fsyncs (tests only).
-  explicit MaildirAgent(const config::Config& config, bool sync = true);
+  // The agent's part of the configuration.
+  struct Settings {
+    std::filesystem::path mailboxes_dir;  // DATA_DIR/mailboxes: one Maildir per [[mailbox]] name
+    std::set<std::string> mailboxes;      // the configured [[mailbox]] names
+    bool sync = true;                     // false skips fsyncs (tests only)
+
+    static Settings from(const config::Config& config);
+  };
+
+  explicit MaildirAgent(Settings settings);
   void deliver(const queue::DeliveryRequest& request,
                std::function<void(policy::AttemptResult)> done) override;
 
  private:
-  const config::Config& config_;
-  bool sync_;
+  const Settings settings_;
 };
 
 }  // namespace hikyaku::delivery

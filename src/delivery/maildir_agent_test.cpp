@@ -40,7 +40,9 @@ class MaildirAgentTest : public ::testing::Test {
                                "alice@example.test", target};
     AttemptResult got;
     int calls = 0;
-    MaildirAgent agent(config_, false);
+    auto settings = MaildirAgent::Settings::from(config_);
+    settings.sync = false;
+    MaildirAgent agent(std::move(settings));
     agent.deliver(req, [&](AttemptResult o) {
       got = o;
       ++calls;

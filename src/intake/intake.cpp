@@ -55,9 +55,18 @@ std::string target_key(const mail::Target& t) {
 
 }  // namespace
 
-Intake::Intake(const config::Config& config, const policy::AddressBook& addresses, dns::AsyncResolver& resolver,
+Settings Settings::from(const config::Config& config) {
+  Settings s;
+  s.authserv_id = config.hostname;
+  s.psl_discovery = config.dmarc.method == "psl";
+  for (const auto& d : config.domains)
+    if (d.dmarc_inbound == "reject") s.dmarc_reject_domains.insert(base::to_lower(d.name));
+  return s;
+}
+
+Intake::Intake(Settings settings, const policy::AddressBook& addresses, dns::AsyncResolver& resolver,
                const auth::dmarc::PublicSuffixList* psl, queue::Spool& spool, queue::Scheduler& scheduler)
-    : config_(config), addresses_(addresses), resolver_(resolver), psl_(psl), spool_(spool),
+    : settings_(std::move(settings)), addresses_(addresses), resolver_(resolver), psl_(psl), spool_(spool),
       scheduler_(scheduler) {}
 
 std::optional<mail::Reply> Intake::check_recipient(const mail::Address& rcpt, bool authenticated) {
@@ -75,10 +84,8 @@ std::optional<mail::Reply> Intake::check_recipient(const mail::Address& rcpt, bo
 
 bool Intake::rejects_dmarc_failures_for(const mail::Envelope& envelope) const {
   if (envelope.recipients.empty()) return false;
-  for (const auto& r : envelope.recipients) {
-    const config::Domain* d = config_.find_domain(r.domain);
-    if (d == nullptr || d->dmarc_inbound != "reject") return false;
-  }
+  for (const auto& r : envelope.recipients)
+    if (!settings_.dmarc_reject_domains.contains(base::to_lower(r.domain))) return false;
   return true;
 }
 
@@ -111,9 +118,9 @@ void Intake::admit(mail::Envelope envelope, std::string message, Admitted done) 
   };
   auto received = std::make_shared<Received>(Received{std::move(envelope), std::move(message)});
   auth::inbound::Options options;
-  options.authserv_id = config_.hostname;
+  options.authserv_id = settings_.authserv_id;
   options.now = std::chrono::system_clock::now();
-  if (config_.dmarc.method == "psl" && psl_ != nullptr) {
+  if (settings_.psl_discovery && psl_ != nullptr) {
     options.discovery = auth::dmarc::Discovery::public_suffix_list;
     options.psl = psl_;
   }

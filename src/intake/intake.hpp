@@ -34,7 +34,9 @@
 #pragma once
 
 #include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "auth/dmarc/public_suffix.hpp"
 #include "config/config.hpp"
@@ -47,11 +49,21 @@
 
 namespace hikyaku::intake {
 
+// Intake's part of the configuration.
+struct Settings {
+  std::string authserv_id;  // our Authentication-Results' authserv-id: `hostname` (RFC 8601 §2.5)
+  bool psl_discovery = false;  // [dmarc] method = "psl": DMARC finds the organizational domain by the PSL
+  // The [[domain]]s with dmarc_inbound = "reject", lower case.
+  std::set<std::string> dmarc_reject_domains;
+
+  static Settings from(const config::Config& config);
+};
+
 class Intake final : public smtp::server::MessageSink {
  public:
   // All references must outlive the intake; `psl` may be null (tree-walk
-  // DMARC discovery).
-  Intake(const config::Config& config, const policy::AddressBook& addresses, dns::AsyncResolver& resolver,
+  // DMARC discovery, whatever the settings say).
+  Intake(Settings settings, const policy::AddressBook& addresses, dns::AsyncResolver& resolver,
          const auth::dmarc::PublicSuffixList* psl, queue::Spool& spool, queue::Scheduler& scheduler);
 
   std::optional<mail::Reply> check_recipient(const mail::Address& rcpt, bool authenticated) override;
@@ -71,7 +83,7 @@ class Intake final : public smtp::server::MessageSink {
   // After the checks: plans, stage, submit.
   base::Result<smtp::server::Admission> stage(const mail::Envelope& envelope, std::string message);
 
-  const config::Config& config_;
+  const Settings settings_;
   const policy::AddressBook& addresses_;
   dns::AsyncResolver& resolver_;
   const auth::dmarc::PublicSuffixList* psl_;

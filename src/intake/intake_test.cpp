@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -66,7 +67,7 @@ class IntakeTest : public ::testing::Test {
     spool_ = std::make_unique<queue::Spool>(config_.spool_dir(), clock_, /*sync=*/false);
     ASSERT_TRUE(spool_->create());
     scheduler_ = std::make_unique<queue::Scheduler>(*spool_, *policy_, *reports_, clock_);  // never started
-    intake_ = std::make_unique<Intake>(config_, *addresses_, dns_, nullptr, *spool_, *scheduler_);
+    intake_ = std::make_unique<Intake>(Settings::from(config_), *addresses_, dns_, nullptr, *spool_, *scheduler_);
   }
   void TearDown() override {
     intake_.reset();
@@ -145,6 +146,17 @@ TEST_F(IntakeTest, RejectsDmarcFailureOnlyWhereAsked_RFC7489_10_3) {
   EXPECT_EQ(text.find(kReceived), 0u);
   EXPECT_EQ(text.find("Authentication-Results: mx.example.test; spf=fail"), kReceived.size()) << text;
   EXPECT_NE(text.find("dmarc=fail header.from=author.test"), std::string::npos);
+}
+
+TEST_F(IntakeTest, DmarcRejectHoldsForEveryRecipientWhateverItsCase) {
+  // Domain names compare without case (RFC 5321 §2.4), in the settings
+  // as in the lookup; one recipient in a "tag" domain keeps the message.
+  EXPECT_TRUE(intake_->rejects_dmarc_failures_for(envelope({{"bob", "EXAMPLE.Test"}})));
+  EXPECT_FALSE(intake_->rejects_dmarc_failures_for(envelope({{"bob", "example.test"}, {"carol", "tagged.test"}})));
+  EXPECT_FALSE(intake_->rejects_dmarc_failures_for(envelope({})));
+  auto settings = Settings::from(config_);
+  EXPECT_EQ(settings.authserv_id, "mx.example.test");
+  EXPECT_EQ(settings.dmarc_reject_domains, std::set<std::string>{"example.test"});
 }
 
 TEST_F(IntakeTest, ForgedResultsWithOurIdAreReplaced_RFC8601_5) {
