@@ -81,8 +81,9 @@ class Session {
 
 net::awaitable<bool> Session::flush() {
   if (out_.empty()) co_return true;
-  bool ok = co_await stream_.write(out_);
+  bool ok = co_await stream_.write(out_, timeout_);
   out_.clear();
+  if (!ok && stream_.timed_out()) log_->info("{} write timeout: the client stopped reading", id_);
   co_return ok;
 }
 
@@ -286,7 +287,7 @@ net::awaitable<std::optional<std::string>> Session::idle_until_input() {
       std::string updates = co_await asio::co_spawn(ctx_.blocking, poll_task, net::use_awaitable);
       if (!updates.empty()) {
         // RFC 2177 §3: untagged EXISTS/EXPUNGE/FETCH while idling.
-        bool ok = co_await stream_.write(updates);
+        bool ok = co_await stream_.write(updates, timeout_);
         if (!ok) break;  // the reader will see the broken connection too
       }
     }
@@ -326,7 +327,7 @@ net::awaitable<void> run_session(net::tcp::socket socket,
   if (!lease) {
     bool can_write = !implicit_tls;
     if (implicit_tls) can_write = co_await stream.start_tls(std::chrono::seconds(10));
-    if (can_write) co_await stream.write("* BYE [UNAVAILABLE] too many connections\r\n");
+    if (can_write) co_await stream.write("* BYE [UNAVAILABLE] too many connections\r\n", std::chrono::seconds(10));
     base::logger("imapd")->warn("{}:{} refused: too many connections", stream.remote_ip(), stream.remote_port());
     stream.close();
     co_return;

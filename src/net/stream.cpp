@@ -102,38 +102,33 @@ awaitable<bool> Stream::read_some(std::string& out, std::chrono::steady_clock::d
   co_return true;
 }
 
-awaitable<bool> Stream::write(std::string_view data) {
-  error_code ec;
-  if (tls_active_) {
-    std::tie(ec, std::ignore) =
-        co_await asio::async_write(*ssl_, asio::buffer(data), as_tuple(use_awaitable));
-  } else {
-    std::tie(ec, std::ignore) =
-        co_await asio::async_write(socket(), asio::buffer(data), as_tuple(use_awaitable));
-  }
-  if (ec) last_error_ = ec;
-  co_return !ec;
-}
-
 awaitable<bool> Stream::write(std::string_view data, std::chrono::steady_clock::duration timeout) {
+  constexpr size_t kBlock = 64 * 1024;
   asio::steady_timer timer(co_await asio::this_coro::executor);
-  timer.expires_after(timeout);
-  std::variant<std::tuple<error_code, std::size_t>, std::tuple<error_code>> result;
-  if (tls_active_) {
-    result = co_await (asio::async_write(*ssl_, asio::buffer(data), as_tuple(use_awaitable)) ||
-                       timer.async_wait(as_tuple(use_awaitable)));
-  } else {
-    result = co_await (asio::async_write(socket(), asio::buffer(data), as_tuple(use_awaitable)) ||
-                       timer.async_wait(as_tuple(use_awaitable)));
+  for (size_t done = 0; done < data.size();) {
+    const auto block = asio::buffer(data.substr(done, kBlock));
+    timer.expires_after(timeout);
+    std::variant<std::tuple<error_code, std::size_t>, std::tuple<error_code>> result;
+    if (tls_active_) {
+      result = co_await (asio::async_write(*ssl_, block, as_tuple(use_awaitable)) ||
+                         timer.async_wait(as_tuple(use_awaitable)));
+    } else {
+      result = co_await (asio::async_write(socket(), block, as_tuple(use_awaitable)) ||
+                         timer.async_wait(as_tuple(use_awaitable)));
+    }
+    if (result.index() == 1) {
+      timed_out_ = true;
+      last_error_ = asio::error::timed_out;
+      co_return false;
+    }
+    auto [ec, n] = std::get<0>(result);
+    if (ec) {
+      last_error_ = ec;
+      co_return false;
+    }
+    done += n;
   }
-  if (result.index() == 1) {
-    timed_out_ = true;
-    last_error_ = asio::error::timed_out;
-    co_return false;
-  }
-  auto [ec, n] = std::get<0>(result);
-  if (ec) last_error_ = ec;
-  co_return !ec;
+  co_return true;
 }
 
 awaitable<bool> Stream::start_tls(std::chrono::steady_clock::duration timeout) {

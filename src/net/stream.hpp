@@ -44,10 +44,11 @@ class Stream {
   // Read whatever is available (at least one byte), appending to `out`;
   // returns false on EOF, error or timeout. Buffered bytes come first.
   awaitable<bool> read_some(std::string& out, std::chrono::steady_clock::duration timeout);
-  // Write everything; false on error.
-  awaitable<bool> write(std::string_view data);
-  // Write everything within `timeout`; false on error or timeout
-  // (timed_out() tells which).
+  // Write everything, in blocks of 64 KiB, each within `timeout`: a peer
+  // that stops reading cannot hold the session (and its connection slot)
+  // forever, and a slow one that keeps reading is not cut off by the size
+  // of what it asked for (RFC 5321 §4.5.3.2.5 measures DATA the same way).
+  // False on error or timeout (timed_out() tells which).
   awaitable<bool> write(std::string_view data, std::chrono::steady_clock::duration timeout);
   // Server-side TLS handshake. Buffered plaintext is discarded first
   // (RFC 3207 §4.2: no command injection across STARTTLS).

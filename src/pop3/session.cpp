@@ -59,8 +59,9 @@ class Session {
 
 net::awaitable<bool> Session::flush() {
   if (out_.empty()) co_return true;
-  bool ok = co_await stream_.write(out_);
+  bool ok = co_await stream_.write(out_, timeout_);
   out_.clear();
+  if (!ok && stream_.timed_out()) log_->info("{} write timeout: the client stopped reading", id_);
   co_return ok;
 }
 
@@ -273,7 +274,7 @@ net::awaitable<void> run_session(net::tcp::socket socket,
     // The listener's connection limits: tell the client and hang up (on 995
     // after a short handshake, or the refusal could not be read).
     bool can_write = !implicit_tls || co_await stream.start_tls(std::chrono::seconds(10));
-    if (can_write) co_await stream.write("-ERR [SYS/TEMP] too many connections\r\n");
+    if (can_write) co_await stream.write("-ERR [SYS/TEMP] too many connections\r\n", std::chrono::seconds(10));
     base::logger("pop3d")->warn("{}:{} refused: too many connections", stream.remote_ip(),
                                 stream.remote_port());
     stream.close();

@@ -404,6 +404,25 @@ def test_idle_timeout_logs_out_without_update(make_hikyaku):
     pop.quit()
 
 
+def test_a_client_that_stops_reading_is_cut_off(make_hikyaku):
+    """A RETR whose answer the client never reads: each 64 KiB block of the
+    reply must leave within pop3_idle_timeout, so the session ends (with its
+    connection slot and maildrop lock) instead of waiting forever. 20 MB is
+    more than loopback's socket buffers hold."""
+    server = make_hikyaku(limits_extra='pop3_idle_timeout = "2s"', message_size="30M")
+    server.set_password("alice", PASSWORD)
+    send(server, make_message("big-" + uuid.uuid4().hex[:8], (b"y" * 998 + b"\r\n") * 20000))
+    wait_for(lambda: len(maildir_messages(server.maildir("alice"))) == 1, what="the big message delivered")
+    pop = login_ssl(server)
+    pop.sock.sendall(b"RETR 1\r\n")  # and never read the answer
+    wait_for(lambda: "write timeout: the client stopped reading" in server.log_text(), timeout=30,
+             what="the server to give up writing")
+    pop.close()
+    pop = retry_login(login_ssl, server)
+    assert pop.stat()[0] == 1
+    pop.quit()
+
+
 def test_connection_limit_answers_sys_temp(make_hikyaku):
     server = make_hikyaku(limits_extra="connections_per_ip = 2")
     held = []

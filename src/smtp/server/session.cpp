@@ -195,7 +195,9 @@ net::awaitable<bool> Session::flush() {
   if (out_.empty()) co_return true;
   std::string data;
   data.swap(out_);
-  co_return co_await stream_.write(data);
+  const bool written = co_await stream_.write(data, timeout());
+  if (!written && stream_.timed_out()) log_->info("{} write timeout: [{}] stopped reading", id_, stream_.remote_ip());
+  co_return written;
 }
 
 void Session::count_error(const Reply& r) {
