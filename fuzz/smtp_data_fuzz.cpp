@@ -2,7 +2,8 @@
 // smuggling). The first byte chooses a chunk size, so sequences are also split
 // across reads. Invariants: feeding in chunks gives the same result as one
 // buffer; an accepted message has only CRLF line endings and fits the limit;
-// the end is always a real <CRLF>.<CRLF>.
+// the end is always a real <CRLF>.<CRLF>; the server's own Received prefix
+// and a declared size change nothing but the message's first line.
 #include <cstddef>
 #include <cstdint>
 #include <algorithm>
@@ -23,7 +24,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   DataReader whole(limits);
   size_t used_whole = whole.feed(input);
 
-  DataReader split(limits);
+  // The split reader also starts with our Received field (it must count
+  // toward neither the size nor the hop limit) and a declared size.
+  const std::string prefix = "Received: from c by mx; Thu, 1 Jan 2026 00:00:00 +0000\r\n";
+  DataReader::Limits hinted = limits;
+  hinted.size_hint = static_cast<uint64_t>(data[0]) * 64;
+  DataReader split(hinted, prefix);
   size_t used = 0;
   while (!split.done() && used < input.size()) {
     size_t n = std::min(chunk, input.size() - used);
@@ -39,9 +45,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view consumed = input.substr(0, used_whole);
   if (!(consumed == ".\r\n" || (consumed.size() >= 5 && consumed.substr(consumed.size() - 5) == "\r\n.\r\n")))
     std::abort();
+  if (whole.size() != split.size()) std::abort();
   std::string a = whole.take_message(), b = split.take_message();
-  if (a != b) std::abort();
   if (whole.outcome() == DataReader::Outcome::ok) {
+    if (b != prefix + a) std::abort();
     if (a.size() > limits.max_size) std::abort();
     for (size_t i = 0; i < a.size(); ++i) {
       if (a[i] == '\r' && (i + 1 >= a.size() || a[i + 1] != '\n')) std::abort();
