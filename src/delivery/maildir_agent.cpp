@@ -9,7 +9,8 @@ using Outcome = policy::AttemptResult;
 
 Outcome temporary(const base::Error& error) {
   // ENOSPC/EDQUOT: the operator frees space, the retry succeeds.
-  return Outcome{Outcome::Kind::temporary, error.out_of_space() ? "4.3.1" : "4.3.0", error.message, Outcome::Cause::local};
+  return Outcome{Outcome::Kind::temporary, error.out_of_space() ? "4.3.1" : "4.3.0", error.message,
+                 Outcome::Cause::local};
 }
 
 }  // namespace

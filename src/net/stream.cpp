@@ -78,7 +78,8 @@ awaitable<Stream::Line> Stream::read_line_until(std::optional<std::chrono::stead
       co_return line;
     }
     error_code ec;
-    std::size_t n = co_await read_raw(asio::buffer(buf), deadline ? *deadline : std::chrono::steady_clock::now() + per_read, ec);
+    const auto until = deadline ? *deadline : std::chrono::steady_clock::now() + per_read;
+    std::size_t n = co_await read_raw(asio::buffer(buf), until, ec);
     if (ec) {
       line.status = timed_out_ ? ReadStatus::timeout
                    : (ec == asio::error::eof || ec == ssl::error::stream_truncated) ? ReadStatus::closed
