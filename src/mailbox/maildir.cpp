@@ -147,8 +147,17 @@ void for_each_stored_run(std::span<const std::string_view> parts, Emit&& emit) {
   if (pending_cr) emit(std::string_view("\r"));
 }
 
+// The LFs of `text` not preceded by a CR (`before`: the byte before `text`,
+// '\0' at the start): each gains a CR on the network (to_network()).
+uint64_t bare_lfs(std::string_view text, char before) {
+  uint64_t n = 0;
+  for (size_t lf = text.find('\n'); lf != std::string_view::npos; lf = text.find('\n', lf + 1))
+    if ((lf == 0 ? before : text[lf - 1]) != '\r') ++n;
+  return n;
+}
+
 // The two sizes in a Maildir name: the stored bytes (S=) and their CRLF form
-// (W=: each LF not after a CR gains one byte; network_size()).
+// (W=, network_size()).
 struct StoredSizes {
   uint64_t stored = 0;
   uint64_t wire = 0;
@@ -160,10 +169,7 @@ StoredSizes stored_sizes(std::span<const std::string_view> parts) {
   for_each_stored_run(parts, [&](std::string_view run) {
     if (run.empty()) return;
     n.stored += run.size();
-    n.wire += run.size();
-    for (size_t lf = run.find('\n'); lf != std::string_view::npos; lf = run.find('\n', lf + 1)) {
-      if ((lf == 0 ? last : run[lf - 1]) != '\r') ++n.wire;
-    }
+    n.wire += run.size() + bare_lfs(run, last);
     last = run.back();
   });
   return n;
@@ -197,13 +203,7 @@ std::string Maildir::to_network(std::string_view stored) {
   return out;
 }
 
-uint64_t Maildir::network_size(std::string_view stored) {
-  uint64_t n = stored.size();
-  for (size_t i = 0; i < stored.size(); ++i) {
-    if (stored[i] == '\n' && (i == 0 || stored[i - 1] != '\r')) ++n;
-  }
-  return n;
-}
+uint64_t Maildir::network_size(std::string_view stored) { return stored.size() + bare_lfs(stored, '\0'); }
 
 base::Result<std::string> Maildir::deliver(std::string_view message) const {
   return deliver(std::span(&message, 1));

@@ -1,7 +1,6 @@
 #include "smtp/protocol/server_reply.hpp"
 
 #include <algorithm>
-
 #include <cctype>
 
 namespace hikyaku::smtp::protocol {
