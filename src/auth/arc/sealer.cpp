@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "auth/common/authentication_results.hpp"
+#include "auth/common/body_hashes.hpp"
 #include "auth/common/message.hpp"
 #include "auth/common/tag_list.hpp"
 #include "auth/dkim/signature.hpp"
@@ -76,8 +77,7 @@ base::Result<SealedSet> seal(std::string_view message, std::string_view results_
   out.cv = cv;
   std::string inst = std::to_string(instance);
   auto t = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count());
-  dkim::Algorithm alg =
-      key.type() == crypto::KeyType::ed25519 ? dkim::Algorithm::ed25519_sha256 : dkim::Algorithm::rsa_sha256;
+  dkim::Algorithm alg = dkim::signing_algorithm(key.type());
   std::string a(dkim::algorithm_name(alg));
 
   // RFC 8617 §5.1.1: ARC-Authentication-Results.
@@ -86,6 +86,7 @@ base::Result<SealedSet> seal(std::string_view message, std::string_view results_
   // RFC 8617 §5.1.2: ARC-Message-Signature over the message with the new AAR.
   std::string with_aar = out.results + std::string(message);
   auto p2 = common::parse_message(with_aar);
+  p2.body_hashes = options.body_hashes;
   std::vector<std::string> names;
   for (const auto& h : options.headers) {
     std::string n = base::to_lower(h);
@@ -97,9 +98,9 @@ base::Result<SealedSet> seal(std::string_view message, std::string_view results_
   if (std::find(names.begin(), names.end(), "from") == names.end()) names.insert(names.begin(), "from");
   std::string h;
   for (size_t k = 0; k < names.size(); ++k) h += (k ? ":" : "") + names[k];
-  common::BodyHasher body(common::Canonicalization::relaxed, dkim::hash_of(alg));
-  body.update(p2.body);
-  std::string bh = base::base64_encode(body.finish());
+  auto body = common::body_hash(p2, dkim::signing_body_hash_key(key.type()));
+  if (!body) return body.error();
+  std::string bh = base::base64_encode(body->digest);
   // Tags in alphabetical order (the ValiMail suite's "standardize" form).
   auto ams = dkim::sign_field("ARC-Message-Signature",
                               {{"a", a}, {"b", ""}, {"bh", bh}, {"c", "relaxed/relaxed"}, {"d", std::string(domain)},

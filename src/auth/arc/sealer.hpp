@@ -9,8 +9,11 @@
 //            §4.2.1 (cv=none only for i=1), RFC 8463 / RFC 6376 (algorithms).
 // Trust:     holds the private key (never logged); the message may contain
 //            untrusted earlier ARC sets, which are signed over, not trusted.
+//            The AMS body hash may be given precomputed (SealOptions::
+//            body_hashes), for a message whose body is not in memory.
 // Errors:    base::Result: too many instances, a broken chain we should not
-//            extend (i>1 with cv=none), signing failures.
+//            extend (i>1 with cv=none), signing failures, precomputed body
+//            hashes without dkim::signing_body_hash_key().
 #pragma once
 
 #include <chrono>
@@ -20,6 +23,7 @@
 #include <vector>
 
 #include "auth/arc/chain.hpp"
+#include "auth/common/body_hashes.hpp"
 #include "base/result.hpp"
 #include "crypto/key.hpp"
 
@@ -43,6 +47,9 @@ struct SealOptions {
   // The chain status to record; nullopt: taken from the "arc=" result in
   // `results_text` (no arc= result means none), as OpenARC and dkimpy do.
   std::optional<ChainStatus> cv;
+  // When set, `message` is the header section only (with the empty line
+  // that ends it) and the AMS body hash comes from here (not owned).
+  const common::BodyHashes* body_hashes = nullptr;
 };
 
 // `results_text` is the Authentication-Results payload: "authserv-id;

@@ -7,7 +7,10 @@
 //            RSA ≥ 1024 bits), RFC 6376 §6.1.2 (key records).
 // Trust:     message and DNS answers are untrusted; at most 50 instances.
 // Concurrency: stateless; the Resolver is called synchronously.
-// Errors:    never fails: DNS trouble makes the chain fail with a reason.
+// Errors:    never fails: DNS trouble makes the chain fail with a reason,
+//            and so does a message whose precomputed body hashes
+//            (ParsedMessage::body_hashes) lack an AMS's key ("body hash not
+//            available").
 #pragma once
 
 #include <string>

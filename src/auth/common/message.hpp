@@ -1,6 +1,8 @@
 // Purpose:   Split a raw message into header fields (raw text kept byte for
 //            byte, folding included, with name and position) and body, the
 //            input every DKIM/ARC canonicaliser and verifier works from.
+//            A message whose body is elsewhere (a file) carries its
+//            precomputed body hashes instead (body_hashes.hpp).
 // Standards: RFC 5322 §2.2 (header fields, folding), §2.1 (header/body split
 //            at the first empty line); RFC 6376 §5.4.2 (header instances are
 //            picked from the bottom up).
@@ -16,6 +18,8 @@
 
 namespace hikyaku::auth::common {
 
+class BodyHashes;
+
 struct HeaderField {
   std::string_view raw;    // "Name: value\r\n  folded" without the final CRLF
   std::string_view name;   // as written, before the colon (may have trailing WSP)
@@ -27,6 +31,9 @@ struct ParsedMessage {
   std::vector<HeaderField> headers;
   std::string_view body;  // after the empty line; empty if none
   bool has_body_separator = false;
+  // When set, the body is not in `body` (which may be empty): every body
+  // hash comes from here (common::body_hash()). Not owned; must outlive this.
+  const BodyHashes* body_hashes = nullptr;
 
   // Header fields named `name` (case-insensitive), top to bottom.
   std::vector<const HeaderField*> all(std::string_view name) const;

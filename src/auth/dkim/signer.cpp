@@ -14,13 +14,22 @@ std::vector<std::string> default_signed_headers() {
           "list-unsubscribe-post"};
 }
 
+Algorithm signing_algorithm(crypto::KeyType type) {
+  return type == crypto::KeyType::ed25519 ? Algorithm::ed25519_sha256 : Algorithm::rsa_sha256;
+}
+
+common::BodyHashKey signing_body_hash_key(crypto::KeyType type) {
+  return {common::Canonicalization::relaxed, hash_of(signing_algorithm(type)), std::nullopt};
+}
+
 base::Result<std::string> sign(std::string_view message, const crypto::PrivateKey& key, const SignOptions& options,
                                std::chrono::system_clock::time_point now) {
   auto parsed = common::parse_message(message);
+  parsed.body_hashes = options.body_hashes;
   if (parsed.all("From").empty()) return base::make_error("message has no From field");  // RFC 6376 §5.4
   if (!is_valid_domain(options.domain) || !is_valid_domain(options.selector))
     return base::make_error("invalid signing domain or selector");
-  Algorithm alg = key.type() == crypto::KeyType::ed25519 ? Algorithm::ed25519_sha256 : Algorithm::rsa_sha256;
+  Algorithm alg = signing_algorithm(key.type());
 
   // RFC 6376 §5.4.2: list each present field as often as it occurs; From once
   // more, so that a From added later breaks the signature (over-signing).
@@ -43,9 +52,9 @@ base::Result<std::string> sign(std::string_view message, const crypto::PrivateKe
   }
 
   // RFC 6376 §3.7: body hash first.
-  common::BodyHasher body(common::Canonicalization::relaxed, hash_of(alg));
-  body.update(parsed.body);
-  std::string bh = base::base64_encode(body.finish());
+  auto body = common::body_hash(parsed, signing_body_hash_key(key.type()));
+  if (!body) return body.error();
+  std::string bh = base::base64_encode(body->digest);
 
   auto t = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
   std::string h;

@@ -5,8 +5,11 @@
 // Standards: RFC 6376 §5 (signer actions; §5.4 header selection, §5.4.2
 //            over-signing by listing a name once more than it occurs),
 //            §3.5 (tags), RFC 8463 (ed25519-sha256), RFC 8301 (no rsa-sha1).
+//            The body hash may be given precomputed (SignOptions::
+//            body_hashes), for a message whose body is not in memory.
 // Trust:     handles the private key (never logged); message is ours.
-// Errors:    base::Result: no From field, or a signing failure.
+// Errors:    base::Result: no From field, a signing failure, or precomputed
+//            body hashes without signing_body_hash_key().
 #pragma once
 
 #include <chrono>
@@ -15,6 +18,8 @@
 #include <string_view>
 #include <vector>
 
+#include "auth/common/body_hashes.hpp"
+#include "auth/dkim/signature.hpp"
 #include "base/result.hpp"
 #include "crypto/key.hpp"
 
@@ -29,7 +34,18 @@ struct SignOptions {
   std::vector<std::string> headers = default_signed_headers();
   std::string identity;  // i= (empty: omitted, meaning "@domain")
   std::optional<std::chrono::seconds> expire_after;  // x= = t= + this
+  // When set, `message` is the header section only (with the empty line
+  // that ends it) and the body hash comes from here (not owned).
+  const common::BodyHashes* body_hashes = nullptr;
 };
+
+// The algorithm our signatures (DKIM and ARC) use with a key of `type`:
+// rsa-sha256 or ed25519-sha256, never rsa-sha1 (RFC 8301 §3.1).
+Algorithm signing_algorithm(crypto::KeyType type);
+
+// The body hash such a signature needs: relaxed, the whole body, and the
+// hash of signing_algorithm(), sha256 for both key types (RFC 8463 §3).
+common::BodyHashKey signing_body_hash_key(crypto::KeyType type);
 
 // The "DKIM-Signature: …\r\n" field for `message` (CRLF line endings).
 base::Result<std::string> sign(std::string_view message, const crypto::PrivateKey& key, const SignOptions& options,

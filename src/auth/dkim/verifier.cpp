@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "auth/common/body_hashes.hpp"
 #include "auth/common/tag_list.hpp"
 #include "auth/dkim/key_record.hpp"
 #include "base/strings.hpp"
@@ -105,14 +106,13 @@ Result verify_field(const common::ParsedMessage& message, const common::HeaderFi
   if (key.type() == crypto::KeyType::rsa && key.bits() < options.min_rsa_bits)
     return make(r, Status::policy, "RSA key too short (" + std::to_string(key.bits()) + " bits)");
 
-  // RFC 6376 §6.1.3: body hash, honouring l=.
-  common::BodyHasher body(sig.c.body, hash_of(sig.a), sig.l);
-  body.update(message.body);
-  std::string bh = body.finish();
-  if (sig.l && body.canonical_length() < *sig.l)
-    return make(r, Status::permerror, "l= is longer than the body");
-  if (sig.l && body.canonical_length() > *sig.l) r.unsigned_content = true;
-  if (bh != sig.bh) return make(r, Status::fail, "body hash did not verify");
+  // RFC 6376 §6.1.3: body hash, honouring l=. Precomputed hashes without
+  // this one are our failure, not the signer's: temperror.
+  auto body = common::body_hash(message, {sig.c.body, hash_of(sig.a), sig.l});
+  if (!body) return make(r, Status::temperror, body.error().message);
+  if (sig.l && body->canonical_length < *sig.l) return make(r, Status::permerror, "l= is longer than the body");
+  if (sig.l && body->canonical_length > *sig.l) r.unsigned_content = true;
+  if (body->digest != sig.bh) return make(r, Status::fail, "body hash did not verify");
 
   // RFC 6376 §6.1.3: header hash and signature.
   auto fields = select_headers(message, sig.h);
@@ -123,7 +123,11 @@ Result verify_field(const common::ParsedMessage& message, const common::HeaderFi
 }
 
 std::vector<Result> verify(std::string_view message, dns::Resolver& resolver, const VerifyOptions& options) {
-  auto parsed = common::parse_message(message);
+  return verify(common::parse_message(message), resolver, options);
+}
+
+std::vector<Result> verify(const common::ParsedMessage& parsed, dns::Resolver& resolver,
+                           const VerifyOptions& options) {
   std::vector<Result> out;
   for (const auto* f : parsed.all("DKIM-Signature")) {
     if (out.size() >= options.max_signatures) {

@@ -12,7 +12,11 @@
 // Trust:     the message and DNS answers are untrusted; the number of
 //            signatures checked is bounded by VerifyOptions.
 // Concurrency: stateless functions; the Resolver is called synchronously.
-// Errors:    never fails: every outcome is a Result value.
+//            Body hashes come from common::body_hash(): precomputed when
+//            the ParsedMessage carries body_hashes, else from its body.
+// Errors:    never fails: every outcome is a Result value; a precomputed
+//            BodyHashes without the signature's key gives temperror "body
+//            hash not available (…)".
 #pragma once
 
 #include <chrono>
@@ -55,6 +59,10 @@ struct VerifyOptions {
 // All DKIM-Signature fields of `message` (CRLF), top to bottom. A message
 // without any yields one Result with Status::none.
 std::vector<Result> verify(std::string_view message, dns::Resolver& resolver, const VerifyOptions& options = {});
+// The same over a parsed message, whose body hashes may be precomputed
+// (message.body_hashes; see common::body_hash()).
+std::vector<Result> verify(const common::ParsedMessage& message, dns::Resolver& resolver,
+                           const VerifyOptions& options);
 
 // One signature field (DKIM-Signature or ARC-Message-Signature).
 Result verify_field(const common::ParsedMessage& message, const common::HeaderField& field, SignatureKind kind,

@@ -2,10 +2,14 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 #include <vector>
 
+#include "auth/arc/chain.hpp"
+#include "auth/dkim/signature.hpp"
+#include "auth/dkim/signer.hpp"
 #include "base/strings.hpp"
 #include "mail/address.hpp"
 
@@ -23,6 +27,32 @@ std::string one_line(std::string_view s, size_t max = 120) {
 }
 
 }  // namespace
+
+std::vector<common::BodyHashKey> body_hash_keys(const common::ParsedMessage& headers_only,
+                                                const dkim::VerifyOptions& options) {
+  std::vector<common::BodyHashKey> keys;
+  auto add = [&keys](const common::BodyHashKey& k) {
+    if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
+  };
+  auto add_signature = [&add](std::string_view value, dkim::SignatureKind kind) {
+    // RFC 6376 §6.1.3: what verify_field() hashes; a field that does not
+    // parse is permerror before any hashing.
+    auto sig = dkim::parse_signature(value, kind);
+    if (sig) add({sig->c.body, dkim::hash_of(sig->a), sig->l});
+  };
+  // DKIM: dkim::verify() checks the first max_signatures fields, top down.
+  auto dkim_fields = headers_only.all("DKIM-Signature");
+  for (size_t k = 0; k < dkim_fields.size() && k < options.max_signatures; ++k)
+    add_signature(dkim_fields[k]->value, dkim::SignatureKind::dkim);
+  // ARC: arc::validate() checks AMSs only of a chain without structural
+  // errors, which has at most kMaxInstances sets (RFC 8617 §5.2).
+  arc::Chain chain = arc::collect_chain(headers_only);
+  if (chain.error.empty())
+    for (const auto& set : chain.sets) add_signature(set.ams->value, dkim::SignatureKind::arc_message);
+  // Our own signatures (RFC 8463 §3: ed25519-sha256 hashes with sha256 too).
+  for (auto type : {crypto::KeyType::rsa, crypto::KeyType::ed25519}) add(dkim::signing_body_hash_key(type));
+  return keys;
+}
 
 Verdict check(dns::Resolver& resolver, const Input& input, const Options& options) {
   Verdict v;
@@ -54,7 +84,8 @@ Verdict check(dns::Resolver& resolver, const Input& input, const Options& option
   dkim::VerifyOptions verify_options;
   verify_options.now = options.now;
   auto parsed = common::parse_message(input.message);
-  v.dkim = dkim::verify(input.message, resolver, verify_options);
+  parsed.body_hashes = input.body_hashes;
+  v.dkim = dkim::verify(parsed, resolver, verify_options);
   v.arc = arc::validate(parsed, resolver, verify_options);
 
   // DMARC for the author domain. RFC 7489 §6.6.1: without exactly one

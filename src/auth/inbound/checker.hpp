@@ -4,6 +4,9 @@
 //            and DMARC for the author domain; the results as our
 //            Authentication-Results field. stamp() removes incoming fields
 //            that claim our authserv-id and puts ours after our Received.
+//            A message whose body is in a file is checked from its header
+//            section and precomputed body hashes (body_hash_keys() lists
+//            them).
 // Standards: RFC 7208 §2.3-2.4 (identities checked), RFC 6376 §6
 //            (verification), RFC 8617 §5.2 (validation), RFC 7489 §6.6 and
 //            DMARCbis §4.10 (policy discovery and result), RFC 8601 §2
@@ -16,7 +19,8 @@
 //            sets, SPF's 10 lookups, DMARC's 8 queries).
 // Concurrency: synchronous and stateless; blocks on the Resolver: call it on
 //            a worker thread, never on the io_context.
-// Errors:    never fails: DNS trouble becomes temperror results.
+// Errors:    never fails: DNS trouble becomes temperror results, and so
+//            does a body hash missing from Input::body_hashes.
 #pragma once
 
 #include <chrono>
@@ -28,6 +32,7 @@
 #include "auth/arc/validator.hpp"
 #include "auth/common/authentication_results.hpp"
 #include "auth/common/author.hpp"
+#include "auth/common/body_hashes.hpp"
 #include "auth/dkim/verifier.hpp"
 #include "auth/dmarc/evaluate.hpp"
 #include "auth/spf/check.hpp"
@@ -40,7 +45,20 @@ struct Input {
   std::optional<std::string> mail_from; // "local@domain"; nullopt = "<>"
   std::string helo;                     // EHLO/HELO argument
   std::string client_ip;                // textual IP of the SMTP client
+  // When set, `message` is the header section only (with the empty line
+  // that ends it) and every body hash comes from here: the keys of
+  // body_hash_keys(), fed the whole body and finished. Not owned.
+  const common::BodyHashes* body_hashes = nullptr;
 };
+
+// The body hashes checking (and then signing or sealing) `headers_only`
+// needs, each once: one per DKIM-Signature that dkim::verify() would check
+// (the first options.max_signatures that parse; RFC 6376 §3.5 c=, a=, l=),
+// one per ARC-Message-Signature of a structurally sound chain (at most 50
+// sets, RFC 8617 §4.2.1) that parses, and what our own DKIM signer and ARC
+// sealer use (dkim::signing_body_hash_key(): relaxed/sha256).
+std::vector<common::BodyHashKey> body_hash_keys(const common::ParsedMessage& headers_only,
+                                                const dkim::VerifyOptions& options = {});
 
 struct Options {
   std::string authserv_id;  // our hostname (RFC 8601 §2.5)
