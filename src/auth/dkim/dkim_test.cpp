@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "auth/body_hashes_for_test.hpp"
 #include "auth/common/message.hpp"
 #include "auth/dkim/key_record.hpp"
 #include "auth/dkim/signer.hpp"
@@ -14,6 +15,10 @@ namespace hikyaku::auth::dkim {
 namespace {
 
 using std::chrono::system_clock;
+// Every verification and signature below also runs over the header section
+// with precomputed body hashes and must give the same (body_hashes_for_test.hpp).
+using test_support::sign_both;
+using test_support::verify_both;
 
 std::string read(const std::string& rel) {
   std::ifstream in(std::string(HIKYAKU_TESTDATA_DIR) + "/" + rel, std::ios::binary);
@@ -49,7 +54,7 @@ TEST(DkimVerify, Rfc8463A3BothSignaturesPass) {
   dns::FakeResolver r;
   add_rfc8463_zone(r);
   std::string m = common::to_crlf(read("dkim-rfc-vectors/rfc8463-A3-signed.eml"));
-  auto results = verify(m, r, opts());
+  auto results = verify_both(m, r, opts());
   ASSERT_EQ(results.size(), 2u);
   EXPECT_EQ(results[0].status, Status::pass) << results[0].detail;
   EXPECT_EQ(results[0].algorithm, "ed25519-sha256");
@@ -65,7 +70,7 @@ TEST(DkimVerify, Rfc6376Sec6_1_3TamperedBodyFails) {
   add_rfc8463_zone(r);
   std::string m = common::to_crlf(read("dkim-rfc-vectors/rfc8463-A3-signed.eml"));
   m.replace(m.find("hungry"), 6, "HUNGRY");
-  auto results = verify(m, r, opts());
+  auto results = verify_both(m, r, opts());
   ASSERT_EQ(results.size(), 2u);  // both signatures judged, none dropped
   for (const auto& res : results) {
     EXPECT_EQ(res.status, Status::fail);
@@ -79,7 +84,7 @@ TEST(DkimVerify, Rfc8301Sec3_2MinimumKeyBitsIsConfigurable) {
   std::string m = common::to_crlf(read("dkim-rfc-vectors/rfc8463-A3-signed.eml"));
   auto o = opts();
   o.min_rsa_bits = 2048;
-  auto results = verify(m, r, o);
+  auto results = verify_both(m, r, o);
   ASSERT_EQ(results.size(), 2u);
   EXPECT_EQ(results[0].status, Status::pass);
   EXPECT_EQ(results[1].status, Status::policy);
@@ -88,20 +93,20 @@ TEST(DkimVerify, Rfc8301Sec3_2MinimumKeyBitsIsConfigurable) {
 TEST(DkimVerify, Rfc6376Sec6_1_2MissingKeyAndTempError) {
   std::string m = common::to_crlf(read("dkim-rfc-vectors/rfc8463-A3-signed.eml"));
   dns::FakeResolver none;
-  auto missing = verify(m, none, opts());
+  auto missing = verify_both(m, none, opts());
   ASSERT_EQ(missing.size(), 2u);
   for (const auto& res : missing) EXPECT_EQ(res.status, Status::permerror);
   dns::FakeResolver temp;
   temp.set_temp_error("brisbane._domainkey.football.example.com");
   temp.set_temp_error("test._domainkey.football.example.com");
-  auto failed = verify(m, temp, opts());
+  auto failed = verify_both(m, temp, opts());
   ASSERT_EQ(failed.size(), 2u);
   for (const auto& res : failed) EXPECT_EQ(res.status, Status::temperror);
 }
 
 TEST(DkimVerify, Rfc6376NoSignatureIsNone) {
   dns::FakeResolver r;
-  auto res = verify(common::to_crlf(read("dkim-rfc-vectors/rfc6376-A1-unsigned.eml")), r, opts());
+  auto res = verify_both(common::to_crlf(read("dkim-rfc-vectors/rfc6376-A1-unsigned.eml")), r, opts());
   ASSERT_EQ(res.size(), 1u);
   EXPECT_EQ(res[0].status, Status::none);
 }
@@ -109,14 +114,14 @@ TEST(DkimVerify, Rfc6376NoSignatureIsNone) {
 TEST(DkimVerify, DkimpyExim8463Ed25519Passes) {
   dns::FakeResolver r;
   r.add_txt("sed._domainkey.test.ex", trim_nl(read("dkim-dkimpy/eximtest.dns")));
-  auto res = verify(common::to_crlf(read("dkim-dkimpy/ed25519test2.msg")), r, opts());
+  auto res = verify_both(common::to_crlf(read("dkim-dkimpy/ed25519test2.msg")), r, opts());
   ASSERT_EQ(res.size(), 1u);
   EXPECT_EQ(res[0].status, Status::pass) << res[0].detail;
 }
 
 TEST(DkimVerify, Rfc6376Sec6_1_1BadDomainSyntaxIsPermerror) {
   dns::FakeResolver r;
-  auto res = verify(common::to_crlf(read("dkim-dkimpy/test.message.baddomain")), r, opts());
+  auto res = verify_both(common::to_crlf(read("dkim-dkimpy/test.message.baddomain")), r, opts());
   ASSERT_EQ(res.size(), 1u);
   EXPECT_EQ(res[0].status, Status::permerror);
 }
@@ -135,7 +140,7 @@ TEST(DkimVerify, Rfc6376Sec3_6_1KeyRecordsTable) {
   SignOptions so;
   so.domain = "example.com";
   so.selector = "test";
-  auto sig = sign(msg, *key, so, at(1700000000));
+  auto sig = sign_both(msg, *key, so, at(1700000000));
   ASSERT_TRUE(sig.ok()) << sig.error().message;
   const KeyCase cases[] = {
       {"good", "test.txt", Status::pass},
@@ -148,7 +153,7 @@ TEST(DkimVerify, Rfc6376Sec3_6_1KeyRecordsTable) {
   for (const auto& c : cases) {
     dns::FakeResolver r;
     r.add_txt("test._domainkey.example.com", trim_nl(read(std::string("dkim-dkimpy/") + c.record_file)));
-    auto res = verify(*sig + msg, r, opts());
+    auto res = verify_both(*sig + msg, r, opts());
     ASSERT_EQ(res.size(), 1u);
     EXPECT_EQ(res[0].status, c.want) << c.name << ": " << res[0].detail;
   }
@@ -173,12 +178,12 @@ TEST(DkimVerify, Rfc6376Sec3_6_1BothPublicKeyEncodingsAccepted) {
     auto key = crypto::load_private_key(read(std::string("dkim-dkimpy/") + pair.key_file));
     ASSERT_TRUE(key.ok()) << pair.key_file;
     SignOptions so{"example.com", "k"};
-    auto sig = sign(msg, *key, so, at(1700000000));
+    auto sig = sign_both(msg, *key, so, at(1700000000));
     ASSERT_TRUE(sig.ok());
     dns::FakeResolver r;
     std::string p = trim_nl(read(std::string("dkim-dkimpy/") + pair.public_file));
     r.add_txt("k._domainkey.example.com", p.starts_with("v=") ? p : "v=DKIM1; k=rsa; p=" + p);
-    auto res = verify(*sig + msg, r, opts());
+    auto res = verify_both(*sig + msg, r, opts());
     ASSERT_EQ(res.size(), 1u) << pair.public_file;
     EXPECT_EQ(res[0].status, Status::pass) << pair.public_file << ": " << res[0].detail;
   }
@@ -188,7 +193,7 @@ TEST(DkimVerify, Rfc6376Sec3_6_1BothPublicKeyEncodingsAccepted) {
 TEST(DkimVerify, Rfc8463A3RsaSignatureAlonePasses) {
   dns::FakeResolver r;
   add_rfc8463_zone(r);
-  auto res = verify(common::to_crlf(read("dkim-dkimpy/rfc6376.signed.rsa.msg")), r, opts());
+  auto res = verify_both(common::to_crlf(read("dkim-dkimpy/rfc6376.signed.rsa.msg")), r, opts());
   ASSERT_EQ(res.size(), 1u);
   EXPECT_EQ(res[0].status, Status::pass) << res[0].detail;
   EXPECT_EQ(res[0].algorithm, "rsa-sha256");
@@ -213,11 +218,11 @@ TEST(DkimSign, Rfc6376Sec5RoundTripOverDkimpyMessages) {
       auto key = crypto::load_private_key(read(std::string("dkim-dkimpy/") + k.key_file));
       ASSERT_TRUE(key.ok()) << k.key_file;
       SignOptions so{"example.com", "test"};
-      auto sig = sign(msg, *key, so, at(1700000000));
+      auto sig = sign_both(msg, *key, so, at(1700000000));
       ASSERT_TRUE(sig.ok()) << file << ": " << sig.error().message;
       dns::FakeResolver r;
       r.add_txt("test._domainkey.example.com", trim_nl(read(std::string("dkim-dkimpy/") + k.record_file)));
-      auto res = verify(*sig + msg, r, opts());
+      auto res = verify_both(*sig + msg, r, opts());
       ASSERT_FALSE(res.empty());
       EXPECT_EQ(res[0].status, Status::pass) << file << " with " << k.key_file << ": " << res[0].detail;
     }
@@ -286,7 +291,7 @@ TEST(DkimVerify, Rfc6376Sec6_1_1SignatureChecksTable) {
     dns::FakeResolver r;
     r.add_txt("test._domainkey.example.com",
               std::string("v=DKIM1; k=rsa; ") + (c.record ? std::string(c.record) + "; " : "") + p);
-    auto res = verify(sig + msg, r, opts());
+    auto res = verify_both(sig + msg, r, opts());
     ASSERT_EQ(res.size(), 1u);
     EXPECT_EQ(res[0].status, c.want) << c.name << ": " << res[0].detail;
   }
@@ -299,11 +304,11 @@ TEST(DkimVerify, Rfc6376Sec8_2BodyLengthFlagsAppendedContent) {
   std::string sig = hand_signed(msg, *key, Algorithm::rsa_sha256, {{"l", "13"}}, "from:subject");
   dns::FakeResolver r;
   r.add_txt("test._domainkey.example.com", record);
-  auto res = verify(sig + msg, r, opts());
+  auto res = verify_both(sig + msg, r, opts());
   ASSERT_EQ(res.size(), 1u);
   EXPECT_EQ(res[0].status, Status::pass);
   EXPECT_FALSE(res[0].unsigned_content);
-  res = verify(sig + msg + "appended by an attacker\r\n", r, opts());
+  res = verify_both(sig + msg + "appended by an attacker\r\n", r, opts());
   ASSERT_EQ(res.size(), 1u);
   EXPECT_EQ(res[0].status, Status::pass);
   EXPECT_TRUE(res[0].unsigned_content);
@@ -318,22 +323,22 @@ TEST(DkimSign, Rfc6376Sec5RoundTripRsaAndEd25519) {
         "body  with   spaces  \n\n\n");
     SignOptions so{"example.com", "sel"};
     so.expire_after = std::chrono::seconds(3600);
-    auto sig = sign(msg, *key, so, at(1700000000));
+    auto sig = sign_both(msg, *key, so, at(1700000000));
     ASSERT_TRUE(sig.ok());
     EXPECT_NE(sig->find("h=from:from:subject:date:to;"), std::string::npos) << *sig;
     EXPECT_NE(sig->find("t=1700000000"), std::string::npos);
     EXPECT_NE(sig->find("x=1700003600"), std::string::npos);
     dns::FakeResolver r;
     r.add_txt("sel._domainkey.example.com", format_key_record(key->public_key()));
-    auto res = verify(*sig + msg, r, opts());
+    auto res = verify_both(*sig + msg, r, opts());
     ASSERT_EQ(res.size(), 1u);
     EXPECT_EQ(res[0].status, Status::pass) << res[0].detail;
     // RFC 6376 §5.4.2 over-signing: an added From breaks the signature.
-    res = verify(*sig + "From: evil@example.net\r\n" + msg, r, opts());
+    res = verify_both(*sig + "From: evil@example.net\r\n" + msg, r, opts());
     ASSERT_EQ(res.size(), 1u);
     EXPECT_EQ(res[0].status, Status::fail);
     // Expired an hour later (x=).
-    res = verify(*sig + msg, r, opts(1700003601));
+    res = verify_both(*sig + msg, r, opts(1700003601));
     ASSERT_EQ(res.size(), 1u);
     EXPECT_EQ(res[0].status, Status::permerror);
   }
@@ -342,7 +347,7 @@ TEST(DkimSign, Rfc6376Sec5RoundTripRsaAndEd25519) {
 TEST(DkimSign, Rfc6376Sec5_4FromRequired) {
   auto key = crypto::load_private_key(read("dkim-dkimpy/test.private"));
   SignOptions so{"example.com", "test"};
-  auto sig = sign(common::to_crlf(read("dkim-dkimpy/test_nofrom.message")), *key, so, at(1));
+  auto sig = sign_both(common::to_crlf(read("dkim-dkimpy/test_nofrom.message")), *key, so, at(1));
   EXPECT_FALSE(sig.ok());
 }
 
