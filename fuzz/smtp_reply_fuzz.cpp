@@ -9,7 +9,7 @@
 // non-empty upper-case words; the DATA payload ends in the only CRLF.CRLF,
 // has no bare LF, and un-stuffs to the message; crlf_lines() (the BDAT
 // chunk) is that message without the stuffing and the terminator; the
-// WireEncoder's pieces join into the same bytes and size() predicts them.
+// WireEncoder's pieces join into the same bytes and counting predicts them.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -87,14 +87,20 @@ void check_dot_stuff(std::string_view message) {
   for (auto mode : {WireEncoder::Mode::dot_stuffed, WireEncoder::Mode::crlf_lines}) {
     const std::string whole = mode == WireEncoder::Mode::dot_stuffed ? out : crlf_lines(message);
     if (WireEncoder::size(message, mode) != whole.size()) __builtin_trap();
-    WireEncoder encoder(message, mode);
-    std::string joined, piece;
+    WireEncoder encoder(mode);
+    WireEncoder counter(mode);
+    std::string joined;
     const size_t max = 1 + message.size() % 13;
-    while (encoder.next(piece, max)) {
-      if (piece.size() > max + 6) __builtin_trap();
-      joined += piece;
+    for (size_t at = 0; at < message.size(); at += max) {
+      const std::string_view piece = message.substr(at, max);
+      std::string out;
+      encoder.add(piece, out);
+      if (out.size() > 2 * piece.size()) __builtin_trap();
+      joined += out;
+      counter.count(piece);
     }
-    if (joined != whole) __builtin_trap();
+    encoder.finish(joined);
+    if (joined != whole || counter.counted_total() != whole.size()) __builtin_trap();
   }
 }
 

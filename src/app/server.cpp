@@ -10,6 +10,7 @@
 
 #include "auth/dmarc/public_suffix.hpp"
 #include "base/clock.hpp"
+#include "base/executor.hpp"
 #include "base/file.hpp"
 #include "base/log.hpp"
 #include "delivery/forward_transform.hpp"
@@ -37,6 +38,18 @@ namespace hikyaku::app {
 namespace {
 
 namespace asio = boost::asio;
+
+// base::Executor over an Asio executor: how components below the session
+// layer (intake) are given the loop and the blocking pool.
+template <typename AsioExecutor>
+class PostTo final : public base::Executor {
+ public:
+  explicit PostTo(AsioExecutor ex) : ex_(std::move(ex)) {}
+  void post(std::function<void()> work) override { asio::post(ex_, std::move(work)); }
+
+ private:
+  AsioExecutor ex_;
+};
 
 std::string random_password() {
   static constexpr char kAlphabet[] = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -167,7 +180,10 @@ int serve(config::Config config, const ServeOptions& options) {
   scheduler.register_agent(mail::Target::Kind::forward, **smtp_agent);
   // Intake: inbound SPF/DKIM/ARC/DMARC and Authentication-Results, DMARC
   // reject per domain, plans, stage and commit.
-  intake::Intake intake(intake::Settings::from(config), addresses, dns_cache, psl ? &*psl : nullptr, spool, scheduler);
+  PostTo on_loop(io.get_executor());
+  PostTo on_pool(blocking.get_executor());
+  intake::Intake intake(intake::Settings::from(config), addresses, dns_cache, psl ? &*psl : nullptr, spool, scheduler,
+                        on_loop, on_pool);
 
   smtp::server::ServerContext smtp_ctx{smtp::server::Settings::from(config), intake, tls_context, blocking};
   pop3::Pop3Context pop3_ctx{config, credentials, tls_context, blocking};

@@ -1,5 +1,6 @@
 #include "base/file.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -7,6 +8,67 @@
 #include <unistd.h>
 
 namespace hikyaku::base {
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+UniqueFd::~UniqueFd() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Result<UniqueFd> open_temporary(const std::filesystem::path& dir) {
+  int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd >= 0) return UniqueFd(fd);
+  if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) return errno_error("create a file in", dir, errno);
+  std::string name = (dir / "spill.XXXXXX").string();
+  fd = ::mkostemp(name.data(), O_CLOEXEC);
+  if (fd < 0) return errno_error("create a file in", dir, errno);
+  ::unlink(name.c_str());
+  return UniqueFd(fd);
+}
+
+Status read_exactly(int fd, uint64_t offset, std::span<char> out, const std::filesystem::path& path) {
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno_error("read", path, errno);
+    }
+    if (n == 0) return make_error("read " + path.string() + ": short file");
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+Status copy_range(int from, uint64_t offset, uint64_t size, int to, const std::filesystem::path& to_path) {
+  auto in = static_cast<loff_t>(offset);
+  uint64_t left = size;
+  while (left > 0) {
+    ssize_t n = ::copy_file_range(from, &in, to, nullptr, left, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL)) break;
+    if (n < 0) return errno_error("write", to_path, errno);
+    if (n == 0) return make_error("write " + to_path.string() + ": short source file");
+    left -= static_cast<uint64_t>(n);
+  }
+  // The kernel cannot copy between these files: through a buffer.
+  std::string buf(std::min<uint64_t>(left, 256 * 1024), '\0');
+  while (left > 0) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(left, buf.size()));
+    if (auto st = read_exactly(from, static_cast<uint64_t>(in), std::span(buf.data(), n), to_path); !st) return st;
+    if (auto st = write_all(to, std::string_view(buf.data(), n), to_path); !st) return st;
+    in += static_cast<loff_t>(n);
+    left -= n;
+  }
+  return {};
+}
+
 Error errno_error(std::string_view what, const std::filesystem::path& path, int err) {
   return Error{std::string(what) + " " + path.string() + ": " + std::strerror(err), err};
 }

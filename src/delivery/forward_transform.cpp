@@ -5,8 +5,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 #include "auth/arc/sealer.hpp"
+#include "auth/common/body_hashes.hpp"
 #include "auth/common/message.hpp"
 #include "auth/dkim/signer.hpp"
 #include "auth/dmarc/from_rewrite.hpp"
@@ -141,12 +143,27 @@ bool ForwardTransform::may_sign(const queue::DeliveryRequest& request) const {
   return domain != nullptr && key_for(domain->name) != nullptr;  // ARC, or a From rewrite
 }
 
-base::Result<std::string> ForwardTransform::apply(const queue::DeliveryRequest& request, std::string message,
-                                                  dns::Resolver& dns) const {
+base::Result<mail::Message> ForwardTransform::apply(const queue::DeliveryRequest& request, mail::Message message,
+                                                    dns::Resolver& dns) const {
   const auto when = now();
+  // Every change is to the header section (message.text); a large
+  // message's body stays in its file and is hashed from there, once, when
+  // something is signed.
+  std::shared_ptr<const common::BodyHashes> hashes;
+  auto body_hashes = [&]() -> base::Result<const common::BodyHashes*> {
+    if (!message.body) return nullptr;  // the signer hashes the body in memory
+    if (!hashes) {
+      auto computed = auth::inbound::body_hashes_of(message);
+      if (!computed) return computed.error();
+      hashes = std::make_shared<const common::BodyHashes>(std::move(computed).value());
+    }
+    return hashes.get();
+  };
+  std::string& text = message.text;
+
   // Item 8: what we originate (notices, DSNs) is signed for its From domain.
   if (request.origin != policy::Origin::received) {
-    auto parsed = common::parse_message(message);
+    auto parsed = common::parse_message(text);
     auto author = auth::common::find_author(parsed);
     if (!author) return message;
     const SigningKey* k = key_for(author->domain);
@@ -154,19 +171,22 @@ base::Result<std::string> ForwardTransform::apply(const queue::DeliveryRequest& 
     auth::dkim::SignOptions o;
     o.domain = k->domain;
     o.selector = k->selector;
-    auto sig = auth::dkim::sign(message, k->key, o, when);
+    auto bh = body_hashes();
+    if (!bh) return bh.error();
+    o.body_hashes = *bh;
+    auto sig = auth::dkim::sign(text, k->key, o, when);
     if (!sig) {
       log()->error("{}: cannot sign generated message for {}: {}", request.queue_id, k->domain, sig.error().message);
       return message;
     }
-    message.insert(0, *sig);  // in place: the caller left room (smtp_agent.cpp)
+    text.insert(0, *sig);  // in place: the caller left room (smtp_agent.cpp)
     return message;
   }
 
   const std::string local_domain = mail::domain_of(request.recipient);
   const config::Domain* domain = config_.find_domain(local_domain);
   const SigningKey* key = domain != nullptr ? key_for(domain->name) : nullptr;
-  Assessment a = assess(request, message, dns);
+  Assessment a = assess(request, text, dns);
 
   // (a) DMARC-aware forwarding.
   if (a.only_spf_under_enforcement && a.action == DmarcAction::rewrite_from) {
@@ -174,13 +194,16 @@ base::Result<std::string> ForwardTransform::apply(const queue::DeliveryRequest& 
       log()->warn("{}: DMARC of {} rests on SPF alone but domain {} has no DKIM key: forwarded unchanged",
                   request.queue_id, a.author->domain, local_domain);
     } else {
-      message = auth::dmarc::rewrite_from(message, *a.author, key->domain);
+      text = auth::dmarc::rewrite_from(text, *a.author, key->domain);
       auth::dkim::SignOptions o;
       o.domain = key->domain;
       o.selector = key->selector;
-      auto sig = auth::dkim::sign(message, key->key, o, when);
+      auto bh = body_hashes();
+      if (!bh) return bh.error();
+      o.body_hashes = *bh;
+      auto sig = auth::dkim::sign(text, key->key, o, when);
       if (sig) {
-        message.insert(0, *sig);
+        text.insert(0, *sig);
         log()->info("{}: From rewritten to {} (author domain {} p={} passed DMARC only via SPF)", request.queue_id,
                     key->domain, a.author->domain, dmarc::to_string(a.dmarc->requested));
       } else {
@@ -193,9 +216,13 @@ base::Result<std::string> ForwardTransform::apply(const queue::DeliveryRequest& 
   if (domain != nullptr && domain->arc && key != nullptr) {
     std::string results_text =
         a.results ? a.results->value() : common::AuthenticationResults{config_.hostname, {}}.value();
-    auto set = auth::arc::seal(message, results_text, key->domain, key->selector, key->key, when);
+    auth::arc::SealOptions so;
+    auto bh = body_hashes();
+    if (!bh) return bh.error();
+    so.body_hashes = *bh;
+    auto set = auth::arc::seal(text, results_text, key->domain, key->selector, key->key, when, so);
     if (set) {
-      message.insert(0, set->prefix());
+      text.insert(0, set->prefix());
     } else {
       // An existing chain we cannot extend (RFC 8617 §5.1.1): send without.
       log()->warn("{}: no ARC set added: {}", request.queue_id, set.error().message);

@@ -84,9 +84,12 @@ class ForwardTransform {
   // Each with DNS through `dns` (the DMARC policy discovery of the author
   // domain): a sans-I/O view, so the caller decides how lookups are made.
   Assessment assess(const queue::DeliveryRequest& request, std::string_view message, dns::Resolver& dns) const;
-  // The message as it must leave.
-  base::Result<std::string> apply(const queue::DeliveryRequest& request, std::string message,
-                                  dns::Resolver& dns) const;
+  // The message as it must leave: every change is to its header section
+  // (message.text); a large message's body stays in its file, hashed from
+  // there when something is signed (an unreadable file is an Error).
+  // assess() and divert() read only the header section.
+  base::Result<mail::Message> apply(const queue::DeliveryRequest& request, mail::Message message,
+                                    dns::Resolver& dns) const;
   // Whether apply() may make a signature for this request (an RSA signature
   // is ≈0.3 ms of CPU: such a forward is prepared on the blocking pool).
   bool may_sign(const queue::DeliveryRequest& request) const;

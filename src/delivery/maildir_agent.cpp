@@ -40,21 +40,28 @@ void MaildirAgent::deliver(const queue::DeliveryRequest& request,
   // Issue 3: a diverted copy states when and why, as the first header of
   // the message proper (the policy formats it as one safe line).
   if (!request.diverted.empty()) added += "X-Hikyaku-Diverted: " + request.diverted + "\r\n";
-  auto body = queue::read_message(request);
-  if (!body.ok()) {
-    done(temporary(body.error()));
+  auto message = queue::read_message(request);
+  if (!message.ok()) {
+    done(temporary(message.error()));
     return;
   }
-  // The added fields, then the spooled bytes: written as two parts, never
-  // joined into a copy of the message.
-  const std::string_view parts[] = {added, **body};
+  // The added fields, then the spooled bytes in pieces (a large message's
+  // body read from its file as it is written): never joined into a copy.
+  const mail::Message& spooled = **message;
+  const mailbox::Maildir::Pieces pieces = [&](const std::function<void(std::string_view)>& emit) {
+    emit(added);
+    return mail::for_each_piece(spooled, [&](std::string_view piece) {
+      emit(piece);
+      return base::Status{};
+    });
+  };
 
   mailbox::Maildir maildir(settings_.mailboxes_dir / request.target.value, settings_.sync);
   if (auto st = maildir.create(); !st) {
     done(temporary(st.error()));
     return;
   }
-  auto uid = maildir.deliver(parts);
+  auto uid = maildir.deliver(pieces);
   if (!uid) {
     done(temporary(uid.error()));
     return;

@@ -85,7 +85,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     uint64_t id = 0;
     queue::DeliveryRequest request;  // request.envelope points at `envelope`
     mail::Envelope envelope;
-    std::shared_ptr<const std::string> message;  // as spooled (read once, by begin(); shared, not copied)
+    std::shared_ptr<const mail::Message> message;  // as spooled (read once, by begin(); shared, not copied)
     std::function<void(AttemptResult)> done;
     std::atomic<bool> finished{false};
   };
@@ -255,7 +255,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
       return;
     }
     // RFC 5321 §6.3: a forward that would loop is not sent (5.4.6).
-    const std::string_view head = mail::header_section(std::string_view(**data).substr(0, kMaxHeaderRead));
+    const std::string_view head = mail::header_section(std::string_view((*data)->text).substr(0, kMaxHeaderRead));
     if (auto why = policy::loop_reason(config, head, request.origin, request.recipient, request.target)) {
       finish(job, AttemptResult{AttemptResult::Kind::permanent, "5.4.6", *why, AttemptResult::Cause::loop});
       return;
@@ -276,9 +276,9 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     auto decide = [self, job, seed](dns::Resolver& view) {
       Decision d;
       if (self->transform && job->request.origin == policy::Origin::received) {
-        d.divert = self->transform->divert(job->request, *job->message, view);
+        d.divert = self->transform->divert(job->request, job->message->text, view);
         if (d.divert) return d;
-        (void)self->transform->assess(job->request, *job->message, view);  // what apply() will read
+        (void)self->transform->assess(job->request, job->message->text, view);  // what apply() will read
       }
       std::mt19937 rng(seed);
       d.route = smtp::client::resolve_route(view, mail::domain_of(job->request.target.value), self->config.hostname,
@@ -327,15 +327,17 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     p->tx.plaintext_after_tls_failure = request.attempts > 0;
 
     // The one copy a forward makes: the added fields are inserted in place,
-    // in room reserved for them.
-    std::string copy;
-    copy.reserve(job->message->size() + kAddedRoom);
-    copy = *job->message;
+    // in room reserved for them. A large message's body is not copied: it
+    // stays in its file, shared.
+    mail::Message message;
+    message.text.reserve(job->message->text.size() + kAddedRoom);
+    message.text = job->message->text;
+    message.body = job->message->body;
     job->message.reset();
-    std::string message =
-        policy::add_forward_headers(std::move(copy), request.origin, request.recipient, request.diverted);
+    message.text =
+        policy::add_forward_headers(std::move(message.text), request.origin, request.recipient, request.diverted);
     if (!transform) {
-      p->tx.message = std::make_shared<const std::string>(std::move(message));
+      p->tx.message = std::make_shared<const mail::Message>(std::move(message));
       start(job, std::move(p));
       return;
     }
@@ -349,7 +351,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
                                     AttemptResult::Cause::local));
         return false;
       }
-      p->tx.message = std::make_shared<const std::string>(std::move(transformed).value());
+      p->tx.message = std::make_shared<const mail::Message>(std::move(transformed).value());
       return true;
     };
     if (!transform->may_sign(request)) {

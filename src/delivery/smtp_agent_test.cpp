@@ -51,7 +51,7 @@ name = "me"
     std::filesystem::remove_all(dir_);
   }
   void set_message(std::string m) {
-    request_.message = std::make_shared<const std::string>(std::move(m));
+    request_.message = std::make_shared<const mail::Message>(mail::Message{std::move(m), std::nullopt});
     request_.message_size = request_.message->size();
   }
   // deliver(), and the results reported so far.

@@ -21,7 +21,7 @@ std::shared_ptr<spdlog::logger> log() { return base::logger("intake"); }
 class Commit final : public smtp::server::PendingMessage {
  public:
   Commit(queue::Spool& spool, queue::Scheduler& scheduler, queue::StagedMessage staged,
-         std::shared_ptr<const std::string> bytes)
+         std::shared_ptr<const mail::Message> bytes)
       : spool_(spool), scheduler_(scheduler), staged_(std::move(staged)), bytes_(std::move(bytes)) {}
   Commit(const Commit&) = delete;
   Commit& operator=(const Commit&) = delete;
@@ -45,7 +45,7 @@ class Commit final : public smtp::server::PendingMessage {
   queue::Spool& spool_;
   queue::Scheduler& scheduler_;
   queue::StagedMessage staged_;
-  std::shared_ptr<const std::string> bytes_;
+  std::shared_ptr<const mail::Message> bytes_;
   bool settled_ = false;
 };
 
@@ -65,9 +65,10 @@ Settings Settings::from(const config::Config& config) {
 }
 
 Intake::Intake(Settings settings, const policy::AddressBook& addresses, dns::AsyncResolver& resolver,
-               const auth::dmarc::PublicSuffixList* psl, queue::Spool& spool, queue::Scheduler& scheduler)
+               const auth::dmarc::PublicSuffixList* psl, queue::Spool& spool, queue::Scheduler& scheduler,
+               base::Executor& loop, base::Executor& blocking)
     : settings_(std::move(settings)), addresses_(addresses), resolver_(resolver), psl_(psl), spool_(spool),
-      scheduler_(scheduler) {}
+      scheduler_(scheduler), loop_(loop), blocking_(blocking) {}
 
 std::optional<mail::Reply> Intake::check_recipient(const mail::Address& rcpt, bool authenticated) {
   switch (addresses_.check_recipient(rcpt, authenticated)) {
@@ -103,20 +104,39 @@ std::vector<policy::RecipientPlan> Intake::plans(const mail::Envelope& envelope)
   return out;
 }
 
-void Intake::admit(mail::Envelope envelope, std::string message, Admitted done) {
+base::Result<std::pair<base::UniqueFd, std::filesystem::path>> Intake::body_file() {
+  auto fd = spool_.body_file();
+  if (!fd) return fd.error();
+  return std::pair{std::move(fd).value(), spool_.dir() / "tmp"};
+}
+
+void Intake::admit(mail::Envelope envelope, mail::Message message, Admitted done) {
   // Authenticated submission is our own users' mail: not checked here.
   if (!envelope.auth_user.empty()) {
     done(stage(envelope, std::move(message)));
     return;
   }
+  auto received = std::make_shared<Received>(Received{std::move(envelope), std::move(message), nullptr});
+  if (!received->message.body) {
+    check(received, std::move(done));
+    return;
+  }
+  // A large message: its body hashes first, in one pass over its file, on
+  // the blocking pool; the checks then run on the loop like any other's.
+  blocking_.post([this, received, done = std::move(done)]() mutable {
+    auto hashes = auth::inbound::body_hashes_of(received->message);
+    if (!hashes) {
+      done(hashes.error());
+      return;
+    }
+    received->body_hashes = std::make_shared<const auth::common::BodyHashes>(std::move(hashes).value());
+    loop_.post([this, received, done = std::move(done)]() mutable { check(received, std::move(done)); });
+  });
+}
 
+void Intake::check(const std::shared_ptr<Received>& received, Admitted done) {
   // 1. The inbound checks, decided on the loop as the answers arrive. The
   // decision must be deterministic (resolution.hpp): its time is fixed here.
-  struct Received {
-    mail::Envelope envelope;
-    std::string message;
-  };
-  auto received = std::make_shared<Received>(Received{std::move(envelope), std::move(message)});
   auth::inbound::Options options;
   options.authserv_id = settings_.authserv_id;
   options.now = std::chrono::system_clock::now();
@@ -126,7 +146,8 @@ void Intake::admit(mail::Envelope envelope, std::string message, Admitted done) 
   }
   auto decide = [received, options](dns::Resolver& view) {
     auth::inbound::Input in;
-    in.message = received->message;
+    in.message = received->message.text;
+    in.body_hashes = received->body_hashes.get();
     if (received->envelope.sender) in.mail_from = received->envelope.sender->str();
     in.helo = received->envelope.helo;
     in.client_ip = received->envelope.client_ip;
@@ -144,16 +165,19 @@ void Intake::admit(mail::Envelope envelope, std::string message, Admitted done) 
       return;
     }
     // The last use of the received bytes (decide() is not called again):
-    // moved into stamp(), which inserts the field in place.
-    done(stage(env, auth::inbound::stamp(std::move(received->message), v.results)));
+    // moved into stamp(), which inserts the field in place (in the header
+    // section, which a large message keeps in memory too).
+    mail::Message& m = received->message;
+    m.text = auth::inbound::stamp(std::move(m.text), v.results);
+    done(stage(env, std::move(m)));
   };
   dns::resolve_then<auth::inbound::Verdict>(resolver_, std::move(decide), std::move(checked));
 }
 
 // 2-3. Plans, stage, and the forwards started.
-base::Result<smtp::server::Admission> Intake::stage(const mail::Envelope& envelope, std::string message) {
+base::Result<smtp::server::Admission> Intake::stage(const mail::Envelope& envelope, mail::Message message) {
   auto plans = this->plans(envelope);
-  auto bytes = std::make_shared<const std::string>(std::move(message));
+  auto bytes = std::make_shared<const mail::Message>(std::move(message));
   auto staged = spool_.stage(envelope, plans, *bytes);
   if (!staged.ok()) return staged.error();
   scheduler_.submit_staged(staged->message, bytes);

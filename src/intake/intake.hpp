@@ -13,7 +13,8 @@
 //               planned for an earlier recipient is not planned again;
 //            3. the stage (Spool::stage: memory only) and the hand-off to
 //               the scheduler (Scheduler::submit_staged: forwards start now,
-//               from memory, while the commit syncs);
+//               from memory — a large message's body from its receipt file
+//               — while the commit syncs);
 //            4. commit() (Spool::commit: written, fsynced, renamed) — the
 //               session's 250 waits for it.
 // Standards: RFC 5321 §3.3 (RCPT), §4.2.5, RFC 8601 §5, RFC 7489 §6.6.4 and
@@ -27,18 +28,27 @@
 //            is bounded by the verifiers' limits (10 DKIM signatures, 50 ARC
 //            sets, SPF's 10 lookups). Plan, stage and submit follow on the
 //            loop; `done` is called there, possibly before admit() returns.
-//            commit() blocks (fsync): the session runs it on the blocking
-//            pool.
-// Errors:    a failed stage or commit is an Error (the session answers
-//            451/452); the checks never fail (DNS trouble is temperror).
+//            A large message (mail::Message with its body in a file) first
+//            has its body hashed once on the blocking pool (the DKIM and AMS
+//            body hashes its signatures name: auth::inbound::body_hashes_of),
+//            then goes the same way. commit() and body_file() block (fsync, a
+//            file create): the session runs them on the blocking pool.
+// Errors:    a failed stage or commit, or an unreadable body file, is an
+//            Error (the session answers 451/452); the checks never fail
+//            (DNS trouble is temperror).
 #pragma once
 
+#include <filesystem>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "auth/common/body_hashes.hpp"
 #include "auth/dmarc/public_suffix.hpp"
+#include "base/executor.hpp"
 #include "config/config.hpp"
 #include "dns/async_resolver.hpp"
 #include "policy/address_book.hpp"
@@ -63,11 +73,15 @@ class Intake final : public smtp::server::MessageSink {
  public:
   // All references must outlive the intake; `psl` may be null (tree-walk
   // DMARC discovery, whatever the settings say).
+  // `loop` runs on the thread that drives `resolver`; `blocking` may
+  // block (a large message's body is hashed there).
   Intake(Settings settings, const policy::AddressBook& addresses, dns::AsyncResolver& resolver,
-         const auth::dmarc::PublicSuffixList* psl, queue::Spool& spool, queue::Scheduler& scheduler);
+         const auth::dmarc::PublicSuffixList* psl, queue::Spool& spool, queue::Scheduler& scheduler,
+         base::Executor& loop, base::Executor& blocking);
 
   std::optional<mail::Reply> check_recipient(const mail::Address& rcpt, bool authenticated) override;
-  void admit(mail::Envelope envelope, std::string message, Admitted done) override;
+  base::Result<std::pair<base::UniqueFd, std::filesystem::path>> body_file() override;
+  void admit(mail::Envelope envelope, mail::Message message, Admitted done) override;
 
   // The delivery plans of an envelope: one per recipient, no target twice
   // in the message (item 2 above); a recipient whose every target is
@@ -80,8 +94,14 @@ class Intake final : public smtp::server::MessageSink {
   bool rejects_dmarc_failures_for(const mail::Envelope& envelope) const;
 
  private:
+  struct Received {
+    mail::Envelope envelope;
+    mail::Message message;
+    std::shared_ptr<const auth::common::BodyHashes> body_hashes;  // a large message's (its body is in a file)
+  };
+  void check(const std::shared_ptr<Received>& received, Admitted done);
   // After the checks: plans, stage, submit.
-  base::Result<smtp::server::Admission> stage(const mail::Envelope& envelope, std::string message);
+  base::Result<smtp::server::Admission> stage(const mail::Envelope& envelope, mail::Message message);
 
   const Settings settings_;
   const policy::AddressBook& addresses_;
@@ -89,6 +109,8 @@ class Intake final : public smtp::server::MessageSink {
   const auth::dmarc::PublicSuffixList* psl_;
   queue::Spool& spool_;
   queue::Scheduler& scheduler_;
+  base::Executor& loop_;
+  base::Executor& blocking_;
 };
 
 }  // namespace hikyaku::intake

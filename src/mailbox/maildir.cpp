@@ -113,16 +113,16 @@ base::Status fill_sizes(MessageInfo& info) {
   return {};
 }
 
-// Walks `parts` as one text and hands `emit` its stored form (CRLF → LF, a
-// lone CR kept) in runs of bytes, without building it: a large message is
-// converted as it is written, in bounded memory.
-template <class Emit>
-void for_each_stored_run(std::span<const std::string_view> parts, Emit&& emit) {
-  bool pending_cr = false;  // a part ended in CR: is the next byte LF?
-  for (std::string_view p : parts) {
-    if (p.empty()) continue;
-    if (pending_cr) {
-      pending_cr = false;
+// The stored form of a text handed over in pieces (CRLF → LF, a lone CR
+// kept), given to `emit` in runs of bytes, without building it: a large
+// message is converted as it is written, in bounded memory.
+class StoredForm {
+ public:
+  template <class Emit>
+  void add(std::string_view p, Emit&& emit) {
+    if (p.empty()) return;
+    if (pending_cr_) {
+      pending_cr_ = false;
       if (p.front() != '\n') emit(std::string_view("\r"));
     }
     size_t run = 0, from = 0;
@@ -134,7 +134,7 @@ void for_each_stored_run(std::span<const std::string_view> parts, Emit&& emit) {
       }
       if (cr + 1 == p.size()) {
         emit(p.substr(run, cr - run));
-        pending_cr = true;
+        pending_cr_ = true;  // a piece ended in CR: is the next byte LF?
         break;
       }
       if (p[cr + 1] == '\n') {
@@ -144,7 +144,31 @@ void for_each_stored_run(std::span<const std::string_view> parts, Emit&& emit) {
       from = cr + 1;
     }
   }
-  if (pending_cr) emit(std::string_view("\r"));
+  template <class Emit>
+  void finish(Emit&& emit) {
+    if (pending_cr_) emit(std::string_view("\r"));
+    pending_cr_ = false;
+  }
+
+ private:
+  bool pending_cr_ = false;
+};
+
+// Every stored run of the pieces, in order; the pieces' own error stops it.
+template <class Emit>
+base::Status for_each_stored_run(const Maildir::Pieces& pieces, Emit&& emit) {
+  StoredForm form;
+  auto st = pieces([&](std::string_view p) { form.add(p, emit); });
+  if (!st) return st;
+  form.finish(emit);
+  return {};
+}
+
+Maildir::Pieces pieces_of(std::span<const std::string_view> parts) {
+  return [parts](const std::function<void(std::string_view)>& emit) {
+    for (std::string_view p : parts) emit(p);
+    return base::Status{};
+  };
 }
 
 // The LFs of `text` not preceded by a CR (`before`: the byte before `text`,
@@ -163,15 +187,16 @@ struct StoredSizes {
   uint64_t wire = 0;
 };
 
-StoredSizes stored_sizes(std::span<const std::string_view> parts) {
+base::Result<StoredSizes> stored_sizes(const Maildir::Pieces& pieces) {
   StoredSizes n;
   char last = '\0';
-  for_each_stored_run(parts, [&](std::string_view run) {
+  auto st = for_each_stored_run(pieces, [&](std::string_view run) {
     if (run.empty()) return;
     n.stored += run.size();
     n.wire += run.size() + bare_lfs(run, last);
     last = run.back();
   });
+  if (!st) return st.error();
   return n;
 }
 
@@ -189,7 +214,9 @@ base::Status Maildir::create() const {
 std::string Maildir::to_stored(std::string_view network) {
   std::string out;
   out.reserve(network.size());
-  for_each_stored_run(std::span(&network, 1), [&](std::string_view run) { out += run; });
+  StoredForm form;
+  form.add(network, [&](std::string_view run) { out += run; });
+  form.finish([&](std::string_view run) { out += run; });
   return out;
 }
 
@@ -210,10 +237,16 @@ base::Result<std::string> Maildir::deliver(std::string_view message) const {
 }
 
 base::Result<std::string> Maildir::deliver(std::span<const std::string_view> parts) const {
+  return deliver(pieces_of(parts));
+}
+
+base::Result<std::string> Maildir::deliver(const Pieces& pieces) const {
   // Both sizes go into the name (Dovecot-compatible S= and W=), which is
   // chosen before the file is written: one pass counts, the write converts
   // again — never a converted copy of the whole message in memory.
-  const StoredSizes sizes = stored_sizes(parts);
+  auto counted = stored_sizes(pieces);
+  if (!counted) return counted.error();
+  const StoredSizes sizes = *counted;
   static const std::string host = sanitized_host();  // constant after first use
 
   // Create the tmp file under a fresh unique name; O_EXCL guards against a
@@ -252,7 +285,7 @@ base::Result<std::string> Maildir::deliver(std::span<const std::string_view> par
     constexpr size_t kChunk = 256 * 1024;
     std::string chunk;
     chunk.reserve(kChunk);
-    for_each_stored_run(parts, [&](std::string_view run) {
+    auto read = for_each_stored_run(pieces, [&](std::string_view run) {
       if (!written) return;
       chunk += run;
       if (chunk.size() >= kChunk) {
@@ -260,6 +293,7 @@ base::Result<std::string> Maildir::deliver(std::span<const std::string_view> par
         chunk.clear();
       }
     });
+    if (!read) written = read;
     if (written && !chunk.empty()) written = write_all(fd, chunk, tmp_path);
   }
   if (!written) {

@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <span>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -65,6 +66,12 @@ class Maildir {
   // spooled bytes), converted and written in bounded chunks: no copy of
   // the whole message is made.
   base::Result<std::string> deliver(std::span<const std::string_view> parts) const;
+  // The same for a message read in pieces (a large one's body from its
+  // file): `pieces(emit)` hands every piece, in order, to `emit`; it is
+  // called twice (the sizes in the name, then the write), and its error
+  // ends the delivery with nothing left behind.
+  using Pieces = std::function<base::Status(const std::function<void(std::string_view)>& emit)>;
+  base::Result<std::string> deliver(const Pieces& pieces) const;
   // All messages in new/ and cur/, oldest first (by delivery time in name).
   base::Result<std::vector<MessageInfo>> list() const;
   // The bytes on disk (LF line endings); see to_network() for POP3/IMAP.

@@ -20,6 +20,7 @@
 #include "base/clock.hpp"
 #include "base/result.hpp"
 #include "mail/envelope.hpp"
+#include "mail/message.hpp"
 #include "mail/target.hpp"
 #include "policy/slot.hpp"
 
@@ -44,17 +45,19 @@ struct DeliveryRequest {
   // none). An agent that would only be waiting (a slowed-down destination)
   // answers temporary by then, so the diversion happens on time.
   base::Clock::time_point deadline{};
-  // The same bytes in memory while the scheduler still holds them (a message
-  // just received, possibly not yet durable: Scheduler::submit_staged);
-  // read_message() then needs no file.
-  std::shared_ptr<const std::string> message;
+  // The same bytes while the scheduler still holds them (a message just
+  // received, possibly not yet durable: Scheduler::submit_staged; a large
+  // one's body is in its receipt file); read_message() then needs no
+  // spool file.
+  std::shared_ptr<const mail::Message> message;
 };
 
 // The spooled message of a request: the one way agents read it. The bytes
-// in memory are shared, not copied (request.message); otherwise the spool
-// file is read. A short file is an error, never a silently truncated
-// message.
-base::Result<std::shared_ptr<const std::string>> read_message(const DeliveryRequest& request);
+// held are shared, not copied (request.message); otherwise the spool file
+// is read (a large message: its header section only, the body stays in
+// the file, mail::read_message). A short file is an error, never a
+// silently truncated message.
+base::Result<std::shared_ptr<const mail::Message>> read_message(const DeliveryRequest& request);
 
 class DeliveryAgent {
  public:

@@ -74,7 +74,7 @@ void Scheduler::submit(const std::string& queue_id) {
   add_message(std::move(*m));
 }
 
-void Scheduler::submit_staged(SpooledMessage message, std::shared_ptr<const std::string> bytes) {
+void Scheduler::submit_staged(SpooledMessage message, std::shared_ptr<const mail::Message> bytes) {
   // Rule: while commits are in doubt nothing starts before the commit (one
   // statvfs, outside the lock).
   const bool wait = spool_.commit_in_doubt(message.message_offset + message.message_size);
@@ -85,7 +85,7 @@ void Scheduler::submit_staged(SpooledMessage message, std::shared_ptr<const std:
   add_message(std::move(message), std::move(bytes), false, wait);
 }
 
-void Scheduler::add_message(SpooledMessage message, std::shared_ptr<const std::string> bytes, bool durable,
+void Scheduler::add_message(SpooledMessage message, std::shared_ptr<const mail::Message> bytes, bool durable,
                             bool wait_for_commit) {
   std::unique_lock lock(mu_);
   if (active_.count(message.id)) return;  // already held (recovery raced a submit)
@@ -396,15 +396,15 @@ bool Scheduler::diverts_to_mailbox_locked(const Active& a, size_t slot, const At
 }
 
 policy::OriginalMessage Scheduler::original(const SpooledMessage& message,
-                                            const std::shared_ptr<const std::string>& bytes) const {
+                                            const std::shared_ptr<const mail::Message>& bytes) const {
   policy::OriginalMessage o;
   o.queue_id = message.id;
   o.arrival = message.arrival;
   o.sender = message.envelope.sender;
   if (bytes) {
-    o.headers = std::string(mail::header_section(*bytes));
+    o.headers = std::string(mail::header_section(bytes->text));
   } else if (auto text = spool_.read_message(message)) {
-    o.headers = std::string(mail::header_section(*text));
+    o.headers = std::string(mail::header_section(text->text));
   }
   return o;
 }

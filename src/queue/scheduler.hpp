@@ -103,7 +103,7 @@ class Scheduler {
   // A message staged (Spool::stage) and not yet committed, with its bytes so
   // that agents need not read the file (see Rules). Must be followed by
   // committed() or abandoned() for the same id.
-  void submit_staged(SpooledMessage message, std::shared_ptr<const std::string> bytes);
+  void submit_staged(SpooledMessage message, std::shared_ptr<const mail::Message> bytes);
   void committed(const std::string& queue_id);
   void abandoned(const std::string& queue_id);
   // Stop taking new attempts, wait for in-flight ones, join the threads.
@@ -129,7 +129,7 @@ class Scheduler {
     unsigned in_flight_count = 0;
     bool forgotten = false;
     bool durable = true;          // false between submit_staged and committed
-    std::shared_ptr<const std::string> bytes;  // dropped when nothing is in flight
+    std::shared_ptr<const mail::Message> bytes;  // dropped when nothing is in flight
     std::vector<std::optional<policy::AttemptResult>> held;  // per slot, until durable
     std::vector<policy::NoticeFacts> notices;  // of diversions decided before durable
   };
@@ -155,11 +155,11 @@ class Scheduler {
   void schedule_locked(const std::string& id, size_t slot, const SlotState& state);
   void move_due_locked(base::Clock::time_point now);
   void wake_threads_locked(size_t new_work);
-  void add_message(SpooledMessage message, std::shared_ptr<const std::string> bytes = nullptr,
+  void add_message(SpooledMessage message, std::shared_ptr<const mail::Message> bytes = nullptr,
                    bool durable = true, bool wait_for_commit = false);
   policy::MessageFacts facts(const SpooledMessage& message) const;
   policy::OriginalMessage original(const SpooledMessage& message,
-                                   const std::shared_ptr<const std::string>& bytes) const;
+                                   const std::shared_ptr<const mail::Message>& bytes) const;
   void enqueue_report(const std::string& about, base::Result<policy::GeneratedMessage> report);
   bool idle_locked() const;
 

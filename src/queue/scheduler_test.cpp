@@ -360,7 +360,7 @@ TEST_F(SchedulerTest, StagedForwardStartsBeforeCommitAndSettlesAfter) {
   mail::Envelope env;
   env.sender = mail::Address{"s", "example.org"};
   env.recipients.push_back(mail::Address{"me", "example.test"});
-  auto bytes = std::make_shared<const std::string>("Subject: t\r\n\r\nx\r\n");
+  auto bytes = std::make_shared<const mail::Message>(mail::Message{"Subject: t\r\n\r\nx\r\n", std::nullopt});
   auto staged = spool_->stage(env, {{"me@example.test", {forward("me@gmail.test"), mailbox("me")}}}, *bytes);
   ASSERT_TRUE(staged);
   const std::string id = staged->message.id;
@@ -390,7 +390,7 @@ TEST_F(SchedulerTest, NothingStartsBeforeTheCommitWhileCommitsFail) {
   ASSERT_TRUE(s->start());
   mail::Envelope env;
   env.recipients.push_back(mail::Address{"me", "example.test"});
-  auto bytes = std::make_shared<const std::string>("Subject: t\r\n\r\nx\r\n");
+  auto bytes = std::make_shared<const mail::Message>(mail::Message{"Subject: t\r\n\r\nx\r\n", std::nullopt});
 
   // A commit fails: its queue id is taken in queue/ already.
   auto clash = spool_->stage(env, {{"me@example.test", {forward("me@gmail.test")}}}, *bytes);
@@ -453,7 +453,7 @@ TEST_F(SchedulerTest, AbandonedStageDiscardsOutcomes) {
   ASSERT_TRUE(s->start());
   mail::Envelope env;
   env.recipients.push_back(mail::Address{"me", "example.test"});
-  auto bytes = std::make_shared<const std::string>("Subject: t\r\n\r\nx\r\n");
+  auto bytes = std::make_shared<const mail::Message>(mail::Message{"Subject: t\r\n\r\nx\r\n", std::nullopt});
   std::string id;
   {
     auto staged = spool_->stage(env, {{"me@example.test", {forward("me@gmail.test"), mailbox("me")}}}, *bytes);
@@ -503,7 +503,7 @@ TEST_F(SchedulerTest, EarlyRefusalDivertsToMailboxBeforeCommitAndNoticesAfter) {
   mail::Envelope env;
   env.sender = mail::Address{"s", "example.org"};
   env.recipients.push_back(mail::Address{"me", "example.test"});
-  auto bytes = std::make_shared<const std::string>("Subject: t\r\n\r\nx\r\n");
+  auto bytes = std::make_shared<const mail::Message>(mail::Message{"Subject: t\r\n\r\nx\r\n", std::nullopt});
   auto staged = spool_->stage(env, {{"me@example.test", {forward("me@gmail.test")}}}, *bytes);
   ASSERT_TRUE(staged);
   const std::string id = staged->message.id;

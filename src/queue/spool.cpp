@@ -354,14 +354,17 @@ void StagedMessage::discard() {
 
 base::Result<std::string> Spool::enqueue(const mail::Envelope& envelope, const std::vector<RecipientPlan>& plan,
                                          std::string_view message, Origin origin) {
-  auto staged = stage(envelope, plan, message, origin);
+  const mail::Message whole{std::string(message), std::nullopt};  // a notice or a test's message: small
+  auto staged = stage(envelope, plan, whole, origin);
   if (!staged) return staged.error();
-  if (auto st = commit(*staged, message); !st) return st.error();
+  if (auto st = commit(*staged, whole); !st) return st.error();
   return staged->message.id;
 }
 
+base::Result<base::UniqueFd> Spool::body_file() const { return base::open_temporary(dir_ / "tmp"); }
+
 base::Result<StagedMessage> Spool::stage(const mail::Envelope& envelope, const std::vector<RecipientPlan>& plan,
-                                         std::string_view message, Origin origin) {
+                                         const mail::Message& message, Origin origin) {
   // Sanity checks: a recipient without a target would be lost silently.
   if (plan.empty()) return base::make_error("enqueue: empty delivery plan");
   for (const auto& rp : plan) {
@@ -382,7 +385,7 @@ base::Result<StagedMessage> Spool::stage(const mail::Envelope& envelope, const s
 }
 
 // Rule 6: every commit says whether it failed, for commit_in_doubt().
-base::Status Spool::commit(StagedMessage& staged, std::string_view message) {
+base::Status Spool::commit(StagedMessage& staged, const mail::Message& message) {
   auto st = write_and_rename(staged, message);
   last_commit_failed_.store(!st.ok(), std::memory_order_relaxed);
   return st;
@@ -395,9 +398,10 @@ bool Spool::commit_in_doubt(uint64_t bytes) const {
   return static_cast<uint64_t>(room.f_bavail) * room.f_frsize < bytes;
 }
 
-base::Status Spool::write_and_rename(StagedMessage& staged, std::string_view message) {
+base::Status Spool::write_and_rename(StagedMessage& staged, const mail::Message& whole) {
   HIKYAKU_CHECK(staged.fd_ < 0 && staged.tmp_.empty() && !staged.committed_);
-  HIKYAKU_CHECK(message.size() == staged.message.message_size);
+  HIKYAKU_CHECK(whole.size() == staged.message.message_size);
+  const std::string_view message = whole.text;
   const std::string& header = staged.header_;
   const fs::path tmp = dir_ / "tmp" / staged.message.id;
   const fs::path& final_path = staged.message.path;
@@ -427,6 +431,11 @@ base::Status Spool::write_and_rename(StagedMessage& staged, std::string_view mes
     if (body_done < message.size()) {
       if (auto st = write_all(staged.fd_, message.substr(body_done), tmp); !st) return st.error();
     }
+  }
+  // A large message's body, from its file, copied inside the kernel.
+  if (whole.body) {
+    const mail::FileRange& body = *whole.body;
+    if (auto st = base::copy_range(body.file->get(), body.offset, body.size, staged.fd_, tmp); !st) return st.error();
   }
   if (sync_ && ::fdatasync(staged.fd_) != 0) return errno_error("fsync", tmp, errno);
   const int fd = std::exchange(staged.fd_, -1);
@@ -534,15 +543,11 @@ base::Result<SpooledMessage> Spool::load(std::string_view id) const {
   return m;
 }
 
-base::Result<std::string> Spool::read_message(const SpooledMessage& message) const {
+base::Result<mail::Message> Spool::read_message(const SpooledMessage& message) const {
   int fd = ::open(message.path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno_error("open", message.path, errno);
-  std::string out;
-  auto st = pread_all(fd, message.message_offset, message.message_size, out, message.path);
-  ::close(fd);
-  if (!st) return st.error();
-  if (out.size() != message.message_size) return base::make_error("short read " + message.path.string());
-  return out;
+  return mail::read_message(mail::FileRange{std::make_shared<const base::UniqueFd>(fd), message.path,
+                                            message.message_offset, message.message_size});
 }
 
 base::Status Spool::record(const SpooledMessage& message, size_t index, const SlotState& state) {

@@ -67,7 +67,9 @@
 
 #include "base/clock.hpp"
 #include "base/result.hpp"
+#include "base/file.hpp"
 #include "mail/envelope.hpp"
+#include "mail/message.hpp"
 #include "policy/slot.hpp"
 #include "queue/delivery_agent.hpp"
 
@@ -150,9 +152,15 @@ class Spool {
   // commit leaves nothing behind (a crash inside it may leave a queue file
   // that recovery delivers: a duplicate of the client's retry). Its Error
   // carries the errno (Error::out_of_space(): the caller answers 452).
+  // A large message's body may be in a file (mail::Message): the commit
+  // copies it into the queue file inside the kernel (copy_file_range).
   base::Result<StagedMessage> stage(const mail::Envelope& envelope, const std::vector<RecipientPlan>& plan,
-                                    std::string_view message, Origin origin = Origin::received);
-  base::Status commit(StagedMessage& staged, std::string_view message);
+                                    const mail::Message& message, Origin origin = Origin::received);
+  base::Status commit(StagedMessage& staged, const mail::Message& message);
+  // A file without a name in spool/tmp, for a large message's body while
+  // it arrives (the same file system as the queue: the commit's copy stays
+  // inside it). It disappears with its last descriptor, and after a crash.
+  base::Result<base::UniqueFd> body_file() const;
   // Rule 6: true while the last commit failed, or when the spool's file
   // system has fewer than `bytes` free (a full disk seen before a commit
   // fails on it). One statvfs; its own failure counts as doubt.
@@ -164,8 +172,9 @@ class Spool {
 
   // Read the header and all valid records of a queued message.
   base::Result<SpooledMessage> load(std::string_view id) const;
-  // The message bytes (for agents that want them in memory, and `show`).
-  base::Result<std::string> read_message(const SpooledMessage& message) const;
+  // The message bytes: whole in memory, or for a large one its header
+  // section in memory and the body left in the file (mail::read_message).
+  base::Result<mail::Message> read_message(const SpooledMessage& message) const;
 
   // Rule 2/3: append the new state of slot `index`, fdatasync.
   base::Status record(const SpooledMessage& message, size_t index, const SlotState& state);
@@ -185,7 +194,7 @@ class Spool {
 
  private:
   std::string next_id();
-  base::Status write_and_rename(StagedMessage& staged, std::string_view message);  // commit() itself
+  base::Status write_and_rename(StagedMessage& staged, const mail::Message& message);  // commit() itself
   base::Status sync_queue_directory();
 
   std::filesystem::path dir_;

@@ -86,14 +86,14 @@ TEST_F(SpoolTest, EnqueueThenLoadRoundTrips) {
   EXPECT_FALSE(m->done());
   auto body = spool_->read_message(*m);
   ASSERT_TRUE(body);
-  EXPECT_EQ(*body, msg);
+  EXPECT_EQ(body->text, msg);
   EXPECT_EQ(m->message_size, msg.size());
 }
 
 // Rule 1 in two steps: stage() leaves the file in tmp/ and describes exactly
 // what load() reads after commit().
 TEST_F(SpoolTest, StageThenCommitMatchesLoad) {
-  const std::string msg = "Subject: hi\r\n\r\nbody\r\n";
+  const mail::Message msg{"Subject: hi\r\n\r\nbody\r\n", std::nullopt};
   auto staged = spool_->stage(make_envelope(), make_plan(), msg);
   ASSERT_TRUE(staged) << staged.error().message;
   const std::string id = staged->message.id;
@@ -119,12 +119,12 @@ TEST_F(SpoolTest, StageThenCommitMatchesLoad) {
   }
   auto bytes = spool_->read_message(s);
   ASSERT_TRUE(bytes);
-  EXPECT_EQ(*bytes, msg);
+  EXPECT_EQ(bytes->text, msg.text);
 }
 
 // A commit that fails part-way leaves nothing behind (the client gets 451).
 TEST_F(SpoolTest, FailedCommitLeavesNothing) {
-  const std::string msg = "Subject: x\r\n\r\n";
+  const mail::Message msg{"Subject: x\r\n\r\n", std::nullopt};
   std::string id;
   {
     auto staged = spool_->stage(make_envelope(), make_plan(), msg);
@@ -142,7 +142,7 @@ TEST_F(SpoolTest, FailedCommitLeavesNothing) {
 // a disk with less room than the message is in doubt from the start. The
 // Error of the failed commit carries its errno.
 TEST_F(SpoolTest, CommitInDoubtAfterAFailedCommitUntilOneSucceeds) {
-  const std::string msg = "Subject: x\r\n\r\n";
+  const mail::Message msg{"Subject: x\r\n\r\n", std::nullopt};
   EXPECT_FALSE(spool_->commit_in_doubt(1000));
   EXPECT_TRUE(spool_->commit_in_doubt(UINT64_MAX)) << "no file system has that much room";
   {
@@ -155,7 +155,7 @@ TEST_F(SpoolTest, CommitInDoubtAfterAFailedCommitUntilOneSucceeds) {
     fs::create_directory(dir_ / "queue");
   }
   EXPECT_TRUE(spool_->commit_in_doubt(1000));
-  auto id = spool_->enqueue(make_envelope(), make_plan(), msg);
+  auto id = spool_->enqueue(make_envelope(), make_plan(), msg.text);
   ASSERT_TRUE(id) << id.error().message;
   EXPECT_FALSE(spool_->commit_in_doubt(1000));
 }
@@ -163,7 +163,7 @@ TEST_F(SpoolTest, CommitInDoubtAfterAFailedCommitUntilOneSucceeds) {
 // A staged id never names a message already queued: the commit's
 // RENAME_NOREPLACE would fail.
 TEST_F(SpoolTest, CommitNeverReplacesAQueuedMessage) {
-  const std::string msg = "Subject: x\r\n\r\n";
+  const mail::Message msg{"Subject: x\r\n\r\n", std::nullopt};
   auto staged = spool_->stage(make_envelope(), make_plan(), msg);
   ASSERT_TRUE(staged);
   {
@@ -266,7 +266,7 @@ TEST_F(SpoolTest, RecordsLastWinsAndSurviveReload) {
   EXPECT_EQ(r->slots[2].link, 1u);
   auto body = spool_->read_message(*r);
   ASSERT_TRUE(body);
-  EXPECT_EQ(*body, "x\r\n") << "message bytes are immutable";
+  EXPECT_EQ(body->text, "x\r\n") << "message bytes are immutable";
 }
 
 // Simulated crash: a half-written tmp file, a torn last record, a garbage
@@ -392,4 +392,35 @@ TEST_F(SpoolTest, RecordKeepsPlannedTargetNoteAndOrigin) {
 }
 
 }  // namespace
+// Issue 12 item 6: a large message's body comes from its receipt file (in
+// spool/tmp, without a name) and is copied into the queue file; reading it
+// back keeps only the header section in memory.
+TEST_F(SpoolTest, LargeMessageBodyIsCopiedFromItsFileAndReadBackInPieces) {
+  auto file = spool_->body_file();
+  ASSERT_TRUE(file) << file.error().message;
+  std::string body;
+  for (int i = 0; body.size() < 3 * mail::kSpillThreshold; ++i) body += "line " + std::to_string(i) + "\r\n";
+  ASSERT_TRUE(base::write_all(file->get(), body, dir_ / "tmp"));
+  EXPECT_TRUE(fs::is_empty(dir_ / "tmp")) << "the receipt file has no name";
+  const std::string head = "Received: x\r\nSubject: big\r\n\r\n";
+  const mail::Message msg{head, mail::FileRange{std::make_shared<const base::UniqueFd>(std::move(file).value()),
+                                                dir_ / "tmp", 0, body.size()}};
+  auto staged = spool_->stage(make_envelope(), make_plan(), msg);
+  ASSERT_TRUE(staged);
+  ASSERT_TRUE(spool_->commit(*staged, msg));
+  auto m = spool_->load(staged->message.id);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->message_size, head.size() + body.size());
+  auto back = spool_->read_message(*m);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->text, head) << "only the header section is read into memory";
+  ASSERT_TRUE(back->body.has_value());
+  std::string all;
+  ASSERT_TRUE(mail::for_each_piece(*back, [&](std::string_view piece) {
+    all += piece;
+    return base::Status{};
+  }));
+  EXPECT_EQ(all, head + body);
+}
+
 }  // namespace hikyaku::queue

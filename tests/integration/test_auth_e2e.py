@@ -134,6 +134,46 @@ def test_signed_mail_forwarded_with_srs_and_arc_is_accepted(world):
     assert "mx.example.test; spf=pass" in msg["Authentication-Results"]
 
 
+def large_message(subject=b"quarterly figures, in full"):
+    """A 3 MiB message (past the 1 MiB spill threshold: its body is kept in
+    a file from receipt to delivery), with lines that need dot-stuffing."""
+    lines = b"".join(b".line %d of the figures\r\n" % i for i in range(120000))
+    return MESSAGE.replace(b"quarterly figures", subject).replace(b"Hello,\r\n", b"Hello,\r\n" + lines)
+
+
+def test_large_signed_mail_is_verified_sealed_and_forwarded_byte_exact(world):
+    """Issue 12 item 6: a message whose body never sits in memory is checked
+    (the author's DKIM body hash from the file), sealed (our ARC set's body
+    hash from the file), and forwarded from the file: the judge verifies both
+    and the body arrives unchanged."""
+    signed = author_signed(world, large_message())
+    assert len(signed) > 3 * 1024 * 1024
+    send(world, signed, "127.0.0.5")
+    got = world.judge.wait_attempts(1, timeout=60)[0]
+    assert got.reply.startswith("250"), got.verdict
+    v = got.verdict
+    assert ("author.test", "pass") in v.dkim
+    assert v.dmarc == "pass" and v.arc == "pass" and v.arc_sealer == "hk.test"
+    assert "dkim=pass header.d=author.test" in parse(got.data)["ARC-Authentication-Results"]
+    body = signed.split(b"\r\n\r\n", 1)[1]
+    assert got.data.endswith(b"\r\n\r\n" + body)
+
+
+def test_large_mail_with_a_broken_signature_is_diverted_whole(world):
+    """The same with the body altered on the way in: our inbound check sees
+    dkim=fail from the file's body hash, the judge refuses, and the fallback
+    mailbox gets the whole message."""
+    signed = author_signed(world, large_message()).replace(b"line 99999 of", b"LINE 99999 of")
+    send(world, signed, "127.0.0.6")
+    got = world.judge.wait_attempts(1, timeout=60)[0]
+    assert got.reply.startswith("550 5.7.26"), got.verdict
+    files = wait_for(lambda: world.server.messages("owner-fb"), timeout=60, what="diverted copy in owner-fb")
+    data = files[0].read_bytes()
+    assert b"dkim=fail" in data and b"dmarc=fail" in data
+    body = signed.split(b"\r\n\r\n", 1)[1].replace(b"\r\n", b"\n")
+    assert data.endswith(b"\n\n" + body), "the Maildir copy holds every byte (LF lines)"
+
+
 def test_broken_signature_refused_by_judge_and_diverted(world):
     """(2) The body altered on the way in (signature broken), sent from an IP
     the author's SPF does not list: DMARC fails here (recorded, delivered),

@@ -54,6 +54,26 @@ std::vector<common::BodyHashKey> body_hash_keys(const common::ParsedMessage& hea
   return keys;
 }
 
+base::Result<common::BodyHashes> body_hashes_of(const mail::Message& message) {
+  const common::ParsedMessage parsed = common::parse_message(message.text);
+  common::BodyHashes hashes;
+  for (const auto& key : body_hash_keys(parsed)) hashes.want(key);
+  if (message.body) {
+    // The header section (and its empty line) is all of text: the body is
+    // the file's range.
+    const mail::Message body_only{std::string(), message.body};
+    auto st = mail::for_each_piece(body_only, [&](std::string_view piece) {
+      hashes.update(piece);
+      return base::Status{};
+    });
+    if (!st) return st.error();
+  } else {
+    hashes.update(parsed.body);
+  }
+  hashes.finish();
+  return hashes;
+}
+
 Verdict check(dns::Resolver& resolver, const Input& input, const Options& options) {
   Verdict v;
   auto ip = dns::IpAddress::parse(input.client_ip);

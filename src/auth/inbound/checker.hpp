@@ -37,6 +37,7 @@
 #include "auth/dmarc/evaluate.hpp"
 #include "auth/spf/check.hpp"
 #include "dns/resolver.hpp"
+#include "mail/message.hpp"
 
 namespace hikyaku::auth::inbound {
 
@@ -59,6 +60,12 @@ struct Input {
 // sealer use (dkim::signing_body_hash_key(): relaxed/sha256).
 std::vector<common::BodyHashKey> body_hash_keys(const common::ParsedMessage& headers_only,
                                                 const dkim::VerifyOptions& options = {});
+
+// The body hashes of body_hash_keys() for `message`, in one pass over its
+// body: a large message's (mail::Message::body) read from its file in
+// pieces, never into memory whole. The keys come from the header section in
+// message.text. An unreadable file is an Error.
+base::Result<common::BodyHashes> body_hashes_of(const mail::Message& message);
 
 struct Options {
   std::string authserv_id;  // our hostname (RFC 8601 §2.5)

@@ -34,6 +34,29 @@ namespace {
 
 std::shared_ptr<spdlog::logger> log() { return base::logger("smtp-client"); }
 
+// Does the message hold an octet above 127 (RFC 6152)? A large message's
+// body is read from its file for it.
+base::Result<bool> has_8bit(const mail::Message& message) {
+  bool found = false;
+  auto st = mail::for_each_piece(message, [&](std::string_view piece) {
+    found = found || protocol::has_8bit(piece);
+    return base::Status{};
+  });
+  if (!st) return st.error();
+  return found;
+}
+
+// The size of the message's encoding (BDAT's count).
+base::Result<uint64_t> encoded_size(const mail::Message& message, WireEncoder::Mode mode) {
+  WireEncoder counter(mode);
+  auto st = mail::for_each_piece(message, [&](std::string_view piece) {
+    counter.count(piece);
+    return base::Status{};
+  });
+  if (!st) return st.error();
+  return counter.counted_total();
+}
+
 // RFC 7435 opportunistic TLS for MX delivery: encrypt when offered, accept
 // any certificate (no name or chain check — DANE/MTA-STS are later work),
 // but never below TLS 1.2 (RFC 8996). The policy is in session.hpp. One
@@ -330,7 +353,11 @@ net::awaitable<std::optional<Outcome>> Connection::send_reused(const Transaction
 
 net::awaitable<Outcome> Connection::send(const Transaction& tx, bool reset_first, bool& reset_failed) {
   if (broken_) co_return classify(Failure::connection_lost, peer_ + ": connection not usable");
-  const std::string& message = *tx.message;
+  const mail::Message& message = *tx.message;
+  // A large message's body is read from its file: once here for BODY=, then
+  // as it is sent.
+  auto eight_bit = has_8bit(message);
+  if (!eight_bit) co_return classify(Failure::local, "local error: " + eight_bit.error().message);
 
   // Checks that need no round trip.
   // RFC 1870 §6.1: do not send a message larger than the announced limit.
@@ -354,7 +381,7 @@ net::awaitable<Outcome> Connection::send(const Transaction& tx, bool reset_first
 
   std::string mail = "MAIL FROM:<" + tx.sender + ">";
   if (caps_.size) mail += " SIZE=" + std::to_string(message.size());  // RFC 1870 §6
-  if (caps_.eightbitmime && has_8bit(message)) mail += " BODY=8BITMIME";  // RFC 6152 §3
+  if (caps_.eightbitmime && *eight_bit) mail += " BODY=8BITMIME";  // RFC 6152 §3
   if (caps_.smtputf8 && (tx.smtputf8 || utf8_addresses)) mail += " SMTPUTF8";  // RFC 6531 §3.4
   std::string rcpt = "RCPT TO:<" + tx.recipient + ">";
   if (caps_.chunking && caps_.pipelining && options_.pipelining) {
@@ -431,17 +458,33 @@ net::awaitable<Outcome> Connection::send(const Transaction& tx, bool reset_first
 // Message data (DATA's dot-stuffed payload or a BDAT chunk) in kBlock
 // writes, each bounded by the data block timeout (RFC 5321 §4.5.3.2.5),
 // encoded block by block: the message is never copied whole.
-net::awaitable<bool> Connection::write_blocks(std::string_view message, WireEncoder::Mode mode,
+net::awaitable<bool> Connection::write_blocks(const mail::Message& message, WireEncoder::Mode mode,
                                               std::optional<Outcome>& failure) {
-  WireEncoder encoder(message, mode);
+  WireEncoder encoder(mode);
+  mail::MessageCursor cursor(message);
   std::string block;
-  block.reserve(kBlock + 8);
-  while (encoder.next(block, kBlock)) {
-    if (block.empty()) continue;
-    const bool written = co_await write(block, Stage::body, failure);
-    if (!written) co_return false;
+  block.reserve(2 * kBlock + 8);
+  std::string_view piece;
+  for (;;) {
+    auto more = cursor.next(piece, kBlock);
+    if (!more) {
+      // Mid-payload: the connection cannot be used for another message.
+      broken_ = true;
+      failure = classify(Failure::local, "local error: " + more.error().message);
+      co_return false;
+    }
+    block.clear();
+    if (*more) {
+      encoder.add(piece, block);
+    } else {
+      encoder.finish(block);
+    }
+    if (!block.empty()) {
+      const bool written = co_await write(block, Stage::body, failure);
+      if (!written) co_return false;
+    }
+    if (!*more) co_return true;
   }
-  co_return true;
 }
 
 // RFC 2920 §3.1: write a pipelined group and, on a reused connection, read
@@ -477,11 +520,14 @@ net::awaitable<std::optional<Outcome>> Connection::start_group(const std::string
 // §2), so a refused recipient leaves the connection in step.
 net::awaitable<Outcome> Connection::send_chunked(const Transaction& tx, const std::string& mail,
                                                  const std::string& rcpt, bool reset_first, bool& reset_failed) {
-  const uint64_t chunk_size = WireEncoder::size(*tx.message, WireEncoder::Mode::crlf_lines);
+  auto counted = encoded_size(*tx.message, WireEncoder::Mode::crlf_lines);
+  if (!counted) co_return classify(Failure::local, "local error: " + counted.error().message);
+  const uint64_t chunk_size = *counted;
   const std::string bdat = "BDAT " + std::to_string(chunk_size) + " LAST\r\n";
-  const bool with_group = chunk_size <= kPipelinedChunk;
+  // A small message (in memory) goes in the pipelined group itself.
+  const bool with_group = chunk_size <= kPipelinedChunk && !tx.message->body;
   std::string group = (reset_first ? "RSET\r\n" : "") + mail + "\r\n" + rcpt + "\r\n";
-  if (with_group) group += bdat + crlf_lines(*tx.message);
+  if (with_group) group += bdat + crlf_lines(tx.message->text);
 
   const Stage group_stage = with_group ? Stage::body : Stage::mail;
   std::optional<Outcome> group_failure = co_await start_group(group, group_stage, reset_first, reset_failed);

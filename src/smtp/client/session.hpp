@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "mail/message.hpp"
 #include "net/asio.hpp"
 #include "smtp/client/outcome.hpp"
 #include "smtp/client/route.hpp"
@@ -89,7 +90,7 @@ struct ClientOptions {
 struct Transaction {
   std::string sender;     // "" is the null reverse-path <>
   std::string recipient;
-  std::shared_ptr<const std::string> message;  // CRLF lines, not dot-stuffed
+  std::shared_ptr<const mail::Message> message;  // CRLF lines, not dot-stuffed; a large one's body in a file
   bool smtputf8 = false;  // the original envelope used SMTPUTF8
   std::string log_id;     // queue id, for log lines
   // Addresses never to be written to logs (hidden forwards, DESIGN.md "no
@@ -152,7 +153,7 @@ class Connection {
   net::awaitable<ServerReply> command(std::string_view line, Stage stage, std::optional<Outcome>& failure);
   net::awaitable<ServerReply> read_reply(Stage stage, std::optional<Outcome>& failure);
   net::awaitable<bool> write(std::string_view data, Stage stage, std::optional<Outcome>& failure);
-  net::awaitable<bool> write_blocks(std::string_view message, protocol::WireEncoder::Mode mode,
+  net::awaitable<bool> write_blocks(const mail::Message& message, protocol::WireEncoder::Mode mode,
                                     std::optional<Outcome>& failure);
   net::awaitable<std::optional<Outcome>> hello();
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/strings.hpp"
+#include "mail/message.hpp"
 #include "smtp/protocol/replies.hpp"
 
 namespace hikyaku::smtp::protocol {
@@ -34,9 +35,36 @@ bool looks_like_header(std::string_view line) {
 }  // namespace
 
 DataReader::DataReader(Limits limits, std::string prefix) : limits_(limits), message_(std::move(prefix)) {
-  line_start_ = message_.size();
-  if (limits_.size_hint > 0)
-    message_.reserve(message_.size() + std::min(limits_.size_hint, limits_.max_size) + kHeadroom);
+  line_start_ = prefix_size_ = message_.size();
+  if (limits_.size_hint > 0) {
+    uint64_t held = std::min(limits_.size_hint, limits_.max_size);
+    // Spilling holds at most the header section and spill_at octets of body
+    // (plus the line being read).
+    if (limits_.spill_at > 0) held = std::min<uint64_t>(held, limits_.spill_at + 64 * 1024);
+    message_.reserve(message_.size() + held + kHeadroom);
+  }
+}
+
+void DataReader::stop_storing() {
+  message_.clear();
+  message_.shrink_to_fit();
+}
+
+bool DataReader::spill_due() const {
+  return storing() && head_end_ != std::string::npos && message_.size() - head_end_ > limits_.spill_at &&
+         limits_.spill_at > 0;
+}
+
+std::string_view DataReader::body_held() const {
+  if (!storing() || head_end_ == std::string::npos) return {};
+  return std::string_view(message_).substr(head_end_);
+}
+
+void DataReader::forget_body_held() {
+  if (!storing() || head_end_ == std::string::npos) return;
+  message_.resize(head_end_);
+  line_start_ = std::min(line_start_, message_.size());
+  spilled_ = true;
 }
 
 // Append one content byte of the current line.
@@ -46,10 +74,15 @@ void DataReader::put(char c) {
   if (size_ > limits_.max_size) {
     // RFC 5321 §4.5.3.1.7: keep reading to the end, but stop storing.
     if (!overflow_) {
+      if (storing()) stop_storing();
       overflow_ = true;
-      message_.clear();
-      message_.shrink_to_fit();
     }
+    return;
+  }
+  if (!storing()) return;
+  if (in_header_ && limits_.spill_at > 0 && message_.size() - prefix_size_ >= mail::kMaxHeaderSection) {
+    header_overflow_ = true;  // a header section that could not be spilled
+    stop_storing();
     return;
   }
   message_.push_back(c);
@@ -59,21 +92,25 @@ void DataReader::put(char c) {
 void DataReader::end_line() {
   size_ += 2;
   if (!overflow_ && size_ > limits_.max_size) {
+    if (storing()) stop_storing();
     overflow_ = true;
-    message_.clear();
-    message_.shrink_to_fit();
   }
-  if (!overflow_) {
+  if (storing()) {
+    bool blank_line = false;
     if (in_header_) {
       std::string_view line(message_.data() + line_start_, message_.size() - line_start_);
       if (line.empty() || !looks_like_header(line)) {
         in_header_ = false;  // RFC 5322 §2.1: the header ends at the first empty line
+        blank_line = line.empty();
+        // Not a header field: this line is the body's first.
+        if (!blank_line) head_end_ = line_start_;
       } else if (is_received_field(line)) {
         ++received_;  // RFC 5321 §6.3: count hops to detect loops
       }
     }
     message_ += "\r\n";
     line_start_ = message_.size();
+    if (blank_line) head_end_ = message_.size();
   }
   line_len_ = 0;
 }
@@ -128,6 +165,7 @@ DataReader::Outcome DataReader::outcome() const {
   if (bare_lf_) return Outcome::bare_lf;
   if (bare_cr_) return Outcome::bare_cr;
   if (overflow_) return Outcome::too_big;
+  if (header_overflow_) return Outcome::header_too_big;
   if (received_ > limits_.max_received) return Outcome::too_many_hops;
   return Outcome::ok;
 }
@@ -137,6 +175,7 @@ mail::Reply DataReader::reply() const {
     case Outcome::bare_lf: return reply::bare_lf();
     case Outcome::bare_cr: return reply::bare_cr();
     case Outcome::too_big: return reply::message_too_big();
+    case Outcome::header_too_big: return reply::header_too_big();
     case Outcome::too_many_hops: return reply::too_many_hops();
     case Outcome::ok: break;
   }
@@ -149,6 +188,7 @@ std::string_view DataReader::outcome_name(Outcome o) {
     case Outcome::bare_lf: return "bare LF";
     case Outcome::bare_cr: return "bare CR";
     case Outcome::too_big: return "message too big";
+    case Outcome::header_too_big: return "header section too big";
     case Outcome::too_many_hops: return "too many Received headers";
   }
   return "?";

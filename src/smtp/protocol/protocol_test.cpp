@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "mail/message.hpp"
 #include "smtp/protocol/command.hpp"
 #include "smtp/protocol/data_reader.hpp"
 #include "smtp/protocol/received.hpp"
@@ -343,6 +344,63 @@ TEST(Received, HeloIsSanitised_RFC5322_3_2_2) {
   auto h = received_header(info);
   EXPECT_EQ(h.find("X-Injected: 1\r\n"), std::string::npos);
   EXPECT_NE(h.find("[IPv6:2001:db8::1]"), std::string::npos);
+}
+
+// Issue 12 item 6: with spilling, the body leaves the reader in pieces as
+// it arrives; what stays is the header section. Fed byte by byte or in one
+// piece, the header section plus every piece handed out is the message.
+TEST(DataReader, SpillingHandsOutTheBodyAndKeepsTheHeaderSection) {
+  std::string body;
+  for (int i = 0; body.size() < 5000; ++i) body += (i % 7 == 0 ? ".." : "") + std::string("line ") + std::to_string(i) + "\r\n";
+  std::string unstuffed;
+  for (size_t pos = 0; pos < body.size();) {
+    size_t end = body.find("\r\n", pos) + 2;
+    std::string_view line = std::string_view(body).substr(pos, end - pos);
+    unstuffed += line.starts_with("..") ? line.substr(1) : line;
+    pos = end;
+  }
+  const std::string head = "Subject: big\r\nFrom: a@b.test\r\n\r\n";
+  const std::string input = head + body + ".\r\n";
+  for (size_t step : {size_t{1}, size_t{13}, input.size()}) {
+    DataReader r({.max_size = 100000, .max_received = 2, .spill_at = 100}, "Received: ours\r\n");
+    std::string spilled;
+    size_t max_held = 0;
+    for (size_t at = 0; at < input.size() && !r.done(); at += step) {
+      r.feed(std::string_view(input).substr(at, step));
+      max_held = std::max(max_held, r.body_held().size());
+      if (r.spill_due()) {
+        spilled += r.body_held();
+        r.forget_body_held();
+      }
+    }
+    ASSERT_TRUE(r.done());
+    EXPECT_EQ(r.outcome(), DataReader::Outcome::ok);
+    spilled += r.body_held();
+    r.forget_body_held();
+    EXPECT_TRUE(r.spilled());
+    EXPECT_LE(max_held, 100 + step + 16) << "at most spill_at octets of body are held, plus one piece";
+    EXPECT_EQ(r.take_message(), "Received: ours\r\n" + head) << "step " << step;
+    EXPECT_EQ(spilled, unstuffed) << "step " << step;
+  }
+}
+
+// A message that never spills keeps working as before, and a header section
+// past mail::kMaxHeaderSection is refused when spilling (552 5.3.4).
+TEST(DataReader, SpillingLimitsTheHeaderSection_RFC5321_4_5_3_1_7) {
+  DataReader small({.max_size = 100000, .max_received = 2, .spill_at = 1000});
+  small.feed("Subject: x\r\n\r\nbody\r\n.\r\n");
+  EXPECT_FALSE(small.spilled());
+  EXPECT_EQ(small.take_message(), "Subject: x\r\n\r\nbody\r\n");
+
+  DataReader r({.max_size = 10 * mail::kMaxHeaderSection, .max_received = 2, .spill_at = 1000});
+  const std::string field = "X-Filler: " + std::string(990, 'f') + "\r\n";
+  for (uint64_t n = 0; n <= mail::kMaxHeaderSection / field.size() + 1; ++n) r.feed(field);
+  r.feed("\r\nbody\r\n.\r\nQUIT\r\n");
+  ASSERT_TRUE(r.done());
+  EXPECT_EQ(r.outcome(), DataReader::Outcome::header_too_big);
+  EXPECT_EQ(r.reply().code, 552);
+  EXPECT_EQ(r.reply().status, "5.3.4");
+  EXPECT_TRUE(r.body_held().empty()) << "nothing is kept once refused";
 }
 
 }  // namespace

@@ -38,6 +38,7 @@ Reply relay_denied() { return Reply(554, "5.7.1", "Relay access denied"); }
 Reply too_many_recipients() { return Reply(452, "4.5.3", "Error: too many recipients"); }
 Reply no_valid_recipients() { return Reply(554, "5.5.1", "Error: no valid recipients"); }
 Reply message_too_big() { return Reply(552, "5.3.4", "Error: message size exceeds fixed limit"); }
+Reply header_too_big() { return Reply(552, "5.3.4", "Error: message header section exceeds fixed limit"); }
 Reply size_declared_too_big() { return Reply(552, "5.3.4", "Error: message size exceeds fixed limit"); }
 Reply too_many_hops() { return Reply(554, "5.4.6", "Error: too many hops (mail loop?)"); }
 // Postfix 3.7 smtpd_forbid_bare_newline=reject uses the same code and words.

@@ -45,6 +45,7 @@ Reply relay_denied();                                       // 554 5.7.1
 Reply too_many_recipients();                                // 452 4.5.3
 Reply no_valid_recipients();                                // 554 5.5.1
 Reply message_too_big();                                    // 552 5.3.4
+Reply header_too_big();                                     // 552 5.3.4
 Reply size_declared_too_big();                              // 552 5.3.4 at MAIL
 Reply too_many_hops();                                      // 554 5.4.6
 Reply bare_lf();                                            // 550 5.5.2

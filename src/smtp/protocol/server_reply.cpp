@@ -144,16 +144,27 @@ Capabilities Capabilities::parse(const ServerReply& ehlo) {
   return caps;
 }
 
-bool WireEncoder::next(std::string& out, size_t max) {
-  if (finished_) return false;
-  out.clear();
-  const size_t n = message_.size();
-  while (pos_ < n && out.size() < max) {
-    const char c = message_[pos_];
+// The one encoding loop, producing (Out = std::string) or counting.
+namespace {
+struct Counter {
+  uint64_t& n;
+  void operator+=(char) { ++n; }
+  void append(std::string_view text) { n += text.size(); }
+};
+}  // namespace
+
+template <class Out>
+void WireEncoder::encode(std::string_view piece, Out& out) {
+  const size_t n = piece.size();
+  size_t pos = 0;
+  if (n > 0) empty_ = false;
+  while (pos < n) {
+    const char c = piece[pos];
     if (c == '\n') {
-      if (pos_ == 0 || message_[pos_ - 1] != '\r') out += '\r';  // bare LF → CRLF
+      if (last_ != '\r') out += '\r';  // bare LF → CRLF
       out += '\n';
-      ++pos_;
+      last_ = '\n';
+      ++pos;
       line_start_ = true;
       continue;
     }
@@ -163,41 +174,47 @@ bool WireEncoder::next(std::string& out, size_t max) {
     if (line_start_ && mode_ == Mode::dot_stuffed && c == '.') out += '.';
     line_start_ = false;
     // The rest of the line (or of this piece) in one append.
-    const size_t lf = message_.find('\n', pos_);
-    const size_t room = max - out.size();  // > 0 inside the loop
-    const size_t end = std::min(lf == std::string_view::npos ? n : lf, room >= n - pos_ ? n : pos_ + room);
-    out.append(message_.substr(pos_, end - pos_));
-    pos_ = end;
+    const size_t lf = piece.find('\n', pos);
+    const size_t end = lf == std::string_view::npos ? n : lf;
+    out.append(piece.substr(pos, end - pos));
+    last_ = piece[end - 1];
+    pos = end;
   }
-  if (pos_ == n) {
-    // RFC 5321 §4.1.1.4: the terminator is CRLF.CRLF; the message's last
-    // line must be ended before it (and before the end of a BDAT chunk).
-    if (n > 0 && message_.back() != '\n') out += "\r\n";
-    if (mode_ == Mode::dot_stuffed) out += ".\r\n";
-    finished_ = true;
-  }
-  return true;
+}
+
+void WireEncoder::add(std::string_view piece, std::string& out) { encode(piece, out); }
+
+void WireEncoder::count(std::string_view piece) {
+  Counter counter{counted_};
+  encode(piece, counter);
+}
+
+void WireEncoder::finish(std::string& out) {
+  // RFC 5321 §4.1.1.4: the terminator is CRLF.CRLF; the message's last
+  // line must be ended before it (and before the end of a BDAT chunk).
+  if (!empty_ && last_ != '\n') out += "\r\n";
+  if (mode_ == Mode::dot_stuffed) out += ".\r\n";
+}
+
+uint64_t WireEncoder::counted_total() {
+  std::string ending;
+  finish(ending);
+  return counted_ + ending.size();
 }
 
 uint64_t WireEncoder::size(std::string_view message, Mode mode) {
-  const bool dots = mode == Mode::dot_stuffed;
-  uint64_t total = message.size();
-  if (dots && message.starts_with('.')) ++total;
-  for (size_t lf = message.find('\n'); lf != std::string_view::npos; lf = message.find('\n', lf + 1)) {
-    if (lf == 0 || message[lf - 1] != '\r') ++total;
-    if (dots && lf + 1 < message.size() && message[lf + 1] == '.') ++total;
-  }
-  if (!message.empty() && message.back() != '\n') total += 2;
-  if (dots) total += 3;
-  return total;
+  WireEncoder encoder(mode);
+  encoder.count(message);
+  return encoder.counted_total();
 }
 
 namespace {
 std::string encode_whole(std::string_view message, WireEncoder::Mode mode) {
-  WireEncoder encoder(message, mode);
+  WireEncoder encoder(mode);
   std::string out;
   out.reserve(WireEncoder::size(message, mode));
-  encoder.next(out, std::string::npos);
+  encoder.add(message, out);
+  encoder.finish(out);
   return out;
 }
 }  // namespace

@@ -77,32 +77,42 @@ struct Capabilities {
   static Capabilities parse(const ServerReply& ehlo);
 };
 
-// A message as it goes on the wire, produced in pieces of bounded size so
-// that a large message is never copied whole:
+// A message as it goes on the wire, encoded piece by piece as the message
+// is read (from memory or, a large one, from its file), so that it is never
+// copied whole:
 // - dot_stuffed, RFC 5321 §4.5.2 (the DATA payload): a leading "." on any
 //   line doubled, bare LF turned into CRLF, a CRLF added when the message
 //   does not end in one, then ".\r\n";
 // - crlf_lines, RFC 3030 §2 (a BDAT chunk): sent as is (no dot-stuffing)
 //   but, without BINARYMIME, still CRLF lines: bare LF turned into CRLF and
 //   a CRLF added when the message does not end in one.
+// The pieces may be cut anywhere (inside a CRLF, before a dot).
 class WireEncoder {
  public:
   enum class Mode { dot_stuffed, crlf_lines };
-  WireEncoder(std::string_view message, Mode mode) : message_(message), mode_(mode) {}
+  explicit WireEncoder(Mode mode) : mode_(mode) {}
 
-  // Replaces `out` with the next piece: about `max` bytes of the
-  // message's encoding (at most max + 1), plus the ending on the last. False once
-  // everything was given (the last piece may be empty).
-  bool next(std::string& out, size_t max);
-  // The size of the whole encoding, without producing it (BDAT's size).
+  // Appends to `out` the encoding of the message's next piece.
+  void add(std::string_view piece, std::string& out);
+  // Appends the ending (after the last piece).
+  void finish(std::string& out);
+  // The same, counting the encoding's octets instead of producing them
+  // (BDAT's size); one encoder either produces or counts.
+  void count(std::string_view piece);
+  uint64_t counted_total();
+
+  // The size of the whole encoding of a message in memory.
   static uint64_t size(std::string_view message, Mode mode);
 
  private:
-  std::string_view message_;
+  template <class Out>
+  void encode(std::string_view piece, Out& out);
+
   Mode mode_;
-  size_t pos_ = 0;
   bool line_start_ = true;
-  bool finished_ = false;
+  char last_ = '\0';  // the message's last octet so far
+  bool empty_ = true;
+  uint64_t counted_ = 0;
 };
 
 // The whole encodings at once (small messages, tests).

@@ -12,14 +12,16 @@
 // Trust:     the sink sees untrusted envelope and message bytes.
 // Concurrency: check_recipient() and admit() are called on the event loop
 //            and never block; admit()'s `done` may be called on any thread
-//            (the session resumes on its own executor). commit() blocks
-//            (fsync): the session runs it on the blocking pool.
+//            (the session resumes on its own executor). commit() (fsync)
+//            and body_file() block: the session runs them on the blocking
+//            pool.
 // Errors:    an Error means "not stored": the session answers 452 4.3.1
 //            when Error::out_of_space() (ENOSPC, EDQUOT: the errno travels
 //            in the Error), else 451 4.3.0. A refusal is a value
 //            (Admission::refusal) sent as is.
 #pragma once
 
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -29,6 +31,7 @@
 #include "base/result.hpp"
 #include "mail/address.hpp"
 #include "mail/envelope.hpp"
+#include "mail/message.hpp"
 #include "mail/reply.hpp"
 
 namespace hikyaku::smtp::server {
@@ -58,11 +61,17 @@ class MessageSink {
   // RCPT: nullopt accepts the recipient (250 2.1.5); a reply refuses it.
   virtual std::optional<mail::Reply> check_recipient(const mail::Address& rcpt, bool authenticated) = 0;
 
+  // Where a large message's body goes as it arrives (mail::Message): a
+  // new file without a name, open for reading and writing, and the
+  // directory it is in (for error messages). Called on the blocking pool.
+  virtual base::Result<std::pair<base::UniqueFd, std::filesystem::path>> body_file() = 0;
+
   // The end of DATA. `message` is the full message as it will be delivered
-  // (our Received header first, CRLF line endings, dot-unstuffed). `done`
-  // is called exactly once, with the admission or an error.
+  // (our Received header first, CRLF line endings, dot-unstuffed); a large
+  // one has its body in a file from body_file(). `done` is called exactly
+  // once, with the admission or an error.
   using Admitted = std::function<void(base::Result<Admission>)>;
-  virtual void admit(mail::Envelope envelope, std::string message, Admitted done) = 0;
+  virtual void admit(mail::Envelope envelope, mail::Message message, Admitted done) = 0;
 };
 
 }  // namespace hikyaku::smtp::server

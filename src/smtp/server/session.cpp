@@ -135,7 +135,13 @@ class Session {
   net::awaitable<bool> flush();
   Step dispatch(std::string_view line);
   net::awaitable<void> receive_data();
-  net::awaitable<base::Result<Admission>> admit(mail::Envelope envelope, std::string message);
+  net::awaitable<base::Result<Admission>> admit(mail::Envelope envelope, mail::Message message);
+  // A large message's body file while DATA arrives (spill()).
+  struct Spill {
+    std::optional<mail::FileRange> range;
+    base::Status error;
+  };
+  net::awaitable<void> spill(protocol::DataReader& reader, Spill& spill);
   net::awaitable<bool> handshake_tls();
   void count_error(const Reply& r);
 
@@ -404,14 +410,19 @@ net::awaitable<void> Session::receive_data() {
   info.id = txid;
   if (tx_.envelope().recipients.size() == 1) info.for_recipient = tx_.envelope().recipients.front().str();
   info.when = std::chrono::system_clock::now();
+  // A message past mail::kSpillThreshold keeps its body in a file the sink
+  // provides (issue 12 item 6: memory does not grow with message size).
   protocol::DataReader reader({.max_size = ctx_.settings.limits.message_size,
                                .max_received = ctx_.settings.limits.received_headers,
-                               .size_hint = tx_.declared_size().value_or(0)},
+                               .size_hint = tx_.declared_size().value_or(0),
+                               .spill_at = mail::kSpillThreshold},
                               protocol::received_header(info));
   // Bytes already read after the DATA line are the start of the message.
   std::string pending = lines_.take();
+  Spill body;
   for (;;) {
     size_t used = reader.feed(pending);
+    if (reader.spill_due()) co_await spill(reader, body);
     if (reader.done()) {
       // RFC 2920: whatever follows <CRLF>.<CRLF> is the next command group.
       lines_.append(std::string_view(pending).substr(used));
@@ -443,11 +454,22 @@ net::awaitable<void> Session::receive_data() {
     co_return;
   }
 
+  // The rest of a spilled body joins the file; a file that failed is a
+  // message not stored (451, or 452 when the disk is full).
+  if (reader.spilled()) co_await spill(reader, body);
+  if (!body.error.ok()) {
+    log_->error("{} message {} not stored: {}", id_, txid, body.error.error().message);
+    send(body.error.error().out_of_space() ? reply::no_storage() : reply::not_stored());
+    tx_.rollback();
+    enter_state(State::greeted);
+    co_return;
+  }
+
   mail::Envelope envelope = tx_.commit();
   envelope.helo = helo_;
   envelope.client_ip = stream_.remote_ip();
-  std::string message = reader.take_message();
-  const size_t size = message.size();
+  mail::Message message{reader.take_message(), std::move(body.range)};
+  const uint64_t size = message.size();
   mail::Envelope envelope_copy = envelope;  // admit() takes one; the log lines read the other
 
   // The end of DATA in two steps: admit() decides (checks, plans) and may
@@ -498,9 +520,32 @@ net::awaitable<void> Session::receive_data() {
   enter_state(State::greeted);
 }
 
+// A large message's body so far: written to the file the sink gives, on
+// the blocking pool (the loop never waits for a disk). Once a write has
+// failed, the rest is read and dropped; the end of DATA answers 451/452.
+
+net::awaitable<void> Session::spill(protocol::DataReader& reader, Spill& spill) {
+  const std::string_view held = reader.body_held();
+  if (spill.error.ok() && !held.empty()) {
+    auto write = [&]() -> net::awaitable<base::Status> {
+      if (!spill.range) {
+        auto file = ctx_.sink.body_file();
+        if (!file) co_return file.error();
+        auto& [fd, dir] = *file;
+        spill.range = mail::FileRange{std::make_shared<const base::UniqueFd>(std::move(fd)), dir, 0, 0};
+      }
+      auto st = base::write_all(spill.range->file->get(), held, spill.range->path);
+      if (st) spill.range->size += held.size();
+      co_return st;
+    };
+    spill.error = co_await asio::co_spawn(ctx_.blocking, write, net::use_awaitable);
+  }
+  reader.forget_body_held();
+}
+
 // The sink's admit(), awaited: its callback may run on any thread, so the
 // result is posted back to this session's executor.
-net::awaitable<base::Result<Admission>> Session::admit(mail::Envelope envelope, std::string message) {
+net::awaitable<base::Result<Admission>> Session::admit(mail::Envelope envelope, mail::Message message) {
   auto ex = co_await asio::this_coro::executor;
   auto initiate = [&](auto handler) {
     auto shared = std::make_shared<decltype(handler)>(std::move(handler));

@@ -46,8 +46,25 @@ class FakeSink final : public MessageSink {
   // Refuses every message with `refusal_` when set; a message taken is
   // committed through a gate (gate_commits) so a test can hold it between
   // its final dot and its 250, and fails its commit when set_fail(true).
-  void admit(mail::Envelope envelope, std::string message, Admitted done) override {
+  base::Result<std::pair<base::UniqueFd, std::filesystem::path>> body_file() override {
+    auto fd = base::open_temporary(std::filesystem::temp_directory_path());
+    if (!fd) return fd.error();
+    return std::pair{std::move(fd).value(), std::filesystem::temp_directory_path()};
+  }
+  // The message is kept whole (a spilled body read back from its file);
+  // spilled(i) says whether its body was in a file.
+  void admit(mail::Envelope envelope, mail::Message received, Admitted done) override {
+    std::string message;
+    auto read = mail::for_each_piece(received, [&](std::string_view piece) {
+      message += piece;
+      return base::Status{};
+    });
+    if (!read) {
+      done(read.error());
+      return;
+    }
     std::unique_lock lock(mu_);
+    spilled_.push_back(received.body.has_value());
     ++admit_calls_;
     cv_.notify_all();
     if (refusal_) {
@@ -111,11 +128,16 @@ class FakeSink final : public MessageSink {
     std::lock_guard lock(mu_);
     return envelopes_.at(i);
   }
+  bool spilled(size_t i) {
+    std::lock_guard lock(mu_);
+    return spilled_.at(i);
+  }
 
  private:
   std::mutex mu_;
   std::condition_variable cv_;
   size_t admit_calls_ = 0;
+  std::vector<bool> spilled_;  // per admit() call
   bool gate_closed_ = false;
   bool fail_ = false;
   int fail_errno_ = EIO;
@@ -512,6 +534,41 @@ TEST_F(SessionTest, SmugglingSequences_RFC5321_4_1_1_4_SmtpSmuggling) {
   }
   EXPECT_EQ(sink_.count(), accepted);
   for (size_t i = 0; i < sink_.count(); ++i) EXPECT_EQ(sink_.envelope(i).sender_str(), "a@remote.example");
+}
+
+// Issue 12 item 6: a message past mail::kSpillThreshold reaches the sink
+// with its header section in memory and its body in the sink's file, byte
+// for byte what was sent (dot-unstuffed); a small one stays in memory.
+TEST_F(SessionTest, ALargeMessagesBodyIsSpilledToTheSinksFile) {
+  config_.limits.message_size = 10 * mail::kSpillThreshold;
+  start();
+  auto t = connect_ehlo();
+  std::string body;
+  for (int i = 0; body.size() < 3 * mail::kSpillThreshold; ++i) body += "." + std::to_string(i) + " line\r\n";
+  std::string stuffed;  // RFC 5321 §4.5.2 on the wire
+  for (size_t pos = 0; pos < body.size();) {
+    const size_t end = body.find("\r\n", pos) + 2;
+    stuffed += "." + body.substr(pos, end - pos);
+    pos = end;
+  }
+  for (const bool large : {false, true}) {
+    t->send("MAIL FROM:<a@remote.example>");
+    t->expect("250 *");
+    t->send("RCPT TO:<alice@example.test>");
+    t->expect("250 *");
+    t->send("DATA");
+    t->expect("354 *");
+    t->send_raw("Subject: big\r\n\r\n" + (large ? stuffed : std::string(".x\r\n")) + ".\r\n");
+    t->expect("250 2.0.0 *");
+  }
+  ASSERT_EQ(sink_.count(), 2u);
+  EXPECT_FALSE(sink_.spilled(0));
+  EXPECT_TRUE(sink_.spilled(1));
+  const std::string msg = sink_.message(1);
+  EXPECT_TRUE(msg.starts_with("Received: ")) << msg.substr(0, 100);
+  EXPECT_TRUE(msg.ends_with("\r\nSubject: big\r\n\r\n" + body)) << "every byte, in order";
+  t->send("QUIT");
+  t->expect("221 2.0.0 *");
 }
 
 TEST_F(SessionTest, SizeLimits_RFC1870_6) {
