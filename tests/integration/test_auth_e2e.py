@@ -84,7 +84,7 @@ to = "owner@gmail.test"
 hidden = true
 fallback = ["mailbox:owner-fb"]
 """
-    server = make_hikyaku(extra=extra)
+    server = make_hikyaku(extra=extra, message_size="10M")  # the large-message tests send 3 MiB
 
     class World:
         pass
