@@ -3,7 +3,10 @@
 // across reads. Invariants: feeding in chunks gives the same result as one
 // buffer; an accepted message has only CRLF line endings and fits the limit;
 // the end is always a real <CRLF>.<CRLF>; the server's own Received prefix
-// and a declared size change nothing but the message's first line.
+// and a declared size change nothing but the message's first line; a
+// reader that hands out its body as it goes (spilling, as the session does
+// for a large message) keeps the header section and hands out exactly the
+// rest.
 #include <cstddef>
 #include <cstdint>
 #include <algorithm>
@@ -37,7 +40,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (took > n) std::abort();
     used += took;
   }
-  if (whole.done() != split.done()) std::abort();
+  // Spilling after a few octets of body, in the same chunks.
+  DataReader::Limits spilling_limits = limits;
+  spilling_limits.spill_at = 1 + data[0] % 64;
+  DataReader spilling(spilling_limits);
+  std::string spilled;
+  for (size_t at = 0; !spilling.done() && at < input.size(); at += chunk) {
+    spilling.feed(input.substr(at, std::min(chunk, input.size() - at)));
+    if (spilling.spill_due()) {
+      if (spilling.body_held().size() <= spilling_limits.spill_at) std::abort();
+      spilled += spilling.body_held();
+      spilling.forget_body_held();
+    }
+  }
+  if (whole.done() != split.done() || whole.done() != spilling.done()) std::abort();
   if (!whole.done()) return 0;
   if (used != used_whole) std::abort();
   if (whole.outcome() != split.outcome()) std::abort();
@@ -46,9 +62,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!(consumed == ".\r\n" || (consumed.size() >= 5 && consumed.substr(consumed.size() - 5) == "\r\n.\r\n")))
     std::abort();
   if (whole.size() != split.size()) std::abort();
-  std::string a = whole.take_message(), b = split.take_message();
+  if (whole.outcome() != spilling.outcome()) std::abort();
+  spilled += spilling.body_held();
+  spilling.forget_body_held();
+  std::string a = whole.take_message(), b = split.take_message(), c = spilling.take_message();
   if (whole.outcome() == DataReader::Outcome::ok) {
     if (b != prefix + a) std::abort();
+    if (c + spilled != a) std::abort();
     if (a.size() > limits.max_size) std::abort();
     for (size_t i = 0; i < a.size(); ++i) {
       if (a[i] == '\r' && (i + 1 >= a.size() || a[i + 1] != '\n')) std::abort();

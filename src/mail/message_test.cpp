@@ -58,6 +58,13 @@ TEST(Message, ReadMessageKeepsOnlyALargeMessagesHeaderSectionInMemory) {
   EXPECT_EQ(large->body->offset, head.size());
   EXPECT_EQ(all_of(*large, 4096), head + body);
 
+  // Just past the threshold, shorter than the window the split looks in.
+  const std::string just = head + std::string(kSpillThreshold - head.size() + 1, 'j');
+  auto barely = read_message(file_with(just));
+  ASSERT_TRUE(barely) << barely.error().message;
+  EXPECT_EQ(barely->text, head);
+  EXPECT_EQ(all_of(*barely, 7777), just);
+
   auto small = read_message(file_with(head + "small\r\n"));
   ASSERT_TRUE(small);
   EXPECT_EQ(small->text, head + "small\r\n");
