@@ -21,6 +21,14 @@ int check_config(const config::LoadResult& loaded, std::ostream& out, std::ostre
     err << loaded.errors.size() << " error" << (loaded.errors.size() == 1 ? "" : "s") << "\n";
     return 1;
   }
+  // Every file the configuration names must be readable: a missing key is
+  // found here, not by a server that forwards unsigned (issue 16 item 5).
+  const auto unreadable = config::unreadable_files(*loaded.config);
+  if (!unreadable.empty()) {
+    for (const auto& e : unreadable) err << e.str() << "\n";
+    err << unreadable.size() << " unreadable file" << (unreadable.size() == 1 ? "" : "s") << "\n";
+    return 1;
+  }
   out << loaded.config->source.string() << ": ok\n";
   return 0;
 }

@@ -98,8 +98,9 @@ std::string zone_txt_strings(std::string_view value) {
   return out;
 }
 
-int dkim_keygen(const config::Config& config, const std::string& domain_arg, const std::string& selector,
-                const std::string& algo, std::ostream& out, std::ostream& err) {
+int dkim_keygen(const config::Config& config, const std::string& domain_arg,
+                const std::optional<std::string>& selector_arg, const std::string& algo, std::ostream& out,
+                std::ostream& err) {
   // Sanity checks.
   std::string domain = base::to_lower(domain_arg);
   if (!domain.empty() && domain.back() == '.') domain.pop_back();
@@ -107,6 +108,20 @@ int dkim_keygen(const config::Config& config, const std::string& domain_arg, con
     err << "invalid domain name '" << domain_arg << "'\n";
     return 2;
   }
+  // Where the configuration will look: its [[domain]]'s dkim_key, when it
+  // names one (relative paths there are relative to the configuration file,
+  // not to the data directory).
+  const config::Domain* configured = config.find_domain(domain);
+  const bool has_key_path = configured != nullptr && configured->dkim && !configured->dkim_key.empty();
+  const std::string configured_selector = configured != nullptr ? configured->dkim_selector : std::string();
+  if (selector_arg && !configured_selector.empty() && *selector_arg != configured_selector) {
+    err << "[[domain]] " << domain << " in " << config.source.string() << " has dkim_selector = \""
+        << configured_selector << "\"; run without --selector, or change dkim_selector first\n";
+    return 2;
+  }
+  const std::string selector = selector_arg               ? *selector_arg
+                               : !configured_selector.empty() ? configured_selector
+                                                              : std::string(kDefaultDkimSelector);
   if (!valid_dns_name(selector)) {
     err << "invalid selector '" << selector << "' (letters, digits, '-', '_' and dots)\n";
     return 2;
@@ -122,8 +137,9 @@ int dkim_keygen(const config::Config& config, const std::string& domain_arg, con
   }
 
   // Refuse before the (slow) RSA generation when the file is already there.
-  std::filesystem::path dir = config.data_dir / "keys";
-  std::filesystem::path file = dir / (domain + "." + selector + ".pem");
+  const std::filesystem::path file = has_key_path ? std::filesystem::absolute(configured->dkim_key)
+                                                  : config.data_dir / "keys" / (domain + "." + selector + ".pem");
+  const std::filesystem::path dir = file.parent_path();
   std::error_code ec;
   if (std::filesystem::exists(file, ec)) {
     err << file.string() << " already exists; choose another selector\n";
@@ -151,13 +167,19 @@ int dkim_keygen(const config::Config& config, const std::string& domain_arg, con
   out << "; publish this DNS record:\n";
   out << owner_name << " IN TXT " << zone_txt_strings(dkim_record_value(key->public_key())) << "\n";
   out << "\n";
-  if (config.find_domain(domain) == nullptr)
+  if (configured == nullptr) {
     out << "# " << domain << " is not a [[domain]] in " << config.source.string() << " yet; add:\n"
         << "[[domain]]\nname = \"" << domain << "\"\n";
-  else
+  } else if (has_key_path && !configured_selector.empty()) {
+    out << "# the [[domain]] table of " << domain << " in " << config.source.string()
+        << " already names this key and selector: nothing to change there\n";
+    return 0;
+  } else {
     out << "# then set in the [[domain]] table of " << domain << " in " << config.source.string() << ":\n";
+  }
   out << "dkim_selector = \"" << selector << "\"\n";
-  out << "dkim_key = \"" << file.string() << "\"\n";
+  if (!has_key_path) out << "dkim_key = \"" << file.string() << "\"\n";
+  if (configured != nullptr && !configured->dkim) out << "dkim = true\n";
   return 0;
 }
 

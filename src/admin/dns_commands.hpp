@@ -16,6 +16,7 @@
 #pragma once
 
 #include <iosfwd>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -26,11 +27,14 @@ namespace hikyaku::admin {
 // The selector `hikyaku dkim keygen` uses when --selector is not given.
 inline constexpr std::string_view kDefaultDkimSelector = "hk1";
 
-// Generate a DKIM key ("rsa": RSA 2048, "ed25519") for `domain`, write it as
-// PEM (mode 0600) to DATA_DIR/keys/<domain>.<selector>.pem, refusing to
-// overwrite, and print the TXT record to publish and the dkim_selector /
-// dkim_key lines for the domain's [[domain]] table.
-int dkim_keygen(const config::Config& config, const std::string& domain, const std::string& selector,
+// Generate a DKIM key ("rsa": RSA 2048, "ed25519") for `domain` and write
+// it as PEM (mode 0600), refusing to overwrite, where the configuration
+// will look for it: the dkim_key of the domain's [[domain]] table when it
+// names one (with its dkim_selector unless `selector` is given — a
+// different one is refused), else DATA_DIR/keys/<domain>.<selector>.pem.
+// Prints the TXT record to publish and whatever the [[domain]] table still
+// needs (absolute paths).
+int dkim_keygen(const config::Config& config, const std::string& domain, const std::optional<std::string>& selector,
                 const std::string& algo, std::ostream& out, std::ostream& err);
 
 // Print, for every [[domain]], the MX, SPF, DKIM and DMARC records to publish.

@@ -204,5 +204,25 @@ TEST(ZoneTxtStrings, SplitsAt255Octets_RFC1035_3_3_14) {
   for (const auto& c : cases) EXPECT_EQ(zone_txt_strings(c.value), c.want) << c.name;
 }
 
+// Issue 16 item 5: keygen writes where the configuration will look — the
+// [[domain]]'s dkim_key (resolved against the configuration file, not the
+// data directory) with its dkim_selector — so a guide followed to the
+// letter ends with a key the server finds.
+TEST_F(DnsCommandsTest, KeygenWritesTheConfiguredKeyPath) {
+  config_.domains[0].dkim_selector = "hk1";
+  config_.domains[0].dkim_key = dir_ / "conf" / "keys" / "example.test.hk1.pem";
+  ASSERT_EQ(dkim_keygen(config_, "example.test", std::nullopt, "ed25519", out_, err_), 0) << err_.str();
+  EXPECT_TRUE(fs::exists(config_.domains[0].dkim_key)) << out_.str();
+  EXPECT_FALSE(fs::exists(config_.data_dir / "keys" / "example.test.hk1.pem"));
+  EXPECT_NE(out_.str().find("hk1._domainkey.example.test. IN TXT"), std::string::npos) << out_.str();
+  EXPECT_NE(out_.str().find("nothing to change"), std::string::npos) << out_.str();
+  // A second run never overwrites it; another selector than the configured
+  // one is refused before anything is written.
+  EXPECT_EQ(dkim_keygen(config_, "example.test", std::nullopt, "ed25519", out_, err_), 1);
+  err_.str("");
+  EXPECT_EQ(dkim_keygen(config_, "example.test", std::string("other"), "ed25519", out_, err_), 2);
+  EXPECT_NE(err_.str().find("dkim_selector = \"hk1\""), std::string::npos) << err_.str();
+}
+
 }  // namespace
 }  // namespace hikyaku::admin

@@ -41,6 +41,7 @@ std::optional<hikyaku::config::Config> load_or_report(const std::string& path) {
 int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   CLI::App app{"hikyaku: a mail server that forwards to Gmail and never bounces"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", "hikyaku " HIKYAKU_VERSION);
   std::string config_path;
 
   auto* serve = app.add_subcommand("serve", "run the server (without --config: the embedded demo)");
@@ -78,11 +79,14 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   auto* dkim = app.add_subcommand("dkim", "DKIM keys");
   dkim->require_subcommand(1);
   std::string dkim_domain;
-  std::string dkim_selector(hikyaku::admin::kDefaultDkimSelector);
+  std::string dkim_selector;
   std::string dkim_algo = "rsa";
   auto* keygen = dkim->add_subcommand("keygen", "generate a signing key and print its DNS record");
   keygen->add_option("domain", dkim_domain, "the signing domain")->required();
-  keygen->add_option("--selector", dkim_selector, "DKIM selector")->capture_default_str();
+  auto* selector_option = keygen->add_option(
+      "--selector", dkim_selector,
+      "DKIM selector (default: the [[domain]]'s dkim_selector, else " +
+          std::string(hikyaku::admin::kDefaultDkimSelector) + ")");
   keygen->add_option("--algo", dkim_algo, "rsa (2048 bits) or ed25519")
       ->check(CLI::IsMember({"rsa", "ed25519"}))->capture_default_str();
   keygen->add_option("--config", config_path, "configuration file")->required();
@@ -104,7 +108,9 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   if (*list) return hikyaku::admin::user_list(*config, std::cout, std::cerr);
   if (*del) return hikyaku::admin::user_del(*config, user_name, std::cout, std::cerr);
   if (*keygen)
-    return hikyaku::admin::dkim_keygen(*config, dkim_domain, dkim_selector, dkim_algo, std::cout, std::cerr);
+    return hikyaku::admin::dkim_keygen(*config, dkim_domain,
+                                       selector_option->count() > 0 ? std::optional(dkim_selector) : std::nullopt,
+                                       dkim_algo, std::cout, std::cerr);
   if (*dns) return hikyaku::admin::dns_records(*config, std::cout, std::cerr);
   if (*qlist) return hikyaku::admin::queue_list(*config, std::cout, std::cerr);
   if (*qshow) return hikyaku::admin::queue_show(*config, queue_id, reveal, std::cout, std::cerr);

@@ -167,6 +167,14 @@ int serve(config::Config config, const ServeOptions& options) {
   dns::asio::UnboundWatch dns_watch(io, **resolver);
   // Forward targets: loop check, DMARC divert, ARC/DMARC/DKIM transform,
   // SRS, route, then the SMTP conversation on `io`.
+  // A signing key the configuration names must be there: forwarding
+  // unsigned would only make Gmail refuse more (check-config says the same).
+  if (auto missing = config::unreadable_files(config, "domain.dkim_key"); !missing.empty()) {
+    for (const auto& e : missing)
+      std::cerr << "hikyaku: " << e.str() << " (hikyaku dkim keygen DOMAIN --config " << config.source.string()
+                << " writes it; or set dkim = false in that [[domain]])\n";
+    return 1;
+  }
   auto forward_transform = delivery::ForwardTransform::create(config, psl ? &*psl : nullptr);
   if (!forward_transform.ok()) {
     std::cerr << "hikyaku: " << forward_transform.error().message << "\n";

@@ -1,6 +1,11 @@
 #include "config/config.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <set>
@@ -112,8 +117,11 @@ class Reader {
   void path_value(const toml::table& t, std::string_view key, const std::string& path, std::filesystem::path& out) {
     std::string s;
     string(t, key, path, s);
-    if (!s.empty()) out = resolve(s);
+    if (s.empty()) return;
+    out = resolve(s);
+    files.push_back({where(*t.get(key)), path + "." + std::string(key), out});
   }
+  std::vector<ConfiguredFile> files;  // every path value read
   std::filesystem::path resolve(const std::string& s) const {
     std::filesystem::path p(s);
     return p.is_absolute() ? p : (base_dir_ / p).lexically_normal();
@@ -363,12 +371,13 @@ void read_document(Reader& r, const toml::table& root, Config& c) {
   };
 
   r.each_table(root, "domain", [&](const toml::table& t) {
-    r.check_keys(t, "domain", {"name", "dkim_selector", "dkim_key", "arc", "dmarc_inbound"});
+    r.check_keys(t, "domain", {"name", "dkim_selector", "dkim_key", "dkim", "arc", "dmarc_inbound"});
     Domain d;
     r.string(t, "name", "domain", d.name);
     d.name = base::to_lower(d.name);
     r.string(t, "dkim_selector", "domain", d.dkim_selector);
-    r.path_value(t, "dkim_key", "domain", d.dkim_key);
+    r.boolean(t, "dkim", "domain", d.dkim);
+    if (d.dkim) r.path_value(t, "dkim_key", "domain", d.dkim_key);
     r.boolean(t, "arc", "domain", d.arc);
     r.string(t, "dmarc_inbound", "domain", d.dmarc_inbound);
     if (d.dmarc_inbound != "tag" && d.dmarc_inbound != "reject")
@@ -544,6 +553,7 @@ LoadResult load_config_text(std::string_view text, const std::string& name, cons
   Config c;
   c.source = name;
   read_document(reader, root, c);
+  c.files = std::move(reader.files);
   if (!reader.errors.empty()) {
     out.errors = std::move(reader.errors);
     return out;
@@ -561,6 +571,20 @@ LoadResult load_config(const std::filesystem::path& file) {
   }
   auto abs = std::filesystem::absolute(file);
   return load_config_text(*text, file.string(), abs.parent_path());
+}
+
+std::vector<ConfigError> unreadable_files(const Config& config, std::string_view only_key) {
+  std::vector<ConfigError> out;
+  for (const auto& f : config.files) {
+    if (!only_key.empty() && f.key != only_key) continue;
+    const int fd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      ::close(fd);
+      continue;
+    }
+    out.push_back({f.where, f.key + ": cannot read " + f.path.string() + ": " + std::strerror(errno)});
+  }
+  return out;
 }
 
 std::string_view demo_config_text() {

@@ -92,6 +92,9 @@ struct Domain {
   std::string dkim_selector;
   std::filesystem::path dkim_key;
   bool arc = true;   // seal forwarded mail (off per domain)
+  // Sign (DKIM) and seal (ARC) with dkim_key. false: neither, and the key is
+  // not needed; true with a key that cannot be read: serve refuses to start.
+  bool dkim = true;
   // Inbound DMARC (issue 4): "tag" records the result in
   // Authentication-Results and delivers; "reject" answers 550 5.7.1 at DATA
   // when the author domain's applied policy is p=reject and DMARC fails.
@@ -134,6 +137,20 @@ struct Route {
   std::vector<std::string> auth_mechanisms;
 };
 
+struct ConfigError {
+  std::string where;    // "FILE:LINE:COL" (or "FILE" when no position applies)
+  std::string message;
+  std::string str() const { return where + ": " + message; }
+};
+
+// A file the configuration names (a key, a certificate, a secret, a list),
+// with where it is named, for check-config and serve.
+struct ConfiguredFile {
+  std::string where;  // "FILE:LINE:COL" of the value
+  std::string key;    // "domain.dkim_key", "tls.cert", …
+  std::filesystem::path path;  // resolved (relative to the configuration file)
+};
+
 struct Config {
   std::filesystem::path source;  // the file read, or "<embedded demo>"
   std::string hostname = "localhost";
@@ -152,6 +169,9 @@ struct Config {
   std::vector<AddressRule> addresses;
   std::vector<Forward> forwards;
   std::vector<Route> routes;
+  // Every file named by a path value (a domain with dkim = false does not
+  // list its key).
+  std::vector<ConfiguredFile> files;
 
   // Lookups used by several components.
   const Domain* find_domain(std::string_view name) const;      // case-insensitive
@@ -165,11 +185,6 @@ struct Config {
   std::filesystem::path users_file() const { return data_dir / "users"; }
 };
 
-struct ConfigError {
-  std::string where;    // "FILE:LINE:COL" (or "FILE" when no position applies)
-  std::string message;
-  std::string str() const { return where + ": " + message; }
-};
 
 struct LoadResult {
   std::optional<Config> config;        // set when errors is empty
@@ -182,6 +197,13 @@ LoadResult load_config(const std::filesystem::path& file);
 // relative paths.
 LoadResult load_config_text(std::string_view text, const std::string& name,
                             const std::filesystem::path& base_dir);
+// The configured files that cannot be opened for reading, each as an error
+// at the position that names it ("domain.dkim_key: cannot read PATH: No such
+// file or directory"). check-config reports them; serve refuses to start on
+// a missing signing key. `only_key`: just the files of that key
+// ("domain.dkim_key").
+std::vector<ConfigError> unreadable_files(const Config& config, std::string_view only_key = {});
+
 // The embedded demo configuration (loopback only, high ports, ./var).
 std::string_view demo_config_text();
 

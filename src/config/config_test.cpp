@@ -118,5 +118,38 @@ name = "b.test"
   EXPECT_EQ(bad.errors.size(), 2u) << all_errors(bad);
 }
 
+// Issue 16 item 5: every path value is remembered with its position, and
+// the unreadable ones are errors there; dkim = false needs no key.
+TEST(Config, ConfiguredFilesAndTheUnreadableOnes) {
+  auto r = load(R"(
+[[domain]]
+name = "a.test"
+dkim_selector = "s"
+dkim_key = "keys/missing.pem"
+
+[[domain]]
+name = "b.test"
+dkim = false
+dkim_key = "keys/unused.pem"
+
+[srs]
+domain = "a.test"
+secret_file = "/dev/null"
+)");
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].str();
+  ASSERT_EQ(r.config->files.size(), 2u);
+  const auto& key = r.config->files[0].key == "domain.dkim_key" ? r.config->files[0] : r.config->files[1];
+  EXPECT_EQ(key.key, "domain.dkim_key");
+  EXPECT_EQ(key.path, "/etc/hk/keys/missing.pem") << "relative to the configuration file";
+  EXPECT_EQ(key.where, "t.toml:5:12");
+  EXPECT_FALSE(r.config->domains[1].dkim);
+  EXPECT_TRUE(r.config->domains[1].dkim_key.empty()) << "dkim = false: the key is not used";
+  auto unreadable = unreadable_files(*r.config);
+  ASSERT_EQ(unreadable.size(), 1u);
+  EXPECT_EQ(unreadable[0].str(),
+            "t.toml:5:12: domain.dkim_key: cannot read /etc/hk/keys/missing.pem: No such file or directory");
+  EXPECT_EQ(unreadable_files(*r.config, "srs.secret_file").size(), 0u);
+}
+
 }  // namespace
 }  // namespace hikyaku::config

@@ -61,14 +61,13 @@ base::Result<std::shared_ptr<ForwardTransform>> ForwardTransform::create(const c
                                                                          const dmarc::PublicSuffixList* psl) {
   auto t = std::make_shared<ForwardTransform>(config, psl);
   for (const auto& d : config.domains) {
-    if (d.dkim_selector.empty() || d.dkim_key.empty()) continue;
-    if (!std::filesystem::exists(d.dkim_key)) {
-      log()->warn("domain {}: DKIM key {} missing: mail for it is forwarded without signature or ARC seal "
-                  "(hikyaku dkim keygen {})", d.name, d.dkim_key.string(), d.name);
-      continue;
-    }
+    if (!d.dkim || d.dkim_selector.empty() || d.dkim_key.empty()) continue;
+    // A configured key that cannot be read is a mistake to fix before mail
+    // flows, not a reason to forward unsigned (Gmail refuses more of that).
     auto text = base::read_file(d.dkim_key);
-    if (!text) return base::make_error("domain " + d.name + ": " + text.error().message);
+    if (!text)
+      return base::make_error("domain " + d.name + ": DKIM key: " + text.error().message + " (create it with `hikyaku dkim keygen " +
+                              d.name + " --config " + config.source.string() + "`, or set dkim = false)");
     auto key = crypto::load_private_key(*text);
     if (!key) return base::make_error("domain " + d.name + ": DKIM key " + d.dkim_key.string() + ": " +
                                       key.error().message);

@@ -35,8 +35,10 @@
 //            so call them on a worker thread.
 // Errors:    apply() never fails a delivery for want of a signature: a key
 //            or seal problem is logged and the message goes as it would
-//            without that step. create() returns an error only for a key
-//            file that exists but does not load.
+//            without that step. create() returns an error for a configured
+//            key (a [[domain]] with dkim_key and dkim = true) that is missing
+//            or does not load: serve refuses to start rather than forward
+//            unsigned.
 #pragma once
 
 #include <chrono>
@@ -76,8 +78,9 @@ struct SigningKey {
 
 class ForwardTransform {
  public:
-  // Loads every [[domain]]'s DKIM key (a domain whose key file is missing
-  // is logged and does not sign). `psl` is used when [dmarc] method = "psl".
+  // Loads every [[domain]]'s DKIM key (a missing or unloadable one is an
+  // Error; dkim = false signs nothing and needs none). `psl` is used when
+  // [dmarc] method = "psl".
   static base::Result<std::shared_ptr<ForwardTransform>> create(const config::Config& config,
                                                                 const auth::dmarc::PublicSuffixList* psl = nullptr);
 

@@ -17,7 +17,7 @@ import dns.exception
 import dns.resolver
 import pytest
 
-from conftest import Hikyaku, free_port, wait_for
+from conftest import HIKYAKU_BIN, Hikyaku, free_port, wait_for
 
 
 MESSAGE = (b"From: Alice <alice@example.test>\r\n"
@@ -206,3 +206,59 @@ def test_dns_prints_records_served_and_verified(hk, start_dnsmasq):
     signed = dkim.sign(MESSAGE, b"hk1", b"example.test", pem,
                        canonicalize=(b"relaxed", b"relaxed")) + MESSAGE
     assert dkim.verify(signed, dnsfunc=server.txt)
+
+
+# --- issue 16 item 5: set-up that cannot silently go wrong -------------------
+
+def configure_key(hk, key_line):
+    """The [[domain]] of example.test with dkim_selector hk1 and `key_line`."""
+    text = hk.config_path.read_text()
+    text = text.replace('name = "example.test"\n', f'name = "example.test"\ndkim_selector = "hk1"\n{key_line}\n', 1)
+    hk.config_path.write_text(text)
+    line = text.splitlines().index(key_line) + 1
+    return line
+
+
+def test_following_the_guide_keygen_writes_where_the_configuration_looks(hk):
+    """docs/gmail.md's relative `dkim_key = "keys/…"` is relative to the
+    configuration file; keygen writes exactly there, and check-config, which
+    named the missing key with its position before, is then satisfied."""
+    line = configure_key(hk, 'dkim_key = "keys/example.test.hk1.pem"')
+    expected = hk.config_path.parent / "keys" / "example.test.hk1.pem"
+    before = hk.run_cli("check-config")
+    assert before.returncode == 1
+    assert (f"{hk.config_path}:{line}:12: domain.dkim_key: cannot read {expected}: No such file or directory"
+            in before.stderr), before.stderr
+
+    r = hk.run_cli("dkim", "keygen", "example.test", "--algo", "ed25519")
+    assert r.returncode == 0, r.stderr
+    assert expected.is_file() and expected.stat().st_mode & 0o777 == 0o600
+    assert not (hk.data_dir / "keys" / "example.test.hk1.pem").exists()
+    assert parse_txt_line(r.stdout)[0] == "hk1._domainkey.example.test."
+    after = hk.run_cli("check-config")
+    assert after.returncode == 0, after.stderr
+
+
+def test_serve_refuses_to_start_without_its_signing_key(hk):
+    """A configured key that is missing stops serve at once, with the
+    position that names it; dkim = false lets the domain go unsigned."""
+    line = configure_key(hk, 'dkim_key = "keys/missing.pem"')
+    r = subprocess.run([HIKYAKU_BIN, "serve", "--config", str(hk.config_path)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert f"{hk.config_path}:{line}:12: domain.dkim_key: cannot read" in r.stderr, r.stderr
+    assert "dkim = false" in r.stderr
+
+    text = hk.config_path.read_text().replace('dkim_key = "keys/missing.pem"',
+                                              'dkim_key = "keys/missing.pem"\ndkim = false')
+    hk.config_path.write_text(text)
+    ok = hk.run_cli("check-config")
+    assert ok.returncode == 0, ok.stderr
+    hk.start()
+    hk.stop()
+
+
+def test_version():
+    r = subprocess.run([HIKYAKU_BIN, "--version"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0
+    assert re.fullmatch(r"hikyaku \d+\.\d+\.\d+\n", r.stdout), r.stdout

@@ -1,6 +1,6 @@
 """The configurations shown to users in README.md and docs/gmail.md are valid:
-`hikyaku check-config` accepts every ```toml block, and refuses a broken one with
-FILE:LINE:COL."""
+`hikyaku check-config` accepts every ```toml block once the files it names exist (and
+names each one missing before), and refuses a broken one with FILE:LINE:COL."""
 import re
 import subprocess
 
@@ -9,6 +9,9 @@ import pytest
 from conftest import HIKYAKU_BIN, ROOT
 
 DOCS = [ROOT / "README.md", ROOT / "docs" / "gmail.md"]
+# The path values of a configuration (config.cpp's path_value keys).
+FILE_VALUE = re.compile(r'^(\s*(?:cert|key|secret_file|dkim_key|public_suffix_list|password_file)\s*=\s*)"([^"]+)"',
+                        re.M)
 
 
 def toml_blocks(path):
@@ -22,7 +25,26 @@ def test_documented_configuration_is_valid(doc, tmp_path):
     assert blocks, f"no toml block in {doc}"
     # README shows the [srs] table after [[forward]]; TOML allows it.
     config = tmp_path / "hikyaku.toml"
-    config.write_text("\n".join(blocks))
+    text = "\n".join(blocks)
+    config.write_text(text)
+    # check-config also wants every file the configuration names (keys,
+    # certificates, secrets): first it names each one missing here...
+    r = subprocess.run([HIKYAKU_BIN, "check-config", "--config", str(config)],
+                       capture_output=True, text=True, timeout=30)
+    named = FILE_VALUE.findall(text)
+    assert named, "the documented configuration names its key files"
+    if r.returncode != 0:
+        errors = [l for l in r.stderr.splitlines() if ": cannot read " in l]
+        assert errors and len(errors) + 1 == len(r.stderr.splitlines()), r.stderr
+    # ...then, with those files in place (paths moved under tmp_path), it is ok.
+    files = tmp_path / "files"
+
+    def existing(m):
+        path = files / m.group(2).lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x\n")
+        return f'{m.group(1)}"{path}"'
+    config.write_text(FILE_VALUE.sub(existing, text))
     r = subprocess.run([HIKYAKU_BIN, "check-config", "--config", str(config)],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
