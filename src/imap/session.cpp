@@ -59,6 +59,12 @@ class Session {
         framer_(std::max<size_t>(ctx.config.limits.line_length, kMaxCommandLine), ctx.config.limits.message_size) {}
 
   net::awaitable<void> run(bool implicit_tls);
+  // The connection's one log line at its end (a client that never logged
+  // in included): who, whether TLS was on, and how it ended.
+  void log_end() const {
+    log_->info("{} disconnect from [{}] user={} tls={}", id_, stream_.remote_ip(), mailbox_.empty() ? std::string("-") : mailbox_,
+               stream_.tls_active() ? "yes" : "no");
+  }
 
  private:
   net::awaitable<bool> flush();
@@ -94,6 +100,8 @@ net::awaitable<Action> Session::on_blocking_pool(std::function<Action()> f) {
 }
 
 net::awaitable<void> Session::run(bool implicit_tls) {
+  log_->info("{} connect from [{}]:{} (imap{})", id_, stream_.remote_ip(), stream_.remote_port(),
+             implicit_tls ? "s" : "");
   // RFC 8314 §3.3: on 993 the TLS handshake comes before any IMAP byte.
   if (implicit_tls) {
     bool ok = co_await stream_.start_tls(std::chrono::seconds(60));
@@ -109,7 +117,6 @@ net::awaitable<void> Session::run(bool implicit_tls) {
   options.max_errors = std::max(1u, ctx_.config.limits.errors);
   engine_.emplace(options);
   auto& engine = *engine_;
-  log_->debug("{} connected{}", id_, implicit_tls ? " (TLS)" : "");
   out_ = engine.greeting();
   bool flushed1 = co_await flush();  // not inside the condition (GCC 12, docs/STYLE.md)
   if (!flushed1) co_return;
@@ -335,6 +342,7 @@ net::awaitable<void> run_session(net::tcp::socket socket,
   {
     Session session(ctx, stream);
     co_await session.run(implicit_tls);
+    session.log_end();
   }
   stream.close();
 }

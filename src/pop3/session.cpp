@@ -38,6 +38,12 @@ class Session {
         timeout_(ctx.config.limits.pop3_idle_timeout) {}
 
   net::awaitable<void> run(bool implicit_tls);
+  // The connection's one log line at its end (a client that never logged
+  // in included): who, whether TLS was on, and how it ended.
+  void log_end() const {
+    log_->info("{} disconnect from [{}] user={} tls={}", id_, stream_.remote_ip(), machine_ && !machine_->user().empty() ? machine_->user() : std::string("-"),
+               stream_.tls_active() ? "yes" : "no");
+  }
 
  private:
   net::awaitable<bool> flush();
@@ -66,6 +72,8 @@ net::awaitable<bool> Session::flush() {
 }
 
 net::awaitable<void> Session::run(bool implicit_tls) {
+  log_->info("{} connect from [{}]:{} (pop3{})", id_, stream_.remote_ip(), stream_.remote_port(),
+             implicit_tls ? "s" : "");
   // RFC 8314 §3.3: on 995 the TLS handshake comes before any POP3 byte.
   if (implicit_tls) {
     const bool tls_ok = co_await stream_.start_tls(timeout_);
@@ -81,7 +89,6 @@ net::awaitable<void> Session::run(bool implicit_tls) {
   options.max_errors = std::max(1u, ctx_.config.limits.errors);
   machine_.emplace(options);
   auto& sm = *machine_;
-  log_->debug("{} connected{}", id_, implicit_tls ? " (TLS)" : "");
   out_ = sm.greeting();
   const bool greeted = co_await flush();
   if (!greeted) co_return;
@@ -283,6 +290,7 @@ net::awaitable<void> run_session(net::tcp::socket socket,
   {
     Session session(ctx, stream);
     co_await session.run(implicit_tls);
+    session.log_end();
   }  // the maildrop lock is released here, before the socket closes
   stream.close();
 }

@@ -150,3 +150,24 @@ def test_user_list_and_del(hikyaku):
     assert again.returncode == 1 and "no such user: alice" in again.stderr, again
     unknown = hikyaku.run_cli("user", "passwd", "nobody", input="x\n")
     assert unknown.returncode == 1 and "no [[mailbox]] named 'nobody'" in unknown.stderr, unknown
+
+
+def test_every_pop3_and_imap_connection_is_logged_even_without_a_login(hikyaku):
+    """Issue 16 item 4: one line at connect and one at the end, for clients
+    that never log in too (probes, password guessers) — as SMTP has."""
+    import imaplib
+    pop = poplib.POP3("127.0.0.1", hikyaku.pop3_port, timeout=30)
+    pop_port = pop.sock.getsockname()[1]
+    pop.quit()
+    imap = imaplib.IMAP4("127.0.0.1", hikyaku.imap_port, timeout=30)
+    imap_port = imap.sock.getsockname()[1]
+    imap.logout()
+    hikyaku.set_password("alice", PASSWORD)
+    pop = pop3_login(hikyaku)
+    logged_in_port = pop.sock.getsockname()[1]
+    pop.quit()
+    for port, proto, user, tls in ((pop_port, "pop3", "-", "no"), (imap_port, "imap", "-", "no"),
+                                   (logged_in_port, "pop3s", "alice", "yes")):
+        wait_for(lambda: f"127.0.0.1:{port} disconnect from [127.0.0.1] user={user} tls={tls}"
+                 in hikyaku.log_text(), what=f"the {proto} connection's last line")
+        assert f"127.0.0.1:{port} connect from [127.0.0.1]:{port} ({proto})" in hikyaku.log_text()
