@@ -30,6 +30,14 @@ int check_config(const config::LoadResult& loaded, std::ostream& out, std::ostre
     return 1;
   }
   out << loaded.config->source.string() << ": ok\n";
+  const config::Config& c = *loaded.config;
+  if (!c.domains.empty()) {
+    if (c.postmaster.empty())
+      out << "postmaster@ your domains is refused: there is no [[mailbox]] to take it (RFC 5321 §4.5.1)\n";
+    else
+      out << "postmaster@ your domains goes to mailbox " << c.postmaster
+          << " where no [[address]] says otherwise (top-level key postmaster)\n";
+  }
   return 0;
 }
 

@@ -198,4 +198,43 @@ void wipe(std::string& secret) {
   secret.clear();
 }
 
+bool valid_utf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    if (b < 0x80) {
+      ++i;
+      continue;
+    }
+    // RFC 3629 §4: the lead octet fixes the length and the first
+    // continuation octet's range (which excludes overlongs and surrogates).
+    size_t n = 0;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (b >= 0xC2 && b <= 0xDF) {
+      n = 1;
+    } else if (b == 0xE0) {
+      n = 2, lo = 0xA0;
+    } else if ((b >= 0xE1 && b <= 0xEC) || b == 0xEE || b == 0xEF) {
+      n = 2;
+    } else if (b == 0xED) {
+      n = 2, hi = 0x9F;
+    } else if (b == 0xF0) {
+      n = 3, lo = 0x90;
+    } else if (b >= 0xF1 && b <= 0xF3) {
+      n = 3;
+    } else if (b == 0xF4) {
+      n = 3, hi = 0x8F;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size()) return false;  // truncated
+    for (size_t k = 1; k <= n; ++k) {
+      const auto c = static_cast<unsigned char>(s[i + k]);
+      if (k == 1 ? (c < lo || c > hi) : (c < 0x80 || c > 0xBF)) return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
 }  // namespace hikyaku::base

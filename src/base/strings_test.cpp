@@ -50,4 +50,21 @@ TEST(Strings, LogPrintableAndWipe) {
 }
 
 }  // namespace
+TEST(Strings, ValidUtf8_RFC3629_4) {
+  EXPECT_TRUE(valid_utf8(""));
+  EXPECT_TRUE(valid_utf8("ascii"));
+  EXPECT_TRUE(valid_utf8("\xce\xb4\xce\xbf\xce\xba\xce\xb9\xce\xbc\xce\xae"));  // δοκιμή
+  EXPECT_TRUE(valid_utf8("\xe2\x82\xac"));                  // U+20AC
+  EXPECT_TRUE(valid_utf8("\xf0\x9f\x98\x80"));              // U+1F600
+  EXPECT_TRUE(valid_utf8("\xf4\x8f\xbf\xbf"));              // U+10FFFF
+  EXPECT_FALSE(valid_utf8("\xff"));                          // never a lead octet
+  EXPECT_FALSE(valid_utf8("\x80"));                          // a lone continuation
+  EXPECT_FALSE(valid_utf8("\xc0\xaf"));                      // overlong '/'
+  EXPECT_FALSE(valid_utf8("\xe0\x80\xaf"));                  // overlong
+  EXPECT_FALSE(valid_utf8("\xed\xa0\x80"));                  // a surrogate (U+D800)
+  EXPECT_FALSE(valid_utf8("\xf4\x90\x80\x80"));              // above U+10FFFF
+  EXPECT_FALSE(valid_utf8("\xe2\x82"));                      // truncated
+  EXPECT_FALSE(valid_utf8("a\xce"));                         // truncated at the end
+}
+
 }  // namespace hikyaku::base

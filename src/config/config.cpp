@@ -270,8 +270,8 @@ bool valid_mailbox_name(const std::string& s) {
 }
 
 void read_document(Reader& r, const toml::table& root, Config& c) {
-  r.check_keys(root, "", {"hostname", "data_dir", "log_level", "listen", "tls", "dns", "delivery", "limits",
-                          "auth", "srs", "dmarc", "domain", "mailbox", "address", "forward", "route"});
+  r.check_keys(root, "", {"hostname", "data_dir", "log_level", "postmaster", "listen", "tls", "dns", "delivery",
+                          "limits", "auth", "srs", "dmarc", "domain", "mailbox", "address", "forward", "route"});
   r.string(root, "hostname", "hostname", c.hostname);
   {
     std::string dd;
@@ -485,6 +485,16 @@ void read_document(Reader& r, const toml::table& root, Config& c) {
     }
     c.routes.push_back(std::move(rt));
   });
+
+  // RFC 5321 §4.5.1: postmaster is always accepted; its mail goes to the
+  // mailbox named here, by default the first [[mailbox]].
+  r.string(root, "postmaster", "postmaster", c.postmaster);
+  if (const toml::node* n = root.get("postmaster"); n != nullptr && !c.postmaster.empty()) {
+    if (c.find_mailbox(c.postmaster) == nullptr)
+      r.error(*n, "postmaster: no [[mailbox]] named '" + c.postmaster + "'");
+  } else if (!c.mailboxes.empty()) {
+    c.postmaster = c.mailboxes.front().name;
+  }
 
   // Cross-references: every mailbox target names a [[mailbox]].
   for (const auto& [node, target] : mailbox_refs)

@@ -156,6 +156,10 @@ struct Config {
   std::string hostname = "localhost";
   std::filesystem::path data_dir;  // absolute after loading
   std::string log_level = "info";
+  // RFC 5321 §4.5.1: the [[mailbox]] that gets postmaster@ (bare, and at
+  // every [[domain]]) when no [[address]] says otherwise. Default: the
+  // first [[mailbox]]; empty only when there is none.
+  std::string postmaster;
   Listen listen;
   Tls tls;
   Dns dns;

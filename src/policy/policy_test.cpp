@@ -241,6 +241,34 @@ TEST(AddressBook, LocalUnknownAndRelay_RFC5321_3_3_and_7_1) {
   EXPECT_TRUE(book.plan({"x", "elsewhere.test"}).empty());
 }
 
+// RFC 5321 §4.5.1: postmaster@ every local domain is accepted, whatever its
+// case, into the postmaster mailbox (the first [[mailbox]] unless the
+// top-level postmaster says otherwise); an [[address]] for it still wins.
+TEST(AddressBook, PostmasterIsAlwaysAccepted_RFC5321_4_5_1) {
+  auto r = load("");
+  ASSERT_TRUE(r.config) << r.errors[0].str();
+  EXPECT_EQ(r.config->postmaster, "ituki");
+  AddressBook book(*r.config);
+  EXPECT_EQ(book.check_recipient({"PostMaster", "Example.Test"}, false), RcptVerdict::accept);
+  EXPECT_EQ(book.plan({"postmaster", "example.test"}), std::vector<Target>{mailbox("ituki")});
+  EXPECT_EQ(book.check_recipient({"postmaster", "elsewhere.test"}, false), RcptVerdict::relay_denied);
+
+  // A top-level key: before the tables.
+  auto with = [](const std::string& top) {
+    return config::load_config_text(top + "\n[[domain]]\nname = \"example.test\"\n[[mailbox]]\nname = \"ituki\"\n"
+                                    "[[mailbox]]\nname = \"other\"\n",
+                                    "t.toml", "/tmp");
+  };
+  auto chosen = with("postmaster = \"other\"");
+  ASSERT_TRUE(chosen.config) << chosen.errors[0].str();
+  EXPECT_EQ(AddressBook(*chosen.config).plan({"postmaster", "example.test"}), std::vector<Target>{mailbox("other")});
+
+  auto bad = with("postmaster = \"nobody\"");
+  ASSERT_FALSE(bad.config);
+  EXPECT_NE(bad.errors[0].str().find("postmaster: no [[mailbox]] named 'nobody'"), std::string::npos)
+      << bad.errors[0].str();
+}
+
 TEST(AddressBook, SrsBouncesHiddenToFallbackPlainToSenderBadRefused) {
   auto r = load(std::string(kHidden) + R"(
 [srs]

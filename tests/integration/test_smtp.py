@@ -87,6 +87,21 @@ def test_smtplib_plain_lands_byte_exact_rfc5321_4_5_2(hikyaku):
     assert b"by mx.example.test (hikyaku) with ESMTP id " in data
 
 
+def test_postmaster_is_always_accepted_rfc5321_4_5_1(hikyaku):
+    """No [[address]] names postmaster: the bare form and postmaster@ the
+    domain, in any case, are accepted and land in the first [[mailbox]]."""
+    with smtplib.SMTP("127.0.0.1", hikyaku.smtp_port, timeout=10) as s:
+        s.ehlo("client.example")
+        s.mail("sender@remote.example")
+        assert s.rcpt("<postmaster>")[0] == 250
+        assert s.rcpt("PostMaster@Example.Test")[0] == 250
+        assert s.data(MESSAGE)[0] == 250
+    files = wait_messages(hikyaku, "alice", 1)
+    assert strip_trace(files[0].read_bytes()) == as_stored(MESSAGE, files[0].read_bytes())
+    r = hikyaku.run_cli("check-config")
+    assert "postmaster@ your domains goes to mailbox alice" in r.stdout, r.stdout
+
+
 def test_smtplib_starttls_rfc3207(hikyaku):
     ctx = ssl.create_default_context(cafile=str(hikyaku.cert_path))
     ctx.check_hostname = False  # we connect to 127.0.0.1; the cert names mx.example.test

@@ -52,5 +52,7 @@ Reply tls_ready() { return Reply(220, "2.0.0", "Ready to start TLS"); }
 Reply tls_unavailable() { return Reply(454, "4.7.0", "TLS not available"); }
 Reply tls_already_active() { return Reply(503, "5.5.1", "Error: TLS already active"); }
 Reply smtputf8_required() { return Reply(553, "5.6.7", "Non-ASCII address requires SMTPUTF8"); }
+// RFC 6531 §3.3: UTF8-non-ascii (RFC 6532 §3.1) is well-formed UTF-8.
+Reply invalid_utf8_address() { return Reply(553, "5.6.7", "Address is not valid UTF-8"); }
 
 }  // namespace hikyaku::smtp::protocol::reply

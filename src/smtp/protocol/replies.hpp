@@ -56,5 +56,6 @@ Reply tls_ready();                                          // 220 2.0.0
 Reply tls_unavailable();                                    // 454 4.7.0
 Reply tls_already_active();                                 // 503 5.5.1
 Reply smtputf8_required();                                  // 553 5.6.7
+Reply invalid_utf8_address();                               // 553 5.6.7
 
 }  // namespace hikyaku::smtp::protocol::reply

@@ -254,7 +254,9 @@ std::optional<Reply> Session::check_mail(Command& cmd) {
     return Reply(555, "5.5.4", "Unsupported parameter");
   // RFC 1870 §6.2: a declared size above the limit is refused at MAIL.
   if (p.size && *p.size > ctx_.settings.limits.message_size) return reply::size_declared_too_big();
-  // RFC 6531 §3.4: a UTF-8 reverse-path needs the SMTPUTF8 parameter.
+  // RFC 6531 §3.3-3.4: a UTF-8 reverse-path must be well-formed UTF-8 and
+  // needs the SMTPUTF8 parameter.
+  if (cmd.path && cmd.path->has_utf8() && !base::valid_utf8(cmd.path->str())) return reply::invalid_utf8_address();
   if (cmd.path && cmd.path->has_utf8() && !p.smtputf8) return reply::smtputf8_required();
   return std::nullopt;
 }
@@ -272,6 +274,7 @@ std::optional<Reply> Session::check_rcpt(Command& cmd) {
   // RFC 5321 §4.5.3.1.8: at least 100 recipients must be accepted; beyond
   // our limit 452 tells the client to send the rest in another transaction.
   if (tx_.recipient_count() >= ctx_.settings.limits.recipients) return reply::too_many_recipients();
+  if (rcpt.has_utf8() && !base::valid_utf8(rcpt.str())) return reply::invalid_utf8_address();
   if (rcpt.has_utf8() && !tx_.envelope().smtputf8) return reply::smtputf8_required();
   // RFC 5321 §4.5.1: "<Postmaster>" without a domain is ours.
   if (rcpt.domain.empty()) {

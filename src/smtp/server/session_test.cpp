@@ -703,6 +703,22 @@ TEST_F(SessionTest, Utf8AddressesNeedSmtputf8_RFC6531_3_4) {
   EXPECT_NE(sink_.message(0).find(" with UTF8SMTP id "), std::string::npos);
 }
 
+// RFC 6531 §3.3 (UTF8-non-ascii of RFC 6532 §3.1): an address that is not
+// well-formed UTF-8 is refused even with SMTPUTF8, never forwarded raw.
+TEST_F(SessionTest, InvalidUtf8AddressesAreRefused_RFC6531_3_3) {
+  start();
+  auto t = connect_ehlo();
+  t->send("MAIL FROM:<caf\xc3@remote.example> SMTPUTF8");
+  t->expect("553 5.6.7 Address is not valid UTF-8");
+  t->send("MAIL FROM:<a@remote.example> SMTPUTF8");
+  t->expect("250 *");
+  t->send("RCPT TO:<\xed\xa0\x80@example.test>");
+  t->expect("553 5.6.7 Address is not valid UTF-8");
+  t->send("QUIT");
+  t->expect("221 *");
+  EXPECT_EQ(sink_.count(), 0u);
+}
+
 TEST_F(SessionTest, MiscCommands_RFC5321_4_1_1) {
   start();
   auto t = connect_ehlo();
