@@ -214,17 +214,19 @@ def test_accepted_mail_arrives_in_postfix_maildir_intact(make_hikyaku, pfx_dns, 
     assert "data=" not in line, line
 
 
-def test_large_message_is_chunked_after_the_recipient_is_accepted(make_hikyaku, pfx_dns, farside, postfix):
+@pytest.mark.parametrize("lines", [2000, 30000], ids=["150KiB", "2MiB-body-in-a-file"])
+def test_large_message_is_chunked_after_the_recipient_is_accepted(make_hikyaku, pfx_dns, farside, postfix, lines):
     """Over 64 KiB the BDAT chunk waits for the MAIL/RCPT replies (a refused recipient
-    would not cost the upload); the message still arrives byte for byte."""
-    hk = make_hikyaku(extra=config(pfx_dns, farside, ACCEPTED))
+    would not cost the upload); the message still arrives byte for byte. Past 1 MiB
+    the body is kept in a file from receipt on and sent from there."""
+    hk = make_hikyaku(extra=config(pfx_dns, farside, ACCEPTED), message_size="10M")
     c = Client(hk)
     subject = "large message to postfix"
-    body = BODY + "".join(f"line {i:05d} " + "y" * 60 + "\r\n" for i in range(2000)) + ".\r\n"
+    body = BODY + "".join(f"line {i:05d} " + "y" * 60 + "\r\n" for i in range(lines)) + ".\r\n"
     c.send(message(subject, body))
     [stored] = wait_for(lambda: postfix.messages(), what="the message in Postfix's Maildir")
     raw = stored.read_bytes()
-    assert len(raw) > 128 * 1024
+    assert len(raw) > lines * 64
     assert headers(raw)["Subject"] == subject
     assert body_of(raw) == body_of(message(subject, body))
     hk.stop()
