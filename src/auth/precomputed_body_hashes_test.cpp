@@ -222,7 +222,8 @@ TEST(PrecomputedBodyHashes, InboundCheckFromHeaderSectionMatchesWholeMessage) {
     inbound::Input whole_in{m, std::string("ann@example.com"), "h", "192.0.2.1"};
     auto whole = inbound::check(s.dns, whole_in, o);
     auto hashes = test_support::precomputed(m, 7);
-    inbound::Input pre_in{test_support::header_section(m), std::string("ann@example.com"), "h", "192.0.2.1", &hashes};
+    const std::string head = std::string(test_support::header_section(m));  // Input holds a view: keep it alive
+    inbound::Input pre_in{head, std::string("ann@example.com"), "h", "192.0.2.1", &hashes};
     auto pre = inbound::check(s.dns, pre_in, o);
     EXPECT_EQ(pre.results.value(), whole.results.value());
     ASSERT_EQ(pre.dkim.size(), whole.dkim.size());
@@ -231,7 +232,8 @@ TEST(PrecomputedBodyHashes, InboundCheckFromHeaderSectionMatchesWholeMessage) {
     EXPECT_EQ(pre.dmarc_reject(), whole.dmarc_reject());
   }
   // Sanity: the first passed everything, the second failed DKIM.
-  inbound::Input first{received + set.prefix() + s.message, std::string("ann@example.com"), "h", "192.0.2.1"};
+  const std::string first_message = received + set.prefix() + s.message;  // Input holds a view: keep it alive
+  inbound::Input first{first_message, std::string("ann@example.com"), "h", "192.0.2.1"};
   auto v = inbound::check(s.dns, first, o);
   EXPECT_EQ(v.dkim.at(0).status, dkim::Status::pass);
   EXPECT_EQ(v.arc.status, arc::ChainStatus::pass) << v.arc.reason;
