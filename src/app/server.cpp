@@ -61,7 +61,7 @@ std::string random_password() {
 }  // namespace
 
 int serve(config::Config config, const ServeOptions& options) {
-  base::init_logging(config.log_level);
+  base::init_logging(config.log_level, config.log_format);
   auto log = base::logger("hikyaku");
   if (sodium_init() < 0) {
     std::cerr << "hikyaku: libsodium failed to initialise\n";

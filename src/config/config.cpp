@@ -270,8 +270,9 @@ bool valid_mailbox_name(const std::string& s) {
 }
 
 void read_document(Reader& r, const toml::table& root, Config& c) {
-  r.check_keys(root, "", {"hostname", "data_dir", "log_level", "postmaster", "listen", "tls", "dns", "delivery",
-                          "limits", "auth", "srs", "dmarc", "domain", "mailbox", "address", "forward", "route"});
+  r.check_keys(root, "", {"hostname", "data_dir", "log_level", "log_format", "postmaster", "listen", "tls", "dns",
+                          "delivery", "limits", "auth", "srs", "dmarc", "domain", "mailbox", "address", "forward",
+                          "route"});
   r.string(root, "hostname", "hostname", c.hostname);
   {
     std::string dd;
@@ -283,6 +284,9 @@ void read_document(Reader& r, const toml::table& root, Config& c) {
     static const std::set<std::string> levels{"trace", "debug", "info", "warn", "error"};
     if (!levels.count(c.log_level)) r.error(*n, "log_level: one of trace, debug, info, warn, error");
   }
+  r.string(root, "log_format", "log_format", c.log_format);
+  if (const toml::node* n = root.get("log_format"); n != nullptr && c.log_format != "text" && c.log_format != "json")
+    r.error(*n, "log_format: one of \"text\", \"json\"");
   if (const toml::node* n = root.get("hostname")) {
     if (!mail::parse_mailbox("x@" + c.hostname, false)) r.error(*n, "hostname: '" + c.hostname + "' is not a domain name");
   }

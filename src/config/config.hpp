@@ -156,6 +156,7 @@ struct Config {
   std::string hostname = "localhost";
   std::filesystem::path data_dir;  // absolute after loading
   std::string log_level = "info";
+  std::string log_format = "text";  // "text" or "json" (one JSON object per line)
   // RFC 5321 §4.5.1: the [[mailbox]] that gets postmaster@ (bare, and at
   // every [[domain]]) when no [[address]] says otherwise. Default: the
   // first [[mailbox]]; empty only when there is none.

@@ -151,5 +151,13 @@ secret_file = "/dev/null"
   EXPECT_EQ(unreadable_files(*r.config, "srs.secret_file").size(), 0u);
 }
 
+TEST(Config, LogFormat) {
+  EXPECT_EQ(load("").config->log_format, "text");
+  EXPECT_EQ(load("log_format = \"json\"\n").config->log_format, "json");
+  auto bad = load("log_format = \"xml\"\n");
+  ASSERT_FALSE(bad.config);
+  EXPECT_EQ(bad.errors.at(0).str(), "t.toml:1:14: log_format: one of \"text\", \"json\"");
+}
+
 }  // namespace
 }  // namespace hikyaku::config

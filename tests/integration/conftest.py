@@ -58,8 +58,11 @@ SANITIZER_REPORT = re.compile(
     r"(ERROR|WARNING): (Address|Leak|Thread|Memory|UndefinedBehavior)Sanitizer|"
     r"runtime error: |SUMMARY: \w+Sanitizer")
 BUG_LINE = re.compile(r"\bBUG: ")
-# spdlog lines are "2026-12-03T06:19:51.123 LEVEL logger: text".
-ERROR_LINE = re.compile(r"^\S+ (error|critical) ")
+# spdlog lines are "2026-12-03T06:19:51.123 LEVEL logger: text", or with
+# log_format = "json" {"time":…,"level":"LEVEL","logger":…,"msg":"text"}.
+ERROR_LINE = re.compile(r'^(\S+ (error|critical) |\{"time":"[^"]*","level":"(error|critical)")')
+STOPPED_LINE = re.compile(r'^(\S+ info \S+: stopped|\{"time":"[^"]*","level":"info","logger":"[^"]*","msg":"stopped"\})$',
+                          re.M)
 
 
 def log_problems(text, expected=()):
@@ -261,7 +264,7 @@ deliver = ["mailbox:bob"]
         run_log = self._run_log()
         if status != 0 and not problems:
             problems.append(f"exit status {status} after SIGTERM")
-        if not re.search(r"^\S+ info \S+: stopped$", run_log, re.M):
+        if not STOPPED_LINE.search(run_log):
             problems.append('no "stopped" line logged')
         self._record(problems + log_problems(run_log, self._expected_errors))
 

@@ -171,3 +171,25 @@ def test_every_pop3_and_imap_connection_is_logged_even_without_a_login(hikyaku):
         wait_for(lambda: f"127.0.0.1:{port} disconnect from [127.0.0.1] user={user} tls={tls}"
                  in hikyaku.log_text(), what=f"the {proto} connection's last line")
         assert f"127.0.0.1:{port} connect from [127.0.0.1]:{port} ({proto})" in hikyaku.log_text()
+
+
+def test_json_log_lines(hikyaku):
+    """Issue 16 item 4: log_format = "json" makes every line one JSON object
+    (time, level, logger, msg) that a log shipper can parse."""
+    import json
+    hikyaku.stop()
+    text = hikyaku.config_path.read_text()
+    hikyaku.config_path.write_text(text.replace('log_level = "debug"\n', 'log_level = "debug"\nlog_format = "json"\n', 1))
+    start = len(hikyaku.log_text())
+    hikyaku.start()
+    pop = poplib.POP3("127.0.0.1", hikyaku.pop3_port, timeout=30)
+    pop.quit()
+    wait_for(lambda: '"msg":"127.0.0.1:' in hikyaku.log_text()[start:] and "disconnect from" in hikyaku.log_text()[start:],
+             what="the POP3 connection's JSON lines")
+    lines = [l for l in hikyaku.log_text()[start:].splitlines() if l.strip()]
+    assert lines
+    for line in lines:
+        obj = json.loads(line)
+        assert set(obj) == {"time", "level", "logger", "msg"}, line
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", obj["time"]), line
+    assert any(o["logger"] == "pop3d" and "connect from [127.0.0.1]" in o["msg"] for o in map(json.loads, lines))
