@@ -18,11 +18,10 @@ constexpr char ascii_upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast
 bool iequals(std::string_view a, std::string_view b);
 bool istarts_with(std::string_view s, std::string_view prefix);
 std::string to_lower(std::string_view s);
-
+std::string to_upper(std::string_view s);
 // Well-formed UTF-8 (RFC 3629 §4): no overlong forms, no surrogates, nothing
 // above U+10FFFF, no truncated sequence. ASCII is well-formed.
 bool valid_utf8(std::string_view s);
-std::string to_upper(std::string_view s);
 std::string_view trim(std::string_view s);  // spaces and tabs
 std::vector<std::string_view> split(std::string_view s, char sep);
 // Split on runs of spaces (protocol arguments).

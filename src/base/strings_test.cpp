@@ -49,7 +49,6 @@ TEST(Strings, LogPrintableAndWipe) {
   EXPECT_TRUE(secret.empty());
 }
 
-}  // namespace
 TEST(Strings, ValidUtf8_RFC3629_4) {
   EXPECT_TRUE(valid_utf8(""));
   EXPECT_TRUE(valid_utf8("ascii"));
@@ -67,4 +66,5 @@ TEST(Strings, ValidUtf8_RFC3629_4) {
   EXPECT_FALSE(valid_utf8("a\xce"));                         // truncated at the end
 }
 
+}  // namespace
 }  // namespace hikyaku::base

@@ -1,6 +1,9 @@
 #include "mail/message.hpp"
 
+#include <fcntl.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <span>
 
 namespace hikyaku::mail {
@@ -57,6 +60,12 @@ base::Result<Message> read_message(const FileRange& range) {
   m.text = std::move(head);
   m.body = FileRange{range.file, range.path, range.offset + split, range.size - split};
   return m;
+}
+
+base::Result<Message> read_message(const std::filesystem::path& path, uint64_t offset, uint64_t size) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return base::errno_error("open", path, errno);
+  return read_message(FileRange{std::make_shared<const base::UniqueFd>(fd), path, offset, size});
 }
 
 }  // namespace hikyaku::mail

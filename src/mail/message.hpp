@@ -91,5 +91,8 @@ base::Status for_each_piece(const Message& message, F&& f, size_t max = MessageC
 // Messages up to kSpillThreshold are read whole. A message without an
 // empty line in that window is split after the window's last line.
 base::Result<Message> read_message(const FileRange& range);
+// The same for the bytes [offset, offset + size) of the file at `path`
+// (opened here; the Message keeps it open while its body is read).
+base::Result<Message> read_message(const std::filesystem::path& path, uint64_t offset, uint64_t size);
 
 }  // namespace hikyaku::mail

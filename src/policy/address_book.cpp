@@ -31,7 +31,8 @@ RcptVerdict AddressBook::check_recipient(const mail::Address& rcpt, bool authent
   if (is_srs(rcpt)) return srs_plan(rcpt).empty() ? RcptVerdict::bad_srs : RcptVerdict::accept;
   if (config_.is_local_domain(rcpt.domain)) {
     // RFC 5321 §3.3: refuse unknown users at RCPT, never bounce later.
-    return !plan(rcpt).empty() ? RcptVerdict::accept : RcptVerdict::unknown_user;
+    const bool known = config_.find_address(rcpt.key()) != nullptr || is_postmaster(rcpt);
+    return known ? RcptVerdict::accept : RcptVerdict::unknown_user;
   }
   // RFC 5321 §7.1: relaying only for authenticated users.
   return authenticated ? RcptVerdict::accept : RcptVerdict::relay_denied;
@@ -40,12 +41,16 @@ RcptVerdict AddressBook::check_recipient(const mail::Address& rcpt, bool authent
 std::vector<mail::Target> AddressBook::plan(const mail::Address& rcpt) const {
   if (is_srs(rcpt)) return srs_plan(rcpt);
   if (const auto* rule = config_.find_address(rcpt.key())) return rule->deliver;
-  // RFC 5321 §4.5.1: postmaster@ every local domain is accepted (the local
-  // part without regard to case), into the postmaster mailbox.
-  if (base::iequals(rcpt.local, "postmaster") && config_.is_local_domain(rcpt.domain) &&
-      !config_.postmaster.empty())
-    return {{mail::Target::Kind::mailbox, config_.postmaster}};
+  if (is_postmaster(rcpt)) return {{mail::Target::Kind::mailbox, config_.postmaster}};
   return {};
+}
+
+// RFC 5321 §4.5.1: postmaster@ every local domain is accepted (the local
+// part without regard to case), into the postmaster mailbox, when no
+// [[address]] names it.
+bool AddressBook::is_postmaster(const mail::Address& rcpt) const {
+  return base::iequals(rcpt.local, "postmaster") && config_.is_local_domain(rcpt.domain) &&
+         !config_.postmaster.empty();
 }
 
 std::vector<mail::Target> AddressBook::srs_plan(const mail::Address& rcpt) const {

@@ -56,6 +56,7 @@ class AddressBook {
 
  private:
   bool is_srs(const mail::Address& rcpt) const;
+  bool is_postmaster(const mail::Address& rcpt) const;
   std::vector<mail::Target> srs_plan(const mail::Address& rcpt) const;
 
   const config::Config& config_;

@@ -544,10 +544,7 @@ base::Result<SpooledMessage> Spool::load(std::string_view id) const {
 }
 
 base::Result<mail::Message> Spool::read_message(const SpooledMessage& message) const {
-  int fd = ::open(message.path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno_error("open", message.path, errno);
-  return mail::read_message(mail::FileRange{std::make_shared<const base::UniqueFd>(fd), message.path,
-                                            message.message_offset, message.message_size});
+  return mail::read_message(message.path, message.message_offset, message.message_size);
 }
 
 base::Status Spool::record(const SpooledMessage& message, size_t index, const SlotState& state) {

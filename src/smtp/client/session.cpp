@@ -34,27 +34,26 @@ namespace {
 
 std::shared_ptr<spdlog::logger> log() { return base::logger("smtp-client"); }
 
-// Does the message hold an octet above 127 (RFC 6152)? A large message's
-// body is read from its file for it.
-base::Result<bool> has_8bit(const mail::Message& message) {
-  bool found = false;
-  auto st = mail::for_each_piece(message, [&](std::string_view piece) {
-    found = found || protocol::has_8bit(piece);
-    return base::Status{};
-  });
-  if (!st) return st.error();
-  return found;
-}
+// What the commands before the payload need to know of the message, in
+// one pass (a large message's body is read from its file): whether it holds
+// an octet above 127 (RFC 6152 BODY=8BITMIME) and, when it goes by BDAT, the
+// size of its CRLF-line encoding (RFC 3030 BDAT's count).
+struct MessageScan {
+  bool eight_bit = false;
+  uint64_t bdat_size = 0;  // counted only when asked for
+};
 
-// The size of the message's encoding (BDAT's count).
-base::Result<uint64_t> encoded_size(const mail::Message& message, WireEncoder::Mode mode) {
-  WireEncoder counter(mode);
+base::Result<MessageScan> scan(const mail::Message& message, bool count_bdat) {
+  MessageScan out;
+  WireEncoder counter(WireEncoder::Mode::crlf_lines);
   auto st = mail::for_each_piece(message, [&](std::string_view piece) {
-    counter.count(piece);
+    out.eight_bit = out.eight_bit || protocol::has_8bit(piece);
+    if (count_bdat) counter.count(piece);
     return base::Status{};
   });
   if (!st) return st.error();
-  return counter.counted_total();
+  if (count_bdat) out.bdat_size = counter.counted_total();
+  return out;
 }
 
 // RFC 7435 opportunistic TLS for MX delivery: encrypt when offered, accept
@@ -354,10 +353,11 @@ net::awaitable<std::optional<Outcome>> Connection::send_reused(const Transaction
 net::awaitable<Outcome> Connection::send(const Transaction& tx, bool reset_first, bool& reset_failed) {
   if (broken_) co_return classify(Failure::connection_lost, peer_ + ": connection not usable");
   const mail::Message& message = *tx.message;
-  // A large message's body is read from its file: once here for BODY=, then
-  // as it is sent.
-  auto eight_bit = has_8bit(message);
-  if (!eight_bit) co_return classify(Failure::local, "local error: " + eight_bit.error().message);
+  // A large message's body is read from its file: once here (BODY=, BDAT's
+  // count), then as it is sent.
+  const bool chunked = caps_.chunking && caps_.pipelining && options_.pipelining;
+  auto scanned = scan(message, chunked);
+  if (!scanned) co_return classify(Failure::local, "local error: " + scanned.error().message);
 
   // Checks that need no round trip.
   // RFC 1870 §6.1: do not send a message larger than the announced limit.
@@ -381,12 +381,12 @@ net::awaitable<Outcome> Connection::send(const Transaction& tx, bool reset_first
 
   std::string mail = "MAIL FROM:<" + tx.sender + ">";
   if (caps_.size) mail += " SIZE=" + std::to_string(message.size());  // RFC 1870 §6
-  if (caps_.eightbitmime && *eight_bit) mail += " BODY=8BITMIME";  // RFC 6152 §3
+  if (caps_.eightbitmime && scanned->eight_bit) mail += " BODY=8BITMIME";  // RFC 6152 §3
   if (caps_.smtputf8 && (tx.smtputf8 || utf8_addresses)) mail += " SMTPUTF8";  // RFC 6531 §3.4
   std::string rcpt = "RCPT TO:<" + tx.recipient + ">";
-  if (caps_.chunking && caps_.pipelining && options_.pipelining) {
-    Outcome chunked = co_await send_chunked(tx, mail, rcpt, reset_first, reset_failed);
-    co_return chunked;
+  if (chunked) {
+    Outcome outcome = co_await send_chunked(tx, mail, rcpt, scanned->bdat_size, reset_first, reset_failed);
+    co_return outcome;
   }
 
   std::optional<Outcome> failure;
@@ -519,10 +519,8 @@ net::awaitable<std::optional<Outcome>> Connection::start_group(const std::string
 // message. A server must read a chunk even when it refuses it (RFC 3030
 // §2), so a refused recipient leaves the connection in step.
 net::awaitable<Outcome> Connection::send_chunked(const Transaction& tx, const std::string& mail,
-                                                 const std::string& rcpt, bool reset_first, bool& reset_failed) {
-  auto counted = encoded_size(*tx.message, WireEncoder::Mode::crlf_lines);
-  if (!counted) co_return classify(Failure::local, "local error: " + counted.error().message);
-  const uint64_t chunk_size = *counted;
+                                                 const std::string& rcpt, uint64_t chunk_size, bool reset_first,
+                                                 bool& reset_failed) {
   const std::string bdat = "BDAT " + std::to_string(chunk_size) + " LAST\r\n";
   // A small message (in memory) goes in the pipelined group itself.
   const bool with_group = chunk_size <= kPipelinedChunk && !tx.message->body;

@@ -148,8 +148,9 @@ class Connection {
   net::awaitable<Outcome> send(const Transaction& tx, bool reset_first, bool& reset_failed);
   net::awaitable<std::optional<Outcome>> start_group(const std::string& group, Stage stage, bool reset_first,
                                                      bool& reset_failed);
+  // `chunk_size`: the message's CRLF-line encoding size (BDAT's count).
   net::awaitable<Outcome> send_chunked(const Transaction& tx, const std::string& mail, const std::string& rcpt,
-                                       bool reset_first, bool& reset_failed);
+                                       uint64_t chunk_size, bool reset_first, bool& reset_failed);
   net::awaitable<ServerReply> command(std::string_view line, Stage stage, std::optional<Outcome>& failure);
   net::awaitable<ServerReply> read_reply(Stage stage, std::optional<Outcome>& failure);
   net::awaitable<bool> write(std::string_view data, Stage stage, std::optional<Outcome>& failure);
