@@ -193,7 +193,8 @@ int serve(config::Config config, const ServeOptions& options) {
   intake::Intake intake(intake::Settings::from(config), addresses, dns_cache, psl ? &*psl : nullptr, spool, scheduler,
                         on_loop, on_pool);
 
-  smtp::server::ServerContext smtp_ctx{smtp::server::Settings::from(config), intake, tls_context, blocking};
+  smtp::server::ServerContext smtp_ctx{smtp::server::Settings::from(config), intake, tls_context, blocking, &config,
+                                       &credentials};
   pop3::Pop3Context pop3_ctx{config, credentials, tls_context, blocking};
   imap::ImapContext imap_ctx{config, credentials, tls_context, blocking};
 

@@ -349,9 +349,10 @@ void read_document(Reader& r, const toml::table& root, Config& c) {
     if (c.limits.line_length < 512) r.error(*t, "limits.line_length: at least 512 (RFC 5321 §4.5.3.1.4)");
   }
   if (const auto* t = r.subtable(root, "auth")) {
-    r.check_keys(*t, "auth", {"allow_plaintext", "failure_delay"});
+    r.check_keys(*t, "auth", {"allow_plaintext", "failure_delay", "reveal_client"});
     r.boolean(*t, "allow_plaintext", "auth", c.auth.allow_plaintext);
     r.duration(*t, "failure_delay", "auth", c.auth.failure_delay);
+    r.boolean(*t, "reveal_client", "auth", c.auth.reveal_client);
   }
   if (const auto* t = r.subtable(root, "srs")) {
     r.check_keys(*t, "srs", {"domain", "secret_file"});

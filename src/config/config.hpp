@@ -80,6 +80,9 @@ struct Auth {
   // Off by default: passwords must not cross the network in clear text.
   bool allow_plaintext = false;
   Seconds failure_delay{2};  // slow down failed logins
+  // Submitted mail's Received field names the client's address and HELO
+  // only when true (off: a user's home address stays private).
+  bool reveal_client = false;
 };
 
 struct Srs {

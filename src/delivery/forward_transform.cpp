@@ -160,7 +160,9 @@ base::Result<mail::Message> ForwardTransform::apply(const queue::DeliveryRequest
   };
   std::string& text = message.text;
 
-  // Item 8: what we originate (notices, DSNs) is signed for its From domain.
+  // Item 8: what we originate (notices, DSNs) and what our users submit
+  // is signed for its From domain (intake checked that a submitted From is
+  // one of the login's send_as addresses).
   if (request.origin != policy::Origin::received) {
     auto parsed = common::parse_message(text);
     auto author = auth::common::find_author(parsed);

@@ -18,7 +18,8 @@
 //                Authentication-Results as ARC-Authentication-Results and cv
 //                from our ARC validation, signed with the recipient domain's
 //                key, when that [[domain]] has arc = true and a key.
-//            (c) notices and DSNs we originate carry a DKIM signature
+//            (c) notices and DSNs we originate, and mail our users submit
+//                (issue 13), carry a DKIM signature
 //                aligned with their From domain (apply() signs them with
 //                the key loaded at start).
 //            <domain> is the original recipient's [[domain]] (the domain that

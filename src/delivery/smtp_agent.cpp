@@ -313,8 +313,9 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     // A hidden forward signs with its own derived key (srs/srs.hpp), so a
     // bounce to this address is recognised as one of a hidden forward and
     // kept in the owner's fallback mailbox (policy/address_book.hpp).
+    // Submitted mail keeps its author's own address (ours to send from).
     p->tx.sender = job->envelope.sender_str();
-    if (srs && job->envelope.sender) {
+    if (srs && job->envelope.sender && request.origin == policy::Origin::received) {
       const std::string identity = policy::is_hidden(config, request.target) ? request.target.value : "";
       p->tx.sender = srs->forward(*job->envelope.sender, config.srs.domain, identity).str();
     }

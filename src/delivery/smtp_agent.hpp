@@ -1,13 +1,15 @@
 // Purpose:   Remote delivery of forward targets (queue::DeliveryAgent for
-//            mail::Target::Kind::forward), the way one forward leaves:
+//            mail::Target::Kind::forward: a forward, a DSN, or a submitted
+//            message's remote recipient), the way one forward leaves:
 //            1. the message from memory or the spool file;
 //            2. the loop check (policy/loop.hpp: 5.4.6, cause loop) and the
 //               DMARC "divert" decision (ForwardTransform: 5.7.26, cause
 //               dmarc_divert), reported before anything is sent;
 //            3. X-Hikyaku-Forwarded-For / X-Hikyaku-Diverted, then the
 //               ForwardTransform (ARC set, DMARC-aware From rewrite, DKIM);
-//            4. the envelope sender rewritten with SRS when [srs] is set
-//               (hidden forwards with their own derived key);
+//            4. the envelope sender of received mail rewritten with SRS
+//               when [srs] is set (hidden forwards with their own derived
+//               key); submitted mail (an authenticated user's) keeps it;
 //            5. the recipient domain's route (MX, A, AAAA; RFC 5321 §5.1);
 //            6. the SMTP conversation over a pooled connection, at most
 //               concurrency_per_domain at a time per destination, slowing

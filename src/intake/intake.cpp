@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "auth/common/author.hpp"
 #include "auth/inbound/checker.hpp"
 #include "base/log.hpp"
 #include "base/strings.hpp"
@@ -70,6 +71,23 @@ Intake::Intake(Settings settings, const policy::AddressBook& addresses, dns::Asy
     : settings_(std::move(settings)), addresses_(addresses), resolver_(resolver), psl_(psl), spool_(spool),
       scheduler_(scheduler), loop_(loop), blocking_(blocking) {}
 
+std::optional<mail::Reply> Intake::check_sender(const std::optional<mail::Address>& sender, std::string_view login) {
+  // The null sender carries no address to misuse; its From: is still checked.
+  if (!sender || addresses_.may_send_as(login, *sender)) return std::nullopt;
+  return smtp::protocol::reply::sender_not_owned();
+}
+
+std::optional<mail::Reply> Intake::check_author(const mail::Envelope& envelope, std::string_view message) const {
+  // RFC 5322 §3.6.2 / RFC 6409 §6.1: exactly one author, one of the login's
+  // own addresses (a group, several authors or none are refused as well).
+  auto author = auth::common::find_author(auth::common::parse_message(message));
+  if (author) {
+    auto address = mail::parse_mailbox(author->address, true);
+    if (address && addresses_.may_send_as(envelope.auth_user, *address)) return std::nullopt;
+  }
+  return smtp::protocol::reply::author_not_owned();
+}
+
 std::optional<mail::Reply> Intake::check_recipient(const mail::Address& rcpt, bool authenticated) {
   switch (addresses_.check_recipient(rcpt, authenticated)) {
     case policy::RcptVerdict::accept: return std::nullopt;
@@ -96,7 +114,7 @@ std::vector<policy::RecipientPlan> Intake::plans(const mail::Envelope& envelope)
   for (const auto& rcpt : envelope.recipients) {
     policy::RecipientPlan plan;
     plan.recipient = rcpt.str();
-    for (auto& target : addresses_.plan(rcpt)) {
+    for (auto& target : addresses_.plan(rcpt, !envelope.auth_user.empty())) {
       if (planned.insert(target_key(target)).second) plan.targets.push_back(std::move(target));
     }
     if (!plan.targets.empty()) out.push_back(std::move(plan));
@@ -111,9 +129,16 @@ base::Result<std::pair<base::UniqueFd, std::filesystem::path>> Intake::body_file
 }
 
 void Intake::admit(mail::Envelope envelope, mail::Message message, Admitted done) {
-  // Authenticated submission is our own users' mail: not checked here.
+  // Authenticated submission is our own users' mail: no inbound checks,
+  // but only their own From: addresses.
   if (!envelope.auth_user.empty()) {
-    done(stage(envelope, std::move(message)));
+    if (auto refused = check_author(envelope, message.text)) {
+      log()->info("submitted message refused: login={} From: is not one of its send_as addresses",
+                  base::log_printable(envelope.auth_user));
+      done(smtp::server::Admission::refused(*refused));
+      return;
+    }
+    done(stage(envelope, std::move(message), policy::Origin::submitted));
     return;
   }
   auto received = std::make_shared<Received>(Received{std::move(envelope), std::move(message), nullptr});
@@ -169,16 +194,17 @@ void Intake::check(const std::shared_ptr<Received>& received, Admitted done) {
     // section, which a large message keeps in memory too).
     mail::Message& m = received->message;
     m.text = auth::inbound::stamp(std::move(m.text), v.results);
-    done(stage(env, std::move(m)));
+    done(stage(env, std::move(m), policy::Origin::received));
   };
   dns::resolve_then<auth::inbound::Verdict>(resolver_, std::move(decide), std::move(checked));
 }
 
 // 2-3. Plans, stage, and the forwards started.
-base::Result<smtp::server::Admission> Intake::stage(const mail::Envelope& envelope, mail::Message message) {
+base::Result<smtp::server::Admission> Intake::stage(const mail::Envelope& envelope, mail::Message message,
+                                                    policy::Origin origin) {
   auto plans = this->plans(envelope);
   auto bytes = std::make_shared<const mail::Message>(std::move(message));
-  auto staged = spool_.stage(envelope, plans, *bytes);
+  auto staged = spool_.stage(envelope, plans, *bytes, origin);
   if (!staged.ok()) return staged.error();
   scheduler_.submit_staged(staged->message, bytes);
   return smtp::server::Admission{

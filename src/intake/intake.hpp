@@ -1,7 +1,11 @@
 // Purpose:   Intake, Postfix's cleanup: the only consumer of a finished
-//            SMTP message (smtp::server::MessageSink). At RCPT it answers
-//            from the address book (local users, SRS bounce addresses, no
-//            relay). At the end of DATA, in this order:
+//            SMTP message (smtp::server::MessageSink). At MAIL (after AUTH)
+//            and RCPT it answers from the address book (send_as, local
+//            users, SRS bounce addresses, relaying only when authenticated).
+//            Submitted mail (authenticated: envelope.auth_user) skips the
+//            inbound checks; its From: must be one of the login's send_as
+//            addresses (553 5.7.1), then it is planned and staged like any
+//            other, as Origin::submitted. At the end of DATA, in this order:
 //            1. the inbound checks (SPF, DKIM, ARC, DMARC: auth/inbound) on
 //               received mail; our Authentication-Results replaces any
 //               forged one, after our Received field; a DMARC p=reject
@@ -79,6 +83,7 @@ class Intake final : public smtp::server::MessageSink {
          const auth::dmarc::PublicSuffixList* psl, queue::Spool& spool, queue::Scheduler& scheduler,
          base::Executor& loop, base::Executor& blocking);
 
+  std::optional<mail::Reply> check_sender(const std::optional<mail::Address>& sender, std::string_view login) override;
   std::optional<mail::Reply> check_recipient(const mail::Address& rcpt, bool authenticated) override;
   base::Result<std::pair<base::UniqueFd, std::filesystem::path>> body_file() override;
   void admit(mail::Envelope envelope, mail::Message message, Admitted done) override;
@@ -101,7 +106,11 @@ class Intake final : public smtp::server::MessageSink {
   };
   void check(const std::shared_ptr<Received>& received, Admitted done);
   // After the checks: plans, stage, submit.
-  base::Result<smtp::server::Admission> stage(const mail::Envelope& envelope, mail::Message message);
+  base::Result<smtp::server::Admission> stage(const mail::Envelope& envelope, mail::Message message,
+                                              policy::Origin origin);
+  // Submitted mail: its From: must be one of the login's send_as
+  // addresses (nullopt: it is).
+  std::optional<mail::Reply> check_author(const mail::Envelope& envelope, std::string_view message) const;
 
   const Settings settings_;
   const policy::AddressBook& addresses_;

@@ -32,6 +32,7 @@ dmarc_inbound = "reject"
 name = "tagged.test"
 [[mailbox]]
 name = "bob"
+send_as = ["bob@example.test"]
 [[mailbox]]
 name = "bob-fallback"
 [[address]]
@@ -266,6 +267,42 @@ TEST_F(IntakeTest, RecipientAnswers_RFC5321_3_3_and_7_1) {
   ASSERT_TRUE(relay);
   EXPECT_EQ(relay->code, 554);
   EXPECT_EQ(relay->status, "5.7.1");
+}
+
+// Submitted mail (issue 13): no inbound checks, no Authentication-Results;
+// MAIL FROM and From: only the login's send_as addresses (RFC 6409 §6.1);
+// a remote recipient is sent to itself; stored as Origin::submitted.
+TEST_F(IntakeTest, SubmittedMailIsItsAuthorsOwn_RFC6409_6_1) {
+  EXPECT_FALSE(intake_->check_sender(mail::Address{"bob", "example.test"}, "bob"));
+  EXPECT_FALSE(intake_->check_sender(mail::Address{"BOB", "Example.Test"}, "bob"));
+  EXPECT_FALSE(intake_->check_sender(std::nullopt, "bob"));
+  auto refused = intake_->check_sender(mail::Address{"robert", "example.test"}, "bob");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->code, 553);
+  EXPECT_EQ(refused->status, "5.7.1");
+
+  mail::Envelope env;
+  env.sender = mail::Address{"bob", "example.test"};
+  env.recipients = {mail::Address{"friend", "elsewhere.test"}, mail::Address{"robert", "example.test"}};
+  env.auth_user = "bob";
+  const std::string body = "To: friend@elsewhere.test\r\nSubject: hi\r\n\r\nHello.\r\n";
+  for (const char* from : {"From: Ann <ann@author.test>\r\n", "From: bob@example.test, ann@author.test\r\n", ""}) {
+    SCOPED_TRACE(from);
+    auto o = accept(env, std::string(from) + body);
+    ASSERT_TRUE(o.refusal);
+    EXPECT_EQ(o.refusal->code, 553);
+    EXPECT_EQ(o.refusal->status, "5.7.1");
+  }
+  auto o = accept(env, "From: Bob <Bob@Example.Test>\r\n" + body);
+  ASSERT_FALSE(o.refusal) << o.refusal->summary();
+  auto m = spool_->load(o.id);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->origin, policy::Origin::submitted);
+  EXPECT_EQ(m->envelope.auth_user, "bob");
+  ASSERT_EQ(m->slots.size(), 2u);
+  EXPECT_EQ(m->slots[0].target.str(), "forward:friend@elsewhere.test");
+  EXPECT_EQ(m->slots[1].target.str(), "mailbox:bob");
+  EXPECT_EQ(stored(o.id).find("Authentication-Results"), std::string::npos);
 }
 
 }  // namespace

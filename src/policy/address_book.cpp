@@ -38,11 +38,21 @@ RcptVerdict AddressBook::check_recipient(const mail::Address& rcpt, bool authent
   return authenticated ? RcptVerdict::accept : RcptVerdict::relay_denied;
 }
 
-std::vector<mail::Target> AddressBook::plan(const mail::Address& rcpt) const {
+std::vector<mail::Target> AddressBook::plan(const mail::Address& rcpt, bool authenticated) const {
   if (is_srs(rcpt)) return srs_plan(rcpt);
   if (const auto* rule = config_.find_address(rcpt.key())) return rule->deliver;
   if (is_postmaster(rcpt)) return {{mail::Target::Kind::mailbox, config_.postmaster}};
+  if (authenticated && !config_.is_local_domain(rcpt.domain)) return {{mail::Target::Kind::forward, rcpt.str()}};
   return {};
+}
+
+bool AddressBook::may_send_as(std::string_view login, const mail::Address& address) const {
+  const config::Mailbox* mailbox = config_.find_mailbox(login);
+  if (mailbox == nullptr) return false;
+  const std::string wanted = base::to_lower(address.str());
+  for (const auto& allowed : mailbox->send_as)
+    if (allowed == wanted) return true;  // send_as is stored lower case
+  return false;
 }
 
 // RFC 5321 §4.5.1: postmaster@ every local domain is accepted (the local

@@ -8,8 +8,11 @@
 //            mailbox (the original sender must never see the bounce: it
 //            names the hidden address); signed with the plain secret →
 //            reversed to the original sender (forward:<sender>).
+//            An authenticated user (submission) may relay to any address,
+//            and may send only as its own send_as addresses.
 // Standards: RFC 5321 §3.3 (RCPT replies), §7.1 (no open relay), §4.5.5
-//            (bounces carry the null reverse-path), SRS (srs/srs.hpp).
+//            (bounces carry the null reverse-path), SRS (srs/srs.hpp),
+//            RFC 6409 §6.1 (the submission server checks the sender).
 // Trust:     addresses come from the network and are only compared or
 //            decoded; the configuration is trusted; the SRS secrets stay in
 //            the Rewriter.
@@ -51,8 +54,14 @@ class AddressBook {
   AddressBook& operator=(const AddressBook&) = delete;
 
   RcptVerdict check_recipient(const mail::Address& rcpt, bool authenticated) const;
-  // The plan of an accepted recipient (empty for a relayed one).
-  std::vector<mail::Target> plan(const mail::Address& rcpt) const;
+  // The plan of an accepted recipient. A recipient outside our domains
+  // (relayed for an authenticated user) is sent there: forward:<rcpt>,
+  // by its domain's MX; unauthenticated, it has no plan.
+  std::vector<mail::Target> plan(const mail::Address& rcpt, bool authenticated = false) const;
+  // Sender authorisation (issue 13): may the [[mailbox]] `login` send as
+  // `address` (MAIL FROM, From:)? Only its send_as addresses, compared
+  // without regard to case.
+  bool may_send_as(std::string_view login, const mail::Address& address) const;
 
  private:
   bool is_srs(const mail::Address& rcpt) const;

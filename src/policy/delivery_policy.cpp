@@ -126,7 +126,7 @@ Disposition DeliveryPolicy::decide(const MessageFacts& message, const SlotState&
   // Failed for good on this link: the next link of the chain at once, with
   // a fresh attempt count. Generated messages never move on.
   std::optional<mail::Target> link;
-  if (message.origin == Origin::received) link = next_link(next);
+  if (message.origin == Origin::received || message.origin == Origin::submitted) link = next_link(next);
   if (link) {
     const SlotState from = slot;
     next.target = *link;
@@ -138,7 +138,8 @@ Disposition DeliveryPolicy::decide(const MessageFacts& message, const SlotState&
     next.next_attempt = {};
     d.action = Disposition::Action::divert;
     const config::Forward* f = forward_options(config_, from.target);
-    if (f != nullptr && f->notify) d.notice = notice_facts(from, next, result, now);
+    if (f != nullptr && f->notify && message.origin == Origin::received)
+      d.notice = notice_facts(from, next, result, now);
     return d;
   }
 
@@ -157,6 +158,7 @@ Disposition DeliveryPolicy::decide(const MessageFacts& message, const SlotState&
       d.remark = "DSN to <" + slot.recipient + "> not delivered, dropped";
       return d;
     case Origin::received:
+    case Origin::submitted:  // the DSN goes to the author's own mailbox (reports.hpp)
       break;
   }
   if (slot.planned.kind != mail::Target::Kind::forward) return d;  // local mailboxes: the operator's log

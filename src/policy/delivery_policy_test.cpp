@@ -80,6 +80,7 @@ AttemptResult slowed() { return {Kind::temporary, "4.4.5", "rate-limiting us", C
 
 MessageFacts received() { return {Origin::received, false, kT0}; }
 MessageFacts null_sender() { return {Origin::received, true, kT0}; }
+MessageFacts submitted() { return {Origin::submitted, false, kT0}; }
 MessageFacts notice() { return {Origin::notice, true, kT0}; }
 MessageFacts dsn() { return {Origin::dsn, true, kT0}; }
 
@@ -143,6 +144,15 @@ TEST(DeliveryPolicy, EveryRowOfTheContract) {
        slot(forward("open@gmail.test"), 0, {}, kT0, 9), deferred(), kT0 + 48h, Action::fail, "", {}, false, true},
       {"4xx to a mailbox at expire fails", received(), slot(mailbox("ituki"), 0, {}, kT0, 9), deferred(), kT0 + 48h,
        Action::fail},
+      // Submitted mail (issue 13): a refused remote recipient brings a DSN
+      // (to the author's own mailbox, reports.hpp); a local forward it
+      // reaches diverts like received mail, without the owner's notice.
+      {"5xx on a submitted message's recipient fails with a DSN", submitted(), slot(forward("friend@else.test")),
+       refused(), kT0, Action::fail, "", {}, false, true},
+      {"4xx on a submitted message's recipient at expire fails with a DSN", submitted(),
+       slot(forward("friend@else.test"), 0, {}, kT0, 9), deferred(), kT0 + 48h, Action::fail, "", {}, false, true},
+      {"5xx on a forward a submitted message reached diverts, no notice", submitted(), slot(hidden), refused(), kT0,
+       Action::divert, "forward:second@gmail.test"},
       // Generated messages: never diverted, never bounced.
       {"a refused notice is dropped", notice(), slot(hidden), refused(), kT0, Action::fail, "", {}, false, false,
        "notice to forward:<hidden> not delivered, dropped"},

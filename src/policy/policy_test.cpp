@@ -222,6 +222,15 @@ TEST(Reports, NoticeAndDsnAreCompleteGeneratedMessages_RFC3464_RFC5321_4_5_5) {
   EXPECT_EQ(writer.dsn_targets("ituki@example.test").size(), 1u);
   EXPECT_EQ(writer.dsn_targets("ituki@example.test")[0].str(), "mailbox:ituki");
   EXPECT_TRUE(writer.dsn_targets("nobody@example.test").empty());
+  // Submitted mail: the DSN goes to the submitting login's own mailbox,
+  // whatever the sender address (issue 13).
+  ASSERT_EQ(writer.dsn_targets("ituki@example.test", "other").size(), 1u);
+  EXPECT_EQ(writer.dsn_targets("ituki@example.test", "other")[0].str(), "mailbox:other");
+  original.auth_user = "other";
+  auto submitted = writer.dsn(original, dsn);
+  ASSERT_TRUE(submitted) << submitted.error().message;
+  EXPECT_EQ(submitted->plan.at(0).targets.at(0).str(), "mailbox:other");
+  original.auth_user.clear();
   original.sender = mail::Address{"nobody", "example.test"};
   EXPECT_FALSE(writer.dsn(original, dsn));
   original.sender.reset();
@@ -239,6 +248,23 @@ TEST(AddressBook, LocalUnknownAndRelay_RFC5321_3_3_and_7_1) {
   EXPECT_EQ(book.check_recipient({"x", "elsewhere.test"}, true), RcptVerdict::accept);
   ASSERT_EQ(book.plan({"ituki", "example.test"}).size(), 2u);
   EXPECT_TRUE(book.plan({"x", "elsewhere.test"}).empty());
+  // Relayed for an authenticated user: sent to the recipient itself; a
+  // local address keeps its own plan.
+  EXPECT_EQ(book.plan({"x", "elsewhere.test"}, true), std::vector<Target>{forward("x@elsewhere.test")});
+  EXPECT_EQ(book.plan({"ituki", "example.test"}, true).size(), 2u);
+}
+
+// RFC 6409 §6.1: a login sends only as its own send_as addresses.
+TEST(AddressBook, SendAsOnlyTheLoginsOwnAddresses_RFC6409_6_1) {
+  auto r = load(kHidden);
+  ASSERT_TRUE(r.config) << r.errors[0].str();
+  r.config->mailboxes.at(0).send_as = {"ituki@example.test", "boss@example.test"};
+  AddressBook book(*r.config);
+  EXPECT_TRUE(book.may_send_as("ituki", {"ituki", "example.test"}));
+  EXPECT_TRUE(book.may_send_as("ituki", {"Boss", "EXAMPLE.test"}));
+  EXPECT_FALSE(book.may_send_as("ituki", {"other", "example.test"}));
+  EXPECT_FALSE(book.may_send_as("other", {"ituki", "example.test"}));  // no send_as at all
+  EXPECT_FALSE(book.may_send_as("nobody", {"ituki", "example.test"}));
 }
 
 // RFC 5321 §4.5.1: postmaster@ every local domain is accepted, whatever its

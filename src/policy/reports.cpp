@@ -81,8 +81,12 @@ base::Result<GeneratedMessage> ReportWriter::notice(const OriginalMessage& origi
   return out;
 }
 
-std::vector<mail::Target> ReportWriter::dsn_targets(const std::string& sender) const {
+std::vector<mail::Target> ReportWriter::dsn_targets(const std::string& sender, const std::string& auth_user) const {
   std::vector<mail::Target> out;
+  if (!auth_user.empty() && config_.find_mailbox(auth_user) != nullptr) {
+    out.push_back(mail::Target{mail::Target::Kind::mailbox, config_.find_mailbox(auth_user)->name});
+    return out;
+  }
   auto parsed = mail::parse_mailbox(sender, true);
   if (!parsed) return out;
   if (const auto* rule = config_.find_address(parsed->key())) {
@@ -100,7 +104,7 @@ base::Result<GeneratedMessage> ReportWriter::dsn(const OriginalMessage& original
   // RFC 3461 §6.2 (decide() checks this too).
   if (!original.sender) return base::make_error("no DSN to the null sender");
   const std::string sender = original.sender->str();
-  auto targets = dsn_targets(sender);
+  auto targets = dsn_targets(sender, original.auth_user);
   if (targets.empty()) return base::make_error("sender <" + sender + "> is in a local domain but unknown");
   mail::DsnInput in;
   in.reporting_mta = config_.hostname;

@@ -51,6 +51,7 @@ struct OriginalMessage {
   std::string queue_id;
   TimePoint arrival{};
   std::optional<mail::Address> sender;
+  std::string auth_user;  // the login that submitted it (Origin::submitted), else empty
   std::string headers;  // its header section
 };
 
@@ -69,11 +70,12 @@ class ReportWriter {
   base::Result<GeneratedMessage> notice(const OriginalMessage& original, const NoticeFacts& facts) const;
   base::Result<GeneratedMessage> dsn(const OriginalMessage& original, const DsnFacts& facts) const;
 
-  // Where a DSN to `sender` goes: the mailbox targets of a local address
-  // (all its targets when it has none), else forward:<sender> through the
-  // SMTP agent; empty when the sender claims a local domain we have no
-  // address for (nobody to tell).
-  std::vector<mail::Target> dsn_targets(const std::string& sender) const;
+  // Where a DSN to `sender` goes: the submitting login's own mailbox for
+  // submitted mail (`auth_user`: it never leaves the server); else the
+  // mailbox targets of a local address (all its targets when it has none),
+  // else forward:<sender> through the SMTP agent; empty when the sender
+  // claims a local domain we have no address for (nobody to tell).
+  std::vector<mail::Target> dsn_targets(const std::string& sender, const std::string& auth_user = {}) const;
 
  private:
   const config::Config& config_;

@@ -25,8 +25,10 @@ namespace hikyaku::policy {
 using TimePoint = std::chrono::system_clock::time_point;
 
 // Where a queued message came from. Generated messages are never diverted
-// and never bounced (notices, DSNs).
-enum class Origin { received, notice, dsn };
+// and never bounced (notices, DSNs). Submitted mail (an authenticated user's,
+// issue 13) goes out as its author wrote it: no SRS, no forward headers, no
+// ARC; signed for its From domain.
+enum class Origin { received, submitted, notice, dsn };
 
 // The ordered targets of one recipient (DESIGN.md "delivery plan").
 struct RecipientPlan {

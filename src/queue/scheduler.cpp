@@ -401,6 +401,7 @@ policy::OriginalMessage Scheduler::original(const SpooledMessage& message,
   o.queue_id = message.id;
   o.arrival = message.arrival;
   o.sender = message.envelope.sender;
+  if (message.origin == policy::Origin::submitted) o.auth_user = message.envelope.auth_user;
   if (bytes) {
     o.headers = std::string(mail::header_section(bytes->text));
   } else if (auto text = spool_.read_message(message)) {

@@ -153,7 +153,9 @@ std::string encode_header(base::Clock::time_point arrival, const mail::Envelope&
   h += "auth " + escape(env.auth_user) + "\n";
   h += std::string("body8bit ") + (env.body_8bit ? "1" : "0") + "\n";
   h += std::string("smtputf8 ") + (env.smtputf8 ? "1" : "0") + "\n";
-  // Generated messages only (older readers ignore the unknown key).
+  // Submitted and generated messages only (older readers ignore the
+  // unknown key: received is the default).
+  if (origin == Origin::submitted) h += "origin submitted\n";
   if (origin == Origin::notice) h += "origin notice\n";
   if (origin == Origin::dsn) h += "origin dsn\n";
   for (const auto& rp : plan) {
@@ -213,7 +215,8 @@ bool decode_header(std::string_view text, SpooledMessage& m) {
       s.planned = s.target;
       m.slots.push_back(std::move(s));
     } else if (key == "origin" && f.size() == 2) {
-      if (f[1] == "notice") m.origin = Origin::notice;
+      if (f[1] == "submitted") m.origin = Origin::submitted;
+      else if (f[1] == "notice") m.origin = Origin::notice;
       else if (f[1] == "dsn") m.origin = Origin::dsn;
     } else if (key == "size" && f.size() == 2) {
       if (!parse_number(f[1], m.message_size)) return false;

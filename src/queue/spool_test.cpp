@@ -391,6 +391,23 @@ TEST_F(SpoolTest, RecordKeepsPlannedTargetNoteAndOrigin) {
   EXPECT_EQ(again->origin, Origin::notice);
 }
 
+// Submitted mail (issue 13) keeps its origin and its login across a reload:
+// the delivery agent must not rewrite it as a forward, and its DSN goes to
+// the login's mailbox.
+TEST_F(SpoolTest, SubmittedOriginAndLoginSurviveAReload) {
+  mail::Envelope env;
+  env.sender = mail::Address{"alice", "example.test"};
+  env.recipients.push_back(mail::Address{"friend", "else.test"});
+  env.auth_user = "alice";
+  auto id = spool_->enqueue(env, {RecipientPlan("friend@else.test", {{mail::Target::Kind::forward, "friend@else.test"}})},
+                            "From: alice@example.test\r\n\r\nb\r\n", Origin::submitted);
+  ASSERT_TRUE(id);
+  auto m = spool_->load(*id);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->origin, Origin::submitted);
+  EXPECT_EQ(m->envelope.auth_user, "alice");
+}
+
 }  // namespace
 // Issue 12 item 6: a large message's body comes from its receipt file (in
 // spool/tmp, without a name) and is copied into the queue file; reading it

@@ -31,6 +31,7 @@ class LoginExchange {
 
   const std::string& user() const { return user_; }
   const std::string& password() const { return password_; }  // secret
+  std::string take_password() { return std::move(password_); }  // secret, moved out
 
  private:
   enum class Phase { user, password, finished };

@@ -94,6 +94,15 @@ bool parse_mail_parameters(std::string_view rest, MailParameters& params, Parsed
       }
       seen_utf8 = true;
       params.smtputf8 = true;
+    } else if (base::iequals(key, "AUTH")) {
+      // RFC 4954 §5: AUTH=<mailbox as xtext> or AUTH=<>, the identity that
+      // submitted the message originally. Accepted and not trusted: we
+      // never pass it on (§5 allows that), so its value is not decoded.
+      if (!value || value->empty() || params.auth) {
+        out = fail(501, "5.5.4", "Bad AUTH parameter", "bad AUTH");
+        return false;
+      }
+      params.auth = true;
     } else {
       out = fail(555, "5.5.4", "Unsupported parameter", "parameter " + std::string(key));
       return false;

@@ -36,6 +36,7 @@ struct MailParameters {
   std::optional<uint64_t> size;  // RFC 1870 SIZE=
   BodyType body = BodyType::unspecified;
   bool smtputf8 = false;         // RFC 6531 §3.4
+  bool auth = false;             // RFC 4954 §5 AUTH= given (its value is ignored)
 };
 
 struct Command {

@@ -51,6 +51,10 @@ TEST(ParseCommand, Table) {
       {"RFC6531_3_4_smtputf8", "MAIL FROM:<δοκιμή@παράδειγμα.example> SMTPUTF8", Verb::mail, 0, ""},
       {"RFC6531_3_4_smtputf8_with_value", "MAIL FROM:<a@b.example> SMTPUTF8=yes", Verb::mail, 501, "5.5.4"},
       {"RFC5321_4_1_1_11_unknown_param", "MAIL FROM:<a@b.example> RET=FULL", Verb::mail, 555, "5.5.4"},
+      {"RFC4954_5_auth_param", "MAIL FROM:<a@b.example> AUTH=<>", Verb::mail, 0, ""},
+      {"RFC4954_5_auth_param_xtext", "MAIL FROM:<a@b.example> AUTH=a+2Bb@b.example", Verb::mail, 0, ""},
+      {"RFC4954_5_auth_param_empty", "MAIL FROM:<a@b.example> AUTH=", Verb::mail, 501, "5.5.4"},
+      {"RFC4954_5_auth_param_twice", "MAIL FROM:<a@b.example> AUTH=<> AUTH=<>", Verb::mail, 501, "5.5.4"},
       {"RFC5321_4_1_1_3_rcpt", "RCPT TO:<alice@example.test>", Verb::rcpt, 0, ""},
       {"RFC5321_4_1_1_3_rcpt_postmaster", "RCPT TO:<Postmaster>", Verb::rcpt, 0, ""},
       {"RFC5321_4_1_1_3_rcpt_null_refused", "RCPT TO:<>", Verb::rcpt, 501, "5.1.3"},
@@ -320,6 +324,23 @@ TEST(Received, Format_RFC5321_4_4) {
             "Received: from client.example ([192.0.2.1])\r\n"
             "\tby mx.example.test (hikyaku) with ESMTP id S1.1\r\n"
             "\tfor <alice@example.test>; Thu, 01 Jan 2026 00:00:00 +0000\r\n");
+}
+
+// Submitted mail: no "from" clause, so neither the client's address nor
+// its HELO reaches the recipient (issue 13: [auth] reveal_client = false).
+TEST(Received, SubmittedMailHidesTheClient_RFC3848) {
+  ReceivedInfo info;
+  info.helo = "laptop.home";
+  info.client_ip = "192.0.2.1";
+  info.hostname = "mx.example.test";
+  info.id = "S1.1";
+  info.tls = true;
+  info.authenticated = true;
+  info.hide_client = true;
+  info.when = std::chrono::system_clock::time_point(std::chrono::seconds(1767225600));
+  EXPECT_EQ(received_header(info),
+            "Received: by mx.example.test (hikyaku) with ESMTPSA id S1.1\r\n"
+            "\t; Thu, 01 Jan 2026 00:00:00 +0000\r\n");
 }
 
 TEST(Received, ProtocolNames_RFC3848_RFC6531_3_7_3) {

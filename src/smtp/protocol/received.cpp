@@ -40,8 +40,9 @@ std::string with_protocol(const ReceivedInfo& info) {
 std::string received_header(const ReceivedInfo& info) {
   // RFC 5321 §4.4: From-domain By-domain Opt-info [CFWS] ";" date-time.
   // We do not look up reverse DNS, so TCP-info is the bare address literal.
-  std::string h = "Received: from " + sanitize(info.helo) + " (" + ip_literal(info.client_ip) + ")\r\n";
-  h += "\tby " + info.hostname + " (hikyaku)";
+  std::string h = "Received: ";
+  if (!info.hide_client) h += "from " + sanitize(info.helo) + " (" + ip_literal(info.client_ip) + ")\r\n\t";
+  h += "by " + info.hostname + " (hikyaku)";
   if (info.tls && !info.tls_description.empty()) h += " (" + sanitize(info.tls_description) + ")";
   h += " with " + with_protocol(info) + " id " + info.id + "\r\n";
   if (!info.for_recipient.empty()) h += "\tfor <" + info.for_recipient + ">";

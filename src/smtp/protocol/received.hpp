@@ -22,6 +22,10 @@ struct ReceivedInfo {
   bool esmtp = true;         // EHLO (else HELO: "SMTP")
   bool tls = false;
   bool authenticated = false;
+  // Submitted mail: no "from" clause (HELO, client address); the field
+  // starts with "by", as Gmail's own do (RFC 5321 §4.4 asks for "from";
+  // a user's home address is not ours to publish).
+  bool hide_client = false;
   bool smtputf8 = false;
   std::string tls_description;  // "TLSv1.3 TLS_AES_256_GCM_SHA384", optional
   std::string id;            // session-local transaction id

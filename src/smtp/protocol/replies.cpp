@@ -55,4 +55,18 @@ Reply smtputf8_required() { return Reply(553, "5.6.7", "Non-ASCII address requir
 // RFC 6531 §3.3: UTF8-non-ascii (RFC 6532 §3.1) is well-formed UTF-8.
 Reply invalid_utf8_address() { return Reply(553, "5.6.7", "Address is not valid UTF-8"); }
 
+// RFC 4954 §4: a challenge is "334 " and base64 text, no status code.
+Reply auth_challenge(std::string_view base64) { return Reply(334, "", std::string(base64)); }
+Reply auth_ok() { return Reply(235, "2.7.0", "Authentication successful"); }
+Reply auth_failed() { return Reply(535, "5.7.8", "Authentication credentials invalid"); }
+Reply auth_required() { return Reply(530, "5.7.0", "Authentication required"); }
+Reply auth_needs_tls() { return Reply(538, "5.7.11", "Encryption required for requested authentication mechanism"); }
+Reply auth_not_offered() { return Reply(503, "5.5.1", "Error: authentication not enabled"); }
+Reply auth_already() { return Reply(503, "5.5.1", "Error: already authenticated"); }
+Reply auth_cancelled() { return Reply(501, "5.7.0", "Authentication cancelled"); }
+Reply auth_bad_response() { return Reply(501, "5.5.2", "Cannot decode response"); }
+Reply auth_unknown_mechanism() { return Reply(504, "5.5.4", "Unrecognized authentication type"); }
+Reply sender_not_owned() { return Reply(553, "5.7.1", "Sender address not owned by the authenticated user"); }
+Reply author_not_owned() { return Reply(553, "5.7.1", "From: header address not owned by the authenticated user"); }
+
 }  // namespace hikyaku::smtp::protocol::reply

@@ -4,7 +4,8 @@
 //            internal identifiers other than the queue id (STYLE R6).
 // Standards: RFC 5321 §4.2 (reply codes), §4.3.2 (command/reply sequences),
 //            RFC 3463 (enhanced status codes), RFC 2034 (ENHANCEDSTATUSCODES),
-//            RFC 3207 (STARTTLS), RFC 6531 §3.7.4 (SMTPUTF8 errors).
+//            RFC 3207 (STARTTLS), RFC 6531 §3.7.4 (SMTPUTF8 errors),
+//            RFC 4954 §4-6 (AUTH), RFC 5248 (5.7.8, 5.7.11).
 // Trust:     hostname and queue id are ours; nothing from the peer is echoed.
 // Concurrency: pure functions.
 // Errors:    none.
@@ -57,5 +58,18 @@ Reply tls_unavailable();                                    // 454 4.7.0
 Reply tls_already_active();                                 // 503 5.5.1
 Reply smtputf8_required();                                  // 553 5.6.7
 Reply invalid_utf8_address();                               // 553 5.6.7
+// Submission (RFC 4954 AUTH, RFC 6409 §6.1 sender checks).
+Reply auth_challenge(std::string_view base64);              // 334 (no enhanced code)
+Reply auth_ok();                                            // 235 2.7.0
+Reply auth_failed();                                        // 535 5.7.8
+Reply auth_required();                                      // 530 5.7.0
+Reply auth_needs_tls();                                     // 538 5.7.11
+Reply auth_not_offered();                                   // 503 5.5.1
+Reply auth_already();                                       // 503 5.5.1
+Reply auth_cancelled();                                     // 501 5.7.0
+Reply auth_bad_response();                                  // 501 5.5.2
+Reply auth_unknown_mechanism();                             // 504 5.5.4
+Reply sender_not_owned();                                   // 553 5.7.1 at MAIL
+Reply author_not_owned();                                   // 553 5.7.1 after DATA
 
 }  // namespace hikyaku::smtp::protocol::reply

@@ -58,6 +58,12 @@ class MessageSink {
  public:
   virtual ~MessageSink() = default;
 
+  // MAIL FROM of an authenticated session (`login`: the mailbox that
+  // logged in; the null sender is `nullopt`): nullopt accepts the sender
+  // (250); a reply (553 5.7.1) refuses it.
+  virtual std::optional<mail::Reply> check_sender(const std::optional<mail::Address>& sender,
+                                                  std::string_view login) = 0;
+
   // RCPT: nullopt accepts the recipient (250 2.1.5); a reply refuses it.
   virtual std::optional<mail::Reply> check_recipient(const mail::Address& rcpt, bool authenticated) = 0;
 
@@ -68,8 +74,9 @@ class MessageSink {
 
   // The end of DATA. `message` is the full message as it will be delivered
   // (our Received header first, CRLF line endings, dot-unstuffed); a large
-  // one has its body in a file from body_file(). `done` is called exactly
-  // once, with the admission or an error.
+  // one has its body in a file from body_file(). `envelope.auth_user` is
+  // the login of an authenticated session (submitted mail). `done` is
+  // called exactly once, with the admission or an error.
   using Admitted = std::function<void(base::Result<Admission>)>;
   virtual void admit(mail::Envelope envelope, mail::Message message, Admitted done) = 0;
 };

@@ -9,8 +9,10 @@
 
 #include "base/log.hpp"
 #include "base/strings.hpp"
+#include "login/mailbox_login.hpp"
 #include "net/line_buffer.hpp"
 #include "net/stream.hpp"
+#include "smtp/protocol/auth_exchange.hpp"
 #include "smtp/protocol/command.hpp"
 #include "smtp/protocol/data_reader.hpp"
 #include "smtp/protocol/received.hpp"
@@ -63,7 +65,10 @@ std::string_view role_name(Role r) {
 }
 
 // What the I/O loop must do after a command's reply is queued.
-enum class Step { next, read_data, start_tls, quit };
+enum class Step { next, read_data, start_tls, authenticate, quit };
+
+// Failed AUTH attempts before the session ends (as POP3 and IMAP do).
+constexpr unsigned kMaxAuthFailures = 3;
 
 // Command flags (Postfix-style).
 constexpr unsigned kFlush = 1u << 0;  // flush replies before reading again (RFC 2920 §3.1 group end)
@@ -77,6 +82,8 @@ Settings Settings::from(const config::Config& config) {
   s.hostname = config.hostname;
   s.postmaster_domain = config.domains.empty() ? base::to_lower(config.hostname) : config.domains.front().name;
   s.limits = config.limits;
+  s.allow_plaintext = config.auth.allow_plaintext;
+  s.reveal_client = config.auth.reveal_client;
   return s;
 }
 
@@ -127,8 +134,21 @@ class Session {
   Step do_not_implemented(Command&);
   std::optional<Reply> check_starttls(Command&);
   Step do_starttls(Command&);
+  std::optional<Reply> check_auth(Command&);
+  Step do_auth(Command&);
 
  private:
+  bool submission() const { return role_ != Role::mx; }
+  bool authenticated() const { return !auth_user_.empty(); }
+  // RFC 4954 §4 / RFC 8314: AUTH only on the submission ports, and only
+  // inside TLS unless [auth] allow_plaintext.
+  bool auth_offered() const {
+    return submission() && ctx_.credentials != nullptr && ctx_.config != nullptr &&
+           (stream_.tls_active() || ctx_.settings.allow_plaintext);
+  }
+  enum class LineRead { line, too_long, closed };
+  net::awaitable<LineRead> read_line(std::string& line);
+  net::awaitable<void> authenticate();
   std::chrono::steady_clock::duration timeout() const { return ctx_.settings.limits.command_timeout; }
   void enter_state(State s);
   void send(const Reply& r);
@@ -161,6 +181,10 @@ class Session {
   unsigned commands_ = 0;
   unsigned messages_ = 0;
   unsigned tx_serial_ = 0;
+  std::string auth_user_;  // the [[mailbox]] logged in with AUTH, or empty
+  unsigned auth_failures_ = 0;
+  protocol::AuthExchange auth_;            // the AUTH exchange in progress
+  protocol::AuthExchange::Step auth_step_;  // its first step (from do_auth)
 };
 
 // The command table (STYLE R8): verb, states, 503 text, flags, check, proceed.
@@ -180,8 +204,9 @@ constexpr std::array<CommandSpec, 14> kCommands{{
     {Verb::help, kAnyCommandState, "", 0, nullptr, &Session::do_help},
     {Verb::starttls, mask(State::greeted), "send EHLO first", kFlush, &Session::check_starttls,
      &Session::do_starttls},
-    // AUTH is a later issue; BDAT (RFC 3030) is not offered.
-    {Verb::auth, kAnyCommandState, "", 0, nullptr, &Session::do_not_implemented},
+    // RFC 4954 §4: not during a mail transaction. BDAT (RFC 3030) is not offered.
+    {Verb::auth, mask(State::greeted), "MAIL transaction in progress", kFlush, &Session::check_auth,
+     &Session::do_auth},
     {Verb::bdat, kAnyCommandState, "", 0, nullptr, &Session::do_not_implemented},
 }};
 
@@ -231,6 +256,8 @@ Step Session::do_ehlo(Command& cmd) {
   };
   // RFC 3207 §4.2: do not offer STARTTLS once TLS is active.
   if (ctx_.tls && !stream_.tls_active()) ext.push_back("STARTTLS");
+  // RFC 4954 §3; not before TLS (RFC 8314 §3.3: credentials stay encrypted).
+  if (auth_offered() && !authenticated()) ext.push_back("AUTH PLAIN LOGIN");
   ext.push_back("HELP");
   send(reply::ehlo(ctx_.settings.hostname, ext));
   enter_state(State::greeted);
@@ -258,6 +285,18 @@ std::optional<Reply> Session::check_mail(Command& cmd) {
   // needs the SMTPUTF8 parameter.
   if (cmd.path && cmd.path->has_utf8() && !base::valid_utf8(cmd.path->str())) return reply::invalid_utf8_address();
   if (cmd.path && cmd.path->has_utf8() && !p.smtputf8) return reply::smtputf8_required();
+  // RFC 4954 §5: AUTH= only where AUTH is offered.
+  if (p.auth && !submission()) return Reply(555, "5.5.4", "Unsupported parameter");
+  // RFC 6409 §4.3 / RFC 4954 §6: submission takes mail only after AUTH,
+  // and only from the login's own addresses (§6.1).
+  if (submission()) {
+    if (!authenticated()) return reply::auth_required();
+    if (auto refused = ctx_.sink.check_sender(cmd.path, auth_user_)) {
+      log_->info("{} MAIL refused: user={} from=<{}>: {}", id_, auth_user_,
+                 cmd.path ? base::log_printable(cmd.path->str()) : "", refused->summary());
+      return *refused;
+    }
+  }
   return std::nullopt;
 }
 
@@ -280,8 +319,8 @@ std::optional<Reply> Session::check_rcpt(Command& cmd) {
   if (rcpt.domain.empty()) {
     rcpt.domain = ctx_.settings.postmaster_domain;
   }
-  // Every role refuses relaying until AUTH exists (RFC 5321 §7.1).
-  if (auto refused = ctx_.sink.check_recipient(rcpt, /*authenticated=*/false)) {
+  // RFC 5321 §7.1: relaying only for an authenticated user.
+  if (auto refused = ctx_.sink.check_recipient(rcpt, authenticated())) {
     log_->info("{} RCPT rejected: <{}>: {}", id_, rcpt.str(), refused->summary());
     return *refused;
   }
@@ -355,6 +394,22 @@ Step Session::do_starttls(Command&) {
   return Step::start_tls;
 }
 
+std::optional<Reply> Session::check_auth(Command&) {
+  if (!submission() || ctx_.credentials == nullptr || ctx_.config == nullptr) return reply::auth_not_offered();
+  if (!esmtp_) return reply::bad_sequence("send EHLO first");  // RFC 4954 §3: an ESMTP extension
+  if (authenticated()) return reply::auth_already();            // RFC 4954 §4
+  if (!auth_offered()) return reply::auth_needs_tls();          // RFC 4954 §6: 538
+  return std::nullopt;
+}
+
+// The exchange itself runs in authenticate() (it reads more lines).
+Step Session::do_auth(Command& cmd) {
+  auth_ = protocol::AuthExchange{};
+  auth_step_ = auth_.start(cmd.argument);
+  base::wipe(cmd.argument);  // may hold an initial response (a password)
+  return Step::authenticate;
+}
+
 // Parse one line, look the verb up in the table, run check then proceed.
 Step Session::dispatch(std::string_view line) {
   ++commands_;
@@ -409,6 +464,10 @@ net::awaitable<void> Session::receive_data() {
   info.esmtp = esmtp_;
   info.tls = stream_.tls_active();
   info.tls_description = stream_.tls_description();
+  info.authenticated = authenticated();
+  // Submitted mail does not reveal where its author was (a home address):
+  // the Received field names no client unless [auth] reveal_client.
+  info.hide_client = authenticated() && !ctx_.settings.reveal_client;
   info.smtputf8 = tx_.envelope().smtputf8;
   info.id = txid;
   if (tx_.envelope().recipients.size() == 1) info.for_recipient = tx_.envelope().recipients.front().str();
@@ -471,6 +530,7 @@ net::awaitable<void> Session::receive_data() {
   mail::Envelope envelope = tx_.commit();
   envelope.helo = helo_;
   envelope.client_ip = stream_.remote_ip();
+  envelope.auth_user = auth_user_;
   mail::Message message{reader.take_message(), std::move(body.range)};
   const uint64_t size = message.size();
   mail::Envelope envelope_copy = envelope;  // admit() takes one; the log lines read the other
@@ -516,8 +576,9 @@ net::awaitable<void> Session::receive_data() {
     ++messages_;
     std::string rcpts;
     for (const auto& r : envelope.recipients) rcpts += (rcpts.empty() ? "<" : ",<") + r.str() + ">";
-    log_->info("{} {}: queued from=<{}> size={} nrcpt={} to={} id={} proto={}", id_, stored.text,
-               envelope.sender_str(), size, envelope.recipients.size(), rcpts, txid, protocol::with_protocol(info));
+    log_->info("{} {}: queued from=<{}> size={} nrcpt={} to={} id={} proto={}{}", id_, stored.text,
+               envelope.sender_str(), size, envelope.recipients.size(), rcpts, txid, protocol::with_protocol(info),
+               authenticated() ? " user=" + auth_user_ : std::string());
     send(reply::queued(stored.text));
   }
   enter_state(State::greeted);
@@ -558,6 +619,80 @@ net::awaitable<base::Result<Admission>> Session::admit(mail::Envelope envelope, 
   };
   co_return co_await asio::async_initiate<decltype(net::use_awaitable), void(base::Result<Admission>)>(
       initiate, net::use_awaitable);
+}
+
+// ---------------------------------------------------------------- AUTH
+
+// One more line from the client, inside an exchange (pipelined bytes
+// first).
+net::awaitable<Session::LineRead> Session::read_line(std::string& line) {
+  for (;;) {
+    bool bare_lf = false;
+    const auto status = lines_.next(line, bare_lf);
+    if (status == net::LineBuffer::Status::line) co_return LineRead::line;
+    if (status == net::LineBuffer::Status::too_long) co_return LineRead::too_long;
+    std::string chunk;
+    const bool got = co_await stream_.read_some(chunk, timeout());
+    if (!got) {
+      if (stream_.timed_out()) {
+        send(reply::timeout());
+        log_->info("{} timeout during AUTH from [{}]", id_, stream_.remote_ip());
+      }
+      co_return LineRead::closed;
+    }
+    lines_.append(chunk);
+  }
+}
+
+// RFC 4954 §4: challenges until the client has said everything, then the
+// password check (login/: argon2id on the blocking pool, the failure delay
+// on a timer), then 235 or 535. Nothing of the exchange is logged but the
+// login name and the mechanism.
+net::awaitable<void> Session::authenticate() {
+  using Kind = protocol::AuthExchange::Step::Kind;
+  protocol::AuthExchange::Step step = std::move(auth_step_);
+  while (step.kind == Kind::challenge) {
+    send(step.reply);
+    const bool written = co_await flush();
+    if (!written) {
+      enter_state(State::closing);
+      co_return;
+    }
+    std::string line;
+    const LineRead got = co_await read_line(line);
+    if (got == LineRead::closed) {
+      enter_state(State::closing);
+      co_return;
+    }
+    step = got == LineRead::line ? auth_.respond(line)
+                                 : protocol::AuthExchange::Step{Kind::refuse, reply::line_too_long(), false};
+    base::wipe(line);
+  }
+  if (step.kind == Kind::refuse) {
+    count_error(step.reply);
+    send(step.reply);
+    co_return;
+  }
+  const login::LoginContext context{*ctx_.config, *ctx_.credentials, ctx_.blocking, *log_, id_,
+                                    stream_.tls_active()};
+  login::LoginAttempt attempt{auth_.user(), auth_.take_password(), auth_.mechanism(), step.refused};
+  const config::Mailbox* mailbox = co_await login::check_mailbox_login(context, std::move(attempt));
+  if (mailbox == nullptr) {
+    ++auth_failures_;
+    const Reply failed = reply::auth_failed();
+    count_error(failed);
+    send(failed);
+    if (auth_failures_ >= kMaxAuthFailures) {
+      send(Reply(421, "4.7.0", "Too many failed authentication attempts"));
+      log_->info("{} {} failed AUTH attempts from [{}]: closing", id_, auth_failures_, stream_.remote_ip());
+      enter_state(State::closing);
+    }
+    co_return;
+  }
+  auth_user_ = mailbox->name;
+  log_->info("{} authenticated: user={} mechanism={} tls={}", id_, auth_user_, auth_.mechanism(),
+             stream_.tls_active() ? "yes" : "no");
+  send(reply::auth_ok());
 }
 
 // ---------------------------------------------------------------- TLS
@@ -649,6 +784,10 @@ net::awaitable<void> Session::run(bool lease_ok) {
         co_await receive_data();
         break;
       }
+      case Step::authenticate:
+        base::wipe(line);  // the AUTH line may carry an initial response
+        co_await authenticate();
+        break;
       case Step::start_tls: {
         const bool written = co_await flush();
         if (!written) {
@@ -667,6 +806,7 @@ net::awaitable<void> Session::run(bool lease_ok) {
         helo_.clear();
         esmtp_ = false;
         said_helo_ = false;
+        auth_user_.clear();
         enter_state(State::connected);
         break;
       }

@@ -7,10 +7,15 @@
 //            (PIPELINING), RFC 1870 (SIZE), RFC 6152 (8BITMIME), RFC 6531
 //            (SMTPUTF8), RFC 2034/3463 (enhanced status codes), RFC 3207
 //            (STARTTLS), RFC 8314 (implicit TLS on 465), RFC 5321 §4.4
-//            (Received), §4.5.3.2.7 (server timeout).
+//            (Received), §4.5.3.2.7 (server timeout), RFC 4954 (AUTH),
+//            RFC 6409 (message submission), RFC 3848 (ESMTPSA).
+//            Submission (587 after STARTTLS, 465): AUTH PLAIN/LOGIN against
+//            the mailbox passwords (login/), MAIL only when authenticated and
+//            only from the login's send_as addresses, relaying allowed.
+//            Port 25 offers no AUTH and relays nothing.
 // Trust:     handles untrusted network input; the peer chooses every byte.
-//            No AUTH yet (a later issue): relaying is refused in every role.
-//            AUTH data must never be logged once it exists (STYLE R14).
+//            AUTH data (the command line, responses, passwords) is never
+//            logged (STYLE R14); passwords are wiped after the check.
 // Concurrency: run_session runs on the io_context's (single-threaded)
 //            executor; MessageSink::admit() is called there, and the
 //            PendingMessage's commit() (fsync) on ctx.blocking; the session
@@ -27,6 +32,10 @@
 #include "net/listener.hpp"
 #include "smtp/server/message_sink.hpp"
 
+namespace hikyaku::sasl {
+class CredentialStore;
+}
+
 namespace hikyaku::smtp::server {
 
 // The server's part of the configuration.
@@ -34,6 +43,8 @@ struct Settings {
   std::string hostname;           // greeting, EHLO, Received
   std::string postmaster_domain;  // RFC 5321 §4.5.1: the domain of a bare "<Postmaster>"
   config::Limits limits;
+  bool allow_plaintext = false;  // [auth]: AUTH without TLS
+  bool reveal_client = false;    // [auth]: submitted mail's Received names the client
 
   static Settings from(const config::Config& config);
 };
@@ -42,13 +53,17 @@ struct ServerContext {
   Settings settings;
   MessageSink& sink;
   std::shared_ptr<boost::asio::ssl::context> tls;  // null: no STARTTLS, no 465
-  boost::asio::thread_pool& blocking;               // where commit() runs (fsync)
+  boost::asio::thread_pool& blocking;               // where commit() and argon2id run
+  // Submission AUTH (login/): the mailboxes and their passwords. Null: no
+  // AUTH is offered anywhere (submission then accepts no mail).
+  const config::Config* config = nullptr;
+  const sasl::CredentialStore* credentials = nullptr;
 };
 
 enum class Role {
-  mx,          // port 25: inbound for local domains, STARTTLS offered
-  submission,  // port 587: STARTTLS, AUTH later; behaves as mx for now
-  submissions  // port 465: implicit TLS (RFC 8314), AUTH later
+  mx,          // port 25: inbound for local domains, STARTTLS offered, no AUTH
+  submission,  // port 587 (RFC 6409): STARTTLS, then AUTH, then mail
+  submissions  // port 465: implicit TLS (RFC 8314), then AUTH, then mail
 };
 
 // One connection, from greeting to close. `lease` null means a connection

@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "base/strings.hpp"
+#include "sasl/credential_store.hpp"
 #include "smtp/protocol/replies.hpp"
 #include "tls/context.hpp"
 
@@ -33,12 +34,18 @@ using net::tcp;
 // ends in "=ok" (the shape of intake's answers).
 class FakeSink final : public MessageSink {
  public:
-  std::optional<mail::Reply> check_recipient(const mail::Address& rcpt, bool /*authenticated*/) override {
+  // Login "alice" may send as alice@example.test only.
+  std::optional<mail::Reply> check_sender(const std::optional<mail::Address>& sender,
+                                          std::string_view login) override {
+    if (!sender || (login == "alice" && sender->str() == "alice@example.test")) return std::nullopt;
+    return protocol::reply::sender_not_owned();
+  }
+  std::optional<mail::Reply> check_recipient(const mail::Address& rcpt, bool authenticated) override {
     if (rcpt.local.starts_with("SRS0=")) {
       if (rcpt.local.ends_with("=ok")) return std::nullopt;
       return mail::Reply(550, "5.1.1", "Invalid SRS address");
     }
-    if (rcpt.domain != "example.test") return protocol::reply::relay_denied();
+    if (rcpt.domain != "example.test") return authenticated ? std::nullopt : std::optional(protocol::reply::relay_denied());
     const std::string local = base::to_lower(rcpt.local);
     if (local == "alice" || local == "bob" || local == "postmaster" || local == "δοκιμή") return std::nullopt;
     return protocol::reply::unknown_user();
@@ -247,7 +254,8 @@ class SessionTest : public ::testing::Test {
 
   // Start accepting: every connection runs run_session with `role`.
   void start(Role role = Role::mx, bool lease = true) {
-    ctx_ = std::make_unique<ServerContext>(ServerContext{Settings::from(config_), sink_, tls_, workers_});
+    ctx_ = std::make_unique<ServerContext>(
+        ServerContext{Settings::from(config_), sink_, tls_, workers_, &config_, credentials_.get()});
     acceptor_ = std::make_unique<tcp::acceptor>(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     port_ = acceptor_->local_endpoint().port();
     asio::co_spawn(io_, accept_loop(role, lease), asio::detached);
@@ -272,6 +280,16 @@ class SessionTest : public ::testing::Test {
     ASSERT_TRUE(ctx.ok());
     tls_ = ctx.value();
   }
+  // Mailbox "alice" with password "secret" (AUTH), failures answered at once.
+  void add_login() {
+    config_.mailboxes.push_back(config::Mailbox{"alice", {"alice@example.test"}});
+    config_.auth.failure_delay = std::chrono::seconds(0);
+    auto dir = std::filesystem::temp_directory_path() / ("hikyaku-smtp-auth-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    std::filesystem::remove(dir / "users");
+    credentials_ = std::make_unique<sasl::CredentialStore>(dir / "users");
+    ASSERT_TRUE(credentials_->set_password("alice", "secret").ok());
+  }
   // Connect, read the greeting, EHLO.
   std::unique_ptr<Transcript> connect_ehlo() {
     auto t = std::make_unique<Transcript>(port_);
@@ -282,6 +300,7 @@ class SessionTest : public ::testing::Test {
   }
 
   config::Config config_;
+  std::unique_ptr<sasl::CredentialStore> credentials_;
   FakeSink sink_;
   std::shared_ptr<ssl::context> tls_;
   asio::thread_pool workers_{2};  // two: a held commit must not stall another admission
@@ -733,7 +752,7 @@ TEST_F(SessionTest, MiscCommands_RFC5321_4_1_1) {
   t->send("XYZZY");
   t->expect("500 5.5.2 *");
   t->send("AUTH PLAIN AGFsaWNlAHNlY3JldA==");
-  t->expect("502 5.5.1 *");
+  t->expect("503 5.5.1 *");  // port 25: no AUTH
   t->send("RCPT TO:<Postmaster>");
   t->expect("503 5.5.1 *");
 }
@@ -806,9 +825,151 @@ TEST_F(SessionTest, ImplicitTlsOnSubmissions_RFC8314_3) {
   t.send("EHLO client.example");
   EXPECT_EQ(t.reply().find("STARTTLS"), std::string::npos);
   t.send("MAIL FROM:<a@example.test>");
+  t.expect("530 5.7.0 *");  // RFC 4954 §6: submission needs AUTH first
+}
+
+// AUTH PLAIN "\0alice\0secret", "\0alice\0wrong".
+constexpr std::string_view kAlicePlain = "AGFsaWNlAHNlY3JldA==";
+constexpr std::string_view kAliceWrong = "AGFsaWNlAHdyb25n";
+
+TEST_F(SessionTest, SubmissionOffersAuthOnlyInsideTls_RFC4954_RFC8314_3_3) {
+  enable_tls();
+  add_login();
+  start(Role::submission);
+  auto t = connect_ehlo();
+  t->send("EHLO client.example");
+  EXPECT_EQ(t->reply().find("AUTH"), std::string::npos);
+  t->send("AUTH PLAIN " + std::string(kAlicePlain));
+  t->expect("538 5.7.11 *");
+  t->send("MAIL FROM:<alice@example.test>");
+  t->expect("530 5.7.0 *");
+  t->send("STARTTLS");
+  t->expect("220 *");
+  t->handshake();
+  t->send("EHLO client.example");
+  std::string r = t->reply();
+  EXPECT_NE(r.find("250-AUTH PLAIN LOGIN"), std::string::npos) << r;
+  t->send("AUTH PLAIN " + std::string(kAlicePlain));
+  t->expect("235 2.7.0 *");
+  t->send("EHLO client.example");
+  EXPECT_EQ(t->reply().find("AUTH"), std::string::npos) << "no second AUTH offered";
+  t->send("AUTH PLAIN " + std::string(kAlicePlain));
+  t->expect("503 5.5.1 *");
+}
+
+TEST_F(SessionTest, AuthenticatedSubmissionRelaysAsItsOwnSender_RFC4954_RFC6409_6_1) {
+  enable_tls();
+  add_login();
+  start(Role::submissions);
+  Transcript t(port_);
+  t.handshake();
+  t.expect("220 *");
+  t.send("EHLO laptop.home");
+  t.expect("250 HELP");
+  t.send("AUTH PLAIN");  // no initial response: an empty challenge first
+  t.expect("334 ");
+  t.send(std::string(kAlicePlain));
+  t.expect("235 2.7.0 *");
+  t.send("MAIL FROM:<bob@example.test>");
+  t.expect("553 5.7.1 *");  // not one of alice's send_as addresses
+  t.send("MAIL FROM:<alice@example.test> AUTH=<>");
   t.expect("250 *");
-  t.send("RCPT TO:<someone@elsewhere.example>");
-  t.expect("554 5.7.1 *");  // no AUTH yet: never a relay
+  t.send("RCPT TO:<friend@elsewhere.example>");
+  t.expect("250 2.1.5 *");  // relayed for an authenticated user
+  t.send("DATA");
+  t.expect("354 *");
+  t.send_raw("From: alice@example.test\r\nSubject: hi\r\n\r\nbody\r\n.\r\n");
+  t.expect("250 2.0.0 *");
+  ASSERT_EQ(sink_.count(), 1u);
+  EXPECT_EQ(sink_.envelope(0).auth_user, "alice");
+  const std::string m = sink_.message(0);
+  EXPECT_TRUE(m.starts_with("Received: by mx.example.test (hikyaku)")) << m;  // no client address, no HELO
+  EXPECT_EQ(m.find("laptop.home"), std::string::npos) << m;
+  EXPECT_EQ(m.find("127.0.0.1"), std::string::npos) << m;
+  EXPECT_NE(m.find(" with ESMTPSA id "), std::string::npos) << m;  // RFC 3848
+}
+
+TEST_F(SessionTest, AuthLoginChallengesAndCancel_RFC4954_4) {
+  enable_tls();
+  add_login();
+  start(Role::submissions);
+  Transcript t(port_);
+  t.handshake();
+  t.expect("220 *");
+  t.send("EHLO client.example");
+  t.expect("250 HELP");
+  t.send("AUTH LOGIN");
+  t.expect("334 VXNlcm5hbWU6");  // "Username:"
+  t.send("*");
+  t.expect("501 5.7.0 *");
+  t.send("AUTH CRAM-MD5");
+  t.expect("504 5.5.4 *");
+  t.send("AUTH LOGIN YWxpY2U=");  // initial response: the user name
+  t.expect("334 UGFzc3dvcmQ6");  // "Password:"
+  t.send("not base64!");
+  t.expect("501 5.5.2 *");
+  t.send("AUTH LOGIN");
+  t.expect("334 VXNlcm5hbWU6");
+  t.send("YWxpY2U=");
+  t.expect("334 UGFzc3dvcmQ6");
+  t.send("c2VjcmV0");
+  t.expect("235 2.7.0 *");
+}
+
+TEST_F(SessionTest, WrongPasswordsEndTheSession_RFC4954_6) {
+  enable_tls();
+  add_login();
+  start(Role::submissions);
+  Transcript t(port_);
+  t.handshake();
+  t.expect("220 *");
+  t.send("EHLO client.example");
+  t.expect("250 HELP");
+  t.send("MAIL FROM:<alice@example.test>");
+  t.expect("530 5.7.0 *");
+  for (int i = 0; i < 3; ++i) {
+    t.send("AUTH PLAIN " + std::string(kAliceWrong));
+    t.expect("535 5.7.8 *");
+  }
+  t.expect("421 4.7.0 *");
+  EXPECT_TRUE(t.closed());
+}
+
+TEST_F(SessionTest, NoAuthDuringATransaction_RFC4954_4) {
+  enable_tls();
+  add_login();
+  start(Role::submissions);
+  Transcript t(port_);
+  t.handshake();
+  t.expect("220 *");
+  t.send("EHLO client.example");
+  t.expect("250 HELP");
+  t.send("AUTH PLAIN " + std::string(kAlicePlain));
+  t.expect("235 *");
+  t.send("MAIL FROM:<alice@example.test>");
+  t.expect("250 *");
+  t.send("AUTH PLAIN " + std::string(kAlicePlain));
+  t.expect("503 5.5.1 *");
+}
+
+TEST_F(SessionTest, PortTwentyFiveOffersNoAuth_RFC4954_3) {
+  enable_tls();
+  add_login();
+  start(Role::mx);
+  auto t = connect_ehlo();
+  t->send("STARTTLS");
+  t->expect("220 *");
+  t->handshake();
+  t->send("EHLO client.example");
+  EXPECT_EQ(t->reply().find("AUTH"), std::string::npos);
+  t->send("AUTH PLAIN " + std::string(kAlicePlain));
+  t->expect("503 5.5.1 *");
+  t->send("MAIL FROM:<a@remote.example> AUTH=<>");
+  t->expect("555 5.5.4 *");
+  t->send("MAIL FROM:<a@remote.example>");
+  t->expect("250 *");
+  t->send("RCPT TO:<someone@elsewhere.example>");
+  t->expect("554 5.7.1 *");  // never a relay
 }
 
 }  // namespace
