@@ -22,5 +22,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libgtest-dev libgmock-dev googletest libyaml-cpp-dev \
   openssl \
   python3 python3-pytest python3-dkim python3-spf python3-aiosmtpd python3-dnspython \
-  swaks fetchmail mutt postfix dnsmasq-base dovecot-core dovecot-imapd dovecot-pop3d bind9-dnsutils tmux procps psmisc strace \
+  swaks msmtp fetchmail mutt postfix dnsmasq-base dovecot-core dovecot-imapd dovecot-pop3d bind9-dnsutils tmux procps psmisc strace \
   publicsuffix >/dev/null

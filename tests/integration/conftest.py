@@ -148,6 +148,8 @@ class Hikyaku:
         self.config_path = tmp / "hikyaku.toml"
         self.log_path = tmp / "hikyaku.log"
         self.smtp_port = free_port()
+        self.submission_port = free_port()
+        self.submissions_port = free_port()
         self.pop3_port = free_port()
         self.pop3s_port = free_port()
         self.imap_port = free_port()
@@ -165,6 +167,8 @@ log_level = "debug"
 
 [listen]
 smtp  = ["127.0.0.1:{self.smtp_port}"]
+submission  = ["127.0.0.1:{self.submission_port}"]
+submissions = ["127.0.0.1:{self.submissions_port}"]
 pop3  = ["127.0.0.1:{self.pop3_port}"]
 pop3s = ["127.0.0.1:{self.pop3s_port}"]
 imap  = ["127.0.0.1:{self.imap_port}"]
@@ -224,7 +228,8 @@ deliver = ["mailbox:bob"]
         env = dict(os.environ, **self.env) if self.env else None
         self.proc = subprocess.Popen([*self.wrapper, HIKYAKU_BIN, "serve", "--config", str(self.config_path)],
                                      stdout=self._log, stderr=subprocess.STDOUT, env=env)
-        for port in (self.smtp_port, self.pop3_port, self.pop3s_port, self.imap_port, self.imaps_port):
+        for port in (self.smtp_port, self.submission_port, self.submissions_port, self.pop3_port, self.pop3s_port,
+                     self.imap_port, self.imaps_port):
             wait_for(lambda: self.proc.poll() is not None or port_open(port),
                      what=f"hikyaku to listen on {port}")
             if self.proc.poll() is not None:
