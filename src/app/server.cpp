@@ -20,6 +20,7 @@
 #include "dns/asio/unbound_watch.hpp"
 #include "dns/unbound_resolver.hpp"
 #include "imap/session.hpp"
+#include "login/mailbox_login.hpp"
 #include "intake/intake.hpp"
 #include "mailbox/maildir.hpp"
 #include "net/listener.hpp"
@@ -155,6 +156,9 @@ int serve(config::Config config, const ServeOptions& options) {
   asio::io_context io(1);
   // The blocking pool: fsync (spool commits), argon2id, DKIM/ARC signatures.
   asio::thread_pool blocking(std::max(4u, std::thread::hardware_concurrency() * 2));
+  // Password checks for POP3, IMAP and submission: their own small pool at
+  // a lower priority, a bounded queue, the lockout per source address.
+  login::MailboxLogins logins(config, credentials, login::MailboxLogins::Settings::from(config));
   // DNS never blocks: libunbound's asynchronous interface, its result fd
   // watched by the event loop, one answer cache in front (RFC 2308), and the
   // verifiers decide as the answers arrive (dns/resolution.hpp).
@@ -193,10 +197,9 @@ int serve(config::Config config, const ServeOptions& options) {
   intake::Intake intake(intake::Settings::from(config), addresses, dns_cache, psl ? &*psl : nullptr, spool, scheduler,
                         on_loop, on_pool);
 
-  smtp::server::ServerContext smtp_ctx{smtp::server::Settings::from(config), intake, tls_context, blocking, &config,
-                                       &credentials};
-  pop3::Pop3Context pop3_ctx{config, credentials, tls_context, blocking};
-  imap::ImapContext imap_ctx{config, credentials, tls_context, blocking};
+  smtp::server::ServerContext smtp_ctx{smtp::server::Settings::from(config), intake, tls_context, blocking, &logins};
+  pop3::Pop3Context pop3_ctx{config, logins, tls_context, blocking};
+  imap::ImapContext imap_ctx{config, logins, tls_context, blocking};
 
   // Two-stage shutdown (STYLE R9): stop accepting, then stop the loop. The
   // handler is installed before the first listener binds: a SIGTERM sent as
@@ -282,6 +285,7 @@ int serve(config::Config config, const ServeOptions& options) {
   dns_watch.stop();
   (*smtp_agent)->stop();  // in-flight forwards will not resume: report them temporary
   blocking.join();
+  logins.stop();
   scheduler.stop();
   log->info("stopped");
   return 0;

@@ -349,10 +349,14 @@ void read_document(Reader& r, const toml::table& root, Config& c) {
     if (c.limits.line_length < 512) r.error(*t, "limits.line_length: at least 512 (RFC 5321 §4.5.3.1.4)");
   }
   if (const auto* t = r.subtable(root, "auth")) {
-    r.check_keys(*t, "auth", {"allow_plaintext", "failure_delay", "reveal_client"});
+    r.check_keys(*t, "auth", {"allow_plaintext", "failure_delay", "reveal_client", "failure_limit", "failure_window",
+                              "lockout"});
     r.boolean(*t, "allow_plaintext", "auth", c.auth.allow_plaintext);
     r.duration(*t, "failure_delay", "auth", c.auth.failure_delay);
     r.boolean(*t, "reveal_client", "auth", c.auth.reveal_client);
+    r.unsigned_int(*t, "failure_limit", "auth", c.auth.failure_limit, 1000000);
+    r.duration(*t, "failure_window", "auth", c.auth.failure_window);
+    r.duration(*t, "lockout", "auth", c.auth.lockout);
   }
   if (const auto* t = r.subtable(root, "srs")) {
     r.check_keys(*t, "srs", {"domain", "secret_file"});

@@ -80,6 +80,12 @@ struct Auth {
   // Off by default: passwords must not cross the network in clear text.
   bool allow_plaintext = false;
   Seconds failure_delay{2};  // slow down failed logins
+  // Lockout per source address across POP3, IMAP and submission:
+  // failure_limit failed logins within failure_window lock the source out
+  // for `lockout` (0: never).
+  unsigned failure_limit = 10;
+  Seconds failure_window{600};
+  Seconds lockout{600};
   // Submitted mail's Received field names the client's address and HELO
   // only when true (off: a user's home address stays private).
   bool reveal_client = false;

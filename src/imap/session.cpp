@@ -209,10 +209,10 @@ net::awaitable<void> Session::run(bool implicit_tls) {
 
 net::awaitable<Action> Session::authenticate(Action a) {
   auto& engine = *engine_;
-  const login::LoginContext context{ctx_.config, ctx_.credentials, ctx_.blocking, *log_, id_, stream_.tls_active()};
+  const login::LoginSession session{*log_, id_, stream_.remote_ip(), stream_.tls_active()};
   login::LoginAttempt attempt{std::move(a.user), std::move(a.password), a.mechanism, a.refused};
   base::wipe(a.password);
-  const config::Mailbox* mailbox = co_await login::check_mailbox_login(context, std::move(attempt));
+  const config::Mailbox* mailbox = co_await ctx_.logins.check(session, std::move(attempt));
   if (mailbox == nullptr) co_return engine.login_result(LoginOutcome::bad_credentials);
 
   // Open the INBOX: the login's Maildir (created on first use).

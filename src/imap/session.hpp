@@ -29,15 +29,15 @@
 #include "imap/maildir_store.hpp"
 #include "net/asio.hpp"
 #include "net/listener.hpp"
-#include "sasl/credential_store.hpp"
+#include "login/mailbox_login.hpp"
 
 namespace hikyaku::imap {
 
 struct ImapContext {
   const config::Config& config;
-  sasl::CredentialStore& credentials;
+  login::MailboxLogins& logins;  // password checks, lockout
   std::shared_ptr<boost::asio::ssl::context> tls;  // may be null: no STARTTLS, no 993
-  boost::asio::thread_pool& blocking;  // the blocking pool (filesystem, argon2id)
+  boost::asio::thread_pool& blocking;  // the blocking pool (filesystem)
   // Per-mailbox uidlist mutexes, shared by every IMAP listener of this context.
   std::shared_ptr<MailboxLocks> locks = std::make_shared<MailboxLocks>();
 };

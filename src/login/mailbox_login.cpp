@@ -1,5 +1,9 @@
 #include "login/mailbox_login.hpp"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
 #include "base/strings.hpp"
@@ -8,26 +12,79 @@ namespace hikyaku::login {
 
 namespace asio = boost::asio;
 
-net::awaitable<const config::Mailbox*> check_mailbox_login(const LoginContext& context, LoginAttempt attempt) {
-  const std::string& user = attempt.user;
-  const config::Mailbox* mailbox = context.config.find_mailbox(user);
+MailboxLogins::Settings MailboxLogins::Settings::from(const config::Config& config) {
+  Settings s;
+  s.lockout.limit = config.auth.failure_limit;
+  s.lockout.window = config.auth.failure_window;
+  s.lockout.lockout = config.auth.lockout;
+  s.failure_delay = config.auth.failure_delay;
+  // One verification per two cores, at least one: the rest stays for mail.
+  s.threads = std::max(1u, std::thread::hardware_concurrency() / 2);
+  return s;
+}
 
+MailboxLogins::MailboxLogins(const config::Config& config, const sasl::CredentialStore& credentials,
+                             Settings settings)
+    : config_(config),
+      credentials_(credentials),
+      settings_(settings),
+      failures_(settings.lockout),
+      pool_(std::max(1u, settings.threads)) {}
+
+MailboxLogins::~MailboxLogins() { stop(); }
+
+void MailboxLogins::stop() { pool_.join(); }
+
+net::awaitable<void> MailboxLogins::delay() {
+  // Slows down password guessing without blocking anyone else.
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  timer.expires_after(settings_.failure_delay);
+  co_await timer.async_wait(asio::as_tuple(net::use_awaitable));
+}
+
+net::awaitable<const config::Mailbox*> MailboxLogins::check(const LoginSession& session, LoginAttempt attempt) {
+  const std::string user = base::log_printable(attempt.user);
+  const auto now = FailureTracker::Clock::now();
+  if (failures_.locked_until(session.client_ip, now)) {
+    base::wipe(attempt.password);
+    session.log.warn("{} login refused: user={} mechanism={}: [{}] is locked out after too many failed logins",
+                     session.session_id, user, attempt.mechanism, session.client_ip);
+    co_await delay();
+    co_return nullptr;
+  }
+  if (waiting_.load() >= settings_.max_waiting) {
+    base::wipe(attempt.password);
+    session.log.warn("{} login refused: user={} mechanism={}: {} logins already wait for verification",
+                     session.session_id, user, attempt.mechanism, waiting_.load());
+    co_await delay();
+    co_return nullptr;
+  }
+
+  const config::Mailbox* mailbox = config_.find_mailbox(attempt.user);
   bool verified = false;
   if (!attempt.refused) {
-    const std::string& name = mailbox != nullptr ? mailbox->name : user;
-    auto check = [&]() -> net::awaitable<bool> { co_return context.credentials.verify(name, attempt.password); };
-    verified = co_await asio::co_spawn(context.blocking, check, net::use_awaitable);
+    const std::string& name = mailbox != nullptr ? mailbox->name : attempt.user;
+    ++waiting_;
+    auto verify = [&]() -> net::awaitable<bool> {
+      // Below mail's priority (Linux: per thread): a storm of guesses
+      // never delays an SMTP reply.
+      (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 10);
+      co_return credentials_.verify(name, attempt.password);
+    };
+    verified = co_await asio::co_spawn(pool_, verify, net::use_awaitable);
+    --waiting_;
     verified = verified && mailbox != nullptr;
   }
   base::wipe(attempt.password);
   if (verified) co_return mailbox;
 
-  context.log.warn("{} login failed: user={} mechanism={} tls={}", context.session_id, base::log_printable(user),
-                   attempt.mechanism, context.tls ? "yes" : "no");
-  // Slows down password guessing without blocking anyone else.
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  timer.expires_after(context.config.auth.failure_delay);
-  co_await timer.async_wait(asio::as_tuple(net::use_awaitable));
+  session.log.warn("{} login failed: user={} mechanism={} tls={}", session.session_id, user, attempt.mechanism,
+                   session.tls ? "yes" : "no");
+  if (failures_.failed(session.client_ip, FailureTracker::Clock::now()))
+    session.log.warn("{} [{}] locked out for {} s after {} failed logins within {} s", session.session_id,
+                     session.client_ip, settings_.lockout.lockout.count(), settings_.lockout.limit,
+                     settings_.lockout.window.count());
+  co_await delay();
   co_return nullptr;
 }
 

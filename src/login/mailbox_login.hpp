@@ -1,24 +1,36 @@
-// Purpose:   The password check behind POP3 USER/PASS, AUTH PLAIN and IMAP
-//            LOGIN/AUTHENTICATE, one way for both: the login name is a
-//            [[mailbox]] name (config.find_mailbox) whose argon2id hash is in
-//            the CredentialStore. The hash is verified on the worker pool
-//            (slow on purpose, never on the event loop), an unknown name
-//            costs the same verification, the password is wiped afterwards,
-//            and a failure is logged and answered only after
-//            config.auth.failure_delay (a timer: the event loop stays free).
-// Standards: RFC 1939 §7 / RFC 3501 §6.2.3 (a failed login says nothing
-//            about which part was wrong), RFC 4616 (PLAIN's authcid).
+// Purpose:   The password check behind POP3 USER/PASS and AUTH, IMAP
+//            LOGIN/AUTHENTICATE and SMTP AUTH (submission), one way for all:
+//            the login name is a [[mailbox]] name (config.find_mailbox) whose
+//            argon2id hash is in the CredentialStore.
+//            * A source address past [auth] failure_limit failures within
+//              failure_window is locked out for `lockout`, across the three
+//              protocols (FailureTracker): refused without a check.
+//            * The hash is verified in a pool of its own, at most `threads`
+//              at a time (argon2id takes 64 MiB and ≈0.1 s of CPU each) at a
+//              lower CPU priority (nice +10), with at most `max_waiting`
+//              attempts queued behind them: a password-guessing storm costs
+//              bounded memory and never takes the CPU from mail.
+//            * An unknown name costs the same verification; the password is
+//              wiped afterwards; a failure is logged and answered only after
+//              failure_delay (a timer: the event loop stays free).
+// Standards: RFC 1939 §7 / RFC 3501 §6.2.3 / RFC 4954 §6 (a failed login
+//            says nothing about which part was wrong), RFC 4616 (PLAIN).
 // Trust:     the name and password come from an unauthenticated peer; the
 //            password is never logged, the name only through
 //            base::log_printable().
-// Concurrency: a coroutine on the session's executor; resumes there.
+// Concurrency: check() is a coroutine on the session's executor and resumes
+//            there; the verifications run on the pool. stop() joins the pool
+//            (after the event loop has stopped, before it is destroyed).
 // Errors:    a refusal is nullptr, never an exception.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <string>
 #include <string_view>
 
 #include "config/config.hpp"
+#include "login/failure_tracker.hpp"
 #include "net/asio.hpp"
 #include "sasl/credential_store.hpp"
 
@@ -30,21 +42,52 @@ namespace hikyaku::login {
 
 struct LoginAttempt {
   std::string user;
-  std::string password;  // wiped by check_mailbox_login
+  std::string password;  // wiped by check()
   std::string_view mechanism;  // for the log: "USER", "PLAIN", "LOGIN", ...
   bool refused = false;        // the protocol already refused it (e.g. no TLS): no check, same delay
 };
 
-struct LoginContext {
-  const config::Config& config;
-  const sasl::CredentialStore& credentials;
-  boost::asio::thread_pool& blocking;  // the blocking pool (filesystem, argon2id)
+// Who is asking, for the lockout and the log.
+struct LoginSession {
   spdlog::logger& log;
   std::string_view session_id;  // log prefix
+  std::string_view client_ip;   // the source counted by the lockout
   bool tls = false;             // for the log
 };
 
-// The mailbox the attempt logs in to, or nullptr (after the failure delay).
-net::awaitable<const config::Mailbox*> check_mailbox_login(const LoginContext& context, LoginAttempt attempt);
+class MailboxLogins {
+ public:
+  struct Settings {
+    FailureTracker::Settings lockout;
+    std::chrono::steady_clock::duration failure_delay = std::chrono::seconds(2);
+    unsigned threads = 1;      // concurrent verifications
+    size_t max_waiting = 64;   // queued behind them; more are refused at once
+    static Settings from(const config::Config& config);
+  };
+
+  // `config` and `credentials` must outlive the object.
+  MailboxLogins(const config::Config& config, const sasl::CredentialStore& credentials, Settings settings);
+  ~MailboxLogins();
+  MailboxLogins(const MailboxLogins&) = delete;
+  MailboxLogins& operator=(const MailboxLogins&) = delete;
+
+  // The mailbox the attempt logs in to, or nullptr (after the failure delay).
+  net::awaitable<const config::Mailbox*> check(const LoginSession& session, LoginAttempt attempt);
+
+  // Join the verification pool (shutdown; idempotent).
+  void stop();
+
+  FailureTracker& failures() { return failures_; }
+
+ private:
+  net::awaitable<void> delay();
+
+  const config::Config& config_;
+  const sasl::CredentialStore& credentials_;
+  const Settings settings_;
+  FailureTracker failures_;
+  boost::asio::thread_pool pool_;
+  std::atomic<size_t> waiting_{0};
+};
 
 }  // namespace hikyaku::login

@@ -162,10 +162,10 @@ net::awaitable<void> Session::run(bool implicit_tls) {
 
 net::awaitable<Action> Session::authenticate(Action a) {
   auto& sm = *machine_;
-  const login::LoginContext context{ctx_.config, ctx_.credentials, ctx_.blocking, *log_, id_, stream_.tls_active()};
+  const login::LoginSession session{*log_, id_, stream_.remote_ip(), stream_.tls_active()};
   login::LoginAttempt attempt{std::move(a.user), std::move(a.password), a.mechanism, a.refused};
   base::wipe(a.password);
-  const config::Mailbox* mailbox = co_await login::check_mailbox_login(context, std::move(attempt));
+  const config::Mailbox* mailbox = co_await ctx_.logins.check(session, std::move(attempt));
   if (mailbox == nullptr) co_return sm.login_result(LoginOutcome::bad_credentials);
 
   // RFC 1939 §8: lock the maildrop, then take the message list that stays

@@ -23,17 +23,17 @@
 #include "net/asio.hpp"
 #include "net/listener.hpp"
 #include "pop3/mailbox_lock.hpp"
-#include "sasl/credential_store.hpp"
+#include "login/mailbox_login.hpp"
 
 namespace hikyaku::pop3 {
 
 struct Pop3Context {
   const config::Config& config;
-  sasl::CredentialStore& credentials;
+  login::MailboxLogins& logins;  // password checks, lockout
   std::shared_ptr<boost::asio::ssl::context> tls;  // may be null: no STLS, no 995
-  boost::asio::thread_pool& blocking;  // the blocking pool (filesystem, argon2id)
+  boost::asio::thread_pool& blocking;  // the blocking pool (filesystem)
   // One session per maildrop (RFC 1939 §8); shared by every POP3 listener
-  // built from this context. Default-initialised: `{config, credentials,
+  // built from this context. Default-initialised: `{config, logins,
   // tls, blocking}` is enough.
   std::shared_ptr<LockTable> locks = std::make_shared<LockTable>();
 };

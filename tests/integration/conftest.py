@@ -136,7 +136,7 @@ class Hikyaku:
 
     def __init__(self, tmp: Path, extra="", allow_plaintext=False, message_size="1M",
                  hostname="mx.example.test", limits_extra="", tls="self_signed = true", env=None, wrapper=None,
-                 data_dir=None):
+                 data_dir=None, failure_delay="1s", auth_extra=""):
         """`env`: variables added to the server's environment (LD_PRELOAD of
         tests/faultinject); `wrapper`: a command the server runs under (strace
         ...), which must exec the server as its only child; `data_dir`: another
@@ -179,7 +179,8 @@ imaps = ["127.0.0.1:{self.imaps_port}"]
 
 [auth]
 allow_plaintext = {"true" if allow_plaintext else "false"}
-failure_delay = "1s"
+failure_delay = "{failure_delay}"
+{auth_extra}
 
 [limits]
 message_size = "{message_size}"

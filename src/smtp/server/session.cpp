@@ -143,8 +143,7 @@ class Session {
   // RFC 4954 §4 / RFC 8314: AUTH only on the submission ports, and only
   // inside TLS unless [auth] allow_plaintext.
   bool auth_offered() const {
-    return submission() && ctx_.credentials != nullptr && ctx_.config != nullptr &&
-           (stream_.tls_active() || ctx_.settings.allow_plaintext);
+    return submission() && ctx_.logins != nullptr && (stream_.tls_active() || ctx_.settings.allow_plaintext);
   }
   enum class LineRead { line, too_long, closed };
   net::awaitable<LineRead> read_line(std::string& line);
@@ -395,7 +394,7 @@ Step Session::do_starttls(Command&) {
 }
 
 std::optional<Reply> Session::check_auth(Command&) {
-  if (!submission() || ctx_.credentials == nullptr || ctx_.config == nullptr) return reply::auth_not_offered();
+  if (!submission() || ctx_.logins == nullptr) return reply::auth_not_offered();
   if (!esmtp_) return reply::bad_sequence("send EHLO first");  // RFC 4954 §3: an ESMTP extension
   if (authenticated()) return reply::auth_already();            // RFC 4954 §4
   if (!auth_offered()) return reply::auth_needs_tls();          // RFC 4954 §6: 538
@@ -673,10 +672,9 @@ net::awaitable<void> Session::authenticate() {
     send(step.reply);
     co_return;
   }
-  const login::LoginContext context{*ctx_.config, *ctx_.credentials, ctx_.blocking, *log_, id_,
-                                    stream_.tls_active()};
+  const login::LoginSession session{*log_, id_, stream_.remote_ip(), stream_.tls_active()};
   login::LoginAttempt attempt{auth_.user(), auth_.take_password(), auth_.mechanism(), step.refused};
-  const config::Mailbox* mailbox = co_await login::check_mailbox_login(context, std::move(attempt));
+  const config::Mailbox* mailbox = co_await ctx_.logins->check(session, std::move(attempt));
   if (mailbox == nullptr) {
     ++auth_failures_;
     const Reply failed = reply::auth_failed();

@@ -32,8 +32,8 @@
 #include "net/listener.hpp"
 #include "smtp/server/message_sink.hpp"
 
-namespace hikyaku::sasl {
-class CredentialStore;
+namespace hikyaku::login {
+class MailboxLogins;
 }
 
 namespace hikyaku::smtp::server {
@@ -54,10 +54,9 @@ struct ServerContext {
   MessageSink& sink;
   std::shared_ptr<boost::asio::ssl::context> tls;  // null: no STARTTLS, no 465
   boost::asio::thread_pool& blocking;               // where commit() and argon2id run
-  // Submission AUTH (login/): the mailboxes and their passwords. Null: no
-  // AUTH is offered anywhere (submission then accepts no mail).
-  const config::Config* config = nullptr;
-  const sasl::CredentialStore* credentials = nullptr;
+  // Submission AUTH: the mailbox logins (login/). Null: no AUTH is
+  // offered anywhere (submission then accepts no mail).
+  login::MailboxLogins* logins = nullptr;
 };
 
 enum class Role {

@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "base/strings.hpp"
+#include "login/mailbox_login.hpp"
 #include "sasl/credential_store.hpp"
 #include "smtp/protocol/replies.hpp"
 #include "tls/context.hpp"
@@ -250,12 +251,13 @@ class SessionTest : public ::testing::Test {
     io_.stop();
     if (thread_.joinable()) thread_.join();
     workers_.join();
+    if (logins_) logins_->stop();  // before io_ goes: a verification posts back to it
   }
 
   // Start accepting: every connection runs run_session with `role`.
   void start(Role role = Role::mx, bool lease = true) {
     ctx_ = std::make_unique<ServerContext>(
-        ServerContext{Settings::from(config_), sink_, tls_, workers_, &config_, credentials_.get()});
+        ServerContext{Settings::from(config_), sink_, tls_, workers_, logins_.get()});
     acceptor_ = std::make_unique<tcp::acceptor>(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     port_ = acceptor_->local_endpoint().port();
     asio::co_spawn(io_, accept_loop(role, lease), asio::detached);
@@ -289,6 +291,8 @@ class SessionTest : public ::testing::Test {
     std::filesystem::remove(dir / "users");
     credentials_ = std::make_unique<sasl::CredentialStore>(dir / "users");
     ASSERT_TRUE(credentials_->set_password("alice", "secret").ok());
+    logins_ = std::make_unique<login::MailboxLogins>(config_, *credentials_,
+                                                     login::MailboxLogins::Settings::from(config_));
   }
   // Connect, read the greeting, EHLO.
   std::unique_ptr<Transcript> connect_ehlo() {
@@ -301,6 +305,7 @@ class SessionTest : public ::testing::Test {
 
   config::Config config_;
   std::unique_ptr<sasl::CredentialStore> credentials_;
+  std::unique_ptr<login::MailboxLogins> logins_;
   FakeSink sink_;
   std::shared_ptr<ssl::context> tls_;
   asio::thread_pool workers_{2};  // two: a held commit must not stall another admission
