@@ -149,10 +149,20 @@ int serve(config::Config config, const ServeOptions& options) {
     psl.emplace(std::move(loaded).value());
   }
 
-  // Declared before the io_context so that it outlives it: sessions still
-  // open at shutdown (an IMAP client in IDLE) are destroyed with the
-  // io_context, and their Lease destructors update the limiter.
-  auto limiter = std::make_shared<net::ConnectionLimiter>(config.limits.connections, config.limits.connections_per_ip);
+  // One connection pool per protocol, each of [limits] connections and
+  // connections_per_ip: SMTP (25), submission (587 and 465), POP3 (110 and
+  // 995), IMAP (143 and 993). A shared pool let idle SMTP clients from a few
+  // dozen addresses shut out every mail reader (issue 13). Declared before
+  // the io_context so that they outlive it: sessions still open at shutdown
+  // (an IMAP client in IDLE) are destroyed with the io_context, and their
+  // Lease destructors update the limiter.
+  auto new_limiter = [&config] {
+    return std::make_shared<net::ConnectionLimiter>(config.limits.connections, config.limits.connections_per_ip);
+  };
+  const auto smtp_limiter = new_limiter();
+  const auto submission_limiter = new_limiter();
+  const auto pop3_limiter = new_limiter();
+  const auto imap_limiter = new_limiter();
   asio::io_context io(1);
   // The blocking pool: fsync (spool commits), argon2id, DKIM/ARC signatures.
   asio::thread_pool blocking(std::max(4u, std::thread::hardware_concurrency() * 2));
@@ -231,7 +241,7 @@ int serve(config::Config config, const ServeOptions& options) {
   // Bind everything before serving so a port conflict fails start-up loudly.
   bool bind_failed = false;
   auto listen = [&](const std::vector<config::Endpoint>& endpoints, const std::string& name,
-                    const net::SessionHandler& handler) {
+                    const std::shared_ptr<net::ConnectionLimiter>& limiter, const net::SessionHandler& handler) {
     for (const auto& ep : endpoints) {
       auto acceptor = net::bind(io, ep.host, ep.port);
       if (!acceptor.ok()) {
@@ -240,32 +250,32 @@ int serve(config::Config config, const ServeOptions& options) {
         continue;
       }
       acceptors.push_back(*acceptor);
-      net::start_accepting(*acceptor, name, limiter, handler);
+      net::start_accepting(*acceptor, name, config.access.of(name), limiter, handler);
       log->info("listening: {} on {}", name, ep.str());
     }
   };
-  using Lease = std::unique_ptr<net::ConnectionLimiter::Lease>;
-  listen(config.listen.smtp, "smtp", [&](net::tcp::socket s, Lease l) {
-    return smtp::server::run_session(std::move(s), std::move(l), smtp_ctx, smtp::server::Role::mx);
+  using Admission = net::Admission;
+  listen(config.listen.smtp, "smtp", smtp_limiter, [&](net::tcp::socket s, Admission a) {
+    return smtp::server::run_session(std::move(s), std::move(a), smtp_ctx, smtp::server::Role::mx);
   });
-  listen(config.listen.submission, "submission", [&](net::tcp::socket s, Lease l) {
-    return smtp::server::run_session(std::move(s), std::move(l), smtp_ctx, smtp::server::Role::submission);
+  listen(config.listen.submission, "submission", submission_limiter, [&](net::tcp::socket s, Admission a) {
+    return smtp::server::run_session(std::move(s), std::move(a), smtp_ctx, smtp::server::Role::submission);
   });
-  listen(config.listen.pop3, "pop3", [&](net::tcp::socket s, Lease l) {
-    return pop3::run_session(std::move(s), std::move(l), pop3_ctx, false);
+  listen(config.listen.pop3, "pop3", pop3_limiter, [&](net::tcp::socket s, Admission a) {
+    return pop3::run_session(std::move(s), std::move(a), pop3_ctx, false);
   });
-  listen(config.listen.imap, "imap", [&](net::tcp::socket s, Lease l) {
-    return imap::run_session(std::move(s), std::move(l), imap_ctx, false);
+  listen(config.listen.imap, "imap", imap_limiter, [&](net::tcp::socket s, Admission a) {
+    return imap::run_session(std::move(s), std::move(a), imap_ctx, false);
   });
   if (tls_context) {
-    listen(config.listen.submissions, "submissions", [&](net::tcp::socket s, Lease l) {
-      return smtp::server::run_session(std::move(s), std::move(l), smtp_ctx, smtp::server::Role::submissions);
+    listen(config.listen.submissions, "submissions", submission_limiter, [&](net::tcp::socket s, Admission a) {
+      return smtp::server::run_session(std::move(s), std::move(a), smtp_ctx, smtp::server::Role::submissions);
     });
-    listen(config.listen.pop3s, "pop3s", [&](net::tcp::socket s, Lease l) {
-      return pop3::run_session(std::move(s), std::move(l), pop3_ctx, true);
+    listen(config.listen.pop3s, "pop3s", pop3_limiter, [&](net::tcp::socket s, Admission a) {
+      return pop3::run_session(std::move(s), std::move(a), pop3_ctx, true);
     });
-    listen(config.listen.imaps, "imaps", [&](net::tcp::socket s, Lease l) {
-      return imap::run_session(std::move(s), std::move(l), imap_ctx, true);
+    listen(config.listen.imaps, "imaps", imap_limiter, [&](net::tcp::socket s, Admission a) {
+      return imap::run_session(std::move(s), std::move(a), imap_ctx, true);
     });
   } else if (!config.listen.submissions.empty() || !config.listen.pop3s.empty() || !config.listen.imaps.empty()) {
     std::cerr << "hikyaku: implicit-TLS listeners need [tls] cert and key\n";

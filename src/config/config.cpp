@@ -45,6 +45,18 @@ const Forward* Config::find_forward(std::string_view to) const {
     if (base::iequals(f.to, to)) return &f;
   return nullptr;
 }
+const base::AccessList& Access::of(std::string_view listener) const {
+  static const base::AccessList allow_all;  // no rules; const, so no shared mutable state
+  if (listener == "smtp") return smtp;
+  if (listener == "submission") return submission;
+  if (listener == "submissions") return submissions;
+  if (listener == "pop3") return pop3;
+  if (listener == "pop3s") return pop3s;
+  if (listener == "imap") return imap;
+  if (listener == "imaps") return imaps;
+  return allow_all;
+}
+
 bool Config::is_local_domain(std::string_view domain) const { return find_domain(domain) != nullptr; }
 
 namespace {
@@ -173,6 +185,21 @@ class Reader {
     }
     return out;
   }
+  // A list of CIDR prefixes ([access]); each bad one is reported where it
+  // is written.
+  std::vector<base::Cidr> prefixes(const toml::table& t, std::string_view key, const std::string& path) {
+    std::vector<base::Cidr> out;
+    for (const auto& [s, node] : strings(t, key, path)) {
+      if (auto cidr = base::Cidr::parse(s)) {
+        out.push_back(*cidr);
+      } else {
+        std::string what = path;
+        what.append(".").append(key).append(": '").append(s).append("' is not an address or ADDRESS/LENGTH prefix: ");
+        error(*node, what + cidr.error().message);
+      }
+    }
+    return out;
+  }
   std::vector<Endpoint> endpoints(const toml::table& t, std::string_view key, const std::string& path) {
     std::vector<Endpoint> out;
     for (const auto& [s, node] : strings(t, key, path)) {
@@ -270,9 +297,9 @@ bool valid_mailbox_name(const std::string& s) {
 }
 
 void read_document(Reader& r, const toml::table& root, Config& c) {
-  r.check_keys(root, "", {"hostname", "data_dir", "log_level", "log_format", "postmaster", "listen", "tls", "dns",
-                          "delivery", "limits", "auth", "srs", "dmarc", "domain", "mailbox", "address", "forward",
-                          "route"});
+  r.check_keys(root, "", {"hostname", "data_dir", "log_level", "log_format", "postmaster", "listen", "access",
+                          "tls", "dns", "delivery", "limits", "auth", "srs", "dmarc", "domain", "mailbox", "address",
+                          "forward", "route"});
   r.string(root, "hostname", "hostname", c.hostname);
   {
     std::string dd;
@@ -301,6 +328,25 @@ void read_document(Reader& r, const toml::table& root, Config& c) {
     c.listen.imap = r.endpoints(*t, "imap", "listen");
     c.listen.imaps = r.endpoints(*t, "imaps", "listen");
     c.listen.http = r.endpoints(*t, "http", "listen");
+  }
+  if (const auto* t = r.subtable(root, "access")) {
+    // Each key names a listener of [listen]: { allow = [...], deny = [...] }.
+    r.check_keys(*t, "access", {"smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps"});
+    for (auto [name, list] : {std::pair{"smtp", &c.access.smtp}, {"submission", &c.access.submission},
+                              {"submissions", &c.access.submissions}, {"pop3", &c.access.pop3},
+                              {"pop3s", &c.access.pop3s}, {"imap", &c.access.imap}, {"imaps", &c.access.imaps}}) {
+      const toml::node* n = t->get(name);
+      if (n == nullptr) continue;
+      const std::string path = std::string("access.") + name;
+      const toml::table* rules = n->as_table();
+      if (rules == nullptr) {
+        r.error(*n, path + ": expected a table { allow = [...], deny = [...] }");
+        continue;
+      }
+      r.check_keys(*rules, path, {"allow", "deny"});
+      list->allow = r.prefixes(*rules, "allow", path);
+      list->deny = r.prefixes(*rules, "deny", path);
+    }
   }
   if (const auto* t = r.subtable(root, "tls")) {
     r.check_keys(*t, "tls", {"cert", "key", "self_signed"});

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "base/access_list.hpp"
 #include "mail/target.hpp"
 
 namespace hikyaku::config {
@@ -36,6 +37,17 @@ struct Listen {
   std::vector<Endpoint> imap;
   std::vector<Endpoint> imaps;
   std::vector<Endpoint> http;         // status page and /metrics
+};
+
+// [access]: which client addresses may connect to each listener of [listen]
+// (the same names). Deny wins over allow; an empty allow list allows every
+// address not denied (base/access_list.hpp). A refused client gets its
+// protocol's "access denied" reply and the connection is closed.
+struct Access {
+  base::AccessList smtp, submission, submissions, pop3, pop3s, imap, imaps;
+  // The rules of the listener called `listener` ("imaps"); an empty list
+  // (allow all) for a name without rules.
+  const base::AccessList& of(std::string_view listener) const;
 };
 
 struct Tls {
@@ -65,6 +77,9 @@ struct Delivery {
 struct Limits {
   uint64_t message_size = 50ull * 1024 * 1024;
   unsigned recipients = 100;
+  // Per protocol: SMTP (smtp), submission (submission + submissions), POP3
+  // (pop3 + pop3s) and IMAP (imap + imaps) each have their own pool of this
+  // size, so idle SMTP clients cannot shut out mail readers (app/server.cpp).
   unsigned connections = 1000;
   unsigned connections_per_ip = 20;
   unsigned line_length = 4096;          // longer command lines: 500 5.5.6
@@ -171,6 +186,7 @@ struct Config {
   // first [[mailbox]]; empty only when there is none.
   std::string postmaster;
   Listen listen;
+  Access access;
   Tls tls;
   Dns dns;
   Delivery delivery;

@@ -159,5 +159,60 @@ TEST(Config, LogFormat) {
   EXPECT_EQ(bad.errors.at(0).str(), "t.toml:1:14: log_format: one of \"text\", \"json\"");
 }
 
+// Issue 13: [access] CIDR allow/deny lists per listener.
+TEST(Config, AccessLists) {
+  auto r = load(R"(
+[access]
+imap = { allow = ["192.0.2.0/24", "127.0.0.0/8"], deny = [] }
+smtp = { deny = ["127.0.0.66/32", "2001:db8::/32"] }
+[access.pop3s]
+allow = ["::ffff:198.51.100.0/120"]
+)");
+  ASSERT_TRUE(r.config) << all_errors(r);
+  const auto& a = r.config->access;
+  ASSERT_EQ(a.imap.allow.size(), 2u);
+  EXPECT_EQ(a.imap.allow[1].str(), "127.0.0.0/8");
+  EXPECT_TRUE(a.imap.deny.empty());
+  ASSERT_EQ(a.smtp.deny.size(), 2u);
+  EXPECT_EQ(a.smtp.deny[1].str(), "2001:db8::/32");
+  EXPECT_EQ(a.pop3s.allow.at(0).str(), "198.51.100.0/24") << "RFC 4291 §2.5.5.2: a mapped prefix is IPv4";
+  EXPECT_TRUE(a.imaps.empty());
+  EXPECT_EQ(&a.of("smtp"), &a.smtp);
+  EXPECT_EQ(&a.of("imaps"), &a.imaps);
+  EXPECT_TRUE(a.of("http").empty());
+  EXPECT_FALSE(a.of("smtp").permits("127.0.0.66"));
+  EXPECT_TRUE(a.of("smtp").permits("127.0.0.65"));
+  EXPECT_FALSE(a.of("imap").permits("198.51.100.1"));
+  EXPECT_TRUE(load("").config->access.smtp.empty());
+}
+
+TEST(Config, AccessErrorsCarryFileLineColumn) {
+  const BadCase cases[] = {
+      {"bad cidr", "[access]\nimap = { allow = [\"192.0.2.0/33\"] }\n",
+       "t.toml:2:19: access.imap.allow: '192.0.2.0/33' is not an address or ADDRESS/LENGTH prefix: prefix length "
+       "above /32"},
+      {"host bits", "[access]\nsmtp = { deny = [\"127.0.0.0/8\", \"10.1.2.3/8\"] }\n",
+       "t.toml:2:33: access.smtp.deny: '10.1.2.3/8' is not an address or ADDRESS/LENGTH prefix: host bits set after "
+       "/8 (the network is 10.0.0.0/8)"},
+      {"hostname", "[access]\npop3 = { allow = [\"mail.example.com\"] }\n",
+       "t.toml:2:19: access.pop3.allow: 'mail.example.com' is not an address"},
+      {"not a string", "[access]\npop3 = { allow = [24] }\n", "t.toml:2:19: access.pop3.allow: expected a string"},
+      {"not a list", "[access]\npop3 = { allow = \"127.0.0.1\" }\n",
+       "t.toml:2:18: access.pop3.allow: expected a list of strings"},
+      {"unknown listener", "[access]\nimap4 = { allow = [] }\n", "t.toml:2:1: unknown key 'access.imap4'"},
+      {"unknown rule key", "[access]\nimap = { permit = [] }\n", "t.toml:2:10: unknown key 'access.imap.permit'"},
+      {"not a table", "[access]\nimap = [\"127.0.0.1\"]\n", "t.toml:2:8: access.imap: expected a table"},
+      {"access not a table", "access = 1\n", "t.toml:1:10: access: expected a table [access]"},
+  };
+  for (const auto& c : cases) {
+    auto r = load(c.toml);
+    EXPECT_FALSE(r.config) << c.name;
+    EXPECT_NE(all_errors(r).find(c.want), std::string::npos) << c.name << ": got " << all_errors(r);
+  }
+  // Every bad prefix at once.
+  auto r = load("[access]\nimap = { allow = [\"x\", \"1.2.3.4/40\"], deny = [\"::1/200\"] }\n");
+  EXPECT_EQ(r.errors.size(), 3u) << all_errors(r);
+}
+
 }  // namespace
 }  // namespace hikyaku::config

@@ -327,11 +327,18 @@ net::awaitable<std::optional<std::string>> Session::idle_until_input() {
 
 }  // namespace
 
-net::awaitable<void> run_session(net::tcp::socket socket,
-                                 std::unique_ptr<net::ConnectionLimiter::Lease> lease,
-                                 ImapContext& ctx, bool implicit_tls) {
+net::awaitable<void> run_session(net::tcp::socket socket, net::Admission admission, ImapContext& ctx,
+                                 bool implicit_tls) {
   net::Stream stream(std::move(socket), ctx.tls, ctx.config.limits.line_length);
-  if (!lease) {
+  if (admission.refusal == net::Refusal::access) {
+    // [access] denies the client (the listener logged it): RFC 3501 §7.1.5,
+    // BYE as the greeting rejects the connection. On 993 it is closed
+    // without a word: a denied network never reaches TLS.
+    if (!implicit_tls) co_await stream.write("* BYE access denied\r\n", std::chrono::seconds(10));
+    stream.close();
+    co_return;
+  }
+  if (!admission.lease) {
     bool can_write = !implicit_tls;
     if (implicit_tls) can_write = co_await stream.start_tls(std::chrono::seconds(10));
     if (can_write) co_await stream.write("* BYE [UNAVAILABLE] too many connections\r\n", std::chrono::seconds(10));

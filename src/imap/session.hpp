@@ -42,11 +42,11 @@ struct ImapContext {
   std::shared_ptr<MailboxLocks> locks = std::make_shared<MailboxLocks>();
 };
 
-// Serve one IMAP connection. `lease` null: the connection limit was reached;
-// the client gets "* BYE [UNAVAILABLE] too many connections". `implicit_tls`:
-// handshake before the greeting (993).
-net::awaitable<void> run_session(net::tcp::socket socket,
-                                 std::unique_ptr<net::ConnectionLimiter::Lease> lease,
-                                 ImapContext& ctx, bool implicit_tls);
+// Serve one IMAP connection. No lease in `admission`: a connection limit
+// was reached (the client gets "* BYE [UNAVAILABLE] too many connections")
+// or [access] denies the client ("* BYE access denied"; on 993 just closed).
+// `implicit_tls`: handshake before the greeting (993).
+net::awaitable<void> run_session(net::tcp::socket socket, net::Admission admission, ImapContext& ctx,
+                                 bool implicit_tls);
 
 }  // namespace hikyaku::imap

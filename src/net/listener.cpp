@@ -40,7 +40,7 @@ base::Result<std::shared_ptr<tcp::acceptor>> bind(asio::io_context& io, const st
 
 namespace {
 
-awaitable<void> accept_loop(std::shared_ptr<tcp::acceptor> acceptor, std::string name,
+awaitable<void> accept_loop(std::shared_ptr<tcp::acceptor> acceptor, std::string name, base::AccessList access,
                             std::shared_ptr<ConnectionLimiter> limiter, SessionHandler handler) {
   auto log = base::logger("net");
   for (;;) {
@@ -56,8 +56,16 @@ awaitable<void> accept_loop(std::shared_ptr<tcp::acceptor> acceptor, std::string
     error_code peer_ec;
     auto peer = socket.remote_endpoint(peer_ec);
     std::string ip = peer_ec ? std::string("?") : peer.address().to_string();
-    auto lease = limiter->try_acquire(ip);
-    asio::co_spawn(acceptor->get_executor(), handler(std::move(socket), std::move(lease)),
+    // [access] first: a denied client takes no connection slot.
+    Admission admission;
+    if (!access.permits(ip)) {
+      admission.refusal = Refusal::access;
+      log->info("{}: access denied for [{}]", name, ip);
+    } else {
+      admission.lease = limiter->try_acquire(ip);
+      if (!admission.lease) admission.refusal = Refusal::limit;
+    }
+    asio::co_spawn(acceptor->get_executor(), handler(std::move(socket), std::move(admission)),
                    [log, name, ip](const std::exception_ptr& e) {
                      if (!e) return;
                      // STYLE R7: the single exception boundary of a session.
@@ -74,10 +82,12 @@ awaitable<void> accept_loop(std::shared_ptr<tcp::acceptor> acceptor, std::string
 
 }  // namespace
 
-void start_accepting(std::shared_ptr<tcp::acceptor> acceptor, std::string name,
+void start_accepting(std::shared_ptr<tcp::acceptor> acceptor, std::string name, base::AccessList access,
                      std::shared_ptr<ConnectionLimiter> limiter, SessionHandler handler) {
   auto ex = acceptor->get_executor();
-  asio::co_spawn(ex, accept_loop(std::move(acceptor), std::move(name), std::move(limiter), std::move(handler)),
+  asio::co_spawn(ex,
+                 accept_loop(std::move(acceptor), std::move(name), std::move(access), std::move(limiter),
+                             std::move(handler)),
                  asio::detached);
 }
 

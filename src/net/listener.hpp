@@ -1,8 +1,11 @@
-// Purpose:   Accept loops for the configured endpoints, with the connection
-//            limits of [limits] (total and per client IP), and the one
-//            exception boundary per session (STYLE R7): a session that throws
-//            is logged as a bug and only that connection dies.
-// Trust:     accepts connections from anywhere the endpoint is bound.
+// Purpose:   Accept loops for the configured endpoints, with the access lists
+//            of [access] and the connection limits of [limits] (total and per
+//            client IP), and the one exception boundary per session (STYLE
+//            R7): a session that throws is logged as a bug and only that
+//            connection dies.
+// Trust:     accepts connections from anywhere the endpoint is bound; the
+//            access list decides, before any byte is read, who is answered
+//            with the protocol's refusal instead of a session.
 // Concurrency: runs on the io_context's executor (single-threaded).
 // Errors:    bind() returns a Result so a port conflict fails start-up loudly.
 #pragma once
@@ -12,6 +15,7 @@
 #include <memory>
 #include <string>
 
+#include "base/access_list.hpp"
 #include "base/result.hpp"
 #include "net/asio.hpp"
 
@@ -43,19 +47,33 @@ class ConnectionLimiter {
   std::map<std::string, unsigned> by_ip_;
 };
 
-// A session handler gets the accepted socket and its lease; `lease` is null
-// when a limit refused the connection, and the protocol then writes its own
-// "too many connections" reply and closes.
-using SessionHandler =
-    std::function<awaitable<void>(tcp::socket socket, std::unique_ptr<ConnectionLimiter::Lease> lease)>;
+// Why the listener refused a connection; the protocol session words it.
+enum class Refusal {
+  none,    // admitted: `lease` is set
+  limit,   // a [limits] connection limit: a temporary "too many connections"
+  access,  // the [access] list denies the client address: a permanent refusal
+};
+
+// What the listener decided for one accepted connection. A denied client
+// takes no connection slot (it is answered and closed at once).
+struct Admission {
+  std::unique_ptr<ConnectionLimiter::Lease> lease;  // null when refused
+  Refusal refusal = Refusal::none;
+};
+
+// A session handler gets the accepted socket and the listener's decision;
+// when `admission.lease` is null the protocol writes its own refusal for
+// `admission.refusal` and closes.
+using SessionHandler = std::function<awaitable<void>(tcp::socket socket, Admission admission)>;
 
 // Bind and listen on "host:port".
 base::Result<std::shared_ptr<tcp::acceptor>> bind(asio::io_context& io, const std::string& host,
                                                  uint16_t port);
 
 // Run the accept loop forever (until the acceptor is closed), spawning each
-// session with an exception boundary. `name` labels log lines ("smtp").
-void start_accepting(std::shared_ptr<tcp::acceptor> acceptor, std::string name,
+// session with an exception boundary. `name` labels log lines ("smtp"); a
+// client `access` denies is logged (info) with `name` and its address.
+void start_accepting(std::shared_ptr<tcp::acceptor> acceptor, std::string name, base::AccessList access,
                      std::shared_ptr<ConnectionLimiter> limiter, SessionHandler handler);
 
 }  // namespace hikyaku::net

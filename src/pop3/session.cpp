@@ -273,11 +273,19 @@ net::awaitable<Action> Session::update(const Action& a) {
 
 }  // namespace
 
-net::awaitable<void> run_session(net::tcp::socket socket,
-                                 std::unique_ptr<net::ConnectionLimiter::Lease> lease,
-                                 Pop3Context& ctx, bool implicit_tls) {
+net::awaitable<void> run_session(net::tcp::socket socket, net::Admission admission, Pop3Context& ctx,
+                                 bool implicit_tls) {
   net::Stream stream(std::move(socket), ctx.tls, ctx.config.limits.line_length);
-  if (!lease) {
+  if (admission.refusal == net::Refusal::access) {
+    // [access] denies the client (the listener logged it). A plain -ERR
+    // greeting: RFC 2449 §8 response codes name temporary or system
+    // conditions, and this is neither. On 995 the connection is closed
+    // without a word: a denied network never reaches TLS.
+    if (!implicit_tls) co_await stream.write("-ERR access denied\r\n", std::chrono::seconds(10));
+    stream.close();
+    co_return;
+  }
+  if (!admission.lease) {
     // The listener's connection limits: tell the client and hang up (on 995
     // after a short handshake, or the refusal could not be read).
     bool can_write = !implicit_tls || co_await stream.start_tls(std::chrono::seconds(10));

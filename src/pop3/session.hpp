@@ -38,11 +38,11 @@ struct Pop3Context {
   std::shared_ptr<LockTable> locks = std::make_shared<LockTable>();
 };
 
-// Serve one POP3 connection. `lease` null: the connection limit was reached;
-// the client gets "-ERR [SYS/TEMP] too many connections". `implicit_tls`:
-// handshake before the greeting (995).
-net::awaitable<void> run_session(net::tcp::socket socket,
-                                 std::unique_ptr<net::ConnectionLimiter::Lease> lease,
-                                 Pop3Context& ctx, bool implicit_tls);
+// Serve one POP3 connection. No lease in `admission`: a connection limit
+// was reached (the client gets "-ERR [SYS/TEMP] too many connections") or
+// [access] denies the client ("-ERR access denied"; on 995 just closed).
+// `implicit_tls`: handshake before the greeting (995).
+net::awaitable<void> run_session(net::tcp::socket socket, net::Admission admission, Pop3Context& ctx,
+                                 bool implicit_tls);
 
 }  // namespace hikyaku::pop3

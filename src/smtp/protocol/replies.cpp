@@ -5,6 +5,9 @@ namespace hikyaku::smtp::protocol::reply {
 // RFC 5321 §4.3.1: the greeting starts with our name; no enhanced code (RFC 2034 §3).
 Reply greeting(std::string_view hostname) { return Reply(220, "", std::string(hostname) + " ESMTP hikyaku"); }
 Reply too_many_connections() { return Reply(421, "4.7.0", "Too many connections, try again later"); }
+// RFC 5321 §3.1: 554 in place of the 220 greeting; RFC 3463 §3.8: X.7.1
+// "delivery not authorized" ([access] denies the client address).
+Reply access_denied() { return Reply(554, "5.7.1", "Access denied"); }
 
 // RFC 5321 §4.1.1.1: first line is our name, then one extension keyword per line.
 Reply ehlo(std::string_view hostname, const std::vector<std::string>& extensions) {

@@ -24,6 +24,7 @@ using mail::Reply;
 
 Reply greeting(std::string_view hostname);                  // 220
 Reply too_many_connections();                               // 421 4.7.0
+Reply access_denied();                                      // 554 5.7.1 (as the greeting)
 Reply ehlo(std::string_view hostname, const std::vector<std::string>& extensions);  // 250-...
 Reply helo(std::string_view hostname);                      // 250
 Reply ok();                                                 // 250 2.0.0 Ok

@@ -113,7 +113,7 @@ class Session {
     id_ = fmt::format("{:08X}", ids() & 0xFFFFFFFFFFFFull);
   }
 
-  net::awaitable<void> run(bool lease_ok);
+  net::awaitable<void> run(net::Refusal refusal);
 
   // Checks and actions of the command table (public so the constexpr table
   // can name them).
@@ -709,9 +709,22 @@ net::awaitable<bool> Session::handshake_tls() {
 
 // ---------------------------------------------------------------- loop
 
-net::awaitable<void> Session::run(bool lease_ok) {
+net::awaitable<void> Session::run(net::Refusal refusal) {
+  if (refusal == net::Refusal::access) {
+    // [access] denies the client (the listener logged it): RFC 5321 §3.1
+    // allows 554 as the greeting. XXX(access): §3.1 then asks the server to
+    // wait for QUIT; we close at once (as postscreen's "drop" does) so that a
+    // denied client, which holds no connection slot, holds nothing else. On
+    // 465 it is closed without a word: a denied network never reaches TLS.
+    if (role_ != Role::submissions) {
+      send(reply::access_denied());
+      co_await flush();
+    }
+    stream_.close();
+    co_return;
+  }
   log_->info("{} connect from [{}]:{} ({})", id_, stream_.remote_ip(), stream_.remote_port(), role_name(role_));
-  if (!lease_ok) {
+  if (refusal == net::Refusal::limit) {
     // A limit of [limits] refused the slot: say so and hang up (RFC 5321 §3.8).
     send(reply::too_many_connections());
     co_await flush();
@@ -820,10 +833,13 @@ net::awaitable<void> Session::run(bool lease_ok) {
 
 }  // namespace
 
-net::awaitable<void> run_session(net::tcp::socket socket, std::unique_ptr<net::ConnectionLimiter::Lease> lease,
-                                 ServerContext& ctx, Role role) {
+net::awaitable<void> run_session(net::tcp::socket socket, net::Admission admission, ServerContext& ctx, Role role) {
   Session session(std::move(socket), ctx, role);
-  co_await session.run(lease != nullptr);
+  // No lease is a refusal: the limit's unless [access] denied the client.
+  auto refusal = net::Refusal::none;
+  if (!admission.lease)
+    refusal = admission.refusal == net::Refusal::access ? net::Refusal::access : net::Refusal::limit;
+  co_await session.run(refusal);
 }
 
 }  // namespace hikyaku::smtp::server

@@ -65,10 +65,9 @@ enum class Role {
   submissions  // port 465: implicit TLS (RFC 8314), then AUTH, then mail
 };
 
-// One connection, from greeting to close. `lease` null means a connection
-// limit refused it: answer 421 4.7.0 and close.
-net::awaitable<void> run_session(net::tcp::socket socket,
-                                 std::unique_ptr<net::ConnectionLimiter::Lease> lease,
-                                 ServerContext& ctx, Role role);
+// One connection, from greeting to close. No lease in `admission`: a
+// connection limit refused it (421 4.7.0) or [access] denied the client
+// (554 5.7.1 as the greeting); answer so and close.
+net::awaitable<void> run_session(net::tcp::socket socket, net::Admission admission, ServerContext& ctx, Role role);
 
 }  // namespace hikyaku::smtp::server

@@ -255,23 +255,25 @@ class SessionTest : public ::testing::Test {
   }
 
   // Start accepting: every connection runs run_session with `role`.
-  void start(Role role = Role::mx, bool lease = true) {
+  void start(Role role = Role::mx, net::Refusal refusal = net::Refusal::none) {
     ctx_ = std::make_unique<ServerContext>(
         ServerContext{Settings::from(config_), sink_, tls_, workers_, logins_.get()});
     acceptor_ = std::make_unique<tcp::acceptor>(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     port_ = acceptor_->local_endpoint().port();
-    asio::co_spawn(io_, accept_loop(role, lease), asio::detached);
+    asio::co_spawn(io_, accept_loop(role, refusal), asio::detached);
     thread_ = std::thread([this] { io_.run(); });
   }
-  net::awaitable<void> accept_loop(Role role, bool lease) {
+  net::awaitable<void> accept_loop(Role role, net::Refusal refusal) {
     for (;;) {
       auto [ec, socket] = co_await acceptor_->async_accept(asio::as_tuple(net::use_awaitable));
       if (ec) co_return;
-      std::unique_ptr<net::ConnectionLimiter::Lease> l;
-      if (lease) l = std::make_unique<net::ConnectionLimiter::Lease>(nullptr, "127.0.0.1");
-      asio::co_spawn(io_, run_session(std::move(socket), std::move(l), *ctx_, role), [](std::exception_ptr e) {
-        if (e) ADD_FAILURE() << "session threw";
-      });
+      net::Admission admission{nullptr, refusal};
+      if (refusal == net::Refusal::none)
+        admission.lease = std::make_unique<net::ConnectionLimiter::Lease>(nullptr, "127.0.0.1");
+      asio::co_spawn(io_, run_session(std::move(socket), std::move(admission), *ctx_, role),
+                     [](const std::exception_ptr& e) {
+                       if (e) ADD_FAILURE() << "session threw";
+                     });
     }
   }
   void enable_tls() {
@@ -327,10 +329,26 @@ TEST_F(SessionTest, GreetingAndQuit_RFC5321_4_3_1) {
 }
 
 TEST_F(SessionTest, RefusedLeaseGets421_RFC5321_3_8) {
-  start(Role::mx, /*lease=*/false);
+  start(Role::mx, net::Refusal::limit);
   Transcript t(port_);
   t.expect("421 4.7.0 Too many connections*");
   EXPECT_TRUE(t.closed());
+}
+
+// Issue 13: [access] denies the client: 554 as the greeting, then close.
+TEST_F(SessionTest, AccessDeniedGets554Greeting_RFC5321_3_1) {
+  start(Role::mx, net::Refusal::access);
+  Transcript t(port_);
+  t.expect("554 5.7.1 Access denied");
+  EXPECT_TRUE(t.closed());
+}
+
+// On 465 a denied client is closed before TLS and without a reply.
+TEST_F(SessionTest, AccessDeniedOn465IsClosedWithoutAWord) {
+  enable_tls();
+  start(Role::submissions, net::Refusal::access);
+  Transcript t(port_);
+  EXPECT_TRUE(t.closed()) << "no byte, then end of stream";
 }
 
 TEST_F(SessionTest, EhloListsExtensions_RFC5321_4_1_1_1) {
