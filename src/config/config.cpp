@@ -381,13 +381,14 @@ void read_document(Reader& r, const toml::table& root, Config& c) {
   if (const auto* t = r.subtable(root, "limits")) {
     r.check_keys(*t, "limits", {"message_size", "recipients", "connections", "connections_per_ip", "line_length",
                                 "command_timeout", "pop3_idle_timeout", "imap_idle_timeout", "errors",
-                                "received_headers"});
+                                "received_headers", "stress_timeout"});
     r.size(*t, "message_size", "limits", c.limits.message_size);
     r.unsigned_int(*t, "recipients", "limits", c.limits.recipients, 100000);
     r.unsigned_int(*t, "connections", "limits", c.limits.connections, 1000000);
     r.unsigned_int(*t, "connections_per_ip", "limits", c.limits.connections_per_ip, 1000000);
     r.unsigned_int(*t, "line_length", "limits", c.limits.line_length, 1000000);
     r.duration(*t, "command_timeout", "limits", c.limits.command_timeout);
+    r.duration(*t, "stress_timeout", "limits", c.limits.stress_timeout);
     r.duration(*t, "pop3_idle_timeout", "limits", c.limits.pop3_idle_timeout);
     r.duration(*t, "imap_idle_timeout", "limits", c.limits.imap_idle_timeout);
     r.unsigned_int(*t, "errors", "limits", c.limits.errors, 1000);

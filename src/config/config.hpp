@@ -84,6 +84,7 @@ struct Limits {
   unsigned connections_per_ip = 20;
   unsigned line_length = 4096;          // longer command lines: 500 5.5.6
   Seconds command_timeout{300};         // RFC 5321 §4.5.3.2.7
+  Seconds stress_timeout{10};           // every protocol's, while its pool is ≥ 80% full (Postfix's stress mode)
   Seconds pop3_idle_timeout{600};       // RFC 1939 §3: at least 10 minutes
   Seconds imap_idle_timeout{1800};      // RFC 3501 §5.4: at least 30 minutes (also bounds IDLE)
   unsigned errors = 10;                 // bad commands before 421

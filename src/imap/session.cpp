@@ -50,9 +50,10 @@ struct IdleState {
 
 class Session {
  public:
-  Session(ImapContext& ctx, net::Stream& stream)
+  Session(ImapContext& ctx, net::Stream& stream, const net::ConnectionLimiter::Lease& lease)
       : ctx_(ctx),
         stream_(stream),
+        lease_(lease),
         log_(base::logger("imapd")),
         id_(stream.remote_ip() + ":" + std::to_string(stream.remote_port())),
         timeout_(ctx.config.limits.imap_idle_timeout),
@@ -67,6 +68,10 @@ class Session {
   }
 
  private:
+  // The autologout timer, [limits] stress_timeout while the pool is nearly full.
+  std::chrono::seconds timeout() const {
+    return lease_.under_stress() ? std::min(timeout_, ctx_.config.limits.stress_timeout) : timeout_;
+  }
   net::awaitable<bool> flush();
   net::awaitable<Action> authenticate(Action a);
   net::awaitable<Action> on_blocking_pool(std::function<Action()> f);
@@ -76,9 +81,11 @@ class Session {
 
   ImapContext& ctx_;
   net::Stream& stream_;
+  const net::ConnectionLimiter::Lease& lease_;
   std::shared_ptr<spdlog::logger> log_;
   std::string id_;
   std::chrono::seconds timeout_;
+  net::ProgressDeadline deadline_;  // for the command (or IDLE's DONE) being read
   Framer framer_;
   std::optional<protocol::Engine> engine_;
   std::string out_;
@@ -87,7 +94,7 @@ class Session {
 
 net::awaitable<bool> Session::flush() {
   if (out_.empty()) co_return true;
-  bool ok = co_await stream_.write(out_, timeout_);
+  bool ok = co_await stream_.write(out_, timeout());
   out_.clear();
   if (!ok && stream_.timed_out()) log_->info("{} write timeout: the client stopped reading", id_);
   co_return ok;
@@ -136,7 +143,8 @@ net::awaitable<void> Session::run(bool implicit_tls) {
     switch (status) {
       case Framer::Status::need_more: {
         std::string data;
-        bool ok = co_await stream_.read_some(data, timeout_);
+        deadline_.start(timeout());
+        bool ok = co_await stream_.read_some(data, deadline_.at());
         if (!ok) {
           if (stream_.timed_out()) {
             // RFC 3501 §5.4: the autologout timer.
@@ -148,6 +156,7 @@ net::awaitable<void> Session::run(bool implicit_tls) {
           }
           co_return;
         }
+        deadline_.progress(data, timeout());
         framer_.append(data);
         continue;
       }
@@ -160,9 +169,11 @@ net::awaitable<void> Session::run(bool implicit_tls) {
       }
       case Framer::Status::too_long:
       case Framer::Status::too_large:
+        deadline_.reset();
         action = engine.on_framing_error(status, text);
         break;
       case Framer::Status::command: {
+        deadline_.reset();  // the next command's time starts when we wait for it
         std::function<Action()> step = [&] { return engine.on_input(text); };
         action = co_await on_blocking_pool(step);
         break;
@@ -275,7 +286,9 @@ net::awaitable<std::optional<std::string>> Session::idle_until_input() {
     state->input_done = false;
     auto reader = [this, state]() -> net::awaitable<void> {
       std::string data;
-      bool ok = co_await stream_.read_some(data, timeout_);
+      deadline_.start(timeout());
+      bool ok = co_await stream_.read_some(data, deadline_.at());
+      if (ok) deadline_.progress(data, timeout());
       state->input_ok = ok;
       state->data = std::move(data);
       state->input_done = true;
@@ -294,7 +307,7 @@ net::awaitable<std::optional<std::string>> Session::idle_until_input() {
       std::string updates = co_await asio::co_spawn(ctx_.blocking, poll_task, net::use_awaitable);
       if (!updates.empty()) {
         // RFC 2177 §3: untagged EXISTS/EXPUNGE/FETCH while idling.
-        bool ok = co_await stream_.write(updates, timeout_);
+        bool ok = co_await stream_.write(updates, timeout());
         if (!ok) break;  // the reader will see the broken connection too
       }
     }
@@ -347,7 +360,7 @@ net::awaitable<void> run_session(net::tcp::socket socket, net::Admission admissi
     co_return;
   }
   {
-    Session session(ctx, stream);
+    Session session(ctx, stream, *admission.lease);
     co_await session.run(implicit_tls);
     session.log_end();
   }

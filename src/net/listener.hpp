@@ -31,6 +31,8 @@ class ConnectionLimiter {
     Lease(const Lease&) = delete;
     Lease& operator=(const Lease&) = delete;
     ~Lease();
+    // The pool this slot belongs to is nearly full (below).
+    bool under_stress() const { return owner_ != nullptr && owner_->under_stress(); }
 
    private:
     ConnectionLimiter* owner_;
@@ -39,6 +41,10 @@ class ConnectionLimiter {
   // nullptr when a limit is reached.
   std::unique_ptr<Lease> try_acquire(const std::string& ip);
   unsigned open() const { return open_; }
+  // Postfix's stress mode: at least 80% of the pool is in use. The
+  // sessions then wait at most [limits] stress_timeout for a peer, so idle
+  // connections cannot keep the last slots from those that send mail.
+  bool under_stress() const { return open_ * 5 >= total_ * 4; }
 
  private:
   unsigned total_;

@@ -54,17 +54,7 @@ awaitable<std::size_t> Stream::read_raw(asio::mutable_buffer buf, std::chrono::s
   co_return n;
 }
 
-awaitable<Stream::Line> Stream::read_line(std::chrono::steady_clock::duration timeout) {
-  return read_line_until(std::nullopt, timeout);
-}
-
 awaitable<Stream::Line> Stream::read_line_until(std::chrono::steady_clock::time_point deadline) {
-  return read_line_until(deadline, {});
-}
-
-// One loop for both: a fixed deadline, or a fresh one for each read.
-awaitable<Stream::Line> Stream::read_line_until(std::optional<std::chrono::steady_clock::time_point> deadline,
-                                                std::chrono::steady_clock::duration per_read) {
   Line line;
   char buf[16384];
   for (;;) {
@@ -78,8 +68,7 @@ awaitable<Stream::Line> Stream::read_line_until(std::optional<std::chrono::stead
       co_return line;
     }
     error_code ec;
-    const auto until = deadline ? *deadline : std::chrono::steady_clock::now() + per_read;
-    std::size_t n = co_await read_raw(asio::buffer(buf), until, ec);
+    std::size_t n = co_await read_raw(asio::buffer(buf), deadline, ec);
     if (ec) {
       line.status = timed_out_ ? ReadStatus::timeout
                    : (ec == asio::error::eof || ec == ssl::error::stream_truncated) ? ReadStatus::closed
@@ -90,14 +79,14 @@ awaitable<Stream::Line> Stream::read_line_until(std::optional<std::chrono::stead
   }
 }
 
-awaitable<bool> Stream::read_some(std::string& out, std::chrono::steady_clock::duration timeout) {
+awaitable<bool> Stream::read_some(std::string& out, std::chrono::steady_clock::time_point deadline) {
   if (!buffer_.empty()) {
     out += buffer_.take();
     co_return true;
   }
   char buf[65536];
   error_code ec;
-  std::size_t n = co_await read_raw(asio::buffer(buf), std::chrono::steady_clock::now() + timeout, ec);
+  std::size_t n = co_await read_raw(asio::buffer(buf), deadline, ec);
   if (ec) co_return false;
   out.append(buf, n);
   co_return true;

@@ -21,6 +21,29 @@
 
 namespace hikyaku::net {
 
+// How long a server waits for a peer, as Postfix's smtpd_per_record_deadline
+// (issue 13 item 4): the time runs from when the session starts waiting
+// and moves on only with progress — a complete line — so a peer sending a
+// byte at a time cannot hold its connection slot past `timeout`.
+class ProgressDeadline {
+ public:
+  using Clock = std::chrono::steady_clock;
+  // Start waiting (a no-op while already waiting).
+  void start(Clock::duration timeout) {
+    if (!at_) at_ = Clock::now() + timeout;
+  }
+  // Bytes arrived: a complete line (an LF among them) earns a new `timeout`.
+  void progress(std::string_view chunk, Clock::duration timeout) {
+    if (chunk.find('\n') != std::string_view::npos) at_ = Clock::now() + timeout;
+  }
+  // A command was taken: the next wait starts afresh.
+  void reset() { at_.reset(); }
+  Clock::time_point at() const { return at_.value_or(Clock::now()); }
+
+ private:
+  std::optional<Clock::time_point> at_;
+};
+
 class Stream {
  public:
   // `tls` may be null: TLS is then unavailable on this connection.
@@ -36,14 +59,14 @@ class Stream {
     bool bare_lf = false;  // the line ended in LF without CR
   };
 
-  // Read one line, waiting at most `timeout` for each read.
-  awaitable<Line> read_line(std::chrono::steady_clock::duration timeout);
-  // Read one line, all of it by `deadline` (a client waiting for a
-  // multi-line reply: RFC 5321 §4.5.3.2 bounds the whole reply).
+  // Read one line, all of it by `deadline`: a peer trickling bytes cannot
+  // stretch it (a server's command line; a client waiting for a multi-line
+  // reply: RFC 5321 §4.5.3.2 bounds the whole reply).
   awaitable<Line> read_line_until(std::chrono::steady_clock::time_point deadline);
-  // Read whatever is available (at least one byte), appending to `out`;
-  // returns false on EOF, error or timeout. Buffered bytes come first.
-  awaitable<bool> read_some(std::string& out, std::chrono::steady_clock::duration timeout);
+  // Read whatever is available (at least one byte) by `deadline`, appending
+  // to `out`; returns false on EOF, error or timeout. Buffered bytes come
+  // first.
+  awaitable<bool> read_some(std::string& out, std::chrono::steady_clock::time_point deadline);
   // Write everything, in blocks of 64 KiB, each within `timeout`: a peer
   // that stops reading cannot hold the session (and its connection slot)
   // forever, and a slow one that keeps reading is not cut off by the size
@@ -76,8 +99,6 @@ class Stream {
   awaitable<std::size_t> read_raw(asio::mutable_buffer buf, std::chrono::steady_clock::time_point deadline,
                                   error_code& ec);
   awaitable<bool> handshake(ssl::stream_base::handshake_type role, std::chrono::steady_clock::duration timeout);
-  awaitable<Line> read_line_until(std::optional<std::chrono::steady_clock::time_point> deadline,
-                                  std::chrono::steady_clock::duration per_read);
   std::shared_ptr<ssl::context> tls_ctx_;            // null: no TLS offered
   std::optional<tcp::socket> socket_;                // until TLS starts
   std::unique_ptr<ssl::stream<tcp::socket>> ssl_;    // from start_tls() on: owns the socket

@@ -30,9 +30,10 @@ struct Login {
 
 class Session {
  public:
-  Session(Pop3Context& ctx, net::Stream& stream)
+  Session(Pop3Context& ctx, net::Stream& stream, const net::ConnectionLimiter::Lease& lease)
       : ctx_(ctx),
         stream_(stream),
+        lease_(lease),
         log_(base::logger("pop3d")),
         id_(stream.remote_ip() + ":" + std::to_string(stream.remote_port())),
         timeout_(ctx.config.limits.pop3_idle_timeout) {}
@@ -46,6 +47,10 @@ class Session {
   }
 
  private:
+  // The autologout timer, [limits] stress_timeout while the pool is nearly full.
+  std::chrono::seconds timeout() const {
+    return lease_.under_stress() ? std::min(timeout_, ctx_.config.limits.stress_timeout) : timeout_;
+  }
   net::awaitable<bool> flush();
   net::awaitable<Action> authenticate(Action a);
   net::awaitable<Action> retrieve(const Action& a);
@@ -53,6 +58,7 @@ class Session {
 
   Pop3Context& ctx_;
   net::Stream& stream_;
+  const net::ConnectionLimiter::Lease& lease_;
   std::shared_ptr<spdlog::logger> log_;
   std::string id_;
   std::chrono::seconds timeout_;
@@ -65,7 +71,7 @@ class Session {
 
 net::awaitable<bool> Session::flush() {
   if (out_.empty()) co_return true;
-  bool ok = co_await stream_.write(out_, timeout_);
+  bool ok = co_await stream_.write(out_, timeout());
   out_.clear();
   if (!ok && stream_.timed_out()) log_->info("{} write timeout: the client stopped reading", id_);
   co_return ok;
@@ -76,7 +82,7 @@ net::awaitable<void> Session::run(bool implicit_tls) {
              implicit_tls ? "s" : "");
   // RFC 8314 §3.3: on 995 the TLS handshake comes before any POP3 byte.
   if (implicit_tls) {
-    const bool tls_ok = co_await stream_.start_tls(timeout_);
+    const bool tls_ok = co_await stream_.start_tls(timeout());
     if (!tls_ok) {
       log_->debug("{} TLS handshake failed on pop3s", id_);
       co_return;
@@ -96,7 +102,8 @@ net::awaitable<void> Session::run(bool implicit_tls) {
   for (;;) {
     // RFC 1939 §3: the autologout timer; on expiry the session ends without
     // entering UPDATE, so nothing marked for deletion is removed.
-    auto line = co_await stream_.read_line(timeout_);
+    // The whole line by the deadline (a trickling peer is cut off too).
+    auto line = co_await stream_.read_line_until(std::chrono::steady_clock::now() + timeout());
     Action action;
     switch (line.status) {
       case net::Stream::ReadStatus::line:
@@ -143,7 +150,7 @@ net::awaitable<void> Session::run(bool implicit_tls) {
     if (action.kind == Action::Kind::start_tls) {
       const bool flushed = co_await flush();
       if (!flushed) co_return;
-      const bool tls_ok = co_await stream_.start_tls(timeout_);
+      const bool tls_ok = co_await stream_.start_tls(timeout());
       if (!tls_ok) {
         log_->info("{} STLS handshake failed", id_);
         co_return;
@@ -296,7 +303,7 @@ net::awaitable<void> run_session(net::tcp::socket socket, net::Admission admissi
     co_return;
   }
   {
-    Session session(ctx, stream);
+    Session session(ctx, stream, *admission.lease);
     co_await session.run(implicit_tls);
     session.log_end();
   }  // the maildrop lock is released here, before the socket closes

@@ -17,6 +17,7 @@ import socket
 import ssl
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -122,6 +123,18 @@ def smtp_noop_times(port, stop, out):
             time.sleep(0.02)
 
 
+def thread_nice_values(pid):
+    """The nice value of every thread of `pid` (/proc/PID/task/TID/stat field 19)."""
+    out = []
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out.append(int(fields[16]))  # fields after "(comm)" start at field 3
+    return out
+
+
 def test_a_password_storm_does_not_slow_smtp(make_hikyaku):
     """30 parallel wrong logins (each source once: no lockout helps here):
     argon2id runs in its own small pool below mail's priority, so SMTP
@@ -142,6 +155,11 @@ def test_a_password_storm_does_not_slow_smtp(make_hikyaku):
     before = len(times)
     for t in storm:
         t.start()
+    # While the guesses are checked, a thread of the server runs at nice 10.
+    niced = False
+    while any(t.is_alive() for t in storm) and not niced:
+        niced = any(nice == 10 for nice in thread_nice_values(srv.server_pid()))
+        time.sleep(0.01)
     for t in storm:
         t.join(timeout=120)
     during = times[before:]
@@ -150,7 +168,96 @@ def test_a_password_storm_does_not_slow_smtp(make_hikyaku):
     assert results == [False] * 30
     assert srv.log_text().count("login failed: user=alice mechanism=PLAIN") == 30
     assert len(during) >= 10, f"only {len(during)} SMTP round trips during the storm"
-    slowest = max(during)
-    print(f"storm: {len(during)} replies, slowest {slowest*1000:.1f} ms, median {sorted(during)[len(during)//2]*1000:.1f} ms")
-    assert slowest < 0.3, f"an SMTP reply took {slowest * 1000:.0f} ms during the storm (median " \
-                          f"{sorted(during)[len(during) // 2] * 1000:.1f} ms, {len(during)} replies)"
+    assert niced, "no password-checking thread ran below mail's priority"
+    # The 95th percentile: one slow reply in a run can be the machine's (CI
+    # runs fuzzers beside the tests); a storm that took the CPU from mail
+    # would slow most of them.
+    ordered = sorted(during)
+    p95, slowest = ordered[int(len(ordered) * 0.95)], ordered[-1]
+    print(f"storm: {len(during)} replies, median {ordered[len(ordered) // 2] * 1000:.1f} ms, "
+          f"p95 {p95 * 1000:.1f} ms, slowest {slowest * 1000:.1f} ms")
+    assert p95 < 0.3, f"SMTP replies during the storm: p95 {p95 * 1000:.0f} ms, slowest {slowest * 1000:.0f} ms"
+
+
+def read_reply_with_deadline(sock, seconds):
+    """Bytes the server sends within `seconds` (until it closes)."""
+    sock.settimeout(seconds)
+    data = b""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            chunk = sock.recv(4096)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def trickle(sock, payload, interval, stop):
+    """Send `payload` a byte at a time until the server hangs up."""
+    for b in payload:
+        if stop.is_set():
+            return
+        try:
+            sock.sendall(bytes([b]))
+        except OSError:
+            return
+        stop.wait(interval)
+
+
+@pytest.mark.parametrize("phase", ["command", "data"])
+def test_a_client_sending_a_byte_a_second_is_cut_off(make_hikyaku, phase):
+    """The deadline covers the whole command line (and in DATA, the time to
+    the next complete line): every byte arriving in time does not extend it
+    (Postfix's smtpd_per_record_deadline)."""
+    srv = make_hikyaku(limits_extra='command_timeout = "2s"')
+    sock = socket.create_connection(("127.0.0.1", srv.smtp_port), timeout=10)
+    try:
+        f = sock.makefile("rb")
+        assert f.readline().startswith(b"220")
+        if phase == "data":
+            sock.sendall(b"EHLO slow.example\r\nMAIL FROM:<a@slow.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n")
+            while not f.readline().startswith(b"354"):
+                pass
+        stop = threading.Event()
+        sender = threading.Thread(target=trickle, args=(sock, b"NOOP " + b"x" * 60, 1.0, stop))
+        t0 = time.monotonic()
+        sender.start()
+        reply = f.readline()
+        elapsed = time.monotonic() - t0
+        stop.set()
+        sender.join(timeout=10)
+        assert reply.startswith(b"421 4.4.2"), reply
+        # Cut off near the 2 s deadline, long before the 65 bytes were sent.
+        assert elapsed < 10, f"cut off after {elapsed:.1f} s"
+        assert f.read() == b"", "the connection is closed"
+    finally:
+        sock.close()
+    what = "timeout during DATA" if phase == "data" else "timeout after connected"
+    assert what in srv.log_text()
+
+
+def test_a_nearly_full_pool_shortens_timeouts(make_hikyaku):
+    """Postfix's stress mode: once 80% of a protocol's connections are in
+    use, a new wait lasts [limits] stress_timeout instead of the 5 minutes."""
+    srv = make_hikyaku(limits_extra='connections = 5\nconnections_per_ip = 10\ncommand_timeout = "5m"\n'
+                                    'stress_timeout = "1s"')
+    idle = []
+    try:
+        for _ in range(3):
+            s = socket.create_connection(("127.0.0.1", srv.smtp_port), timeout=10)
+            assert s.makefile("rb").readline().startswith(b"220")
+            idle.append(s)
+        # The fourth makes 4 of 5: under stress, its wait is one second.
+        s = socket.create_connection(("127.0.0.1", srv.smtp_port), timeout=10)
+        idle.append(s)
+        f = s.makefile("rb")
+        assert f.readline().startswith(b"220")
+        t0 = time.monotonic()
+        assert f.readline().startswith(b"421 4.4.2")
+        assert time.monotonic() - t0 < 30
+    finally:
+        for s in idle:
+            s.close()

@@ -114,6 +114,8 @@ class Session {
   }
 
   net::awaitable<void> run(net::Refusal refusal);
+  // The connection's slot: its pool's stress shortens the timeouts.
+  void set_lease(const net::ConnectionLimiter::Lease* lease) { lease_ = lease; }
 
   // Checks and actions of the command table (public so the constexpr table
   // can name them).
@@ -148,7 +150,14 @@ class Session {
   enum class LineRead { line, too_long, closed };
   net::awaitable<LineRead> read_line(std::string& line);
   net::awaitable<void> authenticate();
-  std::chrono::steady_clock::duration timeout() const { return ctx_.settings.limits.command_timeout; }
+  // RFC 5321 §4.5.3.2.7's 5 minutes ([limits] command_timeout), or
+  // stress_timeout while this protocol's pool is nearly full (Postfix's
+  // stress mode).
+  std::chrono::steady_clock::duration timeout() const {
+    const auto& l = ctx_.settings.limits;
+    return lease_ != nullptr && lease_->under_stress() ? std::min(l.command_timeout, l.stress_timeout)
+                                                       : l.command_timeout;
+  }
   void enter_state(State s);
   void send(const Reply& r);
   net::awaitable<bool> flush();
@@ -166,6 +175,8 @@ class Session {
 
   ServerContext& ctx_;
   Role role_;
+  const net::ConnectionLimiter::Lease* lease_ = nullptr;  // null: refused
+  net::ProgressDeadline deadline_;  // for the command line (or DATA) being read
   net::Stream stream_;
   net::LineBuffer lines_;  // our own buffer: DATA needs the bytes after the 354 raw
   std::shared_ptr<spdlog::logger> log_;
@@ -481,6 +492,11 @@ net::awaitable<void> Session::receive_data() {
   // Bytes already read after the DATA line are the start of the message.
   std::string pending = lines_.take();
   Spill body;
+  // The message's time runs from the 354 and moves on with each complete
+  // line (Postfix's smtpd_per_record_deadline): a slow sender of real lines
+  // is fine, a trickle of bytes is cut off.
+  deadline_.reset();
+  deadline_.start(timeout());
   for (;;) {
     size_t used = reader.feed(pending);
     if (reader.spill_due()) co_await spill(reader, body);
@@ -490,7 +506,8 @@ net::awaitable<void> Session::receive_data() {
       break;
     }
     pending.clear();
-    const bool got = co_await stream_.read_some(pending, timeout());
+    const bool got = co_await stream_.read_some(pending, deadline_.at());
+    if (got) deadline_.progress(pending, timeout());
     if (!got) {
       if (stream_.timed_out()) {
         send(reply::timeout());
@@ -628,10 +645,13 @@ net::awaitable<Session::LineRead> Session::read_line(std::string& line) {
   for (;;) {
     bool bare_lf = false;
     const auto status = lines_.next(line, bare_lf);
-    if (status == net::LineBuffer::Status::line) co_return LineRead::line;
-    if (status == net::LineBuffer::Status::too_long) co_return LineRead::too_long;
+    if (status != net::LineBuffer::Status::need_more) {
+      deadline_.reset();
+      co_return status == net::LineBuffer::Status::line ? LineRead::line : LineRead::too_long;
+    }
     std::string chunk;
-    const bool got = co_await stream_.read_some(chunk, timeout());
+    deadline_.start(timeout());
+    const bool got = co_await stream_.read_some(chunk, deadline_.at());
     if (!got) {
       if (stream_.timed_out()) {
         send(reply::timeout());
@@ -752,8 +772,10 @@ net::awaitable<void> Session::run(net::Refusal refusal) {
       // RFC 2920 §3.1: answer the whole group before waiting for more.
       const bool written = co_await flush();
       if (!written) break;
+      // The whole command line by the deadline, however it trickles in.
       std::string chunk;
-      const bool got = co_await stream_.read_some(chunk, timeout());
+      deadline_.start(timeout());
+      const bool got = co_await stream_.read_some(chunk, deadline_.at());
       if (!got) {
         if (stream_.timed_out()) {
           // RFC 5321 §4.5.3.2.7: we waited long enough.
@@ -765,6 +787,7 @@ net::awaitable<void> Session::run(net::Refusal refusal) {
       lines_.append(chunk);
       continue;
     }
+    deadline_.reset();  // a line is here: the next wait starts afresh
     Step step = Step::next;
     if (status == net::LineBuffer::Status::too_long) {
       // RFC 5321 §4.5.3.1.4: command lines are at most 512 octets; we allow
@@ -835,6 +858,7 @@ net::awaitable<void> Session::run(net::Refusal refusal) {
 
 net::awaitable<void> run_session(net::tcp::socket socket, net::Admission admission, ServerContext& ctx, Role role) {
   Session session(std::move(socket), ctx, role);
+  session.set_lease(admission.lease.get());
   // No lease is a refusal: the limit's unless [access] denied the client.
   auto refusal = net::Refusal::none;
   if (!admission.lease)
