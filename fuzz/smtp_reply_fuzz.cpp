@@ -7,8 +7,9 @@
 // with, 1..kMaxReplyLines lines, "-" on all but the last, an enhanced status
 // of its own class or none; an error has a reason; AUTH mechanisms are
 // non-empty upper-case words; the DATA payload ends in the only CRLF.CRLF,
-// has no bare LF, and un-stuffs to the message; crlf_lines() (the BDAT
-// chunk) is that message without the stuffing and the terminator; the
+// has no bare LF, no line over 998 octets, and equals a reference encoding
+// (stuffed dots, lines broken with CRLF SPACE every 998 octets); crlf_lines()
+// (the BDAT chunk) is the same without the stuffing and the terminator; the
 // WireEncoder's pieces join into the same bytes and counting predicts them.
 #include <cstddef>
 #include <cstdint>
@@ -63,26 +64,35 @@ void check_dot_stuff(std::string_view message) {
   if (out.find("\r\n.\r\n") != out.size() - 5 || out.starts_with(".\r\n")) __builtin_trap();
   for (size_t i = 0; i < out.size(); ++i)
     if (out[i] == '\n' && (i == 0 || out[i - 1] != '\r')) __builtin_trap();
-  // Un-stuffing gives the message back, bare LFs as CRLF, ended by a CRLF.
-  std::string want;
-  for (size_t i = 0; i < message.size(); ++i) {
-    if (message[i] == '\n' && (i == 0 || message[i - 1] != '\r')) want += '\r';
-    want += message[i];
+  // The reference: each line's text (a CR before its LF is the line
+  // ending; any other CR is text), a dot doubled at its start (DATA only),
+  // broken into 998 octets then CRLF SPACE and 997 more (RFC 5321
+  // §4.5.3.1.6, Postfix's smtp_line_length_limit), CRLF; the last line ended.
+  auto reference = [&](bool stuffed) {
+    std::string want;
+    size_t start = 0;
+    while (start < message.size()) {
+      size_t lf = message.find('\n', start);
+      const bool ended = lf != std::string_view::npos;
+      size_t stop = ended ? lf : message.size();
+      std::string_view text = message.substr(start, stop - start);
+      if (ended && text.ends_with('\r')) text.remove_suffix(1);
+      std::string line = (stuffed && text.starts_with('.') ? "." : "") + std::string(text);
+      want += line.substr(0, 998);
+      for (size_t at = 998; at < line.size(); at += 997) want += "\r\n " + line.substr(at, 997);
+      want += "\r\n";
+      start = ended ? lf + 1 : message.size();
+    }
+    if (stuffed) want += ".\r\n";
+    return want;
+  };
+  if (out != reference(true)) __builtin_trap();
+  if (crlf_lines(message) != reference(false)) __builtin_trap();
+  // No line on the wire is longer than 998 octets before its CRLF.
+  for (size_t start = 0, crlf = out.find("\r\n"); crlf != std::string::npos; crlf = out.find("\r\n", start)) {
+    if (crlf - start > 998) __builtin_trap();
+    start = crlf + 2;
   }
-  if (!want.ends_with('\n')) want += "\r\n";
-  // The BDAT chunk (RFC 3030) is exactly that: the message in CRLF lines.
-  if (crlf_lines(message) != want) __builtin_trap();
-  std::string back;
-  std::string_view body(out.data(), out.size() - 3);  // without ".\r\n"
-  while (!body.empty()) {
-    size_t lf = body.find('\n');
-    size_t n = lf == std::string_view::npos ? body.size() : lf + 1;
-    std::string_view line = body.substr(0, n);
-    body.remove_prefix(n);
-    if (line.starts_with('.')) line.remove_prefix(1);
-    back += line;
-  }
-  if (back != want) __builtin_trap();
   // In pieces (how the client sends a large message), the same bytes.
   for (auto mode : {WireEncoder::Mode::dot_stuffed, WireEncoder::Mode::crlf_lines}) {
     const std::string whole = mode == WireEncoder::Mode::dot_stuffed ? out : crlf_lines(message);
@@ -95,7 +105,7 @@ void check_dot_stuff(std::string_view message) {
       const std::string_view piece = message.substr(at, max);
       std::string out;
       encoder.add(piece, out);
-      if (out.size() > 2 * piece.size()) __builtin_trap();
+      if (out.size() > 2 * piece.size() + 4) __builtin_trap();
       joined += out;
       counter.count(piece);
     }

@@ -115,6 +115,27 @@ def test_accept_forwards_once_and_no_fallback(make_hikyaku, dns_server, farside)
     assert_no_leak(farside, c)
 
 
+def test_long_lines_and_nul_kept_locally_and_broken_at_998_when_forwarded(make_hikyaku, dns_server, farside):
+    """Issue 13 item 7, as Postfix: lines over 998 octets and NUL bytes are
+    accepted and stored unchanged (the PC copy is byte-exact); forwarded by
+    SMTP, a line over 998 octets is broken with CRLF SPACE every 998 octets
+    (smtp_line_length_limit), so no line on the wire exceeds RFC 5321's 1000."""
+    hk = make_hikyaku(extra=config(dns_server, farside))
+    long_header = "X-Long: " + "h" * 1500
+    body_line = "b" * 2500
+    msg = message("long lines").replace(b"Subject:", long_header.encode() + b"\r\nSubject:", 1)
+    msg = msg.replace(b"Hello from the sender.\r\n", body_line.encode() + b"\r\nNUL\x00here\r\n")
+    Client(hk).send(msg)
+    local = wait_mailbox(hk, "ituki", 1)[0].read_bytes()  # Maildir: LF line endings
+    assert body_line.encode() + b"\nNUL\x00here\n" in local and long_header.encode() + b"\n" in local
+    got = farside.gmail.wait_messages(1)[0].data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    assert all(len(line) <= 998 for line in got.split(b"\r\n")), max(len(x) for x in got.split(b"\r\n"))
+    assert ("b" * 998 + "\r\n " + "b" * 997 + "\r\n " + "b" * 505 + "\r\n").encode() in got
+    assert ("X-Long: " + "h" * 990 + "\r\n " + "h" * 510 + "\r\n").encode() in got  # a folded header
+    assert b"NUL\x00here\r\n" in got
+    wait_spool_empty(hk)
+
+
 def test_dns_answers_are_cached_by_their_ttl_and_asked_without_blocking(make_hikyaku, dns_server, farside,
                                                                          tmp_path):
     """DNS runs on the event loop, asynchronously (libunbound's result fd in

@@ -154,31 +154,67 @@ struct Counter {
 }  // namespace
 
 template <class Out>
+void WireEncoder::content(std::string_view run, Out& out) {
+  // RFC 5321 §4.5.3.1.6: at most 998 octets before the CRLF. A longer line
+  // is broken with CRLF SPACE, as Postfix does (smtp_line_length_limit =
+  // 998): in a header that is a folding, in a body the least damage to MIME.
+  line_start_ = false;
+  while (!run.empty()) {
+    const size_t room = kMaxLineLength > line_length_ ? kMaxLineLength - line_length_ : 0;
+    if (run.size() <= room) {
+      out.append(run);
+      line_length_ += run.size();
+      last_ = run.back();
+      return;
+    }
+    out.append(run.substr(0, room));
+    out.append("\r\n ");
+    run.remove_prefix(room);
+    line_length_ = 1;
+    last_ = ' ';
+    ++broken_;
+  }
+}
+
+template <class Out>
 void WireEncoder::encode(std::string_view piece, Out& out) {
   const size_t n = piece.size();
   size_t pos = 0;
   if (n > 0) empty_ = false;
   while (pos < n) {
     const char c = piece[pos];
+    // A CR is the line ending's only when an LF follows, which may be in
+    // the next piece: it is held until then, so that the encoding does not
+    // depend on where the pieces are cut.
+    if (held_cr_) {
+      held_cr_ = false;
+      if (c != '\n') content("\r", out);  // a bare CR: text of the line
+    }
     if (c == '\n') {
-      if (last_ != '\r') out += '\r';  // bare LF → CRLF
-      out += '\n';
+      out.append("\r\n");  // CRLF, or a bare LF made CRLF
       last_ = '\n';
       ++pos;
       line_start_ = true;
+      line_length_ = 0;
       continue;
     }
     // RFC 5321 §4.5.2: "Before sending a line of mail text, the SMTP client
     // checks the first character of the line. If it is a period, one
-    // additional period is inserted at the beginning of the line."
-    if (line_start_ && mode_ == Mode::dot_stuffed && c == '.') out += '.';
-    line_start_ = false;
-    // The rest of the line (or of this piece) in one append.
+    // additional period is inserted at the beginning of the line." It is
+    // on the wire, so it counts towards the line's length.
+    if (line_start_ && mode_ == Mode::dot_stuffed && c == '.') {
+      out += '.';
+      ++line_length_;
+    }
+    // The rest of the line (or of this piece), a CR at its end held.
     const size_t lf = piece.find('\n', pos);
-    const size_t end = lf == std::string_view::npos ? n : lf;
-    out.append(piece.substr(pos, end - pos));
-    last_ = piece[end - 1];
-    pos = end;
+    size_t end = lf == std::string_view::npos ? n : lf;
+    if (piece[end - 1] == '\r') {
+      held_cr_ = true;
+      --end;
+    }
+    if (end > pos) content(piece.substr(pos, end - pos), out);
+    pos = held_cr_ ? end + 1 : end;
   }
 }
 
@@ -190,6 +226,11 @@ void WireEncoder::count(std::string_view piece) {
 }
 
 void WireEncoder::finish(std::string& out) {
+  // A CR at the very end was no line ending: text of the last line.
+  if (held_cr_) {
+    held_cr_ = false;
+    content("\r", out);
+  }
   // RFC 5321 §4.1.1.4: the terminator is CRLF.CRLF; the message's last
   // line must be ended before it (and before the end of a BDAT chunk).
   if (!empty_ && last_ != '\n') out += "\r\n";

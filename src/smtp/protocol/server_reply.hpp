@@ -86,6 +86,10 @@ struct Capabilities {
 // - crlf_lines, RFC 3030 §2 (a BDAT chunk): sent as is (no dot-stuffing)
 //   but, without BINARYMIME, still CRLF lines: bare LF turned into CRLF and
 //   a CRLF added when the message does not end in one.
+// Both break a line longer than 998 octets (RFC 5321 §4.5.3.1.6) with
+// CRLF SPACE every 998 octets, as Postfix's smtp_line_length_limit does
+// (docs/smtp-client.md: it folds a header; in a body it changes the text
+// and any DKIM body hash over it, so such a message may be refused).
 // The pieces may be cut anywhere (inside a CRLF, before a dot).
 class WireEncoder {
  public:
@@ -103,13 +107,22 @@ class WireEncoder {
 
   // The size of the whole encoding of a message in memory.
   static uint64_t size(std::string_view message, Mode mode);
+  // Lines broken so far (for the log).
+  uint64_t lines_broken() const { return broken_; }
+
+  static constexpr size_t kMaxLineLength = 998;
 
  private:
   template <class Out>
   void encode(std::string_view piece, Out& out);
+  template <class Out>
+  void content(std::string_view run, Out& out);
 
   Mode mode_;
   bool line_start_ = true;
+  size_t line_length_ = 0;  // octets of the current line on the wire so far
+  bool held_cr_ = false;    // a CR that ended the last piece: line ending or text
+  uint64_t broken_ = 0;
   char last_ = '\0';  // the message's last octet so far
   bool empty_ = true;
   uint64_t counted_ = 0;

@@ -115,6 +115,8 @@ TEST(WireEncoder, PiecesOfAnySizeMakeTheWholeEncoding_RFC5321_4_5_2) {
   const std::vector<std::string> messages = {
       "", "a", ".", "\n", "\r", ".a\r\n.\r\nb\nc\r", "x\r\n..y\n.z",
       std::string(200, 'q') + "\r\n." + std::string(70, 'w') + "\n",
+      std::string(2500, 'L') + "\r\n." + std::string(997, 'd') + "\r\n" + std::string(998, 'e') + "\r\n",
+      std::string(998, 'r') + "\rb\r\n" + std::string(997, 'c') + "\r",  // bare CRs: text, wherever cut
   };
   using M = WireEncoder::Mode;
   for (const auto& m : messages) {
@@ -129,7 +131,7 @@ TEST(WireEncoder, PiecesOfAnySizeMakeTheWholeEncoding_RFC5321_4_5_2) {
           const std::string_view piece = std::string_view(m).substr(at, max);
           std::string out;
           encoder.add(piece, out);
-          EXPECT_LE(out.size(), 2 * piece.size()) << "a piece's encoding is at most twice the piece";
+          EXPECT_LE(out.size(), 2 * piece.size() + 4) << "a piece's encoding is at most twice the piece (+ a held CR and a break)";
           joined += out;
           counter.count(piece);
         }
@@ -138,6 +140,33 @@ TEST(WireEncoder, PiecesOfAnySizeMakeTheWholeEncoding_RFC5321_4_5_2) {
         EXPECT_EQ(counter.counted_total(), whole.size()) << "max=" << max << " message=" << m;
       }
     }
+  }
+}
+
+// RFC 5321 §4.5.3.1.6: at most 998 octets and the CRLF on a line. Longer
+// ones are broken with CRLF SPACE every 998 octets, as Postfix does
+// (smtp_line_length_limit); a stuffed dot counts, a CRLF's CR does not.
+TEST(WireEncoder, LinesOver998OctetsAreBrokenWithCrlfSpace_RFC5321_4_5_3_1_6) {
+  const std::string a998(998, 'a');
+  EXPECT_EQ(crlf_lines(a998 + "\r\n"), a998 + "\r\n") << "998 octets fit";
+  EXPECT_EQ(crlf_lines(a998 + "b\r\n"), a998 + "\r\n b\r\n");
+  EXPECT_EQ(crlf_lines(std::string(2500, 'x') + "\r\n"),
+            std::string(998, 'x') + "\r\n " + std::string(997, 'x') + "\r\n " + std::string(505, 'x') + "\r\n");
+  EXPECT_EQ(dot_stuff("." + std::string(997, 'd') + "\r\n"), ".." + std::string(996, 'd') + "\r\n d\r\n.\r\n")
+      << "the stuffed dot is on the wire: it counts";
+  EXPECT_EQ(crlf_lines("Subject: " + std::string(1200, 's') + "\r\n\r\nbody\r\n"),
+            "Subject: " + std::string(989, 's') + "\r\n " + std::string(211, 's') + "\r\n\r\nbody\r\n")
+      << "a long header line becomes a folded one";
+  WireEncoder e(WireEncoder::Mode::crlf_lines);
+  std::string out;
+  e.add(std::string(3000, 'z'), out);
+  EXPECT_EQ(e.lines_broken(), 3u);
+  // Every line on the wire has at most 998 octets before its CRLF.
+  const std::string wire = dot_stuff(std::string(5000, 'w') + "\n" + std::string(1500, '.') + std::string("\r\n\0\0nul\r\n", 9));
+  size_t start = 0;
+  for (size_t crlf = wire.find("\r\n"); crlf != std::string::npos; crlf = wire.find("\r\n", start)) {
+    EXPECT_LE(crlf - start, 998u);
+    start = crlf + 2;
   }
 }
 
