@@ -145,9 +145,11 @@ def test_bad_cidr_is_a_configuration_error(tmp_path):
 
 
 def test_full_smtp_pool_does_not_shut_out_imap_and_pop3(make_hikyaku):
-    # Three SMTP connections in all, one per address: a few idle SMTP
-    # clients fill the SMTP pool.
-    h = make_hikyaku(allow_plaintext=True, limits_extra="connections = 3\nconnections_per_ip = 1")
+    # Issue 13: 100 idle SMTP connections from 50 addresses fill the SMTP
+    # pool (stress_timeout long enough that none of them is cut off while
+    # the test runs).
+    h = make_hikyaku(allow_plaintext=True,
+                     limits_extra='connections = 100\nconnections_per_ip = 2\nstress_timeout = "5m"')
     h.set_password("alice", PASSWORD)
     # start() probed every port from 127.0.0.1: let that SMTP session end so
     # that it holds no slot of the pool this test fills.
@@ -156,13 +158,14 @@ def test_full_smtp_pool_does_not_shut_out_imap_and_pop3(make_hikyaku):
 
     idle = []
     try:
-        for n in (11, 12, 13):
-            s = socket.create_connection(("127.0.0.1", h.smtp_port), timeout=10, source_address=(f"127.0.0.{n}", 0))
+        for n in range(100):
+            source = f"127.0.0.{11 + n // 2}"
+            s = socket.create_connection(("127.0.0.1", h.smtp_port), timeout=10, source_address=(source, 0))
             idle.append(s)
-            assert s.makefile("rb").readline().startswith(b"220 "), n
+            assert s.makefile("rb").readline().startswith(b"220 "), source
         # The pool is full: the next address, and a second connection from
         # one already in, get 421 (RFC 5321 §3.8).
-        assert raw_greeting(h.smtp_port, "127.0.0.14").startswith(b"421 4.7.0 ")
+        assert raw_greeting(h.smtp_port, "127.0.0.100").startswith(b"421 4.7.0 ")
         assert raw_greeting(h.smtp_port, "127.0.0.11").startswith(b"421 4.7.0 ")
 
         # IMAP and POP3 have pools of their own, even for the same addresses.
@@ -177,12 +180,12 @@ def test_full_smtp_pool_does_not_shut_out_imap_and_pop3(make_hikyaku):
         p.quit()
         im.logout()
         # ...and the SMTP pool is still full.
-        assert raw_greeting(h.smtp_port, "127.0.0.15").startswith(b"421 4.7.0 ")
+        assert raw_greeting(h.smtp_port, "127.0.0.101").startswith(b"421 4.7.0 ")
     finally:
         for s in idle:
             s.close()
     # A slot comes back when its client leaves.
     def greeted():
-        line = raw_greeting_start(h.smtp_port, "127.0.0.16")
+        line = raw_greeting_start(h.smtp_port, "127.0.0.102")
         return line.startswith(b"220 ")
     wait_for(greeted, what="an SMTP slot after the idle clients left")
