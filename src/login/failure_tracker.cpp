@@ -9,7 +9,7 @@
 namespace hikyaku::login {
 
 std::string FailureTracker::source_of(std::string_view ip) {
-  const std::string text(ip);
+  std::string text(ip);
   std::array<unsigned char, 16> a{};
   if (::inet_pton(AF_INET6, text.c_str(), a.data()) != 1) return text;  // IPv4 (or not an address)
   static constexpr std::array<unsigned char, 12> kMapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
