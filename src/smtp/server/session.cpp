@@ -149,6 +149,7 @@ class Session {
   }
   enum class LineRead { line, too_long, closed };
   net::awaitable<LineRead> read_line(std::string& line);
+  net::awaitable<bool> read_more(std::string_view when);
   net::awaitable<void> authenticate();
   // RFC 5321 §4.5.3.2.7's 5 minutes ([limits] command_timeout), or
   // stress_timeout while this protocol's pool is nearly full (Postfix's
@@ -649,18 +650,28 @@ net::awaitable<Session::LineRead> Session::read_line(std::string& line) {
       deadline_.reset();
       co_return status == net::LineBuffer::Status::line ? LineRead::line : LineRead::too_long;
     }
-    std::string chunk;
-    deadline_.start(timeout());
-    const bool got = co_await stream_.read_some(chunk, deadline_.at());
-    if (!got) {
-      if (stream_.timed_out()) {
-        send(reply::timeout());
-        log_->info("{} timeout during AUTH from [{}]", id_, stream_.remote_ip());
-      }
-      co_return LineRead::closed;
-    }
-    lines_.append(chunk);
+    const bool got = co_await read_more("during AUTH");
+    if (!got) co_return LineRead::closed;
   }
+}
+
+// More bytes of the command line being read, by its deadline (a peer
+// trickling bytes does not extend it). False: closed, or timed out (421
+// queued, logged with `when`).
+net::awaitable<bool> Session::read_more(std::string_view when) {
+  std::string chunk;
+  deadline_.start(timeout());
+  const bool got = co_await stream_.read_some(chunk, deadline_.at());
+  if (!got) {
+    if (stream_.timed_out()) {
+      // RFC 5321 §4.5.3.2.7: we waited long enough.
+      send(reply::timeout());
+      log_->info("{} timeout {} from [{}]", id_, when, stream_.remote_ip());
+    }
+    co_return false;
+  }
+  lines_.append(chunk);
+  co_return true;
 }
 
 // RFC 4954 §4: challenges until the client has said everything, then the
@@ -773,18 +784,8 @@ net::awaitable<void> Session::run(net::Refusal refusal) {
       const bool written = co_await flush();
       if (!written) break;
       // The whole command line by the deadline, however it trickles in.
-      std::string chunk;
-      deadline_.start(timeout());
-      const bool got = co_await stream_.read_some(chunk, deadline_.at());
-      if (!got) {
-        if (stream_.timed_out()) {
-          // RFC 5321 §4.5.3.2.7: we waited long enough.
-          send(reply::timeout());
-          log_->info("{} timeout after {} from [{}]", id_, state_name(state_), stream_.remote_ip());
-        }
-        break;
-      }
-      lines_.append(chunk);
+      const bool got = co_await read_more("after " + std::string(state_name(state_)));
+      if (!got) break;
       continue;
     }
     deadline_.reset();  // a line is here: the next wait starts afresh

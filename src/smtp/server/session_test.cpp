@@ -296,6 +296,15 @@ class SessionTest : public ::testing::Test {
     logins_ = std::make_unique<login::MailboxLogins>(config_, *credentials_,
                                                      login::MailboxLogins::Settings::from(config_));
   }
+  // 465: the TLS handshake, the greeting, EHLO.
+  std::unique_ptr<Transcript> connect_submissions() {
+    auto t = std::make_unique<Transcript>(port_);
+    t->handshake();
+    t->expect("220 mx.example.test ESMTP hikyaku");
+    t->send("EHLO client.example");
+    t->expect("250 HELP");
+    return t;
+  }
   // Connect, read the greeting, EHLO.
   std::unique_ptr<Transcript> connect_ehlo() {
     auto t = std::make_unique<Transcript>(port_);
@@ -916,63 +925,51 @@ TEST_F(SessionTest, AuthLoginChallengesAndCancel_RFC4954_4) {
   enable_tls();
   add_login();
   start(Role::submissions);
-  Transcript t(port_);
-  t.handshake();
-  t.expect("220 *");
-  t.send("EHLO client.example");
-  t.expect("250 HELP");
-  t.send("AUTH LOGIN");
-  t.expect("334 VXNlcm5hbWU6");  // "Username:"
-  t.send("*");
-  t.expect("501 5.7.0 *");
-  t.send("AUTH CRAM-MD5");
-  t.expect("504 5.5.4 *");
-  t.send("AUTH LOGIN YWxpY2U=");  // initial response: the user name
-  t.expect("334 UGFzc3dvcmQ6");  // "Password:"
-  t.send("not base64!");
-  t.expect("501 5.5.2 *");
-  t.send("AUTH LOGIN");
-  t.expect("334 VXNlcm5hbWU6");
-  t.send("YWxpY2U=");
-  t.expect("334 UGFzc3dvcmQ6");
-  t.send("c2VjcmV0");
-  t.expect("235 2.7.0 *");
+  auto t = connect_submissions();
+  t->send("AUTH LOGIN");
+  t->expect("334 VXNlcm5hbWU6");  // "Username:"
+  t->send("*");
+  t->expect("501 5.7.0 *");
+  t->send("AUTH CRAM-MD5");
+  t->expect("504 5.5.4 *");
+  t->send("AUTH LOGIN YWxpY2U=");  // initial response: the user name
+  t->expect("334 UGFzc3dvcmQ6");  // "Password:"
+  t->send("not base64!");
+  t->expect("501 5.5.2 *");
+  t->send("AUTH LOGIN");
+  t->expect("334 VXNlcm5hbWU6");
+  t->send("YWxpY2U=");
+  t->expect("334 UGFzc3dvcmQ6");
+  t->send("c2VjcmV0");
+  t->expect("235 2.7.0 *");
 }
 
 TEST_F(SessionTest, WrongPasswordsEndTheSession_RFC4954_6) {
   enable_tls();
   add_login();
   start(Role::submissions);
-  Transcript t(port_);
-  t.handshake();
-  t.expect("220 *");
-  t.send("EHLO client.example");
-  t.expect("250 HELP");
-  t.send("MAIL FROM:<alice@example.test>");
-  t.expect("530 5.7.0 *");
+  auto t = connect_submissions();
+  t->send("MAIL FROM:<alice@example.test>");
+  t->expect("530 5.7.0 *");
   for (int i = 0; i < 3; ++i) {
-    t.send("AUTH PLAIN " + std::string(kAliceWrong));
-    t.expect("535 5.7.8 *");
+    t->send("AUTH PLAIN " + std::string(kAliceWrong));
+    t->expect("535 5.7.8 *");
   }
-  t.expect("421 4.7.0 *");
-  EXPECT_TRUE(t.closed());
+  t->expect("421 4.7.0 *");
+  EXPECT_TRUE(t->closed());
 }
 
 TEST_F(SessionTest, NoAuthDuringATransaction_RFC4954_4) {
   enable_tls();
   add_login();
   start(Role::submissions);
-  Transcript t(port_);
-  t.handshake();
-  t.expect("220 *");
-  t.send("EHLO client.example");
-  t.expect("250 HELP");
-  t.send("AUTH PLAIN " + std::string(kAlicePlain));
-  t.expect("235 *");
-  t.send("MAIL FROM:<alice@example.test>");
-  t.expect("250 *");
-  t.send("AUTH PLAIN " + std::string(kAlicePlain));
-  t.expect("503 5.5.1 *");
+  auto t = connect_submissions();
+  t->send("AUTH PLAIN " + std::string(kAlicePlain));
+  t->expect("235 *");
+  t->send("MAIL FROM:<alice@example.test>");
+  t->expect("250 *");
+  t->send("AUTH PLAIN " + std::string(kAlicePlain));
+  t->expect("503 5.5.1 *");
 }
 
 TEST_F(SessionTest, PortTwentyFiveOffersNoAuth_RFC4954_3) {
