@@ -23,4 +23,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   openssl \
   python3 python3-pytest python3-dkim python3-spf python3-aiosmtpd python3-dnspython \
   swaks msmtp fetchmail mutt postfix dnsmasq-base dovecot-core dovecot-imapd dovecot-pop3d bind9-dnsutils tmux procps psmisc strace \
+  pebble certbot \
   publicsuffix >/dev/null

@@ -34,6 +34,7 @@
 #include "smtp/server/session.hpp"
 #include "srs/srs.hpp"
 #include "tls/context.hpp"
+#include "tls/server_certificates.hpp"
 
 namespace hikyaku::app {
 namespace {
@@ -92,14 +93,21 @@ int serve(config::Config config, const ServeOptions& options) {
       return 1;
     }
   }
+  // The default certificate first, then [[tls.certificate]] (chosen by SNI).
+  std::shared_ptr<tls::ServerCertificates> certificates;
   std::shared_ptr<asio::ssl::context> tls_context;
   if (config.tls.configured()) {
-    auto ctx = tls::make_server_context(config.tls.cert, config.tls.key);
-    if (!ctx.ok()) {
-      std::cerr << "hikyaku: " << ctx.error().message << "\n";
+    std::vector<tls::CertificateFiles> files{{config.tls.cert, config.tls.key, config.tls.cert_where,
+                                              config.tls.key_where}};
+    for (const auto& c : config.tls.certificates) files.push_back({c.cert, c.key, c.cert_where, c.key_where});
+    auto loaded = tls::ServerCertificates::create(std::move(files));
+    if (!loaded.ok()) {
+      std::cerr << "hikyaku: " << loaded.error().message << "\n";
       return 1;
     }
-    tls_context = *ctx;
+    certificates = *loaded;
+    tls_context = certificates->context();
+    for (const auto& info : certificates->loaded()) log->info("TLS certificate {}", info.str());
   }
 
   sasl::CredentialStore credentials(config.users_file());
@@ -226,14 +234,23 @@ int serve(config::Config config, const ServeOptions& options) {
     }
     io.stop();
   });
-  // SIGHUP (systemd's reload, logrotate) would end the process by default.
-  // Until configuration reload exists it is logged and ignored: the server
-  // keeps serving. Re-armed after each signal.
+  // SIGHUP (systemd's reload, certbot's deploy hook, logrotate): re-read
+  // the TLS certificate and key files, not the configuration file (its
+  // [tls] list stays as started). New handshakes get the new certificates;
+  // connections in progress keep theirs; a file that fails keeps every old
+  // certificate. The signal set makes the handler async-signal-safe: it
+  // runs on the loop, not in the signal. Re-armed after each signal.
   asio::signal_set hangups(io, SIGHUP);
   std::function<void(const boost::system::error_code&, int)> on_hangup = [&](const boost::system::error_code& ec,
                                                                              int /*signo*/) {
     if (ec) return;
-    log->warn("SIGHUP: reload is not implemented yet; ignored (restart to apply a new configuration)");
+    if (!certificates) {
+      log->info("SIGHUP: no TLS certificates to reload (the configuration file is not re-read)");
+    } else if (auto reloaded = certificates->reload(); !reloaded.ok()) {
+      log->error("SIGHUP: TLS certificates not reloaded, the old ones stay in use: {}", reloaded.error().message);
+    } else {
+      for (const auto& info : *reloaded) log->info("SIGHUP: TLS certificate reloaded: {}", info.str());
+    }
     hangups.async_wait(on_hangup);
   };
   hangups.async_wait(on_hangup);

@@ -349,11 +349,40 @@ void read_document(Reader& r, const toml::table& root, Config& c) {
     }
   }
   if (const auto* t = r.subtable(root, "tls")) {
-    r.check_keys(*t, "tls", {"cert", "key", "self_signed"});
+    r.check_keys(*t, "tls", {"cert", "key", "self_signed", "certificate"});
     r.path_value(*t, "cert", "tls", c.tls.cert);
     r.path_value(*t, "key", "tls", c.tls.key);
+    if (const toml::node* n = t->get("cert")) c.tls.cert_where = r.where(*n);
+    if (const toml::node* n = t->get("key")) c.tls.key_where = r.where(*n);
     r.boolean(*t, "self_signed", "tls", c.tls.self_signed);
     if (c.tls.cert.empty() != c.tls.key.empty()) r.error(*t, "tls: set both cert and key, or neither");
+    // [[tls.certificate]] (or certificate = [{cert = ..., key = ...}]): the
+    // names each serves come from the certificate itself, not from here.
+    if (const toml::node* n = t->get("certificate")) {
+      const toml::array* arr = n->as_array();
+      if (arr == nullptr) r.error(*n, "tls.certificate: expected [[tls.certificate]] tables with cert and key");
+      for (size_t i = 0; arr != nullptr && i < arr->size(); ++i) {
+        const toml::node& el = *arr->get(i);
+        const toml::table* entry = el.as_table();
+        if (entry == nullptr) {
+          r.error(el, "tls.certificate: expected a table with cert and key");
+          continue;
+        }
+        r.check_keys(*entry, "tls.certificate", {"cert", "key"});
+        TlsCertificate pair;
+        r.path_value(*entry, "cert", "tls.certificate", pair.cert);
+        r.path_value(*entry, "key", "tls.certificate", pair.key);
+        if (pair.cert.empty() || pair.key.empty()) {
+          r.error(*entry, "tls.certificate: set both cert and key");
+          continue;
+        }
+        pair.cert_where = r.where(*entry->get("cert"));
+        pair.key_where = r.where(*entry->get("key"));
+        c.tls.certificates.push_back(std::move(pair));
+      }
+      if (!c.tls.certificates.empty() && !c.tls.configured() && !c.tls.self_signed)
+        r.error(*n, "tls.certificate: needs a default certificate ([tls] cert and key, or self_signed = true)");
+    }
   }
   if (const auto* t = r.subtable(root, "dns")) {
     r.check_keys(*t, "dns", {"servers"});

@@ -50,9 +50,23 @@ struct Access {
   const base::AccessList& of(std::string_view listener) const;
 };
 
+// A certificate chain and its key, with where the configuration names each
+// ("FILE:LINE:COL"; empty for the generated self-signed pair).
+struct TlsCertificate {
+  std::filesystem::path cert;
+  std::filesystem::path key;
+  std::string cert_where;
+  std::string key_where;
+};
+
 struct Tls {
   std::filesystem::path cert;  // PEM chain; empty = TLS unavailable
   std::filesystem::path key;
+  std::string cert_where, key_where;  // "FILE:LINE:COL" of the values
+  // [[tls.certificate]]: more certificates, each chosen by a client's
+  // server name (SNI) matching one of its own DNS names; cert/key (or the
+  // self-signed pair) stay the default for every other client.
+  std::vector<TlsCertificate> certificates;
   // When both are empty and `self_signed` is true, a self-signed certificate
   // for `hostname` is generated under data_dir/tls (the demo does this).
   bool self_signed = false;

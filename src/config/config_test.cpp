@@ -214,5 +214,45 @@ TEST(Config, AccessErrorsCarryFileLineColumn) {
   EXPECT_EQ(r.errors.size(), 3u) << all_errors(r);
 }
 
+// [[tls.certificate]]: more certificates for SNI, each with the position of
+// its files (serve and reload name them in their errors).
+TEST(Config, TlsCertificates) {
+  auto r = load(R"([tls]
+cert = "default.pem"
+key = "default.key"
+
+[[tls.certificate]]
+cert = "/etc/a/fullchain.pem"
+key = "/etc/a/privkey.pem"
+
+[[tls.certificate]]
+cert = "b.pem"
+key = "b.key"
+)");
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0].str();
+  const auto& tls = r.config->tls;
+  EXPECT_EQ(tls.cert_where, "t.toml:2:8");
+  EXPECT_EQ(tls.key_where, "t.toml:3:7");
+  ASSERT_EQ(tls.certificates.size(), 2u);
+  EXPECT_EQ(tls.certificates[0].cert, "/etc/a/fullchain.pem");
+  EXPECT_EQ(tls.certificates[0].cert_where, "t.toml:6:8");
+  EXPECT_EQ(tls.certificates[0].key_where, "t.toml:7:7");
+  EXPECT_EQ(tls.certificates[1].key.filename(), "b.key");
+  EXPECT_TRUE(tls.certificates[1].key.is_absolute()) << "relative to the configuration file";
+
+  auto half = load("[tls]\ncert = \"a.pem\"\nkey = \"a.key\"\n[[tls.certificate]]\ncert = \"b.pem\"\n");
+  ASSERT_FALSE(half.config);
+  EXPECT_EQ(half.errors.at(0).str(), "t.toml:4:1: tls.certificate: set both cert and key");
+
+  auto no_default = load("[[tls.certificate]]\ncert = \"b.pem\"\nkey = \"b.key\"\n");
+  ASSERT_FALSE(no_default.config);
+  EXPECT_NE(no_default.errors.at(0).message.find("needs a default certificate"), std::string::npos)
+      << no_default.errors.at(0).str();
+
+  auto unknown = load("[tls]\nself_signed = true\n[[tls.certificate]]\ncert = \"b.pem\"\nkey = \"b.key\"\nnames = []\n");
+  ASSERT_FALSE(unknown.config);
+  EXPECT_EQ(unknown.errors.at(0).str(), "t.toml:6:1: unknown key 'tls.certificate.names'");
+}
+
 }  // namespace
 }  // namespace hikyaku::config

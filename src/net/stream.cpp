@@ -170,6 +170,18 @@ std::string Stream::tls_description() const {
   return out;
 }
 
+std::optional<Stream::TlsParameters> Stream::tls_parameters() const {
+  if (!tls_active_) return std::nullopt;
+  auto* handle = const_cast<ssl::stream<tcp::socket>&>(*ssl_).native_handle();
+  TlsParameters out;
+  out.version = SSL_get_version(handle);
+  if (const SSL_CIPHER* cipher = SSL_get_current_cipher(handle)) {
+    out.cipher = SSL_CIPHER_get_name(cipher);
+    out.secret_bits = SSL_CIPHER_get_bits(cipher, &out.algorithm_bits);
+  }
+  return out;
+}
+
 void Stream::close() {
   error_code ec;
   socket().shutdown(tcp::socket::shutdown_both, ec);

@@ -85,6 +85,15 @@ class Stream {
   bool tls_available() const { return tls_ctx_ != nullptr; }
   bool tls_active() const { return tls_active_; }
   std::string tls_description() const;  // "TLSv1.3 TLS_AES_256_GCM_SHA384"
+  // The negotiated protocol and cipher, for Received: fields; nullopt
+  // without TLS.
+  struct TlsParameters {
+    std::string version;     // "TLSv1.3"
+    std::string cipher;      // "TLS_AES_256_GCM_SHA384"
+    int secret_bits = 0;     // effective key bits (SSL_CIPHER_get_bits)
+    int algorithm_bits = 0;  // the algorithm's key bits
+  };
+  std::optional<TlsParameters> tls_parameters() const;
   bool timed_out() const { return timed_out_; }
   // The last transport error (connect, read, write, handshake), for logs.
   const error_code& last_error() const { return last_error_; }

@@ -12,28 +12,10 @@
 #include <openssl/x509v3.h>
 
 #include "base/file.hpp"
-#include "base/log.hpp"
+#include "tls/openssl_error.hpp"
 
 namespace hikyaku::tls {
-namespace ssl = boost::asio::ssl;
-
 namespace {
-
-std::string openssl_error() {
-  unsigned long e = ERR_get_error();
-  if (e == 0) return "unknown OpenSSL error";
-  char buf[256];
-  ERR_error_string_n(e, buf, sizeof buf);
-  ERR_clear_error();
-  return buf;
-}
-
-// Did the last OpenSSL failure say the key is not the certificate's?
-// (SSL_CTX_use_PrivateKey_file checks the pair itself: X509_check_private_key.)
-bool key_values_mismatch() {
-  const unsigned long e = ERR_peek_last_error();
-  return ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH;
-}
 
 std::string octal_mode(mode_t mode) {
   char buf[8];
@@ -58,37 +40,6 @@ base::Result<KeyFileCheck> check_key_file_mode(const std::filesystem::path& key)
     out.warning = "TLS key " + key.string() + " has mode " + octal_mode(st.st_mode) +
                   ": its group may read it (fine for a group such as ssl-cert that is meant to; else chmod 600)";
   return out;
-}
-
-base::Result<std::shared_ptr<ssl::context>> make_server_context(const std::filesystem::path& cert,
-                                                                const std::filesystem::path& key) {
-  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
-  SSL_CTX* native = ctx->native_handle();
-  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
-  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
-  SSL_CTX_set_cipher_list(native,
-                          "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-                          "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-                          "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
-  auto mode = check_key_file_mode(key);
-  if (!mode.ok()) return mode.error();
-  if (!mode->warning.empty()) base::logger("tls")->warn("{}", mode->warning);
-  if (SSL_CTX_use_certificate_chain_file(native, cert.c_str()) != 1)
-    return base::make_error("TLS certificate " + cert.string() + ": " + openssl_error());
-  const std::string mismatch = "TLS key " + key.string() + " does not match the certificate " + cert.string();
-  if (SSL_CTX_use_PrivateKey_file(native, key.c_str(), SSL_FILETYPE_PEM) != 1) {
-    if (key_values_mismatch()) {
-      ERR_clear_error();
-      return base::make_error(mismatch);
-    }
-    return base::make_error("TLS key " + key.string() + ": " + openssl_error());
-  }
-  if (SSL_CTX_check_private_key(native) != 1) {
-    ERR_clear_error();
-    return base::make_error(mismatch);
-  }
-  return ctx;
 }
 
 base::Status ensure_self_signed(const std::filesystem::path& cert, const std::filesystem::path& key,

@@ -1,6 +1,7 @@
-// Purpose:   Build the OpenSSL server context from [tls] cert/key (TLS 1.2+,
-//            Mozilla "intermediate" ciphers) and, for the demo, create a
-//            self-signed certificate for the hostname. The server's TLS
+// Purpose:   The server's TLS policy, the key file check, and, for the
+//            demo, a self-signed certificate for the hostname. Contexts are
+//            built by tls/server_certificates.hpp (several certificates by
+//            SNI, reload) with TLS 1.2+ and Mozilla "intermediate" ciphers. The server's TLS
 //            policy, stated once (docs/tls.md):
 //            * TLS 1.2 is the floor on every listener (SMTP STARTTLS,
 //              POP3 STLS, POP3S, IMAP STARTTLS, IMAPS): a TLS 1.0/1.1 client
@@ -26,6 +27,8 @@
 
 namespace hikyaku::tls {
 
+// A context serving one certificate (tests; the server uses
+// tls/server_certificates.hpp, which this is built on).
 base::Result<std::shared_ptr<boost::asio::ssl::context>> make_server_context(
     const std::filesystem::path& cert, const std::filesystem::path& key);
 

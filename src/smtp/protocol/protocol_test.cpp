@@ -326,6 +326,49 @@ TEST(Received, Format_RFC5321_4_4) {
             "\tfor <alice@example.test>; Thu, 01 Jan 2026 00:00:00 +0000\r\n");
 }
 
+// The TLS clause as Postfix writes it (issue 13 item 6): version, cipher and
+// bits, on a folded line of its own, inside one comment.
+TEST(Received, TlsVersionAndCipher_RFC3848) {
+  ReceivedInfo info;
+  info.helo = "client.example";
+  info.client_ip = "192.0.2.1";
+  info.hostname = "mx.example.test";
+  info.id = "S1.1";
+  info.tls = true;
+  info.tls_version = "TLSv1.3";
+  info.tls_cipher = "TLS_AES_256_GCM_SHA384";
+  info.tls_secret_bits = 256;
+  info.tls_algorithm_bits = 256;
+  info.for_recipient = "alice@example.test";
+  info.when = std::chrono::system_clock::time_point(std::chrono::seconds(1767225600));
+  EXPECT_EQ(received_header(info),
+            "Received: from client.example ([192.0.2.1])\r\n"
+            "\tby mx.example.test (hikyaku)\r\n"
+            "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)) with ESMTPS id S1.1\r\n"
+            "\tfor <alice@example.test>; Thu, 01 Jan 2026 00:00:00 +0000\r\n");
+  // Unknown bits: no "(0/0 bits)".
+  info.tls_secret_bits = 0;
+  EXPECT_NE(received_header(info).find("(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384) with ESMTPS"),
+            std::string::npos)
+      << received_header(info);
+}
+
+// Whatever the names hold, the clause stays one comment of printable ASCII
+// (RFC 5322 §3.2.2: "(", ")" and "\\" would end or escape it).
+TEST(Received, TlsNamesAreSanitised_RFC5322_3_2_2) {
+  ReceivedInfo info;
+  info.client_ip = "192.0.2.1";
+  info.hostname = "mx";
+  info.id = "x";
+  info.tls = true;
+  info.tls_version = "TLS)\r\nX-Injected: 1";
+  info.tls_cipher = "A(B\\C;D";
+  const auto h = received_header(info);
+  EXPECT_EQ(h.find("X-Injected: 1\r\n"), std::string::npos) << h;
+  EXPECT_NE(h.find("(using TLS???X-Injected:?1 with cipher A?B?C?D) with ESMTPS"), std::string::npos) << h;
+  for (char c : h) EXPECT_TRUE(c == '\r' || c == '\n' || c == '\t' || (c >= 32 && c < 127)) << int(c);
+}
+
 // Submitted mail: no "from" clause, so neither the client's address nor
 // its HELO reaches the recipient (issue 13: [auth] reveal_client = false).
 TEST(Received, SubmittedMailHidesTheClient_RFC3848) {

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <ctime>
+#include <string>
 
 #include "mail/header.hpp"
 
@@ -43,7 +44,14 @@ std::string received_header(const ReceivedInfo& info) {
   std::string h = "Received: ";
   if (!info.hide_client) h += "from " + sanitize(info.helo) + " (" + ip_literal(info.client_ip) + ")\r\n\t";
   h += "by " + info.hostname + " (hikyaku)";
-  if (info.tls && !info.tls_description.empty()) h += " (" + sanitize(info.tls_description) + ")";
+  if (info.tls && !info.tls_version.empty()) {
+    // Postfix's wording, on a line of its own (RFC 5322 §2.2.3 folding).
+    h += "\r\n\t(using " + sanitize(info.tls_version);
+    if (!info.tls_cipher.empty()) h += " with cipher " + sanitize(info.tls_cipher);
+    if (info.tls_secret_bits > 0 && info.tls_algorithm_bits > 0)
+      h += " (" + std::to_string(info.tls_secret_bits) + "/" + std::to_string(info.tls_algorithm_bits) + " bits)";
+    h += ")";
+  }
   h += " with " + with_protocol(info) + " id " + info.id + "\r\n";
   if (!info.for_recipient.empty()) h += "\tfor <" + info.for_recipient + ">";
   else h += "\t";

@@ -4,7 +4,9 @@
 //            RFC 5322 §3.6.7 (trace fields), §3.3 (date-time),
 //            RFC 3848 (ESMTPS/ESMTPA/ESMTPSA), RFC 6531 §3.7.3 (UTF8SMTP*).
 // Trust:     the HELO name is peer-chosen: it is sanitised to printable ASCII
-//            without comment delimiters before it goes into the header.
+//            without comment delimiters before it goes into the header; so
+//            are the TLS version and cipher names (OpenSSL's, but text
+//            inside a comment all the same).
 // Concurrency: pure functions.
 // Errors:    none.
 #pragma once
@@ -27,7 +29,13 @@ struct ReceivedInfo {
   // a user's home address is not ours to publish).
   bool hide_client = false;
   bool smtputf8 = false;
-  std::string tls_description;  // "TLSv1.3 TLS_AES_256_GCM_SHA384", optional
+  // The TLS in use (when `tls`), written as Postfix does: "(using TLSv1.3
+  // with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))". Optional: an empty
+  // version leaves the clause out, zero bits leave out the "(a/b bits)".
+  std::string tls_version;     // "TLSv1.3"
+  std::string tls_cipher;      // "TLS_AES_256_GCM_SHA384"
+  int tls_secret_bits = 0;     // the cipher's effective key bits
+  int tls_algorithm_bits = 0;  // the algorithm's key bits
   std::string id;            // session-local transaction id
   std::string for_recipient; // set only when there is exactly one recipient
   std::chrono::system_clock::time_point when;

@@ -474,7 +474,12 @@ net::awaitable<void> Session::receive_data() {
   info.hostname = ctx_.settings.hostname;
   info.esmtp = esmtp_;
   info.tls = stream_.tls_active();
-  info.tls_description = stream_.tls_description();
+  if (const auto tls = stream_.tls_parameters()) {
+    info.tls_version = tls->version;
+    info.tls_cipher = tls->cipher;
+    info.tls_secret_bits = tls->secret_bits;
+    info.tls_algorithm_bits = tls->algorithm_bits;
+  }
   info.authenticated = authenticated();
   // Submitted mail does not reveal where its author was (a home address):
   // the Received field names no client unless [auth] reveal_client.
