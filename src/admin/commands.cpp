@@ -7,7 +7,9 @@
 #include <ctime>
 #include <sstream>
 
+#include "admin/service_user.hpp"
 #include "base/clock.hpp"
+#include "base/privileges.hpp"
 #include "mail/dsn.hpp"
 #include "policy/forwards.hpp"
 #include "queue/spool.hpp"
@@ -29,8 +31,24 @@ int check_config(const config::LoadResult& loaded, std::ostream& out, std::ostre
     err << unreadable.size() << " unreadable file" << (unreadable.size() == 1 ? "" : "s") << "\n";
     return 1;
   }
-  out << loaded.config->source.string() << ": ok\n";
+  // The system user to run as (issue 13 item 5): it must exist, and the
+  // data directory, if there already, must be its.
   const config::Config& c = *loaded.config;
+  auto account = configured_account(c);
+  if (account && *account) {
+    if (auto owned = base::check_owner(c.data_dir, **account, c.data_dir); !owned)
+      account = base::make_error(c.user_where + ": user: " + owned.error().message);
+  }
+  if (!account) {
+    err << account.error().message << "\n1 error\n";
+    return 1;
+  }
+  out << c.source.string() << ": ok\n";
+  if (*account)
+    out << "serve runs as user " << (*account)->name << " (uid " << (*account)->uid << ", gid " << (*account)->gid
+        << "; top-level key user)\n";
+  else
+    out << "serve runs as the user that starts it (no top-level key user)\n";
   if (!c.domains.empty()) {
     if (c.postmaster.empty())
       out << "postmaster@ your domains is refused: there is no [[mailbox]] to take it (RFC 5321 §4.5.1)\n";

@@ -1,6 +1,8 @@
 // Purpose:   The `hikyaku` command line (DESIGN.md "user-facing interface"):
 //            serve, check-config, user, queue. Parses arguments, loads the
 //            configuration and hands over to app::serve or admin commands.
+// Trust:     started as root with a configured `user`, every command that
+//            touches data_dir drops to that user first (admin/service_user).
 // Errors:    configuration errors are printed as FILE:LINE:COL: message;
 //            exit status 0 ok, 1 error, 2 usage.
 #include <filesystem>
@@ -10,6 +12,7 @@
 
 #include "admin/commands.hpp"
 #include "admin/dns_commands.hpp"
+#include "admin/service_user.hpp"
 #include "app/server.hpp"
 #include "config/config.hpp"
 
@@ -104,6 +107,10 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   auto config = load_or_report(config_path);
   if (!config) return 1;
   if (*serve) return hikyaku::app::serve(std::move(*config), {.demo = config_path.empty()});
+  // Commands that read or write data_dir (users, spool) run as the
+  // configured `user`, so that what they create is the server's own.
+  if ((*passwd || *list || *del || *qlist || *qshow || *qdel) && hikyaku::admin::as_service_user(*config, std::cerr) != 0)
+    return 1;
   if (*passwd) return hikyaku::admin::user_passwd(*config, user_name, std::cin, std::cout, std::cerr);
   if (*list) return hikyaku::admin::user_list(*config, std::cout, std::cerr);
   if (*del) return hikyaku::admin::user_del(*config, user_name, std::cout, std::cerr);

@@ -4,15 +4,19 @@
 
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <thread>
+#include <vector>
 
+#include "admin/service_user.hpp"
 #include "auth/dmarc/public_suffix.hpp"
 #include "base/clock.hpp"
 #include "base/executor.hpp"
 #include "base/file.hpp"
 #include "base/log.hpp"
+#include "base/privileges.hpp"
 #include "delivery/forward_transform.hpp"
 #include "delivery/maildir_agent.hpp"
 #include "delivery/smtp_agent.hpp"
@@ -70,61 +74,43 @@ int serve(config::Config config, const ServeOptions& options) {
     return 1;
   }
 
-  // Data directories: spool, mailboxes, TLS material.
-  for (const auto& dir : {config.data_dir, config.spool_dir(), config.data_dir / "mailboxes"}) {
-    if (auto st = base::ensure_directory(dir); !st) {
-      std::cerr << "hikyaku: " << st.error().message << "\n";
-      return 1;
-    }
+  // Start-up runs in two parts (issue 13 item 5). As root (when started as
+  // root with a configured `user`): find the user, give it data_dir, read
+  // what only root may read (TLS key, SRS secrets, DKIM keys) and bind the
+  // listeners. Then drop to the user for good, and only then touch
+  // data_dir, so that every file the server creates is the user's.
+  auto service_user = admin::service_user(config);
+  if (!service_user) {
+    std::cerr << "hikyaku: " << service_user.error().message << "\n";
+    return 1;
   }
-  for (const auto& m : config.mailboxes) {
-    if (auto st = mailbox::Maildir(config.mailbox_dir(m.name)).create(); !st) {
+  if (service_user->drop) {
+    if (auto st = base::prepare_data_dir(config.data_dir, *service_user->account); !st) {
       std::cerr << "hikyaku: " << st.error().message << "\n";
       return 1;
     }
   }
 
-  // TLS: the configured certificate, or a self-signed one when asked.
-  if (!config.tls.configured() && config.tls.self_signed) {
-    config.tls.cert = config.data_dir / "tls" / "cert.pem";
-    config.tls.key = config.data_dir / "tls" / "key.pem";
-    if (auto st = tls::ensure_self_signed(config.tls.cert, config.tls.key, config.hostname); !st) {
-      std::cerr << "hikyaku: " << st.error().message << "\n";
-      return 1;
-    }
-  }
-  // The default certificate first, then [[tls.certificate]] (chosen by SNI).
+  // Secrets. The default certificate first, then [[tls.certificate]]
+  // (chosen by SNI); a self-signed default is made under data_dir after the
+  // drop, and loaded then.
   std::shared_ptr<tls::ServerCertificates> certificates;
   std::shared_ptr<asio::ssl::context> tls_context;
-  if (config.tls.configured()) {
+  auto load_certificates = [&]() -> bool {
     std::vector<tls::CertificateFiles> files{{config.tls.cert, config.tls.key, config.tls.cert_where,
                                               config.tls.key_where}};
     for (const auto& c : config.tls.certificates) files.push_back({c.cert, c.key, c.cert_where, c.key_where});
     auto loaded = tls::ServerCertificates::create(std::move(files));
     if (!loaded.ok()) {
       std::cerr << "hikyaku: " << loaded.error().message << "\n";
-      return 1;
+      return false;
     }
     certificates = *loaded;
     tls_context = certificates->context();
     for (const auto& info : certificates->loaded()) log->info("TLS certificate {}", info.str());
-  }
-
-  sasl::CredentialStore credentials(config.users_file());
-  if (options.demo) {
-    // README's first command: a demo mailbox with a fresh password each start.
-    std::string password = random_password();
-    if (auto st = credentials.set_password("demo", password); !st) {
-      std::cerr << "hikyaku: " << st.error().message << "\n";
-      return 1;
-    }
-    std::cout << "demo mailbox: user \"demo\", password \"" << password << "\" (POP3 127.0.0.1:1110, "
-              << "POP3S 127.0.0.1:1995, IMAP 127.0.0.1:1143, IMAPS 127.0.0.1:1993; "
-              << "mail to demo@example.test via SMTP 127.0.0.1:2525)" << std::endl;
-  }
-
-  // The delivery contract and the queue that applies it.
-  base::SystemClock clock;
+    return true;
+  };
+  if (config.tls.configured() && !load_certificates()) return 1;
   std::vector<std::string> srs_secrets;
   if (!config.srs.domain.empty()) {
     auto secrets = srs::read_secrets(config.srs.secret_file);
@@ -134,18 +120,6 @@ int serve(config::Config config, const ServeOptions& options) {
     }
     srs_secrets = std::move(secrets).value();
   }
-  // SRS bounce addresses: hidden forwards' keys derived per forward.
-  policy::AddressBook addresses(config, srs_secrets, clock);
-  policy::DeliveryPolicy delivery_policy(config);
-  policy::ReportWriter reports(config);
-  queue::Spool spool(config.spool_dir(), clock);
-  if (auto st = spool.open(); !st) {
-    std::cerr << "hikyaku: " << st.error().message << "\n";
-    return 1;
-  }
-  queue::Scheduler scheduler(spool, delivery_policy, reports, clock);
-  delivery::MaildirAgent maildir_agent(delivery::MaildirAgent::Settings::from(config));
-  scheduler.register_agent(mail::Target::Kind::mailbox, maildir_agent);
   // The Public Suffix List when [dmarc] method = "psl".
   std::optional<auth::dmarc::PublicSuffixList> psl;
   if (config.dmarc.method == "psl") {
@@ -155,6 +129,21 @@ int serve(config::Config config, const ServeOptions& options) {
       return 1;
     }
     psl.emplace(std::move(loaded).value());
+  }
+  // Forward targets: loop check, DMARC divert, ARC/DMARC/DKIM transform
+  // (it holds the signing keys), SRS, route, then the SMTP conversation.
+  // A signing key the configuration names must be there: forwarding
+  // unsigned would only make Gmail refuse more (check-config says the same).
+  if (auto missing = config::unreadable_files(config, "domain.dkim_key"); !missing.empty()) {
+    for (const auto& e : missing)
+      std::cerr << "hikyaku: " << e.str() << " (hikyaku dkim keygen DOMAIN --config " << config.source.string()
+                << " writes it; or set dkim = false in that [[domain]])\n";
+    return 1;
+  }
+  auto forward_transform = delivery::ForwardTransform::create(config, psl ? &*psl : nullptr);
+  if (!forward_transform.ok()) {
+    std::cerr << "hikyaku: " << forward_transform.error().message << "\n";
+    return 1;
   }
 
   // One connection pool per protocol, each of [limits] connections and
@@ -172,52 +161,6 @@ int serve(config::Config config, const ServeOptions& options) {
   const auto pop3_limiter = new_limiter();
   const auto imap_limiter = new_limiter();
   asio::io_context io(1);
-  // The blocking pool: fsync (spool commits), argon2id, DKIM/ARC signatures.
-  asio::thread_pool blocking(std::max(4u, std::thread::hardware_concurrency() * 2));
-  // Password checks for POP3, IMAP and submission: their own small pool at
-  // a lower priority, a bounded queue, the lockout per source address.
-  login::MailboxLogins logins(config, credentials, login::MailboxLogins::Settings::from(config));
-  // DNS never blocks: libunbound's asynchronous interface, its result fd
-  // watched by the event loop, one answer cache in front (RFC 2308), and the
-  // verifiers decide as the answers arrive (dns/resolution.hpp).
-  auto resolver = dns::UnboundResolver::create(config.dns.servers);
-  if (!resolver.ok()) {
-    std::cerr << "hikyaku: " << resolver.error().message << "\n";
-    return 1;
-  }
-  dns::AnswerCache dns_cache(**resolver);
-  dns::asio::UnboundWatch dns_watch(io, **resolver);
-  // Forward targets: loop check, DMARC divert, ARC/DMARC/DKIM transform,
-  // SRS, route, then the SMTP conversation on `io`.
-  // A signing key the configuration names must be there: forwarding
-  // unsigned would only make Gmail refuse more (check-config says the same).
-  if (auto missing = config::unreadable_files(config, "domain.dkim_key"); !missing.empty()) {
-    for (const auto& e : missing)
-      std::cerr << "hikyaku: " << e.str() << " (hikyaku dkim keygen DOMAIN --config " << config.source.string()
-                << " writes it; or set dkim = false in that [[domain]])\n";
-    return 1;
-  }
-  auto forward_transform = delivery::ForwardTransform::create(config, psl ? &*psl : nullptr);
-  if (!forward_transform.ok()) {
-    std::cerr << "hikyaku: " << forward_transform.error().message << "\n";
-    return 1;
-  }
-  auto smtp_agent = delivery::SmtpAgent::create(config, io, blocking, dns_cache, *forward_transform);
-  if (!smtp_agent.ok()) {
-    std::cerr << "hikyaku: " << smtp_agent.error().message << "\n";
-    return 1;
-  }
-  scheduler.register_agent(mail::Target::Kind::forward, **smtp_agent);
-  // Intake: inbound SPF/DKIM/ARC/DMARC and Authentication-Results, DMARC
-  // reject per domain, plans, stage and commit.
-  PostTo on_loop(io.get_executor());
-  PostTo on_pool(blocking.get_executor());
-  intake::Intake intake(intake::Settings::from(config), addresses, dns_cache, psl ? &*psl : nullptr, spool, scheduler,
-                        on_loop, on_pool);
-
-  smtp::server::ServerContext smtp_ctx{smtp::server::Settings::from(config), intake, tls_context, blocking, &logins};
-  pop3::Pop3Context pop3_ctx{config, logins, tls_context, blocking};
-  imap::ImapContext imap_ctx{config, logins, tls_context, blocking};
 
   // Two-stage shutdown (STYLE R9): stop accepting, then stop the loop. The
   // handler is installed before the first listener binds: a SIGTERM sent as
@@ -255,50 +198,185 @@ int serve(config::Config config, const ServeOptions& options) {
   };
   hangups.async_wait(on_hangup);
 
-  // Bind everything before serving so a port conflict fails start-up loudly.
+  // Bind everything (ports below 1024 need root) before serving so a port
+  // conflict fails start-up loudly; listening and accepting start once the
+  // components exist, after the drop.
+  struct Bound {
+    std::string name;
+    std::shared_ptr<net::tcp::acceptor> acceptor;
+    std::string endpoint;
+  };
+  std::vector<Bound> bound;
   bool bind_failed = false;
-  auto listen = [&](const std::vector<config::Endpoint>& endpoints, const std::string& name,
-                    const std::shared_ptr<net::ConnectionLimiter>& limiter, const net::SessionHandler& handler) {
+  auto bind = [&](const std::vector<config::Endpoint>& endpoints, const std::string& name) {
     for (const auto& ep : endpoints) {
-      auto acceptor = net::bind(io, ep.host, ep.port);
+      auto acceptor = net::bind(io, ep.host, ep.port, /*listen_now=*/false);
       if (!acceptor.ok()) {
         std::cerr << "hikyaku: " << acceptor.error().message << "\n";
         bind_failed = true;
         continue;
       }
       acceptors.push_back(*acceptor);
-      net::start_accepting(*acceptor, name, config.access.of(name), limiter, handler);
-      log->info("listening: {} on {}", name, ep.str());
+      bound.push_back({name, *acceptor, ep.str()});
     }
   };
-  using Admission = net::Admission;
-  listen(config.listen.smtp, "smtp", smtp_limiter, [&](net::tcp::socket s, Admission a) {
-    return smtp::server::run_session(std::move(s), std::move(a), smtp_ctx, smtp::server::Role::mx);
-  });
-  listen(config.listen.submission, "submission", submission_limiter, [&](net::tcp::socket s, Admission a) {
-    return smtp::server::run_session(std::move(s), std::move(a), smtp_ctx, smtp::server::Role::submission);
-  });
-  listen(config.listen.pop3, "pop3", pop3_limiter, [&](net::tcp::socket s, Admission a) {
-    return pop3::run_session(std::move(s), std::move(a), pop3_ctx, false);
-  });
-  listen(config.listen.imap, "imap", imap_limiter, [&](net::tcp::socket s, Admission a) {
-    return imap::run_session(std::move(s), std::move(a), imap_ctx, false);
-  });
-  if (tls_context) {
-    listen(config.listen.submissions, "submissions", submission_limiter, [&](net::tcp::socket s, Admission a) {
-      return smtp::server::run_session(std::move(s), std::move(a), smtp_ctx, smtp::server::Role::submissions);
-    });
-    listen(config.listen.pop3s, "pop3s", pop3_limiter, [&](net::tcp::socket s, Admission a) {
-      return pop3::run_session(std::move(s), std::move(a), pop3_ctx, true);
-    });
-    listen(config.listen.imaps, "imaps", imap_limiter, [&](net::tcp::socket s, Admission a) {
-      return imap::run_session(std::move(s), std::move(a), imap_ctx, true);
-    });
+  bind(config.listen.smtp, "smtp");
+  bind(config.listen.submission, "submission");
+  bind(config.listen.pop3, "pop3");
+  bind(config.listen.imap, "imap");
+  if (config.tls.configured() || config.tls.self_signed) {
+    bind(config.listen.submissions, "submissions");
+    bind(config.listen.pop3s, "pop3s");
+    bind(config.listen.imaps, "imaps");
   } else if (!config.listen.submissions.empty() || !config.listen.pop3s.empty() || !config.listen.imaps.empty()) {
     std::cerr << "hikyaku: implicit-TLS listeners need [tls] cert and key\n";
     bind_failed = true;
   }
   if (bind_failed) return 1;
+
+  // Drop root for good: groups, gid, uid; regaining root must fail. Any
+  // thread already running changes with the process (glibc's setxid).
+  if (service_user->drop) {
+    if (auto st = base::drop_privileges(*service_user->account); !st) {
+      std::cerr << "hikyaku: " << st.error().message << "\n";
+      return 1;
+    }
+    log->info("running as user {} (uid {}, gid {})", service_user->account->name, service_user->account->uid,
+              service_user->account->gid);
+  }
+  // What the server writes in data_dir must be the user's (a root-owned
+  // DATA_DIR/users, say, from an older `user passwd` run as root).
+  if (service_user->account) {
+    std::vector<std::filesystem::path> written{config.data_dir, config.spool_dir(), config.mailboxes_dir(),
+                                               config.users_file(), config.data_dir / "state"};
+    if (!config.tls.configured() && config.tls.self_signed) written.push_back(config.data_dir / "tls");
+    for (const auto& path : written) {
+      if (auto st = base::check_owner(path, *service_user->account, config.data_dir); !st) {
+        std::cerr << "hikyaku: " << st.error().message << "\n";
+        return 1;
+      }
+    }
+  }
+
+  // Data directories: spool, mailboxes, TLS material.
+  for (const auto& dir : {config.data_dir, config.spool_dir(), config.data_dir / "mailboxes"}) {
+    if (auto st = base::ensure_directory(dir); !st) {
+      std::cerr << "hikyaku: " << st.error().message << "\n";
+      return 1;
+    }
+  }
+  for (const auto& m : config.mailboxes) {
+    if (auto st = mailbox::Maildir(config.mailbox_dir(m.name)).create(); !st) {
+      std::cerr << "hikyaku: " << st.error().message << "\n";
+      return 1;
+    }
+  }
+
+  // TLS: a self-signed certificate when asked and none is configured.
+  if (!config.tls.configured() && config.tls.self_signed) {
+    config.tls.cert = config.data_dir / "tls" / "cert.pem";
+    config.tls.key = config.data_dir / "tls" / "key.pem";
+    if (auto st = tls::ensure_self_signed(config.tls.cert, config.tls.key, config.hostname); !st) {
+      std::cerr << "hikyaku: " << st.error().message << "\n";
+      return 1;
+    }
+    if (!load_certificates()) return 1;
+  }
+
+  sasl::CredentialStore credentials(config.users_file());
+  if (options.demo) {
+    // README's first command: a demo mailbox with a fresh password each start.
+    std::string password = random_password();
+    if (auto st = credentials.set_password("demo", password); !st) {
+      std::cerr << "hikyaku: " << st.error().message << "\n";
+      return 1;
+    }
+    std::cout << "demo mailbox: user \"demo\", password \"" << password << "\" (POP3 127.0.0.1:1110, "
+              << "POP3S 127.0.0.1:1995, IMAP 127.0.0.1:1143, IMAPS 127.0.0.1:1993; "
+              << "mail to demo@example.test via SMTP 127.0.0.1:2525)" << std::endl;
+  }
+
+  // The delivery contract and the queue that applies it.
+  base::SystemClock clock;
+  // SRS bounce addresses: hidden forwards' keys derived per forward.
+  policy::AddressBook addresses(config, srs_secrets, clock);
+  policy::DeliveryPolicy delivery_policy(config);
+  policy::ReportWriter reports(config);
+  queue::Spool spool(config.spool_dir(), clock);
+  if (auto st = spool.open(); !st) {
+    std::cerr << "hikyaku: " << st.error().message << "\n";
+    return 1;
+  }
+  queue::Scheduler scheduler(spool, delivery_policy, reports, clock);
+  delivery::MaildirAgent maildir_agent(delivery::MaildirAgent::Settings::from(config));
+  scheduler.register_agent(mail::Target::Kind::mailbox, maildir_agent);
+
+  // The blocking pool: fsync (spool commits), argon2id, DKIM/ARC signatures.
+  asio::thread_pool blocking(std::max(4u, std::thread::hardware_concurrency() * 2));
+  // Password checks for POP3, IMAP and submission: their own small pool at
+  // a lower priority, a bounded queue, the lockout per source address.
+  login::MailboxLogins logins(config, credentials, login::MailboxLogins::Settings::from(config));
+  // DNS never blocks: libunbound's asynchronous interface, its result fd
+  // watched by the event loop, one answer cache in front (RFC 2308), and the
+  // verifiers decide as the answers arrive (dns/resolution.hpp).
+  auto resolver = dns::UnboundResolver::create(config.dns.servers);
+  if (!resolver.ok()) {
+    std::cerr << "hikyaku: " << resolver.error().message << "\n";
+    return 1;
+  }
+  dns::AnswerCache dns_cache(**resolver);
+  dns::asio::UnboundWatch dns_watch(io, **resolver);
+  auto smtp_agent = delivery::SmtpAgent::create(config, io, blocking, dns_cache, *forward_transform);
+  if (!smtp_agent.ok()) {
+    std::cerr << "hikyaku: " << smtp_agent.error().message << "\n";
+    return 1;
+  }
+  scheduler.register_agent(mail::Target::Kind::forward, **smtp_agent);
+  // Intake: inbound SPF/DKIM/ARC/DMARC and Authentication-Results, DMARC
+  // reject per domain, plans, stage and commit.
+  PostTo on_loop(io.get_executor());
+  PostTo on_pool(blocking.get_executor());
+  intake::Intake intake(intake::Settings::from(config), addresses, dns_cache, psl ? &*psl : nullptr, spool, scheduler,
+                        on_loop, on_pool);
+
+  smtp::server::ServerContext smtp_ctx{smtp::server::Settings::from(config), intake, tls_context, blocking, &logins};
+  pop3::Pop3Context pop3_ctx{config, logins, tls_context, blocking};
+  imap::ImapContext imap_ctx{config, logins, tls_context, blocking};
+
+  // Listen and accept on every bound listener: only now can a client
+  // connect (a port that accepts means a server that is ready).
+  using Admission = net::Admission;
+  for (const auto& b : bound) {
+    if (auto st = net::listen(*b.acceptor, b.endpoint); !st) {
+      std::cerr << "hikyaku: " << st.error().message << "\n";
+      return 1;
+    }
+  }
+  for (const auto& b : bound) {
+    std::shared_ptr<net::ConnectionLimiter> limiter;
+    net::SessionHandler handler;
+    if (b.name == "smtp" || b.name == "submission" || b.name == "submissions") {
+      limiter = b.name == "smtp" ? smtp_limiter : submission_limiter;
+      const auto role = b.name == "smtp"         ? smtp::server::Role::mx
+                        : b.name == "submission" ? smtp::server::Role::submission
+                                                 : smtp::server::Role::submissions;
+      handler = [&smtp_ctx, role](net::tcp::socket s, Admission a) {
+        return smtp::server::run_session(std::move(s), std::move(a), smtp_ctx, role);
+      };
+    } else if (b.name == "pop3" || b.name == "pop3s") {
+      limiter = pop3_limiter;
+      handler = [&pop3_ctx, tls = b.name == "pop3s"](net::tcp::socket s, Admission a) {
+        return pop3::run_session(std::move(s), std::move(a), pop3_ctx, tls);
+      };
+    } else {
+      limiter = imap_limiter;
+      handler = [&imap_ctx, tls = b.name == "imaps"](net::tcp::socket s, Admission a) {
+        return imap::run_session(std::move(s), std::move(a), imap_ctx, tls);
+      };
+    }
+    net::start_accepting(b.acceptor, b.name, config.access.of(b.name), limiter, std::move(handler));
+    log->info("listening: {} on {}", b.name, b.endpoint);
+  }
 
   // Resume every unfinished delivery, then start delivering.
   if (auto st = scheduler.start(); !st) {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <functional>
@@ -297,7 +298,7 @@ bool valid_mailbox_name(const std::string& s) {
 }
 
 void read_document(Reader& r, const toml::table& root, Config& c) {
-  r.check_keys(root, "", {"hostname", "data_dir", "log_level", "log_format", "postmaster", "listen", "access",
+  r.check_keys(root, "", {"hostname", "data_dir", "user", "log_level", "log_format", "postmaster", "listen", "access",
                           "tls", "dns", "delivery", "limits", "auth", "srs", "dmarc", "domain", "mailbox", "address",
                           "forward", "route"});
   r.string(root, "hostname", "hostname", c.hostname);
@@ -305,6 +306,17 @@ void read_document(Reader& r, const toml::table& root, Config& c) {
     std::string dd;
     r.string(root, "data_dir", "data_dir", dd);
     c.data_dir = r.resolve(dd.empty() ? "var" : dd);
+  }
+  r.string(root, "user", "user", c.user);
+  if (const toml::node* n = root.get("user")) {
+    c.user_where = r.where(*n);
+    // A POSIX portable user name (useradd's rule): no '/', ':', spaces or
+    // control characters can reach the password database lookup.
+    const bool valid = std::all_of(c.user.begin(), c.user.end(), [](char ch) {
+      return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '_' || ch == '-' || ch == '.';
+    }) && (c.user.empty() || c.user.front() != '-');
+    if (!valid || c.user.size() > 32)
+      r.error(*n, "user: '" + c.user + "' is not a user name (letters, digits, '_', '-', '.'; at most 32)");
   }
   r.string(root, "log_level", "log_level", c.log_level);
   if (const toml::node* n = root.get("log_level")) {

@@ -194,6 +194,13 @@ struct Config {
   std::filesystem::path source;  // the file read, or "<embedded demo>"
   std::string hostname = "localhost";
   std::filesystem::path data_dir;  // absolute after loading
+  // The system user `serve` runs as (issue 13 item 5): started as root it
+  // binds its listeners, reads its keys, then drops to this user for good;
+  // the operator commands that write into data_dir run as it too. Empty: the
+  // user that started it. Whether the user exists is checked at start-up
+  // (and by check-config), not here, so a configuration loads anywhere.
+  std::string user;
+  std::string user_where;  // "FILE:LINE:COL" of the value, for those errors
   std::string log_level = "info";
   std::string log_format = "text";  // "text" or "json" (one JSON object per line)
   // RFC 5321 §4.5.1: the [[mailbox]] that gets postmaster@ (bare, and at

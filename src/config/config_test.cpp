@@ -83,12 +83,34 @@ TEST(Config, ErrorsCarryFileLineColumn) {
       {"bad target", "[[address]]\naddress = \"x@e.test\"\ndeliver = [\"pipe:/bin/sh\"]\n", "must be \"mailbox:NAME\" or \"forward:ADDRESS\""},
       {"hidden forward without mailbox", "[[forward]]\nto = \"a@gmail.test\"\n", "hidden forwards need a fallback ending in a mailbox"},
       {"unknown nested key", "[listen]\nsmpt = [\"127.0.0.1:25\"]\n", "t.toml:2:1: unknown key 'listen.smpt'"},
+      {"user not a string", "user = 998\n", "t.toml:1:8: user.user: expected a string"},
+      {"user with a slash", "hostname = \"mx.e.test\"\nuser = \"../x\"\n", "t.toml:2:8: user: '../x' is not a user name"},
+      {"user with a colon", "user = \"a:b\"\n", "t.toml:1:8: user: 'a:b' is not a user name"},
+      {"user like an option", "user = \"-r\"\n", "t.toml:1:8: user: '-r' is not a user name"},
   };
   for (const auto& c : cases) {
     auto r = load(c.toml);
     EXPECT_FALSE(r.config) << c.name;
     EXPECT_NE(all_errors(r).find(c.want), std::string::npos) << c.name << ": got " << all_errors(r);
   }
+}
+
+// Issue 13 item 5: the system user to run as; empty (the default) keeps
+// the user that started hikyaku. Existence is checked at start-up.
+TEST(Config, User) {
+  auto none = load("hostname = \"mx.e.test\"\n");
+  ASSERT_TRUE(none.config) << all_errors(none);
+  EXPECT_EQ(none.config->user, "");
+  EXPECT_EQ(none.config->user_where, "");
+  auto set = load("hostname = \"mx.e.test\"\nuser = \"hikyaku\"\n");
+  ASSERT_TRUE(set.config) << all_errors(set);
+  EXPECT_EQ(set.config->user, "hikyaku");
+  EXPECT_EQ(set.config->user_where, "t.toml:2:8");
+  auto unknown = load("user = \"no-such-user-anywhere\"\n");  // loads: checked when serving
+  ASSERT_TRUE(unknown.config) << all_errors(unknown);
+  auto empty = load("user = \"\"\n");
+  ASSERT_TRUE(empty.config) << all_errors(empty);
+  EXPECT_EQ(empty.config->user, "");
 }
 
 TEST(Config, ReportsEveryErrorAtOnce) {

@@ -24,7 +24,7 @@ std::unique_ptr<ConnectionLimiter::Lease> ConnectionLimiter::try_acquire(const s
 }
 
 base::Result<std::shared_ptr<tcp::acceptor>> bind(asio::io_context& io, const std::string& host,
-                                                 uint16_t port) {
+                                                 uint16_t port, bool listen_now) {
   error_code ec;
   auto address = asio::ip::make_address(host, ec);
   if (ec) return base::make_error("bad listen address " + host + ": " + ec.message());
@@ -33,9 +33,16 @@ base::Result<std::shared_ptr<tcp::acceptor>> bind(asio::io_context& io, const st
   acceptor->open(endpoint.protocol(), ec);
   if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) acceptor->bind(endpoint, ec);
-  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (!ec && listen_now) acceptor->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return base::make_error("cannot listen on " + host + ":" + std::to_string(port) + ": " + ec.message());
   return acceptor;
+}
+
+base::Status listen(tcp::acceptor& acceptor, const std::string& where) {
+  error_code ec;
+  acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return base::make_error("cannot listen on " + where + ": " + ec.message());
+  return {};
 }
 
 namespace {

@@ -72,9 +72,14 @@ struct Admission {
 // `admission.refusal` and closes.
 using SessionHandler = std::function<awaitable<void>(tcp::socket socket, Admission admission)>;
 
-// Bind and listen on "host:port".
+// Bind "host:port" and, unless `listen_now` is false, listen. Binding is
+// what needs root (ports below 1024); `serve` binds as root and listens with
+// listen() once it has dropped privileges and is ready, so that a client
+// that can connect finds the server ready.
 base::Result<std::shared_ptr<tcp::acceptor>> bind(asio::io_context& io, const std::string& host,
-                                                 uint16_t port);
+                                                 uint16_t port, bool listen_now = true);
+// listen(2) on an acceptor bind() left unlistened; `where` names it in errors.
+base::Status listen(tcp::acceptor& acceptor, const std::string& where);
 
 // Run the accept loop forever (until the acceptor is closed), spawning each
 // session with an exception boundary. `name` labels log lines ("smtp"); a
