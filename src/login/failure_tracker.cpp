@@ -1,26 +1,23 @@
 #include "login/failure_tracker.hpp"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
-#include <array>
-#include <cstring>
+
+#include "base/access_list.hpp"
 
 namespace hikyaku::login {
 
 std::string FailureTracker::source_of(std::string_view ip) {
-  std::string text(ip);
-  std::array<unsigned char, 16> a{};
-  if (::inet_pton(AF_INET6, text.c_str(), a.data()) != 1) return text;  // IPv4 (or not an address)
-  static constexpr std::array<unsigned char, 12> kMapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  char out[INET6_ADDRSTRLEN] = {};
-  if (std::equal(kMapped.begin(), kMapped.end(), a.begin())) {
-    ::inet_ntop(AF_INET, a.data() + 12, out, sizeof out);
-    return out;
+  // The access lists' reading of a peer address: IPv4-mapped as IPv4, a
+  // zone dropped.
+  auto source = base::parse_client_address(ip);
+  if (!source) return std::string(ip);  // not an address: counted as itself
+  if (!source->v6) {
+    const std::string text = source->str();
+    return text.substr(0, text.rfind('/'));  // a host: without its "/32"
   }
-  std::fill(a.begin() + 8, a.end(), 0);  // RFC 4291: the /64 is the subnet
-  ::inet_ntop(AF_INET6, a.data(), out, sizeof out);
-  return std::string(out) + "/64";
+  std::fill(source->network.begin() + 8, source->network.end(), 0);  // RFC 4291: the /64 is the subnet
+  source->prefix = 64;
+  return source->str();
 }
 
 std::optional<FailureTracker::Clock::time_point> FailureTracker::locked_until(std::string_view ip,
