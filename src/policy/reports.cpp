@@ -83,8 +83,8 @@ base::Result<GeneratedMessage> ReportWriter::notice(const OriginalMessage& origi
 
 std::vector<mail::Target> ReportWriter::dsn_targets(const std::string& sender, const std::string& auth_user) const {
   std::vector<mail::Target> out;
-  if (!auth_user.empty() && config_.find_mailbox(auth_user) != nullptr) {
-    out.push_back(mail::Target{mail::Target::Kind::mailbox, config_.find_mailbox(auth_user)->name});
+  if (const config::Mailbox* own = auth_user.empty() ? nullptr : config_.find_mailbox(auth_user)) {
+    out.push_back(mail::Target{mail::Target::Kind::mailbox, own->name});
     return out;
   }
   auto parsed = mail::parse_mailbox(sender, true);
