@@ -6,6 +6,10 @@
 // at most 255 octets and none with NUL; the exchange ends (verify or
 // refuse) within the lines its mechanism needs; every reply it gives is a
 // 334 challenge or a 5xx refusal, one line, without CR or LF.
+// The same lines, read as a relay's 334 challenges, drive the client side
+// (src/smtp/protocol/client_auth) for each mechanism: every line it sends
+// is one line without CR or LF, it never sends more than the mechanism's
+// responses plus one "*", and it never claims success after a cancel.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -16,8 +20,10 @@
 #include "sasl/login.hpp"
 #include "sasl/plain.hpp"
 #include "smtp/protocol/auth_exchange.hpp"
+#include "smtp/protocol/client_auth.hpp"
 
 using hikyaku::smtp::protocol::AuthExchange;
+using hikyaku::smtp::protocol::ClientAuth;
 
 namespace {
 
@@ -62,6 +68,35 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     pos = nl + 1;
   }
   if (lines.empty()) return 0;
+
+  // The client side: each line is the text of a 334 challenge; a final
+  // 235 is believed only when nothing was cancelled.
+  for (const char* mechanism : {"PLAIN", "LOGIN", "CRAM-MD5"}) {
+    ClientAuth client(mechanism, "user", "password");
+    auto c = client.start();
+    size_t sent = 1;
+    bool cancelled = false;
+    for (std::string_view challenge : lines) {
+      if (c.kind != ClientAuth::Step::Kind::send) break;
+      check(c.line.find_first_of("\r\n") == std::string::npos);
+      hikyaku::smtp::protocol::ServerReply r;
+      r.code = 334;
+      r.lines.push_back("334 " + std::string(challenge));
+      c = client.on_reply(r);
+      if (c.kind == ClientAuth::Step::Kind::send) {
+        ++sent;
+        cancelled = cancelled || c.line == "*";
+      }
+    }
+    check(sent <= 4);
+    if (c.kind == ClientAuth::Step::Kind::send) {
+      hikyaku::smtp::protocol::ServerReply ok;
+      ok.code = 235;
+      ok.lines.push_back("235 2.7.0 ok");
+      check((client.on_reply(ok).kind == ClientAuth::Step::Kind::done) == !cancelled);
+    }
+  }
+
   AuthExchange exchange;
   auto s = exchange.start(lines[0]);
   size_t used = 1;

@@ -43,6 +43,7 @@ int check_config(const config::LoadResult& loaded, std::ostream& out, std::ostre
     err << account.error().message << "\n1 error\n";
     return 1;
   }
+  for (const auto& w : c.warnings) err << w.where << ": warning: " << w.message << "\n";
   out << c.source.string() << ": ok\n";
   if (*account)
     out << "serve runs as user " << (*account)->name << " (uid " << (*account)->uid << ", gid " << (*account)->gid

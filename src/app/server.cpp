@@ -69,6 +69,7 @@ std::string random_password() {
 int serve(config::Config config, const ServeOptions& options) {
   base::init_logging(config.log_level, config.log_format);
   auto log = base::logger("hikyaku");
+  for (const auto& w : config.warnings) log->warn("{}: {}", w.where, w.message);
   if (sodium_init() < 0) {
     std::cerr << "hikyaku: libsodium failed to initialise\n";
     return 1;
@@ -332,6 +333,7 @@ int serve(config::Config config, const ServeOptions& options) {
     return 1;
   }
   scheduler.register_agent(mail::Target::Kind::forward, **smtp_agent);
+  scheduler.register_agent(mail::Target::Kind::relay, **smtp_agent);
   // Intake: inbound SPF/DKIM/ARC/DMARC and Authentication-Results, DMARC
   // reject per domain, plans, stage and commit.
   PostTo on_loop(io.get_executor());

@@ -46,6 +46,62 @@ const Forward* Config::find_forward(std::string_view to) const {
     if (base::iequals(f.to, to)) return &f;
   return nullptr;
 }
+const Route* Config::find_route(std::string_view address) const {
+  for (const auto& r : routes)
+    if (r.matches(address)) return &r;
+  return nullptr;
+}
+
+const Route* Config::relay_route(std::string_view address) const {
+  const Route* rule = find_route(address);
+  if (rule == nullptr || !rule->is_relay()) return nullptr;
+  if (rule->match == "*" && is_local_domain(mail::domain_of(address))) return nullptr;
+  return rule;
+}
+
+bool Listen::is_own(std::string_view ip, uint16_t port) const {
+  const std::string wanted = base::to_lower(ip);
+  const bool loopback = wanted.starts_with("127.") || wanted == "::1" || wanted.starts_with("::ffff:127.");
+  for (const auto* list : {&smtp, &submission, &submissions, &pop3, &pop3s, &imap, &imaps, &http}) {
+    for (const auto& ep : *list) {
+      if (ep.port != port) continue;
+      const std::string host = base::to_lower(ep.host);
+      if (host == wanted) return true;
+      if ((host == "0.0.0.0" || host == "::" || host.empty()) && loopback) return true;
+    }
+  }
+  return false;
+}
+
+std::string NextHop::str() const {
+  switch (kind) {
+    case Kind::mx: return "mx";
+    case Kind::local: return "local";
+    case Kind::host: return host + ":" + std::to_string(port);
+    case Kind::address: return "[" + host + "]:" + std::to_string(port);
+  }
+  return "mx";
+}
+
+bool Route::matches(std::string_view address) const {
+  if (match == "*") return true;
+  if (match.front() == '@') return base::iequals(mail::domain_of(address), std::string_view(match).substr(1));
+  return base::iequals(address, match);
+}
+
+bool Route::covers(const Route& later) const {
+  if (match == "*") return true;
+  if (later.match == "*") return false;
+  if (match.front() == '@') return base::iequals(mail::domain_of(later.match), std::string_view(match).substr(1));
+  return match == later.match;  // both lower case
+}
+
+const RouteAccount* Route::account_for(std::string_view sender) const {
+  for (const auto& a : accounts)
+    if (base::iequals(a.sender, sender)) return &a;
+  return auth ? &*auth : nullptr;
+}
+
 const base::AccessList& Access::of(std::string_view listener) const {
   static const base::AccessList allow_all;  // no rules; const, so no shared mutable state
   if (listener == "smtp") return smtp;
@@ -69,6 +125,7 @@ class Reader {
   Reader(std::string name, std::filesystem::path base_dir) : name_(std::move(name)), base_dir_(std::move(base_dir)) {}
 
   std::vector<ConfigError> errors;
+  std::vector<ConfigError> warnings;
 
   std::string where(const toml::node& node) const {
     const auto& src = node.source();
@@ -77,6 +134,9 @@ class Reader {
   }
   void error(const toml::node& node, std::string message) { errors.push_back({where(node), std::move(message)}); }
   void error_at(std::string where, std::string message) { errors.push_back({std::move(where), std::move(message)}); }
+  void warning_at(std::string where, std::string message) {
+    warnings.push_back({std::move(where), std::move(message)});
+  }
 
   // Unknown keys are mistakes (a misspelt option silently ignored is worse).
   void check_keys(const toml::table& table, const std::string& path, std::initializer_list<std::string_view> allowed) {
@@ -295,6 +355,202 @@ bool valid_mailbox_name(const std::string& s) {
     if (!ok) return false;
   }
   return true;
+}
+
+// A [[route]]'s `via`: "mx", "local", "host[:port]", "[IP]:port" or a bare
+// IP (port 25 when none is given).
+std::optional<NextHop> parse_next_hop(const std::string& text) {
+  NextHop hop;
+  if (text == "mx") return hop;
+  if (text == "local") {
+    hop.kind = NextHop::Kind::local;
+    return hop;
+  }
+  std::string host = text;
+  std::string port;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string::npos) return std::nullopt;
+    host = text.substr(1, close - 1);
+    const std::string rest = text.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return std::nullopt;
+      port = rest.substr(1);
+    }
+    if (!base::parse_client_address(host)) return std::nullopt;
+    hop.kind = NextHop::Kind::address;
+  } else if (std::count(text.begin(), text.end(), ':') > 1) {
+    if (!base::parse_client_address(text)) return std::nullopt;  // a bare IPv6 address
+    hop.kind = NextHop::Kind::address;
+  } else {
+    if (const auto colon = text.find(':'); colon != std::string::npos) {
+      host = text.substr(0, colon);
+      port = text.substr(colon + 1);
+    }
+    if (base::parse_client_address(host)) {
+      hop.kind = NextHop::Kind::address;
+    } else {
+      hop.kind = NextHop::Kind::host;
+      host = base::to_lower(host);
+      const bool name_ok = !host.empty() && host.size() <= 253 &&
+                           std::all_of(host.begin(), host.end(), [](char ch) {
+                             return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '-' || ch == '.';
+                           });
+      if (!name_ok) return std::nullopt;
+    }
+  }
+  hop.host = host;
+  if (!port.empty()) {
+    auto p = base::parse_uint(port);
+    if (!p || *p == 0 || *p > 65535) return std::nullopt;
+    hop.port = static_cast<uint16_t>(*p);
+  }
+  return hop;
+}
+
+std::optional<RouteAccount> read_account(Reader& r, const toml::table& t, const std::string& path, bool per_sender) {
+  RouteAccount a;
+  if (per_sender) {
+    r.check_keys(t, path, {"sender", "user", "password_file"});
+    r.string(t, "sender", path, a.sender);
+    a.sender = base::to_lower(a.sender);
+    if (!mail::parse_mailbox(a.sender, true)) {
+      r.error(t, path + ".sender: missing or not an email address");
+      return std::nullopt;
+    }
+  } else {
+    r.check_keys(t, path, {"user", "password_file", "mechanisms"});
+  }
+  r.string(t, "user", path, a.user);
+  r.path_value(t, "password_file", path, a.password_file);
+  if (a.user.empty() || a.password_file.empty()) {
+    r.error(t, path + ": needs user and password_file");
+    return std::nullopt;
+  }
+  return a;
+}
+
+// One [[route]] (issue 14). Cross-checks that need the whole document
+// (mailboxes, listeners, earlier rules) are in check_routes().
+void read_route(Reader& r, const toml::table& t, Config& c) {
+  r.check_keys(t, "route", {"match", "via", "helo", "tls", "auth", "account", "recipients", "copy_to"});
+  Route rt;
+  rt.where = r.where(t);
+  std::string via;
+  r.string(t, "match", "route", rt.match);
+  r.string(t, "via", "route", via);
+  if (rt.match.empty() || via.empty()) {
+    r.error(t, "route: needs match and via");
+    return;
+  }
+  rt.match = base::to_lower(rt.match);
+  const bool match_ok = rt.match == "*" ||
+                        (rt.match.front() == '@' ? mail::parse_mailbox("postmaster" + rt.match, true).has_value()
+                                                 : mail::parse_mailbox(rt.match, true).has_value());
+  if (!match_ok) r.error(*t.get("match"), "route.match: expected \"user@domain\", \"@domain\" or \"*\"");
+  if (auto hop = parse_next_hop(via)) {
+    rt.via = *hop;
+  } else {
+    r.error(*t.get("via"), "route.via: expected \"host[:port]\", \"[IP]:port\", \"mx\" or \"local\"");
+  }
+  r.string(t, "helo", "route", rt.helo);
+  if (rt.helo.find_first_of(" \t\r\n") != std::string::npos)
+    r.error(*t.get("helo"), "route.helo: a host name or address literal, without spaces");
+  std::string tls;
+  r.string(t, "tls", "route", tls);
+  if (tls == "none") rt.tls = RouteTls::none;
+  else if (tls == "required") rt.tls = RouteTls::required;
+  else if (!tls.empty() && tls != "opportunistic")
+    r.error(*t.get("tls"), "route.tls: one of \"none\", \"opportunistic\", \"required\"");
+
+  if (const toml::node* a = t.get("auth")) {
+    if (const toml::table* at = a->as_table()) {
+      rt.auth = read_account(r, *at, "route.auth", false);
+      for (const auto& [m, node] : r.strings(*at, "mechanisms", "route.auth")) {
+        const std::string upper = base::to_upper(m);
+        if (upper != "CRAM-MD5" && upper != "LOGIN" && upper != "PLAIN")
+          r.error(*node, "route.auth.mechanisms: '" + m + "' is not one of CRAM-MD5, LOGIN, PLAIN");
+        else
+          rt.mechanisms.push_back(upper);
+      }
+    } else {
+      r.error(*a, "route.auth: expected an inline table { user, password_file, mechanisms }");
+    }
+  }
+  if (rt.mechanisms.empty()) rt.mechanisms = {"CRAM-MD5", "LOGIN", "PLAIN"};
+  if (const toml::node* a = t.get("account")) {
+    const toml::array* arr = a->as_array();
+    if (arr == nullptr) r.error(*a, "route.account: expected [[route.account]] tables");
+    for (size_t i = 0; arr != nullptr && i < arr->size(); ++i) {
+      const toml::table* at = (*arr)[i].as_table();
+      if (at == nullptr) {
+        r.error((*arr)[i], "route.account: expected a table");
+        continue;
+      }
+      if (auto acc = read_account(r, *at, "route.account", true)) rt.accounts.push_back(std::move(*acc));
+    }
+  }
+  const bool logs_in = rt.auth || !rt.accounts.empty();
+  if (logs_in) {
+    // A password never travels in clear (RFC 4954 §4 leaves it to policy).
+    if (rt.tls != RouteTls::required && !tls.empty())
+      r.error(*t.get("tls"), "route.tls: must be \"required\" when the rule logs in (auth or [[route.account]])");
+    rt.tls = RouteTls::required;
+  }
+  if (!rt.is_relay() && (logs_in || !rt.helo.empty() || !tls.empty()))
+    r.error(t, "route: helo, tls, auth and [[route.account]] apply only to a via that names a host or an address");
+
+  for (const auto& [addr, node] : r.strings(t, "recipients", "route")) {
+    const std::string lower = base::to_lower(addr);
+    if (!mail::parse_mailbox(lower, true))
+      r.error(*node, "route.recipients: '" + addr + "' is not an email address");
+    else if (!rt.matches(lower))
+      r.error(*node, "route.recipients: '" + addr + "' is not matched by this rule's match '" + rt.match + "'");
+    else
+      rt.recipients.push_back(lower);
+  }
+  if (!rt.recipients.empty() && !rt.is_relay())
+    r.error(*t.get("recipients"), "route.recipients: only for a via that names a host or an address");
+  std::string copy_to;
+  r.string(t, "copy_to", "route", copy_to);
+  if (!copy_to.empty()) {
+    if (!base::istarts_with(copy_to, "mailbox:") || copy_to.size() == 8)
+      r.error(*t.get("copy_to"), "route.copy_to: expected \"mailbox:NAME\"");
+    else
+      rt.copy_to = copy_to.substr(8);
+  }
+  c.routes.push_back(std::move(rt));
+}
+
+// Whole-document checks of [[route]]: loops refused, mailboxes named,
+// `local` only for local domains, rules that can never match warned about.
+void check_routes(Reader& r, Config& c) {
+  for (size_t i = 0; i < c.routes.size(); ++i) {
+    const Route& rt = c.routes[i];
+    const std::string rule = "route '" + rt.match + "' via " + rt.via.str();
+    for (size_t j = 0; j < i; ++j) {
+      if (c.routes[j].covers(rt)) {
+        r.warning_at(rt.where, rule + " can never match: the rule at " + c.routes[j].where + " ('" +
+                                   c.routes[j].match + "') catches every address it would");
+        break;
+      }
+    }
+    const auto at = rt.match.find('@');
+    const std::string domain = at == std::string::npos ? "" : rt.match.substr(at + 1);
+    const bool local_domain = !domain.empty() && c.is_local_domain(domain);
+    if (rt.via.kind == NextHop::Kind::host &&
+        (base::iequals(rt.via.host, c.hostname) || base::iequals(rt.via.host, "localhost")))
+      r.error_at(rt.where, rule + ": " + rt.via.host + " is this server (hostname " + c.hostname +
+                               "): mail would loop");
+    if (rt.via.kind == NextHop::Kind::address && c.listen.is_own(rt.via.host, rt.via.port))
+      r.error_at(rt.where, rule + ": " + rt.via.str() + " is one of this server's own listeners: mail would loop");
+    if (rt.via.kind == NextHop::Kind::local && !local_domain)
+      r.error_at(rt.where, rule + ": \"local\" needs a match in one of this server's [[domain]]s");
+    if (rt.via.kind == NextHop::Kind::mx && local_domain)
+      r.error_at(rt.where, rule + ": the MX of " + domain + " is this server: mail would loop");
+    if (!rt.copy_to.empty() && c.find_mailbox(rt.copy_to) == nullptr)
+      r.error_at(rt.where, rule + ": copy_to: no [[mailbox]] named '" + rt.copy_to + "'");
+  }
 }
 
 void read_document(Reader& r, const toml::table& root, Config& c) {
@@ -563,25 +819,7 @@ void read_document(Reader& r, const toml::table& root, Config& c) {
     }
     c.forwards.push_back(std::move(f));
   });
-  r.each_table(root, "route", [&](const toml::table& t) {
-    r.check_keys(t, "route", {"match", "via", "helo", "auth"});
-    Route rt;
-    r.string(t, "match", "route", rt.match);
-    r.string(t, "via", "route", rt.via);
-    r.string(t, "helo", "route", rt.helo);
-    if (rt.match.empty() || rt.via.empty()) r.error(t, "route: needs match and via");
-    if (const auto* a = t.get("auth")) {
-      if (const auto* at = a->as_table()) {
-        r.check_keys(*at, "route.auth", {"user", "password_file", "mechanisms"});
-        r.string(*at, "user", "route.auth", rt.auth_user);
-        r.path_value(*at, "password_file", "route.auth", rt.auth_password_file);
-        for (const auto& [s, node] : r.strings(*at, "mechanisms", "route.auth")) rt.auth_mechanisms.push_back(s);
-      } else {
-        r.error(*a, "route.auth: expected an inline table");
-      }
-    }
-    c.routes.push_back(std::move(rt));
-  });
+  r.each_table(root, "route", [&](const toml::table& t) { read_route(r, t, c); });
 
   // RFC 5321 §4.5.1: postmaster is always accepted; its mail goes to the
   // mailbox named here, by default the first [[mailbox]].
@@ -597,6 +835,7 @@ void read_document(Reader& r, const toml::table& root, Config& c) {
   for (const auto& [node, target] : mailbox_refs)
     if (!c.find_mailbox(target.value))
       r.error(*node, "target '" + target.str() + "': no [[mailbox]] named '" + target.value + "'");
+  check_routes(r, c);
   // DESIGN.md: the last link of a hidden forward's chain is a local mailbox.
   for (const auto& f : c.forwards) {
     if (f.hidden && (f.fallback.empty() || f.fallback.back().kind != mail::Target::Kind::mailbox))
@@ -661,6 +900,7 @@ LoadResult load_config_text(std::string_view text, const std::string& name, cons
   c.source = name;
   read_document(reader, root, c);
   c.files = std::move(reader.files);
+  c.warnings = std::move(reader.warnings);
   if (!reader.errors.empty()) {
     out.errors = std::move(reader.errors);
     return out;

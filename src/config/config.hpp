@@ -37,6 +37,11 @@ struct Listen {
   std::vector<Endpoint> imap;
   std::vector<Endpoint> imaps;
   std::vector<Endpoint> http;         // status page and /metrics
+
+  // Is ip:port one of these listeners? A wildcard listener ("0.0.0.0",
+  // "::") matches every loopback address, besides `ip` equal to an
+  // explicitly listed address. `ip` is textual ("127.0.0.2", "::1").
+  bool is_own(std::string_view ip, uint16_t port) const;
 };
 
 // [access]: which client addresses may connect to each listener of [listen]
@@ -167,13 +172,53 @@ struct Forward {
   std::string dmarc = "rewrite-from";  // "rewrite-from" | "divert" | "unchanged"
 };
 
+// [[route]] (issue 14): the next hop of mail for matching recipients.
+struct NextHop {
+  enum class Kind {
+    mx,       // "mx": the recipient domain's MX hosts (normal delivery)
+    local,    // "local": this server's own mailboxes
+    host,     // "host[:port]": that host's A/AAAA addresses, no MX lookup
+    address,  // "[IP]:port" (or a bare IP): that address
+  };
+  Kind kind = Kind::mx;
+  std::string host;  // host name (host) or IP literal without brackets (address)
+  uint16_t port = 25;
+  std::string str() const;  // as written in the configuration's terms
+};
+
+// A relay login: the rule's own (`auth`) or one sender's ([[route.account]]).
+struct RouteAccount {
+  std::string sender;  // lower case; "" for the rule's `auth`
+  std::string user;
+  std::filesystem::path password_file;  // read at start-up; must not be world-readable
+};
+
+enum class RouteTls { none, opportunistic, required };
+
 struct Route {
-  std::string match;  // "user@domain", "@domain" or "*"
-  std::string via;    // host[:port], [IP]:port, "mx" or "local"
-  std::string helo;
-  std::string auth_user;
-  std::filesystem::path auth_password_file;
-  std::vector<std::string> auth_mechanisms;
+  std::string where;  // "FILE:LINE:COL" of the rule, for warnings and logs
+  std::string match;  // lower case: "user@domain", "@domain" or "*"
+  NextHop via;
+  std::string helo;   // announced to this next hop; "" = hostname
+  RouteTls tls = RouteTls::opportunistic;  // "required" whenever there is a login
+  std::optional<RouteAccount> auth;        // one account for every sender
+  std::vector<RouteAccount> accounts;      // per-sender accounts, checked first
+  std::vector<std::string> mechanisms;     // allowed, upper case (default CRAM-MD5, LOGIN, PLAIN)
+  // Gateway mode: addresses behind this next hop that anyone may send to
+  // (accepted at RCPT, relayed unchanged); lower case. Empty: the rule
+  // routes only mail this server sends anyway (forwards, submission).
+  std::vector<std::string> recipients;
+  std::string copy_to;  // a [[mailbox]] that keeps a copy of what this rule relays; "" none
+
+  // Does the rule match `address` ("local@domain", any case)?
+  bool matches(std::string_view address) const;
+  // Does this rule catch every address `later` would (so `later` never matches)?
+  bool covers(const Route& later) const;
+  // The login for mail from `sender` (a per-sender account, else `auth`);
+  // null: no AUTH.
+  const RouteAccount* account_for(std::string_view sender) const;
+  // Does the rule send to another host (not "mx", not "local")?
+  bool is_relay() const { return via.kind == NextHop::Kind::host || via.kind == NextHop::Kind::address; }
 };
 
 struct ConfigError {
@@ -220,16 +265,25 @@ struct Config {
   std::vector<Mailbox> mailboxes;
   std::vector<AddressRule> addresses;
   std::vector<Forward> forwards;
-  std::vector<Route> routes;
+  std::vector<Route> routes;  // in order: the first that matches wins
   // Every file named by a path value (a domain with dkim = false does not
   // list its key).
   std::vector<ConfiguredFile> files;
+  // Mistakes that do not stop the configuration from working (a [[route]]
+  // that can never match), with file and line; check-config and serve print them.
+  std::vector<ConfigError> warnings;
 
   // Lookups used by several components.
   const Domain* find_domain(std::string_view name) const;      // case-insensitive
   const Mailbox* find_mailbox(std::string_view name) const;
   const AddressRule* find_address(std::string_view address) const;  // "local@domain", case-insensitive
   const Forward* find_forward(std::string_view to) const;
+  // The first [[route]] that matches `address`; null: none (normal delivery).
+  const Route* find_route(std::string_view address) const;
+  // The [[route]] that sends mail for `address` to another host (a host or
+  // an address), if any. The catch-all "*" never takes mail for a local
+  // domain: that needs a rule naming its address or domain.
+  const Route* relay_route(std::string_view address) const;
   bool is_local_domain(std::string_view domain) const;
   std::filesystem::path spool_dir() const { return data_dir / "spool"; }
   std::filesystem::path mailboxes_dir() const { return data_dir / "mailboxes"; }

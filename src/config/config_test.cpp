@@ -276,5 +276,193 @@ key = "b.key"
   EXPECT_EQ(unknown.errors.at(0).str(), "t.toml:6:1: unknown key 'tls.certificate.names'");
 }
 
+// Issue 14: the gateway's rule list, first match wins. Four layouts of a
+// Windows SMTP gateway's rule list, each with recipients and the next hop
+// they get ("mx" = normal delivery; "local" = this server's mailboxes).
+struct RouteLayout {
+  const char* name;
+  const char* rules;
+  std::vector<std::pair<const char*, const char*>> want;  // recipient → next hop
+  size_t warnings = 0;
+};
+
+TEST(Config, RouteTableLayouts) {
+  const std::string base = R"(
+hostname = "gw.example.jp"
+[listen]
+smtp = ["127.0.0.1:2525"]
+[[domain]]
+name = "example.jp"
+[[mailbox]]
+name = "box"
+[[address]]
+address = "user1@example.jp"
+deliver = ["mailbox:box"]
+)";
+  const std::vector<RouteLayout> layouts = {
+      {"one address rule plus a catch-all",
+       R"([[route]]
+match = "boss@corp.example"
+via = "[127.0.0.5]:2526"
+[[route]]
+match = "*"
+via = "relay.isp.example:587"
+)",
+       {{"boss@corp.example", "[127.0.0.5]:2526"},
+        {"Boss@Corp.Example", "[127.0.0.5]:2526"},
+        {"other@corp.example", "relay.isp.example:587"},
+        {"someone@gmail.com", "relay.isp.example:587"},
+        {"user1@example.jp", "none"}}},  // "*" never takes a local domain's mail
+      {"address, domain and catch-all rules in order",
+       R"([[route]]
+match = "user1@corp.example"
+via = "127.0.0.5:2526"
+[[route]]
+match = "@corp.example"
+via = "127.0.0.6:2526"
+[[route]]
+match = "*"
+via = "[127.0.0.7]:587"
+)",
+       {{"user1@corp.example", "[127.0.0.5]:2526"},
+        {"user2@corp.example", "[127.0.0.6]:2526"},
+        {"x@sub.corp.example", "[127.0.0.7]:587"},
+        {"a@b.example", "[127.0.0.7]:587"}}},
+      {"a rule to an IP with a local-domain local rule",
+       R"([[route]]
+match = "user9@example.jp"
+via = "[192.0.2.10]"
+[[route]]
+match = "@example.jp"
+via = "local"
+[[route]]
+match = "@partner.example"
+via = "[192.0.2.20]:25"
+)",
+       {{"user9@example.jp", "[192.0.2.10]:25"},
+        {"user1@example.jp", "local"},
+        {"x@partner.example", "[192.0.2.20]:25"},
+        {"x@elsewhere.example", "none"}}},
+      {"a rule that can never match",
+       R"([[route]]
+match = "@corp.example"
+via = "127.0.0.6:2526"
+[[route]]
+match = "user1@corp.example"
+via = "127.0.0.5:2526"
+[[route]]
+match = "*"
+via = "mx"
+[[route]]
+match = "@late.example"
+via = "127.0.0.5:2526"
+)",
+       {{"user1@corp.example", "[127.0.0.6]:2526"}, {"z@late.example", "mx"}},
+       2},
+  };
+  for (const auto& layout : layouts) {
+    auto r = load(base + layout.rules);
+    ASSERT_TRUE(r.config) << layout.name << "\n" << all_errors(r);
+    for (const auto& [rcpt, hop] : layout.want) {
+      const Route* rule = r.config->find_route(rcpt);
+      const Route* relay = r.config->relay_route(rcpt);
+      std::string got = relay ? relay->via.str() : rule && !rule->is_relay() ? rule->via.str() : "none";
+      EXPECT_EQ(got, hop) << layout.name << ": " << rcpt;
+    }
+    EXPECT_EQ(r.config->warnings.size(), layout.warnings) << layout.name;
+  }
+}
+
+TEST(Config, RouteNeverMatchingIsAWarningWithFileAndLine) {
+  auto r = load(R"(
+[[route]]
+match = "*"
+via = "[192.0.2.1]:25"
+[[route]]
+match = "@corp.example"
+via = "[192.0.2.2]:25"
+)");
+  ASSERT_TRUE(r.config) << all_errors(r);
+  ASSERT_EQ(r.config->warnings.size(), 1u);
+  EXPECT_EQ(r.config->warnings[0].where, "t.toml:5:1");
+  EXPECT_NE(r.config->warnings[0].message.find("can never match: the rule at t.toml:2:1 ('*')"), std::string::npos)
+      << r.config->warnings[0].message;
+}
+
+TEST(Config, RouteOptions) {
+  auto r = load(R"(
+[[mailbox]]
+name = "sent"
+[[route]]
+match = "*"
+via = "smtp.isp.example:587"
+helo = "customer-123.isp.example"
+auth = { user = "gw", password_file = "relay.pw", mechanisms = ["login", "CRAM-MD5"] }
+copy_to = "mailbox:sent"
+[[route.account]]
+sender = "User1@example.jp"
+user = "user1"
+password_file = "/etc/hk/user1.pw"
+[[route]]
+match = "@corp.example"
+via = "[::1]:2526"
+tls = "none"
+recipients = ["A@corp.example", "b@corp.example"]
+)");
+  ASSERT_TRUE(r.config) << all_errors(r);
+  const Route& relay = r.config->routes.at(0);
+  EXPECT_EQ(relay.via.kind, NextHop::Kind::host);
+  EXPECT_EQ(relay.via.port, 587);
+  EXPECT_EQ(relay.tls, RouteTls::required);  // it logs in
+  EXPECT_EQ(relay.mechanisms, (std::vector<std::string>{"LOGIN", "CRAM-MD5"}));
+  ASSERT_TRUE(relay.auth);
+  EXPECT_EQ(relay.auth->password_file, "/etc/hk/relay.pw");
+  ASSERT_NE(relay.account_for("user1@EXAMPLE.jp"), nullptr);
+  EXPECT_EQ(relay.account_for("user1@example.jp")->user, "user1");
+  EXPECT_EQ(relay.account_for("other@example.jp")->user, "gw");
+  EXPECT_EQ(relay.copy_to, "sent");
+  const Route& corp = r.config->routes.at(1);
+  EXPECT_EQ(corp.via.kind, NextHop::Kind::address);
+  EXPECT_EQ(corp.via.host, "::1");
+  EXPECT_EQ(corp.via.str(), "[::1]:2526");
+  EXPECT_EQ(corp.tls, RouteTls::none);
+  EXPECT_EQ(corp.recipients, (std::vector<std::string>{"a@corp.example", "b@corp.example"}));
+  EXPECT_EQ(corp.account_for("x@y.example"), nullptr);
+}
+
+TEST(Config, RouteErrorsCarryFileLineColumn) {
+  const std::string listen = "hostname = \"gw.example.jp\"\n[listen]\nsmtp = [\"0.0.0.0:25\"]\n";
+  const std::vector<BadCase> cases = {
+      {"back at our own listener", "[[route]]\nmatch = \"*\"\nvia = \"[127.0.0.1]:25\"\n",
+       "t.toml:4:1: route '*' via [127.0.0.1]:25: [127.0.0.1]:25 is one of this server's own listeners: mail would loop"},
+      {"back at our hostname", "[[route]]\nmatch = \"*\"\nvia = \"GW.example.jp\"\n",
+       "t.toml:4:1: route '*' via gw.example.jp:25: gw.example.jp is this server (hostname gw.example.jp): mail would loop"},
+      {"localhost", "[[route]]\nmatch = \"*\"\nvia = \"localhost:25\"\n", "localhost is this server"},
+      {"bad via", "[[route]]\nmatch = \"*\"\nvia = \"relay example\"\n", "t.toml:6:7: route.via: expected"},
+      {"bad match", "[[route]]\nmatch = \"corp.example\"\nvia = \"mx\"\n", "t.toml:5:9: route.match: expected"},
+      {"local outside our domains", "[[route]]\nmatch = \"@corp.example\"\nvia = \"local\"\n",
+       "\"local\" needs a match in one of this server's [[domain]]s"},
+      {"auth in clear", "[[route]]\nmatch = \"*\"\nvia = \"r.example\"\ntls = \"opportunistic\"\n"
+                        "auth = { user = \"u\", password_file = \"p\" }\n",
+       "t.toml:7:7: route.tls: must be \"required\" when the rule logs in"},
+      {"unknown mechanism", "[[route]]\nmatch = \"*\"\nvia = \"r.example\"\n"
+                            "auth = { user = \"u\", password_file = \"p\", mechanisms = [\"XOAUTH2\"] }\n",
+       "route.auth.mechanisms: 'XOAUTH2' is not one of CRAM-MD5, LOGIN, PLAIN"},
+      {"auth for mx", "[[route]]\nmatch = \"*\"\nvia = \"mx\"\nhelo = \"x.example\"\n",
+       "apply only to a via that names a host or an address"},
+      {"recipient not matched", "[[route]]\nmatch = \"@corp.example\"\nvia = \"r.example\"\n"
+                                "recipients = [\"a@other.example\"]\n",
+       "t.toml:7:15: route.recipients: 'a@other.example' is not matched by this rule's match '@corp.example'"},
+      {"copy_to unknown mailbox", "[[route]]\nmatch = \"*\"\nvia = \"r.example\"\ncopy_to = \"mailbox:nope\"\n",
+       "copy_to: no [[mailbox]] named 'nope'"},
+      {"unknown key", "[[route]]\nmatch = \"*\"\nvia = \"r.example\"\nport = 25\n", "unknown key 'route.port'"},
+  };
+  for (const auto& c : cases) {
+    auto r = load(listen + c.toml);
+    EXPECT_FALSE(r.config) << c.name;
+    EXPECT_NE(all_errors(r).find(c.want), std::string::npos) << c.name << "\n" << all_errors(r);
+  }
+}
+
 }  // namespace
 }  // namespace hikyaku::config

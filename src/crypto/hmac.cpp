@@ -8,8 +8,9 @@
 
 namespace hikyaku::crypto {
 
-std::string hmac(HashAlgorithm algorithm, std::string_view key, std::string_view data) {
-  const EVP_MD* md = algorithm == HashAlgorithm::sha1 ? EVP_sha1() : EVP_sha256();
+namespace {
+
+std::string hmac_with(const EVP_MD* md, std::string_view key, std::string_view data) {
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   // HMAC() (one-shot) is not deprecated in OpenSSL 3; an empty key is legal
@@ -22,6 +23,14 @@ std::string hmac(HashAlgorithm algorithm, std::string_view key, std::string_view
   HIKYAKU_CHECK(r != nullptr);
   return std::string(reinterpret_cast<const char*>(out), len);
 }
+
+}  // namespace
+
+std::string hmac(HashAlgorithm algorithm, std::string_view key, std::string_view data) {
+  return hmac_with(algorithm == HashAlgorithm::sha1 ? EVP_sha1() : EVP_sha256(), key, data);
+}
+
+std::string hmac_md5(std::string_view key, std::string_view data) { return hmac_with(EVP_md5(), key, data); }
 
 bool constant_time_equal(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;

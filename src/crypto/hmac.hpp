@@ -1,8 +1,9 @@
-// Purpose:   HMAC-SHA1 and HMAC-SHA256 (keyed message authentication codes),
-//            for SRS address hashes and any other short keyed tag, plus a
+// Purpose:   HMAC-SHA1, HMAC-SHA256 and HMAC-MD5 (keyed message
+//            authentication codes), for SRS address hashes, the SMTP
+//            client's CRAM-MD5 and any other short keyed tag, plus a
 //            constant-time comparison for checking them.
-// Standards: RFC 2104 (HMAC), FIPS 180-4 (SHA-1, SHA-256); RFC 4231 test
-//            vectors in hmac_test.cpp.
+// Standards: RFC 2104 (HMAC), FIPS 180-4 (SHA-1, SHA-256); RFC 4231 and
+//            RFC 2202 test vectors in hmac_test.cpp.
 // Trust:     the key is a secret: it is never logged or copied beyond the
 //            OpenSSL call. Data may be untrusted bytes of any length.
 // Concurrency: stateless functions, safe from any thread.
@@ -26,6 +27,10 @@ inline std::string hmac_sha256(std::string_view key, std::string_view data) {
 }
 
 // Compare two MACs without an early exit that leaks the mismatch position.
+// HMAC-MD5, for the SMTP client's CRAM-MD5 (RFC 2195) only: MD5 is no
+// longer a safe hash, but that mechanism is defined over it.
+std::string hmac_md5(std::string_view key, std::string_view data);
+
 bool constant_time_equal(std::string_view a, std::string_view b);
 
 }  // namespace hikyaku::crypto

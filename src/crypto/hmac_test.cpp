@@ -47,6 +47,13 @@ TEST(Hmac, EmptyKeyAndData) {
   EXPECT_EQ(hex(hmac_sha256("", "")), "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
 }
 
+TEST(Hmac, Md5Rfc2202AndRfc2195) {
+  // RFC 2202 §2 test case 2, and the CRAM-MD5 example of RFC 2195 §2.
+  EXPECT_EQ(hex(hmac_md5("Jefe", "what do ya want for nothing?")), "750c783e6ab0b503eaa86e310a5db738");
+  EXPECT_EQ(hex(hmac_md5("tanstaaftanstaaf", "<1896.697170952@postoffice.reston.mci.net>")),
+            "b913a602c7eda7a495b4e6e7334d3890");
+}
+
 TEST(Hmac, ConstantTimeEqual) {
   EXPECT_TRUE(constant_time_equal("abc", "abc"));
   EXPECT_FALSE(constant_time_equal("abc", "abd"));

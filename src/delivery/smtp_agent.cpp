@@ -6,14 +6,19 @@
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 #endif
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <deque>
 #include <fstream>
 #include <map>
 #include <mutex>
 
 #include "base/clock.hpp"
+#include "base/file.hpp"
 #include "base/log.hpp"
 #include "delivery/destination_store.hpp"
 #include "dns/async_resolver.hpp"
@@ -53,6 +58,23 @@ AttemptResult to_result(const Outcome& o, AttemptResult::Cause cause = AttemptRe
   out.cause = cause;
   if (cause == AttemptResult::Cause::reply && o.status == "5.4.6") out.cause = AttemptResult::Cause::loop;
   return out;
+}
+
+// A relay password: the file's first line. The file must not be readable
+// by every user of the system (it is a secret; Postfix's sasl_passwd map
+// has the same rule of thumb).
+base::Result<std::string> read_password_file(const std::filesystem::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    return base::make_error("route password file " + path.string() + ": " + std::strerror(errno));
+  if ((st.st_mode & S_IROTH) != 0)
+    return base::make_error("route password file " + path.string() +
+                            " is readable by every user: chmod o-r (it holds a relay password)");
+  auto text = base::read_file(path);
+  if (!text.ok()) return base::make_error("route password file " + path.string() + ": " + text.error().message);
+  std::string password = text->substr(0, text->find_first_of("\r\n"));
+  if (password.empty()) return base::make_error("route password file " + path.string() + " is empty");
+  return password;
 }
 
 constexpr size_t kMaxHeaderRead = 256 * 1024;
@@ -238,11 +260,31 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     smtp::client::Transaction tx;
     std::string domain;
     std::vector<smtp::client::RouteHost> hosts;
+    uint16_t port = 25;
+    // The session options: the agent's own, or a [[route]]'s (HELO name,
+    // TLS requirement, login).
+    std::shared_ptr<const smtp::client::ClientOptions> client;
   };
   struct Decision {
     std::optional<AttemptResult> divert;  // dmarc = "divert" and DMARC would fail
     smtp::client::ResolvedRoute route;
+    const config::Route* rule = nullptr;  // the [[route]] to another host, if one matched
   };
+
+  // The session options for mail from `sender` through `rule`.
+  std::shared_ptr<const smtp::client::ClientOptions> route_options(const config::Route& rule,
+                                                                   const std::string& sender) const {
+    auto o = std::make_shared<smtp::client::ClientOptions>(client);
+    if (!rule.helo.empty()) o->helo_name = rule.helo;
+    o->starttls = rule.tls != config::RouteTls::none;
+    o->require_tls = rule.tls == config::RouteTls::required;
+    if (const config::RouteAccount* account = rule.account_for(sender)) {
+      auto password = passwords.find(account->password_file);
+      if (password != passwords.end())
+        o->login = smtp::client::ClientLogin{account->user, password->second, rule.mechanisms};
+    }
+    return o;
+  }
 
   void begin(const std::shared_ptr<Job>& job) {
     const auto& request = job->request;
@@ -275,10 +317,20 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     auto self = shared_from_this();
     auto decide = [self, job, seed](dns::Resolver& view) {
       Decision d;
-      if (self->transform && job->request.origin == policy::Origin::received) {
+      // A gateway recipient (relay:) goes on unchanged: no DMARC verdict,
+      // no transform (prepared()).
+      const bool forwarded = job->request.target.kind == mail::Target::Kind::forward;
+      if (self->transform && forwarded && job->request.origin == policy::Origin::received) {
         d.divert = self->transform->divert(job->request, job->message->text, view);
         if (d.divert) return d;
         (void)self->transform->assess(job->request, job->message->text, view);  // what apply() will read
+      }
+      // Issue 14: the first [[route]] that matches the address; a rule to a
+      // host or an address replaces the MX lookup.
+      if (const config::Route* rule = self->config.relay_route(job->request.target.value)) {
+        d.rule = rule;
+        d.route = smtp::client::resolve_next_hop(view, rule->via);
+        return d;
       }
       std::mt19937 rng(seed);
       d.route = smtp::client::resolve_route(view, mail::domain_of(job->request.target.value), self->config.hostname,
@@ -309,13 +361,23 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     auto p = std::make_shared<Prepared>();
     p->domain = mail::domain_of(target);
     p->hosts = std::move(d.route.hosts);
+    p->port = config.delivery.smtp_port;
+    p->client = default_options;
+    if (d.rule != nullptr) {
+      p->port = d.rule->via.port;
+      p->client = route_options(*d.rule, job->envelope.sender_str());
+      // Concurrency and rate-limit state belong to the next hop, not to
+      // the recipient domains behind it.
+      p->domain = "route " + d.rule->via.str();
+    }
+    const bool relayed = request.target.kind == mail::Target::Kind::relay;
     // SRS: the forwarded copy's envelope sender (the null sender stays <>).
     // A hidden forward signs with its own derived key (srs/srs.hpp), so a
     // bounce to this address is recognised as one of a hidden forward and
     // kept in the owner's fallback mailbox (policy/address_book.hpp).
     // Submitted mail keeps its author's own address (ours to send from).
     p->tx.sender = job->envelope.sender_str();
-    if (srs && job->envelope.sender && request.origin == policy::Origin::received) {
+    if (srs && job->envelope.sender && request.origin == policy::Origin::received && !relayed) {
       const std::string identity = policy::is_hidden(config, request.target) ? request.target.value : "";
       p->tx.sender = srs->forward(*job->envelope.sender, config.srs.domain, identity).str();
     }
@@ -335,9 +397,10 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     message.text = job->message->text;
     message.body = job->message->body;
     job->message.reset();
-    message.text =
-        policy::add_forward_headers(std::move(message.text), request.origin, request.recipient, request.diverted);
-    if (!transform) {
+    if (!relayed)
+      message.text =
+          policy::add_forward_headers(std::move(message.text), request.origin, request.recipient, request.diverted);
+    if (!transform || relayed) {
       p->tx.message = std::make_shared<const mail::Message>(std::move(message));
       start(job, std::move(p));
       return;
@@ -392,8 +455,8 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
       ~Release() { impl->release(domain); }
     } release_guard{this, p->domain};
 
-    smtp::client::RouteContext context{config.delivery.smtp_port, &config.listen};
-    Outcome outcome = co_await smtp::client::deliver_via_route(connections, p->hosts, context, client, p->tx);
+    smtp::client::RouteContext context{p->port, &config.listen};
+    Outcome outcome = co_await smtp::client::deliver_via_route(connections, p->hosts, context, *p->client, p->tx);
     learn(p->domain, outcome, job->request.queue_id);
     co_return to_result(outcome);
   }
@@ -452,6 +515,10 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
   std::shared_ptr<const ForwardTransform> transform;  // null: forwarded unchanged
   SmtpAgentOptions options;
   smtp::client::ClientOptions client;
+  std::shared_ptr<const smtp::client::ClientOptions> default_options =
+      std::make_shared<const smtp::client::ClientOptions>(client);
+  // [[route]] passwords by password_file, read once by create().
+  std::map<std::filesystem::path, std::string> passwords;
   std::unique_ptr<base::SystemClock> clock;
   std::unique_ptr<srs::Rewriter> srs;
   smtp::client::ConnectionPool connections;    // io thread only
@@ -478,6 +545,19 @@ base::Result<std::unique_ptr<SmtpAgent>> SmtpAgent::create(const config::Config&
     srs::Config sc;
     sc.secrets = std::move(secrets).value();
     impl->srs = std::make_unique<srs::Rewriter>(std::move(sc), *impl->clock);
+  }
+  // [[route]] logins: each password file read once, here; a missing or
+  // world-readable one stops start-up.
+  for (const auto& rule : config.routes) {
+    std::vector<const config::RouteAccount*> accounts;
+    if (rule.auth) accounts.push_back(&*rule.auth);
+    for (const auto& a : rule.accounts) accounts.push_back(&a);
+    for (const auto* a : accounts) {
+      if (impl->passwords.contains(a->password_file)) continue;
+      auto password = read_password_file(a->password_file);
+      if (!password.ok()) return password.error();
+      impl->passwords.emplace(a->password_file, std::move(password).value());
+    }
   }
   // Rate-limit state from before a restart: those destinations start limited,
   // and their first message waits one spacing (when the last one started is

@@ -1,6 +1,8 @@
-// Purpose:   Remote delivery of forward targets (queue::DeliveryAgent for
-//            mail::Target::Kind::forward: a forward, a DSN, or a submitted
-//            message's remote recipient), the way one forward leaves:
+// Purpose:   Remote delivery (queue::DeliveryAgent for mail::Target::Kind::
+//            forward — a forward, a DSN, or a submitted message's remote
+//            recipient — and ::relay, a gateway recipient, issue 14), the way
+//            one copy leaves (a relay: target skips 2's DMARC verdict, 3 and
+//            4: relayed unchanged):
 //            1. the message from memory or the spool file;
 //            2. the loop check (policy/loop.hpp: 5.4.6, cause loop) and the
 //               DMARC "divert" decision (ForwardTransform: 5.7.26, cause
@@ -10,9 +12,14 @@
 //            4. the envelope sender of received mail rewritten with SRS
 //               when [srs] is set (hidden forwards with their own derived
 //               key); submitted mail (an authenticated user's) keeps it;
-//            5. the recipient domain's route (MX, A, AAAA; RFC 5321 §5.1);
+//            5. the first [[route]] that matches the address: a host (A,
+//               AAAA) or an address with the rule's port, HELO name, TLS
+//               requirement and login (its password read once by create(),
+//               from a file that must not be world-readable); else the
+//               recipient domain's route (MX, A, AAAA; RFC 5321 §5.1);
 //            6. the SMTP conversation over a pooled connection, at most
-//               concurrency_per_domain at a time per destination, slowing
+//               concurrency_per_domain at a time per destination (a routed
+//               copy's destination is its next hop), slowing
 //               down a destination after a rate-limit deferral (state kept
 //               in DATA_DIR/state/destinations across restarts).
 //            What the result means (retry, divert, DSN) is decided by
@@ -35,8 +42,9 @@
 //            state file (blocking, at start-up); its writes run on `pool`.
 // Errors:    every failure is a policy::AttemptResult; a coroutine that
 //            throws (a bug) is logged and reported as temporary 4.3.0.
-//            create() returns a Result (an unreadable SRS secret fails
-//            start-up; a damaged rate-limit state file is logged and ignored).
+//            create() returns a Result (an unreadable SRS secret or route
+//            password file fails start-up; a damaged rate-limit state file
+//            is logged and ignored).
 #pragma once
 
 #include <chrono>

@@ -51,7 +51,7 @@ class Commit final : public smtp::server::PendingMessage {
 };
 
 std::string target_key(const mail::Target& t) {
-  return std::string(t.kind == mail::Target::Kind::mailbox ? "m:" : "f:") + base::to_lower(t.value);
+  return std::string(mail::Target::kind_name(t.kind)) + ":" + base::to_lower(t.value);
 }
 
 }  // namespace

@@ -1,5 +1,8 @@
-// Purpose:   One target of a delivery plan: a local mailbox ("mailbox:NAME")
-//            or a forward address ("forward:ADDR"). The vocabulary shared by
+// Purpose:   One target of a delivery plan: a local mailbox ("mailbox:NAME"),
+//            a forward address ("forward:ADDR": a copy sent on, with SRS,
+//            ARC and the forward's fallback rules) or a gateway recipient
+//            ("relay:ADDR": the message relayed unchanged to the next hop
+//            of its [[route]], issue 14). The vocabulary shared by
 //            the configuration, the delivery policy, the spool and the
 //            delivery agents, so that none of them needs another's types.
 // Trust:     values come from the trusted configuration; a forward address
@@ -12,11 +15,16 @@
 namespace hikyaku::mail {
 
 struct Target {
-  enum class Kind { mailbox, forward };
+  enum class Kind { mailbox, forward, relay };
   Kind kind = Kind::mailbox;
-  std::string value;  // mailbox name or forward address
+  std::string value;  // mailbox name, forward address or relayed recipient
 
-  std::string str() const { return (kind == Kind::mailbox ? "mailbox:" : "forward:") + value; }
+  static std::string_view kind_name(Kind kind) {
+    return kind == Kind::mailbox ? "mailbox" : kind == Kind::forward ? "forward" : "relay";
+  }
+  std::string str() const { return std::string(kind_name(kind)) + ":" + value; }
+  // Delivered by SMTP to another host (forward or relay), not into a mailbox.
+  bool remote() const { return kind != Kind::mailbox; }
   bool operator==(const Target&) const = default;
 };
 

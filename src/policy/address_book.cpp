@@ -1,5 +1,7 @@
 #include "policy/address_book.hpp"
 
+#include <algorithm>
+
 #include "base/strings.hpp"
 #include "policy/forwards.hpp"
 #include "srs/srs.hpp"
@@ -26,9 +28,18 @@ bool AddressBook::is_srs(const mail::Address& rcpt) const {
   return srs_ && base::iequals(rcpt.domain, config_.srs.domain) && srs::is_srs(rcpt.local);
 }
 
+bool AddressBook::is_gateway_recipient(const config::Route& rule, const mail::Address& rcpt) {
+  const std::string key = base::to_lower(rcpt.key());
+  return std::find(rule.recipients.begin(), rule.recipients.end(), key) != rule.recipients.end();
+}
+
 RcptVerdict AddressBook::check_recipient(const mail::Address& rcpt, bool authenticated) const {
   // SRS bounce addresses are valid or not by their hash and age.
   if (is_srs(rcpt)) return srs_plan(rcpt).empty() ? RcptVerdict::bad_srs : RcptVerdict::accept;
+  const config::Route* relay = config_.relay_route(rcpt.key());
+  // Issue 14: the gateway accepts only the recipients it knows the next
+  // hop has (a static list), so it never accepts mail it would bounce.
+  if (relay != nullptr && is_gateway_recipient(*relay, rcpt)) return RcptVerdict::accept;
   if (config_.is_local_domain(rcpt.domain)) {
     // RFC 5321 §3.3: refuse unknown users at RCPT, never bounce later.
     const bool known = config_.find_address(rcpt.key()) != nullptr || is_postmaster(rcpt);
@@ -40,10 +51,36 @@ RcptVerdict AddressBook::check_recipient(const mail::Address& rcpt, bool authent
 
 std::vector<mail::Target> AddressBook::plan(const mail::Address& rcpt, bool authenticated) const {
   if (is_srs(rcpt)) return srs_plan(rcpt);
+  return with_copies(route_plan(rcpt, authenticated));
+}
+
+std::vector<mail::Target> AddressBook::route_plan(const mail::Address& rcpt, bool authenticated) const {
+  const bool local = config_.is_local_domain(rcpt.domain);
+  if (const config::Route* relay = config_.relay_route(rcpt.key())) {
+    // A local recipient that a rule sends elsewhere, or a gateway
+    // recipient: relayed unchanged (a submitted message to a gateway
+    // recipient is a submitted remote recipient, below).
+    if ((local && check_recipient(rcpt, false) == RcptVerdict::accept) ||
+        (!authenticated && is_gateway_recipient(*relay, rcpt)))
+      return {{mail::Target::Kind::relay, rcpt.str()}};
+  }
   if (const auto* rule = config_.find_address(rcpt.key())) return rule->deliver;
   if (is_postmaster(rcpt)) return {{mail::Target::Kind::mailbox, config_.postmaster}};
-  if (authenticated && !config_.is_local_domain(rcpt.domain)) return {{mail::Target::Kind::forward, rcpt.str()}};
+  if (authenticated && !local) return {{mail::Target::Kind::forward, rcpt.str()}};
   return {};
+}
+
+// Issue 14 item 7: a rule's copy_to keeps a copy of every message it relays.
+std::vector<mail::Target> AddressBook::with_copies(std::vector<mail::Target> plan) const {
+  const size_t n = plan.size();
+  for (size_t i = 0; i < n; ++i) {
+    if (!plan[i].remote()) continue;
+    const config::Route* rule = config_.relay_route(plan[i].value);
+    if (rule == nullptr || rule->copy_to.empty()) continue;
+    mail::Target copy{mail::Target::Kind::mailbox, rule->copy_to};
+    if (std::find(plan.begin(), plan.end(), copy) == plan.end()) plan.push_back(std::move(copy));
+  }
+  return plan;
 }
 
 bool AddressBook::may_send_as(std::string_view login, const mail::Address& address) const {

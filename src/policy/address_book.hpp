@@ -10,6 +10,13 @@
 //            reversed to the original sender (forward:<sender>).
 //            An authenticated user (submission) may relay to any address,
 //            and may send only as its own send_as addresses.
+//            Gateway (issue 14): a recipient listed in the `recipients` of
+//            the [[route]] that matches it is accepted from anyone and
+//            planned relay:<rcpt> (relayed unchanged to that next hop); a
+//            recipient of a local domain that a rule naming its address or
+//            domain sends to another host is planned the same way (the `*`
+//            rule never takes a local domain's mail). Every remote target of
+//            a plan whose rule has copy_to gets that mailbox added.
 // Standards: RFC 5321 §3.3 (RCPT replies), §7.1 (no open relay), §4.5.5
 //            (bounces carry the null reverse-path), SRS (srs/srs.hpp),
 //            RFC 6409 §6.1 (the submission server checks the sender).
@@ -64,6 +71,9 @@ class AddressBook {
   bool may_send_as(std::string_view login, const mail::Address& address) const;
 
  private:
+  static bool is_gateway_recipient(const config::Route& rule, const mail::Address& rcpt);
+  std::vector<mail::Target> route_plan(const mail::Address& rcpt, bool authenticated) const;
+  std::vector<mail::Target> with_copies(std::vector<mail::Target> plan) const;
   bool is_srs(const mail::Address& rcpt) const;
   bool is_postmaster(const mail::Address& rcpt) const;
   std::vector<mail::Target> srs_plan(const mail::Address& rcpt) const;

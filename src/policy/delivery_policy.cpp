@@ -161,7 +161,7 @@ Disposition DeliveryPolicy::decide(const MessageFacts& message, const SlotState&
     case Origin::submitted:  // the DSN goes to the author's own mailbox (reports.hpp)
       break;
   }
-  if (slot.planned.kind != mail::Target::Kind::forward) return d;  // local mailboxes: the operator's log
+  if (!slot.planned.remote()) return d;  // local mailboxes: the operator's log
   if (path_hidden(next)) {
     // DESIGN.md: a hidden target never produces a DSN.
     d.remark = "hidden forward for <" + slot.recipient + "> failed for good; no DSN";

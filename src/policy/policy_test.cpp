@@ -254,6 +254,52 @@ TEST(AddressBook, LocalUnknownAndRelay_RFC5321_3_3_and_7_1) {
   EXPECT_EQ(book.plan({"ituki", "example.test"}, true).size(), 2u);
 }
 
+// Issue 14: a gateway accepts from anyone only the recipients its rules
+// list for the next hop, relays them unchanged (relay:), routes a local
+// address a rule names elsewhere, and keeps the copy a rule asks for.
+TEST(AddressBook, GatewayRecipientsRoutesAndCopies) {
+  auto r = config::load_config_text(R"(
+[[domain]]
+name = "example.test"
+[[mailbox]]
+name = "ituki"
+[[mailbox]]
+name = "relayed"
+[[address]]
+address = "ituki@example.test"
+deliver = ["mailbox:ituki", "forward:ituki-ex@gmail.test"]
+[[address]]
+address = "moved@example.test"
+deliver = ["mailbox:ituki"]
+[[route]]
+match = "moved@example.test"
+via = "[192.0.2.5]:25"
+[[route]]
+match = "@corp.test"
+via = "[192.0.2.6]:25"
+recipients = ["boss@corp.test"]
+copy_to = "mailbox:relayed"
+[[route]]
+match = "*"
+via = "relay.isp.test:587"
+)", "t.toml", "/etc/hk");
+  ASSERT_TRUE(r.config) << r.errors[0].str();
+  AddressBook book(*r.config);
+  const Target relay_boss{Target::Kind::relay, "boss@corp.test"};
+  EXPECT_EQ(book.check_recipient({"boss", "corp.test"}, false), RcptVerdict::accept);
+  EXPECT_EQ(book.check_recipient({"BOSS", "Corp.Test"}, false), RcptVerdict::accept);
+  EXPECT_EQ(book.check_recipient({"intern", "corp.test"}, false), RcptVerdict::relay_denied);
+  EXPECT_EQ(book.plan({"boss", "corp.test"}), (std::vector<Target>{relay_boss, mailbox("relayed")}));
+  // Submitted: a remote recipient like any other, still copied.
+  EXPECT_EQ(book.plan({"boss", "corp.test"}, true),
+            (std::vector<Target>{forward("boss@corp.test"), mailbox("relayed")}));
+  // A local address a rule sends elsewhere; the catch-all takes no local mail.
+  EXPECT_EQ(book.plan({"moved", "example.test"}), std::vector<Target>{Target(Target::Kind::relay, "moved@example.test")});
+  EXPECT_EQ(book.plan({"ituki", "example.test"}).size(), 2u);
+  EXPECT_EQ(book.check_recipient({"nobody", "example.test"}, false), RcptVerdict::unknown_user);
+  EXPECT_EQ(book.check_recipient({"x", "elsewhere.test"}, false), RcptVerdict::relay_denied);
+}
+
 // RFC 6409 §6.1: a login sends only as its own send_as addresses.
 TEST(AddressBook, SendAsOnlyTheLoginsOwnAddresses_RFC6409_6_1) {
   auto r = load(kHidden);

@@ -110,7 +110,7 @@ void Scheduler::add_message(SpooledMessage message, std::shared_ptr<const mail::
   if (wait_for_commit) return;
   std::vector<size_t> forwards;
   for (size_t i = 0; i < a.message.slots.size(); ++i) {
-    if (a.message.slots[i].target.kind == mail::Target::Kind::forward) forwards.push_back(i);
+    if (a.message.slots[i].target.remote()) forwards.push_back(i);
   }
   for (size_t i : forwards) {
     if (started_ && !stopping_ && in_flight_ < options_.max_in_flight) {

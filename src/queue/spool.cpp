@@ -111,13 +111,12 @@ uint32_t fnv1a(std::string_view s) {
   return h;
 }
 
-std::string_view kind_name(mail::Target::Kind kind) {
-  return kind == mail::Target::Kind::mailbox ? "mailbox" : "forward";
-}
+std::string_view kind_name(mail::Target::Kind kind) { return mail::Target::kind_name(kind); }
 
 bool parse_kind(std::string_view s, mail::Target::Kind& kind) {
   if (s == "mailbox") kind = mail::Target::Kind::mailbox;
   else if (s == "forward") kind = mail::Target::Kind::forward;
+  else if (s == "relay") kind = mail::Target::Kind::relay;
   else return false;
   return true;
 }

@@ -130,11 +130,11 @@ TEST(Route, OwnListenerLoop) {
   config::Listen listen;
   listen.smtp = {{"127.0.0.1", 2525}};
   listen.submission = {{"0.0.0.0", 587}};
-  EXPECT_TRUE(is_own_listener("127.0.0.1", 2525, listen));
-  EXPECT_FALSE(is_own_listener("127.0.0.2", 2525, listen));
-  EXPECT_FALSE(is_own_listener("127.0.0.1", 25, listen));
-  EXPECT_TRUE(is_own_listener("127.0.0.9", 587, listen));  // wildcard covers loopback
-  EXPECT_FALSE(is_own_listener("192.0.2.1", 587, listen));
+  EXPECT_TRUE(listen.is_own("127.0.0.1", 2525));
+  EXPECT_FALSE(listen.is_own("127.0.0.2", 2525));
+  EXPECT_FALSE(listen.is_own("127.0.0.1", 25));
+  EXPECT_TRUE(listen.is_own("127.0.0.9", 587));  // wildcard covers loopback
+  EXPECT_FALSE(listen.is_own("192.0.2.1", 587));
 }
 
 }  // namespace

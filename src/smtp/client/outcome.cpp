@@ -12,6 +12,7 @@ std::string_view to_string(Stage stage) {
     case Stage::ehlo: return "EHLO";
     case Stage::helo: return "HELO";
     case Stage::starttls: return "STARTTLS";
+    case Stage::auth: return "AUTH";
     case Stage::mail: return "MAIL FROM";
     case Stage::rcpt: return "RCPT TO";
     case Stage::data: return "DATA";
@@ -57,6 +58,15 @@ Outcome classify(const ServerReply& reply, Stage stage) {
       out.status = "4" + out.status.substr(1);
       out.try_next_host = true;
       return out;
+    case Stage::auth:
+      // The relay refuses our login (535 5.7.8), not the message: a wrong
+      // password is the operator's to fix, so the message waits for it —
+      // retried until [delivery] expire, then one DSN — instead of bouncing
+      // at once (Postfix's smtp_sasl_auth_soft_bounce = yes).
+      out.kind = Outcome::Kind::temporary;
+      out.status = "4" + out.status.substr(1);
+      out.try_next_host = true;
+      return out;
     case Stage::mail:
     case Stage::rcpt:
     case Stage::data:
@@ -92,6 +102,7 @@ Outcome classify(Failure failure, std::string detail) {
     // RFC 3463 X.7.5 "cryptographic failure", as Postfix reports "Cannot
     // start TLS: handshake failure".
     case Failure::tls: set(K::temporary, "4.7.5", true); break;
+    case Failure::security: set(K::temporary, "4.7.4", true); break;  // RFC 3463 X.7.4
     case Failure::protocol: set(K::temporary, "4.5.0", true); break;
     case Failure::local: set(K::temporary, "4.3.0", false); break;
   }

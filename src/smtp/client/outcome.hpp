@@ -26,7 +26,7 @@ namespace hikyaku::smtp::client {
 using protocol::ServerReply;  // the reply parser is sans-I/O (smtp/protocol)
 
 // The stage of the conversation a reply or failure belongs to.
-enum class Stage { connect, greeting, ehlo, helo, starttls, mail, rcpt, data, body, rset, quit };
+enum class Stage { connect, greeting, ehlo, helo, starttls, auth, mail, rcpt, data, body, rset, quit };
 std::string_view to_string(Stage stage);
 
 // Failures below SMTP.
@@ -41,6 +41,7 @@ enum class Failure {
   timeout,          // 4.4.2 no reply within the stage's timeout
   connection_lost,  // 4.4.2 reset or closed by the peer
   tls,              // 4.7.5 TLS handshake failed (RFC 3463 X.7.5)
+  security,         // 4.7.4 a [[route]] requires TLS or AUTH the host does not offer (X.7.4)
   protocol,         // 4.5.0 malformed reply / protocol violation
   local,            // 4.3.0 local problem (spool read, transform)
 };

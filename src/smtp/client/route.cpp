@@ -14,9 +14,6 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-bool is_loopback(std::string_view ip) {
-  return ip.starts_with("127.") || ip == "::1" || ip.starts_with("::ffff:127.");
-}
 
 }  // namespace
 
@@ -45,20 +42,6 @@ std::vector<MxHost> order_mx(std::vector<MxHost> mx, std::string_view own_hostna
   }
   return mx;
 }
-
-bool is_own_listener(std::string_view ip, uint16_t port, const config::Listen& listen) {
-  for (const auto* list : {&listen.smtp, &listen.submission, &listen.submissions, &listen.pop3, &listen.pop3s,
-                           &listen.imap, &listen.imaps, &listen.http}) {
-    for (const auto& ep : *list) {
-      if (ep.port != port) continue;
-      std::string host = lower(ep.host);
-      if (host == lower(ip)) return true;
-      if ((host == "0.0.0.0" || host == "::" || host.empty()) && is_loopback(ip)) return true;
-    }
-  }
-  return false;
-}
-
 
 ResolvedRoute resolve_route(dns::Resolver& resolver, std::string_view domain, std::string_view own_hostname,
                             std::mt19937& rng) {
@@ -112,6 +95,33 @@ ResolvedRoute resolve_route(dns::Resolver& resolver, std::string_view domain, st
   if (out.hosts.empty()) {
     out.failure = temp ? classify(Failure::dns_temp, "address lookup for the MX hosts of " + d + " failed temporarily")
                        : classify(Failure::unroutable, "no MX host of " + d + " has an address");
+  }
+  return out;
+}
+
+ResolvedRoute resolve_next_hop(dns::Resolver& resolver, const config::NextHop& hop) {
+  ResolvedRoute out;
+  RouteHost host;
+  host.name = hop.host;
+  if (hop.kind == config::NextHop::Kind::address) {
+    host.addresses.push_back(hop.host);
+    out.hosts.push_back(std::move(host));
+    return out;
+  }
+  auto a = resolver.a(hop.host);
+  auto aaaa = resolver.aaaa(hop.host);
+  for (const auto& ip : a.records) host.addresses.push_back(ip.to_string());
+  for (const auto& ip : aaaa.records) host.addresses.push_back(ip.to_string());
+  if (!host.addresses.empty()) {
+    out.hosts.push_back(std::move(host));
+    return out;
+  }
+  if (a.status == dns::Status::temp_error || aaaa.status == dns::Status::temp_error) {
+    out.failure = classify(Failure::dns_temp, "address lookup for route next hop " + hop.host + " failed temporarily");
+  } else {
+    out.failure = classify(Failure::unroutable, "route next hop " + hop.host + " has no address (A/AAAA)");
+    out.failure->kind = Outcome::Kind::temporary;  // a configuration mistake: the mail waits for the fix
+    out.failure->status = "4.4.4";
   }
   return out;
 }

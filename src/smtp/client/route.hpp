@@ -1,7 +1,7 @@
 // Purpose:   The sans-I/O routing rules of the SMTP client: order the MX
 //            hosts of a domain, recognise a null MX, drop ourselves from the
-//            list, and refuse to connect to one of this server's own
-//            listeners (a forwarding loop); resolve_route() asks a
+//            list (a forwarding loop; the own-listener check is
+//            config::Listen::is_own); resolve_route() asks a
 //            dns::Resolver view for the MX, A and AAAA records (sans-I/O:
 //            the caller decides how the lookups are made).
 // Standards: RFC 5321 §5.1 (MX order, equal preferences randomised,
@@ -42,10 +42,6 @@ bool is_null_mx(const std::vector<MxHost>& mx);
 std::vector<MxHost> order_mx(std::vector<MxHost> mx, std::string_view own_hostname, std::mt19937& rng,
                              bool* found_self = nullptr);
 
-// Is ip:port one of this server's listeners? A wildcard listener
-// ("0.0.0.0", "::") matches every loopback address and `ip` equal to any
-// explicitly listed address. `ip` is textual ("127.0.0.2", "::1").
-bool is_own_listener(std::string_view ip, uint16_t port, const config::Listen& listen);
 
 }  // namespace hikyaku::smtp::client
 
@@ -73,5 +69,10 @@ struct ResolvedRoute {
 };
 ResolvedRoute resolve_route(dns::Resolver& resolver, std::string_view domain, std::string_view own_hostname,
                             std::mt19937& rng);
+
+// A [[route]]'s next hop (issue 14): an address as it is, or a host name's
+// A then AAAA addresses — no MX lookup. A host without an address is a
+// temporary failure (4.4.4 or 4.4.3): the operator's to fix, the mail waits.
+ResolvedRoute resolve_next_hop(dns::Resolver& resolver, const config::NextHop& hop);
 
 }  // namespace hikyaku::smtp::client

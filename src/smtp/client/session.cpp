@@ -15,6 +15,7 @@
 
 #include "base/log.hpp"
 #include "net/stream.hpp"
+#include "smtp/protocol/client_auth.hpp"
 
 namespace hikyaku::smtp::client {
 
@@ -85,8 +86,15 @@ Outcome refused_transaction(const ServerReply& mail_reply, const ServerReply& rc
   return !mail_reply.positive() ? classify(mail_reply, Stage::mail) : classify(rcpt_reply, Stage::rcpt);
 }
 
-std::string endpoint_key(const std::string& ip, uint16_t port) {
-  return (ip.find(':') != std::string::npos ? "[" + ip + "]" : ip) + ":" + std::to_string(port);
+// The pool key: the address, and what makes a session differ for the
+// same address (a [[route]]'s HELO name, TLS requirement and login), so a
+// connection logged in as one account never carries another's mail.
+std::string endpoint_key(const std::string& ip, uint16_t port, const ClientOptions& options) {
+  std::string key = (ip.find(':') != std::string::npos ? "[" + ip + "]" : ip) + ":" + std::to_string(port);
+  key += " helo=" + options.helo_name;
+  if (options.require_tls) key += " tls";
+  if (options.login) key += " login=" + options.login->user;
+  return key;
 }
 
 }  // namespace
@@ -99,6 +107,7 @@ Duration ClientOptions::timeout(Stage stage) const {
     case Stage::ehlo:
     case Stage::helo:
     case Stage::starttls:
+    case Stage::auth:
     case Stage::rset: return helo_timeout;
     case Stage::mail: return mail_timeout;
     case Stage::rcpt: return rcpt_timeout;
@@ -332,9 +341,62 @@ net::awaitable<Connection::Opened> Connection::open(std::string host_name, std::
       conn->plaintext_reason_ = "STARTTLS refused: " + std::to_string(reply.code);
     }
   }
+  // A [[route]] that requires TLS (always, when it logs in) goes no
+  // further in plaintext: 4.7.4, the next address or a retry.
+  if (opts.require_tls && !conn->tls_active_) {
+    out.failure = classify(Failure::security, peer + ": TLS is required for this route, but " +
+                                                  conn->plaintext_reason_);
+    co_await conn->quit();
+    conn->close();
+    co_return out;
+  }
+  if (opts.login) {
+    if (auto f = co_await conn->authenticate(*opts.login)) {
+      out.failure = *f;
+      if (!conn->broken_) co_await conn->quit();
+      conn->close();
+      co_return out;
+    }
+  }
   log()->debug("{}: connected to {} tls={}", conn->log_id_, peer, conn->tls_summary());
   out.connection = std::move(conn);
   co_return out;
+}
+
+// RFC 4954: log in with the strongest mechanism both sides allow
+// (protocol/client_auth.hpp). A refusal is classified at Stage::auth
+// (temporary: outcome.cpp).
+net::awaitable<std::optional<Outcome>> Connection::authenticate(const ClientLogin& login) {
+  auto mechanism = protocol::choose_client_mechanism(caps_.auth, login.mechanisms);
+  if (!mechanism) {
+    auto words = [](const std::vector<std::string>& list) {
+      std::string out;
+      for (const auto& m : list) out += (out.empty() ? "" : " ") + m;
+      return out.empty() ? std::string("none") : out;
+    };
+    co_return classify(Failure::security, peer_ + ": AUTH required for this route, but the server offers " +
+                                              words(caps_.auth) + " and the route allows " + words(login.mechanisms));
+  }
+  protocol::ClientAuth exchange(*mechanism, login.user, login.password);
+  std::optional<Outcome> failure;
+  auto step = exchange.start();
+  // At most a few rounds: LOGIN has two challenges, CRAM-MD5 one.
+  for (int round = 0; round < 4 && step.kind == protocol::ClientAuth::Step::Kind::send; ++round) {
+    auto reply = co_await command(step.line, Stage::auth, failure);
+    if (failure) co_return failure;
+    step = exchange.on_reply(reply);
+    if (step.kind == protocol::ClientAuth::Step::Kind::failed) {
+      log()->info("{}: {}: {} as {}: {}", log_id_, peer_, step.why, login.user, reply.text());
+      co_return classify(reply, Stage::auth);
+    }
+  }
+  if (step.kind != protocol::ClientAuth::Step::Kind::done) {
+    broken_ = true;
+    co_return classify(Failure::protocol, peer_ + ": AUTH " + *mechanism + " did not complete");
+  }
+  authenticated_as_ = login.user;
+  log()->debug("{}: {}: authenticated as {} ({})", log_id_, peer_, login.user, *mechanism);
+  co_return std::nullopt;
 }
 
 net::awaitable<Outcome> Connection::send(const Transaction& tx) {
@@ -678,13 +740,13 @@ net::awaitable<Outcome> deliver_via_route(ConnectionPool& pool, const std::vecto
   bool loop = false;
   for (const auto& host : route) {
     for (const auto& ip : host.addresses) {
-      if (context.listen && is_own_listener(ip, context.port, *context.listen)) {
+      if (context.listen && context.listen->is_own(ip, context.port)) {
         log()->warn("{}: {}[{}]:{} is one of our own listeners: not used (mail loop)", tx.log_id, host.name, ip,
                     context.port);
         loop = true;
         continue;
       }
-      std::string key = endpoint_key(ip, context.port);
+      std::string key = endpoint_key(ip, context.port, options);
       // A pooled connection first: its RSET rides in the same pipelined
       // group as the transaction (no extra round trip).
       std::unique_ptr<Connection> conn = pool.take(key);
@@ -704,9 +766,10 @@ net::awaitable<Outcome> deliver_via_route(ConnectionPool& pool, const std::vecto
         auto opened = co_await Connection::open(host.name, ip, context.port, options, tx.log_id);
         bool plaintext_retry = false;
         if (!opened.connection && opened.tls_failed) {
-          if (!tx.plaintext_after_tls_failure) {
-            log()->info("{}: {} ({}); no plaintext retry on a message's first attempt", tx.log_id,
-                        opened.failure.detail, opened.failure.status);
+          if (!tx.plaintext_after_tls_failure || options.require_tls) {
+            log()->info("{}: {} ({}); no plaintext retry {}", tx.log_id, opened.failure.detail,
+                        opened.failure.status,
+                        options.require_tls ? "(the route requires TLS)" : "on a message's first attempt");
             last = opened.failure;
             continue;
           }
@@ -729,9 +792,11 @@ net::awaitable<Outcome> deliver_via_route(ConnectionPool& pool, const std::vecto
         outcome = co_await conn->send(tx);
       }
       const std::string tls = conn->tls_summary();
+      const std::string login = conn->authenticated_as();
       pool.put(key, std::move(conn));
-      log()->info("{}: to=<{}> relay={} tls={} status={} ({})", tx.log_id, mail::redact(tx.recipient, tx.hidden),
-                  peer, tls, outcome->status, mail::redact(outcome->detail, tx.hidden));
+      log()->info("{}: to=<{}> relay={} tls={}{} status={} ({})", tx.log_id, mail::redact(tx.recipient, tx.hidden),
+                  peer, tls, login.empty() ? "" : " login=" + login, outcome->status,
+                  mail::redact(outcome->detail, tx.hidden));
       if (outcome->delivered() || !outcome->try_next_host) co_return *outcome;
       last = *outcome;
     }

@@ -29,6 +29,11 @@
 //              to the next MX with TLS or is deferred, and its retry gets
 //              through to a server whose TLS is broken. Such a plaintext
 //              connection is logged and never pooled.
+//            * a [[route]] with tls = "required" (every route that logs in:
+//              ClientOptions::require_tls): never plaintext — STARTTLS not
+//              offered or refused is 4.7.4, a failed handshake is not retried
+//              without TLS. AUTH (RFC 4954; protocol/client_auth.hpp) only
+//              inside TLS; a refused login is temporary (outcome.cpp).
 // Trust:     the peer is an untrusted host on the Internet: every reply goes
 //            through ReplyParser (bounded lines and line count); nothing it
 //            says is executed or echoed to third parties except as the
@@ -61,6 +66,13 @@ using protocol::Capabilities;
 
 using Duration = std::chrono::steady_clock::duration;
 
+// A relay login (a [[route]]'s auth or [[route.account]]).
+struct ClientLogin {
+  std::string user;
+  std::string password;                 // read from the route's password_file
+  std::vector<std::string> mechanisms;  // allowed, upper case
+};
+
 struct ClientOptions {
   std::string helo_name = "localhost";  // config.hostname
   Duration connect_timeout = std::chrono::seconds(30);  // config.delivery.connect_timeout
@@ -79,6 +91,10 @@ struct ClientOptions {
   Duration idle_timeout = std::chrono::seconds(10);       // pooled idle connection lifetime
   unsigned max_messages_per_connection = 100;
   bool starttls = true;        // opportunistic STARTTLS when offered
+  // A [[route]] with tls = "required" (or a login): no plaintext delivery,
+  // no plaintext retry after a failed handshake (4.7.4 / 4.7.5 instead).
+  bool require_tls = false;
+  std::optional<ClientLogin> login;  // AUTH after STARTTLS (RFC 4954)
   bool pipelining = true;      // use PIPELINING when offered
   size_t max_line = 8192;      // longest reply line accepted
 
@@ -139,6 +155,7 @@ class Connection {
   void mark_plaintext_retry();
   const Capabilities& capabilities() const { return caps_; }
   const std::string& peer() const { return peer_; }  // "host[ip]:port"
+  const std::string& authenticated_as() const { return authenticated_as_; }  // relay login, or ""
   unsigned messages() const { return messages_; }
 
   struct Impl;
@@ -157,6 +174,7 @@ class Connection {
   net::awaitable<bool> write_blocks(const mail::Message& message, protocol::WireEncoder::Mode mode,
                                     std::optional<Outcome>& failure);
   net::awaitable<std::optional<Outcome>> hello();
+  net::awaitable<std::optional<Outcome>> authenticate(const ClientLogin& login);
 
   std::unique_ptr<Impl> impl_;
   Capabilities caps_;
@@ -164,6 +182,7 @@ class Connection {
   bool tls_active_ = false;
   std::string plaintext_reason_ = "STARTTLS not offered";  // when !tls_active_
   bool plaintext_retry_ = false;
+  std::string authenticated_as_;  // the relay login, "" without AUTH
   bool broken_ = false;
   unsigned messages_ = 0;
   ClientOptions options_;
