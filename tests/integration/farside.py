@@ -50,6 +50,16 @@ accepted or not; `connections` counts TCP connections; `session_times()`
 gives (opened, closed) per connection (time.monotonic(), closed None while
 open) and `max_concurrent()` the most connections open at the same time.
 
+Every Received also carries `helo` (the name the client announced) and
+`login` (the AUTH user, or None).
+
+FarSide(..., auth={user: password}) is a provider's relay (issue 14): it
+offers AUTH only after STARTTLS (so it needs a tls_context) and refuses MAIL
+before AUTH (530). CRAM-MD5 (RFC 2195) and LOGIN are implemented here, in
+the handler, PLAIN is aiosmtpd's own; `side.mechanisms` (default
+{"CRAM-MD5", "LOGIN"}) is what new connections offer. A wrong password gets
+"535 5.7.8 Authentication credentials invalid"; `auth_failures` counts them.
+
 The `farside_tls` fixture's gmail stand-in offers STARTTLS with a
 certificate that cannot verify: self-signed, and for another name than
 mx.gmail.test (opportunistic TLS must use it anyway).
@@ -64,6 +74,10 @@ Import the fixture in a test module with
     from farside import farside  # noqa: F401  (pytest fixture)
 """
 import asyncio
+import base64
+import hashlib
+import hmac
+import os
 import socket
 import socketserver
 import ssl
@@ -76,7 +90,7 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult
 
 from conftest import wait_for
 
@@ -105,6 +119,8 @@ class Received:
     peer: tuple = ()
     reply: str = "250 OK"
     at: float = 0.0  # time.monotonic() at end of data
+    helo: str = ""
+    login: str = None
 
 
 def make_self_signed(directory, cn="mx.gmail.test"):
@@ -121,6 +137,46 @@ def make_self_signed(directory, cn="mx.gmail.test"):
 class _Handler:
     def __init__(self, side):
         self.side = side
+
+    # AUTH mechanisms of a relay (FarSide(auth=...)); aiosmtpd maps
+    # auth_CRAM__MD5 to "CRAM-MD5" and prefers these to its own.
+    def _login(self, user, password):
+        side = self.side
+        if side.auth is not None and side.auth.get(user) == password:
+            return AuthResult(success=True, auth_data=user)
+        with side.lock:
+            side.auth_failures += 1
+        return AuthResult(success=False, handled=False, message="535 5.7.8 Authentication credentials invalid")
+
+    def plain_authenticator(self, server, session, envelope, mechanism, auth_data):
+        """aiosmtpd's own PLAIN hands over a LoginPassword."""
+        return self._login(auth_data.login.decode(errors="replace"), auth_data.password.decode(errors="replace"))
+
+    async def auth_CRAM__MD5(self, server, args):
+        challenge = f"<{os.getpid()}.{time.monotonic_ns()}@{self.side.name}>".encode()
+        response = await server.challenge_auth(challenge)
+        if not isinstance(response, bytes) or b" " not in response:
+            return AuthResult(success=False, handled=True)
+        user, digest = response.decode(errors="replace").rsplit(" ", 1)
+        password = (self.side.auth or {}).get(user)
+        if password is not None:
+            want = hmac.new(password.encode(), challenge, hashlib.md5).hexdigest()
+            if hmac.compare_digest(want, digest):
+                return AuthResult(success=True, auth_data=user)
+        return self._login(user, None)
+
+    async def auth_LOGIN(self, server, args):
+        if len(args) > 1:
+            user = base64.b64decode(args[1]).decode(errors="replace")
+        else:
+            u = await server.challenge_auth("Username:")
+            if not isinstance(u, bytes):
+                return AuthResult(success=False, handled=True)
+            user = u.decode(errors="replace")
+        p = await server.challenge_auth("Password:")
+        if not isinstance(p, bytes):
+            return AuthResult(success=False, handled=True)
+        return self._login(user, p.decode(errors="replace"))
 
     async def _apply(self, stage, server, default_reply):
         """The reply of the current mode at `stage`, or None to go on."""
@@ -180,7 +236,10 @@ class _Handler:
 class FarSide:
     """One aiosmtpd server on HOST:PORT with a switchable failure mode."""
 
-    def __init__(self, host, port, name=None, tls_context=None):
+    def __init__(self, host, port, name=None, tls_context=None, auth=None):
+        self.auth = auth
+        self.mechanisms = {"CRAM-MD5", "LOGIN"}
+        self.auth_failures = 0
         self.host = host
         self.port = port
         self.name = name or host
@@ -231,7 +290,9 @@ class FarSide:
         item = Received(mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos), data=bytes(data),
                         mail_options=list(envelope.mail_options),
                         tls=getattr(server, "_tls_protocol", None) is not None,
-                        peer=tuple(server.session.peer or ()), reply=reply, at=time.monotonic())
+                        peer=tuple(server.session.peer or ()), reply=reply, at=time.monotonic(),
+                        helo=server.session.host_name or "",
+                        login=server.session.auth_data if server.session.authenticated else None)
         with self.lock:
             self.attempts.append(item)
             if reply.startswith("250"):
@@ -307,7 +368,14 @@ class FarSide:
 
         class _Controller(Controller):
             def factory(self):
-                return CountingSMTP(self.handler, **self.SMTP_kwargs)
+                kwargs = dict(self.SMTP_kwargs)
+                if side.auth is not None:
+                    # Per connection: what the relay offers right now.
+                    kwargs.update(auth_required=True, auth_require_tls=True,
+                                  authenticator=self.handler.plain_authenticator,
+                                  auth_exclude_mechanism=[m for m in ("CRAM-MD5", "LOGIN", "PLAIN")
+                                                          if m not in side.mechanisms])
+                return CountingSMTP(self.handler, **kwargs)
 
         kwargs = {"server_hostname": self.name, "data_size_limit": 64 * 1024 * 1024}
         if self.tls_context is not None:

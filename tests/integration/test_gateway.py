@@ -1,0 +1,283 @@
+"""The SMTP gateway (issue 14): the real hikyaku routes by its [[route]] table
+to two internal servers and a provider's relay, all aiosmtpd far sides on
+other loopback addresses (farside.py):
+
+    127.0.0.5  internal server A (user1@corp.test, and moved@example.test)
+    127.0.0.6  internal server B (the rest of corp.test)
+    127.0.0.7  relay.isp.test: STARTTLS, then AUTH (CRAM-MD5 and LOGIN in
+               the test's handler, PLAIN aiosmtpd's own); MAIL before AUTH
+               gets 530
+
+Mail comes in from anyone on port 25 (gateway recipients listed in the
+rules) and from logged-in users on 587 (everything else goes to the relay,
+logged in with the rule's account or the sender's own). What is checked at
+each far side: the envelope, that the message is unchanged (no SRS, no
+X-Hikyaku-Forwarded-For, no ARC), the HELO name the rule announces, the
+relay login, TLS. A wrong relay password is retried, then gives one DSN to
+the sender's own mailbox and nothing else; a rule that points back at
+hikyaku is refused at load with file and line.
+
+Run: HIKYAKU_BIN=build/src/app/hikyaku /usr/bin/python3 -m pytest -q tests/integration/test_gateway.py
+"""
+import email
+import email.policy
+import smtplib
+import ssl
+import subprocess
+
+import pytest
+
+from conftest import HIKYAKU_BIN, wait_for
+from dns_server import dns_server  # noqa: F401  (pytest fixture)
+from farside import FarSide, free_shared_port, make_self_signed
+
+PASSWORD = "alice's submission password"
+RELAY_ACCOUNTS = {"gw-account": "relay secret 1", "carol-own": "carol's relay secret"}
+
+
+def message(sender, to, subject):
+    return (f"From: <{sender}>\r\n"
+            f"To: <{to}>\r\n"
+            f"Subject: {subject}\r\n"
+            "Date: Thu, 03 Dec 2026 10:00:00 +0000\r\n"
+            f"Message-ID: <{subject.replace(' ', '.')}@gw.test>\r\n"
+            "\r\n"
+            f"{subject}: routed by the gateway.\r\n").encode()
+
+
+def no_verify():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def submit(server, login, password, sender, to, subject):
+    with smtplib.SMTP("127.0.0.1", server.submission_port, timeout=10) as s:
+        s.starttls(context=no_verify())
+        s.login(login, password)
+        s.sendmail(sender, [to], message(sender, to, subject))
+
+
+def parse(data):
+    return email.message_from_bytes(data, policy=email.policy.compat32)
+
+
+def routes(port, relay_pw, carol_pw, relay_extra=""):
+    return f"""
+[[mailbox]]
+name = "copies"
+
+[[mailbox]]
+name = "carol"
+send_as = ["carol@example.test"]
+
+[[address]]
+address = "moved@example.test"
+deliver = ["mailbox:alice"]
+
+[[route]]
+match = "user1@corp.test"
+via = "[127.0.0.5]:{port}"
+helo = "gw-for-a.example.test"
+recipients = ["user1@corp.test"]
+
+[[route]]
+match = "moved@example.test"
+via = "127.0.0.5:{port}"
+
+[[route]]
+match = "@corp.test"
+via = "[127.0.0.6]:{port}"
+recipients = ["user2@corp.test"]
+copy_to = "mailbox:copies"
+
+[[route]]
+match = "*"
+via = "relay.isp.test:{port}"
+helo = "customer-42.isp.test"
+auth = {{ user = "gw-account", password_file = "{relay_pw}" }}
+{relay_extra}
+
+[[route.account]]
+sender = "carol@example.test"
+user = "carol-own"
+password_file = "{carol_pw}"
+"""
+
+
+def secret(path, text):
+    path.write_text(text + "\n")
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+def gateway(tmp_path, dns_server, make_hikyaku):  # noqa: F811
+    port = free_shared_port(["127.0.0.5", "127.0.0.6", "127.0.0.7"])
+    dns_server.add_host("relay.isp.test", "127.0.0.7")
+    (tmp_path / "tls").mkdir()
+    a = FarSide("127.0.0.5", port, name="a.corp.test").start()
+    b = FarSide("127.0.0.6", port, name="b.corp.test").start()
+    relay = FarSide("127.0.0.7", port, name="relay.isp.test", tls_context=make_self_signed(tmp_path / "tls", "relay.isp.test"),
+                    auth=RELAY_ACCOUNTS).start()
+    sides = [a, b, relay]
+
+    def make(relay_password="relay secret 1", delivery='retry = ["1s"]', relay_extra=""):
+        n = len(list(tmp_path.glob("relay*.pw")))
+        relay_pw = secret(tmp_path / f"relay{n}.pw", relay_password)
+        carol_pw = secret(tmp_path / f"carol{n}.pw", RELAY_ACCOUNTS["carol-own"])
+        server = make_hikyaku(extra=f"""
+{dns_server.toml()}
+[delivery]
+{delivery}
+{routes(port, relay_pw, carol_pw, relay_extra)}
+""")
+        server.set_password("alice", PASSWORD)
+        server.set_password("carol", "carol's password")
+        return server
+
+    class Gateway:
+        pass
+    g = Gateway()
+    g.port, g.a, g.b, g.relay, g.make = port, a, b, relay, make
+    yield g
+    for side in sides:
+        side.stop()
+
+
+def assert_unchanged(got, sender, to, subject):
+    """A gateway relays the message as it came (plus its Received)."""
+    assert got.mail_from == sender, got.mail_from  # no SRS
+    assert got.rcpt_tos == [to]
+    msg = parse(got.data)
+    assert msg["Subject"] == subject
+    for added in ("X-Hikyaku-Forwarded-For", "ARC-Seal", "X-Hikyaku-Diverted"):
+        assert msg[added] is None, added
+    assert msg.get_all("Received")[0].startswith("from "), msg.get_all("Received")
+
+
+def test_mail_from_anyone_reaches_the_internal_server_its_rule_names(gateway):
+    hk = gateway.make()
+    with smtplib.SMTP("127.0.0.1", hk.smtp_port, timeout=10) as s:
+        s.ehlo("mx.sender.test")
+        s.sendmail("someone@sender.test", ["user1@corp.test"], message("someone@sender.test", "user1@corp.test", "to A"))
+        s.sendmail("someone@sender.test", ["user2@corp.test"], message("someone@sender.test", "user2@corp.test", "to B"))
+        s.sendmail("someone@sender.test", ["moved@example.test"],
+                   message("someone@sender.test", "moved@example.test", "moved away"))
+        # Not listed for the next hop: refused at RCPT, never accepted and
+        # bounced later; and the gateway relays nothing else.
+        for rcpt in ("intern@corp.test", "friend@elsewhere.test"):
+            s.mail("someone@sender.test")
+            code, text = s.rcpt(rcpt)
+            assert code == 554 and b"5.7.1" in text, (rcpt, code, text)
+            s.rset()
+    got_a = gateway.a.wait_messages(2)
+    by_subject = {parse(m.data)["Subject"]: m for m in got_a}
+    assert_unchanged(by_subject["to A"], "someone@sender.test", "user1@corp.test", "to A")
+    assert by_subject["to A"].helo == "gw-for-a.example.test"
+    # The rule for moved@ has no helo: the server's hostname; a local
+    # address a rule names goes there, not into its mailbox.
+    assert_unchanged(by_subject["moved away"], "someone@sender.test", "moved@example.test", "moved away")
+    assert by_subject["moved away"].helo == hk.hostname
+    assert hk.messages("alice") == []
+    got_b = gateway.b.wait_messages(1)
+    assert_unchanged(got_b[0], "someone@sender.test", "user2@corp.test", "to B")
+    # copy_to keeps a copy of what the @corp.test rule relays.
+    wait_for(lambda: len(hk.messages("copies")) == 1, what="the copy_to copy")
+    assert b"Subject: to B" in hk.messages("copies")[0].read_bytes()
+    assert gateway.relay.received() == []
+
+
+def test_submitted_mail_goes_through_the_relay_logged_in_with_the_right_account(gateway):
+    hk = gateway.make()
+    submit(hk, "alice", PASSWORD, "alice@example.test", "friend@gmail.test", "from alice")
+    submit(hk, "carol", "carol's password", "carol@example.test", "friend@gmail.test", "from carol")
+    got = {parse(m.data)["Subject"]: m for m in gateway.relay.wait_messages(2)}
+    alice, carol = got["from alice"], got["from carol"]
+    assert alice.login == "gw-account" and carol.login == "carol-own"  # per-sender account first
+    for m in (alice, carol):
+        assert m.tls and m.helo == "customer-42.isp.test"
+    assert alice.mail_from == "alice@example.test" and alice.rcpt_tos == ["friend@gmail.test"]
+    # CRAM-MD5 is the strongest both sides allow; the password never appears.
+    log = hk.log_text()
+    assert "login=gw-account" in log and "authenticated as gw-account (CRAM-MD5)" in log
+    assert "relay secret 1" not in log and RELAY_ACCOUNTS["carol-own"] not in log
+    # A submitted message to a gateway recipient follows the same rules.
+    submit(hk, "alice", PASSWORD, "alice@example.test", "user1@corp.test", "alice to A")
+    assert gateway.a.wait_messages(1)[0].mail_from == "alice@example.test"
+
+
+def test_relay_offering_only_login_gets_login(gateway):
+    gateway.relay.mechanisms = {"LOGIN"}
+    hk = gateway.make()
+    submit(hk, "alice", PASSWORD, "alice@example.test", "friend@gmail.test", "by LOGIN")
+    assert gateway.relay.wait_messages(1)[0].login == "gw-account"
+    assert "authenticated as gw-account (LOGIN)" in hk.log_text()
+
+
+def test_relay_without_the_allowed_mechanism_or_tls_gets_nothing(gateway):
+    """tls = "required" (implied by auth): no plaintext, no password sent in
+    clear; a relay that offers no allowed mechanism gets nothing either."""
+    gateway.relay.mechanisms = {"PLAIN"}
+    hk = gateway.make(relay_extra='')  # the rule allows CRAM-MD5, LOGIN, PLAIN by default
+    submit(hk, "alice", PASSWORD, "alice@example.test", "friend@gmail.test", "by PLAIN")
+    assert gateway.relay.wait_messages(1)[0].login == "gw-account"
+    assert "authenticated as gw-account (PLAIN)" in hk.log_text()
+
+    hk2 = gateway.make(relay_extra='tls = "required"')
+    gateway.relay.mechanisms = set()
+    submit(hk2, "alice", PASSWORD, "alice@example.test", "friend@gmail.test", "nothing offered")
+    wait_for(lambda: "AUTH required for this route, but the server offers none" in hk2.log_text(),
+             what="the 4.7.4 refusal to send without AUTH")
+    assert len(gateway.relay.received()) == 1
+
+
+def test_wrong_relay_password_is_retried_then_one_dsn_to_the_sender(gateway):
+    hk = gateway.make(relay_password="not the password", delivery='retry = ["1s"]\nexpire = "4s"')
+    submit(hk, "alice", PASSWORD, "alice@example.test", "friend@gmail.test", "wrong password")
+    # Retried (535 is temporary for us: the operator's to fix)...
+    wait_for(lambda: gateway.relay.auth_failures >= 2, what="two refused logins")
+    # ...then, at expire, one DSN into the submitting user's own mailbox.
+    wait_for(lambda: len(hk.messages("alice")) == 1, timeout=30, what="the DSN in alice's mailbox")
+    dsn = parse(hk.messages("alice")[0].read_bytes())
+    assert dsn.get_content_type() == "multipart/report"
+    report = dsn.get_payload()[1].as_string()
+    assert "Final-Recipient: rfc822; friend@gmail.test" in report and "Action: failed" in report
+    assert "Diagnostic-Code: smtp; 535 5.7.8 Authentication credentials invalid" in report, report
+    # Never a loop: the DSN went to the mailbox, nothing reached the relay,
+    # and the message is gone from the queue.
+    failures = gateway.relay.auth_failures
+    wait_for(lambda: "0 messages in the queue" in hk.run_cli("queue", "list").stdout, what="an empty queue")
+    assert gateway.relay.received() == []
+    assert gateway.relay.auth_failures == failures
+    assert len(hk.messages("alice")) == 1
+
+
+def test_route_back_at_hikyaku_is_refused_with_file_and_line(gateway, make_hikyaku):
+    hk = gateway.make()
+    text = hk.config_path.read_text()
+    looping = text + f'\n[[route]]\nmatch = "@loop.test"\nvia = "[127.0.0.1]:{hk.smtp_port}"\n'
+    hk.config_path.write_text(looping)
+    r = hk.run_cli("check-config")
+    assert r.returncode == 1
+    line = looping.count("\n", 0, looping.index('match = "@loop.test"'))  # the [[route]] header line
+    assert f"{hk.config_path}:{line}:1: route '@loop.test' via [127.0.0.1]:{hk.smtp_port}" in r.stderr, r.stderr
+    assert "is one of this server's own listeners: mail would loop" in r.stderr
+    # A rule that can never match is a warning, with its position.
+    hk.config_path.write_text(text + '\n[[route]]\nmatch = "user9@corp.test"\nvia = "[127.0.0.9]:25"\n')
+    r = hk.run_cli("check-config")
+    assert r.returncode == 0, r.stderr
+    assert "warning: route 'user9@corp.test' via [127.0.0.9]:25 can never match: the rule at" in r.stderr
+    hk.config_path.write_text(text)
+
+
+def test_world_readable_relay_password_stops_start_up(gateway, make_hikyaku):
+    hk = gateway.make()
+    hk.stop()
+    for pw in hk.tmp.parent.glob("relay*.pw"):
+        pw.chmod(0o644)
+    r = subprocess.run([HIKYAKU_BIN, "serve", "--config", str(hk.config_path)], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 1
+    assert "is readable by every user: chmod o-r (it holds a relay password)" in r.stdout + r.stderr
