@@ -1,4 +1,4 @@
-"""The configurations shown to users in README.md and docs/gmail.md are valid:
+"""The configurations shown to users in README.md, docs/gmail.md and docs/gateway.md are valid:
 `hikyaku check-config` accepts every ```toml block once the files it names exist (and
 names each one missing before; the system user it names is swapped for `nobody`), and refuses a broken one with FILE:LINE:COL."""
 import re
@@ -8,7 +8,7 @@ import pytest
 
 from conftest import HIKYAKU_BIN, ROOT
 
-DOCS = [ROOT / "README.md", ROOT / "docs" / "gmail.md"]
+DOCS = [ROOT / "README.md", ROOT / "docs" / "gmail.md", ROOT / "docs" / "gateway.md"]
 # The path values of a configuration (config.cpp's path_value keys).
 FILE_VALUE = re.compile(r'^(\s*(?:cert|key|secret_file|dkim_key|public_suffix_list|password_file)\s*=\s*)"([^"]+)"',
                         re.M)
