@@ -547,7 +547,8 @@ void check_routes(Reader& r, Config& c) {
     if (rt.via.kind == NextHop::Kind::local && !local_domain)
       r.error_at(rt.where, rule + ": \"local\" needs a match in one of this server's [[domain]]s");
     if (rt.via.kind == NextHop::Kind::mx && local_domain)
-      r.error_at(rt.where, rule + ": the MX of " + domain + " is this server: mail would loop");
+      r.error_at(rt.where,
+                 std::string(rule).append(": the MX of ").append(domain).append(" is this server: mail would loop"));
     if (!rt.copy_to.empty() && c.find_mailbox(rt.copy_to) == nullptr)
       r.error_at(rt.where, rule + ": copy_to: no [[mailbox]] named '" + rt.copy_to + "'");
   }
