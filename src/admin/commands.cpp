@@ -9,6 +9,7 @@
 
 #include "admin/service_user.hpp"
 #include "base/clock.hpp"
+#include "base/file.hpp"
 #include "base/privileges.hpp"
 #include "mail/dsn.hpp"
 #include "policy/forwards.hpp"
@@ -29,6 +30,18 @@ int check_config(const config::LoadResult& loaded, std::ostream& out, std::ostre
   if (!unreadable.empty()) {
     for (const auto& e : unreadable) err << e.str() << "\n";
     err << unreadable.size() << " unreadable file" << (unreadable.size() == 1 ? "" : "s") << "\n";
+    return 1;
+  }
+  // Relay passwords (issue 14): serve refuses a file every user may read.
+  std::vector<std::string> exposed;
+  for (const auto& rule : loaded.config->routes) {
+    for (const auto* a : rule.logins())
+      if (auto secret = base::read_private_line(a->password_file); !secret.ok())
+        exposed.push_back(rule.where + ": route password file " + secret.error().message);
+  }
+  if (!exposed.empty()) {
+    for (const auto& e : exposed) err << e << "\n";
+    err << exposed.size() << " error" << (exposed.size() == 1 ? "" : "s") << "\n";
     return 1;
   }
   // The system user to run as (issue 13 item 5): it must exist, and the

@@ -151,6 +151,18 @@ Result<std::string> read_file(const std::filesystem::path& path) {
   return out;
 }
 
+Result<std::string> read_private_line(const std::filesystem::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return make_error(path.string() + ": " + std::strerror(errno));
+  if ((st.st_mode & S_IROTH) != 0)
+    return make_error(path.string() + " is readable by every user: chmod o-r (it holds a secret)");
+  auto text = read_file(path);
+  if (!text.ok()) return text.error();
+  std::string line = text->substr(0, text->find_first_of("\r\n"));
+  if (line.empty()) return make_error(path.string() + ": the first line is empty");
+  return line;
+}
+
 Status ensure_directory(const std::filesystem::path& dir, unsigned mode) {
   std::error_code ec;
   if (std::filesystem::is_directory(dir, ec)) return {};

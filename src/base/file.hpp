@@ -74,6 +74,11 @@ Status copy_range(int from, uint64_t offset, uint64_t size, int to, const std::f
 // Read a whole file.
 Result<std::string> read_file(const std::filesystem::path& path);
 
+// A secret kept in a file (a relay password): its first line, without CR.
+// Refused when the file is readable by every user of the system, or empty;
+// the error names the file, never the secret.
+Result<std::string> read_private_line(const std::filesystem::path& path);
+
 // mkdir -p with the given mode for directories that are created.
 Status ensure_directory(const std::filesystem::path& dir, unsigned mode = 0700);
 

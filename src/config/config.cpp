@@ -96,6 +96,13 @@ bool Route::covers(const Route& later) const {
   return match == later.match;  // both lower case
 }
 
+std::vector<const RouteAccount*> Route::logins() const {
+  std::vector<const RouteAccount*> out;
+  for (const auto& a : accounts) out.push_back(&a);
+  if (auth) out.push_back(&*auth);
+  return out;
+}
+
 const RouteAccount* Route::account_for(std::string_view sender) const {
   for (const auto& a : accounts)
     if (base::iequals(a.sender, sender)) return &a;

@@ -217,6 +217,8 @@ struct Route {
   // The login for mail from `sender` (a per-sender account, else `auth`);
   // null: no AUTH.
   const RouteAccount* account_for(std::string_view sender) const;
+  // Every login of the rule: the per-sender accounts, then `auth`.
+  std::vector<const RouteAccount*> logins() const;
   // Does the rule send to another host (not "mx", not "local")?
   bool is_relay() const { return via.kind == NextHop::Kind::host || via.kind == NextHop::Kind::address; }
 };

@@ -6,12 +6,8 @@
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 #endif
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
-#include <cstring>
 #include <deque>
 #include <fstream>
 #include <map>
@@ -58,23 +54,6 @@ AttemptResult to_result(const Outcome& o, AttemptResult::Cause cause = AttemptRe
   out.cause = cause;
   if (cause == AttemptResult::Cause::reply && o.status == "5.4.6") out.cause = AttemptResult::Cause::loop;
   return out;
-}
-
-// A relay password: the file's first line. The file must not be readable
-// by every user of the system (it is a secret; Postfix's sasl_passwd map
-// has the same rule of thumb).
-base::Result<std::string> read_password_file(const std::filesystem::path& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0)
-    return base::make_error("route password file " + path.string() + ": " + std::strerror(errno));
-  if ((st.st_mode & S_IROTH) != 0)
-    return base::make_error("route password file " + path.string() +
-                            " is readable by every user: chmod o-r (it holds a relay password)");
-  auto text = base::read_file(path);
-  if (!text.ok()) return base::make_error("route password file " + path.string() + ": " + text.error().message);
-  std::string password = text->substr(0, text->find_first_of("\r\n"));
-  if (password.empty()) return base::make_error("route password file " + path.string() + " is empty");
-  return password;
 }
 
 constexpr size_t kMaxHeaderRead = 256 * 1024;
@@ -549,13 +528,10 @@ base::Result<std::unique_ptr<SmtpAgent>> SmtpAgent::create(const config::Config&
   // [[route]] logins: each password file read once, here; a missing or
   // world-readable one stops start-up.
   for (const auto& rule : config.routes) {
-    std::vector<const config::RouteAccount*> accounts;
-    if (rule.auth) accounts.push_back(&*rule.auth);
-    for (const auto& a : rule.accounts) accounts.push_back(&a);
-    for (const auto* a : accounts) {
+    for (const auto* a : rule.logins()) {
       if (impl->passwords.contains(a->password_file)) continue;
-      auto password = read_password_file(a->password_file);
-      if (!password.ok()) return password.error();
+      auto password = base::read_private_line(a->password_file);
+      if (!password.ok()) return base::make_error("route password file " + password.error().message);
       impl->passwords.emplace(a->password_file, std::move(password).value());
     }
   }

@@ -45,6 +45,7 @@ def test_documented_configuration_is_valid(doc, tmp_path):
         path = files / m.group(2).lstrip("/")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("x\n")
+        path.chmod(0o600)  # a relay password file must not be world-readable
         return f'{m.group(1)}"{path}"'
     config.write_text(FILE_VALUE.sub(existing, text))
     r = subprocess.run([HIKYAKU_BIN, "check-config", "--config", str(config)],

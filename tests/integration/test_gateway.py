@@ -272,12 +272,16 @@ def test_route_back_at_hikyaku_is_refused_with_file_and_line(gateway, make_hikya
     hk.config_path.write_text(text)
 
 
-def test_world_readable_relay_password_stops_start_up(gateway, make_hikyaku):
+def test_world_readable_relay_password_is_refused(gateway):
+    """check-config names it; serve does not start with it."""
     hk = gateway.make()
     hk.stop()
     for pw in hk.tmp.parent.glob("relay*.pw"):
         pw.chmod(0o644)
+    r = hk.run_cli("check-config")
+    assert r.returncode == 1
+    assert "route password file " in r.stderr and "is readable by every user: chmod o-r" in r.stderr, r.stderr
     r = subprocess.run([HIKYAKU_BIN, "serve", "--config", str(hk.config_path)], capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 1
-    assert "is readable by every user: chmod o-r (it holds a relay password)" in r.stdout + r.stderr
+    assert "is readable by every user: chmod o-r (it holds a secret)" in r.stdout + r.stderr
