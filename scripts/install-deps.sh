@@ -9,7 +9,10 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 export DEBIAN_FRONTEND=noninteractive
 # Postfix is a test peer and benchmark reference only: install it without
-# asking questions and without configuring a system instance.
+# asking questions and without configuring a system instance. sasl2-bin
+# (saslpasswd2), libsasl2-modules (PLAIN, LOGIN, CRAM-MD5) and
+# libsasl2-modules-db (sasldb) make a private Postfix an authenticating relay
+# (PostfixSaslRelay in tests/integration/postfix_peer.py).
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 
 $SUDO apt-get update -qq
@@ -22,6 +25,6 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libgtest-dev libgmock-dev googletest libyaml-cpp-dev \
   openssl \
   python3 python3-pytest python3-dkim python3-spf python3-aiosmtpd python3-dnspython \
-  swaks msmtp fetchmail mutt postfix dnsmasq-base dovecot-core dovecot-imapd dovecot-pop3d bind9-dnsutils tmux procps psmisc strace \
+  swaks msmtp fetchmail mutt postfix sasl2-bin libsasl2-modules libsasl2-modules-db dnsmasq-base dovecot-core dovecot-imapd dovecot-pop3d bind9-dnsutils tmux procps psmisc strace \
   pebble certbot \
   publicsuffix >/dev/null
