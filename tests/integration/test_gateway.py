@@ -7,6 +7,8 @@ other loopback addresses (farside.py):
     127.0.0.7  relay.isp.test: STARTTLS, then AUTH (CRAM-MD5 and LOGIN in
                the test's handler, PLAIN aiosmtpd's own); MAIL before AUTH
                gets 530
+    127.0.0.8  a real Postfix with Cyrus SASL (sasldb) as a second relay
+               (postfix_peer.PostfixSaslRelay), each mechanism in turn
 
 Mail comes in from anyone on port 25 (gateway recipients listed in the
 rules) and from logged-in users on 587 (everything else goes to the relay,
@@ -27,9 +29,10 @@ import subprocess
 
 import pytest
 
-from conftest import HIKYAKU_BIN, wait_for
+from conftest import HIKYAKU_BIN, free_port, require_programs, wait_for
 from dns_server import dns_server  # noqa: F401  (pytest fixture)
 from farside import FarSide, free_shared_port, make_self_signed
+from postfix_peer import PostfixSaslRelay
 
 PASSWORD = "alice's submission password"
 RELAY_ACCOUNTS = {"gw-account": "relay secret 1", "carol-own": "carol's relay secret"}
@@ -285,3 +288,35 @@ def test_world_readable_relay_password_is_refused(gateway):
                        timeout=30)
     assert r.returncode == 1
     assert "is readable by every user: chmod o-r (it holds a secret)" in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("mechanism", ["CRAM-MD5", "PLAIN", "LOGIN"])
+def test_real_postfix_relay_with_cyrus_sasldb(tmp_path, make_hikyaku, mechanism):
+    """The second relay: a real Postfix with Cyrus SASL (sasldb) behind
+    STARTTLS (postfix_peer.PostfixSaslRelay); the rule allows one mechanism
+    at a time, so each is used against software nobody here wrote."""
+    require_programs("postfix", "saslpasswd2")
+    host = "127.0.0.8"
+    relay = PostfixSaslRelay(tmp_path / "postfix", host, free_port(host), {"gwuser": "postfix relay secret"})
+    relay.start()
+    try:
+        pw = secret(tmp_path / "postfix.pw", "postfix relay secret")
+        hk = make_hikyaku(extra=f"""
+[[route]]
+match = "*"
+via = "[{host}]:{relay.port}"
+helo = "gw-{mechanism.lower()}.example.test"
+auth = {{ user = "gwuser", password_file = "{pw}", mechanisms = ["{mechanism}"] }}
+""")
+        hk.set_password("alice", PASSWORD)
+        submit(hk, "alice", PASSWORD, "alice@example.test", "friend@elsewhere.test", f"via postfix {mechanism}")
+        wait_for(lambda: len(relay.messages()) == 1, timeout=30, what="the message at the Postfix relay")
+        got = relay.messages()[0]
+        assert got.sasl_username == "gwuser" and got.protocol == "ESMTPSA"
+        assert got.helo == f"gw-{mechanism.lower()}.example.test"
+        assert got.mail_from == "alice@example.test" and got.rcpt_to == "friend@elsewhere.test"
+        wait_for(lambda: relay.sasl_login(got.queue_id) is not None, what="Postfix's sasl log line")
+        assert relay.sasl_login(got.queue_id) == (mechanism, "gwuser")
+        assert f"authenticated as gwuser ({mechanism})" in hk.log_text()
+    finally:
+        relay.stop()
