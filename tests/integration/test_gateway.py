@@ -320,3 +320,32 @@ auth = {{ user = "gwuser", password_file = "{pw}", mechanisms = ["{mechanism}"] 
         assert f"authenticated as gwuser ({mechanism})" in hk.log_text()
     finally:
         relay.stop()
+
+
+def test_a_route_loop_between_two_gateways_ends_at_the_hop_limit_with_one_dsn(make_hikyaku):
+    """Item 4: loops that the load-time check cannot see (two gateways
+    routing a domain to each other) are stopped by the Received hop limit
+    (RFC 5321 §6.3: 554 5.4.6 at the end of DATA), and the sender gets
+    exactly one DSN."""
+    route = """
+[[route]]
+match = "@loop.test"
+via = "[127.0.0.1]:{port}"
+recipients = ["x@loop.test"]
+"""
+    limits = "received_headers = 6"
+    a = make_hikyaku(extra=route.format(port=9), limits_extra=limits, hostname="a.example.test")
+    b = make_hikyaku(extra=route.format(port=a.smtp_port), limits_extra=limits, hostname="b.example.test")
+    a.stop()
+    a.config_path.write_text(a.config_path.read_text().replace("[127.0.0.1]:9\"", f"[127.0.0.1]:{b.smtp_port}\""))
+    a.start()
+    with smtplib.SMTP("127.0.0.1", a.smtp_port, timeout=10) as s:
+        s.sendmail("alice@example.test", ["x@loop.test"], message("alice@example.test", "x@loop.test", "round and round"))
+    wait_for(lambda: len(a.messages("alice")) + len(b.messages("alice")) == 1, timeout=30, what="one DSN")
+    dsn_path = (a.messages("alice") + b.messages("alice"))[0]
+    report = parse(dsn_path.read_bytes()).get_payload()[1].as_string()
+    assert "Final-Recipient: rfc822; x@loop.test" in report and "5.4.6" in report, report
+    # Both queues drain; nothing else was sent anywhere.
+    for hk in (a, b):
+        wait_for(lambda: "0 messages in the queue" in hk.run_cli("queue", "list").stdout, what="an empty queue")
+    assert len(a.messages("alice")) + len(b.messages("alice")) == 1
