@@ -440,7 +440,8 @@ std::optional<RouteAccount> read_account(Reader& r, const toml::table& t, const 
 // One [[route]] (issue 14). Cross-checks that need the whole document
 // (mailboxes, listeners, earlier rules) are in check_routes().
 void read_route(Reader& r, const toml::table& t, Config& c) {
-  r.check_keys(t, "route", {"match", "via", "helo", "tls", "auth", "account", "recipients", "copy_to"});
+  r.check_keys(t, "route",
+               {"match", "via", "helo", "tls", "tls_ca_file", "auth", "account", "recipients", "copy_to"});
   Route rt;
   rt.where = r.where(t);
   std::string via;
@@ -467,8 +468,12 @@ void read_route(Reader& r, const toml::table& t, Config& c) {
   r.string(t, "tls", "route", tls);
   if (tls == "none") rt.tls = RouteTls::none;
   else if (tls == "required") rt.tls = RouteTls::required;
+  else if (tls == "verify") rt.tls = RouteTls::verify;
   else if (!tls.empty() && tls != "opportunistic")
-    r.error(*t.get("tls"), "route.tls: one of \"none\", \"opportunistic\", \"required\"");
+    r.error(*t.get("tls"), "route.tls: one of \"none\", \"opportunistic\", \"required\", \"verify\"");
+  r.path_value(t, "tls_ca_file", "route", rt.tls_ca_file);
+  if (!rt.tls_ca_file.empty() && rt.tls != RouteTls::verify)
+    r.error(*t.get("tls_ca_file"), "route.tls_ca_file: only with tls = \"verify\"");
 
   if (const toml::node* a = t.get("auth")) {
     if (const toml::table* at = a->as_table()) {
@@ -500,9 +505,10 @@ void read_route(Reader& r, const toml::table& t, Config& c) {
   const bool logs_in = rt.auth || !rt.accounts.empty();
   if (logs_in) {
     // A password never travels in clear (RFC 4954 §4 leaves it to policy).
-    if (rt.tls != RouteTls::required && !tls.empty())
-      r.error(*t.get("tls"), "route.tls: must be \"required\" when the rule logs in (auth or [[route.account]])");
-    rt.tls = RouteTls::required;
+    if (rt.tls != RouteTls::required && rt.tls != RouteTls::verify && !tls.empty())
+      r.error(*t.get("tls"),
+              "route.tls: must be \"required\" or \"verify\" when the rule logs in (auth or [[route.account]])");
+    if (rt.tls != RouteTls::verify) rt.tls = RouteTls::required;
   }
   if (!rt.is_relay() && (logs_in || !rt.helo.empty() || !tls.empty()))
     r.error(t, "route: helo, tls, auth and [[route.account]] apply only to a via that names a host or an address");

@@ -193,14 +193,17 @@ struct RouteAccount {
   std::filesystem::path password_file;  // read at start-up; must not be world-readable
 };
 
-enum class RouteTls { none, opportunistic, required };
+// "verify": required, and the certificate must chain to tls_ca_file (or the
+// system's trust anchors) and name the next hop.
+enum class RouteTls { none, opportunistic, required, verify };
 
 struct Route {
   std::string where;  // "FILE:LINE:COL" of the rule, for warnings and logs
   std::string match;  // lower case: "user@domain", "@domain" or "*"
   NextHop via;
   std::string helo;   // announced to this next hop; "" = hostname
-  RouteTls tls = RouteTls::opportunistic;  // "required" whenever there is a login
+  RouteTls tls = RouteTls::opportunistic;  // at least "required" whenever there is a login
+  std::filesystem::path tls_ca_file;       // trust anchors for "verify"; empty: the system's
   std::optional<RouteAccount> auth;        // one account for every sender
   std::vector<RouteAccount> accounts;      // per-sender accounts, checked first
   std::vector<std::string> mechanisms;     // allowed, upper case (default CRAM-MD5, LOGIN, PLAIN)

@@ -428,6 +428,18 @@ recipients = ["A@corp.example", "b@corp.example"]
   EXPECT_EQ(corp.tls, RouteTls::none);
   EXPECT_EQ(corp.recipients, (std::vector<std::string>{"a@corp.example", "b@corp.example"}));
   EXPECT_EQ(corp.account_for("x@y.example"), nullptr);
+
+  auto verified = load(R"(
+[[route]]
+match = "*"
+via = "smtp.isp.example:465"
+tls = "verify"
+tls_ca_file = "ca.pem"
+auth = { user = "gw", password_file = "relay.pw" }
+)");
+  ASSERT_TRUE(verified.config) << all_errors(verified);
+  EXPECT_EQ(verified.config->routes.at(0).tls, RouteTls::verify);  // a login keeps "verify"
+  EXPECT_EQ(verified.config->routes.at(0).tls_ca_file, "/etc/hk/ca.pem");
 }
 
 TEST(Config, RouteErrorsCarryFileLineColumn) {
@@ -444,7 +456,7 @@ TEST(Config, RouteErrorsCarryFileLineColumn) {
        "\"local\" needs a match in one of this server's [[domain]]s"},
       {"auth in clear", "[[route]]\nmatch = \"*\"\nvia = \"r.example\"\ntls = \"opportunistic\"\n"
                         "auth = { user = \"u\", password_file = \"p\" }\n",
-       "t.toml:7:7: route.tls: must be \"required\" when the rule logs in"},
+       "t.toml:7:7: route.tls: must be \"required\" or \"verify\" when the rule logs in"},
       {"unknown mechanism", "[[route]]\nmatch = \"*\"\nvia = \"r.example\"\n"
                             "auth = { user = \"u\", password_file = \"p\", mechanisms = [\"XOAUTH2\"] }\n",
        "route.auth.mechanisms: 'XOAUTH2' is not one of CRAM-MD5, LOGIN, PLAIN"},
@@ -456,6 +468,8 @@ TEST(Config, RouteErrorsCarryFileLineColumn) {
       {"copy_to unknown mailbox", "[[route]]\nmatch = \"*\"\nvia = \"r.example\"\ncopy_to = \"mailbox:nope\"\n",
        "copy_to: no [[mailbox]] named 'nope'"},
       {"unknown key", "[[route]]\nmatch = \"*\"\nvia = \"r.example\"\nport = 25\n", "unknown key 'route.port'"},
+      {"ca file without verify", "[[route]]\nmatch = \"*\"\nvia = \"r.example\"\ntls_ca_file = \"ca.pem\"\n",
+       "t.toml:7:15: route.tls_ca_file: only with tls = \"verify\""},
   };
   for (const auto& c : cases) {
     auto r = load(listen + c.toml);

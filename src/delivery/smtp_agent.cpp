@@ -256,7 +256,11 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     auto o = std::make_shared<smtp::client::ClientOptions>(client);
     if (!rule.helo.empty()) o->helo_name = rule.helo;
     o->starttls = rule.tls != config::RouteTls::none;
-    o->require_tls = rule.tls == config::RouteTls::required;
+    o->require_tls = rule.tls == config::RouteTls::required || rule.tls == config::RouteTls::verify;
+    if (rule.tls == config::RouteTls::verify) {
+      o->verify_certificate = true;
+      o->tls_context = verifying_contexts.at(&rule);
+    }
     if (const config::RouteAccount* account = rule.account_for(sender)) {
       auto password = passwords.find(account->password_file);
       if (password != passwords.end())
@@ -498,6 +502,8 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
       std::make_shared<const smtp::client::ClientOptions>(client);
   // [[route]] passwords by password_file, read once by create().
   std::map<std::filesystem::path, std::string> passwords;
+  // [[route]] with tls = "verify": its trust anchors, loaded by create().
+  std::map<const config::Route*, std::shared_ptr<net::ssl::context>> verifying_contexts;
   std::unique_ptr<base::SystemClock> clock;
   std::unique_ptr<srs::Rewriter> srs;
   smtp::client::ConnectionPool connections;    // io thread only
@@ -528,6 +534,11 @@ base::Result<std::unique_ptr<SmtpAgent>> SmtpAgent::create(const config::Config&
   // [[route]] logins: each password file read once, here; a missing or
   // world-readable one stops start-up.
   for (const auto& rule : config.routes) {
+    if (rule.tls == config::RouteTls::verify) {
+      auto ctx = smtp::client::verifying_context(rule.tls_ca_file);
+      if (!ctx.ok()) return base::make_error("route '" + rule.match + "' (" + rule.where + "): " + ctx.error().message);
+      impl->verifying_contexts.emplace(&rule, std::move(ctx).value());
+    }
     for (const auto* a : rule.logins()) {
       if (impl->passwords.contains(a->password_file)) continue;
       auto password = base::read_private_line(a->password_file);

@@ -127,8 +127,8 @@ awaitable<bool> Stream::start_tls(std::chrono::steady_clock::duration timeout) {
   co_return co_await handshake(ssl::stream_base::server, timeout);
 }
 
-awaitable<bool> Stream::start_tls_client(const std::string& server_name,
-                                         std::chrono::steady_clock::duration timeout) {
+awaitable<bool> Stream::start_tls_client(const std::string& server_name, std::chrono::steady_clock::duration timeout,
+                                         bool verify) {
   if (!tls_available() || tls_active_) co_return false;
   error_code not_ip;
   (void)asio::ip::make_address(server_name, not_ip);
@@ -136,6 +136,17 @@ awaitable<bool> Stream::start_tls_client(const std::string& server_name,
   ssl_ = std::make_unique<ssl::stream<tcp::socket>>(std::move(*socket_), *tls_ctx_);
   socket_.reset();
   if (named) SSL_set_tlsext_host_name(ssl_->native_handle(), server_name.c_str());  // SNI
+  if (verify) {
+    SSL* handle = ssl_->native_handle();
+    X509_VERIFY_PARAM* param = SSL_get0_param(handle);
+    const bool pinned = named ? X509_VERIFY_PARAM_set1_host(param, server_name.c_str(), server_name.size()) == 1
+                              : X509_VERIFY_PARAM_set1_ip_asc(param, server_name.c_str()) == 1;
+    if (!pinned) {
+      last_error_ = asio::error::invalid_argument;
+      co_return false;
+    }
+    SSL_set_verify(handle, SSL_VERIFY_PEER, nullptr);
+  }
   co_return co_await handshake(ssl::stream_base::client, timeout);
 }
 

@@ -79,8 +79,12 @@ class Stream {
   // Client-side TLS handshake (the SMTP client's STARTTLS). `server_name`
   // goes out as SNI unless it is empty or an IP literal (RFC 6066 §3). The
   // caller checks has_buffered_input() first: bytes that arrived before the
-  // handshake must not be read as if they came over TLS.
-  awaitable<bool> start_tls_client(const std::string& server_name, std::chrono::steady_clock::duration timeout);
+  // handshake must not be read as if they came over TLS. `verify`: the
+  // certificate must chain to the context's trust anchors and name
+  // `server_name` (a host name, or an IP literal as an IP address SAN;
+  // RFC 6125); otherwise the handshake fails.
+  awaitable<bool> start_tls_client(const std::string& server_name, std::chrono::steady_clock::duration timeout,
+                                   bool verify = false);
 
   bool tls_available() const { return tls_ctx_ != nullptr; }
   bool tls_active() const { return tls_active_; }

@@ -26,6 +26,7 @@ import email.policy
 import smtplib
 import ssl
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -349,3 +350,66 @@ recipients = ["x@loop.test"]
     for hk in (a, b):
         wait_for(lambda: "0 messages in the queue" in hk.run_cli("queue", "list").stdout, what="an empty queue")
     assert len(a.messages("alice")) + len(b.messages("alice")) == 1
+
+
+def make_ca_and_leaf(directory, name):
+    """A private CA and a certificate it signs for `name` (DNS SAN): a relay
+    whose certificate a `tls = "verify"` route can check."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=hikyaku test CA",
+            "-keyout", "ca.key", "-out", "ca.pem", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", "leaf.key", "-out", "leaf.csr")
+    (d / "san.ext").write_text(f"subjectAltName=DNS:{name}\n")
+    openssl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+            "-out", "leaf.pem", "-extfile", "san.ext")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(d / "leaf.pem"), str(d / "leaf.key"))
+    return d / "ca.pem", ctx
+
+
+def test_verify_route_checks_the_relays_certificate(tmp_path, dns_server, make_hikyaku):  # noqa: F811
+    """tls = "verify": the relay's certificate must chain to tls_ca_file and
+    name the host the rule names; otherwise nothing is sent, not even the
+    login."""
+    host = "127.0.0.9"
+    port = free_port(host)
+    ca, ctx = make_ca_and_leaf(tmp_path / "pki", "relay.verify.test")
+    dns_server.add_host("relay.verify.test", host)
+    relay = FarSide(host, port, name="relay.verify.test", tls_context=ctx, auth=RELAY_ACCOUNTS).start()
+    other_ca, _ = make_ca_and_leaf(tmp_path / "other-pki", "relay.verify.test")
+    pw = secret(tmp_path / "verify.pw", RELAY_ACCOUNTS["gw-account"])
+    try:
+        def server(via, ca_file):
+            hk = make_hikyaku(extra=f"""
+{dns_server.toml()}
+[delivery]
+retry = ["1h"]
+[[route]]
+match = "*"
+via = "{via}"
+tls = "verify"
+tls_ca_file = "{ca_file}"
+auth = {{ user = "gw-account", password_file = "{pw}" }}
+""")
+            hk.set_password("alice", PASSWORD)
+            return hk
+        good = server(f"relay.verify.test:{port}", ca)
+        submit(good, "alice", PASSWORD, "alice@example.test", "friend@gmail.test", "verified")
+        assert relay.wait_messages(1)[0].login == "gw-account"
+        assert "certificate verified" in good.log_text()
+        # Another CA, or the right CA but a name the certificate does not
+        # carry (the address literal): the handshake fails, no plaintext retry.
+        for via, ca_file in ((f"relay.verify.test:{port}", other_ca), (f"[{host}]:{port}", ca)):
+            bad = server(via, ca_file)
+            submit(bad, "alice", PASSWORD, "alice@example.test", "friend@gmail.test", "not verified")
+            wait_for(lambda: "TLS handshake failed:" in bad.log_text(), what="the failed verification")
+            assert "certificate verify failed" in bad.log_text()
+            assert "no plaintext retry (the route requires TLS)" in bad.log_text()
+        assert len(relay.received()) == 1 and relay.auth_failures == 0
+    finally:
+        relay.stop()

@@ -93,6 +93,7 @@ std::string endpoint_key(const std::string& ip, uint16_t port, const ClientOptio
   std::string key = (ip.find(':') != std::string::npos ? "[" + ip + "]" : ip) + ":" + std::to_string(port);
   key += " helo=" + options.helo_name;
   if (options.require_tls) key += " tls";
+  if (options.verify_certificate) key += " verify@" + std::to_string(reinterpret_cast<uintptr_t>(options.tls_context.get()));
   if (options.login) key += " login=" + options.login->user;
   return key;
 }
@@ -130,8 +131,26 @@ ClientOptions ClientOptions::from_config(const config::Config& config) {
 
 // The transport: the connected socket as a net::Stream (the same one the
 // servers' sessions use), able to switch to TLS.
+base::Result<std::shared_ptr<ssl::context>> verifying_context(const std::filesystem::path& ca_file) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                   ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  error_code ec;
+  if (ca_file.empty()) {
+    ctx->set_default_verify_paths(ec);
+  } else {
+    ctx->load_verify_file(ca_file.string(), ec);
+  }
+  if (ec)
+    return base::make_error("cannot load the trust anchors " + (ca_file.empty() ? "of the system" : ca_file.string()) +
+                            ": " + ec.message());
+  ctx->set_verify_mode(ssl::verify_peer);
+  return ctx;
+}
+
 struct Connection::Impl {
-  Impl(tcp::socket socket, size_t max_line) : stream(std::move(socket), client_context(), max_line) {}
+  Impl(tcp::socket socket, std::shared_ptr<ssl::context> tls, size_t max_line)
+      : stream(std::move(socket), tls ? std::move(tls) : client_context(), max_line) {}
   net::Stream stream;
 };
 
@@ -145,6 +164,9 @@ bool Connection::reusable() const {
 std::string Connection::tls_summary() const {
   if (!tls_active_) return "none (" + plaintext_reason_ + ")";
   std::string out = impl_->stream.tls_description();
+  // A route's tls = "verify": the handshake succeeded only with a
+  // certificate that chains to its trust anchors and names the host.
+  if (options_.verify_certificate) return out + ", certificate verified";
   // verify_none: OpenSSL checked nothing we rely on (no trust anchors are
   // loaded), so nothing more than "encrypted" may be claimed.
   return out + ", certificate not verified";
@@ -269,7 +291,8 @@ net::awaitable<Connection::Opened> Connection::open(std::string host_name, std::
     co_return out;
   }
 
-  std::unique_ptr<Connection> conn(new Connection(std::make_unique<Impl>(std::move(socket), options.max_line)));
+  std::unique_ptr<Connection> conn(
+      new Connection(std::make_unique<Impl>(std::move(socket), options.tls_context, options.max_line)));
   conn->peer_ = peer;
   conn->options_ = std::move(options);
   conn->log_id_ = std::move(log_id);
@@ -316,7 +339,8 @@ net::awaitable<Connection::Opened> Connection::open(std::string host_name, std::
         co_return out;
       }
       // SNI carries host_name unless it is an IP literal.
-      const bool secured = co_await conn->impl_->stream.start_tls_client(host_name, opts.tls_timeout);
+      const bool secured =
+          co_await conn->impl_->stream.start_tls_client(host_name, opts.tls_timeout, opts.verify_certificate);
       if (!secured) {
         const std::string why =
             conn->impl_->stream.timed_out() ? "timed out" : conn->impl_->stream.last_error().message();

@@ -47,12 +47,14 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "base/result.hpp"
 #include "config/config.hpp"
 #include "mail/message.hpp"
 #include "net/asio.hpp"
@@ -94,6 +96,11 @@ struct ClientOptions {
   // A [[route]] with tls = "required" (or a login): no plaintext delivery,
   // no plaintext retry after a failed handshake (4.7.4 / 4.7.5 instead).
   bool require_tls = false;
+  // A [[route]] with tls = "verify": the certificate must chain to
+  // `tls_context`'s trust anchors (verifying_context()) and name the host
+  // (or the IP literal) the route names; implies require_tls.
+  bool verify_certificate = false;
+  std::shared_ptr<net::ssl::context> tls_context;  // null: the opportunistic, unverified one
   std::optional<ClientLogin> login;  // AUTH after STARTTLS (RFC 4954)
   bool pipelining = true;      // use PIPELINING when offered
   size_t max_line = 8192;      // longest reply line accepted
@@ -118,6 +125,10 @@ struct Transaction {
   // TLS policy above).
   bool plaintext_after_tls_failure = false;
 };
+
+// A client TLS context that verifies certificates against `ca_file` (PEM;
+// empty: the system's trust anchors), TLS 1.2 or newer.
+base::Result<std::shared_ptr<net::ssl::context>> verifying_context(const std::filesystem::path& ca_file);
 
 class Connection {
  public:
