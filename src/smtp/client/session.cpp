@@ -149,8 +149,8 @@ base::Result<std::shared_ptr<ssl::context>> verifying_context(const std::filesys
 }
 
 struct Connection::Impl {
-  Impl(tcp::socket socket, std::shared_ptr<ssl::context> tls, size_t max_line)
-      : stream(std::move(socket), tls ? std::move(tls) : client_context(), max_line) {}
+  Impl(tcp::socket socket, const std::shared_ptr<ssl::context>& tls, size_t max_line)
+      : stream(std::move(socket), tls ? tls : client_context(), max_line) {}
   net::Stream stream;
 };
 

@@ -34,6 +34,10 @@
 //              offered or refused is 4.7.4, a failed handshake is not retried
 //              without TLS. AUTH (RFC 4954; protocol/client_auth.hpp) only
 //              inside TLS; a refused login is temporary (outcome.cpp).
+//            * tls = "verify" (ClientOptions::verify_certificate): the same,
+//              and the certificate must chain to the route's trust anchors
+//              and name its host (RFC 6125) — the one case where a
+//              certificate is authenticated, and logged as "verified".
 // Trust:     the peer is an untrusted host on the Internet: every reply goes
 //            through ReplyParser (bounded lines and line count); nothing it
 //            says is executed or echoed to third parties except as the
