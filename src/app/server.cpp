@@ -18,6 +18,7 @@
 #include "base/log.hpp"
 #include "base/privileges.hpp"
 #include "delivery/forward_transform.hpp"
+#include "delivery/callout_verifier.hpp"
 #include "delivery/maildir_agent.hpp"
 #include "delivery/smtp_agent.hpp"
 #include "dns/answer_cache.hpp"
@@ -342,6 +343,10 @@ int serve(config::Config config, const ServeOptions& options) {
                         on_loop, on_pool);
 
   smtp::server::ServerContext smtp_ctx{smtp::server::Settings::from(config), intake, tls_context, blocking, &logins};
+  // Gateway recipients of rules with verify_recipients: asked at the next
+  // hop before 250 (issue 14).
+  delivery::CalloutVerifier callout(config, dns_cache, **smtp_agent, {});
+  smtp_ctx.verifier = &callout;
   pop3::Pop3Context pop3_ctx{config, logins, tls_context, blocking};
   imap::ImapContext imap_ctx{config, logins, tls_context, blocking};
 

@@ -441,7 +441,8 @@ std::optional<RouteAccount> read_account(Reader& r, const toml::table& t, const 
 // (mailboxes, listeners, earlier rules) are in check_routes().
 void read_route(Reader& r, const toml::table& t, Config& c) {
   r.check_keys(t, "route",
-               {"match", "via", "helo", "tls", "tls_ca_file", "auth", "account", "recipients", "copy_to"});
+               {"match", "via", "helo", "tls", "tls_ca_file", "auth", "account", "recipients", "verify_recipients",
+                "copy_to"});
   Route rt;
   rt.where = r.where(t);
   std::string via;
@@ -524,6 +525,11 @@ void read_route(Reader& r, const toml::table& t, Config& c) {
   }
   if (!rt.recipients.empty() && !rt.is_relay())
     r.error(*t.get("recipients"), "route.recipients: only for a via that names a host or an address");
+  r.boolean(t, "verify_recipients", "route", rt.verify_recipients);
+  if (rt.verify_recipients && (!rt.is_relay() || rt.match == "*"))
+    r.error(*t.get("verify_recipients"),
+            "route.verify_recipients: only for a rule that names an address or a domain and sends to a host or an "
+            "address (with \"*\" the gateway would relay whatever the next hop takes)");
   std::string copy_to;
   r.string(t, "copy_to", "route", copy_to);
   if (!copy_to.empty()) {

@@ -211,6 +211,10 @@ struct Route {
   // (accepted at RCPT, relayed unchanged); lower case. Empty: the rule
   // routes only mail this server sends anyway (forwards, submission).
   std::vector<std::string> recipients;
+  // Gateway mode without a list: every address the rule matches is accepted
+  // from anyone if the next hop accepts it at RCPT, asked before our 250
+  // and the answer cached (delivery/callout_verifier.hpp). Not with "*".
+  bool verify_recipients = false;
   std::string copy_to;  // a [[mailbox]] that keeps a copy of what this rule relays; "" none
 
   // Does the rule match `address` ("local@domain", any case)?

@@ -468,6 +468,8 @@ TEST(Config, RouteErrorsCarryFileLineColumn) {
       {"copy_to unknown mailbox", "[[route]]\nmatch = \"*\"\nvia = \"r.example\"\ncopy_to = \"mailbox:nope\"\n",
        "copy_to: no [[mailbox]] named 'nope'"},
       {"unknown key", "[[route]]\nmatch = \"*\"\nvia = \"r.example\"\nport = 25\n", "unknown key 'route.port'"},
+      {"verify_recipients with the catch-all", "[[route]]\nmatch = \"*\"\nvia = \"r.example\"\nverify_recipients = true\n",
+       "t.toml:7:21: route.verify_recipients: only for a rule that names an address or a domain"},
       {"ca file without verify", "[[route]]\nmatch = \"*\"\nvia = \"r.example\"\ntls_ca_file = \"ca.pem\"\n",
        "t.toml:7:15: route.tls_ca_file: only with tls = \"verify\""},
   };

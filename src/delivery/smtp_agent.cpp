@@ -576,6 +576,11 @@ void SmtpAgent::deliver(const queue::DeliveryRequest& request, std::function<voi
   impl_->begin(job);
 }
 
+std::shared_ptr<const smtp::client::ClientOptions> SmtpAgent::options_for(const config::Route& rule,
+                                                                          const std::string& sender) const {
+  return impl_->route_options(rule, sender);
+}
+
 void SmtpAgent::stop() {
   std::vector<std::shared_ptr<Impl::Job>> jobs;
   {

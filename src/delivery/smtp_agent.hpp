@@ -114,6 +114,12 @@ class SmtpAgent final : public queue::DeliveryAgent {
 
   void deliver(const queue::DeliveryRequest& request, std::function<void(policy::AttemptResult)> done) override;
 
+  // The session options for mail from `sender` through `rule` (its HELO
+  // name, TLS requirement and trust anchors, login): what the gateway's
+  // recipient check (callout_verifier.hpp) uses too.
+  std::shared_ptr<const smtp::client::ClientOptions> options_for(const config::Route& rule,
+                                                                 const std::string& sender) const;
+
   // Shutdown, after the io_context has stopped and before Scheduler::stop():
   // every delivery still in flight is reported as temporary 4.3.2, so the
   // scheduler does not wait for coroutines that will never resume.

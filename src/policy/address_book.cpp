@@ -39,7 +39,9 @@ RcptVerdict AddressBook::check_recipient(const mail::Address& rcpt, bool authent
   const config::Route* relay = config_.relay_route(rcpt.key());
   // Issue 14: the gateway accepts only the recipients it knows the next
   // hop has (a static list), so it never accepts mail it would bounce.
-  if (relay != nullptr && is_gateway_recipient(*relay, rcpt)) return RcptVerdict::accept;
+  // With verify_recipients the next hop is asked before 250 (the
+  // session's RecipientVerifier); here it is a gateway recipient.
+  if (relay != nullptr && (is_gateway_recipient(*relay, rcpt) || relay->verify_recipients)) return RcptVerdict::accept;
   if (config_.is_local_domain(rcpt.domain)) {
     // RFC 5321 §3.3: refuse unknown users at RCPT, never bounce later.
     const bool known = config_.find_address(rcpt.key()) != nullptr || is_postmaster(rcpt);
@@ -61,7 +63,7 @@ std::vector<mail::Target> AddressBook::route_plan(const mail::Address& rcpt, boo
     // recipient: relayed unchanged (a submitted message to a gateway
     // recipient is a submitted remote recipient, below).
     if ((local && check_recipient(rcpt, false) == RcptVerdict::accept) ||
-        (!authenticated && is_gateway_recipient(*relay, rcpt)))
+        (!authenticated && (is_gateway_recipient(*relay, rcpt) || relay->verify_recipients)))
       return {{mail::Target::Kind::relay, rcpt.str()}};
   }
   if (const auto* rule = config_.find_address(rcpt.key())) return rule->deliver;

@@ -50,6 +50,10 @@ accepted or not; `connections` counts TCP connections; `session_times()`
 gives (opened, closed) per connection (time.monotonic(), closed None while
 open) and `max_concurrent()` the most connections open at the same time.
 
+`side.unknown_users` (a set of lower-case addresses) makes RCPT answer
+"550 5.1.1 ... User unknown" for those; `side.rcpts` lists every RCPT address
+seen (a gateway's recipient checks count there).
+
 Every Received also carries `helo` (the name the client announced) and
 `login` (the AUTH user, or None).
 
@@ -209,6 +213,11 @@ class _Handler:
         return "250 2.1.0 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        with self.side.lock:
+            self.side.rcpts.append(address)
+            unknown = address.lower() in self.side.unknown_users
+        if unknown:
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
         r = await self._apply("rcpt", server, None)
         if r == "DROP":
             return "421 4.4.2 dropping"
@@ -239,6 +248,8 @@ class FarSide:
     def __init__(self, host, port, name=None, tls_context=None, auth=None):
         self.auth = auth
         self.mechanisms = {"CRAM-MD5", "LOGIN"}
+        self.unknown_users = set()  # RCPT gets 550 5.1.1 for these (lower case)
+        self.rcpts = []             # every RCPT address seen, in order
         self.auth_failures = 0
         self.host = host
         self.port = port

@@ -413,3 +413,38 @@ auth = {{ user = "gw-account", password_file = "{pw}" }}
         assert len(relay.received()) == 1 and relay.auth_failures == 0
     finally:
         relay.stop()
+
+
+def test_recipients_verified_at_the_next_hop_before_250(gateway, make_hikyaku):
+    """verify_recipients: the gateway asks the internal server (MAIL FROM:<>,
+    RCPT, RSET) before answering, keeps the answer, and says 451 when the
+    server cannot answer for good — it never accepts mail it would bounce."""
+    gateway.b.unknown_users = {"ghost@corp2.test"}
+    hk = make_hikyaku(extra=f"""
+[[route]]
+match = "@corp2.test"
+via = "[127.0.0.6]:{gateway.port}"
+verify_recipients = true
+""")
+    with smtplib.SMTP("127.0.0.1", hk.smtp_port, timeout=20) as s:
+        s.ehlo("mx.sender.test")
+        s.mail("someone@sender.test")
+        assert s.rcpt("real@corp2.test")[0] == 250
+        code, text = s.rcpt("ghost@corp2.test")
+        assert code == 550 and b"5.1.1" in text, (code, text)
+        code, _ = s.rcpt("Ghost@corp2.test")  # the cached answer, not a second question
+        assert code == 550
+        s.data(message("someone@sender.test", "real@corp2.test", "verified"))
+        # A next hop that cannot answer now: 451, nothing accepted blind.
+        gateway.b.set_mode("tempfail_rcpt")
+        s.mail("someone@sender.test")
+        code, text = s.rcpt("later@corp2.test")
+        assert code == 451 and b"4.4.3" in text, (code, text)
+        s.rset()
+    got = gateway.b.wait_messages(1)[0]
+    assert got.rcpt_tos == ["real@corp2.test"] and got.mail_from == "someone@sender.test"
+    probes = [r for r in gateway.b.rcpts if r.lower() == "ghost@corp2.test"]
+    assert len(probes) == 1, gateway.b.rcpts
+    # The real recipient was asked once and then got its message: the probe
+    # itself sent nothing (MAIL FROM:<>, RCPT, RSET).
+    assert len(gateway.b.received()) == 1

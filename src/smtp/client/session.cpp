@@ -423,6 +423,22 @@ net::awaitable<std::optional<Outcome>> Connection::authenticate(const ClientLogi
   co_return std::nullopt;
 }
 
+net::awaitable<Outcome> Connection::probe_recipient(const std::string& rcpt) {
+  std::optional<Outcome> failure;
+  const std::string mail_line = "MAIL FROM:<>";
+  auto mail = co_await command(mail_line, Stage::mail, failure);
+  if (failure) co_return *failure;
+  if (!mail.positive()) co_return classify(mail, Stage::mail);
+  const std::string rcpt_line = "RCPT TO:<" + rcpt + ">";
+  auto reply = co_await command(rcpt_line, Stage::rcpt, failure);
+  if (failure) co_return *failure;
+  Outcome out = classify(reply, Stage::rcpt);
+  if (out.kind == Outcome::Kind::delivered) out.detail = reply.text();
+  const std::string rset_line = "RSET";
+  (void)co_await command(rset_line, Stage::rset, failure);
+  co_return out;
+}
+
 net::awaitable<Outcome> Connection::send(const Transaction& tx) {
   bool reset_failed = false;
   Outcome out = co_await send(tx, false, reset_failed);

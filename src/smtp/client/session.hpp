@@ -153,6 +153,10 @@ class Connection {
   // offered (RFC 2920 §3.1). nullopt: the RSET failed, the connection is
   // unusable and nothing of the transaction took effect (open a new one).
   net::awaitable<std::optional<Outcome>> send_reused(const Transaction& tx);
+  // A gateway's recipient check (issue 14): MAIL FROM:<>, RCPT TO:<rcpt>,
+  // RSET — nothing is sent. The outcome classifies the RCPT reply (or the
+  // MAIL refusal, or the failure).
+  net::awaitable<Outcome> probe_recipient(const std::string& rcpt);
   // RSET alone; false when the connection is no longer usable.
   net::awaitable<bool> reset();
   // QUIT and close (RFC 5321 §4.1.1.10); errors are ignored.

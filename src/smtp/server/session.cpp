@@ -65,7 +65,7 @@ std::string_view role_name(Role r) {
 }
 
 // What the I/O loop must do after a command's reply is queued.
-enum class Step { next, read_data, start_tls, authenticate, quit };
+enum class Step { next, read_data, start_tls, authenticate, verify_recipient, quit };
 
 // Failed AUTH attempts before the session ends (as POP3 and IMAP do).
 constexpr unsigned kMaxAuthFailures = 3;
@@ -151,6 +151,7 @@ class Session {
   net::awaitable<LineRead> read_line(std::string& line);
   net::awaitable<bool> read_more(std::string_view when);
   net::awaitable<void> authenticate();
+  net::awaitable<void> verify_recipient();
   // RFC 5321 §4.5.3.2.7's 5 minutes ([limits] command_timeout), or
   // stress_timeout while this protocol's pool is nearly full (Postfix's
   // stress mode).
@@ -193,6 +194,7 @@ class Session {
   unsigned messages_ = 0;
   unsigned tx_serial_ = 0;
   std::string auth_user_;  // the [[mailbox]] logged in with AUTH, or empty
+  std::optional<mail::Address> pending_rcpt_;  // RCPT waiting for the next hop's answer
   unsigned auth_failures_ = 0;
   protocol::AuthExchange auth_;            // the AUTH exchange in progress
   protocol::AuthExchange::Step auth_step_;  // its first step (from do_auth)
@@ -339,10 +341,35 @@ std::optional<Reply> Session::check_rcpt(Command& cmd) {
 }
 
 Step Session::do_rcpt(Command& cmd) {
+  // Issue 14: a gateway recipient the next hop is asked about first.
+  if (ctx_.verifier != nullptr && !authenticated() && ctx_.verifier->wants(*cmd.path)) {
+    pending_rcpt_ = std::move(*cmd.path);
+    return Step::verify_recipient;
+  }
   tx_.add_recipient(std::move(*cmd.path));
   send(reply::recipient_ok());
   enter_state(State::rcpt);
   return Step::next;
+}
+
+// The RCPT that do_rcpt() held back: the next hop's verdict (cached by the
+// verifier) decides between 250 and its refusal; replies stay in command
+// order because nothing else is read meanwhile.
+net::awaitable<void> Session::verify_recipient() {
+  mail::Address rcpt = std::move(*pending_rcpt_);
+  pending_rcpt_.reset();
+  const auto serial = tx_serial_;
+  auto refused = co_await ctx_.verifier->verify(rcpt);
+  if (serial != tx_serial_ || state_ == State::closing) co_return;
+  if (refused) {
+    log_->info("{} RCPT rejected: <{}>: {}", id_, rcpt.str(), refused->summary());
+    count_error(*refused);
+    send(*refused);
+    co_return;
+  }
+  tx_.add_recipient(std::move(rcpt));
+  send(reply::recipient_ok());
+  enter_state(State::rcpt);
 }
 
 std::optional<Reply> Session::check_data(Command&) {
@@ -827,6 +854,9 @@ net::awaitable<void> Session::run(net::Refusal refusal) {
       case Step::authenticate:
         base::wipe(line);  // the AUTH line may carry an initial response
         co_await authenticate();
+        break;
+      case Step::verify_recipient:
+        co_await verify_recipient();
         break;
       case Step::start_tls: {
         const bool written = co_await flush();

@@ -31,6 +31,7 @@
 #include "net/asio.hpp"
 #include "net/listener.hpp"
 #include "smtp/server/message_sink.hpp"
+#include "smtp/server/recipient_verifier.hpp"
 
 namespace hikyaku::login {
 class MailboxLogins;
@@ -57,6 +58,9 @@ struct ServerContext {
   // Submission AUTH: the mailbox logins (login/). Null: no AUTH is
   // offered anywhere (submission then accepts no mail).
   login::MailboxLogins* logins = nullptr;
+  // Gateway recipients verified at the next hop before 250 (issue 14).
+  // Null: no verification.
+  RecipientVerifier* verifier = nullptr;
 };
 
 enum class Role {

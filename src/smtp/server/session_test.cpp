@@ -258,6 +258,7 @@ class SessionTest : public ::testing::Test {
   void start(Role role = Role::mx, net::Refusal refusal = net::Refusal::none) {
     ctx_ = std::make_unique<ServerContext>(
         ServerContext{Settings::from(config_), sink_, tls_, workers_, logins_.get()});
+    ctx_->verifier = verifier_;
     acceptor_ = std::make_unique<tcp::acceptor>(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     port_ = acceptor_->local_endpoint().port();
     asio::co_spawn(io_, accept_loop(role, refusal), asio::detached);
@@ -323,6 +324,7 @@ class SessionTest : public ::testing::Test {
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
   std::unique_ptr<ServerContext> ctx_;
+  RecipientVerifier* verifier_ = nullptr;  // set before start()
   std::unique_ptr<tcp::acceptor> acceptor_;
   std::thread thread_;
   uint16_t port_ = 0;
@@ -536,6 +538,49 @@ TEST_F(SessionTest, PipelinedGroupsAreAnswered_RFC2920_3_1) {
   EXPECT_EQ(sink_.envelope(0).recipients.size(), 2u);
   EXPECT_EQ(sink_.message(0).find("\tfor <"), std::string::npos);  // several recipients: no "for"
   EXPECT_EQ(sink_.envelope(1).sender_str(), "b@remote.example");
+}
+
+// Issue 14: a gateway recipient is verified at the next hop before the
+// reply; the verification is asynchronous, yet pipelined replies stay in
+// command order and a refusal leaves the transaction as it was.
+class FakeVerifier final : public RecipientVerifier {
+ public:
+  bool wants(const mail::Address& rcpt) const override { return base::to_lower(rcpt.local) == "bob"; }
+  net::awaitable<std::optional<mail::Reply>> verify(const mail::Address& rcpt) override {
+    ++asked;
+    asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(20));
+    co_await pause.async_wait(net::use_awaitable);  // the answer arrives later
+    if (refuse) co_return mail::Reply(550, "5.1.1", "<" + rcpt.str() + ">: unknown at the next hop");
+    co_return std::nullopt;
+  }
+  std::atomic<int> asked{0};
+  std::atomic<bool> refuse{true};
+};
+
+TEST_F(SessionTest, GatewayRecipientVerifiedInOrder) {
+  FakeVerifier verifier;
+  verifier_ = &verifier;
+  start();
+  auto t = connect_ehlo();
+  t->send_raw("MAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.test>\r\nRCPT TO:<bob@example.test>\r\n"
+              "RCPT TO:<ALICE@example.test>\r\nDATA\r\n");
+  t->expect("250 2.1.0 *");
+  t->expect("250 2.1.5 *");
+  t->expect("550 5.1.1 <bob@example.test>: unknown at the next hop");
+  t->expect("250 2.1.5 *");
+  t->expect("354 *");
+  t->send_raw("Subject: one\r\n\r\nx\r\n.\r\n");
+  t->expect("250 2.0.0 *");
+  ASSERT_EQ(sink_.count(), 1u);
+  EXPECT_EQ(sink_.envelope(0).recipients.size(), 2u);
+  verifier.refuse = false;
+  t->send("MAIL FROM:<a@remote.example>");
+  t->expect("250 *");
+  t->send("RCPT TO:<bob@example.test>");
+  t->expect("250 2.1.5 *");
+  EXPECT_EQ(verifier.asked, 2);
+  t->send("QUIT");
+  t->expect("221 *");
 }
 
 TEST_F(SessionTest, BareLfRefusedAndSessionStaysInSync_RFC5321_2_3_8) {
