@@ -6,7 +6,7 @@
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 #endif
 
-#include <random>
+#include <algorithm>
 
 #include "base/log.hpp"
 #include "base/strings.hpp"
@@ -90,12 +90,18 @@ net::awaitable<std::optional<mail::Reply>> CalloutVerifier::ask(const config::Ro
     log()->info("{}: <{}> not verified at {}: {}", log_id, rcpt.str(), rule.via.str(), route.failure->detail);
     co_return cannot_ask(rcpt);
   }
-  auto options = agent_.options_for(rule, "");
+  // The client waits at RCPT: every step of the question is short (a next
+  // hop that does not answer in time gets the 451 below).
+  auto shared = agent_.options_for(rule, "");
+  smtp::client::ClientOptions options = *shared;
+  options.connect_timeout = std::min<smtp::client::Duration>(options.connect_timeout, settings_.timeout);
+  options.command_timeout = std::min<smtp::client::Duration>(options.command_timeout.value_or(settings_.timeout),
+                                                             settings_.timeout);
   std::string last = "no address";
   for (const auto& host : route.hosts) {
     for (const auto& ip : host.addresses) {
       if (config_.listen.is_own(ip, rule.via.port)) continue;  // never ask ourselves
-      auto opened = co_await smtp::client::Connection::open(host.name, ip, rule.via.port, *options, log_id);
+      auto opened = co_await smtp::client::Connection::open(host.name, ip, rule.via.port, options, log_id);
       if (!opened.connection) {
         last = opened.failure.detail;
         continue;

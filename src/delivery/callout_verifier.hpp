@@ -38,6 +38,9 @@ class CalloutVerifier final : public smtp::server::RecipientVerifier {
     std::chrono::seconds positive_ttl{std::chrono::hours(1)};
     std::chrono::seconds negative_ttl{std::chrono::minutes(10)};
     size_t max_entries = 10000;  // beyond: the oldest answers are dropped
+    // Each step of the question (connect, every reply): the client is
+    // waiting for our RCPT reply meanwhile.
+    std::chrono::seconds timeout{15};
   };
   // All must outlive the verifier.
   CalloutVerifier(const config::Config& config, dns::AsyncResolver& resolver, const SmtpAgent& agent,
