@@ -30,10 +30,9 @@ std::shared_ptr<spdlog::logger> log() { return base::logger("smtp-client"); }
 // pass named objects (GCC 12 and temporaries in co_await argument lists:
 // smtp/client/session.cpp).
 net::awaitable<smtp::client::ResolvedRoute> resolve(dns::AsyncResolver& resolver, const config::NextHop& next_hop) {
-  const config::NextHop hop = next_hop;
   auto ex = co_await asio::this_coro::executor;
   // Named, not a temporary in the co_await expression (GCC 12).
-  auto initiate = [&resolver, hop, ex](auto handler) {
+  auto initiate = [&resolver, hop = next_hop, ex](auto handler) {
     auto h = std::make_shared<decltype(handler)>(std::move(handler));
     dns::resolve_then<smtp::client::ResolvedRoute>(
         resolver, [hop](dns::Resolver& view) { return smtp::client::resolve_next_hop(view, hop); },
