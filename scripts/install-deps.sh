@@ -13,6 +13,9 @@ export DEBIAN_FRONTEND=noninteractive
 # (saslpasswd2), libsasl2-modules (PLAIN, LOGIN, CRAM-MD5) and
 # libsasl2-modules-db (sasldb) make a private Postfix an authenticating relay
 # (PostfixSaslRelay in tests/integration/postfix_peer.py).
+# swaks's TLS (Net::SSLeay) and CRAM-MD5 (Authen::SASL, Digest::HMAC) are
+# only Recommends/Suggests of its package: named here, since recommends are
+# not installed.
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 
 $SUDO apt-get update -qq
@@ -25,6 +28,6 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libgtest-dev libgmock-dev googletest libyaml-cpp-dev \
   openssl \
   python3 python3-pytest python3-dkim python3-spf python3-aiosmtpd python3-dnspython \
-  swaks msmtp fetchmail mutt postfix sasl2-bin libsasl2-modules libsasl2-modules-db dnsmasq-base dovecot-core dovecot-imapd dovecot-pop3d bind9-dnsutils tmux procps psmisc strace \
+  swaks libnet-ssleay-perl libauthen-sasl-perl libdigest-hmac-perl msmtp fetchmail mutt postfix sasl2-bin libsasl2-modules libsasl2-modules-db dnsmasq-base dovecot-core dovecot-imapd dovecot-pop3d bind9-dnsutils tmux procps psmisc strace \
   pebble certbot \
   publicsuffix >/dev/null

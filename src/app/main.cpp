@@ -1,5 +1,5 @@
 // Purpose:   The `hikyaku` command line (DESIGN.md "user-facing interface"):
-//            serve, check-config, user, queue. Parses arguments, loads the
+//            serve, check-config, reload, user, queue. Parses arguments, loads the
 //            configuration and hands over to app::serve or admin commands.
 // Trust:     started as root with a configured `user`, every command that
 //            touches data_dir drops to that user first (admin/service_user).
@@ -12,6 +12,7 @@
 
 #include "admin/commands.hpp"
 #include "admin/dns_commands.hpp"
+#include "admin/reload_command.hpp"
 #include "admin/service_user.hpp"
 #include "app/server.hpp"
 #include "config/config.hpp"
@@ -94,6 +95,11 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
       ->check(CLI::IsMember({"rsa", "ed25519"}))->capture_default_str();
   keygen->add_option("--config", config_path, "configuration file")->required();
 
+  auto* reload = app.add_subcommand(
+      "reload", "make the running server re-read its configuration and per-user forwards (errors: refused, the "
+                "running configuration stays)");
+  reload->add_option("--config", config_path, "configuration file")->required();
+
   auto* dns = app.add_subcommand("dns", "print the DNS records to publish (MX, SPF, DKIM, DMARC)");
   dns->add_option("--config", config_path, "configuration file")->required();
 
@@ -109,7 +115,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   if (*serve) return hikyaku::app::serve(std::move(*config), {.demo = config_path.empty()});
   // Commands that read or write data_dir (users, spool) run as the
   // configured `user`, so that what they create is the server's own.
-  if ((*passwd || *list || *del || *qlist || *qshow || *qdel) && hikyaku::admin::as_service_user(*config, std::cerr) != 0)
+  if ((*passwd || *list || *del || *qlist || *qshow || *qdel || *reload) && hikyaku::admin::as_service_user(*config, std::cerr) != 0)
     return 1;
   if (*passwd) return hikyaku::admin::user_passwd(*config, user_name, std::cin, std::cout, std::cerr);
   if (*list) return hikyaku::admin::user_list(*config, std::cout, std::cerr);
@@ -119,6 +125,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
                                        selector_option->count() > 0 ? std::optional(dkim_selector) : std::nullopt,
                                        dkim_algo, std::cout, std::cerr);
   if (*dns) return hikyaku::admin::dns_records(*config, std::cout, std::cerr);
+  if (*reload) return hikyaku::admin::reload(*config, std::cout, std::cerr);
   if (*qlist) return hikyaku::admin::queue_list(*config, std::cout, std::cerr);
   if (*qshow) return hikyaku::admin::queue_show(*config, queue_id, reveal, std::cout, std::cerr);
   if (*qdel) return hikyaku::admin::queue_delete(*config, queue_id, std::cout, std::cerr);

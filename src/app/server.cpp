@@ -1,6 +1,7 @@
 #include "app/server.hpp"
 
 #include <sodium.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
@@ -15,12 +16,14 @@
 #include "base/clock.hpp"
 #include "base/executor.hpp"
 #include "base/file.hpp"
+#include "base/live.hpp"
 #include "base/log.hpp"
 #include "base/privileges.hpp"
 #include "delivery/forward_transform.hpp"
 #include "delivery/callout_verifier.hpp"
 #include "delivery/maildir_agent.hpp"
 #include "delivery/smtp_agent.hpp"
+#include "config/reload.hpp"
 #include "dns/answer_cache.hpp"
 #include "dns/asio/unbound_watch.hpp"
 #include "dns/unbound_resolver.hpp"
@@ -32,6 +35,7 @@
 #include "policy/address_book.hpp"
 #include "policy/delivery_policy.hpp"
 #include "policy/reports.hpp"
+#include "policy/rules.hpp"
 #include "pop3/session.hpp"
 #include "queue/scheduler.hpp"
 #include "queue/spool.hpp"
@@ -179,26 +183,10 @@ int serve(config::Config config, const ServeOptions& options) {
     }
     io.stop();
   });
-  // SIGHUP (systemd's reload, certbot's deploy hook, logrotate): re-read
-  // the TLS certificate and key files, not the configuration file (its
-  // [tls] list stays as started). New handshakes get the new certificates;
-  // connections in progress keep theirs; a file that fails keeps every old
-  // certificate. The signal set makes the handler async-signal-safe: it
-  // runs on the loop, not in the signal. Re-armed after each signal.
+  // SIGHUP: `hikyaku reload` (below, once every component exists). The
+  // signal set is made here so that a SIGHUP during start-up waits for it
+  // instead of killing the process.
   asio::signal_set hangups(io, SIGHUP);
-  std::function<void(const boost::system::error_code&, int)> on_hangup = [&](const boost::system::error_code& ec,
-                                                                             int /*signo*/) {
-    if (ec) return;
-    if (!certificates) {
-      log->info("SIGHUP: no TLS certificates to reload (the configuration file is not re-read)");
-    } else if (auto reloaded = certificates->reload(); !reloaded.ok()) {
-      log->error("SIGHUP: TLS certificates not reloaded, the old ones stay in use: {}", reloaded.error().message);
-    } else {
-      for (const auto& info : *reloaded) log->info("SIGHUP: TLS certificate reloaded: {}", info.str());
-    }
-    hangups.async_wait(on_hangup);
-  };
-  hangups.async_wait(on_hangup);
 
   // Bind everything (ports below 1024 need root) before serving so a port
   // conflict fails start-up loudly; listening and accepting start once the
@@ -261,7 +249,7 @@ int serve(config::Config config, const ServeOptions& options) {
   }
 
   // Data directories: spool, mailboxes, TLS material.
-  for (const auto& dir : {config.data_dir, config.spool_dir(), config.data_dir / "mailboxes"}) {
+  for (const auto& dir : {config.data_dir, config.spool_dir(), config.data_dir / "mailboxes", config.data_dir / "state"}) {
     if (auto st = base::ensure_directory(dir); !st) {
       std::cerr << "hikyaku: " << st.error().message << "\n";
       return 1;
@@ -298,18 +286,20 @@ int serve(config::Config config, const ServeOptions& options) {
               << "mail to demo@example.test via SMTP 127.0.0.1:2525)" << std::endl;
   }
 
-  // The delivery contract and the queue that applies it.
+  // The rules mail is handled by (the address book with the SRS identities
+  // of hidden forwards, the delivery contract, the reports): one immutable
+  // generation, replaced whole by `hikyaku reload`; every transaction,
+  // decision and attempt reads the one current when it starts.
   base::SystemClock clock;
-  // SRS bounce addresses: hidden forwards' keys derived per forward.
-  policy::AddressBook addresses(config, srs_secrets, clock);
-  policy::DeliveryPolicy delivery_policy(config);
-  policy::ReportWriter reports(config);
+  auto running_config = std::make_shared<const config::Config>(config);
+  base::Live<config::Config> live_config(running_config);
+  base::Live<policy::Rules> rules(policy::Rules::create(running_config, srs_secrets, &clock));
   queue::Spool spool(config.spool_dir(), clock);
   if (auto st = spool.open(); !st) {
     std::cerr << "hikyaku: " << st.error().message << "\n";
     return 1;
   }
-  queue::Scheduler scheduler(spool, delivery_policy, reports, clock);
+  queue::Scheduler scheduler(spool, rules, clock);
   delivery::MaildirAgent maildir_agent(delivery::MaildirAgent::Settings::from(config));
   scheduler.register_agent(mail::Target::Kind::mailbox, maildir_agent);
 
@@ -317,7 +307,7 @@ int serve(config::Config config, const ServeOptions& options) {
   asio::thread_pool blocking(std::max(4u, std::thread::hardware_concurrency() * 2));
   // Password checks for POP3, IMAP and submission: their own small pool at
   // a lower priority, a bounded queue, the lockout per source address.
-  login::MailboxLogins logins(config, credentials, login::MailboxLogins::Settings::from(config));
+  login::MailboxLogins logins(live_config, credentials, login::MailboxLogins::Settings::from(config));
   // DNS never blocks: libunbound's asynchronous interface, its result fd
   // watched by the event loop, one answer cache in front (RFC 2308), and the
   // verifiers decide as the answers arrive (dns/resolution.hpp).
@@ -328,7 +318,7 @@ int serve(config::Config config, const ServeOptions& options) {
   }
   dns::AnswerCache dns_cache(**resolver);
   dns::asio::UnboundWatch dns_watch(io, **resolver);
-  auto smtp_agent = delivery::SmtpAgent::create(config, io, blocking, dns_cache, *forward_transform);
+  auto smtp_agent = delivery::SmtpAgent::create(rules, io, blocking, dns_cache, *forward_transform);
   if (!smtp_agent.ok()) {
     std::cerr << "hikyaku: " << smtp_agent.error().message << "\n";
     return 1;
@@ -339,13 +329,13 @@ int serve(config::Config config, const ServeOptions& options) {
   // reject per domain, plans, stage and commit.
   PostTo on_loop(io.get_executor());
   PostTo on_pool(blocking.get_executor());
-  intake::Intake intake(intake::Settings::from(config), addresses, dns_cache, psl ? &*psl : nullptr, spool, scheduler,
+  intake::Intake intake(intake::Settings::from(config), rules, dns_cache, psl ? &*psl : nullptr, spool, scheduler,
                         on_loop, on_pool);
 
   smtp::server::ServerContext smtp_ctx{smtp::server::Settings::from(config), intake, tls_context, blocking, &logins};
   // Gateway recipients of rules with verify_recipients: asked at the next
   // hop before 250 (issue 14).
-  delivery::CalloutVerifier callout(config, dns_cache, **smtp_agent, {});
+  delivery::CalloutVerifier callout(rules, dns_cache, **smtp_agent, {});
   smtp_ctx.verifier = &callout;
   pop3::Pop3Context pop3_ctx{config, logins, tls_context, blocking};
   imap::ImapContext imap_ctx{config, logins, tls_context, blocking};
@@ -385,6 +375,91 @@ int serve(config::Config config, const ServeOptions& options) {
     log->info("listening: {} on {}", b.name, b.endpoint);
   }
 
+  // SIGHUP (`hikyaku reload`, systemd's ExecReload, certbot's deploy hook,
+  // logrotate): re-read the TLS certificate and key files, then the
+  // configuration file and the per-user forwards. New handshakes get the
+  // new certificates; new transactions, decisions and attempts the new
+  // rules; connections in progress keep theirs and are not dropped; queued
+  // messages keep their plans (recorded in the spool). A configuration with
+  // errors is refused and the running one kept (each error logged with its
+  // file and line). The handler runs on the loop, not in the signal.
+  uint64_t generation = 1;
+  // One reload: the outcome as one line ("loaded ..." or "refused: ...").
+  auto reload_configuration = [&]() -> std::string {
+    const auto running = live_config.get();
+    if (running->source == "<embedded demo>") return "refused: the embedded demo configuration has no file to re-read";
+    auto loaded = config::load_config(running->source);
+    if (!loaded.errors.empty()) {
+      for (const auto& e : loaded.errors) log->error("reload refused: {}", e.str());
+      return "refused: " + loaded.errors.front().str() +
+             (loaded.errors.size() > 1 ? " (and " + std::to_string(loaded.errors.size() - 1) + " more in the log)" : "");
+    }
+    auto next = config::reloadable(*running, std::move(*loaded.config));
+    if (!next.ok()) return "refused: " + next.error().message;
+    auto fresh = std::make_shared<const config::Config>(std::move(next).value());
+    // What the new rules need before they can be used: the Maildirs of new
+    // mailboxes, the password files and trust anchors of new routes.
+    for (const auto& m : fresh->mailboxes) {
+      if (running->find_mailbox(m.name) != nullptr) continue;
+      if (auto st = mailbox::Maildir(fresh->mailbox_dir(m.name)).create(); !st)
+        return "refused: mailbox " + m.name + ": " + st.error().message;
+    }
+    if (auto st = (*smtp_agent)->prepare(*fresh); !st) return "refused: " + st.error().message;
+    maildir_agent.add_mailboxes(*fresh);
+    for (const auto& w : fresh->warnings) log->warn("{}: {}", w.where, w.message);
+    rules.replace(policy::Rules::create(fresh, srs_secrets, &clock, ++generation));
+    live_config.replace(fresh);
+    return "loaded " + fresh->source.string() + " (generation " + std::to_string(generation) + ": " +
+           std::to_string(fresh->mailboxes.size()) + " mailboxes, " + std::to_string(fresh->addresses.size()) +
+           " addresses, " + std::to_string(fresh->forwards.size()) + " forwards, " +
+           std::to_string(fresh->routes.size()) + " routes)";
+  };
+  // The outcome of each reload is also written to DATA_DIR/state/reload,
+  // which `hikyaku reload` waits for and prints.
+  const auto reload_status = config.data_dir / "state" / "reload";
+  uint64_t reloads = 0;
+  std::function<void(const boost::system::error_code&, int)> on_hangup = [&](const boost::system::error_code& ec,
+                                                                             int /*signo*/) {
+    if (ec) return;
+    if (certificates) {
+      if (auto reloaded = certificates->reload(); !reloaded.ok()) {
+        log->error("SIGHUP: TLS certificates not reloaded, the old ones stay in use: {}", reloaded.error().message);
+      } else {
+        for (const auto& info : *reloaded) log->info("SIGHUP: TLS certificate reloaded: {}", info.str());
+      }
+    }
+    const std::string outcome = reload_configuration();
+    if (outcome.starts_with("loaded")) {
+      std::string kept;
+      for (const auto& k : config::restart_only_settings()) kept += (kept.empty() ? "" : ", ") + k;
+      log->info("reload: {}; kept as started: {}", outcome, kept);
+    } else {
+      log->error("reload {}; the running configuration stays", outcome);
+    }
+    std::error_code stale_tmp;
+    std::filesystem::remove(reload_status.string() + ".tmp", stale_tmp);
+    if (auto st = base::write_file_durable(reload_status.string() + ".tmp", reload_status,
+                                           "reload " + std::to_string(++reloads) + ": " + outcome + "\n",
+                                           /*sync=*/false);
+        !st)
+      log->warn("reload: cannot write {}: {}", reload_status.string(), st.error().message);
+    hangups.async_wait(on_hangup);
+  };
+  hangups.async_wait(on_hangup);
+
+  // `hikyaku reload` finds the server by this file (removed at a clean stop).
+  const auto pid_file = config.data_dir / "hikyaku.pid";
+  std::error_code stale;
+  std::filesystem::remove(config.data_dir / ".hikyaku.pid.tmp", stale);  // left by a crash
+  if (auto st = base::write_file_durable(config.data_dir / ".hikyaku.pid.tmp", pid_file,
+                                         std::to_string(::getpid()) + "\n", /*sync=*/false);
+      !st) {
+    std::cerr << "hikyaku: " << st.error().message << "\n";
+    return 1;
+  }
+
+  std::error_code old_status;
+  std::filesystem::remove(reload_status, old_status);  // a previous run's answers
   // Resume every unfinished delivery, then start delivering.
   if (auto st = scheduler.start(); !st) {
     std::cerr << "hikyaku: " << st.error().message << "\n";
@@ -399,6 +474,8 @@ int serve(config::Config config, const ServeOptions& options) {
   blocking.join();
   logins.stop();
   scheduler.stop();
+  std::error_code ignored;
+  std::filesystem::remove(pid_file, ignored);
   log->info("stopped");
   return 0;
 }

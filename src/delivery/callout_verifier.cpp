@@ -56,12 +56,13 @@ mail::Reply cannot_ask(const mail::Address& rcpt) {
 
 }  // namespace
 
-CalloutVerifier::CalloutVerifier(const config::Config& config, dns::AsyncResolver& resolver, const SmtpAgent& agent,
-                                 Settings settings)
-    : config_(config), resolver_(resolver), agent_(agent), settings_(settings) {}
+CalloutVerifier::CalloutVerifier(const base::Live<policy::Rules>& rules, dns::AsyncResolver& resolver,
+                                 const SmtpAgent& agent, Settings settings)
+    : rules_(rules), resolver_(resolver), agent_(agent), settings_(settings) {}
 
 bool CalloutVerifier::wants(const mail::Address& rcpt) const {
-  const config::Route* rule = config_.relay_route(rcpt.key());
+  const auto rules = rules_.get();
+  const config::Route* rule = rules->config().relay_route(rcpt.key());
   if (rule == nullptr || !rule->verify_recipients) return false;
   const std::string key = base::to_lower(rcpt.key());
   for (const auto& listed : rule->recipients)
@@ -76,12 +77,16 @@ net::awaitable<std::optional<mail::Reply>> CalloutVerifier::verify(const mail::A
     if (it->second.until > now) co_return it->second.refusal;
     cache_.erase(it);
   }
-  const config::Route* rule = config_.relay_route(key);
+  // One generation of the rules for the whole question (held across the
+  // suspensions: `rule` points into it).
+  const auto rules = rules_.get();
+  const config::Route* rule = rules->config().relay_route(key);
   if (rule == nullptr) co_return std::nullopt;  // the address book accepted it for another reason
-  co_return co_await ask(*rule, rcpt);
+  co_return co_await ask(rules->config(), *rule, rcpt);
 }
 
-net::awaitable<std::optional<mail::Reply>> CalloutVerifier::ask(const config::Route& rule, const mail::Address& rcpt) {
+net::awaitable<std::optional<mail::Reply>> CalloutVerifier::ask(const config::Config& config, const config::Route& rule,
+                                                                const mail::Address& rcpt) {
   const std::string key = base::to_lower(rcpt.key());
   const std::string log_id = "verify";
   auto route = co_await resolve(resolver_, rule.via);
@@ -99,7 +104,7 @@ net::awaitable<std::optional<mail::Reply>> CalloutVerifier::ask(const config::Ro
   std::string last = "no address";
   for (const auto& host : route.hosts) {
     for (const auto& ip : host.addresses) {
-      if (config_.listen.is_own(ip, rule.via.port)) continue;  // never ask ourselves
+      if (config.listen.is_own(ip, rule.via.port)) continue;  // never ask ourselves
       auto opened = co_await smtp::client::Connection::open(host.name, ip, rule.via.port, options, log_id);
       if (!opened.connection) {
         last = opened.failure.detail;

@@ -21,7 +21,9 @@
 #include <map>
 #include <string>
 
+#include "base/live.hpp"
 #include "config/config.hpp"
+#include "policy/rules.hpp"
 #include "smtp/server/recipient_verifier.hpp"
 
 namespace hikyaku::dns {
@@ -43,7 +45,7 @@ class CalloutVerifier final : public smtp::server::RecipientVerifier {
     std::chrono::seconds timeout{15};
   };
   // All must outlive the verifier.
-  CalloutVerifier(const config::Config& config, dns::AsyncResolver& resolver, const SmtpAgent& agent,
+  CalloutVerifier(const base::Live<policy::Rules>& rules, dns::AsyncResolver& resolver, const SmtpAgent& agent,
                   Settings settings);
 
   bool wants(const mail::Address& rcpt) const override;
@@ -54,10 +56,11 @@ class CalloutVerifier final : public smtp::server::RecipientVerifier {
     std::optional<mail::Reply> refusal;  // nullopt: accepted
     std::chrono::steady_clock::time_point until;
   };
-  net::awaitable<std::optional<mail::Reply>> ask(const config::Route& rule, const mail::Address& rcpt);
+  net::awaitable<std::optional<mail::Reply>> ask(const config::Config& config, const config::Route& rule,
+                                                 const mail::Address& rcpt);
   void remember(const std::string& key, std::optional<mail::Reply> refusal, std::chrono::seconds ttl);
 
-  const config::Config& config_;
+  const base::Live<policy::Rules>& rules_;
   dns::AsyncResolver& resolver_;
   const SmtpAgent& agent_;
   Settings settings_;

@@ -59,7 +59,7 @@ DmarcAction action_of(const config::Config& config, const mail::Target& target) 
 
 base::Result<std::shared_ptr<ForwardTransform>> ForwardTransform::create(const config::Config& config,
                                                                          const dmarc::PublicSuffixList* psl) {
-  auto t = std::make_shared<ForwardTransform>(config, psl);
+  auto t = std::make_shared<ForwardTransform>(psl);
   for (const auto& d : config.domains) {
     if (!d.dkim || d.dkim_selector.empty() || d.dkim_key.empty()) continue;
     // A configured key that cannot be read is a mistake to fix before mail
@@ -81,17 +81,23 @@ const SigningKey* ForwardTransform::key_for(std::string_view domain) const {
   return it == keys_.end() ? nullptr : &it->second;
 }
 
+std::vector<std::pair<std::string, std::string>> ForwardTransform::signing_identities() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [domain, key] : keys_) out.emplace_back(domain, key.selector);
+  return out;
+}
+
 std::chrono::system_clock::time_point ForwardTransform::now() const {
   return fixed_now_ ? *fixed_now_ : std::chrono::system_clock::now();
 }
 
-Assessment ForwardTransform::assess(const queue::DeliveryRequest& request, std::string_view message,
+Assessment ForwardTransform::assess(const config::Config& config, const queue::DeliveryRequest& request, std::string_view message,
                                     dns::Resolver& dns) const {
   Assessment a;
   auto parsed = common::parse_message(message);
-  a.results = auth::inbound::own_results(parsed, config_.hostname);
+  a.results = auth::inbound::own_results(parsed, config.hostname);
   a.author = auth::common::find_author(parsed);
-  a.action = action_of(config_, request.target);
+  a.action = action_of(config, request.target);
   if (!a.results || !a.author) return a;
 
   // Re-evaluate DMARC from what we saw at receipt (SPF cannot be checked
@@ -109,7 +115,7 @@ Assessment ForwardTransform::assess(const queue::DeliveryRequest& request, std::
   for (const auto& r : a.results->results)
     if (r.method == "dkim" && r.result != "none") in.dkim.push_back({r.result == "pass", prop(r, "header.d")});
   dmarc::Options options;
-  if (config_.dmarc.method == "psl" && psl_ != nullptr) {
+  if (config.dmarc.method == "psl" && psl_ != nullptr) {
     options.discovery = dmarc::Discovery::public_suffix_list;
     options.psl = psl_;
   }
@@ -120,12 +126,13 @@ Assessment ForwardTransform::assess(const queue::DeliveryRequest& request, std::
   return a;
 }
 
-std::optional<policy::AttemptResult> ForwardTransform::divert(const queue::DeliveryRequest& request,
+std::optional<policy::AttemptResult> ForwardTransform::divert(const config::Config& config,
+                                                             const queue::DeliveryRequest& request,
                                                              std::string_view message, dns::Resolver& dns) const {
   if (request.origin != policy::Origin::received || request.target.kind != mail::Target::Kind::forward)
     return std::nullopt;
-  if (action_of(config_, request.target) != DmarcAction::divert) return std::nullopt;
-  Assessment a = assess(request, message, dns);
+  if (action_of(config, request.target) != DmarcAction::divert) return std::nullopt;
+  Assessment a = assess(config, request, message, dns);
   if (!a.only_spf_under_enforcement) return std::nullopt;
   // RFC 7372 §3.2: 5.7.26 "multiple authentication checks failed" is what
   // Gmail answers for DMARC; the fallback policy diverts on any 5xx.
@@ -136,13 +143,14 @@ std::optional<policy::AttemptResult> ForwardTransform::divert(const queue::Deliv
                                policy::AttemptResult::Cause::dmarc_divert};
 }
 
-bool ForwardTransform::may_sign(const queue::DeliveryRequest& request) const {
+bool ForwardTransform::may_sign(const config::Config& config, const queue::DeliveryRequest& request) const {
   if (request.origin != policy::Origin::received) return !keys_.empty();  // signed for its From domain
-  const config::Domain* domain = config_.find_domain(mail::domain_of(request.recipient));
+  const config::Domain* domain = config.find_domain(mail::domain_of(request.recipient));
   return domain != nullptr && key_for(domain->name) != nullptr;  // ARC, or a From rewrite
 }
 
-base::Result<mail::Message> ForwardTransform::apply(const queue::DeliveryRequest& request, mail::Message message,
+base::Result<mail::Message> ForwardTransform::apply(const config::Config& config, const queue::DeliveryRequest& request,
+                                                    mail::Message message,
                                                     dns::Resolver& dns) const {
   const auto when = now();
   // Every change is to the header section (message.text); a large
@@ -185,9 +193,9 @@ base::Result<mail::Message> ForwardTransform::apply(const queue::DeliveryRequest
   }
 
   const std::string local_domain = mail::domain_of(request.recipient);
-  const config::Domain* domain = config_.find_domain(local_domain);
+  const config::Domain* domain = config.find_domain(local_domain);
   const SigningKey* key = domain != nullptr ? key_for(domain->name) : nullptr;
-  Assessment a = assess(request, text, dns);
+  Assessment a = assess(config, request, text, dns);
 
   // (a) DMARC-aware forwarding.
   if (a.only_spf_under_enforcement && a.action == DmarcAction::rewrite_from) {
@@ -216,7 +224,7 @@ base::Result<mail::Message> ForwardTransform::apply(const queue::DeliveryRequest
   // (b) ARC (RFC 8617 §5.1): seal what we saw at receipt.
   if (domain != nullptr && domain->arc && key != nullptr) {
     std::string results_text =
-        a.results ? a.results->value() : common::AuthenticationResults{config_.hostname, {}}.value();
+        a.results ? a.results->value() : common::AuthenticationResults{config.hostname, {}}.value();
     auth::arc::SealOptions so;
     auto bh = body_hashes();
     if (!bh) return bh.error();

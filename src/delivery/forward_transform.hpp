@@ -87,27 +87,32 @@ class ForwardTransform {
 
   // Each with DNS through `dns` (the DMARC policy discovery of the author
   // domain): a sans-I/O view, so the caller decides how lookups are made.
-  Assessment assess(const queue::DeliveryRequest& request, std::string_view message, dns::Resolver& dns) const;
+  // `config` is the generation the delivery attempt runs under (its
+  // [[domain]]s and [[forward]] options; `hikyaku reload` may replace it);
+  // the keys stay those loaded by create().
+  Assessment assess(const config::Config& config, const queue::DeliveryRequest& request, std::string_view message,
+                    dns::Resolver& dns) const;
   // The message as it must leave: every change is to its header section
   // (message.text); a large message's body stays in its file, hashed from
   // there when something is signed (an unreadable file is an Error).
   // assess() and divert() read only the header section.
-  base::Result<mail::Message> apply(const queue::DeliveryRequest& request, mail::Message message,
-                                    dns::Resolver& dns) const;
+  base::Result<mail::Message> apply(const config::Config& config, const queue::DeliveryRequest& request,
+                                    mail::Message message, dns::Resolver& dns) const;
   // Whether apply() may make a signature for this request (an RSA signature
   // is ≈0.3 ms of CPU: such a forward is prepared on the blocking pool).
-  bool may_sign(const queue::DeliveryRequest& request) const;
+  bool may_sign(const config::Config& config, const queue::DeliveryRequest& request) const;
   // A permanent 5.7.26 result (cause dmarc_divert) when the forward says
   // dmarc = "divert" and the message cannot pass DMARC after forwarding;
   // nullopt: send it.
-  std::optional<policy::AttemptResult> divert(const queue::DeliveryRequest& request, std::string_view message,
-                                              dns::Resolver& dns) const;
+  std::optional<policy::AttemptResult> divert(const config::Config& config, const queue::DeliveryRequest& request,
+                                              std::string_view message, dns::Resolver& dns) const;
 
   const SigningKey* key_for(std::string_view domain) const;
-  const config::Config& config_ref() const { return config_; }
+  // The domains and selectors of the loaded keys: what a reload must not
+  // change (the keys are read once, at start, where they may be root's).
+  std::vector<std::pair<std::string, std::string>> signing_identities() const;
 
-  ForwardTransform(const config::Config& config, const auth::dmarc::PublicSuffixList* psl)
-      : config_(config), psl_(psl) {}
+  explicit ForwardTransform(const auth::dmarc::PublicSuffixList* psl) : psl_(psl) {}
 
   // Injected time (tests); default: the system clock.
   void set_now_for_test(std::chrono::system_clock::time_point now) { fixed_now_ = now; }
@@ -115,7 +120,6 @@ class ForwardTransform {
  private:
   std::chrono::system_clock::time_point now() const;
 
-  const config::Config& config_;
   const auth::dmarc::PublicSuffixList* psl_;
   std::map<std::string, SigningKey> keys_;  // by lowercase domain
   std::optional<std::chrono::system_clock::time_point> fixed_now_;

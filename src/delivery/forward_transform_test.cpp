@@ -122,7 +122,7 @@ dmarc = "unchanged"
       m = mail::Message{in.substr(0, split), mail::FileRange{std::make_shared<const base::UniqueFd>(std::move(fd).value()),
                                                              "body", 0, in.size() - split}};
     }
-    auto out = transform_->apply(req, std::move(m), dns_);
+    auto out = transform_->apply(config_, req, std::move(m), dns_);
     if (!out) return out.error();
     std::string joined;
     auto st = mail::for_each_piece(*out, [&](std::string_view piece) {
@@ -189,13 +189,13 @@ TEST_F(ForwardTransformTest, AlignedAuthorSignatureIsNeverRewritten_RFC7489_3_1)
 
 TEST_F(ForwardTransformTest, DivertAndUnchangedOptions) {
   std::string spf_only = received(false);
-  auto d = transform_->divert(request("div@gmail.test"), spf_only, dns_);
+  auto d = transform_->divert(config_, request("div@gmail.test"), spf_only, dns_);
   ASSERT_TRUE(d);
   EXPECT_EQ(d->kind, policy::AttemptResult::Kind::permanent);
   EXPECT_EQ(d->status, "5.7.26");
   EXPECT_EQ(d->detail.find("gmail"), std::string::npos);
-  EXPECT_FALSE(transform_->divert(request("div@gmail.test"), received(true), dns_));
-  EXPECT_FALSE(transform_->divert(request("bob@gmail.test"), spf_only, dns_));
+  EXPECT_FALSE(transform_->divert(config_, request("div@gmail.test"), received(true), dns_));
+  EXPECT_FALSE(transform_->divert(config_, request("bob@gmail.test"), spf_only, dns_));
   auto same = apply(request("same@gmail.test"), spf_only);
   ASSERT_TRUE(same.ok());
   EXPECT_EQ(header(*same, "From"), "Ann Author <ann@author.test>");

@@ -24,10 +24,20 @@ MaildirAgent::Settings MaildirAgent::Settings::from(const config::Config& config
 
 MaildirAgent::MaildirAgent(Settings settings) : settings_(std::move(settings)) {}
 
+void MaildirAgent::add_mailboxes(const config::Config& config) {
+  std::lock_guard lock(mu_);
+  for (const auto& m : config.mailboxes) settings_.mailboxes.insert(m.name);
+}
+
+bool MaildirAgent::known(const std::string& mailbox) const {
+  std::lock_guard lock(mu_);
+  return settings_.mailboxes.contains(mailbox);
+}
+
 void MaildirAgent::deliver(const queue::DeliveryRequest& request,
                            std::function<void(policy::AttemptResult)> done) {
   // Sanity checks: the plan must name a configured mailbox.
-  if (request.target.kind != mail::Target::Kind::mailbox || !settings_.mailboxes.contains(request.target.value)) {
+  if (request.target.kind != mail::Target::Kind::mailbox || !known(request.target.value)) {
     done(Outcome{Outcome::Kind::permanent, "5.1.1", "no such mailbox " + request.target.value});
     return;
   }

@@ -8,8 +8,12 @@
 // Trust:     the mailbox name comes from the configuration (the plan), never
 //            from the network; it is checked against the configured
 //            mailboxes so a stale plan cannot write outside DATA_DIR/mailboxes.
+//            `hikyaku reload` adds the mailboxes a new configuration names
+//            (add_mailboxes, before any plan can name them); a mailbox a
+//            reload removes stays known until a restart, so mail queued for
+//            it is still delivered into its Maildir (never failed).
 // Concurrency: deliver() is synchronous, blocking (write + fdatasync) and
-//            thread-safe; `done` is called before it returns, on the calling
+//            thread-safe (as is add_mailboxes()); `done` is called before it returns, on the calling
 //            queue thread.
 // Errors:    outcomes, never exceptions: unknown mailbox → permanent 5.1.1;
 //            disk full/quota → temporary 4.3.1; other I/O → temporary 4.3.0.
@@ -19,6 +23,7 @@
 #pragma once
 
 #include <filesystem>
+#include <mutex>
 #include <set>
 #include <string>
 
@@ -39,11 +44,16 @@ class MaildirAgent final : public queue::DeliveryAgent {
   };
 
   explicit MaildirAgent(Settings settings);
+  // The [[mailbox]] names of `config` become known too (none is forgotten).
+  void add_mailboxes(const config::Config& config);
   void deliver(const queue::DeliveryRequest& request,
                std::function<void(policy::AttemptResult)> done) override;
 
  private:
-  const Settings settings_;
+  bool known(const std::string& mailbox) const;
+
+  Settings settings_;  // mailboxes guarded by mu_; the rest const
+  mutable std::mutex mu_;
 };
 
 }  // namespace hikyaku::delivery

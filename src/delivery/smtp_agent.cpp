@@ -68,18 +68,18 @@ constexpr size_t kAddedRoom = 16 * 1024;
 // ---------------------------------------------------------------------------
 
 struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
-  Impl(const config::Config& config_in, asio::io_context& io_in, asio::thread_pool& pool_in,
+  Impl(const base::Live<policy::Rules>& rules_in, asio::io_context& io_in, asio::thread_pool& pool_in,
        dns::AsyncResolver& resolver_in, std::shared_ptr<const ForwardTransform> transform_in,
        SmtpAgentOptions options_in, smtp::client::ClientOptions client_in)
-      : config(config_in),
+      : rules(rules_in),
+        concurrency_per_domain(rules_in.get()->config().delivery.concurrency_per_domain),
         io(io_in),
         pool(pool_in),
         resolver(resolver_in),
         transform(std::move(transform_in)),
         options(std::move(options_in)),
         client(std::move(client_in)),
-        connections(io_in.get_executor(), client),
-        hidden(policy::hidden_addresses(config_in)) {}
+        connections(io_in.get_executor(), client) {}
 
   // One delivery in flight.
   struct Job {
@@ -89,6 +89,11 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     std::shared_ptr<const mail::Message> message;  // as spooled (read once, by begin(); shared, not copied)
     std::function<void(AttemptResult)> done;
     std::atomic<bool> finished{false};
+    // The rules current when the attempt began: its whole course (loop
+    // check, route, SRS identity, transform, redaction) reads these.
+    std::shared_ptr<const policy::Rules> rules;
+    const config::Config& config() const { return rules->config(); }
+    const std::vector<std::string>& hidden() const { return rules->hidden(); }
   };
 
   // Per destination domain: concurrency slots and the rate-limit back-off.
@@ -126,7 +131,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
   }
 
   unsigned limit(const Destination& d) const {
-    unsigned normal = std::max(1u, config.delivery.concurrency_per_domain);
+    unsigned normal = std::max(1u, concurrency_per_domain);
     return d.limited ? std::max(1u, std::min(options.limited_concurrency, normal)) : normal;
   }
 
@@ -257,9 +262,10 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     if (!rule.helo.empty()) o->helo_name = rule.helo;
     o->starttls = rule.tls != config::RouteTls::none;
     o->require_tls = rule.tls == config::RouteTls::required || rule.tls == config::RouteTls::verify;
+    std::lock_guard lock(route_mu);
     if (rule.tls == config::RouteTls::verify) {
       o->verify_certificate = true;
-      o->tls_context = verifying_contexts.at(&rule);
+      o->tls_context = verifying_contexts.at(rule.tls_ca_file);  // prepare_routes() made it
     }
     if (const config::RouteAccount* account = rule.account_for(sender)) {
       auto password = passwords.find(account->password_file);
@@ -274,14 +280,14 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     auto data = queue::read_message(request);
     if (!data.ok()) {
       log()->error("{}: cannot read the message for {}: {}", request.queue_id,
-                   mail::redact(request.target.value, hidden), data.error().message);
+                   mail::redact(request.target.value, job->hidden()), data.error().message);
       finish(job, to_result(smtp::client::classify(Failure::local, "local error: cannot read the message"),
                             AttemptResult::Cause::local));
       return;
     }
     // RFC 5321 §6.3: a forward that would loop is not sent (5.4.6).
     const std::string_view head = mail::header_section(std::string_view((*data)->text).substr(0, kMaxHeaderRead));
-    if (auto why = policy::loop_reason(config, head, request.origin, request.recipient, request.target)) {
+    if (auto why = policy::loop_reason(job->config(), head, request.origin, request.recipient, request.target)) {
       finish(job, AttemptResult{AttemptResult::Kind::permanent, "5.4.6", *why, AttemptResult::Cause::loop});
       return;
     }
@@ -304,19 +310,19 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
       // no transform (prepared()).
       const bool forwarded = job->request.target.kind == mail::Target::Kind::forward;
       if (self->transform && forwarded && job->request.origin == policy::Origin::received) {
-        d.divert = self->transform->divert(job->request, job->message->text, view);
+        d.divert = self->transform->divert(job->config(), job->request, job->message->text, view);
         if (d.divert) return d;
-        (void)self->transform->assess(job->request, job->message->text, view);  // what apply() will read
+        (void)self->transform->assess(job->config(), job->request, job->message->text, view);  // what apply() will read
       }
       // Issue 14: the first [[route]] that matches the address; a rule to a
       // host or an address replaces the MX lookup.
-      if (const config::Route* rule = self->config.relay_route(job->request.target.value)) {
+      if (const config::Route* rule = job->config().relay_route(job->request.target.value)) {
         d.rule = rule;
         d.route = smtp::client::resolve_next_hop(view, rule->via);
         return d;
       }
       std::mt19937 rng(seed);
-      d.route = smtp::client::resolve_route(view, mail::domain_of(job->request.target.value), self->config.hostname,
+      d.route = smtp::client::resolve_route(view, mail::domain_of(job->request.target.value), job->config().hostname,
                                             rng);
       return d;
     };
@@ -336,15 +342,15 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
       return;
     }
     if (d.route.failure) {
-      log()->info("{}: to=<{}> status={} ({})", request.queue_id, mail::redact(target, hidden),
-                  d.route.failure->status, mail::redact(d.route.failure->detail, hidden));
+      log()->info("{}: to=<{}> status={} ({})", request.queue_id, mail::redact(target, job->hidden()),
+                  d.route.failure->status, mail::redact(d.route.failure->detail, job->hidden()));
       finish(job, to_result(*d.route.failure));
       return;
     }
     auto p = std::make_shared<Prepared>();
     p->domain = mail::domain_of(target);
     p->hosts = std::move(d.route.hosts);
-    p->port = config.delivery.smtp_port;
+    p->port = job->config().delivery.smtp_port;
     p->client = default_options;
     if (d.rule != nullptr) {
       p->port = d.rule->via.port;
@@ -361,13 +367,13 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     // Submitted mail keeps its author's own address (ours to send from).
     p->tx.sender = job->envelope.sender_str();
     if (srs && job->envelope.sender && request.origin == policy::Origin::received && !relayed) {
-      const std::string identity = policy::is_hidden(config, request.target) ? request.target.value : "";
-      p->tx.sender = srs->forward(*job->envelope.sender, config.srs.domain, identity).str();
+      const std::string identity = policy::is_hidden(job->config(), request.target) ? request.target.value : "";
+      p->tx.sender = srs->forward(*job->envelope.sender, srs_domain, identity).str();
     }
     p->tx.recipient = target;
     p->tx.smtputf8 = job->envelope.smtputf8;
     p->tx.log_id = request.queue_id;
-    p->tx.hidden = hidden;
+    p->tx.hidden = job->hidden();
     // Opportunistic TLS (smtp/client/session.hpp): plaintext after a failed
     // handshake only when this target was attempted before.
     p->tx.plaintext_after_tls_failure = request.attempts > 0;
@@ -390,10 +396,10 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     }
     auto self = shared_from_this();
     auto apply = [self, job, p, answers, message = std::move(message)]() mutable {
-      auto transformed = self->transform->apply(job->request, std::move(message), *answers);
+      auto transformed = self->transform->apply(job->config(), job->request, std::move(message), *answers);
       if (!transformed.ok()) {
         log()->error("{}: cannot prepare the message for {}: {}", job->request.queue_id,
-                     mail::redact(job->request.target.value, self->hidden), transformed.error().message);
+                     mail::redact(job->request.target.value, job->hidden()), transformed.error().message);
         self->finish(job, to_result(smtp::client::classify(Failure::local, "local error: cannot prepare the message"),
                                     AttemptResult::Cause::local));
         return false;
@@ -401,7 +407,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
       p->tx.message = std::make_shared<const mail::Message>(std::move(transformed).value());
       return true;
     };
-    if (!transform->may_sign(request)) {
+    if (!transform->may_sign(job->config(), request)) {
       if (apply()) start(job, std::move(p));
       return;
     }
@@ -428,7 +434,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
       const std::string& reason = destinations[p->domain].reason;
       o.detail = p->domain + " is rate-limiting us" + (reason.empty() ? "" : " (" + reason + ")") +
                  ": no connection before the defer limit";
-      log()->info("{}: to=<{}> status={} ({})", job->request.queue_id, mail::redact(p->tx.recipient, hidden),
+      log()->info("{}: to=<{}> status={} ({})", job->request.queue_id, mail::redact(p->tx.recipient, job->hidden()),
                   o.status, o.detail);
       co_return to_result(o, AttemptResult::Cause::rate_limited);
     }
@@ -438,7 +444,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
       ~Release() { impl->release(domain); }
     } release_guard{this, p->domain};
 
-    smtp::client::RouteContext context{p->port, &config.listen};
+    smtp::client::RouteContext context{p->port, &job->config().listen};
     Outcome outcome = co_await smtp::client::deliver_via_route(connections, p->hosts, context, *p->client, p->tx);
     learn(p->domain, outcome, job->request.queue_id);
     co_return to_result(outcome);
@@ -491,7 +497,8 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     job->done(outcome);
   }
 
-  const config::Config& config;
+  const base::Live<policy::Rules>& rules;
+  const unsigned concurrency_per_domain;  // [delivery], as started
   asio::io_context& io;
   asio::thread_pool& pool;          // signatures
   dns::AsyncResolver& resolver;     // io thread only
@@ -500,14 +507,47 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
   smtp::client::ClientOptions client;
   std::shared_ptr<const smtp::client::ClientOptions> default_options =
       std::make_shared<const smtp::client::ClientOptions>(client);
-  // [[route]] passwords by password_file, read once by create().
+  // What the [[route]]s need from files, read by prepare_routes() (at
+  // create() and before a reload installs new rules) and kept: passwords
+  // by password_file, trust anchors of tls = "verify" by tls_ca_file.
+  mutable std::mutex route_mu;
   std::map<std::filesystem::path, std::string> passwords;
-  // [[route]] with tls = "verify": its trust anchors, loaded by create().
-  std::map<const config::Route*, std::shared_ptr<net::ssl::context>> verifying_contexts;
+  std::map<std::filesystem::path, std::shared_ptr<net::ssl::context>> verifying_contexts;
+
+  // Reads what the routes of `config` need and is not read yet; a missing
+  // or world-readable password file, or unusable trust anchors, is an Error.
+  base::Status prepare_routes(const config::Config& config) {
+    std::map<std::filesystem::path, std::string> new_passwords;
+    std::map<std::filesystem::path, std::shared_ptr<net::ssl::context>> new_contexts;
+    for (const auto& rule : config.routes) {
+      if (rule.tls == config::RouteTls::verify) {
+        std::lock_guard lock(route_mu);
+        if (!verifying_contexts.contains(rule.tls_ca_file) && !new_contexts.contains(rule.tls_ca_file)) {
+          auto ctx = smtp::client::verifying_context(rule.tls_ca_file);
+          if (!ctx.ok())
+            return base::make_error("route '" + rule.match + "' (" + rule.where + "): " + ctx.error().message);
+          new_contexts.emplace(rule.tls_ca_file, std::move(ctx).value());
+        }
+      }
+      for (const auto* a : rule.logins()) {
+        // Read again on every preparation: a reload is how a changed
+        // password reaches the server.
+        if (new_passwords.contains(a->password_file)) continue;
+        auto password = base::read_private_line(a->password_file);
+        if (!password.ok()) return base::make_error("route password file " + password.error().message);
+        new_passwords.emplace(a->password_file, std::move(password).value());
+      }
+    }
+    std::lock_guard lock(route_mu);
+    for (auto& [path, ctx] : new_contexts) verifying_contexts.emplace(path, std::move(ctx));
+    for (auto& [path, password] : new_passwords) passwords.insert_or_assign(path, std::move(password));
+    return {};
+  }
+
   std::unique_ptr<base::SystemClock> clock;
   std::unique_ptr<srs::Rewriter> srs;
+  std::string srs_domain;  // [srs] domain, as started (with the secrets)
   smtp::client::ConnectionPool connections;    // io thread only
-  const std::vector<std::string> hidden;        // hidden forward addresses: never logged
   std::map<std::string, Destination> destinations;  // io thread only
 
   std::mutex mu;  // guards in_flight and next_id
@@ -515,13 +555,16 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
   std::map<uint64_t, std::shared_ptr<Job>> in_flight;
 };
 
-base::Result<std::unique_ptr<SmtpAgent>> SmtpAgent::create(const config::Config& config, asio::io_context& io,
+base::Result<std::unique_ptr<SmtpAgent>> SmtpAgent::create(const base::Live<policy::Rules>& rules,
+                                                            asio::io_context& io,
                                                             asio::thread_pool& pool, dns::AsyncResolver& resolver,
                                                             std::shared_ptr<const ForwardTransform> transform,
                                                             SmtpAgentOptions options) {
+  const auto started = rules.get();
+  const config::Config& config = started->config();
   smtp::client::ClientOptions client =
       options.client ? *options.client : smtp::client::ClientOptions::from_config(config);
-  auto impl = std::make_shared<Impl>(config, io, pool, resolver, std::move(transform), std::move(options),
+  auto impl = std::make_shared<Impl>(rules, io, pool, resolver, std::move(transform), std::move(options),
                                      std::move(client));
   if (!config.srs.domain.empty()) {
     auto secrets = srs::read_secrets(config.srs.secret_file);
@@ -530,22 +573,11 @@ base::Result<std::unique_ptr<SmtpAgent>> SmtpAgent::create(const config::Config&
     srs::Config sc;
     sc.secrets = std::move(secrets).value();
     impl->srs = std::make_unique<srs::Rewriter>(std::move(sc), *impl->clock);
+    impl->srs_domain = config.srs.domain;
   }
-  // [[route]] logins: each password file read once, here; a missing or
-  // world-readable one stops start-up.
-  for (const auto& rule : config.routes) {
-    if (rule.tls == config::RouteTls::verify) {
-      auto ctx = smtp::client::verifying_context(rule.tls_ca_file);
-      if (!ctx.ok()) return base::make_error("route '" + rule.match + "' (" + rule.where + "): " + ctx.error().message);
-      impl->verifying_contexts.emplace(&rule, std::move(ctx).value());
-    }
-    for (const auto* a : rule.logins()) {
-      if (impl->passwords.contains(a->password_file)) continue;
-      auto password = base::read_private_line(a->password_file);
-      if (!password.ok()) return base::make_error("route password file " + password.error().message);
-      impl->passwords.emplace(a->password_file, std::move(password).value());
-    }
-  }
+  // [[route]] logins and trust anchors; a missing or world-readable
+  // password file stops start-up.
+  if (auto st = impl->prepare_routes(config); !st) return st.error();
   // Rate-limit state from before a restart: those destinations start limited,
   // and their first message waits one spacing (when the last one started is
   // not recorded).
@@ -572,9 +604,12 @@ SmtpAgent::~SmtpAgent() { stop(); }
 
 void SmtpAgent::deliver(const queue::DeliveryRequest& request, std::function<void(AttemptResult)> done) {
   auto job = Impl::make_job(request, std::move(done));
+  job->rules = impl_->rules.get();
   impl_->track(job);
   impl_->begin(job);
 }
+
+base::Status SmtpAgent::prepare(const config::Config& config) { return impl_->prepare_routes(config); }
 
 std::shared_ptr<const smtp::client::ClientOptions> SmtpAgent::options_for(const config::Route& rule,
                                                                           const std::string& sender) const {

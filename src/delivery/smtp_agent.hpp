@@ -56,9 +56,11 @@
 #include <string_view>
 #include <vector>
 
+#include "base/live.hpp"
 #include "base/result.hpp"
 #include "delivery/forward_transform.hpp"
 #include "config/config.hpp"
+#include "policy/rules.hpp"
 #include "queue/delivery_agent.hpp"
 #include "smtp/client/outcome.hpp"
 #include "smtp/client/route.hpp"
@@ -102,7 +104,10 @@ class SmtpAgent final : public queue::DeliveryAgent {
   // threaded); `pool` makes signatures and writes the rate-limit state
   // file. All must outlive the agent. Fails when [srs] is set and its secret unreadable.
   // `transform` may be null (forwarded unchanged: tests).
-  static base::Result<std::unique_ptr<SmtpAgent>> create(const config::Config& config,
+  // Every attempt reads the rules current when it begins (`rules` must
+  // outlive the agent); the SRS secrets, client timeouts and concurrency
+  // are those of the rules current at create().
+  static base::Result<std::unique_ptr<SmtpAgent>> create(const base::Live<policy::Rules>& rules,
                                                           boost::asio::io_context& io,
                                                           boost::asio::thread_pool& pool,
                                                           dns::AsyncResolver& resolver,
@@ -113,6 +118,11 @@ class SmtpAgent final : public queue::DeliveryAgent {
   SmtpAgent& operator=(const SmtpAgent&) = delete;
 
   void deliver(const queue::DeliveryRequest& request, std::function<void(policy::AttemptResult)> done) override;
+
+  // Before new rules are installed (`hikyaku reload`): reads the password
+  // files and trust anchors their [[route]]s name. An Error (a missing or
+  // world-readable password file) means the new rules must not be used.
+  base::Status prepare(const config::Config& config);
 
   // The session options for mail from `sender` through `rule` (its HELO
   // name, TLS requirement and trust anchors, login): what the gateway's

@@ -35,7 +35,8 @@ name = "me"
     config_ = *r.config;
     zone_.add_mx("gmail.test", 10, "mx.gmail.test");
     zone_.add_a("mx.gmail.test", "127.0.0.2");
-    auto agent = SmtpAgent::create(config_, io_, pool_, zone_, nullptr);
+    rules_ = std::make_unique<base::Live<policy::Rules>>(policy::Rules::create(config_));
+    auto agent = SmtpAgent::create(*rules_, io_, pool_, zone_, nullptr);
     ASSERT_TRUE(agent.ok());
     agent_ = std::move(agent).value();
     envelope_.sender = mail::Address{"s", "example.org"};
@@ -62,6 +63,7 @@ name = "me"
 
   std::filesystem::path dir_;
   config::Config config_;
+  std::unique_ptr<base::Live<policy::Rules>> rules_;
   dns::FakeResolver zone_;
   boost::asio::io_context io_;
   boost::asio::thread_pool pool_{1};

@@ -223,24 +223,24 @@ net::awaitable<Action> Session::authenticate(Action a) {
   const login::LoginSession session{*log_, id_, stream_.remote_ip(), stream_.tls_active()};
   login::LoginAttempt attempt{std::move(a.user), std::move(a.password), a.mechanism, a.refused};
   base::wipe(a.password);
-  const config::Mailbox* mailbox = co_await ctx_.logins.check(session, std::move(attempt));
-  if (mailbox == nullptr) co_return engine.login_result(LoginOutcome::bad_credentials);
+  const std::optional<std::string> mailbox = co_await ctx_.logins.check(session, std::move(attempt));
+  if (!mailbox) co_return engine.login_result(LoginOutcome::bad_credentials);
 
   // Open the INBOX: the login's Maildir (created on first use).
-  mailbox::Maildir maildir(ctx_.config.mailbox_dir(mailbox->name));
+  mailbox::Maildir maildir(ctx_.config.mailbox_dir(*mailbox));
   auto open = [&]() -> net::awaitable<std::string> {
     auto st = maildir.create();
     co_return st ? std::string() : st.error().message;
   };
   std::string problem = co_await asio::co_spawn(ctx_.blocking, open, net::use_awaitable);
   if (!problem.empty()) {
-    log_->error("{} login: user={} mailbox unavailable: {}", id_, mailbox->name, problem);
+    log_->error("{} login: user={} mailbox unavailable: {}", id_, *mailbox, problem);
     co_return engine.login_result(LoginOutcome::unavailable);
   }
-  log_->info("{} login: user={} mechanism={} tls={}", id_, mailbox->name, a.mechanism,
+  log_->info("{} login: user={} mechanism={} tls={}", id_, *mailbox, a.mechanism,
              stream_.tls_active() ? stream_.tls_description() : "no");
-  mailbox_ = mailbox->name;
-  auto store = std::make_unique<MaildirStore>(std::move(maildir), ctx_.locks->mutex_for(mailbox->name));
+  mailbox_ = *mailbox;
+  auto store = std::make_unique<MaildirStore>(std::move(maildir), ctx_.locks->mutex_for(*mailbox));
   co_return engine.login_result(LoginOutcome::ok, std::move(store));
 }
 

@@ -1,5 +1,6 @@
 #include "intake/intake.hpp"
 
+#include <algorithm>
 #include <set>
 
 #include "auth/common/author.hpp"
@@ -65,15 +66,15 @@ Settings Settings::from(const config::Config& config) {
   return s;
 }
 
-Intake::Intake(Settings settings, const policy::AddressBook& addresses, dns::AsyncResolver& resolver,
+Intake::Intake(Settings settings, const base::Live<policy::Rules>& rules, dns::AsyncResolver& resolver,
                const auth::dmarc::PublicSuffixList* psl, queue::Spool& spool, queue::Scheduler& scheduler,
                base::Executor& loop, base::Executor& blocking)
-    : settings_(std::move(settings)), addresses_(addresses), resolver_(resolver), psl_(psl), spool_(spool),
+    : settings_(std::move(settings)), rules_(rules), resolver_(resolver), psl_(psl), spool_(spool),
       scheduler_(scheduler), loop_(loop), blocking_(blocking) {}
 
 std::optional<mail::Reply> Intake::check_sender(const std::optional<mail::Address>& sender, std::string_view login) {
   // The null sender carries no address to misuse; its From: is still checked.
-  if (!sender || addresses_.may_send_as(login, *sender)) return std::nullopt;
+  if (!sender || rules_.get()->addresses().may_send_as(login, *sender)) return std::nullopt;
   return smtp::protocol::reply::sender_not_owned();
 }
 
@@ -83,13 +84,13 @@ std::optional<mail::Reply> Intake::check_author(const mail::Envelope& envelope, 
   auto author = auth::common::find_author(auth::common::parse_message(message));
   if (author) {
     auto address = mail::parse_mailbox(author->address, true);
-    if (address && addresses_.may_send_as(envelope.auth_user, *address)) return std::nullopt;
+    if (address && rules_.get()->addresses().may_send_as(envelope.auth_user, *address)) return std::nullopt;
   }
   return smtp::protocol::reply::author_not_owned();
 }
 
 std::optional<mail::Reply> Intake::check_recipient(const mail::Address& rcpt, bool authenticated) {
-  switch (addresses_.check_recipient(rcpt, authenticated)) {
+  switch (rules_.get()->addresses().check_recipient(rcpt, authenticated)) {
     case policy::RcptVerdict::accept: return std::nullopt;
     case policy::RcptVerdict::unknown_user: return smtp::protocol::reply::unknown_user();
     case policy::RcptVerdict::bad_srs:
@@ -111,10 +112,11 @@ bool Intake::rejects_dmarc_failures_for(const mail::Envelope& envelope) const {
 std::vector<policy::RecipientPlan> Intake::plans(const mail::Envelope& envelope) const {
   std::vector<policy::RecipientPlan> out;
   std::set<std::string> planned;
+  const auto rules = rules_.get();  // one generation for the whole message
   for (const auto& rcpt : envelope.recipients) {
     policy::RecipientPlan plan;
     plan.recipient = rcpt.str();
-    for (auto& target : addresses_.plan(rcpt, !envelope.auth_user.empty())) {
+    for (auto& target : rules->addresses().plan(rcpt, !envelope.auth_user.empty())) {
       if (planned.insert(target_key(target)).second) plan.targets.push_back(std::move(target));
     }
     if (!plan.targets.empty()) out.push_back(std::move(plan));
@@ -203,6 +205,19 @@ void Intake::check(const std::shared_ptr<Received>& received, Admitted done) {
 base::Result<smtp::server::Admission> Intake::stage(const mail::Envelope& envelope, mail::Message message,
                                                     policy::Origin origin) {
   auto plans = this->plans(envelope);
+  // A recipient accepted at RCPT that the current rules no longer plan (a
+  // reload removed its address between RCPT and the end of DATA): the
+  // whole message is refused for now rather than accepted and lost; the
+  // sender's retry meets the new rules at RCPT.
+  for (const auto& rcpt : envelope.recipients) {
+    const std::string key = rcpt.str();
+    const bool planned = std::any_of(plans.begin(), plans.end(), [&](const auto& p) { return p.recipient == key; });
+    if (!planned && rules_.get()->addresses().plan(rcpt, !envelope.auth_user.empty()).empty()) {
+      log()->warn("message refused for now: <{}> has no plan under the current configuration",
+                  base::log_printable(key));
+      return smtp::server::Admission::refused(smtp::protocol::reply::not_stored());
+    }
+  }
   auto bytes = std::make_shared<const mail::Message>(std::move(message));
   auto staged = spool_.stage(envelope, plans, *bytes, origin);
   if (!staged.ok()) return staged.error();

@@ -55,7 +55,9 @@
 #include "base/executor.hpp"
 #include "config/config.hpp"
 #include "dns/async_resolver.hpp"
+#include "base/live.hpp"
 #include "policy/address_book.hpp"
+#include "policy/rules.hpp"
 #include "policy/slot.hpp"
 #include "queue/scheduler.hpp"
 #include "queue/spool.hpp"
@@ -78,8 +80,9 @@ class Intake final : public smtp::server::MessageSink {
   // All references must outlive the intake; `psl` may be null (tree-walk
   // DMARC discovery, whatever the settings say).
   // `loop` runs on the thread that drives `resolver`; `blocking` may
-  // block (a large message's body is hashed there).
-  Intake(Settings settings, const policy::AddressBook& addresses, dns::AsyncResolver& resolver,
+  // block (a large message's body is hashed there). Each question (a
+  // sender, a recipient, a message's plans) reads the rules current then.
+  Intake(Settings settings, const base::Live<policy::Rules>& rules, dns::AsyncResolver& resolver,
          const auth::dmarc::PublicSuffixList* psl, queue::Spool& spool, queue::Scheduler& scheduler,
          base::Executor& loop, base::Executor& blocking);
 
@@ -113,7 +116,7 @@ class Intake final : public smtp::server::MessageSink {
   std::optional<mail::Reply> check_author(const mail::Envelope& envelope, std::string_view message) const;
 
   const Settings settings_;
-  const policy::AddressBook& addresses_;
+  const base::Live<policy::Rules>& rules_;  // each question reads the current address book
   dns::AsyncResolver& resolver_;
   const auth::dmarc::PublicSuffixList* psl_;
   queue::Spool& spool_;

@@ -62,13 +62,11 @@ class IntakeTest : public ::testing::Test {
     dns_.add_txt("author.test", "v=spf1 ip4:192.0.2.1 -all");
     dns_.add_txt("_dmarc.author.test", "v=DMARC1; p=reject");
     dns_.add_txt("sel._domainkey.author.test", auth::dkim::format_key_record(key_.public_key()));
-    addresses_ = std::make_unique<policy::AddressBook>(config_);
-    policy_ = std::make_unique<policy::DeliveryPolicy>(config_);
-    reports_ = std::make_unique<policy::ReportWriter>(config_);
+    rules_ = std::make_unique<base::Live<policy::Rules>>(policy::Rules::create(config_));
     spool_ = std::make_unique<queue::Spool>(config_.spool_dir(), clock_, /*sync=*/false);
     ASSERT_TRUE(spool_->create());
-    scheduler_ = std::make_unique<queue::Scheduler>(*spool_, *policy_, *reports_, clock_);  // never started
-    intake_ = std::make_unique<Intake>(Settings::from(config_), *addresses_, dns_, nullptr, *spool_, *scheduler_,
+    scheduler_ = std::make_unique<queue::Scheduler>(*spool_, *rules_, clock_);  // never started
+    intake_ = std::make_unique<Intake>(Settings::from(config_), *rules_, dns_, nullptr, *spool_, *scheduler_,
                                        inline_, inline_);
   }
   void TearDown() override {
@@ -132,9 +130,7 @@ class IntakeTest : public ::testing::Test {
   crypto::PrivateKey key_ = crypto::generate_key(crypto::KeyType::ed25519).value();
   base::FakeClock clock_{kNow};
   base::InlineExecutor inline_;
-  std::unique_ptr<policy::AddressBook> addresses_;
-  std::unique_ptr<policy::DeliveryPolicy> policy_;
-  std::unique_ptr<policy::ReportWriter> reports_;
+  std::unique_ptr<base::Live<policy::Rules>> rules_;
   std::unique_ptr<queue::Spool> spool_;
   std::unique_ptr<queue::Scheduler> scheduler_;
   std::unique_ptr<Intake> intake_;

@@ -23,7 +23,7 @@ MailboxLogins::Settings MailboxLogins::Settings::from(const config::Config& conf
   return s;
 }
 
-MailboxLogins::MailboxLogins(const config::Config& config, const sasl::CredentialStore& credentials,
+MailboxLogins::MailboxLogins(const base::Live<config::Config>& config, const sasl::CredentialStore& credentials,
                              Settings settings)
     : config_(config),
       credentials_(credentials),
@@ -42,7 +42,7 @@ net::awaitable<void> MailboxLogins::delay() {
   co_await timer.async_wait(asio::as_tuple(net::use_awaitable));
 }
 
-net::awaitable<const config::Mailbox*> MailboxLogins::check(const LoginSession& session, LoginAttempt attempt) {
+net::awaitable<std::optional<std::string>> MailboxLogins::check(const LoginSession& session, LoginAttempt attempt) {
   const std::string user = base::log_printable(attempt.user);
   const auto now = FailureTracker::Clock::now();
   if (failures_.locked_until(session.client_ip, now)) {
@@ -50,17 +50,18 @@ net::awaitable<const config::Mailbox*> MailboxLogins::check(const LoginSession& 
     session.log.warn("{} login refused: user={} mechanism={}: [{}] is locked out after too many failed logins",
                      session.session_id, user, attempt.mechanism, session.client_ip);
     co_await delay();
-    co_return nullptr;
+    co_return std::nullopt;
   }
   if (waiting_.load() >= settings_.max_waiting) {
     base::wipe(attempt.password);
     session.log.warn("{} login refused: user={} mechanism={}: {} logins already wait for verification",
                      session.session_id, user, attempt.mechanism, waiting_.load());
     co_await delay();
-    co_return nullptr;
+    co_return std::nullopt;
   }
 
-  const config::Mailbox* mailbox = config_.find_mailbox(attempt.user);
+  const auto config = config_.get();  // held across the verification
+  const config::Mailbox* mailbox = config->find_mailbox(attempt.user);
   bool verified = false;
   if (!attempt.refused) {
     const std::string& name = mailbox != nullptr ? mailbox->name : attempt.user;
@@ -76,7 +77,7 @@ net::awaitable<const config::Mailbox*> MailboxLogins::check(const LoginSession& 
     verified = verified && mailbox != nullptr;
   }
   base::wipe(attempt.password);
-  if (verified) co_return mailbox;
+  if (verified) co_return mailbox->name;
 
   session.log.warn("{} login failed: user={} mechanism={} tls={}", session.session_id, user, attempt.mechanism,
                    session.tls ? "yes" : "no");
@@ -85,7 +86,7 @@ net::awaitable<const config::Mailbox*> MailboxLogins::check(const LoginSession& 
                      session.client_ip, settings_.lockout.lockout.count(), settings_.lockout.limit,
                      settings_.lockout.window.count());
   co_await delay();
-  co_return nullptr;
+  co_return std::nullopt;
 }
 
 }  // namespace hikyaku::login

@@ -26,9 +26,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "base/live.hpp"
 #include "config/config.hpp"
 #include "login/failure_tracker.hpp"
 #include "net/asio.hpp"
@@ -65,14 +67,17 @@ class MailboxLogins {
     static Settings from(const config::Config& config);
   };
 
-  // `config` and `credentials` must outlive the object.
-  MailboxLogins(const config::Config& config, const sasl::CredentialStore& credentials, Settings settings);
+  // `config` and `credentials` must outlive the object; each check reads
+  // the [[mailbox]] list current then (`hikyaku reload` may replace it).
+  MailboxLogins(const base::Live<config::Config>& config, const sasl::CredentialStore& credentials,
+                Settings settings);
   ~MailboxLogins();
   MailboxLogins(const MailboxLogins&) = delete;
   MailboxLogins& operator=(const MailboxLogins&) = delete;
 
-  // The mailbox the attempt logs in to, or nullptr (after the failure delay).
-  net::awaitable<const config::Mailbox*> check(const LoginSession& session, LoginAttempt attempt);
+  // The name of the mailbox the attempt logs in to, or nullopt (after the
+  // failure delay).
+  net::awaitable<std::optional<std::string>> check(const LoginSession& session, LoginAttempt attempt);
 
   // Join the verification pool (shutdown; idempotent).
   void stop();
@@ -82,7 +87,7 @@ class MailboxLogins {
  private:
   net::awaitable<void> delay();
 
-  const config::Config& config_;
+  const base::Live<config::Config>& config_;
   const sasl::CredentialStore& credentials_;
   const Settings settings_;
   FailureTracker failures_;

@@ -172,12 +172,12 @@ net::awaitable<Action> Session::authenticate(Action a) {
   const login::LoginSession session{*log_, id_, stream_.remote_ip(), stream_.tls_active()};
   login::LoginAttempt attempt{std::move(a.user), std::move(a.password), a.mechanism, a.refused};
   base::wipe(a.password);
-  const config::Mailbox* mailbox = co_await ctx_.logins.check(session, std::move(attempt));
-  if (mailbox == nullptr) co_return sm.login_result(LoginOutcome::bad_credentials);
+  const std::optional<std::string> mailbox = co_await ctx_.logins.check(session, std::move(attempt));
+  if (!mailbox) co_return sm.login_result(LoginOutcome::bad_credentials);
 
   // RFC 1939 §8: lock the maildrop, then take the message list that stays
   // fixed for the whole session. Filesystem work goes to the blocking pool.
-  mailbox::Maildir maildir(ctx_.config.mailbox_dir(mailbox->name));
+  mailbox::Maildir maildir(ctx_.config.mailbox_dir(*mailbox));
   Login login = co_await asio::co_spawn(
       ctx_.blocking,
       [&]() -> net::awaitable<Login> {
@@ -186,7 +186,7 @@ net::awaitable<Action> Session::authenticate(Action a) {
           out.detail = st.error().message;
           co_return out;
         }
-        auto lock = ctx_.locks->try_lock(mailbox->name, maildir.root() / "hikyaku-pop3.lock");
+        auto lock = ctx_.locks->try_lock(*mailbox, maildir.root() / "hikyaku-pop3.lock");
         if (!lock) {
           out.detail = lock.error().message;
           co_return out;
@@ -211,17 +211,17 @@ net::awaitable<Action> Session::authenticate(Action a) {
     case LoginOutcome::ok:
       break;
     case LoginOutcome::in_use:
-      log_->info("{} login refused: user={} maildrop in use", id_, mailbox->name);
+      log_->info("{} login refused: user={} maildrop in use", id_, *mailbox);
       co_return sm.login_result(LoginOutcome::in_use);
     default:
-      log_->error("{} login: user={} maildrop unavailable: {}", id_, mailbox->name, login.detail);
+      log_->error("{} login: user={} maildrop unavailable: {}", id_, *mailbox, login.detail);
       co_return sm.login_result(LoginOutcome::unavailable);
   }
 
   std::vector<protocol::MessageEntry> entries;
   entries.reserve(login.messages.size());
   for (const auto& m : login.messages) entries.push_back({m.uid, m.size});
-  log_->info("{} login: user={} mechanism={} tls={} messages={}", id_, mailbox->name, a.mechanism,
+  log_->info("{} login: user={} mechanism={} tls={} messages={}", id_, *mailbox, a.mechanism,
              stream_.tls_active() ? stream_.tls_description() : "no", entries.size());
   lock_ = std::move(login.lock);
   messages_ = std::move(login.messages);

@@ -19,9 +19,8 @@ constexpr auto kMaxSleep = 1s;
 
 }  // namespace
 
-Scheduler::Scheduler(Spool& spool, const policy::DeliveryPolicy& policy, const policy::ReportWriter& reports,
-                     base::Clock& clock, SchedulerOptions options)
-    : spool_(spool), policy_(policy), reports_(reports), clock_(clock), options_(options),
+Scheduler::Scheduler(Spool& spool, const base::Live<policy::Rules>& rules, base::Clock& clock, SchedulerOptions options)
+    : spool_(spool), rules_(rules), clock_(clock), options_(options),
       rng_(std::random_device{}()) {
   if (options_.threads == 0) options_.threads = 1;
   if (options_.max_in_flight == 0) options_.max_in_flight = 1;
@@ -159,7 +158,9 @@ void Scheduler::committed(const std::string& queue_id) {
   }
   // Notices of diversions decided before the commit go out now that the
   // message is durable (a failed commit would have repeated them).
-  for (const auto& n : notices) enqueue_report(queue_id, reports_.notice(about, n));
+  if (notices.empty()) return;
+  const auto rules = rules_.get();
+  for (const auto& n : notices) enqueue_report(queue_id, rules->reports().notice(about, n));
 }
 
 void Scheduler::abandoned(const std::string& queue_id) {
@@ -327,7 +328,7 @@ std::optional<DeliveryRequest> Scheduler::begin_attempt_locked(const Task& task)
   // The first attempt starts the defer_limit clock now, not when its
   // outcome arrives (an attempt may wait long for a slowed-down far side).
   if (live.first_attempt == base::Clock::time_point{}) live.first_attempt = clock_.now();
-  if (auto deadline = policy_.deadline(facts(a.message), live)) request.deadline = *deadline;
+  if (auto deadline = rules_.get()->delivery().deadline(facts(a.message), live)) request.deadline = *deadline;
   a.in_flight[task.slot] = true;
   ++a.in_flight_count;
   ++in_flight_;
@@ -351,7 +352,7 @@ void Scheduler::attempt(const Task& task, std::unique_lock<std::mutex>& lock) {
   if (agent == nullptr) {
     on_result(id, slot,
               AttemptResult{AttemptResult::Kind::temporary, "4.3.0",
-                            "no delivery agent for " + policy_.describe(request->target), AttemptResult::Cause::local});
+                            "no delivery agent for " + rules_.get()->delivery().describe(request->target), AttemptResult::Cause::local});
   } else {
     agent->deliver(*request, [this, id, slot](AttemptResult result) { on_result(id, slot, std::move(result)); });
   }
@@ -391,7 +392,7 @@ bool Scheduler::on_queue_thread_locked() const {
 // under the lock, runs no hook.
 bool Scheduler::diverts_to_mailbox_locked(const Active& a, size_t slot, const AttemptResult& result) {
   if (result.kind != AttemptResult::Kind::permanent) return false;
-  auto d = policy_.decide(facts(a.message), a.message.slots[slot], result, clock_.now());
+  auto d = rules_.get()->delivery().decide(facts(a.message), a.message.slots[slot], result, clock_.now());
   return d.action == Disposition::Action::divert && d.next.target.kind == mail::Target::Kind::mailbox;
 }
 
@@ -431,6 +432,9 @@ void Scheduler::enqueue_report(const std::string& about, base::Result<policy::Ge
 void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& result) {
   auto log = base::logger("queue");
   const auto now = clock_.now();
+  // One generation of the rules for the whole settlement.
+  const auto rules = rules_.get();
+  const policy::DeliveryPolicy& policy = rules->delivery();
 
   // 1. The disposition, from the current state (the policy's decision).
   std::unique_lock lock(mu_);
@@ -439,7 +443,7 @@ void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& 
   Active& a = it->second;
   const SlotState before = a.message.slots[slot];
   const double jitter_sample = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
-  const Disposition d = policy_.decide(facts(a.message), before, result, now, jitter_sample);
+  const Disposition d = policy.decide(facts(a.message), before, result, now, jitter_sample);
   const SlotState& next = d.next;
   // Stable while this attempt is in flight (Active is erased only when
   // in_flight_count drops to 0); record() reads only its path and slot count.
@@ -469,7 +473,7 @@ void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& 
       // XXX(queue): acting anyway. A lost "delivered" record repeats the
       // delivery after a restart (duplicate); a lost deferral only changes
       // the retry time. Refusing to act would stall the queue on a full disk.
-      log->error("{}: cannot record state of {}: {}", id, policy_.describe(before.target), st.error().message);
+      log->error("{}: cannot record state of {}: {}", id, policy.describe(before.target), st.error().message);
     }
   }
 
@@ -477,15 +481,15 @@ void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& 
   // replies are redacted: queue logs may reach the status page.
   const double delay = std::chrono::duration<double>(now - arrival).count();
   log->info("{}: to=<{}>, target={}, status={} ({}), attempts={}, delay={:.2f}s", id, before.recipient,
-            policy_.describe(before.target), d.word(), policy_.redact(next.last_reply), before.attempts + 1, delay);
+            policy.describe(before.target), d.word(), policy.redact(next.last_reply), before.attempts + 1, delay);
   if (!d.remark.empty()) log->warn("{}: {}", id, d.remark);
 
   // 3b. Reports, after the state is durable and before the file can be
   // removed. A crash between the record and the report loses that notice or
   // DSN, never the message. Before the commit a notice waits (step 4).
   if (about) {
-    if (d.notice) enqueue_report(id, reports_.notice(*about, *d.notice));
-    if (d.dsn) enqueue_report(id, reports_.dsn(*about, *d.dsn));
+    if (d.notice) enqueue_report(id, rules->reports().notice(*about, *d.notice));
+    if (d.dsn) enqueue_report(id, rules->reports().dsn(*about, *d.dsn));
   }
 
   // 4. Act: update memory, reschedule, or finish the message.
@@ -512,7 +516,7 @@ void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& 
     remove_file = true;
   }
   lock.unlock();
-  if (late) enqueue_report(id, reports_.notice(*late, *d.notice));
+  if (late) enqueue_report(id, rules->reports().notice(*late, *d.notice));
   if (remove_file) {
     if (auto st = spool_.remove(id); !st) log->error("{}: cannot remove: {}", id, st.error().message);
     else log->info("{}: removed", id);

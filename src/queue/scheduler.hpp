@@ -68,9 +68,11 @@
 #include <vector>
 
 #include "base/clock.hpp"
+#include "base/live.hpp"
 #include "base/result.hpp"
 #include "policy/delivery_policy.hpp"
 #include "policy/reports.hpp"
+#include "policy/rules.hpp"
 #include "queue/delivery_agent.hpp"
 #include "queue/spool.hpp"
 
@@ -83,9 +85,9 @@ struct SchedulerOptions {
 
 class Scheduler {
  public:
-  // All references must outlive the scheduler.
-  Scheduler(Spool& spool, const policy::DeliveryPolicy& policy, const policy::ReportWriter& reports,
-            base::Clock& clock, SchedulerOptions options = {});
+  // All references must outlive the scheduler. Each decision reads the
+  // rules current at that moment (`hikyaku reload` may replace them).
+  Scheduler(Spool& spool, const base::Live<policy::Rules>& rules, base::Clock& clock, SchedulerOptions options = {});
   ~Scheduler();  // stop()  NOLINT(bugprone-exception-escape): see scheduler.cpp
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -164,8 +166,7 @@ class Scheduler {
   bool idle_locked() const;
 
   Spool& spool_;
-  const policy::DeliveryPolicy& policy_;
-  const policy::ReportWriter& reports_;
+  const base::Live<policy::Rules>& rules_;
   base::Clock& clock_;
   SchedulerOptions options_;
   std::map<mail::Target::Kind, DeliveryAgent*> agents_;

@@ -170,15 +170,14 @@ notify = true
     ASSERT_TRUE(loaded.config) << loaded.errors.at(0).str();
     config_ = std::move(*loaded.config);
     config_.data_dir = tmpl;
-    policy_ = std::make_unique<policy::DeliveryPolicy>(config_);
-    reports_ = std::make_unique<policy::ReportWriter>(config_);
+    rules_ = std::make_unique<base::Live<policy::Rules>>(policy::Rules::create(config_));
     spool_ = std::make_unique<Spool>(config_.spool_dir(), clock_, /*sync=*/false);
     ASSERT_TRUE(spool_->create());
   }
   void TearDown() override { fs::remove_all(config_.data_dir); }
 
   std::unique_ptr<Scheduler> make_scheduler() {
-    auto s = std::make_unique<Scheduler>(*spool_, *policy_, *reports_, clock_, SchedulerOptions{.threads = 2});
+    auto s = std::make_unique<Scheduler>(*spool_, *rules_, clock_, SchedulerOptions{.threads = 2});
     s->register_agent(mail::Target::Kind::mailbox, agent_);
     return s;
   }
@@ -203,8 +202,7 @@ notify = true
   }
 
   config::Config config_;
-  std::unique_ptr<policy::DeliveryPolicy> policy_;
-  std::unique_ptr<policy::ReportWriter> reports_;
+  std::unique_ptr<base::Live<policy::Rules>> rules_;
   LockedFakeClock clock_{base::Clock::time_point(std::chrono::seconds(1700000000))};
   std::unique_ptr<Spool> spool_;
   FakeAgent agent_;

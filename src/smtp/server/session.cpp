@@ -737,8 +737,8 @@ net::awaitable<void> Session::authenticate() {
   }
   const login::LoginSession session{*log_, id_, stream_.remote_ip(), stream_.tls_active()};
   login::LoginAttempt attempt{auth_.user(), auth_.take_password(), auth_.mechanism(), step.refused};
-  const config::Mailbox* mailbox = co_await ctx_.logins->check(session, std::move(attempt));
-  if (mailbox == nullptr) {
+  const std::optional<std::string> mailbox = co_await ctx_.logins->check(session, std::move(attempt));
+  if (!mailbox) {
     ++auth_failures_;
     const Reply failed = reply::auth_failed();
     count_error(failed);
@@ -750,7 +750,7 @@ net::awaitable<void> Session::authenticate() {
     }
     co_return;
   }
-  auth_user_ = mailbox->name;
+  auth_user_ = *mailbox;
   log_->info("{} authenticated: user={} mechanism={} tls={}", id_, auth_user_, auth_.mechanism(),
              stream_.tls_active() ? "yes" : "no");
   send(reply::auth_ok());

@@ -294,7 +294,8 @@ class SessionTest : public ::testing::Test {
     std::filesystem::remove(dir / "users");
     credentials_ = std::make_unique<sasl::CredentialStore>(dir / "users");
     ASSERT_TRUE(credentials_->set_password("alice", "secret").ok());
-    logins_ = std::make_unique<login::MailboxLogins>(config_, *credentials_,
+    live_config_ = std::make_unique<base::Live<config::Config>>(std::make_shared<const config::Config>(config_));
+    logins_ = std::make_unique<login::MailboxLogins>(*live_config_, *credentials_,
                                                      login::MailboxLogins::Settings::from(config_));
   }
   // 465: the TLS handshake, the greeting, EHLO.
@@ -317,6 +318,7 @@ class SessionTest : public ::testing::Test {
 
   config::Config config_;
   std::unique_ptr<sasl::CredentialStore> credentials_;
+  std::unique_ptr<base::Live<config::Config>> live_config_;
   std::unique_ptr<login::MailboxLogins> logins_;
   FakeSink sink_;
   std::shared_ptr<ssl::context> tls_;

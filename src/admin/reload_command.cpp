@@ -1,0 +1,65 @@
+#include "admin/reload_command.hpp"
+
+#include <signal.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <ostream>
+#include <string>
+#include <thread>
+
+#include "base/file.hpp"
+
+namespace hikyaku::admin {
+
+namespace {
+
+std::string read_or_empty(const std::filesystem::path& path) {
+  auto text = base::read_file(path);
+  return text ? *text : std::string();
+}
+
+}  // namespace
+
+int reload(const config::Config& config, std::ostream& out, std::ostream& err, std::chrono::milliseconds wait) {
+  const auto pid_file = config.data_dir / "hikyaku.pid";
+  const auto status_file = config.data_dir / "state" / "reload";
+  auto text = base::read_file(pid_file);
+  if (!text) {
+    err << "hikyaku reload: no running server for " << config.data_dir.string() << " (" << text.error().message
+        << ")\n";
+    return 1;
+  }
+  pid_t pid = 0;
+  const char* end = text->data() + text->size();
+  auto [ptr, ec] = std::from_chars(text->data(), end, pid);
+  if (ec != std::errc() || pid <= 1 || (ptr != end && *ptr != '\n')) {
+    err << "hikyaku reload: " << pid_file.string() << ": not a process id\n";
+    return 1;
+  }
+  const std::string before = read_or_empty(status_file);
+  if (::kill(pid, SIGHUP) != 0) {
+    err << "hikyaku reload: cannot signal process " << pid << " (" << pid_file.string()
+        << "): " << std::strerror(errno) << "\n";
+    return 1;
+  }
+  // The server answers by rewriting the status file once the reload is
+  // done (or refused): wait for the change, not for a fixed time.
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::string after = read_or_empty(status_file);
+    if (!after.empty() && after != before) {
+      while (!after.empty() && after.back() == '\n') after.pop_back();
+      const bool loaded = after.find(": loaded ") != std::string::npos;
+      (loaded ? out : err) << "hikyaku: " << after << "\n";
+      return loaded ? 0 : 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  err << "hikyaku reload: process " << pid << " did not answer within " << wait.count() / 1000
+      << " s (see its log)\n";
+  return 1;
+}
+
+}  // namespace hikyaku::admin

@@ -1,0 +1,25 @@
+// Purpose:   `hikyaku reload`: ask the running server to re-read its
+//            configuration file and the per-user forwards (issue 14 item 6),
+//            and print what it answered. The server is found by
+//            DATA_DIR/hikyaku.pid and asked with SIGHUP (what systemd's
+//            ExecReload sends too); its answer is the line it writes to
+//            DATA_DIR/state/reload after each reload ("reload N: loaded ..."
+//            or "reload N: refused: FILE:LINE:COL: ..."). The caller has
+//            already loaded the configuration: one with errors never
+//            reaches the server.
+// Trust:     run by the operator, as the service user (data_dir is its).
+// Errors:    no running server, a signal that cannot be sent, no answer
+//            within `wait`, or a refusal: a message on `err`, exit status 1.
+#pragma once
+
+#include <chrono>
+#include <iosfwd>
+
+#include "config/config.hpp"
+
+namespace hikyaku::admin {
+
+int reload(const config::Config& config, std::ostream& out, std::ostream& err,
+           std::chrono::milliseconds wait = std::chrono::seconds(15));
+
+}  // namespace hikyaku::admin

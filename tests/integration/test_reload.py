@@ -1,0 +1,164 @@
+"""`hikyaku reload` and SIGHUP (issue 14 item 6): the running server re-reads
+its configuration file and the per-user forwards; a configuration with errors
+is refused and the running one kept; connections in progress are not dropped
+(an IMAP client in IDLE stays, and is told of the mail the new rules deliver).
+
+The far side is an aiosmtpd "Gmail" on 127.0.0.2 (farside.py), reached
+through a [[route]] so that no MX record is needed; the resolver is the
+private dnsmasq every test server gets (conftest.make_hikyaku).
+
+Run: HIKYAKU_BIN=build/src/app/hikyaku /usr/bin/python3 -m pytest -q tests/integration/test_reload.py
+"""
+import email
+import email.policy
+import os
+import signal
+import smtplib
+
+import pytest
+
+from conftest import wait_for
+from farside import FarSide, free_shared_port
+from test_imap import Raw
+
+PASSWORD = "alice's imap password"
+
+
+def message(subject, to="alice@example.test"):
+    return (f"From: <someone@sender.test>\r\nTo: <{to}>\r\nSubject: {subject}\r\n"
+            "Date: Fri, 04 Dec 2026 10:00:00 +0000\r\n"
+            f"Message-ID: <{subject.replace(' ', '.')}@sender.test>\r\n\r\n{subject}\r\n").encode()
+
+
+def send(server, rcpt, subject):
+    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=10) as s:
+        s.sendmail("someone@sender.test", [rcpt], message(subject, rcpt))
+
+
+def rcpt_reply(server, rcpt):
+    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=10) as s:
+        s.ehlo("mx.sender.test")
+        s.mail("someone@sender.test")
+        return s.rcpt(rcpt)
+
+
+@pytest.fixture
+def gmail():
+    port = free_shared_port(["127.0.0.2"])
+    side = FarSide("127.0.0.2", port, name="mx.gmail.test").start()
+    yield side
+    side.stop()
+
+
+def route_to(side):
+    return f"""
+[delivery]
+retry = ["1s"]
+
+[[route]]
+match = "@gmail.test"
+via = "[127.0.0.2]:{side.port}"
+"""
+
+
+def rewrite(server, old, new):
+    text = server.config_path.read_text()
+    assert old in text, old
+    server.config_path.write_text(text.replace(old, new))
+
+
+def idle(server):
+    """An IMAP session of alice's, selected and in IDLE."""
+    raw = Raw(server)
+    raw.send(f'a1 LOGIN alice "{PASSWORD}"\r\n'.encode())
+    assert raw.until_tagged(b"a1")[-1].startswith(b"a1 OK")
+    raw.send(b"a2 SELECT INBOX\r\n")
+    assert b"* 0 EXISTS" in raw.until_tagged(b"a2")
+    raw.send(b"a3 IDLE\r\n")
+    assert raw.line() == b"+ idling"
+    return raw
+
+
+def test_reload_applies_new_rules_without_dropping_an_imap_session_in_idle(make_hikyaku, gmail):
+    hk = make_hikyaku(extra=route_to(gmail))
+    hk.set_password("alice", PASSWORD)
+    raw = idle(hk)
+    code, _ = rcpt_reply(hk, "carol@example.test")
+    assert code == 550  # not an address yet
+
+    # New rules: alice's mail also goes to her Gmail (a hidden forward that
+    # falls back to her mailbox), and a new mailbox with its address.
+    rewrite(hk, 'address = "alice@example.test"\ndeliver = ["mailbox:alice"]',
+            'address = "alice@example.test"\ndeliver = ["forward:alice.private@gmail.test", "mailbox:alice"]')
+    with open(hk.config_path, "a") as f:
+        f.write('\n[[forward]]\nto = "alice.private@gmail.test"\nfallback = ["mailbox:alice"]\n'
+                '\n[[mailbox]]\nname = "carol"\n\n[[address]]\naddress = "carol@example.test"\n'
+                'deliver = ["mailbox:carol"]\n')
+    r = hk.run_cli("reload")
+    assert r.returncode == 0, r.stderr
+    assert "reload 1: loaded" in r.stdout and "generation 2" in r.stdout, r.stdout
+
+    send(hk, "alice@example.test", "after reload")
+    got = gmail.wait_messages(1)
+    assert got[0].rcpt_tos == ["alice.private@gmail.test"]
+    msg = email.message_from_bytes(got[0].data, policy=email.policy.compat32)
+    assert msg["Subject"] == "after reload"
+    # The session in IDLE was not dropped: it hears of the local copy.
+    assert raw.line(timeout=20) == b"* 1 EXISTS"
+    raw.send(b"DONE\r\n")
+    assert raw.until_tagged(b"a3")[-1] == b"a3 OK IDLE terminated"
+    raw.send(b"a4 LOGOUT\r\n")
+    raw.until_tagged(b"a4")
+    raw.close()
+
+    # The new mailbox has an address and a Maildir now; no restart happened.
+    send(hk, "carol@example.test", "for carol")
+    wait_for(lambda: len(hk.messages("carol")) == 1, what="carol's message")
+    assert "reload: loaded" in hk.log_text() and "kept as started: hostname" in hk.log_text()
+
+
+def test_a_configuration_with_errors_is_refused_and_the_running_one_stays(make_hikyaku, gmail):
+    hk = make_hikyaku(extra=route_to(gmail))
+    hk.expect_log(r"reload refused")
+    good = hk.config_path.read_text()
+    rewrite(hk, 'deliver = ["mailbox:bob"]', 'deliver = ["mailbox:nobody"]')
+    line = next(n for n, l in enumerate(hk.config_path.read_text().splitlines(), 1) if "mailbox:nobody" in l)
+
+    # The command checks first: the server is not even asked.
+    r = hk.run_cli("reload")
+    assert r.returncode == 1
+    assert f"{hk.config_path}:{line}:" in r.stderr, r.stderr
+    assert not (hk.data_dir / "state" / "reload").exists()
+
+    # SIGHUP straight to the server (systemd's ExecReload): refused, with the
+    # file and line in the log and in the answer `hikyaku reload` reads.
+    os.kill(hk.proc.pid, signal.SIGHUP)
+    status = hk.data_dir / "state" / "reload"
+    wait_for(status.exists, what="the reload answer")
+    answer = status.read_text()
+    assert answer.startswith("reload 1: refused: ") and f"{hk.config_path}:{line}:" in answer, answer
+    assert f"reload refused: {hk.config_path}:{line}:" in hk.log_text()
+
+    # The running configuration stays: bob still gets his mail.
+    send(hk, "bob@example.test", "still bob's")
+    wait_for(lambda: len(hk.messages("bob")) == 1, what="bob's message")
+
+    # A change the server cannot apply without a restart: a new signing key.
+    hk.config_path.write_text(good + '\n[[domain]]\nname = "signed.test"\ndkim_selector = "s1"\ndkim_key = "signed.pem"\n')
+    (hk.config_path.parent / "signed.pem").write_text("not used\n")
+    r = hk.run_cli("reload")
+    assert r.returncode == 1
+    assert "reload 2: refused: the DKIM signing keys changed (signed.test)" in r.stderr, r.stderr
+
+    # Fixed: loaded.
+    hk.config_path.write_text(good)
+    r = hk.run_cli("reload")
+    assert r.returncode == 0 and "reload 3: loaded" in r.stdout, (r.stdout, r.stderr)
+
+
+def test_reload_without_a_running_server_says_so(make_hikyaku, gmail):
+    hk = make_hikyaku(extra=route_to(gmail))
+    hk.stop()
+    r = hk.run_cli("reload")
+    assert r.returncode == 1
+    assert "no running server" in r.stderr, r.stderr
