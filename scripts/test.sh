@@ -7,7 +7,7 @@
 #   unit-asan         the unit tests under AddressSanitizer + UBSanitizer
 #   integration-asan  the integration tests against the ASan/UBSan binary
 #   unit-tsan         the unit tests under ThreadSanitizer
-#   integration-tsan  forwarding, IMAP and gateway tests under ThreadSanitizer
+#   integration-tsan  forwarding, IMAP, gateway and reload tests under ThreadSanitizer
 #   fuzz              every libFuzzer target for 30 s (skip: HIKYAKU_SKIP_FUZZ=1);
 #                     built right after the plain build, run at the lowest CPU
 #                     priority beside the ASan integration stage, whose tests
@@ -30,8 +30,10 @@ manifest=$results/stages.tsv
 py=/usr/bin/python3
 pytest_args=(-q -p no:cacheprovider -o junit_family=xunit1 -rfEs)
 # The integration files the TSan stage runs (the code with threads: forwarding
-# through the queue threads and the SMTP client, IMAP sessions with IDLE).
-tsan_tests=(tests/integration/test_forward.py tests/integration/test_imap.py tests/integration/test_gateway.py)
+# through the queue threads and the SMTP client, IMAP sessions with IDLE, the
+# rules replaced by a reload while the queue threads read them).
+tsan_tests=(tests/integration/test_forward.py tests/integration/test_imap.py tests/integration/test_gateway.py
+            tests/integration/test_reload.py)
 
 # Sanitizer runtimes: every finding fails the process that has it. ASan and
 # LSan exit non-zero, UBSan aborts (-fno-sanitize-recover), TSan exits 66

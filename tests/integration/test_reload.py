@@ -14,6 +14,7 @@ import email.policy
 import os
 import signal
 import smtplib
+import threading
 
 import pytest
 
@@ -154,6 +155,40 @@ def test_a_configuration_with_errors_is_refused_and_the_running_one_stays(make_h
     hk.config_path.write_text(good)
     r = hk.run_cli("reload")
     assert r.returncode == 0 and "reload 3: loaded" in r.stdout, (r.stdout, r.stderr)
+
+
+def test_reloads_while_mail_flows_lose_nothing(make_hikyaku, gmail):
+    """Each transaction, decision and attempt keeps the rules it took while
+    reloads replace them underneath (this file also runs under TSan)."""
+    hk = make_hikyaku(extra=route_to(gmail) + """
+[[address]]
+address = "fan@example.test"
+deliver = ["forward:fan@gmail.test", "mailbox:alice"]
+
+[[forward]]
+to = "fan@gmail.test"
+fallback = ["mailbox:alice"]
+""")
+    answers = []
+    stop = threading.Event()
+
+    def reload_repeatedly():
+        while not stop.is_set():
+            r = hk.run_cli("reload")
+            answers.append((r.returncode, r.stdout + r.stderr))
+
+    reloader = threading.Thread(target=reload_repeatedly)
+    reloader.start()
+    try:
+        for i in range(40):
+            send(hk, "fan@example.test", f"message {i}")
+    finally:
+        stop.set()
+        reloader.join()
+    assert answers and all(code == 0 for code, _ in answers), answers
+    got = gmail.wait_messages(40)
+    assert sorted(email.message_from_bytes(m.data)["Subject"] for m in got) == sorted(f"message {i}" for i in range(40))
+    wait_for(lambda: len(hk.messages("alice")) == 40, what="40 local copies")
 
 
 def test_reload_without_a_running_server_says_so(make_hikyaku, gmail):
