@@ -3,14 +3,21 @@
 #include <istream>
 #include <ostream>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <optional>
 #include <chrono>
 #include <ctime>
+#include <filesystem>
 #include <sstream>
 
 #include "admin/service_user.hpp"
 #include "base/clock.hpp"
 #include "base/file.hpp"
 #include "base/privileges.hpp"
+#include "base/strings.hpp"
 #include "mail/dsn.hpp"
 #include "policy/forwards.hpp"
 #include "queue/spool.hpp"
@@ -117,6 +124,158 @@ int user_del(const config::Config& config, const std::string& name, std::ostream
     return 1;
   }
   out << "password removed for " << name << " (the mailbox stays in the configuration)\n";
+  return 0;
+}
+
+namespace {
+
+// The entries of DATA_DIR/forwards (none when there is no file); nullopt
+// after printing the file's errors.
+std::optional<std::vector<config::UserForward>> read_user_forwards(const config::Config& config,
+                                                                   std::optional<std::string>& text,
+                                                                   std::ostream& err) {
+  const auto file = config.forwards_file();
+  auto read = base::read_file(file);
+  if (!read.ok()) {
+    if (read.error().error_number == ENOENT) return std::vector<config::UserForward>{};
+    err << read.error().message << "\n";
+    return std::nullopt;
+  }
+  text = *read;
+  auto parsed = config::parse_user_forwards(*read, file.string());
+  if (!parsed.errors.empty()) {
+    for (const auto& e : parsed.errors) err << e.str() << "\n";
+    err << "fix or remove " << file.string() << "\n";
+    return std::nullopt;
+  }
+  return std::move(parsed.forwards);
+}
+
+// Replace DATA_DIR/forwards with `text` (temporary, fsync, rename, fsync the
+// directory; 0600 like DATA_DIR/users), or remove it when `text` is empty.
+base::Status write_user_forwards(const config::Config& config, const std::optional<std::string>& text) {
+  const auto file = config.forwards_file();
+  if (!text) {
+    if (::unlink(file.c_str()) != 0 && errno != ENOENT) return base::errno_error("unlink", file, errno);
+    return base::fsync_directory(file.parent_path());
+  }
+  if (auto st = base::ensure_directory(file.parent_path()); !st) return st;
+  auto tmp = file;
+  tmp += ".tmp." + std::to_string(::getpid());  // distinct per concurrent run; O_EXCL
+  ::unlink(tmp.c_str());                         // left over by a crashed run of this pid
+  return base::write_file_durable(tmp, file, *text);
+}
+
+void print_reload_hint(const config::Config& config, std::ostream& out) {
+  out << "run \"hikyaku reload --config " << config.source.string()
+      << "\" (or send SIGHUP) to apply it to the running server\n";
+}
+
+bool known_mailbox(const config::Config& config, const std::string& name, std::ostream& err) {
+  if (config.find_mailbox(name) != nullptr) return true;
+  err << "no [[mailbox]] named '" << name << "' in " << config.source.string() << "\n";
+  return false;
+}
+
+}  // namespace
+
+int forward_set(const config::Config& config, const config::UserForward& requested, std::ostream& out,
+                std::ostream& err) {
+  // Sanity checks: the file's syntax rules (through a rendering of the one
+  // entry), then the loader's cross-checks against the configuration.
+  if (!known_mailbox(config, requested.name, err)) return 1;
+  config::UserForward entry;
+  entry.name = requested.name;
+  entry.keep_copy = requested.keep_copy;
+  for (const auto& to : requested.to) entry.to.push_back(base::to_lower(to));
+  if (!requested.fallback.empty()) {
+    if (!base::istarts_with(requested.fallback, "mailbox:")) {
+      err << "--fallback: expected \"mailbox:NAME\", not '" << requested.fallback << "'\n";
+      return 1;
+    }
+    entry.fallback = requested.fallback.substr(8);
+  }
+  auto checked = config::parse_user_forwards(config::render_user_forwards({entry}), "forward set");
+  if (checked.errors.empty()) {
+    config::Config scratch = config;
+    std::vector<config::ConfigError> warnings;
+    checked.errors = config::apply_user_forwards(scratch, checked.forwards, warnings);
+  }
+  if (!checked.errors.empty()) {
+    for (const auto& e : checked.errors) err << e.message << "\n";
+    return 1;
+  }
+
+  // The new file: NAME's entry replaced (or added), the others unchanged.
+  std::optional<std::string> old_text;
+  auto entries = read_user_forwards(config, old_text, err);
+  if (!entries) return 1;
+  auto it = std::find_if(entries->begin(), entries->end(), [&](const auto& e) { return e.name == entry.name; });
+  if (it != entries->end())
+    *it = checked.forwards.front();
+  else
+    entries->push_back(checked.forwards.front());
+  const std::string text = config::render_user_forwards(*entries);
+
+  // The whole configuration must load with it, before and after writing.
+  auto trial = config::load_config(config.source, {.user_forwards_text = text});
+  if (!trial.errors.empty()) {
+    for (const auto& e : trial.errors) err << e.str() << "\n";
+    err << "the configuration would not load with this forward; nothing written\n";
+    return 1;
+  }
+  if (auto st = write_user_forwards(config, text); !st) {
+    err << st.error().message << "\n";
+    return 1;
+  }
+  if (auto reloaded = config::load_config(config.source); !reloaded.errors.empty()) {
+    for (const auto& e : reloaded.errors) err << e.str() << "\n";
+    if (auto st = write_user_forwards(config, old_text); !st)
+      err << "could not restore " << config.forwards_file().string() << ": " << st.error().message << "\n";
+    else
+      err << "the configuration does not load with this forward; " << config.forwards_file().string()
+          << " restored\n";
+    return 1;
+  }
+  out << config::describe_user_forward(config, checked.forwards.front()) << "\n";
+  print_reload_hint(config, out);
+  return 0;
+}
+
+int forward_show(const config::Config& config, const std::string& name, std::ostream& out, std::ostream& err) {
+  if (!name.empty() && !known_mailbox(config, name, err)) return 1;
+  std::optional<std::string> text;
+  auto entries = read_user_forwards(config, text, err);
+  if (!entries) return 1;
+  bool any = false;
+  for (const auto& e : *entries) {
+    if (!name.empty() && e.name != name) continue;
+    out << config::describe_user_forward(config, e) << "\n";
+    any = true;
+  }
+  if (!any) out << (name.empty() ? std::string("no per-user forwards") : "no forward for " + name) << "\n";
+  return 0;
+}
+
+int forward_clear(const config::Config& config, const std::string& name, std::ostream& out, std::ostream& err) {
+  if (!known_mailbox(config, name, err)) return 1;
+  std::optional<std::string> text;
+  auto entries = read_user_forwards(config, text, err);
+  if (!entries) return 1;
+  auto it = std::find_if(entries->begin(), entries->end(), [&](const auto& e) { return e.name == name; });
+  if (it == entries->end()) {
+    out << "no forward for " << name << " (nothing to clear)\n";
+    return 0;
+  }
+  entries->erase(it);
+  const std::optional<std::string> new_text =
+      entries->empty() ? std::nullopt : std::optional(config::render_user_forwards(*entries));
+  if (auto st = write_user_forwards(config, new_text); !st) {
+    err << st.error().message << "\n";
+    return 1;
+  }
+  out << "forward for " << name << " cleared\n";
+  print_reload_hint(config, out);
   return 0;
 }
 

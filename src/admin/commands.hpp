@@ -1,5 +1,6 @@
 // Purpose:   The operator subcommands behind `hikyaku user ...`,
-//            `hikyaku check-config` and `hikyaku queue ...`: plain functions
+//            `hikyaku forward ...`, `hikyaku check-config` and
+//            `hikyaku queue ...`: plain functions
 //            that print to the given streams and return an exit status, so
 //            tests can call them without a process.
 // Trust:     run by the operator; passwords arrive on stdin, never argv, and
@@ -11,6 +12,7 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "config/user_forwards.hpp"
 
 namespace hikyaku::admin {
 
@@ -22,6 +24,20 @@ int user_passwd(const config::Config& config, const std::string& name, std::istr
                 std::ostream& err);
 int user_list(const config::Config& config, std::ostream& out, std::ostream& err);
 int user_del(const config::Config& config, const std::string& name, std::ostream& out, std::ostream& err);
+
+// Per-user forwarding (DATA_DIR/forwards, config/user_forwards.hpp).
+// `config` is the configuration loaded WITHOUT the forwards file
+// (LoadOptions::user_forwards = false), so a broken file can be repaired.
+// forward_set replaces NAME's entry (`entry.name`) after the loader's checks,
+// writes the file atomically (temporary, fsync, rename; 0600), then loads
+// the whole configuration from config.source again; if that fails, the old
+// file is put back and the errors printed (1).
+int forward_set(const config::Config& config, const config::UserForward& entry, std::ostream& out,
+                std::ostream& err);
+// NAME's forward, or every entry when `name` is empty.
+int forward_show(const config::Config& config, const std::string& name, std::ostream& out, std::ostream& err);
+// Remove NAME's entry (0 also when there is none; 1 for an unknown mailbox).
+int forward_clear(const config::Config& config, const std::string& name, std::ostream& out, std::ostream& err);
 
 // Queue inspection: list, show ID, delete ID. Hidden forward addresses
 // (DESIGN.md "never revealed") are printed as "<hidden>" — in targets,

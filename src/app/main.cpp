@@ -1,5 +1,5 @@
 // Purpose:   The `hikyaku` command line (DESIGN.md "user-facing interface"):
-//            serve, check-config, reload, user, queue. Parses arguments, loads the
+//            serve, check-config, reload, user, forward, queue. Parses arguments, loads the
 //            configuration and hands over to app::serve or admin commands.
 // Trust:     started as root with a configured `user`, every command that
 //            touches data_dir drops to that user first (admin/service_user).
@@ -21,16 +21,17 @@ namespace {
 
 using hikyaku::config::LoadResult;
 
-LoadResult load(const std::string& path) {
+LoadResult load(const std::string& path, const hikyaku::config::LoadOptions& options = {}) {
   if (path.empty())
     return hikyaku::config::load_config_text(hikyaku::config::demo_config_text(), "<embedded demo>",
-                                             std::filesystem::current_path());
-  return hikyaku::config::load_config(path);
+                                             std::filesystem::current_path(), options);
+  return hikyaku::config::load_config(path, options);
 }
 
 // Load or print every error and return nullptr.
-std::optional<hikyaku::config::Config> load_or_report(const std::string& path) {
-  auto loaded = load(path);
+std::optional<hikyaku::config::Config> load_or_report(const std::string& path,
+                                                      const hikyaku::config::LoadOptions& options = {}) {
+  auto loaded = load(path, options);
   if (!loaded.errors.empty()) {
     for (const auto& e : loaded.errors) std::cerr << e.str() << "\n";
     return std::nullopt;
@@ -65,6 +66,24 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   auto* del = user->add_subcommand("del", "remove a mailbox's password");
   del->add_option("name", user_name, "mailbox name")->required();
   del->add_option("--config", config_path, "configuration file")->required();
+
+  auto* forward = app.add_subcommand("forward", "per-user forwarding (DATA_DIR/forwards)");
+  forward->require_subcommand(1);
+  hikyaku::config::UserForward forward_entry;
+  auto* fset = forward->add_subcommand("set", "forward a mailbox's mail to addresses elsewhere (hidden)");
+  fset->add_option("name", forward_entry.name, "mailbox name")->required();
+  fset->add_option("address", forward_entry.to, "addresses to forward to")->required()->expected(1, -1);
+  fset->add_flag("--keep-copy", forward_entry.keep_copy, "also keep a copy in the mailbox");
+  fset->add_option("--fallback", forward_entry.fallback,
+                   "mailbox:NAME that takes mail the far side refuses (default mailbox:<name>)");
+  fset->add_option("--config", config_path, "configuration file")->required();
+  std::string forward_name;
+  auto* fshow = forward->add_subcommand("show", "show a mailbox's forward (without NAME: all)");
+  fshow->add_option("name", forward_name, "mailbox name");
+  fshow->add_option("--config", config_path, "configuration file")->required();
+  auto* fclear = forward->add_subcommand("clear", "stop forwarding a mailbox's mail");
+  fclear->add_option("name", forward_name, "mailbox name")->required();
+  fclear->add_option("--config", config_path, "configuration file")->required();
 
   auto* queue = app.add_subcommand("queue", "inspect the queue");
   queue->require_subcommand(1);
@@ -110,13 +129,20 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   }
 
   if (*check) return hikyaku::admin::check_config(load(config_path), std::cout, std::cerr);
-  auto config = load_or_report(config_path);
+  // `forward` edits DATA_DIR/forwards against the configuration file alone,
+  // so that a forwards file that no longer loads can still be repaired.
+  const bool forward_command = *fset || *fshow || *fclear;
+  auto config = load_or_report(config_path, {.user_forwards = !forward_command, .user_forwards_text = std::nullopt});
   if (!config) return 1;
   if (*serve) return hikyaku::app::serve(std::move(*config), {.demo = config_path.empty()});
   // Commands that read or write data_dir (users, spool) run as the
   // configured `user`, so that what they create is the server's own.
-  if ((*passwd || *list || *del || *qlist || *qshow || *qdel || *reload) && hikyaku::admin::as_service_user(*config, std::cerr) != 0)
+  if ((*passwd || *list || *del || forward_command || *qlist || *qshow || *qdel || *reload) &&
+      hikyaku::admin::as_service_user(*config, std::cerr) != 0)
     return 1;
+  if (*fset) return hikyaku::admin::forward_set(*config, forward_entry, std::cout, std::cerr);
+  if (*fshow) return hikyaku::admin::forward_show(*config, forward_name, std::cout, std::cerr);
+  if (*fclear) return hikyaku::admin::forward_clear(*config, forward_name, std::cout, std::cerr);
   if (*passwd) return hikyaku::admin::user_passwd(*config, user_name, std::cin, std::cout, std::cerr);
   if (*list) return hikyaku::admin::user_list(*config, std::cout, std::cerr);
   if (*del) return hikyaku::admin::user_del(*config, user_name, std::cout, std::cerr);

@@ -16,6 +16,7 @@
 
 #include "base/file.hpp"
 #include "base/strings.hpp"
+#include "config/user_forwards.hpp"
 #include "mail/address.hpp"
 
 namespace hikyaku::config {
@@ -354,16 +355,6 @@ class Reader {
   std::filesystem::path base_dir_;
 };
 
-bool valid_mailbox_name(const std::string& s) {
-  if (s.empty() || s.size() > 64 || s[0] == '.') return false;
-  for (char c : s) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-              c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 // A [[route]]'s `via`: "mx", "local", "host[:port]", "[IP]:port" or a bare
 // IP (port 25 when none is given).
 std::optional<NextHop> parse_next_hop(const std::string& text) {
@@ -573,7 +564,30 @@ void check_routes(Reader& r, Config& c) {
   }
 }
 
-void read_document(Reader& r, const toml::table& root, Config& c) {
+// Per-user forwards (DATA_DIR/forwards, `hikyaku forward set`): parsed and
+// merged after the configuration is read and before its [[forward]] chains
+// are validated, so they obey the same rules. Errors carry the forwards
+// file's own positions.
+void merge_user_forwards(Reader& r, Config& c, const LoadOptions& options) {
+  if (!options.user_forwards) return;
+  const std::string file = c.forwards_file().string();
+  std::string text;
+  if (options.user_forwards_text) {
+    text = *options.user_forwards_text;
+  } else {
+    auto read = base::read_file(c.forwards_file());
+    if (!read.ok()) {
+      if (read.error().error_number != ENOENT) r.error_at(file, read.error().message);
+      return;
+    }
+    text = std::move(*read);
+  }
+  auto parsed = parse_user_forwards(text, file);
+  for (auto& e : parsed.errors) r.errors.push_back(std::move(e));
+  for (auto& e : apply_user_forwards(c, parsed.forwards, r.warnings)) r.errors.push_back(std::move(e));
+}
+
+void read_document(Reader& r, const toml::table& root, Config& c, const LoadOptions& options) {
   r.check_keys(root, "", {"hostname", "data_dir", "user", "log_level", "log_format", "postmaster", "listen", "access",
                           "tls", "dns", "delivery", "limits", "auth", "srs", "dmarc", "domain", "mailbox", "address",
                           "forward", "route"});
@@ -851,6 +865,8 @@ void read_document(Reader& r, const toml::table& root, Config& c) {
     c.postmaster = c.mailboxes.front().name;
   }
 
+  merge_user_forwards(r, c, options);
+
   // Cross-references: every mailbox target names a [[mailbox]].
   for (const auto& [node, target] : mailbox_refs)
     if (!c.find_mailbox(target.value))
@@ -903,7 +919,8 @@ void read_document(Reader& r, const toml::table& root, Config& c) {
 
 }  // namespace
 
-LoadResult load_config_text(std::string_view text, const std::string& name, const std::filesystem::path& base_dir) {
+LoadResult load_config_text(std::string_view text, const std::string& name, const std::filesystem::path& base_dir,
+                            const LoadOptions& options) {
   LoadResult out;
   Reader reader(name, base_dir);
   toml::table root;
@@ -918,7 +935,7 @@ LoadResult load_config_text(std::string_view text, const std::string& name, cons
   }
   Config c;
   c.source = name;
-  read_document(reader, root, c);
+  read_document(reader, root, c, options);
   c.files = std::move(reader.files);
   c.warnings = std::move(reader.warnings);
   if (!reader.errors.empty()) {
@@ -929,7 +946,7 @@ LoadResult load_config_text(std::string_view text, const std::string& name, cons
   return out;
 }
 
-LoadResult load_config(const std::filesystem::path& file) {
+LoadResult load_config(const std::filesystem::path& file, const LoadOptions& options) {
   auto text = base::read_file(file);
   if (!text.ok()) {
     LoadResult out;
@@ -937,7 +954,7 @@ LoadResult load_config(const std::filesystem::path& file) {
     return out;
   }
   auto abs = std::filesystem::absolute(file);
-  return load_config_text(*text, file.string(), abs.parent_path());
+  return load_config_text(*text, file.string(), abs.parent_path(), options);
 }
 
 std::vector<ConfigError> unreadable_files(const Config& config, std::string_view only_key) {

@@ -298,6 +298,9 @@ struct Config {
   std::filesystem::path mailboxes_dir() const { return data_dir / "mailboxes"; }
   std::filesystem::path mailbox_dir(std::string_view name) const { return mailboxes_dir() / std::string(name); }
   std::filesystem::path users_file() const { return data_dir / "users"; }
+  // Per-user forwards (`hikyaku forward set`), merged by the loader
+  // (config/user_forwards.hpp).
+  std::filesystem::path forwards_file() const { return data_dir / "forwards"; }
 };
 
 
@@ -306,12 +309,22 @@ struct LoadResult {
   std::vector<ConfigError> errors;
 };
 
+struct LoadOptions {
+  // Merge data_dir/forwards (per-user forwarding, config/user_forwards.hpp)
+  // when it exists, before the [[forward]] chains are validated. false:
+  // the configuration file alone (what `hikyaku forward` edits against).
+  bool user_forwards = true;
+  // When set: the forwards file's text, used instead of reading the file
+  // (`forward set` checks a new file before writing it; tests).
+  std::optional<std::string> user_forwards_text;
+};
+
 // Parse and validate a TOML file. Relative paths are relative to the file.
-LoadResult load_config(const std::filesystem::path& file);
+LoadResult load_config(const std::filesystem::path& file, const LoadOptions& options = {});
 // Parse TOML text; `name` is used in error positions; `base_dir` resolves
 // relative paths.
 LoadResult load_config_text(std::string_view text, const std::string& name,
-                            const std::filesystem::path& base_dir);
+                            const std::filesystem::path& base_dir, const LoadOptions& options = {});
 // The configured files that cannot be opened for reading, each as an error
 // at the position that names it ("domain.dkim_key: cannot read PATH: No such
 // file or directory"). check-config reports them; serve refuses to start on
