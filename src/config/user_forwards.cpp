@@ -1,7 +1,6 @@
 #include "config/user_forwards.hpp"
 
 #include <algorithm>
-#include <cstdio>
 #include <map>
 
 #include <toml++/toml.h>
@@ -35,9 +34,10 @@ std::string toml_string(std::string_view s) {
       out += '\\';
       out += ch;
     } else if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-      out += buf;
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\u00";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
     } else {
       out += ch;
     }
