@@ -3,8 +3,8 @@
 The real binary, a real dnsmasq (gmail.test MX → 127.0.0.2, sender.test MX →
 127.0.0.4) and the aiosmtpd far sides of test_forward.py (farside.py). The
 server is started, `forward set` writes the file, and the server is
-restarted (applying it to a running server is `hikyaku reload`'s job, not
-tested here). A forward set this way behaves like a configured hidden
+applied to the running server with `hikyaku reload` (once with a restart: the
+file is what lasts). A forward set this way behaves like a configured hidden
 [[forward]]: the copy goes out, a 5xx diverts into the fallback mailbox with
 X-Hikyaku-Diverted, the sender never sees a bounce or the address.
 Waits are on conditions (wait_for), never sleeps.
@@ -19,6 +19,7 @@ from conftest import wait_for
 from forward_client import SENDER, Client, message
 from dns_server import dns_server  # noqa: F401  (pytest fixture)
 from farside import farside  # noqa: F401  (pytest fixture)
+from test_imap import Raw
 
 ALICE = "alice@example.test"
 PRIVATE = "alice.private@gmail.test"
@@ -37,6 +38,17 @@ def set_and_restart(hk, *args):
     r = forward(hk, "set", "alice", *args)
     assert r.returncode == 0, r.stderr
     hk.restart()
+    return r
+
+
+def set_and_reload(hk, *args):
+    """`forward set`, then `hikyaku reload`: no restart."""
+    r = forward(hk, "set", "alice", *args)
+    assert r.returncode == 0, r.stderr
+    pid = hk.proc.pid
+    answer = hk.run_cli("reload")
+    assert answer.returncode == 0 and ": loaded " in answer.stdout, (answer.stdout, answer.stderr)
+    assert hk.proc.pid == pid and hk.proc.poll() is None
     return r
 
 
@@ -69,19 +81,34 @@ def test_set_then_start_forwards_hidden(hk, farside):  # noqa: F811
     assert farside.sender.attempts == []
 
 
-def test_keep_copy_leaves_a_maildir_copy(hk, farside):  # noqa: F811
-    r = set_and_restart(hk, PRIVATE, "--keep-copy")
+def test_keep_copy_leaves_a_maildir_copy_and_an_idle_session_stays(hk, farside):  # noqa: F811
+    # alice reads her mail by IMAP and is in IDLE while the forward is set
+    # and the server reloads: her session is not dropped, and it hears of
+    # the copy the new rule keeps.
+    hk.set_password("alice", "alice's password")
+    raw = Raw(hk)
+    raw.send(b'a1 LOGIN alice "alice\'s password"\r\n')
+    assert raw.until_tagged(b"a1")[-1].startswith(b"a1 OK")
+    raw.send(b"a2 SELECT INBOX\r\n")
+    raw.until_tagged(b"a2")
+    raw.send(b"a3 IDLE\r\n")
+    assert raw.line() == b"+ idling"
+    r = set_and_reload(hk, PRIVATE, "--keep-copy")
     assert "(hidden; fallback mailbox:alice; keeps a local copy)" in r.stdout
     Client(hk).send(message("kept"), rcpt=ALICE)
     farside.gmail.wait_messages(1)
     [copy] = wait_mailbox(hk, "alice", 1)
     assert b"kept" in copy.read_bytes()
+    assert raw.line(timeout=20) == b"* 1 EXISTS"
+    raw.send(b"DONE\r\n")
+    assert raw.until_tagged(b"a3")[-1] == b"a3 OK IDLE terminated"
+    raw.close()
     wait_spool_empty(hk)
     assert len(hk.messages("alice")) == 1
 
 
 def test_refused_copy_is_diverted_to_the_fallback_mailbox(hk, farside):  # noqa: F811
-    set_and_restart(hk, PRIVATE, "--fallback", "mailbox:bob")
+    set_and_reload(hk, PRIVATE, "--fallback", "mailbox:bob")
     farside.gmail.set_mode("reject_rcpt")
     c = Client(hk)
     c.send(message("refused far away"), rcpt=ALICE)
@@ -95,6 +122,22 @@ def test_refused_copy_is_diverted_to_the_fallback_mailbox(hk, farside):  # noqa:
     assert farside.sender.attempts == []  # no bounce to the sender
     seen_by_sender = " ".join(c.replies).lower()
     assert PRIVATE not in seen_by_sender and "alice.private" not in seen_by_sender
+
+
+def test_clear_and_reload_keeps_mail_in_the_mailbox_again(hk, farside):  # noqa: F811
+    set_and_reload(hk, PRIVATE)
+    c = Client(hk)
+    c.send(message("while forwarded"), rcpt=ALICE)
+    farside.gmail.wait_messages(1)
+    r = forward(hk, "clear", "alice")
+    assert r.returncode == 0, r.stderr
+    answer = hk.run_cli("reload")
+    assert answer.returncode == 0, answer.stderr
+    c.send(message("after clear"), rcpt=ALICE)
+    [kept] = wait_mailbox(hk, "alice", 1)
+    assert b"after clear" in kept.read_bytes()
+    wait_spool_empty(hk)
+    assert len(farside.gmail.received()) == 1
 
 
 def test_show_and_clear(hk):
