@@ -191,6 +191,36 @@ fallback = ["mailbox:alice"]
     wait_for(lambda: len(hk.messages("alice")) == 40, what="40 local copies")
 
 
+def test_queued_messages_keep_their_plans_across_a_reload(make_hikyaku, gmail):
+    hk = make_hikyaku(extra=route_to(gmail) + """
+[[address]]
+address = "fan@example.test"
+deliver = ["forward:fan@gmail.test", "mailbox:alice"]
+
+[[forward]]
+to = "fan@gmail.test"
+fallback = ["mailbox:alice"]
+""")
+    gmail.set_mode("tempfail_data")
+    send(hk, "fan@example.test", "queued before")
+    gmail.wait_attempts(1)  # refused for now: the message waits in the queue
+
+    # The address now forwards elsewhere, and the old forward's table is gone.
+    rewrite(hk, 'deliver = ["forward:fan@gmail.test", "mailbox:alice"]\n\n[[forward]]\nto = "fan@gmail.test"',
+            'deliver = ["forward:other@gmail.test", "mailbox:alice"]\n\n[[forward]]\nto = "other@gmail.test"')
+    r = hk.run_cli("reload")
+    assert r.returncode == 0, r.stderr
+    gmail.set_mode("accept")
+    send(hk, "fan@example.test", "sent after")
+    got = {email.message_from_bytes(m.data)["Subject"]: m for m in gmail.wait_messages(2)}
+    # The queued copy keeps its plan; only new mail follows the new rules.
+    assert got["queued before"].rcpt_tos == ["fan@gmail.test"]
+    assert got["sent after"].rcpt_tos == ["other@gmail.test"]
+    # The dropped forward is still a hidden one: never in the log.
+    wait_for(lambda: len(hk.messages("alice")) == 2, what="both local copies")
+    assert "fan@gmail.test" not in hk.log_text()
+
+
 def test_reload_without_a_running_server_says_so(make_hikyaku, gmail):
     hk = make_hikyaku(extra=route_to(gmail))
     hk.stop()
