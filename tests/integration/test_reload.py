@@ -23,6 +23,16 @@ from farside import FarSide, free_shared_port
 from test_imap import Raw
 
 PASSWORD = "alice's imap password"
+# fan@ goes to a hidden forward (fallback: alice's mailbox) and to alice's mailbox.
+FAN = """
+[[address]]
+address = "fan@example.test"
+deliver = ["forward:fan@gmail.test", "mailbox:alice"]
+
+[[forward]]
+to = "fan@gmail.test"
+fallback = ["mailbox:alice"]
+"""
 
 
 def message(subject, to="alice@example.test"):
@@ -68,10 +78,10 @@ def rewrite(server, old, new):
     server.config_path.write_text(text.replace(old, new))
 
 
-def idle(server):
-    """An IMAP session of alice's, selected and in IDLE."""
+def idle(server, password=PASSWORD):
+    """An IMAP session of alice's (over IMAPS), selected and in IDLE."""
     raw = Raw(server)
-    raw.send(f'a1 LOGIN alice "{PASSWORD}"\r\n'.encode())
+    raw.send(f'a1 LOGIN alice "{password}"\r\n'.encode())
     assert raw.until_tagged(b"a1")[-1].startswith(b"a1 OK")
     raw.send(b"a2 SELECT INBOX\r\n")
     assert b"* 0 EXISTS" in raw.until_tagged(b"a2")
@@ -160,15 +170,7 @@ def test_a_configuration_with_errors_is_refused_and_the_running_one_stays(make_h
 def test_reloads_while_mail_flows_lose_nothing(make_hikyaku, gmail):
     """Each transaction, decision and attempt keeps the rules it took while
     reloads replace them underneath (this file also runs under TSan)."""
-    hk = make_hikyaku(extra=route_to(gmail) + """
-[[address]]
-address = "fan@example.test"
-deliver = ["forward:fan@gmail.test", "mailbox:alice"]
-
-[[forward]]
-to = "fan@gmail.test"
-fallback = ["mailbox:alice"]
-""")
+    hk = make_hikyaku(extra=route_to(gmail) + FAN)
     answers = []
     stop = threading.Event()
 
@@ -192,15 +194,7 @@ fallback = ["mailbox:alice"]
 
 
 def test_queued_messages_keep_their_plans_across_a_reload(make_hikyaku, gmail):
-    hk = make_hikyaku(extra=route_to(gmail) + """
-[[address]]
-address = "fan@example.test"
-deliver = ["forward:fan@gmail.test", "mailbox:alice"]
-
-[[forward]]
-to = "fan@gmail.test"
-fallback = ["mailbox:alice"]
-""")
+    hk = make_hikyaku(extra=route_to(gmail) + FAN)
     gmail.set_mode("tempfail_data")
     send(hk, "fan@example.test", "queued before")
     gmail.wait_attempts(1)  # refused for now: the message waits in the queue

@@ -19,7 +19,7 @@ from conftest import wait_for
 from forward_client import SENDER, Client, message
 from dns_server import dns_server  # noqa: F401  (pytest fixture)
 from farside import farside  # noqa: F401  (pytest fixture)
-from test_imap import Raw
+from test_reload import idle
 
 ALICE = "alice@example.test"
 PRIVATE = "alice.private@gmail.test"
@@ -86,13 +86,7 @@ def test_keep_copy_leaves_a_maildir_copy_and_an_idle_session_stays(hk, farside):
     # and the server reloads: her session is not dropped, and it hears of
     # the copy the new rule keeps.
     hk.set_password("alice", "alice's password")
-    raw = Raw(hk)
-    raw.send(b'a1 LOGIN alice "alice\'s password"\r\n')
-    assert raw.until_tagged(b"a1")[-1].startswith(b"a1 OK")
-    raw.send(b"a2 SELECT INBOX\r\n")
-    raw.until_tagged(b"a2")
-    raw.send(b"a3 IDLE\r\n")
-    assert raw.line() == b"+ idling"
+    raw = idle(hk, "alice's password")
     r = set_and_reload(hk, PRIVATE, "--keep-copy")
     assert "(hidden; fallback mailbox:alice; keeps a local copy)" in r.stdout
     Client(hk).send(message("kept"), rcpt=ALICE)
