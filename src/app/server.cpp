@@ -337,8 +337,8 @@ int serve(config::Config config, const ServeOptions& options) {
   // hop before 250 (issue 14).
   delivery::CalloutVerifier callout(rules, dns_cache, **smtp_agent, {});
   smtp_ctx.verifier = &callout;
-  pop3::Pop3Context pop3_ctx{config, logins, tls_context, blocking};
-  imap::ImapContext imap_ctx{config, logins, tls_context, blocking};
+  pop3::Pop3Context pop3_ctx{pop3::Pop3Settings::from(config), logins, tls_context, blocking};
+  imap::ImapContext imap_ctx{imap::ImapSettings::from(config), logins, tls_context, blocking};
 
   // Listen and accept on every bound listener: only now can a client
   // connect (a port that accepts means a server that is ready).

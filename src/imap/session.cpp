@@ -12,6 +12,7 @@
 
 #include "base/log.hpp"
 #include "base/strings.hpp"
+#include "config/config.hpp"
 #include "imap/protocol/engine.hpp"
 #include "imap/protocol/framer.hpp"
 #include "login/mailbox_login.hpp"
@@ -56,8 +57,8 @@ class Session {
         lease_(lease),
         log_(base::logger("imapd")),
         id_(stream.remote_ip() + ":" + std::to_string(stream.remote_port())),
-        timeout_(ctx.config.limits.imap_idle_timeout),
-        framer_(std::max<size_t>(ctx.config.limits.line_length, kMaxCommandLine), ctx.config.limits.message_size) {}
+        timeout_(ctx.settings.idle_timeout),
+        framer_(std::max<size_t>(ctx.settings.line_length, kMaxCommandLine), ctx.settings.message_size) {}
 
   net::awaitable<void> run(bool implicit_tls);
   // The connection's one log line at its end (a client that never logged
@@ -70,7 +71,7 @@ class Session {
  private:
   // The autologout timer, [limits] stress_timeout while the pool is nearly full.
   std::chrono::seconds timeout() const {
-    return lease_.under_stress() ? std::min(timeout_, ctx_.config.limits.stress_timeout) : timeout_;
+    return lease_.under_stress() ? std::min(timeout_, ctx_.settings.stress_timeout) : timeout_;
   }
   net::awaitable<bool> flush();
   net::awaitable<Action> authenticate(Action a);
@@ -120,8 +121,8 @@ net::awaitable<void> Session::run(bool implicit_tls) {
   protocol::Options options;
   options.tls_available = ctx_.tls != nullptr;
   options.tls_active = stream_.tls_active();
-  options.allow_plaintext = ctx_.config.auth.allow_plaintext;  // the POP3 rule
-  options.max_errors = std::max(1u, ctx_.config.limits.errors);
+  options.allow_plaintext = ctx_.settings.allow_plaintext;  // the POP3 rule
+  options.max_errors = std::max(1u, ctx_.settings.max_errors);
   engine_.emplace(options);
   auto& engine = *engine_;
   out_ = engine.greeting();
@@ -227,7 +228,7 @@ net::awaitable<Action> Session::authenticate(Action a) {
   if (!mailbox) co_return engine.login_result(LoginOutcome::bad_credentials);
 
   // Open the INBOX: the login's Maildir (created on first use).
-  mailbox::Maildir maildir(ctx_.config.mailbox_dir(*mailbox));
+  mailbox::Maildir maildir(ctx_.settings.mailboxes_dir / *mailbox);
   auto open = [&]() -> net::awaitable<std::string> {
     auto st = maildir.create();
     co_return st ? std::string() : st.error().message;
@@ -252,7 +253,7 @@ net::awaitable<std::optional<std::string>> Session::idle_until_input() {
   bool watching = false;
   int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (fd >= 0) {
-    auto root = ctx_.config.mailbox_dir(mailbox_);
+    auto root = ctx_.settings.mailboxes_dir / mailbox_;
     const uint32_t mask = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE;
     bool a = ::inotify_add_watch(fd, (root / "new").c_str(), mask) >= 0;
     bool b = ::inotify_add_watch(fd, (root / "cur").c_str(), mask) >= 0;
@@ -340,9 +341,21 @@ net::awaitable<std::optional<std::string>> Session::idle_until_input() {
 
 }  // namespace
 
+ImapSettings ImapSettings::from(const config::Config& config) {
+  ImapSettings s;
+  s.mailboxes_dir = config.mailboxes_dir();
+  s.idle_timeout = config.limits.imap_idle_timeout;
+  s.stress_timeout = config.limits.stress_timeout;
+  s.line_length = config.limits.line_length;
+  s.message_size = config.limits.message_size;
+  s.max_errors = config.limits.errors;
+  s.allow_plaintext = config.auth.allow_plaintext;
+  return s;
+}
+
 net::awaitable<void> run_session(net::tcp::socket socket, net::Admission admission, ImapContext& ctx,
                                  bool implicit_tls) {
-  net::Stream stream(std::move(socket), ctx.tls, ctx.config.limits.line_length);
+  net::Stream stream(std::move(socket), ctx.tls, ctx.settings.line_length);
   if (admission.refusal == net::Refusal::access) {
     // [access] denies the client (the listener logged it): RFC 3501 §7.1.5,
     // BYE as the greeting rejects the connection. On 993 it is closed

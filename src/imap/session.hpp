@@ -8,10 +8,10 @@
 //            new message in new/ or cur/ is noticed through inotify (an Asio
 //            stream_descriptor) with a poll timer as fallback, and reported
 //            at once as "* n EXISTS".
-//            Login mapping (as POP3): the login name is a [[mailbox]] name
-//            (config.find_mailbox) whose password is in the CredentialStore;
-//            plain-text logins only under TLS unless auth.allow_plaintext.
-// Standards: RFC 3501 (§5.4 autologout ≥ 30 min: limits.imap_idle_timeout),
+//            Login mapping (as POP3): login::MailboxLogins names the
+//            mailbox; its Maildir is ImapSettings::mailboxes_dir/NAME;
+//            plain-text logins only under TLS unless allow_plaintext.
+// Standards: RFC 3501 (§5.4 autologout ≥ 30 min: [limits] imap_idle_timeout),
 //            RFC 2177 (IDLE), RFC 2595 / RFC 8314 (STARTTLS, 993).
 // Trust:     the peer is untrusted; passwords are never logged; log lines
 //            carry ip:port, the login name (sanitised) and the outcome.
@@ -23,18 +23,39 @@
 //            anything thrown is a bug caught by net::start_accepting.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
 #include <memory>
 
-#include "config/config.hpp"
 #include "imap/maildir_store.hpp"
 #include "net/asio.hpp"
 #include "net/listener.hpp"
 #include "login/mailbox_login.hpp"
 
+namespace hikyaku::config {
+struct Config;
+}
+
 namespace hikyaku::imap {
 
+// The part of the configuration an IMAP session reads. All of it is kept as
+// started across `hikyaku reload` (config/reload.hpp); the mailbox list,
+// which a reload may change, is the logins' business.
+struct ImapSettings {
+  std::filesystem::path mailboxes_dir;  // a mailbox NAME's Maildir is mailboxes_dir/NAME
+  std::chrono::seconds idle_timeout{1800};  // RFC 3501 §5.4 autologout (bounds IDLE too)
+  std::chrono::seconds stress_timeout{10};  // instead, while the pool is nearly full
+  std::size_t line_length = 4096;           // longest command line (at least kMaxCommandLine)
+  std::uint64_t message_size = 50ull * 1024 * 1024;  // largest APPEND literal
+  unsigned max_errors = 10;                 // bad commands before BYE
+  bool allow_plaintext = false;             // LOGIN and AUTHENTICATE without TLS
+  static ImapSettings from(const config::Config& config);
+};
+
 struct ImapContext {
-  const config::Config& config;
+  ImapSettings settings;
   login::MailboxLogins& logins;  // password checks, lockout
   std::shared_ptr<boost::asio::ssl::context> tls;  // may be null: no STARTTLS, no 993
   boost::asio::thread_pool& blocking;  // the blocking pool (filesystem)

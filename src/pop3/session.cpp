@@ -9,6 +9,7 @@
 
 #include "base/log.hpp"
 #include "base/strings.hpp"
+#include "config/config.hpp"
 #include "login/mailbox_login.hpp"
 #include "mailbox/maildir.hpp"
 #include "net/stream.hpp"
@@ -36,7 +37,7 @@ class Session {
         lease_(lease),
         log_(base::logger("pop3d")),
         id_(stream.remote_ip() + ":" + std::to_string(stream.remote_port())),
-        timeout_(ctx.config.limits.pop3_idle_timeout) {}
+        timeout_(ctx.settings.idle_timeout) {}
 
   net::awaitable<void> run(bool implicit_tls);
   // The connection's one log line at its end (a client that never logged
@@ -49,7 +50,7 @@ class Session {
  private:
   // The autologout timer, [limits] stress_timeout while the pool is nearly full.
   std::chrono::seconds timeout() const {
-    return lease_.under_stress() ? std::min(timeout_, ctx_.config.limits.stress_timeout) : timeout_;
+    return lease_.under_stress() ? std::min(timeout_, ctx_.settings.stress_timeout) : timeout_;
   }
   net::awaitable<bool> flush();
   net::awaitable<Action> authenticate(Action a);
@@ -91,8 +92,8 @@ net::awaitable<void> Session::run(bool implicit_tls) {
   protocol::Options options;
   options.tls_available = ctx_.tls != nullptr;
   options.tls_active = stream_.tls_active();
-  options.allow_plaintext = ctx_.config.auth.allow_plaintext;
-  options.max_errors = std::max(1u, ctx_.config.limits.errors);
+  options.allow_plaintext = ctx_.settings.allow_plaintext;
+  options.max_errors = std::max(1u, ctx_.settings.max_errors);
   machine_.emplace(options);
   auto& sm = *machine_;
   out_ = sm.greeting();
@@ -177,7 +178,7 @@ net::awaitable<Action> Session::authenticate(Action a) {
 
   // RFC 1939 §8: lock the maildrop, then take the message list that stays
   // fixed for the whole session. Filesystem work goes to the blocking pool.
-  mailbox::Maildir maildir(ctx_.config.mailbox_dir(*mailbox));
+  mailbox::Maildir maildir(ctx_.settings.mailboxes_dir / *mailbox);
   Login login = co_await asio::co_spawn(
       ctx_.blocking,
       [&]() -> net::awaitable<Login> {
@@ -280,9 +281,20 @@ net::awaitable<Action> Session::update(const Action& a) {
 
 }  // namespace
 
+Pop3Settings Pop3Settings::from(const config::Config& config) {
+  Pop3Settings s;
+  s.mailboxes_dir = config.mailboxes_dir();
+  s.idle_timeout = config.limits.pop3_idle_timeout;
+  s.stress_timeout = config.limits.stress_timeout;
+  s.line_length = config.limits.line_length;
+  s.max_errors = config.limits.errors;
+  s.allow_plaintext = config.auth.allow_plaintext;
+  return s;
+}
+
 net::awaitable<void> run_session(net::tcp::socket socket, net::Admission admission, Pop3Context& ctx,
                                  bool implicit_tls) {
-  net::Stream stream(std::move(socket), ctx.tls, ctx.config.limits.line_length);
+  net::Stream stream(std::move(socket), ctx.tls, ctx.settings.line_length);
   if (admission.refusal == net::Refusal::access) {
     // [access] denies the client (the listener logged it). A plain -ERR
     // greeting: RFC 2449 §8 response codes name temporary or system
