@@ -260,19 +260,21 @@ mailbox::MessageInfo* MaildirStore::lookup(const std::string& key) {
   return it == known_.end() ? nullptr : &it->second;
 }
 
-base::Result<std::string> MaildirStore::read(const StoredMessage& message) {
+base::Result<std::optional<std::string>> MaildirStore::read(const StoredMessage& message) {
   mailbox::MessageInfo* info = lookup(message.key);
   mailbox::MessageInfo found;
   if (!info) {
     auto f = maildir_.find(message.key);
+    if (!f && f.error().error_number == ENOENT) return std::optional<std::string>();  // expunged elsewhere
     if (!f) return f.error();
     found = std::move(*f);
     info = &found;
   }
   auto data = maildir_.read(*info);
+  if (!data && data.error().error_number == ENOENT) return std::optional<std::string>();  // expunged elsewhere
   if (!data) return data.error();
   // Stored with LF (mailbox/maildir.hpp); IMAP serves CRLF (RFC 3501 §2.1).
-  return mailbox::Maildir::to_network(*data);
+  return std::optional<std::string>(mailbox::Maildir::to_network(*data));
 }
 
 base::Result<std::optional<MaildirStore::FlagState>> MaildirStore::update_flags(const StoredMessage& message,
@@ -306,7 +308,7 @@ base::Status MaildirStore::expunge(const StoredMessage& message) {
   return maildir_.remove(*info);
 }
 
-base::Result<uint32_t> MaildirStore::append(std::string_view message, uint8_t flags,
+base::Result<protocol::Appended> MaildirStore::append(std::string_view message, uint8_t flags,
                                             const protocol::Keywords& keywords,
                                             std::optional<int64_t> internal_date) {
   // Under the lock, so no other session numbers the new file before us.
@@ -328,7 +330,7 @@ base::Result<uint32_t> MaildirStore::append(std::string_view message, uint8_t fl
   auto snap = scan_locked(false);
   if (!snap) return snap.error();
   for (const auto& m : snap->messages) {
-    if (m.key == *name) return m.uid;
+    if (m.key == *name) return protocol::Appended{snap->uidvalidity, m.uid, m.key};
   }
   return base::make_error("appended message " + *name + " vanished");
 }

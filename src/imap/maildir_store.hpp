@@ -53,11 +53,11 @@ class MaildirStore final : public protocol::MailStore {
   MaildirStore(mailbox::Maildir maildir, std::shared_ptr<std::mutex> mutex, bool sync = true);
 
   base::Result<protocol::Snapshot> scan(bool claim_recent) override;
-  base::Result<std::string> read(const protocol::StoredMessage& message) override;
+  base::Result<std::optional<std::string>> read(const protocol::StoredMessage& message) override;
   base::Result<std::optional<FlagState>> update_flags(const protocol::StoredMessage& message,
                                                       const FlagChange& change) override;
   base::Status expunge(const protocol::StoredMessage& message) override;
-  base::Result<uint32_t> append(std::string_view message, uint8_t flags, const protocol::Keywords& keywords,
+  base::Result<protocol::Appended> append(std::string_view message, uint8_t flags, const protocol::Keywords& keywords,
                                 std::optional<int64_t> internal_date) override;
 
   static constexpr const char* kUidListName = "hikyaku-uidlist";

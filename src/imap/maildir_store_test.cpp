@@ -74,7 +74,8 @@ TEST_F(MaildirStoreTest, FlagsLiveInTheInfoSuffixAndReadServesCrlf) {
   EXPECT_EQ(m.size, std::string("Subject: one\r\n\r\nline\r\n").size());
   auto content = s.read(m);
   ASSERT_TRUE(content);
-  EXPECT_EQ(*content, "Subject: one\r\n\r\nline\r\n");
+  ASSERT_TRUE(*content);
+  EXPECT_EQ(**content, "Subject: one\r\n\r\nline\r\n");
   ASSERT_TRUE(s.set_flags(m, kSeen | kDeleted, {}));
   auto listed = md.list();
   ASSERT_TRUE(listed);
@@ -100,12 +101,39 @@ TEST_F(MaildirStoreTest, KeywordsAreLettersNamedInDovecotKeywords) {
   EXPECT_FALSE(s.set_flags(again->messages[0], 0, many));  // 26 letters only
 }
 
+// Another session changes a message's flags (a rename) or a POP3 client
+// removes it after this store's scan: read() follows the rename, and tells
+// "gone" (an empty optional) from a storage failure.
+TEST_F(MaildirStoreTest, ReadFollowsRenamesAndReportsExpungedMessagesAsGone) {
+  mailbox::Maildir md(dir_, false);
+  ASSERT_TRUE(md.deliver("Subject: one\n\nline\n"));
+  ASSERT_TRUE(md.deliver("Subject: two\n\nline\n"));
+  auto s = store();
+  auto snap = s.scan(true);
+  ASSERT_TRUE(snap);
+  ASSERT_EQ(snap->messages.size(), 2u);
+  auto other = store();
+  ASSERT_TRUE(other.scan(false));
+  ASSERT_TRUE(other.set_flags(snap->messages[0], kSeen, {}));  // renamed under `s`
+  ASSERT_TRUE(other.expunge(snap->messages[1]));
+  auto renamed = s.read(snap->messages[0]);
+  ASSERT_TRUE(renamed) << renamed.error().message;
+  ASSERT_TRUE(*renamed);
+  EXPECT_EQ(**renamed, "Subject: one\r\n\r\nline\r\n");
+  auto gone = s.read(snap->messages[1]);
+  ASSERT_TRUE(gone) << gone.error().message;
+  EXPECT_FALSE(*gone);
+}
+
 TEST_F(MaildirStoreTest, AppendAssignsTheNextUidAndKeepsTheDate) {
   auto s = store();
-  auto uid = s.append("Subject: a\r\n\r\nx\r\n", kSeen, {}, 1700000000);
-  ASSERT_TRUE(uid) << uid.error().message;
-  EXPECT_EQ(*uid, 1u);
+  auto appended = s.append("Subject: a\r\n\r\nx\r\n", kSeen, {}, 1700000000);
+  ASSERT_TRUE(appended) << appended.error().message;
+  EXPECT_EQ(appended->uid, 1u);
   auto snap = s.scan(false);
+  EXPECT_EQ(appended->uidvalidity, snap->uidvalidity);  // RFC 4315 APPENDUID, never 0
+  EXPECT_NE(appended->uidvalidity, 0u);
+  EXPECT_EQ(appended->key, snap->messages[0].key);
   ASSERT_EQ(snap->messages.size(), 1u);
   EXPECT_EQ(snap->messages[0].internal_date, 1700000000);
   EXPECT_EQ(snap->messages[0].flags, kSeen);
@@ -129,8 +157,8 @@ TEST_F(MaildirStoreTest, ConcurrentAppendsNeverShareAUid) {
     threads.emplace_back([&, t] {
       auto s = store();
       for (int i = 0; i < 10; ++i) {
-        auto uid = s.append("Subject: c\r\n\r\nx\r\n", 0, {}, std::nullopt);
-        if (uid) uids[t].push_back(*uid);
+        auto appended = s.append("Subject: c\r\n\r\nx\r\n", 0, {}, std::nullopt);
+        if (appended) uids[t].push_back(appended->uid);
         (void)s.scan(true);
       }
     });

@@ -376,17 +376,22 @@ base::Result<MessageInfo> Maildir::find(std::string_view uid) const {
       return info;
     }
   }
-  return base::make_error("message " + std::string(uid) + " not found in " + root_.string());
+  base::Error gone = base::make_error("message " + std::string(uid) + " not found in " + root_.string());
+  gone.error_number = ENOENT;  // callers tell "gone" from a failure by it
+  return gone;
 }
 
 base::Result<std::string> Maildir::read(const MessageInfo& message) const {
   auto data = base::read_file(message.path);
-  std::error_code ec;
-  if (data || fs::exists(message.path, ec)) return data;
-  // Another reader moved it (new/ → cur/, or changed flags): look it up again.
-  auto found = find(message.uid);
-  if (!found) return found.error();
-  return base::read_file(found->path);
+  // Another reader may have moved it (new/ → cur/, or changed its flags)
+  // since it was listed, even more than once: look it up again. ENOENT
+  // after that: it has gone.
+  for (int attempt = 0; attempt < 3 && !data && data.error().error_number == ENOENT; ++attempt) {
+    auto found = find(message.uid);
+    if (!found) return found.error();
+    data = base::read_file(found->path);
+  }
+  return data;
 }
 
 base::Status Maildir::remove(const MessageInfo& message) const {

@@ -75,6 +75,8 @@ class Maildir {
   // All messages in new/ and cur/, oldest first (by delivery time in name).
   base::Result<std::vector<MessageInfo>> list() const;
   // The bytes on disk (LF line endings); see to_network() for POP3/IMAP.
+  // Follows a message another reader renamed; an error with error_number
+  // ENOENT when it has gone.
   base::Result<std::string> read(const MessageInfo& message) const;
   base::Status remove(const MessageInfo& message) const;
 
@@ -83,7 +85,8 @@ class Maildir {
   // and move the message to cur/ (the Maildir rule: a message seen by a
   // reader leaves new/). Updates `message` in place.
   base::Status set_flags(MessageInfo& message, std::string_view flags) const;
-  // Find a message by uid in new/ or cur/ (after another reader moved it).
+  // Find a message by uid in new/ or cur/ (after another reader moved it);
+  // an error with error_number ENOENT when it is in neither.
   base::Result<MessageInfo> find(std::string_view uid) const;
 
   // LF → CRLF for network output (a CRLF already present is kept).

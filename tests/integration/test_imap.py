@@ -291,11 +291,16 @@ def test_append_and_copy(hikyaku):
     imap = login_ssl(hikyaku)
     msg = make_message("appended")
     typ, data = imap.append("INBOX", "(\\Seen \\Draft)", imaplib.Time2Internaldate(1700000000), msg)
-    assert typ == "OK" and b"[APPENDUID " in data[0], data
+    assert typ == "OK", data
+    # RFC 4315 §3: APPENDUID carries the mailbox's UIDVALIDITY, also before
+    # any SELECT (never 0).
+    appended = re.search(rb"\[APPENDUID (\d+) (\d+)\]", data[0])
+    assert appended and appended.group(1) != b"0" and appended.group(2) == b"1", data
     typ, data = imap.append("Other", None, None, msg)
     assert typ == "NO" and b"TRYCREATE" in data[0]
     typ, data = imap.select("INBOX")
     assert data == [b"1"]
+    assert imap.untagged_responses["UIDVALIDITY"] == [appended.group(1)]
     typ, data = imap.fetch("1", "(FLAGS INTERNALDATE BODY.PEEK[])")
     meta, body = data[0]
     assert body == msg
@@ -402,6 +407,38 @@ def test_concurrent_sessions_see_each_other(hikyaku):
     two.noop()
     assert two.untagged_responses.get("EXPUNGE") == [b"2"], two.untagged_responses
     assert [u for u, _ in fetch_uids(two).values()] == [1]
+    one.logout()
+    two.logout()
+
+
+def test_a_message_expunged_by_another_session(hikyaku):
+    """RFC 5530 §3 / RFC 2180 §4: a FETCH, STORE or COPY by sequence number
+    of a message that another session has expunged (an EXPUNGE this session
+    may not hear of yet, RFC 3501 §7.4.1) is answered NO [EXPUNGEISSUED],
+    never as a server bug; the rest of the set is answered; a COPY copies
+    nothing; UID commands skip the UID and report the EXPUNGE."""
+    hikyaku.set_password("alice", PASSWORD)
+    deliver(hikyaku, 2)
+    one, two = login_ssl(hikyaku), login_starttls(hikyaku)
+    one.select("INBOX")
+    two.select("INBOX")
+    one.store("1", "+FLAGS", "(\\Deleted)")
+    one.expunge()
+    typ, data = two.fetch("1:2", "(BODY.PEEK[])")
+    assert typ == "NO" and b"[EXPUNGEISSUED]" in data[0], data
+    fetched = two.untagged_responses.pop("FETCH", [])
+    assert [d[0].split()[0] for d in fetched if isinstance(d, tuple)] == [b"2"], fetched
+    typ, data = two.store("1:2", "+FLAGS", "(\\Flagged)")
+    assert typ == "NO" and b"[EXPUNGEISSUED]" in data[0], data
+    stored = two.untagged_responses.pop("FETCH", [])
+    assert len(stored) == 1 and stored[0].startswith(b"2 (FLAGS (\\Flagged"), stored
+    typ, data = two.copy("1:2", "INBOX")
+    assert typ == "NO" and b"[EXPUNGEISSUED]" in data[0], data
+    typ, data = two.status("INBOX", "(MESSAGES)")
+    assert data == [b"INBOX (MESSAGES 1)"], data  # nothing was copied
+    typ, data = two.uid("FETCH", "1:*", "(FLAGS)")
+    assert typ == "OK", data
+    assert two.untagged_responses.get("EXPUNGE") == [b"1"], two.untagged_responses
     one.logout()
     two.logout()
 

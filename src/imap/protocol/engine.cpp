@@ -75,7 +75,7 @@ Days day_of(int64_t unix_seconds) {
 
 }  // namespace
 
-Engine::Engine(Options options) : options_(std::move(options)) {}
+Engine::Engine(Options options) : options_(options) {}
 
 std::string Engine::capabilities() const {
   std::string caps = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS";
@@ -109,7 +109,7 @@ Action Engine::tagged(const std::string& tag, std::string_view status, std::stri
   return a;
 }
 
-Action Engine::bad(const std::string& tag, std::string text) {
+Action Engine::bad(const std::string& tag, const std::string& text) {
   ++errors_;
   if (errors_ >= options_.max_errors) {
     state_ = State::logout;
@@ -531,12 +531,13 @@ Action Engine::cmd_append(const Command& c) {
     flags |= flag_bit(f);
     add_keyword(keywords, f);
   }
-  auto uid = store_->append(c.message, flags, keywords, c.date);
-  if (!uid) return tagged(c.tag, "NO", "[SERVERBUG] could not store the message");
+  auto appended = store_->append(c.message, flags, keywords, c.date);
+  if (!appended) return tagged(c.tag, "NO", "[SERVERBUG] could not store the message");
   std::string updates;
   if (state_ == State::selected) sync(true, updates);
+  // RFC 4315 §3: the mailbox's UIDVALIDITY, selected or not (never 0).
   return tagged(c.tag, "OK",
-                "[APPENDUID " + std::to_string(uidvalidity_ ? uidvalidity_ : 0) + " " + std::to_string(*uid) +
+                "[APPENDUID " + std::to_string(appended->uidvalidity) + " " + std::to_string(appended->uid) +
                     "] APPEND completed",
                 std::move(updates));
 }
@@ -559,9 +560,13 @@ Action Engine::cmd_fetch(const Command& c) {
   sets_seen = sets_seen && !read_only_;
   std::string out;
   bool failed = false;
+  bool expunged = false;  // a message of the set was expunged by another session
   for (size_t index : indexes) {
     auto& e = view_[index];
-    if (e.gone) continue;  // expunged elsewhere; reported at the next chance (RFC 2180 §4.1)
+    if (e.gone) {  // expunged elsewhere; reported at the next chance (RFC 2180 §4.1)
+      expunged = true;
+      continue;
+    }
     std::string content;
     if (want_content) {
       auto r = store_->read(e.msg);
@@ -569,7 +574,11 @@ Action Engine::cmd_fetch(const Command& c) {
         failed = true;
         continue;
       }
-      content = std::move(r.value());
+      if (!*r) {  // expunged elsewhere since this view was taken
+        expunged = true;
+        continue;
+      }
+      content = std::move(**r);
     }
     bool flags_changed = false;
     if (sets_seen && !(e.msg.flags & kSeen)) {
@@ -582,7 +591,7 @@ Action Engine::cmd_fetch(const Command& c) {
       }
     }
     std::string items;
-    auto item = [&](std::string s) {
+    auto item = [&](const std::string& s) {
       if (!items.empty()) items += ' ';
       items += s;
     };
@@ -624,6 +633,10 @@ Action Engine::cmd_fetch(const Command& c) {
   std::string updates;
   sync(c.uid, updates);
   if (failed) return tagged(c.tag, "NO", "[SERVERBUG] some messages could not be read", out + updates);
+  // RFC 5530 §3 / RFC 2180 §4.1.2. A UID FETCH names UIDs: one that no
+  // longer exists is simply not there (its EXPUNGE is in `updates`).
+  if (expunged && !c.uid)
+    return tagged(c.tag, "NO", "[EXPUNGEISSUED] some of the requested messages no longer exist", out + updates);
   return tagged(c.tag, "OK", c.uid ? "UID FETCH completed" : "FETCH completed", out + updates);
 }
 
@@ -639,9 +652,13 @@ Action Engine::cmd_store(const Command& c) {
   }
   std::string out;
   bool failed = false;
+  bool expunged = false;  // a message of the set was expunged by another session
   for (size_t index : indexes) {
     auto& e = view_[index];
-    if (e.gone) continue;
+    if (e.gone) {
+      expunged = true;
+      continue;
+    }
     // Applied to the flags as they are in the store now (another session
     // may have changed them since this view saw them).
     const auto mode = c.store.mode;
@@ -666,7 +683,10 @@ Action Engine::cmd_store(const Command& c) {
       failed = true;
       continue;
     }
-    if (!*r) continue;  // expunged by another session: reported later
+    if (!*r) {  // expunged by another session: reported later
+      expunged = true;
+      continue;
+    }
     e.msg.flags = (*r)->flags;
     e.msg.keywords = std::move((*r)->keywords);
     learn(e.msg.keywords, out);
@@ -679,6 +699,9 @@ Action Engine::cmd_store(const Command& c) {
   std::string updates;
   sync(c.uid, updates);
   if (failed) return tagged(c.tag, "NO", "[LIMIT] some flags could not be stored (too many keywords?)", out + updates);
+  // As FETCH: every message a STORE answers OK for got its FETCH FLAGS.
+  if (expunged && !c.uid)
+    return tagged(c.tag, "NO", "[EXPUNGEISSUED] some of the messages no longer exist", out + updates);
   return tagged(c.tag, "OK", c.uid ? "UID STORE completed" : "STORE completed", out + updates);
 }
 
@@ -688,7 +711,7 @@ bool Engine::matches(const SearchKey& k, size_t index, std::optional<std::string
   auto text = [&]() -> const std::string& {
     if (!content) {
       auto r = store_->read(m);
-      content = r ? std::move(r.value()) : std::string();
+      content = r && *r ? std::move(**r) : std::string();  // gone: matches no text
     }
     return *content;
   };
@@ -778,21 +801,48 @@ Action Engine::cmd_copy(const Command& c) {
   std::vector<size_t> indexes;
   if (!resolve(c.set, c.uid, indexes)) return bad(c.tag, "invalid message sequence number");
   if (!is_inbox(c.mailbox)) return tagged(c.tag, "NO", "[TRYCREATE] only INBOX exists");
+  // RFC 3501 §6.4.7: a COPY that fails leaves the target as it was, so
+  // the copies made so far are expunged again. A message expunged by
+  // another session fails a COPY by sequence numbers (RFC 2180 §4.4.1,
+  // RFC 5530 §3); a UID COPY copies the UIDs that still exist.
+  const char* expunged_text = "[EXPUNGEISSUED] some of the messages no longer exist; nothing copied";
+  if (!c.uid) {
+    for (size_t index : indexes) {
+      if (view_[index].gone) return tagged(c.tag, "NO", expunged_text);
+    }
+  }
+  std::vector<Appended> copies;
+  auto undo = [&](std::string_view code, std::string_view text) {
+    for (const auto& a : copies) {
+      StoredMessage m;
+      m.uid = a.uid;
+      m.key = a.key;
+      (void)store_->expunge(m);  // best effort: a failure here leaves an extra copy, never a loss
+    }
+    return tagged(c.tag, "NO", std::string(code) + std::string(text));
+  };
   std::string from, to;
+  uint32_t uidvalidity = uidvalidity_;
   for (size_t index : indexes) {
     const auto& e = view_[index];
     if (e.gone) continue;
     auto content = store_->read(e.msg);
-    if (!content) return tagged(c.tag, "NO", "[SERVERBUG] could not read a message");
-    auto uid = store_->append(*content, e.msg.flags, e.msg.keywords, e.msg.internal_date);
-    if (!uid) return tagged(c.tag, "NO", "[SERVERBUG] could not store the copy");
+    if (!content) return undo("[SERVERBUG] ", "could not read a message; nothing copied");
+    if (!*content) {
+      if (!c.uid) return undo("", expunged_text);
+      continue;
+    }
+    auto appended = store_->append(**content, e.msg.flags, e.msg.keywords, e.msg.internal_date);
+    if (!appended) return undo("[SERVERBUG] ", "could not store a copy; nothing copied");
+    uidvalidity = appended->uidvalidity;
     if (!from.empty()) from += ',', to += ',';
     from += std::to_string(e.msg.uid);
-    to += std::to_string(*uid);
+    to += std::to_string(appended->uid);
+    copies.push_back(std::move(*appended));
   }
   std::string updates;
   sync(true, updates);
-  std::string code = from.empty() ? "" : "[COPYUID " + std::to_string(uidvalidity_) + " " + from + " " + to + "] ";
+  std::string code = from.empty() ? "" : "[COPYUID " + std::to_string(uidvalidity) + " " + from + " " + to + "] ";
   return tagged(c.tag, "OK", code + (c.uid ? "UID COPY completed" : "COPY completed"), std::move(updates));
 }
 

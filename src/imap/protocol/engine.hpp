@@ -97,7 +97,7 @@ class Engine {
   };
 
   Action dispatch(const Command& c);
-  Action bad(const std::string& tag, std::string text);
+  Action bad(const std::string& tag, const std::string& text);
   Action tagged(const std::string& tag, std::string_view status, std::string_view text,
                 std::string untagged = {});
   Action authenticate(const std::string& tag, std::string user, std::string password,

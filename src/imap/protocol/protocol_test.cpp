@@ -432,7 +432,7 @@ TEST(Engine, AppendCopyListStatus) {
   Conversation c(plaintext());
   c.send("a1 LOGIN alice pw");
   EXPECT_EQ(c.send("a2 APPEND INBOX (\\Seen) {" + std::to_string(kSimple.size()) + "}\r\n" + kSimple),
-            "a2 OK [APPENDUID 0 1] APPEND completed\r\n");
+            "a2 OK [APPENDUID 1234 1] APPEND completed\r\n");  // RFC 4315 §3: never 0, selected or not
   EXPECT_EQ(c.send("a3 APPEND Other {1}\r\nx"), "a3 NO [TRYCREATE] only INBOX exists\r\n");
   EXPECT_EQ(c.send("a4 LIST \"\" *"), "* LIST (\\HasNoChildren) \"/\" INBOX\r\na4 OK LIST completed\r\n");
   EXPECT_EQ(c.send("a5 LIST \"\" \"\""), "* LIST (\\Noselect) \"/\" \"\"\r\na5 OK LIST completed\r\n");
@@ -449,6 +449,50 @@ TEST(Engine, AppendCopyListStatus) {
   EXPECT_EQ(c.send("b3 STORE 1 +FLAGS (\\Deleted)"), "b3 NO [READ-ONLY] mailbox is read-only\r\n");
   EXPECT_EQ(c.send("b4 CLOSE"), "b4 OK CLOSE completed\r\n");
   EXPECT_EQ(c.send("b5 FETCH 1 FLAGS"), "b5 BAD FETCH not valid in this state\r\n");
+}
+
+// RFC 5530 §3 EXPUNGEISSUED, RFC 2180 §4.1-4.4: another session (or a POP3
+// client) removed message 1 after this session's view was taken.
+TEST(Engine, Rfc5530ExpungedByAnotherSession) {
+  Conversation c(plaintext());
+  c.send("a1 LOGIN alice pw");
+  c.store->add(std::string(kSimple));
+  c.store->add(std::string(kSimple));
+  c.send("a2 SELECT INBOX");
+  c.store->entries.erase(c.store->entries.begin());  // expunged elsewhere
+
+  // Not a server bug; the rest of the set is answered.
+  std::string f1 = c.send("f1 FETCH 1:2 (RFC822.SIZE BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
+  EXPECT_TRUE(f1.starts_with("* 2 FETCH (RFC822.SIZE ")) << f1;
+  EXPECT_TRUE(f1.ends_with("\r\nf1 NO [EXPUNGEISSUED] some of the requested messages no longer exist\r\n")) << f1;
+  EXPECT_EQ(f1.find("* 1 FETCH"), std::string::npos) << f1;
+  std::string f2 = c.send("f2 FETCH 1 BODY.PEEK[]");
+  EXPECT_EQ(f2, "f2 NO [EXPUNGEISSUED] some of the requested messages no longer exist\r\n");
+  // STORE: FETCH FLAGS for every message it answers OK for.
+  EXPECT_EQ(c.send("s1 STORE 1 +FLAGS (\\Flagged)"), "s1 NO [EXPUNGEISSUED] some of the messages no longer exist\r\n");
+  EXPECT_EQ(c.send("s2 STORE 2 +FLAGS (\\Flagged)"), "* 2 FETCH (FLAGS (\\Flagged \\Recent))\r\ns2 OK STORE completed\r\n");
+  // COPY is all or nothing (RFC 3501 §6.4.7).
+  EXPECT_EQ(c.send("c1 COPY 1:2 INBOX"),
+            "c1 NO [EXPUNGEISSUED] some of the messages no longer exist; nothing copied\r\n");
+  EXPECT_EQ(c.store->entries.size(), 1u);
+  // A UID command names UIDs: the gone one is not there, and its EXPUNGE
+  // may be sent (RFC 3501 §7.4.1).
+  EXPECT_EQ(c.send("u1 UID FETCH 1:2 (FLAGS)"),
+            "* 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent))\r\n* 1 EXPUNGE\r\n* 1 RECENT\r\nu1 OK UID FETCH completed\r\n");
+  EXPECT_EQ(c.send("u2 UID COPY 1:2 INBOX"), "* 2 EXISTS\r\n* 2 RECENT\r\nu2 OK [COPYUID 1234 2 3] UID COPY completed\r\n");
+}
+
+// A COPY whose store fails part-way leaves the target as it was.
+TEST(Engine, Rfc3501Section6_4_7FailedCopyLeavesNoCopies) {
+  Conversation c(plaintext());
+  c.send("a1 LOGIN alice pw");
+  c.store->add(std::string(kSimple));
+  c.store->add(std::string(kSimple));
+  c.send("a2 SELECT INBOX");
+  c.send("a3 STORE 2 +FLAGS (k1 k2)");
+  c.store->max_keywords = 1;  // the second copy cannot keep its keywords
+  EXPECT_EQ(c.send("c1 COPY 1:2 INBOX"), "c1 NO [SERVERBUG] could not store a copy; nothing copied\r\n");
+  EXPECT_EQ(c.store->entries.size(), 2u);
 }
 
 TEST(Engine, Rfc3501Section2_3_2Keywords) {

@@ -29,11 +29,11 @@ base::Result<Snapshot> MemoryStore::scan(bool claim_recent) {
   return s;
 }
 
-base::Result<std::string> MemoryStore::read(const StoredMessage& message) {
+base::Result<std::optional<std::string>> MemoryStore::read(const StoredMessage& message) {
   for (const auto& e : entries) {
-    if (e.meta.uid == message.uid) return e.content;
+    if (e.meta.uid == message.uid) return std::optional<std::string>(e.content);
   }
-  return base::make_error("no such message");
+  return std::optional<std::string>();  // expunged by another session
 }
 
 base::Result<std::optional<MailStore::FlagState>> MemoryStore::update_flags(const StoredMessage& message,
@@ -56,13 +56,13 @@ base::Status MemoryStore::expunge(const StoredMessage& message) {
   return {};
 }
 
-base::Result<uint32_t> MemoryStore::append(std::string_view message, uint8_t flags, const Keywords& keywords,
+base::Result<Appended> MemoryStore::append(std::string_view message, uint8_t flags, const Keywords& keywords,
                                            std::optional<int64_t> internal_date) {
   if (keywords.size() > max_keywords) return base::make_error("too many keywords");
   uint32_t uid = add(std::string(message), flags);
   entries.back().meta.keywords = keywords;
   if (internal_date) entries.back().meta.internal_date = *internal_date;
-  return uid;
+  return Appended{uidvalidity, uid, entries.back().meta.key};
 }
 
 }  // namespace hikyaku::imap::protocol

@@ -8,7 +8,9 @@
 // Concurrency: one store object per session, used from one thread at a
 //            time; implementations coordinate between sessions themselves.
 // Errors:    base::Result/Status for storage failures (the engine answers
-//            "NO [SERVERBUG]"/"NO" and keeps the session alive).
+//            "NO [SERVERBUG]"/"NO" and keeps the session alive); a message
+//            that has gone is not a failure but an empty optional (the
+//            engine answers "NO [EXPUNGEISSUED]", RFC 5530 §3).
 #pragma once
 
 #include <cstdint>
@@ -35,6 +37,14 @@ struct StoredMessage {
   bool recent = false;        // first seen by this session (RFC 3501 §2.3.2)
 };
 
+// Where an appended message went: the store's UIDVALIDITY then (RFC 4315
+// APPENDUID/COPYUID never carry 0) and the message's UID.
+struct Appended {
+  uint32_t uidvalidity = 0;
+  uint32_t uid = 0;
+  std::string key;  // as StoredMessage::key (a failed COPY expunges its copies)
+};
+
 struct Snapshot {
   uint32_t uidvalidity = 0;
   uint32_t uidnext = 1;
@@ -48,8 +58,9 @@ class MailStore {
   // claimed yet; `claim_recent`: this session claims them (they are \Recent
   // for it and for no later session; Maildir: moved new/ → cur/).
   virtual base::Result<Snapshot> scan(bool claim_recent) = 0;
-  // The message with CRLF line endings.
-  virtual base::Result<std::string> read(const StoredMessage& message) = 0;
+  // The message with CRLF line endings; nullopt when it has gone (another
+  // session or a POP3 client expunged it).
+  virtual base::Result<std::optional<std::string>> read(const StoredMessage& message) = 0;
   // Change the flags and keywords as they are now in the store (not as this
   // session last saw them: another session may have changed them since, and
   // "+FLAGS \Answered" must not undo its "-FLAGS \Seen"). Returns the new
@@ -72,8 +83,8 @@ class MailStore {
     return {};
   }
   virtual base::Status expunge(const StoredMessage& message) = 0;
-  // Store a new message (CRLF or LF); returns its UID.
-  virtual base::Result<uint32_t> append(std::string_view message, uint8_t flags, const Keywords& keywords,
+  // Store a new message (CRLF or LF).
+  virtual base::Result<Appended> append(std::string_view message, uint8_t flags, const Keywords& keywords,
                                         std::optional<int64_t> internal_date) = 0;
 };
 
@@ -94,11 +105,11 @@ class MemoryStore final : public MailStore {
 
   uint32_t add(std::string content, uint8_t flags = 0);
   base::Result<Snapshot> scan(bool claim_recent) override;
-  base::Result<std::string> read(const StoredMessage& message) override;
+  base::Result<std::optional<std::string>> read(const StoredMessage& message) override;
   base::Result<std::optional<FlagState>> update_flags(const StoredMessage& message,
                                                       const FlagChange& change) override;
   base::Status expunge(const StoredMessage& message) override;
-  base::Result<uint32_t> append(std::string_view message, uint8_t flags, const Keywords& keywords,
+  base::Result<Appended> append(std::string_view message, uint8_t flags, const Keywords& keywords,
                                 std::optional<int64_t> internal_date) override;
 };
 
