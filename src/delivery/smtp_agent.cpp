@@ -58,7 +58,7 @@ AttemptResult to_result(const Outcome& o, AttemptResult::Cause cause = AttemptRe
 
 constexpr size_t kMaxHeaderRead = 256 * 1024;
 // Room reserved in a forward's copy for the fields added in place
-// (X-Hikyaku-Forwarded-For, X-Hikyaku-Diverted, the ARC set, DKIM-Signature).
+// (X-Forwarded-To/-For, X-Hikyaku-Diverted, the ARC set, DKIM-Signature).
 constexpr size_t kAddedRoom = 16 * 1024;
 
 }  // namespace
@@ -388,7 +388,8 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     job->message.reset();
     if (!relayed)
       message.text =
-          policy::add_forward_headers(std::move(message.text), request.origin, request.recipient, request.diverted);
+          policy::add_forward_headers(std::move(message.text), request.origin, request.recipient, target,
+                                      request.diverted);
     if (!transform || relayed) {
       p->tx.message = std::make_shared<const mail::Message>(std::move(message));
       start(job, std::move(p));

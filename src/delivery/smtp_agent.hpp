@@ -7,7 +7,8 @@
 //            2. the loop check (policy/loop.hpp: 5.4.6, cause loop) and the
 //               DMARC "divert" decision (ForwardTransform: 5.7.26, cause
 //               dmarc_divert), reported before anything is sent;
-//            3. X-Hikyaku-Forwarded-For / X-Hikyaku-Diverted, then the
+//            3. X-Forwarded-To / X-Forwarded-For / X-Hikyaku-Diverted (on
+//               this copy only: the spooled message is not changed), then the
 //               ForwardTransform (ARC set, DMARC-aware From rewrite, DKIM);
 //            4. the envelope sender of received mail rewritten with SRS
 //               when [srs] is set (hidden forwards with their own derived
