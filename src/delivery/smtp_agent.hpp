@@ -17,7 +17,10 @@
 //               AAAA) or an address with the rule's port, HELO name, TLS
 //               requirement and login (its password read once by create(),
 //               from a file that must not be world-readable); else the
-//               recipient domain's route (MX, A, AAAA; RFC 5321 §5.1);
+//               recipient domain's route (MX, A, AAAA; RFC 5321 §5.1),
+//               only its IPv4 or IPv6 addresses when [delivery]
+//               address_family says so; the source address and EHLO name
+//               from the [[forward]] or [delivery] (issue 17);
 //            6. the SMTP conversation over a pooled connection, at most
 //               concurrency_per_domain at a time per destination (a routed
 //               copy's destination is its next hop), slowing
