@@ -254,6 +254,53 @@ class Reader {
     }
     return out;
   }
+  // A source address (issue 17): "ADDRESS" or ["IPv4", "IPv6"] (at most one
+  // of each family), each a plain IP literal; every mistake is reported
+  // where it is written.
+  void source_address(const toml::table& t, const std::string& path, SourceAddress& out) {
+    const toml::node* n = t.get("source_address");
+    if (n == nullptr) return;
+    const std::string what = path + ".source_address: ";
+    std::vector<const toml::node*> items;
+    if (n->is_string()) {
+      items.push_back(n);
+    } else if (const toml::array* arr = n->as_array(); arr != nullptr && !arr->empty()) {
+      for (const auto& el : *arr) items.push_back(&el);
+    } else {
+      error(*n, what + "expected an IP address or a list of one IPv4 and one IPv6 address");
+      return;
+    }
+    SourceAddress parsed;
+    for (const toml::node* item : items) {
+      if (!item->is_string()) {
+        error(*item, what + "expected a string (an IP address)");
+        continue;
+      }
+      const std::string s = *item->value<std::string>();
+      if (s.find('/') != std::string::npos) {
+        error(*item, what + "'" + base::log_printable(s) + "': an address, not a prefix");
+        continue;
+      }
+      auto cidr = base::Cidr::parse(s);
+      if (!cidr) {
+        error(*item, what + "'" + base::log_printable(s) + "': " + cidr.error().message);
+        continue;
+      }
+      std::string& slot = cidr->v6 ? parsed.v6 : parsed.v4;
+      if (!slot.empty()) {
+        error(*item, what + "two " + (cidr->v6 ? "IPv6" : "IPv4") + " addresses (at most one of each family)");
+        continue;
+      }
+      slot = s;
+    }
+    out = parsed;
+  }
+  // An EHLO name (issue 17): a domain name.
+  void source_name(const toml::table& t, const std::string& path, std::string& out) {
+    string(t, "source_name", path, out);
+    if (!out.empty() && !mail::parse_mailbox("x@" + out, false))
+      error(*t.get("source_name"), path + ".source_name: '" + base::log_printable(out) + "' is not a domain name");
+  }
   // A list of CIDR prefixes ([access]); each bad one is reported where it
   // is written.
   std::vector<base::Cidr> prefixes(const toml::table& t, std::string_view key, const std::string& path) {
@@ -692,7 +739,7 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
   }
   if (const auto* t = r.subtable(root, "delivery")) {
     r.check_keys(*t, "delivery", {"smtp_port", "retry", "expire", "concurrency_per_domain", "connect_timeout",
-                                  "command_timeout"});
+                                  "command_timeout", "source_address", "source_name", "address_family"});
     r.unsigned_int(*t, "smtp_port", "delivery", c.delivery.smtp_port, 65535);
     if (t->get("retry") != nullptr) {
       std::vector<Seconds> retry;
@@ -708,6 +755,17 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
     r.unsigned_int(*t, "concurrency_per_domain", "delivery", c.delivery.concurrency_per_domain, 1000);
     r.duration(*t, "connect_timeout", "delivery", c.delivery.connect_timeout);
     r.duration(*t, "command_timeout", "delivery", c.delivery.command_timeout);
+    r.source_address(*t, "delivery", c.delivery.source_address);
+    r.source_name(*t, "delivery", c.delivery.source_name);
+    std::string family;
+    r.string(*t, "address_family", "delivery", family);
+    if (family == "ipv4") {
+      c.delivery.address_family = AddressFamily::ipv4;
+    } else if (family == "ipv6") {
+      c.delivery.address_family = AddressFamily::ipv6;
+    } else if (!family.empty() && family != "any") {
+      r.error(*t->get("address_family"), "delivery.address_family: one of \"ipv4\", \"ipv6\", \"any\"");
+    }
   }
   if (const auto* t = r.subtable(root, "limits")) {
     r.check_keys(*t, "limits", {"message_size", "recipients", "connections", "connections_per_ip", "line_length",
@@ -826,7 +884,8 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
   };
   std::vector<ForwardLink> forward_links;
   r.each_table(root, "forward", [&](const toml::table& t) {
-    r.check_keys(t, "forward", {"to", "hidden", "fallback", "defer_limit", "notify", "dmarc"});
+    r.check_keys(t, "forward",
+                 {"to", "hidden", "fallback", "defer_limit", "notify", "dmarc", "source_address", "source_name"});
     Forward f;
     r.string(t, "to", "forward", f.to);
     f.to = base::to_lower(f.to);
@@ -841,6 +900,8 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
     r.string(t, "dmarc", "forward", f.dmarc);
     if (f.dmarc != "rewrite-from" && f.dmarc != "divert" && f.dmarc != "unchanged")
       r.error(*t.get("dmarc"), "forward.dmarc: one of \"rewrite-from\", \"divert\", \"unchanged\"");
+    r.source_address(t, "forward", f.source_address);
+    r.source_name(t, "forward", f.source_name);
     if (duplicate(seen_forwards, f.to, t, "forward")) return;
     // Issue 3: remember where each forward:→forward: fallback link is
     // written, for the cycle check below.

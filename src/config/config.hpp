@@ -82,8 +82,30 @@ struct Dns {
   std::vector<Endpoint> servers;  // empty: the system's resolvers
 };
 
+// The local address outgoing SMTP connections are bound to (issue 17: Google
+// asks forwarders to send from their own IP or domain), one per family, as
+// Postfix's smtp_bind_address / smtp_bind_address6. "" leaves that family's
+// choice to the kernel. TOML: one address ("192.0.2.7", "2001:db8::7") or a
+// list of at most one IPv4 and one IPv6 address.
+struct SourceAddress {
+  std::string v4;
+  std::string v6;
+  bool empty() const { return v4.empty() && v6.empty(); }
+  bool operator==(const SourceAddress&) const = default;
+};
+
+// [delivery] address_family: which of a destination's addresses (A, AAAA)
+// outgoing SMTP tries; "ipv4" for a host whose IPv6 address has no PTR
+// (Gmail refuses IPv6 senders without one).
+enum class AddressFamily { any, ipv4, ipv6 };
+
 struct Delivery {
   uint16_t smtp_port = 25;
+  SourceAddress source_address;   // [delivery] source_address; [[forward]] may override
+  // EHLO name of outgoing SMTP (the PTR name of source_address); "":
+  // `hostname`. A [[forward]]'s source_name wins, a [[route]]'s helo too.
+  std::string source_name;
+  AddressFamily address_family = AddressFamily::any;
   std::vector<Seconds> retry{Seconds(60), Seconds(300), Seconds(900), Seconds(3600)};
   Seconds expire{5 * 86400};
   unsigned concurrency_per_domain = 10;
@@ -170,6 +192,10 @@ struct Forward {
   Seconds defer_limit{900};
   bool notify = false;
   std::string dmarc = "rewrite-from";  // "rewrite-from" | "divert" | "unchanged"
+  // Issue 17: this forward's own source address and EHLO name (empty:
+  // [delivery]'s).
+  SourceAddress source_address;
+  std::string source_name;
 };
 
 // [[route]] (issue 14): the next hop of mail for matching recipients.

@@ -480,5 +480,88 @@ TEST(Config, RouteErrorsCarryFileLineColumn) {
   }
 }
 
+
+// Issue 17 item 4: the forwarder's own source address, EHLO name and address
+// family (Postfix's smtp_bind_address / smtp_bind_address6).
+TEST(Config, SourceAddressAndFamily) {
+  auto none = load("");
+  ASSERT_TRUE(none.config) << all_errors(none);
+  EXPECT_TRUE(none.config->delivery.source_address.empty());
+  EXPECT_EQ(none.config->delivery.source_name, "");
+  EXPECT_EQ(none.config->delivery.address_family, config::AddressFamily::any);
+
+  auto r = load(R"(
+[delivery]
+source_address = "127.0.0.3"
+source_name = "fwd.example.test"
+address_family = "ipv4"
+
+[[forward]]
+to = "a@gmail.test"
+hidden = false
+source_address = ["::1", "127.0.0.4"]
+source_name = "other.example.test"
+
+[[forward]]
+to = "b@gmail.test"
+hidden = false
+source_address = "::1"
+)");
+  ASSERT_TRUE(r.config) << all_errors(r);
+  const auto& d = r.config->delivery;
+  EXPECT_EQ(d.source_address.v4, "127.0.0.3");
+  EXPECT_EQ(d.source_address.v6, "");
+  EXPECT_EQ(d.source_name, "fwd.example.test");
+  EXPECT_EQ(d.address_family, config::AddressFamily::ipv4);
+  const auto* a = r.config->find_forward("a@gmail.test");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->source_address.v4, "127.0.0.4");
+  EXPECT_EQ(a->source_address.v6, "::1");
+  EXPECT_EQ(a->source_name, "other.example.test");
+  const auto* b = r.config->find_forward("b@gmail.test");
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->source_address.v4, "");
+  EXPECT_EQ(b->source_address.v6, "::1");
+  EXPECT_EQ(b->source_name, "");
+  EXPECT_EQ(load("[delivery]\naddress_family = \"ipv6\"\n").config->delivery.address_family,
+            config::AddressFamily::ipv6);
+  EXPECT_EQ(load("[delivery]\naddress_family = \"any\"\n").config->delivery.address_family,
+            config::AddressFamily::any);
+}
+
+TEST(Config, SourceAddressErrorsCarryFileLineColumn) {
+  const BadCase cases[] = {
+      {"host name", "[delivery]\nsource_address = \"mail.example.test\"\n",
+       "t.toml:2:18: delivery.source_address: 'mail.example.test': not an IPv4 or IPv6 address"},
+      {"bad v4", "[delivery]\nsource_address = \"127.0.0.300\"\n",
+       "t.toml:2:18: delivery.source_address: '127.0.0.300': not an IPv4 address"},
+      {"prefix", "[delivery]\nsource_address = \"127.0.0.0/8\"\n",
+       "t.toml:2:18: delivery.source_address: '127.0.0.0/8': an address, not a prefix"},
+      {"two v4", "[delivery]\nsource_address = [\"127.0.0.2\", \"127.0.0.3\"]\n",
+       "t.toml:2:32: delivery.source_address: two IPv4 addresses (at most one of each family)"},
+      {"two v6", "[delivery]\nsource_address = [\"::1\", \"::2\"]\n",
+       "t.toml:2:26: delivery.source_address: two IPv6 addresses (at most one of each family)"},
+      {"empty list", "[delivery]\nsource_address = []\n",
+       "t.toml:2:18: delivery.source_address: expected an IP address or a list of one IPv4 and one IPv6 address"},
+      {"number", "[delivery]\nsource_address = 127\n",
+       "t.toml:2:18: delivery.source_address: expected an IP address or a list of one IPv4 and one IPv6 address"},
+      {"number in list", "[delivery]\nsource_address = [\"::1\", 1]\n",
+       "t.toml:2:26: delivery.source_address: expected a string (an IP address)"},
+      {"family", "[delivery]\naddress_family = \"inet6\"\n",
+       "t.toml:2:18: delivery.address_family: one of \"ipv4\", \"ipv6\", \"any\""},
+      {"name", "[delivery]\nsource_name = \"not a name\"\n",
+       "t.toml:2:15: delivery.source_name: 'not a name' is not a domain name"},
+      {"forward", "[[forward]]\nto = \"a@b.test\"\nhidden = false\nsource_address = \"x\"\n",
+       "t.toml:4:18: forward.source_address: 'x': not an IPv4 or IPv6 address"},
+      {"forward name", "[[forward]]\nto = \"a@b.test\"\nhidden = false\nsource_name = \"a b\"\n",
+       "t.toml:4:15: forward.source_name: 'a b' is not a domain name"},
+  };
+  for (const auto& c : cases) {
+    auto r = load(c.toml);
+    EXPECT_FALSE(r.config) << c.name;
+    EXPECT_NE(all_errors(r).find(c.want), std::string::npos) << c.name << ": got " << all_errors(r);
+  }
+}
+
 }  // namespace
 }  // namespace hikyaku::config

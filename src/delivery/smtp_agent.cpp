@@ -58,7 +58,7 @@ AttemptResult to_result(const Outcome& o, AttemptResult::Cause cause = AttemptRe
 
 constexpr size_t kMaxHeaderRead = 256 * 1024;
 // Room reserved in a forward's copy for the fields added in place
-// (X-Hikyaku-Forwarded-For, X-Hikyaku-Diverted, the ARC set, DKIM-Signature).
+// (X-Forwarded-To/-For, X-Hikyaku-Diverted, the ARC set, DKIM-Signature).
 constexpr size_t kAddedRoom = 16 * 1024;
 
 }  // namespace
@@ -275,6 +275,29 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     return o;
   }
 
+  // Issue 17: the source address and EHLO name of this attempt's rules —
+  // the forward's own when its [[forward]] sets them, else [delivery]'s; a
+  // [[route]]'s helo wins over source_name. `base` when nothing differs.
+  static std::shared_ptr<const smtp::client::ClientOptions> with_source(
+      std::shared_ptr<const smtp::client::ClientOptions> base, const config::Config& config, const mail::Target& target,
+      const config::Route* rule) {
+    config::SourceAddress source = config.delivery.source_address;
+    std::string name = config.delivery.source_name;
+    if (target.kind == mail::Target::Kind::forward) {
+      if (const config::Forward* f = config.find_forward(target.value)) {
+        if (!f->source_address.empty()) source = f->source_address;
+        if (!f->source_name.empty()) name = f->source_name;
+      }
+    }
+    const bool rule_helo = rule != nullptr && !rule->helo.empty();
+    const bool new_name = !name.empty() && !rule_helo && base->helo_name != name;
+    if (base->source == source && !new_name) return base;
+    auto o = std::make_shared<smtp::client::ClientOptions>(*base);
+    o->source = std::move(source);
+    if (new_name) o->helo_name = std::move(name);
+    return o;
+  }
+
   void begin(const std::shared_ptr<Job>& job) {
     const auto& request = job->request;
     auto data = queue::read_message(request);
@@ -347,6 +370,25 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
       finish(job, to_result(*d.route.failure));
       return;
     }
+    // [delivery] address_family (issue 17): only the addresses of that
+    // family are tried (a host whose IPv6 address has no PTR).
+    const config::AddressFamily family = job->config().delivery.address_family;
+    if (family != config::AddressFamily::any) {
+      const bool v6 = family == config::AddressFamily::ipv6;
+      for (auto& host : d.route.hosts)
+        std::erase_if(host.addresses,
+                      [v6](const std::string& ip) { return (ip.find(':') != std::string::npos) != v6; });
+      std::erase_if(d.route.hosts, [](const smtp::client::RouteHost& h) { return h.addresses.empty(); });
+      if (d.route.hosts.empty()) {
+        auto none = smtp::client::classify(smtp::client::Failure::unroutable,
+                                           std::string("no ") + (v6 ? "IPv6" : "IPv4") + " address to deliver to for " +
+                                               mail::domain_of(target) + " ([delivery] address_family)");
+        log()->info("{}: to=<{}> status={} ({})", request.queue_id, mail::redact(target, job->hidden()), none.status,
+                    none.detail);
+        finish(job, to_result(none));
+        return;
+      }
+    }
     auto p = std::make_shared<Prepared>();
     p->domain = mail::domain_of(target);
     p->hosts = std::move(d.route.hosts);
@@ -359,6 +401,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
       // the recipient domains behind it.
       p->domain = "route " + d.rule->via.str();
     }
+    p->client = with_source(std::move(p->client), job->config(), request.target, d.rule);
     const bool relayed = request.target.kind == mail::Target::Kind::relay;
     // SRS: the forwarded copy's envelope sender (the null sender stays <>).
     // A hidden forward signs with its own derived key (srs/srs.hpp), so a
@@ -388,7 +431,8 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     job->message.reset();
     if (!relayed)
       message.text =
-          policy::add_forward_headers(std::move(message.text), request.origin, request.recipient, request.diverted);
+          policy::add_forward_headers(std::move(message.text), request.origin, request.recipient, target,
+                                      request.diverted);
     if (!transform || relayed) {
       p->tx.message = std::make_shared<const mail::Message>(std::move(message));
       start(job, std::move(p));

@@ -7,7 +7,8 @@
 //            2. the loop check (policy/loop.hpp: 5.4.6, cause loop) and the
 //               DMARC "divert" decision (ForwardTransform: 5.7.26, cause
 //               dmarc_divert), reported before anything is sent;
-//            3. X-Hikyaku-Forwarded-For / X-Hikyaku-Diverted, then the
+//            3. X-Forwarded-To / X-Forwarded-For / X-Hikyaku-Diverted (on
+//               this copy only: the spooled message is not changed), then the
 //               ForwardTransform (ARC set, DMARC-aware From rewrite, DKIM);
 //            4. the envelope sender of received mail rewritten with SRS
 //               when [srs] is set (hidden forwards with their own derived
@@ -16,7 +17,10 @@
 //               AAAA) or an address with the rule's port, HELO name, TLS
 //               requirement and login (its password read once by create(),
 //               from a file that must not be world-readable); else the
-//               recipient domain's route (MX, A, AAAA; RFC 5321 §5.1);
+//               recipient domain's route (MX, A, AAAA; RFC 5321 §5.1),
+//               only its IPv4 or IPv6 addresses when [delivery]
+//               address_family says so; the source address and EHLO name
+//               from the [[forward]] or [delivery] (issue 17);
 //            6. the SMTP conversation over a pooled connection, at most
 //               concurrency_per_domain at a time per destination (a routed
 //               copy's destination is its next hop), slowing

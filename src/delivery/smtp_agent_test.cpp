@@ -83,12 +83,18 @@ TEST_F(SmtpAgentTest, LoopIsReportedBeforeAnyLookup_RFC5321_6_3) {
   EXPECT_EQ(got[0].status, "5.4.6");
   EXPECT_EQ(got[0].cause, AttemptResult::Cause::loop);
   EXPECT_EQ(zone_.queries(), 0);
+  // The field this version writes (issue 17) is recognised the same way.
+  set_message("Received: from x by y; d\r\nX-Forwarded-For: me@example.test\r\n\r\nx\r\n");
+  got = deliver();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1].cause, AttemptResult::Cause::loop);
+  results_.clear();
   // A forward into one of our own domains would loop too.
   request_.target.value = "someone@example.test";
   set_message("Subject: t\r\n\r\nx\r\n");
   got = deliver();
-  ASSERT_EQ(got.size(), 2u);
-  EXPECT_EQ(got[1].cause, AttemptResult::Cause::loop);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].cause, AttemptResult::Cause::loop);
 }
 
 // RFC 5321 §5.1: a domain that does not exist fails for good (5.1.2).

@@ -135,6 +135,14 @@ TEST(Loop, ForwardedForOrDeliveredToNamingTheRecipientIsALoop_RFC5321_6_3) {
   const std::string rcpt = "ituki@example.test";
   EXPECT_FALSE(loop_reason(c, "Subject: x\r\n", Origin::received, rcpt, target));
   EXPECT_TRUE(loop_reason(c, "X-Hikyaku-Forwarded-For: <ITUKI@example.test>\r\n", Origin::received, rcpt, target));
+  // What we write now (issue 17), bare or in angle brackets.
+  EXPECT_TRUE(loop_reason(c, "X-Forwarded-For: ituki@example.test\r\n", Origin::received, rcpt, target));
+  EXPECT_TRUE(loop_reason(c, "X-Forwarded-For: <Ituki@Example.test>\r\n", Origin::received, rcpt, target));
+  // Gmail's own form names its account first, then the destination: only
+  // the first address counts (a Gmail forward *to* us is not a loop).
+  EXPECT_FALSE(loop_reason(c, "X-Forwarded-For: someone@gmail.test ituki@example.test\r\n", Origin::received, rcpt,
+                           target));
+  EXPECT_FALSE(loop_reason(c, "X-Forwarded-To: ituki@example.test\r\n", Origin::received, rcpt, target));
   EXPECT_TRUE(loop_reason(c, "Delivered-To: ituki@example.test\r\n", Origin::received, rcpt, target));
   EXPECT_FALSE(loop_reason(c, "Delivered-To: someone@example.test\r\n", Origin::received, rcpt, target));
   // A local domain routes back to us.
@@ -144,12 +152,17 @@ TEST(Loop, ForwardedForOrDeliveredToNamingTheRecipientIsALoop_RFC5321_6_3) {
 
 TEST(Loop, ForwardHeadersPlacement) {
   std::string msg = "Received: from a\r\n\tby b; date\r\nSubject: x\r\n\r\nbody\r\n";
-  EXPECT_EQ(add_forward_headers(msg, Origin::received, "ituki@example.test", ""),
-            "Received: from a\r\n\tby b; date\r\nX-Hikyaku-Forwarded-For: <ituki@example.test>\r\n"
-            "Subject: x\r\n\r\nbody\r\n");
-  EXPECT_TRUE(add_forward_headers(msg, Origin::received, "ituki@example.test", "D; reason=\"r\"")
+  EXPECT_EQ(add_forward_headers(msg, Origin::received, "ituki@example.test", "ituki-ex@gmail.test", ""),
+            "Received: from a\r\n\tby b; date\r\nX-Forwarded-To: ituki-ex@gmail.test\r\n"
+            "X-Forwarded-For: ituki@example.test\r\nSubject: x\r\n\r\nbody\r\n");
+  EXPECT_TRUE(add_forward_headers(msg, Origin::received, "ituki@example.test", "ituki-ex@gmail.test", "D; reason=\"r\"")
                   .starts_with("X-Hikyaku-Diverted: D; reason=\"r\"\r\nReceived:"));
-  EXPECT_EQ(add_forward_headers(msg, Origin::dsn, "ituki@example.test", ""), msg);
+  // Generated and submitted mail is not a forwarded copy: neither field.
+  for (auto origin : {Origin::dsn, Origin::notice, Origin::submitted})
+    EXPECT_EQ(add_forward_headers(msg, origin, "ituki@example.test", "ituki-ex@gmail.test", ""), msg);
+  // A header cannot be injected through the values.
+  EXPECT_EQ(add_forward_headers(msg, Origin::received, "a@b\r\nBcc: x", "c@d", "").find("\r\nBcc:"),
+            std::string::npos);
 }
 
 NoticeInput sample_notice() {

@@ -218,7 +218,10 @@ def test_spf_only_mail_gets_rewritten_from_and_reply_to(world):
     # The owner hits "reply": the reply goes to the original author.
     reply_to = email.utils.getaddresses([msg["Reply-To"]])
     assert [a for _, a in reply_to] == ["ann@author.test"]
-    assert b"owner@gmail.test" not in got.data  # the hidden address is in no header we add
+    # The hidden address is in no header we add but X-Forwarded-To (issue 17:
+    # this copy goes to that address only), and not in the rewritten From.
+    assert got.data.count(b"owner@gmail.test") == 1
+    assert b"\r\nX-Forwarded-To: owner@gmail.test\r\n" in got.data
 
 
 def test_srs_bounces_hidden_to_fallback_invalid_refused(world):

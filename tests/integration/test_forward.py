@@ -106,7 +106,9 @@ def test_accept_forwards_once_and_no_fallback(make_hikyaku, dns_server, farside)
     got = farside.gmail.wait_messages(1)
     assert got[0].rcpt_tos == [FORWARD]
     # The forwarded copy names the original recipient for loop detection.
-    assert f"X-Hikyaku-Forwarded-For: <{RCPT}>".encode() in got[0].data
+    assert f"X-Forwarded-For: {RCPT}\r\n".encode() in got[0].data
+    assert f"X-Forwarded-To: {FORWARD}\r\n".encode() in got[0].data
+    assert b"X-Hikyaku-Forwarded-For" not in got[0].data
     wait_mailbox(hk, "ituki", 1)
     wait_spool_empty(hk)
     assert len(hk.messages("ituki")) == 1
@@ -165,7 +167,7 @@ def test_dns_answers_are_cached_by_their_ttl_and_asked_without_blocking(make_hik
     assert b"warm cache" in got[1].data
     for m in got:
         assert b"Authentication-Results: " in m.data
-        assert f"X-Hikyaku-Forwarded-For: <{RCPT}>".encode() in m.data
+        assert f"X-Forwarded-For: {RCPT}\r\n".encode() in m.data
 
     farside.gmail.set_mode("reject_rcpt")
     c.send(message("refused with a warm cache"))
@@ -199,12 +201,22 @@ def test_5xx_diverts_at_once_hidden(make_hikyaku, dns_server, farside, mode, rep
     assert "\r" not in head and "\n" not in head
     assert raw.count(b"X-Hikyaku-Diverted:") == 1
     assert b"Hello from the sender." in raw  # the original message, unchanged body
+    # X-Forwarded-To names the hidden address: only in the copy sent to that
+    # address (refused at end of data, the far side saw it), never in the
+    # diverted copy, the PC copy or a log line (issue 17).
+    if mode == "reject_data":
+        assert f"X-Forwarded-To: {FORWARD}\r\n".encode() in farside.gmail.attempts[0].data
+    assert b"X-Forwarded-To" not in raw and b"X-Forwarded-For" not in raw
+    assert FORWARD.encode() not in raw.lower()
     wait_mailbox(hk, "ituki", 1)
     wait_spool_empty(hk)
     assert len(hk.messages("ituki")) == 1
+    pc = read(hk.messages("ituki")[0])
+    assert b"X-Forwarded-To" not in pc and FORWARD.encode() not in pc.lower()
     assert len(hk.messages("ituki-gm")) == 1
     assert farside.gmail.received() == []
     assert farside.sender.attempts == []  # hidden: never a DSN
+    assert FORWARD not in hk.log_text().lower()
     assert_no_leak(farside, c)
 
 
@@ -511,10 +523,13 @@ hidden = false
 
 # --- loops ------------------------------------------------------------------
 
-def test_message_already_forwarded_for_recipient_is_not_reforwarded(make_hikyaku, dns_server, farside):
+@pytest.mark.parametrize("field", [f"X-Forwarded-For: {RCPT}", f"X-Hikyaku-Forwarded-For: <{RCPT}>"])
+def test_message_already_forwarded_for_recipient_is_not_reforwarded(make_hikyaku, dns_server, farside, field):
+    """The field we write (X-Forwarded-For, issue 17) and the one versions
+    before it wrote both mark a copy that came back."""
     hk = make_hikyaku(extra=config(dns_server, farside))
     c = Client(hk)
-    looped = (f"X-Hikyaku-Forwarded-For: <{RCPT}>\r\n").encode() + message("came back")
+    looped = (field + "\r\n").encode() + message("came back")
     c.send(looped)
     [copy] = wait_mailbox(hk, "ituki-gm", 1)
     head = diverted_header(read(copy))
@@ -523,6 +538,27 @@ def test_message_already_forwarded_for_recipient_is_not_reforwarded(make_hikyaku
     assert farside.gmail.attempts == []
     assert len(hk.messages("ituki")) == 1
     assert farside.sender.attempts == []
+
+
+def test_our_own_forwarded_copy_coming_back_is_a_loop(make_hikyaku, dns_server, farside):
+    """The copy exactly as the far side received it (our Received,
+    X-Forwarded-To/-For) sent back to us — a forward at the far side
+    pointing back here — is not forwarded a second time."""
+    hk = make_hikyaku(extra=config(dns_server, farside))
+    c = Client(hk)
+    c.send(message("round trip"))
+    [first] = farside.gmail.wait_messages(1)
+    wait_spool_empty(hk)
+    c.send(first.data)
+    [copy] = wait_mailbox(hk, "ituki-gm", 1)
+    head = diverted_header(read(copy))
+    assert "5.4.6" in head and "(X-Forwarded-For)" in head
+    # The diverted copy keeps the fields it came back with, and gets none of
+    # ours on top (it is not a forwarded copy).
+    assert read(copy).count(b"X-Forwarded-To:") == 1
+    wait_spool_empty(hk)
+    assert len(farside.gmail.received()) == 1
+    assert len(hk.messages("ituki")) == 2
 
 
 def test_forward_to_local_domain_is_a_loop(make_hikyaku, dns_server, farside):

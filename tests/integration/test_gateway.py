@@ -14,7 +14,7 @@ Mail comes in from anyone on port 25 (gateway recipients listed in the
 rules) and from logged-in users on 587 (everything else goes to the relay,
 logged in with the rule's account or the sender's own). What is checked at
 each far side: the envelope, that the message is unchanged (no SRS, no
-X-Hikyaku-Forwarded-For, no ARC), the HELO name the rule announces, the
+X-Forwarded-To/-For, no ARC), the HELO name the rule announces, the
 relay login, TLS. A wrong relay password is retried, then gives one DSN to
 the sender's own mailbox and nothing else; a rule that points back at
 hikyaku is refused at load with file and line.
@@ -156,7 +156,7 @@ def assert_unchanged(got, sender, to, subject):
     assert got.rcpt_tos == [to]
     msg = parse(got.data)
     assert msg["Subject"] == subject
-    for added in ("X-Hikyaku-Forwarded-For", "ARC-Seal", "X-Hikyaku-Diverted"):
+    for added in ("X-Forwarded-For", "X-Forwarded-To", "ARC-Seal", "X-Hikyaku-Diverted"):
         assert msg[added] is None, added
     assert msg.get_all("Received")[0].startswith("from "), msg.get_all("Received")
 

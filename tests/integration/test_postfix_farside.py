@@ -192,7 +192,8 @@ def test_accepted_mail_arrives_in_postfix_maildir_intact(make_hikyaku, pfx_dns, 
     assert h["Delivered-To"] == ACCEPTED  # Postfix's virtual agent, for the forward address
     assert h["Subject"] == subject
     assert h["Message-ID"] == "<accepted-by-postfix@sender.test>"
-    assert h["X-Hikyaku-Forwarded-For"] == f"<{RCPT}>"
+    assert h["X-Forwarded-For"] == RCPT
+    assert h["X-Forwarded-To"] == ACCEPTED
     assert body_of(raw) == body_of(message(subject))  # dots, spaces, long line: byte for byte
     # postlogd writes the log asynchronously: the line may trail the file.
     wait_for(lambda: "status=sent (delivered to maildir)" in postfix.log_text(),

@@ -119,7 +119,7 @@ def assert_sent_as_ourselves(got, sender="me@hk.test"):
     assert len(received) == 1 and received[0].startswith("by mx.example.test (hikyaku)"), received
     assert "ESMTPSA" in received[0]
     assert "127.0.0.1" not in received[0]
-    assert msg["X-Hikyaku-Forwarded-For"] is None and msg["ARC-Seal"] is None
+    assert msg["X-Forwarded-For"] is None and msg["X-Forwarded-To"] is None and msg["ARC-Seal"] is None
     assert msg["Authentication-Results"] is None
 
 

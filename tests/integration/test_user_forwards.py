@@ -75,7 +75,8 @@ def test_set_then_start_forwards_hidden(hk, farside):  # noqa: F811
     c.send(message("to the private address"), rcpt=ALICE)
     [got] = farside.gmail.wait_messages(1)
     assert got.rcpt_tos == [PRIVATE]
-    assert f"X-Hikyaku-Forwarded-For: <{ALICE}>".encode() in got.data
+    assert f"X-Forwarded-For: {ALICE}\r\n".encode() in got.data
+    assert f"X-Forwarded-To: {PRIVATE}\r\n".encode() in got.data  # only in the copy sent to it
     wait_spool_empty(hk)
     assert hk.messages("alice") == []  # no local copy
     assert farside.sender.attempts == []

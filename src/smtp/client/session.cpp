@@ -92,6 +92,7 @@ Outcome refused_transaction(const ServerReply& mail_reply, const ServerReply& rc
 std::string endpoint_key(const std::string& ip, uint16_t port, const ClientOptions& options) {
   std::string key = (ip.find(':') != std::string::npos ? "[" + ip + "]" : ip) + ":" + std::to_string(port);
   key += " helo=" + options.helo_name;
+  if (!options.source.empty()) key += " from=" + options.source.v4 + "," + options.source.v6;
   if (options.require_tls) key += " tls";
   if (options.verify_certificate) key += " verify@" + std::to_string(reinterpret_cast<uintptr_t>(options.tls_context.get()));
   if (options.login) key += " login=" + options.login->user;
@@ -121,7 +122,8 @@ Duration ClientOptions::timeout(Stage stage) const {
 
 ClientOptions ClientOptions::from_config(const config::Config& config) {
   ClientOptions o;
-  o.helo_name = config.hostname;
+  o.helo_name = config.hostname;  // [delivery] source_name: SmtpAgent, per attempt
+  o.source = config.delivery.source_address;
   o.connect_timeout = config.delivery.connect_timeout;
   // [delivery] command_timeout overrides every per-stage RFC 5321 timeout
   // (tests use a short one to observe stalls; 0 = the RFC values).
@@ -276,8 +278,25 @@ net::awaitable<Connection::Opened> Connection::open(std::string host_name, std::
     co_return out;
   }
 
-  // Connect, bounded by [delivery] connect_timeout.
+  // Bind to the source address of the peer's family (Postfix's
+  // smtp_bind_address / smtp_bind_address6), before connect.
   tcp::socket socket(ex);
+  const std::string& source = address.is_v4() ? options.source.v4 : options.source.v6;
+  if (!source.empty()) {
+    auto local = asio::ip::make_address(source, ec);
+    if (!ec) socket.open(address.is_v4() ? tcp::v4() : tcp::v6(), ec);
+    if (!ec) socket.bind(tcp::endpoint(local, 0), ec);
+    if (ec) {
+      log()->warn("{}: cannot bind the source address {} to connect to {}: {} (check [delivery] or [[forward]] "
+                  "source_address: is the address on this host?)",
+                  log_id, source, peer, ec.message());
+      out.failure = classify(Failure::connect_refused, "connect to " + peer + " from " + source +
+                                                           ": cannot bind the source address: " + ec.message());
+      co_return out;
+    }
+  }
+
+  // Connect, bounded by [delivery] connect_timeout.
   asio::steady_timer timer(ex);
   timer.expires_after(options.connect_timeout);
   auto r = co_await (socket.async_connect(tcp::endpoint(address, port), as_tuple(use_awaitable)) ||

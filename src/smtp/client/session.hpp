@@ -80,7 +80,12 @@ struct ClientLogin {
 };
 
 struct ClientOptions {
-  std::string helo_name = "localhost";  // config.hostname
+  std::string helo_name = "localhost";  // config.hostname; source_name: delivery/smtp_agent
+  // The local address to bind before connect, per family of the peer's
+  // address ([delivery] / [[forward]] source_address; issue 17). A bind
+  // failure (the address is not on this host) fails that address as a
+  // temporary 4.4.1 and is logged as a warning.
+  config::SourceAddress source;
   Duration connect_timeout = std::chrono::seconds(30);  // config.delivery.connect_timeout
   // When set, overrides every per-stage timeout below (tests use short ones).
   std::optional<Duration> command_timeout;
@@ -137,7 +142,8 @@ base::Result<std::shared_ptr<net::ssl::context>> verifying_context(const std::fi
 class Connection {
  public:
   struct Opened;
-  // Connect to ip:port (`host_name` for SNI and logs), read the greeting,
+  // Connect to ip:port (`host_name` for SNI and logs) from options.source
+  // (when set for that family), read the greeting,
   // EHLO (HELO when EHLO gets a 5xx), STARTTLS when offered, EHLO again.
   // On failure the Outcome says why and whether to try the next host.
   static net::awaitable<Opened> open(std::string host_name, std::string ip, uint16_t port,
