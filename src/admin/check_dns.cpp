@@ -79,7 +79,7 @@ HostAddresses host_addresses(const config::Config& config, dns::Resolver& resolv
     const std::string why =
         a.status == dns::Status::nxdomain ? "the name does not exist (NXDOMAIN)" : "no A or AAAA record";
     out.finding = finding(Status::problem, "address", host, why + " for hostname",
-                          ZoneRecord{fqdn(host), "A", "<this server's IPv4 address>"}.line());
+                          ZoneRecord{fqdn(host), "A", "<this server's IPv4 address>"}.text());
     return out;
   }
   out.finding = finding(Status::ok, "address", host, join(texts));
@@ -91,7 +91,7 @@ HostAddresses host_addresses(const config::Config& config, dns::Resolver& resolv
 DnsFinding check_ptr(const config::Config& config, const dns::IpAddress& ip, dns::Resolver& resolver) {
   const std::string host = without_dot(config.hostname);
   const std::string subject = ip.to_string();
-  const std::string publish = ZoneRecord{fqdn(ip.reverse_name()), "PTR", fqdn(host)}.line() +
+  const std::string publish = ZoneRecord{fqdn(ip.reverse_name()), "PTR", fqdn(host)}.text() +
                               " (set by whoever runs the address, often the hosting provider)";
   auto ptr = resolver.ptr(ip);
   if (ptr.status == dns::Status::temp_error)
@@ -111,7 +111,7 @@ DnsFinding check_ptr(const config::Config& config, const dns::IpAddress& ip, dns
 // RFC 5321 §5.1: one of the MX exchanges is hostname.
 DnsFinding check_mx(const config::Config& config, const std::string& domain, dns::Resolver& resolver) {
   const std::string host = without_dot(config.hostname);
-  const std::string publish = mx_record(config, domain).line();
+  const std::string publish = mx_record(config, domain).text();
   auto mx = resolver.mx(domain);
   if (mx.status == dns::Status::temp_error)
     return finding(Status::dns_failure, "MX", domain, "MX lookup failed (SERVFAIL or timeout)");
@@ -149,7 +149,7 @@ DnsFinding check_spf(const config::Config& config, const std::string& domain, co
   const std::string hostname = without_dot(config.hostname);
   if (host.addresses.empty())
     return finding(Status::skipped, "SPF", domain, "not checked: " + hostname + " has no address (see above)");
-  const std::string publish = spf_record(domain).line() + " (or add `mx` to the existing record)";
+  const std::string publish = spf_record(domain).text() + " (or add `mx` to the existing record)";
   auth::spf::Options options;
   options.receiver = hostname;
   options.now = now;
@@ -165,7 +165,7 @@ DnsFinding check_spf(const config::Config& config, const std::string& domain, co
       case auth::spf::Result::temperror:
         return finding(Status::dns_failure, "SPF", domain, "temperror for " + ip.to_string() + detail);
       case auth::spf::Result::none:
-        return finding(Status::problem, "SPF", domain, "no SPF record", spf_record(domain).line());
+        return finding(Status::problem, "SPF", domain, "no SPF record", spf_record(domain).text());
       case auth::spf::Result::permerror:
         return finding(Status::problem, "SPF", domain, "permerror: the record is broken" + detail, publish);
       default: {
@@ -198,7 +198,7 @@ DnsFinding check_dkim(const config::Domain& domain, const DkimKeys& keys, dns::R
   if (txt.status == dns::Status::temp_error)
     return finding(Status::dns_failure, "DKIM", name, "TXT lookup failed (SERVFAIL or timeout)");
   if (txt.status != dns::Status::ok)
-    return finding(Status::problem, "DKIM", name, "no key record (" + failure_text(txt.status) + ")", record.line());
+    return finding(Status::problem, "DKIM", name, "no key record (" + failure_text(txt.status) + ")", record.text());
   int records = 0;
   bool match = false;
   std::string mismatch;
@@ -223,10 +223,10 @@ DnsFinding check_dkim(const config::Domain& domain, const DkimKeys& keys, dns::R
   if (match && records == 1) return finding(Status::ok, "DKIM", name, "p= matches " + domain.dkim_key.string());
   if (match)
     return finding(Status::problem, "DKIM", name,
-                   std::to_string(records) + " key records: verifiers may pick another; keep only", record.line());
+                   std::to_string(records) + " key records: verifiers may pick another; keep only", record.text());
   if (records == 0 && mismatch.empty())
-    return finding(Status::problem, "DKIM", name, "no key record", record.line());
-  return finding(Status::problem, "DKIM", name, mismatch, record.line());
+    return finding(Status::problem, "DKIM", name, "no key record", record.text());
+  return finding(Status::problem, "DKIM", name, mismatch, record.text());
 }
 
 // RFC 7489 §6.1: exactly one DMARC record at _dmarc.domain, and it parses
@@ -239,21 +239,21 @@ DnsFinding check_dmarc(const std::string& domain, dns::Resolver& resolver) {
     return finding(Status::dns_failure, "DMARC", name, "TXT lookup failed (SERVFAIL or timeout)");
   if (txt.status != dns::Status::ok)
     return finding(Status::problem, "DMARC", name, "no DMARC record (" + failure_text(txt.status) + ")",
-                   record.line());
+                   record.text());
   std::vector<std::string> found;
   for (const auto& text : txt.records)
     if (auth::dmarc::is_dmarc_record(text)) found.push_back(text);
-  if (found.empty()) return finding(Status::problem, "DMARC", name, "no DMARC record", record.line());
+  if (found.empty()) return finding(Status::problem, "DMARC", name, "no DMARC record", record.text());
   if (found.size() > 1)
     return finding(Status::problem, "DMARC", name,
                    std::to_string(found.size()) + " DMARC records: none applies (RFC 7489 §6.6.3); keep one",
-                   record.line());
+                   record.text());
   auto parsed = auth::dmarc::parse_record(found.front());
   if (!parsed)
     return finding(Status::problem, "DMARC", name, "the record does not parse: " + parsed.error().message,
-                   record.line());
+                   record.text());
   if (parsed->p_was_invalid)
-    return finding(Status::problem, "DMARC", name, "p= or sp= is invalid (treated as p=none)", record.line());
+    return finding(Status::problem, "DMARC", name, "p= or sp= is invalid (treated as p=none)", record.text());
   return finding(Status::ok, "DMARC", name, "p=" + std::string(auth::dmarc::to_string(parsed->p)));
 }
 

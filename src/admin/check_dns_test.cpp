@@ -85,7 +85,7 @@ TEST_F(CheckDnsTest, MxElsewhereIsNamedWithTheRecord_RFC5321_5_1) {
   auto mx = find(findings, "MX", "example.test");
   EXPECT_EQ(mx.status, Status::problem);
   EXPECT_EQ(mx.line(), "MX example.test: problem: MX names 10 mail.elsewhere.test, not mx.example.test; publish: " +
-                           mx_record(config_, "example.test").line());
+                           mx_record(config_, "example.test").text());
   EXPECT_EQ(find(findings, "SPF", "example.test").status, Status::ok) << "ip4: covers the host without MX";
   EXPECT_EQ(check_dns_status(findings), 1);
 }
@@ -126,7 +126,7 @@ TEST_F(CheckDnsTest, SpfNotCoveringTheHost_RFC7208_4) {
   auto spf = find(run(), "SPF", "example.test");
   EXPECT_EQ(spf.status, Status::problem);
   EXPECT_NE(spf.detail.find("fail for 192.0.2.10"), std::string::npos) << spf.line();
-  EXPECT_NE(spf.publish.find(spf_record("example.test").line()), std::string::npos) << spf.line();
+  EXPECT_NE(spf.publish.find(spf_record("example.test").text()), std::string::npos) << spf.line();
 }
 
 TEST_F(CheckDnsTest, SpfMissingAndBroken_RFC7208_4_5) {
@@ -135,7 +135,7 @@ TEST_F(CheckDnsTest, SpfMissingAndBroken_RFC7208_4_5) {
   auto missing = find(run(), "SPF", "example.test");
   EXPECT_EQ(missing.status, Status::problem);
   EXPECT_EQ(missing.detail, "no SPF record");
-  EXPECT_EQ(missing.publish, spf_record("example.test").line());
+  EXPECT_EQ(missing.publish, spf_record("example.test").text());
 
   dns_.add_txt("example.test", "v=spf1 mx frobnicate -all");
   auto broken = find(run(), "SPF", "example.test");
@@ -152,7 +152,7 @@ TEST_F(CheckDnsTest, DkimWithAnotherKey_RFC6376_3_6_1) {
   auto dkim = find(run(), "DKIM", "hk1._domainkey.example.test");
   EXPECT_EQ(dkim.status, Status::problem);
   EXPECT_NE(dkim.detail.find("p= is a different key"), std::string::npos) << dkim.line();
-  EXPECT_EQ(dkim.publish, dkim_record("hk1", "example.test", *key_).line());
+  EXPECT_EQ(dkim.publish, dkim_record("hk1", "example.test", *key_).text());
 }
 
 TEST_F(CheckDnsTest, DkimWrongKeyTypeAndMissing_RFC6376_3_6_1) {
@@ -197,7 +197,7 @@ TEST_F(CheckDnsTest, DmarcMissingSeveralOrBroken_RFC7489_6_6_3) {
   dns_.add_mx("example.test", 10, "mx.example.test");
   auto missing = find(run(), "DMARC", "_dmarc.example.test");
   EXPECT_EQ(missing.status, Status::problem);
-  EXPECT_EQ(missing.publish, dmarc_record("example.test").line());
+  EXPECT_EQ(missing.publish, dmarc_record("example.test").text());
 
   dns_.add_txt("_dmarc.example.test", "v=DMARC1; p=reject");
   EXPECT_EQ(find(run(), "DMARC", "_dmarc.example.test").status, Status::ok);
@@ -276,7 +276,7 @@ TEST_F(CheckDnsTest, SrsDomainNeedsMxAndSpf) {
   auto findings = run();
   auto mx = find(findings, "MX", "fwd.example.test");
   EXPECT_EQ(mx.status, Status::problem);
-  EXPECT_EQ(mx.publish, mx_record(config_, "fwd.example.test").line());
+  EXPECT_EQ(mx.publish, mx_record(config_, "fwd.example.test").text());
   EXPECT_EQ(find(findings, "SPF", "fwd.example.test").status, Status::problem);
 
   dns_.add_mx("fwd.example.test", 10, "mx.example.test");

@@ -183,6 +183,10 @@ std::string ZoneRecord::line() const {
   return out;
 }
 
+std::string ZoneRecord::text() const {
+  return owner + " IN " + type + " " + (type == "TXT" ? zone_txt_strings(data) : data);
+}
+
 ZoneRecord mx_record(const config::Config& config, std::string_view domain) {
   return {fqdn(domain), "MX", "10 " + fqdn(base::to_lower(config.hostname))};
 }

@@ -51,6 +51,9 @@ struct ZoneRecord {
   // The zone-file line: owner padded to a column, "IN TYPE DATA" (TXT data
   // as quoted character-strings).
   std::string line() const;
+  // The same record with single spaces, for a line of prose
+  // (`hikyaku check dns`: "...; publish: example.com. IN MX 10 mx.example.com.").
+  std::string text() const;
 };
 
 // RFC 5321 §5.1: mail for `domain` goes to the configuration's hostname.
