@@ -10,7 +10,6 @@
 
 #include "base/file.hpp"
 #include "base/strings.hpp"
-#include "crypto/key.hpp"
 
 namespace hikyaku::admin {
 namespace {
@@ -68,13 +67,6 @@ base::Status write_new_secret_file(const std::filesystem::path& path, std::strin
     return base::make_error("write " + path.string() + ": " + std::strerror(e));
   }
   return base::fsync_directory(path.parent_path());
-}
-
-// The padding that lines record owners up in a column.
-void owner(std::ostream& out, const std::string& name) {
-  out << name;
-  for (size_t i = name.size(); i < 40; ++i) out << ' ';
-  out << ' ';
 }
 
 }  // namespace
@@ -183,6 +175,33 @@ int dkim_keygen(const config::Config& config, const std::string& domain_arg,
   return 0;
 }
 
+std::string ZoneRecord::line() const {
+  std::string out = owner;
+  for (size_t i = owner.size(); i < 40; ++i) out += ' ';
+  out += " IN " + type + " ";
+  out += type == "TXT" ? zone_txt_strings(data) : data;
+  return out;
+}
+
+std::string ZoneRecord::text() const {
+  return owner + " IN " + type + " " + (type == "TXT" ? zone_txt_strings(data) : data);
+}
+
+ZoneRecord mx_record(const config::Config& config, std::string_view domain) {
+  return {fqdn(domain), "MX", "10 " + fqdn(base::to_lower(config.hostname))};
+}
+
+ZoneRecord spf_record(std::string_view domain) { return {fqdn(domain), "TXT", "v=spf1 mx -all"}; }
+
+ZoneRecord dkim_record(std::string_view selector, std::string_view domain, const crypto::PublicKey& key) {
+  return {std::string(selector) + "._domainkey." + fqdn(domain), "TXT", dkim_record_value(key)};
+}
+
+ZoneRecord dmarc_record(std::string_view domain) {
+  // Relaxed alignment (RFC 7489 §3.1) keeps subdomain senders aligned.
+  return {"_dmarc." + fqdn(domain), "TXT", "v=DMARC1; p=quarantine; adkim=r; aspf=r"};
+}
+
 int dns_records(const config::Config& config, std::ostream& out, std::ostream& err) {
   if (config.domains.empty()) {
     err << "no [[domain]] in " << config.source.string() << "\n";
@@ -194,15 +213,9 @@ int dns_records(const config::Config& config, std::ostream& out, std::ostream& e
   out << "; " << mx_host << " must also have A/AAAA records for this server, and their PTR\n";
   out << "; records must name " << mx_host << " (receivers check forward-confirmed reverse DNS).\n";
   for (const auto& domain : config.domains) {
-    std::string apex = fqdn(domain.name);
     out << "\n; " << domain.name << "\n";
-    // RFC 5321 §5.1: mail for the domain goes to this host.
-    owner(out, apex);
-    out << "IN MX 10 " << mx_host << "\n";
-    // RFC 7208 §3: only the domain's MX hosts send its mail.
-    owner(out, apex);
-    out << "IN TXT " << zone_txt_strings("v=spf1 mx -all") << "\n";
-    // RFC 6376 §3.6.2.1: the key record at selector._domainkey.
+    out << mx_record(config, domain.name).line() << "\n";
+    out << spf_record(domain.name).line() << "\n";
     if (domain.dkim_selector.empty() || domain.dkim_key.empty()) {
       out << "; no DKIM key configured: run `hikyaku dkim keygen " << domain.name << " --config "
           << config.source.string() << "`\n";
@@ -215,14 +228,18 @@ int dns_records(const config::Config& config, std::ostream& out, std::ostream& e
         out << "; DKIM key " << domain.dkim_key.string() << " unreadable (see the error above)\n";
         status = 1;
       } else {
-        owner(out, domain.dkim_selector + "._domainkey." + apex);
-        out << "IN TXT " << zone_txt_strings(dkim_record_value(key->public_key())) << "\n";
+        out << dkim_record(domain.dkim_selector, domain.name, key->public_key()).line() << "\n";
       }
     }
-    // RFC 7489 §6.1: the policy record at _dmarc; relaxed alignment (§3.1)
-    // keeps subdomain senders aligned.
-    owner(out, "_dmarc." + apex);
-    out << "IN TXT " << zone_txt_strings("v=DMARC1; p=quarantine; adkim=r; aspf=r") << "\n";
+    out << dmarc_record(domain.name).line() << "\n";
+  }
+  // The envelope sender of forwarded mail: receivers check its SPF, and
+  // bounces to SRS addresses must come back here.
+  if (!config.srs.domain.empty() && config.find_domain(config.srs.domain) == nullptr) {
+    const std::string srs_domain = base::to_lower(config.srs.domain);
+    out << "\n; " << srs_domain << " ([srs] domain: envelope sender of forwarded mail)\n";
+    out << mx_record(config, srs_domain).line() << "\n";
+    out << spf_record(srs_domain).line() << "\n";
   }
   return status;
 }

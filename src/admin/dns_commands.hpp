@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include "config/config.hpp"
+#include "crypto/key.hpp"
 
 namespace hikyaku::admin {
 
@@ -37,8 +38,32 @@ inline constexpr std::string_view kDefaultDkimSelector = "hk1";
 int dkim_keygen(const config::Config& config, const std::string& domain, const std::optional<std::string>& selector,
                 const std::string& algo, std::ostream& out, std::ostream& err);
 
-// Print, for every [[domain]], the MX, SPF, DKIM and DMARC records to publish.
+// Print, for every [[domain]], the MX, SPF, DKIM and DMARC records to publish
+// (and MX and SPF for the [srs] domain when it is not a [[domain]]).
 int dns_records(const config::Config& config, std::ostream& out, std::ostream& err);
+
+// One record to publish. The one source of record text: `hikyaku dns`
+// prints these, and `hikyaku check dns` names them after a problem.
+struct ZoneRecord {
+  std::string owner;  // absolute, with the trailing dot
+  std::string type;   // "MX", "TXT", "A", "AAAA", "PTR"
+  std::string data;   // presentation form; for TXT the value itself, unquoted
+  // The zone-file line: owner padded to a column, "IN TYPE DATA" (TXT data
+  // as quoted character-strings).
+  std::string line() const;
+  // The same record with single spaces, for a line of prose
+  // (`hikyaku check dns`: "...; publish: example.com. IN MX 10 mx.example.com.").
+  std::string text() const;
+};
+
+// RFC 5321 §5.1: mail for `domain` goes to the configuration's hostname.
+ZoneRecord mx_record(const config::Config& config, std::string_view domain);
+// RFC 7208 §3: only the domain's MX hosts send its mail ("v=spf1 mx -all").
+ZoneRecord spf_record(std::string_view domain);
+// RFC 6376 §3.6.1: the key record at selector._domainkey.domain.
+ZoneRecord dkim_record(std::string_view selector, std::string_view domain, const crypto::PublicKey& key);
+// RFC 7489 §6.1, §6.3: p=quarantine with relaxed alignment.
+ZoneRecord dmarc_record(std::string_view domain);
 
 // A TXT value as zone-file character-strings: quoted, each ≤255 octets,
 // separated by spaces (RFC 1035 §5.1). Exposed for tests.

@@ -1,5 +1,6 @@
 // Purpose:   The `hikyaku` command line (DESIGN.md "user-facing interface"):
-//            serve, check-config, reload, user, forward, queue. Parses arguments, loads the
+//            serve, check-config, check dns, reload, user, forward, queue,
+//            dkim keygen, dns. Parses arguments, loads the
 //            configuration and hands over to app::serve or admin commands.
 // Trust:     started as root with a configured `user`, every command that
 //            touches data_dir drops to that user first (admin/service_user).
@@ -10,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "admin/check_dns.hpp"
 #include "admin/commands.hpp"
 #include "admin/dns_commands.hpp"
 #include "admin/reload_command.hpp"
@@ -54,6 +56,12 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
 
   auto* check = app.add_subcommand("check-config", "validate the configuration");
   check->add_option("--config", config_path, "configuration file (TOML)")->required();
+
+  auto* check_group = app.add_subcommand("check", "check what is published against the configuration");
+  check_group->require_subcommand(1);
+  auto* check_dns_cmd = check_group->add_subcommand(
+      "dns", "ask the DNS whether MX, SPF, DKIM, DMARC and reverse DNS match the configuration");
+  check_dns_cmd->add_option("--config", config_path, "configuration file")->required();
 
   auto* user = app.add_subcommand("user", "manage mailbox logins");
   user->require_subcommand(1);
@@ -133,7 +141,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   // so that a forwards file that no longer loads can still be repaired.
   const bool forward_command = *fset || *fshow || *fclear;
   auto config = load_or_report(config_path, {.user_forwards = !forward_command, .user_forwards_text = std::nullopt});
-  if (!config) return 1;
+  if (!config) return *check_dns_cmd ? 2 : 1;
   if (*serve) return hikyaku::app::serve(std::move(*config), {.demo = config_path.empty()});
   // Commands that read or write data_dir (users, spool) run as the
   // configured `user`, so that what they create is the server's own.
@@ -151,6 +159,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
                                        selector_option->count() > 0 ? std::optional(dkim_selector) : std::nullopt,
                                        dkim_algo, std::cout, std::cerr);
   if (*dns) return hikyaku::admin::dns_records(*config, std::cout, std::cerr);
+  if (*check_dns_cmd) return hikyaku::admin::check_dns(*config, std::cout, std::cerr);
   if (*reload) return hikyaku::admin::reload(*config, std::cout, std::cerr);
   if (*qlist) return hikyaku::admin::queue_list(*config, std::cout, std::cerr);
   if (*qshow) return hikyaku::admin::queue_show(*config, queue_id, reveal, std::cout, std::cerr);

@@ -9,7 +9,7 @@ everything else REFUSED). Default records:
 
 (127.0.0.2 is the "gmail" stand-in, 127.0.0.4 the original sender's MX; see
 farside.py.) A test adds records with add_mx / add_host / add_txt /
-add_null_mx; when dnsmasq already runs it is restarted with the new records
+add_null_mx / add_address / add_ptr; when dnsmasq already runs it is restarted with the new records
 (dnsmasq has no dynamic updates), and the port stays the same; inside
 `with dns_server.batch():` the restart happens once, at the end.
 
@@ -60,6 +60,16 @@ class DnsServer:
     def add_host(self, name, *addresses):
         """A/AAAA records for `name` (IPv4 or IPv6 text)."""
         self._add(f"--host-record={name}," + ",".join(addresses))
+
+    def add_address(self, name, address):
+        """An A/AAAA record for `name` (and names under it) without the PTR
+        record add_host makes (dnsmasq --address)."""
+        self._add(f"--address=/{name}/{address}")
+
+    def add_ptr(self, address, name):
+        """A PTR record: the reverse name of `address` (IPv4) names `name`."""
+        reverse = ".".join(reversed(address.split("."))) + ".in-addr.arpa"
+        self._add(f"--ptr-record={reverse},{name}")
 
     def add_txt(self, name, *strings):
         """TXT record; strings longer than 255 octets are split for you."""
