@@ -692,7 +692,7 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
   }
   if (const auto* t = r.subtable(root, "delivery")) {
     r.check_keys(*t, "delivery", {"smtp_port", "retry", "expire", "concurrency_per_domain", "connect_timeout",
-                                  "command_timeout"});
+                                  "command_timeout", "rate_limit_pause"});
     r.unsigned_int(*t, "smtp_port", "delivery", c.delivery.smtp_port, 65535);
     if (t->get("retry") != nullptr) {
       std::vector<Seconds> retry;
@@ -708,6 +708,16 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
     r.unsigned_int(*t, "concurrency_per_domain", "delivery", c.delivery.concurrency_per_domain, 1000);
     r.duration(*t, "connect_timeout", "delivery", c.delivery.connect_timeout);
     r.duration(*t, "command_timeout", "delivery", c.delivery.command_timeout);
+    if (const toml::node* n = t->get("rate_limit_pause")) {
+      // Shorter than a second is no pause; longer than 2 hours (doubled on
+      // repeats up to 8 times: 16 hours) would hold mail for most of a day.
+      if (auto d = r.duration_of(*n, "delivery.rate_limit_pause")) {
+        if (*d < Seconds(1) || *d > Seconds(2 * 3600))
+          r.error(*n, "delivery.rate_limit_pause: out of range (\"1s\" to \"2h\"; Gmail asks for at least \"10m\")");
+        else
+          c.delivery.rate_limit_pause = *d;
+      }
+    }
   }
   if (const auto* t = r.subtable(root, "limits")) {
     r.check_keys(*t, "limits", {"message_size", "recipients", "connections", "connections_per_ip", "line_length",
