@@ -739,7 +739,8 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
   }
   if (const auto* t = r.subtable(root, "delivery")) {
     r.check_keys(*t, "delivery", {"smtp_port", "retry", "expire", "concurrency_per_domain", "connect_timeout",
-                                  "command_timeout", "source_address", "source_name", "address_family"});
+                                  "command_timeout", "source_address", "source_name", "address_family",
+                                  "rate_limit_pause"});
     r.unsigned_int(*t, "smtp_port", "delivery", c.delivery.smtp_port, 65535);
     if (t->get("retry") != nullptr) {
       std::vector<Seconds> retry;
@@ -765,6 +766,16 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
       c.delivery.address_family = AddressFamily::ipv6;
     } else if (!family.empty() && family != "any") {
       r.error(*t->get("address_family"), "delivery.address_family: one of \"ipv4\", \"ipv6\", \"any\"");
+    }
+    if (const toml::node* n = t->get("rate_limit_pause")) {
+      // Shorter than a second is no pause; longer than 2 hours (doubled on
+      // repeats up to 8 times: 16 hours) would hold mail for most of a day.
+      if (auto d = r.duration_of(*n, "delivery.rate_limit_pause")) {
+        if (*d < Seconds(1) || *d > Seconds(2 * 3600))
+          r.error(*n, "delivery.rate_limit_pause: out of range (\"1s\" to \"2h\"; Gmail asks for at least \"10m\")");
+        else
+          c.delivery.rate_limit_pause = *d;
+      }
     }
   }
   if (const auto* t = r.subtable(root, "limits")) {

@@ -109,6 +109,10 @@ struct Delivery {
   std::vector<Seconds> retry{Seconds(60), Seconds(300), Seconds(900), Seconds(3600)};
   Seconds expire{5 * 86400};
   unsigned concurrency_per_domain = 10;
+  // After a rate-limit reply (421 4.7.28, ...): no connection to that
+  // destination for this long, then one, one more after each success
+  // (delivery/state/destination_pace.hpp). Gmail asks for at least 10 min.
+  Seconds rate_limit_pause{600};
   Seconds connect_timeout{30};
   // 0: the RFC 5321 §4.5.3.2 per-stage client timeouts (5 min, 10 min for
   // the final dot); otherwise one timeout for every reply.

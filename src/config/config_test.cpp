@@ -62,6 +62,16 @@ notify = true
   EXPECT_EQ(c.addresses.at(0).deliver[1].kind, mail::Target::Kind::forward);
   EXPECT_TRUE(c.forwards.at(0).hidden);
   EXPECT_EQ(c.forwards.at(0).defer_limit, Seconds(900));
+  EXPECT_EQ(c.delivery.rate_limit_pause, Seconds(600));  // default: Gmail's 10 minutes
+}
+
+// Issue 17: [delivery] rate_limit_pause, from 1 second (tests) to 2 hours.
+TEST(Config, RateLimitPause) {
+  for (auto [text, want] : {std::pair{"1s", 1}, std::pair{"10m", 600}, std::pair{"2h", 7200}}) {
+    auto r = load(std::string("[delivery]\nrate_limit_pause = \"") + text + "\"\n");
+    ASSERT_TRUE(r.config) << text << ": " << all_errors(r);
+    EXPECT_EQ(r.config->delivery.rate_limit_pause, Seconds(want)) << text;
+  }
 }
 
 struct BadCase {
@@ -87,6 +97,12 @@ TEST(Config, ErrorsCarryFileLineColumn) {
       {"user with a slash", "hostname = \"mx.e.test\"\nuser = \"../x\"\n", "t.toml:2:8: user: '../x' is not a user name"},
       {"user with a colon", "user = \"a:b\"\n", "t.toml:1:8: user: 'a:b' is not a user name"},
       {"user like an option", "user = \"-r\"\n", "t.toml:1:8: user: '-r' is not a user name"},
+      {"rate_limit_pause not a duration", "[delivery]\nrate_limit_pause = 600\n",
+       "t.toml:2:20: delivery.rate_limit_pause: expected a duration"},
+      {"rate_limit_pause too short", "[delivery]\nrate_limit_pause = \"0s\"\n",
+       "t.toml:2:20: delivery.rate_limit_pause: out of range"},
+      {"rate_limit_pause too long", "[delivery]\nrate_limit_pause = \"3h\"\n",
+       "t.toml:2:20: delivery.rate_limit_pause: out of range"},
   };
   for (const auto& c : cases) {
     auto r = load(c.toml);

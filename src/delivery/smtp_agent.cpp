@@ -17,6 +17,7 @@
 #include "base/file.hpp"
 #include "base/log.hpp"
 #include "delivery/destination_store.hpp"
+#include "delivery/state/destination_pace.hpp"
 #include "dns/async_resolver.hpp"
 #include "dns/resolution.hpp"
 #include "mail/address.hpp"
@@ -79,7 +80,12 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
         transform(std::move(transform_in)),
         options(std::move(options_in)),
         client(std::move(client_in)),
-        connections(io_in.get_executor(), client) {}
+        connections(io_in.get_executor(), client) {
+    const config::Delivery& delivery = rules_in.get()->config().delivery;
+    pace_options.pause = std::chrono::duration_cast<std::chrono::milliseconds>(delivery.rate_limit_pause);
+    pace_options.normal = std::max(1u, concurrency_per_domain);
+    pace_options.lifetime = options.state_lifetime;
+  }
 
   // One delivery in flight.
   struct Job {
@@ -96,17 +102,12 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     const std::vector<std::string>& hidden() const { return rules->hidden(); }
   };
 
-  // Per destination domain: concurrency slots and the rate-limit back-off.
-  // Touched only on the io_context thread.
+  // Per destination domain: concurrency slots and the rate-limit pause and
+  // ramp (state/destination_pace.hpp). Touched only on the io_context thread.
   struct Destination {
     unsigned active = 0;
     std::deque<std::shared_ptr<asio::steady_timer>> waiters;
-    bool limited = false;
-    std::chrono::steady_clock::duration spacing{0};
-    std::chrono::steady_clock::time_point next_start{};
-    // While limited: forgotten after this unless a deferral or a success
-    // refreshes it (wall clock: it is written to the state file).
-    std::chrono::system_clock::time_point until{};
+    state::DestinationPace pace;
     std::string reason;  // the last rate-limit reply (for messages that give up waiting)
   };
 
@@ -115,47 +116,62 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
   // destination, read back by create().
   std::unique_ptr<DestinationStore> store;
 
-  std::chrono::system_clock::duration state_lifetime() const {
-    return std::max<std::chrono::system_clock::duration>(options.state_lifetime, options.spacing_max);
-  }
-
   // Save every limited destination (io thread; the write runs on the pool).
   void persist() {
     if (!store) return;
     std::vector<state::DestinationState> entries;
-    for (const auto& [name, d] : destinations) {
-      if (!d.limited) continue;
-      entries.push_back({name, std::chrono::duration_cast<std::chrono::milliseconds>(d.spacing), d.until});
-    }
+    for (const auto& [name, d] : destinations)
+      if (d.pace.limited()) entries.push_back(d.pace.saved(name));
     store->save(entries);
   }
 
-  unsigned limit(const Destination& d) const {
-    unsigned normal = std::max(1u, concurrency_per_domain);
-    return d.limited ? std::max(1u, std::min(options.limited_concurrency, normal)) : normal;
+  // Forget a limit that had no news for its lifetime (then everyone waiting
+  // may go).
+  void expire(const std::string& domain, Destination& d, std::chrono::system_clock::time_point now) {
+    if (!d.pace.expire(now)) return;
+    log()->info("{}: rate limit forgotten (no news for {} s): back to the normal rate", domain,
+                pace_options.lifetime.count());
+    wake(d, d.waiters.size());
+    persist();
   }
 
-  // A concurrency slot for `domain` (and, while it is rate-limited, the
-  // spacing after the previous start). false: none before `deadline` (the
-  // slot's defer_limit), so the scheduler can divert on time instead of the
-  // message waiting behind a slowed-down destination.
-  awaitable<bool> acquire(const std::string& domain, std::chrono::steady_clock::time_point deadline) {
+  // A concurrency slot for `domain`: none while it is paused after a
+  // rate-limit reply, then as many as its ramp allows. false: none before
+  // `deadline` (the slot's defer_limit), so the scheduler diverts on time
+  // instead of the message waiting behind a paused destination.
+  awaitable<bool> acquire(const std::string& domain, std::chrono::system_clock::time_point deadline) {
     auto ex = co_await asio::this_coro::executor;
     Destination& d = destinations[domain];  // std::map: references stay valid
-    if (d.limited && std::chrono::system_clock::now() >= d.until) {
-      // Not refreshed for state_lifetime: whatever the far side objected to
-      // is long past (and a restart would have forgotten it too).
-      d.limited = false;
-      d.spacing = {};
-      log()->info("{}: rate limit forgotten (no news for {} s): back to the normal rate", domain,
-                  std::chrono::duration_cast<std::chrono::seconds>(state_lifetime()).count());
-      wake(d, d.waiters.size());
-      persist();
-    }
-    while (d.active >= limit(d)) {
-      auto timer = std::make_shared<asio::steady_timer>(ex, deadline);
+    for (;;) {
+      const auto now = std::chrono::system_clock::now();
+      expire(domain, d, now);
+      const auto resume = d.pace.next_start(now);
+      if (resume > now) {
+        // Paused: no connection before `resume`; if that is after the
+        // deadline, no start fits it (checked again when a pause ends: a
+        // repeat may have made it longer).
+        if (resume > deadline) co_return false;
+        asio::steady_timer t(ex, std::chrono::steady_clock::now() +
+                                     std::chrono::duration_cast<std::chrono::steady_clock::duration>(resume - now));
+        co_await t.async_wait(asio::as_tuple(use_awaitable));
+        continue;
+      }
+      if (d.pace.may_start(now, d.active, pace_options)) {
+        ++d.active;
+        co_return true;
+      }
+      // Every allowed connection is busy: wait for release() (or a success
+      // that allows one more), at most until the deadline. (An attempt at
+      // its deadline that needs no waiting is that slot's last chance: it
+      // goes on above.)
+      if (now >= deadline) co_return false;
+      const auto wait_until = deadline == std::chrono::system_clock::time_point::max()
+                                  ? std::chrono::steady_clock::time_point::max()
+                                  : std::chrono::steady_clock::now() +
+                                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(deadline - now);
+      auto timer = std::make_shared<asio::steady_timer>(ex, wait_until);
       d.waiters.push_back(timer);
-      auto [ec] = co_await timer->async_wait(asio::as_tuple(use_awaitable));  // cancelled by release()
+      auto [ec] = co_await timer->async_wait(asio::as_tuple(use_awaitable));  // cancelled by wake()
       if (!ec) {
         // The deadline passed first: leave the queue (a later release()
         // must wake someone who still waits).
@@ -163,24 +179,6 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
         co_return false;
       }
     }
-    if (d.limited) {
-      // Spacing between message starts to a rate-limited destination.
-      auto now = std::chrono::steady_clock::now();
-      auto start = std::max(now, d.next_start);
-      if (start > deadline) {
-        wake(d, 1);  // the slot we did not take
-        co_return false;
-      }
-      ++d.active;
-      d.next_start = start + d.spacing;
-      if (start > now) {
-        asio::steady_timer t(ex, start);
-        co_await t.async_wait(asio::as_tuple(use_awaitable));
-      }
-      co_return true;
-    }
-    ++d.active;
-    co_return true;
   }
 
   void release(const std::string& domain) {
@@ -196,32 +194,28 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     }
   }
 
-  // Learn from an outcome: a rate-limit deferral slows the destination down;
-  // success lets it speed up again.
+  // Learn from an outcome: a rate-limit reply pauses the destination; a
+  // success during the ramp allows one more connection.
   void learn(const std::string& domain, const Outcome& outcome, const std::string& queue_id) {
     Destination& d = destinations[domain];
+    const auto now = std::chrono::system_clock::now();
     if (outcome.rate_limited) {
-      auto initial = std::chrono::duration_cast<std::chrono::steady_clock::duration>(options.spacing_initial);
-      auto max = std::chrono::duration_cast<std::chrono::steady_clock::duration>(options.spacing_max);
-      d.spacing = d.limited ? std::min(d.spacing * 2, max) : initial;
-      d.limited = true;
       d.reason = outcome.detail;
-      // The deferred attempt was a message start too: the next one waits
-      // the spacing (else the first retry follows the 421 at once).
-      d.next_start = std::max(d.next_start, std::chrono::steady_clock::now() + d.spacing);
-      d.until = std::chrono::system_clock::now() + state_lifetime();
-      log()->warn("{}: {} is rate-limiting us ({}): at most {} connection(s), {} ms between messages", queue_id,
-                  domain, outcome.detail, limit(d),
-                  std::chrono::duration_cast<std::chrono::milliseconds>(d.spacing).count());
+      if (!d.pace.rate_limited(now, pace_options)) {
+        log()->info("{}: {} is rate-limiting us ({}): already paused", queue_id, domain, outcome.detail);
+        return;
+      }
+      log()->warn("{}: {} is rate-limiting us ({}): no connection for {} s, then one at a time", queue_id, domain,
+                  outcome.detail, std::chrono::duration_cast<std::chrono::seconds>(d.pace.pause()).count());
       persist();
-    } else if (outcome.delivered() && d.limited) {
-      d.spacing /= 2;
-      d.until = std::chrono::system_clock::now() + state_lifetime();
-      if (d.spacing < options.spacing_initial) {
-        d.limited = false;
-        d.spacing = {};
+    } else if (outcome.delivered() && d.pace.succeeded(now, pace_options)) {
+      if (!d.pace.limited()) {
         log()->info("{}: {} accepts mail again at the normal rate", queue_id, domain);
         wake(d, d.waiters.size());
+      } else {
+        log()->info("{}: {} accepted a message: now {} connection(s) at once", queue_id, domain,
+                    d.pace.allowed(now, pace_options));
+        wake(d, 1);  // the connection the success added
       }
       persist();
     }
@@ -464,12 +458,8 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
   // The SMTP conversation, on the io_context: a concurrency slot for the
   // destination, then the route's hosts in order.
   awaitable<AttemptResult> send(std::shared_ptr<Job> job, std::shared_ptr<Prepared> p) {
-    auto deadline = std::chrono::steady_clock::time_point::max();
-    if (job->request.deadline != base::Clock::time_point{}) {
-      auto left = job->request.deadline - std::chrono::system_clock::now();
-      deadline = std::chrono::steady_clock::now() +
-                 std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::max(left, left.zero()));
-    }
+    auto deadline = std::chrono::system_clock::time_point::max();
+    if (job->request.deadline != base::Clock::time_point{}) deadline = job->request.deadline;
     const bool admitted = co_await acquire(p->domain, deadline);
     if (!admitted) {
       Outcome o;
@@ -543,6 +533,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
 
   const base::Live<policy::Rules>& rules;
   const unsigned concurrency_per_domain;  // [delivery], as started
+  state::PaceOptions pace_options;        // [delivery] rate_limit_pause and the above, as started
   asio::io_context& io;
   asio::thread_pool& pool;          // signatures
   dns::AsyncResolver& resolver;     // io thread only
@@ -622,21 +613,20 @@ base::Result<std::unique_ptr<SmtpAgent>> SmtpAgent::create(const base::Live<poli
   // [[route]] logins and trust anchors; a missing or world-readable
   // password file stops start-up.
   if (auto st = impl->prepare_routes(config); !st) return st.error();
-  // Rate-limit state from before a restart: those destinations start limited,
-  // and their first message waits one spacing (when the last one started is
-  // not recorded).
+  // Rate-limit state from before a restart: a destination still paused
+  // stays paused until the saved end; one whose pause is over resumes with
+  // the saved number of connections.
   if (!config.data_dir.empty()) {
     impl->store = std::make_unique<DestinationStore>(config.data_dir / "state" / "destinations", pool);
-    for (const auto& e : impl->store->load(std::chrono::system_clock::now())) {
+    const auto now = std::chrono::system_clock::now();
+    for (const auto& e : impl->store->load(now)) {
       auto& d = impl->destinations[e.domain];
-      auto spacing = std::clamp(e.spacing, impl->options.spacing_initial,
-                                std::max(impl->options.spacing_initial, impl->options.spacing_max));
-      d.limited = true;
-      d.spacing = std::chrono::duration_cast<std::chrono::steady_clock::duration>(spacing);
-      d.next_start = std::chrono::steady_clock::now() + d.spacing;
-      d.until = std::min(e.until, std::chrono::system_clock::now() + impl->state_lifetime());
-      log()->warn("{} is still rate-limiting us (state from {}): at most {} connection(s), {} ms between messages",
-                  e.domain, impl->store->file().string(), impl->limit(d), spacing.count());
+      d.pace = state::DestinationPace::restore(e, now, impl->pace_options);
+      if (!d.pace.limited()) continue;
+      const auto left = std::chrono::duration_cast<std::chrono::seconds>(d.pace.next_start(now) - now);
+      log()->warn("{} is still rate-limiting us (state from {}): {} s of pause left, then {} connection(s) at once",
+                  e.domain, impl->store->file().string(), left.count(),
+                  d.pace.allowed(d.pace.next_start(now), impl->pace_options));
     }
   }
   return std::unique_ptr<SmtpAgent>(new SmtpAgent(std::move(impl)));

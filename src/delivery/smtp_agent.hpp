@@ -23,9 +23,10 @@
 //               from the [[forward]] or [delivery] (issue 17);
 //            6. the SMTP conversation over a pooled connection, at most
 //               concurrency_per_domain at a time per destination (a routed
-//               copy's destination is its next hop), slowing
-//               down a destination after a rate-limit deferral (state kept
-//               in DATA_DIR/state/destinations across restarts).
+//               copy's destination is its next hop), pausing a
+//               destination after a rate-limit reply and resuming it one
+//               connection at a time (state kept in
+//               DATA_DIR/state/destinations across restarts).
 //            What the result means (retry, divert, DSN) is decided by
 //            policy::DeliveryPolicy, not here.
 // Standards: RFC 5321 §5.1 (MX routing, implicit MX), RFC 7505 (null MX),
@@ -87,18 +88,13 @@ namespace hikyaku::delivery {
 struct SmtpAgentOptions {
   // Client timeouts etc.; unset: smtp::client::ClientOptions::from_config.
   std::shared_ptr<const smtp::client::ClientOptions> client;
-  // Rate-limit back-off per destination domain: after a deferral
-  // (smtp::client::is_rate_limit) at most `limited_concurrency` connections
-  // and `spacing_initial` between message starts, doubled on every further
-  // deferral up to `spacing_max`, halved on each success until it falls
-  // below `spacing_initial` (then the destination is back to normal).
-  // The first start after a deferral also waits `spacing`.
-  unsigned limited_concurrency = 1;
-  std::chrono::milliseconds spacing_initial{2000};
-  std::chrono::milliseconds spacing_max{std::chrono::minutes(5)};
-  // A limited destination is forgotten (back to normal, in memory and in the
-  // state file) when no deferral or success has refreshed it for this long
-  // (at least spacing_max).
+  // Rate limits per destination (delivery/state/destination_pace.hpp):
+  // after a rate-limit reply (smtp::client::is_rate_limit) no connection
+  // for [delivery] rate_limit_pause, then one, one more after each success
+  // up to concurrency_per_domain; a repeat during that ramp doubles the
+  // pause (up to 8 times). A limited destination without news for
+  // `state_lifetime` after its pause is forgotten (back to normal, in
+  // memory and in the state file).
   std::chrono::seconds state_lifetime{std::chrono::hours(1)};
 };
 

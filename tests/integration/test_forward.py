@@ -236,6 +236,9 @@ def test_eicar_552_at_end_of_data_diverts(make_hikyaku, dns_server, farside):
 
 
 def test_421_until_defer_limit_then_diverted(make_hikyaku, dns_server, farside):
+    """421 4.7.28 pauses gmail.test for rate_limit_pause (default 10 min),
+    longer than this defer_limit: no start fits the deadline, so the message
+    diverts when its defer_limit ends (not later), with the 421 as the reason."""
     farside.gmail.set_mode("tempfail_mail")  # 421 4.7.28 and close, every time
     hk = make_hikyaku(extra=config(dns_server, farside, defer_limit="2s", retry='["1s"]'))
     c = Client(hk)
@@ -249,6 +252,7 @@ def test_421_until_defer_limit_then_diverted(make_hikyaku, dns_server, farside):
     assert "421 4.7.28" in head
     wait_spool_empty(hk)
     assert farside.gmail.received() == []
+    assert farside.gmail.connections == 1  # paused after the 421: no retry reached gmail
     assert len(hk.messages("ituki")) == 1
     assert len(hk.messages("ituki-gm")) == 1
     assert farside.sender.attempts == []
@@ -256,12 +260,15 @@ def test_421_until_defer_limit_then_diverted(make_hikyaku, dns_server, farside):
 
 
 def test_waiting_behind_a_rate_limited_destination_diverts_at_defer_limit(make_hikyaku, dns_server, farside):
-    """Issue 3: a rate-limited destination gets one connection at a time, but
-    each message still diverts when its own defer_limit ends — also one that
-    never got a connection because another message holds the only one."""
-    farside.gmail.set_mode("tempfail_mail", times=1)  # one 421 4.7.28: the destination is limited
+    """Issues 3 and 17: after its rate-limit pause a destination gets one
+    connection at a time, but each message still diverts when its own
+    defer_limit ends — also one that never got a connection because another
+    message holds the only one. (A 1 s pause: message 1's retry gets the one
+    connection right after it.)"""
+    farside.gmail.set_mode("tempfail_mail", times=1)  # one 421 4.7.28: the destination is paused
     farside.gmail.set_data_delay(8.0)  # the retry of message 1 then holds the one connection for 8 s
-    hk = make_hikyaku(extra=config(dns_server, farside, defer_limit="3s", retry='["1s"]'))
+    hk = make_hikyaku(extra=config(dns_server, farside, defer_limit="3s", retry='["1s"]',
+                                   delivery_extra='rate_limit_pause = "1s"'))
     c = Client(hk)
     c.send(message("holds the connection"))
     wait_for(lambda: "is rate-limiting us" in hk.log_text(), what="the rate-limit deferral")

@@ -1,6 +1,7 @@
 #include "delivery/state/destination_state.hpp"
 
 #include <charconv>
+#include <optional>
 #include <set>
 
 namespace hikyaku::delivery::state {
@@ -40,6 +41,90 @@ bool valid_spacing(std::chrono::milliseconds spacing) {
   return spacing.count() > 0 && spacing <= kMaxSpacing;
 }
 
+bool valid_pause(std::chrono::milliseconds pause) { return pause.count() >= 0 && pause <= kMaxPause; }
+
+bool valid_connections(uint64_t n) { return n >= 1 && n <= kMaxConnections; }
+
+std::optional<uint64_t> unix_seconds(std::chrono::system_clock::time_point t) {
+  auto s = std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+  if (s < 0 || static_cast<uint64_t>(s) > kMaxUntilSeconds) return std::nullopt;
+  return static_cast<uint64_t>(s);
+}
+
+std::chrono::system_clock::time_point at(uint64_t unix_seconds) {
+  return std::chrono::system_clock::time_point(std::chrono::seconds(unix_seconds));
+}
+
+// One line of a version 1 file: <domain> <spacing-ms> <until>.
+std::optional<DestinationState> parse_v1(const std::vector<std::string_view>& f, std::string& why) {
+  if (f.size() != 3) {
+    why = "expected 3 fields (domain, spacing in ms, until in Unix seconds), got " + std::to_string(f.size());
+    return std::nullopt;
+  }
+  if (!valid_domain(f[0])) {
+    why = "bad domain";
+    return std::nullopt;
+  }
+  uint64_t spacing = 0;
+  if (!parse_uint(f[1], spacing) || !valid_spacing(std::chrono::milliseconds(spacing))) {
+    why = "bad spacing (milliseconds, 1 to " + std::to_string(kMaxSpacing.count()) + ")";
+    return std::nullopt;
+  }
+  uint64_t until = 0;
+  if (!parse_uint(f[2], until) || until > kMaxUntilSeconds) {
+    why = "bad until (Unix seconds)";
+    return std::nullopt;
+  }
+  // The spacing has no meaning any more: the destination resumes at one
+  // connection and ramps up (destination_pace.hpp).
+  DestinationState entry;
+  entry.domain = std::string(f[0]);
+  entry.until = at(until);
+  return entry;
+}
+
+// One line of a version 2 file:
+// <domain> <pause-ms> <paused-until> <connections> <until>.
+std::optional<DestinationState> parse_v2(const std::vector<std::string_view>& f, std::string& why) {
+  if (f.size() != 5) {
+    why = "expected 5 fields (domain, pause in ms, paused until in Unix seconds, connections, until in Unix "
+          "seconds), got " +
+          std::to_string(f.size());
+    return std::nullopt;
+  }
+  if (!valid_domain(f[0])) {
+    why = "bad domain";
+    return std::nullopt;
+  }
+  uint64_t pause = 0;
+  if (!parse_uint(f[1], pause) || !valid_pause(std::chrono::milliseconds(pause))) {
+    why = "bad pause (milliseconds, 0 to " + std::to_string(kMaxPause.count()) + ")";
+    return std::nullopt;
+  }
+  uint64_t paused_until = 0;
+  if (!parse_uint(f[2], paused_until) || paused_until > kMaxUntilSeconds) {
+    why = "bad paused-until (Unix seconds)";
+    return std::nullopt;
+  }
+  uint64_t connections = 0;
+  if (!parse_uint(f[3], connections) || !valid_connections(connections)) {
+    why = "bad connections (1 to " + std::to_string(kMaxConnections) + ")";
+    return std::nullopt;
+  }
+  uint64_t until = 0;
+  if (!parse_uint(f[4], until) || until > kMaxUntilSeconds) {
+    why = "bad until (Unix seconds)";
+    return std::nullopt;
+  }
+  DestinationState entry;
+  entry.domain = std::string(f[0]);
+  entry.pause = std::chrono::milliseconds(pause);
+  entry.paused_until = at(paused_until);
+  entry.connections = static_cast<unsigned>(connections);
+  entry.until = at(until);
+  return entry;
+}
+
 }  // namespace
 
 bool valid_domain(std::string_view domain) {
@@ -53,7 +138,7 @@ ParsedStates parse(std::string_view text) {
   ParsedStates out;
   std::set<std::string, std::less<>> seen;
   size_t number = 0;
-  bool header_seen = false;
+  int version = 0;  // 0: header not seen yet
   while (!text.empty()) {
     // One line (the last one may lack its newline).
     size_t nl = text.find('\n');
@@ -62,65 +147,55 @@ ParsedStates parse(std::string_view text) {
     ++number;
 
     // The header comes first: without it nothing in the file is trusted.
-    if (!header_seen) {
-      if (line != kHeader) {
+    if (version == 0) {
+      if (line == kHeader) {
+        version = 2;
+      } else if (line == kHeaderV1) {
+        version = 1;
+      } else {
         out.issues.push_back({number, "not a destination state file (expected \"" + std::string(kHeader) +
-                                          "\"); the whole file is ignored"});
+                                          "\" or \"" + std::string(kHeaderV1) + "\"); the whole file is ignored"});
         return out;
       }
-      header_seen = true;
       continue;
     }
     if (blank_or_comment(line)) continue;
 
-    // <domain> <spacing-ms> <until-unix-seconds>
     auto f = fields(line);
-    if (f.size() != 3) {
-      out.issues.push_back({number, "expected 3 fields (domain, spacing in ms, until in Unix seconds), got " +
-                                        std::to_string(f.size())});
+    std::string why;
+    auto entry = version == 1 ? parse_v1(f, why) : parse_v2(f, why);
+    if (!entry) {
+      out.issues.push_back({number, why});
       continue;
     }
-    if (!valid_domain(f[0])) {
-      out.issues.push_back({number, "bad domain"});
+    if (!seen.emplace(entry->domain).second) {
+      out.issues.push_back({number, "duplicate domain " + entry->domain});
       continue;
     }
-    uint64_t spacing = 0;
-    if (!parse_uint(f[1], spacing) || !valid_spacing(std::chrono::milliseconds(spacing))) {
-      out.issues.push_back({number, "bad spacing (milliseconds, 1 to " + std::to_string(kMaxSpacing.count()) + ")"});
-      continue;
-    }
-    uint64_t until = 0;
-    if (!parse_uint(f[2], until) || until > kMaxUntilSeconds) {
-      out.issues.push_back({number, "bad until (Unix seconds)"});
-      continue;
-    }
-    if (!seen.emplace(f[0]).second) {
-      out.issues.push_back({number, "duplicate domain " + std::string(f[0])});
-      continue;
-    }
-    DestinationState entry;
-    entry.domain = std::string(f[0]);
-    entry.spacing = std::chrono::milliseconds(spacing);
-    entry.until = std::chrono::system_clock::time_point(std::chrono::seconds(until));
-    out.entries.push_back(std::move(entry));
+    out.entries.push_back(std::move(*entry));
   }
   return out;
 }
 
 std::string format(const std::vector<DestinationState>& entries) {
   std::string out(kHeader);
-  out += "\n# domain spacing-ms until-unix-seconds\n";
+  out += "\n# domain pause-ms paused-until-unix-seconds connections until-unix-seconds\n";
   std::set<std::string, std::less<>> seen;
   for (const auto& e : entries) {
-    auto until = std::chrono::duration_cast<std::chrono::seconds>(e.until.time_since_epoch()).count();
-    if (!valid_domain(e.domain) || !valid_spacing(e.spacing) || until < 0 ||
-        static_cast<uint64_t>(until) > kMaxUntilSeconds || !seen.emplace(e.domain).second)
+    auto paused_until = unix_seconds(e.paused_until);
+    auto until = unix_seconds(e.until);
+    if (!valid_domain(e.domain) || !valid_pause(e.pause) || !paused_until || !valid_connections(e.connections) ||
+        !until || !seen.emplace(e.domain).second)
       continue;
     out += e.domain;
     out += ' ';
-    out += std::to_string(e.spacing.count());
+    out += std::to_string(e.pause.count());
     out += ' ';
-    out += std::to_string(until);
+    out += std::to_string(*paused_until);
+    out += ' ';
+    out += std::to_string(e.connections);
+    out += ' ';
+    out += std::to_string(*until);
     out += '\n';
   }
   return out;
