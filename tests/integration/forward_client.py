@@ -33,3 +33,31 @@ class Client:
             code, text = s.data(msg)
             self.replies.append(repr((code, text)))
             assert code == 250, text
+
+
+def config(dns, fs, hidden=True, notify=False, defer_limit="15m", retry='["1s"]', expire="5d",
+           fallback='"mailbox:ituki-gm"', extra="", delivery_extra=""):
+    """The forwarding tests' configuration: ituki@ keeps a local copy and
+    forwards to FORWARD, diverted into ituki-gm; `extra` goes into the
+    [[forward]], `delivery_extra` into [delivery]."""
+    return f"""
+[[mailbox]]
+name = "ituki"
+
+[[mailbox]]
+name = "ituki-gm"
+
+[[address]]
+address = "{RCPT}"
+deliver = ["mailbox:ituki", "forward:{FORWARD}"]
+
+[[forward]]
+to = "{FORWARD}"
+hidden = {"true" if hidden else "false"}
+fallback = [{fallback}]
+defer_limit = "{defer_limit}"
+notify = {"true" if notify else "false"}
+{extra}
+{dns.toml()}
+{fs.toml(f"retry = {retry}{chr(10)}expire = {chr(34)}{expire}{chr(34)}{chr(10)}{delivery_extra}")}
+"""

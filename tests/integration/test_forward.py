@@ -19,35 +19,10 @@ import time
 import pytest
 
 from conftest import wait_for
-from forward_client import FORWARD, RCPT, SENDER, Client, message
+from forward_client import FORWARD, RCPT, SENDER, Client, config, message
 from dns_server import dns_server  # noqa: F401  (pytest fixture)
 from farside import EICAR, farside  # noqa: F401  (pytest fixture)
 
-
-
-def config(dns, fs, hidden=True, notify=False, defer_limit="15m", retry='["1s"]', expire="5d",
-           fallback='"mailbox:ituki-gm"', extra="", delivery_extra=""):
-    return f"""
-[[mailbox]]
-name = "ituki"
-
-[[mailbox]]
-name = "ituki-gm"
-
-[[address]]
-address = "{RCPT}"
-deliver = ["mailbox:ituki", "forward:{FORWARD}"]
-
-[[forward]]
-to = "{FORWARD}"
-hidden = {"true" if hidden else "false"}
-fallback = [{fallback}]
-defer_limit = "{defer_limit}"
-notify = {"true" if notify else "false"}
-{extra}
-{dns.toml()}
-{fs.toml(f"retry = {retry}{chr(10)}expire = {chr(34)}{expire}{chr(34)}{chr(10)}{delivery_extra}")}
-"""
 
 
 def sender_side_bytes(fs, client):

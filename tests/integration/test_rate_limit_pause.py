@@ -18,30 +18,13 @@ import smtplib
 import time
 
 from conftest import wait_for
-from forward_client import FORWARD, RCPT, SENDER, message
+from forward_client import RCPT, SENDER, config, message
 from dns_server import dns_server  # noqa: F401  (pytest fixture)
 from farside import farside  # noqa: F401  (pytest fixture)
 
 
 def pause_config(dns, fs, pause="3s", concurrency=4):
-    return f"""
-[[mailbox]]
-name = "ituki"
-
-[[mailbox]]
-name = "ituki-gm"
-
-[[address]]
-address = "{RCPT}"
-deliver = ["mailbox:ituki", "forward:{FORWARD}"]
-
-[[forward]]
-to = "{FORWARD}"
-hidden = true
-fallback = ["mailbox:ituki-gm"]
-{dns.toml()}
-{fs.toml(f'retry = ["1s"]{chr(10)}rate_limit_pause = "{pause}"{chr(10)}concurrency_per_domain = {concurrency}')}
-"""
+    return config(dns, fs, delivery_extra=f'rate_limit_pause = "{pause}"\nconcurrency_per_domain = {concurrency}')
 
 
 def send(hk, *subjects):
