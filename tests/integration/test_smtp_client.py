@@ -72,7 +72,8 @@ def test_forward_reaches_gmail_byte_exact(make_hikyaku, dns_server, farside):
     assert farside.sender.received() == []
     # The delivery line says what protected the connection (nothing here).
     relay = f"relay=mx.gmail.test[127.0.0.2]:{farside.port}"
-    assert f"{relay} tls=none (STARTTLS not offered) status=2.0.0" in hk.log_text()
+    line = f"{relay} tls=none (STARTTLS not offered) status=2.0.0"
+    wait_for(lambda: line in hk.log_text(), what="the delivery line")  # logged after the far side's 250
 
 
 def test_srs_envelope_sender(make_hikyaku, dns_server, farside, tmp_path):
@@ -134,12 +135,15 @@ def test_failed_starttls_handshake_defers_then_plaintext_retry(make_hikyaku, dns
     # First attempt: one broken handshake, no plaintext; the retry: a broken
     # handshake, then the plaintext connection that delivered.
     assert broken.starttls == 2 and broken.connections == 3, (broken.starttls, broken.connections)
+    relay = f"relay=mx.brokentls.test[127.0.0.3]:{farside.port}"
+    delivered_line = f"{relay} tls=none (plaintext retry after a failed STARTTLS handshake) status=2.0.0"
+    # The far side holds the message before hikyaku reads its 250 and logs.
+    wait_for(lambda: delivered_line in hk.log_text(), what="the delivery line")
     log = hk.log_text()
     refused = log.find("TLS handshake failed")
     deferred = log.find("(4.7.5); no plaintext retry on a message's first attempt")
     retried = log.find("retrying without TLS (an earlier attempt of this message failed)")
-    relay = f"relay=mx.brokentls.test[127.0.0.3]:{farside.port}"
-    delivered = log.find(f"{relay} tls=none (plaintext retry after a failed STARTTLS handshake) status=2.0.0")
+    delivered = log.find(delivered_line)
     assert -1 < refused < deferred < retried < delivered, (refused, deferred, retried, delivered)
     assert "target=forward:<hidden>, status=deferred (4.7.5 mx.brokentls.test[127.0.0.3]" in log
 
