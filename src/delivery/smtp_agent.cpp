@@ -135,36 +135,34 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     persist();
   }
 
-  // A concurrency slot for `domain`: none while it is paused after a
-  // rate-limit reply, then as many as its ramp allows. false: none before
-  // `deadline` (the slot's defer_limit), so the scheduler diverts on time
-  // instead of the message waiting behind a paused destination.
-  awaitable<bool> acquire(const std::string& domain, std::chrono::system_clock::time_point deadline) {
+  // A concurrency slot for `domain`, or when the destination can take a
+  // connection again. While it is paused after a rate-limit reply nothing
+  // waits here: the attempt ends at once with `paused_until`, and the queue
+  // retries the message then (policy: AttemptResult::not_before), so a
+  // paused destination holds no place among the deliveries in flight.
+  // During the ramp, and at the normal rate, a message waits for a busy
+  // connection to be released (a success allows one more) until `deadline`
+  // (the slot's defer_limit), so the scheduler diverts on time.
+  struct Admission {
+    bool admitted = false;
+    std::chrono::system_clock::time_point paused_until{};  // epoch: not paused
+  };
+  awaitable<Admission> acquire(const std::string& domain, std::chrono::system_clock::time_point deadline) {
     auto ex = co_await asio::this_coro::executor;
     Destination& d = destinations[domain];  // std::map: references stay valid
     for (;;) {
       const auto now = std::chrono::system_clock::now();
       expire(domain, d, now);
-      const auto resume = d.pace.next_start(now);
-      if (resume > now) {
-        // Paused: no connection before `resume`; if that is after the
-        // deadline, no start fits it (checked again when a pause ends: a
-        // repeat may have made it longer).
-        if (resume > deadline) co_return false;
-        asio::steady_timer t(ex, std::chrono::steady_clock::now() +
-                                     std::chrono::duration_cast<std::chrono::steady_clock::duration>(resume - now));
-        co_await t.async_wait(asio::as_tuple(use_awaitable));
-        continue;
-      }
+      if (const auto resume = d.pace.next_start(now); resume > now) co_return Admission{false, resume};
       if (d.pace.may_start(now, d.active, pace_options)) {
         ++d.active;
-        co_return true;
+        co_return Admission{true, {}};
       }
       // Every allowed connection is busy: wait for release() (or a success
       // that allows one more), at most until the deadline. (An attempt at
       // its deadline that needs no waiting is that slot's last chance: it
       // goes on above.)
-      if (now >= deadline) co_return false;
+      if (now >= deadline) co_return Admission{};
       const auto wait_until = deadline == std::chrono::system_clock::time_point::max()
                                   ? std::chrono::steady_clock::time_point::max()
                                   : std::chrono::steady_clock::now() +
@@ -176,7 +174,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
         // The deadline passed first: leave the queue (a later release()
         // must wake someone who still waits).
         d.waiters.erase(std::remove(d.waiters.begin(), d.waiters.end(), timer), d.waiters.end());
-        co_return false;
+        co_return Admission{};
       }
     }
   }
@@ -460,17 +458,23 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
   awaitable<AttemptResult> send(std::shared_ptr<Job> job, std::shared_ptr<Prepared> p) {
     auto deadline = std::chrono::system_clock::time_point::max();
     if (job->request.deadline != base::Clock::time_point{}) deadline = job->request.deadline;
-    const bool admitted = co_await acquire(p->domain, deadline);
-    if (!admitted) {
+    const Admission admission = co_await acquire(p->domain, deadline);
+    if (!admission.admitted) {
       Outcome o;
       o.kind = Outcome::Kind::temporary;
       o.status = "4.4.5";  // RFC 3463: mail system congestion
-      const std::string& reason = destinations[p->domain].reason;
-      o.detail = p->domain + " is rate-limiting us" + (reason.empty() ? "" : " (" + reason + ")") +
-                 ": no connection before the defer limit";
-      log()->info("{}: to=<{}> status={} ({})", job->request.queue_id, mail::redact(p->tx.recipient, job->hidden()),
-                  o.status, o.detail);
-      co_return to_result(o, AttemptResult::Cause::rate_limited);
+      const Destination& d = destinations[p->domain];
+      const std::string limiting =
+          p->domain + " is rate-limiting us" + (d.reason.empty() ? "" : " (" + d.reason + ")");
+      if (admission.paused_until == std::chrono::system_clock::time_point{}) {
+        o.detail = d.pace.limited() ? limiting + ": the connections it allows stayed busy until the defer limit"
+                                    : "every connection to " + p->domain + " stayed busy until the defer limit";
+        co_return to_result(o, AttemptResult::Cause::local);
+      }
+      o.detail = limiting + ": paused until " + mail::rfc5322_date(admission.paused_until);
+      auto result = to_result(o, AttemptResult::Cause::rate_limited);
+      result.not_before = admission.paused_until;
+      co_return result;
     }
     struct Release {
       Impl* impl;
@@ -481,7 +485,11 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     smtp::client::RouteContext context{p->port, &job->config().listen};
     Outcome outcome = co_await smtp::client::deliver_via_route(connections, p->hosts, context, *p->client, p->tx);
     learn(p->domain, outcome, job->request.queue_id);
-    co_return to_result(outcome);
+    auto result = to_result(outcome);
+    // A rate-limit reply paused the destination: this message's retry waits
+    // for the pause too.
+    if (outcome.rate_limited) result.not_before = destinations[p->domain].pace.next_start(std::chrono::system_clock::now());
+    co_return result;
   }
 
   static std::shared_ptr<Job> make_job(const queue::DeliveryRequest& request,

@@ -61,6 +61,13 @@ TimePoint DeliveryPolicy::retry_time(unsigned attempts, TimePoint now, double ji
   return now + interval + extra;
 }
 
+TimePoint DeliveryPolicy::after_pause(TimePoint not_before, TimePoint now, double jitter_sample) const {
+  // The messages a pause held back come back spread over `jitter` of the
+  // pause, not all at its end (the destination then allows one connection).
+  if (not_before <= now) return now;
+  return not_before + duration_cast<TimePoint::duration>((not_before - now) * (std::clamp(jitter_sample, 0.0, 1.0) * jitter_));
+}
+
 bool DeliveryPolicy::path_hidden(const SlotState& slot) const {
   if (is_hidden(config_, slot.planned)) return true;
   auto chain = fallback_chain(config_, slot.planned);
@@ -99,7 +106,7 @@ Disposition DeliveryPolicy::decide(const MessageFacts& message, const SlotState&
   Disposition d;
   SlotState& next = d.next;
   next = slot;
-  ++next.attempts;
+  if (result.cause != AttemptResult::Cause::rate_limited) ++next.attempts;  // else no connection was made
   if (next.first_attempt == TimePoint{}) next.first_attempt = now;
   next.last_reply = result.status + " " + result.detail;
 
@@ -117,7 +124,8 @@ Disposition DeliveryPolicy::decide(const MessageFacts& message, const SlotState&
   const bool past_deadline = deadline_at && now >= *deadline_at;
   if (temporary && !expired && !past_deadline) {
     next.status = SlotStatus::pending;
-    next.next_attempt = retry_time(next.attempts, now, jitter_sample);
+    next.next_attempt = std::max(retry_time(next.attempts, now, jitter_sample),
+                                 after_pause(result.not_before, now, jitter_sample));
     if (deadline_at && *deadline_at < next.next_attempt) next.next_attempt = std::max(*deadline_at, now);
     d.action = Disposition::Action::retry;
     return d;

@@ -13,7 +13,10 @@
 //              next link of the slot's chain at once; none → failed.
 //            * 4xx, timeouts, DNS failures, a rate-limited destination →
 //              retry on [delivery] retry (the k-th interval after the k-th
-//              attempt, then the last one, stretched by up to `jitter`);
+//              attempt, then the last one, stretched by up to `jitter`),
+//              not before the result's not_before (the end of a destination's
+//              pause, stretched by up to `jitter` of the pause); a paused
+//              destination's answer (cause rate_limited) is not an attempt;
 //              a retry never lands after the slot's defer deadline
 //              (first attempt on this link + the forward's defer_limit), and
 //              at the deadline the slot moves on as for a 5xx. Without a next
@@ -111,6 +114,7 @@ class DeliveryPolicy {
   std::optional<config::Seconds> defer_limit(const MessageFacts& message, const SlotState& slot) const;
   std::optional<mail::Target> next_link(const SlotState& slot) const;
   TimePoint retry_time(unsigned attempts, TimePoint now, double jitter_sample) const;
+  TimePoint after_pause(TimePoint not_before, TimePoint now, double jitter_sample) const;
   NoticeFacts notice_facts(const SlotState& from, const SlotState& to, const AttemptResult& result,
                            TimePoint now) const;
 

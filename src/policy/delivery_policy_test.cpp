@@ -76,7 +76,14 @@ AttemptResult refused() { return {Kind::permanent, "5.7.1", "550 5.7.1 no thanks
 AttemptResult deferred() { return {Kind::temporary, "4.7.0", "451 4.7.0 later"}; }
 AttemptResult looped() { return {Kind::permanent, "5.4.6", "message already passed through", Cause::loop}; }
 AttemptResult dmarc() { return {Kind::permanent, "5.7.26", "would fail DMARC", Cause::dmarc_divert}; }
-AttemptResult slowed() { return {Kind::temporary, "4.4.5", "rate-limiting us", Cause::rate_limited}; }
+// The destination is paused until `until`: no connection was made.
+AttemptResult paused(TimePoint until) {
+  return {Kind::temporary, "4.4.5", "gmail.test is rate-limiting us: paused", Cause::rate_limited, until};
+}
+// The far side's own rate-limit reply; its destination pauses until `until`.
+AttemptResult rate_reply(TimePoint until) {
+  return {Kind::temporary, "4.7.28", "421 4.7.28 unusual rate", Cause::reply, until};
+}
 
 MessageFacts received() { return {Origin::received, false, kT0}; }
 MessageFacts null_sender() { return {Origin::received, true, kT0}; }
@@ -133,8 +140,16 @@ TEST(DeliveryPolicy, EveryRowOfTheContract) {
        kT0 + 2min, Action::retry, "", kT0 + 2min + 5min},
       {"a retry is moved back to the defer deadline", received(), slot(hidden, 0, {}, kT0, 1), deferred(),
        kT0 + 8min, Action::retry, "", kT0 + 10min},
-      {"rate-limited destination retries like any 4xx", received(), slot(hidden), slowed(), kT0, Action::retry,
-       "", kT0 + 1min},
+      {"a paused destination: retried when the pause ends, not an attempt", received(),
+       slot(hidden, 0, {}, kT0, 1), paused(kT0 + 5min), kT0, Action::retry, "", kT0 + 5min},
+      {"a pause shorter than the retry interval: the interval", received(), slot(hidden, 0, {}, kT0, 1),
+       paused(kT0 + 10s), kT0, Action::retry, "", kT0 + 1min},
+      {"a pause ending after the defer deadline: retried at the deadline", received(),
+       slot(hidden, 0, {}, kT0, 1), paused(kT0 + 30min), kT0 + 2min, Action::retry, "", kT0 + 10min},
+      {"still paused at the defer deadline: diverts", received(), slot(hidden, 0, {}, kT0, 1),
+       paused(kT0 + 30min), kT0 + 10min, Action::divert, "forward:second@gmail.test", {}, true},
+      {"a rate-limit reply: an attempt, retried after its destination's pause", received(),
+       slot(forward("open@gmail.test")), rate_reply(kT0 + 20min), kT0, Action::retry, "", kT0 + 20min},
       {"4xx at the defer deadline diverts", received(), slot(hidden, 0, {}, kT0, 4), deferred(), kT0 + 10min,
        Action::divert, "forward:second@gmail.test", {}, true},
       // No next link, 4xx: retried until expire, then failed ("expired").
@@ -169,7 +184,8 @@ TEST(DeliveryPolicy, EveryRowOfTheContract) {
     SCOPED_TRACE(row.name);
     auto d = policy.decide(row.message, row.slot, row.result, row.now, 0.0);
     EXPECT_EQ(static_cast<int>(d.action), static_cast<int>(row.want)) << "got " << d.word();
-    EXPECT_EQ(d.next.attempts, row.want == Action::divert ? 0u : row.slot.attempts + 1);
+    const unsigned attempted = row.result.cause == Cause::rate_limited ? 0u : 1u;  // a pause: no connection
+    EXPECT_EQ(d.next.attempts, row.want == Action::divert ? 0u : row.slot.attempts + attempted);
     if (row.want == Action::divert) {
       EXPECT_EQ(d.next.target.str(), row.want_target);
       EXPECT_EQ(d.next.link, row.slot.link + 1);
@@ -193,6 +209,16 @@ TEST(DeliveryPolicy, EveryRowOfTheContract) {
     EXPECT_EQ(d.dsn.has_value(), row.want_dsn);
     EXPECT_EQ(d.remark, row.want_remark);
   }
+}
+
+// The messages a pause held back come back spread over `jitter` (10 %) of
+// the pause, not all at its end.
+TEST(DeliveryPolicy, RetriesAfterAPauseAreSpreadOverItsJitter) {
+  DeliveryPolicy policy(config());
+  const auto s = slot(forward("open@gmail.test"));
+  EXPECT_EQ(policy.decide(received(), s, paused(kT0 + 10min), kT0, 0.0).next.next_attempt, kT0 + 10min);
+  EXPECT_EQ(policy.decide(received(), s, paused(kT0 + 10min), kT0, 0.5).next.next_attempt, kT0 + 10min + 30s);
+  EXPECT_EQ(policy.decide(received(), s, paused(kT0 + 10min), kT0, 1.0).next.next_attempt, kT0 + 11min);
 }
 
 TEST(DeliveryPolicy, NoticeStatesWhereTheMessageIsAndHidesOtherHiddenAddresses) {

@@ -71,13 +71,17 @@ struct AttemptResult {
     reply,         // the far side's (or the local mailbox's) answer
     loop,          // 5.4.6: the forward would loop (policy/loop.hpp)
     dmarc_divert,  // 5.7.26: dmarc = "divert" and DMARC would fail after forwarding
-    rate_limited,  // the destination is slowed down and no start fits the deadline
+    rate_limited,  // the destination is paused after a rate-limit reply: no connection was made
     local,         // our own trouble (unreadable spool file, no agent)
   };
   Kind kind = Kind::temporary;
   std::string status;  // enhanced status, e.g. "2.0.0", "4.4.1", "5.7.1"
   std::string detail;  // the remote reply or local error, for logs and DSNs
   Cause cause = Cause::reply;
+  // Epoch: none. Else the destination takes no connection before then (a
+  // rate-limit pause, DESIGN.md): the retry waits for it, so a message never
+  // waits inside its agent.
+  TimePoint not_before{};
 };
 
 }  // namespace hikyaku::policy

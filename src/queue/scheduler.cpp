@@ -112,10 +112,10 @@ void Scheduler::add_message(SpooledMessage message, std::shared_ptr<const mail::
     if (a.message.slots[i].target.remote()) forwards.push_back(i);
   }
   for (size_t i : forwards) {
-    if (started_ && !stopping_ && in_flight_ < options_.max_in_flight) {
+    if (started_ && !stopping_ && remote_in_flight_ < options_.max_in_flight) {
       attempt(Task{id, i}, lock);  // releases the lock around the agent call
     } else {
-      ready_.push_back(Task{id, i});
+      ready_.remote.push_back(Task{id, i});
     }
   }
   if (ready_.size() > queued) wake_threads_locked(ready_.size() - queued);
@@ -185,7 +185,7 @@ void Scheduler::abandoned(const std::string& queue_id) {
 void Scheduler::schedule_locked(const std::string& id, size_t slot, const SlotState& state) {
   if (state.final()) return;
   if (state.next_attempt <= clock_.now()) {
-    ready_.push_back(Task{id, slot});
+    (state.target.remote() ? ready_.remote : ready_.local).push_back(Task{id, slot});
   } else {
     timers_.emplace(state.next_attempt, id, slot);
   }
@@ -194,8 +194,16 @@ void Scheduler::schedule_locked(const std::string& id, size_t slot, const SlotSt
 void Scheduler::move_due_locked(base::Clock::time_point now) {
   while (!timers_.empty() && std::get<0>(*timers_.begin()) <= now) {
     auto node = timers_.extract(timers_.begin());
-    ready_.push_back(Task{std::get<1>(node.value()), std::get<2>(node.value())});
+    make_ready_locked(std::get<1>(node.value()), std::get<2>(node.value()));
   }
+}
+
+// A slot whose time has come, in the line of its current target.
+void Scheduler::make_ready_locked(const std::string& id, size_t slot) {
+  auto it = active_.find(id);
+  const bool remote = it != active_.end() && slot < it->second.message.slots.size() &&
+                      it->second.message.slots[slot].target.remote();
+  (remote ? ready_.remote : ready_.local).push_back(Task{id, slot});  // gone: dropped by begin_attempt_locked
 }
 
 void Scheduler::stop() {
@@ -217,7 +225,7 @@ void Scheduler::stop() {
 
 void Scheduler::flush() {
   std::lock_guard lock(mu_);
-  for (const auto& [due, id, slot] : timers_) ready_.push_back(Task{id, slot});
+  for (const auto& [due, id, slot] : timers_) make_ready_locked(id, slot);
   timers_.clear();
   cv_.notify_all();
 }
@@ -281,9 +289,11 @@ void Scheduler::run() {
     if (settle_next(lock)) continue;
     const auto now = clock_.now();
     move_due_locked(now);
-    if (!ready_.empty() && in_flight_ < options_.max_in_flight) {
-      Task task = std::move(ready_.front());
-      ready_.pop_front();
+    // A remote slot when there is room for one, else a local one.
+    auto& line = !ready_.remote.empty() && remote_in_flight_ < options_.max_in_flight ? ready_.remote : ready_.local;
+    if (!line.empty()) {
+      Task task = std::move(line.front());
+      line.pop_front();
       attempt(task, lock);
       continue;
     }
@@ -332,6 +342,7 @@ std::optional<DeliveryRequest> Scheduler::begin_attempt_locked(const Task& task)
   a.in_flight[task.slot] = true;
   ++a.in_flight_count;
   ++in_flight_;
+  if (live.target.remote()) ++remote_in_flight_;
   return request;
 }
 
@@ -525,6 +536,7 @@ void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& 
   // a settled spool.
   lock.lock();
   --in_flight_;
+  if (before.target.remote()) --remote_in_flight_;
   // A free in-flight place, maybe a rescheduled slot (a diversion's mailbox
   // attempt): a queue thread settling here takes the next task itself when
   // it is back in its loop, so another is woken only for more work than

@@ -80,7 +80,11 @@ namespace hikyaku::queue {
 
 struct SchedulerOptions {
   unsigned threads = 4;          // queue threads (attempts, settling)
-  unsigned max_in_flight = 256;  // deliveries handed to agents and not yet done
+  // Remote deliveries (forwards, routes) handed to their agent and not yet
+  // done. Local ones do not count: they are quick and run on the queue
+  // threads, so a line of forwards waiting for slow far sides never holds
+  // back the mailbox copies.
+  unsigned max_in_flight = 256;
 };
 
 class Scheduler {
@@ -139,6 +143,13 @@ class Scheduler {
     std::string id;
     size_t slot;
   };
+  // Due slots in two lines (see SchedulerOptions::max_in_flight).
+  struct Ready {
+    std::deque<Task> remote;
+    std::deque<Task> local;
+    size_t size() const { return remote.size() + local.size(); }
+    bool empty() const { return remote.empty() && local.empty(); }
+  };
   struct Settle {
     std::string id;
     size_t slot;
@@ -156,6 +167,7 @@ class Scheduler {
   bool diverts_to_mailbox_locked(const Active& a, size_t slot, const policy::AttemptResult& result);
   void schedule_locked(const std::string& id, size_t slot, const SlotState& state);
   void move_due_locked(base::Clock::time_point now);
+  void make_ready_locked(const std::string& id, size_t slot);
   void wake_threads_locked(size_t new_work);
   void add_message(SpooledMessage message, std::shared_ptr<const mail::Message> bytes = nullptr,
                    bool durable = true, bool wait_for_commit = false);
@@ -175,10 +187,11 @@ class Scheduler {
   std::condition_variable cv_;       // queue threads: work or stop
   std::condition_variable idle_cv_;  // wait_idle(), stop()
   std::map<std::string, Active> active_;
-  std::deque<Task> ready_;
+  Ready ready_;
   std::deque<Settle> settle_;        // outcomes to settle on a queue thread
   std::set<std::tuple<base::Clock::time_point, std::string, size_t>> timers_;
-  unsigned in_flight_ = 0;
+  unsigned in_flight_ = 0;         // every delivery handed to an agent, until settled
+  unsigned remote_in_flight_ = 0;  // of those, the remote ones (max_in_flight)
   bool stopping_ = false;
   bool started_ = false;
   std::mt19937_64 rng_;

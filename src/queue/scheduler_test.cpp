@@ -378,6 +378,31 @@ TEST_F(SchedulerTest, StagedForwardStartsBeforeCommitAndSettlesAfter) {
   EXPECT_FALSE(queued(id)) << "both slots final: file removed";
 }
 
+// Forwards waiting for a slow far side fill max_in_flight; the mailbox
+// copies of later messages are still delivered, and the next forward
+// starts only when one of them is done.
+TEST_F(SchedulerTest, ForwardsInFlightNeverHoldBackMailboxDeliveries) {
+  GatedAgent forwards;
+  Scheduler s(*spool_, *rules_, clock_, SchedulerOptions{.threads = 2, .max_in_flight = 1});
+  s.register_agent(mail::Target::Kind::mailbox, agent_);
+  s.register_agent(mail::Target::Kind::forward, forwards);
+  ASSERT_TRUE(s.start());
+  const auto first = enqueue({{"me@example.test", {forward("me@gmail.test")}}});
+  s.submit(first);
+  ASSERT_TRUE(forwards.wait_attempts(1));
+  const auto second = enqueue({{"me@example.test", {forward("me@gmail.test"), mailbox("me")}}});
+  s.submit(second);
+  EXPECT_TRUE(wait_for_test([&] { return agent_.count("mailbox:me") == 1; }))
+      << "the mailbox copy waited behind a forward in flight";
+  EXPECT_EQ(forwards.threads().size(), 1u) << "the second forward waits for room";
+  forwards.answer({AttemptResult::Kind::delivered, "2.0.0", "ok"});
+  ASSERT_TRUE(forwards.wait_attempts(2));
+  forwards.answer({AttemptResult::Kind::delivered, "2.0.0", "ok"});
+  ASSERT_TRUE(s.wait_idle(5s));
+  EXPECT_FALSE(queued(first));
+  EXPECT_FALSE(queued(second));
+}
+
 // While commits fail (a full disk), nothing of a staged message starts
 // before its commit: a client retrying a 451'd message must not reach the
 // far side once per retry. After a successful commit the fast start resumes.

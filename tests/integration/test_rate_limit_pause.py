@@ -93,7 +93,7 @@ def test_restart_during_the_pause_keeps_it(make_hikyaku, dns_server, farside):
     send(hk, "across a restart")
     line = wait_for(lambda: state_line(hk), what="gmail.test in the rate-limit state file")
     [(refused_open, _)] = gmail.session_times()
-    hk.stop()  # SIGTERM: the message waiting for the pause is requeued
+    hk.stop()  # SIGTERM: the message waiting for the pause stays queued, its retry time recorded
     state = hk.data_dir / "state" / "destinations"
     assert state.read_text().startswith("hikyaku-destinations 2\n")
     domain, pause_ms, paused_until, connections, until = line.split()
@@ -109,6 +109,40 @@ def test_restart_during_the_pause_keeps_it(make_hikyaku, dns_server, farside):
     assert "gmail.test is still rate-limiting us (state from " in hk.log_text()
     # The success allowed a second connection (concurrency_per_domain 4).
     wait_for(lambda: (state_line(hk) or "").split()[3:4] == ["2"], what="the ramp at 2 in the state file")
+
+
+OTHER_FORWARD = """
+[[address]]
+address = "other@example.test"
+deliver = ["forward:friend@other.test"]
+
+[[forward]]
+to = "friend@other.test"
+hidden = false
+"""
+
+
+def test_a_paused_destination_holds_nothing_in_flight(make_hikyaku, dns_server, farside):
+    """More messages for a paused destination than the queue keeps in flight
+    (SchedulerOptions::max_in_flight, 256) wait as timers in the queue, not
+    inside the SMTP agent: their local copies are delivered, and a forward to
+    another destination goes out at once, all during the pause."""
+    other = farside.add("127.0.0.3", name="mx.other.test")
+    dns_server.add_mx("other.test", "mx.other.test", 10)
+    dns_server.add_host("mx.other.test", "127.0.0.3")
+    gmail = farside.gmail
+    gmail.set_mode("tempfail_mail", times=1)
+    hk = make_hikyaku(extra=pause_config(dns_server, farside, pause="10m") + OTHER_FORWARD)
+    send(hk, "refused first")
+    wait_for(lambda: "gmail.test is rate-limiting us" in hk.log_text(), what="the rate-limit reply")
+    for batch in range(6):
+        send(hk, *(f"paused {batch}-{i}" for i in range(50)))
+    wait_for(lambda: len(hk.messages("ituki")) == 301, timeout=120, what="all 301 local copies")
+    with smtplib.SMTP("127.0.0.1", hk.smtp_port, timeout=10) as s:
+        s.sendmail(SENDER, ["other@example.test"], message("to another destination"))
+    other.wait_messages(1, timeout=30)
+    assert len(gmail.session_times()) == 1, "nothing reached the paused destination"
+    assert hk.log_text().count("is rate-limiting us (421 4.7.28") >= 300  # each paused message said so
 
 
 def test_version_1_state_file_resumes_at_one_connection(make_hikyaku, dns_server, farside):
