@@ -143,13 +143,15 @@ DnsFinding check_mx(const config::Config& config, const std::string& domain, dns
 
 // RFC 7208 §4: check_host for each of the host's addresses, with the
 // domain's postmaster as sender (what a receiver checks for mail we send
-// or forward with this envelope domain).
-DnsFinding check_spf(const config::Config& config, const std::string& domain, const HostAddresses& host,
-                     dns::Resolver& resolver, std::chrono::system_clock::time_point now) {
+// or forward with this envelope domain, or, for the HELO name, for mail
+// with a null sender). `record` is what `hikyaku dns` prints for it.
+DnsFinding check_spf(const config::Config& config, const std::string& domain, const ZoneRecord& record,
+                     const HostAddresses& host, dns::Resolver& resolver, std::chrono::system_clock::time_point now) {
   const std::string hostname = without_dot(config.hostname);
   if (host.addresses.empty())
     return finding(Status::skipped, "SPF", domain, "not checked: " + hostname + " has no address (see above)");
-  const std::string publish = spf_record(domain).text() + " (or add `mx` to the existing record)";
+  const std::string mechanism = record.data.find(" a ") != std::string::npos ? "a" : "mx";
+  const std::string publish = record.text() + " (or add `" + mechanism + "` to the existing record)";
   auth::spf::Options options;
   options.receiver = hostname;
   options.now = now;
@@ -165,7 +167,7 @@ DnsFinding check_spf(const config::Config& config, const std::string& domain, co
       case auth::spf::Result::temperror:
         return finding(Status::dns_failure, "SPF", domain, "temperror for " + ip.to_string() + detail);
       case auth::spf::Result::none:
-        return finding(Status::problem, "SPF", domain, "no SPF record", spf_record(domain).text());
+        return finding(Status::problem, "SPF", domain, "no SPF record", record.text());
       case auth::spf::Result::permerror:
         return finding(Status::problem, "SPF", domain, "permerror: the record is broken" + detail, publish);
       default: {
@@ -282,7 +284,7 @@ std::vector<DnsFinding> check_dns_records(const config::Config& config, const Dk
   for (const auto& ip : host.addresses) out.push_back(check_ptr(config, ip, resolver));
   for (const auto& domain : config.domains) {
     out.push_back(check_mx(config, domain.name, resolver));
-    out.push_back(check_spf(config, domain.name, host, resolver, now));
+    out.push_back(check_spf(config, domain.name, spf_record(domain.name), host, resolver, now));
     out.push_back(check_dkim(domain, keys, resolver));
     out.push_back(check_dmarc(domain.name, resolver));
   }
@@ -291,8 +293,12 @@ std::vector<DnsFinding> check_dns_records(const config::Config& config, const Dk
   if (!config.srs.domain.empty() && config.find_domain(config.srs.domain) == nullptr) {
     const std::string srs_domain = without_dot(config.srs.domain);
     out.push_back(check_mx(config, srs_domain, resolver));
-    out.push_back(check_spf(config, srs_domain, host, resolver, now));
+    out.push_back(check_spf(config, srs_domain, spf_record(srs_domain), host, resolver, now));
   }
+  // Notices and DSNs leave with a null sender: receivers check the HELO
+  // name's SPF instead (RFC 7208 §2.3).
+  if (helo_needs_spf(config))
+    out.push_back(check_spf(config, without_dot(config.hostname), helo_spf_record(config), host, resolver, now));
   return out;
 }
 

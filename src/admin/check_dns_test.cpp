@@ -35,6 +35,7 @@ class CheckDnsTest : public ::testing::Test {
     dns_.add_a("mx.example.test", "192.0.2.10");
     dns_.add_ptr("192.0.2.10", "mx.example.test");
     dns_.add_txt("example.test", "v=spf1 mx -all");
+    dns_.add_txt("mx.example.test", "v=spf1 a -all");
     dns_.add_txt("hk1._domainkey.example.test", dkim_record("hk1", "example.test", *key_).data);
     dns_.add_txt("_dmarc.example.test", "v=DMARC1; p=quarantine; adkim=r; aspf=r");
   }
@@ -67,9 +68,36 @@ TEST_F(CheckDnsTest, CorrectZoneIsAllOk) {
   auto findings = run();
   for (const auto& f : findings) EXPECT_EQ(f.status, Status::ok) << f.line();
   EXPECT_EQ(check_dns_status(findings), 0);
-  // address, FCrDNS, MX, SPF, DKIM, DMARC.
-  EXPECT_EQ(findings.size(), 6u) << all_lines(findings);
+  // address, FCrDNS, MX, SPF, DKIM, DMARC, the HELO name's SPF.
+  EXPECT_EQ(findings.size(), 7u) << all_lines(findings);
+  EXPECT_EQ(find(findings, "SPF", "mx.example.test").line(), "SPF mx.example.test: ok: pass for 192.0.2.10");
   EXPECT_EQ(find(findings, "SPF", "example.test").line(), "SPF example.test: ok: pass for 192.0.2.10");
+}
+
+// Notices and DSNs have a null sender: receivers check the HELO name's SPF
+// (RFC 7208 §2.3). Without a record for it, `check dns` says what to publish.
+TEST_F(CheckDnsTest, HeloNameWithoutSpfIsAProblem_RFC7208_2_3) {
+  publish_correct_zone();
+  dns_ = dns::FakeResolver();
+  dns_.add_mx("example.test", 10, "mx.example.test");
+  dns_.add_a("mx.example.test", "192.0.2.10");
+  dns_.add_ptr("192.0.2.10", "mx.example.test");
+  dns_.add_txt("example.test", "v=spf1 mx -all");
+  auto helo = find(run(), "SPF", "mx.example.test");
+  EXPECT_EQ(helo.status, Status::problem) << helo.line();
+  EXPECT_EQ(helo.publish, "mx.example.test. IN TXT \"v=spf1 a -all\"");
+}
+
+// A hostname that is itself a [[domain]] needs no record of its own: the
+// domain's `mx` covers it.
+TEST_F(CheckDnsTest, HostnameThatIsADomainHasNoSeparateHeloCheck) {
+  config_.hostname = "example.test";
+  EXPECT_FALSE(helo_needs_spf(config_));
+  config_.hostname = "mx.example.test";
+  config_.srs.domain = "MX.example.test";
+  EXPECT_FALSE(helo_needs_spf(config_));
+  config_.srs.domain = "fwd.example.test";
+  EXPECT_TRUE(helo_needs_spf(config_));
 }
 
 TEST_F(CheckDnsTest, MxElsewhereIsNamedWithTheRecord_RFC5321_5_1) {
@@ -285,7 +313,7 @@ TEST_F(CheckDnsTest, SrsDomainNeedsMxAndSpf) {
   EXPECT_EQ(check_dns_status(findings), 0) << all_lines(findings);
   // The [srs] domain that is a [[domain]] is checked once, as a domain.
   config_.srs.domain = "example.test";
-  EXPECT_EQ(run().size(), 6u);
+  EXPECT_EQ(run().size(), 7u);
 }
 
 }  // namespace

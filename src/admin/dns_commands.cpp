@@ -193,6 +193,16 @@ ZoneRecord mx_record(const config::Config& config, std::string_view domain) {
 
 ZoneRecord spf_record(std::string_view domain) { return {fqdn(domain), "TXT", "v=spf1 mx -all"}; }
 
+ZoneRecord helo_spf_record(const config::Config& config) {
+  return {fqdn(base::to_lower(config.hostname)), "TXT", "v=spf1 a -all"};
+}
+
+bool helo_needs_spf(const config::Config& config) {
+  std::string host = base::to_lower(config.hostname);
+  if (host.ends_with('.')) host.pop_back();
+  return config.find_domain(host) == nullptr && !base::iequals(host, config.srs.domain);
+}
+
 ZoneRecord dkim_record(std::string_view selector, std::string_view domain, const crypto::PublicKey& key) {
   return {std::string(selector) + "._domainkey." + fqdn(domain), "TXT", dkim_record_value(key)};
 }
@@ -212,6 +222,10 @@ int dns_records(const config::Config& config, std::ostream& out, std::ostream& e
   out << "; DNS records to publish for hikyaku (zone-file syntax).\n";
   out << "; " << mx_host << " must also have A/AAAA records for this server, and their PTR\n";
   out << "; records must name " << mx_host << " (receivers check forward-confirmed reverse DNS).\n";
+  if (helo_needs_spf(config)) {
+    out << "\n; " << mx_host << " (the HELO name: receivers check its SPF for notices and DSNs, sent with a null sender)\n";
+    out << helo_spf_record(config).line() << "\n";
+  }
   for (const auto& domain : config.domains) {
     out << "\n; " << domain.name << "\n";
     out << mx_record(config, domain.name).line() << "\n";

@@ -60,6 +60,12 @@ struct ZoneRecord {
 ZoneRecord mx_record(const config::Config& config, std::string_view domain);
 // RFC 7208 §3: only the domain's MX hosts send its mail ("v=spf1 mx -all").
 ZoneRecord spf_record(std::string_view domain);
+// The SPF record of the HELO name (`hostname`): receivers check it for mail
+// with a null sender — the owner's notices, DSNs (RFC 7208 §2.3, §2.4).
+ZoneRecord helo_spf_record(const config::Config& config);
+// Does the HELO name need its own SPF record (it is no [[domain]] and not
+// the [srs] domain, whose records cover it)?
+bool helo_needs_spf(const config::Config& config);
 // RFC 6376 §3.6.1: the key record at selector._domainkey.domain.
 ZoneRecord dkim_record(std::string_view selector, std::string_view domain, const crypto::PublicKey& key);
 // RFC 7489 §6.1, §6.3: p=quarantine with relaxed alignment.

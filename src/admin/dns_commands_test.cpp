@@ -16,13 +16,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The character-strings of the first line containing `marker`, unquoted
+// The character-strings of the first line starting with `marker`, unquoted
 // (RFC 1035 §5.1), and the strings' sizes in `sizes`.
 std::string txt_of_line(const std::string& output, const std::string& marker, std::vector<size_t>* sizes = nullptr) {
   std::istringstream in(output);
   std::string line;
   while (std::getline(in, line)) {
-    if (line.find(marker) == std::string::npos || line.find("IN TXT") == std::string::npos) continue;
+    if (!line.starts_with(marker) || line.find("IN TXT") == std::string::npos) continue;
     std::string value;
     bool quoted = false;
     size_t current = 0;
@@ -169,6 +169,7 @@ TEST_F(DnsCommandsTest, DnsRecordsForEveryDomain) {
     EXPECT_EQ(txt_of_line(text, "_dmarc." + apex), "v=DMARC1; p=quarantine; adkim=r; aspf=r");  // RFC 7489 §6.1
   }
   EXPECT_EQ(txt_of_line(text, "hk1._domainkey.example.test."), "v=DKIM1; k=rsa; p=" + key->public_key().dkim_p());
+  EXPECT_EQ(txt_of_line(text, "mx.example.test. "), "v=spf1 a -all");  // the HELO name, RFC 7208 §2.3
   EXPECT_NE(text.find("no DKIM key configured: run `hikyaku dkim keygen second.test"), std::string::npos) << text;
 }
 

@@ -59,6 +59,7 @@ def publish_printed_records(hk, dns_server):  # noqa: F811
         dns_server.add_mx("example.test", "mx.example.test", 10)
         dns_server.add_host("mx.example.test", HOST_IP)  # A, and the PTR back
         dns_server.add_txt("example.test", txt_value(printed.stdout, "example.test."))
+        dns_server.add_txt("mx.example.test", txt_value(printed.stdout, "mx.example.test."))
         dns_server.add_txt("hk1._domainkey.example.test", txt_value(printed.stdout, "hk1._domainkey.example.test."))
         dns_server.add_txt("_dmarc.example.test", txt_value(printed.stdout, "_dmarc.example.test."))
     return printed.stdout
@@ -74,6 +75,7 @@ def test_correct_zone_is_all_ok(hk, dns_server):  # noqa: F811
     assert r.returncode == 0, r.stdout + r.stderr
     lines = lines_of(r.stdout)
     for check in ("address mx.example.test", f"FCrDNS {HOST_IP}", "MX example.test", "SPF example.test",
+                  "SPF mx.example.test",
                   "DKIM hk1._domainkey.example.test", "DMARC _dmarc.example.test"):
         assert lines.get(check, "").startswith(f"{check}: ok"), r.stdout
     assert f"SPF example.test: ok: pass for {HOST_IP}" in r.stdout
@@ -95,7 +97,7 @@ def test_each_mistake_is_named_with_the_record_to_publish(hk, dns_server):  # no
         dns_server.add_ptr(HOST_IP, "vps-1234.hoster.test")  # …whose PTR names another host
         dns_server.add_txt("example.test", "v=spf1 ip4:127.0.0.99 -all")  # SPF not covering the host
         dns_server.add_txt("hk1._domainkey.example.test", other_record)  # another key
-        # no _dmarc.example.test at all
+        # no _dmarc.example.test at all, no SPF for the HELO name mx.example.test
 
     r = hk.run_cli("check", "dns")
     assert r.returncode == 1, r.stdout + r.stderr
@@ -106,6 +108,9 @@ def test_each_mistake_is_named_with_the_record_to_publish(hk, dns_server):  # no
     assert mx.startswith("MX example.test: problem: MX names 10 mail.elsewhere.test, not mx.example.test"), mx
     assert mx.endswith("; publish: example.test. IN MX 10 mx.example.test."), mx
 
+    helo = lines["SPF mx.example.test"]
+    assert helo.startswith("SPF mx.example.test: problem: no SPF record"), helo
+    assert helo.endswith('; publish: mx.example.test. IN TXT "v=spf1 a -all"'), helo
     spf = lines["SPF example.test"]
     assert spf.startswith(f"SPF example.test: problem: fail for {HOST_IP}"), spf
     assert 'publish: example.test. IN TXT "v=spf1 mx -all"' in spf, spf

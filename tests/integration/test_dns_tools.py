@@ -100,13 +100,14 @@ def start_dnsmasq():
         s.stop()
 
 
-def parse_txt_line(output, owner_suffix="._domainkey."):
-    """(owner, [strings]) of the zone-file TXT line whose owner contains the suffix."""
+def parse_txt_line(output, owner_suffix="._domainkey.", exact=False):
+    """(owner, [strings]) of the zone-file TXT line whose owner contains the
+    suffix (is it, with `exact`)."""
     for line in output.splitlines():
         if line.startswith(";") or " IN TXT " not in line:
             continue
         tokens = shlex.split(line)  # unquotes the character-strings, honouring \" and \\
-        if owner_suffix in tokens[0]:
+        if tokens[0] == owner_suffix if exact else owner_suffix in tokens[0]:
             assert tokens[1:3] == ["IN", "TXT"], line
             return tokens[0], tokens[3:]
     raise AssertionError(f"no TXT line for *{owner_suffix}* in:\n{output}")
@@ -193,7 +194,8 @@ def test_dns_prints_records_served_and_verified(hk, start_dnsmasq):
     assert out.returncode == 0, out.stderr
     lines = [l.split() for l in out.stdout.splitlines() if l and not l.startswith(";")]
     assert ["example.test.", "IN", "MX", "10", "mx.example.test."] in lines  # RFC 5321 §5.1
-    assert parse_txt_line(out.stdout, "example.test.")[1] == ["v=spf1 mx -all"]  # RFC 7208 §3
+    assert parse_txt_line(out.stdout, "example.test.", exact=True)[1] == ["v=spf1 mx -all"]  # RFC 7208 §3
+    assert parse_txt_line(out.stdout, "mx.example.test.", exact=True)[1] == ["v=spf1 a -all"]  # HELO, §2.3
     assert parse_txt_line(out.stdout, "_dmarc.")[1] == ["v=DMARC1; p=quarantine; adkim=r; aspf=r"]
     owner, dkim_strings = parse_txt_line(out.stdout, "._domainkey.")
     assert owner == "hk1._domainkey.example.test."
