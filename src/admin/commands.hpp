@@ -47,5 +47,11 @@ int queue_list(const config::Config& config, std::ostream& out, std::ostream& er
 int queue_show(const config::Config& config, const std::string& id, bool reveal, std::ostream& out,
                std::ostream& err);
 int queue_delete(const config::Config& config, const std::string& id, std::ostream& out, std::ostream& err);
+// `queue flush [ID] [--destination DOMAIN]`: make waiting deliveries due now
+// (control_client.cpp): through the running server's control socket, or, when
+// it is stopped, in the spool (attempted as soon as it starts). Exit 0 done,
+// 1 refused, 2 a malformed ID or DOMAIN.
+int queue_flush(const config::Config& config, const std::string& id, const std::string& destination,
+                std::ostream& out, std::ostream& err);
 
 }  // namespace hikyaku::admin

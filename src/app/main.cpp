@@ -106,6 +106,12 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   auto* qdel = queue->add_subcommand("delete", "delete a queued message");
   qdel->add_option("id", queue_id, "queue id")->required();
   qdel->add_option("--config", config_path, "configuration file")->required();
+  std::string flush_destination;
+  auto* qflush = queue->add_subcommand(
+      "flush", "attempt waiting deliveries now (all, one message's, or one destination's); works with the server stopped too");
+  qflush->add_option("id", queue_id, "queue id (default: every message)");
+  qflush->add_option("--destination", flush_destination, "only deliveries to this domain");
+  qflush->add_option("--config", config_path, "configuration file")->required();
 
   auto* dkim = app.add_subcommand("dkim", "DKIM keys");
   dkim->require_subcommand(1);
@@ -164,5 +170,6 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   if (*qlist) return hikyaku::admin::queue_list(*config, std::cout, std::cerr);
   if (*qshow) return hikyaku::admin::queue_show(*config, queue_id, reveal, std::cout, std::cerr);
   if (*qdel) return hikyaku::admin::queue_delete(*config, queue_id, std::cout, std::cerr);
+  if (*qflush) return hikyaku::admin::queue_flush(*config, queue_id, flush_destination, std::cout, std::cerr);
   return 2;
 }

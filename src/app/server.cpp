@@ -11,7 +11,9 @@
 #include <thread>
 #include <vector>
 
+#include "admin/control.hpp"
 #include "admin/service_user.hpp"
+#include "app/control_listener.hpp"
 #include "auth/dmarc/public_suffix.hpp"
 #include "base/clock.hpp"
 #include "base/executor.hpp"
@@ -466,9 +468,26 @@ int serve(config::Config config, const ServeOptions& options) {
     return 1;
   }
 
+  // `hikyaku queue flush` reaches the running server by DATA_DIR/control.
+  auto control = ControlListener::open(io, config.data_dir / admin::kControlSocket,
+                                       [&](const admin::ControlRequest& request) {
+    const size_t made_due = scheduler.flush(queue::FlushFilter{request.queue_id, request.destination});
+    std::string what = std::to_string(made_due) + (made_due == 1 ? " waiting delivery" : " waiting deliveries") +
+                       " made due";
+    if (!request.queue_id.empty()) what += " (message " + request.queue_id + ")";
+    if (!request.destination.empty()) what += " (destination " + request.destination + ")";
+    log->info("queue flush: {}", what);
+    return admin::ControlReply{true, what};
+  });
+  if (!control) {
+    // Mail goes on without it; `queue flush` then says the server does not listen.
+    log->error("{}: `hikyaku queue flush` cannot reach this server", control.error().message);
+  }
+
   (void)std::signal(SIGPIPE, SIG_IGN);  // SIG_ERR only for an invalid signal number
   log->info("hikyaku ready ({} , data in {})", config.source.string(), config.data_dir.string());
   io.run();
+  if (control) control->reset();  // no more requests; the socket is removed
   dns_watch.stop();
   (*smtp_agent)->stop();  // in-flight forwards will not resume: report them temporary
   blocking.join();

@@ -223,11 +223,23 @@ void Scheduler::stop() {
   for (auto& t : threads) t.join();
 }
 
-void Scheduler::flush() {
+size_t Scheduler::flush(const FlushFilter& filter) {
   std::lock_guard lock(mu_);
-  for (const auto& [due, id, slot] : timers_) make_ready_locked(id, slot);
-  timers_.clear();
+  size_t made_due = 0;
+  for (auto it = timers_.begin(); it != timers_.end();) {
+    const auto& [due, id, slot] = *it;
+    auto a = active_.find(id);
+    if (a == active_.end() || slot >= a->second.message.slots.size() ||
+        !filter.matches(id, a->second.message.slots[slot])) {
+      ++it;
+      continue;
+    }
+    make_ready_locked(id, slot);
+    it = timers_.erase(it);
+    ++made_due;
+  }
   cv_.notify_all();
+  return made_due;
 }
 
 void Scheduler::wake() {

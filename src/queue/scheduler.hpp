@@ -74,6 +74,7 @@
 #include "policy/reports.hpp"
 #include "policy/rules.hpp"
 #include "queue/delivery_agent.hpp"
+#include "queue/flush_filter.hpp"
 #include "queue/spool.hpp"
 
 namespace hikyaku::queue {
@@ -115,8 +116,10 @@ class Scheduler {
   // Stop taking new attempts, wait for in-flight ones, join the threads.
   void stop();
 
-  // Every pending slot is due now (`hikyaku queue flush`).
-  void flush();
+  // Every waiting slot that `filter` matches is due now (`hikyaku queue
+  // flush`); how many. A destination's rate-limit pause still holds (the
+  // SMTP agent answers with its end at once).
+  size_t flush(const FlushFilter& filter = {});
   // Re-read the clock (a test moved its fake clock).
   void wake();
   // Forget a message that an operator deleted (`hikyaku queue delete`);
