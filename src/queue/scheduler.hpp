@@ -70,6 +70,7 @@
 #include "base/clock.hpp"
 #include "base/live.hpp"
 #include "base/result.hpp"
+#include "metrics/metrics.hpp"
 #include "policy/delivery_policy.hpp"
 #include "policy/reports.hpp"
 #include "policy/rules.hpp"
@@ -81,6 +82,9 @@ namespace hikyaku::queue {
 struct SchedulerOptions {
   unsigned threads = 4;          // queue threads (attempts, settling)
   unsigned max_in_flight = 256;  // deliveries handed to agents and not yet done
+  // Counted when set: messages committed (received), each settled attempt
+  // by target kind and disposition, and the duration of forward attempts.
+  metrics::Metrics* metrics = nullptr;
 };
 
 class Scheduler {
