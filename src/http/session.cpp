@@ -1,6 +1,7 @@
 #include "http/session.hpp"
 
 #include "base/log.hpp"
+#include "base/strings.hpp"
 #include "net/stream.hpp"
 
 namespace hikyaku::http {

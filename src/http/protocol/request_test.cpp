@@ -50,7 +50,9 @@ TEST(HttpRequest, TableOfHeads) {
   for (const auto& c : cases) {
     const auto got = parse_request(c.input);
     EXPECT_EQ(got.kind, c.want) << c.name;
-    if (c.want == Kind::error) EXPECT_EQ(got.status, c.status) << c.name;
+    if (c.want == Kind::error) {
+      EXPECT_EQ(got.status, c.status) << c.name;
+    }
   }
 }
 
