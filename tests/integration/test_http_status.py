@@ -11,6 +11,7 @@ must have moved, and the hidden address must appear on no page. Waits are on
 conditions (wait_for), never sleeps.
 """
 import poplib
+import smtplib
 import socket
 import subprocess
 import urllib.error
@@ -125,15 +126,23 @@ def test_a_diversion_is_counted(make_hikyaku, dns_server, farside):
 
 def test_connections_and_login_failures(make_hikyaku, dns_server, farside):
     hk = start(make_hikyaku, dns_server, farside, allow_plaintext=True)
-    pop = poplib.POP3("127.0.0.1", hk.pop3_port, timeout=10)
+    # A generous timeout: the password check runs at nice +10 and waits
+    # behind any other load on the machine.
+    pop = poplib.POP3("127.0.0.1", hk.pop3_port, timeout=120)
     wait_metric(hk, "hikyaku_connections", 1, protocol="pop3")
     pop.user("alice")
     with pytest.raises(poplib.error_proto):
         pop.pass_("wrong password")
     pop.quit()
     wait_metric(hk, "hikyaku_connections", 0, protocol="pop3")
+    with smtplib.SMTP("127.0.0.1", hk.submission_port, timeout=120) as s:
+        s.ehlo()
+        s.user, s.password = "alice", "wrong password"
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            s.auth("PLAIN", s.auth_plain)  # one attempt (login() tries each mechanism)
     samples = metrics(hk)[0]
     assert value(samples, "hikyaku_auth_failures_total", protocol="pop3") == 1
+    assert value(samples, "hikyaku_auth_failures_total", protocol="submission") == 1
     assert value(samples, "hikyaku_auth_failures_total", protocol="imap") == 0
 
 
