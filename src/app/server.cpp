@@ -29,10 +29,12 @@
 #include "dns/answer_cache.hpp"
 #include "dns/asio/unbound_watch.hpp"
 #include "dns/unbound_resolver.hpp"
+#include "http/session.hpp"
 #include "imap/session.hpp"
 #include "login/mailbox_login.hpp"
 #include "intake/intake.hpp"
 #include "mailbox/maildir.hpp"
+#include "metrics/metrics.hpp"
 #include "net/listener.hpp"
 #include "policy/address_book.hpp"
 #include "policy/delivery_policy.hpp"
@@ -168,6 +170,7 @@ int serve(config::Config config, const ServeOptions& options) {
   const auto submission_limiter = new_limiter();
   const auto pop3_limiter = new_limiter();
   const auto imap_limiter = new_limiter();
+  const auto http_limiter = new_limiter();
   asio::io_context io(1);
 
   // Two-stage shutdown (STYLE R9): stop accepting, then stop the loop. The
@@ -216,6 +219,7 @@ int serve(config::Config config, const ServeOptions& options) {
   bind(config.listen.submission, "submission");
   bind(config.listen.pop3, "pop3");
   bind(config.listen.imap, "imap");
+  bind(config.listen.http, "http");  // loopback only (config.cpp refuses others)
   if (config.tls.configured() || config.tls.self_signed) {
     bind(config.listen.submissions, "submissions");
     bind(config.listen.pop3s, "pop3s");
@@ -301,7 +305,13 @@ int serve(config::Config config, const ServeOptions& options) {
     std::cerr << "hikyaku: " << st.error().message << "\n";
     return 1;
   }
-  queue::Scheduler scheduler(spool, rules, clock);
+  // The counters of /metrics and the status page (issue 16): one object,
+  // handed to what counts (the scheduler, the logins), read by the status
+  // listener.
+  metrics::Metrics metrics;
+  queue::SchedulerOptions scheduler_options;
+  scheduler_options.metrics = &metrics;
+  queue::Scheduler scheduler(spool, rules, clock, scheduler_options);
   delivery::MaildirAgent maildir_agent(delivery::MaildirAgent::Settings::from(config));
   scheduler.register_agent(mail::Target::Kind::mailbox, maildir_agent);
 
@@ -309,7 +319,9 @@ int serve(config::Config config, const ServeOptions& options) {
   asio::thread_pool blocking(std::max(4u, std::thread::hardware_concurrency() * 2));
   // Password checks for POP3, IMAP and submission: their own small pool at
   // a lower priority, a bounded queue, the lockout per source address.
-  login::MailboxLogins logins(live_config, credentials, login::MailboxLogins::Settings::from(config));
+  auto login_settings = login::MailboxLogins::Settings::from(config);
+  login_settings.metrics = &metrics;
+  login::MailboxLogins logins(live_config, credentials, login_settings);
   // DNS never blocks: libunbound's asynchronous interface, its result fd
   // watched by the event loop, one answer cache in front (RFC 2308), and the
   // verifiers decide as the answers arrive (dns/resolution.hpp).
@@ -341,6 +353,27 @@ int serve(config::Config config, const ServeOptions& options) {
   smtp_ctx.verifier = &callout;
   pop3::Pop3Context pop3_ctx{pop3::Pop3Settings::from(config), logins, tls_context, blocking};
   imap::ImapContext imap_ctx{imap::ImapSettings::from(config), logins, tls_context, blocking};
+  // The status listener ([listen] http): everything it reads lives on the
+  // event loop it runs on (the limiters, the DNS cache) or is thread-safe
+  // (the counters, the scheduler, the spool).
+  const auto spool_writable = [&spool, tmp = config.spool_dir() / "tmp"] {
+    return ::access(tmp.c_str(), W_OK) == 0 && !spool.commit_in_doubt(1);
+  };
+  const auto snapshot = [&, spool_writable] {
+    metrics::Snapshot s = metrics.snapshot();
+    s.queue_messages = scheduler.active_messages();
+    s.connections = {smtp_limiter->open(), submission_limiter->open(), pop3_limiter->open(), imap_limiter->open()};
+    s.dns_queries = dns_cache.upstream_queries();
+    s.dns_cached = dns_cache.hits();
+    s.spool_writable = spool_writable();
+    return s;
+  };
+  http::HttpContext http_ctx;
+  http_ctx.site.metrics = [snapshot] { return metrics::render_prometheus(snapshot()); };
+  http_ctx.site.status_page = [snapshot, hostname = config.hostname] {
+    return metrics::render_status_page(snapshot(), hostname);
+  };
+  http_ctx.site.healthy = spool_writable;
 
   // Listen and accept on every bound listener: only now can a client
   // connect (a port that accepts means a server that is ready).
@@ -366,6 +399,11 @@ int serve(config::Config config, const ServeOptions& options) {
       limiter = pop3_limiter;
       handler = [&pop3_ctx, tls = b.name == "pop3s"](net::tcp::socket s, Admission a) {
         return pop3::run_session(std::move(s), std::move(a), pop3_ctx, tls);
+      };
+    } else if (b.name == "http") {
+      limiter = http_limiter;
+      handler = [&http_ctx](net::tcp::socket s, Admission a) {
+        return http::run_session(std::move(s), std::move(a), http_ctx);
       };
     } else {
       limiter = imap_limiter;

@@ -60,9 +60,19 @@ const Route* Config::relay_route(std::string_view address) const {
   return rule;
 }
 
+namespace {
+
+// 127.0.0.0/8, ::1 and IPv4-mapped 127.0.0.0/8 (textual, as configured).
+bool is_loopback(std::string_view host) {
+  const std::string h = base::to_lower(host);
+  return h.starts_with("127.") || h == "::1" || h.starts_with("::ffff:127.");
+}
+
+}  // namespace
+
 bool Listen::is_own(std::string_view ip, uint16_t port) const {
   const std::string wanted = base::to_lower(ip);
-  const bool loopback = wanted.starts_with("127.") || wanted == "::1" || wanted.starts_with("::ffff:127.");
+  const bool loopback = is_loopback(wanted);
   for (const auto* list : {&smtp, &submission, &submissions, &pop3, &pop3s, &imap, &imaps, &http}) {
     for (const auto& ep : *list) {
       if (ep.port != port) continue;
@@ -677,6 +687,16 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
     c.listen.imap = r.endpoints(*t, "imap", "listen");
     c.listen.imaps = r.endpoints(*t, "imaps", "listen");
     c.listen.http = r.endpoints(*t, "http", "listen");
+    // The status page and /metrics have no authentication (issue 16): they
+    // are served on loopback only. A remote scraper reaches them through a
+    // tunnel or a reverse proxy that authenticates (docs/operations.md).
+    for (const auto& ep : c.listen.http) {
+      if (!is_loopback(ep.host))
+        r.error(*t->get("http"), "listen.http: '" + ep.str() +
+                                     "' is not a loopback address: the status page and /metrics have no "
+                                     "authentication; listen on 127.0.0.1 or [::1] and put an authenticating "
+                                     "reverse proxy in front to reach them from elsewhere");
+    }
   }
   if (const auto* t = r.subtable(root, "access")) {
     // Each key names a listener of [listen]: { allow = [...], deny = [...] }.

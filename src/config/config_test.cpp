@@ -80,6 +80,14 @@ struct BadCase {
   const char* want;  // substring of the error, including the position
 };
 
+// Issue 16: the status listener is loopback-only (no authentication).
+TEST(Config, HttpOnLoopback) {
+  auto r = load("[listen]\nhttp = [\"127.0.0.1:9025\", \"[::1]:9025\"]\n");
+  ASSERT_TRUE(r.config) << all_errors(r);
+  ASSERT_EQ(r.config->listen.http.size(), 2u);
+  EXPECT_EQ(r.config->listen.http[1].host, "::1");
+}
+
 TEST(Config, ErrorsCarryFileLineColumn) {
   const BadCase cases[] = {
       {"syntax", "hostname = \n", "t.toml:1:"},
@@ -92,6 +100,10 @@ TEST(Config, ErrorsCarryFileLineColumn) {
        "t.toml:5:12: target 'mailbox:nobody': no [[mailbox]] named 'nobody'"},
       {"bad target", "[[address]]\naddress = \"x@e.test\"\ndeliver = [\"pipe:/bin/sh\"]\n", "must be \"mailbox:NAME\" or \"forward:ADDRESS\""},
       {"hidden forward without mailbox", "[[forward]]\nto = \"a@gmail.test\"\n", "hidden forwards need a fallback ending in a mailbox"},
+      {"http not on loopback", "[listen]\nhttp = [\"127.0.0.1:9025\", \"0.0.0.0:9026\"]\n",
+       "t.toml:2:8: listen.http: '0.0.0.0:9026' is not a loopback address"},
+      {"http on a public IPv6 address", "[listen]\nhttp = [\"[2001:db8::1]:9025\"]\n",
+       "t.toml:2:8: listen.http: '[2001:db8::1]:9025' is not a loopback address"},
       {"unknown nested key", "[listen]\nsmpt = [\"127.0.0.1:25\"]\n", "t.toml:2:1: unknown key 'listen.smpt'"},
       {"user not a string", "user = 998\n", "t.toml:1:8: user.user: expected a string"},
       {"user with a slash", "hostname = \"mx.e.test\"\nuser = \"../x\"\n", "t.toml:2:8: user: '../x' is not a user name"},

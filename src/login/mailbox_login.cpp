@@ -42,6 +42,13 @@ net::awaitable<void> MailboxLogins::delay() {
   co_await timer.async_wait(asio::as_tuple(net::use_awaitable));
 }
 
+// Every refusal: counted by protocol, answered after failure_delay.
+net::awaitable<std::optional<std::string>> MailboxLogins::refuse(const LoginSession& session) {
+  if (settings_.metrics != nullptr) settings_.metrics->auth_failure(session.protocol);
+  co_await delay();
+  co_return std::nullopt;
+}
+
 net::awaitable<std::optional<std::string>> MailboxLogins::check(const LoginSession& session, LoginAttempt attempt) {
   const std::string user = base::log_printable(attempt.user);
   const auto now = FailureTracker::Clock::now();
@@ -49,15 +56,13 @@ net::awaitable<std::optional<std::string>> MailboxLogins::check(const LoginSessi
     base::wipe(attempt.password);
     session.log.warn("{} login refused: user={} mechanism={}: [{}] is locked out after too many failed logins",
                      session.session_id, user, attempt.mechanism, session.client_ip);
-    co_await delay();
-    co_return std::nullopt;
+    co_return co_await refuse(session);
   }
   if (waiting_.load() >= settings_.max_waiting) {
     base::wipe(attempt.password);
     session.log.warn("{} login refused: user={} mechanism={}: {} logins already wait for verification",
                      session.session_id, user, attempt.mechanism, waiting_.load());
-    co_await delay();
-    co_return std::nullopt;
+    co_return co_await refuse(session);
   }
 
   const auto config = config_.get();  // held across the verification
@@ -85,8 +90,7 @@ net::awaitable<std::optional<std::string>> MailboxLogins::check(const LoginSessi
     session.log.warn("{} [{}] locked out for {} s after {} failed logins within {} s", session.session_id,
                      session.client_ip, settings_.lockout.lockout.count(), settings_.lockout.limit,
                      settings_.lockout.window.count());
-  co_await delay();
-  co_return std::nullopt;
+  co_return co_await refuse(session);
 }
 
 }  // namespace hikyaku::login

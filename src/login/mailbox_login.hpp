@@ -33,6 +33,7 @@
 #include "base/live.hpp"
 #include "config/config.hpp"
 #include "login/failure_tracker.hpp"
+#include "metrics/metrics.hpp"
 #include "net/asio.hpp"
 #include "sasl/credential_store.hpp"
 
@@ -55,6 +56,7 @@ struct LoginSession {
   std::string_view session_id;  // log prefix
   std::string_view client_ip;   // the source counted by the lockout
   bool tls = false;             // for the log
+  metrics::Protocol protocol = metrics::Protocol::smtp;  // whose failure it counts as
 };
 
 class MailboxLogins {
@@ -64,6 +66,7 @@ class MailboxLogins {
     std::chrono::steady_clock::duration failure_delay = std::chrono::seconds(2);
     unsigned threads = 1;      // concurrent verifications
     size_t max_waiting = 64;   // queued behind them; more are refused at once
+    metrics::Metrics* metrics = nullptr;  // counts refusals when set
     static Settings from(const config::Config& config);
   };
 
@@ -86,6 +89,7 @@ class MailboxLogins {
 
  private:
   net::awaitable<void> delay();
+  net::awaitable<std::optional<std::string>> refuse(const LoginSession& session);
 
   const base::Live<config::Config>& config_;
   const sasl::CredentialStore& credentials_;

@@ -170,7 +170,8 @@ net::awaitable<void> Session::run(bool implicit_tls) {
 
 net::awaitable<Action> Session::authenticate(Action a) {
   auto& sm = *machine_;
-  const login::LoginSession session{*log_, id_, stream_.remote_ip(), stream_.tls_active()};
+  const login::LoginSession session{*log_, id_, stream_.remote_ip(), stream_.tls_active(),
+                                      metrics::Protocol::pop3};
   login::LoginAttempt attempt{std::move(a.user), std::move(a.password), a.mechanism, a.refused};
   base::wipe(a.password);
   const std::optional<std::string> mailbox = co_await ctx_.logins.check(session, std::move(attempt));

@@ -130,6 +130,7 @@ void Scheduler::wake_threads_locked(size_t new_work) {
 }
 
 void Scheduler::committed(const std::string& queue_id) {
+  if (options_.metrics != nullptr) options_.metrics->message_received();
   std::vector<policy::NoticeFacts> notices;
   policy::OriginalMessage about;
   {
@@ -377,7 +378,17 @@ void Scheduler::attempt(const Task& task, std::unique_lock<std::mutex>& lock) {
               AttemptResult{AttemptResult::Kind::temporary, "4.3.0",
                             "no delivery agent for " + rules_.get()->delivery().describe(request->target), AttemptResult::Cause::local});
   } else {
-    agent->deliver(*request, [this, id, slot](AttemptResult result) { on_result(id, slot, std::move(result)); });
+    // A forward's duration, from hand-over to result (real time: the
+    // injected clock may be a test's fake); a paused destination's answer
+    // made no connection and is not timed.
+    const bool timed = options_.metrics != nullptr && request->target.kind == mail::Target::Kind::forward;
+    const auto started = std::chrono::steady_clock::now();
+    agent->deliver(*request, [this, id, slot, timed, started](AttemptResult result) {
+      if (timed && result.cause != AttemptResult::Cause::rate_limited)
+        options_.metrics->forward_duration(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      on_result(id, slot, std::move(result));
+    });
   }
   lock.lock();
 }
@@ -452,6 +463,29 @@ void Scheduler::enqueue_report(const std::string& about, base::Result<policy::Ge
   submit(*id);
 }
 
+namespace {
+
+metrics::Target metrics_target(mail::Target::Kind kind) {
+  switch (kind) {
+    case mail::Target::Kind::mailbox: return metrics::Target::mailbox;
+    case mail::Target::Kind::forward: return metrics::Target::forward;
+    case mail::Target::Kind::relay: return metrics::Target::relay;
+  }
+  return metrics::Target::relay;
+}
+
+metrics::Outcome metrics_outcome(Disposition::Action action) {
+  switch (action) {
+    case Disposition::Action::delivered: return metrics::Outcome::delivered;
+    case Disposition::Action::retry: return metrics::Outcome::deferred;
+    case Disposition::Action::divert: return metrics::Outcome::diverted;
+    case Disposition::Action::fail: return metrics::Outcome::failed;
+  }
+  return metrics::Outcome::deferred;
+}
+
+}  // namespace
+
 void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& result) {
   auto log = base::logger("queue");
   const auto now = clock_.now();
@@ -506,6 +540,7 @@ void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& 
   log->info("{}: to=<{}>, target={}, status={} ({}), attempts={}, delay={:.2f}s", id, before.recipient,
             policy.describe(before.target), d.word(), policy.redact(next.last_reply), before.attempts + 1, delay);
   if (!d.remark.empty()) log->warn("{}: {}", id, d.remark);
+  if (options_.metrics != nullptr) options_.metrics->delivery(metrics_target(before.target.kind), metrics_outcome(d.action));
 
   // 3b. Reports, after the state is durable and before the file can be
   // removed. A crash between the record and the report loses that notice or

@@ -70,6 +70,7 @@
 #include "base/clock.hpp"
 #include "base/live.hpp"
 #include "base/result.hpp"
+#include "metrics/metrics.hpp"
 #include "policy/delivery_policy.hpp"
 #include "policy/reports.hpp"
 #include "policy/rules.hpp"
@@ -86,6 +87,9 @@ struct SchedulerOptions {
   // threads, so a line of forwards waiting for slow far sides never holds
   // back the mailbox copies.
   unsigned max_in_flight = 256;
+  // Counted when set: messages committed (received), each settled attempt
+  // by target kind and disposition, and the duration of forward attempts.
+  metrics::Metrics* metrics = nullptr;
 };
 
 class Scheduler {

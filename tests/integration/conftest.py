@@ -136,11 +136,12 @@ class Hikyaku:
 
     def __init__(self, tmp: Path, extra="", allow_plaintext=False, message_size="1M",
                  hostname="mx.example.test", limits_extra="", tls="self_signed = true", env=None, wrapper=None,
-                 data_dir=None, failure_delay="1s", auth_extra=""):
+                 data_dir=None, failure_delay="1s", auth_extra="", listen_extra=""):
         """`env`: variables added to the server's environment (LD_PRELOAD of
         tests/faultinject); `wrapper`: a command the server runs under (strace
         ...), which must exec the server as its only child; `data_dir`: another
-        data directory (a small tmpfs)."""
+        data directory (a small tmpfs); `listen_extra`: more [listen] keys
+        (http = [...])."""
         self.tmp = tmp
         self.data_dir = Path(data_dir) if data_dir is not None else tmp / "data"
         self.env = env
@@ -173,6 +174,7 @@ pop3  = ["127.0.0.1:{self.pop3_port}"]
 pop3s = ["127.0.0.1:{self.pop3s_port}"]
 imap  = ["127.0.0.1:{self.imap_port}"]
 imaps = ["127.0.0.1:{self.imaps_port}"]
+{listen_extra}
 
 [tls]
 {tls}

@@ -735,7 +735,8 @@ net::awaitable<void> Session::authenticate() {
     send(step.reply);
     co_return;
   }
-  const login::LoginSession session{*log_, id_, stream_.remote_ip(), stream_.tls_active()};
+  const login::LoginSession session{*log_, id_, stream_.remote_ip(), stream_.tls_active(),
+                                      metrics::Protocol::submission};
   login::LoginAttempt attempt{auth_.user(), auth_.take_password(), auth_.mechanism(), step.refused};
   const std::optional<std::string> mailbox = co_await ctx_.logins->check(session, std::move(attempt));
   if (!mailbox) {
