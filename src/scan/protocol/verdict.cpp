@@ -30,27 +30,26 @@ std::string spam_fields(const rspamd::Reply& r) {
   std::string status = std::string("X-Spam-Status: ") + (spam ? "Yes" : "No") + ", score=" + fixed2(r.score) +
                        " required=" + fixed2(r.required_score) + " action=\"" +
                        std::string(rspamd::action_name(r.action)) + "\"";
-  // tests=A(1.00),B(2.00) folded (RFC 5322 §2.2.3) before a line passes 78.
-  std::string line_tail = status;
-  std::string out;
-  std::string tests = " tests=";
-  bool first = true;
+  // tests=A(1.00),B(2.00) folded (RFC 5322 §2.2.3) before a line passes 76,
+  // after a comma.
   size_t line_len = status.size();
+  bool first = true;
   for (const auto& [name, score] : r.symbols) {
-    std::string item = (first ? "" : ",") + printable(name).substr(0, 64) + "(" + fixed2(score) + ")";
-    if (first) {
-      item = tests + item;
-      first = false;
-    }
-    if (line_len + item.size() > 76) {
+    const std::string item = (first ? "tests=" : "") + printable(name).substr(0, 64) + "(" + fixed2(score) + ")";
+    const std::string sep = first ? " " : ",";
+    first = false;
+    if (line_len + sep.size() + item.size() > 76) {
+      if (sep == ",") status += ",";
       status += "\r\n\t";
       line_len = 1;
-      if (item.front() == ' ') item.erase(0, 1);
+    } else {
+      status += sep;
+      line_len += sep.size();
     }
     status += item;
     line_len += item.size();
   }
-  out = status + "\r\n";
+  std::string out = status + "\r\n";
   out += "X-Spam-Score: " + fixed2(r.score) + "\r\n";
   if (spam) out += "X-Spam-Flag: YES\r\n";
   return out;
