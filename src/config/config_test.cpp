@@ -587,7 +587,7 @@ namespace {
 
 // Issue 17: [scan] and [[forward]] spam, with every mistake at its line.
 TEST(Config, Scan) {
-  auto r = load_config_text(R"(
+  auto r = load(R"(
 [scan]
 clamd = "unix:/run/clamav/clamd.ctl"
 rspamd = "http://localhost:11333/"
@@ -602,8 +602,7 @@ spam = "forward"
 [[forward]]
 to = "b@gmail.test"
 fallback = ["mailbox:m"]
-)",
-                            "t.toml", "/etc/hk");
+)");
   ASSERT_TRUE(r.config) << r.errors.at(0).str();
   const Scan& s = r.config->scan;
   EXPECT_EQ(s.clamd.unix_path, "/run/clamav/clamd.ctl");
@@ -614,20 +613,19 @@ fallback = ["mailbox:m"]
   EXPECT_TRUE(r.config->find_forward("a@gmail.test")->forward_spam);
   EXPECT_FALSE(r.config->find_forward("b@gmail.test")->forward_spam);
 
-  auto d = load_config_text("[scan]\n", "t.toml", "/etc/hk");
+  auto d = load("[scan]\n");
   ASSERT_TRUE(d.config);
   EXPECT_FALSE(d.config->scan.enabled());
   EXPECT_EQ(d.config->scan.timeout, Seconds(30));
   EXPECT_FALSE(d.config->scan.accept_on_failure);
 
-  auto bad = load_config_text(R"([scan]
+  auto bad = load(R"([scan]
 clamd = "clamd.example:3310"
 rspamd = "127.0.0.1:11333"
 on_failure = "maybe"
 timeout = "0s"
 color = 1
-)",
-                              "t.toml", "/etc/hk");
+)");
   std::vector<std::string> got;
   for (const auto& e : bad.errors) got.push_back(e.str());
   ASSERT_EQ(got.size(), 5u);

@@ -65,16 +65,26 @@ class Parser {
     }
   }
 
-  bool object(Value& out, size_t depth) {
-    ++pos_;  // '{'
-    Object obj;
+  // After the opening bracket: true (and past it) when `close` follows at once.
+  bool opens_empty(char close) {
+    ++pos_;
     skip_ws();
-    if (pos_ < s_.size() && s_[pos_] == '}') {
-      ++pos_;
-      out.v = std::move(obj);
-      return true;
-    }
-    while (true) {
+    if (pos_ >= s_.size() || s_[pos_] != close) return false;
+    ++pos_;
+    return true;
+  }
+  // After a member or element: ',' (more follow) or `close` (`done`).
+  bool separator(char close, bool& done) {
+    skip_ws();
+    if (pos_ >= s_.size()) return bad("unexpected end");
+    if (s_[pos_] != ',' && s_[pos_] != close) return bad(std::string("expected ',' or '") + close + "'");
+    done = s_[pos_++] == close;
+    return true;
+  }
+
+  bool object(Value& out, size_t depth) {
+    Object obj;
+    for (bool done = opens_empty('}'); !done;) {
       skip_ws();
       if (pos_ >= s_.size() || s_[pos_] != '"') return bad("expected a member name");
       std::string name;
@@ -85,43 +95,22 @@ class Parser {
       Value member;
       if (!value(member, depth + 1)) return false;
       obj.insert_or_assign(std::move(name), std::move(member));
-      skip_ws();
-      if (pos_ >= s_.size()) return bad("unexpected end in an object");
-      if (s_[pos_] == ',') {
-        ++pos_;
-        continue;
-      }
-      if (s_[pos_] != '}') return bad("expected ',' or '}'");
-      ++pos_;
-      out.v = std::move(obj);
-      return true;
+      if (!separator('}', done)) return false;
     }
+    out.v = std::move(obj);
+    return true;
   }
 
   bool array(Value& out, size_t depth) {
-    ++pos_;  // '['
     Array arr;
-    skip_ws();
-    if (pos_ < s_.size() && s_[pos_] == ']') {
-      ++pos_;
-      out.v = std::move(arr);
-      return true;
-    }
-    while (true) {
+    for (bool done = opens_empty(']'); !done;) {
       Value el;
       if (!value(el, depth + 1)) return false;
       arr.push_back(std::move(el));
-      skip_ws();
-      if (pos_ >= s_.size()) return bad("unexpected end in an array");
-      if (s_[pos_] == ',') {
-        ++pos_;
-        continue;
-      }
-      if (s_[pos_] != ']') return bad("expected ',' or ']'");
-      ++pos_;
-      out.v = std::move(arr);
-      return true;
+      if (!separator(']', done)) return false;
     }
+    out.v = std::move(arr);
+    return true;
   }
 
   // RFC 8259 §6: -? int frac? exp?
