@@ -98,6 +98,7 @@ base::Result<HttpResponse> parse_response(std::string_view raw) {
     if (c < '0' || c > '9') return base::make_error("HTTP: bad status code");
     out.status = out.status * 10 + static_cast<unsigned>(c - '0');
   }
+  if (out.status < 100) return base::make_error("HTTP: bad status code");  // RFC 9110 §15: 100..599
   head.remove_prefix(eol + 2);
   std::optional<uint64_t> length;
   bool chunked = false;

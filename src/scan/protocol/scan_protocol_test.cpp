@@ -111,6 +111,7 @@ TEST(Rspamd, ResponseByLengthChunkedAndToTheEnd) {
   EXPECT_EQ(c->body, "body");
   EXPECT_FALSE(rspamd::parse_response("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{}").ok());
   EXPECT_FALSE(rspamd::parse_response("SMTP 220 hello\r\n\r\n").ok());
+  EXPECT_FALSE(rspamd::parse_response("HTTP/1.1 000 tK\r\n\r\n{").ok()) << "found by fuzz_scan_reply";
   EXPECT_FALSE(rspamd::parse_response("HTTP/1.1 200 OK\r\n").ok());
 }
 
