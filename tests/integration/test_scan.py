@@ -120,13 +120,13 @@ lua = "{d}/rules.lua";
         daemon.stop()
 
 
-def scan_config(dns, fs, clamd=None, rspamd=None, on_failure=None, spam=None):
+def scan_config(dns, fs, clamd=None, rspamd=None, on_failure=None, spam=None, timeout="20s"):
     scan = "\n[scan]\n"
     if clamd:
         scan += f'clamd = "{clamd}"\n'
     if rspamd:
         scan += f'rspamd = "{rspamd}"\n'
-    scan += 'timeout = "20s"\n'
+    scan += f'timeout = "{timeout}"\n'
     if on_failure:
         scan += f'on_failure = "{on_failure}"\n'
     extra = f'spam = "{spam}"' if spam else ""
@@ -239,6 +239,21 @@ def test_scanner_down_tempfails_by_default(make_hikyaku, dns_server, farside, tm
     code, text = send(hk, "clean")
     assert code == 451 and text.startswith(b"4.7.1 "), text
     assert_log(hk, r"message refused \(451 4\.7\.1\).*on_failure = tempfail")
+    assert_nothing_delivered(hk, farside)
+
+
+def test_scanner_that_never_answers_times_out_with_451(make_hikyaku, dns_server, farside):
+    """A listening socket nobody serves: the connect succeeds (the kernel's
+    backlog), the answer never comes; [scan] timeout ends the wait."""
+    import socket
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        hk = make_hikyaku(extra=scan_config(dns_server, farside, rspamd=f"http://127.0.0.1:{port}", timeout="1s"))
+        code, text = send(hk, "clean")
+        assert code == 451 and text.startswith(b"4.7.1 "), text
+        assert_log(hk, r"rspamd: 127\.0\.0\.1:\d+: timed out after 1 s")
     assert_nothing_delivered(hk, farside)
 
 
