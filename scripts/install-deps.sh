@@ -16,6 +16,9 @@ export DEBIAN_FRONTEND=noninteractive
 # swaks's TLS (Net::SSLeay) and CRAM-MD5 (Authen::SASL, Digest::HMAC) are
 # only Recommends/Suggests of its package: named here, since recommends are
 # not installed.
+# rspamd and clamav-daemon: tests/integration/test_scan.py runs private
+# instances ([scan], issue 17) with their own configuration and a signature
+# database written by the test (nothing downloaded; freshclam is not used).
 # groff-base: tests/integration/test_man_pages.py renders man/*.[58] with
 # `groff -man -ww` (warnings fail the test).
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
@@ -32,4 +35,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   python3 python3-pytest python3-dkim python3-spf python3-aiosmtpd python3-dnspython python3-prometheus-client \
   swaks libnet-ssleay-perl libauthen-sasl-perl libdigest-hmac-perl msmtp fetchmail mutt postfix sasl2-bin libsasl2-modules libsasl2-modules-db dnsmasq-base dovecot-core dovecot-imapd dovecot-pop3d bind9-dnsutils tmux procps psmisc strace \
   pebble certbot \
+  rspamd clamav-daemon \
   publicsuffix groff-base >/dev/null

@@ -44,6 +44,7 @@
 #include "queue/scheduler.hpp"
 #include "queue/spool.hpp"
 #include "sasl/credential_store.hpp"
+#include "scan/client.hpp"
 #include "smtp/server/session.hpp"
 #include "srs/srs.hpp"
 #include "tls/context.hpp"
@@ -343,8 +344,11 @@ int serve(config::Config config, const ServeOptions& options) {
   // reject per domain, plans, stage and commit.
   PostTo on_loop(io.get_executor());
   PostTo on_pool(blocking.get_executor());
+  // [scan] (issue 17): clamd and rspamd asked before the 250, on the loop.
+  std::optional<scan::Client> scanner;
+  if (config.scan.enabled()) scanner.emplace(config.scan, io.get_executor());
   intake::Intake intake(intake::Settings::from(config), rules, dns_cache, psl ? &*psl : nullptr, spool, scheduler,
-                        on_loop, on_pool);
+                        on_loop, on_pool, scanner ? &*scanner : nullptr);
 
   smtp::server::ServerContext smtp_ctx{smtp::server::Settings::from(config), intake, tls_context, blocking, &logins};
   // Gateway recipients of rules with verify_recipients: asked at the next

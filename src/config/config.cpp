@@ -644,10 +644,61 @@ void merge_user_forwards(Reader& r, Config& c, const LoadOptions& options) {
   for (auto& e : apply_user_forwards(c, parsed.forwards, r.warnings)) r.errors.push_back(std::move(e));
 }
 
+// [scan] (issue 17 item 1): where clamd and rspamd listen, how long to wait
+// for each, and what a failure means.
+void read_scan(Reader& r, const toml::table& t, Scan& scan) {
+  r.check_keys(t, "scan", {"clamd", "rspamd", "timeout", "on_failure"});
+  // "unix:/path" (clamd only) or "IP:PORT" ("[::1]:PORT"); "localhost" is 127.0.0.1.
+  auto service = [&](std::string_view key, std::string_view scheme, ScanService& out) {
+    std::string s;
+    r.string(t, key, "scan", s);
+    if (s.empty()) return;
+    const toml::node& node = *t.get(key);
+    const std::string what = "scan." + std::string(key) + ": ";
+    if (!scheme.empty()) {
+      if (!s.starts_with(scheme)) {
+        r.error(node, what + "expected \"" + std::string(scheme) + "IP:PORT\"");
+        return;
+      }
+      s = s.substr(scheme.size());
+      if (s.ends_with("/")) s.pop_back();
+    } else if (s.starts_with("unix:")) {
+      if (s.size() == 5 || s[5] != '/') {
+        r.error(node, what + "expected \"unix:/absolute/path\"");
+        return;
+      }
+      out.unix_path = s.substr(5);
+      return;
+    }
+    if (s.starts_with("localhost:")) s = "127.0.0.1" + s.substr(9);
+    auto ep = Reader::parse_endpoint(s);
+    if (!ep || !base::parse_client_address(ep->host)) {
+      r.error(node, what + "'" + base::log_printable(s) + "' is not IP:PORT (an address, not a name; IPv6 as [::1]:PORT)");
+      return;
+    }
+    out.tcp = *ep;
+  };
+  service("clamd", "", scan.clamd);
+  service("rspamd", "http://", scan.rspamd);
+  if (const toml::node* n = t.get("timeout")) {
+    if (auto d = r.duration_of(*n, "scan.timeout")) {
+      if (*d < Seconds(1) || *d > Seconds(600))
+        r.error(*n, "scan.timeout: out of range (\"1s\" to \"10m\")");
+      else
+        scan.timeout = *d;
+    }
+  }
+  std::string on_failure;
+  r.string(t, "on_failure", "scan", on_failure);
+  if (on_failure == "accept") scan.accept_on_failure = true;
+  else if (!on_failure.empty() && on_failure != "tempfail")
+    r.error(*t.get("on_failure"), "scan.on_failure: one of \"tempfail\", \"accept\"");
+}
+
 void read_document(Reader& r, const toml::table& root, Config& c, const LoadOptions& options) {
   r.check_keys(root, "", {"hostname", "data_dir", "user", "log_level", "log_format", "postmaster", "listen", "access",
-                          "tls", "dns", "delivery", "limits", "auth", "srs", "dmarc", "domain", "mailbox", "address",
-                          "forward", "route"});
+                          "tls", "dns", "delivery", "limits", "auth", "srs", "dmarc", "scan", "domain", "mailbox",
+                          "address", "forward", "route"});
   r.string(root, "hostname", "hostname", c.hostname);
   {
     std::string dd;
@@ -838,6 +889,8 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
       r.error(*t->get("method"), "dmarc.method: one of \"tree-walk\", \"psl\"");
   }
 
+  if (const auto* t = r.subtable(root, "scan")) read_scan(r, *t, c.scan);
+
   std::map<std::string, std::string> seen_domains, seen_mailboxes, seen_addresses, seen_forwards;
   auto duplicate = [&](std::map<std::string, std::string>& seen, const std::string& key, const toml::node& node,
                        const std::string& what) {
@@ -916,7 +969,8 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
   std::vector<ForwardLink> forward_links;
   r.each_table(root, "forward", [&](const toml::table& t) {
     r.check_keys(t, "forward",
-                 {"to", "hidden", "fallback", "defer_limit", "notify", "dmarc", "source_address", "source_name"});
+                 {"to", "hidden", "fallback", "defer_limit", "notify", "dmarc", "source_address", "source_name",
+                  "spam"});
     Forward f;
     r.string(t, "to", "forward", f.to);
     f.to = base::to_lower(f.to);
@@ -933,6 +987,11 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
       r.error(*t.get("dmarc"), "forward.dmarc: one of \"rewrite-from\", \"divert\", \"unchanged\"");
     r.source_address(t, "forward", f.source_address);
     r.source_name(t, "forward", f.source_name);
+    std::string spam;
+    r.string(t, "spam", "forward", spam);
+    if (spam == "forward") f.forward_spam = true;
+    else if (!spam.empty() && spam != "keep-local")
+      r.error(*t.get("spam"), "forward.spam: one of \"keep-local\", \"forward\"");
     if (duplicate(seen_forwards, f.to, t, "forward")) return;
     // Issue 3: remember where each forward:→forward: fallback link is
     // written, for the cycle check below.

@@ -179,6 +179,28 @@ struct Dmarc {
   std::filesystem::path public_suffix_list = "/usr/share/publicsuffix/public_suffix_list.dat";
 };
 
+// A scanner's address ([scan] clamd, rspamd): a Unix socket or a TCP
+// address (an IP literal: no DNS lookup at the end of DATA).
+struct ScanService {
+  std::filesystem::path unix_path;  // "unix:/run/clamav/clamd.ctl"
+  Endpoint tcp;                     // "127.0.0.1:3310"; port 0 when unused
+  bool configured() const { return !unix_path.empty() || tcp.port != 0; }
+  std::string str() const { return unix_path.empty() ? tcp.str() : "unix:" + unix_path.string(); }
+};
+
+// [scan] (issue 17 item 1): scanners asked at the end of DATA, before the
+// 250 (scan/protocol/verdict.hpp has what each answer means). Neither set:
+// no scanning.
+struct Scan {
+  ScanService clamd;   // ClamAV clamd, INSTREAM
+  ScanService rspamd;  // "http://127.0.0.1:11333": rspamd's normal worker, /checkv2
+  Seconds timeout{30};  // per scanner, connect to reply
+  // A scanner that cannot be asked: false ("tempfail", the default) answers
+  // 451 4.7.1 so the sender retries; true ("accept") delivers unscanned.
+  bool accept_on_failure = false;
+  bool enabled() const { return clamd.configured() || rspamd.configured(); }
+};
+
 struct Mailbox {
   std::string name;
   std::vector<std::string> send_as;
@@ -200,6 +222,11 @@ struct Forward {
   // [delivery]'s).
   SourceAddress source_address;
   std::string source_name;
+  // Issue 17: spam ([scan] rspamd "add header"/"rewrite subject") is kept
+  // local by default — not forwarded, delivered to the recipient's
+  // mailboxes (or this forward's fallback mailbox) — or, with spam =
+  // "forward", forwarded like any other mail (without our X-Spam-* fields).
+  bool forward_spam = false;
 };
 
 // [[route]] (issue 14): the next hop of mail for matching recipients.
@@ -300,6 +327,7 @@ struct Config {
   Auth auth;
   Srs srs;
   Dmarc dmarc;
+  Scan scan;
   std::vector<Domain> domains;
   std::vector<Mailbox> mailboxes;
   std::vector<AddressRule> addresses;

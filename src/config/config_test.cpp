@@ -593,3 +593,60 @@ TEST(Config, SourceAddressErrorsCarryFileLineColumn) {
 
 }  // namespace
 }  // namespace hikyaku::config
+
+namespace hikyaku::config {
+namespace {
+
+// Issue 17: [scan] and [[forward]] spam, with every mistake at its line.
+TEST(Config, Scan) {
+  auto r = load(R"(
+[scan]
+clamd = "unix:/run/clamav/clamd.ctl"
+rspamd = "http://localhost:11333/"
+timeout = "45s"
+on_failure = "accept"
+[[mailbox]]
+name = "m"
+[[forward]]
+to = "a@gmail.test"
+fallback = ["mailbox:m"]
+spam = "forward"
+[[forward]]
+to = "b@gmail.test"
+fallback = ["mailbox:m"]
+)");
+  ASSERT_TRUE(r.config) << r.errors.at(0).str();
+  const Scan& s = r.config->scan;
+  EXPECT_EQ(s.clamd.unix_path, "/run/clamav/clamd.ctl");
+  EXPECT_EQ(s.rspamd.tcp.str(), "127.0.0.1:11333");
+  EXPECT_EQ(s.timeout, Seconds(45));
+  EXPECT_TRUE(s.accept_on_failure);
+  EXPECT_TRUE(s.enabled());
+  EXPECT_TRUE(r.config->find_forward("a@gmail.test")->forward_spam);
+  EXPECT_FALSE(r.config->find_forward("b@gmail.test")->forward_spam);
+
+  auto d = load("[scan]\n");
+  ASSERT_TRUE(d.config);
+  EXPECT_FALSE(d.config->scan.enabled());
+  EXPECT_EQ(d.config->scan.timeout, Seconds(30));
+  EXPECT_FALSE(d.config->scan.accept_on_failure);
+
+  auto bad = load(R"([scan]
+clamd = "clamd.example:3310"
+rspamd = "127.0.0.1:11333"
+on_failure = "maybe"
+timeout = "0s"
+color = 1
+)");
+  std::vector<std::string> got;
+  for (const auto& e : bad.errors) got.push_back(e.str());
+  ASSERT_EQ(got.size(), 5u);
+  EXPECT_TRUE(got[0].starts_with("t.toml:6:1: unknown key 'scan.color'")) << got[0];
+  EXPECT_TRUE(got[1].starts_with("t.toml:2:9: scan.clamd: 'clamd.example:3310' is not IP:PORT")) << got[1];
+  EXPECT_TRUE(got[2].starts_with("t.toml:3:10: scan.rspamd: expected \"http://IP:PORT\"")) << got[2];
+  EXPECT_TRUE(got[3].starts_with("t.toml:5:11: scan.timeout: out of range")) << got[3];
+  EXPECT_TRUE(got[4].starts_with("t.toml:4:14: scan.on_failure:")) << got[4];
+}
+
+}  // namespace
+}  // namespace hikyaku::config

@@ -22,7 +22,7 @@ std::set<std::tuple<std::string, std::string, std::string>> signing_keys(const C
 const std::vector<std::string>& restart_only_settings() {
   static const std::vector<std::string> settings{
       "hostname", "data_dir", "user", "log_level", "log_format", "[listen]", "[access]", "[tls]",
-      "[dns]",    "[delivery]", "[limits]", "[auth]", "[srs]", "[dmarc]", "[[domain]] dmarc_inbound and dkim keys"};
+      "[dns]",    "[delivery]", "[limits]", "[auth]", "[srs]", "[dmarc]", "[scan]", "[[domain]] dmarc_inbound and dkim keys"};
   return settings;
 }
 
@@ -54,6 +54,7 @@ base::Result<Config> reloadable(const Config& running, Config next) {
   next.auth = running.auth;
   next.srs = running.srs;
   next.dmarc = running.dmarc;
+  next.scan = running.scan;
   // A hidden forward the new file drops stays known (hidden, with its
   // fallback chain) until the next restart: messages queued for it are
   // still handled as a hidden forward's — diverted to its fallback, never

@@ -26,6 +26,7 @@
 #include "mail/header.hpp"
 #include "policy/forwards.hpp"
 #include "policy/loop.hpp"
+#include "scan/protocol/verdict.hpp"
 #include "smtp/client/session.hpp"
 #include "srs/srs.hpp"
 
@@ -419,6 +420,8 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     mail::Message message;
     message.text.reserve(job->message->text.size() + kAddedRoom);
     message.text = job->message->text;
+    // Our X-Spam-* fields are for the local copies only (issue 17).
+    message.text = scan::strip_spam_fields(std::move(message.text));
     message.body = job->message->body;
     job->message.reset();
     if (!relayed)

@@ -55,6 +55,34 @@ std::string target_key(const mail::Target& t) {
   return std::string(mail::Target::kind_name(t.kind)) + ":" + base::to_lower(t.value);
 }
 
+// Issue 17: a spam message's targets without the forwards that keep spam
+// local; a recipient left without a mailbox gets the dropped forward's
+// fallback mailbox, and keeps the forward when it has none (forwarded
+// rather than lost).
+std::vector<mail::Target> keep_spam_local(const config::Config& config, std::vector<mail::Target> targets) {
+  auto is_mailbox = [](const mail::Target& t) { return t.kind == mail::Target::Kind::mailbox; };
+  const bool has_mailbox = std::any_of(targets.begin(), targets.end(), is_mailbox);
+  std::vector<mail::Target> out;
+  for (auto& t : targets) {
+    const config::Forward* f =
+        t.kind == mail::Target::Kind::forward ? config.find_forward(t.value) : nullptr;
+    if (t.kind != mail::Target::Kind::forward || (f != nullptr && f->forward_spam)) {
+      out.push_back(std::move(t));
+      continue;
+    }
+    if (has_mailbox) continue;
+    const mail::Target* fallback = nullptr;
+    if (f != nullptr)
+      for (const auto& link : f->fallback)
+        if (is_mailbox(link)) fallback = &link;
+    if (fallback != nullptr)
+      out.push_back(*fallback);
+    else
+      out.push_back(std::move(t));
+  }
+  return out;
+}
+
 }  // namespace
 
 Settings Settings::from(const config::Config& config) {
@@ -68,9 +96,9 @@ Settings Settings::from(const config::Config& config) {
 
 Intake::Intake(Settings settings, const base::Live<policy::Rules>& rules, dns::AsyncResolver& resolver,
                const auth::dmarc::PublicSuffixList* psl, queue::Spool& spool, queue::Scheduler& scheduler,
-               base::Executor& loop, base::Executor& blocking)
+               base::Executor& loop, base::Executor& blocking, scan::Scanner* scanner)
     : settings_(std::move(settings)), rules_(rules), resolver_(resolver), psl_(psl), spool_(spool),
-      scheduler_(scheduler), loop_(loop), blocking_(blocking) {}
+      scheduler_(scheduler), loop_(loop), blocking_(blocking), scanner_(scanner) {}
 
 std::optional<mail::Reply> Intake::check_sender(const std::optional<mail::Address>& sender, std::string_view login) {
   // The null sender carries no address to misuse; its From: is still checked.
@@ -109,14 +137,16 @@ bool Intake::rejects_dmarc_failures_for(const mail::Envelope& envelope) const {
   return true;
 }
 
-std::vector<policy::RecipientPlan> Intake::plans(const mail::Envelope& envelope) const {
+std::vector<policy::RecipientPlan> Intake::plans(const mail::Envelope& envelope, bool spam) const {
   std::vector<policy::RecipientPlan> out;
   std::set<std::string> planned;
   const auto rules = rules_.get();  // one generation for the whole message
   for (const auto& rcpt : envelope.recipients) {
     policy::RecipientPlan plan;
     plan.recipient = rcpt.str();
-    for (auto& target : rules->addresses().plan(rcpt, !envelope.auth_user.empty())) {
+    auto targets = rules->addresses().plan(rcpt, !envelope.auth_user.empty());
+    if (spam) targets = keep_spam_local(rules->config(), std::move(targets));
+    for (auto& target : targets) {
       if (planned.insert(target_key(target)).second) plan.targets.push_back(std::move(target));
     }
     if (!plan.targets.empty()) out.push_back(std::move(plan));
@@ -196,15 +226,41 @@ void Intake::check(const std::shared_ptr<Received>& received, Admitted done) {
     // section, which a large message keeps in memory too).
     mail::Message& m = received->message;
     m.text = auth::inbound::stamp(std::move(m.text), v.results);
-    done(stage(env, std::move(m), policy::Origin::received));
+    scan(received, std::move(done));
   };
   dns::resolve_then<auth::inbound::Verdict>(resolver_, std::move(decide), std::move(checked));
 }
 
+// 1b. The scanners: the message as it will be stored (our Received and
+// Authentication-Results in it), before any 250.
+void Intake::scan(const std::shared_ptr<Received>& received, Admitted done) {
+  if (scanner_ == nullptr) {
+    done(stage(received->envelope, std::move(received->message), policy::Origin::received));
+    return;
+  }
+  auto scanned = [this, received, done = std::move(done)](scan::Report report) {
+    const scan::Decision d = scan::decide(report, scanner_->on_failure());
+    const mail::Envelope& env = received->envelope;
+    if (d.kind == scan::Decision::Kind::refuse) {
+      log()->info("message refused ({} {}): from=<{}> ip={} {}", d.refusal->code, d.refusal->status,
+                  base::log_printable(env.sender_str()), env.client_ip, d.summary);
+      done(smtp::server::Admission::refused(*d.refusal));
+      return;
+    }
+    log()->info("scanned: from=<{}> ip={} {}{}", base::log_printable(env.sender_str()), env.client_ip, d.summary,
+                d.kind == scan::Decision::Kind::spam ? " (spam: kept local unless a forward says spam = \"forward\")"
+                                                     : "");
+    mail::Message& m = received->message;
+    m.text.insert(0, d.fields);  // first, before our Received (verdict.hpp)
+    done(stage(env, std::move(m), policy::Origin::received, d.kind == scan::Decision::Kind::spam));
+  };
+  scanner_->scan(received->envelope, received->message, std::move(scanned));
+}
+
 // 2-3. Plans, stage, and the forwards started.
 base::Result<smtp::server::Admission> Intake::stage(const mail::Envelope& envelope, mail::Message message,
-                                                    policy::Origin origin) {
-  auto plans = this->plans(envelope);
+                                                    policy::Origin origin, bool spam) {
+  auto plans = this->plans(envelope, spam);
   // A recipient accepted at RCPT that the current rules no longer plan (a
   // reload removed its address between RCPT and the end of DATA): the
   // whole message is refused for now rather than accepted and lost; the

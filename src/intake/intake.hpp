@@ -11,6 +11,13 @@
 //               forged one, after our Received field; a DMARC p=reject
 //               failure is refused (550 5.7.1) when every recipient's
 //               domain asks for it (dmarc_inbound = "reject");
+//            1b. the scanners ([scan]: clamd, rspamd; scan/protocol/verdict.hpp),
+//               on received mail: malware 554 5.7.0, spam "reject" 550
+//               5.7.1, "soft reject"/"greylist" or a failed scanner (with
+//               on_failure = "tempfail") 451 4.7.1; spam to keep ("add
+//               header") gets X-Spam-* fields first in the stored copy
+//               (taken off again by every SMTP delivery) and its forwards
+//               follow their `spam` option (item 2);
 //            2. each recipient's plan, with one delivery per target per
 //               message however the recipient was spelled (case, source
 //               route, a second alias of the same mailbox): a target
@@ -61,6 +68,7 @@
 #include "policy/slot.hpp"
 #include "queue/scheduler.hpp"
 #include "queue/spool.hpp"
+#include "scan/protocol/scanner.hpp"
 #include "smtp/server/message_sink.hpp"
 
 namespace hikyaku::intake {
@@ -84,7 +92,7 @@ class Intake final : public smtp::server::MessageSink {
   // sender, a recipient, a message's plans) reads the rules current then.
   Intake(Settings settings, const base::Live<policy::Rules>& rules, dns::AsyncResolver& resolver,
          const auth::dmarc::PublicSuffixList* psl, queue::Spool& spool, queue::Scheduler& scheduler,
-         base::Executor& loop, base::Executor& blocking);
+         base::Executor& loop, base::Executor& blocking, scan::Scanner* scanner = nullptr);
 
   std::optional<mail::Reply> check_sender(const std::optional<mail::Address>& sender, std::string_view login) override;
   std::optional<mail::Reply> check_recipient(const mail::Address& rcpt, bool authenticated) override;
@@ -93,8 +101,11 @@ class Intake final : public smtp::server::MessageSink {
 
   // The delivery plans of an envelope: one per recipient, no target twice
   // in the message (item 2 above); a recipient whose every target is
-  // already planned has no plan of its own.
-  std::vector<policy::RecipientPlan> plans(const mail::Envelope& envelope) const;
+  // already planned has no plan of its own. For `spam`, a forward whose
+  // [[forward]] keeps spam local (the default) is left out; a recipient
+  // left with no mailbox gets that forward's fallback mailbox instead (the
+  // last mailbox of its chain), and when there is none the forward stays.
+  std::vector<policy::RecipientPlan> plans(const mail::Envelope& envelope, bool spam = false) const;
 
   // DMARC inbound policy of a message's recipients: reject only when every
   // recipient's [[domain]] says dmarc_inbound = "reject" (one reply covers
@@ -108,9 +119,11 @@ class Intake final : public smtp::server::MessageSink {
     std::shared_ptr<const auth::common::BodyHashes> body_hashes;  // a large message's (its body is in a file)
   };
   void check(const std::shared_ptr<Received>& received, Admitted done);
+  // 1b: the scanners, then stage().
+  void scan(const std::shared_ptr<Received>& received, Admitted done);
   // After the checks: plans, stage, submit.
   base::Result<smtp::server::Admission> stage(const mail::Envelope& envelope, mail::Message message,
-                                              policy::Origin origin);
+                                              policy::Origin origin, bool spam = false);
   // Submitted mail: its From: must be one of the login's send_as
   // addresses (nullopt: it is).
   std::optional<mail::Reply> check_author(const mail::Envelope& envelope, std::string_view message) const;
@@ -123,6 +136,7 @@ class Intake final : public smtp::server::MessageSink {
   queue::Scheduler& scheduler_;
   base::Executor& loop_;
   base::Executor& blocking_;
+  scan::Scanner* scanner_;  // null: no [scan]
 };
 
 }  // namespace hikyaku::intake

@@ -48,7 +48,30 @@ deliver = ["mailbox:bob"]
 to = "bob-private@gmail.test"
 hidden = true
 fallback = ["mailbox:bob-fallback"]
+[[address]]
+address = "fwd-only@example.test"
+deliver = ["forward:bob-private@gmail.test"]
+[[address]]
+address = "keen@example.test"
+deliver = ["mailbox:bob", "forward:keen@gmail.test"]
+[[forward]]
+to = "keen@gmail.test"
+hidden = false
+spam = "forward"
 )";
+
+// A scanner that answers at once with a fixed report (issue 17).
+class FakeScanner final : public scan::Scanner {
+ public:
+  explicit FakeScanner(scan::Report report) : report_(std::move(report)) {}
+  void scan(const mail::Envelope&, const mail::Message&, std::function<void(scan::Report)> done) override {
+    done(report_);
+  }
+  scan::OnFailure on_failure() const override { return scan::OnFailure::tempfail; }
+
+ private:
+  scan::Report report_;
+};
 
 class IntakeTest : public ::testing::Test {
  protected:
@@ -201,6 +224,55 @@ TEST_F(IntakeTest, OneDeliveryPerTargetHoweverTheRecipientIsSpelled) {
   auto m = spool_->load(r.id);
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->slots.size(), 2u) << "two slots, not 204";
+}
+
+// Issue 17: spam is kept local unless its forward says spam = "forward"; a
+// recipient whose only target is a forward that keeps spam local gets that
+// forward's fallback mailbox.
+TEST_F(IntakeTest, SpamPlansKeepLocalUnlessTheForwardSaysForward) {
+  auto targets = [&](std::string local, bool spam) {
+    std::vector<std::string> out;
+    for (const auto& p : intake_->plans(envelope({{std::move(local), "example.test"}}), spam))
+      for (const auto& t : p.targets) out.push_back(t.str());
+    return out;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(targets("bob", false), (V{"mailbox:bob", "forward:bob-private@gmail.test"}));
+  EXPECT_EQ(targets("bob", true), (V{"mailbox:bob"}));
+  EXPECT_EQ(targets("fwd-only", true), (V{"mailbox:bob-fallback"}));
+  EXPECT_EQ(targets("keen", true), (V{"mailbox:bob", "forward:keen@gmail.test"}));
+}
+
+// Issue 17: the scanners' verdict at the end of DATA: malware refused with
+// 554 5.7.0 and nothing stored; spam stored with our X-Spam-* fields first.
+TEST_F(IntakeTest, ScannerVerdictRefusesMalwareAndMarksSpam) {
+  scan::Report malware;
+  malware.clamd_asked = true;
+  malware.clamd = {scan::clamd::Reply::Kind::found, "Eicar"};
+  FakeScanner virus(malware);
+  intake_ = std::make_unique<Intake>(Settings::from(config_), *rules_, dns_, nullptr, *spool_, *scheduler_, inline_,
+                                     inline_, &virus);
+  auto r = accept(envelope({{"bob", "example.test"}}), kReceived + signed_message());
+  ASSERT_TRUE(r.refusal);
+  EXPECT_EQ(r.refusal->code, 554);
+  EXPECT_EQ(r.refusal->status, "5.7.0");
+
+  scan::Report spam;
+  spam.rspamd_asked = true;
+  spam.rspamd = scan::rspamd::Reply{scan::rspamd::Action::add_header, 8, 15, {{"S", 8}}};
+  FakeScanner spammy(spam);
+  intake_ = std::make_unique<Intake>(Settings::from(config_), *rules_, dns_, nullptr, *spool_, *scheduler_, inline_,
+                                     inline_, &spammy);
+  r = accept(envelope({{"bob", "example.test"}}), kReceived + signed_message());
+  ASSERT_FALSE(r.refusal);
+  const std::string text = stored(r.id);
+  EXPECT_TRUE(text.starts_with("X-Spam-Status: Yes, score=8.00 required=15.00 action=\"add header\"\r\n\ttests=S(8.00)\r\n"
+                               "X-Spam-Score: 8.00\r\nX-Spam-Flag: YES\r\nReceived: "))
+      << text.substr(0, 300);
+  auto m = spool_->load(r.id);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->slots.size(), 1u) << "the forward is left out";
+  intake_.reset();
 }
 
 // The checks never wait on DNS: admit() returns at once and the decision

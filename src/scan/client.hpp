@@ -1,0 +1,40 @@
+// Purpose:   The network side of scanning (issue 17 item 1): asks ClamAV's
+//            clamd (INSTREAM over a Unix or TCP socket) and rspamd (HTTP
+//            POST /checkv2 over TCP) about one message, one after the other,
+//            each within [scan] timeout, and reports what each said
+//            (scan/protocol/scanner.hpp). A fresh connection per message: a
+//            scan costs far more than a connect on loopback.
+// Standards: clamd(8) INSTREAM; rspamd protocol; RFC 9112.
+// Trust:     sends untrusted message bytes to local daemons the operator
+//            configured; their answers are bounded (clamd::kMaxReply,
+//            rspamd::kMaxResponse) and parsed sans-I/O.
+// Concurrency: runs on the single-threaded event loop it is given; scan()
+//            is called there and `done` runs there.
+// Errors:    a connect error, a timeout, a reset or an unreadable answer is
+//            reported in the Report (never thrown).
+#pragma once
+
+#include <memory>
+
+#include "config/config.hpp"
+#include "net/asio.hpp"
+#include "scan/protocol/scanner.hpp"
+
+namespace hikyaku::scan {
+
+class Client final : public Scanner {
+ public:
+  Client(config::Scan settings, net::asio::any_io_executor executor);
+  ~Client() override;
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  void scan(const mail::Envelope& envelope, const mail::Message& message, std::function<void(Report)> done) override;
+  OnFailure on_failure() const override;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace hikyaku::scan
