@@ -15,15 +15,14 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <optional>
 #include <ostream>
 
 #include "admin/commands.hpp"
 #include "admin/control.hpp"
+#include "admin/reload_command.hpp"
 #include "base/clock.hpp"
-#include "base/file.hpp"
 #include "base/strings.hpp"
 #include "queue/flush_filter.hpp"
 #include "queue/spool.hpp"
@@ -77,12 +76,8 @@ base::Result<std::optional<std::string>> ask_server(const std::filesystem::path&
 // Is a server running on this data directory (its pid file names a live
 // process)? Then the spool is its to write.
 bool server_running(const config::Config& config) {
-  auto text = base::read_file(config.data_dir / "hikyaku.pid");
-  if (!text) return false;
-  pid_t pid = 0;
-  auto [ptr, ec] = std::from_chars(text->data(), text->data() + text->size(), pid);
-  if (ec != std::errc() || pid <= 1) return false;
-  return ::kill(pid, 0) == 0 || errno == EPERM;
+  auto pid = server_pid(config);
+  return pid && (::kill(*pid, 0) == 0 || errno == EPERM);
 }
 
 // The server is stopped: record "due now" for each matching waiting slot.

@@ -22,22 +22,28 @@ std::string read_or_empty(const std::filesystem::path& path) {
 
 }  // namespace
 
-int reload(const config::Config& config, std::ostream& out, std::ostream& err, std::chrono::milliseconds wait) {
+base::Result<pid_t> server_pid(const config::Config& config) {
   const auto pid_file = config.data_dir / "hikyaku.pid";
-  const auto status_file = config.data_dir / "state" / "reload";
   auto text = base::read_file(pid_file);
-  if (!text) {
-    err << "hikyaku reload: no running server for " << config.data_dir.string() << " (" << text.error().message
-        << ")\n";
-    return 1;
-  }
+  if (!text)
+    return base::make_error("no running server for " + config.data_dir.string() + " (" + text.error().message + ")");
   pid_t pid = 0;
   const char* end = text->data() + text->size();
   auto [ptr, ec] = std::from_chars(text->data(), end, pid);
-  if (ec != std::errc() || pid <= 1 || (ptr != end && *ptr != '\n')) {
-    err << "hikyaku reload: " << pid_file.string() << ": not a process id\n";
+  if (ec != std::errc() || pid <= 1 || (ptr != end && *ptr != '\n'))
+    return base::make_error(pid_file.string() + ": not a process id");
+  return pid;
+}
+
+int reload(const config::Config& config, std::ostream& out, std::ostream& err, std::chrono::milliseconds wait) {
+  const auto pid_file = config.data_dir / "hikyaku.pid";
+  const auto status_file = config.data_dir / "state" / "reload";
+  auto found = server_pid(config);
+  if (!found) {
+    err << "hikyaku reload: " << found.error().message << "\n";
     return 1;
   }
+  const pid_t pid = *found;
   const std::string before = read_or_empty(status_file);
   if (::kill(pid, SIGHUP) != 0) {
     err << "hikyaku reload: cannot signal process " << pid << " (" << pid_file.string()

@@ -12,12 +12,20 @@
 //            within `wait`, or a refusal: a message on `err`, exit status 1.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <iosfwd>
 
+#include "base/result.hpp"
 #include "config/config.hpp"
 
 namespace hikyaku::admin {
+
+// The process id in DATA_DIR/hikyaku.pid (written by `serve`, removed at a
+// clean stop); an error names the missing file or the malformed content.
+// `queue flush` uses it too, to tell a stopped server from a silent one.
+base::Result<pid_t> server_pid(const config::Config& config);
 
 int reload(const config::Config& config, std::ostream& out, std::ostream& err,
            std::chrono::milliseconds wait = std::chrono::seconds(15));
