@@ -57,15 +57,18 @@ TimePoint DeliveryPolicy::retry_time(unsigned attempts, TimePoint now, double ji
   const config::Seconds fallback_interval(300);
   const size_t k = retry.empty() ? 0 : std::min<size_t>(attempts == 0 ? 0 : attempts - 1, retry.size() - 1);
   auto interval = duration_cast<TimePoint::duration>(retry.empty() ? fallback_interval : retry[k]);
-  auto extra = duration_cast<TimePoint::duration>(interval * (std::clamp(jitter_sample, 0.0, 1.0) * jitter_));
-  return now + interval + extra;
+  return now + interval + spread(interval, jitter_sample);
 }
 
 TimePoint DeliveryPolicy::after_pause(TimePoint not_before, TimePoint now, double jitter_sample) const {
   // The messages a pause held back come back spread over `jitter` of the
   // pause, not all at its end (the destination then allows one connection).
   if (not_before <= now) return now;
-  return not_before + duration_cast<TimePoint::duration>((not_before - now) * (std::clamp(jitter_sample, 0.0, 1.0) * jitter_));
+  return not_before + spread(not_before - now, jitter_sample);
+}
+
+TimePoint::duration DeliveryPolicy::spread(TimePoint::duration span, double jitter_sample) const {
+  return duration_cast<TimePoint::duration>(span * (std::clamp(jitter_sample, 0.0, 1.0) * jitter_));
 }
 
 bool DeliveryPolicy::path_hidden(const SlotState& slot) const {

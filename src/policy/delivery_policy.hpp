@@ -115,6 +115,8 @@ class DeliveryPolicy {
   std::optional<mail::Target> next_link(const SlotState& slot) const;
   TimePoint retry_time(unsigned attempts, TimePoint now, double jitter_sample) const;
   TimePoint after_pause(TimePoint not_before, TimePoint now, double jitter_sample) const;
+  // Up to `jitter` of `span`, by the sample: how far a retry is stretched.
+  TimePoint::duration spread(TimePoint::duration span, double jitter_sample) const;
   NoticeFacts notice_facts(const SlotState& from, const SlotState& to, const AttemptResult& result,
                            TimePoint now) const;
 
