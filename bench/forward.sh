@@ -47,8 +47,9 @@ SINK_IP=127.0.0.3    # sink.test   MX → smtp-sink (throughput)
 LAT_IP=127.0.0.5     # lat.test    MX → Python far side that timestamps the final "."
 REF_IP=127.0.0.6     # refuse.test MX → Python far side that answers RCPT with 550 5.7.1
 
-die() { echo "forward.sh: $*" >&2; exit 1; }
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+BENCH=forward.sh
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 # ---------------------------------------------------------------- preconditions
 [[ $(id -u) == 0 ]] || die "run as root (Postfix's master and virtual(8) need it)"
@@ -73,26 +74,13 @@ RES=$T/results.jsonl
 : > "$RES"
 
 DNS_PID= SINK_PID= HK_PID= PY_PID= WATCHDOG= PF_DIRS=()
-stop_pid() {   # stop_pid PID [seconds]: TERM, wait, KILL
-  local p=$1 n=$(( ${2:-5} * 10 ))
-  [[ -n $p ]] && kill -0 "$p" 2>/dev/null || return 0
-  kill -TERM "$p" 2>/dev/null
-  for (( k = 0; k < n; k++ )); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
-  wait "$p" 2>/dev/null || true
-}
 cleanup() {
   local rc=$?
   set +e
   trap - INT TERM
   stop_pid "$PY_PID" 3
   stop_pid "$HK_PID" 10
-  for d in "${PF_DIRS[@]}"; do
-    postfix -c "$d/conf" stop >/dev/null 2>&1
-    local m; m=$(tr -d ' \n' < "$d/queue/pid/master.pid" 2>/dev/null)
-    for _ in $(seq 100); do [[ -n $m ]] && kill -0 "$m" 2>/dev/null || break; sleep 0.1; done
-    [[ -n $m ]] && kill -0 "$m" 2>/dev/null && postfix -c "$d/conf" abort >/dev/null 2>&1
-  done
+  stop_postfixes
   stop_pid "$SINK_PID" 3
   stop_pid "$DNS_PID" 5
   if [[ -n $WATCHDOG ]]; then pkill -P "$WATCHDOG" 2>/dev/null; kill "$WATCHDOG" 2>/dev/null; wait "$WATCHDOG" 2>/dev/null; fi
@@ -106,51 +94,19 @@ exec {ERR_FD}>&2
 { sleep "$MAX_TIME" && { echo "forward.sh: MAX_TIME=${MAX_TIME}s reached" >&"$ERR_FD"; kill -TERM $$; }; } 2>/dev/null &
 WATCHDOG=$!
 
-free_port() {
-  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
-wait_port() {   # wait_port IP PORT PID WHAT
-  for _ in $(seq 400); do
-    port_open "$1" "$2" && return 0
-    kill -0 "$3" 2>/dev/null || die "$4 exited at start"
-    sleep 0.05
-  done
-  die "$4 not listening on $1:$2"
-}
 # Python helper in the background so that a signal interrupts `wait` at once.
 py() { "$PY" "$TOOL" "$@" & PY_PID=$!; local rc=0; wait "$PY_PID" || rc=$?; PY_PID=; return $rc; }
 
-# CPU ticks of a process incl. reaped children; peak RSS / Pss of a process set.
-proc_ticks() {
-  local line rest a
-  read -r line < "/proc/$1/stat" 2>/dev/null || { echo 0; return; }
-  rest=${line##*) }; read -r -a a <<< "$rest"
-  echo $(( a[11] + a[12] + a[13] + a[14] ))
-}
 server_pids() {
   case $1 in
     hikyaku) echo "$HK_PID" ;;
-    postfix) local m; m=$(tr -d ' \n' < "$T/pf-relay/queue/pid/master.pid"); echo "$m"; pgrep -P "$m" || true ;;
+    postfix) pf_pids "$T/pf-relay" ;;
   esac
 }
-# Busy jiffies of the whole machine (all CPUs): shows how much else was running.
-machine_busy() {
-  local cpu u n s idle iow irq sirq steal rest
-  read -r cpu u n s idle iow irq sirq steal rest < /proc/stat
-  echo $(( u + n + s + irq + sirq + steal ))
-}
-server_ticks() { local s=0 p; for p in $(server_pids "$1"); do s=$(( s + $(proc_ticks "$p") )); done; echo "$s"; }
-server_mem() {   # → JSON fields
-  local hwm=0 pss=0 n=0 p v
-  for p in $(server_pids "$1"); do
-    v=$(awk '/^VmHWM:/{print $2}' "/proc/$p/status" 2>/dev/null) || v=
-    [[ -n $v ]] && hwm=$(( hwm + v )) && n=$(( n + 1 ))
-    v=$(awk '/^Pss:/{print $2}' "/proc/$p/smaps_rollup" 2>/dev/null) || v=
-    [[ -n $v ]] && pss=$(( pss + v ))
-  done
-  echo "\"hwm_kb\": $hwm, \"pss_kb\": $pss, \"procs\": $n"
-}
+# shellcheck disable=SC2046  # word splitting of the PID list is intended
+server_ticks() { pids_ticks $(server_pids "$1"); }
+# shellcheck disable=SC2046
+server_mem() { pids_mem $(server_pids "$1"); }
 
 # ---------------------------------------------------------------- ports, DNS, far side
 FAR_PORT=$(free_port)   # the one "port 25" of every far side ([delivery] smtp_port)
@@ -184,41 +140,6 @@ SINK_PID=$!
 wait_port "$SINK_IP" "$FAR_PORT" "$SINK_PID" smtp-sink
 
 # ---------------------------------------------------------------- Postfix instances
-# pf_instance NAME PORT MYHOSTNAME — main.cf extras on stdin
-pf_instance() {
-  local name=$1 port=$2 host=$3 d=$T/$1
-  mkdir -p "$d/conf" "$d/queue" "$d/data" "$d/mail"
-  chown postfix:postfix "$d/data"
-  chown nobody:nogroup "$d/mail"
-  { cat <<EOF
-compatibility_level = 3.6
-queue_directory = $d/queue
-data_directory = $d/data
-maillog_file = $d/postfix.log
-maillog_file_prefixes = $d
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = $host
-mydomain = bench.local
-mydestination =
-relay_domains =
-mynetworks = 127.0.0.0/8
-alias_maps =
-alias_database =
-biff = no
-smtpd_peername_lookup = no
-smtp_dns_support_level = disabled
-smtpd_banner = \$myhostname ESMTP
-EOF
-    cat; } > "$d/conf/main.cf"
-  { echo "127.0.0.1:$port inet n - n - - smtpd"; cat "$ROOT/bench/postfix-master.cf"; } > "$d/conf/master.cf"
-  PF_DIRS+=("$d")
-  postfix -c "$d/conf" check >"$d/check.out" 2>&1 || { cat "$d/check.out" >&2; die "$name: postfix check failed"; }
-  postfix -c "$d/conf" start >"$d/start.out" 2>&1 || { cat "$d/start.out" "$d/postfix.log" >&2 2>/dev/null; die "$name: postfix start failed"; }
-  for _ in $(seq 200); do [[ -s $d/queue/pid/master.pid ]] && port_open 127.0.0.1 "$port" && break; sleep 0.05; done
-  port_open 127.0.0.1 "$port" || die "$name: not listening on 127.0.0.1:$port"
-}
-
 # (a) the relay: example.test rewritten to the far-side domains, sent to [IP]:FAR_PORT.
 d=$T/pf-relay; mkdir -p "$d/conf"
 printf 'u@example.test u@sink.test\nl@example.test l@lat.test\n' > "$d/conf/valias"

@@ -1,7 +1,7 @@
 // Purpose:   The network side of scanning (issue 17 item 1): asks ClamAV's
 //            clamd (INSTREAM over a Unix or TCP socket) and rspamd (HTTP
-//            POST /checkv2 over TCP) about one message, one after the other,
-//            each within [scan] timeout, and reports what each said
+//            POST /checkv2 over TCP, Nagle off) about one message, both at
+//            once, each within [scan] timeout, and reports what each said
 //            (scan/protocol/scanner.hpp). A fresh connection per message: a
 //            scan costs far more than a connect on loopback.
 // Standards: clamd(8) INSTREAM; rspamd protocol; RFC 9112.

@@ -1,0 +1,104 @@
+# shellcheck shell=bash
+# bench/lib.sh — helpers shared by the side-by-side benchmarks (forward.sh, scan.sh).
+# Sourced, not run. The including script sets BENCH (its name, for messages), ROOT, T (its
+# temporary directory), PY, and an array PF_DIRS=() before calling pf_instance.
+
+die() { echo "$BENCH: $*" >&2; exit 1; }
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+
+stop_pid() {   # stop_pid PID [seconds]: TERM, wait, KILL
+  local p=$1 n=$(( ${2:-5} * 10 ))
+  [[ -n $p ]] && kill -0 "$p" 2>/dev/null || return 0
+  kill -TERM "$p" 2>/dev/null
+  for (( k = 0; k < n; k++ )); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
+  wait "$p" 2>/dev/null || true
+}
+
+# Stops every Postfix instance pf_instance started (stop, then abort after 10 s).
+stop_postfixes() {
+  local d m
+  for d in "${PF_DIRS[@]}"; do
+    postfix -c "$d/conf" stop >/dev/null 2>&1
+    m=$(tr -d ' \n' < "$d/queue/pid/master.pid" 2>/dev/null)
+    for _ in $(seq 100); do if [[ -z $m ]] || ! kill -0 "$m" 2>/dev/null; then break; fi; sleep 0.1; done
+    [[ -n $m ]] && kill -0 "$m" 2>/dev/null && postfix -c "$d/conf" abort >/dev/null 2>&1
+  done
+}
+
+free_port() {
+  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+wait_port() {   # wait_port IP PORT PID WHAT [tries of 50 ms]
+  for _ in $(seq "${5:-400}"); do
+    port_open "$1" "$2" && return 0
+    kill -0 "$3" 2>/dev/null || die "$4 exited at start"
+    sleep 0.05
+  done
+  die "$4 not listening on $1:$2"
+}
+
+# CPU ticks of a process incl. its reaped children.
+proc_ticks() {
+  local line rest a
+  read -r line < "/proc/$1/stat" 2>/dev/null || { echo 0; return; }
+  rest=${line##*) }; read -r -a a <<< "$rest"
+  echo $(( a[11] + a[12] + a[13] + a[14] ))
+}
+# Busy jiffies of the whole machine (all CPUs): shows how much else was running.
+machine_busy() {
+  local _cpu u n s _idle _iow irq sirq steal _rest
+  read -r _cpu u n s _idle _iow irq sirq steal _rest < /proc/stat
+  echo $(( u + n + s + irq + sirq + steal ))
+}
+pids_ticks() { local s=0 p; for p in "$@"; do s=$(( s + $(proc_ticks "$p") )); done; echo "$s"; }
+pids_mem() {   # pids_mem PID... → JSON fields: summed VmHWM and Pss, process count
+  local hwm=0 pss=0 n=0 p v
+  for p in "$@"; do
+    v=$(awk '/^VmHWM:/{print $2}' "/proc/$p/status" 2>/dev/null) || v=
+    [[ -n $v ]] && hwm=$(( hwm + v )) && n=$(( n + 1 ))
+    v=$(awk '/^Pss:/{print $2}' "/proc/$p/smaps_rollup" 2>/dev/null) || v=
+    [[ -n $v ]] && pss=$(( pss + v ))
+  done
+  echo "\"hwm_kb\": $hwm, \"pss_kb\": $pss, \"procs\": $n"
+}
+pf_pids() {   # pf_pids DIR: a Postfix instance's master and its children
+  local m; m=$(tr -d ' \n' < "$1/queue/pid/master.pid"); echo "$m"; pgrep -P "$m" || true
+}
+
+# pf_instance NAME PORT MYHOSTNAME — a private Postfix in $T/NAME listening on
+# 127.0.0.1:PORT; main.cf extras on stdin.
+pf_instance() {
+  local name=$1 port=$2 host=$3 d=$T/$1
+  mkdir -p "$d/conf" "$d/queue" "$d/data" "$d/mail"
+  chown postfix:postfix "$d/data"
+  chown nobody:nogroup "$d/mail"
+  { cat <<EOT
+compatibility_level = 3.6
+queue_directory = $d/queue
+data_directory = $d/data
+maillog_file = $d/postfix.log
+maillog_file_prefixes = $d
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = $host
+mydomain = bench.local
+mydestination =
+relay_domains =
+mynetworks = 127.0.0.0/8
+alias_maps =
+alias_database =
+biff = no
+smtpd_peername_lookup = no
+smtp_dns_support_level = disabled
+smtpd_banner = \$myhostname ESMTP
+EOT
+    cat; } > "$d/conf/main.cf"
+  { echo "127.0.0.1:$port inet n - n - - smtpd"; cat "$ROOT/bench/postfix-master.cf"; } > "$d/conf/master.cf"
+  PF_DIRS+=("$d")
+  postfix -c "$d/conf" check >"$d/check.out" 2>&1 || { cat "$d/check.out" >&2; die "$name: postfix check failed"; }
+  postfix -c "$d/conf" start >"$d/start.out" 2>&1 || { cat "$d/start.out" "$d/postfix.log" >&2 2>/dev/null; die "$name: postfix start failed"; }
+  for _ in $(seq 200); do [[ -s $d/queue/pid/master.pid ]] && port_open 127.0.0.1 "$port" && break; sleep 0.05; done
+  port_open 127.0.0.1 "$port" || die "$name: not listening on 127.0.0.1:$port"
+}
