@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""Measuring helper for bench/forward.sh (run with Debian's /usr/bin/python3).
+"""Measuring helper for bench/forward.sh and bench/scan.sh (run with Debian's /usr/bin/python3).
 
-Three subcommands, each prints one JSON object on stdout:
+Four subcommands, each prints one JSON object on stdout:
 
   relay   --source CMD... --counter FILE --n N
       Runs smtp-source (the command after --source, up to "--") and polls the
@@ -22,6 +22,13 @@ Three subcommands, each prints one JSON object on stdout:
       message's sequence number appears in MAILDIR/new (inotify IN_CREATE|IN_MOVED_TO)
       − client sees the first hop's 250; also − the far side's 550 (the
       refusal, as the issue defines the interval) and − client wrote its final ".".
+
+  refused --to IP:PORT --rcpt RCPT --file FILE --n N --sessions S
+      Sends FILE (a whole message, LF or CRLF lines) N times, one message per
+      connection over S parallel sessions, and expects a 5xx reply to the end of
+      DATA every time (bench/scan.sh: spam and malware that the first hop refuses;
+      smtp-source stops at the first refusal). Reports the seconds it took and the
+      replies by code; exits non-zero if any reply was not 5xx.
 
 Loopback only: every address given must be in 127.0.0.0/8 (checked).
 """
@@ -385,6 +392,51 @@ async def measure(args, refuse):
     return out
 
 
+async def send_refused(host, port, rcpt, data):
+    """One SMTP session whose message is refused at the end of DATA; returns the reply code."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        for line, want in ((None, 2), (b"EHLO source.test\r\n", 2), (b"MAIL FROM:<sender@source.test>\r\n", 2),
+                           (f"RCPT TO:<{rcpt}>\r\n".encode(), 2), (b"DATA\r\n", 3)):
+            if line is not None:
+                writer.write(line)
+            code, text = await reply(reader)
+            if code // 100 != want:
+                raise RuntimeError(f"{line!r} -> {text!r}")
+        writer.write(data + b".\r\n")
+        code, _ = await reply(reader)
+        writer.write(b"QUIT\r\n")
+        await writer.drain()
+        return code
+    finally:
+        writer.close()
+
+
+async def refused(args):
+    host, port = loopback(args.to)
+    raw = open(args.file, "rb").read().replace(b"\r\n", b"\n").split(b"\n")
+    if raw and raw[-1] == b"":
+        raw.pop()
+    data = b"".join((b"." + l if l.startswith(b".") else l) + b"\r\n" for l in raw)
+    codes = {}
+    left = args.n
+
+    async def session():
+        nonlocal left
+        while left > 0:
+            left -= 1
+            code = await send_refused(host, port, args.rcpt, data)
+            codes[code] = codes.get(code, 0) + 1
+
+    t0 = now()
+    await asyncio.gather(*(session() for _ in range(args.sessions)))
+    out = {"n": args.n, "s": round(now() - t0, 3), "codes": {str(k): v for k, v in sorted(codes.items())}}
+    if any(k // 100 != 5 for k in codes):
+        json.dump(out, sys.stdout)
+        sys.exit(f"\nforward_tool: {args.file}: not every message was refused")
+    return out
+
+
 # ---------------------------------------------------------------------- relay
 COUNTER_RE = re.compile(rb"mesg=(\d+)")
 
@@ -529,6 +581,63 @@ def report(path, msgs):
           f"{max(0, mem.get('postfix', {}).get('procs', 1) - 1)} children alive at the end of a relay run")
 
 
+def scan_report(path):
+    """bench/scan.sh: medians over the mix runs, per stack and per part."""
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+    runs = {"hikyaku": [], "postfix": []}
+    print("\nmix runs (done = the sink has every clean message and every spam/malware message got its 5xx):")
+    print(f"  {'stack':8} {'n':>5} {'clean_s':>8} {'gtube_s':>8} {'eicar_s':>8} {'msg/s':>7} {'cpu_ms/msg':>10}"
+          f"  {'per part, ms/msg':40} {'busy_s':>7}")
+    for r in rows:
+        if r["kind"] != "mix":
+            continue
+        secs = max(r["clean"]["relay_s"], r["gtube"]["s"], r["eicar"]["s"])
+        parts = {k: 1000 * (r["ticks1"][k] - r["ticks0"][k]) / r["hz"] / r["n"] for k in r["ticks1"]}
+        cpu = sum(parts.values())
+        pss = {k: v["pss_kb"] / 1024 for k, v in r["mem"].items()}
+        runs[r["server"]].append({"rate": r["n"] / secs, "cpu": cpu, "parts": parts, "pss": pss,
+                                  "pss_total": sum(pss.values())})
+        detail = " ".join(f"{k}={v:.2f}" for k, v in parts.items())
+        print(f"  {r['server']:8} {r['n']:5} {r['clean']['relay_s']:8.2f} {r['gtube']['s']:8.2f} {r['eicar']['s']:8.2f}"
+              f" {r['n'] / secs:7.1f} {cpu:10.2f}  {detail:40} {r['busy_s']:7.2f}")
+    lat = next((r["result"] for r in rows if r["kind"] == "latency"), {})
+
+    def med(srv, key):
+        v = [x[key] for x in runs[srv]]
+        return statistics.median(v) if v else float("nan")
+
+    table = [("mixed traffic, msg/s", med("hikyaku", "rate"), med("postfix", "rate"), ">= 2")]
+    table.append(("stack CPU, ms/msg", med("hikyaku", "cpu"), med("postfix", "cpu"), "<= 0.5"))
+    table.append(("stack Pss after a run, MiB", med("hikyaku", "pss_total"), med("postfix", "pss_total"), "<= 0.25"))
+    for key, label in (("_from_dot", "client's final dot"), ("", "first hop's 250")):
+        for q in ("p50", "p95", "p99"):
+            table.append((f"latency {q} from {label}, ms", lat.get("hikyaku" + key, {}).get(q, float("nan")),
+                           lat.get("postfix" + key, {}).get(q, float("nan")),
+                           "<= 0.2" if q == "p99" and key else ""))
+    print()
+    print(f"{'figure (median of the runs)':40} {'hikyaku':>9} {'postfix':>9} {'ratio':>7}  {'goal':>7}")
+    for name, h, p, goal in table:
+        r = h / p if p else float("nan")
+        ok = ""
+        if goal and r == r:
+            op, bound = goal.split()
+            ok = "  met" if (r >= float(bound) if op == ">=" else r <= float(bound)) else "  NOT met"
+        print(f"{name:40} {h:9.2f} {p:9.2f} {r:7.2f}  {goal:>7}{ok}")
+    print("\nper part, medians: CPU ms/msg and Pss MiB")
+    for srv in ("hikyaku", "postfix"):
+        if not runs[srv]:
+            continue
+        names = runs[srv][0]["parts"].keys()
+        print(f"  {srv:8} " + ", ".join(
+            f"{k} {statistics.median(x['parts'][k] for x in runs[srv]):.2f} ms / "
+            f"{statistics.median(x['pss'][k] for x in runs[srv]):.0f} MiB" for k in names))
+    for srv in ("hikyaku_from_dot", "postfix_from_dot"):
+        s = lat.get(srv)
+        if s and s.get("n"):
+            print(f"latency {srv}: n={s['n']} lost={s['lost']} min={s['min']:.2f} p50={s['p50']:.2f} "
+                  f"p95={s['p95']:.2f} p99={s['p99']:.2f} max={s['max']:.2f} ms")
+
+
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     p = argparse.ArgumentParser()
@@ -548,6 +657,14 @@ def main():
         q.add_argument("--gap", type=float, default=0.02, help="idle seconds before each message")
         q.add_argument("--timeout", type=float, default=15)
         q.add_argument("--raw", action="store_true")
+    f = sub.add_parser("refused")
+    f.add_argument("--to", required=True)
+    f.add_argument("--rcpt", required=True)
+    f.add_argument("--file", required=True)
+    f.add_argument("--n", type=int, required=True)
+    f.add_argument("--sessions", type=int, default=2)
+    sr = sub.add_parser("scan-report")
+    sr.add_argument("results")
     rp = sub.add_parser("report")
     rp.add_argument("results")
     rp.add_argument("msgs", type=int)
@@ -555,8 +672,13 @@ def main():
     if args.cmd == "report":
         report(args.results, args.msgs)
         return
+    if args.cmd == "scan-report":
+        scan_report(args.results)
+        return
     if args.cmd == "relay":
         out = relay(args)
+    elif args.cmd == "refused":
+        out = asyncio.run(refused(args))
     else:
         out = asyncio.run(measure(args, refuse=(args.cmd == "divert")))
     json.dump(out, sys.stdout)

@@ -19,6 +19,8 @@ export DEBIAN_FRONTEND=noninteractive
 # rspamd and clamav-daemon: tests/integration/test_scan.py runs private
 # instances ([scan], issue 17) with their own configuration and a signature
 # database written by the test (nothing downloaded; freshclam is not used).
+# postsrsd: the SRS daemon of the Postfix stack that bench/scan.sh compares
+# with (started privately by the benchmark, never as a system service).
 # groff-base: tests/integration/test_man_pages.py renders man/*.[58] with
 # `groff -man -ww` (warnings fail the test).
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
@@ -35,5 +37,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   python3 python3-pytest python3-dkim python3-spf python3-aiosmtpd python3-dnspython python3-prometheus-client \
   swaks libnet-ssleay-perl libauthen-sasl-perl libdigest-hmac-perl msmtp fetchmail mutt postfix sasl2-bin libsasl2-modules libsasl2-modules-db dnsmasq-base dovecot-core dovecot-imapd dovecot-pop3d bind9-dnsutils tmux procps psmisc strace \
   pebble certbot \
-  rspamd clamav-daemon \
+  rspamd clamav-daemon postsrsd \
   publicsuffix groff-base >/dev/null
