@@ -226,6 +226,7 @@ void Intake::check(const std::shared_ptr<Received>& received, Admitted done) {
     // section, which a large message keeps in memory too).
     mail::Message& m = received->message;
     m.text = auth::inbound::stamp(std::move(m.text), v.results);
+    if (v.iprev) received->envelope.client_name = v.iprev->name;  // for the scanners
     scan(received, std::move(done));
   };
   dns::resolve_then<auth::inbound::Verdict>(resolver_, std::move(decide), std::move(checked));

@@ -19,6 +19,7 @@ struct Envelope {
   bool smtputf8 = false;
   std::string helo;         // what the client said in EHLO/HELO
   std::string client_ip;    // textual IP of the SMTP client
+  std::string client_name;  // its reverse name confirmed forward (iprev pass), else empty
   std::string auth_user;    // SASL login when authenticated, else empty
 
   std::string sender_str() const { return sender ? sender->str() : std::string(); }

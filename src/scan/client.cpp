@@ -163,6 +163,10 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
     for (const auto& r : envelope.recipients) request.rcpt.push_back(r.str());
     request.ip = envelope.client_ip;
     request.helo = envelope.helo;
+    // rspamd makes no PTR lookup of its own: without a name it scores the
+    // client as one without reverse DNS (HFILTER_HOSTNAME_UNKNOWN, RDNS_NONE).
+    if (!envelope.client_ip.empty())
+      request.hostname = envelope.client_name.empty() ? "unknown" : envelope.client_name;
     request.user = envelope.auth_user;
     request.content_length = message.size();
     const std::string head = rspamd::request_head(request);

@@ -8,7 +8,8 @@ daemons from Debian, private instances on loopback started by this module.
   configuration (no Redis, no DNS: its resolver points at a closed port, a
   three-line TLD list so that it starts in a second) and three Lua rules
   that score marker texts: REJECT (20: "reject" at 15), SPAM (8: "add
-  header" at 6), GREYLIST (5: "greylist" at 4).
+  header" at 6), GREYLIST (5: "greylist" at 4); a fourth scores 0.5 when
+  rspamd was told the client's name client.example.test.
 
 The forwarding setup is forward_client.config: ituki@example.test keeps a
 local copy (mailbox ituki) and forwards to ituki-ex@gmail.test (the aiosmtpd
@@ -40,6 +41,8 @@ rspamd_config:register_symbol{ name = 'HIKYAKU_TEST_REJECT', score = 20.0,
   callback = function(task) return has(task, 'HIKYAKU-TEST-REJECT') end }
 rspamd_config:register_symbol{ name = 'HIKYAKU_TEST_SPAM', score = 8.0,
   callback = function(task) return has(task, 'HIKYAKU-TEST-SPAM') end }
+rspamd_config:register_symbol{ name = 'HIKYAKU_TEST_HOSTNAME', score = 0.5,
+  callback = function(task) return task:get_hostname() == 'client.example.test' end }
 rspamd_config:register_symbol{ name = 'HIKYAKU_TEST_GREYLIST', score = 5.0,
   callback = function(task) return has(task, 'HIKYAKU-TEST-GREYLIST') end }
 """
@@ -175,6 +178,20 @@ def test_clean_message_is_scanned_forwarded_and_kept(make_hikyaku, dns_server, f
     assert b"X-Spam-Flag" not in local
     assert b"X-Spam-" not in got
     assert_log(hk, r"scanned: .*clamd: clean; rspamd: action=\"no action\"")
+    wait_spool_empty(hk)
+
+
+def test_rspamd_is_told_the_clients_confirmed_reverse_name(make_hikyaku, dns_server, farside, rspamd):
+    # rspamd makes no PTR lookup of its own: hikyaku's iprev check (RFC 8601
+    # §3) finds the name and passes it as Hostname.
+    dns_server.add_host("client.example.test", "127.0.0.1")  # A and PTR
+    hk = make_hikyaku(extra=scan_config(dns_server, farside, rspamd=rspamd.address))
+    code, _ = send(hk, "who is asking")
+    assert code == 250
+    local = local_copy(hk)
+    assert b"HIKYAKU_TEST_HOSTNAME(0.50)" in local, local
+    assert b"iprev=pass policy.iprev=127.0.0.1" in local, local
+    assert_log(hk, r"iprev=pass\(client\.example\.test\)")
     wait_spool_empty(hk)
 
 

@@ -161,6 +161,10 @@ Verdict check(dns::Resolver& resolver, const Input& input, const Options& option
     std::string reason = v.arc.status == arc::ChainStatus::fail ? one_line(v.arc.reason) : std::string();
     v.results.add("arc", std::string(arc::chain_status_name(v.arc.status)), std::move(props), std::move(reason));
   }
+  if (ip) {
+    v.iprev = check_iprev(resolver, *ip);
+    v.results.add("iprev", std::string(to_string(v.iprev->result)), {{"policy.iprev", ip->to_string()}});
+  }
   return v;
 }
 
@@ -221,10 +225,12 @@ std::string summary(const Verdict& v, std::string_view mail_from, std::string_vi
     dkim_summary += std::string(dkim::status_name(r.status));
     if (!r.domain.empty()) dkim_summary += "(" + r.domain + ")";
   }
-  return fmt::format("from=<{}> client=[{}] spf={} dkim={} dmarc={} (policy={} from={}) arc={}", mail_from,
+  std::string iprev = v.iprev ? std::string(to_string(v.iprev->result)) : "none";
+  if (v.iprev && !v.iprev->name.empty()) iprev += "(" + v.iprev->name + ")";
+  return fmt::format("from=<{}> client=[{}] spf={} dkim={} dmarc={} (policy={} from={}) arc={} iprev={}", mail_from,
                      client_ip, spf::to_string(v.spf.result), dkim_summary, dmarc::to_string(v.dmarc.result),
                      dmarc::to_string(v.dmarc.applied), v.author ? v.author->domain : std::string("?"),
-                     arc::chain_status_name(v.arc.status));
+                     arc::chain_status_name(v.arc.status), iprev);
 }
 
 }  // namespace hikyaku::auth::inbound

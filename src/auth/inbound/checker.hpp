@@ -1,7 +1,8 @@
 // Purpose:   The inbound authentication of one received message, run at the
 //            end of DATA: SPF on the MAIL FROM identity (the HELO identity
 //            for a null reverse-path), every DKIM signature, the ARC chain,
-//            and DMARC for the author domain; the results as our
+//            DMARC for the author domain, and the client's confirmed
+//            reverse name (iprev); the results as our
 //            Authentication-Results field. stamp() removes incoming fields
 //            that claim our authserv-id and puts ours after our Received.
 //            A message whose body is in a file is checked from its header
@@ -13,7 +14,8 @@
 //            (field syntax), §5 (removal of forged fields with our
 //            authserv-id), §2.7.1-2.7.2 (smtp.mailfrom, smtp.helo,
 //            header.d, header.s, header.b), RFC 7489 §11.2 (dmarc,
-//            header.from).
+//            header.from), RFC 8601 §3 and §2.7.3 (iprev, policy.iprev:
+//            iprev.hpp).
 // Trust:     every input byte and every DNS answer is untrusted; the work
 //            is bounded by the verifiers' limits (10 DKIM signatures, 50 ARC
 //            sets, SPF's 10 lookups, DMARC's 8 queries).
@@ -35,6 +37,7 @@
 #include "auth/common/body_hashes.hpp"
 #include "auth/dkim/verifier.hpp"
 #include "auth/dmarc/evaluate.hpp"
+#include "auth/inbound/iprev.hpp"
 #include "auth/spf/check.hpp"
 #include "dns/resolver.hpp"
 #include "mail/message.hpp"
@@ -83,6 +86,7 @@ struct Verdict {
   arc::ValidationResult arc;
   std::optional<common::Author> author;
   dmarc::Evaluation dmarc;   // result permerror when there is no single author
+  std::optional<Iprev> iprev;  // none when the client address is unknown
   common::AuthenticationResults results;
 
   // RFC 7489 §6.6.4 / §10.3: DMARC failed and the policy to apply is reject.
@@ -94,7 +98,7 @@ struct Verdict {
 Verdict check(dns::Resolver& resolver, const Input& input, const Options& options);
 
 // One log line of the verdict: "from=<s> client=[ip] spf=pass dkim=pass(d)
-// dmarc=pass (policy=none from=d) arc=none".
+// dmarc=pass (policy=none from=d) arc=none iprev=pass(name)".
 std::string summary(const Verdict& verdict, std::string_view mail_from, std::string_view client_ip);
 
 // The message with every Authentication-Results field naming `results`'

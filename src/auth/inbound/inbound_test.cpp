@@ -171,5 +171,70 @@ TEST(Stamp, InsertsInPlaceWhenTheBufferHasRoom) {
   EXPECT_TRUE(out.starts_with(kReceived + ar.field() + "From: a@b.test\r\n"));
 }
 
+
+// RFC 8601 §3: iprev, the client's reverse name confirmed forward.
+dns::IpAddress ip_of(std::string_view text) { return *dns::IpAddress::parse(text); }
+
+TEST(Iprev, PassNamesTheNameThatLeadsBack_RFC8601_3) {
+  dns::FakeResolver dns;
+  dns.add_ptr("192.0.2.9", "elsewhere.test.");
+  dns.add_ptr("192.0.2.9", "mail.client.test.");
+  dns.add_a("elsewhere.test", "192.0.2.200");
+  dns.add_a("mail.client.test", "192.0.2.9");
+  auto r = check_iprev(dns, ip_of("192.0.2.9"));
+  EXPECT_EQ(r.result, IprevResult::pass);
+  EXPECT_EQ(r.name, "mail.client.test");  // trailing dot removed
+}
+
+TEST(Iprev, Ipv6LooksUpAaaa_RFC8601_3) {
+  dns::FakeResolver dns;
+  dns.add_ptr("2001:db8::9", "mail.client.test");
+  dns.add_a("mail.client.test", "2001:db8::9");
+  EXPECT_EQ(check_iprev(dns, ip_of("2001:db8::9")).result, IprevResult::pass);
+}
+
+TEST(Iprev, NoPtrIsPermerrorAndAMismatchIsFail_RFC8601_3) {
+  dns::FakeResolver dns;
+  EXPECT_EQ(check_iprev(dns, ip_of("192.0.2.9")).result, IprevResult::permerror);
+  dns.add_ptr("192.0.2.9", "liar.test");
+  dns.add_a("liar.test", "192.0.2.10");
+  auto r = check_iprev(dns, ip_of("192.0.2.9"));
+  EXPECT_EQ(r.result, IprevResult::fail);
+  EXPECT_TRUE(r.name.empty());
+  dns.add_ptr("192.0.2.11", "gone.test");  // the forward name does not exist
+  EXPECT_EQ(check_iprev(dns, ip_of("192.0.2.11")).result, IprevResult::fail);
+}
+
+TEST(Iprev, TemporaryFailuresAreTemperror_RFC8601_3) {
+  dns::FakeResolver dns;
+  dns.set_temp_error("9.2.0.192.in-addr.arpa");
+  EXPECT_EQ(check_iprev(dns, ip_of("192.0.2.9")).result, IprevResult::temperror);
+  dns.add_ptr("192.0.2.10", "slow.test");
+  dns.set_temp_error("slow.test");
+  EXPECT_EQ(check_iprev(dns, ip_of("192.0.2.10")).result, IprevResult::temperror);
+}
+
+TEST(Iprev, AtMostTenNamesAreFollowed) {
+  dns::FakeResolver dns;
+  for (int i = 0; i < 10; ++i) dns.add_ptr("192.0.2.9", "n" + std::to_string(i) + ".test");
+  dns.add_ptr("192.0.2.9", "real.test");  // the eleventh
+  dns.add_a("real.test", "192.0.2.9");
+  EXPECT_EQ(check_iprev(dns, ip_of("192.0.2.9")).result, IprevResult::fail);
+}
+
+TEST(Iprev, InTheAuthenticationResultsAndTheSummary_RFC8601_2_7_3) {
+  Fixture f;
+  f.dns.add_ptr("192.0.2.1", "mail.author.test");
+  f.dns.add_a("mail.author.test", "192.0.2.1");
+  std::string msg = kReceived + "From: ann@author.test\r\nSubject: x\r\n\r\nbody\r\n";
+  Input in{msg, std::string("ann@author.test"), "h", "192.0.2.1"};
+  auto v = check(f.dns, in, opts());
+  ASSERT_TRUE(v.iprev);
+  EXPECT_EQ(v.iprev->name, "mail.author.test");
+  const std::string value = v.results.value();
+  EXPECT_NE(value.find("iprev=pass policy.iprev=192.0.2.1"), std::string::npos) << value;
+  EXPECT_NE(summary(v, "ann@author.test", "192.0.2.1").find("iprev=pass(mail.author.test)"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace hikyaku::auth::inbound
