@@ -183,23 +183,7 @@ log "postfix $(postconf -d -h mail_version): relay :$PF_RELAY_PORT, MTA1 :$PF1_P
 
 # ---------------------------------------------------------------- hikyaku
 d=$T/hikyaku; mkdir -p "$d"
-cat > "$d/hikyaku.toml" <<EOF
-hostname = "hikyaku.bench.local"
-data_dir = "$d/data"
-log_level = "warn"
-
-[listen]
-smtp = ["127.0.0.1:$HK_PORT"]
-
-[limits]
-connections = 1000
-connections_per_ip = 1000
-
-[dns]
-servers = ["127.0.0.1:$DNS_PORT"]
-
-[delivery]
-smtp_port = $FAR_PORT
+{ hikyaku_config_head "$d" "$HK_PORT" "$DNS_PORT" "$FAR_PORT"; cat <<EOF
 
 [[domain]]
 name = "example.test"
@@ -232,6 +216,7 @@ to = "r@refuse.test"
 hidden = true
 fallback = ["mailbox:fb"]
 EOF
+} > "$d/hikyaku.toml"
 "$HIKYAKU_BIN" serve --config "$d/hikyaku.toml" >"$d/hikyaku.log" 2>&1 &
 HK_PID=$!
 wait_port 127.0.0.1 "$HK_PORT" "$HK_PID" hikyaku

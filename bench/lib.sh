@@ -102,3 +102,27 @@ EOT
   for _ in $(seq 200); do [[ -s $d/queue/pid/master.pid ]] && port_open 127.0.0.1 "$port" && break; sleep 0.05; done
   port_open 127.0.0.1 "$port" || die "$name: not listening on 127.0.0.1:$port"
 }
+
+# hikyaku_config_head DIR SMTP_PORT DNS_PORT FAR_PORT — the start of the benchmarks'
+# hikyaku.toml: data in DIR/data, SMTP on 127.0.0.1, connection limits out of the way,
+# the loopback DNS server, every far side on FAR_PORT. The caller appends the rest.
+hikyaku_config_head() {
+  cat <<EOT
+hostname = "hikyaku.bench.local"
+data_dir = "$1/data"
+log_level = "warn"
+
+[listen]
+smtp = ["127.0.0.1:$2"]
+
+[limits]
+connections = 1000
+connections_per_ip = 1000
+
+[dns]
+servers = ["127.0.0.1:$3"]
+
+[delivery]
+smtp_port = $4
+EOT
+}

@@ -238,23 +238,7 @@ EOF
 
 # ---------------------------------------------------------------- hikyaku
 d=$T/hikyaku; mkdir -p "$d"
-cat > "$d/hikyaku.toml" <<EOF
-hostname = "hikyaku.bench.local"
-data_dir = "$d/data"
-log_level = "warn"
-
-[listen]
-smtp = ["127.0.0.1:$HK_PORT"]
-
-[limits]
-connections = 1000
-connections_per_ip = 1000
-
-[dns]
-servers = ["127.0.0.1:$DNS_PORT"]
-
-[delivery]
-smtp_port = $FAR_PORT
+{ hikyaku_config_head "$d" "$HK_PORT" "$DNS_PORT" "$FAR_PORT"; cat <<EOF
 
 [scan]
 clamd = "unix:$CLAMD_SOCK"
@@ -285,6 +269,7 @@ hidden = false
 to = "l@lat.test"
 hidden = false
 EOF
+} > "$d/hikyaku.toml"
 "$HIKYAKU_BIN" serve --config "$d/hikyaku.toml" >"$d/hikyaku.log" 2>&1 &
 HK_PID=$!
 wait_port 127.0.0.1 "$HK_PORT" "$HK_PID" hikyaku

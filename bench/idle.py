@@ -1,0 +1,167 @@
+#!/usr/bin/python3
+"""bench/idle.py — what an idle IMAPS connection costs hikyaku in memory, loopback only.
+
+    /usr/bin/python3 bench/idle.py                 # 300 connections, 3 rounds
+    HIKYAKU_BIN=... CONNS=500 RUNS=5 /usr/bin/python3 bench/idle.py
+
+Each round starts a fresh server (a self-signed certificate, one mailbox with three
+messages), opens CONNS IMAPS connections on 127.0.0.1 (TLS 1.3 by default, as phones
+negotiate), logs each in, SELECTs INBOX and leaves it in IDLE (RFC 2177) — what a phone
+holds open all day. The server's VmRSS and Pss (smaps_rollup) are read before the first
+connection and once every connection has its "+ idling"; the difference divided by CONNS
+is the cost of one idle connection. Then every connection sends DONE and LOGOUT and the
+server is stopped. Prints each round and the median.
+"""
+import os
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.environ.get("HIKYAKU_BIN", os.path.join(ROOT, "build/src/app/hikyaku"))
+CONNS = int(os.environ.get("CONNS", "300"))
+TLS = os.environ.get("TLS", "1") != "0"   # TLS=0: plain IMAP on a 143-style port, for comparison
+RUNS = int(os.environ.get("RUNS", "3"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def mem_kb(pid):
+    rss = pss = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                pss = int(line.split()[1])
+    return rss, pss
+
+
+def read_until(sock, marker, buf=b""):
+    while marker not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed while waiting for {marker!r}: {buf[-200:]!r}")
+        buf += chunk
+    return buf
+
+
+def wait_port(port, proc, what):
+    for _ in range(400):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if proc.poll() is not None:
+                sys.exit(f"idle.py: {what} exited at start")
+            time.sleep(0.05)
+    sys.exit(f"idle.py: {what} not listening on {port}")
+
+
+def one_round(tmp):
+    port = free_port()
+    conf = os.path.join(tmp, "hikyaku.toml")
+    data = os.path.join(tmp, "data")
+    with open(conf, "w") as f:
+        f.write(f'''hostname = "mx.bench.test"
+data_dir = "{data}"
+log_level = "warn"
+[listen]
+{"imaps" if TLS else "imap"} = ["127.0.0.1:{port}"]
+[limits]
+connections = {CONNS + 100}
+connections_per_ip = {CONNS + 100}
+[auth]
+allow_plaintext = true
+[tls]
+self_signed = true
+[[domain]]
+name = "bench.test"
+[[mailbox]]
+name = "me"
+[[address]]
+address = "me@bench.test"
+deliver = ["mailbox:me"]
+''')
+    subprocess.run([BIN, "user", "passwd", "me", "--config", conf], input="secret-pass\n", text=True,
+                   check=True, capture_output=True)
+    new = os.path.join(data, "mailboxes", "me", "new")
+    os.makedirs(new, exist_ok=True)
+    for i in range(3):
+        with open(os.path.join(new, f"1700000000.{i}.bench"), "w") as f:
+            f.write(f"From: a@b.test\r\nSubject: {i}\r\n\r\nbody {i}\r\n")
+    proc = subprocess.Popen([BIN, "serve", "--config", conf], stdout=subprocess.DEVNULL,
+                            stderr=open(os.path.join(tmp, "hikyaku.log"), "ab"))
+    socks = []
+    try:
+        wait_port(port, proc, "hikyaku")
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        # One connection first, dropped: lazily built state (the TLS context's
+        # session cache, the mailbox index) is not counted per connection.
+        def connect():
+            plain = socket.create_connection(("127.0.0.1", port))
+            return ctx.wrap_socket(plain) if TLS else plain
+
+        warm = connect()
+        read_until(warm, b"\r\n")
+        warm.close()
+        time.sleep(0.2)
+        before = mem_kb(proc.pid)
+        for i in range(CONNS):
+            s = connect()
+            buf = read_until(s, b"\r\n")
+            s.sendall(b"a LOGIN me secret-pass\r\n")
+            read_until(s, b"a OK")
+            s.sendall(b"b SELECT INBOX\r\n")
+            read_until(s, b"b OK")
+            s.sendall(b"c IDLE\r\n")
+            read_until(s, b"+ ")
+            socks.append(s)
+        time.sleep(0.5)
+        after = mem_kb(proc.pid)
+        for s in socks:
+            s.sendall(b"DONE\r\nd LOGOUT\r\n")
+        for s in socks:
+            read_until(s, b"d OK")
+        return {"conns": CONNS, "rss_per_conn_kb": (after[0] - before[0]) / CONNS,
+                "pss_per_conn_kb": (after[1] - before[1]) / CONNS, "idle_rss_kb": before[0]}
+    finally:
+        for s in socks:
+            s.close()
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def main():
+    if not os.access(BIN, os.X_OK):
+        sys.exit(f"idle.py: {BIN} missing (bash scripts/build.sh build, or set HIKYAKU_BIN)")
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, CONNS * 2 + 200)), hard))
+    rows = []
+    for r in range(RUNS):
+        with tempfile.TemporaryDirectory(prefix="hikyaku-idle.", dir=os.environ.get("BENCH_TMPDIR", "/var/tmp")) as tmp:
+            row = one_round(tmp)
+        rows.append(row)
+        print(f"round {r + 1}: {row['conns']} idle {'IMAPS' if TLS else 'plain IMAP'} connections: "
+              f"{row['rss_per_conn_kb']:.1f} KiB RSS, {row['pss_per_conn_kb']:.1f} KiB Pss each "
+              f"(server idle at {row['idle_rss_kb'] / 1024:.1f} MiB)")
+    print(f"median: {statistics.median(r['rss_per_conn_kb'] for r in rows):.1f} KiB RSS, "
+          f"{statistics.median(r['pss_per_conn_kb'] for r in rows):.1f} KiB Pss per idle IMAPS connection "
+          f"({BIN})")
+
+
+if __name__ == "__main__":
+    main()
