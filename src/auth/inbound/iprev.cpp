@@ -1,6 +1,6 @@
 #include "auth/inbound/iprev.hpp"
 
-#include <algorithm>
+#include "auth/common/reverse_names.hpp"
 
 namespace hikyaku::auth::inbound {
 
@@ -15,26 +15,11 @@ std::string_view to_string(IprevResult r) {
 }
 
 Iprev check_iprev(dns::Resolver& resolver, const dns::IpAddress& ip) {
-  const auto ptr = resolver.ptr(ip);
-  if (ptr.status == dns::Status::temp_error) return {IprevResult::temperror, {}};
-  if (ptr.status != dns::Status::ok || ptr.records.empty()) return {IprevResult::permerror, {}};
-  bool unanswered = false;
-  size_t followed = 0;
-  for (const auto& raw : ptr.records) {
-    if (followed++ == kMaxIprevNames) break;
-    std::string name = raw;
-    if (!name.empty() && name.back() == '.') name.pop_back();
-    if (name.empty()) continue;
-    const auto forward = ip.v6 ? resolver.aaaa(name) : resolver.a(name);
-    if (forward.status == dns::Status::temp_error) {
-      unanswered = true;
-      continue;
-    }
-    if (forward.status == dns::Status::ok &&
-        std::find(forward.records.begin(), forward.records.end(), ip) != forward.records.end())
-      return {IprevResult::pass, std::move(name)};
-  }
-  return {unanswered ? IprevResult::temperror : IprevResult::fail, {}};
+  auto names = common::confirmed_reverse_names(resolver, ip, kMaxIprevNames);
+  if (names.ptr_status == dns::Status::temp_error) return {IprevResult::temperror, {}};
+  if (!names.has_ptr) return {IprevResult::permerror, {}};
+  if (!names.confirmed.empty()) return {IprevResult::pass, std::move(names.confirmed.front())};
+  return {names.forward_temp_error ? IprevResult::temperror : IprevResult::fail, {}};
 }
 
 }  // namespace hikyaku::auth::inbound

@@ -4,6 +4,7 @@
 #include <optional>
 #include <vector>
 
+#include "auth/common/reverse_names.hpp"
 #include "auth/spf/macro.hpp"
 #include "auth/spf/record.hpp"
 #include "base/strings.hpp"
@@ -93,23 +94,11 @@ class Evaluator {
 // at most `names_per_term` names are tried (§4.6.4), DNS errors skip a name.
 std::vector<std::string> Evaluator::validated_names() {
   if (validated_) return *validated_;
-  std::vector<std::string> out;
-  auto ptr = resolver_.ptr(ip_);
-  ptr_void_ = ptr.status == dns::Status::nxdomain || (ptr.status == dns::Status::ok && ptr.records.empty());
-  if (ptr.status == dns::Status::ok) {
-    int tried = 0;
-    for (const auto& raw : ptr.records) {
-      if (tried++ >= options_.limits.names_per_term) break;
-      std::string name = raw;
-      if (!name.empty() && name.back() == '.') name.pop_back();
-      auto addrs = ip_.v6 ? resolver_.aaaa(name) : resolver_.a(name);
-      if (addrs.status != dns::Status::ok) continue;
-      if (std::find(addrs.records.begin(), addrs.records.end(), ip_) != addrs.records.end())
-        out.push_back(name);
-    }
-  }
-  validated_ = out;
-  return out;
+  const auto limit = static_cast<size_t>(std::max(0, options_.limits.names_per_term));
+  auto names = common::confirmed_reverse_names(resolver_, ip_, limit);
+  ptr_void_ = !names.has_ptr && (names.ptr_status == dns::Status::nxdomain || names.ptr_status == dns::Status::ok);
+  validated_ = std::move(names.confirmed);
+  return *validated_;
 }
 
 // RFC 7208 §7.2 %{p}: a validated name equal to the current domain, else
