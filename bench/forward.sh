@@ -57,16 +57,7 @@ for b in "$SMTP_SOURCE" "$SMTP_SINK" /usr/sbin/postfix /usr/sbin/dnsmasq "$PY"; 
   [[ -x $b ]] || die "$b missing (apt-get install postfix dnsmasq python3; see /work/shared/PEERS.md)"
 done
 id postfix >/dev/null 2>&1 || die "no postfix user (is the postfix package installed?)"
-if [[ -z ${HIKYAKU_BIN:-} ]]; then
-  for c in "$ROOT/build/src/app/hikyaku" "$ROOT/build-bench/src/app/hikyaku"; do
-    [[ -x $c ]] && { [[ -z ${HIKYAKU_BIN:-} || $c -nt $HIKYAKU_BIN ]] && HIKYAKU_BIN=$c; }
-  done
-fi
-[[ -x ${HIKYAKU_BIN:-} ]] || die "no hikyaku binary: build it (see bench/FORWARD.md) or set HIKYAKU_BIN"
-src_commit=$(git -C "$ROOT" log -1 --format=%ct -- src 2>/dev/null || echo 0)
-if (( $(stat -c %Y "$HIKYAKU_BIN") < src_commit )); then
-  log "WARNING: $HIKYAKU_BIN is older than the newest commit touching src/"
-fi
+find_hikyaku_bin "build it (see bench/FORWARD.md)"
 
 T=$(mktemp -d "${BENCH_TMPDIR:-/var/tmp}/hikyaku-fwd.XXXXXX")
 chmod 755 "$T"   # Postfix's unprivileged daemons must traverse it
@@ -83,19 +74,14 @@ cleanup() {
   stop_postfixes
   stop_pid "$SINK_PID" 3
   stop_pid "$DNS_PID" 5
-  if [[ -n $WATCHDOG ]]; then pkill -P "$WATCHDOG" 2>/dev/null; kill "$WATCHDOG" 2>/dev/null; wait "$WATCHDOG" 2>/dev/null; fi
-  if [[ ${KEEP:-0} == 1 ]]; then echo "kept $T" >&2; else rm -rf "$T"; fi
+  finish_run
   exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-exec {ERR_FD}>&2
-{ sleep "$MAX_TIME" && { echo "forward.sh: MAX_TIME=${MAX_TIME}s reached" >&"$ERR_FD"; kill -TERM $$; }; } 2>/dev/null &
-WATCHDOG=$!
+start_watchdog
 
-# Python helper in the background so that a signal interrupts `wait` at once.
-py() { "$PY" "$TOOL" "$@" & PY_PID=$!; local rc=0; wait "$PY_PID" || rc=$?; PY_PID=; return $rc; }
 
 server_pids() {
   case $1 in
@@ -112,8 +98,7 @@ server_mem() { pids_mem $(server_pids "$1"); }
 FAR_PORT=$(free_port)   # the one "port 25" of every far side ([delivery] smtp_port)
 DNS_PORT=$(free_port); HK_PORT=$(free_port)
 PF_RELAY_PORT=$(free_port); PF1_PORT=$(free_port); PF2_PORT=$(free_port)
-HEAD_DESC=$(git -C "$ROOT" log -1 --format=%h 2>/dev/null || echo '?')
-[[ -z $(git -C "$ROOT" status --porcelain -- src 2>/dev/null) ]] || HEAD_DESC+=" (src/ has uncommitted changes)"
+HEAD_DESC=$(tree_desc)
 log "tmp $T; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg); hikyaku $HIKYAKU_BIN (tree at $HEAD_DESC)"
 
 # start_dns TTL: dnsmasq answering every record with TTL (--local-ttl). The sender domain

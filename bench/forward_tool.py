@@ -490,6 +490,13 @@ def relay(args):
 NCPU = os.cpu_count() or 1
 
 
+def goal_verdict(ratio, goal):
+    """'  met' or '  NOT met' for a goal such as '>= 2' or '<= 0.5'."""
+    op, bound = goal.split()
+    met = ratio >= float(bound) if op == ">=" else ratio <= float(bound)
+    return "  met" if met else "  NOT met"
+
+
 def report(path, msgs):
     rows = [json.loads(line) for line in open(path) if line.strip()]
     relay = {c: {"hikyaku": [], "postfix": []} for c in ("cold", "warm")}
@@ -564,9 +571,7 @@ def report(path, msgs):
         elif goal and r != r:
             ok = "  (not measured)"
         elif goal:
-            op, bound = goal.split()
-            met = r >= float(bound) if op == ">=" else r <= float(bound)
-            ok = "  met" if met else "  NOT met"
+            ok = goal_verdict(r, goal)
         print(f"{name:38} {fmt(h, '{:.2f}' if h < 100 else '{:.0f}'):>9} "
               f"{fmt(p, '{:.2f}' if p < 100 else '{:.0f}'):>9} {fmt(r, '{:.2f}'):>7}  {how:15} {goal:>5}{ok}")
     print()
@@ -618,10 +623,7 @@ def scan_report(path):
     print(f"{'figure (median of the runs)':40} {'hikyaku':>9} {'postfix':>9} {'ratio':>7}  {'goal':>7}")
     for name, h, p, goal in table:
         r = h / p if p else float("nan")
-        ok = ""
-        if goal and r == r:
-            op, bound = goal.split()
-            ok = "  met" if (r >= float(bound) if op == ">=" else r <= float(bound)) else "  NOT met"
+        ok = goal_verdict(r, goal) if goal and r == r else ""
         print(f"{name:40} {h:9.2f} {p:9.2f} {r:7.2f}  {goal:>7}{ok}")
     print("\nper part, medians: CPU ms/msg and Pss MiB")
     for srv in ("hikyaku", "postfix"):

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # bench/lib.sh — helpers shared by the side-by-side benchmarks (forward.sh, scan.sh).
 # Sourced, not run. The including script sets BENCH (its name, for messages), ROOT, T (its
-# temporary directory), PY, and an array PF_DIRS=() before calling pf_instance.
+# temporary directory), PY, TOOL (for py), MAX_TIME (for start_watchdog), and an array
+# PF_DIRS=() before calling pf_instance.
 
 die() { echo "$BENCH: $*" >&2; exit 1; }
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -20,7 +21,7 @@ stop_postfixes() {
   local d m
   for d in "${PF_DIRS[@]}"; do
     postfix -c "$d/conf" stop >/dev/null 2>&1
-    m=$(tr -d ' \n' < "$d/queue/pid/master.pid" 2>/dev/null)
+    m=$(tr -d ' \n' 2>/dev/null < "$d/queue/pid/master.pid")
     for _ in $(seq 100); do if [[ -z $m ]] || ! kill -0 "$m" 2>/dev/null; then break; fi; sleep 0.1; done
     [[ -n $m ]] && kill -0 "$m" 2>/dev/null && postfix -c "$d/conf" abort >/dev/null 2>&1
   done
@@ -126,3 +127,44 @@ servers = ["127.0.0.1:$3"]
 smtp_port = $4
 EOT
 }
+
+# find_hikyaku_bin HINT — HIKYAKU_BIN, else the newer of build/ and build-bench/; dies with
+# HINT (how to build one) when there is none, warns when it is older than src/'s last commit.
+find_hikyaku_bin() {
+  local c src_commit
+  if [[ -z ${HIKYAKU_BIN:-} ]]; then
+    for c in "$ROOT/build/src/app/hikyaku" "$ROOT/build-bench/src/app/hikyaku"; do
+      [[ -x $c ]] && { [[ -z ${HIKYAKU_BIN:-} || $c -nt $HIKYAKU_BIN ]] && HIKYAKU_BIN=$c; }
+    done
+  fi
+  [[ -x ${HIKYAKU_BIN:-} ]] || die "no hikyaku binary: $1 or set HIKYAKU_BIN"
+  src_commit=$(git -C "$ROOT" log -1 --format=%ct -- src 2>/dev/null || echo 0)
+  if (( $(stat -c %Y "$HIKYAKU_BIN") < src_commit )); then
+    log "WARNING: $HIKYAKU_BIN is older than the newest commit touching src/"
+  fi
+}
+
+# The commit the tree is at, and whether src/ differs from it (for the report).
+tree_desc() {
+  local d
+  d=$(git -C "$ROOT" log -1 --format=%h 2>/dev/null || echo '?')
+  [[ -z $(git -C "$ROOT" status --porcelain -- src 2>/dev/null) ]] || d+=" (src/ has uncommitted changes)"
+  echo "$d"
+}
+
+# start_watchdog: TERM this script after MAX_TIME seconds (sets WATCHDOG);
+# finish_run (from the EXIT trap, after the script's own stops): end the watchdog and
+# remove $T unless KEEP=1.
+start_watchdog() {
+  exec {ERR_FD}>&2
+  { sleep "$MAX_TIME" && { echo "$BENCH: MAX_TIME=${MAX_TIME}s reached" >&"$ERR_FD"; kill -TERM $$; }; } 2>/dev/null &
+  WATCHDOG=$!
+}
+finish_run() {
+  if [[ -n ${WATCHDOG:-} ]]; then pkill -P "$WATCHDOG" 2>/dev/null; kill "$WATCHDOG" 2>/dev/null; wait "$WATCHDOG" 2>/dev/null; fi
+  if [[ ${KEEP:-0} == 1 ]]; then echo "kept $T" >&2; else rm -rf "$T"; fi
+}
+
+# py ARGS: $TOOL in the background, so that a signal interrupts `wait` at once (PY_PID
+# is what the EXIT trap stops).
+py() { "$PY" "$TOOL" "$@" & PY_PID=$!; local rc=0; wait "$PY_PID" || rc=$?; PY_PID=; return $rc; }

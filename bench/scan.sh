@@ -50,14 +50,7 @@ for b in "$SMTP_SOURCE" "$SMTP_SINK" /usr/sbin/postfix /usr/sbin/dnsmasq /usr/bi
          /usr/sbin/postsrsd "$PY"; do
   [[ -x $b ]] || die "$b missing (bash scripts/install-deps.sh installs it)"
 done
-if [[ -z ${HIKYAKU_BIN:-} ]]; then
-  for c in "$ROOT/build/src/app/hikyaku" "$ROOT/build-bench/src/app/hikyaku"; do
-    [[ -x $c ]] && { [[ -z ${HIKYAKU_BIN:-} || $c -nt $HIKYAKU_BIN ]] && HIKYAKU_BIN=$c; }
-  done
-fi
-[[ -x ${HIKYAKU_BIN:-} ]] || die "no hikyaku binary: build it (bash scripts/build.sh build) or set HIKYAKU_BIN"
-src_commit=$(git -C "$ROOT" log -1 --format=%ct -- src 2>/dev/null || echo 0)
-(( $(stat -c %Y "$HIKYAKU_BIN") >= src_commit )) || log "WARNING: $HIKYAKU_BIN is older than the newest commit touching src/"
+find_hikyaku_bin "build it (bash scripts/build.sh build)"
 
 T=$(mktemp -d "${BENCH_TMPDIR:-/var/tmp}/hikyaku-scan.XXXXXX")
 chmod 755 "$T"
@@ -77,22 +70,17 @@ cleanup() {
   stop_pid "$CLAMD_PID" 10
   stop_pid "$SINK_PID" 3
   stop_pid "$DNS_PID" 5
-  if [[ -n $WATCHDOG ]]; then pkill -P "$WATCHDOG" 2>/dev/null; kill "$WATCHDOG" 2>/dev/null; wait "$WATCHDOG" 2>/dev/null; fi
-  if [[ ${KEEP:-0} == 1 ]]; then echo "kept $T" >&2; else rm -rf "$T"; fi
+  finish_run
   exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-exec {ERR_FD}>&2
-{ sleep "$MAX_TIME" && { echo "scan.sh: MAX_TIME=${MAX_TIME}s reached" >&"$ERR_FD"; kill -TERM $$; }; } 2>/dev/null &
-WATCHDOG=$!
-py() { "$PY" "$TOOL" "$@" & PY_PID=$!; local rc=0; wait "$PY_PID" || rc=$?; PY_PID=; return $rc; }
+start_watchdog
 
 FAR_PORT=$(free_port); DNS_PORT=$(free_port); HK_PORT=$(free_port); PF_PORT=$(free_port)
 RS_HK_PORT=$(free_port); RS_PF_PORT=$(free_port); SRS_F=$(free_port); SRS_R=$(free_port)
-HEAD_DESC=$(git -C "$ROOT" log -1 --format=%h 2>/dev/null || echo '?')
-[[ -z $(git -C "$ROOT" status --porcelain -- src 2>/dev/null) ]] || HEAD_DESC+=" (src/ has uncommitted changes)"
+HEAD_DESC=$(tree_desc)
 log "tmp $T; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg); hikyaku $HIKYAKU_BIN (tree at $HEAD_DESC)"
 
 # ---------------------------------------------------------------- keys and messages
