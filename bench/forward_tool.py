@@ -30,6 +30,9 @@ Four subcommands, each prints one JSON object on stdout:
       smtp-source stops at the first refusal). Reports the seconds it took and the
       replies by code; exits non-zero if any reply was not 5xx.
 
+Besides: `report` and `scan-report` print forward.sh's and scan.sh's tables from their
+results files; `sink-count FILE` prints the last `mesg=N` of an smtp-sink counter file.
+
 Loopback only: every address given must be in 127.0.0.0/8 (checked).
 """
 import argparse
@@ -665,6 +668,8 @@ def main():
     f.add_argument("--file", required=True)
     f.add_argument("--n", type=int, required=True)
     f.add_argument("--sessions", type=int, default=2)
+    sc = sub.add_parser("sink-count")
+    sc.add_argument("counter")
     sr = sub.add_parser("scan-report")
     sr.add_argument("results")
     rp = sub.add_parser("report")
@@ -673,6 +678,9 @@ def main():
     args = p.parse_args()
     if args.cmd == "report":
         report(args.results, args.msgs)
+        return
+    if args.cmd == "sink-count":
+        print(sink_count(args.counter))
         return
     if args.cmd == "scan-report":
         scan_report(args.results)
