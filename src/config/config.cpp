@@ -919,7 +919,7 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
     c.domains.push_back(std::move(d));
   });
   r.each_table(root, "mailbox", [&](const toml::table& t) {
-    r.check_keys(t, "mailbox", {"name", "send_as"});
+    r.check_keys(t, "mailbox", {"name", "send_as", "quota"});
     Mailbox m;
     r.string(t, "name", "mailbox", m.name);
     if (!valid_mailbox_name(m.name)) {
@@ -930,6 +930,7 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
       if (!mail::parse_mailbox(s, true)) r.error(*node, "mailbox.send_as: '" + s + "' is not an email address");
       m.send_as.push_back(base::to_lower(s));
     }
+    r.size(t, "quota", "mailbox", m.quota);
     if (duplicate(seen_mailboxes, m.name, t, "mailbox")) return;
     c.mailboxes.push_back(std::move(m));
   });

@@ -204,6 +204,10 @@ struct Scan {
 struct Mailbox {
   std::string name;
   std::vector<std::string> send_as;
+  // Issue 15 item 5: the storage this mailbox may use, over all its
+  // folders, in bytes on disk (0: no limit). Kept as Maildir++ quota
+  // (mailbox/quota.hpp).
+  uint64_t quota = 0;
 };
 
 struct AddressRule {

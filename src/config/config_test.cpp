@@ -41,6 +41,7 @@ name = "Example.com"
 name = "ituki"
 [[mailbox]]
 name = "ituki-gm"
+quota = "5G"
 [[address]]
 address = "ituki@example.com"
 deliver = ["mailbox:ituki", "forward:ituki-ex@gmail.com"]
@@ -58,6 +59,8 @@ notify = true
   EXPECT_EQ(c.limits.message_size, 50u * 1024 * 1024);
   EXPECT_EQ(c.limits.command_timeout, Seconds(300));
   EXPECT_EQ(c.domains.at(0).name, "example.com");
+  EXPECT_EQ(c.mailboxes.at(0).quota, 0u);  // none unless set
+  EXPECT_EQ(c.mailboxes.at(1).quota, 5ull << 30);
   ASSERT_EQ(c.addresses.at(0).deliver.size(), 2u);
   EXPECT_EQ(c.addresses.at(0).deliver[1].kind, mail::Target::Kind::forward);
   EXPECT_TRUE(c.forwards.at(0).hidden);
@@ -95,6 +98,7 @@ TEST(Config, ErrorsCarryFileLineColumn) {
       {"wrong type", "[limits]\nrecipients = \"many\"\n", "t.toml:2:14: limits.recipients: expected an integer"},
       {"bad endpoint", "[listen]\nsmtp = [\"localhost\"]\n", "t.toml:2:9: listen.smtp: 'localhost' is not ADDRESS:PORT"},
       {"bad duration", "[limits]\ncommand_timeout = \"5 minutes\"\n", "t.toml:2:19: limits.command_timeout: expected a duration"},
+      {"bad quota", "[[mailbox]]\nname = \"a\"\nquota = \"lots\"\n", "t.toml:3:9: mailbox.quota: expected a size like \"50M\""},
       {"duplicate mailbox", "[[mailbox]]\nname = \"a\"\n[[mailbox]]\nname = \"a\"\n", "duplicate mailbox 'a' (first defined at t.toml:1:1)"},
       {"missing mailbox", "[[domain]]\nname=\"e.test\"\n[[address]]\naddress = \"x@e.test\"\ndeliver = [\"mailbox:nobody\"]\n",
        "t.toml:5:12: target 'mailbox:nobody': no [[mailbox]] named 'nobody'"},

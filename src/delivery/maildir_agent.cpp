@@ -1,6 +1,7 @@
 #include "delivery/maildir_agent.hpp"
 
 #include "mailbox/maildir.hpp"
+#include "mailbox/quota.hpp"
 
 namespace hikyaku::delivery {
 namespace {
@@ -18,7 +19,10 @@ Outcome temporary(const base::Error& error) {
 MaildirAgent::Settings MaildirAgent::Settings::from(const config::Config& config) {
   Settings s;
   s.mailboxes_dir = config.mailboxes_dir();
-  for (const auto& m : config.mailboxes) s.mailboxes.insert(m.name);
+  for (const auto& m : config.mailboxes) {
+    s.mailboxes.insert(m.name);
+    if (m.quota != 0) s.quotas[m.name] = m.quota;
+  }
   return s;
 }
 
@@ -26,7 +30,17 @@ MaildirAgent::MaildirAgent(Settings settings) : settings_(std::move(settings)) {
 
 void MaildirAgent::add_mailboxes(const config::Config& config) {
   std::lock_guard lock(mu_);
-  for (const auto& m : config.mailboxes) settings_.mailboxes.insert(m.name);
+  settings_.quotas.clear();
+  for (const auto& m : config.mailboxes) {
+    settings_.mailboxes.insert(m.name);
+    if (m.quota != 0) settings_.quotas[m.name] = m.quota;
+  }
+}
+
+uint64_t MaildirAgent::quota_of(const std::string& mailbox) const {
+  std::lock_guard lock(mu_);
+  auto it = settings_.quotas.find(mailbox);
+  return it == settings_.quotas.end() ? 0 : it->second;
 }
 
 bool MaildirAgent::known(const std::string& mailbox) const {
@@ -70,6 +84,20 @@ void MaildirAgent::deliver(const queue::DeliveryRequest& request,
   if (auto st = maildir.create(); !st) {
     done(temporary(st.error()));
     return;
+  }
+  if (const uint64_t limit = quota_of(request.target.value); limit != 0) {
+    const mailbox::Quota quota(maildir.root(), limit);
+    auto usage = quota.usage();
+    if (!usage) {
+      done(temporary(usage.error()));
+      return;
+    }
+    // The size with CRLF line endings: at most a few bytes more than on disk.
+    if (quota.exceeded_by(*usage, added.size() + spooled.size())) {
+      done(Outcome{Outcome::Kind::temporary, "4.2.2", "mailbox " + request.target.value + " is over its quota",
+                   Outcome::Cause::local});
+      return;
+    }
   }
   auto uid = maildir.deliver(pieces);
   if (!uid) {

@@ -85,5 +85,26 @@ TEST_F(MaildirAgentTest, UnwritableMailboxIsTemporary) {
   EXPECT_EQ(o.status, "4.3.0");
 }
 
+// Issue 15 item 5: a message that would take the mailbox over its quota is
+// not written, and the queue retries it (4.2.2); the usage is kept in
+// maildirsize, which the agent creates.
+TEST_F(MaildirAgentTest, OverQuotaIsTemporaryAndWritesNothing) {
+  config_.mailboxes[0].quota = 200;
+  auto first = run("alice", "Subject: hi\r\n\r\n" + std::string(80, 'a') + "\r\n");
+  ASSERT_EQ(first.kind, AttemptResult::Kind::delivered) << first.detail;
+  auto second = run("alice", "Subject: hi\r\n\r\n" + std::string(80, 'b') + "\r\n");
+  EXPECT_EQ(second.kind, AttemptResult::Kind::temporary) << second.detail;
+  EXPECT_EQ(second.status, "4.2.2");
+  EXPECT_NE(second.detail.find("over its quota"), std::string::npos) << second.detail;
+  mailbox::Maildir md(config_.mailbox_dir("alice"));
+  auto list = md.list();
+  ASSERT_TRUE(list);
+  EXPECT_EQ(list->size(), 1u);
+  EXPECT_TRUE(fs::exists(config_.mailbox_dir("alice") / "maildirsize"));
+  // Room again once the first message has gone.
+  ASSERT_TRUE(md.remove((*list)[0]));
+  EXPECT_EQ(run("alice", "Subject: hi\r\n\r\nc\r\n").kind, AttemptResult::Kind::delivered);
+}
+
 }  // namespace
 }  // namespace hikyaku::delivery

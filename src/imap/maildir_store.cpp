@@ -14,6 +14,7 @@
 #include "base/file.hpp"
 #include "base/strings.hpp"
 #include "imap/protocol/response.hpp"
+#include "mailbox/quota.hpp"
 
 namespace hikyaku::imap {
 namespace {
@@ -103,8 +104,9 @@ struct MaildirStore::Held {
   }
 };
 
-MaildirStore::MaildirStore(mailbox::Maildir maildir, std::shared_ptr<std::mutex> mutex, bool sync)
-    : maildir_(std::move(maildir)), renames_(maildir_.root(), false), mutex_(std::move(mutex)), sync_(sync) {}
+MaildirStore::MaildirStore(mailbox::Maildir maildir, std::shared_ptr<std::mutex> mutex, bool sync, uint64_t quota)
+    : maildir_(std::move(maildir)), renames_(maildir_.root(), false), mutex_(std::move(mutex)), sync_(sync),
+      quota_(quota) {}
 
 base::Result<std::unique_ptr<MaildirStore::Held>> MaildirStore::lock() {
   auto held = std::make_unique<Held>();
@@ -308,6 +310,13 @@ base::Status MaildirStore::expunge(const StoredMessage& message) {
   return maildir_.remove(*info);
 }
 
+base::Result<std::optional<protocol::MailStore::QuotaState>> MaildirStore::quota() {
+  if (quota_ == 0) return std::optional<QuotaState>();
+  auto usage = mailbox::Quota(maildir_.root(), quota_).usage();
+  if (!usage) return usage.error();
+  return std::optional<QuotaState>(QuotaState{usage->bytes, quota_});
+}
+
 base::Result<protocol::Appended> MaildirStore::append(std::string_view message, uint8_t flags,
                                             const protocol::Keywords& keywords,
                                             std::optional<int64_t> internal_date) {
@@ -317,6 +326,16 @@ base::Result<protocol::Appended> MaildirStore::append(std::string_view message, 
   load_keywords();
   auto letters = letters_for("", flags, keywords);
   if (!letters) return letters.error();
+  if (quota_ != 0) {
+    const mailbox::Quota quota(maildir_.root(), quota_);
+    auto usage = quota.usage();
+    if (!usage) return usage.error();
+    if (quota.exceeded_by(*usage, mailbox::Maildir::stored_size(message))) {
+      base::Error over = base::make_error("over quota");
+      over.error_number = EDQUOT;
+      return over;
+    }
+  }
   auto name = maildir_.deliver(message);
   if (!name) return name.error();
   auto info = maildir_.find(*name);

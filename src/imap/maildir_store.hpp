@@ -13,6 +13,9 @@
 //            MAILDIR/dovecot-keywords ("INDEX NAME" lines, the Dovecot
 //            convention, so Dovecot and hikyaku agree); at most 26.
 //            Sizes are the CRLF sizes (W=); read() serves CRLF.
+//            A quota ([[mailbox]] quota) is Maildir++'s maildirsize
+//            (mailbox::Quota): APPEND and COPY that would go over it fail
+//            with EDQUOT.
 // Standards: RFC 3501 §2.3.1.1 (UIDs strictly ascending, never reused
 //            under one UIDVALIDITY), §2.3.2 (flags, \Recent); Maildir
 //            (cr.yp.to/proto/maildir.html: info ":2,", new/ → cur/).
@@ -50,13 +53,16 @@ class MailboxLocks {
 
 class MaildirStore final : public protocol::MailStore {
  public:
-  MaildirStore(mailbox::Maildir maildir, std::shared_ptr<std::mutex> mutex, bool sync = true);
+  // `quota`: the mailbox's storage limit in bytes (0: none), kept in
+  // MAILDIR/maildirsize (mailbox::Quota).
+  MaildirStore(mailbox::Maildir maildir, std::shared_ptr<std::mutex> mutex, bool sync = true, uint64_t quota = 0);
 
   base::Result<protocol::Snapshot> scan(bool claim_recent) override;
   base::Result<std::optional<std::string>> read(const protocol::StoredMessage& message) override;
   base::Result<std::optional<FlagState>> update_flags(const protocol::StoredMessage& message,
                                                       const FlagChange& change) override;
   base::Status expunge(const protocol::StoredMessage& message) override;
+  base::Result<std::optional<QuotaState>> quota() override;
   base::Result<protocol::Appended> append(std::string_view message, uint8_t flags, const protocol::Keywords& keywords,
                                 std::optional<int64_t> internal_date) override;
 
@@ -82,6 +88,7 @@ class MaildirStore final : public protocol::MailStore {
   mailbox::Maildir renames_;
   std::shared_ptr<std::mutex> mutex_;
   bool sync_;
+  uint64_t quota_;  // bytes; 0: none
   std::map<std::string, mailbox::MessageInfo> known_;  // unique name → last seen location
   std::vector<std::string> keyword_names_;             // index (letter - 'a') → name
 };

@@ -242,7 +242,8 @@ net::awaitable<Action> Session::authenticate(Action a) {
   log_->info("{} login: user={} mechanism={} tls={}", id_, *mailbox, a.mechanism,
              stream_.tls_active() ? stream_.tls_description() : "no");
   mailbox_ = *mailbox;
-  auto store = std::make_unique<MaildirStore>(std::move(maildir), ctx_.locks->mutex_for(*mailbox));
+  auto store = std::make_unique<MaildirStore>(std::move(maildir), ctx_.locks->mutex_for(*mailbox), true,
+                                              ctx_.logins.quota_of(*mailbox));
   co_return engine.login_result(LoginOutcome::ok, std::move(store));
 }
 

@@ -8,6 +8,7 @@
 #include "base/log.hpp"
 #include "base/strings.hpp"
 #include "dns/resolution.hpp"
+#include "mailbox/quota.hpp"
 #include "smtp/protocol/replies.hpp"
 
 namespace hikyaku::intake {
@@ -118,8 +119,9 @@ std::optional<mail::Reply> Intake::check_author(const mail::Envelope& envelope, 
 }
 
 std::optional<mail::Reply> Intake::check_recipient(const mail::Address& rcpt, bool authenticated) {
-  switch (rules_.get()->addresses().check_recipient(rcpt, authenticated)) {
-    case policy::RcptVerdict::accept: return std::nullopt;
+  const auto rules = rules_.get();
+  switch (rules->addresses().check_recipient(rcpt, authenticated)) {
+    case policy::RcptVerdict::accept: return check_quotas(*rules, rcpt, authenticated);
     case policy::RcptVerdict::unknown_user: return smtp::protocol::reply::unknown_user();
     case policy::RcptVerdict::bad_srs:
       // The reply says nothing about which check failed (hash or age): it
@@ -128,6 +130,27 @@ std::optional<mail::Reply> Intake::check_recipient(const mail::Address& rcpt, bo
     case policy::RcptVerdict::relay_denied: return smtp::protocol::reply::relay_denied();
   }
   return smtp::protocol::reply::relay_denied();
+}
+
+std::optional<mail::Reply> Intake::check_quotas(const policy::Rules& rules, const mail::Address& rcpt,
+                                                bool authenticated) const {
+  // Issue 15 item 5: a mailbox at its quota takes no more mail, and the
+  // sender is told at RCPT (RFC 3463 4.2.2), so nothing is queued for it.
+  // Only the recorded usage is read here (one small file); a stale record
+  // counts as "not full" and the delivery agent, which recalculates,
+  // decides.
+  const auto& config = rules.config();
+  for (const auto& target : rules.addresses().plan(rcpt, authenticated)) {
+    if (target.kind != mail::Target::Kind::mailbox) continue;
+    for (const auto& m : config.mailboxes) {
+      if (m.name != target.value || m.quota == 0) continue;
+      const mailbox::Quota quota(config.mailbox_dir(m.name), m.quota);
+      if (auto usage = quota.recorded(); usage && quota.full(*usage)) {
+        return mail::Reply(452, "4.2.2", "Mailbox full, try again later");
+      }
+    }
+  }
+  return std::nullopt;
 }
 
 bool Intake::rejects_dmarc_failures_for(const mail::Envelope& envelope) const {
@@ -210,7 +233,7 @@ void Intake::check(const std::shared_ptr<Received>& received, Admitted done) {
     in.client_ip = received->envelope.client_ip;
     return auth::inbound::check(view, in, options);
   };
-  auto checked = [this, received, done = std::move(done)](const auth::inbound::Verdict& v) {
+  auto checked = [this, received, done = std::move(done)](const auth::inbound::Verdict& v) mutable {
     const mail::Envelope& env = received->envelope;
     log()->info("{}", auth::inbound::summary(v, env.sender_str(), env.client_ip));
     // RFC 7489 §6.6.4 / §10.3: reject at SMTP time, only when the domain
@@ -239,7 +262,7 @@ void Intake::scan(const std::shared_ptr<Received>& received, Admitted done) {
     done(stage(received->envelope, std::move(received->message), policy::Origin::received));
     return;
   }
-  auto scanned = [this, received, done = std::move(done)](scan::Report report) {
+  auto scanned = [this, received, done = std::move(done)](const scan::Report& report) {
     const scan::Decision d = scan::decide(report, scanner_->on_failure());
     const mail::Envelope& env = received->envelope;
     if (d.kind == scan::Decision::Kind::refuse) {

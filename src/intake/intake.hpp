@@ -1,7 +1,9 @@
 // Purpose:   Intake, Postfix's cleanup: the only consumer of a finished
 //            SMTP message (smtp::server::MessageSink). At MAIL (after AUTH)
 //            and RCPT it answers from the address book (send_as, local
-//            users, SRS bounce addresses, relaying only when authenticated).
+//            users, SRS bounce addresses, relaying only when authenticated)
+//            and, at RCPT, from the recorded usage of the recipient's
+//            mailboxes with a quota (452 4.2.2 when one is full).
 //            Submitted mail (authenticated: envelope.auth_user) skips the
 //            inbound checks; its From: must be one of the login's send_as
 //            addresses (553 5.7.1), then it is planned and staged like any
@@ -113,6 +115,9 @@ class Intake final : public smtp::server::MessageSink {
   bool rejects_dmarc_failures_for(const mail::Envelope& envelope) const;
 
  private:
+  // 452 4.2.2 when a mailbox the recipient is delivered to is at its quota.
+  std::optional<mail::Reply> check_quotas(const policy::Rules& rules, const mail::Address& rcpt,
+                                          bool authenticated) const;
   struct Received {
     mail::Envelope envelope;
     mail::Message message;

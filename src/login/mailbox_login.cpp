@@ -49,6 +49,14 @@ net::awaitable<std::optional<std::string>> MailboxLogins::refuse(const LoginSess
   co_return std::nullopt;
 }
 
+uint64_t MailboxLogins::quota_of(std::string_view name) const {
+  const auto config = config_.get();
+  for (const auto& m : config->mailboxes) {
+    if (m.name == name) return m.quota;
+  }
+  return 0;
+}
+
 net::awaitable<std::optional<std::string>> MailboxLogins::check(const LoginSession& session, LoginAttempt attempt) {
   const std::string user = base::log_printable(attempt.user);
   const auto now = FailureTracker::Clock::now();

@@ -82,6 +82,10 @@ class MailboxLogins {
   // failure delay).
   net::awaitable<std::optional<std::string>> check(const LoginSession& session, LoginAttempt attempt);
 
+  // The storage quota of the [[mailbox]] `name` as configured now, in
+  // bytes (0: none, or no such mailbox any more).
+  uint64_t quota_of(std::string_view name) const;
+
   // Join the verification pool (shutdown; idempotent).
   void stop();
 

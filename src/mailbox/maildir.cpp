@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "base/file.hpp"
+#include "mailbox/quota.hpp"
 
 namespace hikyaku::mailbox {
 namespace fs = std::filesystem;
@@ -232,6 +233,12 @@ std::string Maildir::to_network(std::string_view stored) {
 
 uint64_t Maildir::network_size(std::string_view stored) { return stored.size() + bare_lfs(stored, '\0'); }
 
+uint64_t Maildir::stored_size(std::string_view network) {
+  uint64_t crlfs = 0;
+  for (size_t i = 1; i < network.size(); ++i) crlfs += (network[i] == '\n' && network[i - 1] == '\r') ? 1 : 0;
+  return network.size() - crlfs;
+}
+
 base::Result<std::string> Maildir::deliver(std::string_view message) const {
   return deliver(std::span(&message, 1));
 }
@@ -317,6 +324,7 @@ base::Result<std::string> Maildir::deliver(const Pieces& pieces) const {
       return st.error();
     }
   }
+  Quota::record_change(root_, static_cast<int64_t>(sizes.stored), 1);
   return uid;
 }
 
@@ -396,13 +404,19 @@ base::Result<std::string> Maildir::read(const MessageInfo& message) const {
 
 base::Status Maildir::remove(const MessageInfo& message) const {
   fs::path path = message.path;
+  uint64_t disk_size = message.disk_size;
   if (::unlink(path.c_str()) != 0) {
     if (errno != ENOENT) return errno_error("unlink", path, errno);
     auto found = find(message.uid);
     if (!found) return {};  // already gone: removal is idempotent
     path = found->path;
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return errno_error("unlink", path, errno);
+    disk_size = found->disk_size;
+    if (::unlink(path.c_str()) != 0) {
+      if (errno != ENOENT) return errno_error("unlink", path, errno);
+      return {};  // removed by another reader meanwhile: it recorded the change
+    }
   }
+  Quota::record_change(root_, -static_cast<int64_t>(disk_size), -1);
   if (sync_) return base::fsync_directory(path.parent_path());
   return {};
 }

@@ -95,6 +95,8 @@ class Maildir {
   static std::string to_stored(std::string_view network);
   // The size to_network() would produce, without building it.
   static uint64_t network_size(std::string_view stored);
+  // The size to_stored() would produce (the bytes on disk), likewise.
+  static uint64_t stored_size(std::string_view network);
 
  private:
   std::filesystem::path root_;

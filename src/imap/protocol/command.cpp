@@ -363,13 +363,13 @@ class Parser {
       const char* name;
       K kind;
     };
-    static constexpr std::array<Simple, 15> simple{{
+    static constexpr std::array<Simple, 15> kSimpleKeys{{
         {"ALL", K::all}, {"ANSWERED", K::answered}, {"DELETED", K::deleted}, {"DRAFT", K::draft},
         {"FLAGGED", K::flagged}, {"SEEN", K::seen}, {"RECENT", K::recent}, {"NEW", K::new_},
         {"OLD", K::old}, {"UNANSWERED", K::unanswered}, {"UNDELETED", K::undeleted},
         {"UNDRAFT", K::undraft}, {"UNFLAGGED", K::unflagged}, {"UNSEEN", K::unseen}, {"ALL", K::all},
     }};
-    for (const auto& s : simple) {
+    for (const auto& s : kSimpleKeys) {
       if (word == s.name) {
         out.kind = s.kind;
         return true;
@@ -379,11 +379,11 @@ class Parser {
       const char* name;
       K kind;
     };
-    static constexpr std::array<WithString, 8> strings{{
+    static constexpr std::array<WithString, 8> kStringKeys{{
         {"BCC", K::bcc}, {"CC", K::cc}, {"FROM", K::from}, {"TO", K::to},
         {"SUBJECT", K::subject}, {"BODY", K::body}, {"TEXT", K::text}, {"KEYWORD", K::keyword},
     }};
-    for (const auto& s : strings) {
+    for (const auto& s : kStringKeys) {
       if (word == s.name) {
         out.kind = s.kind;
         if (!sp()) return fail("missing argument");
@@ -403,11 +403,11 @@ class Parser {
       const char* name;
       K kind;
     };
-    static constexpr std::array<WithDate, 6> dates{{
+    static constexpr std::array<WithDate, 6> kDateKeys{{
         {"BEFORE", K::before}, {"ON", K::on}, {"SINCE", K::since},
         {"SENTBEFORE", K::sentbefore}, {"SENTON", K::senton}, {"SENTSINCE", K::sentsince},
     }};
-    for (const auto& s : dates) {
+    for (const auto& s : kDateKeys) {
       if (word == s.name) {
         out.kind = s.kind;
         return (sp() && date(out.date)) || fail("bad date");
@@ -445,7 +445,7 @@ struct VerbName {
   const char* name;
   Verb verb;
 };
-constexpr std::array<VerbName, 30> kVerbs{{
+constexpr std::array<VerbName, 32> kVerbs{{
     {"CAPABILITY", Verb::capability}, {"NOOP", Verb::noop}, {"LOGOUT", Verb::logout},
     {"STARTTLS", Verb::starttls}, {"AUTHENTICATE", Verb::authenticate}, {"LOGIN", Verb::login},
     {"SELECT", Verb::select}, {"EXAMINE", Verb::examine}, {"CREATE", Verb::create},
@@ -455,7 +455,7 @@ constexpr std::array<VerbName, 30> kVerbs{{
     {"ENABLE", Verb::enable}, {"NAMESPACE", Verb::namespace_}, {"CHECK", Verb::check},
     {"CLOSE", Verb::close}, {"UNSELECT", Verb::unselect}, {"EXPUNGE", Verb::expunge},
     {"SEARCH", Verb::search}, {"FETCH", Verb::fetch}, {"STORE", Verb::store}, {"COPY", Verb::copy},
-    {"NOOP", Verb::noop},
+    {"GETQUOTA", Verb::getquota}, {"GETQUOTAROOT", Verb::getquotaroot}, {"SETQUOTA", Verb::setquota},
 }};
 
 bool parse_arguments(Parser& p, Command& c) {
@@ -482,8 +482,24 @@ bool parse_arguments(Parser& p, Command& c) {
     case Verb::login:
       return need_sp() && p.astring(c.user) && need_sp() && p.astring(c.password);
     case Verb::select: case Verb::examine: case Verb::create: case Verb::delete_:
-    case Verb::subscribe: case Verb::unsubscribe:
+    case Verb::subscribe: case Verb::unsubscribe: case Verb::getquota: case Verb::getquotaroot:
       return need_sp() && p.astring(c.mailbox);
+    case Verb::setquota: {
+      // RFC 9208 §4.1.3: quota-root SP "(" [resource SP limit *(SP resource SP limit)] ")"
+      // (number64; bounded so the parser's arithmetic cannot overflow).
+      constexpr uint64_t kMaxLimit = (uint64_t{1} << 63) / 10;
+      if (!need_sp() || !p.astring(c.mailbox) || !need_sp() || !p.accept('(')) return p.fail("bad SETQUOTA");
+      if (p.accept(')')) return true;
+      do {
+        std::string resource;
+        uint64_t limit = 0;
+        if (!p.atom(resource) || !need_sp() || !p.number(limit, kMaxLimit)) return false;
+        if (c.items.size() >= 20) return p.fail("too many resources");
+        c.items.push_back(to_upper(resource));
+        c.items.push_back(std::to_string(limit));
+      } while (p.sp());
+      return p.accept(')') || p.fail("unterminated resource list");
+    }
     case Verb::rename:
       return need_sp() && p.astring(c.mailbox) && need_sp() && p.astring(c.mailbox2);
     case Verb::list: case Verb::lsub:
@@ -612,7 +628,7 @@ Days days_from_civil(int64_t y, unsigned m, unsigned d) {
 }
 
 std::optional<Days> parse_date_text(std::string_view text) {
-  static constexpr std::array<const char*, 12> months{"JAN", "FEB", "MAR", "APR", "MAY", "JUN",
+  static constexpr std::array<const char*, 12> kMonths{"JAN", "FEB", "MAR", "APR", "MAY", "JUN",
                                                       "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"};
   auto parts = base::split(text, '-');
   if (parts.size() != 3 || parts[0].empty() || parts[0].size() > 2 || parts[2].size() != 4) return std::nullopt;
@@ -620,7 +636,7 @@ std::optional<Days> parse_date_text(std::string_view text) {
   auto year = base::parse_uint(parts[2]);
   if (!day || !year || *day < 1 || *day > 31 || *year < 1) return std::nullopt;
   for (unsigned m = 0; m < 12; ++m) {
-    if (iequals(parts[1], months[m])) return days_from_civil(static_cast<int64_t>(*year), m + 1, static_cast<unsigned>(*day));
+    if (iequals(parts[1], kMonths[m])) return days_from_civil(static_cast<int64_t>(*year), m + 1, static_cast<unsigned>(*day));
   }
   return std::nullopt;
 }

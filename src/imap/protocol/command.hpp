@@ -28,6 +28,7 @@ enum class Verb {
   starttls, authenticate, login,                               // not authenticated
   select, examine, create, delete_, rename, subscribe, unsubscribe,
   list, lsub, status, append, idle, id, enable, namespace_,   // authenticated
+  getquota, getquotaroot, setquota,                            // authenticated (RFC 9208)
   check, close, unselect, expunge, search, fetch, store, copy, // selected
 };
 
@@ -96,11 +97,13 @@ struct Command {
   bool uid = false;                  // UID FETCH/SEARCH/STORE/COPY/EXPUNGE
 
   std::string mailbox;               // select/examine/create/delete/status/append/copy,
-                                     // rename (old), list/lsub (reference)
+                                     // rename (old), list/lsub (reference),
+                                     // getquotaroot; the quota root of getquota/setquota
   std::string mailbox2;              // rename (new), list/lsub (pattern)
   std::vector<std::string> items;    // status items, enable capabilities, ID
                                      // params (name, value, ...), upper-cased
-                                     // except ID values
+                                     // except ID values; setquota (resource,
+                                     // limit, ...)
   std::string user;                  // login
   std::string password;              // login: secret, never log
   std::string mechanism;             // authenticate (upper-cased)

@@ -1,6 +1,7 @@
 #include "imap/protocol/engine.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <utility>
 
 #include "base/strings.hpp"
@@ -78,7 +79,7 @@ Days day_of(int64_t unix_seconds) {
 Engine::Engine(Options options) : options_(options) {}
 
 std::string Engine::capabilities() const {
-  std::string caps = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS";
+  std::string caps = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS QUOTA QUOTA=RES-STORAGE";
   if (state_ == State::not_authenticated) {
     // RFC 3501 §6.2.1: STARTTLS before login only; RFC 3501 §6.2.3 and
     // RFC 2595 §3.1: LOGINDISABLED when LOGIN would be refused.
@@ -319,6 +320,11 @@ Action Engine::dispatch(const Command& c) {
     case Verb::append:
       if (!authed) return wrong_state();
       return cmd_append(c);
+    case Verb::getquota:
+    case Verb::getquotaroot:
+    case Verb::setquota:
+      if (!authed) return wrong_state();
+      return cmd_quota(c);
     case Verb::namespace_:
       if (!authed) return wrong_state();
       return tagged(tag, "OK", "NAMESPACE completed", "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
@@ -514,6 +520,12 @@ Action Engine::cmd_status(const Command& c) {
       value = snap->uidvalidity;
     } else if (item == "UNSEEN") {
       for (const auto& m : snap->messages) value += (m.flags & kSeen) ? 0 : 1;
+    } else if (item == "DELETED") {  // RFC 9208: messages marked \Deleted
+      for (const auto& m : snap->messages) value += (m.flags & kDeleted) ? 1 : 0;
+    } else if (item == "DELETED-STORAGE") {  // RFC 9208: what EXPUNGE would free, in KiB
+      uint64_t bytes = 0;
+      for (const auto& m : snap->messages) bytes += (m.flags & kDeleted) ? m.size : 0;
+      value = bytes / 1024;
     } else {
       return bad(c.tag, "unknown STATUS item " + item.substr(0, 40));
     }
@@ -521,6 +533,30 @@ Action Engine::cmd_status(const Command& c) {
     items += item + " " + std::to_string(value);
   }
   return tagged(c.tag, "OK", "STATUS completed", "* STATUS INBOX (" + items + ")\r\n");
+}
+
+Action Engine::cmd_quota(const Command& c) {
+  // RFC 9208: one quota root, "", over the whole mailbox, with the STORAGE
+  // resource in units of 1024 octets. Limits are the configuration's:
+  // SETQUOTA is refused (no QUOTASET capability).
+  if (c.verb == Verb::setquota) return tagged(c.tag, "NO", "[NOPERM] quotas are set in the server's configuration");
+  if (c.verb == Verb::getquotaroot && !is_inbox(c.mailbox)) {
+    return tagged(c.tag, "NO", "[NONEXISTENT] only INBOX exists");
+  }
+  auto quota = store_->quota();
+  if (!quota) return tagged(c.tag, "NO", "[SERVERBUG] quota unavailable");
+  std::string out;
+  if (c.verb == Verb::getquotaroot) out = *quota ? "* QUOTAROOT INBOX \"\"\r\n" : "* QUOTAROOT INBOX\r\n";
+  if (c.verb == Verb::getquota && (!*quota || !c.mailbox.empty())) {
+    return tagged(c.tag, "NO", "[NONEXISTENT] no such quota root");
+  }
+  if (*quota) {
+    out += "* QUOTA \"\" (STORAGE " + std::to_string((*quota)->used / 1024) + " " +
+           std::to_string((*quota)->limit / 1024) + ")\r\n";
+  }
+  std::string updates;
+  if (state_ == State::selected) sync(true, updates);
+  return tagged(c.tag, "OK", c.name + " completed", out + updates);
 }
 
 Action Engine::cmd_append(const Command& c) {
@@ -532,6 +568,9 @@ Action Engine::cmd_append(const Command& c) {
     add_keyword(keywords, f);
   }
   auto appended = store_->append(c.message, flags, keywords, c.date);
+  if (!appended && appended.error().error_number == EDQUOT) {
+    return tagged(c.tag, "NO", "[OVERQUOTA] the mailbox is full");
+  }
   if (!appended) return tagged(c.tag, "NO", "[SERVERBUG] could not store the message");
   std::string updates;
   if (state_ == State::selected) sync(true, updates);
@@ -833,6 +872,9 @@ Action Engine::cmd_copy(const Command& c) {
       continue;
     }
     auto appended = store_->append(**content, e.msg.flags, e.msg.keywords, e.msg.internal_date);
+    if (!appended && appended.error().error_number == EDQUOT) {
+      return undo("[OVERQUOTA] ", "the mailbox is full; nothing copied");
+    }
     if (!appended) return undo("[SERVERBUG] ", "could not store a copy; nothing copied");
     uidvalidity = appended->uidvalidity;
     if (!from.empty()) from += ',', to += ',';

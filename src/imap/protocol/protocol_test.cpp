@@ -495,6 +495,43 @@ TEST(Engine, Rfc3501Section6_4_7FailedCopyLeavesNoCopies) {
   EXPECT_EQ(c.store->entries.size(), 2u);
 }
 
+// RFC 9208: one quota root "" over the mailbox, STORAGE in KiB; APPEND and
+// COPY over it get NO [OVERQUOTA] (RFC 5530) and change nothing.
+TEST(Engine, Rfc9208QuotaAndOverquota) {
+  Conversation c(plaintext());
+  EXPECT_NE(c.send("a0 CAPABILITY").find(" QUOTA QUOTA=RES-STORAGE"), std::string::npos);
+  EXPECT_EQ(c.send("a1 GETQUOTAROOT INBOX"), "a1 BAD GETQUOTAROOT not valid in this state\r\n");
+  c.send("a2 LOGIN alice pw");
+  // No quota configured: INBOX has no quota root.
+  EXPECT_EQ(c.send("a3 GETQUOTAROOT INBOX"), "* QUOTAROOT INBOX\r\na3 OK GETQUOTAROOT completed\r\n");
+  EXPECT_EQ(c.send("a4 GETQUOTA \"\""), "a4 NO [NONEXISTENT] no such quota root\r\n");
+
+  c.store->quota_limit = 4096;
+  c.store->add(std::string(2048, 'x'));
+  EXPECT_EQ(c.send("b1 GETQUOTAROOT inbox"),
+            "* QUOTAROOT INBOX \"\"\r\n* QUOTA \"\" (STORAGE 2 4)\r\nb1 OK GETQUOTAROOT completed\r\n");
+  EXPECT_EQ(c.send("b2 GETQUOTA \"\""), "* QUOTA \"\" (STORAGE 2 4)\r\nb2 OK GETQUOTA completed\r\n");
+  EXPECT_EQ(c.send("b3 GETQUOTA other"), "b3 NO [NONEXISTENT] no such quota root\r\n");
+  EXPECT_EQ(c.send("b4 GETQUOTAROOT Trash"), "b4 NO [NONEXISTENT] only INBOX exists\r\n");
+  EXPECT_EQ(c.send("b5 SETQUOTA \"\" (STORAGE 10)"), "b5 NO [NOPERM] quotas are set in the server's configuration\r\n");
+  EXPECT_EQ(c.send("b6 SETQUOTA \"\" (STORAGE)").substr(0, 7), "b6 BAD ");
+
+  // 2048 + 2049 > 4096: refused; 2048 fits exactly.
+  EXPECT_EQ(c.send("c1 APPEND INBOX {2049+}\r\n" + std::string(2049, 'y')), "c1 NO [OVERQUOTA] the mailbox is full\r\n");
+  EXPECT_EQ(c.store->entries.size(), 1u);
+  EXPECT_EQ(c.send("c2 APPEND INBOX {2048+}\r\n" + std::string(2048, 'y')),
+            "c2 OK [APPENDUID 1234 2] APPEND completed\r\n");
+  c.send("c3 SELECT INBOX");
+  EXPECT_EQ(c.send("c4 COPY 1 INBOX"), "c4 NO [OVERQUOTA] the mailbox is full; nothing copied\r\n");
+  EXPECT_EQ(c.store->entries.size(), 2u);
+  // Room again after an expunge; STATUS tells what an expunge would free.
+  c.send("d1 STORE 2 +FLAGS.SILENT (\\Deleted)");
+  EXPECT_EQ(c.send("d2 STATUS INBOX (DELETED DELETED-STORAGE)"),
+            "* STATUS INBOX (DELETED 1 DELETED-STORAGE 2)\r\nd2 OK STATUS completed\r\n");
+  c.send("d3 EXPUNGE");
+  EXPECT_EQ(c.send("d4 COPY 1 INBOX"), "* 2 EXISTS\r\n* 2 RECENT\r\nd4 OK [COPYUID 1234 1 3] COPY completed\r\n");
+}
+
 TEST(Engine, Rfc3501Section2_3_2Keywords) {
   Conversation c(plaintext());
   c.store->add(kSimple);

@@ -1,6 +1,7 @@
 #include "imap/protocol/store.hpp"
 
 #include <algorithm>
+#include <cerrno>
 
 namespace hikyaku::imap::protocol {
 
@@ -56,9 +57,25 @@ base::Status MemoryStore::expunge(const StoredMessage& message) {
   return {};
 }
 
+base::Result<std::optional<MailStore::QuotaState>> MemoryStore::quota() {
+  if (quota_limit == 0) return std::optional<QuotaState>();
+  QuotaState q{0, quota_limit};
+  for (const auto& e : entries) q.used += e.content.size();
+  return std::optional<QuotaState>(q);
+}
+
 base::Result<Appended> MemoryStore::append(std::string_view message, uint8_t flags, const Keywords& keywords,
                                            std::optional<int64_t> internal_date) {
   if (keywords.size() > max_keywords) return base::make_error("too many keywords");
+  if (quota_limit != 0) {
+    auto q = quota();
+    if (!q) return q.error();
+    if ((*q)->used + message.size() > quota_limit) {
+      base::Error over = base::make_error("over quota");
+      over.error_number = EDQUOT;
+      return over;
+    }
+  }
   uint32_t uid = add(std::string(message), flags);
   entries.back().meta.keywords = keywords;
   if (internal_date) entries.back().meta.internal_date = *internal_date;

@@ -3,12 +3,14 @@
 //            expunge and append. The server implements it on a Maildir
 //            (imap/maildir_store.hpp); tests and the fuzzer use MemoryStore.
 // Standards: RFC 3501 §2.3.1.1 (UIDs strictly ascending, UIDVALIDITY),
-//            §2.3.2 (system flags), §2.3.2 \Recent (one session only).
+//            §2.3.2 (system flags), §2.3.2 \Recent (one session only),
+//            RFC 9208 (the STORAGE quota).
 // Trust:     implementations read untrusted message bytes; keys are opaque.
 // Concurrency: one store object per session, used from one thread at a
 //            time; implementations coordinate between sessions themselves.
 // Errors:    base::Result/Status for storage failures (the engine answers
-//            "NO [SERVERBUG]"/"NO" and keeps the session alive); a message
+//            "NO [SERVERBUG]"/"NO" and keeps the session alive; EDQUOT:
+//            "NO [OVERQUOTA]", RFC 5530 §3); a message
 //            that has gone is not a failure but an empty optional (the
 //            engine answers "NO [EXPUNGEISSUED]", RFC 5530 §3).
 #pragma once
@@ -83,7 +85,15 @@ class MailStore {
     return {};
   }
   virtual base::Status expunge(const StoredMessage& message) = 0;
-  // Store a new message (CRLF or LF).
+  // The storage quota over this login's mailbox (RFC 9208 STORAGE):
+  // nullopt when it has none.
+  struct QuotaState {
+    uint64_t used = 0;   // bytes
+    uint64_t limit = 0;  // bytes
+  };
+  virtual base::Result<std::optional<QuotaState>> quota() { return std::optional<QuotaState>(); }
+  // Store a new message (CRLF or LF). Over the quota: an Error with
+  // error_number EDQUOT (the engine answers NO [OVERQUOTA]).
   virtual base::Result<Appended> append(std::string_view message, uint8_t flags, const Keywords& keywords,
                                         std::optional<int64_t> internal_date) = 0;
 };
@@ -102,6 +112,9 @@ class MemoryStore final : public MailStore {
   int64_t now = 1700000000;
 
   size_t max_keywords = 26;  // as a Maildir (letters a–z)
+  uint64_t quota_limit = 0;  // bytes of content (0: no quota)
+
+  base::Result<std::optional<QuotaState>> quota() override;
 
   uint32_t add(std::string content, uint8_t flags = 0);
   base::Result<Snapshot> scan(bool claim_recent) override;
