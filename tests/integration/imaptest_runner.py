@@ -5,7 +5,8 @@ is copied into the repository.
 
 Supported: header keys (capabilities, connections, messages, state,
 ignore_extra_untagged), the three command forms (incl. pipelined tags), "*"
-expected and "!" banned untagged replies, $variables (bound on first match),
+expected and "!" banned untagged replies, $variables (bound on first match;
+$tag is the tag of the step's command),
 "$" wildcards, "{{{ ... }}}" literals, "append" without a message (the next
 message of the .mbox), !ifenv/!ifnenv/!else/!endif (no variables set). List
 matching: FETCH items unordered with extras allowed; FLAGS unordered, \\Recent
@@ -511,6 +512,9 @@ def run_script(path, port, user, password, tls_context=None):
                 if cmd[3] and not got.lower()[len(status) + 1:].startswith(matcher.expand(cmd[3]).lower()):
                     raise Failed(f"{path.name}: {cmd[1]!r}: want prefix {cmd[3]!r}, got {got!r}")
             parsed = [tokenize(u) for u in untagged]
+            # $tag is the tag of the step's command (ESEARCH's "(TAG ...)"),
+            # not a variable bound once.
+            matcher.vars["tag"] = sent[0][0]
             for exp in step.untagged:
                 want = tokenize(exp)
                 if not any(matcher.response(want, g) for g in parsed):

@@ -541,7 +541,7 @@ IMAPTEST_DIR = Path(os.environ.get("HIKYAKU_TESTDATA", str(Path(__file__).resolv
     / "imaptest-scripts"
 # Scripts this server is expected to pass (run with imaptest_runner.py).
 IMAPTEST_SUPPORTED = [
-    "append", "atoms", "close", "expunge", "expunge2", "fetch", "fetch-body", "fetch-body-message-rfc822",
+    "append", "atoms", "close", "esearch", "expunge", "expunge2", "fetch", "fetch-body", "fetch-body-message-rfc822",
     "fetch-body-message-rfc822-mime", "fetch-body-message-rfc822-x2", "fetch-body-mime",
     "fetch-bodystructure", "fetch-envelope", "id", "logout", "nil", "search-addresses", "search-body",
     "search-date", "search-flags", "search-header", "search-sets", "search-size", "select", "store",

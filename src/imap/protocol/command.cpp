@@ -555,6 +555,32 @@ bool parse_arguments(Parser& p, Command& c) {
     case Verb::search: {
       c.search.kind = SearchKey::Kind::and_;
       if (!need_sp()) return false;
+      // RFC 4731 §3: optional RETURN (options) before the criteria.
+      {
+        Parser save = p;
+        std::string word;
+        if (p.atom(word) && iequals(word, "RETURN")) {
+          auto& r = c.search_return;
+          r.requested = true;
+          if (!need_sp() || !p.accept('(')) return p.fail("bad RETURN options");
+          if (!p.accept(')')) {
+            do {
+              std::string option;
+              if (!p.atom(option)) return false;
+              if (iequals(option, "MIN")) r.min = true;
+              else if (iequals(option, "MAX")) r.max = true;
+              else if (iequals(option, "ALL")) r.all = true;
+              else if (iequals(option, "COUNT")) r.count = true;
+              else return p.fail("unknown RETURN option");
+            } while (p.sp());
+            if (!p.accept(')')) return p.fail("unterminated RETURN options");
+          }
+          if (!r.min && !r.max && !r.all && !r.count) r.all = true;  // RFC 4731 §3.1: () means ALL
+          if (!need_sp()) return false;
+        } else {
+          p = save;
+        }
+      }
       // RFC 3501 §6.4.4: optional CHARSET; we search ASCII case-insensitively,
       // which is right for US-ASCII and harmless for UTF-8.
       {

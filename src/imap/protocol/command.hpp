@@ -113,6 +113,12 @@ struct Command {
   std::vector<FetchAtt> fetch;
   StoreOp store;
   SearchKey search;                  // and_ of the top-level keys
+  // RFC 4731 ESEARCH: SEARCH RETURN (MIN MAX ALL COUNT); "RETURN ()" is ALL.
+  struct SearchReturn {
+    bool requested = false;  // answer with * ESEARCH instead of * SEARCH
+    bool min = false, max = false, all = false, count = false;
+  };
+  SearchReturn search_return;
   std::vector<std::string> flags;    // append
   std::optional<int64_t> date;       // append: date-time as Unix seconds
   std::string message;               // append: the literal

@@ -79,7 +79,8 @@ Days day_of(int64_t unix_seconds) {
 Engine::Engine(Options options) : options_(options) {}
 
 std::string Engine::capabilities() const {
-  std::string caps = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS QUOTA QUOTA=RES-STORAGE";
+  std::string caps =
+      "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS ESEARCH QUOTA QUOTA=RES-STORAGE";
   if (state_ == State::not_authenticated) {
     // RFC 3501 §6.2.1: STARTTLS before login only; RFC 3501 §6.2.3 and
     // RFC 2595 §3.1: LOGINDISABLED when LOGIN would be refused.
@@ -821,19 +822,50 @@ bool Engine::matches(const SearchKey& k, size_t index, std::optional<std::string
 
 Action Engine::cmd_search(const Command& c) {
   if (!c.items.empty()) return tagged(c.tag, "NO", "[BADCHARSET (US-ASCII UTF-8)] unsupported charset");
-  std::string hits;
+  std::vector<uint32_t> hits;  // ascending: sequence numbers, or UIDs in view order
   for (size_t i = 0; i < view_.size(); ++i) {
     if (view_[i].gone) continue;
     std::optional<std::string> content;
-    if (matches(c.search, i, content)) {
-      hits += ' ';
-      hits += std::to_string(c.uid ? view_[i].msg.uid : i + 1);
-    }
+    if (matches(c.search, i, content)) hits.push_back(c.uid ? view_[i].msg.uid : static_cast<uint32_t>(i + 1));
+  }
+  std::string out;
+  if (c.search_return.requested) {
+    out = esearch_response(c, hits);
+  } else {
+    out = "* SEARCH";
+    for (uint32_t n : hits) out += " " + std::to_string(n);
+    out += "\r\n";
   }
   std::string updates;
   sync(c.uid, updates);
-  return tagged(c.tag, "OK", c.uid ? "UID SEARCH completed" : "SEARCH completed",
-                "* SEARCH" + hits + "\r\n" + updates);
+  return tagged(c.tag, "OK", c.uid ? "UID SEARCH completed" : "SEARCH completed", out + updates);
+}
+
+std::string Engine::esearch_response(const Command& c, const std::vector<uint32_t>& hits) {
+  // RFC 4731 §3.1: * ESEARCH (TAG "t") [UID] MIN n MAX n ALL set COUNT n;
+  // MIN, MAX and ALL only when something matched, COUNT always.
+  const auto& r = c.search_return;
+  std::string out = "* ESEARCH (TAG \"" + c.tag + "\")";
+  if (c.uid) out += " UID";
+  if (!hits.empty()) {
+    if (r.min) out += " MIN " + std::to_string(hits.front());
+    if (r.max) out += " MAX " + std::to_string(hits.back());
+    if (r.all) {
+      // A sequence-set with runs of consecutive numbers as ranges.
+      std::string set;
+      for (size_t i = 0; i < hits.size();) {
+        size_t j = i;
+        while (j + 1 < hits.size() && hits[j + 1] == hits[j] + 1) ++j;
+        if (!set.empty()) set += ',';
+        set += std::to_string(hits[i]);
+        if (j > i) set += ":" + std::to_string(hits[j]);
+        i = j + 1;
+      }
+      out += " ALL " + set;
+    }
+  }
+  if (r.count) out += " COUNT " + std::to_string(hits.size());
+  return out + "\r\n";
 }
 
 Action Engine::cmd_copy(const Command& c) {

@@ -12,7 +12,7 @@
 // Standards: RFC 3501 (IMAP4rev1), RFC 2177 (IDLE), RFC 2971 (ID),
 //            RFC 5161 (ENABLE), RFC 2342 (NAMESPACE), RFC 3691 (UNSELECT),
 //            RFC 4315 (UIDPLUS), RFC 4959 (SASL-IR), RFC 7888 (LITERAL+),
-//            RFC 5530 (response codes), RFC 9208 (QUOTA: one root over the
+//            RFC 4731 (ESEARCH), RFC 5530 (response codes), RFC 9208 (QUOTA: one root over the
 //            mailbox, STORAGE only), RFC 2595 §3.1/RFC 8314 (STARTTLS,
 //            LOGINDISABLED), RFC 4616 (PLAIN).
 // Trust:     every command is untrusted; passwords travel only inside an
@@ -110,6 +110,7 @@ class Engine {
   Action cmd_status(const Command& c);
   Action cmd_append(const Command& c);
   Action cmd_quota(const Command& c);
+  static std::string esearch_response(const Command& c, const std::vector<uint32_t>& hits);
   Action cmd_fetch(const Command& c);
   Action cmd_store(const Command& c);
   Action cmd_search(const Command& c);

@@ -495,6 +495,34 @@ TEST(Engine, Rfc3501Section6_4_7FailedCopyLeavesNoCopies) {
   EXPECT_EQ(c.store->entries.size(), 2u);
 }
 
+// RFC 4731: SEARCH RETURN (...) answers one * ESEARCH with the command's tag.
+TEST(Engine, Rfc4731Esearch) {
+  Conversation c(plaintext());
+  c.send("a1 LOGIN alice pw");
+  for (int i = 0; i < 6; ++i) c.store->add(std::string(kSimple), i == 1 || i == 4 ? kSeen : 0);
+  c.send("a2 SELECT INBOX");
+  c.send("a3 STORE 3 +FLAGS.SILENT (\\Deleted)");
+  c.send("a4 EXPUNGE");  // UIDs 1 2 4 5 6 remain
+  EXPECT_NE(c.send("b0 CAPABILITY").find(" ESEARCH"), std::string::npos);
+  EXPECT_EQ(c.send("b1 SEARCH RETURN () ALL"), "* ESEARCH (TAG \"b1\") ALL 1:5\r\nb1 OK SEARCH completed\r\n");
+  EXPECT_EQ(c.send("b2 UID SEARCH RETURN (ALL) ALL"),
+            "* ESEARCH (TAG \"b2\") UID ALL 1:2,4:6\r\nb2 OK UID SEARCH completed\r\n");
+  EXPECT_EQ(c.send("b3 UID SEARCH RETURN (COUNT MAX MIN) SEEN"),
+            "* ESEARCH (TAG \"b3\") UID MIN 2 MAX 5 COUNT 2\r\nb3 OK UID SEARCH completed\r\n");
+  EXPECT_EQ(c.send("b4 SEARCH RETURN (MIN ALL) CHARSET UTF-8 UNSEEN"),
+            "* ESEARCH (TAG \"b4\") MIN 1 ALL 1,3,5\r\nb4 OK SEARCH completed\r\n");
+  // Nothing matched: MIN, MAX and ALL are left out, COUNT is 0.
+  EXPECT_EQ(c.send("b5 SEARCH RETURN (MIN MAX ALL COUNT) 1000"),
+            "* ESEARCH (TAG \"b5\") COUNT 0\r\nb5 OK SEARCH completed\r\n");
+  EXPECT_EQ(c.send("b6 UID SEARCH RETURN (MIN) 1000"), "* ESEARCH (TAG \"b6\") UID\r\nb6 OK UID SEARCH completed\r\n");
+  // Without RETURN: the RFC 3501 reply.
+  EXPECT_EQ(c.send("b7 SEARCH SEEN"), "* SEARCH 2 4\r\nb7 OK SEARCH completed\r\n");
+  // SAVE (RFC 5182) and unknown options are not offered.
+  EXPECT_EQ(c.send("b8 SEARCH RETURN (SAVE) ALL").substr(0, 7), "b8 BAD ");
+  EXPECT_EQ(c.send("b9 SEARCH RETURN (MIN ALL").substr(0, 7), "b9 BAD ");
+  EXPECT_EQ(c.send("c1 SEARCH RETURN (MIN)").substr(0, 7), "c1 BAD ");
+}
+
 // RFC 9208: one quota root "" over the mailbox, STORAGE in KiB; APPEND and
 // COPY over it get NO [OVERQUOTA] (RFC 5530) and change nothing.
 TEST(Engine, Rfc9208QuotaAndOverquota) {
