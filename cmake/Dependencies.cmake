@@ -2,6 +2,7 @@
 # Nothing is downloaded at configure or build time.
 find_package(Boost 1.81.0 EXACT REQUIRED CONFIG COMPONENTS headers)
 find_package(OpenSSL 3 REQUIRED)
+find_package(ZLIB REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(fmt REQUIRED)
 find_package(CLI11 REQUIRED)

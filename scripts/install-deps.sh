@@ -23,6 +23,7 @@ export DEBIAN_FRONTEND=noninteractive
 # with (started privately by the benchmark, never as a system service).
 # groff-base: tests/integration/test_man_pages.py renders man/*.[58] with
 # `groff -man -ww` (warnings fail the test).
+# zlib1g-dev: IMAP COMPRESS=DEFLATE (RFC 4978, src/imap/protocol/compression.hpp).
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 
 $SUDO apt-get update -qq
@@ -30,7 +31,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ninja-build pkg-config git ca-certificates ccache \
   clang clang-tidy clang-format libclang-rt-14-dev \
   libboost1.81-dev \
-  libssl-dev libunbound-dev libevent-dev libsodium-dev libsqlite3-dev sqlite3 \
+  libssl-dev libunbound-dev libevent-dev libsodium-dev libsqlite3-dev sqlite3 zlib1g-dev \
   libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev \
   libgtest-dev libgmock-dev googletest libyaml-cpp-dev \
   openssl \

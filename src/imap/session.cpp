@@ -13,6 +13,7 @@
 #include "base/log.hpp"
 #include "base/strings.hpp"
 #include "config/config.hpp"
+#include "imap/protocol/compression.hpp"
 #include "imap/protocol/engine.hpp"
 #include "imap/protocol/framer.hpp"
 #include "login/mailbox_login.hpp"
@@ -74,6 +75,12 @@ class Session {
     return lease_.under_stress() ? std::min(timeout_, ctx_.settings.stress_timeout) : timeout_;
   }
   net::awaitable<bool> flush();
+  // Every byte to and from the client goes through these two: after
+  // COMPRESS DEFLATE (RFC 4978) they compress and decompress.
+  net::awaitable<bool> send(std::string_view data);
+  // Some bytes of input (at least one) appended to `out`, by `deadline`;
+  // false on EOF, error, timeout or corrupt compressed input.
+  net::awaitable<bool> read_input(std::string& out, std::chrono::steady_clock::time_point deadline);
   net::awaitable<Action> authenticate(Action a);
   net::awaitable<Action> on_blocking_pool(std::function<Action()> f);
   // IDLE: report changes until a complete line is framed; nullopt when the
@@ -91,14 +98,54 @@ class Session {
   std::optional<protocol::Engine> engine_;
   std::string out_;
   std::string mailbox_;  // the login's [[mailbox]] name once authenticated
+  std::optional<protocol::Deflate> compression_;  // after COMPRESS DEFLATE
 };
 
 net::awaitable<bool> Session::flush() {
   if (out_.empty()) co_return true;
-  bool ok = co_await stream_.write(out_, timeout());
+  bool ok = co_await send(out_);
   out_.clear();
   if (!ok && stream_.timed_out()) log_->info("{} write timeout: the client stopped reading", id_);
   co_return ok;
+}
+
+net::awaitable<bool> Session::send(std::string_view data) {
+  if (!compression_) {
+    bool ok = co_await stream_.write(data, timeout());
+    co_return ok;
+  }
+  auto packed = compression_->compress(data);
+  if (!packed) co_return false;
+  const std::string_view view = *packed;
+  bool ok = co_await stream_.write(view, timeout());
+  co_return ok;
+}
+
+net::awaitable<bool> Session::read_input(std::string& out, std::chrono::steady_clock::time_point deadline) {
+  if (!compression_) {
+    bool ok = co_await stream_.read_some(out, deadline);
+    co_return ok;
+  }
+  // Decompressed in steps of 64 KiB: a small input that inflates hugely is
+  // framed (and refused by the framer's limits) piece by piece.
+  constexpr size_t kStep = 64 * 1024;
+  for (;;) {
+    if (!compression_->pending()) {
+      std::string raw;
+      bool ok = co_await stream_.read_some(raw, deadline);
+      if (!ok) co_return false;
+      compression_->feed(raw);
+    }
+    auto plain = compression_->decompress(kStep);
+    if (!plain) {
+      log_->info("{} COMPRESS: {}", id_, plain.error().message);
+      co_return false;
+    }
+    if (!plain->empty()) {
+      out += *plain;
+      co_return true;
+    }
+  }
 }
 
 net::awaitable<Action> Session::on_blocking_pool(std::function<Action()> f) {
@@ -145,7 +192,7 @@ net::awaitable<void> Session::run(bool implicit_tls) {
       case Framer::Status::need_more: {
         std::string data;
         deadline_.start(timeout());
-        bool ok = co_await stream_.read_some(data, deadline_.at());
+        bool ok = co_await read_input(data, deadline_.at());
         if (!ok) {
           if (stream_.timed_out()) {
             // RFC 3501 §5.4: the autologout timer.
@@ -202,6 +249,14 @@ net::awaitable<void> Session::run(bool implicit_tls) {
       }
       engine.tls_started();
       log_->debug("{} STARTTLS: {}", id_, stream_.tls_description());
+      continue;
+    }
+    if (action.kind == Action::Kind::compress) {
+      bool flushed5 = co_await flush();  // the OK itself is not compressed (RFC 4978 §3)
+      if (!flushed5) co_return;
+      framer_.clear();  // the client waits for the OK before it compresses
+      compression_.emplace();
+      log_->debug("{} COMPRESS DEFLATE active", id_);
       continue;
     }
     if (action.kind == Action::Kind::idle) {
@@ -290,7 +345,7 @@ net::awaitable<std::optional<std::string>> Session::idle_until_input() {
     auto reader = [this, state]() -> net::awaitable<void> {
       std::string data;
       deadline_.start(timeout());
-      bool ok = co_await stream_.read_some(data, deadline_.at());
+      bool ok = co_await read_input(data, deadline_.at());
       if (ok) deadline_.progress(data, timeout());
       state->input_ok = ok;
       state->data = std::move(data);
@@ -310,7 +365,7 @@ net::awaitable<std::optional<std::string>> Session::idle_until_input() {
       std::string updates = co_await asio::co_spawn(ctx_.blocking, poll_task, net::use_awaitable);
       if (!updates.empty()) {
         // RFC 2177 §3: untagged EXISTS/EXPUNGE/FETCH while idling.
-        bool ok = co_await stream_.write(updates, timeout());
+        bool ok = co_await send(updates);
         if (!ok) break;  // the reader will see the broken connection too
       }
     }

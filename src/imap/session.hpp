@@ -7,12 +7,14 @@
 //            timer), opening the user's INBOX (MaildirStore) and IDLE: a
 //            new message in new/ or cur/ is noticed through inotify (an Asio
 //            stream_descriptor) with a poll timer as fallback, and reported
-//            at once as "* n EXISTS".
+//            at once as "* n EXISTS". After COMPRESS DEFLATE (RFC 4978)
+//            every byte both ways passes through protocol::Deflate.
 //            Login mapping (as POP3): login::MailboxLogins names the
 //            mailbox; its Maildir is ImapSettings::mailboxes_dir/NAME;
 //            plain-text logins only under TLS unless allow_plaintext.
 // Standards: RFC 3501 (§5.4 autologout ≥ 30 min: [limits] imap_idle_timeout),
-//            RFC 2177 (IDLE), RFC 2595 / RFC 8314 (STARTTLS, 993).
+//            RFC 2177 (IDLE), RFC 2595 / RFC 8314 (STARTTLS, 993),
+//            RFC 4978 (COMPRESS).
 // Trust:     the peer is untrusted; passwords are never logged; log lines
 //            carry ip:port, the login name (sanitised) and the outcome.
 // Concurrency: one coroutine per connection on the (single-threaded)

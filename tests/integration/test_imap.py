@@ -19,6 +19,7 @@ import socket
 import ssl
 import time
 import uuid
+import zlib
 from pathlib import Path
 
 import pytest
@@ -91,15 +92,25 @@ def fetch_uids(imap):
 
 
 class Raw:
-    """A line-oriented IMAP client on a raw socket (for IDLE and bad input)."""
+    """A line-oriented IMAP client on a raw socket (for IDLE and bad input);
+    after compress(), raw DEFLATE both ways (RFC 4978) with Python's zlib."""
 
     def __init__(self, server, tls=True):
         sock = socket.create_connection(("127.0.0.1", server.imaps_port if tls else server.imap_port), timeout=30)
         self.sock = tls_context(server).wrap_socket(sock) if tls else sock
         self.buf = b""
+        self.deflate = self.inflate = None
+        self.received = 0  # bytes off the wire
         self.greeting = self.line()
 
+    def compress(self):
+        assert not self.buf, "nothing may follow the COMPRESS reply"
+        self.deflate = zlib.compressobj(wbits=-15)
+        self.inflate = zlib.decompressobj(wbits=-15)
+
     def send(self, data: bytes):
+        if self.deflate:
+            data = self.deflate.compress(data) + self.deflate.flush(zlib.Z_SYNC_FLUSH)
         self.sock.sendall(data)
 
     def line(self, timeout=30):
@@ -109,7 +120,8 @@ class Raw:
             chunk = self.sock.recv(65536)
             if not chunk:
                 raise EOFError(self.buf)
-            self.buf += chunk
+            self.received += len(chunk)
+            self.buf += self.inflate.decompress(chunk) if self.inflate else chunk
         line, self.buf = self.buf.split(b"\r\n", 1)
         return line
 
@@ -350,6 +362,41 @@ def test_idle_sees_smtp_delivery(hikyaku):
     assert any(b"while-idle" in l for l in raw.until_tagged(b"a4"))
     raw.send(b"a5 LOGOUT\r\n")
     assert raw.until_tagged(b"a5")[-1].startswith(b"a5 OK")
+    raw.close()
+
+
+def test_compress_deflate_with_a_large_fetch_and_idle(hikyaku):
+    """RFC 4978: after "COMPRESS DEFLATE" every byte both ways is raw
+    DEFLATE, flushed per response; the client here is Python's zlib."""
+    hikyaku.set_password("alice", PASSWORD)
+    big = make_message("compressed", b"the same line again, and again\r\n" * 6000)
+    send(hikyaku, big)
+    wait_for(lambda: len(hikyaku.messages("alice")) == 1, what="the message in alice's Maildir")
+    raw = Raw(hikyaku)
+    raw.send(f'a1 LOGIN alice "{PASSWORD}"\r\n'.encode())
+    assert b"COMPRESS=DEFLATE" in raw.until_tagged(b"a1")[-1]
+    raw.send(b"a2 COMPRESS DEFLATE\r\n")
+    assert raw.until_tagged(b"a2")[-1] == b"a2 OK DEFLATE active"
+    raw.compress()
+    raw.send(b"a3 SELECT INBOX\r\n")
+    assert b"* 1 EXISTS" in raw.until_tagged(b"a3")
+    before = raw.received
+    raw.send(b"a4 FETCH 1 BODY.PEEK[]\r\n")
+    lines = raw.until_tagged(b"a4")
+    assert lines[-1] == b"a4 OK FETCH completed", lines[-1]
+    assert big in b"\r\n".join(lines)
+    assert raw.received - before < len(big) // 10, "the fetch was not compressed"
+    raw.send(b"a5 COMPRESS DEFLATE\r\n")
+    assert raw.until_tagged(b"a5")[-1].startswith(b"a5 NO [COMPRESSIONACTIVE]")
+    # IDLE's untagged EXISTS comes compressed too, at once.
+    raw.send(b"a6 IDLE\r\n")
+    assert raw.line() == b"+ idling"
+    send(hikyaku, make_message("while-compressed"))
+    assert raw.line(timeout=20) == b"* 2 EXISTS"
+    raw.send(b"DONE\r\n")
+    assert raw.until_tagged(b"a6")[-1] == b"a6 OK IDLE terminated"
+    raw.send(b"a7 LOGOUT\r\n")
+    assert raw.until_tagged(b"a7")[-1].startswith(b"a7 OK")
     raw.close()
 
 

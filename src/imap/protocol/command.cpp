@@ -445,7 +445,7 @@ struct VerbName {
   const char* name;
   Verb verb;
 };
-constexpr std::array<VerbName, 32> kVerbs{{
+constexpr std::array<VerbName, 33> kVerbs{{
     {"CAPABILITY", Verb::capability}, {"NOOP", Verb::noop}, {"LOGOUT", Verb::logout},
     {"STARTTLS", Verb::starttls}, {"AUTHENTICATE", Verb::authenticate}, {"LOGIN", Verb::login},
     {"SELECT", Verb::select}, {"EXAMINE", Verb::examine}, {"CREATE", Verb::create},
@@ -456,6 +456,7 @@ constexpr std::array<VerbName, 32> kVerbs{{
     {"CLOSE", Verb::close}, {"UNSELECT", Verb::unselect}, {"EXPUNGE", Verb::expunge},
     {"SEARCH", Verb::search}, {"FETCH", Verb::fetch}, {"STORE", Verb::store}, {"COPY", Verb::copy},
     {"GETQUOTA", Verb::getquota}, {"GETQUOTAROOT", Verb::getquotaroot}, {"SETQUOTA", Verb::setquota},
+    {"COMPRESS", Verb::compress},
 }};
 
 bool parse_arguments(Parser& p, Command& c) {
@@ -481,6 +482,10 @@ bool parse_arguments(Parser& p, Command& c) {
     }
     case Verb::login:
       return need_sp() && p.astring(c.user) && need_sp() && p.astring(c.password);
+    case Verb::compress:  // RFC 4978 §3: COMPRESS SP algorithm
+      if (!need_sp() || !p.atom(c.mechanism)) return false;
+      c.mechanism = to_upper(c.mechanism);
+      return true;
     case Verb::select: case Verb::examine: case Verb::create: case Verb::delete_:
     case Verb::subscribe: case Verb::unsubscribe: case Verb::getquota: case Verb::getquotaroot:
       return need_sp() && p.astring(c.mailbox);

@@ -29,6 +29,7 @@ enum class Verb {
   select, examine, create, delete_, rename, subscribe, unsubscribe,
   list, lsub, status, append, idle, id, enable, namespace_,   // authenticated
   getquota, getquotaroot, setquota,                            // authenticated (RFC 9208)
+  compress,                                                    // authenticated (RFC 4978)
   check, close, unselect, expunge, search, fetch, store, copy, // selected
 };
 

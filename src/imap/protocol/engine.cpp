@@ -90,6 +90,8 @@ std::string Engine::capabilities() const {
     } else {
       caps += " LOGINDISABLED";
     }
+  } else if (!compressing_) {
+    caps += " COMPRESS=DEFLATE";  // RFC 4978: after login
   }
   return caps;
 }
@@ -321,6 +323,18 @@ Action Engine::dispatch(const Command& c) {
     case Verb::append:
       if (!authed) return wrong_state();
       return cmd_append(c);
+    case Verb::compress:
+      // RFC 4978 §3: once per connection; the OK goes out uncompressed,
+      // everything after it compressed (the session does the compressing).
+      if (!authed) return wrong_state();
+      if (c.mechanism != "DEFLATE") return bad(tag, "unknown compression mechanism");
+      if (compressing_) return tagged(tag, "NO", "[COMPRESSIONACTIVE] DEFLATE active already");
+      {
+        compressing_ = true;
+        Action a = tagged(tag, "OK", "DEFLATE active");
+        a.kind = Action::Kind::compress;
+        return a;
+      }
     case Verb::getquota:
     case Verb::getquotaroot:
     case Verb::setquota:

@@ -12,7 +12,8 @@
 // Standards: RFC 3501 (IMAP4rev1), RFC 2177 (IDLE), RFC 2971 (ID),
 //            RFC 5161 (ENABLE), RFC 2342 (NAMESPACE), RFC 3691 (UNSELECT),
 //            RFC 4315 (UIDPLUS), RFC 4959 (SASL-IR), RFC 7888 (LITERAL+),
-//            RFC 4731 (ESEARCH), RFC 5530 (response codes), RFC 9208 (QUOTA: one root over the
+//            RFC 4731 (ESEARCH), RFC 4978 (COMPRESS=DEFLATE: the session
+//            compresses, compression.hpp), RFC 5530 (response codes), RFC 9208 (QUOTA: one root over the
 //            mailbox, STORAGE only), RFC 2595 §3.1/RFC 8314 (STARTTLS,
 //            LOGINDISABLED), RFC 4616 (PLAIN).
 // Trust:     every command is untrusted; passwords travel only inside an
@@ -57,6 +58,7 @@ struct Action {
     idle,          // write `reply` ("+ idling"); until input arrives, call
                    // idle_poll() when the mailbox may have changed
     close,         // write `reply`, close the connection
+    compress,      // write `reply` uncompressed, then DEFLATE both ways (RFC 4978)
   };
   Kind kind = Kind::none;
   std::string reply;
@@ -140,6 +142,7 @@ class Engine {
   std::optional<std::string> pending_tag_;  // AUTHENTICATE/LOGIN waiting for its answer
   bool sasl_waiting_ = false;               // AUTHENTICATE PLAIN sent "+ ", wants a response
   std::optional<std::string> idle_tag_;
+  bool compressing_ = false;  // COMPRESS DEFLATE was answered OK
   std::unique_ptr<MailStore> store_;
   // Selected state.
   std::vector<ViewEntry> view_;

@@ -495,6 +495,20 @@ TEST(Engine, Rfc3501Section6_4_7FailedCopyLeavesNoCopies) {
   EXPECT_EQ(c.store->entries.size(), 2u);
 }
 
+// RFC 4978: COMPRESS DEFLATE once, after login; the session compresses.
+TEST(Engine, Rfc4978Compress) {
+  Conversation c(plaintext());
+  EXPECT_EQ(c.send("a0 CAPABILITY").find("COMPRESS"), std::string::npos);
+  EXPECT_EQ(c.send("a1 COMPRESS DEFLATE"), "a1 BAD COMPRESS not valid in this state\r\n");
+  EXPECT_NE(c.send("a2 LOGIN alice pw").find(" COMPRESS=DEFLATE"), std::string::npos);
+  EXPECT_EQ(c.send("a3 COMPRESS GZIP"), "a3 BAD unknown compression mechanism\r\n");
+  EXPECT_EQ(c.send("a4 COMPRESS deflate"), "a4 OK DEFLATE active\r\n");
+  EXPECT_EQ(c.last_kind, Action::Kind::compress);
+  EXPECT_EQ(c.send("a5 COMPRESS DEFLATE"), "a5 NO [COMPRESSIONACTIVE] DEFLATE active already\r\n");
+  EXPECT_EQ(c.last_kind, Action::Kind::none);
+  EXPECT_EQ(c.send("a6 CAPABILITY").find("COMPRESS"), std::string::npos);
+}
+
 // RFC 4731: SEARCH RETURN (...) answers one * ESEARCH with the command's tag.
 TEST(Engine, Rfc4731Esearch) {
   Conversation c(plaintext());
