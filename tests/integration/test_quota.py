@@ -8,16 +8,25 @@ A flood into a mailbox must stop at its quota, never at a full disk:
   in the queue and is delivered by `hikyaku queue flush` once room is made;
 - IMAP (imaplib): GETQUOTAROOT/GETQUOTA report STORAGE in KiB (RFC 9208),
   APPEND over the quota gets NO [OVERQUOTA] (RFC 5530), and an EXPUNGE
-  makes room again at once (it records its change in maildirsize).
+  makes room again at once (it records its change in maildirsize);
+- Dovecot (quota = maildir, PEERS.md "Dovecot as a reference reader") on a
+  copy of the tree reports the same usage from our maildirsize, and what it
+  records there for its own APPEND is read back by hikyaku.
 
 Run: /usr/bin/python3 -m pytest tests/integration/test_quota.py
 """
 import imaplib
+import os
 import re
+import shutil
 import smtplib
 import ssl
+import subprocess
+import tempfile
+from pathlib import Path
 
-from conftest import wait_for
+from conftest import free_port, not_available, port_open, require_programs, wait_for
+from test_maildir_readers import DOVECOT_CONF
 
 PASSWORD = "correct horse battery"
 LIMIT = 20000
@@ -50,6 +59,11 @@ def recorded(hk):
     return tuple(total)
 
 
+def kib(n):
+    """RFC 9208 STORAGE units, rounded up (as Dovecot rounds)."""
+    return (n + 1023) // 1024
+
+
 def imap_login(hk):
     imap = imaplib.IMAP4("127.0.0.1", hk.imap_port, timeout=30)
     ctx = ssl.create_default_context(cafile=str(hk.cert_path))
@@ -77,7 +91,7 @@ def test_a_full_mailbox_refuses_at_rcpt_defers_queued_mail_and_refuses_append(ma
         typ, data = imap.getquotaroot("INBOX")
         assert typ == "OK", data
         assert data[0] == [b'INBOX ""'], data
-        assert data[1] == [f'"" (STORAGE {used // 1024} {LIMIT // 1024})'.encode()], data
+        assert data[1] == [f'"" (STORAGE {kib(used)} {kib(LIMIT)})'.encode()], data
 
         # A fourth is accepted at RCPT (the mailbox is not full yet) but
         # would go over: the delivery is deferred, the message kept.
@@ -129,3 +143,80 @@ def test_a_full_mailbox_refuses_at_rcpt_defers_queued_mail_and_refuses_append(ma
         assert recorded(hk)[1] == 3
     finally:
         imap.logout()
+
+
+DOVECOT_QUOTA = f"""
+mail_plugins = $mail_plugins quota
+protocol imap {{{{
+  mail_plugins = $mail_plugins imap_quota
+}}}}
+plugin {{{{
+  quota = maildir:User quota
+  quota_rule = *:storage={LIMIT}B
+}}}}
+"""
+
+
+def quota_of(imap):
+    typ, data = imap.getquotaroot("INBOX")
+    assert typ == "OK", data
+    m = re.match(rb'"?[^"]*"? \(STORAGE (\d+) (\d+)\)', data[1][0])
+    assert m, data
+    return int(m.group(1)), int(m.group(2))
+
+
+def test_dovecot_agrees_on_the_maildirsize_file(make_hikyaku, request):
+    require_programs("dovecot")
+    if os.geteuid() != 0:
+        not_available("needs root to run Dovecot as nobody")
+    hk = make_hikyaku(extra=CAROL)
+    hk.set_password("carol", PASSWORD)
+    with smtplib.SMTP("127.0.0.1", hk.smtp_port, timeout=30) as s:
+        for i in range(2):
+            s.sendmail("sender@example.org", ["carol@example.test"], message(f"shared{i}", 3000))
+    wait_for(lambda: len(hk.messages("carol")) == 2, what="two messages in carol's Maildir")
+    imap = imap_login(hk)
+    ours = quota_of(imap)
+    assert ours == (kib(recorded(hk)[0]), kib(LIMIT))
+
+    # Dovecot on a byte-for-byte copy (owned by the user it runs as).
+    t = Path(tempfile.mkdtemp(prefix="hikyaku-dovecot-quota-"))
+    t.chmod(0o755)
+    request.addfinalizer(lambda: shutil.rmtree(t, ignore_errors=True))
+    copy = t / "home" / "carol" / "Maildir"
+    shutil.copytree(hk.maildir("carol"), copy)
+    subprocess.run(["chown", "-R", "nobody:nogroup", str(t / "home")], check=True)
+    (t / "passwd").write_text("carol:{PLAIN}secret\n")
+    (t / "passwd").chmod(0o644)
+    port, pop3_port = free_port(), free_port()
+    (t / "dovecot.conf").write_text(DOVECOT_CONF.format(t=t, imap=port, pop3=pop3_port)
+                                    + DOVECOT_QUOTA.format())
+    proc = subprocess.Popen(["dovecot", "-F", "-c", str(t / "dovecot.conf")], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: proc.poll() is not None or port_open(port), what="dovecot to listen")
+        assert proc.poll() is None, proc.stdout.read().decode(errors="replace")
+        dove = imaplib.IMAP4("127.0.0.1", port, timeout=30)
+        dove.login("carol", "secret")
+        assert quota_of(dove) == ours, "Dovecot reads the same usage and limit"
+        typ, data = dove.append("INBOX", None, None, message("from-dovecot", 4000))
+        assert typ == "OK", data
+        dove.logout()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    # Dovecot kept our file (same limit line) and recorded its APPEND in it;
+    # hikyaku reads that record as it is.
+    text = (copy / "maildirsize").read_text()
+    assert text.startswith(f"{LIMIT}S\n"), text
+    dove_used = sum(int(line.split()[0]) for line in text.splitlines()[1:])
+    added = [p for p in (copy / "new").iterdir()] + [p for p in (copy / "cur").iterdir()]
+    assert dove_used == sum(p.stat().st_size for p in added), text
+    shutil.copyfile(copy / "maildirsize", hk.maildir("carol") / "maildirsize")
+    assert quota_of(imap)[0] == kib(dove_used)
+    imap.logout()

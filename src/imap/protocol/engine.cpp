@@ -540,7 +540,7 @@ Action Engine::cmd_status(const Command& c) {
     } else if (item == "DELETED-STORAGE") {  // RFC 9208: what EXPUNGE would free, in KiB
       uint64_t bytes = 0;
       for (const auto& m : snap->messages) bytes += (m.flags & kDeleted) ? m.size : 0;
-      value = bytes / 1024;
+      value = (bytes + 1023) / 1024;
     } else {
       return bad(c.tag, "unknown STATUS item " + item.substr(0, 40));
     }
@@ -566,8 +566,9 @@ Action Engine::cmd_quota(const Command& c) {
     return tagged(c.tag, "NO", "[NONEXISTENT] no such quota root");
   }
   if (*quota) {
-    out += "* QUOTA \"\" (STORAGE " + std::to_string((*quota)->used / 1024) + " " +
-           std::to_string((*quota)->limit / 1024) + ")\r\n";
+    // Whole KiB rounded up, as Dovecot reports the same maildirsize.
+    out += "* QUOTA \"\" (STORAGE " + std::to_string(((*quota)->used + 1023) / 1024) + " " +
+           std::to_string(((*quota)->limit + 1023) / 1024) + ")\r\n";
   }
   std::string updates;
   if (state_ == State::selected) sync(true, updates);
