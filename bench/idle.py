@@ -3,6 +3,7 @@
 
     /usr/bin/python3 bench/idle.py                 # 300 connections, 3 rounds
     HIKYAKU_BIN=... CONNS=500 RUNS=5 /usr/bin/python3 bench/idle.py
+    COMPRESS=1 /usr/bin/python3 bench/idle.py      # each after COMPRESS DEFLATE (RFC 4978)
 
 Each round starts a fresh server (a self-signed certificate, one mailbox with three
 messages), opens CONNS IMAPS connections on 127.0.0.1 (TLS 1.3 by default, as phones
@@ -20,12 +21,41 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("HIKYAKU_BIN", os.path.join(ROOT, "build/src/app/hikyaku"))
 CONNS = int(os.environ.get("CONNS", "300"))
 TLS = os.environ.get("TLS", "1") != "0"   # TLS=0: plain IMAP on a 143-style port, for comparison
 RUNS = int(os.environ.get("RUNS", "3"))
+COMPRESS = os.environ.get("COMPRESS", "0") != "0"  # COMPRESS DEFLATE after login, as Thunderbird does
+
+
+class Conn:
+    """A socket that speaks raw DEFLATE both ways once compress() is called."""
+
+    def __init__(self, sock):
+        self.sock, self.buf, self.deflate, self.inflate = sock, b"", None, None
+
+    def compress(self):
+        self.deflate = zlib.compressobj(wbits=-15)
+        self.inflate = zlib.decompressobj(wbits=-15)
+
+    def sendall(self, data):
+        if self.deflate:
+            data = self.deflate.compress(data) + self.deflate.flush(zlib.Z_SYNC_FLUSH)
+        self.sock.sendall(data)
+
+    def read_until(self, marker):
+        while marker not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"closed while waiting for {marker!r}: {self.buf[-200:]!r}")
+            self.buf += self.inflate.decompress(chunk) if self.inflate else chunk
+        self.buf = self.buf[self.buf.index(marker) + len(marker):]
+
+    def close(self):
+        self.sock.close()
 
 
 def free_port():
@@ -120,21 +150,26 @@ deliver = ["mailbox:me"]
         time.sleep(0.2)
         before = mem_kb(proc.pid)
         for i in range(CONNS):
-            s = connect()
-            buf = read_until(s, b"\r\n")
+            s = Conn(connect())
+            s.read_until(b"\r\n")
             s.sendall(b"a LOGIN me secret-pass\r\n")
-            read_until(s, b"a OK")
+            s.read_until(b"a OK")
+            s.read_until(b"\r\n")
+            if COMPRESS:
+                s.sendall(b"z COMPRESS DEFLATE\r\n")
+                s.read_until(b"z OK DEFLATE active\r\n")
+                s.compress()
             s.sendall(b"b SELECT INBOX\r\n")
-            read_until(s, b"b OK")
+            s.read_until(b"b OK")
             s.sendall(b"c IDLE\r\n")
-            read_until(s, b"+ ")
+            s.read_until(b"+ ")
             socks.append(s)
         time.sleep(0.5)
         after = mem_kb(proc.pid)
         for s in socks:
             s.sendall(b"DONE\r\nd LOGOUT\r\n")
         for s in socks:
-            read_until(s, b"d OK")
+            s.read_until(b"d OK")
         return {"conns": CONNS, "rss_per_conn_kb": (after[0] - before[0]) / CONNS,
                 "pss_per_conn_kb": (after[1] - before[1]) / CONNS, "idle_rss_kb": before[0]}
     finally:
@@ -155,11 +190,12 @@ def main():
         with tempfile.TemporaryDirectory(prefix="hikyaku-idle.", dir=os.environ.get("BENCH_TMPDIR", "/var/tmp")) as tmp:
             row = one_round(tmp)
         rows.append(row)
-        print(f"round {r + 1}: {row['conns']} idle {'IMAPS' if TLS else 'plain IMAP'} connections: "
+        kind = ("IMAPS" if TLS else "plain IMAP") + (" + COMPRESS" if COMPRESS else "")
+        print(f"round {r + 1}: {row['conns']} idle {kind} connections: "
               f"{row['rss_per_conn_kb']:.1f} KiB RSS, {row['pss_per_conn_kb']:.1f} KiB Pss each "
               f"(server idle at {row['idle_rss_kb'] / 1024:.1f} MiB)")
     print(f"median: {statistics.median(r['rss_per_conn_kb'] for r in rows):.1f} KiB RSS, "
-          f"{statistics.median(r['pss_per_conn_kb'] for r in rows):.1f} KiB Pss per idle IMAPS connection "
+          f"{statistics.median(r['pss_per_conn_kb'] for r in rows):.1f} KiB Pss per idle {kind} connection "
           f"({BIN})")
 
 
