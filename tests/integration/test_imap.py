@@ -400,6 +400,69 @@ def test_compress_deflate_with_a_large_fetch_and_idle(hikyaku):
     raw.close()
 
 
+def test_k9_first_sync_and_reconnect_replay(hikyaku):
+    """What K-9 Mail (Thunderbird for Android) sends on its first sync and on
+    reconnecting (issue 15: ID, CAPABILITY, LIST with RETURN (SPECIAL-USE),
+    SELECT, UID FETCH of flags, header fetches, IDLE), replayed over IMAPS."""
+    hikyaku.set_password("alice", PASSWORD)
+    sent = deliver(hikyaku, 3, subjects=["k9-one", "k9-two", "k9-three"])
+    first_validity = None
+    headers = ("BODY.PEEK[HEADER.FIELDS (date subject from content-type to cc bcc reply-to message-id "
+               "references in-reply-to X-K9mail-Identity Chat-Version)]")
+    for round_, exists in (("first sync", 3), ("reconnect", 4)):
+        raw = Raw(hikyaku)
+        raw.send(f'1 LOGIN alice "{PASSWORD}"\r\n'.encode())
+        assert raw.until_tagged(b"1")[-1].startswith(b"1 OK"), round_
+        raw.send(b'2 ID ("name" "K-9 Mail" "version" "6.800")\r\n')
+        lines = raw.until_tagged(b"2")
+        assert lines[-1].startswith(b"2 OK") and lines[0].startswith(b"* ID "), lines
+        raw.send(b"3 CAPABILITY\r\n")
+        caps = raw.until_tagged(b"3")[0]
+        for cap in (b"IDLE", b"UIDPLUS", b"LIST-EXTENDED", b"ESEARCH", b"COMPRESS=DEFLATE"):
+            assert cap in caps.split(), (cap, caps)
+        raw.send(b'4 LIST "" "*" RETURN (SPECIAL-USE)\r\n')
+        assert raw.until_tagged(b"4") == [b'* LIST (\\HasNoChildren) "/" INBOX', b"4 OK LIST completed"]
+        raw.send(b"5 SELECT INBOX\r\n")
+        lines = raw.until_tagged(b"5")
+        assert f"* {exists} EXISTS".encode() in lines and lines[-1].startswith(b"5 OK [READ-WRITE]"), lines
+        validity = [l for l in lines if b"[UIDVALIDITY " in l]
+        assert len(validity) == 1, lines
+        raw.send(b"6 UID FETCH 1:* (FLAGS)\r\n")
+        lines = raw.until_tagged(b"6")
+        assert [re.match(rb"\* (\d) FETCH \((UID \d+ FLAGS \(.*\)|FLAGS \(.*\) UID \d+)\)", l) is not None
+                for l in lines[:-1]] == [True] * exists, lines
+        raw.send(f"7 UID FETCH 1:3 (UID INTERNALDATE RFC822.SIZE {headers})\r\n".encode())
+        text = b"\r\n".join(raw.until_tagged(b"7"))
+        for subject in (b"k9-one", b"k9-two", b"k9-three"):
+            assert b"Subject: imap test " + subject in text, text
+        assert text.count(b"RFC822.SIZE ") == 3 and b"7 OK UID FETCH completed" in text
+        raw.send(b"8 UID FETCH 2 (UID BODY.PEEK[])\r\n")
+        assert sent[1] in b"\r\n".join(raw.until_tagged(b"8"))
+        raw.send(b"9 IDLE\r\n")
+        assert raw.line() == b"+ idling"
+        if round_ == "first sync":
+            send(hikyaku, make_message("k9-four"))
+            assert raw.line(timeout=20) == b"* 4 EXISTS"
+        raw.send(b"DONE\r\n")
+        assert raw.until_tagged(b"9")[-1] == b"9 OK IDLE terminated"
+        raw.send(b"10 LOGOUT\r\n")
+        assert raw.until_tagged(b"10")[-1].startswith(b"10 OK")
+        raw.close()
+        first_validity = first_validity if round_ == "reconnect" else validity
+        assert validity == first_validity, "UIDVALIDITY kept across sessions"
+    # On reconnect K-9 compares UIDVALIDITY and asks only for what is new.
+    raw = Raw(hikyaku)
+    raw.send(f'1 LOGIN alice "{PASSWORD}"\r\n'.encode())
+    raw.until_tagged(b"1")
+    raw.send(b"2 SELECT INBOX\r\n")
+    assert [l for l in raw.until_tagged(b"2") if b"[UIDVALIDITY " in l] == validity
+    raw.send(b"3 UID SEARCH RETURN (ALL) UID 4:*\r\n")
+    assert raw.until_tagged(b"3")[0] == b'* ESEARCH (TAG "3") UID ALL 4'
+    raw.send(b"4 LOGOUT\r\n")
+    raw.until_tagged(b"4")
+    raw.close()
+
+
 def test_idle_sees_another_sessions_flags_and_expunge(hikyaku):
     hikyaku.set_password("alice", PASSWORD)
     deliver(hikyaku, 2)

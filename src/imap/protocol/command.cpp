@@ -507,8 +507,79 @@ bool parse_arguments(Parser& p, Command& c) {
     }
     case Verb::rename:
       return need_sp() && p.astring(c.mailbox) && need_sp() && p.astring(c.mailbox2);
-    case Verb::list: case Verb::lsub:
+    case Verb::lsub:
       return need_sp() && p.astring(c.mailbox) && need_sp() && p.list_mailbox(c.mailbox2);
+    case Verb::list: {
+      auto& o = c.list;
+      if (!need_sp()) return false;
+      if (p.accept('(')) {  // RFC 5258 §3: selection options
+        o.extended = true;
+        bool recursive = false;
+        bool other = false;
+        if (!p.accept(')')) {
+          do {
+            std::string option;
+            if (!p.atom(option)) return false;
+            if (iequals(option, "SUBSCRIBED")) o.select_subscribed = other = true;
+            else if (iequals(option, "REMOTE")) other = true;  // no remote mailboxes here
+            else if (iequals(option, "RECURSIVEMATCH")) recursive = true;
+            else return p.fail("unknown LIST selection option");
+          } while (p.sp());
+          if (!p.accept(')')) return p.fail("unterminated selection options");
+        }
+        // RECURSIVEMATCH needs another option that it qualifies.
+        if (recursive && !other) return p.fail("RECURSIVEMATCH alone");
+        if (!need_sp()) return false;
+      }
+      if (!p.astring(c.mailbox) || !need_sp()) return false;
+      if (p.accept('(')) {  // several patterns
+        o.extended = true;
+        do {
+          std::string pattern;
+          if (!p.list_mailbox(pattern)) return false;
+          if (o.patterns.size() >= 20) return p.fail("too many patterns");
+          o.patterns.push_back(std::move(pattern));
+        } while (p.sp());
+        if (!p.accept(')')) return p.fail("unterminated pattern list");
+      } else {
+        std::string pattern;
+        if (!p.list_mailbox(pattern)) return false;
+        o.patterns.push_back(std::move(pattern));
+      }
+      c.mailbox2 = o.patterns.front();
+      if (p.at_end()) return true;
+      // RFC 5258 §3: RETURN (options).
+      std::string word;
+      if (!need_sp() || !p.atom(word) || !iequals(word, "RETURN") || !need_sp() || !p.accept('(')) {
+        return p.fail("bad LIST return options");
+      }
+      o.extended = true;
+      if (p.accept(')')) return true;
+      do {
+        std::string option;
+        if (!p.atom(option)) return false;
+        if (iequals(option, "SUBSCRIBED")) {
+          o.return_subscribed = true;
+        } else if (iequals(option, "CHILDREN")) {
+          o.return_children = true;
+        } else if (iequals(option, "SPECIAL-USE")) {  // RFC 6154 §5.1
+          o.return_special_use = true;
+        } else if (iequals(option, "STATUS")) {  // RFC 5819: STATUS (items)
+          if (o.return_status || !need_sp() || !p.accept('(')) return p.fail("bad STATUS return option");
+          o.return_status = true;
+          do {
+            std::string item;
+            if (!p.atom(item)) return false;
+            if (c.items.size() >= 20) return p.fail("too many items");
+            c.items.push_back(to_upper(item));
+          } while (p.sp());
+          if (!p.accept(')')) return p.fail("unterminated status list");
+        } else {
+          return p.fail("unknown LIST return option");
+        }
+      } while (p.sp());
+      return p.accept(')') || p.fail("unterminated return options");
+    }
     case Verb::status: {
       if (!need_sp() || !p.astring(c.mailbox) || !need_sp() || !p.accept('(')) return p.fail("bad STATUS");
       do {

@@ -120,6 +120,19 @@ struct Command {
     bool min = false, max = false, all = false, count = false;
   };
   SearchReturn search_return;
+  // RFC 5258 LIST-EXTENDED (and RFC 5819 LIST-STATUS): LIST (select
+  // options) reference (patterns) RETURN (options). mailbox2 holds the
+  // first pattern; the STATUS items go to `items`.
+  struct ListOptions {
+    bool extended = false;           // any of the extended syntax was used
+    bool select_subscribed = false;  // (SUBSCRIBED), also (SUBSCRIBED RECURSIVEMATCH)
+    bool return_subscribed = false;
+    bool return_children = false;
+    bool return_special_use = false;
+    bool return_status = false;
+    std::vector<std::string> patterns;  // all of them (mailbox2 is the first)
+  };
+  ListOptions list;
   std::vector<std::string> flags;    // append
   std::optional<int64_t> date;       // append: date-time as Unix seconds
   std::string message;               // append: the literal

@@ -80,7 +80,8 @@ Engine::Engine(Options options) : options_(options) {}
 
 std::string Engine::capabilities() const {
   std::string caps =
-      "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS ESEARCH QUOTA QUOTA=RES-STORAGE";
+      "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS ESEARCH LIST-EXTENDED LIST-STATUS "
+      "QUOTA QUOTA=RES-STORAGE";
   if (state_ == State::not_authenticated) {
     // RFC 3501 §6.2.1: STARTTLS before login only; RFC 3501 §6.2.3 and
     // RFC 2595 §3.1: LOGINDISABLED when LOGIN would be refused.
@@ -507,19 +508,35 @@ Action Engine::cmd_select(const Command& c) {
 Action Engine::cmd_list(const Command& c) {
   std::string out;
   const bool lsub = c.verb == Verb::lsub;
-  if (c.mailbox2.empty() && !lsub) {
+  const auto& o = c.list;
+  if (c.mailbox2.empty() && !lsub && !o.extended) {
     // RFC 3501 §6.3.8: an empty pattern asks for the hierarchy delimiter.
     out = "* LIST (\\Noselect) \"/\" \"\"\r\n";
-  } else if (wildcard_match(c.mailbox + c.mailbox2, "INBOX") || wildcard_match(c.mailbox2, "INBOX")) {
-    out = std::string("* ") + (lsub ? "LSUB" : "LIST") + " (\\HasNoChildren) \"/\" INBOX\r\n";
+  } else {
+    bool inbox = false;
+    for (const auto& pattern : lsub ? std::vector<std::string>{c.mailbox2} : o.patterns) {
+      if (!pattern.empty() && (wildcard_match(c.mailbox + pattern, "INBOX") || wildcard_match(pattern, "INBOX"))) {
+        inbox = true;
+      }
+    }
+    if (inbox) {
+      // INBOX is always subscribed (SUBSCRIBE/UNSUBSCRIBE INBOX change
+      // nothing); RFC 5258 §3.4: \Subscribed when asked for either way.
+      std::string attributes = "\\HasNoChildren";
+      if (o.select_subscribed || o.return_subscribed) attributes += " \\Subscribed";
+      out = std::string("* ") + (lsub ? "LSUB" : "LIST") + " (" + attributes + ") \"/\" INBOX\r\n";
+      // RFC 5819 §2: the STATUS of each listed mailbox follows its LIST.
+      if (o.return_status) {
+        if (auto failed = status_response(c, out)) return *failed;
+      }
+    }
   }
   std::string updates;
   if (state_ == State::selected) sync(true, updates);
   return tagged(c.tag, "OK", c.name + " completed", out + updates);
 }
 
-Action Engine::cmd_status(const Command& c) {
-  if (!is_inbox(c.mailbox)) return tagged(c.tag, "NO", "[NONEXISTENT] only INBOX exists");
+std::optional<Action> Engine::status_response(const Command& c, std::string& out) {
   auto snap = store_->scan(false);
   if (!snap) return tagged(c.tag, "NO", "[SERVERBUG] mailbox unavailable");
   std::string items;
@@ -547,7 +564,15 @@ Action Engine::cmd_status(const Command& c) {
     if (!items.empty()) items += ' ';
     items += item + " " + std::to_string(value);
   }
-  return tagged(c.tag, "OK", "STATUS completed", "* STATUS INBOX (" + items + ")\r\n");
+  out += "* STATUS INBOX (" + items + ")\r\n";
+  return std::nullopt;
+}
+
+Action Engine::cmd_status(const Command& c) {
+  if (!is_inbox(c.mailbox)) return tagged(c.tag, "NO", "[NONEXISTENT] only INBOX exists");
+  std::string out;
+  if (auto failed = status_response(c, out)) return *failed;
+  return tagged(c.tag, "OK", "STATUS completed", std::move(out));
 }
 
 Action Engine::cmd_quota(const Command& c) {

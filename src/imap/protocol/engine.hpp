@@ -12,7 +12,8 @@
 // Standards: RFC 3501 (IMAP4rev1), RFC 2177 (IDLE), RFC 2971 (ID),
 //            RFC 5161 (ENABLE), RFC 2342 (NAMESPACE), RFC 3691 (UNSELECT),
 //            RFC 4315 (UIDPLUS), RFC 4959 (SASL-IR), RFC 7888 (LITERAL+),
-//            RFC 4731 (ESEARCH), RFC 4978 (COMPRESS=DEFLATE: the session
+//            RFC 4731 (ESEARCH), RFC 5258/5819 (LIST-EXTENDED, LIST-STATUS:
+//            INBOX only, always subscribed), RFC 4978 (COMPRESS=DEFLATE: the session
 //            compresses, compression.hpp), RFC 5530 (response codes), RFC 9208 (QUOTA: one root over the
 //            mailbox, STORAGE only), RFC 2595 §3.1/RFC 8314 (STARTTLS,
 //            LOGINDISABLED), RFC 4616 (PLAIN).
@@ -28,6 +29,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -110,6 +112,9 @@ class Engine {
   Action cmd_select(const Command& c);
   Action cmd_list(const Command& c);
   Action cmd_status(const Command& c);
+  // "* STATUS INBOX (...)" for c.items appended to `out`; an Action when the
+  // store failed (NO) or an item is unknown (BAD).
+  std::optional<Action> status_response(const Command& c, std::string& out);
   Action cmd_append(const Command& c);
   Action cmd_quota(const Command& c);
   static std::string esearch_response(const Command& c, const std::vector<uint32_t>& hits);

@@ -495,6 +495,34 @@ TEST(Engine, Rfc3501Section6_4_7FailedCopyLeavesNoCopies) {
   EXPECT_EQ(c.store->entries.size(), 2u);
 }
 
+// RFC 5258 LIST-EXTENDED and RFC 5819 LIST-STATUS, as K-9 and Thunderbird
+// send them; INBOX is the one mailbox and always subscribed.
+TEST(Engine, Rfc5258ListExtendedAndRfc5819ListStatus) {
+  Conversation c(plaintext());
+  c.send("a1 LOGIN alice pw");
+  c.store->add(std::string(kSimple), kSeen);
+  c.store->add(std::string(kSimple));
+  const std::string inbox = "* LIST (\\HasNoChildren) \"/\" INBOX\r\n";
+  const std::string subscribed = "* LIST (\\HasNoChildren \\Subscribed) \"/\" INBOX\r\n";
+  EXPECT_NE(c.send("a2 CAPABILITY").find(" LIST-EXTENDED LIST-STATUS "), std::string::npos);
+  EXPECT_EQ(c.send("b1 LIST \"\" \"*\" RETURN (SPECIAL-USE)"), inbox + "b1 OK LIST completed\r\n");
+  EXPECT_EQ(c.send("b2 LIST (SUBSCRIBED) \"\" \"*\""), subscribed + "b2 OK LIST completed\r\n");
+  EXPECT_EQ(c.send("b3 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" %"), subscribed + "b3 OK LIST completed\r\n");
+  EXPECT_EQ(c.send("b4 LIST \"\" (\"Sent\" inbox) RETURN (SUBSCRIBED CHILDREN)"),
+            subscribed + "b4 OK LIST completed\r\n");
+  EXPECT_EQ(c.send("b5 LIST \"\" (Sent Trash)"), "b5 OK LIST completed\r\n");
+  EXPECT_EQ(c.send("b6 LIST \"\" \"*\" RETURN (STATUS (MESSAGES UNSEEN UIDNEXT))"),
+            inbox + "* STATUS INBOX (MESSAGES 2 UNSEEN 1 UIDNEXT 3)\r\nb6 OK LIST completed\r\n");
+  EXPECT_EQ(c.send("b7 LIST () \"\" \"*\" RETURN ()"), inbox + "b7 OK LIST completed\r\n");
+  EXPECT_EQ(c.send("b8 LIST \"\" \"\""), "* LIST (\\Noselect) \"/\" \"\"\r\nb8 OK LIST completed\r\n");
+  // RFC 5258 §3: RECURSIVEMATCH alone, unknown options: BAD.
+  for (const char* bad : {"c1 LIST (RECURSIVEMATCH) \"\" *", "c1 LIST (FANCY) \"\" *", "c1 LIST \"\" * RETURN (FANCY)",
+                          "c1 LIST \"\" * RETURN (STATUS (BOGUS))", "c1 LIST \"\" * RETURN (STATUS)",
+                          "c1 LIST \"\" * RETURN", "c1 LIST \"\" (* RETURN ()"}) {
+    EXPECT_EQ(c.send(bad).substr(0, 7), "c1 BAD ") << bad;
+  }
+}
+
 // RFC 4978: COMPRESS DEFLATE once, after login; the session compresses.
 TEST(Engine, Rfc4978Compress) {
   Conversation c(plaintext());
