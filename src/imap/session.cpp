@@ -129,8 +129,9 @@ net::awaitable<bool> Session::read_input(std::string& out, std::chrono::steady_c
   // Decompressed in steps of 64 KiB: a small input that inflates hugely is
   // framed (and refused by the framer's limits) piece by piece.
   constexpr size_t kStep = 64 * 1024;
+  bool need_input = !compression_->pending();
   for (;;) {
-    if (!compression_->pending()) {
+    if (need_input) {
       std::string raw;
       bool ok = co_await stream_.read_some(raw, deadline);
       if (!ok) co_return false;
@@ -145,6 +146,7 @@ net::awaitable<bool> Session::read_input(std::string& out, std::chrono::steady_c
       out += *plain;
       co_return true;
     }
+    need_input = true;  // nothing came out of what we have: only more input helps
   }
 }
 
