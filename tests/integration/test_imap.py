@@ -664,6 +664,7 @@ IMAPTEST_SUPPORTED = [
 IMAPTEST_NOT_SUPPORTED = {
     "copy": "needs a second mailbox (only INBOX exists)",
     "list": "needs CREATE of other mailboxes",
+    "listext": "needs CREATE of other mailboxes (LIST-EXTENDED itself is offered)",
     "mutf7": "needs CREATE of other mailboxes",
     "pipeline": "needs CREATE of other mailboxes",
     "pipeline-connections": "needs CREATE of other mailboxes",
