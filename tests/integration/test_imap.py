@@ -553,6 +553,123 @@ def test_a_message_expunged_by_another_session(hikyaku):
     two.logout()
 
 
+MAILDIR_FLAGS = {"S": "\\Seen", "R": "\\Answered", "F": "\\Flagged", "T": "\\Deleted", "D": "\\Draft"}
+
+
+def maildir_view(maildir):
+    """{uid: set of flags and keywords} as the Maildir holds it: the uidlist
+    names each file, the info letters are the flags, a-z the keywords
+    named in dovecot-keywords."""
+    names = {}
+    for line in (maildir / "hikyaku-uidlist").read_text().splitlines()[1:]:
+        uid, name = line.split(" ", 1)
+        names[name] = int(uid)
+    keywords = {}
+    kw_file = maildir / "dovecot-keywords"
+    if kw_file.exists():
+        for line in kw_file.read_text().splitlines():
+            index, name = line.split(" ", 1)
+            keywords[chr(ord("a") + int(index))] = name
+    view = {}
+    for path in maildir_messages(maildir):
+        base, _, info = path.name.partition(":2,")
+        flags = {MAILDIR_FLAGS.get(c) or keywords[c] for c in info}
+        view[names[base]] = flags
+    return view
+
+
+def session_view(imap):
+    typ, data = imap.uid("FETCH", "1:*", "(FLAGS)")
+    assert typ == "OK", data
+    view = {}
+    for item in data:
+        if item is None:
+            continue
+        if b"UID " not in item:
+            continue  # an unsolicited FLAGS update (another session's STORE): its UID FETCH line follows
+        m = re.search(rb"UID (\d+) FLAGS \(([^)]*)\)|FLAGS \(([^)]*)\) UID (\d+)", item)
+        assert m, item
+        uid = int(m.group(1) or m.group(4))
+        flags = (m.group(2) if m.group(1) else m.group(3)).decode().split()
+        view[uid] = {f for f in flags if f != "\\Recent"}
+    return view
+
+
+def test_concurrent_sessions_at_random_stay_consistent_with_the_maildir(make_hikyaku):
+    """Issue 15 item 3: four sessions on one mailbox append, store flags and
+    keywords, copy, expunge and fetch at random (by UID, as clients that
+    share a mailbox do) for a bounded time. No reply is a server bug or a
+    BAD; afterwards every session's view equals the Maildir's."""
+    import random
+    import threading
+    hk = make_hikyaku(allow_plaintext=True)
+    hk.set_password("alice", PASSWORD)
+    deliver(hk, 4)
+    keywords = ["$Forwarded", "Junk", "$label1", "work", "later"]
+    problems = []
+    stop_at = time.monotonic() + 12
+
+    def worker(seed):
+        rng = random.Random(seed)
+        imap = imaplib.IMAP4("127.0.0.1", hk.imap_port, timeout=30)
+        imap.login("alice", PASSWORD)
+        imap.select("INBOX")
+        ops = 0
+        while time.monotonic() < stop_at:
+            uids = list(session_view(imap))
+            uid = str(rng.choice(uids)) if uids else "1"
+            op = rng.randrange(6)
+            if op == 0:
+                flags = "(" + " ".join(rng.sample(["\\Seen", "\\Flagged", *keywords], 2)) + ")"
+                typ, data = imap.append("INBOX", flags, None, make_message(f"c{seed}-{ops}"))
+            elif op == 1:
+                change = rng.choice(["+FLAGS", "-FLAGS", "+FLAGS.SILENT"])
+                typ, data = imap.uid("STORE", uid, change, f"(\\Flagged {rng.choice(keywords)})")
+            elif op == 2:
+                typ, data = imap.uid("COPY", uid, "INBOX")
+            elif op == 3 and len(uids) > 3:
+                typ, data = imap.uid("STORE", uid, "+FLAGS.SILENT", "(\\Deleted)")
+                if typ == "OK":
+                    typ, data = imap.uid("EXPUNGE", uid)
+            elif op == 4:
+                typ, data = imap.fetch("1:*", "(UID FLAGS RFC822.SIZE)")
+                if typ == "NO" and b"[EXPUNGEISSUED]" in data[0]:
+                    typ = "OK"  # RFC 5530: a sequence number another session expunged
+            else:
+                typ, data = imap.noop()
+            text = repr(data)
+            if typ != "OK" or "SERVERBUG" in text:
+                problems.append(f"session {seed} op {op}: {typ} {text[:200]}")
+            ops += 1
+        counts[seed] = ops
+        imap.noop()
+        return imap
+
+    sessions = [None] * 4
+    counts = [0] * 4
+
+    def run(i):
+        try:
+            sessions[i] = worker(i)
+        except Exception as e:  # noqa: BLE001 -- reported below, with the session
+            problems.append(f"session {i}: {e!r}")
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a session did not finish"
+    assert not problems, "\n".join(problems[:20])
+    assert min(counts) >= 10, counts  # each session really worked the mailbox (about 200 here, fewer under TSan)
+    expected = maildir_view(hk.maildir("alice"))
+    assert len(expected) >= 4
+    for i, imap in enumerate(sessions):
+        imap.noop()
+        assert session_view(imap) == expected, f"session {i} disagrees with the Maildir"
+        imap.logout()
+
+
 def test_append_literal_plus_and_toobig(hikyaku):
     hikyaku.set_password("alice", PASSWORD)
     raw = Raw(hikyaku)
