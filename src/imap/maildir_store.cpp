@@ -330,11 +330,7 @@ base::Result<protocol::Appended> MaildirStore::append(std::string_view message, 
     const mailbox::Quota quota(maildir_.root(), quota_);
     auto usage = quota.usage();
     if (!usage) return usage.error();
-    if (quota.exceeded_by(*usage, mailbox::Maildir::stored_size(message))) {
-      base::Error over = base::make_error("over quota");
-      over.error_number = EDQUOT;
-      return over;
-    }
+    if (quota.exceeded_by(*usage, mailbox::Maildir::stored_size(message))) return protocol::over_quota();
   }
   auto name = maildir_.deliver(message);
   if (!name) return name.error();

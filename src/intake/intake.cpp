@@ -142,12 +142,11 @@ std::optional<mail::Reply> Intake::check_quotas(const policy::Rules& rules, cons
   const auto& config = rules.config();
   for (const auto& target : rules.addresses().plan(rcpt, authenticated)) {
     if (target.kind != mail::Target::Kind::mailbox) continue;
-    for (const auto& m : config.mailboxes) {
-      if (m.name != target.value || m.quota == 0) continue;
-      const mailbox::Quota quota(config.mailbox_dir(m.name), m.quota);
-      if (auto usage = quota.recorded(); usage && quota.full(*usage)) {
-        return mail::Reply(452, "4.2.2", "Mailbox full, try again later");
-      }
+    const config::Mailbox* m = config.find_mailbox(target.value);
+    if (m == nullptr || m->quota == 0) continue;
+    const mailbox::Quota quota(config.mailbox_dir(m->name), m->quota);
+    if (auto usage = quota.recorded(); usage && quota.full(*usage)) {
+      return mail::Reply(452, "4.2.2", "Mailbox full, try again later");
     }
   }
   return std::nullopt;

@@ -51,10 +51,8 @@ net::awaitable<std::optional<std::string>> MailboxLogins::refuse(const LoginSess
 
 uint64_t MailboxLogins::quota_of(std::string_view name) const {
   const auto config = config_.get();
-  for (const auto& m : config->mailboxes) {
-    if (m.name == name) return m.quota;
-  }
-  return 0;
+  const config::Mailbox* m = config->find_mailbox(name);
+  return m == nullptr ? 0 : m->quota;
 }
 
 net::awaitable<std::optional<std::string>> MailboxLogins::check(const LoginSession& session, LoginAttempt attempt) {

@@ -234,9 +234,17 @@ std::string Maildir::to_network(std::string_view stored) {
 uint64_t Maildir::network_size(std::string_view stored) { return stored.size() + bare_lfs(stored, '\0'); }
 
 uint64_t Maildir::stored_size(std::string_view network) {
-  uint64_t crlfs = 0;
-  for (size_t i = 1; i < network.size(); ++i) crlfs += (network[i] == '\n' && network[i - 1] == '\r') ? 1 : 0;
-  return network.size() - crlfs;
+  // The one rule deliver() stores by (StoredForm), counted without a copy;
+  // pieces in memory cannot fail to be read.
+  auto sizes = stored_sizes(pieces_of(std::span(&network, 1)));
+  HIKYAKU_CHECK(sizes.ok());
+  return sizes->stored;
+}
+
+std::optional<uint64_t> Maildir::disk_size_in_name(std::string_view file_name) {
+  uint64_t size = 0;
+  if (!parse_size_field(file_name.substr(0, file_name.find(':')), 'S', size)) return std::nullopt;
+  return size;
 }
 
 base::Result<std::string> Maildir::deliver(std::string_view message) const {

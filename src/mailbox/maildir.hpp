@@ -33,6 +33,7 @@
 #include <span>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -97,6 +98,9 @@ class Maildir {
   static uint64_t network_size(std::string_view stored);
   // The size to_stored() would produce (the bytes on disk), likewise.
   static uint64_t stored_size(std::string_view network);
+  // The size on disk a file name states (",S=<n>" before the info part, as
+  // deliver() and Dovecot write it); nullopt when it states none.
+  static std::optional<uint64_t> disk_size_in_name(std::string_view file_name);
 
  private:
   std::filesystem::path root_;

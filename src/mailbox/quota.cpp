@@ -12,6 +12,7 @@
 #include <system_error>
 
 #include "base/file.hpp"
+#include "mailbox/maildir.hpp"
 
 namespace hikyaku::mailbox {
 namespace fs = std::filesystem;
@@ -68,23 +69,14 @@ base::Status count_folder(const fs::path& folder, QuotaUsage& u) {
       if (ec) return base::make_error("list " + (folder / sub).string() + ": " + ec.message());
       std::string name = it->path().filename().string();
       if (name.empty() || name[0] == '.') continue;
-      uint64_t size = 0;
-      std::string_view base_name(name);
-      base_name = base_name.substr(0, base_name.find(':'));
-      size_t s = base_name.find(",S=");
-      bool named = false;
-      if (s != std::string_view::npos) {
-        const char* b = base_name.data() + s + 3;
-        auto [p, e] = std::from_chars(b, base_name.data() + base_name.size(), size);
-        named = e == std::errc() && p != b;
-      }
-      if (!named) {
+      std::optional<uint64_t> size = Maildir::disk_size_in_name(name);
+      if (!size) {
         struct stat st {};
         if (::stat(it->path().c_str(), &st) != 0) continue;  // removed meanwhile
         if (!S_ISREG(st.st_mode)) continue;
         size = static_cast<uint64_t>(st.st_size);
       }
-      u.bytes += size;
+      u.bytes += *size;
       ++u.messages;
     }
   }

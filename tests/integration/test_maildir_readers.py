@@ -8,6 +8,7 @@ Mail goes in through hikyaku's SMTP listener; then
 
 Needs: mutt, tmux, dovecot-imapd, dovecot-pop3d (skipped when absent, failed in CI).
 """
+import contextlib
 import imaplib
 import os
 import poplib
@@ -141,34 +142,47 @@ service pop3-login {{
 """
 
 
-def test_dovecot_reads_maildir(hikyaku, request):
+@contextlib.contextmanager
+def dovecot_on_copy(request, maildir, user, extra_conf=""):
+    """Dovecot serving a byte-for-byte copy of `maildir` as `user`'s Maildir
+    (password "secret"); yields (imap_port, pop3_port, the copy). The copy is
+    owned by the user Dovecot runs as, in a directory that user can traverse
+    (pytest's tmp_path is 0700 root). Stopped and removed afterwards."""
     require_programs("dovecot")
     if os.geteuid() != 0:
         not_available("needs root to run Dovecot as nobody")
-    maildir, subjects = deliver_three(hikyaku)
-    ours = {p.name.split(":")[0]: p for p in maildir_messages(maildir)}
-
-    # A byte-for-byte copy, owned by the user Dovecot runs as, in a directory
-    # that user can traverse (pytest's tmp_path is 0700 root).
     t = Path(tempfile.mkdtemp(prefix="hikyaku-dovecot-"))
     t.chmod(0o755)
     request.addfinalizer(lambda: shutil.rmtree(t, ignore_errors=True))
-    home = t / "home" / "alice"
+    home = t / "home" / user
     home.mkdir(parents=True)
     shutil.copytree(maildir, home / "Maildir")
     subprocess.run(["chown", "-R", "nobody:nogroup", str(t / "home")], check=True)
-    (t / "passwd").write_text("alice:{PLAIN}secret\n")
+    (t / "passwd").write_text(f"{user}:{{PLAIN}}secret\n")
     (t / "passwd").chmod(0o644)
     imap_port, pop3_port = free_port(), free_port()
     conf = t / "dovecot.conf"
-    conf.write_text(DOVECOT_CONF.format(t=t, imap=imap_port, pop3=pop3_port))
+    conf.write_text(DOVECOT_CONF.format(t=t, imap=imap_port, pop3=pop3_port) + extra_conf)
     proc = subprocess.Popen(["dovecot", "-F", "-c", str(conf)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: proc.poll() is not None or (port_open(imap_port) and port_open(pop3_port)),
                  what="dovecot to listen")
         assert proc.poll() is None, proc.stdout.read().decode(errors="replace")
+        yield imap_port, pop3_port, home / "Maildir"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
+
+def test_dovecot_reads_maildir(hikyaku, request):
+    maildir, subjects = deliver_three(hikyaku)
+    ours = {p.name.split(":")[0]: p for p in maildir_messages(maildir)}
+    with dovecot_on_copy(request, maildir, "alice") as (imap_port, pop3_port, _):
         imap = imaplib.IMAP4("127.0.0.1", imap_port)
         imap.login("alice", "secret")
         typ, data = imap.select("INBOX", readonly=True)
@@ -195,10 +209,3 @@ def test_dovecot_reads_maildir(hikyaku, request):
         assert octets in our_sizes
         assert any(b"body line" in line for line in lines)
         pop.quit()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

@@ -16,17 +16,13 @@ A flood into a mailbox must stop at its quota, never at a full disk:
 Run: /usr/bin/python3 -m pytest tests/integration/test_quota.py
 """
 import imaplib
-import os
 import re
 import shutil
 import smtplib
 import ssl
-import subprocess
-import tempfile
-from pathlib import Path
 
-from conftest import free_port, not_available, port_open, require_programs, wait_for
-from test_maildir_readers import DOVECOT_CONF
+from conftest import wait_for
+from test_maildir_readers import dovecot_on_copy
 
 PASSWORD = "correct horse battery"
 LIMIT = 20000
@@ -147,13 +143,13 @@ def test_a_full_mailbox_refuses_at_rcpt_defers_queued_mail_and_refuses_append(ma
 
 DOVECOT_QUOTA = f"""
 mail_plugins = $mail_plugins quota
-protocol imap {{{{
+protocol imap {{
   mail_plugins = $mail_plugins imap_quota
-}}}}
-plugin {{{{
+}}
+plugin {{
   quota = maildir:User quota
   quota_rule = *:storage={LIMIT}B
-}}}}
+}}
 """
 
 
@@ -166,9 +162,6 @@ def quota_of(imap):
 
 
 def test_dovecot_agrees_on_the_maildirsize_file(make_hikyaku, request):
-    require_programs("dovecot")
-    if os.geteuid() != 0:
-        not_available("needs root to run Dovecot as nobody")
     hk = make_hikyaku(extra=CAROL)
     hk.set_password("carol", PASSWORD)
     with smtplib.SMTP("127.0.0.1", hk.smtp_port, timeout=30) as s:
@@ -179,36 +172,13 @@ def test_dovecot_agrees_on_the_maildirsize_file(make_hikyaku, request):
     ours = quota_of(imap)
     assert ours == (kib(recorded(hk)[0]), kib(LIMIT))
 
-    # Dovecot on a byte-for-byte copy (owned by the user it runs as).
-    t = Path(tempfile.mkdtemp(prefix="hikyaku-dovecot-quota-"))
-    t.chmod(0o755)
-    request.addfinalizer(lambda: shutil.rmtree(t, ignore_errors=True))
-    copy = t / "home" / "carol" / "Maildir"
-    shutil.copytree(hk.maildir("carol"), copy)
-    subprocess.run(["chown", "-R", "nobody:nogroup", str(t / "home")], check=True)
-    (t / "passwd").write_text("carol:{PLAIN}secret\n")
-    (t / "passwd").chmod(0o644)
-    port, pop3_port = free_port(), free_port()
-    (t / "dovecot.conf").write_text(DOVECOT_CONF.format(t=t, imap=port, pop3=pop3_port)
-                                    + DOVECOT_QUOTA.format())
-    proc = subprocess.Popen(["dovecot", "-F", "-c", str(t / "dovecot.conf")], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-    try:
-        wait_for(lambda: proc.poll() is not None or port_open(port), what="dovecot to listen")
-        assert proc.poll() is None, proc.stdout.read().decode(errors="replace")
+    with dovecot_on_copy(request, hk.maildir("carol"), "carol", DOVECOT_QUOTA) as (port, _, copy):
         dove = imaplib.IMAP4("127.0.0.1", port, timeout=30)
         dove.login("carol", "secret")
         assert quota_of(dove) == ours, "Dovecot reads the same usage and limit"
         typ, data = dove.append("INBOX", None, None, message("from-dovecot", 4000))
         assert typ == "OK", data
         dove.logout()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
     # Dovecot kept our file (same limit line) and recorded its APPEND in it;
     # hikyaku reads that record as it is.

@@ -125,6 +125,19 @@ class Parser {
     return true;
   }
 
+  // RFC 3501 §6.3.10 "(" status-att *(SP status-att) ")", upper-cased
+  // (STATUS, and LIST's RETURN (STATUS (...)), RFC 5819).
+  bool status_items(std::vector<std::string>& out) {
+    if (!accept('(')) return fail("expected a list of status items");
+    do {
+      std::string item;
+      if (!atom(item)) return false;
+      if (out.size() >= 20) return fail("too many items");
+      out.push_back(to_upper(item));
+    } while (sp());
+    return accept(')') || fail("unterminated status list");
+  }
+
   bool number(uint64_t& out, uint64_t max = UINT32_MAX) {
     size_t start = pos_;
     uint64_t n = 0;
@@ -565,31 +578,17 @@ bool parse_arguments(Parser& p, Command& c) {
         } else if (iequals(option, "SPECIAL-USE")) {  // RFC 6154 §5.1
           o.return_special_use = true;
         } else if (iequals(option, "STATUS")) {  // RFC 5819: STATUS (items)
-          if (o.return_status || !need_sp() || !p.accept('(')) return p.fail("bad STATUS return option");
+          if (o.return_status || !need_sp()) return p.fail("bad STATUS return option");
           o.return_status = true;
-          do {
-            std::string item;
-            if (!p.atom(item)) return false;
-            if (c.items.size() >= 20) return p.fail("too many items");
-            c.items.push_back(to_upper(item));
-          } while (p.sp());
-          if (!p.accept(')')) return p.fail("unterminated status list");
+          if (!p.status_items(c.items)) return false;
         } else {
           return p.fail("unknown LIST return option");
         }
       } while (p.sp());
       return p.accept(')') || p.fail("unterminated return options");
     }
-    case Verb::status: {
-      if (!need_sp() || !p.astring(c.mailbox) || !need_sp() || !p.accept('(')) return p.fail("bad STATUS");
-      do {
-        std::string item;
-        if (!p.atom(item)) return false;
-        if (c.items.size() >= 20) return p.fail("too many items");
-        c.items.push_back(to_upper(item));
-      } while (p.sp());
-      return p.accept(')') || p.fail("unterminated status list");
-    }
+    case Verb::status:
+      return need_sp() && p.astring(c.mailbox) && need_sp() && p.status_items(c.items);
     case Verb::append: {
       if (!need_sp() || !p.astring(c.mailbox) || !need_sp()) return false;
       if (p.peek() == '(') {

@@ -70,11 +70,7 @@ base::Result<Appended> MemoryStore::append(std::string_view message, uint8_t fla
   if (quota_limit != 0) {
     auto q = quota();
     if (!q) return q.error();
-    if ((*q)->used + message.size() > quota_limit) {
-      base::Error over = base::make_error("over quota");
-      over.error_number = EDQUOT;
-      return over;
-    }
+    if ((*q)->used + message.size() > quota_limit) return over_quota();
   }
   uint32_t uid = add(std::string(message), flags);
   entries.back().meta.keywords = keywords;

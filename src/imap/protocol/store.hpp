@@ -15,6 +15,7 @@
 //            engine answers "NO [EXPUNGEISSUED]", RFC 5530 §3).
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -52,6 +53,13 @@ struct Snapshot {
   uint32_t uidnext = 1;
   std::vector<StoredMessage> messages;  // ascending UID
 };
+
+// The error append() returns over the quota.
+inline base::Error over_quota() {
+  base::Error e = base::make_error("over quota");
+  e.error_number = EDQUOT;
+  return e;
+}
 
 class MailStore {
  public:
