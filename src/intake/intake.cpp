@@ -140,6 +140,10 @@ std::optional<mail::Reply> Intake::check_quotas(const policy::Rules& rules, cons
   // counts as "not full" and the delivery agent, which recalculates,
   // decides.
   const auto& config = rules.config();
+  // Without any quota configured, no plan is made here (RCPT stays as cheap as before).
+  if (std::none_of(config.mailboxes.begin(), config.mailboxes.end(), [](const auto& m) { return m.quota != 0; })) {
+    return std::nullopt;
+  }
   for (const auto& target : rules.addresses().plan(rcpt, authenticated)) {
     if (target.kind != mail::Target::Kind::mailbox) continue;
     const config::Mailbox* m = config.find_mailbox(target.value);
