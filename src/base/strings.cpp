@@ -198,6 +198,60 @@ void wipe(std::string& secret) {
   secret.clear();
 }
 
+std::optional<char32_t> next_utf8(std::string_view s, size_t& i) {
+  const auto lead = static_cast<unsigned char>(s[i]);
+  if (lead < 0x80) {
+    ++i;
+    return lead;
+  }
+  size_t length = 0;
+  char32_t code = 0;
+  char32_t least = 0;  // below this, the form is overlong
+  if ((lead & 0xe0) == 0xc0) {
+    length = 2;
+    code = lead & 0x1fU;
+    least = 0x80;
+  } else if ((lead & 0xf0) == 0xe0) {
+    length = 3;
+    code = lead & 0x0fU;
+    least = 0x800;
+  } else if ((lead & 0xf8) == 0xf0) {
+    length = 4;
+    code = lead & 0x07U;
+    least = 0x10000;
+  } else {
+    return std::nullopt;  // a continuation byte, or 0xf8-0xff
+  }
+  if (s.size() - i < length) return std::nullopt;
+  for (size_t k = 1; k < length; ++k) {
+    const auto next = static_cast<unsigned char>(s[i + k]);
+    if ((next & 0xc0) != 0x80) return std::nullopt;
+    code = (code << 6) | (next & 0x3fU);
+  }
+  if (code < least || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return std::nullopt;
+  i += length;
+  return code;
+}
+
+void append_utf8(std::string& out, char32_t code) {
+  if (code < 0x80) {
+    out += static_cast<char>(code);
+  } else if (code < 0x800) {
+    out += static_cast<char>(0xc0 | (code >> 6));
+    out += static_cast<char>(0x80 | (code & 0x3f));
+  } else if (code < 0x10000) {
+    out += static_cast<char>(0xe0 | (code >> 12));
+    out += static_cast<char>(0x80 | ((code >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (code & 0x3f));
+  } else {
+    out += static_cast<char>(0xf0 | (code >> 18));
+    out += static_cast<char>(0x80 | ((code >> 12) & 0x3f));
+    out += static_cast<char>(0x80 | ((code >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (code & 0x3f));
+  }
+}
+
+
 bool valid_utf8(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {

@@ -22,6 +22,11 @@ std::string to_upper(std::string_view s);
 // Well-formed UTF-8 (RFC 3629 §4): no overlong forms, no surrogates, nothing
 // above U+10FFFF, no truncated sequence. ASCII is well-formed.
 bool valid_utf8(std::string_view s);
+// The code point that starts at s[i], moving i past it; nullopt when what
+// starts there is not well-formed UTF-8 (as valid_utf8). i < s.size().
+std::optional<char32_t> next_utf8(std::string_view s, size_t& i);
+// A code point (≤ U+10FFFF, no surrogate) appended as UTF-8.
+void append_utf8(std::string& out, char32_t code);
 std::string_view trim(std::string_view s);  // spaces and tabs
 std::vector<std::string_view> split(std::string_view s, char sep);
 // Split on runs of spaces (protocol arguments).

@@ -11,6 +11,8 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "base/strings.hpp"
+
 namespace hikyaku::scan::json {
 namespace {
 
@@ -157,23 +159,7 @@ class Parser {
     return true;
   }
 
-  static void utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
+  static void utf8(std::string& out, uint32_t cp) { base::append_utf8(out, cp); }
 
   // RFC 8259 §7. A lone surrogate becomes U+FFFD rather than an error
   // (scanners echo symbol options that may hold anything).
