@@ -59,15 +59,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool start_selected = flags & 0x80;
   if (start_selected) options.allow_plaintext = true;
   Engine engine(options);
-  auto store = std::make_unique<MemoryStore>();
-  store->quota_limit = 8192;  // GETQUOTA has a root, and a large APPEND or COPY goes over it
+  auto account = std::make_unique<MemoryAccount>();
+  account->quota_limit = 8192;  // GETQUOTA has a root, and a large APPEND or COPY goes over it
+  MemoryStore* store = &account->inbox();
+  (void)account->create("Sent");
+  account->special_uses["Sent"] = "\\Sent";
+  (void)account->create("a/b");
   store->add(std::string(input.substr(0, input.size() / 2)));
   store->add(std::string(input.substr(input.size() / 2)), kSeen);
   store->add("Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n");
   if (start_selected) {
     Action a = engine.on_input("a LOGIN alice pw");
     check(a.kind == Action::Kind::authenticate);
-    check_reply(engine.login_result(LoginOutcome::ok, std::move(store)).reply);
+    check_reply(engine.login_result(LoginOutcome::ok, std::move(account)).reply);
     check(engine.state() == State::authenticated);
     check_reply(engine.on_input("b SELECT INBOX").reply);
     check(engine.state() == State::selected);
@@ -86,9 +90,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       check_reply(a.reply);
       if (a.kind == Action::Kind::authenticate) {
         bool good = !a.refused && a.user == "alice" && a.password == "pw";
-        if (good && store) {
+        if (good && account) {
           a = engine.login_result((flags & 8) ? LoginOutcome::unavailable : LoginOutcome::ok,
-                                  (flags & 8) ? nullptr : std::move(store));
+                                  (flags & 8) ? nullptr : std::move(account));
         } else {
           a = engine.login_result(LoginOutcome::bad_credentials);
         }

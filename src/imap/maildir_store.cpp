@@ -13,6 +13,7 @@
 
 #include "base/file.hpp"
 #include "base/strings.hpp"
+#include "imap/protocol/mutf7.hpp"
 #include "imap/protocol/response.hpp"
 #include "mailbox/quota.hpp"
 
@@ -86,6 +87,45 @@ std::vector<std::string> parse_keywords(const std::string& text) {
   }
   return names;
 }
+
+// A new UIDVALIDITY for a folder of the Maildir at `root`: the time, or
+// one more than the last given when that is not below it (a folder
+// recreated within the same second), kept in ROOT/hikyaku-uidvalidity.
+base::Result<uint32_t> next_uidvalidity(const fs::path& root) {
+  fs::path path = root / "hikyaku-uidvalidity";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return base::errno_error("open", path, errno);
+  int rc;
+  do {
+    rc = ::flock(fd, LOCK_EX);
+  } while (rc != 0 && errno == EINTR);
+  char buf[32] = {};
+  ssize_t n = rc == 0 ? ::pread(fd, buf, sizeof buf - 1, 0) : -1;
+  std::string_view stored(buf, n > 0 ? static_cast<size_t>(n) : 0);
+  while (!stored.empty() && (stored.back() == '\n' || stored.back() == ' ')) stored.remove_suffix(1);
+  auto last = base::parse_uint(stored);
+  auto now = static_cast<uint64_t>(std::time(nullptr));
+  uint64_t value = last && *last < 0xffffffffULL && *last >= now ? *last + 1 : now;
+  if (value == 0 || value > 0xffffffffULL) value = 1;
+  std::string text = std::to_string(value) + "\n";
+  if (rc != 0 || ::ftruncate(fd, 0) != 0 || ::pwrite(fd, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size())) {
+    int e = errno;
+    ::close(fd);
+    return base::errno_error("write", path, e);
+  }
+  ::close(fd);
+  return static_cast<uint32_t>(value);
+}
+
+struct SpecialFolder {
+  const char* name;
+  const char* use;
+};
+constexpr SpecialFolder kSpecialFolders[] = {
+    {"Sent", "\\Sent"}, {"Drafts", "\\Drafts"}, {"Trash", "\\Trash"}, {"Junk", "\\Junk"}, {"Archive", "\\Archive"},
+};
+
+constexpr const char* kSubscriptionsFile = "subscriptions";
 
 }  // namespace
 
@@ -196,8 +236,9 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
   if (parsed) {
     uids = std::move(*parsed);
   } else {
-    uids.validity = static_cast<uint32_t>(std::time(nullptr));
-    if (uids.validity == 0) uids.validity = 1;
+    auto validity = next_uidvalidity(maildir_.quota_root());
+    if (!validity) return validity.error();
+    uids.validity = *validity;
     dirty = true;
   }
   std::unordered_map<std::string, uint32_t> by_name;
@@ -310,13 +351,6 @@ base::Status MaildirStore::expunge(const StoredMessage& message) {
   return maildir_.remove(*info);
 }
 
-base::Result<std::optional<protocol::MailStore::QuotaState>> MaildirStore::quota() {
-  if (quota_ == 0) return std::optional<QuotaState>();
-  auto usage = mailbox::Quota(maildir_.root(), quota_).usage();
-  if (!usage) return usage.error();
-  return std::optional<QuotaState>(QuotaState{usage->bytes, quota_});
-}
-
 base::Result<protocol::Appended> MaildirStore::append(std::string_view message, uint8_t flags,
                                             const protocol::Keywords& keywords,
                                             std::optional<int64_t> internal_date) {
@@ -327,7 +361,7 @@ base::Result<protocol::Appended> MaildirStore::append(std::string_view message, 
   auto letters = letters_for("", flags, keywords);
   if (!letters) return letters.error();
   if (quota_ != 0) {
-    const mailbox::Quota quota(maildir_.root(), quota_);
+    const mailbox::Quota quota(maildir_.quota_root(), quota_);
     auto usage = quota.usage();
     if (!usage) return usage.error();
     if (quota.exceeded_by(*usage, mailbox::Maildir::stored_size(message))) return protocol::over_quota();
@@ -348,6 +382,217 @@ base::Result<protocol::Appended> MaildirStore::append(std::string_view message, 
     if (m.key == *name) return protocol::Appended{snap->uidvalidity, m.uid, m.key};
   }
   return base::make_error("appended message " + *name + " vanished");
+}
+
+MaildirAccount::MaildirAccount(mailbox::Maildir root, std::shared_ptr<MailboxLocks> locks, uint64_t quota)
+    : root_(std::move(root)), locks_(std::move(locks)), quota_(quota) {}
+
+base::Result<std::string> MaildirAccount::dir_name(const std::string& name) {
+  if (name.find('.') != std::string::npos) {
+    return protocol::account_error(EINVAL, "a folder name cannot contain \".\" (it separates levels on disk)");
+  }
+  std::string out = "." + name;
+  std::replace(out.begin(), out.end(), '/', '.');
+  if (out.size() > 255) return protocol::account_error(EINVAL, "the folder name is too long");
+  return out;
+}
+
+fs::path MaildirAccount::directory_of(const fs::path& root, const std::string& name) {
+  if (name == "INBOX") return root;
+  std::string dir = "." + name;
+  std::replace(dir.begin(), dir.end(), '/', '.');
+  return root / dir;
+}
+
+base::Status MaildirAccount::make_folder(const std::string& name) const {
+  auto dir = dir_name(name);
+  if (!dir) return dir.error();
+  fs::path path = root_.root() / *dir;
+  // Built under ROOT/tmp/ and renamed into place: a folder appears whole.
+  fs::path building = root_.root() / "tmp" / (".folder-" + std::to_string(::getpid()) + "-" + *dir);
+  std::error_code ec;
+  fs::remove_all(building, ec);
+  const mailbox::Maildir folder(building);
+  if (auto st = folder.create(); !st) return st;
+  if (auto st = base::write_file_durable(building / "maildirfolder.tmp", building / "maildirfolder", "", false); !st)
+    return st;
+  if (::rename(building.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    fs::remove_all(building, ec);
+    if (e == EEXIST || e == ENOTEMPTY) return protocol::account_error(EEXIST, "the folder exists already");
+    return base::errno_error("rename", path, e);
+  }
+  return {};
+}
+
+base::Status MaildirAccount::create_special_folders() {
+  for (const auto& f : kSpecialFolders) {
+    std::error_code ec;
+    if (fs::is_directory(directory_of(root_.root(), f.name), ec)) continue;
+    if (auto st = make_folder(f.name); !st && st.error().error_number != EEXIST) return st;
+  }
+  return {};
+}
+
+base::Result<std::vector<protocol::Folder>> MaildirAccount::folders() {
+  std::vector<protocol::Folder> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(root_.root(), ec)) {
+    std::string dir = entry.path().filename().string();
+    // ".a.b", not ".", "..", ".a..b" or a name ending in "."
+    if (dir.size() < 2 || dir[0] != '.' || dir.find("..") != std::string::npos || dir.back() == '.') continue;
+    std::error_code ec2;
+    if (!entry.is_directory(ec2) || !fs::is_directory(entry.path() / "cur", ec2)) continue;
+    std::string name = dir.substr(1);
+    std::replace(name.begin(), name.end(), '.', '/');
+    if (!protocol::valid_mutf7(name)) continue;  // another program's directory
+    std::string use;
+    for (const auto& f : kSpecialFolders) {
+      if (name == f.name) use = f.use;
+    }
+    out.push_back({name, use});
+  }
+  if (ec) return base::errno_error("list", root_.root(), ec.value());
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  out.insert(out.begin(), protocol::Folder{"INBOX", ""});
+  return out;
+}
+
+base::Result<std::vector<std::string>> MaildirAccount::subscriptions() {
+  std::vector<std::string> out{"INBOX"};
+  auto text = base::read_file(root_.root() / kSubscriptionsFile);
+  if (!text) return out;  // none yet
+  std::istringstream in(*text);
+  std::string line;
+  while (std::getline(in, line)) {
+    // Dovecot's Maildir++ form: the levels joined by "." as on disk.
+    std::replace(line.begin(), line.end(), '.', '/');
+    if (!line.empty() && line != "INBOX" && protocol::valid_mutf7(line) &&
+        std::find(out.begin(), out.end(), line) == out.end())
+      out.push_back(line);
+  }
+  return out;
+}
+
+base::Status MaildirAccount::subscribe(const std::string& name, bool subscribed) {
+  if (name == "INBOX") return {};  // always subscribed
+  auto mutex = locks_->mutex_for((root_.root() / kSubscriptionsFile).string());
+  std::lock_guard guard(*mutex);
+  auto names = subscriptions();
+  if (!names) return names.error();
+  auto it = std::find(names->begin(), names->end(), name);
+  if (subscribed == (it != names->end())) return {};
+  if (subscribed) {
+    names->push_back(name);
+  } else {
+    names->erase(it);
+  }
+  std::string text;
+  for (auto n : *names) {
+    std::replace(n.begin(), n.end(), '/', '.');
+    text += n + "\n";
+  }
+  fs::path tmp = root_.root() / "subscriptions.hikyaku.tmp";
+  return base::write_file_durable(tmp, root_.root() / kSubscriptionsFile, text, false);
+}
+
+base::Result<std::shared_ptr<protocol::MailStore>> MaildirAccount::open(const std::string& name) {
+  fs::path dir = root_.root();
+  if (name != "INBOX") {
+    auto d = dir_name(name);
+    if (!d) return protocol::account_error(ENOENT, "no such folder");
+    dir /= *d;
+  }
+  std::error_code ec;
+  if (!fs::is_directory(dir / "cur", ec)) return protocol::account_error(ENOENT, "no such folder");
+  mailbox::Maildir maildir = name == "INBOX" ? root_ : root_.folder(dir.filename().string());
+  return std::shared_ptr<protocol::MailStore>(
+      std::make_shared<MaildirStore>(std::move(maildir), locks_->mutex_for(dir.string()), true, quota_));
+}
+
+base::Status MaildirAccount::create(const std::string& name) {
+  if (name == "INBOX") return protocol::account_error(EEXIST, "INBOX always exists");
+  return make_folder(name);
+}
+
+base::Status MaildirAccount::remove(const std::string& name) {
+  if (name == "INBOX") return protocol::account_error(EINVAL, "INBOX cannot be deleted");
+  auto dir = dir_name(name);
+  if (!dir) return protocol::account_error(ENOENT, "no such folder");
+  fs::path path = root_.root() / *dir;
+  std::error_code ec;
+  if (!fs::is_directory(path / "cur", ec)) return protocol::account_error(ENOENT, "no such folder");
+  // Out of every listing at once, then removed; its children stay.
+  fs::path doomed = root_.root() / "tmp" / (".deleted-" + std::to_string(::getpid()) + "-" + *dir);
+  fs::remove_all(doomed, ec);
+  if (::rename(path.c_str(), doomed.c_str()) != 0) {
+    if (errno == ENOENT) return protocol::account_error(ENOENT, "no such folder");
+    return base::errno_error("rename", path, errno);
+  }
+  fs::remove_all(doomed, ec);
+  // Its messages no longer count: the quota is counted again when next read.
+  ::unlink((root_.root() / "maildirsize").c_str());
+  return {};
+}
+
+base::Status MaildirAccount::rename(const std::string& from, const std::string& to) {
+  auto to_dir = dir_name(to);
+  if (!to_dir) return to_dir.error();
+  const fs::path root = root_.root();
+  std::error_code ec;
+  if (from == "INBOX") {
+    // RFC 3501 §6.3.5: INBOX's messages move to the new folder; INBOX
+    // stays, empty (its own folders are not moved).
+    if (auto st = make_folder(to); !st) return st;
+    const fs::path target = root / *to_dir;
+    // The keyword letters mean the same in the new folder.
+    if (auto keywords = base::read_file(root / "dovecot-keywords")) {
+      if (auto st = base::write_file_durable(target / "dovecot-keywords.tmp", target / "dovecot-keywords", *keywords,
+                                             false);
+          !st)
+        return st;
+    }
+    auto held_mutex = locks_->mutex_for(root.string());
+    std::lock_guard guard(*held_mutex);
+    for (const char* sub : {"new", "cur"}) {
+      for (const auto& entry : fs::directory_iterator(root / sub, ec)) {
+        fs::path dest = target / sub / entry.path().filename();
+        if (::rename(entry.path().c_str(), dest.c_str()) != 0 && errno != ENOENT) {
+          return base::errno_error("rename", entry.path(), errno);
+        }
+      }
+    }
+    return {};
+  }
+  auto from_dir = dir_name(from);
+  if (!from_dir) return protocol::account_error(ENOENT, "no such folder");
+  if (to.starts_with(from + "/")) return protocol::account_error(EINVAL, "a folder cannot move inside itself");
+  // The folder and its children ".from.*" become ".to" and ".to.*" (a
+  // parent that is no folder itself moves with its children).
+  std::vector<std::string> moving;
+  if (fs::is_directory(root / *from_dir / "cur", ec)) moving.push_back(*from_dir);
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    std::string dir = entry.path().filename().string();
+    if (dir.starts_with(*from_dir + ".")) moving.push_back(dir);
+  }
+  if (moving.empty()) return protocol::account_error(ENOENT, "no such folder");
+  for (const auto& dir : moving) {
+    if (fs::exists(root / (*to_dir + dir.substr(from_dir->size())), ec)) {
+      return protocol::account_error(EEXIST, "the target folder exists already");
+    }
+  }
+  for (const auto& dir : moving) {
+    fs::path dest = root / (*to_dir + dir.substr(from_dir->size()));
+    if (::rename((root / dir).c_str(), dest.c_str()) != 0) return base::errno_error("rename", root / dir, errno);
+  }
+  return {};
+}
+
+base::Result<std::optional<protocol::QuotaState>> MaildirAccount::quota() {
+  if (quota_ == 0) return std::optional<protocol::QuotaState>();
+  auto usage = mailbox::Quota(root_.root(), quota_).usage();
+  if (!usage) return usage.error();
+  return std::optional<protocol::QuotaState>(protocol::QuotaState{usage->bytes, quota_});
 }
 
 }  // namespace hikyaku::imap

@@ -1,4 +1,19 @@
-// Purpose:   The IMAP view of one Maildir (protocol::MailStore): persistent
+// Purpose:   The IMAP view of a login's Maildir. MaildirAccount
+//            (protocol::MailAccount) is the Maildir and its Maildir++
+//            folders: folder "a/b" is the directory ROOT/.a.b (tmp/ new/
+//            cur/ and an empty "maildirfolder" file), its name on disk the
+//            wire name (modified UTF-7) with "." between the levels, as
+//            Dovecot's default Maildir++ layout keeps it with "/" as the
+//            separator, so Dovecot on the same tree shows the same folders.
+//            "." cannot be part of a name (it separates levels on disk).
+//            Sent, Drafts, Trash, Junk and Archive are created at login and
+//            carry their RFC 6154 special use. Subscriptions are
+//            ROOT/subscriptions, one name per line with "." between the
+//            levels (Dovecot's version-1 file for Maildir++; INBOX is
+//            always subscribed); ROOT/hikyaku-uidvalidity keeps the last UIDVALIDITY
+//            given, so a folder deleted and created again within a second
+//            still gets a new one (RFC 3501 §2.3.1.1).
+//            MaildirStore (protocol::MailStore) is one folder: persistent
 //            UIDs and UIDVALIDITY in MAILDIR/hikyaku-uidlist (in the spirit
 //            of Dovecot's dovecot-uidlist: "hikyaku-uidlist 1 VALIDITY NEXT
 //            FIRST-RECENT" then one "UID UNIQUE-NAME" line per message), rewritten
@@ -22,6 +37,8 @@
 // Trust:     file names in the Maildir may come from other programs: they
 //            are only parsed; the uidlist is ours and is re-created (with a
 //            new UIDVALIDITY) when it cannot be parsed.
+//            A folder is deleted by renaming it into ROOT/tmp/ (out of every
+//            listing at once) and then removing it.
 // Concurrency: every method may block (disk, flock): call it from the
 //            worker pool. Sessions of one process share a per-mailbox mutex
 //            (MailboxLocks); other processes are excluded by flock(2) on
@@ -54,7 +71,7 @@ class MailboxLocks {
 class MaildirStore final : public protocol::MailStore {
  public:
   // `quota`: the mailbox's storage limit in bytes (0: none), kept in
-  // MAILDIR/maildirsize (mailbox::Quota).
+  // maildirsize at the top Maildir (mailbox::Quota).
   MaildirStore(mailbox::Maildir maildir, std::shared_ptr<std::mutex> mutex, bool sync = true, uint64_t quota = 0);
 
   base::Result<protocol::Snapshot> scan(bool claim_recent) override;
@@ -62,7 +79,6 @@ class MaildirStore final : public protocol::MailStore {
   base::Result<std::optional<FlagState>> update_flags(const protocol::StoredMessage& message,
                                                       const FlagChange& change) override;
   base::Status expunge(const protocol::StoredMessage& message) override;
-  base::Result<std::optional<QuotaState>> quota() override;
   base::Result<protocol::Appended> append(std::string_view message, uint8_t flags, const protocol::Keywords& keywords,
                                 std::optional<int64_t> internal_date) override;
 
@@ -91,6 +107,35 @@ class MaildirStore final : public protocol::MailStore {
   uint64_t quota_;  // bytes; 0: none
   std::map<std::string, mailbox::MessageInfo> known_;  // unique name → last seen location
   std::vector<std::string> keyword_names_;             // index (letter - 'a') → name
+};
+
+class MaildirAccount final : public protocol::MailAccount {
+ public:
+  // `root`: the login's Maildir (it exists); `quota`: bytes, 0 for none.
+  MaildirAccount(mailbox::Maildir root, std::shared_ptr<MailboxLocks> locks, uint64_t quota);
+
+  // Create the special-use folders that are missing (at login).
+  base::Status create_special_folders();
+  // The directory of folder `name` ("INBOX": the root).
+  static std::filesystem::path directory_of(const std::filesystem::path& root, const std::string& name);
+
+  base::Result<std::vector<protocol::Folder>> folders() override;
+  base::Result<std::vector<std::string>> subscriptions() override;
+  base::Status subscribe(const std::string& name, bool subscribed) override;
+  base::Result<std::shared_ptr<protocol::MailStore>> open(const std::string& name) override;
+  base::Status create(const std::string& name) override;
+  base::Status remove(const std::string& name) override;
+  base::Status rename(const std::string& from, const std::string& to) override;
+  base::Result<std::optional<protocol::QuotaState>> quota() override;
+
+ private:
+  // The on-disk directory name (".a.b") of a folder name, or EINVAL.
+  static base::Result<std::string> dir_name(const std::string& name);
+  base::Status make_folder(const std::string& name) const;
+
+  mailbox::Maildir root_;
+  std::shared_ptr<MailboxLocks> locks_;
+  uint64_t quota_;
 };
 
 }  // namespace hikyaku::imap

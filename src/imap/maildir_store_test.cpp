@@ -1,16 +1,20 @@
 // Unit tests for the Maildir-backed IMAP store: persistent UIDs and
 // UIDVALIDITY (RFC 3501 §2.3.1.1), flags in the ":2," suffix, new/ → cur/
-// on claim (\Recent), CRLF output and sizes, concurrent stores.
+// on claim (\Recent), CRLF output and sizes, concurrent stores; the
+// account's Maildir++ folders (create, list, rename, delete, INBOX rename,
+// UIDVALIDITY of a recreated folder, the quota over all folders).
 #include <gtest/gtest.h>
 
 #include <stdlib.h>
 
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include "base/file.hpp"
 #include "imap/maildir_store.hpp"
 #include "imap/protocol/response.hpp"
+#include "mailbox/quota.hpp"
 
 namespace hikyaku::imap {
 namespace {
@@ -170,6 +174,135 @@ TEST_F(MaildirStoreTest, ConcurrentAppendsNeverShareAUid) {
   ASSERT_EQ(all.size(), 40u);
   EXPECT_EQ(std::adjacent_find(all.begin(), all.end()), all.end());
   EXPECT_EQ(all.back(), 40u);
+}
+
+class MaildirAccountTest : public MaildirStoreTest {
+ protected:
+  MaildirAccount account(uint64_t quota = 0) {
+    return MaildirAccount(mailbox::Maildir(dir_, false), locks_ptr_, quota);
+  }
+  std::vector<std::string> names(MaildirAccount& a) {
+    std::vector<std::string> out;
+    auto folders = a.folders();
+    EXPECT_TRUE(folders);
+    for (const auto& f : *folders) out.push_back(f.special_use.empty() ? f.name : f.name + " " + f.special_use);
+    return out;
+  }
+  std::shared_ptr<MailboxLocks> locks_ptr_ = std::make_shared<MailboxLocks>();
+};
+
+TEST_F(MaildirAccountTest, MaildirPlusPlusLayoutAndSpecialUse) {
+  auto a = account();
+  ASSERT_TRUE(a.create_special_folders());
+  ASSERT_TRUE(a.create("Projects/2026"));
+  ASSERT_TRUE(a.create("Entw&APw-rfe"));
+  EXPECT_EQ(a.create("Sent").error().error_number, EEXIST);
+  EXPECT_EQ(a.create("a.b").error().error_number, EINVAL);  // "." separates levels on disk
+  // Dovecot's Maildir++ layout: ".Projects.2026" with a maildirfolder file.
+  EXPECT_TRUE(fs::is_directory(dir_ / ".Projects.2026" / "cur"));
+  EXPECT_TRUE(fs::exists(dir_ / ".Projects.2026" / "maildirfolder"));
+  EXPECT_EQ(names(a), (std::vector<std::string>{"INBOX", "Archive \\Archive", "Drafts \\Drafts", "Entw&APw-rfe",
+                                                "Junk \\Junk", "Projects/2026", "Sent \\Sent", "Trash \\Trash"}));
+  // Directories that are no folders are not listed.
+  fs::create_directories(dir_ / ".odd..name" / "cur");
+  fs::create_directories(dir_ / ".nocur");
+  EXPECT_EQ(names(a).size(), 8u);
+  EXPECT_EQ(a.open("nocur").error().error_number, ENOENT);
+}
+
+TEST_F(MaildirAccountTest, RenameMovesChildrenAndDeleteLeavesThem) {
+  auto a = account();
+  ASSERT_TRUE(a.create("work"));
+  ASSERT_TRUE(a.create("work/2026"));
+  auto store = a.open("work/2026");
+  ASSERT_TRUE(store);
+  ASSERT_TRUE((*store)->append("Subject: x\r\n\r\nbody\r\n", kSeen, {"$Forwarded"}, std::nullopt));
+  EXPECT_EQ(a.rename("work", "work/inside").error().error_number, EINVAL);
+  ASSERT_TRUE(a.rename("work", "job"));
+  EXPECT_EQ(names(a), (std::vector<std::string>{"INBOX", "job", "job/2026"}));
+  auto moved = a.open("job/2026");
+  ASSERT_TRUE(moved);
+  auto snap = (*moved)->scan(false);
+  ASSERT_TRUE(snap);
+  ASSERT_EQ(snap->messages.size(), 1u);
+  EXPECT_EQ(snap->messages[0].keywords, protocol::Keywords{"$Forwarded"});
+  ASSERT_TRUE(a.create("x"));
+  EXPECT_EQ(a.rename("job", "x").error().error_number, EEXIST);
+  ASSERT_TRUE(a.remove("job"));
+  EXPECT_EQ(names(a), (std::vector<std::string>{"INBOX", "job/2026", "x"}));
+  EXPECT_EQ(a.remove("job").error().error_number, ENOENT);
+  EXPECT_EQ(a.remove("INBOX").error().error_number, EINVAL);
+  // A parent that is no folder moves with its children.
+  ASSERT_TRUE(a.rename("job", "old"));
+  EXPECT_EQ(names(a), (std::vector<std::string>{"INBOX", "old/2026", "x"}));
+}
+
+TEST_F(MaildirAccountTest, Rfc3501Section6_3_5RenameInboxMovesItsMessages) {
+  mailbox::Maildir md(dir_, false);
+  ASSERT_TRUE(md.deliver("Subject: one\n\nbody\n"));
+  auto a = account();
+  auto inbox = a.open("INBOX");
+  ASSERT_TRUE(inbox);
+  auto before = (*inbox)->scan(true);
+  ASSERT_TRUE(before && before->messages.size() == 1);
+  ASSERT_TRUE((*inbox)->set_flags(before->messages[0], kSeen, {"Work"}));
+  ASSERT_TRUE(a.rename("INBOX", "Old"));
+  auto after = (*inbox)->scan(false);
+  ASSERT_TRUE(after);
+  EXPECT_TRUE(after->messages.empty());
+  auto old = a.open("Old");
+  ASSERT_TRUE(old);
+  auto moved = (*old)->scan(false);
+  ASSERT_TRUE(moved);
+  ASSERT_EQ(moved->messages.size(), 1u);
+  EXPECT_EQ(moved->messages[0].flags, kSeen);
+  EXPECT_EQ(moved->messages[0].keywords, protocol::Keywords{"Work"});  // dovecot-keywords went along
+}
+
+TEST_F(MaildirAccountTest, Rfc3501Section2_3_1_1RecreatedFolderGetsANewUidValidity) {
+  auto a = account();
+  std::set<uint32_t> seen;
+  for (int i = 0; i < 3; ++i) {  // within one second
+    ASSERT_TRUE(a.create("box"));
+    auto store = a.open("box");
+    ASSERT_TRUE(store);
+    auto snap = (*store)->scan(false);
+    ASSERT_TRUE(snap);
+    EXPECT_TRUE(seen.insert(snap->uidvalidity).second) << snap->uidvalidity;
+    ASSERT_TRUE(a.remove("box"));
+  }
+}
+
+TEST_F(MaildirAccountTest, SubscriptionsKeepNamesThatNeedNotExist) {
+  auto a = account();
+  ASSERT_TRUE(a.subscribe("gone/child", true));
+  ASSERT_TRUE(a.subscribe("Sent", true));
+  ASSERT_TRUE(a.subscribe("Sent", true));
+  EXPECT_EQ(*a.subscriptions(), (std::vector<std::string>{"INBOX", "gone/child", "Sent"}));
+  ASSERT_TRUE(a.subscribe("gone/child", false));
+  EXPECT_EQ(*a.subscriptions(), (std::vector<std::string>{"INBOX", "Sent"}));
+  // As Dovecot writes it for Maildir++: levels joined by ".", INBOX named.
+  EXPECT_EQ(*base::read_file(dir_ / "subscriptions"), "INBOX\nSent\n");
+  ASSERT_TRUE(base::write_file_durable(dir_ / "s.tmp", dir_ / "subscriptions", "Projects.2026\nINBOX\n", false));
+  EXPECT_EQ(*a.subscriptions(), (std::vector<std::string>{"INBOX", "Projects/2026"}));
+}
+
+TEST_F(MaildirAccountTest, QuotaCountsEveryFolder) {
+  auto a = account(100000);
+  ASSERT_TRUE(a.create("Sent"));
+  auto sent = a.open("Sent");
+  ASSERT_TRUE(sent);
+  const std::string message = "Subject: x\n\n" + std::string(3000, 'x') + "\n";
+  ASSERT_TRUE((*sent)->append(message, 0, {}, std::nullopt));
+  auto q = a.quota();
+  ASSERT_TRUE(q && *q);
+  EXPECT_EQ((*q)->used, message.size());
+  // The change is appended to the top maildirsize, not one in the folder.
+  EXPECT_FALSE(fs::exists(dir_ / ".Sent" / "maildirsize"));
+  ASSERT_TRUE((*sent)->append(message, 0, {}, std::nullopt));
+  EXPECT_EQ((*a.quota())->used, 2 * message.size());
+  ASSERT_TRUE(a.remove("Sent"));
+  EXPECT_EQ((*a.quota())->used, 0u);
 }
 
 }  // namespace

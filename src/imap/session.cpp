@@ -285,10 +285,13 @@ net::awaitable<Action> Session::authenticate(Action a) {
   const std::optional<std::string> mailbox = co_await ctx_.logins.check(session, std::move(attempt));
   if (!mailbox) co_return engine.login_result(LoginOutcome::bad_credentials);
 
-  // Open the INBOX: the login's Maildir (created on first use).
+  // Open the account: the login's Maildir (created on first use) and its
+  // special-use folders.
   mailbox::Maildir maildir(ctx_.settings.mailboxes_dir / *mailbox);
+  auto account = std::make_unique<MaildirAccount>(maildir, ctx_.locks, ctx_.logins.quota_of(*mailbox));
   auto open = [&]() -> net::awaitable<std::string> {
     auto st = maildir.create();
+    if (st) st = account->create_special_folders();
     co_return st ? std::string() : st.error().message;
   };
   std::string problem = co_await asio::co_spawn(ctx_.blocking, open, net::use_awaitable);
@@ -299,9 +302,7 @@ net::awaitable<Action> Session::authenticate(Action a) {
   log_->info("{} login: user={} mechanism={} tls={}", id_, *mailbox, a.mechanism,
              stream_.tls_active() ? stream_.tls_description() : "no");
   mailbox_ = *mailbox;
-  auto store = std::make_unique<MaildirStore>(std::move(maildir), ctx_.locks->mutex_for(*mailbox), true,
-                                              ctx_.logins.quota_of(*mailbox));
-  co_return engine.login_result(LoginOutcome::ok, std::move(store));
+  co_return engine.login_result(LoginOutcome::ok, std::move(account));
 }
 
 net::awaitable<std::optional<std::string>> Session::idle_until_input() {
@@ -312,7 +313,9 @@ net::awaitable<std::optional<std::string>> Session::idle_until_input() {
   bool watching = false;
   int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (fd >= 0) {
-    auto root = ctx_.settings.mailboxes_dir / mailbox_;
+    // The selected folder (IDLE before SELECT watches INBOX).
+    auto root = MaildirAccount::directory_of(ctx_.settings.mailboxes_dir / mailbox_,
+                                             engine_->selected().empty() ? "INBOX" : engine_->selected());
     const uint32_t mask = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE;
     bool a = ::inotify_add_watch(fd, (root / "new").c_str(), mask) >= 0;
     bool b = ::inotify_add_watch(fd, (root / "cur").c_str(), mask) >= 0;

@@ -203,7 +203,13 @@ base::Result<StoredSizes> stored_sizes(const Maildir::Pieces& pieces) {
 
 }  // namespace
 
-Maildir::Maildir(fs::path root, bool sync) : root_(std::move(root)), sync_(sync) {}
+Maildir::Maildir(fs::path root, bool sync) : root_(std::move(root)), quota_root_(root_), sync_(sync) {}
+
+Maildir Maildir::folder(std::string_view dir_name) const {
+  Maildir out(root_ / std::string(dir_name), sync_);
+  out.quota_root_ = quota_root_;
+  return out;
+}
 
 base::Status Maildir::create() const {
   for (const char* sub : {"tmp", "new", "cur"}) {
@@ -332,7 +338,7 @@ base::Result<std::string> Maildir::deliver(const Pieces& pieces) const {
       return st.error();
     }
   }
-  Quota::record_change(root_, static_cast<int64_t>(sizes.stored), 1);
+  Quota::record_change(quota_root_, static_cast<int64_t>(sizes.stored), 1);
   return uid;
 }
 
@@ -424,7 +430,7 @@ base::Status Maildir::remove(const MessageInfo& message) const {
       return {};  // removed by another reader meanwhile: it recorded the change
     }
   }
-  Quota::record_change(root_, -static_cast<int64_t>(disk_size), -1);
+  Quota::record_change(quota_root_, -static_cast<int64_t>(disk_size), -1);
   if (sync_) return base::fsync_directory(path.parent_path());
   return {};
 }

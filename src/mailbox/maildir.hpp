@@ -55,6 +55,11 @@ class Maildir {
  public:
   explicit Maildir(std::filesystem::path root, bool sync = true);
   const std::filesystem::path& root() const { return root_; }
+  // The Maildir++ folder ROOT/DIR_NAME (".Sent", ".a.b"): its messages
+  // count towards this Maildir's quota (the maildirsize at the top).
+  Maildir folder(std::string_view dir_name) const;
+  // Where the quota is kept: the root, or the top Maildir of a folder.
+  const std::filesystem::path& quota_root() const { return quota_root_; }
 
   // mkdir -p root/{tmp,new,cur}.
   base::Status create() const;
@@ -104,6 +109,7 @@ class Maildir {
 
  private:
   std::filesystem::path root_;
+  std::filesystem::path quota_root_;
   bool sync_;
 };
 

@@ -7,22 +7,27 @@ Supported: header keys (capabilities, connections, messages, state,
 ignore_extra_untagged), the three command forms (incl. pipelined tags), "*"
 expected and "!" banned untagged replies, $variables (bound on first match;
 $tag is the tag of the step's command),
-"$" wildcards, "{{{ ... }}}" literals, "append" without a message (the next
+"$" wildcards, "$!ban=e" (no extra element e), "?" replies (may come or
+not: ignored), "{{{ ... }}}" literals, "append" without a message (the next
 message of the .mbox), !ifenv/!ifnenv/!else/!endif (no variables set). List
 matching: FETCH items unordered with extras allowed; FLAGS unordered, \\Recent
 ignored; LIST flags and STATUS items unordered; everything else ordered.
 "$N" sequence variables (numbers of messages expunged by another session)
 match any number. Not supported, so such scripts are reported as NOT RUN:
-$! directives other than $!unordered/$!ordered/$!noextra/$!extra, $modseq
+$! directives other than $!unordered/$!ordered/$!noextra/$!extra/$!ban, $modseq
 variables, capabilities the server lacks.
 
-Only INBOX exists on hikyaku: $mailbox is INBOX; the "auth" state empties it
-(STORE \\Deleted + EXPUNGE) instead of deleting test mailboxes.
+$mailbox is the folder "imaptest": the "auth" state deletes it and every
+folder whose name starts with it (as imaptest deletes its test mailboxes),
+"created" creates it, "appended" fills it, "selected" selects it.
 """
 import re
 import socket
 import ssl
 from pathlib import Path
+
+
+TEST_MAILBOX = "imaptest"
 
 
 class NotRun(Exception):
@@ -137,6 +142,11 @@ class Matcher:
         while exp and isinstance(exp[0], str) and not isinstance(exp[0], Lit) and exp[0].startswith("$!"):
             directives.append(exp[0].lower())
             exp = exp[1:]
+        # "$!ban=e": `e` must not be among the extra elements.
+        bans = [d[len("$!ban="):] for d in directives if d.startswith("$!ban=")]
+        if bans and any(isinstance(g, str) and g.lower() in bans for g in got):
+            return False
+        directives = [d for d in directives if not d.startswith("$!ban=")]
         if directives:
             if "$!unordered" in directives:
                 mode = "unordered" if "$!noextra" not in directives else "unordered-noextra"
@@ -293,7 +303,8 @@ def parse_script(text):
         if "$modseq" in line.lower():
             raise NotRun("uses $modseq")
         for d in re.findall(r"\$![^ )]*", line):
-            if d.lower() not in ("$!unordered", "$!ordered", "$!noextra", "$!extra"):
+            if d.lower() not in ("$!unordered", "$!ordered", "$!noextra", "$!extra") and \
+                    not d.lower().startswith("$!ban="):
                 raise NotRun(f"uses the {d} directive")
         if line.startswith("* "):
             if step is None:
@@ -302,6 +313,8 @@ def parse_script(text):
             continue
         if line.startswith("! "):
             step.banned.append(line[2:])
+            continue
+        if line.startswith("? "):  # a reply that may or may not come
             continue
         conn = 1
         rest = line
@@ -444,7 +457,7 @@ def run_script(path, port, user, password, tls_context=None):
     state = header.get("state", "selected").lower()
     nconn = int(header.get("connections", "1"))
     conns = [Conn(port, tls_context) for _ in range(nconn)]
-    variables = {"mailbox": "INBOX", "user": user, "username": user, "password": password, "domain": ""}
+    variables = {"mailbox": TEST_MAILBOX, "user": user, "username": user, "password": password, "domain": ""}
     try:
         tag, _ = conns[0].next_tag(), None
         untagged, result = conns[0].run(conns[0].next_tag(), "CAPABILITY")
@@ -457,17 +470,26 @@ def run_script(path, port, user, password, tls_context=None):
                 _, r = c.run(c.next_tag(), f'LOGIN "{user}" "{password}"')
                 if not r.upper().startswith("OK"):
                     raise Failed(f"login: {r}")
-            # "auth": start from an empty INBOX (only INBOX exists here).
+            # "auth": no test mailboxes (deepest first, so parents go last).
             c = conns[0]
-            c.run(c.next_tag(), "SELECT INBOX")
-            c.run(c.next_tag(), "STORE 1:* +FLAGS.SILENT (\\Deleted)")
-            c.run(c.next_tag(), "CLOSE")
+            listed, _ = c.run(c.next_tag(), f'LIST "" "{TEST_MAILBOX}*"')
+            names = []
+            for line in listed:
+                tokens = tokenize(line)
+                if len(tokens) >= 4 and str(tokens[0]).upper() == "LIST":
+                    names.append(str(tokens[3]))
+            for name in sorted(names, key=lambda n: -n.count("/")):
+                c.run(c.next_tag(), f'DELETE "{name}"')
+            if state != "auth":
+                _, r = c.run(c.next_tag(), f"CREATE {TEST_MAILBOX}")
+                if not r.upper().startswith("OK"):
+                    raise Failed(f"create: {r}")
         next_message = [0]
 
         def append_text(args):
             msg = messages[next_message[0] % len(messages)]
             next_message[0] += 1
-            return f"APPEND {args or 'INBOX'} {{{len(msg)}}}\r\n" + msg.decode("latin-1")
+            return f"APPEND {args or TEST_MAILBOX} {{{len(msg)}}}\r\n" + msg.decode("latin-1")
 
         if state in ("appended", "selected"):
             count = header.get("messages", "all")
@@ -479,7 +501,7 @@ def run_script(path, port, user, password, tls_context=None):
                     raise Failed(f"append: {r}")
         if state == "selected":
             for c in conns:
-                c.run(c.next_tag(), "SELECT INBOX")
+                c.run(c.next_tag(), f"SELECT {TEST_MAILBOX}")
         count = 0
         for step in steps:
             matcher = Matcher(variables)
@@ -509,7 +531,13 @@ def run_script(path, port, user, password, tls_context=None):
                 status = cmd[2]
                 if status and not got.lower().startswith(status + " ") and got.lower() != status:
                     raise Failed(f"{path.name}: {cmd[1]!r}: want {status.upper()} {cmd[3]}, got {got!r}")
-                if cmd[3] and not got.lower()[len(status) + 1:].startswith(matcher.expand(cmd[3]).lower()):
+                want = matcher.expand(cmd[3]) if cmd[3] else ""
+                if "$" in want:
+                    # Variables in the tagged reply ("ok [appenduid $uidvalidity
+                    # $uid]") bind or compare like those of untagged replies.
+                    if not matcher.response(tokenize(f"{status} {cmd[3]}"), tokenize(got)):
+                        raise Failed(f"{path.name}: {cmd[1]!r}: want {cmd[3]!r}, got {got!r}")
+                elif want and not got.lower()[len(status) + 1:].startswith(want.lower()):
                     raise Failed(f"{path.name}: {cmd[1]!r}: want prefix {cmd[3]!r}, got {got!r}")
             parsed = [tokenize(u) for u in untagged]
             # $tag is the tag of the step's command (ESEARCH's "(TAG ...)"),

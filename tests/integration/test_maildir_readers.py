@@ -15,6 +15,7 @@ import poplib
 import re
 import shutil
 import smtplib
+import ssl
 import subprocess
 import tempfile
 import uuid
@@ -209,3 +210,142 @@ def test_dovecot_reads_maildir(hikyaku, request):
         assert octets in our_sizes
         assert any(b"body line" in line for line in lines)
         pop.quit()
+
+
+# Folders made over hikyaku's IMAP, read by Dovecot: "a/b" is .a.b
+# (Maildir++), names in modified UTF-7, keywords as info letters named in
+# each folder's dovecot-keywords, subscriptions in the root's "subscriptions".
+# Dovecot gets the same "/" separator, so names compare as they are.
+DOVECOT_SLASH_NAMESPACE = """
+namespace inbox {
+  inbox = yes
+  separator = /
+}
+"""
+IMAP_PASSWORD = "correct horse battery"
+LIST_LINE = re.compile(rb'^\(([^)]*)\) (?:NIL|"(?:[^"\\]|\\.)*") (.*)$')
+NOT_SELECTABLE = {"\\noselect", "\\nonexistent"}
+
+
+def folder_message(tag):
+    return (f"From: Sender <sender@example.org>\r\nTo: alice@example.test\r\nSubject: {tag}\r\n"
+            f"Message-ID: <{tag}-{uuid.uuid4().hex[:8]}@example.org>\r\n\r\nbody of {tag}\r\n").encode()
+
+
+def quoted(name):
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def listing(imap, command="list"):
+    """{name: set of lower-cased attributes} of LIST (or LSUB) "" "*"."""
+    typ, data = getattr(imap, command)('""', "*")
+    assert typ == "OK", data
+    out = {}
+    for line in data:
+        if line is None:  # no mailbox at all
+            continue
+        assert isinstance(line, bytes), f"unexpected literal in {command}: {data}"
+        m = LIST_LINE.match(line)
+        assert m, line
+        name = m.group(2).decode()
+        if name.startswith('"'):
+            name = re.sub(r"\\(.)", r"\1", name[1:-1])
+        out[name] = {a.lower() for a in m.group(1).decode().split()}
+    return out
+
+
+def selectable(names):
+    return {n for n, attrs in names.items() if not attrs & NOT_SELECTABLE}
+
+
+def folder_contents(imap, folder):
+    """{BODY[] bytes: FLAGS without \\Recent} of every message in `folder`."""
+    typ, data = imap.select(quoted(folder), readonly=True)
+    assert typ == "OK", (folder, data)
+    count = int(data[0])
+    if count == 0:
+        return {}
+    typ, data = imap.fetch("1:*", "(FLAGS)")
+    assert typ == "OK", data
+    flags = {}
+    for line in data:
+        m = re.match(rb"(\d+) \(.*FLAGS \(([^)]*)\)", line)
+        assert m, line
+        flags[int(m.group(1))] = frozenset(f for f in m.group(2).decode().split() if f != "\\Recent")
+    typ, data = imap.fetch("1:*", "(BODY.PEEK[])")
+    assert typ == "OK", data
+    bodies = {int(item[0].split()[0]): item[1] for item in data if isinstance(item, tuple)}
+    assert sorted(flags) == sorted(bodies) == list(range(1, count + 1)), (folder, data)
+    contents = {bodies[i]: flags[i] for i in bodies}
+    assert len(contents) == count, f"{folder}: every message's bytes are distinct"
+    return contents
+
+
+def test_dovecot_sees_the_folders_flags_and_keywords_hikyaku_made(hikyaku, request):
+    hikyaku.set_password("alice", IMAP_PASSWORD)
+    ctx = ssl.create_default_context(cafile=str(hikyaku.cert_path))
+    ctx.check_hostname = False  # 127.0.0.1; the chain is still verified
+    imap = imaplib.IMAP4("127.0.0.1", hikyaku.imap_port, timeout=30)
+    imap.starttls(ssl_context=ctx)
+    imap.login("alice", IMAP_PASSWORD)
+    # "Entw&APw-rfe" is "Entwürfe" in modified UTF-7.
+    folders = ["INBOX", "Archive", "Drafts", "Junk", "Sent", "Trash", "Projects/2026", "Entw&APw-rfe"]
+    try:
+        for name in ("Projects/2026", "Entw&APw-rfe"):
+            typ, data = imap.create(quoted(name))
+            assert typ == "OK", (name, data)
+        for folder, flags, tag in [
+            ("Projects/2026", r"(\Seen \Flagged $Forwarded)", "project"),
+            ("Entw&APw-rfe", r"(\Draft)", "draft"),
+            ("Sent", r"(\Seen)", "sent"),
+            ("INBOX", r"(\Answered Work $Label1)", "copied"),
+            ("INBOX", r"(\Seen $Forwarded)", "moved"),
+            ("INBOX", None, "unread"),
+        ]:
+            typ, data = imap.append(quoted(folder), flags, None, folder_message(tag))
+            assert typ == "OK", (folder, data)
+        typ, data = imap.select("INBOX")
+        assert typ == "OK" and int(data[0]) == 3, data
+        # Keywords go with a message into folders whose dovecot-keywords
+        # does not name them yet.
+        typ, data = imap.copy("1", quoted("Projects/2026"))
+        assert typ == "OK", data
+        typ, data = imap._simple_command("MOVE", "2", "Archive")
+        assert typ == "OK", data
+        typ, data = imap.subscribe(quoted("Projects/2026"))
+        assert typ == "OK", data
+
+        ours_list = listing(imap)
+        ours_lsub = listing(imap, "lsub")
+        ours = {name: folder_contents(imap, name) for name in folders}
+    finally:
+        imap.logout()
+    assert set(folders) <= selectable(ours_list), ours_list
+    assert ours_list.get("Projects", set()) & NOT_SELECTABLE, ours_list
+    assert "Projects/2026" in ours_lsub, ours_lsub
+    assert {f: len(ours[f]) for f in folders} == {
+        "INBOX": 2, "Archive": 1, "Drafts": 0, "Junk": 0, "Sent": 1, "Trash": 0, "Projects/2026": 2,
+        "Entw&APw-rfe": 1}, ours
+
+    with dovecot_on_copy(request, hikyaku.maildir("alice"), "alice", DOVECOT_SLASH_NAMESPACE) as (port, _, copy):
+        dove = imaplib.IMAP4("127.0.0.1", port, timeout=30)
+        dove.login("alice", "secret")
+        try:
+            theirs_list = listing(dove)
+            theirs = {name: folder_contents(dove, name) for name in folders if name in theirs_list}
+            theirs_lsub = listing(dove, "lsub")
+        finally:
+            dove.logout()
+        dovecot_log = (copy.parents[2] / "dovecot.log").read_text(errors="replace")
+
+    assert selectable(theirs_list) == selectable(ours_list), (theirs_list, ours_list)
+    assert theirs_list.get("Projects", set()) & NOT_SELECTABLE, theirs_list
+    for folder in folders:
+        assert theirs[folder] == ours[folder], f"{folder}: Dovecot {theirs[folder]} != hikyaku {ours[folder]}"
+    # Dovecot's Maildir++ subscriptions file names a folder as it is on disk
+    # without the leading dot ("Projects.2026"); a name it cannot read is
+    # dropped from the file with a warning.
+    assert "Projects/2026" in theirs_lsub, \
+        f"Dovecot does not see the subscription: LSUB {theirs_lsub}\n{dovecot_log}"
+    problems = [line for line in dovecot_log.splitlines() if re.search(r": (Warning|Error|Panic|Fatal): ", line)]
+    assert not problems, "\n".join(problems)

@@ -458,7 +458,7 @@ struct VerbName {
   const char* name;
   Verb verb;
 };
-constexpr std::array<VerbName, 33> kVerbs{{
+constexpr std::array<VerbName, 34> kVerbs{{
     {"CAPABILITY", Verb::capability}, {"NOOP", Verb::noop}, {"LOGOUT", Verb::logout},
     {"STARTTLS", Verb::starttls}, {"AUTHENTICATE", Verb::authenticate}, {"LOGIN", Verb::login},
     {"SELECT", Verb::select}, {"EXAMINE", Verb::examine}, {"CREATE", Verb::create},
@@ -469,7 +469,7 @@ constexpr std::array<VerbName, 33> kVerbs{{
     {"CLOSE", Verb::close}, {"UNSELECT", Verb::unselect}, {"EXPUNGE", Verb::expunge},
     {"SEARCH", Verb::search}, {"FETCH", Verb::fetch}, {"STORE", Verb::store}, {"COPY", Verb::copy},
     {"GETQUOTA", Verb::getquota}, {"GETQUOTAROOT", Verb::getquotaroot}, {"SETQUOTA", Verb::setquota},
-    {"COMPRESS", Verb::compress},
+    {"COMPRESS", Verb::compress}, {"MOVE", Verb::move},
 }};
 
 bool parse_arguments(Parser& p, Command& c) {
@@ -534,13 +534,15 @@ bool parse_arguments(Parser& p, Command& c) {
             std::string option;
             if (!p.atom(option)) return false;
             if (iequals(option, "SUBSCRIBED")) o.select_subscribed = other = true;
-            else if (iequals(option, "REMOTE")) other = true;  // no remote mailboxes here
-            else if (iequals(option, "RECURSIVEMATCH")) recursive = true;
+            else if (iequals(option, "REMOTE")) {}  // no remote mailboxes here; qualifies nothing
+            else if (iequals(option, "SPECIAL-USE")) o.select_special_use = other = true;
+            else if (iequals(option, "RECURSIVEMATCH")) recursive = o.recursive_match = true;
             else return p.fail("unknown LIST selection option");
           } while (p.sp());
           if (!p.accept(')')) return p.fail("unterminated selection options");
         }
-        // RECURSIVEMATCH needs another option that it qualifies.
+        // RECURSIVEMATCH needs another option that it qualifies, not only
+        // REMOTE (RFC 5258 §3.1).
         if (recursive && !other) return p.fail("RECURSIVEMATCH alone");
         if (!need_sp()) return false;
       }
@@ -681,7 +683,7 @@ bool parse_arguments(Parser& p, Command& c) {
     }
     case Verb::fetch:
       return need_sp() && p.sequence_set(c.set) && need_sp() && p.fetch_atts(c.fetch);
-    case Verb::copy:
+    case Verb::copy: case Verb::move:
       return need_sp() && p.sequence_set(c.set) && need_sp() && p.astring(c.mailbox);
     case Verb::store: {
       if (!need_sp() || !p.sequence_set(c.set) || !need_sp()) return false;
@@ -772,7 +774,8 @@ ParseResult parse_command(std::string_view text) {
       return r;
     }
     c.name = to_upper(verb);
-    if (c.name != "FETCH" && c.name != "SEARCH" && c.name != "STORE" && c.name != "COPY" && c.name != "EXPUNGE") {
+    if (c.name != "FETCH" && c.name != "SEARCH" && c.name != "STORE" && c.name != "COPY" && c.name != "MOVE" &&
+        c.name != "EXPUNGE") {
       r.error = "UID " + c.name.substr(0, 20) + " is not a UID command";
       return r;
     }

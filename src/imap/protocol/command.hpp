@@ -31,6 +31,7 @@ enum class Verb {
   getquota, getquotaroot, setquota,                            // authenticated (RFC 9208)
   compress,                                                    // authenticated (RFC 4978)
   check, close, unselect, expunge, search, fetch, store, copy, // selected
+  move,                                                        // selected (RFC 6851)
 };
 
 // RFC 3501 §9 sequence-set: ranges of numbers; 0 stands for "*".
@@ -95,9 +96,9 @@ struct Command {
   std::string tag;
   Verb verb = Verb::noop;
   std::string name;                  // the verb as sent, upper-cased (logs, replies)
-  bool uid = false;                  // UID FETCH/SEARCH/STORE/COPY/EXPUNGE
+  bool uid = false;                  // UID FETCH/SEARCH/STORE/COPY/MOVE/EXPUNGE
 
-  std::string mailbox;               // select/examine/create/delete/status/append/copy,
+  std::string mailbox;               // select/examine/create/delete/status/append/copy/move,
                                      // rename (old), list/lsub (reference),
                                      // getquotaroot; the quota root of getquota/setquota
   std::string mailbox2;              // rename (new), list/lsub (pattern)
@@ -125,7 +126,9 @@ struct Command {
   // first pattern; the STATUS items go to `items`.
   struct ListOptions {
     bool extended = false;           // any of the extended syntax was used
-    bool select_subscribed = false;  // (SUBSCRIBED), also (SUBSCRIBED RECURSIVEMATCH)
+    bool select_subscribed = false;  // (SUBSCRIBED)
+    bool select_special_use = false; // (SPECIAL-USE), RFC 6154 §5.1
+    bool recursive_match = false;    // (... RECURSIVEMATCH): CHILDINFO for parents
     bool return_subscribed = false;
     bool return_children = false;
     bool return_special_use = false;

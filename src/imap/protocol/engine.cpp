@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <map>
 #include <utility>
 
 #include "base/strings.hpp"
 #include "imap/protocol/message.hpp"
+#include "imap/protocol/mutf7.hpp"
 #include "imap/protocol/response.hpp"
 #include "sasl/plain.hpp"
 
@@ -16,20 +18,76 @@ using base::iequals;
 
 constexpr std::string_view kCrlf = "\r\n";
 
-bool is_inbox(std::string_view name) { return iequals(name, "INBOX"); }
+constexpr size_t kMaxFolderName = 200;  // octets of the wire name
+constexpr size_t kMaxFolderLevels = 16;
+
+// "INBOX" (any case) as the name or its first level, in capitals: the
+// name INBOX is case-insensitive (RFC 3501 §5.1), every other name is not.
+std::string with_inbox_in_capitals(std::string_view name) {
+  std::string out(name);
+  if (out.size() >= 5 && iequals(out.substr(0, 5), "INBOX") && (out.size() == 5 || out[5] == '/')) {
+    for (size_t i = 0; i < 5; ++i) out[i] = base::ascii_upper(out[i]);
+  }
+  return out;
+}
+
+// A LIST pattern with each run of wildcards made one ("**" and "*%" are
+// "*", "%%" is "%"); nullopt when it holds more literal characters than a
+// folder name can (it matches nothing). Keeps matching polynomial and small.
+std::optional<std::string> simplified_pattern(std::string_view pattern) {
+  std::string out;
+  size_t literals = 0;
+  for (char c : pattern) {
+    bool wild = c == '*' || c == '%';
+    if (wild && !out.empty() && (out.back() == '*' || out.back() == '%')) {
+      if (c == '*') out.back() = '*';
+      continue;
+    }
+    if (!wild && ++literals > kMaxFolderName) return std::nullopt;
+    out += c;
+  }
+  return out;
+}
 
 // RFC 3501 §6.3.8: "*" matches anything, "%" anything but the delimiter.
+// Dynamic programming over (pattern, name) positions: O(|pattern| × |name|),
+// never the backtracking blow-up a pattern of many wildcards would cause.
 bool wildcard_match(std::string_view pattern, std::string_view name) {
-  if (pattern.empty()) return name.empty();
-  if (pattern[0] == '*' || pattern[0] == '%') {
-    for (size_t i = 0; i <= name.size(); ++i) {
-      if (pattern[0] == '%' && i > 0 && name[i - 1] == '/') break;
-      if (wildcard_match(pattern.substr(1), name.substr(i))) return true;
+  std::vector<char> reached(name.size() + 1, 0);  // pattern so far matches name[0, j)
+  std::vector<char> next(name.size() + 1, 0);
+  reached[0] = 1;
+  for (char p : pattern) {
+    if (p == '*' || p == '%') {
+      bool any = false;
+      for (size_t j = 0; j <= name.size(); ++j) {
+        if (p == '%' && j > 0 && name[j - 1] == '/') any = false;  // "%" does not cross a level
+        any = any || reached[j];
+        next[j] = any;
+      }
+    } else {
+      next[0] = 0;
+      for (size_t j = 0; j < name.size(); ++j) next[j + 1] = reached[j] && name[j] == p;
     }
-    return false;
+    reached.swap(next);
   }
-  return !name.empty() && base::ascii_upper(pattern[0]) == base::ascii_upper(name[0]) &&
-         wildcard_match(pattern.substr(1), name.substr(1));
+  return reached[name.size()] != 0;
+}
+
+// A folder name in a response: an atom when it can be one, else a string.
+std::string wire_name(std::string_view name) {
+  bool atom = !name.empty();
+  for (char ch : name) {
+    auto u = static_cast<unsigned char>(ch);
+    if (u <= 0x20 || u >= 0x7f || std::string_view("(){%*\"\\]").find(ch) != std::string_view::npos) atom = false;
+  }
+  return atom ? std::string(name) : quote(name);
+}
+
+// The parent names of "a/b/c": "a", "a/b".
+std::vector<std::string> parents_of(const std::string& name) {
+  std::vector<std::string> out;
+  for (size_t i = name.find('/'); i != std::string::npos; i = name.find('/', i + 1)) out.push_back(name.substr(0, i));
+  return out;
 }
 
 std::string section_label(const Section& s) {
@@ -80,8 +138,8 @@ Engine::Engine(Options options) : options_(options) {}
 
 std::string Engine::capabilities() const {
   std::string caps =
-      "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS ESEARCH LIST-EXTENDED LIST-STATUS "
-      "QUOTA QUOTA=RES-STORAGE";
+      "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS ESEARCH CHILDREN LIST-EXTENDED "
+      "LIST-STATUS SPECIAL-USE MOVE QUOTA QUOTA=RES-STORAGE";
   if (state_ == State::not_authenticated) {
     // RFC 3501 §6.2.1: STARTTLS before login only; RFC 3501 §6.2.3 and
     // RFC 2595 §3.1: LOGINDISABLED when LOGIN would be refused.
@@ -189,14 +247,14 @@ Action Engine::sasl_response(std::string_view line) {
 
 void Engine::tls_started() { options_.tls_active = true; }
 
-Action Engine::login_result(LoginOutcome outcome, std::unique_ptr<MailStore> store) {
+Action Engine::login_result(LoginOutcome outcome, std::unique_ptr<MailAccount> account) {
   HIKYAKU_CHECK(pending_tag_.has_value());
   std::string tag = std::move(*pending_tag_);
   pending_tag_.reset();
   switch (outcome) {
     case LoginOutcome::ok:
-      HIKYAKU_CHECK(store != nullptr);
-      store_ = std::move(store);
+      HIKYAKU_CHECK(account != nullptr);
+      account_ = std::move(account);
       state_ = State::authenticated;
       return tagged(tag, "OK", "[CAPABILITY " + capabilities() + "] logged in");
     case LoginOutcome::unavailable:
@@ -237,7 +295,59 @@ void Engine::leave_selected() {
   view_.clear();
   read_only_ = false;
   reported_recent_ = 0;
+  store_.reset();
+  selected_.clear();
   state_ = State::authenticated;
+}
+
+std::optional<std::string> Engine::folder_name(std::string_view given, std::string& why) {
+  std::string name = with_inbox_in_capitals(given);
+  if (name.empty()) {
+    why = "the folder name is empty";
+  } else if (name.size() > kMaxFolderName) {
+    why = "the folder name is too long";
+  } else if (name.find_first_of("*%") != std::string::npos) {
+    why = "a folder name cannot hold the wildcards * or %";
+  } else if (!valid_mutf7(name)) {
+    // RFC 3501 §5.1.3: names travel in modified UTF-7.
+    why = "the folder name is not modified UTF-7 (RFC 3501 §5.1.3)";
+  } else if (name.front() == '/' || name.back() == '/' || name.find("//") != std::string::npos) {
+    why = "a level of the folder name is empty";
+  } else if (parents_of(name).size() >= kMaxFolderLevels) {
+    why = "the folder name has too many levels";
+  } else {
+    return name;
+  }
+  return std::nullopt;
+}
+
+base::Result<std::shared_ptr<MailStore>> Engine::folder(const std::string& name) {
+  if (state_ == State::selected && name == selected_) return store_;
+  return account_->open(name);
+}
+
+std::shared_ptr<MailStore> Engine::target_folder(const Command& c, Action& refusal) {
+  std::string why;
+  auto name = folder_name(c.mailbox, why);
+  if (!name) {
+    refusal = tagged(c.tag, "NO", "[TRYCREATE] " + why);
+    return nullptr;
+  }
+  auto store = folder(*name);
+  if (store) return *store;
+  // RFC 3501 §6.3.11, §6.4.7: TRYCREATE when the folder does not exist.
+  refusal = store.error().error_number == ENOENT ? tagged(c.tag, "NO", "[TRYCREATE] no such folder")
+                                                 : refused(c.tag, store.error());
+  return nullptr;
+}
+
+Action Engine::refused(const std::string& tag, const base::Error& error, std::string untagged) {
+  switch (error.error_number) {
+    case ENOENT: return tagged(tag, "NO", "[NONEXISTENT] no such folder", std::move(untagged));
+    case EEXIST: return tagged(tag, "NO", "[ALREADYEXISTS] the folder exists already", std::move(untagged));
+    case EINVAL: return tagged(tag, "NO", "[CANNOT] " + error.message, std::move(untagged));
+    default: return tagged(tag, "NO", "[SERVERBUG] the folders are unavailable", std::move(untagged));
+  }
 }
 
 Action Engine::dispatch(const Command& c) {
@@ -306,14 +416,10 @@ Action Engine::dispatch(const Command& c) {
     case Verb::create:
     case Verb::delete_:
     case Verb::rename:
-      if (!authed) return wrong_state();
-      // Only INBOX exists (DESIGN: one mailbox per login).
-      return tagged(tag, "NO", "[CANNOT] only INBOX is available on this server");
     case Verb::subscribe:
     case Verb::unsubscribe:
       if (!authed) return wrong_state();
-      if (!is_inbox(c.mailbox)) return tagged(tag, "NO", "[NONEXISTENT] no such mailbox");
-      return tagged(tag, "OK", c.name + " completed");
+      return cmd_folder(c);
     case Verb::list:
     case Verb::lsub:
       if (!authed) return wrong_state();
@@ -385,6 +491,7 @@ Action Engine::dispatch(const Command& c) {
       if (!selected) return wrong_state();
       return cmd_store(c);
     case Verb::copy:
+    case Verb::move:
       if (!selected) return wrong_state();
       return cmd_copy(c);
   }
@@ -473,10 +580,16 @@ Action Engine::cmd_select(const Command& c) {
     leave_selected();
     prefix = "* OK [CLOSED] previous mailbox closed\r\n";  // RFC 7162 §3.2.11
   }
-  if (!is_inbox(c.mailbox)) return tagged(c.tag, "NO", "[NONEXISTENT] only INBOX exists", prefix);
+  std::string why;
+  auto name = folder_name(c.mailbox, why);
+  if (!name) return tagged(c.tag, "NO", "[NONEXISTENT] " + why, prefix);
+  auto opened = account_->open(*name);
+  if (!opened) return refused(c.tag, opened.error(), prefix);
   read_only_ = c.verb == Verb::examine;
-  auto snap = store_->scan(!read_only_);
+  auto snap = (*opened)->scan(!read_only_);
   if (!snap) return tagged(c.tag, "NO", "[SERVERBUG] mailbox unavailable", prefix);
+  store_ = std::move(*opened);
+  selected_ = *name;
   uidvalidity_ = snap->uidvalidity;
   uidnext_ = snap->uidnext;
   view_.clear();
@@ -505,6 +618,48 @@ Action Engine::cmd_select(const Command& c) {
                 std::move(out));
 }
 
+Action Engine::cmd_folder(const Command& c) {
+  std::string why;
+  auto name = folder_name(c.verb == Verb::create && c.mailbox.ends_with('/')
+                              ? std::string_view(c.mailbox).substr(0, c.mailbox.size() - 1)  // RFC 3501 §6.3.3
+                              : std::string_view(c.mailbox),
+                          why);
+  if (!name) return tagged(c.tag, "NO", "[CANNOT] " + why);
+  base::Status done;
+  switch (c.verb) {
+    case Verb::create:
+      if (*name == "INBOX") return tagged(c.tag, "NO", "[ALREADYEXISTS] INBOX always exists");
+      done = account_->create(*name);
+      break;
+    case Verb::delete_:
+      if (*name == "INBOX") return tagged(c.tag, "NO", "[CANNOT] INBOX cannot be deleted");
+      // RFC 3501 leaves it open; deleting the folder this session reads
+      // would leave its view without a store.
+      if (state_ == State::selected && *name == selected_) {
+        return tagged(c.tag, "NO", "[INUSE] the folder is selected; close it first");
+      }
+      done = account_->remove(*name);
+      break;
+    case Verb::rename: {
+      auto to = folder_name(c.mailbox2, why);
+      if (!to) return tagged(c.tag, "NO", "[CANNOT] " + why);
+      if (*to == "INBOX") return tagged(c.tag, "NO", "[ALREADYEXISTS] INBOX always exists");
+      if (state_ == State::selected && (selected_ == *name || selected_.starts_with(*name + "/"))) {
+        return tagged(c.tag, "NO", "[INUSE] the folder is selected; close it first");
+      }
+      done = account_->rename(*name, *to);
+      break;
+    }
+    default:  // RFC 3501 §6.3.6/§6.3.7: names that do not exist may be subscribed
+      done = account_->subscribe(*name, c.verb == Verb::subscribe);
+      break;
+  }
+  std::string updates;
+  if (state_ == State::selected) sync(true, updates);
+  if (!done) return refused(c.tag, done.error(), std::move(updates));
+  return tagged(c.tag, "OK", c.name + " completed", std::move(updates));
+}
+
 Action Engine::cmd_list(const Command& c) {
   std::string out;
   const bool lsub = c.verb == Verb::lsub;
@@ -513,21 +668,99 @@ Action Engine::cmd_list(const Command& c) {
     // RFC 3501 §6.3.8: an empty pattern asks for the hierarchy delimiter.
     out = "* LIST (\\Noselect) \"/\" \"\"\r\n";
   } else {
-    bool inbox = false;
-    for (const auto& pattern : lsub ? std::vector<std::string>{c.mailbox2} : o.patterns) {
-      if (!pattern.empty() && (wildcard_match(c.mailbox + pattern, "INBOX") || wildcard_match(pattern, "INBOX"))) {
-        inbox = true;
+    auto folders = account_->folders();
+    auto subscriptions = account_->subscriptions();
+    if (!folders || !subscriptions) return tagged(c.tag, "NO", "[SERVERBUG] the folders are unavailable");
+    // Every name LIST could show: the folders, their parents that are not
+    // folders themselves, and the subscribed names.
+    struct Name {
+      bool exists = false;
+      bool children = false;            // a folder below it exists
+      bool subscribed = false;
+      bool subscribed_children = false;  // a subscribed name below it
+      std::string special_use;
+    };
+    std::map<std::string, Name> names;
+    for (const auto& f : *folders) {
+      auto& n = names[f.name];
+      n.exists = true;
+      n.special_use = f.special_use;
+      for (const auto& p : parents_of(f.name)) names[p].children = true;
+    }
+    for (const auto& s : *subscriptions) {
+      names[s].subscribed = true;
+      for (const auto& p : parents_of(s)) names[p].subscribed_children = true;
+    }
+    std::vector<std::string> patterns;
+    for (const auto& p : lsub ? std::vector<std::string>{c.mailbox2} : o.patterns) {
+      if (p.empty()) continue;
+      if (auto simple = simplified_pattern(with_inbox_in_capitals(c.mailbox + p))) patterns.push_back(std::move(*simple));
+    }
+    const bool by_subscription = lsub || o.select_subscribed;
+    auto matched = [&](const std::string& name) {
+      for (const auto& p : patterns) {
+        if (wildcard_match(p, name)) return true;
+      }
+      return false;
+    };
+    // RFC 5258 §3.5: CHILDINFO for a parent whose subscribed descendant is
+    // not listed itself (no pattern matches it).
+    auto childinfo = [&](const std::string& parent) {
+      for (auto it = names.upper_bound(parent + "/"); it != names.end() && it->first.starts_with(parent + "/"); ++it) {
+        if (it->second.subscribed && !matched(it->first)) return true;
+      }
+      return false;
+    };
+    std::vector<std::pair<std::string, const Name*>> listed;  // INBOX first, then by name
+    std::map<std::string, bool> with_childinfo;
+    for (const auto& [name, n] : names) {
+      if (!matched(name)) continue;
+      bool shown = false;
+      if (by_subscription) {
+        // RFC 5258 §3.5 RECURSIVEMATCH / RFC 3501 §6.3.9 LSUB "%": a parent
+        // of subscribed names is shown, though not subscribed itself.
+        bool info = o.recursive_match && n.subscribed_children && childinfo(name);
+        if (info) with_childinfo[name] = true;
+        shown = n.subscribed || info || (lsub && n.subscribed_children);
+      } else {
+        shown = n.exists || n.children;
+      }
+      if (o.select_special_use) shown = shown && !n.special_use.empty();
+      if (!shown) continue;
+      if (name == "INBOX") {
+        listed.insert(listed.begin(), {name, &n});
+      } else {
+        listed.emplace_back(name, &n);
       }
     }
-    if (inbox) {
-      // INBOX is always subscribed (SUBSCRIBE/UNSUBSCRIBE INBOX change
-      // nothing); RFC 5258 §3.4: \Subscribed when asked for either way.
-      std::string attributes = "\\HasNoChildren";
-      if (o.select_subscribed || o.return_subscribed) attributes += " \\Subscribed";
-      out = std::string("* ") + (lsub ? "LSUB" : "LIST") + " (" + attributes + ") \"/\" INBOX\r\n";
-      // RFC 5819 §2: the STATUS of each listed mailbox follows its LIST.
-      if (o.return_status) {
-        if (auto failed = status_response(c, out)) return *failed;
+    for (const auto& [name, n] : listed) {
+      std::vector<std::string> attributes;
+      if (lsub) {
+        if (!n->subscribed) attributes.emplace_back("\\Noselect");
+      } else {
+        if (!n->exists) attributes.emplace_back(o.extended ? "\\NonExistent" : "\\Noselect");
+        // RFC 5258 §4: CHILDREN attributes, always for a plain LIST (clients
+        // expect them), for a LIST of subscriptions only when asked for.
+        if ((n->exists || n->children) && (!o.select_subscribed || o.return_children))
+          attributes.emplace_back(n->children ? "\\HasChildren" : "\\HasNoChildren");
+        if (!n->special_use.empty()) attributes.push_back(n->special_use);  // RFC 6154 §2, asked or not
+        // RFC 5258 §3.4: \Subscribed when asked for either way.
+        if ((o.select_subscribed || o.return_subscribed) && n->subscribed) attributes.emplace_back("\\Subscribed");
+      }
+      out += std::string("* ") + (lsub ? "LSUB" : "LIST") + " (";
+      for (size_t i = 0; i < attributes.size(); ++i) out += (i ? " " : "") + attributes[i];
+      out += ") \"/\" " + wire_name(name);
+      if (with_childinfo.count(name)) out += " (\"CHILDINFO\" (\"SUBSCRIBED\"))";
+      out += "\r\n";
+      // RFC 5819 §2: the STATUS of each listed folder follows its LIST; a
+      // folder whose status cannot be had is listed without one.
+      if (o.return_status && n->exists) {
+        auto store = folder(name);
+        if (store) {
+          if (auto failed = status_response(c, name, **store, out)) {
+            if (failed->reply.find(" BAD ") != std::string::npos) return *failed;
+          }
+        }
       }
     }
   }
@@ -536,8 +769,9 @@ Action Engine::cmd_list(const Command& c) {
   return tagged(c.tag, "OK", c.name + " completed", out + updates);
 }
 
-std::optional<Action> Engine::status_response(const Command& c, std::string& out) {
-  auto snap = store_->scan(false);
+std::optional<Action> Engine::status_response(const Command& c, const std::string& name, MailStore& store,
+                                              std::string& out) {
+  auto snap = store.scan(false);
   if (!snap) return tagged(c.tag, "NO", "[SERVERBUG] mailbox unavailable");
   std::string items;
   for (const auto& item : c.items) {
@@ -564,29 +798,39 @@ std::optional<Action> Engine::status_response(const Command& c, std::string& out
     if (!items.empty()) items += ' ';
     items += item + " " + std::to_string(value);
   }
-  out += "* STATUS INBOX (" + items + ")\r\n";
+  out += "* STATUS " + wire_name(name) + " (" + items + ")\r\n";
   return std::nullopt;
 }
 
 Action Engine::cmd_status(const Command& c) {
-  if (!is_inbox(c.mailbox)) return tagged(c.tag, "NO", "[NONEXISTENT] only INBOX exists");
+  std::string why;
+  auto name = folder_name(c.mailbox, why);
+  if (!name) return tagged(c.tag, "NO", "[NONEXISTENT] " + why);
+  auto store = folder(*name);
+  if (!store) return refused(c.tag, store.error());
   std::string out;
-  if (auto failed = status_response(c, out)) return *failed;
+  if (auto failed = status_response(c, *name, **store, out)) return *failed;
   return tagged(c.tag, "OK", "STATUS completed", std::move(out));
 }
 
 Action Engine::cmd_quota(const Command& c) {
-  // RFC 9208: one quota root, "", over the whole mailbox, with the STORAGE
+  // RFC 9208: one quota root, "", over every folder, with the STORAGE
   // resource in units of 1024 octets. Limits are the configuration's:
   // SETQUOTA is refused (no QUOTASET capability).
   if (c.verb == Verb::setquota) return tagged(c.tag, "NO", "[NOPERM] quotas are set in the server's configuration");
-  if (c.verb == Verb::getquotaroot && !is_inbox(c.mailbox)) {
-    return tagged(c.tag, "NO", "[NONEXISTENT] only INBOX exists");
+  std::string name;
+  if (c.verb == Verb::getquotaroot) {
+    std::string why;
+    auto given = folder_name(c.mailbox, why);
+    if (!given) return tagged(c.tag, "NO", "[NONEXISTENT] " + why);
+    auto store = folder(*given);
+    if (!store) return refused(c.tag, store.error());
+    name = *given;
   }
-  auto quota = store_->quota();
+  auto quota = account_->quota();
   if (!quota) return tagged(c.tag, "NO", "[SERVERBUG] quota unavailable");
   std::string out;
-  if (c.verb == Verb::getquotaroot) out = *quota ? "* QUOTAROOT INBOX \"\"\r\n" : "* QUOTAROOT INBOX\r\n";
+  if (c.verb == Verb::getquotaroot) out = "* QUOTAROOT " + wire_name(name) + (*quota ? " \"\"\r\n" : "\r\n");
   if (c.verb == Verb::getquota && (!*quota || !c.mailbox.empty())) {
     return tagged(c.tag, "NO", "[NONEXISTENT] no such quota root");
   }
@@ -601,14 +845,16 @@ Action Engine::cmd_quota(const Command& c) {
 }
 
 Action Engine::cmd_append(const Command& c) {
-  if (!is_inbox(c.mailbox)) return tagged(c.tag, "NO", "[TRYCREATE] only INBOX exists");
+  Action refusal;
+  auto store = target_folder(c, refusal);
+  if (!store) return refusal;
   uint8_t flags = 0;
   Keywords keywords;
   for (const auto& f : c.flags) {
     flags |= flag_bit(f);
     add_keyword(keywords, f);
   }
-  auto appended = store_->append(c.message, flags, keywords, c.date);
+  auto appended = store->append(c.message, flags, keywords, c.date);
   if (!appended && appended.error().error_number == EDQUOT) {
     return tagged(c.tag, "NO", "[OVERQUOTA] the mailbox is full");
   }
@@ -909,14 +1155,21 @@ std::string Engine::esearch_response(const Command& c, const std::vector<uint32_
 }
 
 Action Engine::cmd_copy(const Command& c) {
+  const bool move = c.verb == Verb::move;
   std::vector<size_t> indexes;
   if (!resolve(c.set, c.uid, indexes)) return bad(c.tag, "invalid message sequence number");
-  if (!is_inbox(c.mailbox)) return tagged(c.tag, "NO", "[TRYCREATE] only INBOX exists");
+  if (move && read_only_) return tagged(c.tag, "NO", "[READ-ONLY] mailbox is read-only");
+  Action refusal;
+  auto opened = target_folder(c, refusal);
+  if (!opened) return refusal;
+  MailStore& target = *opened;
   // RFC 3501 §6.4.7: a COPY that fails leaves the target as it was, so
   // the copies made so far are expunged again. A message expunged by
   // another session fails a COPY by sequence numbers (RFC 2180 §4.4.1,
-  // RFC 5530 §3); a UID COPY copies the UIDs that still exist.
-  const char* expunged_text = "[EXPUNGEISSUED] some of the messages no longer exist; nothing copied";
+  // RFC 5530 §3); a UID COPY copies the UIDs that still exist. MOVE (RFC
+  // 6851 §3.3) is the same COPY, then EXPUNGE of the originals.
+  const std::string what = move ? "moved" : "copied";
+  const std::string expunged_text = "[EXPUNGEISSUED] some of the messages no longer exist; nothing " + what;
   if (!c.uid) {
     for (size_t index : indexes) {
       if (view_[index].gone) return tagged(c.tag, "NO", expunged_text);
@@ -928,36 +1181,56 @@ Action Engine::cmd_copy(const Command& c) {
       StoredMessage m;
       m.uid = a.uid;
       m.key = a.key;
-      (void)store_->expunge(m);  // best effort: a failure here leaves an extra copy, never a loss
+      (void)target.expunge(m);  // best effort: a failure here leaves an extra copy, never a loss
     }
     return tagged(c.tag, "NO", std::string(code) + std::string(text));
   };
   std::string from, to;
-  uint32_t uidvalidity = uidvalidity_;
+  std::vector<size_t> done;
+  uint32_t uidvalidity = 0;
   for (size_t index : indexes) {
     const auto& e = view_[index];
     if (e.gone) continue;
     auto content = store_->read(e.msg);
-    if (!content) return undo("[SERVERBUG] ", "could not read a message; nothing copied");
+    if (!content) return undo("[SERVERBUG] ", "could not read a message; nothing " + what);
     if (!*content) {
       if (!c.uid) return undo("", expunged_text);
       continue;
     }
-    auto appended = store_->append(**content, e.msg.flags, e.msg.keywords, e.msg.internal_date);
+    auto appended = target.append(**content, e.msg.flags, e.msg.keywords, e.msg.internal_date);
     if (!appended && appended.error().error_number == EDQUOT) {
-      return undo("[OVERQUOTA] ", "the mailbox is full; nothing copied");
+      return undo("[OVERQUOTA] ", "the mailbox is full; nothing " + what);
     }
-    if (!appended) return undo("[SERVERBUG] ", "could not store a copy; nothing copied");
+    if (!appended) return undo("[SERVERBUG] ", "could not store a copy; nothing " + what);
     uidvalidity = appended->uidvalidity;
     if (!from.empty()) from += ',', to += ',';
     from += std::to_string(e.msg.uid);
     to += std::to_string(appended->uid);
     copies.push_back(std::move(*appended));
+    done.push_back(index);
+  }
+  std::string code = from.empty() ? "" : "[COPYUID " + std::to_string(uidvalidity) + " " + from + " " + to + "]";
+  std::string out;
+  bool left = false;
+  if (move) {
+    // RFC 6851 §4.3: COPYUID in an untagged OK before the EXPUNGEs.
+    if (!code.empty()) out = "* OK " + code + " moved\r\n";
+    for (size_t index : done) {
+      if (store_->expunge(view_[index].msg)) {
+        view_[index].gone = true;
+      } else {
+        left = true;
+      }
+    }
+    code.clear();
   }
   std::string updates;
   sync(true, updates);
-  std::string code = from.empty() ? "" : "[COPYUID " + std::to_string(uidvalidity) + " " + from + " " + to + "] ";
-  return tagged(c.tag, "OK", code + (c.uid ? "UID COPY completed" : "COPY completed"), std::move(updates));
+  if (left) {
+    return tagged(c.tag, "NO", "[SERVERBUG] copied, but some originals could not be removed", out + updates);
+  }
+  if (!code.empty()) code += ' ';
+  return tagged(c.tag, "OK", code + (c.uid ? "UID " : "") + c.name + " completed", out + updates);
 }
 
 Action Engine::cmd_expunge(const Command& c) {

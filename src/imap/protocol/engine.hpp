@@ -12,14 +12,16 @@
 // Standards: RFC 3501 (IMAP4rev1), RFC 2177 (IDLE), RFC 2971 (ID),
 //            RFC 5161 (ENABLE), RFC 2342 (NAMESPACE), RFC 3691 (UNSELECT),
 //            RFC 4315 (UIDPLUS), RFC 4959 (SASL-IR), RFC 7888 (LITERAL+),
-//            RFC 4731 (ESEARCH), RFC 5258/5819 (LIST-EXTENDED, LIST-STATUS:
-//            INBOX only, always subscribed), RFC 4978 (COMPRESS=DEFLATE: the session
+//            RFC 4731 (ESEARCH), RFC 5258/5819 (LIST-EXTENDED, LIST-STATUS),
+//            RFC 6154 (SPECIAL-USE attributes, always shown), RFC 6851
+//            (MOVE), RFC 4978 (COMPRESS=DEFLATE: the session
 //            compresses, compression.hpp), RFC 5530 (response codes), RFC 9208 (QUOTA: one root over the
 //            mailbox, STORAGE only), RFC 2595 §3.1/RFC 8314 (STARTTLS,
 //            LOGINDISABLED), RFC 4616 (PLAIN).
 // Trust:     every command is untrusted; passwords travel only inside an
 //            Action::authenticate and never appear in replies or logs made
-//            here. Only INBOX exists; other names get NO.
+//            here. Folder names are checked here (valid modified UTF-7, no
+//            empty level, no wildcard) before a MailAccount sees them.
 // Concurrency: one Engine per connection, one thread at a time.
 // Errors:    protocol errors are tagged NO/BAD replies (values); storage
 //            failures become "NO [SERVERBUG]" and the session goes on; an
@@ -56,7 +58,7 @@ struct Action {
   enum class Kind {
     none,          // write `reply`, read on
     start_tls,     // write `reply`, handshake, then tls_started()
-    authenticate,  // verify user/password, open the mailbox, then login_result()
+    authenticate,  // verify user/password, open the account, then login_result()
     idle,          // write `reply` ("+ idling"); until input arrives, call
                    // idle_poll() when the mailbox may have changed
     close,         // write `reply`, close the connection
@@ -84,14 +86,16 @@ class Engine {
   static std::string continuation() { return "+ Ready for literal data\r\n"; }
 
   void tls_started();
-  // The answer to Action::authenticate; `store` is the user's INBOX when ok.
-  Action login_result(LoginOutcome outcome, std::unique_ptr<MailStore> store = nullptr);
+  // The answer to Action::authenticate; `account`: the user's folders when ok.
+  Action login_result(LoginOutcome outcome, std::unique_ptr<MailAccount> account = nullptr);
   // During IDLE: untagged updates since the last report (may be empty).
   std::string idle_poll();
 
   State state() const { return state_; }
   bool idling() const { return idle_tag_.has_value(); }
   const std::string& user() const { return user_; }
+  // The selected folder's name (empty when none is selected).
+  const std::string& selected() const { return selected_; }
   std::string capabilities() const;
   bool plaintext_login_allowed() const { return options_.tls_active || options_.allow_plaintext; }
 
@@ -112,16 +116,28 @@ class Engine {
   Action cmd_select(const Command& c);
   Action cmd_list(const Command& c);
   Action cmd_status(const Command& c);
-  // "* STATUS INBOX (...)" for c.items appended to `out`; an Action when the
+  Action cmd_folder(const Command& c);  // CREATE, DELETE, RENAME, (UN)SUBSCRIBE
+  // "* STATUS NAME (...)" for c.items appended to `out`; an Action when the
   // store failed (NO) or an item is unknown (BAD).
-  std::optional<Action> status_response(const Command& c, std::string& out);
+  std::optional<Action> status_response(const Command& c, const std::string& name, MailStore& store,
+                                        std::string& out);
+  // The folder name a command gave, checked and with INBOX in capitals;
+  // nullopt (and `why`) when it is not a name a folder can have.
+  static std::optional<std::string> folder_name(std::string_view given, std::string& why);
+  // The selected folder's store when `name` is selected, else the folder opened.
+  base::Result<std::shared_ptr<MailStore>> folder(const std::string& name);
+  // The folder an APPEND, COPY or MOVE stores into; nullptr and `refusal`
+  // (NO [TRYCREATE] when it does not exist) when there is none.
+  std::shared_ptr<MailStore> target_folder(const Command& c, Action& refusal);
+  // The tagged NO for a MailAccount error (RFC 5530 codes by errno).
+  Action refused(const std::string& tag, const base::Error& error, std::string untagged = {});
   Action cmd_append(const Command& c);
   Action cmd_quota(const Command& c);
   static std::string esearch_response(const Command& c, const std::vector<uint32_t>& hits);
   Action cmd_fetch(const Command& c);
   Action cmd_store(const Command& c);
   Action cmd_search(const Command& c);
-  Action cmd_copy(const Command& c);
+  Action cmd_copy(const Command& c);  // COPY and MOVE
   Action cmd_expunge(const Command& c);
 
   // Reconcile the view with the store; untagged updates go to `out`.
@@ -148,8 +164,10 @@ class Engine {
   bool sasl_waiting_ = false;               // AUTHENTICATE PLAIN sent "+ ", wants a response
   std::optional<std::string> idle_tag_;
   bool compressing_ = false;  // COMPRESS DEFLATE was answered OK
-  std::unique_ptr<MailStore> store_;
+  std::unique_ptr<MailAccount> account_;
   // Selected state.
+  std::shared_ptr<MailStore> store_;
+  std::string selected_;  // the selected folder's name
   std::vector<ViewEntry> view_;
   bool read_only_ = false;
   uint32_t uidvalidity_ = 0;

@@ -272,9 +272,10 @@ TEST(Message, Rfc3501Section7_4_2BodyStructure) {
 class Conversation {
  public:
   explicit Conversation(Options o = {}) : engine(o) {
-    auto s = std::make_unique<MemoryStore>();
-    store = s.get();
-    pending_store = std::move(s);
+    auto a = std::make_unique<MemoryAccount>();
+    account = a.get();
+    store = &a->inbox();
+    pending_account = std::move(a);
   }
   // Send one command; answer authenticate actions with "alice"/"pw".
   std::string send(std::string_view text) {
@@ -283,7 +284,7 @@ class Conversation {
     last_kind = a.kind;
     if (a.kind == Action::Kind::authenticate) {
       bool ok = !a.refused && a.user == "alice" && a.password == "pw";
-      Action b = ok ? engine.login_result(LoginOutcome::ok, std::move(pending_store))
+      Action b = ok ? engine.login_result(LoginOutcome::ok, std::move(pending_account))
                     : engine.login_result(LoginOutcome::bad_credentials);
       out += b.reply;
       last_kind = b.kind;
@@ -292,8 +293,9 @@ class Conversation {
     return out;
   }
   Engine engine;
-  MemoryStore* store;
-  std::unique_ptr<MemoryStore> pending_store;
+  MemoryAccount* account;
+  MemoryStore* store;  // INBOX
+  std::unique_ptr<MemoryAccount> pending_account;
   Action::Kind last_kind = Action::Kind::none;
 };
 
@@ -428,18 +430,112 @@ TEST(Engine, SearchKeys) {
   EXPECT_TRUE(c.send("s SEARCH CHARSET KOI8-R ALL").starts_with("s NO [BADCHARSET"));
 }
 
+// RFC 3501 §6.3.3–§6.3.9, RFC 5258, RFC 6154, RFC 6851: folders.
+TEST(Engine, FoldersCreateListRenameDeleteSubscribe) {
+  Conversation c(plaintext());
+  c.send("a1 LOGIN alice pw");
+  c.account->special_uses["Sent"] = "\\Sent";
+  EXPECT_EQ(c.send("a2 CREATE Sent"), "a2 OK CREATE completed\r\n");
+  EXPECT_EQ(c.send("a3 CREATE Sent"), "a3 NO [ALREADYEXISTS] the folder exists already\r\n");
+  EXPECT_EQ(c.send("a4 CREATE work/2026/"), "a4 OK CREATE completed\r\n");  // trailing "/" dropped
+  EXPECT_EQ(c.send("a5 CREATE \"Entw&APw-rfe\""), "a5 OK CREATE completed\r\n");
+  EXPECT_TRUE(c.send("a6 CREATE \"Entw&AGE-rfe\"").starts_with("a6 NO [CANNOT] the folder name is not modified UTF-7"));
+  EXPECT_TRUE(c.send("a7 CREATE a//b").starts_with("a7 NO [CANNOT] a level of the folder name is empty"));
+  EXPECT_TRUE(c.send("a8 CREATE \"a*\"").starts_with("a8 NO [CANNOT] a folder name cannot hold the wildcards"));
+  // Special use shown in a plain LIST; "work" exists only as a parent.
+  EXPECT_EQ(c.send("b1 LIST \"\" *"),
+            "* LIST (\\HasNoChildren) \"/\" INBOX\r\n"
+            "* LIST (\\HasNoChildren) \"/\" Entw&APw-rfe\r\n"
+            "* LIST (\\HasNoChildren \\Sent) \"/\" Sent\r\n"
+            "* LIST (\\Noselect \\HasChildren) \"/\" work\r\n"
+            "* LIST (\\HasNoChildren) \"/\" work/2026\r\n"
+            "b1 OK LIST completed\r\n");
+  EXPECT_EQ(c.send("b2 LIST \"\" %"),
+            "* LIST (\\HasNoChildren) \"/\" INBOX\r\n"
+            "* LIST (\\HasNoChildren) \"/\" Entw&APw-rfe\r\n"
+            "* LIST (\\HasNoChildren \\Sent) \"/\" Sent\r\n"
+            "* LIST (\\Noselect \\HasChildren) \"/\" work\r\n"
+            "b2 OK LIST completed\r\n");
+  EXPECT_EQ(c.send("b3 LIST (SPECIAL-USE) \"\" *"), "* LIST (\\HasNoChildren \\Sent) \"/\" Sent\r\nb3 OK LIST completed\r\n");
+  EXPECT_EQ(c.send("b4 LIST \"work/\" %"), "* LIST (\\HasNoChildren) \"/\" work/2026\r\nb4 OK LIST completed\r\n");
+  EXPECT_EQ(c.send("b5 LIST \"\" sent"), "b5 OK LIST completed\r\n");  // names other than INBOX are case-sensitive
+  // Many wildcards cost no more than one (found by fuzz_imap_command: the
+  // backtracking matcher took minutes on "**...**SUBS").
+  std::string wild;
+  for (int i = 0; i < 3000; ++i) wild += i % 3 ? "*" : "%";
+  EXPECT_EQ(c.send("b50 LIST \"\" \"" + wild + "2026\""), "* LIST (\\HasNoChildren) \"/\" work/2026\r\nb50 OK LIST completed\r\n");
+  std::string many;
+  for (int i = 0; i < 3000; ++i) many += "*x";
+  EXPECT_EQ(c.send("b51 LIST \"\" \"" + many + "\""), "b51 OK LIST completed\r\n");
+  EXPECT_EQ(c.send("b6 LIST \"\" (inbox work) RETURN (STATUS (MESSAGES))"),
+            "* LIST (\\HasNoChildren) \"/\" INBOX\r\n* STATUS INBOX (MESSAGES 0)\r\n"
+            "* LIST (\\NonExistent \\HasChildren) \"/\" work\r\nb6 OK LIST completed\r\n");
+  // Subscriptions: names need not exist; RECURSIVEMATCH shows the parents.
+  EXPECT_EQ(c.send("c1 SUBSCRIBE work/2026"), "c1 OK SUBSCRIBE completed\r\n");
+  EXPECT_EQ(c.send("c2 SUBSCRIBE gone"), "c2 OK SUBSCRIBE completed\r\n");
+  EXPECT_EQ(c.send("c3 LSUB \"\" *"),
+            "* LSUB () \"/\" INBOX\r\n* LSUB () \"/\" gone\r\n* LSUB (\\Noselect) \"/\" work\r\n"
+            "* LSUB () \"/\" work/2026\r\nc3 OK LSUB completed\r\n");
+  EXPECT_EQ(c.send("c4 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" work"),
+            "* LIST (\\NonExistent) \"/\" work (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\nc4 OK LIST completed\r\n");
+  // No CHILDINFO when the subscribed child is listed itself.
+  EXPECT_EQ(c.send("c40 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (work work/2026)"),
+            "* LIST (\\Subscribed) \"/\" work/2026\r\nc40 OK LIST completed\r\n");
+  EXPECT_EQ(c.send("c5 LIST (SUBSCRIBED) \"\" g*"),
+            "* LIST (\\NonExistent \\Subscribed) \"/\" gone\r\nc5 OK LIST completed\r\n");
+  EXPECT_EQ(c.send("c6 UNSUBSCRIBE gone"), "c6 OK UNSUBSCRIBE completed\r\n");
+  // RENAME takes the children along; DELETE leaves them.
+  EXPECT_EQ(c.send("d1 RENAME work job"), "d1 OK RENAME completed\r\n");
+  EXPECT_EQ(c.send("d2 RENAME job/2026 Sent"), "d2 NO [ALREADYEXISTS] the folder exists already\r\n");
+  EXPECT_EQ(c.send("d3 RENAME nothing x"), "d3 NO [NONEXISTENT] no such folder\r\n");
+  EXPECT_EQ(c.send("d4 STATUS job/2026 (MESSAGES)"), "* STATUS job/2026 (MESSAGES 0)\r\nd4 OK STATUS completed\r\n");
+  EXPECT_EQ(c.send("d5 DELETE INBOX"), "d5 NO [CANNOT] INBOX cannot be deleted\r\n");
+  EXPECT_EQ(c.send("d6 DELETE job/2026"), "d6 OK DELETE completed\r\n");
+  EXPECT_EQ(c.send("d7 SELECT job/2026"), "d7 NO [NONEXISTENT] no such folder\r\n");
+  // RENAME INBOX moves its messages and leaves it empty (RFC 3501 §6.3.5).
+  c.store->add(std::string(kSimple));
+  EXPECT_EQ(c.send("e1 RENAME inbox old"), "e1 OK RENAME completed\r\n");
+  EXPECT_EQ(c.send("e2 STATUS old (MESSAGES)"), "* STATUS old (MESSAGES 1)\r\ne2 OK STATUS completed\r\n");
+  EXPECT_EQ(c.send("e3 STATUS INBOX (MESSAGES)"), "* STATUS INBOX (MESSAGES 0)\r\ne3 OK STATUS completed\r\n");
+  // The selected folder cannot be deleted or renamed under the session.
+  EXPECT_TRUE(c.send("f1 SELECT old").ends_with("f1 OK [READ-WRITE] SELECT completed\r\n"));
+  EXPECT_EQ(c.send("f2 DELETE old"), "f2 NO [INUSE] the folder is selected; close it first\r\n");
+}
+
+TEST(Engine, Rfc6851MoveAndCopyBetweenFolders) {
+  Conversation c(plaintext());
+  c.send("a1 LOGIN alice pw");
+  c.store->add(std::string(kSimple), kSeen);
+  c.store->add(std::string(kSimple));
+  c.send("a2 CREATE Trash");
+  c.account->stores.at("Trash")->uidvalidity = 77;
+  c.send("a3 SELECT INBOX");
+  EXPECT_EQ(c.send("a4 COPY 1 Trash"), "a4 OK [COPYUID 77 1 1] COPY completed\r\n");
+  EXPECT_EQ(c.send("a5 COPY 1 Nowhere"), "a5 NO [TRYCREATE] no such folder\r\n");
+  EXPECT_EQ(c.send("a6 UID MOVE 2 Trash"),
+            "* OK [COPYUID 77 2 2] moved\r\n* 2 EXPUNGE\r\n* 1 RECENT\r\na6 OK UID MOVE completed\r\n");
+  EXPECT_EQ(c.send("a7 MOVE 1 Trash"), "* OK [COPYUID 77 1 3] moved\r\n* 1 EXPUNGE\r\n* 0 RECENT\r\na7 OK MOVE completed\r\n");
+  EXPECT_EQ(c.store->entries.size(), 0u);
+  auto& trash = *c.account->stores.at("Trash");
+  ASSERT_EQ(trash.entries.size(), 3u);
+  EXPECT_EQ(trash.entries[0].meta.flags, kSeen);
+  EXPECT_EQ(trash.entries[2].meta.flags, kSeen);
+  EXPECT_EQ(c.send("a8 EXAMINE Trash").find("* 3 EXISTS") != std::string::npos, true);
+  EXPECT_EQ(c.send("a9 MOVE 1 INBOX"), "a9 NO [READ-ONLY] mailbox is read-only\r\n");
+}
+
 TEST(Engine, AppendCopyListStatus) {
   Conversation c(plaintext());
   c.send("a1 LOGIN alice pw");
   EXPECT_EQ(c.send("a2 APPEND INBOX (\\Seen) {" + std::to_string(kSimple.size()) + "}\r\n" + kSimple),
             "a2 OK [APPENDUID 1234 1] APPEND completed\r\n");  // RFC 4315 §3: never 0, selected or not
-  EXPECT_EQ(c.send("a3 APPEND Other {1}\r\nx"), "a3 NO [TRYCREATE] only INBOX exists\r\n");
+  EXPECT_EQ(c.send("a3 APPEND Other {1}\r\nx"), "a3 NO [TRYCREATE] no such folder\r\n");
   EXPECT_EQ(c.send("a4 LIST \"\" *"), "* LIST (\\HasNoChildren) \"/\" INBOX\r\na4 OK LIST completed\r\n");
   EXPECT_EQ(c.send("a5 LIST \"\" \"\""), "* LIST (\\Noselect) \"/\" \"\"\r\na5 OK LIST completed\r\n");
-  EXPECT_EQ(c.send("a6 LSUB \"\" \"*\""), "* LSUB (\\HasNoChildren) \"/\" INBOX\r\na6 OK LSUB completed\r\n");
+  EXPECT_EQ(c.send("a6 LSUB \"\" \"*\""), "* LSUB () \"/\" INBOX\r\na6 OK LSUB completed\r\n");
   EXPECT_EQ(c.send("a7 STATUS INBOX (MESSAGES UNSEEN UIDNEXT UIDVALIDITY)"),
             "* STATUS INBOX (MESSAGES 1 UNSEEN 0 UIDNEXT 2 UIDVALIDITY 1234)\r\na7 OK STATUS completed\r\n");
-  EXPECT_EQ(c.send("a8 CREATE foo"), "a8 NO [CANNOT] only INBOX is available on this server\r\n");
+  EXPECT_EQ(c.send("a8 CREATE INBOX"), "a8 NO [ALREADYEXISTS] INBOX always exists\r\n");
   c.send("a9 SELECT INBOX");
   std::string copy = c.send("b1 COPY 1 INBOX");
   EXPECT_EQ(copy, "* 2 EXISTS\r\n* 2 RECENT\r\nb1 OK [COPYUID 1234 1 2] COPY completed\r\n");
@@ -506,8 +602,12 @@ TEST(Engine, Rfc5258ListExtendedAndRfc5819ListStatus) {
   const std::string subscribed = "* LIST (\\HasNoChildren \\Subscribed) \"/\" INBOX\r\n";
   EXPECT_NE(c.send("a2 CAPABILITY").find(" LIST-EXTENDED LIST-STATUS "), std::string::npos);
   EXPECT_EQ(c.send("b1 LIST \"\" \"*\" RETURN (SPECIAL-USE)"), inbox + "b1 OK LIST completed\r\n");
-  EXPECT_EQ(c.send("b2 LIST (SUBSCRIBED) \"\" \"*\""), subscribed + "b2 OK LIST completed\r\n");
-  EXPECT_EQ(c.send("b3 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" %"), subscribed + "b3 OK LIST completed\r\n");
+  // RFC 5258 §4: a LIST of subscriptions has CHILDREN attributes only when asked.
+  const std::string only_subscribed = "* LIST (\\Subscribed) \"/\" INBOX\r\n";
+  EXPECT_EQ(c.send("b2 LIST (SUBSCRIBED) \"\" \"*\""), only_subscribed + "b2 OK LIST completed\r\n");
+  EXPECT_EQ(c.send("b3 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" %"), only_subscribed + "b3 OK LIST completed\r\n");
+  EXPECT_EQ(c.send("b30 LIST (SUBSCRIBED) \"\" % RETURN (CHILDREN)"), subscribed + "b30 OK LIST completed\r\n");
+  EXPECT_EQ(c.send("b31 LIST (REMOTE RECURSIVEMATCH) \"\" %").substr(0, 8), "b31 BAD ");  // RFC 5258 §3.1
   EXPECT_EQ(c.send("b4 LIST \"\" (\"Sent\" inbox) RETURN (SUBSCRIBED CHILDREN)"),
             subscribed + "b4 OK LIST completed\r\n");
   EXPECT_EQ(c.send("b5 LIST \"\" (Sent Trash)"), "b5 OK LIST completed\r\n");
@@ -576,13 +676,16 @@ TEST(Engine, Rfc9208QuotaAndOverquota) {
   EXPECT_EQ(c.send("a3 GETQUOTAROOT INBOX"), "* QUOTAROOT INBOX\r\na3 OK GETQUOTAROOT completed\r\n");
   EXPECT_EQ(c.send("a4 GETQUOTA \"\""), "a4 NO [NONEXISTENT] no such quota root\r\n");
 
-  c.store->quota_limit = 4096;
+  c.account->quota_limit = 4096;
   c.store->add(std::string(2048, 'x'));
   EXPECT_EQ(c.send("b1 GETQUOTAROOT inbox"),
             "* QUOTAROOT INBOX \"\"\r\n* QUOTA \"\" (STORAGE 2 4)\r\nb1 OK GETQUOTAROOT completed\r\n");
   EXPECT_EQ(c.send("b2 GETQUOTA \"\""), "* QUOTA \"\" (STORAGE 2 4)\r\nb2 OK GETQUOTA completed\r\n");
   EXPECT_EQ(c.send("b3 GETQUOTA other"), "b3 NO [NONEXISTENT] no such quota root\r\n");
-  EXPECT_EQ(c.send("b4 GETQUOTAROOT Trash"), "b4 NO [NONEXISTENT] only INBOX exists\r\n");
+  EXPECT_EQ(c.send("b4 GETQUOTAROOT Trash"), "b4 NO [NONEXISTENT] no such folder\r\n");
+  c.send("b40 CREATE Trash");
+  EXPECT_EQ(c.send("b41 GETQUOTAROOT Trash"),
+            "* QUOTAROOT Trash \"\"\r\n* QUOTA \"\" (STORAGE 2 4)\r\nb41 OK GETQUOTAROOT completed\r\n");
   EXPECT_EQ(c.send("b5 SETQUOTA \"\" (STORAGE 10)"), "b5 NO [NOPERM] quotas are set in the server's configuration\r\n");
   EXPECT_EQ(c.send("b6 SETQUOTA \"\" (STORAGE)").substr(0, 7), "b6 BAD ");
 

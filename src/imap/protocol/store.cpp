@@ -57,25 +57,127 @@ base::Status MemoryStore::expunge(const StoredMessage& message) {
   return {};
 }
 
-base::Result<std::optional<MailStore::QuotaState>> MemoryStore::quota() {
-  if (quota_limit == 0) return std::optional<QuotaState>();
-  QuotaState q{0, quota_limit};
-  for (const auto& e : entries) q.used += e.content.size();
-  return std::optional<QuotaState>(q);
-}
-
 base::Result<Appended> MemoryStore::append(std::string_view message, uint8_t flags, const Keywords& keywords,
                                            std::optional<int64_t> internal_date) {
   if (keywords.size() > max_keywords) return base::make_error("too many keywords");
-  if (quota_limit != 0) {
-    auto q = quota();
-    if (!q) return q.error();
-    if ((*q)->used + message.size() > quota_limit) return over_quota();
+  if (account && account->quota_limit != 0 && account->used() + message.size() > account->quota_limit) {
+    return over_quota();
   }
   uint32_t uid = add(std::string(message), flags);
   entries.back().meta.keywords = keywords;
   if (internal_date) entries.back().meta.internal_date = *internal_date;
   return Appended{uidvalidity, uid, entries.back().meta.key};
+}
+
+namespace {
+
+bool inside(const std::string& name, const std::string& parent) {
+  return name.size() > parent.size() && name.starts_with(parent) && name[parent.size()] == '/';
+}
+
+}  // namespace
+
+MemoryAccount::MemoryAccount() {
+  auto inbox = std::make_shared<MemoryStore>();
+  inbox->account = this;
+  stores["INBOX"] = inbox;
+}
+
+uint64_t MemoryAccount::used() const {
+  uint64_t bytes = 0;
+  for (const auto& [name, store] : stores) {
+    for (const auto& e : store->entries) bytes += e.content.size();
+  }
+  return bytes;
+}
+
+base::Result<std::vector<Folder>> MemoryAccount::folders() {
+  std::vector<Folder> out{{"INBOX", ""}};
+  for (const auto& [name, store] : stores) {
+    auto use = special_uses.find(name);
+    if (name != "INBOX") out.push_back({name, use == special_uses.end() ? "" : use->second});
+  }
+  return out;
+}
+
+base::Result<std::vector<std::string>> MemoryAccount::subscriptions() {
+  std::vector<std::string> out{"INBOX"};
+  for (const auto& name : subscribed) {
+    if (name != "INBOX") out.push_back(name);
+  }
+  return out;
+}
+
+base::Status MemoryAccount::subscribe(const std::string& name, bool on) {
+  if (on) {
+    subscribed.insert(name);
+  } else {
+    subscribed.erase(name);
+  }
+  return {};
+}
+
+base::Result<std::shared_ptr<MailStore>> MemoryAccount::open(const std::string& name) {
+  auto it = stores.find(name);
+  if (it == stores.end()) return account_error(ENOENT, "no such folder");
+  return std::shared_ptr<MailStore>(it->second);
+}
+
+base::Status MemoryAccount::create(const std::string& name) {
+  if (stores.count(name)) return account_error(EEXIST, "the folder exists");
+  auto store = std::make_shared<MemoryStore>();
+  store->account = this;
+  store->uidvalidity = next_uidvalidity++;
+  stores[name] = std::move(store);
+  return {};
+}
+
+base::Status MemoryAccount::remove(const std::string& name) {
+  if (name == "INBOX") return account_error(EINVAL, "INBOX cannot be deleted");
+  if (!stores.erase(name)) return account_error(ENOENT, "no such folder");
+  special_uses.erase(name);
+  return {};
+}
+
+base::Status MemoryAccount::rename(const std::string& from, const std::string& to) {
+  if (stores.count(to)) return account_error(EEXIST, "the folder exists already");
+  if (from == "INBOX") {
+    if (auto st = create(to); !st) return st;
+    auto& source = *stores.at("INBOX");
+    auto& target = *stores.at(to);
+    for (auto& e : source.entries) {
+      uint32_t uid = target.add(e.content, e.meta.flags);
+      target.entries.back().meta.keywords = e.meta.keywords;
+      (void)uid;
+    }
+    source.entries.clear();
+    return {};
+  }
+  if (inside(to, from)) return account_error(EINVAL, "a folder cannot move inside itself");
+  std::vector<std::string> moving;
+  for (const auto& [name, store] : stores) {
+    if (name == from || inside(name, from)) moving.push_back(name);
+  }
+  // A parent that is no folder itself is renamed with its children.
+  if (moving.empty()) return account_error(ENOENT, "no such folder");
+  for (const auto& name : moving) {
+    if (stores.count(to + name.substr(from.size()))) return account_error(EEXIST, "the folder exists already");
+  }
+  for (const auto& name : moving) {
+    std::string renamed = to + name.substr(from.size());
+    stores[renamed] = std::move(stores[name]);
+    stores.erase(name);
+    if (auto use = special_uses.find(name); use != special_uses.end()) {
+      special_uses[renamed] = use->second;
+      special_uses.erase(name);
+    }
+  }
+  return {};
+}
+
+base::Result<std::optional<QuotaState>> MemoryAccount::quota() {
+  if (quota_limit == 0) return std::optional<QuotaState>();
+  return std::optional<QuotaState>(QuotaState{used(), quota_limit});
 }
 
 }  // namespace hikyaku::imap::protocol

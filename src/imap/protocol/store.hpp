@@ -1,7 +1,13 @@
-// Purpose:   The mailbox as the IMAP engine sees it (STYLE R10): a small
-//            interface over one INBOX with persistent UIDs, system flags,
-//            expunge and append. The server implements it on a Maildir
-//            (imap/maildir_store.hpp); tests and the fuzzer use MemoryStore.
+// Purpose:   The mailboxes as the IMAP engine sees them (STYLE R10): a
+//            MailAccount is one login's folders (list, create, delete,
+//            rename, subscriptions, the quota over all of them); a MailStore
+//            is one folder with persistent UIDs, system flags, keywords,
+//            expunge and append. The server implements them on a Maildir
+//            and its Maildir++ folders (imap/maildir_store.hpp); tests and
+//            the fuzzer use MemoryAccount/MemoryStore.
+// Names:     folder names are given as the engine has checked them: the
+//            wire form (modified UTF-7, RFC 3501 §5.1.3), "/" between the
+//            levels, no empty level, no wildcard, "INBOX" in capitals.
 // Standards: RFC 3501 §2.3.1.1 (UIDs strictly ascending, UIDVALIDITY),
 //            §2.3.2 (system flags), §2.3.2 \Recent (one session only),
 //            RFC 9208 (the STORAGE quota).
@@ -18,7 +24,10 @@
 #include <cerrno>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -93,18 +102,49 @@ class MailStore {
     return {};
   }
   virtual base::Status expunge(const StoredMessage& message) = 0;
-  // The storage quota over this login's mailbox (RFC 9208 STORAGE):
-  // nullopt when it has none.
-  struct QuotaState {
-    uint64_t used = 0;   // bytes
-    uint64_t limit = 0;  // bytes
-  };
-  virtual base::Result<std::optional<QuotaState>> quota() { return std::optional<QuotaState>(); }
   // Store a new message (CRLF or LF). Over the quota: an Error with
   // error_number EDQUOT (the engine answers NO [OVERQUOTA]).
   virtual base::Result<Appended> append(std::string_view message, uint8_t flags, const Keywords& keywords,
                                         std::optional<int64_t> internal_date) = 0;
 };
+
+// One folder as MailAccount::folders() lists it.
+struct Folder {
+  std::string name;         // as described under Names above
+  std::string special_use;  // RFC 6154 attribute ("\\Sent"), or empty
+};
+
+// The storage quota over a login's folders (RFC 9208 STORAGE).
+struct QuotaState {
+  uint64_t used = 0;   // bytes
+  uint64_t limit = 0;  // bytes
+};
+
+// One login's folders. Errors carry an errno the engine answers by (RFC
+// 5530): ENOENT "NO [NONEXISTENT]", EEXIST "NO [ALREADYEXISTS]", EINVAL
+// "NO [CANNOT]" (a name the store cannot keep, the text says why), others
+// "NO [SERVERBUG]".
+class MailAccount {
+ public:
+  virtual ~MailAccount() = default;
+  // Every folder that exists, INBOX first.
+  virtual base::Result<std::vector<Folder>> folders() = 0;
+  // Subscribed names (RFC 3501 §6.3.6: they need not exist); INBOX always.
+  virtual base::Result<std::vector<std::string>> subscriptions() = 0;
+  virtual base::Status subscribe(const std::string& name, bool subscribed) = 0;
+  // The folder's store (ENOENT: no such folder).
+  virtual base::Result<std::shared_ptr<MailStore>> open(const std::string& name) = 0;
+  virtual base::Status create(const std::string& name) = 0;
+  // Removes the folder and its messages, not its children (EINVAL: INBOX).
+  virtual base::Status remove(const std::string& name) = 0;
+  // Renames the folder and its children; INBOX (RFC 3501 §6.3.5): moves
+  // its messages to the new folder and stays, empty.
+  virtual base::Status rename(const std::string& from, const std::string& to) = 0;
+  // nullopt when the login has no quota.
+  virtual base::Result<std::optional<QuotaState>> quota() { return std::optional<QuotaState>(); }
+};
+
+class MemoryAccount;
 
 // An in-memory store for tests and the fuzzer.
 class MemoryStore final : public MailStore {
@@ -120,9 +160,7 @@ class MemoryStore final : public MailStore {
   int64_t now = 1700000000;
 
   size_t max_keywords = 26;  // as a Maildir (letters a–z)
-  uint64_t quota_limit = 0;  // bytes of content (0: no quota)
-
-  base::Result<std::optional<QuotaState>> quota() override;
+  const MemoryAccount* account = nullptr;  // whose quota append() keeps
 
   uint32_t add(std::string content, uint8_t flags = 0);
   base::Result<Snapshot> scan(bool claim_recent) override;
@@ -133,5 +171,37 @@ class MemoryStore final : public MailStore {
   base::Result<Appended> append(std::string_view message, uint8_t flags, const Keywords& keywords,
                                 std::optional<int64_t> internal_date) override;
 };
+
+// In-memory folders for tests and the fuzzer: INBOX exists from the start.
+class MemoryAccount final : public MailAccount {
+ public:
+  MemoryAccount();
+  MemoryAccount(const MemoryAccount&) = delete;  // its stores point back to it
+  MemoryAccount& operator=(const MemoryAccount&) = delete;
+  MemoryStore& inbox() { return *stores.at("INBOX"); }
+
+  std::map<std::string, std::shared_ptr<MemoryStore>> stores;  // name → folder
+  std::map<std::string, std::string> special_uses;             // name → "\\Sent"...
+  std::set<std::string> subscribed;
+  uint64_t quota_limit = 0;  // bytes of content over all folders (0: no quota)
+  uint32_t next_uidvalidity = 1234;
+
+  uint64_t used() const;
+  base::Result<std::vector<Folder>> folders() override;
+  base::Result<std::vector<std::string>> subscriptions() override;
+  base::Status subscribe(const std::string& name, bool on) override;
+  base::Result<std::shared_ptr<MailStore>> open(const std::string& name) override;
+  base::Status create(const std::string& name) override;
+  base::Status remove(const std::string& name) override;
+  base::Status rename(const std::string& from, const std::string& to) override;
+  base::Result<std::optional<QuotaState>> quota() override;
+};
+
+// An Error with the errno a MailAccount answers by.
+inline base::Error account_error(int error_number, std::string text) {
+  base::Error e = base::make_error(std::move(text));
+  e.error_number = error_number;
+  return e;
+}
 
 }  // namespace hikyaku::imap::protocol
