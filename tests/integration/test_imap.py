@@ -342,6 +342,36 @@ def test_append_and_copy(hikyaku):
     imap.logout()
 
 
+def test_idle_watches_the_selected_folder(hikyaku):
+    """IDLE in a folder other than INBOX: another session's MOVE into it is
+    reported at once (inotify on that folder), a delivery to INBOX is not."""
+    hikyaku.set_password("alice", PASSWORD)
+    deliver(hikyaku, 1)
+    raw = Raw(hikyaku)
+    raw.send(f'a1 LOGIN alice "{PASSWORD}"\r\n'.encode())
+    assert raw.until_tagged(b"a1")[-1].startswith(b"a1 OK")
+    raw.send(b"a2 SELECT Archive\r\n")
+    assert b"* 0 EXISTS" in raw.until_tagged(b"a2")
+    raw.send(b"a3 IDLE\r\n")
+    assert raw.line() == b"+ idling"
+    other = login_ssl(hikyaku)
+    other.select("INBOX")
+    typ, data = other.uid("MOVE", "1", "Archive")
+    assert typ == "OK", data
+    started = time.monotonic()
+    line = raw.line(timeout=20)
+    assert line == b"* 1 EXISTS", line
+    assert time.monotonic() - started < 20  # well within the 30 s safety-net poll
+    raw.send(b"DONE\r\n")
+    assert raw.until_tagged(b"a3")[-1] == b"a3 OK IDLE terminated"
+    raw.send(b"a4 STATUS INBOX (MESSAGES)\r\n")
+    assert raw.until_tagged(b"a4")[0] == b"* STATUS INBOX (MESSAGES 0)"
+    other.logout()
+    raw.send(b"a5 LOGOUT\r\n")
+    assert raw.until_tagged(b"a5")[-1].startswith(b"a5 OK")
+    raw.close()
+
+
 def test_idle_sees_smtp_delivery(hikyaku):
     hikyaku.set_password("alice", PASSWORD)
     deliver(hikyaku, 1)
