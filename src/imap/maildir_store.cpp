@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <ctime>
 #include <sstream>
 #include <unordered_map>
@@ -126,6 +127,15 @@ constexpr SpecialFolder kSpecialFolders[] = {
 };
 
 constexpr const char* kSubscriptionsFile = "subscriptions";
+
+// A new, empty directory of its own under ROOT/tmp/ (where a folder is built
+// before it appears, or goes before it is removed): two sessions creating or
+// deleting the same folder at once never share one.
+base::Result<fs::path> scratch_directory(const fs::path& root) {
+  std::string path = (root / "tmp" / ".hikyaku-folder-XXXXXX").string();
+  if (::mkdtemp(path.data()) == nullptr) return base::errno_error("mkdtemp", path, errno);
+  return fs::path(path);
+}
 
 }  // namespace
 
@@ -409,19 +419,21 @@ base::Status MaildirAccount::make_folder(const std::string& name) const {
   if (!dir) return dir.error();
   fs::path path = root_.root() / *dir;
   // Built under ROOT/tmp/ and renamed into place: a folder appears whole.
-  fs::path building = root_.root() / "tmp" / (".folder-" + std::to_string(::getpid()) + "-" + *dir);
+  auto scratch = scratch_directory(root_.root());
+  if (!scratch) return scratch.error();
+  const fs::path building = *scratch / "folder";
   std::error_code ec;
-  fs::remove_all(building, ec);
   const mailbox::Maildir folder(building);
   if (auto st = folder.create(); !st) return st;
   if (auto st = base::write_file_durable(building / "maildirfolder.tmp", building / "maildirfolder", "", false); !st)
     return st;
   if (::rename(building.c_str(), path.c_str()) != 0) {
     int e = errno;
-    fs::remove_all(building, ec);
+    fs::remove_all(*scratch, ec);
     if (e == EEXIST || e == ENOTEMPTY) return protocol::account_error(EEXIST, "the folder exists already");
     return base::errno_error("rename", path, e);
   }
+  fs::remove(*scratch, ec);
   return {};
 }
 
@@ -523,13 +535,15 @@ base::Status MaildirAccount::remove(const std::string& name) {
   std::error_code ec;
   if (!fs::is_directory(path / "cur", ec)) return protocol::account_error(ENOENT, "no such folder");
   // Out of every listing at once, then removed; its children stay.
-  fs::path doomed = root_.root() / "tmp" / (".deleted-" + std::to_string(::getpid()) + "-" + *dir);
-  fs::remove_all(doomed, ec);
-  if (::rename(path.c_str(), doomed.c_str()) != 0) {
-    if (errno == ENOENT) return protocol::account_error(ENOENT, "no such folder");
-    return base::errno_error("rename", path, errno);
+  auto scratch = scratch_directory(root_.root());
+  if (!scratch) return scratch.error();
+  if (::rename(path.c_str(), (*scratch / "folder").c_str()) != 0) {
+    int e = errno;
+    fs::remove_all(*scratch, ec);
+    if (e == ENOENT) return protocol::account_error(ENOENT, "no such folder");
+    return base::errno_error("rename", path, e);
   }
-  fs::remove_all(doomed, ec);
+  fs::remove_all(*scratch, ec);
   // Its messages no longer count: the quota is counted again when next read.
   ::unlink((root_.root() / "maildirsize").c_str());
   return {};

@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 
+#include <atomic>
 #include <filesystem>
 #include <set>
 #include <thread>
@@ -271,6 +272,32 @@ TEST_F(MaildirAccountTest, Rfc3501Section2_3_1_1RecreatedFolderGetsANewUidValidi
     EXPECT_TRUE(seen.insert(snap->uidvalidity).second) << snap->uidvalidity;
     ASSERT_TRUE(a.remove("box"));
   }
+}
+
+TEST_F(MaildirAccountTest, TwoSessionsCreatingOneFolderAtOnce) {
+  // One CREATE wins, the other finds it exists; neither fails otherwise.
+  for (int round = 0; round < 40; ++round) {
+    std::string name = "box" + std::to_string(round);
+    std::atomic<int> created{0}, existed{0}, failed{0};
+    auto create = [&] {
+      auto a = account();
+      auto st = a.create(name);
+      if (st) {
+        ++created;
+      } else if (st.error().error_number == EEXIST) {
+        ++existed;
+      } else {
+        ++failed;
+      }
+    };
+    std::thread one(create), two(create);
+    one.join();
+    two.join();
+    EXPECT_EQ(created.load(), 1) << name;
+    EXPECT_EQ(existed.load(), 1) << name;
+    EXPECT_EQ(failed.load(), 0) << name;
+  }
+  EXPECT_TRUE(fs::is_empty(dir_ / "tmp"));  // no scratch directory left behind
 }
 
 TEST_F(MaildirAccountTest, SubscriptionsKeepNamesThatNeedNotExist) {
