@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "base/strings.hpp"
 #include "imap/protocol/mutf7.hpp"
 
 namespace {
@@ -28,14 +29,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto utf8 = mutf7_to_utf8(input);
   check(valid_mutf7(input) == utf8.has_value());
   if (utf8) {
-    check(valid_utf8(*utf8));
+    check(hikyaku::base::valid_utf8(*utf8));
     const auto again = utf8_to_mutf7(*utf8);
     check(again.has_value() && *again == input);
   }
 
   // As a UTF-8 name.
   const auto wire = utf8_to_mutf7(input);
-  check(wire.has_value() == valid_utf8(input));
+  check(wire.has_value() == hikyaku::base::valid_utf8(input));
   if (wire) {
     for (const char c : *wire) check(c >= 0x20 && c <= 0x7e);
     const auto back = mutf7_to_utf8(*wire);
