@@ -77,7 +77,10 @@ def test_a_full_mailbox_refuses_at_rcpt_defers_queued_mail_and_refuses_append(ma
     with smtplib.SMTP("127.0.0.1", hk.smtp_port, timeout=30) as s:
         for i in range(3):
             s.sendmail("sender@example.org", ["carol@example.test"], message(f"fits{i}", 6000))
-    wait_for(lambda: len(hk.messages("carol")) == 3, what="three messages in carol's Maildir")
+    # A delivery links the message into new/ first and appends its line to
+    # maildirsize just after: wait for both.
+    wait_for(lambda: len(hk.messages("carol")) == 3 and recorded(hk)[1] == 3,
+             what="three messages in carol's Maildir and in its maildirsize")
     used, count = recorded(hk)
     assert count == 3 and sum(p.stat().st_size for p in hk.messages("carol")) == used, (used, count)
 
@@ -167,7 +170,8 @@ def test_dovecot_agrees_on_the_maildirsize_file(make_hikyaku, request):
     with smtplib.SMTP("127.0.0.1", hk.smtp_port, timeout=30) as s:
         for i in range(2):
             s.sendmail("sender@example.org", ["carol@example.test"], message(f"shared{i}", 3000))
-    wait_for(lambda: len(hk.messages("carol")) == 2, what="two messages in carol's Maildir")
+    wait_for(lambda: len(hk.messages("carol")) == 2 and recorded(hk)[1] == 2,
+             what="two messages in carol's Maildir and in its maildirsize")
     imap = imap_login(hk)
     ours = quota_of(imap)
     assert ours == (kib(recorded(hk)[0]), kib(LIMIT))
