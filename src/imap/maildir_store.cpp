@@ -401,8 +401,7 @@ base::Result<std::string> MaildirAccount::dir_name(const std::string& name) {
   if (name.find('.') != std::string::npos) {
     return protocol::account_error(EINVAL, "a folder name cannot contain \".\" (it separates levels on disk)");
   }
-  std::string out = "." + name;
-  std::replace(out.begin(), out.end(), '/', '.');
+  std::string out = directory_of("", name).string();
   if (out.size() > 255) return protocol::account_error(EINVAL, "the folder name is too long");
   return out;
 }
