@@ -24,6 +24,8 @@ export DEBIAN_FRONTEND=noninteractive
 # groff-base: tests/integration/test_man_pages.py renders man/*.[58] with
 # `groff -man -ww` (warnings fail the test).
 # zlib1g-dev: IMAP COMPRESS=DEFLATE (RFC 4978, src/imap/protocol/compression.hpp).
+# python3-pytest-xdist: scripts/test.sh runs the integration tests in several
+# processes (they mostly wait on sockets and disks).
 echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 
 $SUDO apt-get update -qq
@@ -35,7 +37,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev \
   libgtest-dev libgmock-dev googletest libyaml-cpp-dev \
   openssl \
-  python3 python3-pytest python3-dkim python3-spf python3-aiosmtpd python3-dnspython python3-prometheus-client \
+  python3 python3-pytest python3-pytest-xdist python3-dkim python3-spf python3-aiosmtpd python3-dnspython python3-prometheus-client \
   swaks libnet-ssleay-perl libauthen-sasl-perl libdigest-hmac-perl msmtp fetchmail mutt postfix sasl2-bin libsasl2-modules libsasl2-modules-db dnsmasq-base dovecot-core dovecot-imapd dovecot-pop3d bind9-dnsutils tmux procps psmisc strace \
   pebble certbot \
   rspamd clamav-daemon postsrsd \

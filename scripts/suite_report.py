@@ -3,8 +3,9 @@
   table with passed / failed / skipped and the duration of every stage, the
   list of failures and skips, and the closing line "N passed, N failed,
   N skipped" that counts each distinct test once.
-Standards: JUnit XML as written by `ctest --output-junit` (CTest >= 3.21) and
-  `pytest --junitxml -o junit_family=xunit1` (which adds file= to each case).
+Standards: JUnit XML as written by `ctest --output-junit` (CTest >= 3.21),
+  GoogleTest's XML report (GTEST_OUTPUT=xml:DIR/) and `pytest --junitxml
+  -o junit_family=xunit1` (which adds file= to each case).
 Trust: reads files this checkout's own test run wrote; nothing from the network.
 Concurrency: none; run once after every stage has ended.
 Errors: a missing or unreadable result file, a runner that exited non-zero
@@ -14,11 +15,13 @@ Errors: a missing or unreadable result file, a runner that exited non-zero
 Usage: suite_report.py MANIFEST ALLOWLIST
   MANIFEST: one stage a line, tab-separated:
     name  label  seconds  exit_status  kind  result_file
-  kind: ctest | pytest (JUnit XML), plain (lines "test_id<TAB>passed|failed|
-  skipped<TAB>message"), build (no tests: a non-zero exit is one failure).
+  kind: gtest (a directory: ctest.xml, one case per executable, beside each
+  executable's GoogleTest report), ctest | pytest (JUnit XML), plain (lines
+  "test_id<TAB>passed|failed|skipped<TAB>message"), build (no tests: a
+  non-zero exit is one failure).
 
-How a test counts: its identity is the same in every stage (the CTest name
-for unit tests, the pytest node id for integration tests, fuzz:<target>), so a
+How a test counts: its identity is the same in every stage ("Suite.Case",
+GoogleTest's name, for unit tests, the pytest node id for integration tests, fuzz:<target>), so a
 unit test run plain, under ASan/UBSan and under TSan is one test. Its verdict
 is the worst of its runs: failed in any stage -> failed; else skipped in any
 stage -> skipped; else passed. A test that passes plain but fails under a
@@ -68,6 +71,41 @@ def junit_cases(path, kind):
         if status == PASSED and case.get("status") == "fail":
             status, message = FAILED, "failed"
         out.append((test_id, status, first_line(message)))
+    return out
+
+
+def gtest_cases(directory):
+    """The cases of a unit stage: CTest ran each GoogleTest executable once
+    (its JUnit, DIRECTORY/ctest.xml, has one case per executable) and each
+    executable wrote its own per-case report, DIRECTORY/<executable>.xml
+    (GTEST_OUTPUT). An executable that failed in CTest without a failing case
+    in its report (a crash, a sanitizer or leak report at exit, a timeout, or
+    no report at all) is one failed pseudo-test "<executable>: process"."""
+    directory = Path(directory)
+    out = []
+    runs = junit_cases(directory / "ctest.xml", "ctest")
+    for executable, status, message in runs:
+        report = directory / f"{executable}.xml"
+        cases = []
+        if report.exists():
+            root = ET.parse(report).getroot()
+            for case in root.iter("testcase"):
+                test_id = f"{case.get('classname', '')}.{case.get('name', '')}"
+                verdict, detail = PASSED, ""
+                for child in case:
+                    if child.tag in ("failure", "error"):
+                        verdict, detail = FAILED, child.get("message") or child.text or child.tag
+                        break
+                    if child.tag == "skipped":
+                        verdict, detail = SKIPPED, child.get("message") or "skipped"
+                if verdict == PASSED and (case.get("status") == "notrun" or case.get("result") == "skipped"):
+                    verdict, detail = SKIPPED, case.get("result") or "not run"
+                cases.append((test_id, verdict, first_line(detail)))
+        out.extend(cases)
+        if status != PASSED and not any(v == FAILED for _, v, _ in cases):
+            why = "no report was written" if not report.exists() else "no case failed"
+            out.append((f"{executable}: process", FAILED,
+                        f"{message}; {why} (crash, sanitizer report at exit or timeout: see the stage log)"))
     return out
 
 
@@ -139,7 +177,12 @@ def main():
                 record(label, counts, f"{name}: build", FAILED, f"exited with status {rc}")
             continue
         try:
-            cases = plain_cases(result) if kind == "plain" else junit_cases(result, kind)
+            if kind == "plain":
+                cases = plain_cases(result)
+            elif kind == "gtest":
+                cases = gtest_cases(result)
+            else:
+                cases = junit_cases(result, kind)
         except (OSError, ET.ParseError) as e:
             record(label, counts, f"{name}: results", FAILED, f"no readable results in {result}: {e}")
             continue

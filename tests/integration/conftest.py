@@ -81,15 +81,31 @@ def log_problems(text, expected=()):
 _ports_handed_out = set()
 
 
+def _port_share():
+    """(index, count) of this pytest-xdist worker: worker `index` takes only
+    the ports with (port >> 1) % count == index, so one never hands out a port
+    another worker has chosen but not yet bound. Not port % count: Linux gives
+    bind(port 0) even ports while it can (the odd ones it keeps for connect),
+    so a residue class of odd ports would leave a worker spinning.
+    (0, 1) when not under xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or count < 2:
+        return 0, 1
+    return int(worker[2:]) % count, count
+
+
 def free_port(host="127.0.0.1"):
     """A port nothing listens on now, never the same one twice in a test run:
     the kernel may hand back a port it just gave us, and one configuration
-    needs several distinct ports (SMTP, POP3, POP3S, DNS, far sides)."""
+    needs several distinct ports (SMTP, POP3, POP3S, DNS, far sides). Under
+    pytest-xdist each worker keeps to its own ports (`_port_share`)."""
+    index, count = _port_share()
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind((host, 0))
             port = s.getsockname()[1]
-        if port not in _ports_handed_out:
+        if (port >> 1) % count == index and port not in _ports_handed_out:
             _ports_handed_out.add(port)
             return port
 

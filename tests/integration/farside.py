@@ -96,7 +96,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult
 
-from conftest import wait_for
+from conftest import _port_share, wait_for
 
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 
@@ -511,12 +511,16 @@ class BrokenTlsFarSide:
 
 
 def free_shared_port(hosts):
-    """A port that is free on every host address (loopback binds per address)."""
-    for _ in range(50):
+    """A port that is free on every host address (loopback binds per address),
+    from this pytest-xdist worker's share (conftest._port_share)."""
+    for _ in range(500):
         with socket.socket() as s:
             s.bind((hosts[0], 0))
             port = s.getsockname()[1]
-        ok = True
+        index, count = _port_share()
+        ok = (port >> 1) % count == index
+        if not ok:
+            continue
         for h in hosts[1:]:
             with socket.socket() as s:
                 try:
