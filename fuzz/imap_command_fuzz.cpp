@@ -62,9 +62,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto account = std::make_unique<MemoryAccount>();
   account->quota_limit = 8192;  // GETQUOTA has a root, and a large APPEND or COPY goes over it
   MemoryStore* store = &account->inbox();
-  (void)account->create("Sent");
-  account->special_uses["Sent"] = "\\Sent";
-  (void)account->create("a/b");
+  (void)account->create("Sent", "\\Sent");
+  (void)account->create("a/b", "");
   store->add(std::string(input.substr(0, input.size() / 2)));
   store->add(std::string(input.substr(input.size() / 2)), kSeen);
   store->add("Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n");

@@ -127,6 +127,24 @@ constexpr SpecialFolder kSpecialFolders[] = {
 };
 
 constexpr const char* kSubscriptionsFile = "subscriptions";
+constexpr const char* kSpecialUseFile = "hikyaku-special-use";
+
+// A folder's RFC 6154 special use: from its hikyaku-special-use file (one
+// of protocol::kStorableSpecialUses; anything else there is ignored), else
+// by name for the five folders created at login.
+std::string special_use_of(const fs::path& dir, const std::string& name) {
+  if (auto stored = base::read_file(dir / kSpecialUseFile)) {
+    std::string_view use = *stored;
+    while (use.ends_with('\n') || use.ends_with('\r')) use.remove_suffix(1);
+    for (const char* known : protocol::kStorableSpecialUses) {
+      if (use == known) return known;
+    }
+  }
+  for (const auto& f : kSpecialFolders) {
+    if (name == f.name) return f.use;
+  }
+  return "";
+}
 
 // A new, empty directory of its own under ROOT/tmp/ (where a folder is built
 // before it appears, or goes before it is removed): two sessions creating or
@@ -413,7 +431,7 @@ fs::path MaildirAccount::directory_of(const fs::path& root, const std::string& n
   return root / dir;
 }
 
-base::Status MaildirAccount::make_folder(const std::string& name) const {
+base::Status MaildirAccount::make_folder(const std::string& name, const std::string& special_use) const {
   auto dir = dir_name(name);
   if (!dir) return dir.error();
   fs::path path = root_.root() / *dir;
@@ -426,6 +444,12 @@ base::Status MaildirAccount::make_folder(const std::string& name) const {
   if (auto st = folder.create(); !st) return st;
   if (auto st = base::write_file_durable(building / "maildirfolder.tmp", building / "maildirfolder", "", false); !st)
     return st;
+  if (!special_use.empty()) {
+    if (auto st = base::write_file_durable(building / (std::string(kSpecialUseFile) + ".tmp"),
+                                           building / kSpecialUseFile, special_use + "\n", false);
+        !st)
+      return st;
+  }
   if (::rename(building.c_str(), path.c_str()) != 0) {
     int e = errno;
     fs::remove_all(*scratch, ec);
@@ -440,7 +464,7 @@ base::Status MaildirAccount::create_special_folders() {
   for (const auto& f : kSpecialFolders) {
     std::error_code ec;
     if (fs::is_directory(directory_of(root_.root(), f.name), ec)) continue;
-    if (auto st = make_folder(f.name); !st && st.error().error_number != EEXIST) return st;
+    if (auto st = make_folder(f.name, ""); !st && st.error().error_number != EEXIST) return st;
   }
   return {};
 }
@@ -457,11 +481,7 @@ base::Result<std::vector<protocol::Folder>> MaildirAccount::folders() {
     std::string name = dir.substr(1);
     std::replace(name.begin(), name.end(), '.', '/');
     if (!protocol::valid_mutf7(name)) continue;  // another program's directory
-    std::string use;
-    for (const auto& f : kSpecialFolders) {
-      if (name == f.name) use = f.use;
-    }
-    out.push_back({name, use});
+    out.push_back({name, special_use_of(entry.path(), name)});
   }
   if (ec) return base::errno_error("list", root_.root(), ec.value());
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
@@ -521,9 +541,9 @@ base::Result<std::shared_ptr<protocol::MailStore>> MaildirAccount::open(const st
       std::make_shared<MaildirStore>(std::move(maildir), locks_->mutex_for(dir.string()), true, quota_));
 }
 
-base::Status MaildirAccount::create(const std::string& name) {
+base::Status MaildirAccount::create(const std::string& name, const std::string& special_use) {
   if (name == "INBOX") return protocol::account_error(EEXIST, "INBOX always exists");
-  return make_folder(name);
+  return make_folder(name, special_use);
 }
 
 base::Status MaildirAccount::remove(const std::string& name) {
@@ -556,7 +576,7 @@ base::Status MaildirAccount::rename(const std::string& from, const std::string& 
   if (from == "INBOX") {
     // RFC 3501 §6.3.5: INBOX's messages move to the new folder; INBOX
     // stays, empty (its own folders are not moved).
-    if (auto st = make_folder(to); !st) return st;
+    if (auto st = make_folder(to, ""); !st) return st;
     const fs::path target = root / *to_dir;
     // The keyword letters mean the same in the new folder.
     if (auto keywords = base::read_file(root / "dovecot-keywords")) {

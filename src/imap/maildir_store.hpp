@@ -7,7 +7,9 @@
 //            separator, so Dovecot on the same tree shows the same folders.
 //            "." cannot be part of a name (it separates levels on disk).
 //            Sent, Drafts, Trash, Junk and Archive are created at login and
-//            carry their RFC 6154 special use. Subscriptions are
+//            carry their RFC 6154 special use by name; a folder created
+//            with one (CREATE-SPECIAL-USE) keeps it in its own file,
+//            FOLDER/hikyaku-special-use, which moves with it on RENAME. Subscriptions are
 //            ROOT/subscriptions, one name per line with "." between the
 //            levels (Dovecot's version-1 file for Maildir++; INBOX is
 //            always subscribed); ROOT/hikyaku-uidvalidity keeps the last UIDVALIDITY
@@ -123,7 +125,7 @@ class MaildirAccount final : public protocol::MailAccount {
   base::Result<std::vector<std::string>> subscriptions() override;
   base::Status subscribe(const std::string& name, bool subscribed) override;
   base::Result<std::shared_ptr<protocol::MailStore>> open(const std::string& name) override;
-  base::Status create(const std::string& name) override;
+  base::Status create(const std::string& name, const std::string& special_use) override;
   base::Status remove(const std::string& name) override;
   base::Status rename(const std::string& from, const std::string& to) override;
   base::Result<std::optional<protocol::QuotaState>> quota() override;
@@ -131,7 +133,7 @@ class MaildirAccount final : public protocol::MailAccount {
  private:
   // The on-disk directory name (".a.b") of a folder name, or EINVAL.
   static base::Result<std::string> dir_name(const std::string& name);
-  base::Status make_folder(const std::string& name) const;
+  base::Status make_folder(const std::string& name, const std::string& special_use) const;
 
   mailbox::Maildir root_;
   std::shared_ptr<MailboxLocks> locks_;

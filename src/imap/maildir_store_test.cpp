@@ -195,10 +195,10 @@ class MaildirAccountTest : public MaildirStoreTest {
 TEST_F(MaildirAccountTest, MaildirPlusPlusLayoutAndSpecialUse) {
   auto a = account();
   ASSERT_TRUE(a.create_special_folders());
-  ASSERT_TRUE(a.create("Projects/2026"));
-  ASSERT_TRUE(a.create("Entw&APw-rfe"));
-  EXPECT_EQ(a.create("Sent").error().error_number, EEXIST);
-  EXPECT_EQ(a.create("a.b").error().error_number, EINVAL);  // "." separates levels on disk
+  ASSERT_TRUE(a.create("Projects/2026", ""));
+  ASSERT_TRUE(a.create("Entw&APw-rfe", ""));
+  EXPECT_EQ(a.create("Sent", "").error().error_number, EEXIST);
+  EXPECT_EQ(a.create("a.b", "").error().error_number, EINVAL);  // "." separates levels on disk
   // Dovecot's Maildir++ layout: ".Projects.2026" with a maildirfolder file.
   EXPECT_TRUE(fs::is_directory(dir_ / ".Projects.2026" / "cur"));
   EXPECT_TRUE(fs::exists(dir_ / ".Projects.2026" / "maildirfolder"));
@@ -211,10 +211,27 @@ TEST_F(MaildirAccountTest, MaildirPlusPlusLayoutAndSpecialUse) {
   EXPECT_EQ(a.open("nocur").error().error_number, ENOENT);
 }
 
+// CREATE-SPECIAL-USE: the use is kept in the folder's own file, seen by a
+// new account on the same tree, and moves with the folder on RENAME; a file
+// with something else in it gives no use.
+TEST_F(MaildirAccountTest, CreatedSpecialUseIsKeptAndMovesWithTheFolder) {
+  auto a = account();
+  ASSERT_TRUE(a.create("Outbox", "\\Sent"));
+  ASSERT_TRUE(a.create("Plain", ""));
+  EXPECT_EQ(names(a), (std::vector<std::string>{"INBOX", "Outbox \\Sent", "Plain"}));
+  EXPECT_FALSE(fs::exists(dir_ / ".Plain" / "hikyaku-special-use"));
+  ASSERT_TRUE(a.rename("Outbox", "Old/Outbox"));
+  auto b = account();
+  EXPECT_EQ(names(b), (std::vector<std::string>{"INBOX", "Old/Outbox \\Sent", "Plain"}));
+  ASSERT_TRUE(base::write_file_durable(dir_ / ".Plain" / "x.tmp", dir_ / ".Plain" / "hikyaku-special-use",
+                                       "\\Flagged\n", false));
+  EXPECT_EQ(names(b), (std::vector<std::string>{"INBOX", "Old/Outbox \\Sent", "Plain"}));
+}
+
 TEST_F(MaildirAccountTest, RenameMovesChildrenAndDeleteLeavesThem) {
   auto a = account();
-  ASSERT_TRUE(a.create("work"));
-  ASSERT_TRUE(a.create("work/2026"));
+  ASSERT_TRUE(a.create("work", ""));
+  ASSERT_TRUE(a.create("work/2026", ""));
   auto store = a.open("work/2026");
   ASSERT_TRUE(store);
   ASSERT_TRUE((*store)->append("Subject: x\r\n\r\nbody\r\n", kSeen, {"$Forwarded"}, std::nullopt));
@@ -227,7 +244,7 @@ TEST_F(MaildirAccountTest, RenameMovesChildrenAndDeleteLeavesThem) {
   ASSERT_TRUE(snap);
   ASSERT_EQ(snap->messages.size(), 1u);
   EXPECT_EQ(snap->messages[0].keywords, protocol::Keywords{"$Forwarded"});
-  ASSERT_TRUE(a.create("x"));
+  ASSERT_TRUE(a.create("x", ""));
   EXPECT_EQ(a.rename("job", "x").error().error_number, EEXIST);
   ASSERT_TRUE(a.remove("job"));
   EXPECT_EQ(names(a), (std::vector<std::string>{"INBOX", "job/2026", "x"}));
@@ -264,7 +281,7 @@ TEST_F(MaildirAccountTest, Rfc3501Section2_3_1_1RecreatedFolderGetsANewUidValidi
   auto a = account();
   std::set<uint32_t> seen;
   for (int i = 0; i < 3; ++i) {  // within one second
-    ASSERT_TRUE(a.create("box"));
+    ASSERT_TRUE(a.create("box", ""));
     auto store = a.open("box");
     ASSERT_TRUE(store);
     auto snap = (*store)->scan(false);
@@ -281,7 +298,7 @@ TEST_F(MaildirAccountTest, TwoSessionsCreatingOneFolderAtOnce) {
     std::atomic<int> created{0}, existed{0}, failed{0};
     auto create = [&] {
       auto a = account();
-      auto st = a.create(name);
+      auto st = a.create(name, "");
       if (st) {
         ++created;
       } else if (st.error().error_number == EEXIST) {
@@ -316,7 +333,7 @@ TEST_F(MaildirAccountTest, SubscriptionsKeepNamesThatNeedNotExist) {
 
 TEST_F(MaildirAccountTest, QuotaCountsEveryFolder) {
   auto a = account(100000);
-  ASSERT_TRUE(a.create("Sent"));
+  ASSERT_TRUE(a.create("Sent", ""));
   auto sent = a.open("Sent");
   ASSERT_TRUE(sent);
   const std::string message = "Subject: x\n\n" + std::string(3000, 'x') + "\n";

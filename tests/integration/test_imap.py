@@ -342,6 +342,34 @@ def test_append_and_copy(hikyaku):
     imap.logout()
 
 
+def test_create_special_use_is_kept_across_sessions_and_rename(hikyaku):
+    """RFC 6154 §3 (CREATE-SPECIAL-USE): a folder created with a use shows it
+    in every later session, also after a RENAME; a use hikyaku cannot give
+    (\\All: a virtual folder) fails with USEATTR and creates nothing."""
+    hikyaku.set_password("alice", PASSWORD)
+    imap = login_ssl(hikyaku)
+    assert "CREATE-SPECIAL-USE" in imap.capabilities
+    typ, data = imap._simple_command("CREATE", "Outgoing", "(USE (\\Sent))")
+    assert typ == "OK", data
+    typ, data = imap._simple_command("CREATE", "Everything", "(USE (\\All))")
+    assert typ == "NO" and b"[USEATTR]" in data[-1], data
+    imap.logout()
+
+    imap = login_ssl(hikyaku)
+    typ, data = imap.list('""', "Outgoing")
+    assert data == [b'(\\HasNoChildren \\Sent) "/" Outgoing']
+    assert imap.list('""', "Everything")[1] == [None]
+    assert imap.rename("Outgoing", "Old/Outgoing")[0] == "OK"
+    imap.logout()
+
+    imap = login_ssl(hikyaku)
+    typ, data = imap._simple_command("LIST", "(SPECIAL-USE)", '""', "*")
+    assert typ == "OK", data
+    sent = [line for line in imap.untagged_responses.get("LIST", []) if line.endswith(b"Outgoing")]
+    assert sent == [b'(\\HasNoChildren \\Sent) "/" Old/Outgoing']
+    imap.logout()
+
+
 def test_idle_watches_the_selected_folder(hikyaku):
     """IDLE in a folder other than INBOX: another session's MOVE into it is
     reported at once (inotify on that folder), a delivery to INBOX is not."""
@@ -826,7 +854,8 @@ IMAPTEST_SUPPORTED = [
 # (PEERS.md: by hand only; fetched code is never built by the project's scripts).
 HIKYAKU_CAPABILITIES = {
     "IMAP4REV1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS", "ESEARCH",
-    "CHILDREN", "LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "MOVE", "QUOTA", "QUOTA=RES-STORAGE",
+    "CHILDREN", "LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "CREATE-SPECIAL-USE", "MOVE", "QUOTA",
+    "QUOTA=RES-STORAGE",
     "COMPRESS=DEFLATE",
 }
 

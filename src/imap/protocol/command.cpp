@@ -499,7 +499,18 @@ bool parse_arguments(Parser& p, Command& c) {
       if (!need_sp() || !p.atom(c.mechanism)) return false;
       c.mechanism = to_upper(c.mechanism);
       return true;
-    case Verb::select: case Verb::examine: case Verb::create: case Verb::delete_:
+    case Verb::create: {
+      // RFC 4466 §2.2 create-params; the one parameter hikyaku knows is
+      // RFC 6154 §3's USE (use-attr list), kept in `items`. Another is BAD.
+      if (!need_sp() || !p.astring(c.mailbox)) return false;
+      if (!p.sp()) return true;
+      if (!p.accept('(')) return p.fail("expected create parameters");
+      std::string param;
+      if (!p.atom(param) || !iequals(param, "USE") || !need_sp()) return p.fail("unknown CREATE parameter");
+      if (!p.flag_list(c.items)) return false;
+      return p.accept(')') || p.fail("unterminated create parameters");
+    }
+    case Verb::select: case Verb::examine: case Verb::delete_:
     case Verb::subscribe: case Verb::unsubscribe: case Verb::getquota: case Verb::getquotaroot:
       return need_sp() && p.astring(c.mailbox);
     case Verb::setquota: {

@@ -105,7 +105,8 @@ struct Command {
   std::vector<std::string> items;    // status items, enable capabilities, ID
                                      // params (name, value, ...), upper-cased
                                      // except ID values; setquota (resource,
-                                     // limit, ...)
+                                     // limit, ...); create (RFC 6154 use
+                                     // attributes, as sent)
   std::string user;                  // login
   std::string password;              // login: secret, never log
   std::string mechanism;             // authenticate (upper-cased)

@@ -139,7 +139,7 @@ Engine::Engine(Options options) : options_(options) {}
 std::string Engine::capabilities() const {
   std::string caps =
       "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS ESEARCH CHILDREN LIST-EXTENDED "
-      "LIST-STATUS SPECIAL-USE MOVE QUOTA QUOTA=RES-STORAGE";
+      "LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE MOVE QUOTA QUOTA=RES-STORAGE";
   if (state_ == State::not_authenticated) {
     // RFC 3501 §6.2.1: STARTTLS before login only; RFC 3501 §6.2.3 and
     // RFC 2595 §3.1: LOGINDISABLED when LOGIN would be refused.
@@ -627,10 +627,22 @@ Action Engine::cmd_folder(const Command& c) {
   if (!name) return tagged(c.tag, "NO", "[CANNOT] " + why);
   base::Status done;
   switch (c.verb) {
-    case Verb::create:
+    case Verb::create: {
       if (*name == "INBOX") return tagged(c.tag, "NO", "[ALREADYEXISTS] INBOX always exists");
-      done = account_->create(*name);
+      // RFC 6154 §3: a use the server cannot give fails the CREATE, with
+      // USEATTR; hikyaku gives a folder at most one, and not \All or
+      // \Flagged (virtual folders, which it does not have).
+      std::string use;
+      if (c.items.size() > 1) return tagged(c.tag, "NO", "[USEATTR] a folder has at most one special use");
+      if (!c.items.empty()) {
+        for (const char* known : kStorableSpecialUses) {
+          if (base::iequals(c.items[0], known)) use = known;
+        }
+        if (use.empty()) return tagged(c.tag, "NO", "[USEATTR] " + c.items[0] + " cannot be given to a folder here");
+      }
+      done = account_->create(*name, use);
       break;
+    }
     case Verb::delete_:
       if (*name == "INBOX") return tagged(c.tag, "NO", "[CANNOT] INBOX cannot be deleted");
       // RFC 3501 leaves it open; deleting the folder this session reads

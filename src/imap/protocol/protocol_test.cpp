@@ -430,6 +430,30 @@ TEST(Engine, SearchKeys) {
   EXPECT_TRUE(c.send("s SEARCH CHARSET KOI8-R ALL").starts_with("s NO [BADCHARSET"));
 }
 
+// RFC 6154 §3 (CREATE-SPECIAL-USE): a folder created with a use lists it;
+// a use hikyaku cannot give fails the CREATE with USEATTR and creates
+// nothing; another create parameter is a syntax error (RFC 4466 §2.2).
+TEST(Engine, CreateSpecialUse_RFC6154_3) {
+  Conversation c(plaintext());
+  c.send("a1 LOGIN alice pw");
+  EXPECT_NE(c.send("a0 CAPABILITY").find(" CREATE-SPECIAL-USE"), std::string::npos);
+  EXPECT_EQ(c.send("a2 CREATE MySent (USE (\\sent))"), "a2 OK CREATE completed\r\n");
+  EXPECT_EQ(c.send("a3 CREATE Plain (USE ())"), "a3 OK CREATE completed\r\n");
+  EXPECT_EQ(c.send("a4 CREATE Every (USE (\\All))"),
+            "a4 NO [USEATTR] \\All cannot be given to a folder here\r\n");
+  EXPECT_EQ(c.send("a5 CREATE Two (USE (\\Sent \\Drafts))"),
+            "a5 NO [USEATTR] a folder has at most one special use\r\n");
+  EXPECT_TRUE(c.send("a6 CREATE Odd (COLOR (red))").starts_with("a6 BAD"));
+  EXPECT_TRUE(c.send("a7 CREATE Odd (USE \\Sent)").starts_with("a7 BAD"));
+  EXPECT_EQ(c.send("b1 LIST (SPECIAL-USE) \"\" *"),
+            "* LIST (\\HasNoChildren \\Sent) \"/\" MySent\r\nb1 OK LIST completed\r\n");
+  EXPECT_EQ(c.send("b2 LIST \"\" *"),
+            "* LIST (\\HasNoChildren) \"/\" INBOX\r\n"
+            "* LIST (\\HasNoChildren \\Sent) \"/\" MySent\r\n"
+            "* LIST (\\HasNoChildren) \"/\" Plain\r\n"
+            "b2 OK LIST completed\r\n");
+}
+
 // RFC 3501 §6.3.3–§6.3.9, RFC 5258, RFC 6154, RFC 6851: folders.
 TEST(Engine, FoldersCreateListRenameDeleteSubscribe) {
   Conversation c(plaintext());

@@ -123,8 +123,9 @@ base::Result<std::shared_ptr<MailStore>> MemoryAccount::open(const std::string& 
   return std::shared_ptr<MailStore>(it->second);
 }
 
-base::Status MemoryAccount::create(const std::string& name) {
+base::Status MemoryAccount::create(const std::string& name, const std::string& special_use) {
   if (stores.count(name)) return account_error(EEXIST, "the folder exists");
+  if (!special_use.empty()) special_uses[name] = special_use;
   auto store = std::make_shared<MemoryStore>();
   store->account = this;
   store->uidvalidity = next_uidvalidity++;
@@ -142,7 +143,7 @@ base::Status MemoryAccount::remove(const std::string& name) {
 base::Status MemoryAccount::rename(const std::string& from, const std::string& to) {
   if (stores.count(to)) return account_error(EEXIST, "the folder exists already");
   if (from == "INBOX") {
-    if (auto st = create(to); !st) return st;
+    if (auto st = create(to, ""); !st) return st;
     auto& source = *stores.at("INBOX");
     auto& target = *stores.at(to);
     for (auto& e : source.entries) {

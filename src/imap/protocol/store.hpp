@@ -114,6 +114,10 @@ struct Folder {
   std::string special_use;  // RFC 6154 attribute ("\\Sent"), or empty
 };
 
+// The RFC 6154 special uses a folder can be created with (CREATE-SPECIAL-USE):
+// \All and \Flagged name virtual folders, which hikyaku does not have.
+inline constexpr const char* kStorableSpecialUses[] = {"\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash"};
+
 // The storage quota over a login's folders (RFC 9208 STORAGE).
 struct QuotaState {
   uint64_t used = 0;   // bytes
@@ -134,7 +138,10 @@ class MailAccount {
   virtual base::Status subscribe(const std::string& name, bool subscribed) = 0;
   // The folder's store (ENOENT: no such folder).
   virtual base::Result<std::shared_ptr<MailStore>> open(const std::string& name) = 0;
-  virtual base::Status create(const std::string& name) = 0;
+  // SPECIAL_USE: an RFC 6154 attribute ("\\Sent") the folder keeps (also
+  // across RENAME), or empty: the engine has checked it against
+  // kStorableSpecialUses.
+  virtual base::Status create(const std::string& name, const std::string& special_use) = 0;
   // Removes the folder and its messages, not its children (EINVAL: INBOX).
   virtual base::Status remove(const std::string& name) = 0;
   // Renames the folder and its children; INBOX (RFC 3501 §6.3.5): moves
@@ -191,7 +198,7 @@ class MemoryAccount final : public MailAccount {
   base::Result<std::vector<std::string>> subscriptions() override;
   base::Status subscribe(const std::string& name, bool on) override;
   base::Result<std::shared_ptr<MailStore>> open(const std::string& name) override;
-  base::Status create(const std::string& name) override;
+  base::Status create(const std::string& name, const std::string& special_use) override;
   base::Status remove(const std::string& name) override;
   base::Status rename(const std::string& from, const std::string& to) override;
   base::Result<std::optional<QuotaState>> quota() override;
