@@ -38,7 +38,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libgtest-dev libgmock-dev googletest libyaml-cpp-dev \
   openssl \
   python3 python3-pytest python3-pytest-xdist python3-dkim python3-spf python3-aiosmtpd python3-dnspython python3-prometheus-client \
-  swaks libnet-ssleay-perl libauthen-sasl-perl libdigest-hmac-perl msmtp fetchmail mutt postfix sasl2-bin libsasl2-modules libsasl2-modules-db dnsmasq-base dovecot-core dovecot-imapd dovecot-pop3d bind9-dnsutils tmux procps psmisc strace \
+  swaks libnet-ssleay-perl libauthen-sasl-perl libdigest-hmac-perl msmtp fetchmail mutt postfix sasl2-bin libsasl2-modules libsasl2-modules-db dnsmasq-base dovecot-core dovecot-imapd dovecot-pop3d isync offlineimap3 bind9-dnsutils tmux procps psmisc strace \
   pebble certbot \
   rspamd clamav-daemon postsrsd \
   publicsuffix groff-base >/dev/null
