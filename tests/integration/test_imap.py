@@ -370,6 +370,40 @@ def test_create_special_use_is_kept_across_sessions_and_rename(hikyaku):
     imap.logout()
 
 
+def test_utf8_accept_names_and_append_with_imaplib(hikyaku):
+    """RFC 6855: after ENABLE UTF8=ACCEPT imaplib sends and reads folder
+    names in UTF-8; APPEND takes UTF8 (~{n+}...); the folder is the
+    modified UTF-7 one a session without UTF8=ACCEPT sees; a message with
+    UTF-8 in its header comes back byte for byte."""
+    hikyaku.set_password("alice", PASSWORD)
+    imap = login_ssl(hikyaku)
+    assert "UTF8=ACCEPT" in imap.capabilities
+    typ, data = imap.enable("UTF8=ACCEPT")
+    assert typ == "OK" and imap.utf8_enabled, data
+    assert imap.create('"Übersicht/Entwürfe"')[0] == "OK"
+    message = ("From: Jürgen <jürgen@example.org>\r\nTo: alice@example.test\r\n"
+               "Subject: Grüße\r\n\r\nHallo\r\n").encode()
+    # RFC 6855 §4's APPEND data, UTF8 (~{n+}...), sent as is: imaplib's
+    # append() in UTF-8 mode puts "UTF8 (" inside the literal (CPython bug),
+    # so the message would begin with it.
+    imap.send(b'u1 APPEND "\xc3\x9cbersicht/Entw\xc3\xbcrfe" UTF8 (~{%d+}\r\n' % len(message) + message + b")\r\n")
+    reply = imap.readline()
+    assert reply.startswith(b"u1 OK [APPENDUID "), reply
+    typ, data = imap.list('""', '"Übersicht/*"')
+    assert data == ['(\\HasNoChildren) "/" "Übersicht/Entwürfe"'.encode()]
+    assert imap.select('"Übersicht/Entwürfe"')[0] == "OK"
+    typ, data = imap.fetch("1", "(BODY.PEEK[])")
+    assert data[0][1] == message
+    typ, data = imap.search(None, "ALL")
+    assert data == [b"1"]
+    imap.logout()
+
+    other = login_ssl(hikyaku)
+    typ, data = other.list('""', "&ANw-bersicht/*")
+    assert data == [b'(\\HasNoChildren) "/" &ANw-bersicht/Entw&APw-rfe']
+    other.logout()
+
+
 def test_idle_watches_the_selected_folder(hikyaku):
     """IDLE in a folder other than INBOX: another session's MOVE into it is
     reported at once (inotify on that folder), a delivery to INBOX is not."""
@@ -855,7 +889,7 @@ IMAPTEST_SUPPORTED = [
 HIKYAKU_CAPABILITIES = {
     "IMAP4REV1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS", "ESEARCH",
     "CHILDREN", "LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "CREATE-SPECIAL-USE", "MOVE", "QUOTA",
-    "QUOTA=RES-STORAGE",
+    "QUOTA=RES-STORAGE", "UTF8=ACCEPT",
     "COMPRESS=DEFLATE",
 }
 

@@ -612,6 +612,16 @@ bool parse_arguments(Parser& p, Command& c) {
         if (!p.date_time(t) || !need_sp()) return false;
         c.date = t;
       }
+      // RFC 6855 §4: "UTF8" SP "(" literal8 ")". A plain literal inside
+      // the parentheses is taken too (the "~" only says the octets may be
+      // 8-bit, which a Maildir keeps either way).
+      if (p.peek() == 'U') {
+        std::string word;
+        if (!p.atom(word) || !iequals(word, "UTF8") || !need_sp() || !p.accept('(')) return p.fail("bad APPEND data");
+        p.accept('~');
+        if (!p.literal(c.message)) return false;
+        return p.accept(')') || p.fail("unterminated UTF8 APPEND data");
+      }
       return p.literal(c.message);
     }
     case Verb::id: {
@@ -677,9 +687,7 @@ bool parse_arguments(Parser& p, Command& c) {
         if (p.atom(word) && iequals(word, "CHARSET")) {
           std::string cs;
           if (!need_sp() || !p.astring(cs) || !need_sp()) return false;
-          if (!iequals(cs, "US-ASCII") && !iequals(cs, "UTF-8")) {
-            c.items.push_back("BADCHARSET");
-          }
+          c.items.push_back(to_upper(cs));  // the engine judges it
         } else {
           p = save;
         }

@@ -106,7 +106,8 @@ struct Command {
                                      // params (name, value, ...), upper-cased
                                      // except ID values; setquota (resource,
                                      // limit, ...); create (RFC 6154 use
-                                     // attributes, as sent)
+                                     // attributes, as sent); search (the
+                                     // CHARSET given, upper-cased)
   std::string user;                  // login
   std::string password;              // login: secret, never log
   std::string mechanism;             // authenticate (upper-cased)

@@ -73,16 +73,6 @@ bool wildcard_match(std::string_view pattern, std::string_view name) {
   return reached[name.size()] != 0;
 }
 
-// A folder name in a response: an atom when it can be one, else a string.
-std::string wire_name(std::string_view name) {
-  bool atom = !name.empty();
-  for (char ch : name) {
-    auto u = static_cast<unsigned char>(ch);
-    if (u <= 0x20 || u >= 0x7f || std::string_view("(){%*\"\\]").find(ch) != std::string_view::npos) atom = false;
-  }
-  return atom ? std::string(name) : quote(name);
-}
-
 // The parent names of "a/b/c": "a", "a/b".
 std::vector<std::string> parents_of(const std::string& name) {
   std::vector<std::string> out;
@@ -139,7 +129,7 @@ Engine::Engine(Options options) : options_(options) {}
 std::string Engine::capabilities() const {
   std::string caps =
       "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS ESEARCH CHILDREN LIST-EXTENDED "
-      "LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE MOVE QUOTA QUOTA=RES-STORAGE";
+      "LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE MOVE QUOTA QUOTA=RES-STORAGE UTF8=ACCEPT";
   if (state_ == State::not_authenticated) {
     // RFC 3501 §6.2.1: STARTTLS before login only; RFC 3501 §6.2.3 and
     // RFC 2595 §3.1: LOGINDISABLED when LOGIN would be refused.
@@ -300,7 +290,30 @@ void Engine::leave_selected() {
   state_ = State::authenticated;
 }
 
-std::optional<std::string> Engine::folder_name(std::string_view given, std::string& why) {
+std::string Engine::wire_name(std::string_view name) const {
+  std::optional<std::string> utf8;
+  if (utf8_) utf8 = mutf7_to_utf8(name);  // a folder's name is valid modified UTF-7
+  std::string_view out = utf8 ? std::string_view(*utf8) : name;
+  bool atom = !out.empty();
+  for (char ch : out) {
+    auto u = static_cast<unsigned char>(ch);
+    if (u <= 0x20 || u >= 0x7f || std::string_view("(){%*\"\\]").find(ch) != std::string_view::npos) atom = false;
+  }
+  return atom ? std::string(out) : quote(out, utf8_);
+}
+
+std::optional<std::string> Engine::folder_name(std::string_view given, std::string& why) const {
+  std::optional<std::string> converted;
+  if (utf8_) {
+    // RFC 6855 §3: after ENABLE UTF8=ACCEPT names come in UTF-8; kept (and
+    // checked below) in modified UTF-7, so a folder has one name on disk.
+    converted = utf8_to_mutf7(given);
+    if (!converted) {
+      why = "the folder name is not UTF-8 (UTF8=ACCEPT is enabled)";
+      return std::nullopt;
+    }
+    given = *converted;
+  }
   std::string name = with_inbox_in_capitals(given);
   if (name.empty()) {
     why = "the folder name is empty";
@@ -450,10 +463,19 @@ Action Engine::dispatch(const Command& c) {
     case Verb::namespace_:
       if (!authed) return wrong_state();
       return tagged(tag, "OK", "NAMESPACE completed", "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
-    case Verb::enable:
+    case Verb::enable: {
       if (!authed) return wrong_state();
-      // RFC 5161 §3.1: nothing we know is enabled; the response is still sent.
-      return tagged(tag, "OK", "ENABLE completed", "* ENABLED\r\n");
+      // RFC 5161 §3.1: only what is newly enabled is listed; an unknown
+      // capability is ignored, and the response is sent even when empty.
+      std::string enabled;
+      for (const auto& capability : c.items) {
+        if (capability == "UTF8=ACCEPT" && !utf8_) {
+          utf8_ = true;
+          enabled += " UTF8=ACCEPT";
+        }
+      }
+      return tagged(tag, "OK", "ENABLE completed", "* ENABLED" + enabled + "\r\n");
+    }
     case Verb::idle: {
       if (!authed) return wrong_state();
       std::string updates;
@@ -706,7 +728,13 @@ Action Engine::cmd_list(const Command& c) {
     std::vector<std::string> patterns;
     for (const auto& p : lsub ? std::vector<std::string>{c.mailbox2} : o.patterns) {
       if (p.empty()) continue;
-      if (auto simple = simplified_pattern(with_inbox_in_capitals(c.mailbox + p))) patterns.push_back(std::move(*simple));
+      std::string pattern = c.mailbox + p;
+      if (utf8_) {
+        auto converted = utf8_to_mutf7(pattern);  // the wildcards are ASCII and stay as they are
+        if (!converted) continue;                 // matches no name
+        pattern = std::move(*converted);
+      }
+      if (auto simple = simplified_pattern(with_inbox_in_capitals(pattern))) patterns.push_back(std::move(*simple));
     }
     const bool by_subscription = lsub || o.select_subscribed;
     auto matched = [&](const std::string& name) {
@@ -1119,7 +1147,13 @@ bool Engine::matches(const SearchKey& k, size_t index, std::optional<std::string
 }
 
 Action Engine::cmd_search(const Command& c) {
-  if (!c.items.empty()) return tagged(c.tag, "NO", "[BADCHARSET (US-ASCII UTF-8)] unsupported charset");
+  if (!c.items.empty()) {
+    // RFC 6855 §3 (erratum 4029): no CHARSET once UTF8=ACCEPT is enabled.
+    if (utf8_) return bad(c.tag, "SEARCH takes no CHARSET once UTF8=ACCEPT is enabled");
+    if (c.items[0] != "US-ASCII" && c.items[0] != "UTF-8") {
+      return tagged(c.tag, "NO", "[BADCHARSET (US-ASCII UTF-8)] unsupported charset");
+    }
+  }
   std::vector<uint32_t> hits;  // ascending: sequence numbers, or UIDs in view order
   for (size_t i = 0; i < view_.size(); ++i) {
     if (view_[i].gone) continue;

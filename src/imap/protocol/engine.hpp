@@ -121,9 +121,13 @@ class Engine {
   // store failed (NO) or an item is unknown (BAD).
   std::optional<Action> status_response(const Command& c, const std::string& name, MailStore& store,
                                         std::string& out);
-  // The folder name a command gave, checked and with INBOX in capitals;
+  // The folder name a command gave, checked and with INBOX in capitals, in
+  // modified UTF-7 (converted from UTF-8 once UTF8=ACCEPT is enabled);
   // nullopt (and `why`) when it is not a name a folder can have.
-  static std::optional<std::string> folder_name(std::string_view given, std::string& why);
+  std::optional<std::string> folder_name(std::string_view given, std::string& why) const;
+  // A folder name (modified UTF-7) as a response carries it: an atom or a
+  // string, in UTF-8 once UTF8=ACCEPT is enabled (RFC 6855 §3).
+  std::string wire_name(std::string_view name) const;
   // The selected folder's store when `name` is selected, else the folder opened.
   base::Result<std::shared_ptr<MailStore>> folder(const std::string& name);
   // The folder an APPEND, COPY or MOVE stores into; nullptr and `refusal`
@@ -164,6 +168,7 @@ class Engine {
   bool sasl_waiting_ = false;               // AUTHENTICATE PLAIN sent "+ ", wants a response
   std::optional<std::string> idle_tag_;
   bool compressing_ = false;  // COMPRESS DEFLATE was answered OK
+  bool utf8_ = false;         // ENABLE UTF8=ACCEPT (RFC 6855): names travel in UTF-8
   std::unique_ptr<MailAccount> account_;
   // Selected state.
   std::shared_ptr<MailStore> store_;

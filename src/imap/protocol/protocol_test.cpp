@@ -430,6 +430,39 @@ TEST(Engine, SearchKeys) {
   EXPECT_TRUE(c.send("s SEARCH CHARSET KOI8-R ALL").starts_with("s NO [BADCHARSET"));
 }
 
+// RFC 6855 (UTF8=ACCEPT): once enabled, names come and go in UTF-8 and are
+// kept in modified UTF-7 (one name on disk, whoever created it); SEARCH with
+// CHARSET is BAD; APPEND takes UTF8 (~{n}) (and the plain literal Python's
+// imaplib sends there).
+TEST(Engine, Utf8Accept_RFC6855) {
+  Conversation c(plaintext());
+  c.send("a1 LOGIN alice pw");
+  EXPECT_NE(c.send("a0 CAPABILITY").find(" UTF8=ACCEPT"), std::string::npos);
+  EXPECT_EQ(c.send("a2 CREATE \"Entw&APw-rfe\""), "a2 OK CREATE completed\r\n");  // before ENABLE: modified UTF-7
+  EXPECT_EQ(c.send("a3 ENABLE UTF8=ACCEPT CONDSTORE"), "* ENABLED UTF8=ACCEPT\r\na3 OK ENABLE completed\r\n");
+  EXPECT_EQ(c.send("a4 ENABLE UTF8=ACCEPT"), "* ENABLED\r\na4 OK ENABLE completed\r\n");  // nothing new
+  EXPECT_EQ(c.send("a5 CREATE \"\xC3\x9C" "bersicht/R&D\""), "a5 OK CREATE completed\r\n");
+  EXPECT_EQ(c.send("b1 LIST \"\" *"),
+            "* LIST (\\HasNoChildren) \"/\" INBOX\r\n"
+            "* LIST (\\Noselect \\HasChildren) \"/\" \"\xC3\x9C" "bersicht\"\r\n"
+            "* LIST (\\HasNoChildren) \"/\" \"\xC3\x9C" "bersicht/R&D\"\r\n"
+            "* LIST (\\HasNoChildren) \"/\" \"Entw\xC3\xBCrfe\"\r\n"
+            "b1 OK LIST completed\r\n");  // in the order of the names kept ("&ANw-..." first)
+  EXPECT_EQ(c.send("b2 LIST \"\" \"Entw\xC3\xBC*\""),
+            "* LIST (\\HasNoChildren) \"/\" \"Entw\xC3\xBCrfe\"\r\nb2 OK LIST completed\r\n");
+  EXPECT_EQ(c.send("b3 STATUS \"Entw\xC3\xBCrfe\" (MESSAGES)"),
+            "* STATUS \"Entw\xC3\xBCrfe\" (MESSAGES 0)\r\nb3 OK STATUS completed\r\n");
+  // Stored in modified UTF-7, as another session (or Dovecot) names it.
+  EXPECT_TRUE(c.account->stores.count("&ANw-bersicht/R&-D"));
+  EXPECT_TRUE(c.send("b4 CREATE \"\xC3\"").starts_with("b4 NO [CANNOT] the folder name is not UTF-8"));
+  EXPECT_TRUE(c.send("c1 APPEND \"Entw\xC3\xBCrfe\" UTF8 (~{5+}\r\nx: y\r)").starts_with("c1 OK [APPENDUID"));
+  EXPECT_TRUE(c.send("c2 APPEND INBOX UTF8 ({5+}\r\nx: y\r)").starts_with("c2 OK [APPENDUID"));
+  EXPECT_TRUE(c.send("c3 APPEND INBOX UTF8 (~{5+}\r\nx: y\r").starts_with("c3 BAD"));
+  c.send("d1 SELECT INBOX");
+  EXPECT_TRUE(c.send("d2 SEARCH CHARSET UTF-8 ALL").starts_with("d2 BAD"));
+  EXPECT_EQ(c.send("d3 SEARCH ALL"), "* SEARCH 1\r\nd3 OK SEARCH completed\r\n");
+}
+
 // RFC 6154 §3 (CREATE-SPECIAL-USE): a folder created with a use lists it;
 // a use hikyaku cannot give fails the CREATE with USEATTR and creates
 // nothing; another create parameter is a syntax error (RFC 4466 §2.2).

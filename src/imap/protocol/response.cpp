@@ -98,13 +98,14 @@ std::string literal(std::string_view s) {
   return "{" + std::to_string(s.size()) + "}\r\n" + std::string(s);
 }
 
-std::string quote(std::string_view s) {
+std::string quote(std::string_view s, bool utf8) {
   // RFC 3501 §9: QUOTED-CHAR is any 7-bit TEXT-CHAR (no NUL, CR, LF); '"' and
   // '\' escaped. Anything else, or a long value, goes as a literal.
   if (s.size() > 1024) return literal(s);
+  const bool eight_bit_ok = utf8 && base::valid_utf8(s);
   for (char c : s) {
     auto u = static_cast<unsigned char>(c);
-    if (u == 0 || u == '\r' || u == '\n' || u >= 0x80) return literal(s);
+    if (u == 0 || u == '\r' || u == '\n' || (u >= 0x80 && !eight_bit_ok)) return literal(s);
   }
   std::string out = "\"";
   for (char c : s) {

@@ -42,7 +42,9 @@ std::string maildir_letters(uint8_t flags);
 uint8_t from_maildir_letters(std::string_view letters);
 
 // A quoted string when the bytes allow it, else a literal "{n}\r\n...".
-std::string quote(std::string_view s);
+// A quoted string, or a literal when `s` cannot be one. `utf8`: valid UTF-8
+// may be quoted (RFC 6855 §3 uQUOTED-CHAR, once UTF8=ACCEPT is enabled).
+std::string quote(std::string_view s, bool utf8 = false);
 // Always a literal (message data).
 std::string literal(std::string_view s);
 std::string nstring(const std::optional<std::string>& s);
