@@ -134,7 +134,7 @@ run_fuzz() {
 stage layering "layering" plain "$results/layering.tsv" run_layering
 
 if ! stage build "build" build - bash scripts/build.sh build; then
-  $py scripts/suite_report.py "$manifest" tests/skip-allowlist.txt
+  HIKYAKU_SUITE_SECONDS=$SECONDS $py scripts/suite_report.py "$manifest" tests/skip-allowlist.txt
   exit 1
 fi
 
@@ -183,4 +183,4 @@ elif [ "${HIKYAKU_SKIP_FUZZ:-0}" != 1 ] && built build-fuzz; then
   stage fuzz "fuzz (30 s per target)" plain "$results/fuzz.tsv" run_fuzz
 fi
 
-$py scripts/suite_report.py "$manifest" tests/skip-allowlist.txt
+HIKYAKU_SUITE_SECONDS=$SECONDS $py scripts/suite_report.py "$manifest" tests/skip-allowlist.txt
