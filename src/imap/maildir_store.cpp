@@ -190,6 +190,13 @@ base::Result<std::unique_ptr<MaildirStore::Held>> MaildirStore::lock() {
   return held;
 }
 
+bool MaildirStore::gone() const {
+  // DELETE and RENAME move the whole directory (MaildirAccount), so its
+  // cur/ is no longer where this store looks.
+  std::error_code ec;
+  return !fs::is_directory(maildir_.root() / "cur", ec);
+}
+
 base::Result<Snapshot> MaildirStore::scan(bool claim_recent) {
   auto held = lock();
   if (!held) return held.error();

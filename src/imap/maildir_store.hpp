@@ -77,6 +77,7 @@ class MaildirStore final : public protocol::MailStore {
   MaildirStore(mailbox::Maildir maildir, std::shared_ptr<std::mutex> mutex, bool sync = true, uint64_t quota = 0);
 
   base::Result<protocol::Snapshot> scan(bool claim_recent) override;
+  bool gone() const override;
   base::Result<std::optional<std::string>> read(const protocol::StoredMessage& message) override;
   base::Result<std::optional<FlagState>> update_flags(const protocol::StoredMessage& message,
                                                       const FlagChange& change) override;

@@ -228,6 +228,25 @@ TEST_F(MaildirAccountTest, CreatedSpecialUseIsKeptAndMovesWithTheFolder) {
   EXPECT_EQ(names(b), (std::vector<std::string>{"INBOX", "Old/Outbox \\Sent", "Plain"}));
 }
 
+// A store opened before its folder was deleted or renamed knows it is gone.
+TEST_F(MaildirAccountTest, AnOpenStoreSeesItsFolderGo) {
+  auto a = account();
+  ASSERT_TRUE(a.create("one", ""));
+  ASSERT_TRUE(a.create("two", ""));
+  auto one = a.open("one");
+  auto two = a.open("two");
+  auto inbox = a.open("INBOX");
+  ASSERT_TRUE(one && two && inbox);
+  EXPECT_FALSE((*one)->gone());
+  ASSERT_TRUE(a.remove("one"));
+  ASSERT_TRUE(a.rename("two", "three"));
+  EXPECT_TRUE((*one)->gone());
+  EXPECT_TRUE((*two)->gone());
+  EXPECT_FALSE((*inbox)->gone());
+  ASSERT_TRUE(a.rename("INBOX", "old"));  // INBOX stays, empty
+  EXPECT_FALSE((*inbox)->gone());
+}
+
 TEST_F(MaildirAccountTest, RenameMovesChildrenAndDeleteLeavesThem) {
   auto a = account();
   ASSERT_TRUE(a.create("work", ""));

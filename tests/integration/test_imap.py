@@ -370,6 +370,23 @@ def test_create_special_use_is_kept_across_sessions_and_rename(hikyaku):
     imap.logout()
 
 
+def test_selected_folder_deleted_by_another_session_ends_it_with_bye(hikyaku):
+    """A folder one session has selected is deleted by another: the first
+    session's next command gets an untagged BYE (imaplib raises abort), not
+    NO [SERVERBUG]; a new session lists the folders without it."""
+    hikyaku.set_password("alice", PASSWORD)
+    reader = login_ssl(hikyaku)
+    assert reader.create("Doomed")[0] == "OK"
+    assert reader.append("Doomed", None, None, make_message("doomed"))[0] == "OK"
+    assert reader.select("Doomed")[0] == "OK"
+    other = login_ssl(hikyaku)
+    assert other.delete("Doomed")[0] == "OK"
+    with pytest.raises(imaplib.IMAP4.abort, match="deleted or renamed"):
+        reader.noop()
+    assert other.list('""', "Doomed")[1] == [None]
+    other.logout()
+
+
 def test_utf8_accept_names_and_append_with_imaplib(hikyaku):
     """RFC 6855: after ENABLE UTF8=ACCEPT imaplib sends and reads folder
     names in UTF-8; APPEND takes UTF8 (~{n+}...); the folder is the

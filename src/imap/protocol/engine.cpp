@@ -197,6 +197,7 @@ Action Engine::on_input(std::string_view text) {
     std::string tag = std::move(*idle_tag_);
     idle_tag_.reset();
     std::string updates;
+    if (state_ == State::selected && store_->gone()) return folder_gone();
     if (state_ == State::selected) sync(true, updates);
     if (!iequals(base::trim(text), "DONE")) {
       Action a = bad(tag, "expected DONE");
@@ -363,11 +364,24 @@ Action Engine::refused(const std::string& tag, const base::Error& error, std::st
   }
 }
 
+Action Engine::folder_gone() {
+  // Another session (or program) deleted or renamed the selected folder:
+  // its messages and UIDs cannot be reached any more. RFC 3501 has no
+  // response for it; like Dovecot, the session ends with an untagged BYE
+  // (§7.1.5) and the client reconnects and lists the folders again.
+  state_ = State::logout;
+  Action a;
+  a.reply = "* BYE the selected folder was deleted or renamed by another session\r\n";
+  a.kind = Action::Kind::close;
+  return a;
+}
+
 Action Engine::dispatch(const Command& c) {
   const std::string& tag = c.tag;
   const bool authed = state_ == State::authenticated || state_ == State::selected;
   const bool selected = state_ == State::selected;
   auto wrong_state = [&] { return bad(tag, c.name + " not valid in this state"); };
+  if (selected && c.verb != Verb::logout && store_->gone()) return folder_gone();
 
   switch (c.verb) {
     // ---------------------------------------------------------------- any state

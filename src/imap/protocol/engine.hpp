@@ -121,6 +121,8 @@ class Engine {
   // store failed (NO) or an item is unknown (BAD).
   std::optional<Action> status_response(const Command& c, const std::string& name, MailStore& store,
                                         std::string& out);
+  // The session's end when the selected folder has gone (an untagged BYE).
+  Action folder_gone();
   // The folder name a command gave, checked and with INBOX in capitals, in
   // modified UTF-7 (converted from UTF-8 once UTF8=ACCEPT is enabled);
   // nullopt (and `why`) when it is not a name a folder can have.

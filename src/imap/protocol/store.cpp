@@ -135,7 +135,10 @@ base::Status MemoryAccount::create(const std::string& name, const std::string& s
 
 base::Status MemoryAccount::remove(const std::string& name) {
   if (name == "INBOX") return account_error(EINVAL, "INBOX cannot be deleted");
-  if (!stores.erase(name)) return account_error(ENOENT, "no such folder");
+  auto found = stores.find(name);
+  if (found == stores.end()) return account_error(ENOENT, "no such folder");
+  found->second->removed = true;  // a session that has it selected sees it go
+  stores.erase(found);
   special_uses.erase(name);
   return {};
 }

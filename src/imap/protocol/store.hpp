@@ -77,6 +77,9 @@ class MailStore {
   // claimed yet; `claim_recent`: this session claims them (they are \Recent
   // for it and for no later session; Maildir: moved new/ → cur/).
   virtual base::Result<Snapshot> scan(bool claim_recent) = 0;
+  // True when the folder has been deleted or renamed away since it was
+  // opened (by another session or another program).
+  virtual bool gone() const = 0;
   // The message with CRLF line endings; nullopt when it has gone (another
   // session or a POP3 client expunged it).
   virtual base::Result<std::optional<std::string>> read(const StoredMessage& message) = 0;
@@ -169,8 +172,11 @@ class MemoryStore final : public MailStore {
   size_t max_keywords = 26;  // as a Maildir (letters a–z)
   const MemoryAccount* account = nullptr;  // whose quota append() keeps
 
+  bool removed = false;  // MemoryAccount::remove() took it away
+
   uint32_t add(std::string content, uint8_t flags = 0);
   base::Result<Snapshot> scan(bool claim_recent) override;
+  bool gone() const override { return removed; }
   base::Result<std::optional<std::string>> read(const StoredMessage& message) override;
   base::Result<std::optional<FlagState>> update_flags(const StoredMessage& message,
                                                       const FlagChange& change) override;
