@@ -44,6 +44,19 @@ def first_line(text, limit=200):
     return line if len(line) <= limit else line[:limit] + "..."
 
 
+def case_verdict(case):
+    """(status, message) from a <testcase>'s <failure>/<error>/<skipped>
+    children (the same in JUnit and GoogleTest XML); passed when none. A
+    failure wins over a skip wherever it stands."""
+    verdict = PASSED, ""
+    for child in case:
+        if child.tag in ("failure", "error"):
+            return FAILED, child.get("message") or child.text or child.tag
+        if child.tag == "skipped":
+            verdict = SKIPPED, child.get("message") or child.text or "skipped"
+    return verdict
+
+
 def junit_cases(path, kind):
     """(test id, status, message) for every <testcase> of a JUnit file."""
     root = ET.parse(path).getroot()
@@ -58,13 +71,7 @@ def junit_cases(path, kind):
             test_id = "::".join(x for x in (file or classname, inner, name) if x)
         else:
             test_id = name
-        status, message = PASSED, ""
-        for child in case:
-            if child.tag in ("failure", "error"):
-                status, message = FAILED, child.get("message") or child.text or child.tag
-                break
-            if child.tag == "skipped":
-                status, message = SKIPPED, child.get("message") or child.text or "skipped"
+        status, message = case_verdict(case)
         # CTest writes status="notrun"/"disabled" (a GTEST_SKIP or a DISABLED_ test).
         if status == PASSED and case.get("status") in ("notrun", "disabled"):
             status, message = SKIPPED, case.get("status")
@@ -91,13 +98,7 @@ def gtest_cases(directory):
             root = ET.parse(report).getroot()
             for case in root.iter("testcase"):
                 test_id = f"{case.get('classname', '')}.{case.get('name', '')}"
-                verdict, detail = PASSED, ""
-                for child in case:
-                    if child.tag in ("failure", "error"):
-                        verdict, detail = FAILED, child.get("message") or child.text or child.tag
-                        break
-                    if child.tag == "skipped":
-                        verdict, detail = SKIPPED, child.get("message") or "skipped"
+                verdict, detail = case_verdict(case)
                 if verdict == PASSED and (case.get("status") == "notrun" or case.get("result") == "skipped"):
                     verdict, detail = SKIPPED, case.get("result") or "not run"
                 cases.append((test_id, verdict, first_line(detail)))

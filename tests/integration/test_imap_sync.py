@@ -11,7 +11,6 @@ IMAPS on 127.0.0.1 with the server's self-signed certificate pinned
 offlineimap3: cert_fingerprint). The server side is checked with imaplib.
 """
 import hashlib
-import imaplib
 import re
 import ssl
 import subprocess
@@ -91,22 +90,23 @@ def add_local_message(folder: Path, tag: str, flags=""):
     (folder / "cur" / name).write_bytes(make_message(tag).replace(b"\r\n", b"\n"))
 
 
-def delete_local_message(folder: Path, tag: str):
-    """What a mail reader does on expunge: the file goes."""
+def local_file(folder: Path, tag: str) -> Path:
+    """The file of the local message make_message(tag) in new/ or cur/."""
     for f in [*(folder / "new").iterdir(), *(folder / "cur").iterdir()]:
         if f"imap test {tag}".encode() in f.read_bytes():
-            f.unlink()
-            return
+            return f
     raise AssertionError(f"no local message {tag} in {folder}")
+
+
+def delete_local_message(folder: Path, tag: str):
+    """What a mail reader does on expunge: the file goes."""
+    local_file(folder, tag).unlink()
 
 
 def set_local_flags(folder: Path, tag: str, flags: str):
     """What a mail reader does: the message goes to cur/ with the new flags."""
-    for f in [*(folder / "new").iterdir(), *(folder / "cur").iterdir()]:
-        if f"imap test {tag}".encode() in f.read_bytes():
-            f.rename(folder / "cur" / (f.name.split(":2,")[0] + ":2," + flags))
-            return
-    raise AssertionError(f"no local message {tag} in {folder}")
+    f = local_file(folder, tag)
+    f.rename(folder / "cur" / (f.name.split(":2,")[0] + ":2," + flags))
 
 
 def run(argv, cwd):
@@ -116,10 +116,6 @@ def run(argv, cwd):
         raise AssertionError(f"{argv[0]} did not finish in {e.timeout} s:\n{e.stdout}\n{e.stderr}") from None
     assert result.returncode == 0, f"{argv[0]} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
     return result.stdout + result.stderr
-
-
-def body(tag):
-    return make_message(tag)
 
 
 def check_round_trip(hikyaku, sync, local_folder, new_folder):
@@ -134,7 +130,7 @@ def check_round_trip(hikyaku, sync, local_folder, new_folder):
     assert sorted(server) == sorted(FOLDERS)
     for name in FOLDERS:
         assert local_messages(local_folder(name)) == lf(server)[name], name
-    assert server["INBOX"][body("sync-inbox-2")] == {"\\Seen"}
+    assert server["INBOX"][make_message("sync-inbox-2")] == {"\\Seen"}
 
     # Round 1, local → server: a new folder with a message, a new message in
     # a folder, a flag set, a message deleted.
@@ -144,9 +140,9 @@ def check_round_trip(hikyaku, sync, local_folder, new_folder):
     delete_local_message(local_folder("Sent"), "sync-sent")
     sync()
     server = server_state(hikyaku)
-    assert server[new_folder] == {body("sync-local-new"): {"\\Seen"}}
-    assert server["Projects/2026"] == {body("sync-project"): {"\\Flagged"}, body("sync-local-project"): set()}
-    assert server["INBOX"][body("sync-inbox-1")] == {"\\Seen", "\\Flagged"}
+    assert server[new_folder] == {make_message("sync-local-new"): {"\\Seen"}}
+    assert server["Projects/2026"] == {make_message("sync-project"): {"\\Flagged"}, make_message("sync-local-project"): set()}
+    assert server["INBOX"][make_message("sync-inbox-1")] == {"\\Seen", "\\Flagged"}
     assert server["Sent"] == {}
 
     # Round 2, changes on both sides since round 1.
@@ -163,8 +159,8 @@ def check_round_trip(hikyaku, sync, local_folder, new_folder):
     add_local_message(local_folder("Archive"), "sync-local-archive", "S")
     sync()
     server = server_state(hikyaku)
-    assert server["Archive"] == {body("sync-local-archive"): {"\\Seen"}}
-    assert server["INBOX"][body("sync-inbox-2")] == {"\\Seen", "\\Answered"}
+    assert server["Archive"] == {make_message("sync-local-archive"): {"\\Seen"}}
+    assert server["INBOX"][make_message("sync-inbox-2")] == {"\\Seen", "\\Answered"}
     for name in server:
         assert local_messages(local_folder(name)) == lf(server)[name], name
 

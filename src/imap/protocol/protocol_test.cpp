@@ -434,35 +434,37 @@ TEST(Engine, SearchKeys) {
 // the end of IDLE) gets an untagged BYE and the session ends, as Dovecot
 // does, not a NO [SERVERBUG] for every command.
 TEST(Engine, SelectedFolderDeletedElsewhereEndsTheSession) {
+  const std::string bye = "* BYE the selected folder was deleted or renamed by another session\r\n";
+  // A session with "box" selected (and, `idle`, in IDLE) whose folder
+  // another session then deletes.
+  auto box_deleted_under = [](Conversation& c, bool idle) {
+    c.send("a1 LOGIN alice pw");
+    c.send("a2 CREATE box");
+    EXPECT_TRUE(c.send("a3 SELECT box").ends_with("a3 OK [READ-WRITE] SELECT completed\r\n"));
+    if (idle) {
+      EXPECT_EQ(c.send("a4 IDLE"), "+ idling\r\n");
+    }
+    ASSERT_TRUE(c.account->remove("box"));  // another session's DELETE
+  };
   Conversation c(plaintext());
-  c.send("a1 LOGIN alice pw");
-  c.send("a2 CREATE box");
-  EXPECT_TRUE(c.send("a3 SELECT box").ends_with("a3 OK [READ-WRITE] SELECT completed\r\n"));
-  ASSERT_TRUE(c.account->remove("box"));  // another session's DELETE
-  EXPECT_EQ(c.send("a4 FETCH 1:* FLAGS"), "* BYE the selected folder was deleted or renamed by another session\r\n");
+  box_deleted_under(c, false);
+  EXPECT_EQ(c.send("a5 FETCH 1:* FLAGS"), bye);
   EXPECT_EQ(c.last_kind, Action::Kind::close);
 
   Conversation d(plaintext());
-  d.send("b1 LOGIN alice pw");
-  d.send("b2 CREATE box");
-  d.send("b3 SELECT box");
-  EXPECT_EQ(d.send("b4 IDLE"), "+ idling\r\n");
-  ASSERT_TRUE(d.account->remove("box"));
-  EXPECT_EQ(d.send("DONE"), "* BYE the selected folder was deleted or renamed by another session\r\n");
+  box_deleted_under(d, true);
+  EXPECT_EQ(d.send("DONE"), bye);
   EXPECT_EQ(d.last_kind, Action::Kind::close);
-  // LOGOUT still says goodbye properly.
-  Conversation e(plaintext());
-  e.send("c1 LOGIN alice pw");
-  e.send("c2 CREATE box");
-  e.send("c3 SELECT box");
-  ASSERT_TRUE(e.account->remove("box"));
-  EXPECT_EQ(e.send("c4 LOGOUT"), "* BYE hikyaku logging out\r\nc4 OK LOGOUT completed\r\n");
+
+  Conversation e(plaintext());  // LOGOUT still says goodbye properly
+  box_deleted_under(e, false);
+  EXPECT_EQ(e.send("a5 LOGOUT"), "* BYE hikyaku logging out\r\na5 OK LOGOUT completed\r\n");
 }
 
 // RFC 6855 (UTF8=ACCEPT): once enabled, names come and go in UTF-8 and are
 // kept in modified UTF-7 (one name on disk, whoever created it); SEARCH with
-// CHARSET is BAD; APPEND takes UTF8 (~{n}) (and the plain literal Python's
-// imaplib sends there).
+// CHARSET is BAD; APPEND takes UTF8 (~{n}) (and a plain literal inside
+// the parentheses).
 TEST(Engine, Utf8Accept_RFC6855) {
   Conversation c(plaintext());
   c.send("a1 LOGIN alice pw");
