@@ -253,6 +253,12 @@ deliver = ["mailbox:bob"]
                      what=f"hikyaku to listen on {port}")
             if self.proc.poll() is not None:
                 raise AssertionError(f"hikyaku exited with {self.proc.returncode}:\n{self.log_text()}")
+        # The listeners open before the spool is resumed and the control
+        # socket is bound; "ready" is logged once all of it is in place.
+        wait_for(lambda: self.proc.poll() is not None or "hikyaku ready" in self._run_log(),
+                 what="hikyaku ready")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"hikyaku exited with {self.proc.returncode}:\n{self.log_text()}")
         return self
 
     def server_pid(self):
