@@ -23,6 +23,9 @@ export DEBIAN_FRONTEND=noninteractive
 # with (started privately by the benchmark, never as a system service).
 # groff-base: tests/integration/test_man_pages.py renders man/*.[58] with
 # `groff -man -ww` (warnings fail the test).
+# chromium: tests/integration/test_history.py renders the status page
+# headless (its DOM text asserted, a screenshot kept), on loopback only.
+# libsqlite3-dev: the delivery history (src/history).
 # zlib1g-dev: IMAP COMPRESS=DEFLATE (RFC 4978, src/imap/protocol/compression.hpp).
 # python3-pytest-xdist: scripts/test.sh runs the integration tests in several
 # processes (they mostly wait on sockets and disks).
@@ -41,4 +44,4 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   swaks libnet-ssleay-perl libauthen-sasl-perl libdigest-hmac-perl msmtp fetchmail mutt postfix sasl2-bin libsasl2-modules libsasl2-modules-db dnsmasq-base dovecot-core dovecot-imapd dovecot-pop3d isync offlineimap3 bind9-dnsutils tmux procps psmisc strace \
   pebble certbot \
   rspamd clamav-daemon postsrsd \
-  publicsuffix groff-base >/dev/null
+  publicsuffix groff-base chromium >/dev/null

@@ -46,7 +46,7 @@ tsan_tests=(tests/integration/test_forward.py tests/integration/test_imap.py tes
 # (or whose tests) use threads, atomics or Asio. The others (parsers,
 # DKIM/SPF/ARC, policy, configuration) run on one thread, where TSan has
 # nothing to find; they run plain and under ASan/UBSan.
-tsan_units=(admin base delivery dns dns_asio imap login mailbox metrics net pop3 queue sasl smtp tls)
+tsan_units=(admin base delivery dns dns_asio history imap login mailbox metrics net pop3 queue sasl smtp tls)
 
 # Sanitizer runtimes: every finding fails the process that has it. ASan and
 # LSan exit non-zero, UBSan aborts (-fno-sanitize-recover), TSan exits 66
@@ -101,7 +101,8 @@ run_pytest() {  # BINARY JUNIT [ENV...] -- [PYTEST ARGS...]
   local tmp
   tmp=$(mktemp -d /tmp/hikyaku-it.XXXXXX)
   echo "pytest temporary files (server logs): $tmp" >"$junit.log"
-  env HIKYAKU_BIN="$bin" "${envs[@]}" $py -m pytest "${pytest_args[@]}" --junitxml="$junit" \
+  # Files a test keeps for people to look at (the status page's screenshot).
+  env HIKYAKU_BIN="$bin" HIKYAKU_ARTIFACTS="${junit%.xml}-artifacts" "${envs[@]}" $py -m pytest "${pytest_args[@]}" --junitxml="$junit" \
     --basetemp="$tmp" "$@" >>"$junit.log" 2>&1
   local rc=$?
   tail -15 "$junit.log"

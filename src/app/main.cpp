@@ -1,6 +1,6 @@
 // Purpose:   The `hikyaku` command line (DESIGN.md "user-facing interface"):
 //            serve, check-config, check dns, reload, user, forward, queue,
-//            dkim keygen, dns. Parses arguments, loads the
+//            trace, dkim keygen, dns. Parses arguments, loads the
 //            configuration and hands over to app::serve or admin commands.
 // Trust:     started as root with a configured `user`, every command that
 //            touches data_dir drops to that user first (admin/service_user).
@@ -16,6 +16,7 @@
 #include "admin/dns_commands.hpp"
 #include "admin/reload_command.hpp"
 #include "admin/service_user.hpp"
+#include "admin/trace_command.hpp"
 #include "app/server.hpp"
 #include "config/config.hpp"
 
@@ -113,6 +114,12 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   qflush->add_option("--destination", flush_destination, "only deliveries to this domain");
   qflush->add_option("--config", config_path, "configuration file")->required();
 
+  std::string trace_query;
+  auto* trace = app.add_subcommand("trace", "a message's timeline from the delivery history");
+  trace->add_option("what", trace_query, "queue id, or an address (sender or recipient; <> the null sender)")
+      ->required();
+  trace->add_option("--config", config_path, "configuration file")->required();
+
   auto* dkim = app.add_subcommand("dkim", "DKIM keys");
   dkim->require_subcommand(1);
   std::string dkim_domain;
@@ -151,7 +158,7 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   if (*serve) return hikyaku::app::serve(std::move(*config), {.demo = config_path.empty()});
   // Commands that read or write data_dir (users, spool) run as the
   // configured `user`, so that what they create is the server's own.
-  if ((*passwd || *list || *del || forward_command || *qlist || *qshow || *qdel || *reload) &&
+  if ((*passwd || *list || *del || forward_command || *qlist || *qshow || *qdel || *reload || *trace) &&
       hikyaku::admin::as_service_user(*config, std::cerr) != 0)
     return 1;
   if (*fset) return hikyaku::admin::forward_set(*config, forward_entry, std::cout, std::cerr);
@@ -171,5 +178,6 @@ int main(int argc, char** argv) {  // NOLINT(bugprone-exception-escape)
   if (*qshow) return hikyaku::admin::queue_show(*config, queue_id, reveal, std::cout, std::cerr);
   if (*qdel) return hikyaku::admin::queue_delete(*config, queue_id, std::cout, std::cerr);
   if (*qflush) return hikyaku::admin::queue_flush(*config, queue_id, flush_destination, std::cout, std::cerr);
+  if (*trace) return hikyaku::admin::trace(*config, trace_query, std::cout, std::cerr);
   return 2;
 }

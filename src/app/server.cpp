@@ -34,6 +34,7 @@
 #include "login/mailbox_login.hpp"
 #include "intake/intake.hpp"
 #include "mailbox/maildir.hpp"
+#include "history/history.hpp"
 #include "metrics/metrics.hpp"
 #include "net/listener.hpp"
 #include "policy/address_book.hpp"
@@ -310,8 +311,19 @@ int serve(config::Config config, const ServeOptions& options) {
   // handed to what counts (the scheduler, the logins), read by the status
   // listener.
   metrics::Metrics metrics;
+  // The delivery history (issue 16): written by the scheduler off its hot
+  // path, read by the status page and `hikyaku trace`; the counters go on
+  // from it. Mail goes on without it.
+  std::unique_ptr<history::History> delivery_history;
+  if (auto opened = history::History::open(config.data_dir / history::kFileName); !opened) {
+    log->error("delivery history not kept: {}", opened.error().message);
+  } else {
+    delivery_history = std::move(opened).value();
+    metrics.restore(delivery_history->totals());
+  }
   queue::SchedulerOptions scheduler_options;
   scheduler_options.metrics = &metrics;
+  scheduler_options.history = delivery_history.get();
   queue::Scheduler scheduler(spool, rules, clock, scheduler_options);
   delivery::MaildirAgent maildir_agent(delivery::MaildirAgent::Settings::from(config));
   scheduler.register_agent(mail::Target::Kind::mailbox, maildir_agent);
@@ -374,8 +386,10 @@ int serve(config::Config config, const ServeOptions& options) {
   };
   http::HttpContext http_ctx;
   http_ctx.site.metrics = [snapshot] { return metrics::render_prometheus(snapshot()); };
-  http_ctx.site.status_page = [snapshot, hostname = config.hostname] {
-    return metrics::render_status_page(snapshot(), hostname);
+  http_ctx.site.status_page = [snapshot, &delivery_history, hostname = config.hostname] {
+    if (!delivery_history) return metrics::render_status_page(snapshot(), nullptr, hostname);
+    const history::Summary summary = delivery_history->summary();
+    return metrics::render_status_page(snapshot(), &summary, hostname);
   };
   http_ctx.site.healthy = spool_writable;
 

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <fmt/chrono.h>
+
+#include <algorithm>
 #include <cmath>
 #include <iterator>
 
@@ -18,6 +21,17 @@ void Metrics::forward_duration(double seconds) {
   }
   forward_buckets_[bucket].fetch_add(1, std::memory_order_relaxed);
   forward_micros_.fetch_add(static_cast<uint64_t>(std::llround(seconds * 1e6)), std::memory_order_relaxed);
+}
+
+void Metrics::restore(const history::Totals& totals) {
+  messages_received_.fetch_add(totals.received, std::memory_order_relaxed);
+  for (const auto& [target, outcome, n] : totals.attempts) {
+    const auto t = std::find(kTargets.begin(), kTargets.end(), target);
+    const auto o = std::find(kOutcomes.begin(), kOutcomes.end(), outcome);
+    if (t == kTargets.end() || o == kOutcomes.end()) continue;  // a word of another version
+    deliveries_[static_cast<size_t>(t - kTargets.begin())][static_cast<size_t>(o - kOutcomes.begin())].fetch_add(
+        n, std::memory_order_relaxed);
+  }
 }
 
 Snapshot Metrics::snapshot() const {
@@ -115,7 +129,84 @@ std::string html_escape(std::string_view in) {
 
 }  // namespace
 
-std::string render_status_page(const Snapshot& s, std::string_view hostname) {
+namespace {
+
+// "2026-12-05 13:04" (UTC).
+std::string minute_of(history::TimePoint t) {
+  return fmt::format("{:%Y-%m-%d %H:%M}", std::chrono::floor<std::chrono::minutes>(t));
+}
+
+std::string seconds_text(double s) { return s < 0 ? std::string("-") : fmt::format("{:.3f} s", s); }
+
+// The smallest of 1, 2, 5 × 10^n at or above `n` (the chart's top).
+uint32_t nice_top(uint32_t n) {
+  uint32_t scale = 1;
+  for (;;) {
+    for (uint32_t m : {1u, 2u, 5u}) {
+      if (m * scale >= n) return m * scale;
+    }
+    scale *= 10;
+  }
+}
+
+// Forwards delivered, diverted and deferred per hour, stacked bars in that
+// order from the bottom; a line and a date at each midnight (UTC).
+void render_chart(std::string& out, const history::Summary& h) {
+  // 4 units an hour; labels large enough to read on a phone, where the
+  // whole width shrinks to about half.
+  constexpr int kBar = 4, kLeft = 44, kTop = 10, kPlot = 140, kFont = 16;
+  constexpr int kWidth = kLeft + kBar * static_cast<int>(history::Summary::kHours) + 8;
+  constexpr std::array<std::string_view, 3> kColour{"#2e7d32", "#ef6c00", "#9e9e9e"};
+  constexpr std::array<std::string_view, 3> kWord{"forwarded", "diverted", "deferred"};
+  std::array<uint64_t, 3> totals{};
+  uint32_t highest = 0;
+  for (const auto& hour : h.hours) {
+    highest = std::max(highest, hour[0] + hour[1] + hour[2]);
+    for (size_t k = 0; k < 3; ++k) totals[k] += hour[k];
+  }
+  const uint32_t top = nice_top(std::max(highest, 1u));
+  fmt::format_to(std::back_inserter(out),
+                 "<svg viewBox=\"0 0 {} {}\" width=\"100%\" role=\"img\" aria-label=\"forwards per hour, last 7 days: "
+                 "{} forwarded, {} diverted, {} deferred\" style=\"max-width:{}px\">\n",
+                 kWidth, kTop + kPlot + kFont + 8, totals[0], totals[1], totals[2], kWidth * 2);
+  fmt::format_to(std::back_inserter(out),
+                 "<g font-size=\"{}\" fill=\"#555\"><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>"
+                 "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">0</text></g>\n"
+                 "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#999\"/>\n",
+                 kFont, kLeft - 4, kTop + kFont - 2, top, kLeft - 4, kTop + kPlot, kLeft, kTop + kPlot, kWidth - 8,
+                 kTop + kPlot);
+  for (size_t i = 0; i < h.hours.size(); ++i) {
+    const auto hour_start = h.first_hour + std::chrono::hours(i);
+    const int x = kLeft + kBar * static_cast<int>(i);
+    if (std::chrono::floor<std::chrono::days>(hour_start) == hour_start) {
+      fmt::format_to(std::back_inserter(out),
+                     "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#ddd\"/>"
+                     "<text x=\"{}\" y=\"{}\" font-size=\"{}\" fill=\"#555\">{:%b %d}</text>\n",
+                     x, kTop, x, kTop + kPlot, x + 2, kTop + kPlot + kFont + 2, kFont, hour_start);
+    }
+    double y = kTop + kPlot;
+    for (size_t k = 0; k < 3; ++k) {
+      const uint32_t n = h.hours[i][k];
+      if (n == 0) continue;
+      const double height = static_cast<double>(kPlot) * n / top;
+      y -= height;
+      fmt::format_to(std::back_inserter(out),
+                     "<rect x=\"{}\" y=\"{:.1f}\" width=\"{}\" height=\"{:.1f}\" fill=\"{}\">"
+                     "<title>{:%Y-%m-%d %H}:00 UTC: {} {}</title></rect>\n",
+                     x, y, kBar - 1, height, kColour[k], hour_start, n, kWord[k]);
+    }
+  }
+  out += "</svg>\n<p class=\"legend\">";
+  for (size_t k = 0; k < 3; ++k) {
+    fmt::format_to(std::back_inserter(out), "<span style=\"color:{}\">&#9632;</span> {} {}{}", kColour[k], totals[k],
+                   kWord[k], k < 2 ? " &middot; " : "");
+  }
+  out += " (forward attempts per hour, UTC)</p>\n";
+}
+
+}  // namespace
+
+std::string render_status_page(const Snapshot& s, const history::Summary* history, std::string_view hostname) {
   std::string out;
   auto row = [&out](std::string_view name, auto value) {
     fmt::format_to(std::back_inserter(out), "<tr><th>{}</th><td>{}</td></tr>\n", name, value);
@@ -123,29 +214,57 @@ std::string render_status_page(const Snapshot& s, std::string_view hostname) {
   const std::string host = html_escape(hostname);
   fmt::format_to(std::back_inserter(out),
                  "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                 "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
                  "<title>hikyaku on {}</title>\n"
-                 "<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:1.5em}}"
-                 "th,td{{border:1px solid #ccc;padding:.2em .6em;text-align:left}}td{{text-align:right}}</style>"
+                 "<style>body{{font-family:sans-serif;margin:1em;max-width:60em}}"
+                 "table{{border-collapse:collapse;margin-bottom:1.5em}}"
+                 "th,td{{border:1px solid #ccc;padding:.2em .6em;text-align:left}}td{{text-align:right}}"
+                 "table.list td{{text-align:left;word-break:break-word}}.scroll{{overflow-x:auto}}</style>"
                  "</head><body>\n<h1>hikyaku on {}</h1>\n",
                  host, host);
+  if (history != nullptr) {
+    out += "<h2>Last 7 days</h2>\n";
+    render_chart(out, *history);
+    fmt::format_to(std::back_inserter(out),
+                   "<p>Forward latency over {} attempts: p50 {}, p90 {}, p99 {}.</p>\n", history->forward_attempts,
+                   seconds_text(history->p50), seconds_text(history->p90), seconds_text(history->p99));
+    out += "<h2>Diverted messages</h2>\n";
+    if (history->diversions.empty()) {
+      out += "<p>None in the history.</p>\n";
+    } else {
+      out += "<div class=\"scroll\"><table class=\"list\">\n<tr><th>date (UTC)</th><th>From</th><th>Subject</th>"
+             "<th>reason</th><th>kept in</th></tr>\n";
+      for (const auto& d : history->diversions) {
+        std::string_view kept = d.mailbox;
+        if (kept.starts_with("mailbox:")) kept.remove_prefix(8);
+        fmt::format_to(std::back_inserter(out), "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                       minute_of(d.time), html_escape(d.from), html_escape(d.subject), html_escape(d.reason),
+                       html_escape(kept));
+      }
+      out += "</table></div>\n";
+    }
+    if (history->dropped != 0)
+      fmt::format_to(std::back_inserter(out), "<p>{} history rows were dropped (the writer fell behind).</p>\n",
+                     history->dropped);
+  }
   out += "<h2>Now</h2>\n<table>\n";
   row("spool", s.spool_writable ? "writable" : "NOT WRITABLE");
   row("messages in the queue", s.queue_messages);
   for (size_t p = 0; p < kProtocols.size(); ++p) row(fmt::format("open {} connections", kProtocols[p]), s.connections[p]);
-  out += "</table>\n<h2>Since start</h2>\n<table>\n";
+  out += "</table>\n<h2>Counters</h2>\n<table>\n";
   row("messages received", s.messages_received);
   for (size_t t = 0; t < kTargets.size(); ++t)
     for (size_t o = 0; o < kOutcomes.size(); ++o)
       if (s.deliveries[t][o] != 0 || t != 2) row(fmt::format("{} {}", kTargets[t], kOutcomes[o]), s.deliveries[t][o]);
-  row("forward attempts", s.forward_count);
-  row("mean forward time (s)",
+  row("forward attempts since start", s.forward_count);
+  row("mean forward time since start (s)",
       s.forward_count == 0 ? std::string("-") : fmt::format("{:.3f}", s.forward_seconds_sum / s.forward_count));
   for (size_t p = 0; p < kProtocols.size(); ++p) row(fmt::format("{} login failures", kProtocols[p]), s.auth_failures[p]);
   row("DNS lookups (resolver)", s.dns_queries);
   row("DNS lookups (cache)", s.dns_cached);
   out += "</table>\n<p>The same numbers for Prometheus: <a href=\"/metrics\">/metrics</a>; "
-         "liveness: <a href=\"/healthz\">/healthz</a>. Counters start at zero with each start of the server. "
-         "History charts (a day and a week of deliveries and diversions) are later work (issue 16).</p>\n"
+         "liveness: <a href=\"/healthz\">/healthz</a>. Messages received and deliveries count on from the "
+         "delivery history at each start (its retention bounds them); the others start at zero.</p>\n"
          "</body></html>\n";
   return out;
 }

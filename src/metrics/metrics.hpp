@@ -4,7 +4,9 @@
 //            passes down by pointer to the components that already log
 //            those events (no global state, STYLE R11); and their renderings:
 //            the Prometheus text exposition format 0.0.4 (/metrics) and a
-//            plain server-rendered HTML status page (/).
+//            server-rendered HTML status page (/) with the delivery history's
+//            charts (history::Summary: an inline SVG, no script, no external
+//            asset, readable on a phone).
 // Standards: Prometheus text-based exposition format 0.0.4 (HELP, TYPE,
 //            counters ending in _total, histograms as cumulative _bucket{le}
 //            with +Inf, _sum and _count).
@@ -24,6 +26,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+
+#include "history/history.hpp"
 
 namespace hikyaku::metrics {
 
@@ -73,6 +77,9 @@ class Metrics {
   void forward_duration(double seconds);
   // A failed login (wrong password, unknown name, locked out).
   void auth_failure(Protocol protocol) { auth_failures_[index(protocol)].fetch_add(1, std::memory_order_relaxed); }
+  // At start: the counts the delivery history holds (history::Totals), so
+  // that the counters go on from them across a restart.
+  void restore(const history::Totals& totals);
   // The counters now; the rest of Snapshot is left for the caller to fill.
   Snapshot snapshot() const;
 
@@ -92,8 +99,10 @@ class Metrics {
 // with Content-Type "text/plain; version=0.0.4; charset=utf-8".
 std::string render_prometheus(const Snapshot& s);
 // A small self-contained HTML page (no scripts, no external assets) with
-// the same numbers. `hostname` is the configured one (trusted text, escaped
-// anyway).
-std::string render_status_page(const Snapshot& s, std::string_view hostname);
+// the same numbers and, when there is a history, the forwards, diversions
+// and deferrals per hour over 7 days, the forward latency percentiles and
+// the latest diverted messages. `hostname` is the configured one; every
+// text is HTML-escaped (From and Subject are the sender's).
+std::string render_status_page(const Snapshot& s, const history::Summary* history, std::string_view hostname);
 
 }  // namespace hikyaku::metrics

@@ -95,7 +95,7 @@ TEST(Metrics, StatusPageIsSelfContainedAndEscaped) {
   m.message_received();
   Snapshot s = m.snapshot();
   s.queue_messages = 5;
-  const std::string page = render_status_page(s, "mx.<example>.com");
+  const std::string page = render_status_page(s, nullptr, "mx.<example>.com");
   EXPECT_TRUE(page.starts_with("<!DOCTYPE html>"));
   EXPECT_NE(page.find("mx.&lt;example&gt;.com"), std::string::npos);
   EXPECT_EQ(page.find("<example>"), std::string::npos);
@@ -103,7 +103,45 @@ TEST(Metrics, StatusPageIsSelfContainedAndEscaped) {
   EXPECT_EQ(page.find("src="), std::string::npos);  // no external assets
   EXPECT_NE(page.find("<tr><th>messages in the queue</th><td>5</td></tr>"), std::string::npos);
   EXPECT_NE(page.find("<tr><th>messages received</th><td>1</td></tr>"), std::string::npos);
-  EXPECT_NE(page.find("later work"), std::string::npos);
+  EXPECT_EQ(page.find("<svg"), std::string::npos);  // no history, no chart
+}
+
+TEST(Metrics, StatusPageChartsTheHistoryAndListsDiversions) {
+  history::Summary h;
+  h.first_hour = std::chrono::sys_days(std::chrono::year(2026) / 12 / 1) + std::chrono::hours(5);
+  h.hours[history::Summary::kHours - 1] = {7, 2, 1};
+  h.hours[0] = {3, 0, 0};
+  h.forward_attempts = 13;
+  h.p50 = 0.5;
+  h.p90 = 1.25;
+  h.p99 = 2;
+  h.diversions.push_back(history::Summary::Diversion{h.first_hour, "Eve <eve@example.org>", "<b>win</b> & more",
+                                                     "5.7.1 spam", "mailbox:fallback"});
+  const std::string page = render_status_page(Metrics().snapshot(), &h, "mx.example.com");
+  EXPECT_NE(page.find("<svg viewBox="), std::string::npos);
+  EXPECT_NE(page.find("10 forwarded, 2 diverted, 1 deferred"), std::string::npos);
+  EXPECT_NE(page.find("<text x=\"40\" y=\"24\" text-anchor=\"end\">10</text>"), std::string::npos);  // the top
+  EXPECT_NE(page.find(">Dec 02</text>"), std::string::npos);  // a day line at midnight
+  EXPECT_NE(page.find("<title>2026-12-01 05:00 UTC: 3 forwarded</title>"), std::string::npos);
+  EXPECT_NE(page.find("p50 0.500 s, p90 1.250 s, p99 2.000 s"), std::string::npos);
+  EXPECT_NE(page.find("<td>2026-12-01 05:00</td><td>Eve &lt;eve@example.org&gt;</td>"
+                      "<td>&lt;b&gt;win&lt;/b&gt; &amp; more</td><td>5.7.1 spam</td><td>fallback</td>"),
+            std::string::npos);
+  EXPECT_EQ(page.find("<b>win"), std::string::npos);
+  EXPECT_EQ(page.find("<script"), std::string::npos);
+}
+
+TEST(Metrics, RestoreCountsOnFromTheHistory) {
+  Metrics m;
+  history::Totals t;
+  t.received = 4;
+  t.attempts = {{"forward", "diverted", 2}, {"mailbox", "delivered", 3}, {"carrier-pigeon", "delivered", 9}};
+  m.restore(t);
+  m.delivery(Target::forward, Outcome::diverted);
+  const Snapshot s = m.snapshot();
+  EXPECT_EQ(s.messages_received, 4u);
+  EXPECT_EQ(s.deliveries[1][2], 3u);
+  EXPECT_EQ(s.deliveries[0][0], 3u);
 }
 
 }  // namespace

@@ -82,6 +82,9 @@ struct AttemptResult {
   // rate-limit pause, DESIGN.md): the retry waits for it, so a message never
   // waits inside its agent.
   TimePoint not_before{};
+  // How long the attempt took, hand-over to result (real time), measured by
+  // the scheduler; < 0: not timed (a paused destination's answer).
+  double seconds = -1;
 };
 
 }  // namespace hikyaku::policy

@@ -139,6 +139,7 @@ void Scheduler::committed(const std::string& queue_id) {
     if (it == active_.end() || it->second.durable) return;
     Active& a = it->second;
     a.durable = true;
+    if (options_.history != nullptr) options_.history->record(received_row(a.message, a.bytes, rules_.get()->delivery()));
     notices.swap(a.notices);
     if (!notices.empty()) about = original(a.message, a.bytes);
     const size_t queued = ready_.size() + settle_.size();
@@ -378,15 +379,16 @@ void Scheduler::attempt(const Task& task, std::unique_lock<std::mutex>& lock) {
               AttemptResult{AttemptResult::Kind::temporary, "4.3.0",
                             "no delivery agent for " + rules_.get()->delivery().describe(request->target), AttemptResult::Cause::local});
   } else {
-    // A forward's duration, from hand-over to result (real time: the
+    // The attempt's duration, from hand-over to result (real time: the
     // injected clock may be a test's fake); a paused destination's answer
     // made no connection and is not timed.
-    const bool timed = options_.metrics != nullptr && request->target.kind == mail::Target::Kind::forward;
+    const bool forward = request->target.kind == mail::Target::Kind::forward;
     const auto started = std::chrono::steady_clock::now();
-    agent->deliver(*request, [this, id, slot, timed, started](AttemptResult result) {
-      if (timed && result.cause != AttemptResult::Cause::rate_limited)
-        options_.metrics->forward_duration(
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    agent->deliver(*request, [this, id, slot, forward, started](AttemptResult result) {
+      if (result.cause != AttemptResult::Cause::rate_limited) {
+        result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        if (forward && options_.metrics != nullptr) options_.metrics->forward_duration(result.seconds);
+      }
       on_result(id, slot, std::move(result));
     });
   }
@@ -460,6 +462,24 @@ void Scheduler::enqueue_report(const std::string& about, base::Result<policy::Ge
     return;
   }
   log->info("{}: {} {} queued about <{}>", about, kind, *id, report->plan.front().recipient);
+  if (options_.history != nullptr) {
+    // A notice may go to a hidden forward address: every address redacted.
+    const auto rules = rules_.get();
+    const policy::DeliveryPolicy& policy = rules->delivery();
+    const auto now = clock_.now();
+    history::Received row;
+    row.time = now;
+    row.queue_id = *id;
+    row.origin = report->origin == policy::Origin::dsn ? "dsn" : "notice";
+    row.client = "about " + about;
+    for (const auto& p : report->plan) row.recipients.push_back(policy.redact(p.recipient));
+    const std::string_view headers = mail::header_section(report->message);
+    row.subject = policy.redact(mail::one_line(mail::header_value(headers, "Subject").value_or(""), 200));
+    options_.history->record(std::move(row));
+    std::string to = policy.redact(report->plan.front().recipient);
+    if (to != "<hidden>") to = "<" + to + ">";
+    options_.history->record(history::Note{now, about, "report", fmt::format("{} {} queued to {}", kind, *id, to)});
+  }
   submit(*id);
 }
 
@@ -474,6 +494,16 @@ metrics::Target metrics_target(mail::Target::Kind kind) {
   return metrics::Target::relay;
 }
 
+std::string_view origin_word(policy::Origin origin) {
+  switch (origin) {
+    case policy::Origin::received: return "received";
+    case policy::Origin::submitted: return "submitted";
+    case policy::Origin::notice: return "notice";
+    case policy::Origin::dsn: return "dsn";
+  }
+  return "received";
+}
+
 metrics::Outcome metrics_outcome(Disposition::Action action) {
   switch (action) {
     case Disposition::Action::delivered: return metrics::Outcome::delivered;
@@ -485,6 +515,33 @@ metrics::Outcome metrics_outcome(Disposition::Action action) {
 }
 
 }  // namespace
+
+// The history's row for a message the queue took: who sent it from where,
+// its From and Subject, and (received mail) our Authentication-Results.
+history::Received Scheduler::received_row(const SpooledMessage& message,
+                                          const std::shared_ptr<const mail::Message>& bytes,
+                                          const policy::DeliveryPolicy& policy) const {
+  history::Received row;
+  row.time = message.arrival;
+  row.queue_id = message.id;
+  row.origin = origin_word(message.origin);
+  const mail::Envelope& env = message.envelope;
+  // Hidden addresses stay hidden even as a sender (submitted mail of the
+  // account a forward goes to) or a recipient.
+  row.sender = policy.redact(env.sender_str());
+  if (message.origin == policy::Origin::submitted) row.client = "login " + env.auth_user + ", ";
+  if (!env.client_ip.empty()) row.client += "ip " + env.client_ip;
+  if (!env.helo.empty()) row.client += " helo " + mail::one_line(env.helo, 100);
+  for (const auto& r : env.recipients) row.recipients.push_back(policy.redact(r.str()));
+  if (bytes) {
+    const std::string_view headers = mail::header_section(bytes->text);
+    row.from = policy.redact(mail::one_line(mail::header_value(headers, "From").value_or(""), 200));
+    row.subject = policy.redact(mail::one_line(mail::header_value(headers, "Subject").value_or(""), 200));
+    if (message.origin == policy::Origin::received)
+      row.checks = mail::one_line(mail::header_value(headers, "Authentication-Results").value_or(""), 400);
+  }
+  return row;
+}
 
 void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& result) {
   auto log = base::logger("queue");
@@ -541,6 +598,20 @@ void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& 
             policy.describe(before.target), d.word(), policy.redact(next.last_reply), before.attempts + 1, delay);
   if (!d.remark.empty()) log->warn("{}: {}", id, d.remark);
   if (options_.metrics != nullptr) options_.metrics->delivery(metrics_target(before.target.kind), metrics_outcome(d.action));
+  if (options_.history != nullptr) {
+    history::Attempt row;
+    row.time = now;
+    row.queue_id = id;
+    row.recipient = policy.redact(before.recipient);  // a notice's may be hidden
+    row.target_kind = metrics::kTargets[static_cast<size_t>(metrics_target(before.target.kind))];
+    row.target = policy.describe(before.target);
+    row.result = d.word();
+    row.reply = policy.redact(next.last_reply);
+    row.seconds = result.seconds;
+    if (d.action == Disposition::Action::retry) row.retry = next.next_attempt;
+    if (diverted) row.next = policy.describe(next.target);
+    options_.history->record(std::move(row));
+  }
 
   // 3b. Reports, after the state is durable and before the file can be
   // removed. A crash between the record and the report loses that notice or
@@ -578,6 +649,7 @@ void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& 
   if (remove_file) {
     if (auto st = spool_.remove(id); !st) log->error("{}: cannot remove: {}", id, st.error().message);
     else log->info("{}: removed", id);
+    if (options_.history != nullptr) options_.history->record(history::Note{clock_.now(), id, "removed", ""});
   }
   // Counted in flight until the file is gone, so stop() and wait_idle() see
   // a settled spool.

@@ -70,6 +70,7 @@
 #include "base/clock.hpp"
 #include "base/live.hpp"
 #include "base/result.hpp"
+#include "history/history.hpp"
 #include "metrics/metrics.hpp"
 #include "policy/delivery_policy.hpp"
 #include "policy/reports.hpp"
@@ -90,6 +91,10 @@ struct SchedulerOptions {
   // Counted when set: messages committed (received), each settled attempt
   // by target kind and disposition, and the duration of forward attempts.
   metrics::Metrics* metrics = nullptr;
+  // Written when set (history/history.hpp): each message taken (at its
+  // commit, or a report at its enqueue), each settled attempt, each report
+  // queued, each removal. Appending never blocks on the database.
+  history::History* history = nullptr;
 };
 
 class Scheduler {
@@ -182,6 +187,8 @@ class Scheduler {
   policy::OriginalMessage original(const SpooledMessage& message,
                                    const std::shared_ptr<const mail::Message>& bytes) const;
   void enqueue_report(const std::string& about, base::Result<policy::GeneratedMessage> report);
+  history::Received received_row(const SpooledMessage& message, const std::shared_ptr<const mail::Message>& bytes,
+                                 const policy::DeliveryPolicy& policy) const;
   bool idle_locked() const;
 
   Spool& spool_;
