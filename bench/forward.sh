@@ -22,6 +22,7 @@
 #   DIV_N        diversion samples per server (50)
 #   TIMEOUT      seconds one relay run may take (300)     MAX_TIME  whole script (1800)
 #   BENCH_TMPDIR parent of the temporary directory (/var/tmp); KEEP=1 keeps it
+#   HISTORY      off: hikyaku without its delivery history (on)
 #
 # Every process it starts (dnsmasq, smtp-sink, three Postfix instances, hikyaku, the Python
 # far sides) is stopped on exit. Results and method: bench/FORWARD.md.
@@ -168,6 +169,10 @@ log "postfix $(postconf -d -h mail_version): relay :$PF_RELAY_PORT, MTA1 :$PF1_P
 
 # ---------------------------------------------------------------- hikyaku
 d=$T/hikyaku; mkdir -p "$d"
+# HISTORY=off: a directory where the delivery history's file would be, so the
+# server runs without it (it logs that it cannot open it) — to measure what
+# the history costs.
+if [ "${HISTORY:-on}" = off ]; then mkdir -p "$d/data/history.sqlite"; fi
 { hikyaku_config_head "$d" "$HK_PORT" "$DNS_PORT" "$FAR_PORT"; cat <<EOF
 
 [[domain]]

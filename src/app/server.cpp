@@ -1,5 +1,7 @@
 #include "app/server.hpp"
 
+#include <fmt/chrono.h>
+#include <fmt/format.h>
 #include <sodium.h>
 #include <unistd.h>
 
@@ -382,6 +384,13 @@ int serve(config::Config config, const ServeOptions& options) {
     s.dns_queries = dns_cache.upstream_queries();
     s.dns_cached = dns_cache.hits();
     s.spool_writable = spool_writable();
+    for (const auto& d : (*smtp_agent)->slowed_down()) {
+      s.slowed_down.emplace_back(
+          d.domain, d.paused ? fmt::format("paused until {:%Y-%m-%d %H:%M:%S} UTC",
+                                           std::chrono::floor<std::chrono::seconds>(d.paused_until))
+                             : fmt::format("{} connection{} at once, one more after each success", d.allowed,
+                                           d.allowed == 1 ? "" : "s"));
+    }
     return s;
   };
   http::HttpContext http_ctx;

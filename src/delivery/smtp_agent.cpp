@@ -54,6 +54,7 @@ AttemptResult to_result(const Outcome& o, AttemptResult::Cause cause = AttemptRe
   out.status = o.status;
   out.detail = o.detail;
   out.cause = cause;
+  out.tls = o.tls;
   if (cause == AttemptResult::Cause::reply && o.status == "5.4.6") out.cause = AttemptResult::Cause::loop;
   return out;
 }
@@ -655,6 +656,19 @@ void SmtpAgent::deliver(const queue::DeliveryRequest& request, std::function<voi
 }
 
 base::Status SmtpAgent::prepare(const config::Config& config) { return impl_->prepare_routes(config); }
+
+std::vector<SmtpAgent::SlowDown> SmtpAgent::slowed_down() const {
+  const auto now = std::chrono::system_clock::now();
+  std::vector<SlowDown> out;
+  for (const auto& [name, d] : impl_->destinations) {
+    if (!d.pace.limited()) continue;
+    const auto phase = d.pace.phase(now);
+    if (phase == state::DestinationPace::Phase::normal) continue;
+    out.push_back(SlowDown{name, phase == state::DestinationPace::Phase::paused, d.pace.paused_until(),
+                           d.pace.allowed(now, impl_->pace_options)});
+  }
+  return out;
+}
 
 std::shared_ptr<const smtp::client::ClientOptions> SmtpAgent::options_for(const config::Route& rule,
                                                                           const std::string& sender) const {

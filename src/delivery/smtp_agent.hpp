@@ -130,6 +130,17 @@ class SmtpAgent final : public queue::DeliveryAgent {
   std::shared_ptr<const smtp::client::ClientOptions> options_for(const config::Route& rule,
                                                                  const std::string& sender) const;
 
+  // The destinations slowed down after a rate-limit reply, now: paused (no
+  // connection before `paused_until`) or ramping up (`allowed` connections
+  // at once). On the io_context thread only (the status page runs there).
+  struct SlowDown {
+    std::string domain;
+    bool paused = false;
+    std::chrono::system_clock::time_point paused_until{};
+    unsigned allowed = 0;
+  };
+  std::vector<SlowDown> slowed_down() const;
+
   // Shutdown, after the io_context has stopped and before Scheduler::stop():
   // every delivery still in flight is reported as temporary 4.3.2, so the
   // scheduler does not wait for coroutines that will never resume.

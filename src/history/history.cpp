@@ -167,7 +167,7 @@ void History::write(std::vector<Row>& rows) {
                     "subject, checks) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
   Statement event(db,
                   "INSERT INTO events (time, queue_id, kind, recipient, target_kind, target, result, reply, seconds, "
-                  "retry, next) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+                  "retry, next, tls) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
   for (auto& row : rows) {
     if (const auto* r = std::get_if<Received>(&row)) {
       message.bind(1, r->queue_id).bind(2, millis(r->time)).bind(3, r->origin).bind(4, r->sender).bind(5, r->client);
@@ -177,10 +177,11 @@ void History::write(std::vector<Row>& rows) {
       event.bind(1, millis(a->time)).bind(2, a->queue_id).bind(3, "attempt").bind(4, a->recipient);
       event.bind(5, a->target_kind).bind(6, a->target).bind(7, a->result).bind(8, a->reply).bind(9, a->seconds);
       event.bind(10, a->retry == TimePoint{} ? int64_t{0} : millis(a->retry)).bind(11, a->next);
+      event.bind(12, int64_t{a->tls ? 1 : 0});
       event.run();
     } else if (const auto* n = std::get_if<Note>(&row)) {
       event.bind(1, millis(n->time)).bind(2, n->queue_id).bind(3, n->kind).bind(4, "").bind(5, "").bind(6, "");
-      event.bind(7, "").bind(8, n->text).bind(9, -1.0).bind(10, int64_t{0}).bind(11, "");
+      event.bind(7, "").bind(8, n->text).bind(9, -1.0).bind(10, int64_t{0}).bind(11, "").bind(12, int64_t{0});
       event.run();
     }
   }
@@ -233,6 +234,15 @@ void History::refresh(TimePoint now) {
   s.p50 = percentile(seconds, 0.50);
   s.p90 = percentile(seconds, 0.90);
   s.p99 = percentile(seconds, 0.99);
+  Statement tls(db,
+                "SELECT count(*), total(tls) FROM events WHERE kind = 'attempt' AND target_kind IN ('forward', 'relay') "
+                "AND result = 'delivered' AND time >= ?1");
+  tls.bind(1, since);
+  if (tls.step()) {
+    s.forwards_delivered = static_cast<uint64_t>(tls.integer(0));
+    s.forwards_delivered_tls = static_cast<uint64_t>(tls.real(1));
+    tls.run();
+  }
   Statement diversions(db,
                        "SELECT e.time, m.from_field, m.subject, e.reply, e.next FROM events e "
                        "LEFT JOIN messages m ON m.queue_id = e.queue_id "
@@ -242,7 +252,7 @@ void History::refresh(TimePoint now) {
     s.diversions.push_back(Summary::Diversion{from_millis(diversions.integer(0)), diversions.text(1),
                                               diversions.text(2), diversions.text(3), diversions.text(4)});
   }
-  for (const auto* st : {&hours, &times, &diversions}) {
+  for (const auto* st : {&hours, &times, &tls, &diversions}) {
     if (auto e = st->status(); !e) base::logger("history")->error("history: summary: {}", e.error().message);
   }
   std::lock_guard lock(mu_);

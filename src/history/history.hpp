@@ -73,6 +73,7 @@ struct Attempt {
   std::string result;      // "delivered", "deferred", "diverted", "failed"
   std::string reply;       // redacted
   double seconds = -1;     // how long the attempt took; < 0: not timed
+  bool tls = false;        // the far side answered over TLS
   TimePoint retry{};       // deferred: when it is tried again
   std::string next;        // diverted: the target that takes the copy
 };
@@ -99,6 +100,8 @@ struct Summary {
   // Forward attempts of the last 7 days (at most the latest 10,000 timed).
   uint64_t forward_attempts = 0;
   double p50 = -1, p90 = -1, p99 = -1;  // seconds; < 0: no timed attempt
+  uint64_t forwards_delivered = 0;      // of the last 7 days
+  uint64_t forwards_delivered_tls = 0;  // of those, over TLS
   uint64_t dropped = 0;                 // rows not written (queue full)
 };
 

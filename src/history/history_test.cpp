@@ -98,6 +98,7 @@ TEST_F(HistoryTest, TheSummaryCountsForwardsPerHourAndListsDiversions) {
   for (int i = 0; i < 10; ++i) {
     Attempt a = attempt("Q" + std::to_string(i), now, "forward", "forward:<hidden>", "delivered");
     a.seconds = 0.1 * (i + 1);
+    a.tls = i < 7;
     (*h)->record(a);
   }
   Attempt d = attempt("Q1", now - 2h, "forward", "forward:<hidden>", "diverted");
@@ -118,6 +119,8 @@ TEST_F(HistoryTest, TheSummaryCountsForwardsPerHourAndListsDiversions) {
   EXPECT_NEAR(s.p50, 0.5, 1e-9);
   EXPECT_NEAR(s.p90, 0.9, 1e-9);
   EXPECT_NEAR(s.p99, 1.0, 1e-9);
+  EXPECT_EQ(s.forwards_delivered, 10u);  // the one of 8 days ago is out of the window
+  EXPECT_EQ(s.forwards_delivered_tls, 7u);
   ASSERT_EQ(s.diversions.size(), 1u);
   EXPECT_EQ(s.diversions[0].from, "Alice <alice@example.org>");
   EXPECT_EQ(s.diversions[0].subject, "Hello");

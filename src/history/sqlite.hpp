@@ -42,7 +42,8 @@ CREATE INDEX IF NOT EXISTS messages_time ON messages (time);
 CREATE TABLE IF NOT EXISTS events (
   id INTEGER PRIMARY KEY, time INTEGER NOT NULL, queue_id TEXT NOT NULL, kind TEXT NOT NULL,
   recipient TEXT NOT NULL, target_kind TEXT NOT NULL, target TEXT NOT NULL, result TEXT NOT NULL,
-  reply TEXT NOT NULL, seconds REAL NOT NULL, retry INTEGER NOT NULL, next TEXT NOT NULL);
+  reply TEXT NOT NULL, seconds REAL NOT NULL, retry INTEGER NOT NULL, next TEXT NOT NULL,
+  tls INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS events_time ON events (time);
 CREATE INDEX IF NOT EXISTS events_queue_id ON events (queue_id);
 CREATE INDEX IF NOT EXISTS events_recipient ON events (recipient COLLATE NOCASE);

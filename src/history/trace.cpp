@@ -40,11 +40,12 @@ std::string received_text(Statement& m) {
 }
 
 std::string event_text(Statement& e) {
-  // time, kind, recipient, target, result, reply, seconds, retry, next
+  // time, kind, recipient, target, result, reply, seconds, retry, next, tls
   const std::string kind = e.text(1);
   if (kind != "attempt") return e.text(5).empty() ? kind : kind + ": " + e.text(5);
   std::string text = fmt::format("{} via {}: {}", angle(e.text(2)), e.text(3), e.text(4));
   if (e.real(6) >= 0) text += fmt::format(" in {:.3f} s", e.real(6));
+  if (e.integer(9) != 0) text += " over TLS";
   if (!e.text(5).empty()) text += " (" + e.text(5) + ")";
   if (e.integer(7) != 0) text += ", next attempt " + when(from_millis(e.integer(7)));
   if (!e.text(8).empty()) text += ", diverted to " + e.text(8);
@@ -85,7 +86,7 @@ base::Result<std::vector<Timeline>> trace(const std::filesystem::path& file, std
                     "SELECT queue_id, time, origin, sender, client, recipients, from_field, subject, checks "
                     "FROM messages WHERE queue_id = ?1");
   Statement events(*db,
-                   "SELECT time, kind, recipient, target, result, reply, seconds, retry, next FROM events "
+                   "SELECT time, kind, recipient, target, result, reply, seconds, retry, next, tls FROM events "
                    "WHERE queue_id = ?1 ORDER BY time, id");
   for (const auto& id : ids) {
     Timeline t{id, {}};

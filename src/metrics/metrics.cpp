@@ -105,6 +105,10 @@ std::string render_prometheus(const Snapshot& s) {
   line("hikyaku_dns_queries_total", "result=\"upstream\"", s.dns_queries);
   line("hikyaku_dns_queries_total", "result=\"cached\"", s.dns_cached);
 
+  family(out, "hikyaku_destinations_slowed_down", "gauge",
+         "Destinations paused or ramping up after a rate-limit reply.");
+  line("hikyaku_destinations_slowed_down", "", s.slowed_down.size());
+
   family(out, "hikyaku_spool_writable", "gauge", "1 when the spool directory accepts new files.");
   line("hikyaku_spool_writable", "", s.spool_writable ? 1 : 0);
   return out;
@@ -228,6 +232,12 @@ std::string render_status_page(const Snapshot& s, const history::Summary* histor
     fmt::format_to(std::back_inserter(out),
                    "<p>Forward latency over {} attempts: p50 {}, p90 {}, p99 {}.</p>\n", history->forward_attempts,
                    seconds_text(history->p50), seconds_text(history->p90), seconds_text(history->p99));
+    if (history->forwards_delivered != 0) {
+      fmt::format_to(std::back_inserter(out), "<p>Delivered over TLS: {:.0f} % ({} of {} forwards).</p>\n",
+                     100.0 * static_cast<double>(history->forwards_delivered_tls) /
+                         static_cast<double>(history->forwards_delivered),
+                     history->forwards_delivered_tls, history->forwards_delivered);
+    }
     out += "<h2>Diverted messages</h2>\n";
     if (history->diversions.empty()) {
       out += "<p>None in the history.</p>\n";
@@ -251,6 +261,9 @@ std::string render_status_page(const Snapshot& s, const history::Summary* histor
   row("spool", s.spool_writable ? "writable" : "NOT WRITABLE");
   row("messages in the queue", s.queue_messages);
   for (size_t p = 0; p < kProtocols.size(); ++p) row(fmt::format("open {} connections", kProtocols[p]), s.connections[p]);
+  for (const auto& [domain, state] : s.slowed_down)
+    row(fmt::format("rate-limit slow-down: {}", html_escape(domain)), html_escape(state));
+  if (s.slowed_down.empty()) row("destinations in a rate-limit slow-down", "none");
   out += "</table>\n<h2>Counters</h2>\n<table>\n";
   row("messages received", s.messages_received);
   for (size_t t = 0; t < kTargets.size(); ++t)

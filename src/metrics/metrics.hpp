@@ -26,6 +26,8 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "history/history.hpp"
 
@@ -63,6 +65,9 @@ struct Snapshot {
   uint64_t queue_messages = 0;
   std::array<uint64_t, kProtocols.size()> connections{};
   bool spool_writable = true;
+  // Destinations in a rate-limit slow-down (the SMTP agent's): the domain
+  // and what it allows now ("paused until ...", "2 connections at once").
+  std::vector<std::pair<std::string, std::string>> slowed_down;
 };
 
 class Metrics {

@@ -85,6 +85,8 @@ struct AttemptResult {
   // How long the attempt took, hand-over to result (real time), measured by
   // the scheduler; < 0: not timed (a paused destination's answer).
   double seconds = -1;
+  // The far side's reply came over TLS (remote attempts).
+  bool tls = false;
 };
 
 }  // namespace hikyaku::policy

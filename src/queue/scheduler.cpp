@@ -608,6 +608,7 @@ void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& 
     row.result = d.word();
     row.reply = policy.redact(next.last_reply);
     row.seconds = result.seconds;
+    row.tls = result.tls;
     if (d.action == Disposition::Action::retry) row.retry = next.next_attempt;
     if (diverted) row.next = policy.describe(next.target);
     options_.history->record(std::move(row));

@@ -3,7 +3,7 @@ the status page's chart of forwards per hour and its list of diverted
 messages, and counters that go on across a restart.
 
 The real binary with the forwarding setup of test_forward.py (a dnsmasq,
-aiosmtpd far sides for gmail.test and the sender): ituki@example.test keeps a
+aiosmtpd far sides for gmail.test, which offers STARTTLS, and the sender): ituki@example.test keeps a
 copy in mailbox `ituki` and forwards to the hidden ituki-ex@gmail.test,
 diverted into `ituki-gm` with a notice. One message is forwarded, one is
 deferred once (retry in 1 h: it stays deferred), one is refused and diverted.
@@ -23,7 +23,7 @@ import pytest
 
 from conftest import free_port, wait_for
 from dns_server import dns_server  # noqa: F401  (pytest fixture)
-from farside import farside  # noqa: F401  (pytest fixture)
+from farside import farside_tls  # noqa: F401  (pytest fixture)
 from forward_client import FORWARD, SENDER, Client, config, message
 
 CHROMIUM = shutil.which("chromium")
@@ -43,7 +43,8 @@ def chromium(tmp_path, *args):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
-def test_trace_status_page_and_restart(make_hikyaku, dns_server, farside, tmp_path):  # noqa: F811
+def test_trace_status_page_and_restart(make_hikyaku, dns_server, farside_tls, tmp_path):  # noqa: F811
+    farside = farside_tls  # its gmail offers STARTTLS (a certificate that does not verify)
     gmail = farside.gmail
     http = free_port()
     hk = make_hikyaku(extra=config(dns_server, farside, notify=True, retry='["1h"]'),
@@ -76,7 +77,7 @@ def test_trace_status_page_and_restart(make_hikyaku, dns_server, farside, tmp_pa
     steps = [f"received from <{SENDER}>, ip 127.0.0.1 helo ", f"to <ituki@example.test>",
              "Subject: refused <by> gmail & diverted", "checks: ", "spf=",
              "<ituki@example.test> via mailbox:ituki: delivered",
-             "<ituki@example.test> via forward:<hidden>: diverted in ",
+             "<ituki@example.test> via forward:<hidden>: diverted in ", " s over TLS (5.7.1 550 ",
              "5.7.1 The email account that you tried to reach is disabled. gsmtp), diverted to mailbox:ituki-gm",
              "<ituki@example.test> via mailbox:ituki-gm: delivered", "report: notice ", " queued to <ituki@example.test>",
              "removed"]
@@ -86,7 +87,7 @@ def test_trace_status_page_and_restart(make_hikyaku, dns_server, farside, tmp_pa
     assert text.index("via mailbox:ituki-gm") < text.rindex("removed")
 
     r = hk.run_cli("trace", deferred_id)
-    assert re.search(r"via forward:<hidden>: deferred in [0-9.]+ s \([^)]*Temporary System Problem[^)]*\), "
+    assert re.search(r"via forward:<hidden>: deferred in [0-9.]+ s over TLS \([^)]*Temporary System Problem[^)]*\), "
                      r"next attempt \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}Z", r.stdout), r.stdout
     assert "removed" not in r.stdout
 
@@ -104,6 +105,8 @@ def test_trace_status_page_and_restart(make_hikyaku, dns_server, farside, tmp_pa
     assert "refused &lt;by&gt; gmail &amp; diverted" in html and "<td>ituki-gm</td>" in html
     assert "5.7.1 The email account that you tried to reach is disabled" in html
     assert re.search(r"Forward latency over 4 attempts: p50 [0-9.]+ s", html), html
+    assert "Delivered over TLS: 100 % (1 of 1 forwards)" in html, html
+    assert "<tr><th>destinations in a rate-limit slow-down</th><td>none</td></tr>" in html
 
     if CHROMIUM is None:
         pytest.fail("chromium is not installed (scripts/install-deps.sh installs it)")

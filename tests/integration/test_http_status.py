@@ -11,6 +11,7 @@ must have moved, and the hidden address must appear on no page. Waits are on
 conditions (wait_for), never sleeps.
 """
 import poplib
+import re
 import smtplib
 import socket
 import subprocess
@@ -175,3 +176,20 @@ def test_a_listener_off_loopback_is_refused(tmp_path):
         assert r.returncode != 0, command
         assert f"{conf}:3:8: listen.http: '0.0.0.0:" in r.stderr + r.stdout, r.stderr
         assert "is not a loopback address" in r.stderr + r.stdout
+
+
+def test_a_rate_limited_destination_is_shown(make_hikyaku, dns_server, farside):
+    """After Gmail's 421 4.7.28 the destination is paused (test_rate_limit_pause.py):
+    the page names it with the end of the pause, and the gauge counts it."""
+    farside.gmail.set_mode("tempfail_mail", times=1)
+    port = free_port()
+    hk = make_hikyaku(extra=config(dns_server, farside, delivery_extra='rate_limit_pause = "10m"'),
+                      listen_extra=f'http = ["127.0.0.1:{port}"]')
+    hk.http_port = port
+    Client(hk).send(message("rate limited"))
+    wait_for(lambda: "gmail.test is rate-limiting us" in hk.log_text(), what="the rate-limit reply")
+    status, _, page = get(hk, "/")
+    assert status == 200
+    assert re.search(rb"<tr><th>rate-limit slow-down: gmail.test</th><td>paused until "
+                     rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</td></tr>", page), page
+    assert value(metrics(hk)[0], "hikyaku_destinations_slowed_down") == 1

@@ -56,6 +56,8 @@ struct Outcome {
 
   // The reply was a rate-limit deferral (is_rate_limit): slow the destination down.
   bool rate_limited = false;
+  // The reply came over a TLS-protected connection (set by deliver_via_route).
+  bool tls = false;
 
   bool delivered() const { return kind == Kind::delivered; }
 };

@@ -851,6 +851,7 @@ net::awaitable<Outcome> deliver_via_route(ConnectionPool& pool, const std::vecto
         outcome = co_await conn->send(tx);
       }
       const std::string tls = conn->tls_summary();
+      outcome->tls = conn->tls_active();
       const std::string login = conn->authenticated_as();
       pool.put(key, std::move(conn));
       log()->info("{}: to=<{}> relay={} tls={}{} status={} ({})", tx.log_id, mail::redact(tx.recipient, tx.hidden),
