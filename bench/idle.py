@@ -4,16 +4,22 @@
     /usr/bin/python3 bench/idle.py                 # 300 connections, 3 rounds
     HIKYAKU_BIN=... CONNS=500 RUNS=5 /usr/bin/python3 bench/idle.py
     COMPRESS=1 /usr/bin/python3 bench/idle.py      # each after COMPRESS DEFLATE (RFC 4978)
+    CONNS=10000 RUNS=1 /usr/bin/python3 bench/idle.py   # issue 15's 10,000 (goal: <= 200 MiB)
 
 Each round starts a fresh server (a self-signed certificate, one mailbox with three
 messages), opens CONNS IMAPS connections on 127.0.0.1 (TLS 1.3 by default, as phones
 negotiate), logs each in, SELECTs INBOX and leaves it in IDLE (RFC 2177) — what a phone
 holds open all day. The server's VmRSS and Pss (smaps_rollup) are read before the first
 connection and once every connection has its "+ idling"; the difference divided by CONNS
-is the cost of one idle connection. Then every connection sends DONE and LOGOUT and the
-server is stopped. Prints each round and the median.
+is the cost of one idle connection. Then NOTIFY messages (default 50) are delivered into
+the mailbox one at a time, as a delivery agent does (written in tmp/, renamed into new/),
+and PROBES of the idle connections (default 10, spread over the opening order) time how
+long after the rename their "* n EXISTS" arrives: the IDLE notification latency with all
+CONNS connections idle on that mailbox (every one of them is told). Then every connection
+sends DONE and LOGOUT and the server is stopped. Prints each round and the medians.
 """
 import os
+import selectors
 import socket
 import ssl
 import statistics
@@ -29,6 +35,8 @@ CONNS = int(os.environ.get("CONNS", "300"))
 TLS = os.environ.get("TLS", "1") != "0"   # TLS=0: plain IMAP on a 143-style port, for comparison
 RUNS = int(os.environ.get("RUNS", "3"))
 COMPRESS = os.environ.get("COMPRESS", "0") != "0"  # COMPRESS DEFLATE after login, as Thunderbird does
+NOTIFY = int(os.environ.get("NOTIFY", "50"))  # deliveries timed while everything idles
+PROBES = int(os.environ.get("PROBES", "10"))  # connections that time them
 
 
 class Conn:
@@ -54,8 +62,62 @@ class Conn:
             self.buf += self.inflate.decompress(chunk) if self.inflate else chunk
         self.buf = self.buf[self.buf.index(marker) + len(marker):]
 
+    def read_available(self):
+        """What the socket has now (after select said readable), decompressed."""
+        try:
+            chunk = self.sock.recv(65536)
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return
+        if not chunk:
+            raise ConnectionError("closed while idling")
+        self.buf += self.inflate.decompress(chunk) if self.inflate else chunk
+
     def close(self):
         self.sock.close()
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(-(-p * len(ordered) // 1)) - 1))]
+
+
+def notification_latencies(socks, maildir, existing):
+    """Deliver NOTIFY messages one at a time; the seconds from each rename
+    into new/ to each probe's "* n EXISTS"."""
+    step = max(1, len(socks) // PROBES)
+    probes = socks[step - 1::step][:PROBES]
+    sel = selectors.DefaultSelector()
+    for p in probes:
+        p.sock.setblocking(False)
+        sel.register(p.sock, selectors.EVENT_READ, p)
+    latencies = []
+    for k in range(NOTIFY):
+        want = f"* {existing + k + 1} EXISTS".encode()
+        name = f"1800000000.{k}.bench"
+        with open(os.path.join(maildir, "tmp", name), "w") as f:
+            f.write(f"From: a@b.test\r\nSubject: notify {k}\r\n\r\nbody\r\n")
+        waiting = set(probes)
+        t0 = time.perf_counter()
+        os.rename(os.path.join(maildir, "tmp", name), os.path.join(maildir, "new", name))
+        deadline = t0 + 30
+        while waiting:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                raise TimeoutError(f"{len(waiting)} probes had no {want!r} after 30 s")
+            ready = [key.data for key, _ in sel.select(timeout=left)]
+            # TLS may hold decrypted bytes the socket no longer signals.
+            ready += [p for p in waiting if TLS and p not in ready and p.sock.pending()]
+            now = time.perf_counter()
+            for p in ready:
+                p.read_available()
+                if want in p.buf and p in waiting:
+                    latencies.append(now - t0)
+                    waiting.discard(p)
+                    p.buf = p.buf[p.buf.index(want) + len(want):]
+    for p in probes:
+        sel.unregister(p.sock)
+        p.sock.setblocking(True)
+    return latencies
 
 
 def free_port():
@@ -163,15 +225,18 @@ deliver = ["mailbox:me"]
             s.read_until(b"b OK")
             s.sendall(b"c IDLE\r\n")
             s.read_until(b"+ ")
+            s.buf = b""
             socks.append(s)
         time.sleep(0.5)
         after = mem_kb(proc.pid)
+        latencies = notification_latencies(socks, os.path.join(data, "mailboxes", "me"), 3) if NOTIFY else []
         for s in socks:
             s.sendall(b"DONE\r\nd LOGOUT\r\n")
         for s in socks:
             s.read_until(b"d OK")
         return {"conns": CONNS, "rss_per_conn_kb": (after[0] - before[0]) / CONNS,
-                "pss_per_conn_kb": (after[1] - before[1]) / CONNS, "idle_rss_kb": before[0]}
+                "pss_per_conn_kb": (after[1] - before[1]) / CONNS, "idle_rss_kb": before[0],
+                "rss_kb": after[0], "latencies": latencies}
     finally:
         for s in socks:
             s.close()
@@ -191,12 +256,19 @@ def main():
             row = one_round(tmp)
         rows.append(row)
         kind = ("IMAPS" if TLS else "plain IMAP") + (" + COMPRESS" if COMPRESS else "")
+        lat = row["latencies"]
+        notify = (f"; IDLE notification over {len(lat)} (delivery, probe) pairs: p50 "
+                  f"{percentile(lat, 0.5) * 1000:.2f} ms, p99 {percentile(lat, 0.99) * 1000:.2f} ms, max "
+                  f"{max(lat) * 1000:.2f} ms" if lat else "")
         print(f"round {r + 1}: {row['conns']} idle {kind} connections: "
               f"{row['rss_per_conn_kb']:.1f} KiB RSS, {row['pss_per_conn_kb']:.1f} KiB Pss each "
-              f"(server idle at {row['idle_rss_kb'] / 1024:.1f} MiB)")
+              f"(server idle at {row['idle_rss_kb'] / 1024:.1f} MiB, {row['rss_kb'] / 1024:.1f} MiB with them){notify}",
+              flush=True)
     print(f"median: {statistics.median(r['rss_per_conn_kb'] for r in rows):.1f} KiB RSS, "
-          f"{statistics.median(r['pss_per_conn_kb'] for r in rows):.1f} KiB Pss per idle {kind} connection "
-          f"({BIN})")
+          f"{statistics.median(r['pss_per_conn_kb'] for r in rows):.1f} KiB Pss per idle {kind} connection, "
+          f"{statistics.median(r['rss_kb'] for r in rows) / 1024:.1f} MiB RSS with {CONNS}"
+          + (f"; IDLE notification p99 {statistics.median(percentile(r['latencies'], 0.99) for r in rows) * 1000:.2f} ms"
+             if NOTIFY else "") + f" ({BIN})")
 
 
 if __name__ == "__main__":

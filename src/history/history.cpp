@@ -75,6 +75,10 @@ void History::push(Row row) {
     }
     pending_.push_back(std::move(row));
     ++queued_;
+    // The writer is told of the first row (it may sleep for an hour) and of
+    // a full batch; rows in between just wait for the batch: a wake-up per
+    // row would cost the queue threads a context switch each.
+    if (pending_.size() != 1 && pending_.size() != kBatchRows) return;
   }
   cv_.notify_one();
 }
@@ -110,9 +114,9 @@ void History::stop() {
   if (writer_.joinable()) writer_.join();
 }
 
-// The writer: take what is pending, write it in one transaction, recompute
-// the summary at most once a second (at once when someone waits in flush()),
-// prune every hour.
+// The writer: once rows wait, let more come for kBatchDelay (or until
+// kBatchRows), write them in one transaction, recompute the summary at most
+// once a second (at once when someone waits in flush()), prune every hour.
 void History::run() {
   auto next_prune = std::chrono::system_clock::now() + kHour;
   auto last_refresh = std::chrono::steady_clock::now();
@@ -122,6 +126,10 @@ void History::run() {
   for (;;) {
     const auto wake = stale ? last_refresh + std::chrono::seconds(1) : std::chrono::steady_clock::now() + kHour;
     cv_.wait_until(lock, wake, [&] { return !pending_.empty() || stopping_ || (stale && flush_waiters_ > 0); });
+    if (!pending_.empty()) {
+      cv_.wait_for(lock, kBatchDelay,
+                   [&] { return stopping_ || flush_waiters_ > 0 || pending_.size() >= kBatchRows; });
+    }
     std::vector<Row> rows(std::make_move_iterator(pending_.begin()), std::make_move_iterator(pending_.end()));
     pending_.clear();
     const bool stop_now = stopping_;

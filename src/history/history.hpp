@@ -10,7 +10,7 @@
 //            counters of /metrics when the server starts again (totals()).
 // Rules:     * Off the hot path: the queue threads only append to an
 //            in-memory list (a lock, a move); one writer thread inserts in
-//            batches, one transaction each. Past kMaxPending waiting rows new
+//            batches (200 ms or 2,000 rows), one transaction each. Past kMaxPending waiting rows new
 //            ones are dropped and counted, never waited for: the history
 //            must not slow or stop the delivery of mail.
 //            * Bounded: rows older than the retention are deleted at open
@@ -122,6 +122,10 @@ struct Options {
 class History {
  public:
   static constexpr size_t kMaxPending = 100'000;
+  // One transaction per batch: what came within kBatchDelay of the first
+  // row, or kBatchRows rows.
+  static constexpr auto kBatchDelay = std::chrono::milliseconds(200);
+  static constexpr size_t kBatchRows = 2'000;
   static constexpr size_t kDiversions = 50;
 
   // Opens (creates) the database, deletes what is past the retention,

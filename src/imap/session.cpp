@@ -1,7 +1,6 @@
 // The only IMAP file that includes Asio (DESIGN.md: one Asio TU ≈ 30 s).
 #include "imap/session.hpp"
 
-#include <sys/inotify.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -38,12 +37,11 @@ constexpr std::chrono::seconds kIdlePollSafety{30};
 // when larger.
 constexpr size_t kMaxCommandLine = 65536;
 
-// State shared between the IDLE loop and its helper coroutines (reader,
-// inotify watcher); all on the session's executor.
+// State shared between the IDLE loop, its reader coroutine and the folder
+// watch's callback; all on the session's executor.
 struct IdleState {
-  explicit IdleState(const asio::any_io_executor& ex) : wake(ex), inotify(ex) {}
+  explicit IdleState(const asio::any_io_executor& ex) : wake(ex) {}
   asio::steady_timer wake;
-  asio::posix::stream_descriptor inotify;
   bool input_done = false;
   bool input_ok = false;
   bool changed = false;
@@ -309,32 +307,22 @@ net::awaitable<std::optional<std::string>> Session::idle_until_input() {
   auto executor = co_await asio::this_coro::executor;
   auto state = std::make_shared<IdleState>(executor);
 
-  // Watch new/ (deliveries) and cur/ (flag changes, expunges by others).
-  bool watching = false;
-  int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (fd >= 0) {
-    // The selected folder (IDLE before SELECT watches INBOX).
+  // Watch new/ (deliveries) and cur/ (flag changes, expunges by others) of
+  // the selected folder (IDLE before SELECT watches INBOX), through the
+  // server's one inotify instance; the subscriptions end with this call.
+  std::optional<MaildirWatch::Subscription> new_watch;
+  std::optional<MaildirWatch::Subscription> cur_watch;
+  if (ctx_.watch) {
     auto root = MaildirAccount::directory_of(ctx_.settings.mailboxes_dir / mailbox_,
                                              engine_->selected().empty() ? "INBOX" : engine_->selected());
-    const uint32_t mask = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE;
-    bool a = ::inotify_add_watch(fd, (root / "new").c_str(), mask) >= 0;
-    bool b = ::inotify_add_watch(fd, (root / "cur").c_str(), mask) >= 0;
-    state->inotify.assign(fd);
-    watching = a && b;
-  }
-  if (watching) {
-    auto watcher = [state]() -> net::awaitable<void> {
-      char buf[4096];
-      for (;;) {
-        auto [ec, n] = co_await state->inotify.async_read_some(asio::buffer(buf), asio::as_tuple(net::use_awaitable));
-        if (ec) co_return;
-        state->changed = true;
-        state->wake.cancel();
-      }
+    auto changed = [state] {
+      state->changed = true;
+      state->wake.cancel();
     };
-    asio::co_spawn(executor, watcher, asio::detached);
+    new_watch = ctx_.watch->subscribe(root / "new", changed);
+    cur_watch = ctx_.watch->subscribe(root / "cur", changed);
   }
-  const auto poll = watching ? kIdlePollSafety : kIdlePollFallback;
+  const auto poll = new_watch && cur_watch ? kIdlePollSafety : kIdlePollFallback;
 
   std::optional<std::string> line;
   // "DONE" may already be buffered (pipelined right after IDLE).
@@ -396,8 +384,6 @@ net::awaitable<std::optional<std::string>> Session::idle_until_input() {
     if (st == Framer::Status::command) line = std::move(text);
     else if (st != Framer::Status::need_more) line = "";  // not DONE: the engine answers BAD
   }
-  boost::system::error_code ignored;
-  state->inotify.close(ignored);  // ends the watcher
   co_return line;
 }
 

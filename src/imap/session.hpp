@@ -5,9 +5,9 @@
 //            Maildir) and carries out its actions: TLS handshakes, argon2id
 //            login checks on the worker pool, the failed-login delay (a
 //            timer), opening the user's INBOX (MaildirStore) and IDLE: a
-//            new message in new/ or cur/ is noticed through inotify (an Asio
-//            stream_descriptor) with a poll timer as fallback, and reported
-//            at once as "* n EXISTS". After COMPRESS DEFLATE (RFC 4978)
+//            new message in new/ or cur/ is noticed through the server's one
+//            inotify instance (MaildirWatch) with a poll timer as fallback,
+//            and reported at once as "* n EXISTS". After COMPRESS DEFLATE (RFC 4978)
 //            every byte both ways passes through protocol::Deflate.
 //            Login mapping (as POP3): login::MailboxLogins names the
 //            mailbox; its Maildir is ImapSettings::mailboxes_dir/NAME;
@@ -32,6 +32,7 @@
 #include <memory>
 
 #include "imap/maildir_store.hpp"
+#include "imap/maildir_watch.hpp"
 #include "net/asio.hpp"
 #include "net/listener.hpp"
 #include "login/mailbox_login.hpp"
@@ -63,6 +64,9 @@ struct ImapContext {
   boost::asio::thread_pool& blocking;  // the blocking pool (filesystem)
   // Per-mailbox uidlist mutexes, shared by every IMAP listener of this context.
   std::shared_ptr<MailboxLocks> locks = std::make_shared<MailboxLocks>();
+  // The one inotify instance of every session in IDLE (on the io_context
+  // the sessions run on); null: IDLE polls the Maildir every 2 s.
+  std::shared_ptr<MaildirWatch> watch;
 };
 
 // Serve one IMAP connection. No lease in `admission`: a connection limit
