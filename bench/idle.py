@@ -15,7 +15,9 @@ is the cost of one idle connection. Then NOTIFY messages (default 50) are delive
 the mailbox one at a time, as a delivery agent does (written in tmp/, renamed into new/),
 and PROBES of the idle connections (default 10, spread over the opening order) time how
 long after the rename their "* n EXISTS" arrives: the IDLE notification latency with all
-CONNS connections idle on that mailbox (every one of them is told). Then every connection
+CONNS connections idle. MAILBOXES (default 1) spreads the connections over that many
+mailboxes (connection i on mailbox i % MAILBOXES; the deliveries go to the first): with
+1, every connection is told of every delivery, the worst case. Then every connection
 sends DONE and LOGOUT and the server is stopped. Prints each round and the medians.
 """
 import os
@@ -37,6 +39,13 @@ RUNS = int(os.environ.get("RUNS", "3"))
 COMPRESS = os.environ.get("COMPRESS", "0") != "0"  # COMPRESS DEFLATE after login, as Thunderbird does
 NOTIFY = int(os.environ.get("NOTIFY", "50"))  # deliveries timed while everything idles
 PROBES = int(os.environ.get("PROBES", "10"))  # connections that time them
+MAILBOXES = int(os.environ.get("MAILBOXES", "1"))  # connection i logs in to mailbox i % MAILBOXES
+MAILBOX = """[[mailbox]]
+name = "me{m}"
+[[address]]
+address = "me{m}@bench.test"
+deliver = ["mailbox:me{m}"]
+"""
 
 
 class Conn:
@@ -171,27 +180,24 @@ log_level = "warn"
 [listen]
 {"imaps" if TLS else "imap"} = ["127.0.0.1:{port}"]
 [limits]
-connections = {CONNS + 100}
-connections_per_ip = {CONNS + 100}
+connections = {2 * CONNS + 100}
+connections_per_ip = {2 * CONNS + 100}
 [auth]
 allow_plaintext = true
 [tls]
 self_signed = true
 [[domain]]
 name = "bench.test"
-[[mailbox]]
-name = "me"
-[[address]]
-address = "me@bench.test"
-deliver = ["mailbox:me"]
-''')
-    subprocess.run([BIN, "user", "passwd", "me", "--config", conf], input="secret-pass\n", text=True,
-                   check=True, capture_output=True)
-    new = os.path.join(data, "mailboxes", "me", "new")
-    os.makedirs(new, exist_ok=True)
-    for i in range(3):
-        with open(os.path.join(new, f"1700000000.{i}.bench"), "w") as f:
-            f.write(f"From: a@b.test\r\nSubject: {i}\r\n\r\nbody {i}\r\n")
+''' + "".join(MAILBOX.format(m=m) for m in range(MAILBOXES)))
+    # (the connections stay below 80 % of the limit: no stress-mode autologout)
+    for m in range(MAILBOXES):
+        subprocess.run([BIN, "user", "passwd", f"me{m}", "--config", conf], input="secret-pass\n", text=True,
+                       check=True, capture_output=True)
+        new = os.path.join(data, "mailboxes", f"me{m}", "new")
+        os.makedirs(new, exist_ok=True)
+        for i in range(3):
+            with open(os.path.join(new, f"1700000000.{i}.bench"), "w") as f:
+                f.write(f"From: a@b.test\r\nSubject: {i}\r\n\r\nbody {i}\r\n")
     proc = subprocess.Popen([BIN, "serve", "--config", conf], stdout=subprocess.DEVNULL,
                             stderr=open(os.path.join(tmp, "hikyaku.log"), "ab"))
     socks = []
@@ -214,7 +220,7 @@ deliver = ["mailbox:me"]
         for i in range(CONNS):
             s = Conn(connect())
             s.read_until(b"\r\n")
-            s.sendall(b"a LOGIN me secret-pass\r\n")
+            s.sendall(f"a LOGIN me{i % MAILBOXES} secret-pass\r\n".encode())
             s.read_until(b"a OK")
             s.read_until(b"\r\n")
             if COMPRESS:
@@ -229,7 +235,9 @@ deliver = ["mailbox:me"]
             socks.append(s)
         time.sleep(0.5)
         after = mem_kb(proc.pid)
-        latencies = notification_latencies(socks, os.path.join(data, "mailboxes", "me"), 3) if NOTIFY else []
+        # The deliveries go to me0; the probes are among its connections.
+        latencies = (notification_latencies(socks[::MAILBOXES], os.path.join(data, "mailboxes", "me0"), 3)
+                     if NOTIFY else [])
         for s in socks:
             s.sendall(b"DONE\r\nd LOGOUT\r\n")
         for s in socks:
