@@ -218,8 +218,10 @@ void History::refresh(TimePoint now) {
   Summary s;
   s.first_hour = hour_of(now) - (Summary::kHours - 1) * kHour;
   const int64_t since = millis(s.first_hour);
+  // One pass over the window's forward attempts: the chart's hours, and
+  // the delivered ones with how many of them went over TLS.
   Statement hours(db,
-                  "SELECT time / 3600000, result, count(*) FROM events WHERE kind = 'attempt' "
+                  "SELECT time / 3600000, result, count(*), total(tls) FROM events WHERE kind = 'attempt' "
                   "AND target_kind IN ('forward', 'relay') AND time >= ?1 GROUP BY 1, 2");
   hours.bind(1, since);
   const int64_t first = since / 3'600'000;
@@ -228,6 +230,10 @@ void History::refresh(TimePoint now) {
     const std::string result = hours.text(1);
     const auto n = static_cast<uint64_t>(hours.integer(2));
     s.forward_attempts += n;
+    if (result == "delivered") {
+      s.forwards_delivered += n;
+      s.forwards_delivered_tls += static_cast<uint64_t>(hours.real(3));
+    }
     if (h < 0 || h >= static_cast<int64_t>(Summary::kHours)) continue;
     const int column = result == "delivered" ? 0 : result == "diverted" ? 1 : result == "deferred" ? 2 : -1;
     if (column >= 0) s.hours[static_cast<size_t>(h)][static_cast<size_t>(column)] += static_cast<uint32_t>(n);
@@ -242,15 +248,6 @@ void History::refresh(TimePoint now) {
   s.p50 = percentile(seconds, 0.50);
   s.p90 = percentile(seconds, 0.90);
   s.p99 = percentile(seconds, 0.99);
-  Statement tls(db,
-                "SELECT count(*), total(tls) FROM events WHERE kind = 'attempt' AND target_kind IN ('forward', 'relay') "
-                "AND result = 'delivered' AND time >= ?1");
-  tls.bind(1, since);
-  if (tls.step()) {
-    s.forwards_delivered = static_cast<uint64_t>(tls.integer(0));
-    s.forwards_delivered_tls = static_cast<uint64_t>(tls.real(1));
-    tls.run();
-  }
   Statement diversions(db,
                        "SELECT e.time, m.from_field, m.subject, e.reply, e.next FROM events e "
                        "LEFT JOIN messages m ON m.queue_id = e.queue_id "
@@ -260,7 +257,7 @@ void History::refresh(TimePoint now) {
     s.diversions.push_back(Summary::Diversion{from_millis(diversions.integer(0)), diversions.text(1),
                                               diversions.text(2), diversions.text(3), diversions.text(4)});
   }
-  for (const auto* st : {&hours, &times, &tls, &diversions}) {
+  for (const auto* st : {&hours, &times, &diversions}) {
     if (auto e = st->status(); !e) base::logger("history")->error("history: summary: {}", e.error().message);
   }
   std::lock_guard lock(mu_);

@@ -131,10 +131,6 @@ std::string html_escape(std::string_view in) {
   return out;
 }
 
-}  // namespace
-
-namespace {
-
 // "2026-12-05 13:04" (UTC).
 std::string minute_of(history::TimePoint t) {
   return fmt::format("{:%Y-%m-%d %H:%M}", std::chrono::floor<std::chrono::minutes>(t));

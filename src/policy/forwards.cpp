@@ -40,6 +40,16 @@ std::string_view to_string(SlotStatus status) {
   return "pending";
 }
 
+std::string_view to_string(Origin origin) {
+  switch (origin) {
+    case Origin::received: return "received";
+    case Origin::submitted: return "submitted";
+    case Origin::notice: return "notice";
+    case Origin::dsn: return "dsn";
+  }
+  return "received";
+}
+
 const config::Forward* forward_options(const config::Config& config, const mail::Target& target) {
   if (target.kind != mail::Target::Kind::forward) return nullptr;
   return config.find_forward(target.value);

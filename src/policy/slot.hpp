@@ -29,6 +29,8 @@ using TimePoint = std::chrono::system_clock::time_point;
 // issue 13) goes out as its author wrote it: no SRS, no forward headers, no
 // ARC; signed for its From domain.
 enum class Origin { received, submitted, notice, dsn };
+// "received", "submitted", "notice", "dsn": the spool header's word.
+std::string_view to_string(Origin origin);
 
 // The ordered targets of one recipient (DESIGN.md "delivery plan").
 struct RecipientPlan {

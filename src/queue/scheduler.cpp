@@ -470,7 +470,7 @@ void Scheduler::enqueue_report(const std::string& about, base::Result<policy::Ge
     history::Received row;
     row.time = now;
     row.queue_id = *id;
-    row.origin = report->origin == policy::Origin::dsn ? "dsn" : "notice";
+    row.origin = policy::to_string(report->origin);
     row.client = "about " + about;
     for (const auto& p : report->plan) row.recipients.push_back(policy.redact(p.recipient));
     const std::string_view headers = mail::header_section(report->message);
@@ -494,16 +494,6 @@ metrics::Target metrics_target(mail::Target::Kind kind) {
   return metrics::Target::relay;
 }
 
-std::string_view origin_word(policy::Origin origin) {
-  switch (origin) {
-    case policy::Origin::received: return "received";
-    case policy::Origin::submitted: return "submitted";
-    case policy::Origin::notice: return "notice";
-    case policy::Origin::dsn: return "dsn";
-  }
-  return "received";
-}
-
 metrics::Outcome metrics_outcome(Disposition::Action action) {
   switch (action) {
     case Disposition::Action::delivered: return metrics::Outcome::delivered;
@@ -524,7 +514,7 @@ history::Received Scheduler::received_row(const SpooledMessage& message,
   history::Received row;
   row.time = message.arrival;
   row.queue_id = message.id;
-  row.origin = origin_word(message.origin);
+  row.origin = policy::to_string(message.origin);
   const mail::Envelope& env = message.envelope;
   // Hidden addresses stay hidden even as a sender (submitted mail of the
   // account a forward goes to) or a recipient.

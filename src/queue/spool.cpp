@@ -154,9 +154,7 @@ std::string encode_header(base::Clock::time_point arrival, const mail::Envelope&
   h += std::string("smtputf8 ") + (env.smtputf8 ? "1" : "0") + "\n";
   // Submitted and generated messages only (older readers ignore the
   // unknown key: received is the default).
-  if (origin == Origin::submitted) h += "origin submitted\n";
-  if (origin == Origin::notice) h += "origin notice\n";
-  if (origin == Origin::dsn) h += "origin dsn\n";
+  if (origin != Origin::received) h += "origin " + std::string(to_string(origin)) + "\n";
   for (const auto& rp : plan) {
     for (const auto& t : rp.targets) {
       h += "slot " + escape(rp.recipient) + " " + std::string(kind_name(t.kind)) + " " +
