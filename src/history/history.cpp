@@ -1,32 +1,22 @@
 #include "history/history.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cmath>
+#include <iterator>
 #include <utility>
 
 #include "base/log.hpp"
 #include "history/sqlite.hpp"
+#include "history/summary_window.hpp"
 
 namespace hikyaku::history {
 
 namespace {
 
 constexpr auto kHour = std::chrono::hours(1);
-
-TimePoint hour_of(TimePoint t) {
-  return TimePoint(std::chrono::duration_cast<std::chrono::hours>(t.time_since_epoch()));
-}
-
-// The nearest-rank percentile of sorted values.
-double percentile(const std::vector<double>& sorted, double p) {
-  if (sorted.empty()) return -1;
-  const auto rank = static_cast<size_t>(std::ceil(p * static_cast<double>(sorted.size())));
-  return sorted[std::clamp<size_t>(rank, 1, sorted.size()) - 1];
-}
 
 std::string joined(const std::vector<std::string>& parts) {
   std::string out;
@@ -53,7 +43,7 @@ base::Result<std::unique_ptr<History>> History::open(const std::filesystem::path
     while (attempts.step())
       h->totals_.attempts.emplace_back(attempts.text(0), attempts.text(1), static_cast<uint64_t>(attempts.integer(2)));
   }
-  h->refresh(now);
+  h->load_summary(now);
   h->writer_ = std::thread([p = h.get()] { p->run(); });
   return h;
 }
@@ -115,9 +105,12 @@ void History::stop() {
 }
 
 // The writer: once rows wait, let more come for kBatchDelay (or until
-// kBatchRows), write them in one transaction, recompute the summary at most
+// kBatchRows), write them in one transaction, publish the summary at most
 // once a second (at once when someone waits in flush()), prune every hour.
 void History::run() {
+  // Named, so that `top -H` and the benchmark (bench/forward.sh) can tell
+  // what the history costs apart from the rest of the server.
+  ::pthread_setname_np(::pthread_self(), "history");
   auto next_prune = std::chrono::system_clock::now() + kHour;
   auto last_refresh = std::chrono::steady_clock::now();
   uint64_t written = 0;  // rows written, not yet published in written_
@@ -150,7 +143,7 @@ void History::run() {
     const bool waited_on = flush_waiters_ > 0;
     lock.unlock();
     if (stale && (waited_on || stop_now || std::chrono::steady_clock::now() - last_refresh >= std::chrono::seconds(1))) {
-      refresh(now);
+      publish_summary(now);
       last_refresh = std::chrono::steady_clock::now();
       stale = false;
     }
@@ -173,6 +166,7 @@ void History::write(std::vector<Row>& rows) {
   Statement message(db,
                     "INSERT OR REPLACE INTO messages (queue_id, time, origin, sender, client, recipients, from_field, "
                     "subject, checks) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+  Statement diverted(db, "SELECT from_field, subject FROM messages WHERE queue_id = ?1");
   Statement event(db,
                   "INSERT INTO events (time, queue_id, kind, recipient, target_kind, target, result, reply, seconds, "
                   "retry, next, tls) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
@@ -187,6 +181,19 @@ void History::write(std::vector<Row>& rows) {
       event.bind(10, a->retry == TimePoint{} ? int64_t{0} : millis(a->retry)).bind(11, a->next);
       event.bind(12, int64_t{a->tls ? 1 : 0});
       event.run();
+      if (SummaryWindow::is_forward(a->target_kind)) {
+        window_->add_forwards(a->time, a->result, 1, a->tls ? 1 : 0);
+        window_->add_latency(a->time, a->seconds);
+      }
+      if (a->result == "diverted") {
+        Summary::Diversion d{a->time, "", "", a->reply, a->next};
+        if (diverted.bind(1, a->queue_id).step()) {
+          d.from = diverted.text(0);
+          d.subject = diverted.text(1);
+          (void)diverted.step();  // done: reset for the next one
+        }
+        window_->add_diversion(std::move(d));
+      }
     } else if (const auto* n = std::get_if<Note>(&row)) {
       event.bind(1, millis(n->time)).bind(2, n->queue_id).bind(3, n->kind).bind(4, "").bind(5, "").bind(6, "");
       event.bind(7, "").bind(8, n->text).bind(9, -1.0).bind(10, int64_t{0}).bind(11, "").bind(12, int64_t{0});
@@ -195,6 +202,7 @@ void History::write(std::vector<Row>& rows) {
   }
   if (auto st = message.status(); !st) log->error("history: {}", st.error().message);
   if (auto st = event.status(); !st) log->error("history: {}", st.error().message);
+  if (auto st = diverted.status(); !st) log->error("history: {}", st.error().message);
   if (auto st = db.exec("COMMIT"); !st) {
     log->error("history: {}; {} rows not written", st.error().message, rows.size());
     (void)db.exec("ROLLBACK");
@@ -211,55 +219,48 @@ void History::prune(TimePoint now) {
   for (const auto* s : {&events, &messages}) {
     if (auto st = s->status(); !st) base::logger("history")->error("history: pruning: {}", st.error().message);
   }
+  if (window_) window_->prune_diversions(from_millis(before));
 }
 
-void History::refresh(TimePoint now) {
+// The summary as the database has it, once at open; write() keeps it up to
+// date from then on.
+void History::load_summary(TimePoint now) {
   Database db(db_, /*owned=*/false);
-  Summary s;
-  s.first_hour = hour_of(now) - (Summary::kHours - 1) * kHour;
-  const int64_t since = millis(s.first_hour);
-  // One pass over the window's forward attempts: the chart's hours, and
-  // the delivered ones with how many of them went over TLS.
+  window_ = std::make_unique<SummaryWindow>(now);
+  const int64_t since = millis(now - Summary::kHours * kHour);
   Statement hours(db,
                   "SELECT time / 3600000, result, count(*), total(tls) FROM events WHERE kind = 'attempt' "
                   "AND target_kind IN ('forward', 'relay') AND time >= ?1 GROUP BY 1, 2");
   hours.bind(1, since);
-  const int64_t first = since / 3'600'000;
   while (hours.step()) {
-    const int64_t h = hours.integer(0) - first;
-    const std::string result = hours.text(1);
-    const auto n = static_cast<uint64_t>(hours.integer(2));
-    s.forward_attempts += n;
-    if (result == "delivered") {
-      s.forwards_delivered += n;
-      s.forwards_delivered_tls += static_cast<uint64_t>(hours.real(3));
-    }
-    if (h < 0 || h >= static_cast<int64_t>(Summary::kHours)) continue;
-    const int column = result == "delivered" ? 0 : result == "diverted" ? 1 : result == "deferred" ? 2 : -1;
-    if (column >= 0) s.hours[static_cast<size_t>(h)][static_cast<size_t>(column)] += static_cast<uint32_t>(n);
+    window_->add_forwards(TimePoint(hours.integer(0) * kHour), hours.text(1), static_cast<uint64_t>(hours.integer(2)),
+                          static_cast<uint64_t>(hours.real(3)));
   }
   Statement times(db,
-                  "SELECT seconds FROM events WHERE kind = 'attempt' AND target_kind IN ('forward', 'relay') "
-                  "AND seconds >= 0 AND time >= ?1 ORDER BY time DESC LIMIT 10000");
-  times.bind(1, since);
-  std::vector<double> seconds;
-  while (times.step()) seconds.push_back(times.real(0));
-  std::sort(seconds.begin(), seconds.end());
-  s.p50 = percentile(seconds, 0.50);
-  s.p90 = percentile(seconds, 0.90);
-  s.p99 = percentile(seconds, 0.99);
+                  "SELECT time, seconds FROM events WHERE kind = 'attempt' AND target_kind IN ('forward', 'relay') "
+                  "AND seconds >= 0 AND time >= ?1 ORDER BY time DESC LIMIT ?2");
+  times.bind(1, since).bind(2, static_cast<int64_t>(SummaryWindow::kLatencySamples));
+  std::vector<std::pair<TimePoint, double>> latest;
+  while (times.step()) latest.emplace_back(from_millis(times.integer(0)), times.real(1));
+  for (auto it = latest.rbegin(); it != latest.rend(); ++it) window_->add_latency(it->first, it->second);
   Statement diversions(db,
                        "SELECT e.time, m.from_field, m.subject, e.reply, e.next FROM events e "
                        "LEFT JOIN messages m ON m.queue_id = e.queue_id "
                        "WHERE e.result = 'diverted' ORDER BY e.time DESC LIMIT ?1");
-  diversions.bind(1, static_cast<int64_t>(kDiversions));
+  diversions.bind(1, static_cast<int64_t>(Summary::kDiversions));
   while (diversions.step()) {
-    s.diversions.push_back(Summary::Diversion{from_millis(diversions.integer(0)), diversions.text(1),
-                                              diversions.text(2), diversions.text(3), diversions.text(4)});
+    window_->add_oldest_diversion(Summary::Diversion{from_millis(diversions.integer(0)), diversions.text(1),
+                                                     diversions.text(2), diversions.text(3), diversions.text(4)});
   }
   for (const auto* st : {&hours, &times, &diversions}) {
     if (auto e = st->status(); !e) base::logger("history")->error("history: summary: {}", e.error().message);
   }
+  publish_summary(now);
+}
+
+void History::publish_summary(TimePoint now) {
+  window_->advance(now);
+  Summary s = window_->summary();
   std::lock_guard lock(mu_);
   summary_ = std::move(s);
 }

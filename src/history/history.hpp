@@ -10,9 +10,12 @@
 //            counters of /metrics when the server starts again (totals()).
 // Rules:     * Off the hot path: the queue threads only append to an
 //            in-memory list (a lock, a move); one writer thread inserts in
-//            batches (200 ms or 2,000 rows), one transaction each. Past kMaxPending waiting rows new
-//            ones are dropped and counted, never waited for: the history
-//            must not slow or stop the delivery of mail.
+//            batches (200 ms or 2,000 rows), one transaction each. Past
+//            kMaxPending waiting rows new ones are dropped and counted, never
+//            waited for: the history must not slow or stop the delivery of
+//            mail. The summary is kept up to date with the rows written
+//            (summary_window.hpp), not queried again: its cost does not
+//            grow with the traffic.
 //            * Bounded: rows older than the retention are deleted at open
 //            and then every hour.
 //            * Not a durability record: WAL with synchronous=NORMAL (a power
@@ -47,6 +50,8 @@
 struct sqlite3;
 
 namespace hikyaku::history {
+
+class SummaryWindow;
 
 using TimePoint = std::chrono::system_clock::time_point;
 
@@ -89,6 +94,7 @@ struct Note {
 // What the status page shows (the writer's last computation).
 struct Summary {
   static constexpr size_t kHours = 7 * 24;
+  static constexpr size_t kDiversions = 50;
   TimePoint first_hour{};  // the start of hours[0]; hours[kHours-1] holds now
   // Per hour, oldest first: forwards delivered, diverted, deferred.
   std::array<std::array<uint32_t, 3>, kHours> hours{};
@@ -126,7 +132,6 @@ class History {
   // row, or kBatchRows rows.
   static constexpr auto kBatchDelay = std::chrono::milliseconds(200);
   static constexpr size_t kBatchRows = 2'000;
-  static constexpr size_t kDiversions = 50;
 
   // Opens (creates) the database, deletes what is past the retention,
   // computes the first summary and starts the writer thread.
@@ -153,7 +158,8 @@ class History {
   void push(Row row);
   void run();
   void write(std::vector<Row>& rows);
-  void refresh(TimePoint now);
+  void load_summary(TimePoint now);
+  void publish_summary(TimePoint now);
   void prune(TimePoint now);
 
   sqlite3* db_;
@@ -170,6 +176,7 @@ class History {
   bool stopping_ = false;
   bool writer_ended_ = false;
   Summary summary_;
+  std::unique_ptr<SummaryWindow> window_;  // the writer's; summary_ is its last copy
   std::thread writer_;
 };
 

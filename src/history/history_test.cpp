@@ -110,23 +110,35 @@ TEST_F(HistoryTest, TheSummaryCountsForwardsPerHourAndListsDiversions) {
   (*h)->record(attempt("Q4", now, "mailbox", "mailbox:me", "delivered"));                  // not a forward
   ASSERT_TRUE((*h)->flush(10s));
 
-  const Summary s = (*h)->summary();
-  const auto& last = s.hours[Summary::kHours - 1];
-  EXPECT_EQ(last[0], 10u);
-  EXPECT_EQ(s.hours[Summary::kHours - 3][1], 1u);
-  EXPECT_EQ(s.hours[Summary::kHours - 4][2], 1u);
-  EXPECT_EQ(s.forward_attempts, 12u);
-  EXPECT_NEAR(s.p50, 0.5, 1e-9);
-  EXPECT_NEAR(s.p90, 0.9, 1e-9);
-  EXPECT_NEAR(s.p99, 1.0, 1e-9);
-  EXPECT_EQ(s.forwards_delivered, 10u);  // the one of 8 days ago is out of the window
-  EXPECT_EQ(s.forwards_delivered_tls, 7u);
-  ASSERT_EQ(s.diversions.size(), 1u);
-  EXPECT_EQ(s.diversions[0].from, "Alice <alice@example.org>");
-  EXPECT_EQ(s.diversions[0].subject, "Hello");
-  EXPECT_EQ(s.diversions[0].reason, "5.7.1 no");
-  EXPECT_EQ(s.diversions[0].mailbox, "mailbox:fallback");
-  EXPECT_EQ(s.dropped, 0u);
+  // As the writer kept it up to date, and as a restart loads it from the file.
+  const auto check = [](const Summary& s) {
+    const auto& last = s.hours[Summary::kHours - 1];
+    EXPECT_EQ(last[0], 10u);
+    EXPECT_EQ(s.hours[Summary::kHours - 3][1], 1u);
+    EXPECT_EQ(s.hours[Summary::kHours - 4][2], 1u);
+    EXPECT_EQ(s.forward_attempts, 12u);
+    EXPECT_NEAR(s.p50, 0.5, 1e-9);
+    EXPECT_NEAR(s.p90, 0.9, 1e-9);
+    EXPECT_NEAR(s.p99, 1.0, 1e-9);
+    EXPECT_EQ(s.forwards_delivered, 10u);  // the one of 8 days ago is out of the window
+    EXPECT_EQ(s.forwards_delivered_tls, 7u);
+    ASSERT_EQ(s.diversions.size(), 1u);
+    EXPECT_EQ(s.diversions[0].from, "Alice <alice@example.org>");
+    EXPECT_EQ(s.diversions[0].subject, "Hello");
+    EXPECT_EQ(s.diversions[0].reason, "5.7.1 no");
+    EXPECT_EQ(s.diversions[0].mailbox, "mailbox:fallback");
+    EXPECT_EQ(s.dropped, 0u);
+  };
+  {
+    SCOPED_TRACE("kept up to date");
+    check((*h)->summary());
+  }
+  (*h)->stop();
+  h->reset();
+  auto again = History::open(file());
+  ASSERT_TRUE(again.ok());
+  SCOPED_TRACE("loaded at open");
+  check((*again)->summary());
 }
 
 TEST_F(HistoryTest, TotalsSurviveARestartAndOldRowsArePruned) {

@@ -584,8 +584,11 @@ void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& 
   // 3. One line per attempt; hidden forwards are named only by kind and
   // replies are redacted: queue logs may reach the status page.
   const double delay = std::chrono::duration<double>(now - arrival).count();
-  log->info("{}: to=<{}>, target={}, status={} ({}), attempts={}, delay={:.2f}s", id, before.recipient,
-            policy.describe(before.target), d.word(), policy.redact(next.last_reply), before.attempts + 1, delay);
+  // Described and redacted once, for the log line and the history's row.
+  std::string target = policy.describe(before.target);
+  std::string reply = policy.redact(next.last_reply);
+  log->info("{}: to=<{}>, target={}, status={} ({}), attempts={}, delay={:.2f}s", id, before.recipient, target,
+            d.word(), reply, before.attempts + 1, delay);
   if (!d.remark.empty()) log->warn("{}: {}", id, d.remark);
   if (options_.metrics != nullptr) options_.metrics->delivery(metrics_target(before.target.kind), metrics_outcome(d.action));
   if (options_.history != nullptr) {
@@ -594,9 +597,9 @@ void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& 
     row.queue_id = id;
     row.recipient = policy.redact(before.recipient);  // a notice's may be hidden
     row.target_kind = metrics::kTargets[static_cast<size_t>(metrics_target(before.target.kind))];
-    row.target = policy.describe(before.target);
+    row.target = std::move(target);
     row.result = d.word();
-    row.reply = policy.redact(next.last_reply);
+    row.reply = std::move(reply);
     row.seconds = result.seconds;
     row.tls = result.tls;
     if (d.action == Disposition::Action::retry) row.retry = next.next_attempt;
