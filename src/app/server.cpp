@@ -373,7 +373,7 @@ int serve(config::Config config, const ServeOptions& options) {
   imap::ImapContext imap_ctx{imap::ImapSettings::from(config), logins, tls_context, blocking};
   // One inotify instance for every session in IDLE (the kernel allows a
   // user 128 by default: one per session would run out).
-  imap_ctx.watch = imap::MaildirWatch::create(io.get_executor());
+  imap_ctx.watch = imap::MaildirWatch::create(io.get_executor(), imap_ctx.quiet_moves);
   if (!imap_ctx.watch) log->warn("IMAP IDLE: no inotify instance left: sessions in IDLE poll the Maildir every 2 s");
   // The status listener ([listen] http): everything it reads lives on the
   // event loop it runs on (the limiters, the DNS cache) or is thread-safe

@@ -172,9 +172,10 @@ struct MaildirStore::Held {
   }
 };
 
-MaildirStore::MaildirStore(mailbox::Maildir maildir, std::shared_ptr<std::mutex> mutex, bool sync, uint64_t quota)
+MaildirStore::MaildirStore(mailbox::Maildir maildir, std::shared_ptr<std::mutex> mutex, bool sync, uint64_t quota,
+                           std::shared_ptr<QuietMoves> quiet)
     : maildir_(std::move(maildir)), renames_(maildir_.root(), false), mutex_(std::move(mutex)), sync_(sync),
-      quota_(quota) {}
+      quota_(quota), quiet_(std::move(quiet)) {}
 
 base::Result<std::unique_ptr<MaildirStore::Held>> MaildirStore::lock() {
   auto held = std::make_unique<Held>();
@@ -259,7 +260,7 @@ base::Result<std::string> MaildirStore::letters_for(const std::string& current, 
 base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
   const fs::path list_path = maildir_.root() / kUidListName;
   load_keywords();
-  auto listed = maildir_.list();
+  auto listed = maildir_.list(&known_);  // sizes of messages seen before are not read again
   if (!listed) return listed.error();
 
   // Load the uidlist; a missing or unreadable one starts a new UIDVALIDITY
@@ -282,6 +283,7 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
   // Assign UIDs to messages seen for the first time, in delivery order.
   Snapshot snap;
   std::unordered_map<std::string, bool> present;
+  std::unordered_map<std::string, int64_t> dates;  // dates_ for the messages present now
   known_.clear();
   for (auto& info : *listed) {
     uint32_t uid = 0;
@@ -301,11 +303,23 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
     m.keywords = keywords_of(info.flags);
     m.size = info.size;
     m.recent = uid >= uids.first_recent;
-    struct stat st {};
-    m.internal_date = ::stat(info.path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_mtime) : 0;
+    // The internal date: the file's time when first seen (RFC 3501 §2.3.3:
+    // it does not change), not a stat of every message at every scan.
+    if (auto d = dates_.find(info.uid); d != dates_.end()) {
+      m.internal_date = d->second;
+    } else {
+      struct stat st {};
+      m.internal_date = ::stat(info.path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_mtime) : 0;
+    }
+    dates.emplace(info.uid, m.internal_date);
     if (claim_recent && info.in_new) {
-      // The Maildir rule: a message seen by a reader leaves new/.
+      // The Maildir rule: a message seen by a reader leaves new/. Nothing a
+      // session sees changes: the watch need not wake those in IDLE.
+      const fs::path from = info.path;
+      const fs::path to = renames_.path_with_flags(info, info.flags);
+      if (quiet_) quiet_->note(from, to);
       if (auto moved = renames_.set_flags(info, info.flags); !moved) {
+        if (quiet_) quiet_->cancel(from, to);
         std::error_code ec;
         if (!fs::exists(info.path, ec)) continue;  // removed meanwhile
       }
@@ -313,6 +327,7 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
     known_[info.uid] = info;
     snap.messages.push_back(std::move(m));
   }
+  dates_ = std::move(dates);
   if (claim_recent && uids.first_recent != uids.next) {
     uids.first_recent = uids.next;
     dirty = true;
@@ -419,8 +434,9 @@ base::Result<protocol::Appended> MaildirStore::append(std::string_view message, 
   return base::make_error("appended message " + *name + " vanished");
 }
 
-MaildirAccount::MaildirAccount(mailbox::Maildir root, std::shared_ptr<MailboxLocks> locks, uint64_t quota)
-    : root_(std::move(root)), locks_(std::move(locks)), quota_(quota) {}
+MaildirAccount::MaildirAccount(mailbox::Maildir root, std::shared_ptr<MailboxLocks> locks, uint64_t quota,
+                               std::shared_ptr<QuietMoves> quiet)
+    : root_(std::move(root)), locks_(std::move(locks)), quota_(quota), quiet_(std::move(quiet)) {}
 
 base::Result<std::string> MaildirAccount::dir_name(const std::string& name) {
   if (name.find('.') != std::string::npos) {
@@ -545,7 +561,7 @@ base::Result<std::shared_ptr<protocol::MailStore>> MaildirAccount::open(const st
   if (!fs::is_directory(dir / "cur", ec)) return protocol::account_error(ENOENT, "no such folder");
   mailbox::Maildir maildir = name == "INBOX" ? root_ : root_.folder(dir.filename().string());
   return std::shared_ptr<protocol::MailStore>(
-      std::make_shared<MaildirStore>(std::move(maildir), locks_->mutex_for(dir.string()), true, quota_));
+      std::make_shared<MaildirStore>(std::move(maildir), locks_->mutex_for(dir.string()), true, quota_, quiet_));
 }
 
 base::Status MaildirAccount::create(const std::string& name, const std::string& special_use) {

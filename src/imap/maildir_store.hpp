@@ -53,9 +53,11 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "imap/protocol/store.hpp"
+#include "imap/quiet_moves.hpp"
 #include "mailbox/maildir.hpp"
 
 namespace hikyaku::imap {
@@ -73,8 +75,10 @@ class MailboxLocks {
 class MaildirStore final : public protocol::MailStore {
  public:
   // `quota`: the mailbox's storage limit in bytes (0: none), kept in
-  // maildirsize at the top Maildir (mailbox::Quota).
-  MaildirStore(mailbox::Maildir maildir, std::shared_ptr<std::mutex> mutex, bool sync = true, uint64_t quota = 0);
+  // maildirsize at the top Maildir (mailbox::Quota). `quiet`: where its
+  // claims (new/ → cur/) are noted for the IDLE watch; may be null.
+  MaildirStore(mailbox::Maildir maildir, std::shared_ptr<std::mutex> mutex, bool sync = true, uint64_t quota = 0,
+               std::shared_ptr<QuietMoves> quiet = nullptr);
 
   base::Result<protocol::Snapshot> scan(bool claim_recent) override;
   bool gone() const override;
@@ -108,14 +112,18 @@ class MaildirStore final : public protocol::MailStore {
   std::shared_ptr<std::mutex> mutex_;
   bool sync_;
   uint64_t quota_;  // bytes; 0: none
-  std::map<std::string, mailbox::MessageInfo> known_;  // unique name → last seen location
+  std::shared_ptr<QuietMoves> quiet_;
+  std::map<std::string, mailbox::MessageInfo> known_;  // unique name → last seen location and sizes
+  std::unordered_map<std::string, int64_t> dates_;     // unique name → internal date, as first seen
   std::vector<std::string> keyword_names_;             // index (letter - 'a') → name
 };
 
 class MaildirAccount final : public protocol::MailAccount {
  public:
   // `root`: the login's Maildir (it exists); `quota`: bytes, 0 for none.
-  MaildirAccount(mailbox::Maildir root, std::shared_ptr<MailboxLocks> locks, uint64_t quota);
+  // `quiet`: handed to the folders' stores (MaildirStore); may be null.
+  MaildirAccount(mailbox::Maildir root, std::shared_ptr<MailboxLocks> locks, uint64_t quota,
+                 std::shared_ptr<QuietMoves> quiet = nullptr);
 
   // Create the special-use folders that are missing (at login).
   base::Status create_special_folders();
@@ -139,6 +147,7 @@ class MaildirAccount final : public protocol::MailAccount {
   mailbox::Maildir root_;
   std::shared_ptr<MailboxLocks> locks_;
   uint64_t quota_;
+  std::shared_ptr<QuietMoves> quiet_;
 };
 
 }  // namespace hikyaku::imap

@@ -69,6 +69,24 @@ TEST_F(MaildirStoreTest, Rfc3501Section2_3_1_1UidsPersistAndAscend) {
   EXPECT_FALSE(c->messages[0].recent);
 }
 
+TEST_F(MaildirStoreTest, AClaimIsNotedForTheIdleWatch) {
+  mailbox::Maildir md(dir_, false);
+  ASSERT_TRUE(md.deliver("Subject: one\n\nbody\n"));
+  const std::string name = fs::directory_iterator(dir_ / "new")->path().filename().string();
+  auto quiet = std::make_shared<QuietMoves>();
+  quiet->watching((dir_ / "new").string(), true);  // as MaildirWatch does for a session in IDLE
+  quiet->watching((dir_ / "cur").string(), true);
+  MaildirStore s(mailbox::Maildir(dir_, false), locks_.mutex_for("alice"), false, 0, quiet);
+  ASSERT_TRUE(s.scan(false));
+  EXPECT_EQ(quiet->noted(), 0u);  // looked at, not claimed
+  ASSERT_TRUE(s.scan(true));
+  EXPECT_TRUE(fs::exists(dir_ / "cur" / (name + ":2,")));
+  // Exactly the two paths of the rename the watch will see.
+  EXPECT_TRUE(quiet->consume((dir_ / "new" / name).string()));
+  EXPECT_TRUE(quiet->consume((dir_ / "cur" / (name + ":2,")).string()));
+  EXPECT_EQ(quiet->noted(), 0u);
+}
+
 TEST_F(MaildirStoreTest, FlagsLiveInTheInfoSuffixAndReadServesCrlf) {
   mailbox::Maildir md(dir_, false);
   ASSERT_TRUE(md.deliver("Subject: one\n\nline\n"));

@@ -14,7 +14,7 @@ namespace hikyaku::imap {
 namespace asio = net::asio;
 
 struct MaildirWatch::State : std::enable_shared_from_this<State> {
-  explicit State(asio::posix::stream_descriptor d) : fd(std::move(d)) {}
+  State(asio::posix::stream_descriptor d, std::shared_ptr<QuietMoves> q) : fd(std::move(d)), quiet(std::move(q)) {}
 
   struct Watch {
     std::vector<std::string> dirs;  // the paths that led to it (one, unless a link)
@@ -22,6 +22,7 @@ struct MaildirWatch::State : std::enable_shared_from_this<State> {
   };
 
   asio::posix::stream_descriptor fd;
+  std::shared_ptr<QuietMoves> quiet;  // may be null
   std::map<int, Watch> watches;    // by watch descriptor
   std::map<std::string, int> by_dir;
   uint64_t next_id = 1;
@@ -47,7 +48,7 @@ struct MaildirWatch::State : std::enable_shared_from_this<State> {
       inotify_event ev{};
       std::memcpy(&ev, buf.data() + off, sizeof ev);
       if ((ev.mask & IN_Q_OVERFLOW) != 0) overflow = true;
-      else touched.insert(ev.wd);
+      else if (!quiet_move(ev, buf.data() + off + sizeof(inotify_event))) touched.insert(ev.wd);
       if ((ev.mask & IN_IGNORED) != 0) gone.insert(ev.wd);
       off += sizeof(inotify_event) + ev.len;
     }
@@ -61,10 +62,27 @@ struct MaildirWatch::State : std::enable_shared_from_this<State> {
     for (auto& f : calls) f();
   }
 
+  // Half of a claim a store noted (QuietMoves): wakes nobody.
+  bool quiet_move(const inotify_event& ev, const char* name_field) {
+    if (!quiet || (ev.mask & (IN_MOVED_FROM | IN_MOVED_TO)) == 0 || ev.len == 0) return false;
+    auto it = watches.find(ev.wd);
+    if (it == watches.end()) return false;
+    const std::string name(name_field, ::strnlen(name_field, ev.len));
+    for (const auto& d : it->second.dirs) {
+      std::string path = d;
+      path += '/';
+      path += name;
+      if (quiet->consume(path)) return true;
+    }
+    return false;
+  }
   void forget(int wd) {
     auto it = watches.find(wd);
     if (it == watches.end()) return;
-    for (const auto& d : it->second.dirs) by_dir.erase(d);
+    for (const auto& d : it->second.dirs) {
+      by_dir.erase(d);
+      if (quiet) quiet->watching(d, false);
+    }
     watches.erase(it);
   }
 
@@ -76,10 +94,11 @@ struct MaildirWatch::State : std::enable_shared_from_this<State> {
   }
 };
 
-std::shared_ptr<MaildirWatch> MaildirWatch::create(const boost::asio::any_io_executor& executor) {
+std::shared_ptr<MaildirWatch> MaildirWatch::create(const boost::asio::any_io_executor& executor,
+                                                   std::shared_ptr<QuietMoves> quiet) {
   const int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (fd < 0) return nullptr;
-  auto state = std::make_shared<State>(asio::posix::stream_descriptor(executor, fd));
+  auto state = std::make_shared<State>(asio::posix::stream_descriptor(executor, fd), std::move(quiet));
   state->read();
   return std::shared_ptr<MaildirWatch>(new MaildirWatch(std::move(state)));
 }
@@ -87,8 +106,7 @@ std::shared_ptr<MaildirWatch> MaildirWatch::create(const boost::asio::any_io_exe
 MaildirWatch::~MaildirWatch() {
   net::error_code ignored;
   state_->fd.close(ignored);  // its pending read ends; subscriptions left do nothing
-  state_->watches.clear();
-  state_->by_dir.clear();
+  while (!state_->watches.empty()) state_->forget(state_->watches.begin()->first);
 }
 
 MaildirWatch::Subscription::~Subscription() {
@@ -119,6 +137,7 @@ std::optional<MaildirWatch::Subscription> MaildirWatch::subscribe(const std::fil
     if (wd < 0) return std::nullopt;
     state_->watches[wd].dirs.push_back(key);  // a second path to the same directory shares its wd
     state_->by_dir[key] = wd;
+    if (state_->quiet) state_->quiet->watching(key, true);
   }
   const uint64_t id = state_->next_id++;
   state_->watches[wd].subscribers.emplace(id, std::move(changed));

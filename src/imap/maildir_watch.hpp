@@ -9,6 +9,8 @@
 //              looks at its folder again, nothing is missed.
 //            * A directory that goes away (IN_IGNORED) calls its subscribers;
 //              their sessions find the folder gone.
+//            * The two events of a claim noted in QuietMoves (a session of
+//              this process moving new/X to cur/X:2,) call nobody.
 //            * Without inotify (create() fails to get an instance, or a
 //              directory cannot be watched) subscribe() says so and the
 //              session polls, as before.
@@ -29,6 +31,7 @@
 #include <optional>
 #include <string>
 
+#include "imap/quiet_moves.hpp"
 #include "net/asio.hpp"
 
 namespace hikyaku::imap {
@@ -39,8 +42,10 @@ class MaildirWatch {
   // flag changes and expunges by others (cur/).
   static constexpr uint32_t kMask = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE;
 
-  // Null when the process has no inotify instance left.
-  static std::shared_ptr<MaildirWatch> create(const boost::asio::any_io_executor& executor);
+  // Null when the process has no inotify instance left. `quiet`: the claims
+  // whose events wake nobody (QuietMoves); may be null.
+  static std::shared_ptr<MaildirWatch> create(const boost::asio::any_io_executor& executor,
+                                              std::shared_ptr<QuietMoves> quiet = nullptr);
   ~MaildirWatch();
   MaildirWatch(const MaildirWatch&) = delete;
   MaildirWatch& operator=(const MaildirWatch&) = delete;

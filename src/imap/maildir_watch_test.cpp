@@ -99,5 +99,39 @@ TEST_F(MaildirWatchTest, AMissingDirectoryIsNotWatchedAndSubscriptionsMayOutlive
   s.reset();  // no crash, nothing to do
 }
 
+TEST_F(MaildirWatchTest, AClaimNotedInQuietMovesWakesNobody) {
+  auto quiet = std::make_shared<QuietMoves>();
+  auto watch = MaildirWatch::create(io_.get_executor(), quiet);
+  ASSERT_NE(watch, nullptr);
+  int new_calls = 0;
+  int cur_calls = 0;
+  auto n = watch->subscribe(dir_ / "a", [&] { ++new_calls; });  // a: new/, b: cur/
+  auto c = watch->subscribe(dir_ / "b", [&] { ++cur_calls; });
+  ASSERT_TRUE(n && c);
+  touch(dir_ / "a" / "m");
+  ASSERT_TRUE(run_until([&] { return new_calls == 1; }));
+
+  // A session claims m: new/m → cur/m:2, noted first. Then a delivery and a
+  // flag change by another program: the only calls (inotify keeps order).
+  quiet->note(dir_ / "a" / "m", dir_ / "b" / "m:2,");
+  EXPECT_EQ(quiet->noted(), 2u);
+  std::filesystem::rename(dir_ / "a" / "m", dir_ / "b" / "m:2,");
+  touch(dir_ / "a" / "m2");
+  std::filesystem::rename(dir_ / "b" / "m:2,", dir_ / "b" / "m:2,S");
+  ASSERT_TRUE(run_until([&] { return new_calls == 2 && cur_calls == 1; }));
+  EXPECT_EQ(quiet->noted(), 0u);  // both halves consumed
+
+  // The same move not noted (another program's) wakes both.
+  std::filesystem::rename(dir_ / "a" / "m2", dir_ / "b" / "m2:2,");
+  ASSERT_TRUE(run_until([&] { return new_calls == 3 && cur_calls == 2; }));
+
+  // A directory nobody watches gets no notes (they would wait for events
+  // that never come).
+  n.reset();
+  c.reset();
+  quiet->note(dir_ / "a" / "x", dir_ / "b" / "x:2,");
+  EXPECT_EQ(quiet->noted(), 0u);
+}
+
 }  // namespace
 }  // namespace hikyaku::imap

@@ -286,7 +286,7 @@ net::awaitable<Action> Session::authenticate(Action a) {
   // Open the account: the login's Maildir (created on first use) and its
   // special-use folders.
   mailbox::Maildir maildir(ctx_.settings.mailboxes_dir / *mailbox);
-  auto account = std::make_unique<MaildirAccount>(maildir, ctx_.locks, ctx_.logins.quota_of(*mailbox));
+  auto account = std::make_unique<MaildirAccount>(maildir, ctx_.locks, ctx_.logins.quota_of(*mailbox), ctx_.quiet_moves);
   auto open = [&]() -> net::awaitable<std::string> {
     auto st = maildir.create();
     if (st) st = account->create_special_folders();

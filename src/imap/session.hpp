@@ -64,8 +64,12 @@ struct ImapContext {
   boost::asio::thread_pool& blocking;  // the blocking pool (filesystem)
   // Per-mailbox uidlist mutexes, shared by every IMAP listener of this context.
   std::shared_ptr<MailboxLocks> locks = std::make_shared<MailboxLocks>();
+  // The sessions' own claims (new/ → cur/), which the watch does not
+  // report; shared by the stores and the watch.
+  std::shared_ptr<QuietMoves> quiet_moves = std::make_shared<QuietMoves>();
   // The one inotify instance of every session in IDLE (on the io_context
-  // the sessions run on); null: IDLE polls the Maildir every 2 s.
+  // the sessions run on, made with quiet_moves); null: IDLE polls the
+  // Maildir every 2 s.
   std::shared_ptr<MaildirWatch> watch;
 };
 

@@ -201,6 +201,16 @@ base::Result<StoredSizes> stored_sizes(const Maildir::Pieces& pieces) {
   return n;
 }
 
+// Info flags as set_flags() stores them: printable, no '/', sorted, once each.
+std::string sorted_flags(std::string_view flags) {
+  std::string sorted;
+  for (char c : flags) {
+    if (c >= 0x21 && c <= 0x7e && c != '/' && sorted.find(c) == std::string::npos) sorted += c;
+  }
+  std::sort(sorted.begin(), sorted.end());
+  return sorted;
+}
+
 }  // namespace
 
 Maildir::Maildir(fs::path root, bool sync) : root_(std::move(root)), quota_root_(root_), sync_(sync) {}
@@ -342,7 +352,7 @@ base::Result<std::string> Maildir::deliver(const Pieces& pieces) const {
   return uid;
 }
 
-base::Result<std::vector<MessageInfo>> Maildir::list() const {
+base::Result<std::vector<MessageInfo>> Maildir::list(const std::map<std::string, MessageInfo>* known) const {
   std::vector<Entry> entries;
   for (const char* sub : {"new", "cur"}) {
     std::error_code ec;
@@ -362,7 +372,14 @@ base::Result<std::vector<MessageInfo>> Maildir::list() const {
         struct stat st {};
         if (::stat(e.info.path.c_str(), &st) == 0) e.secs = static_cast<uint64_t>(st.st_mtime);
       }
-      if (auto st = fill_sizes(e.info); !st) {
+      const MessageInfo* seen = nullptr;
+      if (known != nullptr) {
+        if (auto k = known->find(e.info.uid); k != known->end()) seen = &k->second;
+      }
+      if (seen != nullptr) {
+        e.info.size = seen->size;
+        e.info.disk_size = seen->disk_size;
+      } else if (auto st = fill_sizes(e.info); !st) {
         std::error_code xec;
         if (!fs::exists(e.info.path, xec)) continue;  // removed by another reader meanwhile
         return st.error();
@@ -435,13 +452,13 @@ base::Status Maildir::remove(const MessageInfo& message) const {
   return {};
 }
 
+fs::path Maildir::path_with_flags(const MessageInfo& message, std::string_view flags) const {
+  return root_ / "cur" / (message.uid + ":2," + sorted_flags(flags));
+}
+
 base::Status Maildir::set_flags(MessageInfo& message, std::string_view flags) const {
-  std::string sorted;
-  for (char c : flags) {
-    if (c >= 0x21 && c <= 0x7e && c != '/' && sorted.find(c) == std::string::npos) sorted += c;
-  }
-  std::sort(sorted.begin(), sorted.end());
-  fs::path target = root_ / "cur" / (message.uid + ":2," + sorted);
+  const std::string sorted = sorted_flags(flags);
+  fs::path target = path_with_flags(message, sorted);
   fs::path from = message.path;
   if (from == target) {
     message.flags = sorted;

@@ -33,6 +33,7 @@
 #include <span>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -79,7 +80,11 @@ class Maildir {
   using Pieces = std::function<base::Status(const std::function<void(std::string_view)>& emit)>;
   base::Result<std::string> deliver(const Pieces& pieces) const;
   // All messages in new/ and cur/, oldest first (by delivery time in name).
-  base::Result<std::vector<MessageInfo>> list() const;
+  // The sizes of messages found (by uid) in `known` are taken from there: a
+  // message's bytes never change in a Maildir, only its name's flags, and a
+  // name without S= and W= (another delivery agent's) costs a read of the
+  // whole message to size it.
+  base::Result<std::vector<MessageInfo>> list(const std::map<std::string, MessageInfo>* known = nullptr) const;
   // The bytes on disk (LF line endings); see to_network() for POP3/IMAP.
   // Follows a message another reader renamed; an error with error_number
   // ENOENT when it has gone.
@@ -91,6 +96,8 @@ class Maildir {
   // and move the message to cur/ (the Maildir rule: a message seen by a
   // reader leaves new/). Updates `message` in place.
   base::Status set_flags(MessageInfo& message, std::string_view flags) const;
+  // Where set_flags(message, flags) puts the message.
+  std::filesystem::path path_with_flags(const MessageInfo& message, std::string_view flags) const;
   // Find a message by uid in new/ or cur/ (after another reader moved it);
   // an error with error_number ENOENT when it is in neither.
   base::Result<MessageInfo> find(std::string_view uid) const;

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <span>
 #include <thread>
@@ -164,6 +165,29 @@ TEST_F(MaildirTest, ListOldestFirstAcrossNewAndCur) {
   EXPECT_EQ((*list)[2].uid, "1000.M7P1.host");
   EXPECT_EQ((*list)[3].uid, *uid);
   EXPECT_EQ((*list)[0].size, 8u) << "foreign file: size computed from content";
+}
+
+TEST_F(MaildirTest, ListTakesTheSizesOfMessagesItKnowsAndReadsTheRest) {
+  Maildir md(dir_, /*sync=*/false);
+  ASSERT_TRUE(md.create());
+  std::ofstream(dir_ / "new" / "1000.P1.host") << "one\n";  // no S=/W=: read to size it
+  std::ofstream(dir_ / "new" / "1001.P1.host") << "two two\n";
+  auto first = md.list();
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->size(), 2u);
+  EXPECT_EQ((*first)[0].size, 5u);
+  // Known messages are not read again (a message's bytes never change).
+  std::map<std::string, MessageInfo> known;
+  MessageInfo k = (*first)[0];
+  k.size = 123;
+  k.disk_size = 122;
+  known.emplace(k.uid, k);
+  auto second = md.list(&known);
+  ASSERT_TRUE(second);
+  ASSERT_EQ(second->size(), 2u);
+  EXPECT_EQ((*second)[0].size, 123u);
+  EXPECT_EQ((*second)[0].disk_size, 122u);
+  EXPECT_EQ((*second)[1].size, 9u);
 }
 
 TEST_F(MaildirTest, RemoveIsIdempotentAndFollowsMoves) {
