@@ -53,6 +53,18 @@ machine_busy() {
   read -r _cpu u n s _idle _iow irq sirq steal _rest < /proc/stat
   echo $(( u + n + s + irq + sirq + steal ))
 }
+# thread_ticks PID NAME → CPU ticks of PID's threads named NAME (comm).
+thread_ticks() {
+  local s=0 t comm line rest a
+  for t in /proc/"$1"/task/*; do
+    read -r comm < "$t/comm" 2>/dev/null || continue
+    [[ $comm == "$2" ]] || continue
+    read -r line < "$t/stat" 2>/dev/null || continue
+    rest=${line##*) }; read -r -a a <<< "$rest"
+    s=$(( s + a[11] + a[12] ))
+  done
+  echo "$s"
+}
 pids_ticks() { local s=0 p; for p in "$@"; do s=$(( s + $(proc_ticks "$p") )); done; echo "$s"; }
 pids_mem() {   # pids_mem PID... → JSON fields: summed VmHWM and Pss, process count
   local hwm=0 pss=0 n=0 p v
