@@ -175,6 +175,7 @@ void History::write(std::vector<Row>& rows) {
       message.bind(1, r->queue_id).bind(2, millis(r->time)).bind(3, r->origin).bind(4, r->sender).bind(5, r->client);
       message.bind(6, joined(r->recipients)).bind(7, r->from).bind(8, r->subject).bind(9, r->checks);
       message.run();
+      window_->name_diversions(r->queue_id, r->from, r->subject);
     } else if (const auto* a = std::get_if<Attempt>(&row)) {
       event.bind(1, millis(a->time)).bind(2, a->queue_id).bind(3, "attempt").bind(4, a->recipient);
       event.bind(5, a->target_kind).bind(6, a->target).bind(7, a->result).bind(8, a->reply).bind(9, a->seconds);
@@ -187,12 +188,13 @@ void History::write(std::vector<Row>& rows) {
       }
       if (a->result == "diverted") {
         Summary::Diversion d{a->time, "", "", a->reply, a->next};
+        // The message's row may come later (name_diversions above).
         if (diverted.bind(1, a->queue_id).step()) {
           d.from = diverted.text(0);
           d.subject = diverted.text(1);
           (void)diverted.step();  // done: reset for the next one
         }
-        window_->add_diversion(std::move(d));
+        window_->add_diversion(a->queue_id, std::move(d));
       }
     } else if (const auto* n = std::get_if<Note>(&row)) {
       event.bind(1, millis(n->time)).bind(2, n->queue_id).bind(3, n->kind).bind(4, "").bind(5, "").bind(6, "");
@@ -244,12 +246,13 @@ void History::load_summary(TimePoint now) {
   while (times.step()) latest.emplace_back(from_millis(times.integer(0)), times.real(1));
   for (auto it = latest.rbegin(); it != latest.rend(); ++it) window_->add_latency(it->first, it->second);
   Statement diversions(db,
-                       "SELECT e.time, m.from_field, m.subject, e.reply, e.next FROM events e "
+                       "SELECT e.time, m.from_field, m.subject, e.reply, e.next, e.queue_id FROM events e "
                        "LEFT JOIN messages m ON m.queue_id = e.queue_id "
                        "WHERE e.result = 'diverted' ORDER BY e.time DESC LIMIT ?1");
   diversions.bind(1, static_cast<int64_t>(Summary::kDiversions));
   while (diversions.step()) {
-    window_->add_oldest_diversion(Summary::Diversion{from_millis(diversions.integer(0)), diversions.text(1),
+    window_->add_oldest_diversion(diversions.text(5),
+                                  Summary::Diversion{from_millis(diversions.integer(0)), diversions.text(1),
                                                      diversions.text(2), diversions.text(3), diversions.text(4)});
   }
   for (const auto* st : {&hours, &times, &diversions}) {

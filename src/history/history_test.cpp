@@ -94,7 +94,6 @@ TEST_F(HistoryTest, TheSummaryCountsForwardsPerHourAndListsDiversions) {
   auto h = History::open(file());
   ASSERT_TRUE(h.ok());
   const TimePoint now = std::chrono::system_clock::now();
-  (*h)->record(received("Q1", now));
   for (int i = 0; i < 10; ++i) {
     Attempt a = attempt("Q" + std::to_string(i), now, "forward", "forward:<hidden>", "delivered");
     a.seconds = 0.1 * (i + 1);
@@ -105,6 +104,10 @@ TEST_F(HistoryTest, TheSummaryCountsForwardsPerHourAndListsDiversions) {
   d.reply = "5.7.1 no";
   d.next = "mailbox:fallback";
   (*h)->record(d);
+  // The message's own row after its diversion (the forward overlaps the
+  // spool's flush), in a later batch.
+  ASSERT_TRUE((*h)->flush(10s));
+  (*h)->record(received("Q1", now));
   (*h)->record(attempt("Q2", now - 3h, "relay", "relay:example.net", "deferred"));
   (*h)->record(attempt("Q3", now - 8 * 24h, "forward", "forward:<hidden>", "delivered"));  // older than 7 days
   (*h)->record(attempt("Q4", now, "mailbox", "mailbox:me", "delivered"));                  // not a forward

@@ -22,6 +22,9 @@ double percentile(const std::vector<double>& sorted, double p) {
   return sorted[std::clamp<size_t>(rank, 1, sorted.size()) - 1];
 }
 
+// A diversion listed before its message's row was written.
+bool unnamed(const Summary::Diversion& d) { return d.from.empty() && d.subject.empty(); }
+
 }  // namespace
 
 SummaryWindow::SummaryWindow(TimePoint now) : first_hour_(first_hour_for(now)) {}
@@ -61,17 +64,37 @@ void SummaryWindow::add_latency(TimePoint time, double seconds) {
   if (latency_.size() > kLatencySamples) latency_.pop_front();
 }
 
-void SummaryWindow::add_diversion(Summary::Diversion d) {
-  diversions_.push_front(std::move(d));
-  if (diversions_.size() > Summary::kDiversions) diversions_.pop_back();
+void SummaryWindow::add_diversion(std::string queue_id, Summary::Diversion d) {
+  unnamed_ += unnamed(d) ? 1 : 0;
+  diversions_.emplace_front(std::move(queue_id), std::move(d));
+  if (diversions_.size() > Summary::kDiversions) {
+    unnamed_ -= unnamed(diversions_.back().second) ? 1 : 0;
+    diversions_.pop_back();
+  }
 }
 
-void SummaryWindow::add_oldest_diversion(Summary::Diversion d) {
-  if (diversions_.size() < Summary::kDiversions) diversions_.push_back(std::move(d));
+void SummaryWindow::add_oldest_diversion(std::string queue_id, Summary::Diversion d) {
+  if (diversions_.size() >= Summary::kDiversions) return;
+  unnamed_ += unnamed(d) ? 1 : 0;
+  diversions_.emplace_back(std::move(queue_id), std::move(d));
+}
+
+void SummaryWindow::name_diversions(const std::string& queue_id, const std::string& from,
+                                    const std::string& subject) {
+  if (unnamed_ == 0 || (from.empty() && subject.empty())) return;
+  for (auto& [id, d] : diversions_) {
+    if (id != queue_id || !unnamed(d)) continue;
+    d.from = from;
+    d.subject = subject;
+    --unnamed_;
+  }
 }
 
 void SummaryWindow::prune_diversions(TimePoint before) {
-  while (!diversions_.empty() && diversions_.back().time < before) diversions_.pop_back();
+  while (!diversions_.empty() && diversions_.back().second.time < before) {
+    unnamed_ -= unnamed(diversions_.back().second) ? 1 : 0;
+    diversions_.pop_back();
+  }
 }
 
 Summary SummaryWindow::summary() const {
@@ -92,7 +115,8 @@ Summary SummaryWindow::summary() const {
   s.p50 = percentile(seconds, 0.50);
   s.p90 = percentile(seconds, 0.90);
   s.p99 = percentile(seconds, 0.99);
-  s.diversions.assign(diversions_.begin(), diversions_.end());
+  s.diversions.reserve(diversions_.size());
+  for (const auto& [id, d] : diversions_) s.diversions.push_back(d);
   return s;
 }
 

@@ -18,6 +18,7 @@
 #include <array>
 #include <cstdint>
 #include <deque>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -38,10 +39,14 @@ class SummaryWindow {
   void add_forwards(TimePoint time, std::string_view result, uint64_t n, uint64_t tls);
   // A timed forward attempt, for the percentiles. Added in time order.
   void add_latency(TimePoint time, double seconds);
-  // A diversion; the latest first. Added in time order (add_oldest_diversion
-  // when loading the latest first).
-  void add_diversion(Summary::Diversion d);
-  void add_oldest_diversion(Summary::Diversion d);
+  // A diversion of message `queue_id`; the latest first. Added in time order
+  // (add_oldest_diversion when loading the latest first).
+  void add_diversion(std::string queue_id, Summary::Diversion d);
+  void add_oldest_diversion(std::string queue_id, Summary::Diversion d);
+  // The message's From and Subject, for its diversions listed without them:
+  // a forward can be refused and diverted before the message's own row is
+  // written (the forward overlaps the spool's flush).
+  void name_diversions(const std::string& queue_id, const std::string& from, const std::string& subject);
   // Forget diversions older than `before` (the retention).
   void prune_diversions(TimePoint before);
 
@@ -57,7 +62,8 @@ class SummaryWindow {
   std::array<std::array<uint64_t, kColumns>, Summary::kHours> hours_{};
   TimePoint first_hour_{};
   std::deque<std::pair<TimePoint, double>> latency_;  // oldest first
-  std::deque<Summary::Diversion> diversions_;        // latest first
+  std::deque<std::pair<std::string, Summary::Diversion>> diversions_;  // (queue id, diversion), latest first
+  size_t unnamed_ = 0;                                                 // of those, without From and Subject
 };
 
 }  // namespace hikyaku::history

@@ -77,20 +77,35 @@ TEST(SummaryWindowTest, PercentilesOfTheLatestTimedForwards) {
 TEST(SummaryWindowTest, KeepsTheLatestDiversionsFirst) {
   SummaryWindow w(kNow);
   // Loaded latest first...
-  w.add_oldest_diversion({kNow - 1h, "b", "", "", ""});
-  w.add_oldest_diversion({kNow - 2h, "a", "", "", ""});
+  w.add_oldest_diversion("Q2", {kNow - 1h, "b", "", "", ""});
+  w.add_oldest_diversion("Q1", {kNow - 2h, "a", "", "", ""});
   // ...then written as they come.
-  w.add_diversion({kNow, "c", "", "5.7.1 spam", "mailbox:fallback"});
+  w.add_diversion("Q3", {kNow, "c", "", "5.7.1 spam", "mailbox:fallback"});
   Summary s = w.summary();
   ASSERT_EQ(s.diversions.size(), 3u);
   EXPECT_EQ(s.diversions[0].from, "c");
   EXPECT_EQ(s.diversions[2].from, "a");
   w.prune_diversions(kNow - 90min);
   EXPECT_EQ(w.summary().diversions.size(), 2u);
-  for (size_t i = 0; i < Summary::kDiversions + 5; ++i) w.add_diversion({kNow, std::to_string(i), "", "", ""});
+  for (size_t i = 0; i < Summary::kDiversions + 5; ++i)
+    w.add_diversion("Q" + std::to_string(10 + i), {kNow, std::to_string(i), "", "", ""});
   s = w.summary();
   ASSERT_EQ(s.diversions.size(), Summary::kDiversions);
   EXPECT_EQ(s.diversions[0].from, std::to_string(Summary::kDiversions + 4));
+}
+
+TEST(SummaryWindowTest, ADiversionListedBeforeItsMessageIsNamedLater) {
+  // The forward overlaps the spool's flush: its refusal and diversion can
+  // be written before the message's own row.
+  SummaryWindow w(kNow);
+  w.add_diversion("Q1", {kNow, "", "", "5.7.1 spam", "mailbox:fallback"});
+  w.add_diversion("Q2", {kNow, "", "", "5.7.1 spam", "mailbox:fallback"});
+  w.name_diversions("Q1", "Alice <alice@example.org>", "Hello");
+  const Summary s = w.summary();
+  ASSERT_EQ(s.diversions.size(), 2u);
+  EXPECT_EQ(s.diversions[1].from, "Alice <alice@example.org>");
+  EXPECT_EQ(s.diversions[1].subject, "Hello");
+  EXPECT_EQ(s.diversions[0].from, "");  // Q2's row has not come
 }
 
 }  // namespace
