@@ -238,7 +238,7 @@ relay_run() {   # relay_run SERVER N [label]
       "$SMTP_SOURCE" -4 -s "$SESSIONS" -m "$n" -l "$SIZE" -M source.test \
       -f sender@source.test -t u@example.test "127.0.0.1:$(server_port "$srv")") \
     || die "$srv: relay run failed"
-  sleep 0.5   # past the history writer's last batch (200 ms)
+  sleep 1.5   # past the history writer's last batch (a second)
   local cpu busy hist
   cpu=$(awk -v a="$(server_ticks "$srv")" -v b="$t0" -v hz="$HZ" 'BEGIN{printf "%.2f", (a-b)/hz}')
   busy=$(awk -v a="$(machine_busy)" -v b="$b0" -v hz="$HZ" 'BEGIN{printf "%.2f", (a-b)/hz}')

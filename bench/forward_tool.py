@@ -30,8 +30,8 @@ Four subcommands, each prints one JSON object on stdout:
       smtp-source stops at the first refusal). Reports the seconds it took and the
       replies by code; exits non-zero if any reply was not 5xx.
 
-Besides: `report` and `scan-report` print forward.sh's and scan.sh's tables from their
-results files; `sink-count FILE` prints the last `mesg=N` of an smtp-sink counter file.
+Besides: `report`, `scan-report` and `history-report` print forward.sh's, scan.sh's and
+history.sh's tables from their results files; `sink-count FILE` prints the last `mesg=N` of an smtp-sink counter file.
 
 Loopback only: every address given must be in 127.0.0.0/8 (checked).
 """
@@ -650,6 +650,33 @@ def scan_report(path):
                   f"p95={s['p95']:.2f} p99={s['p99']:.2f} max={s['max']:.2f} ms")
 
 
+def history_report(path):
+    """bench/history.sh: the same binary with and without its history, rounds alternating."""
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+    print(f"\n{'condition':10} {'pairs':>5} {'on msg/s':>9} {'off msg/s':>9} {'on/off':>7} "
+          f"{'paired on/off':>13} {'pairs range':>13} {'writer % of CPU':>15}  goal")
+    for cond in ("cold", "warm"):
+        rs = [r for r in rows if r["kind"] == cond]
+        on = [r["result"]["relay_per_s"] for r in rs if r["history"] == "on"]
+        off = [r["result"]["relay_per_s"] for r in rs if r["history"] == "off"]
+        if not on or not off:
+            continue
+        # Rounds come in adjacent pairs (on, off, off, on, ...): each pair saw the same
+        # machine, so its ratio is free of the drift across the run.
+        pairs = [(a, b) for a, b in zip(rs[0::2], rs[1::2])]
+        ratios = [(a if a["history"] == "on" else b)["result"]["relay_per_s"]
+                  / (b if a["history"] == "on" else a)["result"]["relay_per_s"] for a, b in pairs]
+        share = [r["history_cpu_s"] / r["cpu_s"] for r in rs if r["history"] == "on" and r["cpu_s"] > 0]
+        m_on, m_off, paired = statistics.median(on), statistics.median(off), statistics.median(ratios)
+        verdict = "met" if paired >= 0.95 else "NOT met"
+        print(f"{cond:10} {len(pairs):5} {m_on:9.0f} {m_off:9.0f} {m_on / m_off:7.3f} {paired:13.3f} "
+              f"{min(ratios):6.3f}-{max(ratios):.3f} {100 * statistics.median(share):15.2f}  "
+              f"paired >= 0.95: {verdict}")
+    print("on/off: ratio of the medians; paired on/off: median of each pair's ratio (the figure "
+          "judged);\nwriter % of CPU: the `history` thread's share of the CPU of the server "
+          "that has the history")
+
+
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     p = argparse.ArgumentParser()
@@ -679,6 +706,8 @@ def main():
     sc.add_argument("counter")
     sr = sub.add_parser("scan-report")
     sr.add_argument("results")
+    hr = sub.add_parser("history-report")
+    hr.add_argument("results")
     rp = sub.add_parser("report")
     rp.add_argument("results")
     rp.add_argument("msgs", type=int)
@@ -691,6 +720,9 @@ def main():
         return
     if args.cmd == "scan-report":
         scan_report(args.results)
+        return
+    if args.cmd == "history-report":
+        history_report(args.results)
         return
     if args.cmd == "relay":
         out = relay(args)
