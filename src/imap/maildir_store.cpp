@@ -25,6 +25,9 @@ namespace fs = std::filesystem;
 using protocol::Snapshot;
 using protocol::StoredMessage;
 
+// RFC 7162 §7: mod-sequence-value is at most 2^63-1.
+constexpr uint64_t kMaxModseq = 9223372036854775807ULL;
+
 struct UidList {
   uint32_t validity = 0;
   uint32_t next = 1;
@@ -32,10 +35,24 @@ struct UidList {
   // yet: they are \Recent (RFC 3501 §2.3.2) for the next session that
   // selects the mailbox read-write (as Dovecot's uidlist keeps it).
   uint32_t first_recent = 1;
-  std::vector<std::pair<uint32_t, std::string>> entries;  // ascending uid
+  // RFC 7162 §3.1 HIGHESTMODSEQ: the last modseq given. Modseqs come only
+  // from ++highest_modseq under the lock, and the file is written before
+  // the lock is released: they ascend and never go back, also when the
+  // message with the highest one is expunged. A new list starts at 1.
+  uint64_t highest_modseq = 1;
+  struct Entry {
+    uint32_t uid = 0;
+    std::string name;     // the Maildir unique name
+    uint64_t modseq = 1;  // RFC 7162 MODSEQ
+    // The info letters when the modseq was given (a rename since is a
+    // change); nullopt when read from a version 1 list.
+    std::optional<std::string> letters;
+  };
+  std::vector<Entry> entries;  // ascending uid
 };
 
-// Parse the uidlist; nullopt when it is missing or not ours/not valid.
+// Parse the uidlist (version 1 or 2); nullopt when it is missing or not
+// ours/not valid.
 std::optional<UidList> parse_uidlist(const std::string& text) {
   size_t eol = text.find('\n');
   if (eol == std::string::npos) return std::nullopt;
@@ -44,27 +61,55 @@ std::optional<UidList> parse_uidlist(const std::string& text) {
   std::string magic;
   int version = 0;
   UidList out;
-  if (!(head >> magic >> version >> out.validity >> out.next) || magic != "hikyaku-uidlist" || version != 1 ||
-      out.validity == 0 || out.next == 0)
+  if (!(head >> magic >> version >> out.validity >> out.next) || magic != "hikyaku-uidlist" ||
+      (version != 1 && version != 2) || out.validity == 0 || out.next == 0)
     return std::nullopt;
-  if (!(head >> out.first_recent) || out.first_recent > out.next) out.first_recent = out.next;
-  uint32_t uid = 0;
-  std::string name;
+  if (version == 1) {
+    if (!(head >> out.first_recent) || out.first_recent > out.next) out.first_recent = out.next;
+  } else {
+    if (!(head >> out.first_recent >> out.highest_modseq) || out.highest_modseq == 0 ||
+        out.highest_modseq > kMaxModseq)
+      return std::nullopt;
+    out.first_recent = std::min(out.first_recent, out.next);
+  }
+  UidList::Entry e;
   uint32_t last = 0;
-  while (in >> uid >> name) {
-    if (uid <= last || uid >= out.next) return std::nullopt;  // must ascend and stay below next
-    out.entries.emplace_back(uid, name);
-    last = uid;
+  while (in >> e.uid >> e.name) {
+    if (e.uid <= last || e.uid >= out.next) return std::nullopt;  // must ascend and stay below next
+    if (version == 2) {
+      std::string info;
+      if (!(in >> e.modseq >> info) || e.modseq == 0 || e.modseq > out.highest_modseq || !info.starts_with("2,"))
+        return std::nullopt;
+      e.letters = info.substr(2);
+    }
+    out.entries.push_back(e);
+    last = e.uid;
   }
   if (!in.eof()) return std::nullopt;
   return out;
 }
 
+// Always version 2.
 std::string format_uidlist(const UidList& list) {
-  std::string out = "hikyaku-uidlist 1 " + std::to_string(list.validity) + " " + std::to_string(list.next) + " " +
-                    std::to_string(list.first_recent) + "\n";
-  for (const auto& [uid, name] : list.entries) out += std::to_string(uid) + " " + name + "\n";
+  std::string out = "hikyaku-uidlist 2 " + std::to_string(list.validity) + " " + std::to_string(list.next) + " " +
+                    std::to_string(list.first_recent) + " " + std::to_string(list.highest_modseq) + "\n";
+  for (const auto& e : list.entries) {
+    out += std::to_string(e.uid) + " " + e.name + " " + std::to_string(e.modseq) + " 2," + e.letters.value_or("") +
+           "\n";
+  }
   return out;
+}
+
+std::optional<UidList> read_uidlist(const fs::path& path) {
+  auto text = base::read_file(path);
+  return text ? parse_uidlist(*text) : std::nullopt;
+}
+
+// Replace DIR/hikyaku-uidlist atomically (the caller holds the lock).
+base::Status write_uidlist(const fs::path& dir, const UidList& list, bool sync) {
+  const fs::path tmp = dir / "hikyaku-uidlist.tmp";
+  ::unlink(tmp.c_str());  // a leftover from a crash; we hold the lock
+  return base::write_file_durable(tmp, dir / MaildirStore::kUidListName, format_uidlist(list), sync);
 }
 
 constexpr const char* kKeywordsFile = "dovecot-keywords";
@@ -258,7 +303,6 @@ base::Result<std::string> MaildirStore::letters_for(const std::string& current, 
 }
 
 base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
-  const fs::path list_path = maildir_.root() / kUidListName;
   load_keywords();
   auto listed = maildir_.list(&known_);  // sizes of messages seen before are not read again
   if (!listed) return listed.error();
@@ -267,8 +311,7 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
   // (RFC 3501 §2.3.1.1: clients then forget their cached UIDs).
   UidList uids;
   bool dirty = false;
-  auto text = base::read_file(list_path);
-  std::optional<UidList> parsed = text ? parse_uidlist(*text) : std::nullopt;
+  std::optional<UidList> parsed = read_uidlist(maildir_.root() / kUidListName);
   if (parsed) {
     uids = std::move(*parsed);
   } else {
@@ -277,8 +320,8 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
     uids.validity = *validity;
     dirty = true;
   }
-  std::unordered_map<std::string, uint32_t> by_name;
-  for (const auto& [uid, name] : uids.entries) by_name.emplace(name, uid);
+  std::unordered_map<std::string, size_t> by_name;  // unique name → index into uids.entries
+  for (size_t i = 0; i < uids.entries.size(); ++i) by_name.emplace(uids.entries[i].name, i);
 
   // Assign UIDs to messages seen for the first time, in delivery order.
   Snapshot snap;
@@ -286,15 +329,16 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
   std::unordered_map<std::string, int64_t> dates;  // dates_ for the messages present now
   known_.clear();
   for (auto& info : *listed) {
-    uint32_t uid = 0;
+    size_t index = 0;
     if (auto it = by_name.find(info.uid); it != by_name.end()) {
-      uid = it->second;
+      index = it->second;
     } else {
-      uid = uids.next++;
-      uids.entries.emplace_back(uid, info.uid);
-      by_name.emplace(info.uid, uid);
+      index = uids.entries.size();
+      uids.entries.push_back({uids.next++, info.uid, ++uids.highest_modseq, info.flags});
+      by_name.emplace(info.uid, index);
       dirty = true;
     }
+    const uint32_t uid = uids.entries[index].uid;
     present[info.uid] = true;
     StoredMessage m;
     m.uid = uid;
@@ -324,6 +368,20 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
         if (!fs::exists(info.path, ec)) continue;  // removed meanwhile
       }
     }
+    // RFC 7162 §3.1: letters other than those last numbered are a change
+    // (a rename by POP3, mutt, Dovecot or a session that could not write
+    // the list): the next modseq. A foreign letter counts too; the client
+    // then gets a FETCH with the same FLAGS, which is harmless.
+    auto& entry = uids.entries[index];
+    if (!entry.letters) {  // from a version 1 list: numbered as it is, modseq 1
+      entry.letters = info.flags;
+      dirty = true;
+    } else if (*entry.letters != info.flags) {
+      entry.modseq = ++uids.highest_modseq;
+      entry.letters = info.flags;
+      dirty = true;
+    }
+    m.modseq = entry.modseq;
     known_[info.uid] = info;
     snap.messages.push_back(std::move(m));
   }
@@ -333,18 +391,22 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
     dirty = true;
   }
   // Forget messages that have gone (expunged here, by POP3 or by mutt).
+  // An expunge is a change of the folder: HIGHESTMODSEQ grows (RFC 7162
+  // §3.1.2.1 asks only that it never go back).
   size_t before = uids.entries.size();
-  std::erase_if(uids.entries, [&](const auto& e) { return !present.count(e.second); });
-  dirty |= uids.entries.size() != before;
+  std::erase_if(uids.entries, [&](const auto& e) { return !present.count(e.name); });
+  if (uids.entries.size() != before) {
+    ++uids.highest_modseq;
+    dirty = true;
+  }
   if (dirty) {
-    fs::path tmp = maildir_.root() / "hikyaku-uidlist.tmp";
-    ::unlink(tmp.c_str());  // a leftover from a crash; we hold the lock
-    if (auto st = base::write_file_durable(tmp, list_path, format_uidlist(uids), sync_); !st) return st.error();
+    if (auto st = write_uidlist(maildir_.root(), uids, sync_); !st) return st.error();
   }
   std::sort(snap.messages.begin(), snap.messages.end(),
             [](const StoredMessage& a, const StoredMessage& b) { return a.uid < b.uid; });
   snap.uidvalidity = uids.validity;
   snap.uidnext = uids.next;
+  snap.highest_modseq = uids.highest_modseq;
   return snap;
 }
 
@@ -370,25 +432,92 @@ base::Result<std::optional<std::string>> MaildirStore::read(const StoredMessage&
   return std::optional<std::string>(mailbox::Maildir::to_network(*data));
 }
 
-base::Result<std::optional<MaildirStore::FlagState>> MaildirStore::update_flags(const StoredMessage& message,
-                                                                               const FlagChange& change) {
-  // Read-modify-write under the lock, from the name on disk now.
+MaildirStore::FlagResult MaildirStore::update_flags(const StoredMessage& message, const FlagChange& change) {
+  return std::move(update_flags_all({message}, change)[0]);
+}
+
+std::vector<MaildirStore::FlagResult> MaildirStore::update_flags_all(const std::vector<StoredMessage>& messages,
+                                                                     const FlagChange& change) {
+  std::vector<FlagResult> out;
+  if (messages.empty()) return out;
+  out.reserve(messages.size());
+  auto fail_all = [&](const base::Error& error) {
+    out.clear();
+    for (size_t i = 0; i < messages.size(); ++i) out.emplace_back(error);
+    return std::move(out);
+  };
+  // Read-modify-write under the lock, from the names on disk now.
   auto held = lock();
-  if (!held) return held.error();
-  auto found = maildir_.find(message.key);
-  if (!found) return std::optional<FlagState>();  // expunged by someone else
+  if (!held) return fail_all(held.error());
   load_keywords();
-  FlagState st{protocol::from_maildir_letters(found->flags), keywords_of(found->flags)};
-  change(st);
-  auto letters = letters_for(found->flags, st.flags, st.keywords);
-  if (!letters) return letters.error();
-  if (auto moved = renames_.set_flags(*found, *letters); !moved) {
-    auto again = maildir_.find(message.key);
-    if (!again) return std::optional<FlagState>();  // gone meanwhile
-    return moved.error();
+  const fs::path list_path = maildir_.root() / kUidListName;
+  auto uids = read_uidlist(list_path);
+  if (!uids || std::any_of(uids->entries.begin(), uids->entries.end(), [](const auto& e) { return !e.letters; })) {
+    // Not a list this version has numbered (missing, unreadable, or an
+    // older hikyaku's): a scan numbers every message first.
+    if (auto snap = scan_locked(false); !snap) return fail_all(snap.error());
+    uids = read_uidlist(list_path);
   }
-  known_[message.key] = *found;
-  return std::optional<FlagState>(st);
+  std::unordered_map<std::string, size_t> by_name;
+  if (uids) {
+    for (size_t i = 0; i < uids->entries.size(); ++i) by_name.emplace(uids->entries[i].name, i);
+  }
+  bool dirty = false;
+  // RFC 7162 §3.1: the next modseq for `entry`, whose letters are now `letters`.
+  auto renumber = [&](UidList::Entry& entry, const std::string& letters) {
+    entry.modseq = ++uids->highest_modseq;
+    entry.letters = letters;
+    dirty = true;
+  };
+  std::vector<size_t> changed;  // indexes into `out` of messages renamed here
+  for (const auto& message : messages) {
+    auto found = maildir_.find(message.key);
+    if (!found) {  // expunged by someone else
+      out.emplace_back(std::optional<FlagState>());
+      continue;
+    }
+    UidList::Entry* entry = nullptr;
+    if (auto it = by_name.find(message.key); it != by_name.end()) entry = &uids->entries[it->second];
+    // Renamed by another program since the last scan: numbered now, as the scan would.
+    if (entry && entry->letters != found->flags) renumber(*entry, found->flags);
+    FlagState st{protocol::from_maildir_letters(found->flags), keywords_of(found->flags), entry ? entry->modseq : 0};
+    change(st);
+    if (st.skip) {
+      out.emplace_back(std::optional<FlagState>(std::move(st)));
+      continue;
+    }
+    auto letters = letters_for(found->flags, st.flags, st.keywords);
+    if (!letters) {
+      out.emplace_back(letters.error());
+      continue;
+    }
+    if (auto moved = renames_.set_flags(*found, *letters); !moved) {
+      auto again = maildir_.find(message.key);
+      if (!again) {
+        out.emplace_back(std::optional<FlagState>());  // gone meanwhile
+      } else {
+        out.emplace_back(moved.error());
+      }
+      continue;
+    }
+    known_[message.key] = *found;
+    // A STORE that changes nothing keeps the modseq.
+    if (entry && entry->letters != found->flags) {
+      renumber(*entry, found->flags);
+      changed.push_back(out.size());
+    }
+    st.modseq = entry ? entry->modseq : 0;  // 0: the list was made anew meanwhile (a new UIDVALIDITY)
+    out.emplace_back(std::optional<FlagState>(std::move(st)));
+  }
+  // One write (and fsync) for the whole STORE. Should it fail, the flags
+  // are changed but their modseqs not kept: the next scan finds the
+  // letters differ from the list's and numbers those messages again.
+  if (dirty) {
+    if (auto written = write_uidlist(maildir_.root(), *uids, sync_); !written) {
+      for (size_t i : changed) out[i] = written.error();
+    }
+  }
+  return out;
 }
 
 base::Status MaildirStore::expunge(const StoredMessage& message) {

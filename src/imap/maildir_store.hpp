@@ -16,11 +16,17 @@
 //            given, so a folder deleted and created again within a second
 //            still gets a new one (RFC 3501 §2.3.1.1).
 //            MaildirStore (protocol::MailStore) is one folder: persistent
-//            UIDs and UIDVALIDITY in MAILDIR/hikyaku-uidlist (in the spirit
-//            of Dovecot's dovecot-uidlist: "hikyaku-uidlist 1 VALIDITY NEXT
-//            FIRST-RECENT" then one "UID UNIQUE-NAME" line per message), rewritten
-//            atomically (base::write_file_durable) whenever UIDs are
-//            assigned or messages have gone. System flags live in the
+//            UIDs, UIDVALIDITY and modseqs in MAILDIR/hikyaku-uidlist (in the
+//            spirit of Dovecot's dovecot-uidlist: "hikyaku-uidlist 2 VALIDITY
+//            NEXT FIRST-RECENT HIGHESTMODSEQ" then one "UID UNIQUE-NAME
+//            MODSEQ 2,LETTERS" line per message: the info letters as last
+//            numbered, so a rename by anyone — another session, POP3, mutt —
+//            gets the next modseq at the next scan), rewritten atomically
+//            (base::write_file_durable) whenever UIDs are assigned, flags
+//            change or messages have gone. Version 1 lists (no modseqs) are
+//            read and rewritten as version 2; an older hikyaku cannot read
+//            version 2 and starts a new UIDVALIDITY (clients refetch, no
+//            mail is lost). System flags live in the
 //            Maildir info suffix ":2,DFRST"; a session that selects the
 //            mailbox read-write claims the messages numbered since the last
 //            claim (FIRST-RECENT): they are \Recent for that session only
@@ -34,7 +40,9 @@
 //            (mailbox::Quota): APPEND and COPY that would go over it fail
 //            with EDQUOT.
 // Standards: RFC 3501 §2.3.1.1 (UIDs strictly ascending, never reused
-//            under one UIDVALIDITY), §2.3.2 (flags, \Recent); Maildir
+//            under one UIDVALIDITY), §2.3.2 (flags, \Recent); RFC 7162
+//            §3.1 (MODSEQ: strictly ascending, never going back, the
+//            counter kept in the uidlist and bumped under the lock); Maildir
 //            (cr.yp.to/proto/maildir.html: info ":2,", new/ → cur/).
 // Trust:     file names in the Maildir may come from other programs: they
 //            are only parsed; the uidlist is ours and is re-created (with a
@@ -83,8 +91,10 @@ class MaildirStore final : public protocol::MailStore {
   base::Result<protocol::Snapshot> scan(bool claim_recent) override;
   bool gone() const override;
   base::Result<std::optional<std::string>> read(const protocol::StoredMessage& message) override;
-  base::Result<std::optional<FlagState>> update_flags(const protocol::StoredMessage& message,
-                                                      const FlagChange& change) override;
+  FlagResult update_flags(const protocol::StoredMessage& message, const FlagChange& change) override;
+  // One lock, one uidlist rewrite (and fsync) for all the messages.
+  std::vector<FlagResult> update_flags_all(const std::vector<protocol::StoredMessage>& messages,
+                                           const FlagChange& change) override;
   base::Status expunge(const protocol::StoredMessage& message) override;
   base::Result<protocol::Appended> append(std::string_view message, uint8_t flags, const protocol::Keywords& keywords,
                                 std::optional<int64_t> internal_date) override;

@@ -1,5 +1,6 @@
 // Unit tests for the Maildir-backed IMAP store: persistent UIDs and
-// UIDVALIDITY (RFC 3501 §2.3.1.1), flags in the ":2," suffix, new/ → cur/
+// UIDVALIDITY (RFC 3501 §2.3.1.1), modseqs (RFC 7162 §3.1) in the version 2
+// uidlist and the upgrade of a version 1 list, flags in the ":2," suffix, new/ → cur/
 // on claim (\Recent), CRLF output and sizes, concurrent stores; the
 // account's Maildir++ folders (create, list, rename, delete, INBOX rename,
 // UIDVALIDITY of a recreated folder, the quota over all folders).
@@ -22,7 +23,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using protocol::kDeleted;
+using protocol::kDraft;
+using protocol::kFlagged;
 using protocol::kSeen;
+using FlagState = protocol::MailStore::FlagState;
 
 class MaildirStoreTest : public ::testing::Test {
  protected:
@@ -165,12 +169,148 @@ TEST_F(MaildirStoreTest, AppendAssignsTheNextUidAndKeepsTheDate) {
 
 TEST_F(MaildirStoreTest, CorruptUidListStartsANewValidity) {
   mailbox::Maildir md(dir_, false);
-  ASSERT_TRUE(md.deliver("Subject: one\n\nbody\n"));
+  auto name = md.deliver("Subject: one\n\nbody\n");
+  ASSERT_TRUE(name);
   ASSERT_TRUE(base::write_file_durable(dir_ / "x.tmp", dir_ / MaildirStore::kUidListName, "garbage\n", false));
   auto snap = store().scan(false);
   ASSERT_TRUE(snap);
   EXPECT_NE(snap->uidvalidity, 0u);
   EXPECT_EQ(snap->messages[0].uid, 1u);
+  // Version 2 (RFC 7162 modseqs): an entry's modseq above HIGHESTMODSEQ, a
+  // modseq 0, letters without "2,", a missing HIGHESTMODSEQ: not ours.
+  for (const std::string& bad : {"hikyaku-uidlist 2 555 3 3 3\n2 " + *name + " 4 2,\n",
+                                 "hikyaku-uidlist 2 555 3 3 3\n2 " + *name + " 0 2,\n",
+                                 "hikyaku-uidlist 2 555 3 3 3\n2 " + *name + " 3 S\n",
+                                 "hikyaku-uidlist 2 555 3 3\n2 " + *name + " 3 2,\n",
+                                 "hikyaku-uidlist 3 555 3 3 3\n2 " + *name + " 3 2,\n"}) {
+    ASSERT_TRUE(base::write_file_durable(dir_ / "x.tmp", dir_ / MaildirStore::kUidListName, bad, false));
+    auto again = store().scan(false);
+    ASSERT_TRUE(again);
+    EXPECT_NE(again->uidvalidity, 555u) << bad;
+    EXPECT_EQ(again->messages[0].uid, 1u) << bad;
+  }
+  ASSERT_TRUE(base::write_file_durable(dir_ / "x.tmp", dir_ / MaildirStore::kUidListName,
+                                       "hikyaku-uidlist 2 555 3 3 3\n2 " + *name + " 3 2,\n", false));
+  auto good = store().scan(false);
+  ASSERT_TRUE(good);
+  EXPECT_EQ(good->uidvalidity, 555u);
+  EXPECT_EQ(good->messages[0].uid, 2u);
+  EXPECT_EQ(good->messages[0].modseq, 3u);
+}
+
+// RFC 7162 §3.1: a MODSEQ per message and the folder's HIGHESTMODSEQ, kept
+// in the uidlist: ascending, the same for every store object (every
+// session, and after a restart), a rename by another program numbered once
+// at the next scan, one modseq per changed message of a batch, never going
+// back when a message goes.
+TEST_F(MaildirStoreTest, Rfc7162ModseqsPersistAndAscend) {
+  mailbox::Maildir md(dir_, false);
+  ASSERT_TRUE(md.deliver("Subject: one\n\nbody\n"));
+  ASSERT_TRUE(md.deliver("Subject: two\n\nbody\n"));
+  auto s = store();
+  auto a = s.scan(true);  // the claim (new/ → cur/) changes no flags: no new modseq
+  ASSERT_TRUE(a) << a.error().message;
+  ASSERT_EQ(a->messages.size(), 2u);
+  EXPECT_EQ(a->messages[0].modseq, 2u);
+  EXPECT_EQ(a->messages[1].modseq, 3u);
+  EXPECT_EQ(a->highest_modseq, 3u);
+  const auto m0 = a->messages[0];
+  const auto m1 = a->messages[1];
+
+  ASSERT_TRUE(s.set_flags(m0, kSeen, {}));
+  auto b = store().scan(false);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->messages[0].modseq, 4u);
+  EXPECT_EQ(b->messages[1].modseq, 3u);
+  EXPECT_EQ(b->highest_modseq, 4u);
+
+  // Another program (mutt, POP3, Dovecot) renames message 2.
+  auto info = md.find(m1.key);
+  ASSERT_TRUE(info);
+  ASSERT_TRUE(md.set_flags(*info, "F"));
+  auto c = s.scan(false);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->messages[1].flags, kFlagged);
+  EXPECT_EQ(c->messages[1].modseq, 5u);
+  EXPECT_EQ(s.scan(false)->messages[1].modseq, 5u);  // numbered once
+  auto other = store().scan(false);
+  EXPECT_EQ(other->messages[1].modseq, 5u);
+  EXPECT_EQ(other->highest_modseq, 5u);
+
+  // A change that must not apply (UNCHANGEDSINCE failed): nothing renamed.
+  auto skipped = s.update_flags(m0, [](FlagState& st) {
+    EXPECT_EQ(st.modseq, 4u);
+    st.flags = 0;
+    st.skip = true;
+  });
+  ASSERT_TRUE(skipped);
+  ASSERT_TRUE(*skipped);
+  EXPECT_EQ((*skipped)->modseq, 4u);
+  EXPECT_EQ(md.find(m0.key)->flags, "S");
+
+  // A batch: results in order, one new modseq each; a change that changes
+  // nothing keeps its modseq.
+  auto all = s.update_flags_all({m0, m1}, [](FlagState& st) { st.flags |= kDraft; });
+  ASSERT_EQ(all.size(), 2u);
+  ASSERT_TRUE(all[0] && *all[0]);
+  ASSERT_TRUE(all[1] && *all[1]);
+  EXPECT_EQ((*all[0])->modseq, 6u);
+  EXPECT_EQ((*all[1])->modseq, 7u);
+  auto same = s.update_flags(m0, [](FlagState& st) { st.flags |= kDraft; });
+  ASSERT_TRUE(same && *same);
+  EXPECT_EQ((*same)->modseq, 6u);
+
+  // An expunge: HIGHESTMODSEQ grows, the others keep theirs.
+  ASSERT_TRUE(s.expunge(m1));
+  auto d = store().scan(false);
+  ASSERT_TRUE(d);
+  ASSERT_EQ(d->messages.size(), 1u);
+  EXPECT_EQ(d->messages[0].modseq, 6u);
+  EXPECT_EQ(d->highest_modseq, 8u);
+  auto text = base::read_file(dir_ / MaildirStore::kUidListName);
+  ASSERT_TRUE(text);
+  EXPECT_TRUE(text->starts_with("hikyaku-uidlist 2 ")) << *text;
+  EXPECT_NE(text->find("\n1 " + m0.key + " 6 2,DS\n"), std::string::npos) << *text;
+}
+
+// A version 1 uidlist (an older hikyaku's) keeps its UIDVALIDITY and UIDs;
+// every message has modseq 1 and the list is rewritten as version 2.
+TEST_F(MaildirStoreTest, Version1UidListIsUpgraded) {
+  mailbox::Maildir md(dir_, false);
+  auto n1 = md.deliver("Subject: one\n\nbody\n");
+  auto n2 = md.deliver("Subject: two\n\nbody\n");
+  ASSERT_TRUE(n1 && n2);
+  const std::string v1 = "hikyaku-uidlist 1 777 3 3\n1 " + *n1 + "\n2 " + *n2 + "\n";
+  ASSERT_TRUE(base::write_file_durable(dir_ / "x.tmp", dir_ / MaildirStore::kUidListName, v1, false));
+  auto s = store();
+  auto snap = s.scan(false);
+  ASSERT_TRUE(snap) << snap.error().message;
+  EXPECT_EQ(snap->uidvalidity, 777u);
+  ASSERT_EQ(snap->messages.size(), 2u);
+  EXPECT_EQ(snap->messages[0].uid, 1u);
+  EXPECT_EQ(snap->messages[1].uid, 2u);
+  EXPECT_EQ(snap->messages[0].modseq, 1u);
+  EXPECT_EQ(snap->messages[1].modseq, 1u);
+  EXPECT_EQ(snap->highest_modseq, 1u);
+  auto text = base::read_file(dir_ / MaildirStore::kUidListName);
+  ASSERT_TRUE(text);
+  EXPECT_EQ(*text, "hikyaku-uidlist 2 777 3 3 1\n1 " + *n1 + " 1 2,\n2 " + *n2 + " 1 2,\n");
+  // A later change gets the next modseq.
+  ASSERT_TRUE(s.set_flags(snap->messages[1], kSeen, {}));
+  auto again = store().scan(false);
+  EXPECT_EQ(again->messages[0].modseq, 1u);
+  EXPECT_EQ(again->messages[1].modseq, 2u);
+  EXPECT_EQ(again->highest_modseq, 2u);
+  // A STORE straight onto a version 1 list (no scan in between) numbers it first.
+  ASSERT_TRUE(base::write_file_durable(dir_ / "x.tmp", dir_ / MaildirStore::kUidListName, v1, false));
+  auto direct = store().update_flags(snap->messages[0], [](FlagState& st) { st.flags = kFlagged; });
+  ASSERT_TRUE(direct && *direct);
+  EXPECT_EQ((*direct)->modseq, 2u);
+  auto last = store().scan(false);
+  EXPECT_EQ(last->uidvalidity, 777u);
+  EXPECT_EQ(last->messages[0].modseq, 2u);
+  EXPECT_EQ(last->messages[1].modseq, 1u);
+  EXPECT_EQ(last->highest_modseq, 2u);
 }
 
 TEST_F(MaildirStoreTest, ConcurrentAppendsNeverShareAUid) {

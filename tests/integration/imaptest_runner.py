@@ -14,8 +14,10 @@ matching: FETCH items unordered with extras allowed; FLAGS unordered, \\Recent
 ignored; LIST flags and STATUS items unordered; everything else ordered.
 "$N" sequence variables (numbers of messages expunged by another session)
 match any number. Not supported, so such scripts are reported as NOT RUN:
-$! directives other than $!unordered/$!ordered/$!noextra/$!extra/$!ban, $modseq
-variables, capabilities the server lacks.
+$! directives other than $!unordered/$!ordered/$!noextra/$!extra/$!ban, the
+ordered "$modseqN" variables (each must be above the last), capabilities the
+server lacks. Other variables with modseq in their name ($modseq_seq1,
+$highestmodseq) are ordinary variables, bound on first match.
 
 $mailbox is the folder "imaptest": the "auth" state deletes it and every
 folder whose name starts with it (as imaptest deletes its test mailboxes),
@@ -300,8 +302,8 @@ def parse_script(text):
     step = None
     auto = 0
     for idx, line in enumerate(lines):
-        if "$modseq" in line.lower():
-            raise NotRun("uses $modseq")
+        if re.search(r"\$modseq\d", line, re.I):
+            raise NotRun("uses ordered $modseqN variables")
         for d in re.findall(r"\$![^ )]*", line):
             if d.lower() not in ("$!unordered", "$!ordered", "$!noextra", "$!extra") and \
                     not d.lower().startswith("$!ban="):

@@ -610,6 +610,101 @@ def test_idle_sees_another_sessions_flags_and_expunge(hikyaku):
     raw.close()
 
 
+FETCH_MODSEQ = re.compile(rb"(\d+) \(UID (\d+)(?: FLAGS \(([^)]*)\))? MODSEQ \((\d+)\)\)")
+
+
+def fetched_modseqs(items):
+    """{sequence number: (UID, flags or None, MODSEQ)} from FETCH responses
+    "n (UID u [FLAGS (...)] MODSEQ (m))"."""
+    out = {}
+    for item in items:
+        if item is None:
+            continue
+        m = FETCH_MODSEQ.match(item)
+        assert m, item
+        flags = None if m.group(3) is None else set(m.group(3).decode().split()) - {"\\Recent"}
+        out[int(m.group(1))] = (int(m.group(2)), flags, int(m.group(4)))
+    return out
+
+
+def test_condstore_across_sessions_another_program_and_a_restart(hikyaku):
+    """RFC 7162 §3.1 CONDSTORE: one modseq per change, whoever made it (this
+    session, another one, another program renaming the file), the same in
+    every session and after a restart; CHANGEDSINCE returns what changed;
+    UNCHANGEDSINCE refuses a stale STORE with [MODIFIED]; HIGHESTMODSEQ
+    only grows, also when a message is expunged."""
+    hikyaku.set_password("alice", PASSWORD)
+    deliver(hikyaku, 3)
+    maildir = hikyaku.maildir("alice")
+    one = login_ssl(hikyaku)
+    assert "CONDSTORE" in one.capabilities, one.capabilities
+    typ, _ = one.enable("CONDSTORE")
+    assert typ == "OK" and one.untagged_responses.pop("ENABLED", None) == [b"CONDSTORE"]
+    one.select("INBOX")
+    hms = int(one.untagged_responses["HIGHESTMODSEQ"][0])
+    typ, data = one.fetch("1:3", "(UID MODSEQ)")
+    assert typ == "OK", data
+    first = fetched_modseqs(data)
+    assert sorted(first) == [1, 2, 3]
+    assert [m for _, _, m in first.values()] == sorted({m for _, _, m in first.values()}), first  # ascending, distinct
+    assert all(1 <= m <= hms for _, _, m in first.values()), (first, hms)
+
+    # Another session flags message 2; another program (mutt) marks 3 seen.
+    two = login_starttls(hikyaku)
+    two.select("INBOX")
+    typ, _ = two.store("2", "+FLAGS", "(\\Flagged)")
+    assert typ == "OK"
+    names = {int(line.split(" ")[0]): line.split(" ")[1]
+             for line in (maildir / "hikyaku-uidlist").read_text().splitlines()[1:]}
+    [path] = [p for p in maildir_messages(maildir) if p.name.split(":")[0] == names[3]]
+    path.rename(maildir / "cur" / (names[3] + ":2,S"))
+    typ, _ = one.noop()
+    changed = fetched_modseqs(one.untagged_responses.pop("FETCH", []))
+    assert sorted(changed) == [2, 3], changed
+    assert changed[2][1] == {"\\Flagged"} and changed[3][1] == {"\\Seen"}, changed
+    assert changed[2][2] > hms and changed[3][2] > hms and changed[2][2] != changed[3][2], (changed, hms)
+
+    # CHANGEDSINCE: exactly what changed since the SELECT, with MODSEQ.
+    typ, data = one.fetch("1:*", f"(UID FLAGS) (CHANGEDSINCE {hms})")
+    assert typ == "OK", data
+    assert {n: m for n, (_, _, m) in fetched_modseqs(data).items()} == {2: changed[2][2], 3: changed[3][2]}, data
+
+    # UNCHANGEDSINCE: message 2 changed after hms: not stored, [MODIFIED 2].
+    typ, data = one.store("2", f"(UNCHANGEDSINCE {hms}) +FLAGS", "(\\Deleted)")
+    assert typ == "OK", data
+    assert one.response("MODIFIED") == ("MODIFIED", [b"2"])
+    typ, data = one.fetch("2", "(UID FLAGS MODSEQ)")
+    assert fetched_modseqs(data)[2][1] == {"\\Flagged"}, data
+    # ... and with the current modseq it is.
+    typ, data = one.store("2", f"(UNCHANGEDSINCE {changed[2][2]}) +FLAGS", "(\\Answered)")
+    assert typ == "OK" and one.response("MODIFIED") == ("MODIFIED", [None]), data
+    stored = fetched_modseqs(data)
+    assert stored[2][1] == {"\\Flagged", "\\Answered"} and stored[2][2] > changed[3][2], stored
+    typ, data = one.status("INBOX", "(HIGHESTMODSEQ)")
+    assert data == [f"INBOX (HIGHESTMODSEQ {stored[2][2]})".encode()], data
+    typ, data = two.status("INBOX", "(HIGHESTMODSEQ)")  # the same for every session
+    assert data == [f"INBOX (HIGHESTMODSEQ {stored[2][2]})".encode()], data
+    typ, data = one.fetch("1:*", "(UID MODSEQ)")
+    before = fetched_modseqs(data)
+    one.logout()
+    two.logout()
+
+    # After a restart: the same modseqs; an expunge makes HIGHESTMODSEQ grow.
+    hikyaku.restart()
+    imap = login_starttls(hikyaku)
+    imap.select("INBOX")
+    assert int(imap.untagged_responses["HIGHESTMODSEQ"][0]) == stored[2][2]
+    typ, data = imap.fetch("1:*", "(UID MODSEQ)")
+    assert fetched_modseqs(data) == before, data
+    imap.store("1", "+FLAGS", "(\\Deleted)")
+    imap.expunge()
+    typ, data = imap.status("INBOX", "(HIGHESTMODSEQ)")
+    highest = int(re.search(rb"HIGHESTMODSEQ (\d+)", data[0]).group(1))
+    assert highest > stored[2][2] + 1, data  # the STORE, then the expunge
+    imap.logout()
+    assert (maildir / "hikyaku-uidlist").read_text().startswith("hikyaku-uidlist 2 ")
+
+
 def test_autologout_timer(make_hikyaku):
     # RFC 3501 §5.4: the autologout timer (limits.imap_idle_timeout; 1 s here).
     server = make_hikyaku(limits_extra='imap_idle_timeout = "1s"')
@@ -684,7 +779,7 @@ def maildir_view(maildir):
     named in dovecot-keywords."""
     names = {}
     for line in (maildir / "hikyaku-uidlist").read_text().splitlines()[1:]:
-        uid, name = line.split(" ", 1)
+        uid, name = line.split(" ")[:2]  # "UID NAME MODSEQ 2,LETTERS" (version 2)
         names[name] = int(uid)
     keywords = {}
     kw_file = maildir / "dovecot-keywords"
@@ -895,7 +990,7 @@ IMAPTEST_SUPPORTED = [
     "fetch-body-mime", "fetch-bodystructure", "fetch-envelope", "id", "list", "listext", "logout", "move",
     "mutf7", "nil", "pipeline", "pipeline-connections", "search-addresses", "search-body", "search-date",
     "search-flags", "search-header", "search-sets", "search-size", "select", "store", "subscribe", "uidplus",
-    "uidvalidity", "uidvalidity-rename",
+    "uidvalidity", "uidvalidity-rename", "esearch-condstore",
 ]
 # The others are not run one by one: test_imaptest_scripts_not_applicable
 # reports them all as one skip, allow-listed in tests/skip-allowlist.txt,
@@ -906,7 +1001,7 @@ IMAPTEST_SUPPORTED = [
 HIKYAKU_CAPABILITIES = {
     "IMAP4REV1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS", "ESEARCH",
     "CHILDREN", "LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "CREATE-SPECIAL-USE", "MOVE", "QUOTA",
-    "QUOTA=RES-STORAGE", "UTF8=ACCEPT",
+    "QUOTA=RES-STORAGE", "UTF8=ACCEPT", "CONDSTORE",
     "COMPRESS=DEFLATE",
 }
 

@@ -14,6 +14,7 @@ using base::iequals;
 using base::to_upper;
 
 constexpr int kMaxSearchDepth = 32;
+constexpr uint64_t kMaxModseq = 9223372036854775807ULL;  // 2^63-1 (RFC 7162 §7 mod-sequence-value)
 constexpr size_t kMaxListItems = 1000;
 
 // RFC 3501 §9: atom-specials = "(" / ")" / "{" / SP / CTL / list-wildcards /
@@ -142,8 +143,9 @@ class Parser {
     size_t start = pos_;
     uint64_t n = 0;
     while (!at_end() && s_[pos_] >= '0' && s_[pos_] <= '9') {
-      n = n * 10 + static_cast<uint64_t>(s_[pos_] - '0');
-      if (n > max) return fail("number too large");
+      const auto digit = static_cast<uint64_t>(s_[pos_] - '0');
+      if (n > (max - digit) / 10) return fail("number too large");  // n * 10 + digit > max, without wrapping
+      n = n * 10 + digit;
       ++pos_;
     }
     if (pos_ == start) return fail("expected a number");
@@ -297,6 +299,7 @@ class Parser {
     else if (word == "RFC822.TEXT") a.kind = K::rfc822_text;
     else if (word == "BODYSTRUCTURE") a.kind = K::bodystructure;
     else if (word == "UID") a.kind = K::uid;
+    else if (word == "MODSEQ") a.kind = K::modseq;  // RFC 7162 §3.1.4
     else if (word == "BODY" || word == "BODY.PEEK") {
       if (peek() != '[') {
         if (word == "BODY.PEEK") return fail("BODY.PEEK needs a section");
@@ -434,6 +437,20 @@ class Parser {
       out.kind = K::uid;
       return (sp() && sequence_set(out.set)) || fail("bad UID set");
     }
+    if (word == "MODSEQ") {
+      // RFC 7162 §3.1.5: MODSEQ [SP entry-name SP entry-type-req] SP
+      // mod-sequence-valzer. Modseqs are per message here, so the entry
+      // ("/flags/\\seen") is read and ignored, as §3.1.5 allows.
+      out.kind = K::modseq;
+      if (!sp()) return fail("bad MODSEQ key");
+      if (peek() == '"') {
+        std::string entry, type;
+        if (!quoted(entry) || !sp() || !atom(type) || !sp()) return fail("bad MODSEQ key");
+        if (!iequals(type, "PRIV") && !iequals(type, "SHARED") && !iequals(type, "ALL"))
+          return fail("bad MODSEQ entry type");
+      }
+      return number(out.number, kMaxModseq) || fail("bad MODSEQ value");
+    }
     if (word == "NOT") {
       out.kind = K::not_;
       out.children.resize(1);
@@ -510,7 +527,21 @@ bool parse_arguments(Parser& p, Command& c) {
       if (!p.flag_list(c.items)) return false;
       return p.accept(')') || p.fail("unterminated create parameters");
     }
-    case Verb::select: case Verb::examine: case Verb::delete_:
+    case Verb::select: case Verb::examine: {
+      // RFC 4466 §2.1 select-params; the one hikyaku knows is CONDSTORE
+      // (RFC 7162 §3.1.8). Another is BAD.
+      if (!need_sp() || !p.astring(c.mailbox)) return false;
+      if (!p.sp()) return true;
+      if (!p.accept('(')) return p.fail("expected select parameters");
+      do {
+        std::string param;
+        if (!p.atom(param)) return false;
+        if (!iequals(param, "CONDSTORE")) return p.fail("unknown SELECT parameter");
+        c.condstore = true;
+      } while (p.sp());
+      return p.accept(')') || p.fail("unterminated select parameters");
+    }
+    case Verb::delete_:
     case Verb::subscribe: case Verb::unsubscribe: case Verb::getquota: case Verb::getquotaroot:
       return need_sp() && p.astring(c.mailbox);
     case Verb::setquota: {
@@ -700,12 +731,32 @@ bool parse_arguments(Parser& p, Command& c) {
       } while (p.sp());
       return true;
     }
-    case Verb::fetch:
-      return need_sp() && p.sequence_set(c.set) && need_sp() && p.fetch_atts(c.fetch);
+    case Verb::fetch: {
+      if (!need_sp() || !p.sequence_set(c.set) || !need_sp() || !p.fetch_atts(c.fetch)) return false;
+      if (!p.sp()) return true;
+      // RFC 4466 §2.4 fetch-modifiers: RFC 7162 §3.1.4.1 (CHANGEDSINCE n).
+      std::string modifier;
+      uint64_t since = 0;
+      if (!p.accept('(') || !p.atom(modifier) || !iequals(modifier, "CHANGEDSINCE") || !need_sp() ||
+          !p.number(since, kMaxModseq) || !p.accept(')'))
+        return p.fail("bad FETCH modifier");
+      c.changed_since = since;
+      return true;
+    }
     case Verb::copy: case Verb::move:
       return need_sp() && p.sequence_set(c.set) && need_sp() && p.astring(c.mailbox);
     case Verb::store: {
       if (!need_sp() || !p.sequence_set(c.set) || !need_sp()) return false;
+      if (p.accept('(')) {
+        // RFC 4466 §2.5 store-modifiers, before the item: RFC 7162 §3.1.3
+        // (UNCHANGEDSINCE n); 0 is allowed (it fails for every message).
+        std::string modifier;
+        uint64_t since = 0;
+        if (!p.atom(modifier) || !iequals(modifier, "UNCHANGEDSINCE") || !need_sp() || !p.number(since, kMaxModseq) ||
+            !p.accept(')') || !need_sp())
+          return p.fail("bad STORE modifier");
+        c.unchanged_since = since;
+      }
       std::string item;
       if (p.accept('+')) c.store.mode = StoreOp::Mode::add;
       else if (p.accept('-')) c.store.mode = StoreOp::Mode::remove;

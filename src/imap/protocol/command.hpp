@@ -7,7 +7,10 @@
 // Standards: RFC 3501 §9 (formal syntax), §6 (commands); RFC 2177 (IDLE),
 //            RFC 2971 (ID), RFC 5161 (ENABLE), RFC 2342 (NAMESPACE),
 //            RFC 3691 (UNSELECT), RFC 4315 (UID EXPUNGE), RFC 4959
-//            (SASL-IR), RFC 7888 (LITERAL+).
+//            (SASL-IR), RFC 7888 (LITERAL+), RFC 7162 §3.1 (CONDSTORE:
+//            SELECT/EXAMINE (CONDSTORE), FETCH MODSEQ and (CHANGEDSINCE n),
+//            STORE (UNCHANGEDSINCE n), SEARCH MODSEQ), RFC 4466 (the
+//            modifier syntax).
 // Trust:     input is untrusted network data; every byte value is handled;
 //            nesting depth of search keys is bounded.
 // Concurrency: pure functions.
@@ -57,6 +60,7 @@ struct FetchAtt {
   enum class Kind {
     envelope, flags, internaldate, rfc822, rfc822_header, rfc822_size, rfc822_text,
     body, bodystructure, uid, body_section,
+    modseq,  // RFC 7162 §3.1.4
   };
   Kind kind = Kind::flags;
   bool peek = false;                 // BODY.PEEK[...]
@@ -75,11 +79,12 @@ struct SearchKey {
     bcc, cc, from, to, subject, body, text, header,
     before, on, since, sentbefore, senton, sentsince, larger, smaller,
     uid, sequence, not_, or_, and_,
+    modseq,  // RFC 7162 §3.1.5 (the value in `number`; an entry name is ignored)
   };
   Kind kind = Kind::all;
   std::string field;   // header: field name
   std::string value;   // substring / keyword
-  uint64_t number = 0; // larger/smaller
+  uint64_t number = 0; // larger/smaller/modseq
   Days date = 0;
   SequenceSet set;
   std::vector<SearchKey> children;  // not_: 1, or_: 2, and_: n
@@ -141,6 +146,9 @@ struct Command {
   std::vector<std::string> flags;    // append
   std::optional<int64_t> date;       // append: date-time as Unix seconds
   std::string message;               // append: the literal
+  bool condstore = false;                  // SELECT/EXAMINE (CONDSTORE), RFC 7162 §3.1.8
+  std::optional<uint64_t> changed_since;   // FETCH (CHANGEDSINCE n), RFC 7162 §3.1.4.1
+  std::optional<uint64_t> unchanged_since; // STORE (UNCHANGEDSINCE n), RFC 7162 §3.1.3
 };
 
 struct ParseResult {

@@ -122,6 +122,27 @@ Days day_of(int64_t unix_seconds) {
   return d;
 }
 
+// A sequence-set of ascending numbers, runs of consecutive ones as ranges
+// ("1:3,5").
+std::string sequence_set_text(const std::vector<uint32_t>& numbers) {
+  std::string set;
+  for (size_t i = 0; i < numbers.size();) {
+    size_t j = i;
+    while (j + 1 < numbers.size() && numbers[j + 1] == numbers[j] + 1) ++j;
+    if (!set.empty()) set += ',';
+    set += std::to_string(numbers[i]);
+    if (j > i) set += ":" + std::to_string(numbers[j]);
+    i = j + 1;
+  }
+  return set;
+}
+
+// Does the search use the MODSEQ key (RFC 7162 §3.1.5, CONDSTORE-enabling)?
+bool uses_modseq(const SearchKey& key) {
+  if (key.kind == SearchKey::Kind::modseq) return true;
+  return std::any_of(key.children.begin(), key.children.end(), uses_modseq);
+}
+
 }  // namespace
 
 Engine::Engine(Options options) : options_(options) {}
@@ -129,7 +150,7 @@ Engine::Engine(Options options) : options_(options) {}
 std::string Engine::capabilities() const {
   std::string caps =
       "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS ESEARCH CHILDREN LIST-EXTENDED "
-      "LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE MOVE QUOTA QUOTA=RES-STORAGE UTF8=ACCEPT";
+      "LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE MOVE QUOTA QUOTA=RES-STORAGE UTF8=ACCEPT CONDSTORE";
   if (state_ == State::not_authenticated) {
     // RFC 3501 §6.2.1: STARTTLS before login only; RFC 3501 §6.2.3 and
     // RFC 2595 §3.1: LOGINDISABLED when LOGIN would be refused.
@@ -281,10 +302,33 @@ void Engine::learn(const Keywords& keywords, std::string& out) {
   if (grew && state_ == State::selected) out += "* FLAGS " + flags_list() + "\r\n";
 }
 
+std::string Engine::flags_fetch(size_t index, bool with_uid, bool with_flags) const {
+  const auto& m = view_[index].msg;
+  std::string items;
+  auto item = [&](const std::string& s) {
+    if (!items.empty()) items += ' ';
+    items += s;
+  };
+  if (with_uid) item("UID " + std::to_string(m.uid));
+  if (with_flags) item("FLAGS " + flag_list(m.flags, m.recent, m.keywords));
+  if (condstore_) item("MODSEQ (" + std::to_string(m.modseq) + ")");  // RFC 7162 §3.1.4
+  return "* " + std::to_string(index + 1) + " FETCH (" + items + ")\r\n";
+}
+
+std::string Engine::enable_condstore() {
+  if (condstore_) return "";
+  condstore_ = true;
+  // RFC 7162 §3.1: the first enabling command with a mailbox selected
+  // reports its HIGHESTMODSEQ (SELECT reports it anyway).
+  if (state_ != State::selected || highest_modseq_ == 0) return "";
+  return "* OK [HIGHESTMODSEQ " + std::to_string(highest_modseq_) + "] Highest\r\n";
+}
+
 void Engine::leave_selected() {
   known_keywords_.clear();
   view_.clear();
   read_only_ = false;
+  highest_modseq_ = 0;
   reported_recent_ = 0;
   store_.reset();
   selected_.clear();
@@ -482,13 +526,17 @@ Action Engine::dispatch(const Command& c) {
       // RFC 5161 §3.1: only what is newly enabled is listed; an unknown
       // capability is ignored, and the response is sent even when empty.
       std::string enabled;
+      std::string highest;  // RFC 7162 §3.1: "* OK [HIGHESTMODSEQ n]" when selected
       for (const auto& capability : c.items) {
         if (capability == "UTF8=ACCEPT" && !utf8_) {
           utf8_ = true;
           enabled += " UTF8=ACCEPT";
+        } else if (capability == "CONDSTORE" && !condstore_) {
+          enabled += " CONDSTORE";
+          highest = enable_condstore();
         }
       }
-      return tagged(tag, "OK", "ENABLE completed", "* ENABLED" + enabled + "\r\n");
+      return tagged(tag, "OK", "ENABLE completed", "* ENABLED" + enabled + "\r\n" + highest);
     }
     case Verb::idle: {
       if (!authed) return wrong_state();
@@ -539,6 +587,7 @@ bool Engine::sync(bool allow_expunge, std::string& out) {
   if (!snap) return false;
   uidvalidity_ = snap->uidvalidity;
   uidnext_ = snap->uidnext;
+  highest_modseq_ = snap->highest_modseq;
   const auto& msgs = snap->messages;
   size_t j = 0;
   uint32_t last_uid = 0;
@@ -548,13 +597,17 @@ bool Engine::sync(bool allow_expunge, std::string& out) {
     while (j < msgs.size() && msgs[j].uid < e.msg.uid) ++j;
     if (j < msgs.size() && msgs[j].uid == e.msg.uid) {
       const auto& m = msgs[j];
-      if ((m.flags != e.msg.flags || m.keywords != e.msg.keywords) && !e.gone) {
+      // RFC 7162 §3.1: with CONDSTORE on, a new MODSEQ is reported even
+      // when the flags look the same (e.g. changed and changed back).
+      if ((m.flags != e.msg.flags || m.keywords != e.msg.keywords || (condstore_ && m.modseq != e.msg.modseq)) &&
+          !e.gone) {
         e.msg.flags = m.flags;
         e.msg.keywords = m.keywords;
+        e.msg.modseq = m.modseq;
         learn(m.keywords, out);
-        out += "* " + std::to_string(i + 1) + " FETCH (FLAGS " +
-               flag_list(e.msg.flags, e.msg.recent, e.msg.keywords) + ")\r\n";
+        out += flags_fetch(i, condstore_, true);
       }
+      e.msg.modseq = m.modseq;
       e.msg.key = m.key;
     } else {
       e.gone = true;
@@ -628,6 +681,8 @@ Action Engine::cmd_select(const Command& c) {
   selected_ = *name;
   uidvalidity_ = snap->uidvalidity;
   uidnext_ = snap->uidnext;
+  highest_modseq_ = snap->highest_modseq;
+  if (c.condstore) condstore_ = true;  // RFC 7162 §3.1.8; HIGHESTMODSEQ is reported below anyway
   view_.clear();
   size_t recent = 0;
   std::optional<size_t> first_unseen;
@@ -650,6 +705,12 @@ Action Engine::cmd_select(const Command& c) {
   if (first_unseen) out += "* OK [UNSEEN " + std::to_string(*first_unseen) + "] first unseen\r\n";
   out += "* OK [UIDVALIDITY " + std::to_string(uidvalidity_) + "] UIDs valid\r\n";
   out += "* OK [UIDNEXT " + std::to_string(uidnext_) + "] predicted next UID\r\n";
+  // RFC 7162 §3.1.2.1: on every SELECT/EXAMINE, CONDSTORE enabled or not.
+  if (highest_modseq_ != 0) {
+    out += "* OK [HIGHESTMODSEQ " + std::to_string(highest_modseq_) + "] Highest\r\n";
+  } else {
+    out += "* OK [NOMODSEQ] Sorry, this mailbox format doesn't support modsequences\r\n";
+  }
   return tagged(c.tag, "OK", std::string(read_only_ ? "[READ-ONLY] " : "[READ-WRITE] ") + c.name + " completed",
                 std::move(out));
 }
@@ -846,6 +907,9 @@ std::optional<Action> Engine::status_response(const Command& c, const std::strin
       uint64_t bytes = 0;
       for (const auto& m : snap->messages) bytes += (m.flags & kDeleted) ? m.size : 0;
       value = (bytes + 1023) / 1024;
+    } else if (item == "HIGHESTMODSEQ") {  // RFC 7162 §3.1.7 (CONDSTORE-enabling)
+      value = snap->highest_modseq;
+      out += enable_condstore();
     } else {
       return bad(c.tag, "unknown STATUS item " + item.substr(0, 40));
     }
@@ -926,11 +990,12 @@ Action Engine::cmd_fetch(const Command& c) {
   std::vector<size_t> indexes;
   if (!resolve(c.set, c.uid, indexes)) return bad(c.tag, "invalid message sequence number");
   using K = FetchAtt::Kind;
-  bool want_content = false, sets_seen = false, has_uid = false, has_flags = false;
+  bool want_content = false, sets_seen = false, has_uid = false, has_flags = false, has_modseq = false;
   for (const auto& a : c.fetch) {
     switch (a.kind) {
       case K::flags: has_flags = true; break;
       case K::uid: has_uid = true; break;
+      case K::modseq: has_modseq = true; break;
       case K::internaldate: case K::rfc822_size: break;
       case K::rfc822: case K::rfc822_text: sets_seen = true; want_content = true; break;
       case K::body_section: sets_seen |= !a.peek; want_content = true; break;
@@ -938,7 +1003,32 @@ Action Engine::cmd_fetch(const Command& c) {
     }
   }
   sets_seen = sets_seen && !read_only_;
-  std::string out;
+  // RFC 7162 §3.1: FETCH MODSEQ and CHANGEDSINCE enable CONDSTORE.
+  std::string out = has_modseq || c.changed_since ? enable_condstore() : "";
+  // RFC 3501 §6.4.5: BODY[...] and RFC822(.TEXT) set \Seen, here for all
+  // the messages at once (MaildirStore: one uidlist rewrite for their new
+  // modseqs, not one per message).
+  std::vector<bool> seen_now(sets_seen ? view_.size() : 0, false);
+  if (sets_seen) {
+    std::vector<size_t> unseen;
+    std::vector<StoredMessage> messages;
+    for (size_t index : indexes) {
+      const auto& e = view_[index];
+      if (e.gone || (e.msg.flags & kSeen) || (c.changed_since && e.msg.modseq <= *c.changed_since)) continue;
+      unseen.push_back(index);
+      messages.push_back(e.msg);
+    }
+    auto marked = store_->update_flags_all(messages, [](MailStore::FlagState& s) { s.flags |= kSeen; });
+    for (size_t i = 0; i < unseen.size() && i < marked.size(); ++i) {
+      auto& r = marked[i];
+      if (!r || !*r) continue;  // failed or gone: the content read below tells which
+      auto& m = view_[unseen[i]].msg;
+      m.flags = (*r)->flags;
+      m.keywords = std::move((*r)->keywords);
+      m.modseq = (*r)->modseq;
+      seen_now[unseen[i]] = true;
+    }
+  }
   bool failed = false;
   bool expunged = false;  // a message of the set was expunged by another session
   for (size_t index : indexes) {
@@ -947,6 +1037,8 @@ Action Engine::cmd_fetch(const Command& c) {
       expunged = true;
       continue;
     }
+    // RFC 7162 §3.1.4.1: only messages changed since the client's modseq.
+    if (c.changed_since && e.msg.modseq <= *c.changed_since) continue;
     std::string content;
     if (want_content) {
       auto r = store_->read(e.msg);
@@ -960,16 +1052,7 @@ Action Engine::cmd_fetch(const Command& c) {
       }
       content = std::move(**r);
     }
-    bool flags_changed = false;
-    if (sets_seen && !(e.msg.flags & kSeen)) {
-      // RFC 3501 §6.4.5: BODY[...] and RFC822(.TEXT) set \Seen.
-      auto r = store_->update_flags(e.msg, [](MailStore::FlagState& s) { s.flags |= kSeen; });
-      if (r && *r) {
-        e.msg.flags = (*r)->flags;
-        e.msg.keywords = std::move((*r)->keywords);
-        flags_changed = true;
-      }
-    }
+    const bool flags_changed = sets_seen && seen_now[index];
     std::string items;
     auto item = [&](const std::string& s) {
       if (!items.empty()) items += ' ';
@@ -988,6 +1071,7 @@ Action Engine::cmd_fetch(const Command& c) {
         case K::envelope: item("ENVELOPE " + envelope(content)); break;
         case K::body: item("BODY " + body_structure(content, false)); break;
         case K::bodystructure: item("BODYSTRUCTURE " + body_structure(content, true)); break;
+        case K::modseq: item("MODSEQ (" + std::to_string(e.msg.modseq) + ")"); break;
         case K::body_section: {
           std::string label = "BODY[" + section_label(a.section) + "]";
           auto text = section_text(content, a.section);
@@ -1008,6 +1092,11 @@ Action Engine::cmd_fetch(const Command& c) {
       }
     }
     if (flags_changed && !has_flags) item("FLAGS " + flag_list(e.msg.flags, e.msg.recent, e.msg.keywords));
+    // RFC 7162 §3.1: a flag change carries its MODSEQ once CONDSTORE is on;
+    // §3.1.4.1: CHANGEDSINCE implies MODSEQ.
+    if (condstore_ && !has_modseq && (flags_changed || c.changed_since)) {
+      item("MODSEQ (" + std::to_string(e.msg.modseq) + ")");
+    }
     out += "* " + std::to_string(index + 1) + " FETCH (" + items + ")\r\n";
   }
   std::string updates;
@@ -1030,35 +1119,52 @@ Action Engine::cmd_store(const Command& c) {
     bits |= flag_bit(f);
     add_keyword(named, f);  // "\Recent" and unknown "\X" are ignored
   }
-  std::string out;
+  // RFC 7162 §3.1: STORE (UNCHANGEDSINCE) enables CONDSTORE.
+  std::string out = c.unchanged_since ? enable_condstore() : "";
   bool failed = false;
   bool expunged = false;  // a message of the set was expunged by another session
+  std::vector<size_t> targets;  // indexes of the messages to change
+  std::vector<StoredMessage> messages;
   for (size_t index : indexes) {
-    auto& e = view_[index];
-    if (e.gone) {
+    if (view_[index].gone) {
       expunged = true;
       continue;
     }
-    // Applied to the flags as they are in the store now (another session
-    // may have changed them since this view saw them).
-    const auto mode = c.store.mode;
-    auto change = [&](MailStore::FlagState& st) {
-      switch (mode) {
-        case StoreOp::Mode::replace:
-          st.flags = bits;
-          st.keywords = named;
-          break;
-        case StoreOp::Mode::add:
-          st.flags |= bits;
-          for (const auto& k : named) add_keyword(st.keywords, k);
-          break;
-        case StoreOp::Mode::remove:
-          st.flags &= static_cast<uint8_t>(~bits);
-          for (const auto& k : named) remove_keyword(st.keywords, k);
-          break;
-      }
-    };
-    auto r = store_->update_flags(e.msg, change);
+    targets.push_back(index);
+    messages.push_back(view_[index].msg);
+  }
+  // Applied to the flags as they are in the store now (another session
+  // may have changed them since this view saw them), all in one store call.
+  const auto mode = c.store.mode;
+  const std::optional<uint64_t> unchanged_since = c.unchanged_since;
+  auto change = [&](MailStore::FlagState& st) {
+    // RFC 7162 §3.1.3: changed since the client's UNCHANGEDSINCE: left as
+    // it is (the test runs under the store's lock).
+    if (unchanged_since && st.modseq > *unchanged_since) {
+      st.skip = true;
+      return;
+    }
+    switch (mode) {
+      case StoreOp::Mode::replace:
+        st.flags = bits;
+        st.keywords = named;
+        break;
+      case StoreOp::Mode::add:
+        st.flags |= bits;
+        for (const auto& k : named) add_keyword(st.keywords, k);
+        break;
+      case StoreOp::Mode::remove:
+        st.flags &= static_cast<uint8_t>(~bits);
+        for (const auto& k : named) remove_keyword(st.keywords, k);
+        break;
+    }
+  };
+  auto results = store_->update_flags_all(messages, change);
+  std::vector<uint32_t> modified;  // RFC 7162 §3.1.3: those that failed UNCHANGEDSINCE
+  for (size_t i = 0; i < targets.size() && i < results.size(); ++i) {
+    const size_t index = targets[i];
+    auto& e = view_[index];
+    auto& r = results[i];
     if (!r) {
       failed = true;
       continue;
@@ -1067,14 +1173,16 @@ Action Engine::cmd_store(const Command& c) {
       expunged = true;
       continue;
     }
+    if ((*r)->skip) {
+      modified.push_back(c.uid ? e.msg.uid : static_cast<uint32_t>(index + 1));
+      continue;
+    }
     e.msg.flags = (*r)->flags;
     e.msg.keywords = std::move((*r)->keywords);
+    e.msg.modseq = (*r)->modseq;
     learn(e.msg.keywords, out);
-    if (!c.store.silent) {
-      out += "* " + std::to_string(index + 1) + " FETCH (";
-      if (c.uid) out += "UID " + std::to_string(e.msg.uid) + " ";
-      out += "FLAGS " + flag_list(e.msg.flags, e.msg.recent, e.msg.keywords) + ")\r\n";
-    }
+    // RFC 7162 §3.1.3: with CONDSTORE on, .SILENT still reports the MODSEQ.
+    if (!c.store.silent || condstore_) out += flags_fetch(index, c.uid || condstore_, !c.store.silent);
   }
   std::string updates;
   sync(c.uid, updates);
@@ -1082,6 +1190,10 @@ Action Engine::cmd_store(const Command& c) {
   // As FETCH: every message a STORE answers OK for got its FETCH FLAGS.
   if (expunged && !c.uid)
     return tagged(c.tag, "NO", "[EXPUNGEISSUED] some of the messages no longer exist", out + updates);
+  if (!modified.empty()) {
+    return tagged(c.tag, "OK", "[MODIFIED " + sequence_set_text(modified) + "] Conditional STORE failed",
+                  out + updates);
+  }
   return tagged(c.tag, "OK", c.uid ? "UID STORE completed" : "STORE completed", out + updates);
 }
 
@@ -1145,6 +1257,7 @@ bool Engine::matches(const SearchKey& k, size_t index, std::optional<std::string
     case K::larger: return m.size > k.number;
     case K::smaller: return m.size < k.number;
     case K::uid: return k.set.contains(m.uid, view_.empty() ? 0 : view_.back().msg.uid);
+    case K::modseq: return m.modseq >= k.number;  // RFC 7162 §3.1.5
     case K::sequence: {
       auto n = static_cast<uint32_t>(view_.size());
       return k.set.contains(static_cast<uint32_t>(index + 1), n);
@@ -1168,18 +1281,27 @@ Action Engine::cmd_search(const Command& c) {
       return tagged(c.tag, "NO", "[BADCHARSET (US-ASCII UTF-8)] unsupported charset");
     }
   }
+  // RFC 7162 §3.1.5: the MODSEQ key enables CONDSTORE, and (§3.1.6) the reply
+  // then carries the highest modseq of the messages it returns.
+  const bool with_modseq = uses_modseq(c.search);
+  std::string out = with_modseq ? enable_condstore() : "";
   std::vector<uint32_t> hits;  // ascending: sequence numbers, or UIDs in view order
+  std::vector<uint64_t> modseqs;  // with_modseq: one per hit
   for (size_t i = 0; i < view_.size(); ++i) {
     if (view_[i].gone) continue;
     std::optional<std::string> content;
-    if (matches(c.search, i, content)) hits.push_back(c.uid ? view_[i].msg.uid : static_cast<uint32_t>(i + 1));
+    if (matches(c.search, i, content)) {
+      hits.push_back(c.uid ? view_[i].msg.uid : static_cast<uint32_t>(i + 1));
+      if (with_modseq) modseqs.push_back(view_[i].msg.modseq);
+    }
   }
-  std::string out;
   if (c.search_return.requested) {
-    out = esearch_response(c, hits);
+    out += esearch_response(c, hits, modseqs);
   } else {
-    out = "* SEARCH";
+    out += "* SEARCH";
     for (uint32_t n : hits) out += " " + std::to_string(n);
+    // Nothing when nothing matched (RFC 7162 §3.1.6).
+    if (!modseqs.empty()) out += " (MODSEQ " + std::to_string(*std::max_element(modseqs.begin(), modseqs.end())) + ")";
     out += "\r\n";
   }
   std::string updates;
@@ -1187,30 +1309,32 @@ Action Engine::cmd_search(const Command& c) {
   return tagged(c.tag, "OK", c.uid ? "UID SEARCH completed" : "SEARCH completed", out + updates);
 }
 
-std::string Engine::esearch_response(const Command& c, const std::vector<uint32_t>& hits) {
+std::string Engine::esearch_response(const Command& c, const std::vector<uint32_t>& hits,
+                                     const std::vector<uint64_t>& modseqs) {
   // RFC 4731 §3.1: * ESEARCH (TAG "t") [UID] MIN n MAX n ALL set COUNT n;
-  // MIN, MAX and ALL only when something matched, COUNT always.
+  // MIN, MAX and ALL only when something matched, COUNT always. RFC 4731
+  // §3.2 (a search with RFC 7162's MODSEQ key): MODSEQ last, when something
+  // matched: the highest modseq of the messages returned (those of MIN and
+  // MAX; all of them for ALL or COUNT).
   const auto& r = c.search_return;
   std::string out = "* ESEARCH (TAG \"" + c.tag + "\")";
   if (c.uid) out += " UID";
   if (!hits.empty()) {
     if (r.min) out += " MIN " + std::to_string(hits.front());
     if (r.max) out += " MAX " + std::to_string(hits.back());
-    if (r.all) {
-      // A sequence-set with runs of consecutive numbers as ranges.
-      std::string set;
-      for (size_t i = 0; i < hits.size();) {
-        size_t j = i;
-        while (j + 1 < hits.size() && hits[j + 1] == hits[j] + 1) ++j;
-        if (!set.empty()) set += ',';
-        set += std::to_string(hits[i]);
-        if (j > i) set += ":" + std::to_string(hits[j]);
-        i = j + 1;
-      }
-      out += " ALL " + set;
-    }
+    if (r.all) out += " ALL " + sequence_set_text(hits);
   }
   if (r.count) out += " COUNT " + std::to_string(hits.size());
+  if (!hits.empty() && modseqs.size() == hits.size()) {
+    uint64_t highest = 0;
+    if (r.all || r.count) {
+      highest = *std::max_element(modseqs.begin(), modseqs.end());
+    } else {
+      if (r.min) highest = std::max(highest, modseqs.front());
+      if (r.max) highest = std::max(highest, modseqs.back());
+    }
+    out += " MODSEQ " + std::to_string(highest);
+  }
   return out + "\r\n";
 }
 

@@ -17,7 +17,10 @@
 //            (MOVE), RFC 4978 (COMPRESS=DEFLATE: the session
 //            compresses, compression.hpp), RFC 5530 (response codes), RFC 9208 (QUOTA: one root over the
 //            mailbox, STORAGE only), RFC 2595 §3.1/RFC 8314 (STARTTLS,
-//            LOGINDISABLED), RFC 4616 (PLAIN).
+//            LOGINDISABLED), RFC 4616 (PLAIN), RFC 7162 §3.1 (CONDSTORE,
+//            without QRESYNC: MODSEQ, HIGHESTMODSEQ, CHANGEDSINCE,
+//            UNCHANGEDSINCE/MODIFIED, SEARCH MODSEQ; on once any
+//            CONDSTORE-enabling command was seen, for the connection's life).
 // Trust:     every command is untrusted; passwords travel only inside an
 //            Action::authenticate and never appear in replies or logs made
 //            here. Folder names are checked here (valid modified UTF-7, no
@@ -139,7 +142,9 @@ class Engine {
   Action refused(const std::string& tag, const base::Error& error, std::string untagged = {});
   Action cmd_append(const Command& c);
   Action cmd_quota(const Command& c);
-  static std::string esearch_response(const Command& c, const std::vector<uint32_t>& hits);
+  // RFC 4731 * ESEARCH; `modseqs` (one per hit, or empty): RFC 7162 §3.1.5 MODSEQ.
+  static std::string esearch_response(const Command& c, const std::vector<uint32_t>& hits,
+                                      const std::vector<uint64_t>& modseqs);
   Action cmd_fetch(const Command& c);
   Action cmd_store(const Command& c);
   Action cmd_search(const Command& c);
@@ -160,6 +165,13 @@ class Engine {
   // Note keywords seen in the mailbox; "* FLAGS" when the list grew (RFC
   // 3501 §7.2.6) while selected.
   void learn(const Keywords& keywords, std::string& out);
+  // "* n FETCH (...)" for message `index` after a flag change: UID when
+  // `with_uid`, FLAGS when `with_flags`, MODSEQ once CONDSTORE is on.
+  std::string flags_fetch(size_t index, bool with_uid, bool with_flags) const;
+  // The first CONDSTORE-enabling command (RFC 7162 §3.1): sets condstore_;
+  // with a folder selected, "* OK [HIGHESTMODSEQ n]". "" when CONDSTORE was
+  // on already, nothing is selected, or the store keeps no modseqs.
+  std::string enable_condstore();
 
   Options options_;
   State state_ = State::not_authenticated;
@@ -171,6 +183,9 @@ class Engine {
   std::optional<std::string> idle_tag_;
   bool compressing_ = false;  // COMPRESS DEFLATE was answered OK
   bool utf8_ = false;         // ENABLE UTF8=ACCEPT (RFC 6855): names travel in UTF-8
+  // RFC 7162 §3.1: a CONDSTORE-enabling command was seen (for the
+  // connection's life; leave_selected keeps it): every FETCH carries MODSEQ.
+  bool condstore_ = false;
   std::unique_ptr<MailAccount> account_;
   // Selected state.
   std::shared_ptr<MailStore> store_;
@@ -179,6 +194,7 @@ class Engine {
   bool read_only_ = false;
   uint32_t uidvalidity_ = 0;
   uint32_t uidnext_ = 1;
+  uint64_t highest_modseq_ = 0;  // the selected folder's, at the last scan (0: none kept)
   size_t reported_recent_ = 0;
   Keywords known_keywords_;
 };

@@ -132,6 +132,58 @@ TEST(Command, Rfc3501Section6_4_5FetchAttributes) {
   EXPECT_FALSE(c.set.contains(3, 9));
 }
 
+// RFC 7162 §3.1 (CONDSTORE) syntax: SELECT/EXAMINE parameters, the FETCH
+// and STORE modifiers (RFC 4466), the SEARCH MODSEQ key.
+TEST(Command, Rfc7162CondstoreSyntax) {
+  auto select = parse_command("a SELECT INBOX (CONDSTORE)");
+  ASSERT_TRUE(select.command) << select.error;
+  EXPECT_TRUE(select.command->condstore);
+  EXPECT_EQ(select.command->mailbox, "INBOX");
+  auto examine = parse_command("a EXAMINE \"x y\" (condstore)");
+  ASSERT_TRUE(examine.command) << examine.error;
+  EXPECT_TRUE(examine.command->condstore);
+  EXPECT_FALSE(parse_command("a SELECT INBOX").command->condstore);
+
+  auto fetch = parse_command("a FETCH 1:* (FLAGS MODSEQ) (CHANGEDSINCE 12345)");
+  ASSERT_TRUE(fetch.command) << fetch.error;
+  ASSERT_EQ(fetch.command->fetch.size(), 2u);
+  EXPECT_EQ(fetch.command->fetch[1].kind, FetchAtt::Kind::modseq);
+  EXPECT_EQ(fetch.command->changed_since, 12345u);
+  auto uid_fetch = parse_command("a UID FETCH 1 FLAGS (CHANGEDSINCE 5)");
+  ASSERT_TRUE(uid_fetch.command) << uid_fetch.error;
+  EXPECT_EQ(uid_fetch.command->changed_since, 5u);
+  EXPECT_FALSE(parse_command("a FETCH 1 FLAGS").command->changed_since);
+  auto big = parse_command("a FETCH 1 MODSEQ (CHANGEDSINCE 9223372036854775807)");  // 2^63-1 (RFC 7162 §7)
+  ASSERT_TRUE(big.command) << big.error;
+  EXPECT_EQ(big.command->changed_since, 9223372036854775807ULL);
+
+  auto store = parse_command("a STORE 1:5 (UNCHANGEDSINCE 0) +FLAGS.SILENT (\\Deleted)");
+  ASSERT_TRUE(store.command) << store.error;
+  EXPECT_EQ(store.command->unchanged_since, 0u);
+  EXPECT_TRUE(store.command->store.silent);
+  EXPECT_EQ(store.command->store.flags, std::vector<std::string>{"\\Deleted"});
+  EXPECT_FALSE(parse_command("a STORE 1 +FLAGS (\\Seen)").command->unchanged_since);
+
+  auto search = parse_command("a SEARCH MODSEQ 5");
+  ASSERT_TRUE(search.command) << search.error;
+  ASSERT_EQ(search.command->search.children.size(), 1u);
+  EXPECT_EQ(search.command->search.children[0].kind, SearchKey::Kind::modseq);
+  EXPECT_EQ(search.command->search.children[0].number, 5u);
+  auto entry = parse_command("a SEARCH 1:3 MODSEQ \"/flags/\\\\seen\" all 7");
+  ASSERT_TRUE(entry.command) << entry.error;
+  ASSERT_EQ(entry.command->search.children.size(), 2u);
+  EXPECT_EQ(entry.command->search.children[1].kind, SearchKey::Kind::modseq);
+  EXPECT_EQ(entry.command->search.children[1].number, 7u);
+
+  for (const char* bad : {"a SELECT INBOX (FOO)", "a SELECT INBOX ()", "a SELECT INBOX CONDSTORE",
+                          "a FETCH 1 FLAGS (CHANGEDSINCE)", "a FETCH 1 FLAGS (CHANGEDSINCE 99999999999999999999)",
+                          "a FETCH 1 FLAGS (CHANGEDSINCE 9223372036854775808)", "a FETCH 1 FLAGS (VANISHED)",
+                          "a STORE 1 (UNCHANGEDSINCE x) FLAGS \\Seen", "a STORE 1 (UNCHANGEDSINCE 1)FLAGS \\Seen",
+                          "a SEARCH MODSEQ \"/flags/x\" bogus 7", "a SEARCH MODSEQ", "a SEARCH MODSEQ \"/flags/x\" all"}) {
+    EXPECT_FALSE(parse_command(bad).command) << bad;
+  }
+}
+
 TEST(Command, HostileInputIsRefusedNotCrashed) {
   // Deep nesting is bounded.
   std::string deep = "a SEARCH " + std::string(200, '(') + "ALL" + std::string(200, ')');
@@ -470,7 +522,7 @@ TEST(Engine, Utf8Accept_RFC6855) {
   c.send("a1 LOGIN alice pw");
   EXPECT_NE(c.send("a0 CAPABILITY").find(" UTF8=ACCEPT"), std::string::npos);
   EXPECT_EQ(c.send("a2 CREATE \"Entw&APw-rfe\""), "a2 OK CREATE completed\r\n");  // before ENABLE: modified UTF-7
-  EXPECT_EQ(c.send("a3 ENABLE UTF8=ACCEPT CONDSTORE"), "* ENABLED UTF8=ACCEPT\r\na3 OK ENABLE completed\r\n");
+  EXPECT_EQ(c.send("a3 ENABLE UTF8=ACCEPT CONDSTORE"), "* ENABLED UTF8=ACCEPT CONDSTORE\r\na3 OK ENABLE completed\r\n");
   EXPECT_EQ(c.send("a4 ENABLE UTF8=ACCEPT"), "* ENABLED\r\na4 OK ENABLE completed\r\n");  // nothing new
   EXPECT_EQ(c.send("a5 CREATE \"\xC3\x9C" "bersicht/R&D\""), "a5 OK CREATE completed\r\n");
   EXPECT_EQ(c.send("b1 LIST \"\" *"),
@@ -753,6 +805,89 @@ TEST(Engine, Rfc4731Esearch) {
   EXPECT_EQ(c.send("c1 SEARCH RETURN (MIN)").substr(0, 7), "c1 BAD ");
 }
 
+// RFC 7162 §3.1 CONDSTORE over a MemoryStore (modseqs 2, 3, 4 for the
+// three messages added): enabling commands, MODSEQ in FETCH, CHANGEDSINCE,
+// UNCHANGEDSINCE and MODIFIED, SEARCH MODSEQ, STATUS HIGHESTMODSEQ.
+TEST(Engine, Rfc7162Condstore) {
+  Conversation c(plaintext());
+  for (int i = 0; i < 3; ++i) c.store->add(std::string(kSimple));
+  EXPECT_NE(c.send("a0 CAPABILITY").find(" CONDSTORE"), std::string::npos);  // before login too
+  c.send("a1 LOGIN alice pw");
+  const std::string sel = c.send("a2 SELECT INBOX");
+  EXPECT_NE(sel.find("* OK [HIGHESTMODSEQ 4] Highest\r\n"), std::string::npos) << sel;
+  // FETCH MODSEQ enables CONDSTORE: the first time with HIGHESTMODSEQ.
+  EXPECT_EQ(c.send("f1 FETCH 1:3 (MODSEQ)"),
+            "* OK [HIGHESTMODSEQ 4] Highest\r\n* 1 FETCH (MODSEQ (2))\r\n* 2 FETCH (MODSEQ (3))\r\n"
+            "* 3 FETCH (MODSEQ (4))\r\nf1 OK FETCH completed\r\n");
+  EXPECT_EQ(c.send("f2 FETCH 1 MODSEQ"), "* 1 FETCH (MODSEQ (2))\r\nf2 OK FETCH completed\r\n");
+  // §3.1.3: every FETCH after a flag change carries MODSEQ (and UID).
+  EXPECT_EQ(c.send("s1 STORE 2 +FLAGS (\\Seen)"),
+            "* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent) MODSEQ (5))\r\ns1 OK STORE completed\r\n");
+  // A STORE that changes nothing keeps the modseq.
+  EXPECT_EQ(c.send("s10 STORE 2 +FLAGS (\\Seen)"),
+            "* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent) MODSEQ (5))\r\ns10 OK STORE completed\r\n");
+  // §3.1.4.1: CHANGEDSINCE returns only what changed, with MODSEQ.
+  EXPECT_EQ(c.send("f3 FETCH 1:* (FLAGS) (CHANGEDSINCE 4)"),
+            "* 2 FETCH (FLAGS (\\Seen \\Recent) MODSEQ (5))\r\nf3 OK FETCH completed\r\n");
+  EXPECT_EQ(c.send("f4 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 5)"), "f4 OK UID FETCH completed\r\n");
+  // Another session's change: an unsolicited FETCH with UID and MODSEQ.
+  ASSERT_TRUE(c.store->set_flags(c.store->entries[0].meta, kFlagged, {}));
+  EXPECT_EQ(c.send("n1 NOOP"),
+            "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent) MODSEQ (6))\r\nn1 OK NOOP completed\r\n");
+  // §3.1.3: message 1 changed after 5: not stored, named in MODIFIED;
+  // .SILENT still reports the new modseqs.
+  EXPECT_EQ(c.send("s2 STORE 1:3 (UNCHANGEDSINCE 5) +FLAGS.SILENT (\\Deleted)"),
+            "* 2 FETCH (UID 2 MODSEQ (7))\r\n* 3 FETCH (UID 3 MODSEQ (8))\r\n"
+            "s2 OK [MODIFIED 1] Conditional STORE failed\r\n");
+  EXPECT_EQ(c.store->entries[0].meta.flags, kFlagged);
+  EXPECT_EQ(c.store->entries[1].meta.flags, kSeen | kDeleted);
+  EXPECT_EQ(c.send("s3 UID STORE 1:2 (UNCHANGEDSINCE 0) -FLAGS (\\Flagged)"),
+            "s3 OK [MODIFIED 1:2] Conditional STORE failed\r\n");
+  // §3.1.5: SEARCH MODSEQ, with the highest modseq of what it returns.
+  EXPECT_EQ(c.send("u1 UID SEARCH MODSEQ 7"), "* SEARCH 2 3 (MODSEQ 8)\r\nu1 OK UID SEARCH completed\r\n");
+  EXPECT_EQ(c.send("u2 SEARCH MODSEQ \"/flags/\\\\deleted\" all 8"), "* SEARCH 3 (MODSEQ 8)\r\nu2 OK SEARCH completed\r\n");
+  EXPECT_EQ(c.send("e1 SEARCH RETURN (MIN) MODSEQ 7"), "* ESEARCH (TAG \"e1\") MIN 2 MODSEQ 7\r\ne1 OK SEARCH completed\r\n");
+  EXPECT_EQ(c.send("e2 SEARCH RETURN (MIN MAX) MODSEQ 1"),
+            "* ESEARCH (TAG \"e2\") MIN 1 MAX 3 MODSEQ 8\r\ne2 OK SEARCH completed\r\n");
+  EXPECT_EQ(c.send("e3 SEARCH RETURN (COUNT) MODSEQ 1"),
+            "* ESEARCH (TAG \"e3\") COUNT 3 MODSEQ 8\r\ne3 OK SEARCH completed\r\n");
+  EXPECT_EQ(c.send("e4 SEARCH MODSEQ 100"), "* SEARCH\r\ne4 OK SEARCH completed\r\n");
+  EXPECT_EQ(c.send("e5 SEARCH RETURN (ALL) MODSEQ 100"), "* ESEARCH (TAG \"e5\")\r\ne5 OK SEARCH completed\r\n");
+  EXPECT_EQ(c.send("e6 SEARCH SEEN"), "* SEARCH 2\r\ne6 OK SEARCH completed\r\n");  // no MODSEQ key: as before
+  // §3.1.6: STATUS HIGHESTMODSEQ; an expunge makes it grow.
+  EXPECT_EQ(c.send("t1 STATUS INBOX (HIGHESTMODSEQ MESSAGES)"),
+            "* STATUS INBOX (HIGHESTMODSEQ 8 MESSAGES 3)\r\nt1 OK STATUS completed\r\n");
+  c.send("x1 EXPUNGE");
+  EXPECT_EQ(c.send("t2 STATUS INBOX (HIGHESTMODSEQ)"), "* STATUS INBOX (HIGHESTMODSEQ 10)\r\nt2 OK STATUS completed\r\n");
+  // Leaving the folder keeps CONDSTORE on; SELECT always reports HIGHESTMODSEQ.
+  EXPECT_NE(c.send("x2 SELECT INBOX").find("* OK [HIGHESTMODSEQ 10] Highest\r\n"), std::string::npos);
+  EXPECT_EQ(c.send("x3 STORE 1 -FLAGS (\\Flagged)"),
+            "* 1 FETCH (UID 1 FLAGS () MODSEQ (11))\r\nx3 OK STORE completed\r\n");
+
+  // ENABLE CONDSTORE: once; with a folder selected, HIGHESTMODSEQ.
+  Conversation d(plaintext());
+  d.store->add(std::string(kSimple));
+  d.send("a1 LOGIN alice pw");
+  EXPECT_EQ(d.send("a2 ENABLE CONDSTORE"), "* ENABLED CONDSTORE\r\na2 OK ENABLE completed\r\n");
+  EXPECT_EQ(d.send("a3 ENABLE CONDSTORE"), "* ENABLED\r\na3 OK ENABLE completed\r\n");
+  Conversation e(plaintext());
+  e.store->add(std::string(kSimple));
+  e.send("a1 LOGIN alice pw");
+  e.send("a2 SELECT INBOX");
+  EXPECT_EQ(e.send("a3 STORE 1 +FLAGS (\\Seen)"), "* 1 FETCH (FLAGS (\\Seen \\Recent))\r\na3 OK STORE completed\r\n");
+  EXPECT_EQ(e.send("a4 ENABLE CONDSTORE"),
+            "* ENABLED CONDSTORE\r\n* OK [HIGHESTMODSEQ 3] Highest\r\na4 OK ENABLE completed\r\n");
+  // SELECT (CONDSTORE) enables it too (RFC 7162 §3.1.8).
+  Conversation f(plaintext());
+  f.store->add(std::string(kSimple));
+  f.send("a1 LOGIN alice pw");
+  EXPECT_NE(f.send("a2 EXAMINE INBOX (CONDSTORE)").find("* OK [HIGHESTMODSEQ 2] Highest\r\n"), std::string::npos);
+  EXPECT_TRUE(f.send("a3 SELECT INBOX (CONDSTORE)").ends_with("a3 OK [READ-WRITE] SELECT completed\r\n"));
+  EXPECT_EQ(f.send("a4 STORE 1 +FLAGS (\\Seen)"),
+            "* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent) MODSEQ (3))\r\na4 OK STORE completed\r\n");
+  EXPECT_TRUE(f.send("a5 SELECT INBOX (BOGUS)").starts_with("a5 BAD"));
+}
+
 // RFC 9208: one quota root "" over the mailbox, STORAGE in KiB; APPEND and
 // COPY over it get NO [OVERQUOTA] (RFC 5530) and change nothing.
 TEST(Engine, Rfc9208QuotaAndOverquota) {
@@ -828,7 +963,8 @@ TEST(Engine, LogoutAndMisc) {
   EXPECT_EQ(c.send("a ID NIL"), "* ID (\"name\" \"hikyaku\")\r\na OK ID completed\r\n");
   c.send("b LOGIN alice pw");
   EXPECT_EQ(c.send("c NAMESPACE"), "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\nc OK NAMESPACE completed\r\n");
-  EXPECT_EQ(c.send("d ENABLE CONDSTORE"), "* ENABLED\r\nd OK ENABLE completed\r\n");
+  EXPECT_EQ(c.send("d ENABLE CONDSTORE"), "* ENABLED CONDSTORE\r\nd OK ENABLE completed\r\n");
+  EXPECT_EQ(c.send("d2 ENABLE CONDSTORE X-UNKNOWN"), "* ENABLED\r\nd2 OK ENABLE completed\r\n");
   EXPECT_EQ(c.send("e LOGOUT"), "* BYE hikyaku logging out\r\ne OK LOGOUT completed\r\n");
   EXPECT_EQ(c.last_kind, Action::Kind::close);
 }

@@ -12,6 +12,7 @@ uint32_t MemoryStore::add(std::string content, uint8_t flags) {
   e.meta.flags = flags;
   e.meta.size = content.size();
   e.meta.internal_date = now;
+  e.meta.modseq = ++highest_modseq;
   e.content = std::move(content);
   entries.push_back(std::move(e));
   return entries.back().meta.uid;
@@ -21,6 +22,7 @@ base::Result<Snapshot> MemoryStore::scan(bool claim_recent) {
   Snapshot s;
   s.uidvalidity = uidvalidity;
   s.uidnext = uidnext;
+  s.highest_modseq = highest_modseq;
   for (auto& e : entries) {
     StoredMessage m = e.meta;
     m.recent = !e.claimed;
@@ -37,15 +39,18 @@ base::Result<std::optional<std::string>> MemoryStore::read(const StoredMessage& 
   return std::optional<std::string>();  // expunged by another session
 }
 
-base::Result<std::optional<MailStore::FlagState>> MemoryStore::update_flags(const StoredMessage& message,
-                                                                           const FlagChange& change) {
+MailStore::FlagResult MemoryStore::update_flags(const StoredMessage& message, const FlagChange& change) {
   for (auto& e : entries) {
     if (e.meta.uid == message.uid) {
-      FlagState st{e.meta.flags, e.meta.keywords};
+      FlagState st{e.meta.flags, e.meta.keywords, e.meta.modseq};
       change(st);
+      if (st.skip) return std::optional<FlagState>(st);
       if (st.keywords.size() > max_keywords) return base::make_error("too many keywords");
+      // RFC 7162 §3.1: a new MODSEQ only when something changed.
+      if (st.flags != e.meta.flags || st.keywords != e.meta.keywords) e.meta.modseq = ++highest_modseq;
       e.meta.flags = st.flags;
       e.meta.keywords = st.keywords;
+      st.modseq = e.meta.modseq;
       return std::optional<FlagState>(st);
     }
   }
@@ -53,7 +58,7 @@ base::Result<std::optional<MailStore::FlagState>> MemoryStore::update_flags(cons
 }
 
 base::Status MemoryStore::expunge(const StoredMessage& message) {
-  std::erase_if(entries, [&](const Entry& e) { return e.meta.uid == message.uid; });
+  if (std::erase_if(entries, [&](const Entry& e) { return e.meta.uid == message.uid; }) != 0) ++highest_modseq;
   return {};
 }
 

@@ -10,7 +10,9 @@
 //            levels, no empty level, no wildcard, "INBOX" in capitals.
 // Standards: RFC 3501 §2.3.1.1 (UIDs strictly ascending, UIDVALIDITY),
 //            §2.3.2 (system flags), §2.3.2 \Recent (one session only),
-//            RFC 9208 (the STORAGE quota).
+//            RFC 9208 (the STORAGE quota), RFC 7162 §3.1 (CONDSTORE: a
+//            MODSEQ per message and the folder's HIGHESTMODSEQ, kept by the
+//            store so that every session and a restart agree on them).
 // Trust:     implementations read untrusted message bytes; keys are opaque.
 // Concurrency: one store object per session, used from one thread at a
 //            time; implementations coordinate between sessions themselves.
@@ -47,6 +49,7 @@ struct StoredMessage {
   uint64_t size = 0;          // RFC822.SIZE: octets with CRLF line endings
   int64_t internal_date = 0;  // Unix seconds
   bool recent = false;        // first seen by this session (RFC 3501 §2.3.2)
+  uint64_t modseq = 0;        // RFC 7162 §3.1 MODSEQ (>= 1; 0: the store keeps none)
 };
 
 // Where an appended message went: the store's UIDVALIDITY then (RFC 4315
@@ -60,6 +63,7 @@ struct Appended {
 struct Snapshot {
   uint32_t uidvalidity = 0;
   uint32_t uidnext = 1;
+  uint64_t highest_modseq = 0;          // RFC 7162 HIGHESTMODSEQ; 0: none kept (NOMODSEQ)
   std::vector<StoredMessage> messages;  // ascending UID
 };
 
@@ -87,14 +91,29 @@ class MailStore {
   // session last saw them: another session may have changed them since, and
   // "+FLAGS \Answered" must not undo its "-FLAGS \Seen"). Returns the new
   // state; nullopt when the message has gone; an error when no more
-  // keywords fit.
+  // keywords fit. The change runs under the store's lock, so a test of
+  // `modseq` there (RFC 7162 §3.1.3 UNCHANGEDSINCE) is atomic with respect
+  // to other sessions; setting `skip` leaves the message as it is. A change
+  // that changes the flags or keywords gives the message a new MODSEQ.
   struct FlagState {
     uint8_t flags = 0;
     Keywords keywords;
+    uint64_t modseq = 0;  // in: MODSEQ before the change; out: after it
+    bool skip = false;    // set by a change that must not apply (UNCHANGEDSINCE failed): nothing is written
   };
   using FlagChange = std::function<void(FlagState&)>;
-  virtual base::Result<std::optional<FlagState>> update_flags(const StoredMessage& message,
-                                                              const FlagChange& change) = 0;
+  using FlagResult = base::Result<std::optional<FlagState>>;
+  virtual FlagResult update_flags(const StoredMessage& message, const FlagChange& change) = 0;
+  // update_flags for each message, in order, results in the same order
+  // (MaildirStore: one lock and one uidlist rewrite for all of them, so a
+  // STORE 1:* costs one fsync, not one per message).
+  virtual std::vector<FlagResult> update_flags_all(const std::vector<StoredMessage>& messages,
+                                                   const FlagChange& change) {
+    std::vector<FlagResult> out;
+    out.reserve(messages.size());
+    for (const auto& m : messages) out.push_back(update_flags(m, change));
+    return out;
+  }
   // Replace the flags and keywords (tests, tools).
   base::Status set_flags(const StoredMessage& message, uint8_t flags, const Keywords& keywords) {
     auto r = update_flags(message, [&](FlagState& s) {
@@ -166,7 +185,8 @@ class MemoryStore final : public MailStore {
   };
   uint32_t uidvalidity = 1234;
   uint32_t uidnext = 1;
-  std::vector<Entry> entries;
+  uint64_t highest_modseq = 1;  // RFC 7162: the first message gets 2
+  std::vector<Entry> entries;   // another session's flag change: set_flags(), which numbers it
   int64_t now = 1700000000;
 
   size_t max_keywords = 26;  // as a Maildir (letters a–z)
@@ -178,8 +198,7 @@ class MemoryStore final : public MailStore {
   base::Result<Snapshot> scan(bool claim_recent) override;
   bool gone() const override { return removed; }
   base::Result<std::optional<std::string>> read(const StoredMessage& message) override;
-  base::Result<std::optional<FlagState>> update_flags(const StoredMessage& message,
-                                                      const FlagChange& change) override;
+  FlagResult update_flags(const StoredMessage& message, const FlagChange& change) override;
   base::Status expunge(const StoredMessage& message) override;
   base::Result<Appended> append(std::string_view message, uint8_t flags, const Keywords& keywords,
                                 std::optional<int64_t> internal_date) override;
