@@ -65,36 +65,29 @@ void SummaryWindow::add_latency(TimePoint time, double seconds) {
 }
 
 void SummaryWindow::add_diversion(std::string queue_id, Summary::Diversion d) {
-  unnamed_ += unnamed(d) ? 1 : 0;
   diversions_.emplace_front(std::move(queue_id), std::move(d));
-  if (diversions_.size() > Summary::kDiversions) {
-    unnamed_ -= unnamed(diversions_.back().second) ? 1 : 0;
-    diversions_.pop_back();
-  }
+  if (diversions_.size() > Summary::kDiversions) diversions_.pop_back();
 }
 
 void SummaryWindow::add_oldest_diversion(std::string queue_id, Summary::Diversion d) {
   if (diversions_.size() >= Summary::kDiversions) return;
-  unnamed_ += unnamed(d) ? 1 : 0;
   diversions_.emplace_back(std::move(queue_id), std::move(d));
 }
 
 void SummaryWindow::name_diversions(const std::string& queue_id, const std::string& from,
                                     const std::string& subject) {
-  if (unnamed_ == 0 || (from.empty() && subject.empty())) return;
+  // At most kDiversions entries: a walk per received row costs less than
+  // keeping a count of the unnamed ones right.
+  if (from.empty() && subject.empty()) return;
   for (auto& [id, d] : diversions_) {
     if (id != queue_id || !unnamed(d)) continue;
     d.from = from;
     d.subject = subject;
-    --unnamed_;
   }
 }
 
 void SummaryWindow::prune_diversions(TimePoint before) {
-  while (!diversions_.empty() && diversions_.back().second.time < before) {
-    unnamed_ -= unnamed(diversions_.back().second) ? 1 : 0;
-    diversions_.pop_back();
-  }
+  while (!diversions_.empty() && diversions_.back().second.time < before) diversions_.pop_back();
 }
 
 Summary SummaryWindow::summary() const {

@@ -63,7 +63,6 @@ class SummaryWindow {
   TimePoint first_hour_{};
   std::deque<std::pair<TimePoint, double>> latency_;  // oldest first
   std::deque<std::pair<std::string, Summary::Diversion>> diversions_;  // (queue id, diversion), latest first
-  size_t unnamed_ = 0;                                                 // of those, without From and Subject
 };
 
 }  // namespace hikyaku::history
