@@ -705,6 +705,84 @@ def test_condstore_across_sessions_another_program_and_a_restart(hikyaku):
     assert (maildir / "hikyaku-uidlist").read_text().startswith("hikyaku-uidlist 2 ")
 
 
+def test_qresync_reconnect_as_ios_mail_does(hikyaku):
+    """RFC 7162 §3.2 QRESYNC, as iOS Mail reconnects: the first session
+    enables QRESYNC, selects and keeps UIDVALIDITY and HIGHESTMODSEQ; while
+    it is away another session flags one message and expunges another, and
+    a message is delivered; the next session's SELECT ... (QRESYNC (v m))
+    names the expunged UID in VANISHED (EARLIER) and sends a FETCH (UID FLAGS
+    MODSEQ) for each changed or new message, and nothing else."""
+    hikyaku.set_password("alice", PASSWORD)
+    deliver(hikyaku, 4)
+    one = login_ssl(hikyaku)
+    assert "QRESYNC" in one.capabilities, one.capabilities
+    typ, _ = one.enable("QRESYNC")
+    assert typ == "OK" and one.untagged_responses.pop("ENABLED", None) == [b"QRESYNC"]
+    typ, _ = one.select("INBOX")
+    assert typ == "OK"
+    validity = int(one.untagged_responses["UIDVALIDITY"][0])
+    hms = int(one.untagged_responses["HIGHESTMODSEQ"][0])
+    uids = [uid for _, (uid, _) in sorted(fetch_uids(one).items())]
+    assert len(uids) == 4, uids
+    one.logout()
+
+    # While it is away: another session flags the second message and
+    # expunges the third; a new message comes in.
+    two = login_starttls(hikyaku)
+    two.select("INBOX")
+    assert two.uid("STORE", str(uids[1]), "+FLAGS", "(\\Flagged)")[0] == "OK"
+    assert two.uid("STORE", str(uids[2]), "+FLAGS", "(\\Deleted)")[0] == "OK"
+    assert two.expunge()[0] == "OK"
+    two.logout()
+    deliver(hikyaku, 1)
+
+    three = login_ssl(hikyaku)
+    typ, _ = three.enable("QRESYNC")
+    assert typ == "OK"
+    three.untagged_responses.clear()
+    typ, data = three._simple_command("SELECT", "INBOX", f"(QRESYNC ({validity} {hms}))")
+    assert typ == "OK", data
+    three.state = "SELECTED"  # imaplib's select() would have set it
+    got = three.untagged_responses
+    assert got.get("EXISTS") == [b"4"], got
+    assert got.get("VANISHED") == [f"(EARLIER) {uids[2]}".encode()], got
+    fetched = fetched_modseqs(got.get("FETCH", []))
+    new_uid = int(got["UIDNEXT"][0]) - 1
+    assert {n: (uid, flags) for n, (uid, flags, _) in fetched.items()} == {
+        2: (uids[1], {"\\Flagged"}), 4: (new_uid, set())}, got
+    highest = int(got["HIGHESTMODSEQ"][0])
+    assert all(hms < m <= highest for _, _, m in fetched.values()), (fetched, hms, highest)
+
+    # With the UIDs it knows: only those are reported; and CLOSED first,
+    # since a folder was selected (§3.2.11).
+    three.untagged_responses.clear()
+    typ, data = three._simple_command("SELECT", "INBOX", f"(QRESYNC ({validity} {hms} {uids[0]}:{uids[3]}))")
+    assert typ == "OK", data
+    got = three.untagged_responses
+    assert "CLOSED" in got, got
+    assert got.get("VANISHED") == [f"(EARLIER) {uids[2]}".encode()], got
+    assert sorted(uid for uid, _, _ in fetched_modseqs(got.get("FETCH", [])).values()) == [uids[1]], got
+    # Another UIDVALIDITY: a plain SELECT, the client starts over.
+    three.untagged_responses.clear()
+    typ, data = three._simple_command("SELECT", "INBOX", f"(QRESYNC ({validity + 1} {hms}))")
+    assert typ == "OK", data
+    assert "VANISHED" not in three.untagged_responses and "FETCH" not in three.untagged_responses
+
+    # UID FETCH (CHANGEDSINCE VANISHED) (§3.2.6), and an EXPUNGE is now a
+    # VANISHED (§3.2.10).
+    three.untagged_responses.clear()
+    typ, data = three.uid("FETCH", "1:*", f"(FLAGS) (CHANGEDSINCE {hms} VANISHED)")
+    assert typ == "OK", data
+    assert three.untagged_responses.get("VANISHED") == [f"(EARLIER) {uids[2]}".encode()]
+    assert sorted(uid for uid, _, _ in fetched_modseqs(data).values()) == [uids[1], new_uid], data
+    three.untagged_responses.clear()
+    assert three.uid("STORE", str(uids[0]), "+FLAGS.SILENT", "(\\Deleted)")[0] == "OK"
+    typ, data = three.expunge()
+    assert typ == "OK" and data == [None], data  # no EXPUNGE response
+    assert three.untagged_responses.get("VANISHED") == [str(uids[0]).encode()], three.untagged_responses
+    three.logout()
+
+
 def test_autologout_timer(make_hikyaku):
     # RFC 3501 §5.4: the autologout timer (limits.imap_idle_timeout; 1 s here).
     server = make_hikyaku(limits_extra='imap_idle_timeout = "1s"')
@@ -1001,7 +1079,7 @@ IMAPTEST_SUPPORTED = [
 HIKYAKU_CAPABILITIES = {
     "IMAP4REV1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS", "ESEARCH",
     "CHILDREN", "LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "CREATE-SPECIAL-USE", "MOVE", "QUOTA",
-    "QUOTA=RES-STORAGE", "UTF8=ACCEPT", "CONDSTORE",
+    "QUOTA=RES-STORAGE", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC",
     "COMPRESS=DEFLATE",
 }
 

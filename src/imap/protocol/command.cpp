@@ -178,6 +178,15 @@ class Parser {
     } while (accept(','));
     return true;
   }
+  // A sequence-set without "*": RFC 7162 §7 known-uids, known-sequence-set,
+  // known-uid-set.
+  bool known_set(SequenceSet& out) {
+    if (!sequence_set(out)) return false;
+    for (const auto& r : out.ranges) {
+      if (r.first == 0 || r.last == 0) return fail("\"*\" is not allowed here (RFC 7162 known-uids)");
+    }
+    return true;
+  }
 
   // flag-list = "(" [flag *(SP flag)] ")"; flag = "\" atom / atom
   bool flag(std::string& out) {
@@ -528,16 +537,45 @@ bool parse_arguments(Parser& p, Command& c) {
       return p.accept(')') || p.fail("unterminated create parameters");
     }
     case Verb::select: case Verb::examine: {
-      // RFC 4466 §2.1 select-params; the one hikyaku knows is CONDSTORE
-      // (RFC 7162 §3.1.8). Another is BAD.
+      // RFC 4466 §2.1 select-params; those hikyaku knows are CONDSTORE
+      // (RFC 7162 §3.1.8) and QRESYNC (§3.2.5). Another is BAD.
       if (!need_sp() || !p.astring(c.mailbox)) return false;
       if (!p.sp()) return true;
       if (!p.accept('(')) return p.fail("expected select parameters");
       do {
         std::string param;
         if (!p.atom(param)) return false;
-        if (!iequals(param, "CONDSTORE")) return p.fail("unknown SELECT parameter");
-        c.condstore = true;
+        if (iequals(param, "CONDSTORE")) {
+          c.condstore = true;
+          continue;
+        }
+        if (!iequals(param, "QRESYNC") || c.qresync) return p.fail("unknown or repeated SELECT parameter");
+        // "QRESYNC" SP "(" uidvalidity SP mod-sequence-value [SP known-uids]
+        // [SP seq-match-data] ")"; seq-match-data = "(" known-sequence-set
+        // SP known-uid-set ")" (RFC 7162 §7). The match data only helps a
+        // server that keeps expunged UIDs by modseq, which hikyaku does not
+        // (engine.cpp, cmd_select): it is checked and dropped.
+        Command::Qresync q;
+        uint64_t modseq = 0;
+        if (!need_sp() || !p.accept('(') || !p.nz_number(q.uidvalidity) || !need_sp() ||
+            !p.number(modseq, kMaxModseq))
+          return p.fail("bad QRESYNC parameter");
+        if (modseq == 0) return p.fail("a QRESYNC mod-sequence is at least 1");
+        q.modseq = modseq;
+        bool more = p.sp();
+        if (more && p.peek() != '(') {
+          SequenceSet known;
+          if (!p.known_set(known)) return false;
+          q.known_uids = std::move(known);
+          more = p.sp();
+        }
+        if (more) {
+          SequenceSet sequences, uids;
+          if (!p.accept('(') || !p.known_set(sequences) || !need_sp() || !p.known_set(uids) || !p.accept(')'))
+            return p.fail("bad QRESYNC sequence match data");
+        }
+        if (!p.accept(')')) return p.fail("unterminated QRESYNC parameter");
+        c.qresync = std::move(q);
       } while (p.sp());
       return p.accept(')') || p.fail("unterminated select parameters");
     }
@@ -734,13 +772,26 @@ bool parse_arguments(Parser& p, Command& c) {
     case Verb::fetch: {
       if (!need_sp() || !p.sequence_set(c.set) || !need_sp() || !p.fetch_atts(c.fetch)) return false;
       if (!p.sp()) return true;
-      // RFC 4466 §2.4 fetch-modifiers: RFC 7162 §3.1.4.1 (CHANGEDSINCE n).
-      std::string modifier;
-      uint64_t since = 0;
-      if (!p.accept('(') || !p.atom(modifier) || !iequals(modifier, "CHANGEDSINCE") || !need_sp() ||
-          !p.number(since, kMaxModseq) || !p.accept(')'))
-        return p.fail("bad FETCH modifier");
-      c.changed_since = since;
+      // RFC 4466 §2.4 fetch-modifiers: RFC 7162 §3.1.4.1 (CHANGEDSINCE n)
+      // and §3.2.6 VANISHED, which is only for UID FETCH and only with
+      // CHANGEDSINCE (the engine checks that QRESYNC is enabled).
+      if (!p.accept('(')) return p.fail("bad FETCH modifier");
+      do {
+        std::string modifier;
+        if (!p.atom(modifier)) return p.fail("bad FETCH modifier");
+        if (iequals(modifier, "CHANGEDSINCE") && !c.changed_since) {
+          uint64_t since = 0;
+          if (!need_sp() || !p.number(since, kMaxModseq)) return p.fail("bad CHANGEDSINCE");
+          c.changed_since = since;
+        } else if (iequals(modifier, "VANISHED") && !c.vanished) {
+          c.vanished = true;
+        } else {
+          return p.fail("bad FETCH modifier");
+        }
+      } while (p.sp());
+      if (!p.accept(')')) return p.fail("unterminated FETCH modifiers");
+      if (c.vanished && (!c.uid || !c.changed_since))
+        return p.fail("VANISHED needs UID FETCH and CHANGEDSINCE (RFC 7162 §3.2.6)");
       return true;
     }
     case Verb::copy: case Verb::move:

@@ -9,8 +9,9 @@
 //            RFC 3691 (UNSELECT), RFC 4315 (UID EXPUNGE), RFC 4959
 //            (SASL-IR), RFC 7888 (LITERAL+), RFC 7162 §3.1 (CONDSTORE:
 //            SELECT/EXAMINE (CONDSTORE), FETCH MODSEQ and (CHANGEDSINCE n),
-//            STORE (UNCHANGEDSINCE n), SEARCH MODSEQ), RFC 4466 (the
-//            modifier syntax).
+//            STORE (UNCHANGEDSINCE n), SEARCH MODSEQ), RFC 7162 §3.2
+//            (QRESYNC: SELECT/EXAMINE (QRESYNC (...)), UID FETCH
+//            (CHANGEDSINCE n VANISHED)), RFC 4466 (the modifier syntax).
 // Trust:     input is untrusted network data; every byte value is handled;
 //            nesting depth of search keys is bounded.
 // Concurrency: pure functions.
@@ -147,7 +148,16 @@ struct Command {
   std::optional<int64_t> date;       // append: date-time as Unix seconds
   std::string message;               // append: the literal
   bool condstore = false;                  // SELECT/EXAMINE (CONDSTORE), RFC 7162 §3.1.8
+  // RFC 7162 §3.2.5 SELECT/EXAMINE (QRESYNC (uidvalidity modseq
+  // [known-uids] [seq-match-data])); the seq-match-data is parsed and dropped.
+  struct Qresync {
+    uint32_t uidvalidity = 0;
+    uint64_t modseq = 0;                   // >= 1
+    std::optional<SequenceSet> known_uids; // no "*"
+  };
+  std::optional<Qresync> qresync;
   std::optional<uint64_t> changed_since;   // FETCH (CHANGEDSINCE n), RFC 7162 §3.1.4.1
+  bool vanished = false;                   // UID FETCH (CHANGEDSINCE n VANISHED), RFC 7162 §3.2.6
   std::optional<uint64_t> unchanged_since; // STORE (UNCHANGEDSINCE n), RFC 7162 §3.1.3
 };
 

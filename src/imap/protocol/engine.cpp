@@ -122,19 +122,58 @@ Days day_of(int64_t unix_seconds) {
   return d;
 }
 
+// Ascending, disjoint ranges of numbers [first, last].
+using Ranges = std::vector<std::pair<uint32_t, uint32_t>>;
+
+// Appends [first, last] (above every range in `ranges`), joined to the last
+// range when the two touch.
+void add_range(Ranges& ranges, uint32_t first, uint32_t last) {
+  if (!ranges.empty() && ranges.back().second + 1 == first) {
+    ranges.back().second = last;
+  } else {
+    ranges.emplace_back(first, last);
+  }
+}
+
+// "1:3,5" for the ranges {1, 3}, {5, 5}.
+std::string ranges_text(const Ranges& ranges) {
+  std::string set;
+  for (const auto& [first, last] : ranges) {
+    if (!set.empty()) set += ',';
+    set += std::to_string(first);
+    if (last > first) set += ":" + std::to_string(last);
+  }
+  return set;
+}
+
+// The numbers of `set` within 1:max ("*" is max), as sorted, merged ranges.
+Ranges clamped_ranges(const SequenceSet& set, uint32_t max) {
+  Ranges given;
+  for (const auto& r : set.ranges) {
+    uint32_t first = r.first == 0 ? max : r.first;
+    uint32_t last = r.last == 0 ? max : r.last;
+    if (first > last) std::swap(first, last);
+    if (first == 0 || first > max) continue;
+    given.emplace_back(first, std::min(last, max));
+  }
+  std::sort(given.begin(), given.end());
+  Ranges out;
+  for (const auto& [first, last] : given) {
+    if (!out.empty() && uint64_t{first} <= uint64_t{out.back().second} + 1) {
+      out.back().second = std::max(out.back().second, last);
+    } else {
+      out.emplace_back(first, last);
+    }
+  }
+  return out;
+}
+
 // A sequence-set of ascending numbers, runs of consecutive ones as ranges
 // ("1:3,5").
 std::string sequence_set_text(const std::vector<uint32_t>& numbers) {
-  std::string set;
-  for (size_t i = 0; i < numbers.size();) {
-    size_t j = i;
-    while (j + 1 < numbers.size() && numbers[j + 1] == numbers[j] + 1) ++j;
-    if (!set.empty()) set += ',';
-    set += std::to_string(numbers[i]);
-    if (j > i) set += ":" + std::to_string(numbers[j]);
-    i = j + 1;
-  }
-  return set;
+  Ranges ranges;
+  for (uint32_t n : numbers) add_range(ranges, n, n);
+  return ranges_text(ranges);
 }
 
 // Does the search use the MODSEQ key (RFC 7162 §3.1.5, CONDSTORE-enabling)?
@@ -150,7 +189,7 @@ Engine::Engine(Options options) : options_(options) {}
 std::string Engine::capabilities() const {
   std::string caps =
       "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS ESEARCH CHILDREN LIST-EXTENDED "
-      "LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE MOVE QUOTA QUOTA=RES-STORAGE UTF8=ACCEPT CONDSTORE";
+      "LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE MOVE QUOTA QUOTA=RES-STORAGE UTF8=ACCEPT CONDSTORE QRESYNC";
   if (state_ == State::not_authenticated) {
     // RFC 3501 §6.2.1: STARTTLS before login only; RFC 3501 §6.2.3 and
     // RFC 2595 §3.1: LOGINDISABLED when LOGIN would be refused.
@@ -525,15 +564,25 @@ Action Engine::dispatch(const Command& c) {
       if (!authed) return wrong_state();
       // RFC 5161 §3.1: only what is newly enabled is listed; an unknown
       // capability is ignored, and the response is sent even when empty.
+      // RFC 7162 §3.2.3: ENABLE QRESYNC enables CONDSTORE too, and lists
+      // QRESYNC; "ENABLE QRESYNC CONDSTORE" lists both (CONDSTORE was
+      // enabled by this command).
       std::string enabled;
       std::string highest;  // RFC 7162 §3.1: "* OK [HIGHESTMODSEQ n]" when selected
+      const bool condstore_was_on = condstore_;
+      bool condstore_listed = false;
       for (const auto& capability : c.items) {
         if (capability == "UTF8=ACCEPT" && !utf8_) {
           utf8_ = true;
           enabled += " UTF8=ACCEPT";
-        } else if (capability == "CONDSTORE" && !condstore_) {
+        } else if (capability == "CONDSTORE" && !condstore_was_on && !condstore_listed) {
+          condstore_listed = true;
           enabled += " CONDSTORE";
-          highest = enable_condstore();
+          highest += enable_condstore();
+        } else if (capability == "QRESYNC" && !qresync_) {
+          qresync_ = true;
+          enabled += " QRESYNC";
+          highest += enable_condstore();
         }
       }
       return tagged(tag, "OK", "ENABLE completed", "* ENABLED" + enabled + "\r\n" + highest);
@@ -621,14 +670,7 @@ bool Engine::sync(bool allow_expunge, std::string& out) {
       ++added;
     }
   }
-  if (allow_expunge) {
-    for (size_t i = view_.size(); i-- > 0;) {
-      if (view_[i].gone) {
-        out += "* " + std::to_string(i + 1) + " EXPUNGE\r\n";
-        view_.erase(view_.begin() + static_cast<std::ptrdiff_t>(i));
-      }
-    }
-  }
+  if (allow_expunge) out += report_expunges();
   size_t recent = 0;
   for (const auto& e : view_) recent += e.msg.recent ? 1 : 0;
   // RFC 3501 §7.3.1: EXISTS when the size grew; §7.3.2: RECENT with it.
@@ -638,6 +680,56 @@ bool Engine::sync(bool allow_expunge, std::string& out) {
     reported_recent_ = recent;
   }
   return true;
+}
+
+std::string Engine::report_expunges() {
+  std::string out;
+  if (qresync_) {
+    // RFC 7162 §3.2.10: once QRESYNC is enabled, VANISHED (UIDs, ascending)
+    // replaces EXPUNGE, whatever removed the messages: EXPUNGE, UID
+    // EXPUNGE, MOVE (RFC 6851 §4.3), another session or program.
+    std::vector<uint32_t> uids;
+    for (const auto& e : view_) {
+      if (e.gone) uids.push_back(e.msg.uid);
+    }
+    if (!uids.empty()) out = "* VANISHED " + sequence_set_text(uids) + "\r\n";
+  } else {
+    // RFC 3501 §7.4.1: highest first, so each number is still the one the
+    // client knows.
+    for (size_t i = view_.size(); i-- > 0;) {
+      if (view_[i].gone) out += "* " + std::to_string(i + 1) + " EXPUNGE\r\n";
+    }
+  }
+  std::erase_if(view_, [](const ViewEntry& e) { return e.gone; });
+  return out;
+}
+
+std::string Engine::vanished_earlier(const SequenceSet& uids) const {
+  // RFC 7162 §3.2.6: "A server that receives a mod-sequence smaller than
+  // <minmodseq>, where <minmodseq> is the value of the smallest expunged
+  // mod-sequence it remembers minus one, MUST behave as if it was requested
+  // to report all expunged messages from the provided UID set parameter."
+  // hikyaku remembers no expunged UIDs (the uidlist drops them; HIGHESTMODSEQ
+  // still grows), so every client's modseq is below that: the answer is
+  // every UID of the set below UIDNEXT that the folder does not hold. It can
+  // name UIDs the client never saw, or was told of before: VANISHED
+  // (EARLIER) changes no message count or sequence number (§3.2.10), so a
+  // UID the client does not know is nothing to it, while one left out would
+  // be a message it keeps for ever. "*" is UIDNEXT-1 here, not the highest
+  // UID held: "n:*" then covers the expunged messages above that one too.
+  if (uidnext_ <= 1) return "";
+  Ranges gone;
+  size_t i = 0;  // view_ is in ascending UID order, every UID below uidnext_
+  for (const auto& [first, last] : clamped_ranges(uids, uidnext_ - 1)) {
+    while (i < view_.size() && view_[i].msg.uid < first) ++i;
+    uint32_t next = first;  // the lowest UID of [first, last] not yet seen held
+    for (; i < view_.size() && view_[i].msg.uid <= last; ++i) {
+      if (view_[i].msg.uid > next) add_range(gone, next, view_[i].msg.uid - 1);
+      next = view_[i].msg.uid + 1;
+    }
+    if (next <= last) add_range(gone, next, last);
+  }
+  return gone.empty() ? "" : "* VANISHED (EARLIER) " + ranges_text(gone) + "\r\n";
 }
 
 bool Engine::resolve(const SequenceSet& set, bool uid, std::vector<size_t>& out) const {
@@ -663,6 +755,9 @@ bool Engine::resolve(const SequenceSet& set, bool uid, std::vector<size_t>& out)
 }
 
 Action Engine::cmd_select(const Command& c) {
+  // RFC 7162 §3.2.5: the QRESYNC parameter only once ENABLE QRESYNC was
+  // answered; a BAD SELECT leaves the selected folder selected.
+  if (c.qresync && !qresync_) return bad(c.tag, "SELECT (QRESYNC ...) needs ENABLE QRESYNC first");
   // RFC 3501 §6.3.1: a failed SELECT leaves no mailbox selected.
   std::string prefix;
   if (state_ == State::selected) {
@@ -710,6 +805,29 @@ Action Engine::cmd_select(const Command& c) {
     out += "* OK [HIGHESTMODSEQ " + std::to_string(highest_modseq_) + "] Highest\r\n";
   } else {
     out += "* OK [NOMODSEQ] Sorry, this mailbox format doesn't support modsequences\r\n";
+  }
+  // RFC 7162 §3.2.5.1: with the client's UIDVALIDITY (else it must start
+  // over, and gets a plain SELECT), what changed since its modseq among its
+  // known UIDs (1:UIDNEXT-1 when it sent none): VANISHED (EARLIER) first,
+  // then a FETCH (UID FLAGS MODSEQ) per message with a higher modseq —
+  // what "UID FETCH known-uids (FLAGS) (CHANGEDSINCE modseq VANISHED)"
+  // would say.
+  if (c.qresync && c.qresync->uidvalidity == uidvalidity_ && highest_modseq_ != 0) {
+    SequenceSet known;
+    if (c.qresync->known_uids) {
+      known = *c.qresync->known_uids;
+    } else if (uidnext_ > 1) {
+      known.ranges.push_back({1, uidnext_ - 1});
+    }
+    out += vanished_earlier(known);
+    const Ranges wanted = clamped_ranges(known, uidnext_ > 1 ? uidnext_ - 1 : 0);
+    size_t r = 0;
+    for (size_t i = 0; i < view_.size(); ++i) {  // both in ascending UID order
+      const auto& m = view_[i].msg;
+      while (r < wanted.size() && wanted[r].second < m.uid) ++r;
+      if (r == wanted.size()) break;
+      if (m.uid >= wanted[r].first && m.modseq > c.qresync->modseq) out += flags_fetch(i, true, true);
+    }
   }
   return tagged(c.tag, "OK", std::string(read_only_ ? "[READ-ONLY] " : "[READ-WRITE] ") + c.name + " completed",
                 std::move(out));
@@ -1003,8 +1121,13 @@ Action Engine::cmd_fetch(const Command& c) {
     }
   }
   sets_seen = sets_seen && !read_only_;
+  // RFC 7162 §3.2.6: VANISHED only once QRESYNC is enabled (the parser
+  // took it only in a UID FETCH with CHANGEDSINCE).
+  if (c.vanished && !qresync_) return bad(c.tag, "VANISHED needs ENABLE QRESYNC first");
   // RFC 7162 §3.1: FETCH MODSEQ and CHANGEDSINCE enable CONDSTORE.
   std::string out = has_modseq || c.changed_since ? enable_condstore() : "";
+  // RFC 7162 §3.2.6: the expunged UIDs of the set, before any FETCH.
+  if (c.vanished) out += vanished_earlier(c.set);
   // RFC 3501 §6.4.5: BODY[...] and RFC822(.TEXT) set \Seen, here for all
   // the messages at once (MaildirStore: one uidlist rewrite for their new
   // modseqs, not one per message).
@@ -1058,7 +1181,9 @@ Action Engine::cmd_fetch(const Command& c) {
       if (!items.empty()) items += ' ';
       items += s;
     };
-    if (c.uid && !has_uid) item("UID " + std::to_string(e.msg.uid));
+    // RFC 7162 §3.1: once CONDSTORE is on, a FETCH that reports a flag
+    // change (here the implicit \Seen) carries UID and MODSEQ.
+    if ((c.uid || (condstore_ && flags_changed)) && !has_uid) item("UID " + std::to_string(e.msg.uid));
     for (const auto& a : c.fetch) {
       switch (a.kind) {
         case K::uid: item("UID " + std::to_string(e.msg.uid)); break;

@@ -17,10 +17,14 @@
 //            (MOVE), RFC 4978 (COMPRESS=DEFLATE: the session
 //            compresses, compression.hpp), RFC 5530 (response codes), RFC 9208 (QUOTA: one root over the
 //            mailbox, STORAGE only), RFC 2595 §3.1/RFC 8314 (STARTTLS,
-//            LOGINDISABLED), RFC 4616 (PLAIN), RFC 7162 §3.1 (CONDSTORE,
-//            without QRESYNC: MODSEQ, HIGHESTMODSEQ, CHANGEDSINCE,
-//            UNCHANGEDSINCE/MODIFIED, SEARCH MODSEQ; on once any
-//            CONDSTORE-enabling command was seen, for the connection's life).
+//            LOGINDISABLED), RFC 4616 (PLAIN), RFC 7162 §3.1 (CONDSTORE:
+//            MODSEQ, HIGHESTMODSEQ, CHANGEDSINCE, UNCHANGEDSINCE/MODIFIED,
+//            SEARCH MODSEQ; on once any CONDSTORE-enabling command was
+//            seen, for the connection's life) and §3.2 (QRESYNC, after
+//            ENABLE QRESYNC: SELECT/EXAMINE (QRESYNC ...), UID FETCH
+//            (CHANGEDSINCE n VANISHED), VANISHED instead of EXPUNGE, the
+//            CLOSED response code; no expunge history is kept, so VANISHED
+//            (EARLIER) names every UID asked about that is not held).
 // Trust:     every command is untrusted; passwords travel only inside an
 //            Action::authenticate and never appear in replies or logs made
 //            here. Folder names are checked here (valid modified UTF-7, no
@@ -155,6 +159,13 @@ class Engine {
   // EXPUNGE responses only when `allow_expunge` (RFC 3501 §7.4.1: never
   // during FETCH, STORE, SEARCH). False when the store failed.
   bool sync(bool allow_expunge, std::string& out);
+  // The one place expunges are reported: drops the view's gone entries
+  // and says so, "* n EXPUNGE" each, or once QRESYNC is on one "* VANISHED
+  // uids" (RFC 7162 §3.2.10).
+  std::string report_expunges();
+  // RFC 7162 §3.2.5.1/§3.2.6 "* VANISHED (EARLIER) set": the UIDs of `uids`
+  // ("*": UIDNEXT-1) below UIDNEXT that are not in the view; "" if none.
+  std::string vanished_earlier(const SequenceSet& uids) const;
   // Indexes into view_ named by a sequence set (seq numbers or UIDs);
   // false when a sequence number does not exist.
   bool resolve(const SequenceSet& set, bool uid, std::vector<size_t>& out) const;
@@ -186,6 +197,9 @@ class Engine {
   // RFC 7162 §3.1: a CONDSTORE-enabling command was seen (for the
   // connection's life; leave_selected keeps it): every FETCH carries MODSEQ.
   bool condstore_ = false;
+  // RFC 7162 §3.2.3: ENABLE QRESYNC was answered (it turned condstore_ on
+  // too): SELECT (QRESYNC ...), FETCH VANISHED, VANISHED for EXPUNGE.
+  bool qresync_ = false;
   std::unique_ptr<MailAccount> account_;
   // Selected state.
   std::shared_ptr<MailStore> store_;

@@ -184,6 +184,66 @@ TEST(Command, Rfc7162CondstoreSyntax) {
   }
 }
 
+// RFC 7162 §3.2.5 SELECT/EXAMINE (QRESYNC (...)) and §3.2.6 UID FETCH
+// (CHANGEDSINCE n VANISHED); §7 ABNF: uidvalidity is nz-number, the
+// mod-sequence-value at least 1, known-uids and seq-match-data hold no "*".
+TEST(Command, Rfc7162QresyncSyntax) {
+  // The RFC's own examples (§3.2.5).
+  auto select = parse_command("A03 SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))");
+  ASSERT_TRUE(select.command) << select.error;
+  ASSERT_TRUE(select.command->qresync);
+  EXPECT_EQ(select.command->qresync->uidvalidity, 67890007u);
+  EXPECT_EQ(select.command->qresync->modseq, 20050715194045000u);
+  ASSERT_TRUE(select.command->qresync->known_uids);
+  ASSERT_EQ(select.command->qresync->known_uids->ranges.size(), 3u);
+  EXPECT_EQ(select.command->qresync->known_uids->ranges[1].first, 43u);
+  EXPECT_EQ(select.command->qresync->known_uids->ranges[1].last, 211u);
+  EXPECT_FALSE(select.command->condstore);
+  auto matched = parse_command(
+      "B04 SELECT INBOX (QRESYNC (67890007 90060115194045000 1:29997 (5000,7500,9000,9990:9999 "
+      "15000,22500,27000,29970,29973,29976,29979,29982,29985,29988,29991,29994,29997)))");
+  ASSERT_TRUE(matched.command) << matched.error;
+  ASSERT_TRUE(matched.command->qresync && matched.command->qresync->known_uids);
+  EXPECT_EQ(matched.command->qresync->known_uids->ranges.size(), 1u);  // the match data is dropped
+  auto only_match = parse_command("a examine \"x y\" (condstore qresync (1 2 (1:2 5,7)))");
+  ASSERT_TRUE(only_match.command) << only_match.error;
+  EXPECT_TRUE(only_match.command->condstore);
+  ASSERT_TRUE(only_match.command->qresync);
+  EXPECT_FALSE(only_match.command->qresync->known_uids);
+  auto bare = parse_command("a SELECT INBOX (QRESYNC (4294967295 9223372036854775807))");
+  ASSERT_TRUE(bare.command) << bare.error;
+  EXPECT_EQ(bare.command->qresync->uidvalidity, 4294967295u);
+  EXPECT_FALSE(parse_command("a SELECT INBOX (CONDSTORE)").command->qresync);
+
+  auto vanished = parse_command("a UID FETCH 300:500 (FLAGS) (CHANGEDSINCE 12345 VANISHED)");
+  ASSERT_TRUE(vanished.command) << vanished.error;
+  EXPECT_TRUE(vanished.command->vanished);
+  EXPECT_EQ(vanished.command->changed_since, 12345u);
+  auto any_order = parse_command("a UID FETCH 1:* FLAGS (vanished changedsince 1)");
+  ASSERT_TRUE(any_order.command) << any_order.error;
+  EXPECT_TRUE(any_order.command->vanished);
+  EXPECT_FALSE(parse_command("a UID FETCH 1 FLAGS (CHANGEDSINCE 1)").command->vanished);
+
+  for (const char* bad : {
+           "a SELECT INBOX (QRESYNC (0 1))",                      // uidvalidity is nz-number
+           "a SELECT INBOX (QRESYNC (1 0))",                      // mod-sequence-value >= 1
+           "a SELECT INBOX (QRESYNC (4294967296 1))",
+           "a SELECT INBOX (QRESYNC (1 9223372036854775808))",
+           "a SELECT INBOX (QRESYNC (1))", "a SELECT INBOX (QRESYNC ())", "a SELECT INBOX (QRESYNC)",
+           "a SELECT INBOX (QRESYNC (1 2)", "a SELECT INBOX QRESYNC (1 2)", "a SELECT INBOX (QRESYNC 1 2)",
+           "a SELECT INBOX (QRESYNC (1 2 1:*))",                  // known-uids: "*" is not allowed
+           "a SELECT INBOX (QRESYNC (1 2 *))", "a SELECT INBOX (QRESYNC (1 2 1:3 (1:* 1:3)))",
+           "a SELECT INBOX (QRESYNC (1 2 1:3 (1:3)))", "a SELECT INBOX (QRESYNC (1 2 1:3 (1:3 1:3) 5))",
+           "a SELECT INBOX (QRESYNC (1 2) QRESYNC (1 2))", "a SELECT INBOX (QRESYNC (1 2 x))",
+           "a FETCH 1:* FLAGS (CHANGEDSINCE 1 VANISHED)",        // §3.2.6: UID FETCH only
+           "a UID FETCH 1:* FLAGS (VANISHED)",                    // ... and with CHANGEDSINCE
+           "a UID FETCH 1:* FLAGS (CHANGEDSINCE 1 VANISHED VANISHED)",
+           "a UID FETCH 1:* FLAGS (CHANGEDSINCE 1 CHANGEDSINCE 2)", "a UID FETCH 1:* FLAGS ()",
+           "a UID FETCH 1:* FLAGS (CHANGEDSINCE 1 VANISHED", "a UID FETCH 1:* FLAGS (CHANGEDSINCE 1 BOGUS)"}) {
+    EXPECT_FALSE(parse_command(bad).command) << bad;
+  }
+}
+
 TEST(Command, HostileInputIsRefusedNotCrashed) {
   // Deep nesting is bounded.
   std::string deep = "a SEARCH " + std::string(200, '(') + "ALL" + std::string(200, ')');
@@ -886,6 +946,118 @@ TEST(Engine, Rfc7162Condstore) {
   EXPECT_EQ(f.send("a4 STORE 1 +FLAGS (\\Seen)"),
             "* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent) MODSEQ (3))\r\na4 OK STORE completed\r\n");
   EXPECT_TRUE(f.send("a5 SELECT INBOX (BOGUS)").starts_with("a5 BAD"));
+}
+
+// RFC 7162 §3.2 QRESYNC over a MemoryStore, as a client reconnecting after
+// a day away sees it: six messages (UIDs 1-6, modseqs 2-7), then another
+// session expunges 2 and 5 (modseqs 8, 9), flags 3 (10), and 7 is
+// delivered (11).
+TEST(Engine, Rfc7162Qresync) {
+  Conversation c(plaintext());
+  for (int i = 0; i < 6; ++i) c.store->add(std::string(kSimple));
+  EXPECT_NE(c.send("a0 CAPABILITY").find(" CONDSTORE QRESYNC"), std::string::npos);
+  c.send("a1 LOGIN alice pw");
+  // §3.2.5: SELECT (QRESYNC) before ENABLE QRESYNC is BAD.
+  EXPECT_EQ(c.send("q0 SELECT INBOX (QRESYNC (1234 7))"),
+            "q0 BAD SELECT (QRESYNC ...) needs ENABLE QRESYNC first\r\n");
+  EXPECT_EQ(c.engine.state(), State::authenticated);
+  // §3.2.3: ENABLE QRESYNC lists QRESYNC and turns CONDSTORE on too.
+  EXPECT_EQ(c.send("e1 ENABLE QRESYNC"), "* ENABLED QRESYNC\r\ne1 OK ENABLE completed\r\n");
+  EXPECT_EQ(c.send("e2 ENABLE QRESYNC CONDSTORE"), "* ENABLED\r\ne2 OK ENABLE completed\r\n");
+
+  ASSERT_TRUE(c.store->expunge(c.store->entries[4].meta));  // UID 5
+  ASSERT_TRUE(c.store->expunge(c.store->entries[1].meta));  // UID 2
+  ASSERT_TRUE(c.store->set_flags(c.store->entries[1].meta, kFlagged, {}));  // UID 3
+  c.store->add(std::string(kSimple));  // UID 7
+
+  // §3.2.5.1: no known UIDs: 1:UIDNEXT-1. VANISHED (EARLIER) after the
+  // usual responses, then FETCH for what changed since modseq 7 — the
+  // flagged message and the new one.
+  const std::string s1 = c.send("s1 SELECT INBOX (QRESYNC (1234 7))");
+  EXPECT_TRUE(s1.ends_with("* OK [HIGHESTMODSEQ 11] Highest\r\n* VANISHED (EARLIER) 2,5\r\n"
+                           "* 2 FETCH (UID 3 FLAGS (\\Flagged \\Recent) MODSEQ (10))\r\n"
+                           "* 5 FETCH (UID 7 FLAGS (\\Recent) MODSEQ (11))\r\n"
+                           "s1 OK [READ-WRITE] SELECT completed\r\n"))
+      << s1;
+  EXPECT_NE(s1.find("* 5 EXISTS\r\n"), std::string::npos) << s1;
+  // §3.2.11: a SELECT that closes the selected folder says so first; with
+  // known UIDs, only those are reported.
+  const std::string s2 = c.send("s2 SELECT INBOX (QRESYNC (1234 7 1:4))");
+  EXPECT_TRUE(s2.starts_with("* OK [CLOSED] previous mailbox closed\r\n* FLAGS ")) << s2;
+  EXPECT_TRUE(s2.ends_with("* VANISHED (EARLIER) 2\r\n* 2 FETCH (UID 3 FLAGS (\\Flagged) MODSEQ (10))\r\n"
+                           "s2 OK [READ-WRITE] SELECT completed\r\n"))
+      << s2;
+  // seq-match-data is taken and ignored; EXAMINE works the same.
+  const std::string s3 = c.send("s3 EXAMINE INBOX (QRESYNC (1234 10 1:7 (1:3 1,3:4)))");
+  EXPECT_TRUE(s3.ends_with("* VANISHED (EARLIER) 2,5\r\n* 5 FETCH (UID 7 FLAGS () MODSEQ (11))\r\n"
+                           "s3 OK [READ-ONLY] EXAMINE completed\r\n"))
+      << s3;
+  // Another UIDVALIDITY: the client starts over; a plain SELECT.
+  const std::string s4 = c.send("s4 SELECT INBOX (QRESYNC (99 1 1:7))");
+  EXPECT_EQ(s4.find("VANISHED"), std::string::npos) << s4;
+  EXPECT_EQ(s4.find("FETCH"), std::string::npos) << s4;
+  EXPECT_TRUE(s4.ends_with("* OK [HIGHESTMODSEQ 11] Highest\r\ns4 OK [READ-WRITE] SELECT completed\r\n")) << s4;
+  // A BAD SELECT closes nothing (§3.2.5: arguments are checked first).
+  EXPECT_EQ(c.send("q1 SELECT INBOX (QRESYNC (1234 0))").substr(0, 7), "q1 BAD ");
+  EXPECT_EQ(c.engine.state(), State::selected);
+
+  // §3.2.10: VANISHED instead of EXPUNGE, for EXPUNGE ...
+  EXPECT_EQ(c.send("x0 UID STORE 1,6 +FLAGS.SILENT (\\Deleted)"),
+            "* 1 FETCH (UID 1 MODSEQ (12))\r\n* 4 FETCH (UID 6 MODSEQ (13))\r\nx0 OK UID STORE completed\r\n");
+  EXPECT_EQ(c.send("x1 EXPUNGE"), "* VANISHED 1,6\r\nx1 OK EXPUNGE completed\r\n");
+  // ... for another session's expunge, not during FETCH (RFC 3501 §7.4.1) ...
+  ASSERT_TRUE(c.store->expunge(c.store->entries[1].meta));  // UID 4
+  EXPECT_EQ(c.send("f0 FETCH 1 UID"), "* 1 FETCH (UID 3)\r\nf0 OK FETCH completed\r\n");
+  EXPECT_EQ(c.send("n0 NOOP"), "* VANISHED 4\r\nn0 OK NOOP completed\r\n");
+
+  // §3.2.6: UID FETCH (CHANGEDSINCE n VANISHED): the UIDs of the set that
+  // are gone ("*": UIDNEXT-1), then the FETCHes.
+  EXPECT_EQ(c.send("v1 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 10 VANISHED)"),
+            "* VANISHED (EARLIER) 1:2,4:6\r\n* 2 FETCH (UID 7 FLAGS () MODSEQ (11))\r\nv1 OK UID FETCH completed\r\n");
+  EXPECT_EQ(c.send("v2 UID FETCH 3:5 (FLAGS) (CHANGEDSINCE 100 VANISHED)"),
+            "* VANISHED (EARLIER) 4:5\r\nv2 OK UID FETCH completed\r\n");
+  EXPECT_EQ(c.send("v3 UID FETCH 3,7:9 (FLAGS) (CHANGEDSINCE 100 VANISHED)"), "v3 OK UID FETCH completed\r\n");
+  // A message expunged elsewhere and not yet known to be: still in the
+  // view (RFC 2180 §4.1.2), so a plain VANISHED after the FETCHes.
+  ASSERT_TRUE(c.store->expunge(c.store->entries[1].meta));  // UID 7
+  EXPECT_EQ(c.send("v4 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 9 VANISHED)"),
+            "* VANISHED (EARLIER) 1:2,4:6\r\n* 1 FETCH (UID 3 FLAGS (\\Flagged) MODSEQ (10))\r\n"
+            "* 2 FETCH (UID 7 FLAGS () MODSEQ (11))\r\n* VANISHED 7\r\nv4 OK UID FETCH completed\r\n");
+  EXPECT_EQ(c.send("b1 FETCH 1 (FLAGS) (CHANGEDSINCE 1 VANISHED)").substr(0, 7), "b1 BAD ");
+  EXPECT_EQ(c.send("b2 UID FETCH 1 (FLAGS) (VANISHED)").substr(0, 7), "b2 BAD ");
+
+  // ... and for MOVE (RFC 6851 §4.3).
+  c.send("m0 CREATE Trash");
+  c.account->stores.at("Trash")->uidvalidity = 77;
+  EXPECT_EQ(c.send("m1 UID MOVE 3 Trash"), "* OK [COPYUID 77 3 1] moved\r\n* VANISHED 3\r\nm1 OK UID MOVE completed\r\n");
+  // CLOSE stays silent (RFC 3501 §6.4.2).
+  EXPECT_EQ(c.send("m2 CLOSE"), "m2 OK CLOSE completed\r\n");
+
+  // Without ENABLE QRESYNC: FETCH VANISHED is BAD, EXPUNGE stays EXPUNGE;
+  // ENABLE with a folder selected reports its HIGHESTMODSEQ once, and
+  // "ENABLE CONDSTORE QRESYNC" lists both.
+  Conversation d(plaintext());
+  d.store->add(std::string(kSimple), kDeleted);
+  d.store->add(std::string(kSimple));
+  d.send("a1 LOGIN alice pw");
+  d.send("a2 SELECT INBOX");
+  EXPECT_EQ(d.send("a3 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)"),
+            "a3 BAD VANISHED needs ENABLE QRESYNC first\r\n");
+  EXPECT_EQ(d.send("a4 ENABLE CONDSTORE QRESYNC"),
+            "* ENABLED CONDSTORE QRESYNC\r\n* OK [HIGHESTMODSEQ 3] Highest\r\na4 OK ENABLE completed\r\n");
+  EXPECT_EQ(d.send("a5 EXPUNGE"), "* VANISHED 1\r\n* 1 RECENT\r\na5 OK EXPUNGE completed\r\n");
+  // A mailbox that never had a message: nothing to report.
+  Conversation e(plaintext());
+  e.send("a1 LOGIN alice pw");
+  e.send("a2 ENABLE QRESYNC");
+  EXPECT_TRUE(e.send("a3 SELECT INBOX (QRESYNC (1234 1))")
+                  .ends_with("* OK [HIGHESTMODSEQ 1] Highest\r\na3 OK [READ-WRITE] SELECT completed\r\n"));
+  // RFC 7162 §3.1: the implicit \Seen of a FETCH carries UID and MODSEQ.
+  e.store->add(std::string(kSimple));
+  EXPECT_EQ(e.send("a4 NOOP"), "* 1 EXISTS\r\n* 1 RECENT\r\na4 OK NOOP completed\r\n");
+  EXPECT_EQ(e.send("a5 FETCH 1 BODY[TEXT]"),
+            "* 1 FETCH (UID 1 BODY[TEXT] {20}\r\nline one\r\nline two\r\n FLAGS (\\Seen \\Recent) MODSEQ (3))\r\n"
+            "a5 OK FETCH completed\r\n");
 }
 
 // RFC 9208: one quota root "" over the mailbox, STORAGE in KiB; APPEND and
