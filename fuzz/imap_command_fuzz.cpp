@@ -8,7 +8,7 @@
 // is fed to the framer in two chunks; every framed command goes to the
 // engine and every action is answered at once (login: alice/pw). The
 // message bodies are cut from the input too, so FETCH
-// BODY[...]/BODYSTRUCTURE/ENVELOPE and SEARCH parse hostile MIME.
+// BODY[...]/BODYSTRUCTURE/ENVELOPE, SEARCH and SORT parse hostile MIME.
 // Invariants: every reply is empty or ends in CRLF, and the message
 // functions never read outside their input (ASan).
 #include <cstddef>
@@ -50,6 +50,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)section_text(input, s);
   s.text = Section::Text::mime;
   (void)section_text(input, s);
+  // SORT's values (RFC 5256, RFC 5957) and RFC 2047 decoding, on the whole
+  // input as a header value.
+  (void)decode_encoded_words(input);
+  (void)base_subject(input);
+  (void)first_mailbox(input);
+  (void)first_display_name(input);
+  (void)parse_rfc5322_date_time(input);
 
   Options options;
   options.tls_available = flags & 1;

@@ -9,7 +9,7 @@ expected and "!" banned untagged replies, $variables (bound on first match;
 $tag is the tag of the step's command),
 "$" wildcards, "$!ban=e" (no extra element e), "?" replies (may come or
 not: ignored), "{{{ ... }}}" literals, "append" without a message (the next
-message of the .mbox), !ifenv/!ifnenv/!else/!endif (no variables set). List
+message of the .mbox, its INTERNALDATE the date of its "From " line), !ifenv/!ifnenv/!else/!endif (no variables set). List
 matching: FETCH items unordered with extras allowed; FLAGS unordered, \\Recent
 ignored; LIST flags and STATUS items unordered; everything else ordered.
 "$N" sequence variables (numbers of messages expunged by another session)
@@ -362,6 +362,25 @@ def parse_script(text):
     return header, steps
 
 
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+def mbox_date(line):
+    """The INTERNALDATE imaptest gives a message: the date of its mbox
+    "From " line ("From user@domain  Fri Feb 22 00:06:23 2008 [+0200]"), as
+    an APPEND date-time ("22-Feb-2008 00:06:23 +0200"); None without one."""
+    m = re.match(rb"From \S+\s+\w{3} (\w{3})\s+(\d{1,2}) (\d\d:\d\d:\d\d) (\d{4})(?: ([+-]\d{4}))?", line)
+    if not m or m.group(1).decode() not in MONTHS:
+        return None
+    zone = (m.group(5) or b"+0000").decode()
+    return f"{int(m.group(2)):02d}-{m.group(1).decode()}-{m.group(4).decode()} {m.group(3).decode()} {zone}"
+
+
+def read_mbox_dates(path):
+    """The INTERNALDATE of each message of read_mbox(path) (or None)."""
+    return [mbox_date(line) for line in path.read_bytes().split(b"\n") if line.startswith(b"From ")]
+
+
 def read_mbox(path):
     msgs, cur = [], None
     for line in path.read_bytes().split(b"\n"):
@@ -456,6 +475,7 @@ def run_script(path, port, user, password, tls_context=None):
     if not mbox.exists():
         mbox = path.with_name("default.mbox")
     messages = read_mbox(mbox)
+    dates = read_mbox_dates(mbox)
     state = header.get("state", "selected").lower()
     nconn = int(header.get("connections", "1"))
     conns = [Conn(port, tls_context) for _ in range(nconn)]
@@ -489,9 +509,12 @@ def run_script(path, port, user, password, tls_context=None):
         next_message = [0]
 
         def append_text(args):
-            msg = messages[next_message[0] % len(messages)]
+            # As imaptest: the INTERNALDATE is the mbox "From " line's date.
+            index = next_message[0] % len(messages)
+            msg = messages[index]
             next_message[0] += 1
-            return f"APPEND {args or TEST_MAILBOX} {{{len(msg)}}}\r\n" + msg.decode("latin-1")
+            date = f' "{dates[index]}"' if index < len(dates) and dates[index] else ""
+            return f"APPEND {args or TEST_MAILBOX}{date} {{{len(msg)}}}\r\n" + msg.decode("latin-1")
 
         if state in ("appended", "selected"):
             count = header.get("messages", "all")

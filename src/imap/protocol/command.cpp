@@ -1,5 +1,6 @@
 #include "imap/protocol/command.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <utility>
@@ -474,6 +475,45 @@ class Parser {
     return fail("unknown search key " + word.substr(0, 40));
   }
 
+  // search-key *(SP search-key), into `out` (an and_).
+  bool search_keys(SearchKey& out) {
+    do {
+      SearchKey k;
+      if (!search_key(k, 0)) return false;
+      if (out.children.size() >= kMaxListItems) return fail("too many search keys");
+      out.children.push_back(std::move(k));
+    } while (sp());
+    return true;
+  }
+
+  // RFC 4731 §3 (SEARCH) and RFC 5267 §3.2 (SORT): an optional
+  // "RETURN" SP "(" [option *(SP option)] ")" SP, options MIN MAX ALL COUNT.
+  bool return_options(Command::SearchReturn& r) {
+    size_t save = pos_;
+    std::string word;
+    if (!atom(word) || !iequals(word, "RETURN")) {
+      pos_ = save;
+      error_.clear();
+      return true;
+    }
+    r.requested = true;
+    if (!sp() || !accept('(')) return fail("bad RETURN options");
+    if (!accept(')')) {
+      do {
+        std::string option;
+        if (!atom(option)) return false;
+        if (iequals(option, "MIN")) r.min = true;
+        else if (iequals(option, "MAX")) r.max = true;
+        else if (iequals(option, "ALL")) r.all = true;
+        else if (iequals(option, "COUNT")) r.count = true;
+        else return fail("unknown RETURN option");
+      } while (sp());
+      if (!accept(')')) return fail("unterminated RETURN options");
+    }
+    if (!r.min && !r.max && !r.all && !r.count) r.all = true;  // RFC 4731 §3.1: () means ALL
+    return sp() || fail("missing argument");
+  }
+
  private:
   std::string_view s_;
   size_t pos_ = 0;
@@ -484,7 +524,7 @@ struct VerbName {
   const char* name;
   Verb verb;
 };
-constexpr std::array<VerbName, 34> kVerbs{{
+constexpr std::array<VerbName, 35> kVerbs{{
     {"CAPABILITY", Verb::capability}, {"NOOP", Verb::noop}, {"LOGOUT", Verb::logout},
     {"STARTTLS", Verb::starttls}, {"AUTHENTICATE", Verb::authenticate}, {"LOGIN", Verb::login},
     {"SELECT", Verb::select}, {"EXAMINE", Verb::examine}, {"CREATE", Verb::create},
@@ -495,7 +535,7 @@ constexpr std::array<VerbName, 34> kVerbs{{
     {"CLOSE", Verb::close}, {"UNSELECT", Verb::unselect}, {"EXPUNGE", Verb::expunge},
     {"SEARCH", Verb::search}, {"FETCH", Verb::fetch}, {"STORE", Verb::store}, {"COPY", Verb::copy},
     {"GETQUOTA", Verb::getquota}, {"GETQUOTAROOT", Verb::getquotaroot}, {"SETQUOTA", Verb::setquota},
-    {"COMPRESS", Verb::compress}, {"MOVE", Verb::move},
+    {"COMPRESS", Verb::compress}, {"MOVE", Verb::move}, {"SORT", Verb::sort},
 }};
 
 bool parse_arguments(Parser& p, Command& c) {
@@ -723,31 +763,7 @@ bool parse_arguments(Parser& p, Command& c) {
       c.search.kind = SearchKey::Kind::and_;
       if (!need_sp()) return false;
       // RFC 4731 §3: optional RETURN (options) before the criteria.
-      {
-        Parser save = p;
-        std::string word;
-        if (p.atom(word) && iequals(word, "RETURN")) {
-          auto& r = c.search_return;
-          r.requested = true;
-          if (!need_sp() || !p.accept('(')) return p.fail("bad RETURN options");
-          if (!p.accept(')')) {
-            do {
-              std::string option;
-              if (!p.atom(option)) return false;
-              if (iequals(option, "MIN")) r.min = true;
-              else if (iequals(option, "MAX")) r.max = true;
-              else if (iequals(option, "ALL")) r.all = true;
-              else if (iequals(option, "COUNT")) r.count = true;
-              else return p.fail("unknown RETURN option");
-            } while (p.sp());
-            if (!p.accept(')')) return p.fail("unterminated RETURN options");
-          }
-          if (!r.min && !r.max && !r.all && !r.count) r.all = true;  // RFC 4731 §3.1: () means ALL
-          if (!need_sp()) return false;
-        } else {
-          p = save;
-        }
-      }
+      if (!p.return_options(c.search_return)) return false;
       // RFC 3501 §6.4.4: optional CHARSET; we search ASCII case-insensitively,
       // which is right for US-ASCII and harmless for UTF-8.
       {
@@ -761,13 +777,46 @@ bool parse_arguments(Parser& p, Command& c) {
           p = save;
         }
       }
+      return p.search_keys(c.search);
+    }
+    case Verb::sort: {
+      // RFC 5256 §4: "SORT" SP sort-criteria SP search-criteria, where
+      // search-criteria = charset 1*(SP search-key) (the charset is
+      // required); RFC 5267 §3.2 (ESORT): [SP "RETURN" SP "(" ... ")"]
+      // after "SORT", the options of RFC 4731.
+      c.search.kind = SearchKey::Kind::and_;
+      if (!need_sp() || !p.return_options(c.search_return)) return false;
+      if (!p.accept('(')) return p.fail("expected sort criteria");
       do {
-        SearchKey k;
-        if (!p.search_key(k, 0)) return false;
-        if (c.search.children.size() >= kMaxListItems) return p.fail("too many search keys");
-        c.search.children.push_back(std::move(k));
+        if (c.sort.size() >= 20) return p.fail("too many sort criteria");
+        SortKey k;
+        std::string word;
+        if (!p.atom(word)) return p.fail("expected a sort criterion");
+        if (iequals(word, "REVERSE")) {
+          k.reverse = true;
+          if (!need_sp() || !p.atom(word)) return p.fail("expected a sort criterion after REVERSE");
+        }
+        using C = SortKey::Criterion;
+        struct Name {
+          const char* name;
+          C criterion;
+        };
+        static constexpr std::array<Name, 9> kCriteria{{
+            {"ARRIVAL", C::arrival}, {"CC", C::cc}, {"DATE", C::date}, {"FROM", C::from}, {"SIZE", C::size},
+            {"SUBJECT", C::subject}, {"TO", C::to},
+            {"DISPLAYFROM", C::displayfrom}, {"DISPLAYTO", C::displayto},  // RFC 5957 §3
+        }};
+        const auto* found = std::find_if(kCriteria.begin(), kCriteria.end(),
+                                         [&](const Name& n) { return iequals(word, n.name); });
+        if (found == kCriteria.end()) return p.fail("unknown sort criterion");
+        k.criterion = found->criterion;
+        c.sort.push_back(k);
       } while (p.sp());
-      return true;
+      if (!p.accept(')')) return p.fail("unterminated sort criteria");
+      std::string charset;
+      if (!need_sp() || !p.astring(charset) || !need_sp()) return p.fail("expected a charset");
+      c.items.push_back(to_upper(charset));  // the engine judges it
+      return p.search_keys(c.search);
     }
     case Verb::fetch: {
       if (!need_sp() || !p.sequence_set(c.set) || !need_sp() || !p.fetch_atts(c.fetch)) return false;
@@ -896,7 +945,7 @@ ParseResult parse_command(std::string_view text) {
     }
     c.name = to_upper(verb);
     if (c.name != "FETCH" && c.name != "SEARCH" && c.name != "STORE" && c.name != "COPY" && c.name != "MOVE" &&
-        c.name != "EXPUNGE") {
+        c.name != "EXPUNGE" && c.name != "SORT") {
       r.error = "UID " + c.name.substr(0, 20) + " is not a UID command";
       return r;
     }

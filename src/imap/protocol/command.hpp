@@ -11,7 +11,9 @@
 //            SELECT/EXAMINE (CONDSTORE), FETCH MODSEQ and (CHANGEDSINCE n),
 //            STORE (UNCHANGEDSINCE n), SEARCH MODSEQ), RFC 7162 §3.2
 //            (QRESYNC: SELECT/EXAMINE (QRESYNC (...)), UID FETCH
-//            (CHANGEDSINCE n VANISHED)), RFC 4466 (the modifier syntax).
+//            (CHANGEDSINCE n VANISHED)), RFC 4466 (the modifier syntax),
+//            RFC 5256 §3 (SORT; not THREAD), RFC 5957 §3 (DISPLAYFROM,
+//            DISPLAYTO), RFC 5267 §3 (ESORT: SORT RETURN (...)).
 // Trust:     input is untrusted network data; every byte value is handled;
 //            nesting depth of search keys is bounded.
 // Concurrency: pure functions.
@@ -36,6 +38,7 @@ enum class Verb {
   compress,                                                    // authenticated (RFC 4978)
   check, close, unselect, expunge, search, fetch, store, copy, // selected
   move,                                                        // selected (RFC 6851)
+  sort,                                                        // selected (RFC 5256)
 };
 
 // RFC 3501 §9 sequence-set: ranges of numbers; 0 stands for "*".
@@ -91,6 +94,14 @@ struct SearchKey {
   std::vector<SearchKey> children;  // not_: 1, or_: 2, and_: n
 };
 
+// RFC 5256 §3 sort-key: a sort criterion, optionally REVERSE; RFC 5957 §3
+// adds DISPLAYFROM and DISPLAYTO.
+struct SortKey {
+  enum class Criterion { arrival, cc, date, from, size, subject, to, displayfrom, displayto };
+  Criterion criterion = Criterion::arrival;
+  bool reverse = false;
+};
+
 struct StoreOp {
   enum class Mode { replace, add, remove };
   Mode mode = Mode::replace;
@@ -102,7 +113,7 @@ struct Command {
   std::string tag;
   Verb verb = Verb::noop;
   std::string name;                  // the verb as sent, upper-cased (logs, replies)
-  bool uid = false;                  // UID FETCH/SEARCH/STORE/COPY/MOVE/EXPUNGE
+  bool uid = false;                  // UID FETCH/SEARCH/STORE/COPY/MOVE/EXPUNGE/SORT
 
   std::string mailbox;               // select/examine/create/delete/status/append/copy/move,
                                      // rename (old), list/lsub (reference),
@@ -112,7 +123,7 @@ struct Command {
                                      // params (name, value, ...), upper-cased
                                      // except ID values; setquota (resource,
                                      // limit, ...); create (RFC 6154 use
-                                     // attributes, as sent); search (the
+                                     // attributes, as sent); search, sort (the
                                      // CHARSET given, upper-cased)
   std::string user;                  // login
   std::string password;              // login: secret, never log
@@ -122,8 +133,10 @@ struct Command {
   SequenceSet set;                   // fetch/store/copy/search UID-set/uid expunge
   std::vector<FetchAtt> fetch;
   StoreOp store;
-  SearchKey search;                  // and_ of the top-level keys
+  SearchKey search;                  // and_ of the top-level keys (SEARCH, SORT)
+  std::vector<SortKey> sort;         // SORT: the sort criteria, most significant first
   // RFC 4731 ESEARCH: SEARCH RETURN (MIN MAX ALL COUNT); "RETURN ()" is ALL.
+  // RFC 5267 §3.2 ESORT: the same options for SORT RETURN (...).
   struct SearchReturn {
     bool requested = false;  // answer with * ESEARCH instead of * SEARCH
     bool min = false, max = false, all = false, count = false;

@@ -168,8 +168,10 @@ Ranges clamped_ranges(const SequenceSet& set, uint32_t max) {
   return out;
 }
 
-// A sequence-set of ascending numbers, runs of consecutive ones as ranges
-// ("1:3,5").
+// The numbers in the order given as a sequence-set: runs of consecutive
+// numbers going up as ranges ("1:3,5"), every other number alone. For
+// ESORT's ALL (RFC 5267 §3.2, sort order) no range then depends on reading
+// "5:3" as 5, 4, 3 (RFC 3501 §9 makes it 3, 4, 5).
 std::string sequence_set_text(const std::vector<uint32_t>& numbers) {
   Ranges ranges;
   for (uint32_t n : numbers) add_range(ranges, n, n);
@@ -189,7 +191,8 @@ Engine::Engine(Options options) : options_(options) {}
 std::string Engine::capabilities() const {
   std::string caps =
       "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS ESEARCH CHILDREN LIST-EXTENDED "
-      "LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE MOVE QUOTA QUOTA=RES-STORAGE UTF8=ACCEPT CONDSTORE QRESYNC";
+      "LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE MOVE QUOTA QUOTA=RES-STORAGE UTF8=ACCEPT CONDSTORE QRESYNC "
+      "SORT SORT=DISPLAY ESORT";
   if (state_ == State::not_authenticated) {
     // RFC 3501 §6.2.1: STARTTLS before login only; RFC 3501 §6.2.3 and
     // RFC 2595 §3.1: LOGINDISABLED when LOGIN would be refused.
@@ -617,6 +620,9 @@ Action Engine::dispatch(const Command& c) {
     case Verb::search:
       if (!selected) return wrong_state();
       return cmd_search(c);
+    case Verb::sort:
+      if (!selected) return wrong_state();
+      return cmd_sort(c);
     case Verb::fetch:
       if (!selected) return wrong_state();
       return cmd_fetch(c);
@@ -1325,13 +1331,7 @@ Action Engine::cmd_store(const Command& c) {
 bool Engine::matches(const SearchKey& k, size_t index, std::optional<std::string>& content) {
   using K = SearchKey::Kind;
   const auto& m = view_[index].msg;
-  auto text = [&]() -> const std::string& {
-    if (!content) {
-      auto r = store_->read(m);
-      content = r && *r ? std::move(**r) : std::string();  // gone: matches no text
-    }
-    return *content;
-  };
+  auto text = [&]() -> const std::string& { return content_of(index, content); };
   auto header = [&](std::string_view name) -> std::optional<std::string> {
     return header_values(split_message(text()).header, name);
   };
@@ -1398,6 +1398,14 @@ bool Engine::matches(const SearchKey& k, size_t index, std::optional<std::string
   return false;
 }
 
+const std::string& Engine::content_of(size_t index, std::optional<std::string>& content) {
+  if (!content) {
+    auto r = store_->read(view_[index].msg);
+    content = r && *r ? std::move(**r) : std::string();  // gone: matches no text
+  }
+  return *content;
+}
+
 Action Engine::cmd_search(const Command& c) {
   if (!c.items.empty()) {
     // RFC 6855 §3 (erratum 4029): no CHARSET once UTF8=ACCEPT is enabled.
@@ -1432,6 +1440,97 @@ Action Engine::cmd_search(const Command& c) {
   std::string updates;
   sync(c.uid, updates);
   return tagged(c.tag, "OK", c.uid ? "UID SEARCH completed" : "SEARCH completed", out + updates);
+}
+
+Action Engine::cmd_sort(const Command& c) {
+  // RFC 5256 §3: the charset is required; one we do not know is refused
+  // as SEARCH refuses it (RFC 3501 §6.4.4). Keys are compared on UTF-8.
+  if (c.items.empty() || (c.items[0] != "US-ASCII" && c.items[0] != "UTF-8")) {
+    return tagged(c.tag, "NO", "[BADCHARSET (US-ASCII UTF-8)] unsupported charset");
+  }
+  using C = SortKey::Criterion;
+  // One value per criterion: a number (ARRIVAL, DATE, SIZE) or a text.
+  struct Value {
+    int64_t number = 0;
+    std::string text;
+  };
+  struct Row {
+    size_t index = 0;
+    std::vector<Value> values;
+  };
+  const bool with_modseq = uses_modseq(c.search);  // RFC 7162 §3.1.5, as SEARCH
+  std::string out = with_modseq ? enable_condstore() : "";
+  const bool needs_header = std::any_of(c.sort.begin(), c.sort.end(), [](const SortKey& k) {
+    return k.criterion != C::arrival && k.criterion != C::size;
+  });
+  std::vector<Row> rows;
+  for (size_t i = 0; i < view_.size(); ++i) {
+    if (view_[i].gone) continue;
+    std::optional<std::string> content;  // read at most once, by the search or here
+    if (!matches(c.search, i, content)) continue;
+    const auto& m = view_[i].msg;
+    // Only the header is looked at; RFC822.SIZE and INTERNALDATE are known.
+    std::string_view header = needs_header ? split_message(content_of(i, content)).header : std::string_view();
+    auto field = [&](std::string_view name) { return header_values(header, name).value_or(""); };
+    Row row;
+    row.index = i;
+    for (const auto& k : c.sort) {
+      Value v;
+      switch (k.criterion) {
+        case C::arrival: v.number = m.internal_date; break;  // RFC 5256 §3: INTERNALDATE
+        case C::size: v.number = static_cast<int64_t>(m.size); break;  // RFC822.SIZE
+        case C::date: {
+          // RFC 5256 §3 DATE, §2.2: the sent date in UTC; the INTERNALDATE
+          // when the Date: field is missing or cannot be parsed.
+          auto date = header_value(header, "Date");
+          auto sent = date ? parse_rfc5322_date_time(*date) : std::nullopt;
+          v.number = sent ? *sent : m.internal_date;
+          break;
+        }
+        case C::subject: v.text = base_subject(header_value(header, "Subject").value_or("")); break;
+        case C::from: v.text = first_mailbox(field("From")); break;
+        case C::to: v.text = first_mailbox(field("To")); break;
+        case C::cc: v.text = first_mailbox(field("Cc")); break;
+        case C::displayfrom: v.text = first_display_name(field("From")); break;  // RFC 5957 §3
+        case C::displayto: v.text = first_display_name(field("To")); break;
+      }
+      // RFC 5256 §3 asks for i;unicode-casemap; hikyaku compares with
+      // i;ascii-casemap (RFC 4790 §9.2: ASCII letters upper-cased, then
+      // octet by octet), the same on ASCII, octet order beyond it.
+      v.text = base::to_upper(v.text);
+      row.values.push_back(std::move(v));
+    }
+    rows.push_back(std::move(row));
+  }
+  // Criteria in order, REVERSE inverting one; RFC 5256 §3: messages that
+  // compare equal on all of them are in sequence number order.
+  std::sort(rows.begin(), rows.end(), [&](const Row& a, const Row& b) {
+    for (size_t k = 0; k < c.sort.size(); ++k) {
+      const Value& x = a.values[k];
+      const Value& y = b.values[k];
+      int order = x.number < y.number ? -1 : x.number > y.number ? 1 : x.text.compare(y.text);
+      if (order != 0) return c.sort[k].reverse ? order > 0 : order < 0;
+    }
+    return a.index < b.index;
+  });
+  std::vector<uint32_t> hits;
+  std::vector<uint64_t> modseqs;
+  for (const auto& row : rows) {
+    hits.push_back(c.uid ? view_[row.index].msg.uid : static_cast<uint32_t>(row.index + 1));
+    if (with_modseq) modseqs.push_back(view_[row.index].msg.modseq);
+  }
+  if (c.search_return.requested) {
+    out += esearch_response(c, hits, modseqs);  // RFC 5267 §3.2, in sort order
+  } else {
+    // RFC 5256 §4: "* SORT" *(SP nz-number); RFC 7162 §3.1.5: the MODSEQ.
+    out += "* SORT";
+    for (uint32_t n : hits) out += " " + std::to_string(n);
+    if (!modseqs.empty()) out += " (MODSEQ " + std::to_string(*std::max_element(modseqs.begin(), modseqs.end())) + ")";
+    out += "\r\n";
+  }
+  std::string updates;
+  sync(c.uid, updates);
+  return tagged(c.tag, "OK", c.uid ? "UID SORT completed" : "SORT completed", out + updates);
 }
 
 std::string Engine::esearch_response(const Command& c, const std::vector<uint32_t>& hits,

@@ -24,7 +24,9 @@
 //            ENABLE QRESYNC: SELECT/EXAMINE (QRESYNC ...), UID FETCH
 //            (CHANGEDSINCE n VANISHED), VANISHED instead of EXPUNGE, the
 //            CLOSED response code; no expunge history is kept, so VANISHED
-//            (EARLIER) names every UID asked about that is not held).
+//            (EARLIER) names every UID asked about that is not held),
+//            RFC 5256 §3 (SORT; not THREAD), RFC 5957 (SORT=DISPLAY),
+//            RFC 5267 §3 (ESORT).
 // Trust:     every command is untrusted; passwords travel only inside an
 //            Action::authenticate and never appear in replies or logs made
 //            here. Folder names are checked here (valid modified UTF-7, no
@@ -146,12 +148,16 @@ class Engine {
   Action refused(const std::string& tag, const base::Error& error, std::string untagged = {});
   Action cmd_append(const Command& c);
   Action cmd_quota(const Command& c);
-  // RFC 4731 * ESEARCH; `modseqs` (one per hit, or empty): RFC 7162 §3.1.5 MODSEQ.
+  // RFC 4731 * ESEARCH; `modseqs` (one per hit, or empty): RFC 7162 §3.1.5
+  // MODSEQ. `hits` in the order to report: ascending for SEARCH, sort order
+  // for ESORT (RFC 5267 §3.2: MIN and MAX are the first and last of them,
+  // ALL keeps their order).
   static std::string esearch_response(const Command& c, const std::vector<uint32_t>& hits,
                                       const std::vector<uint64_t>& modseqs);
   Action cmd_fetch(const Command& c);
   Action cmd_store(const Command& c);
   Action cmd_search(const Command& c);
+  Action cmd_sort(const Command& c);  // RFC 5256 §3, RFC 5957, RFC 5267 §3
   Action cmd_copy(const Command& c);  // COPY and MOVE
   Action cmd_expunge(const Command& c);
 
@@ -170,6 +176,9 @@ class Engine {
   // false when a sequence number does not exist.
   bool resolve(const SequenceSet& set, bool uid, std::vector<size_t>& out) const;
   bool matches(const SearchKey& key, size_t index, std::optional<std::string>& content);
+  // Message `index`'s text, read into `content` the first time (once per
+  // message and command); "" when it is gone from the store.
+  const std::string& content_of(size_t index, std::optional<std::string>& content);
   void leave_selected();
   // "(\Answered ... kw1 kw2)": the system flags and the keywords in use.
   std::string flags_list() const;

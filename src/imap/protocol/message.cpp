@@ -298,6 +298,7 @@ struct Addr {
   std::optional<std::string> host;
   bool group_start = false;
   bool group_end = false;
+  bool no_domain = false;  // an addr-spec without "@": host is MISSING_DOMAIN for ENVELOPE
 };
 
 // One mailbox from its tokens: [phrase] "<" addr-spec ">" or addr-spec [comment].
@@ -334,6 +335,7 @@ Addr mailbox_address(const std::vector<Token>& toks) {
   if (at == std::string::npos) {
     a.mailbox = spec;
     a.host = std::string("MISSING_DOMAIN");
+    a.no_domain = true;
   } else {
     a.mailbox = spec.substr(0, at);
     a.host = spec.substr(at + 1);
@@ -495,6 +497,110 @@ std::string structure(const Part& p, bool extended) {
   return out + ")";
 }
 
+
+// ---------------------------------------------------------------- SORT values
+
+bool is_wsp(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  c = base::ascii_upper(c);
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// RFC 2047 §2 encoded-word = "=?" charset "?" encoding "?" encoded-text "?="
+// at v[i]: its text decoded to UTF-8 in `out` and the position after it in
+// `end`; false when what is there is not one that decodes.
+bool encoded_word_at(std::string_view v, size_t i, std::string& out, size_t& end) {
+  constexpr size_t kMaxWord = 1000;  // RFC 2047 §2 says 75; be lenient, but bounded
+  if (v.substr(i, 2) != "=?") return false;
+  size_t q1 = v.find('?', i + 2);
+  if (q1 == std::string_view::npos || q1 + 2 >= v.size() || v[q1 + 2] != '?') return false;
+  std::string_view charset = v.substr(i + 2, q1 - i - 2);
+  if (size_t star = charset.find('*'); star != std::string_view::npos) charset = charset.substr(0, star);  // RFC 2231 §5
+  const char encoding = base::ascii_upper(v[q1 + 1]);
+  size_t text_start = q1 + 3;
+  size_t close = v.find("?=", text_start);
+  if (charset.empty() || close == std::string_view::npos || close - i > kMaxWord) return false;
+  std::string_view text = v.substr(text_start, close - text_start);
+  if (std::any_of(text.begin(), text.end(), is_wsp)) return false;
+  std::string octets;
+  if (encoding == 'B') {
+    auto decoded = base::base64_decode(text);
+    if (!decoded) return false;
+    octets = std::move(*decoded);
+  } else if (encoding == 'Q') {
+    // RFC 2047 §4.2: "_" is a space, "=XX" an octet.
+    for (size_t k = 0; k < text.size(); ++k) {
+      if (text[k] == '_') {
+        octets += ' ';
+      } else if (text[k] == '=' && k + 2 < text.size() && hex_value(text[k + 1]) >= 0 && hex_value(text[k + 2]) >= 0) {
+        octets += static_cast<char>(hex_value(text[k + 1]) * 16 + hex_value(text[k + 2]));
+        k += 2;
+      } else {
+        octets += text[k];
+      }
+    }
+  } else {
+    return false;
+  }
+  // No charset tables here: UTF-8 and US-ASCII as they are, ISO-8859-1
+  // octet by octet; any other charset's octets as they are when they are
+  // UTF-8, else as ISO-8859-1 (readable for the Latin ones).
+  const bool utf8 = base::iequals(charset, "UTF-8") || base::iequals(charset, "US-ASCII");
+  out.clear();
+  if ((utf8 || !base::istarts_with(charset, "ISO-8859-1")) && base::valid_utf8(octets)) {
+    out = std::move(octets);
+  } else {
+    for (char c : octets) base::append_utf8(out, static_cast<unsigned char>(c));
+  }
+  end = close + 2;
+  return true;
+}
+
+// RFC 5256 §5: subj-blob = "[" *BLOBCHAR "]" *WSP; BLOBCHAR = %x01-5a /
+// %x5c / %x5e-7f (not "[" or "]"). The length of the blob at s[i], or 0.
+size_t blob_at(std::string_view s, size_t i) {
+  if (i >= s.size() || s[i] != '[') return 0;
+  size_t k = i + 1;
+  while (k < s.size()) {
+    auto u = static_cast<unsigned char>(s[k]);
+    if (u == 0 || u >= 0x80 || s[k] == '[' || s[k] == ']') break;
+    ++k;
+  }
+  if (k >= s.size() || s[k] != ']') return 0;
+  ++k;
+  while (k < s.size() && s[k] == ' ') ++k;  // WSP: tabs are spaces after step (1)
+  return k - i;
+}
+
+// RFC 5256 §5: subj-leader = (*subj-blob subj-refwd) / WSP, with
+// subj-refwd = ("re" / ("fw" ["d"])) *WSP [subj-blob] ":". The length of
+// the leader at the start of `s`, or 0.
+size_t leader_length(std::string_view s) {
+  if (!s.empty() && s[0] == ' ') return 1;
+  size_t i = 0;
+  while (size_t blob = blob_at(s, i)) i += blob;
+  auto word = [&](std::string_view w) { return base::istarts_with(s.substr(i), w); };
+  if (word("fwd")) i += 3;
+  else if (word("fw") || word("re")) i += 2;
+  else return 0;
+  while (i < s.size() && s[i] == ' ') ++i;
+  i += blob_at(s, i);
+  if (i >= s.size() || s[i] != ':') return 0;
+  return i + 1;
+}
+
+// The first address of an address header (a group's start is an address
+// here, as in ENVELOPE); nullopt when there is none.
+std::optional<Addr> first_address(std::string_view value) {
+  auto addresses = parse_addresses(value);
+  for (auto& a : addresses) {
+    if (!a.group_end) return std::move(a);
+  }
+  return std::nullopt;
+}
 }  // namespace
 
 HeaderBody split_message(std::string_view message) {
@@ -628,6 +734,142 @@ std::string address_search_text(std::string_view value) {
     out += "<" + a.mailbox.value_or("") + "@" + a.host.value_or("") + ">";
   }
   return out;
+}
+
+std::optional<int64_t> parse_rfc5322_date_time(std::string_view value) {
+  // RFC 5322 §3.3: [day-of-week ","] day month year hour ":" minute
+  // [":" second] zone, comments after it ignored.
+  auto day = parse_rfc5322_date(value);
+  if (!day) return std::nullopt;
+  std::string v(value);
+  if (auto comma = v.find(','); comma != std::string::npos) v.erase(0, comma + 1);
+  auto words = base::split_words(v);
+  if (words.size() < 4) return std::nullopt;
+  auto hms = base::split(words[3], ':');
+  if (hms.size() < 2 || hms.size() > 3) return std::nullopt;
+  int64_t seconds = 0;
+  for (size_t k = 0; k < 3; ++k) {
+    std::optional<uint64_t> n = k < hms.size() ? base::parse_uint(hms[k]) : std::optional<uint64_t>(0);
+    if (!n || *n > (k == 0 ? 23U : k == 1 ? 59U : 60U)) return std::nullopt;
+    seconds = seconds * 60 + static_cast<int64_t>(*n);
+  }
+  // The zone: +hhmm / -hhmm; obs-zone names (RFC 5322 §4.3) for North
+  // America; anything else (UT, GMT, military letters, none) is UTC.
+  int64_t offset = 0;
+  if (words.size() >= 5) {
+    std::string_view z = words[4];
+    if (z.size() == 5 && (z[0] == '+' || z[0] == '-')) {
+      auto hhmm = base::parse_uint(z.substr(1));
+      if (!hhmm) return std::nullopt;
+      offset = static_cast<int64_t>((*hhmm / 100) * 3600 + (*hhmm % 100) * 60) * (z[0] == '-' ? -1 : 1);
+    } else {
+      struct Zone {
+        const char* name;
+        int hours;
+      };
+      static constexpr std::array<Zone, 8> kZones{{
+          {"EST", -5}, {"EDT", -4}, {"CST", -6}, {"CDT", -5}, {"MST", -7}, {"MDT", -6}, {"PST", -8}, {"PDT", -7},
+      }};
+      for (const auto& zone : kZones) {
+        if (iequals(z, zone.name)) offset = int64_t{zone.hours} * 3600;
+      }
+    }
+  }
+  return *day * 86400 + seconds - offset;
+}
+
+std::string decode_encoded_words(std::string_view value) {
+  std::string out;
+  bool after_encoded = false;  // the last thing copied was an encoded-word
+  size_t i = 0;
+  while (i < value.size()) {
+    size_t j = i;
+    while (j < value.size() && is_wsp(value[j])) ++j;
+    std::string_view space = value.substr(i, j - i);
+    i = j;
+    if (i >= value.size()) {
+      out += space;
+      break;
+    }
+    std::string decoded;
+    size_t end = 0;
+    if (encoded_word_at(value, i, decoded, end)) {
+      if (!after_encoded || space.empty()) out += space;  // RFC 2047 §6.2: dropped between two
+      out += decoded;
+      i = end;
+      after_encoded = true;
+      continue;
+    }
+    // Plain text up to the next whitespace or the next "=?" (leniently, an
+    // encoded-word not separated from the text before it).
+    out += space;
+    size_t k = i + 1;
+    while (k < value.size() && !is_wsp(value[k]) && value.substr(k, 2) != "=?") ++k;
+    out += value.substr(i, k - i);
+    i = k;
+    after_encoded = false;
+  }
+  return out;
+}
+
+std::string base_subject(std::string_view subject) {
+  // (1) Encoded-words decoded; tabs and continuations as spaces, runs of
+  // spaces as one.
+  std::string s;
+  for (char c : decode_encoded_words(subject)) {
+    if (is_wsp(c)) c = ' ';
+    if (c == ' ' && !s.empty() && s.back() == ' ') continue;
+    s += c;
+  }
+  for (;;) {
+    // (2) subj-trailer = "(fwd)" / WSP, removed at the end while any is there.
+    for (;;) {
+      if (!s.empty() && s.back() == ' ') {
+        s.pop_back();
+      } else if (s.size() >= 5 && iequals(std::string_view(s).substr(s.size() - 5), "(fwd)")) {
+        s.resize(s.size() - 5);
+      } else {
+        break;
+      }
+    }
+    // (3) subj-leader removed; (4) a subj-blob removed when something is
+    // left after it; (5) both again until neither applies.
+    for (;;) {
+      if (size_t leader = leader_length(s)) {
+        s.erase(0, leader);
+        continue;
+      }
+      size_t blob = blob_at(s, 0);
+      if (blob > 0 && blob < s.size()) {
+        s.erase(0, blob);
+        continue;
+      }
+      break;
+    }
+    // (6) "[fwd:" ... "]" around the rest: unwrapped, and again from (2).
+    if (s.size() >= 6 && base::istarts_with(s, "[fwd:") && s.back() == ']') {
+      s = s.substr(5, s.size() - 6);
+      continue;
+    }
+    return s;  // (7)
+  }
+}
+
+std::string first_mailbox(std::string_view value) {
+  auto a = first_address(value);
+  return a ? a->mailbox.value_or("") : "";
+}
+
+std::string first_display_name(std::string_view value) {
+  auto a = first_address(value);
+  if (!a) return "";
+  if (a->name) {
+    std::string name = decode_encoded_words(*a->name);
+    if (!trim_ws(name).empty()) return std::string(trim_ws(name));
+  }
+  std::string spec = a->mailbox.value_or("");
+  if (!a->group_start && !a->no_domain && a->host) spec += "@" + *a->host;
+  return spec;
 }
 
 bool icontains(std::string_view haystack, std::string_view needle) {

@@ -1,12 +1,16 @@
-// Purpose:   Sans-I/O reading of one message (RFC 5322 + MIME) for FETCH and
-//            SEARCH: header/body split, header field selection, the MIME
-//            part tree, section extraction (BODY[1.2.MIME], [HEADER.FIELDS
-//            (..)], [TEXT]), ENVELOPE and BODY/BODYSTRUCTURE.
+// Purpose:   Sans-I/O reading of one message (RFC 5322 + MIME) for FETCH,
+//            SEARCH and SORT: header/body split, header field selection, the
+//            MIME part tree, section extraction (BODY[1.2.MIME],
+//            [HEADER.FIELDS (..)], [TEXT]), ENVELOPE and BODY/BODYSTRUCTURE,
+//            the values SORT compares (base subject, first address, sent
+//            date).
 // Standards: RFC 3501 §6.4.5 (section numbering), §7.4.2 (ENVELOPE, BODY,
 //            BODYSTRUCTURE); RFC 5322 §2.2 (header fields, folding),
 //            §3.4 (addresses, groups); RFC 2045/2046 (Content-Type,
 //            multipart boundaries, defaults: text/plain us-ascii; in
-//            multipart/digest message/rfc822).
+//            multipart/digest message/rfc822); RFC 2047 §6 (encoded-words,
+//            decoded to UTF-8); RFC 5256 §2.1 (base subject), §2.2 (sent
+//            date), §3 (FROM/TO/CC: addr-mailbox); RFC 5957 §3 (display).
 // Trust:     message bytes are untrusted: parsing is bounded (nesting depth,
 //            part count) and never reads outside the input; malformed MIME
 //            degrades to a single text part, never fails.
@@ -15,6 +19,7 @@
 // Errors:    nullopt for a section that does not exist.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -52,6 +57,32 @@ std::optional<Days> parse_rfc5322_date(std::string_view value);
 // ("Name <local@domain>, ..."), comments and folding removed, so that SEARCH
 // FROM user@domain finds "<user (c)@ (c) domain>" too.
 std::string address_search_text(std::string_view value);
+
+// The date and time of an RFC 5322 §3.3 Date: value in Unix seconds (UTC);
+// nullopt when it cannot be parsed. A zone hikyaku does not know is UTC.
+std::optional<int64_t> parse_rfc5322_date_time(std::string_view value);
+
+// RFC 2047 §6.1: the encoded-words of an unstructured value or a phrase
+// decoded to UTF-8 (B and Q; UTF-8, US-ASCII and ISO-8859-1 — other
+// charsets keep their octets when they are UTF-8, else are read as
+// ISO-8859-1); whitespace between two encoded-words dropped (§6.2). An
+// encoded-word that does not decode stays as it was.
+std::string decode_encoded_words(std::string_view value);
+
+// RFC 5256 §2.1: the base subject of a Subject: value (encoded-words
+// decoded, "Re:", "Fwd:", "[blob]" leaders and "(fwd)" trailers removed,
+// whitespace collapsed).
+std::string base_subject(std::string_view subject);
+
+// RFC 5256 §3 FROM/TO/CC: the addr-mailbox (local part) of the first
+// address of an address header; for a group, its name (what ENVELOPE lists
+// first); "" when there is none.
+std::string first_mailbox(std::string_view value);
+
+// RFC 5957 §3 DISPLAYFROM/DISPLAYTO: the display-name of the first address
+// (encoded-words decoded), else its addr-spec (mailbox "@" domain, or the
+// mailbox alone without a domain; a group's name); "" when there is none.
+std::string first_display_name(std::string_view value);
 
 // ASCII case-insensitive substring search (SEARCH, RFC 3501 §6.4.4).
 bool icontains(std::string_view haystack, std::string_view needle);

@@ -865,6 +865,210 @@ TEST(Engine, Rfc4731Esearch) {
   EXPECT_EQ(c.send("c1 SEARCH RETURN (MIN)").substr(0, 7), "c1 BAD ");
 }
 
+// RFC 5256 §4 (SORT), RFC 5957 §3 (DISPLAYFROM, DISPLAYTO), RFC 5267
+// §3.2 (SORT RETURN (...)).
+TEST(Command, Rfc5256SortSyntax) {
+  auto sort = parse_command("a SORT (REVERSE arrival cc Date FROM SIZE SUBJECT TO DISPLAYFROM reverse DISPLAYTO) "
+                            "utf-8 SEEN NOT DELETED");
+  ASSERT_TRUE(sort.command) << sort.error;
+  const auto& c = *sort.command;
+  EXPECT_EQ(c.verb, Verb::sort);
+  EXPECT_FALSE(c.uid);
+  using C = SortKey::Criterion;
+  ASSERT_EQ(c.sort.size(), 9u);
+  EXPECT_EQ(c.sort[0].criterion, C::arrival);
+  EXPECT_TRUE(c.sort[0].reverse);
+  EXPECT_EQ(c.sort[1].criterion, C::cc);
+  EXPECT_FALSE(c.sort[1].reverse);
+  EXPECT_EQ(c.sort[2].criterion, C::date);
+  EXPECT_EQ(c.sort[3].criterion, C::from);
+  EXPECT_EQ(c.sort[4].criterion, C::size);
+  EXPECT_EQ(c.sort[5].criterion, C::subject);
+  EXPECT_EQ(c.sort[6].criterion, C::to);
+  EXPECT_EQ(c.sort[7].criterion, C::displayfrom);
+  EXPECT_EQ(c.sort[8].criterion, C::displayto);
+  EXPECT_TRUE(c.sort[8].reverse);
+  ASSERT_EQ(c.items.size(), 1u);
+  EXPECT_EQ(c.items[0], "UTF-8");
+  ASSERT_EQ(c.search.children.size(), 2u);
+  EXPECT_EQ(c.search.children[1].kind, SearchKey::Kind::not_);
+  EXPECT_FALSE(c.search_return.requested);
+
+  auto uid = parse_command("a UID SORT (SUBJECT) US-ASCII 1:* UID 3:5");
+  ASSERT_TRUE(uid.command) << uid.error;
+  EXPECT_TRUE(uid.command->uid);
+  EXPECT_EQ(uid.command->search.children.size(), 2u);
+
+  auto esort = parse_command("a SORT RETURN (MIN MAX ALL COUNT) (DATE) \"UTF-8\" ALL");
+  ASSERT_TRUE(esort.command) << esort.error;
+  const auto& r = esort.command->search_return;
+  EXPECT_TRUE(r.requested && r.min && r.max && r.all && r.count);
+  auto all = parse_command("a SORT RETURN () (DATE) UTF-8 ALL");  // RFC 4731 §3.1: () is ALL
+  ASSERT_TRUE(all.command) << all.error;
+  EXPECT_TRUE(all.command->search_return.all);
+  auto other = parse_command("a SORT (SIZE) KOI8-R ALL");  // the engine refuses the charset
+  ASSERT_TRUE(other.command) << other.error;
+  EXPECT_EQ(other.command->items[0], "KOI8-R");
+
+  for (const char* bad : {
+           "a SORT", "a SORT ALL", "a SORT () UTF-8 ALL", "a SORT (SIZE) ALL",  // no charset
+           "a SORT (SIZE) UTF-8", "a SORT (SIZE UTF-8 ALL", "a SORT (REVERSE) UTF-8 ALL",
+           "a SORT (REVERSE REVERSE SIZE) UTF-8 ALL", "a SORT (THREAD) UTF-8 ALL", "a SORT (SIZE)  UTF-8 ALL",
+           "a SORT RETURN (PARTIAL 1:10) (SIZE) UTF-8 ALL", "a SORT RETURN (MIN) UTF-8 ALL",
+           "a SORT (SIZE) UTF-8 ALL extra)", "a UID SORT", "a SORT (SIZE) CHARSET UTF-8 ALL",
+       }) {
+    EXPECT_FALSE(parse_command(bad).command) << bad;
+  }
+}
+
+// RFC 5256 §2.1 base subject, the examples of the imaptest sort-subject
+// script among them.
+TEST(Message, Rfc5256Section2_1BaseSubject) {
+  struct Case {
+    const char* subject;
+    const char* base;
+  };
+  const Case cases[] = {
+      {"a", "a"},
+      {"Re: hello", "hello"},
+      {"RE:  Re:\thello  world ", "hello world"},
+      {"Fw: x", "x"},
+      {"Fwd: x", "x"},
+      {"Re [list]: x", "x"},                      // subj-refwd with a blob before ":"
+      {"[foo] Fwd: [bar] Re: fw: b (fWd)  (fwd)", "b"},
+      {"b (a)", "b (a)"},
+      {"Re: [FWD: c]", "c"},                       // step (6)
+      {"[xyz]", "[xyz]"},                          // step (4): not when nothing is left
+      {"[list] topic", "topic"},
+      {"", ""},
+      {"=?iso-8859-1?q?_?=", ""},
+      {"Re: =?utf-8?q?b?=", "b"},
+      {"=?iso-8859-1?q?RE:_C?=", "C"},
+      {"=?us-ascii?b?UmU6IGM=?=", "c"},
+      {"Ad: Re: Ad: Re: Ad: x", "Ad: Re: Ad: Re: Ad: x"},
+      {"re: [fwd: [fwd: re: [fwd: babylon]]]", "babylon"},
+      {"Re: (fwd) x (fwd)", "(fwd) x"},
+      {"Rex: y", "Rex: y"},
+  };
+  for (const auto& k : cases) EXPECT_EQ(base_subject(k.subject), k.base) << k.subject;
+}
+
+TEST(Message, Rfc2047EncodedWordsAndSortValues) {
+  EXPECT_EQ(decode_encoded_words("=?iso-8859-1?q?caf=E9?="), "caf\xC3\xA9");
+  EXPECT_EQ(decode_encoded_words("=?UTF-8?B?w6k=?= =?utf-8?q?x?=  y"), "\xC3\xA9x  y");  // RFC 2047 §6.2
+  EXPECT_EQ(decode_encoded_words("a =?utf-8?q?b?= c"), "a b c");
+  EXPECT_EQ(decode_encoded_words("=?utf-8?x?b?= =?broken"), "=?utf-8?x?b?= =?broken");  // left as they are
+  EXPECT_EQ(decode_encoded_words("=?utf-8*en?q?hi?="), "hi");  // RFC 2231 §5 language
+
+  // RFC 5256 §3: the addr-mailbox of the first address; a group's name.
+  EXPECT_EQ(first_mailbox("Ann <ann@example.org>, bob@example.org"), "ann");
+  EXPECT_EQ(first_mailbox("user2@domain2.org (foo bar)"), "user2");
+  EXPECT_EQ(first_mailbox("user2: blah@domain1.org;"), "user2");
+  EXPECT_EQ(first_mailbox(""), "");
+  // RFC 5957 §3: the display-name, else the addr-spec.
+  EXPECT_EQ(first_display_name("foo bar <a@b.c>"), "foo bar");
+  EXPECT_EQ(first_display_name("\"Bar, Foo\" <a@b.c>"), "Bar, Foo");
+  EXPECT_EQ(first_display_name("b@c.d"), "b@c.d");
+  EXPECT_EQ(first_display_name("d"), "d");
+  EXPECT_EQ(first_display_name("=?iso-8859-1?q?foo_aar?= <e@f.g>"), "foo aar");
+  EXPECT_EQ(first_display_name("a: xx@xx.org, yy@yy.org;"), "a");
+  EXPECT_EQ(first_display_name("empty:;"), "empty");
+  EXPECT_EQ(first_display_name(""), "");
+
+  // RFC 5322 §3.3 date-time in UTC.
+  EXPECT_EQ(parse_rfc5322_date_time("Fri, 22 Feb 2008 02:00:00 +0200"), int64_t{1203638400});
+  EXPECT_EQ(parse_rfc5322_date_time("22 Feb 2008 00:00 +0000"), int64_t{1203638400});
+  EXPECT_EQ(parse_rfc5322_date_time("Thu, 21 Feb 2008 19:00:00 EST (Eastern)"), int64_t{1203638400});
+  EXPECT_FALSE(parse_rfc5322_date_time("Fri, 22 Feb 2008"));
+  EXPECT_FALSE(parse_rfc5322_date_time("22 Feb 2008 25:00:00 +0000"));
+  EXPECT_FALSE(parse_rfc5322_date_time("yesterday"));
+}
+
+// RFC 5256 §3 SORT over a MemoryStore: each criterion, REVERSE, several
+// criteria, ties in sequence order, UID SORT, the charset, ESORT.
+TEST(Engine, Rfc5256Sort) {
+  Conversation c(plaintext());
+  c.send("a1 LOGIN alice pw");
+  // The bodies make the sizes: 1000, 5000, 3000, 4000, 2000 octets and a header.
+  auto add = [&](int64_t arrival, const std::string& header, size_t body) {
+    c.store->now = arrival;
+    c.store->add(header + "\r\n" + std::string(body, 'x') + "\r\n");
+  };
+  // seq 1..5; arrival 300, 100, 200, 100, 500.
+  add(300, "From: Zed <zed@example.org>\r\nTo: b@x\r\nCc: c@x\r\nSubject: Re: beta\r\n"
+           "Date: Fri, 22 Feb 2008 02:00:00 +0200\r\n", 1000);
+  add(100, "From: amy@example.org\r\nTo: a@x\r\nSubject: alpha\r\nDate: Fri, 22 Feb 2008 01:00:00 +0000\r\n",
+      5000);
+  add(200, "From: =?utf-8?q?Bob?= <bob@example.org>\r\nTo: c@x\r\nCc: a@x\r\nSubject: [list] Beta (fwd)\r\n"
+           "Date: not a date\r\n", 3000);
+  add(100, "From: Carl <carl@example.org>\r\nSubject: Fwd: ALPHA\r\n", 4000);
+  add(500, "To: group: z@x;\r\nSubject: gamma\r\nDate: Thu, 21 Feb 2008 23:00:00 +0000\r\n", 2000);
+  c.send("a2 SELECT INBOX");
+  EXPECT_NE(c.send("a3 CAPABILITY").find(" SORT SORT=DISPLAY ESORT"), std::string::npos);
+  struct Case {
+    std::string criteria;
+    std::string want;
+  };
+  const Case cases[] = {
+      {"ARRIVAL", " 2 4 3 1 5"},             // ties (2, 4) in sequence order
+      {"REVERSE ARRIVAL", " 5 1 3 2 4"},     // REVERSE does not reverse the ties
+      {"SIZE", " 1 5 3 4 2"},
+      {"REVERSE SIZE", " 2 4 3 5 1"},
+      // DATE: 1 = 00:00 UTC, 2 = 01:00, 5 = 23:00 the day before; 3 (not
+      // parseable) and 4 (none) are at their INTERNALDATE, 1970.
+      {"DATE", " 4 3 5 1 2"},
+      {"SUBJECT", " 2 4 1 3 5"},             // alpha alpha beta beta gamma
+      {"SUBJECT REVERSE ARRIVAL", " 2 4 1 3 5"},
+      {"SUBJECT REVERSE SIZE", " 2 4 3 1 5"},
+      {"FROM", " 5 2 3 4 1"},                // "" amy bob carl zed
+      {"DISPLAYFROM", " 5 2 3 4 1"},         // "" amy@example.org Bob Carl Zed
+      {"REVERSE FROM", " 1 4 3 2 5"},
+      {"TO", " 4 2 1 3 5"},                  // "" a b c group
+      {"DISPLAYTO", " 4 2 1 3 5"},
+      {"CC", " 2 4 5 3 1"},                  // "" "" "" a c
+      {"CC SIZE", " 5 4 2 3 1"},
+  };
+  for (const auto& k : cases) {
+    EXPECT_EQ(c.send("s SORT (" + k.criteria + ") UTF-8 ALL"), "* SORT" + k.want + "\r\ns OK SORT completed\r\n")
+        << k.criteria;
+  }
+  // The search keys choose the messages; nothing matched: an empty SORT.
+  EXPECT_EQ(c.send("s1 SORT (SIZE) US-ASCII NOT 1 NOT 2"), "* SORT 5 3 4\r\ns1 OK SORT completed\r\n");
+  EXPECT_EQ(c.send("s2 SORT (SIZE) US-ASCII SUBJECT nothing"), "* SORT\r\ns2 OK SORT completed\r\n");
+  // Each message's text is read once per command, only when a criterion or
+  // a search key needs it.
+  c.store->reads = 0;
+  c.send("s3 SORT (ARRIVAL SIZE) UTF-8 LARGER 1");
+  EXPECT_EQ(c.store->reads, 0u);
+  c.send("s4 SORT (SUBJECT FROM DATE) UTF-8 HEADER Subject a");
+  EXPECT_EQ(c.store->reads, 5u);
+  EXPECT_TRUE(c.send("s5 SORT (SIZE) KOI8-R ALL").starts_with("s5 NO [BADCHARSET (US-ASCII UTF-8)]"));
+  EXPECT_TRUE(c.send("s6 SORT (SIZE) UTF-8 ALL extra)").starts_with("s6 BAD "));
+  // UID SORT: UIDs in the same order (expunge seq 1: UIDs 2..5 are seq 1..4).
+  c.send("s7 STORE 1 +FLAGS.SILENT (\\Deleted)");
+  c.send("s8 EXPUNGE");
+  EXPECT_EQ(c.send("s9 UID SORT (ARRIVAL) UTF-8 ALL"), "* SORT 2 4 3 5\r\ns9 OK UID SORT completed\r\n");
+  EXPECT_EQ(c.send("t1 SORT (ARRIVAL) UTF-8 ALL"), "* SORT 1 3 2 4\r\nt1 OK SORT completed\r\n");
+  // RFC 5267 §3.2 ESORT: MIN and MAX are the first and last in sort order,
+  // ALL is in sort order (only runs going up as ranges), COUNT.
+  EXPECT_EQ(c.send("e1 SORT RETURN (MIN MAX COUNT) (ARRIVAL) UTF-8 ALL"),
+            "* ESEARCH (TAG \"e1\") MIN 1 MAX 4 COUNT 4\r\ne1 OK SORT completed\r\n");
+  EXPECT_EQ(c.send("e2 SORT RETURN (ALL) (ARRIVAL) UTF-8 ALL"),
+            "* ESEARCH (TAG \"e2\") ALL 1,3,2,4\r\ne2 OK SORT completed\r\n");
+  EXPECT_EQ(c.send("e3 SORT RETURN () (CC) UTF-8 ALL"),
+            "* ESEARCH (TAG \"e3\") ALL 1,3:4,2\r\ne3 OK SORT completed\r\n");
+  EXPECT_EQ(c.send("e4 SORT RETURN (ALL) (SIZE) UTF-8 ALL"),
+            "* ESEARCH (TAG \"e4\") ALL 4,2:3,1\r\ne4 OK SORT completed\r\n");
+  EXPECT_EQ(c.send("e7 SORT RETURN (ALL) (ARRIVAL) UTF-8 2:4"),
+            "* ESEARCH (TAG \"e7\") ALL 3,2,4\r\ne7 OK SORT completed\r\n");
+  EXPECT_EQ(c.send("e5 UID SORT RETURN (MIN MAX ALL) (REVERSE ARRIVAL) UTF-8 ALL"),
+            "* ESEARCH (TAG \"e5\") UID MIN 5 MAX 4 ALL 5,3,2,4\r\ne5 OK UID SORT completed\r\n");
+  EXPECT_EQ(c.send("e6 SORT RETURN (MIN MAX ALL COUNT) (SIZE) UTF-8 1000"),
+            "* ESEARCH (TAG \"e6\") COUNT 0\r\ne6 OK SORT completed\r\n");
+  c.send("u1 UNSELECT");
+  EXPECT_TRUE(c.send("u2 SORT (SIZE) UTF-8 ALL").starts_with("u2 BAD "));
+}
+
 // RFC 7162 §3.1 CONDSTORE over a MemoryStore (modseqs 2, 3, 4 for the
 // three messages added): enabling commands, MODSEQ in FETCH, CHANGEDSINCE,
 // UNCHANGEDSINCE and MODIFIED, SEARCH MODSEQ, STATUS HIGHESTMODSEQ.

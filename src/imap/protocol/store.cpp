@@ -33,6 +33,7 @@ base::Result<Snapshot> MemoryStore::scan(bool claim_recent) {
 }
 
 base::Result<std::optional<std::string>> MemoryStore::read(const StoredMessage& message) {
+  ++reads;
   for (const auto& e : entries) {
     if (e.meta.uid == message.uid) return std::optional<std::string>(e.content);
   }

@@ -188,6 +188,7 @@ class MemoryStore final : public MailStore {
   uint64_t highest_modseq = 1;  // RFC 7162: the first message gets 2
   std::vector<Entry> entries;   // another session's flag change: set_flags(), which numbers it
   int64_t now = 1700000000;
+  size_t reads = 0;  // read() calls, so tests can count them
 
   size_t max_keywords = 26;  // as a Maildir (letters a–z)
   const MemoryAccount* account = nullptr;  // whose quota append() keeps
