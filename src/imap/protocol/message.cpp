@@ -521,7 +521,9 @@ bool encoded_word_at(std::string_view v, size_t i, std::string& out, size_t& end
   if (size_t star = charset.find('*'); star != std::string_view::npos) charset = charset.substr(0, star);  // RFC 2231 §5
   const char encoding = base::ascii_upper(v[q1 + 1]);
   size_t text_start = q1 + 3;
-  size_t close = v.find("?=", text_start);
+  // Looked for within kMaxWord only: a value full of "=?" without "?="
+  // must not cost a scan to its end at each of them.
+  size_t close = v.substr(0, i + kMaxWord + 2).find("?=", text_start);
   if (charset.empty() || close == std::string_view::npos || close - i > kMaxWord) return false;
   std::string_view text = v.substr(text_start, close - text_start);
   if (std::any_of(text.begin(), text.end(), is_wsp)) return false;
