@@ -8,7 +8,8 @@
 // is fed to the framer in two chunks; every framed command goes to the
 // engine and every action is answered at once (login: alice/pw). The
 // message bodies are cut from the input too, so FETCH
-// BODY[...]/BODYSTRUCTURE/ENVELOPE, SEARCH and SORT parse hostile MIME.
+// BODY[...]/BODYSTRUCTURE/ENVELOPE, SEARCH, SORT and THREAD parse hostile
+// MIME and headers.
 // Invariants: every reply is empty or ends in CRLF, and the message
 // functions never read outside their input (ASan).
 #include <cstddef>
@@ -23,6 +24,7 @@
 #include "imap/protocol/framer.hpp"
 #include "imap/protocol/message.hpp"
 #include "imap/protocol/response.hpp"
+#include "imap/protocol/thread.hpp"
 
 using namespace hikyaku::imap::protocol;
 
@@ -57,6 +59,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)first_mailbox(input);
   (void)first_display_name(input);
   (void)parse_rfc5322_date_time(input);
+  // THREAD (RFC 5256): the msg-ids of the input as a header value.
+  (void)message_ids(input);
 
   Options options;
   options.tls_available = flags & 1;

@@ -524,7 +524,7 @@ struct VerbName {
   const char* name;
   Verb verb;
 };
-constexpr std::array<VerbName, 35> kVerbs{{
+constexpr std::array<VerbName, 36> kVerbs{{
     {"CAPABILITY", Verb::capability}, {"NOOP", Verb::noop}, {"LOGOUT", Verb::logout},
     {"STARTTLS", Verb::starttls}, {"AUTHENTICATE", Verb::authenticate}, {"LOGIN", Verb::login},
     {"SELECT", Verb::select}, {"EXAMINE", Verb::examine}, {"CREATE", Verb::create},
@@ -535,7 +535,7 @@ constexpr std::array<VerbName, 35> kVerbs{{
     {"CLOSE", Verb::close}, {"UNSELECT", Verb::unselect}, {"EXPUNGE", Verb::expunge},
     {"SEARCH", Verb::search}, {"FETCH", Verb::fetch}, {"STORE", Verb::store}, {"COPY", Verb::copy},
     {"GETQUOTA", Verb::getquota}, {"GETQUOTAROOT", Verb::getquotaroot}, {"SETQUOTA", Verb::setquota},
-    {"COMPRESS", Verb::compress}, {"MOVE", Verb::move}, {"SORT", Verb::sort},
+    {"COMPRESS", Verb::compress}, {"MOVE", Verb::move}, {"SORT", Verb::sort}, {"THREAD", Verb::thread},
 }};
 
 bool parse_arguments(Parser& p, Command& c) {
@@ -818,6 +818,24 @@ bool parse_arguments(Parser& p, Command& c) {
       c.items.push_back(to_upper(charset));  // the engine judges it
       return p.search_keys(c.search);
     }
+    case Verb::thread: {
+      // RFC 5256 §4: "THREAD" SP thread-alg SP search-criteria, the
+      // charset required as in SORT.
+      c.search.kind = SearchKey::Kind::and_;
+      std::string algorithm;
+      if (!need_sp() || !p.atom(algorithm)) return p.fail("expected a threading algorithm");
+      if (iequals(algorithm, "REFERENCES")) {
+        c.thread = Command::ThreadAlgorithm::references;
+      } else if (iequals(algorithm, "ORDEREDSUBJECT")) {
+        c.thread = Command::ThreadAlgorithm::ordered_subject;
+      } else {
+        return p.fail("unknown threading algorithm");
+      }
+      std::string charset;
+      if (!need_sp() || !p.astring(charset) || !need_sp()) return p.fail("expected a charset");
+      c.items.push_back(to_upper(charset));  // the engine judges it
+      return p.search_keys(c.search);
+    }
     case Verb::fetch: {
       if (!need_sp() || !p.sequence_set(c.set) || !need_sp() || !p.fetch_atts(c.fetch)) return false;
       if (!p.sp()) return true;
@@ -945,7 +963,7 @@ ParseResult parse_command(std::string_view text) {
     }
     c.name = to_upper(verb);
     if (c.name != "FETCH" && c.name != "SEARCH" && c.name != "STORE" && c.name != "COPY" && c.name != "MOVE" &&
-        c.name != "EXPUNGE" && c.name != "SORT") {
+        c.name != "EXPUNGE" && c.name != "SORT" && c.name != "THREAD") {
       r.error = "UID " + c.name.substr(0, 20) + " is not a UID command";
       return r;
     }

@@ -12,7 +12,7 @@
 //            STORE (UNCHANGEDSINCE n), SEARCH MODSEQ), RFC 7162 §3.2
 //            (QRESYNC: SELECT/EXAMINE (QRESYNC (...)), UID FETCH
 //            (CHANGEDSINCE n VANISHED)), RFC 4466 (the modifier syntax),
-//            RFC 5256 §3 (SORT; not THREAD), RFC 5957 §3 (DISPLAYFROM,
+//            RFC 5256 §3-4 (SORT, THREAD), RFC 5957 §3 (DISPLAYFROM,
 //            DISPLAYTO), RFC 5267 §3 (ESORT: SORT RETURN (...)).
 // Trust:     input is untrusted network data; every byte value is handled;
 //            nesting depth of search keys is bounded.
@@ -38,7 +38,7 @@ enum class Verb {
   compress,                                                    // authenticated (RFC 4978)
   check, close, unselect, expunge, search, fetch, store, copy, // selected
   move,                                                        // selected (RFC 6851)
-  sort,                                                        // selected (RFC 5256)
+  sort, thread,                                                // selected (RFC 5256)
 };
 
 // RFC 3501 §9 sequence-set: ranges of numbers; 0 stands for "*".
@@ -135,6 +135,9 @@ struct Command {
   StoreOp store;
   SearchKey search;                  // and_ of the top-level keys (SEARCH, SORT)
   std::vector<SortKey> sort;         // SORT: the sort criteria, most significant first
+  // RFC 5256 §3 THREAD: the algorithm asked for.
+  enum class ThreadAlgorithm { ordered_subject, references };
+  ThreadAlgorithm thread = ThreadAlgorithm::references;
   // RFC 4731 ESEARCH: SEARCH RETURN (MIN MAX ALL COUNT); "RETURN ()" is ALL.
   // RFC 5267 §3.2 ESORT: the same options for SORT RETURN (...).
   struct SearchReturn {

@@ -9,6 +9,7 @@
 #include "imap/protocol/message.hpp"
 #include "imap/protocol/mutf7.hpp"
 #include "imap/protocol/response.hpp"
+#include "imap/protocol/thread.hpp"
 #include "sasl/plain.hpp"
 
 namespace hikyaku::imap::protocol {
@@ -184,6 +185,14 @@ bool uses_modseq(const SearchKey& key) {
   return std::any_of(key.children.begin(), key.children.end(), uses_modseq);
 }
 
+// RFC 5256 §2.2: the sent date (the Date: field, in UTC seconds), or the
+// INTERNALDATE when the field is missing or cannot be parsed.
+int64_t sent_date(std::string_view header, int64_t internal_date) {
+  auto date = header_value(header, "Date");
+  auto sent = date ? parse_rfc5322_date_time(*date) : std::nullopt;
+  return sent ? *sent : internal_date;
+}
+
 }  // namespace
 
 Engine::Engine(Options options) : options_(options) {}
@@ -192,7 +201,7 @@ std::string Engine::capabilities() const {
   std::string caps =
       "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS ESEARCH CHILDREN LIST-EXTENDED "
       "LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE MOVE QUOTA QUOTA=RES-STORAGE UTF8=ACCEPT CONDSTORE QRESYNC "
-      "SORT SORT=DISPLAY ESORT";
+      "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
   if (state_ == State::not_authenticated) {
     // RFC 3501 §6.2.1: STARTTLS before login only; RFC 3501 §6.2.3 and
     // RFC 2595 §3.1: LOGINDISABLED when LOGIN would be refused.
@@ -623,6 +632,9 @@ Action Engine::dispatch(const Command& c) {
     case Verb::sort:
       if (!selected) return wrong_state();
       return cmd_sort(c);
+    case Verb::thread:
+      if (!selected) return wrong_state();
+      return cmd_thread(c);
     case Verb::fetch:
       if (!selected) return wrong_state();
       return cmd_fetch(c);
@@ -1479,15 +1491,8 @@ Action Engine::cmd_sort(const Command& c) {
       switch (k.criterion) {
         case C::arrival: v.number = m.internal_date; break;  // RFC 5256 §3: INTERNALDATE
         case C::size: v.number = static_cast<int64_t>(m.size); break;  // RFC822.SIZE
-        case C::date: {
-          // RFC 5256 §3 DATE, §2.2: the sent date in UTC; the INTERNALDATE
-          // when the Date: field is missing or cannot be parsed.
-          auto date = header_value(header, "Date");
-          auto sent = date ? parse_rfc5322_date_time(*date) : std::nullopt;
-          v.number = sent ? *sent : m.internal_date;
-          break;
-        }
-        case C::subject: v.text = base_subject(header_value(header, "Subject").value_or("")); break;
+        case C::date: v.number = sent_date(header, m.internal_date); break;  // RFC 5256 §3 DATE
+        case C::subject: v.text = base_subject(header_value(header, "Subject").value_or("")).text; break;
         case C::from: v.text = first_mailbox(field("From")); break;
         case C::to: v.text = first_mailbox(field("To")); break;
         case C::cc: v.text = first_mailbox(field("Cc")); break;
@@ -1531,6 +1536,47 @@ Action Engine::cmd_sort(const Command& c) {
   std::string updates;
   sync(c.uid, updates);
   return tagged(c.tag, "OK", c.uid ? "UID SORT completed" : "SORT completed", out + updates);
+}
+
+Action Engine::cmd_thread(const Command& c) {
+  // RFC 5256 §4: the charset is required, as in SORT.
+  if (c.items.empty() || (c.items[0] != "US-ASCII" && c.items[0] != "UTF-8")) {
+    return tagged(c.tag, "NO", "[BADCHARSET (US-ASCII UTF-8)] unsupported charset");
+  }
+  const bool references = c.thread == Command::ThreadAlgorithm::references;
+  std::string out = uses_modseq(c.search) ? enable_condstore() : "";  // RFC 7162 §3.1.5, as SEARCH
+  std::vector<ThreadMessage> messages;
+  for (size_t i = 0; i < view_.size(); ++i) {
+    if (view_[i].gone) continue;
+    std::optional<std::string> content;  // read at most once, by the search or here
+    if (!matches(c.search, i, content)) continue;
+    const auto& m = view_[i].msg;
+    std::string_view header = split_message(content_of(i, content)).header;
+    ThreadMessage t;
+    t.number = c.uid ? m.uid : static_cast<uint32_t>(i + 1);
+    t.sent = sent_date(header, m.internal_date);
+    if (references) {
+      // RFC 5256 §3 REFERENCES step 1: the References field's msg-ids, or
+      // else In-Reply-To's first one.
+      auto id = message_ids(header_value(header, "Message-ID").value_or(""));
+      if (!id.empty()) t.message_id = std::move(id.front());
+      t.references = message_ids(header_values(header, "References").value_or(""));
+      if (t.references.empty()) {
+        auto in_reply_to = message_ids(header_value(header, "In-Reply-To").value_or(""));
+        if (!in_reply_to.empty()) t.references.push_back(std::move(in_reply_to.front()));
+      }
+    }
+    auto subject = base_subject(header_value(header, "Subject").value_or(""));
+    t.base_subject = base::to_upper(subject.text);  // compared as SORT compares (i;ascii-casemap)
+    t.reply_or_forward = subject.reply_or_forward;
+    messages.push_back(std::move(t));
+  }
+  // RFC 5256 §4: thread-data = "THREAD" [SP 1*thread-list].
+  std::string threads = references ? thread_references(messages) : thread_ordered_subject(messages);
+  out += threads.empty() ? "* THREAD\r\n" : "* THREAD " + threads + "\r\n";
+  std::string updates;
+  sync(c.uid, updates);
+  return tagged(c.tag, "OK", c.uid ? "UID THREAD completed" : "THREAD completed", out + updates);
 }
 
 std::string Engine::esearch_response(const Command& c, const std::vector<uint32_t>& hits,

@@ -25,7 +25,7 @@
 //            (CHANGEDSINCE n VANISHED), VANISHED instead of EXPUNGE, the
 //            CLOSED response code; no expunge history is kept, so VANISHED
 //            (EARLIER) names every UID asked about that is not held),
-//            RFC 5256 §3 (SORT; not THREAD), RFC 5957 (SORT=DISPLAY),
+//            RFC 5256 §3 (SORT, THREAD), RFC 5957 (SORT=DISPLAY),
 //            RFC 5267 §3 (ESORT).
 // Trust:     every command is untrusted; passwords travel only inside an
 //            Action::authenticate and never appear in replies or logs made
@@ -158,6 +158,7 @@ class Engine {
   Action cmd_store(const Command& c);
   Action cmd_search(const Command& c);
   Action cmd_sort(const Command& c);  // RFC 5256 §3, RFC 5957, RFC 5267 §3
+  Action cmd_thread(const Command& c);  // RFC 5256 §3
   Action cmd_copy(const Command& c);  // COPY and MOVE
   Action cmd_expunge(const Command& c);
 

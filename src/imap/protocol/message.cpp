@@ -814,10 +814,11 @@ std::string decode_encoded_words(std::string_view value) {
   return out;
 }
 
-std::string base_subject(std::string_view subject) {
+BaseSubject base_subject(std::string_view subject) {
   // (1) Encoded-words decoded; tabs and continuations as spaces, runs of
   // spaces as one.
   std::string s;
+  bool reply_or_forward = false;
   for (char c : decode_encoded_words(subject)) {
     if (is_wsp(c)) c = ' ';
     if (c == ' ' && !s.empty() && s.back() == ' ') continue;
@@ -830,6 +831,7 @@ std::string base_subject(std::string_view subject) {
         s.pop_back();
       } else if (s.size() >= 5 && iequals(std::string_view(s).substr(s.size() - 5), "(fwd)")) {
         s.resize(s.size() - 5);
+        reply_or_forward = true;
       } else {
         break;
       }
@@ -838,6 +840,7 @@ std::string base_subject(std::string_view subject) {
     // left after it; (5) both again until neither applies.
     for (;;) {
       if (size_t leader = leader_length(s)) {
+        reply_or_forward = reply_or_forward || s[0] != ' ';  // a subj-refwd, not only WSP
         s.erase(0, leader);
         continue;
       }
@@ -851,9 +854,10 @@ std::string base_subject(std::string_view subject) {
     // (6) "[fwd:" ... "]" around the rest: unwrapped, and again from (2).
     if (s.size() >= 6 && base::istarts_with(s, "[fwd:") && s.back() == ']') {
       s = s.substr(5, s.size() - 6);
+      reply_or_forward = true;
       continue;
     }
-    return s;  // (7)
+    return {std::move(s), reply_or_forward};  // (7)
   }
 }
 

@@ -71,8 +71,14 @@ std::string decode_encoded_words(std::string_view value);
 
 // RFC 5256 §2.1: the base subject of a Subject: value (encoded-words
 // decoded, "Re:", "Fwd:", "[blob]" leaders and "(fwd)" trailers removed,
-// whitespace collapsed).
-std::string base_subject(std::string_view subject);
+// whitespace collapsed), and whether the message is a reply or forward
+// (THREAD=REFERENCES step 5): something of that kind was removed — a
+// subj-refwd, a "(fwd)" trailer or a "[fwd: ...]" wrapper.
+struct BaseSubject {
+  std::string text;
+  bool reply_or_forward = false;
+};
+BaseSubject base_subject(std::string_view subject);
 
 // RFC 5256 §3 FROM/TO/CC: the addr-mailbox (local part) of the first
 // address of an address header; for a group, its name (what ENVELOPE lists

@@ -950,7 +950,7 @@ TEST(Message, Rfc5256Section2_1BaseSubject) {
       {"Re: (fwd) x (fwd)", "(fwd) x"},
       {"Rex: y", "Rex: y"},
   };
-  for (const auto& k : cases) EXPECT_EQ(base_subject(k.subject), k.base) << k.subject;
+  for (const auto& k : cases) EXPECT_EQ(base_subject(k.subject).text, k.base) << k.subject;
 }
 
 TEST(Message, Rfc2047EncodedWordsAndSortValues) {
@@ -1067,6 +1067,43 @@ TEST(Engine, Rfc5256Sort) {
             "* ESEARCH (TAG \"e6\") COUNT 0\r\ne6 OK SORT completed\r\n");
   c.send("u1 UNSELECT");
   EXPECT_TRUE(c.send("u2 SORT (SIZE) UTF-8 ALL").starts_with("u2 BAD "));
+}
+
+// RFC 5256 §3-4 THREAD over a MemoryStore: both algorithms, the search
+// keys, UID THREAD, the charset, the syntax.
+TEST(Engine, Rfc5256Thread) {
+  Conversation c(plaintext());
+  c.send("a1 LOGIN alice pw");
+  c.store->add("Message-ID: <a@x>\r\nSubject: hello\r\nDate: Fri, 22 Feb 2008 01:00:00 +0000\r\n\r\n1\r\n");
+  c.store->add("Message-ID: <b@x>\r\nIn-Reply-To: <a@x> (the first)\r\nSubject: Re: hello\r\n"
+               "Date: Fri, 22 Feb 2008 03:00:00 +0000\r\n\r\n2\r\n");
+  c.store->add("Message-ID: <c@x>\r\nReferences: <a@x>\r\n <b@x>\r\nSubject: Re: hello\r\n"
+               "Date: Fri, 22 Feb 2008 02:00:00 +0000\r\n\r\n3\r\n");
+  c.store->add("Message-ID: <d@x>\r\nReferences: <a@x>\r\nSubject: other\r\n"
+               "Date: Fri, 22 Feb 2008 02:30:00 +0000\r\n\r\n4\r\n");
+  c.store->add("Subject: Hello\r\nDate: Thu, 21 Feb 2008 00:00:00 +0000\r\n\r\n5\r\n");
+  c.send("a2 SELECT INBOX");
+  EXPECT_NE(c.send("a3 CAPABILITY").find(" THREAD=ORDEREDSUBJECT THREAD=REFERENCES"), std::string::npos);
+  EXPECT_EQ(c.send("t1 THREAD REFERENCES UTF-8 ALL"),
+            "* THREAD ((5)(1 (4)(2 3)))\r\nt1 OK THREAD completed\r\n");
+  EXPECT_EQ(c.send("t2 THREAD ORDEREDSUBJECT US-ASCII ALL"),
+            "* THREAD (5 (1)(3)(2))(4)\r\nt2 OK THREAD completed\r\n");
+  EXPECT_EQ(c.send("t3 THREAD REFERENCES UTF-8 NOT 2"), "* THREAD ((5)(1 (3)(4)))\r\nt3 OK THREAD completed\r\n");
+  EXPECT_EQ(c.send("t4 THREAD references utf-8 SUBJECT nothing"), "* THREAD\r\nt4 OK THREAD completed\r\n");
+  c.send("s1 STORE 1 +FLAGS.SILENT (\\Deleted)");
+  c.send("s2 EXPUNGE");
+  // UIDs 2..5 are now sequence numbers 1..4. 2 and 4 hang from a dummy
+  // for <a@x>, which 5 joins by its subject.
+  EXPECT_EQ(c.send("t5 UID THREAD REFERENCES UTF-8 ALL"),
+            "* THREAD ((5)(4)(2 3))\r\nt5 OK UID THREAD completed\r\n");
+  EXPECT_EQ(c.send("t6 THREAD REFERENCES UTF-8 ALL"), "* THREAD ((4)(3)(1 2))\r\nt6 OK THREAD completed\r\n");
+  EXPECT_TRUE(c.send("t7 THREAD REFERENCES KOI8-R ALL").starts_with("t7 NO [BADCHARSET (US-ASCII UTF-8)]"));
+  for (const char* bad : {"b1 THREAD", "b2 THREAD REFERENCES", "b3 THREAD REFERENCES UTF-8",
+                          "b4 THREAD JWZ UTF-8 ALL", "b5 THREAD (REFERENCES) UTF-8 ALL"}) {
+    EXPECT_TRUE(c.send(bad).find(" BAD ") != std::string::npos) << bad;
+  }
+  c.send("u1 UNSELECT");
+  EXPECT_TRUE(c.send("u2 THREAD REFERENCES UTF-8 ALL").starts_with("u2 BAD "));
 }
 
 // RFC 7162 §3.1 CONDSTORE over a MemoryStore (modseqs 2, 3, 4 for the
