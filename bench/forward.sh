@@ -109,23 +109,11 @@ PF_RELAY_PORT=$(free_port); PF1_PORT=$(free_port); PF2_PORT=$(free_port)
 HEAD_DESC=$(tree_desc)
 log "tmp $T; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg); hikyaku $HIKYAKU_BIN (tree at $HEAD_DESC)"
 
-# start_dns TTL: dnsmasq answering every record with TTL (--local-ttl). The sender domain
-# (source.test) publishes SPF and DMARC, so hikyaku's inbound checks ask real questions.
-# TTL 0 ("cold"): nothing may be cached, every message asks again; TTL 300 ("warm").
-start_dns() {
-  [[ -n ${DNS_PID:-} ]] && { kill "$DNS_PID" 2>/dev/null; wait "$DNS_PID" 2>/dev/null || true; }
-  dnsmasq --keep-in-foreground --no-resolv --no-hosts --port="$DNS_PORT" --listen-address=127.0.0.1 \
-    --bind-interfaces --conf-file=/dev/null --pid-file --local=/test/ --local-ttl="$1" \
-    --mx-host=sink.test,mx.sink.test,10 --host-record=mx.sink.test,$SINK_IP \
-    --mx-host=lat.test,mx.lat.test,10 --host-record=mx.lat.test,$LAT_IP \
-    --mx-host=refuse.test,mx.refuse.test,10 --host-record=mx.refuse.test,$REF_IP \
-    --txt-record=source.test,"v=spf1 ip4:127.0.0.0/8 -all" \
-    --txt-record=_dmarc.source.test,"v=DMARC1; p=none" \
-    >>"$T/dnsmasq.log" 2>&1 &
-  DNS_PID=$!
-  for _ in $(seq 100); do dig +short +tries=1 +time=1 -p "$DNS_PORT" @127.0.0.1 source.test TXT >/dev/null 2>&1 && break; sleep 0.05; done
-}
-start_dns 0
+# The DNS (start_dns, bench/lib.sh): the sender domain's SPF and DMARC, sink.test's MX, and
+# the MXs of the latency and diversion far sides.
+FAR_RECORDS=("--mx-host=lat.test,mx.lat.test,10" "--host-record=mx.lat.test,$LAT_IP"
+             "--mx-host=refuse.test,mx.refuse.test,10" "--host-record=mx.refuse.test,$REF_IP")
+start_dns 0 "${FAR_RECORDS[@]}"
 
 # smtp-sink: -c writes "sess=.. quit=.. mesg=N" to stdout after every message.
 "$SMTP_SINK" -u nobody -c "$SINK_IP:$FAR_PORT" 256 >"$T/sink.counter" 2>"$T/sink.err" &
@@ -255,7 +243,7 @@ if (( WARMUP > 0 )); then
 fi
 # Cold first: hikyaku's answer cache then holds nothing a warm phase left behind.
 for cond in cold warm; do
-  if [[ $cond == warm ]]; then start_dns 300; fi
+  if [[ $cond == warm ]]; then start_dns 300 "${FAR_RECORDS[@]}"; fi
   for (( i = 1; i <= RUNS; i++ )); do
     if (( i % 2 )); then order=(postfix hikyaku); else order=(hikyaku postfix); fi
     for srv in "${order[@]}"; do relay_run "$srv" "$MSGS" "relay-$cond"; done

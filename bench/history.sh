@@ -76,19 +76,7 @@ start_watchdog
 FAR_PORT=$(free_port); DNS_PORT=$(free_port)
 log "tmp $T; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg); hikyaku $HIKYAKU_BIN (tree at $(tree_desc))"
 
-# The sender domain publishes SPF and DMARC (the inbound checks ask real questions); the
-# far side's MX. TTL 0 ("cold") or 300 ("warm").
-start_dns() {
-  [[ -n ${DNS_PID:-} ]] && { kill "$DNS_PID" 2>/dev/null; wait "$DNS_PID" 2>/dev/null || true; }
-  dnsmasq --keep-in-foreground --no-resolv --no-hosts --port="$DNS_PORT" --listen-address=127.0.0.1 \
-    --bind-interfaces --conf-file=/dev/null --pid-file --local=/test/ --local-ttl="$1" \
-    --mx-host=sink.test,mx.sink.test,10 --host-record=mx.sink.test,$SINK_IP \
-    --txt-record=source.test,"v=spf1 ip4:127.0.0.0/8 -all" \
-    --txt-record=_dmarc.source.test,"v=DMARC1; p=none" \
-    >>"$T/dnsmasq.log" 2>&1 &
-  DNS_PID=$!
-  for _ in $(seq 100); do dig +short +tries=1 +time=1 -p "$DNS_PORT" @127.0.0.1 source.test TXT >/dev/null 2>&1 && break; sleep 0.05; done
-}
+# The sender domain's SPF and DMARC, sink.test's MX (bench/lib.sh); TTL 0 ("cold") or 300 ("warm").
 start_dns 0
 
 "$SMTP_SINK" -u nobody -c "$SINK_IP:$FAR_PORT" 256 >"$T/sink.counter" 2>"$T/sink.err" &

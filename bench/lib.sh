@@ -1,8 +1,8 @@
 # shellcheck shell=bash
-# bench/lib.sh — helpers shared by the side-by-side benchmarks (forward.sh, scan.sh).
+# bench/lib.sh — helpers shared by the side-by-side benchmarks (forward.sh, history.sh, scan.sh).
 # Sourced, not run. The including script sets BENCH (its name, for messages), ROOT, T (its
 # temporary directory), PY, TOOL (for py), MAX_TIME (for start_watchdog), and an array
-# PF_DIRS=() before calling pf_instance.
+# PF_DIRS=() before calling pf_instance, DNS_PORT and SINK_IP before calling start_dns.
 
 die() { echo "$BENCH: $*" >&2; exit 1; }
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -180,3 +180,21 @@ finish_run() {
 # py ARGS: $TOOL in the background, so that a signal interrupts `wait` at once (PY_PID
 # is what the EXIT trap stops).
 py() { "$PY" "$TOOL" "$@" & PY_PID=$!; local rc=0; wait "$PY_PID" || rc=$?; PY_PID=; return $rc; }
+
+# start_dns TTL [dnsmasq options...]: (re)start dnsmasq on 127.0.0.1:$DNS_PORT (DNS_PID),
+# answering every *.test record with TTL (--local-ttl): 0 ("cold", nothing may be cached,
+# every message asks again) or 300 ("warm"). The sender domain source.test publishes SPF
+# and DMARC, so hikyaku's inbound checks ask real questions; sink.test's MX is $SINK_IP;
+# the options add the caller's records. Logs to $T/dnsmasq.log.
+start_dns() {
+  local ttl=$1; shift
+  [[ -n ${DNS_PID:-} ]] && { kill "$DNS_PID" 2>/dev/null; wait "$DNS_PID" 2>/dev/null || true; }
+  dnsmasq --keep-in-foreground --no-resolv --no-hosts --port="$DNS_PORT" --listen-address=127.0.0.1 \
+    --bind-interfaces --conf-file=/dev/null --pid-file --local=/test/ --local-ttl="$ttl" \
+    --mx-host=sink.test,mx.sink.test,10 --host-record=mx.sink.test,"$SINK_IP" \
+    --txt-record=source.test,"v=spf1 ip4:127.0.0.0/8 -all" \
+    --txt-record=_dmarc.source.test,"v=DMARC1; p=none" \
+    "$@" >>"$T/dnsmasq.log" 2>&1 &
+  DNS_PID=$!
+  for _ in $(seq 100); do dig +short +tries=1 +time=1 -p "$DNS_PORT" @127.0.0.1 source.test TXT >/dev/null 2>&1 && break; sleep 0.05; done
+}
