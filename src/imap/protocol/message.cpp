@@ -603,6 +603,26 @@ std::optional<Addr> first_address(std::string_view value) {
   }
   return std::nullopt;
 }
+
+// The words of an RFC 5322 §3.3 date-time after its optional day-of-week:
+// day month year [time [zone]] (views into `value`).
+std::vector<std::string_view> date_time_words(std::string_view value) {
+  if (auto comma = value.find(','); comma != std::string_view::npos) value.remove_prefix(comma + 1);
+  return base::split_words(value);
+}
+
+// The day of the first three of those words.
+std::optional<Days> date_of_words(const std::vector<std::string_view>& words) {
+  if (words.size() < 3) return std::nullopt;
+  std::string year(words[2]);
+  if (words[2].size() == 2) {  // obsolete two-digit year (RFC 5322 §4.3)
+    auto y = base::parse_uint(words[2]);
+    if (!y) return std::nullopt;
+    year = std::to_string(*y < 50 ? 2000 + *y : 1900 + *y);
+  }
+  return parse_date_text(std::string(words[0]) + "-" + std::string(words[1].substr(0, 3)) + "-" + year);
+}
+
 }  // namespace
 
 HeaderBody split_message(std::string_view message) {
@@ -711,20 +731,10 @@ std::string body_structure(std::string_view message, bool extended) {
   return structure(parse_message(message), extended);
 }
 
+
 std::optional<Days> parse_rfc5322_date(std::string_view value) {
   // [day-of-week ","] day month year time zone: only the date matters here.
-  std::string v(value);
-  if (auto comma = v.find(','); comma != std::string::npos) v.erase(0, comma + 1);
-  auto words = base::split_words(v);
-  if (words.size() < 3) return std::nullopt;
-  std::string text = std::string(words[0]) + "-" + std::string(words[1].substr(0, 3)) + "-" + std::string(words[2]);
-  if (words[2].size() == 2) {  // obsolete two-digit year (RFC 5322 §4.3)
-    auto y = base::parse_uint(words[2]);
-    if (!y) return std::nullopt;
-    text = std::string(words[0]) + "-" + std::string(words[1].substr(0, 3)) + "-" +
-           std::to_string(*y < 50 ? 2000 + *y : 1900 + *y);
-  }
-  return parse_date_text(text);
+  return date_of_words(date_time_words(value));
 }
 
 std::string address_search_text(std::string_view value) {
@@ -741,12 +751,9 @@ std::string address_search_text(std::string_view value) {
 std::optional<int64_t> parse_rfc5322_date_time(std::string_view value) {
   // RFC 5322 §3.3: [day-of-week ","] day month year hour ":" minute
   // [":" second] zone, comments after it ignored.
-  auto day = parse_rfc5322_date(value);
-  if (!day) return std::nullopt;
-  std::string v(value);
-  if (auto comma = v.find(','); comma != std::string::npos) v.erase(0, comma + 1);
-  auto words = base::split_words(v);
-  if (words.size() < 4) return std::nullopt;
+  auto words = date_time_words(value);
+  auto day = date_of_words(words);
+  if (!day || words.size() < 4) return std::nullopt;
   auto hms = base::split(words[3], ':');
   if (hms.size() < 2 || hms.size() > 3) return std::nullopt;
   int64_t seconds = 0;
