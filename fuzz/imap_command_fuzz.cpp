@@ -8,9 +8,11 @@
 // is fed to the framer in two chunks; every framed command goes to the
 // engine and every action is answered at once (login: alice/pw). The
 // message bodies are cut from the input too, so FETCH
-// BODY[...]/BODYSTRUCTURE/ENVELOPE, SEARCH and SORT parse hostile MIME.
-// Invariants: every reply is empty or ends in CRLF, and the message
-// functions never read outside their input (ASan).
+// BODY[...]/BINARY[...]/BODYSTRUCTURE/ENVELOPE, SEARCH and SORT parse
+// hostile MIME; APPEND (one message or several, literal8 too) stores it.
+// Invariants: every reply is empty or ends in CRLF, the message
+// functions never read outside their input (ASan), and base64 encoding
+// then decoding gives the input back.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -23,6 +25,7 @@
 #include "imap/protocol/framer.hpp"
 #include "imap/protocol/message.hpp"
 #include "imap/protocol/response.hpp"
+#include "imap/protocol/transfer_encoding.hpp"
 
 using namespace hikyaku::imap::protocol;
 
@@ -57,6 +60,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)first_mailbox(input);
   (void)first_display_name(input);
   (void)parse_rfc5322_date_time(input);
+  // RFC 3516 BINARY: the transfer decoders, the decoded parts and the
+  // base64 re-encoding of binary parts (APPEND of a literal8), whose result
+  // must hold no NUL in a part it re-encoded and still parse.
+  (void)decode_base64_body(input);
+  (void)decode_quoted_printable_body(input);
+  check(decode_base64_body(encode_base64_body(input)) == input);
+  (void)binary_section(input, {});
+  (void)binary_section(input, {1});
+  (void)binary_section(input, {2, 1});
+  const std::string stored = encode_binary_parts(input);
+  (void)binary_section(stored, {1});
+  (void)body_structure(stored, true);
 
   Options options;
   options.tls_available = flags & 1;

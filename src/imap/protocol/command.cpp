@@ -17,6 +17,7 @@ using base::to_upper;
 constexpr int kMaxSearchDepth = 32;
 constexpr uint64_t kMaxModseq = 9223372036854775807ULL;  // 2^63-1 (RFC 7162 §7 mod-sequence-value)
 constexpr size_t kMaxListItems = 1000;
+constexpr size_t kMaxAppendMessages = 1000;  // RFC 3502 MULTIAPPEND: messages in one command
 
 // RFC 3501 §9: atom-specials = "(" / ")" / "{" / SP / CTL / list-wildcards /
 // quoted-specials / resp-specials.
@@ -289,6 +290,17 @@ class Parser {
     return true;
   }
 
+  // An optional "<" offset "." count ">" after a section (RFC 3501 §9).
+  bool partial(FetchAtt& a) {
+    if (!accept('<')) return true;
+    uint64_t offset = 0, count = 0;
+    if (!number(offset, UINT32_MAX) || !accept('.') || !number(count, UINT32_MAX) || count == 0 || !accept('>'))
+      return fail("bad partial");
+    a.partial_offset = offset;
+    a.partial_count = count;
+    return true;
+  }
+
   bool fetch_att(std::vector<FetchAtt>& out) {
     std::string word;
     size_t save = pos_;
@@ -310,6 +322,14 @@ class Parser {
     else if (word == "BODYSTRUCTURE") a.kind = K::bodystructure;
     else if (word == "UID") a.kind = K::uid;
     else if (word == "MODSEQ") a.kind = K::modseq;  // RFC 7162 §3.1.4
+    else if (word == "BINARY" || word == "BINARY.PEEK" || word == "BINARY.SIZE") {
+      // RFC 3516 §4.2 / RFC 4466 §2.1: section-binary = "[" [section-part] "]".
+      a.kind = word == "BINARY.SIZE" ? K::binary_size : K::binary;
+      a.peek = word == "BINARY.PEEK";
+      if (!section(a.section)) return false;
+      if (a.section.text != Section::Text::none) return fail("BINARY takes part numbers only");
+      if (a.kind == K::binary && !partial(a)) return false;
+    }
     else if (word == "BODY" || word == "BODY.PEEK") {
       if (peek() != '[') {
         if (word == "BODY.PEEK") return fail("BODY.PEEK needs a section");
@@ -317,15 +337,7 @@ class Parser {
       } else {
         a.kind = K::body_section;
         a.peek = word == "BODY.PEEK";
-        if (!section(a.section)) return false;
-        if (accept('<')) {
-          uint64_t offset = 0, count = 0;
-          if (!number(offset, UINT32_MAX) || !accept('.') || !number(count, UINT32_MAX) || count == 0 ||
-              !accept('>'))
-            return fail("bad partial");
-          a.partial_offset = offset;
-          a.partial_count = count;
-        }
+        if (!section(a.section) || !partial(a)) return false;
       }
     } else {
       return fail("unknown fetch attribute " + word.substr(0, 40));
@@ -712,26 +724,37 @@ bool parse_arguments(Parser& p, Command& c) {
     case Verb::status:
       return need_sp() && p.astring(c.mailbox) && need_sp() && p.status_items(c.items);
     case Verb::append: {
-      if (!need_sp() || !p.astring(c.mailbox) || !need_sp()) return false;
-      if (p.peek() == '(') {
-        if (!p.flag_list(c.flags) || !need_sp()) return false;
+      // RFC 3502 §6.3.11: mailbox 1*(SP [flag-list SP] [date-time SP]
+      // append-data); a single message is the RFC 3501 §6.3.11 form.
+      if (!need_sp() || !p.astring(c.mailbox)) return false;
+      while (p.sp()) {
+        if (c.append.size() >= kMaxAppendMessages) return p.fail("too many messages in one APPEND");
+        Command::AppendMessage m;
+        if (p.peek() == '(') {
+          if (!p.flag_list(m.flags) || !need_sp()) return false;
+        }
+        if (p.peek() == '"') {
+          int64_t t = 0;
+          if (!p.date_time(t) || !need_sp()) return false;
+          m.date = t;
+        }
+        if (p.peek() == 'U' || p.peek() == 'u') {
+          // RFC 6855 §4: "UTF8" SP "(" literal8 ")". A plain literal inside
+          // the parentheses is taken too (the "~" only says the octets may
+          // be 8-bit, which a Maildir keeps either way).
+          std::string word;
+          if (!p.atom(word) || !iequals(word, "UTF8") || !need_sp() || !p.accept('(')) return p.fail("bad APPEND data");
+          p.accept('~');
+          if (!p.literal(m.message)) return false;
+          if (!p.accept(')')) return p.fail("unterminated UTF8 APPEND data");
+        } else {
+          // RFC 3516 §4.3: append-data = literal / literal8.
+          m.binary = p.accept('~');
+          if (!p.literal(m.message)) return false;
+        }
+        c.append.push_back(std::move(m));
       }
-      if (p.peek() == '"') {
-        int64_t t = 0;
-        if (!p.date_time(t) || !need_sp()) return false;
-        c.date = t;
-      }
-      // RFC 6855 §4: "UTF8" SP "(" literal8 ")". A plain literal inside
-      // the parentheses is taken too (the "~" only says the octets may be
-      // 8-bit, which a Maildir keeps either way).
-      if (p.peek() == 'U') {
-        std::string word;
-        if (!p.atom(word) || !iequals(word, "UTF8") || !need_sp() || !p.accept('(')) return p.fail("bad APPEND data");
-        p.accept('~');
-        if (!p.literal(c.message)) return false;
-        return p.accept(')') || p.fail("unterminated UTF8 APPEND data");
-      }
-      return p.literal(c.message);
+      return !c.append.empty() || p.fail("APPEND needs a message");
     }
     case Verb::id: {
       // RFC 2971: "ID" SP ( "(" string SP nstring *(SP string SP nstring) ")" / nil )

@@ -26,7 +26,11 @@
 //            CLOSED response code; no expunge history is kept, so VANISHED
 //            (EARLIER) names every UID asked about that is not held),
 //            RFC 5256 §3 (SORT; not THREAD), RFC 5957 (SORT=DISPLAY),
-//            RFC 5267 §3 (ESORT).
+//            RFC 5267 §3 (ESORT), RFC 3516 (BINARY: FETCH BINARY[part],
+//            BINARY.PEEK, BINARY.SIZE decode base64 and quoted-printable,
+//            literal8 when the octets hold a NUL, NO [UNKNOWN-CTE]; a
+//            literal8 APPEND stores its binary parts as base64), RFC 3502
+//            (MULTIAPPEND: all messages or none, APPENDUID with a uid-set).
 // Trust:     every command is untrusted; passwords travel only inside an
 //            Action::authenticate and never appear in replies or logs made
 //            here. Folder names are checked here (valid modified UTF-7, no
