@@ -9,7 +9,8 @@
 // engine and every action is answered at once (login: alice/pw). The
 // message bodies are cut from the input too, so FETCH
 // BODY[...]/BINARY[...]/BODYSTRUCTURE/ENVELOPE, SEARCH and SORT parse
-// hostile MIME; APPEND (one message or several, literal8 too) stores it.
+// hostile MIME; APPEND (one message or several, literal8 and CATENATE
+// too) stores it.
 // Invariants: every reply is empty or ends in CRLF, the message
 // functions never read outside their input (ASan), and base64 encoding
 // then decoding gives the input back.
@@ -69,6 +70,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)binary_section(input, {});
   (void)binary_section(input, {1});
   (void)binary_section(input, {2, 1});
+  (void)parse_imap_url(input);  // RFC 4469 CATENATE URLs
   const std::string stored = encode_binary_parts(input);
   (void)binary_section(stored, {1});
   (void)body_structure(stored, true);

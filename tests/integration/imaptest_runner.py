@@ -27,6 +27,7 @@ folder whose name starts with it (as imaptest deletes its test mailboxes),
 import re
 import socket
 import ssl
+import urllib.parse
 from pathlib import Path
 
 
@@ -502,7 +503,10 @@ def run_script(path, port, user, password, tls_context=None):
     state = header.get("state", "selected").lower()
     nconn = int(header.get("connections", "1"))
     conns = [Conn(port, tls_context) for _ in range(nconn)]
-    variables = {"mailbox": TEST_MAILBOX, "user": user, "username": user, "password": password, "domain": ""}
+    # $mailbox_url: the mailbox as an IMAP URL path segment (imaptest's
+    # mailbox_mutf7_to_url(): UTF-8, percent-encoded, ";" too).
+    variables = {"mailbox": TEST_MAILBOX, "mailbox_url": urllib.parse.quote(TEST_MAILBOX, safe="/"),
+                 "user": user, "username": user, "password": password, "domain": ""}
     try:
         tag, _ = conns[0].next_tag(), None
         untagged, result = conns[0].run(conns[0].next_tag(), "CAPABILITY")
@@ -558,7 +562,10 @@ def run_script(path, port, user, password, tls_context=None):
             for cmd in step.commands:
                 text = matcher.expand(cmd[1])
                 words = text.split()
-                if words and words[0].lower() == "append" and "{" not in text:
+                # As imaptest's append_has_body(): an APPEND without a
+                # literal and without CATENATE gets the next mbox message.
+                if words and words[0].lower() == "append" and "{" not in text and \
+                        not re.search(r"\bcatenate\s*\(", text, re.I):
                     text = append_text(" ".join(words[1:]))
                 tag = c.next_tag() if cmd[0].startswith("#") else cmd[0]
                 c.send_command(tag, text)

@@ -1074,6 +1074,7 @@ IMAPTEST_SUPPORTED = [
     "sort-addresses", "sort-arrival", "sort-date", "sort-size", "sort-subject", "sort-display-from",
     "sort-display-to", "esort",
     "fetch-binary-mime", "fetch-binary-mime-base64", "fetch-binary-mime-qp", "append-binary", "multiappend",
+    "catenate", "catenate-multiappend",
 ]
 # The others are not run one by one: test_imaptest_scripts_not_applicable
 # reports them all as one skip, allow-listed in tests/skip-allowlist.txt,
@@ -1085,7 +1086,7 @@ HIKYAKU_CAPABILITIES = {
     "IMAP4REV1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS", "ESEARCH",
     "CHILDREN", "LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "CREATE-SPECIAL-USE", "MOVE", "QUOTA",
     "QUOTA=RES-STORAGE", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC", "SORT", "SORT=DISPLAY", "ESORT",
-    "COMPRESS=DEFLATE", "BINARY", "MULTIAPPEND",
+    "COMPRESS=DEFLATE", "BINARY", "MULTIAPPEND", "CATENATE",
 }
 
 

@@ -17,7 +17,8 @@
 //            DISPLAYTO), RFC 5267 §3 (ESORT: SORT RETURN (...)),
 //            RFC 3516 §4 (BINARY: FETCH BINARY[part]<partial>,
 //            BINARY.PEEK, BINARY.SIZE; literal8 "~{n}" in APPEND),
-//            RFC 3502 §6.3.11 (MULTIAPPEND: several messages in one APPEND).
+//            RFC 3502 §6.3.11 (MULTIAPPEND: several messages in one APPEND),
+//            RFC 4469 §5 (CATENATE: APPEND data made of TEXT and URL parts).
 // Trust:     input is untrusted network data; every byte value is handled;
 //            nesting depth of search keys is bounded.
 // Concurrency: pure functions.
@@ -166,8 +167,16 @@ struct Command {
   struct AppendMessage {
     std::vector<std::string> flags;
     std::optional<int64_t> date;     // date-time as Unix seconds
-    std::string message;             // the literal
+    std::string message;             // the literal (empty with CATENATE)
     bool binary = false;             // sent as literal8 "~{n}" (RFC 3516 §4.3)
+    // RFC 4469 §5 CATENATE (cat-part *(SP cat-part)): the message is the
+    // parts joined, TEXT as sent and URL as the engine resolves it.
+    struct CatPart {
+      bool url = false;              // URL "imap-url" (else TEXT literal)
+      std::string data;              // the URL as sent, or the text
+      bool binary = false;           // TEXT as a literal8
+    };
+    std::vector<CatPart> catenate;   // empty: `message` is the message
   };
   std::vector<AppendMessage> append;
   bool condstore = false;                  // SELECT/EXAMINE (CONDSTORE), RFC 7162 §3.1.8
@@ -191,6 +200,22 @@ struct ParseResult {
 };
 
 ParseResult parse_command(std::string_view text);
+
+// RFC 5092 §11 (the subset RFC 4469 §5 CATENATE needs): a server-relative
+// IMAP URL naming a message or a section of it in the user's own mailboxes,
+// "/" enc-mailbox [";UIDVALIDITY=" n] "/;UID=" n ["/;SECTION=" enc-section]
+// ["/;PARTIAL=" offset ["." length]], keys case-insensitive, %XX decoded.
+struct ImapUrl {
+  std::string mailbox;                   // decoded (the wire form: modified UTF-7)
+  std::optional<uint32_t> uidvalidity;
+  uint32_t uid = 0;
+  Section section;                       // the whole message when empty
+  std::optional<uint64_t> partial_offset;
+  std::optional<uint64_t> partial_length;
+};
+// nullopt for anything else (an absolute "imap://" URL, URLAUTH, a
+// malformed part): the engine answers NO [BADURL].
+std::optional<ImapUrl> parse_imap_url(std::string_view url);
 
 // The tag at the start of `text`, or "*" (for replies to unframeable input).
 std::string tag_of(std::string_view text);

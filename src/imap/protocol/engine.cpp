@@ -178,6 +178,17 @@ std::string sequence_set_text(const std::vector<uint32_t>& numbers) {
   return ranges_text(ranges);
 }
 
+// RFC 4469 §6 url-resp-text (1*TEXT-CHAR without "]"): the URL as sent,
+// without what would break the response code, bounded.
+std::string url_resp_text(std::string_view url) {
+  std::string out;
+  for (char c : url.substr(0, 200)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u > 0x20 && u < 0x7f && c != ']') out += c;
+  }
+  return out.empty() ? "-" : out;
+}
+
 // Does the search use the MODSEQ key (RFC 7162 §3.1.5, CONDSTORE-enabling)?
 bool uses_modseq(const SearchKey& key) {
   if (key.kind == SearchKey::Kind::modseq) return true;
@@ -192,7 +203,7 @@ std::string Engine::capabilities() const {
   std::string caps =
       "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS ESEARCH CHILDREN LIST-EXTENDED "
       "LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE MOVE QUOTA QUOTA=RES-STORAGE UTF8=ACCEPT CONDSTORE QRESYNC "
-      "SORT SORT=DISPLAY ESORT BINARY MULTIAPPEND";
+      "SORT SORT=DISPLAY ESORT BINARY MULTIAPPEND CATENATE";
   if (state_ == State::not_authenticated) {
     // RFC 3501 §6.2.1: STARTTLS before login only; RFC 3501 §6.2.3 and
     // RFC 2595 §3.1: LOGINDISABLED when LOGIN would be refused.
@@ -424,6 +435,33 @@ std::optional<std::string> Engine::folder_name(std::string_view given, std::stri
 base::Result<std::shared_ptr<MailStore>> Engine::folder(const std::string& name) {
   if (state_ == State::selected && name == selected_) return store_;
   return account_->open(name);
+}
+
+std::optional<std::string> Engine::resolve_url(std::string_view text) {
+  auto url = parse_imap_url(text);
+  if (!url) return std::nullopt;
+  std::string why;
+  auto name = folder_name(url->mailbox, why);
+  if (!name) return std::nullopt;
+  auto store = folder(*name);
+  if (!store) return std::nullopt;
+  auto snap = (*store)->scan(false);
+  if (!snap) return std::nullopt;
+  // RFC 5092 §6: a UIDVALIDITY that is not the folder's names nothing.
+  if (url->uidvalidity && *url->uidvalidity != snap->uidvalidity) return std::nullopt;
+  auto found = std::find_if(snap->messages.begin(), snap->messages.end(),
+                            [&](const StoredMessage& m) { return m.uid == url->uid; });
+  if (found == snap->messages.end()) return std::nullopt;
+  auto content = (*store)->read(*found);
+  if (!content || !*content) return std::nullopt;
+  auto section = section_text(**content, url->section);
+  if (!section) return std::nullopt;
+  if (url->partial_offset) {
+    // RFC 5092 §5: as FETCH BODY[]<partial>; beyond the end is empty.
+    const uint64_t offset = std::min<uint64_t>(*url->partial_offset, section->size());
+    *section = section->substr(offset, url->partial_length.value_or(std::string::npos));
+  }
+  return section;
 }
 
 std::shared_ptr<MailStore> Engine::target_folder(const Command& c, Action& refusal) {
@@ -1097,16 +1135,35 @@ Action Engine::cmd_append(const Command& c) {
   messages.reserve(c.append.size());
   for (const auto& m : c.append) {
     NewMessage n;
+    // RFC 4469 §5: a CATENATE message is its parts joined, every URL
+    // resolved first (any that names nothing fails the whole APPEND).
+    std::string catenated;
+    bool binary = m.binary;
+    for (const auto& part : m.catenate) {
+      if (part.url) {
+        auto text = resolve_url(part.data);
+        if (!text) return tagged(c.tag, "NO", "[BADURL " + url_resp_text(part.data) + "] the URL names no message");
+        catenated += *text;
+      } else {
+        catenated += part.data;
+        binary |= part.binary;
+      }
+      if (catenated.size() > options_.max_message_size) return tagged(c.tag, "NO", "[TOOBIG] message too large");
+    }
+    std::string_view content = m.catenate.empty() ? std::string_view(m.message) : std::string_view(catenated);
     for (const auto& f : m.flags) {
       n.flags |= flag_bit(f);
       add_keyword(n.keywords, f);
     }
     n.internal_date = m.date;
-    n.content = m.message;
-    if (m.binary) {
+    n.content = content;
+    if (binary) {
       // RFC 3516 §4.3: binary content is stored base64-encoded, so that
       // BODY[] never serves octets a literal cannot carry.
-      converted.push_back(encode_binary_parts(m.message));
+      converted.push_back(encode_binary_parts(content));
+      n.content = converted.back();
+    } else if (!m.catenate.empty()) {
+      converted.push_back(std::move(catenated));
       n.content = converted.back();
     }
     messages.push_back(std::move(n));

@@ -1565,5 +1565,69 @@ TEST(Engine, Rfc3502MultiappendAllOrNothing) {
   EXPECT_EQ(c.store->entries.back().content, "Content-Transfer-Encoding: base64\r\n\r\nAA0K\r\n");
 }
 
+TEST(Command, Rfc4469CatenateAndRfc5092UrlSyntax) {
+  auto r = parse_command("t APPEND box (\\Seen) CATENATE (URL \"/box/;uid=3/;section=header\" TEXT {2}\r\nhi) {1}\r\nx"s);
+  ASSERT_TRUE(r.command) << r.error;
+  const auto& a = r.command->append;
+  ASSERT_EQ(a.size(), 2u);  // with MULTIAPPEND
+  ASSERT_EQ(a[0].catenate.size(), 2u);
+  EXPECT_TRUE(a[0].catenate[0].url);
+  EXPECT_EQ(a[0].catenate[0].data, "/box/;uid=3/;section=header");
+  EXPECT_EQ(a[0].catenate[1].data, "hi");
+  EXPECT_EQ(a[1].message, "x");
+  EXPECT_FALSE(parse_command("t APPEND box CATENATE ()").command);
+  EXPECT_FALSE(parse_command("t APPEND box CATENATE (FOO \"x\")").command);
+  EXPECT_FALSE(parse_command("t APPEND box CATENATE (TEXT \"not a literal\")").command);
+
+  auto u = parse_imap_url("/a%20b;UIDVALIDITY=7/;UID=3/;SECTION=1.MIME/;PARTIAL=5.10");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->mailbox, "a b");
+  EXPECT_EQ(*u->uidvalidity, 7u);
+  EXPECT_EQ(u->uid, 3u);
+  EXPECT_EQ(u->section.part, std::vector<uint32_t>{1});
+  EXPECT_EQ(u->section.text, Section::Text::mime);
+  EXPECT_EQ(*u->partial_offset, 5u);
+  EXPECT_EQ(*u->partial_length, 10u);
+  u = parse_imap_url("/INBOX/;uid=1/;section=HEADER.FIELDS%20(From%20To)");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->section.fields, (std::vector<std::string>{"From", "To"}));
+  u = parse_imap_url("/Sent/Old/;UID=9");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->mailbox, "Sent/Old");
+  EXPECT_TRUE(u->section.part.empty());
+  for (const char* bad : {"imap://u@h/INBOX/;UID=1", "INBOX/;UID=1", "/INBOX", "/INBOX/;UID=0", "/INBOX/;UID=x",
+                          "/INBOX;UID=1", "/INBOX/;UIDVALIDITY=1/;UID=1", "/INBOX/;UID=1/;SECTION=BOGUS",
+                          "/INBOX/;UID=1/;PARTIAL=1.0", "/INBOX/;UID=1/;URLAUTH=user", "/%zz/;UID=1",
+                          "/INBOX/;UID=1;SECTION=1", "/;UID=1", "//h/INBOX/;UID=1"}) {
+    EXPECT_FALSE(parse_imap_url(bad)) << bad;
+  }
+}
+
+TEST(Engine, Rfc4469Catenate) {
+  Conversation c(plaintext());
+  c.store->add(kMultipart);
+  c.send("a1 LOGIN alice pw");
+  EXPECT_NE(c.engine.capabilities().find(" CATENATE"), std::string::npos);
+  // A header from a URL, then text; the URL's UIDVALIDITY must match.
+  EXPECT_EQ(c.send("a2 APPEND INBOX CATENATE (URL \"/INBOX;UIDVALIDITY=1234/;UID=1/;SECTION=1\" TEXT {4}\r\nmore)"),
+            "a2 OK [APPENDUID 1234 2] APPEND completed\r\n");
+  EXPECT_EQ(c.store->entries[1].content, "hellomore");
+  EXPECT_EQ(c.send("a3 APPEND INBOX CATENATE (URL \"/INBOX/;UID=1/;PARTIAL=0.5\" URL \"/INBOX/;UID=2\")"),
+            "a3 OK [APPENDUID 1234 3] APPEND completed\r\n");
+  EXPECT_EQ(c.store->entries[2].content, "From:hellomore");
+  // RFC 4469 §5: a URL that names nothing fails the APPEND (all of a
+  // MULTIAPPEND), BADURL naming it; a missing folder is TRYCREATE first.
+  EXPECT_EQ(c.send("a4 APPEND INBOX {1}\r\nx CATENATE (URL \"/INBOX;UIDVALIDITY=9/;UID=1\")"),
+            "a4 NO [BADURL /INBOX;UIDVALIDITY=9/;UID=1] the URL names no message\r\n");
+  EXPECT_EQ(c.send("a5 APPEND INBOX CATENATE (URL \"/INBOX/;UID=99\")"),
+            "a5 NO [BADURL /INBOX/;UID=99] the URL names no message\r\n");
+  EXPECT_EQ(c.send("a6 APPEND INBOX CATENATE (URL \"/Nope/;UID=1\")"),
+            "a6 NO [BADURL /Nope/;UID=1] the URL names no message\r\n");
+  EXPECT_EQ(c.send("a7 APPEND Nope CATENATE (URL \"/INBOX/;UID=99]\")"), "a7 NO [TRYCREATE] no such folder\r\n");
+  EXPECT_EQ(c.send("a8 APPEND INBOX CATENATE (URL \"/INBOX/;UID=99]\")"),
+            "a8 NO [BADURL /INBOX/;UID=99] the URL names no message\r\n");  // no "]" inside the code
+  EXPECT_EQ(c.store->entries.size(), 3u);
+}
+
 }  // namespace
 }  // namespace hikyaku::imap::protocol
