@@ -8,10 +8,12 @@
 // is fed to the framer in two chunks; every framed command goes to the
 // engine and every action is answered at once (login: alice/pw). The
 // message bodies are cut from the input too, so FETCH
-// BODY[...]/BODYSTRUCTURE/ENVELOPE, SEARCH, SORT and THREAD parse hostile
-// MIME and headers.
-// Invariants: every reply is empty or ends in CRLF, and the message
-// functions never read outside their input (ASan).
+// BODY[...]/BINARY[...]/BODYSTRUCTURE/ENVELOPE, SEARCH, SORT and THREAD
+// parse hostile MIME and headers; APPEND (one message or several, literal8
+// and CATENATE too) stores it.
+// Invariants: every reply is empty or ends in CRLF, the message
+// functions never read outside their input (ASan), and base64 encoding
+// then decoding gives the input back.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -25,6 +27,7 @@
 #include "imap/protocol/message.hpp"
 #include "imap/protocol/response.hpp"
 #include "imap/protocol/thread.hpp"
+#include "imap/protocol/transfer_encoding.hpp"
 
 using namespace hikyaku::imap::protocol;
 
@@ -61,6 +64,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)parse_rfc5322_date_time(input);
   // THREAD (RFC 5256): the msg-ids of the input as a header value.
   (void)message_ids(input);
+  // RFC 3516 BINARY: the transfer decoders, the decoded parts and the
+  // base64 re-encoding of binary parts (APPEND of a literal8), whose result
+  // must hold no NUL in a part it re-encoded and still parse.
+  (void)decode_base64_body(input);
+  (void)decode_quoted_printable_body(input);
+  check(decode_base64_body(encode_base64_body(input)) == input);
+  (void)binary_section(input, {});
+  (void)binary_section(input, {1});
+  (void)binary_section(input, {2, 1});
+  (void)parse_imap_url(input);  // RFC 4469 CATENATE URLs
+  const std::string stored = encode_binary_parts(input);
+  (void)binary_section(stored, {1});
+  (void)body_structure(stored, true);
 
   Options options;
   options.tls_available = flags & 1;

@@ -533,34 +533,80 @@ base::Status MaildirStore::expunge(const StoredMessage& message) {
 base::Result<protocol::Appended> MaildirStore::append(std::string_view message, uint8_t flags,
                                             const protocol::Keywords& keywords,
                                             std::optional<int64_t> internal_date) {
-  // Under the lock, so no other session numbers the new file before us.
+  auto appended = append_all({protocol::NewMessage{message, flags, keywords, internal_date}});
+  if (!appended) return appended.error();
+  return std::move(appended->front());
+}
+
+base::Result<std::vector<protocol::Appended>> MaildirStore::append_all(
+    const std::vector<protocol::NewMessage>& messages) {
+  // Under the lock for the whole batch: no other session numbers the new
+  // files before us, and none scans while only some of them are there
+  // (RFC 3502 §6.3.11: all or none).
   auto held = lock();
   if (!held) return held.error();
   load_keywords();
-  auto letters = letters_for("", flags, keywords);
-  if (!letters) return letters.error();
+  std::vector<std::string> letters;
+  letters.reserve(messages.size());
+  for (const auto& m : messages) {
+    auto l = letters_for("", m.flags, m.keywords);
+    if (!l) return l.error();
+    letters.push_back(std::move(*l));
+  }
   if (quota_ != 0) {
     const mailbox::Quota quota(maildir_.quota_root(), quota_);
     auto usage = quota.usage();
     if (!usage) return usage.error();
-    if (quota.exceeded_by(*usage, mailbox::Maildir::stored_size(message))) return protocol::over_quota();
+    uint64_t size = 0;
+    for (const auto& m : messages) size += mailbox::Maildir::stored_size(m.content);
+    if (quota.exceeded_by(*usage, size)) return protocol::over_quota();
   }
-  auto name = maildir_.deliver(message);
-  if (!name) return name.error();
-  auto info = maildir_.find(*name);
-  if (!info) return info.error();
-  // An appended message is no longer new: straight to cur/ with its flags.
-  if (auto st = maildir_.set_flags(*info, *letters); !st) return st.error();
-  if (internal_date) {
-    struct timespec times[2] = {{static_cast<time_t>(*internal_date), 0}, {static_cast<time_t>(*internal_date), 0}};
-    ::utimensat(AT_FDCWD, info->path.c_str(), times, 0);
+  // Each message is delivered durably (tmp/ → fsync → new/, see
+  // mailbox/maildir.hpp) and moved to cur/ with its flags: an appended
+  // message is no longer new. On a failure the ones delivered are removed
+  // again before the lock is released.
+  std::vector<mailbox::MessageInfo> delivered;
+  auto undo = [&] {
+    for (const auto& info : delivered) (void)maildir_.remove(info);
+  };
+  std::vector<std::string> names;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    auto name = maildir_.deliver(messages[i].content);
+    if (!name) {
+      undo();
+      return name.error();
+    }
+    auto info = maildir_.find(*name);
+    if (!info) {
+      undo();  // the file just delivered cannot be found, so it cannot be removed either: it stays
+      return info.error();
+    }
+    if (auto st = maildir_.set_flags(*info, letters[i]); !st) {
+      delivered.push_back(*info);
+      undo();
+      return st.error();
+    }
+    delivered.push_back(*info);
+    names.push_back(*name);
+    if (const auto& date = messages[i].internal_date) {
+      struct timespec times[2] = {{static_cast<time_t>(*date), 0}, {static_cast<time_t>(*date), 0}};
+      ::utimensat(AT_FDCWD, info->path.c_str(), times, 0);
+    }
   }
   auto snap = scan_locked(false);
-  if (!snap) return snap.error();
-  for (const auto& m : snap->messages) {
-    if (m.key == *name) return protocol::Appended{snap->uidvalidity, m.uid, m.key};
+  if (!snap) {
+    undo();
+    return snap.error();
   }
-  return base::make_error("appended message " + *name + " vanished");
+  std::vector<protocol::Appended> out;
+  out.reserve(names.size());
+  for (const auto& name : names) {
+    auto found = std::find_if(snap->messages.begin(), snap->messages.end(),
+                              [&](const StoredMessage& m) { return m.key == name; });
+    if (found == snap->messages.end()) return base::make_error("appended message " + name + " vanished");
+    out.push_back(protocol::Appended{snap->uidvalidity, found->uid, found->key});
+  }
+  return out;
 }
 
 MaildirAccount::MaildirAccount(mailbox::Maildir root, std::shared_ptr<MailboxLocks> locks, uint64_t quota,

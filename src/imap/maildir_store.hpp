@@ -39,6 +39,10 @@
 //            A quota ([[mailbox]] quota) is Maildir++'s maildirsize
 //            (mailbox::Quota): APPEND and COPY that would go over it fail
 //            with EDQUOT.
+//            APPEND of several messages (RFC 3502 MULTIAPPEND) holds the
+//            lock for all of them: each is delivered durably as usual, and
+//            on a failure the ones delivered are removed before the lock is
+//            released, so no session ever numbers a part of the batch.
 // Standards: RFC 3501 §2.3.1.1 (UIDs strictly ascending, never reused
 //            under one UIDVALIDITY), §2.3.2 (flags, \Recent); RFC 7162
 //            §3.1 (MODSEQ: strictly ascending, never going back, the
@@ -98,6 +102,8 @@ class MaildirStore final : public protocol::MailStore {
   base::Status expunge(const protocol::StoredMessage& message) override;
   base::Result<protocol::Appended> append(std::string_view message, uint8_t flags, const protocol::Keywords& keywords,
                                 std::optional<int64_t> internal_date) override;
+  // Under one lock: every message delivered, or (on an error) none left.
+  base::Result<std::vector<protocol::Appended>> append_all(const std::vector<protocol::NewMessage>& messages) override;
 
   static constexpr const char* kUidListName = "hikyaku-uidlist";
 

@@ -167,6 +167,44 @@ TEST_F(MaildirStoreTest, AppendAssignsTheNextUidAndKeepsTheDate) {
   EXPECT_TRUE(snap->messages[0].recent);  // RFC 3501 §6.3.11: \Recent is set on APPEND
 }
 
+// RFC 3502 §6.3.11 MULTIAPPEND: every message or none.
+TEST_F(MaildirStoreTest, Rfc3502AppendAllIsAllOrNothing) {
+  auto s = store();
+  std::vector<protocol::NewMessage> batch = {
+      {"Subject: 1\r\n\r\none\r\n", kSeen, {}, 1700000000},
+      {"Subject: 2\r\n\r\ntwo\r\n", kFlagged, {"$Label1"}, std::nullopt},
+      {"Subject: 3\r\n\r\nthree\r\n", 0, {}, 1700000100},
+  };
+  auto appended = s.append_all(batch);
+  ASSERT_TRUE(appended) << appended.error().message;
+  ASSERT_EQ(appended->size(), 3u);
+  auto snap = s.scan(false);
+  ASSERT_TRUE(snap);
+  ASSERT_EQ(snap->messages.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ((*appended)[i].uid, i + 1) << i;  // in the order given
+    EXPECT_EQ((*appended)[i].key, snap->messages[i].key) << i;
+  }
+  EXPECT_EQ(snap->messages[0].flags, kSeen);
+  EXPECT_EQ(snap->messages[0].internal_date, 1700000000);
+  EXPECT_EQ(snap->messages[1].keywords, protocol::Keywords{"$Label1"});
+  EXPECT_EQ(snap->messages[2].internal_date, 1700000100);
+  EXPECT_EQ(**s.read(snap->messages[2]), "Subject: 3\r\n\r\nthree\r\n");
+
+  // The last message needs a 27th keyword: none of the batch is stored.
+  protocol::Keywords many;
+  for (char c = 'a'; c <= 'z'; ++c) many.push_back(std::string("kw") + c);
+  many.push_back("one-too-many");
+  std::vector<protocol::NewMessage> failing = {
+      {"Subject: 4\r\n\r\nx\r\n", 0, {}, std::nullopt},
+      {"Subject: 5\r\n\r\nx\r\n", 0, many, std::nullopt},
+  };
+  EXPECT_FALSE(s.append_all(failing));
+  EXPECT_EQ(s.scan(false)->messages.size(), 3u);
+  EXPECT_TRUE(fs::is_empty(dir_ / "new"));
+  EXPECT_TRUE(fs::is_empty(dir_ / "tmp"));
+}
+
 TEST_F(MaildirStoreTest, CorruptUidListStartsANewValidity) {
   mailbox::Maildir md(dir_, false);
   auto name = md.deliver("Subject: one\n\nbody\n");
@@ -524,6 +562,22 @@ TEST_F(MaildirAccountTest, QuotaCountsEveryFolder) {
   EXPECT_EQ((*a.quota())->used, 2 * message.size());
   ASSERT_TRUE(a.remove("Sent"));
   EXPECT_EQ((*a.quota())->used, 0u);
+}
+
+// RFC 3502: the quota is checked for the whole batch, before any is stored.
+TEST_F(MaildirAccountTest, Rfc3502AppendAllOverQuotaStoresNone) {
+  auto a = account(10000);
+  auto inbox = a.open("INBOX");
+  ASSERT_TRUE(inbox);
+  const std::string message = "Subject: x\n\n" + std::string(4000, 'x') + "\n";
+  std::vector<protocol::NewMessage> batch(3, protocol::NewMessage{message, 0, {}, std::nullopt});
+  auto appended = (*inbox)->append_all(batch);
+  ASSERT_FALSE(appended);
+  EXPECT_EQ(appended.error().error_number, EDQUOT);
+  EXPECT_TRUE((*inbox)->scan(false)->messages.empty());
+  batch.pop_back();
+  EXPECT_TRUE((*inbox)->append_all(batch));
+  EXPECT_EQ((*inbox)->scan(false)->messages.size(), 2u);
 }
 
 }  // namespace

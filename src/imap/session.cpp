@@ -170,6 +170,7 @@ net::awaitable<void> Session::run(bool implicit_tls) {
   options.tls_active = stream_.tls_active();
   options.allow_plaintext = ctx_.settings.allow_plaintext;  // the POP3 rule
   options.max_errors = std::max(1u, ctx_.settings.max_errors);
+  options.max_message_size = ctx_.settings.message_size;  // as an APPEND literal (the framer's limit)
   engine_.emplace(options);
   auto& engine = *engine_;
   out_ = engine.greeting();

@@ -8,7 +8,8 @@ ignore_extra_untagged), the three command forms (incl. pipelined tags), "*"
 expected and "!" banned untagged replies, $variables (bound on first match;
 $tag is the tag of the step's command),
 "$" wildcards, "$!ban=e" (no extra element e), "?" replies (may come or
-not: ignored), "{{{ ... }}}" literals, "append" without a message (the next
+not: ignored), "{{{ ... }}}" literals (several in one command too) and
+"~{{{ ... }}}" literal8s, "append" without a message (the next
 message of the .mbox, its INTERNALDATE the date of its "From " line), !ifenv/!ifnenv/!else/!endif (no variables set). List
 matching: FETCH items unordered with extras allowed; FLAGS unordered, \\Recent
 ignored; LIST flags and STATUS items unordered; everything else ordered.
@@ -26,6 +27,7 @@ folder whose name starts with it (as imaptest deletes its test mailboxes),
 import re
 import socket
 import ssl
+import urllib.parse
 from pathlib import Path
 
 
@@ -76,8 +78,9 @@ def tokenize(text):
                 pos += 1
             pos += 1
             stack[-1].append(Lit("".join(out)))
-        elif c == "{" and re.match(r"\{\d+\+?\}\r\n", text[pos:pos + 24]):
-            m = re.match(r"\{(\d+)\+?\}\r\n", text[pos:])
+        elif c in "{~" and re.match(r"~?\{\d+\+?\}\r\n", text[pos:pos + 25]):
+            # A literal, or a literal8 "~{n}" (RFC 3516): the same string.
+            m = re.match(r"~?\{(\d+)\+?\}\r\n", text[pos:])
             size = int(m.group(1))
             start = pos + m.end()
             stack[-1].append(Lit(text[start:start + size]))
@@ -125,7 +128,10 @@ class Matcher:
         if exp.lower() == "nil" and not isinstance(exp, Lit):
             return got.upper() == "NIL" and not isinstance(got, Lit)
         if isinstance(exp, Lit) or isinstance(got, Lit):
-            return exp.replace("\r\n", "\n").lower() == str(got).replace("\r\n", "\n").lower()
+            # imaptest compares strings as C strings (strcasecmp): what
+            # follows a NUL is not compared (append-binary relies on it).
+            want, have = str(exp).split("\0", 1)[0], str(got).split("\0", 1)[0]
+            return want.replace("\r\n", "\n").lower() == have.replace("\r\n", "\n").lower()
         return exp.lower() == str(got).lower()
 
     def expand(self, s):
@@ -134,8 +140,11 @@ class Matcher:
             if name in self.vars:
                 return str(self.vars[name])
             return m.group(0)
-        out = re.sub(r"\$(\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))", sub, s.replace("$$", "\0"))
-        return type(s)(out.replace("\0", "$")) if isinstance(s, Lit) else out.replace("\0", "$")
+        # "$$" is a "$" that starts no variable. (Split on it rather than
+        # stand it in with a placeholder: a literal8 may hold any octet.)
+        out = "$".join(re.sub(r"\$(\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))", sub, piece)
+                       for piece in s.split("$$"))
+        return type(s)(out) if isinstance(s, Lit) else out
 
     def seq(self, exp, got, mode="ordered", parent=None):
         # Explicit directives at the start of a list ($!unordered, $!ordered,
@@ -232,27 +241,42 @@ class Matcher:
 # ------------------------------------------------------------ the script
 
 def expand_literals(lines):
-    """Join "{{{" ... "}}}" blocks into one line with an inline literal."""
+    """Join "{{{" ... "}}}" blocks into one line with inline literals, as
+    imaptest's test-parser.c does: a block's lines joined with LF (explicit
+    CRs are in the file; strings are compared with CRLF folded to LF), the
+    line end before "}}}" dropped. "~{{{" is a literal8 ("~{n}", RFC 3516
+    §4.3): sent as one in a command; in a reply it matches a literal or a
+    literal8 alike, as in imaptest, where "~" only makes the block keep its
+    bytes exactly. A "}}}" line that ends in "{{{" again starts the next
+    literal of the same command (MULTIAPPEND, CATENATE)."""
     out = []
     i = 0
     while i < len(lines):
         line = lines[i]
-        if line.rstrip().endswith("{{{"):
-            head = line.rstrip()[:-3]
-            if head.endswith("~"):
-                head = head[:-1]  # literal8: the same for matching
+        if not line.rstrip().endswith("{{{"):
+            out.append(line)
+            i += 1
+            continue
+        text = ""
+        head = line.rstrip()[:-3]
+        while True:
+            marker = "~" if head.endswith("~") else ""
+            if marker:
+                head = head[:-1]
             body = []
             i += 1
             while i < len(lines) and not lines[i].startswith("}}}"):
                 body.append(lines[i])
                 i += 1
-            # The block's lines joined with the file's LF; explicit CRs are in
-            # the file. Strings are compared with CRLF folded to LF.
             data = "\n".join(body)
             tail = lines[i][3:] if i < len(lines) else ""
-            out.append(f"{head}{{{len(data)}}}\r\n{data}{tail}")
-        else:
-            out.append(line)
+            text += f"{head}{marker}{{{len(data)}}}\r\n{data}"
+            if tail.rstrip().endswith("{{{"):
+                head = tail.rstrip()[:-3]
+                continue
+            text += tail
+            break
+        out.append(text)
         i += 1
     return out
 
@@ -440,7 +464,7 @@ class Conn:
     def send_command(self, tag, text):
         """Send with synchronising literals; returns the tag used."""
         data = f"{tag} {text}".encode("latin-1")
-        parts = re.split(rb"(\{\d+\}\r\n)", data)
+        parts = re.split(rb"(~?\{\d+\}\r\n)", data)  # literals and literal8s
         self.sock.sendall(parts[0])
         i = 1
         while i < len(parts):
@@ -479,7 +503,10 @@ def run_script(path, port, user, password, tls_context=None):
     state = header.get("state", "selected").lower()
     nconn = int(header.get("connections", "1"))
     conns = [Conn(port, tls_context) for _ in range(nconn)]
-    variables = {"mailbox": TEST_MAILBOX, "user": user, "username": user, "password": password, "domain": ""}
+    # $mailbox_url: the mailbox as an IMAP URL path segment (imaptest's
+    # mailbox_mutf7_to_url(): UTF-8, percent-encoded, ";" too).
+    variables = {"mailbox": TEST_MAILBOX, "mailbox_url": urllib.parse.quote(TEST_MAILBOX, safe="/"),
+                 "user": user, "username": user, "password": password, "domain": ""}
     try:
         tag, _ = conns[0].next_tag(), None
         untagged, result = conns[0].run(conns[0].next_tag(), "CAPABILITY")
@@ -535,7 +562,10 @@ def run_script(path, port, user, password, tls_context=None):
             for cmd in step.commands:
                 text = matcher.expand(cmd[1])
                 words = text.split()
-                if words and words[0].lower() == "append" and "{" not in text:
+                # As imaptest's append_has_body(): an APPEND without a
+                # literal and without CATENATE gets the next mbox message.
+                if words and words[0].lower() == "append" and "{" not in text and \
+                        not re.search(r"\bcatenate\s*\(", text, re.I):
                     text = append_text(" ".join(words[1:]))
                 tag = c.next_tag() if cmd[0].startswith("#") else cmd[0]
                 c.send_command(tag, text)

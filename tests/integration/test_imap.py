@@ -1075,6 +1075,8 @@ IMAPTEST_SUPPORTED = [
     "sort-display-to", "esort",
     "thread", "thread2", "thread3", "thread4", "thread5", "thread6", "thread7", "thread8",
     "thread-orderedsubject", "thread-orderedsubject2",
+    "fetch-binary-mime", "fetch-binary-mime-base64", "fetch-binary-mime-qp", "append-binary", "multiappend",
+    "catenate", "catenate-multiappend",
 ]
 # The others are not run one by one: test_imaptest_scripts_not_applicable
 # reports them all as one skip, allow-listed in tests/skip-allowlist.txt,
@@ -1087,7 +1089,7 @@ HIKYAKU_CAPABILITIES = {
     "CHILDREN", "LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "CREATE-SPECIAL-USE", "MOVE", "QUOTA",
     "QUOTA=RES-STORAGE", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC", "SORT", "SORT=DISPLAY", "ESORT",
     "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
-    "COMPRESS=DEFLATE",
+    "COMPRESS=DEFLATE", "BINARY", "MULTIAPPEND", "CATENATE",
 }
 
 

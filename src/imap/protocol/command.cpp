@@ -17,6 +17,8 @@ using base::to_upper;
 constexpr int kMaxSearchDepth = 32;
 constexpr uint64_t kMaxModseq = 9223372036854775807ULL;  // 2^63-1 (RFC 7162 §7 mod-sequence-value)
 constexpr size_t kMaxListItems = 1000;
+constexpr size_t kMaxAppendMessages = 1000;  // RFC 3502 MULTIAPPEND: messages in one command
+constexpr size_t kMaxCatenateParts = 100;    // RFC 4469 CATENATE: parts of one message
 
 // RFC 3501 §9: atom-specials = "(" / ")" / "{" / SP / CTL / list-wildcards /
 // quoted-specials / resp-specials.
@@ -289,6 +291,17 @@ class Parser {
     return true;
   }
 
+  // An optional "<" offset "." count ">" after a section (RFC 3501 §9).
+  bool partial(FetchAtt& a) {
+    if (!accept('<')) return true;
+    uint64_t offset = 0, count = 0;
+    if (!number(offset, UINT32_MAX) || !accept('.') || !number(count, UINT32_MAX) || count == 0 || !accept('>'))
+      return fail("bad partial");
+    a.partial_offset = offset;
+    a.partial_count = count;
+    return true;
+  }
+
   bool fetch_att(std::vector<FetchAtt>& out) {
     std::string word;
     size_t save = pos_;
@@ -310,6 +323,14 @@ class Parser {
     else if (word == "BODYSTRUCTURE") a.kind = K::bodystructure;
     else if (word == "UID") a.kind = K::uid;
     else if (word == "MODSEQ") a.kind = K::modseq;  // RFC 7162 §3.1.4
+    else if (word == "BINARY" || word == "BINARY.PEEK" || word == "BINARY.SIZE") {
+      // RFC 3516 §4.2 / RFC 4466 §2.1: section-binary = "[" [section-part] "]".
+      a.kind = word == "BINARY.SIZE" ? K::binary_size : K::binary;
+      a.peek = word == "BINARY.PEEK";
+      if (!section(a.section)) return false;
+      if (a.section.text != Section::Text::none) return fail("BINARY takes part numbers only");
+      if (a.kind == K::binary && !partial(a)) return false;
+    }
     else if (word == "BODY" || word == "BODY.PEEK") {
       if (peek() != '[') {
         if (word == "BODY.PEEK") return fail("BODY.PEEK needs a section");
@@ -317,15 +338,7 @@ class Parser {
       } else {
         a.kind = K::body_section;
         a.peek = word == "BODY.PEEK";
-        if (!section(a.section)) return false;
-        if (accept('<')) {
-          uint64_t offset = 0, count = 0;
-          if (!number(offset, UINT32_MAX) || !accept('.') || !number(count, UINT32_MAX) || count == 0 ||
-              !accept('>'))
-            return fail("bad partial");
-          a.partial_offset = offset;
-          a.partial_count = count;
-        }
+        if (!section(a.section) || !partial(a)) return false;
       }
     } else {
       return fail("unknown fetch attribute " + word.substr(0, 40));
@@ -712,26 +725,60 @@ bool parse_arguments(Parser& p, Command& c) {
     case Verb::status:
       return need_sp() && p.astring(c.mailbox) && need_sp() && p.status_items(c.items);
     case Verb::append: {
-      if (!need_sp() || !p.astring(c.mailbox) || !need_sp()) return false;
-      if (p.peek() == '(') {
-        if (!p.flag_list(c.flags) || !need_sp()) return false;
+      // RFC 3502 §6.3.11: mailbox 1*(SP [flag-list SP] [date-time SP]
+      // append-data); a single message is the RFC 3501 §6.3.11 form.
+      if (!need_sp() || !p.astring(c.mailbox)) return false;
+      while (p.sp()) {
+        if (c.append.size() >= kMaxAppendMessages) return p.fail("too many messages in one APPEND");
+        Command::AppendMessage m;
+        if (p.peek() == '(') {
+          if (!p.flag_list(m.flags) || !need_sp()) return false;
+        }
+        if (p.peek() == '"') {
+          int64_t t = 0;
+          if (!p.date_time(t) || !need_sp()) return false;
+          m.date = t;
+        }
+        if (p.peek() == 'C' || p.peek() == 'c') {
+          // RFC 4469 §5: "CATENATE" SP "(" cat-part *(SP cat-part) ")",
+          // cat-part = "TEXT" SP literal / "URL" SP astring (RFC 3516
+          // §4.4: a literal8 TEXT too).
+          std::string word;
+          if (!p.atom(word) || !iequals(word, "CATENATE") || !need_sp() || !p.accept('('))
+            return p.fail("bad APPEND data");
+          do {
+            if (m.catenate.size() >= kMaxCatenateParts) return p.fail("too many CATENATE parts");
+            Command::AppendMessage::CatPart part;
+            if (!p.atom(word) || !need_sp()) return p.fail("bad CATENATE part");
+            if (iequals(word, "URL")) {
+              part.url = true;
+              if (!p.astring(part.data)) return false;
+            } else if (iequals(word, "TEXT")) {
+              part.binary = p.accept('~');
+              if (!p.literal(part.data)) return false;
+            } else {
+              return p.fail("bad CATENATE part");
+            }
+            m.catenate.push_back(std::move(part));
+          } while (p.sp());
+          if (!p.accept(')')) return p.fail("unterminated CATENATE list");
+        } else if (p.peek() == 'U' || p.peek() == 'u') {
+          // RFC 6855 §4: "UTF8" SP "(" literal8 ")". A plain literal inside
+          // the parentheses is taken too (the "~" only says the octets may
+          // be 8-bit, which a Maildir keeps either way).
+          std::string word;
+          if (!p.atom(word) || !iequals(word, "UTF8") || !need_sp() || !p.accept('(')) return p.fail("bad APPEND data");
+          p.accept('~');
+          if (!p.literal(m.message)) return false;
+          if (!p.accept(')')) return p.fail("unterminated UTF8 APPEND data");
+        } else {
+          // RFC 3516 §4.3: append-data = literal / literal8.
+          m.binary = p.accept('~');
+          if (!p.literal(m.message)) return false;
+        }
+        c.append.push_back(std::move(m));
       }
-      if (p.peek() == '"') {
-        int64_t t = 0;
-        if (!p.date_time(t) || !need_sp()) return false;
-        c.date = t;
-      }
-      // RFC 6855 §4: "UTF8" SP "(" literal8 ")". A plain literal inside
-      // the parentheses is taken too (the "~" only says the octets may be
-      // 8-bit, which a Maildir keeps either way).
-      if (p.peek() == 'U') {
-        std::string word;
-        if (!p.atom(word) || !iequals(word, "UTF8") || !need_sp() || !p.accept('(')) return p.fail("bad APPEND data");
-        p.accept('~');
-        if (!p.literal(c.message)) return false;
-        return p.accept(')') || p.fail("unterminated UTF8 APPEND data");
-      }
-      return p.literal(c.message);
+      return !c.append.empty() || p.fail("APPEND needs a message");
     }
     case Verb::id: {
       // RFC 2971: "ID" SP ( "(" string SP nstring *(SP string SP nstring) ")" / nil )
@@ -930,6 +977,104 @@ std::optional<Days> parse_date_text(std::string_view text) {
     if (iequals(parts[1], kMonths[m])) return days_from_civil(static_cast<int64_t>(*year), m + 1, static_cast<unsigned>(*day));
   }
   return std::nullopt;
+}
+
+namespace {
+
+// RFC 3986 §2.1 percent-decoding; nullopt for a "%" without two hex digits.
+std::optional<std::string> percent_decode(std::string_view text) {
+  auto hex = [](char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out += text[i];
+      continue;
+    }
+    if (i + 2 >= text.size() || hex(text[i + 1]) < 0 || hex(text[i + 2]) < 0) return std::nullopt;
+    out += static_cast<char>(hex(text[i + 1]) * 16 + hex(text[i + 2]));
+    i += 2;
+  }
+  return out;
+}
+
+std::optional<uint64_t> url_number(std::string_view text, uint64_t max) {
+  if (text.empty() || text.size() > 19) return std::nullopt;
+  auto n = base::parse_uint(text);
+  if (!n || *n > max) return std::nullopt;
+  return *n;
+}
+
+}  // namespace
+
+std::optional<ImapUrl> parse_imap_url(std::string_view url) {
+  // Sanity checks: server-relative, bounded.
+  if (!url.starts_with("/") || url.starts_with("//") || url.size() > 4096) return std::nullopt;
+  url.remove_prefix(1);
+  // enc-mailbox holds no ";" (RFC 5092 bchar): the parameters start there.
+  const size_t semi = url.find(';');
+  if (semi == std::string_view::npos || semi == 0) return std::nullopt;
+  std::string_view mailbox = url.substr(0, semi);
+  const bool slash_before = mailbox.ends_with('/');
+  if (slash_before) mailbox.remove_suffix(1);
+  ImapUrl out;
+  auto decoded = percent_decode(mailbox);
+  if (!decoded || decoded->empty()) return std::nullopt;
+  out.mailbox = std::move(*decoded);
+  // ";KEY=value" parameters, each but the last followed by "/" (the
+  // UIDVALIDITY one directly after the mailbox, the others after a "/"),
+  // in the order UIDVALIDITY, UID, SECTION, PARTIAL.
+  auto params = base::split(url.substr(semi + 1), ';');
+  int stage = 0;  // 0: UIDVALIDITY may come; 1: UID must; 2: SECTION may; 3: PARTIAL may; 4: done
+  for (size_t i = 0; i < params.size(); ++i) {
+    std::string_view param = params[i];
+    if (i + 1 < params.size()) {
+      if (!param.ends_with('/')) return std::nullopt;
+      param.remove_suffix(1);
+    }
+    const size_t eq = param.find('=');
+    if (eq == std::string_view::npos) return std::nullopt;
+    const std::string_view key = param.substr(0, eq), value = param.substr(eq + 1);
+    if (iequals(key, "UIDVALIDITY") && stage == 0 && i == 0 && !slash_before) {
+      auto v = url_number(value, UINT32_MAX);
+      if (!v || *v == 0) return std::nullopt;
+      out.uidvalidity = static_cast<uint32_t>(*v);
+      stage = 1;
+    } else if (iequals(key, "UID") && stage <= 1 && (i > 0 || slash_before)) {
+      auto v = url_number(value, UINT32_MAX);
+      if (!v || *v == 0) return std::nullopt;
+      out.uid = static_cast<uint32_t>(*v);
+      stage = 2;
+    } else if (iequals(key, "SECTION") && stage == 2) {
+      auto section = percent_decode(value);
+      if (!section || section->empty()) return std::nullopt;
+      // The section-spec of BODY[...] (RFC 5092 §11 isection), read by the
+      // FETCH parser.
+      const std::string bracketed = "[" + *section + "]";
+      Parser p(bracketed);
+      if (!p.section(out.section) || !p.at_end()) return std::nullopt;
+      stage = 3;
+    } else if (iequals(key, "PARTIAL") && (stage == 2 || stage == 3)) {
+      const size_t dot = value.find('.');
+      auto offset = url_number(value.substr(0, dot), UINT32_MAX);
+      if (!offset) return std::nullopt;
+      out.partial_offset = *offset;
+      if (dot != std::string_view::npos) {
+        auto length = url_number(value.substr(dot + 1), UINT32_MAX);
+        if (!length || *length == 0) return std::nullopt;
+        out.partial_length = *length;
+      }
+      stage = 4;
+    } else {
+      return std::nullopt;  // unknown (URLAUTH, EXPIRE...), repeated or out of order
+    }
+  }
+  if (out.uid == 0) return std::nullopt;
+  return out;
 }
 
 std::string tag_of(std::string_view text) {

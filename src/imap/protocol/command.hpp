@@ -2,7 +2,8 @@
 //            into a typed Command: tag, verb, UID prefix and the arguments
 //            of that verb — astrings, quoted strings, literals, lists,
 //            sequence sets ("1:*", "2,4:6"), flag lists, fetch attributes
-//            (BODY[section]<partial>, BODY.PEEK, macros), search keys
+//            (BODY[section]<partial>, BODY.PEEK, BINARY[part], macros),
+//            search keys
 //            (NOT/OR/parenthesised), dates. Sans-I/O: no state, no Asio.
 // Standards: RFC 3501 §9 (formal syntax), §6 (commands); RFC 2177 (IDLE),
 //            RFC 2971 (ID), RFC 5161 (ENABLE), RFC 2342 (NAMESPACE),
@@ -13,7 +14,11 @@
 //            (QRESYNC: SELECT/EXAMINE (QRESYNC (...)), UID FETCH
 //            (CHANGEDSINCE n VANISHED)), RFC 4466 (the modifier syntax),
 //            RFC 5256 §3-4 (SORT, THREAD), RFC 5957 §3 (DISPLAYFROM,
-//            DISPLAYTO), RFC 5267 §3 (ESORT: SORT RETURN (...)).
+//            DISPLAYTO), RFC 5267 §3 (ESORT: SORT RETURN (...)),
+//            RFC 3516 §4 (BINARY: FETCH BINARY[part]<partial>,
+//            BINARY.PEEK, BINARY.SIZE; literal8 "~{n}" in APPEND),
+//            RFC 3502 §6.3.11 (MULTIAPPEND: several messages in one APPEND),
+//            RFC 4469 §5 (CATENATE: APPEND data made of TEXT and URL parts).
 // Trust:     input is untrusted network data; every byte value is handled;
 //            nesting depth of search keys is bounded.
 // Concurrency: pure functions.
@@ -65,10 +70,11 @@ struct FetchAtt {
     envelope, flags, internaldate, rfc822, rfc822_header, rfc822_size, rfc822_text,
     body, bodystructure, uid, body_section,
     modseq,  // RFC 7162 §3.1.4
+    binary, binary_size,  // RFC 3516 §4.2 BINARY[part]<partial>, BINARY.SIZE[part]
   };
   Kind kind = Kind::flags;
-  bool peek = false;                 // BODY.PEEK[...]
-  Section section;
+  bool peek = false;                 // BODY.PEEK[...], BINARY.PEEK[...]
+  Section section;                   // binary, binary_size: only `part`
   std::optional<uint64_t> partial_offset;  // <offset.count>
   uint64_t partial_count = 0;
 };
@@ -160,9 +166,22 @@ struct Command {
     std::vector<std::string> patterns;  // all of them (mailbox2 is the first)
   };
   ListOptions list;
-  std::vector<std::string> flags;    // append
-  std::optional<int64_t> date;       // append: date-time as Unix seconds
-  std::string message;               // append: the literal
+  // APPEND: one message, or several in one command (RFC 3502 MULTIAPPEND).
+  struct AppendMessage {
+    std::vector<std::string> flags;
+    std::optional<int64_t> date;     // date-time as Unix seconds
+    std::string message;             // the literal (empty with CATENATE)
+    bool binary = false;             // sent as literal8 "~{n}" (RFC 3516 §4.3)
+    // RFC 4469 §5 CATENATE (cat-part *(SP cat-part)): the message is the
+    // parts joined, TEXT as sent and URL as the engine resolves it.
+    struct CatPart {
+      bool url = false;              // URL "imap-url" (else TEXT literal)
+      std::string data;              // the URL as sent, or the text
+      bool binary = false;           // TEXT as a literal8
+    };
+    std::vector<CatPart> catenate;   // empty: `message` is the message
+  };
+  std::vector<AppendMessage> append;
   bool condstore = false;                  // SELECT/EXAMINE (CONDSTORE), RFC 7162 §3.1.8
   // RFC 7162 §3.2.5 SELECT/EXAMINE (QRESYNC (uidvalidity modseq
   // [known-uids] [seq-match-data])); the seq-match-data is parsed and dropped.
@@ -184,6 +203,22 @@ struct ParseResult {
 };
 
 ParseResult parse_command(std::string_view text);
+
+// RFC 5092 §11 (the subset RFC 4469 §5 CATENATE needs): a server-relative
+// IMAP URL naming a message or a section of it in the user's own mailboxes,
+// "/" enc-mailbox [";UIDVALIDITY=" n] "/;UID=" n ["/;SECTION=" enc-section]
+// ["/;PARTIAL=" offset ["." length]], keys case-insensitive, %XX decoded.
+struct ImapUrl {
+  std::string mailbox;                   // decoded (the wire form: modified UTF-7)
+  std::optional<uint32_t> uidvalidity;
+  uint32_t uid = 0;
+  Section section;                       // the whole message when empty
+  std::optional<uint64_t> partial_offset;
+  std::optional<uint64_t> partial_length;
+};
+// nullopt for anything else (an absolute "imap://" URL, URLAUTH, a
+// malformed part): the engine answers NO [BADURL].
+std::optional<ImapUrl> parse_imap_url(std::string_view url);
 
 // The tag at the start of `text`, or "*" (for replies to unframeable input).
 std::string tag_of(std::string_view text);

@@ -179,6 +179,17 @@ std::string sequence_set_text(const std::vector<uint32_t>& numbers) {
   return ranges_text(ranges);
 }
 
+// RFC 4469 §6 url-resp-text (1*TEXT-CHAR without "]"): the URL as sent,
+// without what would break the response code, bounded.
+std::string url_resp_text(std::string_view url) {
+  std::string out;
+  for (char c : url.substr(0, 200)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u > 0x20 && u < 0x7f && c != ']') out += c;
+  }
+  return out.empty() ? "-" : out;
+}
+
 // Does the search use the MODSEQ key (RFC 7162 §3.1.5, CONDSTORE-enabling)?
 bool uses_modseq(const SearchKey& key) {
   if (key.kind == SearchKey::Kind::modseq) return true;
@@ -201,7 +212,7 @@ std::string Engine::capabilities() const {
   std::string caps =
       "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS ESEARCH CHILDREN LIST-EXTENDED "
       "LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE MOVE QUOTA QUOTA=RES-STORAGE UTF8=ACCEPT CONDSTORE QRESYNC "
-      "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
+      "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY MULTIAPPEND CATENATE";
   if (state_ == State::not_authenticated) {
     // RFC 3501 §6.2.1: STARTTLS before login only; RFC 3501 §6.2.3 and
     // RFC 2595 §3.1: LOGINDISABLED when LOGIN would be refused.
@@ -433,6 +444,33 @@ std::optional<std::string> Engine::folder_name(std::string_view given, std::stri
 base::Result<std::shared_ptr<MailStore>> Engine::folder(const std::string& name) {
   if (state_ == State::selected && name == selected_) return store_;
   return account_->open(name);
+}
+
+std::optional<std::string> Engine::resolve_url(std::string_view text) {
+  auto url = parse_imap_url(text);
+  if (!url) return std::nullopt;
+  std::string why;
+  auto name = folder_name(url->mailbox, why);
+  if (!name) return std::nullopt;
+  auto store = folder(*name);
+  if (!store) return std::nullopt;
+  auto snap = (*store)->scan(false);
+  if (!snap) return std::nullopt;
+  // RFC 5092 §6: a UIDVALIDITY that is not the folder's names nothing.
+  if (url->uidvalidity && *url->uidvalidity != snap->uidvalidity) return std::nullopt;
+  auto found = std::find_if(snap->messages.begin(), snap->messages.end(),
+                            [&](const StoredMessage& m) { return m.uid == url->uid; });
+  if (found == snap->messages.end()) return std::nullopt;
+  auto content = (*store)->read(*found);
+  if (!content || !*content) return std::nullopt;
+  auto section = section_text(**content, url->section);
+  if (!section) return std::nullopt;
+  if (url->partial_offset) {
+    // RFC 5092 §5: as FETCH BODY[]<partial>; beyond the end is empty.
+    const uint64_t offset = std::min<uint64_t>(*url->partial_offset, section->size());
+    *section = section->substr(offset, url->partial_length.value_or(std::string::npos));
+  }
+  return section;
 }
 
 std::shared_ptr<MailStore> Engine::target_folder(const Command& c, Action& refusal) {
@@ -1102,22 +1140,59 @@ Action Engine::cmd_append(const Command& c) {
   Action refusal;
   auto store = target_folder(c, refusal);
   if (!store) return refusal;
-  uint8_t flags = 0;
-  Keywords keywords;
-  for (const auto& f : c.flags) {
-    flags |= flag_bit(f);
-    add_keyword(keywords, f);
+  // RFC 3502 §6.3.11: every message or none (MailStore::append_all).
+  std::vector<std::string> converted;  // literal8 messages with their binary parts as base64
+  converted.reserve(c.append.size());
+  std::vector<NewMessage> messages;
+  messages.reserve(c.append.size());
+  for (const auto& m : c.append) {
+    NewMessage n;
+    // RFC 4469 §5: a CATENATE message is its parts joined, every URL
+    // resolved first (any that names nothing fails the whole APPEND).
+    std::string catenated;
+    bool binary = m.binary;
+    for (const auto& part : m.catenate) {
+      if (part.url) {
+        auto text = resolve_url(part.data);
+        if (!text) return tagged(c.tag, "NO", "[BADURL " + url_resp_text(part.data) + "] the URL names no message");
+        catenated += *text;
+      } else {
+        catenated += part.data;
+        binary |= part.binary;
+      }
+      if (catenated.size() > options_.max_message_size) return tagged(c.tag, "NO", "[TOOBIG] message too large");
+    }
+    std::string_view content = m.catenate.empty() ? std::string_view(m.message) : std::string_view(catenated);
+    for (const auto& f : m.flags) {
+      n.flags |= flag_bit(f);
+      add_keyword(n.keywords, f);
+    }
+    n.internal_date = m.date;
+    n.content = content;
+    if (binary) {
+      // RFC 3516 §4.3: binary content is stored base64-encoded, so that
+      // BODY[] never serves octets a literal cannot carry.
+      converted.push_back(encode_binary_parts(content));
+      n.content = converted.back();
+    } else if (!m.catenate.empty()) {
+      converted.push_back(std::move(catenated));
+      n.content = converted.back();
+    }
+    messages.push_back(std::move(n));
   }
-  auto appended = store->append(c.message, flags, keywords, c.date);
+  auto appended = store->append_all(messages);
   if (!appended && appended.error().error_number == EDQUOT) {
     return tagged(c.tag, "NO", "[OVERQUOTA] the mailbox is full");
   }
-  if (!appended) return tagged(c.tag, "NO", "[SERVERBUG] could not store the message");
+  if (!appended || appended->empty()) return tagged(c.tag, "NO", "[SERVERBUG] could not store the message");
   std::string updates;
   if (state_ == State::selected) sync(true, updates);
-  // RFC 4315 §3: the mailbox's UIDVALIDITY, selected or not (never 0).
+  // RFC 4315 §3: the mailbox's UIDVALIDITY, selected or not (never 0); a
+  // MULTIAPPEND's UIDs as a uid-set, in the order of the messages.
+  std::vector<uint32_t> uids;
+  for (const auto& a : *appended) uids.push_back(a.uid);
   return tagged(c.tag, "OK",
-                "[APPENDUID " + std::to_string(appended->uidvalidity) + " " + std::to_string(appended->uid) +
+                "[APPENDUID " + std::to_string(appended->front().uidvalidity) + " " + sequence_set_text(uids) +
                     "] APPEND completed",
                 std::move(updates));
 }
@@ -1134,7 +1209,7 @@ Action Engine::cmd_fetch(const Command& c) {
       case K::modseq: has_modseq = true; break;
       case K::internaldate: case K::rfc822_size: break;
       case K::rfc822: case K::rfc822_text: sets_seen = true; want_content = true; break;
-      case K::body_section: sets_seen |= !a.peek; want_content = true; break;
+      case K::body_section: case K::binary: sets_seen |= !a.peek; want_content = true; break;
       default: want_content = true; break;
     }
   }
@@ -1171,7 +1246,8 @@ Action Engine::cmd_fetch(const Command& c) {
     }
   }
   bool failed = false;
-  bool expunged = false;  // a message of the set was expunged by another session
+  bool expunged = false;     // a message of the set was expunged by another session
+  bool unknown_cte = false;  // a BINARY part has an encoding we cannot undo (RFC 3516 §4.2)
   for (size_t index : indexes) {
     auto& e = view_[index];
     if (e.gone) {  // expunged elsewhere; reported at the next chance (RFC 2180 §4.1)
@@ -1232,6 +1308,32 @@ Action Engine::cmd_fetch(const Command& c) {
           item(label + " " + literal(v));
           break;
         }
+        case K::binary: case K::binary_size: {
+          // RFC 3516 §4.2: the part with its transfer encoding undone; the
+          // partial and the size count decoded octets.
+          const std::string name = a.kind == K::binary ? "BINARY[" : "BINARY.SIZE[";
+          std::string label = name + section_label(a.section) + "]";
+          auto part = binary_section(content, a.section.part);
+          if (part.status == BinarySection::Status::unknown_cte) {
+            unknown_cte = true;  // the item is left out; the command ends NO [UNKNOWN-CTE]
+            break;
+          }
+          if (a.kind == K::binary_size) {
+            // A part that does not exist is empty, as BINARY[] of it is NIL.
+            item(label + " " + std::to_string(part.octets.size()));
+            break;
+          }
+          if (a.partial_offset) label += "<" + std::to_string(*a.partial_offset) + ">";
+          if (part.status == BinarySection::Status::missing) {
+            item(label + " NIL");
+            break;
+          }
+          std::string_view v = part.octets;
+          if (a.partial_offset) v = v.substr(std::min<uint64_t>(*a.partial_offset, v.size()), a.partial_count);
+          // RFC 3516 §4.2: literal8 only for octets a literal cannot carry (NUL).
+          item(label + " " + binary_literal(v));
+          break;
+        }
       }
     }
     if (flags_changed && !has_flags) item("FLAGS " + flag_list(e.msg.flags, e.msg.recent, e.msg.keywords));
@@ -1240,11 +1342,16 @@ Action Engine::cmd_fetch(const Command& c) {
     if (condstore_ && !has_modseq && (flags_changed || c.changed_since)) {
       item("MODSEQ (" + std::to_string(e.msg.modseq) + ")");
     }
-    out += "* " + std::to_string(index + 1) + " FETCH (" + items + ")\r\n";
+    // Every item left out (BINARY of an unknown encoding only): no FETCH.
+    if (!items.empty()) out += "* " + std::to_string(index + 1) + " FETCH (" + items + ")\r\n";
   }
   std::string updates;
   sync(c.uid, updates);
   if (failed) return tagged(c.tag, "NO", "[SERVERBUG] some messages could not be read", out + updates);
+  if (unknown_cte) {
+    return tagged(c.tag, "NO", "[UNKNOWN-CTE] a part has a Content-Transfer-Encoding hikyaku cannot decode",
+                  out + updates);
+  }
   // RFC 5530 §3 / RFC 2180 §4.1.2. A UID FETCH names UIDs: one that no
   // longer exists is simply not there (its EXPUNGE is in `updates`).
   if (expunged && !c.uid)

@@ -26,7 +26,14 @@
 //            CLOSED response code; no expunge history is kept, so VANISHED
 //            (EARLIER) names every UID asked about that is not held),
 //            RFC 5256 §3 (SORT, THREAD), RFC 5957 (SORT=DISPLAY),
-//            RFC 5267 §3 (ESORT).
+//            RFC 5267 §3 (ESORT), RFC 3516 (BINARY: FETCH BINARY[part],
+//            BINARY.PEEK, BINARY.SIZE decode base64 and quoted-printable,
+//            literal8 when the octets hold a NUL, NO [UNKNOWN-CTE]; a
+//            literal8 APPEND stores its binary parts as base64), RFC 3502
+//            (MULTIAPPEND: all messages or none, APPENDUID with a uid-set),
+//            RFC 4469 (CATENATE: TEXT parts and server-relative IMAP URLs of
+//            the user's own messages, NO [BADURL] for one that names
+//            nothing, checked after TRYCREATE).
 // Trust:     every command is untrusted; passwords travel only inside an
 //            Action::authenticate and never appear in replies or logs made
 //            here. Folder names are checked here (valid modified UTF-7, no
@@ -57,6 +64,7 @@ struct Options {
   bool allow_plaintext = false;  // config.auth.allow_plaintext (same rule as POP3)
   unsigned max_errors = 10;      // BAD commands before the server hangs up
   unsigned max_auth_failures = 3;
+  uint64_t max_message_size = 50ull * 1024 * 1024;  // a CATENATE result larger: NO [TOOBIG] (RFC 4469 §5)
 };
 
 enum class State { not_authenticated, authenticated, selected, logout };
@@ -144,6 +152,10 @@ class Engine {
   // The folder an APPEND, COPY or MOVE stores into; nullptr and `refusal`
   // (NO [TRYCREATE] when it does not exist) when there is none.
   std::shared_ptr<MailStore> target_folder(const Command& c, Action& refusal);
+  // RFC 4469 §5: the bytes a CATENATE URL names (a message or a section of
+  // it, partial applied) in this user's folders; nullopt when the URL is
+  // invalid or names nothing (NO [BADURL]).
+  std::optional<std::string> resolve_url(std::string_view url);
   // The tagged NO for a MailAccount error (RFC 5530 codes by errno).
   Action refused(const std::string& tag, const base::Error& error, std::string untagged = {});
   Action cmd_append(const Command& c);

@@ -1,11 +1,13 @@
 // Purpose:   Sans-I/O framing of IMAP client input: bytes in, whole commands
 //            out. A command is one line, or several lines joined by literals
-//            ("{n}" / "{n+}" at the end of a line, then n octets). The framed
+//            ("{n}" / "{n+}" at the end of a line, then n octets; a literal8
+//            "~{n}" is framed the same way, the "~" stays for the parser). The framed
 //            command keeps the literals inline ("{n}\r\n<n octets>") so the
 //            parser sees one string. The framer says when a synchronising
 //            literal needs the "+" continuation request.
 // Standards: RFC 3501 §2.2.1 (continuation), §4.3 (literals), §7.5;
-//            RFC 7888 (LITERAL+: "{n+}" needs no continuation).
+//            RFC 7888 (LITERAL+: "{n+}" needs no continuation); RFC 3516
+//            §4.3 / RFC 4466 §4 (literal8 "~{n}", which may carry NUL).
 // Trust:     untrusted input; memory bounded by max_line per line and
 //            max_literal per literal (over-long input is skipped, not kept).
 // Concurrency: one Framer per connection, one thread at a time.

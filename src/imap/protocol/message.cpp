@@ -6,6 +6,7 @@
 
 #include "base/strings.hpp"
 #include "imap/protocol/response.hpp"
+#include "imap/protocol/transfer_encoding.hpp"
 
 namespace hikyaku::imap::protocol {
 namespace {
@@ -670,6 +671,94 @@ std::optional<std::string> header_values(std::string_view header, std::string_vi
   return out;
 }
 
+namespace {
+
+// The part that section-part `part` (RFC 3501 §6.4.5, non-empty) names in
+// the tree under `root`, or nullptr. A non-multipart message has one part,
+// 1 (its body); a message/rfc822 part's numbers go to the parts of the
+// message inside it.
+const Part* find_part(const Part& root, const std::vector<uint32_t>& part) {
+  const Part* cur = &root;
+  bool is_root = true;
+  for (uint32_t n : part) {
+    if (cur->multipart()) {
+      if (n > cur->children.size()) return nullptr;
+      cur = &cur->children[n - 1];
+    } else if (is_root) {
+      if (n != 1) return nullptr;
+    } else if (cur->message() && !cur->children.empty()) {
+      const Part& m = cur->children[0];
+      if (m.multipart()) {
+        if (n > m.children.size()) return nullptr;
+        cur = &m.children[n - 1];
+      } else if (n == 1) {
+        cur = &m;
+      } else {
+        return nullptr;
+      }
+    } else {
+      return nullptr;
+    }
+    is_root = false;
+  }
+  return cur;
+}
+
+// The Content-Transfer-Encoding mechanism of a part's header, lower-cased,
+// without comments or parameters ("" when there is none).
+std::string transfer_encoding(std::string_view header) {
+  auto value = header_value(header, "Content-Transfer-Encoding");
+  if (!value) return "";
+  std::string out;
+  for (char c : *value) {
+    if (c == '(' || c == ';' || c == ' ' || c == '\t') {
+      if (out.empty() && (c == ' ' || c == '\t')) continue;
+      break;
+    }
+    out += base::ascii_lower(c);
+  }
+  return out;
+}
+
+// RFC 2045 §6.1: the encodings that leave the octets as they are.
+bool is_identity_encoding(std::string_view cte) {
+  return cte.empty() || cte == "7bit" || cte == "8bit" || cte == "binary";
+}
+
+// One change to the message text made by encode_binary_parts.
+struct Edit {
+  size_t offset = 0;
+  size_t length = 0;
+  std::string replacement;
+};
+
+// The edits that re-encode as base64 every leaf part of the tree under
+// `part` that holds binary octets: its CTE is "binary", or it holds a NUL
+// under an identity encoding. Edits come in ascending offset order.
+void binary_part_edits(std::string_view message, const Part& part, std::vector<Edit>& out) {
+  if (part.multipart() || part.message()) {
+    for (const auto& child : part.children) binary_part_edits(message, child, out);
+    return;
+  }
+  const std::string cte = transfer_encoding(part.header);
+  const bool binary = cte == "binary" || (is_identity_encoding(cte) && part.body.find('\0') != std::string_view::npos);
+  if (!binary || part.body.empty()) return;
+  // The header must end in its empty line, where the new field goes.
+  std::string_view header = part.header;
+  size_t blank = 0;
+  if (header == "\r\n" || header.ends_with("\n\r\n")) blank = 2;
+  else if (header == "\n" || header.ends_with("\n\n")) blank = 1;
+  if (blank == 0) return;
+  const auto offset_of = [&](std::string_view inner) { return static_cast<size_t>(inner.data() - message.data()); };
+  for_each_field(header, [&](std::string_view name, std::string_view field) {
+    if (iequals(name, "Content-Transfer-Encoding")) out.push_back({offset_of(field), field.size(), ""});
+  });
+  out.push_back({offset_of(header) + header.size() - blank, 0, "Content-Transfer-Encoding: base64\r\n"});
+  out.push_back({offset_of(part.body), part.body.size(), encode_base64_body(part.body)});
+}
+
+}  // namespace
+
 std::optional<std::string> section_text(std::string_view message, const Section& section) {
   using T = Section::Text;
   if (section.part.empty()) {
@@ -685,29 +774,8 @@ std::optional<std::string> section_text(std::string_view message, const Section&
     return std::nullopt;
   }
   Part root = parse_message(message);
-  const Part* cur = &root;
-  bool is_root = true;
-  for (uint32_t n : section.part) {
-    if (cur->multipart()) {
-      if (n > cur->children.size()) return std::nullopt;
-      cur = &cur->children[n - 1];
-    } else if (is_root) {
-      if (n != 1) return std::nullopt;
-    } else if (cur->message() && !cur->children.empty()) {
-      const Part& m = cur->children[0];
-      if (m.multipart()) {
-        if (n > m.children.size()) return std::nullopt;
-        cur = &m.children[n - 1];
-      } else if (n == 1) {
-        cur = &m;
-      } else {
-        return std::nullopt;
-      }
-    } else {
-      return std::nullopt;
-    }
-    is_root = false;
-  }
+  const Part* cur = find_part(root, section.part);
+  if (!cur) return std::nullopt;
   switch (section.text) {
     case T::none: return std::string(cur->body);
     case T::mime: return std::string(cur->header);
@@ -723,6 +791,44 @@ std::optional<std::string> section_text(std::string_view message, const Section&
     case T::header_fields_not: return header_fields(m.header, section.fields, true);
     default: return std::nullopt;
   }
+}
+
+BinarySection binary_section(std::string_view message, const std::vector<uint32_t>& part) {
+  using S = BinarySection::Status;
+  // RFC 3516 §4.2 / RFC 9051 §6.4.5: BINARY[] is the whole message, which
+  // has no transfer encoding of its own.
+  if (part.empty()) return {S::ok, std::string(message)};
+  Part root = parse_message(message);
+  const Part* cur = find_part(root, part);
+  if (!cur) return {S::missing, {}};
+  // RFC 2045 §6.4: a multipart or message/rfc822 entity is never encoded
+  // (only 7bit, 8bit or binary are allowed): its octets are served as
+  // they are, whatever its header says.
+  if (cur->multipart() || cur->message()) return {S::ok, std::string(cur->body)};
+  const std::string cte = transfer_encoding(cur->header);
+  if (is_identity_encoding(cte)) return {S::ok, std::string(cur->body)};
+  if (cte == "base64") return {S::ok, decode_base64_body(cur->body)};
+  if (cte == "quoted-printable") return {S::ok, decode_quoted_printable_body(cur->body)};
+  // RFC 3516 §4.2: the server MUST fail with NO [UNKNOWN-CTE].
+  return {S::unknown_cte, {}};
+}
+
+std::string encode_binary_parts(std::string_view message) {
+  Part root = parse_message(message);
+  std::vector<Edit> edits;
+  binary_part_edits(message, root, edits);
+  if (edits.empty()) return std::string(message);
+  std::string out;
+  out.reserve(message.size() + message.size() / 2);
+  size_t pos = 0;
+  for (const auto& e : edits) {
+    if (e.offset < pos) continue;  // cannot happen (ascending, disjoint); never copy backwards
+    out.append(message.substr(pos, e.offset - pos));
+    out += e.replacement;
+    pos = e.offset + e.length;
+  }
+  out.append(message.substr(std::min(pos, message.size())));
+  return out;
 }
 
 std::string envelope(std::string_view message) { return envelope_of(split_message(message).header); }

@@ -3,20 +3,25 @@
 //            MIME part tree, section extraction (BODY[1.2.MIME],
 //            [HEADER.FIELDS (..)], [TEXT]), ENVELOPE and BODY/BODYSTRUCTURE,
 //            the values SORT compares (base subject, first address, sent
-//            date).
+//            date), BINARY[part] (decoded) and the base64 re-encoding of
+//            binary parts at APPEND.
 // Standards: RFC 3501 §6.4.5 (section numbering), §7.4.2 (ENVELOPE, BODY,
 //            BODYSTRUCTURE); RFC 5322 §2.2 (header fields, folding),
 //            §3.4 (addresses, groups); RFC 2045/2046 (Content-Type,
 //            multipart boundaries, defaults: text/plain us-ascii; in
 //            multipart/digest message/rfc822); RFC 2047 §6 (encoded-words,
 //            decoded to UTF-8); RFC 5256 §2.1 (base subject), §2.2 (sent
-//            date), §3 (FROM/TO/CC: addr-mailbox); RFC 5957 §3 (display).
+//            date), §3 (FROM/TO/CC: addr-mailbox); RFC 5957 §3 (display);
+//            RFC 3516 §4.2 (BINARY[part]: the part decoded, see
+//            transfer_encoding.hpp), §4.3 (binary parts of an APPEND
+//            stored as base64).
 // Trust:     message bytes are untrusted: parsing is bounded (nesting depth,
 //            part count) and never reads outside the input; malformed MIME
 //            degrades to a single text part, never fails.
 // Concurrency: pure functions over the message text (CRLF line endings, as
 //            served on the wire).
-// Errors:    nullopt for a section that does not exist.
+// Errors:    nullopt for a section that does not exist; for BINARY a
+//            status (missing part, unknown encoding); no exceptions.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +50,28 @@ std::optional<std::string> header_values(std::string_view header, std::string_vi
 
 // The bytes of a section, before any <partial>; nullopt when it does not exist.
 std::optional<std::string> section_text(std::string_view message, const Section& section);
+
+// RFC 3516 §4.2 BINARY[part]: the part's content with its
+// Content-Transfer-Encoding (base64, quoted-printable) undone, before any
+// <partial>. An empty `part` is the whole message; a multipart or
+// message/rfc822 part is served unchanged (RFC 2045 §6.4: never encoded).
+struct BinarySection {
+  enum class Status {
+    ok,
+    missing,      // no such part
+    unknown_cte,  // an encoding hikyaku cannot undo: NO [UNKNOWN-CTE]
+  };
+  Status status = Status::ok;
+  std::string octets;
+};
+BinarySection binary_section(std::string_view message, const std::vector<uint32_t>& part);
+
+// RFC 3516 §4.3 (binary APPEND): the message with every leaf part that
+// holds binary octets ("Content-Transfer-Encoding: binary", or a NUL under
+// 7bit/8bit/none) re-encoded as base64, its CTE field replaced, so BODY[]
+// never serves raw binary and BINARY[] gives the octets back. Other parts
+// and all other bytes are unchanged.
+std::string encode_binary_parts(std::string_view message);
 
 // RFC 3501 §7.4.2 ENVELOPE / BODY (`extended` false) / BODYSTRUCTURE.
 std::string envelope(std::string_view message);

@@ -13,6 +13,7 @@
 #include "imap/protocol/framer.hpp"
 #include "imap/protocol/message.hpp"
 #include "imap/protocol/response.hpp"
+#include "imap/protocol/transfer_encoding.hpp"
 
 namespace hikyaku::imap::protocol {
 namespace {
@@ -1380,6 +1381,289 @@ TEST(Engine, LogoutAndMisc) {
   EXPECT_EQ(c.send("d2 ENABLE CONDSTORE X-UNKNOWN"), "* ENABLED\r\nd2 OK ENABLE completed\r\n");
   EXPECT_EQ(c.send("e LOGOUT"), "* BYE hikyaku logging out\r\ne OK LOGOUT completed\r\n");
   EXPECT_EQ(c.last_kind, Action::Kind::close);
+}
+
+
+// ---------------------------------------------------------------- BINARY and MULTIAPPEND
+
+TEST(TransferEncoding, Rfc2045Section6_8Base64) {
+  struct Case {
+    const char* name;
+    std::string input;
+    std::string want;
+  };
+  const std::vector<Case> cases = {
+      {"plain", "aGVsbG8gd29ybGQ=", "hello world"},
+      {"lines and blanks are ignored", " aGVs \r\n\tbG8g d29y\r\nbGQ=\r\n", "hello world"},
+      {"junk outside the alphabet is skipped", "aG!V*s@bG8=", "hello"},
+      {"padding ends the data", "aGk=aGVsbG8=", "hi"},
+      {"an incomplete quantum gives what it holds", "aGVsbA", "hell"},
+      {"a lone sextet gives nothing", "a", ""},
+      {"binary octets", "AC3kCg0KCg==", "\0-\xe4\n\r\n\n"s},
+      {"empty", "", ""},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(decode_base64_body(c.input), c.want) << c.name;
+  }
+}
+
+TEST(TransferEncoding, Rfc2045Section6_7QuotedPrintable) {
+  struct Case {
+    const char* name;
+    std::string input;
+    std::string want;
+  };
+  const std::vector<Case> cases = {
+      {"escapes", "a=3Db=0D=0Ac", "a=b\r\nc"},
+      {"lower-case hex is read", "=3d", "="},
+      {"soft line break", "foo=\r\nbar\r\n", "foobar\r\n"},
+      {"soft line break with padding after it", "foo\t = \t\r\nbar", "foo\t bar"},
+      {"trailing blanks of a line are padding (rule 3)", "hello  \r\nx", "hello\r\nx"},
+      {"bare LF is a line break", "a\nb\n", "a\r\nb\r\n"},
+      {"a bad escape stays (note 2)", "a=ZZb=4", "a=ZZb=4"},
+      {"a final soft break at the very end", "abc=", "abc"},
+      {"8-bit octets pass", "\xe4=E4", "\xe4\xe4"},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(decode_quoted_printable_body(c.input), c.want) << c.name;
+  }
+}
+
+TEST(TransferEncoding, Base64RoundTripAndLineLength) {
+  std::string octets;
+  for (int i = 0; i < 300; ++i) octets += static_cast<char>(i * 7);
+  const std::string encoded = encode_base64_body(octets);
+  EXPECT_EQ(decode_base64_body(encoded), octets);
+  for (auto line : base::split(encoded, '\n')) EXPECT_LE(line.size(), 77u);  // 76 + CR
+  EXPECT_TRUE(encoded.ends_with("\r\n"));
+  EXPECT_EQ(encode_base64_body(""), "");
+  EXPECT_EQ(encode_base64_body("hi"), "aGk=\r\n");
+  EXPECT_EQ(encode_base64_body("hel"), "aGVs\r\n");
+}
+
+const std::string kEncodedParts =
+    "Subject: parts\r\n"
+    "Content-Type: multipart/mixed; boundary=b\r\n"
+    "\r\n"
+    "--b\r\n"
+    "Content-Type: text/plain\r\n"
+    "Content-Transfer-Encoding: BASE64 (comment)\r\n"
+    "\r\n"
+    "aGVs\r\nbG8=\r\n"
+    "--b\r\n"
+    "Content-Transfer-Encoding: quoted-printable\r\n"
+    "\r\n"
+    "a=00b=\r\nc\r\n"
+    "--b\r\n"
+    "Content-Transfer-Encoding: x-uuencode\r\n"
+    "\r\n"
+    "begin\r\n"
+    "--b\r\n"
+    "Content-Type: message/rfc822\r\n"
+    "Content-Transfer-Encoding: base64\r\n"
+    "\r\n"
+    "Subject: inner\r\n\r\nbody\r\n"
+    "--b--\r\n";
+
+TEST(Message, Rfc3516Section4_2BinarySection) {
+  using S = BinarySection::Status;
+  auto b = binary_section(kEncodedParts, {1});
+  EXPECT_EQ(b.status, S::ok);
+  EXPECT_EQ(b.octets, "hello");
+  b = binary_section(kEncodedParts, {2});
+  EXPECT_EQ(b.octets, "a\0bc"s);  // the CRLF before a delimiter is the delimiter's
+  EXPECT_EQ(binary_section(kEncodedParts, {3}).status, S::unknown_cte);
+  // RFC 2045 §6.4: a message/rfc822 part is never encoded, whatever it says.
+  b = binary_section(kEncodedParts, {4});
+  EXPECT_EQ(b.status, S::ok);
+  EXPECT_EQ(b.octets, "Subject: inner\r\n\r\nbody");
+  EXPECT_EQ(binary_section(kEncodedParts, {4, 1}).octets, "body");
+  EXPECT_EQ(binary_section(kEncodedParts, {9}).status, S::missing);
+  EXPECT_EQ(binary_section(kEncodedParts, {}).octets, kEncodedParts);  // BINARY[]: unchanged
+  // A single-part message: part 1 is its body, decoded by its header's CTE.
+  b = binary_section("Content-Transfer-Encoding: base64\r\n\r\naGk=\r\n", {1});
+  EXPECT_EQ(b.octets, "hi");
+}
+
+TEST(Message, Rfc3516Section4_3BinaryPartsStoredAsBase64) {
+  const std::string binary =
+      "Subject: b\r\n"
+      "Content-Type: multipart/mixed; boundary=b\r\n"
+      "\r\n"
+      "--b\r\n"
+      "Content-Type: application/octet-stream\r\n"
+      "Content-Transfer-Encoding: binary\r\n"
+      "\r\n"
+      "\0\xff\r\n"
+      "--b\r\n"
+      "\r\n"
+      "nul \0 without a CTE\r\n"
+      "--b\r\n"
+      "\r\n"
+      "text stays\r\n"
+      "--b--\r\n"s;
+  const std::string stored = encode_binary_parts(binary);
+  EXPECT_EQ(stored.find('\0'), std::string::npos) << stored;
+  EXPECT_EQ(stored.find("binary"), std::string::npos) << stored;
+  EXPECT_NE(stored.find("Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAP8=\r\n"),
+            std::string::npos)
+      << stored;
+  EXPECT_NE(stored.find("\r\n\r\ntext stays\r\n--b--\r\n"), std::string::npos) << stored;
+  EXPECT_EQ(binary_section(stored, {1}).octets, "\0\xff"s);
+  EXPECT_EQ(binary_section(stored, {2}).octets, "nul \0 without a CTE"s);
+  EXPECT_EQ(binary_section(stored, {3}).octets, "text stays");
+  // Nothing binary: the message is unchanged.
+  EXPECT_EQ(encode_binary_parts(kMultipart), kMultipart);
+  // Hostile input stays bounded and in range.
+  EXPECT_EQ(encode_binary_parts(""), "");
+  EXPECT_EQ(encode_binary_parts("\0"s), "\0"s);  // all header, no body to encode
+}
+
+TEST(Command, Rfc3516BinaryAndRfc3502MultiappendSyntax) {
+  auto r = parse_command("t FETCH 1 (BINARY[1.2]<5.10> BINARY.PEEK[] BINARY.SIZE[3])");
+  ASSERT_TRUE(r.command) << r.error;
+  const auto& f = r.command->fetch;
+  ASSERT_EQ(f.size(), 3u);
+  EXPECT_EQ(f[0].kind, FetchAtt::Kind::binary);
+  EXPECT_FALSE(f[0].peek);
+  EXPECT_EQ(f[0].section.part, (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(*f[0].partial_offset, 5u);
+  EXPECT_EQ(f[0].partial_count, 10u);
+  EXPECT_TRUE(f[1].peek);
+  EXPECT_TRUE(f[1].section.part.empty());
+  EXPECT_EQ(f[2].kind, FetchAtt::Kind::binary_size);
+  // RFC 3516 section-binary: part numbers only; BINARY.SIZE takes no partial.
+  EXPECT_FALSE(parse_command("t FETCH 1 BINARY[1.HEADER]").command);
+  EXPECT_FALSE(parse_command("t FETCH 1 BINARY[TEXT]").command);
+  EXPECT_FALSE(parse_command("t FETCH 1 BINARY.SIZE[1]<0.5>").command);
+  EXPECT_FALSE(parse_command("t FETCH 1 BINARY").command);
+
+  // RFC 3502: several messages, each with its own flags and date; literal8.
+  r = parse_command("t APPEND box (\\Seen) {1}\r\na \"05-Mar-2024 10:00:00 +0000\" ~{3}\r\nb\0c {1}\r\nd"s);
+  ASSERT_TRUE(r.command) << r.error;
+  const auto& a = r.command->append;
+  ASSERT_EQ(a.size(), 3u);
+  EXPECT_EQ(a[0].flags, std::vector<std::string>{"\\Seen"});
+  EXPECT_EQ(a[0].message, "a");
+  EXPECT_FALSE(a[0].binary);
+  EXPECT_TRUE(a[1].date.has_value());
+  EXPECT_TRUE(a[1].flags.empty());
+  EXPECT_EQ(a[1].message, "b\0c"s);
+  EXPECT_TRUE(a[1].binary);
+  EXPECT_EQ(a[2].message, "d");
+  EXPECT_FALSE(parse_command("t APPEND box").command);
+  EXPECT_FALSE(parse_command("t APPEND box {1}\r\na ").command);
+  EXPECT_FALSE(parse_command("t APPEND box ~\"x\"").command);
+}
+
+TEST(Engine, Rfc3516FetchBinary) {
+  Conversation c(plaintext());
+  c.store->add(kEncodedParts);
+  c.store->add("Content-Transfer-Encoding: base64\r\n\r\nAP8A\r\n");
+  c.send("a1 LOGIN alice pw");
+  EXPECT_NE(c.engine.capabilities().find(" BINARY"), std::string::npos);
+  c.send("a2 SELECT INBOX");
+  EXPECT_EQ(c.send("b1 FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1] BINARY.PEEK[1]<1.3>)"),
+            "* 1 FETCH (BINARY.SIZE[1] 5 BINARY[1] {5}\r\nhello BINARY[1]<1> {3}\r\nell)\r\nb1 OK FETCH completed\r\n");
+  EXPECT_EQ(c.store->entries[0].meta.flags, 0);  // .PEEK
+  // RFC 3516 §4.2: a NUL needs literal8; a partial without one does not.
+  EXPECT_EQ(c.send("b2 FETCH 1 (BINARY.PEEK[2] BINARY.PEEK[2]<2.10>)"),
+            "* 1 FETCH (BINARY[2] ~{4}\r\na\0bc BINARY[2]<2> {2}\r\nbc)\r\nb2 OK FETCH completed\r\n"s);
+  EXPECT_EQ(c.send("b3 FETCH 1 BINARY.PEEK[3]"),
+            "b3 NO [UNKNOWN-CTE] a part has a Content-Transfer-Encoding hikyaku cannot decode\r\n");
+  EXPECT_EQ(c.send("b4 FETCH 1 (BINARY.PEEK[7] BINARY.SIZE[7])"),
+            "* 1 FETCH (BINARY[7] NIL BINARY.SIZE[7] 0)\r\nb4 OK FETCH completed\r\n");
+  EXPECT_EQ(c.send("b5 FETCH 2 BINARY.SIZE[]"),
+            "* 2 FETCH (BINARY.SIZE[] 43)\r\nb5 OK FETCH completed\r\n");
+  // BINARY (not .PEEK) sets \Seen like BODY[].
+  EXPECT_EQ(c.send("b6 FETCH 2 BINARY[1]"),
+            "* 2 FETCH (BINARY[1] ~{3}\r\n\0\xff\0 FLAGS (\\Seen \\Recent))\r\nb6 OK FETCH completed\r\n"s);
+}
+
+TEST(Engine, Rfc3502MultiappendAllOrNothing) {
+  Conversation c(plaintext());
+  c.send("a1 LOGIN alice pw");
+  EXPECT_NE(c.engine.capabilities().find(" MULTIAPPEND"), std::string::npos);
+  EXPECT_EQ(c.send("a2 APPEND INBOX (\\Seen) {3}\r\nm:1 (\\Flagged) {3}\r\nm:2 {3}\r\nm:3"),
+            "a2 OK [APPENDUID 1234 1:3] APPEND completed\r\n");  // RFC 4315 §3 uid-set
+  ASSERT_EQ(c.store->entries.size(), 3u);
+  EXPECT_EQ(c.store->entries[0].meta.flags, kSeen);
+  EXPECT_EQ(c.store->entries[1].meta.flags, kFlagged);
+  EXPECT_EQ(c.store->entries[2].content, "m:3");
+  // The third message cannot keep its keywords: none of the three is added.
+  c.store->max_keywords = 1;
+  EXPECT_EQ(c.send("a3 APPEND INBOX {1}\r\nx (k1) {1}\r\ny (k1 k2) {1}\r\nz"),
+            "a3 NO [SERVERBUG] could not store the message\r\n");
+  EXPECT_EQ(c.store->entries.size(), 3u);
+  // RFC 3516 §4.3: a literal8 message's binary part is stored as base64.
+  const std::string binary = "Content-Transfer-Encoding: binary\r\n\r\n\0\r\n"s;
+  EXPECT_EQ(c.send("a4 APPEND INBOX ~{" + std::to_string(binary.size()) + "}\r\n" + binary),
+            "a4 OK [APPENDUID 1234 6] APPEND completed\r\n");
+  EXPECT_EQ(c.store->entries.back().content, "Content-Transfer-Encoding: base64\r\n\r\nAA0K\r\n");
+}
+
+TEST(Command, Rfc4469CatenateAndRfc5092UrlSyntax) {
+  auto r = parse_command("t APPEND box (\\Seen) CATENATE (URL \"/box/;uid=3/;section=header\" TEXT {2}\r\nhi) {1}\r\nx"s);
+  ASSERT_TRUE(r.command) << r.error;
+  const auto& a = r.command->append;
+  ASSERT_EQ(a.size(), 2u);  // with MULTIAPPEND
+  ASSERT_EQ(a[0].catenate.size(), 2u);
+  EXPECT_TRUE(a[0].catenate[0].url);
+  EXPECT_EQ(a[0].catenate[0].data, "/box/;uid=3/;section=header");
+  EXPECT_EQ(a[0].catenate[1].data, "hi");
+  EXPECT_EQ(a[1].message, "x");
+  EXPECT_FALSE(parse_command("t APPEND box CATENATE ()").command);
+  EXPECT_FALSE(parse_command("t APPEND box CATENATE (FOO \"x\")").command);
+  EXPECT_FALSE(parse_command("t APPEND box CATENATE (TEXT \"not a literal\")").command);
+
+  auto u = parse_imap_url("/a%20b;UIDVALIDITY=7/;UID=3/;SECTION=1.MIME/;PARTIAL=5.10");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->mailbox, "a b");
+  EXPECT_EQ(*u->uidvalidity, 7u);
+  EXPECT_EQ(u->uid, 3u);
+  EXPECT_EQ(u->section.part, std::vector<uint32_t>{1});
+  EXPECT_EQ(u->section.text, Section::Text::mime);
+  EXPECT_EQ(*u->partial_offset, 5u);
+  EXPECT_EQ(*u->partial_length, 10u);
+  u = parse_imap_url("/INBOX/;uid=1/;section=HEADER.FIELDS%20(From%20To)");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->section.fields, (std::vector<std::string>{"From", "To"}));
+  u = parse_imap_url("/Sent/Old/;UID=9");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->mailbox, "Sent/Old");
+  EXPECT_TRUE(u->section.part.empty());
+  for (const char* bad : {"imap://u@h/INBOX/;UID=1", "INBOX/;UID=1", "/INBOX", "/INBOX/;UID=0", "/INBOX/;UID=x",
+                          "/INBOX;UID=1", "/INBOX/;UIDVALIDITY=1/;UID=1", "/INBOX/;UID=1/;SECTION=BOGUS",
+                          "/INBOX/;UID=1/;PARTIAL=1.0", "/INBOX/;UID=1/;URLAUTH=user", "/%zz/;UID=1",
+                          "/INBOX/;UID=1;SECTION=1", "/;UID=1", "//h/INBOX/;UID=1"}) {
+    EXPECT_FALSE(parse_imap_url(bad)) << bad;
+  }
+}
+
+TEST(Engine, Rfc4469Catenate) {
+  Conversation c(plaintext());
+  c.store->add(kMultipart);
+  c.send("a1 LOGIN alice pw");
+  EXPECT_NE(c.engine.capabilities().find(" CATENATE"), std::string::npos);
+  // A header from a URL, then text; the URL's UIDVALIDITY must match.
+  EXPECT_EQ(c.send("a2 APPEND INBOX CATENATE (URL \"/INBOX;UIDVALIDITY=1234/;UID=1/;SECTION=1\" TEXT {4}\r\nmore)"),
+            "a2 OK [APPENDUID 1234 2] APPEND completed\r\n");
+  EXPECT_EQ(c.store->entries[1].content, "hellomore");
+  EXPECT_EQ(c.send("a3 APPEND INBOX CATENATE (URL \"/INBOX/;UID=1/;PARTIAL=0.5\" URL \"/INBOX/;UID=2\")"),
+            "a3 OK [APPENDUID 1234 3] APPEND completed\r\n");
+  EXPECT_EQ(c.store->entries[2].content, "From:hellomore");
+  // RFC 4469 §5: a URL that names nothing fails the APPEND (all of a
+  // MULTIAPPEND), BADURL naming it; a missing folder is TRYCREATE first.
+  EXPECT_EQ(c.send("a4 APPEND INBOX {1}\r\nx CATENATE (URL \"/INBOX;UIDVALIDITY=9/;UID=1\")"),
+            "a4 NO [BADURL /INBOX;UIDVALIDITY=9/;UID=1] the URL names no message\r\n");
+  EXPECT_EQ(c.send("a5 APPEND INBOX CATENATE (URL \"/INBOX/;UID=99\")"),
+            "a5 NO [BADURL /INBOX/;UID=99] the URL names no message\r\n");
+  EXPECT_EQ(c.send("a6 APPEND INBOX CATENATE (URL \"/Nope/;UID=1\")"),
+            "a6 NO [BADURL /Nope/;UID=1] the URL names no message\r\n");
+  EXPECT_EQ(c.send("a7 APPEND Nope CATENATE (URL \"/INBOX/;UID=99]\")"), "a7 NO [TRYCREATE] no such folder\r\n");
+  EXPECT_EQ(c.send("a8 APPEND INBOX CATENATE (URL \"/INBOX/;UID=99]\")"),
+            "a8 NO [BADURL /INBOX/;UID=99] the URL names no message\r\n");  // no "]" inside the code
+  EXPECT_EQ(c.store->entries.size(), 3u);
 }
 
 }  // namespace

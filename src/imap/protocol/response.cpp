@@ -98,6 +98,11 @@ std::string literal(std::string_view s) {
   return "{" + std::to_string(s.size()) + "}\r\n" + std::string(s);
 }
 
+std::string binary_literal(std::string_view s) {
+  if (s.find('\0') == std::string_view::npos) return literal(s);
+  return "~" + literal(s);
+}
+
 std::string quote(std::string_view s, bool utf8) {
   // RFC 3501 §9: QUOTED-CHAR is any 7-bit TEXT-CHAR (no NUL, CR, LF); '"' and
   // '\' escaped. Anything else, or a long value, goes as a literal.

@@ -2,7 +2,7 @@
 //            strings or literals (whichever is valid for the bytes), NIL,
 //            flag lists, INTERNALDATE date-times.
 // Standards: RFC 3501 §4.3 (string), §4.5 (NIL), §9 (quoted-specials,
-//            date-time), §2.3.2 (flags).
+//            date-time), §2.3.2 (flags); RFC 3516 §4.2 (literal8).
 // Trust:     values may come from untrusted messages; anything that is not
 //            a safe quoted string becomes a literal, so no value can break
 //            the response framing.
@@ -47,6 +47,9 @@ uint8_t from_maildir_letters(std::string_view letters);
 std::string quote(std::string_view s, bool utf8 = false);
 // Always a literal (message data).
 std::string literal(std::string_view s);
+// RFC 3516 §4.2: a literal8 "~{n}\r\n..." when `s` holds a NUL (which a
+// literal cannot carry, RFC 3501 §9 CHAR8), else a literal (BINARY[...]).
+std::string binary_literal(std::string_view s);
 std::string nstring(const std::optional<std::string>& s);
 // RFC 3501 date-time "dd-Mon-yyyy hh:mm:ss +0000", quoted, for Unix seconds (UTC).
 std::string internal_date(int64_t unix_seconds);

@@ -75,6 +75,26 @@ base::Result<Appended> MemoryStore::append(std::string_view message, uint8_t fla
   return Appended{uidvalidity, uid, entries.back().meta.key};
 }
 
+base::Result<std::vector<Appended>> MailStore::append_all(const std::vector<NewMessage>& messages) {
+  std::vector<Appended> out;
+  out.reserve(messages.size());
+  for (const auto& m : messages) {
+    auto appended = append(m.content, m.flags, m.keywords, m.internal_date);
+    if (!appended) {
+      // All or none: take back what this call added.
+      for (const auto& a : out) {
+        StoredMessage added;
+        added.uid = a.uid;
+        added.key = a.key;
+        (void)expunge(added);  // best effort: a failure here leaves that message behind
+      }
+      return appended.error();
+    }
+    out.push_back(std::move(*appended));
+  }
+  return out;
+}
+
 namespace {
 
 bool inside(const std::string& name, const std::string& parent) {

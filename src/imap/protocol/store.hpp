@@ -12,7 +12,8 @@
 //            §2.3.2 (system flags), §2.3.2 \Recent (one session only),
 //            RFC 9208 (the STORAGE quota), RFC 7162 §3.1 (CONDSTORE: a
 //            MODSEQ per message and the folder's HIGHESTMODSEQ, kept by the
-//            store so that every session and a restart agree on them).
+//            store so that every session and a restart agree on them),
+//            RFC 3502 §6.3.11 (MULTIAPPEND: several messages, all or none).
 // Trust:     implementations read untrusted message bytes; keys are opaque.
 // Concurrency: one store object per session, used from one thread at a
 //            time; implementations coordinate between sessions themselves.
@@ -58,6 +59,14 @@ struct Appended {
   uint32_t uidvalidity = 0;
   uint32_t uid = 0;
   std::string key;  // as StoredMessage::key (a failed COPY expunges its copies)
+};
+
+// One message to store (APPEND; RFC 3502 MULTIAPPEND gives several).
+struct NewMessage {
+  std::string_view content;  // CRLF or LF
+  uint8_t flags = 0;
+  Keywords keywords;
+  std::optional<int64_t> internal_date;
 };
 
 struct Snapshot {
@@ -128,6 +137,12 @@ class MailStore {
   // error_number EDQUOT (the engine answers NO [OVERQUOTA]).
   virtual base::Result<Appended> append(std::string_view message, uint8_t flags, const Keywords& keywords,
                                         std::optional<int64_t> internal_date) = 0;
+  // Store several messages, all or none (RFC 3502 §6.3.11): on an error
+  // none of them is left in the folder. Results in the order given, UIDs
+  // ascending. This default appends one by one and expunges what it added
+  // when one fails (another session may glimpse them meanwhile);
+  // MaildirStore does it under one lock, so no session sees a part.
+  virtual base::Result<std::vector<Appended>> append_all(const std::vector<NewMessage>& messages);
 };
 
 // One folder as MailAccount::folders() lists it.
