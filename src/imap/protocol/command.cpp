@@ -487,7 +487,8 @@ class Parser {
   }
 
   // RFC 4731 §3 (SEARCH) and RFC 5267 §3.2 (SORT): an optional
-  // "RETURN" SP "(" [option *(SP option)] ")" SP, options MIN MAX ALL COUNT.
+  // "RETURN" SP "(" [option *(SP option)] ")" SP, options MIN MAX ALL COUNT,
+  // and RFC 5267 §4.4 "PARTIAL" SP partial-range.
   bool return_options(Command::SearchReturn& r) {
     size_t save = pos_;
     std::string word;
@@ -506,11 +507,18 @@ class Parser {
         else if (iequals(option, "MAX")) r.max = true;
         else if (iequals(option, "ALL")) r.all = true;
         else if (iequals(option, "COUNT")) r.count = true;
-        else return fail("unknown RETURN option");
+        else if (iequals(option, "PARTIAL") && !r.partial) {
+          // RFC 5267 §6: partial-range = nz-number ":" nz-number; no "*".
+          Command::SearchReturn::Partial range;
+          if (!sp() || !nz_number(range.first) || !accept(':') || !nz_number(range.last))
+            return fail("bad PARTIAL range (RFC 5267: low:high)");
+          if (range.first > range.last) std::swap(range.first, range.last);
+          r.partial = range;
+        } else return fail("unknown RETURN option");
       } while (sp());
       if (!accept(')')) return fail("unterminated RETURN options");
     }
-    if (!r.min && !r.max && !r.all && !r.count) r.all = true;  // RFC 4731 §3.1: () means ALL
+    if (!r.min && !r.max && !r.all && !r.count && !r.partial) r.all = true;  // RFC 4731 §3.1: () means ALL
     return sp() || fail("missing argument");
   }
 

@@ -13,7 +13,9 @@
 //            (QRESYNC: SELECT/EXAMINE (QRESYNC (...)), UID FETCH
 //            (CHANGEDSINCE n VANISHED)), RFC 4466 (the modifier syntax),
 //            RFC 5256 §3 (SORT; not THREAD), RFC 5957 §3 (DISPLAYFROM,
-//            DISPLAYTO), RFC 5267 §3 (ESORT: SORT RETURN (...)).
+//            DISPLAYTO), RFC 5267 §3 (ESORT: SORT RETURN (...)), RFC 5267
+//            §4.4 (RETURN (PARTIAL low:high); "*" and a single number are
+//            errors).
 // Trust:     input is untrusted network data; every byte value is handled;
 //            nesting depth of search keys is bounded.
 // Concurrency: pure functions.
@@ -136,10 +138,18 @@ struct Command {
   SearchKey search;                  // and_ of the top-level keys (SEARCH, SORT)
   std::vector<SortKey> sort;         // SORT: the sort criteria, most significant first
   // RFC 4731 ESEARCH: SEARCH RETURN (MIN MAX ALL COUNT); "RETURN ()" is ALL.
-  // RFC 5267 §3.2 ESORT: the same options for SORT RETURN (...).
+  // RFC 5267 §3.2 ESORT: the same options for SORT RETURN (...). RFC 5267
+  // §4.4: PARTIAL low:high.
   struct SearchReturn {
     bool requested = false;  // answer with * ESEARCH instead of * SEARCH
     bool min = false, max = false, all = false, count = false;
+    // RFC 5267 §4.4 partial-range: positions in the result list (1-based,
+    // in sort order for SORT), first <= last (a reversed range is swapped).
+    struct Partial {
+      uint32_t first = 1;
+      uint32_t last = 1;
+    };
+    std::optional<Partial> partial;
   };
   SearchReturn search_return;
   // RFC 5258 LIST-EXTENDED (and RFC 5819 LIST-STATUS): LIST (select

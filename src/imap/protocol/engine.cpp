@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <map>
 #include <utility>
 
@@ -1549,6 +1550,18 @@ std::string Engine::esearch_response(const Command& c, const std::vector<uint32_
     if (r.all) out += " ALL " + sequence_set_text(hits);
   }
   if (r.count) out += " COUNT " + std::to_string(hits.size());
+  // RFC 5267 §4.4: PARTIAL (low:high set): the hits at positions low to high
+  // of the result (as many as there are), in its order; NIL when none is.
+  // Always sent, as COUNT is, even when nothing matched.
+  size_t partial_begin = 0, partial_end = 0;  // the positions' indexes into hits: [begin, end)
+  if (r.partial) {
+    partial_begin = std::min<size_t>(r.partial->first - 1, hits.size());
+    partial_end = std::min<size_t>(r.partial->last, hits.size());
+    const std::vector<uint32_t> slice(hits.begin() + static_cast<std::ptrdiff_t>(partial_begin),
+                                      hits.begin() + static_cast<std::ptrdiff_t>(partial_end));
+    out += " PARTIAL (" + std::to_string(r.partial->first) + ":" + std::to_string(r.partial->last) + " " +
+           (slice.empty() ? std::string("NIL") : sequence_set_text(slice)) + ")";
+  }
   if (!hits.empty() && modseqs.size() == hits.size()) {
     uint64_t highest = 0;
     if (r.all || r.count) {
@@ -1556,8 +1569,10 @@ std::string Engine::esearch_response(const Command& c, const std::vector<uint32_
     } else {
       if (r.min) highest = std::max(highest, modseqs.front());
       if (r.max) highest = std::max(highest, modseqs.back());
+      for (size_t i = partial_begin; i < partial_end; ++i) highest = std::max(highest, modseqs[i]);
     }
-    out += " MODSEQ " + std::to_string(highest);
+    // Nothing returned (a PARTIAL range past the end): no MODSEQ either.
+    if (highest != 0) out += " MODSEQ " + std::to_string(highest);
   }
   return out + "\r\n";
 }

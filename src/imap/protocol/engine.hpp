@@ -26,7 +26,8 @@
 //            CLOSED response code; no expunge history is kept, so VANISHED
 //            (EARLIER) names every UID asked about that is not held),
 //            RFC 5256 §3 (SORT; not THREAD), RFC 5957 (SORT=DISPLAY),
-//            RFC 5267 §3 (ESORT).
+//            RFC 5267 §3 (ESORT), RFC 5267 §4.4 (RETURN (PARTIAL low:high)
+//            for SEARCH and SORT).
 // Trust:     every command is untrusted; passwords travel only inside an
 //            Action::authenticate and never appear in replies or logs made
 //            here. Folder names are checked here (valid modified UTF-7, no
@@ -151,7 +152,7 @@ class Engine {
   // RFC 4731 * ESEARCH; `modseqs` (one per hit, or empty): RFC 7162 §3.1.5
   // MODSEQ. `hits` in the order to report: ascending for SEARCH, sort order
   // for ESORT (RFC 5267 §3.2: MIN and MAX are the first and last of them,
-  // ALL keeps their order).
+  // ALL keeps their order; §4.4: PARTIAL counts positions in that order).
   static std::string esearch_response(const Command& c, const std::vector<uint32_t>& hits,
                                       const std::vector<uint64_t>& modseqs);
   Action cmd_fetch(const Command& c);

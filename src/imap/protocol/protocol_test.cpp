@@ -865,6 +865,80 @@ TEST(Engine, Rfc4731Esearch) {
   EXPECT_EQ(c.send("c1 SEARCH RETURN (MIN)").substr(0, 7), "c1 BAD ");
 }
 
+// RFC 5267 §4.4: PARTIAL (low:high set) names the hits at those positions
+// of the result; NIL past its end; UID SEARCH gives UIDs.
+TEST(Engine, Rfc5267SearchPartial) {
+  Conversation c(plaintext());
+  c.send("a1 LOGIN alice pw");
+  for (int i = 0; i < 6; ++i) c.store->add(std::string(kSimple), i == 1 || i == 4 ? kSeen : 0);
+  c.send("a2 SELECT INBOX");
+  c.send("a3 STORE 3 +FLAGS.SILENT (\\Deleted)");
+  c.send("a4 EXPUNGE");  // UIDs 1 2 4 5 6 remain, seq 1..5
+  struct Case {
+    std::string command;
+    std::string want;  // after "* ESEARCH (TAG "p")"
+  };
+  const Case cases[] = {
+      {"SEARCH RETURN (PARTIAL 1:1) ALL", " PARTIAL (1:1 1)"},
+      {"SEARCH RETURN (PARTIAL 4:2) ALL", " PARTIAL (2:4 2:4)"},
+      {"SEARCH RETURN (PARTIAL 1:6) ALL", " PARTIAL (1:6 1:5)"},
+      {"SEARCH RETURN (PARTIAL 6:6) ALL", " PARTIAL (6:6 NIL)"},
+      {"SEARCH RETURN (PARTIAL 2:3) 1:2,4:5", " PARTIAL (2:3 2,4)"},
+      {"SEARCH RETURN (PARTIAL 2:3) 1000", " PARTIAL (2:3 NIL)"},  // nothing matched: still sent
+      {"UID SEARCH RETURN (PARTIAL 2:4) ALL", " UID PARTIAL (2:4 2,4:5)"},
+      {"UID SEARCH RETURN (COUNT PARTIAL 1:1 MIN) UNSEEN", " UID MIN 1 COUNT 3 PARTIAL (1:1 1)"},
+  };
+  for (const auto& k : cases) {
+    EXPECT_EQ(c.send("p " + k.command), "* ESEARCH (TAG \"p\")" + k.want + "\r\np OK " +
+                                            (k.command.starts_with("UID") ? "UID " : "") + "SEARCH completed\r\n")
+        << k.command;
+  }
+  EXPECT_TRUE(c.send("q SEARCH RETURN (PARTIAL 1:*) ALL").starts_with("q BAD "));
+  // RFC 7162 §3.1.5 / RFC 4731 §3.2: MODSEQ is that of the messages returned.
+  const std::string partial_modseq = c.send("r SEARCH RETURN (PARTIAL 1:2) MODSEQ 1");
+  EXPECT_TRUE(partial_modseq.starts_with("* OK [HIGHESTMODSEQ ") || partial_modseq.starts_with("* ESEARCH"))
+      << partial_modseq;
+  EXPECT_NE(partial_modseq.find("* ESEARCH (TAG \"r\") PARTIAL (1:2 1:2) MODSEQ "), std::string::npos)
+      << partial_modseq;
+  EXPECT_NE(c.send("r2 SEARCH RETURN (PARTIAL 9:9) MODSEQ 1").find("* ESEARCH (TAG \"r2\") PARTIAL (9:9 NIL)\r\n"),
+            std::string::npos);
+}
+
+// RFC 5267 §4.4 and §6: RETURN (PARTIAL low:high), nz-numbers only; a
+// reversed range is the same range.
+TEST(Command, Rfc5267PartialSyntax) {
+  struct Case {
+    const char* text;
+    uint32_t first;
+    uint32_t last;
+    bool all;  // ALL as well
+  };
+  const Case cases[] = {
+      {"a SEARCH RETURN (PARTIAL 1:1) ALL", 1, 1, false},
+      {"a SEARCH RETURN (PARTIAL 4:2) ALL", 2, 4, false},
+      {"a UID SEARCH RETURN (partial 2:10 ALL) SEEN", 2, 10, true},
+      {"a SEARCH RETURN (COUNT PARTIAL 4294967295:1) ALL", 1, 4294967295u, false},
+      {"a SORT RETURN (PARTIAL 5:6) (ARRIVAL) UTF-8 ALL", 5, 6, false},
+  };
+  for (const auto& k : cases) {
+    auto parsed = parse_command(k.text);
+    ASSERT_TRUE(parsed.command) << k.text << ": " << parsed.error;
+    const auto& r = parsed.command->search_return;
+    ASSERT_TRUE(r.partial) << k.text;
+    EXPECT_EQ(r.partial->first, k.first) << k.text;
+    EXPECT_EQ(r.partial->last, k.last) << k.text;
+    EXPECT_EQ(r.all, k.all) << k.text;  // PARTIAL alone is not "RETURN ()"
+  }
+  for (const char* bad : {
+           "a SEARCH RETURN (PARTIAL 1) ALL", "a SEARCH RETURN (PARTIAL 1:*) ALL", "a SEARCH RETURN (PARTIAL *:1) ALL",
+           "a SEARCH RETURN (PARTIAL 0:3) ALL", "a SEARCH RETURN (PARTIAL) ALL", "a SEARCH RETURN (PARTIAL 1:2",
+           "a SEARCH RETURN (PARTIAL 1:2 PARTIAL 3:4) ALL", "a SEARCH RETURN (PARTIAL 1:4294967296) ALL",
+           "a SEARCH RETURN (PARTIAL 1,2) ALL", "a SORT RETURN (PARTIAL 1:*) (ARRIVAL) UTF-8 ALL",
+       }) {
+    EXPECT_FALSE(parse_command(bad).command) << bad;
+  }
+}
+
 // RFC 5256 §4 (SORT), RFC 5957 §3 (DISPLAYFROM, DISPLAYTO), RFC 5267
 // §3.2 (SORT RETURN (...)).
 TEST(Command, Rfc5256SortSyntax) {
@@ -914,7 +988,7 @@ TEST(Command, Rfc5256SortSyntax) {
            "a SORT", "a SORT ALL", "a SORT () UTF-8 ALL", "a SORT (SIZE) ALL",  // no charset
            "a SORT (SIZE) UTF-8", "a SORT (SIZE UTF-8 ALL", "a SORT (REVERSE) UTF-8 ALL",
            "a SORT (REVERSE REVERSE SIZE) UTF-8 ALL", "a SORT (THREAD) UTF-8 ALL", "a SORT (SIZE)  UTF-8 ALL",
-           "a SORT RETURN (PARTIAL 1:10) (SIZE) UTF-8 ALL", "a SORT RETURN (MIN) UTF-8 ALL",
+           "a SORT RETURN (PARTIAL 1) (SIZE) UTF-8 ALL", "a SORT RETURN (MIN) UTF-8 ALL",
            "a SORT (SIZE) UTF-8 ALL extra)", "a UID SORT", "a SORT (SIZE) CHARSET UTF-8 ALL",
        }) {
     EXPECT_FALSE(parse_command(bad).command) << bad;
@@ -1065,6 +1139,13 @@ TEST(Engine, Rfc5256Sort) {
             "* ESEARCH (TAG \"e5\") UID MIN 5 MAX 4 ALL 5,3,2,4\r\ne5 OK UID SORT completed\r\n");
   EXPECT_EQ(c.send("e6 SORT RETURN (MIN MAX ALL COUNT) (SIZE) UTF-8 1000"),
             "* ESEARCH (TAG \"e6\") COUNT 0\r\ne6 OK SORT completed\r\n");
+  // RFC 5267 §4.4: PARTIAL positions are in sort order (sort 4,2,3,1 by size).
+  EXPECT_EQ(c.send("p1 SORT RETURN (PARTIAL 3:2) (SIZE) UTF-8 ALL"),
+            "* ESEARCH (TAG \"p1\") PARTIAL (2:3 2:3)\r\np1 OK SORT completed\r\n");
+  EXPECT_EQ(c.send("p2 UID SORT RETURN (PARTIAL 1:3 MIN) (REVERSE ARRIVAL) UTF-8 ALL"),
+            "* ESEARCH (TAG \"p2\") UID MIN 5 PARTIAL (1:3 5,3,2)\r\np2 OK UID SORT completed\r\n");
+  EXPECT_EQ(c.send("p3 SORT RETURN (PARTIAL 5:100) (SIZE) UTF-8 ALL"),
+            "* ESEARCH (TAG \"p3\") PARTIAL (5:100 NIL)\r\np3 OK SORT completed\r\n");
   c.send("u1 UNSELECT");
   EXPECT_TRUE(c.send("u2 SORT (SIZE) UTF-8 ALL").starts_with("u2 BAD "));
 }
