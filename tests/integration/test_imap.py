@@ -1073,6 +1073,7 @@ IMAPTEST_SUPPORTED = [
     "uidvalidity", "uidvalidity-rename", "esearch-condstore",
     "sort-addresses", "sort-arrival", "sort-date", "sort-size", "sort-subject", "sort-display-from",
     "sort-display-to", "esort",
+    "search-partial", "sort-partial", "search-context-update", "search-context-update2", "search-context-update3",
 ]
 # The others are not run one by one: test_imaptest_scripts_not_applicable
 # reports them all as one skip, allow-listed in tests/skip-allowlist.txt,
@@ -1084,7 +1085,7 @@ HIKYAKU_CAPABILITIES = {
     "IMAP4REV1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS", "ESEARCH",
     "CHILDREN", "LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "CREATE-SPECIAL-USE", "MOVE", "QUOTA",
     "QUOTA=RES-STORAGE", "UTF8=ACCEPT", "CONDSTORE", "QRESYNC", "SORT", "SORT=DISPLAY", "ESORT",
-    "COMPRESS=DEFLATE",
+    "COMPRESS=DEFLATE", "CONTEXT=SEARCH", "CONTEXT=SORT",
 }
 
 

@@ -15,7 +15,8 @@
 //            RFC 5256 §3 (SORT; not THREAD), RFC 5957 §3 (DISPLAYFROM,
 //            DISPLAYTO), RFC 5267 §3 (ESORT: SORT RETURN (...)), RFC 5267
 //            §4.4 (RETURN (PARTIAL low:high); "*" and a single number are
-//            errors).
+//            errors), §4.2 (RETURN (CONTEXT)), §4.3 (RETURN (UPDATE),
+//            CANCELUPDATE "tag" ...).
 // Trust:     input is untrusted network data; every byte value is handled;
 //            nesting depth of search keys is bounded.
 // Concurrency: pure functions.
@@ -41,6 +42,7 @@ enum class Verb {
   check, close, unselect, expunge, search, fetch, store, copy, // selected
   move,                                                        // selected (RFC 6851)
   sort,                                                        // selected (RFC 5256)
+  cancelupdate,                                                // selected (RFC 5267 §4.3)
 };
 
 // RFC 3501 §9 sequence-set: ranges of numbers; 0 stands for "*".
@@ -126,7 +128,8 @@ struct Command {
                                      // except ID values; setquota (resource,
                                      // limit, ...); create (RFC 6154 use
                                      // attributes, as sent); search, sort (the
-                                     // CHARSET given, upper-cased)
+                                     // CHARSET given, upper-cased); cancelupdate
+                                     // (the tags, as sent)
   std::string user;                  // login
   std::string password;              // login: secret, never log
   std::string mechanism;             // authenticate (upper-cased)
@@ -150,6 +153,8 @@ struct Command {
       uint32_t last = 1;
     };
     std::optional<Partial> partial;
+    bool update = false;   // RFC 5267 §4.3 UPDATE: keep the client's copy of the result current
+    bool context = false;  // RFC 5267 §4.2 CONTEXT: a hint that UPDATE or PARTIAL may follow; no effect
   };
   SearchReturn search_return;
   // RFC 5258 LIST-EXTENDED (and RFC 5819 LIST-STATUS): LIST (select
