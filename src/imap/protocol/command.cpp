@@ -500,7 +500,8 @@ class Parser {
   }
 
   // RFC 4731 §3 (SEARCH) and RFC 5267 §3.2 (SORT): an optional
-  // "RETURN" SP "(" [option *(SP option)] ")" SP, options MIN MAX ALL COUNT.
+  // "RETURN" SP "(" [option *(SP option)] ")" SP, options MIN MAX ALL COUNT,
+  // and RFC 5267 §4.2 CONTEXT, §4.3 UPDATE, §4.4 "PARTIAL" SP partial-range.
   bool return_options(Command::SearchReturn& r) {
     size_t save = pos_;
     std::string word;
@@ -519,11 +520,24 @@ class Parser {
         else if (iequals(option, "MAX")) r.max = true;
         else if (iequals(option, "ALL")) r.all = true;
         else if (iequals(option, "COUNT")) r.count = true;
-        else return fail("unknown RETURN option");
+        else if (iequals(option, "UPDATE")) r.update = true;
+        else if (iequals(option, "CONTEXT")) r.context = true;
+        else if (iequals(option, "PARTIAL") && !r.partial) {
+          // RFC 5267 §6: partial-range = nz-number ":" nz-number; no "*".
+          Command::SearchReturn::Partial range;
+          if (!sp() || !nz_number(range.first) || !accept(':') || !nz_number(range.last))
+            return fail("bad PARTIAL range (RFC 5267: low:high)");
+          if (range.first > range.last) std::swap(range.first, range.last);
+          r.partial = range;
+        } else {
+          return fail("unknown RETURN option");
+        }
       } while (sp());
       if (!accept(')')) return fail("unterminated RETURN options");
     }
-    if (!r.min && !r.max && !r.all && !r.count) r.all = true;  // RFC 4731 §3.1: () means ALL
+    // RFC 4731 §3.1: () means ALL. (UPDATE) is not (): it asks for no
+    // result now, only for the changes to come; CONTEXT is only a hint.
+    if (!r.min && !r.max && !r.all && !r.count && !r.partial && !r.update) r.all = true;
     return sp() || fail("missing argument");
   }
 
@@ -537,7 +551,7 @@ struct VerbName {
   const char* name;
   Verb verb;
 };
-constexpr std::array<VerbName, 36> kVerbs{{
+constexpr std::array<VerbName, 37> kVerbs{{
     {"CAPABILITY", Verb::capability}, {"NOOP", Verb::noop}, {"LOGOUT", Verb::logout},
     {"STARTTLS", Verb::starttls}, {"AUTHENTICATE", Verb::authenticate}, {"LOGIN", Verb::login},
     {"SELECT", Verb::select}, {"EXAMINE", Verb::examine}, {"CREATE", Verb::create},
@@ -549,6 +563,7 @@ constexpr std::array<VerbName, 36> kVerbs{{
     {"SEARCH", Verb::search}, {"FETCH", Verb::fetch}, {"STORE", Verb::store}, {"COPY", Verb::copy},
     {"GETQUOTA", Verb::getquota}, {"GETQUOTAROOT", Verb::getquotaroot}, {"SETQUOTA", Verb::setquota},
     {"COMPRESS", Verb::compress}, {"MOVE", Verb::move}, {"SORT", Verb::sort}, {"THREAD", Verb::thread},
+    {"CANCELUPDATE", Verb::cancelupdate},
 }};
 
 bool parse_arguments(Parser& p, Command& c) {
@@ -910,6 +925,15 @@ bool parse_arguments(Parser& p, Command& c) {
     }
     case Verb::copy: case Verb::move:
       return need_sp() && p.sequence_set(c.set) && need_sp() && p.astring(c.mailbox);
+    case Verb::cancelupdate:
+      // RFC 5267 §6: "CANCELUPDATE" 1*(SP quoted), the tags of searches.
+      do {
+        std::string search_tag;
+        if (!need_sp() || !p.quoted(search_tag)) return p.fail("expected a quoted search tag");
+        if (c.items.size() >= 100) return p.fail("too many search tags");
+        c.items.push_back(std::move(search_tag));
+      } while (!p.at_end());
+      return true;
     case Verb::store: {
       if (!need_sp() || !p.sequence_set(c.set) || !need_sp()) return false;
       if (p.accept('(')) {

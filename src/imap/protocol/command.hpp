@@ -18,7 +18,10 @@
 //            RFC 3516 §4 (BINARY: FETCH BINARY[part]<partial>,
 //            BINARY.PEEK, BINARY.SIZE; literal8 "~{n}" in APPEND),
 //            RFC 3502 §6.3.11 (MULTIAPPEND: several messages in one APPEND),
-//            RFC 4469 §5 (CATENATE: APPEND data made of TEXT and URL parts).
+//            RFC 4469 §5 (CATENATE: APPEND data made of TEXT and URL parts),
+//            RFC 5267 §4.4 (RETURN (PARTIAL low:high); "*" and a single
+//            number are errors), §4.2 (RETURN (CONTEXT)), §4.3 (RETURN
+//            (UPDATE), CANCELUPDATE "tag" ...).
 // Trust:     input is untrusted network data; every byte value is handled;
 //            nesting depth of search keys is bounded.
 // Concurrency: pure functions.
@@ -44,6 +47,7 @@ enum class Verb {
   check, close, unselect, expunge, search, fetch, store, copy, // selected
   move,                                                        // selected (RFC 6851)
   sort, thread,                                                // selected (RFC 5256)
+  cancelupdate,                                                // selected (RFC 5267 §4.3)
 };
 
 // RFC 3501 §9 sequence-set: ranges of numbers; 0 stands for "*".
@@ -130,7 +134,8 @@ struct Command {
                                      // except ID values; setquota (resource,
                                      // limit, ...); create (RFC 6154 use
                                      // attributes, as sent); search, sort (the
-                                     // CHARSET given, upper-cased)
+                                     // CHARSET given, upper-cased); cancelupdate
+                                     // (the tags, as sent)
   std::string user;                  // login
   std::string password;              // login: secret, never log
   std::string mechanism;             // authenticate (upper-cased)
@@ -145,10 +150,20 @@ struct Command {
   enum class ThreadAlgorithm { ordered_subject, references };
   ThreadAlgorithm thread = ThreadAlgorithm::references;
   // RFC 4731 ESEARCH: SEARCH RETURN (MIN MAX ALL COUNT); "RETURN ()" is ALL.
-  // RFC 5267 §3.2 ESORT: the same options for SORT RETURN (...).
+  // RFC 5267 §3.2 ESORT: the same options for SORT RETURN (...). RFC 5267
+  // §4.4: PARTIAL low:high.
   struct SearchReturn {
     bool requested = false;  // answer with * ESEARCH instead of * SEARCH
     bool min = false, max = false, all = false, count = false;
+    // RFC 5267 §4.4 partial-range: positions in the result list (1-based,
+    // in sort order for SORT), first <= last (a reversed range is swapped).
+    struct Partial {
+      uint32_t first = 1;
+      uint32_t last = 1;
+    };
+    std::optional<Partial> partial;
+    bool update = false;   // RFC 5267 §4.3 UPDATE: keep the client's copy of the result current
+    bool context = false;  // RFC 5267 §4.2 CONTEXT: a hint that UPDATE or PARTIAL may follow; no effect
   };
   SearchReturn search_return;
   // RFC 5258 LIST-EXTENDED (and RFC 5819 LIST-STATUS): LIST (select

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <map>
 #include <utility>
 
@@ -190,6 +191,18 @@ std::string url_resp_text(std::string_view url) {
   return out.empty() ? "-" : out;
 }
 
+// Does the search's result depend on where messages are, not only on what
+// they are: a sequence set, or "*" in a UID set? Then an expunge or a new
+// message can change it (RFC 5267 §4.3 UPDATE tests every message again).
+bool uses_positions(const SearchKey& key) {
+  if (key.kind == SearchKey::Kind::sequence) return true;
+  if (key.kind == SearchKey::Kind::uid &&
+      std::any_of(key.set.ranges.begin(), key.set.ranges.end(),
+                  [](const SequenceSet::Range& r) { return r.first == 0 || r.last == 0; }))
+    return true;
+  return std::any_of(key.children.begin(), key.children.end(), uses_positions);
+}
+
 // Does the search use the MODSEQ key (RFC 7162 §3.1.5, CONDSTORE-enabling)?
 bool uses_modseq(const SearchKey& key) {
   if (key.kind == SearchKey::Kind::modseq) return true;
@@ -212,7 +225,8 @@ std::string Engine::capabilities() const {
   std::string caps =
       "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS ESEARCH CHILDREN LIST-EXTENDED "
       "LIST-STATUS SPECIAL-USE CREATE-SPECIAL-USE MOVE QUOTA QUOTA=RES-STORAGE UTF8=ACCEPT CONDSTORE QRESYNC "
-      "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY MULTIAPPEND CATENATE";
+      "SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES BINARY MULTIAPPEND CATENATE "
+      "CONTEXT=SEARCH CONTEXT=SORT";
   if (state_ == State::not_authenticated) {
     // RFC 3501 §6.2.1: STARTTLS before login only; RFC 3501 §6.2.3 and
     // RFC 2595 §3.1: LOGINDISABLED when LOGIN would be refused.
@@ -387,6 +401,8 @@ std::string Engine::enable_condstore() {
 }
 
 void Engine::leave_selected() {
+  search_updates_.clear();  // RFC 5267 §4.3: updates end with the mailbox
+  changed_uids_.clear();
   known_keywords_.clear();
   view_.clear();
   read_only_ = false;
@@ -673,6 +689,9 @@ Action Engine::dispatch(const Command& c) {
     case Verb::thread:
       if (!selected) return wrong_state();
       return cmd_thread(c);
+    case Verb::cancelupdate:
+      if (!selected) return wrong_state();
+      return cmd_cancelupdate(c);
     case Verb::fetch:
       if (!selected) return wrong_state();
       return cmd_fetch(c);
@@ -702,6 +721,8 @@ bool Engine::sync(bool allow_expunge, std::string& out) {
     while (j < msgs.size() && msgs[j].uid < e.msg.uid) ++j;
     if (j < msgs.size() && msgs[j].uid == e.msg.uid) {
       const auto& m = msgs[j];
+      if (!e.gone && (m.flags != e.msg.flags || m.keywords != e.msg.keywords || m.modseq != e.msg.modseq))
+        note_change(i);
       // RFC 7162 §3.1: with CONDSTORE on, a new MODSEQ is reported even
       // when the flags look the same (e.g. changed and changed back).
       if ((m.flags != e.msg.flags || m.keywords != e.msg.keywords || (condstore_ && m.modseq != e.msg.modseq)) &&
@@ -723,6 +744,7 @@ bool Engine::sync(bool allow_expunge, std::string& out) {
     if (m.uid > last_uid) {
       learn(m.keywords, out);
       view_.push_back({m, false});
+      note_change(view_.size() - 1);
       ++added;
     }
   }
@@ -735,11 +757,26 @@ bool Engine::sync(bool allow_expunge, std::string& out) {
     out += "* " + std::to_string(recent) + " RECENT\r\n";
     reported_recent_ = recent;
   }
+  out += report_search_updates();
   return true;
 }
 
 std::string Engine::report_expunges() {
   std::string out;
+  // RFC 5267 §4.3: an expunged message leaves each updating search's result
+  // in a REMOVEFROM sent before its EXPUNGE (or VANISHED), while its number
+  // still means it to the client.
+  for (auto& u : search_updates_) {
+    std::vector<size_t> removed;
+    for (size_t i = 0; i < view_.size(); ++i) {
+      if (!view_[i].gone) continue;
+      auto at = std::lower_bound(u.matched.begin(), u.matched.end(), view_[i].msg.uid);
+      if (at == u.matched.end() || *at != view_[i].msg.uid) continue;
+      u.matched.erase(at);
+      removed.push_back(i);
+    }
+    out += search_update_response(u, "REMOVEFROM", removed);
+  }
   if (qresync_) {
     // RFC 7162 §3.2.10: once QRESYNC is enabled, VANISHED (UIDs, ascending)
     // replaces EXPUNGE, whatever removed the messages: EXPUNGE, UID
@@ -1242,6 +1279,7 @@ Action Engine::cmd_fetch(const Command& c) {
       m.flags = (*r)->flags;
       m.keywords = std::move((*r)->keywords);
       m.modseq = (*r)->modseq;
+      note_change(unseen[i]);
       seen_now[unseen[i]] = true;
     }
   }
@@ -1430,6 +1468,7 @@ Action Engine::cmd_store(const Command& c) {
     e.msg.flags = (*r)->flags;
     e.msg.keywords = std::move((*r)->keywords);
     e.msg.modseq = (*r)->modseq;
+    note_change(index);
     learn(e.msg.keywords, out);
     // RFC 7162 §3.1.3: with CONDSTORE on, .SILENT still reports the MODSEQ.
     if (!c.store.silent || condstore_) out += flags_fetch(index, c.uid || condstore_, !c.store.silent);
@@ -1539,16 +1578,29 @@ Action Engine::cmd_search(const Command& c) {
   std::string out = with_modseq ? enable_condstore() : "";
   std::vector<uint32_t> hits;  // ascending: sequence numbers, or UIDs in view order
   std::vector<uint64_t> modseqs;  // with_modseq: one per hit
+  std::vector<uint32_t> hit_uids;  // ascending
   for (size_t i = 0; i < view_.size(); ++i) {
     if (view_[i].gone) continue;
     std::optional<std::string> content;
     if (matches(c.search, i, content)) {
       hits.push_back(c.uid ? view_[i].msg.uid : static_cast<uint32_t>(i + 1));
+      hit_uids.push_back(view_[i].msg.uid);
       if (with_modseq) modseqs.push_back(view_[i].msg.modseq);
     }
   }
   if (c.search_return.requested) {
     out += esearch_response(c, hits, modseqs);
+    if (c.search_return.update) {
+      // RFC 5267 §4.3: keep the result; the changes are reported from the
+      // sync below on. A search with the tag of one kept already replaces
+      // it; past the limit the result is sent but not kept: NOUPDATE.
+      std::erase_if(search_updates_, [&](const SearchUpdate& u) { return u.tag == c.tag; });
+      if (search_updates_.size() >= kMaxSearchUpdates) {
+        out += "* NO [NOUPDATE \"" + c.tag + "\"] too many updating searches\r\n";
+      } else {
+        search_updates_.push_back({c.tag, c.uid, c.search, uses_positions(c.search), std::move(hit_uids)});
+      }
+    }
   } else {
     out += "* SEARCH";
     for (uint32_t n : hits) out += " " + std::to_string(n);
@@ -1633,6 +1685,9 @@ Action Engine::cmd_sort(const Command& c) {
   }
   if (c.search_return.requested) {
     out += esearch_response(c, hits, modseqs);  // RFC 5267 §3.2, in sort order
+    // RFC 5267 §4.3 allows a server to refuse UPDATE (NOUPDATE): hikyaku does not keep
+    // sorted results (their ADDTO positions) current.
+    if (c.search_return.update) out += "* NO [NOUPDATE \"" + c.tag + "\"] SORT results are not updated\r\n";
   } else {
     // RFC 5256 §4: "* SORT" *(SP nz-number); RFC 7162 §3.1.5: the MODSEQ.
     out += "* SORT";
@@ -1694,14 +1749,25 @@ std::string Engine::esearch_response(const Command& c, const std::vector<uint32_
   // matched: the highest modseq of the messages returned (those of MIN and
   // MAX; all of them for ALL or COUNT).
   const auto& r = c.search_return;
-  std::string out = "* ESEARCH (TAG \"" + c.tag + "\")";
-  if (c.uid) out += " UID";
+  std::string out = esearch_correlator(c.tag, c.uid);
   if (!hits.empty()) {
     if (r.min) out += " MIN " + std::to_string(hits.front());
     if (r.max) out += " MAX " + std::to_string(hits.back());
     if (r.all) out += " ALL " + sequence_set_text(hits);
   }
   if (r.count) out += " COUNT " + std::to_string(hits.size());
+  // RFC 5267 §4.4: PARTIAL (low:high set): the hits at positions low to high
+  // of the result (as many as there are), in its order; NIL when none is.
+  // Always sent, as COUNT is, even when nothing matched.
+  size_t partial_begin = 0, partial_end = 0;  // the positions' indexes into hits: [begin, end)
+  if (r.partial) {
+    partial_begin = std::min<size_t>(r.partial->first - 1, hits.size());
+    partial_end = std::min<size_t>(r.partial->last, hits.size());
+    const std::vector<uint32_t> slice(hits.begin() + static_cast<std::ptrdiff_t>(partial_begin),
+                                      hits.begin() + static_cast<std::ptrdiff_t>(partial_end));
+    out += " PARTIAL (" + std::to_string(r.partial->first) + ":" + std::to_string(r.partial->last) + " " +
+           (slice.empty() ? std::string("NIL") : sequence_set_text(slice)) + ")";
+  }
   if (!hits.empty() && modseqs.size() == hits.size()) {
     uint64_t highest = 0;
     if (r.all || r.count) {
@@ -1709,10 +1775,95 @@ std::string Engine::esearch_response(const Command& c, const std::vector<uint32_
     } else {
       if (r.min) highest = std::max(highest, modseqs.front());
       if (r.max) highest = std::max(highest, modseqs.back());
+      for (size_t i = partial_begin; i < partial_end; ++i) highest = std::max(highest, modseqs[i]);
     }
-    out += " MODSEQ " + std::to_string(highest);
+    // Nothing returned (a PARTIAL range past the end): no MODSEQ either.
+    if (highest != 0) out += " MODSEQ " + std::to_string(highest);
   }
   return out + "\r\n";
+}
+
+std::string Engine::esearch_correlator(const std::string& tag, bool uid) {
+  // RFC 4731 §3.1 search-correlator; a tag has no '"' or '\\' (tag_of).
+  return "* ESEARCH (TAG \"" + tag + "\")" + (uid ? " UID" : "");
+}
+
+void Engine::note_change(size_t index) {
+  if (!search_updates_.empty()) changed_uids_.push_back(view_[index].msg.uid);
+}
+
+std::string Engine::search_update_response(const SearchUpdate& u, std::string_view what,
+                                           const std::vector<size_t>& indexes) const {
+  if (indexes.empty()) return "";
+  std::vector<uint32_t> numbers;
+  numbers.reserve(indexes.size());
+  for (size_t i : indexes) numbers.push_back(u.uid ? view_[i].msg.uid : static_cast<uint32_t>(i + 1));
+  // RFC 5267 §4.3: (context-position sequence-set). The position only
+  // places messages in a sorted result; an unsorted one is in ascending
+  // order, where the numbers alone place them, and hikyaku sends 0.
+  return esearch_correlator(u.tag, u.uid) + " " + std::string(what) + " (0 " + sequence_set_text(numbers) + ")\r\n";
+}
+
+std::string Engine::report_search_updates() {
+  if (search_updates_.empty()) {
+    changed_uids_.clear();
+    return "";
+  }
+  std::sort(changed_uids_.begin(), changed_uids_.end());
+  changed_uids_.erase(std::unique(changed_uids_.begin(), changed_uids_.end()), changed_uids_.end());
+  // The view_ indexes of the messages noted (view_ is in ascending UID
+  // order); a message expunged meanwhile is left to report_expunges.
+  std::vector<size_t> changed;
+  size_t i = 0;
+  for (uint32_t uid : changed_uids_) {
+    while (i < view_.size() && view_[i].msg.uid < uid) ++i;
+    if (i < view_.size() && view_[i].msg.uid == uid && !view_[i].gone) changed.push_back(i);
+  }
+  changed_uids_.clear();
+  std::vector<size_t> everything;  // every message there is, for positional searches
+  if (std::any_of(search_updates_.begin(), search_updates_.end(), [](const SearchUpdate& u) { return u.positional; })) {
+    for (size_t k = 0; k < view_.size(); ++k) {
+      if (!view_[k].gone) everything.push_back(k);
+    }
+  }
+  std::string out;
+  for (auto& u : search_updates_) {
+    std::vector<size_t> added, removed;
+    for (size_t index : u.positional ? everything : changed) {
+      const uint32_t uid = view_[index].msg.uid;
+      const bool was = std::binary_search(u.matched.begin(), u.matched.end(), uid);
+      std::optional<std::string> content;
+      const bool now = matches(u.criteria, index, content);
+      if (now && !was) added.push_back(index);
+      if (was && !now) removed.push_back(index);
+    }
+    for (size_t index : removed) {
+      u.matched.erase(std::lower_bound(u.matched.begin(), u.matched.end(), view_[index].msg.uid));
+    }
+    for (size_t index : added) {
+      const uint32_t uid = view_[index].msg.uid;
+      u.matched.insert(std::lower_bound(u.matched.begin(), u.matched.end(), uid), uid);
+    }
+    out += search_update_response(u, "REMOVEFROM", removed);
+    out += search_update_response(u, "ADDTO", added);
+  }
+  return out;
+}
+
+Action Engine::cmd_cancelupdate(const Command& c) {
+  // RFC 5267 §4.3: CANCELUPDATE ends the updates of the searches named. A
+  // tag with no updating search is refused, and then none is cancelled.
+  auto has_tag = [&](const std::string& tag) {
+    return std::any_of(search_updates_.begin(), search_updates_.end(),
+                       [&](const SearchUpdate& u) { return u.tag == tag; });
+  };
+  if (!std::all_of(c.items.begin(), c.items.end(), has_tag)) {
+    return tagged(c.tag, "NO", "no updating search has that tag");
+  }
+  std::erase_if(search_updates_, [&](const SearchUpdate& u) {
+    return std::find(c.items.begin(), c.items.end(), u.tag) != c.items.end();
+  });
+  return tagged(c.tag, "OK", "CANCELUPDATE completed");
 }
 
 Action Engine::cmd_copy(const Command& c) {

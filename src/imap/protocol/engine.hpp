@@ -33,7 +33,11 @@
 //            (MULTIAPPEND: all messages or none, APPENDUID with a uid-set),
 //            RFC 4469 (CATENATE: TEXT parts and server-relative IMAP URLs of
 //            the user's own messages, NO [BADURL] for one that names
-//            nothing, checked after TRYCREATE).
+//            nothing, checked after TRYCREATE), RFC 5267 §4 (CONTEXT=SEARCH,
+//            CONTEXT=SORT: RETURN (PARTIAL low:high) for SEARCH and SORT;
+//            RETURN (UPDATE) for SEARCH, answered by ADDTO/REMOVEFROM
+//            whenever the client is told of a change, until CANCELUPDATE or
+//            the mailbox is left; UPDATE for SORT is refused with NOUPDATE).
 // Trust:     every command is untrusted; passwords travel only inside an
 //            Action::authenticate and never appear in replies or logs made
 //            here. Folder names are checked here (valid modified UTF-7, no
@@ -163,7 +167,7 @@ class Engine {
   // RFC 4731 * ESEARCH; `modseqs` (one per hit, or empty): RFC 7162 §3.1.5
   // MODSEQ. `hits` in the order to report: ascending for SEARCH, sort order
   // for ESORT (RFC 5267 §3.2: MIN and MAX are the first and last of them,
-  // ALL keeps their order).
+  // ALL keeps their order; §4.4: PARTIAL counts positions in that order).
   static std::string esearch_response(const Command& c, const std::vector<uint32_t>& hits,
                                       const std::vector<uint64_t>& modseqs);
   Action cmd_fetch(const Command& c);
@@ -173,6 +177,7 @@ class Engine {
   Action cmd_thread(const Command& c);  // RFC 5256 §3
   Action cmd_copy(const Command& c);  // COPY and MOVE
   Action cmd_expunge(const Command& c);
+  Action cmd_cancelupdate(const Command& c);  // RFC 5267 §4.3
 
   // Reconcile the view with the store; untagged updates go to `out`.
   // EXPUNGE responses only when `allow_expunge` (RFC 3501 §7.4.1: never
@@ -201,6 +206,35 @@ class Engine {
   // "* n FETCH (...)" for message `index` after a flag change: UID when
   // `with_uid`, FLAGS when `with_flags`, MODSEQ once CONDSTORE is on.
   std::string flags_fetch(size_t index, bool with_uid, bool with_flags) const;
+
+  // RFC 5267 §4.3: a SEARCH RETURN (UPDATE) whose result the client keeps,
+  // and this session with it, until CANCELUPDATE or the mailbox is left.
+  struct SearchUpdate {
+    std::string tag;                // the SEARCH's tag, its name in ESEARCH (TAG "t")
+    bool uid = false;               // UID SEARCH: UIDs are reported, else sequence numbers
+    SearchKey criteria;
+    // The criteria name sequence numbers or "*" (which an expunge or a new
+    // message moves): every message is tested again at each report.
+    bool positional = false;
+    std::vector<uint32_t> matched;  // the UIDs of the result as the client knows it, ascending
+  };
+  // RFC 5267 §4.3: at most this many updating searches per selected
+  // mailbox; one more is answered, with NOUPDATE.
+  static constexpr size_t kMaxSearchUpdates = 10;
+  // "* ESEARCH (TAG "t") [UID]": the start of every ESEARCH response.
+  static std::string esearch_correlator(const std::string& tag, bool uid);
+  // Message `index`'s flags, keywords or modseq changed, or it is new: the
+  // next report_search_updates tests it against each updating search.
+  void note_change(size_t index);
+  // RFC 5267 §4.3: "* ESEARCH ... ADDTO/REMOVEFROM" for every updating
+  // search whose result changed (the messages noted, or all of a
+  // positional one); after the FETCH and EXISTS responses of the same
+  // changes, so every number sent is one the client knows.
+  std::string report_search_updates();
+  // "* ESEARCH (TAG "t") [UID] ADDTO (0 set)" (or REMOVEFROM) for the
+  // messages at view_ indexes `indexes` (ascending); "" when there are none.
+  std::string search_update_response(const SearchUpdate& u, std::string_view what,
+                                     const std::vector<size_t>& indexes) const;
   // The first CONDSTORE-enabling command (RFC 7162 §3.1): sets condstore_;
   // with a folder selected, "* OK [HIGHESTMODSEQ n]". "" when CONDSTORE was
   // on already, nothing is selected, or the store keeps no modseqs.
@@ -233,6 +267,8 @@ class Engine {
   uint64_t highest_modseq_ = 0;  // the selected folder's, at the last scan (0: none kept)
   size_t reported_recent_ = 0;
   Keywords known_keywords_;
+  std::vector<SearchUpdate> search_updates_;  // RFC 5267 §4.3, in the order made
+  std::vector<uint32_t> changed_uids_;        // note_change, while search_updates_ is not empty
 };
 
 }  // namespace hikyaku::imap::protocol

@@ -866,6 +866,170 @@ TEST(Engine, Rfc4731Esearch) {
   EXPECT_EQ(c.send("c1 SEARCH RETURN (MIN)").substr(0, 7), "c1 BAD ");
 }
 
+// RFC 5267 §4.2–§4.3 and §6: UPDATE and CONTEXT return options, CANCELUPDATE "tag" ...
+TEST(Command, Rfc5267UpdateSyntax) {
+  auto update = parse_command("a SEARCH RETURN (UPDATE) SEEN");
+  ASSERT_TRUE(update.command) << update.error;
+  EXPECT_TRUE(update.command->search_return.update);
+  EXPECT_FALSE(update.command->search_return.all);  // UPDATE alone: no ALL now
+  auto both = parse_command("a UID SEARCH RETURN (CONTEXT update ALL) SEEN");
+  ASSERT_TRUE(both.command) << both.error;
+  EXPECT_TRUE(both.command->search_return.update && both.command->search_return.context &&
+              both.command->search_return.all);
+  auto hint = parse_command("a SEARCH RETURN (CONTEXT) SEEN");  // a hint only: () is ALL
+  ASSERT_TRUE(hint.command) << hint.error;
+  EXPECT_TRUE(hint.command->search_return.all);
+  auto cancel = parse_command("a CANCELUPDATE \"t1\" \"t 2\"");
+  ASSERT_TRUE(cancel.command) << cancel.error;
+  EXPECT_EQ(cancel.command->verb, Verb::cancelupdate);
+  EXPECT_EQ(cancel.command->items, (std::vector<std::string>{"t1", "t 2"}));
+  for (const char* bad : {"a CANCELUPDATE", "a CANCELUPDATE t1", "a CANCELUPDATE \"t1\" ", "a CANCELUPDATE {2}\r\nt1",
+                          "a UID CANCELUPDATE \"t1\"", "a SEARCH RETURN (UPDATES) ALL"}) {
+    EXPECT_FALSE(parse_command(bad).command) << bad;
+  }
+}
+
+// RFC 5267 §4.2–§4.3: SEARCH RETURN (UPDATE): ADDTO and REMOVEFROM for the
+// session's own STORE, another session's change, new messages and expunges
+// (REMOVEFROM before the EXPUNGE); CANCELUPDATE; the limit; SORT refuses.
+TEST(Engine, Rfc5267SearchUpdate) {
+  Conversation c(plaintext());
+  c.send("a1 LOGIN alice pw");
+  for (int i = 0; i < 5; ++i) c.store->add(std::string(kSimple));
+  c.send("a2 SELECT INBOX");
+  EXPECT_NE(c.send("a3 CAPABILITY").find(" CONTEXT=SEARCH CONTEXT=SORT"), std::string::npos);
+  EXPECT_EQ(c.send("u1 SEARCH RETURN (UPDATE) SEEN"), "* ESEARCH (TAG \"u1\")\r\nu1 OK SEARCH completed\r\n");
+  EXPECT_EQ(c.send("u2 UID SEARCH RETURN (UPDATE ALL) FLAGGED"),
+            "* ESEARCH (TAG \"u2\") UID\r\nu2 OK UID SEARCH completed\r\n");
+  // The session's own STORE: FETCH first, then the ADDTO.
+  EXPECT_EQ(c.send("s1 STORE 1,2,4 +FLAGS (\\Seen)"),
+            "* 1 FETCH (FLAGS (\\Seen \\Recent))\r\n* 2 FETCH (FLAGS (\\Seen \\Recent))\r\n"
+            "* 4 FETCH (FLAGS (\\Seen \\Recent))\r\n* ESEARCH (TAG \"u1\") ADDTO (0 1:2,4)\r\ns1 OK STORE completed\r\n");
+  EXPECT_EQ(c.send("s2 STORE 1 -FLAGS.SILENT (\\Seen)"),
+            "* ESEARCH (TAG \"u1\") REMOVEFROM (0 1)\r\ns2 OK STORE completed\r\n");
+  // A change that leaves the result as it is says nothing.
+  EXPECT_EQ(c.send("s3 STORE 2 +FLAGS.SILENT (\\Answered)"), "s3 OK STORE completed\r\n");
+  // Another session's change, seen at the next sync: UIDs for u2.
+  ASSERT_TRUE(c.store->set_flags(c.store->entries[4].meta, kFlagged, {}));  // UID 5
+  EXPECT_EQ(c.send("n1 NOOP"), "* 5 FETCH (FLAGS (\\Flagged \\Recent))\r\n* ESEARCH (TAG \"u2\") UID ADDTO (0 5)\r\n"
+                               "n1 OK NOOP completed\r\n");
+  // A new message that matches: after its EXISTS.
+  c.store->add(std::string(kSimple), kSeen | kFlagged);  // UID 6
+  EXPECT_EQ(c.send("n2 NOOP"), "* 6 EXISTS\r\n* 6 RECENT\r\n* ESEARCH (TAG \"u1\") ADDTO (0 6)\r\n"
+                               "* ESEARCH (TAG \"u2\") UID ADDTO (0 6)\r\nn2 OK NOOP completed\r\n");
+  // Expunges: REMOVEFROM while the numbers still name the messages, then
+  // the EXPUNGEs (highest first).
+  c.send("s4 STORE 4:6 +FLAGS.SILENT (\\Deleted)");
+  EXPECT_EQ(c.send("x1 EXPUNGE"), "* ESEARCH (TAG \"u1\") REMOVEFROM (0 4,6)\r\n"
+                                  "* ESEARCH (TAG \"u2\") UID REMOVEFROM (0 5:6)\r\n"
+                                  "* 6 EXPUNGE\r\n* 5 EXPUNGE\r\n* 4 EXPUNGE\r\n* 3 RECENT\r\nx1 OK EXPUNGE completed\r\n");
+  // CANCELUPDATE: no more updates for u1; an unknown tag cancels nothing.
+  EXPECT_TRUE(c.send("c1 CANCELUPDATE \"u1\" \"nope\"").starts_with("c1 NO "));
+  EXPECT_EQ(c.send("c2 CANCELUPDATE \"u1\""), "c2 OK CANCELUPDATE completed\r\n");
+  EXPECT_EQ(c.send("s5 STORE 3 +FLAGS.SILENT (\\Seen \\Flagged)"),
+            "* ESEARCH (TAG \"u2\") UID ADDTO (0 3)\r\ns5 OK STORE completed\r\n");
+  // A FETCH that sets \Seen changes the result too.
+  EXPECT_EQ(c.send("u3 SEARCH RETURN (UPDATE COUNT) UNSEEN"),
+            "* ESEARCH (TAG \"u3\") COUNT 1\r\nu3 OK SEARCH completed\r\n");  // 1 (2, 3 are \Seen)
+  EXPECT_NE(c.send("f1 FETCH 1 BODY[TEXT]").find("* ESEARCH (TAG \"u3\") REMOVEFROM (0 1)\r\n"), std::string::npos);
+  // Positional criteria are tested again after an expunge moves numbers.
+  EXPECT_EQ(c.send("u4 SEARCH RETURN (UPDATE ALL) 3"), "* ESEARCH (TAG \"u4\") ALL 3\r\nu4 OK SEARCH completed\r\n");
+  c.store->entries.erase(c.store->entries.begin());  // another session expunges seq 1
+  EXPECT_EQ(c.send("n3 NOOP"), "* 1 EXPUNGE\r\n* 2 RECENT\r\n* ESEARCH (TAG \"u4\") REMOVEFROM (0 2)\r\nn3 OK NOOP completed\r\n");
+  // SORT does not keep results: NOUPDATE, the result is still sent.
+  EXPECT_EQ(c.send("o1 SORT RETURN (UPDATE COUNT) (ARRIVAL) UTF-8 ALL"),
+            "* ESEARCH (TAG \"o1\") COUNT 2\r\n* NO [NOUPDATE \"o1\"] SORT results are not updated\r\n"
+            "o1 OK SORT completed\r\n");
+  // At most kMaxSearchUpdates; one more gets NOUPDATE; a tag used again replaces.
+  EXPECT_EQ(c.send("c3 CANCELUPDATE \"u2\" \"u3\" \"u4\""), "c3 OK CANCELUPDATE completed\r\n");
+  for (int i = 0; i < 10; ++i) c.send("m" + std::to_string(i) + " SEARCH RETURN (UPDATE) ALL");
+  EXPECT_EQ(c.send("m10 SEARCH RETURN (UPDATE COUNT) ALL"),
+            "* ESEARCH (TAG \"m10\") COUNT 2\r\n* NO [NOUPDATE \"m10\"] too many updating searches\r\n"
+            "m10 OK SEARCH completed\r\n");
+  EXPECT_EQ(c.send("m9 SEARCH RETURN (UPDATE COUNT) ALL"), "* ESEARCH (TAG \"m9\") COUNT 2\r\nm9 OK SEARCH completed\r\n");
+  // Leaving the mailbox ends them all.
+  c.send("z1 UNSELECT");
+  c.send("z2 SELECT INBOX");
+  EXPECT_TRUE(c.send("z3 CANCELUPDATE \"m9\"").starts_with("z3 NO "));
+  EXPECT_EQ(c.send("z4 STORE 1 +FLAGS.SILENT (\\Deleted)"), "z4 OK STORE completed\r\n");
+  c.send("z5 UNSELECT");
+  EXPECT_TRUE(c.send("z6 CANCELUPDATE \"m9\"").starts_with("z6 BAD "));
+}
+
+// RFC 5267 §4.4: PARTIAL (low:high set) names the hits at those positions
+// of the result; NIL past its end; UID SEARCH gives UIDs.
+TEST(Engine, Rfc5267SearchPartial) {
+  Conversation c(plaintext());
+  c.send("a1 LOGIN alice pw");
+  for (int i = 0; i < 6; ++i) c.store->add(std::string(kSimple), i == 1 || i == 4 ? kSeen : 0);
+  c.send("a2 SELECT INBOX");
+  c.send("a3 STORE 3 +FLAGS.SILENT (\\Deleted)");
+  c.send("a4 EXPUNGE");  // UIDs 1 2 4 5 6 remain, seq 1..5
+  struct Case {
+    std::string command;
+    std::string want;  // after "* ESEARCH (TAG "p")"
+  };
+  const Case cases[] = {
+      {"SEARCH RETURN (PARTIAL 1:1) ALL", " PARTIAL (1:1 1)"},
+      {"SEARCH RETURN (PARTIAL 4:2) ALL", " PARTIAL (2:4 2:4)"},
+      {"SEARCH RETURN (PARTIAL 1:6) ALL", " PARTIAL (1:6 1:5)"},
+      {"SEARCH RETURN (PARTIAL 6:6) ALL", " PARTIAL (6:6 NIL)"},
+      {"SEARCH RETURN (PARTIAL 2:3) 1:2,4:5", " PARTIAL (2:3 2,4)"},
+      {"SEARCH RETURN (PARTIAL 2:3) 1000", " PARTIAL (2:3 NIL)"},  // nothing matched: still sent
+      {"UID SEARCH RETURN (PARTIAL 2:4) ALL", " UID PARTIAL (2:4 2,4:5)"},
+      {"UID SEARCH RETURN (COUNT PARTIAL 1:1 MIN) UNSEEN", " UID MIN 1 COUNT 3 PARTIAL (1:1 1)"},
+  };
+  for (const auto& k : cases) {
+    EXPECT_EQ(c.send("p " + k.command), "* ESEARCH (TAG \"p\")" + k.want + "\r\np OK " +
+                                            (k.command.starts_with("UID") ? "UID " : "") + "SEARCH completed\r\n")
+        << k.command;
+  }
+  EXPECT_TRUE(c.send("q SEARCH RETURN (PARTIAL 1:*) ALL").starts_with("q BAD "));
+  // RFC 7162 §3.1.5 / RFC 4731 §3.2: MODSEQ is that of the messages returned.
+  const std::string partial_modseq = c.send("r SEARCH RETURN (PARTIAL 1:2) MODSEQ 1");
+  EXPECT_TRUE(partial_modseq.starts_with("* OK [HIGHESTMODSEQ ") || partial_modseq.starts_with("* ESEARCH"))
+      << partial_modseq;
+  EXPECT_NE(partial_modseq.find("* ESEARCH (TAG \"r\") PARTIAL (1:2 1:2) MODSEQ "), std::string::npos)
+      << partial_modseq;
+  EXPECT_NE(c.send("r2 SEARCH RETURN (PARTIAL 9:9) MODSEQ 1").find("* ESEARCH (TAG \"r2\") PARTIAL (9:9 NIL)\r\n"),
+            std::string::npos);
+}
+
+// RFC 5267 §4.4 and §6: RETURN (PARTIAL low:high), nz-numbers only; a
+// reversed range is the same range.
+TEST(Command, Rfc5267PartialSyntax) {
+  struct Case {
+    const char* text;
+    uint32_t first;
+    uint32_t last;
+    bool all;  // ALL as well
+  };
+  const Case cases[] = {
+      {"a SEARCH RETURN (PARTIAL 1:1) ALL", 1, 1, false},
+      {"a SEARCH RETURN (PARTIAL 4:2) ALL", 2, 4, false},
+      {"a UID SEARCH RETURN (partial 2:10 ALL) SEEN", 2, 10, true},
+      {"a SEARCH RETURN (COUNT PARTIAL 4294967295:1) ALL", 1, 4294967295u, false},
+      {"a SORT RETURN (PARTIAL 5:6) (ARRIVAL) UTF-8 ALL", 5, 6, false},
+  };
+  for (const auto& k : cases) {
+    auto parsed = parse_command(k.text);
+    ASSERT_TRUE(parsed.command) << k.text << ": " << parsed.error;
+    const auto& r = parsed.command->search_return;
+    ASSERT_TRUE(r.partial) << k.text;
+    EXPECT_EQ(r.partial->first, k.first) << k.text;
+    EXPECT_EQ(r.partial->last, k.last) << k.text;
+    EXPECT_EQ(r.all, k.all) << k.text;  // PARTIAL alone is not "RETURN ()"
+  }
+  for (const char* bad : {
+           "a SEARCH RETURN (PARTIAL 1) ALL", "a SEARCH RETURN (PARTIAL 1:*) ALL", "a SEARCH RETURN (PARTIAL *:1) ALL",
+           "a SEARCH RETURN (PARTIAL 0:3) ALL", "a SEARCH RETURN (PARTIAL) ALL", "a SEARCH RETURN (PARTIAL 1:2",
+           "a SEARCH RETURN (PARTIAL 1:2 PARTIAL 3:4) ALL", "a SEARCH RETURN (PARTIAL 1:4294967296) ALL",
+           "a SEARCH RETURN (PARTIAL 1,2) ALL", "a SORT RETURN (PARTIAL 1:*) (ARRIVAL) UTF-8 ALL",
+       }) {
+    EXPECT_FALSE(parse_command(bad).command) << bad;
+  }
+}
+
 // RFC 5256 §4 (SORT), RFC 5957 §3 (DISPLAYFROM, DISPLAYTO), RFC 5267
 // §3.2 (SORT RETURN (...)).
 TEST(Command, Rfc5256SortSyntax) {
@@ -915,7 +1079,7 @@ TEST(Command, Rfc5256SortSyntax) {
            "a SORT", "a SORT ALL", "a SORT () UTF-8 ALL", "a SORT (SIZE) ALL",  // no charset
            "a SORT (SIZE) UTF-8", "a SORT (SIZE UTF-8 ALL", "a SORT (REVERSE) UTF-8 ALL",
            "a SORT (REVERSE REVERSE SIZE) UTF-8 ALL", "a SORT (THREAD) UTF-8 ALL", "a SORT (SIZE)  UTF-8 ALL",
-           "a SORT RETURN (PARTIAL 1:10) (SIZE) UTF-8 ALL", "a SORT RETURN (MIN) UTF-8 ALL",
+           "a SORT RETURN (PARTIAL 1) (SIZE) UTF-8 ALL", "a SORT RETURN (MIN) UTF-8 ALL",
            "a SORT (SIZE) UTF-8 ALL extra)", "a UID SORT", "a SORT (SIZE) CHARSET UTF-8 ALL",
        }) {
     EXPECT_FALSE(parse_command(bad).command) << bad;
@@ -1066,6 +1230,13 @@ TEST(Engine, Rfc5256Sort) {
             "* ESEARCH (TAG \"e5\") UID MIN 5 MAX 4 ALL 5,3,2,4\r\ne5 OK UID SORT completed\r\n");
   EXPECT_EQ(c.send("e6 SORT RETURN (MIN MAX ALL COUNT) (SIZE) UTF-8 1000"),
             "* ESEARCH (TAG \"e6\") COUNT 0\r\ne6 OK SORT completed\r\n");
+  // RFC 5267 §4.4: PARTIAL positions are in sort order (sort 4,2,3,1 by size).
+  EXPECT_EQ(c.send("p1 SORT RETURN (PARTIAL 3:2) (SIZE) UTF-8 ALL"),
+            "* ESEARCH (TAG \"p1\") PARTIAL (2:3 2:3)\r\np1 OK SORT completed\r\n");
+  EXPECT_EQ(c.send("p2 UID SORT RETURN (PARTIAL 1:3 MIN) (REVERSE ARRIVAL) UTF-8 ALL"),
+            "* ESEARCH (TAG \"p2\") UID MIN 5 PARTIAL (1:3 5,3,2)\r\np2 OK UID SORT completed\r\n");
+  EXPECT_EQ(c.send("p3 SORT RETURN (PARTIAL 5:100) (SIZE) UTF-8 ALL"),
+            "* ESEARCH (TAG \"p3\") PARTIAL (5:100 NIL)\r\np3 OK SORT completed\r\n");
   c.send("u1 UNSELECT");
   EXPECT_TRUE(c.send("u2 SORT (SIZE) UTF-8 ALL").starts_with("u2 BAD "));
 }
