@@ -132,7 +132,7 @@ awaitable<bool> Stream::write(std::string_view data, std::chrono::steady_clock::
     }
     co_return true;
   }
-  asio::steady_timer timer(co_await asio::this_coro::executor);
+  asio::steady_timer timer(socket_.get_executor());
   for (size_t done = 0; done < data.size();) {
     const auto block = asio::buffer(data.substr(done, kBlock));
     timer.expires_after(timeout);
@@ -156,7 +156,10 @@ awaitable<bool> Stream::write(std::string_view data, std::chrono::steady_clock::
 awaitable<bool> Stream::start_tls(std::chrono::steady_clock::duration timeout) {
   if (!tls_available() || tls_) co_return false;
   buffer_.clear();  // RFC 3207 §4.2 / RFC 2595 §4: discard pre-TLS pipelined input
-  co_return co_await handshake(TlsChannel::Role::server, timeout);
+  tls_.emplace(socket_, *tls_ctx_, TlsChannel::Role::server);
+  // (A channel whose SSL_new failed answers asio::error::no_memory.)
+  const error_code ec = co_await tls_->handshake(std::chrono::steady_clock::now() + timeout);
+  co_return handshake_done(ec);
 }
 
 awaitable<bool> Stream::start_tls_client(const std::string& server_name, std::chrono::steady_clock::duration timeout,
@@ -183,23 +186,18 @@ awaitable<bool> Stream::start_tls_client(const std::string& server_name, std::ch
     }
     SSL_set_verify(handle, SSL_VERIFY_PEER, nullptr);
   }
-  co_return co_await handshake(TlsChannel::Role::client, timeout);
+  const error_code ec = co_await tls_->handshake(std::chrono::steady_clock::now() + timeout);
+  co_return handshake_done(ec);
 }
 
-awaitable<bool> Stream::handshake(TlsChannel::Role role, std::chrono::steady_clock::duration timeout) {
-  if (!tls_) tls_.emplace(socket_, *tls_ctx_, role);
-  if (!tls_->valid()) {
-    last_error_ = asio::error::no_memory;
-    co_return false;
-  }
-  const error_code ec = co_await tls_->handshake(std::chrono::steady_clock::now() + timeout);
+bool Stream::handshake_done(const error_code& ec) {
   if (ec) {
     if (ec == asio::error::timed_out) timed_out_ = true;
     last_error_ = ec;
-    co_return false;
+    return false;
   }
   tls_active_ = true;
-  co_return true;
+  return true;
 }
 
 std::string Stream::tls_description() const {

@@ -120,7 +120,8 @@ class Stream {
   // At least one byte appended to `out` by `deadline`; false (and
   // last_error_, timed_out_) otherwise.
   awaitable<bool> read_into(std::string& out, std::size_t max, std::chrono::steady_clock::time_point deadline);
-  awaitable<bool> handshake(TlsChannel::Role role, std::chrono::steady_clock::duration timeout);
+  // After a handshake: tls_active_, or timed_out_/last_error_; true if it succeeded.
+  bool handshake_done(const error_code& ec);
   tcp::socket socket_;                      // non-blocking; outlives tls_
   std::shared_ptr<ssl::context> tls_ctx_;   // null: no TLS offered
   std::optional<TlsChannel> tls_;           // from start_tls() on

@@ -101,7 +101,8 @@ TlsChannel::TlsChannel(tcp::socket& socket, ssl::context& context, Role role) : 
   const BIO_METHOD* method = ChannelBio::method();
   SSL* ssl = method != nullptr ? SSL_new(context.native_handle()) : nullptr;
   BIO* bio = ssl != nullptr ? BIO_new(method) : nullptr;
-  if (ec || bio == nullptr) {
+  if (ec || bio == nullptr) {  // (a socket already closed cannot be made non-blocking)
+    if (bio != nullptr) BIO_free(bio);
     if (ssl != nullptr) SSL_free(ssl);
     ERR_clear_error();
     return;
@@ -163,7 +164,7 @@ TlsChannel::Attempt TlsChannel::outcome(int ret, int saved_errno) {
 }
 
 TlsChannel::Attempt TlsChannel::try_read(asio::mutable_buffer buffer) {
-  if (ssl_ == nullptr) return {0, Need::nothing, asio::error::bad_descriptor};
+  if (ssl_ == nullptr) return {0, Need::nothing, asio::error::no_memory};  // SSL_new failed
   if (buffer.size() == 0) return {};
   ERR_clear_error();
   transport_error_.clear();
@@ -175,7 +176,7 @@ TlsChannel::Attempt TlsChannel::try_read(asio::mutable_buffer buffer) {
 }
 
 TlsChannel::Attempt TlsChannel::try_write(asio::const_buffer data) {
-  if (ssl_ == nullptr) return {0, Need::nothing, asio::error::bad_descriptor};
+  if (ssl_ == nullptr) return {0, Need::nothing, asio::error::no_memory};  // SSL_new failed
   if (data.size() == 0) return {};
   ERR_clear_error();
   transport_error_.clear();
@@ -187,7 +188,7 @@ TlsChannel::Attempt TlsChannel::try_write(asio::const_buffer data) {
 }
 
 TlsChannel::Attempt TlsChannel::try_handshake() {
-  if (ssl_ == nullptr) return {0, Need::nothing, asio::error::bad_descriptor};
+  if (ssl_ == nullptr) return {0, Need::nothing, asio::error::no_memory};  // SSL_new failed
   ERR_clear_error();
   transport_error_.clear();
   errno = 0;

@@ -46,7 +46,8 @@ class TlsChannel {
   enum class Role { server, client };
   // A TLS endpoint over `socket` (connected; it must outlive the channel and
   // is switched to non-blocking mode) with the settings of `context`.
-  // Check valid(): SSL_new can fail (memory).
+  // SSL_new can fail (memory): valid() is then false and every operation
+  // fails with asio::error::no_memory.
   TlsChannel(tcp::socket& socket, ssl::context& context, Role role);
   ~TlsChannel();
   TlsChannel(const TlsChannel&) = delete;

@@ -40,37 +40,42 @@ struct TestCertificate {
   }
 };
 
+// Run both sides to completion (a test that hangs fails after 20 s).
+void run_sides(asio::io_context& io, const std::function<awaitable<void>()>& server_side,
+               const std::function<awaitable<void>()>& client_side) {
+  int done = 0;
+  auto finish = [&done](const std::exception_ptr& e) {
+    if (e) ADD_FAILURE() << "a side threw";
+    ++done;
+  };
+  asio::co_spawn(io, server_side(), finish);
+  asio::co_spawn(io, client_side(), finish);
+  io.run_for(20s);
+  io.restart();
+  EXPECT_EQ(done, 2) << "a side did not finish";
+}
+
+// The certificate, made once for the whole test program.
+const TestCertificate& certificate() {
+  static const TestCertificate made;
+  return made;
+}
+
 class TlsChannelTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { cert_ = new TestCertificate(); }
-  static void TearDownTestSuite() {
-    delete cert_;
-    cert_ = nullptr;
-  }
-
   TlsChannelTest() {
     tcp::acceptor acceptor(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     tcp::socket client(io_);
     client.connect(acceptor.local_endpoint());
     tcp::socket server = acceptor.accept();
-    server_.emplace(std::move(server), cert_->server, 70000);
+    server_.emplace(std::move(server), certificate().server, 70000);
     client_ctx_ = std::make_shared<ssl::context>(ssl::context::tls_client);
     client_ctx_->set_verify_mode(ssl::verify_none);
     client_.emplace(std::move(client), client_ctx_, 70000);
   }
 
-  // Run both sides to completion (a test that hangs fails after 20 s).
-  void run(std::function<awaitable<void>()> server_side, std::function<awaitable<void>()> client_side) {
-    int done = 0;
-    auto finish = [&done](const std::exception_ptr& e) {
-      if (e) ADD_FAILURE() << "a side threw";
-      ++done;
-    };
-    asio::co_spawn(io_, server_side(), finish);
-    asio::co_spawn(io_, client_side(), finish);
-    io_.run_for(20s);
-    io_.restart();
-    EXPECT_EQ(done, 2) << "a side did not finish";
+  void run(const std::function<awaitable<void>()>& server_side, const std::function<awaitable<void>()>& client_side) {
+    run_sides(io_, server_side, client_side);
   }
 
   // Both handshakes, concurrently; expected to succeed. Then one line from
@@ -94,14 +99,11 @@ class TlsChannelTest : public ::testing::Test {
     ASSERT_EQ(ready.text, "ready");
   }
 
-  static TestCertificate* cert_;
   asio::io_context io_;
   std::shared_ptr<ssl::context> client_ctx_;
   std::optional<Stream> server_;
   std::optional<Stream> client_;
 };
-
-TestCertificate* TlsChannelTest::cert_ = nullptr;
 
 TEST_F(TlsChannelTest, HandshakeBothWaysThenLinesBothWays) {
   handshake();
@@ -219,9 +221,11 @@ TEST_F(TlsChannelTest, ReadWhileWritingOnOneStream) {
   bool read_ok = false;
   std::string server_got;
   Stream::Line client_got;
+  // (The reader's closure outlives both coroutines: a coroutine lambda's
+  // captures live in the closure, not in the coroutine's frame.)
+  auto reader = [&]() -> awaitable<void> { read_ok = co_await server_->read_some(server_got, Clock::now() + 5s); };
   run(
       [&]() -> awaitable<void> {
-        auto reader = [&]() -> awaitable<void> { read_ok = co_await server_->read_some(server_got, Clock::now() + 5s); };
         asio::co_spawn(io_, reader(), asio::detached);
         co_await server_->write("* 4 EXISTS\r\n", 5s);
       },
@@ -251,16 +255,14 @@ TEST_F(TlsChannelTest, VerifiedHandshakeChecksChainAndName) {
     tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     tcp::socket client_socket(io);
     client_socket.connect(acceptor.local_endpoint());
-    Stream server(acceptor.accept(), cert_->server, 1000);
+    Stream server(acceptor.accept(), certificate().server, 1000);
     auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
-    if (c.trust) ctx->load_verify_file((cert_->dir / "cert.pem").string());
+    if (c.trust) ctx->load_verify_file((certificate().dir / "cert.pem").string());
     Stream client(std::move(client_socket), ctx, 1000);
     bool client_ok = !c.want;
-    asio::co_spawn(io, [&]() -> awaitable<void> { co_await server.start_tls(5s); }, asio::detached);
-    asio::co_spawn(
-        io, [&]() -> awaitable<void> { client_ok = co_await client.start_tls_client(c.host, 5s, /*verify=*/true); },
-        asio::detached);
-    io.run_for(10s);
+    run_sides(
+        io, [&]() -> awaitable<void> { co_await server.start_tls(5s); },
+        [&]() -> awaitable<void> { client_ok = co_await client.start_tls_client(c.host, 5s, /*verify=*/true); });
     EXPECT_EQ(client_ok, c.want) << c.name << ": " << client.last_error().message();
     if (!c.want) {
       EXPECT_NE(client.last_error().message().find("certificate verify failed"), std::string::npos)
