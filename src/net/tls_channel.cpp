@@ -10,16 +10,32 @@
 
 namespace hikyaku::net {
 
-using namespace boost::asio::experimental::awaitable_operators;
 using asio::as_tuple;
 
 awaitable<error_code> wait_ready(tcp::socket& socket, tcp::socket::wait_type what,
                                  std::chrono::steady_clock::time_point deadline) {
+  // The deadline cancels the wait through a cancellation slot rather than
+  // the `||` operator, whose parallel group of two spawned coroutines every
+  // waiting connection would hold (issue 15 item 4). The timer's handler is
+  // cancelled, not awaited, and may run after this frame is gone: what it
+  // touches is shared. Nobody cancels a Stream operation from outside, so
+  // the slot bound here replaces nothing.
+  struct Watch {
+    asio::cancellation_signal signal;
+    bool fired = false;
+  };
+  auto watch = std::make_shared<Watch>();
   asio::steady_timer timer(socket.get_executor(), deadline);
-  auto result = co_await (socket.async_wait(what, as_tuple(use_awaitable)) ||
-                          timer.async_wait(as_tuple(use_awaitable)));
-  if (result.index() == 1) co_return asio::error::timed_out;
-  auto [ec] = std::get<0>(result);
+  timer.async_wait([watch](const error_code& ec) {
+    if (ec) return;  // cancelled: the wait ended first
+    watch->fired = true;
+    watch->signal.emit(asio::cancellation_type::terminal);
+  });
+  auto [ec] = co_await socket.async_wait(
+      what, asio::bind_cancellation_slot(watch->signal.slot(), as_tuple(use_awaitable)));
+  timer.cancel();
+  // Ready just as the deadline passed counts as ready.
+  if (ec == asio::error::operation_aborted && watch->fired) co_return asio::error::timed_out;
   co_return ec;
 }
 
