@@ -37,6 +37,9 @@ constexpr std::chrono::seconds kIdlePollSafety{30};
 // when larger.
 constexpr size_t kMaxCommandLine = 65536;
 
+// The reply buffer kept between replies; a larger one is freed once sent.
+constexpr size_t kKeepReplyBuffer = 16384;
+
 // State shared between the IDLE loop, its reader coroutine and the folder
 // watch's callback; all on the session's executor.
 struct IdleState {
@@ -102,7 +105,10 @@ class Session {
 net::awaitable<bool> Session::flush() {
   if (out_.empty()) co_return true;
   bool ok = co_await send(out_);
-  out_.clear();
+  // A large reply (a FETCH of many messages) leaves a large buffer: give it
+  // back rather than keep it for the life of the connection.
+  if (out_.capacity() > kKeepReplyBuffer) std::string().swap(out_);
+  else out_.clear();
   if (!ok && stream_.timed_out()) log_->info("{} write timeout: the client stopped reading", id_);
   co_return ok;
 }
@@ -324,6 +330,11 @@ net::awaitable<std::optional<std::string>> Session::idle_until_input() {
     cur_watch = ctx_.watch->subscribe(root / "cur", changed);
   }
   const auto poll = new_watch && cur_watch ? kIdlePollSafety : kIdlePollFallback;
+
+  // IDLE may last all day (issue 15 item 4: 10,000 idle connections): keep
+  // no spare buffer capacity while it does.
+  framer_.shrink();
+  out_.shrink_to_fit();
 
   std::optional<std::string> line;
   // "DONE" may already be buffered (pipelined right after IDLE).

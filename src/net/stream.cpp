@@ -1,5 +1,11 @@
 #include "net/stream.hpp"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <algorithm>
+
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 namespace hikyaku::net {
@@ -8,9 +14,9 @@ using namespace boost::asio::experimental::awaitable_operators;
 using asio::as_tuple;
 
 Stream::Stream(tcp::socket socket, std::shared_ptr<ssl::context> tls, size_t max_line)
-    : tls_ctx_(std::move(tls)), buffer_(max_line) {
+    : socket_(std::move(socket)), tls_ctx_(std::move(tls)), buffer_(max_line) {
   error_code ec;
-  auto remote = socket.remote_endpoint(ec);
+  auto remote = socket_.remote_endpoint(ec);
   if (!ec) {
     auto addr = remote.address();
     if (addr.is_v6() && addr.to_v6().is_v4_mapped())
@@ -18,45 +24,66 @@ Stream::Stream(tcp::socket socket, std::shared_ptr<ssl::context> tls, size_t max
     remote_ip_ = addr.to_string();
     remote_port_ = remote.port();
   }
-  auto local = socket.local_endpoint(ec);
+  auto local = socket_.local_endpoint(ec);
   if (!ec) local_ip_ = local.address().to_string();
-  socket.set_option(tcp::no_delay(true), ec);
-  // The TLS stream (an SSL object) is built only when TLS starts: most
-  // connections never use it, and its construction is not free.
-  socket_ = std::move(socket);
+  socket_.set_option(tcp::no_delay(true), ec);
+  // Reads try first and wait for readiness only when nothing is there
+  // (read_now); Asio's asynchronous writes work on a non-blocking socket
+  // as before. The TLS channel (an SSL object) is built only when TLS
+  // starts: most connections never use it.
+  socket_.non_blocking(true, ec);
 }
 
-tcp::socket& Stream::socket() { return ssl_ ? ssl_->next_layer() : *socket_; }
+tcp::socket& Stream::socket() { return socket_; }
 
 Stream::~Stream() = default;
 
-awaitable<std::size_t> Stream::read_raw(asio::mutable_buffer buf, std::chrono::steady_clock::time_point deadline,
-                                        error_code& ec) {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  timer.expires_at(deadline);
-  std::variant<std::tuple<error_code, std::size_t>, std::tuple<error_code>> result;
+TlsChannel::Attempt Stream::read_now(std::string& out, std::size_t max) {
+  // On the thread's stack, not in a coroutine frame: a connection waiting
+  // for input holds no buffer (issue 15 item 4).
+  char buf[65536];
+  const auto size = std::min(max, sizeof buf);
   if (tls_active_) {
-    result = co_await (ssl_->async_read_some(buf, as_tuple(use_awaitable)) ||
-                       timer.async_wait(as_tuple(use_awaitable)));
-  } else {
-    result = co_await (socket().async_read_some(buf, as_tuple(use_awaitable)) ||
-                       timer.async_wait(as_tuple(use_awaitable)));
+    auto attempt = tls_->try_read(asio::buffer(buf, size));
+    out.append(buf, attempt.bytes);
+    return attempt;
   }
-  if (result.index() == 1) {
-    timed_out_ = true;
-    ec = asio::error::timed_out;
-    last_error_ = ec;
-    co_return 0;
+  TlsChannel::Attempt attempt;
+  attempt.bytes = socket_.read_some(asio::buffer(buf, size), attempt.error);
+  if (attempt.error == asio::error::would_block || attempt.error == asio::error::try_again) {
+    attempt.error.clear();
+    attempt.need = TlsChannel::Need::readable;
   }
-  auto [e, n] = std::get<0>(result);
-  ec = e;
-  if (ec) last_error_ = ec;
-  co_return n;
+  out.append(buf, attempt.bytes);
+  return attempt;
+}
+
+awaitable<bool> Stream::read_into(std::string& out, std::size_t max, std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    const auto attempt = read_now(out, max);
+    if (attempt.need == TlsChannel::Need::nothing) {
+      if (attempt.error) {
+        last_error_ = attempt.error;
+        co_return false;
+      }
+      co_return true;
+    }
+    // TLS may need to write (a TLS 1.2 renegotiation is refused, but a
+    // KeyUpdate is answered) before it can read.
+    const auto what =
+        attempt.need == TlsChannel::Need::writable ? tcp::socket::wait_write : tcp::socket::wait_read;
+    const error_code ec = co_await wait_ready(socket_, what, deadline);
+    if (ec) {
+      if (ec == asio::error::timed_out) timed_out_ = true;
+      last_error_ = ec;
+      co_return false;
+    }
+  }
 }
 
 awaitable<Stream::Line> Stream::read_line_until(std::chrono::steady_clock::time_point deadline) {
   Line line;
-  char buf[16384];
+  std::string chunk;
   for (;;) {
     auto st = buffer_.next(line.text, line.bare_lf);
     if (st == LineBuffer::Status::line) {
@@ -67,15 +94,16 @@ awaitable<Stream::Line> Stream::read_line_until(std::chrono::steady_clock::time_
       line.status = ReadStatus::too_long;
       co_return line;
     }
-    error_code ec;
-    std::size_t n = co_await read_raw(asio::buffer(buf), deadline, ec);
-    if (ec) {
+    chunk.clear();
+    const bool ok = co_await read_into(chunk, 16384, deadline);
+    if (!ok) {
       line.status = timed_out_ ? ReadStatus::timeout
-                   : (ec == asio::error::eof || ec == ssl::error::stream_truncated) ? ReadStatus::closed
-                                                                                    : ReadStatus::error;
+                   : (last_error_ == asio::error::eof || last_error_ == ssl::error::stream_truncated)
+                       ? ReadStatus::closed
+                       : ReadStatus::error;
       co_return line;
     }
-    buffer_.append(std::string_view(buf, n));
+    buffer_.append(chunk);
   }
 }
 
@@ -84,28 +112,32 @@ awaitable<bool> Stream::read_some(std::string& out, std::chrono::steady_clock::t
     out += buffer_.take();
     co_return true;
   }
-  char buf[65536];
-  error_code ec;
-  std::size_t n = co_await read_raw(asio::buffer(buf), deadline, ec);
-  if (ec) co_return false;
-  out.append(buf, n);
-  co_return true;
+  const bool ok = co_await read_into(out, 65536, deadline);
+  co_return ok;
 }
 
 awaitable<bool> Stream::write(std::string_view data, std::chrono::steady_clock::duration timeout) {
   constexpr size_t kBlock = 64 * 1024;
-  asio::steady_timer timer(co_await asio::this_coro::executor);
+  if (tls_active_) {
+    for (size_t done = 0; done < data.size();) {
+      const auto block = asio::buffer(data.substr(done, kBlock));
+      error_code ec;
+      const std::size_t n = co_await tls_->write(block, std::chrono::steady_clock::now() + timeout, ec);
+      if (ec) {
+        if (ec == asio::error::timed_out) timed_out_ = true;
+        last_error_ = ec;
+        co_return false;
+      }
+      done += n;
+    }
+    co_return true;
+  }
+  asio::steady_timer timer(socket_.get_executor());
   for (size_t done = 0; done < data.size();) {
     const auto block = asio::buffer(data.substr(done, kBlock));
     timer.expires_after(timeout);
-    std::variant<std::tuple<error_code, std::size_t>, std::tuple<error_code>> result;
-    if (tls_active_) {
-      result = co_await (asio::async_write(*ssl_, block, as_tuple(use_awaitable)) ||
-                         timer.async_wait(as_tuple(use_awaitable)));
-    } else {
-      result = co_await (asio::async_write(socket(), block, as_tuple(use_awaitable)) ||
-                         timer.async_wait(as_tuple(use_awaitable)));
-    }
+    auto result = co_await (asio::async_write(socket_, block, as_tuple(use_awaitable)) ||
+                            timer.async_wait(as_tuple(use_awaitable)));
     if (result.index() == 1) {
       timed_out_ = true;
       last_error_ = asio::error::timed_out;
@@ -122,60 +154,55 @@ awaitable<bool> Stream::write(std::string_view data, std::chrono::steady_clock::
 }
 
 awaitable<bool> Stream::start_tls(std::chrono::steady_clock::duration timeout) {
-  if (!tls_available() || tls_active_) co_return false;
+  if (!tls_available() || tls_) co_return false;
   buffer_.clear();  // RFC 3207 §4.2 / RFC 2595 §4: discard pre-TLS pipelined input
-  co_return co_await handshake(ssl::stream_base::server, timeout);
+  tls_.emplace(socket_, *tls_ctx_, TlsChannel::Role::server);
+  // (A channel whose SSL_new failed answers asio::error::no_memory.)
+  const error_code ec = co_await tls_->handshake(std::chrono::steady_clock::now() + timeout);
+  co_return handshake_done(ec);
 }
 
 awaitable<bool> Stream::start_tls_client(const std::string& server_name, std::chrono::steady_clock::duration timeout,
                                          bool verify) {
-  if (!tls_available() || tls_active_) co_return false;
+  if (!tls_available() || tls_) co_return false;
   error_code not_ip;
   (void)asio::ip::make_address(server_name, not_ip);
   const bool named = !server_name.empty() && not_ip;
-  ssl_ = std::make_unique<ssl::stream<tcp::socket>>(std::move(*socket_), *tls_ctx_);
-  socket_.reset();
-  if (named) SSL_set_tlsext_host_name(ssl_->native_handle(), server_name.c_str());  // SNI
+  tls_.emplace(socket_, *tls_ctx_, TlsChannel::Role::client);
+  SSL* handle = tls_->native_handle();
+  if (handle == nullptr) {
+    last_error_ = asio::error::no_memory;
+    co_return false;
+  }
+  if (named) SSL_set_tlsext_host_name(handle, server_name.c_str());  // SNI
   if (verify) {
-    SSL* handle = ssl_->native_handle();
     X509_VERIFY_PARAM* param = SSL_get0_param(handle);
     const bool pinned = named ? X509_VERIFY_PARAM_set1_host(param, server_name.c_str(), server_name.size()) == 1
                               : X509_VERIFY_PARAM_set1_ip_asc(param, server_name.c_str()) == 1;
     if (!pinned) {
+      ERR_clear_error();
       last_error_ = asio::error::invalid_argument;
       co_return false;
     }
     SSL_set_verify(handle, SSL_VERIFY_PEER, nullptr);
   }
-  co_return co_await handshake(ssl::stream_base::client, timeout);
+  const error_code ec = co_await tls_->handshake(std::chrono::steady_clock::now() + timeout);
+  co_return handshake_done(ec);
 }
 
-awaitable<bool> Stream::handshake(ssl::stream_base::handshake_type role, std::chrono::steady_clock::duration timeout) {
-  if (!ssl_) {
-    ssl_ = std::make_unique<ssl::stream<tcp::socket>>(std::move(*socket_), *tls_ctx_);
-    socket_.reset();
-  }
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  timer.expires_after(timeout);
-  auto result = co_await (ssl_->async_handshake(role, as_tuple(use_awaitable)) ||
-                          timer.async_wait(as_tuple(use_awaitable)));
-  if (result.index() == 1) {
-    timed_out_ = true;
-    last_error_ = asio::error::timed_out;
-    co_return false;
-  }
-  auto [ec] = std::get<0>(result);
+bool Stream::handshake_done(const error_code& ec) {
   if (ec) {
+    if (ec == asio::error::timed_out) timed_out_ = true;
     last_error_ = ec;
-    co_return false;
+    return false;
   }
   tls_active_ = true;
-  co_return true;
+  return true;
 }
 
 std::string Stream::tls_description() const {
   if (!tls_active_) return "";
-  auto* handle = const_cast<ssl::stream<tcp::socket>&>(*ssl_).native_handle();
+  SSL* handle = tls_->native_handle();
   std::string out = SSL_get_version(handle);
   if (const char* cipher = SSL_get_cipher_name(handle)) out += std::string(" ") + cipher;
   return out;
@@ -183,7 +210,7 @@ std::string Stream::tls_description() const {
 
 std::optional<Stream::TlsParameters> Stream::tls_parameters() const {
   if (!tls_active_) return std::nullopt;
-  auto* handle = const_cast<ssl::stream<tcp::socket>&>(*ssl_).native_handle();
+  SSL* handle = tls_->native_handle();
   TlsParameters out;
   out.version = SSL_get_version(handle);
   if (const SSL_CIPHER* cipher = SSL_get_current_cipher(handle)) {
@@ -194,9 +221,10 @@ std::optional<Stream::TlsParameters> Stream::tls_parameters() const {
 }
 
 void Stream::close() {
+  if (tls_active_) tls_->shutdown();  // best effort: our close_notify, no wait
   error_code ec;
-  socket().shutdown(tcp::socket::shutdown_both, ec);
-  socket().close(ec);
+  socket_.shutdown(tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
 }
 
 }  // namespace hikyaku::net

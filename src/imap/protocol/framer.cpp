@@ -29,6 +29,13 @@ void Framer::clear() {
   discarding_ = false;
 }
 
+void Framer::shrink() {
+  data_.erase(0, pos_);
+  pos_ = 0;
+  data_.shrink_to_fit();
+  current_.shrink_to_fit();
+}
+
 void Framer::compact() {
   if (pos_ > 65536 || pos_ == data_.size()) {
     data_.erase(0, pos_);

@@ -38,6 +38,9 @@ class Framer {
   // Forget everything buffered (STARTTLS: RFC 3501 §6.2.1 / RFC 2595 §3.1).
   void clear();
   bool empty() const { return data_.size() == pos_; }
+  // Give back spare buffer capacity (kept otherwise, e.g. after an APPEND of
+  // megabytes): for a connection about to wait long, as in IDLE.
+  void shrink();
 
  private:
   void compact();

@@ -34,6 +34,27 @@ TEST(Framer, Rfc3501Section4_3LiteralsInline) {
   EXPECT_TRUE(f.empty());
 }
 
+TEST(Framer, ShrinkKeepsWhatIsBufferedAndFramingState) {
+  // IDLE shrinks the framer's buffers (issue 15 item 4): a half-read
+  // command, a half-read literal and pipelined bytes survive it.
+  Framer f(100000, 100000);
+  std::string out;
+  f.append("a1 APPEND INBOX {70000+}\r\n" + std::string(70000, 'm') + "\r\na2 NO");
+  ASSERT_EQ(f.next(out), Framer::Status::command);
+  EXPECT_EQ(out.size(), std::string("a1 APPEND INBOX {70000+}\r\n").size() + 70000);
+  EXPECT_EQ(f.next(out), Framer::Status::need_more);
+  f.shrink();
+  f.append("OP\r\na3 LOGIN {2}\r\n");
+  ASSERT_EQ(f.next(out), Framer::Status::command);
+  EXPECT_EQ(out, "a2 NOOP");
+  EXPECT_EQ(f.next(out), Framer::Status::continuation);
+  f.shrink();
+  f.append("pw\r\n");
+  ASSERT_EQ(f.next(out), Framer::Status::command);
+  EXPECT_EQ(out, "a3 LOGIN {2}\r\npw");
+  EXPECT_TRUE(f.empty());
+}
+
 TEST(Framer, TooLongLineAndTooLargeLiteral) {
   Framer f(30, 10);
   std::string out;
