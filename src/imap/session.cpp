@@ -36,6 +36,8 @@ constexpr std::chrono::seconds kIdlePollSafety{30};
 // least 8192 octets; Dovecot's default is 64 KiB. limits.line_length applies
 // when larger.
 constexpr size_t kMaxCommandLine = 65536;
+// A literal before login is a user name or a password (LOGIN {n}).
+constexpr uint64_t kMaxLiteralBeforeLogin = 16384;
 
 // The reply buffer kept between replies; a larger one is freed once sent.
 constexpr size_t kKeepReplyBuffer = 16384;
@@ -192,6 +194,11 @@ net::awaitable<void> Session::run(bool implicit_tls) {
       idle_line.reset();
       status = Framer::Status::command;
     } else {
+      // Before login a literal can only be a user name or a password: a
+      // client that has not logged in cannot make the server hold a
+      // message-sized command.
+      framer_.set_max_literal(engine.state() == protocol::State::not_authenticated ? kMaxLiteralBeforeLogin
+                                                                                  : ctx_.settings.message_size);
       status = framer_.next(text);
     }
     Action action;

@@ -1024,6 +1024,27 @@ def test_append_literal_plus_and_toobig(hikyaku):
     raw.close()
 
 
+def test_literals_are_bounded_before_login_and_per_command(hikyaku):
+    """Before login a literal is a user name or a password: a large one is
+    refused before the client sends it. After login a MULTIAPPEND's messages
+    together may not exceed [limits] message_size (1M here): the server never
+    holds more than one message-sized command per connection."""
+    hikyaku.set_password("alice", PASSWORD)
+    raw = Raw(hikyaku)
+    raw.send(b"a0 LOGIN {100000}\r\n")
+    assert raw.line() == b"a0 BAD literal too large"
+    raw.send(f'a1 LOGIN alice "{PASSWORD}"\r\n'.encode())
+    assert raw.until_tagged(b"a1")[-1].startswith(b"a1 OK")
+    part = b"Subject: big\r\n\r\n" + b"x" * 600000 + b"\r\n"
+    raw.send(b"a2 APPEND INBOX {%d}\r\n" % len(part))
+    assert raw.line().startswith(b"+ ")
+    raw.send(part + b" {%d}\r\n" % len(part))  # the second would make 1.2M
+    assert raw.line() == b"a2 NO [TOOBIG] message too large"
+    raw.send(b"a3 APPEND INBOX {%d+}\r\n" % len(part) + part + b" {10+}\r\n0123456789\r\n")
+    assert raw.until_tagged(b"a3")[-1].startswith(b"a3 OK [APPENDUID ")
+    raw.close()
+
+
 def test_bad_commands_get_tagged_bad(hikyaku):
     raw = Raw(hikyaku, tls=False)
     assert raw.greeting.startswith(b"* OK [CAPABILITY IMAP4rev1")

@@ -98,7 +98,9 @@ Framer::Status Framer::next(std::string& out) {
     uint64_t size = 0;
     bool non_sync = false;
     if (literal_at_end(line, size, non_sync)) {
-      if (size > max_literal_) {
+      // One literal, or all of a command's together (a MULTIAPPEND's
+      // messages, a SEARCH's strings), within max_literal and a line.
+      if (size > max_literal_ || current_.size() + size > max_literal_ + max_line_) {
         out = std::move(current_);
         current_.clear();
         if (non_sync) skip_left_ = size;

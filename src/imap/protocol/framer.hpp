@@ -9,7 +9,12 @@
 //            RFC 7888 (LITERAL+: "{n+}" needs no continuation); RFC 3516
 //            §4.3 / RFC 4466 §4 (literal8 "~{n}", which may carry NUL).
 // Trust:     untrusted input; memory bounded by max_line per line and
-//            max_literal per literal (over-long input is skipped, not kept).
+//            max_literal per literal, and a whole command (its lines and
+//            all its literals) by max_literal + max_line, so that a command
+//            of many literals cannot grow without bound; over-long input is
+//            skipped, not kept. The limit can change between commands
+//            (set_max_literal: the session allows only small literals
+//            before login).
 // Concurrency: one Framer per connection, one thread at a time.
 // Errors:    statuses, never exceptions.
 #pragma once
@@ -29,7 +34,9 @@ class Framer {
     need_more,     // feed more bytes
     continuation,  // a synchronising literal was announced: send "+ ..." and feed more
     too_long,      // a line was longer than max_line: `out` holds its start (for the tag)
-    too_large,     // a literal over max_literal: `out` holds the command so far
+    too_large,     // a literal over max_literal, or one that would take the
+                   // command over max_literal + max_line: `out` holds the
+                   // command so far
                    // (a synchronising one is refused before the client sends it;
                    // a LITERAL+ one is skipped)
   };
@@ -38,6 +45,8 @@ class Framer {
   // Forget everything buffered (STARTTLS: RFC 3501 §6.2.1 / RFC 2595 §3.1).
   void clear();
   bool empty() const { return data_.size() == pos_; }
+  // The largest literal taken from the next one announced on.
+  void set_max_literal(uint64_t max_literal) { max_literal_ = max_literal; }
   // Give back spare buffer capacity (kept otherwise, e.g. after an APPEND of
   // megabytes): for a connection about to wait long, as in IDLE.
   void shrink();

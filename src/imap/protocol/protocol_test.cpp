@@ -71,6 +71,27 @@ TEST(Framer, TooLongLineAndTooLargeLiteral) {
   EXPECT_EQ(out, "a4 NOOP");
 }
 
+// A command of many literals, each within max_literal, is bounded as a
+// whole (max_literal + max_line): without that bound, literal after
+// literal would grow it without end. The limit moves between commands.
+TEST(Framer, ManyLiteralsAreBoundedAsAWhole) {
+  Framer f(30, 100);
+  std::string out;
+  f.append("a1 APPEND INBOX {60+}\r\n" + std::string(60, 'x') + " {60+}\r\n");
+  EXPECT_EQ(f.next(out), Framer::Status::too_large);  // 60 + 60 and the lines > 100 + 30
+  EXPECT_EQ(tag_of(out), "a1");
+  f.append(std::string(60, 'y') + "\r\na2 APPEND INBOX {40+}\r\n" + std::string(40, 'x') + " {40+}\r\n" +
+           std::string(40, 'y') + "\r\n");
+  ASSERT_EQ(f.next(out), Framer::Status::command);  // the skipped literal and its line are gone
+  EXPECT_TRUE(out.starts_with("a2 APPEND INBOX {40+}\r\n"));
+  EXPECT_EQ(out.size(), 23u + 40 + 8 + 40);
+  f.set_max_literal(10);
+  f.append("a3 LOGIN {11}\r\n");
+  EXPECT_EQ(f.next(out), Framer::Status::too_large);  // refused before the client sends it
+  f.append("a4 LOGIN {10}\r\n");
+  EXPECT_EQ(f.next(out), Framer::Status::continuation);
+}
+
 // ---------------------------------------------------------------- parsing
 
 Options plaintext_options_for_test() {
