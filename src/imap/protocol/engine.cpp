@@ -217,6 +217,22 @@ int64_t sent_date(std::string_view header, int64_t internal_date) {
   return sent ? *sent : internal_date;
 }
 
+// The charsets SEARCH, SORT and THREAD take (RFC 3501 §6.4.4, RFC 5256 §3):
+// keys are compared on UTF-8, which US-ASCII is part of.
+bool known_charset(std::string_view charset) { return charset == "US-ASCII" || charset == "UTF-8"; }
+constexpr std::string_view kBadCharset = "[BADCHARSET (US-ASCII UTF-8)] unsupported charset";
+
+// "* SEARCH" / "* SORT" (RFC 3501 §7.2.5, RFC 5256 §4): the numbers, and
+// (RFC 7162 §3.1.5-6) the highest modseq of them when the search asked for
+// MODSEQ, nothing when nothing matched.
+std::string numbers_response(std::string_view name, const std::vector<uint32_t>& hits,
+                             const std::vector<uint64_t>& modseqs) {
+  std::string out = "* " + std::string(name);
+  for (uint32_t n : hits) out += " " + std::to_string(n);
+  if (!modseqs.empty()) out += " (MODSEQ " + std::to_string(*std::max_element(modseqs.begin(), modseqs.end())) + ")";
+  return out + "\r\n";
+}
+
 }  // namespace
 
 Engine::Engine(Options options) : options_(options) {}
@@ -1568,8 +1584,8 @@ Action Engine::cmd_search(const Command& c) {
   if (!c.items.empty()) {
     // RFC 6855 §3 (erratum 4029): no CHARSET once UTF8=ACCEPT is enabled.
     if (utf8_) return bad(c.tag, "SEARCH takes no CHARSET once UTF8=ACCEPT is enabled");
-    if (c.items[0] != "US-ASCII" && c.items[0] != "UTF-8") {
-      return tagged(c.tag, "NO", "[BADCHARSET (US-ASCII UTF-8)] unsupported charset");
+    if (!known_charset(c.items[0])) {
+      return tagged(c.tag, "NO", kBadCharset);
     }
   }
   // RFC 7162 §3.1.5: the MODSEQ key enables CONDSTORE, and (§3.1.6) the reply
@@ -1602,11 +1618,7 @@ Action Engine::cmd_search(const Command& c) {
       }
     }
   } else {
-    out += "* SEARCH";
-    for (uint32_t n : hits) out += " " + std::to_string(n);
-    // Nothing when nothing matched (RFC 7162 §3.1.6).
-    if (!modseqs.empty()) out += " (MODSEQ " + std::to_string(*std::max_element(modseqs.begin(), modseqs.end())) + ")";
-    out += "\r\n";
+    out += numbers_response("SEARCH", hits, modseqs);
   }
   std::string updates;
   sync(c.uid, updates);
@@ -1616,8 +1628,8 @@ Action Engine::cmd_search(const Command& c) {
 Action Engine::cmd_sort(const Command& c) {
   // RFC 5256 §3: the charset is required; one we do not know is refused
   // as SEARCH refuses it (RFC 3501 §6.4.4). Keys are compared on UTF-8.
-  if (c.items.empty() || (c.items[0] != "US-ASCII" && c.items[0] != "UTF-8")) {
-    return tagged(c.tag, "NO", "[BADCHARSET (US-ASCII UTF-8)] unsupported charset");
+  if (c.items.empty() || !known_charset(c.items[0])) {
+    return tagged(c.tag, "NO", kBadCharset);
   }
   using C = SortKey::Criterion;
   // One value per criterion: a number (ARRIVAL, DATE, SIZE) or a text.
@@ -1689,11 +1701,7 @@ Action Engine::cmd_sort(const Command& c) {
     // sorted results (their ADDTO positions) current.
     if (c.search_return.update) out += "* NO [NOUPDATE \"" + c.tag + "\"] SORT results are not updated\r\n";
   } else {
-    // RFC 5256 §4: "* SORT" *(SP nz-number); RFC 7162 §3.1.5: the MODSEQ.
-    out += "* SORT";
-    for (uint32_t n : hits) out += " " + std::to_string(n);
-    if (!modseqs.empty()) out += " (MODSEQ " + std::to_string(*std::max_element(modseqs.begin(), modseqs.end())) + ")";
-    out += "\r\n";
+    out += numbers_response("SORT", hits, modseqs);
   }
   std::string updates;
   sync(c.uid, updates);
@@ -1702,8 +1710,8 @@ Action Engine::cmd_sort(const Command& c) {
 
 Action Engine::cmd_thread(const Command& c) {
   // RFC 5256 §4: the charset is required, as in SORT.
-  if (c.items.empty() || (c.items[0] != "US-ASCII" && c.items[0] != "UTF-8")) {
-    return tagged(c.tag, "NO", "[BADCHARSET (US-ASCII UTF-8)] unsupported charset");
+  if (c.items.empty() || !known_charset(c.items[0])) {
+    return tagged(c.tag, "NO", kBadCharset);
   }
   const bool references = c.thread == Command::ThreadAlgorithm::references;
   std::string out = uses_modseq(c.search) ? enable_condstore() : "";  // RFC 7162 §3.1.5, as SEARCH
