@@ -42,15 +42,16 @@ constexpr uint64_t kMaxLiteralBeforeLogin = 16384;
 // The reply buffer kept between replies; a larger one is freed once sent.
 constexpr size_t kKeepReplyBuffer = 16384;
 
-// State shared between the IDLE loop, its reader coroutine and the folder
-// watch's callback; all on the session's executor.
+// State shared between the IDLE loop and the handlers it leaves pending:
+// the socket's readiness wait and the folder watch's callback, which may
+// run after the loop has ended (they only touch this). All on the
+// session's executor.
 struct IdleState {
   explicit IdleState(const asio::any_io_executor& ex) : wake(ex) {}
-  asio::steady_timer wake;
-  bool input_done = false;
-  bool input_ok = false;
+  asio::steady_timer wake;  // the loop sleeps on it; the handlers cancel it
+  bool waiting_for_input = false;  // a readiness wait is pending
+  bool input_ready = false;
   bool changed = false;
-  std::string data;
 };
 
 class Session {
@@ -84,8 +85,15 @@ class Session {
   // Some bytes of input (at least one) appended to `out`, by `deadline`;
   // false on EOF, error, timeout or corrupt compressed input.
   net::awaitable<bool> read_input(std::string& out, std::chrono::steady_clock::time_point deadline);
-  net::awaitable<Action> authenticate(Action a);
-  net::awaitable<Action> on_blocking_pool(std::function<Action()> f);
+  // read_input without the wait: input that is here now appended to `out`
+  // (true), or the readiness to wait for in `need` (true, nothing
+  // appended), or false at the end (EOF, error, corrupt compressed input).
+  bool take_input(std::string& out, net::TlsChannel::Need& need);
+  // These two replace `action` in place: an Action returned by value would
+  // be one more temporary in Session::run's frame, which an idle
+  // connection keeps (issue 15 item 4).
+  net::awaitable<void> authenticate(Action& action);
+  net::awaitable<void> on_blocking_pool(Action& action, const std::function<Action()>& f);
   // IDLE: report changes until a complete line is framed; nullopt when the
   // connection ended or timed out.
   net::awaitable<std::optional<std::string>> idle_until_input();
@@ -128,38 +136,55 @@ net::awaitable<bool> Session::send(std::string_view data) {
 }
 
 net::awaitable<bool> Session::read_input(std::string& out, std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    auto need = net::TlsChannel::Need::nothing;
+    if (!take_input(out, need)) co_return false;
+    if (need == net::TlsChannel::Need::nothing) co_return true;
+    const bool ready = co_await stream_.wait(need, deadline);
+    if (!ready) co_return false;
+  }
+}
+
+bool Session::take_input(std::string& out, net::TlsChannel::Need& need) {
+  need = net::TlsChannel::Need::nothing;
   if (!compression_) {
-    bool ok = co_await stream_.read_some(out, deadline);
-    co_return ok;
+    const auto attempt = stream_.try_read(out);
+    need = attempt.need;
+    return !attempt.error;
   }
   // Decompressed in steps of 64 KiB: a small input that inflates hugely is
   // framed (and refused by the framer's limits) piece by piece.
   constexpr size_t kStep = 64 * 1024;
-  bool need_input = !compression_->pending();
   for (;;) {
-    if (need_input) {
-      std::string raw;
-      bool ok = co_await stream_.read_some(raw, deadline);
-      if (!ok) co_return false;
-      compression_->feed(raw);
+    if (compression_->pending()) {
+      auto plain = compression_->decompress(kStep);
+      if (!plain) {
+        log_->info("{} COMPRESS: {}", id_, plain.error().message);
+        return false;
+      }
+      if (!plain->empty()) {
+        out += *plain;
+        return true;
+      }
+      // Nothing came out of what we have: only more input helps.
     }
-    auto plain = compression_->decompress(kStep);
-    if (!plain) {
-      log_->info("{} COMPRESS: {}", id_, plain.error().message);
-      co_return false;
+    std::string raw;
+    const auto attempt = stream_.try_read(raw);
+    if (attempt.error) return false;
+    if (attempt.need != net::TlsChannel::Need::nothing) {
+      need = attempt.need;
+      return true;
     }
-    if (!plain->empty()) {
-      out += *plain;
-      co_return true;
-    }
-    need_input = true;  // nothing came out of what we have: only more input helps
+    compression_->feed(raw);
   }
 }
 
-net::awaitable<Action> Session::on_blocking_pool(std::function<Action()> f) {
-  auto task = [&]() -> net::awaitable<Action> { co_return f(); };
-  Action a = co_await asio::co_spawn(ctx_.blocking, task, net::use_awaitable);
-  co_return a;
+net::awaitable<void> Session::on_blocking_pool(Action& action, const std::function<Action()>& f) {
+  auto task = [&]() -> net::awaitable<void> {
+    action = f();
+    co_return;
+  };
+  co_await asio::co_spawn(ctx_.blocking, task, net::use_awaitable);
 }
 
 net::awaitable<void> Session::run(bool implicit_tls) {
@@ -237,14 +262,14 @@ net::awaitable<void> Session::run(bool implicit_tls) {
       case Framer::Status::command: {
         deadline_.reset();  // the next command's time starts when we wait for it
         std::function<Action()> step = [&] { return engine.on_input(text); };
-        action = co_await on_blocking_pool(step);
+        co_await on_blocking_pool(action, step);
         break;
       }
     }
 
     // Carry out the engine's requests until it only wants to talk.
     while (action.kind == Action::Kind::authenticate) {
-      action = co_await authenticate(std::move(action));
+      co_await authenticate(action);
     }
     out_ += action.reply;
     if (action.kind == Action::Kind::close) {
@@ -288,14 +313,17 @@ net::awaitable<void> Session::run(bool implicit_tls) {
   }
 }
 
-net::awaitable<Action> Session::authenticate(Action a) {
+net::awaitable<void> Session::authenticate(Action& a) {
   auto& engine = *engine_;
   const login::LoginSession session{*log_, id_, stream_.remote_ip(), stream_.tls_active(),
                                       metrics::Protocol::imap};
   login::LoginAttempt attempt{std::move(a.user), std::move(a.password), a.mechanism, a.refused};
   base::wipe(a.password);
   const std::optional<std::string> mailbox = co_await ctx_.logins.check(session, std::move(attempt));
-  if (!mailbox) co_return engine.login_result(LoginOutcome::bad_credentials);
+  if (!mailbox) {
+    a = engine.login_result(LoginOutcome::bad_credentials);
+    co_return;
+  }
 
   // Open the account: the login's Maildir (created on first use) and its
   // special-use folders.
@@ -309,12 +337,13 @@ net::awaitable<Action> Session::authenticate(Action a) {
   std::string problem = co_await asio::co_spawn(ctx_.blocking, open, net::use_awaitable);
   if (!problem.empty()) {
     log_->error("{} login: user={} mailbox unavailable: {}", id_, *mailbox, problem);
-    co_return engine.login_result(LoginOutcome::unavailable);
+    a = engine.login_result(LoginOutcome::unavailable);
+    co_return;
   }
   log_->info("{} login: user={} mechanism={} tls={}", id_, *mailbox, a.mechanism,
              stream_.tls_active() ? stream_.tls_description() : "no");
   mailbox_ = *mailbox;
-  co_return engine.login_result(LoginOutcome::ok, std::move(account));
+  a = engine.login_result(LoginOutcome::ok, std::move(account));
 }
 
 net::awaitable<std::optional<std::string>> Session::idle_until_input() {
@@ -339,69 +368,81 @@ net::awaitable<std::optional<std::string>> Session::idle_until_input() {
   const auto poll = new_watch && cur_watch ? kIdlePollSafety : kIdlePollFallback;
 
   // IDLE may last all day (issue 15 item 4: 10,000 idle connections): keep
-  // no spare buffer capacity while it does.
+  // no spare buffer capacity while it does, and no reading coroutine: the
+  // loop takes what input is there, leaves one readiness wait on the socket
+  // (a handler that wakes the loop) and sleeps on the timer.
   framer_.shrink();
   out_.shrink_to_fit();
+  deadline_.start(timeout());
 
   std::optional<std::string> line;
-  // "DONE" may already be buffered (pipelined right after IDLE).
-  {
-    std::string text;
-    auto st = framer_.next(text);
-    if (st == Framer::Status::command) line = std::move(text);
-    else if (st != Framer::Status::need_more) line = "";  // not DONE: the engine answers BAD
-  }
-  while (!line) {
-    // One read at a time; its completion wakes the loop.
-    state->input_done = false;
-    auto reader = [this, state]() -> net::awaitable<void> {
+  bool first = true;  // "DONE" may already be framed (pipelined right after IDLE)
+  for (;;) {
+    if (!first) {
+      // Take what input is here; frame it.
       std::string data;
-      deadline_.start(timeout());
-      bool ok = co_await read_input(data, deadline_.at());
-      if (ok) deadline_.progress(data, timeout());
-      state->input_ok = ok;
-      state->data = std::move(data);
-      state->input_done = true;
-      state->wake.cancel();
-    };
-    asio::co_spawn(executor, reader, asio::detached);
-    while (!state->input_done) {
-      if (!state->changed) {
-        state->wake.expires_after(poll);
-        co_await state->wake.async_wait(asio::as_tuple(net::use_awaitable));
-      }
-      if (state->input_done) break;
-      state->changed = false;
-      auto& engine = *engine_;
-      auto poll_task = [&]() -> net::awaitable<std::string> { co_return engine.idle_poll(); };
-      std::string updates = co_await asio::co_spawn(ctx_.blocking, poll_task, net::use_awaitable);
-      if (!updates.empty()) {
-        // RFC 2177 §3: untagged EXISTS/EXPUNGE/FETCH while idling.
-        bool ok = co_await send(updates);
-        if (!ok) break;  // the reader will see the broken connection too
+      auto need = net::TlsChannel::Need::nothing;
+      if (!take_input(data, need)) break;
+      if (need == net::TlsChannel::Need::nothing) {
+        deadline_.progress(data, timeout());
+        framer_.append(data);
+      } else if (!state->waiting_for_input) {
+        state->waiting_for_input = true;
+        const auto what = need == net::TlsChannel::Need::writable ? net::tcp::socket::wait_write
+                                                                  : net::tcp::socket::wait_read;
+        stream_.socket().async_wait(what, [state](const net::error_code&) {
+          state->waiting_for_input = false;
+          state->input_ready = true;  // on an error too: the next read reports it
+          state->wake.cancel();
+        });
       }
     }
-    if (!state->input_done) {
-      // A failed write: wait for the reader to notice before leaving (it
-      // refers to this session).
-      while (!state->input_done) {
-        state->wake.expires_after(std::chrono::seconds(1));
-        co_await state->wake.async_wait(asio::as_tuple(net::use_awaitable));
-      }
-    }
-    if (!state->input_ok) {
-      if (stream_.timed_out()) {
-        out_ += "* BYE autologout; idle for too long\r\n";
-        co_await flush();
-        log_->info("{} idle timeout in IDLE user={}", id_, mailbox_);
-      }
+    first = false;
+    std::string text;
+    const auto st = framer_.next(text);
+    if (st == Framer::Status::command) {
+      line = std::move(text);
       break;
     }
-    framer_.append(state->data);
-    std::string text;
-    auto st = framer_.next(text);
-    if (st == Framer::Status::command) line = std::move(text);
-    else if (st != Framer::Status::need_more) line = "";  // not DONE: the engine answers BAD
+    if (st != Framer::Status::need_more) {
+      line = "";  // not DONE: the engine answers BAD
+      break;
+    }
+    if (!state->waiting_for_input) continue;  // more input is here already
+
+    // Sleep until input, a change in the folder, the poll or the deadline.
+    while (!state->input_ready && !state->changed) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline_.at()) break;
+      state->wake.expires_at(std::min(now + poll, deadline_.at()));
+      auto [ec] = co_await state->wake.async_wait(asio::as_tuple(net::use_awaitable));
+      if (!ec) state->changed = true;  // the poll's time: look at the folder
+    }
+    if (state->input_ready) {
+      state->input_ready = false;
+      continue;
+    }
+    if (!state->changed) {
+      // RFC 3501 §5.4: the autologout timer, in IDLE too.
+      out_ += "* BYE autologout; idle for too long\r\n";
+      co_await flush();
+      log_->info("{} idle timeout in IDLE user={}", id_, mailbox_);
+      break;
+    }
+    state->changed = false;
+    auto& engine = *engine_;
+    auto poll_task = [&]() -> net::awaitable<std::string> { co_return engine.idle_poll(); };
+    std::string updates = co_await asio::co_spawn(ctx_.blocking, poll_task, net::use_awaitable);
+    if (!updates.empty()) {
+      // RFC 2177 §3: untagged EXISTS/EXPUNGE/FETCH while idling.
+      const bool sent = co_await send(updates);
+      if (!sent) break;
+    }
+  }
+  // The readiness wait refers only to `state`; it ends with this call.
+  if (state->waiting_for_input) {
+    net::error_code ignored;
+    stream_.socket().cancel(ignored);
   }
   co_return line;
 }

@@ -213,17 +213,19 @@ std::string sorted_flags(std::string_view flags) {
 
 }  // namespace
 
-Maildir::Maildir(fs::path root, bool sync) : root_(std::move(root)), quota_root_(root_), sync_(sync) {}
+Maildir::Maildir(const fs::path& root, bool sync) : root_(root.native()), quota_root_(root_), sync_(sync) {}
+
+fs::path Maildir::sub(std::string_view name) const { return fs::path(root_) / name; }
 
 Maildir Maildir::folder(std::string_view dir_name) const {
-  Maildir out(root_ / std::string(dir_name), sync_);
+  Maildir out(fs::path(root_) / dir_name, sync_);
   out.quota_root_ = quota_root_;
   return out;
 }
 
 base::Status Maildir::create() const {
   for (const char* sub : {"tmp", "new", "cur"}) {
-    if (auto st = base::ensure_directory(root_ / sub, 0700); !st) return st;
+    if (auto st = base::ensure_directory(fs::path(root_) / sub, 0700); !st) return st;
   }
   return {};
 }
@@ -292,7 +294,7 @@ base::Result<std::string> Maildir::deliver(const Pieces& pieces) const {
     uid = std::to_string(tv.tv_sec) + ".M" + std::to_string(tv.tv_usec) + "P" +
           std::to_string(::getpid()) + "Q" + std::to_string(q) + "." + host +
           ",S=" + std::to_string(sizes.stored) + ",W=" + std::to_string(sizes.wire);
-    tmp_path = root_ / "tmp" / uid;
+    tmp_path = sub("tmp") / uid;
     fd = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0 && errno != EEXIST) return errno_error("create", tmp_path, errno);
   }
@@ -336,14 +338,14 @@ base::Result<std::string> Maildir::deliver(const Pieces& pieces) const {
   if (::close(std::exchange(fd, -1)) != 0) return give_up("close", tmp_path, errno);
   // link() rather than rename(): it fails instead of overwriting when the
   // name exists in new/ (the convention's recommendation).
-  fs::path new_path = root_ / "new" / uid;
+  fs::path new_path = sub("new") / uid;
   if (::link(tmp_path.c_str(), new_path.c_str()) != 0) return give_up("link", new_path, errno);
   ::unlink(tmp_path.c_str());
   // A new/ entry that may not survive a crash is withdrawn (the caller
   // retries); a reader that fetched it meanwhile may see the retry as a
   // second copy, never a partial one.
   if (sync_) {
-    if (auto st = base::fsync_directory(root_ / "new"); !st) {
+    if (auto st = base::fsync_directory(sub("new")); !st) {
       ::unlink(new_path.c_str());
       return st.error();
     }
@@ -356,10 +358,10 @@ base::Result<std::vector<MessageInfo>> Maildir::list(const std::map<std::string,
   std::vector<Entry> entries;
   for (const char* sub : {"new", "cur"}) {
     std::error_code ec;
-    fs::directory_iterator it(root_ / sub, ec);
-    if (ec) return base::make_error("list " + (root_ / sub).string() + ": " + ec.message());
+    fs::directory_iterator it(fs::path(root_) / sub, ec);
+    if (ec) return base::make_error("list " + (fs::path(root_) / sub).string() + ": " + ec.message());
     for (; it != fs::directory_iterator(); it.increment(ec)) {
-      if (ec) return base::make_error("list " + (root_ / sub).string() + ": " + ec.message());
+      if (ec) return base::make_error("list " + (fs::path(root_) / sub).string() + ": " + ec.message());
       std::string name = it->path().filename().string();
       if (name.empty() || name[0] == '.') continue;
       std::error_code tec;
@@ -401,7 +403,7 @@ base::Result<std::vector<MessageInfo>> Maildir::list(const std::map<std::string,
 base::Result<MessageInfo> Maildir::find(std::string_view uid) const {
   for (const char* sub : {"new", "cur"}) {
     std::error_code ec;
-    fs::directory_iterator it(root_ / sub, ec);
+    fs::directory_iterator it(fs::path(root_) / sub, ec);
     if (ec) continue;
     for (; it != fs::directory_iterator(); it.increment(ec)) {
       if (ec) break;
@@ -415,7 +417,7 @@ base::Result<MessageInfo> Maildir::find(std::string_view uid) const {
       return info;
     }
   }
-  base::Error gone = base::make_error("message " + std::string(uid) + " not found in " + root_.string());
+  base::Error gone = base::make_error("message " + std::string(uid) + " not found in " + root_);
   gone.error_number = ENOENT;  // callers tell "gone" from a failure by it
   return gone;
 }
@@ -453,7 +455,7 @@ base::Status Maildir::remove(const MessageInfo& message) const {
 }
 
 fs::path Maildir::path_with_flags(const MessageInfo& message, std::string_view flags) const {
-  return root_ / "cur" / (message.uid + ":2," + sorted_flags(flags));
+  return sub("cur") / (message.uid + ":2," + sorted_flags(flags));
 }
 
 base::Status Maildir::set_flags(MessageInfo& message, std::string_view flags) const {
@@ -477,7 +479,7 @@ base::Status Maildir::set_flags(MessageInfo& message, std::string_view flags) co
   message.in_new = false;
   message.flags = sorted;
   if (sync_) {
-    if (auto st = base::fsync_directory(root_ / "cur"); !st) return st;
+    if (auto st = base::fsync_directory(sub("cur")); !st) return st;
     if (from.parent_path() != target.parent_path()) return base::fsync_directory(from.parent_path());
   }
   return {};

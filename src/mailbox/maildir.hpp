@@ -45,7 +45,9 @@ namespace hikyaku::mailbox {
 
 struct MessageInfo {
   std::string uid;              // base file name before ":2,"
-  std::filesystem::path path;   // current full path (new/ or cur/)
+  std::string path;             // current full path (new/ or cur/); a string, not a
+                                // std::filesystem::path, which keeps a list of its
+                                // components: ~500 bytes a message in an IMAP view
   uint64_t size = 0;            // size with CRLF line endings (POP3/IMAP form, RFC 1939)
   bool in_new = false;
   std::string flags;            // Maildir info flags after ":2," ("S", "RS", ...)
@@ -54,13 +56,13 @@ struct MessageInfo {
 
 class Maildir {
  public:
-  explicit Maildir(std::filesystem::path root, bool sync = true);
-  const std::filesystem::path& root() const { return root_; }
+  explicit Maildir(const std::filesystem::path& root, bool sync = true);
+  std::filesystem::path root() const { return root_; }
   // The Maildir++ folder ROOT/DIR_NAME (".Sent", ".a.b"): its messages
   // count towards this Maildir's quota (the maildirsize at the top).
   Maildir folder(std::string_view dir_name) const;
   // Where the quota is kept: the root, or the top Maildir of a folder.
-  const std::filesystem::path& quota_root() const { return quota_root_; }
+  std::filesystem::path quota_root() const { return quota_root_; }
 
   // mkdir -p root/{tmp,new,cur}.
   base::Status create() const;
@@ -115,8 +117,12 @@ class Maildir {
   static std::optional<uint64_t> disk_size_in_name(std::string_view file_name);
 
  private:
-  std::filesystem::path root_;
-  std::filesystem::path quota_root_;
+  // ROOT/SUB ("tmp", "new", "cur").
+  std::filesystem::path sub(std::string_view name) const;
+
+  // Strings: every IMAP session keeps a few Maildirs (issue 15 item 4).
+  std::string root_;
+  std::string quota_root_;
   bool sync_;
 };
 

@@ -70,15 +70,31 @@ awaitable<bool> Stream::read_into(std::string& out, std::size_t max, std::chrono
     }
     // TLS may need to write (a TLS 1.2 renegotiation is refused, but a
     // KeyUpdate is answered) before it can read.
-    const auto what =
-        attempt.need == TlsChannel::Need::writable ? tcp::socket::wait_write : tcp::socket::wait_read;
-    const error_code ec = co_await wait_ready(socket_, what, deadline);
-    if (ec) {
-      if (ec == asio::error::timed_out) timed_out_ = true;
-      last_error_ = ec;
-      co_return false;
-    }
+    const bool ready = co_await wait(attempt.need, deadline);
+    if (!ready) co_return false;
   }
+}
+
+TlsChannel::Attempt Stream::try_read(std::string& out) {
+  if (!buffer_.empty()) {
+    const std::string taken = buffer_.take();
+    out += taken;
+    return {taken.size(), TlsChannel::Need::nothing, {}};
+  }
+  auto attempt = read_now(out, 65536);
+  if (attempt.error) last_error_ = attempt.error;
+  return attempt;
+}
+
+awaitable<bool> Stream::wait(TlsChannel::Need need, std::chrono::steady_clock::time_point deadline) {
+  const auto what = need == TlsChannel::Need::writable ? tcp::socket::wait_write : tcp::socket::wait_read;
+  const error_code ec = co_await wait_ready(socket_, what, deadline);
+  if (ec) {
+    if (ec == asio::error::timed_out) timed_out_ = true;
+    last_error_ = ec;
+    co_return false;
+  }
+  co_return true;
 }
 
 awaitable<Stream::Line> Stream::read_line_until(std::chrono::steady_clock::time_point deadline) {

@@ -108,6 +108,16 @@ class Stream {
   // The last transport error (connect, read, write, handshake), for logs.
   const error_code& last_error() const { return last_error_; }
   bool has_buffered_input() const { return !buffer_.empty(); }
+  // The non-blocking halves of read_some, for a session that waits for
+  // input and for something else at once (IMAP IDLE) with one readiness
+  // wait of its own instead of a reading coroutine. try_read appends what
+  // is here now (buffered bytes first) to `out` and reports the bytes, or
+  // the readiness it needs (TLS may need to write to read), or the error
+  // (EOF: asio::error::eof or ssl::error::stream_truncated), which
+  // last_error() keeps. wait() waits for that readiness by `deadline`;
+  // false on timeout (timed_out()) or error.
+  TlsChannel::Attempt try_read(std::string& out);
+  awaitable<bool> wait(TlsChannel::Need need, std::chrono::steady_clock::time_point deadline);
   const std::string& remote_ip() const { return remote_ip_; }
   uint16_t remote_port() const { return remote_port_; }
   const std::string& local_ip() const { return local_ip_; }
@@ -115,10 +125,11 @@ class Stream {
   void close();
 
  private:
-  // Up to `max` bytes that are there now, appended to `out`, without waiting.
+  // Up to `max` bytes from the socket (through TLS once it is on) that are
+  // there now, appended to `out`, without waiting.
   TlsChannel::Attempt read_now(std::string& out, std::size_t max);
-  // At least one byte appended to `out` by `deadline`; false (and
-  // last_error_, timed_out_) otherwise.
+  // At least one byte from the socket appended to `out` by `deadline`;
+  // false (and last_error_, timed_out_) otherwise.
   awaitable<bool> read_into(std::string& out, std::size_t max, std::chrono::steady_clock::time_point deadline);
   // After a handshake: tls_active_, or timed_out_/last_error_; true if it succeeded.
   bool handshake_done(const error_code& ec);

@@ -833,6 +833,35 @@ def test_autologout_timer(make_hikyaku):
     raw.close()
 
 
+def test_idle_over_tls_done_in_pieces_and_autologout(make_hikyaku):
+    # IDLE waits for input with one readiness wait, no reading coroutine
+    # (issue 15 item 4): a DONE that arrives in two TLS records, and a
+    # delivery between them, are handled; then the autologout timer ends an
+    # IDLE that lasts too long (RFC 3501 §5.4; 2 s here).
+    server = make_hikyaku(limits_extra='imap_idle_timeout = "2s"')
+    server.set_password("alice", PASSWORD)
+    raw = Raw(server)
+    raw.send(f'a LOGIN alice "{PASSWORD}"\r\n'.encode())
+    assert raw.until_tagged(b"a")[-1].startswith(b"a OK")
+    raw.send(b"b SELECT INBOX\r\nc IDLE\r\n")
+    assert raw.until_tagged(b"b")[-1].startswith(b"b OK")
+    assert raw.line().startswith(b"+ ")
+    raw.send(b"DO")  # one TLS record
+    deliver(server, 1)
+    assert raw.line() == b"* 1 EXISTS"
+    raw.send(b"NE\r\n")  # another
+    lines = raw.until_tagged(b"c")
+    assert lines[-1].startswith(b"c OK"), lines
+    raw.send(b"d IDLE\r\n")
+    assert raw.line().startswith(b"+ ")
+    started = time.monotonic()
+    assert raw.line(timeout=20).startswith(b"* BYE autologout")
+    assert time.monotonic() - started >= 1.9
+    with pytest.raises(EOFError):
+        raw.line(timeout=20)
+    raw.close()
+
+
 def test_concurrent_sessions_see_each_other(hikyaku):
     hikyaku.set_password("alice", PASSWORD)
     deliver(hikyaku, 2)
