@@ -3,7 +3,9 @@
 # item 5). Two stacks relay the same mixed traffic to an smtp-sink:
 #
 #   hikyaku stack: hikyaku (its own SPF, DKIM, DMARC, ARC sealing, SRS) asking clamd for
-#                  malware and rspamd for the content verdict only (rspamd's SPF, DKIM,
+#                  malware (clamd_scope = "attachments": the attachments only, as rspamd's
+#                  antivirus module does by default, so both stacks do the same malware
+#                  work) and rspamd for the content verdict only (rspamd's SPF, DKIM,
 #                  DMARC, ARC and DKIM-signing modules off: hikyaku has done that work)
 #   Postfix stack: Postfix 3.7 + rspamd as a milter (SPF, DKIM, DMARC checks, ARC sealing,
 #                  spam verdicts, clamd through its antivirus module) + postsrsd for SRS,
@@ -230,6 +232,7 @@ d=$T/hikyaku; mkdir -p "$d"
 
 [scan]
 clamd = "unix:$CLAMD_SOCK"
+clamd_scope = "attachments"
 rspamd = "http://127.0.0.1:$RS_HK_PORT"
 
 [srs]

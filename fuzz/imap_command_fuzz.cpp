@@ -27,9 +27,12 @@
 #include "imap/protocol/message.hpp"
 #include "imap/protocol/response.hpp"
 #include "imap/protocol/thread.hpp"
-#include "imap/protocol/transfer_encoding.hpp"
+#include "mail/transfer_encoding.hpp"
 
 using namespace hikyaku::imap::protocol;
+using hikyaku::mail::decode_base64_body;
+using hikyaku::mail::decode_quoted_printable_body;
+using hikyaku::mail::encode_base64_body;
 
 namespace {
 

@@ -645,9 +645,9 @@ void merge_user_forwards(Reader& r, Config& c, const LoadOptions& options) {
 }
 
 // [scan] (issue 17 item 1): where clamd and rspamd listen, how long to wait
-// for each, and what a failure means.
+// for each, what a failure means, and what clamd is sent.
 void read_scan(Reader& r, const toml::table& t, Scan& scan) {
-  r.check_keys(t, "scan", {"clamd", "rspamd", "timeout", "on_failure"});
+  r.check_keys(t, "scan", {"clamd", "rspamd", "timeout", "on_failure", "clamd_scope"});
   // "unix:/path" (clamd only) or "IP:PORT" ("[::1]:PORT"); "localhost" is 127.0.0.1.
   auto service = [&](std::string_view key, std::string_view scheme, ScanService& out) {
     std::string s;
@@ -693,6 +693,11 @@ void read_scan(Reader& r, const toml::table& t, Scan& scan) {
   if (on_failure == "accept") scan.accept_on_failure = true;
   else if (!on_failure.empty() && on_failure != "tempfail")
     r.error(*t.get("on_failure"), "scan.on_failure: one of \"tempfail\", \"accept\"");
+  std::string clamd_scope;
+  r.string(t, "clamd_scope", "scan", clamd_scope);
+  if (clamd_scope == "attachments") scan.clamd_scope = Scan::ClamdScope::attachments;
+  else if (!clamd_scope.empty() && clamd_scope != "message")
+    r.error(*t.get("clamd_scope"), "scan.clamd_scope: one of \"message\", \"attachments\"");
 }
 
 void read_document(Reader& r, const toml::table& root, Config& c, const LoadOptions& options) {

@@ -198,6 +198,11 @@ struct Scan {
   // A scanner that cannot be asked: false ("tempfail", the default) answers
   // 451 4.7.1 so the sender retries; true ("accept") delivers unscanned.
   bool accept_on_failure = false;
+  // What clamd is sent: the whole message ("message", the default), or
+  // each attachment decoded ("attachments", rspamd's antivirus default;
+  // the rule is mail::mime::find_attachments()).
+  enum class ClamdScope { message, attachments };
+  ClamdScope clamd_scope = ClamdScope::message;
   bool enabled() const { return clamd.configured() || rspamd.configured(); }
 };
 

@@ -609,6 +609,7 @@ clamd = "unix:/run/clamav/clamd.ctl"
 rspamd = "http://localhost:11333/"
 timeout = "45s"
 on_failure = "accept"
+clamd_scope = "attachments"
 [[mailbox]]
 name = "m"
 [[forward]]
@@ -625,6 +626,7 @@ fallback = ["mailbox:m"]
   EXPECT_EQ(s.rspamd.tcp.str(), "127.0.0.1:11333");
   EXPECT_EQ(s.timeout, Seconds(45));
   EXPECT_TRUE(s.accept_on_failure);
+  EXPECT_EQ(s.clamd_scope, Scan::ClamdScope::attachments);
   EXPECT_TRUE(s.enabled());
   EXPECT_TRUE(r.config->find_forward("a@gmail.test")->forward_spam);
   EXPECT_FALSE(r.config->find_forward("b@gmail.test")->forward_spam);
@@ -634,6 +636,10 @@ fallback = ["mailbox:m"]
   EXPECT_FALSE(d.config->scan.enabled());
   EXPECT_EQ(d.config->scan.timeout, Seconds(30));
   EXPECT_FALSE(d.config->scan.accept_on_failure);
+  EXPECT_EQ(d.config->scan.clamd_scope, Scan::ClamdScope::message);
+  auto m = load("[scan]\nclamd_scope = \"message\"\n");
+  ASSERT_TRUE(m.config);
+  EXPECT_EQ(m.config->scan.clamd_scope, Scan::ClamdScope::message);
 
   auto bad = load(R"([scan]
 clamd = "clamd.example:3310"
@@ -641,15 +647,21 @@ rspamd = "127.0.0.1:11333"
 on_failure = "maybe"
 timeout = "0s"
 color = 1
+clamd_scope = "parts"
 )");
   std::vector<std::string> got;
   for (const auto& e : bad.errors) got.push_back(e.str());
-  ASSERT_EQ(got.size(), 5u);
+  ASSERT_EQ(got.size(), 6u);
   EXPECT_TRUE(got[0].starts_with("t.toml:6:1: unknown key 'scan.color'")) << got[0];
   EXPECT_TRUE(got[1].starts_with("t.toml:2:9: scan.clamd: 'clamd.example:3310' is not IP:PORT")) << got[1];
   EXPECT_TRUE(got[2].starts_with("t.toml:3:10: scan.rspamd: expected \"http://IP:PORT\"")) << got[2];
   EXPECT_TRUE(got[3].starts_with("t.toml:5:11: scan.timeout: out of range")) << got[3];
   EXPECT_TRUE(got[4].starts_with("t.toml:4:14: scan.on_failure:")) << got[4];
+  EXPECT_TRUE(got[5].starts_with("t.toml:7:15: scan.clamd_scope: one of \"message\", \"attachments\"")) << got[5];
+  // A value of the wrong type is refused at its line too.
+  auto typed = load("[scan]\nclamd_scope = 1\n");
+  ASSERT_FALSE(typed.errors.empty());
+  EXPECT_TRUE(typed.errors[0].str().starts_with("t.toml:2:15: ")) << typed.errors[0].str();
 }
 
 }  // namespace

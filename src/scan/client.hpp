@@ -3,7 +3,12 @@
 //            POST /checkv2 over TCP, Nagle off) about one message, both at
 //            once, each within [scan] timeout, and reports what each said
 //            (scan/protocol/scanner.hpp). A fresh connection per message: a
-//            scan costs far more than a connect on loopback.
+//            scan costs far more than a connect on loopback. clamd is sent
+//            the whole message, or with [scan] clamd_scope = "attachments"
+//            each attachment decoded (mail/mime.hpp has the rule), one
+//            INSTREAM and connection per attachment, none for a message
+//            without one (a large message's body file is mapped for the
+//            MIME walker).
 // Standards: clamd(8) INSTREAM; rspamd protocol; RFC 9112.
 // Trust:     sends untrusted message bytes to local daemons the operator
 //            configured; their answers are bounded (clamd::kMaxReply,

@@ -6,7 +6,8 @@
 
 #include "base/strings.hpp"
 #include "imap/protocol/response.hpp"
-#include "imap/protocol/transfer_encoding.hpp"
+#include "mail/mime.hpp"
+#include "mail/transfer_encoding.hpp"
 
 namespace hikyaku::imap::protocol {
 namespace {
@@ -14,30 +15,15 @@ namespace {
 using base::iequals;
 using base::to_upper;
 
-constexpr int kMaxDepth = 16;
-constexpr size_t kMaxParts = 500;
+// The MIME walker is mail's (one for IMAP and for the scanners).
+using mail::mime::ContentType;
+using mail::mime::is_identity_encoding;
+using mail::mime::param;
+using mail::mime::parse_content_type;
+using mail::mime::Part;
+using mail::mime::transfer_encoding;
 
-struct Param {
-  std::string name;
-  std::string value;
-};
-
-struct ContentType {
-  std::string type = "TEXT";
-  std::string subtype = "PLAIN";
-  std::vector<Param> params;
-};
-
-// One MIME entity: a whole message (root or message/rfc822 content) or a
-// body part of a multipart.
-struct Part {
-  std::string_view header;  // MIME header of the part (for a message: its header)
-  std::string_view body;
-  ContentType type;
-  std::vector<Part> children;  // multipart: body parts; message/rfc822: {the message}
-  bool multipart() const { return type.type == "MULTIPART"; }
-  bool message() const { return type.type == "MESSAGE" && type.subtype == "RFC822"; }
-};
+Part parse_message(std::string_view message) { return mail::mime::parse(message).root; }
 
 std::string_view trim_ws(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
@@ -100,148 +86,6 @@ size_t skip_comment(std::string_view s, size_t i, std::string* text = nullptr) {
     if (text) *text += c;
   }
   return s.size();
-}
-
-// RFC 2045 §5.1: type "/" subtype *(";" parameter), tolerant of junk.
-ContentType parse_content_type(std::string_view value, const ContentType& fallback) {
-  ContentType ct;
-  std::string clean;
-  for (size_t i = 0; i < value.size();) {
-    if (value[i] == '(') {
-      i = skip_comment(value, i);
-      continue;
-    }
-    clean += value[i++];
-  }
-  std::string_view v = clean;
-  size_t semi = v.find(';');
-  std::string_view media = trim_ws(v.substr(0, semi));
-  size_t slash = media.find('/');
-  if (slash == std::string_view::npos || trim_ws(media.substr(0, slash)).empty() ||
-      trim_ws(media.substr(slash + 1)).empty()) {
-    ct = fallback;
-    ct.params.clear();
-  } else {
-    ct.type = to_upper(trim_ws(media.substr(0, slash)));
-    ct.subtype = to_upper(trim_ws(media.substr(slash + 1)));
-  }
-  while (semi != std::string_view::npos) {
-    v.remove_prefix(semi + 1);
-    // name = value | name = "quoted"
-    size_t eq = v.find('=');
-    if (eq == std::string_view::npos) break;
-    Param p;
-    p.name = to_upper(trim_ws(v.substr(0, eq)));
-    v.remove_prefix(eq + 1);
-    v = trim_ws(v);
-    if (!v.empty() && v[0] == '"') {
-      size_t i = 1;
-      for (; i < v.size() && v[i] != '"'; ++i) {
-        if (v[i] == '\\' && i + 1 < v.size()) ++i;
-        p.value += v[i];
-      }
-      v.remove_prefix(std::min(v.size(), i + 1));
-      semi = v.find(';');
-    } else {
-      semi = v.find(';');
-      p.value = std::string(trim_ws(v.substr(0, semi)));
-    }
-    if (!p.name.empty() && ct.params.size() < 64) ct.params.push_back(std::move(p));
-  }
-  return ct;
-}
-
-std::optional<std::string> param(const ContentType& ct, std::string_view name) {
-  for (const auto& p : ct.params) {
-    if (p.name == name) return p.value;
-  }
-  return std::nullopt;
-}
-
-Part parse_entity(std::string_view header, std::string_view body, const ContentType& fallback, int depth,
-                  size_t& budget);
-
-// Split a multipart body at its boundary (RFC 2046 §5.1.1). The CRLF before
-// a delimiter line belongs to the delimiter.
-void parse_multipart(Part& part, int depth, size_t& budget) {
-  auto boundary = param(part.type, "BOUNDARY");
-  if (!boundary || boundary->empty() || depth >= kMaxDepth) {
-    part.type = ContentType{};  // unusable: treat as text
-    return;
-  }
-  const std::string delimiter = "--" + *boundary;
-  ContentType child_default;
-  if (part.type.subtype == "DIGEST") {
-    child_default.type = "MESSAGE";
-    child_default.subtype = "RFC822";
-  }
-  std::string_view b = part.body;
-  // Find delimiter lines: at the start of the body or after a LF.
-  std::vector<std::pair<size_t, size_t>> marks;  // (start of CRLF before delimiter, end of delimiter line)
-  bool closed = false;
-  size_t pos = 0;
-  while (pos <= b.size() && !closed) {
-    size_t at = b.find(delimiter, pos);
-    if (at == std::string_view::npos) break;
-    if (at != 0 && b[at - 1] != '\n') {
-      pos = at + 1;
-      continue;
-    }
-    size_t after = at + delimiter.size();
-    bool close = b.substr(after, 2) == "--";
-    size_t rest = close ? after + 2 : after;
-    // Only transport padding may follow on the delimiter line.
-    size_t eol = b.find('\n', rest);
-    std::string_view tail = b.substr(rest, (eol == std::string_view::npos ? b.size() : eol) - rest);
-    if (!trim_ws(tail).empty()) {
-      pos = at + 1;
-      continue;
-    }
-    size_t start = at;
-    if (start > 0 && b[start - 1] == '\n') --start;
-    if (start > 0 && b[start - 1] == '\r') --start;
-    marks.emplace_back(start, eol == std::string_view::npos ? b.size() : eol + 1);
-    closed = close;
-    pos = eol == std::string_view::npos ? b.size() + 1 : eol + 1;
-  }
-  for (size_t i = 0; i + 1 <= marks.size(); ++i) {
-    if (i + 1 == marks.size() && closed) break;
-    size_t begin = marks[i].second;
-    size_t end = i + 1 < marks.size() ? marks[i + 1].first : b.size();
-    if (end < begin) end = begin;
-    if (budget == 0) break;
-    --budget;
-    std::string_view content = b.substr(begin, end - begin);
-    HeaderBody hb = split_message(content);
-    part.children.push_back(parse_entity(hb.header, hb.body, child_default, depth + 1, budget));
-  }
-  if (part.children.empty()) {
-    // RFC 3501 body-type-mpart needs at least one part: an empty text part.
-    part.children.push_back(parse_entity({}, {}, ContentType{}, depth + 1, budget));
-  }
-}
-
-Part parse_entity(std::string_view header, std::string_view body, const ContentType& fallback, int depth,
-                  size_t& budget) {
-  Part p;
-  p.header = header;
-  p.body = body;
-  auto ct = header_value(header, "Content-Type");
-  p.type = ct ? parse_content_type(*ct, fallback) : fallback;
-  if (p.multipart()) {
-    parse_multipart(p, depth, budget);
-  } else if (p.message() && depth < kMaxDepth && budget > 0) {
-    --budget;
-    HeaderBody hb = split_message(body);
-    p.children.push_back(parse_entity(hb.header, hb.body, ContentType{}, depth + 1, budget));
-  }
-  return p;
-}
-
-Part parse_message(std::string_view message) {
-  HeaderBody hb = split_message(message);
-  size_t budget = kMaxParts;
-  return parse_entity(hb.header, hb.body, ContentType{}, 0, budget);
 }
 
 uint64_t count_lines(std::string_view s) {
@@ -626,20 +470,7 @@ std::optional<Days> date_of_words(const std::vector<std::string_view>& words) {
 
 }  // namespace
 
-HeaderBody split_message(std::string_view message) {
-  // The header ends at the first empty line; a message without one is all header.
-  if (message.starts_with("\r\n")) return {message.substr(0, 2), message.substr(2)};
-  if (message.starts_with("\n")) return {message.substr(0, 1), message.substr(1)};
-  size_t pos = 0;
-  for (;;) {
-    size_t lf = message.find('\n', pos);
-    if (lf == std::string_view::npos) return {message, {}};
-    size_t next = lf + 1;
-    if (message.substr(next, 2) == "\r\n") return {message.substr(0, next + 2), message.substr(next + 2)};
-    if (message.substr(next, 1) == "\n") return {message.substr(0, next + 1), message.substr(next + 1)};
-    pos = next;
-  }
-}
+HeaderBody split_message(std::string_view message) { return mail::mime::split_entity(message); }
 
 std::string header_fields(std::string_view header, const std::vector<std::string>& names, bool exclude) {
   std::string out;
@@ -704,27 +535,6 @@ const Part* find_part(const Part& root, const std::vector<uint32_t>& part) {
   return cur;
 }
 
-// The Content-Transfer-Encoding mechanism of a part's header, lower-cased,
-// without comments or parameters ("" when there is none).
-std::string transfer_encoding(std::string_view header) {
-  auto value = header_value(header, "Content-Transfer-Encoding");
-  if (!value) return "";
-  std::string out;
-  for (char c : *value) {
-    if (c == '(' || c == ';' || c == ' ' || c == '\t') {
-      if (out.empty() && (c == ' ' || c == '\t')) continue;
-      break;
-    }
-    out += base::ascii_lower(c);
-  }
-  return out;
-}
-
-// RFC 2045 §6.1: the encodings that leave the octets as they are.
-bool is_identity_encoding(std::string_view cte) {
-  return cte.empty() || cte == "7bit" || cte == "8bit" || cte == "binary";
-}
-
 // One change to the message text made by encode_binary_parts.
 struct Edit {
   size_t offset = 0;
@@ -754,7 +564,7 @@ void binary_part_edits(std::string_view message, const Part& part, std::vector<E
     if (iequals(name, "Content-Transfer-Encoding")) out.push_back({offset_of(field), field.size(), ""});
   });
   out.push_back({offset_of(header) + header.size() - blank, 0, "Content-Transfer-Encoding: base64\r\n"});
-  out.push_back({offset_of(part.body), part.body.size(), encode_base64_body(part.body)});
+  out.push_back({offset_of(part.body), part.body.size(), mail::encode_base64_body(part.body)});
 }
 
 }  // namespace
@@ -807,8 +617,8 @@ BinarySection binary_section(std::string_view message, const std::vector<uint32_
   if (cur->multipart() || cur->message()) return {S::ok, std::string(cur->body)};
   const std::string cte = transfer_encoding(cur->header);
   if (is_identity_encoding(cte)) return {S::ok, std::string(cur->body)};
-  if (cte == "base64") return {S::ok, decode_base64_body(cur->body)};
-  if (cte == "quoted-printable") return {S::ok, decode_quoted_printable_body(cur->body)};
+  if (cte == "base64") return {S::ok, mail::decode_base64_body(cur->body)};
+  if (cte == "quoted-printable") return {S::ok, mail::decode_quoted_printable_body(cur->body)};
   // RFC 3516 §4.2: the server MUST fail with NO [UNKNOWN-CTE].
   return {S::unknown_cte, {}};
 }

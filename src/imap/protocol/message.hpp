@@ -1,6 +1,6 @@
 // Purpose:   Sans-I/O reading of one message (RFC 5322 + MIME) for FETCH,
 //            SEARCH and SORT: header/body split, header field selection, the
-//            MIME part tree, section extraction (BODY[1.2.MIME],
+//            MIME part tree (mail/mime.hpp's walker), section extraction (BODY[1.2.MIME],
 //            [HEADER.FIELDS (..)], [TEXT]), ENVELOPE and BODY/BODYSTRUCTURE,
 //            the values SORT compares (base subject, first address, sent
 //            date), BINARY[part] (decoded) and the base64 re-encoding of
@@ -13,7 +13,7 @@
 //            decoded to UTF-8); RFC 5256 §2.1 (base subject), §2.2 (sent
 //            date), §3 (FROM/TO/CC: addr-mailbox); RFC 5957 §3 (display);
 //            RFC 3516 §4.2 (BINARY[part]: the part decoded, see
-//            transfer_encoding.hpp), §4.3 (binary parts of an APPEND
+//            mail/transfer_encoding.hpp), §4.3 (binary parts of an APPEND
 //            stored as base64).
 // Trust:     message bytes are untrusted: parsing is bounded (nesting depth,
 //            part count) and never reads outside the input; malformed MIME
@@ -31,13 +31,12 @@
 #include <vector>
 
 #include "imap/protocol/command.hpp"
+#include "mail/mime.hpp"
 
 namespace hikyaku::imap::protocol {
 
-struct HeaderBody {
-  std::string_view header;  // including the empty line that ends it
-  std::string_view body;
-};
+// The header (with its empty line) and the body of a message.
+using HeaderBody = mail::mime::HeaderBody;
 HeaderBody split_message(std::string_view message);
 
 // The header fields named (or, with `exclude`, not named) in `names`

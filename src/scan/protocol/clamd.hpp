@@ -31,7 +31,7 @@ std::string chunk_header(uint32_t size);
 struct Reply {
   enum class Kind { clean, found, error };
   Kind kind = Kind::error;
-  std::string detail;  // the signature name (found) or the error text (error)
+  std::string detail;  // the signature name (found), the error text (error), what was sent (clean, set by the client)
 };
 
 // One reply, without or with its NUL/LF terminator.

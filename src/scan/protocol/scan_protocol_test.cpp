@@ -193,6 +193,19 @@ TEST(Verdict, EachAnswerItsReply) {
   }
 }
 
+// clamd_scope = "attachments": what was sent is said in the log summary.
+TEST(Verdict, CleanSummarySaysWhatClamdWasSent) {
+  Report whole;
+  whole.clamd_asked = true;
+  whole.clamd = {clamd::Reply::Kind::clean, ""};
+  EXPECT_EQ(decide(whole, OnFailure::tempfail).summary, "clamd: clean");
+  Report none = whole;
+  none.clamd.detail = "no attachment: clamd not asked";
+  const Decision d = decide(none, OnFailure::tempfail);
+  EXPECT_EQ(d.kind, Decision::Kind::deliver);
+  EXPECT_EQ(d.summary, "clamd: clean (no attachment: clamd not asked)");
+}
+
 TEST(Verdict, SpamFieldsFirstAndStrippedForForwarding) {
   const Decision d = decide(rspamd_said(rspamd::Action::add_header, 8), OnFailure::tempfail);
   EXPECT_EQ(d.fields,

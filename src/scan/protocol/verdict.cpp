@@ -84,7 +84,11 @@ Decision decide(const Report& report, OnFailure on_failure) {
         d.summary = "clamd: " + report.clamd.detail + " FOUND";
         return d;
       case clamd::Reply::Kind::error: failure = "clamd: " + report.clamd.detail; break;
-      case clamd::Reply::Kind::clean: d.summary = "clamd: clean"; break;
+      case clamd::Reply::Kind::clean:
+        // The detail of a clean answer says what was sent (clamd_scope =
+        // "attachments": "2 attachments", "no attachment: not asked").
+        d.summary = report.clamd.detail.empty() ? "clamd: clean" : "clamd: clean (" + report.clamd.detail + ")";
+        break;
     }
   }
   if (report.rspamd_asked) {

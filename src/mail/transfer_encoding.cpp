@@ -1,8 +1,8 @@
-#include "imap/protocol/transfer_encoding.hpp"
+#include "mail/transfer_encoding.hpp"
 
 #include <cstdint>
 
-namespace hikyaku::imap::protocol {
+namespace hikyaku::mail {
 namespace {
 
 constexpr std::string_view kBase64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -121,4 +121,4 @@ std::string encode_base64_body(std::string_view octets) {
   return out;
 }
 
-}  // namespace hikyaku::imap::protocol
+}  // namespace hikyaku::mail

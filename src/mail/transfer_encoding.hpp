@@ -1,9 +1,11 @@
-// Purpose:   Sans-I/O MIME Content-Transfer-Encoding codecs for the IMAP
-//            BINARY extension: decoding base64 and quoted-printable part
-//            bodies (FETCH BINARY[...], BINARY.SIZE[...]) and encoding
-//            binary octets as base64 (APPEND of a literal8 message whose
-//            parts say "Content-Transfer-Encoding: binary", stored as
-//            base64 so that BODY[...] never serves raw binary).
+// Purpose:   Sans-I/O MIME Content-Transfer-Encoding codecs, the one copy
+//            in the tree: decoding base64 and quoted-printable part bodies
+//            (IMAP FETCH BINARY[...], BINARY.SIZE[...]; the attachments
+//            [scan] clamd_scope = "attachments" sends to clamd, see
+//            mail/mime.hpp) and encoding binary octets as base64 (IMAP
+//            APPEND of a literal8 message whose parts say
+//            "Content-Transfer-Encoding: binary", stored as base64 so that
+//            BODY[...] never serves raw binary).
 // Standards: RFC 2045 §6.7 (quoted-printable: soft line breaks, "=XX",
 //            trailing whitespace of an encoded line dropped), §6.8 (base64:
 //            76-character lines, characters outside the alphabet ignored,
@@ -22,7 +24,7 @@
 #include <string>
 #include <string_view>
 
-namespace hikyaku::imap::protocol {
+namespace hikyaku::mail {
 
 // RFC 2045 §6.8 base64 body → octets.
 std::string decode_base64_body(std::string_view text);
@@ -35,4 +37,4 @@ std::string decode_quoted_printable_body(std::string_view text);
 // ending in CRLF ("" for no octets).
 std::string encode_base64_body(std::string_view octets);
 
-}  // namespace hikyaku::imap::protocol
+}  // namespace hikyaku::mail
