@@ -153,11 +153,17 @@ class MaildirStore final : public protocol::MailStore {
   };
   using Stamps = std::array<Stamp, 4>;  // cur/, new/, the uidlist, dovecot-keywords
   Stamps stamp() const;
-  // The last full scan's result, kept while it may be reused.
+  // The last full scan's result, kept while it may be reused. What a scan
+  // returns beyond the files is \Recent, which depends on who asks: the
+  // kept copy says it as a scan that claims nothing would now (after a
+  // claim: nothing is recent), and a claim is not answered from it when it
+  // would change something (uidlist FIRST-RECENT below UIDNEXT, or a file
+  // left in new/). The session's own \Recent view lives in the engine,
+  // which takes it from the scan that first showed it a message.
   struct LastScan {
     Stamps stamps;
-    protocol::Snapshot snapshot;  // \Recent as a scan that claims nothing would now say
-    bool claimable = false;       // a claim would change something (recent messages, files in new/)
+    protocol::Snapshot snapshot;
+    bool claimable = false;
   };
   // The previous result when the Rescan rule allows it (the lock held).
   std::optional<protocol::Snapshot> reuse(bool claim_recent) const;
