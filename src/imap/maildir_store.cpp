@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <ctime>
+#include <iterator>
 #include <sstream>
 #include <unordered_map>
 
@@ -246,7 +247,42 @@ bool MaildirStore::gone() const {
 base::Result<Snapshot> MaildirStore::scan(bool claim_recent) {
   auto held = lock();
   if (!held) return held.error();
+  if (auto reused = reuse(claim_recent)) return std::move(*reused);
   return scan_locked(claim_recent);
+}
+
+bool MaildirStore::Stamp::operator==(const Stamp& o) const {
+  return error == o.error && dev == o.dev && ino == o.ino && size == o.size && mtime.tv_sec == o.mtime.tv_sec &&
+         mtime.tv_nsec == o.mtime.tv_nsec && ctime.tv_sec == o.ctime.tv_sec && ctime.tv_nsec == o.ctime.tv_nsec;
+}
+
+MaildirStore::Stamps MaildirStore::stamp() const {
+  const fs::path& root = maildir_.root();
+  const fs::path paths[] = {root / "cur", root / "new", root / kUidListName, root / kKeywordsFile};
+  static_assert(std::size(paths) == std::tuple_size_v<Stamps>);
+  Stamps out;
+  for (size_t i = 0; i < out.size(); ++i) {
+    struct stat st {};
+    if (::stat(paths[i].c_str(), &st) != 0) {
+      out[i].error = errno;
+      continue;
+    }
+    out[i].dev = st.st_dev;
+    out[i].ino = st.st_ino;
+    out[i].size = st.st_size;
+    out[i].mtime = st.st_mtim;
+    out[i].ctime = st.st_ctim;
+  }
+  return out;
+}
+
+std::optional<Snapshot> MaildirStore::reuse(bool claim_recent) const {
+  // Whether the stamps were settled (older than the scan by the margin)
+  // was decided when the result was kept; here only that nothing has
+  // changed since. A claim that would move or number something lists.
+  if (!last_ || (claim_recent && last_->claimable)) return std::nullopt;
+  if (stamp() != last_->stamps) return std::nullopt;
+  return last_->snapshot;
 }
 
 protocol::Keywords MaildirStore::keywords_of(const std::string& letters) const {
@@ -303,6 +339,17 @@ base::Result<std::string> MaildirStore::letters_for(const std::string& current, 
 }
 
 base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
+  // The Rescan rule (maildir_store.hpp): the time, then the stamps, then
+  // the reading. T comes from the coarse clock, which file timestamps are
+  // taken from: any change after it is stamped at T or later (truncated to
+  // the file system's granularity, at most 1 s).
+  last_.reset();
+  ++full_scans_;
+  timespec started{};
+  ::clock_gettime(CLOCK_REALTIME_COARSE, &started);
+  started.tv_sec += clock_ahead_;
+  const Stamps stamps = stamp();
+
   load_keywords();
   auto listed = maildir_.list(&known_);  // sizes of messages seen before are not read again
   if (!listed) return listed.error();
@@ -407,7 +454,31 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
   snap.uidvalidity = uids.validity;
   snap.uidnext = uids.next;
   snap.highest_modseq = uids.highest_modseq;
+  remember(stamps, started, snap, uids.first_recent, uids.next);
   return snap;
+}
+
+void MaildirStore::remember(const Stamps& stamps, const timespec& started, const Snapshot& snap,
+                            uint32_t first_recent, uint32_t next) {
+  // Kept only when every object was there or absent (no other stat error)
+  // and every timestamp older than T - 1 s: a change made in the same
+  // clock tick as an mtime seen here could leave it as it is; one made a
+  // second later cannot.
+  constexpr time_t kMargin = 1;
+  auto settled = [&](const timespec& t) {
+    return t.tv_sec < started.tv_sec - kMargin ||
+           (t.tv_sec == started.tv_sec - kMargin && t.tv_nsec < started.tv_nsec);
+  };
+  for (const auto& s : stamps) {
+    if (s.error != 0 && s.error != ENOENT) return;
+    if (s.error == 0 && (!settled(s.mtime) || !settled(s.ctime))) return;
+  }
+  LastScan last{stamps, snap, first_recent != next};
+  // \Recent as a scan that claims nothing would give it now: after a claim,
+  // none (first_recent is uidnext).
+  for (auto& m : last.snapshot.messages) m.recent = m.uid >= first_recent;
+  for (const auto& [name, info] : known_) last.claimable = last.claimable || info.in_new;
+  last_ = std::move(last);
 }
 
 mailbox::MessageInfo* MaildirStore::lookup(const std::string& key) {
@@ -449,6 +520,7 @@ std::vector<MaildirStore::FlagResult> MaildirStore::update_flags_all(const std::
   // Read-modify-write under the lock, from the names on disk now.
   auto held = lock();
   if (!held) return fail_all(held.error());
+  last_.reset();  // this session's own change: the next scan lists the folder
   load_keywords();
   const fs::path list_path = maildir_.root() / kUidListName;
   auto uids = read_uidlist(list_path);
@@ -456,6 +528,7 @@ std::vector<MaildirStore::FlagResult> MaildirStore::update_flags_all(const std::
     // Not a list this version has numbered (missing, unreadable, or an
     // older hikyaku's): a scan numbers every message first.
     if (auto snap = scan_locked(false); !snap) return fail_all(snap.error());
+    last_.reset();
     uids = read_uidlist(list_path);
   }
   std::unordered_map<std::string, size_t> by_name;
@@ -521,6 +594,7 @@ std::vector<MaildirStore::FlagResult> MaildirStore::update_flags_all(const std::
 }
 
 base::Status MaildirStore::expunge(const StoredMessage& message) {
+  last_.reset();  // this session's own change: the next scan lists the folder
   mailbox::MessageInfo* info = lookup(message.key);
   if (!info) {
     auto f = maildir_.find(message.key);
@@ -545,6 +619,7 @@ base::Result<std::vector<protocol::Appended>> MaildirStore::append_all(
   // (RFC 3502 §6.3.11: all or none).
   auto held = lock();
   if (!held) return held.error();
+  last_.reset();  // this session's own change: the next scan lists the folder
   load_keywords();
   std::vector<std::string> letters;
   letters.reserve(messages.size());
@@ -594,6 +669,7 @@ base::Result<std::vector<protocol::Appended>> MaildirStore::append_all(
     }
   }
   auto snap = scan_locked(false);
+  last_.reset();
   if (!snap) {
     undo();
     return snap.error();

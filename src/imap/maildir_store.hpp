@@ -43,6 +43,30 @@
 //            lock for all of them: each is delivered durably as usual, and
 //            on a failure the ones delivered are removed before the lock is
 //            released, so no session ever numbers a part of the batch.
+// Rescan:    every selected-state command scans the folder, and a full
+//            scan lists cur/ and new/ (50 ms for 10,000 messages). A scan
+//            reuses the previous one's result, without listing, when
+//            nothing it read can have changed since: before a full scan
+//            the time T is read (CLOCK_REALTIME_COARSE, the clock the
+//            kernel stamps files with) and then cur/, new/, the uidlist
+//            and dovecot-keywords are stat'ed (all that the scan reads:
+//            message bytes never change, and the sizes and dates taken from
+//            them are kept per message anyway). The next scan restats them
+//            and reuses the result only when (dev, ino, size, mtime, ctime)
+//            are all unchanged (an object still absent counts as unchanged)
+//            AND every one of those mtimes and ctimes was older than T - 1 s.
+//            Any later change to an entry of cur/ or new/ (delivery, rename,
+//            unlink) or a replaced uidlist or keywords file then gets a
+//            ctime of at least T truncated to the file system's granularity
+//            (≤ 1 s), which differs from the remembered one; ctime cannot be
+//            set back by utimensat. No inotify: the decision is made on
+//            the command's own thread, so a change made before the command
+//            is always seen. A claim (read-write scan) is never answered
+//            from a result that left anything to claim. This session's own
+//            changes (flags, expunge, append) drop the result. Assumes the
+//            files are stamped by this host's clock and it does not jump
+//            back by more than 1 s (a local file system; Dovecot's Maildir
+//            sync makes the same assumption).
 // Standards: RFC 3501 §2.3.1.1 (UIDs strictly ascending, never reused
 //            under one UIDVALIDITY), §2.3.2 (flags, \Recent); RFC 7162
 //            §3.1 (MODSEQ: strictly ascending, never going back, the
@@ -61,9 +85,12 @@
 // Errors:    Result/Status with errno text; nothing throws.
 #pragma once
 
+#include <array>
+#include <ctime>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -107,7 +134,43 @@ class MaildirStore final : public protocol::MailStore {
 
   static constexpr const char* kUidListName = "hikyaku-uidlist";
 
+  // Scans that listed the folder (not answered from the previous one).
+  size_t full_scans_for_test() const { return full_scans_; }
+  // The scans' T runs `seconds` ahead, as if every timestamp were that much
+  // older: a test can set mtimes back (utimensat) but not ctimes.
+  void clock_ahead_for_test(time_t seconds) { clock_ahead_ = seconds; }
+
  private:
+  // One file-system object a scan reads, as stat(2) saw it (see Rescan).
+  struct Stamp {
+    int error = 0;  // the stat's errno (ENOENT: absent); 0: the fields below are set
+    uint64_t dev = 0;
+    uint64_t ino = 0;
+    int64_t size = 0;
+    timespec mtime{};
+    timespec ctime{};
+    bool operator==(const Stamp& o) const;
+  };
+  using Stamps = std::array<Stamp, 4>;  // cur/, new/, the uidlist, dovecot-keywords
+  Stamps stamp() const;
+  // The last full scan's result, kept while it may be reused. What a scan
+  // returns beyond the files is \Recent, which depends on who asks: the
+  // kept copy says it as a scan that claims nothing would now (after a
+  // claim: nothing is recent), and a claim is not answered from it when it
+  // would change something (uidlist FIRST-RECENT below UIDNEXT, or a file
+  // left in new/). The session's own \Recent view lives in the engine,
+  // which takes it from the scan that first showed it a message.
+  struct LastScan {
+    Stamps stamps;
+    protocol::Snapshot snapshot;
+    bool claimable = false;
+  };
+  // The previous result when the Rescan rule allows it (the lock held).
+  std::optional<protocol::Snapshot> reuse(bool claim_recent) const;
+  // Keep a full scan's result when the Rescan rule will allow its reuse.
+  void remember(const Stamps& stamps, const timespec& started, const protocol::Snapshot& snap,
+                uint32_t first_recent, uint32_t next);
+
   struct Held;  // the mutex and the flock, released together
   base::Result<std::unique_ptr<Held>> lock();
   base::Result<protocol::Snapshot> scan_locked(bool claim_recent);
@@ -132,6 +195,9 @@ class MaildirStore final : public protocol::MailStore {
   std::map<std::string, mailbox::MessageInfo> known_;  // unique name → last seen location and sizes
   std::unordered_map<std::string, int64_t> dates_;     // unique name → internal date, as first seen
   std::vector<std::string> keyword_names_;             // index (letter - 'a') → name
+  std::optional<LastScan> last_;                       // empty: the next scan lists the folder
+  size_t full_scans_ = 0;
+  time_t clock_ahead_ = 0;  // tests only
 };
 
 class MaildirAccount final : public protocol::MailAccount {

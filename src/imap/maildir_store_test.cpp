@@ -6,9 +6,13 @@
 // UIDVALIDITY of a recreated folder, the quota over all folders).
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <ctime>
 #include <filesystem>
 #include <set>
 #include <thread>
@@ -371,6 +375,243 @@ TEST_F(MaildirStoreTest, ConcurrentAppendsNeverShareAUid) {
   ASSERT_EQ(all.size(), 40u);
   EXPECT_EQ(std::adjacent_find(all.begin(), all.end()), all.end());
   EXPECT_EQ(all.back(), 40u);
+}
+
+// The rescan rule (maildir_store.hpp, Rescan): a scan reuses the previous
+// result while cur/, new/, the uidlist and dovecot-keywords are as stat'ed
+// then and were older than that scan by 1 s. Tests cannot set a ctime back
+// (utimensat sets it to now), so they set the mtimes back and the store's
+// clock ahead; a change made later then differs at least in its mtime.
+class MaildirRescanTest : public MaildirStoreTest {
+ protected:
+  static constexpr time_t kAhead = 10;
+  // The mtimes of every object a scan stats, an hour back.
+  void age() const {
+    const time_t past = ::time(nullptr) - 3600;
+    const timespec times[2] = {{past, 0}, {past, 0}};
+    for (const char* name : {"cur", "new", MaildirStore::kUidListName, "dovecot-keywords"}) {
+      (void)::utimensat(AT_FDCWD, (dir_ / name).c_str(), times, 0);  // one that is absent stays so
+    }
+  }
+  // `s` claimed and scanned, with old timestamps: its next scan reuses the
+  // last result (checked).
+  void settle(MaildirStore& s) const {
+    s.clock_ahead_for_test(kAhead);
+    ASSERT_TRUE(s.scan(true));
+    age();
+    ASSERT_TRUE(s.scan(true));  // lists: the claim above changed the folder
+    const size_t full = s.full_scans_for_test();
+    ASSERT_TRUE(s.scan(true));
+    ASSERT_EQ(s.full_scans_for_test(), full) << "the skip path was not taken";
+  }
+  fs::path only_file(const char* sub) const { return fs::directory_iterator(dir_ / sub)->path(); }
+  // Rewrite a file in place: the same inode (and here the same size).
+  static void overwrite(const fs::path& path, const std::string& text) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+    ::close(fd);
+  }
+};
+
+TEST_F(MaildirRescanTest, AnUnchangedFolderIsNotListedAgain) {
+  mailbox::Maildir md(dir_, false);
+  ASSERT_TRUE(md.deliver("Subject: one\n\nbody\n"));
+  ASSERT_TRUE(md.deliver("Subject: two\n\nbody\n"));
+  auto s = store();
+  s.clock_ahead_for_test(kAhead);
+  auto first = s.scan(false);
+  ASSERT_TRUE(first);
+  age();
+  auto listed = s.scan(false);  // the first scan wrote the uidlist: listed again, then kept
+  ASSERT_TRUE(listed);
+  EXPECT_EQ(s.full_scans_for_test(), 2u);
+  for (int i = 0; i < 3; ++i) {
+    auto again = s.scan(false);
+    ASSERT_TRUE(again);
+    EXPECT_EQ(s.full_scans_for_test(), 2u);
+    EXPECT_EQ(again->uidvalidity, listed->uidvalidity);
+    EXPECT_EQ(again->uidnext, listed->uidnext);
+    EXPECT_EQ(again->highest_modseq, listed->highest_modseq);
+    ASSERT_EQ(again->messages.size(), 2u);
+    EXPECT_EQ(again->messages[1].key, listed->messages[1].key);
+    EXPECT_TRUE(again->messages[1].recent);  // unclaimed
+  }
+  // Timestamps within 1 s of the scan (the real clock): always listed.
+  auto fresh = store();
+  ASSERT_TRUE(fresh.scan(false));
+  ASSERT_TRUE(fresh.scan(false));
+  EXPECT_EQ(fresh.full_scans_for_test(), 2u);
+}
+
+TEST_F(MaildirRescanTest, AClaimIsNotAnsweredFromAResultThatLeftSomethingToClaim) {
+  mailbox::Maildir md(dir_, false);
+  ASSERT_TRUE(md.deliver("Subject: one\n\nbody\n"));
+  auto s = store();
+  s.clock_ahead_for_test(kAhead);
+  ASSERT_TRUE(s.scan(false));  // numbers it, writes the uidlist
+  age();
+  ASSERT_TRUE(s.scan(false));
+  ASSERT_TRUE(s.scan(false));
+  ASSERT_EQ(s.full_scans_for_test(), 2u);
+  // RFC 3501 §2.3.2: the read-write scan claims it (new/ → cur/, \Recent).
+  auto claimed = s.scan(true);
+  ASSERT_TRUE(claimed);
+  EXPECT_EQ(s.full_scans_for_test(), 3u);
+  EXPECT_TRUE(claimed->messages[0].recent);
+  EXPECT_TRUE(fs::is_empty(dir_ / "new"));
+  // Kept afterwards as claimed: \Recent for no later scan.
+  age();
+  auto after = s.scan(false);
+  ASSERT_TRUE(after);
+  EXPECT_FALSE(after->messages[0].recent);
+  auto reused = s.scan(true);
+  EXPECT_EQ(s.full_scans_for_test(), 4u);
+  EXPECT_FALSE(reused->messages[0].recent);
+}
+
+TEST_F(MaildirRescanTest, ADeliveryToNewIsSeen) {
+  mailbox::Maildir md(dir_, false);
+  ASSERT_TRUE(md.deliver("Subject: one\n\nbody\n"));
+  auto s = store();
+  settle(s);
+  ASSERT_TRUE(md.deliver("Subject: two\n\nbody\n"));  // another process (the MDA)
+  auto snap = s.scan(true);
+  ASSERT_TRUE(snap);
+  ASSERT_EQ(snap->messages.size(), 2u);
+  EXPECT_TRUE(snap->messages[1].recent);
+  EXPECT_EQ(snap->uidnext, 3u);
+}
+
+TEST_F(MaildirRescanTest, AFlagChangeByAnotherSessionIsSeen) {
+  mailbox::Maildir md(dir_, false);
+  ASSERT_TRUE(md.deliver("Subject: one\n\nbody\n"));
+  auto s = store();
+  settle(s);
+  auto before = s.scan(true);
+  auto other = store();
+  ASSERT_TRUE(other.set_flags(before->messages[0], kFlagged, {}));
+  auto snap = s.scan(true);
+  ASSERT_TRUE(snap);
+  EXPECT_EQ(snap->messages[0].flags, kFlagged);
+  EXPECT_GT(snap->messages[0].modseq, before->messages[0].modseq);
+}
+
+// A rename by another program (mutt, POP3) keeps the size of cur/ and
+// leaves the uidlist alone: cur/'s mtime tells.
+TEST_F(MaildirRescanTest, ARenameInCurThatKeepsItsSizeIsSeen) {
+  mailbox::Maildir md(dir_, false);
+  ASSERT_TRUE(md.deliver("Subject: one\n\nbody\n"));
+  auto s = store();
+  settle(s);
+  const fs::path from = only_file("cur");
+  ASSERT_EQ(::rename(from.c_str(), (from.string() + "S").c_str()), 0);  // ":2," → ":2,S"
+  auto snap = s.scan(true);
+  ASSERT_TRUE(snap);
+  EXPECT_EQ(snap->messages[0].flags, kSeen);
+}
+
+TEST_F(MaildirRescanTest, AnExpungeByAnotherProcessIsSeen) {
+  mailbox::Maildir md(dir_, false);
+  ASSERT_TRUE(md.deliver("Subject: one\n\nbody\n"));
+  ASSERT_TRUE(md.deliver("Subject: two\n\nbody\n"));
+  auto s = store();
+  settle(s);
+  auto before = s.scan(true);
+  ASSERT_EQ(::unlink((dir_ / "cur" / (before->messages[0].key + ":2,")).c_str()), 0);  // a POP3 DELE
+  auto snap = s.scan(true);
+  ASSERT_TRUE(snap);
+  ASSERT_EQ(snap->messages.size(), 1u);
+  EXPECT_EQ(snap->messages[0].uid, 2u);
+}
+
+// Another session rewrites the uidlist in place, keeping its size and
+// inode (a new HIGHESTMODSEQ of the same length): its mtime tells.
+TEST_F(MaildirRescanTest, AUidListRewriteByAnotherSessionIsSeen) {
+  mailbox::Maildir md(dir_, false);
+  ASSERT_TRUE(md.deliver("Subject: one\n\nbody\n"));
+  auto s = store();
+  settle(s);
+  auto before = s.scan(true);
+  ASSERT_LT(before->highest_modseq, 9u);
+  const fs::path list = dir_ / MaildirStore::kUidListName;
+  auto text = base::read_file(list);
+  ASSERT_TRUE(text);
+  const size_t eol = text->find('\n');
+  const size_t last_space = text->rfind(' ', eol);
+  ASSERT_EQ(eol - last_space, 2u) << *text;  // a one-digit HIGHESTMODSEQ
+  (*text)[last_space + 1] = '9';
+  overwrite(list, *text);
+  auto snap = s.scan(true);
+  ASSERT_TRUE(snap);
+  EXPECT_EQ(snap->highest_modseq, 9u);
+}
+
+TEST_F(MaildirRescanTest, AKeywordsFileChangeIsSeen) {
+  mailbox::Maildir md(dir_, false);
+  ASSERT_TRUE(md.deliver("Subject: one\n\nbody\n"));
+  auto s = store();
+  auto first = s.scan(true);
+  ASSERT_TRUE(s.set_flags(first->messages[0], 0, {"$Label1"}));  // letter a
+  settle(s);
+  EXPECT_EQ(s.scan(true)->messages[0].keywords, protocol::Keywords{"$Label1"});
+  // Another program names letter a anew (written in place, same size).
+  auto text = base::read_file(dir_ / "dovecot-keywords");
+  ASSERT_EQ(*text, "0 $Label1\n");
+  overwrite(dir_ / "dovecot-keywords", "0 $Label2\n");
+  auto snap = s.scan(true);
+  ASSERT_TRUE(snap);
+  EXPECT_EQ(snap->messages[0].keywords, protocol::Keywords{"$Label2"});
+}
+
+// A local process that sets cur/'s mtime back after renaming in it cannot
+// set its ctime back.
+TEST_F(MaildirRescanTest, AnMtimeSetBackStillChangesTheCtime) {
+  mailbox::Maildir md(dir_, false);
+  ASSERT_TRUE(md.deliver("Subject: one\n\nbody\n"));
+  auto s = store();
+  settle(s);
+  struct stat st {};
+  ASSERT_EQ(::stat((dir_ / "cur").c_str(), &st), 0);
+  // In the test the remembered ctime is recent (age() set it): the change
+  // must come at a later clock tick, as the 1 s margin ensures for real.
+  for (timespec now{}; ::clock_gettime(CLOCK_REALTIME_COARSE, &now) == 0 &&
+                       (now.tv_sec < st.st_ctim.tv_sec ||
+                        (now.tv_sec == st.st_ctim.tv_sec && now.tv_nsec <= st.st_ctim.tv_nsec));) {
+  }
+  const fs::path from = only_file("cur");
+  ASSERT_EQ(::rename(from.c_str(), (from.string() + "S").c_str()), 0);
+  const timespec times[2] = {st.st_atim, st.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (dir_ / "cur").c_str(), times, 0), 0);
+  struct stat after {};
+  ASSERT_EQ(::stat((dir_ / "cur").c_str(), &after), 0);
+  ASSERT_EQ(after.st_mtim.tv_sec, st.st_mtim.tv_sec);
+  ASSERT_EQ(after.st_mtim.tv_nsec, st.st_mtim.tv_nsec);
+  auto snap = s.scan(true);
+  ASSERT_TRUE(snap);
+  EXPECT_EQ(snap->messages[0].flags, kSeen);
+}
+
+TEST_F(MaildirRescanTest, TheSessionsOwnChangesDropTheResult) {
+  mailbox::Maildir md(dir_, false);
+  ASSERT_TRUE(md.deliver("Subject: one\n\nbody\n"));
+  ASSERT_TRUE(md.deliver("Subject: two\n\nbody\n"));
+  auto s = store();
+  settle(s);
+  auto before = s.scan(true);
+  size_t full = s.full_scans_for_test();
+  // A STORE that changes nothing on disk still drops it.
+  ASSERT_TRUE(s.set_flags(before->messages[0], before->messages[0].flags, {}));
+  ASSERT_TRUE(s.scan(true));
+  EXPECT_EQ(s.full_scans_for_test(), ++full);
+  ASSERT_TRUE(s.expunge(before->messages[0]));
+  auto snap = s.scan(true);
+  ASSERT_TRUE(snap);
+  EXPECT_EQ(snap->messages.size(), 1u);
+  EXPECT_EQ(s.full_scans_for_test(), ++full);
+  ASSERT_TRUE(s.append("Subject: three\r\n\r\nx\r\n", 0, {}, std::nullopt));
+  snap = s.scan(true);
+  EXPECT_EQ(snap->messages.size(), 2u);
 }
 
 class MaildirAccountTest : public MaildirStoreTest {
