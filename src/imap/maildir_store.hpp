@@ -192,8 +192,7 @@ class MaildirStore final : public protocol::MailStore {
   bool sync_;
   uint64_t quota_;  // bytes; 0: none
   std::shared_ptr<QuietMoves> quiet_;
-  std::map<std::string, mailbox::MessageInfo> known_;  // unique name → last seen location and sizes
-  std::unordered_map<std::string, int64_t> dates_;     // unique name → internal date, as first seen
+  std::map<std::string, mailbox::MessageInfo> known_;  // unique name → last seen location, sizes, internal date
   std::vector<std::string> keyword_names_;             // index (letter - 'a') → name
   std::optional<LastScan> last_;                       // empty: the next scan lists the folder
   size_t full_scans_ = 0;

@@ -381,6 +381,7 @@ base::Result<std::vector<MessageInfo>> Maildir::list(const std::map<std::string,
       if (seen != nullptr) {
         e.info.size = seen->size;
         e.info.disk_size = seen->disk_size;
+        e.info.first_seen = seen->first_seen;
       } else if (auto st = fill_sizes(e.info); !st) {
         std::error_code xec;
         if (!fs::exists(e.info.path, xec)) continue;  // removed by another reader meanwhile

@@ -52,6 +52,9 @@ struct MessageInfo {
   bool in_new = false;
   std::string flags;            // Maildir info flags after ":2," ("S", "RS", ...)
   uint64_t disk_size = 0;       // bytes on disk (LF line endings)
+  int64_t first_seen = 0;       // a reader's own note, carried over by list(known):
+                                // IMAP's internal date (the file's mtime when first
+                                // seen; RFC 3501 §2.3.3); 0 until a reader sets it
 };
 
 class Maildir {
