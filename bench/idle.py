@@ -220,6 +220,7 @@ name = "bench.test"
             lines = [line.split(":", 1)[0] for line in f.read().splitlines() if line]
         with open(users, "w") as f:
             f.write("".join(f"{name}:{cheap_hash('secret-pass')}\n" for name in lines))
+    for m in range(MAILBOXES):  # three messages in every mailbox (the probes count on it)
         new = os.path.join(data, "mailboxes", f"me{m}", "new")
         os.makedirs(new, exist_ok=True)
         for i in range(3):
