@@ -28,6 +28,7 @@ std::optional<char32_t> next_utf8(std::string_view s, size_t& i);
 // A code point (≤ U+10FFFF, no surrogate) appended as UTF-8.
 void append_utf8(std::string& out, char32_t code);
 std::string_view trim(std::string_view s);  // spaces and tabs
+std::string_view trim_lines(std::string_view s);  // spaces, tabs, CR and LF (folded header values)
 std::vector<std::string_view> split(std::string_view s, char sep);
 // Split on runs of spaces (protocol arguments).
 std::vector<std::string_view> split_words(std::string_view s);

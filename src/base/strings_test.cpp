@@ -38,6 +38,9 @@ TEST(Strings, CaseAndSplit) {
   ASSERT_EQ(w.size(), 3u);
   EXPECT_EQ(w[2], "c");
   EXPECT_EQ(trim(" \tx \t"), "x");
+  EXPECT_EQ(trim(" x\r\n"), "x\r\n");
+  EXPECT_EQ(trim_lines("\r\n \tx y\r\n\t"), "x y");
+  EXPECT_EQ(trim_lines("\r\n"), "");
 }
 
 TEST(Strings, LogPrintableAndWipe) {

@@ -12,14 +12,6 @@ namespace {
 
 using base::to_upper;
 
-std::string_view trim_ws(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-    s.remove_suffix(1);
-  return s;
-}
-
 // Skip a (possibly nested) comment starting at s[i] == '('.
 size_t skip_comment(std::string_view s, size_t i) {
   int depth = 0;
@@ -80,7 +72,7 @@ void parse_multipart(Part& part, int depth, Budget& budget) {
     // Only transport padding may follow on the delimiter line.
     const size_t eol = b.find('\n', rest);
     const std::string_view tail = b.substr(rest, (eol == std::string_view::npos ? b.size() : eol) - rest);
-    if (!trim_ws(tail).empty()) {
+    if (!base::trim_lines(tail).empty()) {
       pos = at + 1;
       continue;
     }
@@ -163,7 +155,7 @@ void collect(const Part& part, Attachments& out) {
   }
   // Sanity checks: is it an attachment at all?
   ContentType disposition;
-  if (auto cd = header_value(part.header, "Content-Disposition"); cd && !trim_ws(*cd).empty()) {
+  if (auto cd = header_value(part.header, "Content-Disposition"); cd && !base::trim_lines(*cd).empty()) {
     // "attachment; filename=x" has Content-Type's shape apart from the slash.
     disposition = parse_content_type("x/" + *cd, ContentType{"X", "INLINE", {}});
   } else {
@@ -213,15 +205,15 @@ ContentType parse_content_type(std::string_view value, const ContentType& fallba
   }
   std::string_view v = clean;
   size_t semi = v.find(';');
-  const std::string_view media = trim_ws(v.substr(0, semi));
+  const std::string_view media = base::trim_lines(v.substr(0, semi));
   const size_t slash = media.find('/');
-  if (slash == std::string_view::npos || trim_ws(media.substr(0, slash)).empty() ||
-      trim_ws(media.substr(slash + 1)).empty()) {
+  if (slash == std::string_view::npos || base::trim_lines(media.substr(0, slash)).empty() ||
+      base::trim_lines(media.substr(slash + 1)).empty()) {
     ct = fallback;
     ct.params.clear();
   } else {
-    ct.type = to_upper(trim_ws(media.substr(0, slash)));
-    ct.subtype = to_upper(trim_ws(media.substr(slash + 1)));
+    ct.type = to_upper(base::trim_lines(media.substr(0, slash)));
+    ct.subtype = to_upper(base::trim_lines(media.substr(slash + 1)));
   }
   while (semi != std::string_view::npos) {
     v.remove_prefix(semi + 1);
@@ -229,9 +221,9 @@ ContentType parse_content_type(std::string_view value, const ContentType& fallba
     const size_t eq = v.find('=');
     if (eq == std::string_view::npos) break;
     Param p;
-    p.name = to_upper(trim_ws(v.substr(0, eq)));
+    p.name = to_upper(base::trim_lines(v.substr(0, eq)));
     v.remove_prefix(eq + 1);
-    v = trim_ws(v);
+    v = base::trim_lines(v);
     if (!v.empty() && v[0] == '"') {
       size_t i = 1;
       for (; i < v.size() && v[i] != '"'; ++i) {
@@ -242,7 +234,7 @@ ContentType parse_content_type(std::string_view value, const ContentType& fallba
       semi = v.find(';');
     } else {
       semi = v.find(';');
-      p.value = std::string(trim_ws(v.substr(0, semi)));
+      p.value = std::string(base::trim_lines(v.substr(0, semi)));
     }
     if (!p.name.empty() && ct.params.size() < 64) ct.params.push_back(std::move(p));
   }

@@ -25,14 +25,6 @@ using mail::mime::transfer_encoding;
 
 Part parse_message(std::string_view message) { return mail::mime::parse(message).root; }
 
-std::string_view trim_ws(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-    s.remove_suffix(1);
-  return s;
-}
-
 // Calls f(name, raw_field_including_crlf) for each header field.
 template <class F>
 void for_each_field(std::string_view header, F&& f) {
@@ -48,9 +40,9 @@ void for_each_field(std::string_view header, F&& f) {
     }
     std::string_view field = header.substr(start, end - start);
     pos = end;
-    if (trim_ws(field).empty()) continue;  // the empty line
+    if (base::trim_lines(field).empty()) continue;  // the empty line
     size_t colon = field.find(':');
-    std::string_view name = colon == std::string_view::npos ? std::string_view() : trim_ws(field.substr(0, colon));
+    std::string_view name = colon == std::string_view::npos ? std::string_view() : base::trim_lines(field.substr(0, colon));
     f(name, field);
   }
 }
@@ -61,7 +53,7 @@ std::string unfold(std::string_view value) {
     if (c == '\r' || c == '\n') continue;
     out += c;
   }
-  return std::string(trim_ws(out));
+  return std::string(base::trim_lines(out));
 }
 
 // Skip a (possibly nested) comment starting at s[i] == '('.
@@ -264,7 +256,7 @@ std::string address_list(const std::optional<std::string>& value) {
 
 // An empty field counts as absent (RFC 3501 §7.4.2 defaults).
 std::optional<std::string> non_empty(std::optional<std::string> v) {
-  if (v && trim_ws(*v).empty()) return std::nullopt;
+  if (v && base::trim_lines(*v).empty()) return std::nullopt;
   return v;
 }
 
@@ -300,7 +292,7 @@ std::string params_list(const ContentType& ct) {
 
 std::string disposition(std::string_view header) {
   auto v = header_value(header, "Content-Disposition");
-  if (!v || trim_ws(*v).empty()) return "NIL";
+  if (!v || base::trim_lines(*v).empty()) return "NIL";
   // Reuse the Content-Type parser: "attachment; filename=x" has the same shape
   // apart from the slash.
   ContentType ct = parse_content_type("x/" + *v, ContentType{});
@@ -322,8 +314,8 @@ std::string structure(const Part& p, bool extended) {
   ContentType ct = p.type;
   if (ct.type == "TEXT" && !param(ct, "CHARSET")) ct.params.insert(ct.params.begin(), {"CHARSET", "US-ASCII"});
   std::string encoding = "7BIT";
-  if (auto e = header_value(p.header, "Content-Transfer-Encoding"); e && !trim_ws(*e).empty())
-    encoding = to_upper(trim_ws(*e));
+  if (auto e = header_value(p.header, "Content-Transfer-Encoding"); e && !base::trim_lines(*e).empty())
+    encoding = to_upper(base::trim_lines(*e));
   std::string out = "(" + quote(ct.type) + " " + quote(ct.subtype) + " " + params_list(ct) + " " +
                     nstring(header_value(p.header, "Content-ID")) + " " +
                     nstring(header_value(p.header, "Content-Description")) + " " + quote(encoding) + " " +
@@ -794,7 +786,7 @@ std::string first_display_name(std::string_view value) {
   if (!a) return "";
   if (a->name) {
     std::string name = decode_encoded_words(*a->name);
-    if (!trim_ws(name).empty()) return std::string(trim_ws(name));
+    if (!base::trim_lines(name).empty()) return std::string(base::trim_lines(name));
   }
   std::string spec = a->mailbox.value_or("");
   if (!a->group_start && !a->no_domain && a->host) spec += "@" + *a->host;
