@@ -546,12 +546,9 @@ std::vector<MaildirStore::FlagResult> MaildirStore::update_flags_all(const std::
     // nothing at the old one), else a listing of new/ and cur/ (in a
     // 10,000-message folder a listing costs about 20 ms; a STORE of one
     // message should not).
-    base::Result<mailbox::MessageInfo> found = base::make_error("not looked up");
-    if (const mailbox::MessageInfo* seen = lookup(message.key); seen && ::access(seen->path.c_str(), F_OK) == 0) {
-      found = *seen;
-    } else {
-      found = maildir_.find(message.key);
-    }
+    const mailbox::MessageInfo* seen = lookup(message.key);
+    auto found = seen != nullptr && ::access(seen->path.c_str(), F_OK) == 0 ? base::Result<mailbox::MessageInfo>(*seen)
+                                                                            : maildir_.find(message.key);
     if (!found) {  // expunged by someone else
       out.emplace_back(std::optional<FlagState>());
       continue;

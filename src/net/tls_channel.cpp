@@ -179,39 +179,34 @@ TlsChannel::Attempt TlsChannel::outcome(int ret, int saved_errno) {
   return a;
 }
 
-TlsChannel::Attempt TlsChannel::try_read(asio::mutable_buffer buffer) {
+template <class Call>
+TlsChannel::Attempt TlsChannel::attempt(Call call) {
   if (ssl_ == nullptr) return {0, Need::nothing, asio::error::no_memory};  // SSL_new failed
-  if (buffer.size() == 0) return {};
   ERR_clear_error();
   transport_error_.clear();
   errno = 0;
-  const int ret = SSL_read(ssl_, buffer.data(), static_cast<int>(std::min<std::size_t>(buffer.size(), INT_MAX)));
+  const int ret = call();
   const int saved_errno = errno;
   if (ret > 0) return {static_cast<std::size_t>(ret), Need::nothing, {}};
   return outcome(ret, saved_errno);
+}
+
+TlsChannel::Attempt TlsChannel::try_read(asio::mutable_buffer buffer) {
+  if (ssl_ != nullptr && buffer.size() == 0) return {};
+  const int size = static_cast<int>(std::min<std::size_t>(buffer.size(), INT_MAX));
+  return attempt([&] { return SSL_read(ssl_, buffer.data(), size); });
 }
 
 TlsChannel::Attempt TlsChannel::try_write(asio::const_buffer data) {
-  if (ssl_ == nullptr) return {0, Need::nothing, asio::error::no_memory};  // SSL_new failed
-  if (data.size() == 0) return {};
-  ERR_clear_error();
-  transport_error_.clear();
-  errno = 0;
-  const int ret = SSL_write(ssl_, data.data(), static_cast<int>(std::min<std::size_t>(data.size(), INT_MAX)));
-  const int saved_errno = errno;
-  if (ret > 0) return {static_cast<std::size_t>(ret), Need::nothing, {}};
-  return outcome(ret, saved_errno);
+  if (ssl_ != nullptr && data.size() == 0) return {};
+  const int size = static_cast<int>(std::min<std::size_t>(data.size(), INT_MAX));
+  return attempt([&] { return SSL_write(ssl_, data.data(), size); });
 }
 
 TlsChannel::Attempt TlsChannel::try_handshake() {
-  if (ssl_ == nullptr) return {0, Need::nothing, asio::error::no_memory};  // SSL_new failed
-  ERR_clear_error();
-  transport_error_.clear();
-  errno = 0;
-  const int ret = SSL_do_handshake(ssl_);
-  const int saved_errno = errno;
-  if (ret == 1) return {};
-  return outcome(ret, saved_errno);
+  Attempt a = attempt([&] { return SSL_do_handshake(ssl_); });
+  a.bytes = 0;  // 1 is success, not a count: a handshake moves no application data
+  return a;
 }
 
 awaitable<error_code> TlsChannel::wait(Need need, std::chrono::steady_clock::time_point deadline) {

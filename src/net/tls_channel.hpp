@@ -84,6 +84,11 @@ class TlsChannel {
   void shutdown();
 
  private:
+  // One OpenSSL call (SSL_read, SSL_write, SSL_do_handshake) with the
+  // thread's error state cleared first; a positive return is bytes moved,
+  // anything else goes through outcome().
+  template <class Call>
+  Attempt attempt(Call call);
   Attempt outcome(int ret, int saved_errno);
   awaitable<error_code> wait(Need need, std::chrono::steady_clock::time_point deadline);
   // The BIO's callbacks reach the socket through these.
