@@ -203,11 +203,24 @@ base::Result<fs::path> scratch_directory(const fs::path& root) {
 
 }  // namespace
 
-std::shared_ptr<std::mutex> MailboxLocks::mutex_for(const std::string& mailbox) {
+std::shared_ptr<SharedFolder> MailboxLocks::folder(const std::string& directory) {
   std::lock_guard guard(mutex_);
-  auto& m = table_[mailbox];
-  if (!m) m = std::make_shared<std::mutex>();
-  return m;
+  auto& entry = table_[directory];
+  auto folder = entry.lock();
+  if (!folder) {
+    folder = std::make_shared<SharedFolder>();
+    entry = folder;
+  }
+  if (table_.size() >= sweep_at_) {  // amortised: the table stays within twice the open folders
+    std::erase_if(table_, [](const auto& e) { return e.second.expired(); });
+    sweep_at_ = std::max<size_t>(64, 2 * table_.size());
+  }
+  return folder;
+}
+
+std::shared_ptr<std::mutex> MailboxLocks::mutex_for(const std::string& key) {
+  auto shared = folder(key);
+  return {shared, &shared->mutex};
 }
 
 struct MaildirStore::Held {
@@ -218,14 +231,14 @@ struct MaildirStore::Held {
   }
 };
 
-MaildirStore::MaildirStore(mailbox::Maildir maildir, std::shared_ptr<std::mutex> mutex, bool sync, uint64_t quota,
+MaildirStore::MaildirStore(mailbox::Maildir maildir, std::shared_ptr<SharedFolder> folder, bool sync, uint64_t quota,
                            std::shared_ptr<QuietMoves> quiet)
-    : maildir_(std::move(maildir)), renames_(maildir_.root(), false), mutex_(std::move(mutex)), sync_(sync),
+    : maildir_(std::move(maildir)), folder_(std::move(folder)), sync_(sync),
       quota_(quota), quiet_(std::move(quiet)) {}
 
 base::Result<std::unique_ptr<MaildirStore::Held>> MaildirStore::lock() {
   auto held = std::make_unique<Held>();
-  held->guard = std::unique_lock(*mutex_);
+  held->guard = std::unique_lock(folder_->mutex);
   fs::path path = maildir_.root() / "hikyaku-uidlist.lock";
   held->fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (held->fd < 0) return base::errno_error("open", path, errno);
@@ -280,24 +293,25 @@ std::optional<Snapshot> MaildirStore::reuse(bool claim_recent) const {
   // Whether the stamps were settled (older than the scan by the margin)
   // was decided when the result was kept; here only that nothing has
   // changed since. A claim that would move or number something lists.
-  if (!last_ || (claim_recent && last_->claimable)) return std::nullopt;
-  if (stamp() != last_->stamps) return std::nullopt;
-  return last_->snapshot;
+  const auto& last = folder_->last;
+  if (!last || (claim_recent && last->claimable)) return std::nullopt;
+  if (stamp() != last->stamps) return std::nullopt;
+  return last->snapshot;
 }
 
 protocol::Keywords MaildirStore::keywords_of(const std::string& letters) const {
   protocol::Keywords out;
   for (char c : letters) {
     size_t i = static_cast<size_t>(c - 'a');
-    if (is_keyword_letter(c) && i < keyword_names_.size() && !keyword_names_[i].empty())
-      protocol::add_keyword(out, keyword_names_[i]);
+    if (is_keyword_letter(c) && i < folder_->keyword_names.size() && !folder_->keyword_names[i].empty())
+      protocol::add_keyword(out, folder_->keyword_names[i]);
   }
   return out;
 }
 
 void MaildirStore::load_keywords() {
   auto text = base::read_file(maildir_.root() / kKeywordsFile);
-  keyword_names_ = text ? parse_keywords(*text) : std::vector<std::string>();
+  folder_->keyword_names = text ? parse_keywords(*text) : std::vector<std::string>();
 }
 
 base::Result<std::string> MaildirStore::letters_for(const std::string& current, uint8_t flags,
@@ -310,22 +324,22 @@ base::Result<std::string> MaildirStore::letters_for(const std::string& current, 
   out += protocol::maildir_letters(flags);
   for (const auto& k : keywords) {
     size_t index = kMaxKeywords;
-    for (size_t i = 0; i < keyword_names_.size(); ++i) {
-      if (base::iequals(keyword_names_[i], k)) index = i;
+    for (size_t i = 0; i < folder_->keyword_names.size(); ++i) {
+      if (base::iequals(folder_->keyword_names[i], k)) index = i;
     }
     if (index == kMaxKeywords) {
       // A new keyword (the caller holds the lock and has just re-read the
       // file): take the first free index.
       {
         for (size_t i = 0; i < kMaxKeywords && index == kMaxKeywords; ++i) {
-          if (i >= keyword_names_.size() || keyword_names_[i].empty()) index = i;
+          if (i >= folder_->keyword_names.size() || folder_->keyword_names[i].empty()) index = i;
         }
         if (index == kMaxKeywords) return base::make_error("too many keywords (Maildir allows 26)");
-        if (keyword_names_.size() <= index) keyword_names_.resize(index + 1);
-        keyword_names_[index] = k;
+        if (folder_->keyword_names.size() <= index) folder_->keyword_names.resize(index + 1);
+        folder_->keyword_names[index] = k;
         std::string text;
-        for (size_t i = 0; i < keyword_names_.size(); ++i) {
-          if (!keyword_names_[i].empty()) text += std::to_string(i) + " " + keyword_names_[i] + "\n";
+        for (size_t i = 0; i < folder_->keyword_names.size(); ++i) {
+          if (!folder_->keyword_names[i].empty()) text += std::to_string(i) + " " + folder_->keyword_names[i] + "\n";
         }
         fs::path tmp = maildir_.root() / "dovecot-keywords.hikyaku.tmp";
         ::unlink(tmp.c_str());
@@ -343,7 +357,7 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
   // the reading. T comes from the coarse clock, which file timestamps are
   // taken from: any change after it is stamped at T or later (truncated to
   // the file system's granularity, at most 1 s).
-  last_.reset();
+  folder_->last.reset();
   ++full_scans_;
   timespec started{};
   ::clock_gettime(CLOCK_REALTIME_COARSE, &started);
@@ -351,7 +365,7 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
   const Stamps stamps = stamp();
 
   load_keywords();
-  auto listed = maildir_.list(&known_);  // sizes of messages seen before are not read again
+  auto listed = maildir_.list(&folder_->known);  // sizes of messages seen before are not read again
   if (!listed) return listed.error();
 
   // Load the uidlist; a missing or unreadable one starts a new UIDVALIDITY
@@ -373,7 +387,7 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
   // Assign UIDs to messages seen for the first time, in delivery order.
   Snapshot snap;
   std::unordered_map<std::string, bool> present;
-  known_.clear();
+  folder_->known.clear();
   for (auto& info : *listed) {
     size_t index = 0;
     if (auto it = by_name.find(info.uid); it != by_name.end()) {
@@ -395,7 +409,7 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
     m.recent = uid >= uids.first_recent;
     // The internal date: the file's time when first seen (RFC 3501 §2.3.3:
     // it does not change), not a stat of every message at every scan.
-    // Kept in known_ (mailbox::MessageInfo::first_seen), carried over by list().
+    // Kept in folder_->known (mailbox::MessageInfo::first_seen), carried over by list().
     if (info.first_seen == 0) {
       struct stat st {};
       info.first_seen = ::stat(info.path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_mtime) : 0;
@@ -405,9 +419,10 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
       // The Maildir rule: a message seen by a reader leaves new/. Nothing a
       // session sees changes: the watch need not wake those in IDLE.
       const fs::path from = info.path;
-      const fs::path to = renames_.path_with_flags(info, info.flags);
+      const mailbox::Maildir quick = renames();
+      const fs::path to = quick.path_with_flags(info, info.flags);
       if (quiet_) quiet_->note(from, to);
-      if (auto moved = renames_.set_flags(info, info.flags); !moved) {
+      if (auto moved = quick.set_flags(info, info.flags); !moved) {
         if (quiet_) quiet_->cancel(from, to);
         std::error_code ec;
         if (!fs::exists(info.path, ec)) continue;  // removed meanwhile
@@ -427,7 +442,7 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
       dirty = true;
     }
     m.modseq = entry.modseq;
-    known_[info.uid] = info;
+    folder_->known[info.uid] = info;
     snap.messages.push_back(std::move(m));
   }
   if (claim_recent && uids.first_recent != uids.next) {
@@ -474,24 +489,29 @@ void MaildirStore::remember(const Stamps& stamps, const timespec& started, const
   // \Recent as a scan that claims nothing would give it now: after a claim,
   // none (first_recent is uidnext).
   for (auto& m : last.snapshot.messages) m.recent = m.uid >= first_recent;
-  for (const auto& [name, info] : known_) last.claimable = last.claimable || info.in_new;
-  last_ = std::move(last);
+  for (const auto& [name, info] : folder_->known) last.claimable = last.claimable || info.in_new;
+  folder_->last = std::move(last);
 }
 
 mailbox::MessageInfo* MaildirStore::lookup(const std::string& key) {
-  auto it = known_.find(key);
-  return it == known_.end() ? nullptr : &it->second;
+  auto it = folder_->known.find(key);
+  return it == folder_->known.end() ? nullptr : &it->second;
+}
+
+std::optional<mailbox::MessageInfo> MaildirStore::seen(const std::string& key) const {
+  std::lock_guard guard(folder_->mutex);
+  auto it = folder_->known.find(key);
+  if (it == folder_->known.end()) return std::nullopt;
+  return it->second;
 }
 
 base::Result<std::optional<std::string>> MaildirStore::read(const StoredMessage& message) {
-  mailbox::MessageInfo* info = lookup(message.key);
-  mailbox::MessageInfo found;
+  std::optional<mailbox::MessageInfo> info = seen(message.key);
   if (!info) {
     auto f = maildir_.find(message.key);
     if (!f && f.error().error_number == ENOENT) return std::optional<std::string>();  // expunged elsewhere
     if (!f) return f.error();
-    found = std::move(*f);
-    info = &found;
+    info = std::move(*f);
   }
   auto data = maildir_.read(*info);
   if (!data && data.error().error_number == ENOENT) return std::optional<std::string>();  // expunged elsewhere
@@ -517,7 +537,7 @@ std::vector<MaildirStore::FlagResult> MaildirStore::update_flags_all(const std::
   // Read-modify-write under the lock, from the names on disk now.
   auto held = lock();
   if (!held) return fail_all(held.error());
-  last_.reset();  // this session's own change: the next scan lists the folder
+  folder_->last.reset();  // a change through this process: the next scan lists the folder
   load_keywords();
   const fs::path list_path = maildir_.root() / kUidListName;
   auto uids = read_uidlist(list_path);
@@ -525,7 +545,7 @@ std::vector<MaildirStore::FlagResult> MaildirStore::update_flags_all(const std::
     // Not a list this version has numbered (missing, unreadable, or an
     // older hikyaku's): a scan numbers every message first.
     if (auto snap = scan_locked(false); !snap) return fail_all(snap.error());
-    last_.reset();
+    folder_->last.reset();
     uids = read_uidlist(list_path);
   }
   std::unordered_map<std::string, size_t> by_name;
@@ -540,6 +560,7 @@ std::vector<MaildirStore::FlagResult> MaildirStore::update_flags_all(const std::
     dirty = true;
   };
   std::vector<size_t> changed;  // indexes into `out` of messages renamed here
+  const mailbox::Maildir quick = renames();
   for (const auto& message : messages) {
     // Where the message is now: where the last scan saw it if it is still
     // there (a name holds the flags, so another program's rename leaves
@@ -568,7 +589,7 @@ std::vector<MaildirStore::FlagResult> MaildirStore::update_flags_all(const std::
       out.emplace_back(letters.error());
       continue;
     }
-    if (auto moved = renames_.set_flags(*found, *letters); !moved) {
+    if (auto moved = quick.set_flags(*found, *letters); !moved) {
       auto again = maildir_.find(message.key);
       if (!again) {
         out.emplace_back(std::optional<FlagState>());  // gone meanwhile
@@ -577,7 +598,7 @@ std::vector<MaildirStore::FlagResult> MaildirStore::update_flags_all(const std::
       }
       continue;
     }
-    known_[message.key] = *found;
+    folder_->known[message.key] = *found;
     // A STORE that changes nothing keeps the modseq.
     if (entry && entry->letters != found->flags) {
       renumber(*entry, found->flags);
@@ -598,8 +619,11 @@ std::vector<MaildirStore::FlagResult> MaildirStore::update_flags_all(const std::
 }
 
 base::Status MaildirStore::expunge(const StoredMessage& message) {
-  last_.reset();  // this session's own change: the next scan lists the folder
-  mailbox::MessageInfo* info = lookup(message.key);
+  {
+    std::lock_guard guard(folder_->mutex);
+    folder_->last.reset();  // a change through this process: the next scan lists the folder
+  }
+  const std::optional<mailbox::MessageInfo> info = seen(message.key);
   if (!info) {
     auto f = maildir_.find(message.key);
     if (!f) return {};  // already gone
@@ -623,7 +647,7 @@ base::Result<std::vector<protocol::Appended>> MaildirStore::append_all(
   // (RFC 3502 §6.3.11: all or none).
   auto held = lock();
   if (!held) return held.error();
-  last_.reset();  // this session's own change: the next scan lists the folder
+  folder_->last.reset();  // a change through this process: the next scan lists the folder
   load_keywords();
   std::vector<std::string> letters;
   letters.reserve(messages.size());
@@ -673,7 +697,7 @@ base::Result<std::vector<protocol::Appended>> MaildirStore::append_all(
     }
   }
   auto snap = scan_locked(false);
-  last_.reset();
+  folder_->last.reset();
   if (!snap) {
     undo();
     return snap.error();
@@ -816,7 +840,7 @@ base::Result<std::shared_ptr<protocol::MailStore>> MaildirAccount::open(const st
   if (!fs::is_directory(dir / "cur", ec)) return protocol::account_error(ENOENT, "no such folder");
   mailbox::Maildir maildir = name == "INBOX" ? root_ : root_.folder(dir.filename().string());
   return std::shared_ptr<protocol::MailStore>(
-      std::make_shared<MaildirStore>(std::move(maildir), locks_->mutex_for(dir.string()), true, quota_, quiet_));
+      std::make_shared<MaildirStore>(std::move(maildir), locks_->folder(dir.string()), true, quota_, quiet_));
 }
 
 base::Status MaildirAccount::create(const std::string& name, const std::string& special_use) {

@@ -62,8 +62,11 @@
 //            set back by utimensat. No inotify: the decision is made on
 //            the command's own thread, so a change made before the command
 //            is always seen. A claim (read-write scan) is never answered
-//            from a result that left anything to claim. This session's own
-//            changes (flags, expunge, append) drop the result. Assumes the
+//            from a result that left anything to claim. The result is the
+//            folder's, shared by every session of this process
+//            (SharedFolder), and so is what a scan learnt of each file
+//            (where it is, its sizes, its internal date): changes made
+//            through any of them (flags, expunge, append) drop it. Assumes the
 //            files are stamped by this host's clock and it does not jump
 //            back by more than 1 s (a local file system; Dovecot's Maildir
 //            sync makes the same assumption).
@@ -78,10 +81,12 @@
 //            A folder is deleted by renaming it into ROOT/tmp/ (out of every
 //            listing at once) and then removing it.
 // Concurrency: every method may block (disk, flock): call it from the
-//            worker pool. Sessions of one process share a per-mailbox mutex
-//            (MailboxLocks); other processes are excluded by flock(2) on
+//            worker pool. Sessions of one process share each folder's
+//            state and its mutex (MailboxLocks, SharedFolder); other
+//            processes are excluded by flock(2) on
 //            MAILDIR/hikyaku-uidlist.lock. Both are held only for the
-//            duration of one call.
+//            duration of one call; read() takes only the mutex, to copy
+//            where the message was seen.
 // Errors:    Result/Status with errno text; nothing throws.
 #pragma once
 
@@ -101,14 +106,24 @@
 
 namespace hikyaku::imap {
 
-// Per-mailbox mutexes shared by every IMAP session of this process.
+struct SharedFolder;  // below MaildirStore
+
+// What this process knows of each open folder, shared by every IMAP session
+// (issue 15: a phone in IDLE on a 10,000-message INBOX should not cost a
+// copy of that knowledge per connection). An entry lives while a store (or
+// a caller holding its mutex) holds it, and is made anew after that.
 class MailboxLocks {
  public:
-  std::shared_ptr<std::mutex> mutex_for(const std::string& mailbox);
+  // The state of the folder at `directory` (any key; the subscriptions file
+  // uses its path): the same object for every caller while one holds it.
+  std::shared_ptr<SharedFolder> folder(const std::string& directory);
+  // The mutex of folder(key), for callers that need nothing else.
+  std::shared_ptr<std::mutex> mutex_for(const std::string& key);
 
  private:
   std::mutex mutex_;
-  std::map<std::string, std::shared_ptr<std::mutex>> table_;
+  std::map<std::string, std::weak_ptr<SharedFolder>> table_;
+  size_t sweep_at_ = 64;  // table size at which expired entries are erased
 };
 
 class MaildirStore final : public protocol::MailStore {
@@ -116,7 +131,8 @@ class MaildirStore final : public protocol::MailStore {
   // `quota`: the mailbox's storage limit in bytes (0: none), kept in
   // maildirsize at the top Maildir (mailbox::Quota). `quiet`: where its
   // claims (new/ → cur/) are noted for the IDLE watch; may be null.
-  MaildirStore(mailbox::Maildir maildir, std::shared_ptr<std::mutex> mutex, bool sync = true, uint64_t quota = 0,
+  // `folder`: MailboxLocks::folder of the Maildir's directory.
+  MaildirStore(mailbox::Maildir maildir, std::shared_ptr<SharedFolder> folder, bool sync = true, uint64_t quota = 0,
                std::shared_ptr<QuietMoves> quiet = nullptr);
 
   base::Result<protocol::Snapshot> scan(bool claim_recent) override;
@@ -140,7 +156,6 @@ class MaildirStore final : public protocol::MailStore {
   // older: a test can set mtimes back (utimensat) but not ctimes.
   void clock_ahead_for_test(time_t seconds) { clock_ahead_ = seconds; }
 
- private:
   // One file-system object a scan reads, as stat(2) saw it (see Rescan).
   struct Stamp {
     int error = 0;  // the stat's errno (ENOENT: absent); 0: the fields below are set
@@ -152,7 +167,6 @@ class MaildirStore final : public protocol::MailStore {
     bool operator==(const Stamp& o) const;
   };
   using Stamps = std::array<Stamp, 4>;  // cur/, new/, the uidlist, dovecot-keywords
-  Stamps stamp() const;
   // The last full scan's result, kept while it may be reused. What a scan
   // returns beyond the files is \Recent, which depends on who asks: the
   // kept copy says it as a scan that claims nothing would now (after a
@@ -165,6 +179,8 @@ class MaildirStore final : public protocol::MailStore {
     protocol::Snapshot snapshot;
     bool claimable = false;
   };
+ private:
+  Stamps stamp() const;
   // The previous result when the Rescan rule allows it (the lock held).
   std::optional<protocol::Snapshot> reuse(bool claim_recent) const;
   // Keep a full scan's result when the Rescan rule will allow its reuse.
@@ -174,7 +190,10 @@ class MaildirStore final : public protocol::MailStore {
   struct Held;  // the mutex and the flock, released together
   base::Result<std::unique_ptr<Held>> lock();
   base::Result<protocol::Snapshot> scan_locked(bool claim_recent);
+  // Where the last scan saw message `key` (the lock held).
   mailbox::MessageInfo* lookup(const std::string& key);
+  // lookup() as a copy, under the process's mutex only (read, expunge).
+  std::optional<mailbox::MessageInfo> seen(const std::string& key) const;
   // The info letters for flags + keywords, allocating keyword letters (and
   // rewriting dovecot-keywords) as needed; an error past 26 keywords.
   // Call with the lock held.
@@ -183,20 +202,30 @@ class MaildirStore final : public protocol::MailStore {
   protocol::Keywords keywords_of(const std::string& letters) const;
   void load_keywords();
 
-  mailbox::Maildir maildir_;
   // Flag changes and new/ → cur/ are renames without fsync (as Dovecot's
   // default): a crash can only undo a flag change, never lose a message, and
-  // a phone selecting 100 new messages should not wait for 200 fsyncs.
-  mailbox::Maildir renames_;
-  std::shared_ptr<std::mutex> mutex_;
+  // a phone selecting 100 new messages should not wait for 200 fsyncs. (Made
+  // when needed: a store kept by an idle session holds one Maildir, not two.)
+  mailbox::Maildir renames() const { return mailbox::Maildir(maildir_.root(), false); }
+
+  mailbox::Maildir maildir_;
+  std::shared_ptr<SharedFolder> folder_;  // known, keyword names, last scan: see SharedFolder
   bool sync_;
   uint64_t quota_;  // bytes; 0: none
   std::shared_ptr<QuietMoves> quiet_;
-  std::map<std::string, mailbox::MessageInfo> known_;  // unique name → last seen location, sizes, internal date
-  std::vector<std::string> keyword_names_;             // index (letter - 'a') → name
-  std::optional<LastScan> last_;                       // empty: the next scan lists the folder
   size_t full_scans_ = 0;
   time_t clock_ahead_ = 0;  // tests only
+};
+
+// One folder as the stores of every session know it, guarded by `mutex`
+// (held with the folder's flock, MaildirStore::lock). Whatever one session
+// learns or changes is what every other one reuses or rescans: the Rescan
+// rule's result is about the folder, not about who asked.
+struct SharedFolder {
+  std::mutex mutex;
+  std::map<std::string, mailbox::MessageInfo> known;  // unique name → last seen location, sizes, internal date
+  std::vector<std::string> keyword_names;             // index (letter - 'a') → name
+  std::optional<MaildirStore::LastScan> last;         // empty: the next scan lists the folder
 };
 
 class MaildirAccount final : public protocol::MailAccount {

@@ -41,7 +41,7 @@ class MaildirStoreTest : public ::testing::Test {
     ASSERT_TRUE(mailbox::Maildir(dir_).create());
   }
   void TearDown() override { fs::remove_all(dir_); }
-  MaildirStore store() { return MaildirStore(mailbox::Maildir(dir_, false), locks_.mutex_for("alice"), false); }
+  MaildirStore store() { return MaildirStore(mailbox::Maildir(dir_, false), locks_.folder("alice"), false); }
   fs::path dir_;
   MailboxLocks locks_;
 };
@@ -84,7 +84,7 @@ TEST_F(MaildirStoreTest, AClaimIsNotedForTheIdleWatch) {
   auto quiet = std::make_shared<QuietMoves>();
   quiet->watching((dir_ / "new").string(), true);  // as MaildirWatch does for a session in IDLE
   quiet->watching((dir_ / "cur").string(), true);
-  MaildirStore s(mailbox::Maildir(dir_, false), locks_.mutex_for("alice"), false, 0, quiet);
+  MaildirStore s(mailbox::Maildir(dir_, false), locks_.folder("alice"), false, 0, quiet);
   ASSERT_TRUE(s.scan(false));
   EXPECT_EQ(quiet->noted(), 0u);  // looked at, not claimed
   ASSERT_TRUE(s.scan(true));
@@ -437,11 +437,42 @@ TEST_F(MaildirRescanTest, AnUnchangedFolderIsNotListedAgain) {
     EXPECT_EQ(again->messages[1].key, listed->messages[1].key);
     EXPECT_TRUE(again->messages[1].recent);  // unclaimed
   }
-  // Timestamps within 1 s of the scan (the real clock): always listed.
-  auto fresh = store();
+  // Timestamps within 1 s of the scan (the real clock): always listed. (A
+  // state of its own: store() would share the result `s` keeps.)
+  MaildirStore fresh(mailbox::Maildir(dir_, false), std::make_shared<SharedFolder>(), false);
   ASSERT_TRUE(fresh.scan(false));
   ASSERT_TRUE(fresh.scan(false));
   EXPECT_EQ(fresh.full_scans_for_test(), 2u);
+}
+
+TEST_F(MaildirRescanTest, SessionsOfOneFolderShareTheResultAndItsChanges) {
+  mailbox::Maildir md(dir_, false);
+  ASSERT_TRUE(md.deliver("Subject: one\n\nbody\n"));
+  ASSERT_TRUE(md.deliver("Subject: two\n\nbody\n"));
+  auto a = store();
+  a.clock_ahead_for_test(kAhead);
+  ASSERT_TRUE(a.scan(false));  // numbers them, writes the uidlist
+  age();
+  ASSERT_TRUE(a.scan(false));  // listed again, then kept
+  ASSERT_EQ(a.full_scans_for_test(), 2u);
+  // Another session's store of the same folder is answered from it.
+  auto b = store();
+  b.clock_ahead_for_test(kAhead);
+  auto from_a = b.scan(false);
+  ASSERT_TRUE(from_a);
+  EXPECT_EQ(b.full_scans_for_test(), 0u);
+  ASSERT_EQ(from_a->messages.size(), 2u);
+  // A change through b (a flag) drops the result for a as well.
+  ASSERT_TRUE(b.set_flags(from_a->messages[0], kSeen, {}));
+  auto seen_by_a = a.scan(false);
+  ASSERT_TRUE(seen_by_a);
+  EXPECT_EQ(a.full_scans_for_test(), 3u);
+  EXPECT_TRUE(seen_by_a->messages[0].flags & kSeen);
+  // What b learnt of where the file now is serves a's read.
+  auto text = a.read(seen_by_a->messages[0]);
+  ASSERT_TRUE(text);
+  ASSERT_TRUE(text->has_value());
+  EXPECT_NE((*text)->find("Subject: one"), std::string::npos);
 }
 
 TEST_F(MaildirRescanTest, AClaimIsNotAnsweredFromAResultThatLeftSomethingToClaim) {

@@ -373,6 +373,7 @@ net::awaitable<std::optional<std::string>> Session::idle_until_input() {
   // (a handler that wakes the loop) and sleeps on the timer.
   framer_.shrink();
   out_.shrink_to_fit();
+  engine_->release_spare_capacity();
   deadline_.start(timeout());
 
   std::optional<std::string> line;

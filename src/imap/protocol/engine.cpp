@@ -888,6 +888,8 @@ Action Engine::cmd_select(const Command& c) {
   highest_modseq_ = snap->highest_modseq;
   if (c.condstore) condstore_ = true;  // RFC 7162 §3.1.8; HIGHESTMODSEQ is reported below anyway
   view_.clear();
+  view_.shrink_to_fit();  // kept for as long as the folder is selected: no spare capacity
+  view_.reserve(snap->messages.size());
   size_t recent = 0;
   std::optional<size_t> first_unseen;
   for (auto& m : snap->messages) {

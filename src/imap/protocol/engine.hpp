@@ -111,6 +111,9 @@ class Engine {
   Action login_result(LoginOutcome outcome, std::unique_ptr<MailAccount> account = nullptr);
   // During IDLE: untagged updates since the last report (may be empty).
   std::string idle_poll();
+  // Give back the view's spare capacity (at the start of IDLE, which a
+  // phone holds all day).
+  void release_spare_capacity() { view_.shrink_to_fit(); }
 
   State state() const { return state_; }
   bool idling() const { return idle_tag_.has_value(); }

@@ -42,15 +42,17 @@ namespace hikyaku::imap::protocol {
 // Keywords (RFC 3501 §2.3.2 flag-keyword), compared case-insensitively.
 using Keywords = std::vector<std::string>;
 
+// Every selected session keeps one per message (Engine's view): the
+// members are ordered so that none is padded (88 bytes, not 104).
 struct StoredMessage {
-  uint32_t uid = 0;
   std::string key;            // store-specific identity (the Maildir unique name)
-  uint8_t flags = 0;          // imap::protocol::Flag bits
   Keywords keywords;          // sorted as the store keeps them
   uint64_t size = 0;          // RFC822.SIZE: octets with CRLF line endings
   int64_t internal_date = 0;  // Unix seconds
-  bool recent = false;        // first seen by this session (RFC 3501 §2.3.2)
   uint64_t modseq = 0;        // RFC 7162 §3.1 MODSEQ (>= 1; 0: the store keeps none)
+  uint32_t uid = 0;
+  uint8_t flags = 0;          // imap::protocol::Flag bits
+  bool recent = false;        // first seen by this session (RFC 3501 §2.3.2)
 };
 
 // Where an appended message went: the store's UIDVALIDITY then (RFC 4315
