@@ -6,8 +6,8 @@
     COMPRESS=1 /usr/bin/python3 bench/idle.py      # each after COMPRESS DEFLATE (RFC 4978)
     CONNS=10000 RUNS=1 /usr/bin/python3 bench/idle.py   # issue 15's 10,000 (goal: <= 200 MiB)
 
-Each round starts a fresh server (a self-signed certificate, one mailbox with three
-messages), opens CONNS IMAPS connections on 127.0.0.1 (TLS 1.3 by default, as phones
+Each round starts a fresh server (a self-signed certificate, one mailbox with MESSAGES
+messages, default 3), opens CONNS IMAPS connections on 127.0.0.1 (TLS 1.3 by default, as phones
 negotiate), logs each in, SELECTs INBOX and leaves it in IDLE (RFC 2177) — what a phone
 holds open all day. The server's VmRSS and Pss (smaps_rollup) are read before the first
 connection and once every connection has its "+ idling"; the difference divided by CONNS
@@ -19,6 +19,11 @@ CONNS connections idle. MAILBOXES (default 1) spreads the connections over that 
 mailboxes (connection i on mailbox i % MAILBOXES; the deliveries go to the first): with
 1, every connection is told of every delivery, the worst case. Then every connection
 sends DONE and LOGOUT and the server is stopped. Prints each round and the medians.
+
+MESSAGES sets how many messages each mailbox holds: a session keeps a view of the folder
+it has selected (about 130 bytes a message; what every session of a folder shares is
+counted once), so the cost of an idle connection grows with its INBOX. MESSAGES=1000 is
+nearer what a phone keeps open all day than the default 3.
 
 FAST_LOGIN=1 stores the bench's passwords as argon2id hashes with libsodium's minimum cost
 (1 pass, 8 KiB) instead of `hikyaku user passwd`'s (2 passes, 64 MiB): every LOGIN verifies
@@ -46,6 +51,7 @@ COMPRESS = os.environ.get("COMPRESS", "0") != "0"  # COMPRESS DEFLATE after logi
 NOTIFY = int(os.environ.get("NOTIFY", "50"))  # deliveries timed while everything idles
 PROBES = int(os.environ.get("PROBES", "10"))  # connections that time them
 MAILBOXES = int(os.environ.get("MAILBOXES", "1"))  # connection i logs in to mailbox i % MAILBOXES
+MESSAGES = int(os.environ.get("MESSAGES", "3"))  # messages in every mailbox at the start
 FAST_LOGIN = os.environ.get("FAST_LOGIN", "0") != "0"  # cheap argon2id hashes (docstring)
 MAILBOX = """[[mailbox]]
 name = "me{m}"
@@ -220,11 +226,11 @@ name = "bench.test"
             lines = [line.split(":", 1)[0] for line in f.read().splitlines() if line]
         with open(users, "w") as f:
             f.write("".join(f"{name}:{cheap_hash('secret-pass')}\n" for name in lines))
-    for m in range(MAILBOXES):  # three messages in every mailbox (the probes count on it)
+    for m in range(MAILBOXES):  # MESSAGES in every mailbox (the probes count on it)
         new = os.path.join(data, "mailboxes", f"me{m}", "new")
         os.makedirs(new, exist_ok=True)
-        for i in range(3):
-            with open(os.path.join(new, f"1700000000.{i}.bench"), "w") as f:
+        for i in range(MESSAGES):
+            with open(os.path.join(new, f"1700000000.M{i}P4242.mx.bench.test"), "w") as f:  # a real-looking unique name
                 f.write(f"From: a@b.test\r\nSubject: {i}\r\n\r\nbody {i}\r\n")
     proc = subprocess.Popen([BIN, "serve", "--config", conf], stdout=subprocess.DEVNULL,
                             stderr=open(os.path.join(tmp, "hikyaku.log"), "ab"))
@@ -264,7 +270,7 @@ name = "bench.test"
         time.sleep(0.5)
         after = mem_kb(proc.pid)
         # The deliveries go to me0; the probes are among its connections.
-        latencies = (notification_latencies(socks[::MAILBOXES], os.path.join(data, "mailboxes", "me0"), 3)
+        latencies = (notification_latencies(socks[::MAILBOXES], os.path.join(data, "mailboxes", "me0"), MESSAGES)
                      if NOTIFY else [])
         for s in socks:
             s.sendall(b"DONE\r\nd LOGOUT\r\n")
@@ -291,7 +297,8 @@ def main():
         with tempfile.TemporaryDirectory(prefix="hikyaku-idle.", dir=os.environ.get("BENCH_TMPDIR", "/var/tmp")) as tmp:
             row = one_round(tmp)
         rows.append(row)
-        kind = ("IMAPS" if TLS else "plain IMAP") + (" + COMPRESS" if COMPRESS else "")
+        kind = (("IMAPS" if TLS else "plain IMAP") + (" + COMPRESS" if COMPRESS else "")
+                + f" ({MESSAGES} messages)")
         lat = row["latencies"]
         notify = (f"; IDLE notification over {len(lat)} (delivery, probe) pairs: p50 "
                   f"{percentile(lat, 0.5) * 1000:.2f} ms, p99 {percentile(lat, 0.99) * 1000:.2f} ms, max "

@@ -506,9 +506,9 @@ std::optional<mailbox::MessageInfo> MaildirStore::seen(const std::string& key) c
 }
 
 base::Result<std::optional<std::string>> MaildirStore::read(const StoredMessage& message) {
-  std::optional<mailbox::MessageInfo> info = seen(message.key);
+  std::optional<mailbox::MessageInfo> info = seen(message.key.str());
   if (!info) {
-    auto f = maildir_.find(message.key);
+    auto f = maildir_.find(message.key.str());
     if (!f && f.error().error_number == ENOENT) return std::optional<std::string>();  // expunged elsewhere
     if (!f) return f.error();
     info = std::move(*f);
@@ -567,15 +567,15 @@ std::vector<MaildirStore::FlagResult> MaildirStore::update_flags_all(const std::
     // nothing at the old one), else a listing of new/ and cur/ (in a
     // 10,000-message folder a listing costs about 20 ms; a STORE of one
     // message should not).
-    const mailbox::MessageInfo* seen = lookup(message.key);
+    const mailbox::MessageInfo* seen = lookup(message.key.str());
     auto found = seen != nullptr && ::access(seen->path.c_str(), F_OK) == 0 ? base::Result<mailbox::MessageInfo>(*seen)
-                                                                            : maildir_.find(message.key);
+                                                                            : maildir_.find(message.key.str());
     if (!found) {  // expunged by someone else
       out.emplace_back(std::optional<FlagState>());
       continue;
     }
     UidList::Entry* entry = nullptr;
-    if (auto it = by_name.find(message.key); it != by_name.end()) entry = &uids->entries[it->second];
+    if (auto it = by_name.find(message.key.str()); it != by_name.end()) entry = &uids->entries[it->second];
     // Renamed by another program since the last scan: numbered now, as the scan would.
     if (entry && entry->letters != found->flags) renumber(*entry, found->flags);
     FlagState st{protocol::from_maildir_letters(found->flags), keywords_of(found->flags), entry ? entry->modseq : 0};
@@ -590,7 +590,7 @@ std::vector<MaildirStore::FlagResult> MaildirStore::update_flags_all(const std::
       continue;
     }
     if (auto moved = quick.set_flags(*found, *letters); !moved) {
-      auto again = maildir_.find(message.key);
+      auto again = maildir_.find(message.key.str());
       if (!again) {
         out.emplace_back(std::optional<FlagState>());  // gone meanwhile
       } else {
@@ -598,7 +598,7 @@ std::vector<MaildirStore::FlagResult> MaildirStore::update_flags_all(const std::
       }
       continue;
     }
-    folder_->known[message.key] = *found;
+    folder_->known[message.key.str()] = *found;
     // A STORE that changes nothing keeps the modseq.
     if (entry && entry->letters != found->flags) {
       renumber(*entry, found->flags);
@@ -623,9 +623,9 @@ base::Status MaildirStore::expunge(const StoredMessage& message) {
     std::lock_guard guard(folder_->mutex);
     folder_->last.reset();  // a change through this process: the next scan lists the folder
   }
-  const std::optional<mailbox::MessageInfo> info = seen(message.key);
+  const std::optional<mailbox::MessageInfo> info = seen(message.key.str());
   if (!info) {
-    auto f = maildir_.find(message.key);
+    auto f = maildir_.find(message.key.str());
     if (!f) return {};  // already gone
     return maildir_.remove(*f);
   }
@@ -706,7 +706,7 @@ base::Result<std::vector<protocol::Appended>> MaildirStore::append_all(
   out.reserve(names.size());
   for (const auto& name : names) {
     auto found = std::find_if(snap->messages.begin(), snap->messages.end(),
-                              [&](const StoredMessage& m) { return m.key == name; });
+                              [&](const StoredMessage& m) { return m.key.str() == name; });
     if (found == snap->messages.end()) return base::make_error("appended message " + name + " vanished");
     out.push_back(protocol::Appended{snap->uidvalidity, found->uid, found->key});
   }

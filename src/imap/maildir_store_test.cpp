@@ -267,7 +267,7 @@ TEST_F(MaildirStoreTest, Rfc7162ModseqsPersistAndAscend) {
   EXPECT_EQ(b->highest_modseq, 4u);
 
   // Another program (mutt, POP3, Dovecot) renames message 2.
-  auto info = md.find(m1.key);
+  auto info = md.find(m1.key.str());
   ASSERT_TRUE(info);
   ASSERT_TRUE(md.set_flags(*info, "F"));
   auto c = s.scan(false);
@@ -288,7 +288,7 @@ TEST_F(MaildirStoreTest, Rfc7162ModseqsPersistAndAscend) {
   ASSERT_TRUE(skipped);
   ASSERT_TRUE(*skipped);
   EXPECT_EQ((*skipped)->modseq, 4u);
-  EXPECT_EQ(md.find(m0.key)->flags, "S");
+  EXPECT_EQ(md.find(m0.key.str())->flags, "S");
 
   // A batch: results in order, one new modseq each; a change that changes
   // nothing keeps its modseq.
@@ -312,7 +312,7 @@ TEST_F(MaildirStoreTest, Rfc7162ModseqsPersistAndAscend) {
   auto text = base::read_file(dir_ / MaildirStore::kUidListName);
   ASSERT_TRUE(text);
   EXPECT_TRUE(text->starts_with("hikyaku-uidlist 2 ")) << *text;
-  EXPECT_NE(text->find("\n1 " + m0.key + " 6 2,DS\n"), std::string::npos) << *text;
+  EXPECT_NE(text->find("\n1 " + m0.key.str() + " 6 2,DS\n"), std::string::npos) << *text;
 }
 
 // A version 1 uidlist (an older hikyaku's) keeps its UIDVALIDITY and UIDs;
@@ -549,7 +549,7 @@ TEST_F(MaildirRescanTest, AnExpungeByAnotherProcessIsSeen) {
   auto s = store();
   settle(s);
   auto before = s.scan(true);
-  ASSERT_EQ(::unlink((dir_ / "cur" / (before->messages[0].key + ":2,")).c_str()), 0);  // a POP3 DELE
+  ASSERT_EQ(::unlink((dir_ / "cur" / (before->messages[0].key.str() + ":2,")).c_str()), 0);  // a POP3 DELE
   auto snap = s.scan(true);
   ASSERT_TRUE(snap);
   ASSERT_EQ(snap->messages.size(), 1u);

@@ -78,7 +78,14 @@ class Session {
   std::chrono::seconds timeout() const {
     return lease_.under_stress() ? std::min(timeout_, ctx_.settings.stress_timeout) : timeout_;
   }
+  // The TLS handshake on 993 and the greeting; false: the connection ends.
+  net::awaitable<bool> open(bool implicit_tls);
+  // One command (or one read, or one continuation): what run() does next.
+  enum class Turn { next, idle, end };
+  net::awaitable<Turn> turn(std::optional<std::string>& idle_line);
   net::awaitable<bool> flush();
+  // The autologout: BYE, then the log line (`where`: " in IDLE" or "").
+  net::awaitable<void> autologout(std::string_view where);
   // Every byte to and from the client goes through these two: after
   // COMPRESS DEFLATE (RFC 4978) they compress and decompress.
   net::awaitable<bool> send(std::string_view data);
@@ -97,6 +104,18 @@ class Session {
   // IDLE: report changes until a complete line is framed; nullopt when the
   // connection ended or timed out.
   net::awaitable<std::optional<std::string>> idle_until_input();
+  // The folder watch of an IDLE (both empty without inotify).
+  struct IdleWatch {
+    std::optional<MaildirWatch::Subscription> new_dir;
+    std::optional<MaildirWatch::Subscription> cur_dir;
+  };
+  IdleWatch watch_selected_folder(const std::shared_ptr<IdleState>& state) const;
+  // One step of IDLE's reading: take the input that is here (when `read`)
+  // and frame it. `line`: a complete line (set in `line`); `more`: input is
+  // here, step again; `wait`: a readiness wait is pending; `ended`: EOF,
+  // error or corrupt compressed input.
+  enum class IdleInput { line, more, wait, ended };
+  IdleInput take_idle_input(const std::shared_ptr<IdleState>& state, bool read, std::optional<std::string>& line);
 
   ImapContext& ctx_;
   net::Stream& stream_;
@@ -188,6 +207,23 @@ net::awaitable<void> Session::on_blocking_pool(Action& action, const std::functi
 }
 
 net::awaitable<void> Session::run(bool implicit_tls) {
+  // This frame and idle_until_input()'s are what a connection keeps while
+  // it idles (issue 15): the work of a command lives in turn(), whose frame
+  // is gone by then.
+  const bool opened = co_await open(implicit_tls);
+  if (!opened) co_return;
+  std::optional<std::string> idle_line;  // the line that ended an IDLE
+  for (;;) {
+    const Turn next = co_await turn(idle_line);
+    if (next == Turn::end) co_return;
+    if (next == Turn::idle) {
+      idle_line = co_await idle_until_input();
+      if (!idle_line) co_return;
+    }
+  }
+}
+
+net::awaitable<bool> Session::open(bool implicit_tls) {
   log_->info("{} connect from [{}]:{} (imap{})", id_, stream_.remote_ip(), stream_.remote_port(),
              implicit_tls ? "s" : "");
   // RFC 8314 §3.3: on 993 the TLS handshake comes before any IMAP byte.
@@ -195,7 +231,7 @@ net::awaitable<void> Session::run(bool implicit_tls) {
     bool ok = co_await stream_.start_tls(std::chrono::seconds(60));
     if (!ok) {
       log_->debug("{} TLS handshake failed on imaps", id_);
-      co_return;
+      co_return false;
     }
   }
   protocol::Options options;
@@ -205,112 +241,113 @@ net::awaitable<void> Session::run(bool implicit_tls) {
   options.max_errors = std::max(1u, ctx_.settings.max_errors);
   options.max_message_size = ctx_.settings.message_size;  // as an APPEND literal (the framer's limit)
   engine_.emplace(options);
-  auto& engine = *engine_;
-  out_ = engine.greeting();
+  out_ = engine_->greeting();
   bool flushed1 = co_await flush();  // not inside the condition (GCC 12, docs/STYLE.md)
-  if (!flushed1) co_return;
+  co_return flushed1;
+}
 
-  std::optional<std::string> idle_line;
-  for (;;) {
-    std::string text;
-    Framer::Status status;
-    if (idle_line) {
-      text = std::move(*idle_line);
-      idle_line.reset();
-      status = Framer::Status::command;
-    } else {
-      // Before login a literal can only be a user name or a password: a
-      // client that has not logged in cannot make the server hold a
-      // message-sized command.
-      framer_.set_max_literal(engine.state() == protocol::State::not_authenticated ? kMaxLiteralBeforeLogin
-                                                                                  : ctx_.settings.message_size);
-      status = framer_.next(text);
-    }
-    Action action;
-    switch (status) {
-      case Framer::Status::need_more: {
-        std::string data;
-        deadline_.start(timeout());
-        bool ok = co_await read_input(data, deadline_.at());
-        if (!ok) {
-          if (stream_.timed_out()) {
-            // RFC 3501 §5.4: the autologout timer.
-            out_ += "* BYE autologout; idle for too long\r\n";
-            co_await flush();
-            log_->info("{} idle timeout{}", id_, mailbox_.empty() ? "" : " user=" + mailbox_);
-          } else {
-            log_->debug("{} connection closed by peer", id_);
-          }
-          co_return;
-        }
-        deadline_.progress(data, timeout());
-        framer_.append(data);
-        continue;
-      }
-      case Framer::Status::continuation: {
-        // RFC 3501 §7.5: the client may send the literal now.
-        out_ += protocol::Engine::continuation();
-        bool flushed2 = co_await flush();  // not inside the condition (GCC 12, docs/STYLE.md)
-        if (!flushed2) co_return;
-        continue;
-      }
-      case Framer::Status::too_long:
-      case Framer::Status::too_large:
-        deadline_.reset();
-        action = engine.on_framing_error(status, text);
-        break;
-      case Framer::Status::command: {
-        deadline_.reset();  // the next command's time starts when we wait for it
-        std::function<Action()> step = [&] { return engine.on_input(text); };
-        co_await on_blocking_pool(action, step);
-        break;
-      }
-    }
 
-    // Carry out the engine's requests until it only wants to talk.
-    while (action.kind == Action::Kind::authenticate) {
-      co_await authenticate(action);
-    }
-    out_ += action.reply;
-    if (action.kind == Action::Kind::close) {
-      co_await flush();
-      log_->debug("{} session ended", id_);
-      co_return;
-    }
-    if (action.kind == Action::Kind::start_tls) {
-      bool flushed3 = co_await flush();  // not inside the condition (GCC 12, docs/STYLE.md)
-      if (!flushed3) co_return;
-      framer_.clear();  // RFC 3501 §6.2.1 / RFC 2595 §3.1: no plaintext injection
-      bool ok = co_await stream_.start_tls(std::chrono::seconds(60));
+net::awaitable<Session::Turn> Session::turn(std::optional<std::string>& idle_line) {
+  auto& engine = *engine_;
+  std::string text;
+  Framer::Status status;
+  if (idle_line) {
+    text = std::move(*idle_line);
+    idle_line.reset();
+    status = Framer::Status::command;
+  } else {
+    // Before login a literal can only be a user name or a password: a
+    // client that has not logged in cannot make the server hold a
+    // message-sized command.
+    framer_.set_max_literal(engine.state() == protocol::State::not_authenticated ? kMaxLiteralBeforeLogin
+                                                                                : ctx_.settings.message_size);
+    status = framer_.next(text);
+  }
+  Action action;
+  switch (status) {
+    case Framer::Status::need_more: {
+      std::string data;
+      deadline_.start(timeout());
+      bool ok = co_await read_input(data, deadline_.at());
       if (!ok) {
-        log_->info("{} STARTTLS handshake failed", id_);
-        co_return;
+        if (stream_.timed_out()) {
+          co_await autologout("");
+        } else {
+          log_->debug("{} connection closed by peer", id_);
+        }
+        co_return Turn::end;
       }
-      engine.tls_started();
-      log_->debug("{} STARTTLS: {}", id_, stream_.tls_description());
-      continue;
+      deadline_.progress(data, timeout());
+      framer_.append(data);
+      co_return Turn::next;
     }
-    if (action.kind == Action::Kind::compress) {
-      bool flushed5 = co_await flush();  // the OK itself is not compressed (RFC 4978 §3)
-      if (!flushed5) co_return;
-      framer_.clear();  // the client waits for the OK before it compresses
-      compression_.emplace();
-      log_->debug("{} COMPRESS DEFLATE active", id_);
-      continue;
+    case Framer::Status::continuation: {
+      // RFC 3501 §7.5: the client may send the literal now.
+      out_ += protocol::Engine::continuation();
+      bool flushed2 = co_await flush();  // not inside the condition (GCC 12, docs/STYLE.md)
+      co_return flushed2 ? Turn::next : Turn::end;
     }
-    if (action.kind == Action::Kind::idle) {
-      bool flushed4 = co_await flush();  // not inside the condition (GCC 12, docs/STYLE.md)
-      if (!flushed4) co_return;
-      idle_line = co_await idle_until_input();
-      if (!idle_line) co_return;
-      continue;
-    }
-    // Pipelined commands are answered in one write.
-    if (framer_.empty() || out_.size() > 65536) {
-      bool flushed5 = co_await flush();  // not inside the condition (GCC 12, docs/STYLE.md)
-      if (!flushed5) co_return;
+    case Framer::Status::too_long:
+    case Framer::Status::too_large:
+      deadline_.reset();
+      action = engine.on_framing_error(status, text);
+      break;
+    case Framer::Status::command: {
+      deadline_.reset();  // the next command's time starts when we wait for it
+      std::function<Action()> step = [&] { return engine.on_input(text); };
+      co_await on_blocking_pool(action, step);
+      break;
     }
   }
+
+  // Carry out the engine's requests until it only wants to talk.
+  while (action.kind == Action::Kind::authenticate) {
+    co_await authenticate(action);
+  }
+  out_ += action.reply;
+  if (action.kind == Action::Kind::close) {
+    co_await flush();
+    log_->debug("{} session ended", id_);
+    co_return Turn::end;
+  }
+  if (action.kind == Action::Kind::start_tls) {
+    bool flushed3 = co_await flush();  // not inside the condition (GCC 12, docs/STYLE.md)
+    if (!flushed3) co_return Turn::end;
+    framer_.clear();  // RFC 3501 §6.2.1 / RFC 2595 §3.1: no plaintext injection
+    bool ok = co_await stream_.start_tls(std::chrono::seconds(60));
+    if (!ok) {
+      log_->info("{} STARTTLS handshake failed", id_);
+      co_return Turn::end;
+    }
+    engine.tls_started();
+    log_->debug("{} STARTTLS: {}", id_, stream_.tls_description());
+    co_return Turn::next;
+  }
+  if (action.kind == Action::Kind::compress) {
+    bool flushed5 = co_await flush();  // the OK itself is not compressed (RFC 4978 §3)
+    if (!flushed5) co_return Turn::end;
+    framer_.clear();  // the client waits for the OK before it compresses
+    compression_.emplace();
+    log_->debug("{} COMPRESS DEFLATE active", id_);
+    co_return Turn::next;
+  }
+  if (action.kind == Action::Kind::idle) {
+    bool flushed4 = co_await flush();  // not inside the condition (GCC 12, docs/STYLE.md)
+    co_return flushed4 ? Turn::idle : Turn::end;
+  }
+  // Pipelined commands are answered in one write.
+  if (framer_.empty() || out_.size() > 65536) {
+    bool flushed5 = co_await flush();  // not inside the condition (GCC 12, docs/STYLE.md)
+    if (!flushed5) co_return Turn::end;
+  }
+  co_return Turn::next;
+}
+
+net::awaitable<void> Session::autologout(std::string_view where) {
+  // RFC 3501 §5.4: the server's autologout timer ended the connection.
+  out_ += "* BYE autologout; idle for too long\r\n";
+  co_await flush();
+  log_->info("{} idle timeout{}{}", id_, where, mailbox_.empty() ? "" : " user=" + mailbox_);
 }
 
 net::awaitable<void> Session::authenticate(Action& a) {
@@ -346,26 +383,63 @@ net::awaitable<void> Session::authenticate(Action& a) {
   a = engine.login_result(LoginOutcome::ok, std::move(account));
 }
 
-net::awaitable<std::optional<std::string>> Session::idle_until_input() {
-  auto executor = co_await asio::this_coro::executor;
-  auto state = std::make_shared<IdleState>(executor);
-
+Session::IdleWatch Session::watch_selected_folder(const std::shared_ptr<IdleState>& state) const {
   // Watch new/ (deliveries) and cur/ (flag changes, expunges by others) of
   // the selected folder (IDLE before SELECT watches INBOX), through the
-  // server's one inotify instance; the subscriptions end with this call.
-  std::optional<MaildirWatch::Subscription> new_watch;
-  std::optional<MaildirWatch::Subscription> cur_watch;
-  if (ctx_.watch) {
-    auto root = MaildirAccount::directory_of(ctx_.settings.mailboxes_dir / mailbox_,
-                                             engine_->selected().empty() ? "INBOX" : engine_->selected());
-    auto changed = [state] {
-      state->changed = true;
-      state->wake.cancel();
-    };
-    new_watch = ctx_.watch->subscribe(root / "new", changed);
-    cur_watch = ctx_.watch->subscribe(root / "cur", changed);
+  // server's one inotify instance; the subscriptions end with the IDLE.
+  IdleWatch w;
+  if (!ctx_.watch) return w;
+  const auto root = MaildirAccount::directory_of(ctx_.settings.mailboxes_dir / mailbox_,
+                                                 engine_->selected().empty() ? "INBOX" : engine_->selected());
+  auto changed = [state] {
+    state->changed = true;
+    state->wake.cancel();
+  };
+  w.new_dir = ctx_.watch->subscribe(root / "new", changed);
+  w.cur_dir = ctx_.watch->subscribe(root / "cur", changed);
+  return w;
+}
+
+Session::IdleInput Session::take_idle_input(const std::shared_ptr<IdleState>& state, bool read,
+                                            std::optional<std::string>& line) {
+  if (read) {
+    // Take what input is here; frame it.
+    std::string data;
+    auto need = net::TlsChannel::Need::nothing;
+    if (!take_input(data, need)) return IdleInput::ended;
+    if (need == net::TlsChannel::Need::nothing) {
+      deadline_.progress(data, timeout());
+      framer_.append(data);
+    } else if (!state->waiting_for_input) {
+      state->waiting_for_input = true;
+      const auto what =
+          need == net::TlsChannel::Need::writable ? net::tcp::socket::wait_write : net::tcp::socket::wait_read;
+      stream_.socket().async_wait(what, [state](const net::error_code&) {
+        state->waiting_for_input = false;
+        state->input_ready = true;  // on an error too: the next read reports it
+        state->wake.cancel();
+      });
+    }
   }
-  const auto poll = new_watch && cur_watch ? kIdlePollSafety : kIdlePollFallback;
+  std::string text;
+  const auto st = framer_.next(text);
+  if (st == Framer::Status::command) {
+    line = std::move(text);
+    return IdleInput::line;
+  }
+  if (st != Framer::Status::need_more) {
+    line = "";  // not DONE: the engine answers BAD
+    return IdleInput::line;
+  }
+  return state->waiting_for_input ? IdleInput::wait : IdleInput::more;
+}
+
+net::awaitable<std::optional<std::string>> Session::idle_until_input() {
+  // What stays in this coroutine's frame lives as long as the IDLE (all day
+  // on a phone, issue 15): the reading and framing are plain functions.
+  auto state = std::make_shared<IdleState>(stream_.socket().get_executor());
+  const IdleWatch watch = watch_selected_folder(state);
+  const auto poll = watch.new_dir && watch.cur_dir ? kIdlePollSafety : kIdlePollFallback;
 
   // IDLE may last all day (issue 15 item 4: 10,000 idle connections): keep
   // no spare buffer capacity while it does, and no reading coroutine: the
@@ -377,39 +451,12 @@ net::awaitable<std::optional<std::string>> Session::idle_until_input() {
   deadline_.start(timeout());
 
   std::optional<std::string> line;
-  bool first = true;  // "DONE" may already be framed (pipelined right after IDLE)
+  bool read = false;  // "DONE" may already be framed (pipelined right after IDLE)
   for (;;) {
-    if (!first) {
-      // Take what input is here; frame it.
-      std::string data;
-      auto need = net::TlsChannel::Need::nothing;
-      if (!take_input(data, need)) break;
-      if (need == net::TlsChannel::Need::nothing) {
-        deadline_.progress(data, timeout());
-        framer_.append(data);
-      } else if (!state->waiting_for_input) {
-        state->waiting_for_input = true;
-        const auto what = need == net::TlsChannel::Need::writable ? net::tcp::socket::wait_write
-                                                                  : net::tcp::socket::wait_read;
-        stream_.socket().async_wait(what, [state](const net::error_code&) {
-          state->waiting_for_input = false;
-          state->input_ready = true;  // on an error too: the next read reports it
-          state->wake.cancel();
-        });
-      }
-    }
-    first = false;
-    std::string text;
-    const auto st = framer_.next(text);
-    if (st == Framer::Status::command) {
-      line = std::move(text);
-      break;
-    }
-    if (st != Framer::Status::need_more) {
-      line = "";  // not DONE: the engine answers BAD
-      break;
-    }
-    if (!state->waiting_for_input) continue;  // more input is here already
+    const IdleInput got = take_idle_input(state, read, line);
+    read = true;
+    if (got == IdleInput::line || got == IdleInput::ended) break;
+    if (got == IdleInput::more) continue;  // more input is here already
 
     // Sleep until input, a change in the folder, the poll or the deadline.
     while (!state->input_ready && !state->changed) {
@@ -424,10 +471,7 @@ net::awaitable<std::optional<std::string>> Session::idle_until_input() {
       continue;
     }
     if (!state->changed) {
-      // RFC 3501 §5.4: the autologout timer, in IDLE too.
-      out_ += "* BYE autologout; idle for too long\r\n";
-      co_await flush();
-      log_->info("{} idle timeout in IDLE user={}", id_, mailbox_);
+      co_await autologout(" in IDLE");
       break;
     }
     state->changed = false;

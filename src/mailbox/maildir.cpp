@@ -213,13 +213,13 @@ std::string sorted_flags(std::string_view flags) {
 
 }  // namespace
 
-Maildir::Maildir(const fs::path& root, bool sync) : root_(root.native()), quota_root_(root_), sync_(sync) {}
+Maildir::Maildir(const fs::path& root, bool sync) : root_(root.native()), sync_(sync) {}
 
 fs::path Maildir::sub(std::string_view name) const { return fs::path(root_) / name; }
 
 Maildir Maildir::folder(std::string_view dir_name) const {
   Maildir out(fs::path(root_) / dir_name, sync_);
-  out.quota_root_ = quota_root_;
+  out.quota_root_ = quota_root_.empty() ? root_ : quota_root_;
   return out;
 }
 
@@ -350,7 +350,7 @@ base::Result<std::string> Maildir::deliver(const Pieces& pieces) const {
       return st.error();
     }
   }
-  Quota::record_change(quota_root_, static_cast<int64_t>(sizes.stored), 1);
+  Quota::record_change(quota_root(), static_cast<int64_t>(sizes.stored), 1);
   return uid;
 }
 
@@ -450,7 +450,7 @@ base::Status Maildir::remove(const MessageInfo& message) const {
       return {};  // removed by another reader meanwhile: it recorded the change
     }
   }
-  Quota::record_change(quota_root_, -static_cast<int64_t>(disk_size), -1);
+  Quota::record_change(quota_root(), -static_cast<int64_t>(disk_size), -1);
   if (sync_) return base::fsync_directory(path.parent_path());
   return {};
 }

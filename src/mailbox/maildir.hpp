@@ -65,7 +65,7 @@ class Maildir {
   // count towards this Maildir's quota (the maildirsize at the top).
   Maildir folder(std::string_view dir_name) const;
   // Where the quota is kept: the root, or the top Maildir of a folder.
-  std::filesystem::path quota_root() const { return quota_root_; }
+  std::filesystem::path quota_root() const { return quota_root_.empty() ? root_ : quota_root_; }
 
   // mkdir -p root/{tmp,new,cur}.
   base::Status create() const;
@@ -125,7 +125,7 @@ class Maildir {
 
   // Strings: every IMAP session keeps a few Maildirs (issue 15 item 4).
   std::string root_;
-  std::string quota_root_;
+  std::string quota_root_;  // empty: the root (a Maildir that is not a folder)
   bool sync_;
 };
 

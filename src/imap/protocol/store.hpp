@@ -42,10 +42,32 @@ namespace hikyaku::imap::protocol {
 // Keywords (RFC 3501 §2.3.2 flag-keyword), compared case-insensitively.
 using Keywords = std::vector<std::string>;
 
+// A message's identity in its store (the Maildir unique name): opaque and
+// immutable, so every copy shares one string. Each selected session keeps
+// one per message in its view (issue 15: a phone idles on a large INBOX);
+// copies taken from one scan point at the same name.
+class MessageKey {
+ public:
+  MessageKey() = default;
+  MessageKey(std::string name)  // NOLINT(google-explicit-constructor): keys are made from names
+      : name_(std::make_shared<const std::string>(std::move(name))) {}
+  MessageKey(const char* name) : MessageKey(std::string(name)) {}  // NOLINT(google-explicit-constructor)
+  const std::string& str() const { return name_ ? *name_ : empty(); }
+  friend bool operator==(const MessageKey& a, const MessageKey& b) { return a.str() == b.str(); }
+
+ private:
+  static const std::string& empty() {
+    static const std::string none;
+    return none;
+  }
+  std::shared_ptr<const std::string> name_;
+};
+
 // Every selected session keeps one per message (Engine's view): the
-// members are ordered so that none is padded (88 bytes, not 104).
+// members are ordered so that none is padded (72 bytes, where a string key
+// without that order took 104 and a heap block).
 struct StoredMessage {
-  std::string key;            // store-specific identity (the Maildir unique name)
+  MessageKey key;             // store-specific identity (the Maildir unique name)
   Keywords keywords;          // sorted as the store keeps them
   uint64_t size = 0;          // RFC822.SIZE: octets with CRLF line endings
   int64_t internal_date = 0;  // Unix seconds
@@ -60,7 +82,7 @@ struct StoredMessage {
 struct Appended {
   uint32_t uidvalidity = 0;
   uint32_t uid = 0;
-  std::string key;  // as StoredMessage::key (a failed COPY expunges its copies)
+  MessageKey key;  // as StoredMessage::key (a failed COPY expunges its copies)
 };
 
 // One message to store (APPEND; RFC 3502 MULTIAPPEND gives several).
