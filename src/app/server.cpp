@@ -358,9 +358,10 @@ int serve(config::Config config, const ServeOptions& options) {
   // reject per domain, plans, stage and commit.
   PostTo on_loop(io.get_executor());
   PostTo on_pool(blocking.get_executor());
-  // [scan] (issue 17): clamd and rspamd asked before the 250, on the loop.
+  // [scan] (issue 17): clamd and rspamd asked before the 250, on the loop;
+  // the MIME walk, attachment decoding and body file reads on the pool.
   std::optional<scan::Client> scanner;
-  if (config.scan.enabled()) scanner.emplace(config.scan, io.get_executor());
+  if (config.scan.enabled()) scanner.emplace(config.scan, io.get_executor(), blocking);
   intake::Intake intake(intake::Settings::from(config), rules, dns_cache, psl ? &*psl : nullptr, spool, scheduler,
                         on_loop, on_pool, scanner ? &*scanner : nullptr);
 

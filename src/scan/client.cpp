@@ -82,24 +82,61 @@ net::awaitable<void> end_instream(Socket& socket, Answer& out) {
   co_await read_answer(socket, clamd::kMaxReply, true, out);
 }
 
+// Runs `work` on the blocking pool and resumes on the loop. `work` touches
+// no socket and nothing else of the loop's: only what the awaiting
+// coroutine's frame holds (it waits there until `work` is done, so what
+// `work` reads and writes outlives it).
+template <class Work>
+net::awaitable<void> on_pool(asio::thread_pool& blocking, Work work) {
+  auto task = [&work]() -> net::awaitable<void> {
+    work();
+    co_return;
+  };
+  co_await asio::co_spawn(blocking, task, use_awaitable);
+}
+
+// The next piece of `message` from `cursor` (as MessageCursor::next()): a
+// message with a body file has its pieces read on the blocking pool (the
+// loop never waits for the page cache or the disk), one in memory at once.
+net::awaitable<base::Result<bool>> next_piece(asio::thread_pool& blocking, const mail::Message& message,
+                                              mail::MessageCursor& cursor, std::string_view& piece) {
+  if (!message.body) co_return cursor.next(piece);
+  base::Result<bool> more = false;
+  co_await on_pool(blocking, [&] { more = cursor.next(piece); });
+  co_return more;
+}
+
+// `octets` in length-prefixed INSTREAM chunks; false (and `error`) on
+// failure.
+template <class Socket>
+net::awaitable<bool> write_chunks(Socket& socket, std::string_view octets, std::string& error) {
+  while (!octets.empty()) {
+    const std::string_view piece = octets.substr(0, clamd::kChunk);
+    octets.remove_prefix(piece.size());
+    const bool written = co_await write_chunk(socket, piece, error);
+    if (!written) co_return false;
+  }
+  co_return true;
+}
+
 // clamd INSTREAM: the command, the message in length-prefixed chunks, the
 // zero-length end; then its one reply.
 template <class Socket>
-net::awaitable<void> instream(Socket& socket, const mail::Message& message, Answer& out) {
-  if (!co_await write_all(socket, clamd::kInstream, out.error)) co_return;
-  // XXX(scan): a large message's body file is read here, on the loop, as
-  // the SMTP client reads it when forwarding; reads of a freshly written
-  // file come from the page cache.
+net::awaitable<void> instream(Socket& socket, asio::thread_pool& blocking, const mail::Message& message,
+                              Answer& out) {
+  const std::string_view command = clamd::kInstream;
+  const bool started = co_await write_all(socket, command, out.error);
+  if (!started) co_return;
   mail::MessageCursor cursor(message);
   std::string_view piece;
   while (true) {
-    auto more = cursor.next(piece, clamd::kChunk);
+    auto more = co_await next_piece(blocking, message, cursor, piece);
     if (!more.ok()) {
       out.error = "reading the message: " + more.error().message;
       co_return;
     }
     if (!*more) break;
-    const bool written = co_await write_chunk(socket, piece, out.error);
+    const bool written = co_await write_chunks(socket, piece, out.error);
     if (!written) co_return;
   }
   co_await end_instream(socket, out);
@@ -111,12 +148,8 @@ net::awaitable<void> instream_octets(Socket& socket, std::string_view octets, An
   const std::string_view command = clamd::kInstream;
   const bool started = co_await write_all(socket, command, out.error);
   if (!started) co_return;
-  while (!octets.empty()) {
-    const std::string_view piece = octets.substr(0, clamd::kChunk);
-    octets.remove_prefix(piece.size());
-    const bool written = co_await write_chunk(socket, piece, out.error);
-    if (!written) co_return;
-  }
+  const bool written = co_await write_chunks(socket, octets, out.error);
+  if (!written) co_return;
   co_await end_instream(socket, out);
 }
 
@@ -128,9 +161,7 @@ class MappedBody {
   MappedBody() = default;
   MappedBody(const MappedBody&) = delete;
   MappedBody& operator=(const MappedBody&) = delete;
-  ~MappedBody() {
-    if (base_ != nullptr) ::munmap(base_, length_);
-  }
+  ~MappedBody() { unmap(); }
 
   // Maps `range`; "" or why not.
   std::string map(const mail::FileRange& range) {
@@ -145,6 +176,11 @@ class MappedBody {
     return "";
   }
   std::string_view view() const { return view_; }
+  void unmap() {
+    if (base_ != nullptr) ::munmap(base_, length_);
+    base_ = nullptr;
+    view_ = {};
+  }
 
  private:
   void* base_ = nullptr;
@@ -154,29 +190,62 @@ class MappedBody {
 
 // rspamd: the request head, the message as body, then the whole response.
 template <class Socket>
-net::awaitable<void> checkv2(Socket& socket, const std::string& head, const mail::Message& message, Answer& out) {
-  if (!co_await write_all(socket, head, out.error)) co_return;
-  mail::MessageCursor cursor(message);  // XXX(scan): as in instream()
+net::awaitable<void> checkv2(Socket& socket, asio::thread_pool& blocking, const std::string& head,
+                             const mail::Message& message, Answer& out) {
+  const bool started = co_await write_all(socket, head, out.error);
+  if (!started) co_return;
+  mail::MessageCursor cursor(message);
   std::string_view piece;
   while (true) {
-    auto more = cursor.next(piece);
+    auto more = co_await next_piece(blocking, message, cursor, piece);
     if (!more.ok()) {
       out.error = "reading the message: " + more.error().message;
       co_return;
     }
     if (!*more) break;
-    if (!co_await write_all(socket, piece, out.error)) co_return;
+    const bool written = co_await write_all(socket, piece, out.error);
+    if (!written) co_return;
   }
   co_await read_answer(socket, rspamd::kMaxResponse, false, out);
+}
+
+// What the MIME walk of a message found (clamd_scope = "attachments"). The
+// views of `found` point into `mapped` or into the message's text.
+struct Walk {
+  MappedBody mapped;
+  std::string map_error;  // "" unless the body file could not be mapped
+  mail::mime::Attachments found;
+};
+
+// The walk, on the blocking pool: a large message's body file mapped
+// (its pages read as the walker touches them), the MIME tree parsed, the
+// attachments found. The tree is dropped here: the attachments it gave
+// view the message, not the tree.
+void walk_message(const mail::Message& message, Walk& walk) {
+  std::string_view header = message.text;
+  std::string_view body;
+  if (message.body) {
+    walk.map_error = walk.mapped.map(*message.body);
+    if (!walk.map_error.empty()) return;
+    body = walk.mapped.view();
+  } else {
+    const mail::mime::HeaderBody split = mail::mime::split_entity(message.text);
+    header = split.header;
+    body = split.body;
+  }
+  const mail::mime::Tree tree = mail::mime::parse(header, body);
+  walk.found = mail::mime::find_attachments(tree);
 }
 
 }  // namespace
 
 struct Client::Impl : std::enable_shared_from_this<Impl> {
-  Impl(config::Scan s, asio::any_io_executor ex) : settings(std::move(s)), executor(std::move(ex)) {}
+  Impl(config::Scan s, asio::any_io_executor ex, asio::thread_pool& pool)
+      : settings(std::move(s)), executor(std::move(ex)), blocking(pool) {}
 
   config::Scan settings;
-  asio::any_io_executor executor;
+  asio::any_io_executor executor;  // the loop: sockets, timers, `done`
+  asio::thread_pool& blocking;     // the MIME walk, decoding, body file reads
 
   using Deadline = std::chrono::steady_clock::time_point;
 
@@ -218,7 +287,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
 
   // The whole message in one INSTREAM (clamd_scope = "message").
   net::awaitable<void> ask_clamd_whole(const mail::Message& message, Deadline deadline, Report& report) {
-    auto talk = [&](auto& socket, Answer& out) { return instream(socket, message, out); };
+    auto talk = [&](auto& socket, Answer& out) { return instream(socket, blocking, message, out); };
     Answer a = co_await exchange(settings.clamd, deadline, talk);
     if (!a.error.empty()) {
       report.clamd.kind = clamd::Reply::Kind::error;
@@ -234,36 +303,36 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   // outside a session), one after another within the one timeout; the
   // first FOUND or failure ends the scan. A message without attachments is
   // not sent at all; one the walker cannot read whole is sent whole.
-  // XXX(scan): the walk and the decoding run on the loop, as the body reads
-  // of instream() do; base64 decodes at several hundred MB/s, so a 25 MB
-  // attachment (clamd's StreamMaxLength) holds the loop for tens of ms.
+  // The walk and each decoding run on the blocking pool (base64 decodes at
+  // several hundred MB/s: a 25 MB attachment, clamd's StreamMaxLength,
+  // would hold the loop for tens of ms), one attachment at a time, so that
+  // at most one decoded copy is held; the loop keeps the sockets.
   net::awaitable<void> ask_clamd_attachments(const mail::Message& message, Deadline deadline, Report& report) {
-    MappedBody mapped;
-    std::string_view header = message.text;
-    std::string_view body;
-    if (message.body) {
-      if (std::string error = mapped.map(*message.body); !error.empty()) {
-        log()->warn("clamd_scope = attachments: {}; the whole message is sent", error);
-        co_await ask_clamd_whole(message, deadline, report);
-        co_return;
-      }
-      body = mapped.view();
-    } else {
-      const mail::mime::HeaderBody split = mail::mime::split_entity(message.text);
-      header = split.header;
-      body = split.body;
-    }
-    const mail::mime::Tree tree = mail::mime::parse(header, body);
-    const mail::mime::Attachments found = mail::mime::find_attachments(tree);
-    if (found.whole_message) {
+    Walk walk;
+    co_await on_pool(blocking, [&message, &walk] { walk_message(message, walk); });
+    if (!walk.map_error.empty()) {
+      log()->warn("clamd_scope = attachments: {}; the whole message is sent", walk.map_error);
       co_await ask_clamd_whole(message, deadline, report);
-      if (report.clamd.kind == clamd::Reply::Kind::clean) report.clamd.detail = "sent whole: " + found.why;
       co_return;
     }
+    if (walk.found.whole_message) {
+      co_await ask_clamd_whole(message, deadline, report);
+      if (report.clamd.kind == clamd::Reply::Kind::clean) report.clamd.detail = "sent whole: " + walk.found.why;
+    } else {
+      co_await send_attachments(walk.found, deadline, report);
+    }
+    // Unmapped on the pool too: a large mapping's teardown is not free.
+    if (message.body) co_await on_pool(blocking, [&walk] { walk.mapped.unmap(); });
+  }
+
+  // Each attachment of `found`, decoded on the blocking pool into a buffer
+  // that lives until its INSTREAM is answered.
+  net::awaitable<void> send_attachments(const mail::mime::Attachments& found, Deadline deadline, Report& report) {
     size_t sent = 0;
     for (const mail::mime::Attachment& part : found.parts) {
       std::string storage;
-      const std::string_view octets = mail::mime::content(part, storage);
+      std::string_view octets;
+      co_await on_pool(blocking, [&part, &storage, &octets] { octets = mail::mime::content(part, storage); });
       auto talk = [&](auto& socket, Answer& out) { return instream_octets(socket, octets, out); };
       Answer a = co_await exchange(settings.clamd, deadline, talk);
       if (!a.error.empty()) {
@@ -311,7 +380,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
     const std::string head = rspamd::request_head(request);
     const Deadline deadline = std::chrono::steady_clock::now() + settings.timeout;
     Answer a = co_await exchange(settings.rspamd, deadline, [&](auto& socket, Answer& out) {
-      return checkv2(socket, head, message, out);
+      return checkv2(socket, blocking, head, message, out);
     });
     if (!a.error.empty()) {
       report.rspamd_error = settings.rspamd.str() + ": " + a.error;
@@ -344,8 +413,8 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   }
 };
 
-Client::Client(config::Scan settings, asio::any_io_executor executor)
-    : impl_(std::make_shared<Impl>(std::move(settings), std::move(executor))) {}
+Client::Client(config::Scan settings, asio::any_io_executor executor, asio::thread_pool& blocking)
+    : impl_(std::make_shared<Impl>(std::move(settings), std::move(executor), blocking)) {}
 
 Client::~Client() = default;
 

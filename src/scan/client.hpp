@@ -13,8 +13,13 @@
 // Trust:     sends untrusted message bytes to local daemons the operator
 //            configured; their answers are bounded (clamd::kMaxReply,
 //            rspamd::kMaxResponse) and parsed sans-I/O.
-// Concurrency: runs on the single-threaded event loop it is given; scan()
-//            is called there and `done` runs there.
+// Concurrency: the sockets, timers and `done` are on the single-threaded
+//            event loop it is given (scan() is called there); what would
+//            hold the loop runs on `blocking`, the loop waiting for it
+//            without blocking: the MIME walk (the body file mapped and
+//            read), each attachment's decoding (one at a time), and the
+//            reads of a large message's body file. The message must stay
+//            unchanged until `done` (it is read on both).
 // Errors:    a connect error, a timeout, a reset or an unreadable answer is
 //            reported in the Report (never thrown).
 #pragma once
@@ -29,7 +34,9 @@ namespace hikyaku::scan {
 
 class Client final : public Scanner {
  public:
-  Client(config::Scan settings, net::asio::any_io_executor executor);
+  // `executor` is the event loop's; `blocking` (the server's blocking
+  // pool) must outlive the client and every scan it started.
+  Client(config::Scan settings, net::asio::any_io_executor executor, net::asio::thread_pool& blocking);
   ~Client() override;
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;

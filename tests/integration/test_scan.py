@@ -163,12 +163,20 @@ def send_raw(hk, data):
 
 def with_attachment(content, filename="invoice.com", ctype="application/octet-stream"):
     """A multipart/mixed message: a text part, then `content` as a base64 attachment."""
-    encoded = base64.encodebytes(content.encode()).decode().replace("\n", "\r\n")
+    return with_attachments([(filename, content.encode())], ctype=ctype)
+
+
+def with_attachments(files, ctype="application/octet-stream"):
+    """A multipart/mixed message: a text part, then each (filename, bytes) of
+    `files` as a base64 attachment."""
     head = message("attachment test", body="").decode().rstrip("\r\n")
-    return (f"{head}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
-            "--b1\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nSee the attachment.\r\n"
-            f"--b1\r\nContent-Type: {ctype}\r\nContent-Transfer-Encoding: base64\r\n"
-            f"Content-Disposition: attachment; filename=\"{filename}\"\r\n\r\n{encoded}--b1--\r\n").encode()
+    out = (f"{head}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
+           "--b1\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nSee the attachment.\r\n")
+    for filename, content in files:
+        encoded = base64.encodebytes(content).decode().replace("\n", "\r\n")
+        out += (f"--b1\r\nContent-Type: {ctype}\r\nContent-Transfer-Encoding: base64\r\n"
+                f"Content-Disposition: attachment; filename=\"{filename}\"\r\n\r\n{encoded}")
+    return (out + "--b1--\r\n").encode()
 
 
 def assert_log(hk, pattern):
@@ -327,6 +335,26 @@ def test_attachments_scope_refuses_an_eicar_attachment_554(make_hikyaku, dns_ser
     assert_log(hk, r"scanned: .*clamd: clean \(no attachment: clamd not asked\)")
     diverted = wait_for(lambda: hk.messages("ituki-gm"), what="the diverted copy")
     assert EICAR.encode() in diverted[0].read_bytes()
+    wait_spool_empty(hk)
+
+
+@pytest.mark.parametrize("scope", ["attachments", "message"])
+def test_a_large_message_is_scanned_from_its_body_file(make_hikyaku, dns_server, farside, clamd, scope):
+    """Over 1 MiB a message keeps its body in a file (mail/message.hpp).
+    attachments: the file is mapped and walked, each attachment decoded in
+    turn (on the blocking pool), and EICAR in the last of three, after two
+    large ones, is found; message: the whole file is read and sent."""
+    hk = make_hikyaku(message_size="10M",
+                      extra=scan_config(dns_server, farside, clamd=clamd.address, clamd_scope=scope))
+    big = [("one.bin", os.urandom(1536 * 1024)), ("two.bin", os.urandom(1536 * 1024))]
+    code, text = send_raw(hk, with_attachments(big + [("eicar.com", EICAR.encode())]))
+    assert code == 554 and text.startswith(b"5.7.0 "), text
+    if scope == "attachments":
+        assert_log(hk, r'message refused \(554 5\.7\.0\).*clamd: \S+ in "eicar\.com" FOUND')
+    assert send_raw(hk, with_attachments(big))[0] == 250
+    if scope == "attachments":
+        assert_log(hk, r"scanned: .*clamd: clean \(2 attachments\)")
+    farside.gmail.wait_messages(1)
     wait_spool_empty(hk)
 
 
