@@ -208,7 +208,9 @@ std::shared_ptr<SharedFolder> MailboxLocks::folder(const std::string& directory)
   auto& entry = table_[directory];
   auto folder = entry.lock();
   if (!folder) {
-    folder = std::make_shared<SharedFolder>();
+    // Not make_shared: its one block would stay allocated, folder state and
+    // all, for as long as the table's weak_ptr lingers after the last store.
+    folder = std::shared_ptr<SharedFolder>(new SharedFolder());  // NOLINT(modernize-make-shared)
     entry = folder;
   }
   if (table_.size() >= sweep_at_) {  // amortised: the table stays within twice the open folders

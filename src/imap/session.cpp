@@ -246,7 +246,6 @@ net::awaitable<bool> Session::open(bool implicit_tls) {
   co_return flushed1;
 }
 
-
 net::awaitable<Session::Turn> Session::turn(std::optional<std::string>& idle_line) {
   auto& engine = *engine_;
   std::string text;
