@@ -221,6 +221,7 @@ int64_t sent_date(std::string_view header, int64_t internal_date) {
 // keys are compared on UTF-8, which US-ASCII is part of.
 bool known_charset(std::string_view charset) { return charset == "US-ASCII" || charset == "UTF-8"; }
 constexpr std::string_view kBadCharset = "[BADCHARSET (US-ASCII UTF-8)] unsupported charset";
+constexpr const char* kTagReuse = "Tag reuse: an updating search has this tag (RFC 5267 4.3)";
 
 // "* SEARCH" / "* SORT" (RFC 3501 §7.2.5, RFC 5256 §4): the numbers, and
 // (RFC 7162 §3.1.5-6) the highest modseq of them when the search asked for
@@ -801,7 +802,7 @@ std::string Engine::report_expunges() {
     for (const auto& e : view_) {
       if (e.gone) uids.push_back(e.msg.uid);
     }
-    if (!uids.empty()) out = "* VANISHED " + sequence_set_text(uids) + "\r\n";
+    if (!uids.empty()) out += "* VANISHED " + sequence_set_text(uids) + "\r\n";
   } else {
     // RFC 3501 §7.4.1: highest first, so each number is still the one the
     // client knows.
@@ -1583,6 +1584,7 @@ const std::string& Engine::content_of(size_t index, std::optional<std::string>& 
 }
 
 Action Engine::cmd_search(const Command& c) {
+  if (update_tag_in_use(c)) return bad(c.tag, kTagReuse);
   if (!c.items.empty()) {
     // RFC 6855 §3 (erratum 4029): no CHARSET once UTF8=ACCEPT is enabled.
     if (utf8_) return bad(c.tag, "SEARCH takes no CHARSET once UTF8=ACCEPT is enabled");
@@ -1610,9 +1612,8 @@ Action Engine::cmd_search(const Command& c) {
     out += esearch_response(c, hits, modseqs);
     if (c.search_return.update) {
       // RFC 5267 §4.3: keep the result; the changes are reported from the
-      // sync below on. A search with the tag of one kept already replaces
-      // it; past the limit the result is sent but not kept: NOUPDATE.
-      std::erase_if(search_updates_, [&](const SearchUpdate& u) { return u.tag == c.tag; });
+      // sync below on (a tag already kept was refused above); past the
+      // limit the result is sent but not kept: NOUPDATE.
       if (search_updates_.size() >= kMaxSearchUpdates) {
         out += "* NO [NOUPDATE \"" + c.tag + "\"] too many updating searches\r\n";
       } else {
@@ -1628,6 +1629,7 @@ Action Engine::cmd_search(const Command& c) {
 }
 
 Action Engine::cmd_sort(const Command& c) {
+  if (update_tag_in_use(c)) return bad(c.tag, kTagReuse);
   // RFC 5256 §3: the charset is required; one we do not know is refused
   // as SEARCH refuses it (RFC 3501 §6.4.4). Keys are compared on UTF-8.
   if (c.items.empty() || !known_charset(c.items[0])) {
@@ -1858,6 +1860,13 @@ std::string Engine::report_search_updates() {
     out += search_update_response(u, "ADDTO", added);
   }
   return out;
+}
+
+bool Engine::update_tag_in_use(const Command& c) const {
+  // RFC 5267 §4.3: an updating search's tag names its ESEARCH updates, so a
+  // second one with a tag still in use is refused with BAD.
+  return c.search_return.update && std::any_of(search_updates_.begin(), search_updates_.end(),
+                                               [&](const SearchUpdate& u) { return u.tag == c.tag; });
 }
 
 Action Engine::cmd_cancelupdate(const Command& c) {

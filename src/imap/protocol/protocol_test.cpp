@@ -981,12 +981,18 @@ TEST(Engine, Rfc5267SearchUpdate) {
   EXPECT_EQ(c.send("o1 SORT RETURN (UPDATE COUNT) (ARRIVAL) UTF-8 ALL"),
             "* ESEARCH (TAG \"o1\") COUNT 2\r\n* NO [NOUPDATE \"o1\"] SORT results are not updated\r\n"
             "o1 OK SORT completed\r\n");
-  // At most kMaxSearchUpdates; one more gets NOUPDATE; a tag used again replaces.
+  // At most kMaxSearchUpdates; one more gets NOUPDATE. A searching command
+  // with UPDATE and the tag of an updating search is BAD (§4.3: its updates
+  // are named by the tag), SORT's too; without UPDATE the tag may be used.
   EXPECT_EQ(c.send("c3 CANCELUPDATE \"u2\" \"u3\" \"u4\""), "c3 OK CANCELUPDATE completed\r\n");
   for (int i = 0; i < 10; ++i) c.send("m" + std::to_string(i) + " SEARCH RETURN (UPDATE) ALL");
   EXPECT_EQ(c.send("m10 SEARCH RETURN (UPDATE COUNT) ALL"),
             "* ESEARCH (TAG \"m10\") COUNT 2\r\n* NO [NOUPDATE \"m10\"] too many updating searches\r\n"
             "m10 OK SEARCH completed\r\n");
+  EXPECT_TRUE(c.send("m9 SEARCH RETURN (UPDATE COUNT) ALL").starts_with("m9 BAD Tag reuse"));
+  EXPECT_TRUE(c.send("m8 UID SORT RETURN (UPDATE) (ARRIVAL) UTF-8 ALL").starts_with("m8 BAD Tag reuse"));
+  EXPECT_EQ(c.send("m7 SEARCH RETURN (COUNT) ALL"), "* ESEARCH (TAG \"m7\") COUNT 2\r\nm7 OK SEARCH completed\r\n");
+  EXPECT_EQ(c.send("c4 CANCELUPDATE \"m9\""), "c4 OK CANCELUPDATE completed\r\n");
   EXPECT_EQ(c.send("m9 SEARCH RETURN (UPDATE COUNT) ALL"), "* ESEARCH (TAG \"m9\") COUNT 2\r\nm9 OK SEARCH completed\r\n");
   // Leaving the mailbox ends them all.
   c.send("z1 UNSELECT");
@@ -1512,6 +1518,14 @@ TEST(Engine, Rfc7162Qresync) {
   EXPECT_EQ(e.send("a5 FETCH 1 BODY[TEXT]"),
             "* 1 FETCH (UID 1 BODY[TEXT] {20}\r\nline one\r\nline two\r\n FLAGS (\\Seen \\Recent) MODSEQ (3))\r\n"
             "a5 OK FETCH completed\r\n");
+
+  // RFC 5267 §4.3.4 with QRESYNC: an updating search's REMOVEFROM still
+  // comes first, then the VANISHED.
+  EXPECT_EQ(e.send("w0 UID SEARCH RETURN (UPDATE ALL) ALL"),
+            "* ESEARCH (TAG \"w0\") UID ALL 1\r\nw0 OK UID SEARCH completed\r\n");
+  ASSERT_TRUE(e.store->expunge(e.store->entries[0].meta));  // UID 1, by another session
+  EXPECT_EQ(e.send("w1 NOOP"),
+            "* ESEARCH (TAG \"w0\") UID REMOVEFROM (0 1)\r\n* VANISHED 1\r\n* 0 RECENT\r\nw1 OK NOOP completed\r\n");
 }
 
 // RFC 9208: one quota root "" over the mailbox, STORAGE in KiB; APPEND and
