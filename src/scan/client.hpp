@@ -18,8 +18,9 @@
 //            hold the loop runs on `blocking`, the loop waiting for it
 //            without blocking: the MIME walk (the body file mapped and
 //            read), each attachment's decoding (one at a time), and the
-//            reads of a large message's body file. The message must stay
-//            unchanged until `done` (it is read on both).
+//            reads of a large message's body file; a message of at most
+//            64 KiB held in memory is walked and decoded on the loop. The
+//            message must stay unchanged until `done` (it is read on both).
 // Errors:    a connect error, a timeout, a reset or an unreadable answer is
 //            reported in the Report (never thrown).
 #pragma once
