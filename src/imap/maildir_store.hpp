@@ -156,6 +156,7 @@ class MaildirStore final : public protocol::MailStore {
   // older: a test can set mtimes back (utimensat) but not ctimes.
   void clock_ahead_for_test(time_t seconds) { clock_ahead_ = seconds; }
 
+  // The kept result's types (public: SharedFolder holds one).
   // One file-system object a scan reads, as stat(2) saw it (see Rescan).
   struct Stamp {
     int error = 0;  // the stat's errno (ENOENT: absent); 0: the fields below are set
@@ -179,6 +180,7 @@ class MaildirStore final : public protocol::MailStore {
     protocol::Snapshot snapshot;
     bool claimable = false;
   };
+
  private:
   Stamps stamp() const;
   // The previous result when the Rescan rule allows it (the lock held).

@@ -21,6 +21,7 @@ Import the fixture in a test module with
 """
 import contextlib
 import re
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -36,7 +37,7 @@ class DnsServer:
     """dnsmasq with a record list that tests can extend."""
 
     def __init__(self):
-        self.port = free_port()
+        self.port = self._free_udp_and_tcp_port()
         self.proc = None
         self.records = []
         self.local_ttl = 0  # dnsmasq's default: answers are not to be cached
@@ -133,6 +134,20 @@ class DnsServer:
             self._batching = False
             if self.proc is not None:
                 self.restart()
+
+    @staticmethod
+    def _free_udp_and_tcp_port():
+        """free_port() checks TCP; dnsmasq binds UDP too, and other programs'
+        UDP sockets (resolvers' random source ports) take ports from the same
+        range: a port free for both."""
+        while True:
+            port = free_port()
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
 
     # Process control.
     def start(self):
