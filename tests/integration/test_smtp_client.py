@@ -225,9 +225,16 @@ def test_eicar_gets_552(make_hikyaku, dns_server, farside):
 
 def test_connection_reuse(make_hikyaku, dns_server, farside):
     hk = make_hikyaku(extra=forward_config(dns_server, farside))
+    def relayed():
+        return sum(1 for line in hk.log_text().splitlines() if " relay=" in line and "status=2.0.0" in line)
+
     for i in range(4):
         send(hk, message(f"reuse {i}"))
         farside.gmail.wait_messages(i + 1)
+        # The far side has the message before hikyaku has read its 250; the
+        # connection is back in the pool when the delivery line is logged
+        # (smtp/client/session.cpp), and only then can the next one reuse it.
+        wait_for(lambda: relayed() >= i + 1, what=f"delivery line {i + 1}")
     assert farside.gmail.connections == 1, "idle connection should be reused (RSET, not a new connect)"
     assert "reusing connection" in hk.log_text()
 
