@@ -495,16 +495,15 @@ void MaildirStore::remember(const Stamps& stamps, const timespec& started, const
   folder_->last = std::move(last);
 }
 
-mailbox::MessageInfo* MaildirStore::lookup(const std::string& key) {
+const mailbox::MessageInfo* MaildirStore::lookup(const std::string& key) const {
   auto it = folder_->known.find(key);
   return it == folder_->known.end() ? nullptr : &it->second;
 }
 
 std::optional<mailbox::MessageInfo> MaildirStore::seen(const std::string& key) const {
   std::lock_guard guard(folder_->mutex);
-  auto it = folder_->known.find(key);
-  if (it == folder_->known.end()) return std::nullopt;
-  return it->second;
+  const mailbox::MessageInfo* info = lookup(key);
+  return info ? std::optional<mailbox::MessageInfo>(*info) : std::nullopt;
 }
 
 base::Result<std::optional<std::string>> MaildirStore::read(const StoredMessage& message) {
@@ -621,11 +620,12 @@ std::vector<MaildirStore::FlagResult> MaildirStore::update_flags_all(const std::
 }
 
 base::Status MaildirStore::expunge(const StoredMessage& message) {
+  std::optional<mailbox::MessageInfo> info;
   {
     std::lock_guard guard(folder_->mutex);
     folder_->last.reset();  // a change through this process: the next scan lists the folder
+    if (const mailbox::MessageInfo* at = lookup(message.key.str())) info = *at;
   }
-  const std::optional<mailbox::MessageInfo> info = seen(message.key.str());
   if (!info) {
     auto f = maildir_.find(message.key.str());
     if (!f) return {};  // already gone

@@ -193,7 +193,7 @@ class MaildirStore final : public protocol::MailStore {
   base::Result<std::unique_ptr<Held>> lock();
   base::Result<protocol::Snapshot> scan_locked(bool claim_recent);
   // Where the last scan saw message `key` (the lock held).
-  mailbox::MessageInfo* lookup(const std::string& key);
+  const mailbox::MessageInfo* lookup(const std::string& key) const;
   // lookup() as a copy, under the process's mutex only (read, expunge).
   std::optional<mailbox::MessageInfo> seen(const std::string& key) const;
   // The info letters for flags + keywords, allocating keyword letters (and

@@ -450,10 +450,7 @@ TEST_F(MaildirRescanTest, SessionsOfOneFolderShareTheResultAndItsChanges) {
   ASSERT_TRUE(md.deliver("Subject: one\n\nbody\n"));
   ASSERT_TRUE(md.deliver("Subject: two\n\nbody\n"));
   auto a = store();
-  a.clock_ahead_for_test(kAhead);
-  ASSERT_TRUE(a.scan(false));  // numbers them, writes the uidlist
-  age();
-  ASSERT_TRUE(a.scan(false));  // listed again, then kept
+  settle(a);
   ASSERT_EQ(a.full_scans_for_test(), 2u);
   // Another session's store of the same folder is answered from it.
   auto b = store();

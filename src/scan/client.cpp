@@ -82,12 +82,17 @@ net::awaitable<void> end_instream(Socket& socket, Answer& out) {
   co_await read_answer(socket, clamd::kMaxReply, true, out);
 }
 
-// Runs `work` on the blocking pool and resumes on the loop. `work` touches
-// no socket and nothing else of the loop's: only what the awaiting
+// Runs `work` on the blocking pool and resumes on the loop; when `here`,
+// runs it on the loop instead (work too small for the trip). `work`
+// touches no socket and nothing else of the loop's: only what the awaiting
 // coroutine's frame holds (it waits there until `work` is done, so what
 // `work` reads and writes outlives it).
 template <class Work>
-net::awaitable<void> on_pool(asio::thread_pool& blocking, Work work) {
+net::awaitable<void> on_pool(asio::thread_pool& blocking, Work work, bool here = false) {
+  if (here) {
+    work();
+    co_return;
+  }
   auto task = [&work]() -> net::awaitable<void> {
     work();
     co_return;
@@ -100,9 +105,8 @@ net::awaitable<void> on_pool(asio::thread_pool& blocking, Work work) {
 // loop never waits for the page cache or the disk), one in memory at once.
 net::awaitable<base::Result<bool>> next_piece(asio::thread_pool& blocking, const mail::Message& message,
                                               mail::MessageCursor& cursor, std::string_view& piece) {
-  if (!message.body) co_return cursor.next(piece);
   base::Result<bool> more = false;
-  co_await on_pool(blocking, [&] { more = cursor.next(piece); });
+  co_await on_pool(blocking, [&] { more = cursor.next(piece); }, !message.body);
   co_return more;
 }
 
@@ -313,11 +317,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   net::awaitable<void> ask_clamd_attachments(const mail::Message& message, Deadline deadline, Report& report) {
     const bool on_loop = !message.body && message.text.size() <= kWalkOnLoop;
     Walk walk;
-    if (on_loop) {
-      walk_message(message, walk);
-    } else {
-      co_await on_pool(blocking, [&message, &walk] { walk_message(message, walk); });
-    }
+    co_await on_pool(blocking, [&message, &walk] { walk_message(message, walk); }, on_loop);
     if (!walk.map_error.empty()) {
       log()->warn("clamd_scope = attachments: {}; the whole message is sent", walk.map_error);
       co_await ask_clamd_whole(message, deadline, report);
@@ -330,7 +330,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
       co_await send_attachments(walk.found, on_loop, deadline, report);
     }
     // Unmapped on the pool too: a large mapping's teardown is not free.
-    if (message.body) co_await on_pool(blocking, [&walk] { walk.mapped.unmap(); });
+    co_await on_pool(blocking, [&walk] { walk.mapped.unmap(); }, !message.body);
   }
 
   // Each attachment of `found`, decoded (on the blocking pool unless
@@ -341,11 +341,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
     for (const mail::mime::Attachment& part : found.parts) {
       std::string storage;
       std::string_view octets;
-      if (on_loop) {
-        octets = mail::mime::content(part, storage);
-      } else {
-        co_await on_pool(blocking, [&part, &storage, &octets] { octets = mail::mime::content(part, storage); });
-      }
+      co_await on_pool(blocking, [&part, &storage, &octets] { octets = mail::mime::content(part, storage); }, on_loop);
       auto talk = [&](auto& socket, Answer& out) { return instream_octets(socket, octets, out); };
       Answer a = co_await exchange(settings.clamd, deadline, talk);
       if (!a.error.empty()) {

@@ -1862,21 +1862,21 @@ std::string Engine::report_search_updates() {
   return out;
 }
 
+bool Engine::updating(const std::string& tag) const {
+  return std::any_of(search_updates_.begin(), search_updates_.end(),
+                     [&](const SearchUpdate& u) { return u.tag == tag; });
+}
+
 bool Engine::update_tag_in_use(const Command& c) const {
   // RFC 5267 §4.3: an updating search's tag names its ESEARCH updates, so a
   // second one with a tag still in use is refused with BAD.
-  return c.search_return.update && std::any_of(search_updates_.begin(), search_updates_.end(),
-                                               [&](const SearchUpdate& u) { return u.tag == c.tag; });
+  return c.search_return.update && updating(c.tag);
 }
 
 Action Engine::cmd_cancelupdate(const Command& c) {
   // RFC 5267 §4.3: CANCELUPDATE ends the updates of the searches named. A
   // tag with no updating search is refused, and then none is cancelled.
-  auto has_tag = [&](const std::string& tag) {
-    return std::any_of(search_updates_.begin(), search_updates_.end(),
-                       [&](const SearchUpdate& u) { return u.tag == tag; });
-  };
-  if (!std::all_of(c.items.begin(), c.items.end(), has_tag)) {
+  if (!std::all_of(c.items.begin(), c.items.end(), [&](const std::string& tag) { return updating(tag); })) {
     return tagged(c.tag, "NO", "no updating search has that tag");
   }
   std::erase_if(search_updates_, [&](const SearchUpdate& u) {

@@ -234,6 +234,8 @@ class Engine {
   // positional one); after the FETCH and EXISTS responses of the same
   // changes, so every number sent is one the client knows.
   std::string report_search_updates();
+  // Whether an updating search (RFC 5267 §4.3) has `tag`.
+  bool updating(const std::string& tag) const;
   // A SEARCH or SORT with RETURN (UPDATE) whose tag an updating search has.
   bool update_tag_in_use(const Command& c) const;
   // "* ESEARCH (TAG "t") [UID] ADDTO (0 set)" (or REMOVEFROM) for the
