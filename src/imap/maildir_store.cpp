@@ -18,6 +18,7 @@
 #include "imap/protocol/mutf7.hpp"
 #include "imap/protocol/response.hpp"
 #include "mailbox/quota.hpp"
+#include "mailbox/uidlist.hpp"
 
 namespace hikyaku::imap {
 namespace {
@@ -26,91 +27,18 @@ namespace fs = std::filesystem;
 using protocol::Snapshot;
 using protocol::StoredMessage;
 
-// RFC 7162 §7: mod-sequence-value is at most 2^63-1.
-constexpr uint64_t kMaxModseq = 9223372036854775807ULL;
-
-struct UidList {
-  uint32_t validity = 0;
-  uint32_t next = 1;
-  // Messages with uid >= first_recent have not been claimed by any session
-  // yet: they are \Recent (RFC 3501 §2.3.2) for the next session that
-  // selects the mailbox read-write (as Dovecot's uidlist keeps it).
-  uint32_t first_recent = 1;
-  // RFC 7162 §3.1 HIGHESTMODSEQ: the last modseq given. Modseqs come only
-  // from ++highest_modseq under the lock, and the file is written before
-  // the lock is released: they ascend and never go back, also when the
-  // message with the highest one is expunged. A new list starts at 1.
-  uint64_t highest_modseq = 1;
-  struct Entry {
-    uint32_t uid = 0;
-    std::string name;     // the Maildir unique name
-    uint64_t modseq = 1;  // RFC 7162 MODSEQ
-    // The info letters when the modseq was given (a rename since is a
-    // change); nullopt when read from a version 1 list.
-    std::optional<std::string> letters;
-  };
-  std::vector<Entry> entries;  // ascending uid
-};
-
-// Parse the uidlist (version 1 or 2); nullopt when it is missing or not
-// ours/not valid.
-std::optional<UidList> parse_uidlist(const std::string& text) {
-  size_t eol = text.find('\n');
-  if (eol == std::string::npos) return std::nullopt;
-  std::istringstream head(text.substr(0, eol));
-  std::istringstream in(text.substr(eol + 1));
-  std::string magic;
-  int version = 0;
-  UidList out;
-  if (!(head >> magic >> version >> out.validity >> out.next) || magic != "hikyaku-uidlist" ||
-      (version != 1 && version != 2) || out.validity == 0 || out.next == 0)
-    return std::nullopt;
-  if (version == 1) {
-    if (!(head >> out.first_recent) || out.first_recent > out.next) out.first_recent = out.next;
-  } else {
-    if (!(head >> out.first_recent >> out.highest_modseq) || out.highest_modseq == 0 ||
-        out.highest_modseq > kMaxModseq)
-      return std::nullopt;
-    out.first_recent = std::min(out.first_recent, out.next);
-  }
-  UidList::Entry e;
-  uint32_t last = 0;
-  while (in >> e.uid >> e.name) {
-    if (e.uid <= last || e.uid >= out.next) return std::nullopt;  // must ascend and stay below next
-    if (version == 2) {
-      std::string info;
-      if (!(in >> e.modseq >> info) || e.modseq == 0 || e.modseq > out.highest_modseq || !info.starts_with("2,"))
-        return std::nullopt;
-      e.letters = info.substr(2);
-    }
-    out.entries.push_back(e);
-    last = e.uid;
-  }
-  if (!in.eof()) return std::nullopt;
-  return out;
-}
-
-// Always version 2.
-std::string format_uidlist(const UidList& list) {
-  std::string out = "hikyaku-uidlist 2 " + std::to_string(list.validity) + " " + std::to_string(list.next) + " " +
-                    std::to_string(list.first_recent) + " " + std::to_string(list.highest_modseq) + "\n";
-  for (const auto& e : list.entries) {
-    out += std::to_string(e.uid) + " " + e.name + " " + std::to_string(e.modseq) + " 2," + e.letters.value_or("") +
-           "\n";
-  }
-  return out;
-}
+using mailbox::UidList;
 
 std::optional<UidList> read_uidlist(const fs::path& path) {
   auto text = base::read_file(path);
-  return text ? parse_uidlist(*text) : std::nullopt;
+  return text ? UidList::parse(*text) : std::nullopt;
 }
 
 // Replace DIR/hikyaku-uidlist atomically (the caller holds the lock).
 base::Status write_uidlist(const fs::path& dir, const UidList& list, bool sync) {
   const fs::path tmp = dir / "hikyaku-uidlist.tmp";
   ::unlink(tmp.c_str());  // a leftover from a crash; we hold the lock
-  return base::write_file_durable(tmp, dir / MaildirStore::kUidListName, format_uidlist(list), sync);
+  return base::write_file_durable(tmp, dir / MaildirStore::kUidListName, list.format(), sync);
 }
 
 constexpr const char* kKeywordsFile = "dovecot-keywords";
@@ -383,13 +311,20 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
     uids.validity = *validity;
     dirty = true;
   }
-  std::unordered_map<std::string, size_t> by_name;  // unique name → index into uids.entries
+  // Unique name → index into uids.entries. The keys view the entries'
+  // names: reserved first, the entries do not move while it is used.
+  uids.entries.reserve(uids.entries.size() + listed->size());
+  std::unordered_map<std::string_view, size_t> by_name;
+  by_name.reserve(uids.entries.capacity());
   for (size_t i = 0; i < uids.entries.size(); ++i) by_name.emplace(uids.entries[i].name, i);
 
   // Assign UIDs to messages seen for the first time, in delivery order.
   Snapshot snap;
-  std::unordered_map<std::string, bool> present;
-  folder_->known.clear();
+  snap.messages.reserve(listed->size());
+  std::vector<char> present(uids.entries.capacity(), 0);  // by index into uids.entries
+  mailbox::Maildir::Known known;
+  known.reserve(listed->size());
+  std::optional<mailbox::Maildir> quick;  // renames(), made for the first claim
   for (auto& info : *listed) {
     size_t index = 0;
     if (auto it = by_name.find(info.uid); it != by_name.end()) {
@@ -397,11 +332,11 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
     } else {
       index = uids.entries.size();
       uids.entries.push_back({uids.next++, info.uid, ++uids.highest_modseq, info.flags});
-      by_name.emplace(info.uid, index);
+      by_name.emplace(uids.entries.back().name, index);
       dirty = true;
     }
     const uint32_t uid = uids.entries[index].uid;
-    present[info.uid] = true;
+    present[index] = 1;
     StoredMessage m;
     m.uid = uid;
     m.key = info.uid;
@@ -421,10 +356,10 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
       // The Maildir rule: a message seen by a reader leaves new/. Nothing a
       // session sees changes: the watch need not wake those in IDLE.
       const fs::path from = info.path;
-      const mailbox::Maildir quick = renames();
-      const fs::path to = quick.path_with_flags(info, info.flags);
+      if (!quick) quick.emplace(renames());
+      const fs::path to = quick->path_with_flags(info, info.flags);
       if (quiet_) quiet_->note(from, to);
-      if (auto moved = quick.set_flags(info, info.flags); !moved) {
+      if (auto moved = quick->set_flags(info, info.flags); !moved) {
         if (quiet_) quiet_->cancel(from, to);
         std::error_code ec;
         if (!fs::exists(info.path, ec)) continue;  // removed meanwhile
@@ -444,9 +379,11 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
       dirty = true;
     }
     m.modseq = entry.modseq;
-    folder_->known[info.uid] = info;
     snap.messages.push_back(std::move(m));
+    std::string name = info.uid;
+    known.insert_or_assign(std::move(name), std::move(info));  // a name listed twice: the last, as before
   }
+  folder_->known = std::move(known);
   if (claim_recent && uids.first_recent != uids.next) {
     uids.first_recent = uids.next;
     dirty = true;
@@ -455,7 +392,14 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
   // An expunge is a change of the folder: HIGHESTMODSEQ grows (RFC 7162
   // §3.1.2.1 asks only that it never go back).
   size_t before = uids.entries.size();
-  std::erase_if(uids.entries, [&](const auto& e) { return !present.count(e.name); });
+  by_name.clear();  // its keys view the entries, which move now
+  size_t kept = 0;
+  for (size_t i = 0; i < uids.entries.size(); ++i) {
+    if (present[i] == 0) continue;
+    if (kept != i) uids.entries[kept] = std::move(uids.entries[i]);
+    ++kept;
+  }
+  uids.entries.resize(kept);
   if (uids.entries.size() != before) {
     ++uids.highest_modseq;
     dirty = true;
@@ -681,9 +625,10 @@ base::Result<std::vector<protocol::Appended>> MaildirStore::append_all(
       undo();
       return name.error();
     }
-    auto info = maildir_.find(*name);
+    auto info = maildir_.delivered(*name);
     if (!info) {
-      undo();  // the file just delivered cannot be found, so it cannot be removed either: it stays
+      (void)::unlink((maildir_.root() / "new" / *name).c_str());  // cannot be: our names state their sizes
+      undo();
       return info.error();
     }
     if (auto st = maildir_.set_flags(*info, letters[i]); !st) {

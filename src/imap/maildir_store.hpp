@@ -225,7 +225,7 @@ class MaildirStore final : public protocol::MailStore {
 // rule's result is about the folder, not about who asked.
 struct SharedFolder {
   std::mutex mutex;
-  std::map<std::string, mailbox::MessageInfo> known;  // unique name → last seen location, sizes, internal date
+  mailbox::Maildir::Known known;  // unique name → last seen location, sizes, internal date
   std::vector<std::string> keyword_names;             // index (letter - 'a') → name
   std::optional<MaildirStore::LastScan> last;         // empty: the next scan lists the folder
 };

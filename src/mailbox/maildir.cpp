@@ -7,6 +7,7 @@
 #include <cstring>
 #include <span>
 #include <utility>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -354,21 +355,39 @@ base::Result<std::string> Maildir::deliver(const Pieces& pieces) const {
   return uid;
 }
 
-base::Result<std::vector<MessageInfo>> Maildir::list(const std::map<std::string, MessageInfo>* known) const {
+base::Result<std::vector<MessageInfo>> Maildir::list(const Known* known) const {
   std::vector<Entry> entries;
   for (const char* sub : {"new", "cur"}) {
-    std::error_code ec;
-    fs::directory_iterator it(fs::path(root_) / sub, ec);
-    if (ec) return base::make_error("list " + (fs::path(root_) / sub).string() + ": " + ec.message());
-    for (; it != fs::directory_iterator(); it.increment(ec)) {
-      if (ec) return base::make_error("list " + (fs::path(root_) / sub).string() + ": " + ec.message());
-      std::string name = it->path().filename().string();
+    const std::string dir = (fs::path(root_) / sub).native();  // as sub() joins them
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) return errno_error("list", dir, errno);
+    const bool in_new = std::strcmp(sub, "new") == 0;
+    for (;;) {
+      errno = 0;
+      const dirent* de = ::readdir(d);
+      if (de == nullptr) {
+        if (errno != 0) {
+          const int err = errno;
+          ::closedir(d);
+          return errno_error("list", dir, err);
+        }
+        break;
+      }
+      const std::string_view name(de->d_name);
       if (name.empty() || name[0] == '.') continue;
-      std::error_code tec;
-      if (!it->is_regular_file(tec)) continue;
       Entry e;
-      e.info.path = it->path();
-      e.info.in_new = std::strcmp(sub, "new") == 0;
+      e.info.path.reserve(dir.size() + 1 + name.size());
+      e.info.path = dir;
+      e.info.path += '/';
+      e.info.path += name;
+      // Regular files only (a link to one counts): the type from the
+      // directory entry, a stat where the file system does not give it.
+      if (de->d_type != DT_REG) {
+        struct stat st {};
+        if (de->d_type != DT_LNK && de->d_type != DT_UNKNOWN) continue;
+        if (::stat(e.info.path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+      }
+      e.info.in_new = in_new;
       split_name(name, e.info.uid, e.info.flags);
       if (!parse_time(name, e.secs, e.usecs)) {
         struct stat st {};
@@ -383,21 +402,28 @@ base::Result<std::vector<MessageInfo>> Maildir::list(const std::map<std::string,
         e.info.disk_size = seen->disk_size;
         e.info.first_seen = seen->first_seen;
       } else if (auto st = fill_sizes(e.info); !st) {
-        std::error_code xec;
-        if (!fs::exists(e.info.path, xec)) continue;  // removed by another reader meanwhile
+        struct stat gone {};
+        if (::stat(e.info.path.c_str(), &gone) != 0 && errno == ENOENT) continue;  // removed by another reader meanwhile
+        ::closedir(d);
         return st.error();
       }
       entries.push_back(std::move(e));
     }
+    ::closedir(d);
   }
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+  // Oldest first; sorted by index, so the messages themselves move once.
+  std::vector<uint32_t> order(entries.size());
+  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](uint32_t x, uint32_t y) {
+    const Entry& a = entries[x];
+    const Entry& b = entries[y];
     if (a.secs != b.secs) return a.secs < b.secs;
     if (a.usecs != b.usecs) return a.usecs < b.usecs;
     return a.info.uid < b.info.uid;
   });
   std::vector<MessageInfo> out;
   out.reserve(entries.size());
-  for (auto& e : entries) out.push_back(std::move(e.info));
+  for (uint32_t i : order) out.push_back(std::move(entries[i].info));
   return out;
 }
 
@@ -421,6 +447,15 @@ base::Result<MessageInfo> Maildir::find(std::string_view uid) const {
   base::Error gone = base::make_error("message " + std::string(uid) + " not found in " + root_);
   gone.error_number = ENOENT;  // callers tell "gone" from a failure by it
   return gone;
+}
+
+base::Result<MessageInfo> Maildir::delivered(std::string_view uid) const {
+  MessageInfo info;
+  info.uid = std::string(uid);
+  info.path = (sub("new") / uid).native();
+  info.in_new = true;
+  if (auto st = fill_sizes(info); !st) return st.error();  // from the name's S= and W=: no read
+  return info;
 }
 
 base::Result<std::string> Maildir::read(const MessageInfo& message) const {

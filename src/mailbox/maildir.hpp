@@ -33,10 +33,10 @@
 #include <span>
 #include <filesystem>
 #include <functional>
-#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "base/result.hpp"
@@ -89,7 +89,11 @@ class Maildir {
   // message's bytes never change in a Maildir, only its name's flags, and a
   // name without S= and W= (another delivery agent's) costs a read of the
   // whole message to size it.
-  base::Result<std::vector<MessageInfo>> list(const std::map<std::string, MessageInfo>* known = nullptr) const;
+  // One read of each directory (readdir, no stat unless the file system
+  // does not tell a file's type): a folder of 10,000 messages is listed at
+  // every full IMAP scan.
+  using Known = std::unordered_map<std::string, MessageInfo>;  // uid → what a reader kept
+  base::Result<std::vector<MessageInfo>> list(const Known* known = nullptr) const;
   // The bytes on disk (LF line endings); see to_network() for POP3/IMAP.
   // Follows a message another reader renamed; an error with error_number
   // ENOENT when it has gone.
@@ -106,6 +110,9 @@ class Maildir {
   // Find a message by uid in new/ or cur/ (after another reader moved it);
   // an error with error_number ENOENT when it is in neither.
   base::Result<MessageInfo> find(std::string_view uid) const;
+  // The message deliver() just returned the uid of, as it lies in new/:
+  // no listing (a folder may hold 10,000 messages).
+  base::Result<MessageInfo> delivered(std::string_view uid) const;
 
   // LF → CRLF for network output (a CRLF already present is kept).
   static std::string to_network(std::string_view stored);

@@ -167,6 +167,33 @@ TEST_F(MaildirTest, ListOldestFirstAcrossNewAndCur) {
   EXPECT_EQ((*list)[0].size, 8u) << "foreign file: size computed from content";
 }
 
+// list() reads the directories' entries: only regular files (or links to
+// them) are messages; delivered() says of a fresh delivery what list() would.
+TEST_F(MaildirTest, ListKeepsRegularFilesAndDeliveredAgreesWithIt) {
+  Maildir md(dir_, /*sync=*/false);
+  ASSERT_TRUE(md.create());
+  fs::create_directory(dir_ / "cur" / "1000.M1P1.host:2,S");       // a directory, not a message
+  fs::create_symlink("/nonexistent", dir_ / "cur" / "1000.M2P1.host");  // a dangling link
+  std::ofstream(dir_ / "outside") << "linked\n";
+  fs::create_symlink(dir_ / "outside", dir_ / "cur" / "1000.M3P1.host:2,");
+  auto uid = md.deliver("Subject: x\r\n\r\nbody\r\n");
+  ASSERT_TRUE(uid);
+  auto list = md.list();
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].uid, "1000.M3P1.host");
+  EXPECT_EQ((*list)[0].size, 8u);
+  const MessageInfo& listed = (*list)[1];
+  auto fresh = md.delivered(*uid);
+  ASSERT_TRUE(fresh);
+  EXPECT_EQ(fresh->uid, listed.uid);
+  EXPECT_EQ(fresh->path, listed.path);
+  EXPECT_TRUE(fresh->in_new);
+  EXPECT_EQ(fresh->flags, listed.flags);
+  EXPECT_EQ(fresh->size, listed.size);
+  EXPECT_EQ(fresh->disk_size, listed.disk_size);
+}
+
 TEST_F(MaildirTest, ListTakesTheSizesOfMessagesItKnowsAndReadsTheRest) {
   Maildir md(dir_, /*sync=*/false);
   ASSERT_TRUE(md.create());
@@ -177,7 +204,7 @@ TEST_F(MaildirTest, ListTakesTheSizesOfMessagesItKnowsAndReadsTheRest) {
   ASSERT_EQ(first->size(), 2u);
   EXPECT_EQ((*first)[0].size, 5u);
   // Known messages are not read again (a message's bytes never change).
-  std::map<std::string, MessageInfo> known;
+  Maildir::Known known;
   MessageInfo k = (*first)[0];
   k.size = 123;
   k.disk_size = 122;
