@@ -44,7 +44,7 @@
 //            on a failure the ones delivered are removed before the lock is
 //            released, so no session ever numbers a part of the batch.
 // Rescan:    every selected-state command scans the folder, and a full
-//            scan lists cur/ and new/ (50 ms for 10,000 messages). A scan
+//            scan lists cur/ and new/ (25 ms for 10,000 messages). A scan
 //            reuses the previous one's result, without listing, when
 //            nothing it read can have changed since: before a full scan
 //            the time T is read (CLOCK_REALTIME_COARSE, the clock the
