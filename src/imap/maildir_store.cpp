@@ -610,39 +610,33 @@ base::Result<std::vector<protocol::Appended>> MaildirStore::append_all(
     for (const auto& m : messages) size += mailbox::Maildir::stored_size(m.content);
     if (quota.exceeded_by(*usage, size)) return protocol::over_quota();
   }
-  // Each message is delivered durably (tmp/ → fsync → new/, see
-  // mailbox/maildir.hpp) and moved to cur/ with its flags: an appended
-  // message is no longer new. On a failure the ones delivered are removed
-  // again before the lock is released.
-  std::vector<mailbox::MessageInfo> delivered;
+  // Two steps (mailbox/maildir.hpp): every message written and flushed in
+  // tmp/, where no reader sees it, then all linked into cur/ with their
+  // flags (an appended message is no longer new) and cur/ flushed once.
+  // Until the last link nothing is visible; a failure takes back the ones
+  // linked. Readers outside this process see all or none too.
+  std::vector<mailbox::Maildir::Staged> staged;
+  staged.reserve(messages.size());
+  for (const auto& m : messages) {
+    auto one = maildir_.stage(m.content);
+    if (!one) {
+      maildir_.discard(staged);
+      return one.error();
+    }
+    if (const auto& date = m.internal_date) {  // the internal date is the file's mtime
+      struct timespec times[2] = {{static_cast<time_t>(*date), 0}, {static_cast<time_t>(*date), 0}};
+      ::utimensat(AT_FDCWD, one->tmp_path.c_str(), times, 0);
+    }
+    staged.push_back(std::move(*one));
+  }
+  auto delivered = maildir_.publish(staged, letters);
+  if (!delivered) return delivered.error();
   auto undo = [&] {
-    for (const auto& info : delivered) (void)maildir_.remove(info);
+    for (const auto& info : *delivered) (void)maildir_.remove(info);
   };
   std::vector<std::string> names;
-  for (size_t i = 0; i < messages.size(); ++i) {
-    auto name = maildir_.deliver(messages[i].content);
-    if (!name) {
-      undo();
-      return name.error();
-    }
-    auto info = maildir_.delivered(*name);
-    if (!info) {
-      (void)::unlink((maildir_.root() / "new" / *name).c_str());  // cannot be: our names state their sizes
-      undo();
-      return info.error();
-    }
-    if (auto st = maildir_.set_flags(*info, letters[i]); !st) {
-      delivered.push_back(*info);
-      undo();
-      return st.error();
-    }
-    delivered.push_back(*info);
-    names.push_back(*name);
-    if (const auto& date = messages[i].internal_date) {
-      struct timespec times[2] = {{static_cast<time_t>(*date), 0}, {static_cast<time_t>(*date), 0}};
-      ::utimensat(AT_FDCWD, info->path.c_str(), times, 0);
-    }
-  }
+  names.reserve(delivered->size());
+  for (const auto& info : *delivered) names.push_back(info.uid);
   auto snap = scan_locked(false);
   folder_->last.reset();
   if (!snap) {

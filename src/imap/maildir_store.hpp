@@ -40,9 +40,11 @@
 //            (mailbox::Quota): APPEND and COPY that would go over it fail
 //            with EDQUOT.
 //            APPEND of several messages (RFC 3502 MULTIAPPEND) holds the
-//            lock for all of them: each is delivered durably as usual, and
-//            on a failure the ones delivered are removed before the lock is
-//            released, so no session ever numbers a part of the batch.
+//            lock for all of them: each is written and flushed in tmp/
+//            (Maildir::stage), then all are linked into cur/ with their
+//            flags and cur/ is flushed once (Maildir::publish, which takes
+//            back the ones it linked if one fails): no reader, in this
+//            process or another, ever sees a part of the batch.
 // Rescan:    every selected-state command scans the folder, and a full
 //            scan lists cur/ and new/ (25 ms for 10,000 messages). A scan
 //            reuses the previous one's result, without listing, when

@@ -275,6 +275,18 @@ base::Result<std::string> Maildir::deliver(std::span<const std::string_view> par
 }
 
 base::Result<std::string> Maildir::deliver(const Pieces& pieces) const {
+  auto staged = stage(pieces);
+  if (!staged) return staged.error();
+  auto published = publish(std::span(&*staged, 1));
+  if (!published) return published.error();
+  return std::move(staged->uid);
+}
+
+base::Result<Maildir::Staged> Maildir::stage(std::string_view message) const {
+  return stage(pieces_of(std::span(&message, 1)));
+}
+
+base::Result<Maildir::Staged> Maildir::stage(const Pieces& pieces) const {
   // Both sizes go into the name (Dovecot-compatible S= and W=), which is
   // chosen before the file is written: one pass counts, the write converts
   // again — never a converted copy of the whole message in memory.
@@ -285,34 +297,33 @@ base::Result<std::string> Maildir::deliver(const Pieces& pieces) const {
 
   // Create the tmp file under a fresh unique name; O_EXCL guards against a
   // name clash with another process (the convention's "stat, then create").
-  std::string uid;
+  Staged staged;
+  staged.stored_size = sizes.stored;
+  staged.wire_size = sizes.wire;
   fs::path tmp_path;
   int fd = -1;
   for (int tries = 0; tries < 10 && fd < 0; ++tries) {
     struct timeval tv {};
     ::gettimeofday(&tv, nullptr);
     uint64_t q = delivery_counter().fetch_add(1, std::memory_order_relaxed);
-    uid = std::to_string(tv.tv_sec) + ".M" + std::to_string(tv.tv_usec) + "P" +
-          std::to_string(::getpid()) + "Q" + std::to_string(q) + "." + host +
-          ",S=" + std::to_string(sizes.stored) + ",W=" + std::to_string(sizes.wire);
-    tmp_path = sub("tmp") / uid;
+    staged.uid = std::to_string(tv.tv_sec) + ".M" + std::to_string(tv.tv_usec) + "P" +
+                 std::to_string(::getpid()) + "Q" + std::to_string(q) + "." + host +
+                 ",S=" + std::to_string(sizes.stored) + ",W=" + std::to_string(sizes.wire);
+    tmp_path = sub("tmp") / staged.uid;
     fd = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0 && errno != EEXIST) return errno_error("create", tmp_path, errno);
   }
   if (fd < 0) return base::make_error("create " + tmp_path.string() + ": name clash");
 
-  // The Maildir convention's order: write the file in tmp/, flush it
-  // (fdatasync), and only then link it into new/ and fsync new/. A message
-  // is visible to readers only once its bytes are on the disk, so no crash
-  // or power loss can show a reader an empty or partial file; deliver()
-  // returns only when the new/ entry is durable too, so the caller's record
-  // (the queue's "delivered") never precedes the disk. Any failure takes
-  // the message back out (tmp/ and new/): nothing half-done stays visible,
-  // and the caller retries the delivery.
-  const auto give_up = [&](const char* what, const fs::path& path, int err) {
+  // The Maildir convention's order: write the file in tmp/ and flush it
+  // (fdatasync) here; publish() links it into new/ or cur/ only then. A
+  // message is visible to readers only once its bytes are on the disk, so
+  // no crash or power loss can show a reader an empty or partial file. Any
+  // failure removes the file: nothing half-written stays in tmp/.
+  const auto give_up = [&](base::Error error) {
     if (fd >= 0) ::close(fd);
     ::unlink(tmp_path.c_str());
-    return errno_error(what, path, err);
+    return error;
   };
   base::Status written;
   {
@@ -330,29 +341,58 @@ base::Result<std::string> Maildir::deliver(const Pieces& pieces) const {
     if (!read) written = read;
     if (written && !chunk.empty()) written = write_all(fd, chunk, tmp_path);
   }
-  if (!written) {
-    ::close(fd);
-    ::unlink(tmp_path.c_str());
-    return written.error();
-  }
-  if (sync_ && ::fdatasync(fd) != 0) return give_up("fsync", tmp_path, errno);
-  if (::close(std::exchange(fd, -1)) != 0) return give_up("close", tmp_path, errno);
-  // link() rather than rename(): it fails instead of overwriting when the
-  // name exists in new/ (the convention's recommendation).
-  fs::path new_path = sub("new") / uid;
-  if (::link(tmp_path.c_str(), new_path.c_str()) != 0) return give_up("link", new_path, errno);
-  ::unlink(tmp_path.c_str());
-  // A new/ entry that may not survive a crash is withdrawn (the caller
-  // retries); a reader that fetched it meanwhile may see the retry as a
-  // second copy, never a partial one.
-  if (sync_) {
-    if (auto st = base::fsync_directory(sub("new")); !st) {
-      ::unlink(new_path.c_str());
-      return st.error();
+  if (!written) return give_up(written.error());
+  if (sync_ && ::fdatasync(fd) != 0) return give_up(errno_error("fsync", tmp_path, errno));
+  if (::close(std::exchange(fd, -1)) != 0) return give_up(errno_error("close", tmp_path, errno));
+  staged.tmp_path = tmp_path.native();
+  return staged;
+}
+
+base::Result<std::vector<MessageInfo>> Maildir::publish(std::span<const Staged> staged,
+                                                        std::span<const std::string> cur_flags) const {
+  HIKYAKU_CHECK(cur_flags.empty() || cur_flags.size() == staged.size());
+  const bool into_cur = !cur_flags.empty();
+  const fs::path dir = sub(into_cur ? "cur" : "new");
+  std::vector<MessageInfo> out;
+  out.reserve(staged.size());
+  std::optional<base::Error> failure;
+  for (size_t i = 0; i < staged.size(); ++i) {
+    MessageInfo info;
+    info.uid = staged[i].uid;
+    info.in_new = !into_cur;
+    info.size = staged[i].wire_size;
+    info.disk_size = staged[i].stored_size;
+    if (into_cur) info.flags = sorted_flags(cur_flags[i]);
+    info.path = (dir / (into_cur ? info.uid + ":2," + info.flags : info.uid)).native();
+    // link() rather than rename(): it fails instead of overwriting when the
+    // name exists (the convention's recommendation).
+    if (::link(staged[i].tmp_path.c_str(), info.path.c_str()) != 0) {
+      failure = errno_error("link", info.path, errno);
+      break;
     }
+    out.push_back(std::move(info));
   }
-  Quota::record_change(quota_root(), static_cast<int64_t>(sizes.stored), 1);
-  return uid;
+  // The entries are durable before this returns, so the caller's record
+  // (the queue's "delivered", IMAP's uidlist) never precedes the disk.
+  if (!failure && sync_) {
+    if (auto st = base::fsync_directory(dir); !st) failure = st.error();
+  }
+  discard(staged);
+  if (failure) {
+    // Withdrawn, all of them: a reader that fetched one meanwhile may see
+    // the caller's retry as a second copy, never a part of a batch that
+    // stays.
+    for (const auto& info : out) ::unlink(info.path.c_str());
+    return *failure;
+  }
+  int64_t bytes = 0;
+  for (const auto& s : staged) bytes += static_cast<int64_t>(s.stored_size);
+  Quota::record_change(quota_root(), bytes, static_cast<int64_t>(staged.size()));
+  return out;
+}
+
+void Maildir::discard(std::span<const Staged> staged) const {
+  for (const auto& s : staged) ::unlink(s.tmp_path.c_str());
 }
 
 base::Result<std::vector<MessageInfo>> Maildir::list(const Known* known) const {
@@ -447,15 +487,6 @@ base::Result<MessageInfo> Maildir::find(std::string_view uid) const {
   base::Error gone = base::make_error("message " + std::string(uid) + " not found in " + root_);
   gone.error_number = ENOENT;  // callers tell "gone" from a failure by it
   return gone;
-}
-
-base::Result<MessageInfo> Maildir::delivered(std::string_view uid) const {
-  MessageInfo info;
-  info.uid = std::string(uid);
-  info.path = (sub("new") / uid).native();
-  info.in_new = true;
-  if (auto st = fill_sizes(info); !st) return st.error();  // from the name's S= and W=: no read
-  return info;
 }
 
 base::Result<std::string> Maildir::read(const MessageInfo& message) const {

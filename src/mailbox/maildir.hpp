@@ -84,6 +84,24 @@ class Maildir {
   // ends the delivery with nothing left behind.
   using Pieces = std::function<base::Status(const std::function<void(std::string_view)>& emit)>;
   base::Result<std::string> deliver(const Pieces& pieces) const;
+  // deliver() in two steps, for a batch that must appear whole (IMAP
+  // MULTIAPPEND). stage() writes a message in tmp/ and flushes it: no
+  // reader sees it. publish() links staged messages into new/ (no
+  // cur_flags), or into cur/ with cur_flags[i] for staged[i], and flushes
+  // that directory once; on a failure it takes back every one it linked,
+  // so readers see all or none. Either way it removes the staged files.
+  // discard() removes staged files that are not to be published.
+  struct Staged {
+    std::string uid;       // the unique name, with its S= and W= sizes
+    std::string tmp_path;  // ROOT/tmp/UID
+    uint64_t stored_size = 0;
+    uint64_t wire_size = 0;
+  };
+  base::Result<Staged> stage(std::string_view message) const;
+  base::Result<Staged> stage(const Pieces& pieces) const;
+  base::Result<std::vector<MessageInfo>> publish(std::span<const Staged> staged,
+                                                 std::span<const std::string> cur_flags = {}) const;
+  void discard(std::span<const Staged> staged) const;
   // All messages in new/ and cur/, oldest first (by delivery time in name).
   // The sizes of messages found (by uid) in `known` are taken from there: a
   // message's bytes never change in a Maildir, only its name's flags, and a
@@ -110,9 +128,6 @@ class Maildir {
   // Find a message by uid in new/ or cur/ (after another reader moved it);
   // an error with error_number ENOENT when it is in neither.
   base::Result<MessageInfo> find(std::string_view uid) const;
-  // The message deliver() just returned the uid of, as it lies in new/:
-  // no listing (a folder may hold 10,000 messages).
-  base::Result<MessageInfo> delivered(std::string_view uid) const;
 
   // LF → CRLF for network output (a CRLF already present is kept).
   static std::string to_network(std::string_view stored);

@@ -168,30 +168,71 @@ TEST_F(MaildirTest, ListOldestFirstAcrossNewAndCur) {
 }
 
 // list() reads the directories' entries: only regular files (or links to
-// them) are messages; delivered() says of a fresh delivery what list() would.
-TEST_F(MaildirTest, ListKeepsRegularFilesAndDeliveredAgreesWithIt) {
+// them) are messages. What publish() says of the messages it linked is what
+// list() says of them.
+TEST_F(MaildirTest, ListKeepsRegularFilesAndPublishAgreesWithIt) {
   Maildir md(dir_, /*sync=*/false);
   ASSERT_TRUE(md.create());
   fs::create_directory(dir_ / "cur" / "1000.M1P1.host:2,S");       // a directory, not a message
   fs::create_symlink("/nonexistent", dir_ / "cur" / "1000.M2P1.host");  // a dangling link
   std::ofstream(dir_ / "outside") << "linked\n";
   fs::create_symlink(dir_ / "outside", dir_ / "cur" / "1000.M3P1.host:2,");
-  auto uid = md.deliver("Subject: x\r\n\r\nbody\r\n");
-  ASSERT_TRUE(uid);
+  auto one = md.stage("Subject: x\r\n\r\nbody\r\n");
+  auto two = md.stage("Subject: y\r\n\r\nmore\r\n");
+  ASSERT_TRUE(one && two);
+  EXPECT_EQ(md.list()->size(), 1u) << "staged messages are not visible";
+  const std::vector<Maildir::Staged> staged{*one, *two};
+  const std::vector<std::string> flags{"SF", ""};
+  auto published = md.publish(staged, flags);
+  ASSERT_TRUE(published) << published.error().message;
+  ASSERT_EQ(published->size(), 2u);
+  EXPECT_EQ((*published)[0].flags, "FS");  // sorted, as set_flags() writes them
+  EXPECT_FALSE(fs::exists(one->tmp_path));
+  EXPECT_FALSE(fs::exists(two->tmp_path));
   auto list = md.list();
   ASSERT_TRUE(list);
-  ASSERT_EQ(list->size(), 2u);
+  ASSERT_EQ(list->size(), 3u);
   EXPECT_EQ((*list)[0].uid, "1000.M3P1.host");
   EXPECT_EQ((*list)[0].size, 8u);
-  const MessageInfo& listed = (*list)[1];
-  auto fresh = md.delivered(*uid);
-  ASSERT_TRUE(fresh);
-  EXPECT_EQ(fresh->uid, listed.uid);
-  EXPECT_EQ(fresh->path, listed.path);
-  EXPECT_TRUE(fresh->in_new);
-  EXPECT_EQ(fresh->flags, listed.flags);
-  EXPECT_EQ(fresh->size, listed.size);
-  EXPECT_EQ(fresh->disk_size, listed.disk_size);
+  for (size_t i = 0; i < 2; ++i) {
+    const MessageInfo& listed = (*list)[i + 1];
+    const MessageInfo& said = (*published)[i];
+    EXPECT_EQ(said.uid, listed.uid);
+    EXPECT_EQ(said.path, listed.path);
+    EXPECT_FALSE(said.in_new);
+    EXPECT_EQ(listed.in_new, said.in_new);
+    EXPECT_EQ(said.flags, listed.flags);
+    EXPECT_EQ(said.size, listed.size);
+    EXPECT_EQ(said.disk_size, listed.disk_size);
+  }
+}
+
+// A batch appears whole or not at all: a link that fails takes back the
+// ones made before it, and no staged file is left in tmp/.
+TEST_F(MaildirTest, PublishIsAllOrNone) {
+  Maildir md(dir_, /*sync=*/false);
+  ASSERT_TRUE(md.create());
+  std::vector<Maildir::Staged> staged;
+  for (const char* text : {"a\r\n", "b\r\n", "c\r\n"}) {
+    auto s = md.stage(text);
+    ASSERT_TRUE(s);
+    staged.push_back(*s);
+  }
+  std::ofstream(dir_ / "cur" / (staged[2].uid + ":2,S")) << "in the way\n";  // the third cannot be linked
+  auto published = md.publish(staged, std::vector<std::string>{"S", "S", "S"});
+  ASSERT_FALSE(published);
+  EXPECT_NE(published.error().message.find("link"), std::string::npos) << published.error().message;
+  auto list = md.list();
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->size(), 1u) << "only the file that was in the way";
+  EXPECT_EQ((*list)[0].uid, staged[2].uid);
+  EXPECT_TRUE(fs::is_empty(dir_ / "tmp"));
+  EXPECT_TRUE(fs::is_empty(dir_ / "new"));
+  // discard() removes what is not to be published.
+  auto s = md.stage("d\r\n");
+  ASSERT_TRUE(s);
+  md.discard(std::span(&*s, 1));
+  EXPECT_TRUE(fs::is_empty(dir_ / "tmp"));
 }
 
 TEST_F(MaildirTest, ListTakesTheSizesOfMessagesItKnowsAndReadsTheRest) {
