@@ -356,7 +356,8 @@ base::Result<std::vector<MessageInfo>> Maildir::publish(std::span<const Staged> 
   std::vector<MessageInfo> out;
   out.reserve(staged.size());
   std::optional<base::Error> failure;
-  for (size_t i = 0; i < staged.size(); ++i) {
+  size_t i = 0;
+  for (; i < staged.size(); ++i) {
     MessageInfo info;
     info.uid = staged[i].uid;
     info.in_new = !into_cur;
@@ -370,14 +371,15 @@ base::Result<std::vector<MessageInfo>> Maildir::publish(std::span<const Staged> 
       failure = errno_error("link", info.path, errno);
       break;
     }
+    ::unlink(staged[i].tmp_path.c_str());  // out of tmp/ as soon as it is in place
     out.push_back(std::move(info));
   }
+  discard(staged.subspan(i));  // those not linked, after a failure
   // The entries are durable before this returns, so the caller's record
   // (the queue's "delivered", IMAP's uidlist) never precedes the disk.
   if (!failure && sync_) {
     if (auto st = base::fsync_directory(dir); !st) failure = st.error();
   }
-  discard(staged);
   if (failure) {
     // Withdrawn, all of them: a reader that fetched one meanwhile may see
     // the caller's retry as a second copy, never a part of a batch that

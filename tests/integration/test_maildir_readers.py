@@ -44,6 +44,10 @@ def deliver_three(server):
         send(server, subject, f"body line {i}\nsecond line\n")
     maildir = server.maildir("alice")
     wait_for(lambda: len(maildir_messages(maildir)) >= 3, what="3 messages in alice's Maildir")
+    # A message is in new/ a moment before its name leaves tmp/ (the Maildir
+    # convention: link, then unlink); the queue's line comes after both.
+    wait_for(lambda: server.log_text().count("target=mailbox:alice, status=delivered") >= 3,
+             what="the queue's 3 delivery lines")
     return maildir, subjects
 
 
