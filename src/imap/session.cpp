@@ -265,6 +265,9 @@ net::awaitable<Session::Turn> Session::turn(std::optional<std::string>& idle_lin
   Action action;
   switch (status) {
     case Framer::Status::need_more: {
+      // A command begun and not finished (a literal, a line in pieces):
+      // what comes now is acknowledged at once (net::Stream::acknowledge_now).
+      const bool partial = framer_.in_command();
       std::string data;
       deadline_.start(timeout());
       bool ok = co_await read_input(data, deadline_.at());
@@ -277,6 +280,7 @@ net::awaitable<Session::Turn> Session::turn(std::optional<std::string>& idle_lin
         co_return Turn::end;
       }
       deadline_.progress(data, timeout());
+      if (partial) stream_.acknowledge_now();
       framer_.append(data);
       co_return Turn::next;
     }

@@ -1,6 +1,9 @@
 #include "net/stream.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <sys/socket.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -35,6 +38,15 @@ Stream::Stream(tcp::socket socket, std::shared_ptr<ssl::context> tls, size_t max
 }
 
 tcp::socket& Stream::socket() { return socket_; }
+
+void Stream::acknowledge_now() {
+#ifdef TCP_QUICKACK
+  // A pending delayed ACK goes out at once (tcp(7)); the kernel may enter
+  // its delayed mode again later, so this is asked for each time.
+  const int one = 1;
+  (void)::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+#endif
+}
 
 Stream::~Stream() = default;
 

@@ -45,6 +45,9 @@ class Framer {
   // Forget everything buffered (STARTTLS: RFC 3501 §6.2.1 / RFC 2595 §3.1).
   void clear();
   bool empty() const { return data_.size() == pos_; }
+  // A command has begun and is not complete (a part of its line, or a
+  // literal, has come; or a refused literal's octets are being dropped).
+  bool in_command() const { return !empty() || !current_.empty() || literal_left_ > 0 || skip_left_ > 0; }
   // The largest literal taken from the next one announced on.
   void set_max_literal(uint64_t max_literal) { max_literal_ = max_literal; }
   // Give back spare buffer capacity (kept otherwise, e.g. after an APPEND of

@@ -33,6 +33,31 @@ TEST(Framer, Rfc3501Section4_3LiteralsInline) {
   EXPECT_TRUE(f.empty());
 }
 
+// in_command(): the session acknowledges input at once while a command is
+// incomplete (net::Stream::acknowledge_now), and only then.
+TEST(Framer, InCommandFromTheFirstOctetToTheCommandsEnd) {
+  Framer f(1000, 1000);
+  std::string out;
+  EXPECT_FALSE(f.in_command());
+  f.append("a1 APPEND INBOX {3}\r\n");
+  EXPECT_TRUE(f.in_command());
+  EXPECT_EQ(f.next(out), Framer::Status::continuation);
+  EXPECT_EQ(f.next(out), Framer::Status::need_more);
+  EXPECT_TRUE(f.in_command()) << "the line is taken in, the literal has not come";
+  f.append("ab");
+  EXPECT_EQ(f.next(out), Framer::Status::need_more);
+  EXPECT_TRUE(f.in_command()) << "inside the literal";
+  f.append("c");
+  EXPECT_EQ(f.next(out), Framer::Status::need_more);
+  EXPECT_TRUE(f.in_command()) << "the literal is whole, its line's end has not come (imaplib's CRLF)";
+  f.append("\r\n");
+  ASSERT_EQ(f.next(out), Framer::Status::command);
+  EXPECT_FALSE(f.in_command());
+  f.append("a2 NOO");
+  EXPECT_EQ(f.next(out), Framer::Status::need_more);
+  EXPECT_TRUE(f.in_command());
+}
+
 TEST(Framer, ShrinkKeepsWhatIsBufferedAndFramingState) {
   // IDLE shrinks the framer's buffers (issue 15 item 4): a half-read
   // command, a half-read literal and pipelined bytes survive it.
