@@ -634,9 +634,6 @@ base::Result<std::vector<protocol::Appended>> MaildirStore::append_all(
   auto undo = [&] {
     for (const auto& info : *delivered) (void)maildir_.remove(info);
   };
-  std::vector<std::string> names;
-  names.reserve(delivered->size());
-  for (const auto& info : *delivered) names.push_back(info.uid);
   auto snap = scan_locked(false);
   folder_->last.reset();
   if (!snap) {
@@ -644,11 +641,11 @@ base::Result<std::vector<protocol::Appended>> MaildirStore::append_all(
     return snap.error();
   }
   std::vector<protocol::Appended> out;
-  out.reserve(names.size());
-  for (const auto& name : names) {
+  out.reserve(delivered->size());
+  for (const auto& info : *delivered) {
     auto found = std::find_if(snap->messages.begin(), snap->messages.end(),
-                              [&](const StoredMessage& m) { return m.key.str() == name; });
-    if (found == snap->messages.end()) return base::make_error("appended message " + name + " vanished");
+                              [&](const StoredMessage& m) { return m.key.str() == info.uid; });
+    if (found == snap->messages.end()) return base::make_error("appended message " + info.uid + " vanished");
     out.push_back(protocol::Appended{snap->uidvalidity, found->uid, found->key});
   }
   return out;

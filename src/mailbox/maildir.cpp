@@ -364,7 +364,7 @@ base::Result<std::vector<MessageInfo>> Maildir::publish(std::span<const Staged> 
     info.size = staged[i].wire_size;
     info.disk_size = staged[i].stored_size;
     if (into_cur) info.flags = sorted_flags(cur_flags[i]);
-    info.path = (dir / (into_cur ? info.uid + ":2," + info.flags : info.uid)).native();
+    info.path = (into_cur ? path_with_flags(info, info.flags) : dir / info.uid).native();
     // link() rather than rename(): it fails instead of overwriting when the
     // name exists (the convention's recommendation).
     if (::link(staged[i].tmp_path.c_str(), info.path.c_str()) != 0) {

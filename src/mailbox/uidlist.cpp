@@ -2,9 +2,21 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
+
+#include "base/strings.hpp"
 
 namespace hikyaku::mailbox {
 namespace {
+
+// A token as a plain decimal number (base::parse_uint) that fits T.
+template <class T>
+bool number_in(std::string_view token, T& out) {
+  auto n = base::parse_uint(token);
+  if (!n || *n > static_cast<uint64_t>(std::numeric_limits<T>::max())) return false;
+  out = static_cast<T>(*n);
+  return true;
+}
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }
 
@@ -25,10 +37,7 @@ class Tokens {
   // The next token as a plain decimal number that fits T.
   template <class T>
   bool number(T& out) {
-    std::string_view token = next();
-    if (token.empty()) return false;
-    auto [p, ec] = std::from_chars(token.data(), token.data() + token.size(), out);
-    return ec == std::errc() && p == token.data() + token.size();
+    return number_in(next(), out);
   }
 
  private:
@@ -49,7 +58,7 @@ std::optional<UidList> UidList::parse(std::string_view text) {
   if (eol == std::string_view::npos) return std::nullopt;
   Tokens head(text.substr(0, eol));
   UidList out;
-  int version = 0;
+  unsigned version = 0;
   if (head.next() != "hikyaku-uidlist" || !head.number(version) || (version != 1 && version != 2) ||
       !head.number(out.validity) || !head.number(out.next) || out.validity == 0 || out.next == 0)
     return std::nullopt;
@@ -69,8 +78,7 @@ std::optional<UidList> UidList::parse(std::string_view text) {
     std::string_view uid_token = body.next();
     if (uid_token.empty()) break;  // the end
     Entry e;
-    auto [p, ec] = std::from_chars(uid_token.data(), uid_token.data() + uid_token.size(), e.uid);
-    if (ec != std::errc() || p != uid_token.data() + uid_token.size()) return std::nullopt;
+    if (!number_in(uid_token, e.uid)) return std::nullopt;
     if (e.uid <= last || e.uid >= out.next) return std::nullopt;  // must ascend and stay below next
     std::string_view name = body.next();
     if (name.empty()) return std::nullopt;
