@@ -98,6 +98,7 @@ run_pytest() {  # BINARY JUNIT [ENV...] -- [PYTEST ARGS...]
   shift
   # Each stage keeps its server logs in a temporary tree of its own, with a
   # short path: the private Postfix's UNIX sockets live under it (108 bytes).
+  # Kept when the stage fails (the logs are what to read), removed otherwise.
   local tmp
   tmp=$(mktemp -d /tmp/hikyaku-it.XXXXXX)
   echo "pytest temporary files (server logs): $tmp" >"$junit.log"
@@ -106,6 +107,10 @@ run_pytest() {  # BINARY JUNIT [ENV...] -- [PYTEST ARGS...]
     --basetemp="$tmp" "$@" >>"$junit.log" 2>&1
   local rc=$?
   tail -15 "$junit.log"
+  if [ $rc = 0 ]; then
+    rm -rf "$tmp"
+    echo "(passed: $tmp removed)" >>"$junit.log"
+  fi
   return $rc
 }
 

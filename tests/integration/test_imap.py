@@ -1117,7 +1117,8 @@ def test_mutt_over_imaps(hikyaku, tmp_path):
         f'set certificate_file="{hikyaku.cert_path}"\nset ssl_verify_host=no\n'
         f'set folder="imaps://127.0.0.1:{hikyaku.imaps_port}/"\nset spoolfile="+INBOX"\n'
         'set move=no\nset mark_old=no\nset sort=date-sent\nset imap_passive=no\n'
-        'unset imap_idle\nset timeout=1\nset mail_check=1\n')
+        'unset imap_idle\nset timeout=1\nset mail_check=1\n'
+        f'set tmpdir="{home}"\n')  # the pager's copies: else /var/tmp, left there by kill-session
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50",
                     f"mutt -n -F {muttrc} -f imaps://127.0.0.1:{hikyaku.imaps_port}/INBOX"],
                    check=True, env=env)

@@ -72,7 +72,8 @@ def test_mutt_reads_maildir(hikyaku, tmp_path):
     (home / "Mail").mkdir(parents=True)  # else mutt asks whether to create ~/Mail
     env = dict(os.environ, TERM="xterm", HOME=str(home))
     cmd = (f"mutt -n -F /dev/null -R -f {maildir} -e 'set mbox_type=Maildir' "
-           f"-e 'set folder={home / 'Mail'}' -e 'set sort=date-sent' -e 'set mark_old=no'")
+           f"-e 'set folder={home / 'Mail'}' -e 'set sort=date-sent' -e 'set mark_old=no' "
+           f"-e 'set tmpdir={home}'")  # the pager's copies: else /var/tmp, left there by kill-session
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50", cmd],
                    check=True, env=env)
 

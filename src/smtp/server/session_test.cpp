@@ -8,10 +8,12 @@
 #include <sys/time.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -252,6 +254,20 @@ class SessionTest : public ::testing::Test {
     if (thread_.joinable()) thread_.join();
     workers_.join();
     if (logins_) logins_->stop();  // before io_ goes: a verification posts back to it
+    if (!scratch_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(scratch_, ec);
+    }
+  }
+  // A directory of this test's own (certificate, credentials), removed with
+  // the fixture.
+  const std::filesystem::path& scratch() {
+    if (scratch_.empty()) {
+      std::string tmpl = (std::filesystem::temp_directory_path() / "hikyaku-smtp-test.XXXXXX").string();
+      if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+      scratch_ = tmpl;
+    }
+    return scratch_;
   }
 
   // Start accepting: every connection runs run_session with `role`.
@@ -278,8 +294,7 @@ class SessionTest : public ::testing::Test {
     }
   }
   void enable_tls() {
-    auto dir = std::filesystem::temp_directory_path() / ("hikyaku-smtp-test-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
+    const auto& dir = scratch();
     ASSERT_TRUE(tls::ensure_self_signed(dir / "cert.pem", dir / "key.pem", "mx.example.test").ok());
     auto ctx = tls::make_server_context(dir / "cert.pem", dir / "key.pem");
     ASSERT_TRUE(ctx.ok());
@@ -289,9 +304,7 @@ class SessionTest : public ::testing::Test {
   void add_login() {
     config_.mailboxes.push_back(config::Mailbox{"alice", {"alice@example.test"}});
     config_.auth.failure_delay = std::chrono::seconds(0);
-    auto dir = std::filesystem::temp_directory_path() / ("hikyaku-smtp-auth-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
-    std::filesystem::remove(dir / "users");
+    const auto& dir = scratch();
     credentials_ = std::make_unique<sasl::CredentialStore>(dir / "users");
     ASSERT_TRUE(credentials_->set_password("alice", "secret").ok());
     live_config_ = std::make_unique<base::Live<config::Config>>(std::make_shared<const config::Config>(config_));
@@ -317,6 +330,7 @@ class SessionTest : public ::testing::Test {
   }
 
   config::Config config_;
+  std::filesystem::path scratch_;  // scratch(): made on first use
   std::unique_ptr<sasl::CredentialStore> credentials_;
   std::unique_ptr<base::Live<config::Config>> live_config_;
   std::unique_ptr<login::MailboxLogins> logins_;
