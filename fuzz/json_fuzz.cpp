@@ -3,7 +3,7 @@
 // Invariants: parse() never recurses past kMaxDepth nor throws; every
 // string it returns came from a quoted string of the input (so it is no
 // longer than the input); a reply that parses has a known action whose
-// name parses back to it, and as many symbols as the input has names; its
+// name parses back to it or a custom one with a short printable name, and as many symbols as the input has names; its
 // X-Spam-* fields (verdict.hpp) are printable, folded within 78 octets and
 // taken off again by strip_spam_fields().
 #include <cstddef>
@@ -42,7 +42,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   auto r = rspamd::parse_reply(in);
   if (r.ok()) {
-    if (rspamd::parse_action(rspamd::action_name(r->action)) != r->action) __builtin_trap();
+    if (r->action == rspamd::Action::custom) {
+      // A custom action: a name that is none of the known ones, 1..32
+      // printable octets without quote or backslash.
+      if (r->custom.empty() || r->custom.size() > 32 || rspamd::parse_action(r->custom)) __builtin_trap();
+      for (char c : r->custom)
+        if (c < 0x20 || c > 0x7E || c == '"' || c == '\\') __builtin_trap();
+    } else if (rspamd::parse_action(rspamd::action_name(r->action)) != r->action) {
+      __builtin_trap();
+    }
     const std::string fields = spam_fields(*r);
     size_t start = 0;
     for (size_t crlf = fields.find("\r\n"); crlf != std::string::npos; crlf = fields.find("\r\n", start)) {

@@ -40,6 +40,7 @@ EICAR = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 REJECT = "HIKYAKU-TEST-REJECT"
 SPAM = "HIKYAKU-TEST-SPAM"
 GREYLIST = "HIKYAKU-TEST-GREYLIST"
+QUARANTINE = "HIKYAKU-TEST-QUARANTINE"
 
 RSPAMD_RULES = """
 local function has(task, s)
@@ -54,6 +55,10 @@ rspamd_config:register_symbol{ name = 'HIKYAKU_TEST_HOSTNAME', score = 0.5,
   callback = function(task) return task:get_hostname() == 'client.example.test' end }
 rspamd_config:register_symbol{ name = 'HIKYAKU_TEST_GREYLIST', score = 5.0,
   callback = function(task) return has(task, 'HIKYAKU-TEST-GREYLIST') end }
+rspamd_config:register_symbol{ name = 'HIKYAKU_TEST_QUARANTINE', type = 'prefilter', priority = 10,
+  callback = function(task)
+    if has(task, 'HIKYAKU-TEST-QUARANTINE') then task:set_pre_result('quarantine', 'held for review') end
+  end }
 """
 
 
@@ -116,7 +121,7 @@ options {{
   dns {{ nameserver = ["127.0.0.1:1"]; timeout = 0.1s; retransmits = 0; }}
 }}
 logging {{ type = "file"; filename = "{d}/rspamd.log"; level = "info"; }}
-actions {{ reject = 15; add_header = 6; greylist = 4; }}
+actions {{ reject = 15; add_header = 6; greylist = 4; quarantine {{ flags = ["no_threshold"]; }} }}
 worker "normal" {{ bind_socket = "127.0.0.1:{port}"; count = 1; }}
 lua = "{d}/rules.lua";
 """)
@@ -272,6 +277,19 @@ def test_spam_is_kept_local_with_spam_fields_and_not_forwarded(make_hikyaku, dns
     wait_spool_empty(hk)
     assert farside.gmail.attempts == []
     assert hk.messages("ituki-gm") == []
+
+
+def test_rspamd_quarantine_is_spam_kept_local_not_a_scanner_failure(make_hikyaku, dns_server, farside, rspamd):
+    # rspamd's "quarantine" (and "discard") is a verdict, not an error: with
+    # on_failure = "accept" it must not be delivered as if unscanned.
+    hk = make_hikyaku(extra=scan_config(dns_server, farside, rspamd=rspamd.address, on_failure="accept"))
+    code, _ = send(hk, QUARANTINE)
+    assert code == 250
+    local = local_copy(hk)
+    assert b'action="quarantine"' in local and b"\nX-Spam-Flag: YES\n" in local, local[:400]
+    wait_spool_empty(hk)
+    assert farside.gmail.attempts == []
+    assert "delivered unscanned" not in hk.log_text()
 
 
 def test_spam_forward_option_forwards_without_spam_fields(make_hikyaku, dns_server, farside, rspamd):

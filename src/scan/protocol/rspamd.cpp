@@ -26,6 +26,7 @@ constexpr std::pair<Action, std::string_view> kActions[] = {
     {Action::no_action, "no action"},     {Action::greylist, "greylist"},
     {Action::add_header, "add header"},   {Action::rewrite_subject, "rewrite subject"},
     {Action::soft_reject, "soft reject"}, {Action::reject, "reject"},
+    {Action::discard, "discard"},         {Action::quarantine, "quarantine"},
 };
 
 // RFC 9112 §7.1: chunk-size [ext] CRLF data CRLF ... 0 CRLF trailers CRLF.
@@ -74,6 +75,10 @@ std::string_view action_name(Action a) {
   for (const auto& [action, name] : kActions)
     if (action == a) return name;
   return "no action";
+}
+
+std::string_view action_label(const Reply& reply) {
+  return reply.action == Action::custom ? std::string_view(reply.custom) : action_name(reply.action);
 }
 
 std::optional<Action> parse_action(std::string_view name) {
@@ -146,9 +151,22 @@ base::Result<Reply> parse_reply(std::string_view text) {
       return base::make_error("rspamd: " + base::log_printable(err->string()->substr(0, 200)));
     return base::make_error("rspamd: the reply has no action");
   }
-  auto parsed = parse_action(*action->string());
-  if (!parsed) return base::make_error("rspamd: unknown action '" + base::log_printable(action->string()->substr(0, 40)) + "'");
-  r.action = *parsed;
+  const std::string& name = *action->string();
+  if (auto parsed = parse_action(name)) {
+    r.action = *parsed;
+  } else {
+    // A custom action: its name goes into logs and the X-Spam-Status
+    // field, so only printable ASCII is kept (quotes and backslashes too
+    // would end the quoted string there).
+    for (char c : name.substr(0, 32))
+      if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') r.custom += c;
+    if (r.custom.empty()) return base::make_error("rspamd: the reply's action has no name");
+    r.action = Action::custom;
+    if (auto known = parse_action(r.custom)) {  // a known name once cleaned
+      r.action = *known;
+      r.custom.clear();
+    }
+  }
   if (const json::Value* v = doc->get("score"); v != nullptr && v->number() != nullptr) r.score = *v->number();
   if (const json::Value* v = doc->get("required_score"); v != nullptr && v->number() != nullptr)
     r.required_score = *v->number();

@@ -47,13 +47,17 @@ struct Request {
 // bytes follow as the body.
 std::string request_head(const Request& request);
 
-// rspamd's action names (its "actions" settings).
-enum class Action { no_action, greylist, add_header, rewrite_subject, soft_reject, reject };
+// rspamd's action names (its "actions" settings; "discard" and
+// "quarantine" since rspamd 1.9). `custom`: any other name, an action the
+// operator defined (rspamd's force_actions may return one); Reply::custom
+// keeps its name.
+enum class Action { no_action, greylist, add_header, rewrite_subject, soft_reject, reject, discard, quarantine, custom };
 std::string_view action_name(Action a);
 std::optional<Action> parse_action(std::string_view name);
 
 struct Reply {
   Action action = Action::no_action;
+  std::string custom;  // the name of a custom action (printable ASCII, at most 32 bytes)
   double score = 0;
   double required_score = 0;
   std::vector<std::pair<std::string, double>> symbols;  // by name
@@ -68,7 +72,11 @@ struct HttpResponse {
 // line, fields, body by Content-Length, chunked coding, or to the end.
 base::Result<HttpResponse> parse_response(std::string_view raw);
 
-// The JSON body of a 200 reply.
+// The action as rspamd named it: action_name(), or a custom action's name.
+std::string_view action_label(const Reply& reply);
+
+// The JSON body of a 200 reply. An action name hikyaku does not know is a
+// custom action, not an error: the verdict is valid, only its name is new.
 base::Result<Reply> parse_reply(std::string_view json);
 
 }  // namespace hikyaku::scan::rspamd

@@ -126,8 +126,28 @@ TEST(Rspamd, ReplyFromRspamd34) {
   ASSERT_EQ(r->symbols.size(), 1u);
   EXPECT_EQ(r->symbols[0].first, "HIKYAKU_TEST_SPAM");
   EXPECT_FALSE(rspamd::parse_reply(R"({"error":"bad request"})").ok());
-  EXPECT_FALSE(rspamd::parse_reply(R"({"action":"delete everything"})").ok());
+  EXPECT_FALSE(rspamd::parse_reply(R"({"action":""})").ok());
+  EXPECT_FALSE(rspamd::parse_reply(R"({"action":"\r\n"})").ok());
   EXPECT_FALSE(rspamd::parse_reply("[1]").ok());
+}
+
+// rspamd 1.9+ also answers "discard" and "quarantine", and an operator may
+// define actions of their own: valid verdicts, not scanner failures.
+TEST(Rspamd, DiscardQuarantineAndCustomActions) {
+  auto discard = rspamd::parse_reply(R"({"action":"discard","score":30})");
+  ASSERT_TRUE(discard.ok()) << discard.error().message;
+  EXPECT_EQ(discard->action, rspamd::Action::discard);
+  EXPECT_EQ(rspamd::action_label(*discard), "discard");
+  auto quarantine = rspamd::parse_reply(R"({"action":"quarantine"})");
+  ASSERT_TRUE(quarantine.ok());
+  EXPECT_EQ(quarantine->action, rspamd::Action::quarantine);
+  auto custom = rspamd::parse_reply(R"({"action":"my \"own\"\r\n action"})");
+  ASSERT_TRUE(custom.ok()) << custom.error().message;
+  EXPECT_EQ(custom->action, rspamd::Action::custom);
+  EXPECT_EQ(rspamd::action_label(*custom), "my own action") << "quotes and controls dropped";
+  auto long_name = rspamd::parse_reply(R"({"action":")" + std::string(100, 'x') + R"("})");
+  ASSERT_TRUE(long_name.ok());
+  EXPECT_EQ(long_name->custom.size(), 32u);
 }
 
 Report rspamd_said(rspamd::Action action, double score = 1) {
@@ -173,6 +193,9 @@ TEST(Verdict, EachAnswerItsReply) {
       {"greylist: 451 4.7.1", rspamd_said(rspamd::Action::greylist), OnFailure::accept, K::refuse, 451, "4.7.1"},
       {"add header: spam", rspamd_said(rspamd::Action::add_header, 8), OnFailure::tempfail, K::spam, 0, ""},
       {"rewrite subject: spam", rspamd_said(rspamd::Action::rewrite_subject, 8), OnFailure::tempfail, K::spam, 0, ""},
+      {"discard: spam, kept", rspamd_said(rspamd::Action::discard, 30), OnFailure::accept, K::spam, 0, ""},
+      {"quarantine: spam, kept", rspamd_said(rspamd::Action::quarantine, 30), OnFailure::accept, K::spam, 0, ""},
+      {"custom action: spam, kept", rspamd_said(rspamd::Action::custom, 9), OnFailure::accept, K::spam, 0, ""},
       {"no action: deliver", rspamd_said(rspamd::Action::no_action), OnFailure::tempfail, K::deliver, 0, ""},
       {"clamd down, tempfail", clamd_down, OnFailure::tempfail, K::refuse, 451, "4.7.1"},
       {"clamd down, accept", clamd_down, OnFailure::accept, K::deliver, 0, ""},

@@ -29,7 +29,7 @@ std::string spam_fields(const rspamd::Reply& r) {
   const bool spam = r.action != rspamd::Action::no_action;
   std::string status = std::string("X-Spam-Status: ") + (spam ? "Yes" : "No") + ", score=" + fixed2(r.score) +
                        " required=" + fixed2(r.required_score) + " action=\"" +
-                       std::string(rspamd::action_name(r.action)) + "\"";
+                       std::string(rspamd::action_label(r)) + "\"";
   // tests=A(1.00),B(2.00) folded (RFC 5322 §2.2.3) before a line passes 76,
   // after a comma.
   size_t line_len = status.size();
@@ -97,7 +97,7 @@ Decision decide(const Report& report, OnFailure on_failure) {
     } else {
       const rspamd::Reply& r = *report.rspamd;
       if (!d.summary.empty()) d.summary += "; ";
-      d.summary += "rspamd: action=\"" + std::string(rspamd::action_name(r.action)) + "\" score=" + fixed2(r.score) +
+      d.summary += "rspamd: action=\"" + std::string(rspamd::action_label(r)) + "\" score=" + fixed2(r.score) +
                    "/" + fixed2(r.required_score);
       switch (r.action) {
         case rspamd::Action::reject:
@@ -109,8 +109,14 @@ Decision decide(const Report& report, OnFailure on_failure) {
           d.kind = Decision::Kind::refuse;
           d.refusal = tempfail();
           return d;
+        // Spam kept here, never lost: "discard" (rspamd's "accept and
+        // drop") and "quarantine" land in the local mailboxes' Junk like
+        // "add header", and so does an action of the operator's own.
         case rspamd::Action::add_header:
-        case rspamd::Action::rewrite_subject: d.kind = Decision::Kind::spam; break;
+        case rspamd::Action::rewrite_subject:
+        case rspamd::Action::discard:
+        case rspamd::Action::quarantine:
+        case rspamd::Action::custom: d.kind = Decision::Kind::spam; break;
         case rspamd::Action::no_action: break;
       }
       d.fields = spam_fields(r);
