@@ -667,6 +667,12 @@ void read_scan(Reader& r, const toml::table& t, Scan& scan) {
         r.error(node, what + "expected \"unix:/absolute/path\"");
         return;
       }
+      // sockaddr_un's sun_path: 108 bytes with the terminating NUL (unix(7)).
+      if (s.size() - 5 > 107) {
+        r.error(node, what + "the socket path is " + std::to_string(s.size() - 5) +
+                          " bytes long; a UNIX socket's path may have at most 107");
+        return;
+      }
       out.unix_path = s.substr(5);
       return;
     }

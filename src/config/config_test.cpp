@@ -658,6 +658,13 @@ clamd_scope = "parts"
   EXPECT_TRUE(got[3].starts_with("t.toml:5:11: scan.timeout: out of range")) << got[3];
   EXPECT_TRUE(got[4].starts_with("t.toml:4:14: scan.on_failure:")) << got[4];
   EXPECT_TRUE(got[5].starts_with("t.toml:7:15: scan.clamd_scope: one of \"message\", \"attachments\"")) << got[5];
+  // A UNIX socket path must fit sockaddr_un (107 bytes and the NUL).
+  const std::string fits = "/" + std::string(106, 'p');
+  EXPECT_TRUE(load("[scan]\nclamd = \"unix:" + fits + "\"\n").config);
+  auto too_long = load("[scan]\nclamd = \"unix:" + fits + "q\"\n");
+  ASSERT_EQ(too_long.errors.size(), 1u);
+  EXPECT_TRUE(too_long.errors[0].str().starts_with("t.toml:2:9: scan.clamd: the socket path is 108 bytes long"))
+      << too_long.errors[0].str();
   // A value of the wrong type is refused at its line too.
   auto typed = load("[scan]\nclamd_scope = 1\n");
   ASSERT_FALSE(typed.errors.empty());

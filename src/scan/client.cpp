@@ -406,8 +406,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
 
   // Both daemons are asked at once (each fills its own part of the
   // report): the client waits for the slower one, not for the sum.
-  net::awaitable<void> run(const mail::Envelope& envelope, const mail::Message& message,
-                           std::function<void(Report)> done) {
+  net::awaitable<Report> run(const mail::Envelope& envelope, const mail::Message& message) {
     Report report;
     const bool clamd = settings.clamd.configured();
     const bool rspamd = settings.rspamd.configured();
@@ -418,7 +417,23 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
     } else if (rspamd) {
       co_await ask_rspamd(envelope, message, report);
     }
-    done(std::move(report));
+    co_return report;
+  }
+
+  // What a scan that threw reports (a bug, or an exception from Asio or
+  // the allocator): every configured scanner failed, so [scan] on_failure
+  // decides, as for a daemon that is down.
+  Report failed(const std::string& why) const {
+    Report report;
+    if (settings.clamd.configured()) {
+      report.clamd_asked = true;
+      report.clamd = {clamd::Reply::Kind::error, why};
+    }
+    if (settings.rspamd.configured()) {
+      report.rspamd_asked = true;
+      report.rspamd_error = why;
+    }
+    return report;
   }
 };
 
@@ -433,13 +448,33 @@ OnFailure Client::on_failure() const {
 
 void Client::scan(const mail::Envelope& envelope, const mail::Message& message, std::function<void(Report)> done) {
   auto impl = impl_;
+  // `done` is called exactly once, also when the scan throws: a session
+  // waiting for its verdict must get an answer (on_failure's), not a
+  // dropped connection. Taken out of its holder before it is called, so
+  // an exception from `done` itself does not call it again.
+  auto holder = std::make_shared<std::function<void(Report)>>(std::move(done));
   asio::co_spawn(
       impl->executor,
-      [impl, &envelope, &message, done = std::move(done)]() mutable -> net::awaitable<void> {
-        co_await impl->run(envelope, message, std::move(done));
+      [impl, &envelope, &message, holder]() -> net::awaitable<Report> {
+        co_return co_await impl->run(envelope, message);
       },
-      [](const std::exception_ptr& e) {
-        if (e) log()->error("BUG: scan coroutine threw");
+      [impl, holder](const std::exception_ptr& e, Report report) {
+        std::string why;
+        if (e) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& ex) {
+            why = ex.what();
+          } catch (...) {
+            why = "unknown exception";
+          }
+          log()->error("BUG: scan coroutine threw: {}", base::log_printable(why));
+          report = impl->failed("internal error");
+        }
+        if (!*holder) return;
+        auto call = std::move(*holder);
+        *holder = nullptr;
+        call(std::move(report));
       });
 }
 

@@ -225,5 +225,20 @@ TEST_F(ClientTest, AttachmentsScopeDoesNotAskAboutAMessageWithoutOne) {
   EXPECT_TRUE(clamd_->streams.empty());
 }
 
+// A scan that throws (here Asio: a UNIX socket path longer than sun_path,
+// which the configuration refuses but the client must survive) still
+// answers: every configured scanner failed, and on_failure decides.
+TEST_F(ClientTest, AScanThatThrowsStillAnswersWithFailures) {
+  settings_.clamd.unix_path = "/" + std::string(200, 'x');
+  settings_.rspamd.unix_path = "/" + std::string(200, 'y');
+  const Report r = scan(held("Subject: x\r\n\r\nbody\r\n"), config::Scan::ClamdScope::message);
+  EXPECT_TRUE(r.clamd_asked);
+  EXPECT_EQ(r.clamd.kind, clamd::Reply::Kind::error);
+  EXPECT_TRUE(r.rspamd_asked);
+  EXPECT_FALSE(r.rspamd);
+  EXPECT_FALSE(r.rspamd_error.empty());
+  EXPECT_EQ(decide(r, OnFailure::tempfail).kind, Decision::Kind::refuse);
+}
+
 }  // namespace
 }  // namespace hikyaku::scan
