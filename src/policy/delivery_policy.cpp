@@ -166,7 +166,7 @@ Disposition DeliveryPolicy::decide(const MessageFacts& message, const SlotState&
       return d;
     case Origin::dsn:
       // RFC 3464 / RFC 5321 §6.1: no DSN about a DSN.
-      d.remark = "DSN to <" + slot.recipient + "> not delivered, dropped";
+      d.remark = "DSN to <" + redact(slot.recipient) + "> not delivered, dropped";  // maybe a hidden owner
       return d;
     case Origin::received:
     case Origin::submitted:  // the DSN goes to the author's own mailbox (reports.hpp)

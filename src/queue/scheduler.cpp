@@ -461,7 +461,9 @@ void Scheduler::enqueue_report(const std::string& about, base::Result<policy::Ge
     log->error("{}: {} not queued: {}", about, kind, id.error().message);
     return;
   }
-  log->info("{}: {} {} queued about <{}>", about, kind, *id, report->plan.front().recipient);
+  // A DSN may go to a hidden address (its owner wrote from it): redacted.
+  log->info("{}: {} {} queued about <{}>", about, kind, *id,
+            rules_.get()->delivery().redact(report->plan.front().recipient));
   if (options_.history != nullptr) {
     // A notice may go to a hidden forward address: every address redacted.
     const auto rules = rules_.get();
@@ -587,8 +589,8 @@ void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& 
   // Described and redacted once, for the log line and the history's row.
   std::string target = policy.describe(before.target);
   std::string reply = policy.redact(next.last_reply);
-  log->info("{}: to=<{}>, target={}, status={} ({}), attempts={}, delay={:.2f}s", id, before.recipient, target,
-            d.word(), reply, before.attempts + 1, delay);
+  log->info("{}: to=<{}>, target={}, status={} ({}), attempts={}, delay={:.2f}s", id, policy.redact(before.recipient),
+            target, d.word(), reply, before.attempts + 1, delay);
   if (!d.remark.empty()) log->warn("{}: {}", id, d.remark);
   if (options_.metrics != nullptr) options_.metrics->delivery(metrics_target(before.target.kind), metrics_outcome(d.action));
   if (options_.history != nullptr) {

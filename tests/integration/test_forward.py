@@ -331,9 +331,12 @@ def test_unreachable_mx_until_defer_limit_then_diverted(make_hikyaku, dns_server
     assert_no_leak(farside, c)
 
 
-def test_queue_log_hides_hidden_forward(make_hikyaku, dns_server, farside):
+@pytest.mark.parametrize("notify", [False, True], ids=["no-notice", "notice"])
+def test_queue_log_hides_hidden_forward(make_hikyaku, dns_server, farside, notify):
+    # With notify, the owner's notice (itself refused here) is a message to
+    # the hidden address: its queue lines must not name it either.
     farside.gmail.set_mode("reject_rcpt", reply=f"550 5.1.1 <{FORWARD}>: Recipient address rejected")
-    hk = make_hikyaku(extra=config(dns_server, farside))
+    hk = make_hikyaku(extra=config(dns_server, farside, notify=notify))
     c = Client(hk)
     c.send(message("log check"))
     [copy] = wait_mailbox(hk, "ituki-gm", 1)
@@ -343,6 +346,8 @@ def test_queue_log_hides_hidden_forward(make_hikyaku, dns_server, farside):
     for line in queue_lines:
         assert FORWARD not in line, line
     assert any("forward:<hidden>" in l for l in queue_lines)
+    if notify:
+        assert any("notice" in l and "queued about" in l for l in queue_lines), queue_lines
     # Not in any log line at all: the SMTP client's lines (to=, remote reply)
     # are redacted too — logs may reach a status page.
     leaked = [l for l in hk.log_text().splitlines() if FORWARD in l.lower()]
@@ -501,6 +506,34 @@ hidden = false
     assert FORWARD.encode() not in dsns[0].data
     assert b"<hidden>" in dsns[0].data
     assert_no_leak(farside, c)
+
+
+def test_dsn_to_the_hidden_address_as_sender_is_not_logged_by_name(make_hikyaku, dns_server, farside):
+    # The owner writes from the hidden address to a plain forward that
+    # refuses: the DSN goes back to the hidden address (its own owner), and
+    # none of the queue's lines about it names that address.
+    farside.gmail.set_mode("reject_rcpt")
+    extra = """
+[[address]]
+address = "plain@example.test"
+deliver = ["forward:other@gmail.test"]
+
+[[forward]]
+to = "other@gmail.test"
+hidden = false
+"""
+    hk = make_hikyaku(extra=config(dns_server, farside, extra=extra))
+    Client(hk).send(message("from the owner"), rcpt="plain@example.test", sender=FORWARD)
+    wait_for(lambda: "DSN to" in hk.log_text() and "not delivered, dropped" in hk.log_text(),
+             what="the DSN to the owner refused and dropped")
+    wait_spool_empty(hk)
+    log = hk.log_text()
+    assert "DSN" in log and "queued about" in log
+    # The lines of the queue (the DSN's, above all) redact it; smtpd and
+    # intake log the envelope sender as the client gave it (forwarding.md).
+    queue_lines = [l for l in log.splitlines() if " queue: " in l]
+    assert any("DSN" in l for l in queue_lines), queue_lines
+    assert [l for l in queue_lines if FORWARD in l.lower()] == []
 
 
 # --- loops ------------------------------------------------------------------

@@ -57,10 +57,10 @@ std::optional<Action> parse_action(std::string_view name);
 
 struct Reply {
   Action action = Action::no_action;
-  std::string custom;  // the name of a custom action (printable ASCII, at most 32 bytes)
   double score = 0;
   double required_score = 0;
   std::vector<std::pair<std::string, double>> symbols;  // by name
+  std::string custom;  // the name of a custom action (printable ASCII, at most 32 bytes)
 };
 
 struct HttpResponse {
