@@ -132,7 +132,7 @@ void Scheduler::wake_threads_locked(size_t new_work) {
 void Scheduler::committed(const std::string& queue_id) {
   if (options_.metrics != nullptr) options_.metrics->message_received();
   std::vector<policy::NoticeFacts> notices;
-  policy::OriginalMessage about;
+  std::optional<std::pair<SpooledMessage, std::shared_ptr<const mail::Message>>> quoted;  // read unlocked
   {
     std::lock_guard lock(mu_);
     auto it = active_.find(queue_id);
@@ -141,7 +141,7 @@ void Scheduler::committed(const std::string& queue_id) {
     a.durable = true;
     if (options_.history != nullptr) options_.history->record(received_row(a.message, a.bytes, rules_.get()->delivery()));
     notices.swap(a.notices);
-    if (!notices.empty()) about = original(a.message, a.bytes);
+    if (!notices.empty()) quoted.emplace(a.message, a.bytes);
     const size_t queued = ready_.size() + settle_.size();
     for (size_t i = 0; i < a.message.slots.size(); ++i) {
       if (a.held[i]) {
@@ -161,6 +161,7 @@ void Scheduler::committed(const std::string& queue_id) {
   // Notices of diversions decided before the commit go out now that the
   // message is durable (a failed commit would have repeated them).
   if (notices.empty()) return;
+  const policy::OriginalMessage about = original(quoted->first, quoted->second);
   const auto rules = rules_.get();
   for (const auto& n : notices) enqueue_report(queue_id, rules->reports().notice(about, n));
 }
@@ -566,9 +567,14 @@ void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& 
     if (i != slot && !a.message.slots[i].final()) last_final = false;
   }
   const auto arrival = a.message.arrival;
-  std::optional<policy::OriginalMessage> about;
-  if (!forgotten && durable && (d.notice || d.dsn)) about = original(a.message, a.bytes);
+  // What a notice or DSN quotes is read after the lock is released: a
+  // message without its bytes in memory (recovered, submitted, deferred
+  // once) is read from its spool file. `message` stays valid (above).
+  const bool report = !forgotten && durable && (d.notice || d.dsn);
+  std::shared_ptr<const mail::Message> bytes = report ? a.bytes : nullptr;
   lock.unlock();
+  std::optional<policy::OriginalMessage> about;
+  if (report) about = original(*message, bytes);
 
   // 2. Durable before acted on. Except a diversion to a local mailbox: that
   // attempt follows at once and its outcome (record or unlink) carries the
@@ -623,9 +629,11 @@ void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& 
   it = active_.find(id);
   HIKYAKU_CHECK(it != active_.end());
   Active& b = it->second;
-  std::optional<policy::OriginalMessage> late;  // committed() ran meanwhile: send the notice here
+  // committed() ran meanwhile: the notice is sent here, quoting the message
+  // (read after the lock is released; `b` may be erased below).
+  std::optional<std::pair<SpooledMessage, std::shared_ptr<const mail::Message>>> late;
   if (d.notice && !durable && !b.forgotten) {
-    if (b.durable) late = original(b.message, b.bytes);
+    if (b.durable) late.emplace(b.message, b.bytes);
     else b.notices.push_back(*d.notice);
   }
   b.message.slots[slot] = next;
@@ -641,7 +649,7 @@ void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& 
     remove_file = true;
   }
   lock.unlock();
-  if (late) enqueue_report(id, rules->reports().notice(*late, *d.notice));
+  if (late) enqueue_report(id, rules->reports().notice(original(late->first, late->second), *d.notice));
   if (remove_file) {
     if (auto st = spool_.remove(id); !st) log->error("{}: cannot remove: {}", id, st.error().message);
     else log->info("{}: removed", id);

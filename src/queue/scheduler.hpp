@@ -184,6 +184,8 @@ class Scheduler {
   void add_message(SpooledMessage message, std::shared_ptr<const mail::Message> bytes = nullptr,
                    bool durable = true, bool wait_for_commit = false);
   policy::MessageFacts facts(const SpooledMessage& message) const;
+  // What a notice or DSN quotes; reads the spool file when `bytes` is null,
+  // so never called under mu_.
   policy::OriginalMessage original(const SpooledMessage& message,
                                    const std::shared_ptr<const mail::Message>& bytes) const;
   void enqueue_report(const std::string& about, base::Result<policy::GeneratedMessage> report);
