@@ -559,6 +559,7 @@ int serve(config::Config config, const ServeOptions& options) {
   io.run();
   if (control) control->reset();  // no more requests; the socket is removed
   dns_watch.stop();
+  scheduler.halt();       // no new attempt: the agents are stopping
   (*smtp_agent)->stop();  // in-flight forwards will not resume: report them temporary
   blocking.join();
   logins.stop();

@@ -59,6 +59,15 @@ AttemptResult to_result(const Outcome& o, AttemptResult::Cause cause = AttemptRe
   return out;
 }
 
+// What stop() reports for a delivery it cuts short, and deliver() after it.
+AttemptResult interrupted_by_shutdown() {
+  Outcome o;
+  o.kind = Outcome::Kind::temporary;
+  o.status = "4.3.2";
+  o.detail = "delivery interrupted by shutdown";
+  return to_result(o, AttemptResult::Cause::local);
+}
+
 constexpr size_t kMaxHeaderRead = 256 * 1024;
 // Room reserved in a forward's copy for the fields added in place
 // (X-Forwarded-To/-For, X-Hikyaku-Diverted, the ARC set, DKIM-Signature).
@@ -506,11 +515,14 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     return job;
   }
 
-  // In flight from here on: stop() reports it if the io_context never runs it.
-  void track(const std::shared_ptr<Job>& job) {
+  // In flight from here on: stop() reports it if the io_context never runs
+  // it. False after stop(): the io_context is not running any more.
+  bool track(const std::shared_ptr<Job>& job) {
     std::lock_guard lock(mu);
+    if (stopped) return false;
     job->id = ++next_id;
     in_flight.emplace(job->id, job);
+    return true;
   }
 
   // A prepared job's conversation, spawned on the io_context; the
@@ -597,7 +609,8 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
   smtp::client::ConnectionPool connections;    // io thread only
   std::map<std::string, Destination> destinations;  // io thread only
 
-  std::mutex mu;  // guards in_flight and next_id
+  std::mutex mu;  // guards in_flight, next_id and stopped
+  bool stopped = false;  // stop() ran: new jobs are answered at once
   uint64_t next_id = 0;
   std::map<uint64_t, std::shared_ptr<Job>> in_flight;
 };
@@ -651,7 +664,12 @@ SmtpAgent::~SmtpAgent() { stop(); }
 void SmtpAgent::deliver(const queue::DeliveryRequest& request, std::function<void(AttemptResult)> done) {
   auto job = Impl::make_job(request, std::move(done));
   job->rules = impl_->rules.get();
-  impl_->track(job);
+  if (!impl_->track(job)) {
+    // After stop(): its steps would be posted to an io_context that no
+    // longer runs, and the queue would wait for its answer for ever.
+    impl_->finish(job, interrupted_by_shutdown());
+    return;
+  }
   impl_->begin(job);
 }
 
@@ -679,13 +697,10 @@ void SmtpAgent::stop() {
   std::vector<std::shared_ptr<Impl::Job>> jobs;
   {
     std::lock_guard lock(impl_->mu);
+    impl_->stopped = true;
     for (auto& [id, job] : impl_->in_flight) jobs.push_back(job);
   }
-  Outcome o;
-  o.kind = Outcome::Kind::temporary;
-  o.status = "4.3.2";
-  o.detail = "delivery interrupted by shutdown";
-  for (auto& job : jobs) impl_->finish(job, to_result(o, AttemptResult::Cause::local));
+  for (auto& job : jobs) impl_->finish(job, interrupted_by_shutdown());
 }
 
 }  // namespace hikyaku::delivery

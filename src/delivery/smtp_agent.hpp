@@ -143,7 +143,8 @@ class SmtpAgent final : public queue::DeliveryAgent {
 
   // Shutdown, after the io_context has stopped and before Scheduler::stop():
   // every delivery still in flight is reported as temporary 4.3.2, so the
-  // scheduler does not wait for coroutines that will never resume.
+  // scheduler does not wait for coroutines that will never resume; a
+  // deliver() after it is answered so at once.
   void stop();
 
   struct Impl;

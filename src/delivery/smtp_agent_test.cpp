@@ -121,6 +121,12 @@ TEST_F(SmtpAgentTest, StopReportsAnInterruptedConversationOnce) {
   EXPECT_EQ(results_[0].status, "4.3.2");
   agent_->stop();
   EXPECT_EQ(results_.size(), 1u);
+  // A delivery asked for after stop() (a queue thread still running) is
+  // answered at once: its steps would never run on the stopped io_context.
+  got = deliver();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1].status, "4.3.2");
+  EXPECT_EQ(got[1].kind, AttemptResult::Kind::temporary);
 }
 
 }  // namespace

@@ -209,6 +209,12 @@ void Scheduler::make_ready_locked(const std::string& id, size_t slot) {
   (remote ? ready_.remote : ready_.local).push_back(Task{id, slot});  // gone: dropped by begin_attempt_locked
 }
 
+void Scheduler::halt() {
+  std::lock_guard lock(mu_);
+  stopping_ = true;
+  cv_.notify_all();
+}
+
 void Scheduler::stop() {
   std::unique_lock lock(mu_);
   if (!started_) return;
@@ -302,6 +308,7 @@ void Scheduler::run() {
   // Queued outcomes are settled even while stopping: stop() waits for them.
   while (!stopping_ || !settle_.empty()) {
     if (settle_next(lock)) continue;
+    if (stopping_) break;  // another thread took the last outcome: nothing new starts
     const auto now = clock_.now();
     move_due_locked(now);
     // A remote slot when there is room for one, else a local one.
@@ -414,8 +421,12 @@ void Scheduler::on_result(const std::string& id, size_t slot, AttemptResult resu
   // Settling writes the spool (fdatasync) and may enqueue a report: not on
   // an agent's thread (the SMTP client completes on the event loop).
   settle_.push_back(Settle{id, slot, std::move(result)});
+  // Stopping: the queue threads may have left their loop, and stop()
+  // settles what comes in while it waits on idle_cv_.
+  const bool stopping = stopping_;
   lock.unlock();
   cv_.notify_one();  // after unlocking: the woken thread does not wait for our lock
+  if (stopping) idle_cv_.notify_all();
 }
 
 bool Scheduler::on_queue_thread_locked() const {

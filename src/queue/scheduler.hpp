@@ -122,7 +122,11 @@ class Scheduler {
   void submit_staged(SpooledMessage message, std::shared_ptr<const mail::Message> bytes);
   void committed(const std::string& queue_id);
   void abandoned(const std::string& queue_id);
-  // Stop taking new attempts, wait for in-flight ones, join the threads.
+  // Start no attempt from now on; what is in flight finishes and is settled
+  // (by stop()). Shutdown calls it before stopping the agents, so that no
+  // queue thread hands an agent a delivery after the agent has stopped.
+  void halt();
+  // halt(), wait for in-flight attempts, join the threads.
   void stop();
 
   // Every waiting slot that `filter` matches is due now (`hikyaku queue

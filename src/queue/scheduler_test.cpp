@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -465,6 +466,33 @@ TEST_F(SchedulerTest, ResultFromAnotherThreadIsSettledOnAQueueThread) {
   ASSERT_EQ(agent_.count("mailbox:postmaster"), 1u);
   ASSERT_EQ(agent_.threads().size(), 1u);
   EXPECT_NE(agent_.threads()[0], std::this_thread::get_id());
+}
+
+// Shutdown: after halt() no queue thread starts an attempt (the agents
+// are being stopped), and stop() returns once the last in-flight result
+// comes in from another thread, after the queue threads have left.
+TEST_F(SchedulerTest, HaltStartsNothingAndStopWaitsForTheLastForeignResult) {
+  GatedAgent forwards;
+  Scheduler s(*spool_, *rules_, clock_, SchedulerOptions{.threads = 2, .max_in_flight = 1});
+  s.register_agent(mail::Target::Kind::mailbox, agent_);
+  s.register_agent(mail::Target::Kind::forward, forwards);
+  ASSERT_TRUE(s.start());
+  const auto first = enqueue({{"me@example.test", {forward("me@gmail.test")}}});
+  s.submit(first);
+  ASSERT_TRUE(forwards.wait_attempts(1));
+  const auto second = enqueue({{"me@example.test", {forward("me@gmail.test")}}});
+  s.submit(second);  // waits for room: max_in_flight = 1
+  s.halt();
+  auto stopped = std::async(std::launch::async, [&] { s.stop(); });
+  EXPECT_EQ(stopped.wait_for(100ms), std::future_status::timeout) << "stop() waits for the forward in flight";
+  forwards.answer({AttemptResult::Kind::temporary, "4.3.2", "delivery interrupted by shutdown"});
+  if (stopped.wait_for(5s) != std::future_status::ready) {
+    ADD_FAILURE() << "stop() did not return after the last result";
+    std::abort();  // the Scheduler cannot be destroyed under a waiting stop()
+  }
+  EXPECT_EQ(forwards.threads().size(), 1u) << "the second forward was started after halt()";
+  EXPECT_TRUE(queued(first)) << "deferred, kept for the next start";
+  EXPECT_TRUE(queued(second));
 }
 
 // A failed commit (the client gets 451 and retries): the held outcome is
