@@ -91,6 +91,7 @@ void Scheduler::add_message(SpooledMessage message, std::shared_ptr<const mail::
   const std::string id = message.id;
   Active& a = active_[id];
   a.in_flight.assign(message.slots.size(), false);
+  a.queued.assign(message.slots.size(), false);
   a.held.resize(message.slots.size());
   a.message = std::move(message);
   a.bytes = std::move(bytes);
@@ -112,10 +113,15 @@ void Scheduler::add_message(SpooledMessage message, std::shared_ptr<const mail::
     if (a.message.slots[i].target.remote()) forwards.push_back(i);
   }
   for (size_t i : forwards) {
+    // Looked up again: attempt() releases the lock, and an answer may
+    // finish the message meanwhile.
+    auto it = active_.find(id);
+    if (it == active_.end()) break;
     if (started_ && !stopping_ && remote_in_flight_ < options_.max_in_flight) {
+      it->second.queued[i] = true;
       attempt(Task{id, i}, lock);  // releases the lock around the agent call
     } else {
-      ready_.remote.push_back(Task{id, i});
+      push_ready_locked(id, i, true);
     }
   }
   if (ready_.size() > queued) wake_threads_locked(ready_.size() - queued);
@@ -147,7 +153,7 @@ void Scheduler::committed(const std::string& queue_id) {
       if (a.held[i]) {
         settle_.push_back(Settle{queue_id, i, std::move(*a.held[i])});
         a.held[i].reset();
-      } else if (!a.in_flight[i] && a.message.slots[i].link == 0 && !a.message.slots[i].final() &&
+      } else if (!a.in_flight[i] && !a.queued[i] && a.message.slots[i].link == 0 && !a.message.slots[i].final() &&
                  a.message.slots[i].attempts == 0 && a.message.slots[i].first_attempt == base::Clock::time_point{}) {
         // Slots held back until now: the local ones, and forwards that did
         // not start (commits were failing). An early diversion's mailbox
@@ -188,7 +194,7 @@ void Scheduler::abandoned(const std::string& queue_id) {
 void Scheduler::schedule_locked(const std::string& id, size_t slot, const SlotState& state) {
   if (state.final()) return;
   if (state.next_attempt <= clock_.now()) {
-    (state.target.remote() ? ready_.remote : ready_.local).push_back(Task{id, slot});
+    push_ready_locked(id, slot, state.target.remote());
   } else {
     timers_.emplace(state.next_attempt, id, slot);
   }
@@ -206,7 +212,13 @@ void Scheduler::make_ready_locked(const std::string& id, size_t slot) {
   auto it = active_.find(id);
   const bool remote = it != active_.end() && slot < it->second.message.slots.size() &&
                       it->second.message.slots[slot].target.remote();
-  (remote ? ready_.remote : ready_.local).push_back(Task{id, slot});  // gone: dropped by begin_attempt_locked
+  push_ready_locked(id, slot, remote);  // gone: dropped by begin_attempt_locked
+}
+
+void Scheduler::push_ready_locked(const std::string& id, size_t slot, bool remote) {
+  if (auto it = active_.find(id); it != active_.end() && slot < it->second.queued.size())
+    it->second.queued[slot] = true;
+  (remote ? ready_.remote : ready_.local).push_back(Task{id, slot});
 }
 
 void Scheduler::halt() {
@@ -336,12 +348,15 @@ policy::MessageFacts Scheduler::facts(const SpooledMessage& message) const {
 }
 
 // Marks the slot in flight and builds its request; nullopt when there is
-// nothing to attempt (finished, forgotten, final or already in flight).
+// nothing to attempt (finished, forgotten, final, already in flight, or a
+// stale duplicate: the slot was queued twice and the other task took it).
 std::optional<DeliveryRequest> Scheduler::begin_attempt_locked(const Task& task) {
   auto it = active_.find(task.id);
   if (it == active_.end()) return std::nullopt;  // finished or forgotten
   Active& a = it->second;
-  if (a.forgotten || task.slot >= a.message.slots.size() || a.in_flight[task.slot]) return std::nullopt;
+  if (task.slot >= a.message.slots.size() || !a.queued[task.slot]) return std::nullopt;
+  a.queued[task.slot] = false;
+  if (a.forgotten || a.in_flight[task.slot]) return std::nullopt;
   SlotState& live = a.message.slots[task.slot];
   if (live.final()) return std::nullopt;
 

@@ -148,6 +148,9 @@ class Scheduler {
   struct Active {
     SpooledMessage message;
     std::vector<bool> in_flight;  // per slot
+    // Per slot: handed to be attempted (a Task in ready_, or attempt() on
+    // its way). A Task whose slot is not marked is a stale duplicate.
+    std::vector<bool> queued;
     unsigned in_flight_count = 0;
     bool forgotten = false;
     bool durable = true;          // false between submit_staged and committed
@@ -184,6 +187,7 @@ class Scheduler {
   void schedule_locked(const std::string& id, size_t slot, const SlotState& state);
   void move_due_locked(base::Clock::time_point now);
   void make_ready_locked(const std::string& id, size_t slot);
+  void push_ready_locked(const std::string& id, size_t slot, bool remote);
   void wake_threads_locked(size_t new_work);
   void add_message(SpooledMessage message, std::shared_ptr<const mail::Message> bytes = nullptr,
                    bool durable = true, bool wait_for_commit = false);

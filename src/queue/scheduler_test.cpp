@@ -468,6 +468,40 @@ TEST_F(SchedulerTest, ResultFromAnotherThreadIsSettledOnAQueueThread) {
   EXPECT_NE(agent_.threads()[0], std::this_thread::get_id());
 }
 
+// A staged forward that found no room (max_in_flight) waits in the ready
+// line; committed() must not queue it a second time, or the copy would be
+// retried at once after its first deferral instead of at its retry time.
+TEST_F(SchedulerTest, ACommitDoesNotQueueAWaitingForwardTwice) {
+  GatedAgent forwards;
+  Scheduler s(*spool_, *rules_, clock_, SchedulerOptions{.threads = 2, .max_in_flight = 1});
+  s.register_agent(mail::Target::Kind::mailbox, agent_);
+  s.register_agent(mail::Target::Kind::forward, forwards);
+  ASSERT_TRUE(s.start());
+  const auto first = enqueue({{"me@example.test", {forward("me@gmail.test")}}});
+  s.submit(first);
+  ASSERT_TRUE(forwards.wait_attempts(1));  // holds the only place
+
+  mail::Envelope env;
+  env.sender = mail::Address{"s", "example.org"};
+  env.recipients.push_back(mail::Address{"me", "example.test"});
+  auto bytes = std::make_shared<const mail::Message>(mail::Message{"Subject: t\r\n\r\nx\r\n", std::nullopt});
+  auto staged = spool_->stage(env, {{"me@example.test", {forward("me@gmail.test")}}}, *bytes);
+  ASSERT_TRUE(staged);
+  s.submit_staged(staged->message, bytes);  // no room: waits in line
+  ASSERT_TRUE(spool_->commit(*staged, *bytes));
+  s.committed(staged->message.id);
+
+  forwards.answer({AttemptResult::Kind::delivered, "2.0.0", "ok"});
+  ASSERT_TRUE(forwards.wait_attempts(2));
+  forwards.answer({AttemptResult::Kind::temporary, "4.2.2", "try later"});
+  // Idle means nothing in flight and nothing due: a duplicate task would
+  // be in flight again (held by the gate) and never let it become idle.
+  ASSERT_TRUE(s.wait_idle(5s)) << "the deferred forward was attempted again at once";
+  EXPECT_EQ(forwards.threads().size(), 2u);
+  EXPECT_TRUE(queued(staged->message.id)) << "deferred: waits for its retry time";
+  s.stop();
+}
+
 // Shutdown: after halt() no queue thread starts an attempt (the agents
 // are being stopped), and stop() returns once the last in-flight result
 // comes in from another thread, after the queue threads have left.
