@@ -40,7 +40,7 @@ base::Result<Message> read_message(const FileRange& range) {
       return st.error();
     return m;
   }
-  const size_t window = std::min<uint64_t>(range.size, kMaxHeaderSection + 2);
+  const size_t window = std::min<uint64_t>(range.size, kMaxHeaderSection + kAddedFieldsRoom + 2);
   std::string head(window, '\0');
   if (auto st = base::read_exactly(range.file->get(), range.offset, std::span(head.data(), head.size()), range.path);
       !st)

@@ -34,6 +34,10 @@ inline constexpr uint64_t kSpillThreshold = 1024 * 1024;
 // The largest header section such a message may have (a longer one is
 // refused at receipt: 552 5.3.4).
 inline constexpr uint64_t kMaxHeaderSection = 1024 * 1024;
+// Room for the fields hikyaku puts in front of a received header section
+// before it is stored (Received, Authentication-Results, X-Spam-*: a few
+// KiB): a stored header section may pass kMaxHeaderSection by that much.
+inline constexpr uint64_t kAddedFieldsRoom = 64 * 1024;
 
 // A byte range of a file.
 struct FileRange {
@@ -87,7 +91,8 @@ base::Status for_each_piece(const Message& message, F&& f, size_t max = MessageC
 
 // The split of a stored message read from `range`: its first bytes (the
 // header section with its empty line, looked for within the first
-// kMaxHeaderSection + 2 bytes) read into `text`, the rest left in the file.
+// kMaxHeaderSection + kAddedFieldsRoom + 2 bytes) read into `text`, the
+// rest left in the file.
 // Messages up to kSpillThreshold are read whole. A message without an
 // empty line in that window is split after the window's last line.
 base::Result<Message> read_message(const FileRange& range);

@@ -65,6 +65,17 @@ TEST(Message, ReadMessageKeepsOnlyALargeMessagesHeaderSectionInMemory) {
   EXPECT_EQ(barely->text, head);
   EXPECT_EQ(all_of(*barely, 7777), just);
 
+  // The largest header section a client may send, with our fields in
+  // front of it: still split at its empty line, not inside the header.
+  std::string client_head;
+  while (client_head.size() < kMaxHeaderSection - 100) client_head += "X-Filler: " + std::string(60, 'f') + "\r\n";
+  const std::string ours = "Received: " + std::string(2000, 'r') + "\r\nAuthentication-Results: mx; spf=pass\r\n";
+  const std::string big_head = ours + client_head + "\r\n";
+  auto big = read_message(file_with(big_head + body));
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->text.size(), big_head.size());
+  EXPECT_TRUE(big->text.ends_with("\r\n\r\n"));
+
   auto small = read_message(file_with(head + "small\r\n"));
   ASSERT_TRUE(small);
   EXPECT_EQ(small->text, head + "small\r\n");
