@@ -79,6 +79,12 @@ bool DeliveryPolicy::path_hidden(const SlotState& slot) const {
   return false;
 }
 
+bool DeliveryPolicy::forgotten_forward(const SlotState& slot) const {
+  if (slot.planned.kind != mail::Target::Kind::forward || forward_options(config_, slot.planned) != nullptr)
+    return false;
+  return !base::istarts_with(slot.recipient, "SRS0=") && !base::istarts_with(slot.recipient, "SRS1=");
+}
+
 NoticeFacts DeliveryPolicy::notice_facts(const SlotState& from, const SlotState& to, const AttemptResult& result,
                                          TimePoint now) const {
   const config::Forward* f = forward_options(config_, from.target);

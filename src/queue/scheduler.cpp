@@ -39,6 +39,8 @@ base::Status Scheduler::start() {
   if (!ids) return ids.error();
   auto log = base::logger("queue");
   size_t resumed = 0;
+  std::vector<std::string> forgotten;  // messages with a slot for a forward no longer configured
+  const auto rules = rules_.get();
   for (const auto& id : *ids) {
     auto m = spool_.load(id);
     if (!m) {
@@ -51,10 +53,23 @@ base::Status Scheduler::start() {
       (void)spool_.remove(id);  // every slot final; the earlier unlink was lost
       continue;
     }
+    if (m->origin == policy::Origin::received &&
+        std::any_of(m->slots.begin(), m->slots.end(), [&](const SlotState& slot) {
+          return !slot.final() && rules->delivery().forgotten_forward(slot);
+        }))
+      forgotten.push_back(id);
     add_message(std::move(*m));
     ++resumed;
   }
   if (resumed > 0) log->info("recovered {} queued message(s)", resumed);
+  if (!forgotten.empty()) {
+    // The address is not named: it may have been a hidden one.
+    log->warn("{} queued message(s) (first {}) wait for a forward the configuration no longer has: they are "
+              "handled as an ordinary forward's, without fallback, and a final refusal bounces to the sender "
+              "with the far side's reply. Put its [[forward]] back (hidden, with its fallback) until "
+              "`hikyaku queue list` shows none",
+              forgotten.size(), forgotten.front());
+  }
 
   std::lock_guard lock(mu_);
   stopping_ = false;

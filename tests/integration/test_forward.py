@@ -536,6 +536,30 @@ hidden = false
     assert [l for l in queue_lines if FORWARD in l.lower()] == []
 
 
+def test_restart_without_a_queued_hidden_forward_warns_without_naming_it(make_hikyaku, dns_server, farside):
+    # A message waits for a hidden forward (the far side defers it); the
+    # operator removes that [[forward]] and restarts. The queue cannot know
+    # any more that the address was hidden: it says so at start, naming the
+    # message and not the address.
+    farside.gmail.set_mode("tempfail_rcpt")
+    hk = make_hikyaku(extra=config(dns_server, farside, retry='["1h"]'))
+    Client(hk).send(message("waiting"))
+    wait_for(lambda: "status=deferred" in hk.log_text(), what="the forward deferred")
+    hk.stop()
+    text = hk.config_path.read_text()
+    start = text.index("[[forward]]")
+    end = text.index("\n", text.index("notify = ", start)) + 1
+    text = text[:start] + text[end:]
+    text = text.replace(f'deliver = ["mailbox:ituki", "forward:{FORWARD}"]', 'deliver = ["mailbox:ituki"]')
+    hk.config_path.write_text(text)
+    hk.start()
+    line = wait_for(lambda: next((l for l in hk.log_text().splitlines()
+                                  if "wait for a forward the configuration no longer has" in l), None),
+                    what="the warning at start")
+    assert "1 queued message(s)" in line, line
+    assert FORWARD not in hk.log_text().lower()
+
+
 # --- loops ------------------------------------------------------------------
 
 @pytest.mark.parametrize("field", [f"X-Forwarded-For: {RCPT}", f"X-Hikyaku-Forwarded-For: <{RCPT}>"])
