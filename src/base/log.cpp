@@ -60,7 +60,8 @@ std::string json_log_line(std::chrono::system_clock::time_point time, std::strin
   std::tm tm{};
   ::gmtime_r(&secs, &tm);
   char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+  // 19 characters for any year of four digits; 0 (an empty stamp) otherwise.
+  if (std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm) == 0) stamp[0] = '\0';
   std::string out = "{\"time\":\"" + std::string(stamp) + "." + fmt::format("{:03}", ms % 1000) + "Z\",\"level\":\"";
   const bool utf8 = valid_utf8(msg);
   auto escape = [&](std::string_view text) {

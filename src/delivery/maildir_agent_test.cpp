@@ -44,7 +44,7 @@ class MaildirAgentTest : public ::testing::Test {
     settings.sync = false;
     MaildirAgent agent(std::move(settings));
     agent.deliver(req, [&](AttemptResult o) {
-      got = o;
+      got = std::move(o);
       ++calls;
     });
     EXPECT_EQ(calls, 1) << "done must be called exactly once";

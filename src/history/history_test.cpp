@@ -70,6 +70,7 @@ TEST_F(HistoryTest, ATraceShowsEveryStepOfADivertedMessage) {
   const std::string text = format(*by_id);
   for (const char* step : {"received from <alice@example.org>, ip 192.0.2.1 helo mx.example.org, to <me@example.test>",
                            "From: Alice <alice@example.org>", "Subject: Hello", "checks: spf=pass",
+                           // NOLINTNEXTLINE(bugprone-suspicious-missing-comma): one line, split
                            "<me@example.test> via forward:<hidden>: diverted in 0.250 s (5.7.1 refused as spam), "
                            "diverted to mailbox:fallback",
                            "<me@example.test> via mailbox:fallback: delivered", "report: notice Q2 queued",

@@ -231,7 +231,7 @@ TEST(DkimSign, Rfc6376Sec5RoundTripOverDkimpyMessages) {
 
 // Build a signature field by hand (for algorithms and tags our signer never uses).
 std::string hand_signed(const std::string& msg, const crypto::PrivateKey& key, Algorithm a,
-                        std::vector<std::pair<std::string, std::string>> extra, const std::string& h,
+                        const std::vector<std::pair<std::string, std::string>>& extra, const std::string& h,
                         common::Canonicalization c = common::Canonicalization::relaxed) {
   auto parsed = common::parse_message(msg);
   common::BodyHasher body(c, hash_of(a));

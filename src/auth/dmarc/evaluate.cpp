@@ -120,7 +120,7 @@ class Discoverer {
 Policy downgrade(Policy p) {
   switch (p) {
     case Policy::reject: return Policy::quarantine;
-    case Policy::quarantine: return Policy::none;
+    case Policy::quarantine:
     case Policy::none: return Policy::none;
   }
   return Policy::none;

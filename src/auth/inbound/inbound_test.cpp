@@ -25,7 +25,7 @@ struct Fixture {
     dns.add_txt("sel._domainkey.author.test", dkim::format_key_record(key.public_key()));
     dns.add_a("author.test", "192.0.2.1");
   }
-  std::string signed_message(std::string body = "Hello.\r\n") {
+  std::string signed_message(const std::string& body = "Hello.\r\n") {
     std::string m = "From: Ann Author <ann@author.test>\r\nTo: bob@example.test\r\nSubject: hi\r\n"
                     "Date: Tue, 14 Nov 2023 22:13:20 +0000\r\nMessage-ID: <1@author.test>\r\n\r\n" + body;
     dkim::SignOptions o;
