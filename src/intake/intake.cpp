@@ -59,10 +59,15 @@ std::string target_key(const mail::Target& t) {
 // Issue 17: a spam message's targets without the forwards that keep spam
 // local; a recipient left without a mailbox gets the dropped forward's
 // fallback mailbox, and keeps the forward when it has none (forwarded
-// rather than lost).
+// rather than lost) unless another of its forwards takes spam anyway.
 std::vector<mail::Target> keep_spam_local(const config::Config& config, std::vector<mail::Target> targets) {
   auto is_mailbox = [](const mail::Target& t) { return t.kind == mail::Target::Kind::mailbox; };
+  auto takes_spam = [&](const mail::Target& t) {
+    const config::Forward* f = t.kind == mail::Target::Kind::forward ? config.find_forward(t.value) : nullptr;
+    return f != nullptr && f->forward_spam;
+  };
   const bool has_mailbox = std::any_of(targets.begin(), targets.end(), is_mailbox);
+  const bool forwarded_anyway = std::any_of(targets.begin(), targets.end(), takes_spam);
   std::vector<mail::Target> out;
   for (auto& t : targets) {
     const config::Forward* f =
@@ -78,7 +83,7 @@ std::vector<mail::Target> keep_spam_local(const config::Config& config, std::vec
         if (is_mailbox(link)) fallback = &link;
     if (fallback != nullptr)
       out.push_back(*fallback);
-    else
+    else if (!forwarded_anyway)
       out.push_back(std::move(t));
   }
   return out;

@@ -58,6 +58,15 @@ deliver = ["mailbox:bob", "forward:keen@gmail.test"]
 to = "keen@gmail.test"
 hidden = false
 spam = "forward"
+[[address]]
+address = "plain@example.test"
+deliver = ["forward:plain@gmail.test"]
+[[address]]
+address = "both@example.test"
+deliver = ["forward:plain@gmail.test", "forward:keen@gmail.test"]
+[[forward]]
+to = "plain@gmail.test"
+hidden = false
 )";
 
 // A scanner that answers at once with a fixed report (issue 17).
@@ -241,6 +250,10 @@ TEST_F(IntakeTest, SpamPlansKeepLocalUnlessTheForwardSaysForward) {
   EXPECT_EQ(targets("bob", true), (V{"mailbox:bob"}));
   EXPECT_EQ(targets("fwd-only", true), (V{"mailbox:bob-fallback"}));
   EXPECT_EQ(targets("keen", true), (V{"mailbox:bob", "forward:keen@gmail.test"}));
+  // Neither a mailbox nor a fallback: forwarded rather than lost...
+  EXPECT_EQ(targets("plain", true), (V{"forward:plain@gmail.test"}));
+  // ...unless another of the recipient's forwards takes spam anyway.
+  EXPECT_EQ(targets("both", true), (V{"forward:keen@gmail.test"}));
 }
 
 // Issue 17: the scanners' verdict at the end of DATA: malware refused with
