@@ -280,5 +280,20 @@ TEST(DeliveryPolicy, DescribeAndRedactHideHiddenForwards) {
   EXPECT_FALSE(policy.path_hidden(slot(forward("open-chain@gmail.test"), 1, mailbox("other"))));
 }
 
+// A slot waiting for a forward the configuration no longer names (removed,
+// then a restart): the queue warns at start. Not the way back of an SRS
+// bounce, not a slot already at a mailbox link.
+TEST(DeliveryPolicy, ForgottenForwardIsAForwardTheConfigurationNoLongerNames) {
+  DeliveryPolicy policy(config());
+  EXPECT_FALSE(policy.forgotten_forward(slot(forward("ituki-ex@gmail.test"))));
+  EXPECT_TRUE(policy.forgotten_forward(slot(forward("removed@gmail.test"))));
+  EXPECT_FALSE(policy.forgotten_forward(slot(forward("removed@gmail.test"), 2, mailbox("ituki-gm"))));
+  EXPECT_TRUE(policy.forgotten_forward(slot(forward("removed@gmail.test"), 1, forward("open@gmail.test"))));
+  EXPECT_FALSE(policy.forgotten_forward(slot(mailbox("ituki"))));
+  SlotState bounce = slot(forward("original-sender@example.org"));
+  bounce.recipient = "SRS0=abcd=XY=example.org=original-sender@example.test";
+  EXPECT_FALSE(policy.forgotten_forward(bounce));
+}
+
 }  // namespace
 }  // namespace hikyaku::policy
