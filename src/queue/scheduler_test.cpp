@@ -182,6 +182,14 @@ notify = true
     s->register_agent(mail::Target::Kind::mailbox, agent_);
     return s;
   }
+  // Room for one forward at a time, answered by `forwards`; started.
+  std::unique_ptr<Scheduler> one_forward_at_a_time(DeliveryAgent& forwards) {
+    auto s = std::make_unique<Scheduler>(*spool_, *rules_, clock_, SchedulerOptions{.threads = 2, .max_in_flight = 1});
+    s->register_agent(mail::Target::Kind::mailbox, agent_);
+    s->register_agent(mail::Target::Kind::forward, forwards);
+    EXPECT_TRUE(s->start());
+    return s;
+  }
   std::string enqueue(const std::vector<RecipientPlan>& plan) {
     mail::Envelope env;
     env.sender = mail::Address{"s", "example.org"};
@@ -384,10 +392,8 @@ TEST_F(SchedulerTest, StagedForwardStartsBeforeCommitAndSettlesAfter) {
 // starts only when one of them is done.
 TEST_F(SchedulerTest, ForwardsInFlightNeverHoldBackMailboxDeliveries) {
   GatedAgent forwards;
-  Scheduler s(*spool_, *rules_, clock_, SchedulerOptions{.threads = 2, .max_in_flight = 1});
-  s.register_agent(mail::Target::Kind::mailbox, agent_);
-  s.register_agent(mail::Target::Kind::forward, forwards);
-  ASSERT_TRUE(s.start());
+  auto scheduler = one_forward_at_a_time(forwards);
+  Scheduler& s = *scheduler;
   const auto first = enqueue({{"me@example.test", {forward("me@gmail.test")}}});
   s.submit(first);
   ASSERT_TRUE(forwards.wait_attempts(1));
@@ -473,10 +479,8 @@ TEST_F(SchedulerTest, ResultFromAnotherThreadIsSettledOnAQueueThread) {
 // retried at once after its first deferral instead of at its retry time.
 TEST_F(SchedulerTest, ACommitDoesNotQueueAWaitingForwardTwice) {
   GatedAgent forwards;
-  Scheduler s(*spool_, *rules_, clock_, SchedulerOptions{.threads = 2, .max_in_flight = 1});
-  s.register_agent(mail::Target::Kind::mailbox, agent_);
-  s.register_agent(mail::Target::Kind::forward, forwards);
-  ASSERT_TRUE(s.start());
+  auto scheduler = one_forward_at_a_time(forwards);
+  Scheduler& s = *scheduler;
   const auto first = enqueue({{"me@example.test", {forward("me@gmail.test")}}});
   s.submit(first);
   ASSERT_TRUE(forwards.wait_attempts(1));  // holds the only place
@@ -507,10 +511,8 @@ TEST_F(SchedulerTest, ACommitDoesNotQueueAWaitingForwardTwice) {
 // comes in from another thread, after the queue threads have left.
 TEST_F(SchedulerTest, HaltStartsNothingAndStopWaitsForTheLastForeignResult) {
   GatedAgent forwards;
-  Scheduler s(*spool_, *rules_, clock_, SchedulerOptions{.threads = 2, .max_in_flight = 1});
-  s.register_agent(mail::Target::Kind::mailbox, agent_);
-  s.register_agent(mail::Target::Kind::forward, forwards);
-  ASSERT_TRUE(s.start());
+  auto scheduler = one_forward_at_a_time(forwards);
+  Scheduler& s = *scheduler;
   const auto first = enqueue({{"me@example.test", {forward("me@gmail.test")}}});
   s.submit(first);
   ASSERT_TRUE(forwards.wait_attempts(1));

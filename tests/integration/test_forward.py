@@ -418,6 +418,18 @@ def test_refused_notice_is_dropped_not_bounced_or_diverted(make_hikyaku, dns_ser
 
 # --- non-hidden forward: DSN ------------------------------------------------
 
+# plain@example.test: an ordinary (not hidden) forward without fallback.
+PLAIN_FORWARD = """
+[[address]]
+address = "plain@example.test"
+deliver = ["forward:other@gmail.test"]
+
+[[forward]]
+to = "other@gmail.test"
+hidden = false
+"""
+
+
 def test_non_hidden_5xx_without_fallback_sends_one_dsn(make_hikyaku, dns_server, farside):
     farside.gmail.set_mode("reject_rcpt")
     hk = make_hikyaku(extra=config(dns_server, farside, hidden=False, fallback=""))
@@ -487,16 +499,7 @@ def test_dsn_never_names_a_hidden_forward(make_hikyaku, dns_server, farside):
     # link makes the slot hidden, so no DSN at all — and the non-hidden
     # forward's own DSN (another recipient) never names the hidden address.
     farside.gmail.set_mode("reject_rcpt", reply=f"550 5.1.1 <{FORWARD}> and <other@gmail.test> unknown")
-    extra = f"""
-[[address]]
-address = "plain@example.test"
-deliver = ["forward:other@gmail.test"]
-
-[[forward]]
-to = "other@gmail.test"
-hidden = false
-"""
-    hk = make_hikyaku(extra=config(dns_server, farside, extra=extra))
+    hk = make_hikyaku(extra=config(dns_server, farside, extra=PLAIN_FORWARD))
     c = Client(hk)
     c.send(message("to plain"), rcpt="plain@example.test")
     dsns = farside.sender.wait_messages(1, timeout=20)
@@ -513,16 +516,7 @@ def test_dsn_to_the_hidden_address_as_sender_is_not_logged_by_name(make_hikyaku,
     # refuses: the DSN goes back to the hidden address (its own owner), and
     # none of the queue's lines about it names that address.
     farside.gmail.set_mode("reject_rcpt")
-    extra = """
-[[address]]
-address = "plain@example.test"
-deliver = ["forward:other@gmail.test"]
-
-[[forward]]
-to = "other@gmail.test"
-hidden = false
-"""
-    hk = make_hikyaku(extra=config(dns_server, farside, extra=extra))
+    hk = make_hikyaku(extra=config(dns_server, farside, extra=PLAIN_FORWARD))
     Client(hk).send(message("from the owner"), rcpt="plain@example.test", sender=FORWARD)
     wait_for(lambda: "DSN to" in hk.log_text() and "not delivered, dropped" in hk.log_text(),
              what="the DSN to the owner refused and dropped")
