@@ -325,7 +325,7 @@ bool Scheduler::settle_next(std::unique_lock<std::mutex>& lock) {
   Settle next = std::move(settle_.front());
   settle_.pop_front();
   lock.unlock();
-  settle(next.id, next.slot, next.result);
+  settle(next.id, next.slot, next.result, std::move(next.rules));
   lock.lock();
   return true;
 }
@@ -435,22 +435,23 @@ void Scheduler::attempt(const Task& task, std::unique_lock<std::mutex>& lock) {
 
 // An agent's result: acted on now, or held until the message is durable.
 void Scheduler::on_result(const std::string& id, size_t slot, AttemptResult result) {
+  auto rules = rules_.get();  // one generation for the early decision and its settlement
   std::unique_lock lock(mu_);
   auto it = active_.find(id);
   HIKYAKU_CHECK(it != active_.end());
   Active& a = it->second;
-  if (!a.durable && !a.forgotten && !diverts_to_mailbox_locked(a, slot, result)) {
+  if (!a.durable && !a.forgotten && !diverts_to_mailbox_locked(a, slot, result, *rules)) {
     a.held[slot] = std::move(result);  // still in flight for everyone else
     return;
   }
   if (on_queue_thread_locked()) {
     lock.unlock();
-    settle(id, slot, result);
+    settle(id, slot, result, std::move(rules));
     return;
   }
   // Settling writes the spool (fdatasync) and may enqueue a report: not on
   // an agent's thread (the SMTP client completes on the event loop).
-  settle_.push_back(Settle{id, slot, std::move(result)});
+  settle_.push_back(Settle{id, slot, std::move(result), std::move(rules)});
   // Stopping: the queue threads may have left their loop, and stop()
   // settles what comes in while it waits on idle_cv_.
   const bool stopping = stopping_;
@@ -468,9 +469,10 @@ bool Scheduler::on_queue_thread_locked() const {
 // lazy diversion rule), so it is acted on before the commit: the fallback
 // copy is written while the spool syncs. decide() is pure: calling it here,
 // under the lock, runs no hook.
-bool Scheduler::diverts_to_mailbox_locked(const Active& a, size_t slot, const AttemptResult& result) {
+bool Scheduler::diverts_to_mailbox_locked(const Active& a, size_t slot, const AttemptResult& result,
+                                          const policy::Rules& rules) {
   if (result.kind != AttemptResult::Kind::permanent) return false;
-  auto d = rules_.get()->delivery().decide(facts(a.message), a.message.slots[slot], result, clock_.now());
+  auto d = rules.delivery().decide(facts(a.message), a.message.slots[slot], result, clock_.now());
   return d.action == Disposition::Action::divert && d.next.target.kind == mail::Target::Kind::mailbox;
 }
 
@@ -577,11 +579,13 @@ history::Received Scheduler::received_row(const SpooledMessage& message,
   return row;
 }
 
-void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& result) {
+void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& result,
+                       std::shared_ptr<const policy::Rules> decided_with) {
   auto log = base::logger("queue");
   const auto now = clock_.now();
-  // One generation of the rules for the whole settlement.
-  const auto rules = rules_.get();
+  // One generation of the rules for the whole settlement: the one an early
+  // decision was made with, if any.
+  const auto rules = decided_with ? std::move(decided_with) : rules_.get();
   const policy::DeliveryPolicy& policy = rules->delivery();
 
   // 1. The disposition, from the current state (the policy's decision).

@@ -173,6 +173,9 @@ class Scheduler {
     std::string id;
     size_t slot;
     policy::AttemptResult result;
+    // The rules an early decision was made with (on_result), so that a
+    // reload in between cannot change it; null: the current ones.
+    std::shared_ptr<const policy::Rules> rules;
   };
 
   void run();
@@ -181,9 +184,11 @@ class Scheduler {
   void attempt(const Task& task, std::unique_lock<std::mutex>& lock);
   void on_result(const std::string& id, size_t slot, policy::AttemptResult result);
   bool on_queue_thread_locked() const;
-  void settle(const std::string& id, size_t slot, const policy::AttemptResult& result);
+  void settle(const std::string& id, size_t slot, const policy::AttemptResult& result,
+              std::shared_ptr<const policy::Rules> decided_with = nullptr);
   bool settle_next(std::unique_lock<std::mutex>& lock);
-  bool diverts_to_mailbox_locked(const Active& a, size_t slot, const policy::AttemptResult& result);
+  bool diverts_to_mailbox_locked(const Active& a, size_t slot, const policy::AttemptResult& result,
+                                  const policy::Rules& rules);
   void schedule_locked(const std::string& id, size_t slot, const SlotState& state);
   void move_due_locked(base::Clock::time_point now);
   void make_ready_locked(const std::string& id, size_t slot);
