@@ -33,7 +33,7 @@ function(hikyaku_apply_flags target)
     target_link_options(${target} PRIVATE ${HIKYAKU_SANITIZER_FLAGS})
   endif()
   if(HIKYAKU_FUZZ)
-    target_compile_options(${target} PRIVATE -fsanitize=fuzzer-no-link,address,undefined)
+    target_compile_options(${target} PRIVATE -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined)
   endif()
 endfunction()
 
