@@ -70,13 +70,12 @@ std::vector<mail::Target> keep_spam_local(const config::Config& config, std::vec
   const bool forwarded_anyway = std::any_of(targets.begin(), targets.end(), takes_spam);
   std::vector<mail::Target> out;
   for (auto& t : targets) {
-    const config::Forward* f =
-        t.kind == mail::Target::Kind::forward ? config.find_forward(t.value) : nullptr;
-    if (t.kind != mail::Target::Kind::forward || (f != nullptr && f->forward_spam)) {
+    if (t.kind != mail::Target::Kind::forward || takes_spam(t)) {
       out.push_back(std::move(t));
       continue;
     }
     if (has_mailbox) continue;
+    const config::Forward* f = config.find_forward(t.value);
     const mail::Target* fallback = nullptr;
     if (f != nullptr)
       for (const auto& link : f->fallback)

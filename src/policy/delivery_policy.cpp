@@ -80,11 +80,11 @@ bool DeliveryPolicy::path_hidden(const SlotState& slot) const {
 }
 
 bool DeliveryPolicy::forgotten_forward(const SlotState& slot) const {
-  // Waiting at a mailbox link: delivered there as before.
+  // Waiting at a mailbox link: delivered there as before. A forward link's
+  // planned target is a forward too (only forwards have fallback chains).
   if (slot.target.kind != mail::Target::Kind::forward) return false;
-  const bool known = forward_options(config_, slot.target) != nullptr &&
-                     (slot.planned.kind != mail::Target::Kind::forward || forward_options(config_, slot.planned) != nullptr);
-  if (known) return false;
+  if (forward_options(config_, slot.target) != nullptr && forward_options(config_, slot.planned) != nullptr)
+    return false;
   return !base::istarts_with(slot.recipient, "SRS0=") && !base::istarts_with(slot.recipient, "SRS1=");
 }
 

@@ -113,7 +113,7 @@ void Scheduler::add_message(SpooledMessage message, std::shared_ptr<const mail::
   a.durable = durable;
   const size_t queued = ready_.size();
   if (durable) {
-    for (size_t i = 0; i < a.message.slots.size(); ++i) schedule_locked(id, i, a.message.slots[i]);
+    for (size_t i = 0; i < a.message.slots.size(); ++i) schedule_locked(a, id, i);
     wake_threads_locked(ready_.size() - queued);
     return;
   }
@@ -136,7 +136,7 @@ void Scheduler::add_message(SpooledMessage message, std::shared_ptr<const mail::
       it->second.queued[i] = true;
       attempt(Task{id, i}, lock);  // releases the lock around the agent call
     } else {
-      push_ready_locked(id, i, true);
+      push_ready_locked(it->second, id, i);
     }
   }
   if (ready_.size() > queued) wake_threads_locked(ready_.size() - queued);
@@ -153,7 +153,7 @@ void Scheduler::wake_threads_locked(size_t new_work) {
 void Scheduler::committed(const std::string& queue_id) {
   if (options_.metrics != nullptr) options_.metrics->message_received();
   std::vector<policy::NoticeFacts> notices;
-  std::optional<std::pair<SpooledMessage, std::shared_ptr<const mail::Message>>> quoted;  // read unlocked
+  std::optional<Quote> quoted;
   {
     std::lock_guard lock(mu_);
     auto it = active_.find(queue_id);
@@ -162,7 +162,7 @@ void Scheduler::committed(const std::string& queue_id) {
     a.durable = true;
     if (options_.history != nullptr) options_.history->record(received_row(a.message, a.bytes, rules_.get()->delivery()));
     notices.swap(a.notices);
-    if (!notices.empty()) quoted.emplace(a.message, a.bytes);
+    if (!notices.empty()) quoted = Quote{a.message, a.bytes};
     const size_t queued = ready_.size() + settle_.size();
     for (size_t i = 0; i < a.message.slots.size(); ++i) {
       if (a.held[i]) {
@@ -173,7 +173,7 @@ void Scheduler::committed(const std::string& queue_id) {
         // Slots held back until now: the local ones, and forwards that did
         // not start (commits were failing). An early diversion's mailbox
         // link is already scheduled (its link is not 0).
-        schedule_locked(queue_id, i, a.message.slots[i]);
+        schedule_locked(a, queue_id, i);
       }
     }
     wake_threads_locked(ready_.size() + settle_.size() - queued);
@@ -182,7 +182,7 @@ void Scheduler::committed(const std::string& queue_id) {
   // Notices of diversions decided before the commit go out now that the
   // message is durable (a failed commit would have repeated them).
   if (notices.empty()) return;
-  const policy::OriginalMessage about = original(quoted->first, quoted->second);
+  const policy::OriginalMessage about = original(quoted->message, quoted->bytes);
   const auto rules = rules_.get();
   for (const auto& n : notices) enqueue_report(queue_id, rules->reports().notice(about, n));
 }
@@ -206,10 +206,11 @@ void Scheduler::abandoned(const std::string& queue_id) {
 }
 
 // A pending slot goes to ready_ when due, else to timers_.
-void Scheduler::schedule_locked(const std::string& id, size_t slot, const SlotState& state) {
+void Scheduler::schedule_locked(Active& a, const std::string& id, size_t slot) {
+  const SlotState& state = a.message.slots[slot];
   if (state.final()) return;
   if (state.next_attempt <= clock_.now()) {
-    push_ready_locked(id, slot, state.target.remote());
+    push_ready_locked(a, id, slot);
   } else {
     timers_.emplace(state.next_attempt, id, slot);
   }
@@ -222,18 +223,16 @@ void Scheduler::move_due_locked(base::Clock::time_point now) {
   }
 }
 
-// A slot whose time has come, in the line of its current target.
+// A slot whose time has come (nothing to do if its message is gone).
 void Scheduler::make_ready_locked(const std::string& id, size_t slot) {
-  auto it = active_.find(id);
-  const bool remote = it != active_.end() && slot < it->second.message.slots.size() &&
-                      it->second.message.slots[slot].target.remote();
-  push_ready_locked(id, slot, remote);  // gone: dropped by begin_attempt_locked
+  if (auto it = active_.find(id); it != active_.end() && slot < it->second.message.slots.size())
+    push_ready_locked(it->second, id, slot);
 }
 
-void Scheduler::push_ready_locked(const std::string& id, size_t slot, bool remote) {
-  if (auto it = active_.find(id); it != active_.end() && slot < it->second.queued.size())
-    it->second.queued[slot] = true;
-  (remote ? ready_.remote : ready_.local).push_back(Task{id, slot});
+// Into the line of its current target, marked as queued.
+void Scheduler::push_ready_locked(Active& a, const std::string& id, size_t slot) {
+  a.queued[slot] = true;
+  (a.message.slots[slot].target.remote() ? ready_.remote : ready_.local).push_back(Task{id, slot});
 }
 
 void Scheduler::halt() {
@@ -270,7 +269,7 @@ size_t Scheduler::flush(const FlushFilter& filter) {
       ++it;
       continue;
     }
-    make_ready_locked(id, slot);
+    push_ready_locked(a->second, id, slot);
     it = timers_.erase(it);
     ++made_due;
   }
@@ -505,13 +504,13 @@ void Scheduler::enqueue_report(const std::string& about, base::Result<policy::Ge
     log->error("{}: {} not queued: {}", about, kind, id.error().message);
     return;
   }
-  // A DSN may go to a hidden address (its owner wrote from it): redacted.
-  log->info("{}: {} {} queued about <{}>", about, kind, *id,
-            rules_.get()->delivery().redact(report->plan.front().recipient));
+  // Every address redacted: a DSN may go to a hidden address (its owner
+  // wrote from it), a notice to a hidden forward address.
+  const auto rules = rules_.get();
+  const policy::DeliveryPolicy& policy = rules->delivery();
+  const std::string recipient = policy.redact(report->plan.front().recipient);
+  log->info("{}: {} {} queued about <{}>", about, kind, *id, recipient);
   if (options_.history != nullptr) {
-    // A notice may go to a hidden forward address: every address redacted.
-    const auto rules = rules_.get();
-    const policy::DeliveryPolicy& policy = rules->delivery();
     const auto now = clock_.now();
     history::Received row;
     row.time = now;
@@ -522,8 +521,7 @@ void Scheduler::enqueue_report(const std::string& about, base::Result<policy::Ge
     const std::string_view headers = mail::header_section(report->message);
     row.subject = policy.redact(mail::one_line(mail::header_value(headers, "Subject").value_or(""), 200));
     options_.history->record(std::move(row));
-    std::string to = policy.redact(report->plan.front().recipient);
-    if (to != "<hidden>") to = "<" + to + ">";
+    const std::string to = recipient == "<hidden>" ? recipient : "<" + recipient + ">";
     options_.history->record(history::Note{now, about, "report", fmt::format("{} {} queued to {}", kind, *id, to)});
   }
   submit(*id);
@@ -676,9 +674,9 @@ void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& 
   Active& b = it->second;
   // committed() ran meanwhile: the notice is sent here, quoting the message
   // (read after the lock is released; `b` may be erased below).
-  std::optional<std::pair<SpooledMessage, std::shared_ptr<const mail::Message>>> late;
+  std::optional<Quote> late;
   if (d.notice && !durable && !b.forgotten) {
-    if (b.durable) late.emplace(b.message, b.bytes);
+    if (b.durable) late = Quote{b.message, b.bytes};
     else b.notices.push_back(*d.notice);
   }
   b.message.slots[slot] = next;
@@ -688,13 +686,13 @@ void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& 
   if (b.forgotten) {
     if (b.in_flight_count == 0) active_.erase(it);
   } else if (!next.final()) {
-    schedule_locked(id, slot, next);
+    schedule_locked(b, id, slot);
   } else if (b.message.done() && b.in_flight_count == 0) {
     active_.erase(it);
     remove_file = true;
   }
   lock.unlock();
-  if (late) enqueue_report(id, rules->reports().notice(original(late->first, late->second), *d.notice));
+  if (late) enqueue_report(id, rules->reports().notice(original(late->message, late->bytes), *d.notice));
   if (remove_file) {
     if (auto st = spool_.remove(id); !st) log->error("{}: cannot remove: {}", id, st.error().message);
     else log->info("{}: removed", id);

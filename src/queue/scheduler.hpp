@@ -189,14 +189,20 @@ class Scheduler {
   bool settle_next(std::unique_lock<std::mutex>& lock);
   bool diverts_to_mailbox_locked(const Active& a, size_t slot, const policy::AttemptResult& result,
                                   const policy::Rules& rules);
-  void schedule_locked(const std::string& id, size_t slot, const SlotState& state);
+  void schedule_locked(Active& a, const std::string& id, size_t slot);
   void move_due_locked(base::Clock::time_point now);
   void make_ready_locked(const std::string& id, size_t slot);
-  void push_ready_locked(const std::string& id, size_t slot, bool remote);
+  void push_ready_locked(Active& a, const std::string& id, size_t slot);
   void wake_threads_locked(size_t new_work);
   void add_message(SpooledMessage message, std::shared_ptr<const mail::Message> bytes = nullptr,
                    bool durable = true, bool wait_for_commit = false);
   policy::MessageFacts facts(const SpooledMessage& message) const;
+  // A message as a notice or DSN will quote it: copied under mu_ (its
+  // Active may go once the lock is released), quoted by original() after.
+  struct Quote {
+    SpooledMessage message;
+    std::shared_ptr<const mail::Message> bytes;
+  };
   // What a notice or DSN quotes; reads the spool file when `bytes` is null,
   // so never called under mu_.
   policy::OriginalMessage original(const SpooledMessage& message,

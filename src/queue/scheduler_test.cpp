@@ -182,6 +182,16 @@ notify = true
     s->register_agent(mail::Target::Kind::mailbox, agent_);
     return s;
   }
+  // A small message from s@example.org to me@example.test, to stage.
+  static mail::Envelope to_me() {
+    mail::Envelope env;
+    env.sender = mail::Address{"s", "example.org"};
+    env.recipients.push_back(mail::Address{"me", "example.test"});
+    return env;
+  }
+  static std::shared_ptr<const mail::Message> small_message() {
+    return std::make_shared<const mail::Message>(mail::Message{"Subject: t\r\n\r\nx\r\n", std::nullopt});
+  }
   // Room for one forward at a time, answered by `forwards`; started.
   std::unique_ptr<Scheduler> one_forward_at_a_time(DeliveryAgent& forwards) {
     auto s = std::make_unique<Scheduler>(*spool_, *rules_, clock_, SchedulerOptions{.threads = 2, .max_in_flight = 1});
@@ -364,10 +374,8 @@ TEST_F(SchedulerTest, StagedForwardStartsBeforeCommitAndSettlesAfter) {
   auto s = make_scheduler();
   s->register_agent(mail::Target::Kind::forward, forwards);
   ASSERT_TRUE(s->start());
-  mail::Envelope env;
-  env.sender = mail::Address{"s", "example.org"};
-  env.recipients.push_back(mail::Address{"me", "example.test"});
-  auto bytes = std::make_shared<const mail::Message>(mail::Message{"Subject: t\r\n\r\nx\r\n", std::nullopt});
+  const mail::Envelope env = to_me();
+  const auto bytes = small_message();
   auto staged = spool_->stage(env, {{"me@example.test", {forward("me@gmail.test"), mailbox("me")}}}, *bytes);
   ASSERT_TRUE(staged);
   const std::string id = staged->message.id;
@@ -420,7 +428,7 @@ TEST_F(SchedulerTest, NothingStartsBeforeTheCommitWhileCommitsFail) {
   ASSERT_TRUE(s->start());
   mail::Envelope env;
   env.recipients.push_back(mail::Address{"me", "example.test"});
-  auto bytes = std::make_shared<const mail::Message>(mail::Message{"Subject: t\r\n\r\nx\r\n", std::nullopt});
+  const auto bytes = small_message();
 
   // A commit fails: its queue id is taken in queue/ already.
   auto clash = spool_->stage(env, {{"me@example.test", {forward("me@gmail.test")}}}, *bytes);
@@ -485,10 +493,8 @@ TEST_F(SchedulerTest, ACommitDoesNotQueueAWaitingForwardTwice) {
   s.submit(first);
   ASSERT_TRUE(forwards.wait_attempts(1));  // holds the only place
 
-  mail::Envelope env;
-  env.sender = mail::Address{"s", "example.org"};
-  env.recipients.push_back(mail::Address{"me", "example.test"});
-  auto bytes = std::make_shared<const mail::Message>(mail::Message{"Subject: t\r\n\r\nx\r\n", std::nullopt});
+  const mail::Envelope env = to_me();
+  const auto bytes = small_message();
   auto staged = spool_->stage(env, {{"me@example.test", {forward("me@gmail.test")}}}, *bytes);
   ASSERT_TRUE(staged);
   s.submit_staged(staged->message, bytes);  // no room: waits in line
@@ -540,7 +546,7 @@ TEST_F(SchedulerTest, AbandonedStageDiscardsOutcomes) {
   ASSERT_TRUE(s->start());
   mail::Envelope env;
   env.recipients.push_back(mail::Address{"me", "example.test"});
-  auto bytes = std::make_shared<const mail::Message>(mail::Message{"Subject: t\r\n\r\nx\r\n", std::nullopt});
+  const auto bytes = small_message();
   std::string id;
   {
     auto staged = spool_->stage(env, {{"me@example.test", {forward("me@gmail.test"), mailbox("me")}}}, *bytes);
@@ -587,10 +593,8 @@ TEST_F(SchedulerTest, EarlyRefusalDivertsToMailboxBeforeCommitAndNoticesAfter) {
   auto s = make_scheduler();
   s->register_agent(mail::Target::Kind::forward, forwards);
   ASSERT_TRUE(s->start());
-  mail::Envelope env;
-  env.sender = mail::Address{"s", "example.org"};
-  env.recipients.push_back(mail::Address{"me", "example.test"});
-  auto bytes = std::make_shared<const mail::Message>(mail::Message{"Subject: t\r\n\r\nx\r\n", std::nullopt});
+  const mail::Envelope env = to_me();
+  const auto bytes = small_message();
   auto staged = spool_->stage(env, {{"me@example.test", {forward("me@gmail.test")}}}, *bytes);
   ASSERT_TRUE(staged);
   const std::string id = staged->message.id;

@@ -151,21 +151,18 @@ base::Result<Reply> parse_reply(std::string_view text) {
       return base::make_error("rspamd: " + base::log_printable(err->string()->substr(0, 200)));
     return base::make_error("rspamd: the reply has no action");
   }
-  const std::string& name = *action->string();
-  if (auto parsed = parse_action(name)) {
-    r.action = *parsed;
+  // The name goes into logs and the X-Spam-Status field: printable ASCII
+  // only, without the quote and backslash that would end the quoted string
+  // there. A name none of the known ones is a custom action.
+  std::string name;
+  for (char c : action->string()->substr(0, 32))
+    if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') name += c;
+  if (name.empty()) return base::make_error("rspamd: the reply's action has no name");
+  if (auto known = parse_action(name)) {
+    r.action = *known;
   } else {
-    // A custom action: its name goes into logs and the X-Spam-Status
-    // field, so only printable ASCII is kept (quotes and backslashes too
-    // would end the quoted string there).
-    for (char c : name.substr(0, 32))
-      if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') r.custom += c;
-    if (r.custom.empty()) return base::make_error("rspamd: the reply's action has no name");
     r.action = Action::custom;
-    if (auto known = parse_action(r.custom)) {  // a known name once cleaned
-      r.action = *known;
-      r.custom.clear();
-    }
+    r.custom = std::move(name);
   }
   if (const json::Value* v = doc->get("score"); v != nullptr && v->number() != nullptr) r.score = *v->number();
   if (const json::Value* v = doc->get("required_score"); v != nullptr && v->number() != nullptr)
