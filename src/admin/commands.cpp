@@ -18,6 +18,7 @@
 #include "base/file.hpp"
 #include "base/privileges.hpp"
 #include "base/strings.hpp"
+#include "config/known_forwards.hpp"
 #include "mail/dsn.hpp"
 #include "policy/forwards.hpp"
 #include "queue/spool.hpp"
@@ -291,6 +292,17 @@ std::string format_time(base::Clock::time_point t) {
   return buf;
 }
 
+// The addresses kept out of what the queue commands print: the
+// configuration's hidden forwards and the removed ones the server still
+// knows (DATA_DIR/state/known-forwards), whose mail may still be queued.
+std::vector<std::string> addresses_to_hide(const config::Config& config) {
+  config::Config with_removed = config;
+  (void)config::remember_forwards(with_removed,
+                                  config::read_known_forwards(config.data_dir / config::kKnownForwardsFile).entries,
+                                  std::chrono::system_clock::now());
+  return policy::hidden_addresses(with_removed);
+}
+
 }  // namespace
 
 int queue_list(const config::Config& config, std::ostream& out, std::ostream& err) {
@@ -301,7 +313,7 @@ int queue_list(const config::Config& config, std::ostream& out, std::ostream& er
     err << entries.error().message << "\n";
     return 1;
   }
-  const auto hidden = policy::hidden_addresses(config);
+  const auto hidden = addresses_to_hide(config);
   for (const auto& e : *entries)
     out << e.id << "  " << format_time(e.arrival) << "  " << e.size << " bytes  <" << mail::redact(e.sender, hidden)
         << ">  " << e.pending << "/" << e.total << " pending\n";
@@ -326,7 +338,7 @@ int queue_show(const config::Config& config, const std::string& id, bool reveal,
          << ", attempts " << t.attempts << ", next " << format_time(t.next_attempt)
          << (t.last_reply.empty() ? "" : ", last reply: " + t.last_reply) << "\n";
   // The whole text: the far side's reply often echoes the recipient.
-  out << (reveal ? text.str() : mail::redact(text.str(), policy::hidden_addresses(config)));
+  out << (reveal ? text.str() : mail::redact(text.str(), addresses_to_hide(config)));
   return 0;
 }
 

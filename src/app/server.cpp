@@ -27,6 +27,7 @@
 #include "delivery/callout_verifier.hpp"
 #include "delivery/maildir_agent.hpp"
 #include "delivery/smtp_agent.hpp"
+#include "config/known_forwards.hpp"
 #include "config/reload.hpp"
 #include "dns/answer_cache.hpp"
 #include "dns/asio/unbound_watch.hpp"
@@ -301,6 +302,26 @@ int serve(config::Config config, const ServeOptions& options) {
   // generation, replaced whole by `hikyaku reload`; every transaction,
   // decision and attempt reads the one current when it starts.
   base::SystemClock clock;
+  // Hidden forwards removed from the configuration (or by `hikyaku forward
+  // clear`) stay known while mail may wait for them: diverted along their
+  // fallback, never bounced with the address in the report
+  // (config/known_forwards.hpp). Merged before the rules are made; the
+  // file is rewritten once the queue is loaded and after every reload.
+  const auto known_forwards_file = config.data_dir / config::kKnownForwardsFile;
+  auto known_forwards = [&] {
+    auto read = config::read_known_forwards(known_forwards_file);
+    for (const auto& w : read.warnings) log->warn("{}", w);
+    const size_t configured = config.forwards.size();
+    auto known = config::remember_forwards(config, read.entries, clock.now());
+    if (config.forwards.size() > configured)
+      log->info("{} removed hidden forward(s) still known, for the mail that may wait for them ({})",
+                config.forwards.size() - configured, known_forwards_file.string());
+    return known;
+  }();
+  const auto save_known_forwards = [&] {
+    if (auto st = config::write_known_forwards(known_forwards_file, known_forwards); !st)
+      log->error("removed hidden forwards would be forgotten by a restart: {}", st.error().message);
+  };
   auto running_config = std::make_shared<const config::Config>(config);
   base::Live<config::Config> live_config(running_config);
   base::Live<policy::Rules> rules(policy::Rules::create(running_config, srs_secrets, &clock));
@@ -468,6 +489,9 @@ int serve(config::Config config, const ServeOptions& options) {
     }
     auto next = config::reloadable(*running, std::move(*loaded.config));
     if (!next.ok()) return "refused: " + next.error().message;
+    auto known = known_forwards;
+    config::forget_forwards(known, clock.now(), next->delivery.expire, scheduler.oldest_arrival());
+    known = config::remember_forwards(*next, known, clock.now());
     auto fresh = std::make_shared<const config::Config>(std::move(next).value());
     // What the new rules need before they can be used: the Maildirs of new
     // mailboxes, the password files and trust anchors of new routes.
@@ -479,6 +503,8 @@ int serve(config::Config config, const ServeOptions& options) {
     if (auto st = (*smtp_agent)->prepare(*fresh); !st) return "refused: " + st.error().message;
     maildir_agent.add_mailboxes(*fresh);
     for (const auto& w : fresh->warnings) log->warn("{}: {}", w.where, w.message);
+    known_forwards = std::move(known);
+    save_known_forwards();
     rules.replace(policy::Rules::create(fresh, srs_secrets, &clock, ++generation));
     live_config.replace(fresh);
     return "loaded " + fresh->source.string() + " (generation " + std::to_string(generation) + ": " +
@@ -537,6 +563,8 @@ int serve(config::Config config, const ServeOptions& options) {
     std::cerr << "hikyaku: " << st.error().message << "\n";
     return 1;
   }
+  config::forget_forwards(known_forwards, clock.now(), config.delivery.expire, scheduler.oldest_arrival());
+  save_known_forwards();
 
   // `hikyaku queue flush` reaches the running server by DATA_DIR/control.
   auto control = ControlListener::open(io, config.data_dir / admin::kControlSocket,

@@ -32,6 +32,14 @@ std::string_view trim_lines(std::string_view s);  // spaces, tabs, CR and LF (fo
 std::vector<std::string_view> split(std::string_view s, char sep);
 // Split on runs of spaces (protocol arguments).
 std::vector<std::string_view> split_words(std::string_view s);
+// Split on runs of spaces and tabs (the fields of our state files' lines).
+std::vector<std::string_view> split_fields(std::string_view s);
+// One field of our files (the spool's records, the state files): a single
+// token, reversible — bytes up to space, from DEL up and '%' as %XX, the
+// empty string as "%-".
+std::string escape_field(std::string_view s);
+// The value of an escape_field() token; false on a bad %XX.
+bool unescape_field(std::string_view in, std::string& out);
 // A decimal number without sign; nullopt on anything else or overflow.
 std::optional<uint64_t> parse_uint(std::string_view s);
 

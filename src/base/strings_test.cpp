@@ -69,5 +69,25 @@ TEST(Strings, ValidUtf8_RFC3629_4) {
   EXPECT_FALSE(valid_utf8("a\xce"));                         // truncated at the end
 }
 
+TEST(Strings, SplitFieldsOnRunsOfSpacesAndTabs) {
+  EXPECT_EQ(split_fields(" a\t b  c\t"), (std::vector<std::string_view>{"a", "b", "c"}));
+  EXPECT_TRUE(split_fields(" \t ").empty());
+}
+
+TEST(Strings, EscapedFieldsAreOneTokenAndReversible) {
+  EXPECT_EQ(escape_field(""), "%-");
+  EXPECT_EQ(escape_field("a b%\x7f\xc3\xa9\n"), "a%20b%25%7F%C3%A9%0A");
+  std::string out;
+  for (std::string_view v : std::vector<std::string_view>{"", "-", "%-x", "a b\tc", "100%", std::string_view("\0\x01", 2)}) {
+    const std::string token = escape_field(v);
+    EXPECT_EQ(split_fields(token).size(), 1u) << token;
+    ASSERT_TRUE(unescape_field(token, out)) << token;
+    EXPECT_EQ(out, v);
+  }
+  EXPECT_FALSE(unescape_field("%2", out));
+  EXPECT_FALSE(unescape_field("%zz", out));
+  EXPECT_FALSE(unescape_field("a%", out));
+}
+
 }  // namespace
 }  // namespace hikyaku::base

@@ -236,6 +236,8 @@ struct Forward {
   // mailboxes (or this forward's fallback mailbox) — or, with spam =
   // "forward", forwarded like any other mail (without our X-Spam-* fields).
   bool forward_spam = false;
+
+  bool operator==(const Forward&) const = default;
 };
 
 // [[route]] (issue 14): the next hop of mail for matching recipients.

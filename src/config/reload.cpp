@@ -55,14 +55,6 @@ base::Result<Config> reloadable(const Config& running, Config next) {
   next.srs = running.srs;
   next.dmarc = running.dmarc;
   next.scan = running.scan;
-  // A hidden forward the new file drops stays known (hidden, with its
-  // fallback chain) until the next restart: messages queued for it are
-  // still handled as a hidden forward's — diverted to its fallback, never
-  // bounced to their senders with the address in the report. Nothing new
-  // is planned to it (no [[address]] names it any more).
-  for (const auto& f : running.forwards) {
-    if (f.hidden && next.find_forward(f.to) == nullptr) next.forwards.push_back(f);
-  }
   // Inbound DMARC per domain is intake's start-up setting: a domain keeps
   // the running value, a new one has the default ("tag").
   for (auto& d : next.domains) {

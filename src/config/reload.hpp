@@ -27,9 +27,9 @@ namespace hikyaku::config {
 // and the docs ("[listen]", "hostname", ...).
 const std::vector<std::string>& restart_only_settings();
 
-// `next` with the restart-only settings of `running`, and the hidden
-// [[forward]]s of `running` that `next` drops (messages may still be queued
-// for them); an Error when the DKIM signing keys differ.
+// `next` with the restart-only settings of `running`; an Error when the
+// DKIM signing keys differ. (The hidden [[forward]]s `next` drops stay
+// known through known_forwards.hpp, at a reload as across a restart.)
 base::Result<Config> reloadable(const Config& running, Config next);
 
 }  // namespace hikyaku::config

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "config/known_forwards.hpp"
+
 namespace hikyaku::config {
 namespace {
 
@@ -76,16 +78,23 @@ TEST(Reload, AHiddenForwardDroppedByTheNewFileStaysKnownForTheQueue) {
   std::string with_forward(kRunning);
   with_forward.replace(with_forward.find("mailbox:me\"]"), 12, "forward:me@gmail.test\"]");
   with_forward += "[[forward]]\nto = \"me@gmail.test\"\nfallback = [\"mailbox:me\"]\n";
-  const Config running = load(with_forward);
-  ASSERT_NE(running.find_forward("me@gmail.test"), nullptr);
+  Config running = load(with_forward);
+  const auto started = std::chrono::system_clock::time_point(std::chrono::seconds(1'800'000'000));
+  auto known = remember_forwards(running, {}, started);  // as the server does at start
   auto r = reloadable(running, load(kRunning));
   ASSERT_TRUE(r.ok()) << r.error().message;
-  const Forward* kept = r->find_forward("me@gmail.test");
+  Config next = std::move(r).value();
+  EXPECT_EQ(next.find_forward("me@gmail.test"), nullptr);  // the new file alone does not name it
+  const auto reloaded = started + std::chrono::hours(1);
+  known = remember_forwards(next, known, reloaded);
+  const Forward* kept = next.find_forward("me@gmail.test");
   ASSERT_NE(kept, nullptr);
   EXPECT_TRUE(kept->hidden);
   ASSERT_EQ(kept->fallback.size(), 1u);
   EXPECT_EQ(kept->fallback.front().str(), "mailbox:me");
-  EXPECT_EQ(r->find_address("me@example.test")->deliver.front().str(), "mailbox:me");  // not planned to it
+  EXPECT_EQ(next.find_address("me@example.test")->deliver.front().str(), "mailbox:me");  // not planned to it
+  ASSERT_EQ(known.size(), 1u);
+  EXPECT_EQ(known.front().removed, reloaded);
 }
 
 TEST(Reload, RefusesAChangedSigningKey) {

@@ -106,10 +106,11 @@ class DeliveryPolicy {
   bool path_hidden(const SlotState& slot) const;
 
   // A received message's slot waiting for a forward, planned for (or now
-  // at) one the configuration no longer names (removed while the message
-  // waited, then a restart: a reload keeps it). Its hiddenness and fallback
-  // chain are gone with it, so it is handled as an ordinary forward's. The
-  // way back of an SRS bounce (a recipient SRS0=/SRS1=) is not one.
+  // at) one the configuration no longer names (a forward that was not
+  // hidden, removed while the message waited; a removed hidden one stays
+  // known: config/known_forwards.hpp). Its fallback chain is gone with it,
+  // so it is handled as an ordinary forward's. The way back of an SRS
+  // bounce (a recipient SRS0=/SRS1=) is not one.
   bool forgotten_forward(const SlotState& slot) const;
 
   // How a target is named in logs: hidden forwards as "forward:<hidden>".

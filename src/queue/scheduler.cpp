@@ -63,10 +63,12 @@ base::Status Scheduler::start() {
   }
   if (resumed > 0) log->info("recovered {} queued message(s)", resumed);
   if (!forgotten.empty()) {
-    // The address is not named: it may have been a hidden one.
+    // The address is not named: it may have been a hidden one (whose
+    // DATA_DIR/state/known-forwards was lost; a removed hidden forward is
+    // otherwise still known: config/known_forwards.hpp).
     log->warn("{} queued message(s) (first {}) wait for a forward the configuration no longer has: they are "
               "handled as an ordinary forward's, without fallback, and a final refusal bounces to the sender "
-              "with the far side's reply. Put its [[forward]] back (hidden, with its fallback) until "
+              "with the far side's reply. Put its [[forward]] back (with its fallback) until "
               "`hikyaku queue list` shows none",
               forgotten.size(), forgotten.front());
   }
@@ -296,6 +298,14 @@ void Scheduler::forget(const std::string& queue_id) {
 size_t Scheduler::active_messages() const {
   std::lock_guard lock(mu_);
   return active_.size();
+}
+
+std::optional<base::Clock::time_point> Scheduler::oldest_arrival() const {
+  std::lock_guard lock(mu_);
+  std::optional<base::Clock::time_point> oldest;
+  for (const auto& [id, active] : active_)
+    if (!oldest || active.message.arrival < *oldest) oldest = active.message.arrival;
+  return oldest;
 }
 
 bool Scheduler::idle_locked() const {

@@ -141,6 +141,8 @@ class Scheduler {
 
   // Messages the scheduler is holding.
   size_t active_messages() const;
+  // The arrival of the oldest of them; nullopt: none.
+  std::optional<base::Clock::time_point> oldest_arrival() const;
   // For tests: wait (real time) until nothing is in flight or due now.
   bool wait_idle(std::chrono::milliseconds timeout);
 

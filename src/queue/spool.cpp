@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "base/file.hpp"
+#include "base/strings.hpp"
 
 namespace hikyaku::queue {
 namespace fs = std::filesystem;
@@ -47,42 +48,10 @@ base::Clock::time_point from_micros(int64_t us) {
   return base::Clock::time_point(duration_cast<base::Clock::time_point::duration>(microseconds(us)));
 }
 
-// Field escaping for the header and records: one token per field, no spaces
-// or control bytes, reversible. Empty is "%-".
-std::string escape(std::string_view in) {
-  if (in.empty()) return "%-";
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(in.size());
-  for (unsigned char c : in) {
-    if (c <= 0x20 || c >= 0x7f || c == '%') {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
-
-bool unescape(std::string_view in, std::string& out) {
-  out.clear();
-  if (in == "%-") return true;
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out += in[i];
-      continue;
-    }
-    if (i + 2 >= in.size()) return false;
-    unsigned v = 0;
-    auto [p, ec] = std::from_chars(in.data() + i + 1, in.data() + i + 3, v, 16);
-    if (ec != std::errc() || p != in.data() + i + 3) return false;
-    out += static_cast<char>(v);
-    i += 2;
-  }
-  return true;
-}
+// Fields of the header and records: base::escape_field (one token each,
+// reversible; empty is "%-").
+using base::escape_field;
+using base::unescape_field;
 
 std::vector<std::string_view> split_fields(std::string_view line) {
   std::vector<std::string_view> out;
@@ -130,11 +99,11 @@ bool parse_status(std::string_view s, SlotStatus& status) {
 }
 
 std::string encode_address(const mail::Address& a) {
-  return escape(a.local) + " " + escape(a.domain);
+  return escape_field(a.local) + " " + escape_field(a.domain);
 }
 
 bool decode_address(std::string_view local, std::string_view domain, mail::Address& a) {
-  return unescape(local, a.local) && unescape(domain, a.domain);
+  return unescape_field(local, a.local) && unescape_field(domain, a.domain);
 }
 
 // The header written at enqueue. The id is the file name, not in the header,
@@ -147,9 +116,9 @@ std::string encode_header(base::Clock::time_point arrival, const mail::Envelope&
   h += "\narrival " + std::to_string(to_micros(arrival)) + "\n";
   if (env.sender) h += "sender " + encode_address(*env.sender) + "\n";
   for (const auto& r : env.recipients) h += "rcpt " + encode_address(r) + "\n";
-  h += "helo " + escape(env.helo) + "\n";
-  h += "client " + escape(env.client_ip) + "\n";
-  h += "auth " + escape(env.auth_user) + "\n";
+  h += "helo " + escape_field(env.helo) + "\n";
+  h += "client " + escape_field(env.client_ip) + "\n";
+  h += "auth " + escape_field(env.auth_user) + "\n";
   h += std::string("body8bit ") + (env.body_8bit ? "1" : "0") + "\n";
   h += std::string("smtputf8 ") + (env.smtputf8 ? "1" : "0") + "\n";
   // Submitted and generated messages only (older readers ignore the
@@ -157,8 +126,8 @@ std::string encode_header(base::Clock::time_point arrival, const mail::Envelope&
   if (origin != Origin::received) h += "origin " + std::string(to_string(origin)) + "\n";
   for (const auto& rp : plan) {
     for (const auto& t : rp.targets) {
-      h += "slot " + escape(rp.recipient) + " " + std::string(kind_name(t.kind)) + " " +
-           escape(t.value) + "\n";
+      h += "slot " + escape_field(rp.recipient) + " " + std::string(kind_name(t.kind)) + " " +
+           escape_field(t.value) + "\n";
     }
   }
   h += "size " + std::to_string(message_size) + "\n\n";
@@ -194,19 +163,19 @@ bool decode_header(std::string_view text, SpooledMessage& m) {
       if (!decode_address(f[1], f[2], a)) return false;
       m.envelope.recipients.push_back(a);
     } else if (key == "helo" && f.size() == 2) {
-      if (!unescape(f[1], m.envelope.helo)) return false;
+      if (!unescape_field(f[1], m.envelope.helo)) return false;
     } else if (key == "client" && f.size() == 2) {
-      if (!unescape(f[1], m.envelope.client_ip)) return false;
+      if (!unescape_field(f[1], m.envelope.client_ip)) return false;
     } else if (key == "auth" && f.size() == 2) {
-      if (!unescape(f[1], m.envelope.auth_user)) return false;
+      if (!unescape_field(f[1], m.envelope.auth_user)) return false;
     } else if (key == "body8bit" && f.size() == 2) {
       m.envelope.body_8bit = f[1] == "1";
     } else if (key == "smtputf8" && f.size() == 2) {
       m.envelope.smtputf8 = f[1] == "1";
     } else if (key == "slot" && f.size() == 4) {
       SlotState s;
-      if (!unescape(f[1], s.recipient) || !parse_kind(f[2], s.target.kind) ||
-          !unescape(f[3], s.target.value)) {
+      if (!unescape_field(f[1], s.recipient) || !parse_kind(f[2], s.target.kind) ||
+          !unescape_field(f[3], s.target.value)) {
         return false;
       }
       s.planned = s.target;
@@ -232,9 +201,9 @@ std::string encode_record(size_t index, const SlotState& s) {
                      std::string(to_string(s.status)) + " " + std::to_string(s.attempts) + " " +
                      std::to_string(to_micros(s.first_attempt)) + " " +
                      std::to_string(to_micros(s.next_attempt)) + " " +
-                     std::string(kind_name(s.target.kind)) + " " + escape(s.target.value) + " " +
-                     escape(s.last_reply);
-  if (!s.diverted.empty()) line += " " + escape(s.diverted);
+                     std::string(kind_name(s.target.kind)) + " " + escape_field(s.target.value) + " " +
+                     escape_field(s.last_reply);
+  if (!s.diverted.empty()) line += " " + escape_field(s.diverted);
   char sum[16];
   (void)std::snprintf(sum, sizeof sum, " %08x", fnv1a(line));
   return line + sum;
@@ -256,8 +225,8 @@ bool decode_record(std::string_view line, SpooledMessage& m) {
   if (!parse_number(f[1], index) || index >= m.slots.size() || !parse_number(f[2], s.link) ||
       !parse_status(f[3], s.status) || !parse_number(f[4], s.attempts) ||
       !parse_number(f[5], first) || !parse_number(f[6], next) ||
-      !parse_kind(f[7], s.target.kind) || !unescape(f[8], s.target.value) ||
-      !unescape(f[9], s.last_reply) || (f.size() == 11 && !unescape(f[10], s.diverted))) {
+      !parse_kind(f[7], s.target.kind) || !unescape_field(f[8], s.target.value) ||
+      !unescape_field(f[9], s.last_reply) || (f.size() == 11 && !unescape_field(f[10], s.diverted))) {
     return false;
   }
   s.recipient = m.slots[index].recipient;

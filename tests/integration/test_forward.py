@@ -530,28 +530,65 @@ def test_dsn_to_the_hidden_address_as_sender_is_not_logged_by_name(make_hikyaku,
     assert [l for l in queue_lines if FORWARD in l.lower()] == []
 
 
-def test_restart_without_a_queued_hidden_forward_warns_without_naming_it(make_hikyaku, dns_server, farside):
-    # A message waits for a hidden forward (the far side defers it); the
-    # operator removes that [[forward]] and restarts. The queue cannot know
-    # any more that the address was hidden: it says so at start, naming the
-    # message and not the address.
-    farside.gmail.set_mode("tempfail_rcpt")
-    hk = make_hikyaku(extra=config(dns_server, farside, retry='["1h"]'))
-    Client(hk).send(message("waiting"))
-    wait_for(lambda: "status=deferred" in hk.log_text(), what="the forward deferred")
+def restart_without_the_forward(hk):
+    """Stop, remove FORWARD's [[forward]] and the address's forward target,
+    start again."""
     hk.stop()
     text = hk.config_path.read_text()
     start = text.index("[[forward]]")
     end = text.index("\n", text.index("notify = ", start)) + 1
     text = text[:start] + text[end:]
     text = text.replace(f'deliver = ["mailbox:ituki", "forward:{FORWARD}"]', 'deliver = ["mailbox:ituki"]')
+    assert FORWARD not in text
     hk.config_path.write_text(text)
     hk.start()
+
+
+def test_a_removed_hidden_forward_is_still_hidden_after_a_restart(make_hikyaku, dns_server, farside):
+    # A message waits for a hidden forward (the far side defers it); the
+    # operator removes that [[forward]] and restarts. The server remembers
+    # the removed forward (DATA_DIR/state/known-forwards): when the far side
+    # then refuses the waiting copy for good, it is diverted to the
+    # forward's fallback mailbox — no DSN to the sender, no line naming the
+    # address, and no `queue show` printing it.
+    farside.gmail.set_mode("tempfail_rcpt")
+    hk = make_hikyaku(extra=config(dns_server, farside, retry='["1h"]'))
+    Client(hk).send(message("waiting"))
+    wait_for(lambda: "status=deferred" in hk.log_text(), what="the forward deferred")
+    restart_without_the_forward(hk)
+    wait_for(lambda: "1 removed hidden forward(s) still known" in hk.log_text(), what="the removed forward known")
+    listed = hk.run_cli("queue", "list").stdout
+    [qid] = [line.split()[0] for line in listed.splitlines() if "pending" in line]
+    shown = hk.run_cli("queue", "show", qid)
+    assert shown.returncode == 0 and "forward:" in shown.stdout, shown.stdout + shown.stderr
+    assert FORWARD not in shown.stdout.lower(), shown.stdout
+
+    farside.gmail.set_mode("reject_rcpt")
+    r = hk.run_cli("queue", "flush")
+    assert r.returncode == 0, r.stderr
+    [copy] = wait_mailbox(hk, "ituki-gm", 1)
+    assert "550 5.7.1" in diverted_header(read(copy))
+    wait_spool_empty(hk)
+    assert farside.sender.attempts == []
+    log = hk.log_text()
+    assert "wait for a forward the configuration no longer has" not in log
+    assert FORWARD not in log.lower()
+
+
+def test_restart_without_a_queued_plain_forward_warns(make_hikyaku, dns_server, farside):
+    # A forward that is not hidden is not remembered: removed while a
+    # message waits for it, then a restart, its fallback is gone. The start
+    # says so, naming the message.
+    farside.gmail.set_mode("tempfail_rcpt")
+    hk = make_hikyaku(extra=config(dns_server, farside, hidden=False, retry='["1h"]'))
+    Client(hk).send(message("waiting"))
+    wait_for(lambda: "status=deferred" in hk.log_text(), what="the forward deferred")
+    restart_without_the_forward(hk)
     line = wait_for(lambda: next((l for l in hk.log_text().splitlines()
                                   if "wait for a forward the configuration no longer has" in l), None),
                     what="the warning at start")
     assert "1 queued message(s)" in line, line
-    assert FORWARD not in hk.log_text().lower()
+    assert "removed hidden forward(s) still known" not in hk.log_text()
 
 
 # --- loops ------------------------------------------------------------------

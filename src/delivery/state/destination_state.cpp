@@ -4,6 +4,8 @@
 #include <optional>
 #include <set>
 
+#include "base/strings.hpp"
+
 namespace hikyaku::delivery::state {
 
 namespace {
@@ -17,19 +19,6 @@ bool parse_uint(std::string_view s, uint64_t& out) {
   if (s.empty() || s.size() > 19) return false;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
   return ec == std::errc() && end == s.data() + s.size();
-}
-
-// Split on runs of spaces and tabs.
-std::vector<std::string_view> fields(std::string_view line) {
-  std::vector<std::string_view> out;
-  size_t i = 0;
-  while (i < line.size()) {
-    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
-    size_t start = i;
-    while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
-    if (i > start) out.push_back(line.substr(start, i - start));
-  }
-  return out;
 }
 
 bool blank_or_comment(std::string_view line) {
@@ -161,7 +150,7 @@ ParsedStates parse(std::string_view text) {
     }
     if (blank_or_comment(line)) continue;
 
-    auto f = fields(line);
+    auto f = base::split_fields(line);
     std::string why;
     auto entry = version == 1 ? parse_v1(f, why) : parse_v2(f, why);
     if (!entry) {

@@ -1,0 +1,290 @@
+#include "config/known_forwards.hpp"
+
+#include <arpa/inet.h>
+
+#include <set>
+
+#include "base/file.hpp"
+#include "base/strings.hpp"
+#include "config/user_forwards.hpp"
+#include "mail/address.hpp"
+
+namespace hikyaku::config {
+
+namespace {
+
+using std::chrono::system_clock;
+
+// 2100-01-01T00:00:00Z: a later time is damage.
+constexpr uint64_t kMaxUnixSeconds = 4102444800;
+// Ten years: a longer defer limit is damage, not configuration.
+constexpr uint64_t kMaxDeferLimit = 10ull * 365 * 86400;
+// A longer chain is damage (the configuration's own are a few links).
+constexpr size_t kMaxLinks = 64;
+
+// A field as written (base::escape_field), and a leading '#' as %23 so
+// that the line is not taken for a comment.
+std::string field(std::string_view value) {
+  std::string out = base::escape_field(value);
+  if (out.front() == '#') out.replace(0, 1, "%23");
+  return out;
+}
+
+std::optional<std::string> unfield(std::string_view text) {
+  std::string out;
+  if (!base::unescape_field(text, out)) return std::nullopt;
+  return out;
+}
+
+std::optional<uint64_t> number(std::string_view text, uint64_t max) {
+  auto n = base::parse_uint(text);
+  if (!n || *n > max) return std::nullopt;
+  return n;
+}
+
+bool blank_or_comment(std::string_view line) {
+  size_t first = line.find_first_not_of(" \t\r");
+  return first == std::string_view::npos || line[first] == '#';
+}
+
+bool valid_address(std::string_view address) {
+  return !address.empty() && address != "-" && mail::parse_mailbox(address, true).has_value();
+}
+
+bool valid_ip(const std::string& text, int family) {
+  unsigned char buf[16];
+  return inet_pton(family, text.c_str(), buf) == 1;
+}
+
+bool valid_dmarc(std::string_view mode) { return mode == "rewrite-from" || mode == "divert" || mode == "unchanged"; }
+
+bool valid_source_name(const std::string& name) {
+  return name.empty() || mail::parse_mailbox("x@" + name, false).has_value();
+}
+
+std::optional<mail::Target> parse_target(const std::string& text) {
+  if (base::istarts_with(text, "mailbox:")) {
+    std::string name = text.substr(8);
+    if (!valid_mailbox_name(name)) return std::nullopt;
+    return mail::Target{mail::Target::Kind::mailbox, name};
+  }
+  if (base::istarts_with(text, "forward:")) {
+    std::string to = base::to_lower(text.substr(8));
+    if (!valid_address(to)) return std::nullopt;
+    return mail::Target{mail::Target::Kind::forward, to};
+  }
+  return std::nullopt;
+}
+
+// Why `f` cannot be kept ("" when it can): the rules of a hidden [[forward]].
+std::string invalid(const Forward& f) {
+  if (!f.hidden) return "not a hidden forward";
+  if (!valid_address(f.to) || f.to != base::to_lower(f.to)) return "bad address";
+  if (f.defer_limit.count() < 0 || static_cast<uint64_t>(f.defer_limit.count()) > kMaxDeferLimit)
+    return "bad defer limit (seconds, 0 to " + std::to_string(kMaxDeferLimit) + ")";
+  if (!valid_dmarc(f.dmarc)) return "bad dmarc (rewrite-from, divert or unchanged)";
+  if (!f.source_address.v4.empty() && !valid_ip(f.source_address.v4, AF_INET)) return "bad source IPv4 address";
+  if (!f.source_address.v6.empty() && !valid_ip(f.source_address.v6, AF_INET6)) return "bad source IPv6 address";
+  if (!valid_source_name(f.source_name)) return "bad source name";
+  if (f.fallback.size() > kMaxLinks) return "bad fallback (at most " + std::to_string(kMaxLinks) + " targets)";
+  for (const auto& t : f.fallback) {
+    const auto again = parse_target(t.str());
+    if (!again || *again != t) return "bad fallback target";
+  }
+  // A [[forward]] written in the configuration ends in a mailbox; the
+  // default one a fallback link makes has no chain of its own.
+  if (!f.fallback.empty() && f.fallback.back().kind != mail::Target::Kind::mailbox)
+    return "the fallback does not end in a mailbox";
+  return "";
+}
+
+std::optional<uint64_t> unix_seconds(system_clock::time_point t) {
+  auto s = std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+  if (s < 0 || static_cast<uint64_t>(s) > kMaxUnixSeconds) return std::nullopt;
+  return static_cast<uint64_t>(s);
+}
+
+std::optional<KnownForward> parse_line(const std::vector<std::string_view>& f, std::string& why) {
+  if (f.size() < 8) {
+    why = "expected at least 8 fields (address, removed, defer limit, notify, dmarc, source IPv4, source IPv6, "
+          "source name, fallback...), got " +
+          std::to_string(f.size());
+    return std::nullopt;
+  }
+  std::vector<std::string> v;
+  for (auto text : f) {
+    auto value = unfield(text);
+    if (!value) {
+      why = "bad %XX escape";
+      return std::nullopt;
+    }
+    v.push_back(std::move(*value));
+  }
+  KnownForward entry;
+  Forward& fw = entry.forward;
+  fw.hidden = true;
+  fw.to = base::to_lower(v[0]);
+  if (f[1] != "-") {
+    auto removed = number(f[1], kMaxUnixSeconds);
+    if (!removed) {
+      why = "bad removal time (Unix seconds or -)";
+      return std::nullopt;
+    }
+    entry.removed = system_clock::time_point(std::chrono::seconds(*removed));
+  }
+  auto limit = number(f[2], kMaxDeferLimit);
+  if (!limit) {
+    why = "bad defer limit (seconds, 0 to " + std::to_string(kMaxDeferLimit) + ")";
+    return std::nullopt;
+  }
+  fw.defer_limit = std::chrono::seconds(*limit);
+  if (f[3] != "yes" && f[3] != "no") {
+    why = "bad notify (yes or no)";
+    return std::nullopt;
+  }
+  fw.notify = f[3] == "yes";
+  fw.dmarc = v[4];
+  fw.source_address.v4 = v[5];
+  fw.source_address.v6 = v[6];
+  fw.source_name = v[7];
+  for (size_t i = 8; i < v.size(); ++i) {
+    auto target = parse_target(v[i]);
+    if (!target) {
+      why = "bad fallback target (mailbox:NAME or forward:ADDRESS)";
+      return std::nullopt;
+    }
+    fw.fallback.push_back(std::move(*target));
+  }
+  why = invalid(fw);
+  if (!why.empty()) return std::nullopt;
+  return entry;
+}
+
+}  // namespace
+
+ParsedKnownForwards parse_known_forwards(std::string_view text) {
+  ParsedKnownForwards out;
+  std::set<std::string, std::less<>> seen;
+  size_t number = 0;
+  bool header = false;
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    ++number;
+    if (!header) {
+      if (line != kKnownForwardsHeader) {
+        out.issues.push_back({number, "not a known-forwards file (expected \"" + std::string(kKnownForwardsHeader) +
+                                          "\"); the whole file is ignored"});
+        return out;
+      }
+      header = true;
+      continue;
+    }
+    if (blank_or_comment(line)) continue;
+    std::string why;
+    auto entry = parse_line(base::split_fields(line), why);
+    if (!entry) {
+      out.issues.push_back({number, why});
+      continue;
+    }
+    if (!seen.emplace(entry->forward.to).second) {
+      out.issues.push_back({number, "duplicate address"});
+      continue;
+    }
+    out.entries.push_back(std::move(*entry));
+  }
+  return out;
+}
+
+std::string format_known_forwards(const std::vector<KnownForward>& entries) {
+  std::string out(kKnownForwardsHeader);
+  out +=
+      "\n# address removed(-: configured) defer-limit-s notify dmarc source-ipv4 source-ipv6 source-name "
+      "fallback...\n";
+  std::set<std::string, std::less<>> seen;
+  for (const auto& e : entries) {
+    const Forward& f = e.forward;
+    std::optional<uint64_t> removed;
+    if (e.removed) {
+      removed = unix_seconds(*e.removed);
+      if (!removed) continue;
+    }
+    if (!invalid(f).empty() || !seen.emplace(f.to).second) continue;
+    out += field(f.to);
+    out += ' ';
+    out += removed ? std::to_string(*removed) : "-";
+    out += ' ';
+    out += std::to_string(f.defer_limit.count());
+    out += f.notify ? " yes " : " no ";
+    out += field(f.dmarc);
+    out += ' ';
+    out += field(f.source_address.v4);
+    out += ' ';
+    out += field(f.source_address.v6);
+    out += ' ';
+    out += field(f.source_name);
+    for (const auto& t : f.fallback) {
+      out += ' ';
+      out += field(t.str());
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+std::vector<KnownForward> remember_forwards(Config& config, const std::vector<KnownForward>& known,
+                                            system_clock::time_point now) {
+  std::vector<KnownForward> out;
+  for (const auto& f : config.forwards) {
+    if (!f.hidden) continue;
+    KnownForward entry{f, std::nullopt};
+    entry.forward.forward_spam = false;
+    out.push_back(std::move(entry));
+  }
+  const auto removed_at = std::chrono::floor<std::chrono::seconds>(now);
+  for (const auto& k : known) {
+    if (config.find_forward(k.forward.to) != nullptr) continue;  // configured (again)
+    config.forwards.push_back(k.forward);
+    out.push_back({k.forward, k.removed.value_or(removed_at)});
+  }
+  return out;
+}
+
+void forget_forwards(std::vector<KnownForward>& known, system_clock::time_point now, std::chrono::seconds keep,
+                     std::optional<system_clock::time_point> oldest_waiting) {
+  std::erase_if(known, [&](const KnownForward& k) {
+    if (!k.removed) return false;
+    const bool kept_long_enough = now - *k.removed >= keep;
+    const bool awaited = oldest_waiting && *oldest_waiting <= *k.removed;
+    return kept_long_enough && !awaited;
+  });
+}
+
+KnownForwardsFile read_known_forwards(const std::filesystem::path& path) {
+  KnownForwardsFile out;
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return out;  // a fresh data_dir, or an older version's
+  auto text = base::read_file(path);
+  if (!text.ok()) {
+    out.warnings.push_back(text.error().message + "; removed hidden forwards are not known");
+    return out;
+  }
+  auto parsed = parse_known_forwards(*text);
+  for (const auto& issue : parsed.issues)
+    out.warnings.push_back(path.string() + ":" + std::to_string(issue.line) + ": " + issue.message + "; line ignored");
+  out.entries = std::move(parsed.entries);
+  return out;
+}
+
+base::Status write_known_forwards(const std::filesystem::path& path, const std::vector<KnownForward>& entries) {
+  // A crash between create and rename leaves the tmp file behind, and
+  // write_file_durable creates it O_EXCL: remove it first.
+  auto tmp = path;
+  tmp += ".tmp";
+  std::error_code ec;
+  std::filesystem::remove(tmp, ec);
+  return base::write_file_durable(tmp, path, format_known_forwards(entries));
+}
+
+}  // namespace hikyaku::config
