@@ -78,7 +78,8 @@ TEST(Strings, EscapedFieldsAreOneTokenAndReversible) {
   EXPECT_EQ(escape_field(""), "%-");
   EXPECT_EQ(escape_field("a b%\x7f\xc3\xa9\n"), "a%20b%25%7F%C3%A9%0A");
   std::string out;
-  for (std::string_view v : std::vector<std::string_view>{"", "-", "%-x", "a b\tc", "100%", std::string_view("\0\x01", 2)}) {
+  const std::vector<std::string_view> values{"", "-", "%-x", "a b\tc", "100%", std::string_view("\0\x01", 2)};
+  for (std::string_view v : values) {
     const std::string token = escape_field(v);
     EXPECT_EQ(split_fields(token).size(), 1u) << token;
     ASSERT_TRUE(unescape_field(token, out)) << token;

@@ -126,7 +126,8 @@ TEST(KnownForwards, EachBadLineIsNamedAndIgnored) {
 }
 
 TEST(KnownForwards, AFileWithoutTheHeaderIsIgnoredWhole) {
-  auto parsed = parse_known_forwards("hikyaku-destinations 2\nok@gmail.test - 900 no rewrite-from %- %- %- mailbox:me\n");
+  auto parsed = parse_known_forwards(
+      "hikyaku-destinations 2\nok@gmail.test - 900 no rewrite-from %- %- %- mailbox:me\n");
   EXPECT_TRUE(parsed.entries.empty());
   ASSERT_EQ(parsed.issues.size(), 1u);
   EXPECT_EQ(parsed.issues.front().line, 1u);
@@ -188,7 +189,9 @@ TEST(KnownForwards, ARemovedForwardStaysKnownWithItsChainAndOptions) {
 TEST(KnownForwards, ARemovedOneIsForgottenWhenNoQueuedMessageCanNeedIt) {
   const auto keep = seconds(5 * 86400);
   const Time removed = kT0;
-  auto state = [&] { return std::vector<KnownForward>{{hidden("a@gmail.test"), std::nullopt}, {hidden("r@gmail.test"), removed}}; };
+  auto state = [&] {
+    return std::vector<KnownForward>{{hidden("a@gmail.test"), std::nullopt}, {hidden("r@gmail.test"), removed}};
+  };
   const auto has_removed = [](const std::vector<KnownForward>& k) { return k.size() == 2; };
   // Within [delivery] expire of its removal: kept, whatever the queue.
   auto k = state();
