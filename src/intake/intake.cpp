@@ -8,6 +8,7 @@
 #include "base/log.hpp"
 #include "base/strings.hpp"
 #include "dns/resolution.hpp"
+#include "mail/header.hpp"
 #include "mailbox/quota.hpp"
 #include "smtp/protocol/replies.hpp"
 
@@ -190,6 +191,10 @@ base::Result<std::pair<base::UniqueFd, std::filesystem::path>> Intake::body_file
   return std::pair{std::move(fd).value(), spool_.dir() / "tmp"};
 }
 
+std::string Intake::log_text(std::string_view text) const {
+  return mail::redact(std::string(text), rules_.get()->hidden());
+}
+
 void Intake::admit(mail::Envelope envelope, mail::Message message, Admitted done) {
   // Authenticated submission is our own users' mail: no inbound checks,
   // but only their own From: addresses.
@@ -242,7 +247,7 @@ void Intake::check(const std::shared_ptr<Received>& received, Admitted done) {
   };
   auto checked = [this, received, done = std::move(done)](const auth::inbound::Verdict& v) mutable {
     const mail::Envelope& env = received->envelope;
-    log()->info("{}", auth::inbound::summary(v, env.sender_str(), env.client_ip));
+    log()->info("{}", log_text(auth::inbound::summary(v, env.sender_str(), env.client_ip)));
     // RFC 7489 §6.6.4 / §10.3: reject at SMTP time, only when the domain
     // chose it; the default records the result and delivers (the owner
     // decides, nothing is lost).
@@ -274,11 +279,12 @@ void Intake::scan(const std::shared_ptr<Received>& received, Admitted done) {
     const mail::Envelope& env = received->envelope;
     if (d.kind == scan::Decision::Kind::refuse) {
       log()->info("message refused ({} {}): from=<{}> ip={} {}", d.refusal->code, d.refusal->status,
-                  base::log_printable(env.sender_str()), env.client_ip, d.summary);
+                  base::log_printable(log_text(env.sender_str())), env.client_ip, d.summary);
       done(smtp::server::Admission::refused(*d.refusal));
       return;
     }
-    log()->info("scanned: from=<{}> ip={} {}{}", base::log_printable(env.sender_str()), env.client_ip, d.summary,
+    log()->info("scanned: from=<{}> ip={} {}{}", base::log_printable(log_text(env.sender_str())), env.client_ip,
+                d.summary,
                 d.kind == scan::Decision::Kind::spam ? " (spam: kept local unless a forward says spam = \"forward\")"
                                                      : "");
     mail::Message& m = received->message;
@@ -301,7 +307,7 @@ base::Result<smtp::server::Admission> Intake::stage(const mail::Envelope& envelo
     const bool planned = std::any_of(plans.begin(), plans.end(), [&](const auto& p) { return p.recipient == key; });
     if (!planned && rules_.get()->addresses().plan(rcpt, !envelope.auth_user.empty()).empty()) {
       log()->warn("message refused for now: <{}> has no plan under the current configuration",
-                  base::log_printable(key));
+                  base::log_printable(log_text(key)));
       return smtp::server::Admission::refused(smtp::protocol::reply::not_stored());
     }
   }

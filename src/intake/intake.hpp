@@ -100,6 +100,8 @@ class Intake final : public smtp::server::MessageSink {
   std::optional<mail::Reply> check_recipient(const mail::Address& rcpt, bool authenticated) override;
   base::Result<std::pair<base::UniqueFd, std::filesystem::path>> body_file() override;
   void admit(mail::Envelope envelope, mail::Message message, Admitted done) override;
+  // Every hidden forward address of the current rules as "<hidden>".
+  std::string log_text(std::string_view text) const override;
 
   // The delivery plans of an envelope: one per recipient, no target twice
   // in the message (item 2 above); a recipient whose every target is

@@ -203,7 +203,7 @@ Disposition DeliveryPolicy::decide(const MessageFacts& message, const SlotState&
 
 std::string DeliveryPolicy::describe(const mail::Target& target) const {
   if (is_hidden(config_, target)) return "forward:<hidden>";
-  return target.str();
+  return redact(target.str());  // a relayed copy to a hidden address (the owner's submission)
 }
 
 std::string DeliveryPolicy::redact(std::string text) const { return mail::redact(std::move(text), hidden_); }

@@ -113,7 +113,8 @@ class DeliveryPolicy {
   // bounce (a recipient SRS0=/SRS1=) is not one.
   bool forgotten_forward(const SlotState& slot) const;
 
-  // How a target is named in logs: hidden forwards as "forward:<hidden>".
+  // How a target is named in logs: hidden forwards as "forward:<hidden>",
+  // a hidden address relayed to (submission) as "relay:<hidden>".
   std::string describe(const mail::Target& target) const;
   // Text as it may be logged or reported: hidden addresses removed.
   std::string redact(std::string text) const;

@@ -275,6 +275,7 @@ TEST(DeliveryPolicy, DescribeAndRedactHideHiddenForwards) {
   EXPECT_EQ(policy.describe(forward("ituki-ex@gmail.test")), "forward:<hidden>");
   EXPECT_EQ(policy.describe(forward("open@gmail.test")), "forward:open@gmail.test");
   EXPECT_EQ(policy.describe(mailbox("ituki")), "mailbox:ituki");
+  EXPECT_EQ(policy.describe(mail::Target{mail::Target::Kind::relay, "ituki-ex@gmail.test"}), "relay:<hidden>");
   EXPECT_EQ(policy.redact("550 <ITUKI-EX@gmail.test> no"), "550 <<hidden>> no");
   EXPECT_TRUE(policy.path_hidden(slot(forward("ituki-ex@gmail.test"), 2, mailbox("ituki-gm"))));
   EXPECT_FALSE(policy.path_hidden(slot(forward("open-chain@gmail.test"), 1, mailbox("other"))));

@@ -261,3 +261,29 @@ def test_refused_recipient_brings_a_dsn_to_the_users_own_mailbox(world):
     assert "Action: failed" in report and "Status: 5.1.1" in report
     assert "Subject: to a typo" in dsn.as_string()
     assert not world.judge.attempts
+
+
+def test_mail_submitted_to_the_owners_hidden_address_is_not_logged_by_name(world):
+    """The owner's own domain forwards, hidden, to their Gmail address; the
+    owner then sends a message to that address by submission (a test, a
+    note to self). It is relayed like any other, and no log line names the
+    address: smtpd's, the queue's and the SMTP client's write <hidden>."""
+    private = "me.private@gmail.test"
+    config = world.server.config_path.read_text()
+    config = config.replace('address = "me@hk.test"\ndeliver = ["mailbox:owner"]',
+                            f'address = "me@hk.test"\ndeliver = ["mailbox:owner", "forward:{private}"]\n\n'
+                            f'[[forward]]\nto = "{private}"\nfallback = ["mailbox:owner"]')
+    assert private in config
+    world.server.config_path.write_text(config)
+    r = world.server.run_cli("reload")
+    assert r.returncode == 0, r.stdout + r.stderr
+    with smtplib.SMTP_SSL("127.0.0.1", world.server.submissions_port, timeout=10, context=no_verify()) as s:
+        s.login("owner", PASSWORD)
+        s.sendmail("me@hk.test", [private], message(to=private, subject="note to self"))
+    [got] = world.judge.wait_attempts(1)
+    assert got.reply.startswith("250") and got.rcpt_tos == [private]
+    wait_for(lambda: "status=delivered" in world.server.log_text() and ": removed" in world.server.log_text(),
+             what="the relayed copy delivered and the message removed")
+    log = world.server.log_text()
+    assert "to=<<hidden>>" in log
+    assert [line for line in log.splitlines() if private in line.lower()] == []

@@ -79,6 +79,11 @@ class MessageSink {
   // called exactly once, with the admission or an error.
   using Admitted = std::function<void(base::Result<Admission>)>;
   virtual void admit(mail::Envelope envelope, mail::Message message, Admitted done) = 0;
+
+  // Text for the session's log lines (an envelope address, a list of
+  // them) with every hidden forward's address as "<hidden>" (the owner
+  // writing from it, or to it by submission): no log line names one.
+  virtual std::string log_text(std::string_view text) const = 0;
 };
 
 }  // namespace hikyaku::smtp::server

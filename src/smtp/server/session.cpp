@@ -306,7 +306,7 @@ std::optional<Reply> Session::check_mail(Command& cmd) {
     if (!authenticated()) return reply::auth_required();
     if (auto refused = ctx_.sink.check_sender(cmd.path, auth_user_)) {
       log_->info("{} MAIL refused: user={} from=<{}>: {}", id_, auth_user_,
-                 cmd.path ? base::log_printable(cmd.path->str()) : "", refused->summary());
+                 cmd.path ? base::log_printable(ctx_.sink.log_text(cmd.path->str())) : "", refused->summary());
       return *refused;
     }
   }
@@ -334,7 +334,7 @@ std::optional<Reply> Session::check_rcpt(Command& cmd) {
   }
   // RFC 5321 §7.1: relaying only for an authenticated user.
   if (auto refused = ctx_.sink.check_recipient(rcpt, authenticated())) {
-    log_->info("{} RCPT rejected: <{}>: {}", id_, rcpt.str(), refused->summary());
+    log_->info("{} RCPT rejected: <{}>: {}", id_, ctx_.sink.log_text(rcpt.str()), refused->summary());
     return *refused;
   }
   return std::nullopt;
@@ -362,7 +362,7 @@ net::awaitable<void> Session::verify_recipient() {
   auto refused = co_await ctx_.verifier->verify(rcpt);
   if (serial != tx_serial_ || state_ == State::closing) co_return;
   if (refused) {
-    log_->info("{} RCPT rejected: <{}>: {}", id_, rcpt.str(), refused->summary());
+    log_->info("{} RCPT rejected: <{}>: {}", id_, ctx_.sink.log_text(rcpt.str()), refused->summary());
     count_error(*refused);
     send(*refused);
     co_return;
@@ -557,7 +557,8 @@ net::awaitable<void> Session::receive_data() {
     // stay in sync (we are past the real end), and forget the transaction.
     auto r = reader.reply();
     log_->info("{} message {} rejected: {} ({}; from=<{}> size={})", id_, txid,
-               protocol::DataReader::outcome_name(reader.outcome()), r.summary(), tx_.envelope().sender_str(),
+               protocol::DataReader::outcome_name(reader.outcome()), r.summary(),
+               ctx_.sink.log_text(tx_.envelope().sender_str()),
                reader.size());
     send(r);
     tx_.rollback();
@@ -613,7 +614,7 @@ net::awaitable<void> Session::receive_data() {
   if (stored.refusal) {
     // RFC 5321 §4.2.5: a 5xx after the final dot: nothing was stored.
     log_->info("{} message {} refused: {} (from=<{}> size={})", id_, txid, stored.refusal->summary(),
-               envelope.sender_str(), size);
+               ctx_.sink.log_text(envelope.sender_str()), size);
     send(*stored.refusal);
   } else if (!stored.ok) {
     // DESIGN.md: 250 only when durable. The peer sees 452 4.3.1 when the
@@ -626,7 +627,8 @@ net::awaitable<void> Session::receive_data() {
     std::string rcpts;
     for (const auto& r : envelope.recipients) rcpts += (rcpts.empty() ? "<" : ",<") + r.str() + ">";
     log_->info("{} {}: queued from=<{}> size={} nrcpt={} to={} id={} proto={}{}", id_, stored.text,
-               envelope.sender_str(), size, envelope.recipients.size(), rcpts, txid, protocol::with_protocol(info),
+               ctx_.sink.log_text(envelope.sender_str()), size, envelope.recipients.size(),
+               ctx_.sink.log_text(rcpts), txid, protocol::with_protocol(info),
                authenticated() ? " user=" + auth_user_ : std::string());
     send(reply::queued(stored.text));
   }

@@ -53,6 +53,7 @@ class FakeSink final : public MessageSink {
     if (local == "alice" || local == "bob" || local == "postmaster" || local == "δοκιμή") return std::nullopt;
     return protocol::reply::unknown_user();
   }
+  std::string log_text(std::string_view text) const override { return std::string(text); }
   // Refuses every message with `refusal_` when set; a message taken is
   // committed through a gate (gate_commits) so a test can hold it between
   // its final dot and its 250, and fails its commit when set_fail(true).
