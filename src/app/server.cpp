@@ -311,11 +311,25 @@ int serve(config::Config config, const ServeOptions& options) {
   auto known_forwards = [&] {
     auto read = config::read_known_forwards(known_forwards_file);
     for (const auto& w : read.warnings) log->warn("{}", w);
+    if (read.unread) {
+      // Kept for the operator rather than replaced by a file without what
+      // it may hold.
+      auto aside = known_forwards_file;
+      aside += ".bad";
+      std::error_code ec;
+      std::filesystem::rename(known_forwards_file, aside, ec);
+      log->error("{} was not read ({}); removed hidden forwards it names are not known",
+                 known_forwards_file.string(),
+                 ec ? "and could not be moved aside: " + ec.message() : "moved aside to " + aside.string());
+    }
     const size_t configured = config.forwards.size();
+    const size_t warnings = config.warnings.size();
     auto known = config::remember_forwards(config, read.entries, clock.now());
     if (config.forwards.size() > configured)
       log->info("{} removed hidden forward(s) still known, for the mail that may wait for them ({})",
                 config.forwards.size() - configured, known_forwards_file.string());
+    for (size_t i = warnings; i < config.warnings.size(); ++i)
+      log->warn("{}: {}", config.warnings[i].where, config.warnings[i].message);
     return known;
   }();
   const auto save_known_forwards = [&] {
@@ -490,7 +504,7 @@ int serve(config::Config config, const ServeOptions& options) {
     auto next = config::reloadable(*running, std::move(*loaded.config));
     if (!next.ok()) return "refused: " + next.error().message;
     auto known = known_forwards;
-    config::forget_forwards(known, clock.now(), next->delivery.expire, scheduler.oldest_arrival());
+    config::forget_forwards(known, clock.now(), next->delivery.expire, scheduler.forwards_in_use());
     known = config::remember_forwards(*next, known, clock.now());
     auto fresh = std::make_shared<const config::Config>(std::move(next).value());
     // What the new rules need before they can be used: the Maildirs of new
@@ -563,7 +577,7 @@ int serve(config::Config config, const ServeOptions& options) {
     std::cerr << "hikyaku: " << st.error().message << "\n";
     return 1;
   }
-  config::forget_forwards(known_forwards, clock.now(), config.delivery.expire, scheduler.oldest_arrival());
+  config::forget_forwards(known_forwards, clock.now(), config.delivery.expire, scheduler.forwards_in_use());
   save_known_forwards();
 
   // `hikyaku queue flush` reaches the running server by DATA_DIR/control.

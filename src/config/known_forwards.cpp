@@ -1,9 +1,8 @@
 #include "config/known_forwards.hpp"
 
-#include <arpa/inet.h>
-
 #include <set>
 
+#include "base/access_list.hpp"
 #include "base/file.hpp"
 #include "base/strings.hpp"
 #include "config/user_forwards.hpp"
@@ -17,8 +16,9 @@ using std::chrono::system_clock;
 
 // 2100-01-01T00:00:00Z: a later time is damage.
 constexpr uint64_t kMaxUnixSeconds = 4102444800;
-// Ten years: a longer defer limit is damage, not configuration.
-constexpr uint64_t kMaxDeferLimit = 10ull * 365 * 86400;
+// A hundred years: a longer defer limit is written as this (it never ends
+// either way), and read back as damage.
+constexpr uint64_t kMaxDeferLimit = 100ull * 366 * 86400;
 // A longer chain is damage (the configuration's own are a few links).
 constexpr size_t kMaxLinks = 64;
 
@@ -43,7 +43,7 @@ std::optional<uint64_t> number(std::string_view text, uint64_t max) {
 }
 
 bool blank_or_comment(std::string_view line) {
-  size_t first = line.find_first_not_of(" \t\r");
+  size_t first = line.find_first_not_of(" \t");
   return first == std::string_view::npos || line[first] == '#';
 }
 
@@ -51,9 +51,12 @@ bool valid_address(std::string_view address) {
   return !address.empty() && address != "-" && mail::parse_mailbox(address, true).has_value();
 }
 
-bool valid_ip(const std::string& text, int family) {
-  unsigned char buf[16];
-  return inet_pton(family, text.c_str(), buf) == 1;
+// A source address as the configuration accepts one (base::Cidr, no
+// prefix length; an IPv4-mapped IPv6 address counts as IPv4).
+bool valid_ip(const std::string& text, bool v6) {
+  if (text.find('/') != std::string::npos) return false;
+  auto cidr = base::Cidr::parse(text);
+  return cidr.ok() && cidr->v6 == v6;
 }
 
 bool valid_dmarc(std::string_view mode) { return mode == "rewrite-from" || mode == "divert" || mode == "unchanged"; }
@@ -81,10 +84,10 @@ std::string invalid(const Forward& f) {
   if (!f.hidden) return "not a hidden forward";
   if (!valid_address(f.to) || f.to != base::to_lower(f.to)) return "bad address";
   if (f.defer_limit.count() < 0 || static_cast<uint64_t>(f.defer_limit.count()) > kMaxDeferLimit)
-    return "bad defer limit (seconds, 0 to " + std::to_string(kMaxDeferLimit) + ")";
+    return "bad defer limit (seconds, 0 to " + std::to_string(kMaxDeferLimit) + ")";  // format() clamps
   if (!valid_dmarc(f.dmarc)) return "bad dmarc (rewrite-from, divert or unchanged)";
-  if (!f.source_address.v4.empty() && !valid_ip(f.source_address.v4, AF_INET)) return "bad source IPv4 address";
-  if (!f.source_address.v6.empty() && !valid_ip(f.source_address.v6, AF_INET6)) return "bad source IPv6 address";
+  if (!f.source_address.v4.empty() && !valid_ip(f.source_address.v4, false)) return "bad source IPv4 address";
+  if (!f.source_address.v6.empty() && !valid_ip(f.source_address.v6, true)) return "bad source IPv6 address";
   if (!valid_source_name(f.source_name)) return "bad source name";
   if (f.fallback.size() > kMaxLinks) return "bad fallback (at most " + std::to_string(kMaxLinks) + " targets)";
   for (const auto& t : f.fallback) {
@@ -172,10 +175,12 @@ ParsedKnownForwards parse_known_forwards(std::string_view text) {
     std::string_view line = text.substr(0, nl);
     text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
     ++number;
+    if (line.ends_with('\r')) line.remove_suffix(1);
     if (!header) {
       if (line != kKnownForwardsHeader) {
         out.issues.push_back({number, "not a known-forwards file (expected \"" + std::string(kKnownForwardsHeader) +
                                           "\"); the whole file is ignored"});
+        out.foreign = true;
         return out;
       }
       header = true;
@@ -204,7 +209,9 @@ std::string format_known_forwards(const std::vector<KnownForward>& entries) {
       "fallback...\n";
   std::set<std::string, std::less<>> seen;
   for (const auto& e : entries) {
-    const Forward& f = e.forward;
+    Forward f = e.forward;
+    if (f.defer_limit.count() > static_cast<int64_t>(kMaxDeferLimit))
+      f.defer_limit = std::chrono::seconds(kMaxDeferLimit);  // longer than mail is kept: the same
     std::optional<uint64_t> removed;
     if (e.removed) {
       removed = unix_seconds(*e.removed);
@@ -242,35 +249,55 @@ std::vector<KnownForward> remember_forwards(Config& config, const std::vector<Kn
     entry.forward.forward_spam = false;
     out.push_back(std::move(entry));
   }
-  const auto removed_at = std::chrono::floor<std::chrono::seconds>(now);
+  // Rounded up: never before the last moment it was configured.
+  const auto removed_at = std::chrono::ceil<std::chrono::seconds>(now);
+  size_t missing_mailboxes = 0;
   for (const auto& k : known) {
     if (config.find_forward(k.forward.to) != nullptr) continue;  // configured (again)
     config.forwards.push_back(k.forward);
     out.push_back({k.forward, k.removed.value_or(removed_at)});
+    for (const auto& t : k.forward.fallback)
+      if (t.kind == mail::Target::Kind::mailbox && config.find_mailbox(t.value) == nullptr) ++missing_mailboxes;
   }
+  if (missing_mailboxes > 0)
+    config.warnings.push_back(
+        {std::string(kKnownForwardsFile),
+         std::to_string(missing_mailboxes) +
+             " fallback mailbox(es) of removed hidden forwards no longer exist: mail still waiting for those "
+             "forwards is dropped if they refuse it; put the [[mailbox]] back until `hikyaku queue list` is empty"});
   return out;
 }
 
 void forget_forwards(std::vector<KnownForward>& known, system_clock::time_point now, std::chrono::seconds keep,
-                     std::optional<system_clock::time_point> oldest_waiting) {
+                     const std::set<std::string, std::less<>>& in_use) {
+  // What the queue needs: the forwards in use and, through the fallback
+  // links of known entries, every forward their chains go through.
+  std::set<std::string, std::less<>> needed(in_use.begin(), in_use.end());
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (const auto& k : known) {
+      if (!needed.contains(k.forward.to)) continue;
+      for (const auto& t : k.forward.fallback)
+        if (t.kind == mail::Target::Kind::forward && needed.insert(t.value).second) grew = true;
+    }
+  }
   std::erase_if(known, [&](const KnownForward& k) {
-    if (!k.removed) return false;
-    const bool kept_long_enough = now - *k.removed >= keep;
-    const bool awaited = oldest_waiting && *oldest_waiting <= *k.removed;
-    return kept_long_enough && !awaited;
+    return k.removed && now - *k.removed >= keep && !needed.contains(k.forward.to);
   });
 }
 
 KnownForwardsFile read_known_forwards(const std::filesystem::path& path) {
   KnownForwardsFile out;
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) return out;  // a fresh data_dir, or an older version's
+  if (!std::filesystem::exists(path, ec) && !ec) return out;  // a fresh data_dir, or an older version's
   auto text = base::read_file(path);
   if (!text.ok()) {
     out.warnings.push_back(text.error().message + "; removed hidden forwards are not known");
+    out.unread = true;
     return out;
   }
   auto parsed = parse_known_forwards(*text);
+  out.unread = parsed.foreign;
   for (const auto& issue : parsed.issues)
     out.warnings.push_back(path.string() + ":" + std::to_string(issue.line) + ": " + issue.message + "; line ignored");
   out.entries = std::move(parsed.entries);

@@ -8,9 +8,11 @@
 //            names it); it is only known. The file holds every hidden
 //            forward of the running configuration ("configured") and each
 //            removed one with the time of its removal; a removed one is
-//            forgotten once [delivery] expire has passed since its removal
-//            and no queued message arrived before it (a message can only
-//            be planned to a forward while it is configured).
+//            forgotten, at a start or a reload, once [delivery] expire has
+//            passed since its removal and no unfinished delivery in the
+//            queue is planned to it or waits at it (a waiting copy, a
+//            notice to it, a DSN to it), directly or through the fallback
+//            links of other removed ones.
 //            Parsing, formatting and the two steps as plain functions,
 //            reading and writing the file; the server reads it at start and
 //            writes it after start-up and after every reload
@@ -35,6 +37,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -66,6 +69,7 @@ struct KnownForwardsIssue {
 struct ParsedKnownForwards {
   std::vector<KnownForward> entries;  // in file order, addresses unique
   std::vector<KnownForwardsIssue> issues;
+  bool foreign = false;  // not this format (no header): nothing was read
 };
 
 // The file text:
@@ -75,7 +79,7 @@ struct ParsedKnownForwards {
 // <removed>: Unix seconds, or "-" (configured); <notify>: "yes" or "no";
 // the other fields as base::escape_field writes them (an empty one is
 // "%-"; spaces, control bytes, non-ASCII and '%' are %XX), and a leading
-// '#' as %23.
+// '#' as %23. A line may end in CRLF (an editor's).
 ParsedKnownForwards parse_known_forwards(std::string_view text);
 
 // The file text for `entries`. An entry parse_known_forwards() would refuse
@@ -87,21 +91,29 @@ std::string format_known_forwards(const std::vector<KnownForward>& entries);
 // the configured entries of the returned state; each entry of `known` that
 // `config` does not name is added to config.forwards (so hiddenness,
 // fallback chain and options stay known) and kept in the state, with its
-// removal time, or `now` if it was configured until now. Returns the new
-// state, the configured entries first.
+// removal time, or `now` (rounded up to the second) if it was configured
+// until now. A removed one whose fallback names a [[mailbox]] that is gone
+// too adds a warning to config.warnings (its waiting mail would be lost at
+// a refusal; the address is not named). Returns the new state, the
+// configured entries first.
 std::vector<KnownForward> remember_forwards(Config& config, const std::vector<KnownForward>& known,
                                             std::chrono::system_clock::time_point now);
 
-// Drop the removed entries no queued message can need: removed at least
-// `keep` ago ([delivery] expire) and before the arrival of the oldest
-// queued message (`oldest_waiting`; nullopt: the queue is empty).
+// Drop the removed entries nothing in the queue needs: removed at least
+// `keep` ago ([delivery] expire) and not reachable from `in_use` (the
+// forward addresses, lower case, that unfinished slots are planned to or
+// wait at: queue::Scheduler::forwards_in_use) through the fallback links
+// of the known entries.
 void forget_forwards(std::vector<KnownForward>& known, std::chrono::system_clock::time_point now,
-                     std::chrono::seconds keep,
-                     std::optional<std::chrono::system_clock::time_point> oldest_waiting);
+                     std::chrono::seconds keep, const std::set<std::string, std::less<>>& in_use);
 
 struct KnownForwardsFile {
   std::vector<KnownForward> entries;
   std::vector<std::string> warnings;  // "FILE:LINE: message; line ignored", or why the file was not read
+  // The file is there but was not read at all (unreadable, or not this
+  // format): it must not be overwritten with what it lacks (the caller
+  // moves it aside).
+  bool unread = false;
 };
 
 // The file at `path`; a missing file is an empty state, silently.

@@ -128,6 +128,7 @@ TEST(KnownForwards, EachBadLineIsNamedAndIgnored) {
 TEST(KnownForwards, AFileWithoutTheHeaderIsIgnoredWhole) {
   auto parsed = parse_known_forwards(
       "hikyaku-destinations 2\nok@gmail.test - 900 no rewrite-from %- %- %- mailbox:me\n");
+  EXPECT_TRUE(parsed.foreign);
   EXPECT_TRUE(parsed.entries.empty());
   ASSERT_EQ(parsed.issues.size(), 1u);
   EXPECT_EQ(parsed.issues.front().line, 1u);
@@ -186,33 +187,84 @@ TEST(KnownForwards, ARemovedForwardStaysKnownWithItsChainAndOptions) {
   EXPECT_FALSE(known[1].removed);
 }
 
-TEST(KnownForwards, ARemovedOneIsForgottenWhenNoQueuedMessageCanNeedIt) {
+TEST(KnownForwards, ARemovedOneIsForgottenWhenNothingInTheQueueNeedsIt) {
   const auto keep = seconds(5 * 86400);
   const Time removed = kT0;
+  // r@ falls back to s@ (removed too); a@ is configured.
   auto state = [&] {
-    return std::vector<KnownForward>{{hidden("a@gmail.test"), std::nullopt}, {hidden("r@gmail.test"), removed}};
+    return std::vector<KnownForward>{
+        {hidden("a@gmail.test"), std::nullopt},
+        {hidden("r@gmail.test", {{mail::Target::Kind::forward, "s@gmail.test"}, {mail::Target::Kind::mailbox, "me"}}),
+         removed},
+        {hidden("s@gmail.test", {}), removed}};
   };
-  const auto has_removed = [](const std::vector<KnownForward>& k) { return k.size() == 2; };
+  auto kept = [](const std::vector<KnownForward>& k) {
+    std::vector<std::string> out;
+    out.reserve(k.size());
+    for (const auto& e : k) out.push_back(e.forward.to);
+    return out;
+  };
+  using Addresses = std::vector<std::string>;
   // Within [delivery] expire of its removal: kept, whatever the queue.
   auto k = state();
-  forget_forwards(k, removed + keep - seconds(1), keep, std::nullopt);
-  EXPECT_TRUE(has_removed(k));
-  // Later, with a message queued since before the removal: kept.
+  forget_forwards(k, removed + keep - seconds(1), keep, {});
+  EXPECT_EQ(kept(k), (Addresses{"a@gmail.test", "r@gmail.test", "s@gmail.test"}));
+  // Later, a slot planned to r@ (or a notice to it): r@ and the forward
+  // its chain goes through stay, however long ago they were removed.
   k = state();
-  forget_forwards(k, removed + keep * 3, keep, removed - hours(1));
-  EXPECT_TRUE(has_removed(k));
+  forget_forwards(k, removed + keep * 30, keep, {"r@gmail.test"});
+  EXPECT_EQ(kept(k), (Addresses{"a@gmail.test", "r@gmail.test", "s@gmail.test"}));
+  // A slot at s@ only: s@ stays.
   k = state();
-  forget_forwards(k, removed + keep * 3, keep, removed);
-  EXPECT_TRUE(has_removed(k));
-  // Later, the oldest queued message arrived after it: forgotten.
+  forget_forwards(k, removed + keep, keep, {"s@gmail.test"});
+  EXPECT_EQ(kept(k), (Addresses{"a@gmail.test", "s@gmail.test"}));
+  // Nothing in the queue uses them: forgotten; the configured one never is.
   k = state();
-  forget_forwards(k, removed + keep, keep, removed + seconds(1));
-  EXPECT_FALSE(has_removed(k));
-  // Later, the queue empty: forgotten; the configured one never is.
-  k = state();
-  forget_forwards(k, removed + keep, keep, std::nullopt);
-  ASSERT_EQ(k.size(), 1u);
-  EXPECT_EQ(k.front().forward.to, "a@gmail.test");
+  forget_forwards(k, removed + keep, keep, {"other@gmail.test"});
+  EXPECT_EQ(kept(k), (Addresses{"a@gmail.test"}));
+}
+
+TEST(KnownForwards, TheRemovalIsNeverRecordedBeforeTheLastMomentItWasConfigured) {
+  Config none = load(kConfig);
+  none.forwards.clear();
+  const auto known = remember_forwards(none, {{hidden("r@gmail.test"), std::nullopt}},
+                                       kT0 + std::chrono::milliseconds(300));
+  ASSERT_EQ(known.size(), 1u);
+  EXPECT_EQ(known.front().removed, kT0 + seconds(1));
+}
+
+TEST(KnownForwards, WhatTheConfigurationAcceptsIsWrittenAndReadBack) {
+  // An IPv4-mapped source address (the configuration files it as IPv4)
+  // and a defer limit longer than the file's limit (written as that limit:
+  // longer than mail is kept either way).
+  KnownForward mapped{hidden("m@gmail.test"), std::nullopt};
+  mapped.forward.source_address.v4 = "::ffff:192.0.2.7";
+  KnownForward patient{hidden("p@gmail.test"), std::nullopt};
+  patient.forward.defer_limit = seconds(600LL * 7 * 86400 * 52);
+  auto parsed = parse_known_forwards(format_known_forwards({mapped, patient}));
+  EXPECT_TRUE(parsed.issues.empty());
+  ASSERT_EQ(parsed.entries.size(), 2u);
+  EXPECT_EQ(parsed.entries[0], mapped);
+  EXPECT_EQ(parsed.entries[1].forward.to, "p@gmail.test");
+  EXPECT_GE(parsed.entries[1].forward.defer_limit, seconds(100LL * 365 * 86400));
+}
+
+TEST(KnownForwards, ACrlfFileReadsTheSame) {
+  auto parsed = parse_known_forwards(
+      "hikyaku-known-forwards 1\r\n# c\r\nok@gmail.test 1800000000 900 no rewrite-from %- %- %- mailbox:me\r\n");
+  EXPECT_TRUE(parsed.issues.empty());
+  EXPECT_FALSE(parsed.foreign);
+  ASSERT_EQ(parsed.entries.size(), 1u);
+  EXPECT_EQ(parsed.entries.front().forward.fallback.front().value, "me");
+}
+
+TEST(KnownForwards, AFallbackMailboxThatIsGoneIsAWarning) {
+  Config config = load(kConfig);
+  const size_t warnings = config.warnings.size();
+  (void)remember_forwards(config, {{hidden("r@gmail.test", {{mail::Target::Kind::mailbox, "gone"}}), kT0}}, kT0);
+  ASSERT_EQ(config.warnings.size(), warnings + 1);
+  EXPECT_NE(config.warnings.back().message.find("no longer exist"), std::string::npos);
+  EXPECT_EQ(config.warnings.back().message.find("r@gmail.test"), std::string::npos);  // not named
 }
 
 }  // namespace

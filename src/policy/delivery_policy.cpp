@@ -203,7 +203,9 @@ Disposition DeliveryPolicy::decide(const MessageFacts& message, const SlotState&
 
 std::string DeliveryPolicy::describe(const mail::Target& target) const {
   if (is_hidden(config_, target)) return "forward:<hidden>";
-  return redact(target.str());  // a relayed copy to a hidden address (the owner's submission)
+  // A relayed copy to a hidden address (the owner's submission).
+  if (target.kind == mail::Target::Kind::relay) return redact(target.str());
+  return target.str();
 }
 
 std::string DeliveryPolicy::redact(std::string text) const { return mail::redact(std::move(text), hidden_); }

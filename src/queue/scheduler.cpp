@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/log.hpp"
+#include "base/strings.hpp"
 #include "mail/header.hpp"
 
 namespace hikyaku::queue {
@@ -300,12 +301,17 @@ size_t Scheduler::active_messages() const {
   return active_.size();
 }
 
-std::optional<base::Clock::time_point> Scheduler::oldest_arrival() const {
+std::set<std::string, std::less<>> Scheduler::forwards_in_use() const {
+  std::set<std::string, std::less<>> out;
   std::lock_guard lock(mu_);
-  std::optional<base::Clock::time_point> oldest;
-  for (const auto& [id, active] : active_)
-    if (!oldest || active.message.arrival < *oldest) oldest = active.message.arrival;
-  return oldest;
+  for (const auto& [id, active] : active_) {
+    for (const auto& slot : active.message.slots) {
+      if (slot.final()) continue;
+      for (const auto* t : {&slot.planned, &slot.target})
+        if (t->kind == mail::Target::Kind::forward) out.insert(base::to_lower(t->value));
+    }
+  }
+  return out;
 }
 
 bool Scheduler::idle_locked() const {

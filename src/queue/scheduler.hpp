@@ -141,8 +141,9 @@ class Scheduler {
 
   // Messages the scheduler is holding.
   size_t active_messages() const;
-  // The arrival of the oldest of them; nullopt: none.
-  std::optional<base::Clock::time_point> oldest_arrival() const;
+  // The forward addresses (lower case) that unfinished slots are planned
+  // to or wait at: what config/known_forwards.hpp must not forget.
+  std::set<std::string, std::less<>> forwards_in_use() const;
   // For tests: wait (real time) until nothing is in flight or due now.
   bool wait_idle(std::chrono::milliseconds timeout);
 

@@ -574,6 +574,23 @@ def test_a_removed_hidden_forward_is_still_hidden_after_a_restart(make_hikyaku, 
     assert FORWARD not in log.lower()
 
 
+def test_a_known_forwards_file_that_cannot_be_read_is_moved_aside(make_hikyaku, dns_server, farside):
+    # The state file replaced by something else (another version, a bad
+    # edit): the server says so, keeps it aside for the operator, and
+    # writes its own again.
+    hk = make_hikyaku(extra=config(dns_server, farside))
+    state = hk.data_dir / "state" / "known-forwards"
+    assert state.read_text().startswith("hikyaku-known-forwards 1\n")
+    assert FORWARD in state.read_text()
+    hk.stop()
+    state.write_text("hikyaku-known-forwards 9\nsomething@else.test in a newer format\n")
+    hk.expect_log(r"known-forwards was not read \(moved aside")
+    hk.start()
+    wait_for(lambda: "was not read (moved aside to" in hk.log_text(), what="the file moved aside")
+    assert (hk.data_dir / "state" / "known-forwards.bad").read_text().startswith("hikyaku-known-forwards 9")
+    assert state.read_text().startswith("hikyaku-known-forwards 1\n")
+
+
 def test_restart_without_a_queued_plain_forward_warns(make_hikyaku, dns_server, farside):
     # A forward that is not hidden is not remembered: removed while a
     # message waits for it, then a restart, its fallback is gone. The start
