@@ -296,11 +296,10 @@ std::string format_time(base::Clock::time_point t) {
 // configuration's hidden forwards and the removed ones the server still
 // knows (DATA_DIR/state/known-forwards), whose mail may still be queued.
 std::vector<std::string> addresses_to_hide(const config::Config& config) {
-  config::Config with_removed = config;
-  (void)config::remember_forwards(with_removed,
-                                  config::read_known_forwards(config.data_dir / config::kKnownForwardsFile).entries,
-                                  std::chrono::system_clock::now());
-  return policy::hidden_addresses(with_removed);
+  auto hidden = policy::hidden_addresses(config);
+  for (const auto& k : config::read_known_forwards(config.data_dir / config::kKnownForwardsFile).entries)
+    hidden.push_back(k.forward.to);
+  return hidden;
 }
 
 }  // namespace

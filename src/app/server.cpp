@@ -548,11 +548,9 @@ int serve(config::Config config, const ServeOptions& options) {
     } else {
       log->error("reload {}; the running configuration stays", outcome);
     }
-    std::error_code stale_tmp;
-    std::filesystem::remove(reload_status.string() + ".tmp", stale_tmp);
-    if (auto st = base::write_file_durable(reload_status.string() + ".tmp", reload_status,
-                                           "reload " + std::to_string(++reloads) + ": " + outcome + "\n",
-                                           /*sync=*/false);
+    if (auto st = base::replace_file_durable(reload_status,
+                                             "reload " + std::to_string(++reloads) + ": " + outcome + "\n",
+                                             /*sync=*/false);
         !st)
       log->warn("reload: cannot write {}: {}", reload_status.string(), st.error().message);
     hangups.async_wait(on_hangup);

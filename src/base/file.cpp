@@ -131,6 +131,14 @@ Status write_file_durable(const std::filesystem::path& tmp_path,
   return {};
 }
 
+Status replace_file_durable(const std::filesystem::path& path, std::string_view data, bool sync) {
+  auto tmp = path;
+  tmp += ".tmp";
+  std::error_code ec;
+  std::filesystem::remove(tmp, ec);
+  return write_file_durable(tmp, path, data, sync);
+}
+
 Result<std::string> read_file(const std::filesystem::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno_error("open", path, errno);

@@ -56,6 +56,11 @@ Status write_file_durable(const std::filesystem::path& tmp_path,
                           const std::filesystem::path& final_path, std::string_view data,
                           bool sync = true);
 
+// write_file_durable through PATH.tmp, removing first the one a crash
+// between create and rename left behind (the create is O_EXCL): the one
+// way our state files are replaced whole.
+Status replace_file_durable(const std::filesystem::path& path, std::string_view data, bool sync = true);
+
 // A new file in `dir` that has no name (O_TMPFILE; where the file system
 // lacks it, a fresh name unlinked at once), open for reading and writing.
 // It disappears with its last descriptor, also after a crash.

@@ -995,7 +995,7 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
     r.duration(t, "defer_limit", "forward", f.defer_limit);
     r.boolean(t, "notify", "forward", f.notify);
     r.string(t, "dmarc", "forward", f.dmarc);
-    if (f.dmarc != "rewrite-from" && f.dmarc != "divert" && f.dmarc != "unchanged")
+    if (!valid_forward_dmarc(f.dmarc))
       r.error(*t.get("dmarc"), "forward.dmarc: one of \"rewrite-from\", \"divert\", \"unchanged\"");
     r.source_address(t, "forward", f.source_address);
     r.source_name(t, "forward", f.source_name);
@@ -1081,6 +1081,10 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
 }
 
 }  // namespace
+
+bool valid_forward_dmarc(std::string_view mode) {
+  return mode == "rewrite-from" || mode == "divert" || mode == "unchanged";
+}
 
 LoadResult load_config_text(std::string_view text, const std::string& name, const std::filesystem::path& base_dir,
                             const LoadOptions& options) {

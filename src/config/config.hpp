@@ -220,13 +220,16 @@ struct AddressRule {
   std::vector<mail::Target> deliver;
 };
 
+// [[forward]] dmarc: one of "rewrite-from", "divert", "unchanged".
+bool valid_forward_dmarc(std::string_view mode);
+
 struct Forward {
   std::string to;
   bool hidden = true;
   std::vector<mail::Target> fallback;
   Seconds defer_limit{900};
   bool notify = false;
-  std::string dmarc = "rewrite-from";  // "rewrite-from" | "divert" | "unchanged"
+  std::string dmarc = "rewrite-from";  // "rewrite-from" | "divert" | "unchanged": valid_forward_dmarc()
   // Issue 17: this forward's own source address and EHLO name (empty:
   // [delivery]'s).
   SourceAddress source_address;

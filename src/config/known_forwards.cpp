@@ -59,8 +59,6 @@ bool valid_ip(const std::string& text, bool v6) {
   return cidr.ok() && cidr->v6 == v6;
 }
 
-bool valid_dmarc(std::string_view mode) { return mode == "rewrite-from" || mode == "divert" || mode == "unchanged"; }
-
 bool valid_source_name(const std::string& name) {
   return name.empty() || mail::parse_mailbox("x@" + name, false).has_value();
 }
@@ -85,7 +83,7 @@ std::string invalid(const Forward& f) {
   if (!valid_address(f.to) || f.to != base::to_lower(f.to)) return "bad address";
   if (f.defer_limit.count() < 0 || static_cast<uint64_t>(f.defer_limit.count()) > kMaxDeferLimit)
     return "bad defer limit (seconds, 0 to " + std::to_string(kMaxDeferLimit) + ")";  // format() clamps
-  if (!valid_dmarc(f.dmarc)) return "bad dmarc (rewrite-from, divert or unchanged)";
+  if (!valid_forward_dmarc(f.dmarc)) return "bad dmarc (rewrite-from, divert or unchanged)";
   if (!f.source_address.v4.empty() && !valid_ip(f.source_address.v4, false)) return "bad source IPv4 address";
   if (!f.source_address.v6.empty() && !valid_ip(f.source_address.v6, true)) return "bad source IPv6 address";
   if (!valid_source_name(f.source_name)) return "bad source name";
@@ -305,13 +303,7 @@ KnownForwardsFile read_known_forwards(const std::filesystem::path& path) {
 }
 
 base::Status write_known_forwards(const std::filesystem::path& path, const std::vector<KnownForward>& entries) {
-  // A crash between create and rename leaves the tmp file behind, and
-  // write_file_durable creates it O_EXCL: remove it first.
-  auto tmp = path;
-  tmp += ".tmp";
-  std::error_code ec;
-  std::filesystem::remove(tmp, ec);
-  return base::write_file_durable(tmp, path, format_known_forwards(entries));
+  return base::replace_file_durable(path, format_known_forwards(entries));
 }
 
 }  // namespace hikyaku::config

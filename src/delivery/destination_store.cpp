@@ -61,14 +61,8 @@ void DestinationStore::save(const std::vector<state::DestinationState>& entries)
       text = writer->latest;
       generation = writer->generation;
     }
-    // A crash between create and rename leaves the tmp file behind, and
-    // write_file_durable creates it O_EXCL: remove it first.
-    auto tmp = file;
-    tmp += ".tmp";
-    std::error_code ec;
-    std::filesystem::remove(tmp, ec);
     auto st = base::ensure_directory(file.parent_path());
-    if (st.ok()) st = base::write_file_durable(tmp, file, text);
+    if (st.ok()) st = base::replace_file_durable(file, text);
     if (!st.ok()) log()->warn("rate-limit state not saved: {}", st.error().message);
     writer->written = generation;  // a failed write is retried by the next change
   });
