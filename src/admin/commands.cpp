@@ -20,6 +20,7 @@
 #include "base/strings.hpp"
 #include "config/known_forwards.hpp"
 #include "mail/dsn.hpp"
+#include "mail/target.hpp"
 #include "policy/forwards.hpp"
 #include "queue/spool.hpp"
 #include "sasl/credential_store.hpp"
@@ -190,11 +191,12 @@ int forward_set(const config::Config& config, const config::UserForward& request
   entry.keep_copy = requested.keep_copy;
   for (const auto& to : requested.to) entry.to.push_back(base::to_lower(to));
   if (!requested.fallback.empty()) {
-    if (!base::istarts_with(requested.fallback, "mailbox:")) {
+    auto target = mail::Target::parse(requested.fallback);
+    if (!target || target->kind != mail::Target::Kind::mailbox) {
       err << "--fallback: expected \"mailbox:NAME\", not '" << requested.fallback << "'\n";
       return 1;
     }
-    entry.fallback = requested.fallback.substr(8);
+    entry.fallback = target->value;
   }
   auto checked = config::parse_user_forwards(config::render_user_forwards({entry}), "forward set");
   if (checked.errors.empty()) {

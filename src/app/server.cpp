@@ -515,7 +515,7 @@ int serve(config::Config config, const ServeOptions& options) {
         return "refused: mailbox " + m.name + ": " + st.error().message;
     }
     if (auto st = (*smtp_agent)->prepare(*fresh); !st) return "refused: " + st.error().message;
-    maildir_agent.add_mailboxes(*fresh);
+    maildir_agent.configure(*fresh);
     for (const auto& w : fresh->warnings) log->warn("{}: {}", w.where, w.message);
     known_forwards = std::move(known);
     save_known_forwards();

@@ -128,6 +128,27 @@ std::optional<uint64_t> parse_uint(std::string_view s) {
   return v;
 }
 
+bool blank_or_comment(std::string_view line) {
+  size_t first = line.find_first_not_of(" \t");
+  return first == std::string_view::npos || line[first] == '#';
+}
+
+namespace {
+constexpr uint64_t kLatestUnixSeconds = 4102444800;  // 2100-01-01T00:00:00Z
+}  // namespace
+
+std::optional<uint64_t> unix_seconds(std::chrono::system_clock::time_point t) {
+  auto s = std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+  if (s < 0 || static_cast<uint64_t>(s) > kLatestUnixSeconds) return std::nullopt;
+  return static_cast<uint64_t>(s);
+}
+
+std::optional<std::chrono::system_clock::time_point> parse_unix_seconds(std::string_view s) {
+  auto n = parse_uint(s);
+  if (!n || *n > kLatestUnixSeconds) return std::nullopt;
+  return std::chrono::system_clock::time_point(std::chrono::seconds(*n));
+}
+
 namespace {
 
 std::optional<uint64_t> parse_with_suffix(std::string_view s,

@@ -4,6 +4,7 @@
 // Trust:     safe on arbitrary bytes.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -42,6 +43,14 @@ std::string escape_field(std::string_view s);
 bool unescape_field(std::string_view in, std::string& out);
 // A decimal number without sign; nullopt on anything else or overflow.
 std::optional<uint64_t> parse_uint(std::string_view s);
+// A line of our state files that holds nothing: blank, or '#' after
+// spaces and tabs.
+bool blank_or_comment(std::string_view line);
+// A time in our state files: whole Unix seconds, 1970 to 2100-01-01 (a
+// later one is damage, and would overflow system_clock long before the
+// digits run out). nullopt outside that range, or on a malformed number.
+std::optional<uint64_t> unix_seconds(std::chrono::system_clock::time_point t);
+std::optional<std::chrono::system_clock::time_point> parse_unix_seconds(std::string_view s);
 
 // "90s", "15m", "2h", "5d" → seconds; nullopt if malformed.
 std::optional<uint64_t> parse_duration_seconds(std::string_view s);

@@ -90,5 +90,22 @@ TEST(Strings, EscapedFieldsAreOneTokenAndReversible) {
   EXPECT_FALSE(unescape_field("a%", out));
 }
 
+TEST(Strings, StateFileLinesAndTimes) {
+  EXPECT_TRUE(blank_or_comment(""));
+  EXPECT_TRUE(blank_or_comment(" \t "));
+  EXPECT_TRUE(blank_or_comment("  # note"));
+  EXPECT_FALSE(blank_or_comment("a # b"));
+  using std::chrono::system_clock;
+  const auto t = system_clock::time_point(std::chrono::seconds(1700000000)) + std::chrono::milliseconds(999);
+  EXPECT_EQ(unix_seconds(t), 1700000000u);  // whole seconds, rounded down
+  EXPECT_EQ(parse_unix_seconds("1700000000"), system_clock::time_point(std::chrono::seconds(1700000000)));
+  EXPECT_EQ(parse_unix_seconds("4102444800"), system_clock::time_point(std::chrono::seconds(4102444800)));
+  EXPECT_FALSE(parse_unix_seconds("4102444801"));  // after 2100-01-01: damage
+  EXPECT_FALSE(parse_unix_seconds("-1"));
+  EXPECT_FALSE(parse_unix_seconds("17e8"));
+  EXPECT_FALSE(unix_seconds(system_clock::time_point(std::chrono::seconds(-1))));
+  EXPECT_FALSE(unix_seconds(system_clock::time_point(std::chrono::seconds(4102444801))));
+}
+
 }  // namespace
 }  // namespace hikyaku::base

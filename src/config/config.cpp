@@ -18,6 +18,7 @@
 #include "base/strings.hpp"
 #include "config/user_forwards.hpp"
 #include "mail/address.hpp"
+#include "mail/target.hpp"
 
 namespace hikyaku::config {
 
@@ -359,26 +360,12 @@ class Reader {
     return ep;
   }
   std::optional<mail::Target> target(const std::string& s, const toml::node& node, const std::string& path) {
-    mail::Target t;
-    if (base::istarts_with(s, "mailbox:")) {
-      t.kind = mail::Target::Kind::mailbox;
-      t.value = s.substr(8);
-    } else if (base::istarts_with(s, "forward:")) {
-      t.kind = mail::Target::Kind::forward;
-      t.value = base::to_lower(s.substr(8));
-      if (!mail::parse_mailbox(t.value, true)) {
-        error(node, path + ": '" + t.value + "' is not an email address");
-        return std::nullopt;
-      }
-    } else {
-      error(node, path + ": '" + s + "' must be \"mailbox:NAME\" or \"forward:ADDRESS\"");
+    auto t = mail::Target::parse(s);
+    if (!t) {
+      error(node, path + ": " + t.error().message);
       return std::nullopt;
     }
-    if (t.value.empty()) {
-      error(node, path + ": empty target");
-      return std::nullopt;
-    }
-    return t;
+    return std::move(t).value();
   }
 
   // Iterate an array of tables ([[mailbox]]); non-tables are errors.
@@ -581,10 +568,11 @@ void read_route(Reader& r, const toml::table& t, Config& c) {
   std::string copy_to;
   r.string(t, "copy_to", "route", copy_to);
   if (!copy_to.empty()) {
-    if (!base::istarts_with(copy_to, "mailbox:") || copy_to.size() == 8)
+    auto target = mail::Target::parse(copy_to);
+    if (!target || target->kind != mail::Target::Kind::mailbox)
       r.error(*t.get("copy_to"), "route.copy_to: expected \"mailbox:NAME\"");
     else
-      rt.copy_to = copy_to.substr(8);
+      rt.copy_to = target->value;
   }
   c.routes.push_back(std::move(rt));
 }
@@ -933,7 +921,7 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
     r.check_keys(t, "mailbox", {"name", "send_as", "quota"});
     Mailbox m;
     r.string(t, "name", "mailbox", m.name);
-    if (!valid_mailbox_name(m.name)) {
+    if (!mail::valid_mailbox_name(m.name)) {
       r.error(t, "mailbox.name: missing or invalid '" + m.name + "' (letters, digits, '.', '_', '-')");
       return;
     }

@@ -5,8 +5,8 @@
 #include "base/access_list.hpp"
 #include "base/file.hpp"
 #include "base/strings.hpp"
-#include "config/user_forwards.hpp"
 #include "mail/address.hpp"
+#include "mail/target.hpp"
 
 namespace hikyaku::config {
 
@@ -14,8 +14,6 @@ namespace {
 
 using std::chrono::system_clock;
 
-// 2100-01-01T00:00:00Z: a later time is damage.
-constexpr uint64_t kMaxUnixSeconds = 4102444800;
 // A hundred years: a longer defer limit is written as this (it never ends
 // either way), and read back as damage.
 constexpr uint64_t kMaxDeferLimit = 100ull * 366 * 86400;
@@ -42,11 +40,6 @@ std::optional<uint64_t> number(std::string_view text, uint64_t max) {
   return n;
 }
 
-bool blank_or_comment(std::string_view line) {
-  size_t first = line.find_first_not_of(" \t");
-  return first == std::string_view::npos || line[first] == '#';
-}
-
 bool valid_address(std::string_view address) {
   return !address.empty() && address != "-" && mail::parse_mailbox(address, true).has_value();
 }
@@ -63,20 +56,6 @@ bool valid_source_name(const std::string& name) {
   return name.empty() || mail::parse_mailbox("x@" + name, false).has_value();
 }
 
-std::optional<mail::Target> parse_target(const std::string& text) {
-  if (base::istarts_with(text, "mailbox:")) {
-    std::string name = text.substr(8);
-    if (!valid_mailbox_name(name)) return std::nullopt;
-    return mail::Target{mail::Target::Kind::mailbox, name};
-  }
-  if (base::istarts_with(text, "forward:")) {
-    std::string to = base::to_lower(text.substr(8));
-    if (!valid_address(to)) return std::nullopt;
-    return mail::Target{mail::Target::Kind::forward, to};
-  }
-  return std::nullopt;
-}
-
 // Why `f` cannot be kept ("" when it can): the rules of a hidden [[forward]].
 std::string invalid(const Forward& f) {
   if (!f.hidden) return "not a hidden forward";
@@ -89,7 +68,7 @@ std::string invalid(const Forward& f) {
   if (!valid_source_name(f.source_name)) return "bad source name";
   if (f.fallback.size() > kMaxLinks) return "bad fallback (at most " + std::to_string(kMaxLinks) + " targets)";
   for (const auto& t : f.fallback) {
-    const auto again = parse_target(t.str());
+    const auto again = mail::Target::parse(t.str());
     if (!again || *again != t) return "bad fallback target";
   }
   // A [[forward]] written in the configuration ends in a mailbox; the
@@ -97,12 +76,6 @@ std::string invalid(const Forward& f) {
   if (!f.fallback.empty() && f.fallback.back().kind != mail::Target::Kind::mailbox)
     return "the fallback does not end in a mailbox";
   return "";
-}
-
-std::optional<uint64_t> unix_seconds(system_clock::time_point t) {
-  auto s = std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-  if (s < 0 || static_cast<uint64_t>(s) > kMaxUnixSeconds) return std::nullopt;
-  return static_cast<uint64_t>(s);
 }
 
 std::optional<KnownForward> parse_line(const std::vector<std::string_view>& f, std::string& why) {
@@ -126,12 +99,11 @@ std::optional<KnownForward> parse_line(const std::vector<std::string_view>& f, s
   fw.hidden = true;
   fw.to = base::to_lower(v[0]);
   if (f[1] != "-") {
-    auto removed = number(f[1], kMaxUnixSeconds);
-    if (!removed) {
+    entry.removed = base::parse_unix_seconds(f[1]);
+    if (!entry.removed) {
       why = "bad removal time (Unix seconds or -)";
       return std::nullopt;
     }
-    entry.removed = system_clock::time_point(std::chrono::seconds(*removed));
   }
   auto limit = number(f[2], kMaxDeferLimit);
   if (!limit) {
@@ -149,12 +121,12 @@ std::optional<KnownForward> parse_line(const std::vector<std::string_view>& f, s
   fw.source_address.v6 = v[6];
   fw.source_name = v[7];
   for (size_t i = 8; i < v.size(); ++i) {
-    auto target = parse_target(v[i]);
+    auto target = mail::Target::parse(v[i]);
     if (!target) {
       why = "bad fallback target (mailbox:NAME or forward:ADDRESS)";
       return std::nullopt;
     }
-    fw.fallback.push_back(std::move(*target));
+    fw.fallback.push_back(std::move(target).value());
   }
   why = invalid(fw);
   if (!why.empty()) return std::nullopt;
@@ -184,7 +156,7 @@ ParsedKnownForwards parse_known_forwards(std::string_view text) {
       header = true;
       continue;
     }
-    if (blank_or_comment(line)) continue;
+    if (base::blank_or_comment(line)) continue;
     std::string why;
     auto entry = parse_line(base::split_fields(line), why);
     if (!entry) {
@@ -212,7 +184,7 @@ std::string format_known_forwards(const std::vector<KnownForward>& entries) {
       f.defer_limit = std::chrono::seconds(kMaxDeferLimit);  // longer than mail is kept: the same
     std::optional<uint64_t> removed;
     if (e.removed) {
-      removed = unix_seconds(*e.removed);
+      removed = base::unix_seconds(*e.removed);
       if (!removed) continue;
     }
     if (!invalid(f).empty() || !seen.emplace(f.to).second) continue;
@@ -261,8 +233,8 @@ std::vector<KnownForward> remember_forwards(Config& config, const std::vector<Kn
     config.warnings.push_back(
         {std::string(kKnownForwardsFile),
          std::to_string(missing_mailboxes) +
-             " fallback mailbox(es) of removed hidden forwards no longer exist: mail still waiting for those "
-             "forwards is dropped if they refuse it; put the [[mailbox]] back until `hikyaku queue list` is empty"});
+             " fallback mailbox(es) of removed hidden forwards are no longer configured: mail those forwards "
+             "refuse is still diverted into their Maildirs, which no one can read until the [[mailbox]] is back"});
   return out;
 }
 

@@ -7,16 +7,9 @@
 
 #include "base/strings.hpp"
 #include "mail/address.hpp"
+#include "mail/target.hpp"
 
 namespace hikyaku::config {
-
-bool valid_mailbox_name(std::string_view s) {
-  if (s.empty() || s.size() > 64 || s[0] == '.') return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-           c == '-';
-  });
-}
 
 namespace {
 
@@ -66,7 +59,7 @@ bool read_entry(const std::string& name, const toml::table& t, UserForward& uf, 
   } else {
     uf.name = *n->value<std::string>();
     uf.name_where = position(name, n->source());
-    if (!valid_mailbox_name(uf.name))
+    if (!mail::valid_mailbox_name(uf.name))
       error(*n, "user.name: '" + uf.name + "' is not a mailbox name (letters, digits, '.', '_', '-')");
   }
   if (const toml::node* n = t.get("to"); n == nullptr) {
@@ -98,10 +91,11 @@ bool read_entry(const std::string& name, const toml::table& t, UserForward& uf, 
   }
   if (const toml::node* n = t.get("fallback")) {
     const std::string v = n->is_string() ? *n->value<std::string>() : std::string();
-    if (!base::istarts_with(v, "mailbox:") || !valid_mailbox_name(std::string_view(v).substr(8))) {
+    auto target = mail::Target::parse(v);
+    if (!target || target->kind != mail::Target::Kind::mailbox) {
       error(*n, "user.fallback: expected \"mailbox:NAME\"");
     } else {
-      uf.fallback = v.substr(8);
+      uf.fallback = target->value;
       uf.fallback_where = position(name, n->source());
     }
   }

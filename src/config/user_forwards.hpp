@@ -47,9 +47,6 @@ struct UserForwardsResult {
   std::vector<ConfigError> errors;
 };
 
-// A [[mailbox]] name: letters, digits, '.', '_', '-'; 1..64; no leading '.'.
-bool valid_mailbox_name(std::string_view name);
-
 // Parse the text of a forwards file; `name` is used in error positions.
 // Syntax only (keys, types, addresses, fallback form, one entry per
 // mailbox); whether the mailboxes exist is apply_user_forwards()'s job.

@@ -1,5 +1,7 @@
 #include "delivery/maildir_agent.hpp"
 
+#include "base/log.hpp"
+#include "mail/target.hpp"
 #include "mailbox/maildir.hpp"
 #include "mailbox/quota.hpp"
 
@@ -7,6 +9,8 @@ namespace hikyaku::delivery {
 namespace {
 
 using Outcome = policy::AttemptResult;
+
+std::shared_ptr<spdlog::logger> log() { return base::logger("maildir"); }
 
 Outcome temporary(const base::Error& error) {
   // ENOSPC/EDQUOT: the operator frees space, the retry succeeds.
@@ -28,8 +32,9 @@ MaildirAgent::Settings MaildirAgent::Settings::from(const config::Config& config
 
 MaildirAgent::MaildirAgent(Settings settings) : settings_(std::move(settings)) {}
 
-void MaildirAgent::add_mailboxes(const config::Config& config) {
+void MaildirAgent::configure(const config::Config& config) {
   std::lock_guard lock(mu_);
+  settings_.mailboxes.clear();
   settings_.quotas.clear();
   for (const auto& m : config.mailboxes) {
     settings_.mailboxes.insert(m.name);
@@ -43,17 +48,25 @@ uint64_t MaildirAgent::quota_of(const std::string& mailbox) const {
   return it == settings_.quotas.end() ? 0 : it->second;
 }
 
-bool MaildirAgent::known(const std::string& mailbox) const {
+bool MaildirAgent::configured(const std::string& mailbox) const {
   std::lock_guard lock(mu_);
   return settings_.mailboxes.contains(mailbox);
 }
 
 void MaildirAgent::deliver(const queue::DeliveryRequest& request,
                            std::function<void(policy::AttemptResult)> done) {
-  // Sanity checks: the plan must name a configured mailbox.
-  if (request.target.kind != mail::Target::Kind::mailbox || !known(request.target.value)) {
+  // Sanity check: the plan must name a mailbox, by a name that stays inside
+  // DATA_DIR/mailboxes.
+  if (request.target.kind != mail::Target::Kind::mailbox || !mail::valid_mailbox_name(request.target.value)) {
     done(Outcome{Outcome::Kind::permanent, "5.1.1", "no such mailbox " + request.target.value});
     return;
+  }
+  if (!configured(request.target.value)) {
+    // Mail accepted while it was configured (or a removed hidden forward's
+    // diverted copy): kept, never failed for an edit of the file.
+    log()->warn("{}: mailbox {} is no longer configured: delivering into {} all the same (put its [[mailbox]] "
+                "back to read it)",
+                request.queue_id, request.target.value, (settings_.mailboxes_dir / request.target.value).string());
   }
 
   // RFC 5321 §4.4: Return-Path at final delivery; Delivered-To helps loop

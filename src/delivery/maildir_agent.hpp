@@ -5,15 +5,20 @@
 //            mailbox's directory (its part of the configuration: Settings).
 // Standards: RFC 5321 §4.4 (the delivering server adds Return-Path with the
 //            MAIL FROM reverse-path), Maildir (via mailbox::Maildir).
-// Trust:     the mailbox name comes from the configuration (the plan), never
-//            from the network; it is checked against the configured
-//            mailboxes so a stale plan cannot write outside DATA_DIR/mailboxes.
-//            `hikyaku reload` adds the mailboxes a new configuration names
-//            (add_mailboxes, before any plan can name them); a mailbox a
-//            reload removes stays known until a restart, so mail queued for
-//            it is still delivered into its Maildir (never failed).
+// Trust:     the mailbox name comes from the plan (the configuration when
+//            the message was accepted, or a remembered hidden forward's
+//            fallback: config/known_forwards.hpp), never from the network;
+//            it must be a valid [[mailbox]] name (mail::valid_mailbox_name),
+//            so no plan can write outside DATA_DIR/mailboxes.
+// Removed mailboxes: a mailbox the configuration no longer has (removed by
+//            a reload or before a restart) still takes the mail queued for
+//            it, into its Maildir, created again if it is gone, with a
+//            warning naming the mailbox: accepted mail is never failed, and
+//            a hidden forward's diverted copy never dropped, because the
+//            operator edited the file meanwhile. Put the [[mailbox]] back to
+//            read it.
 // Concurrency: deliver() is synchronous, blocking (write + fdatasync) and
-//            thread-safe (as is add_mailboxes()); `done` is called before it returns, on the calling
+//            thread-safe (as is configure()); `done` is called before it returns, on the calling
 //            queue thread.
 // Quota:     a mailbox with a [[mailbox]] quota that this message would take
 //            over it (mailbox::Quota, recalculated here when its file is
@@ -21,7 +26,8 @@
 //            and, in the end, applies the target's failure rules — a spam
 //            flood into a fallback mailbox cannot fill the disk the spool
 //            needs.
-// Errors:    outcomes, never exceptions: unknown mailbox → permanent 5.1.1;
+// Errors:    outcomes, never exceptions: an invalid mailbox name (a damaged
+//            plan) → permanent 5.1.1;
 //            mailbox over its quota → temporary 4.2.2; disk full/file
 //            system quota → temporary 4.3.1; other I/O → temporary 4.3.0.
 //            Idempotence: a crash after the Maildir link but before the
@@ -45,7 +51,7 @@ class MaildirAgent final : public queue::DeliveryAgent {
   // The agent's part of the configuration.
   struct Settings {
     std::filesystem::path mailboxes_dir;  // DATA_DIR/mailboxes: one Maildir per [[mailbox]] name
-    std::set<std::string> mailboxes;      // the configured [[mailbox]] names
+    std::set<std::string> mailboxes;      // the configured [[mailbox]] names (others: a warning)
     std::map<std::string, uint64_t> quotas;  // [[mailbox]] quota in bytes, where one is set
     bool sync = true;                     // false skips fsyncs (tests only)
 
@@ -53,14 +59,13 @@ class MaildirAgent final : public queue::DeliveryAgent {
   };
 
   explicit MaildirAgent(Settings settings);
-  // The [[mailbox]] names of `config` become known too (none is forgotten);
-  // their quotas become config's.
-  void add_mailboxes(const config::Config& config);
+  // The configured mailboxes and their quotas become `config`'s (a reload).
+  void configure(const config::Config& config);
   void deliver(const queue::DeliveryRequest& request,
                std::function<void(policy::AttemptResult)> done) override;
 
  private:
-  bool known(const std::string& mailbox) const;
+  bool configured(const std::string& mailbox) const;
   uint64_t quota_of(const std::string& mailbox) const;
 
   Settings settings_;  // mailboxes and quotas guarded by mu_; the rest const

@@ -70,11 +70,28 @@ TEST_F(MaildirAgentTest, DeliversWithReturnPathInLfForm) {
             "Return-Path: <s@example.org>\nDelivered-To: alice@example.test\nSubject: hi\n\nbody\n");
 }
 
-TEST_F(MaildirAgentTest, UnknownMailboxIsPermanent) {
-  auto o = run("mallory", "x\r\n");
-  EXPECT_EQ(o.kind, AttemptResult::Kind::permanent);
-  EXPECT_EQ(o.status, "5.1.1");
-  EXPECT_FALSE(fs::exists(config_.mailbox_dir("mallory")));
+// A mailbox the configuration no longer has (removed before a restart)
+// still takes the mail queued for it: delivered into its Maildir, never
+// failed (nor, behind a hidden forward, dropped).
+TEST_F(MaildirAgentTest, AMailboxNoLongerConfiguredStillTakesItsMail) {
+  auto o = run("removed", "Subject: queued before\r\n\r\nbody\r\n");
+  EXPECT_EQ(o.kind, AttemptResult::Kind::delivered) << o.detail;
+  mailbox::Maildir md(config_.mailbox_dir("removed"));
+  auto list = md.list();
+  ASSERT_TRUE(list);
+  EXPECT_EQ(list->size(), 1u);
+}
+
+// A name that is not a mailbox name (a damaged plan) writes nothing, and
+// nowhere outside DATA_DIR/mailboxes.
+TEST_F(MaildirAgentTest, AnInvalidMailboxNameIsPermanent) {
+  for (const std::string name : {"../escape", ".hidden", "a/b", ""}) {
+    auto o = run(name, "x\r\n");
+    EXPECT_EQ(o.kind, AttemptResult::Kind::permanent) << name;
+    EXPECT_EQ(o.status, "5.1.1") << name;
+  }
+  EXPECT_FALSE(fs::exists(config_.data_dir / "escape"));
+  EXPECT_FALSE(fs::exists(config_.mailbox_dir(".hidden")));
 }
 
 TEST_F(MaildirAgentTest, UnwritableMailboxIsTemporary) {

@@ -74,6 +74,11 @@ TEST(Text, OneLineAndQuotedString) {
   EXPECT_EQ(one_line("a\x01\xe2z"), "a??z");
   EXPECT_EQ(quoted_string("say \"hi\" \\o/"), "\"say \\\"hi\\\" \\\\o/\"");
   EXPECT_EQ(redact("x A@B.c y a@b.C", {"a@b.c"}), "x <hidden> y <hidden>");
+  // The whole address a hidden one is part of; punctuation around it stays.
+  EXPECT_EQ(redact("open@b.c, pen@b.com; <x.pen@b.c>. ...pen@b.c.", {"pen@b.c"}),
+            "<hidden>, <hidden>; <<hidden>>. ...<hidden>.");
+  EXPECT_EQ(redact("to=<pen@b.c> forward:pen@b.c (pen@b.c)", {"pen@b.c"}),
+            "to=<<hidden>> forward:<hidden> (<hidden>)");
   EXPECT_EQ(rfc5322_date(std::chrono::system_clock::from_time_t(0)), "Thu, 01 Jan 1970 00:00:00 +0000");
 }
 

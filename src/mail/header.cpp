@@ -16,6 +16,13 @@ bool iequal(std::string_view a, std::string_view b) {
   return true;
 }
 
+bool ascii_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
+
+// The characters an address that contains a hidden one may have around it:
+// a local part before it, a longer domain after it.
+bool local_part_char(char c) { return ascii_alnum(c) || c == '.' || c == '_' || c == '+' || c == '-'; }
+bool domain_char(char c) { return ascii_alnum(c) || c == '.' || c == '-'; }
+
 }  // namespace
 
 std::string_view next_line(std::string_view text, size_t& pos) {
@@ -84,12 +91,22 @@ std::string redact(std::string text, const std::vector<std::string>& hidden) {
   for (const auto& h : hidden) {
     if (h.empty()) continue;
     for (size_t pos = 0; pos + h.size() <= text.size();) {
-      if (iequal(std::string_view(text).substr(pos, h.size()), h)) {
-        text.replace(pos, h.size(), "<hidden>");
-        pos += 8;
-      } else {
+      if (!iequal(std::string_view(text).substr(pos, h.size()), h)) {
         ++pos;
+        continue;
       }
+      // The whole address the match is part of ("open@x" for a hidden
+      // "pen@x"; "pen@x.org" for "pen@x"): a part of it left in clear
+      // would tell which address is hidden. Dots at either edge are
+      // punctuation, not the address.
+      size_t begin = pos;
+      size_t end = pos + h.size();
+      while (begin > 0 && local_part_char(text[begin - 1])) --begin;
+      while (begin < pos && text[begin] == '.') ++begin;
+      while (end < text.size() && domain_char(text[end])) ++end;
+      while (end > pos + h.size() && text[end - 1] == '.') --end;
+      text.replace(begin, end - begin, "<hidden>");
+      pos = begin + 8;
     }
   }
   return text;

@@ -32,7 +32,9 @@ std::string one_line(std::string_view text, size_t max = 400);
 std::string quoted_string(std::string_view text, size_t max = 400);
 
 // Every occurrence (ASCII case-insensitive) of each address in `hidden` is
-// replaced by "<hidden>".
+// replaced by "<hidden>", with the rest of the address it is part of:
+// "open@x.org" and "pen@x.org.net" for a hidden "pen@x.org" (a part left in
+// clear would tell which address is hidden); dots at either edge stay.
 std::string redact(std::string text, const std::vector<std::string>& hidden);
 
 // The line of `text` starting at `pos`, without its LF or CRLF; `pos` moves

@@ -7,10 +7,13 @@
 //            delivery agents, so that none of them needs another's types.
 // Trust:     values come from the trusted configuration; a forward address
 //            may be hidden (policy decides how it is shown).
-// Errors:    none.
+// Errors:    Target::parse() returns why a text is not a target.
 #pragma once
 
 #include <string>
+#include <string_view>
+
+#include "base/result.hpp"
 
 namespace hikyaku::mail {
 
@@ -26,6 +29,16 @@ struct Target {
   // Delivered by SMTP to another host (forward or relay), not into a mailbox.
   bool remote() const { return kind != Kind::mailbox; }
   bool operator==(const Target&) const = default;
+
+  // What the configuration and the state files write: "mailbox:NAME" (a
+  // valid_mailbox_name) or "forward:ADDRESS" (an address, lower-cased),
+  // the prefix in any case. A relay target is never written by hand. The
+  // error says what is wrong with the text (not quoting a whole line).
+  static base::Result<Target> parse(std::string_view text);
 };
+
+// A [[mailbox]] name: letters, digits, '.', '_', '-'; 1..64; no leading '.'
+// (so that it is one directory under DATA_DIR/mailboxes, never a path).
+bool valid_mailbox_name(std::string_view name);
 
 }  // namespace hikyaku::mail

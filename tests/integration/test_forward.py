@@ -529,9 +529,9 @@ def test_mail_from_the_hidden_address_is_not_logged_by_name(make_hikyaku, dns_se
     assert [l for l in log.splitlines() if FORWARD in l.lower()] == []
 
 
-def restart_without_the_forward(hk):
-    """Stop, remove FORWARD's [[forward]] and the address's forward target,
-    start again."""
+def restart_without_the_forward(hk, and_its_mailbox=False):
+    """Stop, remove FORWARD's [[forward]] and the address's forward target
+    (and the fallback mailbox ituki-gm's [[mailbox]]), start again."""
     hk.stop()
     text = hk.config_path.read_text()
     start = text.index("[[forward]]")
@@ -539,8 +539,26 @@ def restart_without_the_forward(hk):
     text = text[:start] + text[end:]
     text = text.replace(f'deliver = ["mailbox:ituki", "forward:{FORWARD}"]', 'deliver = ["mailbox:ituki"]')
     assert FORWARD not in text
+    if and_its_mailbox:
+        block = '[[mailbox]]\nname = "ituki-gm"\n'
+        assert block in text
+        text = text.replace(block, "")
     hk.config_path.write_text(text)
     hk.start()
+
+
+def refuse_the_waiting_copy(hk, farside):
+    """The far side now refuses for good and the queue is flushed: the
+    waiting copy is diverted into ituki-gm, nothing goes to the sender.
+    Returns the log."""
+    farside.gmail.set_mode("reject_rcpt")
+    r = hk.run_cli("queue", "flush")
+    assert r.returncode == 0, r.stderr
+    [copy] = wait_mailbox(hk, "ituki-gm", 1)
+    assert "550 5.7.1" in diverted_header(read(copy))
+    wait_spool_empty(hk)
+    assert farside.sender.attempts == []
+    return hk.log_text()
 
 
 def test_a_removed_hidden_forward_is_still_hidden_after_a_restart(make_hikyaku, dns_server, farside):
@@ -562,15 +580,27 @@ def test_a_removed_hidden_forward_is_still_hidden_after_a_restart(make_hikyaku, 
     assert shown.returncode == 0 and "forward:" in shown.stdout, shown.stdout + shown.stderr
     assert FORWARD not in shown.stdout.lower(), shown.stdout
 
-    farside.gmail.set_mode("reject_rcpt")
-    r = hk.run_cli("queue", "flush")
-    assert r.returncode == 0, r.stderr
-    [copy] = wait_mailbox(hk, "ituki-gm", 1)
-    assert "550 5.7.1" in diverted_header(read(copy))
-    wait_spool_empty(hk)
-    assert farside.sender.attempts == []
-    log = hk.log_text()
+    log = refuse_the_waiting_copy(hk, farside)
     assert "wait for a forward the configuration no longer has" not in log
+    assert FORWARD not in log.lower()
+
+
+def test_a_removed_fallback_mailbox_still_takes_the_diverted_copy(make_hikyaku, dns_server, farside):
+    # The operator removes the hidden forward and its fallback mailbox while
+    # a copy waits, and restarts. The start warns; when the far side then
+    # refuses the copy for good, it is diverted into the mailbox's Maildir
+    # all the same: not dropped, not bounced, the address named nowhere.
+    farside.gmail.set_mode("tempfail_rcpt")
+    hk = make_hikyaku(extra=config(dns_server, farside, retry='["1h"]'))
+    Client(hk).send(message("waiting"))
+    wait_for(lambda: "status=deferred" in hk.log_text(), what="the forward deferred")
+    restart_without_the_forward(hk, and_its_mailbox=True)
+    wait_for(lambda: "1 fallback mailbox(es) of removed hidden forwards are no longer configured" in hk.log_text(),
+             what="the warning at start")
+
+    log = refuse_the_waiting_copy(hk, farside)
+    assert "mailbox ituki-gm is no longer configured: delivering into" in log
+    assert "status=failed" not in log
     assert FORWARD not in log.lower()
 
 

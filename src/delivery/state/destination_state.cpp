@@ -1,6 +1,6 @@
 #include "delivery/state/destination_state.hpp"
 
-#include <charconv>
+#include <limits>
 #include <optional>
 #include <set>
 
@@ -10,22 +10,6 @@ namespace hikyaku::delivery::state {
 
 namespace {
 
-// 2100-01-01T00:00:00Z: a later `until` is damage (and would overflow
-// system_clock's nanoseconds long before the format's digits run out).
-constexpr uint64_t kMaxUntilSeconds = 4102444800;
-
-// A decimal number without sign, spaces or leading '+'; false on overflow.
-bool parse_uint(std::string_view s, uint64_t& out) {
-  if (s.empty() || s.size() > 19) return false;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && end == s.data() + s.size();
-}
-
-bool blank_or_comment(std::string_view line) {
-  size_t first = line.find_first_not_of(" \t");
-  return first == std::string_view::npos || line[first] == '#';
-}
-
 bool valid_spacing(std::chrono::milliseconds spacing) {
   return spacing.count() > 0 && spacing <= kMaxSpacing;
 }
@@ -34,14 +18,11 @@ bool valid_pause(std::chrono::milliseconds pause) { return pause.count() >= 0 &&
 
 bool valid_connections(uint64_t n) { return n >= 1 && n <= kMaxConnections; }
 
-std::optional<uint64_t> unix_seconds(std::chrono::system_clock::time_point t) {
-  auto s = std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-  if (s < 0 || static_cast<uint64_t>(s) > kMaxUntilSeconds) return std::nullopt;
-  return static_cast<uint64_t>(s);
-}
-
-std::chrono::system_clock::time_point at(uint64_t unix_seconds) {
-  return std::chrono::system_clock::time_point(std::chrono::seconds(unix_seconds));
+// A number of milliseconds in a file (at most ~292 million years: no overflow).
+std::optional<std::chrono::milliseconds> parse_ms(std::string_view s) {
+  auto n = base::parse_uint(s);
+  if (!n || *n > uint64_t(std::numeric_limits<int64_t>::max())) return std::nullopt;
+  return std::chrono::milliseconds(static_cast<int64_t>(*n));
 }
 
 // One line of a version 1 file: <domain> <spacing-ms> <until>.
@@ -54,13 +35,13 @@ std::optional<DestinationState> parse_v1(const std::vector<std::string_view>& f,
     why = "bad domain";
     return std::nullopt;
   }
-  uint64_t spacing = 0;
-  if (!parse_uint(f[1], spacing) || !valid_spacing(std::chrono::milliseconds(spacing))) {
+  auto spacing = parse_ms(f[1]);
+  if (!spacing || !valid_spacing(*spacing)) {
     why = "bad spacing (milliseconds, 1 to " + std::to_string(kMaxSpacing.count()) + ")";
     return std::nullopt;
   }
-  uint64_t until = 0;
-  if (!parse_uint(f[2], until) || until > kMaxUntilSeconds) {
+  auto until = base::parse_unix_seconds(f[2]);
+  if (!until) {
     why = "bad until (Unix seconds)";
     return std::nullopt;
   }
@@ -68,7 +49,7 @@ std::optional<DestinationState> parse_v1(const std::vector<std::string_view>& f,
   // connection and ramps up (destination_pace.hpp).
   DestinationState entry;
   entry.domain = std::string(f[0]);
-  entry.until = at(until);
+  entry.until = *until;
   return entry;
 }
 
@@ -85,32 +66,32 @@ std::optional<DestinationState> parse_v2(const std::vector<std::string_view>& f,
     why = "bad domain";
     return std::nullopt;
   }
-  uint64_t pause = 0;
-  if (!parse_uint(f[1], pause) || !valid_pause(std::chrono::milliseconds(pause))) {
+  auto pause = parse_ms(f[1]);
+  if (!pause || !valid_pause(*pause)) {
     why = "bad pause (milliseconds, 0 to " + std::to_string(kMaxPause.count()) + ")";
     return std::nullopt;
   }
-  uint64_t paused_until = 0;
-  if (!parse_uint(f[2], paused_until) || paused_until > kMaxUntilSeconds) {
+  auto paused_until = base::parse_unix_seconds(f[2]);
+  if (!paused_until) {
     why = "bad paused-until (Unix seconds)";
     return std::nullopt;
   }
-  uint64_t connections = 0;
-  if (!parse_uint(f[3], connections) || !valid_connections(connections)) {
+  auto connections = base::parse_uint(f[3]);
+  if (!connections || !valid_connections(*connections)) {
     why = "bad connections (1 to " + std::to_string(kMaxConnections) + ")";
     return std::nullopt;
   }
-  uint64_t until = 0;
-  if (!parse_uint(f[4], until) || until > kMaxUntilSeconds) {
+  auto until = base::parse_unix_seconds(f[4]);
+  if (!until) {
     why = "bad until (Unix seconds)";
     return std::nullopt;
   }
   DestinationState entry;
   entry.domain = std::string(f[0]);
-  entry.pause = std::chrono::milliseconds(pause);
-  entry.paused_until = at(paused_until);
-  entry.connections = static_cast<unsigned>(connections);
-  entry.until = at(until);
+  entry.pause = *pause;
+  entry.paused_until = *paused_until;
+  entry.connections = static_cast<unsigned>(*connections);
+  entry.until = *until;
   return entry;
 }
 
@@ -148,7 +129,7 @@ ParsedStates parse(std::string_view text) {
       }
       continue;
     }
-    if (blank_or_comment(line)) continue;
+    if (base::blank_or_comment(line)) continue;
 
     auto f = base::split_fields(line);
     std::string why;
@@ -171,8 +152,8 @@ std::string format(const std::vector<DestinationState>& entries) {
   out += "\n# domain pause-ms paused-until-unix-seconds connections until-unix-seconds\n";
   std::set<std::string, std::less<>> seen;
   for (const auto& e : entries) {
-    auto paused_until = unix_seconds(e.paused_until);
-    auto until = unix_seconds(e.until);
+    auto paused_until = base::unix_seconds(e.paused_until);
+    auto until = base::unix_seconds(e.until);
     if (!valid_domain(e.domain) || !valid_pause(e.pause) || !paused_until || !valid_connections(e.connections) ||
         !until || !seen.emplace(e.domain).second)
       continue;
