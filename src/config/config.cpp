@@ -288,11 +288,7 @@ class Reader {
         continue;
       }
       const std::string s = *item->value<std::string>();
-      if (s.find('/') != std::string::npos) {
-        error(*item, what + "'" + base::log_printable(s) + "': an address, not a prefix");
-        continue;
-      }
-      auto cidr = base::Cidr::parse(s);
+      auto cidr = parse_source_address(s);
       if (!cidr) {
         error(*item, what + "'" + base::log_printable(s) + "': " + cidr.error().message);
         continue;
@@ -309,7 +305,7 @@ class Reader {
   // An EHLO name (issue 17): a domain name.
   void source_name(const toml::table& t, const std::string& path, std::string& out) {
     string(t, "source_name", path, out);
-    if (!out.empty() && !mail::parse_mailbox("x@" + out, false))
+    if (!valid_source_name(out))
       error(*t.get("source_name"), path + ".source_name: '" + base::log_printable(out) + "' is not a domain name");
   }
   // A list of CIDR prefixes ([access]); each bad one is reported where it
@@ -1069,6 +1065,15 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
 }
 
 }  // namespace
+
+base::Result<base::Cidr> parse_source_address(std::string_view text) {
+  if (text.find('/') != std::string_view::npos) return base::make_error("an address, not a prefix");
+  return base::Cidr::parse(text);
+}
+
+bool valid_source_name(std::string_view name) {
+  return name.empty() || mail::parse_mailbox("x@" + std::string(name), false).has_value();
+}
 
 bool valid_forward_dmarc(std::string_view mode) {
   return mode == "rewrite-from" || mode == "divert" || mode == "unchanged";

@@ -94,6 +94,12 @@ struct SourceAddress {
   bool operator==(const SourceAddress&) const = default;
 };
 
+// One source address: a plain IP literal, not a prefix (an IPv4-mapped IPv6
+// address counts as IPv4: base::Cidr). The error says what is wrong.
+base::Result<base::Cidr> parse_source_address(std::string_view text);
+// A source_name (the EHLO name): a domain name, or empty.
+bool valid_source_name(std::string_view name);
+
 // [delivery] address_family: which of a destination's addresses (A, AAAA)
 // outgoing SMTP tries; "ipv4" for a host whose IPv6 address has no PTR
 // (Gmail refuses IPv6 senders without one).

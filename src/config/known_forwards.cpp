@@ -44,16 +44,10 @@ bool valid_address(std::string_view address) {
   return !address.empty() && address != "-" && mail::parse_mailbox(address, true).has_value();
 }
 
-// A source address as the configuration accepts one (base::Cidr, no
-// prefix length; an IPv4-mapped IPv6 address counts as IPv4).
+// A source address of that family, as the configuration accepts one.
 bool valid_ip(const std::string& text, bool v6) {
-  if (text.find('/') != std::string::npos) return false;
-  auto cidr = base::Cidr::parse(text);
+  auto cidr = parse_source_address(text);
   return cidr.ok() && cidr->v6 == v6;
-}
-
-bool valid_source_name(const std::string& name) {
-  return name.empty() || mail::parse_mailbox("x@" + name, false).has_value();
 }
 
 // Why `f` cannot be kept ("" when it can): the rules of a hidden [[forward]].
