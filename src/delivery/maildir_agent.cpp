@@ -1,6 +1,7 @@
 #include "delivery/maildir_agent.hpp"
 
 #include "base/log.hpp"
+#include "base/strings.hpp"
 #include "mail/target.hpp"
 #include "mailbox/maildir.hpp"
 #include "mailbox/quota.hpp"
@@ -58,15 +59,8 @@ void MaildirAgent::deliver(const queue::DeliveryRequest& request,
   // Sanity check: the plan must name a mailbox, by a name that stays inside
   // DATA_DIR/mailboxes.
   if (request.target.kind != mail::Target::Kind::mailbox || !mail::valid_mailbox_name(request.target.value)) {
-    done(Outcome{Outcome::Kind::permanent, "5.1.1", "no such mailbox " + request.target.value});
+    done(Outcome{Outcome::Kind::permanent, "5.1.1", "no such mailbox " + base::log_printable(request.target.value)});
     return;
-  }
-  if (!configured(request.target.value)) {
-    // Mail accepted while it was configured (or a removed hidden forward's
-    // diverted copy): kept, never failed for an edit of the file.
-    log()->warn("{}: mailbox {} is no longer configured: delivering into {} all the same (put its [[mailbox]] "
-                "back to read it)",
-                request.queue_id, request.target.value, (settings_.mailboxes_dir / request.target.value).string());
   }
 
   // RFC 5321 §4.4: Return-Path at final delivery; Delivered-To helps loop
@@ -116,6 +110,13 @@ void MaildirAgent::deliver(const queue::DeliveryRequest& request,
   if (!uid) {
     done(temporary(uid.error()));
     return;
+  }
+  if (!configured(request.target.value)) {
+    // Mail accepted while it was configured (or a removed hidden forward's
+    // diverted copy): kept, never failed for an edit of the file.
+    log()->warn("{}: mailbox {} is no longer configured: delivered into {} all the same (put its [[mailbox]] "
+                "back to read it)",
+                request.queue_id, request.target.value, maildir.root().string());
   }
   done(Outcome{Outcome::Kind::delivered, "2.0.0", "delivered to maildir as " + *uid});
 }

@@ -79,6 +79,9 @@ TEST(Text, OneLineAndQuotedString) {
             "<hidden>, <hidden>; <<hidden>>. ...<hidden>.");
   EXPECT_EQ(redact("to=<pen@b.c> forward:pen@b.c (pen@b.c)", {"pen@b.c"}),
             "to=<<hidden>> forward:<hidden> (<hidden>)");
+  // Every character a local part may have (RFC 5322 atext, RFC 6531 UTF-8).
+  EXPECT_EQ(redact("o'pen@b.c o=pen@b.c o/pen@b.c \xc3\xb3pen@b.c pen@b.c\xc3\xa9", {"pen@b.c"}),
+            "<hidden> <hidden> <hidden> <hidden> <hidden>");
   EXPECT_EQ(rfc5322_date(std::chrono::system_clock::from_time_t(0)), "Thu, 01 Jan 1970 00:00:00 +0000");
 }
 

@@ -19,9 +19,15 @@ bool iequal(std::string_view a, std::string_view b) {
 bool ascii_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
 
 // The characters an address that contains a hidden one may have around it:
-// a local part before it, a longer domain after it.
-bool local_part_char(char c) { return ascii_alnum(c) || c == '.' || c == '_' || c == '+' || c == '-'; }
-bool domain_char(char c) { return ascii_alnum(c) || c == '.' || c == '-'; }
+// a local part before it (RFC 5322 atext and dots; RFC 6531 UTF-8), a
+// longer domain after it (letters, digits, '-', dots; UTF-8).
+bool local_part_char(char c) {
+  return ascii_alnum(c) || static_cast<unsigned char>(c) >= 0x80 ||
+         std::string_view("!#$%&'*+-/=?^_`{|}~.").find(c) != std::string_view::npos;
+}
+bool domain_char(char c) {
+  return ascii_alnum(c) || static_cast<unsigned char>(c) >= 0x80 || c == '.' || c == '-';
+}
 
 }  // namespace
 

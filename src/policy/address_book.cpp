@@ -110,11 +110,13 @@ std::vector<mail::Target> AddressBook::srs_plan(const mail::Address& rcpt) const
     // SRS1 address reverses to the first forwarder's SRS0 address).
     return {{mail::Target::Kind::forward, decoded.address.str()}};
   }
-  // A hidden forward: its fallback mailbox (the first mailbox link of its
-  // chain; config guarantees a hidden chain ends in one), never the sender.
+  // A hidden forward: its fallback mailbox (the first configured mailbox
+  // link of its chain; config guarantees a hidden chain ends in one), never
+  // the sender. A removed forward's removed mailbox takes no new mail: the
+  // bounce is refused like an unknown recipient.
   mail::Target forward{mail::Target::Kind::forward, decoded.identity};
   for (const auto& link : fallback_chain(config_, forward))
-    if (link.kind == mail::Target::Kind::mailbox) return {link};
+    if (link.kind == mail::Target::Kind::mailbox && config_.find_mailbox(link.value) != nullptr) return {link};
   return {};
 }
 

@@ -1,4 +1,6 @@
 // Forward chains, the diverted note, loops, reports and the address book.
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "base/clock.hpp"
@@ -387,6 +389,17 @@ secret_file = "/nonexistent"
   // Not SRS, or not our SRS domain: the ordinary rules.
   EXPECT_EQ(book.check_recipient({"ituki", "example.test"}, false), RcptVerdict::accept);
   EXPECT_EQ(book.check_recipient({"SRS0=x=y=z=w", "elsewhere.test"}, false), RcptVerdict::relay_denied);
+
+  // The hidden forward's fallback mailbox removed from the configuration
+  // (a removed forward stays known: config/known_forwards.hpp): its bounce
+  // is refused at RCPT, never written into a mailbox nobody has.
+  clock.set(std::chrono::system_clock::from_time_t(1700000000));
+  auto& boxes = r.config->mailboxes;
+  boxes.erase(std::remove_if(boxes.begin(), boxes.end(), [](const auto& m) { return m.name == "ituki-gm"; }),
+              boxes.end());
+  AddressBook without(*r.config, {"s3cret"}, clock);
+  EXPECT_EQ(without.check_recipient(hidden, false), RcptVerdict::bad_srs);
+  EXPECT_TRUE(without.plan(hidden).empty());
 }
 
 }  // namespace

@@ -599,7 +599,7 @@ def test_a_removed_fallback_mailbox_still_takes_the_diverted_copy(make_hikyaku, 
              what="the warning at start")
 
     log = refuse_the_waiting_copy(hk, farside)
-    assert "mailbox ituki-gm is no longer configured: delivering into" in log
+    assert "mailbox ituki-gm is no longer configured: delivered into" in log
     assert "status=failed" not in log
     assert FORWARD not in log.lower()
 
