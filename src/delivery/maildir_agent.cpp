@@ -34,13 +34,10 @@ MaildirAgent::Settings MaildirAgent::Settings::from(const config::Config& config
 MaildirAgent::MaildirAgent(Settings settings) : settings_(std::move(settings)) {}
 
 void MaildirAgent::configure(const config::Config& config) {
+  Settings fresh = Settings::from(config);  // its directory and sync stay as started
   std::lock_guard lock(mu_);
-  settings_.mailboxes.clear();
-  settings_.quotas.clear();
-  for (const auto& m : config.mailboxes) {
-    settings_.mailboxes.insert(m.name);
-    if (m.quota != 0) settings_.quotas[m.name] = m.quota;
-  }
+  settings_.mailboxes = std::move(fresh.mailboxes);
+  settings_.quotas = std::move(fresh.quotas);
 }
 
 uint64_t MaildirAgent::quota_of(const std::string& mailbox) const {

@@ -4,29 +4,20 @@
 #include <cstdio>
 #include <ctime>
 
+#include "base/strings.hpp"
+
 namespace hikyaku::mail {
 namespace {
-
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
-
-bool ascii_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
 
 // The characters an address that contains a hidden one may have around it:
 // a local part before it (RFC 5322 atext and dots; RFC 6531 UTF-8), a
 // longer domain after it (letters, digits, '-', dots; UTF-8).
 bool local_part_char(char c) {
-  return ascii_alnum(c) || static_cast<unsigned char>(c) >= 0x80 ||
+  return base::ascii_alnum(c) || static_cast<unsigned char>(c) >= 0x80 ||
          std::string_view("!#$%&'*+-/=?^_`{|}~.").find(c) != std::string_view::npos;
 }
 bool domain_char(char c) {
-  return ascii_alnum(c) || static_cast<unsigned char>(c) >= 0x80 || c == '.' || c == '-';
+  return base::ascii_alnum(c) || static_cast<unsigned char>(c) >= 0x80 || c == '.' || c == '-';
 }
 
 }  // namespace
@@ -97,7 +88,7 @@ std::string redact(std::string text, const std::vector<std::string>& hidden) {
   for (const auto& h : hidden) {
     if (h.empty()) continue;
     for (size_t pos = 0; pos + h.size() <= text.size();) {
-      if (!iequal(std::string_view(text).substr(pos, h.size()), h)) {
+      if (!base::iequals(std::string_view(text).substr(pos, h.size()), h)) {
         ++pos;
         continue;
       }
@@ -144,7 +135,7 @@ std::vector<std::string> header_values(std::string_view headers, std::string_vie
     if (colon == std::string_view::npos) continue;
     std::string_view field = line.substr(0, colon);
     while (!field.empty() && (field.back() == ' ' || field.back() == '\t')) field.remove_suffix(1);
-    if (!iequal(field, name)) continue;
+    if (!base::iequals(field, name)) continue;
     std::string_view value = line.substr(colon + 1);
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
     out.emplace_back(value);

@@ -9,10 +9,8 @@ namespace hikyaku::mail {
 
 bool valid_mailbox_name(std::string_view s) {
   if (s.empty() || s.size() > 64 || s[0] == '.') return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-           c == '-';
-  });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return base::ascii_alnum(c) || c == '.' || c == '_' || c == '-'; });
 }
 
 base::Result<Target> Target::parse(std::string_view text) {
