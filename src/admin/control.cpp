@@ -18,7 +18,7 @@ std::string_view without_line_end(std::string_view line) {
 bool valid_domain(std::string_view d) {
   if (d.empty() || d.size() > 255 || d.front() == '.' || d.front() == '-') return false;
   for (char c : d) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+    const bool ok = base::ascii_alnum(c) || c == '-' || c == '.';
     if (!ok) return false;
   }
   return true;

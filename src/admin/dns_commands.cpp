@@ -22,7 +22,7 @@ bool valid_dns_name(std::string_view name) {
   for (auto label : base::split(name, '.')) {
     if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
     for (char c : label) {
-      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+      bool ok = base::ascii_alnum(c) || c == '-' || c == '_';
       if (!ok) return false;
     }
   }

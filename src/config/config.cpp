@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <functional>
@@ -432,7 +431,7 @@ std::optional<NextHop> parse_next_hop(const std::string& text) {
       host = base::to_lower(host);
       const bool name_ok = !host.empty() && host.size() <= 253 &&
                            std::all_of(host.begin(), host.end(), [](char ch) {
-                             return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '-' || ch == '.';
+                             return base::ascii_alnum(ch) || ch == '-' || ch == '.';
                            });
       if (!name_ok) return std::nullopt;
     }
@@ -706,7 +705,7 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
     // A POSIX portable user name (useradd's rule): no '/', ':', spaces or
     // control characters can reach the password database lookup.
     const bool valid = std::all_of(c.user.begin(), c.user.end(), [](char ch) {
-      return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '_' || ch == '-' || ch == '.';
+      return base::ascii_alnum(ch) || ch == '_' || ch == '-' || ch == '.';
     }) && (c.user.empty() || c.user.front() != '-');
     if (!valid || c.user.size() > 32)
       r.error(*n, "user: '" + c.user + "' is not a user name (letters, digits, '_', '-', '.'; at most 32)");

@@ -8,7 +8,7 @@ namespace {
 // RFC 5322 atext plus UTF-8 octets when SMTPUTF8 is on (RFC 6531 §3.3).
 bool is_atext(unsigned char c, bool utf8) {
   if (c >= 0x80) return utf8;
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  if (base::ascii_alnum(static_cast<char>(c))) return true;
   switch (c) {
     case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
     case '-': case '/': case '=': case '?': case '^': case '_': case '`': case '{':
@@ -47,8 +47,7 @@ bool valid_domain(std::string_view d, bool utf8) {
     if (label.front() == '-' || label.back() == '-') return false;
     for (char c : label) {
       auto u = static_cast<unsigned char>(c);
-      bool ok = (u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9') ||
-                u == '-' || (utf8 && u >= 0x80);
+      bool ok = base::ascii_alnum(c) || u == '-' || (utf8 && u >= 0x80);
       if (!ok) return false;
     }
   }

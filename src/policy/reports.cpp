@@ -1,6 +1,5 @@
 #include "policy/reports.hpp"
 
-#include <cctype>
 
 #include "base/strings.hpp"
 #include "mail/address.hpp"
@@ -18,7 +17,7 @@ std::string field(std::string_view headers, std::string_view name) {
 
 std::string id_part(std::string_view seed) {
   std::string out;
-  for (char c : seed) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-') ? c : '.';
+  for (char c : seed) out += (base::ascii_alnum(c) || c == '.' || c == '-') ? c : '.';
   return out;
 }
 

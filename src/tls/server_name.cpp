@@ -1,16 +1,9 @@
 #include "tls/server_name.hpp"
 
+#include "base/strings.hpp"
+
 namespace hikyaku::tls {
 namespace {
-
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
 
 // A name worth comparing: not empty, no empty label, printable ASCII
 // without "*" (RFC 6066 §3: the server name is a host name; a peer's "*"
@@ -38,7 +31,7 @@ bool name_matches(std::string_view pattern, std::string_view server_name) {
   server_name = strip_dot(server_name);
   pattern = strip_dot(pattern);
   if (!plain_name(server_name)) return false;
-  if (is_exact(pattern)) return plain_name(pattern) && iequal(pattern, server_name);
+  if (is_exact(pattern)) return plain_name(pattern) && base::iequals(pattern, server_name);
   // RFC 6125 §6.4.3: only "*." + a name of at least two labels.
   if (pattern.size() < 3 || pattern[0] != '*' || pattern[1] != '.') return false;
   const std::string_view suffix = pattern.substr(2);
@@ -46,7 +39,7 @@ bool name_matches(std::string_view pattern, std::string_view server_name) {
   // The server name: one non-empty label, then exactly the suffix.
   const auto dot = server_name.find('.');
   if (dot == std::string_view::npos || dot == 0) return false;
-  return iequal(server_name.substr(dot + 1), suffix);
+  return base::iequals(server_name.substr(dot + 1), suffix);
 }
 
 std::optional<std::size_t> choose_certificate(const std::vector<std::vector<std::string>>& names,

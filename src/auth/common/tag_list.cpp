@@ -1,11 +1,11 @@
 #include "auth/common/tag_list.hpp"
 
+#include "base/strings.hpp"
+
 namespace hikyaku::auth::common {
 namespace {
 
 bool is_wsp(char c) { return c == ' ' || c == '\t'; }
-bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 // Skip FWS: WSP, and CRLF only when followed by WSP (RFC 5322 §3.2.2).
 size_t skip_fws(std::string_view s, size_t i) {
@@ -52,8 +52,8 @@ base::Result<TagList> parse_tag_list(std::string_view s) {
   while (i < s.size()) {
     // RFC 6376 §3.2: tag-name = ALPHA *ALNUMPUNC (ALNUMPUNC = ALPHA / DIGIT / "_").
     size_t start = i;
-    if (!is_alpha(s[i])) return base::make_error("tag name must start with a letter");
-    while (i < s.size() && (is_alpha(s[i]) || is_digit(s[i]) || s[i] == '_')) ++i;
+    if (!base::ascii_alpha(s[i])) return base::make_error("tag name must start with a letter");
+    while (i < s.size() && (base::ascii_alnum(s[i]) || s[i] == '_')) ++i;
     std::string name(s.substr(start, i - start));
     i = skip_fws(s, i);
     if (i >= s.size() || s[i] != '=') return base::make_error("missing '=' after tag " + name);

@@ -37,7 +37,7 @@ bool is_valid_domain(std::string_view d) {
   for (auto label : base::split(d, '.')) {
     if (label.empty() || label.size() > 63) return false;
     for (char c : label) {
-      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+      bool ok = base::ascii_alnum(c) || c == '-' || c == '_';
       if (!ok) return false;
     }
   }

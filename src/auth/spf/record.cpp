@@ -7,9 +7,6 @@ namespace {
 
 using base::make_error;
 
-bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_alnum(char c) { return is_alpha(c) || is_digit(c); }
 
 // RFC 7208 §7.1 macro-letter; c, r and t only inside an explanation.
 bool is_macro_letter(char c, bool explain) {
@@ -33,11 +30,11 @@ bool valid_toplabel(std::string_view s) {
   if (s.empty()) return false;
   bool has_alpha = false;
   for (char c : s) {
-    if (!is_alnum(c) && c != '-') return false;
-    if (is_alpha(c)) has_alpha = true;
+    if (!base::ascii_alnum(c) && c != '-') return false;
+    if (base::ascii_alpha(c)) has_alpha = true;
   }
   if (s.find('-') == std::string_view::npos) return has_alpha;
-  return is_alnum(s.front()) && is_alnum(s.back());
+  return base::ascii_alnum(s.front()) && base::ascii_alnum(s.back());
 }
 
 // RFC 7208 §5.6 ip4-cidr-length / ip6-cidr-length: "0" or a number without a
@@ -47,7 +44,7 @@ std::optional<int> parse_cidr(std::string_view digits, int max) {
   if (digits.size() > 1 && digits[0] == '0') return std::nullopt;
   int v = 0;
   for (char c : digits) {
-    if (!is_digit(c)) return std::nullopt;
+    if (!base::ascii_digit(c)) return std::nullopt;
     v = v * 10 + (c - '0');
   }
   if (v > max) return std::nullopt;
@@ -57,7 +54,7 @@ std::optional<int> parse_cidr(std::string_view digits, int max) {
 bool all_digits(std::string_view s) {
   if (s.empty()) return false;
   for (char c : s)
-    if (!is_digit(c)) return false;
+    if (!base::ascii_digit(c)) return false;
   return true;
 }
 
@@ -188,7 +185,7 @@ bool scan_macro_string(std::string_view s, bool explain, bool& ends_in_macro) {
     // "%{" macro-letter transformers *delimiter "}"
     if (++i >= s.size() || !is_macro_letter(s[i], explain)) return false;
     ++i;
-    while (i < s.size() && is_digit(s[i])) ++i;
+    while (i < s.size() && base::ascii_digit(s[i])) ++i;
     if (i < s.size() && (s[i] == 'r' || s[i] == 'R')) ++i;
     while (i < s.size() && is_delimiter(s[i])) ++i;
     if (i >= s.size() || s[i] != '}') return false;
@@ -232,9 +229,9 @@ base::Result<Record> parse_record(std::string_view txt) {
     // A modifier is name "=" macro-string with name = ALPHA *( ALPHA / DIGIT
     // / "-" / "_" / "." ) (RFC 7208 §4.6.1, §12).
     size_t n = 0;
-    if (is_alpha(term[0])) {
+    if (base::ascii_alpha(term[0])) {
       n = 1;
-      while (n < term.size() && (is_alnum(term[n]) || term[n] == '-' || term[n] == '_' || term[n] == '.')) ++n;
+      while (n < term.size() && (base::ascii_alnum(term[n]) || term[n] == '-' || term[n] == '_' || term[n] == '.')) ++n;
     }
     if (n > 0 && n < term.size() && term[n] == '=') {
       std::string_view name = term.substr(0, n);

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <utility>
 
 #include "base/strings.hpp"
@@ -307,7 +306,7 @@ class Parser {
     size_t save = pos_;
     // The atom stops at '[' only because '[' is an atom char: take letters,
     // digits and dots by hand.
-    while (!at_end() && (std::isalnum(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '.')) ++pos_;
+    while (!at_end() && (base::ascii_alnum(s_[pos_]) || s_[pos_] == '.')) ++pos_;
     word = to_upper(s_.substr(save, pos_ - save));
     if (word.empty()) return fail("expected a fetch attribute");
     FetchAtt a;
