@@ -299,7 +299,8 @@ struct Route {
   // Does this rule catch every address `later` would (so `later` never matches)?
   bool covers(const Route& later) const;
   // The login for mail from `sender` (a per-sender account, else `auth`);
-  // null: no AUTH.
+  // null: no AUTH. `sender` must be one a login has proven it may send as
+  // (submitted mail); "" for any other mail, which takes `auth`.
   const RouteAccount* account_for(std::string_view sender) const;
   // Every login of the rule: the per-sender accounts, then `auth`.
   std::vector<const RouteAccount*> logins() const;

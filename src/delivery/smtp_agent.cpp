@@ -399,7 +399,12 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     p->client = default_options;
     if (d.rule != nullptr) {
       p->port = d.rule->via.port;
-      p->client = route_options(*d.rule, job->envelope.sender_str());
+      // A [[route.account]] logs in as its sender only for that sender's own
+      // submitted mail (its login may send as that address: intake checked
+      // MAIL FROM). Anything else, forwarded or relayed mail whose envelope
+      // sender anyone on the internet chose, takes the rule's own login.
+      const bool own_mail = request.origin == policy::Origin::submitted;
+      p->client = route_options(*d.rule, own_mail ? job->envelope.sender_str() : std::string());
       // Concurrency and rate-limit state belong to the next hop, not to
       // the recipient domains behind it.
       p->domain = "route " + d.rule->via.str();

@@ -212,6 +212,22 @@ def test_submitted_mail_goes_through_the_relay_logged_in_with_the_right_account(
     assert gateway.a.wait_messages(1)[0].mail_from == "alice@example.test"
 
 
+def test_a_sender_s_own_account_is_never_used_for_mail_anyone_could_have_sent(gateway):
+    """[[route.account]] logs in as carol only for what carol submits herself:
+    a message from the internet that merely claims carol's address, forwarded
+    through the same rule, goes out under the rule's own login."""
+    hk = gateway.make(delivery='retry = ["1s"]\n\n[[address]]\naddress = "dave@example.test"\n'
+                               'deliver = ["forward:friend@gmail.test"]\n')
+    with smtplib.SMTP("127.0.0.1", hk.smtp_port, timeout=10) as s:
+        s.ehlo("mx.somewhere.test")
+        s.sendmail("carol@example.test", ["dave@example.test"],
+                   message("carol@example.test", "dave@example.test", "claims to be carol"))
+    got = gateway.relay.wait_messages(1)[0]
+    assert parse(got.data)["Subject"] == "claims to be carol"
+    assert got.login == "gw-account", got.login
+    assert got.rcpt_tos == ["friend@gmail.test"]
+
+
 def test_relay_offering_only_login_gets_login(gateway):
     gateway.relay.mechanisms = {"LOGIN"}
     hk = gateway.make()
