@@ -155,10 +155,7 @@ std::shared_ptr<std::mutex> MailboxLocks::mutex_for(const std::string& key) {
 
 struct MaildirStore::Held {
   std::unique_lock<std::mutex> guard;
-  int fd = -1;
-  ~Held() {
-    if (fd >= 0) ::close(fd);  // drops the flock
-  }
+  base::UniqueFd flock;  // Maildir::lock_names(); released first (declared last)
 };
 
 MaildirStore::MaildirStore(mailbox::Maildir maildir, std::shared_ptr<SharedFolder> folder, bool sync, uint64_t quota,
@@ -169,14 +166,9 @@ MaildirStore::MaildirStore(mailbox::Maildir maildir, std::shared_ptr<SharedFolde
 base::Result<std::unique_ptr<MaildirStore::Held>> MaildirStore::lock() {
   auto held = std::make_unique<Held>();
   held->guard = std::unique_lock(folder_->mutex);
-  fs::path path = maildir_.root() / "hikyaku-uidlist.lock";
-  held->fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (held->fd < 0) return base::errno_error("open", path, errno);
-  int rc;
-  do {
-    rc = ::flock(held->fd, LOCK_EX);
-  } while (rc != 0 && errno == EINTR);
-  if (rc != 0) return base::errno_error("flock", path, errno);
+  auto names = maildir_.lock_names();
+  if (!names) return names.error();
+  held->flock = std::move(names).value();
   return held;
 }
 
@@ -576,6 +568,24 @@ base::Status MaildirStore::expunge(const StoredMessage& message) {
     return maildir_.remove(*f);
   }
   return maildir_.remove(*info);
+}
+
+base::Result<bool> MaildirStore::expunge_if_deleted(const StoredMessage& message) {
+  // Under the lock every flag change takes (STORE, POP3's RETR): the name
+  // read here is the one removed.
+  auto held = lock();
+  if (!held) return held.error();
+  folder_->last.reset();  // a change through this process: the next scan lists the folder
+  const mailbox::MessageInfo* seen = lookup(message.key.str());
+  auto found = seen != nullptr && ::access(seen->path.c_str(), F_OK) == 0 ? base::Result<mailbox::MessageInfo>(*seen)
+                                                                          : maildir_.find(message.key.str());
+  if (!found) {
+    if (found.error().error_number == ENOENT) return true;  // expunged by someone else
+    return found.error();
+  }
+  if (!(protocol::from_maildir_letters(found->flags) & protocol::kDeleted)) return false;
+  if (auto st = maildir_.remove(*found); !st) return st.error();
+  return true;
 }
 
 base::Result<protocol::Appended> MaildirStore::append(std::string_view message, uint8_t flags,

@@ -85,8 +85,9 @@
 // Concurrency: every method may block (disk, flock): call it from the
 //            worker pool. Sessions of one process share each folder's
 //            state and its mutex (MailboxLocks, SharedFolder); other
-//            processes are excluded by flock(2) on
-//            MAILDIR/hikyaku-uidlist.lock. Both are held only for the
+//            processes, and POP3's RETR, are excluded by flock(2) on
+//            MAILDIR/hikyaku-uidlist.lock (Maildir::lock_names). Both are
+//            held only for the
 //            duration of one call; read() takes only the mutex, to copy
 //            where the message was seen.
 // Errors:    Result/Status with errno text; nothing throws.
@@ -145,6 +146,7 @@ class MaildirStore final : public protocol::MailStore {
   std::vector<FlagResult> update_flags_all(const std::vector<protocol::StoredMessage>& messages,
                                            const FlagChange& change) override;
   base::Status expunge(const protocol::StoredMessage& message) override;
+  base::Result<bool> expunge_if_deleted(const protocol::StoredMessage& message) override;
   base::Result<protocol::Appended> append(std::string_view message, uint8_t flags, const protocol::Keywords& keywords,
                                 std::optional<int64_t> internal_date) override;
   // Under one lock: every message delivered, or (on an error) none left.

@@ -9,6 +9,7 @@
 #include <utility>
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -551,6 +552,35 @@ base::Status Maildir::set_flags(MessageInfo& message, std::string_view flags) co
     if (auto st = base::fsync_directory(sub("cur")); !st) return st;
     if (from.parent_path() != target.parent_path()) return base::fsync_directory(from.parent_path());
   }
+  return {};
+}
+
+base::Result<base::UniqueFd> Maildir::lock_names() const {
+  const fs::path path = fs::path(root_) / "hikyaku-uidlist.lock";
+  base::UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd) return errno_error("open", path, errno);
+  int rc;
+  do {
+    rc = ::flock(fd.get(), LOCK_EX);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0) return errno_error("flock", path, errno);
+  return fd;
+}
+
+base::Status Maildir::add_flag(MessageInfo& message, char flag) const {
+  // A name holds the flags: a file still at the listed path still has the
+  // listed flags.
+  MessageInfo now = message;
+  if (::access(message.path.c_str(), F_OK) != 0) {
+    auto found = find(message.uid);
+    if (!found) return found.error();
+    now = std::move(found).value();
+    now.first_seen = message.first_seen;
+  }
+  if (now.flags.find(flag) == std::string::npos) {
+    if (auto st = set_flags(now, now.flags + flag); !st) return st;
+  }
+  message = std::move(now);
   return {};
 }
 

@@ -39,6 +39,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/file.hpp"
 #include "base/result.hpp"
 
 namespace hikyaku::mailbox {
@@ -123,6 +124,16 @@ class Maildir {
   // and move the message to cur/ (the Maildir rule: a message seen by a
   // reader leaves new/). Updates `message` in place.
   base::Status set_flags(MessageInfo& message, std::string_view flags) const;
+  // The lock under which a reader changes a message's name (its flags) by
+  // read-modify-write, and IMAP numbers the folder (imap/maildir_store.hpp):
+  // flock(2) on MAILDIR/hikyaku-uidlist.lock, held while the descriptor
+  // lives. Blocks until it is free.
+  base::Result<base::UniqueFd> lock_names() const;
+  // Add `flag` to the flags the message has now, not to those it was listed
+  // with (another reader may have renamed it since): under lock_names(), so
+  // no other reader's change is undone. Updates `message` in place; an
+  // error with error_number ENOENT when it has gone.
+  base::Status add_flag(MessageInfo& message, char flag) const;
   // Where set_flags(message, flags) puts the message.
   std::filesystem::path path_with_flags(const MessageInfo& message, std::string_view flags) const;
   // Find a message by uid in new/ or cur/ (after another reader moved it);

@@ -246,10 +246,13 @@ net::awaitable<Action> Session::retrieve(const Action& a) {
         // Maildir convention: a message a reader has seen leaves new/, and
         // RETR (not TOP, which fetchmail uses to peek) sets the S flag, as
         // Dovecot's POP3 does, so IMAP clients show it as read.
+        // Under the lock IMAP changes flags under, onto the flags the file
+        // has now: an IMAP client's \Flagged or \Deleted since our login
+        // stays.
         if (mark_seen && info.flags.find('S') == std::string::npos) {
-          if (auto st = maildir_->set_flags(info, info.flags + "S"); !st) {
-            log_->warn("{} user={} flag {}: {}", id_, machine_->user(), info.uid, st.error().message);
-          }
+          auto held = maildir_->lock_names();
+          auto st = held ? maildir_->add_flag(info, 'S') : base::Status(held.error());
+          if (!st) log_->warn("{} user={} flag {}: {}", id_, machine_->user(), info.uid, st.error().message);
         }
         co_return std::move(data.value());
       },

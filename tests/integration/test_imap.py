@@ -12,6 +12,7 @@ Run: /usr/bin/python3 -m pytest tests/integration/test_imap.py
 """
 import imaplib
 import os
+import poplib
 import subprocess
 import re
 import smtplib
@@ -881,6 +882,58 @@ def test_concurrent_sessions_see_each_other(hikyaku):
     assert [u for u, _ in fetch_uids(two).values()] == [1]
     one.logout()
     two.logout()
+
+
+def test_expunge_and_close_remove_what_is_deleted_now_not_what_was(hikyaku):
+    """RFC 3501 §6.4.3/§6.4.2: one session marks 1 and 2 \\Deleted, another
+    then clears it on 1 (and marks 3); the first session's EXPUNGE removes 2
+    and 3 and keeps 1, which is mail its owner chose to keep. CLOSE likewise."""
+    hikyaku.set_password("alice", PASSWORD)
+    deliver(hikyaku, 4)
+    one, two = login_ssl(hikyaku), login_starttls(hikyaku)
+    one.select("INBOX")
+    two.select("INBOX")
+    one.store("1:2", "+FLAGS.SILENT", "(\\Deleted)")
+    two.store("1", "-FLAGS.SILENT", "(\\Deleted)")
+    two.store("3", "+FLAGS.SILENT", "(\\Deleted)")
+    typ, data = one.expunge()
+    assert typ == "OK" and data == [b"3", b"2"], data
+    # With the flag change it heard of on the way (RFC 3501 §7.4.1 allows it).
+    assert one.untagged_responses.pop("FETCH", None) == [b"1 (FLAGS (\\Recent))", b"3 (FLAGS (\\Deleted \\Recent))"]
+    assert [u for u, _ in fetch_uids(one).values()] == [1, 4]
+    # CLOSE: 4 marked by the closing session, then undeleted elsewhere.
+    one.store("2", "+FLAGS.SILENT", "(\\Deleted)")
+    two.noop()
+    two.store("2", "-FLAGS.SILENT", "(\\Deleted)")
+    assert one.close()[0] == "OK"
+    two.noop()
+    assert [u for u, _ in fetch_uids(two).values()] == [1, 4]
+    assert len(hikyaku.messages("alice")) == 2
+    one.logout()
+    two.logout()
+
+
+def test_pop3_retr_keeps_the_flags_imap_set_since_its_login(hikyaku):
+    """A POP3 RETR adds \\Seen to the flags the message has now: the
+    \\Flagged, \\Answered and keyword an IMAP session set after the POP3
+    login stay (they used to be replaced by the login's snapshot)."""
+    import poplib
+    hikyaku.set_password("alice", PASSWORD)
+    deliver(hikyaku, 1)
+    pop = poplib.POP3_SSL("127.0.0.1", hikyaku.pop3s_port, timeout=30, context=tls_context(hikyaku))
+    pop.user("alice")
+    pop.pass_(PASSWORD)
+    imap = login_ssl(hikyaku)
+    imap.select("INBOX")
+    assert imap.store("1", "+FLAGS.SILENT", "(\\Flagged \\Answered $Important)")[0] == "OK"
+    pop.retr(1)
+    pop.quit()
+    imap.noop()
+    typ, data = imap.fetch("1", "(FLAGS)")
+    flags = data[0]
+    for flag in (b"\\Seen", b"\\Flagged", b"\\Answered", b"$Important"):
+        assert flag in flags, (flag, flags)
+    imap.logout()
 
 
 def test_a_message_expunged_by_another_session(hikyaku):

@@ -685,10 +685,14 @@ Action Engine::dispatch(const Command& c) {
     case Verb::close:
     case Verb::unselect: {
       if (!selected) return wrong_state();
-      // RFC 3501 §6.4.2: CLOSE expunges silently (not in a read-only mailbox).
+      // RFC 3501 §6.4.2: CLOSE expunges silently (not in a read-only
+      // mailbox) what has \Deleted now: the view brought up to date first,
+      // each message's flag checked again as it is removed.
       if (c.verb == Verb::close && !read_only_) {
+        std::string unsent;
+        sync(false, unsent);
         for (auto& e : view_) {
-          if ((e.msg.flags & kDeleted) && !e.gone) (void)store_->expunge(e.msg);  // best effort
+          if ((e.msg.flags & kDeleted) && !e.gone) (void)store_->expunge_if_deleted(e.msg);  // best effort
         }
       }
       leave_selected();
@@ -1966,18 +1970,23 @@ Action Engine::cmd_copy(const Command& c) {
 
 Action Engine::cmd_expunge(const Command& c) {
   if (read_only_) return tagged(c.tag, "NO", "[READ-ONLY] mailbox is read-only");
+  // What has \Deleted now (RFC 3501 §6.4.3), not when this session last
+  // looked: another session may have set or cleared it since. The view is
+  // brought up to date, and each flag checked again as its message goes.
+  std::string updates;
+  sync(false, updates);
   bool failed = false;
   const uint32_t star = view_.empty() ? 0 : view_.back().msg.uid;
   for (auto& e : view_) {
     if (e.gone || !(e.msg.flags & kDeleted)) continue;
     if (c.uid && !c.set.contains(e.msg.uid, star)) continue;  // RFC 4315 §2.1
-    if (store_->expunge(e.msg)) {
-      e.gone = true;
-    } else {
+    auto removed = store_->expunge_if_deleted(e.msg);
+    if (!removed) {
       failed = true;
+    } else if (*removed) {
+      e.gone = true;
     }
   }
-  std::string updates;
   sync(true, updates);
   if (failed) return tagged(c.tag, "NO", "[SERVERBUG] some messages could not be expunged", std::move(updates));
   return tagged(c.tag, "OK", c.uid ? "UID EXPUNGE completed" : "EXPUNGE completed", std::move(updates));

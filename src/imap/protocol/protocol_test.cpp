@@ -553,6 +553,38 @@ TEST(Engine, Rfc3501Section7_4_1ExpungeDeferredDuringFetch) {
   EXPECT_EQ(c.send("a5 UID SEARCH ALL"), "* SEARCH 2 3\r\na5 OK UID SEARCH completed\r\n");
 }
 
+// RFC 3501 §6.4.3, §6.4.2: EXPUNGE and CLOSE remove what has \Deleted now.
+// Another session (or POP3, or a mail reader on the Maildir) cleared or set
+// it after this session last looked: its view must not decide.
+TEST(Engine, Rfc3501Section6_4_3ExpungeTakesTheFlagsAsTheyAreNow) {
+  Conversation c(plaintext());
+  c.store->add(kSimple);
+  c.store->add(kSimple);
+  c.store->add(kSimple);
+  c.send("a1 LOGIN alice pw");
+  c.send("a2 SELECT INBOX");
+  EXPECT_EQ(c.send("a3 STORE 1:2 +FLAGS.SILENT (\\Deleted)"), "a3 OK STORE completed\r\n");
+  // Elsewhere: message 1 undeleted, message 3 deleted.
+  ASSERT_TRUE(c.store->set_flags(c.store->entries[0].meta, 0, {}));
+  ASSERT_TRUE(c.store->set_flags(c.store->entries[2].meta, kDeleted, {}));
+  const std::string r = c.send("a4 EXPUNGE");
+  EXPECT_NE(r.find("* 1 FETCH (FLAGS (\\Recent))\r\n"), std::string::npos) << r;
+  EXPECT_NE(r.find("* 3 EXPUNGE\r\n* 2 EXPUNGE\r\n"), std::string::npos) << r;
+  EXPECT_TRUE(r.ends_with("a4 OK EXPUNGE completed\r\n")) << r;
+  ASSERT_EQ(c.store->entries.size(), 1u);
+  EXPECT_EQ(c.store->entries[0].meta.uid, 1u);
+
+  // CLOSE: the same rule, silently.
+  c.store->add(kSimple);  // UID 4
+  c.send("b1 SELECT INBOX");
+  EXPECT_EQ(c.send("b2 STORE 1 +FLAGS.SILENT (\\Deleted)"), "b2 OK STORE completed\r\n");
+  ASSERT_TRUE(c.store->set_flags(c.store->entries[0].meta, kSeen, {}));
+  ASSERT_TRUE(c.store->set_flags(c.store->entries[1].meta, kDeleted, {}));
+  EXPECT_EQ(c.send("b3 CLOSE"), "b3 OK CLOSE completed\r\n");
+  ASSERT_EQ(c.store->entries.size(), 1u);
+  EXPECT_EQ(c.store->entries[0].meta.uid, 1u);
+}
+
 TEST(Engine, Rfc2177Idle) {
   Conversation c(plaintext());
   c.send("a1 LOGIN alice pw");

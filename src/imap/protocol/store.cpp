@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "imap/protocol/response.hpp"
+
 namespace hikyaku::imap::protocol {
 
 uint32_t MemoryStore::add(std::string content, uint8_t flags) {
@@ -61,6 +63,16 @@ MailStore::FlagResult MemoryStore::update_flags(const StoredMessage& message, co
 base::Status MemoryStore::expunge(const StoredMessage& message) {
   if (std::erase_if(entries, [&](const Entry& e) { return e.meta.uid == message.uid; }) != 0) ++highest_modseq;
   return {};
+}
+
+base::Result<bool> MemoryStore::expunge_if_deleted(const StoredMessage& message) {
+  for (const auto& e : entries) {
+    if (e.meta.uid != message.uid) continue;
+    if (!(e.meta.flags & kDeleted)) return false;
+    if (auto st = expunge(message); !st) return st.error();
+    return true;
+  }
+  return true;  // expunged by another session
 }
 
 base::Result<Appended> MemoryStore::append(std::string_view message, uint8_t flags, const Keywords& keywords,

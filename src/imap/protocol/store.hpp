@@ -157,6 +157,11 @@ class MailStore {
     return {};
   }
   virtual base::Status expunge(const StoredMessage& message) = 0;
+  // EXPUNGE and CLOSE (RFC 3501 §6.4.2, §6.4.3): remove the message only if
+  // it has \Deleted now, not as the caller last saw it (another session
+  // may have cleared it since). true: removed, or already gone; false:
+  // kept, no longer \Deleted.
+  virtual base::Result<bool> expunge_if_deleted(const StoredMessage& message) = 0;
   // Store a new message (CRLF or LF). Over the quota: an Error with
   // error_number EDQUOT (the engine answers NO [OVERQUOTA]).
   virtual base::Result<Appended> append(std::string_view message, uint8_t flags, const Keywords& keywords,
@@ -240,6 +245,7 @@ class MemoryStore final : public MailStore {
   base::Result<std::optional<std::string>> read(const StoredMessage& message) override;
   FlagResult update_flags(const StoredMessage& message, const FlagChange& change) override;
   base::Status expunge(const StoredMessage& message) override;
+  base::Result<bool> expunge_if_deleted(const StoredMessage& message) override;
   base::Result<Appended> append(std::string_view message, uint8_t flags, const Keywords& keywords,
                                 std::optional<int64_t> internal_date) override;
 };
