@@ -1,6 +1,9 @@
 #include "queue/scheduler.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 
 #include "base/log.hpp"
 #include "base/strings.hpp"
@@ -424,10 +427,21 @@ void Scheduler::attempt(const Task& task, std::unique_lock<std::mutex>& lock) {
   auto request = begin_attempt_locked(task);
   if (!request) return;
   DeliveryAgent* agent = agent_for(request->target.kind);
+  const bool durable = active_.at(task.id).durable;
   lock.unlock();
   std::string id = task.id;
   size_t slot = task.slot;
-  if (agent == nullptr) {
+  if (durable && ::access(request->message_path.c_str(), F_OK) != 0 && errno == ENOENT) {
+    // `hikyaku queue delete` (or an operator's rm) took the file away: the
+    // message is forgotten at its next attempt, with no DSN and nothing
+    // recorded (admin/commands.cpp says so).
+    base::logger("queue")->info("{}: no longer in the queue (deleted): forgotten", id);
+    lock.lock();
+    active_.at(id).forgotten = true;
+    lock.unlock();
+    on_result(id, slot, AttemptResult{AttemptResult::Kind::temporary, "4.3.0", "deleted from the queue",
+                                      AttemptResult::Cause::local});
+  } else if (agent == nullptr) {
     on_result(id, slot,
               AttemptResult{AttemptResult::Kind::temporary, "4.3.0",
                             "no delivery agent for " + rules_.get()->delivery().describe(request->target), AttemptResult::Cause::local});
@@ -639,8 +653,12 @@ void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& 
   // attempt follows at once and its outcome (record or unlink) carries the
   // whole slot state; a crash in between repeats the refused attempt.
   const bool lazy = diverted && next.target.kind == mail::Target::Kind::mailbox;
+  bool deleted = false;  // `hikyaku queue delete` took the file while this attempt ran
   if (!forgotten && !last_final && !lazy) {
-    if (auto st = spool_.record(*message, slot, next); !st) {
+    if (auto st = spool_.record(*message, slot, next); !st && st.error().error_number == ENOENT && durable) {
+      deleted = true;
+      log->info("{}: no longer in the queue (deleted): forgotten", id);
+    } else if (!st) {
       // XXX(queue): acting anyway. A lost "delivered" record repeats the
       // delivery after a restart (duplicate); a lost deferral only changes
       // the retry time. Refusing to act would stall the queue on a full disk.
@@ -677,7 +695,7 @@ void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& 
   // 3b. Reports, after the state is durable and before the file can be
   // removed. A crash between the record and the report loses that notice or
   // DSN, never the message. Before the commit a notice waits (step 4).
-  if (about) {
+  if (about && !deleted) {
     if (d.notice) enqueue_report(id, rules->reports().notice(*about, *d.notice));
     if (d.dsn) enqueue_report(id, rules->reports().dsn(*about, *d.dsn));
   }
@@ -695,6 +713,7 @@ void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& 
     if (b.durable) late = Quote{b.message, b.bytes};
     else b.notices.push_back(*d.notice);
   }
+  if (deleted) b.forgotten = true;
   b.message.slots[slot] = next;
   b.in_flight[slot] = false;
   --b.in_flight_count;

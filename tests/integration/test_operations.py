@@ -128,6 +128,21 @@ def test_queue_list_show_delete(make_hikyaku, dns_server, farside):
     assert gone.returncode == 1 and gone.stdout == "", gone
     assert hk.run_cli("queue", "delete", qid).returncode == 1
 
+    # The running server still had it waiting: its next attempt (made due
+    # now) forgets it. Nothing reaches the far side, which now accepts; no
+    # DSN, no error (it used to be retried, with errors, until it expired).
+    farside.gmail.set_mode("accept")
+    connections = farside.gmail.connections
+    flushed = hk.run_cli("queue", "flush", qid)
+    assert flushed.returncode == 0, flushed.stderr
+    wait_for(lambda: f"{qid}: no longer in the queue (deleted): forgotten" in hk.log_text(),
+             what="the running server to forget the deleted message")
+    again = hk.run_cli("queue", "flush", qid)
+    assert (again.returncode, again.stdout) == (0, f"0 waiting deliveries made due (message {qid})\n"), again
+    hk.stop()
+    assert farside.gmail.connections == connections and farside.gmail.received() == []
+    assert "DSN" not in hk.log_text() and "status=failed" not in hk.log_text()
+
 
 def test_user_list_and_del(hikyaku):
     listed = hikyaku.run_cli("user", "list")
