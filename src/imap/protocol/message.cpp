@@ -323,6 +323,14 @@ std::string structure(const Part& p, bool extended) {
   if (p.message() && !p.children.empty()) {
     const Part& m = p.children[0];
     out += " " + envelope_of(m.header) + " " + structure(m, extended) + " " + std::to_string(count_lines(p.body));
+  } else if (p.message()) {
+    // Past the parser's depth or part budget (mail/mime.hpp): the grammar
+    // still wants an envelope, a body and a line count (RFC 3501 §9
+    // body-type-msg). The inner header gives the envelope; its body is
+    // described as opaque, not parsed.
+    const mail::mime::HeaderBody inner = mail::mime::split_entity(p.body);
+    out += " " + envelope_of(inner.header) + " (\"APPLICATION\" \"OCTET-STREAM\" NIL NIL NIL \"7BIT\" " +
+           std::to_string(inner.body.size()) + ") " + std::to_string(count_lines(p.body));
   } else if (ct.type == "TEXT") {
     out += " " + std::to_string(count_lines(p.body));
   }

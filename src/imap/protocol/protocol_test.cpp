@@ -446,6 +446,21 @@ TEST(Message, Rfc3501Section7_4_2BodyStructure) {
   EXPECT_TRUE(body_structure(kMultipart, true).ends_with(" \"MIXED\" (\"BOUNDARY\" \"XX\") NIL NIL NIL)"));
 }
 
+// Nested deeper than the MIME parser goes (mail/mime.hpp): the innermost
+// message/rfc822 still has its envelope, a body and a line count (RFC 3501
+// §9 body-type-msg); the body past the limit is described as opaque.
+TEST(Message, Rfc3501Section9MessagePartPastTheParsersLimits) {
+  std::string m = "Subject: innermost\r\n\r\nhello\r\n";
+  for (int i = 0; i < 20; ++i) m = "Subject: level " + std::to_string(i) + "\r\nContent-Type: message/rfc822\r\n\r\n" + m;
+  const std::string s = body_structure(m, false);
+  const auto opaque = s.find("(\"APPLICATION\" \"OCTET-STREAM\" NIL NIL NIL \"7BIT\" ");
+  ASSERT_NE(opaque, std::string::npos) << s;
+  // The message part that holds it: its envelope before, its line count after.
+  EXPECT_NE(s.rfind("NIL NIL NIL NIL)", opaque), std::string::npos) << s;
+  EXPECT_EQ(s.substr(s.find(')', opaque), 5), ") 12)") << s;  // the part's 12 lines
+  EXPECT_EQ(std::count(s.begin(), s.end(), '('), std::count(s.begin(), s.end(), ')')) << s;
+}
+
 // ---------------------------------------------------------------- engine
 
 class Conversation {
