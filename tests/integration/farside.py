@@ -142,6 +142,13 @@ class _Handler:
     def __init__(self, side):
         self.side = side
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        """FarSide.eightbitmime = False: a server that does not offer 8BITMIME."""
+        session.host_name = hostname
+        if not self.side.eightbitmime:
+            responses = [r for r in responses if r[4:] != "8BITMIME"]
+        return responses
+
     # AUTH mechanisms of a relay (FarSide(auth=...)); aiosmtpd maps
     # auth_CRAM__MD5 to "CRAM-MD5" and prefers these to its own.
     def _login(self, user, password):
@@ -247,6 +254,7 @@ class FarSide:
 
     def __init__(self, host, port, name=None, tls_context=None, auth=None):
         self.auth = auth
+        self.eightbitmime = True    # offered in EHLO (False: RFC 6152 §3 forbids 8-bit data)
         self.mechanisms = {"CRAM-MD5", "LOGIN"}
         self.unknown_users = set()  # RCPT gets 550 5.1.1 for these (lower case)
         self.rcpts = []             # every RCPT address seen, in order

@@ -213,6 +213,22 @@ def test_permanent_reject_is_not_retried(make_hikyaku, dns_server, farside):
     assert len(farside.gmail.attempts) == 1
 
 
+def test_no_8bit_data_to_a_server_without_8bitmime(make_hikyaku, dns_server, farside):
+    """RFC 6152 §3: to a server that does not offer 8BITMIME, a 7-bit message
+    goes as before; an 8-bit one is never sent: refused for good (5.6.3), so
+    the forward's copy diverts to its fallback mailbox."""
+    farside.gmail.eightbitmime = False
+    hk = make_hikyaku(extra=forward_config(dns_server, farside))
+    send(hk, message("seven bit", "plain ascii\r\n"))
+    [got] = farside.gmail.wait_messages(1)
+    assert not any(o.startswith("BODY=") for o in got.mail_options), got.mail_options
+    send(hk, message("eight bit", "") + b"caf\xc3\xa9\r\n")
+    wait_for(lambda: len(hk.messages("ituki-gm")) == 1, what="the diverted 8-bit copy")
+    assert b"caf\xc3\xa9" in hk.messages("ituki-gm")[0].read_bytes()
+    assert "status=5.6.3" in hk.log_text() and "does not support 8BITMIME" in hk.log_text()
+    assert len(farside.gmail.messages) == 1 and len(farside.gmail.attempts) == 1
+
+
 def test_eicar_gets_552(make_hikyaku, dns_server, farside):
     from farside import EICAR
     hk = make_hikyaku(extra=forward_config(dns_server, farside))

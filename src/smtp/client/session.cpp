@@ -500,6 +500,18 @@ net::awaitable<Outcome> Connection::send(const Transaction& tx, bool reset_first
     co_return o;
   }
 
+  // RFC 6152 §3: 8-bit data only to a server that offers 8BITMIME. Not
+  // converted to quoted-printable: that would break the DKIM and ARC body
+  // hashes of what we forward. Refused for good instead: a forward's copy
+  // diverts, submitted mail gets its DSN.
+  if (scanned->eight_bit && !caps_.eightbitmime) {
+    Outcome o;
+    o.kind = Outcome::Kind::permanent;
+    o.status = "5.6.3";
+    o.detail = peer_ + ": the message has 8-bit data and the server does not support 8BITMIME";
+    co_return o;
+  }
+
   std::string mail = "MAIL FROM:<" + tx.sender + ">";
   if (caps_.size) mail += " SIZE=" + std::to_string(message.size());  // RFC 1870 §6
   if (caps_.eightbitmime && scanned->eight_bit) mail += " BODY=8BITMIME";  // RFC 6152 §3
