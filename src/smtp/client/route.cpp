@@ -1,7 +1,11 @@
 #include "smtp/client/route.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cctype>
+
+#include "base/strings.hpp"
 
 namespace hikyaku::smtp::client {
 
@@ -47,6 +51,21 @@ ResolvedRoute resolve_route(dns::Resolver& resolver, std::string_view domain, st
                             std::mt19937& rng) {
   ResolvedRoute out;
   std::string d(domain);
+
+  // RFC 5321 §4.1.3, §5.1: an address literal ("[192.0.2.1]",
+  // "[IPv6:2001:db8::1]") names the host itself: no MX lookup.
+  if (d.size() > 2 && d.front() == '[' && d.back() == ']') {
+    std::string ip = d.substr(1, d.size() - 2);
+    const bool v6 = base::istarts_with(ip, "IPv6:");
+    if (v6) ip.erase(0, 5);
+    unsigned char buf[16];
+    if (::inet_pton(v6 ? AF_INET6 : AF_INET, ip.c_str(), buf) != 1) {
+      out.failure = classify(Failure::unroutable, "not an address literal: " + d);
+      return out;
+    }
+    out.hosts.push_back(RouteHost{.name = d, .preference = 0, .addresses = {ip}});
+    return out;
+  }
 
   // RFC 5321 §5.1: "the SMTP client first looks up MX records"; NXDOMAIN
   // is final, a temporary error is retried later.

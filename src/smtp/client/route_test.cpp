@@ -63,5 +63,26 @@ TEST(ResolveRoute, Failures) {
   }
 }
 
+// RFC 5321 §4.1.3, §5.1: an address literal is the host itself; no MX
+// lookup is made (the fake resolver knows no such names: a lookup would
+// answer NXDOMAIN).
+TEST(ResolveRoute, Rfc5321_4_1_3_AddressLiterals) {
+  dns::FakeResolver r;
+  std::mt19937 rng(1);
+  auto v4 = resolve_route(r, "[127.0.0.9]", "mx.example.test", rng);
+  ASSERT_FALSE(v4.failure) << v4.failure->detail;
+  ASSERT_EQ(v4.hosts.size(), 1u);
+  EXPECT_EQ(v4.hosts[0].addresses, (std::vector<std::string>{"127.0.0.9"}));
+  auto v6 = resolve_route(r, "[IPv6:::1]", "mx.example.test", rng);
+  ASSERT_FALSE(v6.failure) << v6.failure->detail;
+  EXPECT_EQ(v6.hosts.at(0).addresses, (std::vector<std::string>{"::1"}));
+  for (const char* bad : {"[127.0.0.999]", "[::1]", "[IPv6:127.0.0.1]", "[example.test]"}) {
+    auto route = resolve_route(r, bad, "mx.example.test", rng);
+    ASSERT_TRUE(route.failure) << bad;
+    EXPECT_EQ(route.failure->status, "5.4.4") << bad;
+    EXPECT_EQ(route.failure->kind, Outcome::Kind::permanent) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace hikyaku::smtp::client
