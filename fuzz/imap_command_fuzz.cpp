@@ -116,7 +116,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (st == Framer::Status::need_more) break;
       if (st == Framer::Status::continuation) continue;
       Action a = (st == Framer::Status::command) ? engine.on_input(text) : engine.on_framing_error(st, text);
-      check_reply(a.reply);
+      std::string reply = a.reply;
+      while (a.kind == Action::Kind::more) {  // a long FETCH, in parts
+        a = engine.resume();
+        reply += a.reply;
+      }
+      check_reply(reply);
       if (a.kind == Action::Kind::authenticate) {
         bool good = !a.refused && a.user == "alice" && a.password == "pw";
         if (good && account) {

@@ -308,6 +308,15 @@ net::awaitable<Session::Turn> Session::turn(std::optional<std::string>& idle_lin
     co_await authenticate(action);
   }
   out_ += action.reply;
+  // A long FETCH comes in parts: each written before the next is made, so
+  // a client that does not read holds up one part, not the whole answer.
+  while (action.kind == Action::Kind::more) {
+    bool sent = co_await flush();  // not inside the condition (GCC 12, docs/STYLE.md)
+    if (!sent) co_return Turn::end;
+    std::function<Action()> next = [&] { return engine.resume(); };
+    co_await on_blocking_pool(action, next);
+    out_ += action.reply;
+  }
   if (action.kind == Action::Kind::close) {
     co_await flush();
     log_->debug("{} session ended", id_);

@@ -301,6 +301,7 @@ Action Engine::on_framing_error(Framer::Status status, std::string_view partial)
 }
 
 Action Engine::on_input(std::string_view text) {
+  HIKYAKU_CHECK(!fetch_.has_value());  // the caller resumes a FETCH to its end first
   if (state_ == State::logout) {
     Action a;
     a.kind = Action::Kind::close;
@@ -1306,40 +1307,84 @@ Action Engine::cmd_fetch(const Command& c) {
       seen_now[unseen[i]] = true;
     }
   }
-  bool failed = false;
-  bool expunged = false;     // a message of the set was expunged by another session
-  bool unknown_cte = false;  // a BINARY part has an encoding we cannot undo (RFC 3516 §4.2)
-  for (size_t index : indexes) {
+  fetch_ = FetchRun{c, std::move(indexes)};
+  FetchRun& f = *fetch_;
+  f.want_content = want_content;
+  f.sets_seen = sets_seen;
+  f.has_uid = has_uid;
+  f.has_flags = has_flags;
+  f.has_modseq = has_modseq;
+  f.seen_now = std::move(seen_now);
+  return fetch_step(std::move(out));
+}
+
+Action Engine::resume() {
+  HIKYAKU_CHECK(fetch_.has_value());
+  return fetch_step("");
+}
+
+// The FETCH responses from where fetch_ stands, until about kFetchChunk
+// octets are waiting: then Action::Kind::more, and resume() goes on from
+// the next attribute. A client's pipe then holds one chunk of the reply,
+// not all of it (100 times the mailbox, for 100 BODY[] of every message).
+Action Engine::fetch_step(std::string out) {
+  FetchRun& f = *fetch_;
+  const Command& c = f.c;
+  using K = FetchAtt::Kind;
+  auto more = [&] {
+    Action a;
+    a.kind = Action::Kind::more;
+    a.reply = std::move(out);
+    return a;
+  };
+  while (f.at < f.indexes.size()) {
+    const size_t index = f.indexes[f.at];
     auto& e = view_[index];
-    if (e.gone) {  // expunged elsewhere; reported at the next chance (RFC 2180 §4.1)
-      expunged = true;
-      continue;
-    }
-    // RFC 7162 §3.1.4.1: only messages changed since the client's modseq.
-    if (c.changed_since && e.msg.modseq <= *c.changed_since) continue;
-    std::string content;
-    if (want_content) {
-      auto r = store_->read(e.msg);
-      if (!r) {
-        failed = true;
-        continue;
-      }
-      if (!*r) {  // expunged elsewhere since this view was taken
-        expunged = true;
-        continue;
-      }
-      content = std::move(**r);
-    }
-    const bool flags_changed = sets_seen && seen_now[index];
-    std::string items;
+    const bool flags_changed = f.sets_seen && f.seen_now[index];
+    // Each item after the first in a message's FETCH; "* n FETCH (" before
+    // the first (a message whose every item is left out gets no FETCH).
     auto item = [&](const std::string& s) {
-      if (!items.empty()) items += ' ';
-      items += s;
+      out += f.opened ? " " : "* " + std::to_string(index + 1) + " FETCH (";
+      f.opened = true;
+      out += s;
     };
-    // RFC 7162 §3.1: once CONDSTORE is on, a FETCH that reports a flag
-    // change (here the implicit \Seen) carries UID and MODSEQ.
-    if ((c.uid || (condstore_ && flags_changed)) && !has_uid) item("UID " + std::to_string(e.msg.uid));
-    for (const auto& a : c.fetch) {
+    if (!f.started) {
+      if (e.gone) {  // expunged elsewhere; reported at the next chance (RFC 2180 §4.1)
+        f.expunged = true;
+        ++f.at;
+        continue;
+      }
+      // RFC 7162 §3.1.4.1: only messages changed since the client's modseq.
+      if (c.changed_since && e.msg.modseq <= *c.changed_since) {
+        ++f.at;
+        continue;
+      }
+      f.content.clear();
+      if (f.want_content) {
+        auto r = store_->read(e.msg);
+        if (!r) {
+          f.failed = true;
+          ++f.at;
+          continue;
+        }
+        if (!*r) {  // expunged elsewhere since this view was taken
+          f.expunged = true;
+          ++f.at;
+          continue;
+        }
+        f.content = std::move(**r);
+      }
+      f.started = true;
+      f.opened = false;
+      f.item = 0;
+      // RFC 7162 §3.1: once CONDSTORE is on, a FETCH that reports a flag
+      // change (here the implicit \Seen) carries UID and MODSEQ.
+      if ((c.uid || (condstore_ && flags_changed)) && !f.has_uid) item("UID " + std::to_string(e.msg.uid));
+    }
+    const std::string& content = f.content;
+    for (; f.item < c.fetch.size(); ++f.item) {
+      if (out.size() >= kFetchChunk) return more();
+      const FetchAtt& a = c.fetch[f.item];
       switch (a.kind) {
         case K::uid: item("UID " + std::to_string(e.msg.uid)); break;
         case K::flags: item("FLAGS " + flag_list(e.msg.flags, e.msg.recent, e.msg.keywords)); break;
@@ -1376,7 +1421,7 @@ Action Engine::cmd_fetch(const Command& c) {
           std::string label = name + section_label(a.section) + "]";
           auto part = binary_section(content, a.section.part);
           if (part.status == BinarySection::Status::unknown_cte) {
-            unknown_cte = true;  // the item is left out; the command ends NO [UNKNOWN-CTE]
+            f.unknown_cte = true;  // the item is left out; the command ends NO [UNKNOWN-CTE]
             break;
           }
           if (a.kind == K::binary_size) {
@@ -1397,27 +1442,35 @@ Action Engine::cmd_fetch(const Command& c) {
         }
       }
     }
-    if (flags_changed && !has_flags) item("FLAGS " + flag_list(e.msg.flags, e.msg.recent, e.msg.keywords));
+    if (flags_changed && !f.has_flags) item("FLAGS " + flag_list(e.msg.flags, e.msg.recent, e.msg.keywords));
     // RFC 7162 §3.1: a flag change carries its MODSEQ once CONDSTORE is on;
     // §3.1.4.1: CHANGEDSINCE implies MODSEQ.
-    if (condstore_ && !has_modseq && (flags_changed || c.changed_since)) {
+    if (condstore_ && !f.has_modseq && (flags_changed || c.changed_since)) {
       item("MODSEQ (" + std::to_string(e.msg.modseq) + ")");
     }
     // Every item left out (BINARY of an unknown encoding only): no FETCH.
-    if (!items.empty()) out += "* " + std::to_string(index + 1) + " FETCH (" + items + ")\r\n";
+    if (f.opened) out += ")\r\n";
+    f.started = false;
+    f.content = std::string();
+    ++f.at;
+    if (out.size() >= kFetchChunk && f.at < f.indexes.size()) return more();
   }
+  const bool failed = f.failed, expunged = f.expunged, unknown_cte = f.unknown_cte;
+  const std::string tag = c.tag;
+  const bool uid = c.uid;
+  fetch_.reset();
   std::string updates;
-  sync(c.uid, updates);
-  if (failed) return tagged(c.tag, "NO", "[SERVERBUG] some messages could not be read", out + updates);
+  sync(uid, updates);
+  if (failed) return tagged(tag, "NO", "[SERVERBUG] some messages could not be read", out + updates);
   if (unknown_cte) {
-    return tagged(c.tag, "NO", "[UNKNOWN-CTE] a part has a Content-Transfer-Encoding hikyaku cannot decode",
+    return tagged(tag, "NO", "[UNKNOWN-CTE] a part has a Content-Transfer-Encoding hikyaku cannot decode",
                   out + updates);
   }
   // RFC 5530 §3 / RFC 2180 §4.1.2. A UID FETCH names UIDs: one that no
   // longer exists is simply not there (its EXPUNGE is in `updates`).
-  if (expunged && !c.uid)
-    return tagged(c.tag, "NO", "[EXPUNGEISSUED] some of the requested messages no longer exist", out + updates);
-  return tagged(c.tag, "OK", c.uid ? "UID FETCH completed" : "FETCH completed", out + updates);
+  if (expunged && !uid)
+    return tagged(tag, "NO", "[EXPUNGEISSUED] some of the requested messages no longer exist", out + updates);
+  return tagged(tag, "OK", uid ? "UID FETCH completed" : "FETCH completed", out + updates);
 }
 
 Action Engine::cmd_store(const Command& c) {

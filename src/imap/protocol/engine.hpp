@@ -84,6 +84,8 @@ struct Action {
                    // idle_poll() when the mailbox may have changed
     close,         // write `reply`, close the connection
     compress,      // write `reply` uncompressed, then DEFLATE both ways (RFC 4978)
+    more,          // write `reply`, then call resume() for the rest of the
+                   // command's answer (a long FETCH, in chunks of kFetchChunk)
   };
   Kind kind = Kind::none;
   std::string reply;
@@ -105,6 +107,11 @@ class Engine {
   Action on_framing_error(Framer::Status status, std::string_view partial);
   // The "+" continuation request for a synchronising literal.
   static std::string continuation() { return "+ Ready for literal data\r\n"; }
+
+  // After Action::Kind::more, once its reply is written: the next part.
+  Action resume();
+  // About how much of a FETCH's answer one Action carries.
+  static constexpr size_t kFetchChunk = 1 << 20;
 
   void tls_started();
   // The answer to Action::authenticate; `account`: the user's folders when ok.
@@ -174,6 +181,21 @@ class Engine {
   static std::string esearch_response(const Command& c, const std::vector<uint32_t>& hits,
                                       const std::vector<uint64_t>& modseqs);
   Action cmd_fetch(const Command& c);
+  // A FETCH answered in parts (Action::Kind::more): where it stands.
+  struct FetchRun {
+    Command c;
+    std::vector<size_t> indexes;  // view_ indexes of the set, in order
+    size_t at = 0;                // indexes[at]: the message being answered
+    bool started = false;         // its content read and its answer begun
+    bool opened = false;          // "* n FETCH (" written for it
+    size_t item = 0;              // its next attribute in c.fetch
+    std::string content;          // its bytes, while attributes remain
+    bool want_content = false, sets_seen = false, has_uid = false, has_flags = false, has_modseq = false;
+    std::vector<bool> seen_now;   // by view_ index: \Seen set by this FETCH
+    bool failed = false, expunged = false, unknown_cte = false;
+  };
+  std::optional<FetchRun> fetch_;
+  Action fetch_step(std::string out);
   Action cmd_store(const Command& c);
   Action cmd_search(const Command& c);
   Action cmd_sort(const Command& c);  // RFC 5256 §3, RFC 5957, RFC 5267 §3

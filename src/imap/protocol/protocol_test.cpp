@@ -475,6 +475,11 @@ class Conversation {
   std::string send(std::string_view text) {
     Action a = engine.on_input(text);
     std::string out = a.reply;
+    while (a.kind == Action::Kind::more) {
+      ++parts;
+      a = engine.resume();
+      out += a.reply;
+    }
     last_kind = a.kind;
     if (a.kind == Action::Kind::authenticate) {
       bool ok = !a.refused && a.user == "alice" && a.password == "pw";
@@ -491,6 +496,7 @@ class Conversation {
   MemoryStore* store;  // INBOX
   std::unique_ptr<MemoryAccount> pending_account;
   Action::Kind last_kind = Action::Kind::none;
+  size_t parts = 0;  // Action::Kind::more answers seen
 };
 
 Options plaintext() {
@@ -859,6 +865,42 @@ TEST(Engine, AppendCopyListStatus) {
   EXPECT_EQ(c.send("b3 STORE 1 +FLAGS (\\Deleted)"), "b3 NO [READ-ONLY] mailbox is read-only\r\n");
   EXPECT_EQ(c.send("b4 CLOSE"), "b4 OK CLOSE completed\r\n");
   EXPECT_EQ(c.send("b5 FETCH 1 FLAGS"), "b5 BAD FETCH not valid in this state\r\n");
+}
+
+// A FETCH whose answer is larger than Engine::kFetchChunk comes in parts
+// (Action::Kind::more), cut between attributes: the same bytes as one
+// answer, and no part much larger than a chunk plus one literal.
+TEST(Engine, ALongFetchIsAnsweredInParts) {
+  Conversation c(plaintext());
+  const std::string big = "Subject: big\r\n\r\n" + std::string(300 * 1024, 'x') + "\r\n";
+  c.store->add(big);
+  c.store->add(big);
+  c.send("a1 LOGIN alice pw");
+  c.send("a2 SELECT INBOX");
+  std::string fetch = "a3 FETCH 1:2 (UID";
+  for (int i = 0; i < 6; ++i) fetch += " BODY.PEEK[]";
+  fetch += ")";
+  Action a = c.engine.on_input(fetch);
+  std::string whole;
+  size_t parts = 0, largest = 0;
+  while (a.kind == Action::Kind::more) {
+    ++parts;
+    largest = std::max(largest, a.reply.size());
+    whole += a.reply;
+    a = c.engine.resume();
+  }
+  whole += a.reply;
+  EXPECT_EQ(a.kind, Action::Kind::none);
+  EXPECT_GE(parts, 2u);  // 12 literals of 300 KiB: 3.6 MiB in 3 parts
+  EXPECT_LE(largest, Engine::kFetchChunk + big.size() + 1024);
+  const std::string lit = "BODY[] {" + std::to_string(big.size()) + "}\r\n" + big;
+  std::string one = "* 1 FETCH (UID 1";
+  for (int i = 0; i < 6; ++i) one += " " + lit;
+  std::string two = one;
+  two.replace(0, 16, "* 2 FETCH (UID 2");
+  EXPECT_EQ(whole, one + ")\r\n" + two + ")\r\na3 OK FETCH completed\r\n");
+  // The engine takes the next command once the answer is complete.
+  EXPECT_EQ(c.send("a4 NOOP"), "a4 OK NOOP completed\r\n");
 }
 
 // RFC 5530 §3 EXPUNGEISSUED, RFC 2180 §4.1-4.4: another session (or a POP3
