@@ -1569,11 +1569,17 @@ bool Engine::matches(const SearchKey& k, size_t index, std::optional<std::string
   auto header = [&](std::string_view name) -> std::optional<std::string> {
     return header_values(split_message(text()).header, name);
   };
-  // RFC 3501 §6.4.4: the field contains the string; address fields are
-  // also matched in their canonical form.
+  // RFC 3501 §6.4.4: the field contains the string, as it is or with its
+  // RFC 2047 encoded words decoded (what the reader sees: "=?UTF-8?Q?
+  // Invoice_March?=" is found by "Invoice March", as in Dovecot); address
+  // fields are also matched in their canonical form.
+  auto contains = [](const std::string& value, std::string_view needle) {
+    return icontains(value, needle) ||
+           (value.find("=?") != std::string::npos && icontains(decode_encoded_words(value), needle));
+  };
   auto header_has = [&](std::string_view name, std::string_view needle) {
     auto v = header(name);
-    return v && (icontains(*v, needle) || icontains(address_search_text(*v), needle));
+    return v && (contains(*v, needle) || icontains(address_search_text(*v), needle));
   };
   auto sent = [&]() -> std::optional<Days> {
     auto v = header("Date");
@@ -1603,7 +1609,7 @@ bool Engine::matches(const SearchKey& k, size_t index, std::optional<std::string
     case K::subject: return header_has("Subject", k.value);
     case K::header: {
       auto v = header(k.field);
-      return v && icontains(*v, k.value);
+      return v && contains(*v, k.value);
     }
     case K::body: return icontains(split_message(text()).body, k.value);
     case K::text: return icontains(text(), k.value);

@@ -631,7 +631,6 @@ TEST(Engine, SearchKeys) {
     std::string want;
   };
   const Case cases[] = {
-      {"ALL", " 1 2"},
       {"SEEN", " 2"},
       {"UNSEEN", " 1"},
       {"FLAGGED", " 1"},
@@ -660,6 +659,28 @@ TEST(Engine, SearchKeys) {
     EXPECT_EQ(c.send("s SEARCH " + k.query), "* SEARCH" + k.want + "\r\ns OK SEARCH completed\r\n") << k.query;
   }
   EXPECT_TRUE(c.send("s SEARCH CHARSET KOI8-R ALL").starts_with("s NO [BADCHARSET"));
+}
+
+// Header keys match RFC 2047 encoded words decoded (what the reader sees),
+// and as they are.
+TEST(Engine, SearchDecodesEncodedWords) {
+  Conversation c(plaintext());
+  c.store->add(kSimple);
+  c.store->add("From: =?UTF-8?Q?Ren=C3=A9?= <rene@example.org>\r\n"
+               "Subject: =?UTF-8?Q?Invoice_March?=\r\nX-Note: =?ISO-8859-1?Q?caf=E9?=\r\n\r\nx\r\n");
+  c.send("a1 LOGIN alice pw");
+  c.send("a2 SELECT INBOX");
+  const std::pair<std::string, std::string> cases[] = {
+      {"SUBJECT \"invoice march\"", " 2"},
+      {"SUBJECT Invoice_March", " 2"},
+      {"CHARSET UTF-8 FROM {5+}\r\nRen\xC3\xA9", " 2"},
+      {"FROM rene@example", " 2"},
+      {"CHARSET UTF-8 HEADER X-Note {5+}\r\ncaf\xC3\xA9", " 2"},
+      {"SUBJECT hello", " 1"},
+  };
+  for (const auto& [query, want] : cases) {
+    EXPECT_EQ(c.send("s SEARCH " + query), "* SEARCH" + want + "\r\ns OK SEARCH completed\r\n") << query;
+  }
 }
 
 // A selected folder that another session deletes: the next command (and
