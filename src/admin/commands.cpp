@@ -24,6 +24,7 @@
 #include "policy/forwards.hpp"
 #include "queue/spool.hpp"
 #include "sasl/credential_store.hpp"
+#include "sasl/plain.hpp"
 
 namespace hikyaku::admin {
 
@@ -93,6 +94,11 @@ int user_passwd(const config::Config& config, const std::string& name, std::istr
   while (!password.empty() && (password.back() == '\r' || password.back() == '\n')) password.pop_back();
   if (password.empty()) {
     err << "empty password (give it on standard input)\n";
+    return 1;
+  }
+  if (password.size() > sasl::kMaxPlainField) {
+    err << "password of " << password.size() << " octets: at most " << sasl::kMaxPlainField
+        << " (SASL PLAIN and POP3 PASS carry no more, RFC 4616 §2)\n";
     return 1;
   }
   sasl::CredentialStore store(config.users_file());

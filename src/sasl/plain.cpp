@@ -5,7 +5,7 @@
 namespace hikyaku::sasl {
 
 namespace {
-constexpr size_t kMaxField = 255;  // RFC 4616 §2: 1*SAFE up to 255 octets
+constexpr size_t kMaxField = kMaxPlainField;
 }
 
 std::optional<PlainCredentials> parse_plain(std::string_view message) {

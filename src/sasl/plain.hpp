@@ -11,11 +11,16 @@
 // Errors:    std::nullopt for anything malformed; no exceptions.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
 
 namespace hikyaku::sasl {
+
+// RFC 4616 §2: each field 1–255 octets (also what POP3's PASS and USER
+// carry, RFC 2449 §4): a longer password could never be sent.
+inline constexpr size_t kMaxPlainField = 255;
 
 struct PlainCredentials {
   std::string authzid;   // authorization identity; empty = same as authcid

@@ -166,6 +166,10 @@ def test_user_list_and_del(hikyaku):
     assert again.returncode == 1 and "no such user: alice" in again.stderr, again
     unknown = hikyaku.run_cli("user", "passwd", "nobody", input="x\n")
     assert unknown.returncode == 1 and "no [[mailbox]] named 'nobody'" in unknown.stderr, unknown
+    # A password no client could send (SASL PLAIN, POP3 PASS: 255 octets).
+    long = hikyaku.run_cli("user", "passwd", "alice", input="p" * 256 + "\n")
+    assert long.returncode == 1 and "password of 256 octets: at most 255" in long.stderr, long
+    assert hikyaku.run_cli("user", "passwd", "alice", input="p" * 255 + "\n").returncode == 0
 
 
 def test_every_pop3_and_imap_connection_is_logged_even_without_a_login(hikyaku):
