@@ -151,30 +151,61 @@ CLAMD_SOCK=$d/clamd.ctl
 # off, DNS to the loopback dnsmasq (which answers only *.test; everything else, RBLs
 # included, is refused at once), local.d files on stdin as "FILE<TAB>CONTENT" lines.
 rspamd_instance() {
-  local name=$1 port=$2 d=$T/$1 pid
+  local d=$T/$1
   mkdir -p "$d/local/local.d" "$d/local/override.d" "$d/db" "$d/run" "$d/log"
   cat > "$d/local/override.d/worker-controller.inc" <<< 'enabled = false;'
   cat > "$d/local/local.d/options.inc" <<EOF
 dns { nameserver = ["127.0.0.1:$DNS_PORT"]; timeout = 1s; retransmits = 1; }
 EOF
   while IFS=$'\t' read -r file content; do printf '%s\n' "$content" >> "$d/local/$file"; done
+  rspamd_start "$1" "$2"
+}
+rspamd_start() {   # rspamd_start NAME PORT
+  local d=$T/$1 pid
   rspamd -f -u root -g root -i --var=LOCAL_CONFDIR="$d/local" --var=DBDIR="$d/db" --var=RUNDIR="$d/run" \
-    --var=LOGDIR="$d/log" >"$d/out.txt" 2>&1 &
+    --var=LOGDIR="$d/log" >>"$d/out.txt" 2>&1 &
   pid=$!
   RS_PIDS+=("$pid")
-  wait_port 127.0.0.1 "$port" "$pid" "rspamd $name" 2400
+  wait_port 127.0.0.1 "$2" "$pid" "rspamd $1" 2400
   echo "$pid" > "$d/main.pid"
+}
+# hs_loaded NAME FROM_LINE PROCESS_REGEX → how many such processes logged, from that line of
+# rspamd's log on, that they loaded the compiled regular expressions.
+hs_loaded() {
+  tail -n +"$2" "$T/$1/log/rspamd.log" \
+    | grep -cE "$3.*full hyperscan database of [0-9]+ regexps has been loaded" || true
 }
 # Until its hs_helper has compiled the regular expressions and both scanning workers have
 # loaded them, rspamd matches with PCRE, several times slower: nothing is measured before.
-wait_hyperscan() {
-  local log=$T/$1/log/rspamd.log
+wait_hyperscan() {   # wait_hyperscan NAME [FROM_LINE]
   for _ in $(seq 1200); do
-    (( $(grep -cE '\((normal|rspamd_proxy)\).*full hyperscan database of [0-9]+ regexps has been loaded' "$log") >= 2 )) \
-      && return 0
+    (( $(hs_loaded "$1" "${2:-1}" '\((normal|rspamd_proxy)\)') >= 2 )) && return 0
     sleep 0.25
   done
   die "rspamd $1: hyperscan database not loaded after 300 s"
+}
+# rspamd_restart NAME PORT: a second start, like every start of rspamd on a host after its
+# first. DBDIR keeps the compiled hyperscan databases (the TLD suffixes' and the rules'),
+# which the main process then maps from their files before it forks, instead of compiling
+# them into a heap its workers share (a first start holds about 150 MiB more Pss per
+# instance: bench/SCAN.md). Ready when the new main process has loaded them and the
+# hs_helper has compiled what was left (nothing, unless the cache was not reused).
+rspamd_restart() {
+  local d=$T/$1 from
+  stop_pid "$(cat "$d/main.pid")" 30
+  from=$(( $(wc -l < "$d/log/rspamd.log") + 1 ))
+  rspamd_start "$1" "$2"
+  for _ in $(seq 1200); do
+    if tail -n +"$from" "$d/log/rspamd.log" | grep -qE 'hs_helper.*compiled [0-9]+ regular expressions'; then
+      (( $(hs_loaded "$1" "$from" '\(main\)') >= 1 )) \
+        || die "rspamd $1: its restart did not reuse the hyperscan cache (see $d/log/rspamd.log)"
+      tail -n +"$from" "$d/log/rspamd.log" | grep -qE 'hs_helper.*compiled 0 regular expressions' \
+        || wait_hyperscan "$1" "$from"
+      return 0
+    fi
+    sleep 0.25
+  done
+  die "rspamd $1: not ready 300 s after its restart"
 }
 # Both: the checks rspamd skips for clients on 127.0.0.1 (RBLs, hfilter, ASN...) made
 # anyway, as for a client on the internet (check_local).
@@ -203,6 +234,8 @@ EOF
 
 wait_hyperscan rspamd-hk
 wait_hyperscan rspamd-pf
+rspamd_restart rspamd-hk "$RS_HK_PORT"
+rspamd_restart rspamd-pf "$RS_PF_PORT"
 
 # ---------------------------------------------------------------- postsrsd + Postfix
 postsrsd -s"$T/keys/srs.secret" -dexample.test -l127.0.0.1 -f"$SRS_F" -r"$SRS_R" -unobody -4 \
