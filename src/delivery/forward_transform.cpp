@@ -110,7 +110,11 @@ Assessment ForwardTransform::assess(const config::Config& config, const queue::D
   if (const auto* s = first(*a.results, "spf")) {
     in.spf = spf_result(s->result);
     std::string id = prop(*s, "smtp.mailfrom");
-    in.spf_domain = id.empty() ? base::to_lower(prop(*s, "smtp.helo")) : mail::domain_of(id);
+    // smtp.mailfrom is an address, or a domain alone (a sender's quoted
+    // local part is not written: auth/inbound/checker.cpp).
+    in.spf_domain = id.empty()                           ? base::to_lower(prop(*s, "smtp.helo"))
+                    : id.find('@') == std::string::npos ? base::to_lower(id)
+                                                        : mail::domain_of(id);
   }
   for (const auto& r : a.results->results)
     if (r.method == "dkim" && r.result != "none") in.dkim.push_back({r.result == "pass", prop(r, "header.d")});

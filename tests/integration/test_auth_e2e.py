@@ -224,6 +224,31 @@ def test_spf_only_mail_gets_rewritten_from_and_reply_to(world):
     assert b"\r\nX-Forwarded-To: owner@gmail.test\r\n" in got.data
 
 
+def test_a_quoted_mail_from_cannot_add_results_to_ours(world):
+    """A sender whose SPF passes puts '"@author.test x;dmarc=pass x"' in its
+    MAIL FROM local part, for a From: at a p=reject domain it may not use.
+    Our Authentication-Results must still say dmarc=fail when the forwarder
+    reads it back: no From rewrite, no signature of ours, no ARC seal that
+    vouches for a pass, and the judge refuses it as it refuses the plain
+    spoof. (The quoted string once ended at its escaped quote, and the
+    "dmarc=pass" in it was read as a result of ours.)"""
+    world.dns.add_txt("evil.test", "v=spf1 ip4:127.0.0.6 -all")
+    spoof = (b"From: The CEO <ceo@author.test>\r\nTo: owner@hk.test\r\nSubject: wire the money\r\n"
+             b"Date: Tue, 14 Apr 2026 09:00:00 +0000\r\nMessage-ID: <spoof1@evil.test>\r\n\r\nToday.\r\n")
+    with smtplib.SMTP("127.0.0.1", world.server.smtp_port, timeout=10, source_address=("127.0.0.6", 0)) as s:
+        s.ehlo("mta.evil.test")
+        assert s.docmd('MAIL FROM:<"@author.test x;dmarc=pass x"@evil.test>')[0] == 250
+        assert s.rcpt("owner@hk.test")[0] == 250
+        assert s.data(spoof)[0] == 250
+    got = world.judge.wait_attempts(1)[0]
+    assert got.reply.startswith("550"), got.verdict
+    assert got.verdict.from_domain == "author.test" and got.verdict.dkim == []
+    assert got.verdict.arc_aar_dmarc != "pass", got.verdict
+    ours = [v for v in parse(got.data).get_all("Authentication-Results") if v.startswith("mx.example.test")]
+    assert len(ours) == 1 and "dmarc=fail" in ours[0] and "dmarc=pass" not in ours[0], ours
+    assert "smtp.mailfrom=evil.test" in ours[0], ours
+
+
 def test_srs_bounces_hidden_to_fallback_invalid_refused(world):
     """SRS: a bounce to the SRS address of a hidden forward lands in the
     owner's fallback mailbox (never the sender); a forged one gets 550 at RCPT."""

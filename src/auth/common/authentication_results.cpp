@@ -36,12 +36,20 @@ std::string strip_comments(std::string_view s) {
   return out;
 }
 
-// Split on ';' outside quoted strings.
+// Split on ';' outside quoted strings. Inside one, a quoted-pair (\" or
+// \;) is one character of the string (RFC 5322 §3.2.4): a sender's quoted
+// local part must not end the string early and smuggle a result in.
 std::vector<std::string> split_semicolons(std::string_view s) {
   std::vector<std::string> parts;
   std::string cur;
   bool quoted = false;
-  for (char c : s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (quoted && c == '\\' && i + 1 < s.size()) {
+      cur += c;
+      cur += s[++i];
+      continue;
+    }
     if (c == '"') quoted = !quoted;
     if (c == ';' && !quoted) {
       parts.push_back(cur);
@@ -68,6 +76,10 @@ std::vector<std::string_view> words(std::string_view s) {
     size_t start = i;
     bool quoted = false;
     while (i < s.size() && (quoted || !is_space(s[i]))) {
+      if (quoted && s[i] == '\\' && i + 1 < s.size()) {
+        i += 2;  // a quoted-pair, as in split_semicolons
+        continue;
+      }
       if (s[i] == '"') quoted = !quoted;
       ++i;
     }
@@ -76,9 +88,16 @@ std::vector<std::string_view> words(std::string_view s) {
   return out;
 }
 
+// The text of a quoted string, its quoted-pairs undone (quote_if_needed's
+// inverse); anything else as it is.
 std::string unquote(std::string_view v) {
-  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') return std::string(v.substr(1, v.size() - 2));
-  return std::string(v);
+  if (v.size() < 2 || v.front() != '"' || v.back() != '"') return std::string(v);
+  std::string out;
+  for (size_t i = 1; i + 1 < v.size(); ++i) {
+    if (v[i] == '\\' && i + 2 < v.size()) ++i;
+    out += v[i];
+  }
+  return out;
 }
 
 // Quote a property value when it is not a plain RFC 2045 token / dot-atom.

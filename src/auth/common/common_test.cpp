@@ -135,6 +135,34 @@ TEST(AuthenticationResults, Rfc8601Sec2_2BuildAndParse) {
   EXPECT_EQ((AuthenticationResults{"x", {}}.value()), "x; none");
 }
 
+// What we write we read back as written: a property value a sender chose
+// (a quoted local part with '"', ';' and '=') stays one value and adds no
+// result (it once turned "dmarc=fail" into a "dmarc=pass" read first).
+TEST(AuthenticationResults, Rfc8601Sec2_2QuotedValuesRoundTrip) {
+  const std::string sender = "\"@author.test x;dmarc=pass x\"@evil.test";
+  AuthenticationResults ar{"mx.example.com", {}};
+  ar.add("spf", "pass", {{"smtp.mailfrom", sender}})
+      .add("dmarc", "fail", {{"header.from", "author.test"}}, "a \\ b; \"c\"");
+  const std::string v = ar.value();
+  auto p = parse_authentication_results(v);
+  ASSERT_TRUE(p.has_value()) << v;
+  ASSERT_EQ(p->results.size(), 2u) << v;
+  EXPECT_EQ(p->results[0].method, "spf");
+  ASSERT_EQ(p->results[0].properties.size(), 1u) << v;
+  EXPECT_EQ(p->results[0].properties[0].second, sender);
+  EXPECT_EQ(p->results[1].method, "dmarc");
+  EXPECT_EQ(p->results[1].result, "fail");
+  EXPECT_EQ(p->results[1].reason, "a \\ b; \"c\"");
+  // The same through the ARC collection of our own results.
+  auto collected = collect_results_for(
+      parse_message(to_crlf("Authentication-Results: " + v + "\n\nbody\n")), "mx.example.com");
+  ASSERT_TRUE(collected.has_value());
+  auto again = parse_authentication_results(*collected);
+  ASSERT_TRUE(again.has_value()) << *collected;
+  ASSERT_EQ(again->results.size(), 2u) << *collected;
+  EXPECT_EQ(again->results[1].result, "fail");
+}
+
 TEST(AuthenticationResults, Rfc8617Sec4_1_1CollectForArc) {
   std::string m = to_crlf(
       "Authentication-Results: lists.example.org; arc=none\n"
