@@ -602,7 +602,8 @@ history::Received Scheduler::received_row(const SpooledMessage& message,
     row.from = policy.redact(mail::one_line(mail::header_value(headers, "From").value_or(""), 200));
     row.subject = policy.redact(mail::one_line(mail::header_value(headers, "Subject").value_or(""), 200));
     if (message.origin == policy::Origin::received)
-      row.checks = mail::one_line(mail::header_value(headers, "Authentication-Results").value_or(""), 400);
+      row.checks = policy.redact(  // smtp.mailfrom may be a hidden address (its owner writing in)
+          mail::one_line(mail::header_value(headers, "Authentication-Results").value_or(""), 400));
   }
   return row;
 }

@@ -116,7 +116,11 @@ bool Rewriter::timestamp_ok(std::string_view tt) const {
 
 mail::Address Rewriter::forward(const mail::Address& sender, std::string_view srs_domain,
                                 std::string_view identity) const {
-  if (sender.empty() || base::iequals(sender.domain, srs_domain)) return sender;
+  // A sender at our own domain needs no rewriting for SPF, but a hidden
+  // forward's copy does need its identity: a bounce to it must find the
+  // owner's fallback mailbox, not the sender (anyone may claim an address
+  // of ours in MAIL FROM).
+  if (sender.empty() || (identity.empty() && base::iequals(sender.domain, srs_domain))) return sender;
   const std::string secret =
       identity.empty() ? config_.secrets.front() : derive_identity_key(config_.secrets.front(), identity);
   mail::Address out;

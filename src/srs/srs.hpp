@@ -69,7 +69,8 @@ class Rewriter {
 
   // Rewrite `sender` to an address at `srs_domain`: SRS0 for an ordinary
   // address, SRS1 for an SRS0/SRS1 address (re-forwarding). The null sender
-  // and senders already at `srs_domain` are returned unchanged.
+  // and (without `identity`) senders already at `srs_domain` are returned
+  // unchanged.
   // `identity` non-empty signs with that forward's derived key (it need not
   // be in Config::identities, but only listed ones are recognised back).
   mail::Address forward(const mail::Address& sender, std::string_view srs_domain,

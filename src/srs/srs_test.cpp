@@ -147,6 +147,17 @@ TEST(Srs, ForwardLeavesNullAndOwnDomainAlone) {
   Rewriter rw({{"k"}}, clock);
   EXPECT_TRUE(rw.forward(mail::Address{}, "fwd.example.org").empty());
   EXPECT_EQ(rw.forward(addr("me", "fwd.example.org"), "FWD.example.org").str(), "me@fwd.example.org");
+  // A hidden forward's copy always carries its identity: a bounce to a
+  // sender of ours would otherwise reach that sender, not the fallback.
+  Config cfg{{"k"}};
+  cfg.identities = {"owner@gmail.test"};
+  Rewriter hidden(cfg, clock);
+  auto fwd = hidden.forward(addr("me", "fwd.example.org"), "fwd.example.org", "owner@gmail.test");
+  EXPECT_TRUE(fwd.local.starts_with("SRS0=")) << fwd.str();
+  auto d = hidden.decode(fwd);
+  ASSERT_EQ(d.error, Errc::ok);
+  EXPECT_EQ(d.address.str(), "me@fwd.example.org");
+  EXPECT_EQ(d.identity, "owner@gmail.test");
 }
 
 TEST(Srs, IsSrs) {

@@ -14,6 +14,7 @@ Waits are on conditions (wait_for), never sleeps.
 """
 import email
 import email.policy
+import smtplib
 import time
 
 import pytest
@@ -712,3 +713,47 @@ def test_defer_deadline_survives_restart(make_hikyaku, dns_server, farside):
     wait_spool_empty(hk)
     assert len(hk.messages("ituki")) == 1
     assert farside.sender.attempts == []
+
+
+def test_a_hidden_forward_s_copy_from_a_local_sender_still_carries_its_identity(make_hikyaku, dns_server,  # noqa: F811
+                                                                                farside, tmp_path):  # noqa: F811
+    """A sender at our own SRS domain (anyone may claim one in MAIL FROM)
+    still gets the hidden forward's SRS address: Gmail's late bounce to it
+    lands in the fallback mailbox, not in that local sender's mailbox."""
+    secret = tmp_path / "srs.secret"
+    secret.write_text("s3cret-for-this-test\n")
+    secret.chmod(0o600)
+    srs = f'\n[srs]\ndomain = "example.test"\nsecret_file = "{secret}"\n'
+    hk = make_hikyaku(extra=config(dns_server, farside) + srs)
+    Client(hk).send(message("local sender"), sender="alice@example.test")
+    got = farside.gmail.wait_messages(1)[0]
+    assert got.mail_from.startswith("SRS0=") and got.mail_from.endswith("@example.test"), got.mail_from
+    with smtplib.SMTP("127.0.0.1", hk.smtp_port, timeout=10) as s:
+        s.ehlo("mx.gmail.test")
+        s.mail("")
+        assert s.rcpt(got.mail_from)[0] == 250
+        code, _ = s.data(f"From: MAILER-DAEMON@gmail.test\r\nTo: <{got.mail_from}>\r\nSubject: late bounce\r\n"
+                         "Message-ID: <late@gmail.test>\r\n\r\nundeliverable after all\r\n".encode())
+        assert code == 250
+    wait_for(lambda: len(hk.messages("ituki-gm")) == 1, what="the late bounce in the fallback mailbox")
+    assert hk.messages("alice") == []
+
+
+def test_trace_hides_a_hidden_address_in_the_recorded_checks(make_hikyaku, dns_server, farside):  # noqa: F811
+    """The owner writes from the hidden address to the domain: `trace` shows
+    our Authentication-Results, whose smtp.mailfrom is that address, redacted
+    as `queue show` redacts."""
+    hk = make_hikyaku(extra=config(dns_server, farside))
+    with smtplib.SMTP("127.0.0.1", hk.smtp_port, timeout=10) as s:
+        s.ehlo("mail.gmail.test")
+        s.mail(FORWARD)
+        s.rcpt("alice@example.test")
+        code, text = s.data(f"From: Owner <{FORWARD}>\r\nTo: alice@example.test\r\nSubject: note\r\n"
+                            "Message-ID: <note@gmail.test>\r\n\r\nhi\r\n".encode())
+    assert code == 250
+    qid = text.decode().rsplit(" ", 1)[-1]
+    wait_for(lambda: "removed" in hk.run_cli("trace", qid).stdout, what="the trace of a finished message")
+    out = hk.run_cli("trace", qid).stdout
+    [checks] = [line for line in out.splitlines() if "checks: " in line]
+    assert "spf=none <hidden>;" in checks, out  # the redaction takes the whole atext run
+    assert FORWARD not in out.lower(), out
