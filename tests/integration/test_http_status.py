@@ -163,6 +163,14 @@ def test_healthz_404_405_400(make_hikyaku, dns_server, farside):
         while chunk := s.recv(4096):
             reply += chunk
     assert reply.startswith(b"HTTP/1.1 400 Bad Request\r\n"), reply
+    # DNS rebinding: a browser on a page of attacker.example, its name now
+    # pointing at 127.0.0.1, sends that name as Host: not answered.
+    with socket.create_connection(("127.0.0.1", hk.http_port), timeout=10) as s:
+        s.sendall(f"GET /metrics HTTP/1.1\r\nHost: rebind.attacker.example:{hk.http_port}\r\n\r\n".encode())
+        reply = b""
+        while chunk := s.recv(4096):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 421 Misdirected Request\r\n") and b"hikyaku" not in reply, reply
     # Still serving after all of that.
     assert get(hk, "/healthz")[0] == 200
 

@@ -1,5 +1,6 @@
 #include "http/protocol/request.hpp"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
 
 #include <iterator>
@@ -157,6 +158,7 @@ std::string_view reason(int status) {
     case 400: return "Bad Request";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 421: return "Misdirected Request";
     case 408: return "Request Timeout";
     case 431: return "Request Header Fields Too Large";
     case 503: return "Service Unavailable";
@@ -183,7 +185,33 @@ std::string render(const Response& response, bool head_only) {
   return out;
 }
 
+namespace {
+
+// DNS rebinding: a web page the operator visits may point its own name at
+// 127.0.0.1 and have the browser read this listener, which has no login.
+// A browser names the page's host in Host; this listener answers only a
+// request that names it by an address or as localhost (RFC 9110 §7.4:
+// 421 for a request it will not answer for that host).
+bool names_this_listener(const Request& request) {
+  const std::string* host = request.field("host");
+  if (host == nullptr) return request.minor == 0;  // HTTP/1.0 without Host: no browser
+  std::string_view h = *host;
+  if (h.starts_with('[')) {
+    const size_t close = h.find(']');
+    if (close == std::string_view::npos) return false;
+    const std::string v6(h.substr(1, close - 1));
+    in6_addr a6{};
+    return ::inet_pton(AF_INET6, v6.c_str(), &a6) == 1;
+  }
+  const std::string name(h.substr(0, h.find(':')));
+  in_addr a4{};
+  return ::inet_pton(AF_INET, name.c_str(), &a4) == 1 || base::iequals(name, "localhost");
+}
+
+}  // namespace
+
 Response respond(const Request& request, const Site& site) {
+  if (!names_this_listener(request)) return error_response(421);
   if (request.method != "GET" && request.method != "HEAD") {
     Response r = error_response(405);  // RFC 9110 §15.5.6: with Allow
     r.fields.emplace_back("Allow", "GET, HEAD");

@@ -76,12 +76,30 @@ Site test_site(bool healthy = true) {
               [healthy] { return healthy; }};
 }
 
-Request request(std::string method, std::string path) {
+Request request(std::string method, std::string path, std::string host = "127.0.0.1:9025") {
   Request r;
   r.method = std::move(method);
   r.path = path;
   r.target = std::move(path);
+  r.fields.emplace_back("host", std::move(host));
   return r;
+}
+
+// DNS rebinding: only a request naming this listener by an address or as
+// localhost is answered (RFC 9110 §7.4, 421 otherwise).
+TEST(HttpRespond, OnlyForAnAddressOrLocalhostInHost) {
+  const Site site = test_site();
+  for (const char* host : {"127.0.0.1", "127.0.0.1:9025", "[::1]:9025", "[::1]", "localhost", "LOCALHOST:9025"})
+    EXPECT_EQ(respond(request("GET", "/", host), site).status, 200) << host;
+  for (const char* host : {"rebind.attacker.example:9025", "attacker.example", "", "[::1", "127.0.0.1.nip.io",
+                           "localhost.attacker.example"})
+    EXPECT_EQ(respond(request("GET", "/metrics", host), site).status, 421) << host;
+  Request http10 = request("GET", "/healthz");
+  http10.fields.clear();
+  http10.minor = 0;
+  EXPECT_EQ(respond(http10, site).status, 200);  // no Host: no browser sent it
+  http10.minor = 1;
+  EXPECT_EQ(respond(http10, site).status, 421);
 }
 
 TEST(HttpRespond, Routes) {
