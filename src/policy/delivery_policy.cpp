@@ -23,10 +23,25 @@ std::string_view Disposition::word() const {
 DeliveryPolicy::DeliveryPolicy(const config::Config& config, double jitter)
     : config_(config), jitter_(jitter), hidden_(hidden_addresses(config)) {}
 
-std::optional<mail::Target> DeliveryPolicy::next_link(const SlotState& slot) const {
+std::optional<DeliveryPolicy::Link> DeliveryPolicy::next_link(const SlotState& slot) const {
   auto chain = fallback_chain(config_, slot.planned);
-  if (slot.link >= chain.size()) return std::nullopt;
-  return chain[slot.link];
+  size_t at = slot.link;
+  // The chain may have changed since the slot moved onto its current link
+  // (a reload, or a restart with an edited configuration): go on from where
+  // that target stands now; one no longer in the chain goes to the chain's
+  // first mailbox, the owner's, rather than nowhere.
+  if (slot.link > 0 && (slot.link > chain.size() || chain[slot.link - 1] != slot.target)) {
+    auto here = std::find(chain.begin(), chain.end(), slot.target);
+    if (here == chain.end()) {
+      here = std::find_if(chain.begin(), chain.end(),
+                          [](const mail::Target& t) { return t.kind == mail::Target::Kind::mailbox; });
+      if (here == chain.end()) return std::nullopt;
+      return Link{static_cast<size_t>(here - chain.begin()), *here};
+    }
+    at = static_cast<size_t>(here - chain.begin()) + 1;
+  }
+  if (at >= chain.size()) return std::nullopt;
+  return Link{at, chain[at]};
 }
 
 std::optional<config::Seconds> DeliveryPolicy::defer_limit(const MessageFacts& message, const SlotState& slot) const {
@@ -145,13 +160,13 @@ Disposition DeliveryPolicy::decide(const MessageFacts& message, const SlotState&
 
   // Failed for good on this link: the next link of the chain at once, with
   // a fresh attempt count. Generated messages never move on.
-  std::optional<mail::Target> link;
+  std::optional<Link> link;
   if (message.origin == Origin::received || message.origin == Origin::submitted) link = next_link(next);
   if (link) {
     const SlotState from = slot;
-    next.target = *link;
+    next.target = link->target;
     next.diverted = diverted_note(now, redact(reply_text(result)));
-    ++next.link;
+    next.link = link->index + 1;
     next.status = SlotStatus::pending;
     next.attempts = 0;
     next.first_attempt = {};

@@ -121,7 +121,12 @@ class DeliveryPolicy {
 
  private:
   std::optional<config::Seconds> defer_limit(const MessageFacts& message, const SlotState& slot) const;
-  std::optional<mail::Target> next_link(const SlotState& slot) const;
+  struct Link {
+    size_t index;  // in the fallback chain
+    mail::Target target;
+  };
+  // The link after the slot's current target, in the chain as configured now.
+  std::optional<Link> next_link(const SlotState& slot) const;
   TimePoint retry_time(unsigned attempts, TimePoint now, double jitter_sample) const;
   TimePoint after_pause(TimePoint not_before, TimePoint now, double jitter_sample) const;
   // Up to `jitter` of `span`, by the sample: how far a retry is stretched.

@@ -296,5 +296,34 @@ TEST(DeliveryPolicy, ForgottenForwardIsAForwardTheConfigurationNoLongerNames) {
   EXPECT_FALSE(policy.forgotten_forward(bounce));
 }
 
+// The chain was edited (a reload, a restart) while a copy waited on one of
+// its links: the next link is taken after where that target stands now, and
+// a target no longer in the chain moves to the chain's first mailbox — never
+// nowhere, which for a hidden path would drop the copy without a DSN.
+TEST(DeliveryPolicy, AChainEditedUnderAWaitingCopyStillEndsInAMailbox) {
+  DeliveryPolicy policy(config());
+  // The chain is now ["forward:second@gmail.test", "mailbox:ituki-gm"].
+  struct Case {
+    const char* name;
+    SlotState slot;
+    std::string want_target;
+    unsigned want_link;
+  };
+  const Case cases[] = {
+      // As configured: link 1 is second@ (chain[0]); next chain[1].
+      {"unchanged", slot(forward("ituki-ex@gmail.test"), 1, forward("second@gmail.test")), "mailbox:ituki-gm", 2},
+      // Was at link 2 of a longer chain (a removed third@ at chain[0]).
+      {"shortened", slot(forward("ituki-ex@gmail.test"), 2, forward("second@gmail.test")), "mailbox:ituki-gm", 2},
+      // Its link was removed from the chain: the chain's mailbox.
+      {"removed", slot(forward("ituki-ex@gmail.test"), 1, forward("gone@gmail.test")), "mailbox:ituki-gm", 2},
+  };
+  for (const auto& c : cases) {
+    const Disposition d = policy.decide(received(), c.slot, refused(), kT0, 0.0);
+    ASSERT_EQ(d.action, Action::divert) << c.name;
+    EXPECT_EQ(d.next.target.str(), c.want_target) << c.name;
+    EXPECT_EQ(d.next.link, c.want_link) << c.name;
+  }
+}
+
 }  // namespace
 }  // namespace hikyaku::policy
