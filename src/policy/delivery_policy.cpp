@@ -146,7 +146,16 @@ Disposition DeliveryPolicy::decide(const MessageFacts& message, const SlotState&
 
   // 4xx before its limits: retry, never later than the defer deadline.
   const bool temporary = result.kind == AttemptResult::Kind::temporary;
-  const bool expired = now - message.arrival >= config_.delivery.expire;
+  // A hidden path's copy waiting at a mailbox (over its quota, say) has
+  // nowhere else to go and no sender who may be told: it outlives
+  // [delivery] expire rather than be dropped (DESIGN.md: nothing lost).
+  const bool last_refuge = message.origin == Origin::received && slot.target.kind == mail::Target::Kind::mailbox &&
+                           slot.link > 0 && path_hidden(slot);
+  const bool past_expire = now - message.arrival >= config_.delivery.expire;
+  const bool expired = past_expire && !last_refuge;
+  if (temporary && past_expire && last_refuge)
+    d.remark = "a hidden forward's copy for <" + slot.recipient + "> is past [delivery] expire and still waits for " +
+               describe(slot.target) + " (nowhere else to go; no DSN): see `hikyaku queue list`";
   const auto deadline_at = deadline(message, next);
   const bool past_deadline = deadline_at && now >= *deadline_at;
   if (temporary && !expired && !past_deadline) {

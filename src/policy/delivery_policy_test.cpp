@@ -159,6 +159,13 @@ TEST(DeliveryPolicy, EveryRowOfTheContract) {
        slot(forward("open@gmail.test"), 0, {}, kT0, 9), deferred(), kT0 + 48h, Action::fail, "", {}, false, true},
       {"4xx to a mailbox at expire fails", received(), slot(mailbox("ituki"), 0, {}, kT0, 9), deferred(), kT0 + 48h,
        Action::fail},
+      // ...except a hidden path's mailbox (over quota, say): no sender may be
+      // told and there is nowhere else to go, so it keeps waiting.
+      {"4xx at a hidden path's mailbox past expire keeps waiting", received(),
+       slot(hidden, 2, mailbox("ituki-gm"), kT0, 9), deferred(), kT0 + 48h, Action::retry, "", kT0 + 48h + 5min,
+       false, false,
+       "a hidden forward's copy for <ituki@example.test> is past [delivery] expire and still waits for "
+       "mailbox:ituki-gm (nowhere else to go; no DSN): see `hikyaku queue list`"},
       // Submitted mail (issue 13): a refused remote recipient brings a DSN
       // (to the author's own mailbox, reports.hpp); a local forward it
       // reaches diverts like received mail, without the owner's notice.

@@ -757,3 +757,20 @@ def test_trace_hides_a_hidden_address_in_the_recorded_checks(make_hikyaku, dns_s
     [checks] = [line for line in out.splitlines() if "checks: " in line]
     assert "spf=none <hidden>;" in checks, out  # the redaction takes the whole atext run
     assert FORWARD not in out.lower(), out
+
+
+def test_a_hidden_copy_over_its_mailbox_quota_outlives_expire(make_hikyaku, dns_server, farside):  # noqa: F811
+    """Gmail refuses; the fallback mailbox is over its quota (4.2.2). At
+    [delivery] expire the copy is not dropped (no DSN may name the hidden
+    path, and there is nowhere else to go): it keeps waiting in the queue,
+    and the log says so. (It used to fail for good: lost.)"""
+    cfg = config(dns_server, farside, expire="3s")
+    hk = make_hikyaku(extra=cfg.replace('name = "ituki-gm"', 'name = "ituki-gm"\nquota = "2K"'))
+    farside.gmail.set_mode("reject_rcpt")
+    Client(hk).send(message("over quota", body=("y" * 70 + "\r\n") * 60))  # ~4 KiB
+    wait_for(lambda: "is past [delivery] expire and still waits for mailbox:ituki-gm" in hk.log_text(),
+             what="the copy kept past expire")
+    assert "status=failed" not in hk.log_text()
+    listed = hk.run_cli("queue", "list").stdout
+    assert listed.rstrip().endswith("1 message in the queue"), listed
+    assert hk.messages("ituki-gm") == [] and farside.sender.received() == []
