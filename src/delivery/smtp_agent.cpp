@@ -418,8 +418,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     // Submitted mail keeps its author's own address (ours to send from).
     p->tx.sender = job->envelope.sender_str();
     if (srs && job->envelope.sender && request.origin == policy::Origin::received && !relayed) {
-      const std::string identity = policy::is_hidden(job->config(), request.target) ? request.target.value : "";
-      p->tx.sender = srs->forward(*job->envelope.sender, srs_domain, identity).str();
+      p->tx.sender = srs->forward(*job->envelope.sender, srs_domain, request.srs_identity).str();
     }
     p->tx.recipient = target;
     p->tx.smtputf8 = job->envelope.smtputf8;

@@ -94,6 +94,15 @@ bool DeliveryPolicy::path_hidden(const SlotState& slot) const {
   return false;
 }
 
+std::string DeliveryPolicy::srs_identity(const SlotState& slot) const {
+  if (slot.planned.kind == mail::Target::Kind::forward && is_hidden(config_, slot.planned)) return slot.planned.value;
+  auto chain = fallback_chain(config_, slot.planned);
+  for (size_t i = 0; i < slot.link && i < chain.size(); ++i)
+    if (chain[i].kind == mail::Target::Kind::forward && is_hidden(config_, chain[i])) return chain[i].value;
+  if (slot.target.kind == mail::Target::Kind::forward && is_hidden(config_, slot.target)) return slot.target.value;
+  return "";
+}
+
 bool DeliveryPolicy::forgotten_forward(const SlotState& slot) const {
   // Waiting at a mailbox link: delivered there as before. A forward link's
   // planned target is a forward too (only forwards have fallback chains).

@@ -104,6 +104,12 @@ class DeliveryPolicy {
   // Was any forward on the slot's path so far (planned target and links
   // 1..link) hidden? Then nothing about the slot may reach the sender.
   bool path_hidden(const SlotState& slot) const;
+  // The forward whose SRS identity the slot's forwarded copy carries: the
+  // first hidden forward on its path (the planned one, or a hidden link
+  // passed on the way), so that a late bounce to the copy, from whichever
+  // link sent it, finds that forward's fallback mailbox (address_book.hpp)
+  // and never the sender. "" when nothing on the path is hidden.
+  std::string srs_identity(const SlotState& slot) const;
 
   // A received message's slot waiting for a forward, planned for (or now
   // at) one the configuration no longer names (a forward that was not

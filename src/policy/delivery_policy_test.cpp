@@ -303,6 +303,19 @@ TEST(DeliveryPolicy, ForgottenForwardIsAForwardTheConfigurationNoLongerNames) {
   EXPECT_FALSE(policy.forgotten_forward(bounce));
 }
 
+// The SRS identity a forwarded copy carries: the hidden forward on its path,
+// whichever link sends it, so that a late bounce finds that forward's
+// fallback mailbox; none when nothing on the path is hidden.
+TEST(DeliveryPolicy, SrsIdentityIsTheHiddenForwardOnThePath) {
+  DeliveryPolicy policy(config());
+  const auto hidden = forward("ituki-ex@gmail.test");
+  EXPECT_EQ(policy.srs_identity(slot(hidden)), "ituki-ex@gmail.test");
+  EXPECT_EQ(policy.srs_identity(slot(hidden, 1, forward("second@gmail.test"))), "ituki-ex@gmail.test");
+  EXPECT_EQ(policy.srs_identity(slot(forward("open@gmail.test"))), "");
+  EXPECT_EQ(policy.srs_identity(slot(forward("open-chain@gmail.test"), 1, mailbox("other"))), "");
+  EXPECT_EQ(policy.srs_identity(slot(mailbox("ituki"))), "");
+}
+
 // The chain was edited (a reload, a restart) while a copy waited on one of
 // its links: the next link is taken after where that target stands now, and
 // a target no longer in the chain moves to the chain's first mailbox — never

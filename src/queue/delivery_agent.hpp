@@ -50,6 +50,9 @@ struct DeliveryRequest {
   // one's body is in its receipt file); read_message() then needs no
   // spool file.
   std::shared_ptr<const mail::Message> message;
+  // A forwarded copy's SRS identity (policy::DeliveryPolicy::srs_identity):
+  // the hidden forward on the slot's path, "" for none.
+  std::string srs_identity;
 };
 
 // The spooled message of a request: the one way agents read it. The bytes

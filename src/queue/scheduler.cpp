@@ -408,7 +408,9 @@ std::optional<DeliveryRequest> Scheduler::begin_attempt_locked(const Task& task)
   // The first attempt starts the defer_limit clock now, not when its
   // outcome arrives (an attempt may wait long for a slowed-down far side).
   if (live.first_attempt == base::Clock::time_point{}) live.first_attempt = clock_.now();
-  if (auto deadline = rules_.get()->delivery().deadline(facts(a.message), live)) request.deadline = *deadline;
+  const auto rules = rules_.get();
+  if (auto deadline = rules->delivery().deadline(facts(a.message), live)) request.deadline = *deadline;
+  request.srs_identity = rules->delivery().srs_identity(live);
   a.in_flight[task.slot] = true;
   ++a.in_flight_count;
   ++in_flight_;

@@ -774,3 +774,38 @@ def test_a_hidden_copy_over_its_mailbox_quota_outlives_expire(make_hikyaku, dns_
     listed = hk.run_cli("queue", "list").stdout
     assert listed.rstrip().endswith("1 message in the queue"), listed
     assert hk.messages("ituki-gm") == [] and farside.sender.received() == []
+
+
+@pytest.mark.parametrize("link_table", ["plain", "none"])
+def test_a_late_bounce_to_a_fallback_forward_s_copy_stays_with_the_owner(make_hikyaku, dns_server, farside,  # noqa: F811
+                                                                         tmp_path, link_table):
+    """Gmail refuses; the hidden forward's fallback chain goes on to
+    forward:b@other.test (its own [[forward]] not hidden, or no table at
+    all), which accepts. b's copy carries the hidden forward's SRS identity,
+    so b's later bounce lands in the owner's fallback mailbox: never at the
+    sender (a plain SRS0 used to send it there), never refused (a table-less
+    link's own empty chain used to refuse it)."""
+    secret = tmp_path / "srs.secret"
+    secret.write_text("s3cret-for-this-test\n")
+    secret.chmod(0o600)
+    other = farside.add("127.0.0.3", name="mx.other.test")
+    with dns_server.batch():
+        dns_server.add_mx("other.test", "mx.other.test")
+        dns_server.add_host("mx.other.test", "127.0.0.3")
+    cfg = config(dns_server, farside, fallback='"forward:b@other.test", "mailbox:ituki-gm"')
+    if link_table == "plain":
+        cfg += '\n[[forward]]\nto = "b@other.test"\nhidden = false\n'
+    hk = make_hikyaku(extra=cfg + f'\n[srs]\ndomain = "example.test"\nsecret_file = "{secret}"\n')
+    farside.gmail.set_mode("reject_rcpt")
+    Client(hk).send(message("to b after gmail"))
+    got = other.wait_messages(1)[0]
+    assert got.mail_from.startswith("SRS0="), got.mail_from
+    with smtplib.SMTP("127.0.0.1", hk.smtp_port, timeout=10) as s:
+        s.ehlo("mx.other.test")
+        s.mail("")
+        assert s.rcpt(got.mail_from)[0] == 250
+        code, _ = s.data(f"From: MAILER-DAEMON@other.test\r\nTo: <{got.mail_from}>\r\nSubject: late bounce\r\n"
+                         "Message-ID: <late@other.test>\r\n\r\nb could not deliver it after all\r\n".encode())
+        assert code == 250
+    wait_for(lambda: len(hk.messages("ituki-gm")) == 1, what="the late bounce in the owner's fallback mailbox")
+    assert farside.sender.received() == []
