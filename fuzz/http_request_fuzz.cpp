@@ -6,7 +6,8 @@
 // is there (a prefix is incomplete, or already the same verdict); an error
 // is 400, 431 or 505; a complete head has an origin-form target that starts
 // with its path, at most Limits::fields fields, consumed ≤ the limit and
-// ending in LF; the response to it is one of the known statuses, renders
+// ending in LF; the response to it is one of the known statuses (421 for a
+// Host that is not this listener's address or localhost), renders
 // with a Content-Length equal to its body, and never echoes the target.
 #include <cstddef>
 #include <cstdint>
@@ -56,7 +57,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       check(r.fields.size() <= limits.fields);
       const Site site{[] { return std::string("m\n"); }, [] { return std::string("<p>"); }, [] { return true; }};
       const Response resp = respond(r, site);
-      check(resp.status == 200 || resp.status == 404 || resp.status == 405);
+      check(resp.status == 200 || resp.status == 404 || resp.status == 405 || resp.status == 421);
+      // 421 only for a request that names another host (DNS rebinding).
+      if (resp.status == 421) check(r.field("host") != nullptr || r.minor >= 1);
       const std::string bytes = render(resp);
       check(bytes.find("\r\nContent-Length: " + std::to_string(resp.body.size()) + "\r\n") != std::string::npos);
       check(bytes.ends_with("\r\n\r\n" + resp.body));
