@@ -499,14 +499,9 @@ std::vector<MaildirStore::FlagResult> MaildirStore::update_flags_all(const std::
   std::vector<size_t> changed;  // indexes into `out` of messages renamed here
   const mailbox::Maildir quick = renames();
   for (const auto& message : messages) {
-    // Where the message is now: where the last scan saw it if it is still
-    // there (a name holds the flags, so another program's rename leaves
-    // nothing at the old one), else a listing of new/ and cur/ (in a
-    // 10,000-message folder a listing costs about 20 ms; a STORE of one
-    // message should not).
-    const mailbox::MessageInfo* seen = lookup(message.key.str());
-    auto found = seen != nullptr && ::access(seen->path.c_str(), F_OK) == 0 ? base::Result<mailbox::MessageInfo>(*seen)
-                                                                            : maildir_.find(message.key.str());
+    // Where the message is now: where the last scan saw it, if it is still
+    // there (a STORE of one message lists no directory).
+    auto found = maildir_.where_now(lookup(message.key.str()), message.key.str());
     if (!found) {  // expunged by someone else
       out.emplace_back(std::optional<FlagState>());
       continue;
@@ -576,9 +571,7 @@ base::Result<bool> MaildirStore::expunge_if_deleted(const StoredMessage& message
   auto held = lock();
   if (!held) return held.error();
   folder_->last.reset();  // a change through this process: the next scan lists the folder
-  const mailbox::MessageInfo* seen = lookup(message.key.str());
-  auto found = seen != nullptr && ::access(seen->path.c_str(), F_OK) == 0 ? base::Result<mailbox::MessageInfo>(*seen)
-                                                                          : maildir_.find(message.key.str());
+  auto found = maildir_.where_now(lookup(message.key.str()), message.key.str());
   if (!found) {
     if (found.error().error_number == ENOENT) return true;  // expunged by someone else
     return found.error();

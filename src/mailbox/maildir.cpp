@@ -567,20 +567,23 @@ base::Result<base::UniqueFd> Maildir::lock_names() const {
   return fd;
 }
 
+base::Result<MessageInfo> Maildir::where_now(const MessageInfo* seen, std::string_view uid) const {
+  // A name holds the flags: a file still at the path it was seen at still
+  // has the flags it was seen with (another reader's rename leaves nothing
+  // there).
+  if (seen != nullptr && ::access(seen->path.c_str(), F_OK) == 0) return *seen;
+  auto found = find(uid);
+  if (found && seen != nullptr) found->first_seen = seen->first_seen;
+  return found;
+}
+
 base::Status Maildir::add_flag(MessageInfo& message, char flag) const {
-  // A name holds the flags: a file still at the listed path still has the
-  // listed flags.
-  MessageInfo now = message;
-  if (::access(message.path.c_str(), F_OK) != 0) {
-    auto found = find(message.uid);
-    if (!found) return found.error();
-    now = std::move(found).value();
-    now.first_seen = message.first_seen;
+  auto now = where_now(&message, message.uid);
+  if (!now) return now.error();
+  if (now->flags.find(flag) == std::string::npos) {
+    if (auto st = set_flags(*now, now->flags + flag); !st) return st;
   }
-  if (now.flags.find(flag) == std::string::npos) {
-    if (auto st = set_flags(now, now.flags + flag); !st) return st;
-  }
-  message = std::move(now);
+  message = std::move(now).value();
   return {};
 }
 

@@ -86,21 +86,20 @@ TimePoint::duration DeliveryPolicy::spread(TimePoint::duration span, double jitt
   return duration_cast<TimePoint::duration>(span * (std::clamp(jitter_sample, 0.0, 1.0) * jitter_));
 }
 
-bool DeliveryPolicy::path_hidden(const SlotState& slot) const {
-  if (is_hidden(config_, slot.planned)) return true;
+std::optional<std::string> DeliveryPolicy::first_hidden_on_path(const SlotState& slot) const {
+  if (is_hidden(config_, slot.planned)) return slot.planned.value;
   auto chain = fallback_chain(config_, slot.planned);
   for (size_t i = 0; i < slot.link && i < chain.size(); ++i)
-    if (is_hidden(config_, chain[i])) return true;
-  return false;
+    if (is_hidden(config_, chain[i])) return chain[i].value;
+  // The link it is at, should the chain have been edited since it got there.
+  if (is_hidden(config_, slot.target)) return slot.target.value;
+  return std::nullopt;
 }
 
+bool DeliveryPolicy::path_hidden(const SlotState& slot) const { return first_hidden_on_path(slot).has_value(); }
+
 std::string DeliveryPolicy::srs_identity(const SlotState& slot) const {
-  if (slot.planned.kind == mail::Target::Kind::forward && is_hidden(config_, slot.planned)) return slot.planned.value;
-  auto chain = fallback_chain(config_, slot.planned);
-  for (size_t i = 0; i < slot.link && i < chain.size(); ++i)
-    if (chain[i].kind == mail::Target::Kind::forward && is_hidden(config_, chain[i])) return chain[i].value;
-  if (slot.target.kind == mail::Target::Kind::forward && is_hidden(config_, slot.target)) return slot.target.value;
-  return "";
+  return first_hidden_on_path(slot).value_or("");
 }
 
 bool DeliveryPolicy::forgotten_forward(const SlotState& slot) const {

@@ -101,8 +101,9 @@ class DeliveryPolicy {
   // so an agent that would only be waiting can give up on time.
   std::optional<TimePoint> deadline(const MessageFacts& message, const SlotState& slot) const;
 
-  // Was any forward on the slot's path so far (planned target and links
-  // 1..link) hidden? Then nothing about the slot may reach the sender.
+  // Was any forward on the slot's path so far (planned target, links
+  // 1..link, the one it is at) hidden? Then nothing about the slot may
+  // reach the sender.
   bool path_hidden(const SlotState& slot) const;
   // The forward whose SRS identity the slot's forwarded copy carries: the
   // first hidden forward on its path (the planned one, or a hidden link
@@ -127,6 +128,9 @@ class DeliveryPolicy {
 
  private:
   std::optional<config::Seconds> defer_limit(const MessageFacts& message, const SlotState& slot) const;
+  // The address of the first hidden forward on the slot's path (as
+  // path_hidden() reads it); nullopt when there is none.
+  std::optional<std::string> first_hidden_on_path(const SlotState& slot) const;
   struct Link {
     size_t index;  // in the fallback chain
     mail::Target target;

@@ -1,5 +1,7 @@
 #include "auth/common/authentication_results.hpp"
 
+#include <algorithm>
+
 #include "base/strings.hpp"
 
 namespace hikyaku::auth::common {
@@ -100,12 +102,19 @@ std::string unquote(std::string_view v) {
   return out;
 }
 
+}  // namespace
+
+bool needs_quoting(std::string_view v) {
+  return v.empty() || std::any_of(v.begin(), v.end(), [](char c) {
+           return is_space(c) || c == ';' || c == '(' || c == ')' || c == '"' || c == '\\' || c == ',';
+         });
+}
+
+namespace {
+
 // Quote a property value when it is not a plain RFC 2045 token / dot-atom.
 std::string quote_if_needed(std::string_view v) {
-  bool plain = !v.empty();
-  for (char c : v)
-    if (is_space(c) || c == ';' || c == '(' || c == ')' || c == '"' || c == '\\' || c == ',') plain = false;
-  if (plain) return std::string(v);
+  if (!needs_quoting(v)) return std::string(v);
   std::string out = "\"";
   for (char c : v) {
     if (c == '"' || c == '\\') out += '\\';

@@ -44,6 +44,10 @@ struct AuthenticationResults {
 
 std::optional<AuthenticationResults> parse_authentication_results(std::string_view value);
 
+// Would value() write this property value as a quoted string (it is not a
+// plain token or dot-atom: white space, ';', '(', ')', '"', '\\', ',')?
+bool needs_quoting(std::string_view value);
+
 // True when the field value names `authserv_id` (case-insensitive): such a
 // field arriving from outside is forged (RFC 8601 §5).
 bool is_own_authentication_results(std::string_view value, std::string_view authserv_id);

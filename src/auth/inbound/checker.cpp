@@ -98,8 +98,7 @@ Verdict check(dns::Resolver& resolver, const Input& input, const Options& option
     // a quoted string that a receiver's parser may read as more results:
     // the domain alone then (RFC 8601 §2.7.2 allows it), which is all
     // DMARC's alignment uses.
-    const std::string_view local = std::string_view(v.spf_identity).substr(0, v.spf_identity.rfind('@'));
-    if (local.find_first_of("\"\\;()<>,[]: \t\r\n") != std::string_view::npos) v.spf_identity = v.spf_domain;
+    if (common::needs_quoting(v.spf_identity)) v.spf_identity = v.spf_domain;
   } else {
     v.spf_property = "smtp.helo";
     v.spf_identity = input.helo;

@@ -686,15 +686,10 @@ Action Engine::dispatch(const Command& c) {
     case Verb::close:
     case Verb::unselect: {
       if (!selected) return wrong_state();
-      // RFC 3501 §6.4.2: CLOSE expunges silently (not in a read-only
-      // mailbox) what has \Deleted now: the view brought up to date first,
-      // each message's flag checked again as it is removed.
+      // RFC 3501 §6.4.2: CLOSE expunges silently (not in a read-only mailbox).
       if (c.verb == Verb::close && !read_only_) {
         std::string unsent;
-        sync(false, unsent);
-        for (auto& e : view_) {
-          if ((e.msg.flags & kDeleted) && !e.gone) (void)store_->expunge_if_deleted(e.msg);  // best effort
-        }
+        (void)expunge_deleted(nullptr, unsent);  // best effort
       }
       leave_selected();
       return tagged(tag, "OK", c.name + " completed");
@@ -1259,37 +1254,36 @@ Action Engine::cmd_append(const Command& c) {
 }
 
 Action Engine::cmd_fetch(const Command& c) {
-  std::vector<size_t> indexes;
-  if (!resolve(c.set, c.uid, indexes)) return bad(c.tag, "invalid message sequence number");
+  FetchRun f{c};
+  if (!resolve(c.set, c.uid, f.indexes)) return bad(c.tag, "invalid message sequence number");
   using K = FetchAtt::Kind;
-  bool want_content = false, sets_seen = false, has_uid = false, has_flags = false, has_modseq = false;
   for (const auto& a : c.fetch) {
     switch (a.kind) {
-      case K::flags: has_flags = true; break;
-      case K::uid: has_uid = true; break;
-      case K::modseq: has_modseq = true; break;
+      case K::flags: f.has_flags = true; break;
+      case K::uid: f.has_uid = true; break;
+      case K::modseq: f.has_modseq = true; break;
       case K::internaldate: case K::rfc822_size: break;
-      case K::rfc822: case K::rfc822_text: sets_seen = true; want_content = true; break;
-      case K::body_section: case K::binary: sets_seen |= !a.peek; want_content = true; break;
-      default: want_content = true; break;
+      case K::rfc822: case K::rfc822_text: f.sets_seen = true; f.want_content = true; break;
+      case K::body_section: case K::binary: f.sets_seen |= !a.peek; f.want_content = true; break;
+      default: f.want_content = true; break;
     }
   }
-  sets_seen = sets_seen && !read_only_;
+  f.sets_seen = f.sets_seen && !read_only_;
   // RFC 7162 §3.2.6: VANISHED only once QRESYNC is enabled (the parser
   // took it only in a UID FETCH with CHANGEDSINCE).
   if (c.vanished && !qresync_) return bad(c.tag, "VANISHED needs ENABLE QRESYNC first");
   // RFC 7162 §3.1: FETCH MODSEQ and CHANGEDSINCE enable CONDSTORE.
-  std::string out = has_modseq || c.changed_since ? enable_condstore() : "";
+  std::string out = f.has_modseq || c.changed_since ? enable_condstore() : "";
   // RFC 7162 §3.2.6: the expunged UIDs of the set, before any FETCH.
   if (c.vanished) out += vanished_earlier(c.set);
   // RFC 3501 §6.4.5: BODY[...] and RFC822(.TEXT) set \Seen, here for all
   // the messages at once (MaildirStore: one uidlist rewrite for their new
   // modseqs, not one per message).
-  std::vector<bool> seen_now(sets_seen ? view_.size() : 0, false);
-  if (sets_seen) {
+  if (f.sets_seen) {
+    f.seen_now.assign(view_.size(), false);
     std::vector<size_t> unseen;
     std::vector<StoredMessage> messages;
-    for (size_t index : indexes) {
+    for (size_t index : f.indexes) {
       const auto& e = view_[index];
       if (e.gone || (e.msg.flags & kSeen) || (c.changed_since && e.msg.modseq <= *c.changed_since)) continue;
       unseen.push_back(index);
@@ -1304,17 +1298,10 @@ Action Engine::cmd_fetch(const Command& c) {
       m.keywords = std::move((*r)->keywords);
       m.modseq = (*r)->modseq;
       note_change(unseen[i]);
-      seen_now[unseen[i]] = true;
+      f.seen_now[unseen[i]] = true;
     }
   }
-  fetch_ = FetchRun{c, std::move(indexes)};
-  FetchRun& f = *fetch_;
-  f.want_content = want_content;
-  f.sets_seen = sets_seen;
-  f.has_uid = has_uid;
-  f.has_flags = has_flags;
-  f.has_modseq = has_modseq;
-  f.seen_now = std::move(seen_now);
+  fetch_ = std::move(f);
   return fetch_step(std::move(out));
 }
 
@@ -2027,27 +2014,32 @@ Action Engine::cmd_copy(const Command& c) {
   return tagged(c.tag, "OK", code + (c.uid ? "UID " : "") + c.name + " completed", out + updates);
 }
 
-Action Engine::cmd_expunge(const Command& c) {
-  if (read_only_) return tagged(c.tag, "NO", "[READ-ONLY] mailbox is read-only");
-  // What has \Deleted now (RFC 3501 §6.4.3), not when this session last
-  // looked: another session may have set or cleared it since. The view is
-  // brought up to date, and each flag checked again as its message goes.
-  std::string updates;
+bool Engine::expunge_deleted(const SequenceSet* uids, std::string& updates) {
+  // What has \Deleted now (RFC 3501 §6.4.2, §6.4.3), not when this session
+  // last looked: another session may have set or cleared it since. The view
+  // is brought up to date, and each flag checked again as its message goes.
   sync(false, updates);
-  bool failed = false;
+  bool removed_all = true;
   const uint32_t star = view_.empty() ? 0 : view_.back().msg.uid;
   for (auto& e : view_) {
     if (e.gone || !(e.msg.flags & kDeleted)) continue;
-    if (c.uid && !c.set.contains(e.msg.uid, star)) continue;  // RFC 4315 §2.1
+    if (uids != nullptr && !uids->contains(e.msg.uid, star)) continue;  // RFC 4315 §2.1
     auto removed = store_->expunge_if_deleted(e.msg);
     if (!removed) {
-      failed = true;
+      removed_all = false;
     } else if (*removed) {
       e.gone = true;
     }
   }
+  return removed_all;
+}
+
+Action Engine::cmd_expunge(const Command& c) {
+  if (read_only_) return tagged(c.tag, "NO", "[READ-ONLY] mailbox is read-only");
+  std::string updates;
+  const bool removed_all = expunge_deleted(c.uid ? &c.set : nullptr, updates);
   sync(true, updates);
-  if (failed) return tagged(c.tag, "NO", "[SERVERBUG] some messages could not be expunged", std::move(updates));
+  if (!removed_all) return tagged(c.tag, "NO", "[SERVERBUG] some messages could not be expunged", std::move(updates));
   return tagged(c.tag, "OK", c.uid ? "UID EXPUNGE completed" : "EXPUNGE completed", std::move(updates));
 }
 

@@ -180,6 +180,10 @@ class Engine {
   // ALL keeps their order; §4.4: PARTIAL counts positions in that order).
   static std::string esearch_response(const Command& c, const std::vector<uint32_t>& hits,
                                       const std::vector<uint64_t>& modseqs);
+  // Remove from the store what has \Deleted now (only UIDs in `uids`, when
+  // given), the view synced first; untagged updates of that sync go to
+  // `updates`. False when some message could not be removed.
+  bool expunge_deleted(const SequenceSet* uids, std::string& updates);
   Action cmd_fetch(const Command& c);
   // A FETCH answered in parts (Action::Kind::more): where it stands.
   struct FetchRun {

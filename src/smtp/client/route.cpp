@@ -1,7 +1,5 @@
 #include "smtp/client/route.hpp"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <cctype>
 
@@ -55,15 +53,15 @@ ResolvedRoute resolve_route(dns::Resolver& resolver, std::string_view domain, st
   // RFC 5321 §4.1.3, §5.1: an address literal ("[192.0.2.1]",
   // "[IPv6:2001:db8::1]") names the host itself: no MX lookup.
   if (d.size() > 2 && d.front() == '[' && d.back() == ']') {
-    std::string ip = d.substr(1, d.size() - 2);
+    std::string_view ip = std::string_view(d).substr(1, d.size() - 2);
     const bool v6 = base::istarts_with(ip, "IPv6:");
-    if (v6) ip.erase(0, 5);
-    unsigned char buf[16];
-    if (::inet_pton(v6 ? AF_INET6 : AF_INET, ip.c_str(), buf) != 1) {
+    if (v6) ip.remove_prefix(5);
+    const auto address = dns::IpAddress::parse(ip);
+    if (!address || address->v6 != v6) {
       out.failure = classify(Failure::unroutable, "not an address literal: " + d);
       return out;
     }
-    out.hosts.push_back(RouteHost{.name = d, .preference = 0, .addresses = {ip}});
+    out.hosts.push_back(RouteHost{.name = d, .preference = 0, .addresses = {std::string(ip)}});
     return out;
   }
 

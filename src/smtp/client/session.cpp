@@ -81,6 +81,16 @@ constexpr size_t kPipelinedChunk = 64 * 1024;
 // block timeout, RFC 5321 §4.5.3.2.5).
 constexpr size_t kBlock = 64 * 1024;
 
+// A transaction this client will not start: what the server announced
+// rules it out for good (its SIZE, no SMTPUTF8, no 8BITMIME).
+Outcome not_sendable(std::string status, std::string detail) {
+  Outcome o;
+  o.kind = Outcome::Kind::permanent;
+  o.status = std::move(status);
+  o.detail = std::move(detail);
+  return o;
+}
+
 // A transaction refused at MAIL or RCPT: the first refusal is the outcome.
 Outcome refused_transaction(const ServerReply& mail_reply, const ServerReply& rcpt_reply) {
   return !mail_reply.positive() ? classify(mail_reply, Stage::mail) : classify(rcpt_reply, Stage::rcpt);
@@ -483,21 +493,13 @@ net::awaitable<Outcome> Connection::send(const Transaction& tx, bool reset_first
   // Checks that need no round trip.
   // RFC 1870 §6.1: do not send a message larger than the announced limit.
   if (caps_.size && caps_.size_limit > 0 && message.size() > caps_.size_limit) {
-    Outcome o;
-    o.kind = Outcome::Kind::permanent;
-    o.status = "5.3.4";
-    o.detail = peer_ + ": message size " + std::to_string(message.size()) + " exceeds the server's limit of " +
-               std::to_string(caps_.size_limit);
-    co_return o;
+    co_return not_sendable("5.3.4", peer_ + ": message size " + std::to_string(message.size()) +
+                                        " exceeds the server's limit of " + std::to_string(caps_.size_limit));
   }
   // RFC 6531 §3.2: an internationalised address needs SMTPUTF8.
   bool utf8_addresses = has_8bit(tx.sender) || has_8bit(tx.recipient);
   if (utf8_addresses && !caps_.smtputf8) {
-    Outcome o;
-    o.kind = Outcome::Kind::permanent;
-    o.status = "5.6.7";
-    o.detail = peer_ + ": the server does not support SMTPUTF8";
-    co_return o;
+    co_return not_sendable("5.6.7", peer_ + ": the server does not support SMTPUTF8");
   }
 
   // RFC 6152 §3: 8-bit data only to a server that offers 8BITMIME. Not
@@ -505,11 +507,7 @@ net::awaitable<Outcome> Connection::send(const Transaction& tx, bool reset_first
   // hashes of what we forward. Refused for good instead: a forward's copy
   // diverts, submitted mail gets its DSN.
   if (scanned->eight_bit && !caps_.eightbitmime) {
-    Outcome o;
-    o.kind = Outcome::Kind::permanent;
-    o.status = "5.6.3";
-    o.detail = peer_ + ": the message has 8-bit data and the server does not support 8BITMIME";
-    co_return o;
+    co_return not_sendable("5.6.3", peer_ + ": the message has 8-bit data and the server does not support 8BITMIME");
   }
 
   std::string mail = "MAIL FROM:<" + tx.sender + ">";
