@@ -715,26 +715,36 @@ def test_defer_deadline_survives_restart(make_hikyaku, dns_server, farside):
     assert farside.sender.attempts == []
 
 
+def srs_table(tmp_path):
+    """An [srs] table for example.test with its own secret file."""
+    secret = tmp_path / "srs.secret"
+    secret.write_text("s3cret-for-this-test\n")
+    secret.chmod(0o600)
+    return f'\n[srs]\ndomain = "example.test"\nsecret_file = "{secret}"\n'
+
+
+def late_bounce(hk, to, mta):
+    """A null-sender bounce from `mta`'s domain to our SRS address `to`;
+    every reply must be 2xx."""
+    with smtplib.SMTP("127.0.0.1", hk.smtp_port, timeout=10) as s:
+        s.ehlo(f"mx.{mta}")
+        s.mail("")
+        assert s.rcpt(to)[0] == 250
+        code, _ = s.data(f"From: MAILER-DAEMON@{mta}\r\nTo: <{to}>\r\nSubject: late bounce\r\n"
+                         f"Message-ID: <late@{mta}>\r\n\r\nundeliverable after all\r\n".encode())
+        assert code == 250
+
+
 def test_a_hidden_forward_s_copy_from_a_local_sender_still_carries_its_identity(make_hikyaku, dns_server,  # noqa: F811
                                                                                 farside, tmp_path):  # noqa: F811
     """A sender at our own SRS domain (anyone may claim one in MAIL FROM)
     still gets the hidden forward's SRS address: Gmail's late bounce to it
     lands in the fallback mailbox, not in that local sender's mailbox."""
-    secret = tmp_path / "srs.secret"
-    secret.write_text("s3cret-for-this-test\n")
-    secret.chmod(0o600)
-    srs = f'\n[srs]\ndomain = "example.test"\nsecret_file = "{secret}"\n'
-    hk = make_hikyaku(extra=config(dns_server, farside) + srs)
+    hk = make_hikyaku(extra=config(dns_server, farside) + srs_table(tmp_path))
     Client(hk).send(message("local sender"), sender="alice@example.test")
     got = farside.gmail.wait_messages(1)[0]
     assert got.mail_from.startswith("SRS0=") and got.mail_from.endswith("@example.test"), got.mail_from
-    with smtplib.SMTP("127.0.0.1", hk.smtp_port, timeout=10) as s:
-        s.ehlo("mx.gmail.test")
-        s.mail("")
-        assert s.rcpt(got.mail_from)[0] == 250
-        code, _ = s.data(f"From: MAILER-DAEMON@gmail.test\r\nTo: <{got.mail_from}>\r\nSubject: late bounce\r\n"
-                         "Message-ID: <late@gmail.test>\r\n\r\nundeliverable after all\r\n".encode())
-        assert code == 250
+    late_bounce(hk, got.mail_from, "gmail.test")
     wait_for(lambda: len(hk.messages("ituki-gm")) == 1, what="the late bounce in the fallback mailbox")
     assert hk.messages("alice") == []
 
@@ -785,9 +795,6 @@ def test_a_late_bounce_to_a_fallback_forward_s_copy_stays_with_the_owner(make_hi
     so b's later bounce lands in the owner's fallback mailbox: never at the
     sender (a plain SRS0 used to send it there), never refused (a table-less
     link's own empty chain used to refuse it)."""
-    secret = tmp_path / "srs.secret"
-    secret.write_text("s3cret-for-this-test\n")
-    secret.chmod(0o600)
     other = farside.add("127.0.0.3", name="mx.other.test")
     with dns_server.batch():
         dns_server.add_mx("other.test", "mx.other.test")
@@ -795,17 +802,11 @@ def test_a_late_bounce_to_a_fallback_forward_s_copy_stays_with_the_owner(make_hi
     cfg = config(dns_server, farside, fallback='"forward:b@other.test", "mailbox:ituki-gm"')
     if link_table == "plain":
         cfg += '\n[[forward]]\nto = "b@other.test"\nhidden = false\n'
-    hk = make_hikyaku(extra=cfg + f'\n[srs]\ndomain = "example.test"\nsecret_file = "{secret}"\n')
+    hk = make_hikyaku(extra=cfg + srs_table(tmp_path))
     farside.gmail.set_mode("reject_rcpt")
     Client(hk).send(message("to b after gmail"))
     got = other.wait_messages(1)[0]
     assert got.mail_from.startswith("SRS0="), got.mail_from
-    with smtplib.SMTP("127.0.0.1", hk.smtp_port, timeout=10) as s:
-        s.ehlo("mx.other.test")
-        s.mail("")
-        assert s.rcpt(got.mail_from)[0] == 250
-        code, _ = s.data(f"From: MAILER-DAEMON@other.test\r\nTo: <{got.mail_from}>\r\nSubject: late bounce\r\n"
-                         "Message-ID: <late@other.test>\r\n\r\nb could not deliver it after all\r\n".encode())
-        assert code == 250
+    late_bounce(hk, got.mail_from, "other.test")
     wait_for(lambda: len(hk.messages("ituki-gm")) == 1, what="the late bounce in the owner's fallback mailbox")
     assert farside.sender.received() == []

@@ -83,6 +83,17 @@ def login_ssl(server, user="alice", password=PASSWORD):
     return imap
 
 
+def two_sessions_on_inbox(server, count):
+    """`count` messages delivered to alice, then two sessions with INBOX
+    selected: one over implicit TLS, one after STARTTLS."""
+    server.set_password("alice", PASSWORD)
+    deliver(server, count)
+    one, two = login_ssl(server), login_starttls(server)
+    one.select("INBOX")
+    two.select("INBOX")
+    return one, two
+
+
 def fetch_uids(imap):
     typ, data = imap.fetch("1:*", "(UID FLAGS)")
     assert typ == "OK", data
@@ -864,11 +875,7 @@ def test_idle_over_tls_done_in_pieces_and_autologout(make_hikyaku):
 
 
 def test_concurrent_sessions_see_each_other(hikyaku):
-    hikyaku.set_password("alice", PASSWORD)
-    deliver(hikyaku, 2)
-    one, two = login_ssl(hikyaku), login_starttls(hikyaku)
-    one.select("INBOX")
-    two.select("INBOX")
+    one, two = two_sessions_on_inbox(hikyaku, 2)
     # Same UIDs; \Recent only for the session that saw the messages first.
     assert [u for u, _ in fetch_uids(one).values()] == [u for u, _ in fetch_uids(two).values()] == [1, 2]
     assert "\\Recent" in fetch_uids(one)[1][1] and "\\Recent" not in fetch_uids(two)[1][1]
@@ -888,11 +895,7 @@ def test_expunge_and_close_remove_what_is_deleted_now_not_what_was(hikyaku):
     """RFC 3501 §6.4.3/§6.4.2: one session marks 1 and 2 \\Deleted, another
     then clears it on 1 (and marks 3); the first session's EXPUNGE removes 2
     and 3 and keeps 1, which is mail its owner chose to keep. CLOSE likewise."""
-    hikyaku.set_password("alice", PASSWORD)
-    deliver(hikyaku, 4)
-    one, two = login_ssl(hikyaku), login_starttls(hikyaku)
-    one.select("INBOX")
-    two.select("INBOX")
+    one, two = two_sessions_on_inbox(hikyaku, 4)
     one.store("1:2", "+FLAGS.SILENT", "(\\Deleted)")
     two.store("1", "-FLAGS.SILENT", "(\\Deleted)")
     two.store("3", "+FLAGS.SILENT", "(\\Deleted)")
@@ -917,7 +920,6 @@ def test_pop3_retr_keeps_the_flags_imap_set_since_its_login(hikyaku):
     """A POP3 RETR adds \\Seen to the flags the message has now: the
     \\Flagged, \\Answered and keyword an IMAP session set after the POP3
     login stay (they used to be replaced by the login's snapshot)."""
-    import poplib
     hikyaku.set_password("alice", PASSWORD)
     deliver(hikyaku, 1)
     pop = poplib.POP3_SSL("127.0.0.1", hikyaku.pop3s_port, timeout=30, context=tls_context(hikyaku))
@@ -942,11 +944,7 @@ def test_a_message_expunged_by_another_session(hikyaku):
     may not hear of yet, RFC 3501 §7.4.1) is answered NO [EXPUNGEISSUED],
     never as a server bug; the rest of the set is answered; a COPY copies
     nothing; UID commands skip the UID and report the EXPUNGE."""
-    hikyaku.set_password("alice", PASSWORD)
-    deliver(hikyaku, 2)
-    one, two = login_ssl(hikyaku), login_starttls(hikyaku)
-    one.select("INBOX")
-    two.select("INBOX")
+    one, two = two_sessions_on_inbox(hikyaku, 2)
     one.store("1", "+FLAGS", "(\\Deleted)")
     one.expunge()
     typ, data = two.fetch("1:2", "(BODY.PEEK[])")
