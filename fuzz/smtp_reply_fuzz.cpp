@@ -65,9 +65,10 @@ void check_dot_stuff(std::string_view message) {
   for (size_t i = 0; i < out.size(); ++i)
     if (out[i] == '\n' && (i == 0 || out[i - 1] != '\r')) __builtin_trap();
   // The reference: each line's text (a CR before its LF is the line
-  // ending; any other CR is text), a dot doubled at its start (DATA only),
-  // broken into 998 octets then CRLF SPACE and 997 more (RFC 5321
-  // §4.5.3.1.6, Postfix's smtp_line_length_limit), CRLF; the last line ended.
+  // ending; any other CR is text), a dot doubled at its start, broken into
+  // 998 octets then CRLF SPACE and 997 more (RFC 5321 §4.5.3.1.6, Postfix's
+  // smtp_line_length_limit), the doubled dot dropped again (BDAT only: it
+  // breaks where DATA does), CRLF; the last line ended.
   auto reference = [&](bool stuffed) {
     std::string want;
     size_t start = 0;
@@ -77,10 +78,11 @@ void check_dot_stuff(std::string_view message) {
       size_t stop = ended ? lf : message.size();
       std::string_view text = message.substr(start, stop - start);
       if (ended && text.ends_with('\r')) text.remove_suffix(1);
-      std::string line = (stuffed && text.starts_with('.') ? "." : "") + std::string(text);
-      want += line.substr(0, 998);
-      for (size_t at = 998; at < line.size(); at += 997) want += "\r\n " + line.substr(at, 997);
-      want += "\r\n";
+      std::string line = (text.starts_with('.') ? "." : "") + std::string(text);
+      std::string broken = line.substr(0, 998);
+      for (size_t at = 998; at < line.size(); at += 997) broken += "\r\n " + line.substr(at, 997);
+      if (!stuffed && text.starts_with('.')) broken.erase(0, 1);
+      want += broken + "\r\n";
       start = ended ? lf + 1 : message.size();
     }
     if (stuffed) want += ".\r\n";
@@ -88,6 +90,10 @@ void check_dot_stuff(std::string_view message) {
   };
   if (out != reference(true)) __builtin_trap();
   if (crlf_lines(message) != reference(false)) __builtin_trap();
+  // The wire form is final: neither encoding changes it again (what
+  // delivery::ForwardTransform signs is what arrives).
+  const std::string wire_form = crlf_lines(message);
+  if (crlf_lines(wire_form) != wire_form || dot_stuff(wire_form) != out) __builtin_trap();
   // No line on the wire is longer than 998 octets before its CRLF.
   for (size_t start = 0, crlf = out.find("\r\n"); crlf != std::string::npos; crlf = out.find("\r\n", start)) {
     if (crlf - start > 998) __builtin_trap();

@@ -18,6 +18,7 @@
 #include "base/log.hpp"
 #include "base/strings.hpp"
 #include "policy/forwards.hpp"
+#include "smtp/protocol/server_reply.hpp"
 
 namespace hikyaku::delivery {
 namespace {
@@ -53,6 +54,43 @@ DmarcAction action_of(const config::Config& config, const mail::Target& target) 
   if (mode == "divert") return DmarcAction::divert;
   if (mode == "unchanged") return DmarcAction::unchanged;
   return DmarcAction::rewrite_from;
+}
+
+// What we sign must be what the receiver gets. The SMTP client breaks a
+// line longer than 998 octets and makes a bare LF CRLF as it sends
+// (smtp::protocol::WireEncoder): done after signing, that would change the
+// text under our DKIM and ARC signatures. So the text to be signed is given
+// its wire form first (the common message, short CRLF lines, is left as it
+// is: the encoding only ever adds octets), and a large message's body is
+// hashed in that form; the client then has nothing left to change.
+void to_wire_lines(std::string& text) {
+  using smtp::protocol::WireEncoder;
+  if (WireEncoder::size(text, WireEncoder::Mode::crlf_lines) == text.size()) return;
+  text = smtp::protocol::crlf_lines(text);
+}
+
+// The body hashes our signers use, over a large message's body (its file)
+// in its wire form.
+base::Result<common::BodyHashes> wire_body_hashes(const mail::Message& message) {
+  using smtp::protocol::WireEncoder;
+  common::BodyHashes hashes;
+  for (auto type : {crypto::KeyType::rsa, crypto::KeyType::ed25519})
+    hashes.want(auth::dkim::signing_body_hash_key(type));
+  WireEncoder encoder(WireEncoder::Mode::crlf_lines);
+  std::string wire;
+  const mail::Message body_only{std::string(), message.body};
+  auto st = mail::for_each_piece(body_only, [&](std::string_view piece) {
+    wire.clear();
+    encoder.add(piece, wire);
+    hashes.update(wire);
+    return base::Status{};
+  });
+  if (!st) return st.error();
+  wire.clear();
+  encoder.finish(wire);
+  hashes.update(wire);
+  hashes.finish();
+  return hashes;
 }
 
 }  // namespace
@@ -164,13 +202,14 @@ base::Result<mail::Message> ForwardTransform::apply(const config::Config& config
   auto body_hashes = [&]() -> base::Result<const common::BodyHashes*> {
     if (!message.body) return nullptr;  // the signer hashes the body in memory
     if (!hashes) {
-      auto computed = auth::inbound::body_hashes_of(message);
+      auto computed = wire_body_hashes(message);
       if (!computed) return computed.error();
       hashes = std::make_shared<const common::BodyHashes>(std::move(computed).value());
     }
     return hashes.get();
   };
   std::string& text = message.text;
+  if (may_sign(config, request)) to_wire_lines(text);
 
   // Item 8: what we originate (notices, DSNs) and what our users submit
   // is signed for its From domain (intake checked that a submitted From is

@@ -23,9 +23,12 @@
 //                aligned with their From domain (apply() signs them with
 //                the key loaded at start).
 //            <domain> is the original recipient's [[domain]] (the domain that
-//            owns the forward).
+//            owns the forward). Whatever may be signed is first put in its
+//            wire form (lines over 998 octets broken as the SMTP client
+//            breaks them), so that our signatures verify where it arrives.
 // Standards: RFC 7489 §3.1 / §6.6 (alignment, policy), RFC 6376 §5 (signing),
-//            RFC 8617 §5.1 (sealing), RFC 5322 §3.6.2-3.6.3 (From, Reply-To),
+//            RFC 8617 §5.1 (sealing), RFC 5321 §4.5.3.1.6
+//            (line length), RFC 5322 §3.6.2-3.6.3 (From, Reply-To),
 //            RFC 8601 (our results, read back), RFC 3463 / RFC 7372 (5.7.26).
 // Trust:     the message and our Authentication-Results come from the spool
 //            (ours, forged copies removed at receipt); private keys are

@@ -18,6 +18,7 @@
 #include "auth/inbound/checker.hpp"
 #include "base/strings.hpp"
 #include "dns/fake_resolver.hpp"
+#include "smtp/protocol/server_reply.hpp"
 
 namespace hikyaku::delivery {
 namespace {
@@ -25,6 +26,17 @@ namespace {
 namespace fs = std::filesystem;
 const auto kNow = std::chrono::system_clock::time_point(std::chrono::seconds(1700000000));
 const std::string kReceived = "Received: from c (c [192.0.2.1]) by mx.example.test; x\r\n";
+
+// A DATA payload as the receiving server stores it (RFC 5321 §4.5.2).
+std::string unstuffed(std::string_view data) {
+  data.remove_suffix(3);  // ".\r\n"
+  std::string out;
+  for (size_t i = 0; i < data.size(); ++i) {
+    if ((i == 0 || data[i - 1] == '\n') && data[i] == '.') ++i;  // the dot DATA doubled
+    out += data[i];
+  }
+  return out;
+}
 
 class ForwardTransformTest : public ::testing::Test {
  protected:
@@ -70,9 +82,9 @@ dmarc = "unchanged"
   void TearDown() override { fs::remove_all(dir_); }
 
   // A message as it sits in the spool: our Received and Authentication-Results.
-  std::string received(bool sign) {
-    std::string m = "From: Ann Author <ann@author.test>\r\nTo: bob@example.test\r\nSubject: hi\r\n"
-                    "Date: Tue, 14 Nov 2023 22:13:20 +0000\r\nMessage-ID: <1@author.test>\r\n\r\nHello.\r\n";
+  std::string received(bool sign, const std::string& extra_field = "", const std::string& body = "Hello.\r\n") {
+    std::string m = "From: Ann Author <ann@author.test>\r\nTo: bob@example.test\r\nSubject: hi\r\n" + extra_field +
+                    "Date: Tue, 14 Nov 2023 22:13:20 +0000\r\nMessage-ID: <1@author.test>\r\n\r\n" + body;
     if (sign) {
       auth::dkim::SignOptions o;
       o.domain = "author.test";
@@ -147,6 +159,39 @@ TEST_F(ForwardTransformTest, ABodyInAFileIsSignedAndSealedLikeOneInMemory) {
   vo.now = kNow;
   auto arc = auth::arc::validate(*from_file, dns_, vo);
   EXPECT_EQ(arc.status, auth::arc::ChainStatus::pass) << arc.reason;
+}
+
+// What we sign is what arrives. The SMTP client breaks a line over 998
+// octets as it sends; our DKIM signature and ARC set are made over the text
+// already broken that way, so neither DATA (dot-stuffed: a leading dot
+// counts) nor BDAT changes it, and both verify at the far side. Before, they
+// were made over the long lines and failed there.
+TEST_F(ForwardTransformTest, LongLinesAreBrokenBeforeTheyAreSigned_RFC5321_4_5_3_1_6) {
+  const std::string body = std::string(2500, 'a') + "\r\n." + std::string(997, 'b') + "\r\nend\r\n";
+  const std::string in = received(false, "X-Long: " + std::string(1500, 'h') + "\r\n", body);
+  for (bool in_file : {false, true}) {
+    SCOPED_TRACE(in_file ? "body in a file" : "in memory");
+    auto out = apply(request("bob@gmail.test"), in, in_file);
+    ASSERT_TRUE(out.ok()) << out.error().message;
+    // What the far side reads, sent by BDAT or by DATA (un-stuffed): the same.
+    const std::string arrives = smtp::protocol::crlf_lines(*out);
+    EXPECT_EQ(unstuffed(smtp::protocol::dot_stuff(*out)), arrives);
+    if (!in_file) {
+      EXPECT_EQ(arrives, *out) << "in memory, the text is in its wire form already";
+    }
+    EXPECT_NE(arrives.find("\r\n" + std::string(998, 'a') + "\r\n " + std::string(997, 'a') + "\r\n " +
+                           std::string(505, 'a') + "\r\n"),
+              std::string::npos);
+    EXPECT_NE(arrives.find("\r\n." + std::string(996, 'b') + "\r\n b\r\nend\r\n"), std::string::npos);
+    auth::dkim::VerifyOptions vo;
+    vo.now = kNow;
+    bool ours = false;
+    for (const auto& r : auth::dkim::verify(arrives, dns_, vo))
+      ours |= r.domain == "example.test" && r.status == auth::dkim::Status::pass;
+    EXPECT_TRUE(ours) << "our DKIM signature verifies";
+    auto arc = auth::arc::validate(arrives, dns_, vo);
+    EXPECT_EQ(arc.status, auth::arc::ChainStatus::pass) << arc.reason;
+  }
 }
 
 TEST_F(ForwardTransformTest, SpfOnlyUnderRejectRewritesFromAndSigns_RFC7489_6_6) {

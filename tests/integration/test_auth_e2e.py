@@ -224,6 +224,25 @@ def test_spf_only_mail_gets_rewritten_from_and_reply_to(world):
     assert b"\r\nX-Forwarded-To: owner@gmail.test\r\n" in got.data
 
 
+@pytest.mark.parametrize("large", [False, True], ids=["in-memory", "body-in-file"])
+def test_long_lines_are_broken_before_we_sign(world, large):
+    """A line over 998 octets is broken on the wire (RFC 5321 §4.5.3.1.6).
+    Our DKIM signature (the From rewrite of SPF-only mail) and our ARC set
+    are made over the broken text, so the judge verifies both; before, they
+    were made over the long lines and failed at the far side."""
+    long_field = b"X-Long: " + b"h" * 1500 + b"\r\n"
+    long_body = b"a" * 2500 + b"\r\n." + b"b" * 997 + b"\r\n"
+    message = large_message() if large else MESSAGE
+    message = message.replace(b"Date:", long_field + b"Date:").replace(b"Hello,\r\n", b"Hello,\r\n" + long_body)
+    send(world, message, "127.0.0.5")
+    got = world.judge.wait_attempts(1, timeout=60)[0]
+    assert got.reply.startswith("250"), got.verdict
+    v = got.verdict
+    assert v.from_domain == "hk.test" and ("hk.test", "pass") in v.dkim and v.dmarc == "pass", v
+    assert v.arc == "pass" and v.arc_sealer == "hk.test", v
+    assert b"\r\n" + b"a" * 998 + b"\r\n " + b"a" * 997 + b"\r\n " + b"a" * 505 + b"\r\n" in got.data
+
+
 def test_a_quoted_mail_from_cannot_add_results_to_ours(world):
     """A sender whose SPF passes puts '"@author.test x;dmarc=pass x"' in its
     MAIL FROM local part, for a From: at a p=reject domain it may not use.

@@ -202,8 +202,11 @@ void WireEncoder::encode(std::string_view piece, Out& out) {
     // checks the first character of the line. If it is a period, one
     // additional period is inserted at the beginning of the line." It is
     // on the wire, so it counts towards the line's length.
-    if (line_start_ && mode_ == Mode::dot_stuffed && c == '.') {
-      out += '.';
+    // Both modes count that dot: a line is broken where DATA would break it
+    // however it is sent, so a text broken before that is known (to sign
+    // it: delivery/forward_transform.cpp) is never broken again.
+    if (line_start_ && c == '.') {
+      if (mode_ == Mode::dot_stuffed) out += '.';
       ++line_length_;
     }
     // The rest of the line (or of this piece), a CR at its end held.

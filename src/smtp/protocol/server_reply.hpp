@@ -89,7 +89,9 @@ struct Capabilities {
 // Both break a line longer than 998 octets (RFC 5321 §4.5.3.1.6) with
 // CRLF SPACE every 998 octets, as Postfix's smtp_line_length_limit does
 // (docs/smtp-client.md: it folds a header; in a body it changes the text
-// and any DKIM body hash over it, so such a message may be refused).
+// and any DKIM body hash over it, so such a message may be refused), at
+// the same places in both: a leading dot counts as the two DATA sends, so
+// crlf_lines() of a message is a text that neither encoding breaks again.
 // The pieces may be cut anywhere (inside a CRLF, before a dot).
 class WireEncoder {
  public:
