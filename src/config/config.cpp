@@ -1061,6 +1061,20 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
       c.forwards.push_back(std::move(d));
     }
   }
+  // A hidden forward keeps its address from the sender only with SRS: its
+  // copies carry our envelope sender, and a bounce its far side sends after
+  // accepting one comes back to us (kept in the fallback mailbox). Without
+  // [srs] such a bounce goes to the sender and names the address. Loading
+  // goes on (the forward still works; a refusal at SMTP time still diverts).
+  // The warning counts them: a hidden address is never written into a log.
+  if (c.srs.domain.empty()) {
+    const auto hidden = std::count_if(c.forwards.begin(), c.forwards.end(), [](const Forward& f) { return f.hidden; });
+    if (hidden > 0)
+      r.warning_at(root.get("forward") != nullptr ? r.where(*root.get("forward")) : c.source.string(),
+                   std::to_string(hidden) + " hidden forward(s) without [srs]: their copies keep the sender's "
+                   "envelope address, so a bounce their far side sends after accepting one goes to the sender "
+                   "and names the forward address; set [srs] domain and secret_file");
+  }
 }
 
 }  // namespace

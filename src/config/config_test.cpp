@@ -421,6 +421,35 @@ via = "[192.0.2.2]:25"
       << r.config->warnings[0].message;
 }
 
+// A hidden forward without [srs]: loaded (it works, and a refusal at SMTP
+// time still diverts), with a warning that a late bounce would reach the
+// sender and name the address.
+TEST(Config, HiddenForwardWithoutSrsIsAWarning) {
+  const std::string forwards = R"(
+[[mailbox]]
+name = "fb"
+[[address]]
+address = "me@example.test"
+deliver = ["forward:me@gmail.test", "forward:open@gmail.test"]
+[[forward]]
+to = "me@gmail.test"
+fallback = ["mailbox:fb"]
+[[forward]]
+to = "open@gmail.test"
+hidden = false
+)";
+  auto r = load(forwards);
+  ASSERT_TRUE(r.config) << all_errors(r);
+  ASSERT_EQ(r.config->warnings.size(), 1u);
+  EXPECT_EQ(r.config->warnings[0].where, "t.toml:7:1");
+  EXPECT_EQ(r.config->warnings[0].message.find("gmail.test"), std::string::npos) << "no hidden address in a log";
+  EXPECT_NE(r.config->warnings[0].message.find("1 hidden forward(s) without [srs]: "), std::string::npos)
+      << r.config->warnings[0].message;
+  auto with_srs = load(forwards + "[srs]\ndomain = \"example.test\"\nsecret_file = \"s\"\n");
+  ASSERT_TRUE(with_srs.config) << all_errors(with_srs);
+  EXPECT_TRUE(with_srs.config->warnings.empty());
+}
+
 TEST(Config, RouteOptions) {
   auto r = load(R"(
 [[mailbox]]

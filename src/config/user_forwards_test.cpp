@@ -8,6 +8,9 @@ namespace {
 constexpr std::string_view kBase = R"(
 hostname = "mx.example.com"
 data_dir = "/var/lib/hk"
+[srs]
+domain = "example.com"
+secret_file = "/var/lib/hk/srs.secret"
 [[domain]]
 name = "example.com"
 [[mailbox]]
