@@ -71,6 +71,18 @@ class PostTo final : public base::Executor {
   AsioExecutor ex_;
 };
 
+// The event loop, with the one step Asio leaves to a derived class
+// (execution_context::shutdown): destroying the handlers a stopped loop
+// still holds — sessions suspended in a read, a session waiting for its
+// message's commit — while everything they refer to still exists. The
+// io_context's destructor would do it too, but only after the components
+// declared after it (the scheduler, the intake) are gone.
+class EventLoop final : public asio::io_context {
+ public:
+  using asio::io_context::io_context;
+  void discard_pending() { shutdown(); }
+};
+
 std::string random_password() {
   static constexpr char kAlphabet[] = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
   std::string out;
@@ -176,7 +188,7 @@ int serve(config::Config config, const ServeOptions& options) {
   const auto pop3_limiter = new_limiter();
   const auto imap_limiter = new_limiter();
   const auto http_limiter = new_limiter();
-  asio::io_context io(1);
+  EventLoop io(1);
 
   // Two-stage shutdown (STYLE R9): stop accepting, then stop the loop. The
   // handler is installed before the first listener binds: a SIGTERM sent as
@@ -603,6 +615,12 @@ int serve(config::Config config, const ServeOptions& options) {
   (*smtp_agent)->stop();  // in-flight forwards will not resume: report them temporary
   blocking.join();
   logins.stop();
+  // Nothing posts to the loop any more. A session whose message was staged
+  // but never committed (the loop stopped between its end of DATA and the
+  // commit) is destroyed here: its message is abandoned (the client saw no
+  // 250), and the outcomes of forwards held for its commit are settled, so
+  // that stop() does not wait for them for ever.
+  io.discard_pending();
   scheduler.stop();
   std::error_code ignored;
   std::filesystem::remove(pid_file, ignored);
