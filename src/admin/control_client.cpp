@@ -73,12 +73,9 @@ base::Result<std::optional<std::string>> ask_server(const std::filesystem::path&
   return std::optional<std::string>(reply);
 }
 
-// Is a server running on this data directory (its pid file names a live
-// process)? Then the spool is its to write.
-bool server_running(const config::Config& config) {
-  auto pid = server_pid(config);
-  return pid && (::kill(*pid, 0) == 0 || errno == EPERM);
-}
+// Is a server running on this data directory (it holds the lock on its pid
+// file)? Then the spool is its to write.
+bool server_running(const config::Config& config) { return server_pid(config).ok(); }
 
 // The server is stopped: record "due now" for each matching waiting slot.
 int flush_spool(const config::Config& config, const queue::FlushFilter& filter, std::ostream& out,

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "base/file.hpp"
+#include "base/pid_lock.hpp"
 
 namespace hikyaku::admin {
 
@@ -23,15 +24,8 @@ std::string read_or_empty(const std::filesystem::path& path) {
 }  // namespace
 
 base::Result<pid_t> server_pid(const config::Config& config) {
-  const auto pid_file = config.data_dir / "hikyaku.pid";
-  auto text = base::read_file(pid_file);
-  if (!text)
-    return base::make_error("no running server for " + config.data_dir.string() + " (" + text.error().message + ")");
-  pid_t pid = 0;
-  const char* end = text->data() + text->size();
-  auto [ptr, ec] = std::from_chars(text->data(), end, pid);
-  if (ec != std::errc() || pid <= 1 || (ptr != end && *ptr != '\n'))
-    return base::make_error(pid_file.string() + ": not a process id");
+  auto pid = base::pid_lock_holder(config.data_dir / "hikyaku.pid");
+  if (!pid) return base::make_error("no running server for " + config.data_dir.string() + " (" + pid.error().message + ")");
   return pid;
 }
 

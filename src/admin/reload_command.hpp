@@ -1,7 +1,7 @@
 // Purpose:   `hikyaku reload`: ask the running server to re-read its
 //            configuration file and the per-user forwards (issue 14 item 6),
-//            and print what it answered. The server is found by
-//            DATA_DIR/hikyaku.pid and asked with SIGHUP (what systemd's
+//            and print what it answered. The server is found by the
+//            lock it holds on DATA_DIR/hikyaku.pid and asked with SIGHUP (what systemd's
 //            ExecReload sends too); its answer is the line it writes to
 //            DATA_DIR/state/reload after each reload ("reload N: loaded ..."
 //            or "reload N: refused: FILE:LINE:COL: ..."). The caller has
@@ -22,9 +22,10 @@
 
 namespace hikyaku::admin {
 
-// The process id in DATA_DIR/hikyaku.pid (written by `serve`, removed at a
-// clean stop); an error names the missing file or the malformed content.
-// `queue flush` uses it too, to tell a stopped server from a silent one.
+// The process that serves this data directory: the one holding the lock on
+// DATA_DIR/hikyaku.pid (base/pid_lock.hpp), so a file a crash left behind,
+// whose pid may now be anyone's, names no server. `queue flush` uses it too,
+// to tell a stopped server from a silent one.
 base::Result<pid_t> server_pid(const config::Config& config);
 
 int reload(const config::Config& config, std::ostream& out, std::ostream& err,

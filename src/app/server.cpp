@@ -22,6 +22,7 @@
 #include "base/file.hpp"
 #include "base/live.hpp"
 #include "base/log.hpp"
+#include "base/pid_lock.hpp"
 #include "base/privileges.hpp"
 #include "delivery/forward_transform.hpp"
 #include "delivery/callout_verifier.hpp"
@@ -271,8 +272,21 @@ int serve(config::Config config, const ServeOptions& options) {
     }
   }
 
+  // One server per data directory (base/pid_lock.hpp): taken before
+  // anything in it is read or written. `hikyaku reload` and `queue flush`
+  // find the server by it; it goes with the process, however it ends.
+  if (auto st = base::ensure_directory(config.data_dir); !st) {
+    std::cerr << "hikyaku: " << st.error().message << "\n";
+    return 1;
+  }
+  auto pid_lock = base::PidLock::acquire(config.data_dir / "hikyaku.pid");
+  if (!pid_lock) {
+    std::cerr << "hikyaku: " << pid_lock.error().message << "\n";
+    return 1;
+  }
+
   // Data directories: spool, mailboxes, TLS material.
-  for (const auto& dir : {config.data_dir, config.spool_dir(), config.data_dir / "mailboxes", config.data_dir / "state"}) {
+  for (const auto& dir : {config.spool_dir(), config.data_dir / "mailboxes", config.data_dir / "state"}) {
     if (auto st = base::ensure_directory(dir); !st) {
       std::cerr << "hikyaku: " << st.error().message << "\n";
       return 1;
@@ -569,16 +583,8 @@ int serve(config::Config config, const ServeOptions& options) {
   };
   hangups.async_wait(on_hangup);
 
-  // `hikyaku reload` finds the server by this file (removed at a clean stop).
-  const auto pid_file = config.data_dir / "hikyaku.pid";
   std::error_code stale;
-  std::filesystem::remove(config.data_dir / ".hikyaku.pid.tmp", stale);  // left by a crash
-  if (auto st = base::write_file_durable(config.data_dir / ".hikyaku.pid.tmp", pid_file,
-                                         std::to_string(::getpid()) + "\n", /*sync=*/false);
-      !st) {
-    std::cerr << "hikyaku: " << st.error().message << "\n";
-    return 1;
-  }
+  std::filesystem::remove(config.data_dir / ".hikyaku.pid.tmp", stale);  // written by earlier versions
 
   std::error_code old_status;
   std::filesystem::remove(reload_status, old_status);  // a previous run's answers
@@ -622,8 +628,7 @@ int serve(config::Config config, const ServeOptions& options) {
   // that stop() does not wait for them for ever.
   io.discard_pending();
   scheduler.stop();
-  std::error_code ignored;
-  std::filesystem::remove(pid_file, ignored);
+  pid_lock->remove();
   log->info("stopped");
   return 0;
 }

@@ -14,11 +14,12 @@ import email.policy
 import os
 import signal
 import smtplib
+import subprocess
 import threading
 
 import pytest
 
-from conftest import wait_for
+from conftest import HIKYAKU_BIN, Hikyaku, wait_for
 from farside import FarSide, free_shared_port
 from test_imap import Raw
 
@@ -221,3 +222,42 @@ def test_reload_without_a_running_server_says_so(make_hikyaku, gmail):
     r = hk.run_cli("reload")
     assert r.returncode == 1
     assert "no running server" in r.stderr, r.stderr
+
+
+def test_a_second_server_on_the_same_data_directory_is_refused(make_hikyaku, gmail, tmp_path):
+    """Two servers on one spool would each deliver every queued message (and
+    delete each other's staged files at start): the second is refused before
+    it touches anything, naming the first."""
+    hk = make_hikyaku(extra=route_to(gmail))
+    (tmp_path / "second").mkdir()
+    second = Hikyaku(tmp_path / "second", data_dir=hk.data_dir, extra=route_to(gmail))
+    proc = subprocess.Popen([HIKYAKU_BIN, "serve", "--config", str(second.config_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise AssertionError("a second server started on the same data directory")
+    assert proc.returncode == 1
+    assert f"another hikyaku (pid {hk.server_pid()}) serves this data directory" in err, err
+    assert hk.run_cli("reload").returncode == 0  # the first one is still the one found
+
+
+def test_reload_never_signals_a_pid_that_a_crash_left_behind(make_hikyaku, gmail):
+    """After a crash the pid file stays, and its pid may be anyone's by now:
+    `reload` (and `queue flush`) trust it only while a server holds its lock."""
+    hk = make_hikyaku(extra=route_to(gmail))
+    hk.kill()
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        (hk.data_dir / "hikyaku.pid").write_text(f"{bystander.pid}\n")
+        r = hk.run_cli("reload")
+        assert r.returncode == 1
+        assert "no running server" in r.stderr and "is not locked" in r.stderr, r.stderr
+        assert bystander.poll() is None, "reload signalled an unrelated process"
+    finally:
+        bystander.kill()
+        bystander.wait()
+    hk.start()  # and the next server takes the file over
+    assert hk.run_cli("reload").returncode == 0
