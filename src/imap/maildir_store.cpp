@@ -767,6 +767,7 @@ base::Status MaildirAccount::subscribe(const std::string& name, bool subscribed)
     text += n + "\n";
   }
   fs::path tmp = root_.root() / "subscriptions.hikyaku.tmp";
+  ::unlink(tmp.c_str());  // a leftover from a crash (written O_EXCL); we hold the lock
   return base::write_file_durable(tmp, root_.root() / kSubscriptionsFile, text, false);
 }
 

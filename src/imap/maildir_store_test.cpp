@@ -815,6 +815,16 @@ TEST_F(MaildirAccountTest, SubscriptionsKeepNamesThatNeedNotExist) {
   EXPECT_EQ(*a.subscriptions(), (std::vector<std::string>{"INBOX", "Projects/2026"}));
 }
 
+// A crash between writing the temporary file and its rename leaves it:
+// the next change writes over it (before, every later SUBSCRIBE failed).
+TEST_F(MaildirAccountTest, ASubscriptionsFileLeftByACrashIsWrittenOver) {
+  auto a = account();
+  ASSERT_TRUE(base::write_file_durable(dir_ / "x.tmp", dir_ / "subscriptions.hikyaku.tmp", "half\n", false));
+  ASSERT_TRUE(a.subscribe("Sent", true));
+  EXPECT_EQ(*a.subscriptions(), (std::vector<std::string>{"INBOX", "Sent"}));
+  EXPECT_FALSE(fs::exists(dir_ / "subscriptions.hikyaku.tmp"));
+}
+
 TEST_F(MaildirAccountTest, QuotaCountsEveryFolder) {
   auto a = account(100000);
   ASSERT_TRUE(a.create("Sent", ""));
