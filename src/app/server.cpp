@@ -612,6 +612,30 @@ int serve(config::Config config, const ServeOptions& options) {
     log->error("{}: `hikyaku queue flush` cannot reach this server", control.error().message);
   }
 
+  // Maildir's tmp/ cleanup (mailbox/maildir.hpp): what a writer that died
+  // left there (a delivery killed before its link into new/), at start and
+  // every 8 hours, on the blocking pool.
+  asio::steady_timer tmp_sweeps(io);
+  std::function<void()> sweep_tmp = [&] {
+    asio::post(blocking, [log, current = live_config.get()] {
+      for (const auto& m : current->mailboxes) {
+        auto removed =
+            mailbox::Maildir(current->mailbox_dir(m.name)).remove_stale_tmp(std::chrono::system_clock::now());
+        if (!removed) {
+          log->warn("mailbox {}: tmp/ not cleaned: {}", m.name, removed.error().message);
+        } else if (*removed > 0) {
+          log->info("mailbox {}: removed {} entr{} of tmp/ untouched for 36 hours (left by a writer that stopped)",
+                    m.name, *removed, *removed == 1 ? "y" : "ies");
+        }
+      }
+    });
+    tmp_sweeps.expires_after(std::chrono::hours(8));
+    tmp_sweeps.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) sweep_tmp();
+    });
+  };
+  sweep_tmp();
+
   (void)std::signal(SIGPIPE, SIG_IGN);  // SIG_ERR only for an invalid signal number
   log->info("hikyaku ready ({} , data in {})", config.source.string(), config.data_dir.string());
   io.run();

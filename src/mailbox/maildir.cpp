@@ -232,6 +232,32 @@ base::Status Maildir::create() const {
   return {};
 }
 
+base::Result<size_t> Maildir::remove_stale_tmp(std::chrono::system_clock::time_point now,
+                                               std::chrono::seconds age) const {
+  const auto cutoff = now - age;
+  size_t removed = 0;
+  auto sweep = [&](const fs::path& tmp) -> base::Status {
+    std::error_code ec;
+    for (fs::directory_iterator it(tmp, ec), end; !ec && it != end; it.increment(ec)) {
+      struct stat st {};
+      if (::lstat(it->path().c_str(), &st) != 0) continue;  // gone meanwhile
+      if (std::chrono::system_clock::from_time_t(st.st_mtime) > cutoff) continue;
+      std::error_code rm;
+      if (fs::remove_all(it->path(), rm) > 0) ++removed;
+    }
+    if (ec && ec != std::errc::no_such_file_or_directory) return base::errno_error("read", tmp, ec.value());
+    return {};
+  };
+  if (auto st = sweep(sub("tmp")); !st) return st.error();
+  std::error_code ec;
+  for (fs::directory_iterator it(root_, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() < 2 || name[0] != '.' || !it->is_directory(ec)) continue;
+    if (auto st = sweep(it->path() / "tmp"); !st) return st.error();
+  }
+  return removed;
+}
+
 std::string Maildir::to_stored(std::string_view network) {
   std::string out;
   out.reserve(network.size());

@@ -29,6 +29,7 @@
 // Errors:    Result/Status with errno text; nothing throws.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <span>
 #include <filesystem>
@@ -70,6 +71,13 @@ class Maildir {
 
   // mkdir -p root/{tmp,new,cur}.
   base::Status create() const;
+  // The Maildir convention's cleanup: an entry of tmp/ (here and in each
+  // Maildir++ folder) untouched for `age` was left by a writer that died
+  // (a delivery killed before its link into new/, an IMAP APPEND's scratch
+  // directory); it is removed. Returns how many were.
+  static constexpr std::chrono::hours kStaleTmpAge{36};
+  base::Result<size_t> remove_stale_tmp(std::chrono::system_clock::time_point now,
+                                        std::chrono::seconds age = kStaleTmpAge) const;
   // Store a message in new/, durably by the time it returns; returns its
   // unique id. Readers see it only once its bytes are flushed; on any
   // failure nothing of it is left in tmp/ or new/.

@@ -59,6 +59,34 @@ TEST_F(MaildirTest, CreateMakesTmpNewCur) {
   ASSERT_TRUE(md.create());  // idempotent
 }
 
+// What a writer that died left in tmp/ (here and in a folder's tmp/) goes
+// after 36 hours untouched; anything newer may be a delivery in progress.
+TEST_F(MaildirTest, StaleTmpEntriesAreRemovedAfter36Hours) {
+  Maildir md(dir_);
+  ASSERT_TRUE(md.create());
+  ASSERT_TRUE(md.folder(".Sent").create());
+  const auto now = std::chrono::system_clock::now();
+  auto age = [&](const fs::path& p, std::chrono::hours h) {
+    fs::last_write_time(p, fs::file_time_type::clock::now() - h);
+  };
+  std::ofstream(dir_ / "tmp" / "killed.delivery") << "half";
+  age(dir_ / "tmp" / "killed.delivery", std::chrono::hours(37));
+  std::ofstream(dir_ / "tmp" / "in.progress") << "being written";
+  age(dir_ / "tmp" / "in.progress", std::chrono::hours(35));
+  std::ofstream(dir_ / ".Sent" / "tmp" / "killed.append") << "half";
+  age(dir_ / ".Sent" / "tmp" / "killed.append", std::chrono::hours(40));
+  fs::create_directories(dir_ / "tmp" / "scratch" / "folder");
+  age(dir_ / "tmp" / "scratch", std::chrono::hours(48));
+  auto removed = md.remove_stale_tmp(now);
+  ASSERT_TRUE(removed.ok()) << removed.error().message;
+  EXPECT_EQ(*removed, 3u);
+  EXPECT_FALSE(fs::exists(dir_ / "tmp" / "killed.delivery"));
+  EXPECT_FALSE(fs::exists(dir_ / ".Sent" / "tmp" / "killed.append"));
+  EXPECT_FALSE(fs::exists(dir_ / "tmp" / "scratch"));
+  EXPECT_TRUE(fs::exists(dir_ / "tmp" / "in.progress"));
+  EXPECT_EQ(*Maildir(dir_ / "none").remove_stale_tmp(now), 0u);  // a Maildir not made yet
+}
+
 TEST_F(MaildirTest, DeliverNamesFollowConvention) {
   Maildir md(dir_);
   ASSERT_TRUE(md.create());

@@ -357,3 +357,21 @@ def test_sigterm_as_messages_end_stops_cleanly(make_hikyaku, dns_server, farside
         tag = f"term{n}-".encode()
         delivered = sum(tag in m.data for m in farside.gmail.received()) + len(hk.messages("alice"))
         assert spooled + delivered >= acknowledged, f"round {n}: a 250 for a message that is nowhere"
+
+
+def test_what_a_killed_delivery_left_in_tmp_is_removed(make_hikyaku):
+    """A SIGKILL during a Maildir delivery leaves its file in tmp/ (recovery
+    delivers the message again under a new name). The Maildir convention's
+    cleanup removes such a file once untouched for 36 hours, at start and
+    every 8 hours; a newer one may be a delivery in progress and stays."""
+    hk = make_hikyaku()
+    hk.stop()
+    old, fresh = hk.maildir("alice") / "tmp" / "1.M1P1.killed", hk.maildir("alice") / "tmp" / "2.M2P2.fresh"
+    for f in (old, fresh):
+        f.write_bytes(b"Subject: half a message\n\n" + b"x" * 4096)
+    stamp = time.time() - 37 * 3600
+    os.utime(old, (stamp, stamp))
+    hk.start()
+    wait_for(lambda: not old.exists(), what="the stale tmp/ file removed")
+    assert fresh.exists()
+    assert "mailbox alice: removed 1 entry of tmp/ untouched for 36 hours" in hk.log_text()
