@@ -235,14 +235,28 @@ std::vector<ConfigError> apply_user_forwards(Config& c, const std::vector<UserFo
 
 std::string describe_user_forward(const Config& c, const UserForward& uf) {
   std::string out = "forward for " + uf.name + ": ";
-  std::vector<std::string> own;
+  std::vector<const Forward*> own;  // a [[forward]] of the configuration wins: described as it is
   for (size_t i = 0; i < uf.to.size(); ++i) {
     out += (i == 0 ? "" : ", ") + uf.to[i];
-    if (c.find_forward(uf.to[i]) != nullptr) own.push_back(uf.to[i]);
+    if (const Forward* f = c.find_forward(uf.to[i])) own.push_back(f);
   }
-  out += " (hidden; fallback mailbox:" + uf.fallback_mailbox() + "; ";
+  out += " (";
+  if (own.size() < uf.to.size()) out += "hidden; fallback mailbox:" + uf.fallback_mailbox() + "; ";
   out += uf.keep_copy ? "keeps a local copy" : "no local copy";
-  for (const auto& to : own) out += "; " + to + ": its [[forward]] in " + c.source.string() + " applies";
+  for (const Forward* f : own) {
+    out += "; " + f->to + ": its [[forward]] in " + c.source.string() + " applies: ";
+    if (f->hidden) {
+      out += "hidden";
+    } else {
+      out += "NOT hidden (a refusal is reported to the sender, naming this address)";
+    }
+    if (f->fallback.empty()) {
+      out += ", no fallback";
+    } else {
+      out += ", fallback";
+      for (const auto& t : f->fallback) out += " " + t.str();
+    }
+  }
   return out + ")";
 }
 

@@ -235,6 +235,15 @@ TEST(UserForwards, Describe) {
   uf.fallback = "spill";
   EXPECT_EQ(describe_user_forward(*base.config, uf),
             "forward for alice: alice.private@gmail.example (hidden; fallback mailbox:spill; keeps a local copy)");
+  // A [[forward]] of the configuration for the address wins, and is
+  // described as it is: not hidden, its own fallback or none.
+  const std::string open = std::string(kBase) + "[[forward]]\nto = \"open@gmail.example\"\nhidden = false\n";
+  auto configured = load_config_text(open, "t.toml", "/etc/hk", {.user_forwards = false, .user_forwards_text = std::nullopt});
+  ASSERT_TRUE(configured.config) << all_errors(configured.errors);
+  uf.to = {"open@gmail.example"};
+  EXPECT_EQ(describe_user_forward(*configured.config, uf),
+            "forward for alice: open@gmail.example (keeps a local copy; open@gmail.example: its [[forward]] in t.toml "
+            "applies: NOT hidden (a refusal is reported to the sender, naming this address), no fallback)");
 }
 
 }  // namespace
