@@ -859,6 +859,16 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
     r.unsigned_int(*t, "errors", "limits", c.limits.errors, 1000);
     r.unsigned_int(*t, "received_headers", "limits", c.limits.received_headers, 1000);
     if (c.limits.line_length < 512) r.error(*t, "limits.line_length: at least 512 (RFC 5321 §4.5.3.1.4)");
+    // Zero would refuse every message (552, 452) or every connection while
+    // the server looks healthy.
+    const std::pair<const char*, uint64_t> at_least_one[] = {
+        {"message_size", c.limits.message_size},
+        {"recipients", c.limits.recipients},
+        {"connections", c.limits.connections},
+        {"connections_per_ip", c.limits.connections_per_ip}};
+    for (const auto& [key, value] : at_least_one)
+      if (value == 0 && t->get(key) != nullptr)
+        r.error(*t->get(key), std::string("limits.") + key + ": 0 would refuse everything; at least 1");
   }
   if (const auto* t = r.subtable(root, "auth")) {
     r.check_keys(*t, "auth", {"allow_plaintext", "failure_delay", "reveal_client", "failure_limit", "failure_window",
@@ -952,6 +962,10 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
     a.address = parsed->key();
     a.deliver = read_targets(t, "deliver", "address");
     if (a.deliver.empty() && t.get("deliver") == nullptr) r.error(t, "address.deliver: missing (a list of targets)");
+    if (a.deliver.empty() && t.get("deliver") != nullptr && t.get("deliver")->is_array() &&
+        t.get("deliver")->as_array()->empty())
+      r.error(*t.get("deliver"), "address.deliver: empty (mail for '" + a.address +
+                                     "' would be accepted and never delivered); remove the [[address]] to refuse it");
     if (!c.find_domain(parsed->domain) && !c.domains.empty())
       r.error(t, "address '" + a.address + "': domain " + parsed->domain + " is not a [[domain]]");
     if (duplicate(seen_addresses, a.address, t, "address")) return;

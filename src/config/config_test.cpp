@@ -421,6 +421,23 @@ via = "[192.0.2.2]:25"
       << r.config->warnings[0].message;
 }
 
+// Settings that would refuse all mail while the server looks healthy are
+// errors at their own line.
+TEST(Config, ZeroLimitsAndAnEmptyDeliverAreErrors) {
+  auto limits = load("[limits]\nmessage_size = 0\nrecipients = 0\nconnections = 0\nconnections_per_ip = 0\n");
+  ASSERT_FALSE(limits.config);
+  const std::string all = all_errors(limits);
+  for (const char* want : {"t.toml:2:16: limits.message_size: 0 would refuse everything",
+                           "t.toml:3:14: limits.recipients: 0", "t.toml:4:15: limits.connections: 0",
+                           "t.toml:5:22: limits.connections_per_ip: 0"})
+    EXPECT_NE(all.find(want), std::string::npos) << want << "\n" << all;
+  auto empty = load("[[address]]\naddress = \"x@example.test\"\ndeliver = []\n");
+  ASSERT_FALSE(empty.config);
+  EXPECT_NE(all_errors(empty).find("t.toml:3:11: address.deliver: empty (mail for 'x@example.test' would be accepted"),
+            std::string::npos)
+      << all_errors(empty);
+}
+
 // A hidden forward without [srs]: loaded (it works, and a refusal at SMTP
 // time still diverts), with a warning that a late bounce would reach the
 // sender and name the address.
