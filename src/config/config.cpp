@@ -911,6 +911,11 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
     r.string(t, "dkim_selector", "domain", d.dkim_selector);
     r.boolean(t, "dkim", "domain", d.dkim);
     if (d.dkim) r.path_value(t, "dkim_key", "domain", d.dkim_key);
+    // A key without a selector was skipped without a word: forwards went
+    // out unsigned while `dns` asked for a key that keygen would not write.
+    if (d.dkim && !d.dkim_key.empty() && d.dkim_selector.empty())
+      r.error(*t.get("dkim_key"), "domain.dkim_key: needs dkim_selector (the key is published at "
+                                  "SELECTOR._domainkey." + base::to_lower(d.name) + ")");
     r.boolean(t, "arc", "domain", d.arc);
     r.string(t, "dmarc_inbound", "domain", d.dmarc_inbound);
     if (d.dmarc_inbound != "tag" && d.dmarc_inbound != "reject")
@@ -1080,6 +1085,20 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
   // accepting one comes back to us (kept in the fallback mailbox). Without
   // [srs] such a bounce goes to the sender and names the address. Loading
   // goes on (the forward still works; a refusal at SMTP time still diverts).
+  // Forwarded mail from a domain without a key is neither sealed nor, when
+  // its From is rewritten, signed: Gmail refuses more of it.
+  auto forwards_mail = [&c](const Domain& d) {
+    for (const auto& a : c.addresses)
+      if (mail::domain_of(a.address) == d.name)
+        for (const auto& t : a.deliver)
+          if (t.kind == mail::Target::Kind::forward) return true;
+    return false;
+  };
+  for (const auto& d : c.domains)
+    if (d.dkim && d.dkim_key.empty() && forwards_mail(d))
+        r.warning_at(c.source.string(), "domain " + d.name + " has no dkim_key: mail it forwards is neither ARC-sealed "
+                                        "nor DKIM-signed (set dkim_selector and dkim_key, and run `hikyaku dkim "
+                                        "keygen`; or dkim = false)");
   // The warning counts them: a hidden address is never written into a log.
   if (c.srs.domain.empty()) {
     const auto hidden = std::count_if(c.forwards.begin(), c.forwards.end(), [](const Forward& f) { return f.hidden; });

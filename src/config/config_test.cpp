@@ -421,6 +421,26 @@ via = "[192.0.2.2]:25"
       << r.config->warnings[0].message;
 }
 
+// A DKIM key without its selector was skipped silently; a forwarding
+// domain without a key is worth a warning.
+TEST(Config, DkimKeyNeedsItsSelectorAndAForwardingDomainWithoutAKeyIsAWarning) {
+  auto no_selector = load("[[domain]]\nname = \"k.test\"\ndkim_key = \"k.pem\"\n");
+  ASSERT_FALSE(no_selector.config);
+  EXPECT_NE(all_errors(no_selector).find("t.toml:3:12: domain.dkim_key: needs dkim_selector"), std::string::npos)
+      << all_errors(no_selector);
+  const std::string forwarding = "[[domain]]\nname = \"k.test\"\n[[mailbox]]\nname = \"fb\"\n[[address]]\n"
+                                 "address = \"me@k.test\"\ndeliver = [\"forward:me@gmail.test\"]\n[srs]\n"
+                                 "domain = \"k.test\"\nsecret_file = \"s\"\n";
+  auto warned = load(forwarding);
+  ASSERT_TRUE(warned.config) << all_errors(warned);
+  ASSERT_EQ(warned.config->warnings.size(), 1u);
+  EXPECT_NE(warned.config->warnings[0].message.find("domain k.test has no dkim_key"), std::string::npos);
+  auto unsigned_on_purpose = load(std::string(forwarding).replace(forwarding.find("\n[[mailbox]]"), 0,
+                                                                  "\ndkim = false"));
+  ASSERT_TRUE(unsigned_on_purpose.config) << all_errors(unsigned_on_purpose);
+  EXPECT_TRUE(unsigned_on_purpose.config->warnings.empty());
+}
+
 // Settings that would refuse all mail while the server looks healthy are
 // errors at their own line.
 TEST(Config, ZeroLimitsAndAnEmptyDeliverAreErrors) {

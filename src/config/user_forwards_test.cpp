@@ -13,6 +13,7 @@ domain = "example.com"
 secret_file = "/var/lib/hk/srs.secret"
 [[domain]]
 name = "example.com"
+dkim = false
 [[mailbox]]
 name = "alice"
 [[mailbox]]
