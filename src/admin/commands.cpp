@@ -25,6 +25,7 @@
 #include "queue/spool.hpp"
 #include "sasl/credential_store.hpp"
 #include "sasl/plain.hpp"
+#include "srs/srs.hpp"
 
 namespace hikyaku::admin {
 
@@ -49,6 +50,17 @@ int check_config(const config::LoadResult& loaded, std::ostream& out, std::ostre
       if (auto secret = base::read_private_line(a->password_file); !secret.ok())
         exposed.push_back(rule.where + ": route password file " + secret.error().message);
   }
+  // The SRS secrets, as serve reads them (an empty file stops serve).
+  std::vector<std::string> srs_warnings;
+  if (!loaded.config->srs.domain.empty()) {
+    std::string where = loaded.config->source.string();
+    for (const auto& f : loaded.config->files)
+      if (f.key == "srs.secret_file") where = f.where;
+    if (auto secrets = srs::read_secrets(loaded.config->srs.secret_file); !secrets.ok())
+      exposed.push_back(where + ": srs.secret_file: " + secrets.error().message);
+    else if (auto warning = srs::secret_file_warning(loaded.config->srs.secret_file))
+      srs_warnings.push_back(where + ": warning: " + *warning);
+  }
   if (!exposed.empty()) {
     for (const auto& e : exposed) err << e << "\n";
     err << exposed.size() << " error" << (exposed.size() == 1 ? "" : "s") << "\n";
@@ -67,6 +79,7 @@ int check_config(const config::LoadResult& loaded, std::ostream& out, std::ostre
     return 1;
   }
   for (const auto& w : c.warnings) err << w.where << ": warning: " << w.message << "\n";
+  for (const auto& w : srs_warnings) err << w << "\n";
   out << c.source.string() << ": ok\n";
   if (*account)
     out << "serve runs as user " << (*account)->name << " (uid " << (*account)->uid << ", gid " << (*account)->gid

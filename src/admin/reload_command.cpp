@@ -51,7 +51,7 @@ int reload(const config::Config& config, std::ostream& out, std::ostream& err, s
     std::string after = read_or_empty(status_file);
     if (!after.empty() && after != before) {
       while (!after.empty() && after.back() == '\n') after.pop_back();
-      const bool loaded = after.find(": loaded ") != std::string::npos;
+      const bool loaded = after.find(": loaded ") != std::string::npos && after.find(kTlsNotReloaded) == std::string::npos;
       (loaded ? out : err) << "hikyaku: " << after << "\n";
       return loaded ? 0 : 1;
     }

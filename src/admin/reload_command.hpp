@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <iosfwd>
+#include <string_view>
 
 #include "base/result.hpp"
 #include "config/config.hpp"
@@ -27,6 +28,11 @@ namespace hikyaku::admin {
 // whose pid may now be anyone's, names no server. `queue flush` uses it too,
 // to tell a stopped server from a silent one.
 base::Result<pid_t> server_pid(const config::Config& config);
+
+// In the server's answer when the TLS certificates did not load again (the
+// old ones stay in use): `reload` then exits 1 even if the configuration
+// was loaded.
+inline constexpr std::string_view kTlsNotReloaded = "TLS certificates NOT reloaded, the old ones stay in use";
 
 int reload(const config::Config& config, std::ostream& out, std::ostream& err,
            std::chrono::milliseconds wait = std::chrono::seconds(15));

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "admin/control.hpp"
+#include "admin/reload_command.hpp"
 #include "admin/service_user.hpp"
 #include "app/control_listener.hpp"
 #include "auth/dmarc/public_suffix.hpp"
@@ -147,6 +148,7 @@ int serve(config::Config config, const ServeOptions& options) {
       return 1;
     }
     srs_secrets = std::move(secrets).value();
+    if (auto warning = srs::secret_file_warning(config.srs.secret_file)) log->warn("{}", *warning);
   }
   // The Public Suffix List when [dmarc] method = "psl".
   std::optional<auth::dmarc::PublicSuffixList> psl;
@@ -559,14 +561,19 @@ int serve(config::Config config, const ServeOptions& options) {
   std::function<void(const boost::system::error_code&, int)> on_hangup = [&](const boost::system::error_code& ec,
                                                                              int /*signo*/) {
     if (ec) return;
+    // A certificate that fails to load is part of the answer `hikyaku
+    // reload` prints (and its exit status): an operator who renewed one
+    // must not believe it is served.
+    std::string tls_failure;
     if (certificates) {
       if (auto reloaded = certificates->reload(); !reloaded.ok()) {
+        tls_failure = "; " + std::string(admin::kTlsNotReloaded) + ": " + reloaded.error().message;
         log->error("SIGHUP: TLS certificates not reloaded, the old ones stay in use: {}", reloaded.error().message);
       } else {
         for (const auto& info : *reloaded) log->info("SIGHUP: TLS certificate reloaded: {}", info.str());
       }
     }
-    const std::string outcome = reload_configuration();
+    const std::string outcome = reload_configuration() + tls_failure;
     if (outcome.starts_with("loaded")) {
       std::string kept;
       for (const auto& k : config::restart_only_settings()) kept += (kept.empty() ? "" : ", ") + k;

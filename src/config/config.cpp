@@ -884,6 +884,11 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
     r.check_keys(*t, "srs", {"domain", "secret_file"});
     r.string(*t, "domain", "srs", c.srs.domain);
     r.path_value(*t, "secret_file", "srs", c.srs.secret_file);
+    // One without the other turned SRS off without a word, or failed only
+    // when serve started.
+    if (c.srs.domain.empty() != c.srs.secret_file.empty())
+      r.error(*t, c.srs.domain.empty() ? "srs.domain: missing (secret_file is set; both or neither)"
+                                       : "srs.secret_file: missing (domain is set; both or neither)");
   }
   if (const auto* t = r.subtable(root, "dmarc")) {
     r.check_keys(*t, "dmarc", {"method", "public_suffix_list"});
@@ -981,6 +986,7 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
     const toml::node* node;
   };
   std::vector<ForwardLink> forward_links;
+  std::map<std::string, std::string> forward_where;  // each [[forward]] table's position, by address
   r.each_table(root, "forward", [&](const toml::table& t) {
     r.check_keys(t, "forward",
                  {"to", "hidden", "fallback", "defer_limit", "notify", "dmarc", "source_address", "source_name",
@@ -988,6 +994,7 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
     Forward f;
     r.string(t, "to", "forward", f.to);
     f.to = base::to_lower(f.to);
+    forward_where.emplace(f.to, r.where(t));
     if (!mail::parse_mailbox(f.to, true)) {
       r.error(t, "forward.to: missing or not an email address");
       return;
@@ -1040,7 +1047,7 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
   // DESIGN.md: the last link of a hidden forward's chain is a local mailbox.
   for (const auto& f : c.forwards) {
     if (f.hidden && (f.fallback.empty() || f.fallback.back().kind != mail::Target::Kind::mailbox))
-      r.error_at(r.where(*root.get("forward")),
+      r.error_at(forward_where.count(f.to) != 0 ? forward_where[f.to] : c.source.string(),
                  "forward '" + f.to + "': hidden forwards need a fallback ending in a mailbox target");
   }
   // Issue 3: a fallback chain may not cycle (A falls back to B, B to A):

@@ -441,6 +441,30 @@ TEST(Config, DkimKeyNeedsItsSelectorAndAForwardingDomainWithoutAKeyIsAWarning) {
   EXPECT_TRUE(unsigned_on_purpose.config->warnings.empty());
 }
 
+// The error names the [[forward]] table at fault, not the first one.
+TEST(Config, AHiddenForwardErrorPointsAtItsOwnTable) {
+  auto r = load("[[mailbox]]\nname = \"fb\"\n[[forward]]\nto = \"ok@gmail.test\"\nfallback = [\"mailbox:fb\"]\n"
+                "[[forward]]\nto = \"bad@gmail.test\"\n");
+  ASSERT_FALSE(r.config);
+  EXPECT_NE(all_errors(r).find("t.toml:6:1: forward 'bad@gmail.test': hidden forwards need a fallback"),
+            std::string::npos)
+      << all_errors(r);
+}
+
+// [srs] needs both keys: one alone turned SRS off silently (no domain) or
+// stopped serve with no position (no secret file).
+TEST(Config, SrsNeedsBothDomainAndSecretFile) {
+  auto no_domain = load("[srs]\nsecret_file = \"s\"\n");
+  ASSERT_FALSE(no_domain.config);
+  EXPECT_NE(all_errors(no_domain).find("t.toml:1:1: srs.domain: missing (secret_file is set; both or neither)"),
+            std::string::npos)
+      << all_errors(no_domain);
+  auto no_secret = load("[srs]\ndomain = \"example.test\"\n");
+  ASSERT_FALSE(no_secret.config);
+  EXPECT_NE(all_errors(no_secret).find("srs.secret_file: missing (domain is set; both or neither)"), std::string::npos)
+      << all_errors(no_secret);
+}
+
 // Settings that would refuse all mail while the server looks healthy are
 // errors at their own line.
 TEST(Config, ZeroLimitsAndAnEmptyDeliverAreErrors) {

@@ -1,5 +1,7 @@
 #include "srs/srs.hpp"
 
+#include <sys/stat.h>
+
 #include <fstream>
 
 #include "base/strings.hpp"
@@ -183,6 +185,14 @@ base::Result<mail::Address> Rewriter::reverse(const mail::Address& address) cons
   Decoded d = decode(address);
   if (d.error != Errc::ok) return base::make_error(std::string(to_string(d.error)));
   return std::move(d.address);
+}
+
+std::optional<std::string> secret_file_warning(const std::filesystem::path& file) {
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0 || (st.st_mode & S_IROTH) == 0) return std::nullopt;
+  return "the SRS secret file " + file.string() +
+         " is readable by every user: chmod o-r (with it anyone can make SRS addresses that this server "
+         "reverses and relays)";
 }
 
 base::Result<std::vector<std::string>> read_secrets(const std::filesystem::path& file) {

@@ -96,5 +96,9 @@ class Rewriter {
 // The [srs] secret file: one secret per non-empty line (surrounding white
 // space ignored), the first signs. An unreadable or empty file is an error.
 base::Result<std::vector<std::string>> read_secrets(const std::filesystem::path& file);
+// A warning when every user may read the secret file (with a secret anyone
+// can make SRS addresses that this server reverses, and relays mail to);
+// nullopt when it is private or cannot be examined (read_secrets says why).
+std::optional<std::string> secret_file_warning(const std::filesystem::path& file);
 
 }  // namespace hikyaku::srs

@@ -219,6 +219,12 @@ TEST(SrsSecrets, OnePerLine) {
   }
   EXPECT_FALSE(read_secrets(dir / "empty").ok());
   EXPECT_FALSE(read_secrets(dir / "missing").ok());
+  // Readable by every user: a warning (check-config prints it, serve logs it).
+  std::filesystem::permissions(dir / "s", std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  EXPECT_FALSE(secret_file_warning(dir / "s").has_value());
+  std::filesystem::permissions(dir / "s", std::filesystem::perms::others_read, std::filesystem::perm_options::add);
+  ASSERT_TRUE(secret_file_warning(dir / "s").has_value());
+  EXPECT_NE(secret_file_warning(dir / "s")->find("readable by every user: chmod o-r"), std::string::npos);
   std::filesystem::remove_all(dir);
 }
 

@@ -11,6 +11,7 @@ subcommands, against the real binary.
 * `hikyaku user list|del`: the listing follows passwords set and removed, and
   a removed password no longer logs in.
 """
+import os
 import poplib
 import re
 import signal
@@ -213,3 +214,25 @@ def test_json_log_lines(hikyaku):
         assert set(obj) == {"time", "level", "logger", "msg"}, line
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", obj["time"]), line
     assert any(o["logger"] == "pop3d" and "connect from [127.0.0.1]" in o["msg"] for o in map(json.loads, lines))
+
+
+def test_check_config_reads_the_srs_secrets_as_serve_does(hikyaku, tmp_path):
+    """An empty SRS secret file used to pass check-config and then stop serve
+    with no position; a file every user may read (anyone holding the secret
+    can make SRS addresses the server reverses and relays) passed silently."""
+    secret = tmp_path / "srs.secret"
+    secret.write_text("\n")
+    base = hikyaku.config_path.read_text()
+    hikyaku.config_path.write_text(base + f'\n[srs]\ndomain = "example.test"\nsecret_file = "{secret}"\n')
+    r = hikyaku.run_cli("check-config")
+    assert r.returncode == 1
+    assert re.search(r"hikyaku\.toml:\d+:\d+: srs\.secret_file: the SRS secret file \S+ holds no secret", r.stderr), \
+        r.stderr
+    secret.write_text("a-long-random-secret\n")
+    os.chmod(secret, 0o644)
+    r = hikyaku.run_cli("check-config")
+    assert r.returncode == 0, r.stderr
+    assert "warning: the SRS secret file" in r.stderr and "readable by every user: chmod o-r" in r.stderr
+    os.chmod(secret, 0o600)
+    r = hikyaku.run_cli("check-config")
+    assert r.returncode == 0 and "SRS secret" not in r.stderr, r.stderr
