@@ -25,7 +25,8 @@ FarSide.set_mode(mode, reply=None, times=None, stall=None):
     "reject_data"     end of data gets `reply` (default 550 5.7.26 ...)
     "tempfail_mail"   MAIL gets `reply` (default 421 4.7.28 ... rate ...);
                       a 421 closes the connection after the reply
-    "tempfail_rcpt"   RCPT gets `reply` (default 451 4.7.0 ...)
+    "tempfail_rcpt"   RCPT gets `reply` (default 451 4.7.0 ...); a 421 closes
+                      the connection after the reply, as for MAIL
     "tempfail_data"   end of data gets `reply` (default 451 4.7.0 ...)
     "stall_mail" / "stall_rcpt" / "stall_data" ("stall" = "stall_data")
                       wait `stall` seconds (default 30) before answering
@@ -143,10 +144,14 @@ class _Handler:
         self.side = side
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        """FarSide.eightbitmime = False: a server that does not offer 8BITMIME."""
+        """FarSide.eightbitmime = False: a server that does not offer 8BITMIME;
+        FarSide.pipelining = True: one that offers PIPELINING, as Gmail does
+        (aiosmtpd answers pipelined commands in order anyway)."""
         session.host_name = hostname
         if not self.side.eightbitmime:
             responses = [r for r in responses if r[4:] != "8BITMIME"]
+        if self.side.pipelining:
+            responses = responses[:-1] + ["250-PIPELINING", responses[-1]]
         return responses
 
     # AUTH mechanisms of a relay (FarSide(auth=...)); aiosmtpd maps
@@ -205,8 +210,12 @@ class _Handler:
             server.transport.close()
             return "DROP"
         if reply.startswith("421"):
-            # RFC 5321 §3.8: 421 means the server closes the channel.
-            asyncio.get_running_loop().call_later(0.05, server.transport.close)
+            # RFC 5321 §3.8: 421 means the server closes the channel: the
+            # reply is written and the channel closed at once, so that no
+            # pipelined command after it gets a reply (what aiosmtpd sends
+            # for the returned reply is dropped: the connection is lost).
+            server.transport.write(reply.encode() + b"\r\n")
+            server.transport.close()
         return reply
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
@@ -255,6 +264,7 @@ class FarSide:
     def __init__(self, host, port, name=None, tls_context=None, auth=None):
         self.auth = auth
         self.eightbitmime = True    # offered in EHLO (False: RFC 6152 §3 forbids 8-bit data)
+        self.pipelining = False     # PIPELINING offered in EHLO (RFC 2920)
         self.mechanisms = {"CRAM-MD5", "LOGIN"}
         self.unknown_users = set()  # RCPT gets 550 5.1.1 for these (lower case)
         self.rcpts = []             # every RCPT address seen, in order

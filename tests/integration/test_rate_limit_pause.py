@@ -71,6 +71,45 @@ def test_pause_then_one_connection_then_one_more_per_success(make_hikyaku, dns_s
     assert len(hk.messages("ituki-gm")) == 0  # nothing diverted: the pause fits the defer_limit
 
 
+def test_a_421_to_a_pipelined_rcpt_pauses_too(make_hikyaku, dns_server, farside):
+    """Gmail offers PIPELINING: MAIL, RCPT and DATA go in one group, and its
+    421 4.7.28 to RCPT is followed by the closed connection, not by a DATA
+    reply. The 421 is the outcome and the pause starts; before, the end of
+    file after it was (4.4.2), and the next attempt came at the retry time."""
+    gmail = farside.gmail
+    gmail.pipelining = True
+    gmail.set_mode("tempfail_rcpt", reply="421 4.7.28 Our system has detected an unusual rate of mail. gsmtp",
+                   times=1)
+    hk = make_hikyaku(extra=pause_config(dns_server, farside, pause="3s"))
+    send(hk, "refused at rcpt")
+    wait_for(lambda: "gmail.test is rate-limiting us" in hk.log_text(), what="the rate-limit reply")
+    [(refused_open, _)] = gmail.session_times()
+    [got] = gmail.wait_messages(1, timeout=60)
+    sessions = gmail.session_times()
+    assert len(sessions) == 2 and sessions[1][0] - refused_open >= 3.0, sessions
+    assert "status=deferred (4.7.28 421 4.7.28" in hk.log_text()
+
+
+def test_a_rate_limit_at_the_first_mx_is_not_forgotten_at_the_next(make_hikyaku, dns_server, farside):
+    """The limit is the destination's: after a 421 4.7.28 from its first MX
+    the other MX hosts are not tried (Gmail has five), and the pause starts.
+    Before, the next MX's failure (here: connection refused) replaced the 421
+    and every retry went round all the hosts again."""
+    gmail = farside.gmail
+    gmail.set_mode("tempfail_mail", times=1)
+    with dns_server.batch():
+        dns_server.add_mx("gmail.test", "alt1.gmail.test", 20)
+        dns_server.add_host("alt1.gmail.test", "127.0.0.9")  # nothing listens there
+    hk = make_hikyaku(extra=pause_config(dns_server, farside, pause="3s"))
+    send(hk, "refused by the first mx")
+    wait_for(lambda: "gmail.test is rate-limiting us" in hk.log_text(), what="the rate-limit reply")
+    [(refused_open, _)] = gmail.session_times()
+    gmail.wait_messages(1, timeout=60)
+    sessions = gmail.session_times()
+    assert len(sessions) == 2 and sessions[1][0] - refused_open >= 3.0, sessions
+    assert "127.0.0.9" not in hk.log_text()
+
+
 def test_rate_limit_during_the_ramp_doubles_the_pause(make_hikyaku, dns_server, farside):
     gmail = farside.gmail
     gmail.set_mode("tempfail_mail", times=2)  # the first connection after the pause is refused too

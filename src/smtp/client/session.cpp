@@ -536,8 +536,21 @@ net::awaitable<Outcome> Connection::send(const Transaction& tx, bool reset_first
     }
     rcpt_reply = co_await read_reply(Stage::rcpt, failure);
     if (failure) co_return *failure;
+    // RFC 5321 §3.8: a 421 closes the connection, so no DATA reply follows;
+    // the 421 (Gmail's rate limit, 4.7.28) is the outcome, not the end of
+    // file after it.
+    if (rcpt_reply.code == 421) {
+      broken_ = true;
+      co_return classify(rcpt_reply, Stage::rcpt);
+    }
     data_reply = co_await read_reply(Stage::data, failure);
-    if (failure) co_return *failure;
+    if (failure) {
+      if (!mail_reply.positive() || !rcpt_reply.positive()) {  // the refusal already read says more
+        broken_ = true;
+        co_return refused_transaction(mail_reply, rcpt_reply);
+      }
+      co_return *failure;
+    }
     if (!mail_reply.positive() || !rcpt_reply.positive()) {
       if (data_reply.code == 354) {
         // RFC 2920 §3.1: a server that accepted DATA without a valid
@@ -670,6 +683,10 @@ net::awaitable<Outcome> Connection::send_chunked(const Transaction& tx, const st
   }
   ServerReply rcpt_reply = co_await read_reply(Stage::rcpt, failure);
   if (failure) co_return *failure;
+  if (rcpt_reply.code == 421) {  // closes the connection (RFC 5321 §3.8): no BDAT reply follows
+    broken_ = true;
+    co_return classify(rcpt_reply, Stage::rcpt);
+  }
   const bool accepted = mail_reply.positive() && rcpt_reply.positive();
   if (!with_group) {
     if (!accepted) {
@@ -682,8 +699,14 @@ net::awaitable<Outcome> Connection::send_chunked(const Transaction& tx, const st
     if (!payload_written) co_return *failure;
   }
   ServerReply final_reply = co_await read_reply(Stage::body, failure);
-  if (failure) co_return *failure;
-  if (rcpt_reply.code == 421 || final_reply.code == 421) broken_ = true;
+  if (failure) {
+    if (!accepted) {  // the refusal already read says more than the end of file after it
+      broken_ = true;
+      co_return refused_transaction(mail_reply, rcpt_reply);
+    }
+    co_return *failure;
+  }
+  if (final_reply.code == 421) broken_ = true;
   if (!accepted) {
     // The chunk's own refusal ("no valid recipients") says nothing new.
     co_return refused_transaction(mail_reply, rcpt_reply);
@@ -851,7 +874,9 @@ net::awaitable<Outcome> deliver_via_route(ConnectionPool& pool, const std::vecto
         }
         if (!opened.connection) {
           log()->info("{}: {} ({})", tx.log_id, opened.failure.detail, opened.failure.status);
-          if (!opened.failure.try_next_host) co_return opened.failure;
+          // A rate limit (421 4.7.28 at the greeting) is the destination's:
+          // its other MX hosts are not asked, and the pause starts from it.
+          if (!opened.failure.try_next_host || opened.failure.rate_limited) co_return opened.failure;
           last = opened.failure;
           continue;
         }
@@ -867,7 +892,7 @@ net::awaitable<Outcome> deliver_via_route(ConnectionPool& pool, const std::vecto
       log()->info("{}: to=<{}> relay={} tls={}{} status={} ({})", tx.log_id, mail::redact(tx.recipient, tx.hidden),
                   peer, tls, login.empty() ? "" : " login=" + login, outcome->status,
                   mail::redact(outcome->detail, tx.hidden));
-      if (outcome->delivered() || !outcome->try_next_host) co_return *outcome;
+      if (outcome->delivered() || !outcome->try_next_host || outcome->rate_limited) co_return *outcome;
       last = *outcome;
     }
   }
