@@ -530,9 +530,10 @@ net::awaitable<void> run_session(net::tcp::socket socket, net::Admission admissi
     co_return;
   }
   if (!admission.lease) {
-    bool can_write = !implicit_tls;
-    if (implicit_tls) can_write = co_await stream.start_tls(std::chrono::seconds(10));
-    if (can_write) co_await stream.write("* BYE [UNAVAILABLE] too many connections\r\n", std::chrono::seconds(10));
+    // On 993 it is closed without a word: a TLS handshake to say so would
+    // hold a descriptor (and the handshake's memory) that no limit counts,
+    // and a flood of such connections would exhaust them.
+    if (!implicit_tls) co_await stream.write("* BYE [UNAVAILABLE] too many connections\r\n", std::chrono::seconds(10));
     base::logger("imapd")->warn("{}:{} refused: too many connections", stream.remote_ip(), stream.remote_port());
     stream.close();
     co_return;

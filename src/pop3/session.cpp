@@ -309,10 +309,10 @@ net::awaitable<void> run_session(net::tcp::socket socket, net::Admission admissi
     co_return;
   }
   if (!admission.lease) {
-    // The listener's connection limits: tell the client and hang up (on 995
-    // after a short handshake, or the refusal could not be read).
-    bool can_write = !implicit_tls || co_await stream.start_tls(std::chrono::seconds(10));
-    if (can_write) co_await stream.write("-ERR [SYS/TEMP] too many connections\r\n", std::chrono::seconds(10));
+    // The listener's connection limits: tell the client and hang up. On 995
+    // without a word: a TLS handshake to say so would hold a descriptor
+    // (and the handshake's memory) that no limit counts.
+    if (!implicit_tls) co_await stream.write("-ERR [SYS/TEMP] too many connections\r\n", std::chrono::seconds(10));
     base::logger("pop3d")->warn("{}:{} refused: too many connections", stream.remote_ip(),
                                 stream.remote_port());
     stream.close();

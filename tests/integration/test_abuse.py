@@ -261,3 +261,28 @@ def test_a_nearly_full_pool_shortens_timeouts(make_hikyaku):
     finally:
         for s in idle:
             s.close()
+
+
+@pytest.mark.parametrize("port", ["imaps_port", "pop3s_port", "submissions_port"])
+def test_connections_refused_on_implicit_tls_ports_hold_nothing(make_hikyaku, port):
+    """A connection over connections_per_ip on 993, 995 or 465 is closed at
+    once. Before, the server waited up to 10 s for a TLS handshake to say
+    why, holding a descriptor that no limit counted: one address opening
+    thousands of idle sockets exhausted the process's descriptors."""
+    srv = make_hikyaku(limits_extra="connections_per_ip = 2")
+    pid = srv.server_pid()
+    base = len(list(Path(f"/proc/{pid}/fd").iterdir()))
+    socks = []
+    try:
+        for _ in range(300):
+            s = socket.create_connection(("127.0.0.1", getattr(srv, port)), timeout=10,
+                                         source_address=("127.0.0.9", 0))
+            socks.append(s)
+        # Every refused one is closed by the server: its end reads EOF.
+        for s in socks[2:]:
+            assert s.recv(1) == b""
+        held = len(list(Path(f"/proc/{pid}/fd").iterdir())) - base
+        assert held <= 10, f"{held} descriptors held for 300 connections"
+    finally:
+        for s in socks:
+            s.close()

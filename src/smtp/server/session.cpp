@@ -791,9 +791,13 @@ net::awaitable<void> Session::run(net::Refusal refusal) {
   }
   log_->info("{} connect from [{}]:{} ({})", id_, stream_.remote_ip(), stream_.remote_port(), role_name(role_));
   if (refusal == net::Refusal::limit) {
-    // A limit of [limits] refused the slot: say so and hang up (RFC 5321 §3.8).
-    send(reply::too_many_connections());
-    co_await flush();
+    // A limit of [limits] refused the slot: say so and hang up (RFC 5321 §3.8);
+    // on 465 without a word (a TLS handshake to say so would hold a
+    // descriptor that no limit counts).
+    if (role_ != Role::submissions) {
+      send(reply::too_many_connections());
+      co_await flush();
+    }
     stream_.close();
     log_->info("{} disconnect from [{}]: too many connections", id_, stream_.remote_ip());
     co_return;
