@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "base/strings.hpp"
 #include "imap/protocol/response.hpp"
@@ -801,11 +803,29 @@ std::string first_display_name(std::string_view value) {
   return spec;
 }
 
+// Knuth-Morris-Pratt over ASCII-case-folded octets: O(haystack + needle)
+// whatever both hold. Both come from the client (SEARCH TEXT with a long
+// needle over a long message): std::search's O(haystack × needle) let one
+// SEARCH keep a pool thread for seconds.
 bool icontains(std::string_view haystack, std::string_view needle) {
   if (needle.empty()) return true;
-  auto it = std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(),
-                        [](char a, char b) { return base::ascii_lower(a) == base::ascii_lower(b); });
-  return it != haystack.end();
+  if (needle.size() > haystack.size()) return false;
+  std::string folded(needle);
+  for (char& c : folded) c = base::ascii_lower(c);
+  // border[i]: the length of the longest proper border of folded[0..i].
+  std::vector<size_t> border(folded.size(), 0);
+  for (size_t i = 1, k = 0; i < folded.size(); ++i) {
+    while (k > 0 && folded[i] != folded[k]) k = border[k - 1];
+    if (folded[i] == folded[k]) ++k;
+    border[i] = k;
+  }
+  size_t matched = 0;
+  for (char raw : haystack) {
+    const char c = base::ascii_lower(raw);
+    while (matched > 0 && c != folded[matched]) matched = border[matched - 1];
+    if (c == folded[matched] && ++matched == folded.size()) return true;
+  }
+  return false;
 }
 
 }  // namespace hikyaku::imap::protocol
