@@ -1122,6 +1122,17 @@ def test_literals_are_bounded_before_login_and_per_command(hikyaku):
     assert raw.line() == b"a2 NO [TOOBIG] message too large"
     raw.send(b"a3 APPEND INBOX {%d+}\r\n" % len(part) + part + b" {10+}\r\n0123456789\r\n")
     assert raw.until_tagged(b"a3")[-1].startswith(b"a3 OK [APPENDUID ")
+    # CATENATE URLs copy stored messages: a small command naming the 600 KB
+    # message three times (RFC 4469) is bounded as a whole as well. Before,
+    # 50 messages of 5 URLs each to a 1 MB message took the server to 259 MB.
+    raw.send(b"a4 SELECT INBOX\r\n")
+    raw.until_tagged(b"a4")
+    url = b'URL "/INBOX/;UID=1"'
+    raw.send(b"a5 APPEND INBOX CATENATE (" + url + b") CATENATE (" + url + b") CATENATE (" + url + b")\r\n")
+    last = raw.until_tagged(b"a5")[-1]
+    assert last.startswith(b"a5 NO [TOOBIG] the messages of one APPEND together exceed"), last
+    raw.send(b"a6 APPEND INBOX CATENATE (" + url + b")\r\n")  # one copy fits
+    assert raw.until_tagged(b"a6")[-1].startswith(b"a6 OK [APPENDUID ")
     raw.close()
 
 

@@ -1201,6 +1201,11 @@ Action Engine::cmd_append(const Command& c) {
   converted.reserve(c.append.size());
   std::vector<NewMessage> messages;
   messages.reserve(c.append.size());
+  // The whole command's messages, as built, are bounded like its literals
+  // (the framer's bound): CATENATE URLs copy stored messages, so a small
+  // command could otherwise make the server hold gigabytes.
+  uint64_t built = 0;
+  const std::string too_big = "[TOOBIG] the messages of one APPEND together exceed the message size limit";
   for (const auto& m : c.append) {
     NewMessage n;
     // RFC 4469 §5: a CATENATE message is its parts joined, every URL
@@ -1217,8 +1222,11 @@ Action Engine::cmd_append(const Command& c) {
         binary |= part.binary;
       }
       if (catenated.size() > options_.max_message_size) return tagged(c.tag, "NO", "[TOOBIG] message too large");
+      if (built + catenated.size() > options_.max_message_size) return tagged(c.tag, "NO", too_big);
     }
     std::string_view content = m.catenate.empty() ? std::string_view(m.message) : std::string_view(catenated);
+    built += content.size();
+    if (built > options_.max_message_size) return tagged(c.tag, "NO", too_big);
     for (const auto& f : m.flags) {
       n.flags |= flag_bit(f);
       add_keyword(n.keywords, f);
