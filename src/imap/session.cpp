@@ -158,7 +158,15 @@ net::awaitable<bool> Session::read_input(std::string& out, std::chrono::steady_c
   for (;;) {
     auto need = net::TlsChannel::Need::nothing;
     if (!take_input(out, need)) co_return false;
-    if (need == net::TlsChannel::Need::nothing) co_return true;
+    if (need == net::TlsChannel::Need::nothing) {
+      // Input was there without waiting (what the decompressor still holds,
+      // or a socket that keeps up): the loop's other work runs before it is
+      // framed, so that one client's flood cannot stall every connection
+      // (a DEFLATE bomb inflates gigabytes from a few megabytes).
+      auto executor = co_await asio::this_coro::executor;
+      co_await asio::post(executor, net::use_awaitable);
+      co_return true;
+    }
     const bool ready = co_await stream_.wait(need, deadline);
     if (!ready) co_return false;
   }

@@ -18,6 +18,7 @@ import re
 import smtplib
 import socket
 import ssl
+import threading
 import time
 import uuid
 import zlib
@@ -1289,3 +1290,45 @@ def test_imaptest_scripts_not_applicable():
     pytest.skip(f"{len(other)} of {len(scripts)} imaptest scripts need an extension hikyaku does not offer "
                 "or a script feature the runner lacks, and Dovecot's imaptest, which is not in Debian: "
                 + "; ".join(f"{reason}: {', '.join(names)}" for reason, names in sorted(reasons.items())))
+
+
+def test_a_deflate_bomb_does_not_stall_other_connections(hikyaku):
+    """RFC 4978: 1 MB of DEFLATE that inflates to 1 GiB of one endless line.
+    The line is refused piece by piece (memory stays flat), and the session
+    lets the event loop serve others between its 64 KiB steps: SMTP NOOPs
+    sent meanwhile are answered while the inflation goes on. Before, the
+    session inflated everything it was sent without returning to the loop,
+    and every protocol waited (2 s for this bomb, 9 s for a 4 MB one)."""
+    hikyaku.set_password("alice", PASSWORD)
+    raw = Raw(hikyaku)
+    raw.send(f'a1 LOGIN alice "{PASSWORD}"\r\n'.encode())
+    raw.until_tagged(b"a1")
+    raw.send(b"a2 COMPRESS DEFLATE\r\n")
+    assert raw.until_tagged(b"a2")[-1] == b"a2 OK DEFLATE active"
+    raw.compress()
+    chunk = b"a" * (1 << 20)
+    bomb = b"".join(raw.deflate.compress(chunk) for _ in range(1024)) + raw.deflate.flush(zlib.Z_SYNC_FLUSH)
+    answered = []
+    done = threading.Event()
+
+    def noops():
+        with smtplib.SMTP("127.0.0.1", hikyaku.smtp_port, timeout=60) as s:
+            while not done.is_set():
+                s.noop()
+                answered.append(time.monotonic())
+
+    prober = threading.Thread(target=noops)
+    prober.start()
+    wait_for(lambda: len(answered) >= 3, what="the NOOP prober running")
+    sent = time.monotonic()
+    raw.sock.sendall(bomb)
+    raw.send(b"\r\na3 NOOP\r\n")  # ends the endless line; a3 is answered after all of it
+    lines = raw.until_tagged(b"a3")
+    finished = time.monotonic()
+    done.set()
+    prober.join()
+    assert any(b"BAD" in line for line in lines[:-1]), lines  # the over-long line refused
+    assert lines[-1] == b"a3 OK NOOP completed"
+    during = [t for t in answered if sent < t < finished]
+    assert len(during) >= 20, f"{len(during)} NOOPs answered in {finished - sent:.2f} s of inflation"
+    raw.close()
