@@ -376,9 +376,10 @@ net::awaitable<void> Session::authenticate(Action& a) {
                                       metrics::Protocol::imap};
   login::LoginAttempt attempt{std::move(a.user), std::move(a.password), a.mechanism, a.refused};
   base::wipe(a.password);
-  const std::optional<std::string> mailbox = co_await ctx_.logins.check(session, std::move(attempt));
+  const login::LoginResult result = co_await ctx_.logins.check(session, std::move(attempt));
+  const std::optional<std::string>& mailbox = result.mailbox;
   if (!mailbox) {
-    a = engine.login_result(LoginOutcome::bad_credentials);
+    a = engine.login_result(result.busy ? LoginOutcome::unavailable : LoginOutcome::bad_credentials);
     co_return;
   }
 

@@ -43,10 +43,10 @@ net::awaitable<void> MailboxLogins::delay() {
 }
 
 // Every refusal: counted by protocol, answered after failure_delay.
-net::awaitable<std::optional<std::string>> MailboxLogins::refuse(const LoginSession& session) {
+net::awaitable<LoginResult> MailboxLogins::refuse(const LoginSession& session, bool busy) {
   if (settings_.metrics != nullptr) settings_.metrics->auth_failure(session.protocol);
   co_await delay();
-  co_return std::nullopt;
+  co_return LoginResult{std::nullopt, busy};
 }
 
 uint64_t MailboxLogins::quota_of(std::string_view name) const {
@@ -55,7 +55,7 @@ uint64_t MailboxLogins::quota_of(std::string_view name) const {
   return m == nullptr ? 0 : m->quota;
 }
 
-net::awaitable<std::optional<std::string>> MailboxLogins::check(const LoginSession& session, LoginAttempt attempt) {
+net::awaitable<LoginResult> MailboxLogins::check(const LoginSession& session, LoginAttempt attempt) {
   const std::string user = base::log_printable(attempt.user);
   const auto now = FailureTracker::Clock::now();
   if (failures_.locked_until(session.client_ip, now)) {
@@ -68,7 +68,7 @@ net::awaitable<std::optional<std::string>> MailboxLogins::check(const LoginSessi
     base::wipe(attempt.password);
     session.log.warn("{} login refused: user={} mechanism={}: {} logins already wait for verification",
                      session.session_id, user, attempt.mechanism, waiting_.load());
-    co_return co_await refuse(session);
+    co_return co_await refuse(session, /*busy=*/true);
   }
 
   const auto config = config_.get();  // held across the verification
@@ -88,7 +88,7 @@ net::awaitable<std::optional<std::string>> MailboxLogins::check(const LoginSessi
     verified = verified && mailbox != nullptr;
   }
   base::wipe(attempt.password);
-  if (verified) co_return mailbox->name;
+  if (verified) co_return LoginResult{mailbox->name};
 
   session.log.warn("{} login failed: user={} mechanism={} tls={}", session.session_id, user, attempt.mechanism,
                    session.tls ? "yes" : "no");

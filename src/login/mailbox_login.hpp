@@ -59,6 +59,16 @@ struct LoginSession {
   metrics::Protocol protocol = metrics::Protocol::smtp;  // whose failure it counts as
 };
 
+// What a login attempt came to.
+struct LoginResult {
+  std::optional<std::string> mailbox;  // set: logged in to this mailbox
+  // Refused without a check: too many logins already wait for verification.
+  // Answered as a temporary failure (RFC 4954 454, RFC 5530 UNAVAILABLE,
+  // RFC 3206 SYS/TEMP), never as a wrong password, which makes mail
+  // clients discard the password the user saved.
+  bool busy = false;
+};
+
 class MailboxLogins {
  public:
   struct Settings {
@@ -78,9 +88,9 @@ class MailboxLogins {
   MailboxLogins(const MailboxLogins&) = delete;
   MailboxLogins& operator=(const MailboxLogins&) = delete;
 
-  // The name of the mailbox the attempt logs in to, or nullopt (after the
-  // failure delay).
-  net::awaitable<std::optional<std::string>> check(const LoginSession& session, LoginAttempt attempt);
+  // The mailbox the attempt logs in to; a refusal comes after the failure
+  // delay.
+  net::awaitable<LoginResult> check(const LoginSession& session, LoginAttempt attempt);
 
   // The storage quota of the [[mailbox]] `name` as configured now, in
   // bytes (0: none, or no such mailbox any more).
@@ -93,7 +103,7 @@ class MailboxLogins {
 
  private:
   net::awaitable<void> delay();
-  net::awaitable<std::optional<std::string>> refuse(const LoginSession& session);
+  net::awaitable<LoginResult> refuse(const LoginSession& session, bool busy = false);
 
   const base::Live<config::Config>& config_;
   const sasl::CredentialStore& credentials_;

@@ -174,8 +174,9 @@ net::awaitable<Action> Session::authenticate(Action a) {
                                       metrics::Protocol::pop3};
   login::LoginAttempt attempt{std::move(a.user), std::move(a.password), a.mechanism, a.refused};
   base::wipe(a.password);
-  const std::optional<std::string> mailbox = co_await ctx_.logins.check(session, std::move(attempt));
-  if (!mailbox) co_return sm.login_result(LoginOutcome::bad_credentials);
+  const login::LoginResult result = co_await ctx_.logins.check(session, std::move(attempt));
+  const std::optional<std::string>& mailbox = result.mailbox;
+  if (!mailbox) co_return sm.login_result(result.busy ? LoginOutcome::unavailable : LoginOutcome::bad_credentials);
 
   // RFC 1939 §8: lock the maildrop, then take the message list that stays
   // fixed for the whole session. Filesystem work goes to the blocking pool.

@@ -286,3 +286,33 @@ def test_connections_refused_on_implicit_tls_ports_hold_nothing(make_hikyaku, po
     finally:
         for s in socks:
             s.close()
+
+
+def test_a_full_verification_queue_is_a_temporary_failure(make_hikyaku):
+    """More than 64 logins waiting for argon2id: the next ones are refused
+    unchecked. The right password must then get a temporary answer (IMAP NO
+    [UNAVAILABLE], RFC 5530; POP3 -ERR [SYS/TEMP]; SMTP 454 4.7.0), never
+    "invalid credentials", which makes mail clients throw away the password
+    the user saved. Before, it got NO [AUTHENTICATIONFAILED]."""
+    srv = make_hikyaku(allow_plaintext=True, failure_delay="0s")
+    srv.set_password("alice", PASSWORD)
+    flooders = []
+    for i in range(100):  # one address each: no lockout helps
+        s = socket.create_connection(("127.0.0.1", srv.imap_port), timeout=60, source_address=(f"127.0.2.{i + 1}", 0))
+        s.recv(4096)
+        s.sendall(b"".join(b"f%d LOGIN alice wrong%d\r\n" % (n, n) for n in range(3)))
+        flooders.append(s)
+    try:
+        wait_for(lambda: "logins already wait for verification" in srv.log_text(), timeout=60,
+                 what="the verification queue full")
+        raw = socket.create_connection(("127.0.0.1", srv.imap_port), timeout=60, source_address=("127.0.3.1", 0))
+        f = raw.makefile("rb")
+        f.readline()
+        raw.sendall(f'a1 LOGIN alice "{PASSWORD}"\r\n'.encode())
+        reply = f.readline()
+        raw.close()
+        assert reply.startswith(b"a1 OK") or reply.startswith(b"a1 NO [UNAVAILABLE]"), reply
+        assert b"AUTHENTICATIONFAILED" not in reply
+    finally:
+        for s in flooders:
+            s.close()

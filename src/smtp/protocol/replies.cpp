@@ -62,6 +62,7 @@ Reply invalid_utf8_address() { return Reply(553, "5.6.7", "Address is not valid 
 Reply auth_challenge(std::string_view base64) { return Reply(334, "", std::string(base64)); }
 Reply auth_ok() { return Reply(235, "2.7.0", "Authentication successful"); }
 Reply auth_failed() { return Reply(535, "5.7.8", "Authentication credentials invalid"); }
+Reply auth_busy() { return Reply(454, "4.7.0", "Temporary authentication failure, try again later"); }
 Reply auth_required() { return Reply(530, "5.7.0", "Authentication required"); }
 Reply auth_needs_tls() { return Reply(538, "5.7.11", "Encryption required for requested authentication mechanism"); }
 Reply auth_not_offered() { return Reply(503, "5.5.1", "Error: authentication not enabled"); }

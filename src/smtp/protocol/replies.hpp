@@ -63,6 +63,7 @@ Reply invalid_utf8_address();                               // 553 5.6.7
 Reply auth_challenge(std::string_view base64);              // 334 (no enhanced code)
 Reply auth_ok();                                            // 235 2.7.0
 Reply auth_failed();                                        // 535 5.7.8
+Reply auth_busy();                                          // 454 4.7.0 (RFC 4954 §6)
 Reply auth_required();                                      // 530 5.7.0
 Reply auth_needs_tls();                                     // 538 5.7.11
 Reply auth_not_offered();                                   // 503 5.5.1

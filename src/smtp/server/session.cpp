@@ -740,7 +740,12 @@ net::awaitable<void> Session::authenticate() {
   const login::LoginSession session{*log_, id_, stream_.remote_ip(), stream_.tls_active(),
                                       metrics::Protocol::submission};
   login::LoginAttempt attempt{auth_.user(), auth_.take_password(), auth_.mechanism(), step.refused};
-  const std::optional<std::string> mailbox = co_await ctx_.logins->check(session, std::move(attempt));
+  const login::LoginResult result = co_await ctx_.logins->check(session, std::move(attempt));
+  const std::optional<std::string>& mailbox = result.mailbox;
+  if (result.busy) {  // not the client's mistake: it may try again with the same password
+    send(reply::auth_busy());
+    co_return;
+  }
   if (!mailbox) {
     ++auth_failures_;
     const Reply failed = reply::auth_failed();
