@@ -28,9 +28,11 @@ uint32_t AnswerCache::keep_for(const Answer& answer) const {
     case Status::ok:
     case Status::nxdomain:
       if (answer.ttl > 0) return std::min(answer.ttl, limits_.max_ttl);
-      // TTL 0: a positive answer is not kept (RFC 1035 §3.2.1); a negative
-      // one came without an SOA (RFC 2308 §5, see the header).
-      return negative(answer) ? std::min(limits_.negative_ttl_without_soa, limits_.max_ttl) : 0;
+      // TTL 0: a positive answer is not kept (RFC 1035 §3.2.1), nor a
+      // negative one whose SOA says 0; a negative one without an SOA gets
+      // negative_ttl_without_soa (RFC 2308 §5, see the header).
+      return negative(answer) && !answer.ttl_from_soa ? std::min(limits_.negative_ttl_without_soa, limits_.max_ttl)
+                                                      : 0;
   }
   return 0;
 }

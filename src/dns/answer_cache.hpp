@@ -10,9 +10,9 @@
 //            never more than five minutes; the tuple includes the server,
 //            and ours are always the same configured servers).
 // Rules:     ok with records: min(TTL, max_ttl); a TTL of 0 is not kept.
-//            NXDOMAIN and NODATA (ok, no records): min(TTL, max_ttl); with
-//            TTL 0, which UnboundResolver reports when the answer had no SOA
-//            (a dnsmasq --local zone does that), negative_ttl_without_soa
+//            NXDOMAIN and NODATA (ok, no records): min(TTL, max_ttl); an SOA
+//            that says 0 is not kept; with no SOA (a dnsmasq --local zone
+//            answers so: Answer::ttl_from_soa false), negative_ttl_without_soa
 //            (default 30 s). RFC 2308 §5 says such answers SHOULD NOT be
 //            cached because they could loop between servers that forward to
 //            each other; this cache answers only this process, so no loop

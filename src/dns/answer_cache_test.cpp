@@ -147,6 +147,18 @@ TEST_F(AnswerCacheTest, NegativeAnswerWithoutSoaKeptBriefly_RFC2308_5) {
   EXPECT_EQ(upstream_.asked.size(), 4u);
 }
 
+// An SOA that says 0 means "do not cache" (RFC 2308 §5): not the 30 s a
+// negative answer without an SOA gets. Before, both were kept 30 s, so an
+// MX published after a NODATA with TTL 0 was not seen for 30 s.
+TEST_F(AnswerCacheTest, NegativeAnswerWhoseSoaSaysZeroIsNotKept_RFC2308_5) {
+  AnswerCache cache(upstream_, {}, clock());
+  upstream_.next = answer(Status::ok, 0);  // NODATA
+  upstream_.next.ttl_from_soa = true;
+  ask(cache, q_);
+  ask(cache, q_);
+  EXPECT_EQ(upstream_.asked.size(), 2u);
+}
+
 TEST_F(AnswerCacheTest, ServerFailureKeptFiveSecondsAndNeverPastFiveMinutes_RFC2308_7_1) {
   AnswerCache cache(upstream_, {}, clock());
   upstream_.next = answer(Status::temp_error, 0);

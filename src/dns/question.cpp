@@ -24,6 +24,7 @@ Answer header_of(const LookupResult<T>& result) {
   out.status = result.status;
   out.ttl = result.ttl;
   out.secure = result.secure;
+  out.ttl_from_soa = result.ttl_from_soa;
   return out;
 }
 

@@ -56,6 +56,9 @@ struct Answer {
   std::vector<std::string> texts;  // txt (strings joined per record, RFC 7208 §3.3) and ptr names
   std::vector<MxRecord> mx;
   std::vector<IpAddress> addresses;  // a and aaaa
+  // A negative answer (NXDOMAIN, NODATA) whose ttl came from its SOA (RFC
+  // 2308 §5): a ttl of 0 then means "do not cache", not "no SOA".
+  bool ttl_from_soa = false;
 
   bool operator==(const Answer&) const = default;
 };

@@ -47,6 +47,7 @@ struct LookupResult {
   std::vector<T> records;
   bool secure = false;  // DNSSEC-validated (for DANE later)
   uint32_t ttl = 0;     // seconds the answer may be cached (0: do not cache)
+  bool ttl_from_soa = false;  // a negative answer's ttl came from its SOA (Answer::ttl_from_soa)
 };
 
 struct MxRecord {

@@ -105,7 +105,9 @@ LookupResult<T> read_result(int rc, const ub_result* result, Parse parse) {
     std::string_view message;
     if (result->answer_packet != nullptr && result->answer_len > 0)
       message = {static_cast<const char*>(result->answer_packet), static_cast<size_t>(result->answer_len)};
-    out.ttl = wire::negative_ttl(message).value_or(0);
+    const auto from_soa = wire::negative_ttl(message);
+    out.ttl = from_soa.value_or(0);
+    out.ttl_from_soa = from_soa.has_value();
   };
   if (result->rcode == kRcodeNxDomain || result->nxdomain) {
     out.status = Status::nxdomain;

@@ -332,6 +332,7 @@ TEST_F(UnboundResolverTest, NegativeAnswerTtlWithoutSoaIsZero_RFC2308_5) {
   for (const auto& a : got) {
     EXPECT_NE(a.status, Status::temp_error);
     EXPECT_EQ(a.ttl, 0u);
+    EXPECT_FALSE(a.ttl_from_soa);
   }
 }
 
