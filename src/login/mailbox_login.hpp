@@ -96,7 +96,8 @@ class MailboxLogins {
   // bytes (0: none, or no such mailbox any more).
   uint64_t quota_of(std::string_view name) const;
 
-  // Join the verification pool (shutdown; idempotent).
+  // Join the verification pool, skipping what is still queued (shutdown;
+  // idempotent).
   void stop();
 
   FailureTracker& failures() { return failures_; }
@@ -111,6 +112,7 @@ class MailboxLogins {
   FailureTracker failures_;
   boost::asio::thread_pool pool_;
   std::atomic<size_t> waiting_{0};
+  std::atomic<bool> stopping_{false};  // stop(): queued verifications are skipped
 };
 
 }  // namespace hikyaku::login
