@@ -1293,12 +1293,12 @@ def test_imaptest_scripts_not_applicable():
 
 
 def test_a_deflate_bomb_does_not_stall_other_connections(hikyaku):
-    """RFC 4978: 1 MB of DEFLATE that inflates to 1 GiB of one endless line.
+    """RFC 4978: 256 KB of DEFLATE that inflates to 256 MiB of one endless line.
     The line is refused piece by piece (memory stays flat), and the session
     lets the event loop serve others between its 64 KiB steps: SMTP NOOPs
     sent meanwhile are answered while the inflation goes on. Before, the
     session inflated everything it was sent without returning to the loop,
-    and every protocol waited (2 s for this bomb, 9 s for a 4 MB one)."""
+    and every protocol waited (2 s for a 1 GiB bomb, 9 s for a 4 GiB one)."""
     hikyaku.set_password("alice", PASSWORD)
     raw = Raw(hikyaku)
     raw.send(f'a1 LOGIN alice "{PASSWORD}"\r\n'.encode())
@@ -1307,7 +1307,7 @@ def test_a_deflate_bomb_does_not_stall_other_connections(hikyaku):
     assert raw.until_tagged(b"a2")[-1] == b"a2 OK DEFLATE active"
     raw.compress()
     chunk = b"a" * (1 << 20)
-    bomb = b"".join(raw.deflate.compress(chunk) for _ in range(1024)) + raw.deflate.flush(zlib.Z_SYNC_FLUSH)
+    bomb = b"".join(raw.deflate.compress(chunk) for _ in range(256)) + raw.deflate.flush(zlib.Z_SYNC_FLUSH)
     answered = []
     done = threading.Event()
 
@@ -1323,7 +1323,9 @@ def test_a_deflate_bomb_does_not_stall_other_connections(hikyaku):
     sent = time.monotonic()
     raw.sock.sendall(bomb)
     raw.send(b"\r\na3 NOOP\r\n")  # ends the endless line; a3 is answered after all of it
-    lines = raw.until_tagged(b"a3")
+    lines = []
+    while not lines or not lines[-1].startswith(b"a3 "):
+        lines.append(raw.line(timeout=600))  # the sanitizer builds inflate far more slowly
     finished = time.monotonic()
     done.set()
     prober.join()
