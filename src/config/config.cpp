@@ -1047,7 +1047,7 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
   // DESIGN.md: the last link of a hidden forward's chain is a local mailbox.
   for (const auto& f : c.forwards) {
     if (f.hidden && (f.fallback.empty() || f.fallback.back().kind != mail::Target::Kind::mailbox))
-      r.error_at(forward_where.count(f.to) != 0 ? forward_where[f.to] : c.source.string(),
+      r.error_at(forward_where.contains(f.to) ? forward_where.at(f.to) : c.source.string(),
                  "forward '" + f.to + "': hidden forwards need a fallback ending in a mailbox target");
   }
   // Issue 3: a fallback chain may not cycle (A falls back to B, B to A):
@@ -1087,11 +1087,6 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
       c.forwards.push_back(std::move(d));
     }
   }
-  // A hidden forward keeps its address from the sender only with SRS: its
-  // copies carry our envelope sender, and a bounce its far side sends after
-  // accepting one comes back to us (kept in the fallback mailbox). Without
-  // [srs] such a bounce goes to the sender and names the address. Loading
-  // goes on (the forward still works; a refusal at SMTP time still diverts).
   // Forwarded mail from a domain without a key is neither sealed nor, when
   // its From is rewritten, signed: Gmail refuses more of it.
   auto forwards_mail = [&c](const Domain& d) {
@@ -1103,9 +1098,14 @@ void read_document(Reader& r, const toml::table& root, Config& c, const LoadOpti
   };
   for (const auto& d : c.domains)
     if (d.dkim && d.dkim_key.empty() && forwards_mail(d))
-        r.warning_at(c.source.string(), "domain " + d.name + " has no dkim_key: mail it forwards is neither ARC-sealed "
-                                        "nor DKIM-signed (set dkim_selector and dkim_key, and run `hikyaku dkim "
-                                        "keygen`; or dkim = false)");
+      r.warning_at(c.source.string(), "domain " + d.name + " has no dkim_key: mail it forwards is neither ARC-sealed "
+                                      "nor DKIM-signed (set dkim_selector and dkim_key, and run `hikyaku dkim "
+                                      "keygen`; or dkim = false)");
+  // A hidden forward keeps its address from the sender only with SRS: its
+  // copies carry our envelope sender, and a bounce its far side sends after
+  // accepting one comes back to us (kept in the fallback mailbox). Without
+  // [srs] such a bounce goes to the sender and names the address. Loading
+  // goes on (the forward still works; a refusal at SMTP time still diverts).
   // The warning counts them: a hidden address is never written into a log.
   if (c.srs.domain.empty()) {
     const auto hidden = std::count_if(c.forwards.begin(), c.forwards.end(), [](const Forward& f) { return f.hidden; });

@@ -249,13 +249,21 @@ base::Result<size_t> Maildir::remove_stale_tmp(std::chrono::system_clock::time_p
     return {};
   };
   if (auto st = sweep(sub("tmp")); !st) return st.error();
-  std::error_code ec;
-  for (fs::directory_iterator it(root_, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.size() < 2 || name[0] != '.' || !it->is_directory(ec)) continue;
-    if (auto st = sweep(it->path() / "tmp"); !st) return st.error();
-  }
+  auto folders = for_each_folder(root_, [&](const fs::path& folder) { return sweep(folder / "tmp"); });
+  if (!folders && folders.error().error_number != ENOENT) return folders.error();  // ENOENT: not made yet
   return removed;
+}
+
+base::Status Maildir::for_each_folder(const fs::path& root, const std::function<base::Status(const fs::path&)>& f) {
+  std::error_code ec;
+  for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    std::error_code is_dir;
+    if (name.size() < 2 || name[0] != '.' || !it->is_directory(is_dir)) continue;
+    if (auto st = f(it->path()); !st) return st;
+  }
+  if (ec) return base::Error{"list " + root.string() + ": " + ec.message(), ec.value()};
+  return {};
 }
 
 std::string Maildir::to_stored(std::string_view network) {

@@ -76,6 +76,11 @@ class Maildir {
   // (a delivery killed before its link into new/, an IMAP APPEND's scratch
   // directory); it is removed. Returns how many were.
   static constexpr std::chrono::hours kStaleTmpAge{36};
+  // Each Maildir++ folder under `root` (".Sent", ".Archive.2026": a
+  // directory whose name starts with a dot), given to `f`; the first error
+  // `f` returns, or the listing's (its errno in error_number), ends the walk.
+  static base::Status for_each_folder(const std::filesystem::path& root,
+                                      const std::function<base::Status(const std::filesystem::path&)>& f);
   base::Result<size_t> remove_stale_tmp(std::chrono::system_clock::time_point now,
                                         std::chrono::seconds age = kStaleTmpAge) const;
   // Store a message in new/, durably by the time it returns; returns its

@@ -141,17 +141,8 @@ base::Result<QuotaUsage> Quota::recalculate() const {
   QuotaUsage u;
   if (auto st = count_folder(root_, u); !st) return st.error();
   // Maildir++ folders: ".Sent", ".Archive.2026", ... (each a Maildir).
-  std::error_code ec;
-  fs::directory_iterator it(root_, ec);
-  if (ec) return base::make_error("list " + root_.string() + ": " + ec.message());
-  for (; it != fs::directory_iterator(); it.increment(ec)) {
-    if (ec) return base::make_error("list " + root_.string() + ": " + ec.message());
-    std::string name = it->path().filename().string();
-    if (name.size() < 2 || name[0] != '.' || name == "..") continue;
-    std::error_code dec;
-    if (!it->is_directory(dec)) continue;
-    if (auto st = count_folder(it->path(), u); !st) return st.error();
-  }
+  if (auto st = Maildir::for_each_folder(root_, [&](const fs::path& folder) { return count_folder(folder, u); }); !st)
+    return st.error();
 
   // Written whole under a fresh name in tmp/, then renamed over the old
   // file: a reader sees the old or the new one, never a part. Not fsynced:

@@ -235,7 +235,13 @@ net::awaitable<ServerReply> Connection::read_reply(Stage stage, std::optional<Ou
         co_return ServerReply{};
     }
     auto ps = parser.feed(line.text);
-    if (ps == ReplyParser::Status::complete) co_return parser.take();
+    if (ps == ReplyParser::Status::complete) {
+      ServerReply reply = parser.take();
+      // RFC 5321 §3.8: with a 421 the server closes the channel; nothing
+      // more is read from it, and it is never reused.
+      if (reply.code == 421) broken_ = true;
+      co_return reply;
+    }
     if (ps == ReplyParser::Status::error) {
       broken_ = true;
       failure = classify(Failure::protocol, peer_ + ": " + parser.error() + " after " +
@@ -252,9 +258,7 @@ net::awaitable<ServerReply> Connection::command(std::string_view line, Stage sta
   wire += "\r\n";
   const bool written = co_await write(wire, stage, failure);
   if (!written) co_return ServerReply{};
-  auto reply = co_await read_reply(stage, failure);
-  if (!failure && reply.code == 421) broken_ = true;  // RFC 5321 §3.8: the server closes
-  co_return reply;
+  co_return co_await read_reply(stage, failure);
 }
 
 // EHLO, or HELO when EHLO is refused with 5xx (RFC 5321 §4.1.4, §3.2).
@@ -335,9 +339,10 @@ net::awaitable<Connection::Opened> Connection::open(std::string host_name, std::
     co_return out;
   }
   if (greeting.code != 220) {
-    // RFC 5321 §3.1: after a 554 greeting the client should QUIT.
+    // RFC 5321 §3.1: after a 554 greeting the client should QUIT (not
+    // after a 421: read_reply marked the connection broken, quit() skips it).
     out.failure = classify(greeting, Stage::greeting);
-    if (greeting.code != 421) co_await conn->quit();
+    co_await conn->quit();
     conn->close();
     co_return out;
   }
@@ -530,25 +535,16 @@ net::awaitable<Outcome> Connection::send(const Transaction& tx, bool reset_first
     if (group_failure) co_return *group_failure;
     mail_reply = co_await read_reply(Stage::mail, failure);
     if (failure) co_return *failure;
-    if (mail_reply.code == 421) {
-      broken_ = true;
-      co_return classify(mail_reply, Stage::mail);
-    }
+    if (mail_reply.code == 421) co_return classify(mail_reply, Stage::mail);
     rcpt_reply = co_await read_reply(Stage::rcpt, failure);
     if (failure) co_return *failure;
-    // RFC 5321 §3.8: a 421 closes the connection, so no DATA reply follows;
-    // the 421 (Gmail's rate limit, 4.7.28) is the outcome, not the end of
-    // file after it.
-    if (rcpt_reply.code == 421) {
-      broken_ = true;
-      co_return classify(rcpt_reply, Stage::rcpt);
-    }
+    // A 421 closes the connection, so no DATA reply follows: the 421
+    // (Gmail's rate limit, 4.7.28) is the outcome, not the end of file.
+    if (rcpt_reply.code == 421) co_return classify(rcpt_reply, Stage::rcpt);
     data_reply = co_await read_reply(Stage::data, failure);
     if (failure) {
-      if (!mail_reply.positive() || !rcpt_reply.positive()) {  // the refusal already read says more
-        broken_ = true;
-        co_return refused_transaction(mail_reply, rcpt_reply);
-      }
+      // The refusal already read says more than the end of file after it.
+      if (!mail_reply.positive() || !rcpt_reply.positive()) co_return refused_transaction(mail_reply, rcpt_reply);
       co_return *failure;
     }
     if (!mail_reply.positive() || !rcpt_reply.positive()) {
@@ -559,7 +555,6 @@ net::awaitable<Outcome> Connection::send(const Transaction& tx, bool reset_first
         if (!ended) co_return *failure;
         co_await read_reply(Stage::body, failure);
       }
-      if (rcpt_reply.code == 421 || data_reply.code == 421) broken_ = true;
       co_return refused_transaction(mail_reply, rcpt_reply);
     }
   } else {
@@ -579,7 +574,6 @@ net::awaitable<Outcome> Connection::send(const Transaction& tx, bool reset_first
     data_reply = co_await command("DATA", Stage::data, failure);
     if (failure) co_return *failure;
   }
-  if (data_reply.code == 421) broken_ = true;
   if (data_reply.code != 354) {
     if (data_reply.positive()) {
       broken_ = true;  // out of sync: a 2xx where 354 belongs
@@ -595,7 +589,6 @@ net::awaitable<Outcome> Connection::send(const Transaction& tx, bool reset_first
   auto final_reply = co_await read_reply(Stage::body, failure);
   if (failure) co_return *failure;
   ++messages_;
-  if (final_reply.code == 421) broken_ = true;
   co_return classify(final_reply, Stage::body);
 }
 
@@ -677,22 +670,13 @@ net::awaitable<Outcome> Connection::send_chunked(const Transaction& tx, const st
   std::optional<Outcome> failure;
   ServerReply mail_reply = co_await read_reply(Stage::mail, failure);
   if (failure) co_return *failure;
-  if (mail_reply.code == 421) {
-    broken_ = true;
-    co_return classify(mail_reply, Stage::mail);
-  }
+  if (mail_reply.code == 421) co_return classify(mail_reply, Stage::mail);
   ServerReply rcpt_reply = co_await read_reply(Stage::rcpt, failure);
   if (failure) co_return *failure;
-  if (rcpt_reply.code == 421) {  // closes the connection (RFC 5321 §3.8): no BDAT reply follows
-    broken_ = true;
-    co_return classify(rcpt_reply, Stage::rcpt);
-  }
+  if (rcpt_reply.code == 421) co_return classify(rcpt_reply, Stage::rcpt);  // no BDAT reply follows
   const bool accepted = mail_reply.positive() && rcpt_reply.positive();
   if (!with_group) {
-    if (!accepted) {
-      if (rcpt_reply.code == 421) broken_ = true;
-      co_return refused_transaction(mail_reply, rcpt_reply);
-    }
+    if (!accepted) co_return refused_transaction(mail_reply, rcpt_reply);
     const bool header_written = co_await write(bdat, Stage::body, failure);
     if (!header_written) co_return *failure;
     const bool payload_written = co_await write_blocks(*tx.message, WireEncoder::Mode::crlf_lines, failure);
@@ -700,13 +684,10 @@ net::awaitable<Outcome> Connection::send_chunked(const Transaction& tx, const st
   }
   ServerReply final_reply = co_await read_reply(Stage::body, failure);
   if (failure) {
-    if (!accepted) {  // the refusal already read says more than the end of file after it
-      broken_ = true;
-      co_return refused_transaction(mail_reply, rcpt_reply);
-    }
+    // The refusal already read says more than the end of file after it.
+    if (!accepted) co_return refused_transaction(mail_reply, rcpt_reply);
     co_return *failure;
   }
-  if (final_reply.code == 421) broken_ = true;
   if (!accepted) {
     // The chunk's own refusal ("no valid recipients") says nothing new.
     co_return refused_transaction(mail_reply, rcpt_reply);
