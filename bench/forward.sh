@@ -5,9 +5,12 @@
 #      records and the far side's MX are asked for every message, what the first message of
 #      every new sender domain costs) and "warm" (TTL 300: everything cached)
 #   2. forward latency at light load: first hop's 250 → far side sees the final "."
-#   3. diversion: far side refuses with 550 5.7.1 at RCPT → message in the fallback Maildir
+#   3. diversion: far side refuses with 550 5.7.1 → message in the fallback Maildir
 #      (hikyaku: [[forward]] fallback = ["mailbox:fb"]; Postfix: two MTAs, MTA1 with
-#      smtp_reply_filter 5xx→4xx + smtp_fallback_relay = MTA2 + soft_bounce, MTA2 → Maildir)
+#      smtp_reply_filter 5xx→4xx + smtp_fallback_relay = MTA2 + soft_bounce, MTA2 → Maildir),
+#      in two far-side conditions: (a) 550 to RCPT at once (its fastest refusal, which
+#      reaches the first hop while it is still syncing the message), (b) 550 to the end of
+#      the message DIV_DELAY ms after it (Gmail's content refusal, after the whole message)
 #
 #   bash bench/forward.sh                    # RUNS=3
 #   RUNS=5 LAT_N=1000 bash bench/forward.sh
@@ -19,7 +22,9 @@
 #   SESSIONS     smtp-source sessions (20)                SIZE      bytes per message (4096)
 #   WARMUP       unmeasured relay messages per server before the rounds (200)
 #   LAT_N        light-load latency samples per server (500)
-#   DIV_N        diversion samples per server (50)
+#   DIV_N        diversion samples per server and condition (50)
+#   DIV_DELAY    ms from the end of the message to the far side's 550 in condition (b) (20;
+#                0 still refuses after DATA; "off" skips (b))
 #   TIMEOUT      seconds one relay run may take (300)     MAX_TIME  whole script (1800)
 #   BENCH_TMPDIR parent of the temporary directory (/var/tmp); KEEP=1 keeps it
 #   HISTORY      off: hikyaku without its delivery history; tmpfs: with it, its
@@ -38,6 +43,7 @@ SIZE=${SIZE:-4096}
 WARMUP=${WARMUP:-200}
 LAT_N=${LAT_N:-500}
 DIV_N=${DIV_N:-50}
+DIV_DELAY=${DIV_DELAY:-20}
 TIMEOUT=${TIMEOUT:-300}
 MAX_TIME=${MAX_TIME:-1800}
 SMTP_SOURCE=${SMTP_SOURCE:-/usr/sbin/smtp-source}
@@ -281,12 +287,21 @@ echo "{\"kind\": \"mem\", \"server\": \"hikyaku\", $(server_mem hikyaku)}" >> "$
 
 # ---------------------------------------------------------------- 3. diversion
 wait_quiet
-log "diversion: $DIV_N messages each, refused with 550 5.7.1 at RCPT"
+log "diversion (a): $DIV_N messages each, refused with 550 5.7.1 at RCPT"
 out=$(py divert --listen "$REF_IP:$FAR_PORT" --n "$DIV_N" --chunk 10 --warmup 3 --raw \
   --hop "hikyaku=127.0.0.1:$HK_PORT,r@example.test,$HK_FB_MAILDIR" \
   --hop "postfix=127.0.0.1:$PF1_PORT,r@example.test,$PF_FB_MAILDIR") || die "diversion run failed"
 echo "{\"kind\": \"divert\", \"result\": $out}" >> "$RES"
 echo "{\"kind\": \"mem\", \"server\": \"hikyaku\", $(server_mem hikyaku)}" >> "$RES"
+if [[ $DIV_DELAY != off ]]; then
+  wait_quiet
+  log "diversion (b): $DIV_N messages each, refused with 550 5.7.1 ${DIV_DELAY} ms after the end of the message"
+  out=$(py divert --listen "$REF_IP:$FAR_PORT" --n "$DIV_N" --chunk 10 --warmup 3 --raw \
+    --refuse-at data --reply-delay "$DIV_DELAY" \
+    --hop "hikyaku=127.0.0.1:$HK_PORT,r@example.test,$HK_FB_MAILDIR" \
+    --hop "postfix=127.0.0.1:$PF1_PORT,r@example.test,$PF_FB_MAILDIR") || die "diversion run (b) failed"
+  echo "{\"kind\": \"divert-data\", \"delay_ms\": $DIV_DELAY, \"result\": $out}" >> "$RES"
+fi
 # what the two MTAs logged for the last diverted message (shows the path taken)
 grep -h 'r@refuse.test' "$T/pf-mta1/postfix.log" | tail -2 | sed 's/^/  pf-mta1: /' >&2 || true
 

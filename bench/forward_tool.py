@@ -18,7 +18,10 @@ Four subcommands, each prints one JSON object on stdout:
       process, same monotonic clock.
 
   divert  --listen IP:PORT --hop NAME=IP:PORT,RCPT,MAILDIR ... --n N
-      The far side answers RCPT with `550 5.7.1`. Diversion time = a file with this
+          [--refuse-at rcpt|data] [--reply-delay MS]
+      The far side answers RCPT with `550 5.7.1` (rcpt, the default), or accepts RCPT
+      and answers the end of the message with it MS later (data: Gmail's content
+      refusal, after the whole message and its scan). Diversion time = a file with this
       message's sequence number appears in MAILDIR/new (inotify IN_CREATE|IN_MOVED_TO)
       − client sees the first hop's 250; also − the far side's 550 (the
       refusal, as the issue defines the interval) and − client wrote its final ".".
@@ -81,8 +84,17 @@ class FarSide(asyncio.Protocol):
     """Just enough ESMTP for an MTA client, with the extensions Gmail's MX offers that
     matter here: PIPELINING, CHUNKING (RFC 3030 BDAT), 8BITMIME, SIZE; no TLS."""
 
-    def __init__(self, state, refuse):
+    REFUSAL = b"550 5.7.1 bench: refused by policy\r\n"
+
+    def __init__(self, state, refuse, refuse_at="rcpt", delay=0.0):
+        # refuse_at "rcpt": 550 to RCPT at once (the far side's fastest refusal);
+        # "data": RCPT accepted, 550 to the end of the message `delay` seconds after it
+        # (Gmail's content refusal, which comes after the whole message and its scan).
         self.state, self.refuse = state, refuse
+        self.at_rcpt = refuse and refuse_at == "rcpt"
+        self.at_data = refuse and refuse_at == "data"
+        self.delay = delay
+        self.held = False     # a delayed end-of-message reply is due: commands wait
         self.buf = bytearray()
         self.data = None      # bytearray while receiving DATA
         self.scan = 0
@@ -98,7 +110,23 @@ class FarSide(asyncio.Protocol):
             self._check_data()
             return
         self.buf += chunk
-        self._commands()
+        if not self.held:
+            self._commands()
+
+    def _refuse_message(self):
+        """The end-of-message 550 (refuse_at "data"), now or after the delay."""
+        def send():
+            self.state.refused += 1
+            self.state.last_refusal = now()
+            self.held = False
+            if not self.t.is_closing():
+                self.t.write(self.REFUSAL)
+                self._commands()
+        if self.delay <= 0:
+            send()
+        else:
+            self.held = True
+            asyncio.get_running_loop().call_later(self.delay, send)
 
     def _take_chunk(self):
         """Move BDAT bytes from buf; True when the chunk is complete (its reply is due)."""
@@ -113,10 +141,12 @@ class FarSide(asyncio.Protocol):
         t = now()
         left, last, body = self.chunk
         self.chunk = None
-        if self.refuse or not getattr(self, "rcpts", 0):
+        if self.at_rcpt or not getattr(self, "rcpts", 0):
             return b"554 5.5.1 Error: no valid recipients\r\n"
         if not last:
             return b"250 2.0.0 chunk received\r\n"
+        if self.at_data:
+            return None  # _commands sends the refusal
         m = SEQ_RE.search(b"\r\n" + body)
         if m:
             self.state.arrived(int(m.group(1)), t)
@@ -131,19 +161,28 @@ class FarSide(asyncio.Protocol):
         body, rest = self.data[:i + 2], self.data[i + 5:]
         self.data, self.scan = None, 0
         m = SEQ_RE.search(body)
+        self.buf = bytearray(rest)
+        if self.at_data:
+            self._refuse_message()
+            return
         if m:
             self.state.arrived(int(m.group(1)), t)
         self.t.write(b"250 2.0.0 Ok: received\r\n")
-        self.buf = bytearray(rest)
         self._commands()
 
     def _commands(self):
         out = []
-        while self.data is None:
+        while self.data is None and not self.held:
             if self.chunk is not None:
                 if not self._take_chunk():
                     break
-                out.append(self._chunk_done())
+                r = self._chunk_done()
+                if r is None:
+                    if out:
+                        self.t.write(b"".join(out))
+                    self._refuse_message()
+                    return
+                out.append(r)
                 continue
             i = self.buf.find(b"\r\n")
             if i < 0:
@@ -160,15 +199,15 @@ class FarSide(asyncio.Protocol):
                 self.rcpts = 0
                 out.append(b"250 2.1.0 Ok\r\n")
             elif verb == b"RCPT":
-                if self.refuse:
+                if self.at_rcpt:
                     self.state.refused += 1
                     self.state.last_refusal = now()
-                    out.append(b"550 5.7.1 bench: recipient refused by policy\r\n")
+                    out.append(self.REFUSAL)
                 else:
                     self.rcpts += 1
                     out.append(b"250 2.1.5 Ok\r\n")
             elif verb == b"DATA":
-                if self.refuse or not getattr(self, "rcpts", 0):
+                if self.at_rcpt or not getattr(self, "rcpts", 0):
                     out.append(b"554 5.5.1 Error: no valid recipients\r\n")
                 else:
                     out.append(b"354 End data with <CR><LF>.<CR><LF>\r\n")
@@ -333,7 +372,8 @@ async def measure(args, refuse):
     state = State()
     lhost, lport = loopback(args.listen)
     server = await asyncio.get_running_loop().create_server(
-        lambda: FarSide(state, refuse), lhost, lport, reuse_address=True, backlog=128)
+        lambda: FarSide(state, refuse, getattr(args, "refuse_at", "rcpt"), getattr(args, "reply_delay", 0) / 1000.0),
+        lhost, lport, reuse_address=True, backlog=128)
     hops = parse_hops(args.hop)
     watches = [MaildirWatch(h["maildir"], state) for h in hops] if refuse else []
     results = {h["name"]: [] for h in hops}      # from the first hop's 250
@@ -520,6 +560,7 @@ def report(path, msgs):
           f"(near 0 = the machine was saturated; other work inflates the times)")
     lat = next((r["result"] for r in rows if r["kind"] == "latency"), {})
     div = next((r["result"] for r in rows if r["kind"] == "divert"), {})
+    div_data = next((r for r in rows if r["kind"] == "divert-data"), {})
     mem = {}
     for r in rows:
         if r["kind"] == "mem":
@@ -568,6 +609,13 @@ def report(path, msgs):
             p = div.get("postfix" + key, {}).get(q, float("nan"))
             table.append((f"diversion {q} from {label}, ms", h, p, p / h, "postfix/hikyaku",
                           ">= 5" if q == "p50" else ""))
+    if div_data:
+        # (b): the far side refuses the whole message some ms after it (Gmail's way)
+        for q in ("p50", "p95"):
+            h = div_data["result"].get("hikyaku_from_refusal", {}).get(q, float("nan"))
+            p = div_data["result"].get("postfix_from_refusal", {}).get(q, float("nan"))
+            table.append((f"diversion (b) {q} from 550, ms", h, p, p / h, "postfix/hikyaku",
+                          ">= 5" if q == "p50" else ""))
     h, p = mem.get("hikyaku", {}).get("hwm_kb", 0) / 1024, mem.get("postfix", {}).get("hwm_kb", 0) / 1024
     table.append(("peak RSS, MiB (VmHWM, summed)", h, p, h / p if p else float("nan"), "hikyaku/postfix", ""))
     h, p = mem.get("hikyaku", {}).get("pss_kb", 0) / 1024, mem.get("postfix", {}).get("pss_kb", 0) / 1024
@@ -585,13 +633,16 @@ def report(path, msgs):
         print(f"{name:38} {fmt(h, '{:.2f}' if h < 100 else '{:.0f}'):>9} "
               f"{fmt(p, '{:.2f}' if p < 100 else '{:.0f}'):>9} {fmt(r, '{:.2f}'):>7}  {how:15} {goal:>5}{ok}")
     print()
-    for name, d in (("latency", lat), ("diversion", div)):
+    for name, d in (("latency", lat), ("diversion", div), ("diversion (b)", div_data.get("result", {}))):
         for srv in ("hikyaku", "postfix", "hikyaku_from_dot", "postfix_from_dot",
                     "hikyaku_from_refusal", "postfix_from_refusal"):
             s = d.get(srv)
             if s and s.get("n"):
                 print(f"{name} {srv}: n={s['n']} lost={s['lost']} min={s['min']:.2f} p50={s['p50']:.2f} "
                       f"p95={s['p95']:.2f} p99={s['p99']:.2f} max={s['max']:.2f} mean={s['mean']:.2f} ms")
+    if div_data:
+        print(f"diversion (b): the far side accepts RCPT and refuses the end of the message "
+              f"{div_data['delay_ms']} ms after it")
     print(f"peak RSS: hikyaku = one process; postfix = relay instance, master + "
           f"{max(0, mem.get('postfix', {}).get('procs', 1) - 1)} children alive at the end of a relay run")
 
@@ -696,6 +747,10 @@ def main():
         q.add_argument("--gap", type=float, default=0.02, help="idle seconds before each message")
         q.add_argument("--timeout", type=float, default=15)
         q.add_argument("--raw", action="store_true")
+        if name == "divert":
+            q.add_argument("--refuse-at", choices=("rcpt", "data"), default="rcpt")
+            q.add_argument("--reply-delay", type=float, default=0.0,
+                           help="ms from the end of the message to the 550 (--refuse-at data)")
     f = sub.add_parser("refused")
     f.add_argument("--to", required=True)
     f.add_argument("--rcpt", required=True)

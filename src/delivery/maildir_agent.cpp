@@ -13,6 +13,9 @@ using Outcome = policy::AttemptResult;
 
 std::shared_ptr<spdlog::logger> log() { return base::logger("maildir"); }
 
+constexpr size_t kSpares = 16;
+constexpr auto kSpareAge = std::chrono::hours(1);
+
 Outcome temporary(const base::Error& error) {
   // ENOSPC/EDQUOT: the operator frees space, the retry succeeds.
   return Outcome{Outcome::Kind::temporary, error.out_of_space() ? "4.3.1" : "4.3.0", error.message,
@@ -44,6 +47,27 @@ uint64_t MaildirAgent::quota_of(const std::string& mailbox) const {
   std::lock_guard lock(mu_);
   auto it = settings_.quotas.find(mailbox);
   return it == settings_.quotas.end() ? 0 : it->second;
+}
+
+mailbox::Maildir::Spare MaildirAgent::take_spare(const std::string& mailbox) {
+  std::lock_guard lock(mu_);
+  auto node = spares_.extract(mailbox);
+  if (node.empty() || std::chrono::steady_clock::now() - node.mapped().made() > kSpareAge) return {};
+  return std::move(node.mapped());
+}
+
+// After a delivery (its outcome already reported): the next one to this
+// mailbox finds its file made. A failure here only means it will make its
+// own.
+void MaildirAgent::make_spare(const std::string& mailbox, const mailbox::Maildir& maildir) {
+  {
+    std::lock_guard lock(mu_);
+    if (spares_.contains(mailbox) || spares_.size() >= kSpares) return;
+  }
+  auto spare = maildir.make_spare();
+  if (!spare) return;
+  std::lock_guard lock(mu_);
+  if (!spares_.contains(mailbox) && spares_.size() < kSpares) spares_.emplace(mailbox, std::move(*spare));
 }
 
 bool MaildirAgent::configured(const std::string& mailbox) const {
@@ -103,7 +127,8 @@ void MaildirAgent::deliver(const queue::DeliveryRequest& request,
       return;
     }
   }
-  auto uid = maildir.deliver(pieces);
+  auto spare = take_spare(request.target.value);
+  auto uid = maildir.deliver(pieces, &spare);
   if (!uid) {
     done(temporary(uid.error()));
     return;
@@ -116,6 +141,9 @@ void MaildirAgent::deliver(const queue::DeliveryRequest& request,
                 request.queue_id, request.target.value, maildir.root().string());
   }
   done(Outcome{Outcome::Kind::delivered, "2.0.0", "delivered to maildir as " + *uid});
+  // A mailbox that takes refused forwards' copies keeps a file made ahead
+  // for the next one: the copy someone waits for skips the create.
+  if (!request.diverted.empty()) make_spare(request.target.value, maildir);
 }
 
 }  // namespace hikyaku::delivery

@@ -17,6 +17,12 @@
 //            a hidden forward's diverted copy never dropped, because the
 //            operator edited the file meanwhile. Put the [[mailbox]] back to
 //            read it.
+// Spares:    after a diverted copy, the agent creates the mailbox's next
+//            file ahead (mailbox::Maildir::Spare; at most kSpares mailboxes,
+//            each spare used within kSpareAge or dropped), so the next
+//            refused forward's copy is written, flushed and linked without
+//            the create: the costly step on ext4. The spare is made after
+//            `done`, off the path of the copy that was waited for.
 // Concurrency: deliver() is synchronous, blocking (write + fdatasync) and
 //            thread-safe (as is configure()); `done` is called before it returns, on the calling
 //            queue thread.
@@ -42,6 +48,7 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "mailbox/maildir.hpp"
 #include "queue/delivery_agent.hpp"
 
 namespace hikyaku::delivery {
@@ -67,8 +74,14 @@ class MaildirAgent final : public queue::DeliveryAgent {
  private:
   bool configured(const std::string& mailbox) const;
   uint64_t quota_of(const std::string& mailbox) const;
+  mailbox::Maildir::Spare take_spare(const std::string& mailbox);
+  void make_spare(const std::string& mailbox, const mailbox::Maildir& maildir);
 
   Settings settings_;  // mailboxes and quotas guarded by mu_; the rest const
+  // A file created ahead for the next delivery to each mailbox delivered
+  // to lately (mailbox::Maildir::Spare): at most kSpares, each used within
+  // kSpareAge or dropped.
+  std::map<std::string, mailbox::Maildir::Spare> spares_;  // guarded by mu_
   mutable std::mutex mu_;
 };
 

@@ -27,7 +27,8 @@ class MaildirAgentTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(config_.data_dir); }
 
-  AttemptResult run(const std::string& mailbox_name, const std::string& message) {
+  AttemptResult run(const std::string& mailbox_name, const std::string& message, MaildirAgent* with = nullptr,
+                    const std::string& diverted = "") {
     mail::Envelope env;
     env.sender = mail::Address{"s", "example.org"};
     env.recipients = {mail::Address{"alice", "example.test"}};
@@ -38,11 +39,13 @@ class MaildirAgentTest : public ::testing::Test {
     EXPECT_TRUE(m);
     queue::DeliveryRequest req{*id, &m->envelope, m->path, m->message_offset, m->message_size,
                                "alice@example.test", target};
+    req.diverted = diverted;
     AttemptResult got;
     int calls = 0;
     auto settings = MaildirAgent::Settings::from(config_);
     settings.sync = false;
-    MaildirAgent agent(std::move(settings));
+    MaildirAgent own(std::move(settings));
+    MaildirAgent& agent = with != nullptr ? *with : own;
     agent.deliver(req, [&](AttemptResult o) {
       got = std::move(o);
       ++calls;
@@ -68,6 +71,36 @@ TEST_F(MaildirAgentTest, DeliversWithReturnPathInLfForm) {
   ASSERT_TRUE(body);
   EXPECT_EQ(*body,
             "Return-Path: <s@example.org>\nDelivered-To: alice@example.test\nSubject: hi\n\nbody\n");
+}
+
+// A diverted copy leaves a spare file in the mailbox's tmp/ for the next
+// one (mailbox::Maildir::Spare), which the next diverted copy uses and
+// replaces; an ordinary delivery leaves tmp/ empty. The agent's end
+// removes the spare.
+TEST_F(MaildirAgentTest, ADivertedCopyLeavesASpareForTheNext) {
+  const fs::path tmp = config_.mailbox_dir("alice") / "tmp";
+  auto count = [](const fs::path& dir) { return std::distance(fs::directory_iterator(dir), fs::directory_iterator()); };
+  {
+    MaildirAgent agent(MaildirAgent::Settings::from(config_));
+    EXPECT_EQ(run("alice", "Subject: 1\r\n\r\nx\r\n", &agent).kind, AttemptResult::Kind::delivered);
+    EXPECT_EQ(count(tmp), 0) << "an ordinary delivery makes no spare";
+    const std::string why = "2026-12-07 refused by forward:<hidden>";
+    EXPECT_EQ(run("alice", "Subject: 2\r\n\r\nx\r\n", &agent, why).kind, AttemptResult::Kind::delivered);
+    ASSERT_EQ(count(tmp), 1) << "a spare after a diverted copy";
+    const std::string spare = fs::directory_iterator(tmp)->path().filename();
+    EXPECT_EQ(run("alice", "Subject: 3\r\n\r\nx\r\n", &agent, why).kind, AttemptResult::Kind::delivered);
+    ASSERT_EQ(count(tmp), 1);
+    EXPECT_NE(fs::directory_iterator(tmp)->path().filename(), spare) << "the spare was used and replaced";
+    mailbox::Maildir md(config_.mailbox_dir("alice"));
+    auto list = md.list();
+    ASSERT_TRUE(list);
+    ASSERT_EQ(list->size(), 3u);
+    auto body = md.read((*list)[2]);
+    ASSERT_TRUE(body);
+    EXPECT_EQ(*body, "Return-Path: <s@example.org>\nDelivered-To: alice@example.test\nX-Hikyaku-Diverted: " + why +
+                         "\nSubject: 3\n\nx\n");
+  }
+  EXPECT_EQ(count(tmp), 0) << "the agent's end removes its spares";
 }
 
 // A mailbox the configuration no longer has (removed before a restart)

@@ -37,11 +37,12 @@ class Commit final : public smtp::server::PendingMessage {
     HIKYAKU_CHECK(!settled_);
     settled_ = true;
     const std::string& id = staged_.message.id;
-    if (auto st = spool_.commit(staged_, *bytes_); !st) {
+    auto st = spool_.commit(staged_, *bytes_, [&] { return scheduler_.finished_before_commit(id); });
+    if (!st) {
       scheduler_.abandoned(id);
       return st.error();
     }
-    scheduler_.committed(id);
+    scheduler_.committed(id, *st);
     return id;
   }
 

@@ -54,6 +54,17 @@ std::string sanitized_host() {
   return out;
 }
 
+// The convention's unique left part of a name, "<secs>.M<usecs>P<pid>Q<n>.<host>":
+// unique on this host by the process-wide counter.
+std::string unique_name() {
+  static const std::string host = sanitized_host();  // constant after first use
+  struct timeval tv {};
+  ::gettimeofday(&tv, nullptr);
+  const uint64_t q = delivery_counter().fetch_add(1, std::memory_order_relaxed);
+  return std::to_string(tv.tv_sec) + ".M" + std::to_string(tv.tv_usec) + "P" + std::to_string(::getpid()) + "Q" +
+         std::to_string(q) + "." + host;
+}
+
 // Parse the leading "<secs>.M<usecs>" of a name for ordering; files from other
 // delivery agents may lack the M field (then 0) or be entirely different (then
 // the caller falls back to the mtime).
@@ -309,8 +320,8 @@ base::Result<std::string> Maildir::deliver(std::span<const std::string_view> par
   return deliver(pieces_of(parts));
 }
 
-base::Result<std::string> Maildir::deliver(const Pieces& pieces) const {
-  auto staged = stage(pieces);
+base::Result<std::string> Maildir::deliver(const Pieces& pieces, Spare* spare) const {
+  auto staged = stage(pieces, spare);
   if (!staged) return staged.error();
   auto published = publish(std::span(&*staged, 1));
   if (!published) return published.error();
@@ -321,15 +332,43 @@ base::Result<Maildir::Staged> Maildir::stage(std::string_view message) const {
   return stage(pieces_of(std::span(&message, 1)));
 }
 
-base::Result<Maildir::Staged> Maildir::stage(const Pieces& pieces) const {
+Maildir::Spare& Maildir::Spare::operator=(Spare&& other) noexcept {
+  if (this != &other) {
+    remove();
+    fd_ = std::exchange(other.fd_, -1);
+    path_ = std::move(other.path_);
+    made_ = other.made_;
+  }
+  return *this;
+}
+
+Maildir::Spare::~Spare() { remove(); }
+
+void Maildir::Spare::remove() {
+  if (fd_ < 0) return;
+  ::close(std::exchange(fd_, -1));
+  ::unlink(path_.c_str());
+}
+
+base::Result<Maildir::Spare> Maildir::make_spare() const {
+  Spare spare;
+  for (int tries = 0; tries < 10 && spare.fd_ < 0; ++tries) {
+    spare.path_ = (sub("tmp") / (unique_name() + ",spare")).native();
+    spare.fd_ = ::open(spare.path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (spare.fd_ < 0 && errno != EEXIST) return errno_error("create", spare.path_, errno);
+  }
+  if (spare.fd_ < 0) return base::make_error("create " + spare.path_ + ": name clash");
+  spare.made_ = std::chrono::steady_clock::now();
+  return spare;
+}
+
+base::Result<Maildir::Staged> Maildir::stage(const Pieces& pieces, Spare* spare) const {
   // Both sizes go into the name (Dovecot-compatible S= and W=), which is
   // chosen before the file is written: one pass counts, the write converts
   // again — never a converted copy of the whole message in memory.
   auto counted = stored_sizes(pieces);
   if (!counted) return counted.error();
   const StoredSizes sizes = *counted;
-  static const std::string host = sanitized_host();  // constant after first use
-
   // Create the tmp file under a fresh unique name; O_EXCL guards against a
   // name clash with another process (the convention's "stat, then create").
   Staged staged;
@@ -337,13 +376,18 @@ base::Result<Maildir::Staged> Maildir::stage(const Pieces& pieces) const {
   staged.wire_size = sizes.wire;
   fs::path tmp_path;
   int fd = -1;
+  auto name_it = [&] {
+    staged.uid = unique_name() + ",S=" + std::to_string(sizes.stored) + ",W=" + std::to_string(sizes.wire);
+  };
+  if (spare != nullptr && spare->ready()) {
+    // The spare's own name stays in tmp/; the message gets its name (with
+    // its sizes, which the spare could not know) at the link.
+    name_it();
+    fd = std::exchange(spare->fd_, -1);
+    tmp_path = std::move(spare->path_);
+  }
   for (int tries = 0; tries < 10 && fd < 0; ++tries) {
-    struct timeval tv {};
-    ::gettimeofday(&tv, nullptr);
-    uint64_t q = delivery_counter().fetch_add(1, std::memory_order_relaxed);
-    staged.uid = std::to_string(tv.tv_sec) + ".M" + std::to_string(tv.tv_usec) + "P" +
-                 std::to_string(::getpid()) + "Q" + std::to_string(q) + "." + host +
-                 ",S=" + std::to_string(sizes.stored) + ",W=" + std::to_string(sizes.wire);
+    name_it();
     tmp_path = sub("tmp") / staged.uid;
     fd = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0 && errno != EEXIST) return errno_error("create", tmp_path, errno);
@@ -364,7 +408,9 @@ base::Result<Maildir::Staged> Maildir::stage(const Pieces& pieces) const {
   {
     constexpr size_t kChunk = 256 * 1024;
     std::string chunk;
-    chunk.reserve(kChunk);
+    // No more than the message needs: a 256 KiB buffer is an mmap and
+    // munmap (with its TLB shootdown) for every small delivery.
+    chunk.reserve(static_cast<size_t>(std::min<uint64_t>(kChunk, sizes.stored)));
     auto read = for_each_stored_run(pieces, [&](std::string_view run) {
       if (!written) return;
       chunk += run;

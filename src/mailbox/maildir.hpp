@@ -83,6 +83,32 @@ class Maildir {
                                       const std::function<base::Status(const std::filesystem::path&)>& f);
   base::Result<size_t> remove_stale_tmp(std::chrono::system_clock::time_point now,
                                         std::chrono::seconds age = kStaleTmpAge) const;
+  // A file created ahead in tmp/ (empty, under a name of its own) for a
+  // later stage(). Creating the file is the costly step of a delivery on
+  // ext4 (its search for a free inode passes every inode freed in the last
+  // minute), and a spare takes it off the path of a delivery that someone
+  // waits for (a refused forward's fallback copy). Move-only; removed by its
+  // destructor unless a stage() took it; an unused one is swept with tmp/
+  // (remove_stale_tmp) after a crash.
+  class Spare {
+   public:
+    Spare() = default;
+    Spare(Spare&& other) noexcept { *this = std::move(other); }
+    Spare& operator=(Spare&& other) noexcept;
+    Spare(const Spare&) = delete;
+    Spare& operator=(const Spare&) = delete;
+    ~Spare();
+    bool ready() const { return fd_ >= 0; }
+    std::chrono::steady_clock::time_point made() const { return made_; }
+
+   private:
+    friend class Maildir;
+    void remove();  // close and unlink, if ready
+    int fd_ = -1;
+    std::string path_;  // ROOT/tmp/NAME
+    std::chrono::steady_clock::time_point made_{};
+  };
+  base::Result<Spare> make_spare() const;
   // Store a message in new/, durably by the time it returns; returns its
   // unique id. Readers see it only once its bytes are flushed; on any
   // failure nothing of it is left in tmp/ or new/.
@@ -97,7 +123,8 @@ class Maildir {
   // called twice (the sizes in the name, then the write), and its error
   // ends the delivery with nothing left behind.
   using Pieces = std::function<base::Status(const std::function<void(std::string_view)>& emit)>;
-  base::Result<std::string> deliver(const Pieces& pieces) const;
+  // With a ready `spare` (of this Maildir) the message is written into it.
+  base::Result<std::string> deliver(const Pieces& pieces, Spare* spare = nullptr) const;
   // deliver() in two steps, for a batch that must appear whole (IMAP
   // MULTIAPPEND). stage() writes a message in tmp/ and flushes it: no
   // reader sees it. publish() links staged messages into new/ (no
@@ -107,12 +134,12 @@ class Maildir {
   // discard() removes staged files that are not to be published.
   struct Staged {
     std::string uid;       // the unique name, with its S= and W= sizes
-    std::string tmp_path;  // ROOT/tmp/UID
+    std::string tmp_path;  // ROOT/tmp/UID, or a Spare's name there
     uint64_t stored_size = 0;
     uint64_t wire_size = 0;
   };
   base::Result<Staged> stage(std::string_view message) const;
-  base::Result<Staged> stage(const Pieces& pieces) const;
+  base::Result<Staged> stage(const Pieces& pieces, Spare* spare = nullptr) const;
   base::Result<std::vector<MessageInfo>> publish(std::span<const Staged> staged,
                                                  std::span<const std::string> cur_flags = {}) const;
   void discard(std::span<const Staged> staged) const;

@@ -378,6 +378,41 @@ TEST_F(MaildirTest, DeliverLeavesOneCompleteFileInNewAndNothingInTmp) {
   EXPECT_EQ(*data, "Subject: a\n\nbody\n");
 }
 
+// A spare (a file created ahead) takes the next message: it is written,
+// flushed and linked into new/ under the message's own name (its sizes
+// known only then), and leaves nothing in tmp/; an unused spare is
+// removed with its object.
+TEST_F(MaildirTest, ASpareTakesTheNextMessageUnderItsOwnName) {
+  Maildir md(dir_);
+  ASSERT_TRUE(md.create());
+  auto spare = md.make_spare();
+  ASSERT_TRUE(spare) << spare.error().message;
+  ASSERT_TRUE(spare->ready());
+  EXPECT_EQ(entries(dir_ / "tmp"), 1u);
+  EXPECT_EQ(entries(dir_ / "new"), 0u) << "a spare is never visible to readers";
+  const std::string message = "Subject: a\r\n\r\nbody\r\n";
+  auto uid = md.deliver(Maildir::Pieces([&](const std::function<void(std::string_view)>& emit) {
+                          emit(message);
+                          return base::Status{};
+                        }),
+                        &*spare);
+  ASSERT_TRUE(uid) << uid.error().message;
+  EXPECT_FALSE(spare->ready()) << "taken";
+  EXPECT_EQ(entries(dir_ / "tmp"), 0u);
+  ASSERT_EQ(entries(dir_ / "new"), 1u);
+  EXPECT_NE(uid->find(",S=17,W=20"), std::string::npos) << *uid;
+  auto data = base::read_file(dir_ / "new" / *uid);
+  ASSERT_TRUE(data);
+  EXPECT_EQ(*data, "Subject: a\n\nbody\n");
+
+  {
+    auto unused = md.make_spare();
+    ASSERT_TRUE(unused);
+    EXPECT_EQ(entries(dir_ / "tmp"), 1u);
+  }
+  EXPECT_EQ(entries(dir_ / "tmp"), 0u) << "an unused spare is removed";
+}
+
 // A delivery that fails after the file was written (here the link: new/ is
 // gone) leaves nothing behind in tmp/ either, and the Error carries the
 // failed call's errno for the caller (4.3.1 for a full disk).

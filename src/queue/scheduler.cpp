@@ -20,6 +20,9 @@ namespace {
 // The longest real-time sleep between clock checks: an injected clock may
 // jump (tests, suspend/resume), so never trust one long wait.
 constexpr auto kMaxSleep = 1s;
+// finished_before_commit() waits at most this long for a fallback copy (a
+// local write; a disk this slow makes the commit wait as long anyway).
+constexpr auto kFallbackCopyWait = 2s;
 
 }  // namespace
 
@@ -114,6 +117,7 @@ void Scheduler::add_message(SpooledMessage message, std::shared_ptr<const mail::
   a.in_flight.assign(message.slots.size(), false);
   a.queued.assign(message.slots.size(), false);
   a.held.resize(message.slots.size());
+  a.diverting.assign(message.slots.size(), false);
   a.message = std::move(message);
   a.bytes = std::move(bytes);
   a.durable = durable;
@@ -156,7 +160,25 @@ void Scheduler::wake_threads_locked(size_t new_work) {
   else cv_.notify_one();
 }
 
-void Scheduler::committed(const std::string& queue_id) {
+bool Scheduler::finished_before_commit(const std::string& queue_id) {
+  std::unique_lock lock(mu_);
+  auto copying = [](const Active& a) {
+    return std::any_of(a.diverting.begin(), a.diverting.end(), [](bool b) { return b; });
+  };
+  const auto deadline = std::chrono::steady_clock::now() + kFallbackCopyWait;
+  auto it = active_.find(queue_id);
+  while (it != active_.end() && !stopping_ && copying(it->second)) {
+    if (copy_cv_.wait_until(lock, deadline) == std::cv_status::timeout) break;
+    it = active_.find(queue_id);
+  }
+  if (it == active_.end() || it->second.durable || it->second.forgotten) return false;
+  const auto& held = it->second.held;
+  return std::all_of(held.begin(), held.end(), [](const std::optional<AttemptResult>& r) {
+    return r && r->kind == AttemptResult::Kind::delivered;  // a final disposition (DeliveryPolicy::decide)
+  });
+}
+
+void Scheduler::committed(const std::string& queue_id, Committed how) {
   if (options_.metrics != nullptr) options_.metrics->message_received();
   std::vector<policy::NoticeFacts> notices;
   std::optional<Quote> quoted;
@@ -166,6 +188,8 @@ void Scheduler::committed(const std::string& queue_id) {
     if (it == active_.end() || it->second.durable) return;
     Active& a = it->second;
     a.durable = true;
+    a.queue_file = how == Committed::queued;
+    a.diverting.assign(a.diverting.size(), false);
     if (options_.history != nullptr) options_.history->record(received_row(a.message, a.bytes, rules_.get()->delivery()));
     notices.swap(a.notices);
     if (!notices.empty()) quoted = Quote{a.message, a.bytes};
@@ -245,6 +269,7 @@ void Scheduler::halt() {
   std::lock_guard lock(mu_);
   stopping_ = true;
   cv_.notify_all();
+  copy_cv_.notify_all();  // a commit waiting for a fallback copy that will not start
 }
 
 void Scheduler::stop() {
@@ -252,6 +277,7 @@ void Scheduler::stop() {
   if (!started_) return;
   stopping_ = true;
   cv_.notify_all();
+  copy_cv_.notify_all();
   // In-flight deliveries call back into us: wait for them before returning
   // (and settle queued outcomes ourselves meanwhile).
   while (in_flight_ > 0) {
@@ -471,9 +497,17 @@ void Scheduler::on_result(const std::string& id, size_t slot, AttemptResult resu
   auto it = active_.find(id);
   HIKYAKU_CHECK(it != active_.end());
   Active& a = it->second;
-  if (!a.durable && !a.forgotten && !diverts_to_mailbox_locked(a, slot, result, *rules)) {
-    a.held[slot] = std::move(result);  // still in flight for everyone else
-    return;
+  if (!a.durable && !a.forgotten) {
+    if (!diverts_to_mailbox_locked(a, slot, result, *rules)) {
+      a.held[slot] = std::move(result);  // still in flight for everyone else
+      if (a.diverting[slot]) {           // the fallback copy's outcome
+        a.diverting[slot] = false;
+        lock.unlock();
+        copy_cv_.notify_all();
+      }
+      return;
+    }
+    a.diverting[slot] = true;  // an early diversion: its fallback copy follows
   }
   if (on_queue_thread_locked()) {
     lock.unlock();
@@ -633,6 +667,7 @@ void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& 
   const SpooledMessage* message = &a.message;
   const bool forgotten = a.forgotten;
   const bool durable = a.durable;  // false: an early diversion (diverts_to_mailbox_locked)
+  const bool queue_file = a.queue_file;  // false: finished before its commit (no file to record in)
   const bool diverted = d.action == Disposition::Action::divert;
   // The last slot turning final makes the message done: its unlink is the
   // record (spool.hpp rule 5), so the append + fdatasync is skipped. A
@@ -657,7 +692,7 @@ void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& 
   // whole slot state; a crash in between repeats the refused attempt.
   const bool lazy = diverted && next.target.kind == mail::Target::Kind::mailbox;
   bool deleted = false;  // `hikyaku queue delete` took the file while this attempt ran
-  if (!forgotten && !last_final && !lazy) {
+  if (!forgotten && !last_final && !lazy && queue_file) {
     if (auto st = spool_.record(*message, slot, next); !st && st.error().error_number == ENOENT && durable) {
       deleted = true;
       log->info("{}: no longer in the queue (deleted): forgotten", id);
@@ -731,11 +766,14 @@ void Scheduler::settle(const std::string& id, size_t slot, const AttemptResult& 
   }
   lock.unlock();
   if (late) enqueue_report(id, rules->reports().notice(original(late->message, late->bytes), *d.notice));
-  if (remove_file) {
+  if (remove_file && !queue_file) {
+    log->info("{}: finished before its queue file was needed", id);
+  } else if (remove_file) {
     if (auto st = spool_.remove(id); !st) log->error("{}: cannot remove: {}", id, st.error().message);
     else log->info("{}: removed", id);
-    if (options_.history != nullptr) options_.history->record(history::Note{clock_.now(), id, "removed", ""});
   }
+  if (remove_file && options_.history != nullptr)
+    options_.history->record(history::Note{clock_.now(), id, "removed", ""});
   // Counted in flight until the file is gone, so stop() and wait_idle() see
   // a settled spool.
   lock.lock();

@@ -26,8 +26,15 @@
 //              slot state. A crash in between repeats the refused attempt
 //              and diverts again: a duplicate, never a loss. Such a
 //              diversion is acted on even before the commit (the fallback
-//              copy is written while the spool syncs); its notice waits for
-//              the commit.
+//              copy is written while the spool file is, and the commit
+//              then waits for it: the next rule); its notice waits for the
+//              commit.
+//            * A message whose every target is reached before its commit
+//              flushes needs no queue file (spool.hpp rule 7):
+//              finished_before_commit() answers the commit, waiting only for
+//              an early diversion's fallback copy, never for a far side;
+//              committed(id, Committed::finished) then settles the held
+//              outcomes with nothing to record or unlink.
 //            * Settling an outcome, in this order: decide; append the new
 //              state to the spool file (fdatasync); only then update memory,
 //              log, enqueue reports, reschedule, or remove the file. A crash
@@ -120,7 +127,15 @@ class Scheduler {
   // that agents need not read the file (see Rules). Must be followed by
   // committed() or abandoned() for the same id.
   void submit_staged(SpooledMessage message, std::shared_ptr<const mail::Message> bytes);
-  void committed(const std::string& queue_id);
+  // The commit's question (Spool::commit, rule 7), asked on its thread
+  // before the queue file is made and before its flush: has every target
+  // of this staged message been reached? It never waits for a far side;
+  // while an early diversion's fallback copy is being written it waits
+  // for that copy (at most 2 s, or until halt()), so that its flush and the
+  // commit's do not compete. True: the commit writes no file and
+  // committed(…, Committed::finished) follows.
+  bool finished_before_commit(const std::string& queue_id);
+  void committed(const std::string& queue_id, Committed how = Committed::queued);
   void abandoned(const std::string& queue_id);
   // Start no attempt from now on; what is in flight finishes and is settled
   // (by stop()). Shutdown calls it before stopping the agents, so that no
@@ -160,6 +175,10 @@ class Scheduler {
     std::shared_ptr<const mail::Message> bytes;  // dropped when nothing is in flight
     std::vector<std::optional<policy::AttemptResult>> held;  // per slot, until durable
     std::vector<policy::NoticeFacts> notices;  // of diversions decided before durable
+    // Per slot, before durable: an early diversion's fallback copy is on
+    // its way (finished_before_commit waits for it).
+    std::vector<bool> diverting;
+    bool queue_file = true;  // false: finished before its commit (spool.hpp rule 7)
   };
   struct Task {
     std::string id;
@@ -224,6 +243,7 @@ class Scheduler {
   mutable std::mutex mu_;
   std::condition_variable cv_;       // queue threads: work or stop
   std::condition_variable idle_cv_;  // wait_idle(), stop()
+  std::condition_variable copy_cv_;  // finished_before_commit(): a fallback copy's outcome
   std::map<std::string, Active> active_;
   Ready ready_;
   std::deque<Settle> settle_;        // outcomes to settle on a queue thread

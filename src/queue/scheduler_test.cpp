@@ -615,6 +615,77 @@ TEST_F(SchedulerTest, EarlyRefusalDivertsToMailboxBeforeCommitAndNoticesAfter) {
   EXPECT_FALSE(queued(id));
 }
 
+// Spool rule 7: a refusal before the commit whose fallback copy is
+// durable finishes the message: finished_before_commit() waits for the
+// copy, the commit writes no queue file, and committed(…, finished) sends
+// the notice and forgets the message (nothing to record or remove).
+TEST_F(SchedulerTest, AnEarlyDiversionFinishesTheMessageBeforeItsCommit) {
+  GatedAgent forwards;
+  auto s = make_scheduler();
+  s->register_agent(mail::Target::Kind::forward, forwards);
+  ASSERT_TRUE(s->start());
+  const mail::Envelope env = to_me();
+  const auto bytes = small_message();
+  auto staged = spool_->stage(env, {{"me@example.test", {forward("me@gmail.test")}}}, *bytes);
+  ASSERT_TRUE(staged);
+  const std::string id = staged->message.id;
+  s->submit_staged(staged->message, bytes);
+  ASSERT_TRUE(forwards.wait_attempts(1));
+  forwards.answer({AttemptResult::Kind::permanent, "5.7.1", "refused"});
+  auto st = spool_->commit(*staged, *bytes, [&] { return s->finished_before_commit(id); });
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_EQ(*st, Committed::finished);
+  EXPECT_EQ(agent_.count("mailbox:fallback"), 1u) << "the copy was written before the commit's answer";
+  EXPECT_FALSE(queued(id));
+  EXPECT_TRUE(fs::is_empty(config_.spool_dir() / "tmp"));
+  s->committed(id, *st);
+  ASSERT_TRUE(forwards.wait_attempts(2)) << "the notice goes to the forward address";
+  EXPECT_EQ(notices(), 1u);
+  forwards.answer({AttemptResult::Kind::delivered, "2.0.0", "ok"});
+  ASSERT_TRUE(s->wait_idle(5s));
+  EXPECT_EQ(agent_.count("mailbox:fallback"), 1u);
+  EXPECT_EQ(s->active_messages(), 0u);
+}
+
+// The commit's question never waits for a far side: a forward still on the
+// wire (or a local slot not yet attempted) means the file is needed. A
+// forward the far side took before the question finishes the message.
+TEST_F(SchedulerTest, TheCommitWaitsForNoFarSide) {
+  GatedAgent forwards;
+  auto s = make_scheduler();
+  s->register_agent(mail::Target::Kind::forward, forwards);
+  ASSERT_TRUE(s->start());
+  const mail::Envelope env = to_me();
+  const auto bytes = small_message();
+
+  auto with_local = spool_->stage(env, {{"me@example.test", {forward("me@gmail.test"), mailbox("me")}}}, *bytes);
+  ASSERT_TRUE(with_local);
+  s->submit_staged(with_local->message, bytes);
+  ASSERT_TRUE(forwards.wait_attempts(1));
+  const auto asked = std::chrono::steady_clock::now();
+  EXPECT_FALSE(s->finished_before_commit(with_local->message.id)) << "the forward is still on the wire";
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, 1s) << "and is not waited for";
+  forwards.answer({AttemptResult::Kind::delivered, "2.0.0", "ok"});
+  EXPECT_FALSE(s->finished_before_commit(with_local->message.id)) << "the mailbox slot waits for the commit";
+  ASSERT_TRUE(spool_->commit(*with_local, *bytes));
+  s->committed(with_local->message.id);
+
+  auto forward_only = spool_->stage(env, {{"me@example.test", {forward("me@gmail.test")}}}, *bytes);
+  ASSERT_TRUE(forward_only);
+  const std::string id = forward_only->message.id;
+  s->submit_staged(forward_only->message, bytes);
+  ASSERT_TRUE(forwards.wait_attempts(2));
+  forwards.answer({AttemptResult::Kind::delivered, "2.0.0", "ok"});
+  auto st = spool_->commit(*forward_only, *bytes, [&] { return s->finished_before_commit(id); });
+  ASSERT_TRUE(st);
+  EXPECT_EQ(*st, Committed::finished) << "delivered before the commit: no queue file";
+  s->committed(id, *st);
+  ASSERT_TRUE(s->wait_idle(5s));
+  EXPECT_EQ(s->active_messages(), 0u);
+  EXPECT_FALSE(queued(id));
+  EXPECT_FALSE(queued(with_local->message.id));
+}
+
 TEST_F(SchedulerTest, FlushMakesEverythingDue) {
   agent_.set("alice", AttemptResult::Kind::temporary);
   auto s = make_scheduler();

@@ -354,9 +354,12 @@ base::Result<StagedMessage> Spool::stage(const mail::Envelope& envelope, const s
 }
 
 // Rule 6: every commit says whether it failed, for commit_in_doubt().
-base::Status Spool::commit(StagedMessage& staged, const mail::Message& message) {
-  auto st = write_and_rename(staged, message);
-  last_commit_failed_.store(!st.ok(), std::memory_order_relaxed);
+base::Result<Committed> Spool::commit(StagedMessage& staged, const mail::Message& message,
+                                      const std::function<bool()>& finished) {
+  auto st = write_and_rename(staged, message, finished);
+  // A commit that found its message finished wrote nothing durable: it
+  // says nothing of the disk either way.
+  if (!st.ok() || *st == Committed::queued) last_commit_failed_.store(!st.ok(), std::memory_order_relaxed);
   return st;
 }
 
@@ -367,7 +370,8 @@ bool Spool::commit_in_doubt(uint64_t bytes) const {
   return static_cast<uint64_t>(room.f_bavail) * room.f_frsize < bytes;
 }
 
-base::Status Spool::write_and_rename(StagedMessage& staged, const mail::Message& whole) {
+base::Result<Committed> Spool::write_and_rename(StagedMessage& staged, const mail::Message& whole,
+                                                const std::function<bool()>& finished) {
   HIKYAKU_CHECK(staged.fd_ < 0 && staged.tmp_.empty() && !staged.committed_);
   HIKYAKU_CHECK(whole.size() == staged.message.message_size);
   const std::string_view message = whole.text;
@@ -378,6 +382,7 @@ base::Status Spool::write_and_rename(StagedMessage& staged, const mail::Message&
   // Create spool/tmp/<id> exclusively; the id must be free in queue/ too
   // (ids grow with the clock; a clock stepped back could repeat one).
   if (::access(final_path.c_str(), F_OK) == 0) return base::make_error("create " + final_path.string() + ": queue id in use");
+  if (finished && finished()) return Committed::finished;  // rule 7
   staged.fd_ = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (staged.fd_ < 0) return errno_error("create", tmp, errno);
   staged.tmp_ = tmp;
@@ -406,6 +411,10 @@ base::Status Spool::write_and_rename(StagedMessage& staged, const mail::Message&
     const mail::FileRange& body = *whole.body;
     if (auto st = base::copy_range(body.file->get(), body.offset, body.size, staged.fd_, tmp); !st) return st.error();
   }
+  if (finished && finished()) {  // rule 7: the tmp file goes unflushed
+    staged.discard();
+    return Committed::finished;
+  }
   if (sync_ && ::fdatasync(staged.fd_) != 0) return errno_error("fsync", tmp, errno);
   const int fd = std::exchange(staged.fd_, -1);
   if (::close(fd) != 0) return errno_error("close", tmp, errno);
@@ -428,7 +437,7 @@ base::Status Spool::write_and_rename(StagedMessage& staged, const mail::Message&
       return st.error();
     }
   }
-  return {};
+  return Committed::queued;
 }
 
 base::Result<std::vector<std::string>> Spool::recover() {

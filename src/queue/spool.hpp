@@ -42,6 +42,15 @@
 //      of a new message before committed(): otherwise every retry of a
 //      451/452'd message would reach the far side again. The first commit
 //      that succeeds ends it, and forwards start at once again.
+//   7. A message needs no queue file when every one of its targets was
+//      reached while it was being written: a forward the far side took,
+//      or a refused hidden forward whose copy is durable in its fallback
+//      mailbox. commit() asks (its `finished`) before creating the file and
+//      again before the flush; then nothing more is written or synced and
+//      the client's 250 follows (the message is delivered, RFC 5321 §6.1).
+//      The question never waits for a far side; it waits only for a
+//      fallback copy being written, so that the two flushes do not compete
+//      (Scheduler::finished_before_commit).
 // Standards: RFC 5321 §4.5.4.1 (retry, give up), §6.1 (responsibility once
 //            250 is sent), RFC 3463 (enhanced status in the last reply).
 // Trust:     envelope strings and message bytes come from the network; they
@@ -59,6 +68,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -103,6 +113,12 @@ struct QueueEntry {
   uint64_t size = 0;
   unsigned pending = 0;  // slots not yet final
   unsigned total = 0;
+};
+
+// How a commit that succeeded ended (rule 7).
+enum class Committed {
+  queued,    // spool/queue/<id> is durable
+  finished,  // every target was reached before the flush: no queue file
 };
 
 // A message accepted for the spool and not yet durable (rule 1). Move-only;
@@ -156,7 +172,13 @@ class Spool {
   // copies it into the queue file inside the kernel (copy_file_range).
   base::Result<StagedMessage> stage(const mail::Envelope& envelope, const std::vector<RecipientPlan>& plan,
                                     const mail::Message& message, Origin origin = Origin::received);
-  base::Status commit(StagedMessage& staged, const mail::Message& message);
+  // `finished` (may be empty) is asked before the file is created and
+  // again before its flush: true means every target of the message was
+  // reached while it was being written (Scheduler::finished_before_commit),
+  // so it needs no queue file: nothing more is written or flushed, the tmp
+  // file (if made) is unlinked, and the commit says Committed::finished.
+  base::Result<Committed> commit(StagedMessage& staged, const mail::Message& message,
+                                 const std::function<bool()>& finished = {});
   // A file without a name in spool/tmp, for a large message's body while
   // it arrives (the same file system as the queue: the commit's copy stays
   // inside it). It disappears with its last descriptor, and after a crash.
@@ -194,7 +216,8 @@ class Spool {
 
  private:
   std::string next_id();
-  base::Status write_and_rename(StagedMessage& staged, const mail::Message& message);  // commit() itself
+  base::Result<Committed> write_and_rename(StagedMessage& staged, const mail::Message& message,
+                                           const std::function<bool()>& finished);  // commit() itself
   base::Status sync_queue_directory();
 
   std::filesystem::path dir_;

@@ -122,6 +122,32 @@ TEST_F(SpoolTest, StageThenCommitMatchesLoad) {
   EXPECT_EQ(bytes->text, msg.text);
 }
 
+// Rule 7: a commit whose message was finished meanwhile writes no queue
+// file: asked before the file is made, or again before its flush (the tmp
+// file then goes); never asked, or answered no, the commit queues it.
+TEST_F(SpoolTest, ACommitFinishedMeanwhileLeavesNoFile) {
+  const mail::Message msg{"Subject: x\r\n\r\n", std::nullopt};
+  for (int yes_at : {1, 2, 0}) {
+    auto staged = spool_->stage(make_envelope(), make_plan(), msg);
+    ASSERT_TRUE(staged);
+    const std::string id = staged->message.id;
+    int asked = 0;
+    auto st = spool_->commit(*staged, msg, [&] {
+      ++asked;
+      if (asked == 2) {
+        EXPECT_TRUE(fs::exists(dir_ / "tmp" / id)) << "asked again once written, before the flush";
+      }
+      return asked == yes_at;
+    });
+    ASSERT_TRUE(st) << st.error().message;
+    EXPECT_EQ(*st, yes_at == 0 ? Committed::queued : Committed::finished) << yes_at;
+    EXPECT_EQ(asked, yes_at == 0 ? 2 : yes_at);
+    EXPECT_TRUE(fs::is_empty(dir_ / "tmp")) << yes_at;
+    EXPECT_EQ(fs::exists(dir_ / "queue" / id), yes_at == 0) << yes_at;
+  }
+  EXPECT_FALSE(spool_->commit_in_doubt(1000));
+}
+
 // A commit that fails part-way leaves nothing behind (the client gets 451).
 TEST_F(SpoolTest, FailedCommitLeavesNothing) {
   const mail::Message msg{"Subject: x\r\n\r\n", std::nullopt};
