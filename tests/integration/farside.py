@@ -74,6 +74,10 @@ STARTTLS handshake always fails: it answers "220 Ready to start TLS", reads
 the client's ClientHello and answers with bytes that are not TLS, then closes.
 Without STARTTLS it accepts a whole transaction. It records `starttls` (how
 many handshakes it broke), `connections` and `messages` (Received, tls False).
+Built with starttls=False, chunking=True it offers PIPELINING and CHUNKING
+(RFC 3030 BDAT) instead, answering each command as it reads it; `rset_reply`
+is its answer to RSET (an odd server's error, to test what a client makes
+of the commands it pipelined behind one).
 
 Import the fixture in a test module with
     from farside import farside  # noqa: F401  (pytest fixture)
@@ -434,7 +438,7 @@ class _BrokenTlsHandler(socketserver.StreamRequestHandler):
         with side.lock:
             side.connections += 1
         self.reply(f"220 {side.name} ESMTP broken TLS")
-        mail_from, rcpts = None, []
+        mail_from, rcpts, chunks = None, [], b""
         while True:
             line = self.rfile.readline(4096)
             if not line:
@@ -443,8 +447,11 @@ class _BrokenTlsHandler(socketserver.StreamRequestHandler):
             verb = command.split(" ", 1)[0].upper()
             if verb == "EHLO":
                 self.reply(f"250-{side.name}")
+                if side.chunking:
+                    self.reply("250-PIPELINING")
+                    self.reply("250-CHUNKING")
                 self.reply("250-8BITMIME")
-                self.reply("250 STARTTLS")
+                self.reply("250 STARTTLS" if side.offer_starttls else "250 ENHANCEDSTATUSCODES")
             elif verb == "HELO":
                 self.reply(f"250 {side.name}")
             elif verb == "STARTTLS":
@@ -462,7 +469,7 @@ class _BrokenTlsHandler(socketserver.StreamRequestHandler):
                     side.starttls += 1
                 return
             elif verb == "MAIL":
-                mail_from, rcpts = command[10:].strip("<>"), []
+                mail_from, rcpts, chunks = command[10:].strip("<>"), [], b""
                 self.reply("250 2.1.0 OK")
             elif verb == "RCPT":
                 rcpts.append(command[8:].strip("<>"))
@@ -479,7 +486,19 @@ class _BrokenTlsHandler(socketserver.StreamRequestHandler):
                     side.messages.append(Received(mail_from=mail_from, rcpt_tos=list(rcpts), data=data,
                                                   tls=False, at=time.monotonic()))
                 self.reply("250 2.0.0 OK queued")
-            elif verb in ("RSET", "NOOP"):
+            elif verb == "BDAT" and side.chunking:
+                words = command.split()
+                chunks += self.rfile.read(int(words[1]))
+                if len(words) > 2 and words[2].upper() == "LAST":
+                    with side.lock:
+                        side.messages.append(Received(mail_from=mail_from, rcpt_tos=list(rcpts), data=chunks,
+                                                      tls=False, at=time.monotonic()))
+                    self.reply("250 2.0.0 OK queued")
+                else:
+                    self.reply("250 2.0.0 chunk received")
+            elif verb == "RSET":
+                self.reply(side.rset_reply)
+            elif verb == "NOOP":
                 self.reply("250 2.0.0 OK")
             elif verb == "QUIT":
                 self.reply("221 2.0.0 bye")
@@ -491,8 +510,9 @@ class _BrokenTlsHandler(socketserver.StreamRequestHandler):
 class BrokenTlsFarSide:
     """An SMTP far side on HOST:PORT whose STARTTLS handshake always fails."""
 
-    def __init__(self, host, port, name=None):
+    def __init__(self, host, port, name=None, starttls=True, chunking=False, rset_reply="250 2.0.0 OK"):
         self.host, self.port, self.name = host, port, name or host
+        self.offer_starttls, self.chunking, self.rset_reply = starttls, chunking, rset_reply
         self.lock = threading.Lock()
         self.connections = 0
         self.starttls = 0
@@ -571,9 +591,10 @@ class FarSides:
         self.sides[host] = side
         return side
 
-    def add_broken_tls(self, host, name=None):
-        """A BrokenTlsFarSide on `host` and the shared port (started)."""
-        side = BrokenTlsFarSide(host, self.port, name=name).start()
+    def add_broken_tls(self, host, name=None, **options):
+        """A BrokenTlsFarSide on `host` and the shared port (started); `options`
+        as its constructor's (starttls, chunking, rset_reply)."""
+        side = BrokenTlsFarSide(host, self.port, name=name, **options).start()
         self.sides[host] = side
         return side
 

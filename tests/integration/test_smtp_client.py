@@ -153,6 +153,34 @@ def test_failed_starttls_handshake_defers_then_plaintext_retry(make_hikyaku, dns
     assert hk.log_text().count("no plaintext retry on a message's first attempt") == 2
 
 
+def test_refused_rset_on_a_reused_connection_delivers_once(make_hikyaku, dns_server, farside):
+    """On a reused connection hikyaku pipelines RSET ahead of MAIL, RCPT and,
+    with CHUNKING, "BDAT n LAST" and the message itself (RFC 2920, RFC 3030).
+    A far side that refuses that RSET while alive goes on with the commands
+    behind it and takes the message: hikyaku reads their replies and counts
+    it delivered, instead of sending it again on a new connection (a
+    duplicate). The connection is not reused after that."""
+    odd = farside.add_broken_tls("127.0.0.3", name="mx.odd.test", starttls=False, chunking=True,
+                                 rset_reply="502 5.5.2 RSET is not for today")
+    dns_server.add_mx("odd.test", "mx.odd.test", 10)
+    dns_server.add_host("mx.odd.test", "127.0.0.3")
+    hk = make_hikyaku(extra=forward_config(dns_server, farside, forward_to="ituki@odd.test"))
+
+    def delivered():
+        return hk.log_text().count("target=forward:<hidden>, status=delivered")
+
+    for i in range(3):
+        send(hk, message(f"odd rset {i}"))
+        # The outcome is logged once the attempt is over, a second send
+        # included: after it, the far side holds what it will ever hold.
+        wait_for(lambda: delivered() >= i + 1, what=f"delivery {i + 1}")
+        got = [m.data for m in odd.received()]
+        assert len(got) == i + 1, [d[:80] for d in got]
+        assert f"odd rset {i}".encode() in got[i]
+    assert "reusing connection" in hk.log_text()
+    assert odd.connections == 2, "the connection whose RSET was refused is not reused"
+
+
 def test_tempfail_is_retried(make_hikyaku, dns_server, farside):
     farside.gmail.set_mode("tempfail_data", times=1)
     hk = make_hikyaku(extra=forward_config(dns_server, farside, delivery_extra='retry = ["1s"]'))

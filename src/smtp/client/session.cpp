@@ -14,6 +14,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "base/log.hpp"
+#include "base/strings.hpp"
 #include "net/stream.hpp"
 #include "smtp/protocol/client_auth.hpp"
 
@@ -625,9 +626,14 @@ net::awaitable<bool> Connection::write_blocks(const mail::Message& message, Wire
 }
 
 // RFC 2920 §3.1: write a pipelined group and, on a reused connection, read
-// the reply to the RSET that leads it. A failed write or RSET means the idle
-// connection died: nothing after it took effect (reset_failed: open a new
-// one). nullopt: go on reading the group's other replies.
+// the reply to the RSET that leads it. A failed write, no reply or a 421
+// means the idle connection died or is closing: nothing after the RSET took
+// effect (reset_failed: open a new one). Any other refusal of the RSET
+// comes from a server that is alive and goes on with the commands behind
+// it, which may carry the whole message (BDAT LAST): their replies decide,
+// as for any transaction, and the connection is not reused. Sending the
+// message again on a new connection could deliver it twice. nullopt: go on
+// reading the group's other replies.
 net::awaitable<std::optional<Outcome>> Connection::start_group(const std::string& group, Stage stage,
                                                                bool reset_first, bool& reset_failed) {
   std::optional<Outcome> failure;
@@ -641,10 +647,15 @@ net::awaitable<std::optional<Outcome>> Connection::start_group(const std::string
   }
   if (reset_first) {
     ServerReply rset_reply = co_await read_reply(Stage::rset, failure);
-    if (failure || !rset_reply.positive()) {
+    if (failure || rset_reply.code == 421) {
       broken_ = true;
       reset_failed = true;
       co_return failure ? failure : classify(rset_reply, Stage::rset);
+    }
+    if (!rset_reply.positive()) {
+      log()->info("{}: RSET refused ({}); reading the replies to the commands behind it", peer_,
+                  base::log_printable(rset_reply.text()));
+      broken_ = true;  // in a state we do not know: not reused
     }
   }
   co_return std::nullopt;
