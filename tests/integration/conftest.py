@@ -138,13 +138,17 @@ def port_open(port, host="127.0.0.1"):
 
 
 def maildir_messages(maildir):
-    """All message files in a Maildir's new/ and cur/, oldest name first."""
-    out = []
+    """All message files in a Maildir's new/ and cur/, oldest name first. A
+    message that a reader (an IMAP session) moves from new/ to cur/ between
+    the two listings is counted once, under its cur/ name."""
+    found = {}
     for sub in ("new", "cur"):
         d = Path(maildir) / sub
         if d.is_dir():
-            out.extend(p for p in d.iterdir() if p.is_file())
-    return sorted(out, key=lambda p: p.name)
+            for p in d.iterdir():
+                if p.is_file():
+                    found[p.name.split(":", 1)[0]] = p  # the unique name, without ":2,FLAGS"
+    return sorted(found.values(), key=lambda p: p.name)
 
 
 class Hikyaku:
