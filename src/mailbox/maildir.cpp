@@ -65,6 +65,20 @@ std::string unique_name() {
          std::to_string(q) + "." + host;
 }
 
+// Creates a file in `dir` exclusively, under `name()`, asked afresh at
+// each of up to 10 tries: O_EXCL guards against a name clash with another
+// process (the convention's "stat, then create"). Its descriptor; `path`
+// is where it was made (or last tried).
+base::Result<int> create_unique(const fs::path& dir, const std::function<std::string()>& name, fs::path& path) {
+  for (int tries = 0; tries < 10; ++tries) {
+    path = dir / name();
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) return fd;
+    if (errno != EEXIST) return errno_error("create", path, errno);
+  }
+  return base::make_error("create " + path.string() + ": name clash");
+}
+
 // Parse the leading "<secs>.M<usecs>" of a name for ordering; files from other
 // delivery agents may lack the M field (then 0) or be entirely different (then
 // the caller falls back to the mtime).
@@ -351,13 +365,12 @@ void Maildir::Spare::remove() {
 }
 
 base::Result<Maildir::Spare> Maildir::make_spare() const {
+  fs::path path;
+  auto made = create_unique(sub("tmp"), [] { return unique_name() + ",spare"; }, path);
+  if (!made) return made.error();
   Spare spare;
-  for (int tries = 0; tries < 10 && spare.fd_ < 0; ++tries) {
-    spare.path_ = (sub("tmp") / (unique_name() + ",spare")).native();
-    spare.fd_ = ::open(spare.path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (spare.fd_ < 0 && errno != EEXIST) return errno_error("create", spare.path_, errno);
-  }
-  if (spare.fd_ < 0) return base::make_error("create " + spare.path_ + ": name clash");
+  spare.fd_ = *made;
+  spare.path_ = path.native();
   spare.made_ = std::chrono::steady_clock::now();
   return spare;
 }
@@ -369,30 +382,27 @@ base::Result<Maildir::Staged> Maildir::stage(const Pieces& pieces, Spare* spare)
   auto counted = stored_sizes(pieces);
   if (!counted) return counted.error();
   const StoredSizes sizes = *counted;
-  // Create the tmp file under a fresh unique name; O_EXCL guards against a
-  // name clash with another process (the convention's "stat, then create").
+  // Create the tmp file under a fresh unique name (or take the spare).
   Staged staged;
   staged.stored_size = sizes.stored;
   staged.wire_size = sizes.wire;
   fs::path tmp_path;
   int fd = -1;
-  auto name_it = [&] {
+  auto message_name = [&] {
     staged.uid = unique_name() + ",S=" + std::to_string(sizes.stored) + ",W=" + std::to_string(sizes.wire);
+    return staged.uid;
   };
   if (spare != nullptr && spare->ready()) {
     // The spare's own name stays in tmp/; the message gets its name (with
     // its sizes, which the spare could not know) at the link.
-    name_it();
+    message_name();
     fd = std::exchange(spare->fd_, -1);
     tmp_path = std::move(spare->path_);
+  } else {
+    auto made = create_unique(sub("tmp"), message_name, tmp_path);
+    if (!made) return made.error();
+    fd = *made;
   }
-  for (int tries = 0; tries < 10 && fd < 0; ++tries) {
-    name_it();
-    tmp_path = sub("tmp") / staged.uid;
-    fd = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 && errno != EEXIST) return errno_error("create", tmp_path, errno);
-  }
-  if (fd < 0) return base::make_error("create " + tmp_path.string() + ": name clash");
 
   // The Maildir convention's order: write the file in tmp/ and flush it
   // (fdatasync) here; publish() links it into new/ or cur/ only then. A
