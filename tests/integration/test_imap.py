@@ -402,6 +402,39 @@ def test_selected_folder_deleted_by_another_session_ends_it_with_bye(hikyaku):
     other.logout()
 
 
+def test_uidvalidity_changed_under_a_session_ends_it_before_a_store(hikyaku):
+    """Another program damages the selected folder's uidlist and removes a
+    message: the rebuilt list numbers from 1 under a new UIDVALIDITY. The
+    session must not pair its UIDs with the new numbers (its UID 2 would
+    then be the third message): its next command gets an untagged BYE, and
+    a STORE and EXPUNGE meant for the second message never run."""
+    hikyaku.set_password("alice", PASSWORD)
+    deliver(hikyaku, 3, subjects=["one", "two", "three"])
+    reader = login_ssl(hikyaku)
+    assert reader.select("INBOX")[0] == "OK"
+    validity = reader.response("UIDVALIDITY")[1][0]
+    assert fetch_uids(reader)  # every message seen under its UID
+    maildir = Path(hikyaku.maildir("alice"))
+    (maildir / "hikyaku-uidlist").write_bytes(b"damaged by another program\n")
+    [first] = [m for m in maildir_messages(maildir) if b"Subject: imap test one" in m.read_bytes()]
+    first.unlink()
+    # What a client does next: a NOOP (its answer brings the BYE), or a
+    # STORE for the second message, its UID 2 (refused by the BYE).
+    with pytest.raises(imaplib.IMAP4.abort, match="UIDVALIDITY changed"):
+        reader.noop()
+        reader.uid("STORE", "2", "+FLAGS.SILENT", "(\\Deleted)")
+        reader.expunge()
+    again = login_ssl(hikyaku)
+    assert again.select("INBOX")[0] == "OK"
+    assert again.response("UIDVALIDITY")[1][0] != validity
+    typ, data = again.fetch("1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert typ == "OK", data
+    subjects = [d[1].strip() for d in data if isinstance(d, tuple)]
+    assert subjects == [b"Subject: imap test two", b"Subject: imap test three"], subjects
+    assert b"Deleted" not in b" ".join(d[0] for d in data if isinstance(d, tuple))
+    again.logout()
+
+
 def test_utf8_accept_names_and_append_with_imaplib(hikyaku):
     """RFC 6855: after ENABLE UTF8=ACCEPT imaplib sends and reads folder
     names in UTF-8; APPEND takes UTF8 (~{n+}...); the folder is the

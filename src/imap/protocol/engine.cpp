@@ -22,6 +22,8 @@ constexpr std::string_view kCrlf = "\r\n";
 
 constexpr size_t kMaxFolderName = 200;  // octets of the wire name
 constexpr size_t kMaxFolderLevels = 16;
+// RFC 3501 §7.1.5 BYE text when the selected folder's UIDVALIDITY changed.
+constexpr std::string_view kValidityLost = "the selected folder's UIDVALIDITY changed: select it again";
 
 // "INBOX" (any case) as the name or its first level, in capitals: the
 // name INBOX is case-insensitive (RFC 3501 §5.1), every other name is not.
@@ -312,19 +314,31 @@ Action Engine::on_input(std::string_view text) {
     std::string tag = std::move(*idle_tag_);
     idle_tag_.reset();
     std::string updates;
-    if (state_ == State::selected && store_->gone()) return folder_gone();
+    if (state_ == State::selected && selection_lost()) return folder_gone();
     if (state_ == State::selected) sync(true, updates);
     if (!iequals(base::trim(text), "DONE")) {
       Action a = bad(tag, "expected DONE");
       a.reply = updates + a.reply;
-      return a;
+      return end_if_lost(std::move(a));
     }
-    return tagged(tag, "OK", "IDLE terminated", std::move(updates));
+    return end_if_lost(tagged(tag, "OK", "IDLE terminated", std::move(updates)));
   }
   if (sasl_waiting_) return sasl_response(text);
   ParseResult parsed = parse_command(text);
   if (!parsed.command) return bad(parsed.tag, parsed.error);
-  return dispatch(*parsed.command);
+  return end_if_lost(dispatch(*parsed.command));
+}
+
+Action Engine::end_if_lost(Action a) {
+  if (state_ != State::selected || !validity_lost_ || a.kind != Action::Kind::none) return a;
+  // The BYE goes just before the tagged completion, as for LOGOUT: a
+  // client sees it when its command completes.
+  Action bye = folder_gone();
+  const size_t end = a.reply.size() >= 2 ? a.reply.size() - 2 : 0;
+  const size_t tagged = a.reply.rfind(kCrlf, end == 0 ? 0 : end - 1);
+  const size_t at = tagged == std::string::npos ? 0 : tagged + kCrlf.size();
+  bye.reply = a.reply.substr(0, at) + bye.reply + a.reply.substr(at);
+  return bye;
 }
 
 Action Engine::authenticate(const std::string& tag, std::string user, std::string password,
@@ -381,6 +395,8 @@ Action Engine::login_result(LoginOutcome outcome, std::unique_ptr<MailAccount> a
 std::string Engine::idle_poll() {
   std::string out;
   if (state_ == State::selected) sync(true, out);
+  // The client learns it now; the session ends at its DONE.
+  if (state_ == State::selected && validity_lost_) out += "* BYE " + std::string(kValidityLost) + "\r\n";
   return out;
 }
 
@@ -536,9 +552,13 @@ Action Engine::folder_gone() {
   // its messages and UIDs cannot be reached any more. RFC 3501 has no
   // response for it; like Dovecot, the session ends with an untagged BYE
   // (§7.1.5) and the client reconnects and lists the folders again.
+  // The same when its UIDVALIDITY changed under the session: the client
+  // selects it again and learns the new one.
+  const bool validity = validity_lost_;
   state_ = State::logout;
   Action a;
-  a.reply = "* BYE the selected folder was deleted or renamed by another session\r\n";
+  a.reply = validity ? "* BYE " + std::string(kValidityLost) + "\r\n"
+                     : "* BYE the selected folder was deleted or renamed by another session\r\n";
   a.kind = Action::Kind::close;
   return a;
 }
@@ -548,7 +568,7 @@ Action Engine::dispatch(const Command& c) {
   const bool authed = state_ == State::authenticated || state_ == State::selected;
   const bool selected = state_ == State::selected;
   auto wrong_state = [&] { return bad(tag, c.name + " not valid in this state"); };
-  if (selected && c.verb != Verb::logout && store_->gone()) return folder_gone();
+  if (selected && c.verb != Verb::logout && selection_lost()) return folder_gone();
 
   switch (c.verb) {
     // ---------------------------------------------------------------- any state
@@ -724,9 +744,15 @@ Action Engine::dispatch(const Command& c) {
 }
 
 bool Engine::sync(bool allow_expunge, std::string& out) {
+  if (validity_lost_) return false;
   auto snap = store_->scan(!read_only_);
   if (!snap) return false;
-  uidvalidity_ = snap->uidvalidity;
+  if (snap->uidvalidity != uidvalidity_) {
+    // Matching the view by UID would now pair the client's UIDs with other
+    // messages (a STORE or EXPUNGE on the wrong one).
+    validity_lost_ = true;
+    return false;
+  }
   uidnext_ = snap->uidnext;
   highest_modseq_ = snap->highest_modseq;
   const auto& msgs = snap->messages;
@@ -885,6 +911,7 @@ Action Engine::cmd_select(const Command& c) {
   store_ = std::move(*opened);
   selected_ = *name;
   uidvalidity_ = snap->uidvalidity;
+  validity_lost_ = false;
   uidnext_ = snap->uidnext;
   highest_modseq_ = snap->highest_modseq;
   if (c.condstore) condstore_ = true;  // RFC 7162 §3.1.8; HIGHESTMODSEQ is reported below anyway
@@ -1315,7 +1342,7 @@ Action Engine::cmd_fetch(const Command& c) {
 
 Action Engine::resume() {
   HIKYAKU_CHECK(fetch_.has_value());
-  return fetch_step("");
+  return end_if_lost(fetch_step(""));
 }
 
 // The FETCH responses from where fetch_ stands, until about kFetchChunk

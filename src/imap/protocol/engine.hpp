@@ -152,8 +152,15 @@ class Engine {
   // store failed (NO) or an item is unknown (BAD).
   std::optional<Action> status_response(const Command& c, const std::string& name, MailStore& store,
                                         std::string& out);
-  // The session's end when the selected folder has gone (an untagged BYE).
+  // The session's end when the selected folder has gone, or its UIDs lost
+  // their meaning (an untagged BYE).
   Action folder_gone();
+  // The selected folder can no longer be served under the UIDs the client
+  // holds: deleted or renamed, or its UIDVALIDITY changed (sync()).
+  bool selection_lost() const { return validity_lost_ || store_->gone(); }
+  // After a command's answer: a selection lost meanwhile ends the session
+  // once that answer is written.
+  Action end_if_lost(Action a);
   // The folder name a command gave, checked and with INBOX in capitals, in
   // modified UTF-7 (converted from UTF-8 once UTF8=ACCEPT is enabled);
   // nullopt (and `why`) when it is not a name a folder can have.
@@ -296,6 +303,10 @@ class Engine {
   std::vector<ViewEntry> view_;
   bool read_only_ = false;
   uint32_t uidvalidity_ = 0;
+  // A scan found another UIDVALIDITY (the uidlist was lost and rebuilt):
+  // the view's UIDs would name other messages, so it is left as it was and
+  // the session ends before the next command (RFC 3501 §2.3.1.1).
+  bool validity_lost_ = false;
   uint32_t uidnext_ = 1;
   uint64_t highest_modseq_ = 0;  // the selected folder's, at the last scan (0: none kept)
   size_t reported_recent_ = 0;

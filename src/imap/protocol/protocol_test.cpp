@@ -743,6 +743,37 @@ TEST(Engine, SelectedFolderDeletedElsewhereEndsTheSession) {
   EXPECT_EQ(e.send("a5 LOGOUT"), "* BYE hikyaku logging out\r\na5 OK LOGOUT completed\r\n");
 }
 
+// The selected folder's UIDVALIDITY changes under the session (another
+// program lost its uidlist; the rebuilt one numbers from 1 again): the view
+// is not matched to the new numbers by UID, where UID 2 would now name
+// another message, and the session ends with a BYE before a STORE or
+// EXPUNGE can reach the wrong one (RFC 3501 §2.3.1.1).
+TEST(Engine, UidvalidityChangedUnderTheSessionEndsIt) {
+  const std::string bye = "* BYE the selected folder's UIDVALIDITY changed: select it again\r\n";
+  auto renumbered_under = [](Conversation& c) {
+    c.store->add(kSimple);
+    c.store->add(kSimple);
+    c.send("a1 LOGIN alice pw");
+    EXPECT_TRUE(c.send("a2 SELECT INBOX").ends_with("a2 OK [READ-WRITE] SELECT completed\r\n"));
+    c.store->uidvalidity += 1;  // a rebuilt list: the first message gone, the second is UID 1
+    c.store->entries.erase(c.store->entries.begin());
+    c.store->entries[0].meta.uid = 1;
+  };
+  Conversation c(plaintext());
+  renumbered_under(c);
+  EXPECT_EQ(c.send("a3 NOOP"), bye + "a3 OK NOOP completed\r\n");  // no EXPUNGE, no new UIDs
+  EXPECT_EQ(c.last_kind, Action::Kind::close);
+  EXPECT_EQ(c.store->entries[0].meta.flags, 0);  // untouched
+
+  Conversation d(plaintext());  // a command after an IDLE poll that saw it
+  renumbered_under(d);
+  EXPECT_EQ(d.send("a3 IDLE"), "+ idling\r\n");
+  EXPECT_EQ(d.engine.idle_poll(), bye);
+  EXPECT_EQ(d.send("DONE"), bye);
+  EXPECT_EQ(d.last_kind, Action::Kind::close);
+  EXPECT_EQ(d.store->entries[0].meta.flags, 0);
+}
+
 // RFC 6855 (UTF8=ACCEPT): once enabled, names come and go in UTF-8 and are
 // kept in modified UTF-7 (one name on disk, whoever created it); SEARCH with
 // CHARSET is BAD; APPEND takes UTF8 (~{n}) (and a plain literal inside
