@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>  // renameat2
 #include <cstring>
 #include <span>
 #include <utility>
@@ -52,6 +53,18 @@ std::string sanitized_host() {
   if (out.size() > kMaxHostLength) out.resize(kMaxHostLength);
   if (out.empty()) out = "localhost";
   return out;
+}
+
+// rename(2) that fails with EEXIST instead of replacing `to`: another
+// program's file may have the same unique name (a restored backup beside
+// its original), and a flag change must never destroy it. RENAME_NOREPLACE
+// where the file system has it, else link + unlink (NFS).
+int rename_noreplace(const char* from, const char* to) {
+  if (::renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0) return 0;
+  if (errno != EINVAL && errno != ENOSYS) return -1;
+  if (::link(from, to) != 0) return -1;
+  ::unlink(from);
+  return 0;
 }
 
 // The convention's unique left part of a name, "<secs>.M<usecs>P<pid>Q<n>.<host>":
@@ -488,6 +501,46 @@ void Maildir::discard(std::span<const Staged> staged) const {
   for (const auto& s : staged) ::unlink(s.tmp_path.c_str());
 }
 
+// Two files under one unique name (another program's: a backup restored
+// beside its original, a copy made by hand) would be one message to IMAP
+// and POP3, and a flag change of one would meet the other. The one a scan
+// had not seen there before (else the later one listed) gets a fresh unique
+// name in its directory, with its flags: it becomes a message of its own.
+// If that rename fails, it is left out of this listing (and kept).
+namespace {
+
+void give_duplicates_new_names(std::vector<Entry>& entries, const Maildir::Known* known) {
+  std::unordered_map<std::string, size_t> first;
+  first.reserve(entries.size());
+  std::vector<size_t> dropped;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    auto [it, added] = first.emplace(entries[i].info.uid, i);
+    if (added) continue;
+    size_t renamed = i;
+    if (known != nullptr) {
+      auto k = known->find(entries[i].info.uid);
+      if (k != known->end() && k->second.path == entries[i].info.path) renamed = it->second;
+    }
+    MessageInfo& info = entries[renamed].info;
+    const fs::path from = info.path;
+    std::string name = unique_name() + ",S=" + std::to_string(info.disk_size) + ",W=" + std::to_string(info.size);
+    const std::string uid = name;
+    if (!info.in_new) name += ":2," + info.flags;
+    const fs::path to = from.parent_path() / name;
+    if (rename_noreplace(from.c_str(), to.c_str()) != 0) {
+      dropped.push_back(renamed);
+    } else {
+      info.path = to.native();
+      info.uid = uid;
+    }
+    if (renamed != i) it->second = i;  // the name is entry i's now
+  }
+  std::sort(dropped.begin(), dropped.end(), std::greater<>());
+  for (size_t i : dropped) entries.erase(entries.begin() + static_cast<std::ptrdiff_t>(i));
+}
+
+}  // namespace
+
 base::Result<std::vector<MessageInfo>> Maildir::list(const Known* known) const {
   std::vector<Entry> entries;
   for (const char* sub : {"new", "cur"}) {
@@ -535,15 +588,18 @@ base::Result<std::vector<MessageInfo>> Maildir::list(const Known* known) const {
         e.info.disk_size = seen->disk_size;
         e.info.first_seen = seen->first_seen;
       } else if (auto st = fill_sizes(e.info); !st) {
-        struct stat gone {};
-        if (::stat(e.info.path.c_str(), &gone) != 0 && errno == ENOENT) continue;  // removed by another reader meanwhile
-        ::closedir(d);
-        return st.error();
+        // Removed by another reader meanwhile: not listed. Unreadable (another
+        // program's file, mode 000): listed with its size on disk, so that
+        // only reading it fails, not the whole mailbox.
+        struct stat on_disk {};
+        if (::stat(e.info.path.c_str(), &on_disk) != 0) continue;
+        e.info.disk_size = e.info.size = static_cast<uint64_t>(on_disk.st_size);
       }
       entries.push_back(std::move(e));
     }
     ::closedir(d);
   }
+  give_duplicates_new_names(entries, known);
   // Oldest first; sorted by index, so the messages themselves move once.
   std::vector<uint32_t> order(entries.size());
   for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -626,14 +682,18 @@ base::Status Maildir::set_flags(MessageInfo& message, std::string_view flags) co
     message.flags = sorted;
     return {};
   }
-  if (::rename(from.c_str(), target.c_str()) != 0) {
-    if (errno != ENOENT) return errno_error("rename", from, errno);
+  const auto refused = [&](int error) {
+    if (error != EEXIST) return errno_error("rename", from, error);
+    return base::Error{"rename " + from.string() + ": another file has its name with these flags (" +
+                           target.filename().string() + "): kept both, flags unchanged",
+                       error};
+  };
+  if (rename_noreplace(from.c_str(), target.c_str()) != 0) {
+    if (errno != ENOENT) return refused(errno);
     auto found = find(message.uid);
     if (!found) return found.error();
     from = found->path;
-    if (from != target && ::rename(from.c_str(), target.c_str()) != 0) {
-      return errno_error("rename", from, errno);
-    }
+    if (from != target && rename_noreplace(from.c_str(), target.c_str()) != 0) return refused(errno);
   }
   message.path = target;
   message.in_new = false;

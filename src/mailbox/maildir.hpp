@@ -150,7 +150,11 @@ class Maildir {
   // whole message to size it.
   // One read of each directory (readdir, no stat unless the file system
   // does not tell a file's type): a folder of 10,000 messages is listed at
-  // every full IMAP scan.
+  // every full IMAP scan. Other programs' files: one that cannot be read is
+  // listed with its size on disk (only reading it fails); of two files with
+  // one unique name, the one `known` does not have there is given a fresh
+  // name (renamed, with its flags), so each is a message of its own. Call it
+  // under the caller's lock on the mailbox (IMAP's scan, POP3's maildrop).
   using Known = std::unordered_map<std::string, MessageInfo>;  // uid → what a reader kept
   base::Result<std::vector<MessageInfo>> list(const Known* known = nullptr) const;
   // The bytes on disk (LF line endings); see to_network() for POP3/IMAP.
@@ -162,7 +166,9 @@ class Maildir {
   // Additions beyond the first interface.
   // Set the info flags (sorted, deduplicated ASCII letters, e.g. "S", "RS")
   // and move the message to cur/ (the Maildir rule: a message seen by a
-  // reader leaves new/). Updates `message` in place.
+  // reader leaves new/). Updates `message` in place. Never replaces a file
+  // already under the new name (another program's with the same unique
+  // name): EEXIST, and both stay.
   base::Status set_flags(MessageInfo& message, std::string_view flags) const;
   // The lock under which a reader changes a message's name (its flags) by
   // read-modify-write, and IMAP numbers the folder (imap/maildir_store.hpp):

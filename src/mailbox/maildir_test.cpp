@@ -326,6 +326,87 @@ TEST_F(MaildirTest, UidIsStableAcrossFlagChanges) {
   EXPECT_EQ((*list)[0].size, 3u);
 }
 
+// Another program put a second file under the same unique name (a backup
+// restored beside its original): a flag change that would give the message
+// the other file's name fails and keeps both, never replacing one by the
+// other (rename(2) would).
+TEST_F(MaildirTest, AFlagChangeNeverReplacesAnotherFileOfTheSameName) {
+  Maildir md(dir_);
+  ASSERT_TRUE(md.create());
+  auto uid = md.deliver("original\r\n");
+  ASSERT_TRUE(uid);
+  const fs::path restored = dir_ / "cur" / (*uid + ":2,S");
+  {
+    std::ofstream(restored) << "restored copy\n";
+  }
+  auto found = md.find(*uid);
+  ASSERT_TRUE(found);
+  ASSERT_TRUE(found->in_new);
+  auto st = md.set_flags(*found, "S");
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().error_number, EEXIST);
+  EXPECT_NE(st.error().message.find("kept both"), std::string::npos) << st.error().message;
+  EXPECT_TRUE(fs::exists(dir_ / "new" / *uid));
+  std::ifstream in(restored);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "restored copy\n");
+}
+
+// Two files under one unique name (another program's doing): each is a
+// message of its own. The one a reader knew keeps its name; the other is
+// given a fresh one, with its flags.
+TEST_F(MaildirTest, TwoFilesOfOneNameBecomeTwoMessages) {
+  Maildir md(dir_);
+  ASSERT_TRUE(md.create());
+  auto uid = md.deliver("original\r\n");
+  ASSERT_TRUE(uid);
+  std::ofstream(dir_ / "cur" / (*uid + ":2,S")) << "original\n";  // a backup of it, restored
+  auto known_before = md.find(*uid);  // what a reader saw before the copy came
+  ASSERT_TRUE(known_before);
+  Maildir::Known known{{*uid, *known_before}};
+  auto list = md.list(&known);
+  ASSERT_TRUE(list) << list.error().message;
+  ASSERT_EQ(list->size(), 2u);
+  const MessageInfo& a = (*list)[0].uid == *uid ? (*list)[0] : (*list)[1];
+  const MessageInfo& b = (*list)[0].uid == *uid ? (*list)[1] : (*list)[0];
+  EXPECT_EQ(a.uid, *uid);
+  EXPECT_TRUE(a.in_new);
+  EXPECT_NE(b.uid, *uid);
+  EXPECT_EQ(b.flags, "S");
+  EXPECT_EQ(b.disk_size, 9u);
+  EXPECT_NE(b.path.find(",S=9,W=10:2,S"), std::string::npos) << b.path;
+  EXPECT_TRUE(fs::exists(b.path)) << b.path;
+  EXPECT_TRUE(fs::exists(a.path)) << a.path;
+  auto again = md.list();  // stable: nothing more to rename
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->size(), 2u);
+}
+
+// A file the server may not read (another program's, mode 000) is listed
+// with its size on disk: reading it fails, the mailbox does not.
+TEST_F(MaildirTest, AnUnreadableFileIsListedAndOnlyItsReadFails) {
+  Maildir md(dir_, /*sync=*/false);
+  ASSERT_TRUE(md.create());
+  ASSERT_TRUE(md.deliver("readable\r\n"));
+  const fs::path locked = dir_ / "new" / "1700000000.foreign.host";
+  std::ofstream(locked) << "0123456789";
+  fs::permissions(dir_, fs::perms::all);
+  for (const char* sub : {"new", "cur", "tmp"}) fs::permissions(dir_ / sub, fs::perms::all);
+  fs::permissions(locked, fs::perms::none);
+  // As root every file is readable: the listing runs as nobody, in a child.
+  EXPECT_EXIT(
+      {
+        if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) std::_Exit(3);
+        auto list = md.list();
+        if (!list || list->size() != 2) std::_Exit(1);
+        for (const auto& m : *list) {
+          if (m.path == locked.native() && (m.disk_size != 10 || md.read(m))) std::_Exit(2);
+        }
+        std::_Exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
 TEST_F(MaildirTest, ConcurrentDeliveriesGetUniqueNames) {
   Maildir md(dir_, /*sync=*/false);
   ASSERT_TRUE(md.create());
