@@ -415,9 +415,13 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
     // A hidden forward signs with its own derived key (srs/srs.hpp), so a
     // bounce to this address is recognised as one of a hidden forward and
     // kept in the owner's fallback mailbox (policy/address_book.hpp).
-    // Submitted mail keeps its author's own address (ours to send from).
+    // Submitted mail keeps its author's own address (ours to send from),
+    // except on a hidden path: a bounce quoting the hidden address must
+    // reach the owner, not the local author.
     p->tx.sender = job->envelope.sender_str();
-    if (srs && job->envelope.sender && request.origin == policy::Origin::received && !relayed) {
+    const bool rewritten = request.origin == policy::Origin::received ||
+                           (request.origin == policy::Origin::submitted && !request.srs_identity.empty());
+    if (srs && job->envelope.sender && rewritten && !relayed) {
       p->tx.sender = srs->forward(*job->envelope.sender, srs_domain, request.srs_identity).str();
     }
     p->tx.recipient = target;

@@ -735,13 +735,25 @@ def late_bounce(hk, to, mta):
         assert code == 250
 
 
+@pytest.mark.parametrize("way_in", ["received", "submitted"])
 def test_a_hidden_forward_s_copy_from_a_local_sender_still_carries_its_identity(make_hikyaku, dns_server,  # noqa: F811
-                                                                                farside, tmp_path):  # noqa: F811
-    """A sender at our own SRS domain (anyone may claim one in MAIL FROM)
-    still gets the hidden forward's SRS address: Gmail's late bounce to it
-    lands in the fallback mailbox, not in that local sender's mailbox."""
-    hk = make_hikyaku(extra=config(dns_server, farside) + srs_table(tmp_path))
-    Client(hk).send(message("local sender"), sender="alice@example.test")
+                                                                                farside, tmp_path,  # noqa: F811
+                                                                                way_in):
+    """A sender at our own SRS domain (anyone may claim one in MAIL FROM on
+    port 25; alice herself on the submission port) still gets the hidden
+    forward's SRS address: Gmail's late bounce to it, which quotes the
+    hidden address, lands in the fallback mailbox, not in alice's. Submitted
+    mail used to keep alice's address, so the bounce told her the address."""
+    hk = make_hikyaku(extra=config(dns_server, farside) + srs_table(tmp_path), allow_plaintext=True)
+    if way_in == "received":
+        Client(hk).send(message("local sender"), sender="alice@example.test")
+    else:
+        hk.set_password("alice", "pw-alice-123456")
+        with smtplib.SMTP("127.0.0.1", hk.submission_port, timeout=10) as s:
+            s.ehlo("pc")
+            s.login("alice", "pw-alice-123456")
+            s.sendmail("alice@example.test", [RCPT],
+                       message("local sender").replace(SENDER.encode(), b"alice@example.test"))
     got = farside.gmail.wait_messages(1)[0]
     assert got.mail_from.startswith("SRS0=") and got.mail_from.endswith("@example.test"), got.mail_from
     late_bounce(hk, got.mail_from, "gmail.test")
