@@ -204,18 +204,21 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
   }
 
   // Learn from an outcome: a rate-limit reply pauses the destination; a
-  // success during the ramp allows one more connection.
-  void learn(const std::string& domain, const Outcome& outcome, const std::string& queue_id) {
+  // success during the ramp allows one more connection. The reply is kept
+  // (the state file, the status page) and logged with every hidden address
+  // redacted: Gmail's text may quote the recipient.
+  void learn(const std::string& domain, const Outcome& outcome, const std::string& queue_id,
+             const std::vector<std::string>& hidden) {
     Destination& d = destinations[domain];
     const auto now = std::chrono::system_clock::now();
     if (outcome.rate_limited) {
-      d.reason = outcome.detail;
+      d.reason = mail::redact(outcome.detail, hidden);
       if (!d.pace.rate_limited(now, pace_options)) {
-        log()->info("{}: {} is rate-limiting us ({}): already paused", queue_id, domain, outcome.detail);
+        log()->info("{}: {} is rate-limiting us ({}): already paused", queue_id, domain, d.reason);
         return;
       }
       log()->warn("{}: {} is rate-limiting us ({}): no connection for {} s, then one at a time", queue_id, domain,
-                  outcome.detail, std::chrono::duration_cast<std::chrono::seconds>(d.pace.pause()).count());
+                  d.reason, std::chrono::duration_cast<std::chrono::seconds>(d.pace.pause()).count());
       persist();
     } else if (outcome.delivered() && d.pace.succeeded(now, pace_options)) {
       if (!d.pace.limited()) {
@@ -505,7 +508,7 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
 
     smtp::client::RouteContext context{p->port, &job->config().listen};
     Outcome outcome = co_await smtp::client::deliver_via_route(connections, p->hosts, context, *p->client, p->tx);
-    learn(p->domain, outcome, job->request.queue_id);
+    learn(p->domain, outcome, job->request.queue_id, job->hidden());
     auto result = to_result(outcome);
     // A rate-limit reply paused the destination: this message's retry waits
     // for the pause too.

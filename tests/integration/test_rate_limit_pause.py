@@ -18,7 +18,7 @@ import smtplib
 import time
 
 from conftest import wait_for
-from forward_client import RCPT, SENDER, config, message
+from forward_client import FORWARD, RCPT, SENDER, config, message
 from dns_server import dns_server  # noqa: F401  (pytest fixture)
 from farside import farside  # noqa: F401  (pytest fixture)
 
@@ -204,3 +204,21 @@ def test_version_1_state_file_resumes_at_one_connection(make_hikyaku, dns_server
     first_ok = min(m.at for m in got)
     assert gmail.max_concurrent(opened_before=first_ok) == 1, gmail.session_times()
     wait_for(lambda: state.read_text().startswith("hikyaku-destinations 2\n"), what="the file in version 2")
+
+
+def test_a_rate_limit_reply_quoting_the_hidden_address_is_kept_and_logged_redacted(make_hikyaku, dns_server,  # noqa: F811
+                                                                                 farside):  # noqa: F811
+    """Gmail's 421 may quote the recipient, here the hidden forward address
+    in other case. The pause's log line and its reason in the state file
+    (which the status page shows) name it only as <hidden>, as the queue's
+    own line about the same attempt does."""
+    quoted = FORWARD.replace("ituki-ex", "Ituki-Ex")
+    farside.gmail.set_mode("tempfail_rcpt", reply=f"421 4.7.28 <{quoted}> unusual rate of mail. gsmtp", times=1)
+    hk = make_hikyaku(extra=pause_config(dns_server, farside, pause="60s"))
+    send(hk, "refused at rcpt")
+    wait_for(lambda: "gmail.test is rate-limiting us" in hk.log_text(), what="the rate-limit reply")
+    wait_for(lambda: state_line(hk) is not None, what="the pause in the state file")
+    [line] = [line for line in hk.log_text().splitlines() if "is rate-limiting us" in line]
+    assert "<<hidden>> unusual rate" in line, line
+    assert FORWARD not in hk.log_text().lower()
+    assert FORWARD not in state_line(hk).lower(), state_line(hk)
