@@ -107,7 +107,11 @@ std::vector<mail::Target> AddressBook::srs_plan(const mail::Address& rcpt) const
   if (decoded.error != srs::Errc::ok) return {};
   if (decoded.identity.empty()) {
     // An ordinary forward: reverse the bounce to the original sender (an
-    // SRS1 address reverses to the first forwarder's SRS0 address).
+    // SRS1 address reverses to the first forwarder's SRS0 address). A
+    // sender in one of our own domains (other than the SRS domain, whose
+    // senders are not rewritten) gets it as mail to that address: its own
+    // plan, as a forward to a local domain would be refused as a loop.
+    if (config_.is_local_domain(decoded.address.domain)) return with_copies(route_plan(decoded.address, false));
     return {{mail::Target::Kind::forward, decoded.address.str()}};
   }
   // A hidden forward: its fallback mailbox (the first configured mailbox

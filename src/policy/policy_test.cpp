@@ -379,6 +379,27 @@ secret_file = "/nonexistent"
   ASSERT_EQ(book.plan(plain).size(), 1u);
   EXPECT_EQ(book.plan(plain)[0].str(), "forward:ann@author.test");
 
+  // A sender in another of our domains: its own plan (a forward to it
+  // would be refused as a routing loop, and the bounce lost); an unknown
+  // address there is refused like any unknown local recipient.
+  auto two = load(std::string(kHidden) + R"(
+[[domain]]
+name = "other-local.test"
+[[address]]
+address = "carol@other-local.test"
+deliver = ["mailbox:ituki"]
+[srs]
+domain = "example.test"
+secret_file = "/nonexistent"
+)");
+  ASSERT_TRUE(two.config) << two.errors[0].str();
+  AddressBook with_carol(*two.config, {"s3cret"}, clock);
+  auto local = signer.forward({"carol", "other-local.test"}, "example.test");
+  EXPECT_EQ(with_carol.check_recipient(local, false), RcptVerdict::accept);
+  EXPECT_EQ(with_carol.plan(local), std::vector<Target>{mailbox("ituki")});
+  auto stranger = signer.forward({"nobody", "other-local.test"}, "example.test");
+  EXPECT_EQ(with_carol.check_recipient(stranger, false), RcptVerdict::bad_srs);
+
   // Tampered or expired.
   mail::Address bad = plain;
   bad.local[5] = bad.local[5] == 'A' ? 'B' : 'A';

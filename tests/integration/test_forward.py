@@ -761,6 +761,32 @@ def test_a_hidden_forward_s_copy_from_a_local_sender_still_carries_its_identity(
     assert hk.messages("alice") == []
 
 
+def test_a_late_bounce_to_a_sender_in_another_of_our_domains_reaches_its_mailbox(make_hikyaku, dns_server,  # noqa: F811
+                                                                                farside, tmp_path):  # noqa: F811
+    """carol@other-local.test (another [[domain]] of ours) writes to ituki@,
+    whose forward rewrites her address under the SRS domain. Gmail's late
+    bounce to it reaches carol's mailbox: it used to be planned as a forward
+    to a local domain, refused as a routing loop and dropped after its 250."""
+    carol = """
+[[domain]]
+name = "other-local.test"
+
+[[mailbox]]
+name = "carol"
+
+[[address]]
+address = "carol@other-local.test"
+deliver = ["mailbox:carol"]
+"""
+    hk = make_hikyaku(extra=config(dns_server, farside, hidden=False) + carol + srs_table(tmp_path))
+    Client(hk).send(message("from carol"), sender="carol@other-local.test")
+    got = farside.gmail.wait_messages(1)[0]
+    assert got.mail_from.startswith("SRS0=") and got.mail_from.endswith("=carol@example.test"), got.mail_from
+    late_bounce(hk, got.mail_from, "gmail.test")
+    wait_for(lambda: len(hk.messages("carol")) == 1, what="the late bounce in carol's mailbox")
+    assert "routing loop" not in hk.log_text()
+
+
 def test_trace_hides_a_hidden_address_in_the_recorded_checks(make_hikyaku, dns_server, farside):  # noqa: F811
     """The owner writes from the hidden address to the domain: `trace` shows
     our Authentication-Results, whose smtp.mailfrom is that address, redacted
