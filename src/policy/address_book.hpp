@@ -69,12 +69,14 @@ class AddressBook {
   // `address` (MAIL FROM, From:)? Only its send_as addresses, compared
   // without regard to case.
   bool may_send_as(std::string_view login, const mail::Address& address) const;
+  // An address under our SRS domain that looks like SRS (valid or not):
+  // plan() reverses it as a bounce.
+  bool is_srs(const mail::Address& rcpt) const;
 
  private:
   static bool is_gateway_recipient(const config::Route& rule, const mail::Address& rcpt);
   std::vector<mail::Target> route_plan(const mail::Address& rcpt, bool authenticated) const;
   std::vector<mail::Target> with_copies(std::vector<mail::Target> plan) const;
-  bool is_srs(const mail::Address& rcpt) const;
   bool is_postmaster(const mail::Address& rcpt) const;
   std::vector<mail::Target> srs_plan(const mail::Address& rcpt) const;
 

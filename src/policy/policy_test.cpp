@@ -400,6 +400,12 @@ secret_file = "/nonexistent"
   auto stranger = signer.forward({"nobody", "other-local.test"}, "example.test");
   EXPECT_EQ(with_carol.check_recipient(stranger, false), RcptVerdict::bad_srs);
 
+  // A DSN whose sender is one of our SRS addresses (mail that came back to
+  // us through a forward elsewhere) goes where a bounce to it would.
+  ReportWriter writer(*r.config, &book);
+  EXPECT_EQ(writer.dsn_targets(plain.str()), std::vector<Target>{forward("ann@author.test")});
+  EXPECT_EQ(writer.dsn_targets(hidden.str()), std::vector<Target>{mailbox("ituki-gm")});
+
   // Tampered or expired.
   mail::Address bad = plain;
   bad.local[5] = bad.local[5] == 'A' ? 'B' : 'A';

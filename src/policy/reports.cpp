@@ -5,6 +5,7 @@
 #include "mail/address.hpp"
 #include "mail/dsn.hpp"
 #include "mail/header.hpp"
+#include "policy/address_book.hpp"
 #include "policy/forwards.hpp"
 
 namespace hikyaku::policy {
@@ -54,7 +55,8 @@ std::string build_notice(const NoticeInput& in) {
   return m;
 }
 
-ReportWriter::ReportWriter(const config::Config& config) : config_(config), hidden_(hidden_addresses(config)) {}
+ReportWriter::ReportWriter(const config::Config& config, const AddressBook* book)
+    : config_(config), book_(book), hidden_(hidden_addresses(config)) {}
 
 base::Result<GeneratedMessage> ReportWriter::notice(const OriginalMessage& original, const NoticeFacts& facts) const {
   NoticeInput in;
@@ -88,6 +90,7 @@ std::vector<mail::Target> ReportWriter::dsn_targets(const std::string& sender, c
   }
   auto parsed = mail::parse_mailbox(sender, true);
   if (!parsed) return out;
+  if (book_ != nullptr && book_->is_srs(*parsed)) return book_->plan(*parsed);
   if (const auto* rule = config_.find_address(parsed->key())) {
     for (const auto& t : rule->deliver)
       if (t.kind == mail::Target::Kind::mailbox) out.push_back(t);

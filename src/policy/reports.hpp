@@ -32,6 +32,8 @@
 
 namespace hikyaku::policy {
 
+class AddressBook;
+
 struct NoticeInput {
   std::string hostname;      // our HELO name (Message-ID right side)
   std::string from_domain;   // the original recipient's (local) domain
@@ -65,7 +67,9 @@ struct GeneratedMessage {
 
 class ReportWriter {
  public:
-  explicit ReportWriter(const config::Config& config);
+  // `book` (may be null: tests and tools) knows our SRS addresses: a DSN
+  // to a sender that is one of them takes that address's plan.
+  explicit ReportWriter(const config::Config& config, const AddressBook* book = nullptr);
 
   base::Result<GeneratedMessage> notice(const OriginalMessage& original, const NoticeFacts& facts) const;
   base::Result<GeneratedMessage> dsn(const OriginalMessage& original, const DsnFacts& facts) const;
@@ -73,12 +77,16 @@ class ReportWriter {
   // Where a DSN to `sender` goes: the submitting login's own mailbox for
   // submitted mail (`auth_user`: it never leaves the server); else the
   // mailbox targets of a local address (all its targets when it has none),
-  // else forward:<sender> through the SMTP agent; empty when the sender
-  // claims a local domain we have no address for (nobody to tell).
+  // else forward:<sender> through the SMTP agent; a sender that is one of
+  // our SRS addresses (mail that came back to us through a forward elsewhere)
+  // reversed as a bounce to it would be; empty when the sender claims a
+  // local domain we have no address for, or an SRS address that is not
+  // valid (nobody to tell).
   std::vector<mail::Target> dsn_targets(const std::string& sender, const std::string& auth_user = {}) const;
 
  private:
   const config::Config& config_;
+  const AddressBook* book_;
   std::vector<std::string> hidden_;
 };
 

@@ -9,7 +9,7 @@ Rules::Rules(std::shared_ptr<const config::Config> config, std::vector<std::stri
     : config_(std::move(config)),
       addresses_(*config_, std::move(srs_secrets), clock != nullptr ? *clock : system_clock_),
       delivery_(*config_),
-      reports_(*config_),
+      reports_(*config_, &addresses_),
       hidden_(hidden_addresses(*config_)),
       generation_(generation) {}
 
