@@ -26,7 +26,10 @@ namespace {
 using base::errno_error;
 using base::write_all;
 
-constexpr size_t kMaxHostLength = 24;  // keeps uids ≤ 70 chars (RFC 1939 §7)
+constexpr size_t kMaxHostLength = 24;
+// A unique name, with its S= and W= fields, doubles as the POP3 UIDL:
+// 1 to 70 characters (RFC 1939 §7). The host part is shortened to fit.
+constexpr size_t kMaxUniqueName = 70;
 
 // Deliveries made by this process, the Maildir "Q" field. XXX(queue): the one
 // piece of process-wide mutable state in this component, on purpose: the
@@ -67,15 +70,22 @@ int rename_noreplace(const char* from, const char* to) {
   return 0;
 }
 
-// The convention's unique left part of a name, "<secs>.M<usecs>P<pid>Q<n>.<host>":
-// unique on this host by the process-wide counter.
-std::string unique_name() {
+// The convention's unique left part of a name, "<secs>.M<usecs>P<pid>Q<n>.<host>",
+// then `tail` (",S=…,W=…"): unique on this host by the process-wide
+// counter; the host part shortened (to one character at least) so that
+// the whole stays within kMaxUniqueName.
+std::string unique_name(std::string_view tail = {}) {
   static const std::string host = sanitized_host();  // constant after first use
   struct timeval tv {};
   ::gettimeofday(&tv, nullptr);
   const uint64_t q = delivery_counter().fetch_add(1, std::memory_order_relaxed);
-  return std::to_string(tv.tv_sec) + ".M" + std::to_string(tv.tv_usec) + "P" + std::to_string(::getpid()) + "Q" +
-         std::to_string(q) + "." + host;
+  std::string name = std::to_string(tv.tv_sec) + ".M" + std::to_string(tv.tv_usec) + "P" +
+                     std::to_string(::getpid()) + "Q" + std::to_string(q) + ".";
+  const size_t used = name.size() + tail.size();
+  const size_t room = used < kMaxUniqueName ? kMaxUniqueName - used : 0;
+  name += std::string_view(host).substr(0, std::max<size_t>(room, 1));
+  name += tail;
+  return name;
 }
 
 // Creates a file in `dir` exclusively, under `name()`, asked afresh at
@@ -379,7 +389,7 @@ void Maildir::Spare::remove() {
 
 base::Result<Maildir::Spare> Maildir::make_spare() const {
   fs::path path;
-  auto made = create_unique(sub("tmp"), [] { return unique_name() + ",spare"; }, path);
+  auto made = create_unique(sub("tmp"), [] { return unique_name(",spare"); }, path);
   if (!made) return made.error();
   Spare spare;
   spare.fd_ = *made;
@@ -402,7 +412,7 @@ base::Result<Maildir::Staged> Maildir::stage(const Pieces& pieces, Spare* spare)
   fs::path tmp_path;
   int fd = -1;
   auto message_name = [&] {
-    staged.uid = unique_name() + ",S=" + std::to_string(sizes.stored) + ",W=" + std::to_string(sizes.wire);
+    staged.uid = unique_name(",S=" + std::to_string(sizes.stored) + ",W=" + std::to_string(sizes.wire));
     return staged.uid;
   };
   if (spare != nullptr && spare->ready()) {
@@ -501,18 +511,45 @@ void Maildir::discard(std::span<const Staged> staged) const {
   for (const auto& s : staged) ::unlink(s.tmp_path.c_str());
 }
 
-// Two files under one unique name (another program's: a backup restored
-// beside its original, a copy made by hand) would be one message to IMAP
-// and POP3, and a flag change of one would meet the other. The one a scan
-// had not seen there before (else the later one listed) gets a fresh unique
-// name in its directory, with its flags: it becomes a message of its own.
-// If that rename fails, it is left out of this listing (and kept).
+// Names other programs gave that this server cannot keep as they are get a
+// fresh unique name in their directory, with their flags, so each file is
+// a message of its own under a name every reader can keep:
+// - two files under one unique name (a backup restored beside its
+//   original, a copy made by hand) would be one message to IMAP and POP3,
+//   and a flag change of one would meet the other: the one a scan had not
+//   seen there before (else the later one listed) is renamed;
+// - an empty unique name (a file named ":2,S") or one with white space or
+//   control characters cannot be written into the uidlist (its lines are
+//   space-separated) nor given as a POP3 UIDL: every scan would start a
+//   new UIDVALIDITY.
+// A file that cannot be renamed is left out of this listing (and kept).
 namespace {
 
-void give_duplicates_new_names(std::vector<Entry>& entries, const Maildir::Known* known) {
+bool keepable_name(std::string_view uid) {
+  return !uid.empty() && std::none_of(uid.begin(), uid.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u <= 0x20 || u == 0x7f;
+  });
+}
+
+bool rename_to_fresh_name(MessageInfo& info) {
+  std::string name = unique_name(",S=" + std::to_string(info.disk_size) + ",W=" + std::to_string(info.size));
+  std::string uid = name;
+  if (!info.in_new) name += ":2," + info.flags;
+  const fs::path to = fs::path(info.path).parent_path() / name;
+  if (rename_noreplace(info.path.c_str(), to.c_str()) != 0) return false;
+  info.path = to.native();
+  info.uid = std::move(uid);
+  return true;
+}
+
+void give_new_names(std::vector<Entry>& entries, const Maildir::Known* known) {
+  std::vector<size_t> dropped;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (!keepable_name(entries[i].info.uid) && !rename_to_fresh_name(entries[i].info)) dropped.push_back(i);
+  }
   std::unordered_map<std::string, size_t> first;
   first.reserve(entries.size());
-  std::vector<size_t> dropped;
   for (size_t i = 0; i < entries.size(); ++i) {
     auto [it, added] = first.emplace(entries[i].info.uid, i);
     if (added) continue;
@@ -521,21 +558,11 @@ void give_duplicates_new_names(std::vector<Entry>& entries, const Maildir::Known
       auto k = known->find(entries[i].info.uid);
       if (k != known->end() && k->second.path == entries[i].info.path) renamed = it->second;
     }
-    MessageInfo& info = entries[renamed].info;
-    const fs::path from = info.path;
-    std::string name = unique_name() + ",S=" + std::to_string(info.disk_size) + ",W=" + std::to_string(info.size);
-    const std::string uid = name;
-    if (!info.in_new) name += ":2," + info.flags;
-    const fs::path to = from.parent_path() / name;
-    if (rename_noreplace(from.c_str(), to.c_str()) != 0) {
-      dropped.push_back(renamed);
-    } else {
-      info.path = to.native();
-      info.uid = uid;
-    }
+    if (!rename_to_fresh_name(entries[renamed].info)) dropped.push_back(renamed);
     if (renamed != i) it->second = i;  // the name is entry i's now
   }
   std::sort(dropped.begin(), dropped.end(), std::greater<>());
+  dropped.erase(std::unique(dropped.begin(), dropped.end()), dropped.end());
   for (size_t i : dropped) entries.erase(entries.begin() + static_cast<std::ptrdiff_t>(i));
 }
 
@@ -599,7 +626,7 @@ base::Result<std::vector<MessageInfo>> Maildir::list(const Known* known) const {
     }
     ::closedir(d);
   }
-  give_duplicates_new_names(entries, known);
+  give_new_names(entries, known);
   // Oldest first; sorted by index, so the messages themselves move once.
   std::vector<uint32_t> order(entries.size());
   for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include "base/file.hpp"
@@ -380,6 +381,62 @@ TEST_F(MaildirTest, TwoFilesOfOneNameBecomeTwoMessages) {
   auto again = md.list();  // stable: nothing more to rename
   ASSERT_TRUE(again);
   EXPECT_EQ(again->size(), 2u);
+}
+
+// Names no uidlist line or POP3 UIDL can hold (another program's: empty
+// before the info, white space, a control character) are replaced by fresh
+// unique names, flags kept; other names, even long or not ASCII, stay.
+TEST_F(MaildirTest, NamesThatCannotBeKeptAreReplaced) {
+  Maildir md(dir_, /*sync=*/false);
+  ASSERT_TRUE(md.create());
+  const std::string kept = "1700000001.M1P1.h\xC3\xB6st-with-a-very-long-name-from-another-tool-longer-than-seventy";
+  for (const auto& [sub, name] : std::vector<std::pair<std::string, std::string>>{
+           {"cur", ":2,S"}, {"cur", "1700000002.M1P1.h copy:2,FS"}, {"new", "1700000003.M1P1.h\tx"}, {"new", kept}}) {
+    std::ofstream(dir_ / sub / name) << "From: a@b\n\nx\n";
+  }
+  auto list = md.list();
+  ASSERT_TRUE(list) << list.error().message;
+  ASSERT_EQ(list->size(), 4u);
+  std::multiset<std::string> flags;
+  size_t unchanged = 0;
+  for (const auto& m : *list) {
+    EXPECT_TRUE(fs::exists(m.path)) << m.path;
+    EXPECT_FALSE(m.uid.empty());
+    EXPECT_EQ(m.uid.find_first_of(" \t"), std::string::npos) << m.uid;
+    unchanged += m.uid == kept ? 1 : 0;
+    flags.insert(m.flags);
+  }
+  EXPECT_EQ(unchanged, 1u);
+  EXPECT_EQ(flags, (std::multiset<std::string>{"", "", "FS", "S"}));
+  auto again = md.list();  // the new names are kept
+  ASSERT_TRUE(again);
+  std::set<std::string> first, second;
+  for (const auto& m : *list) first.insert(m.uid);
+  for (const auto& m : *again) second.insert(m.uid);
+  EXPECT_EQ(first, second);
+}
+
+// Our own names stay within the 70 characters a POP3 UIDL may have, also
+// for a large message on a host with a long name (the host part is
+// shortened). The host name is set in a new UTS namespace of a fresh
+// process (the name is read once per process), which needs root.
+TEST_F(MaildirTest, OwnNamesFitAPop3Uidl) {
+  if (::geteuid() != 0) {
+    if (std::getenv("CI") != nullptr) FAIL() << "CI runs the unit tests as root: this one needs it";
+    GTEST_SKIP() << "needs root for a UTS namespace (CI runs as root)";
+  }
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  Maildir md(dir_, /*sync=*/false);
+  ASSERT_TRUE(md.create());
+  EXPECT_EXIT(
+      {
+        const std::string host = "ip-172-31-23-117.eu-west-1.compute.internal";
+        if (::unshare(CLONE_NEWUTS) != 0 || ::sethostname(host.data(), host.size()) != 0) std::_Exit(3);
+        auto uid = md.deliver(std::string(3 * 1024 * 1024, 'x') + "\r\n");
+        if (!uid) std::_Exit(2);
+        std::_Exit(uid->size() <= 70 && uid->find(".ip-172") != std::string::npos ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 // A file the server may not read (another program's, mode 000) is listed

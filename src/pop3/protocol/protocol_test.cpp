@@ -3,6 +3,7 @@
 // backend (credentials, lock, maildrop) that answers the actions at once.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
@@ -207,6 +208,24 @@ void run_script(const Script& s, Fake& fake) {
 }
 
 std::string b64(std::string_view s) { return base::base64_encode(s); }
+
+// RFC 1939 §7: a name that is no valid unique-id (another program's:
+// longer than 70 characters, or not ASCII) gets a stable substitute.
+TEST(StateMachine, UniqueIdOfANameThatIsNoValidOne_RFC1939s7) {
+  EXPECT_EQ(unique_id("1700000000.M1P1.host,S=10,W=11"), "1700000000.M1P1.host,S=10,W=11");
+  const std::string names[] = {std::string(71, 'a'), "1700000000.M1P1.h\xC3\xB6st", "", "a b"};
+  std::set<std::string> seen;
+  for (const auto& name : names) {
+    const std::string id = unique_id(name);
+    EXPECT_EQ(id.size(), 33u) << id;
+    EXPECT_EQ(id[0], 'x');
+    EXPECT_TRUE(std::all_of(id.begin(), id.end(), [](char c) { return c >= 0x21 && c <= 0x7e; })) << id;
+    EXPECT_EQ(unique_id(name), id);  // the same in every session
+    seen.insert(id);
+  }
+  EXPECT_EQ(seen.size(), std::size(names));
+  EXPECT_EQ(unique_id(std::string(70, 'a')), std::string(70, 'a'));
+}
 
 TEST(StateMachine, Rfc1939ConversationTable) {
   const Script scripts[] = {

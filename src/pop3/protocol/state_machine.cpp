@@ -1,5 +1,7 @@
 #include "pop3/protocol/state_machine.hpp"
 
+#include <algorithm>
+#include <cstdio>
 #include <utility>
 
 #include "base/result.hpp"
@@ -21,6 +23,25 @@ Action reply(std::string text, Action::Kind kind = Action::Kind::none) {
 }
 
 }  // namespace
+
+std::string unique_id(std::string_view name) {
+  const bool valid = !name.empty() && name.size() <= 70 && std::all_of(name.begin(), name.end(), [](char c) {
+    return static_cast<unsigned char>(c) >= 0x21 && static_cast<unsigned char>(c) <= 0x7e;
+  });
+  if (valid) return std::string(name);
+  // Two 64-bit FNV-1a hashes (forwards and backwards): stable across
+  // versions and builds, unlike std::hash; a clash only within one maildrop
+  // of such names would matter.
+  auto fnv = [](auto first, auto last) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (; first != last; ++first) h = (h ^ static_cast<unsigned char>(*first)) * 0x100000001b3ULL;
+    return h;
+  };
+  char out[34];
+  std::snprintf(out, sizeof out, "x%016llx%016llx", static_cast<unsigned long long>(fnv(name.begin(), name.end())),
+                static_cast<unsigned long long>(fnv(name.rbegin(), name.rend())));
+  return out;
+}
 
 StateMachine::StateMachine(Options options) : options_(std::move(options)) {}
 
@@ -238,6 +259,7 @@ Action StateMachine::login_result(LoginOutcome outcome, std::vector<MessageEntry
       state_ = State::transaction;
       user_ = std::move(pending_user_);
       messages_ = std::move(messages);
+      for (auto& m : messages_) m.uid = unique_id(m.uid);
       deleted_.assign(messages_.size(), false);
       uint64_t total = 0;
       for (const auto& m : messages_) total += m.size;

@@ -43,9 +43,15 @@ struct Options {
 // One message of the maildrop as the session saw it at login (RFC 1939 §5:
 // numbering is fixed for the whole session).
 struct MessageEntry {
-  std::string uid;    // RFC 1939 §7 UIDL: 1–70 chars in 0x21–0x7E
+  std::string uid;    // the message's name; its UIDL is unique_id(uid)
   uint64_t size = 0;  // wire_size() of the content
 };
+
+// RFC 1939 §7: the UIDL of a message named `name` (its Maildir unique
+// name). A name that is a valid unique-id (1–70 characters in 0x21–0x7E)
+// is its own; another (another program's: longer, or not ASCII) is given
+// "x" and 32 hex digits derived from it: the same in every session.
+std::string unique_id(std::string_view name);
 
 enum class State { authorization, transaction, update, closed };
 
