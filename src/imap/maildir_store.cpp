@@ -12,6 +12,7 @@
 #include <iterator>
 #include <sstream>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "base/file.hpp"
 #include "base/strings.hpp"
@@ -274,6 +275,37 @@ base::Result<std::string> MaildirStore::letters_for(const std::string& current, 
   return out;
 }
 
+// readdir(3) may skip an entry another program renames while the directory
+// is read (mutt or Dovecot changing a message's flags in cur/; on ext4 a
+// renamed entry moves within the directory's hash order): such a message
+// would be forgotten, reported expunged, and come back under a new UID at
+// the next scan. A message of the uidlist that a listing misses, and that
+// no session of ours expunged, is forgotten only if three more listings
+// miss it too: a removal by another program (POP3, mutt) costs three
+// listings of the folder once.
+base::Status MaildirStore::relist_missing(std::vector<mailbox::MessageInfo>& listed, const UidList& uids) {
+  std::unordered_set<std::string_view> missing;
+  {
+    std::unordered_set<std::string_view> seen;
+    seen.reserve(listed.size());
+    for (const auto& info : listed) seen.insert(info.uid);
+    for (const auto& entry : uids.entries)
+      if (!seen.contains(entry.name) && !folder_->expunged.contains(entry.name)) missing.insert(entry.name);
+  }
+  folder_->expunged.clear();
+  for (int tries = 0; tries < 3 && !missing.empty(); ++tries) {
+    auto again = maildir_.list(&folder_->known);
+    if (!again) return again.error();
+    for (auto& info : *again) {
+      auto it = missing.find(info.uid);
+      if (it == missing.end()) continue;
+      missing.erase(it);
+      listed.push_back(std::move(info));
+    }
+  }
+  return {};
+}
+
 base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
   // The Rescan rule (maildir_store.hpp): the time, then the stamps, then
   // the reading. T comes from the coarse clock, which file timestamps are
@@ -309,6 +341,7 @@ base::Result<Snapshot> MaildirStore::scan_locked(bool claim_recent) {
   std::unordered_map<std::string_view, size_t> by_name;
   by_name.reserve(uids.entries.capacity());
   for (size_t i = 0; i < uids.entries.size(); ++i) by_name.emplace(uids.entries[i].name, i);
+  if (auto st = relist_missing(*listed, uids); !st) return st.error();
 
   // Assign UIDs to messages seen for the first time, in delivery order.
   Snapshot snap;
@@ -557,12 +590,19 @@ base::Status MaildirStore::expunge(const StoredMessage& message) {
     folder_->last.reset();  // a change through this process: the next scan lists the folder
     if (const mailbox::MessageInfo* at = lookup(message.key.str())) info = *at;
   }
+  auto removed = [&](base::Status st) {
+    if (st) {
+      std::lock_guard guard(folder_->mutex);
+      folder_->expunged.insert(message.key.str());
+    }
+    return st;
+  };
   if (!info) {
     auto f = maildir_.find(message.key.str());
     if (!f) return {};  // already gone
-    return maildir_.remove(*f);
+    return removed(maildir_.remove(*f));
   }
-  return maildir_.remove(*info);
+  return removed(maildir_.remove(*info));
 }
 
 base::Result<bool> MaildirStore::expunge_if_deleted(const StoredMessage& message) {
@@ -578,6 +618,7 @@ base::Result<bool> MaildirStore::expunge_if_deleted(const StoredMessage& message
   }
   if (!(protocol::from_maildir_letters(found->flags) & protocol::kDeleted)) return false;
   if (auto st = maildir_.remove(*found); !st) return st.error();
+  folder_->expunged.insert(message.key.str());  // under the lock's mutex
   return true;
 }
 
@@ -781,6 +822,9 @@ base::Result<std::shared_ptr<protocol::MailStore>> MaildirAccount::open(const st
   std::error_code ec;
   if (!fs::is_directory(dir / "cur", ec)) return protocol::account_error(ENOENT, "no such folder");
   mailbox::Maildir maildir = name == "INBOX" ? root_ : root_.folder(dir.filename().string());
+  // A folder another program made may lack new/ or tmp/ (the listing and
+  // APPEND need them): made now, as a delivery would.
+  if (auto st = maildir.create(); !st) return st.error();
   return std::shared_ptr<protocol::MailStore>(
       std::make_shared<MaildirStore>(std::move(maildir), locks_->folder(dir.string()), true, quota_, quiet_));
 }

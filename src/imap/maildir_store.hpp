@@ -101,11 +101,13 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "imap/protocol/store.hpp"
 #include "imap/quiet_moves.hpp"
 #include "mailbox/maildir.hpp"
+#include "mailbox/uidlist.hpp"
 
 namespace hikyaku::imap {
 
@@ -196,6 +198,9 @@ class MaildirStore final : public protocol::MailStore {
   struct Held;  // the mutex and the flock, released together
   base::Result<std::unique_ptr<Held>> lock();
   base::Result<protocol::Snapshot> scan_locked(bool claim_recent);
+  // Messages of `uids` that `listed` lacks, looked for again (appended to
+  // `listed` when found): see the .cpp.
+  base::Status relist_missing(std::vector<mailbox::MessageInfo>& listed, const mailbox::UidList& uids);
   // Where the last scan saw message `key` (the lock held).
   const mailbox::MessageInfo* lookup(const std::string& key) const;
   // lookup() as a copy, under the process's mutex only (read, expunge).
@@ -232,6 +237,9 @@ struct SharedFolder {
   mailbox::Maildir::Known known;  // unique name → last seen location, sizes, internal date
   std::vector<std::string> keyword_names;             // index (letter - 'a') → name
   std::optional<MaildirStore::LastScan> last;         // empty: the next scan lists the folder
+  // Unique names this process's sessions expunged since the last full scan:
+  // gone for sure, so the scan does not look for them again (relist_missing).
+  std::unordered_set<std::string> expunged;
 };
 
 class MaildirAccount final : public protocol::MailAccount {

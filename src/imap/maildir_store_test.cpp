@@ -694,6 +694,23 @@ TEST_F(MaildirAccountTest, CreatedSpecialUseIsKeptAndMovesWithTheFolder) {
 }
 
 // A store opened before its folder was deleted or renamed knows it is gone.
+// A folder another program made with cur/ only: it is listed (cur/ makes a
+// folder), and opening it makes new/ and tmp/, so SELECT and APPEND work
+// instead of failing with [SERVERBUG].
+TEST_F(MaildirAccountTest, AFolderWithoutNewOrTmpCanBeSelectedAndAppendedTo) {
+  auto a = account();
+  fs::create_directories(dir_ / ".Sent" / "cur");
+  auto sent = a.open("Sent");
+  ASSERT_TRUE(sent) << sent.error().message;
+  auto snap = (*sent)->scan(true);
+  ASSERT_TRUE(snap) << snap.error().message;
+  EXPECT_TRUE(snap->messages.empty());
+  auto appended = (*sent)->append("Subject: x\r\n\r\nbody\r\n", 0, {}, std::nullopt);
+  ASSERT_TRUE(appended) << appended.error().message;
+  EXPECT_TRUE(fs::is_directory(dir_ / ".Sent" / "tmp"));
+  EXPECT_TRUE(fs::is_directory(dir_ / ".Sent" / "new"));
+}
+
 TEST_F(MaildirAccountTest, AnOpenStoreSeesItsFolderGo) {
   auto a = account();
   ASSERT_TRUE(a.create("one", ""));

@@ -553,6 +553,18 @@ void give_new_names(std::vector<Entry>& entries, const Maildir::Known* known) {
   for (size_t i = 0; i < entries.size(); ++i) {
     auto [it, added] = first.emplace(entries[i].info.uid, i);
     if (added) continue;
+    // A rename by another reader while the directory was read can show one
+    // file under its old and its new name: only two files that both exist
+    // are two messages. A name gone meanwhile is dropped from this listing.
+    struct stat a {}, b {};
+    const bool a_there = ::stat(entries[it->second].info.path.c_str(), &a) == 0;
+    const bool b_there = ::stat(entries[i].info.path.c_str(), &b) == 0;
+    if (!a_there) {
+      dropped.push_back(it->second);
+      it->second = i;
+    }
+    if (!b_there || (a_there && a.st_dev == b.st_dev && a.st_ino == b.st_ino)) dropped.push_back(i);
+    if (!a_there || !b_there || (a.st_dev == b.st_dev && a.st_ino == b.st_ino)) continue;
     size_t renamed = i;
     if (known != nullptr) {
       auto k = known->find(entries[i].info.uid);

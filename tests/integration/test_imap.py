@@ -14,6 +14,7 @@ import imaplib
 import os
 import poplib
 import subprocess
+import sys
 import re
 import smtplib
 import socket
@@ -433,6 +434,61 @@ def test_uidvalidity_changed_under_a_session_ends_it_before_a_store(hikyaku):
     assert subjects == [b"Subject: imap test two", b"Subject: imap test three"], subjects
     assert b"Deleted" not in b" ".join(d[0] for d in data if isinstance(d, tuple))
     again.logout()
+
+
+# Another reader changing flags: renames NAME:2, <-> NAME:2,S in cur/ of
+# the files the test made, each in turn, at most 2,000 a second (a person
+# in mutt does a few), until its stdin closes; prints how many it did.
+RENAMER = """
+import os, select, sys, time
+cur, count = sys.argv[1], int(sys.argv[2])
+flags = [""] * count
+k = done = 0
+while not select.select([sys.stdin], [], [], 0)[0]:
+    for _ in range(100):
+        k = (k + 761) % count  # 761 is prime to 2000: every file in turn
+        name = os.path.join(cur, "%d.M%dP1.other:2," % (1700000000 + k, k))
+        new = "" if flags[k] else "S"
+        os.rename(name + flags[k], name + new)
+        flags[k] = new
+        done += 1
+    time.sleep(0.05)
+print(done)
+"""
+
+
+def test_another_reader_changing_flags_is_never_taken_for_an_expunge(hikyaku):
+    """mutt or Dovecot renames messages in cur/ (flag changes) while our
+    session rescans: readdir may skip a file renamed while it reads the
+    directory. Such a message used to be reported EXPUNGEd and come back
+    under a new UID; a message missed by one listing is now looked for in
+    another before it is forgotten."""
+    hikyaku.set_password("alice", PASSWORD)
+    maildir = Path(hikyaku.maildir("alice"))
+    count = 2000
+    for k in range(count):
+        (maildir / "cur" / f"{1700000000 + k}.M{k}P1.other:2,").write_bytes(b"Subject: %d\n\nb\n" % k)
+    reader = login_ssl(hikyaku)
+    assert reader.select("INBOX")[0] == "OK"
+    uidnext = reader.response("UIDNEXT")[1][0]
+    # The other reader runs in a process of its own (a thread would wait for
+    # the GIL) and renames until its stdin closes, then prints its count.
+    renamer = subprocess.Popen([sys.executable, "-c", RENAMER, str(maildir / "cur"), str(count)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    expunged = []
+    try:
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            assert reader.noop()[0] == "OK"
+            expunged += [x for x in reader.response("EXPUNGE")[1] if x]
+    finally:
+        renames, errors = renamer.communicate(timeout=30)
+    assert renamer.returncode == 0, errors
+    assert int(renames) > 1000, renames
+    assert expunged == [], expunged
+    assert reader.status("INBOX", "(MESSAGES UIDNEXT)")[1][0].endswith(
+        f"(MESSAGES {count} UIDNEXT {uidnext.decode()})".encode()), "no message came back under a new UID"
+    reader.logout()
 
 
 def test_utf8_accept_names_and_append_with_imaplib(hikyaku):
