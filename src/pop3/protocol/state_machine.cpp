@@ -1,7 +1,6 @@
 #include "pop3/protocol/state_machine.hpp"
 
 #include <algorithm>
-#include <cstdio>
 #include <utility>
 
 #include "base/result.hpp"
@@ -37,9 +36,10 @@ std::string unique_id(std::string_view name) {
     for (; first != last; ++first) h = (h ^ static_cast<unsigned char>(*first)) * 0x100000001b3ULL;
     return h;
   };
-  char out[34];
-  std::snprintf(out, sizeof out, "x%016llx%016llx", static_cast<unsigned long long>(fnv(name.begin(), name.end())),
-                static_cast<unsigned long long>(fnv(name.rbegin(), name.rend())));
+  std::string out = "x";
+  for (const uint64_t h : {fnv(name.begin(), name.end()), fnv(name.rbegin(), name.rend())}) {
+    for (int shift = 60; shift >= 0; shift -= 4) out += "0123456789abcdef"[(h >> shift) & 0xf];
+  }
   return out;
 }
 
