@@ -315,6 +315,8 @@ net::awaitable<Session::Turn> Session::turn(std::optional<std::string>& idle_lin
   while (action.kind == Action::Kind::authenticate) {
     co_await authenticate(action);
   }
+  // A [SERVERBUG] reply's cause, for the operator (the client gets no path).
+  if (!action.problem.empty()) log_->warn("{} user={}: {}", id_, mailbox_.empty() ? "-" : mailbox_, action.problem);
   out_ += action.reply;
   // A long FETCH comes in parts: each written before the next is made, so
   // a client that does not read holds up one part, not the whole answer.

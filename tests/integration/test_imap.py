@@ -491,6 +491,23 @@ def test_another_reader_changing_flags_is_never_taken_for_an_expunge(hikyaku):
     reader.logout()
 
 
+def test_a_server_bug_reply_says_why_in_the_log(hikyaku):
+    """A folder the server cannot list (its new/ replaced by a file): the
+    client gets NO [SERVERBUG] without a path, and the log says which file
+    and why, for the operator."""
+    hikyaku.set_password("alice", PASSWORD)
+    reader = login_ssl(hikyaku)
+    assert reader.create("Broken")[0] == "OK"
+    new = Path(hikyaku.maildir("alice")) / ".Broken" / "new"
+    new.rmdir()
+    new.write_bytes(b"not a directory")
+    typ, data = reader.select("Broken")
+    assert typ == "NO" and b"[SERVERBUG]" in data[0] and b"/" not in data[0], data
+    wait_for(lambda: re.search(r"warning imapd: \S+ user=alice: list \S+/\.Broken/new: Not a directory",
+                               hikyaku.log_text()), what="the cause in the log")
+    reader.logout()
+
+
 def test_utf8_accept_names_and_append_with_imaplib(hikyaku):
     """RFC 6855: after ENABLE UTF8=ACCEPT imaplib sends and reads folder
     names in UTF-8; APPEND takes UTF8 (~{n+}...); the folder is the

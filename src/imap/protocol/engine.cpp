@@ -543,8 +543,15 @@ Action Engine::refused(const std::string& tag, const base::Error& error, std::st
     case ENOENT: return tagged(tag, "NO", "[NONEXISTENT] no such folder", std::move(untagged));
     case EEXIST: return tagged(tag, "NO", "[ALREADYEXISTS] the folder exists already", std::move(untagged));
     case EINVAL: return tagged(tag, "NO", "[CANNOT] " + error.message, std::move(untagged));
-    default: return tagged(tag, "NO", "[SERVERBUG] the folders are unavailable", std::move(untagged));
+    default: return server_bug(tag, "the folders are unavailable", error, std::move(untagged));
   }
+}
+
+Action Engine::server_bug(const std::string& tag, const std::string& text, const base::Error& error,
+                          std::string untagged) {
+  Action a = tagged(tag, "NO", "[SERVERBUG] " + text, std::move(untagged));
+  a.problem = error.message;
+  return a;
 }
 
 Action Engine::folder_gone() {
@@ -907,7 +914,7 @@ Action Engine::cmd_select(const Command& c) {
   if (!opened) return refused(c.tag, opened.error(), prefix);
   read_only_ = c.verb == Verb::examine;
   auto snap = (*opened)->scan(!read_only_);
-  if (!snap) return tagged(c.tag, "NO", "[SERVERBUG] mailbox unavailable", prefix);
+  if (!snap) return server_bug(c.tag, "mailbox unavailable", snap.error(), prefix);
   store_ = std::move(*opened);
   selected_ = *name;
   uidvalidity_ = snap->uidvalidity;
@@ -1036,7 +1043,8 @@ Action Engine::cmd_list(const Command& c) {
   } else {
     auto folders = account_->folders();
     auto subscriptions = account_->subscriptions();
-    if (!folders || !subscriptions) return tagged(c.tag, "NO", "[SERVERBUG] the folders are unavailable");
+    if (!folders) return server_bug(c.tag, "the folders are unavailable", folders.error());
+    if (!subscriptions) return server_bug(c.tag, "the folders are unavailable", subscriptions.error());
     // Every name LIST could show: the folders, their parents that are not
     // folders themselves, and the subscribed names.
     struct Name {
@@ -1144,7 +1152,7 @@ Action Engine::cmd_list(const Command& c) {
 std::optional<Action> Engine::status_response(const Command& c, const std::string& name, MailStore& store,
                                               std::string& out) {
   auto snap = store.scan(false);
-  if (!snap) return tagged(c.tag, "NO", "[SERVERBUG] mailbox unavailable");
+  if (!snap) return server_bug(c.tag, "mailbox unavailable", snap.error());
   std::string items;
   for (const auto& item : c.items) {
     uint64_t value = 0;
@@ -1203,7 +1211,7 @@ Action Engine::cmd_quota(const Command& c) {
     name = *given;
   }
   auto quota = account_->quota();
-  if (!quota) return tagged(c.tag, "NO", "[SERVERBUG] quota unavailable");
+  if (!quota) return server_bug(c.tag, "quota unavailable", quota.error());
   std::string out;
   if (c.verb == Verb::getquotaroot) out = "* QUOTAROOT " + wire_name(name) + (*quota ? " \"\"\r\n" : "\r\n");
   if (c.verb == Verb::getquota && (!*quota || !c.mailbox.empty())) {
@@ -1275,7 +1283,8 @@ Action Engine::cmd_append(const Command& c) {
   if (!appended && appended.error().error_number == EDQUOT) {
     return tagged(c.tag, "NO", "[OVERQUOTA] the mailbox is full");
   }
-  if (!appended || appended->empty()) return tagged(c.tag, "NO", "[SERVERBUG] could not store the message");
+  if (!appended) return server_bug(c.tag, "could not store the message", appended.error());
+  if (appended->empty()) return tagged(c.tag, "NO", "[SERVERBUG] could not store the message");
   std::string updates;
   if (state_ == State::selected) sync(true, updates);
   // RFC 4315 §3: the mailbox's UIDVALIDITY, selected or not (never 0); a
@@ -1992,14 +2001,16 @@ Action Engine::cmd_copy(const Command& c) {
     }
   }
   std::vector<Appended> copies;
-  auto undo = [&](std::string_view code, std::string_view text) {
+  auto undo = [&](std::string_view code, std::string_view text, std::string problem = {}) {
     for (const auto& a : copies) {
       StoredMessage m;
       m.uid = a.uid;
       m.key = a.key;
       (void)target.expunge(m);  // best effort: a failure here leaves an extra copy, never a loss
     }
-    return tagged(c.tag, "NO", std::string(code) + std::string(text));
+    Action a = tagged(c.tag, "NO", std::string(code) + std::string(text));
+    a.problem = std::move(problem);
+    return a;
   };
   std::string from, to;
   std::vector<size_t> done;
@@ -2008,7 +2019,7 @@ Action Engine::cmd_copy(const Command& c) {
     const auto& e = view_[index];
     if (e.gone) continue;
     auto content = store_->read(e.msg);
-    if (!content) return undo("[SERVERBUG] ", "could not read a message; nothing " + what);
+    if (!content) return undo("[SERVERBUG] ", "could not read a message; nothing " + what, content.error().message);
     if (!*content) {
       if (!c.uid) return undo("", expunged_text);
       continue;
@@ -2017,7 +2028,7 @@ Action Engine::cmd_copy(const Command& c) {
     if (!appended && appended.error().error_number == EDQUOT) {
       return undo("[OVERQUOTA] ", "the mailbox is full; nothing " + what);
     }
-    if (!appended) return undo("[SERVERBUG] ", "could not store a copy; nothing " + what);
+    if (!appended) return undo("[SERVERBUG] ", "could not store a copy; nothing " + what, appended.error().message);
     uidvalidity = appended->uidvalidity;
     if (!from.empty()) from += ',', to += ',';
     from += std::to_string(e.msg.uid);

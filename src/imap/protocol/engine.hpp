@@ -93,6 +93,9 @@ struct Action {
   std::string password;   // authenticate: secret, never log
   std::string mechanism;  // authenticate: "LOGIN" or "PLAIN"
   bool refused = false;   // authenticate: already refused (foreign authzid): delay only
+  // Why a reply says [SERVERBUG] (the store's error, naming files): for the
+  // server's log, never sent to the client.
+  std::string problem;
 };
 
 class Engine {
@@ -152,6 +155,9 @@ class Engine {
   // store failed (NO) or an item is unknown (BAD).
   std::optional<Action> status_response(const Command& c, const std::string& name, MailStore& store,
                                         std::string& out);
+  // A tagged NO [SERVERBUG] `text`, with `error` kept for the log.
+  Action server_bug(const std::string& tag, const std::string& text, const base::Error& error,
+                    std::string untagged = {});
   // The session's end when the selected folder has gone, or its UIDs lost
   // their meaning (an untagged BYE).
   Action folder_gone();
