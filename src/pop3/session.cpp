@@ -2,6 +2,7 @@
 #include "pop3/session.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -236,10 +237,17 @@ net::awaitable<Action> Session::retrieve(const Action& a) {
   HIKYAKU_CHECK(maildir_ && a.message < messages_.size());
   auto& info = messages_[a.message];
   bool mark_seen = !a.top_lines.has_value();
+  bool gone = false;
   std::optional<std::string> content = co_await asio::co_spawn(
       ctx_.blocking,
       [&]() -> net::awaitable<std::optional<std::string>> {
         auto data = maildir_->read(info);
+        if (!data && data.error().error_number == ENOENT) {
+          // Removed meanwhile by another reader (an IMAP client, mutt).
+          log_->info("{} user={} read {}: removed by another program since login", id_, machine_->user(), info.uid);
+          gone = true;
+          co_return std::nullopt;
+        }
         if (!data) {
           log_->error("{} user={} read {}: {}", id_, machine_->user(), info.uid, data.error().message);
           co_return std::nullopt;
@@ -258,7 +266,7 @@ net::awaitable<Action> Session::retrieve(const Action& a) {
         co_return std::move(data.value());
       },
       net::use_awaitable);
-  co_return machine_->message_loaded(content);
+  co_return gone ? machine_->message_gone() : machine_->message_loaded(content);
 }
 
 net::awaitable<Action> Session::update(const Action& a) {

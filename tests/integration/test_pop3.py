@@ -236,6 +236,25 @@ def test_uidl_stable_across_sessions_and_restart(hikyaku):
     pop.quit()
 
 
+def test_retr_of_a_message_another_program_removed_is_no_temporary_failure(hikyaku):
+    """After login an IMAP client (here: a plain unlink) removes message 1:
+    RETR answers that it was removed, not [SYS/TEMP] (which invites the
+    client to retry for ever), and the server logs no error. The others
+    are still served."""
+    hikyaku.set_password("alice", PASSWORD)
+    deliver(hikyaku, 2)
+    pop = login_stls(hikyaku)
+    first = uidl_map(pop)[1]
+    [gone] = [m for m in maildir_messages(hikyaku.maildir("alice")) if m.name.startswith(first)]
+    gone.unlink()
+    with pytest.raises(poplib.error_proto) as refused:
+        pop.retr(1)
+    assert refused.value.args[0] == b"-ERR message was removed by another program since login"
+    assert pop.retr(2)[0].startswith(b"+OK")
+    pop.quit()
+    assert " error " not in hikyaku.log_text()
+
+
 def test_dele_applies_only_at_quit(hikyaku):
     hikyaku.set_password("alice", PASSWORD)
     deliver(hikyaku, 3)

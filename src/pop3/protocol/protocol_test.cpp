@@ -126,6 +126,7 @@ struct Fake {
   std::vector<size_t> removed;
   bool remove_fails = false;
   bool unreadable = false;
+  bool gone = false;  // removed by another program after login
   std::vector<std::string> log;  // actions seen, without secrets
   bool tls_started = false;
 };
@@ -160,7 +161,9 @@ std::string send(StateMachine& sm, Fake& fake, std::string_view line) {
         continue;
       }
       case Action::Kind::retrieve:
-        if (fake.unreadable) {
+        if (fake.gone) {
+          a = sm.message_gone();
+        } else if (fake.unreadable) {
           a = sm.message_loaded(std::nullopt);
         } else {
           a = sm.message_loaded(fake.mailbox.at(a.message).second);
@@ -422,6 +425,18 @@ TEST(StateMachine, UnreadableMessageIsSysTemp) {
   send(sm, fake, "USER alice");
   send(sm, fake, "PASS wonderland");
   EXPECT_EQ(send(sm, fake, "RETR 1"), "-ERR [SYS/TEMP] message could not be read\r\n");
+}
+
+// A message removed by another program after login: a plain -ERR, not
+// [SYS/TEMP] (a retry cannot find it); the session goes on.
+TEST(StateMachine, AMessageRemovedSinceLoginIsNoTemporaryFailure) {
+  Fake fake;
+  fake.gone = true;
+  StateMachine sm(tls_options());
+  send(sm, fake, "USER alice");
+  send(sm, fake, "PASS wonderland");
+  EXPECT_EQ(send(sm, fake, "RETR 1"), "-ERR message was removed by another program since login\r\n");
+  EXPECT_EQ(send(sm, fake, "NOOP"), "+OK\r\n");
 }
 
 TEST(StateMachine, LineTooLongCountsAsErrorAndCancelsSasl) {

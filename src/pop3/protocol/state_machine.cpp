@@ -399,6 +399,12 @@ Action StateMachine::message_loaded(const std::optional<std::string>& content) {
   return a;
 }
 
+Action StateMachine::message_gone() {
+  HIKYAKU_CHECK(pending_ == Pending::retrieve);
+  pending_ = Pending::none;
+  return reply("-ERR message was removed by another program since login");
+}
+
 Action StateMachine::update_done(bool all_removed) {
   HIKYAKU_CHECK(state_ == State::update);
   pending_ = Pending::none;

@@ -98,6 +98,10 @@ class StateMachine {
   void tls_started();
   Action login_result(LoginOutcome outcome, std::vector<MessageEntry> messages = {});
   Action message_loaded(const std::optional<std::string>& content);
+  // After Action::retrieve: the message was removed meanwhile (by another
+  // program: an IMAP client, mutt). Not a temporary failure: a retry
+  // cannot find it.
+  Action message_gone();
   Action update_done(bool all_removed);
 
   State state() const { return state_; }
