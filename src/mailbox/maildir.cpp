@@ -521,12 +521,15 @@ void Maildir::discard(std::span<const Staged> staged) const {
 // - an empty unique name (a file named ":2,S") or one with white space or
 //   control characters cannot be written into the uidlist (its lines are
 //   space-separated) nor given as a POP3 UIDL: every scan would start a
-//   new UIDVALIDITY.
+//   new UIDVALIDITY; one too long to take its flags (":2,FS…" past
+//   NAME_MAX) would stay in new/ for ever.
 // A file that cannot be renamed is left out of this listing (and kept).
 namespace {
 
 bool keepable_name(std::string_view uid) {
-  return !uid.empty() && std::none_of(uid.begin(), uid.end(), [](char c) {
+  // Room for ":2," and every flag and keyword letter within NAME_MAX (255).
+  constexpr size_t kMaxKeptName = 200;
+  return !uid.empty() && uid.size() <= kMaxKeptName && std::none_of(uid.begin(), uid.end(), [](char c) {
     const auto u = static_cast<unsigned char>(c);
     return u <= 0x20 || u == 0x7f;
   });

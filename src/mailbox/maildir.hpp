@@ -155,7 +155,8 @@ class Maildir {
   // one unique name, the one `known` does not have there is given a fresh
   // name (renamed, with its flags), so each is a message of its own, and so
   // is a file whose unique name is empty or has white space or control
-  // characters (no uidlist line or POP3 UIDL could hold it). Call it
+  // characters (no uidlist line or POP3 UIDL could hold it), or too long
+  // to take its flags within NAME_MAX. Call it
   // under the caller's lock on the mailbox (IMAP's scan, POP3's maildrop).
   using Known = std::unordered_map<std::string, MessageInfo>;  // uid → what a reader kept
   base::Result<std::vector<MessageInfo>> list(const Known* known = nullptr) const;

@@ -385,18 +385,23 @@ TEST_F(MaildirTest, TwoFilesOfOneNameBecomeTwoMessages) {
 
 // Names no uidlist line or POP3 UIDL can hold (another program's: empty
 // before the info, white space, a control character) are replaced by fresh
-// unique names, flags kept; other names, even long or not ASCII, stay.
+// unique names, flags kept, and so are names too long to take their
+// flags; other names, even longer than 70 or not ASCII, stay.
 TEST_F(MaildirTest, NamesThatCannotBeKeptAreReplaced) {
   Maildir md(dir_, /*sync=*/false);
   ASSERT_TRUE(md.create());
   const std::string kept = "1700000001.M1P1.h\xC3\xB6st-with-a-very-long-name-from-another-tool-longer-than-seventy";
   for (const auto& [sub, name] : std::vector<std::pair<std::string, std::string>>{
-           {"cur", ":2,S"}, {"cur", "1700000002.M1P1.h copy:2,FS"}, {"new", "1700000003.M1P1.h\tx"}, {"new", kept}}) {
+           {"cur", ":2,S"},
+           {"cur", "1700000002.M1P1.h copy:2,FS"},
+           {"new", "1700000003.M1P1.h\tx"},
+           {"new", "1700000004.M1P1." + std::string(230, 'h')},  // no room for ":2,S"
+           {"new", kept}}) {
     std::ofstream(dir_ / sub / name) << "From: a@b\n\nx\n";
   }
   auto list = md.list();
   ASSERT_TRUE(list) << list.error().message;
-  ASSERT_EQ(list->size(), 4u);
+  ASSERT_EQ(list->size(), 5u);
   std::multiset<std::string> flags;
   size_t unchanged = 0;
   for (const auto& m : *list) {
@@ -407,7 +412,7 @@ TEST_F(MaildirTest, NamesThatCannotBeKeptAreReplaced) {
     flags.insert(m.flags);
   }
   EXPECT_EQ(unchanged, 1u);
-  EXPECT_EQ(flags, (std::multiset<std::string>{"", "", "FS", "S"}));
+  EXPECT_EQ(flags, (std::multiset<std::string>{"", "", "", "FS", "S"}));
   auto again = md.list();  // the new names are kept
   ASSERT_TRUE(again);
   std::set<std::string> first, second;
