@@ -316,7 +316,10 @@ net::awaitable<Session::Turn> Session::turn(std::optional<std::string>& idle_lin
     co_await authenticate(action);
   }
   // A [SERVERBUG] reply's cause, for the operator (the client gets no path).
-  if (!action.problem.empty()) log_->warn("{} user={}: {}", id_, mailbox_.empty() ? "-" : mailbox_, action.problem);
+  const auto note_problem = [&] {
+    if (!action.problem.empty()) log_->warn("{} user={}: {}", id_, mailbox_.empty() ? "-" : mailbox_, action.problem);
+  };
+  note_problem();
   out_ += action.reply;
   // A long FETCH comes in parts: each written before the next is made, so
   // a client that does not read holds up one part, not the whole answer.
@@ -325,6 +328,7 @@ net::awaitable<Session::Turn> Session::turn(std::optional<std::string>& idle_lin
     if (!sent) co_return Turn::end;
     std::function<Action()> next = [&] { return engine.resume(); };
     co_await on_blocking_pool(action, next);
+    note_problem();
     out_ += action.reply;
   }
   if (action.kind == Action::Kind::close) {

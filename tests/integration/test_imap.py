@@ -505,6 +505,17 @@ def test_a_server_bug_reply_says_why_in_the_log(hikyaku):
     assert typ == "NO" and b"[SERVERBUG]" in data[0] and b"/" not in data[0], data
     wait_for(lambda: re.search(r"warning imapd: \S+ user=alice: list \S+/\.Broken/new: Not a directory",
                                hikyaku.log_text()), what="the cause in the log")
+    # A message that cannot be read (its file replaced by a directory):
+    # FETCH says [SERVERBUG], the log names the file.
+    deliver(hikyaku, 1)
+    assert reader.select("INBOX")[0] == "OK"
+    [message] = maildir_messages(hikyaku.maildir("alice"))
+    message.unlink()
+    message.mkdir()
+    typ, data = reader.fetch("1", "(BODY.PEEK[])")
+    assert typ == "NO" and b"[SERVERBUG]" in data[0], data
+    wait_for(lambda: re.search(r"warning imapd: \S+ user=alice: read \S+: Is a directory", hikyaku.log_text()),
+             what="the read's cause in the log")
     reader.logout()
 
 

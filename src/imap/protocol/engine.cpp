@@ -1394,6 +1394,7 @@ Action Engine::fetch_step(std::string out) {
       if (f.want_content) {
         auto r = store_->read(e.msg);
         if (!r) {
+          if (!f.failed) f.problem = r.error().message;
           f.failed = true;
           ++f.at;
           continue;
@@ -1487,12 +1488,17 @@ Action Engine::fetch_step(std::string out) {
     if (out.size() >= kFetchChunk && f.at < f.indexes.size()) return more();
   }
   const bool failed = f.failed, expunged = f.expunged, unknown_cte = f.unknown_cte;
+  std::string problem = std::move(f.problem);
   const std::string tag = c.tag;
   const bool uid = c.uid;
   fetch_.reset();
   std::string updates;
   sync(uid, updates);
-  if (failed) return tagged(tag, "NO", "[SERVERBUG] some messages could not be read", out + updates);
+  if (failed) {
+    Action a = tagged(tag, "NO", "[SERVERBUG] some messages could not be read", out + updates);
+    a.problem = std::move(problem);
+    return a;
+  }
   if (unknown_cte) {
     return tagged(tag, "NO", "[UNKNOWN-CTE] a part has a Content-Transfer-Encoding hikyaku cannot decode",
                   out + updates);

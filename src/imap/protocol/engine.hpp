@@ -210,6 +210,7 @@ class Engine {
     bool want_content = false, sets_seen = false, has_uid = false, has_flags = false, has_modseq = false;
     std::vector<bool> seen_now;   // by view_ index: \Seen set by this FETCH
     bool failed = false, expunged = false, unknown_cte = false;
+    std::string problem;  // the first read's error, for the log
   };
   std::optional<FetchRun> fetch_;
   Action fetch_step(std::string out);
