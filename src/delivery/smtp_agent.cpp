@@ -396,6 +396,17 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
       }
     }
     auto p = std::make_shared<Prepared>();
+    const bool relayed = request.target.kind == mail::Target::Kind::relay;
+    // SRS: the forwarded copy's envelope sender (the null sender stays <>).
+    // A hidden forward signs with its own derived key (srs/srs.hpp), so a
+    // bounce to this address is recognised as one of a hidden forward and
+    // kept in the owner's fallback mailbox (policy/address_book.hpp).
+    // Submitted mail keeps its author's own address (ours to send from),
+    // except on a hidden path: a bounce quoting the hidden address must
+    // reach the owner, not the local author.
+    const bool srs_sender = srs != nullptr && job->envelope.sender && !relayed &&
+                            (request.origin == policy::Origin::received ||
+                             (request.origin == policy::Origin::submitted && !request.srs_identity.empty()));
     p->domain = mail::domain_of(target);
     p->hosts = std::move(d.route.hosts);
     p->port = job->config().delivery.smtp_port;
@@ -405,28 +416,17 @@ struct SmtpAgent::Impl : std::enable_shared_from_this<SmtpAgent::Impl> {
       // A [[route.account]] logs in as its sender only for that sender's own
       // submitted mail (its login may send as that address: intake checked
       // MAIL FROM). Anything else, forwarded or relayed mail whose envelope
-      // sender anyone on the internet chose, takes the rule's own login.
-      const bool own_mail = request.origin == policy::Origin::submitted;
+      // sender anyone on the internet chose, or submitted mail sent with an
+      // SRS address of ours (a hidden path), takes the rule's own login.
+      const bool own_mail = request.origin == policy::Origin::submitted && !srs_sender;
       p->client = route_options(*d.rule, own_mail ? job->envelope.sender_str() : std::string());
       // Concurrency and rate-limit state belong to the next hop, not to
       // the recipient domains behind it.
       p->domain = "route " + d.rule->via.str();
     }
     p->client = with_source(std::move(p->client), job->config(), request.target, d.rule);
-    const bool relayed = request.target.kind == mail::Target::Kind::relay;
-    // SRS: the forwarded copy's envelope sender (the null sender stays <>).
-    // A hidden forward signs with its own derived key (srs/srs.hpp), so a
-    // bounce to this address is recognised as one of a hidden forward and
-    // kept in the owner's fallback mailbox (policy/address_book.hpp).
-    // Submitted mail keeps its author's own address (ours to send from),
-    // except on a hidden path: a bounce quoting the hidden address must
-    // reach the owner, not the local author.
     p->tx.sender = job->envelope.sender_str();
-    const bool rewritten = request.origin == policy::Origin::received ||
-                           (request.origin == policy::Origin::submitted && !request.srs_identity.empty());
-    if (srs && job->envelope.sender && rewritten && !relayed) {
-      p->tx.sender = srs->forward(*job->envelope.sender, srs_domain, request.srs_identity).str();
-    }
+    if (srs_sender) p->tx.sender = srs->forward(*job->envelope.sender, srs_domain, request.srs_identity).str();
     p->tx.recipient = target;
     p->tx.smtputf8 = job->envelope.smtputf8;
     p->tx.log_id = request.queue_id;

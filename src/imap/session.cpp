@@ -510,6 +510,10 @@ net::awaitable<std::optional<std::string>> Session::idle_until_input() {
       const bool sent = co_await send(updates);
       if (!sent) break;
     }
+    if (engine.state() == protocol::State::logout) {  // the poll ended the session (its BYE sent)
+      line.reset();
+      break;
+    }
   }
   // The readiness wait refers only to `state`; it ends with this call.
   if (state->waiting_for_input) {

@@ -536,7 +536,16 @@ bool keepable_name(std::string_view uid) {
 }
 
 bool rename_to_fresh_name(MessageInfo& info) {
-  std::string name = unique_name(",S=" + std::to_string(info.disk_size) + ",W=" + std::to_string(info.size));
+  // Its sizes measured afresh: those listed may be another file's (a reader
+  // knew the name) or its size on disk (unreadable). A file that cannot be
+  // read gets a name without them.
+  std::string tail;
+  if (auto data = base::read_file(info.path)) {
+    info.disk_size = data->size();
+    info.size = Maildir::network_size(*data);
+    tail = ",S=" + std::to_string(info.disk_size) + ",W=" + std::to_string(info.size);
+  }
+  std::string name = unique_name(tail);
   std::string uid = name;
   if (!info.in_new) name += ":2," + info.flags;
   const fs::path to = fs::path(info.path).parent_path() / name;
@@ -630,11 +639,17 @@ base::Result<std::vector<MessageInfo>> Maildir::list(const Known* known) const {
         e.info.disk_size = seen->disk_size;
         e.info.first_seen = seen->first_seen;
       } else if (auto st = fill_sizes(e.info); !st) {
-        // Removed by another reader meanwhile: not listed. Unreadable (another
-        // program's file, mode 000): listed with its size on disk, so that
-        // only reading it fails, not the whole mailbox.
+        // Removed by another reader meanwhile: not listed. Not ours to read
+        // (another program's file, mode 000): listed with its size on disk,
+        // so that only reading it fails, not the whole mailbox. Any other
+        // failure (EMFILE, EIO) fails the listing, to be tried again.
+        const int error = st.error().error_number;
         struct stat on_disk {};
         if (::stat(e.info.path.c_str(), &on_disk) != 0) continue;
+        if (error != EACCES && error != EPERM) {
+          ::closedir(d);
+          return st.error();
+        }
         e.info.disk_size = e.info.size = static_cast<uint64_t>(on_disk.st_size);
       }
       entries.push_back(std::move(e));

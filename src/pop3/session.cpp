@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "base/file.hpp"
 #include "base/log.hpp"
 #include "base/strings.hpp"
 #include "config/config.hpp"
@@ -199,7 +200,15 @@ net::awaitable<Action> Session::authenticate(Action a) {
           out.outcome = LoginOutcome::in_use;
           co_return out;
         }
+        // Under the lock IMAP lists and renames under: the listing may give
+        // other programs' files new names (Maildir::list).
+        auto names = maildir.lock_names();
+        if (!names) {
+          out.detail = names.error().message;
+          co_return out;
+        }
         auto list = maildir.list();
+        *names = base::UniqueFd();  // released: the maildrop lock stays
         if (!list) {
           out.detail = list.error().message;
           co_return out;

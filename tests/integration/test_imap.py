@@ -583,6 +583,27 @@ def test_idle_watches_the_selected_folder(hikyaku):
     raw.close()
 
 
+def test_a_uidvalidity_change_during_idle_ends_the_session_with_one_bye(hikyaku):
+    """The uidlist is damaged while a session idles, and a delivery wakes the
+    IDLE: the session gets one BYE saying the UIDVALIDITY changed and the
+    server closes the connection, without waiting for DONE."""
+    hikyaku.set_password("alice", PASSWORD)
+    deliver(hikyaku, 1)
+    raw = Raw(hikyaku)
+    raw.send(f'a1 LOGIN alice "{PASSWORD}"\r\n'.encode())
+    assert raw.until_tagged(b"a1")[-1].startswith(b"a1 OK")
+    raw.send(b"a2 SELECT INBOX\r\n")
+    assert raw.until_tagged(b"a2")[-1].startswith(b"a2 OK")
+    raw.send(b"a3 IDLE\r\n")
+    assert raw.line() == b"+ idling"
+    (Path(hikyaku.maildir("alice")) / "hikyaku-uidlist").write_bytes(b"damaged by another program\n")
+    send(hikyaku, make_message("wakes the idle"))
+    assert raw.line(timeout=40) == b"* BYE the selected folder's UIDVALIDITY changed: select it again"
+    with pytest.raises(EOFError):
+        raw.line(timeout=40)
+    raw.close()
+
+
 def test_idle_sees_smtp_delivery(hikyaku):
     hikyaku.set_password("alice", PASSWORD)
     deliver(hikyaku, 1)

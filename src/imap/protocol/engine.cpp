@@ -395,8 +395,8 @@ Action Engine::login_result(LoginOutcome outcome, std::unique_ptr<MailAccount> a
 std::string Engine::idle_poll() {
   std::string out;
   if (state_ == State::selected) sync(true, out);
-  // The client learns it now; the session ends at its DONE.
-  if (state_ == State::selected && validity_lost_) out += "* BYE " + std::string(kValidityLost) + "\r\n";
+  // The client learns it now, and the session ends (state logout).
+  if (state_ == State::selected && validity_lost_) out += folder_gone().reply;
   return out;
 }
 

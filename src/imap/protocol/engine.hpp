@@ -120,6 +120,8 @@ class Engine {
   // The answer to Action::authenticate; `account`: the user's folders when ok.
   Action login_result(LoginOutcome outcome, std::unique_ptr<MailAccount> account = nullptr);
   // During IDLE: untagged updates since the last report (may be empty).
+  // A BYE when the selected folder's UIDVALIDITY changed: state() is then
+  // logout, and the session ends once it is written.
   std::string idle_poll();
   // Give back the view's spare capacity (at the start of IDLE, which a
   // phone holds all day).
