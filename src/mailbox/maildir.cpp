@@ -148,6 +148,20 @@ struct Entry {
   uint64_t usecs = 0;
 };
 
+// Dovecot-compatible ",S=<stored>,W=<wire>" fields of a name.
+std::string size_fields(uint64_t stored, uint64_t wire) {
+  return ",S=" + std::to_string(stored) + ",W=" + std::to_string(wire);
+}
+
+// Both sizes of the file at info.path, by reading it.
+base::Status measure(MessageInfo& info) {
+  auto data = base::read_file(info.path);
+  if (!data) return data.error();
+  info.disk_size = data->size();
+  info.size = Maildir::network_size(*data);
+  return {};
+}
+
 // Fill sizes from the name, or (for files dropped in by other programs) by
 // reading the file once.
 base::Status fill_sizes(MessageInfo& info) {
@@ -157,11 +171,7 @@ base::Status fill_sizes(MessageInfo& info) {
     info.size = w;
     return {};
   }
-  auto data = base::read_file(info.path);
-  if (!data) return data.error();
-  info.disk_size = data->size();
-  info.size = Maildir::network_size(*data);
-  return {};
+  return measure(info);
 }
 
 // The stored form of a text handed over in pieces (CRLF → LF, a lone CR
@@ -412,7 +422,7 @@ base::Result<Maildir::Staged> Maildir::stage(const Pieces& pieces, Spare* spare)
   fs::path tmp_path;
   int fd = -1;
   auto message_name = [&] {
-    staged.uid = unique_name(",S=" + std::to_string(sizes.stored) + ",W=" + std::to_string(sizes.wire));
+    staged.uid = unique_name(size_fields(sizes.stored, sizes.wire));
     return staged.uid;
   };
   if (spare != nullptr && spare->ready()) {
@@ -539,13 +549,7 @@ bool rename_to_fresh_name(MessageInfo& info) {
   // Its sizes measured afresh: those listed may be another file's (a reader
   // knew the name) or its size on disk (unreadable). A file that cannot be
   // read gets a name without them.
-  std::string tail;
-  if (auto data = base::read_file(info.path)) {
-    info.disk_size = data->size();
-    info.size = Maildir::network_size(*data);
-    tail = ",S=" + std::to_string(info.disk_size) + ",W=" + std::to_string(info.size);
-  }
-  std::string name = unique_name(tail);
+  std::string name = unique_name(measure(info) ? size_fields(info.disk_size, info.size) : std::string());
   std::string uid = name;
   if (!info.in_new) name += ":2," + info.flags;
   const fs::path to = fs::path(info.path).parent_path() / name;
@@ -571,12 +575,13 @@ void give_new_names(std::vector<Entry>& entries, const Maildir::Known* known) {
     struct stat a {}, b {};
     const bool a_there = ::stat(entries[it->second].info.path.c_str(), &a) == 0;
     const bool b_there = ::stat(entries[i].info.path.c_str(), &b) == 0;
+    const bool one_file = a_there && b_there && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
     if (!a_there) {
       dropped.push_back(it->second);
       it->second = i;
     }
-    if (!b_there || (a_there && a.st_dev == b.st_dev && a.st_ino == b.st_ino)) dropped.push_back(i);
-    if (!a_there || !b_there || (a.st_dev == b.st_dev && a.st_ino == b.st_ino)) continue;
+    if (!b_there || one_file) dropped.push_back(i);
+    if (!a_there || !b_there || one_file) continue;
     size_t renamed = i;
     if (known != nullptr) {
       auto k = known->find(entries[i].info.uid);

@@ -96,6 +96,20 @@ def two_sessions_on_inbox(server, count):
     return one, two
 
 
+def idle_in(server, folder):
+    """A raw session of alice's with `folder` selected (tag a2), in IDLE
+    (tag a3); and the SELECT's response lines."""
+    raw = Raw(server)
+    raw.send(f'a1 LOGIN alice "{PASSWORD}"\r\n'.encode())
+    assert raw.until_tagged(b"a1")[-1].startswith(b"a1 OK")
+    raw.send(f"a2 SELECT {folder}\r\n".encode())
+    selected = raw.until_tagged(b"a2")
+    assert selected[-1].startswith(b"a2 OK"), selected
+    raw.send(b"a3 IDLE\r\n")
+    assert raw.line() == b"+ idling"
+    return raw, selected
+
+
 def fetch_uids(imap):
     typ, data = imap.fetch("1:*", "(UID FLAGS)")
     assert typ == "OK", data
@@ -558,13 +572,8 @@ def test_idle_watches_the_selected_folder(hikyaku):
     reported at once (inotify on that folder), a delivery to INBOX is not."""
     hikyaku.set_password("alice", PASSWORD)
     deliver(hikyaku, 1)
-    raw = Raw(hikyaku)
-    raw.send(f'a1 LOGIN alice "{PASSWORD}"\r\n'.encode())
-    assert raw.until_tagged(b"a1")[-1].startswith(b"a1 OK")
-    raw.send(b"a2 SELECT Archive\r\n")
-    assert b"* 0 EXISTS" in raw.until_tagged(b"a2")
-    raw.send(b"a3 IDLE\r\n")
-    assert raw.line() == b"+ idling"
+    raw, selected = idle_in(hikyaku, "Archive")
+    assert b"* 0 EXISTS" in selected
     other = login_ssl(hikyaku)
     other.select("INBOX")
     typ, data = other.uid("MOVE", "1", "Archive")
@@ -589,13 +598,7 @@ def test_a_uidvalidity_change_during_idle_ends_the_session_with_one_bye(hikyaku)
     server closes the connection, without waiting for DONE."""
     hikyaku.set_password("alice", PASSWORD)
     deliver(hikyaku, 1)
-    raw = Raw(hikyaku)
-    raw.send(f'a1 LOGIN alice "{PASSWORD}"\r\n'.encode())
-    assert raw.until_tagged(b"a1")[-1].startswith(b"a1 OK")
-    raw.send(b"a2 SELECT INBOX\r\n")
-    assert raw.until_tagged(b"a2")[-1].startswith(b"a2 OK")
-    raw.send(b"a3 IDLE\r\n")
-    assert raw.line() == b"+ idling"
+    raw, _ = idle_in(hikyaku, "INBOX")
     (Path(hikyaku.maildir("alice")) / "hikyaku-uidlist").write_bytes(b"damaged by another program\n")
     send(hikyaku, make_message("wakes the idle"))
     assert raw.line(timeout=40) == b"* BYE the selected folder's UIDVALIDITY changed: select it again"
@@ -607,13 +610,8 @@ def test_a_uidvalidity_change_during_idle_ends_the_session_with_one_bye(hikyaku)
 def test_idle_sees_smtp_delivery(hikyaku):
     hikyaku.set_password("alice", PASSWORD)
     deliver(hikyaku, 1)
-    raw = Raw(hikyaku)
-    raw.send(f'a1 LOGIN alice "{PASSWORD}"\r\n'.encode())
-    assert raw.until_tagged(b"a1")[-1].startswith(b"a1 OK")
-    raw.send(b"a2 SELECT INBOX\r\n")
-    assert b"* 1 EXISTS" in raw.until_tagged(b"a2")
-    raw.send(b"a3 IDLE\r\n")
-    assert raw.line() == b"+ idling"
+    raw, selected = idle_in(hikyaku, "INBOX")
+    assert b"* 1 EXISTS" in selected
     started = time.monotonic()
     send(hikyaku, make_message("while-idle"))
     # RFC 2177: the server tells the idling client at once (inotify): well
@@ -741,13 +739,7 @@ def test_k9_first_sync_and_reconnect_replay(hikyaku):
 def test_idle_sees_another_sessions_flags_and_expunge(hikyaku):
     hikyaku.set_password("alice", PASSWORD)
     deliver(hikyaku, 2)
-    raw = Raw(hikyaku)
-    raw.send(f'a1 LOGIN alice "{PASSWORD}"\r\n'.encode())
-    raw.until_tagged(b"a1")
-    raw.send(b"a2 SELECT INBOX\r\n")
-    raw.until_tagged(b"a2")
-    raw.send(b"a3 IDLE\r\n")
-    assert raw.line() == b"+ idling"
+    raw, _ = idle_in(hikyaku, "INBOX")
     other = login_ssl(hikyaku)
     other.select("INBOX")
     other.store("1", "+FLAGS", "(\\Flagged)")

@@ -1495,9 +1495,7 @@ Action Engine::fetch_step(std::string out) {
   std::string updates;
   sync(uid, updates);
   if (failed) {
-    Action a = tagged(tag, "NO", "[SERVERBUG] some messages could not be read", out + updates);
-    a.problem = std::move(problem);
-    return a;
+    return server_bug(tag, "some messages could not be read", base::make_error(std::move(problem)), out + updates);
   }
   if (unknown_cte) {
     return tagged(tag, "NO", "[UNKNOWN-CTE] a part has a Content-Transfer-Encoding hikyaku cannot decode",
